@@ -1,0 +1,3 @@
+from modelctl.cli.main import run
+
+run()
