@@ -1,0 +1,181 @@
+"""Catalog commands: `list`, `search`, `show`."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from modelctl.cli import output, state
+from modelctl.cli.format import human_count, human_tokens, money, plain_table
+
+if TYPE_CHECKING:
+    from modelctl.registry import Model
+
+_COLUMNS = ["ID", "PROVIDER", "CATEGORY", "TASKS", "CONTEXT", "PARAMS", "LICENSE", "FREE", "LOCAL"]
+
+
+def _row(m: "Model") -> list[str]:
+    return [
+        m.id,
+        m.provider,
+        m.category,
+        ",".join(m.tasks),
+        human_tokens(m.context_window),
+        human_count(m.parameters),
+        m.license.name,
+        "yes" if m.free else "no",
+        "yes" if m.local else "no",
+    ]
+
+
+def _print_models(models: list["Model"], *, as_json: bool, title: str, scores: list[float] | None = None) -> None:
+    if as_json:
+        items = [m.summary() for m in models]
+        if scores is not None:
+            for item, score in zip(items, scores):
+                item["score"] = round(score, 2)
+        output.print_json(items)
+        return
+    rows = [_row(m) for m in models]
+    if not sys.stdout.isatty():
+        sys.stdout.write(plain_table(_COLUMNS, rows))
+        return
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for col in _COLUMNS:
+        table.add_column(col, no_wrap=col == "ID", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    output.out().print(table)
+    output.err().print(f"{len(models)} model{'s' if len(models) != 1 else ''}", style="dim")
+
+
+def list_models(
+    provider: Optional[str] = typer.Option(None, "--provider", "-p", help="Publisher or provider (substring, case-insensitive)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="A task: chat, completion, embedding, code, vision, …"),
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="foundation, industry or task."),
+    free: bool = typer.Option(False, "--free", help="Only models usable without paying."),
+    local: bool = typer.Option(False, "--local", help="Only models that can run on this machine."),
+    open_: bool = typer.Option(False, "--open", help="Only open-weights models."),
+    min_context: Optional[int] = typer.Option(None, "--min-context", min=1, metavar="N", help="Context window of at least N tokens."),
+    use_case: Optional[str] = typer.Option(None, "--use-case", "-u", help="A use case (substring)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Has a deployment of this kind (llama.cpp, ollama, openai, …)."),
+    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="id, name, provider, context, parameters, cost, release; prefix '-' to reverse."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Show at most N models."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+) -> None:
+    """List models in the registry; filters combine with AND."""
+    from modelctl.errors import UsageError
+    from modelctl.registry.query import ModelFilter, filter_models, sort_models
+    from modelctl.registry.schema import CATEGORIES, DEPLOYMENT_KINDS, TASKS
+
+    if category and category.lower() not in CATEGORIES:
+        raise UsageError(f"--category: '{category}' is not one of: {', '.join(CATEGORIES)}")
+    if task and task.lower() not in TASKS:
+        raise UsageError(f"--task: '{task}' is not one of: {', '.join(TASKS)}")
+    if kind and kind not in DEPLOYMENT_KINDS:
+        raise UsageError(f"--kind: '{kind}' is not one of: {', '.join(DEPLOYMENT_KINDS)}")
+    flt = ModelFilter(provider, task, category, free, local, open_, min_context, use_case, kind)
+    models = sort_models(filter_models(state.get_registry(), flt), sort)
+    if limit:
+        models = models[:limit]
+    _print_models(models, as_json=as_json, title="Models")
+
+
+def search(
+    query: list[str] = typer.Argument(..., help="Words to look for in ids, aliases, names, descriptions and use cases."),
+    limit: Optional[int] = typer.Option(20, "--limit", "-n", min=1, help="Show at most N results."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array (best match first, with a score)."),
+) -> None:
+    """Search models by free text, best match first."""
+    from modelctl.registry.query import search_models
+
+    hits = search_models(state.get_registry(), " ".join(query), limit=limit)
+    if not hits and not as_json:
+        output.warn(f"no model matches '{' '.join(query)}'")
+    _print_models(
+        [h.model for h in hits], as_json=as_json, title=f"Search: {' '.join(query)}", scores=[h.score for h in hits]
+    )
+
+
+def show(
+    model: str = typer.Argument(..., help="Model id or alias (case-insensitive)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole entry as JSON."),
+) -> None:
+    """Everything about one model, with each deployment's service metadata."""
+    m = state.get_registry().resolve(model)
+    if as_json:
+        data = m.to_dict()
+        data["deployments"] = [d.to_dict() | {"service": d.service_metadata()} for d in m.deployments]
+        data["source"] = m.source
+        output.print_json(data)
+        return
+    _print_show(m)
+
+
+def _print_show(m: "Model") -> None:
+    con = output.out()
+    lines: list[tuple[str, str]] = [
+        ("id", m.id),
+        ("aliases", ", ".join(m.aliases) or "-"),
+        ("provider", m.provider),
+        ("family", m.family or "-"),
+        ("category", m.category),
+        ("tasks", ", ".join(m.tasks)),
+        ("status", m.status),
+        ("released", m.release_date or "-"),
+        ("parameters", human_count(m.parameters)),
+        ("context", f"{human_tokens(m.context_window)} tokens" if m.context_window else "-"),
+        ("max output", f"{m.max_output_tokens} tokens" if m.max_output_tokens else "-"),
+        ("architecture", m.architecture or "-"),
+        ("languages", ", ".join(m.languages) or "-"),
+        ("license", m.license.name + (" (open weights)" if m.open_weights else "") + (", gated" if m.license.gated else "")),
+        ("license url", m.license.url or "-"),
+        ("free", ("yes" if m.free else "no") + (f" - {m.access.free_tier_notes}" if m.access.free_tier_notes else "")),
+        ("rate limits", m.access.rate_limits or "-"),
+        ("cost / 1M", f"in {money(m.access.cost_input)}, out {money(m.access.cost_output)}"),
+        ("local", "yes" if m.local else "no"),
+        ("template", m.template or "-"),
+        ("frameworks", ", ".join(m.frameworks) or "-"),
+    ]
+    defaults = m.defaults.to_dict()
+    if defaults:
+        lines.append(("defaults", ", ".join(f"{k}={v}" for k, v in defaults.items())))
+    con.print(f"[bold]{m.name}[/bold]" if sys.stdout.isatty() else m.name, markup=sys.stdout.isatty())
+    if m.description:
+        con.print(m.description, markup=False)
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        con.print(f"  {key:<{width}}  {value}", markup=False)
+    for title, items in (("use cases", m.use_cases), ("limitations", m.limitations)):
+        if items:
+            con.print(f"{title}:", markup=False)
+            for item in items:
+                con.print(f"  - {item}", markup=False)
+    if m.links:
+        con.print("links:", markup=False)
+        for kind, url in m.links.items():
+            con.print(f"  {kind}: {url}", markup=False)
+    con.print("deployments:", markup=False)
+    for d in m.deployments:
+        con.print(f"  {d.id} ({d.kind}{', local' if d.local else ''})", markup=False)
+        for key, value in d.service_metadata().items():
+            if key in ("kind", "local"):
+                continue
+            if isinstance(value, list):
+                value = ", ".join(value)
+            con.print(f"    {key}: {value}", markup=False)
+        for f in d.files:
+            extra = ", ".join(x for x in (f.quant, f"{f.size_bytes:,} bytes" if f.size_bytes else "", f"sha256 {f.sha256[:12]}…" if f.sha256 else "") if x)
+            con.print(f"    file: {f.filename} ({extra})", markup=False)
+        if d.notes:
+            con.print(f"    notes: {d.notes}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_models)
+    app.command("search")(search)
+    app.command("show")(show)

@@ -1,0 +1,53 @@
+"""Small formatting helpers for human output."""
+
+from __future__ import annotations
+
+
+def human_count(n: int | None) -> str:
+    """6738415616 -> '6.7B', 774000000 -> '774M', None -> '-'."""
+    if n is None:
+        return "-"
+    for unit, size in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f}{unit}".replace(".0" + unit, unit) if value < 100 else f"{value:.0f}{unit}"
+    return str(n)
+
+
+def human_tokens(n: int | None) -> str:
+    """Context sizes the way model cards write them: 4096 -> '4K', 128000 -> '128K', 1048576 -> '1M'."""
+    if n is None:
+        return "-"
+    if n >= 1_000_000:
+        return f"{n / 1_048_576:.0f}M" if n % 1_048_576 == 0 else f"{n / 1_000_000:.0f}M"
+    if n >= 1000:
+        return f"{n // 1024}K" if n % 1024 == 0 else f"{n / 1000:.0f}K"
+    return str(n)
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def money(v: float | None) -> str:
+    return "-" if v is None else f"${v:g}"
+
+
+def plain_table(headers: list[str], rows: list[list[str]]) -> str:
+    """Aligned columns without styling: fast for thousands of rows, friendly to `cut` and `awk`."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths[:-1]) + "  {}"
+    lines = [fmt.format(*headers).rstrip()]
+    lines.extend(fmt.format(*row).rstrip() for row in rows)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,103 @@
+"""`modelctl registry validate|export|path`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from modelctl.cli import output, state
+
+registry_app = typer.Typer(
+    help="Validate, export and locate the registry files.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@registry_app.command("validate")
+def validate(
+    path: Optional[Path] = typer.Argument(None, help="A registry file; without it, every layer in use."),
+    as_json: bool = typer.Option(False, "--json", help="Print the problems as a JSON array."),
+) -> None:
+    """Report every problem: file, line, model id, key and what is wrong. Exit 3 if any."""
+    from modelctl.errors import RegistryError
+    from modelctl.registry import Registry, build_model_list, check_file, registry_layers
+
+    files = [path] if path else registry_layers(state.registry_path())
+    problems = []
+    models = []
+    for f in files:
+        raw, found = check_file(Path(f))
+        problems.extend(found)
+        if not found:
+            models.extend(build_model_list(raw, str(f)))
+    if not problems:
+        try:  # aliases must also be unique across the layers
+            Registry(_merge(models), [str(f) for f in files])
+        except RegistryError as exc:
+            problems.extend(exc.problems)
+    if not problems:
+        problems.extend(_unknown_templates(models))
+    if as_json:
+        output.print_json([p.to_dict() for p in problems])
+    else:
+        for p in problems:
+            sys.stdout.write(f"{p}\n")
+        count = sum(1 for _ in _merge(models))
+        status = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "ok"
+        sys.stderr.write(f"{', '.join(str(f) for f in files)}: {count} model{'s' if count != 1 else ''}, {status}\n")
+    if problems:
+        raise typer.Exit(3)
+
+
+def _merge(models):
+    merged = {}
+    for m in models:
+        merged[m.id.lower()] = m
+    return list(merged.values())
+
+
+def _unknown_templates(models):
+    """Template names the template layer does not know (skipped if it is unavailable)."""
+    from modelctl.registry import Problem
+
+    try:
+        from modelctl.templates import list_templates
+    except ImportError:
+        return []
+    known = {getattr(t, "name", t) for t in list_templates()}
+    return [
+        Problem(m.source, f"unknown conversation template '{m.template}' (see `modelctl templates`)", m.id, "template")
+        for m in models
+        if m.template and m.template not in known
+    ]
+
+
+@registry_app.command("export")
+def export() -> None:
+    """Print the merged registry as JSON."""
+    output.print_json(state.get_registry().export())
+
+
+@registry_app.command("path")
+def path(as_json: bool = typer.Option(False, "--json", help="Print a JSON object.")) -> None:
+    """Show the registry files, lowest layer first, and whether each exists."""
+    from modelctl.config import get_paths
+    from modelctl.registry import BUILTIN_REGISTRY
+
+    layers = [("builtin", BUILTIN_REGISTRY), ("user", get_paths().user_registry)]
+    extra = state.registry_path()
+    if extra:
+        layers.append(("extra", Path(extra).expanduser()))
+    if as_json:
+        output.print_json([{"layer": name, "path": str(p), "exists": p.exists()} for name, p in layers])
+        return
+    for name, p in layers:
+        sys.stdout.write(f"{name:<8} {p}{'' if p.exists() else '  (not present)'}\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(registry_app, name="registry")

@@ -1,0 +1,19 @@
+"""The model registry: entries, loading and layering of TOML files, validation and queries.
+
+    >>> from modelctl.registry import load_registry
+    >>> reg = load_registry()
+    >>> reg.resolve("llama-2-7b-chat").context_window
+    4096
+"""
+
+from modelctl.registry.loader import BUILTIN_REGISTRY, build_model_list, check_file, load_registry, registry_layers
+from modelctl.registry.model import Access, Defaults, Deployment, GGUFFile, License, Model
+from modelctl.registry.query import ModelFilter, SearchHit, filter_models, search_models, sort_models
+from modelctl.registry.registry import Registry
+from modelctl.registry.schema import Problem
+
+__all__ = [
+    "Access", "BUILTIN_REGISTRY", "Defaults", "Deployment", "GGUFFile", "License", "Model",
+    "ModelFilter", "Problem", "Registry", "SearchHit", "build_model_list", "check_file", "filter_models",
+    "load_registry", "registry_layers", "search_models", "sort_models",
+]

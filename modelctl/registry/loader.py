@@ -1,0 +1,233 @@
+"""Reading registry files, layering them, and caching what validated.
+
+Layers, lowest first: the built-in registry shipped in the package, the user's registry in the
+config dir, then `--registry PATH` / `MODELCTL_REGISTRY`. A later entry with an existing id
+replaces that model whole. Any problem in any layer is fatal: the caller gets a RegistryError
+listing every problem, never a silently skipped entry.
+
+Parsing TOML is the slow part of start-up, so each file that validated is cached as JSON in the
+cache dir, keyed by its path, size and modification time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from modelctl import __version__
+from modelctl.errors import RegistryError
+from modelctl.registry.model import Access, Defaults, Deployment, GGUFFile, License, Model
+from modelctl.registry.schema import SCHEMA_VERSION, Problem, validate_model
+
+BUILTIN_REGISTRY = Path(__file__).resolve().parent.parent / "registry.toml"
+
+
+class LineIndex:
+    """Finds the line of a key inside the n-th `[[models]]` block of a TOML text.
+
+    tomllib keeps no positions, so this scans the text: good enough to point a person at the
+    right place, and only built when there is something to report.
+    """
+
+    _header = re.compile(r"^\s*\[\[\s*models\s*\]\]")
+    _deployment = re.compile(r"^\s*\[\[\s*models\.deployments\s*\]\]")
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.starts = [i for i, line in enumerate(self.lines) if self._header.match(line)]
+
+    def find(self, model_index: int, key: str) -> int | None:
+        if model_index >= len(self.starts):
+            return None
+        start = self.starts[model_index]
+        end = self.starts[model_index + 1] if model_index + 1 < len(self.starts) else len(self.lines)
+        m = re.match(r"deployments\[(\d+)\]\.?(.*)", key)
+        if m:
+            deps = [i for i in range(start, end) if self._deployment.match(self.lines[i])]
+            n = int(m.group(1))
+            if n < len(deps):
+                start = deps[n]
+                end = deps[n + 1] if n + 1 < len(deps) else end
+            key = m.group(2)
+        parts = [p for p in re.split(r"[.\[\]]", key) if p and not p.isdigit()]
+        for name in reversed(parts):
+            pattern = re.compile(rf"(^|[\s{{,])\"?{re.escape(name)}\"?\s*=|^\s*\[models\.{re.escape(name)}\]")
+            for i in range(start, end):
+                if pattern.search(self.lines[i]):
+                    return i + 1
+        return start + 1
+
+
+def _cache_file(path: Path) -> Path:
+    from modelctl.config import get_paths
+
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:24]
+    return get_paths().cache_dir / "registry" / f"{digest}.json"
+
+
+def _fingerprint(path: Path, st: os.stat_result) -> str:
+    return f"{__version__}:{SCHEMA_VERSION}:{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _read_cache(path: Path, fingerprint: str) -> list[dict[str, Any]] | None:
+    try:
+        data = json.loads(_cache_file(path).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get("fingerprint") == fingerprint:
+        return data.get("models")
+    return None
+
+
+def _write_cache(path: Path, fingerprint: str, models: list[dict[str, Any]]) -> None:
+    from modelctl.config import atomic_write
+
+    try:
+        payload = json.dumps({"fingerprint": fingerprint, "models": models}, separators=(",", ":"))
+        atomic_write(_cache_file(path), payload.encode("utf-8"))
+    except OSError:
+        pass  # a read-only cache dir only costs speed
+
+
+def check_file(path: Path) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Parse and validate one registry file: (raw model tables, problems). Never raises."""
+    from modelctl.config import load_toml
+    from modelctl.errors import ModelctlError
+
+    file = str(path)
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        return [], [Problem(file, "file not found")]
+    except IsADirectoryError:
+        return [], [Problem(file, "is a directory, not a registry file")]
+    except UnicodeDecodeError as exc:
+        return [], [Problem(file, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+    except OSError as exc:
+        return [], [Problem(file, f"cannot be read: {exc.strerror}")]
+    try:
+        doc = load_toml(path)
+    except ModelctlError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        message = str(exc).split("invalid TOML: ", 1)[-1]
+        return [], [Problem(file, f"invalid TOML: {message}", line=int(line.group(1)) if line else None)]
+
+    problems: list[Problem] = []
+    for key in doc:
+        if key not in ("schema_version", "models"):
+            problems.append(Problem(file, "unknown top-level key (expected schema_version and [[models]])", key=key))
+    version = doc.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        problems.append(Problem(file, f"unsupported schema_version {version!r} (this modelctl reads {SCHEMA_VERSION})", key="schema_version"))
+    models = doc.get("models", [])
+    if not isinstance(models, list):
+        problems.append(Problem(file, "`models` must be an array of tables: write [[models]]", key="models"))
+        return [], problems
+
+    index: LineIndex | None = None
+
+    def find_line(model_index: int, key: str) -> int | None:
+        nonlocal index
+        if index is None:
+            index = LineIndex(text)
+        return index.find(model_index, key)
+
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(models):
+        problems.extend(validate_model(raw, file=file, index=i, find_line=find_line))
+        model_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(model_id, str):
+            key = model_id.lower()
+            if key in seen:
+                problems.append(Problem(file, f"duplicate id (first defined as model #{seen[key] + 1})", model_id, "id", find_line(i, "id")))
+            seen.setdefault(key, i)
+    return models, problems
+
+
+def load_file(path: Path) -> list[dict[str, Any]]:
+    """The validated raw model tables of one file, from the cache when it is fresh."""
+    try:
+        st = path.stat()
+    except OSError:
+        st = None
+    fingerprint = _fingerprint(path, st) if st else ""
+    if st:
+        cached = _read_cache(path, fingerprint)
+        if cached is not None:
+            return cached
+    models, problems = check_file(path)
+    if problems:
+        raise RegistryError(_summary(problems), problems=problems)
+    if st:
+        _write_cache(path, fingerprint, models)
+    return models
+
+
+def _summary(problems: list[Problem]) -> str:
+    first = str(problems[0])
+    more = len(problems) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''}; run `modelctl registry validate {problems[0].file}`)" if more else ""
+    return f"invalid registry: {first}{tail}"
+
+
+def build_model(raw: dict[str, Any], source: str) -> Model:
+    """A Model from a validated raw table."""
+    deployments = []
+    for dep in raw["deployments"]:
+        dep = dict(dep)
+        files = tuple(
+            GGUFFile(**{**f, "shards": tuple(f.get("shards", ()))}) for f in dep.pop("files", ())
+        )
+        deployments.append(Deployment(id=dep.pop("id", dep["kind"]), files=files, **dep))
+    defaults = dict(raw.get("defaults", {}))
+    defaults["stop"] = tuple(defaults.get("stop", ()))
+    simple = {
+        k: v
+        for k, v in raw.items()
+        if k not in ("license", "access", "defaults", "deployments", "links")
+    }
+    for k in ("aliases", "tasks", "languages", "use_cases", "limitations", "frameworks"):
+        if k in simple:
+            simple[k] = tuple(simple[k])
+    return Model(
+        **simple,
+        license=License(**raw["license"]),
+        access=Access(**raw["access"]),
+        defaults=Defaults(**defaults),
+        links=dict(raw.get("links", {})),
+        deployments=tuple(deployments),
+        source=source,
+    )
+
+
+def build_model_list(raws: list[dict[str, Any]], source: str) -> list[Model]:
+    return [build_model(raw, source) for raw in raws]
+
+
+def registry_layers(extra: str | os.PathLike | None = None) -> list[Path]:
+    """The files that make up the registry, lowest layer first."""
+    from modelctl.config import get_paths
+
+    layers = [BUILTIN_REGISTRY]
+    user = get_paths().user_registry
+    if user.exists():
+        layers.append(user)
+    if extra:
+        layers.append(Path(extra).expanduser())
+    return layers
+
+
+def load_registry(extra: str | os.PathLike | None = None) -> "Registry":
+    """The merged registry. Raises RegistryError listing every problem of any layer."""
+    from modelctl.registry.registry import Registry
+
+    merged: dict[str, Model] = {}
+    layers = registry_layers(extra)
+    for path in layers:
+        for model in build_model_list(load_file(path), str(path)):
+            merged[model.id.lower()] = model
+    return Registry(list(merged.values()), [str(p) for p in layers])

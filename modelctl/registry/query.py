@@ -1,0 +1,154 @@
+"""Queries over registry models: filters (AND), sorting, and ranked free-text search."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from modelctl.errors import UsageError
+from modelctl.registry.model import Model
+
+
+@dataclass(frozen=True)
+class ModelFilter:
+    """Every set criterion must hold (AND). Text criteria are case-insensitive."""
+
+    provider: str | None = None
+    task: str | None = None
+    category: str | None = None
+    free: bool = False
+    local: bool = False
+    open: bool = False
+    min_context: int | None = None
+    use_case: str | None = None
+    kind: str | None = None
+
+    def matches(self, m: Model) -> bool:
+        if self.provider and self.provider.lower() not in m.provider.lower():
+            return False
+        if self.task and self.task.lower() not in m.tasks:
+            return False
+        if self.category and m.category != self.category.lower():
+            return False
+        if self.free and not m.free:
+            return False
+        if self.local and not m.local:
+            return False
+        if self.open and not m.open_weights:
+            return False
+        if self.min_context and (m.context_window or 0) < self.min_context:
+            return False
+        if self.use_case:
+            needle = self.use_case.lower()
+            if not any(needle in u.lower() for u in m.use_cases):
+                return False
+        if self.kind and not any(d.kind == self.kind for d in m.deployments):
+            return False
+        return True
+
+
+def filter_models(models: Iterable[Model], flt: ModelFilter) -> list[Model]:
+    return [m for m in models if flt.matches(m)]
+
+
+_BIG = float("inf")
+
+# Sort keys; models without a value sort last whatever the direction.
+SORT_KEYS: dict[str, Callable[[Model], tuple]] = {
+    "id": lambda m: (m.id.lower(),),
+    "name": lambda m: (m.name.lower(),),
+    "provider": lambda m: (m.provider.lower(), m.id.lower()),
+    "context": lambda m: (m.context_window is None, -(m.context_window or 0)),
+    "parameters": lambda m: (m.parameters is None, m.parameters or 0),
+    "cost": lambda m: (m.access.cost_input is None, m.access.cost_input or 0, m.access.cost_output or 0),
+    "release": lambda m: (m.release_date is None, "".join(chr(0x10FFFF - ord(c)) for c in m.release_date or "")),
+}
+
+
+def sort_models(models: Sequence[Model], key: str | None) -> list[Model]:
+    """Sort by one of SORT_KEYS; a leading '-' reverses the order (missing values stay last)."""
+    if not key:
+        return list(models)
+    reverse = key.startswith("-")
+    name = key.lstrip("-")
+    fn = SORT_KEYS.get(name)
+    if fn is None:
+        raise UsageError(f"unknown sort key '{name}' (choose from: {', '.join(SORT_KEYS)})")
+    present = [m for m in models if not fn(m)[0] is True]
+    missing = [m for m in models if fn(m)[0] is True]
+    return sorted(present, key=fn, reverse=reverse) + missing
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+# Field weights: a hit in an id or alias says far more than one in a description.
+_FIELDS: tuple[tuple[str, float], ...] = (
+    ("id", 10.0),
+    ("aliases", 9.0),
+    ("name", 8.0),
+    ("family", 5.0),
+    ("provider", 4.0),
+    ("tasks", 4.0),
+    ("use_cases", 3.0),
+    ("description", 2.0),
+    ("limitations", 0.5),
+)
+
+
+def _field_text(m: Model, name: str) -> str:
+    value = getattr(m, name)
+    if isinstance(value, tuple):
+        return " ".join(value)
+    return value or ""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    model: Model
+    score: float
+
+
+def search_models(models: Iterable[Model], query: str, limit: int | None = None) -> list[SearchHit]:
+    """Rank models by how well they match every word of `query`.
+
+    Each query word must appear (as a whole word, a word prefix, or inside an id) somewhere in
+    the model; its score is the weight of the best field it hits, whole words counting more
+    than prefixes. An exact id or alias match of the whole query comes first.
+    """
+    q = query.strip().lower()
+    terms = _words(q)
+    if not terms:
+        raise UsageError("the search query has no words to look for")
+    hits: list[SearchHit] = []
+    for m in models:
+        fields = [(w, _field_text(m, name).lower()) for name, w in _FIELDS]
+        score = 0.0
+        for term in terms:
+            best = 0.0
+            for weight, text in fields:
+                if not text or term not in text:
+                    continue
+                words = _words(text)
+                if term in words:
+                    best = max(best, weight)
+                elif any(w.startswith(term) for w in words):
+                    best = max(best, weight * 0.6)
+                else:
+                    best = max(best, weight * 0.3)
+            if best == 0.0:
+                break
+            score += best
+        else:
+            if q == m.id.lower() or q in (a.lower() for a in m.aliases):
+                score += 100.0
+            elif q in m.id.lower() or q in m.name.lower():
+                score += 5.0
+            hits.append(SearchHit(m, score))
+    hits.sort(key=lambda h: (-h.score, h.model.id.lower()))
+    return hits[:limit] if limit else hits

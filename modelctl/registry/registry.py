@@ -1,0 +1,83 @@
+"""The merged registry: models in order, resolution by id or alias, and the export."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable
+
+from modelctl.errors import NotFoundError, RegistryError
+from modelctl.registry.model import Model
+from modelctl.registry.schema import SCHEMA_VERSION, Problem
+
+
+class Registry:
+    def __init__(self, models: Iterable[Model], sources: Iterable[str] = ()) -> None:
+        self.models: list[Model] = list(models)
+        self.sources: list[str] = list(sources)
+        self._index: dict[str, Model] = {}
+        problems: list[Problem] = []
+        for model in self.models:
+            self._index[model.id.lower()] = model
+        for model in self.models:
+            for alias in model.aliases:
+                key = alias.lower()
+                other = self._index.get(key)
+                if other is not None and other is not model:
+                    what = "id" if other.id.lower() == key else "alias"
+                    problems.append(
+                        Problem(
+                            model.source,
+                            f"alias '{alias}' is already the {what} of model '{other.id}' ({other.source})",
+                            model.id,
+                            "aliases",
+                        )
+                    )
+                    continue
+                self._index[key] = model
+        if problems:
+            raise RegistryError(f"invalid registry: {problems[0]}", problems=problems)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def __iter__(self):
+        return iter(self.models)
+
+    def get(self, name: str) -> Model | None:
+        """The model whose id or alias is `name` (case-insensitive), or None."""
+        return self._index.get(name.strip().lower())
+
+    def resolve(self, name: str) -> Model:
+        """Like get(), but an unknown name raises NotFoundError with "did you mean" suggestions."""
+        model = self.get(name)
+        if model is not None:
+            return model
+        suggestions = self.suggest(name)
+        hint = "did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?" if suggestions else "see `modelctl search`"
+        raise NotFoundError(f"unknown model '{name}'", hint=hint)
+
+    def suggest(self, name: str, n: int = 3) -> list[str]:
+        """Close ids or aliases for a mistyped name."""
+        key = name.strip().lower()
+        candidates = list(self._index)
+        close = difflib.get_close_matches(key, candidates, n=n, cutoff=0.6)
+        if not close:  # "llama2" -> ids containing it
+            close = [c for c in candidates if key and key in c][:n]
+        # Report each model once, by the spelling that matched.
+        seen: set[str] = set()
+        out: list[str] = []
+        for c in close:
+            model = self._index[c]
+            if model.id not in seen:
+                seen.add(model.id)
+                out.append(model.id if c == model.id.lower() else next(a for a in model.aliases if a.lower() == c))
+        return out
+
+    def export(self) -> dict[str, Any]:
+        """The merged registry as JSON-ready data (`modelctl registry export`)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "sources": self.sources,
+            "count": len(self.models),
+            "models": [m.to_dict() for m in self.models],
+        }

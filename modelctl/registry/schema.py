@@ -1,0 +1,410 @@
+"""The registry schema as data, and validation that reports every problem at once.
+
+Each table's allowed keys map to a checker. A checker returns None when the value is fine, or a
+short message saying what was expected. `validate_model` walks one raw `[[models]]` table, adds
+`Problem`s for unknown keys, wrong types, bad enum values, missing fields and inconsistencies,
+and never raises: the caller decides whether problems are fatal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+SCHEMA_VERSION = 1
+
+CATEGORIES = ("foundation", "industry", "task")
+TASKS = (
+    "chat", "completion", "embedding", "code", "vision", "speech-to-text", "text-to-speech",
+    "text-to-image", "moderation", "fill-mask", "image-classification",
+    "zero-shot-image-classification", "translation", "summarization", "rerank",
+)
+STATUSES = ("active", "preview", "legacy", "deprecated")
+DEPLOYMENT_KINDS = (
+    "llama.cpp", "ollama", "openai", "azure-openai", "openai-compatible", "hf-inference",
+    "mistral", "gemini", "anthropic",
+)
+LINK_KINDS = ("model_card", "docs", "paper", "blog", "pricing", "license", "repo")
+
+_DEFAULT_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "azure-openai": "AZURE_OPENAI_API_KEY",
+    "hf-inference": "HF_TOKEN",
+    "mistral": "MISTRAL_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+}
+
+
+def default_key_env(kind: str) -> str | None:
+    """The environment variable a deployment kind reads its key from by default."""
+    return _DEFAULT_KEY_ENV.get(kind)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation finding: where (file, line, model, key) and what."""
+
+    file: str
+    message: str
+    model: str | None = None
+    key: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        parts = [where]
+        if self.model:
+            parts.append(f"model '{self.model}'")
+        if self.key:
+            parts.append(self.key)
+        return ": ".join(parts) + f": {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+# --- checkers -------------------------------------------------------------------------------
+
+Checker = Callable[[Any], "str | None"]
+
+
+def _str(v: Any) -> str | None:
+    return None if isinstance(v, str) and v.strip() else "expected a non-empty string"
+
+
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "expected true or false"
+
+
+def _pos_int(v: Any) -> str | None:
+    ok = isinstance(v, int) and not isinstance(v, bool) and v > 0
+    return None if ok else "expected a positive integer"
+
+
+def _int(v: Any) -> str | None:
+    return None if isinstance(v, int) and not isinstance(v, bool) else "expected an integer"
+
+
+def _number(lo: float | None = None, hi: float | None = None) -> Checker:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return "expected a number"
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            return f"expected a number from {lo} to {hi}" if hi is not None else f"expected a number >= {lo}"
+        return None
+
+    return check
+
+
+def _enum(choices: tuple[str, ...]) -> Checker:
+    def check(v: Any) -> str | None:
+        if isinstance(v, str) and v in choices:
+            return None
+        near = difflib.get_close_matches(str(v), choices, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        return f"'{v}' is not one of: {', '.join(choices)}{hint}"
+
+    return check
+
+
+def _list(item: Checker, *, nonempty: bool = False) -> Checker:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, list):
+            return "expected a list"
+        if nonempty and not v:
+            return "expected at least one item"
+        for i, x in enumerate(v):
+            msg = item(x)
+            if msg:
+                return f"item {i + 1}: {msg}"
+        if len({repr(x) for x in v}) != len(v):
+            return "has duplicate items"
+        return None
+
+    return check
+
+
+def _url(v: Any) -> str | None:
+    if isinstance(v, str) and re.match(r"^https?://[^\s/]+", v):
+        return None
+    return "expected an http(s) URL"
+
+
+def _date(v: Any) -> str | None:
+    if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", v):
+        return None
+    return "expected a date as YYYY-MM or YYYY-MM-DD (a quoted string)"
+
+
+def _env_name(v: Any) -> str | None:
+    if isinstance(v, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        return None
+    return "expected an environment variable name"
+
+
+def _sha256(v: Any) -> str | None:
+    return None if isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) else "expected 64 lowercase hex digits"
+
+
+def safe_relative_path(v: Any) -> str | None:
+    """A file name from a registry or server: relative, no '..', no backslash, no control chars."""
+    if not isinstance(v, str) or not v:
+        return "expected a file name"
+    if v.startswith("/") or "\\" in v or re.search(r"[\x00-\x1f]", v) or re.match(r"^[A-Za-z]:", v):
+        return f"'{v}' is not a plain relative path"
+    if any(part in ("", ".", "..") for part in v.split("/")):
+        return f"'{v}' would leave its directory or is not a plain relative path"
+    return None
+
+
+# --- the tables -----------------------------------------------------------------------------
+
+LICENSE_FIELDS: dict[str, Checker] = {"name": _str, "open_weights": _bool, "url": _url, "gated": _bool}
+LICENSE_REQUIRED = ("name", "open_weights")
+
+ACCESS_FIELDS: dict[str, Checker] = {
+    "free_tier": _bool,
+    "local_capable": _bool,
+    "free_tier_notes": _str,
+    "rate_limits": _str,
+    "cost_input": _number(0),
+    "cost_output": _number(0),
+}
+ACCESS_REQUIRED = ("free_tier", "local_capable")
+
+DEFAULTS_FIELDS: dict[str, Checker] = {
+    "temperature": _number(0, 2),
+    "top_p": _number(0, 1),
+    "top_k": _int,
+    "max_tokens": _pos_int,
+    "seed": _int,
+    "repeat_penalty": _number(0),
+    "stop": _list(_str),
+}
+
+GGUF_FILE_FIELDS: dict[str, Checker] = {
+    "quant": _str,
+    "filename": safe_relative_path,
+    "size_bytes": _pos_int,
+    "sha256": _sha256,
+    "shards": _list(safe_relative_path, nonempty=True),
+}
+GGUF_FILE_REQUIRED = ("quant", "filename")
+
+_COMMON_DEPLOYMENT: dict[str, Checker] = {
+    "id": _str,
+    "kind": _enum(DEPLOYMENT_KINDS),
+    "key_env": _env_name,
+    "cost_input": _number(0),
+    "cost_output": _number(0),
+    "notes": _str,
+}
+
+# kind -> (required keys, optional keys); each key's checker is in _DEPLOYMENT_CHECKERS.
+DEPLOYMENT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "llama.cpp": ((), ("repo", "files", "package", "default_quant", "revision", "mmproj")),
+    "ollama": (("tag",), ("host",)),
+    "openai": (("model",), ("api_base", "organization")),
+    "azure-openai": (("model", "api_version"), ("deployment", "endpoint")),
+    "openai-compatible": (("model", "api_base"), ()),
+    "hf-inference": (("model",), ("api_base", "provider", "task")),
+    "mistral": (("model",), ("api_base",)),
+    "gemini": (("model",), ("api_base",)),
+    "anthropic": (("model",), ("api_base", "api_version")),
+}
+
+_DEPLOYMENT_CHECKERS: dict[str, Checker] = {
+    "model": _str,
+    "api_base": _url,
+    "endpoint": _url,
+    "api_version": _str,
+    "deployment": _str,
+    "organization": _str,
+    "provider": _str,
+    "task": _str,
+    "tag": _str,
+    "host": _url,
+    "repo": lambda v: None if isinstance(v, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", v) else "expected OWNER/NAME",
+    "package": lambda v: None if isinstance(v, str) and re.fullmatch(r"[A-Za-z_][\w.]*", v) else "expected a Python package name",
+    "default_quant": _str,
+    "revision": _str,
+    "mmproj": safe_relative_path,
+    "files": lambda v: None if isinstance(v, list) and v else "expected a non-empty list of file tables",
+}
+
+MODEL_FIELDS: dict[str, Checker] = {
+    "id": _str,
+    "name": _str,
+    "aliases": _list(_str),
+    "provider": _str,
+    "family": _str,
+    "description": _str,
+    "category": _enum(CATEGORIES),
+    "tasks": _list(_enum(TASKS), nonempty=True),
+    "parameters": _pos_int,
+    "context_window": _pos_int,
+    "max_output_tokens": _pos_int,
+    "embedding_dimensions": _pos_int,
+    "architecture": _str,
+    "languages": _list(_str),
+    "release_date": _date,
+    "status": _enum(STATUSES),
+    "template": _str,
+    "use_cases": _list(_str),
+    "limitations": _list(_str),
+    "frameworks": _list(_str),
+    # Tables are checked by their own field maps below; these only check the container type.
+    "links": lambda v: None if isinstance(v, dict) else "expected a table",
+    "license": lambda v: None if isinstance(v, dict) else "expected a table",
+    "access": lambda v: None if isinstance(v, dict) else "expected a table",
+    "defaults": lambda v: None if isinstance(v, dict) else "expected a table",
+    "deployments": lambda v: None if isinstance(v, list) and v else "expected at least one [[models.deployments]] table",
+}
+MODEL_REQUIRED = ("id", "name", "provider", "category", "tasks", "license", "access", "deployments")
+
+
+# --- validation -----------------------------------------------------------------------------
+
+LineFinder = Callable[[str], "int | None"]
+
+
+class _Reporter:
+    """Collects problems for one model, locating each key's line when it can."""
+
+    def __init__(self, file: str, model: str | None, find_line: LineFinder) -> None:
+        self.file, self.model, self.find_line = file, model, find_line
+        self.problems: list[Problem] = []
+
+    def add(self, key: str | None, message: str) -> None:
+        line = self.find_line(key or "")
+        self.problems.append(Problem(self.file, message, self.model, key, line))
+
+
+def _check_table(
+    rep: _Reporter,
+    table: Mapping[str, Any],
+    spec: Mapping[str, Checker],
+    required: tuple[str, ...],
+    prefix: str,
+) -> None:
+    for key, value in table.items():
+        checker = spec.get(key)
+        if checker is None:
+            near = difflib.get_close_matches(key, list(spec), n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            rep.add(prefix + key, f"unknown key{hint}")
+            continue
+        msg = checker(value)
+        if msg:
+            rep.add(prefix + key, msg)
+    for key in required:
+        if key not in table:
+            rep.add(prefix + key, "missing (required)")
+
+
+def _check_deployment(rep: _Reporter, dep: Any, index: int, seen_ids: set[str]) -> None:
+    prefix = f"deployments[{index}]."
+    if not isinstance(dep, dict):
+        rep.add(prefix.rstrip("."), "expected a table")
+        return
+    kind = dep.get("kind")
+    if kind is None:
+        rep.add(prefix + "kind", f"missing (required; one of: {', '.join(DEPLOYMENT_KINDS)})")
+        return
+    if kind not in DEPLOYMENT_KEYS:
+        rep.add(prefix + "kind", _enum(DEPLOYMENT_KINDS)(kind) or "")
+        return
+    required, optional = DEPLOYMENT_KEYS[kind]
+    spec = dict(_COMMON_DEPLOYMENT)
+    spec.update({k: _DEPLOYMENT_CHECKERS[k] for k in required + optional})
+    _check_table(rep, dep, spec, required, prefix)
+
+    dep_id = dep.get("id", kind)
+    if isinstance(dep_id, str):
+        if dep_id in seen_ids:
+            rep.add(prefix + "id", f"duplicate deployment id '{dep_id}' (give each deployment a distinct id)")
+        seen_ids.add(dep_id)
+
+    if kind == "llama.cpp":
+        _check_llamacpp(rep, dep, prefix)
+
+
+def _check_llamacpp(rep: _Reporter, dep: Mapping[str, Any], prefix: str) -> None:
+    if "package" not in dep and not ("repo" in dep and "files" in dep):
+        rep.add(prefix + "repo", "a llama.cpp deployment needs `repo` and `files`, or `package`")
+    files = dep.get("files")
+    if not isinstance(files, list):
+        return
+    quants: set[str] = set()
+    for i, f in enumerate(files):
+        fprefix = f"{prefix}files[{i}]."
+        if not isinstance(f, dict):
+            rep.add(fprefix.rstrip("."), "expected a table with quant and filename")
+            continue
+        _check_table(rep, f, GGUF_FILE_FIELDS, GGUF_FILE_REQUIRED, fprefix)
+        q = f.get("quant")
+        if isinstance(q, str):
+            if q.lower() in quants:
+                rep.add(fprefix + "quant", f"quantization '{q}' is listed twice")
+            quants.add(q.lower())
+    default = dep.get("default_quant")
+    if isinstance(default, str) and quants and default.lower() not in quants:
+        rep.add(prefix + "default_quant", f"'{default}' is not one of this deployment's files")
+
+
+def validate_model(raw: Any, *, file: str, index: int, find_line: Callable[[int, str], "int | None"]) -> list[Problem]:
+    """All problems of one raw `[[models]]` table (an empty list when it is valid)."""
+    label = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"#{index + 1}"
+    rep = _Reporter(file, label, lambda key: find_line(index, key))
+    if not isinstance(raw, dict):
+        rep.add(None, "expected a table")
+        return rep.problems
+
+    _check_table(rep, raw, MODEL_FIELDS, MODEL_REQUIRED, "")
+    for name, spec, required in (
+        ("license", LICENSE_FIELDS, LICENSE_REQUIRED),
+        ("access", ACCESS_FIELDS, ACCESS_REQUIRED),
+        ("defaults", DEFAULTS_FIELDS, ()),
+        ("links", {k: _url for k in LINK_KINDS}, ()),
+    ):
+        table = raw.get(name)
+        if isinstance(table, dict):
+            _check_table(rep, table, spec, required, name + ".")
+
+    deployments = raw.get("deployments")
+    seen_ids: set[str] = set()
+    if isinstance(deployments, list):
+        for i, dep in enumerate(deployments):
+            _check_deployment(rep, dep, i, seen_ids)
+
+    if not rep.problems:
+        _check_consistency(rep, raw)
+    return rep.problems
+
+
+def _check_consistency(rep: _Reporter, raw: Mapping[str, Any]) -> None:
+    """Checks across fields; run only once every field has the right type."""
+    from modelctl.registry.model import LOCAL_KINDS, _is_loopback
+
+    deps = raw["deployments"]
+    kinds = {d["kind"] for d in deps}
+    has_local = any(
+        d["kind"] in LOCAL_KINDS or (d["kind"] == "openai-compatible" and _is_loopback(d.get("api_base")))
+        for d in deps
+    )
+    if raw["access"]["local_capable"] != has_local:
+        if has_local:
+            rep.add("access.local_capable", "is false but the model has a local deployment")
+        else:
+            rep.add("access.local_capable", "is true but no deployment runs locally (llama.cpp or ollama)")
+    if not raw["license"]["open_weights"] and kinds & LOCAL_KINDS:
+        rep.add("license.open_weights", "is false but the model has a llama.cpp or ollama deployment")
+    if "chat" in raw["tasks"] and "llama.cpp" in kinds and not raw.get("template"):
+        rep.add("template", "a chat model with a llama.cpp deployment must name its conversation template")
+    own_id = raw["id"].lower()
+    for alias in raw.get("aliases", []):
+        if alias.lower() == own_id:
+            rep.add("aliases", f"alias '{alias}' is the model's own id")
