@@ -11,7 +11,6 @@ import os
 import sys
 from typing import Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -33,7 +32,7 @@ def _debug_requested() -> bool:
 class ModelctlGroup(TyperGroup):
     """Turns library errors into one line on stderr and a documented exit code."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ModelctlError as exc:
@@ -41,15 +40,15 @@ class ModelctlGroup(TyperGroup):
                 import traceback
 
                 traceback.print_exc()
-            click.echo(f"modelctl: error: {exc}", err=True)
-            raise click.exceptions.Exit(exc.exit_code) from None
+            typer.echo(f"modelctl: error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            click.echo("modelctl: interrupted", err=True)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+            typer.echo("modelctl: interrupted", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except BrokenPipeError:
             # Downstream closed the pipe (`modelctl list | head`): not an error worth a traceback.
             sys.stderr.close()
-            raise click.exceptions.Exit(0) from None
+            raise typer.Exit(0) from None
 
 
 app = typer.Typer(

@@ -59,15 +59,15 @@ SORT_KEYS: dict[str, Callable[[Model], tuple]] = {
     "id": lambda m: (m.id.lower(),),
     "name": lambda m: (m.name.lower(),),
     "provider": lambda m: (m.provider.lower(), m.id.lower()),
-    "context": lambda m: (m.context_window is None, -(m.context_window or 0)),
+    "context": lambda m: (m.context_window is None, m.context_window or 0),
     "parameters": lambda m: (m.parameters is None, m.parameters or 0),
     "cost": lambda m: (m.access.cost_input is None, m.access.cost_input or 0, m.access.cost_output or 0),
-    "release": lambda m: (m.release_date is None, "".join(chr(0x10FFFF - ord(c)) for c in m.release_date or "")),
+    "release": lambda m: (m.release_date is None, m.release_date or ""),
 }
 
 
 def sort_models(models: Sequence[Model], key: str | None) -> list[Model]:
-    """Sort by one of SORT_KEYS; a leading '-' reverses the order (missing values stay last)."""
+    """Sort ascending by one of SORT_KEYS; a leading '-' sorts descending. Missing values stay last."""
     if not key:
         return list(models)
     reverse = key.startswith("-")

@@ -1,0 +1,67 @@
+"""Shared fixtures: every test runs with its own MODELCTL_HOME and a fresh CLI state."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def modelctl_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("modelctl-home")
+    monkeypatch.setenv("MODELCTL_HOME", str(home))
+    monkeypatch.delenv("MODELCTL_REGISTRY", raising=False)
+    monkeypatch.delenv("MODELCTL_DEBUG", raising=False)
+    from modelctl.cli import output, state
+    from modelctl.config import _load_user_config
+
+    state.set_registry_path(None)
+    output.reset_consoles()
+    _load_user_config.cache_clear()
+    yield home
+    state.set_registry_path(None)
+
+
+@pytest.fixture
+def cli():
+    """Invoke the app in-process through Typer's runner; returns the click Result."""
+    from typer.testing import CliRunner
+
+    from modelctl.cli.main import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, env: dict | None = None):
+        from modelctl.cli import output, state
+
+        state.set_registry_path(None)
+        output.reset_consoles()
+        return runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def run_modelctl(modelctl_home):
+    """Run `python -m modelctl` in a real subprocess; returns CompletedProcess (text)."""
+
+    def run(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 120):
+        full_env = dict(os.environ, MODELCTL_HOME=str(modelctl_home), NO_COLOR="1")
+        full_env.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "modelctl", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+        )
+
+    return run
