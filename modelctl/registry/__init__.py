@@ -10,10 +10,18 @@ from modelctl.registry.loader import BUILTIN_REGISTRY, build_model_list, check_f
 from modelctl.registry.model import Access, Defaults, Deployment, GGUFFile, License, Model
 from modelctl.registry.query import ModelFilter, SearchHit, filter_models, search_models, sort_models
 from modelctl.registry.registry import Registry
-from modelctl.registry.schema import Problem
 
 __all__ = [
     "Access", "BUILTIN_REGISTRY", "Defaults", "Deployment", "GGUFFile", "License", "Model",
-    "ModelFilter", "Problem", "Registry", "SearchHit", "build_model_list", "check_file", "filter_models",
+    "ModelFilter", "Registry", "SearchHit", "build_model_list", "check_file", "filter_models",
     "load_registry", "registry_layers", "search_models", "sort_models",
 ]
+
+
+def __getattr__(name: str):
+    # The schema (validation) is only needed when a file is parsed, so it is imported lazily.
+    if name == "Problem":
+        from modelctl.registry.schema import Problem
+
+        return Problem
+    raise AttributeError(name)

@@ -11,17 +11,23 @@ cache dir, keyed by its path, size and modification time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelctl import __version__
 from modelctl.errors import RegistryError
 from modelctl.registry.model import Access, Defaults, Deployment, GGUFFile, License, Model
-from modelctl.registry.schema import SCHEMA_VERSION, Problem, validate_model
+
+if TYPE_CHECKING:
+    from modelctl.registry.registry import Registry
+    from modelctl.registry.schema import Problem
+
+# Bump when the cached form of a file changes; the schema module is only imported on a cache miss.
+_CACHE_FORMAT = 1
 
 BUILTIN_REGISTRY = Path(__file__).resolve().parent.parent / "registry.toml"
 
@@ -65,12 +71,13 @@ class LineIndex:
 def _cache_file(path: Path) -> Path:
     from modelctl.config import get_paths
 
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:24]
-    return get_paths().cache_dir / "registry" / f"{digest}.json"
+    # The file name only has to be stable and distinct per path; the fingerprint inside decides freshness.
+    name = re.sub(r"[^A-Za-z0-9]+", "-", path.stem)[:40]
+    return get_paths().cache_dir / "registry" / f"{name}-{zlib.crc32(str(path).encode()):08x}.json"
 
 
 def _fingerprint(path: Path, st: os.stat_result) -> str:
-    return f"{__version__}:{SCHEMA_VERSION}:{path}:{st.st_size}:{st.st_mtime_ns}"
+    return f"{__version__}:{_CACHE_FORMAT}:{path}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def _read_cache(path: Path, fingerprint: str) -> list[dict[str, Any]] | None:
@@ -93,10 +100,11 @@ def _write_cache(path: Path, fingerprint: str, models: list[dict[str, Any]]) -> 
         pass  # a read-only cache dir only costs speed
 
 
-def check_file(path: Path) -> tuple[list[dict[str, Any]], list[Problem]]:
+def check_file(path: Path) -> "tuple[list[dict[str, Any]], list[Problem]]":
     """Parse and validate one registry file: (raw model tables, problems). Never raises."""
     from modelctl.config import load_toml
     from modelctl.errors import ModelctlError
+    from modelctl.registry.schema import SCHEMA_VERSION, Problem, validate_model
 
     file = str(path)
     try:
@@ -167,7 +175,7 @@ def load_file(path: Path) -> list[dict[str, Any]]:
     return models
 
 
-def _summary(problems: list[Problem]) -> str:
+def _summary(problems: "list[Problem]") -> str:
     first = str(problems[0])
     more = len(problems) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''}; run `modelctl registry validate {problems[0].file}`)" if more else ""

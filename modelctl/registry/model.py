@@ -6,10 +6,8 @@ how to turn itself back into JSON-ready data (`to_dict`), which is also the expo
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
 
 # Kinds whose model runs on this machine.
 LOCAL_KINDS = frozenset({"llama.cpp", "ollama"})
@@ -31,6 +29,9 @@ def _compact(obj: Any) -> dict[str, Any]:
 
 
 def _is_loopback(url: str | None) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
     host = urlsplit(url or "").hostname or ""
     if host == "localhost":
         return True

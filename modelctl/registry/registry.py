@@ -7,7 +7,6 @@ from typing import Any, Iterable
 
 from modelctl.errors import NotFoundError, RegistryError
 from modelctl.registry.model import Model
-from modelctl.registry.schema import SCHEMA_VERSION, Problem
 
 
 class Registry:
@@ -15,7 +14,7 @@ class Registry:
         self.models: list[Model] = list(models)
         self.sources: list[str] = list(sources)
         self._index: dict[str, Model] = {}
-        problems: list[Problem] = []
+        problems = []
         for model in self.models:
             self._index[model.id.lower()] = model
         for model in self.models:
@@ -23,6 +22,8 @@ class Registry:
                 key = alias.lower()
                 other = self._index.get(key)
                 if other is not None and other is not model:
+                    from modelctl.registry.schema import Problem
+
                     what = "id" if other.id.lower() == key else "alias"
                     problems.append(
                         Problem(
@@ -75,6 +76,8 @@ class Registry:
 
     def export(self) -> dict[str, Any]:
         """The merged registry as JSON-ready data (`modelctl registry export`)."""
+        from modelctl.registry.schema import SCHEMA_VERSION
+
         return {
             "schema_version": SCHEMA_VERSION,
             "sources": self.sources,
