@@ -51,8 +51,13 @@ def reset_consoles() -> None:
 
 
 def print_json(data: Any) -> None:
-    """Write `data` as indented JSON to stdout, unstyled, always parseable."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Write `data` as JSON to stdout, unstyled, always parseable.
+
+    Indented for a person at a terminal; one line when piped, because json's indenting encoder
+    is pure Python and takes a third of a second on a 10,000-model listing.
+    """
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
 
 def warn(message: str) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelctl import __version__
 from modelctl.errors import RegistryError
-from modelctl.registry.model import Access, Defaults, Deployment, GGUFFile, License, Model
+from modelctl.registry.model import Model
 
 if TYPE_CHECKING:
     from modelctl.registry.registry import Registry
@@ -184,32 +184,7 @@ def _summary(problems: "list[Problem]") -> str:
 
 def build_model(raw: dict[str, Any], source: str) -> Model:
     """A Model from a validated raw table."""
-    deployments = []
-    for dep in raw["deployments"]:
-        dep = dict(dep)
-        files = tuple(
-            GGUFFile(**{**f, "shards": tuple(f.get("shards", ()))}) for f in dep.pop("files", ())
-        )
-        deployments.append(Deployment(id=dep.pop("id", dep["kind"]), files=files, **dep))
-    defaults = dict(raw.get("defaults", {}))
-    defaults["stop"] = tuple(defaults.get("stop", ()))
-    simple = {
-        k: v
-        for k, v in raw.items()
-        if k not in ("license", "access", "defaults", "deployments", "links")
-    }
-    for k in ("aliases", "tasks", "languages", "use_cases", "limitations", "frameworks"):
-        if k in simple:
-            simple[k] = tuple(simple[k])
-    return Model(
-        **simple,
-        license=License(**raw["license"]),
-        access=Access(**raw["access"]),
-        defaults=Defaults(**defaults),
-        links=dict(raw.get("links", {})),
-        deployments=tuple(deployments),
-        source=source,
-    )
+    return Model(raw, source)
 
 
 def build_model_list(raws: list[dict[str, Any]], source: str) -> list[Model]:

@@ -1,12 +1,15 @@
 """Registry values: a model, its licence, access terms, defaults and deployments.
 
-These are plain frozen dataclasses built from validated TOML tables (see `schema.py`). Each knows
-how to turn itself back into JSON-ready data (`to_dict`), which is also the export format.
+A `Model` is a read-only view over one validated TOML table (see `schema.py`); the nested values
+are small dataclasses made on first use. Treat all of them as read-only: they are not frozen
+because a registry of 10,000 models is built on every start and frozen dataclasses construct
+three times slower. Each knows how to turn itself back into JSON-ready data (`to_dict`), which
+is also the export format.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 # Kinds whose model runs on this machine.
@@ -41,7 +44,7 @@ def _is_loopback(url: str | None) -> bool:
         return False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class License:
     name: str
     open_weights: bool
@@ -52,7 +55,7 @@ class License:
         return _compact(self) | {"open_weights": self.open_weights, "gated": self.gated}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Access:
     free_tier: bool
     local_capable: bool
@@ -65,7 +68,7 @@ class Access:
         return _compact(self) | {"free_tier": self.free_tier, "local_capable": self.local_capable}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Defaults:
     """Default generation parameters; None means "not set here"."""
 
@@ -81,7 +84,7 @@ class Defaults:
         return _compact(self)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GGUFFile:
     quant: str
     filename: str
@@ -93,7 +96,7 @@ class GGUFFile:
         return _compact(self)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Deployment:
     """One way to run a model. Which fields are set depends on `kind` (see schema.py)."""
 
@@ -122,9 +125,7 @@ class Deployment:
 
     @property
     def local(self) -> bool:
-        return self.kind in LOCAL_KINDS or (
-            self.kind == "openai-compatible" and _is_loopback(self.api_base)
-        )
+        return _raw_is_local({"kind": self.kind, "api_base": self.api_base})
 
     def file_for(self, quant: str | None = None) -> GGUFFile | None:
         """The GGUF file for `quant` (case-insensitive), or the default one."""
@@ -167,47 +168,105 @@ class Deployment:
         return _compact(self) | {"local": self.local}
 
 
-@dataclass(frozen=True)
+def _value(key: str, default: Any = None) -> property:
+    return property(lambda self: self._raw.get(key, default), doc=f"The entry's `{key}`.")
+
+
+def _items(key: str) -> property:
+    return property(lambda self: tuple(self._raw.get(key, ())), doc=f"The entry's `{key}` list.")
+
+
 class Model:
-    id: str
-    name: str
-    provider: str
-    category: str
-    tasks: tuple[str, ...]
-    license: License
-    access: Access
-    deployments: tuple[Deployment, ...]
-    aliases: tuple[str, ...] = ()
-    family: str | None = None
-    description: str | None = None
-    parameters: int | None = None
-    context_window: int | None = None
-    max_output_tokens: int | None = None
-    embedding_dimensions: int | None = None
-    architecture: str | None = None
-    languages: tuple[str, ...] = ()
-    release_date: str | None = None
-    status: str = "active"
-    template: str | None = None
-    use_cases: tuple[str, ...] = ()
-    limitations: tuple[str, ...] = ()
-    frameworks: tuple[str, ...] = ()
-    links: dict[str, str] = field(default_factory=dict)
-    defaults: Defaults = field(default_factory=Defaults)
-    # Where the entry came from: the file path (not part of the export).
-    source: str = field(default="", compare=False)
+    """A registry entry: a read-only view over one validated `[[models]]` table.
+
+    Building 10,000 of these must cost next to nothing (`list` on a large registry answers in
+    well under half a second), so the table is kept as parsed and the nested values (licence,
+    access, defaults, deployments) are made on first use.
+    """
+
+    __slots__ = ("_raw", "source", "_license", "_access", "_defaults", "_deployments")
+
+    def __init__(self, raw: dict[str, Any], source: str = "") -> None:
+        self._raw = raw
+        self.source = source  # the file the entry came from (not part of the export)
+        self._license: License | None = None
+        self._access: Access | None = None
+        self._defaults: Defaults | None = None
+        self._deployments: tuple[Deployment, ...] | None = None
+
+    id: str = _value("id")  # type: ignore[assignment]
+    name: str = _value("name")  # type: ignore[assignment]
+    provider: str = _value("provider")  # type: ignore[assignment]
+    category: str = _value("category")  # type: ignore[assignment]
+    family: str | None = _value("family")  # type: ignore[assignment]
+    description: str | None = _value("description")  # type: ignore[assignment]
+    parameters: int | None = _value("parameters")  # type: ignore[assignment]
+    context_window: int | None = _value("context_window")  # type: ignore[assignment]
+    max_output_tokens: int | None = _value("max_output_tokens")  # type: ignore[assignment]
+    embedding_dimensions: int | None = _value("embedding_dimensions")  # type: ignore[assignment]
+    architecture: str | None = _value("architecture")  # type: ignore[assignment]
+    release_date: str | None = _value("release_date")  # type: ignore[assignment]
+    status: str = _value("status", "active")  # type: ignore[assignment]
+    template: str | None = _value("template")  # type: ignore[assignment]
+    tasks: tuple[str, ...] = _items("tasks")  # type: ignore[assignment]
+    aliases: tuple[str, ...] = _items("aliases")  # type: ignore[assignment]
+    languages: tuple[str, ...] = _items("languages")  # type: ignore[assignment]
+    use_cases: tuple[str, ...] = _items("use_cases")  # type: ignore[assignment]
+    limitations: tuple[str, ...] = _items("limitations")  # type: ignore[assignment]
+    frameworks: tuple[str, ...] = _items("frameworks")  # type: ignore[assignment]
 
     @property
+    def links(self) -> dict[str, str]:
+        return dict(self._raw.get("links", {}))
+
+    @property
+    def license(self) -> License:
+        if self._license is None:
+            self._license = License(**self._raw["license"])
+        return self._license
+
+    @property
+    def access(self) -> Access:
+        if self._access is None:
+            self._access = Access(**self._raw["access"])
+        return self._access
+
+    @property
+    def defaults(self) -> Defaults:
+        if self._defaults is None:
+            raw = dict(self._raw.get("defaults", {}))
+            raw["stop"] = tuple(raw.get("stop", ()))
+            self._defaults = Defaults(**raw)
+        return self._defaults
+
+    @property
+    def deployments(self) -> tuple[Deployment, ...]:
+        if self._deployments is None:
+            self._deployments = tuple(_build_deployment(d) for d in self._raw["deployments"])
+        return self._deployments
+
+    def __repr__(self) -> str:
+        return f"Model(id={self.id!r}, source={self.source!r})"
+
+    # The flags below read the table directly: filters call them for every model.
+    @property
     def free(self) -> bool:
-        return self.access.free_tier
+        return self._raw["access"]["free_tier"]
 
     @property
     def local(self) -> bool:
-        return any(d.local for d in self.deployments)
+        return any(_raw_is_local(d) for d in self._raw["deployments"])
 
     @property
     def open_weights(self) -> bool:
-        return self.license.open_weights
+        return self._raw["license"]["open_weights"]
+
+    def text(self, key: str) -> str:
+        """A field as plain text for searching (lists joined by spaces; '' when absent)."""
+        value = self._raw.get(key)
+        if isinstance(value, list):
+            return " ".join(value)
+        return value or ""
 
     def deployment(self, ref: str | None = None) -> Deployment:
         """A deployment by id or kind; without `ref`, the first local one, else the first."""
@@ -226,36 +285,51 @@ class Model:
 
     def to_dict(self) -> dict[str, Any]:
         """The full entry, JSON-ready, with the derived flags the list contract promises."""
-        data = _compact(self)
-        data.pop("source", None)
+        data = {k: v for k, v in self._raw.items() if k != "deployments"}
         data.update(
             aliases=list(self.aliases),
-            tasks=list(self.tasks),
+            status=self.status,
             free=self.free,
             local=self.local,
             open_weights=self.open_weights,
-            status=self.status,
+            license=self.license.to_dict(),
+            access=self.access.to_dict(),
+            deployments=[d.to_dict() for d in self.deployments],
         )
         return data
 
     def summary(self) -> dict[str, Any]:
         """The `list --json` object: the fields scripts filter on, plus deployment ids/kinds."""
+        raw = self._raw
         return {
-            "id": self.id,
-            "name": self.name,
-            "aliases": list(self.aliases),
-            "provider": self.provider,
-            "family": self.family,
-            "category": self.category,
-            "tasks": list(self.tasks),
-            "context_window": self.context_window,
-            "parameters": self.parameters,
-            "license": self.license.name,
-            "open_weights": self.open_weights,
-            "free": self.free,
+            "id": raw["id"],
+            "name": raw["name"],
+            "aliases": raw.get("aliases", []),
+            "provider": raw["provider"],
+            "family": raw.get("family"),
+            "category": raw["category"],
+            "tasks": raw["tasks"],
+            "context_window": raw.get("context_window"),
+            "parameters": raw.get("parameters"),
+            "license": raw["license"]["name"],
+            "open_weights": raw["license"]["open_weights"],
+            "free": raw["access"]["free_tier"],
             "local": self.local,
-            "cost_input": self.access.cost_input,
-            "cost_output": self.access.cost_output,
-            "template": self.template,
-            "deployments": [{"id": d.id, "kind": d.kind, "local": d.local} for d in self.deployments],
+            "cost_input": raw["access"].get("cost_input"),
+            "cost_output": raw["access"].get("cost_output"),
+            "template": raw.get("template"),
+            "deployments": [
+                {"id": d.get("id", d["kind"]), "kind": d["kind"], "local": _raw_is_local(d)}
+                for d in raw["deployments"]
+            ],
         }
+
+
+def _raw_is_local(d: dict[str, Any]) -> bool:
+    return d["kind"] in LOCAL_KINDS or (d["kind"] == "openai-compatible" and _is_loopback(d.get("api_base")))
+
+
+def _build_deployment(raw: dict[str, Any]) -> Deployment:
+    raw = dict(raw)
+    files = tuple(GGUFFile(**{**f, "shards": tuple(f.get("shards", ()))}) for f in raw.pop("files", ()))
+    return Deployment(id=raw.pop("id", raw["kind"]), files=files, **raw)

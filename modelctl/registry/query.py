@@ -101,13 +101,6 @@ _FIELDS: tuple[tuple[str, float], ...] = (
 )
 
 
-def _field_text(m: Model, name: str) -> str:
-    value = getattr(m, name)
-    if isinstance(value, tuple):
-        return " ".join(value)
-    return value or ""
-
-
 @dataclass(frozen=True)
 class SearchHit:
     model: Model
@@ -127,11 +120,14 @@ def search_models(models: Iterable[Model], query: str, limit: int | None = None)
         raise UsageError("the search query has no words to look for")
     hits: list[SearchHit] = []
     for m in models:
-        fields = [(w, _field_text(m, name).lower()) for name, w in _FIELDS]
+        texts = [m.text(name).lower() for name, _ in _FIELDS]
+        blob = " ".join(texts)
+        if not all(term in blob for term in terms):  # cheap rejection of most models
+            continue
         score = 0.0
         for term in terms:
             best = 0.0
-            for weight, text in fields:
+            for (_, weight), text in zip(_FIELDS, texts):
                 if not text or term not in text:
                     continue
                 words = _words(text)
@@ -141,14 +137,11 @@ def search_models(models: Iterable[Model], query: str, limit: int | None = None)
                     best = max(best, weight * 0.6)
                 else:
                     best = max(best, weight * 0.3)
-            if best == 0.0:
-                break
             score += best
-        else:
-            if q == m.id.lower() or q in (a.lower() for a in m.aliases):
-                score += 100.0
-            elif q in m.id.lower() or q in m.name.lower():
-                score += 5.0
-            hits.append(SearchHit(m, score))
+        if q == m.id.lower() or q in (a.lower() for a in m.aliases):
+            score += 100.0
+        elif q in m.id.lower() or q in m.name.lower():
+            score += 5.0
+        hits.append(SearchHit(m, score))
     hits.sort(key=lambda h: (-h.score, h.model.id.lower()))
     return hits[:limit] if limit else hits

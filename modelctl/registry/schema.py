@@ -387,14 +387,11 @@ def validate_model(raw: Any, *, file: str, index: int, find_line: Callable[[int,
 
 def _check_consistency(rep: _Reporter, raw: Mapping[str, Any]) -> None:
     """Checks across fields; run only once every field has the right type."""
-    from modelctl.registry.model import LOCAL_KINDS, _is_loopback
+    from modelctl.registry.model import LOCAL_KINDS, _raw_is_local
 
     deps = raw["deployments"]
     kinds = {d["kind"] for d in deps}
-    has_local = any(
-        d["kind"] in LOCAL_KINDS or (d["kind"] == "openai-compatible" and _is_loopback(d.get("api_base")))
-        for d in deps
-    )
+    has_local = any(_raw_is_local(d) for d in deps)
     if raw["access"]["local_capable"] != has_local:
         if has_local:
             rep.add("access.local_capable", "is false but the model has a local deployment")

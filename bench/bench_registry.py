@@ -1,0 +1,107 @@
+"""Start-up and scale of the catalog commands, measured side by side in one run.
+
+1. `modelctl list --json` against `python -c "import typer, tomllib"` (the floor any Typer CLI
+   reading TOML pays), runs interleaved; prints the ratio of medians (target: <= 1.5).
+2. A generated registry of 10,000 models: `list --json`, `list --free --local`, `search` as whole
+   processes (target: < 0.5 s each once the registry's parse cache is warm), plus the first,
+   cold run that parses and validates the TOML.
+
+Usage: python bench/bench_registry.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"command failed: {' '.join(cmd)}\n{proc.stderr.decode()}")
+    return elapsed
+
+
+def generate(path: Path, n: int) -> None:
+    tasks = ["chat", "completion", "code", "embedding", "vision"]
+    providers = ["Acme", "Globex", "Initech", "Umbrella", "Hooli"]
+    with path.open("w") as fh:
+        fh.write("schema_version = 1\n")
+        for i in range(n):
+            local = i % 3 == 0
+            task_list = '["completion"]' if i % 5 == 1 else f'["{tasks[i % 5]}", "completion"]'
+            fh.write(
+                f'''
+[[models]]
+id = "bench/model-{i}"
+name = "Bench Model {i}"
+aliases = ["bm-{i}"]
+provider = "{providers[i % 5]}"
+family = "family-{i % 50}"
+description = "Generated model number {i} for the scale benchmark, good at {tasks[i % 5]} work."
+category = "{"foundation" if local else "industry"}"
+tasks = {task_list}
+parameters = {(i % 70 + 1) * 1_000_000_000}
+context_window = {2048 << (i % 7)}
+use_cases = ["use case {i % 20}", "benchmarking"]
+template = "chatml"
+license = {{ name = "{"Apache-2.0" if local else "Proprietary"}", open_weights = {str(local).lower()} }}
+access = {{ free_tier = {str(local).lower()}, local_capable = {str(local).lower()}, cost_input = {i % 10}.5 }}
+
+[[models.deployments]]
+''')
+            if local:
+                fh.write(f'kind = "llama.cpp"\nrepo = "bench/model-{i}-GGUF"\nfiles = [{{ quant = "Q4_K_M", filename = "model-{i}.Q4_K_M.gguf" }}]\n')
+            else:
+                fh.write(f'kind = "openai"\nmodel = "model-{i}"\n')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--models", type=int, default=10_000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, MODELCTL_HOME=tmp, NO_COLOR="1")
+        env.pop("MODELCTL_REGISTRY", None)
+        py = sys.executable
+        modelctl = [py, "-m", "modelctl"]
+
+        timed(modelctl + ["list", "--json"], env)  # warm the registry cache and the OS page cache
+        ours, floor = [], []
+        for _ in range(args.runs):
+            ours.append(timed(modelctl + ["list", "--json"], env))
+            floor.append(timed([py, "-c", "import typer, tomllib"], env))
+        m_ours, m_floor = statistics.median(ours), statistics.median(floor)
+        print(f"start-up: modelctl list --json {m_ours * 1000:.0f} ms, "
+              f"python -c 'import typer, tomllib' {m_floor * 1000:.0f} ms, "
+              f"ratio {m_ours / m_floor:.2f} (target <= 1.5), median of {args.runs}")
+
+        big = Path(tmp) / "big.toml"
+        generate(big, args.models)
+        size_mb = big.stat().st_size / 1e6
+        with_big = modelctl + ["--registry", str(big)]
+        cold = timed(with_big + ["list", "--json"], env)
+        print(f"scale: {args.models} models ({size_mb:.1f} MB of TOML); first run (parse + validate + cache) {cold:.2f} s")
+        for label, extra in (
+            ("list --json", ["list", "--json"]),
+            ("list --free --local --task chat", ["list", "--free", "--local", "--task", "chat"]),
+            ("search 'code work'", ["search", "code", "work", "--json"]),
+            ("show bm-9999", ["show", f"bm-{args.models - 1}"]),
+        ):
+            times = [timed(with_big + extra, env) for _ in range(max(3, args.runs // 3))]
+            m = statistics.median(times)
+            print(f"scale: {label:<34} {m:.3f} s  ({'ok' if m < 0.5 else 'OVER'} against 0.5 s)")
+
+
+if __name__ == "__main__":
+    main()
