@@ -1,0 +1,32 @@
+"""Backends: one module per deployment kind, all behind the small protocol in `base`.
+
+Backend modules import their provider's package lazily; importing this package costs nothing.
+"""
+
+from modelctl.backends.base import (
+    FINISH_INTERRUPTED,
+    FINISH_LENGTH,
+    FINISH_STOP,
+    Backend,
+    BaseBackend,
+    Chunk,
+    GenerationParams,
+    Message,
+    Timings,
+    Usage,
+    collect,
+)
+
+__all__ = [
+    "FINISH_INTERRUPTED",
+    "FINISH_LENGTH",
+    "FINISH_STOP",
+    "Backend",
+    "BaseBackend",
+    "Chunk",
+    "GenerationParams",
+    "Message",
+    "Timings",
+    "Usage",
+    "collect",
+]

@@ -1,0 +1,159 @@
+"""The protocol every backend implements, and the values that cross it.
+
+A backend turns a conversation (a list of `{"role": ..., "content": ...}` messages, roles
+`system`, `user`, `assistant`) and `GenerationParams` into a stream of `Chunk`s: text deltas,
+then one final chunk with the finish reason, token usage and timings. The chat loop, the renderer
+and the history see only these values, so they never branch on the provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+
+from modelctl.errors import BackendError
+
+Message = Mapping[str, str]
+
+# Why a generation ended.
+FINISH_STOP = "stop"  # end-of-generation token or stop string
+FINISH_LENGTH = "length"  # max_tokens or the context window
+FINISH_INTERRUPTED = "interrupted"  # the caller stopped reading (Ctrl-C)
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling and stopping parameters. None means "the backend's or model's default".
+
+    `extra` carries provider-specific parameters verbatim (`-o KEY=VALUE` on the command line).
+    """
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    repeat_penalty: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def overlay(self, **changes: Any) -> "GenerationParams":
+        """A copy with every change that is not None (or empty) applied: layering of defaults.
+
+        `stop` values accumulate; `extra` tables merge, later keys winning.
+        """
+        updates: dict[str, Any] = {}
+        for f in fields(self):
+            value = changes.pop(f.name, None)
+            if value is None or value == () or value == {} or value == []:
+                continue
+            if f.name == "stop":
+                value = tuple(dict.fromkeys((*self.stop, *value)))
+            elif f.name == "extra":
+                value = {**self.extra, **value}
+            updates[f.name] = value
+        if changes:
+            raise TypeError(f"unknown generation parameter(s): {', '.join(sorted(changes))}")
+        return replace(self, **updates)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["stop"] = list(self.stop)
+        data["extra"] = dict(self.extra)
+        return data
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds and rates for one answer. `load_s` is the model load this answer paid for (0 when
+    the model was already loaded); `prompt_eval_tokens` counts the prompt tokens actually
+    evaluated (a local backend reuses what it evaluated on earlier turns)."""
+
+    load_s: float | None = None
+    first_token_s: float | None = None
+    tokens_per_second: float | None = None
+    prompt_eval_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a streamed answer. The last chunk of a stream has `finish_reason` set (and
+    usually no text); only it carries `usage` and `timings`."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    timings: Timings | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.finish_reason is not None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the chat loop needs from a provider."""
+
+    def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
+        """Stream the assistant's answer to `messages`. Closing the iterator early stops the
+        generation (the partial answer stays valid)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Service metadata: `model_id`, `kind`, endpoint or file, and any other attributes."""
+        ...
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt tokens `messages` would cost. May raise BackendError where unsupported."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text. May raise BackendError where unsupported."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class BaseBackend:
+    """Defaults for the optional parts of the protocol."""
+
+    kind = "unknown"
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        raise BackendError(f"the {self.kind} backend cannot count tokens")
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        raise BackendError(f"the {self.kind} backend does not compute embeddings")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def collect(chunks: Iterator[Chunk]) -> tuple[str, Chunk]:
+    """Drain a stream: the whole text and the final chunk."""
+    parts: list[str] = []
+    final = Chunk(finish_reason=FINISH_STOP)
+    for chunk in chunks:
+        parts.append(chunk.text)
+        if chunk.final:
+            final = chunk
+    return "".join(parts), final
