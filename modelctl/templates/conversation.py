@@ -1,0 +1,380 @@
+"""Conversation templates as data, and the one renderer that turns any of them into a prompt.
+
+A `Conversation` is a frozen value. Its turns are written with a `TurnFormats`: one format string
+each for the system block, a user turn, an assistant turn, the generation prompt and the end of a
+finished conversation. Format strings use these fields:
+
+    {content}  the message text (plain text: tokenized without special-token parsing)
+    {system}   the system message text (plain text)
+    {bos}      the BOS token text       {eos}  the EOS token text
+    {round}    the 1-based number of the user/assistant round
+    {date}     a date, for templates that write one (Llama 3.1+)
+
+Templates that came from FastChat keep FastChat's vocabulary (roles, separator style, `sep`,
+`sep2`, `system_template`): their separator style *derives* the turn formats, once, when the value
+is built. Templates written after an official Jinja `chat_template` give their formats directly
+(`SeparatorStyle.ROLE_FORMATS`). Either way, rendering is the same few lines below: no branch per
+model.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from modelctl.errors import NotFoundError, TemplateError
+from modelctl.templates.types import (
+    RenderedPrompt,
+    Segment,
+    SystemPolicy,
+    check_alternation,
+    check_messages,
+    join_segments,
+    split_leading_bos,
+)
+
+
+class SeparatorStyle(str, Enum):
+    """How turns are laid out. All but ROLE_FORMATS follow FastChat's style of the same name."""
+
+    ROLE_FORMATS = "role_formats"  # the turn formats are written out in the template's data
+    ADD_COLON_SINGLE = "add_colon_single"  # "ROLE: msg<sep>" ... "ROLE:"
+    ADD_COLON_TWO = "add_colon_two"  # "ROLE: msg<sep|sep2>" alternating ... "ROLE:"
+    ADD_NEW_LINE_SINGLE = "add_new_line_single"  # "ROLE\nmsg<sep>" ... "ROLE\n"
+    NO_COLON_SINGLE = "no_colon_single"  # "ROLEmsg<sep>" ... "ROLE"
+    CHATML = "chatml"  # "ROLE\nmsg<sep>\n" ... "ROLE\n"
+    DOLLY = "dolly"  # "ROLE:\nmsg<sep>" / "ROLE:\nmsg<sep2>\n\n" ... "ROLE:\n"
+    RWKV = "rwkv"  # "ROLE: msg\n\n" with blank lines collapsed ... "ROLE:"
+    CHATGLM = "chatglm"  # "[Round n]<sep>ROLE：msg<sep>" ... "ROLE："
+    CHATINTERN = "chatintern"  # "<bos>ROLE:msg<sep>\n" / "ROLE:msg<sep2>\n" ... "ROLE:"
+
+
+@dataclass(frozen=True)
+class TurnFormats:
+    """Format strings for each part of a prompt (fields listed in the module docstring)."""
+
+    user: str
+    assistant: str
+    generation: str  # written after the last message when a generation prompt is asked for
+    system: str = "{system}"
+    prefix: str = ""  # written first, before anything else
+    end: str = ""  # written after the last message when no generation prompt is asked for
+    merge: str = "{system}\n\n{content}"  # the first user turn's content, under MERGE_FIRST_USER
+
+
+CONTENT_TRANSFORMS: dict[str, Callable[[str], str]] = {
+    "none": lambda s: s,
+    "strip": str.strip,  # Python's str.strip and Jinja's `trim` filter are the same operation
+    "collapse_newlines": lambda s: s.replace("\r\n", "\n").replace("\n\n", "\n"),
+}
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A registered conversation template (immutable; `dataclasses.replace` makes variants)."""
+
+    name: str
+    roles: tuple[str, str] = ("user", "assistant")
+    sep_style: SeparatorStyle = SeparatorStyle.ROLE_FORMATS
+    sep: str = ""
+    sep2: str | None = None
+    system_template: str = "{system_message}"
+    system_message: str = ""  # the default system message, used when the conversation has none
+    system_policy: SystemPolicy = SystemPolicy.NATIVE
+    system_always: bool = False  # write the system block even when there is no system message
+    formats: TurnFormats | None = None  # required for ROLE_FORMATS, derived for the other styles
+    content_transform: str = "none"  # applied to user and assistant content
+    system_transform: str = "none"  # applied to the system message
+    transform_after_merge: bool = False  # MERGE_FIRST_USER: transform the merged text as a whole
+    bos: str | None = None  # the BOS text, written where the formats say {bos}
+    eos: str | None = None  # the EOS text, written where the formats say {eos}
+    stop_str: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    date_string: str | None = None  # {date}, fixed
+    date_format: str | None = None  # {date}, strftime of the render time
+    description: str = ""
+    reference: str = ""  # what its byte-for-byte behaviour was checked against
+    source: str = "builtin"
+    models: tuple[str, ...] = field(default=(), compare=False)  # examples, for `templates show`
+
+    def __post_init__(self) -> None:
+        if self.formats is None:
+            layout = _STYLE_LAYOUTS.get(self.sep_style)
+            if layout is None:
+                raise ValueError(f"template {self.name!r}: separator style {self.sep_style} needs formats")
+            object.__setattr__(self, "formats", layout(self))
+        for key in (self.content_transform, self.system_transform):
+            if key not in CONTENT_TRANSFORMS:
+                raise ValueError(f"template {self.name!r}: unknown content transform {key!r}")
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def render(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        add_generation_prompt: bool = True,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+        date_string: str | None = None,
+    ) -> RenderedPrompt:
+        """Render `messages` (OpenAI-style dicts) into the exact prompt.
+
+        `bos_token`/`eos_token` replace the template's own texts (pass the model's, from its GGUF).
+        Raises TemplateError for an unacceptable conversation.
+        """
+        msgs = check_messages(self.name, messages)
+        check_alternation(self.name, msgs)
+        provided = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
+        turns = msgs[1:] if provided is not None else msgs
+        fmt = self.formats
+        assert fmt is not None
+        fields = {
+            "bos": bos_token if bos_token is not None else (self.bos or ""),
+            "eos": eos_token if eos_token is not None else (self.eos or ""),
+            "date": self._date(date_string),
+        }
+        transform = CONTENT_TRANSFORMS[self.content_transform]
+        system = provided if provided is not None else self.system_message
+        merged_system: str | None = None
+
+        parts = _expand(fmt.prefix, fields)
+        if self._writes_system(provided, system):
+            if self.system_policy is SystemPolicy.REJECT and provided is not None:
+                raise TemplateError(
+                    f"template '{self.name}': message 1 is a system message, which this template "
+                    "does not accept; put the instructions in the first user message"
+                )
+            if self.system_policy is SystemPolicy.MERGE_FIRST_USER:
+                if not turns:
+                    raise TemplateError(
+                        f"template '{self.name}' writes the system message into the first user turn; "
+                        "the conversation has no user message"
+                    )
+                merged_system = system
+            elif self.system_policy is SystemPolicy.NATIVE:
+                text = CONTENT_TRANSFORMS[self.system_transform](system)
+                # the default system message is the template's own text; a given one is content
+                parts += _expand(fmt.system, fields, system=[Segment(text, provided is None)])
+        for i, message in enumerate(turns):
+            if i == 0 and merged_system is not None:
+                content = self._merge(merged_system, message["content"], transform, fields)
+            else:
+                content = [Segment(transform(message["content"]), False)]
+            turn = fmt.user if message["role"] == "user" else fmt.assistant
+            parts += _expand(turn, {**fields, "round": str(i // 2 + 1)}, content=content)
+        parts += _expand(fmt.generation if add_generation_prompt else fmt.end, fields)
+        segments, bos = split_leading_bos(join_segments(parts), fields["bos"])
+        return RenderedPrompt(
+            template=self.name,
+            source=self.source,
+            segments=segments,
+            stop=self.stop_str,
+            stop_token_ids=self.stop_token_ids,
+            bos_token=bos,
+        )
+
+    def _writes_system(self, provided: str | None, system: str) -> bool:
+        if self.system_always or self.sep_style in _SYSTEM_ALWAYS_STYLES:
+            return True
+        if self.sep_style is SeparatorStyle.ROLE_FORMATS:
+            return provided is not None or system != ""
+        # FastChat's rule: the system block is written when its text is not empty
+        return self.system_template.format(system_message=system) != ""
+
+    def _merge(self, system: str, content: str, transform, fields) -> list[Segment]:
+        fmt = self.formats
+        assert fmt is not None
+        sys_text = CONTENT_TRANSFORMS[self.system_transform](system)
+        if not self.transform_after_merge:
+            return _expand(fmt.merge, fields, system=[Segment(sys_text, False)],
+                           content=[Segment(transform(content), False)])
+        merged = _expand(fmt.merge, fields, system=[Segment(sys_text, False)], content=[Segment(content, False)])
+        if transform is CONTENT_TRANSFORMS["strip"]:
+            return _strip_segments(merged)
+        return [Segment(transform(s.text), s.special) for s in merged]
+
+    def _date(self, override: str | None) -> str:
+        if override is not None:
+            return override
+        if self.date_format:
+            return datetime.now().strftime(self.date_format)
+        return self.date_string or ""
+
+    # -- description -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """A JSON-able description (for `modelctl templates --json`)."""
+        fmt = self.formats
+        assert fmt is not None
+        return {
+            "name": self.name,
+            "source": self.source,
+            "description": self.description,
+            "reference": self.reference,
+            "sep_style": self.sep_style.value,
+            "roles": list(self.roles),
+            "system_policy": self.system_policy.value,
+            "default_system_message": self.system_message,
+            "stop": list(self.stop_str),
+            "stop_token_ids": list(self.stop_token_ids),
+            "bos": self.bos,
+            "eos": self.eos,
+            "content_transform": self.content_transform,
+            "formats": {
+                "prefix": fmt.prefix,
+                "system": fmt.system,
+                "user": fmt.user,
+                "assistant": fmt.assistant,
+                "generation": fmt.generation,
+                "end": fmt.end,
+                **({"merge": fmt.merge} if self.system_policy is SystemPolicy.MERGE_FIRST_USER else {}),
+            },
+            "models": list(self.models),
+        }
+
+
+_FORMATTER = string.Formatter()
+_CONTENT_FIELDS = ("content", "system")
+
+
+def _expand(fmt: str, fields: Mapping[str, str], **contents: list[Segment]) -> list[Segment]:
+    """Segments of one format string: its literal text and fields as template text (special),
+    `{content}` and `{system}` as the given segments."""
+    out: list[Segment] = []
+    for literal, name, spec, conv in _FORMATTER.parse(fmt):
+        if literal:
+            out.append(Segment(literal, True))
+        if name is None:
+            continue
+        if spec or conv:
+            raise ValueError(f"format field {{{name}}} takes no conversion or spec")
+        if name in _CONTENT_FIELDS:
+            out.extend(contents[name])
+        else:
+            out.append(Segment(fields[name], True))
+    return out
+
+
+def _strip_segments(parts: list[Segment]) -> list[Segment]:
+    """`"".join(parts).strip()`, keeping segment boundaries."""
+    parts = [p for p in parts if p.text]
+    while parts and not parts[0].text.lstrip():
+        parts.pop(0)
+    if parts:
+        parts[0] = Segment(parts[0].text.lstrip(), parts[0].special)
+    while parts and not parts[-1].text.rstrip():
+        parts.pop()
+    if parts:
+        parts[-1] = Segment(parts[-1].text.rstrip(), parts[-1].special)
+    return parts
+
+
+# -- FastChat separator styles, as turn formats -------------------------------------------------
+
+
+def _system_block(c: Conversation, suffix: str) -> str:
+    return _escape(c.system_template).replace("{{system_message}}", "{system}") + _escape(suffix)
+
+
+def _escape(s: str | None) -> str:
+    return (s or "").replace("{", "{{").replace("}", "}}")
+
+
+def _layout(user: str, assistant: str, generation: str, system: str) -> Callable[[Conversation], TurnFormats]:
+    """A style from four patterns, where R0/R1 stand for the role names, S/S2 for the separators
+    and SYS for the system template."""
+
+    def build(c: Conversation) -> TurnFormats:
+        names = {"R0": c.roles[0], "R1": c.roles[1], "S1": c.sep, "S2": c.sep2}
+
+        def sub(p: str) -> str:
+            return _PLACEHOLDERS.sub(lambda m: _escape(names[m.group()]), p)
+
+        return TurnFormats(
+            user=sub(user), assistant=sub(assistant), generation=sub(generation),
+            system=_system_block(c, "") + sub(system),
+            # FastChat relies on the tokenizer to add BOS; CHATINTERN writes it in every round
+            prefix="{bos}" if c.bos and c.sep_style is not SeparatorStyle.CHATINTERN else "",
+        )
+
+    return build
+
+
+_PLACEHOLDERS = re.compile("R0|R1|S1|S2")
+
+# FastChat writes the system block of these styles (with its separator) even when it is empty.
+_SYSTEM_ALWAYS_STYLES = frozenset({SeparatorStyle.ADD_COLON_SINGLE, SeparatorStyle.ADD_COLON_TWO})
+
+_STYLE_LAYOUTS: dict[SeparatorStyle, Callable[[Conversation], TurnFormats]] = {
+    SeparatorStyle.ADD_COLON_SINGLE: _layout("R0: {content}S1", "R1: {content}S1", "R1:", "S1"),
+    SeparatorStyle.ADD_COLON_TWO: _layout("R0: {content}S1", "R1: {content}S2", "R1:", "S1"),
+    SeparatorStyle.ADD_NEW_LINE_SINGLE: _layout("R0\n{content}S1", "R1\n{content}S1", "R1\n", "S1"),
+    SeparatorStyle.NO_COLON_SINGLE: _layout("R0{content}S1", "R1{content}S1", "R1", ""),
+    SeparatorStyle.CHATML: _layout("R0\n{content}S1\n", "R1\n{content}S1\n", "R1\n", "S1\n"),
+    SeparatorStyle.DOLLY: _layout("R0:\n{content}S1", "R1:\n{content}S2\n\n", "R1:\n", ""),
+    SeparatorStyle.RWKV: _layout("R0: {content}\n\n", "R1: {content}\n\n", "R1:", ""),
+    SeparatorStyle.CHATGLM: _layout("[Round {round}]S1R0：{content}S1", "R1：{content}S1", "R1：", "S1"),
+    SeparatorStyle.CHATINTERN: _layout("{bos}R0:{content}S1\n", "R1:{content}S2\n", "R1:", ""),
+}
+
+
+# -- the registry of templates ------------------------------------------------------------------
+
+_TEMPLATES: dict[str, Conversation] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_conv_template(template: Conversation, override: bool = False, *, aliases: Sequence[str] = ()) -> None:
+    """Register `template` under its name (and `aliases`). A second registration of the same
+    name is an error unless `override` is true."""
+    if template.name in _TEMPLATES and not override:
+        raise ValueError(f"conversation template {template.name!r} is already registered")
+    _TEMPLATES[template.name] = template
+    for alias in aliases:
+        _ALIASES[alias.lower()] = template.name
+
+
+def get_conv_template(name: str) -> Conversation:
+    """The registered template called `name` (or one of its aliases, any case).
+
+    Raises NotFoundError with the closest names when there is none.
+    """
+    found = find_conv_template(name)
+    if found is None:
+        raise NotFoundError(f"no conversation template called {name!r}", hint=_did_you_mean(name))
+    return found
+
+
+def find_conv_template(name: str) -> Conversation | None:
+    if name in _TEMPLATES:
+        return _TEMPLATES[name]
+    key = name.lower()
+    canonical = _ALIASES.get(key) or next((n for n in _TEMPLATES if n.lower() == key), None)
+    return _TEMPLATES.get(canonical) if canonical else None
+
+
+def list_templates() -> list[Conversation]:
+    """Every registered template, in registration order."""
+    return list(_TEMPLATES.values())
+
+
+def template_aliases() -> dict[str, str]:
+    """alias -> template name."""
+    return dict(_ALIASES)
+
+
+def _did_you_mean(name: str) -> str:
+    import difflib
+
+    names = list(_TEMPLATES) + list(_ALIASES)
+    close = difflib.get_close_matches(name.lower(), [n.lower() for n in names], n=3, cutoff=0.5)
+    canonical = {n.lower(): _ALIASES.get(n.lower(), n) for n in names}
+    picks = list(dict.fromkeys(canonical[c] for c in close))
+    if picks:
+        return "did you mean " + " or ".join(repr(p) for p in picks) + "? `modelctl templates` lists them"
+    return "`modelctl templates` lists them"

@@ -1,0 +1,146 @@
+"""Choosing the template for a model, in one documented order:
+
+1. `--template`: a registered name, or a path to a `.jinja`/`.j2` file or a `tokenizer_config.json`;
+2. the registry entry's `template`;
+3. the GGUF's embedded `tokenizer.chat_template` (rendered in the sandbox);
+4. a model adapter matching the model's names or GGUF metadata;
+5. the fallback template, with `source="fallback"`: the caller announces it on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from modelctl.errors import NotFoundError, TemplateError
+from modelctl.templates.adapters import match_adapter
+from modelctl.templates.conversation import find_conv_template, get_conv_template
+from modelctl.templates.types import ChatTemplate
+
+FALLBACK_TEMPLATE = "chatml"
+TEMPLATE_FILE_SUFFIXES = (".jinja", ".j2", ".jinja2", ".json", ".txt")
+
+
+def resolve_template(
+    *,
+    template: str | None = None,
+    registry_template: str | None = None,
+    gguf_metadata: Mapping[str, Any] | None = None,
+    names: Sequence[str] = (),
+) -> ChatTemplate:
+    """The template for a model: --template > registry template > GGUF embedded template >
+    adapter match > fallback (source='fallback'; the caller prints the warning)."""
+    if template:
+        return explicit_template(template)
+    if registry_template:
+        return replace(get_conv_template(registry_template), source="registry")
+    metadata = gguf_metadata or {}
+    embedded = metadata.get("tokenizer.chat_template")
+    if isinstance(embedded, str) and embedded.strip():
+        return gguf_template(metadata, names)
+    match = match_adapter(names, metadata)
+    if match is not None:
+        return get_conv_template(match.template)
+    return replace(get_conv_template(FALLBACK_TEMPLATE), source="fallback")
+
+
+def explicit_template(value: str) -> ChatTemplate:
+    """A registered template name, or a template file."""
+    found = find_conv_template(value)
+    if found is not None:
+        return found
+    path = Path(os.path.expanduser(value))
+    if path.exists() or os.sep in value or "/" in value or value.lower().endswith(TEMPLATE_FILE_SUFFIXES):
+        return load_template_file(path)
+    get_conv_template(value)  # raises NotFoundError with suggestions
+    raise AssertionError("unreachable")
+
+
+def load_template_file(path: str | os.PathLike[str]) -> ChatTemplate:
+    """A Jinja chat template from a `.jinja` file or from a `tokenizer_config.json`."""
+    from modelctl.templates.jinja import JinjaChatTemplate, compile_template
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"template file {str(path)!r} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"cannot read template file {str(path)!r}: {exc}") from None
+    bos = eos = None
+    if path.suffix.lower() == ".json":
+        text, bos, eos = _from_tokenizer_config(path, text)
+    tpl = JinjaChatTemplate(name=path.name, source="file", template=text, bos_token=bos, eos_token=eos)
+    compile_template(tpl.name, tpl.template)  # report syntax errors now
+    return tpl
+
+
+def _from_tokenizer_config(path: Path, text: str) -> tuple[str, str | None, str | None]:
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TemplateError(
+            f"{str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    chat = config.get("chat_template") if isinstance(config, dict) else None
+    if isinstance(chat, list):  # named variants: take "default", else the first
+        named = {v.get("name"): v.get("template") for v in chat if isinstance(v, dict)}
+        chat = named.get("default") or next(iter(named.values()), None)
+    if not isinstance(chat, str) or not chat.strip():
+        raise TemplateError(f"{str(path)!r} has no chat_template")
+    return chat, _token_text(config.get("bos_token")), _token_text(config.get("eos_token"))
+
+
+def _token_text(value: Any) -> str | None:
+    if isinstance(value, dict):  # {"content": "<s>", "lstrip": false, ...}
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def gguf_template(metadata: Mapping[str, Any], names: Sequence[str] = ()) -> ChatTemplate:
+    """The GGUF's embedded chat template, with the GGUF's BOS/EOS texts and end-of-turn ids.
+
+    Stop strings also include those of the built-in template the model's names match, if any:
+    they are facts about the model (early Llama 3 GGUFs name <|end_of_text|> as EOS, for one).
+    """
+    from modelctl.templates.jinja import JinjaChatTemplate, compile_template
+
+    source = metadata["tokenizer.chat_template"]
+    files = [n for n in names if isinstance(n, str) and n.lower().endswith(".gguf")]
+    general = metadata.get("general.name")
+    name = os.path.basename(files[0]) if files else (general if isinstance(general, str) else "embedded")
+    ids = tuple(
+        dict.fromkeys(
+            v
+            for k in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id")
+            if isinstance(v := metadata.get(k), int) and not isinstance(v, bool) and v >= 0
+        )
+    )
+    match = match_adapter(names, metadata)
+    extra_stops = get_conv_template(match.template).stop_str if match else ()
+    tpl = JinjaChatTemplate(
+        name=name,
+        source="gguf",
+        template=source,
+        bos_token=_gguf_token(metadata, "bos"),
+        eos_token=_gguf_token(metadata, "eos"),
+        stop=tuple(extra_stops),
+        stop_token_ids=ids,
+    )
+    compile_template(tpl.name, tpl.template)
+    return tpl
+
+
+def _gguf_token(metadata: Mapping[str, Any], which: str) -> str | None:
+    text = metadata.get(f"tokenizer.ggml.{which}_token")
+    if isinstance(text, str):
+        return text
+    tokens, index = metadata.get("tokenizer.ggml.tokens"), metadata.get(f"tokenizer.ggml.{which}_token_id")
+    if isinstance(tokens, Sequence) and isinstance(index, int) and 0 <= index < len(tokens):
+        token = tokens[index]
+        return token if isinstance(token, str) else None
+    return None

@@ -1,0 +1,150 @@
+"""The values every template produces and the checks every template shares.
+
+A rendered prompt is a sequence of segments. A segment is either the template's own text (which may
+hold control tokens such as `<start_of_turn>`, to be parsed as special tokens) or message content
+(to be tokenized as plain text, so that a user who types `<|im_end|>` cannot close their own turn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from modelctl.errors import TemplateError
+
+ROLES = ("system", "user", "assistant")
+
+
+class Segment(NamedTuple):
+    text: str
+    special: bool  # True: template text; False: message content (plain text)
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """What a template made of a conversation: the exact text, split into segments, and how to stop."""
+
+    template: str
+    source: str  # "builtin" | "registry" | "gguf" | "file" | "fallback"
+    segments: tuple[Segment, ...]
+    stop: tuple[str, ...]
+    stop_token_ids: tuple[int, ...]
+    bos_token: str | None  # the BOS text `text` starts with, or None when it starts with none
+
+    @property
+    def text(self) -> str:
+        """The full text the model receives, BOS written out where the template writes it."""
+        return "".join(s.text for s in self.segments)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of `modelctl prompt --json` (and of debug dumps)."""
+        return {
+            "template": self.template,
+            "source": self.source,
+            "prompt": self.text,
+            "bos_token": self.bos_token,
+            "stop": list(self.stop),
+            "stop_token_ids": list(self.stop_token_ids),
+            "segments": [{"text": s.text, "special": s.special} for s in self.segments],
+        }
+
+
+@runtime_checkable
+class ChatTemplate(Protocol):
+    """A conversation template: a built-in `Conversation` or a Jinja `chat_template`."""
+
+    name: str
+    source: str
+
+    def render(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        add_generation_prompt: bool = True,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+    ) -> RenderedPrompt: ...
+
+
+class SystemPolicy(str, Enum):
+    """What a template does with a system message. Never: drop it silently."""
+
+    NATIVE = "native"  # the template has a place for it
+    MERGE_FIRST_USER = "merge_first_user"  # written at the start of the first user turn
+    REJECT = "reject"  # a TemplateError that says so
+
+
+def check_messages(name: str, messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    """Plain copies of `messages` after checking their shape: roles known, contents strings.
+
+    Raises TemplateError naming the template and the (1-based) message.
+    """
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise TemplateError(f"template '{name}': messages must be a list of {{role, content}} objects")
+    checked: list[dict[str, str]] = []
+    for i, m in enumerate(messages, 1):
+        if not isinstance(m, Mapping):
+            raise TemplateError(f"template '{name}': message {i} is not an object with role and content")
+        role, content = m.get("role"), m.get("content")
+        if role not in ROLES:
+            raise TemplateError(
+                f"template '{name}': message {i} has role {role!r}; expected one of {', '.join(ROLES)}"
+            )
+        if not isinstance(content, str):
+            raise TemplateError(f"template '{name}': message {i} ({role}) has no text content")
+        checked.append({"role": role, "content": content})
+    if not checked:
+        raise TemplateError(f"template '{name}': the conversation has no messages")
+    return checked
+
+
+def check_alternation(name: str, messages: Sequence[Mapping[str, str]]) -> None:
+    """An optional leading system message, then user, assistant, user, ... (ending with either)."""
+    previous = None
+    for i, m in enumerate(messages, 1):
+        role = m["role"]
+        if role == "system":
+            if i != 1:
+                raise TemplateError(
+                    f"template '{name}': message {i} has role 'system'; "
+                    "a system message is accepted only as the first message"
+                )
+            continue
+        if previous is None and role != "user":
+            raise TemplateError(
+                f"template '{name}': message {i} has role '{role}'; the conversation must start with "
+                "a user message (after an optional system message)"
+            )
+        if role == previous:
+            raise TemplateError(
+                f"template '{name}': message {i} has role '{role}' after '{previous}'; "
+                "roles must alternate user/assistant"
+            )
+        previous = role
+
+
+def join_segments(parts: Sequence[Segment]) -> tuple[Segment, ...]:
+    """Drop empty segments and merge neighbours of the same kind."""
+    out: list[Segment] = []
+    for seg in parts:
+        if not seg.text:
+            continue
+        if out and out[-1].special == seg.special:
+            out[-1] = Segment(out[-1].text + seg.text, seg.special)
+        else:
+            out.append(seg)
+    return tuple(out)
+
+
+def split_leading_bos(segments: tuple[Segment, ...], bos: str | None) -> tuple[tuple[Segment, ...], str | None]:
+    """Give a leading BOS its own segment (a tokenizer maps it to one id) and report it."""
+    if not bos or not segments or not segments[0].text.startswith(bos):
+        return segments, None
+    first = segments[0]
+    if not first.special:
+        return segments, None  # content that happens to start with the BOS text is not a BOS
+    rest = first.text[len(bos):]
+    head = (Segment(bos, True),) + ((Segment(rest, True),) if rest else ())
+    return head + segments[1:], bos
