@@ -107,6 +107,7 @@ def test_user_registry_overrides_and_adds(modelctl_home, tmp_path):
     user = modelctl_home / "config" / "registry.toml"
     user.parent.mkdir(parents=True)
     text = SMALL.read_text().replace('id = "acme/tiny-chat"', f'id = "{some.id.upper()}"')
+    text = text.replace('aliases = ["tiny-chat", "tc"]', 'aliases = ["tiny-chat-mine"]')
     user.write_text(text)
     merged = load_registry()
     assert len(merged) == len(builtin) + 3
@@ -169,7 +170,7 @@ def test_list_plain_table_when_piped(cli):
 
 
 def test_search_command(cli):
-    result = cli("--registry", str(SMALL), "search", "code", "--json")
+    result = cli("--registry", str(SMALL), "search", "code", "acme", "--json")
     items = json.loads(result.stdout)
     assert items[0]["id"] == "acme/coder-7b" and items[0]["score"] >= items[1]["score"]
     result = cli("--registry", str(SMALL), "search", "zzzznothing")

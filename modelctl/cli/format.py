@@ -15,13 +15,16 @@ def human_count(n: int | None) -> str:
 
 
 def human_tokens(n: int | None) -> str:
-    """Context sizes the way model cards write them: 4096 -> '4K', 128000 -> '128K', 1048576 -> '1M'."""
+    """Context sizes the way model cards write them: 4096 -> '4K', 128000 -> '128K', 131072 -> '128K'.
+
+    Round decimal numbers are written in thousands, the rest in units of 1024.
+    """
     if n is None:
         return "-"
-    if n >= 1_000_000:
-        return f"{n / 1_048_576:.0f}M" if n % 1_048_576 == 0 else f"{n / 1_000_000:.0f}M"
-    if n >= 1000:
-        return f"{n // 1024}K" if n % 1024 == 0 else f"{n / 1000:.0f}K"
+    for unit, dec, binary in (("M", 1_000_000, 1_048_576), ("K", 1000, 1024)):
+        if n >= dec:
+            value = n / dec if n % dec == 0 else n / binary
+            return f"{value:.0f}{unit}" if value >= 10 or value == int(value) else f"{value:.1f}{unit}"
     return str(n)
 
 
