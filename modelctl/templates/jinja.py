@@ -128,6 +128,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     code_generator_class = _BoundedCodeGenerator
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
+    def unsafe_undefined(self, obj: Any, attribute: str):
+        """Reaching for a Python internal is an error at once (jinja would render it as empty
+        until used): no legitimate chat template does it."""
+        raise jinja2.exceptions.SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
+        )
+
     def bounded_join(self, seq: Sequence[Any]) -> str:
         parts = []
         total = 0
