@@ -70,7 +70,7 @@ def list_models(
     """List models in the registry; filters combine with AND."""
     from modelctl.errors import UsageError
     from modelctl.registry.query import ModelFilter, filter_models, sort_models
-    from modelctl.registry.schema import CATEGORIES, DEPLOYMENT_KINDS, TASKS
+    from modelctl.registry.model import CATEGORIES, DEPLOYMENT_KINDS, TASKS
 
     if category and category.lower() not in CATEGORIES:
         raise UsageError(f"--category: '{category}' is not one of: {', '.join(CATEGORIES)}")

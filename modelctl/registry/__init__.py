@@ -7,7 +7,7 @@
 """
 
 from modelctl.registry.loader import BUILTIN_REGISTRY, build_model_list, check_file, load_registry, registry_layers
-from modelctl.registry.model import Access, Defaults, Deployment, GGUFFile, License, Model
+from modelctl.registry.model import Model
 from modelctl.registry.query import ModelFilter, SearchHit, filter_models, search_models, sort_models
 from modelctl.registry.registry import Registry
 
@@ -19,9 +19,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The schema (validation) is only needed when a file is parsed, so it is imported lazily.
+    # The schema (validation) and the nested values are imported on first use: start-up is measured.
     if name == "Problem":
         from modelctl.registry.schema import Problem
 
         return Problem
+    if name in ("Access", "Defaults", "Deployment", "GGUFFile", "License"):
+        from modelctl.registry import values
+
+        return getattr(values, name)
     raise AttributeError(name)

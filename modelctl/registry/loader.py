@@ -39,12 +39,11 @@ class LineIndex:
     right place, and only built when there is something to report.
     """
 
-    _header = re.compile(r"^\s*\[\[\s*models\s*\]\]")
-    _deployment = re.compile(r"^\s*\[\[\s*models\.deployments\s*\]\]")
-
     def __init__(self, text: str) -> None:
+        header = re.compile(r"^\s*\[\[\s*models\s*\]\]")
+        self._deployment = re.compile(r"^\s*\[\[\s*models\.deployments\s*\]\]")
         self.lines = text.splitlines()
-        self.starts = [i for i, line in enumerate(self.lines) if self._header.match(line)]
+        self.starts = [i for i, line in enumerate(self.lines) if header.match(line)]
 
     def find(self, model_index: int, key: str) -> int | None:
         if model_index >= len(self.starts):

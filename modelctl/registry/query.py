@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 from modelctl.errors import UsageError
 from modelctl.registry.model import Model
@@ -101,8 +101,7 @@ _FIELDS: tuple[tuple[str, float], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class SearchHit:
+class SearchHit(NamedTuple):
     model: Model
     score: float
 

@@ -13,19 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from modelctl.registry.model import CATEGORIES, DEPLOYMENT_KINDS, TASKS
+
 SCHEMA_VERSION = 1
 
-CATEGORIES = ("foundation", "industry", "task")
-TASKS = (
-    "chat", "completion", "embedding", "code", "vision", "speech-to-text", "text-to-speech",
-    "text-to-image", "moderation", "fill-mask", "image-classification",
-    "zero-shot-image-classification", "translation", "summarization", "rerank",
-)
 STATUSES = ("active", "preview", "legacy", "deprecated")
-DEPLOYMENT_KINDS = (
-    "llama.cpp", "ollama", "openai", "azure-openai", "openai-compatible", "hf-inference",
-    "mistral", "gemini", "anthropic",
-)
 LINK_KINDS = ("model_card", "docs", "paper", "blog", "pricing", "license", "repo")
 
 _DEFAULT_KEY_ENV = {
