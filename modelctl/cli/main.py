@@ -22,6 +22,7 @@ from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
 COMMAND_MODULES = [
     "catalog",  # list, search, show
     "registry_cmd",  # registry validate|export|path
+    "prompt_cmd",  # prompt, templates [show]
 ]
 
 

@@ -1,0 +1,237 @@
+"""Template commands: `prompt` (render a conversation without a model), `templates`, `templates show`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+from modelctl.cli import output
+
+if TYPE_CHECKING:
+    from modelctl.templates import ChatTemplate, RenderedPrompt
+
+EXAMPLE_CONVERSATION = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Hello!"},
+    {"role": "assistant", "content": "Hi! How can I help?"},
+    {"role": "user", "content": "What is 2+2?"},
+]
+
+
+def _usage(message: str, hint: str | None = None) -> Exception:
+    from modelctl.errors import UsageError
+
+    return UsageError(message, hint=hint)
+
+
+def read_messages(text: str, where: str) -> list[dict[str, Any]]:
+    """Parse an OpenAI-style messages array (or a request body with "messages") from JSON text."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _usage(f"invalid JSON in {where}: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    if isinstance(data, dict) and "messages" in data:
+        data = data["messages"]
+    if not isinstance(data, list):
+        raise _usage(f"{where} must hold a JSON array of messages like "
+                     '[{"role": "user", "content": "Hello"}]')
+    for i, m in enumerate(data, 1):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise _usage(f"message {i} in {where} needs a string 'role' and a string 'content'")
+    return data
+
+
+def _load_messages(messages_file: Optional[str]) -> list[dict[str, Any]]:
+    if messages_file and messages_file != "-":
+        path = Path(messages_file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            from modelctl.errors import NotFoundError
+
+            raise NotFoundError(f"messages file {messages_file!r} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _usage(f"cannot read messages file {messages_file!r}: {exc}") from None
+        return read_messages(text, repr(messages_file))
+    if sys.stdin is None or sys.stdin.isatty():
+        raise _usage("no messages given", hint='pipe a JSON array on stdin, or pass --messages FILE')
+    return read_messages(sys.stdin.read(), "stdin")
+
+
+def _is_gguf_path(model: str) -> bool:
+    return model.lower().endswith(".gguf") or (os.path.isfile(model) and Path(model).suffix.lower() == ".gguf")
+
+
+def resolve_for(model: Optional[str], template: Optional[str]) -> tuple["ChatTemplate", dict[str, Any]]:
+    """The template for --model/--template, and the GGUF metadata when --model is a GGUF file."""
+    from modelctl.templates import resolve_template
+
+    if model is None:
+        if template is None:
+            raise _usage("give --template NAME|FILE or --model MODEL|FILE.gguf")
+        return resolve_template(template=template), {}
+    if _is_gguf_path(model):
+        if not os.path.isfile(model):
+            from modelctl.errors import NotFoundError
+
+            raise NotFoundError(f"GGUF file {model!r} does not exist")
+        from modelctl.store.gguf import read_metadata
+
+        metadata = read_metadata(model)
+        tpl = resolve_template(template=template, gguf_metadata=metadata, names=[os.path.basename(model)])
+        return tpl, metadata
+    from modelctl.cli import state
+
+    entry = state.get_registry().resolve(model)
+    tpl = resolve_template(
+        template=template,
+        registry_template=entry.template,
+        names=[entry.id, *entry.aliases],
+    )
+    return tpl, {}
+
+
+def _write_prompt(rendered: "RenderedPrompt") -> None:
+    text = rendered.text
+    sys.stdout.write(text)
+    if sys.stdout.isatty() and not text.endswith("\n"):
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    if sys.stderr.isatty():
+        stops = ", ".join(json.dumps(s, ensure_ascii=False) for s in rendered.stop) or "none"
+        ids = ", ".join(str(i) for i in rendered.stop_token_ids) or "none"
+        output.err().print(
+            f"template {rendered.template} ({rendered.source}) · stop {stops} · stop ids {ids}",
+            style="dim",
+            markup=False,
+            highlight=False,
+        )
+
+
+def prompt(
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", metavar="MODEL|FILE.gguf", help="A registry model, or a GGUF file (uses its own chat template)."
+    ),
+    template: Optional[str] = typer.Option(
+        None, "--template", "-t", metavar="NAME|FILE", help="A template name, a .jinja file or a tokenizer_config.json."
+    ),
+    messages: Optional[str] = typer.Option(
+        None, "--messages", metavar="FILE", help="JSON messages file (default: stdin)."
+    ),
+    no_generation_prompt: bool = typer.Option(
+        False, "--no-generation-prompt", help="Render a finished conversation: no assistant header at the end."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print template, source, prompt, stop rules and segments as JSON."),
+) -> None:
+    """Render a conversation into the exact prompt a local model receives, without loading a model.
+
+    Reads an OpenAI-style messages array, e.g. [{"role": "user", "content": "Hello"}], from stdin
+    or --messages. The prompt is printed exactly, with the BOS token written out where the model
+    uses one.
+    """
+    msgs = _load_messages(messages)
+    tpl, metadata = resolve_for(model, template)
+    if tpl.source == "fallback":
+        output.warn(f"no chat template known for {model}; using '{tpl.name}' (choose one with --template)")
+    rendered = tpl.render(
+        msgs,
+        add_generation_prompt=not no_generation_prompt,
+        bos_token=metadata.get("tokenizer.ggml.bos_token"),
+        eos_token=metadata.get("tokenizer.ggml.eos_token"),
+    )
+    if as_json:
+        data = rendered.to_dict()
+        data["add_generation_prompt"] = not no_generation_prompt
+        output.print_json(data)
+        return
+    _write_prompt(rendered)
+
+
+templates_app = typer.Typer(
+    name="templates",
+    help="List the conversation templates, or show one.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@templates_app.callback(invoke_without_command=True)
+def templates_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the templates as JSON."),
+) -> None:
+    """List the built-in conversation templates."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from modelctl.templates import list_templates
+
+    templates = list_templates()
+    if as_json:
+        output.print_json([t.to_dict() for t in templates])
+        return
+    headers = ["NAME", "SYSTEM", "STOP", "REFERENCE"]
+    rows = [[t.name, t.system_policy.value, " ".join(json.dumps(s, ensure_ascii=False) for s in t.stop_str), t.reference]
+            for t in templates]
+    if not sys.stdout.isatty():
+        from modelctl.cli.format import plain_table
+
+        sys.stdout.write(plain_table(headers, rows))
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold", title="Conversation templates", title_justify="left")
+    for h in headers:
+        table.add_column(h, overflow="fold", no_wrap=h == "NAME")
+    for row in rows:
+        table.add_row(*row)
+    output.out().print(table)
+
+
+@templates_app.command("show")
+def templates_show(
+    name: str = typer.Argument(..., help="A template name (or alias), or a template file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the template and its example rendering as JSON."),
+) -> None:
+    """Show one template and an example rendering."""
+    from modelctl.templates import Conversation, SystemPolicy, resolve_template
+
+    tpl = resolve_template(template=name)
+    example = EXAMPLE_CONVERSATION
+    if isinstance(tpl, Conversation) and tpl.system_policy is SystemPolicy.REJECT:
+        example = EXAMPLE_CONVERSATION[1:]
+    rendered = tpl.render(example)
+    if as_json:
+        data = tpl.to_dict() if isinstance(tpl, Conversation) else {"name": tpl.name, "source": tpl.source, "template": tpl.template}
+        data["example"] = {"messages": example, **rendered.to_dict()}
+        output.print_json(data)
+        return
+    lines: list[tuple[str, str]] = [("name", tpl.name), ("source", tpl.source)]
+    if isinstance(tpl, Conversation):
+        lines += [
+            ("description", tpl.description),
+            ("reference", tpl.reference),
+            ("system message", tpl.system_policy.value
+             + (f" (default: {json.dumps(tpl.system_message, ensure_ascii=False)})" if tpl.system_message else "")),
+            ("separator style", tpl.sep_style.value),
+            ("BOS", json.dumps(tpl.bos, ensure_ascii=False)),
+            ("stop", " ".join(json.dumps(s, ensure_ascii=False) for s in tpl.stop_str) or "-"),
+            ("stop token ids", " ".join(str(i) for i in tpl.stop_token_ids) or "-"),
+            ("models", ", ".join(tpl.models) or "-"),
+        ]
+    width = max(len(k) for k, _ in lines)
+    out = sys.stdout
+    for key, value in lines:
+        out.write(f"{key.ljust(width)}  {value}\n")
+    out.write("\nexample:\n")
+    out.write(rendered.text)
+    out.write("\n" if not rendered.text.endswith("\n") else "")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prompt")(prompt)
+    app.add_typer(templates_app, name="templates")

@@ -1,0 +1,179 @@
+"""`modelctl prompt`, `modelctl templates`, `modelctl templates show`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+HELLO = json.dumps([{"role": "user", "content": "Hello"}])
+CONVERSATION = json.dumps(
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "2+2?"},
+    ]
+)
+
+
+def write_gguf(path, *, template: str | None = None, name: str = "Test Model", arch: str = "llama"):
+    """A real (tensor-less) GGUF file written by the gguf package."""
+    gguf = pytest.importorskip("gguf")
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(name)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(["<unk>", "<s>", "</s>", "<|eot|>"])
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    if template is not None:
+        w.add_chat_template(template)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_prompt_prints_the_exact_text(cli):
+    r = cli("prompt", "--template", "gemma", input=CONVERSATION)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (
+        "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n"
+        "<start_of_turn>user\n2+2?<end_of_turn>\n<start_of_turn>model\n"
+    )
+
+
+def test_prompt_json_from_messages_file(cli, tmp_path):
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps({"model": "x", "messages": json.loads(HELLO)}))  # a request body works too
+    r = cli("prompt", "-t", "llama-3", "--messages", str(f), "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["template"] == "llama-3" and data["source"] == "builtin"
+    assert data["prompt"] == (
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+    assert data["stop"] == ["<|eot_id|>", "<|end_of_text|>"] and data["stop_token_ids"] == [128009, 128001]
+    assert data["bos_token"] == "<|begin_of_text|>" and data["add_generation_prompt"] is True
+    assert "".join(s["text"] for s in data["segments"]) == data["prompt"]
+    assert {"text": "Hello", "special": False} in data["segments"]
+
+
+def test_no_generation_prompt(cli):
+    r = cli("prompt", "-t", "chatml", "--no-generation-prompt", input=HELLO)
+    assert r.stdout == "<|im_start|>user\nHello<|im_end|>\n"
+
+
+@pytest.mark.parametrize(
+    "stdin,needle",
+    [
+        ('[{"role": "user", "content": "hi"}', "invalid JSON in stdin: Expecting ',' delimiter at line 1, column 35"),
+        ('{"role": "user"}', "must hold a JSON array of messages"),
+        ('[{"role": "user", "content": 3}]', "message 1 in stdin needs a string 'role' and a string 'content'"),
+    ],
+)
+def test_bad_input_is_a_usage_error_without_traceback(cli, stdin, needle):
+    r = cli("prompt", "-t", "chatml", input=stdin)
+    assert r.exit_code == 2
+    assert needle in r.stderr and "Traceback" not in r.output
+
+
+def test_template_errors_exit_6_with_the_reason(cli):
+    r = cli("prompt", "-t", "mistral", input=json.dumps([{"role": "user", "content": "a"}] * 2))
+    assert r.exit_code == 6
+    assert "template 'mistral': message 2 has role 'user' after 'user'" in r.stderr
+
+
+def test_unknown_template_exit_4_with_suggestion(cli):
+    r = cli("prompt", "-t", "zepyhr", input=HELLO)
+    assert r.exit_code == 4 and "did you mean 'zephyr'" in r.stderr
+
+
+def test_needs_model_or_template(cli):
+    r = cli("prompt", input=HELLO)
+    assert r.exit_code == 2 and "--template" in r.stderr
+
+
+def test_prompt_for_registry_model_uses_its_template(cli):
+    r = cli("prompt", "--model", "zephyr-7b-beta", "--json", input=HELLO)
+    if r.exit_code == 4:
+        pytest.skip("the registry has no zephyr-7b-beta")
+    data = json.loads(r.stdout)
+    assert (data["template"], data["source"]) == ("zephyr", "registry")
+    assert data["prompt"] == "<|user|>\nHello</s>\n<|assistant|>\n"
+
+
+def test_prompt_for_gguf_uses_its_embedded_template(cli, tmp_path):
+    path = write_gguf(tmp_path / "custom-7b.Q4_K_M.gguf", template="{{ bos_token }}{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}")
+    r = cli("prompt", "--model", str(path), "--json", input=HELLO)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert (data["template"], data["source"]) == ("custom-7b.Q4_K_M.gguf", "gguf")
+    assert data["prompt"] == "<s>[user]Hello[assistant]" and data["bos_token"] == "<s>"
+    assert data["stop"] == ["</s>"] and data["stop_token_ids"] == [2]
+
+
+def test_gguf_without_template_matches_by_file_name_with_its_token_texts(cli, tmp_path):
+    path = write_gguf(tmp_path / "llama-2-7b-chat.Q4_K_M.gguf")
+    r = cli("prompt", "--model", str(path), input=HELLO)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "<s>[INST] Hello [/INST]"
+
+
+def test_gguf_with_malicious_template_fails_clearly(cli, tmp_path):
+    path = write_gguf(tmp_path / "evil.gguf", template="{{ cycler.__init__.__globals__.os.system('touch CANARY') }}")
+    r = cli("prompt", "--model", str(path), input=HELLO)
+    assert r.exit_code == 6
+    assert "template 'evil.gguf' tried something the sandbox forbids" in r.stderr
+    assert not (tmp_path / "CANARY").exists()
+
+
+def test_unknown_gguf_falls_back_with_a_warning(cli, tmp_path):
+    path = write_gguf(tmp_path / "mystery.gguf", name="Mystery")
+    r = cli("prompt", "--model", str(path), "--json", input=HELLO)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["source"] == "fallback"
+    assert "modelctl: warning: no chat template known for" in r.stderr and "--template" in r.stderr
+
+
+def test_missing_gguf_is_not_found(cli, tmp_path):
+    r = cli("prompt", "--model", str(tmp_path / "nope.gguf"), input=HELLO)
+    assert r.exit_code == 4
+
+
+def test_template_from_a_jinja_file(cli, tmp_path):
+    f = tmp_path / "mine.jinja"
+    f.write_text("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}")
+    r = cli("prompt", "-t", str(f), "--json", input=HELLO)
+    data = json.loads(r.stdout)
+    assert (data["template"], data["source"], data["prompt"]) == ("mine.jinja", "file", "<user>Hello")
+
+
+def test_templates_list(cli):
+    r = cli("templates", "--json")
+    assert r.exit_code == 0
+    names = [t["name"] for t in json.loads(r.stdout)]
+    assert len(names) >= 25 and "vicuna_v1.1" in names and "command-r" in names
+    plain = cli("templates")
+    assert plain.exit_code == 0 and plain.stdout.splitlines()[0].split()[:2] == ["NAME", "SYSTEM"]
+
+
+def test_templates_show(cli):
+    r = cli("templates", "show", "llama3")
+    assert r.exit_code == 0
+    assert "name" in r.stdout and "llama-3" in r.stdout and "example:" in r.stdout
+    assert "<|start_header_id|>assistant<|end_header_id|>" in r.stdout
+    data = json.loads(cli("templates", "show", "phi-2", "--json").stdout)
+    assert data["system_policy"] == "reject" and data["example"]["prompt"].endswith("Output:")
+    missing = cli("templates", "show", "nope")
+    assert missing.exit_code == 4
+
+
+def test_prompt_in_a_real_process(run_modelctl):
+    p = run_modelctl("prompt", "-t", "chatml", input=HELLO)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"
+    bad = run_modelctl("prompt", "-t", "chatml", input="not json")
+    assert bad.returncode == 2 and "invalid JSON in stdin" in bad.stderr and "Traceback" not in bad.stderr
