@@ -188,6 +188,12 @@ def test_syntax_error_names_the_line():
 
 def test_render_text_within_limits_is_unaffected():
     assert render_text("t", "{{ 'ab' * 3 }}{{ [1, 2] + [3] }}{{ 'a' ~ 'b' }}", {}) == "ababab[1, 2, 3]ab"
+    source = (
+        "{{ ['a','b']|join(', ') }}|{{ [{'x':1},{'x':2}]|join('-', attribute='x') }}|{{ 'ab'|center(6) }}"
+        "|{{ 'a b'|indent(2, true) }}|{{ '%05d'|format(3) }}|{{ 'x'.join(['1','2']) }}|{{ '{}-{}'.format(1,2) }}"
+        "|{{ 'aXa'.replace('X', 'yy') }}|{{ 'a'.ljust(3) }}|{{ 2 ** 10 }}"
+    )
+    assert render_text("t", source, {}) == "a, b|1-2|  ab  |  a b|00003|1x2|1-2|ayya|a  |1024"
 
 
 # -- template files --------------------------------------------------------------------------------

@@ -209,16 +209,11 @@ def _bounded_filter(name: str, width_arg: int):
     return wrapped
 
 
-def _bounded_join_filter(value, d: str = "", attribute=None):
+@jinja2.pass_eval_context
+def _bounded_join_filter(eval_ctx, value, d: str = "", attribute=None):
     items = list(value)
     _guard(_weight(items, MAX_VALUE_CHARS) + len(d) * len(items), "a joined string")
-    return jinja2.filters.FILTERS["join"](_NoContext, items, d, attribute)
-
-
-class _NoContext:
-    """`do_join` asks its eval context about autoescaping; ours never autoescapes."""
-
-    autoescape = False
+    return jinja2.filters.FILTERS["join"](eval_ctx, items, d, attribute)
 
 
 def _format_filter(value, *args, **kwargs):
