@@ -1,0 +1,538 @@
+"""Local models in-process through llama.cpp (`llama-cpp-python`), from GGUF files.
+
+What this backend does that `Llama.create_chat_completion` does not:
+
+- the prompt is rendered by modelctl's template layer and tokenized here, **segment by segment**:
+  the template's own text with special-token parsing, message content as plain text, so a user
+  who types `<end_of_turn>` gets the characters, not the control token;
+- BOS exactly once, following the model's `add_bos_token` flag;
+- generation stops on the model's end-of-generation tokens and on the template's stop strings,
+  and streamed text that might be the start of a stop string is held back until it is not;
+- the loaded model and its evaluated tokens stay between turns: each turn evaluates only the
+  tokens after the longest prefix it shares with what is already in the KV cache. The tokens the
+  model generated for an answer are reused verbatim when that answer comes back in the next
+  prompt, so a re-tokenization that differs cannot break the shared prefix.
+
+`llama_cpp` is imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import inspect
+import os
+import time
+from collections import OrderedDict, deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+
+from modelctl.backends.base import (
+    FINISH_LENGTH,
+    FINISH_STOP,
+    BaseBackend,
+    Chunk,
+    GenerationParams,
+    Message,
+    Timings,
+    Usage,
+)
+from modelctl.errors import BackendError, ModelFileError, UsageError
+from modelctl.store.gguf import GGUFFile, check_gguf
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+DEFAULT_CTX = 4096
+# Sampling defaults (llama.cpp's own), used where neither the registry, the config nor a flag says.
+SAMPLING_DEFAULTS = {"temperature": 0.8, "top_p": 0.95, "top_k": 40, "repeat_penalty": 1.0}
+# Answers whose generated tokens are remembered for reuse in later prompts.
+_REMEMBERED_ANSWERS = 32
+
+_llama_log: deque[str] = deque(maxlen=200)
+_log_callback = None  # keeps the ctypes callback alive
+
+
+def _import_llama_cpp():
+    """Import llama_cpp once, routing llama.cpp's log lines into `_llama_log` (not stderr)."""
+    global _log_callback
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise BackendError(
+            "llama-cpp-python is not installed", hint="pip install llama-cpp-python"
+        ) from exc
+    if _log_callback is None:
+        import ctypes
+
+        @llama_cpp.llama_log_callback
+        def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            line = text.decode("utf-8", errors="replace")
+            if line.strip():
+                _llama_log.append(line.rstrip("\n"))
+
+        _log_callback = _callback
+        llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+    return llama_cpp
+
+
+def llama_log_tail(n: int = 20) -> list[str]:
+    """The last lines llama.cpp logged (shown by --debug and in load errors)."""
+    return list(_llama_log)[-n:]
+
+
+def gpu_offload_supported() -> bool:
+    """True when this llama.cpp build can offload layers to a GPU (Metal, CUDA, Vulkan, ...)."""
+    return bool(_import_llama_cpp().llama_supports_gpu_offload())
+
+
+def _gpu_name(llama_cpp) -> str:
+    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+    for name in ("CUDA", "Metal", "METAL", "Vulkan", "HIP", "SYCL", "CANN", "MUSA", "OpenCL"):
+        if name in info:
+            return name.capitalize() if name == "METAL" else name
+    return "GPU"
+
+
+def _coerce(value: Any, like: Any) -> Any:
+    """Convert a `-o KEY=VALUE` string to the type of the parameter's default."""
+    if not isinstance(value, str):
+        return value
+    low = value.strip().lower()
+    if isinstance(like, bool) or low in ("true", "false", "yes", "no", "on", "off"):
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if isinstance(like, int) and not isinstance(like, bool):
+        return int(value, 0)
+    if isinstance(like, float):
+        return float(value)
+    for convert in (int, float):
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    return value
+
+
+def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sort `-o KEY=VALUE` options into (load-time `Llama(...)` kwargs, sampling kwargs of
+    `Llama.generate`), converting values to the parameters' types. Unknown keys are an error."""
+    llama_cpp = _import_llama_cpp()
+    sample_sig = inspect.signature(llama_cpp.Llama.generate).parameters
+    load_sig = inspect.signature(llama_cpp.Llama.__init__).parameters
+    # Owned by modelctl itself (the prompt, or a flag of its own).
+    reserved = {"self", "tokens", "reset", "stopping_criteria", "logits_processor", "grammar",
+                "model_path", "chat_format", "chat_handler", "tokenizer", "draft_model", "kwargs",
+                "verbose", "temp"}
+    load: dict[str, Any] = {}
+    sample: dict[str, Any] = {}
+    for key, value in options.items():
+        target, sig = (sample, sample_sig) if key in sample_sig else (load, load_sig)
+        if key in reserved or key not in sig:
+            known = sorted((set(sample_sig) | set(load_sig)) - reserved)
+            raise UsageError(
+                f"unknown llama.cpp option {key!r}",
+                hint="known: " + ", ".join(known),
+            )
+        default = sig[key].default
+        try:
+            target[key] = _coerce(value, None if default is inspect.Parameter.empty else default)
+        except ValueError as exc:
+            raise UsageError(f"option {key}: {exc}") from None
+    return load, sample
+
+
+class LlamaCppBackend(BaseBackend):
+    """A GGUF model loaded in this process.
+
+    `template` is a template from `modelctl.templates.resolve_template`; it may be replaced
+    between turns (`/template`). Loading is lazy (first `chat`, `count_tokens` or `load()`).
+    """
+
+    kind = "llama.cpp"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        template: Any = None,
+        model_id: str | None = None,
+        n_ctx: int | None = None,
+        n_gpu_layers: int | None = None,
+        n_threads: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        gguf: GGUFFile | None = None,
+    ) -> None:
+        self.gguf = gguf or check_gguf(path)
+        self.path = Path(path)
+        self.template = template
+        self.model_id = model_id or self.path.name
+        md = self.gguf.metadata
+        self.n_ctx_train = md.get(f"{self.gguf.architecture}.context_length")
+        self.n_ctx = n_ctx or min(DEFAULT_CTX, self.n_ctx_train or DEFAULT_CTX)
+        self.n_gpu_layers = n_gpu_layers
+        self.n_threads = n_threads
+        self.load_options, self.sample_options = split_options(options or {})
+        self.load_s: float | None = None
+        self._load_s_unreported = 0.0
+        self._llm: "Llama | None" = None
+        self._embedder: "Llama | None" = None
+        self._pieces: dict[int, bytes] = {}
+        self._answers: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._dirty = False  # the KV state may not match input_ids (an interrupted eval)
+        self.last_prompt_tokens: list[int] = []  # for --debug and tests
+        self.last_rendered = None
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def _gpu_layers(self) -> int:
+        if self.n_gpu_layers is not None:
+            return self.n_gpu_layers
+        return -1 if gpu_offload_supported() else 0
+
+    def _construct(self, **overrides: Any) -> "Llama":
+        llama_cpp = _import_llama_cpp()
+        kwargs: dict[str, Any] = {
+            "n_ctx": self.n_ctx,
+            "n_gpu_layers": self._gpu_layers(),
+            "n_threads": self.n_threads,
+            # A full-size sliding-window cache, so a prefix of the conversation can be kept and
+            # extended on the next turn (Gemma 2/3 and other SWA models).
+            "swa_full": True,
+            "verbose": False,
+        }
+        kwargs.update(self.load_options)
+        kwargs.update(overrides)
+        try:
+            return llama_cpp.Llama(str(self.path), **kwargs)
+        except (ValueError, RuntimeError, OSError) as exc:
+            errors = [line for line in llama_log_tail(40) if "error" in line.lower() or "failed" in line.lower()]
+            detail = errors[-1].strip() if errors else str(exc)
+            raise ModelFileError(f"{self.path}: llama.cpp cannot load this model: {detail}") from exc
+
+    def load(self) -> "Llama":
+        """Load the model for generation (once)."""
+        if self._llm is None:
+            t0 = time.perf_counter()
+            self._llm = self._construct()
+            self.load_s = time.perf_counter() - t0
+            self._load_s_unreported = self.load_s
+        return self._llm
+
+    def forget(self) -> None:
+        """Drop the evaluated tokens: the next prompt is evaluated from its first token."""
+        self._dirty = True
+
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    def close(self) -> None:
+        for llm in (self._llm, self._embedder):
+            if llm is not None:
+                llm.close()
+        self._llm = self._embedder = None
+
+    # --- description ----------------------------------------------------------------------------
+
+    @property
+    def gpu_layers_in_use(self) -> int:
+        """Layers on the GPU (0: CPU only)."""
+        n_layers = self.gguf.metadata.get(f"{self.gguf.architecture}.block_count") or 0
+        wanted = self._gpu_layers()
+        if wanted < 0:
+            return n_layers + 1  # every repeating layer plus the output layer
+        return min(wanted, n_layers + 1)
+
+    def compute_description(self) -> str:
+        """'CPU' or 'GPU (CUDA, 19/19 layers)', for --debug and /info."""
+        layers = self.gpu_layers_in_use
+        if layers == 0:
+            return "CPU"
+        llama_cpp = _import_llama_cpp()
+        if not llama_cpp.llama_supports_gpu_offload():
+            return "CPU (this llama.cpp build has no GPU support)"
+        total = (self.gguf.metadata.get(f"{self.gguf.architecture}.block_count") or 0) + 1
+        return f"GPU ({_gpu_name(llama_cpp)}, {layers}/{total} layers)"
+
+    def describe(self) -> dict[str, Any]:
+        md = self.gguf.metadata
+        info: dict[str, Any] = {
+            "model_id": self.model_id,
+            "kind": self.kind,
+            "file": str(self.path),
+            "file_size": self.gguf.file_size,
+            "name": md.get("general.name"),
+            "architecture": self.gguf.architecture,
+            "context_length": self.n_ctx,
+            "context_length_trained": self.n_ctx_train,
+            "compute": self.compute_description(),
+            "threads": self.n_threads,
+            "template": getattr(self.template, "name", None),
+            "template_source": getattr(self.template, "source", None),
+            "bos_token": md.get("tokenizer.ggml.bos_token"),
+            "eos_token": md.get("tokenizer.ggml.eos_token"),
+            "add_bos_token": md.get("tokenizer.ggml.add_bos_token"),
+        }
+        if self.load_s is not None:
+            info["load_s"] = round(self.load_s, 3)
+        if self._llm is not None:
+            info["threads"] = self._llm.n_threads
+            info["cached_tokens"] = self._llm.n_tokens
+        try:
+            import llama_cpp
+
+            info["llama_cpp_python"] = llama_cpp.__version__
+        except ImportError:
+            pass
+        if self.load_options:
+            info["options"] = dict(self.load_options)
+        return {k: v for k, v in info.items() if v is not None}
+
+    # --- tokenization -----------------------------------------------------------------------------
+
+    @property
+    def bos_text(self) -> str | None:
+        return self.gguf.metadata.get("tokenizer.ggml.bos_token")
+
+    @property
+    def eos_text(self) -> str | None:
+        return self.gguf.metadata.get("tokenizer.ggml.eos_token")
+
+    def render(self, messages: Sequence[Message]):
+        """The template layer's rendering of `messages`, ready for a generation prompt."""
+        if self.template is None:
+            raise BackendError("no chat template chosen for this model")
+        return self.template.render(
+            list(messages), add_generation_prompt=True, bos_token=self.bos_text, eos_token=self.eos_text
+        )
+
+    def tokenize_rendered(self, rendered) -> list[int]:
+        """Tokens of a rendered prompt: template text with special tokens, content as plain text,
+        BOS exactly once."""
+        llm = self.load()
+        ids: list[int] = []
+        for seg in rendered.segments:
+            if not seg.text:
+                continue
+            if not seg.special:
+                known = self._answers.get(seg.text)
+                if known is not None:
+                    ids.extend(known)
+                    continue
+            ids.extend(llm.tokenize(seg.text.encode("utf-8"), add_bos=False, special=seg.special))
+        bos = llm.token_bos()
+        if bos >= 0 and llm._model.add_bos_token():
+            while ids[:2] == [bos, bos]:
+                del ids[0]
+            if ids[:1] != [bos]:
+                ids.insert(0, bos)
+        return ids
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.tokenize_rendered(self.render(messages)))
+
+    def _piece(self, llama_cpp, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            import ctypes
+
+            vocab = self._llm._model.vocab
+            size = 64
+            while True:
+                buf = ctypes.create_string_buffer(size)
+                n = llama_cpp.llama_token_to_piece(vocab, token, buf, size, 0, False)
+                if n >= 0:
+                    piece = buf.raw[:n]
+                    break
+                size = -n
+            self._pieces[token] = piece
+        return piece
+
+    def _stop_token_ids(self, llama_cpp, rendered, stops: Sequence[str]) -> frozenset[int]:
+        """End-of-generation tokens, the template's stop token ids, and every stop string that is
+        a single control token (its text never reaches the detokenized stream)."""
+        llm = self._llm
+        ids = {t for t in (getattr(rendered, "stop_token_ids", None) or ()) if t >= 0}
+        eos = llm.token_eos()
+        if eos >= 0:
+            ids.add(eos)
+        for stop in stops:
+            toks = llm.tokenize(stop.encode("utf-8"), add_bos=False, special=True)
+            if len(toks) == 1 and not self._piece(llama_cpp, toks[0]):
+                ids.add(toks[0])
+        return frozenset(ids)
+
+    def _remember(self, llama_cpp, tokens: Sequence[int]) -> None:
+        """Keep the tokens of a finished answer, keyed by its text, and by its text without
+        surrounding whitespace (templates often trim content) where whole tokens make that up."""
+        variants = {}
+        for lo, hi in ((0, len(tokens)), self._trim(llama_cpp, tokens, 1, 0), self._trim(llama_cpp, tokens, 1, 1)):
+            part = tuple(tokens[lo:hi])
+            if part:
+                variants[self._text(llama_cpp, part)] = part
+        for text, part in variants.items():
+            self._answers[text] = part
+            self._answers.move_to_end(text)
+        while len(self._answers) > _REMEMBERED_ANSWERS:
+            self._answers.popitem(last=False)
+
+    def _text(self, llama_cpp, tokens: Sequence[int]) -> str:
+        return b"".join(self._piece(llama_cpp, t) for t in tokens).decode("utf-8", errors="replace")
+
+    def _trim(self, llama_cpp, tokens: Sequence[int], left: int, right: int) -> tuple[int, int]:
+        """Bounds of `tokens` without whitespace-only tokens at the left/right end."""
+        lo, hi = 0, len(tokens)
+        while left and lo < hi and not self._piece(llama_cpp, tokens[lo]).strip():
+            lo += 1
+        while right and hi > lo and not self._piece(llama_cpp, tokens[hi - 1]).strip():
+            hi -= 1
+        return lo, hi
+
+    # --- generation ------------------------------------------------------------------------------
+
+    def _sampling(self, params: GenerationParams) -> dict[str, Any]:
+        kw = dict(self.sample_options)
+        extra_load, extra_sample = split_options(params.extra) if params.extra else ({}, {})
+        if extra_load:
+            raise UsageError(
+                f"option(s) {', '.join(sorted(extra_load))} apply when the model is loaded; "
+                "give them with -o when starting the chat"
+            )
+        kw.update(extra_sample)
+        # A parameter set by name (registry, config, flag, /set) wins over -o; -o over defaults.
+        for name, key in (("temperature", "temp"), ("top_p", "top_p"), ("top_k", "top_k"),
+                          ("repeat_penalty", "repeat_penalty")):
+            value = getattr(params, name)
+            if value is not None:
+                kw[key] = value
+            else:
+                kw.setdefault(key, SAMPLING_DEFAULTS[name])
+        return kw
+
+    def _prepare(self, prompt: list[int]) -> int:
+        """Keep the longest evaluated prefix shared with `prompt`; return how many tokens of the
+        prompt remain to evaluate."""
+        llm = self._llm
+        keep = 0
+        if not self._dirty and llm.n_tokens:
+            cached = llm.input_ids[: llm.n_tokens]
+            limit = min(len(cached), len(prompt))
+            while keep < limit and cached[keep] == prompt[keep]:
+                keep += 1
+            keep = min(keep, len(prompt) - 1)  # at least one token is evaluated, for fresh logits
+        if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            llm.n_tokens = keep
+        else:
+            llm.reset()
+            keep = 0
+        self._dirty = False
+        return len(prompt) - keep
+
+    def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
+        """Stream the answer to `messages`. Raises TemplateError, BackendError, UsageError before the
+        first chunk; closing the iterator stops the generation cleanly."""
+        from modelctl.chat.stops import StopMatcher
+
+        llama_cpp = _import_llama_cpp()
+        llm = self.load()
+        t0 = time.perf_counter()
+        rendered = self.render(messages)
+        prompt = self.tokenize_rendered(rendered)
+        self.last_rendered, self.last_prompt_tokens = rendered, prompt
+        room = self.n_ctx - len(prompt)
+        if room < 1:
+            raise BackendError(
+                f"the conversation is {len(prompt)} tokens, more than the context window of {self.n_ctx}",
+                hint="start a new conversation, drop turns, or raise --ctx",
+            )
+        stops = tuple(dict.fromkeys((*(getattr(rendered, "stop", None) or ()), *params.stop)))
+        sampling = self._sampling(params)
+        if params.seed is not None:
+            llm.set_seed(params.seed)
+        else:
+            llm.set_seed(llama_cpp.LLAMA_DEFAULT_SEED)
+        limit = room if params.max_tokens is None else min(params.max_tokens, room)
+        stop_ids = self._stop_token_ids(llama_cpp, rendered, stops)
+        return self._stream(llama_cpp, prompt, sampling, limit, stops, stop_ids, t0, StopMatcher)
+
+    def _stream(self, llama_cpp, prompt, sampling, limit, stops, stop_ids, t0, StopMatcher) -> Iterator[Chunk]:
+        llm = self._llm
+        to_eval = self._prepare(prompt)
+        matcher = StopMatcher(stops)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        vocab = llm._model.vocab
+        is_eog = llama_cpp.llama_vocab_is_eog
+        generated: list[int] = []
+        finish = FINISH_LENGTH
+        t_first = t_last = None
+        leading = True  # strip whitespace before the first visible character
+        clean = False
+        try:
+            if limit > 0:
+                for token in llm.generate(prompt[len(prompt) - to_eval :], reset=False, **sampling):
+                    t_last = time.perf_counter()
+                    if t_first is None:
+                        t_first = t_last
+                    if token in stop_ids or is_eog(vocab, token):
+                        finish = FINISH_STOP
+                        break
+                    generated.append(token)
+                    text = decoder.decode(self._piece(llama_cpp, token))
+                    if leading:
+                        text = text.lstrip()
+                        leading = not text
+                    out = matcher.feed(text) if text else ""
+                    if out:
+                        yield Chunk(text=out)
+                    if matcher.stopped:
+                        finish = FINISH_STOP
+                        break
+                    if len(generated) >= limit:
+                        break
+            tail = matcher.feed(decoder.decode(b"", final=True)) + matcher.flush()
+            if tail:
+                yield Chunk(text=tail)
+            clean = True
+        except GeneratorExit:
+            clean = True  # closed at a yield: the evaluated state is consistent
+            raise
+        finally:
+            if not clean:
+                self._dirty = True
+            elif matcher.matched is None:
+                self._remember(llama_cpp, generated)
+        n = len(generated)
+        load_s, self._load_s_unreported = self._load_s_unreported, 0.0
+        rate = None
+        if n >= 2 and t_first is not None and t_last is not None and t_last > t_first:
+            rate = (n - 1) / (t_last - t_first)
+        yield Chunk(
+            finish_reason=finish,
+            usage=Usage(prompt_tokens=len(prompt), completion_tokens=n),
+            timings=Timings(
+                load_s=load_s,
+                first_token_s=None if t_first is None else t_first - t0,
+                tokens_per_second=rate,
+                prompt_eval_tokens=to_eval,
+            ),
+        )
+
+    # --- embeddings ------------------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One L2-normalized vector per text. Models that declare no pooling are mean-pooled."""
+        llama_cpp = _import_llama_cpp()
+        if self._embedder is None:
+            pooling = {}
+            if f"{self.gguf.architecture}.pooling_type" not in self.gguf.metadata:
+                pooling["pooling_type"] = llama_cpp.LLAMA_POOLING_TYPE_MEAN
+            t0 = time.perf_counter()
+            self._embedder = self._construct(embedding=True, **pooling)
+            self.load_s = time.perf_counter() - t0
+        try:
+            return [list(map(float, v)) for v in self._embedder.embed(list(texts), normalize=True)]
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp could not embed the input: {exc}") from None
