@@ -1,0 +1,503 @@
+"""Hugging Face Hub downloads into the Hub's own cache, resumable and verified.
+
+Files land where `huggingface_hub` puts them (`<cache>/models--OWNER--NAME/blobs/<etag>`, linked
+from `snapshots/<commit>/<filename>`, `refs/<revision>` naming the commit), so a file any other
+tool already downloaded is reused, and what modelctl downloads is theirs too. The settings come
+from the environment at call time: `HF_ENDPOINT`, `HF_TOKEN` (else the token file under
+`HF_HOME`), `HF_HUB_OFFLINE`, `HF_HUB_CACHE`/`HF_HOME`.
+
+`huggingface_hub` answers the metadata questions (`get_hf_file_metadata`: commit, ETag, size and
+where to download from; `HfApi.model_info(files_metadata=True)`: a repository's files with their
+LFS sha256), and its exceptions are turned into modelctl's. The body itself is fetched by
+`modelctl.store.transfer`, because `hf_hub_download` deletes its partial file when a download
+fails (huggingface_hub >= 1.x): here the partial file is `blobs/<etag>.incomplete` and the next
+pull continues it.
+
+For each file, in order:
+  1. the file name is checked (it must stay inside the snapshot directory);
+  2. offline (`HF_HUB_OFFLINE=1`): the cached copy or OfflineError, no network at all;
+  3. HEAD through `huggingface_hub`; the registry's sha256 must equal the Hub's LFS sha256;
+  4. free disk space is checked for everything still missing, before any byte is fetched;
+  5. under the lock `huggingface_hub` itself takes for that blob (`.locks/.../<etag>.lock`), an
+     existing blob is verified (once; the verification is remembered) and linked, or the blob is
+     downloaded into `<etag>.incomplete`, verified against the sha256, and renamed into place.
+     A file whose sha256 does not match is deleted, never kept.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from modelctl.errors import (
+    AuthError,
+    BackendError,
+    ModelctlError,
+    ModelFileError,
+    NotFoundError,
+    OfflineError,
+)
+from modelctl.store.paths import check_repo_id, hf_cache_dir, hf_home, lock_path, repo_folder, safe_join
+
+if TYPE_CHECKING:
+    from modelctl.store.progress import PullProgress
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+METADATA_TIMEOUT = 10.0
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]*")
+
+
+class DiskSpaceError(ModelctlError):
+    """Not enough free disk space for a download (checked before it starts)."""
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    endpoint: str
+    token: str | None
+    offline: bool
+    cache: Path
+
+    @property
+    def offline_reason(self) -> str:
+        return "offline (HF_HUB_OFFLINE is set)"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def settings() -> HubSettings:
+    """The Hub settings from the environment, read now."""
+    endpoint = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
+    if token is None:
+        token_file = Path(os.environ.get("HF_TOKEN_PATH") or hf_home() / "token")
+        try:
+            token = token_file.read_text().strip() or None
+        except OSError:
+            token = None
+    offline = _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
+    return HubSettings(endpoint, token, offline, hf_cache_dir())
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def hub_errors(s: HubSettings, repo: str, filename: str | None = None) -> Iterator[None]:
+    """Turn huggingface_hub's and the HTTP client's exceptions into modelctl's, one line each."""
+    from huggingface_hub import errors as hf
+
+    what = f"{repo}/{filename}" if filename else repo
+    try:
+        yield
+    except hf.GatedRepoError:
+        raise AuthError(
+            f"{repo} is gated on {s.endpoint}: access must be granted first",
+            hint="request access on the model page, then set HF_TOKEN" if not s.token else "your HF_TOKEN has no access to it",
+        ) from None
+    except hf.RepositoryNotFoundError:
+        raise NotFoundError(
+            f"repository {repo} not found on {s.endpoint}",
+            hint="check the name; a private repository needs HF_TOKEN" if not s.token else None,
+        ) from None
+    except hf.RevisionNotFoundError:
+        raise NotFoundError(f"{repo}: revision not found on {s.endpoint}") from None
+    except hf.RemoteEntryNotFoundError:
+        raise NotFoundError(f"{repo} has no file {filename!r}") from None
+    except hf.OfflineModeIsEnabled:
+        raise OfflineError(f"{s.offline_reason}: cannot reach {s.endpoint} for {what}") from None
+    except hf.HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):
+            raise AuthError(f"{s.endpoint} refused access to {what} (HTTP {status})",
+                            hint="check HF_TOKEN" if s.token else "set HF_TOKEN") from None
+        raise BackendError(f"{s.endpoint} answered HTTP {status} for {what}") from None
+    except hf.FileMetadataError as exc:
+        raise BackendError(f"{s.endpoint} did not answer like the Hugging Face Hub for {what}: {exc}") from None
+    except Exception as exc:
+        if _is_connection_error(exc):
+            raise OfflineError(f"cannot reach {s.endpoint} ({_short(exc)}): offline?") from None
+        raise
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"ConnectError", "TimeoutException", "NetworkError", "ProxyError", "ConnectionError"})
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# --- what the Hub says ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    repo: str
+    filename: str
+    revision: str
+    commit: str
+    etag: str
+    size: int | None
+    url: str  # where the body is fetched from (the CDN for LFS files)
+    sha256: str | None  # the LFS sha256 (the ETag of an LFS file), when the Hub says it
+
+
+@dataclass(frozen=True)
+class RepoEntry:
+    filename: str
+    size: int | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class RepoListing:
+    repo: str
+    commit: str | None
+    files: list[RepoEntry]
+    gguf: dict | None = None
+
+
+def file_metadata(s: HubSettings, repo: str, filename: str, revision: str | None = None) -> RemoteFile:
+    """HEAD one file through huggingface_hub."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    revision = revision or "main"
+    url = hf_hub_url(repo, filename, revision=revision, endpoint=s.endpoint)
+    with hub_errors(s, repo, filename):
+        meta = get_hf_file_metadata(url, token=s.token or False, endpoint=s.endpoint, timeout=METADATA_TIMEOUT)
+    if not meta.commit_hash or not meta.etag:
+        raise BackendError(
+            f"{s.endpoint} did not answer like the Hugging Face Hub for {repo}/{filename} "
+            "(no X-Repo-Commit or ETag header); check HF_ENDPOINT"
+        )
+    for label, value in (("commit", meta.commit_hash), ("ETag", meta.etag)):
+        if not _SAFE_NAME.fullmatch(value):
+            raise ModelFileError(f"refusing the {label} {value!r} from {s.endpoint}: not a plain name")
+    sha = meta.etag if _SHA256.fullmatch(meta.etag) else None
+    return RemoteFile(repo, filename, revision, meta.commit_hash, meta.etag, meta.size, meta.location, sha)
+
+
+def list_repo(s: HubSettings, repo: str, revision: str | None = None) -> RepoListing:
+    """A repository's files with their sizes and LFS sha256 (`model_info(files_metadata=True)`)."""
+    check_repo_id(repo)
+    if s.offline:
+        raise OfflineError(f"{s.offline_reason}: cannot list the files of {repo}")
+    from huggingface_hub import HfApi
+
+    with hub_errors(s, repo):
+        info = HfApi(endpoint=s.endpoint, token=s.token or False).model_info(
+            repo, revision=revision, files_metadata=True, timeout=METADATA_TIMEOUT
+        )
+    files = [
+        RepoEntry(sib.rfilename, (sib.lfs.size if sib.lfs else sib.size), (sib.lfs.sha256 if sib.lfs else None))
+        for sib in info.siblings or []
+    ]
+    return RepoListing(repo, info.sha, files, info.gguf if isinstance(info.gguf, dict) else None)
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+
+def _commit_for(storage: Path, revision: str) -> str | None:
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    try:
+        ref = safe_join(storage / "refs", revision, what="revision")
+        return ref.read_text().strip() or None
+    except (OSError, ModelFileError):
+        return None
+
+
+def cached_file(repo: str, filename: str, revision: str | None = None, *, any_snapshot: bool = False,
+                cache: Path | None = None) -> Path | None:
+    """The cached copy of `filename` at `revision` (default main), or None.
+
+    With `any_snapshot`, a copy in any cached snapshot will do (newest first) when the revision's
+    own snapshot does not have it.
+    """
+    try:
+        storage = repo_folder(repo, cache)
+    except ModelctlError:
+        return None
+    snapshots = storage / "snapshots"
+    commit = _commit_for(storage, revision or "main")
+    candidates: list[Path] = []
+    if commit:
+        candidates.append(snapshots / commit)
+    if any_snapshot and snapshots.is_dir():
+        others = [p for p in snapshots.iterdir() if p.is_dir() and p.name != commit]
+        candidates.extend(sorted(others, key=lambda p: p.stat().st_mtime, reverse=True))
+    for snap in candidates:
+        try:
+            path = safe_join(snap, filename)
+        except ModelFileError:
+            return None
+        if path.is_file():
+            return path
+    return None
+
+
+def _link(blob: Path, pointer: Path) -> None:
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    if pointer.is_symlink() or pointer.exists():
+        if pointer.exists() and os.path.samefile(pointer, blob):
+            return
+        pointer.unlink()
+    try:
+        os.symlink(os.path.relpath(blob, pointer.parent), pointer)
+    except OSError:  # no symlinks here (some Windows setups): a hard link, else a copy
+        try:
+            os.link(blob, pointer)
+        except OSError:
+            shutil.copyfile(blob, pointer)
+
+
+def _write_ref(storage: Path, revision: str, commit: str) -> None:
+    if revision == commit:
+        return
+    from modelctl.config import atomic_write
+
+    ref = safe_join(storage / "refs", revision, what="revision")
+    try:
+        if ref.read_text().strip() == commit:
+            return
+    except OSError:
+        pass
+    atomic_write(ref, commit.encode())
+
+
+def free_space(directory: Path) -> int | None:
+    for path in (directory, *directory.parents):
+        try:
+            return shutil.disk_usage(path).free
+        except OSError:
+            continue
+    return None
+
+
+def check_disk(need: int, directory: Path) -> None:
+    """DiskSpaceError when `directory`'s file system has less than `need` bytes free."""
+    from modelctl.cli.format import human_bytes
+
+    if need <= 0:
+        return
+    free = free_space(directory)
+    if free is not None and free < need:
+        raise DiskSpaceError(
+            f"not enough disk space in {directory}: the download needs {human_bytes(need)} "
+            f"({need:,} bytes), {human_bytes(free)} is free"
+        )
+
+
+# --- pulling ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A file to pull, with what the registry knows about it."""
+
+    filename: str
+    sha256: str | None = None
+    size: int | None = None
+    role: str = "model"  # model | shard | mmproj
+
+
+@dataclass
+class Pulled:
+    filename: str
+    path: Path  # the snapshot path (a link to the blob)
+    blob: Path
+    size: int
+    sha256: str | None  # verified digest, when one was known
+    commit: str | None
+    revision: str
+    transferred: int = 0  # bytes fetched over the network by this pull
+    reused: bool = False  # already in the cache
+    role: str = "model"
+    notes: list[str] = field(default_factory=list)
+
+
+def _sha_file(path: Path, task=None) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    if task is not None:
+        task.start(path.stat().st_size, 0)
+    with open(path, "rb") as fh:
+        while block := fh.read(8 << 20):
+            h.update(block)
+            if task is not None:
+                task.advance(len(block))
+    return h.hexdigest()
+
+
+def _partial_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def pull_files(
+    repo: str,
+    wanted: list[Wanted],
+    *,
+    revision: str | None = None,
+    progress: "PullProgress | None" = None,
+    on_note: Callable[[str], None] | None = None,
+) -> list[Pulled]:
+    """Pull `wanted` from `repo` into the Hub cache (see the module docstring); in order."""
+    from modelctl.store.progress import PullProgress
+
+    check_repo_id(repo)
+    s = settings()
+    progress = progress or PullProgress(quiet=True)
+    note = on_note or (lambda _msg: None)
+    revision = revision or "main"
+    storage = repo_folder(repo, s.cache)
+    for w in wanted:
+        safe_join(storage / "snapshots" / "x", w.filename)
+
+    if s.offline:
+        out = []
+        for w in wanted:
+            path = cached_file(repo, w.filename, revision, cache=s.cache)
+            if path is None:
+                raise OfflineError(
+                    f"{s.offline_reason}: {repo}/{w.filename} is not in the Hugging Face cache "
+                    f"({s.cache}); unset HF_HUB_OFFLINE to download it"
+                )
+            out.append(_cached_result(path, w, revision))
+        return out
+
+    remotes: list[RemoteFile] = []
+    for w in wanted:
+        try:
+            r = file_metadata(s, repo, w.filename, revision)
+        except OfflineError:
+            path = cached_file(repo, w.filename, revision, cache=s.cache)
+            if path is None or len(wanted) > 1 and not all(
+                cached_file(repo, x.filename, revision, cache=s.cache) for x in wanted
+            ):
+                raise
+            note(f"cannot reach {s.endpoint}; using the cached copies")
+            return [_cached_result(cached_file(repo, x.filename, revision, cache=s.cache), x, revision)  # type: ignore[arg-type]
+                    for x in wanted]
+        if w.sha256 and r.sha256 and w.sha256.lower() != r.sha256:
+            raise ModelFileError(
+                f"{repo}/{w.filename} on {s.endpoint} has sha256 {r.sha256}, but the registry expects "
+                f"{w.sha256}: the registry entry or the repository changed; nothing was downloaded"
+            )
+        if w.size and r.size and w.size != r.size and not w.sha256:
+            note(f"warning: {w.filename} is {r.size:,} bytes on the Hub, the registry says {w.size:,}")
+        remotes.append(r)
+
+    need = 0
+    for r, w in zip(remotes, wanted):
+        blob = storage / "blobs" / r.etag
+        if not blob.exists():
+            size = r.size or w.size or 0
+            need += max(0, size - _partial_size(blob.with_name(blob.name + ".incomplete")))
+    check_disk(need, storage)
+
+    return [_fetch(s, r, w, storage, progress, note) for r, w in zip(remotes, wanted)]
+
+
+def _cached_result(path: Path, w: Wanted, revision: str) -> Pulled:
+    blob = Path(os.path.realpath(path))
+    commit = path.parent.name if path.parent.parent.name == "snapshots" else None
+    return Pulled(w.filename, path, blob, blob.stat().st_size, None, commit, revision, 0, True, w.role)
+
+
+def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "PullProgress",
+           note: Callable[[str], None]) -> Pulled:
+    from filelock import FileLock, Timeout
+
+    from modelctl.store import index, transfer
+
+    blob = storage / "blobs" / r.etag
+    pointer = safe_join(storage / "snapshots" / r.commit, r.filename)
+    expected = (w.sha256 or r.sha256 or "").lower() or None
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    _write_ref(storage, r.revision, r.commit)
+    lock_file = lock_path(r.repo, r.etag, s.cache)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        note(f"another download of {r.filename} is in progress; waiting for it")
+        lock.acquire()
+    try:
+        result = Pulled(r.filename, pointer, blob, 0, expected, r.commit, r.revision, role=w.role)
+        if blob.exists():
+            if expected is None or index.is_verified(index.read_index(), blob, expected):
+                _link(blob, pointer)
+                result.size, result.reused = blob.stat().st_size, True
+                return result
+            digest = _sha_file(blob, progress.task(f"verifying {r.filename}"))
+            if digest == expected:
+                _link(blob, pointer)
+                result.size, result.reused = blob.stat().st_size, True
+                return result
+            blob.unlink()
+            note(f"the cached {r.filename} did not match its sha256 and was deleted; downloading it again")
+        partial = blob.with_name(blob.name + ".incomplete")
+        size = r.size or w.size
+        auth = (transfer.origin(s.endpoint), f"Bearer {s.token}") if s.token else None
+        try:
+            t = transfer.download(r.url, partial, size=size, auth=auth, progress=progress.task(r.filename),
+                                  headers={"User-Agent": _user_agent()})
+        except transfer.TransferInterrupted as exc:
+            done = f" after {exc.have:,} of {size:,} bytes" if size else ""
+            if exc.have == 0 and str(exc).startswith("cannot connect"):
+                raise OfflineError(f"cannot download {r.repo}/{r.filename}: {exc}") from None
+            raise BackendError(
+                f"the download of {r.repo}/{r.filename} stopped{done}: {exc}",
+                hint="run the same command again to resume where it stopped",
+            ) from None
+        except transfer.TransferError as exc:
+            if exc.discard:
+                partial.unlink(missing_ok=True)
+            if exc.status in (401, 403):
+                raise AuthError(f"download of {r.repo}/{r.filename} refused (HTTP {exc.status})") from None
+            if exc.status in (404, 410):
+                raise NotFoundError(f"{r.repo}/{r.filename}: the download location answered {exc.status}") from None
+            if exc.have and not exc.discard and partial.exists():
+                done = f" after {exc.have:,} of {size:,} bytes" if size else ""
+                raise BackendError(f"the download of {r.repo}/{r.filename} stopped{done}: {exc}",
+                                   hint="run the same command again to resume where it stopped") from None
+            raise BackendError(f"download of {r.repo}/{r.filename} failed: {exc}") from None
+        if size is not None and t.size != size:
+            partial.unlink(missing_ok=True)
+            raise ModelFileError(f"{r.repo}/{r.filename}: got {t.size:,} bytes, expected {size:,}; the download was deleted")
+        if expected is not None and t.sha256 != expected:
+            partial.unlink(missing_ok=True)
+            raise ModelFileError(
+                f"{r.repo}/{r.filename}: sha256 mismatch (expected {expected}, got {t.sha256}); "
+                "the download was deleted"
+            )
+        os.replace(partial, blob)
+        _link(blob, pointer)
+        result.size, result.transferred = t.size, t.transferred
+        result.sha256 = t.sha256
+        return result
+    finally:
+        lock.release()
+
+
+def _user_agent() -> str:
+    from modelctl import __version__
+
+    return f"modelctl/{__version__}"

@@ -1,0 +1,86 @@
+"""Download progress on stderr: a rich bar per file (size, speed, time left), or nothing.
+
+Bars are drawn only when stderr is a terminal and `--quiet` was not given; otherwise every call
+is a no-op, so scripts and logs see only the final lines.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+class _Task:
+    def __init__(self, owner: "PullProgress", description: str) -> None:
+        self._owner = owner
+        self._description = description
+        self._id: Any = None
+
+    def start(self, total: int | None, completed: int) -> None:
+        bar = self._owner._bar
+        if bar is None:
+            return
+        if self._id is None:
+            self._id = bar.add_task(self._description, total=total, completed=completed)
+        else:
+            bar.reset(self._id, total=total, completed=completed)
+
+    def advance(self, n: int) -> None:
+        if self._id is not None:
+            self._owner._bar.advance(self._id, n)
+
+    def set_total(self, total: int | None, completed: int | None = None) -> None:
+        if self._owner._bar is None:
+            return
+        if self._id is None:
+            self.start(total, completed or 0)
+        else:
+            self._owner._bar.update(self._id, total=total, completed=completed)
+
+
+class PullProgress:
+    """`with PullProgress(quiet) as p: task = p.task("file.gguf")` — tasks follow TransferProgress."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+
+    def __enter__(self) -> "PullProgress":
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            from modelctl.cli.output import err
+
+            self._bar = Progress(
+                TextColumn("{task.description}", style="bold"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=err(),
+                transient=False,
+            )
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+            self._bar = None
+
+    def task(self, description: str) -> _Task:
+        if len(description) > 48:
+            description = "…" + description[-47:]
+        return _Task(self, description)
+
+    def note(self, message: str) -> None:
+        """A line above the bars (only while bars are shown)."""
+        if self._bar is not None:
+            self._bar.console.print(message, markup=False, highlight=False)

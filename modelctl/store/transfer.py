@@ -1,0 +1,299 @@
+"""One resumable HTTP download into a partial file, hashed while it streams.
+
+    download(url, partial, size=..., headers=..., progress=...) -> Transfer(bytes transferred, sha256)
+
+The partial file is kept when the transfer stops (a dropped connection, Ctrl-C, a crash), and the
+next call continues it with `Range: bytes=N-`; only the missing bytes cross the network. A server
+that ignores the range (200 instead of 206) or answers a different range makes the file start
+over, never a spliced file. Within one call a dropped connection is resumed at once as long as
+each attempt brings new bytes; an attempt that brings nothing ends the call with
+`TransferInterrupted`, leaving the partial file for the next pull.
+
+The body is read with the standard library's `http.client` (through `urllib.request`, so proxies
+from the environment apply) in 1 MiB reads, and SHA-256 runs on a second thread: on loopback this
+keeps up with `curl` (see bench/bench_pull.py). Redirects are followed here, and the
+`Authorization` header is only ever sent to the origin it was given for, never to a CDN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import queue
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urljoin, urlsplit
+
+CHUNK = 1 << 20
+MAX_REDIRECTS = 10
+DEFAULT_TIMEOUT = 60.0
+
+
+class TransferProgress(Protocol):
+    def start(self, total: int | None, completed: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+
+
+class _NoProgress:
+    def start(self, total: int | None, completed: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+class TransferError(Exception):
+    """The server answered something a download cannot use: an HTTP error (`status`), or a
+    size that contradicts the expected one (`discard`: the partial file is not worth keeping)."""
+
+    def __init__(self, message: str, status: int | None = None, *, discard: bool = False, have: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+        self.discard = discard
+        self.have = have  # bytes in the partial file
+
+
+class TransferInterrupted(Exception):
+    """The connection failed and did not recover; the partial file holds `have` bytes."""
+
+    def __init__(self, message: str, have: int) -> None:
+        super().__init__(message)
+        self.have = have
+
+
+@dataclass(frozen=True)
+class Transfer:
+    transferred: int  # bytes received over the network by this call
+    sha256: str  # of the whole file
+    size: int
+
+
+class _Hasher:
+    """SHA-256 on a worker thread: hashlib releases the GIL, so hashing overlaps the socket reads."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self._q: queue.Queue[bytes | Path | None] = queue.Queue(maxsize=32)
+        self._n = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                if isinstance(item, Path):
+                    self._hash_file(item, self._n)
+                else:
+                    self._h.update(item)
+            except BaseException as exc:  # reported by digest()
+                self._error = exc
+
+    def _hash_file(self, path: Path, n: int) -> None:
+        with open(path, "rb") as fh:
+            left = n
+            while left > 0:
+                block = fh.read(min(8 * CHUNK, left))
+                if not block:
+                    raise OSError(f"{path} is shorter than {n} bytes")
+                self._h.update(block)
+                left -= len(block)
+
+    def feed_file(self, path: Path, n: int) -> None:
+        """Hash the first `n` bytes of `path` (the part a resumed download already has)."""
+        if n:
+            self._n = n
+            self._q.put(path)
+
+    def feed(self, data: bytes) -> None:
+        self._q.put(data)
+
+    def digest(self) -> str:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._h.hexdigest()
+
+    def abandon(self) -> None:
+        self._error = self._error or RuntimeError("abandoned")
+        self._q.put(None)
+
+
+def _ssl_context() -> ssl.SSLContext:
+    cafile = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
+    if not cafile:
+        try:
+            import certifi
+
+            cafile = certifi.where()
+        except ImportError:
+            cafile = None
+    return ssl.create_default_context(cafile=cafile)
+
+
+_opener = None
+
+
+def _open(url: str, headers: dict[str, str], *, auth: tuple[str, str] | None, timeout: float):
+    """GET `url`, following redirects; `auth` is (origin, header value), sent to that origin only."""
+    global _opener
+    import urllib.request
+
+    if _opener is None:
+        opener = urllib.request.OpenerDirector()
+        for handler in (
+            urllib.request.ProxyHandler(),
+            urllib.request.HTTPHandler(),
+            urllib.request.HTTPSHandler(context=_ssl_context()),
+        ):
+            opener.add_handler(handler)
+        _opener = opener
+    for _ in range(MAX_REDIRECTS + 1):
+        hdrs = dict(headers)
+        if auth is not None and origin(url) == auth[0]:
+            hdrs["Authorization"] = auth[1]
+        resp = _opener.open(urllib.request.Request(url, headers=hdrs, method="GET"), timeout=timeout)
+        if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+            resp.close()
+            url = urljoin(url, resp.headers["Location"])
+            continue
+        return resp
+    raise TransferError(f"too many redirects for {url}")
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    return (parts.scheme, (parts.hostname or "").lower(), port)
+
+
+def _content_range_start(value: str | None) -> int | None:
+    # "bytes 100-199/200"
+    if not value or not value.startswith("bytes "):
+        return None
+    first = value[6:].split("-", 1)[0]
+    return int(first) if first.isdigit() else None
+
+
+def _total_size(resp, start: int) -> int | None:
+    rng = resp.headers.get("Content-Range")
+    if rng and "/" in rng:
+        total = rng.rsplit("/", 1)[1]
+        if total.isdigit():
+            return int(total)
+    length = resp.headers.get("Content-Length")
+    if length and length.isdigit() and resp.headers.get("Content-Encoding", "identity") == "identity":
+        return int(length) + start
+    return None
+
+
+def download(
+    url: str,
+    partial: Path,
+    *,
+    size: int | None = None,
+    headers: dict[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+    progress: TransferProgress | None = None,
+    max_retries: int = 10,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Transfer:
+    """Fetch `url` into `partial`, continuing what it already holds (see the module docstring)."""
+    progress = progress or _NoProgress()
+    headers = {"Accept-Encoding": "identity", **(headers or {})}
+    have = partial.stat().st_size if partial.exists() else 0
+    if size is not None and have > size:
+        have = 0
+    hasher = _Hasher()
+    hasher.feed_file(partial, have)
+    if not have:
+        partial.write_bytes(b"")
+    progress.start(size, have)
+    transferred = 0
+    retries = 0
+    try:
+        while size is None or have < size:
+            got = 0
+            try:
+                resp = _open(url, headers | ({"Range": f"bytes={have}-"} if have else {}), auth=auth, timeout=timeout)
+            except OSError as exc:
+                raise TransferInterrupted(f"cannot connect: {_reason(exc)}", have) from None
+            try:
+                if resp.status == 416 and have:
+                    # The partial file is not a prefix the server knows: start over.
+                    have = 0
+                    hasher.abandon()
+                    hasher = _Hasher()
+                    partial.write_bytes(b"")
+                    progress.start(size, 0)
+                    retries += 1
+                    if retries > max_retries:
+                        raise TransferError("the server refuses every range request", 416)
+                    continue
+                if resp.status not in (200, 206):
+                    raise TransferError(f"HTTP {resp.status} {resp.reason}", resp.status, have=have)
+                if resp.status == 200 or _content_range_start(resp.headers.get("Content-Range")) != have:
+                    if have:  # the range was ignored: the body is the whole file
+                        have = 0
+                        hasher.abandon()
+                        hasher = _Hasher()
+                        progress.start(size, 0)
+                    partial.write_bytes(b"")
+                total = _total_size(resp, have)
+                if size is None:
+                    size = total
+                elif total is not None and total != size:
+                    raise TransferError(f"the server offers {total:,} bytes, {size:,} were expected", discard=True)
+                if size is not None:
+                    progress.start(size, have)
+                with open(partial, "ab", buffering=0) as out:
+                    read1 = resp.read1
+                    while True:
+                        block = read1(CHUNK)
+                        if not block:
+                            break
+                        out.write(block)
+                        hasher.feed(block)
+                        n = len(block)
+                        have += n
+                        got += n
+                        progress.advance(n)
+                if size is None:
+                    size = have
+                if have < size:
+                    raise http.client.IncompleteRead(b"", size - have)
+            except (OSError, http.client.HTTPException) as exc:
+                transferred += got
+                if got and retries < max_retries:
+                    retries += 1
+                    continue
+                raise TransferInterrupted(f"the connection dropped: {_reason(exc)}", have) from None
+            finally:
+                resp.close()
+            transferred += got
+        if size is not None and have > size:
+            raise TransferError(f"the server sent {have:,} bytes, {size:,} were expected", discard=True)
+        digest = hasher.digest()
+    except BaseException:
+        hasher.abandon()
+        raise
+    return Transfer(transferred, digest, have)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"{exc.expected:,} bytes missing"
+    reason = getattr(exc, "reason", None)
+    if reason is not None and not isinstance(reason, int):
+        return str(reason)
+    return str(exc) or type(exc).__name__
