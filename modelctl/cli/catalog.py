@@ -66,8 +66,13 @@ def list_models(
     sort: Optional[str] = typer.Option(None, "--sort", "-s", help="id, name, provider, context, parameters, cost, release; prefix '-' to reverse."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Show at most N models."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+    installed: bool = typer.Option(False, "--installed", help="Models present on this machine instead (downloads, Hugging Face cache, imports, Ollama); sizes in bytes in --json."),
 ) -> None:
     """List models in the registry; filters combine with AND."""
+    if installed:
+        from modelctl.cli.store_cmd import print_installed
+
+        return print_installed(as_json)
     from modelctl.errors import UsageError
     from modelctl.registry.query import ModelFilter, filter_models, sort_models
     from modelctl.registry.model import CATEGORIES, DEPLOYMENT_KINDS, TASKS

@@ -23,3 +23,9 @@ __all__ = [
     "read_gguf",
     "read_metadata",
 ]
+
+# The model store (pulling, the local index, removal) imports its heavy parts inside functions.
+from modelctl.store.installed import InstalledModel, installed_models  # noqa: E402
+from modelctl.store.locate import find_import, locate  # noqa: E402
+
+__all__ += ["InstalledModel", "find_import", "installed_models", "locate"]

@@ -1,0 +1,189 @@
+"""Model store commands: `pull`, `import`, `rm`, `du` (and the `list --installed` table)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from modelctl.cli import output
+from modelctl.cli.format import human_bytes, plain_table
+
+if TYPE_CHECKING:
+    from modelctl.store.installed import InstalledModel
+
+
+def _notifier(quiet: bool, progress=None):
+    def note(message: str) -> None:
+        if quiet:
+            return
+        if progress is not None and progress.enabled:
+            progress.note(message)
+        else:
+            sys.stderr.write(f"modelctl: {message}\n")
+            sys.stderr.flush()
+
+    return note
+
+
+def pull(
+    model: str = typer.Argument(..., help="Registry model id or alias, or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub."),
+    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Quantization to download (Q4_K_M, Q8_0, ...); default: the best that fits this machine."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's first local one."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no notes on stderr."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Download a model: a GGUF from the Hugging Face Hub, or a tag through Ollama.
+
+    Downloads go to the Hugging Face cache (shared with other tools), resume where an interrupted
+    one stopped, and are verified against their sha256. Prints the local path on stdout.
+    """
+    from modelctl.store.progress import PullProgress
+    from modelctl.store.pull import pull as do_pull
+
+    with PullProgress(quiet=quiet) as progress:
+        report = do_pull(model, quant=quant, deployment=deployment, progress=progress,
+                         note=_notifier(quiet, progress))
+    if as_json:
+        output.print_json(report.to_dict())
+        return
+    if not quiet:
+        size = report.size if report.size is not None else sum(f.size for f in report.files)
+        what = f"{report.model_id}" + (f" ({report.quant})" if report.quant else "")
+        if report.kind == "ollama":
+            detail = f"Ollama model {report.ollama_tag}" + (f", {human_bytes(size)}" if size else "")
+        elif report.files and all(f.reused for f in report.files):
+            detail = f"already here, {human_bytes(size)}"
+        elif report.files:
+            detail = f"{human_bytes(size)}, {report.transferred:,} bytes downloaded"
+        else:
+            detail = human_bytes(size)
+        sys.stderr.write(f"modelctl: pulled {what}: {detail}\n")
+        if report.registry_file:
+            sys.stderr.write(f"modelctl: added {report.model_id} to {report.registry_file}\n")
+    sys.stdout.write(f"{report.path if report.path else report.ollama_tag}\n")
+
+
+def import_(
+    path: str = typer.Argument(..., metavar="PATH.gguf", help="A GGUF file on this machine (it stays where it is)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name to use it by; a registry model id or alias links the file to that model."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Register a GGUF file already on disk, reading its metadata."""
+    from modelctl.store.manage import import_file
+
+    report = import_file(path, name)
+    if as_json:
+        output.print_json(report.to_dict())
+        return
+    facts = ", ".join(x for x in (
+        report.architecture, report.quant, human_bytes(report.size),
+        f"context {report.context_length:,}" if report.context_length else None,
+        f"model {report.model_id}" if report.model_id and report.model_id != report.name else None,
+    ) if x)
+    verb = "re-imported" if report.replaced else "imported"
+    sys.stdout.write(f"{verb} {report.name}: {report.path} ({facts})\n")
+
+
+def rm(
+    model: str = typer.Argument(..., help="Registry model id or alias, or the name of an imported file."),
+    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Remove only this quantization."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
+) -> None:
+    """Remove a model's local files (asks first)."""
+    from modelctl.errors import NotFoundError
+    from modelctl.store.manage import remove, removal_plan
+
+    plan = removal_plan(model, quant)
+    if not plan.items:
+        what = f"{plan.model_id or model}" + (f" ({quant})" if quant else "")
+        raise NotFoundError(f"nothing of {what} is on this machine")
+    err = output.err()
+    for item in plan.items:
+        size = f"  {human_bytes(item.size)}" if item.size and item.kind != "import" else ""
+        err.print(f"  {item.description}{size}", markup=False, highlight=False)
+    if not yes:
+        question = f"Remove {len(plan.items)} item{'s' if len(plan.items) != 1 else ''}" + (
+            f" ({human_bytes(plan.size)})" if plan.size else "") + "?"
+        if not typer.confirm(question, default=False, err=True):
+            sys.stderr.write("modelctl: nothing removed\n")
+            raise typer.Exit(1)
+    remove(plan)
+    for n in plan.notes:
+        output.warn(n)
+    if as_json:
+        output.print_json(plan.to_dict())
+        return
+    sys.stdout.write(f"removed {plan.model_id or plan.name}" + (f" ({quant})" if quant else "")
+                     + f": {human_bytes(plan.freed)} freed\n")
+
+
+_INSTALLED_COLUMNS = ["NAME", "SOURCE", "QUANT", "SIZE", "PATH"]
+
+
+def _installed_row(m: "InstalledModel") -> list[str]:
+    name = m.name + (" (mmproj)" if m.role == "mmproj" else "")
+    path = m.path or (f"{m.host} {m.name}" if m.host else "-")
+    if m.missing:
+        path += " (missing)"
+    return [name, m.source, m.quant or "-", human_bytes(m.size_bytes) if m.size_bytes or not m.missing else "-", path]
+
+
+def print_installed(as_json: bool) -> None:
+    """`modelctl list --installed`."""
+    from modelctl.store.installed import installed_models
+
+    models = installed_models()
+    if as_json:
+        output.print_json([m.to_dict() for m in models])
+        return
+    _table(_INSTALLED_COLUMNS, [_installed_row(m) for m in models], "Installed models")
+    if sys.stdout.isatty():
+        output.err().print(f"{len(models)} installed", style="dim")
+
+
+def _table(columns: list[str], rows: list[list[str]], title: str) -> None:
+    if not sys.stdout.isatty():
+        sys.stdout.write(plain_table(columns, rows))
+        return
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for col in columns:
+        table.add_column(col, overflow="fold", justify="right" if col == "SIZE" else "left")
+    for row in rows:
+        table.add_row(*row)
+    output.out().print(table)
+
+
+def du(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON object (sizes in bytes)."),
+) -> None:
+    """Disk used by local models: per model and source, unfinished downloads, free space."""
+    from modelctl.store.installed import disk_usage
+
+    usage = disk_usage()
+    if as_json:
+        output.print_json(usage)
+        return
+    rows = [[m["name"] + (" (mmproj)" if m["role"] == "mmproj" else ""), m["source"], m["quant"] or "-",
+             human_bytes(m["size_bytes"])] for m in usage["models"]]
+    rows += [[f"{p['repo']} (unfinished)", "partial", "-", human_bytes(p["size_bytes"])] for p in usage["partial"]]
+    _table(["NAME", "SOURCE", "QUANT", "SIZE"], rows, "Disk usage")
+    totals = usage["totals"]
+    parts = [f"{src} {human_bytes(n)}" for src, n in totals.items() if n]
+    out = sys.stdout
+    out.write(f"\nmanaged by modelctl: {human_bytes(usage['managed_bytes'])}"
+              + (f" ({', '.join(parts)})" if parts else "") + "\n")
+    out.write(f"Hugging Face cache: {usage['hf_cache']}\n")
+    if usage["free_bytes"] is not None:
+        out.write(f"free on that disk: {human_bytes(usage['free_bytes'])}\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pull")(pull)
+    app.command("import")(import_)
+    app.command("rm")(rm)
+    app.command("du")(du)

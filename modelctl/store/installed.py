@@ -1,0 +1,311 @@
+"""What is on this machine: the local index of models, from four places.
+
+    installed_models() -> list[InstalledModel]
+
+- `modelctl`: GGUF files modelctl downloaded (recorded in its index, stored in the Hugging Face
+  cache), and files in modelctl's models directory (the model shipped as a Python package);
+- `hf-cache`: other GGUF files in the Hugging Face cache (downloaded by other tools);
+- `import`: files registered with `modelctl import` (they stay where they are);
+- `ollama`: models on the Ollama server (`OLLAMA_HOST`), when it answers.
+
+Each entry names the registry model it belongs to when the registry knows the file (a llama.cpp
+deployment's repo and file name, a package's file, an Ollama tag). A sharded GGUF is one entry:
+its first shard's path, the size of all its shards.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from modelctl.errors import ModelctlError
+
+if TYPE_CHECKING:
+    from modelctl.registry import Registry
+
+SOURCES = ("modelctl", "hf-cache", "import", "ollama")
+
+
+@dataclass
+class InstalledModel:
+    name: str  # what to show: a model id, repo/file, an import name, an Ollama tag
+    path: str | None  # the GGUF file (the first shard); None for Ollama models
+    size_bytes: int
+    quant: str | None
+    source: str  # one of SOURCES
+    model_id: str | None = None
+    repo: str | None = None
+    filename: str | None = None
+    files: list[str] = field(default_factory=list)
+    role: str = "model"  # model | mmproj
+    missing: bool = False  # an imported file that is gone
+    host: str | None = None  # Ollama
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `list --installed --json` object (sizes in bytes)."""
+        data = asdict(self)
+        if self.host is None:
+            del data["host"]
+        if not self.missing:
+            del data["missing"]
+        return data
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    repo: str
+    filename: str
+    commit: str
+    path: Path  # snapshots/<commit>/<filename>
+    blob: Path  # what it links to
+    size: int
+
+
+def registry_maps(registry: "Registry | None"):
+    """(repo, file name) -> (model id, quant); file name -> same; Ollama tag -> model id."""
+    by_repo: dict[tuple[str, str], tuple[str, str]] = {}
+    by_name: dict[str, tuple[str, str]] = {}
+    by_tag: dict[str, str] = {}
+    if registry is None:
+        return by_repo, by_name, by_tag
+    from modelctl.store.ollama_pull import normalize_tag
+
+    for model in registry:
+        for dep in model.deployments:
+            if dep.kind == "llama.cpp":
+                for f in dep.files:
+                    names = [f.filename, *f.shards]
+                    for n in names:
+                        if dep.repo:
+                            by_repo.setdefault((dep.repo.lower(), n), (model.id, f.quant))
+                        by_name.setdefault(os.path.basename(n).lower(), (model.id, f.quant))
+                if dep.mmproj and dep.repo:
+                    by_repo.setdefault((dep.repo.lower(), dep.mmproj), (model.id, "mmproj"))
+            elif dep.kind == "ollama" and dep.tag:
+                by_tag.setdefault(normalize_tag(dep.tag), model.id)
+    return by_repo, by_name, by_tag
+
+
+def _load_registry() -> "Registry | None":
+    try:
+        from modelctl.cli import state
+
+        return state.get_registry()
+    except ModelctlError:
+        return None
+
+
+def scan_hf_cache(cache: Path | None = None, *, suffix: str = ".gguf") -> Iterator[CachedFile]:
+    """Every `*.gguf` in the Hugging Face cache's model snapshots (each blob once, newest first)."""
+    from modelctl.store.paths import hf_cache_dir
+
+    cache = cache or hf_cache_dir()
+    try:
+        repos = sorted(p for p in cache.iterdir() if p.name.startswith("models--") and p.is_dir())
+    except OSError:
+        return
+    for storage in repos:
+        parts = storage.name.split("--")
+        if len(parts) < 3:
+            continue
+        repo = f"{parts[1]}/{'--'.join(parts[2:])}"
+        snapshots = storage / "snapshots"
+        try:
+            snaps = sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+        except OSError:
+            continue
+        seen: set[str] = set()
+        for snap in snaps:
+            for root, _dirs, files in os.walk(snap):
+                for name in sorted(files):
+                    if not name.lower().endswith(suffix):
+                        continue
+                    path = Path(root) / name
+                    blob = Path(os.path.realpath(path))
+                    if str(blob) in seen:
+                        continue
+                    try:
+                        size = blob.stat().st_size
+                    except OSError:
+                        continue  # a dangling link
+                    seen.add(str(blob))
+                    rel = path.relative_to(snap).as_posix()
+                    yield CachedFile(repo, rel, snap.name, path, blob, size)
+
+
+def partial_downloads(cache: Path | None = None) -> list[dict[str, Any]]:
+    """Interrupted downloads (`blobs/*.incomplete`) in the Hugging Face cache."""
+    from modelctl.store.paths import hf_cache_dir
+
+    cache = cache or hf_cache_dir()
+    out = []
+    try:
+        storages = [p for p in cache.iterdir() if p.name.startswith("models--")]
+    except OSError:
+        return out
+    for storage in sorted(storages):
+        parts = storage.name.split("--")
+        repo = f"{parts[1]}/{'--'.join(parts[2:])}" if len(parts) >= 3 else storage.name
+        for p in sorted((storage / "blobs").glob("*.incomplete")):
+            try:
+                out.append({"repo": repo, "path": str(p), "size_bytes": p.stat().st_size})
+            except OSError:
+                pass
+    return out
+
+
+def _quant_of(path: Path, name: str) -> str | None:
+    from modelctl.store.quant import file_type_name, quant_from_filename
+
+    q = quant_from_filename(name)
+    if q:
+        return q
+    try:
+        from modelctl.store.gguf import read_metadata
+
+        return file_type_name(read_metadata(path).get("general.file_type"))
+    except ModelctlError:
+        return None
+
+
+def _group_shards(files: list[CachedFile]) -> list[list[CachedFile]]:
+    from modelctl.store.quant import SHARD
+
+    groups: dict[tuple[str, str, str], list[CachedFile]] = {}
+    order: list[tuple[str, str, str]] = []
+    for f in files:
+        key = (f.repo, f.commit, SHARD.sub("", f.filename))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(f)
+    return [sorted(groups[k], key=lambda f: f.filename) for k in order]
+
+
+def hf_cache_models(registry: "Registry | None" = None, index: dict | None = None) -> list[InstalledModel]:
+    from modelctl.store.index import read_index
+
+    index = index if index is not None else read_index()
+    by_repo, _by_name, _ = registry_maps(registry)
+    ours = {(d.get("repo", "").lower(), d.get("filename")): d for d in index["downloads"]}
+    out = []
+    for group in _group_shards(list(scan_hf_cache())):
+        first = group[0]
+        key = (first.repo.lower(), first.filename)
+        record = ours.get(key)
+        model_id, quant = by_repo.get(key, (None, None))
+        if record is not None:
+            model_id = model_id or record.get("model_id")
+            quant = quant or record.get("quant")
+        role = "mmproj" if quant == "mmproj" or os.path.basename(first.filename).lower().startswith("mmproj") else "model"
+        if quant == "mmproj":
+            quant = None
+        out.append(InstalledModel(
+            name=model_id or f"{first.repo}/{first.filename}",
+            path=str(first.path),
+            size_bytes=sum(f.size for f in group),
+            quant=quant or _quant_of(first.path, first.filename),
+            source="modelctl" if record is not None else "hf-cache",
+            model_id=model_id,
+            repo=first.repo,
+            filename=first.filename,
+            files=[str(f.path) for f in group],
+            role=role,
+        ))
+    return out
+
+
+def models_dir_models(registry: "Registry | None" = None) -> list[InstalledModel]:
+    from modelctl.config import get_paths
+
+    _, by_name, _ = registry_maps(registry)
+    root = get_paths().models_dir
+    out = []
+    try:
+        files = sorted(p for p in root.rglob("*.gguf") if p.is_file())
+    except OSError:
+        return out
+    for p in files:
+        model_id, quant = by_name.get(p.name.lower(), (None, None))
+        out.append(InstalledModel(
+            name=model_id or p.name, path=str(p), size_bytes=p.stat().st_size,
+            quant=quant or _quant_of(p, p.name), source="modelctl", model_id=model_id,
+            filename=p.name, files=[str(p)],
+        ))
+    return out
+
+
+def imported_models(index: dict | None = None) -> list[InstalledModel]:
+    from modelctl.store.index import read_index
+
+    index = index if index is not None else read_index()
+    out = []
+    for rec in index["imports"]:
+        path = Path(rec.get("path", ""))
+        exists = path.is_file()
+        out.append(InstalledModel(
+            name=rec.get("name") or path.name, path=str(path),
+            size_bytes=path.stat().st_size if exists else 0,
+            quant=rec.get("quant"), source="import", model_id=rec.get("model_id"),
+            filename=path.name, files=[str(path)], missing=not exists,
+        ))
+    return out
+
+
+def ollama_installed(registry: "Registry | None" = None, host: str | None = None) -> list[InstalledModel]:
+    """Models on the Ollama server; [] when it does not answer."""
+    from modelctl.store import ollama_pull
+
+    _, _, by_tag = registry_maps(registry)
+    try:
+        models = ollama_pull.list_models(host)
+    except ModelctlError:
+        return []
+    h = ollama_pull.ollama_host(host)
+    return [
+        InstalledModel(
+            name=m.name, path=None, size_bytes=m.size, quant=m.quant, source="ollama",
+            model_id=by_tag.get(ollama_pull.normalize_tag(m.name)), host=h,
+        )
+        for m in models
+    ]
+
+
+def installed_models(*, include_ollama: bool = True, registry: "Registry | None" = None) -> list[InstalledModel]:
+    """Every model present locally (see the module docstring)."""
+    from modelctl.store.index import read_index
+
+    registry = registry if registry is not None else _load_registry()
+    index = read_index()
+    found = hf_cache_models(registry, index) + models_dir_models(registry) + imported_models(index)
+    if include_ollama:
+        found += ollama_installed(registry)
+    return found
+
+
+def disk_usage(*, include_ollama: bool = True) -> dict[str, Any]:
+    """`modelctl du`: installed models, partial downloads, totals per source, free space."""
+    from modelctl.config import get_paths
+    from modelctl.store.hub import free_space
+    from modelctl.store.paths import hf_cache_dir
+
+    models = installed_models(include_ollama=include_ollama)
+    partial = partial_downloads()
+    totals = {s: 0 for s in SOURCES}
+    for m in models:
+        totals[m.source] += m.size_bytes
+    totals["partial"] = sum(p["size_bytes"] for p in partial)
+    cache = hf_cache_dir()
+    return {
+        "models": [m.to_dict() for m in models],
+        "partial": partial,
+        "totals": totals,
+        # What modelctl put on this disk and can remove: its downloads, its models directory
+        # and unfinished downloads (other tools' cache files, imports and Ollama's are not counted).
+        "managed_bytes": totals["modelctl"] + totals["partial"],
+        "hf_cache": str(cache),
+        "models_dir": str(get_paths().models_dir),
+        "free_bytes": free_space(cache),
+    }

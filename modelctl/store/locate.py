@@ -1,0 +1,104 @@
+"""Finding the local GGUF file of a model.
+
+    locate(model, quant=None) -> Path | None
+
+`model` is a registry `Model`, or a name: a registry id or alias, else the name of an imported
+file (`modelctl import --name`). The first of these that exists is returned:
+
+1. the file in the Hugging Face cache (downloaded by `modelctl pull` or by any other tool), at the
+   deployment's pinned revision, else `main`, else any cached snapshot;
+2. a file of that name in modelctl's models directory;
+3. a file imported for that model (`modelctl import PATH --name MODEL`, or a file whose name a
+   llama.cpp deployment lists);
+4. the deployment's `package` (the model shipped as a Python package), assembled on first use.
+
+With `quant`, only that quantization will do; without it, the deployment's default quantization
+is tried first, then the others in the order listed. A sharded GGUF is returned as its first shard
+(llama.cpp finds the rest beside it). None when nothing is on this machine: `modelctl pull` it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelctl.errors import ModelctlError
+
+if TYPE_CHECKING:
+    from modelctl.registry import Deployment, GGUFFile, Model
+
+
+def _ordered_files(dep: "Deployment", quant: str | None) -> list["GGUFFile"]:
+    if quant:
+        f = dep.file_for(quant)
+        return [f] if f else []
+    first = dep.file_for()
+    return ([first] if first else []) + [f for f in dep.files if f is not first]
+
+
+def find_import(name: str) -> Path | None:
+    """The file imported under `name` (case-insensitive), if it still exists."""
+    from modelctl.store.index import read_index
+
+    key = name.strip().lower()
+    for rec in read_index()["imports"]:
+        if str(rec.get("name", "")).lower() == key:
+            path = Path(rec.get("path", ""))
+            return path if path.is_file() else None
+    return None
+
+
+def _imports_for(model_id: str) -> list[dict]:
+    from modelctl.store.index import read_index
+
+    return [r for r in read_index()["imports"] if str(r.get("model_id", "")).lower() == model_id.lower()]
+
+
+def locate(model: "Model | str", quant: str | None = None) -> Path | None:
+    """The local GGUF path of `model` (see the module docstring), or None."""
+    from modelctl.config import get_paths
+    from modelctl.store.hub import cached_file
+    from modelctl.store.quant import normalize
+
+    if isinstance(model, str):
+        try:
+            from modelctl.cli import state
+
+            entry = state.get_registry().get(model)
+        except ModelctlError:
+            entry = None
+        if entry is None:
+            return find_import(model)
+        model = entry
+    wanted = normalize(quant) if quant else None
+    imports = _imports_for(model.id)
+    models_dir = get_paths().models_dir
+    for dep in model.deployments:
+        if dep.kind != "llama.cpp":
+            continue
+        for f in _ordered_files(dep, quant):
+            if dep.repo:
+                path = cached_file(dep.repo, f.filename, dep.revision, any_snapshot=True)
+                if path is not None:
+                    return path
+            candidate = models_dir / Path(f.filename).name
+            if candidate.is_file():
+                return candidate
+            for rec in imports:
+                if rec.get("quant") and normalize(rec["quant"]) == normalize(f.quant):
+                    path = Path(rec.get("path", ""))
+                    if path.is_file():
+                        return path
+        default = dep.file_for()
+        if dep.package and (wanted is None or (default is not None and normalize(default.quant) == wanted)):
+            if importlib.util.find_spec(dep.package) is not None:
+                from modelctl.store.gguf import package_model_path
+
+                return package_model_path(dep.package)
+    for rec in imports:
+        if wanted is None or (rec.get("quant") and normalize(rec["quant"]) == wanted):
+            path = Path(rec.get("path", ""))
+            if path.is_file():
+                return path
+    return None

@@ -1,0 +1,333 @@
+"""`modelctl import` and `modelctl rm`: registering files on disk, removing local files.
+
+    import_file(path, name=None) -> ImportReport
+    removal_plan(name, quant=None) -> RemovalPlan       (what would go; nothing is touched)
+    remove(plan) -> RemovalPlan                          (does it)
+
+An imported file stays where it is; modelctl records it in its index (under `name`, the registry
+model it belongs to when the name or the file name says so, its quantization and architecture
+from the header). Removing an imported model forgets it and never deletes the user's file.
+
+Removing a downloaded model deletes its snapshot links in the Hugging Face cache, and each blob no
+other snapshot still links to (the cache stays consistent for other tools), its unfinished
+downloads, the file assembled from a package, and, for an Ollama deployment, asks the server to
+delete the tag. With `quant`, only that quantization goes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelctl.errors import ModelctlError, ModelFileError, NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from modelctl.registry import Model
+
+
+# --- import -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    name: str
+    path: Path
+    size: int
+    quant: str | None
+    architecture: str | None
+    model_id: str | None
+    context_length: int | None
+    replaced: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "size_bytes": self.size, "quant": self.quant,
+                "architecture": self.architecture, "model_id": self.model_id,
+                "context_length": self.context_length, "replaced": self.replaced}
+
+
+def _registry():
+    from modelctl.cli import state
+
+    return state.get_registry()
+
+
+def import_file(path: str | os.PathLike[str], name: str | None = None) -> ImportReport:
+    """Register a GGUF file already on disk (see the module docstring)."""
+    from modelctl.store import index
+    from modelctl.store.gguf import read_gguf
+    from modelctl.store.installed import registry_maps
+    from modelctl.store.quant import file_type_name, quant_from_filename
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise NotFoundError(f"{p}: no such file")
+    p = p.resolve()
+    info = read_gguf(p)
+    arch = info.architecture
+    if not arch:
+        raise ModelFileError(f"{p}: GGUF metadata has no general.architecture: not a model file")
+    if arch == "clip":
+        raise ModelFileError(f"{p}: a vision projector (mmproj), not a language model; it is used beside one")
+    if name is not None and not name.strip():
+        raise UsageError("--name must not be empty")
+    quant = file_type_name(info.metadata.get("general.file_type")) or quant_from_filename(p.name)
+    model_id = None
+    try:
+        registry = _registry()
+    except ModelctlError:
+        registry = None
+    if registry is not None:
+        linked = registry.get(name) if name else None
+        if linked is not None:
+            model_id = linked.id
+        else:
+            _, by_name, _ = registry_maps(registry)
+            hit = by_name.get(p.name.lower())
+            if hit:
+                model_id, quant = hit[0], hit[1] or quant
+    label = (name or model_id or p.stem).strip()
+    ctx = info.metadata.get(f"{arch}.context_length")
+    record = {
+        "name": label, "path": str(p), "size": info.file_size, "quant": quant, "model_id": model_id,
+        "architecture": arch, "context_length": ctx if isinstance(ctx, int) else None,
+        "imported_at": index.now(),
+    }
+    with index.update_index() as data:
+        before = len(data["imports"])
+        data["imports"] = [r for r in data["imports"]
+                           if str(r.get("name", "")).lower() != label.lower() and r.get("path") != str(p)]
+        replaced = len(data["imports"]) != before
+        data["imports"].append(record)
+    return ImportReport(label, p, info.file_size, quant, arch, model_id, record["context_length"], replaced)
+
+
+# --- removal ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RemovalItem:
+    kind: str  # hf-cache | partial | package | import | ollama
+    description: str
+    path: Path | None
+    size: int
+    repo: str | None = None
+    filename: str | None = None
+    tag: str | None = None
+    host: str | None = None
+    links: list[Path] = field(default_factory=list)  # snapshot links to the blob
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "description": self.description,
+                "path": str(self.path) if self.path else None, "size_bytes": self.size,
+                "repo": self.repo, "filename": self.filename, "tag": self.tag}
+
+
+@dataclass
+class RemovalPlan:
+    name: str
+    model_id: str | None
+    quant: str | None
+    items: list[RemovalItem]
+    notes: list[str] = field(default_factory=list)
+    freed: int = 0
+
+    @property
+    def size(self) -> int:
+        return sum(i.size for i in self.items if i.kind not in ("import", "ollama"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "model_id": self.model_id, "quant": self.quant,
+                "items": [i.to_dict() for i in self.items], "size_bytes": self.size,
+                "freed_bytes": self.freed, "notes": self.notes}
+
+
+def _blob_links(storage: Path, blob: Path) -> list[Path]:
+    """Every snapshot file of this repo that resolves to `blob`."""
+    out = []
+    real = os.path.realpath(blob)
+    for root, _dirs, files in os.walk(storage / "snapshots"):
+        for name in files:
+            p = Path(root) / name
+            if os.path.realpath(p) == real:
+                out.append(p)
+    return out
+
+
+def _hf_items(repo: str, filenames: list[str], describe: str) -> list[RemovalItem]:
+    from modelctl.store.paths import repo_folder
+
+    storage = repo_folder(repo)
+    items: list[RemovalItem] = []
+    if not (storage / "snapshots").is_dir():
+        return items
+    seen: set[str] = set()
+    wanted = set(filenames)
+    for root, _dirs, files in os.walk(storage / "snapshots"):
+        for name in files:
+            p = Path(root) / name
+            snap = p.relative_to(storage / "snapshots")
+            rel = "/".join(snap.parts[1:])
+            if rel not in wanted:
+                continue
+            blob = Path(os.path.realpath(p))
+            if str(blob) in seen or not blob.exists():
+                continue
+            seen.add(str(blob))
+            items.append(RemovalItem("hf-cache", f"{describe}{rel}", blob, blob.stat().st_size, repo, rel,
+                                     links=_blob_links(storage, blob)))
+    return items
+
+
+def _partial_items(repo: str) -> list[RemovalItem]:
+    """Unfinished downloads (`blobs/*.incomplete`) of a repository."""
+    from modelctl.store.paths import repo_folder
+
+    blobs = repo_folder(repo) / "blobs"
+    return [RemovalItem("partial", f"unfinished download {p.name}", p, p.stat().st_size, repo)
+            for p in sorted(blobs.glob("*.incomplete")) if p.is_file()]
+
+
+def removal_plan(name: str, quant: str | None = None) -> RemovalPlan:
+    """What `modelctl rm NAME [--quant Q]` would remove."""
+    from modelctl.store.index import read_index
+
+    try:
+        model = _registry().get(name)
+    except ModelctlError:
+        model = None
+    if model is None:
+        for rec in read_index()["imports"]:
+            if str(rec.get("name", "")).lower() == name.strip().lower():
+                item = RemovalItem("import", f"imported file {rec.get('path')} (the file is kept)",
+                                   Path(rec.get("path", "")), 0)
+                return RemovalPlan(rec["name"], rec.get("model_id"), rec.get("quant"), [item])
+        _registry().resolve(name)  # NotFoundError with suggestions
+        raise NotFoundError(f"unknown model '{name}'")
+    return _model_plan(model, quant)
+
+
+def _model_plan(model: "Model", quant: str | None) -> RemovalPlan:
+    from modelctl.config import get_paths
+    from modelctl.store import ollama_pull
+    from modelctl.store.index import read_index
+    from modelctl.store.quant import normalize
+
+    plan = RemovalPlan(model.id, model.id, quant, [])
+    wanted = normalize(quant) if quant else None
+    known_quants: list[str] = []
+    for dep in model.deployments:
+        if dep.kind == "llama.cpp":
+            known_quants += [f.quant for f in dep.files]
+            files = [f for f in dep.files if wanted is None or normalize(f.quant) == wanted]
+            names: list[str] = []
+            for f in files:
+                names += [f.filename, *f.shards]
+            if dep.mmproj and wanted is None:
+                names.append(dep.mmproj)
+            if dep.repo and names:
+                plan.items += _hf_items(dep.repo, names, f"{dep.repo}/")
+                if wanted is None:
+                    plan.items += _partial_items(dep.repo)
+            for f in files:
+                local = get_paths().models_dir / Path(f.filename).name
+                if local.is_file():
+                    plan.items.append(RemovalItem("package", f"{local.name} (assembled from {dep.package or 'a package'})",
+                                                  local, local.stat().st_size))
+        elif dep.kind == "ollama" and dep.tag and wanted is None:
+            try:
+                present = ollama_pull.find_model(dep.tag, dep.host)
+            except ModelctlError:
+                present = None
+                if os.environ.get("OLLAMA_HOST") or dep.host:
+                    plan.notes.append(f"Ollama at {ollama_pull.ollama_host(dep.host)} did not answer; its copy was not checked")
+            if present is not None:
+                plan.items.append(RemovalItem("ollama", f"Ollama model {present.name}", None, present.size,
+                                              tag=present.name, host=dep.host))
+    if wanted and known_quants and wanted not in {normalize(q) for q in known_quants}:
+        raise NotFoundError(f"no quantization '{quant}' for {model.id} (available: {', '.join(known_quants)})")
+    for rec in read_index()["imports"]:
+        if str(rec.get("model_id", "")).lower() == model.id.lower() and (
+            wanted is None or (rec.get("quant") and normalize(rec["quant"]) == wanted)
+        ):
+            plan.items.append(RemovalItem("import", f"imported file {rec.get('path')} (the file is kept)",
+                                          Path(rec.get("path", "")), 0))
+    return plan
+
+
+def _prune(storage: Path) -> None:
+    """Remove empty snapshot directories, and the whole repo folder once no snapshot is left."""
+    snapshots = storage / "snapshots"
+    if snapshots.is_dir():
+        for root, dirs, files in os.walk(snapshots, topdown=False):
+            if root != str(snapshots) and not os.listdir(root):
+                os.rmdir(root)
+    blobs = storage / "blobs"
+    has_snapshots = snapshots.is_dir() and any(snapshots.iterdir())
+    has_partial = blobs.is_dir() and any(p.name.endswith(".incomplete") for p in blobs.iterdir())
+    if not has_snapshots and not has_partial:
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def remove(plan: RemovalPlan) -> RemovalPlan:
+    """Carry out `plan`; returns it with `freed` set."""
+    from filelock import FileLock, Timeout
+
+    from modelctl.store import index, ollama_pull
+    from modelctl.store.paths import lock_path, repo_folder
+
+    freed = 0
+    removed_blobs: set[str] = set()
+    removed_files: set[tuple[str, str]] = set()
+    forget_imports: set[str] = set()
+    storages: set[Path] = set()
+    for item in plan.items:
+        if item.kind == "hf-cache" and item.path is not None and item.repo:
+            storage = repo_folder(item.repo)
+            lock = FileLock(str(lock_path(item.repo, item.path.name)))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                plan.notes.append(f"{item.filename} is being downloaded right now; it was left alone")
+                continue
+            try:
+                for link in item.links:
+                    if link.is_symlink() or link.exists():
+                        link.unlink()
+                others = _blob_links(storage, item.path)
+                if not others and item.path.exists():
+                    item.path.unlink()
+                    freed += item.size
+                    removed_blobs.add(str(item.path))
+                elif others:
+                    plan.notes.append(f"{item.filename}: kept, other snapshots still use the same file")
+            finally:
+                lock.release()
+            removed_files.add((item.repo, item.filename or ""))
+            storages.add(storage)
+        elif item.kind in ("partial", "package") and item.path is not None:
+            if item.path.exists():
+                item.path.unlink()
+                freed += item.size
+            if item.kind == "package":
+                item.path.with_name(item.path.name + ".verified").unlink(missing_ok=True)
+            if item.repo:
+                storages.add(repo_folder(item.repo))
+        elif item.kind == "import" and item.path is not None:
+            forget_imports.add(str(item.path))
+        elif item.kind == "ollama" and item.tag:
+            ollama_pull.delete(item.tag, item.host)
+            freed += item.size
+    for storage in storages:
+        _prune(storage)
+    if removed_blobs or removed_files or forget_imports:
+        with index.update_index() as data:
+            data["downloads"] = [d for d in data["downloads"]
+                                 if (d.get("repo"), d.get("filename")) not in removed_files]
+            for blob in removed_blobs:
+                data["verified"].pop(blob, None)
+            data["imports"] = [r for r in data["imports"] if r.get("path") not in forget_imports]
+    plan.freed = freed
+    return plan

@@ -1,0 +1,145 @@
+"""Models on an Ollama server: pull (with progress per layer), list, delete.
+
+The server is the deployment's `host`, else `OLLAMA_HOST`, else Ollama's default
+(127.0.0.1:11434). Everything goes through the `ollama` package; its errors become modelctl's:
+a server that is not running is a BackendError naming the host, an unknown model NotFoundError.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from modelctl.errors import BackendError, NotFoundError, OfflineError
+
+if TYPE_CHECKING:
+    from modelctl.store.progress import PullProgress
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+LIST_TIMEOUT = 3.0
+
+
+def ollama_host(host: str | None = None) -> str:
+    return host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
+
+
+def _client(host: str | None, *, timeout: Any):
+    import ollama
+
+    return ollama.Client(host=ollama_host(host), timeout=timeout)
+
+
+def normalize_tag(tag: str) -> str:
+    """`llama2` -> `llama2:latest`, as Ollama names models."""
+    tag = tag.strip()
+    name = tag.rsplit("/", 1)[-1]
+    return tag if ":" in name else f"{tag}:latest"
+
+
+def _translate(exc: BaseException, host: str, tag: str | None = None) -> Exception:
+    import httpx
+    import ollama
+
+    if isinstance(exc, ollama.ResponseError):
+        text = str(exc.error)
+        if exc.status_code == 404 or "not found" in text or "does not exist" in text:
+            return NotFoundError(f"Ollama has no model '{tag}': {text}" if tag else f"Ollama: {text}")
+        return BackendError(f"Ollama at {host}: {text}")
+    if isinstance(exc, (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout)):
+        return BackendError(f"cannot reach the Ollama server at {host}", hint="is `ollama serve` running? (OLLAMA_HOST)")
+    if isinstance(exc, httpx.HTTPError):
+        return BackendError(f"Ollama at {host}: {exc}")
+    return exc  # type: ignore[return-value]
+
+
+@dataclass
+class OllamaModel:
+    name: str
+    size: int
+    digest: str | None
+    quant: str | None
+    family: str | None
+    parameter_size: str | None
+    modified_at: str | None
+
+
+def list_models(host: str | None = None, *, timeout: float = LIST_TIMEOUT) -> list[OllamaModel]:
+    """The models on the server (`/api/tags`)."""
+    import httpx
+
+    h = ollama_host(host)
+    try:
+        with _client(host, timeout=httpx.Timeout(timeout)) as client:
+            resp = client.list()
+    except Exception as exc:
+        raise _translate(exc, h) from None
+    out = []
+    for m in resp.models:
+        details = m.details
+        out.append(OllamaModel(
+            name=m.model or "",
+            size=int(m.size or 0),
+            digest=m.digest,
+            quant=details.quantization_level if details else None,
+            family=details.family if details else None,
+            parameter_size=details.parameter_size if details else None,
+            modified_at=m.modified_at.isoformat() if m.modified_at else None,
+        ))
+    return out
+
+
+def find_model(tag: str, host: str | None = None) -> OllamaModel | None:
+    wanted = normalize_tag(tag)
+    for m in list_models(host):
+        if normalize_tag(m.name) == wanted:
+            return m
+    return None
+
+
+def pull(tag: str, host: str | None = None, *, progress: "PullProgress | None" = None,
+         offline: bool = False) -> OllamaModel | None:
+    """Have the server pull `tag`; progress per layer. Returns the model as the server lists it."""
+    import httpx
+
+    h = ollama_host(host)
+    if offline:
+        present = None
+        try:
+            present = find_model(tag, host)
+        except BackendError:
+            pass
+        if present is not None:
+            return present
+        raise OfflineError(f"offline (HF_HUB_OFFLINE is set): not asking Ollama at {h} to download {tag}")
+    tasks: dict[str, Any] = {}
+    try:
+        with _client(host, timeout=httpx.Timeout(None, connect=5.0)) as client:
+            for part in client.pull(tag, stream=True):
+                digest = part.digest
+                if digest and part.total and progress is not None:
+                    task = tasks.get(digest)
+                    if task is None:
+                        task = tasks[digest] = progress.task(f"pulling {digest.removeprefix('sha256:')[:12]}")
+                    task.set_total(part.total, part.completed or 0)
+                elif part.status and progress is not None:
+                    progress.note(part.status)
+    except (BackendError, NotFoundError):
+        raise
+    except Exception as exc:
+        raise _translate(exc, h, tag) from None
+    try:
+        return find_model(tag, host)
+    except BackendError:
+        return None
+
+
+def delete(tag: str, host: str | None = None) -> None:
+    import httpx
+
+    h = ollama_host(host)
+    try:
+        with _client(host, timeout=httpx.Timeout(30.0, connect=5.0)) as client:
+            client.delete(tag)
+    except Exception as exc:
+        raise _translate(exc, h, tag) from None

@@ -1,0 +1,277 @@
+"""Registry entries made from GGUF files, written to the user's registry.
+
+`entry_from_gguf` turns what a GGUF header says (architecture, context length, chat template,
+quantization, parameter count, name, licence) into a `[[models]]` table that follows
+docs/registry-format.md. `save_entry` writes it to the user registry (`get_paths().user_registry`):
+a new model is appended as text (the rest of the file, comments included, is left as it is); a
+model already there is updated in place, keeping what its user wrote and replacing only the
+llama.cpp deployment of that repository (the file is then rewritten by `tomli_w`). Either way the
+new file is validated with `modelctl.registry.check_file`, and checked against the other layers,
+before it replaces the old one; an entry that would not validate is refused and nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelctl.errors import RegistryError
+
+if TYPE_CHECKING:
+    from modelctl.store.hub import RepoListing
+    from modelctl.store.pull import GGUFGroup
+
+EMBEDDING_ARCHITECTURES = frozenset({
+    "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert", "gemma-embedding",
+    "llama-embed", "t5encoder",
+})
+
+# Markers of a chat template -> the conversation template name the registry uses for that family.
+_TEMPLATE_MARKERS = (
+    ("<|start_header_id|>", "llama-3"),
+    ("<start_of_turn>", "gemma"),
+    ("<|START_OF_TURN_TOKEN|>", "command-r"),
+    ("<|start_of_role|>", "granite"),
+    ("<|im_start|>", "chatml"),
+    ("<|user|>", "phi-3"),
+    ("[INST]", "mistral"),
+)
+
+
+def guess_template(chat_template: str, architecture: str | None) -> str:
+    """The conversation template for a GGUF's chat template (the file's own template still wins
+    at chat time; this is the registry's name for the family)."""
+    if "<|start_header_id|>" in chat_template and ("Cutting Knowledge" in chat_template or "ipython" in chat_template):
+        return "llama-3.1"
+    for marker, name in _TEMPLATE_MARKERS:
+        if marker in chat_template:
+            if name == "mistral" and (architecture or "").startswith("llama") and "<<SYS>>" in chat_template:
+                return "llama-2"
+            return name
+    return "chatml"
+
+
+def parameter_count(paths: list[Path]) -> int | None:
+    """general.parameter_count, else the elements of every tensor in every shard."""
+    from modelctl.store.gguf import read_gguf
+
+    total = 0
+    for p in paths:
+        info = read_gguf(p)
+        declared = info.metadata.get("general.parameter_count")
+        if isinstance(declared, int) and declared > 0:
+            return declared
+        for t in info.tensors:
+            n = 1
+            for d in t.shape:
+                n *= d
+            total += n
+    return total or None
+
+
+def entry_from_gguf(
+    model_id: str,
+    paths: list[Path],
+    *,
+    provider: str,
+    quant: str,
+    files: list[dict[str, Any]],
+    repo: str | None = None,
+    revision: str | None = None,
+    mmproj: str | None = None,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """A registry `[[models]]` table for a GGUF model (see docs/registry-format.md)."""
+    from modelctl.store.gguf import read_metadata
+
+    md = read_metadata(paths[0])
+    arch = md.get("general.architecture")
+    if not isinstance(arch, str):
+        from modelctl.errors import ModelFileError
+
+        raise ModelFileError(f"{paths[0]}: GGUF metadata has no general.architecture: not a model file")
+    chat_template = md.get("tokenizer.chat_template")
+    embedding = arch in EMBEDDING_ARCHITECTURES or f"{arch}.pooling_type" in md
+    if embedding:
+        tasks = ["embedding"]
+    elif isinstance(chat_template, str) and chat_template.strip():
+        tasks = ["chat", "completion"]
+    else:
+        tasks = ["completion"]
+    if mmproj and not embedding:
+        tasks.append("vision")
+    name = md.get("general.name") if isinstance(md.get("general.name"), str) else None
+    entry: dict[str, Any] = {
+        "id": model_id,
+        "name": (name or model_id.rsplit("/", 1)[-1]).strip() or model_id,
+        "provider": provider,
+        "description": f"GGUF model {'from ' + repo if repo else 'imported from ' + paths[0].name}, "
+                       f"described from its file header.",
+        "category": "task" if embedding else "foundation",
+        "tasks": tasks,
+    }
+    basename = md.get("general.basename")
+    if isinstance(basename, str) and basename.strip():
+        entry["family"] = basename.strip().lower()
+    params = parameter_count(paths)
+    if params:
+        entry["parameters"] = params
+    ctx = md.get(f"{arch}.context_length")
+    if isinstance(ctx, int) and ctx > 0:
+        entry["context_window"] = ctx
+    entry["architecture"] = arch
+    languages = md.get("general.languages")
+    if isinstance(languages, list) and all(isinstance(x, str) for x in languages) and languages:
+        entry["languages"] = languages
+    if "chat" in tasks:
+        entry["template"] = guess_template(chat_template, arch)
+    entry["frameworks"] = ["llama.cpp"]
+    if repo and endpoint and endpoint.startswith(("http://", "https://")):
+        entry["links"] = {"model_card": f"{endpoint}/{repo}"}
+    license_name = md.get("general.license") or md.get("general.license.name")
+    entry["license"] = {"name": license_name if isinstance(license_name, str) and license_name else "unknown",
+                        "open_weights": True}
+    link = md.get("general.license.link")
+    if isinstance(link, str) and re.match(r"https?://", link):
+        entry["license"]["url"] = link
+    entry["access"] = {"free_tier": True, "local_capable": True}
+    dep: dict[str, Any] = {"kind": "llama.cpp"}
+    if repo:
+        dep["repo"] = repo
+    if revision:
+        dep["revision"] = revision
+    dep["default_quant"] = quant
+    dep["files"] = files
+    if mmproj:
+        dep["mmproj"] = mmproj
+    entry["deployments"] = [dep]
+    return entry
+
+
+def _read_user_registry(path: Path) -> dict[str, Any]:
+    from modelctl.config import load_toml
+
+    if not path.exists():
+        return {"schema_version": 1, "models": []}
+    doc = load_toml(path)
+    if not isinstance(doc.get("models", []), list):
+        raise RegistryError(f"{path}: `models` must be an array of tables")
+    return doc
+
+
+def existing_entry(model_id: str) -> dict[str, Any] | None:
+    from modelctl.config import get_paths
+
+    path = get_paths().user_registry
+    try:
+        doc = _read_user_registry(path)
+    except Exception:
+        return None
+    for raw in doc.get("models", []):
+        if isinstance(raw, dict) and str(raw.get("id", "")).lower() == model_id.lower():
+            return raw
+    return None
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The user's entry, with the new llama.cpp deployment of the same repo (files merged)."""
+    merged = dict(new)
+    merged.update({k: v for k, v in old.items() if k != "deployments"})
+    new_dep = new["deployments"][0]
+    deps = []
+    replaced = False
+    for dep in old.get("deployments", []):
+        if isinstance(dep, dict) and dep.get("kind") == "llama.cpp" and dep.get("repo") == new_dep.get("repo") and not replaced:
+            files = {f["quant"].lower(): f for f in new_dep.get("files", [])}
+            for f in dep.get("files", []):
+                if isinstance(f, dict) and isinstance(f.get("quant"), str):
+                    files.setdefault(f["quant"].lower(), f)
+            deps.append({**dep, **new_dep, "files": list(files.values()),
+                         "default_quant": dep.get("default_quant", new_dep["default_quant"])})
+            replaced = True
+        else:
+            deps.append(dep)
+    if not replaced:
+        deps.append(new_dep)
+    merged["deployments"] = deps
+    return merged
+
+
+def save_entry(entry: dict[str, Any]) -> Path:
+    """Add or update `entry` in the user registry, validated before the file is replaced."""
+    import tempfile
+
+    import tomli_w
+
+    from modelctl.config import get_paths
+    from modelctl.registry import build_model_list, check_file
+    from modelctl.registry.loader import BUILTIN_REGISTRY, load_file
+    from modelctl.registry.registry import Registry
+
+    path = get_paths().user_registry
+    doc = _read_user_registry(path)
+    models = doc.get("models", [])
+    index = next((i for i, m in enumerate(models)
+                  if isinstance(m, dict) and str(m.get("id", "")).lower() == entry["id"].lower()), None)
+    if index is None:
+        text = path.read_text("utf-8") if path.exists() else "schema_version = 1\n"
+        if text and not text.endswith("\n"):
+            text += "\n"
+        data = (text + "\n" + tomli_w.dumps({"models": [entry]})).encode()
+    else:
+        models[index] = _merge(models[index], entry)
+        doc["models"] = models
+        data = tomli_w.dumps(doc).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".toml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        raws, problems = check_file(Path(tmp))
+        if problems:
+            raise RegistryError(
+                f"the entry for {entry['id']} would not validate: {problems[0].message}"
+                + (f" ({problems[0].key})" if problems[0].key else ""),
+                problems=problems,
+            )
+        merged = {m.id.lower(): m for m in build_model_list(load_file(BUILTIN_REGISTRY), str(BUILTIN_REGISTRY))}
+        for m in build_model_list(raws, str(path)):
+            merged[m.id.lower()] = m
+        Registry(list(merged.values()))  # aliases must stay unique across the layers
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def add_pulled_model(
+    repo: str,
+    listing: "RepoListing",
+    groups: "list[GGUFGroup]",
+    chosen: "GGUFGroup",
+    paths: list[Path],
+    *,
+    mmproj: str | None,
+    endpoint: str,
+) -> tuple[Path, str]:
+    """Describe a model pulled from `repo` and save it in the user registry; (file, model id)."""
+    files = []
+    for g in groups:
+        f: dict[str, Any] = {"quant": g.quant, "filename": g.files[0]}
+        if g.size:
+            f["size_bytes"] = g.size
+        if g.sha256:
+            f["sha256"] = g.sha256
+        if len(g.files) > 1:
+            f["shards"] = list(g.files)
+        files.append(f)
+    entry = entry_from_gguf(
+        repo, paths, provider=repo.split("/", 1)[0], quant=chosen.quant, files=files, repo=repo,
+        revision=listing.commit, mmproj=mmproj, endpoint=endpoint,
+    )
+    return save_entry(entry), repo
