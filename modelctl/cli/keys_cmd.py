@@ -1,0 +1,106 @@
+"""`modelctl keys set|list|rm PROVIDER`: API keys in a file only its owner can read.
+
+A key is read from a hidden prompt, or from stdin when it is not a terminal
+(`pass show openai | modelctl keys set openai`), so it stays out of shell history; `--value`
+exists for scripts that have no other way. No command ever prints a key.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from modelctl.cli import output
+
+keys_app = typer.Typer(
+    help="Store, list and remove API keys (kept in keys.toml in the config directory, mode 0600).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_PROVIDER_HELP = (
+    "openai, azure-openai, hf-inference, mistral, gemini, anthropic or openai-compatible "
+    "(also: azure, hf, huggingface, google), or a variable name such as TOGETHER_API_KEY."
+)
+
+
+def _env_overrides(name: str) -> list[str]:
+    from modelctl import keys
+
+    return [var for var in keys.variables(name) if os.environ.get(var, "").strip()]
+
+
+@keys_app.command("set")
+def set_key(
+    provider: str = typer.Argument(..., help=_PROVIDER_HELP),
+    value: Optional[str] = typer.Option(
+        None, "--value", metavar="KEY",
+        help="The key itself. Prefer the prompt or stdin: a command line can end up in shell history.",
+    ),
+) -> None:
+    """Store the key for PROVIDER, read from a hidden prompt or from stdin."""
+    from modelctl import keys
+    from modelctl.errors import UsageError
+
+    name = keys.canonical(provider)
+    if value is None:
+        if sys.stdin.isatty():
+            import getpass
+
+            try:
+                value = getpass.getpass(f"API key for {keys.label(name)} (input hidden): ")
+            except EOFError:
+                value = ""
+        else:
+            value = sys.stdin.readline()
+    if not value or not value.strip():
+        raise UsageError("no key given", hint="type it at the prompt, pipe it on stdin, or pass --value")
+    path = keys.store_key(name, value)
+    sys.stderr.write(f"modelctl: saved the {keys.label(name)} key in {path}\n")
+    for var in _env_overrides(name):
+        output.warn(f"{var} is set in the environment and is used before the keys file")
+
+
+@keys_app.command("list")
+def list_keys(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
+    """Every provider, whether its key is set and where it comes from (never the key)."""
+    from modelctl import keys
+    from modelctl.cli.format import plain_table
+
+    rows = keys.key_status()
+    if as_json:
+        output.print_json(rows)
+        return
+    table = []
+    for row in rows:
+        if row["set"]:
+            where = "keys file" if row["source"] == "keys file" else row["source"]
+            state = f"set ({where})"
+            if row["also_in_keys_file"]:
+                state += "; also in the keys file"
+        else:
+            variables = row["variables"]
+            state = f"not set ({' or '.join(variables)})" if variables else "not set"
+        table.append([str(row["provider"]), state])
+    sys.stdout.write(plain_table(["PROVIDER", "KEY"], table))
+
+
+@keys_app.command("rm")
+def remove_key(provider: str = typer.Argument(..., help=_PROVIDER_HELP)) -> None:
+    """Remove the stored key for PROVIDER from the keys file."""
+    from modelctl import keys
+    from modelctl.errors import NotFoundError
+
+    name = keys.canonical(provider)
+    if not keys.delete_key(name):
+        raise NotFoundError(f"no stored key for {keys.label(name)} in {keys.keys_path()}")
+    sys.stderr.write(f"modelctl: removed the {keys.label(name)} key from {keys.keys_path()}\n")
+    for var in _env_overrides(name):
+        output.warn(f"{var} is still set in the environment")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")
