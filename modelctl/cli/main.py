@@ -22,9 +22,9 @@ from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
 COMMAND_MODULES = [
     "catalog",  # list, search, show
     "registry_cmd",  # registry validate|export|path
+    "store_cmd",  # pull, import, rm, du
     "prompt_cmd",  # prompt, templates [show]
     "chat_cmd",  # chat, embed
-    "keys_cmd",  # keys set|list|rm
     "keys_cmd",  # keys set|list|rm
 ]
 
