@@ -1,0 +1,206 @@
+"""What every server and API backend shares: construction from a registry deployment, keys,
+the debug log, `describe()` (registry metadata plus what the live service says), and the loop
+that turns a provider's stream of events into `Chunk`s.
+
+A provider module supplies the URL and body of a request and a function that reads one event
+of its stream into a `StreamState`; this module does the rest the same way for all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message, Usage
+from modelctl.backends.http import (
+    NO_RETRY,
+    ClosingIterator,
+    DebugLog,
+    ErrorContext,
+    Event,
+    HttpClient,
+    LineStream,
+    RetryPolicy,
+    StreamClock,
+    default_retry,
+    pop_stream_flag,
+)
+from modelctl.errors import ModelctlError
+from modelctl.keys import KeyInfo, redact
+
+if TYPE_CHECKING:
+    from modelctl.registry import Deployment
+
+
+@dataclass
+class StreamState:
+    """What a stream has said so far, besides its text."""
+
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    done: bool = False  # the provider's end-of-stream marker arrived
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def split_system(messages: Sequence[Message]) -> tuple[str | None, list[dict[str, str]]]:
+    """(the system messages joined, the other turns) for APIs that take the system apart."""
+    system = [m["content"] for m in messages if m["role"] == "system"]
+    turns = [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"]
+    return ("\n\n".join(system) if system else None), turns
+
+
+class ApiBackend(BaseBackend):
+    """A backend that talks to a service over HTTP.
+
+    Subclasses set `label` and build `self.http` (an `HttpClient`) and `self.endpoint`; they
+    implement `chat()` with `self.stream_chunks(...)` and, where the service has them,
+    `embed`, `count_tokens` and `live_info`.
+    """
+
+    label = "API"
+
+    def __init__(
+        self,
+        deployment: "Deployment",
+        *,
+        key: KeyInfo | None = None,
+        debug: "bool | DebugLog | None" = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        transport: Any = None,
+    ) -> None:
+        self.deployment = deployment
+        self.kind = deployment.kind
+        self.model_id = deployment.model or deployment.tag or deployment.id
+        self.key = key or KeyInfo(None, None)
+        self.debug = DebugLog.of(debug)
+        self.retry = retry or default_retry()
+        self.timeout = timeout
+        self.transport = transport
+        self.endpoint = ""
+        self.http: HttpClient | None = None
+        self._live: dict[str, Any] | None = None
+
+    # --- construction helpers ------------------------------------------------------------------
+
+    def make_client(self, ctx: ErrorContext, headers: Mapping[str, str]) -> HttpClient:
+        ctx.endpoint = ctx.endpoint or self.endpoint
+        if ctx.key_hint is None and self.key.source:
+            ctx.key_hint = f"the key came from {self.key.source}"
+        return HttpClient(ctx, headers=headers, timeout=self.timeout, retry=self.retry,
+                          debug=self.debug, transport=self.transport)
+
+    # --- the protocol ------------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """Registry metadata (model id, endpoint, api version, deployment name, key variable),
+        where the key came from (never the key), and what the service says about the model."""
+        meta = self.deployment.service_metadata()
+        meta["kind"] = self.kind
+        meta["endpoint"] = self.endpoint
+        if self.key.source:
+            meta["key_source"] = self.key.source
+        if self._live is None:
+            try:
+                self._live = self.live_info() or {}
+            except ModelctlError as exc:
+                self._live = {"error": redact(str(exc))}
+        if self._live:
+            meta["service"] = self._live
+        return meta
+
+    def live_info(self) -> dict[str, Any]:
+        """What the service says about the model (no retries: this is informational)."""
+        return {}
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+
+    # --- chat over HTTP ------------------------------------------------------------------------
+
+    def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
+        """Send the conversation; stream the answer (or, with `-o stream=false`, fetch it whole).
+        The request is made here, so HTTP errors are raised before the first chunk."""
+        stream, options = pop_stream_flag(params.extra)
+        body = self.request_body(messages, params, stream, options)
+        url, query = self.chat_target(stream)
+        clock = StreamClock()
+        assert self.http is not None
+        if not stream:
+            text, state = self.read_whole(self.http.request_json("POST", url, body, params=query))
+            return self.whole_answer(text, state, clock)
+        return self.stream_chunks(self.http.open_stream(url, body, params=query), self.read_event, clock)
+
+    def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
+                     options: dict[str, Any]) -> dict[str, Any]:
+        """The JSON body of a chat request; `options` are the `-o KEY=VALUE` extras."""
+        raise NotImplementedError
+
+    def chat_target(self, stream: bool) -> tuple[str, dict[str, str] | None]:
+        """(URL, query parameters) of a chat request."""
+        raise NotImplementedError
+
+    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> Iterable[str]:
+        """The text deltas of one streamed event; finish reason and usage go into `state`."""
+        raise NotImplementedError
+
+    def read_whole(self, data: Any) -> tuple[str, StreamState]:
+        """(text, state) of a non-streamed answer."""
+        raise NotImplementedError
+
+    # --- streaming -------------------------------------------------------------------------------
+
+    def note_ignored(self, names: Sequence[str]) -> None:
+        """Say under --debug which parameters the service has no use for."""
+        if names:
+            self.debug.line("ignored", f"{', '.join(names)} ({self.label} has no such parameter)")
+
+    def stream_chunks(
+        self,
+        stream: LineStream,
+        read_event: Callable[[Event, StreamState, LineStream], Iterable[str]],
+        clock: StreamClock,
+        *,
+        events: Iterator[Event] | None = None,
+        timings_extra: Callable[[StreamState], dict[str, Any]] | None = None,
+    ) -> ClosingIterator:
+        """Chunks from a provider's event stream. `read_event` returns the text deltas of one
+        event and records finish reason and usage in the state; it raises (through
+        `stream.interrupted`) for an error the provider sends mid-stream."""
+
+        def gen() -> Iterator[Chunk]:
+            state = StreamState()
+            try:
+                for event in events if events is not None else stream.events():
+                    for text in read_event(event, state, stream):
+                        if text:
+                            clock.tick()
+                            stream.received += len(text)
+                            yield Chunk(text=text)
+                    if state.done:
+                        break
+            finally:
+                stream.close()
+            if state.finish_reason is None:
+                raise stream.interrupted("the stream ended before the answer was finished")
+            yield self.final_chunk(state, clock, timings_extra(state) if timings_extra else {})
+
+        return ClosingIterator(gen(), [stream.close])
+
+    def final_chunk(self, state: StreamState, clock: StreamClock, extra: Mapping[str, Any] | None = None) -> Chunk:
+        usage = state.usage
+        timings = clock.timings(usage.completion_tokens if usage else None, **(extra or {}))
+        self.debug.answer(state.finish_reason, usage, timings, clock.total())
+        return Chunk(finish_reason=state.finish_reason, usage=usage, timings=timings)
+
+    def whole_answer(self, text: str, state: StreamState, clock: StreamClock) -> Iterator[Chunk]:
+        """The chunks of a non-streamed answer (`-o stream=false`)."""
+        clock.tick()
+        chunks = [Chunk(text=text)] if text else []
+        chunks.append(self.final_chunk(state, clock))
+        return iter(chunks)
+
+    def live_request(self, method: str, url: str, body: Any = None, **kw: Any) -> Any:
+        assert self.http is not None
+        return self.http.request_json(method, url, body, retry=NO_RETRY, **kw)

@@ -1,0 +1,92 @@
+"""From a registry deployment (or an ad-hoc endpoint) to a ready backend for a server or API.
+
+    open_backend(model, deployment) ─► the class for deployment.kind ─► keys, endpoint, client
+
+Local GGUF files (`llama.cpp` deployments) are opened by the chat layer, which renders their
+templates itself; everything else comes through here. Nothing is imported until it is needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from modelctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from modelctl.backends.base import Backend
+    from modelctl.registry import Model
+    from modelctl.registry import Deployment
+
+# deployment kind -> (module under modelctl.backends, class name)
+BACKENDS: dict[str, tuple[str, str]] = {
+    "openai": ("openai", "OpenAIBackend"),
+    "azure-openai": ("openai", "OpenAIBackend"),
+    "openai-compatible": ("openai", "OpenAIBackend"),
+    "mistral": ("mistral", "MistralBackend"),
+    "anthropic": ("anthropic", "AnthropicBackend"),
+    "gemini": ("gemini", "GeminiBackend"),
+    "hf-inference": ("huggingface", "HuggingFaceBackend"),
+    "ollama": ("ollama", "OllamaBackend"),
+}
+
+ADHOC_DEPLOYMENT_ID = "api-base"
+
+
+def adhoc_deployment(api_base: str, model: str, *, key_env: str = "OPENAI_API_KEY") -> "Deployment":
+    """The deployment behind `--api-base URL --model NAME`: any OpenAI-compatible server, with
+    `--api-key` or `OPENAI_API_KEY` when it wants a key."""
+    from modelctl.registry import Deployment
+
+    if not api_base.startswith(("http://", "https://")):
+        raise UsageError(f"--api-base must be an http:// or https:// URL, not '{api_base}'")
+    if not model:
+        raise UsageError("--api-base needs --model NAME (the model name the server knows)")
+    return Deployment(id=ADHOC_DEPLOYMENT_ID, kind="openai-compatible", model=model, api_base=api_base, key_env=key_env)
+
+
+def open_backend(
+    model: "Model | None",
+    deployment: "Deployment | str | None" = None,
+    *,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    debug: Any = None,
+    **options: Any,
+) -> "Backend":
+    """A backend for `deployment` of `model` (a Deployment, a deployment id or kind, or None for
+    the model's first non-llama.cpp deployment).
+
+    `api_base` overrides the deployment's endpoint (for Azure, the resource endpoint; for
+    Ollama, the host); `api_key` overrides every other source of the key; `debug` (None: follow
+    `MODELCTL_DEBUG`) makes the backend describe each request on stderr, credentials redacted.
+    `options` go to the backend class: `retry` (a RetryPolicy), `timeout` (seconds of silence
+    allowed while reading), `transport` (an httpx transport).
+    """
+    dep = _pick(model, deployment)
+    try:
+        module_name, class_name = BACKENDS[dep.kind]
+    except KeyError:
+        if dep.kind == "llama.cpp":
+            raise UsageError(
+                "llama.cpp deployments run in-process; they are opened by the local chat, not open_backend()"
+            ) from None
+        raise UsageError(f"no backend for deployments of kind '{dep.kind}'") from None
+    import importlib
+
+    cls = getattr(importlib.import_module(f"modelctl.backends.{module_name}"), class_name)
+    if model is not None and dep.kind == "anthropic" and model.max_output_tokens:
+        options.setdefault("max_output_tokens", model.max_output_tokens)
+    return cls(dep, api_base=api_base, api_key=api_key, debug=debug, **options)
+
+
+def _pick(model: "Model | None", deployment: "Deployment | str | None") -> "Deployment":
+    if deployment is not None and not isinstance(deployment, str):
+        return deployment
+    if model is None:
+        raise UsageError("open_backend() needs a model or a deployment")
+    if isinstance(deployment, str):
+        return model.deployment(deployment)
+    for dep in model.deployments:
+        if dep.kind != "llama.cpp":
+            return dep
+    raise UsageError(f"model '{model.id}' has only llama.cpp deployments; run it locally")

@@ -1,0 +1,159 @@
+"""Google's Gemini API (`https://generativelanguage.googleapis.com/v1beta`).
+
+Chat is `models/{model}:streamGenerateContent?alt=sse`: each event is a whole
+`GenerateContentResponse` (candidates with text parts, a `finishReason` on the last, and
+`usageMetadata`). The key travels in the `x-goog-api-key` header, never in the URL. Turns are
+`contents` with roles `user` and `model`; the system prompt is `systemInstruction`. Embeddings
+use `:batchEmbedContents`, token counts `:countTokens`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+from urllib.parse import quote
+
+from modelctl.backends.api import ApiBackend, StreamState, split_system
+from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
+from modelctl.backends.http import ErrorContext, Event, LineStream, error, provider_message
+from modelctl.errors import BackendError
+from modelctl.keys import require_key
+
+if TYPE_CHECKING:
+    from modelctl.registry import Deployment
+
+GEMINI_API_BASE = "https://generativelanguage.googleapis.com/v1beta"
+
+FINISH_REASONS = {"STOP": FINISH_STOP, "MAX_TOKENS": FINISH_LENGTH}
+# Request fields that sit beside generationConfig rather than inside it (for -o KEY=VALUE).
+TOP_LEVEL = frozenset({"safetySettings", "tools", "toolConfig", "cachedContent", "labels"})
+
+
+def _usage(meta: Any) -> Usage | None:
+    if not isinstance(meta, dict) or "promptTokenCount" not in meta:
+        return None
+    out = (meta.get("candidatesTokenCount") or 0) + (meta.get("thoughtsTokenCount") or 0)
+    return Usage(prompt_tokens=meta.get("promptTokenCount") or 0, completion_tokens=out)
+
+
+def _finish(reason: str | None) -> str | None:
+    if not reason or reason == "FINISH_REASON_UNSPECIFIED":
+        return None
+    return FINISH_REASONS.get(reason, reason.lower())
+
+
+class GeminiBackend(ApiBackend):
+    label = "Gemini"
+
+    def __init__(self, deployment: "Deployment", *, api_base: str | None = None, api_key: str | None = None,
+                 **options: Any) -> None:
+        key = require_key("gemini", key_env=deployment.key_env, explicit=api_key)
+        super().__init__(deployment, key=key, **options)
+        self.base = (api_base or deployment.api_base or GEMINI_API_BASE).rstrip("/")
+        self.endpoint = self.base
+        name = (deployment.model or "").removeprefix("models/")
+        self.resource = f"models/{name}"
+        self.model_url = f"{self.base}/models/{quote(name, safe='')}"
+        ctx = ErrorContext(self.label, not_found=f"does not know the model '{name}'")
+        self.http = self.make_client(ctx, {"x-goog-api-key": key.value or ""})
+
+    def contents(self, messages: Sequence[Message]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        system, turns = split_system(messages)
+        contents = [{"role": "model" if t["role"] == "assistant" else "user", "parts": [{"text": t["content"]}]}
+                    for t in turns]
+        return ({"parts": [{"text": system}]} if system else None), contents
+
+    def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
+                     options: dict[str, Any]) -> dict[str, Any]:
+        system, contents = self.contents(messages)
+        body: dict[str, Any] = {"contents": contents}
+        if system:
+            body["systemInstruction"] = system
+        config: dict[str, Any] = {}
+        for name, field in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"),
+                            ("max_tokens", "maxOutputTokens"), ("seed", "seed")):
+            if getattr(params, name) is not None:
+                config[field] = getattr(params, name)
+        if params.stop:
+            config["stopSequences"] = list(params.stop)
+        self.note_ignored(["repeat_penalty"] if params.repeat_penalty is not None else [])
+        for key, value in options.items():
+            if key in TOP_LEVEL:
+                body[key] = value
+            else:
+                config[key] = value
+        if config:
+            body["generationConfig"] = config
+        return body
+
+    def chat_target(self, stream: bool) -> tuple[str, dict[str, str] | None]:
+        if stream:
+            return f"{self.model_url}:streamGenerateContent", {"alt": "sse"}
+        return f"{self.model_url}:generateContent", None
+
+    def read_whole(self, data: Any) -> tuple[str, StreamState]:
+        state = StreamState()
+        text = "".join(self._read(data, state, None))
+        state.finish_reason = state.finish_reason or FINISH_STOP
+        return text, state
+
+    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str]:
+        try:
+            data = event.json()
+        except ValueError:
+            raise lines.interrupted(f"unreadable event from Gemini: {event.data[:120]!r}") from None
+        return self._read(data, state, lines)
+
+    def _read(self, data: Any, state: StreamState, lines: LineStream | None) -> list[str]:
+        if not isinstance(data, dict):
+            return []
+        if data.get("error"):
+            why = f"Gemini reported an error: {provider_message(data)}"
+            raise lines.interrupted(why) if lines else error(BackendError, why)
+        usage = _usage(data.get("usageMetadata"))
+        if usage is not None:
+            state.usage = usage
+        blocked = (data.get("promptFeedback") or {}).get("blockReason")
+        if blocked and not data.get("candidates"):
+            raise error(BackendError, f"Gemini refused the prompt ({blocked})")
+        texts = []
+        for cand in data.get("candidates") or ():
+            if not isinstance(cand, dict) or cand.get("index", 0) != 0:
+                continue
+            for part in (cand.get("content") or {}).get("parts") or ():
+                if isinstance(part, dict) and part.get("text") and not part.get("thought"):
+                    texts.append(part["text"])
+            reason = _finish(cand.get("finishReason"))
+            if reason:
+                state.finish_reason = reason
+        return texts
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        system, contents = self.contents(messages)
+        if system:
+            body: dict[str, Any] = {"generateContentRequest": {"model": self.resource, "contents": contents,
+                                                               "systemInstruction": system}}
+        else:
+            body = {"contents": contents}
+        assert self.http is not None
+        data = self.http.request_json("POST", f"{self.model_url}:countTokens", body)
+        if not isinstance(data, dict) or not isinstance(data.get("totalTokens"), int):
+            raise error(BackendError, "Gemini answered the token count without totalTokens")
+        return data["totalTokens"]
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        body = {"requests": [{"model": self.resource, "content": {"parts": [{"text": t}]}} for t in texts]}
+        assert self.http is not None
+        data = self.http.request_json("POST", f"{self.model_url}:batchEmbedContents", body)
+        try:
+            vectors = [[float(x) for x in item["values"]] for item in data["embeddings"]]
+        except (KeyError, TypeError, ValueError):
+            raise error(BackendError, "Gemini answered the embedding request without vectors") from None
+        if len(vectors) != len(texts):
+            raise error(BackendError, f"Gemini returned {len(vectors)} vectors for {len(texts)} texts")
+        return vectors
+
+    def live_info(self) -> dict[str, Any]:
+        data = self.live_request("GET", self.model_url)
+        keep = ("name", "baseModelId", "version", "displayName", "description", "inputTokenLimit",
+                "outputTokenLimit", "supportedGenerationMethods")
+        return {k: data[k] for k in keep if isinstance(data, dict) and data.get(k) is not None}

@@ -1,0 +1,682 @@
+"""The HTTP layer every API backend shares: timeouts, bounded retries, server-sent events,
+error mapping, and the one place a request is described for `--debug`.
+
+- `RetryPolicy` decides whether and how long to wait before another attempt: on 429, 5xx and
+  connection errors, honouring `Retry-After` (and `retry-after-ms`); its `sleep` is injectable.
+- `HttpClient` sends JSON requests through one `httpx.Client`, retries what may be retried
+  before any answer arrived, and turns failures into modelctl errors: 401/403 → `AuthError`,
+  404 → `NotFoundError` naming the model or deployment, other 4xx → `BackendError` carrying the
+  provider's own message, connection failures → `OfflineError`.
+- `DebugLog` writes the request (method, URL, headers with credentials redacted, JSON body) and
+  the response (status, time, usage) to stderr. Every string it writes, and every error
+  message made here, passes through `modelctl.keys.redact`.
+
+`httpx` is imported only when a client is made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Iterator, Mapping, Sequence
+
+from modelctl.backends.base import Timings, Usage
+from modelctl.errors import AuthError, BackendError, NotFoundError, OfflineError
+from modelctl.keys import REDACTED, redact
+
+# Headers whose values are credentials, whatever they hold.
+SECRET_HEADERS = frozenset(
+    {"authorization", "api-key", "x-api-key", "x-goog-api-key", "proxy-authorization", "cookie"}
+)
+# Query parameters that carry credentials in some APIs.
+SECRET_PARAMS = frozenset({"key", "api_key", "api-key", "access_token", "token"})
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 300.0  # a long answer from a slow model, without a byte in between
+
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+class StreamInterrupted(BackendError):
+    """The connection failed after part of the answer had arrived. The chunks already yielded
+    stand (the chat keeps them as the partial answer); `received` counts their characters."""
+
+    def __init__(self, message: str, *, received: int = 0, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.received = received
+
+
+def interrupted(provider: str, received: int, why: str) -> StreamInterrupted:
+    """The error for a stream that failed after `received` characters of answer."""
+    if received:
+        msg = f"the answer from {provider} was cut off after {received} characters: {why}"
+        hint = "the partial answer is kept"
+    else:
+        msg = f"the answer from {provider} was cut off before any text arrived: {why}"
+        hint = None
+    return StreamInterrupted(redact(msg), received=received, hint=hint)
+
+
+def error(cls: type[BackendError], message: str, hint: str | None = None) -> BackendError:
+    """An error whose message and hint have been through redaction."""
+    return cls(redact(message), hint=redact(hint) if hint else None)
+
+
+def provider_message(body: Any, text: str = "") -> str:
+    """The human message inside an error body, in any of the shapes providers document:
+    `{"error": {"message": ...}}` (OpenAI, Azure, Anthropic, Gemini), `{"message": ...}`
+    (Mistral), `{"error": "..."}` (Hugging Face, Ollama), `{"detail": ...}` (FastAPI servers)."""
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("msg")
+            if msg:
+                return _flatten(msg)
+        elif isinstance(err, str) and err:
+            return err
+        for key in ("message", "detail", "error_description", "msg"):
+            if body.get(key):
+                return _flatten(body[key])
+    elif isinstance(body, list) and body:
+        return provider_message(body[0], text)
+    text = " ".join(text.split())
+    return text[:300] + ("…" if len(text) > 300 else "")
+
+
+def _flatten(msg: Any) -> str:
+    if isinstance(msg, str):
+        return msg
+    if isinstance(msg, list):  # FastAPI/pydantic validation details
+        parts = []
+        for item in msg:
+            if isinstance(item, dict) and "msg" in item:
+                where = ".".join(str(x) for x in item.get("loc", ()) if x != "body")
+                parts.append(f"{where}: {item['msg']}" if where else str(item["msg"]))
+            else:
+                parts.append(_flatten(item))
+        return "; ".join(parts)
+    if isinstance(msg, dict):
+        if "detail" in msg:
+            return _flatten(msg["detail"])
+        if "message" in msg:
+            return _flatten(msg["message"])
+    return json.dumps(msg, ensure_ascii=False)
+
+
+@dataclass
+class ErrorContext:
+    """What an error message says about the service: its label, what a 404 means for it, and
+    how to fix a rejected key."""
+
+    provider: str
+    not_found: str = "not found"  # "has no model 'x'"
+    key_hint: str | None = None  # "the key came from env OPENAI_API_KEY"
+    endpoint: str = ""
+    not_found_hint: str | None = None  # "pull it: ollama pull llama3"
+
+
+def status_error(ctx: ErrorContext, status: int, body: Any, text: str, *, attempts: int = 1) -> BackendError:
+    """The modelctl error for an HTTP error status."""
+    msg = provider_message(body, text)
+    detail = f": {msg}" if msg else ""
+    if status in (401, 403) or (status == 400 and _rejected_key(body)):
+        what = "refused access (403)" if status == 403 else "rejected the API key"
+        return error(AuthError, f"{ctx.provider} {what}{detail}", ctx.key_hint)
+    if status == 404:
+        return error(NotFoundError, f"{ctx.provider} {ctx.not_found}{detail}", ctx.not_found_hint)
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if status == 429:
+        return error(BackendError, f"{ctx.provider} is rate limiting requests (429){tries}{detail}",
+                     "wait a little and try again")
+    if status >= 500:
+        return error(BackendError, f"{ctx.provider} had a server error ({status}){tries}{detail}")
+    return error(BackendError, f"{ctx.provider} refused the request ({status}){detail}")
+
+
+def _rejected_key(body: Any) -> bool:
+    """Google answers a bad key with 400 INVALID_ARGUMENT and the reason API_KEY_INVALID."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return False
+    details = err.get("details") if isinstance(err.get("details"), list) else []
+    return any(isinstance(d, dict) and str(d.get("reason", "")).startswith("API_KEY_") for d in details)
+
+
+# --- retries ------------------------------------------------------------------------------------------
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    from datetime import datetime, timezone
+
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded retries with exponential backoff. `retries` is the number of extra attempts;
+    a `Retry-After` longer than `max_wait` is not waited for (the error is reported at once)."""
+
+    retries: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_wait: float = 60.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before attempt number `attempt + 1` (0-based), or None to give up."""
+        if attempt >= self.retries:
+            return None
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_wait else None
+        return min(self.max_backoff, self.backoff * (2**attempt))
+
+
+NO_RETRY = RetryPolicy(retries=0)
+
+
+def default_retry() -> RetryPolicy:
+    """The policy for this process: `MODELCTL_RETRIES` extra attempts (default 3)."""
+    raw = os.environ.get("MODELCTL_RETRIES", "")
+    try:
+        retries = int(raw) if raw else 3
+    except ValueError:
+        retries = 3
+    return RetryPolicy(retries=max(0, retries))
+
+
+@dataclass
+class Attempt:
+    """One failed try, as `run_with_retries` sees it."""
+
+    retryable: bool
+    retry_after: float | None = None
+    reason: str = ""
+
+
+def run_with_retries(call: Callable[[], Any], classify: Callable[[BaseException], Attempt | None],
+                     policy: RetryPolicy, debug: "DebugLog | None" = None) -> Any:
+    """Call `call` until it succeeds, fails for good, or the policy gives up.
+
+    `classify` looks at an exception: None means "not ours, re-raise"; otherwise whether it may
+    be retried and after how long. The last exception propagates unchanged.
+    """
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            verdict = classify(exc)
+            if verdict is None or not verdict.retryable:
+                raise
+            wait = policy.delay(attempt, verdict.retry_after)
+            if wait is None:
+                raise
+            if debug is not None:
+                debug.line("retry", f"{verdict.reason or type(exc).__name__}; attempt {attempt + 2} "
+                           f"of {policy.retries + 1} in {wait:g} s")
+            if wait > 0:
+                policy.sleep(wait)
+            attempt += 1
+
+
+# --- debug ---------------------------------------------------------------------------------------------
+
+
+def redact_url(url: str) -> str:
+    """The URL with credential query parameters (`key=`, `api_key=`, …) and user info hidden."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        pairs = [(k, REDACTED if k.lower() in SECRET_PARAMS else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, safe="*")
+    return redact(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    shown = {}
+    for name, value in headers.items():
+        if name.lower() in SECRET_HEADERS:
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            shown[name] = f"{scheme} {REDACTED}".strip()
+        else:
+            shown[name] = redact(value)
+    return shown
+
+
+def debug_enabled(debug: "bool | DebugLog | None") -> bool:
+    if isinstance(debug, DebugLog):
+        return debug.enabled
+    if debug is None:
+        return os.environ.get("MODELCTL_DEBUG", "") not in ("", "0")
+    return bool(debug)
+
+
+class DebugLog:
+    """`--debug` output for API backends: lines on stderr starting with `debug: `.
+
+    This is the one place requests are described; everything written goes through `redact`.
+    """
+
+    def __init__(self, enabled: bool | None = None, out: IO[str] | None = None) -> None:
+        self.enabled = debug_enabled(enabled)
+        self._out = out
+
+    @classmethod
+    def of(cls, debug: "bool | DebugLog | None") -> "DebugLog":
+        return debug if isinstance(debug, DebugLog) else cls(debug)
+
+    @property
+    def out(self) -> IO[str]:
+        return self._out or sys.stderr
+
+    def line(self, label: str, value: Any) -> None:
+        if not self.enabled:
+            return
+        self.out.write(redact(f"debug: {label}: {value}") + "\n")
+        self.out.flush()
+
+    def block(self, label: str, text: str) -> None:
+        if not self.enabled:
+            return
+        self.out.write(f"debug: {label}:\n")
+        for row in redact(text).splitlines() or [""]:
+            self.out.write(f"debug:   {row}\n")
+        self.out.flush()
+
+    def request(self, method: str, url: str, headers: Mapping[str, str] | None = None,
+                body: Any = None) -> None:
+        """The exact request: method, URL, headers (credentials hidden) and JSON body."""
+        if not self.enabled:
+            return
+        self.line("request", f"{method} {redact_url(url)}")
+        for name, value in redact_headers(headers or {}).items():
+            self.line("header", f"{name}: {value}")
+        if body is not None:
+            self.block("body", json.dumps(body, indent=2, ensure_ascii=False))
+
+    def response(self, status: int, reason: str, elapsed: float, headers: Mapping[str, str] | None = None) -> None:
+        if not self.enabled:
+            return
+        self.line("response", f"{status} {reason} after {elapsed:.3f} s")
+        for name in ("x-request-id", "request-id", "apim-request-id", "x-ratelimit-remaining-requests"):
+            if headers and headers.get(name):
+                self.line("header", f"{name}: {headers[name]}")
+
+    def answer(self, finish_reason: str | None, usage: Usage | None, timings: Timings | None,
+               total_s: float | None = None) -> None:
+        if not self.enabled:
+            return
+        parts = [f"finish reason {finish_reason}"]
+        if usage is not None:
+            parts.append(f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens")
+        else:
+            parts.append("no usage reported")
+        if timings is not None and timings.first_token_s is not None:
+            parts.append(f"first token after {timings.first_token_s:.3f} s")
+        if timings is not None and timings.tokens_per_second is not None:
+            parts.append(f"{timings.tokens_per_second:.1f} tokens/s")
+        if total_s is not None:
+            parts.append(f"{total_s:.3f} s in all")
+        self.line("answer", "; ".join(parts))
+
+
+def request_hooks(debug: DebugLog) -> dict[str, list[Callable[[Any], None]]]:
+    """httpx event hooks that describe each request a library client sends (huggingface_hub,
+    ollama) exactly as it goes out, through `debug`."""
+    started: list[float] = []
+
+    def on_request(request: Any) -> None:
+        started.append(time.perf_counter())
+        body: Any = None
+        try:
+            content = request.content
+        except Exception:  # a streamed upload: nothing to show
+            content = b""
+        if content:
+            try:
+                body = json.loads(content)
+            except (ValueError, UnicodeDecodeError):
+                body = f"<{len(content)} bytes>"
+        debug.request(request.method, str(request.url), dict(request.headers), body)
+
+    def on_response(response: Any) -> None:
+        elapsed = time.perf_counter() - started[-1] if started else 0.0
+        debug.response(response.status_code, response.reason_phrase, elapsed, response.headers)
+
+    return {"request": [on_request], "response": [on_response]}
+
+
+# --- timing of a streamed answer -------------------------------------------------------------------------
+
+
+class StreamClock:
+    """First-token time and generation rate, measured on this side of the connection."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        self.last = now
+
+    def timings(self, completion_tokens: int | None, **extra: Any) -> Timings:
+        rate = None
+        if completion_tokens and completion_tokens >= 2 and self.first is not None and self.last and self.last > self.first:
+            rate = (completion_tokens - 1) / (self.last - self.first)
+        return Timings(
+            first_token_s=None if self.first is None else self.first - self.start,
+            tokens_per_second=rate,
+            **extra,
+        )
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+
+# --- options ------------------------------------------------------------------------------------------
+
+
+def coerce_option(value: Any) -> Any:
+    """A `-o KEY=VALUE` value for a JSON body: JSON when it parses (numbers, true/false, null,
+    objects, lists), else the string itself."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def pop_stream_flag(extra: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+    """(stream?, the other options). `-o stream=false` asks for one whole answer."""
+    options = {k: coerce_option(v) for k, v in extra.items()}
+    stream = options.pop("stream", True)
+    return stream is not False and str(stream).lower() not in ("false", "0", "no", "off"), options
+
+
+# --- server-sent events ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Event:
+    event: str
+    data: str
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+def iter_sse(lines: Iterator[str]) -> Iterator[Event]:
+    """Server-sent events from a stream of lines (the WHATWG event-stream rules: `data:` lines
+    joined by newlines, `event:` names, comments and `id:`/`retry:` fields ignored)."""
+    name = ""
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                yield Event(name or "message", "\n".join(data))
+            name, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        fname, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if fname == "data":
+            data.append(value)
+        elif fname == "event":
+            name = value
+    if data:
+        yield Event(name or "message", "\n".join(data))
+
+
+# --- the client ----------------------------------------------------------------------------------------
+
+
+class HttpClient:
+    """JSON over HTTP for one service, with retries, error mapping and debug description."""
+
+    def __init__(
+        self,
+        ctx: ErrorContext,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        debug: "bool | DebugLog | None" = None,
+        transport: Any = None,
+    ) -> None:
+        self.ctx = ctx
+        self.headers = dict(headers or {})
+        self.read_timeout = timeout or DEFAULT_READ_TIMEOUT
+        self.connect_timeout = connect_timeout or DEFAULT_CONNECT_TIMEOUT
+        self.retry = retry or default_retry()
+        self.debug = DebugLog.of(debug)
+        self._transport = transport
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import httpx
+
+            from modelctl import __version__
+
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self.read_timeout, connect=self.connect_timeout),
+                headers={"user-agent": f"modelctl/{__version__}", **self.headers},
+                transport=self._transport,
+                follow_redirects=False,
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # The request ---------------------------------------------------------------------------------------
+
+    def _classify(self, exc: BaseException) -> Attempt | None:
+        import httpx
+
+        if isinstance(exc, _Status):
+            return Attempt(exc.status in RETRY_STATUSES, exc.retry_after, f"HTTP {exc.status}")
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
+                            httpx.ReadError, httpx.WriteError, httpx.PoolTimeout)):
+            return Attempt(True, None, transport_reason(exc))
+        if isinstance(exc, httpx.ReadTimeout):
+            return Attempt(False)
+        return None
+
+    def _send(self, method: str, url: str, body: Any, params: Mapping[str, str] | None,
+              stream: bool, retry: RetryPolicy | None = None):
+        """The response to a request (status < 400), after any retries. For a stream the body
+        is not read yet; the caller closes the response."""
+        import httpx
+
+        policy = retry or self.retry
+        shown_url = str(httpx.URL(url, params=params)) if params else url
+        sent = {**self.headers, **({"content-type": "application/json"} if body is not None else {})}
+        self.debug.request(method, shown_url, sent, body)
+        attempts = 0
+
+        def once():
+            nonlocal attempts
+            attempts += 1
+            t0 = time.perf_counter()
+            request = self.client.build_request(method, url, json=body, params=params)
+            response = self.client.send(request, stream=True)
+            self.debug.response(response.status_code, response.reason_phrase, time.perf_counter() - t0, response.headers)
+            if response.status_code >= 400:
+                try:
+                    response.read()
+                finally:
+                    response.close()
+                raise _Status(response)
+            if not stream:
+                try:
+                    response.read()
+                finally:
+                    response.close()
+            return response
+
+        try:
+            return run_with_retries(once, self._classify, policy, self.debug)
+        except _Status as exc:
+            raise status_error(self.ctx, exc.status, exc.body, exc.text, attempts=attempts) from None
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+                raise error(OfflineError, f"cannot connect to {self.ctx.provider} at {self.ctx.endpoint or url}: "
+                            f"no answer within {self.connect_timeout:g} s") from None
+            raise error(BackendError, f"{self.ctx.provider} sent nothing for {self.read_timeout:g} s",
+                        "the server may be overloaded; try again later") from None
+        except httpx.ConnectError as exc:
+            tries = f" (tried {attempts} times)" if attempts > 1 else ""
+            raise error(OfflineError, f"cannot connect to {self.ctx.provider} at {self.ctx.endpoint or url}: "
+                        f"{transport_reason(exc)}{tries}") from None
+        except httpx.HTTPError as exc:
+            raise error(BackendError, f"the request to {self.ctx.provider} failed: {transport_reason(exc)}") from None
+
+    def request_json(self, method: str, url: str, body: Any = None, *, params: Mapping[str, str] | None = None,
+                     retry: RetryPolicy | None = None) -> Any:
+        """Send a request and return its JSON answer."""
+        response = self._send(method, url, body, params, stream=False, retry=retry)
+        try:
+            return response.json()
+        except ValueError:
+            raise error(BackendError, f"{self.ctx.provider} answered with something that is not JSON: "
+                        f"{provider_message(None, response.text)}") from None
+
+    def open_stream(self, url: str, body: Any, *, params: Mapping[str, str] | None = None) -> "LineStream":
+        """POST `body` and return the answer's lines, ready to read (status already checked)."""
+        return LineStream(self, self._send("POST", url, body, params, stream=True))
+
+
+class LineStream:
+    """The lines of a streamed answer. Iteration raises `StreamInterrupted` when the connection
+    fails midway; `close()` releases the connection (also on Ctrl-C)."""
+
+    def __init__(self, client: HttpClient, response) -> None:
+        self.client = client
+        self.response = response
+        self.received = 0  # characters of answer text the backend reported (for messages)
+
+    def lines(self) -> Iterator[str]:
+        import httpx
+
+        try:
+            yield from self.response.iter_lines()
+        except httpx.TimeoutException:
+            raise self.interrupted(f"no data for {self.client.read_timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise self.interrupted(transport_reason(exc)) from None
+
+    def events(self) -> Iterator[Event]:
+        return iter_sse(self.lines())
+
+    def interrupted(self, why: str) -> StreamInterrupted:
+        return interrupted(self.client.ctx.provider, self.received, why)
+
+    def close(self) -> None:
+        self.response.close()
+
+
+class _Status(Exception):
+    """An HTTP error status, inside the retry loop."""
+
+    def __init__(self, response) -> None:
+        self.status = response.status_code
+        self.text = response.text
+        try:
+            self.body = response.json()
+        except ValueError:
+            self.body = None
+        self.retry_after = parse_retry_after(response.headers)
+        super().__init__(f"HTTP {self.status}")
+
+
+def transport_reason(exc: BaseException) -> str:
+    """A short reason for a transport error (httpx messages are often empty)."""
+    text = str(exc).strip()
+    cause = exc.__cause__ or exc.__context__
+    if not text and cause is not None:
+        text = str(cause).strip()
+    if "Connection refused" in text or "ECONNREFUSED" in text:
+        return "connection refused"
+    if "peer closed connection" in text or "incomplete chunked read" in text:
+        return "the server closed the connection"
+    return redact(text) or type(exc).__name__
+
+
+def chunks_with_close(gen: Iterator[Any], closers: Sequence[Callable[[], None]]) -> "ClosingIterator":
+    return ClosingIterator(gen, closers)
+
+
+class ClosingIterator:
+    """An iterator of chunks that releases its connection when closed, even if it was never
+    iterated (a generator that never started would not run its `finally`)."""
+
+    def __init__(self, gen: Iterator[Any], closers: Sequence[Callable[[], None]]) -> None:
+        self._gen = gen
+        self._closers = list(closers)
+
+    def __iter__(self) -> "ClosingIterator":
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._gen)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._gen, "close", None)
+            if close is not None:
+                close()
+        finally:
+            closers, self._closers = self._closers, []
+            for fn in closers:
+                fn()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

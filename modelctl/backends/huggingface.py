@@ -1,0 +1,264 @@
+"""Hugging Face inference through `huggingface_hub.InferenceClient`: Inference Providers (the
+router, or the deployment's `provider`), or a dedicated endpoint / TGI server at `api_base`.
+
+Chat is `InferenceClient.chat_completion(stream=True)` (OpenAI's wire format underneath);
+embeddings are `feature_extraction`. The client does the HTTP; this module adds what the others
+have: retries on 429/5xx/connection errors, modelctl's errors, and under `--debug` the exact
+request the client sends (a hook on huggingface_hub's session, credentials redacted).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+from modelctl.backends.api import ApiBackend, StreamState
+from modelctl.backends.base import FINISH_STOP, Chunk, GenerationParams, Message, Usage
+from modelctl.backends.http import (
+    Attempt,
+    ClosingIterator,
+    ErrorContext,
+    StreamClock,
+    error,
+    interrupted,
+    parse_retry_after,
+    pop_stream_flag,
+    provider_message,
+    request_hooks,
+    run_with_retries,
+    status_error,
+    transport_reason,
+    RETRY_STATUSES,
+)
+from modelctl.backends.openai import finish_reason
+from modelctl.errors import BackendError, ModelctlError, OfflineError
+from modelctl.keys import KeyInfo, find_key, remember_secret, require_key
+
+if TYPE_CHECKING:
+    from modelctl.registry import Deployment
+
+ROUTER = "https://router.huggingface.co"
+
+
+def _saved_token() -> str | None:
+    """The token `hf auth login` saved, which InferenceClient would otherwise use unseen."""
+    try:
+        from huggingface_hub import get_token
+
+        return get_token()
+    except Exception:
+        return None
+
+
+class HuggingFaceBackend(ApiBackend):
+    label = "Hugging Face"
+
+    def __init__(self, deployment: "Deployment", *, api_base: str | None = None, api_key: str | None = None,
+                 **options: Any) -> None:
+        self.api_base = (api_base or deployment.api_base or "").rstrip("/") or None
+        key = find_key("hf-inference", key_env=deployment.key_env, explicit=api_key)
+        if not key.value:
+            saved = _saved_token()
+            if saved:
+                remember_secret(saved)
+                key = KeyInfo(saved, "the saved Hugging Face login")
+            elif not self.api_base:
+                key = require_key("hf-inference", key_env=deployment.key_env)
+        super().__init__(deployment, key=key, **options)
+        if self.api_base:
+            self.endpoint = self.api_base
+            self.label = f"the Hugging Face endpoint at {self.api_base}"
+        else:
+            self.endpoint = f"{ROUTER}/{deployment.provider}" if deployment.provider else ROUTER
+        what = "endpoint" if self.api_base else f"inference provider{' ' + deployment.provider if deployment.provider else 's'}"
+        self.ctx = ErrorContext(self.label, not_found=f"has no model '{deployment.model}' (through the {what})",
+                                key_hint=f"the key came from {key.source}" if key.source else None,
+                                endpoint=self.endpoint)
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from huggingface_hub import InferenceClient
+
+            if self.api_base:
+                self._client = InferenceClient(base_url=self.api_base, provider="hf-inference",
+                                               token=self.key.value, timeout=self.timeout)
+            else:
+                self._client = InferenceClient(provider=self.deployment.provider, token=self.key.value,
+                                               timeout=self.timeout)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # --- calls through the client ----------------------------------------------------------------
+
+    @contextmanager
+    def _described(self):
+        """Under --debug, describe each request huggingface_hub's session sends meanwhile."""
+        if not self.debug.enabled:
+            yield
+            return
+        from huggingface_hub.utils import get_session
+
+        hooks = get_session().event_hooks
+        ours = request_hooks(self.debug)
+        for name, fns in ours.items():
+            hooks[name].extend(fns)
+        try:
+            yield
+        finally:
+            for name, fns in ours.items():
+                for fn in fns:
+                    hooks[name].remove(fn)
+
+    def _classify(self, exc: BaseException) -> Attempt | None:
+        import httpx2
+        from huggingface_hub.errors import HfHubHTTPError
+
+        if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+            status = exc.response.status_code
+            return Attempt(status in RETRY_STATUSES, parse_retry_after(exc.response.headers), f"HTTP {status}")
+        if isinstance(exc, (httpx2.ConnectError, httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError)):
+            return Attempt(True, None, transport_reason(exc))
+        return None
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """`fn()` with retries; failures become modelctl errors naming the service."""
+        import httpx2
+        from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+
+        attempts = [0]
+
+        def once():
+            attempts[0] += 1
+            with self._described():
+                return fn()
+
+        try:
+            return run_with_retries(once, self._classify, self.retry, self.debug)
+        except HfHubHTTPError as exc:
+            response = exc.response
+            try:
+                body = response.json()
+            except Exception:
+                body = None
+            try:
+                text = response.text
+            except Exception:
+                text = str(exc)
+            raise status_error(self.ctx, response.status_code, body, text, attempts=attempts[0]) from None
+        except InferenceTimeoutError:
+            raise error(BackendError, f"{self.label} did not answer in time") from None
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+            raise error(OfflineError, f"cannot connect to {self.label} at {self.endpoint}: {transport_reason(exc)}") from None
+        except httpx2.HTTPError as exc:
+            raise error(BackendError, f"the request to {self.label} failed: {transport_reason(exc)}") from None
+        except ModelctlError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:  # huggingface_hub's own refusals
+            raise error(BackendError, f"{self.label}: {exc}") from None
+
+    # --- the protocol --------------------------------------------------------------------------------
+
+    def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
+        stream, options = pop_stream_flag(params.extra)
+        kwargs: dict[str, Any] = {"model": self.deployment.model}
+        for name in ("max_tokens", "temperature", "top_p", "seed"):
+            if getattr(params, name) is not None:
+                kwargs[name] = getattr(params, name)
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        self.note_ignored([n for n in ("top_k", "repeat_penalty") if getattr(params, n) is not None])
+        if stream:
+            kwargs["stream_options"] = {"include_usage": True}
+        if options:
+            kwargs["extra_body"] = options
+        turns = [{"role": m["role"], "content": m["content"]} for m in messages]
+        clock = StreamClock()
+        result = self.call(lambda: self.client.chat_completion(turns, stream=stream, **kwargs))
+        if not stream:
+            try:
+                choice = result.choices[0]
+                text = choice.message.content or ""
+            except (AttributeError, IndexError, TypeError):
+                raise error(BackendError, f"{self.label} answered without a message") from None
+            state = StreamState(finish_reason=finish_reason(choice.finish_reason) or FINISH_STOP,
+                                usage=_usage(getattr(result, "usage", None)))
+            return self.whole_answer(text, state, clock)
+        return ClosingIterator(self._stream(iter(result), clock), [self._release])
+
+    def _release(self) -> None:
+        """Close the responses the client still holds (a stream stopped early)."""
+        if self._client is not None:
+            self._client.close()
+
+    def _stream(self, outputs: Iterator[Any], clock: StreamClock) -> Iterator[Chunk]:
+        import httpx2
+
+        state = StreamState()
+        received = 0
+        while True:
+            try:
+                out = next(outputs)
+            except StopIteration:
+                break
+            except httpx2.HTTPError as exc:
+                raise interrupted(self.label, received, transport_reason(exc)) from None
+            except ValueError as exc:  # an unreadable event
+                raise interrupted(self.label, received, f"unreadable event ({exc})") from None
+            except Exception as exc:  # an error event the server sent mid-stream
+                raise interrupted(self.label, received, f"{self.label} reported an error: {exc}") from None
+            usage = _usage(getattr(out, "usage", None))
+            if usage is not None:
+                state.usage = usage
+            for choice in getattr(out, "choices", None) or ():
+                if (getattr(choice, "index", 0) or 0) != 0:
+                    continue
+                delta = getattr(choice, "delta", None)
+                text = getattr(delta, "content", None) if delta is not None else None
+                if text:
+                    clock.tick()
+                    received += len(text)
+                    yield Chunk(text=text)
+                if getattr(choice, "finish_reason", None):
+                    state.finish_reason = finish_reason(choice.finish_reason)
+        if state.finish_reason is None:
+            raise interrupted(self.label, received, "the stream ended before the answer was finished")
+        yield self.final_chunk(state, clock)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        model = None if self.api_base else self.deployment.model
+        array = self.call(lambda: self.client.feature_extraction(list(texts), model=model))
+        if getattr(array, "ndim", 2) == 3:  # token vectors from a model without pooling: mean-pool
+            array = array.mean(axis=1)
+        vectors = [[float(x) for x in row] for row in array.tolist()]
+        if len(vectors) != len(texts):
+            raise error(BackendError, f"{self.label} returned {len(vectors)} vectors for {len(texts)} texts")
+        return vectors
+
+    def live_info(self) -> dict[str, Any]:
+        if self.api_base:
+            info = self.call(lambda: self.client.get_endpoint_info())
+            keep = ("model_id", "model_dtype", "max_input_tokens", "max_total_tokens", "max_input_length",
+                    "max_stop_sequences", "version", "router")
+            return {k: info[k] for k in keep if isinstance(info, dict) and info.get(k) is not None}
+        from huggingface_hub import HfApi
+
+        try:
+            info = HfApi(token=self.key.value).model_info(self.deployment.model or "")
+        except Exception as exc:
+            return {"error": provider_message(None, str(exc))}
+        return {k: v for k, v in {"pipeline_tag": info.pipeline_tag, "library_name": info.library_name,
+                                  "gated": info.gated}.items() if v is not None}
+
+
+def _usage(usage: Any) -> Usage | None:
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    if isinstance(prompt, int) and isinstance(completion, int):
+        return Usage(prompt_tokens=prompt, completion_tokens=completion)
+    return None

@@ -1,0 +1,235 @@
+"""OpenAI, Azure OpenAI, and any OpenAI-compatible server (vLLM, TGI, llama.cpp's server,
+LM Studio, LocalAI, Ollama's `/v1`): chat completions with server-sent events, one-shot answers
+(`-o stream=false`), embeddings.
+
+The three kinds differ only in where requests go and how the key travels:
+
+| kind | URL | key |
+|---|---|---|
+| `openai` | `{api_base or https://api.openai.com/v1}/chat/completions` | `Authorization: Bearer` |
+| `azure-openai` | `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=…` | `api-key` |
+| `openai-compatible` | `{api_base}/chat/completions` | `Authorization: Bearer`, when there is a key |
+
+Streaming asks for `stream_options.include_usage`, so the last event carries token usage
+(servers that ignore it simply report none).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Sequence
+from urllib.parse import quote
+
+from modelctl.backends.api import ApiBackend, StreamState
+from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
+from modelctl.backends.http import ErrorContext, Event, LineStream, error, provider_message
+from modelctl.errors import BackendError, UsageError
+from modelctl.keys import find_key, require_key
+
+if TYPE_CHECKING:
+    from modelctl.registry import Deployment
+
+OPENAI_API_BASE = "https://api.openai.com/v1"
+
+FINISH_REASONS = {"stop": FINISH_STOP, "length": FINISH_LENGTH, "eos": FINISH_STOP, "model_length": FINISH_LENGTH}
+
+# GenerationParams field -> request field, per kind; None: the service has no such parameter.
+PARAMETERS: dict[str, dict[str, str | None]] = {
+    "openai": {"max_tokens": "max_completion_tokens", "temperature": "temperature", "top_p": "top_p",
+               "seed": "seed", "stop": "stop", "top_k": None, "repeat_penalty": None},
+    "azure-openai": {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
+                     "seed": "seed", "stop": "stop", "top_k": None, "repeat_penalty": None},
+    # llama.cpp's server and LocalAI spell these so; vLLM takes -o repetition_penalty=…
+    "openai-compatible": {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
+                          "seed": "seed", "stop": "stop", "top_k": "top_k", "repeat_penalty": "repeat_penalty"},
+}
+
+
+def map_parameters(params: GenerationParams, names: dict[str, str | None]) -> tuple[dict[str, Any], list[str]]:
+    """(request fields for the parameters that are set, names of those the service lacks)."""
+    body: dict[str, Any] = {}
+    ignored = []
+    for name, field in names.items():
+        value = getattr(params, name)
+        if value is None or value == ():
+            continue
+        if field is None:
+            ignored.append(name)
+        else:
+            body[field] = list(value) if name == "stop" else value
+    return body, ignored
+
+
+def read_usage(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    prompt, completion = data.get("prompt_tokens"), data.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int):
+        return Usage(prompt_tokens=prompt, completion_tokens=completion)
+    return None
+
+
+def finish_reason(value: str | None) -> str | None:
+    return None if value is None else FINISH_REASONS.get(value, value)
+
+
+def chat_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+class OpenAIBackend(ApiBackend):
+    """Chat completions and embeddings in OpenAI's wire format."""
+
+    stream_usage = True  # ask for usage in the last event (stream_options.include_usage)
+
+    def __init__(self, deployment: "Deployment", *, api_base: str | None = None, api_key: str | None = None,
+                 **options: Any) -> None:
+        kind = deployment.kind
+        if kind not in PARAMETERS:
+            raise UsageError(f"the OpenAI backend does not serve '{kind}' deployments")
+        if kind == "openai-compatible":
+            key = find_key("openai-compatible", key_env=deployment.key_env, explicit=api_key)
+        else:
+            key = require_key(kind, key_env=deployment.key_env, explicit=api_key)
+        super().__init__(deployment, key=key, **options)
+        self.parameters = PARAMETERS[kind]
+        self.query: dict[str, str] | None = None
+        headers: dict[str, str] = {}
+        model = deployment.model or ""
+        if kind == "azure-openai":
+            self.label = "Azure OpenAI"
+            endpoint = api_base or deployment.endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT", "")
+            if not endpoint:
+                raise UsageError(
+                    "Azure OpenAI needs the resource's endpoint (https://NAME.openai.azure.com)",
+                    hint="set AZURE_OPENAI_ENDPOINT, give the deployment an `endpoint`, or pass --api-base",
+                )
+            self.azure_deployment = deployment.deployment or model
+            self.base = f"{endpoint.rstrip('/')}/openai/deployments/{quote(self.azure_deployment, safe='')}"
+            self.endpoint = endpoint.rstrip("/")
+            if not deployment.api_version:
+                raise UsageError(f"Azure OpenAI deployment '{self.azure_deployment}' needs an api_version")
+            self.query = {"api-version": deployment.api_version}
+            headers["api-key"] = key.value or ""
+            not_found = (f"has no deployment '{self.azure_deployment}' at {self.endpoint} "
+                         f"(api-version {deployment.api_version})")
+        elif kind == "openai":
+            self.label = "OpenAI"
+            self.base = (api_base or deployment.api_base or OPENAI_API_BASE).rstrip("/")
+            self.endpoint = self.base
+            headers["authorization"] = f"Bearer {key.value}"
+            if deployment.organization:
+                headers["openai-organization"] = deployment.organization
+            not_found = f"does not know the model '{model}'"
+        else:
+            base = api_base or deployment.api_base
+            if not base:
+                raise UsageError(f"openai-compatible deployment of '{model}' has no api_base", hint="pass --api-base URL")
+            self.base = base.rstrip("/")
+            self.endpoint = self.base
+            self.label = f"the server at {self.base}"
+            if key.value:
+                headers["authorization"] = f"Bearer {key.value}"
+            not_found = f"has no model '{model}' (or no such endpoint; the base URL usually ends in /v1)"
+        self.http = self.make_client(ErrorContext(self.label, not_found=not_found, key_hint=self._key_hint()), headers)
+
+    def _key_hint(self) -> str | None:
+        if self.key.source:
+            return f"the key came from {self.key.source}"
+        if self.kind == "openai-compatible":
+            var = self.deployment.key_env or "OPENAI_API_KEY"
+            return f"the server wants a key: pass --api-key or set {var}"
+        return None
+
+    # --- requests ------------------------------------------------------------------------------------
+
+    def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
+                     options: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.kind != "azure-openai":  # Azure names the model by the deployment in the URL
+            body["model"] = self.deployment.model
+        body["messages"] = chat_messages(messages)
+        sampling, ignored = map_parameters(params, self.parameters)
+        body.update(sampling)
+        self.note_ignored(ignored)
+        if stream:
+            body["stream"] = True
+            if self.stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return {**body, **options}
+
+    def chat_target(self, stream: bool) -> tuple[str, dict[str, str] | None]:
+        return f"{self.base}/chat/completions", self.query
+
+    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str]:
+        """The text deltas of one `chat.completion.chunk` event."""
+        if event.data.strip() == "[DONE]":
+            state.done = True
+            return []
+        try:
+            data = event.json()
+        except ValueError:
+            raise lines.interrupted(f"unreadable event from {self.label}: {event.data[:120]!r}") from None
+        if not isinstance(data, dict):
+            return []
+        if data.get("error"):
+            raise lines.interrupted(f"{self.label} reported an error: {provider_message(data)}")
+        usage = read_usage(data.get("usage"))
+        if usage is not None:
+            state.usage = usage
+        texts = []
+        for choice in data.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if content:
+                texts.append(content)
+            if choice.get("finish_reason"):
+                state.finish_reason = finish_reason(choice["finish_reason"])
+        return texts
+
+    def read_whole(self, data: Any) -> tuple[str, StreamState]:
+        try:
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise error(BackendError, f"{self.label} answered without a message: {provider_message(data, str(data))}") from None
+        return text, StreamState(finish_reason=finish_reason(choice.get("finish_reason")) or FINISH_STOP,
+                                 usage=read_usage(data.get("usage")))
+
+    # --- embeddings and metadata -------------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        body: dict[str, Any] = {"input": list(texts)}
+        if self.kind != "azure-openai":
+            body["model"] = self.deployment.model
+        assert self.http is not None
+        data = self.http.request_json("POST", f"{self.base}/embeddings", body, params=self.query)
+        return read_embeddings(data, len(texts), self.label)
+
+    def live_info(self) -> dict[str, Any]:
+        if self.kind == "azure-openai":
+            return {}
+        if self.kind == "openai-compatible":
+            data = self.live_request("GET", f"{self.base}/models")
+            served = [m.get("id") for m in (data.get("data") or []) if isinstance(m, dict)] if isinstance(data, dict) else []
+            info: dict[str, Any] = {"served_models": served}
+            match = next((m for m in data.get("data") or [] if isinstance(m, dict) and m.get("id") == self.model_id), None)
+            if match:
+                info.update({k: v for k, v in match.items() if k in ("id", "owned_by", "created", "max_model_len")})
+            return info
+        data = self.live_request("GET", f"{self.base}/models/{quote(self.model_id, safe='')}")
+        return {k: v for k, v in data.items() if k != "object"} if isinstance(data, dict) else {}
+
+
+def read_embeddings(data: Any, count: int, label: str) -> list[list[float]]:
+    """Vectors from an OpenAI-style `{"data": [{"index", "embedding"}]}` answer."""
+    try:
+        items = sorted(data["data"], key=lambda item: item.get("index", 0))
+        vectors = [[float(x) for x in item["embedding"]] for item in items]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise error(BackendError, f"{label} answered the embedding request without vectors") from None
+    if len(vectors) != count:
+        raise error(BackendError, f"{label} returned {len(vectors)} vectors for {count} texts")
+    return vectors

@@ -1,0 +1,1 @@
+"""Loopback stand-ins for the hosted services, speaking each one's documented wire format."""

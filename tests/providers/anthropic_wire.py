@@ -1,0 +1,62 @@
+"""Anthropic's Messages API: the named server-sent events (`message_start`,
+`content_block_start`, `ping`, `content_block_delta` with `text_delta`, `content_block_stop`,
+`message_delta` with `stop_reason` and output tokens, `message_stop`; `error` mid-stream) and
+errors as `{"type": "error", "error": {"type", "message"}}`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from providers.server import Reply
+
+MODEL = "claude-3-5-haiku-20241022"
+
+
+def events(texts: list[str], stop_reason: str = "end_turn", input_tokens: int = 12, output_tokens: int = 6) -> list[tuple[str, str]]:
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": {
+            "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "content": [],
+            "model": MODEL, "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ("ping", {"type": "ping"}),
+    ]
+    out += [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "text_delta", "text": t}}) for t in texts]
+    out += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                           "usage": {"output_tokens": output_tokens}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return [(name, json.dumps(data)) for name, data in out]
+
+
+def message_stream(texts: list[str], stop_reason: str = "end_turn", *, drop_after: int | None = None,
+                   headers: dict | None = None, **usage: int) -> Reply:
+    return Reply(events=events(texts, stop_reason, **usage), drop_after=drop_after, headers=headers or {})
+
+
+def error_event(type: str, message: str) -> tuple[str, str]:
+    return ("error", json.dumps({"type": "error", "error": {"type": type, "message": message}}))
+
+
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                404: "not_found_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+
+
+def error(status: int, message: str, *, headers: dict | None = None) -> Reply:
+    return Reply(status, json={"type": "error", "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": message},
+                               "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}, headers=headers or {})
+
+
+def message(text: str, stop_reason: str = "end_turn", usage: tuple[int, int] = (12, 6)) -> Reply:
+    return Reply(json={"id": "msg_013Zva2CMHLNnXjNJJKqJ2EF", "type": "message", "role": "assistant", "model": MODEL,
+                       "content": [{"type": "text", "text": text}], "stop_reason": stop_reason, "stop_sequence": None,
+                       "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}})
+
+
+def model() -> Reply:
+    return Reply(json={"type": "model", "id": MODEL, "display_name": "Claude Haiku 3.5",
+                       "created_at": "2024-10-22T00:00:00Z"})

@@ -1,0 +1,52 @@
+"""Google's Gemini API (v1beta): `streamGenerateContent?alt=sse` events that are whole
+`GenerateContentResponse`s (`candidates[].content.parts[].text`, `finishReason` on the last,
+`usageMetadata`), and errors as `{"error": {"code", "message", "status", "details"}}` (a bad key is
+400 INVALID_ARGUMENT with the reason API_KEY_INVALID)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from providers.server import Reply
+
+MODEL = "gemini-2.0-flash"
+STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
+          500: "INTERNAL", 503: "UNAVAILABLE", 401: "UNAUTHENTICATED"}
+
+
+def response(text: str | None, finish: str | None = None, usage: tuple[int, int] | None = None) -> dict[str, Any]:
+    cand: dict[str, Any] = {"content": {"parts": [{"text": text}] if text is not None else [], "role": "model"}, "index": 0}
+    if finish:
+        cand["finishReason"] = finish
+    data: dict[str, Any] = {"candidates": [cand], "modelVersion": MODEL}
+    if usage:
+        data["usageMetadata"] = {"promptTokenCount": usage[0], "candidatesTokenCount": usage[1],
+                                 "totalTokenCount": sum(usage)}
+    return data
+
+
+def stream(texts: list[str], finish: str = "STOP", usage: tuple[int, int] = (8, 4), *,
+           drop_after: int | None = None, headers: dict | None = None) -> Reply:
+    items = [response(t, usage=(usage[0], 0)) for t in texts[:-1]]
+    items.append(response(texts[-1] if texts else "", finish, usage))
+    return Reply(events=[(None, json.dumps(i)) for i in items], drop_after=drop_after, headers=headers or {})
+
+
+def error(status: int, message: str, *, details: list | None = None, headers: dict | None = None) -> Reply:
+    body: dict[str, Any] = {"code": status, "message": message, "status": STATUS.get(status, "UNKNOWN")}
+    if details:
+        body["details"] = details
+    return Reply(status, json={"error": body}, headers=headers or {})
+
+
+def bad_key() -> Reply:
+    return error(400, "API key not valid. Please pass a valid API key.", details=[{
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+        "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}])
+
+
+def model() -> Reply:
+    return Reply(json={"name": f"models/{MODEL}", "version": "2.0", "displayName": "Gemini 2.0 Flash",
+                       "description": "Gemini 2.0 Flash", "inputTokenLimit": 1_048_576, "outputTokenLimit": 8192,
+                       "supportedGenerationMethods": ["generateContent", "countTokens"], "temperature": 1.0})

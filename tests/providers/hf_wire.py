@@ -1,0 +1,40 @@
+"""Hugging Face inference as a Text Generation Inference (TGI) server speaks it: the Messages API
+at `/v1/chat/completions` (OpenAI-shaped chunks, usage when asked), feature extraction as a bare
+list of vectors, `/info`, and errors as `{"error": "...", "error_type": "..."}`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from providers.server import Reply
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def _chunk(content: str | None, finish: str | None = None, usage: dict | None = None) -> dict[str, Any]:
+    choices = [] if usage and content is None and finish is None else [
+        {"index": 0, "delta": {"role": "assistant", "content": content or ""}, "logprobs": None, "finish_reason": finish}]
+    return {"object": "chat.completion.chunk", "id": "", "created": 1_730_000_000, "model": MODEL,
+            "system_fingerprint": "3.0.1-sha-bb9095a", "choices": choices, "usage": usage}
+
+
+def chat_stream(texts: list[str], finish: str = "stop", usage: tuple[int, int] = (15, 3), *,
+                drop_after: int | None = None, headers: dict | None = None) -> Reply:
+    chunks = [_chunk(t) for t in texts]
+    chunks.append(_chunk("", finish))
+    chunks.append(_chunk(None, None, {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                                      "total_tokens": sum(usage)}))
+    events = [(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")]
+    return Reply(events=events, drop_after=drop_after, headers=headers or {})
+
+
+def error(status: int, message: str, *, error_type: str = "validation", headers: dict | None = None) -> Reply:
+    return Reply(status, json={"error": message, "error_type": error_type}, headers=headers or {})
+
+
+def info() -> Reply:
+    return Reply(json={"model_id": MODEL, "model_sha": None, "model_pipeline_tag": "text-generation",
+                       "max_concurrent_requests": 128, "max_best_of": 2, "max_stop_sequences": 4,
+                       "max_input_tokens": 8191, "max_total_tokens": 8192, "validation_workers": 2,
+                       "max_client_batch_size": 4, "router": "text-generation-router", "version": "3.0.1"})

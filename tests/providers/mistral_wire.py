@@ -1,0 +1,52 @@
+"""Mistral's API: OpenAI-shaped chunks whose last one carries `usage` unasked, then
+`data: [DONE]`; errors as `{"object": "error", "message", "type", "param", "code"}` (and a bare
+`{"message": "Unauthorized"}` for a bad key)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from providers.server import Reply
+
+MODEL = "mistral-small-latest"
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None, usage: dict | None = None) -> dict[str, Any]:
+    data = {"id": "cmpl-e5cc70bb28c444948073e77776eb30ef", "object": "chat.completion.chunk",
+            "created": 1_702_256_327, "model": MODEL,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+    if usage:
+        data["usage"] = usage
+    return data
+
+
+def chat_stream(texts: list[str], finish: str = "stop", usage: tuple[int, int] = (10, 3), *,
+                drop_after: int | None = None, headers: dict | None = None) -> Reply:
+    chunks = [_chunk({"role": "assistant", "content": ""})]
+    chunks += [_chunk({"content": t}) for t in texts[:-1]]
+    chunks.append(_chunk({"content": texts[-1] if texts else ""}, finish,
+                         {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}))
+    events = [(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")]
+    return Reply(events=events, drop_after=drop_after, headers=headers or {})
+
+
+def error(status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
+          headers: dict | None = None) -> Reply:
+    if status == 401:
+        return Reply(401, json={"message": message, "request_id": "5a7d2bd3c0bd1a0b"}, headers=headers or {})
+    return Reply(status, json={"object": "error", "message": message, "type": type, "param": None, "code": code},
+                 headers=headers or {})
+
+
+def embeddings(vectors: list[list[float]]) -> Reply:
+    return Reply(json={"id": "embd-aad6fc62b17349b192ef09225058bc45", "object": "list",
+                       "data": [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vectors)],
+                       "model": "mistral-embed", "usage": {"prompt_tokens": 9, "total_tokens": 9}})
+
+
+def model() -> Reply:
+    return Reply(json={"id": MODEL, "object": "model", "created": 1_711_430_400, "owned_by": "mistralai",
+                       "capabilities": {"completion_chat": True, "function_calling": True},
+                       "name": "mistral-small-2409", "description": "Small model", "max_context_length": 32768,
+                       "aliases": ["mistral-small-2409"], "deprecation": None, "type": "base"})

@@ -1,0 +1,75 @@
+"""OpenAI's chat completions and embeddings wire format (also Azure OpenAI's, whose bodies are
+the same): `chat.completion.chunk` events ending in `data: [DONE]`, a last chunk with empty
+`choices` and the `usage` asked for by `stream_options.include_usage`, and errors as
+`{"error": {"message", "type", "param", "code"}}`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from providers.server import Reply
+
+CREATED = 1_730_000_000
+
+
+def chunk(content: str | None = None, finish: str | None = None, *, model: str = "gpt-4o-mini",
+          role: str | None = None) -> dict[str, Any]:
+    delta: dict[str, Any] = {}
+    if role:
+        delta["role"] = role
+    if content is not None:
+        delta["content"] = content
+    return {
+        "id": "chatcmpl-AbC123", "object": "chat.completion.chunk", "created": CREATED, "model": model,
+        "system_fingerprint": "fp_44709d6fcb",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+def usage_chunk(prompt: int, completion: int, *, model: str = "gpt-4o-mini") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-AbC123", "object": "chat.completion.chunk", "created": CREATED, "model": model,
+        "system_fingerprint": "fp_44709d6fcb", "choices": [],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    }
+
+
+def chat_stream(texts: list[str], finish: str = "stop", usage: tuple[int, int] | None = (9, 2), *,
+                drop_after: int | None = None, model: str = "gpt-4o-mini", headers: dict | None = None) -> Reply:
+    chunks = [chunk("", role="assistant", model=model)]
+    chunks += [chunk(t, model=model) for t in texts]
+    chunks.append(chunk(finish=finish, model=model))
+    if usage is not None:
+        chunks.append(usage_chunk(*usage, model=model))
+    events = [(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")]
+    return Reply(events=events, drop_after=drop_after, headers=headers or {})
+
+
+def completion(text: str, finish: str = "stop", usage: tuple[int, int] = (9, 2), *, model: str = "gpt-4o-mini") -> Reply:
+    return Reply(json={
+        "id": "chatcmpl-AbC124", "object": "chat.completion", "created": CREATED, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                     "logprobs": None, "finish_reason": finish}],
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+    })
+
+
+def error(status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
+          param: str | None = None, headers: dict | None = None) -> Reply:
+    return Reply(status, json={"error": {"message": message, "type": type, "param": param, "code": code}},
+                 headers=headers or {})
+
+
+def azure_error(status: int, code: str, message: str) -> Reply:
+    return Reply(status, json={"error": {"code": code, "message": message}})
+
+
+def embeddings(vectors: list[list[float]], *, model: str = "text-embedding-3-small") -> Reply:
+    data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+    return Reply(json={"object": "list", "data": list(reversed(data)), "model": model,
+                       "usage": {"prompt_tokens": 4, "total_tokens": 4}})
+
+
+def model(model_id: str) -> Reply:
+    return Reply(json={"id": model_id, "object": "model", "created": 1_715_367_049, "owned_by": "system"})
