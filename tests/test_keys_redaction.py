@@ -1,0 +1,106 @@
+"""A recognisable fake key never appears in any output: not in answers, `--debug` dumps,
+describe(), error messages and hints, or tracebacks (what `--debug` prints for an error), for
+every provider and every way a request can end, even when the server echoes the key back."""
+
+from __future__ import annotations
+
+import json
+import traceback
+
+import pytest
+
+from modelctl.backends.base import GenerationParams
+from modelctl.backends.factory import open_backend
+from modelctl.backends.http import RetryPolicy
+from modelctl.errors import ModelctlError
+
+from providers.kits import FAKE_KEY, KITS, provider_env, server  # noqa: F401 (fixtures)
+from providers.server import Reply, closed_port_url
+
+MESSAGES = [{"role": "user", "content": f"Is {FAKE_KEY[:6]} a prefix?"}]
+
+ECHO = f"Incorrect API key provided: {FAKE_KEY}"
+SCENARIOS = {
+    "success": lambda kit: [kit.stream(["Hello", " world"])],
+    "401": lambda kit: [kit.error(401, ECHO)],
+    "403": lambda kit: [kit.error(403, ECHO)],
+    "404": lambda kit: [kit.error(404, ECHO)],
+    "400": lambda kit: [kit.error(400, ECHO)],
+    "429 exhausted": lambda kit: [kit.error(429, ECHO, headers={"Retry-After": "0"})],
+    "500 exhausted": lambda kit: [kit.error(500, ECHO)],
+    "dropped midway": lambda kit: [kit.stream(["Hello", " world"], drop_after=1)],
+    "not json": lambda kit: [Reply(502, text=f"<html>bad gateway {FAKE_KEY}</html>")],
+}
+
+
+def run_everything(backend, capsys):
+    """Chat, describe, embed; return all the text any of it produced."""
+    seen = []
+    for action in (lambda: list(backend.chat(MESSAGES, GenerationParams(max_tokens=4))),
+                   lambda: backend.describe(),
+                   lambda: backend.embed(["x"])):
+        try:
+            seen.append(json.dumps(action(), default=repr))
+        except ModelctlError as exc:
+            seen.append(f"{exc} {exc.hint or ''}")
+            seen.append("".join(traceback.format_exception(exc)))
+    captured = capsys.readouterr()
+    return "\n".join(seen + [captured.out, captured.err])
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize("kit", KITS, ids=[k.name for k in KITS])
+def test_no_output_contains_the_key(kit, scenario, server, provider_env, capsys):
+    if kit.key_env:
+        provider_env.setenv(kit.key_env, FAKE_KEY)
+    server.route("POST", kit.chat_path, *SCENARIOS[scenario](kit))
+    backend = open_backend(None, kit.deployment(server.url), debug=True, retry=RetryPolicy(retries=1, sleep=lambda s: None))
+    output = run_everything(backend, capsys)
+    assert "debug: request:" in output  # the dump was written...
+    assert FAKE_KEY not in output  # ...without the key
+    backend.close()
+
+
+@pytest.mark.parametrize("source", ["flag", "env", "keys file"])
+def test_no_output_contains_the_key_from_any_source(source, server, provider_env, capsys):
+    from modelctl.keys import store_key
+
+    kit = KITS[0]
+    server.route("POST", kit.chat_path, kit.error(401, ECHO))
+    if source == "env":
+        provider_env.setenv("OPENAI_API_KEY", FAKE_KEY)
+    elif source == "keys file":
+        store_key("openai", FAKE_KEY)
+    backend = open_backend(None, kit.deployment(server.url), api_key=FAKE_KEY if source == "flag" else None,
+                           debug=True, retry=RetryPolicy(retries=0))
+    output = run_everything(backend, capsys)
+    assert "rejected the API key" in output and FAKE_KEY not in output
+
+
+def test_a_refused_connection_and_a_missing_key(server, provider_env, capsys):
+    from modelctl.registry import Deployment
+
+    for kit in KITS:
+        backend = open_backend(None, kit.deployment(closed_port_url()), api_key=FAKE_KEY, debug=True,
+                               retry=RetryPolicy(retries=0))
+        assert FAKE_KEY not in run_everything(backend, capsys)
+    provider_env.setenv("OPENAI_API_KEY", "")
+    with pytest.raises(ModelctlError) as info:
+        open_backend(None, Deployment(id="o", kind="openai", model="gpt-4o"), debug=True)
+    assert FAKE_KEY not in "".join(traceback.format_exception(info.value))
+
+
+def test_keys_commands_never_print_the_key(run_modelctl):
+    env = {"ANTHROPIC_API_KEY": FAKE_KEY, "MODELCTL_DEBUG": "1"}
+    runs = [
+        run_modelctl("keys", "set", "openai", input=FAKE_KEY + "\n", env=env),
+        run_modelctl("keys", "set", "gemini", "--value", FAKE_KEY, env=env),
+        run_modelctl("keys", "list", env=env),
+        run_modelctl("keys", "list", "--json", env=env),
+        run_modelctl("keys", "rm", "openai", env=env),
+        run_modelctl("keys", "rm", "openai", env=env),  # an error
+        run_modelctl("keys", "set", "bogus", "--value", FAKE_KEY, env=env),  # an error
+    ]
+    assert [r.returncode for r in runs] == [0, 0, 0, 0, 0, 4, 2]
+    for r in runs:
+        assert FAKE_KEY not in r.stdout + r.stderr
