@@ -398,6 +398,23 @@ if __name__ == "__main__":  # pragma: no cover
         server.stop()
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolate_hf(tmp_path: Path, monkeypatch) -> Path:
+    """Point the Hub cache, HF_HOME and the Ollama host at places a test owns; returns the cache."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    for var in ("HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
+    return tmp_path / "hf-cache"
+
+
 def make_gguf(path: Path | str, *, arch: str = "llama", file_type: int = 15, n_floats: int = 4096,
               template: str | None = None, name: str | None = "Tiny Test Model", context: int = 256,
               extra: dict[str, Any] | None = None) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,27 +16,16 @@ import pytest
 pytest.importorskip("gguf")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import HubServer, make_gguf, sha256_file  # noqa: E402
+from hubserver import HubServer, closed_port, isolate_hf, make_gguf, sha256_file  # noqa: E402
 
 REPO = "test/Tiny-Chat-GGUF"
 CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(autouse=True)
 def hf_env(tmp_path, monkeypatch):
-    """The Hub cache, HF_HOME and the Ollama host all point to places that are ours alone."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    for var in ("HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{_closed_port()}")
-    return tmp_path / "hf-cache"
+    """The Hub cache, HF_HOME and the Ollama host all point to places that are this test's alone."""
+    return isolate_hf(tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -325,7 +313,7 @@ def test_offline_pull_of_a_cached_model_succeeds(cli, hub, registry, files, monk
 
 
 def test_no_connection_is_offline(cli, registry, monkeypatch):
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     r = cli("pull", "tiny-chat", "--quant", "Q4_K_M")
     assert r.exit_code == 9 and "cannot reach" in r.stderr
 
@@ -478,6 +466,17 @@ def test_hf_pull_adds_the_model_to_the_user_registry(cli, hub, files, modelctl_h
     raws, problems = check_file(user_registry)
     assert problems == [] and len(raws) == 1
     assert raws[0]["deployments"][0]["default_quant"] == "Q4_K_M"
+
+
+def test_hf_pull_offline_once_it_is_here(cli, hub, files, monkeypatch):
+    assert cli("pull", f"hf:{REPO}:Q4_K_M").exit_code == 0
+    hub.reset_counters()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = cli("pull", f"hf:{REPO}")
+    assert r.exit_code == 0, r.output
+    assert Path(r.stdout.strip()).name == files["Q4_K_M"].name and hub.requests == []
+    r = cli("pull", "hf:someone/elsewhere-GGUF")
+    assert r.exit_code == 9 and "offline" in r.stderr
 
 
 def test_hf_pull_keeps_the_rest_of_the_user_registry(cli, hub, modelctl_home):

@@ -30,7 +30,7 @@ def _notifier(quiet: bool, progress=None):
 def pull(
     model: str = typer.Argument(..., help="Registry model id or alias, or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub."),
     quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Quantization to download (Q4_K_M, Q8_0, ...); default: the best that fits this machine."),
-    deployment: Optional[str] = typer.Option(None, "--deployment", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's first local one."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's llama.cpp deployment, else its Ollama one."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no notes on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -42,9 +42,13 @@ def pull(
     from modelctl.store.progress import PullProgress
     from modelctl.store.pull import pull as do_pull
 
-    with PullProgress(quiet=quiet) as progress:
-        report = do_pull(model, quant=quant, deployment=deployment, progress=progress,
-                         note=_notifier(quiet, progress))
+    try:
+        with PullProgress(quiet=quiet) as progress:
+            report = do_pull(model, quant=quant, deployment=deployment, progress=progress,
+                             note=_notifier(quiet, progress))
+    except KeyboardInterrupt:
+        sys.stderr.write("modelctl: the partial download is kept; run the same command again to resume\n")
+        raise
     if as_json:
         output.print_json(report.to_dict())
         return
@@ -107,7 +111,11 @@ def rm(
     if not yes:
         question = f"Remove {len(plan.items)} item{'s' if len(plan.items) != 1 else ''}" + (
             f" ({human_bytes(plan.size)})" if plan.size else "") + "?"
-        if not typer.confirm(question, default=False, err=True):
+        try:
+            agreed = typer.confirm(question, default=False, err=True)
+        except typer.Abort:  # end of input
+            agreed = False
+        if not agreed:
             sys.stderr.write("modelctl: nothing removed\n")
             raise typer.Exit(1)
     remove(plan)

@@ -157,28 +157,28 @@ def _blob_links(storage: Path, blob: Path) -> list[Path]:
 
 
 def _hf_items(repo: str, filenames: list[str], describe: str) -> list[RemovalItem]:
+    """The blobs behind these files in every cached snapshot, each with the links that name them."""
     from modelctl.store.paths import repo_folder
 
     storage = repo_folder(repo)
-    items: list[RemovalItem] = []
-    if not (storage / "snapshots").is_dir():
-        return items
-    seen: set[str] = set()
+    snapshots = storage / "snapshots"
+    if not snapshots.is_dir():
+        return []
     wanted = set(filenames)
-    for root, _dirs, files in os.walk(storage / "snapshots"):
-        for name in files:
+    by_blob: dict[str, RemovalItem] = {}
+    for root, _dirs, files in os.walk(snapshots):
+        for name in sorted(files):
             p = Path(root) / name
-            snap = p.relative_to(storage / "snapshots")
-            rel = "/".join(snap.parts[1:])
-            if rel not in wanted:
-                continue
+            rel = "/".join(p.relative_to(snapshots).parts[1:])
             blob = Path(os.path.realpath(p))
-            if str(blob) in seen or not blob.exists():
+            if rel not in wanted or not blob.exists():
                 continue
-            seen.add(str(blob))
-            items.append(RemovalItem("hf-cache", f"{describe}{rel}", blob, blob.stat().st_size, repo, rel,
-                                     links=_blob_links(storage, blob)))
-    return items
+            item = by_blob.get(str(blob))
+            if item is None:
+                item = by_blob[str(blob)] = RemovalItem(
+                    "hf-cache", f"{describe}{rel}", blob, blob.stat().st_size, repo, rel)
+            item.links.append(p)
+    return list(by_blob.values())
 
 
 def _partial_items(repo: str) -> list[RemovalItem]:

@@ -61,7 +61,7 @@ class PullProgress:
             self._bar = Progress(
                 TextColumn("{task.description}", style="bold"),
                 BarColumn(),
-                DownloadColumn(),
+                DownloadColumn(binary_units=True),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=err(),

@@ -204,10 +204,14 @@ def pull_ollama(model: "Model", dep: "Deployment", *, progress: "PullProgress | 
 
 def pull_model(model: "Model", *, quant: str | None = None, deployment: str | None = None,
                progress: "PullProgress | None" = None, note: Note | None = None) -> PullReport:
-    """Pull a registry model through `deployment` (default: its first local deployment)."""
+    """Pull a registry model through `deployment` (default: its first llama.cpp deployment, else
+    its first local one)."""
     import importlib.util
 
-    dep = model.deployment(deployment)
+    if deployment is None:
+        dep = next((d for d in model.deployments if d.kind == "llama.cpp"), None) or model.deployment()
+    else:
+        dep = model.deployment(deployment)
     if dep.kind == "ollama":
         if quant:
             raise UsageError("--quant applies to llama.cpp deployments; an Ollama tag names its quantization")

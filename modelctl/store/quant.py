@@ -3,7 +3,7 @@
 `choose_quant(candidates, budget)` picks the highest-quality file whose size, plus room for the
 context and buffers, fits the memory budget, and returns the choice with a sentence saying why.
 Full-precision files (F32, F16, BF16) are only chosen when nothing quantized is offered: Q8_0 is
-practically lossless at half the size. When nothing fits, the smallest file is chosen and the
+practically lossless at half the size (and F32 only when there is no F16 or BF16 either). When nothing fits, the smallest file is chosen and the
 reason says it may not load.
 
 `memory_budget()` is the memory a model can use here: free VRAM when llama-cpp-python was built
@@ -165,7 +165,8 @@ def choose_quant(
         why = "file sizes are unknown" if not sized else "this machine's memory is unknown"
         return QuantChoice(pick.quant, pick.size, f"{why}, so the default quantization {pick.quant} was chosen", True)
     quantized = [c for c in sized if normalize(c.quant) not in FULL_PRECISION]
-    pool = quantized or sized
+    half = [c for c in sized if normalize(c.quant) in ("F16", "BF16")]
+    pool = quantized or half or sized
     fitting = [c for c in pool if needed_memory(c.size or 0) <= budget.bytes]
     if not fitting:
         pick = min(pool, key=lambda c: c.size or 0)
