@@ -37,6 +37,14 @@ def test_a_registry_model_picks_its_first_api_deployment(provider_env):
     assert azure.kind == "azure-openai" and azure.endpoint == "https://example.openai.azure.com"
 
 
+def test_a_local_server_deployment_comes_before_a_hosted_one(provider_env):
+    from modelctl.registry import load_registry
+
+    model = next(m for m in load_registry()
+                 if [d.kind for d in m.deployments][:2] == ["hf-inference", "ollama"])
+    assert open_backend(model).kind == "ollama"
+
+
 def test_llama_cpp_deployments_are_not_opened_here():
     from modelctl.registry import Deployment
 

@@ -104,3 +104,48 @@ def test_keys_commands_never_print_the_key(run_modelctl):
     assert [r.returncode for r in runs] == [0, 0, 0, 0, 0, 4, 2]
     for r in runs:
         assert FAKE_KEY not in r.stdout + r.stderr
+
+
+# --- through the command line ---------------------------------------------------------------------
+
+
+def registry_for(deployment, path):
+    """A one-model registry file whose deployment points at the loopback server."""
+    from dataclasses import fields
+
+    values = {f.name: getattr(deployment, f.name) for f in fields(deployment)
+              if f.name not in ("id", "files") and getattr(deployment, f.name) not in (None, ())}
+    dep = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+    path.write_text(f"""schema_version = 1
+
+[[models]]
+id = "test/served-model"
+name = "Served model"
+provider = "Test"
+category = "foundation"
+tasks = ["chat"]
+license = {{ name = "MIT", open_weights = true }}
+access = {{ free_tier = true, local_capable = {str(deployment.local).lower()} }}
+
+[[models.deployments]]
+{dep}
+""")
+    return str(path)
+
+
+CLI_SCENARIOS = ["success", "401", "404", "400", "500 exhausted", "dropped midway"]
+
+
+@pytest.mark.parametrize("scenario", CLI_SCENARIOS)
+@pytest.mark.parametrize("kit", KITS, ids=[k.name for k in KITS])
+def test_chat_command_never_prints_the_key(kit, scenario, server, provider_env, cli, tmp_path):
+    server.route("POST", kit.chat_path, *SCENARIOS[scenario](kit))
+    registry = registry_for(kit.deployment(server.url), tmp_path / "registry.toml")
+    env = {kit.key_env: FAKE_KEY, "MODELCTL_DEBUG": "1", "MODELCTL_RETRIES": "0"}
+    for extra in ([], ["--json"]):
+        result = cli("--registry", registry, "chat", "-m", "test/served-model", "Say hello", "--debug", *extra, env=env)
+        if "has no llama.cpp deployment" in result.output:
+            pytest.skip("modelctl chat does not open server and API models yet")
+        assert FAKE_KEY not in result.output
+        assert "debug: request: POST" in result.output
+        assert (result.exit_code == 0) == (scenario == "success"), result.output

@@ -54,7 +54,8 @@ def open_backend(
     **options: Any,
 ) -> "Backend":
     """A backend for `deployment` of `model` (a Deployment, a deployment id or kind, or None for
-    the model's first non-llama.cpp deployment).
+    the model's first local server deployment (Ollama, a loopback OpenAI-compatible server), else
+    its first other non-llama.cpp deployment).
 
     `api_base` overrides the deployment's endpoint (for Azure, the resource endpoint; for
     Ollama, the host); `api_key` overrides every other source of the key; `debug` (None: follow
@@ -86,7 +87,7 @@ def _pick(model: "Model | None", deployment: "Deployment | str | None") -> "Depl
         raise UsageError("open_backend() needs a model or a deployment")
     if isinstance(deployment, str):
         return model.deployment(deployment)
-    for dep in model.deployments:
-        if dep.kind != "llama.cpp":
-            return dep
-    raise UsageError(f"model '{model.id}' has only llama.cpp deployments; run it locally")
+    served = [d for d in model.deployments if d.kind != "llama.cpp"]
+    if not served:
+        raise UsageError(f"model '{model.id}' has only llama.cpp deployments; run it locally")
+    return next((d for d in served if d.local), served[0])  # a local server first, as Model.deployment()

@@ -120,6 +120,11 @@ class ErrorContext:
     endpoint: str = ""
     not_found_hint: str | None = None  # "pull it: ollama pull llama3"
 
+    def where(self, url: str = "") -> str:
+        """The service and its address, once: "OpenAI at https://…", "the server at http://…"."""
+        endpoint = self.endpoint or url
+        return self.provider if not endpoint or endpoint in self.provider else f"{self.provider} at {endpoint}"
+
 
 def status_error(ctx: ErrorContext, status: int, body: Any, text: str, *, attempts: int = 1) -> BackendError:
     """The modelctl error for an HTTP error status."""
@@ -565,13 +570,13 @@ class HttpClient:
             raise status_error(self.ctx, exc.status, exc.body, exc.text, attempts=attempts) from None
         except httpx.TimeoutException as exc:
             if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-                raise error(OfflineError, f"cannot connect to {self.ctx.provider} at {self.ctx.endpoint or url}: "
+                raise error(OfflineError, f"cannot connect to {self.ctx.where(url)}: "
                             f"no answer within {self.connect_timeout:g} s") from None
             raise error(BackendError, f"{self.ctx.provider} sent nothing for {self.read_timeout:g} s",
                         "the server may be overloaded; try again later") from None
         except httpx.ConnectError as exc:
             tries = f" (tried {attempts} times)" if attempts > 1 else ""
-            raise error(OfflineError, f"cannot connect to {self.ctx.provider} at {self.ctx.endpoint or url}: "
+            raise error(OfflineError, f"cannot connect to {self.ctx.where(url)}: "
                         f"{transport_reason(exc)}{tries}") from None
         except httpx.HTTPError as exc:
             raise error(BackendError, f"the request to {self.ctx.provider} failed: {transport_reason(exc)}") from None

@@ -154,7 +154,7 @@ class HuggingFaceBackend(ApiBackend):
         except InferenceTimeoutError:
             raise error(BackendError, f"{self.label} did not answer in time") from None
         except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
-            raise error(OfflineError, f"cannot connect to {self.label} at {self.endpoint}: {transport_reason(exc)}") from None
+            raise error(OfflineError, f"cannot connect to {self.ctx.where()}: {transport_reason(exc)}") from None
         except httpx2.HTTPError as exc:
             raise error(BackendError, f"the request to {self.label} failed: {transport_reason(exc)}") from None
         except ModelctlError:

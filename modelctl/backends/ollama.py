@@ -92,7 +92,7 @@ class _Calls:
         import httpx
         import ollama
 
-        hooks = request_hooks(self.debug) if self.debug.enabled else {"request": [], "response": []}
+        hooks = request_hooks(self.debug)  # silent until debug.enabled (`/debug on` may set it later)
         hooks["response"].append(self._note_response)
         kwargs: dict[str, Any] = {
             "timeout": httpx.Timeout(timeout or DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT),
