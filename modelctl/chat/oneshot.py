@@ -14,8 +14,8 @@ def reply_json(reply: Reply, setup: ChatSetup) -> dict[str, Any]:
     timings = reply.timings.to_dict() if reply.timings else {}
     return {
         "text": reply.text,
-        "model": setup.local.model_id,
-        "template": getattr(setup.backend.template, "name", None),
+        "model": setup.model_id,
+        "template": getattr(getattr(setup.backend, "template", None), "name", None),
         "finish_reason": reply.finish_reason,
         "usage": reply.usage.to_dict() if reply.usage else None,
         "timings": {
@@ -40,7 +40,7 @@ def run_once(
     from modelctl.chat import debug as dbg
 
     out = out or sys.stdout
-    session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.local.model_id)
+    session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
     reply = session.ask(prompt)
     if debug:
         dbg.prompt_report(setup.backend)

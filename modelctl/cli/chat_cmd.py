@@ -108,7 +108,7 @@ def embed(
     finally:
         setup.backend.close()
     print_json({
-        "model": setup.local.model_id,
+        "model": setup.model_id,
         "dimensions": len(vectors[0]) if vectors else 0,
         "embeddings": vectors,
     })

@@ -419,7 +419,8 @@ def package_model_path(
 
     The file is assembled (and its sha256 verified by the package) only when it is missing or has
     changed; a marker beside it records the verified size, mtime and hash, so later calls cost a
-    `stat`. Raises NotFoundError when the package is not installed.
+    `stat`. `on_assemble(target)` is called before assembling (default: one line on stderr).
+    Raises NotFoundError when the package is not installed.
     """
     import importlib
     import json
@@ -453,8 +454,7 @@ def package_model_path(
                 return target
         except (OSError, ValueError):
             pass
-    if on_assemble is not None:
-        on_assemble(target)
+    (on_assemble or _announce)(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
@@ -466,6 +466,13 @@ def package_model_path(
         tmp.unlink(missing_ok=True)
     atomic_write(marker, json.dumps(stamp()).encode())
     return target
+
+
+def _announce(target: Path) -> None:
+    import sys
+
+    sys.stderr.write(f"modelctl: preparing the model file {target} (once)...\n")
+    sys.stderr.flush()
 
 
 def default_model_path(*, on_assemble: Callable[[Path], None] | None = None) -> Path | None:
