@@ -17,6 +17,8 @@ from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import adhoc_deployment, open_backend
 from modelctl.errors import AuthError
 
+from providers.kits import registry_for
+
 SERVER_KEY = "sk-FAKE-llama-server-4d2a9c"
 QUESTION = [{"role": "user", "content": "Name a colour."}]
 GREEDY = GenerationParams(max_tokens=8, temperature=0.0, seed=1)
@@ -128,25 +130,12 @@ def test_chat_command_json_through_the_server(llama_server, cli, tmp_path, monke
     import json
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    registry = tmp_path / "registry.toml"
-    registry.write_text(f"""schema_version = 1
+    from modelctl.registry import Deployment
 
-[[models]]
-id = "test/gemma-on-a-server"
-name = "Gemma 3 270M on llama.cpp's server"
-provider = "Google"
-category = "foundation"
-tasks = ["chat"]
-license = {{ name = "Gemma", open_weights = true }}
-access = {{ free_tier = true, local_capable = true }}
-
-[[models.deployments]]
-kind = "openai-compatible"
-model = "gemma-3-270m"
-api_base = "{llama_server['url']}"
-key_env = "LLAMA_SERVER_KEY"
-""")
-    result = cli("--registry", str(registry), "chat", "-m", "test/gemma-on-a-server", "Name a colour.",
+    served = Deployment(id="server", kind="openai-compatible", model="gemma-3-270m", api_base=llama_server["url"],
+                        key_env="LLAMA_SERVER_KEY")
+    registry = registry_for(served, tmp_path / "registry.toml", "test/gemma-on-a-server")
+    result = cli("--registry", registry, "chat", "-m", "test/gemma-on-a-server", "Name a colour.",
                  "--max-tokens", "8", "--temperature", "0", "--json", env={"LLAMA_SERVER_KEY": SERVER_KEY})
     if "has no llama.cpp deployment" in result.output:
         pytest.skip("modelctl chat does not open server and API models yet")
@@ -156,7 +145,7 @@ key_env = "LLAMA_SERVER_KEY"
     assert answer["finish_reason"] in ("stop", "length")
     assert SERVER_KEY not in result.output
     # This server does not report usage while streaming; asked for one whole answer, it does.
-    whole = cli("--registry", str(registry), "chat", "-m", "test/gemma-on-a-server", "Name a colour.",
+    whole = cli("--registry", registry, "chat", "-m", "test/gemma-on-a-server", "Name a colour.",
                 "--max-tokens", "8", "--temperature", "0", "--json", "-o", "stream=false",
                 env={"LLAMA_SERVER_KEY": SERVER_KEY})
     assert whole.exit_code == 0, whole.output

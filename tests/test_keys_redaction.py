@@ -14,7 +14,7 @@ from modelctl.backends.factory import open_backend
 from modelctl.backends.http import RetryPolicy
 from modelctl.errors import ModelctlError
 
-from providers.kits import FAKE_KEY, KITS, provider_env, server  # noqa: F401 (fixtures)
+from providers.kits import FAKE_KEY, KITS, provider_env, registry_for, server  # noqa: F401 (fixtures)
 from providers.server import Reply, closed_port_url
 
 MESSAGES = [{"role": "user", "content": f"Is {FAKE_KEY[:6]} a prefix?"}]
@@ -107,30 +107,6 @@ def test_keys_commands_never_print_the_key(run_modelctl):
 
 
 # --- through the command line ---------------------------------------------------------------------
-
-
-def registry_for(deployment, path):
-    """A one-model registry file whose deployment points at the loopback server."""
-    from dataclasses import fields
-
-    values = {f.name: getattr(deployment, f.name) for f in fields(deployment)
-              if f.name not in ("id", "files") and getattr(deployment, f.name) not in (None, ())}
-    dep = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
-    path.write_text(f"""schema_version = 1
-
-[[models]]
-id = "test/served-model"
-name = "Served model"
-provider = "Test"
-category = "foundation"
-tasks = ["chat"]
-license = {{ name = "MIT", open_weights = true }}
-access = {{ free_tier = true, local_capable = {str(deployment.local).lower()} }}
-
-[[models.deployments]]
-{dep}
-""")
-    return str(path)
 
 
 CLI_SCENARIOS = ["success", "401", "404", "400", "500 exhausted", "dropped midway"]
