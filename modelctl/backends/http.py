@@ -652,10 +652,6 @@ def transport_reason(exc: BaseException) -> str:
     return redact(text) or type(exc).__name__
 
 
-def chunks_with_close(gen: Iterator[Any], closers: Sequence[Callable[[], None]]) -> "ClosingIterator":
-    return ClosingIterator(gen, closers)
-
-
 class ClosingIterator:
     """An iterator of chunks that releases its connection when closed, even if it was never
     iterated (a generator that never started would not run its `finally`)."""
