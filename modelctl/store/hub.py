@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
+from urllib.parse import urljoin
 
 from modelctl.errors import (
     AuthError,
@@ -185,7 +186,8 @@ def file_metadata(s: HubSettings, repo: str, filename: str, revision: str | None
         if not _SAFE_NAME.fullmatch(value):
             raise ModelFileError(f"refusing the {label} {value!r} from {s.endpoint}: not a plain name")
     sha = meta.etag if _SHA256.fullmatch(meta.etag) else None
-    return RemoteFile(repo, filename, revision, meta.commit_hash, meta.etag, meta.size, meta.location, sha)
+    location = urljoin(url, meta.location) if meta.location else url
+    return RemoteFile(repo, filename, revision, meta.commit_hash, meta.etag, meta.size, location, sha)
 
 
 def list_repo(s: HubSettings, repo: str, revision: str | None = None) -> RepoListing:
