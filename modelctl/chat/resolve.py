@@ -22,7 +22,7 @@ from modelctl.store.gguf import DEFAULT_MODEL_ID, GGUFFile, check_gguf, default_
 
 if TYPE_CHECKING:
     from modelctl.backends.base import Backend
-    from modelctl.registry import Model
+    from modelctl.registry import Deployment, Model
 
 # Keys of the user's config.toml [chat] table, and their types.
 CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -31,8 +31,8 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "seed": int, "repeat_penalty": (int, float), "stop": list,
     "ctx": int, "gpu_layers": int, "threads": int, "options": dict,
 }
-# Used when neither the registry, the config nor a flag sets max_tokens: base models (like the
-# embedded default) may never emit an end-of-generation token.
+# Used for local models when neither the registry, the config nor a flag sets max_tokens: base
+# models (like the embedded default) may never emit an end-of-generation token.
 DEFAULT_MAX_TOKENS = 512
 _PARAM_KEYS = ("max_tokens", "temperature", "top_p", "top_k", "seed", "repeat_penalty")
 
@@ -85,7 +85,7 @@ def _file_of(model: "Model") -> Path:
     if path is None:
         raise NotFoundError(
             f"model '{model.id}': its GGUF file is not on this machine",
-            hint=f"modelctl pull {model.id}, or pass --model PATH.gguf",
+            hint=f"modelctl pull {model.id}, or --deployment KIND for a server, or --model PATH.gguf",
         )
     return path
 
@@ -95,11 +95,26 @@ def _from_entry(entry: "Model") -> LocalModel:
     return LocalModel(path, entry.id, check_gguf(path), entry, [entry.id, *entry.aliases, path.name])
 
 
-def resolve_target(name: str | None) -> "LocalModel | Model":
-    """MODEL -> a checked local GGUF (LocalModel), or the registry entry of a model that runs on
-    a server or API (one without a llama.cpp deployment)."""
+@dataclass
+class ServedModel:
+    """A registry model reached through one of its server or API deployments."""
+
+    entry: "Model"
+    deployment: "Deployment"
+
+
+def resolve_target(name: str | None, deployment: str | None = None) -> "LocalModel | ServedModel":
+    """MODEL (and --deployment) -> a checked local GGUF, or a server/API deployment.
+
+    A registry model runs locally when it has a llama.cpp deployment (its file must be on this
+    machine) unless `deployment` names another one; a model without one runs where the registry
+    says (a local server first).
+    """
     if not name:
         name = user_chat_config().get("model")
+    if not name or looks_like_path(name):
+        if deployment:
+            raise UsageError("--deployment applies to registry models")
     if not name:
         entry = None
         try:
@@ -122,25 +137,29 @@ def resolve_target(name: str | None) -> "LocalModel | Model":
         names = ([entry.id, *entry.aliases] if entry else []) + [path.name]
         return LocalModel(path, entry.id if entry else path.name, info, entry, names)
     entry = _registry().get(name)
-    if entry is None:
+    if entry is None and not deployment:
         from modelctl.store.locate import find_import
 
         imported = find_import(name)
         if imported is not None:
             return LocalModel(imported, name, check_gguf(imported), None, [name, imported.name])
+    if entry is None:
         entry = _registry().resolve(name)  # NotFoundError with suggestions
-    if not any(d.kind == "llama.cpp" for d in entry.deployments):
-        return entry
-    return _from_entry(entry)
+    if deployment:
+        dep = entry.deployment(deployment)
+        return _from_entry(entry) if dep.kind == "llama.cpp" else ServedModel(entry, dep)
+    if any(d.kind == "llama.cpp" for d in entry.deployments):
+        return _from_entry(entry)
+    return ServedModel(entry, entry.deployment())
 
 
 def resolve_local_model(name: str | None) -> LocalModel:
     """The checked local GGUF file for MODEL."""
     target = resolve_target(name)
     if not isinstance(target, LocalModel):
-        kinds = ", ".join(sorted({d.kind for d in target.deployments}))
+        kinds = ", ".join(sorted({d.kind for d in target.entry.deployments}))
         raise BackendError(
-            f"model '{target.id}' has no llama.cpp deployment (it has: {kinds})",
+            f"model '{target.entry.id}' has no llama.cpp deployment (it has: {kinds})",
             hint="pass --model PATH.gguf",
         )
     return target
@@ -163,9 +182,10 @@ def user_chat_config() -> dict[str, Any]:
     return table
 
 
-def layered_params(entry: "Model | None", flags: GenerationParams) -> GenerationParams:
-    """Built-in defaults, registry defaults, the user's [chat] config, then the flags."""
-    params = GenerationParams(max_tokens=DEFAULT_MAX_TOKENS)
+def layered_params(entry: "Model | None", flags: GenerationParams, *, local: bool = True) -> GenerationParams:
+    """Built-in defaults (local models only), registry defaults, the user's [chat] config, then
+    the flags."""
+    params = GenerationParams(max_tokens=DEFAULT_MAX_TOKENS if local else None)
     if entry is not None:
         d = entry.defaults
         params = params.overlay(**{k: getattr(d, k) for k in _PARAM_KEYS}, stop=tuple(d.stop))
@@ -212,27 +232,42 @@ def open_chat(
     n_ctx: int | None = None,
     n_gpu_layers: int | None = None,
     n_threads: int | None = None,
+    deployment: str | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    debug: bool | None = None,
     need_template: bool = True,
 ) -> ChatSetup:
     """Resolve MODEL, its template and parameters, and build the backend (a local model is not
     loaded yet). `options` are `-o KEY=VALUE`: llama.cpp parameters for a local model, extra
-    request fields for a server or API."""
+    request fields for a server or API. `api_base` without `deployment` means an OpenAI-compatible
+    server that knows MODEL by that name."""
     cfg = user_chat_config()
     flags = flags or GenerationParams()
     system = system if system is not None else cfg.get("system")
-    target = resolve_target(model)
-    if not isinstance(target, LocalModel):
-        local_only = [flag for flag, value in (("--template", template), ("--ctx", n_ctx),
-                      ("--gpu-layers", n_gpu_layers), ("--threads", n_threads)) if value is not None]
-        if local_only:
-            raise UsageError(
-                f"{', '.join(local_only)}: only for local (llama.cpp) models; '{target.id}' runs on a server or API"
-            )
+    local_flags = (("--template", template), ("--ctx", n_ctx), ("--gpu-layers", n_gpu_layers), ("--threads", n_threads))
+
+    def served(entry: "Model | None", dep: "Deployment", model_id: str) -> ChatSetup:
+        given = [flag for flag, value in local_flags if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only for local (llama.cpp) models; '{model_id}' runs on a server or API")
         from modelctl.backends.factory import open_backend
 
-        backend = open_backend(target)
-        params = layered_params(target, flags.overlay(extra=dict(options or {})))
-        return ChatSetup(target.id, backend, params, system)
+        backend = open_backend(entry, dep, api_base=api_base, api_key=api_key, debug=debug or None)
+        params = layered_params(entry, flags.overlay(extra=dict(options or {})), local=False)
+        return ChatSetup(model_id, backend, params, system)
+
+    if api_base and not deployment:
+        from modelctl.backends.factory import adhoc_deployment
+
+        if not model:
+            raise UsageError("--api-base needs --model NAME (the model name the server knows)")
+        return served(None, adhoc_deployment(api_base, model), model)
+    target = resolve_target(model, deployment)
+    if isinstance(target, ServedModel):
+        return served(target.entry, target.deployment, target.entry.id)
+    if api_base or api_key:
+        raise UsageError(f"--api-base and --api-key are for servers and APIs; '{target.model_id}' runs here")
 
     from modelctl.backends.llamacpp import LlamaCppBackend
 

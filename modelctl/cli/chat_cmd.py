@@ -1,4 +1,4 @@
-"""`modelctl chat` (one-shot or interactive) and `modelctl embed`, on local GGUF models.
+"""`modelctl chat` (one-shot or interactive) and `modelctl embed`.
 
 Thin shells over modelctl.chat: parse the flags, resolve the model, run. llama_cpp, rich.live and
 jinja2 are imported only on the way to a model.
@@ -13,7 +13,10 @@ import typer
 
 from modelctl.errors import UsageError
 
-_MODEL_HELP = "Registry id or alias with a local llama.cpp deployment, or a path to a .gguf file. Default: [chat] model in config.toml, else the embedded Gemma 3 270M."
+_MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: [chat] model in config.toml, else the embedded Gemma 3 270M."
+_DEPLOYMENT_HELP = "Which of the model's deployments to use, by id or kind (llama.cpp, ollama, openai, …)."
+_API_BASE_HELP = "An OpenAI-compatible server's base URL (with --model NAME as the server knows it); with --deployment, that deployment's endpoint."
+_API_KEY_HELP = "The API key (else the deployment's key variable, else the keys file). Never printed."
 
 
 def _parse_options(pairs: List[str]) -> dict[str, str]:
@@ -47,12 +50,15 @@ def chat(
     ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens (default 4096, at most the model's)."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU (-1: all; default: all when the build supports Metal/CUDA, else 0)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for generation."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP),
+    api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
+    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings."),
     debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend and timings on stderr."),
 ) -> None:
-    """Chat with a local model (llama.cpp). With a prompt (argument and/or stdin): one answer,
-    streamed to stdout. Without: an interactive chat."""
+    """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt
+    (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat."""
     from modelctl.backends.base import GenerationParams
     from modelctl.chat.resolve import open_chat
 
@@ -71,6 +77,7 @@ def chat(
     setup = open_chat(
         model, template=template, system=system, flags=flags, options=_parse_options(option or []),
         n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads,
+        deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
     )
     try:
         if text is None:
@@ -90,9 +97,12 @@ def embed(
     ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP),
+    api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
+    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
 ) -> None:
-    """Embed texts with a local GGUF model; print JSON: model, dimensions, embeddings (one
-    L2-normalized vector per text, in order)."""
+    """Embed texts; print JSON: model, dimensions, embeddings (one vector per text, in order).
+    A local GGUF model's vectors are L2-normalized."""
     from modelctl.chat.resolve import open_chat
     from modelctl.cli.output import print_json
 
@@ -102,7 +112,8 @@ def embed(
         items = [line for line in (piped or "").splitlines() if line.strip()]
     if not items:
         raise UsageError("nothing to embed: give texts as arguments or lines on stdin")
-    setup = open_chat(model, n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads, need_template=False)
+    setup = open_chat(model, n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads, need_template=False,
+                      deployment=deployment, api_base=api_base, api_key=api_key)
     try:
         vectors = setup.backend.embed(items)
     finally:
