@@ -48,10 +48,11 @@ def source():
 
 
 @pytest.fixture(scope="module")
-def copies(source, request):
-    """The rewritten copies, kept in pytest's cache between runs (reading the 262k-token
-    vocabulary with the gguf package takes a few seconds)."""
-    folder = Path(request.config.cache.mkdir("modelctl-gguf-copies"))
+def copies(source, request, tmp_path_factory):
+    """The rewritten copies, kept in pytest's cache between runs when there is one (reading the
+    262k-token vocabulary with the gguf package takes a few seconds)."""
+    cache = getattr(request.config, "cache", None)
+    folder = Path(cache.mkdir("modelctl-gguf-copies")) if cache else tmp_path_factory.mktemp("gguf-copies")
     st = source.stat()
     stamp = json.dumps({"v": COPY_VERSION, "size": st.st_size, "mtime": st.st_mtime_ns, "copies": sorted(COPIES)})
     stamp_file = folder / "stamp.json"

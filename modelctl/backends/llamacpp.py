@@ -367,7 +367,14 @@ class LlamaCppBackend(BaseBackend):
 
     def _remember(self, llama_cpp, tokens: Sequence[int]) -> None:
         """Keep the tokens of a finished answer, keyed by its text, and by its text without
-        surrounding whitespace (templates often trim content) where whole tokens make that up."""
+        surrounding whitespace (templates often trim content) where whole tokens make that up.
+
+        Only plain-text tokens: an answer holding a control token is not kept, so a remembered
+        sequence is always a valid plain-text tokenization of its key, whoever's message that
+        text later appears in."""
+        vocab = self._llm._model.vocab
+        if any(llama_cpp.llama_vocab_is_control(vocab, t) for t in tokens):
+            return
         variants = {}
         for lo, hi in ((0, len(tokens)), self._trim(llama_cpp, tokens, 1, 0), self._trim(llama_cpp, tokens, 1, 1)):
             part = tuple(tokens[lo:hi])

@@ -166,7 +166,11 @@ class Repl:
         from modelctl.chat import debug as dbg
         from modelctl.chat.render import MarkdownStream, PlainStream
 
-        reply = start()
+        try:
+            reply = start()
+        except KeyboardInterrupt:  # while the prompt was being prepared: nothing was added
+            self.note("[interrupted]")
+            return
         if self.debug:
             dbg.prompt_report(self.session.backend)
         console = self.out
