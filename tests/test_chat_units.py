@@ -1,18 +1,15 @@
 """The parts of the chat loop that need no model: stop strings over a stream, the Markdown block
-splitter and renderer, parameter layering, and the conversation bookkeeping of a session."""
+splitter and renderer, parameter layering."""
 
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 
-from modelctl.backends.base import Chunk, GenerationParams, Timings, Usage
+from modelctl.backends.base import GenerationParams
 from modelctl.chat.render import BlockSplitter, MarkdownStream, PlainStream
-from modelctl.chat.session import ChatSession, parse_conversation
 from modelctl.chat.stops import StopMatcher
-from modelctl.errors import UsageError
 
 # --- stop strings --------------------------------------------------------------------------
 
@@ -136,95 +133,3 @@ def test_params_overlay_layers_and_accumulates_stops():
     assert layered.stop == ("A", "B") and layered.extra == {"min_p": "0.1"}
     with pytest.raises(TypeError):
         base.overlay(nonsense=1)
-
-
-# --- the session's bookkeeping (a backend that answers with fixed text) ------------------------
-
-
-class EchoBackend:
-    """A minimal Backend: answers "echo: <last user message>", word by word."""
-
-    template = None
-
-    def __init__(self):
-        self.seen = []
-
-    def chat(self, messages, params):
-        self.seen.append([dict(m) for m in messages])
-        words = f"echo: {messages[-1]['content']}".split(" ")
-
-        def gen():
-            for i, w in enumerate(words):
-                yield Chunk(text=w if i == 0 else " " + w)
-            yield Chunk(finish_reason="stop", usage=Usage(3, len(words)), timings=Timings())
-
-        return gen()
-
-    def describe(self):
-        return {"model_id": "echo", "kind": "test"}
-
-
-def drain(reply):
-    return "".join(reply)
-
-
-def test_session_turns_undo_regen_reset():
-    backend = EchoBackend()
-    s = ChatSession(backend, system="be brief")
-    assert drain(s.ask("one")) == "echo: one"
-    assert drain(s.ask("two")) == "echo: two"
-    assert backend.seen[-1][0] == {"role": "system", "content": "be brief"}
-    assert [m["role"] for m in s.messages] == ["user", "assistant"] * 2
-    drain(s.regen())
-    assert len(s.messages) == 4 and backend.seen[-1][-1] == {"role": "user", "content": "two"}
-    assert s.undo() == 2 and len(s.messages) == 2
-    s.reset()
-    assert s.messages == [] and s.system == "be brief"
-    with pytest.raises(UsageError):
-        s.regen()
-
-
-def test_interrupted_answer_is_kept():
-    s = ChatSession(EchoBackend())
-    reply = s.ask("a b c d")
-    it = iter(reply)
-    next(it)
-    next(it)
-    reply.close()  # what the REPL does on Ctrl-C
-    assert reply.finish_reason == "interrupted"
-    assert s.messages[-1] == {"role": "assistant", "content": "echo: a"}
-
-
-def test_set_param():
-    s = ChatSession(EchoBackend())
-    assert s.set_param("temperature", "0.2").temperature == 0.2
-    assert s.set_param("max-tokens", "7").max_tokens == 7
-    assert s.set_param("stop", "###").stop == ("###",)
-    assert s.set_param("min_p", "0.05").extra == {"min_p": "0.05"}
-    assert s.set_param("temperature", "none").temperature is None
-    with pytest.raises(UsageError):
-        s.set_param("top_k", "many")
-
-
-def test_save_and_load(tmp_path):
-    s = ChatSession(EchoBackend(), system="sys", model="echo")
-    drain(s.ask("hello"))
-    path = s.save(tmp_path / "conv.json")
-    data = json.loads(path.read_text())
-    assert data["format"] == "modelctl-chat" and data["messages"][1]["content"] == "echo: hello"
-    other = ChatSession(EchoBackend())
-    other.load(path)
-    assert other.system == "sys" and other.messages == s.messages
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"messages": [{"role": "wizard", "content": "x"}]}')
-    with pytest.raises(UsageError, match="message 1"):
-        other.load(bad)
-    bad.write_text("not json")
-    with pytest.raises(UsageError, match="invalid JSON"):
-        other.load(bad)
-    with pytest.raises(UsageError, match="no such file"):
-        other.load(tmp_path / "missing.json")
-    assert parse_conversation([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]) == (
-        "s",
-        [{"role": "user", "content": "u"}],
-    )
