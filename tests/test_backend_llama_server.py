@@ -151,3 +151,25 @@ def test_chat_command_json_through_the_server(llama_server, cli, tmp_path, monke
     assert whole.exit_code == 0, whole.output
     usage = json.loads(whole.stdout)["usage"]
     assert usage["prompt_tokens"] > 0 and 0 < usage["completion_tokens"] <= 8
+
+
+def test_describe_while_streaming_does_not_cut_the_answer(backend):
+    """llama.cpp's server abandons a running answer when another request arrives: `--debug`
+    describes the backend mid-stream, which must not send one."""
+    stream = backend.chat(QUESTION, GREEDY)
+    first = next(stream)
+    meta = backend.describe()
+    assert "service" not in meta  # no live lookup while the answer streams
+    text, final = collect(stream)
+    assert (first.text + text).strip() and final.finish_reason in ("stop", "length")
+    assert backend.describe()["service"]["served_models"]  # looked up once the answer is done
+
+
+def test_debug_chat_through_the_server(llama_server, run_modelctl):
+    proc = run_modelctl("chat", "--api-base", llama_server["url"], "--model", "gemma", "--api-key", SERVER_KEY,
+                        "Name a colour.", "--max-tokens", "8", "--temperature", "0", "--debug")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert "debug: backend: openai-compatible" in proc.stderr
+    assert "debug: key source: --api-key" in proc.stderr
+    assert SERVER_KEY not in proc.stdout + proc.stderr

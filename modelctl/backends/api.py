@@ -80,6 +80,9 @@ class ApiBackend(BaseBackend):
         self.endpoint = ""
         self.http: HttpClient | None = None
         self._live: dict[str, Any] | None = None
+        # Answers being streamed now: no other request is made meanwhile, because some servers
+        # (llama.cpp's among them) abandon a running answer when a new request arrives.
+        self._open_streams = 0
 
     # --- construction helpers ------------------------------------------------------------------
 
@@ -100,7 +103,7 @@ class ApiBackend(BaseBackend):
         meta["endpoint"] = self.endpoint
         if self.key.source:
             meta["key_source"] = self.key.source
-        if self._live is None:
+        if self._live is None and not self._open_streams:
             try:
                 self._live = self.live_info() or {}
             except ModelctlError as exc:
@@ -169,6 +172,16 @@ class ApiBackend(BaseBackend):
         event and records finish reason and usage in the state; it raises (through
         `stream.interrupted`) for an error the provider sends mid-stream."""
 
+        self._open_streams += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._open_streams -= 1
+                stream.close()
+
         def gen() -> Iterator[Chunk]:
             state = StreamState()
             try:
@@ -181,12 +194,12 @@ class ApiBackend(BaseBackend):
                     if state.done:
                         break
             finally:
-                stream.close()
+                release()
             if state.finish_reason is None:
                 raise stream.interrupted("the stream ended before the answer was finished")
             yield self.final_chunk(state, clock, timings_extra(state) if timings_extra else {})
 
-        return ClosingIterator(gen(), [stream.close])
+        return ClosingIterator(gen(), [release])
 
     def final_chunk(self, state: StreamState, clock: StreamClock, extra: Mapping[str, Any] | None = None) -> Chunk:
         usage = state.usage

@@ -18,8 +18,14 @@ def prompt_report(backend: Any, out: IO[str] | None = None) -> None:
     tokens = list(getattr(backend, "last_prompt_tokens", []) or [])
     describe = backend.describe()
     _line(out, "model", f"{describe.get('model_id')} ({describe.get('file', describe.get('endpoint', '?'))})")
-    _line(out, "backend", f"{describe.get('kind')}, {describe.get('compute', '?')}"
-          + (f", {describe['threads']} threads" if describe.get("threads") else ""))
+    if describe.get("compute"):  # in-process: where the layers run
+        _line(out, "backend", f"{describe.get('kind')}, {describe['compute']}"
+              + (f", {describe['threads']} threads" if describe.get("threads") else ""))
+    else:  # a server or API: which service answers, and with whose key (never the key itself)
+        _line(out, "backend", describe.get("kind"))
+        for key in ("api_version", "deployment_name", "key_source"):
+            if describe.get(key):
+                _line(out, key.replace("_", " "), describe[key])
     if describe.get("load_s") is not None:
         _line(out, "load time", f"{describe['load_s']:.3f} s")
     if rendered is None:
