@@ -173,3 +173,31 @@ def test_debug_chat_through_the_server(llama_server, run_modelctl):
     assert "debug: backend: openai-compatible" in proc.stderr
     assert "debug: key source: --api-key" in proc.stderr
     assert SERVER_KEY not in proc.stdout + proc.stderr
+
+
+def test_repl_debug_on_shows_server_requests(llama_server, tmp_path):
+    """`/debug on` in an interactive chat with a server model turns on the request dump."""
+    import re
+    from pathlib import Path
+
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, MODELCTL_HOME=str(tmp_path / "home"), TERM="xterm-256color")
+    child = pexpect.spawn(
+        str(Path(sys.executable).with_name("modelctl")),
+        ["chat", "--api-base", llama_server["url"], "--model", "gemma", "--api-key", SERVER_KEY,
+         "--max-tokens", "4", "--temperature", "0"],
+        env=env, encoding="utf-8", timeout=90, dimensions=(30, 100),
+    )
+    try:
+        child.expect_exact(">>> ")
+        child.sendline("/debug on")
+        child.expect_exact(">>> ")
+        child.sendline("Hello")
+        child.expect_exact(">>> ")
+        shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+        assert "debug: request: POST" in shown and "Bearer ***" in shown
+        assert SERVER_KEY not in shown
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)

@@ -282,6 +282,10 @@ class Repl:
         if args.lower() not in ("on", "off"):
             raise UsageError("usage: /debug on|off")
         self.debug = args.lower() == "on"
+        # Server and API backends print their requests themselves, through their debug log.
+        backend_log = getattr(self.session.backend, "debug", None)
+        if hasattr(backend_log, "enabled"):
+            backend_log.enabled = self.debug
         self.note(f"debug {args.lower()}")
 
     def cmd_info(self, args: str) -> None:
