@@ -165,3 +165,21 @@ def test_closing_a_stream_early_releases_it(kit, server, open_kit):
     stream.close()  # what Ctrl-C does through the chat loop
     text, final = ask(backend)  # the backend is still usable
     assert text == "Hello world!" and final.finish_reason == "stop"
+
+
+def test_chat_json_prints_the_partial_answer_of_a_cut_off_stream(server, provider_env, cli, tmp_path):
+    """`modelctl chat --json`: a stream dropped midway still prints its object, then exits 7."""
+    import json
+
+    from providers.kits import KIT, registry_for
+
+    kit = KIT["openai-compatible"]
+    server.route("POST", kit.chat_path, kit.stream(["Hello", " world", " and more"], drop_after=PREAMBLE[kit.name] + 2))
+    registry = registry_for(kit.deployment(server.url), tmp_path / "registry.toml")
+    result = cli("--registry", registry, "chat", "-m", "test/served-model", "Say hello", "--json",
+                 env={"VLLM_API_KEY": FAKE_KEY, "MODELCTL_RETRIES": "0"})
+    assert result.exit_code == 7
+    data = json.loads(result.stdout)
+    assert data["text"] == "Hello world" and data["finish_reason"] == "interrupted"
+    assert "cut off after 11 characters" in data["error"]
+    assert result.stderr.startswith("modelctl: error: ") and FAKE_KEY not in result.output

@@ -7,6 +7,7 @@ from typing import IO, Any
 
 from modelctl.chat.resolve import ChatSetup
 from modelctl.chat.session import ChatSession, Reply
+from modelctl.errors import ModelctlError
 
 
 def reply_json(reply: Reply, setup: ChatSetup) -> dict[str, Any]:
@@ -36,7 +37,11 @@ def run_once(
     debug: bool = False,
     out: IO[str] | None = None,
 ) -> Reply:
-    """Ask `prompt` once. Ctrl-C stops the answer (what arrived stays printed) and propagates."""
+    """Ask `prompt` once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
+
+    With `as_json`, an answer that ends early (Ctrl-C, a stream cut off midway) still prints its
+    object, finish_reason "interrupted" and the error's message under "error", before the error
+    propagates to set the exit code."""
     from modelctl.chat import debug as dbg
 
     out = out or sys.stdout
@@ -52,6 +57,15 @@ def run_once(
                 out.write(delta)
                 out.flush()
                 wrote_last = delta
+    except (ModelctlError, KeyboardInterrupt) as exc:
+        if as_json:
+            from modelctl.cli.output import print_json
+
+            reply.close()
+            data = reply_json(reply, setup)
+            data["error"] = str(exc) if isinstance(exc, ModelctlError) else "interrupted"
+            print_json(data)
+        raise
     finally:
         reply.close()
         if live and wrote_last and not wrote_last.endswith("\n"):
