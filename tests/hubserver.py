@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -418,29 +417,8 @@ def isolate_hf(tmp_path: Path, monkeypatch) -> Path:
 def make_gguf(path: Path | str, *, arch: str = "llama", file_type: int = 15, n_floats: int = 4096,
               template: str | None = None, name: str | None = "Tiny Test Model", context: int = 256,
               extra: dict[str, Any] | None = None) -> Path:
-    """A small valid GGUF file (written with the `gguf` package): one f32 tensor of `n_floats`."""
-    import gguf
-    import numpy as np
+    """A small valid GGUF file: one f32 tensor of `n_floats`."""
+    from ggufs import write_gguf
 
-    path = Path(path)
-    writer = gguf.GGUFWriter(str(path), arch)
-    writer.add_block_count(1)
-    writer.add_context_length(context)
-    if name:
-        writer.add_name(name)
-    writer.add_file_type(file_type)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(["<unk>", "<s>", "</s>", "hi"])
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    if template is not None:
-        writer.add_chat_template(template)
-    for key, value in (extra or {}).items():
-        writer.add_string(key, value)
-    rng = np.random.default_rng(n_floats)
-    writer.add_tensor("w", rng.random(n_floats, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_gguf(path, arch, name=name, file_type=file_type, context=context, template=template,
+                      kv=extra, n_floats=n_floats)

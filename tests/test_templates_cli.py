@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+import ggufs
+
 HELLO = json.dumps([{"role": "user", "content": "Hello"}])
 CONVERSATION = json.dumps(
     [
@@ -18,22 +20,9 @@ CONVERSATION = json.dumps(
 
 
 def write_gguf(path, *, template: str | None = None, name: str = "Test Model", arch: str = "llama"):
-    """A real (tensor-less) GGUF file written by the gguf package."""
-    gguf = pytest.importorskip("gguf")
-    w = gguf.GGUFWriter(str(path), arch)
-    w.add_name(name)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(["<unk>", "<s>", "</s>", "<|eot|>"])
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    if template is not None:
-        w.add_chat_template(template)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
-
+    """A real GGUF file written by the gguf package."""
+    pytest.importorskip("gguf")
+    return ggufs.write_gguf(path, arch, name=name, template=template, tokens=("<unk>", "<s>", "</s>", "<|eot|>"))
 
 def test_prompt_prints_the_exact_text(cli):
     r = cli("prompt", "--template", "gemma", input=CONVERSATION)

@@ -15,7 +15,6 @@ match wins. Names are tried in the order given (model id, aliases, file name), t
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
