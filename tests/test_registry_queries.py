@@ -218,3 +218,19 @@ def test_version_and_help(cli, run_modelctl):
         assert cli(*args).exit_code == 0
     proc = run_modelctl("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"modelctl {__version__}"
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["list", "--min-context", "abc"], "Invalid value for '--min-context'"),
+        (["show"], "Missing argument 'model'"),
+        (["registry", "validate", "--bogus"], "No such option: --bogus (see `modelctl registry validate --help`)"),
+        (["--bogus"], "No such option: --bogus (see `modelctl --help`)"),
+    ],
+)
+def test_bad_flags_are_one_line_with_exit_code_2(run_modelctl, args, expected):
+    proc = run_modelctl(*args)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("modelctl: error: ") and proc.stderr.count("\n") == 1
+    assert expected in proc.stderr

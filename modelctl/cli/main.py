@@ -33,6 +33,22 @@ def _debug_requested() -> bool:
     return "--debug" in sys.argv[1:] or os.environ.get("MODELCTL_DEBUG", "") not in ("", "0")
 
 
+def _is_usage_error(exc: Exception) -> bool:
+    # click's UsageError (vendored by newer typer releases, so matched by shape, not by class);
+    # a group called without a command shows its help instead.
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return False
+    return getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message") and hasattr(exc, "ctx")
+
+
+def _usage_error(exc: Exception) -> None:
+    """Bad flags or arguments: one line, like every other error, instead of click's block."""
+    where = exc.ctx.command_path if exc.ctx else "modelctl"  # type: ignore[attr-defined]
+    message = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
+    typer.echo(f"modelctl: error: {message} (see `{where} --help`)", err=True)
+    raise typer.Exit(2) from None
+
+
 class ModelctlGroup(TyperGroup):
     """Turns library errors into one line on stderr and a documented exit code."""
 
@@ -53,6 +69,18 @@ class ModelctlGroup(TyperGroup):
             # Downstream closed the pipe (`modelctl list | head`): not an error worth a traceback.
             sys.stderr.close()
             raise typer.Exit(0) from None
+        except Exception as exc:
+            if not _is_usage_error(exc):
+                raise
+            _usage_error(exc)
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # the top-level options are parsed here, outside invoke()
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except Exception as exc:
+            if not _is_usage_error(exc):
+                raise
+            _usage_error(exc)
 
 
 app = typer.Typer(
