@@ -7,10 +7,11 @@ platform's user directories are used. Nothing is created until something is writ
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from modelctl.errors import ModelctlError
 
@@ -106,3 +107,21 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+@contextmanager
+def locked_update(path: Path) -> Iterator[None]:
+    """Hold the lock of `path` for a read-modify-write of it.
+
+    Every process that changes `path` (the keys file, the user registry, the store index) takes
+    this lock from before it reads the file until the new file has replaced it, so two modelctl
+    commands at once never lose each other's change. The lock files live in `<data_dir>/locks/`,
+    not beside the files: the config directory keeps only what its user wrote.
+    """
+    from filelock import FileLock
+
+    locks = get_paths().data_dir / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"{path.name}.lock")):
+        yield

@@ -168,6 +168,7 @@ def read_keys() -> dict[str, str]:
 
 
 def _write_keys(keys: Mapping[str, str]) -> Path:
+    """Replace the keys file; the caller holds `locked_update(keys_path())` since it read it."""
     import json
 
     from modelctl.config import atomic_write
@@ -196,22 +197,28 @@ def check_key_text(value: str) -> str:
 
 def store_key(name: str, value: str) -> Path:
     """Save a key for `name` (a provider or variable name) in the keys file."""
+    from modelctl.config import locked_update
+
     name = canonical(name)
     value = check_key_text(value)
     remember_secret(value)
-    keys = read_keys()
-    keys[name] = value
-    return _write_keys(keys)
+    with locked_update(keys_path()):  # another `keys set` at once must not lose this key or its own
+        keys = read_keys()
+        keys[name] = value
+        return _write_keys(keys)
 
 
 def delete_key(name: str) -> bool:
     """Remove the stored key for `name`; False when there was none."""
+    from modelctl.config import locked_update
+
     name = canonical(name)
-    keys = read_keys()
-    if name not in keys:
-        return False
-    del keys[name]
-    _write_keys(keys)
+    with locked_update(keys_path()):
+        keys = read_keys()
+        if name not in keys:
+            return False
+        del keys[name]
+        _write_keys(keys)
     return True
 
 

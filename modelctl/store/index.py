@@ -51,14 +51,11 @@ def read_index(path: Path | None = None) -> dict[str, Any]:
 @contextmanager
 def update_index() -> Iterator[dict[str, Any]]:
     """Yield the index for changing in place; it is written back when the block ends normally."""
-    from filelock import FileLock
-
-    from modelctl.config import atomic_write
+    from modelctl.config import atomic_write, locked_update
     from modelctl.store.paths import store_index_path
 
     path = store_index_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    with locked_update(path):
         data = read_index(path)
         yield data
         atomic_write(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())

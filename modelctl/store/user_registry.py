@@ -8,6 +8,8 @@ model already there is updated in place, keeping what its user wrote and replaci
 llama.cpp deployment of that repository (the file is then rewritten by `tomli_w`). Either way the
 new file is validated with `modelctl.registry.check_file`, and checked against the other layers,
 before it replaces the old one; an entry that would not validate is refused and nothing changes.
+All of it, from reading the file to replacing it, happens under the lock of the file
+(`modelctl.config.locked_update`), so two `modelctl pull hf:…` at once keep each other's entries.
 """
 
 from __future__ import annotations
@@ -199,18 +201,10 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def save_entry(entry: dict[str, Any]) -> Path:
-    """Add or update `entry` in the user registry, validated before the file is replaced."""
-    import tempfile
-
+def _new_contents(path: Path, entry: dict[str, Any]) -> bytes:
+    """The user registry with `entry` appended as text, or merged into the model already there."""
     import tomli_w
 
-    from modelctl.config import get_paths
-    from modelctl.registry import build_model_list, check_file
-    from modelctl.registry.loader import BUILTIN_REGISTRY, load_file
-    from modelctl.registry.registry import Registry
-
-    path = get_paths().user_registry
     doc = _read_user_registry(path)
     models = doc.get("models", [])
     index = next((i for i, m in enumerate(models)
@@ -219,33 +213,51 @@ def save_entry(entry: dict[str, Any]) -> Path:
         text = path.read_text("utf-8") if path.exists() else "schema_version = 1\n"
         if text and not text.endswith("\n"):
             text += "\n"
-        data = (text + "\n" + tomli_w.dumps({"models": [entry]})).encode()
-    else:
-        models[index] = _merge(models[index], entry)
-        doc["models"] = models
-        data = tomli_w.dumps(doc).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        raws, problems = check_file(Path(tmp))
-        if problems:
-            raise RegistryError(
-                f"the entry for {entry['id']} would not validate: {problems[0].message}"
-                + (f" ({problems[0].key})" if problems[0].key else ""),
-                problems=problems,
-            )
-        merged = {m.id.lower(): m for m in build_model_list(load_file(BUILTIN_REGISTRY), str(BUILTIN_REGISTRY))}
-        for m in build_model_list(raws, str(path)):
-            merged[m.id.lower()] = m
-        Registry(list(merged.values()))  # aliases must stay unique across the layers
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        return (text + "\n" + tomli_w.dumps({"models": [entry]})).encode()
+    models[index] = _merge(models[index], entry)
+    doc["models"] = models
+    return tomli_w.dumps(doc).encode()
+
+
+def _check(candidate: Path, path: Path, model_id: str) -> None:
+    """RegistryError unless `candidate` validates, alone and over the built-in registry."""
+    from modelctl.registry import build_model_list, check_file
+    from modelctl.registry.loader import BUILTIN_REGISTRY, load_file
+    from modelctl.registry.registry import Registry
+
+    raws, problems = check_file(candidate)
+    if problems:
+        raise RegistryError(
+            f"the entry for {model_id} would not validate: {problems[0].message}"
+            + (f" ({problems[0].key})" if problems[0].key else ""),
+            problems=problems,
+        )
+    merged = {m.id.lower(): m for m in build_model_list(load_file(BUILTIN_REGISTRY), str(BUILTIN_REGISTRY))}
+    for m in build_model_list(raws, str(path)):
+        merged[m.id.lower()] = m
+    Registry(list(merged.values()))  # aliases must stay unique across the layers
+
+
+def save_entry(entry: dict[str, Any]) -> Path:
+    """Add or update `entry` in the user registry, validated before the file is replaced."""
+    import tempfile
+
+    from modelctl.config import get_paths, locked_update
+
+    path = get_paths().user_registry
+    with locked_update(path):
+        data = _new_contents(path, entry)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".toml", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            _check(Path(tmp), path, entry["id"])
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return path
 
 
