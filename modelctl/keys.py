@@ -61,6 +61,8 @@ ALIASES = {
 _VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # Shortest string treated as a secret by redact(); shorter ones would mangle ordinary text.
 _MIN_SECRET = 6
+# Shortest key `keys set` stores: longer than _MIN_SECRET, so that every stored key is redacted.
+_MIN_KEY = 8
 REDACTED = "***"
 
 _secrets: set[str] = set()
@@ -186,12 +188,16 @@ def _write_keys(keys: Mapping[str, str]) -> Path:
 
 
 def check_key_text(value: str) -> str:
-    """A key as typed or pasted, stripped; printable ASCII without spaces or it is refused."""
+    """A key as typed or pasted, stripped; printable ASCII without spaces, at least _MIN_KEY
+    characters, or it is refused."""
     value = value.strip()
     if not value:
         raise UsageError("the key is empty")
     if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
         raise UsageError("a key is printable ASCII without spaces; the value given is not")
+    if len(value) < _MIN_KEY:
+        raise UsageError(f"that is too short to be an API key ({len(value)} characters)",
+                         hint=f"API keys are at least {_MIN_KEY} characters; paste the whole key")
     return value
 
 

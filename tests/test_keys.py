@@ -67,6 +67,19 @@ def test_odd_key_text_is_refused(value, provider_env):
         keys.store_key("openai", value)
 
 
+@pytest.mark.parametrize("value", ["abc", "sk-1234", "  12345 "])
+def test_a_key_too_short_to_be_redacted_is_refused(value, provider_env, cli):
+    # redact() hides only strings of 6 characters or more: a shorter key echoed by a server
+    # would be printed in clear, so `keys set` takes no key shorter than 8.
+    with pytest.raises(UsageError, match="too short to be an API key"):
+        keys.store_key("openai", value)
+    result = cli("keys", "set", "openai", "--value", value)
+    assert result.exit_code == 2 and "too short to be an API key" in result.output
+    assert not keys.keys_path().exists()
+    keys.store_key("openai", "sk-12345")  # 8 characters: long enough
+    assert keys.read_keys() == {"openai": "sk-12345"}
+
+
 def test_lookup_order_and_sources(provider_env):
     assert keys.find_key("openai") == keys.KeyInfo(None, None)
     keys.store_key("openai", "sk-file-value-1")
