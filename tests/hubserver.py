@@ -414,6 +414,31 @@ def isolate_hf(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path / "hf-cache"
 
 
+def write_llamacpp_registry(path: Path, model_id: str, repo: str, files: dict[str, list[str]]) -> Path:
+    """A one-model registry whose llama.cpp deployment lists `files` (quant -> its file names,
+    shards in order) from the Hub repository `repo`; the first quant is the default."""
+    rows = []
+    for quant, names in files.items():
+        shards = f", shards = {json.dumps(names)}" if len(names) > 1 else ""
+        rows.append(f'{{ quant = "{quant}", filename = "{names[0]}"{shards} }}')
+    path.write_text(f"""
+[[models]]
+id = "{model_id}"
+name = "{model_id}"
+provider = "Test"
+category = "foundation"
+tasks = ["completion"]
+license = {{ name = "MIT", open_weights = true }}
+access = {{ free_tier = true, local_capable = true }}
+[[models.deployments]]
+kind = "llama.cpp"
+repo = "{repo}"
+default_quant = "{next(iter(files))}"
+files = [{", ".join(rows)}]
+""")
+    return path
+
+
 def make_gguf(path: Path | str, *, arch: str = "llama", file_type: int = 15, n_floats: int = 4096,
               template: str | None = None, name: str | None = "Tiny Test Model", context: int = 256,
               extra: dict[str, Any] | None = None) -> Path:

@@ -1,21 +1,26 @@
 """Two modelctl commands at once: pulls that write the user registry together, `keys set` beside
-another writer. The pulls are real processes against the loopback Hub (tests/hubserver.py),
-sequenced with its gate."""
+another writer, and `rm` while a pull of the same model is downloading. The pulls are real
+processes against the loopback Hub (tests/hubserver.py), sequenced with its gate."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 pytest.importorskip("gguf")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import HubServer, isolate_hf, make_gguf  # noqa: E402
+from hubserver import HubServer, isolate_hf, make_gguf, sha256_file, write_llamacpp_registry  # noqa: E402
+
+REPO = "test/Busy-GGUF"
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +36,25 @@ def hub(monkeypatch):
     server.stop()
 
 
+@pytest.fixture
+def busy_model(tmp_path, hub, monkeypatch):
+    """A registry model with two quantizations on the loopback Hub."""
+    d = tmp_path / "served"
+    d.mkdir()
+    files = {"Q4_K_M": make_gguf(d / "busy-Q4_K_M.gguf", file_type=15, n_floats=1 << 18),
+             "Q8_0": make_gguf(d / "busy-Q8_0.gguf", file_type=7, n_floats=1 << 16)}
+    for path in files.values():
+        hub.add_file(REPO, path.name, path)
+    reg = write_llamacpp_registry(tmp_path / "registry.toml", "test/busy", REPO,
+                                  {quant: [path.name] for quant, path in files.items()})
+    monkeypatch.setenv("MODELCTL_REGISTRY", str(reg))
+    return files
+
+
+def storage(cache: Path) -> Path:
+    return cache / f"models--{REPO.replace('/', '--')}"
+
+
 def start(*args: str, home: Path) -> subprocess.Popen:
     env = dict(os.environ, MODELCTL_HOME=str(home), NO_COLOR="1")
     return subprocess.Popen([sys.executable, "-m", "modelctl", *args], env=env,
@@ -43,6 +67,26 @@ def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
     finally:
         proc.kill()
     return proc.returncode, out, err
+
+
+@contextmanager
+def paused_pull(hub: HubServer, home: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """A `modelctl pull` that has started its download and waits at the hub's gate until the
+    test sets it."""
+    hub.gate = threading.Event()
+    hub.gate_after = 100_000
+    proc = start("pull", "--quiet", *args, home=home)
+    try:
+        assert hub.gate_reached.wait(60), "the pull never started downloading"
+        yield proc
+    finally:
+        hub.gate.set()
+        proc.kill()
+
+
+def resume(hub: HubServer, proc: subprocess.Popen) -> tuple[int, str, str]:
+    hub.gate.set()
+    return finish(proc)
 
 
 def lock_is_held(path: Path) -> bool:
@@ -112,3 +156,45 @@ def test_keys_are_read_and_written_under_one_lock(monkeypatch):
     keys.delete_key("openai")
     assert seen == [("read", True), ("write", True)] * 2
     assert not lock_is_held(keys.keys_path())
+
+
+# --- rm while a pull downloads --------------------------------------------------------------
+
+
+def test_rm_leaves_a_running_download_alone(cli, hub, busy_model, hf_env, modelctl_home):
+    assert cli("pull", "test/busy", "--quant", "Q8_0").exit_code == 0
+    with paused_pull(hub, modelctl_home, "test/busy", "--quant", "Q4_K_M") as pull:
+        [partial] = storage(hf_env).glob("blobs/*.incomplete")
+        r = cli("rm", "test/busy", "-y", "--json")
+        assert r.exit_code == 0, r.output
+        assert "being downloaded right now" in r.stderr
+        assert partial.exists()  # the Q8_0 file went, the download in progress stayed
+        assert [i["kind"] for i in json.loads(r.stdout)["items"]] == ["hf-cache"]
+        code, out, err = resume(hub, pull)
+    assert code == 0, err
+    assert sha256_file(Path(out.strip())) == sha256_file(busy_model["Q4_K_M"])
+
+
+def test_rm_keeps_the_repo_folder_while_a_download_holds_its_lock(cli, busy_model, hf_env):
+    """A pull holds its blob's lock before its partial file exists and until the blob is linked:
+    the folder it writes into must stay even when nothing else of the repository is left."""
+    from filelock import FileLock
+
+    from modelctl.store.paths import lock_path
+
+    assert cli("pull", "test/busy", "--quant", "Q8_0").exit_code == 0
+    with FileLock(str(lock_path(REPO, sha256_file(busy_model["Q4_K_M"])))):
+        r = cli("rm", "test/busy", "-y")
+        assert r.exit_code == 0, r.output
+        assert (storage(hf_env) / "blobs").is_dir()
+    assert cli("list", "--installed", "--json").stdout.strip() == "[]"
+
+
+def test_a_cache_changed_under_a_pull_is_one_clear_error(hub, busy_model, hf_env, modelctl_home):
+    with paused_pull(hub, modelctl_home, "test/busy", "--quant", "Q4_K_M") as pull:
+        # Another tool puts something where the finished download is to go.
+        (storage(hf_env) / "blobs" / sha256_file(busy_model["Q4_K_M"])).mkdir()
+        code, _, err = resume(hub, pull)
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert "could not be put in place" in err and "run the same command again" in err

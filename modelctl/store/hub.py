@@ -431,8 +431,6 @@ def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "P
     blob = storage / "blobs" / r.etag
     pointer = safe_join(storage / "snapshots" / r.commit, r.filename)
     expected = (w.sha256 or r.sha256 or "").lower() or None
-    blob.parent.mkdir(parents=True, exist_ok=True)
-    _write_ref(storage, r.revision, r.commit)
     lock_file = lock_path(r.repo, r.etag, s.cache)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(lock_file))
@@ -442,6 +440,10 @@ def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "P
         note(f"another download of {r.filename} is in progress; waiting for it")
         lock.acquire()
     try:
+        # The folders are made under the lock: `modelctl rm` leaves a repo folder alone while
+        # one of its blob locks is held.
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        _write_ref(storage, r.revision, r.commit)
         result = Pulled(r.filename, pointer, blob, 0, expected, r.commit, r.revision, role=w.role)
         if blob.exists():
             if expected is None or index.is_verified(index.read_index(), blob, expected):
@@ -490,13 +492,27 @@ def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "P
                 f"{r.repo}/{r.filename}: sha256 mismatch (expected {expected}, got {t.sha256}); "
                 "the download was deleted"
             )
-        os.replace(partial, blob)
-        _link(blob, pointer)
+        _put_in_place(r, partial, blob, pointer)
         result.size, result.transferred = t.size, t.transferred
         result.sha256 = t.sha256
         return result
     finally:
         lock.release()
+
+
+def _put_in_place(r: RemoteFile, partial: Path, blob: Path, pointer: Path) -> None:
+    """Rename the verified download to its blob and link it from the snapshot. Something else
+    changing the cache meanwhile (a partial file or folder deleted under this pull) is said in
+    one line, not a traceback."""
+    try:
+        os.replace(partial, blob)
+        _link(blob, pointer)
+    except OSError as exc:
+        raise ModelctlError(
+            f"the download of {r.repo}/{r.filename} could not be put in place in the Hugging Face "
+            f"cache ({exc.strerror or exc}): was the cache changed while it downloaded?",
+            hint="run the same command again",
+        ) from None
 
 
 def _user_agent() -> str:

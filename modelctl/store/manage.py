@@ -11,16 +11,19 @@ from the header). Removing an imported model forgets it and never deletes the us
 Removing a downloaded model deletes its snapshot links in the Hugging Face cache, and each blob no
 other snapshot still links to (the cache stays consistent for other tools), its unfinished
 downloads, the file assembled from a package, and, for an Ollama deployment, asks the server to
-delete the tag. With `quant`, only that quantization goes.
+delete the tag. With `quant`, only that quantization goes. A blob or unfinished download whose
+download lock (the one `huggingface_hub` takes) is held by a running pull is left alone, and so
+is the repository folder that pull writes into.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from modelctl.errors import ModelctlError, ModelFileError, NotFoundError, UsageError
 
@@ -181,13 +184,45 @@ def _hf_items(repo: str, filenames: list[str], describe: str) -> list[RemovalIte
     return list(by_blob.values())
 
 
-def _partial_items(repo: str) -> list[RemovalItem]:
-    """Unfinished downloads (`blobs/*.incomplete`) of a repository."""
+_INCOMPLETE = ".incomplete"
+
+
+@contextmanager
+def _unless_downloading(repo: str, etag: str) -> Iterator[bool]:
+    """Hold the download lock of blob `etag` (the one `hub` and `huggingface_hub` take) unless a
+    pull holds it now; yields whether it is held here. Never waits."""
+    from filelock import FileLock, Timeout
+
+    from modelctl.store.paths import lock_path
+
+    lock = FileLock(str(lock_path(repo, etag)))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def _busy_note(name: str) -> str:
+    return f"{name} is being downloaded right now; it was left alone"
+
+
+def _add_partial_items(plan: RemovalPlan, repo: str) -> None:
+    """Unfinished downloads (`blobs/*.incomplete`) of a repository, except those a pull is
+    writing right now (deleting one under a running pull would make it fail at the end)."""
     from modelctl.store.paths import repo_folder
 
     blobs = repo_folder(repo) / "blobs"
-    return [RemovalItem("partial", f"unfinished download {p.name}", p, p.stat().st_size, repo)
-            for p in sorted(blobs.glob("*.incomplete")) if p.is_file()]
+    for p in sorted(blobs.glob("*" + _INCOMPLETE)):
+        with _unless_downloading(repo, p.name.removesuffix(_INCOMPLETE)) as idle:
+            if not idle:
+                plan.notes.append(_busy_note(p.name))
+            elif p.is_file():
+                plan.items.append(RemovalItem("partial", f"unfinished download {p.name}", p, p.stat().st_size, repo))
 
 
 def removal_plan(name: str, quant: str | None = None) -> RemovalPlan:
@@ -230,7 +265,7 @@ def _model_plan(model: "Model", quant: str | None) -> RemovalPlan:
             if dep.repo and names:
                 plan.items += _hf_items(dep.repo, names, f"{dep.repo}/")
                 if wanted is None:
-                    plan.items += _partial_items(dep.repo)
+                    _add_partial_items(plan, dep.repo)
             for f in files:
                 local = get_paths().models_dir / Path(f.filename).name
                 if local.is_file():
@@ -257,8 +292,24 @@ def _model_plan(model: "Model", quant: str | None) -> RemovalPlan:
     return plan
 
 
-def _prune(storage: Path) -> None:
-    """Remove empty snapshot directories, and the whole repo folder once no snapshot is left."""
+def _download_running(repo: str) -> bool:
+    """Whether a pull holds the lock of any blob of `repo` (it may be between writing its
+    partial file and linking the finished blob, when neither shows in the repo folder)."""
+    from modelctl.store.paths import locks_dir
+
+    for lock in locks_dir(repo).glob("*.lock"):
+        with _unless_downloading(repo, lock.name.removesuffix(".lock")) as idle:
+            if not idle:
+                return True
+    return False
+
+
+def _prune(repo: str) -> None:
+    """Remove empty snapshot directories, and the whole repo folder once no snapshot is left
+    and no download of the repo is running."""
+    from modelctl.store.paths import repo_folder
+
+    storage = repo_folder(repo)
     snapshots = storage / "snapshots"
     if snapshots.is_dir():
         for root, dirs, files in os.walk(snapshots, topdown=False):
@@ -266,62 +317,79 @@ def _prune(storage: Path) -> None:
                 os.rmdir(root)
     blobs = storage / "blobs"
     has_snapshots = snapshots.is_dir() and any(snapshots.iterdir())
-    has_partial = blobs.is_dir() and any(p.name.endswith(".incomplete") for p in blobs.iterdir())
-    if not has_snapshots and not has_partial:
+    has_partial = blobs.is_dir() and any(p.name.endswith(_INCOMPLETE) for p in blobs.iterdir())
+    if not has_snapshots and not has_partial and not _download_running(repo):
         shutil.rmtree(storage, ignore_errors=True)
+
+
+def _unlink(path: Path, size: int) -> int:
+    """Delete `path`; the bytes freed (`size`, or 0 when it was already gone)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
+
+
+def _remove_blob(item: RemovalItem, plan: RemovalPlan) -> int | None:
+    """Delete a cached file's snapshot links, and its blob unless another snapshot still uses it;
+    the bytes freed, or None when a pull is downloading that blob now (then nothing is touched)."""
+    from modelctl.store.paths import repo_folder
+
+    assert item.path is not None and item.repo is not None
+    with _unless_downloading(item.repo, item.path.name) as idle:
+        if not idle:
+            plan.notes.append(_busy_note(item.filename or item.path.name))
+            return None
+        for link in item.links:
+            if link.is_symlink() or link.exists():
+                link.unlink()
+        if _blob_links(repo_folder(item.repo), item.path):
+            plan.notes.append(f"{item.filename}: kept, other snapshots still use the same file")
+            return 0
+        return _unlink(item.path, item.size)
+
+
+def _remove_partial(item: RemovalItem, plan: RemovalPlan) -> int | None:
+    """Delete an unfinished download; None when a pull has (re)started it since the plan was made."""
+    assert item.path is not None and item.repo is not None
+    with _unless_downloading(item.repo, item.path.name.removesuffix(_INCOMPLETE)) as idle:
+        if not idle:
+            plan.notes.append(_busy_note(item.path.name))
+            return None
+        return _unlink(item.path, item.size)
 
 
 def remove(plan: RemovalPlan) -> RemovalPlan:
     """Carry out `plan`; returns it with `freed` set."""
-    from filelock import FileLock, Timeout
-
     from modelctl.store import index, ollama_pull
-    from modelctl.store.paths import lock_path, repo_folder
 
     freed = 0
     removed_blobs: set[str] = set()
     removed_files: set[tuple[str, str]] = set()
     forget_imports: set[str] = set()
-    storages: set[Path] = set()
+    repos: set[str] = set()
     for item in plan.items:
-        if item.kind == "hf-cache" and item.path is not None and item.repo:
-            storage = repo_folder(item.repo)
-            lock = FileLock(str(lock_path(item.repo, item.path.name)))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                plan.notes.append(f"{item.filename} is being downloaded right now; it was left alone")
+        if item.kind in ("hf-cache", "partial") and item.path is not None and item.repo:
+            done = (_remove_blob if item.kind == "hf-cache" else _remove_partial)(item, plan)
+            if done is None:
                 continue
-            try:
-                for link in item.links:
-                    if link.is_symlink() or link.exists():
-                        link.unlink()
-                others = _blob_links(storage, item.path)
-                if not others and item.path.exists():
-                    item.path.unlink()
-                    freed += item.size
+            freed += done
+            repos.add(item.repo)
+            if item.kind == "hf-cache":
+                removed_files.add((item.repo, item.filename or ""))
+                if not item.path.exists():
                     removed_blobs.add(str(item.path))
-                elif others:
-                    plan.notes.append(f"{item.filename}: kept, other snapshots still use the same file")
-            finally:
-                lock.release()
-            removed_files.add((item.repo, item.filename or ""))
-            storages.add(storage)
-        elif item.kind in ("partial", "package") and item.path is not None:
-            if item.path.exists():
-                item.path.unlink()
-                freed += item.size
-            if item.kind == "package":
-                item.path.with_name(item.path.name + ".verified").unlink(missing_ok=True)
-            if item.repo:
-                storages.add(repo_folder(item.repo))
+        elif item.kind == "package" and item.path is not None:
+            freed += _unlink(item.path, item.size)
+            item.path.with_name(item.path.name + ".verified").unlink(missing_ok=True)
         elif item.kind == "import" and item.path is not None:
             forget_imports.add(str(item.path))
         elif item.kind == "ollama" and item.tag:
             ollama_pull.delete(item.tag, item.host)
             freed += item.size
-    for storage in storages:
-        _prune(storage)
+    for repo in repos:
+        _prune(repo)
     if removed_blobs or removed_files or forget_imports:
         with index.update_index() as data:
             data["downloads"] = [d for d in data["downloads"]

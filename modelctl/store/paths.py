@@ -65,10 +65,15 @@ def repo_folder(repo: str, cache: Path | None = None) -> Path:
     return (cache or hf_cache_dir()) / ("models--" + repo.replace("/", "--"))
 
 
+def locks_dir(repo: str, cache: Path | None = None) -> Path:
+    """Where `huggingface_hub` keeps the lock files of a repository's blobs."""
+    cache = cache or hf_cache_dir()
+    return cache / ".locks" / repo_folder(repo, cache).name
+
+
 def lock_path(repo: str, key: str, cache: Path | None = None) -> Path:
     """The lock file `huggingface_hub` takes for a blob, so its downloads and ours exclude each other."""
-    cache = cache or hf_cache_dir()
-    return cache / ".locks" / repo_folder(repo, cache).name / f"{key}.lock"
+    return locks_dir(repo, cache) / f"{key}.lock"
 
 
 def store_index_path() -> Path:
