@@ -78,6 +78,9 @@ CASES = [
     ("unquoted-date", [('name = "M1"', 'name = "M1"\nrelease_date = 2024-01-01')], "expected a date as YYYY-MM", 6),
     ("bad-url", [('{ name = "Proprietary", open_weights = false }', '{ name = "Proprietary", open_weights = false, url = "ftp:/x" }')], "expected an http(s) URL", None),
     ("bad-api-base", [('model = "m2"', 'model = "m2"\napi_base = "localhost:8080"')], "api_base: expected an http(s) URL", None),
+    ("api-base-with-space", [('model = "m2"', 'model = "m2"\napi_base = "http://x y"')], "api_base: expected a URL without spaces", None),
+    ("api-base-bad-host", [('model = "m2"', 'model = "m2"\napi_base = "http://[::1/v1"')], "api_base: expected a URL with a valid host and port", None),
+    ("api-base-bad-port", [('model = "m2"', 'model = "m2"\napi_base = "http://gpu-box:80800/v1"')], "api_base: expected a URL with a valid host and port", None),
     ("deployments-missing", [('[[models.deployments]]\nkind = "openai"\nmodel = "m2"\n', "")], "deployments: missing (required)", None),
 ]
 

@@ -119,10 +119,23 @@ def _list(item: Checker, *, nonempty: bool = False) -> Checker:
     return check
 
 
-def _url(v: Any) -> str | None:
-    if isinstance(v, str) and re.match(r"^https?://[^\s/]+", v):
-        return None
-    return "expected an http(s) URL"
+def url_problem(v: Any) -> str | None:
+    """Why `v` is not a usable http(s) URL (no spaces, a host, a port that is a number), or None.
+    Also checks `--api-base` and other URLs given to the backends."""
+    if not isinstance(v, str) or not re.match(r"^https?://", v, re.IGNORECASE):
+        return "expected an http(s) URL"
+    if re.search(r"\s", v):
+        return "expected a URL without spaces"
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError as exc:
+        return f"expected a URL with a valid host and port ({exc})"
+    if not parts.hostname:
+        return "expected a URL with a host"
+    return None
 
 
 def _date(v: Any) -> str | None:
@@ -154,7 +167,7 @@ def safe_relative_path(v: Any) -> str | None:
 
 # --- the tables -----------------------------------------------------------------------------
 
-LICENSE_FIELDS: dict[str, Checker] = {"name": _str, "open_weights": _bool, "url": _url, "gated": _bool}
+LICENSE_FIELDS: dict[str, Checker] = {"name": _str, "open_weights": _bool, "url": url_problem, "gated": _bool}
 LICENSE_REQUIRED = ("name", "open_weights")
 
 ACCESS_FIELDS: dict[str, Checker] = {
@@ -210,15 +223,15 @@ DEPLOYMENT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 _DEPLOYMENT_CHECKERS: dict[str, Checker] = {
     "model": _str,
-    "api_base": _url,
-    "endpoint": _url,
+    "api_base": url_problem,
+    "endpoint": url_problem,
     "api_version": _str,
     "deployment": _str,
     "organization": _str,
     "provider": _str,
     "task": _str,
     "tag": _str,
-    "host": _url,
+    "host": url_problem,
     "repo": lambda v: None if isinstance(v, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", v) else "expected OWNER/NAME",
     "package": lambda v: None if isinstance(v, str) and re.fullmatch(r"[A-Za-z_][\w.]*", v) else "expected a Python package name",
     "default_quant": _str,
@@ -360,7 +373,7 @@ def validate_model(raw: Any, *, file: str, index: int, find_line: Callable[[int,
         ("license", LICENSE_FIELDS, LICENSE_REQUIRED),
         ("access", ACCESS_FIELDS, ACCESS_REQUIRED),
         ("defaults", DEFAULTS_FIELDS, ()),
-        ("links", {k: _url for k in LINK_KINDS}, ()),
+        ("links", {k: url_problem for k in LINK_KINDS}, ()),
     ):
         table = raw.get(name)
         if isinstance(table, dict):
