@@ -88,6 +88,27 @@ def test_a_stream_that_ends_without_finishing(server, open_kit):
         collect(open_kit(OPENAI).chat(MESSAGES, GenerationParams()))
 
 
+# Every kit whose stream is OpenAI's chat.completion.chunk events ending in `data: [DONE]`.
+DONE_KITS = [KIT[name] for name in ("openai", "azure-openai", "openai-compatible", "mistral", "hf-inference")]
+
+
+@pytest.mark.parametrize("kit", DONE_KITS, ids=str)
+def test_done_ends_the_answer_when_no_finish_reason_was_sent(kit, server, open_kit):
+    # Some servers send no finish_reason; [DONE] is the explicit end of the answer all the same.
+    events = [(None, json.dumps(openai_wire.chunk(t))) for t in ("Hello", " world")] + [(None, "[DONE]")]
+    server.route("POST", kit.chat_path, Reply(events=events))
+    text, final = collect(open_kit(kit).chat(MESSAGES, GenerationParams()))
+    assert text == "Hello world" and final.finish_reason == "stop"
+
+
+def test_done_without_a_finish_reason_is_a_whole_answer_on_the_command_line(server, cli):
+    events = [(None, json.dumps(openai_wire.chunk("Hello"))), (None, "[DONE]")]
+    server.route("POST", COMPATIBLE.chat_path, Reply(events=events))
+    result = cli("chat", "--api-base", f"{server.url}/v1", "--model", "m", "Hi", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["finish_reason"] == "stop"
+
+
 def test_missing_key_names_the_variable(provider_env):
     with pytest.raises(AuthError) as info:
         open_backend(None, dep(kind="openai", model="gpt-4o"))

@@ -205,6 +205,8 @@ class HuggingFaceBackend(ApiBackend):
             try:
                 out = next(outputs)
             except StopIteration:
+                # huggingface_hub stops at `data: [DONE]` or a body that ended cleanly (it does not
+                # say which); a connection that broke raises instead.
                 break
             except httpx2.HTTPError as exc:
                 raise interrupted(self.label, received, transport_reason(exc)) from None
@@ -226,8 +228,7 @@ class HuggingFaceBackend(ApiBackend):
                     yield Chunk(text=text)
                 if getattr(choice, "finish_reason", None):
                     state.finish_reason = finish_reason(choice.finish_reason)
-        if state.finish_reason is None:
-            raise interrupted(self.label, received, "the stream ended before the answer was finished")
+        state.finish_reason = state.finish_reason or FINISH_STOP  # the end marker, as OpenAI's [DONE]
         yield self.final_chunk(state, clock)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:

@@ -163,8 +163,9 @@ class OpenAIBackend(ApiBackend):
 
     def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str]:
         """The text deltas of one `chat.completion.chunk` event."""
-        if event.data.strip() == "[DONE]":
+        if event.data.strip() == "[DONE]":  # the explicit end: a finish reason is not always sent before it
             state.done = True
+            state.finish_reason = state.finish_reason or FINISH_STOP
             return []
         try:
             data = event.json()
