@@ -246,6 +246,7 @@ PHI_3 = Conversation(
         generation="<|assistant|>\n",
         end="{eos}",
     ),
+    skip_empty_system=True,  # the official template: `message['role'] == 'system' and message['content']`
     eos="<|endoftext|>",
     stop_str=("<|end|>", "<|endoftext|>"),
     stop_token_ids=(32007, 32000),

@@ -86,6 +86,7 @@ class Conversation:
     system_message: str = ""  # the default system message, used when the conversation has none
     system_policy: SystemPolicy = SystemPolicy.NATIVE
     system_always: bool = False  # write the system block even when there is no system message
+    skip_empty_system: bool = False  # an empty system message writes no system block (Phi-3)
     formats: TurnFormats | None = None  # required for ROLE_FORMATS, derived for the other styles
     content_transform: str = "none"  # applied to user and assistant content
     system_transform: str = "none"  # applied to the system message
@@ -179,6 +180,8 @@ class Conversation:
         )
 
     def _writes_system(self, provided: str | None, system: str) -> bool:
+        if self.skip_empty_system and not system:
+            return False
         if self.system_always or self.sep_style in _SYSTEM_ALWAYS_STYLES:
             return True
         if self.sep_style is SeparatorStyle.ROLE_FORMATS:
