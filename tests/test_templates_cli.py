@@ -69,6 +69,26 @@ def test_bad_input_is_a_usage_error_without_traceback(cli, stdin, needle):
     assert needle in r.stderr and "Traceback" not in r.output
 
 
+def test_deeply_nested_json_is_a_usage_error(cli):
+    r = cli("prompt", "-t", "gemma", input="[" * 100_000 + "]" * 100_000)
+    assert r.exit_code == 2
+    assert "the JSON in stdin is nested too deeply" in r.stderr
+
+
+def test_stdin_that_is_not_utf8_is_a_usage_error(cli):
+    r = cli("prompt", "-t", "gemma", input=b'[{"role": "user", "content": "\xff"}]')
+    assert r.exit_code == 2
+    assert "stdin is not UTF-8 text: byte 30 is 0xff" in r.stderr
+
+
+def test_lone_surrogate_is_refused_before_anything_is_written(run_modelctl):
+    """A JSON escape of half a surrogate pair has no UTF-8 form: a clear error, not a crash writing it."""
+    p = run_modelctl("prompt", "-t", "gemma", input='[{"role": "user", "content": "a\\ud800"}]')
+    assert p.returncode == 6 and p.stdout == ""
+    assert "template 'gemma': message 1 (user) is not valid Unicode text: a lone surrogate U+D800" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
 def test_template_errors_exit_6_with_the_reason(cli):
     r = cli("prompt", "-t", "mistral", input=json.dumps([{"role": "user", "content": "a"}] * 2))
     assert r.exit_code == 6

@@ -35,6 +35,8 @@ def read_messages(text: str, where: str) -> list[dict[str, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _usage(f"invalid JSON in {where}: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise _usage(f"the JSON in {where} is nested too deeply") from None
     if isinstance(data, dict) and "messages" in data:
         data = data["messages"]
     if not isinstance(data, list):
@@ -60,7 +62,12 @@ def _load_messages(messages_file: Optional[str]) -> list[dict[str, Any]]:
         return read_messages(text, repr(messages_file))
     if sys.stdin is None or sys.stdin.isatty():
         raise _usage("no messages given", hint='pipe a JSON array on stdin, or pass --messages FILE')
-    return read_messages(sys.stdin.read(), "stdin")
+    raw = sys.stdin.buffer.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _usage(f"stdin is not UTF-8 text: byte {exc.start} is 0x{raw[exc.start]:02x}") from None
+    return read_messages(text, "stdin")
 
 
 def _is_gguf_path(model: str) -> bool:

@@ -77,7 +77,9 @@ class SystemPolicy(str, Enum):
 
 
 def check_messages(name: str, messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-    """Plain copies of `messages` after checking their shape: roles known, contents strings.
+    """Plain copies of `messages` after checking their shape: roles known, contents strings of
+    valid Unicode (no lone surrogates: they are rejected, not replaced, so that no text changes
+    silently).
 
     Raises TemplateError naming the template and the (1-based) message.
     """
@@ -94,10 +96,23 @@ def check_messages(name: str, messages: Sequence[Mapping[str, str]]) -> list[dic
             )
         if not isinstance(content, str):
             raise TemplateError(f"template '{name}': message {i} ({role}) has no text content")
+        _check_unicode(name, i, role, content)
         checked.append({"role": role, "content": content})
     if not checked:
         raise TemplateError(f"template '{name}': the conversation has no messages")
     return checked
+
+
+def _check_unicode(name: str, index: int, role: str, content: str) -> None:
+    """Content must be encodable as UTF-8: a lone surrogate (a JSON escape such as "\\ud800", or a
+    byte that was not UTF-8, decoded with surrogateescape) has no UTF-8 form a tokenizer can take."""
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TemplateError(
+            f"template '{name}': message {index} ({role}) is not valid Unicode text: a lone surrogate "
+            f"U+{ord(content[exc.start]):04X} at character {exc.start + 1}"
+        ) from None
 
 
 def check_alternation(name: str, messages: Sequence[Mapping[str, str]]) -> None:
