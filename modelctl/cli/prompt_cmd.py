@@ -145,12 +145,15 @@ def prompt(
     tpl, metadata = resolve_for(model, template)
     if tpl.source == "fallback":
         output.warn(f"no chat template known for {model}; using '{tpl.name}' (choose one with --template)")
+    from modelctl.templates import ensure_bos
+
     rendered = tpl.render(
         msgs,
         add_generation_prompt=not no_generation_prompt,
         bos_token=metadata.get("tokenizer.ggml.bos_token"),
         eos_token=metadata.get("tokenizer.ggml.eos_token"),
     )
+    rendered = ensure_bos(rendered, metadata)  # the BOS llama.cpp adds, written out
     if as_json:
         data = rendered.to_dict()
         data["add_generation_prompt"] = not no_generation_prompt

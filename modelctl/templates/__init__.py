@@ -32,7 +32,13 @@ from modelctl.templates.conversation import (
     register_conv_template,
     template_aliases,
 )
-from modelctl.templates.resolve import FALLBACK_TEMPLATE, load_template_file, resolve_template
+from modelctl.templates.resolve import (
+    FALLBACK_TEMPLATE,
+    ensure_bos,
+    gguf_adds_bos,
+    load_template_file,
+    resolve_template,
+)
 from modelctl.templates.types import ChatTemplate, RenderedPrompt, Segment, SystemPolicy
 
 if TYPE_CHECKING:
@@ -50,8 +56,10 @@ __all__ = [
     "SeparatorStyle",
     "SystemPolicy",
     "TurnFormats",
+    "ensure_bos",
     "find_conv_template",
     "get_conv_template",
+    "gguf_adds_bos",
     "list_templates",
     "load_template_file",
     "match_adapter",

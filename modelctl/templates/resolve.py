@@ -19,7 +19,7 @@ from typing import Any
 from modelctl.errors import NotFoundError, TemplateError
 from modelctl.templates.adapters import match_adapter
 from modelctl.templates.conversation import find_conv_template, get_conv_template
-from modelctl.templates.types import ChatTemplate
+from modelctl.templates.types import ChatTemplate, RenderedPrompt
 
 FALLBACK_TEMPLATE = "chatml"
 TEMPLATE_FILE_SUFFIXES = (".jinja", ".j2", ".jinja2", ".json", ".txt")
@@ -133,6 +133,27 @@ def gguf_template(metadata: Mapping[str, Any], names: Sequence[str] = ()) -> Cha
     )
     compile_template(tpl.name, tpl.template)
     return tpl
+
+
+# llama.cpp's default when a GGUF has no tokenizer.ggml.add_bos_token: SentencePiece ("llama") and
+# WordPiece ("bert") vocabularies add a BOS; BPE ("gpt2") vocabularies mostly do not.
+_ADDS_BOS_BY_DEFAULT = frozenset({"llama", "bert"})
+
+
+def gguf_adds_bos(metadata: Mapping[str, Any]) -> bool:
+    """Whether llama.cpp puts the BOS token in front of every prompt for this GGUF."""
+    flag = metadata.get("tokenizer.ggml.add_bos_token")
+    if isinstance(flag, bool):
+        return flag
+    return metadata.get("tokenizer.ggml.model") in _ADDS_BOS_BY_DEFAULT
+
+
+def ensure_bos(rendered: RenderedPrompt, metadata: Mapping[str, Any]) -> RenderedPrompt:
+    """`rendered` as the model of this GGUF receives it: with the BOS text in front (a special
+    segment) when llama.cpp adds a BOS and the rendering does not already start with it.
+
+    `modelctl prompt` shows this, and the llama.cpp backend tokenizes it, so that both agree."""
+    return rendered.with_bos(_gguf_token(metadata, "bos")) if gguf_adds_bos(metadata) else rendered
 
 
 def _gguf_token(metadata: Mapping[str, Any], which: str) -> str | None:

@@ -8,7 +8,7 @@ hold control tokens such as `<start_of_turn>`, to be parsed as special tokens) o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -37,6 +37,16 @@ class RenderedPrompt:
     def text(self) -> str:
         """The full text the model receives, BOS written out where the template writes it."""
         return "".join(s.text for s in self.segments)
+
+    def with_bos(self, bos: str | None) -> RenderedPrompt:
+        """This prompt as a tokenizer that puts `bos` in front of its input delivers it: unchanged
+        when it already starts with that BOS, else with `bos` put in front as template text.
+
+        (A leading BOS the template wrote as message content, or a different BOS text, is not the
+        model's BOS token: the tokenizer still adds its own.)"""
+        if not bos or self.bos_token == bos:
+            return self
+        return replace(self, segments=(Segment(bos, True), *self.segments), bos_token=bos)
 
     def to_dict(self) -> dict:
         """The JSON shape of `modelctl prompt --json` (and of debug dumps)."""
