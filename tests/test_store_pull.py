@@ -15,7 +15,9 @@ import pytest
 pytest.importorskip("gguf")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import HubServer, closed_port, isolate_hf, make_gguf, sha256_file  # noqa: E402
+from hubserver import (  # noqa: E402
+    HubServer, closed_port, isolate_hf, make_gguf, sha256_file, write_llamacpp_registry,
+)
 
 REPO = "test/Tiny-Chat-GGUF"
 CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -395,6 +397,33 @@ files = [{{ quant = "Q4_K_M", filename = "{s1.name}", sha256 = "{sha256_file(s1)
 
     state.set_registry_path(str(reg))
     assert locate("test/big") == Path(data["path"])
+
+
+def test_a_sharded_model_missing_a_shard_is_not_installed(cli, hub, tmp_path, monkeypatch):
+    d = tmp_path / "shards"
+    d.mkdir()
+    s1 = make_gguf(d / "big-Q4_K_M-00001-of-00002.gguf", n_floats=300_000)
+    s2 = make_gguf(d / "big-Q4_K_M-00002-of-00002.gguf", n_floats=200_000)
+    for p in (s1, s2):
+        hub.add_file("test/Big-GGUF", p.name, p)
+    reg = write_llamacpp_registry(tmp_path / "big.toml", "test/big", "test/Big-GGUF", {"Q4_K_M": [s1.name, s2.name]})
+    monkeypatch.setenv("MODELCTL_REGISTRY", str(reg))
+    second = hub.blobs.pop(sha256_file(s2))  # the pull stops after the first shard
+    assert cli("pull", "test/big").exit_code == 4
+
+    assert json.loads(cli("list", "--installed", "--json").stdout) == []
+    usage = json.loads(cli("du", "--json").stdout)
+    [shards] = [p for p in usage["partial"] if "missing_shards" in p]
+    assert shards["missing_shards"] == [s2.name] and shards["size_bytes"] == s1.stat().st_size
+    assert usage["totals"]["partial"] == s1.stat().st_size and usage["models"] == []
+    r = cli("chat", "-m", "test/big", "hello")
+    assert r.exit_code == 5, r.output
+    assert f"shard {s2.name} is missing" in r.stderr and "modelctl pull test/big" in r.stderr
+
+    hub.blobs[second.sha256] = second
+    assert cli("pull", "test/big").exit_code == 0
+    [entry] = json.loads(cli("list", "--installed", "--json").stdout)
+    assert [Path(f).name for f in entry["files"]] == [s1.name, s2.name]
 
 
 # --- path safety ----------------------------------------------------------------------------

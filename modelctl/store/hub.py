@@ -221,6 +221,61 @@ def _commit_for(storage: Path, revision: str) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class CachedGroup:
+    """A model's files (one file, or its shards in order) as found in one cached snapshot."""
+
+    paths: list[Path]  # those present, in order
+    missing: list[str]  # the names that snapshot lacks; [] when the model is complete
+
+
+def _snapshot_candidates(storage: Path, revision: str | None, any_snapshot: bool) -> list[Path]:
+    """The revision's own snapshot, then (with `any_snapshot`) every other one, newest first."""
+    snapshots = storage / "snapshots"
+    commit = _commit_for(storage, revision or "main")
+    candidates = [snapshots / commit] if commit else []
+    if any_snapshot and snapshots.is_dir():
+        others = [p for p in snapshots.iterdir() if p.is_dir() and p.name != commit]
+        candidates.extend(sorted(others, key=lambda p: p.stat().st_mtime, reverse=True))
+    return candidates
+
+
+def _in_snapshot(snapshot: Path, filenames: list[str]) -> CachedGroup:
+    paths, missing = [], []
+    for name in filenames:
+        try:
+            path = safe_join(snapshot, name)
+        except ModelFileError:
+            path = None
+        if path is not None and path.is_file():
+            paths.append(path)
+        else:
+            missing.append(name)
+    return CachedGroup(paths, missing)
+
+
+def cached_group(repo: str, filenames: list[str], revision: str | None = None, *, any_snapshot: bool = False,
+                 cache: Path | None = None) -> CachedGroup:
+    """`filenames` (a model's shards) at `revision` (default main), all from one snapshot.
+
+    llama.cpp finds a model's other shards beside its first one, so they only count together: the
+    first candidate snapshot (see `_snapshot_candidates`) that has them all; else the first that
+    has some of them, with the names it lacks; else nothing present and every name missing.
+    """
+    try:
+        storage = repo_folder(repo, cache)
+    except ModelctlError:
+        return CachedGroup([], list(filenames))
+    partial = None
+    for snapshot in _snapshot_candidates(storage, revision, any_snapshot):
+        found = _in_snapshot(snapshot, filenames)
+        if not found.missing:
+            return found
+        if partial is None and found.paths:
+            partial = found
+    return partial or CachedGroup([], list(filenames))
+
+
 def cached_file(repo: str, filename: str, revision: str | None = None, *, any_snapshot: bool = False,
                 cache: Path | None = None) -> Path | None:
     """The cached copy of `filename` at `revision` (default main), or None.
@@ -228,26 +283,8 @@ def cached_file(repo: str, filename: str, revision: str | None = None, *, any_sn
     With `any_snapshot`, a copy in any cached snapshot will do (newest first) when the revision's
     own snapshot does not have it.
     """
-    try:
-        storage = repo_folder(repo, cache)
-    except ModelctlError:
-        return None
-    snapshots = storage / "snapshots"
-    commit = _commit_for(storage, revision or "main")
-    candidates: list[Path] = []
-    if commit:
-        candidates.append(snapshots / commit)
-    if any_snapshot and snapshots.is_dir():
-        others = [p for p in snapshots.iterdir() if p.is_dir() and p.name != commit]
-        candidates.extend(sorted(others, key=lambda p: p.stat().st_mtime, reverse=True))
-    for snap in candidates:
-        try:
-            path = safe_join(snap, filename)
-        except ModelFileError:
-            return None
-        if path.is_file():
-            return path
-    return None
+    found = cached_group(repo, [filename], revision, any_snapshot=any_snapshot, cache=cache)
+    return None if found.missing else found.paths[0]
 
 
 def _link(blob: Path, pointer: Path) -> None:

@@ -10,14 +10,16 @@
 
 Each entry names the registry model it belongs to when the registry knows the file (a llama.cpp
 deployment's repo and file name, a package's file, an Ollama tag). A sharded GGUF is one entry:
-its first shard's path, the size of all its shards.
+its first shard's path, the size of all its shards. A sharded GGUF missing some of its shards in
+its snapshot (a pull that stopped halfway) is not a usable model: it is not listed here, and
+`partial_downloads()` (what `du` counts as unfinished) reports it with the shards it lacks.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Iterator
 
 from modelctl.errors import ModelctlError
@@ -136,7 +138,8 @@ def scan_hf_cache(cache: Path | None = None, *, suffix: str = ".gguf") -> Iterat
 
 
 def partial_downloads(cache: Path | None = None) -> list[dict[str, Any]]:
-    """Interrupted downloads (`blobs/*.incomplete`) in the Hugging Face cache."""
+    """Unfinished downloads in the Hugging Face cache: interrupted ones (`blobs/*.incomplete`),
+    and sharded GGUFs missing some of their shards (with `missing_shards`)."""
     from modelctl.store.paths import hf_cache_dir
 
     cache = cache or hf_cache_dir()
@@ -153,6 +156,10 @@ def partial_downloads(cache: Path | None = None) -> list[dict[str, Any]]:
                 out.append({"repo": repo, "path": str(p), "size_bytes": p.stat().st_size})
             except OSError:
                 pass
+    for group, missing in _cached_groups(cache):
+        if missing:
+            out.append({"repo": group[0].repo, "path": str(group[0].path),
+                        "size_bytes": sum(f.size for f in group), "missing_shards": missing})
     return out
 
 
@@ -184,6 +191,20 @@ def _group_shards(files: list[CachedFile]) -> list[list[CachedFile]]:
     return [sorted(groups[k], key=lambda f: f.filename) for k in order]
 
 
+def _missing_shards(group: list[CachedFile]) -> list[str]:
+    """The shards of the group's series that its snapshot lacks (llama.cpp looks for them there)."""
+    from modelctl.store.quant import shard_names
+
+    first = group[0]
+    snapshot = first.path.parents[len(PurePosixPath(first.filename).parts) - 1]
+    return [n for n in shard_names(first.filename) if not (snapshot / n).is_file()]
+
+
+def _cached_groups(cache: Path | None = None) -> list[tuple[list[CachedFile], list[str]]]:
+    """Every GGUF in the Hugging Face cache (a sharded one as one group), with its missing shards."""
+    return [(group, _missing_shards(group)) for group in _group_shards(list(scan_hf_cache(cache)))]
+
+
 def hf_cache_models(registry: "Registry | None" = None, index: dict | None = None) -> list[InstalledModel]:
     from modelctl.store.index import read_index
 
@@ -191,7 +212,9 @@ def hf_cache_models(registry: "Registry | None" = None, index: dict | None = Non
     by_repo, _by_name, _ = registry_maps(registry)
     ours = {(d.get("repo", "").lower(), d.get("filename")): d for d in index["downloads"]}
     out = []
-    for group in _group_shards(list(scan_hf_cache())):
+    for group, missing in _cached_groups():
+        if missing:
+            continue  # not usable; partial_downloads() reports it
         first = group[0]
         key = (first.repo.lower(), first.filename)
         record = ours.get(key)

@@ -14,7 +14,9 @@ file (`modelctl import --name`). The first of these that exists is returned:
 
 With `quant`, only that quantization will do; without it, the deployment's default quantization
 is tried first, then the others in the order listed. A sharded GGUF is returned as its first shard
-(llama.cpp finds the rest beside it). None when nothing is on this machine: `modelctl pull` it.
+(llama.cpp finds the rest beside it), and only when every shard is there. None when nothing is on
+this machine: `modelctl pull` it. When the only copy found is a sharded GGUF missing some shards
+(a pull that stopped halfway), `ModelFileError` names them and says to pull the model again.
 """
 
 from __future__ import annotations
@@ -23,10 +25,38 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelctl.errors import ModelctlError
+from modelctl.errors import ModelctlError, ModelFileError
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment, GGUFFile, Model
+    from modelctl.store.hub import CachedGroup
+
+
+def file_names(f: "GGUFFile") -> list[str]:
+    """Every file of a deployment file: its shards in order, else its one file."""
+    names = list(f.shards) if f.shards else [f.filename]
+    if f.filename not in names:
+        names.insert(0, f.filename)
+    return names
+
+
+def hub_files(dep: "Deployment", f: "GGUFFile", *, any_snapshot: bool = False) -> "CachedGroup":
+    """`f`'s files in the Hugging Face cache, all from one snapshot (`missing` lists the others)."""
+    from modelctl.store.hub import CachedGroup, cached_group
+
+    if not dep.repo:
+        return CachedGroup([], file_names(f))
+    return cached_group(dep.repo, file_names(f), dep.revision, any_snapshot=any_snapshot)
+
+
+def _incomplete(model: "Model", f: "GGUFFile", found: "CachedGroup") -> ModelFileError:
+    missing = ", ".join(found.missing)
+    shards = f"shards {missing} are" if len(found.missing) > 1 else f"shard {missing} is"
+    return ModelFileError(
+        f"model '{model.id}' ({f.quant}) is only partly on this machine: {shards} missing "
+        f"beside {found.paths[0]}",
+        hint=f"run `modelctl pull {model.id} --quant {f.quant}` to download the rest",
+    )
 
 
 def _ordered_files(dep: "Deployment", quant: str | None) -> list["GGUFFile"]:
@@ -58,7 +88,6 @@ def _imports_for(model_id: str) -> list[dict]:
 def locate(model: "Model | str", quant: str | None = None) -> Path | None:
     """The local GGUF path of `model` (see the module docstring), or None."""
     from modelctl.config import get_paths
-    from modelctl.store.hub import cached_file
     from modelctl.store.quant import normalize
 
     if isinstance(model, str):
@@ -74,14 +103,16 @@ def locate(model: "Model | str", quant: str | None = None) -> Path | None:
     wanted = normalize(quant) if quant else None
     imports = _imports_for(model.id)
     models_dir = get_paths().models_dir
+    incomplete: ModelFileError | None = None  # raised only when nothing usable is found
     for dep in model.deployments:
         if dep.kind != "llama.cpp":
             continue
         for f in _ordered_files(dep, quant):
-            if dep.repo:
-                path = cached_file(dep.repo, f.filename, dep.revision, any_snapshot=True)
-                if path is not None:
-                    return path
+            found = hub_files(dep, f, any_snapshot=True)
+            if not found.missing:
+                return found.paths[0]
+            if found.paths and incomplete is None:
+                incomplete = _incomplete(model, f, found)
             candidate = models_dir / Path(f.filename).name
             if candidate.is_file():
                 return candidate
@@ -101,4 +132,6 @@ def locate(model: "Model | str", quant: str | None = None) -> Path | None:
             path = Path(rec.get("path", ""))
             if path.is_file():
                 return path
+    if incomplete is not None:
+        raise incomplete
     return None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from modelctl.errors import NotFoundError, UsageError
 from modelctl.store.hub import Pulled, Wanted
+from modelctl.store.locate import file_names, hub_files
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment, GGUFFile, Model
@@ -66,13 +67,6 @@ class PullReport:
 # --- choosing the file ------------------------------------------------------------------------
 
 
-def _file_names(f: "GGUFFile") -> list[str]:
-    names = list(f.shards) if f.shards else [f.filename]
-    if f.filename not in names:
-        names.insert(0, f.filename)
-    return names
-
-
 def _listing_sizes(listing: "RepoListing | None") -> dict[str, int]:
     if listing is None:
         return {}
@@ -106,7 +100,7 @@ def choose_file(dep: "Deployment", quant: str | None, *, listing: "RepoListing |
     for f in files:
         size = f.size_bytes if f.size_bytes and not f.shards else None
         if size is None:
-            parts = [sizes.get(n) for n in _file_names(f)]
+            parts = [sizes.get(n) for n in file_names(f)]
             size = sum(parts) if parts and all(parts) else f.size_bytes  # type: ignore[arg-type]
         candidates.append(Candidate(f.quant, size))
     choice = choose_quant(candidates, budget or memory_budget(), default=dep.default_quant)
@@ -116,7 +110,7 @@ def choose_file(dep: "Deployment", quant: str | None, *, listing: "RepoListing |
 
 
 def _wanted(dep: "Deployment", f: "GGUFFile") -> list[Wanted]:
-    names = _file_names(f)
+    names = file_names(f)
     out = [Wanted(names[0], f.sha256, f.size_bytes if len(names) == 1 else None, "model")]
     out += [Wanted(n, None, None, "shard") for n in names[1:]]
     if dep.mmproj:
@@ -143,10 +137,7 @@ def _record(model_id: str, repo: str, quant: str | None, pulled: list[Pulled]) -
 
 
 def _cached_quants(dep: "Deployment") -> set[str]:
-    from modelctl.store.hub import cached_file
-
-    return {f.quant for f in dep.files
-            if dep.repo and all(cached_file(dep.repo, n, dep.revision) for n in _file_names(f))}
+    return {f.quant for f in dep.files if not hub_files(dep, f).missing}
 
 
 def pull_llamacpp(model: "Model", dep: "Deployment", quant: str | None, *,

@@ -69,6 +69,17 @@ def quant_from_filename(name: str) -> str | None:
     return normalize(found[-1]) if found else None
 
 
+def shard_names(name: str) -> list[str]:
+    """Every shard of the sharded GGUF that `name` is one shard of, in order
+    (`x-00002-of-00003.gguf` -> `x-00001-of-00003.gguf`, ...); `[name]` when it is not a shard."""
+    m = SHARD.search(name)
+    total = int(m.group(2)) if m else 0
+    if not m or total < 1:
+        return [name]
+    stem, of, ext = name[:m.start()], m.group(2), name[-len(".gguf"):]
+    return [f"{stem}-{i:05d}-of-{of}{ext}" for i in range(1, total + 1)]
+
+
 def file_type_name(file_type: object) -> str | None:
     """`general.file_type` as a quantization name."""
     return FILE_TYPES.get(file_type) if isinstance(file_type, int) else None
