@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -290,6 +292,69 @@ def test_ollama_pull_offline(cli, hub_model, ollama, monkeypatch):
     r = cli("pull", "test/local", "--deployment", "ollama")
     assert r.exit_code == 9 and "offline" in r.stderr
     assert not [p for m, p, _ in ollama.requests if p == "/api/pull"]
+
+
+class _NotOllama(BaseHTTPRequestHandler):
+    """Whatever is asked: 200 and `body` (some other web server at OLLAMA_HOST)."""
+
+    body = b"<!doctype html><html><body><h1>It works!</h1></body></html>"
+    content_type = "text/html"
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", self.content_type)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+
+class _OtherJSON(_NotOllama):
+    body = b'{"object": "list", "data": []}'  # what an OpenAI-compatible server lists
+    content_type = "application/json"
+
+
+@pytest.fixture
+def serve_not_ollama(monkeypatch):
+    """Start a `_NotOllama` handler on loopback as OLLAMA_HOST; returns its address."""
+    servers = []
+
+    def serve(handler: type[_NotOllama]) -> str:
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(httpd)
+        host = f"http://127.0.0.1:{httpd.server_address[1]}"
+        monkeypatch.setenv("OLLAMA_HOST", host)
+        return host
+
+    yield serve
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.parametrize("handler", [_NotOllama, _OtherJSON])
+def test_a_server_that_is_not_ollama_is_one_clear_line(cli, hub_model, serve_not_ollama, handler):
+    host = serve_not_ollama(handler)
+    assert cli("pull", "test/local", "--quant", "Q4_K_M").exit_code == 0
+    [entry] = installed(cli)  # the Hub file is listed; the server at OLLAMA_HOST adds nothing
+    assert entry["source"] == "modelctl"
+    assert cli("du", "--json").exit_code == 0
+    r = cli("rm", "test/local", "-y")
+    assert r.exit_code == 0, r.output
+    assert f"Ollama at {host} did not answer" in r.stderr
+
+
+def test_pulling_from_a_web_page_is_one_clear_line(cli, hub_model, serve_not_ollama):
+    host = serve_not_ollama(_NotOllama)
+    r = cli("pull", "test/local", "--deployment", "ollama")
+    assert r.exit_code == 7, r.output
+    assert f"the server at {host} did not answer like Ollama" in r.stderr
 
 
 # --- the model shipped as a package ---------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The server is the deployment's `host`, else `OLLAMA_HOST`, else Ollama's default
 (127.0.0.1:11434). Everything goes through the `ollama` package; its errors become modelctl's:
-a server that is not running is a BackendError naming the host, an unknown model NotFoundError.
+a server that is not running, or something that answers but not like Ollama, is a BackendError
+naming the host, an unknown model NotFoundError.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def _translate(exc: BaseException, host: str, tag: str | None = None) -> Excepti
         return BackendError(f"cannot reach the Ollama server at {host}", hint="is `ollama serve` running? (OLLAMA_HOST)")
     if isinstance(exc, httpx.HTTPError):
         return BackendError(f"Ollama at {host}: {exc}")
+    if isinstance(exc, ValueError):
+        # A body that is not JSON (a web page), or JSON of another shape: pydantic's
+        # ValidationError is a ValueError too. Something else answers at that address.
+        return BackendError(f"the server at {host} did not answer like Ollama",
+                            hint="check OLLAMA_HOST, or the deployment's host")
     return exc  # type: ignore[return-value]
 
 
