@@ -145,6 +145,65 @@ def test_prompt_writes_the_bos_llamacpp_adds_for_a_gguf(cli):
     assert own.exit_code == 0 and own.stdout.startswith("<bos><start_of_turn>user\n")
 
 
+EMBEDDED = "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}"
+
+
+@pytest.fixture
+def user_registry(modelctl_home):
+    """The small test registry as the user's registry: acme/tiny-chat (alias tiny-chat) uses chatml
+    and lists the llama.cpp file tiny-chat.Q4_K_M.gguf."""
+    from pathlib import Path
+
+    path = modelctl_home / "config" / "registry.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((Path(__file__).parent / "data" / "registry_small.toml").read_text(encoding="utf-8"))
+    return path
+
+
+def chat_choice(model: str):
+    """The template `modelctl chat --model MODEL` would use."""
+    from modelctl.chat.resolve import choose_template, resolve_target
+
+    tpl = choose_template(resolve_target(model), None, warn=False)
+    return tpl.name, tpl.source
+
+
+def test_gguf_named_in_the_registry_gets_the_registry_template_as_in_chat(cli, tmp_path, user_registry):
+    path = write_gguf(tmp_path / "Tiny-Chat.Q4_K_M.gguf", template=EMBEDDED)  # file names match in any case
+    r = cli("prompt", "--model", str(path), "--json", input=HELLO)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert (data["template"], data["source"]) == ("chatml", "registry") == chat_choice(str(path))
+    assert data["prompt"] == "<s><|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_registry_model_with_its_file_here_uses_the_file_as_chat_does(cli, tmp_path, user_registry):
+    path = write_gguf(tmp_path / "downloaded.gguf", template=EMBEDDED)
+    assert cli("import", str(path), "--name", "tiny-chat").exit_code == 0
+    data = json.loads(cli("prompt", "-m", "tiny-chat", "--json", input=HELLO).stdout)
+    assert (data["template"], data["source"]) == ("chatml", "registry") == chat_choice("tiny-chat")
+    assert data["bos_token"] == "<s>"  # the file's tokenizer adds its BOS, shown as chat sends it
+    assert cli("import", str(path), "--name", "my-own").exit_code == 0  # an imported file by its name
+    data = json.loads(cli("prompt", "-m", "my-own", "--json", input=HELLO).stdout)
+    assert (data["template"], data["source"]) == ("downloaded.gguf", "gguf") == chat_choice("my-own")
+    assert data["prompt"] == "<s>[user]Hello"
+
+
+def test_registry_model_without_its_file_uses_the_registry_template(cli, user_registry):
+    r = cli("prompt", "-m", "tiny-chat", "--json", input=HELLO)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert (data["template"], data["source"], data["bos_token"]) == ("chatml", "registry", None)
+
+
+def test_chat_template_of_the_user_config_applies_to_models_as_in_chat(cli, modelctl_home, user_registry):
+    (modelctl_home / "config" / "config.toml").write_text('[chat]\ntemplate = "zephyr"\n')
+    data = json.loads(cli("prompt", "-m", "tiny-chat", "--json", input=HELLO).stdout)
+    assert (data["template"], data["source"]) == ("zephyr", "builtin")
+    data = json.loads(cli("prompt", "-m", "tiny-chat", "-t", "gemma", "--json", input=HELLO).stdout)
+    assert data["template"] == "gemma"  # --template first
+
+
 def test_gguf_with_malicious_template_fails_clearly(cli, tmp_path):
     path = write_gguf(tmp_path / "evil.gguf", template="{{ cycler.__init__.__globals__.os.system('touch CANARY') }}")
     r = cli("prompt", "--model", str(path), input=HELLO)

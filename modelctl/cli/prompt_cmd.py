@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -70,37 +69,61 @@ def _load_messages(messages_file: Optional[str]) -> list[dict[str, Any]]:
     return read_messages(text, "stdin")
 
 
-def _is_gguf_path(model: str) -> bool:
-    return model.lower().endswith(".gguf") or (os.path.isfile(model) and Path(model).suffix.lower() == ".gguf")
-
-
 def resolve_for(model: Optional[str], template: Optional[str]) -> tuple["ChatTemplate", dict[str, Any]]:
-    """The template for --model/--template, and the GGUF metadata when --model is a GGUF file."""
+    """The template for --model/--template, and the GGUF metadata of the model's file.
+
+    With --model, the template is the one `modelctl chat --model MODEL` uses (the same functions
+    choose it, the [chat] template of config.toml included), except that the file is only read,
+    not checked for loading: `prompt` loads no model.
+    """
     from modelctl.templates import resolve_template
 
     if model is None:
         if template is None:
             raise _usage("give --template NAME|FILE or --model MODEL|FILE.gguf")
         return resolve_template(template=template), {}
-    if _is_gguf_path(model):
-        if not os.path.isfile(model):
-            from modelctl.errors import NotFoundError
+    from modelctl.chat.resolve import LocalModel, choose_template, user_chat_config
 
-            raise NotFoundError(f"GGUF file {model!r} does not exist")
-        from modelctl.store.gguf import read_metadata
+    target = _target(model)
+    template = template or user_chat_config().get("template")
+    if isinstance(target, LocalModel):
+        return choose_template(target, template, warn=False), target.gguf.metadata
+    names = [target.id, *target.aliases]  # a registry model whose file is not here, or a served one
+    return resolve_template(template=template, registry_template=target.template, names=names), {}
 
-        metadata = read_metadata(model)
-        tpl = resolve_template(template=template, gguf_metadata=metadata, names=[os.path.basename(model)])
-        return tpl, metadata
+
+def _target(model: str):
+    """What `chat --model MODEL` runs, found in the same order as `chat.resolve.resolve_target`: a
+    GGUF path (and the registry model that lists its file name), a registry model's local file, an
+    imported file; else the registry model itself (file not here, or a model on a server)."""
+    from modelctl.chat.resolve import LocalModel, looks_like_path
     from modelctl.cli import state
+    from modelctl.errors import ModelctlError, NotFoundError
+    from modelctl.store.gguf import read_gguf
+    from modelctl.store.locate import find_import, locate
+    from modelctl.templates import registry_entry_for_file
 
-    entry = state.get_registry().resolve(model)
-    tpl = resolve_template(
-        template=template,
-        registry_template=entry.template,
-        names=[entry.id, *entry.aliases],
-    )
-    return tpl, {}
+    def local(path: Path, model_id: str, entry, names: list[str]) -> LocalModel:
+        return LocalModel(path, model_id, read_gguf(path), entry, [*names, path.name])
+
+    if looks_like_path(model):
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise NotFoundError(f"GGUF file {model!r} does not exist")
+        try:
+            entry = registry_entry_for_file(state.get_registry(), path)
+        except ModelctlError:
+            entry = None  # a broken user registry must not stop rendering for a file
+        return local(path, entry.id if entry else path.name, entry, [entry.id, *entry.aliases] if entry else [])
+    registry = state.get_registry()
+    entry = registry.get(model)
+    if entry is None:
+        imported = find_import(model)
+        if imported is not None:
+            return local(imported, model, None, [model])
+        entry = registry.resolve(model)  # NotFoundError with suggestions
+    path = locate(entry) if any(d.kind == "llama.cpp" for d in entry.deployments) else None
+    return local(path, entry.id, entry, [entry.id, *entry.aliases]) if path else entry
 
 
 def _write_prompt(rendered: "RenderedPrompt") -> None:
