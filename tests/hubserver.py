@@ -21,6 +21,8 @@ Faults, for tests (attributes of `HubServer`, changeable while it runs):
     fail_status    after the drops are spent, answer CDN GETs with this status (e.g. 503) instead
     corrupt        serve wrong bytes (one flipped byte in the middle), same headers
     ignore_range   answer ranged GETs with the whole file (200), as some proxies do
+    wrong_range_start  answer the next ranged GET with a 206 from this offset instead of the one
+                   asked for (then serve normally), as a confused cache might
     gate           a threading.Event: a CDN GET pauses after `gate_after` bytes until it is set
                    (`gate_reached` is set when one does)
     tokens         {repo: token}: a gated repo; requests without `Authorization: Bearer token` get 401
@@ -105,6 +107,7 @@ class HubServer:
         self.fail_status: int | None = None
         self.corrupt = False
         self.ignore_range = False
+        self.wrong_range_start: int | None = None
         self.gate: threading.Event | None = None
         self.gate_after = 0
         self.gate_reached = threading.Event()
@@ -299,6 +302,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not spec.startswith("bytes=") or not spec[6:].split("-")[0].isdigit():
                 return self._error(400, None, "bad range")
             start = int(spec[6:].split("-")[0])
+            with hub._lock:
+                if self.command == "GET" and hub.wrong_range_start is not None:
+                    start, hub.wrong_range_start = hub.wrong_range_start, None
             if start >= size:
                 return self._send(416, {"Content-Range": f"bytes */{size}"})
         headers = {

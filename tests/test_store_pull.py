@@ -224,6 +224,20 @@ def test_a_server_ignoring_the_range_restarts_the_file_cleanly(cli, hub, registr
     assert sha256_file(Path(r.stdout.strip())) == sha256_file(files["Q4_K_M"])
 
 
+def test_a_206_for_another_range_is_not_spliced_in(hub, files, tmp_path):
+    """A resumed download answered with a range it did not ask for starts over with a request for
+    the whole file: no sha256 is known here, so a spliced file would be kept."""
+    from modelctl.store import transfer
+
+    data = files["Q8_0"].read_bytes()
+    partial = tmp_path / "blob.incomplete"
+    partial.write_bytes(data[:1_000_000])
+    hub.wrong_range_start = 500_000
+    t = transfer.download(f"{hub.cdn}/cdn/{sha256_file(files['Q8_0'])}", partial, size=len(data))
+    assert partial.read_bytes() == data and t.sha256 == sha256_file(files["Q8_0"])
+    assert [g.headers.get("range") for g in hub.gets()] == ["bytes=1000000-", None]
+
+
 # --- verification ---------------------------------------------------------------------------
 
 

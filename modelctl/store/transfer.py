@@ -4,10 +4,11 @@
 
 The partial file is kept when the transfer stops (a dropped connection, Ctrl-C, a crash), and the
 next call continues it with `Range: bytes=N-`; only the missing bytes cross the network. A server
-that ignores the range (200 instead of 206) or answers a different range makes the file start
-over, never a spliced file. Within one call a dropped connection is resumed at once as long as
-each attempt brings new bytes; an attempt that brings nothing ends the call with
-`TransferInterrupted`, leaving the partial file for the next pull.
+that ignores the range (200, or a 206 from byte 0) makes the file start over from that body; an
+answer for another range than the one asked for is not used at all: the file starts over with a
+request for the whole file. Never a spliced file. Within one call a dropped connection is resumed
+at once as long as each attempt brings new bytes; an attempt that brings nothing ends the call
+with `TransferInterrupted`, leaving the partial file for the next pull.
 
 The body is read with the standard library's `http.client` (through `urllib.request`, so proxies
 from the environment apply) in 1 MiB reads, and SHA-256 runs on a second thread: on loopback this
@@ -185,6 +186,30 @@ def _content_range_start(value: str | None) -> int | None:
     return int(first) if first.isdigit() else None
 
 
+def _body_start(resp) -> int | None:
+    """Where the body of a 200 or 206 answer starts in the file (None: a 206 that does not say)."""
+    if resp.status == 200:
+        return 0
+    return _content_range_start(resp.headers.get("Content-Range"))
+
+
+def _unusable_range(resp, have: int) -> bool:
+    """A 416 for the range asked for (the partial file is not a prefix the server knows), or a
+    206 whose body starts neither where the partial file ends nor at 0: written anywhere, its
+    bytes would splice the file (only a known sha256 would notice)."""
+    if resp.status == 416:
+        return have > 0
+    return resp.status == 206 and _body_start(resp) not in (have, 0)
+
+
+def _restart(partial: Path, hasher: _Hasher, progress: TransferProgress, size: int | None) -> _Hasher:
+    """Empty the partial file to fetch it again from its first byte; returns the new hasher."""
+    hasher.abandon()
+    partial.write_bytes(b"")
+    progress.start(size, 0)
+    return _Hasher()
+
+
 def _total_size(resp, start: int) -> int | None:
     rng = resp.headers.get("Content-Range")
     if rng and "/" in rng:
@@ -229,26 +254,18 @@ def download(
             except OSError as exc:
                 raise TransferInterrupted(f"cannot connect: {_reason(exc)}", have) from None
             try:
-                if resp.status == 416 and have:
-                    # The partial file is not a prefix the server knows: start over.
-                    have = 0
-                    hasher.abandon()
-                    hasher = _Hasher()
-                    partial.write_bytes(b"")
-                    progress.start(size, 0)
+                if _unusable_range(resp, have):
+                    # Start over, and ask for the whole file (have = 0: no Range header).
+                    have, hasher = 0, _restart(partial, hasher, progress, size)
                     retries += 1
                     if retries > max_retries:
-                        raise TransferError("the server refuses every range request", 416)
+                        raise TransferError(f"the server answers no range request usably (HTTP {resp.status})",
+                                            resp.status)
                     continue
                 if resp.status not in (200, 206):
                     raise TransferError(f"HTTP {resp.status} {resp.reason}", resp.status, have=have)
-                if resp.status == 200 or _content_range_start(resp.headers.get("Content-Range")) != have:
-                    if have:  # the range was ignored: the body is the whole file
-                        have = 0
-                        hasher.abandon()
-                        hasher = _Hasher()
-                        progress.start(size, 0)
-                    partial.write_bytes(b"")
+                if have and _body_start(resp) == 0:  # the range was ignored: the body is the whole file
+                    have, hasher = 0, _restart(partial, hasher, progress, size)
                 total = _total_size(resp, have)
                 if size is None:
                     size = total
