@@ -63,3 +63,43 @@ def test_importing_the_backends_costs_nothing():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# A malformed service address is one usage error (exit 2), never an httpx traceback.
+BAD_ADDRESSES = ["http://[::1/v1", "http://gpu box:8000/v1", "http://gpu-box:80800/v1", "http://gpu-box:port/v1",
+                 "http://:8000/v1", "localhost:8000"]
+
+
+@pytest.mark.parametrize("address", BAD_ADDRESSES)
+def test_a_malformed_api_base_is_a_usage_error(address, cli):
+    result = cli("chat", "--api-base", address, "--model", "foo", "hi")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("modelctl: error: --api-base ") and "is not a usable URL" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_a_malformed_api_base_in_a_real_process(run_modelctl):
+    result = run_modelctl("chat", "--api-base", "http://bob:hunter2secret@[::1/v1", "--model", "foo", "hi")
+    assert result.returncode == 2
+    assert result.stderr == ("modelctl: error: --api-base 'http://***@[::1/v1' is not a usable URL: "
+                             "expected a URL with a valid host and port (Invalid IPv6 URL)\n")
+
+
+@pytest.mark.parametrize("kit", KITS, ids=[k.name for k in KITS])
+def test_a_malformed_address_for_any_deployment_is_a_usage_error(kit, provider_env):
+    """--api-base with --deployment replaces the deployment's endpoint; it is checked as well."""
+    for address in BAD_ADDRESSES[:4]:
+        with pytest.raises(UsageError, match="is not a usable"):
+            open_backend(None, kit.deployment("http://127.0.0.1:9"), api_base=address, api_key=FAKE_KEY)
+
+
+@pytest.mark.parametrize("variable, kit", [("AZURE_OPENAI_ENDPOINT", "azure-openai"), ("OLLAMA_HOST", "ollama")])
+def test_a_malformed_address_in_the_environment_is_a_usage_error(variable, kit, provider_env):
+    from dataclasses import replace
+
+    from providers.kits import KIT
+
+    provider_env.setenv(variable, "http://[::1:11434")
+    dep = replace(KIT[kit].deployment("http://127.0.0.1:9"), endpoint=None, host=None)
+    with pytest.raises(UsageError, match="is not a usable"):
+        open_backend(None, dep, api_key=FAKE_KEY)

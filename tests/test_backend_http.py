@@ -11,6 +11,8 @@ import pytest
 
 from modelctl.backends.http import (
     DebugLog,
+    ErrorContext,
+    HttpClient,
     RetryPolicy,
     coerce_option,
     iter_sse,
@@ -20,6 +22,7 @@ from modelctl.backends.http import (
     redact_headers,
     redact_url,
 )
+from modelctl.errors import UsageError
 from modelctl.keys import remember_secret
 
 
@@ -85,6 +88,32 @@ def test_credentials_are_hidden_in_urls_and_headers():
                             "anthropic-version": "2023-06-01", "x-note": "sk-remembered-secret-1"})
     assert shown == {"Authorization": "Bearer ***", "api-key": "***", "x-goog-api-key": "***",
                      "anthropic-version": "2023-06-01", "x-note": "***"}
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("https://bob:pw-unused-one@h.example/v1?api_key=qk-unused-1", ["pw-unused-one", "qk-unused-1"]),
+    ("https://bob:p%40ss-word-2@h/v1", ["p%40ss-word-2", "p@ss-word-2"]),  # as written and decoded
+    ("https://tok-as-user-3@h/v1?alt=sse&x-goog-api-key=qk-3&client_secret=cs-3", ["tok-as-user-3", "qk-3", "cs-3"]),
+])
+def test_credentials_written_into_a_url(url, secret):
+    from modelctl.backends.http import url_credentials
+
+    assert url_credentials(url) == secret
+    assert not any(s in redact_url(url) for s in secret)
+
+
+def test_a_malformed_url_is_shown_without_its_credentials():
+    assert redact_url("http://bob:pw@[::1/v1?key=k1&alt=sse") == "http://***@[::1/v1?key=***&alt=sse"
+    assert redact_url("bob:pw@gpu box/v1") == "***@gpu box/v1"
+
+
+def test_a_url_httpx_cannot_use_is_a_clear_error_naming_it():
+    client = HttpClient(ErrorContext("the server"), retry=RetryPolicy(retries=0))
+    for url in ("http://bob:pw-invalid-url@exa\x01mple/v1", "http://bob:pw-invalid-url@[::1/v1"):
+        with pytest.raises(UsageError) as info:
+            client.request_json("GET", url)
+        assert "cannot send a request to 'http://***@" in str(info.value)
+        assert "pw-invalid-url" not in str(info.value)
 
 
 def test_debug_log_is_silent_unless_enabled_and_follows_modelctl_debug(monkeypatch):

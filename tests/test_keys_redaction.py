@@ -9,7 +9,7 @@ import traceback
 
 import pytest
 
-from modelctl.backends.base import GenerationParams
+from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import open_backend
 from modelctl.backends.http import RetryPolicy
 from modelctl.errors import ModelctlError
@@ -125,3 +125,114 @@ def test_chat_command_never_prints_the_key(kit, scenario, server, provider_env, 
         assert FAKE_KEY not in result.output
         assert "debug: request: POST" in result.output
         assert (result.exit_code == 0) == (scenario == "success"), result.output
+
+
+# --- credentials written into a service's address --------------------------------------------------
+#
+# httpx sends `http://user:password@host/…` as Basic auth, and some services take `?key=…`, so
+# people write credentials into --api-base, a registry `api_base`/`endpoint`/`host`, OLLAMA_HOST.
+# Each test makes its own secrets: redaction remembers them for the rest of the process.
+
+
+def address_with_credentials(kit, url):
+    """(kit's deployment at `url` with a password and a `?key=` value in its address, the two)."""
+    import dataclasses
+    import uuid
+
+    password, query_key = f"pw-{uuid.uuid4().hex[:12]}", f"qk-{uuid.uuid4().hex[:12]}"
+    dep = kit.deployment(url)
+    field = next(f for f in ("api_base", "endpoint", "host") if getattr(dep, f))
+    address = getattr(dep, field).replace("://", f"://bob:{password}@", 1) + f"?key={query_key}"
+    return dataclasses.replace(dep, **{field: address}), (password, query_key)
+
+
+ADDRESS_SCENARIOS = ["success", "401 echoing them", "connection refused"]
+
+
+def _address_scenario(kit, scenario, server):
+    url = closed_port_url() if scenario == "connection refused" else server.url
+    dep, secrets = address_with_credentials(kit, url)
+    reply = kit.error(401, "rejected: " + " ".join(secrets)) if scenario == "401 echoing them" else kit.stream(["Hello", " world"])
+    server.route("POST", kit.chat_path, reply)
+    return dep, secrets
+
+
+@pytest.mark.parametrize("scenario", ADDRESS_SCENARIOS)
+@pytest.mark.parametrize("kit", KITS, ids=[k.name for k in KITS])
+def test_credentials_in_the_address_never_appear(kit, scenario, server, provider_env, capsys):
+    if kit.key_env:
+        provider_env.setenv(kit.key_env, FAKE_KEY)
+    dep, secrets = _address_scenario(kit, scenario, server)
+    backend = open_backend(None, dep, debug=True, retry=RetryPolicy(retries=0))
+    output = run_everything(backend, capsys) + json.dumps(backend.describe())
+    backend.close()
+    assert "debug: request:" in output
+    for secret in secrets:
+        assert secret not in output
+
+
+@pytest.mark.parametrize("scenario", ADDRESS_SCENARIOS)
+@pytest.mark.parametrize("kit", KITS, ids=[k.name for k in KITS])
+def test_chat_command_never_prints_credentials_in_the_address(kit, scenario, server, provider_env, cli, tmp_path):
+    dep, secrets = _address_scenario(kit, scenario, server)
+    registry = registry_for(dep, tmp_path / "registry.toml")
+    env = {kit.key_env: FAKE_KEY, "MODELCTL_RETRIES": "0"}
+    for extra in ([], ["--debug"], ["--json"], ["--debug", "--json"]):
+        result = cli("--registry", registry, "chat", "-m", "test/served-model", "Say hello", *extra, env=env)
+        assert result.exit_code != 2, result.output  # the address itself is fine
+        for secret in secrets:
+            assert secret not in result.output
+
+
+@pytest.mark.parametrize("scenario", ADDRESS_SCENARIOS)
+def test_api_base_flag_never_prints_its_credentials(scenario, server, provider_env, cli):
+    dep, secrets = _address_scenario(KITS[2], scenario, server)  # openai-compatible, as --api-base makes
+    for extra in ([], ["--debug"], ["--json"], ["--debug", "--json"]):
+        result = cli("chat", "--api-base", dep.api_base, "--model", "foo", "hi", *extra, env={"MODELCTL_RETRIES": "0"})
+        assert (result.exit_code == 0) == (scenario == "success"), result.output
+        for secret in secrets:
+            assert secret not in result.output
+    if scenario == "connection refused":
+        assert "cannot connect to the server at http://***@127.0.0.1:" in result.output
+        assert "?key=***" in result.output
+
+
+def test_the_repro_in_a_real_process(run_modelctl):
+    result = run_modelctl("chat", "--api-base", "http://bob:hunter2secret@127.0.0.1:1/v1?api_key=sk-query-secret-1",
+                          "--model", "foo", "hi", "--debug", env={"MODELCTL_RETRIES": "0"})
+    assert result.returncode == 9
+    assert "hunter2secret" not in result.stdout + result.stderr
+    assert "sk-query-secret-1" not in result.stdout + result.stderr
+    assert "cannot connect to the server at http://***@127.0.0.1:1/v1?api_key=***" in result.stderr
+
+
+@pytest.mark.parametrize("kit", [k for k in KITS if k.name not in ("hf-inference", "ollama")], ids=str)
+def test_the_credentials_in_the_address_are_still_sent(kit, server, provider_env):
+    """Hidden from output, not from the service: user info as Basic auth, the query on every request."""
+    import base64
+
+    if kit.key_env:
+        provider_env.setenv(kit.key_env, FAKE_KEY)
+    dep, (password, query_key) = _address_scenario(kit, "success", server)
+    backend = open_backend(None, dep, retry=RetryPolicy(retries=0))
+    text, _ = collect(backend.chat(MESSAGES, GenerationParams(max_tokens=4)))
+    backend.close()
+    assert text == kit.text
+    (request,) = server.calls(kit.chat_path)
+    assert request.query["key"] == [query_key]
+    assert request.header("authorization") == "Basic " + base64.b64encode(f"bob:{password}".encode()).decode()
+
+
+def test_the_debug_model_line_hides_credentials_in_an_endpoint():
+    import io
+
+    from modelctl.chat.debug import prompt_report
+
+    class Served:  # a server backend as prompt_report sees it
+        def describe(self):
+            return {"model_id": "foo", "kind": "openai-compatible",
+                    "endpoint": "http://bob:pw-debug-line-1@gpu-box:8000/v1?api_key=qk-debug-line-1"}
+
+    out = io.StringIO()
+    prompt_report(Served(), out)
+    assert out.getvalue().startswith("debug: model: foo (http://***@gpu-box:8000/v1?api_key=***)\n")

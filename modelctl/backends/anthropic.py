@@ -48,10 +48,7 @@ class AnthropicBackend(ApiBackend):
                  max_output_tokens: int | None = None, **options: Any) -> None:
         key = require_key("anthropic", key_env=deployment.key_env, explicit=api_key)
         super().__init__(deployment, key=key, **options)
-        self.base = (api_base or deployment.api_base or ANTHROPIC_API_BASE).rstrip("/")
-        if self.base.endswith("/v1"):
-            self.base = self.base[:-3]
-        self.endpoint = self.base
+        self.base = self.use_base(api_base or deployment.api_base or ANTHROPIC_API_BASE).removesuffix("/v1")
         self.default_max_tokens = min(max_output_tokens or DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS)
         headers = {"x-api-key": key.value or "", "anthropic-version": deployment.api_version or ANTHROPIC_VERSION}
         ctx = ErrorContext(self.label, not_found=f"does not know the model '{deployment.model}'")

@@ -24,6 +24,7 @@ from modelctl.backends.http import (
     StreamClock,
     default_retry,
     pop_stream_flag,
+    service_url,
 )
 from modelctl.errors import ModelctlError
 from modelctl.keys import KeyInfo, redact
@@ -52,7 +53,8 @@ def split_system(messages: Sequence[Message]) -> tuple[str | None, list[dict[str
 class ApiBackend(BaseBackend):
     """A backend that talks to a service over HTTP.
 
-    Subclasses set `label` and build `self.http` (an `HttpClient`) and `self.endpoint`; they
+    Subclasses set `label`, take their service's address with `use_base()` (which sets
+    `self.endpoint`) and build `self.http` (an `HttpClient`) with `make_client()`; they
     implement `chat()` with `self.stream_chunks(...)` and, where the service has them,
     `embed`, `count_tokens` and `live_info`.
     """
@@ -77,7 +79,8 @@ class ApiBackend(BaseBackend):
         self.retry = retry or default_retry()
         self.timeout = timeout
         self.transport = transport
-        self.endpoint = ""
+        self.endpoint = ""  # the service's address as shown: credentials hidden
+        self.base_query: dict[str, str] = {}  # the query of the address given, sent with every request
         self.http: HttpClient | None = None
         self._live: dict[str, Any] | None = None
         # Answers being streamed now: no other request is made meanwhile, because some servers
@@ -86,11 +89,20 @@ class ApiBackend(BaseBackend):
 
     # --- construction helpers ------------------------------------------------------------------
 
+    def use_base(self, url: str) -> str:
+        """Take `url` as the service's address: the credentials written into it (a password,
+        `?key=…`) are remembered for redaction, `endpoint` shows it with them hidden, and its
+        query goes with every request. Returns the URL request paths are appended to."""
+        address = service_url(url)
+        self.endpoint = address.shown
+        self.base_query = address.query
+        return address.base
+
     def make_client(self, ctx: ErrorContext, headers: Mapping[str, str]) -> HttpClient:
         ctx.endpoint = ctx.endpoint or self.endpoint
         if ctx.key_hint is None and self.key.source:
             ctx.key_hint = f"the key came from {self.key.source}"
-        return HttpClient(ctx, headers=headers, timeout=self.timeout, retry=self.retry,
+        return HttpClient(ctx, headers=headers, params=self.base_query, timeout=self.timeout, retry=self.retry,
                           debug=self.debug, transport=self.transport)
 
     # --- the protocol ------------------------------------------------------------------------------

@@ -35,10 +35,10 @@ ADHOC_DEPLOYMENT_ID = "api-base"
 def adhoc_deployment(api_base: str, model: str, *, key_env: str = "OPENAI_API_KEY") -> "Deployment":
     """The deployment behind `--api-base URL --model NAME`: any OpenAI-compatible server, with
     `--api-key` or `OPENAI_API_KEY` when it wants a key."""
+    from modelctl.backends.http import check_url
     from modelctl.registry import Deployment
 
-    if not api_base.startswith(("http://", "https://")):
-        raise UsageError(f"--api-base must be an http:// or https:// URL, not '{api_base}'")
+    check_url(api_base, "--api-base")
     if not model:
         raise UsageError("--api-base needs --model NAME (the model name the server knows)")
     return Deployment(id=ADHOC_DEPLOYMENT_ID, kind="openai-compatible", model=model, api_base=api_base, key_env=key_env)

@@ -48,8 +48,7 @@ class GeminiBackend(ApiBackend):
                  **options: Any) -> None:
         key = require_key("gemini", key_env=deployment.key_env, explicit=api_key)
         super().__init__(deployment, key=key, **options)
-        self.base = (api_base or deployment.api_base or GEMINI_API_BASE).rstrip("/")
-        self.endpoint = self.base
+        self.base = self.use_base(api_base or deployment.api_base or GEMINI_API_BASE)
         name = (deployment.model or "").removeprefix("models/")
         self.resource = f"models/{name}"
         self.model_url = f"{self.base}/models/{quote(name, safe='')}"

@@ -18,21 +18,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Iterator, Mapping, Sequence
+from urllib.parse import unquote_plus
 
 from modelctl.backends.base import Timings, Usage
-from modelctl.errors import AuthError, BackendError, NotFoundError, OfflineError
-from modelctl.keys import REDACTED, redact
+from modelctl.errors import AuthError, BackendError, ModelctlError, NotFoundError, OfflineError, UsageError
+from modelctl.keys import REDACTED, redact, remember_secret
 
 # Headers whose values are credentials, whatever they hold.
 SECRET_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "x-goog-api-key", "proxy-authorization", "cookie"}
 )
-# Query parameters that carry credentials in some APIs.
-SECRET_PARAMS = frozenset({"key", "api_key", "api-key", "access_token", "token"})
+# Query parameters that carry credentials in some APIs; also any whose name contains one of
+# SECRET_PARAM_WORDS (`x-api-key`, `auth_token`, `client_secret`, …).
+SECRET_PARAMS = frozenset({"key", "api_key", "api-key", "apikey", "access_token", "token", "sig"})
+SECRET_PARAM_WORDS = ("key", "token", "secret", "password", "signature")
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 300.0  # a long answer from a slow model, without a byte in between
@@ -63,7 +67,7 @@ def interrupted(provider: str, received: int, why: str) -> StreamInterrupted:
     return StreamInterrupted(redact(msg), received=received, hint=hint)
 
 
-def error(cls: type[BackendError], message: str, hint: str | None = None) -> BackendError:
+def error(cls: type[ModelctlError], message: str, hint: str | None = None) -> ModelctlError:
     """An error whose message and hint have been through redaction."""
     return cls(redact(message), hint=redact(hint) if hint else None)
 
@@ -121,8 +125,9 @@ class ErrorContext:
     not_found_hint: str | None = None  # "pull it: ollama pull llama3"
 
     def where(self, url: str = "") -> str:
-        """The service and its address, once: "OpenAI at https://…", "the server at http://…"."""
-        endpoint = self.endpoint or url
+        """The service and its address, once: "OpenAI at https://…", "the server at http://…"
+        (credentials in the address hidden)."""
+        endpoint = redact_url(self.endpoint or url)
         return self.provider if not endpoint or endpoint in self.provider else f"{self.provider} at {endpoint}"
 
 
@@ -252,22 +257,98 @@ def run_with_retries(call: Callable[[], Any], classify: Callable[[BaseException]
             attempt += 1
 
 
-# --- debug ---------------------------------------------------------------------------------------------
+# --- service addresses ---------------------------------------------------------------------------------
+
+
+# [scheme://][userinfo@]rest — the user info runs to the last "@" before the path.
+_URL_PARTS = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?:(?P<userinfo>[^/?#]*)@)?(?P<rest>.*)$", re.DOTALL)
+
+
+def _secret_param(name: str) -> bool:
+    name = unquote_plus(name).lower()
+    return name in SECRET_PARAMS or any(word in name for word in SECRET_PARAM_WORDS)
+
+
+def _split_url(url: str) -> tuple[str, str | None, str, str | None, str]:
+    """(scheme://, user info, host and path, query, #fragment) as written; never raises, so that
+    a malformed URL can be shown safely too."""
+    m = _URL_PARTS.match(url)
+    assert m is not None  # every part is optional
+    rest, hash_, fragment = m["rest"].partition("#")
+    head, question, query = rest.partition("?")
+    return m["scheme"] or "", m["userinfo"], head, query if question else None, hash_ + fragment
+
+
+def url_credentials(url: str) -> list[str]:
+    """The secrets written into a URL: the password of its user info (the whole user info when
+    it has no password: a token) and the values of credential query parameters, as written and
+    decoded."""
+    _, userinfo, _, query, _ = _split_url(url)
+    found = []
+    if userinfo:
+        user, colon, password = userinfo.partition(":")
+        found.append(password if colon else user)
+    for pair in (query or "").split("&"):
+        name, _, value = pair.partition("=")
+        if _secret_param(name):
+            found.append(value)
+    return [form for secret in found if secret for form in dict.fromkeys((secret, unquote_plus(secret)))]
+
+
+def remember_url_credentials(url: str) -> None:
+    """Have `redact()` hide the credentials written into `url` wherever they appear later."""
+    for secret in url_credentials(url):
+        remember_secret(secret)
 
 
 def redact_url(url: str) -> str:
-    """The URL with credential query parameters (`key=`, `api_key=`, …) and user info hidden."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+    """The URL with its user info and credential query parameters (`key=`, `api_key=`, …)
+    hidden, and every known key redacted; the rest as written. Malformed URLs too."""
+    scheme, userinfo, head, query, fragment = _split_url(url)
+    shown = scheme + (f"{REDACTED}@" if userinfo is not None else "") + head
+    if query is not None:
+        pairs = []
+        for pair in query.split("&"):
+            name, eq, value = pair.partition("=")
+            pairs.append(f"{name}={REDACTED}" if eq and value and _secret_param(name) else pair)
+        shown += "?" + "&".join(pairs)
+    return redact(shown + fragment)
 
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query:
-        pairs = [(k, REDACTED if k.lower() in SECRET_PARAMS else v) for k, v in parse_qsl(query, keep_blank_values=True)]
-        query = urlencode(pairs, safe="*")
-    return redact(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+
+@dataclass(frozen=True)
+class ServiceUrl:
+    """A service's address as given (`--api-base`, a registry `api_base` or `endpoint`, an
+    environment variable), taken apart."""
+
+    base: str  # request paths are appended to this: no query, no trailing "/"; user info kept (httpx sends it as Basic auth)
+    query: dict[str, str]  # the address's own query parameters, sent with every request
+    shown: str  # what messages and --debug print: credentials hidden
+
+
+def check_url(url: str, what: str = "the service address") -> str:
+    """`url`, once the credentials written into it are remembered for `redact()`; a URL that
+    cannot be used is a UsageError naming `what` and the URL (credentials hidden)."""
+    from modelctl.registry.schema import url_problem
+
+    remember_url_credentials(url)
+    problem = url_problem(url)
+    if problem:
+        raise UsageError(f"{what} '{redact_url(url)}' is not a usable URL: {problem}")
+    return url
+
+
+def service_url(url: str) -> ServiceUrl:
+    """Take a service's address apart (`check_url` first)."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    parts = urlsplit(check_url(url))
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    shown = redact_url(urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), parts.query, "")))
+    return ServiceUrl(base, query, shown)
+
+
+# --- debug ---------------------------------------------------------------------------------------------
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -483,6 +564,7 @@ class HttpClient:
         ctx: ErrorContext,
         *,
         headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
         timeout: float | None = None,
         connect_timeout: float | None = None,
         retry: RetryPolicy | None = None,
@@ -491,6 +573,7 @@ class HttpClient:
     ) -> None:
         self.ctx = ctx
         self.headers = dict(headers or {})
+        self.params = dict(params or {})  # sent with every request (the service address's own query)
         self.read_timeout = timeout or DEFAULT_READ_TIMEOUT
         self.connect_timeout = connect_timeout or DEFAULT_CONNECT_TIMEOUT
         self.retry = retry or default_retry()
@@ -539,9 +622,8 @@ class HttpClient:
         import httpx
 
         policy = retry or self.retry
-        shown_url = str(httpx.URL(url, params=params)) if params else url
+        params = {**self.params, **(params or {})} or None
         sent = {**self.headers, **({"content-type": "application/json"} if body is not None else {})}
-        self.debug.request(method, shown_url, sent, body)
         attempts = 0
 
         def once():
@@ -565,7 +647,11 @@ class HttpClient:
             return response
 
         try:
+            self.debug.request(method, str(httpx.URL(url, params=params)) if params else url, sent, body)
             return run_with_retries(once, self._classify, policy, self.debug)
+        except httpx.InvalidURL as exc:
+            raise error(UsageError, f"cannot send a request to '{redact_url(url)}': {exc}",
+                        "check the service address (--api-base, or the deployment's api_base, endpoint or host)") from None
         except _Status as exc:
             raise status_error(self.ctx, exc.status, exc.body, exc.text, attempts=attempts) from None
         except httpx.TimeoutException as exc:

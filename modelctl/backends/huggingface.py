@@ -66,8 +66,8 @@ class HuggingFaceBackend(ApiBackend):
                 key = require_key("hf-inference", key_env=deployment.key_env)
         super().__init__(deployment, key=key, **options)
         if self.api_base:
-            self.endpoint = self.api_base
-            self.label = f"the Hugging Face endpoint at {self.api_base}"
+            self.use_base(self.api_base)  # for endpoint and redaction; the client is given the address as it is
+            self.label = f"the Hugging Face endpoint at {self.endpoint}"
         else:
             self.endpoint = f"{ROUTER}/{deployment.provider}" if deployment.provider else ROUTER
         what = "endpoint" if self.api_base else f"inference provider{' ' + deployment.provider if deployment.provider else 's'}"

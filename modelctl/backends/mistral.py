@@ -33,8 +33,7 @@ class MistralBackend(OpenAIBackend):
         ApiBackend.__init__(self, deployment, key=key, **options)
         self.parameters = PARAMETERS
         self.query = None
-        self.base = (api_base or deployment.api_base or MISTRAL_API_BASE).rstrip("/")
-        self.endpoint = self.base
+        self.base = self.use_base(api_base or deployment.api_base or MISTRAL_API_BASE)
         ctx = ErrorContext(self.label, not_found=f"does not know the model '{deployment.model}'")
         self.http = self.make_client(ctx, {"authorization": f"Bearer {key.value}"})
 

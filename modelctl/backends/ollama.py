@@ -37,12 +37,14 @@ from modelctl.backends.http import (
     error,
     interrupted,
     parse_retry_after,
+    redact_url,
+    remember_url_credentials,
     request_hooks,
     run_with_retries,
     status_error,
     transport_reason,
 )
-from modelctl.errors import BackendError, ModelctlError, OfflineError
+from modelctl.errors import BackendError, ModelctlError, OfflineError, UsageError
 from modelctl.keys import KeyInfo, remember_secret
 
 if TYPE_CHECKING:
@@ -57,23 +59,35 @@ OPTION_NAMES = {"max_tokens": "num_predict", "temperature": "temperature", "top_
 
 def ollama_host(explicit: str | None = None) -> str:
     """The server URL: `explicit`, else OLLAMA_HOST, else the default; scheme and port filled in
-    as Ollama does (`host:port`, `:port`, `http://host`)."""
-    raw = (explicit or os.environ.get("OLLAMA_HOST") or "").strip()
-    if not raw:
+    as Ollama does (`host:port`, `:port`, `http://host`). Credentials written into it are
+    remembered for redaction (and not sent: Ollama takes none); a host that cannot be used is a
+    UsageError."""
+    from modelctl.registry.schema import url_problem
+
+    given = (explicit or os.environ.get("OLLAMA_HOST") or "").strip()
+    if not given:
         return DEFAULT_HOST
-    scheme = "http"
+    remember_url_credentials(given)
+    raw, scheme = given, "http"
     if "://" in raw:
         scheme, raw = raw.split("://", 1)
         default_port = 443 if scheme == "https" else 80
     else:
         default_port = 11434
-    parts = urlsplit(f"{scheme}://{raw}")
-    host = parts.hostname or "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port or default_port
-    path = parts.path.rstrip("/")
-    return f"{scheme}://{host}:{port}{path}"
+    try:
+        parts = urlsplit(f"{scheme}://{raw}")
+        host = parts.hostname or "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        url = f"{scheme}://{host}:{parts.port or default_port}{parts.path.rstrip('/')}"
+    except ValueError as exc:
+        problem: str | None = str(exc)
+    else:
+        problem = url_problem(url)
+    if problem:
+        raise UsageError(f"'{redact_url(given)}' is not a usable Ollama host: {problem}",
+                         hint="check --api-base, the deployment's host, or OLLAMA_HOST")
+    return url
 
 
 class _Calls:

@@ -105,8 +105,7 @@ class OpenAIBackend(ApiBackend):
                     hint="set AZURE_OPENAI_ENDPOINT, give the deployment an `endpoint`, or pass --api-base",
                 )
             self.azure_deployment = deployment.deployment or model
-            self.base = f"{endpoint.rstrip('/')}/openai/deployments/{quote(self.azure_deployment, safe='')}"
-            self.endpoint = endpoint.rstrip("/")
+            self.base = f"{self.use_base(endpoint)}/openai/deployments/{quote(self.azure_deployment, safe='')}"
             if not deployment.api_version:
                 raise UsageError(f"Azure OpenAI deployment '{self.azure_deployment}' needs an api_version")
             self.query = {"api-version": deployment.api_version}
@@ -115,8 +114,7 @@ class OpenAIBackend(ApiBackend):
                          f"(api-version {deployment.api_version})")
         elif kind == "openai":
             self.label = "OpenAI"
-            self.base = (api_base or deployment.api_base or OPENAI_API_BASE).rstrip("/")
-            self.endpoint = self.base
+            self.base = self.use_base(api_base or deployment.api_base or OPENAI_API_BASE)
             headers["authorization"] = f"Bearer {key.value}"
             if deployment.organization:
                 headers["openai-organization"] = deployment.organization
@@ -125,9 +123,8 @@ class OpenAIBackend(ApiBackend):
             base = api_base or deployment.api_base
             if not base:
                 raise UsageError(f"openai-compatible deployment of '{model}' has no api_base", hint="pass --api-base URL")
-            self.base = base.rstrip("/")
-            self.endpoint = self.base
-            self.label = f"the server at {self.base}"
+            self.base = self.use_base(base)
+            self.label = f"the server at {self.endpoint}"
             if key.value:
                 headers["authorization"] = f"Bearer {key.value}"
             not_found = f"has no model '{model}' (or no such endpoint; the base URL usually ends in /v1)"

@@ -6,9 +6,12 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
+from modelctl.backends.http import redact_url
+from modelctl.keys import redact
+
 
 def _line(out: IO[str], label: str, value: Any) -> None:
-    out.write(f"debug: {label}: {value}\n")
+    out.write(redact(f"debug: {label}: {value}") + "\n")
 
 
 def prompt_report(backend: Any, out: IO[str] | None = None) -> None:
@@ -17,7 +20,8 @@ def prompt_report(backend: Any, out: IO[str] | None = None) -> None:
     rendered = getattr(backend, "last_rendered", None)
     tokens = list(getattr(backend, "last_prompt_tokens", []) or [])
     describe = backend.describe()
-    _line(out, "model", f"{describe.get('model_id')} ({describe.get('file', describe.get('endpoint', '?'))})")
+    where = describe.get("file") or redact_url(describe.get("endpoint") or "?")  # a URL may hold a password
+    _line(out, "model", f"{describe.get('model_id')} ({where})")
     if describe.get("compute"):  # in-process: where the layers run
         _line(out, "backend", f"{describe.get('kind')}, {describe['compute']}"
               + (f", {describe['threads']} threads" if describe.get("threads") else ""))
@@ -38,7 +42,7 @@ def prompt_report(backend: Any, out: IO[str] | None = None) -> None:
     _line(out, "prompt tokens", f"{len(tokens)} (first ids: {tokens[:8]})")
     for seg in rendered.segments:
         kind = "template" if seg.special else "content "
-        out.write(f"debug:   {kind} {seg.text!r}\n")
+        out.write(redact(f"debug:   {kind} {seg.text!r}") + "\n")
     out.flush()
 
 
