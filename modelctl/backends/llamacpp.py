@@ -2,16 +2,17 @@
 
 What this backend does that `Llama.create_chat_completion` does not:
 
-- the prompt is rendered by modelctl's template layer and tokenized here, **segment by segment**:
-  the template's own text with special-token parsing, message content as plain text, so a user
-  who types `<end_of_turn>` gets the characters, not the control token;
+- the prompt is rendered by modelctl's template layer and tokenized here: the tokens are those of
+  the whole prompt text, except that control tokens come only from the template's own text, so a
+  user who types `<end_of_turn>` gets the characters, not the control token;
 - BOS exactly once, following the model's `add_bos_token` flag;
 - generation stops on the model's end-of-generation tokens and on the template's stop strings,
   and streamed text that might be the start of a stop string is held back until it is not;
 - the loaded model and its evaluated tokens stay between turns: each turn evaluates only the
   tokens after the longest prefix it shares with what is already in the KV cache. The tokens the
-  model generated for an answer are reused verbatim when that answer comes back in the next
-  prompt, so a re-tokenization that differs cannot break the shared prefix.
+  model generated for an answer are reused when that answer comes back in the next prompt and
+  they fit the prompt's tokens around it, so a re-tokenization that differs cannot break the
+  shared prefix.
 
 `llama_cpp` is imported only when a model is loaded.
 """
@@ -23,6 +24,7 @@ import inspect
 import os
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
@@ -91,6 +93,49 @@ def _gpu_name(llama_cpp) -> str:
         if name in info:
             return name.capitalize() if name == "METAL" else name
     return "GPU"
+
+
+# Token attributes (llama.h `llama_token_attr`).
+_ATTR_PARSED_SPECIAL = (1 << 0) | (1 << 3)  # UNKNOWN | CONTROL: found in text only by special parsing
+_ATTR_LSTRIP, _ATTR_RSTRIP = 1 << 7, 1 << 8  # the token swallows the whitespace before / after it
+_C_SPACE = " \t\n\v\f\r"  # what C's isspace() matches, as llama.cpp strips it
+
+
+def _token_piece(llama_cpp, vocab, token: int, *, special: bool) -> bytes:
+    """The text of one token (`special`: control tokens written out too)."""
+    import ctypes
+
+    size = 64
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, size, 0, special)
+        if n >= 0:
+            return buf.raw[:n]
+        size = -n
+
+
+@dataclass
+class _Run:
+    """The prompt text between two control tokens, and where remembered answers lie in it."""
+
+    strip_left: bool = False  # the control token before it swallows the whitespace after it
+    parts: list[str] = field(default_factory=list)
+    answers: list[tuple[int, int, tuple[int, ...]]] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, text: str, answer_tokens: tuple[int, ...] | None = None) -> None:
+        if answer_tokens is not None:
+            self.answers.append((self.size, self.size + len(text), answer_tokens))
+        self.parts.append(text)
+        self.size += len(text)
+
+    def finish(self, *, strip_right: bool) -> tuple[str, list[tuple[int, int, tuple[int, ...]]]]:
+        """The text (whitespace swallowed by the control tokens around it removed, as llama.cpp
+        does) and the answers' spans in it."""
+        text = "".join(self.parts)
+        lo = len(text) - len(text.lstrip(_C_SPACE)) if self.strip_left else 0
+        hi = lo + len(text[lo:].rstrip(_C_SPACE)) if strip_right else len(text)
+        return text[lo:hi], [(a - lo, b - lo, t) for a, b, t in self.answers if lo <= a and b <= hi]
 
 
 def _coerce(value: Any, like: Any) -> Any:
@@ -310,19 +355,33 @@ class LlamaCppBackend(BaseBackend):
         )
 
     def tokenize_rendered(self, rendered) -> list[int]:
-        """Tokens of a rendered prompt: template text with special tokens, content as plain text,
-        BOS exactly once."""
+        """The tokens of a rendered prompt: those that tokenizing its whole text with special-token
+        parsing gives, except that control tokens come only from the template's own text. BOS
+        exactly once.
+
+        The prompt is cut at the control tokens found in template segments; each run of text
+        between two of them (template text and message content alike) is tokenized in one call
+        without special-token parsing. That is what llama.cpp does with a whole string: it splits
+        it at special tokens and tokenizes each piece of text on its own (an SPM vocabulary's
+        space prefix at the start of each), so BPE merges across a template/content boundary and
+        the space prefix come out the same. A message holding a remembered answer gets the tokens
+        generated for it where they fit the run's tokens (see `_splice_answers`)."""
+        llama_cpp = _import_llama_cpp()
         llm = self.load()
         ids: list[int] = []
+        run = _Run()
         for seg in rendered.segments:
-            if not seg.text:
-                continue
             if not seg.special:
-                known = self._answers.get(seg.text)
-                if known is not None:
-                    ids.extend(known)
-                    continue
-            ids.extend(llm.tokenize(seg.text.encode("utf-8"), add_bos=False, special=seg.special))
+                run.add(seg.text, self._answers.get(seg.text))
+                continue
+            pos = 0
+            for start, end, token, attr in self._control_tokens(llama_cpp, seg.text):
+                run.add(seg.text[pos:start])
+                ids.extend(self._tokenize_run(llama_cpp, run, strip_right=bool(attr & _ATTR_LSTRIP)))
+                ids.append(token)
+                run, pos = _Run(strip_left=bool(attr & _ATTR_RSTRIP)), end
+            run.add(seg.text[pos:])
+        ids.extend(self._tokenize_run(llama_cpp, run, strip_right=False))
         bos = llm.token_bos()
         if bos >= 0 and llm._model.add_bos_token():
             while ids[:2] == [bos, bos]:
@@ -331,24 +390,60 @@ class LlamaCppBackend(BaseBackend):
                 ids.insert(0, bos)
         return ids
 
+    def _control_tokens(self, llama_cpp, text: str) -> list[tuple[int, int, int, int]]:
+        """(start, end, token, attributes) of each token in the template text `text` that only
+        special-token parsing finds: control tokens (and the unknown token, where written out)."""
+        vocab = self._llm._model.vocab
+        found: list[tuple[int, int, int, int]] = []
+        pos = 0
+        for token in self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True):
+            attr = llama_cpp.llama_vocab_get_attr(vocab, token)
+            if not attr & _ATTR_PARSED_SPECIAL:
+                continue
+            piece = _token_piece(llama_cpp, vocab, token, special=True).decode("utf-8", errors="replace")
+            start = text.find(piece, pos) if piece else -1
+            if start >= 0:  # else not written in the text (an unknown character): plain text
+                found.append((start, start + len(piece), token, attr))
+                pos = start + len(piece)
+        return found
+
+    def _tokenize_run(self, llama_cpp, run: "_Run", *, strip_right: bool) -> list[int]:
+        text, answers = run.finish(strip_right=strip_right)
+        if not text:
+            return []
+        tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        return self._splice_answers(llama_cpp, tokens, text, answers) if answers else tokens
+
+    def _splice_answers(self, llama_cpp, tokens: list[int], text: str, answers) -> list[int]:
+        """`tokens` (of the run `text`) with the span of each remembered answer replaced by the
+        tokens generated for it, where `tokens` has a boundary at both ends of the span: the KV
+        cache holds the generated tokens, so the next turn's prompt shares them. Elsewhere the
+        run's own tokens stay (correct, only evaluated again)."""
+        pieces = [self._piece(llama_cpp, t) for t in tokens]
+        raw = text.encode("utf-8")
+        lead = sum(map(len, pieces)) - len(raw)  # 1: the SPM space prefix
+        if lead not in (0, 1) or not b"".join(pieces).endswith(raw):
+            return tokens
+        index, offset = {}, -lead  # byte offset in `raw` where a token starts -> its index
+        for i, piece in enumerate(pieces):
+            index[offset] = i
+            offset += len(piece)
+        index[offset] = len(tokens)
+        spliced = list(tokens)
+        for start, end, known in reversed(answers):  # from the end: earlier indexes stay valid
+            lo, hi = index.get(len(text[:start].encode("utf-8"))), index.get(len(text[:end].encode("utf-8")))
+            if lo is not None and hi is not None:
+                spliced[lo:hi] = known
+        return spliced
+
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.tokenize_rendered(self.render(messages)))
 
     def _piece(self, llama_cpp, token: int) -> bytes:
+        """The text of `token` as generated (control tokens: empty), cached."""
         piece = self._pieces.get(token)
         if piece is None:
-            import ctypes
-
-            vocab = self._llm._model.vocab
-            size = 64
-            while True:
-                buf = ctypes.create_string_buffer(size)
-                n = llama_cpp.llama_token_to_piece(vocab, token, buf, size, 0, False)
-                if n >= 0:
-                    piece = buf.raw[:n]
-                    break
-                size = -n
-            self._pieces[token] = piece
+            piece = self._pieces[token] = _token_piece(llama_cpp, self._llm._model.vocab, token, special=False)
         return piece
 
     def _stop_token_ids(self, llama_cpp, rendered, stops: Sequence[str]) -> frozenset[int]:
