@@ -135,6 +135,56 @@ def test_llama_cpp_options(model, home):
     assert r.returncode == 2 and "expected KEY=VALUE" in r.stderr
 
 
+def write_lora_adapter(path, arch):
+    """A LoRA adapter in GGUF format for `arch` (zeros: it changes nothing)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", 16.0)
+    writer.add_tensor("blk.0.attn_q.weight.lora_a", np.zeros((4, 640), dtype=np.float32))
+    writer.add_tensor("blk.0.attn_q.weight.lora_b", np.zeros((1024, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_llama_cpp_option_values_are_checked(model, home, tmp_path):
+    """Values llama-cpp-python cannot take are usage errors, not tracebacks or crashes."""
+    for option, words in [
+        ("kv_overrides=abc", "KEY=TYPE:VALUE"),
+        ("type_k=abc", "expected one of f32, f16"),
+        ("tensor_split=1,x", "numbers separated by commas"),
+        ("n_threads=two", "expected a whole number"),
+        (f"lora_path={tmp_path / 'missing.gguf'}", "no such file"),
+        (f"lora_path={model}", "not a LoRA adapter"),
+    ]:
+        one_line_error(run("chat", "-m", model, "Hi", "-o", option, home=home), 2,
+                       f"option {option.partition('=')[0]}: ", words)
+    r = run("chat", "-m", model, "Hi", "--max-tokens", "2", "-o", "type_k=q8_0", "-o", "tensor_split=1",
+            "-o", "kv_overrides=general.name=str:renamed", *GREEDY, home=home)
+    assert r.returncode == 0, r.stderr
+    # Refused by llama.cpp once the model is loaded: its reason, and no crash.
+    pytest.importorskip("gguf")
+    adapter = write_lora_adapter(tmp_path / "llama-lora.gguf", "llama")
+    one_line_error(run("chat", "-m", model, "Hi", "-o", f"lora_path={adapter}", home=home), 5,
+                   "cannot apply this LoRA adapter", "arch mismatch")
+    one_line_error(run("chat", "-m", model, "Hi", "-o", "type_v=q8_0", "-o", "flash_attn=false", home=home), 5,
+                   "requires flash_attn")
+
+
+def test_n_ctx_option_is_the_context_window(model, home):
+    r = run("chat", "-m", model, "word " * 40, "-o", "n_ctx=16", home=home)
+    one_line_error(r, 7, "more than the context window of 16")
+    r = run("chat", "-m", model, "Hi", "-o", "n_ctx=64", "--max-tokens", "200", "--json", *GREEDY, home=home)
+    usage = json.loads(r.stdout)["usage"]
+    assert usage["prompt_tokens"] + usage["completion_tokens"] <= 64
+
+
 def one_line_error(r, code, *words):
     assert r.returncode == code, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()

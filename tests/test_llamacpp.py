@@ -167,6 +167,14 @@ def test_options_are_sorted_and_checked():
         split_options({"flash_attn": "maybe"})
     with pytest.raises(UsageError):
         split_options({"model_path": "/etc/passwd"})  # owned by modelctl
+    # Parameters whose default (None) says nothing of their type have their own syntax.
+    load, _ = split_options({"kv_overrides": "a.b=int:8,c=bool:false,d=str:x", "type_k": "Q8_0",
+                             "tensor_split": "3,1", "n_threads": "2", "swa_full": "on"})
+    assert load == {"kv_overrides": {"a.b": 8, "c": False, "d": "x"}, "type_k": 8, "tensor_split": [3.0, 1.0],
+                    "n_threads": 2, "swa_full": True}
+    for bad in ({"kv_overrides": "a.b=8"}, {"type_v": "q7"}, {"tensor_split": "-1"}, {"vocab_only": "true"}):
+        with pytest.raises(UsageError):
+            split_options(bad)
 
 
 def test_sampling_options_reach_the_sampler(backend):

@@ -82,6 +82,17 @@ def llama_log_tail(n: int = 20) -> list[str]:
     return list(_llama_log)[-n:]
 
 
+def _load_failure(fallback: str) -> str:
+    """Why llama.cpp could not load a model: its last error line, else `fallback` and the last
+    line it logged (such as "quantized V cache requires flash_attn to be enabled")."""
+    lines = [line.strip() for line in llama_log_tail(40)]
+    for word in ("error", "failed"):
+        found = [line for line in lines if word in line.lower()]
+        if found:
+            return found[-1]
+    return f"{fallback}: {lines[-1]}" if lines else fallback
+
+
 def gpu_offload_supported() -> bool:
     """True when this llama.cpp build can offload layers to a GPU (Metal, CUDA, Vulkan, ...)."""
     return bool(_import_llama_cpp().llama_supports_gpu_offload())
@@ -138,52 +149,136 @@ class _Run:
         return text[lo:hi], [(a - lo, b - lo, t) for a, b, t in self.answers if lo <= a and b <= hi]
 
 
-def _coerce(value: Any, like: Any) -> Any:
-    """Convert a `-o KEY=VALUE` string to the type of the parameter's default."""
-    if not isinstance(value, str):
-        return value
-    low = value.strip().lower()
-    if isinstance(like, bool) or low in ("true", "false", "yes", "no", "on", "off"):
-        if low in ("true", "1", "yes", "on"):
-            return True
-        if low in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {value!r}")
-    if isinstance(like, int) and not isinstance(like, bool):
-        return int(value, 0)
-    if isinstance(like, float):
-        return float(value)
-    for convert in (int, float):
+def _parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+
+
+def _parse_tensor_split(text: str) -> list[float]:
+    """`3,1`: the share of the model on each GPU."""
+    try:
+        shares = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"expected numbers separated by commas (3,1), got {text!r}") from None
+    if any(share < 0 for share in shares) or len(shares) > _import_llama_cpp().LLAMA_MAX_DEVICES:
+        raise ValueError(f"expected at most {_import_llama_cpp().LLAMA_MAX_DEVICES} shares, none negative")
+    return shares
+
+
+_OVERRIDE_TYPES: dict[str, Any] = {"int": _parse_int, "float": float, "bool": _parse_bool, "str": str}
+
+
+def _parse_kv_overrides(text: str) -> dict[str, Any]:
+    """`KEY=TYPE:VALUE[,KEY=TYPE:VALUE...]` (llama.cpp's --override-kv), TYPE int, float, bool or str."""
+    overrides: dict[str, Any] = {}
+    for item in text.split(","):
+        key, _, typed = item.partition("=")
+        kind, sep, value = typed.partition(":")
+        if not key.strip() or not sep or kind not in _OVERRIDE_TYPES:
+            raise ValueError(f"expected KEY=TYPE:VALUE with TYPE int, float, bool or str, got {item!r}")
+        overrides[key.strip()] = _OVERRIDE_TYPES[kind](value)
+        if kind == "str" and len(value.encode("utf-8")) > 127:
+            raise ValueError(f"{key}: a string override holds at most 127 bytes")
+    return overrides
+
+
+# The KV cache types llama.cpp accepts (its --cache-type-k/-v), by name and ggml type id.
+KV_CACHE_TYPES = {"f32": 0, "f16": 1, "bf16": 30, "q8_0": 8, "q4_0": 2, "q4_1": 3, "iq4_nl": 20, "q5_0": 6, "q5_1": 7}
+
+
+def _parse_cache_type(text: str) -> int:
+    low = text.strip().lower()
+    if low in KV_CACHE_TYPES:
+        return KV_CACHE_TYPES[low]
+    if low.isdigit() and int(low) in KV_CACHE_TYPES.values():
+        return int(low)
+    raise ValueError(f"expected one of {', '.join(KV_CACHE_TYPES)}, got {text!r}")
+
+
+def _gguf_metadata(path: str) -> dict[str, Any]:
+    from modelctl.store.gguf import read_gguf
+
+    try:
+        return read_gguf(path).metadata
+    except ModelFileError as exc:  # no such file, not GGUF, ...
+        raise ValueError(str(exc)) from None
+
+
+def _parse_adapter(text: str) -> str:
+    """The path of a LoRA adapter in GGUF format."""
+    md = _gguf_metadata(text)
+    if md.get("general.type") != "adapter" or md.get("adapter.type") != "lora":
+        raise ValueError(f"{text}: not a LoRA adapter (a GGUF file with general.type 'adapter')")
+    return text
+
+
+def _parse_gguf_path(text: str) -> str:
+    _gguf_metadata(text)
+    return text
+
+
+# Load-time parameters whose default (None) does not say what they take.
+_OPTION_PARSERS: dict[str, Any] = {
+    "n_threads": _parse_int, "n_threads_batch": _parse_int, "op_offload": _parse_bool, "swa_full": _parse_bool,
+    "tensor_split": _parse_tensor_split, "kv_overrides": _parse_kv_overrides,
+    "type_k": _parse_cache_type, "type_v": _parse_cache_type,
+    "lora_path": _parse_adapter, "lora_base": _parse_gguf_path,
+}
+# Parameters modelctl owns (the prompt, the model file, a flag of its own) or that break a chat.
+_OWNED_OPTIONS = {"self", "tokens", "reset", "stopping_criteria", "logits_processor", "grammar",
+                  "model_path", "chat_format", "chat_handler", "tokenizer", "draft_model", "kwargs",
+                  "verbose", "temp", "vocab_only"}
+
+
+def _parse_option(key: str, value: Any, default: Any) -> Any:
+    """A `-o KEY=VALUE` value as the parameter takes it. Typed values from config.toml are read
+    as their text, so that they are checked the same way."""
+    text = value if isinstance(value, str) else str(value)
+    if key in _OPTION_PARSERS:
+        return _OPTION_PARSERS[key](text)
+    if isinstance(default, bool):
+        return _parse_bool(text)
+    if isinstance(default, int):
+        return _parse_int(text)
+    if isinstance(default, float):
         try:
-            return convert(value)
+            return float(text)
         except ValueError:
-            pass
-    return value
+            raise ValueError(f"expected a number, got {text!r}") from None
+    raise ValueError("modelctl does not know what this option takes")
 
 
 def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Sort `-o KEY=VALUE` options into (load-time `Llama(...)` kwargs, sampling kwargs of
-    `Llama.generate`), converting values to the parameters' types. Unknown keys are an error."""
+    `Llama.generate`), converting values to what the parameters take. Unknown keys, and values
+    that do not fit, are a UsageError."""
     llama_cpp = _import_llama_cpp()
     sample_sig = inspect.signature(llama_cpp.Llama.generate).parameters
     load_sig = inspect.signature(llama_cpp.Llama.__init__).parameters
-    # Owned by modelctl itself (the prompt, or a flag of its own).
-    reserved = {"self", "tokens", "reset", "stopping_criteria", "logits_processor", "grammar",
-                "model_path", "chat_format", "chat_handler", "tokenizer", "draft_model", "kwargs",
-                "verbose", "temp"}
     load: dict[str, Any] = {}
     sample: dict[str, Any] = {}
     for key, value in options.items():
         target, sig = (sample, sample_sig) if key in sample_sig else (load, load_sig)
-        if key in reserved or key not in sig:
-            known = sorted((set(sample_sig) | set(load_sig)) - reserved)
+        if key in _OWNED_OPTIONS or key not in sig:
+            known = sorted((set(sample_sig) | set(load_sig)) - _OWNED_OPTIONS)
             raise UsageError(
                 f"unknown llama.cpp option {key!r}",
                 hint="known: " + ", ".join(known),
             )
         default = sig[key].default
         try:
-            target[key] = _coerce(value, None if default is inspect.Parameter.empty else default)
+            target[key] = _parse_option(key, value, None if default is inspect.Parameter.empty else default)
         except ValueError as exc:
             raise UsageError(f"option {key}: {exc}") from None
     return load, sample
@@ -216,10 +311,12 @@ class LlamaCppBackend(BaseBackend):
         self.model_id = model_id or self.path.name
         md = self.gguf.metadata
         self.n_ctx_train = md.get(f"{self.gguf.architecture}.context_length")
-        self.n_ctx = n_ctx or min(DEFAULT_CTX, self.n_ctx_train or DEFAULT_CTX)
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads
         self.load_options, self.sample_options = split_options(options or {})
+        # `-o n_ctx=N` is --ctx N: one context size, the one the prompt is checked against.
+        option_ctx = self.load_options.pop("n_ctx", None)
+        self.n_ctx = self._context_size(n_ctx if n_ctx is not None else option_ctx)
         self.load_s: float | None = None
         self._load_s_unreported = 0.0
         self._llm: "Llama | None" = None
@@ -229,6 +326,16 @@ class LlamaCppBackend(BaseBackend):
         self._dirty = False  # the KV state may not match input_ids (an interrupted eval)
         self.last_prompt_tokens: list[int] = []  # for --debug and tests
         self.last_rendered = None
+
+    def _context_size(self, wanted: int | None) -> int:
+        """The context window to load: `wanted` (0: the model's trained context, as llama.cpp
+        reads 0), else DEFAULT_CTX, at most the trained context."""
+        trained = self.n_ctx_train or DEFAULT_CTX
+        if wanted is None:
+            return min(DEFAULT_CTX, trained)
+        if wanted < 0:
+            raise UsageError(f"the context window must be a positive number of tokens, not {wanted}")
+        return wanted or trained
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -250,12 +357,34 @@ class LlamaCppBackend(BaseBackend):
         }
         kwargs.update(self.load_options)
         kwargs.update(overrides)
+        adapter = kwargs.pop("lora_path", None)  # applied below, checked
+        _llama_log.clear()  # what llama.cpp logs from here on explains a failure
+        options_hint = f"check the options {', '.join(sorted(self.load_options))}" if self.load_options else None
         try:
-            return llama_cpp.Llama(str(self.path), **kwargs)
+            llm = llama_cpp.Llama(str(self.path), **kwargs)
+        except (TypeError, AttributeError) as exc:  # a value of a type llama-cpp-python does not take
+            raise UsageError(f"llama.cpp does not take these options: {exc}", hint=options_hint) from exc
         except (ValueError, RuntimeError, OSError) as exc:
-            errors = [line for line in llama_log_tail(40) if "error" in line.lower() or "failed" in line.lower()]
-            detail = errors[-1].strip() if errors else str(exc)
-            raise ModelFileError(f"{self.path}: llama.cpp cannot load this model: {detail}") from exc
+            raise ModelFileError(f"{self.path}: llama.cpp cannot load this model: {_load_failure(str(exc))}", hint=options_hint) from exc
+        if adapter:
+            self._apply_adapter(llama_cpp, llm, adapter, kwargs.get("lora_scale", 1.0))
+        return llm
+
+    def _apply_adapter(self, llama_cpp, llm: "Llama", path: str, scale: float) -> None:
+        """Apply a LoRA adapter as `Llama(lora_path=...)` would, except that an adapter llama.cpp
+        refuses (another architecture, other shapes) is an error: llama-cpp-python goes on with
+        the null adapter and crashes the process."""
+        import ctypes
+
+        adapter = llama_cpp.llama_adapter_lora_init(llm._model.model, path.encode("utf-8"))
+        if adapter:
+            llm._stack.callback(llama_cpp.llama_adapter_lora_free, adapter)  # before the model
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+            if not llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, adapters, 1, (ctypes.c_float * 1)(scale)):
+                return
+        llm.close()
+        raise ModelFileError(f"{path}: llama.cpp cannot apply this LoRA adapter to {self.path.name}: "
+                             f"{_load_failure('no reason given')}")
 
     def load(self) -> "Llama":
         """Load the model for generation (once)."""
@@ -265,6 +394,14 @@ class LlamaCppBackend(BaseBackend):
             self.load_s = time.perf_counter() - t0
             self._load_s_unreported = self.load_s
         return self._llm
+
+    @property
+    def context_window(self) -> int:
+        """Tokens a prompt and its answer may take. Once loaded: the loaded context (llama.cpp
+        may round its size up; llama-cpp-python's token buffer has the size asked for)."""
+        if self._llm is None:
+            return self.n_ctx
+        return min(self._llm.n_ctx(), len(self._llm.input_ids))
 
     def forget(self) -> None:
         """Drop the evaluated tokens: the next prompt is evaluated from its first token."""
@@ -311,7 +448,7 @@ class LlamaCppBackend(BaseBackend):
             "file_size": self.gguf.file_size,
             "name": md.get("general.name"),
             "architecture": self.gguf.architecture,
-            "context_length": self.n_ctx,
+            "context_length": self.context_window,
             "context_length_trained": self.n_ctx_train,
             "compute": self.compute_description(),
             "threads": self.n_threads,
@@ -544,10 +681,10 @@ class LlamaCppBackend(BaseBackend):
         rendered = self.render(messages)
         prompt = self.tokenize_rendered(rendered)
         self.last_rendered, self.last_prompt_tokens = rendered, prompt
-        room = self.n_ctx - len(prompt)
+        room = self.context_window - len(prompt)
         if room < 1:
             raise BackendError(
-                f"the conversation is {len(prompt)} tokens, more than the context window of {self.n_ctx}",
+                f"the conversation is {len(prompt)} tokens, more than the context window of {self.context_window}",
                 hint="start a new conversation, drop turns, or raise --ctx",
             )
         stops = tuple(dict.fromkeys((*(getattr(rendered, "stop", None) or ()), *params.stop)))
