@@ -126,6 +126,20 @@ def test_defaults_from_config_then_flags(model, home):
     assert r.returncode == 2 and "unknown key chat.max_tokenz" in r.stderr
 
 
+def test_text_that_is_not_utf8(model, home):
+    """Bytes that are not UTF-8 in an argument or on stdin become U+FFFD; the chat goes on."""
+    args = ["chat", "-m", model, "--max-tokens", "2", "--debug", *GREEDY]
+    env = dict(os.environ, MODELCTL_HOME=str(home), NO_COLOR="1")
+    r = subprocess.run([MODELCTL, *args, b"caf\xe9"], capture_output=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "content  'caf\ufffd'" in r.stderr.decode()
+    for encoding in ("", "utf-8:strict"):  # as in a C locale, and as in a UTF-8 one
+        r = subprocess.run([MODELCTL, *args], input=b"caf\xe9\n", capture_output=True, timeout=300,
+                           env=dict(env, PYTHONIOENCODING=encoding))
+        assert r.returncode == 0, r.stderr
+        assert "content  'caf\ufffd'" in r.stderr.decode()  # the template trims content
+
+
 def test_llama_cpp_options(model, home):
     r = run("chat", "-m", model, "Hi", "--max-tokens", "2", "-o", "n_batch=64", "-o", "min_p=0.1", *GREEDY, home=home)
     assert r.returncode == 0, r.stderr

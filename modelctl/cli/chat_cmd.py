@@ -29,10 +29,20 @@ def _parse_options(pairs: List[str]) -> dict[str, str]:
     return options
 
 
+def _tolerant_stdin() -> None:
+    """Let stdin (piped, or typed in the REPL) pass bytes that are not UTF-8 on as surrogate
+    escapes, for clean_text to replace, rather than fail to decode them."""
+    reconfigure = getattr(sys.stdin, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="surrogateescape")
+
+
 def _stdin_text() -> str | None:
+    from modelctl.chat.session import clean_text
+
     if sys.stdin is None or sys.stdin.isatty():
         return None
-    return sys.stdin.read()
+    return clean_text(sys.stdin.read())
 
 
 def chat(
@@ -61,8 +71,11 @@ def chat(
     (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat."""
     from modelctl.backends.base import GenerationParams
     from modelctl.chat.resolve import open_chat
+    from modelctl.chat.session import clean_text
 
-    text = " ".join(prompt) if prompt else None
+    _tolerant_stdin()
+    text = clean_text(" ".join(prompt)) if prompt else None
+    system = None if system is None else clean_text(system)
     piped = _stdin_text()
     if piped is not None:
         if not piped.strip() and not text:
@@ -72,7 +85,7 @@ def chat(
         raise UsageError("--json and --no-stream need a prompt (argument or stdin)")
     flags = GenerationParams(
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-        stop=tuple(stop or ()),
+        stop=tuple(clean_text(s) for s in stop or ()),
     )
     setup = open_chat(
         model, template=template, system=system, flags=flags, options=_parse_options(option or []),
@@ -106,7 +119,10 @@ def embed(
     from modelctl.chat.resolve import open_chat
     from modelctl.cli.output import print_json
 
-    items = list(texts or [])
+    from modelctl.chat.session import clean_text
+
+    _tolerant_stdin()
+    items = [clean_text(t) for t in texts or []]
     if not items:
         piped = _stdin_text()
         items = [line for line in (piped or "").splitlines() if line.strip()]
