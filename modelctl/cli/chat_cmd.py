@@ -117,9 +117,8 @@ def embed(
     """Embed texts; print JSON: model, dimensions, embeddings (one vector per text, in order).
     A local GGUF model's vectors are L2-normalized."""
     from modelctl.chat.resolve import open_chat
-    from modelctl.cli.output import print_json
-
     from modelctl.chat.session import clean_text
+    from modelctl.cli.output import print_json
 
     _tolerant_stdin()
     items = [clean_text(t) for t in texts or []]
