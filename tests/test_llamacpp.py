@@ -103,6 +103,20 @@ def test_stop_string_ends_the_answer_and_is_never_streamed(backend):
     assert all(stop not in c.text for c in chunks)
 
 
+def test_template_stop_ids_are_stops_only_where_the_vocabulary_agrees(backend):
+    """phi-2's stop token id 50256 (<|endoftext|> in its vocabulary) is " Isabel" in Gemma's: an
+    answer that says Isabel goes on. Gemma's own ids (<eos>, <end_of_turn>) stay stops."""
+    backend.template = resolve_template(template="phi-2")
+    try:
+        text, final, _ = answer(backend, user("My name is Isabel. What is my name?"),
+                                GenerationParams(max_tokens=8, temperature=0.0))
+    finally:
+        backend.template = resolve_template(template="gemma")
+    assert "Isabel" in text and final.finish_reason == "length" and final.usage.completion_tokens == 8
+    rendered = backend.render(user("Hi"))
+    assert backend._stop_token_ids(llama_cpp, rendered, rendered.stop) >= {1, END}
+
+
 def test_multi_turn_evaluates_only_the_new_tokens(backend):
     backend.forget()
     session = ChatSession(backend, GenerationParams(max_tokens=8, temperature=0.0))

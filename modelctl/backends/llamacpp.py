@@ -107,7 +107,8 @@ def _gpu_name(llama_cpp) -> str:
 
 
 # Token attributes (llama.h `llama_token_attr`).
-_ATTR_PARSED_SPECIAL = (1 << 0) | (1 << 3)  # UNKNOWN | CONTROL: found in text only by special parsing
+_ATTR_CONTROL = 1 << 3
+_ATTR_PARSED_SPECIAL = (1 << 0) | _ATTR_CONTROL  # UNKNOWN | CONTROL: found in text only by special parsing
 _ATTR_LSTRIP, _ATTR_RSTRIP = 1 << 7, 1 << 8  # the token swallows the whitespace before / after it
 _C_SPACE = " \t\n\v\f\r"  # what C's isspace() matches, as llama.cpp strips it
 
@@ -584,10 +585,13 @@ class LlamaCppBackend(BaseBackend):
         return piece
 
     def _stop_token_ids(self, llama_cpp, rendered, stops: Sequence[str]) -> frozenset[int]:
-        """End-of-generation tokens, the template's stop token ids, and every stop string that is
-        a single control token (its text never reaches the detokenized stream)."""
+        """End-of-generation tokens, the template's stop token ids that are stops in this model's
+        vocabulary, and every stop string that is a single control token (its text never reaches
+        the detokenized stream)."""
         llm = self._llm
-        ids = {t for t in (getattr(rendered, "stop_token_ids", None) or ()) if t >= 0}
+        template_stops = tuple(getattr(rendered, "stop", None) or ())
+        ids = {t for t in (getattr(rendered, "stop_token_ids", None) or ())
+               if self._is_stop_token(llama_cpp, t, template_stops)}
         eos = llm.token_eos()
         if eos >= 0:
             ids.add(eos)
@@ -596,6 +600,17 @@ class LlamaCppBackend(BaseBackend):
             if len(toks) == 1 and not self._piece(llama_cpp, toks[0]):
                 ids.add(toks[0])
         return frozenset(ids)
+
+    def _is_stop_token(self, llama_cpp, token: int, stops: Sequence[str]) -> bool:
+        """Whether a template's stop token id means a stop in this model's vocabulary: an
+        end-of-generation or control token, or one whose text is a stop string. (Ids belong to a
+        vocabulary: Llama 3's <|eot_id|>, 128009, is "Menus" in Gemma's.)"""
+        vocab = self._llm._model.vocab
+        if not 0 <= token < llama_cpp.llama_vocab_n_tokens(vocab):
+            return False
+        if llama_cpp.llama_vocab_is_eog(vocab, token) or llama_cpp.llama_vocab_get_attr(vocab, token) & _ATTR_CONTROL:
+            return True
+        return _token_piece(llama_cpp, vocab, token, special=True).decode("utf-8", errors="replace") in stops
 
     def _remember(self, llama_cpp, tokens: Sequence[int]) -> None:
         """Keep the tokens of a finished answer, keyed by its text, and by its text without
