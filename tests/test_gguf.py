@@ -169,6 +169,26 @@ def test_unknown_and_unusable_architectures(tmp_path):
     assert "no tensors" in error_of(write_gguf(tmp_path / "vocab.gguf", tensors={}))
 
 
+@pytest.mark.parametrize(("key", "add", "value"), [
+    ("llama.context_length", "add_string", "4096"),
+    ("llama.context_length", "add_int32", -1),
+    ("llama.context_length", "add_bool", True),
+    ("llama.block_count", "add_string", "x"),
+    ("llama.block_count", "add_float32", 2.0),
+])
+def test_model_sizes_of_the_wrong_type(tmp_path, key, add, value):
+    """The context length and block count are read before llama.cpp loads the file."""
+    path = tmp_path / "odd.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    getattr(writer, add)(key, value)
+    writer.add_tensor("w", np.ones((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert f"GGUF metadata {key} is {value!r}, not a whole number of 0 or more" in error_of(path)
+
+
 def test_larger_than_memory(tmp_path):
     path = write_gguf(tmp_path / "big.gguf", tensors={"w": np.ones((256, 1024), dtype=np.float32)})
     assert check_gguf(path, memory=10 * 2**20).file_size > 2**20  # 1 MiB of weights fit in 10

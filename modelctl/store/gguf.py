@@ -370,7 +370,8 @@ def check_gguf(path: str | os.PathLike[str], *, memory: int | None = None) -> GG
 
     Raises ModelFileError (exit code 5) for: a missing file, a directory, not GGUF, an unsupported
     GGUF version, a truncated header or tensor data, an architecture llama.cpp does not know, a
-    tensor type it does not know, and a model larger than `memory` (default: the memory available).
+    context length or block count that is not a whole number, a tensor type it does not know, and
+    a model larger than `memory` (default: the memory available).
     """
     info = read_gguf(path)
     p = info.path
@@ -383,6 +384,10 @@ def check_gguf(path: str | os.PathLike[str], *, memory: int | None = None) -> GG
         )
     if arch not in KNOWN_ARCHITECTURES:
         raise ModelFileError(f"{p}: architecture {arch!r} is not one llama.cpp knows")
+    for key in (f"{arch}.context_length", f"{arch}.block_count"):  # read before llama.cpp loads
+        value = info.metadata.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ModelFileError(f"{p}: GGUF metadata {key} is {value!r}, not a whole number of 0 or more")
     if not info.tensors:
         raise ModelFileError(f"{p}: GGUF file has no tensors (a vocabulary-only file?)")
     unknown = [t for t in info.tensors if t.nbytes is None]
