@@ -117,6 +117,24 @@ def test_template_stop_ids_are_stops_only_where_the_vocabulary_agrees(backend):
     assert backend._stop_token_ids(llama_cpp, rendered, rendered.stop) >= {1, END}
 
 
+def test_an_answer_keeps_its_leading_whitespace(backend, tmp_path):
+    """Only the one space between a prompt that ends on a word and the answer is dropped: an
+    answer that starts with indented code keeps its indentation."""
+    from modelctl.templates import load_template_file
+
+    raw = tmp_path / "raw.jinja"  # the messages as they are: the model completes the text
+    raw.write_text("{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    backend.template = load_template_file(raw)
+    greedy = GenerationParams(max_tokens=6, temperature=0.0)
+    try:
+        code, _, _ = answer(backend, user("def add(a, b):\n"), greedy)
+        prose, _, _ = answer(backend, user("The capital of France is"), greedy)
+    finally:
+        backend.template = resolve_template(template="gemma")
+    assert code.startswith("    return")
+    assert prose[:1].isalpha()
+
+
 def test_multi_turn_evaluates_only_the_new_tokens(backend):
     backend.forget()
     session = ChatSession(backend, GenerationParams(max_tokens=8, temperature=0.0))

@@ -710,9 +710,13 @@ class LlamaCppBackend(BaseBackend):
             llm.set_seed(llama_cpp.LLAMA_DEFAULT_SEED)
         limit = room if params.max_tokens is None else min(params.max_tokens, room)
         stop_ids = self._stop_token_ids(llama_cpp, rendered, stops)
-        return self._stream(llama_cpp, prompt, sampling, limit, stops, stop_ids, t0, StopMatcher)
+        # A generation prompt that ends on a label ("ASSISTANT:", "[/INST]") leaves the space
+        # between label and answer to the model: that one space is the template's, not the
+        # answer's. Nothing else is stripped (an answer may start with indented code).
+        separator = bool(rendered.text) and not rendered.text[-1].isspace()
+        return self._stream(llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0, StopMatcher)
 
-    def _stream(self, llama_cpp, prompt, sampling, limit, stops, stop_ids, t0, StopMatcher) -> Iterator[Chunk]:
+    def _stream(self, llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0, StopMatcher) -> Iterator[Chunk]:
         llm = self._llm
         to_eval = self._prepare(prompt)
         matcher = StopMatcher(stops)
@@ -722,7 +726,6 @@ class LlamaCppBackend(BaseBackend):
         generated: list[int] = []
         finish = FINISH_LENGTH
         t_first = t_last = None
-        leading = True  # strip whitespace before the first visible character
         clean = False
         try:
             if limit > 0:
@@ -735,9 +738,9 @@ class LlamaCppBackend(BaseBackend):
                         break
                     generated.append(token)
                     text = decoder.decode(self._piece(llama_cpp, token))
-                    if leading:
-                        text = text.lstrip()
-                        leading = not text
+                    if separator and text:
+                        text = text[1:] if text[0] == " " else text
+                        separator = False
                     out = matcher.feed(text) if text else ""
                     if out:
                         yield Chunk(text=out)
