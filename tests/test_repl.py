@@ -144,6 +144,19 @@ def test_ctrl_c_stops_the_answer_and_keeps_it(model_path, home, tmp_path):
     assert child.exitstatus == 0
 
 
+def test_which_limit_stopped_the_answer(model_path, home):
+    child = spawn(model_path, home, "--ctx", "40")
+    try:
+        assert "stopped at max_tokens (6)" in command(child, "Hello")
+        command(child, "/set max_tokens 200")
+        out = command(child, "Hello again")  # the prompt and the answer fill the 40 tokens
+        assert "the context window is full" in out and "max_tokens" not in out
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+
+
 def test_history_of_typed_lines_persists(model_path, home):
     child = spawn(model_path, home)
     try:

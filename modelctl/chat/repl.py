@@ -185,7 +185,7 @@ class Repl:
         finally:
             reply.close()
         if reply.finish_reason == "length":
-            self.note("[stopped at max_tokens]")
+            self.note(length_note(reply, self.session.params.max_tokens))
         if self.debug:
             dbg.answer_report(reply)
 
@@ -296,6 +296,15 @@ class Repl:
         self.note(f"  system: {self.session.system!r}")
         params = {k: v for k, v in self.session.params.to_dict().items() if v not in (None, [], {})}
         self.note(f"  parameters: {params}")
+
+
+def length_note(reply, max_tokens: int | None) -> str:
+    """Which limit cut an answer short: max_tokens, or the context window (the prompt and the
+    answer fill it)."""
+    used = reply.usage.completion_tokens if reply.usage else None
+    if max_tokens is not None and (used is None or used >= max_tokens):
+        return f"[stopped at max_tokens ({max_tokens}); /set max_tokens N allows more]"
+    return "[stopped: the context window is full; /undo or /reset make room, or start again with a larger --ctx]"
 
 
 def _one_path(args: str) -> str:
