@@ -199,6 +199,13 @@ def test_n_ctx_option_is_the_context_window(model, home):
     assert usage["prompt_tokens"] + usage["completion_tokens"] <= 64
 
 
+def test_ctx_beyond_the_trained_context_is_clamped(model, home):
+    r = run("chat", "-m", model, "Hi", "--ctx", "40000", "--max-tokens", "1", "--debug", home=home)
+    assert r.returncode == 0, r.stderr
+    assert "a context window of 40000 tokens is more than" in r.stderr
+    assert "trained for; using its 32768" in r.stderr
+
+
 def one_line_error(r, code, *words):
     assert r.returncode == code, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()

@@ -317,6 +317,7 @@ class LlamaCppBackend(BaseBackend):
         self.load_options, self.sample_options = split_options(options or {})
         # `-o n_ctx=N` is --ctx N: one context size, the one the prompt is checked against.
         option_ctx = self.load_options.pop("n_ctx", None)
+        self.ctx_clamped_from: int | None = None
         self.n_ctx = self._context_size(n_ctx if n_ctx is not None else option_ctx)
         self.load_s: float | None = None
         self._load_s_unreported = 0.0
@@ -330,12 +331,16 @@ class LlamaCppBackend(BaseBackend):
 
     def _context_size(self, wanted: int | None) -> int:
         """The context window to load: `wanted` (0: the model's trained context, as llama.cpp
-        reads 0), else DEFAULT_CTX, at most the trained context."""
+        reads 0), else DEFAULT_CTX; at most the trained context (`ctx_clamped_from` then says
+        what was asked for)."""
         trained = self.n_ctx_train or DEFAULT_CTX
         if wanted is None:
             return min(DEFAULT_CTX, trained)
         if wanted < 0:
             raise UsageError(f"the context window must be a positive number of tokens, not {wanted}")
+        if self.n_ctx_train and wanted > self.n_ctx_train:
+            self.ctx_clamped_from = wanted
+            return self.n_ctx_train
         return wanted or trained
 
     # --- loading ------------------------------------------------------------------------------

@@ -282,4 +282,9 @@ def open_chat(
         options={**cfg.get("options", {}), **(options or {})},
         gguf=target.gguf,
     )
+    if backend.ctx_clamped_from is not None:
+        from modelctl.cli.output import warn
+
+        warn(f"a context window of {backend.ctx_clamped_from} tokens is more than {target.model_id} was "
+             f"trained for; using its {backend.n_ctx}")
     return ChatSetup(target.model_id, backend, layered_params(target.entry, flags), system, target)
