@@ -138,3 +138,18 @@ def test_clean_text():
     # Escaped bytes that make up valid UTF-8 together come back as that character.
     assert clean_text("é".encode().decode("ascii", "surrogateescape")) == "é"
     assert clean_text("a\ud800b") == "a\ufffdb"
+
+
+def test_files_that_are_not_saved_conversations(backend, tmp_path):
+    s = ChatSession(backend, PARAMS)
+    with pytest.raises(UsageError, match="not a regular file"):
+        s.load("/dev/null")  # a device: /dev/zero would never end
+    big = tmp_path / "big.json"
+    with open(big, "wb") as fh:
+        fh.truncate(9 * 2**20)  # sparse
+    with pytest.raises(UsageError, match="more than a saved conversation can be"):
+        s.load(big)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    with pytest.raises(UsageError, match="nested too deeply"):
+        s.load(deep)

@@ -157,6 +157,20 @@ def test_which_limit_stopped_the_answer(model_path, home):
         child.close()
 
 
+def test_a_file_the_parser_chokes_on_does_not_end_the_session(model_path, home, tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    child = spawn(model_path, home)
+    try:
+        assert "nested too deeply" in command(child, f"/load {deep}")
+        assert saved(child, tmp_path / "after.json")["messages"] == []  # still chatting
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+
 def test_history_of_typed_lines_persists(model_path, home):
     child = spawn(model_path, home)
     try:

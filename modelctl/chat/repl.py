@@ -273,7 +273,13 @@ class Repl:
     def cmd_load(self, args: str) -> None:
         if not args:
             raise UsageError("usage: /load FILE")
-        self.session.load(_one_path(args))
+        path = _one_path(args)
+        try:
+            self.session.load(path)
+        except ModelctlError:
+            raise
+        except Exception as exc:  # whatever a file does to the parser, the session goes on
+            raise UsageError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
         self.note(f"loaded {len(self.session.messages)} messages")
         for m in self.session.messages[-2:]:
             self.note(f"  {m['role']}: {m['content'][:200]}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +26,7 @@ from modelctl.errors import ModelctlError, UsageError
 
 FILE_FORMAT = "modelctl-chat"
 FILE_VERSION = 1
+MAX_FILE_BYTES = 8 * 2**20  # a saved conversation larger than this is not one
 
 
 # Surrogates that are not bytes escaped by Python's surrogateescape (U+DC80..U+DCFF).
@@ -216,16 +218,36 @@ class ChatSession:
         """Replace the system message and turns with those saved in `path`."""
         source = Path(path).expanduser()
         try:
-            data = json.loads(source.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"{source}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
+            data = json.loads(_read_file(source).decode("utf-8"))
+        except UnicodeDecodeError as exc:
             raise UsageError(f"{source}: cannot read ({exc})") from None
         except json.JSONDecodeError as exc:
             raise UsageError(f"{source}: not a saved conversation (invalid JSON: {exc})") from None
+        except RecursionError:
+            raise UsageError(f"{source}: not a saved conversation (JSON nested too deeply)") from None
         system, messages = parse_conversation(data, source)
         self.system = None if system is None else clean_text(system)
         self.messages = [{"role": m["role"], "content": clean_text(m["content"])} for m in messages]
+
+
+def _read_file(source: Path) -> bytes:
+    """The bytes of a saved conversation: a regular file of at most MAX_FILE_BYTES (not a device
+    such as /dev/zero, which never ends)."""
+    try:
+        st = source.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{source}: is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{source}: not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise UsageError(f"{source}: {st.st_size:,} bytes, more than a saved conversation can be "
+                             f"({MAX_FILE_BYTES // 2**20} MiB)")
+        with open(source, "rb") as fh:
+            return fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{source}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{source}: cannot read ({exc.strerror or exc})") from None
 
 
 def parse_conversation(data: Any, source: Any = "conversation") -> tuple[str | None, list[dict[str, str]]]:
