@@ -153,3 +153,6 @@ def test_files_that_are_not_saved_conversations(backend, tmp_path):
     deep.write_text("[" * 100_000)
     with pytest.raises(UsageError, match="nested too deeply"):
         s.load(deep)
+    with pytest.raises(UsageError, match="no such directory"):
+        s.save(tmp_path / "missing" / "conv.json")
+    assert not (tmp_path / "missing").exists()

@@ -207,6 +207,8 @@ class ChatSession:
         target = Path(path).expanduser()
         if target.is_dir():
             raise UsageError(f"{target}: is a directory")
+        if not target.parent.is_dir():
+            raise UsageError(f"{target.parent}: no such directory")
         data = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
         try:
             atomic_write(target, data.encode("utf-8"))
