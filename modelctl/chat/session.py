@@ -102,6 +102,7 @@ class ChatSession:
         self.system = system or None
         self.model = model
         self.messages: list[dict[str, str]] = []
+        self._answers_since_seed = 0  # answer k after the seed was set samples with seed + k
 
     # --- the conversation ---------------------------------------------------------------------
 
@@ -138,7 +139,13 @@ class ChatSession:
             raise
 
     def _answer(self) -> Reply:
-        chunks = self.backend.chat(self.conversation(), self.params)
+        """Start an answer. With a seed, each answer samples with the next seed (seed, seed + 1,
+        ...): a one-shot answer is reproducible, and /regen gives another answer."""
+        params = self.params
+        if params.seed is not None:
+            params = replace(params, seed=params.seed + self._answers_since_seed)
+        chunks = self.backend.chat(self.conversation(), params)
+        self._answers_since_seed += 1
         return Reply(chunks, self._finished)
 
     def _finished(self, reply: Reply) -> None:
@@ -177,6 +184,8 @@ class ChatSession:
             except ValueError:
                 raise UsageError(f"{key} takes a number, not {value!r}") from None
             self.params = replace(self.params, **{key: converted})
+            if key == "seed":
+                self._answers_since_seed = 0
         elif key == "stop":
             self.params = replace(self.params, stop=() if value.lower() in ("none", "") else (*self.params.stop, value))
         else:
