@@ -176,6 +176,116 @@ def test_render_bombs_stop_fast_with_a_template_error(what, source, needle):
     assert time.monotonic() - start < 3.0
 
 
+# Values that print exponentially larger than they are: eight references to a list of eight
+# references to ... a 100,000-character string (8**7 * 100,000 characters written out).
+def _shared(depth: int = 7):
+    value = ["x" * 100_000]
+    for _ in range(depth):
+        value = [value] * 8
+    return value
+
+
+SHARED = {"e": _shared()}
+WRITING_OUT = {  # every way a template turns a value into text, on a value that writes out too large
+    "output": "{{ e }}",
+    "string": "{{ e|string }}",
+    "pprint": "{{ e|pprint }}",
+    "tojson": "{{ e|tojson }}",
+    "tojson indented": "{{ e|tojson(indent=2) }}",
+    "percent": "{{ '%s' % e }}",
+    "format filter": "{{ '%s'|format(e) }}",
+    "str.format": "{{ '{}'.format(e) }}",
+    "str.format_map": "{{ '{a}'.format_map({'a': e}) }}",
+    "join filter": "{{ e|join }}",
+    "str.join": "{{ ''.join(e) }}",
+    "concat": "{{ e ~ '' }}",
+    "sum": "{{ e + e }}",
+    "repeat": "{{ e * 2 }}",
+    "upper": "{{ e|upper }}",
+    "raise_exception": "{{ raise_exception(e) }}",
+}
+
+
+@pytest.mark.parametrize("source", WRITING_OUT.values(), ids=WRITING_OUT.keys())
+def test_values_are_measured_at_any_depth_before_they_become_text(source):
+    with pytest.raises(TemplateError, match="would be larger than 4194304 characters"):
+        render_text("t", source, SHARED)
+
+
+NESTED = "{% set a = ['x' * 1000000] %}{% set b = [a, a, a, a, a, a, a, a] %}{% set c = [b, b, b, b, b, b, b, b] %}"
+BUILDING = {  # templates that build such values themselves, or make text far larger than their values
+    "list literal": NESTED + "{{ c|length }}",
+    "tuple literal": "{% set a = ('x' * 1000000,) %}{% set b = (a, a, a, a, a, a, a, a) %}{{ b|length }}",
+    "dict literal": "{% set a = 'x' * 1000000 %}{% set b = {'a': a, 'b': a, 'c': a, 'd': a, 'e': a} %}{{ b|length }}",
+    "dict()": "{% set a = 'x' * 1000000 %}{% set b = dict(a=a, b=a, c=a, d=a, e=a) %}{{ b|length }}",
+    "namespace()": "{% set a = 'x' * 1000000 %}{% set ns = namespace(a=a, b=a, c=a, d=a, e=a) %}{{ ns.a|length }}",
+    "macro varargs": (
+        "{% macro f(n) %}{% if n %}{{ f(n - 1, varargs, varargs, varargs, varargs, varargs, varargs, varargs,"
+        " varargs) }}{% else %}{{ varargs|unique|list|length }}{% endif %}{% endmacro %}{{ f(12, 'x') }}"
+    ),
+    "batch filling": "{{ ['x']|batch(100000, fill_with='y' * 100)|list|length }}",
+    "slice count": "{{ ['x']|slice(100000000)|list|length }}",
+    "indent": "{{ ('a\n' * 1000000)|indent(1000) }}",
+    "replace filter": "{{ ('a' * 1000000)|replace('a', 'b' * 100000) }}",
+    "wordwrap": "{{ ('a ' * 500000)|wordwrap(1, wrapstring='x' * 100000) }}",
+    "str.join separator": "{{ ('x' * 1000000).join(['a'] * 100000) }}",
+    "str.translate": "{{ ('a' * 1000000).translate({97: 'x' * 100000}) }}",
+    "indented JSON": (
+        "{% set ns = namespace(a=1) %}{% for i in range(900) %}{% set ns.a = [ns.a] %}{% endfor %}"
+        "{{ ([ns.a] * 1500)|tojson(indent=16) }}"
+    ),
+    "pprint indents": (
+        "{% set ns = namespace(a=1) %}{% for i in range(50) %}{% set ns.a = [ns.a, 2] %}{% endfor %}"
+        "{{ {'k' * 1000000: [ns.a] * 1000}|pprint }}"
+    ),
+}
+
+
+@pytest.mark.parametrize("source", BUILDING.values(), ids=BUILDING.keys())
+def test_templates_cannot_build_what_writes_out_too_large(source):
+    with pytest.raises(TemplateError, match="would be larger than|larger than 100000"):
+        render_text("t", source, {})
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ '%*d' % (1000000000, 1) }}", "{{ '%*d'|format(1000000000, 1) }}", "{{ '{:{}}'.format(1, 1000000000) }}",
+     "{{ '{a:{w}}'.format_map({'a': 1, 'w': 1000000000}) }}"],
+)
+def test_field_widths_given_as_arguments_are_bounded(source):
+    with pytest.raises(TemplateError, match="a format with a huge field width"):
+        render_text("t", source, {})
+
+
+@pytest.mark.parametrize("source", ["{{ 'x'.encode().ljust(10000000000) }}", "{{ (5).to_bytes(10000000000, 'big') }}"])
+def test_no_bytes_in_the_sandbox(source):
+    with pytest.raises(TemplateError, match="tried something the sandbox forbids"):
+        render_text("t", source, {})
+
+
+_LIMITED = (  # modelctl in a process that may use at most 1 GiB of memory
+    "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+    "sys.argv[0] = 'modelctl'; runpy.run_module('modelctl', run_name='__main__')"
+)
+LEVELS = "".join(f"{{% set {n} = [{p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}] %}}" for p, n in zip("abcde", "bcdef"))
+
+
+@pytest.mark.parametrize("last", ["e", "f"])
+def test_the_reviews_bomb_fails_cleanly_in_little_memory(tmp_path, last):
+    """`{% set a = ["x" * 1000000] %}{% set b = [a, a, a, a, a, a, a, a] %}...{{ e }}` took 25 s and
+    4.5 GB before failing (one level more asked for 32 GB): now a TemplateError, in a 1 GiB process."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("resource")
+    bomb = tmp_path / "bomb.jinja"
+    bomb.write_text("{% set a = ['x' * 1000000] %}" + LEVELS + f"{{{{ {last} }}}}")
+    p = subprocess.run([sys.executable, "-c", _LIMITED, "prompt", "--template", str(bomb)],
+                       input=json.dumps(HELLO), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 6, p.stderr
+    assert "template 'bomb.jinja' was stopped: a list, tuple or dict would be larger than" in p.stderr
+
+
 def test_oversized_template_is_refused_before_compiling():
     with pytest.raises(TemplateError, match="characters long"):
         jinja("x" * 300_000).render(HELLO)
