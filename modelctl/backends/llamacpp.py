@@ -371,7 +371,8 @@ class LlamaCppBackend(BaseBackend):
         except (TypeError, AttributeError) as exc:  # a value of a type llama-cpp-python does not take
             raise UsageError(f"llama.cpp does not take these options: {exc}", hint=options_hint) from exc
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelFileError(f"{self.path}: llama.cpp cannot load this model: {_load_failure(str(exc))}", hint=options_hint) from exc
+            raise ModelFileError(f"{self.path}: llama.cpp cannot load this model: {_load_failure(str(exc))}",
+                                 hint=options_hint) from exc
         if adapter:
             self._apply_adapter(llama_cpp, llm, adapter, kwargs.get("lora_scale", 1.0))
         return llm
