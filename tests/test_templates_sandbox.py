@@ -92,11 +92,11 @@ def test_content_equal_to_template_text_is_still_found():
     assert [s for s in r.segments if not s.special][0].text == "<|im_start|>user\n"
 
 
-def test_template_that_rewrites_content_falls_back_to_lookup():
+def test_content_a_template_rewrites_is_still_content():
     t = jinja("{% for m in messages %}[{{ m['content'] | upper }}|{{ m['content'] }}]{% endfor %}")
     r = t.render([{"role": "user", "content": "abc"}])
     assert r.text == "[ABC|abc]"
-    assert [s.text for s in r.segments if not s.special] == ["abc"]
+    assert [s.text for s in r.segments if not s.special] == ["ABC", "abc"]
 
 
 # -- the sandbox: payloads that must fail and do nothing ------------------------------------------

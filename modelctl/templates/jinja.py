@@ -19,9 +19,13 @@ in a plain `jinja2.Environment`, so a model file could run code). Here:
 
 The text is exactly what transformers renders. To split it into template text and message content
 (see `types.Segment`), the template is rendered a second time with each message's content replaced by
-a unique marker; the markers' places, matched against the real text, say where each content went,
-also when the template trims it. A template that inspects or rewrites content so that the two
-renderings cannot be matched is split by looking the contents up in the text instead.
+a unique marker: the text between the markers is the template's own. Those literal pieces are placed
+in the real text reading it from the start and from the end, each content where it stands as given
+(or trimmed), else, where the template rewrote it (cut a <think> part, changed case, truncated),
+whatever lies up to the next piece. Only a piece placed alike both ways, or reached on contents
+found as given, is template text; all the rest is content. So what a user types is never parsed as
+control tokens; at worst, where the two readings differ, a piece of template text is kept as plain
+text.
 """
 
 from __future__ import annotations
@@ -587,88 +591,103 @@ class JinjaChatTemplate:
 
 
 # -- splitting the text into template text and content ------------------------------------------
+#
+# Template text may hold control tokens (it is tokenized with special-token parsing); content never
+# is. So only text that is certainly the template's own is template text: the skeleton's literal
+# pieces where reading the text from its start and from its end place them alike, or where a reading
+# got to them on contents found as given. The rest, what lies between them whatever the template did
+# to the content, is content.
 
 _MARK_OPEN, _MARK_CLOSE = "\U000f0000", "\U000f0001"
 _MARK = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
 
 
 def _segments(tpl: JinjaChatTemplate, messages: list[dict[str, str]], variables, text: str) -> tuple[Segment, ...]:
-    marked = [{"role": m["role"], "content": f"{_MARK_OPEN}{i}{_MARK_CLOSE}"} for i, m in enumerate(messages)]
-    contents = [m["content"] for m in messages]
+    # an empty content stays empty: templates that leave out empty messages do so for the markers too
+    marked = [{"role": m["role"], "content": m["content"] and f"{_MARK_OPEN}{i}{_MARK_CLOSE}"}
+              for i, m in enumerate(messages)]
     try:
         skeleton = tpl._render(marked, variables)
     except TemplateError:
         skeleton = None
-    found = _align(skeleton, contents, text) if skeleton is not None else None
-    if found is None:
-        found = _lookup(contents, text)
-    segments = join_segments(found)
+    pieces = _pieces(skeleton, len(messages)) if skeleton is not None else None
+    spans = _template_spans(*pieces, [m["content"] for m in messages], text) if pieces else []
+    segments = join_segments(_split(text, spans))
     assert "".join(s.text for s in segments) == text
     return segments
 
 
-def _candidates(content: str) -> list[str]:
-    return list(dict.fromkeys((content, content.strip(), content.lstrip(), content.rstrip())))
-
-
-def _align(skeleton: str, contents: list[str], text: str) -> list[Segment] | None:
-    """Match the marked rendering against the real one. Each marker stands for its content, or the
-    content trimmed (the only transformations templates commonly apply)."""
-    pieces: list[str | int] = []
+def _pieces(skeleton: str, count: int) -> tuple[list[str], list[int]] | None:
+    """The skeleton's literal pieces and, between each two, the index of the message whose content
+    stood there; None when a marker is not one of ours."""
+    literals: list[str] = []
+    slots: list[int] = []
     last = 0
     for m in _MARK.finditer(skeleton):
-        pieces.append(skeleton[last : m.start()])
         index = int(m.group(1))
-        if index >= len(contents):
+        if index >= count:
             return None
-        pieces.append(index)
+        literals.append(skeleton[last : m.start()])
+        slots.append(index)
         last = m.end()
-    pieces.append(skeleton[last:])
-
-    def options(i: int, pos: int) -> list[str]:
-        piece = pieces[i]
-        if isinstance(piece, str):
-            return [piece] if text.startswith(piece, pos) else []
-        return [c for c in _candidates(contents[piece]) if text.startswith(c, pos)]
-
-    # depth-first search over the choices, without recursion (conversations can be long)
-    failed: set[tuple[int, int]] = set()
-    stack = [(0, 0, iter(options(0, 0)))]
-    path: list[Segment] = []
-    while stack:
-        i, pos, choices = stack[-1]
-        choice = next(choices, None)
-        if choice is None:
-            failed.add((i, pos))
-            stack.pop()
-            if path:
-                path.pop()
-            continue
-        segment = Segment(choice, isinstance(pieces[i], str))
-        nxt, npos = i + 1, pos + len(choice)
-        if nxt == len(pieces):
-            if npos == len(text):
-                return [*path, segment]
-            continue
-        if (nxt, npos) in failed:
-            continue
-        path.append(segment)
-        stack.append((nxt, npos, iter(options(nxt, npos))))
-    return None
+    literals.append(skeleton[last:])
+    return literals, slots
 
 
-def _lookup(contents: list[str], text: str) -> list[Segment]:
-    """Find each content (or its trimmed form) in order; the rest is template text."""
+def _template_spans(literals: list[str], slots: list[int], contents: list[str], text: str) -> list[tuple[int, int]]:
+    """(start, end) of the literal pieces whose place is certain: both readings of the text put them
+    there, or the one reading that reached them got there on contents found as given."""
+    n = len(text)
+    forward = _place(literals, slots, contents, text)
+    mirrored = _place([p[::-1] for p in reversed(literals)], slots[::-1], [c[::-1] for c in contents], text[::-1])
+    backward = [None if m is None else (n - m[0] - len(p), m[1]) for m, p in zip(reversed(mirrored), literals)]
+    spans: list[tuple[int, int]] = []
+    for piece, ahead, behind in zip(literals, forward, backward):
+        if ahead and behind:
+            start = ahead[0] if ahead[0] == behind[0] else None
+        else:
+            only = ahead or behind
+            start = only[0] if only and only[1] else None
+        if piece and start is not None and start >= (spans[-1][1] if spans else 0):
+            spans.append((start, start + len(piece)))
+    return spans
+
+
+def _place(literals: list[str], slots: list[int], contents: list[str], text: str) -> list[tuple[int, bool] | None]:
+    """Where each literal piece starts, reading `text` from its start: the first piece at 0, the last
+    at the end; each other piece where the content before it ends, when that content (or its
+    trimmed form) is there as given, else at the piece's next occurrence. With each start, whether
+    it is certain: the first or last piece, or reached on contents found as given only. None from
+    the first piece that cannot be placed on."""
+    places: list[tuple[int, bool] | None] = [None] * len(literals)
+    last = len(literals) - 1
+    pos, certain = 0, True
+    for k, piece in enumerate(literals):
+        if k in (0, last):  # the first piece starts the text, the last one ends it
+            at, sure = (0 if k == 0 else len(text) - len(piece)), True
+        else:
+            ends = (pos + len(c) for c in _candidates(contents[slots[k - 1]]) if text.startswith(c, pos))
+            at = next((end for end in ends if text.startswith(piece, end)), None)
+            if at is None:  # the content is not there as given: the template rewrote it
+                at, certain = text.find(piece, pos), False
+            sure = certain
+        if at < pos or not text.startswith(piece, at) or (k == last and at + len(piece) != len(text)):
+            break
+        places[k] = (at, sure)
+        pos = at + len(piece)
+    return places
+
+
+def _candidates(content: str) -> list[str]:
+    """The content as given, and trimmed (templates commonly `trim` it), the longest first."""
+    return sorted(dict.fromkeys((content, content.strip(), content.lstrip(), content.rstrip())), key=len, reverse=True)
+
+
+def _split(text: str, spans: list[tuple[int, int]]) -> list[Segment]:
     out: list[Segment] = []
     pos = 0
-    for content in contents:
-        for cand in sorted(_candidates(content), key=len, reverse=True):
-            if not cand:
-                continue
-            at = text.find(cand, pos)
-            if at >= 0:
-                out += [Segment(text[pos:at], True), Segment(cand, False)]
-                pos = at + len(cand)
-                break
-    out.append(Segment(text[pos:], True))
+    for start, end in spans:
+        out += [Segment(text[pos:start], False), Segment(text[start:end], True)]
+        pos = end
+    out.append(Segment(text[pos:], False))
     return out
