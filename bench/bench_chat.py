@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_chat.py [--model PATH.gguf] [--only throughput,process,multiturn,render]
 
 1. throughput  tokens/s of an answer through modelctl's chat path (session + llama.cpp backend:
-               template, per-segment tokenization, stop handling, streaming) against a plain
+               template, tokenization that parses control tokens only in the template text, stop handling, streaming) against a plain
                `Llama.generate` loop on the same file, prompt tokens and sampling; runs alternate;
                wall and CPU clock. Target: ratio >= 0.97.
 2. process     time of `modelctl chat -m FILE "..." --max-tokens 32` against a minimal Python
