@@ -75,18 +75,20 @@ def test_deeply_nested_json_is_a_usage_error(cli):
     assert "the JSON in stdin is nested too deeply" in r.stderr
 
 
-def test_stdin_that_is_not_utf8_is_a_usage_error(cli):
-    r = cli("prompt", "-t", "gemma", input=b'[{"role": "user", "content": "\xff"}]')
-    assert r.exit_code == 2
-    assert "stdin is not UTF-8 text: byte 30 is 0xff" in r.stderr
+def test_text_that_is_not_utf8_becomes_u_fffd_as_in_chat(cli, tmp_path):
+    r = cli("prompt", "-t", "chatml", input=b'[{"role": "user", "content": "a\xffb"}]')
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "<|im_start|>user\na\ufffdb<|im_end|>\n<|im_start|>assistant\n"
+    f = tmp_path / "m.json"
+    f.write_bytes(b'[{"role": "user", "content": "a\xffb"}]')
+    assert cli("prompt", "-t", "chatml", "--messages", str(f)).stdout == r.stdout
 
 
-def test_lone_surrogate_is_refused_before_anything_is_written(run_modelctl):
-    """A JSON escape of half a surrogate pair has no UTF-8 form: a clear error, not a crash writing it."""
+def test_lone_surrogate_becomes_u_fffd_instead_of_a_crash(run_modelctl):
+    """A JSON escape of half a surrogate pair has no UTF-8 form: chat and prompt write U+FFFD."""
     p = run_modelctl("prompt", "-t", "gemma", input='[{"role": "user", "content": "a\\ud800"}]')
-    assert p.returncode == 6 and p.stdout == ""
-    assert "template 'gemma': message 1 (user) is not valid Unicode text: a lone surrogate U+D800" in p.stderr
-    assert "Traceback" not in p.stderr
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "<bos><start_of_turn>user\na\ufffd<end_of_turn>\n<start_of_turn>model\n"
 
 
 def test_template_errors_exit_6_with_the_reason(cli):

@@ -29,7 +29,12 @@ def _usage(message: str, hint: str | None = None) -> Exception:
 
 
 def read_messages(text: str, where: str) -> list[dict[str, Any]]:
-    """Parse an OpenAI-style messages array (or a request body with "messages") from JSON text."""
+    """Parse an OpenAI-style messages array (or a request body with "messages") from JSON text.
+
+    Contents are cleaned as chat cleans what enters it: a byte that was not UTF-8 (a surrogate
+    escape) or a lone surrogate ("\\ud800") becomes U+FFFD, so the prompt is the one chat sends."""
+    from modelctl.chat.session import clean_text
+
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -44,29 +49,24 @@ def read_messages(text: str, where: str) -> list[dict[str, Any]]:
     for i, m in enumerate(data, 1):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
             raise _usage(f"message {i} in {where} needs a string 'role' and a string 'content'")
-    return data
+    return [{**m, "content": clean_text(m["content"])} for m in data]
 
 
 def _load_messages(messages_file: Optional[str]) -> list[dict[str, Any]]:
     if messages_file and messages_file != "-":
         path = Path(messages_file)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
         except FileNotFoundError:
             from modelctl.errors import NotFoundError
 
             raise NotFoundError(f"messages file {messages_file!r} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             raise _usage(f"cannot read messages file {messages_file!r}: {exc}") from None
         return read_messages(text, repr(messages_file))
     if sys.stdin is None or sys.stdin.isatty():
         raise _usage("no messages given", hint='pipe a JSON array on stdin, or pass --messages FILE')
-    raw = sys.stdin.buffer.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _usage(f"stdin is not UTF-8 text: byte {exc.start} is 0x{raw[exc.start]:02x}") from None
-    return read_messages(text, "stdin")
+    return read_messages(sys.stdin.buffer.read().decode("utf-8", "surrogateescape"), "stdin")
 
 
 def resolve_for(model: Optional[str], template: Optional[str]) -> tuple["ChatTemplate", dict[str, Any]]:
