@@ -358,7 +358,8 @@ def _check_fill(what: str, count: Any, fill_with: Any) -> None:
         _guard((_weight(fill_with) + 1) * count, f"the {what} filter's filling")
 
 
-# Filters that write their input out as text, measured first; some with a check of their own.
+# Filters that write their input out as text (or repeat a value), measured first; some with a check
+# of their own, with jinja's parameter names.
 _TEXT_FILTERS: dict[str, Callable[..., None] | None] = {
     **dict.fromkeys(("capitalize", "e", "escape", "forceescape", "lower", "safe", "string", "striptags",
                      "title", "trim", "truncate", "upper", "urlencode", "urlize", "wordcount", "xmlattr")),
