@@ -234,3 +234,9 @@ def test_bad_flags_are_one_line_with_exit_code_2(run_modelctl, args, expected):
     assert proc.returncode == 2
     assert proc.stderr.startswith("modelctl: error: ") and proc.stderr.count("\n") == 1
     assert expected in proc.stderr
+
+
+def test_model_for_file_matches_a_listed_file_name(small):
+    assert small.model_for_file("/somewhere/TINY-CHAT.q8_0.gguf").id == "acme/tiny-chat"
+    assert small.model_for_file("tiny-chat.Q4_K_M.gguf").id == "acme/tiny-chat"
+    assert small.model_for_file("/models/other.gguf") is None

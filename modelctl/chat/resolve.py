@@ -66,15 +66,9 @@ def _registry():
 def _entry_for_file(path: Path) -> "Model | None":
     """The registry entry one of whose llama.cpp files has this file name, if any."""
     try:
-        registry = _registry()
+        return _registry().model_for_file(path)
     except ModelctlError:
         return None  # a broken user registry must not stop a chat with a file
-    name = path.name.lower()
-    for model in registry:
-        for dep in model.deployments:
-            if dep.kind == "llama.cpp" and any(Path(f.filename).name.lower() == name for f in dep.files):
-                return model
-    return None
 
 
 def _file_of(model: "Model") -> Path:

@@ -101,7 +101,6 @@ def _target(model: str):
     from modelctl.errors import ModelctlError, NotFoundError
     from modelctl.store.gguf import read_gguf
     from modelctl.store.locate import find_import, locate
-    from modelctl.templates import registry_entry_for_file
 
     def local(path: Path, model_id: str, entry, names: list[str]) -> LocalModel:
         return LocalModel(path, model_id, read_gguf(path), entry, [*names, path.name])
@@ -111,7 +110,7 @@ def _target(model: str):
         if not path.is_file():
             raise NotFoundError(f"GGUF file {model!r} does not exist")
         try:
-            entry = registry_entry_for_file(state.get_registry(), path)
+            entry = state.get_registry().model_for_file(path)
         except ModelctlError:
             entry = None  # a broken user registry must not stop rendering for a file
         return local(path, entry.id if entry else path.name, entry, [entry.id, *entry.aliases] if entry else [])

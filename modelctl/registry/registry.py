@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import os
+from pathlib import Path
 from typing import Any, Iterable
 
 from modelctl.errors import NotFoundError, RegistryError
@@ -56,6 +58,16 @@ class Registry:
         suggestions = self.suggest(name)
         hint = "did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?" if suggestions else "see `modelctl search`"
         raise NotFoundError(f"unknown model '{name}'", hint=hint)
+
+    def model_for_file(self, path: str | os.PathLike[str]) -> Model | None:
+        """The model one of whose llama.cpp files has the base name of `path` (any case): a GGUF
+        file given by path is that model's local copy, with its template and names."""
+        name = Path(path).name.lower()
+        for model in self.models:
+            for dep in model.deployments:
+                if dep.kind == "llama.cpp" and any(Path(f.filename).name.lower() == name for f in dep.files):
+                    return model
+        return None
 
     def suggest(self, name: str, n: int = 3) -> list[str]:
         """Close ids or aliases for a mistyped name."""

@@ -37,7 +37,6 @@ from modelctl.templates.resolve import (
     ensure_bos,
     gguf_adds_bos,
     load_template_file,
-    registry_entry_for_file,
     resolve_template,
 )
 from modelctl.templates.types import ChatTemplate, RenderedPrompt, Segment, SystemPolicy
@@ -67,7 +66,6 @@ __all__ = [
     "model_adapters",
     "register_conv_template",
     "register_model_adapter",
-    "registry_entry_for_file",
     "resolve_template",
     "template_aliases",
 ]

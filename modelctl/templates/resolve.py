@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelctl.errors import NotFoundError, TemplateError
 from modelctl.templates.adapters import match_adapter
 from modelctl.templates.conversation import find_conv_template, get_conv_template
 from modelctl.templates.types import ChatTemplate, RenderedPrompt
-
-if TYPE_CHECKING:
-    from modelctl.registry import Model
 
 FALLBACK_TEMPLATE = "chatml"
 TEMPLATE_FILE_SUFFIXES = (".jinja", ".j2", ".jinja2", ".json", ".txt")
@@ -49,17 +46,6 @@ def resolve_template(
     if match is not None:
         return get_conv_template(match.template)
     return replace(get_conv_template(FALLBACK_TEMPLATE), source="fallback")
-
-
-def registry_entry_for_file(models: Iterable["Model"], path: str | os.PathLike[str]) -> "Model | None":
-    """The registry model one of whose llama.cpp files has the base name of `path` (any case): a
-    GGUF file given by path gets that model's template and names (step 2 above)."""
-    name = Path(path).name.lower()
-    for model in models:
-        for dep in model.deployments:
-            if dep.kind == "llama.cpp" and any(Path(f.filename).name.lower() == name for f in dep.files):
-                return model
-    return None
 
 
 def explicit_template(value: str) -> ChatTemplate:
