@@ -410,39 +410,15 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def isolate_hf(tmp_path: Path, monkeypatch) -> Path:
-    """Point the Hub cache, HF_HOME and the Ollama host at places a test owns; returns the cache."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    for var in ("HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
-    return tmp_path / "hf-cache"
-
-
 def write_llamacpp_registry(path: Path, model_id: str, repo: str, files: dict[str, list[str]]) -> Path:
     """A one-model registry whose llama.cpp deployment lists `files` (quant -> its file names,
     shards in order) from the Hub repository `repo`; the first quant is the default."""
-    rows = []
-    for quant, names in files.items():
-        shards = f", shards = {json.dumps(names)}" if len(names) > 1 else ""
-        rows.append(f'{{ quant = "{quant}", filename = "{names[0]}"{shards} }}')
-    path.write_text(f"""
-[[models]]
-id = "{model_id}"
-name = "{model_id}"
-provider = "Test"
-category = "foundation"
-tasks = ["completion"]
-license = {{ name = "MIT", open_weights = true }}
-access = {{ free_tier = true, local_capable = true }}
-[[models.deployments]]
-kind = "llama.cpp"
-repo = "{repo}"
-default_quant = "{next(iter(files))}"
-files = [{", ".join(rows)}]
-""")
-    return path
+    from registries import model, write_registry
+
+    rows = [{"quant": q, "filename": names[0], **({"shards": names} if len(names) > 1 else {})}
+            for q, names in files.items()]
+    dep = {"kind": "llama.cpp", "repo": repo, "default_quant": next(iter(files)), "files": rows}
+    return write_registry(path, model(model_id, dep))
 
 
 def make_gguf(path: Path | str, *, arch: str = "llama", file_type: int = 15, n_floats: int = 4096,

@@ -18,22 +18,15 @@ import pytest
 pytest.importorskip("gguf")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import HubServer, isolate_hf, make_gguf, sha256_file, write_llamacpp_registry  # noqa: E402
+from store_fixtures import hf_env, hub_server  # noqa: E402,F401 (fixtures)
+from hubserver import HubServer, make_gguf, sha256_file, write_llamacpp_registry  # noqa: E402
 
 REPO = "test/Busy-GGUF"
 
 
-@pytest.fixture(autouse=True)
-def hf_env(tmp_path, monkeypatch):
-    return isolate_hf(tmp_path, monkeypatch)
-
-
 @pytest.fixture
-def hub(monkeypatch):
-    server = HubServer().start()
-    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-    yield server
-    server.stop()
+def hub(hub_server):
+    return hub_server
 
 
 @pytest.fixture

@@ -15,16 +15,12 @@ import pytest
 pytest.importorskip("gguf")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import HubServer, closed_port, isolate_hf, make_gguf, sha256_file  # noqa: E402
+from registries import model, write_registry  # noqa: E402
+from store_fixtures import hf_env, hub_server  # noqa: E402,F401 (fixtures)
+from hubserver import closed_port, make_gguf, sha256_file  # noqa: E402
 from ollamaserver import OllamaServer  # noqa: E402
 
 REPO = "test/Local-GGUF"
-
-
-@pytest.fixture(autouse=True)
-def hf_env(tmp_path, monkeypatch):
-    """The Hub cache, HF_HOME and the Ollama host all point to places that are this test's alone."""
-    return isolate_hf(tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -42,42 +38,23 @@ def tiny(tmp_path) -> Path:
 
 
 @pytest.fixture
-def hub_model(tmp_path, monkeypatch):
+def hub_model(tmp_path, monkeypatch, hub_server):
     """A registry model with two quantizations, both served by a loopback Hub."""
     d = tmp_path / "served"
     d.mkdir()
     q4 = make_gguf(d / "local-Q4_K_M.gguf", file_type=15)
     q8 = make_gguf(d / "local-Q8_0.gguf", file_type=7, n_floats=8192)
-    server = HubServer().start()
     for p in (q4, q8):
-        server.add_file(REPO, p.name, p)
-    reg = tmp_path / "registry.toml"
-    reg.write_text(f"""
-[[models]]
-id = "test/local"
-name = "Local"
-aliases = ["local-test"]
-provider = "Test"
-category = "foundation"
-tasks = ["completion"]
-license = {{ name = "MIT", open_weights = true }}
-access = {{ free_tier = true, local_capable = true }}
-[[models.deployments]]
-kind = "llama.cpp"
-repo = "{REPO}"
-default_quant = "Q4_K_M"
-files = [
-  {{ quant = "Q4_K_M", filename = "{q4.name}" }},
-  {{ quant = "Q8_0", filename = "{q8.name}" }},
-]
-[[models.deployments]]
-kind = "ollama"
-tag = "local-test:1b"
-""")
-    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        hub_server.add_file(REPO, p.name, p)
+    reg = write_registry(tmp_path / "registry.toml", model(
+        "test/local",
+        {"kind": "llama.cpp", "repo": REPO, "default_quant": "Q4_K_M",
+         "files": [{"quant": "Q4_K_M", "filename": q4.name}, {"quant": "Q8_0", "filename": q8.name}]},
+        {"kind": "ollama", "tag": "local-test:1b"},
+        name="Local", aliases=["local-test"],
+    ))
     monkeypatch.setenv("MODELCTL_REGISTRY", str(reg))
-    yield {"server": server, "registry": reg, "Q4_K_M": q4, "Q8_0": q8}
-    server.stop()
+    return {"server": hub_server, "registry": reg, "Q4_K_M": q4, "Q8_0": q8}
 
 
 def installed(cli) -> list[dict]:

@@ -15,18 +15,14 @@ import pytest
 pytest.importorskip("gguf")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from registries import model, write_registry  # noqa: E402
+from store_fixtures import hf_env, hub_server  # noqa: E402,F401 (fixtures)
 from hubserver import (  # noqa: E402
-    HubServer, closed_port, isolate_hf, make_gguf, sha256_file, write_llamacpp_registry,
+    closed_port, make_gguf, sha256_file, write_llamacpp_registry,
 )
 
 REPO = "test/Tiny-Chat-GGUF"
 CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-
-
-@pytest.fixture(autouse=True)
-def hf_env(tmp_path, monkeypatch):
-    """The Hub cache, HF_HOME and the Ollama host all point to places that are this test's alone."""
-    return isolate_hf(tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -39,50 +35,25 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture
-def hub(files, monkeypatch):
-    server = HubServer().start()
+def hub(files, hub_server):
     for path in files.values():
-        server.add_file(REPO, path.name, path)
-    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-    yield server
-    server.stop()
+        hub_server.add_file(REPO, path.name, path)
+    return hub_server
 
 
-def write_registry(path: Path, files: dict[str, Path], *, sha: str | None = None, extra_dep: str = "",
-                   q4_sizes: bool = True) -> Path:
+def write_tiny_registry(path: Path, files: dict[str, Path], *, sha: str | None = None) -> Path:
     q4 = files["Q4_K_M"]
-    q4_sha = sha or sha256_file(q4)
-    size = f", size_bytes = {q4.stat().st_size}" if q4_sizes else ""
-    path.write_text(f"""
-schema_version = 1
-
-[[models]]
-id = "test/tiny-chat"
-name = "Tiny Chat"
-aliases = ["tiny-chat"]
-provider = "Test"
-category = "foundation"
-tasks = ["chat"]
-template = "chatml"
-license = {{ name = "MIT", open_weights = true }}
-access = {{ free_tier = true, local_capable = true }}
-
-[[models.deployments]]
-kind = "llama.cpp"
-repo = "{REPO}"
-default_quant = "Q4_K_M"
-files = [
-  {{ quant = "Q4_K_M", filename = "{q4.name}", sha256 = "{q4_sha}"{size} }},
-  {{ quant = "Q8_0", filename = "{files['Q8_0'].name}" }},
-]
-{extra_dep}
-""")
-    return path
+    q4_file = {"quant": "Q4_K_M", "filename": q4.name, "sha256": sha or sha256_file(q4),
+               "size_bytes": q4.stat().st_size}
+    dep = {"kind": "llama.cpp", "repo": REPO, "default_quant": "Q4_K_M",
+           "files": [q4_file, {"quant": "Q8_0", "filename": files["Q8_0"].name}]}
+    return write_registry(path, model("test/tiny-chat", dep, name="Tiny Chat", aliases=["tiny-chat"],
+                                      tasks=["chat"], template="chatml"))
 
 
 @pytest.fixture
 def registry(tmp_path, files, monkeypatch):
-    path = write_registry(tmp_path / "registry.toml", files)
+    path = write_tiny_registry(tmp_path / "registry.toml", files)
     monkeypatch.setenv("MODELCTL_REGISTRY", str(path))
     return path
 
@@ -259,7 +230,7 @@ def test_wrong_bytes_without_a_registry_hash_use_the_hubs_lfs_sha256(cli, hub, r
 
 
 def test_registry_hash_that_differs_from_the_hub_downloads_nothing(cli, hub, files, tmp_path, monkeypatch):
-    path = write_registry(tmp_path / "r.toml", files, sha="0" * 64)
+    path = write_tiny_registry(tmp_path / "r.toml", files, sha="0" * 64)
     monkeypatch.setenv("MODELCTL_REGISTRY", str(path))
     r = cli("pull", "tiny-chat", "--quant", "Q4_K_M")
     assert r.exit_code == 5 and "registry expects" in r.stderr
@@ -376,22 +347,12 @@ def test_sharded_model_with_mmproj(cli, hub, tmp_path, monkeypatch, hf_env):
     mm = make_gguf(d / "mmproj-big-f16.gguf", arch="clip", file_type=1, n_floats=50_000)
     for p in (s1, s2, mm):
         hub.add_file("test/Big-GGUF", p.name, p)
-    reg = tmp_path / "big.toml"
-    reg.write_text(f"""
-[[models]]
-id = "test/big"
-name = "Big"
-provider = "Test"
-category = "foundation"
-tasks = ["completion", "vision"]
-license = {{ name = "MIT", open_weights = true }}
-access = {{ free_tier = true, local_capable = true }}
-[[models.deployments]]
-kind = "llama.cpp"
-repo = "test/Big-GGUF"
-mmproj = "{mm.name}"
-files = [{{ quant = "Q4_K_M", filename = "{s1.name}", sha256 = "{sha256_file(s1)}", shards = ["{s1.name}", "{s2.name}"] }}]
-""")
+    reg = write_registry(tmp_path / "big.toml", model(
+        "test/big",
+        {"kind": "llama.cpp", "repo": "test/Big-GGUF", "mmproj": mm.name,
+         "files": [{"quant": "Q4_K_M", "filename": s1.name, "sha256": sha256_file(s1), "shards": [s1.name, s2.name]}]},
+        name="Big", tasks=["completion", "vision"],
+    ))
     monkeypatch.setenv("MODELCTL_REGISTRY", str(reg))
     r = cli("pull", "test/big", "--json")
     assert r.exit_code == 0, r.output
@@ -571,21 +532,14 @@ def test_end_to_end_with_the_real_gemma_file(cli, hub, tmp_path, monkeypatch, hf
     if not path.exists():
         path = gemma.assemble()
     hub.add_file("ggml-org/gemma-3-270m-GGUF", "gemma-3-270m-Q4_K_M.gguf", path, sha256=gemma.EXPECTED_SHA256)
-    reg = tmp_path / "gemma.toml"
-    reg.write_text(f"""
-[[models]]
-id = "test/gemma-3-270m"
-name = "Gemma 3 270M (test)"
-provider = "Google"
-category = "foundation"
-tasks = ["completion"]
-license = {{ name = "Gemma Terms of Use", open_weights = true }}
-access = {{ free_tier = true, local_capable = true }}
-[[models.deployments]]
-kind = "llama.cpp"
-repo = "ggml-org/gemma-3-270m-GGUF"
-files = [{{ quant = "Q4_K_M", filename = "gemma-3-270m-Q4_K_M.gguf", size_bytes = {path.stat().st_size}, sha256 = "{gemma.EXPECTED_SHA256}" }}]
-""")
+    reg = write_registry(tmp_path / "gemma.toml", model(
+        "test/gemma-3-270m",
+        {"kind": "llama.cpp", "repo": "ggml-org/gemma-3-270m-GGUF",
+         "files": [{"quant": "Q4_K_M", "filename": "gemma-3-270m-Q4_K_M.gguf",
+                    "size_bytes": path.stat().st_size, "sha256": gemma.EXPECTED_SHA256}]},
+        name="Gemma 3 270M (test)", provider="Google",
+        license={"name": "Gemma Terms of Use", "open_weights": True},
+    ))
     monkeypatch.setenv("MODELCTL_REGISTRY", str(reg))
     r = cli("pull", "test/gemma-3-270m", "--json")
     assert r.exit_code == 0, r.output

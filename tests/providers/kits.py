@@ -126,24 +126,12 @@ def open_kit(server, sleeps, provider_env):
 
 def registry_for(deployment: Any, path: Any, model_id: str = "test/served-model") -> str:
     """A one-model registry file (for `--registry`) whose only deployment is `deployment`."""
-    import json
     from dataclasses import fields
 
-    values = {f.name: getattr(deployment, f.name) for f in fields(deployment)
-              if f.name not in ("id", "files") and getattr(deployment, f.name) not in (None, ())}
-    dep = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
-    path.write_text(f"""schema_version = 1
+    from registries import model, write_registry
 
-[[models]]
-id = "{model_id}"
-name = "Served model"
-provider = "Test"
-category = "foundation"
-tasks = ["chat"]
-license = {{ name = "MIT", open_weights = true }}
-access = {{ free_tier = true, local_capable = {str(deployment.local).lower()} }}
-
-[[models.deployments]]
-{dep}
-""")
-    return str(path)
+    dep = {f.name: getattr(deployment, f.name) for f in fields(deployment)
+           if f.name not in ("id", "files") and getattr(deployment, f.name) not in (None, ())}
+    entry = model(model_id, dep, name="Served model", tasks=["chat"],
+                  access={"free_tier": True, "local_capable": deployment.local})
+    return str(write_registry(path, entry))
