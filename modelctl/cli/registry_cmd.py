@@ -23,22 +23,10 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the problems as a JSON array."),
 ) -> None:
     """Report every problem: file, line, model id, key and what is wrong. Exit 3 if any."""
-    from modelctl.errors import RegistryError
-    from modelctl.registry import Registry, build_model_list, check_file, registry_layers
+    from modelctl.registry import registry_layers, validate_files
 
     files = [path] if path else registry_layers(state.registry_path())
-    problems = []
-    models = []
-    for f in files:
-        raw, found = check_file(Path(f))
-        problems.extend(found)
-        if not found:
-            models.extend(build_model_list(raw, str(f)))
-    if not problems:
-        try:  # aliases must also be unique across the layers
-            Registry(_merge(models), [str(f) for f in files])
-        except RegistryError as exc:
-            problems.extend(exc.problems)
+    models, problems = validate_files(files)
     if not problems:
         problems.extend(_unknown_templates(models))
     if as_json:
@@ -46,18 +34,11 @@ def validate(
     else:
         for p in problems:
             sys.stdout.write(f"{p}\n")
-        count = sum(1 for _ in _merge(models))
+        count = len(models)
         status = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "ok"
         sys.stderr.write(f"{', '.join(str(f) for f in files)}: {count} model{'s' if count != 1 else ''}, {status}\n")
     if problems:
         raise typer.Exit(3)
-
-
-def _merge(models):
-    merged = {}
-    for m in models:
-        merged[m.id.lower()] = m
-    return list(merged.values())
 
 
 def _unknown_templates(models):

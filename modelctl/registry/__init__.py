@@ -6,7 +6,9 @@
     4096
 """
 
-from modelctl.registry.loader import BUILTIN_REGISTRY, build_model_list, check_file, load_registry, registry_layers
+from modelctl.registry.loader import (
+    BUILTIN_REGISTRY, build_model_list, check_file, load_registry, registry_layers, validate_files,
+)
 from modelctl.registry.model import Model
 from modelctl.registry.query import ModelFilter, SearchHit, filter_models, search_models, sort_models
 from modelctl.registry.registry import Registry
@@ -14,7 +16,7 @@ from modelctl.registry.registry import Registry
 __all__ = [
     "Access", "BUILTIN_REGISTRY", "Defaults", "Deployment", "GGUFFile", "License", "Model",
     "ModelFilter", "Registry", "SearchHit", "build_model_list", "check_file", "filter_models",
-    "load_registry", "registry_layers", "search_models", "sort_models",
+    "load_registry", "registry_layers", "search_models", "sort_models", "validate_files",
 ]
 
 

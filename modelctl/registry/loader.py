@@ -203,13 +203,41 @@ def registry_layers(extra: str | os.PathLike | None = None) -> list[Path]:
     return layers
 
 
+def merge_layers(models: list[Model]) -> list[Model]:
+    """Models of several layers, lowest first: a later model with an existing id replaces it
+    (keeping its place)."""
+    merged: dict[str, Model] = {}
+    for model in models:
+        merged[model.id.lower()] = model
+    return list(merged.values())
+
+
 def load_registry(extra: str | os.PathLike | None = None) -> "Registry":
     """The merged registry. Raises RegistryError listing every problem of any layer."""
     from modelctl.registry.registry import Registry
 
-    merged: dict[str, Model] = {}
     layers = registry_layers(extra)
-    for path in layers:
-        for model in build_model_list(load_file(path), str(path)):
-            merged[model.id.lower()] = model
-    return Registry(list(merged.values()), [str(p) for p in layers])
+    models = [m for path in layers for m in build_model_list(load_file(path), str(path))]
+    return Registry(merge_layers(models), [str(p) for p in layers])
+
+
+def validate_files(files: list[Path]) -> "tuple[list[Model], list[Problem]]":
+    """Check registry files as layers, lowest first, without the cache: (merged models, every
+    problem). Aliases must be unique across the layers too. Never raises for bad content."""
+    from modelctl.errors import RegistryError
+    from modelctl.registry.registry import Registry
+
+    problems: list[Problem] = []
+    models: list[Model] = []
+    for path in files:
+        raw, found = check_file(Path(path))
+        problems.extend(found)
+        if not found:
+            models.extend(build_model_list(raw, str(path)))
+    merged = merge_layers(models)
+    if not problems:
+        try:
+            Registry(merged, [str(f) for f in files])
+        except RegistryError as exc:
+            problems.extend(exc.problems)
+    return merged, problems
