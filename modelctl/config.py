@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from modelctl.errors import ModelctlError
+from modelctl.errors import ModelctlError, NotFoundError
 
 APP_NAME = "modelctl"
 
@@ -59,27 +59,39 @@ def get_paths() -> Paths:
     )
 
 
-def load_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; a syntax error becomes a ModelctlError naming file, line and column."""
+# The largest TOML file read (a registry, config.toml, keys.toml); the built-in registry is ~250 KB.
+MAX_TOML_BYTES = 32 * 2**20
+
+
+def parse_toml(text: str, where: str, *, error: type[ModelctlError] = ModelctlError) -> dict[str, Any]:
+    """Parse TOML text; a syntax error (file, line and column) or nesting too deep for the
+    parser is one `error` naming `where`."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ModelctlError(f"{path}: invalid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ModelctlError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        raise error(f"{where}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise error(f"{where}: invalid TOML: arrays or tables nested too deeply") from None
+
+
+def load_toml(path: Path, what: str = "file", *, error: type[ModelctlError] = ModelctlError) -> dict[str, Any]:
+    """Read and parse a TOML file the user controls (a regular file of at most MAX_TOML_BYTES);
+    every failure is one `error` (NotFoundError when it does not exist)."""
+    from modelctl.files import read_user_text
+
+    return parse_toml(read_user_text(path, what, limit=MAX_TOML_BYTES, error=error), str(path), error=error)
 
 
 @lru_cache(maxsize=1)
 def _load_user_config(path: str) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
+    try:
+        return load_toml(Path(path), "config file")
+    except NotFoundError:
         return {}
-    return load_toml(p)
 
 
 def user_config() -> dict[str, Any]:

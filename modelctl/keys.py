@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from modelctl.errors import AuthError, ModelctlError, UsageError
+from modelctl.errors import AuthError, ModelctlError, NotFoundError, UsageError
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,24 @@ def redact(text: str) -> str:
     return text
 
 
+# Text that probably holds a credential: a word that names one, a URL with a password, or a
+# token in a well-known key format (OpenAI/Anthropic sk-, Hugging Face hf_, Google AIza, GitHub,
+# Slack, AWS, JWTs), or any long run of letters and digits mixed, as keys are.
+_SECRET_HINTS = re.compile(
+    r"api[_-]?key|apikey|(?<![a-z])(token|secret)(?![a-z])|passw(or)?d|bearer|authorization|credential"
+    r"|://[^/\s@]*:[^/\s@]*@"
+    r"|\b(sk-|hf_|AIza|gh[pousr]_|xox[abpr]-|AKIA|eyJ)[A-Za-z0-9_\-.]{8,}"
+    r"|(?=[A-Za-z0-9_\-]{32,})(?=\S*\d)(?=\S*[A-Za-z])[A-Za-z0-9_\-]{32,}",
+    re.IGNORECASE,
+)
+
+
+def looks_like_secret(text: str) -> bool:
+    """Whether `text` (a line typed at the chat prompt, for one) may hold a credential: one
+    modelctl knows, or anything shaped like one. Such text is kept out of files."""
+    return bool(_SECRET_HINTS.search(text)) or redact(text) != text
+
+
 # --- names ---------------------------------------------------------------------------------------
 
 
@@ -144,19 +162,23 @@ def read_keys() -> dict[str, str]:
     """The stored keys ({} when there is no keys file)."""
     global _warned_mode
     path = keys_path()
+    from modelctl.files import check_regular_file
+
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
+        mode = check_regular_file(path, "keys file", error=ModelctlError).st_mode
+    except NotFoundError:
         return {}
     if mode & (stat.S_IRWXG | stat.S_IRWXO) and not _warned_mode:
         _warned_mode = True
         sys.stderr.write(
             f"modelctl: warning: {path} can be read by other users; run: chmod 600 {path}\n"
         )
-    from modelctl.config import load_toml
+    from modelctl.config import MAX_TOML_BYTES, parse_toml
+    from modelctl.files import read_user_text
 
+    text = read_user_text(path, "keys file", limit=MAX_TOML_BYTES, error=ModelctlError)
     try:
-        data = load_toml(path)
+        data = parse_toml(text, str(path))
     except ModelctlError:
         # Never echo the file's content: the parser's message may quote a key.
         raise ModelctlError(f"{path}: not a valid keys file", hint="remove it and set the keys again") from None
@@ -173,7 +195,7 @@ def _write_keys(keys: Mapping[str, str]) -> Path:
     """Replace the keys file; the caller holds `locked_update(keys_path())` since it read it."""
     import json
 
-    from modelctl.config import atomic_write
+    from modelctl.files import write_user_file
 
     lines = [
         "# modelctl API keys. Readable only by you; change with `modelctl keys set|rm PROVIDER`.",
@@ -183,7 +205,7 @@ def _write_keys(keys: Mapping[str, str]) -> Path:
         # A JSON string of printable ASCII is a valid TOML basic string.
         lines.append(f"{json.dumps(name)} = {json.dumps(keys[name])}")
     path = keys_path()
-    atomic_write(path, ("\n".join(lines) + "\n").encode("ascii"), mode=0o600)
+    write_user_file(path, ("\n".join(lines) + "\n").encode("ascii"), "keys file", mode=0o600)
     return path
 
 

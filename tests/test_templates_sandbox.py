@@ -331,7 +331,7 @@ def test_template_file_errors(tmp_path):
         resolve_template(template=str(tmp_path / "missing.jinja"))
     bad = tmp_path / "tokenizer_config.json"
     bad.write_text('{"chat_template": ')
-    with pytest.raises(TemplateError, match="not valid JSON.*line 1, column"):
+    with pytest.raises(TemplateError, match="invalid JSON.*line 1, column"):
         resolve_template(template=str(bad))
     bad.write_text('{"eos_token": "x"}')
     with pytest.raises(TemplateError, match="has no chat_template"):

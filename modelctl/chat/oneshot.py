@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
+from modelctl.chat.render import for_terminal, is_terminal
 from modelctl.chat.resolve import ChatSetup
 from modelctl.chat.session import ChatSession, Reply
 from modelctl.errors import ModelctlError
@@ -50,11 +51,12 @@ def run_once(
     if debug:
         dbg.prompt_report(setup.backend)
     live = stream and not as_json
+    shown = for_terminal if is_terminal(out) else str  # data to a pipe stays as it came
     wrote_last = ""
     try:
         for delta in reply:
             if live:
-                out.write(delta)
+                out.write(shown(delta))
                 out.flush()
                 wrote_last = delta
     except (ModelctlError, KeyboardInterrupt) as exc:
@@ -76,7 +78,7 @@ def run_once(
 
         print_json(reply_json(reply, setup))
     elif not stream:
-        out.write(reply.text + ("" if reply.text.endswith("\n") else "\n"))
+        out.write(shown(reply.text) + ("" if reply.text.endswith("\n") else "\n"))
         out.flush()
     if debug:
         dbg.answer_report(reply)

@@ -8,7 +8,9 @@ still being written, refreshed at a fixed rate by rich's refresh thread, and onl
 screenful is laid out. So each token costs a string append and a scan of the new text, and each
 refresh costs at most one bounded block: the total work grows linearly with the answer.
 
-`PlainStream` is the same interface for pipes and dumb terminals: text deltas are written as-is.
+`PlainStream` is the same interface for pipes and dumb terminals: text deltas are written as-is
+to a pipe. Whatever reaches a terminal first passes through `for_terminal`: an answer is data, and
+the escape sequences in it (a server's, or a model's) must not drive the terminal.
 """
 
 from __future__ import annotations
@@ -20,6 +22,35 @@ from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
+
+# Control characters a terminal acts on: C0 (ESC starts a sequence that moves the cursor, sets
+# the window title or the clipboard), DEL and C1 (0x9B is an 8-bit CSI), written as escapes.
+CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+# In an answer, tabs and line breaks are text; a carriage return alone would overwrite the line.
+_ANSWER_CONTROLS = {c: e for c, e in CONTROL_ESCAPES.items() if chr(c) not in "\t\n"} | {ord("\r"): ""}
+
+
+# On one line of a message or a table cell, line breaks and tabs are written out too, and the
+# Unicode separators and bidirectional overrides that reorder what a terminal shows.
+_LINE_CONTROLS = {**CONTROL_ESCAPES, ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
+_LINE_CONTROLS |= {c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def printable(text: str) -> str:
+    """`text` on one line with every control character written as an escape (ESC -> \\x1b)."""
+    return text.translate(_LINE_CONTROLS)
+
+
+def for_terminal(text: str) -> str:
+    """An answer's text as a terminal may show it: every control character but tab and newline
+    written out (ESC -> \\x1b), carriage returns dropped."""
+    return text.translate(_ANSWER_CONTROLS)
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
@@ -158,7 +189,7 @@ class MarkdownStream:
         self.close()
 
     def feed(self, text: str) -> None:
-        blocks = self._splitter.feed(text)
+        blocks = self._splitter.feed(for_terminal(text))
         for block in blocks:
             self._print(block)
         open_block = self._splitter.open_block
@@ -188,11 +219,13 @@ class MarkdownStream:
 
 
 class PlainStream:
-    """The same interface, writing text deltas unchanged (pipes, NO_COLOR, dumb terminals)."""
+    """The same interface, writing text deltas unchanged to a pipe (for NO_COLOR and dumb
+    terminals, through `for_terminal`)."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self._last = ""
+        self._filter = for_terminal if is_terminal(self.stream) else None
 
     def __enter__(self) -> "PlainStream":
         return self
@@ -201,6 +234,8 @@ class PlainStream:
         self.close()
 
     def feed(self, text: str) -> None:
+        if text and self._filter is not None:
+            text = self._filter(text)
         if text:
             self.stream.write(text)
             self.stream.flush()

@@ -7,7 +7,9 @@ Ctrl-C during an answer stops it and keeps what arrived; Ctrl-C or Ctrl-D at the
 
 from __future__ import annotations
 
+import os
 import shlex
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +60,12 @@ def _history_file() -> Path:
 
 
 class LineReader:
-    """`input()` with readline editing and a history of typed lines saved under the data dir."""
+    """`input()` with readline editing and a history of typed lines saved under the data dir.
+
+    The history file is private (0600, in a directory created 0700) and regular: a symlink or a
+    FIFO in its place turns the history off. A line that may hold a credential (`/set api_key …`,
+    a key pasted as a question, a URL with a password) is neither saved nor kept for Up-arrow.
+    """
 
     def __init__(self, history: Path | None) -> None:
         self.history = history
@@ -69,30 +76,67 @@ class LineReader:
             return
         self.readline = readline
         readline.set_history_length(2000)
-        if history is not None and history.is_file():
+        if history is not None and _regular_or_absent(history) and history.exists():
             try:
                 readline.read_history_file(history)
             except OSError:
                 pass
 
     def read(self, prompt: str) -> str:
+        from modelctl.keys import looks_like_secret
+
         line = input(prompt)
-        if self.readline is not None and self.history is not None and line.strip():
+        if self.readline is None or not line.strip():
+            return line
+        if looks_like_secret(line):
+            self._forget_last()
+        elif self.history is not None and _private_file(self.history):
             try:
-                self.history.parent.mkdir(parents=True, exist_ok=True)
-                if not self.history.exists():
-                    self.history.touch(mode=0o600)
                 self.readline.append_history_file(1, self.history)
             except OSError:
                 pass
         return line
 
+    def _forget_last(self) -> None:
+        """Drop the line just typed from readline's memory (input() added it)."""
+        last = self.readline.get_current_history_length() - 1
+        if last >= 0:
+            self.readline.remove_history_item(last)
+
     def close(self) -> None:
-        if self.readline is not None and self.history is not None and self.history.exists():
+        if self.readline is not None and self.history is not None and self.history.exists() \
+                and _private_file(self.history):
             try:
                 self.readline.write_history_file(self.history)  # trims to the history length
             except OSError:
                 pass
+
+
+def _regular_or_absent(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _private_file(path: Path) -> bool:
+    """Make `path` an existing regular file only its owner can read (its directory created 0700);
+    False when that cannot be (a symlink or FIFO in its place, a read-only directory)."""
+    if not _regular_or_absent(path):
+        return False
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    return True
 
 
 def read_message(read: Callable[[str], str]) -> str:
@@ -126,10 +170,14 @@ class Repl:
     # --- output -------------------------------------------------------------------------------
 
     def note(self, text: str) -> None:
-        self.err.print(text, style="dim", markup=False, highlight=False)
+        from modelctl.cli.output import safe
+
+        self.err.print(safe(text), style="dim", markup=False, highlight=False)
 
     def error(self, text: str) -> None:
-        self.err.print(f"error: {text}", style="red", markup=False, highlight=False)
+        from modelctl.cli.output import safe
+
+        self.err.print(f"error: {safe(text)}", style="red", markup=False, highlight=False)
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -252,6 +300,10 @@ class Repl:
         value = value.strip()
         if not value:
             raise UsageError("usage: /set KEY VALUE")
+        from modelctl.keys import looks_like_secret, remember_secret
+
+        if looks_like_secret(args):
+            remember_secret(value)  # shown as *** from now on: /set, /info, errors
         known = {"temperature", "top_p", "top_k", "max_tokens", "seed", "repeat_penalty", "stop"}
         local = self.setup.local is not None
         if local and key.replace("-", "_") not in known and value.lower() not in ("none", "default"):

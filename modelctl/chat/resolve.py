@@ -185,7 +185,9 @@ def layered_params(entry: "Model | None", flags: GenerationParams, *, local: boo
         params = params.overlay(**{k: getattr(d, k) for k in _PARAM_KEYS}, stop=tuple(d.stop))
     cfg = user_chat_config()
     params = params.overlay(**{k: cfg.get(k) for k in _PARAM_KEYS}, stop=tuple(cfg.get("stop", ())))
-    return params.overlay(**{k: getattr(flags, k) for k in _PARAM_KEYS}, stop=flags.stop, extra=flags.extra)
+    from modelctl.chat.session import check_params
+
+    return check_params(params.overlay(**{k: getattr(flags, k) for k in _PARAM_KEYS}, stop=flags.stop, extra=flags.extra))
 
 
 def choose_template(local: LocalModel, template: str | None, *, warn: bool = True):

@@ -8,8 +8,8 @@ short (Ctrl-C) is kept as it stands, so the conversation always alternates user/
 from __future__ import annotations
 
 import json
+import math
 import re
-import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,7 +22,7 @@ from modelctl.backends.base import (
     Timings,
     Usage,
 )
-from modelctl.errors import ModelctlError, UsageError
+from modelctl.errors import UsageError
 
 FILE_FORMAT = "modelctl-chat"
 FILE_VERSION = 1
@@ -44,6 +44,66 @@ def clean_text(text: str) -> str:
     except UnicodeEncodeError:
         text = _LONE_SURROGATE.sub("\ufffd", text)
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+# Bounds of the numeric sampling parameters (None: no bound). NaN and the infinities pass
+# comparisons with any bound, so they are refused first.
+PARAM_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "temperature": (0, None), "top_p": (0, 1), "repeat_penalty": (0, None), "top_k": (0, None), "max_tokens": (1, None),
+}
+
+
+def check_params(params: GenerationParams) -> GenerationParams:
+    """`params` when every sampling number is finite and in bounds (from flags, config.toml,
+    the registry or /set), else a UsageError naming the parameter."""
+    for key, (lo, hi) in PARAM_BOUNDS.items():
+        value = getattr(params, key)
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{key} must be a finite number, not {value}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise UsageError(f"{key} must be {bounds}, not {value}")
+    for key, value in params.extra.items():
+        check_option(key, value)
+    return params
+
+
+def check_option(key: str, value: Any) -> None:
+    """A backend option (`-o KEY=VALUE`, `/set KEY VALUE`): a number written as text must be
+    finite (`1e999`, `inf` and `nan` are not), and a JSON value must not nest too deeply."""
+    if not isinstance(value, str):
+        return
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        number = 0.0
+    if not math.isfinite(number):
+        raise UsageError(f"option {key}: {value!r} is not a finite number")
+    if value.lstrip()[:1] in ("[", "{"):
+        from modelctl.files import load_json
+
+        try:
+            found = load_json(value, f"option {key}")
+        except UsageError as exc:
+            if "nested too deeply" in str(exc):
+                raise
+            return  # not JSON: the text itself
+        _check_json_option(key, found, 0)
+
+
+MAX_OPTION_DEPTH = 32  # a JSON option (a response format, a tool list) nested deeper is refused
+
+
+def _check_json_option(key: str, value: Any, depth: int) -> None:
+    if depth > MAX_OPTION_DEPTH:
+        raise UsageError(f"option {key}: the JSON is nested more than {MAX_OPTION_DEPTH} levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"option {key}: the JSON holds a number that is not finite")
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        _check_json_option(key, item, depth + 1)
 
 
 @dataclass
@@ -183,7 +243,7 @@ class ChatSession:
                 converted = numeric[key](value)
             except ValueError:
                 raise UsageError(f"{key} takes a number, not {value!r}") from None
-            self.params = replace(self.params, **{key: converted})
+            self.params = check_params(replace(self.params, **{key: converted}))
             if key == "seed":
                 self._answers_since_seed = 0
         elif key == "stop":
@@ -193,6 +253,7 @@ class ChatSession:
             if value.lower() in ("none", "default"):
                 extra.pop(key, None)
             else:
+                check_option(key, value)
                 extra[key] = value
             self.params = replace(self.params, extra=extra)
         return self.params
@@ -211,54 +272,24 @@ class ChatSession:
         }
 
     def save(self, path: str | Path) -> Path:
-        from modelctl.config import atomic_write
+        """Write the conversation to `path`: a new file, or a regular file it replaces (never a
+        FIFO, a device or a symlink)."""
+        from modelctl.files import write_user_file
 
-        target = Path(path).expanduser()
-        if target.is_dir():
-            raise UsageError(f"{target}: is a directory")
-        if not target.parent.is_dir():
-            raise UsageError(f"{target.parent}: no such directory")
         data = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
-        try:
-            atomic_write(target, data.encode("utf-8"))
-        except OSError as exc:
-            raise ModelctlError(f"{target}: cannot write ({exc.strerror or exc})") from None
-        return target
+        return write_user_file(Path(path).expanduser(), data.encode("utf-8"), "file")
 
     def load(self, path: str | Path) -> None:
-        """Replace the system message and turns with those saved in `path`."""
+        """Replace the system message and turns with those saved in `path` (a regular file of at
+        most MAX_FILE_BYTES)."""
+        from modelctl.files import load_json, read_user_file
+
         source = Path(path).expanduser()
-        try:
-            data = json.loads(_read_file(source).decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"{source}: cannot read ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{source}: not a saved conversation (invalid JSON: {exc})") from None
-        except RecursionError:
-            raise UsageError(f"{source}: not a saved conversation (JSON nested too deeply)") from None
+        raw = read_user_file(source, "saved conversation", limit=MAX_FILE_BYTES, missing=UsageError)
+        data = load_json(raw, repr(str(source)))
         system, messages = parse_conversation(data, source)
         self.system = None if system is None else clean_text(system)
         self.messages = [{"role": m["role"], "content": clean_text(m["content"])} for m in messages]
-
-
-def _read_file(source: Path) -> bytes:
-    """The bytes of a saved conversation: a regular file of at most MAX_FILE_BYTES (not a device
-    such as /dev/zero, which never ends)."""
-    try:
-        st = source.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise UsageError(f"{source}: is a directory")
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"{source}: not a regular file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise UsageError(f"{source}: {st.st_size:,} bytes, more than a saved conversation can be "
-                             f"({MAX_FILE_BYTES // 2**20} MiB)")
-        with open(source, "rb") as fh:
-            return fh.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise UsageError(f"{source}: no such file") from None
-    except OSError as exc:
-        raise UsageError(f"{source}: cannot read ({exc.strerror or exc})") from None
 
 
 def parse_conversation(data: Any, source: Any = "conversation") -> tuple[str | None, list[dict[str, str]]]:

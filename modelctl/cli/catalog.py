@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from modelctl.cli import output, state
-from modelctl.cli.format import human_count, human_tokens, money, plain_table
+from modelctl.cli.format import human_count, human_tokens, money
 
 if TYPE_CHECKING:
     from modelctl.registry import Model
@@ -36,21 +36,11 @@ def _print_models(models: list["Model"], *, as_json: bool, title: str, scores: l
         if scores is not None:
             for item, score in zip(items, scores):
                 item["score"] = round(score, 2)
-        output.print_json(items)
+        output.print_json(output.redact_data(items))
         return
-    rows = [_row(m) for m in models]
-    if not sys.stdout.isatty():
-        sys.stdout.write(plain_table(_COLUMNS, rows))
-        return
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for col in _COLUMNS:
-        table.add_column(col, no_wrap=col == "ID", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    output.out().print(table)
-    output.err().print(f"{len(models)} model{'s' if len(models) != 1 else ''}", style="dim")
+    output.table(_COLUMNS, [_row(m) for m in models], title, no_wrap=("ID",))
+    if sys.stdout.isatty():
+        output.err().print(f"{len(models)} model{'s' if len(models) != 1 else ''}", style="dim")
 
 
 def list_models(
@@ -116,7 +106,7 @@ def show(
         data = m.to_dict()
         data["deployments"] = [d.to_dict() | {"service": d.service_metadata()} for d in m.deployments]
         data["source"] = m.source
-        output.print_json(data)
+        output.print_json(output.redact_data(data))
         return
     _print_show(m)
 
@@ -149,35 +139,38 @@ def _print_show(m: "Model") -> None:
     defaults = m.defaults.to_dict()
     if defaults:
         lines.append(("defaults", ", ".join(f"{k}={v}" for k, v in defaults.items())))
-    con.print(f"[bold]{m.name}[/bold]" if sys.stdout.isatty() else m.name, markup=sys.stdout.isatty())
+    def line(text: str, style: str | None = None) -> None:  # one line of data, made safe
+        con.print(output.safe(text), markup=False, style=style)
+
+    line(m.name, style="bold" if sys.stdout.isatty() else None)
     if m.description:
-        con.print(m.description, markup=False)
+        line(m.description)
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
-        con.print(f"  {key:<{width}}  {value}", markup=False)
+        line(f"  {key:<{width}}  {value}")
     for title, items in (("use cases", m.use_cases), ("limitations", m.limitations)):
         if items:
-            con.print(f"{title}:", markup=False)
+            line(f"{title}:")
             for item in items:
-                con.print(f"  - {item}", markup=False)
+                line(f"  - {item}")
     if m.links:
-        con.print("links:", markup=False)
+        line("links:")
         for kind, url in m.links.items():
-            con.print(f"  {kind}: {url}", markup=False)
-    con.print("deployments:", markup=False)
+            line(f"  {kind}: {url}")
+    line("deployments:")
     for d in m.deployments:
-        con.print(f"  {d.id} ({d.kind}{', local' if d.local else ''})", markup=False)
+        line(f"  {d.id} ({d.kind}{', local' if d.local else ''})")
         for key, value in d.service_metadata().items():
             if key in ("kind", "local"):
                 continue
             if isinstance(value, list):
                 value = ", ".join(value)
-            con.print(f"    {key}: {value}", markup=False)
+            line(f"    {key}: {value}")
         for f in d.files:
             extra = ", ".join(x for x in (f.quant, f"{f.size_bytes:,} bytes" if f.size_bytes else "", f"sha256 {f.sha256[:12]}…" if f.sha256 else "") if x)
-            con.print(f"    file: {f.filename} ({extra})", markup=False)
+            line(f"    file: {f.filename} ({extra})")
         if d.notes:
-            con.print(f"    notes: {d.notes}", markup=False)
+            line(f"    notes: {d.notes}")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,13 +20,24 @@ _API_KEY_HELP = "The API key (else the deployment's key variable, else the keys 
 
 
 def _parse_options(pairs: List[str]) -> dict[str, str]:
+    from modelctl.chat.session import check_option
+
     options: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"-o {pair!r}: expected KEY=VALUE")
+        check_option(key.strip(), value)
         options[key.strip()] = value
     return options
+
+
+def require_values(**flags: str | None) -> None:
+    """An empty value for a flag that names something (`--template ''`) is a mistake, not a
+    request for the default: say so rather than ignore the flag."""
+    for name, value in flags.items():
+        if value is not None and not value.strip():
+            raise UsageError(f"--{name.replace('_', '-')} needs a value; it was given an empty one")
 
 
 def _tolerant_stdin() -> None:
@@ -37,12 +48,17 @@ def _tolerant_stdin() -> None:
         reconfigure(errors="surrogateescape")
 
 
+# The most text a prompt or a list of texts to embed may be on stdin.
+MAX_STDIN_BYTES = 64 * 2**20
+
+
 def _stdin_text() -> str | None:
     from modelctl.chat.session import clean_text
+    from modelctl.cli.prompt_cmd import read_stdin
 
     if sys.stdin is None or sys.stdin.isatty():
         return None
-    return clean_text(sys.stdin.read())
+    return clean_text(read_stdin(MAX_STDIN_BYTES).decode("utf-8", "surrogateescape"))
 
 
 def chat(
@@ -73,6 +89,7 @@ def chat(
     from modelctl.chat.resolve import open_chat
     from modelctl.chat.session import clean_text
 
+    require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key)
     _tolerant_stdin()
     text = clean_text(" ".join(prompt)) if prompt else None
     system = None if system is None else clean_text(system)
@@ -120,6 +137,7 @@ def embed(
     from modelctl.chat.session import clean_text
     from modelctl.cli.output import print_json
 
+    require_values(model=model, deployment=deployment, api_base=api_base, api_key=api_key)
     _tolerant_stdin()
     items = [clean_text(t) for t in texts or []]
     if not items:

@@ -59,7 +59,7 @@ def set_key(
     if not value or not value.strip():
         raise UsageError("no key given", hint="type it at the prompt, pipe it on stdin, or pass --value")
     path = keys.store_key(name, value)
-    sys.stderr.write(f"modelctl: saved the {keys.label(name)} key in {path}\n")
+    sys.stderr.write(output.safe(f"modelctl: saved the {keys.label(name)} key in {path}") + "\n")
     for var in _env_overrides(name):
         output.warn(f"{var} is set in the environment and is used before the keys file")
 
@@ -68,7 +68,6 @@ def set_key(
 def list_keys(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
     """Every provider, whether its key is set and where it comes from (never the key)."""
     from modelctl import keys
-    from modelctl.cli.format import plain_table
 
     rows = keys.key_status()
     if as_json:
@@ -85,7 +84,7 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="Print a JSON a
             variables = row["variables"]
             state = f"not set ({' or '.join(variables)})" if variables else "not set"
         table.append([str(row["provider"]), state])
-    sys.stdout.write(plain_table(["PROVIDER", "KEY"], table))
+    output.table(["PROVIDER", "KEY"], table, "API keys")
 
 
 @keys_app.command("rm")
@@ -97,7 +96,7 @@ def remove_key(provider: str = typer.Argument(..., help=_PROVIDER_HELP)) -> None
     name = keys.canonical(provider)
     if not keys.delete_key(name):
         raise NotFoundError(f"no stored key for {keys.label(name)} in {keys.keys_path()}")
-    sys.stderr.write(f"modelctl: removed the {keys.label(name)} key from {keys.keys_path()}\n")
+    sys.stderr.write(output.safe(f"modelctl: removed the {keys.label(name)} key from {keys.keys_path()}") + "\n")
     for var in _env_overrides(name):
         output.warn(f"{var} is still set in the environment")
 

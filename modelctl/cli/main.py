@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from modelctl import __version__
-from modelctl.cli import state
+from modelctl.cli import output, state
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
 
 # Modules under modelctl.cli whose register(app) adds commands, in help order.
@@ -45,8 +45,28 @@ def _usage_error(exc: Exception) -> None:
     """Bad flags or arguments: one line, like every other error, instead of click's block."""
     where = exc.ctx.command_path if exc.ctx else "modelctl"  # type: ignore[attr-defined]
     message = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
-    typer.echo(f"modelctl: error: {message} (see `{where} --help`)", err=True)
+    output.error_line(f"{message} (see `{where} --help`)")
     raise typer.Exit(2) from None
+
+
+def _debug_traceback() -> None:
+    """Under --debug, the traceback of the error being handled: redacted, controls escaped."""
+    if _debug_requested():
+        import traceback
+
+        for line in traceback.format_exc().splitlines():
+            sys.stderr.write(output.safe(line) + "\n")
+
+
+def _unexpected(exc: BaseException) -> str:
+    """The one line for an exception no part of modelctl turned into a ModelctlError."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to process"
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return f"unexpected {type(exc).__name__}{': ' + detail if detail else ''} (--debug shows where)"
 
 
 class ModelctlGroup(TyperGroup):
@@ -56,23 +76,24 @@ class ModelctlGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ModelctlError as exc:
-            if _debug_requested():
-                import traceback
-
-                traceback.print_exc()
-            typer.echo(f"modelctl: error: {exc}", err=True)
+            _debug_traceback()
+            output.error_line(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("modelctl: interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except BrokenPipeError:
-            # Downstream closed the pipe (`modelctl list | head`): not an error worth a traceback.
-            sys.stderr.close()
-            raise typer.Exit(0) from None
+            # Downstream closed the pipe (`modelctl list | head`): not an error worth a message.
+            raise typer.Exit(output.stdout_closed()) from None
         except Exception as exc:
-            if not _is_usage_error(exc):
-                raise
-            _usage_error(exc)
+            if _is_usage_error(exc):
+                _usage_error(exc)
+            if isinstance(exc, (typer.Exit, typer.Abort)) or "click" in type(exc).__module__:
+                raise  # click's own control flow
+            # Whatever escaped (a full disk, a home directory that is a file): one line, exit 1.
+            _debug_traceback()
+            output.error_line(_unexpected(exc))
+            raise typer.Exit(1) from None
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:  # the top-level options are parsed here, outside invoke()
@@ -124,4 +145,10 @@ for _name in COMMAND_MODULES:
 
 def run() -> None:
     """Console-script entry point."""
-    app(prog_name="modelctl")
+    try:
+        try:
+            app(prog_name="modelctl")
+        finally:
+            sys.stdout.flush()  # here, where a closed pipe can still be handled, not at exit
+    except BrokenPipeError:
+        sys.exit(output.stdout_closed())

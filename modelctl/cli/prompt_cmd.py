@@ -34,13 +34,9 @@ def read_messages(text: str, where: str) -> list[dict[str, Any]]:
     Contents are cleaned as chat cleans what enters it: a byte that was not UTF-8 (a surrogate
     escape) or a lone surrogate ("\\ud800") becomes U+FFFD, so the prompt is the one chat sends."""
     from modelctl.chat.session import clean_text
+    from modelctl.files import load_json
 
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _usage(f"invalid JSON in {where}: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-    except RecursionError:
-        raise _usage(f"the JSON in {where} is nested too deeply") from None
+    data = load_json(text, where)
     if isinstance(data, dict) and "messages" in data:
         data = data["messages"]
     if not isinstance(data, list):
@@ -53,20 +49,24 @@ def read_messages(text: str, where: str) -> list[dict[str, Any]]:
 
 
 def _load_messages(messages_file: Optional[str]) -> list[dict[str, Any]]:
-    if messages_file and messages_file != "-":
-        path = Path(messages_file)
-        try:
-            text = path.read_text(encoding="utf-8", errors="surrogateescape")
-        except FileNotFoundError:
-            from modelctl.errors import NotFoundError
+    from modelctl.chat.session import MAX_FILE_BYTES
+    from modelctl.files import read_user_file
 
-            raise NotFoundError(f"messages file {messages_file!r} does not exist") from None
-        except OSError as exc:
-            raise _usage(f"cannot read messages file {messages_file!r}: {exc}") from None
-        return read_messages(text, repr(messages_file))
+    if messages_file and messages_file != "-":
+        data = read_user_file(messages_file, "messages file", limit=MAX_FILE_BYTES)
+        return read_messages(data.decode("utf-8", "surrogateescape"), repr(messages_file))
     if sys.stdin is None or sys.stdin.isatty():
         raise _usage("no messages given", hint='pipe a JSON array on stdin, or pass --messages FILE')
-    return read_messages(sys.stdin.buffer.read().decode("utf-8", "surrogateescape"), "stdin")
+    data = read_stdin(MAX_FILE_BYTES)
+    return read_messages(data.decode("utf-8", "surrogateescape"), "stdin")
+
+
+def read_stdin(limit: int) -> bytes:
+    """What is piped on stdin, up to `limit` bytes (`< /dev/zero` never ends)."""
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        raise _usage(f"more than {limit // 2**20} MiB on stdin")
+    return data
 
 
 def resolve_for(model: Optional[str], template: Optional[str]) -> tuple["ChatTemplate", dict[str, Any]]:
@@ -163,6 +163,9 @@ def prompt(
     or --messages. The prompt is printed exactly, with the BOS token written out where the model
     uses one.
     """
+    from modelctl.cli.chat_cmd import require_values
+
+    require_values(model=model, template=template, messages=messages)
     msgs = _load_messages(messages)
     tpl, metadata = resolve_for(model, template)
     if tpl.source == "fallback":
@@ -209,19 +212,7 @@ def templates_list(
     headers = ["NAME", "SYSTEM", "STOP", "REFERENCE"]
     rows = [[t.name, t.system_policy.value, " ".join(json.dumps(s, ensure_ascii=False) for s in t.stop_str), t.reference]
             for t in templates]
-    if not sys.stdout.isatty():
-        from modelctl.cli.format import plain_table
-
-        sys.stdout.write(plain_table(headers, rows))
-        return
-    from rich.table import Table
-
-    table = Table(header_style="bold", title="Conversation templates", title_justify="left")
-    for h in headers:
-        table.add_column(h, overflow="fold", no_wrap=h == "NAME")
-    for row in rows:
-        table.add_row(*row)
-    output.out().print(table)
+    output.table(headers, rows, "Conversation templates", no_wrap=("NAME",))
 
 
 @templates_app.command("show")

@@ -30,13 +30,14 @@ def validate(
     if not problems:
         problems.extend(_unknown_templates(models))
     if as_json:
-        output.print_json([p.to_dict() for p in problems])
+        output.print_json(output.redact_data([p.to_dict() for p in problems]))
     else:
         for p in problems:
-            sys.stdout.write(f"{p}\n")
+            sys.stdout.write(f"{output.safe(p)}\n")
         count = len(models)
         status = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "ok"
-        sys.stderr.write(f"{', '.join(str(f) for f in files)}: {count} model{'s' if count != 1 else ''}, {status}\n")
+        names = output.safe(", ".join(str(f) for f in files))
+        sys.stderr.write(f"{names}: {count} model{'s' if count != 1 else ''}, {status}\n")
     if problems:
         raise typer.Exit(3)
 
@@ -59,8 +60,8 @@ def _unknown_templates(models):
 
 @registry_app.command("export")
 def export() -> None:
-    """Print the merged registry as JSON."""
-    output.print_json(state.get_registry().export())
+    """Print the merged registry as JSON (credentials written into URLs hidden)."""
+    output.print_json(output.redact_data(state.get_registry().export()))
 
 
 @registry_app.command("path")
@@ -77,7 +78,7 @@ def path(as_json: bool = typer.Option(False, "--json", help="Print a JSON object
         output.print_json([{"layer": name, "path": str(p), "exists": p.exists()} for name, p in layers])
         return
     for name, p in layers:
-        sys.stdout.write(f"{name:<8} {p}{'' if p.exists() else '  (not present)'}\n")
+        sys.stdout.write(f"{name:<8} {output.safe(p)}{'' if p.exists() else '  (not present)'}\n")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from modelctl.cli import output
-from modelctl.cli.format import human_bytes, plain_table
+from modelctl.cli.format import human_bytes
 
 if TYPE_CHECKING:
     from modelctl.store.installed import InstalledModel
@@ -21,7 +21,7 @@ def _notifier(quiet: bool, progress=None):
         if progress is not None and progress.enabled:
             progress.note(message)
         else:
-            sys.stderr.write(f"modelctl: {message}\n")
+            sys.stderr.write(f"modelctl: {output.safe(message)}\n")
             sys.stderr.flush()
 
     return note
@@ -63,10 +63,10 @@ def pull(
             detail = f"{human_bytes(size)}, {report.transferred:,} bytes downloaded"
         else:
             detail = human_bytes(size)
-        sys.stderr.write(f"modelctl: pulled {what}: {detail}\n")
+        sys.stderr.write(f"modelctl: pulled {output.safe(what)}: {detail}\n")
         if report.registry_file:
-            sys.stderr.write(f"modelctl: added {report.model_id} to {report.registry_file}\n")
-    sys.stdout.write(f"{report.path if report.path else report.ollama_tag}\n")
+            sys.stderr.write(f"modelctl: added {output.safe(report.model_id)} to {output.safe(report.registry_file)}\n")
+    sys.stdout.write(f"{output.safe(report.path if report.path else report.ollama_tag)}\n")
 
 
 def import_(
@@ -87,7 +87,7 @@ def import_(
         f"model {report.model_id}" if report.model_id and report.model_id != report.name else None,
     ) if x)
     verb = "re-imported" if report.replaced else "imported"
-    sys.stdout.write(f"{verb} {report.name}: {report.path} ({facts})\n")
+    sys.stdout.write(output.safe(f"{verb} {report.name}: {report.path} ({facts})") + "\n")
 
 
 def rm(
@@ -107,7 +107,7 @@ def rm(
     err = output.err()
     for item in plan.items:
         size = f"  {human_bytes(item.size)}" if item.size and item.kind != "import" else ""
-        err.print(f"  {item.description}{size}", markup=False, highlight=False)
+        err.print(output.safe(f"  {item.description}{size}"), markup=False, highlight=False)
     if not yes:
         question = f"Remove {len(plan.items)} item{'s' if len(plan.items) != 1 else ''}" + (
             f" ({human_bytes(plan.size)})" if plan.size else "") + "?"
@@ -124,8 +124,8 @@ def rm(
     if as_json:
         output.print_json(plan.to_dict())
         return
-    sys.stdout.write(f"removed {plan.model_id or plan.name}" + (f" ({quant})" if quant else "")
-                     + f": {human_bytes(plan.freed)} freed\n")
+    what = output.safe(f"{plan.model_id or plan.name}" + (f" ({quant})" if quant else ""))
+    sys.stdout.write(f"removed {what}: {human_bytes(plan.freed)} freed\n")
 
 
 _INSTALLED_COLUMNS = ["NAME", "SOURCE", "QUANT", "SIZE", "PATH"]
@@ -147,23 +147,9 @@ def print_installed(as_json: bool) -> None:
     if as_json:
         output.print_json([m.to_dict() for m in models])
         return
-    _table(_INSTALLED_COLUMNS, [_installed_row(m) for m in models], "Installed models")
+    output.table(_INSTALLED_COLUMNS, [_installed_row(m) for m in models], "Installed models", right=("SIZE",))
     if sys.stdout.isatty():
         output.err().print(f"{len(models)} installed", style="dim")
-
-
-def _table(columns: list[str], rows: list[list[str]], title: str) -> None:
-    if not sys.stdout.isatty():
-        sys.stdout.write(plain_table(columns, rows))
-        return
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for col in columns:
-        table.add_column(col, overflow="fold", justify="right" if col == "SIZE" else "left")
-    for row in rows:
-        table.add_row(*row)
-    output.out().print(table)
 
 
 def du(
@@ -179,13 +165,13 @@ def du(
     rows = [[m["name"] + (" (mmproj)" if m["role"] == "mmproj" else ""), m["source"], m["quant"] or "-",
              human_bytes(m["size_bytes"])] for m in usage["models"]]
     rows += [[f"{p['repo']} (unfinished)", "partial", "-", human_bytes(p["size_bytes"])] for p in usage["partial"]]
-    _table(["NAME", "SOURCE", "QUANT", "SIZE"], rows, "Disk usage")
+    output.table(["NAME", "SOURCE", "QUANT", "SIZE"], rows, "Disk usage", right=("SIZE",))
     totals = usage["totals"]
     parts = [f"{src} {human_bytes(n)}" for src, n in totals.items() if n]
     out = sys.stdout
     out.write(f"\nmanaged by modelctl: {human_bytes(usage['managed_bytes'])}"
               + (f" ({', '.join(parts)})" if parts else "") + "\n")
-    out.write(f"Hugging Face cache: {usage['hf_cache']}\n")
+    out.write(f"Hugging Face cache: {output.safe(usage['hf_cache'])}\n")
     if usage["free_bytes"] is not None:
         out.write(f"free on that disk: {human_bytes(usage['free_bytes'])}\n")
 

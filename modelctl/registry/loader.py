@@ -101,23 +101,20 @@ def _write_cache(path: Path, fingerprint: str, models: list[dict[str, Any]]) -> 
 
 def check_file(path: Path) -> "tuple[list[dict[str, Any]], list[Problem]]":
     """Parse and validate one registry file: (raw model tables, problems). Never raises."""
-    from modelctl.config import load_toml
-    from modelctl.errors import ModelctlError
+    from modelctl.config import MAX_TOML_BYTES, parse_toml
+    from modelctl.errors import ModelctlError, NotFoundError
+    from modelctl.files import read_user_text
     from modelctl.registry.schema import SCHEMA_VERSION, Problem, validate_model
 
     file = str(path)
     try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
+        text = read_user_text(path, "registry file", limit=MAX_TOML_BYTES, error=RegistryError)
+    except NotFoundError:
         return [], [Problem(file, "file not found")]
-    except IsADirectoryError:
-        return [], [Problem(file, "is a directory, not a registry file")]
-    except UnicodeDecodeError as exc:
-        return [], [Problem(file, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
-    except OSError as exc:
-        return [], [Problem(file, f"cannot be read: {exc.strerror}")]
+    except ModelctlError as exc:
+        return [], [Problem(file, str(exc).replace(f"registry file {file!r} ", "", 1))]
     try:
-        doc = load_toml(path)
+        doc = parse_toml(text, file)
     except ModelctlError as exc:
         line = re.search(r"line (\d+)", str(exc))
         message = str(exc).split("invalid TOML: ", 1)[-1]

@@ -9,6 +9,7 @@ and never raises: the caller decides whether problems are fatal.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -84,6 +85,8 @@ def _number(lo: float | None = None, hi: float | None = None) -> Checker:
     def check(v: Any) -> str | None:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return "expected a number"
+        if isinstance(v, float) and not math.isfinite(v):  # TOML's nan and inf
+            return "expected a finite number"
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             return f"expected a number from {lo} to {hi}" if hi is not None else f"expected a number >= {lo}"
         return None

@@ -202,7 +202,8 @@ class _Parser:
             raise ValueError(f"unknown GGUF value type {vtype}")
         return self.unpack(struct.Struct(fmt))
 
-    def skip_array(self, itype: int, count: int) -> None:
+    def skip_array(self, itype: int, count: int, depth: int = 1) -> None:
+        _check_depth(depth)
         if itype == _STRING:
             buf, pos, u64 = self.buf, self.pos, _U64.unpack_from
             try:
@@ -214,7 +215,7 @@ class _Parser:
             self.need(0)
         elif itype == _ARRAY:
             for _ in range(count):
-                self.skip_array(self.u32(), self.u64())
+                self.skip_array(self.u32(), self.u64(), depth + 1)
         else:
             fmt = _SCALAR_FORMATS.get(itype)
             if fmt is None:
@@ -223,8 +224,9 @@ class _Parser:
             self.need(n)
             self.pos += n
 
-    def array(self, itype: int, count: int) -> list[Any]:
-        return [self.value(itype) if itype != _ARRAY else self.array(self.u32(), self.u64())
+    def array(self, itype: int, count: int, depth: int = 1) -> list[Any]:
+        _check_depth(depth)
+        return [self.value(itype) if itype != _ARRAY else self.array(self.u32(), self.u64(), depth + 1)
                 for _ in range(count)]
 
     def nth_string(self, start: int, index: int) -> str | None:
@@ -239,6 +241,16 @@ class _Parser:
         if pos + 8 + n > self.size:
             return None
         return bytes(buf[pos + 8 : pos + 8 + n]).decode("utf-8", errors="replace")
+
+
+# Arrays of arrays deeper than this are refused: no model needs them, and a few KB of nesting
+# would otherwise exhaust Python's recursion limit.
+MAX_ARRAY_DEPTH = 16
+
+
+def _check_depth(depth: int) -> None:
+    if depth > MAX_ARRAY_DEPTH:
+        raise ValueError(f"metadata arrays nested more than {MAX_ARRAY_DEPTH} levels deep")
 
 
 _TYPE_NAMES = {0: "uint8", 1: "int8", 2: "uint16", 3: "int16", 4: "uint32", 5: "int32",

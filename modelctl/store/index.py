@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 VERSION = 1
+MAX_INDEX_BYTES = 256 * 2**20
 
 
 def _empty() -> dict[str, Any]:
@@ -32,20 +33,44 @@ def _empty() -> dict[str, Any]:
 def read_index(path: Path | None = None) -> dict[str, Any]:
     from modelctl.store.paths import store_index_path
 
+    from modelctl.errors import ModelctlError
+    from modelctl.files import load_json, read_user_file
+
     path = path or store_index_path()
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+        data = load_json(read_user_file(path, "store index", limit=MAX_INDEX_BYTES), str(path))
+    except ModelctlError:  # absent, not a regular file, not JSON, nested too deeply
         return _empty()
     if not isinstance(data, dict):
         return _empty()
     base = _empty()
     for key in ("downloads", "imports"):
         if isinstance(data.get(key), list):
-            base[key] = [item for item in data[key] if isinstance(item, dict)]
+            records = (_typed(item, _FIELDS[key]) for item in data[key] if isinstance(item, dict))
+            base[key] = [r for r in records if all(field in r for field in _REQUIRED[key])]
     if isinstance(data.get("verified"), dict):
-        base["verified"] = data["verified"]
+        base["verified"] = {k: _typed(v, _FIELDS["verified"]) for k, v in data["verified"].items() if isinstance(v, dict)}
     return base
+
+
+_FIELDS: dict[str, dict[str, type]] = {
+    "downloads": {"repo": str, "filename": str, "revision": str, "commit": str, "quant": str, "model_id": str,
+                  "sha256": str, "size": int, "blob": str, "pulled_at": str, "role": str},
+    "imports": {"name": str, "path": str, "size": int, "quant": str, "model_id": str, "architecture": str,
+                "imported_at": str},
+    "verified": {"size": int, "mtime_ns": int, "sha256": str},
+}
+
+
+# A record without these (of the right type) points nowhere: it is left out.
+_REQUIRED = {"downloads": ("repo", "filename"), "imports": ("path",)}
+
+
+def _typed(record: dict[str, Any], fields: dict[str, type]) -> dict[str, Any]:
+    """`record` without the known fields whose value has the wrong type (a hand-edited or damaged
+    index): readers then see them as absent, as the files themselves stay the truth."""
+    return {k: v for k, v in record.items()
+            if k not in fields or (isinstance(v, fields[k]) and not isinstance(v, bool))}
 
 
 @contextmanager

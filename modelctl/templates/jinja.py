@@ -461,7 +461,9 @@ def compile_template(name: str, source: str) -> jinja2.Template:
         return _compile(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template '{name}' is not valid Jinja: {exc.message} (line {exc.lineno})") from None
-    except RecursionError:
+    except (RecursionError, SyntaxError, MemoryError):
+        # Python's own limits on the code Jinja generates: recursion while parsing, and at most
+        # 20 statically nested blocks (21 nested {% for %} are a SyntaxError from compile()).
         raise TemplateError(f"template '{name}' is nested too deeply to compile") from None
 
 

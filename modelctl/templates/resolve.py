@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -23,6 +22,8 @@ from modelctl.templates.types import ChatTemplate, RenderedPrompt
 
 FALLBACK_TEMPLATE = "chatml"
 TEMPLATE_FILE_SUFFIXES = (".jinja", ".j2", ".jinja2", ".json", ".txt")
+# The largest template file read: a tokenizer_config.json with its added tokens is a few MB.
+MAX_TEMPLATE_FILE_BYTES = 16 * 2**20
 
 
 def resolve_template(
@@ -50,6 +51,10 @@ def resolve_template(
 
 def explicit_template(value: str) -> ChatTemplate:
     """A registered template name, or a template file."""
+    if not value.strip():
+        from modelctl.errors import UsageError
+
+        raise UsageError("the template name is empty")
     found = find_conv_template(value)
     if found is not None:
         return found
@@ -64,13 +69,10 @@ def load_template_file(path: str | os.PathLike[str]) -> ChatTemplate:
     """A Jinja chat template from a `.jinja` file or from a `tokenizer_config.json`."""
     from modelctl.templates.jinja import JinjaChatTemplate, compile_template
 
+    from modelctl.files import read_user_text
+
     path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"template file {str(path)!r} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"cannot read template file {str(path)!r}: {exc}") from None
+    text = read_user_text(path, "template file", limit=MAX_TEMPLATE_FILE_BYTES, error=TemplateError)
     bos = eos = None
     if path.suffix.lower() == ".json":
         text, bos, eos = _from_tokenizer_config(path, text)
@@ -80,12 +82,9 @@ def load_template_file(path: str | os.PathLike[str]) -> ChatTemplate:
 
 
 def _from_tokenizer_config(path: Path, text: str) -> tuple[str, str | None, str | None]:
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TemplateError(
-            f"{str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from None
+    from modelctl.files import load_json
+
+    config = load_json(text, repr(str(path)), error=TemplateError)
     chat = config.get("chat_template") if isinstance(config, dict) else None
     if isinstance(chat, list):  # named variants: take "default", else the first
         named = {v.get("name"): v.get("template") for v in chat if isinstance(v, dict)}

@@ -1,0 +1,161 @@
+"""Files a user names (a registry, a keys file, --messages, --template, a saved conversation, a
+GGUF to import), and JSON from them: the one safe way in and out.
+
+- `read_user_file` reads only a regular file, up to a size bound: a FIFO would block, /dev/zero
+  never ends, a directory or a symlink loop is an error that says what the path is.
+- `check_regular_file` answers the same question for a file read in another way (mmap).
+- `load_json` turns every way JSON text can fail (syntax, nesting that exhausts the parser's
+  recursion, integers longer than Python converts) into one error of the caller's class.
+- `write_user_file` replaces a regular file atomically and refuses a FIFO, a device, a
+  directory or a symlink in the target's place, so that it never writes through one.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from modelctl.errors import ModelctlError, NotFoundError, UsageError
+
+MiB = 2**20
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
+
+
+def describe_mode(mode: int) -> str:
+    """What a stat mode says a path is, for messages: 'a FIFO (named pipe)', 'a directory', …"""
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def _shown(path: str | os.PathLike[str]) -> str:
+    return repr(os.fspath(path))
+
+
+def _os_error(exc: OSError, path, what: str, error: type[ModelctlError], missing: type[ModelctlError]) -> ModelctlError:
+    if isinstance(exc, FileNotFoundError):
+        return missing(f"{what} {_shown(path)}: no such file")
+    return error(f"cannot read {what} {_shown(path)}: {exc.strerror or exc}")
+
+
+def check_regular_file(
+    path: str | os.PathLike[str],
+    what: str,
+    *,
+    limit: int | None = None,
+    error: type[ModelctlError] = UsageError,
+    missing: type[ModelctlError] = NotFoundError,
+) -> os.stat_result:
+    """The stat of `path` (symlinks followed) when it is a regular file of at most `limit` bytes;
+    else `missing` (absent) or `error` saying what it is."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _os_error(exc, path, what, error, missing) from None
+    _check_stat(st, path, what, limit, error)
+    return st
+
+
+def _check_stat(st: os.stat_result, path, what: str, limit: int | None, error: type[ModelctlError]) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{what} {_shown(path)} is {describe_mode(st.st_mode)}, not a regular file")
+    if limit is not None and st.st_size > limit:
+        raise error(f"{what} {_shown(path)} is {st.st_size:,} bytes, more than a {what} can be ({_size(limit)})")
+
+
+def _size(n: int) -> str:
+    return f"{n // MiB} MiB" if n >= MiB and n % MiB == 0 else f"{n:,} bytes"
+
+
+def read_user_file(
+    path: str | os.PathLike[str],
+    what: str,
+    *,
+    limit: int,
+    error: type[ModelctlError] = UsageError,
+    missing: type[ModelctlError] = NotFoundError,
+) -> bytes:
+    """The bytes of the regular file `path` (at most `limit` of them).
+
+    An absent file is `missing`; anything else wrong (a FIFO, a device, a directory, no
+    permission, a symlink loop, a file over the limit) is `error` naming `what` and the path.
+    The file is opened without blocking and checked through its descriptor, so a FIFO swapped
+    in after the check is refused too.
+    """
+    check_regular_file(path, what, limit=limit, error=error, missing=missing)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _os_error(exc, path, what, error, missing) from None
+    with os.fdopen(fd, "rb") as fh:
+        _check_stat(os.fstat(fd), path, what, limit, error)
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise _os_error(exc, path, what, error, missing) from None
+    if len(data) > limit:  # grew since the check
+        raise error(f"{what} {_shown(path)} is larger than {_size(limit)}")
+    return data
+
+
+def read_user_text(
+    path: str | os.PathLike[str], what: str, *, limit: int, error: type[ModelctlError] = UsageError
+) -> str:
+    """`read_user_file` decoded as UTF-8; text that is not UTF-8 is `error`."""
+    data = read_user_file(path, what, limit=limit, error=error)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {_shown(path)} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def load_json(text: str | bytes, where: str, *, error: type[ModelctlError] = UsageError) -> Any:
+    """Parse JSON text; any failure is one `error` naming `where` (a file name, 'stdin', …)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON in {where}: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise error(f"the JSON in {where} is nested too deeply") from None
+    except ValueError as exc:  # an integer beyond Python's conversion limit, bytes not UTF-8
+        raise error(f"invalid JSON in {where}: {str(exc).splitlines()[0]}") from None
+
+
+def write_user_file(path: str | os.PathLike[str], data: bytes, what: str, *, mode: int | None = None) -> Path:
+    """Write `data` to `path` atomically, where `path` is absent or a regular file.
+
+    A directory, a FIFO, a device node, a socket or a symlink at `path` is refused (UsageError):
+    writing would replace it, or write through it onto something else.
+    """
+    from modelctl.config import atomic_write
+
+    target = Path(path)
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise ModelctlError(f"cannot write {what} {_shown(target)}: {exc.strerror or exc}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{what} {_shown(target)} is {describe_mode(st.st_mode)}; only a regular file is written")
+    if not target.parent.is_dir():
+        raise UsageError(f"{_shown(target.parent)}: no such directory")
+    try:
+        atomic_write(target, data, mode=mode)
+    except OSError as exc:
+        raise ModelctlError(f"cannot write {what} {_shown(target)}: {exc.strerror or exc}") from None
+    return target
