@@ -14,7 +14,8 @@ from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, split_system
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
-from modelctl.backends.http import ErrorContext, Event, LineStream, error, provider_message
+from modelctl.backends.http import ErrorContext, Event, LineStream, error, one_line, provider_message
+from modelctl.backends.wire import Wire
 from modelctl.errors import BackendError
 from modelctl.keys import require_key
 
@@ -29,16 +30,22 @@ STOP_REASONS = {"end_turn": FINISH_STOP, "stop_sequence": FINISH_STOP, "max_toke
                 "model_context_window_exceeded": FINISH_LENGTH}
 
 
-def _usage(data: Any, input_tokens: int | None = None) -> Usage | None:
-    if not isinstance(data, dict):
-        return None
-    prompt = data.get("input_tokens", input_tokens)
-    if isinstance(prompt, int):
-        prompt += sum(data.get(k) or 0 for k in ("cache_creation_input_tokens", "cache_read_input_tokens"))
-    out = data.get("output_tokens")
-    if isinstance(prompt, int) and isinstance(out, int):
+def _usage(data: Any, wire: Wire, input_tokens: int | None = None) -> Usage | None:
+    data = wire.obj(data, "usage")
+    prompt = wire.count(data.get("input_tokens"), "usage.input_tokens")
+    prompt = input_tokens if prompt is None else prompt
+    if prompt is not None:
+        prompt += sum(wire.count(data.get(k), f"usage.{k}") or 0
+                      for k in ("cache_creation_input_tokens", "cache_read_input_tokens"))
+    out = wire.count(data.get("output_tokens"), "usage.output_tokens")
+    if prompt is not None and out is not None:
         return Usage(prompt_tokens=prompt, completion_tokens=out)
     return None
+
+
+def _reason(value: Any, wire: Wire) -> str | None:
+    reason = wire.reason(value, "stop_reason")
+    return STOP_REASONS.get(reason, reason) if reason else None
 
 
 class AnthropicBackend(ApiBackend):
@@ -78,36 +85,44 @@ class AnthropicBackend(ApiBackend):
         return f"{self.base}/v1/messages", None
 
     def read_whole(self, data: Any) -> tuple[str, StreamState]:
-        blocks = data.get("content") if isinstance(data, dict) else None
-        if not isinstance(blocks, list):
-            raise error(BackendError, f"Anthropic answered without content: {provider_message(data, str(data))}")
-        text = "".join(b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text")
-        reason = data.get("stop_reason") or "end_turn"
-        return text, StreamState(finish_reason=STOP_REASONS.get(reason, reason), usage=_usage(data.get("usage")))
+        wire = self.wire
+        data = wire.obj(data, "the answer", optional=False)
+        if data.get("content") is None:
+            raise error(BackendError, f"Anthropic answered without content: {provider_message(data)}")
+        texts = []
+        for block in wire.items(data.get("content"), "content"):
+            block = wire.obj(block, "a content block", optional=False)
+            if block.get("type") == "text":
+                texts.append(wire.text(block.get("text"), "a text block") or "")
+        reason = _reason(data.get("stop_reason"), wire) or FINISH_STOP
+        return "".join(texts), StreamState(finish_reason=reason, usage=_usage(data.get("usage"), wire))
 
     def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str]:
         if event.event == "ping":
             return []
         try:
             data = event.json()
-        except ValueError:
-            raise lines.interrupted(f"unreadable event from Anthropic: {event.data[:120]!r}") from None
-        kind = data.get("type") if isinstance(data, dict) else None
+        except ValueError as exc:
+            raise lines.interrupted(f"unreadable event from Anthropic ({exc}): {one_line(event.data, 120)}") from None
+        wire = self.wire
+        data = wire.obj(data, "an event", optional=False)
+        kind = data.get("type")
         if event.event == "error" or kind == "error":
             raise lines.interrupted(f"Anthropic reported an error: {provider_message(data)}")
         if kind == "message_start":
-            usage = (data.get("message") or {}).get("usage") or {}
-            state.extra["input_tokens"] = usage.get("input_tokens")
-            state.usage = _usage(usage)
+            usage = wire.obj(wire.obj(data.get("message"), "message").get("usage"), "usage")
+            state.extra["input_tokens"] = wire.count(usage.get("input_tokens"), "usage.input_tokens")
+            state.usage = _usage(usage, wire)
         elif kind == "content_block_delta":
-            delta = data.get("delta") or {}
-            if delta.get("type") == "text_delta" and delta.get("text"):
-                return [delta["text"]]
+            delta = wire.obj(data.get("delta"), "delta")
+            if delta.get("type") == "text_delta":
+                text = wire.text(delta.get("text"), "the text of a delta")
+                return [text] if text else []
         elif kind == "message_delta":
-            reason = (data.get("delta") or {}).get("stop_reason")
+            reason = _reason(wire.obj(data.get("delta"), "delta").get("stop_reason"), wire)
             if reason:
-                state.finish_reason = STOP_REASONS.get(reason, reason)
-            usage = _usage(data.get("usage"), state.extra.get("input_tokens"))
+                state.finish_reason = reason
+            usage = _usage(data.get("usage"), wire, state.extra.get("input_tokens"))
             if usage is not None:
                 state.usage = usage
         elif kind == "message_stop":
@@ -122,9 +137,10 @@ class AnthropicBackend(ApiBackend):
             body["system"] = system
         assert self.http is not None
         data = self.http.request_json("POST", f"{self.base}/v1/messages/count_tokens", body)
-        if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
+        count = self.wire.count(self.wire.obj(data, "the answer", optional=False).get("input_tokens"), "input_tokens")
+        if count is None:
             raise error(BackendError, "Anthropic answered the token count without input_tokens")
-        return data["input_tokens"]
+        return count
 
     def live_info(self) -> dict[str, Any]:
         data = self.live_request("GET", f"{self.base}/v1/models/{quote(self.model_id, safe='')}")

@@ -26,6 +26,7 @@ from modelctl.backends.http import (
     pop_stream_flag,
     service_url,
 )
+from modelctl.backends.wire import Wire, WireError, plain
 from modelctl.errors import ModelctlError
 from modelctl.keys import KeyInfo, redact
 
@@ -87,6 +88,11 @@ class ApiBackend(BaseBackend):
         # (llama.cpp's among them) abandon a running answer when a new request arrives.
         self._open_streams = 0
 
+    @property
+    def wire(self) -> Wire:
+        """The checks for this service's answers (errors name it)."""
+        return Wire(self.label)
+
     # --- construction helpers ------------------------------------------------------------------
 
     def use_base(self, url: str) -> str:
@@ -121,7 +127,7 @@ class ApiBackend(BaseBackend):
             except ModelctlError as exc:
                 self._live = {"error": redact(str(exc))}
         if self._live:
-            meta["service"] = self._live
+            meta["service"] = plain(self._live)
         return meta
 
     def live_info(self) -> dict[str, Any]:
@@ -198,7 +204,11 @@ class ApiBackend(BaseBackend):
             state = StreamState()
             try:
                 for event in events if events is not None else stream.events():
-                    for text in read_event(event, state, stream):
+                    try:
+                        texts = read_event(event, state, stream)
+                    except WireError as exc:  # a malformed event: the text so far stands
+                        raise stream.interrupted(f"an event it cannot use: {exc.detail}") from None
+                    for text in texts:
                         if text:
                             clock.tick()
                             stream.received += len(text)
@@ -208,7 +218,7 @@ class ApiBackend(BaseBackend):
             finally:
                 release()
             if state.finish_reason is None:
-                raise stream.interrupted("the stream ended before the answer was finished")
+                raise stream.ended_early()
             yield self.final_chunk(state, clock, timings_extra(state) if timings_extra else {})
 
         return ClosingIterator(gen(), [release])

@@ -14,7 +14,8 @@ from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, split_system
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
-from modelctl.backends.http import ErrorContext, Event, LineStream, error, provider_message
+from modelctl.backends.http import ErrorContext, Event, LineStream, error, one_line, provider_message
+from modelctl.backends.wire import Wire
 from modelctl.errors import BackendError
 from modelctl.keys import require_key
 
@@ -28,14 +29,17 @@ FINISH_REASONS = {"STOP": FINISH_STOP, "MAX_TOKENS": FINISH_LENGTH}
 TOP_LEVEL = frozenset({"safetySettings", "tools", "toolConfig", "cachedContent", "labels"})
 
 
-def _usage(meta: Any) -> Usage | None:
-    if not isinstance(meta, dict) or "promptTokenCount" not in meta:
+def _usage(meta: Any, wire: Wire) -> Usage | None:
+    meta = wire.obj(meta, "usageMetadata")
+    prompt = wire.count(meta.get("promptTokenCount"), "usageMetadata.promptTokenCount")
+    if prompt is None:
         return None
-    out = (meta.get("candidatesTokenCount") or 0) + (meta.get("thoughtsTokenCount") or 0)
-    return Usage(prompt_tokens=meta.get("promptTokenCount") or 0, completion_tokens=out)
+    out = sum(wire.count(meta.get(k), f"usageMetadata.{k}") or 0 for k in ("candidatesTokenCount", "thoughtsTokenCount"))
+    return Usage(prompt_tokens=prompt, completion_tokens=out)
 
 
-def _finish(reason: str | None) -> str | None:
+def _finish(value: Any, wire: Wire) -> str | None:
+    reason = wire.reason(value, "finishReason")
     if not reason or reason == "FINISH_REASON_UNSPECIFIED":
         return None
     return FINISH_REASONS.get(reason, reason.lower())
@@ -98,30 +102,34 @@ class GeminiBackend(ApiBackend):
     def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str]:
         try:
             data = event.json()
-        except ValueError:
-            raise lines.interrupted(f"unreadable event from Gemini: {event.data[:120]!r}") from None
+        except ValueError as exc:
+            raise lines.interrupted(f"unreadable event from Gemini ({exc}): {one_line(event.data, 120)}") from None
         return self._read(data, state, lines)
 
     def _read(self, data: Any, state: StreamState, lines: LineStream | None) -> list[str]:
-        if not isinstance(data, dict):
-            return []
+        wire = self.wire
+        data = wire.obj(data, "the answer", optional=False)
         if data.get("error"):
             why = f"Gemini reported an error: {provider_message(data)}"
             raise lines.interrupted(why) if lines else error(BackendError, why)
-        usage = _usage(data.get("usageMetadata"))
+        usage = _usage(data.get("usageMetadata"), wire)
         if usage is not None:
             state.usage = usage
-        blocked = (data.get("promptFeedback") or {}).get("blockReason")
-        if blocked and not data.get("candidates"):
+        candidates = wire.items(data.get("candidates"), "candidates")
+        blocked = wire.reason(wire.obj(data.get("promptFeedback"), "promptFeedback").get("blockReason"), "blockReason")
+        if blocked and not candidates:
             raise error(BackendError, f"Gemini refused the prompt ({blocked})")
         texts = []
-        for cand in data.get("candidates") or ():
-            if not isinstance(cand, dict) or cand.get("index", 0) != 0:
+        for cand in candidates:
+            cand = wire.obj(cand, "a candidate", optional=False)
+            if (wire.count(cand.get("index"), "a candidate's index") or 0) != 0:
                 continue
-            for part in (cand.get("content") or {}).get("parts") or ():
-                if isinstance(part, dict) and part.get("text") and not part.get("thought"):
-                    texts.append(part["text"])
-            reason = _finish(cand.get("finishReason"))
+            for part in wire.items(wire.obj(cand.get("content"), "a candidate's content").get("parts"), "parts"):
+                part = wire.obj(part, "a part", optional=False)
+                text = wire.text(part.get("text"), "the text of a part")
+                if text and not part.get("thought"):
+                    texts.append(text)
+            reason = _finish(cand.get("finishReason"), wire)
             if reason:
                 state.finish_reason = reason
         return texts
@@ -135,21 +143,18 @@ class GeminiBackend(ApiBackend):
             body = {"contents": contents}
         assert self.http is not None
         data = self.http.request_json("POST", f"{self.model_url}:countTokens", body)
-        if not isinstance(data, dict) or not isinstance(data.get("totalTokens"), int):
+        count = self.wire.count(self.wire.obj(data, "the answer", optional=False).get("totalTokens"), "totalTokens")
+        if count is None:
             raise error(BackendError, "Gemini answered the token count without totalTokens")
-        return data["totalTokens"]
+        return count
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         body = {"requests": [{"model": self.resource, "content": {"parts": [{"text": t}]}} for t in texts]}
         assert self.http is not None
         data = self.http.request_json("POST", f"{self.model_url}:batchEmbedContents", body)
-        try:
-            vectors = [[float(x) for x in item["values"]] for item in data["embeddings"]]
-        except (KeyError, TypeError, ValueError):
-            raise error(BackendError, "Gemini answered the embedding request without vectors") from None
-        if len(vectors) != len(texts):
-            raise error(BackendError, f"Gemini returned {len(vectors)} vectors for {len(texts)} texts")
-        return vectors
+        wire = self.wire
+        items = wire.items(wire.obj(data, "the answer", optional=False).get("embeddings"), "embeddings")
+        return wire.vectors([wire.obj(item, "an embedding", optional=False).get("values") for item in items], len(texts))
 
     def live_info(self) -> dict[str, Any]:
         data = self.live_request("GET", self.model_url)

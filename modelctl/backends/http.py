@@ -21,10 +21,13 @@ import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import unquote_plus
 
+from modelctl.backends import limits as _limits
+from modelctl.backends import wire
 from modelctl.backends.base import Timings, Usage
 from modelctl.errors import AuthError, BackendError, ModelctlError, NotFoundError, OfflineError, UsageError
 from modelctl.keys import REDACTED, redact, remember_secret
@@ -39,7 +42,8 @@ SECRET_PARAMS = frozenset({"key", "api_key", "api-key", "apikey", "access_token"
 SECRET_PARAM_WORDS = ("key", "token", "secret", "password", "signature")
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 300.0  # a long answer from a slow model, without a byte in between
+DEFAULT_READ_TIMEOUT = _limits.DEFAULT_READ_TIMEOUT  # MODELCTL_READ_TIMEOUT changes it
+MESSAGE_CHARS = 300  # the most of a server's own words an error message quotes
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
@@ -75,7 +79,24 @@ def error(cls: type[ModelctlError], message: str, hint: str | None = None) -> Mo
 def provider_message(body: Any, text: str = "") -> str:
     """The human message inside an error body, in any of the shapes providers document:
     `{"error": {"message": ...}}` (OpenAI, Azure, Anthropic, Gemini), `{"message": ...}`
-    (Mistral), `{"error": "..."}` (Hugging Face, Ollama), `{"detail": ...}` (FastAPI servers)."""
+    (Mistral), `{"error": "..."}` (Hugging Face, Ollama), `{"detail": ...}` (FastAPI servers);
+    else the start of the body's text. On one line, at most MESSAGE_CHARS long, control
+    characters shown as escapes (a server's words never drive the terminal)."""
+    return one_line(_message(body) or text)
+
+
+def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """A server's words, safe to put in a message: one line, escapes for control characters,
+    at most `limit` characters."""
+    text = " ".join(wire.clean_text(text[: limit * 4]).split())
+    text = _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _message(body: Any) -> str:
     if isinstance(body, dict):
         err = body.get("error")
         if isinstance(err, dict):
@@ -88,29 +109,34 @@ def provider_message(body: Any, text: str = "") -> str:
             if body.get(key):
                 return _flatten(body[key])
     elif isinstance(body, list) and body:
-        return provider_message(body[0], text)
-    text = " ".join(text.split())
-    return text[:300] + ("…" if len(text) > 300 else "")
+        return _message(body[0])
+    return ""
 
 
-def _flatten(msg: Any) -> str:
+def _flatten(msg: Any, depth: int = 0) -> str:
     if isinstance(msg, str):
         return msg
+    if depth > 8:  # validation details nest a little; a hostile body may nest a lot
+        return "…"
     if isinstance(msg, list):  # FastAPI/pydantic validation details
         parts = []
-        for item in msg:
+        for item in msg[:20]:
             if isinstance(item, dict) and "msg" in item:
-                where = ".".join(str(x) for x in item.get("loc", ()) if x != "body")
-                parts.append(f"{where}: {item['msg']}" if where else str(item["msg"]))
+                loc = item.get("loc") if isinstance(item.get("loc"), list) else []
+                where = ".".join(str(x) for x in loc if x != "body")
+                parts.append(f"{where}: {_flatten(item['msg'], depth + 1)}" if where else _flatten(item["msg"], depth + 1))
             else:
-                parts.append(_flatten(item))
+                parts.append(_flatten(item, depth + 1))
         return "; ".join(parts)
     if isinstance(msg, dict):
         if "detail" in msg:
-            return _flatten(msg["detail"])
+            return _flatten(msg["detail"], depth + 1)
         if "message" in msg:
-            return _flatten(msg["message"])
-    return json.dumps(msg, ensure_ascii=False)
+            return _flatten(msg["message"], depth + 1)
+    try:
+        return json.dumps(msg, ensure_ascii=False)[: MESSAGE_CHARS * 4]
+    except (ValueError, RecursionError):
+        return wire.kind(msg)
 
 
 @dataclass
@@ -465,6 +491,28 @@ def request_hooks(debug: DebugLog) -> dict[str, list[Callable[[Any], None]]]:
     return {"request": [on_request], "response": [on_response]}
 
 
+def hub_session_hooks(httpx_module: Any, limits: "_limits.Limits | None" = None) -> dict[str, list[Callable[[Any], None]]]:
+    """Hooks that bound each answer `huggingface_hub`'s session reads (`limits.bounded_hooks`)."""
+    return _limits.bounded_hooks(httpx_module, limits or _limits.limits(), shown=redact_url)
+
+
+@contextmanager
+def hooked_session(hooks: Mapping[str, list[Callable[[Any], None]]]) -> Iterator[None]:
+    """`hooks` on huggingface_hub's shared session while the block runs (it has no other way in)."""
+    from huggingface_hub.utils import get_session
+
+    session_hooks = get_session().event_hooks
+    for name, fns in hooks.items():
+        session_hooks[name].extend(fns)
+    try:
+        yield
+    finally:
+        for name, fns in hooks.items():
+            for fn in fns:
+                if fn in session_hooks[name]:
+                    session_hooks[name].remove(fn)
+
+
 # --- timing of a streamed answer -------------------------------------------------------------------------
 
 
@@ -526,7 +574,8 @@ class Event:
     data: str
 
     def json(self) -> Any:
-        return json.loads(self.data)
+        """The event's data as JSON (`wire.loads`: ValueError when it is not, or nests too deep)."""
+        return wire.loads(self.data)
 
 
 def iter_sse(lines: Iterator[str]) -> Iterator[Event]:
@@ -574,7 +623,8 @@ class HttpClient:
         self.ctx = ctx
         self.headers = dict(headers or {})
         self.params = dict(params or {})  # sent with every request (the service address's own query)
-        self.read_timeout = timeout or DEFAULT_READ_TIMEOUT
+        self.limits = _limits.limits()
+        self.read_timeout = timeout or self.limits.read_timeout
         self.connect_timeout = connect_timeout or DEFAULT_CONNECT_TIMEOUT
         self.retry = retry or default_retry()
         self.debug = DebugLog.of(debug)
@@ -592,7 +642,8 @@ class HttpClient:
                 timeout=httpx.Timeout(self.read_timeout, connect=self.connect_timeout),
                 headers={"user-agent": f"modelctl/{__version__}", **self.headers},
                 transport=self._transport,
-                follow_redirects=False,
+                follow_redirects=False,  # a key is never sent on to wherever a server points
+                event_hooks=_limits.bounded_hooks(httpx, self.limits, shown=redact_url),
             )
         return self._client
 
@@ -639,6 +690,10 @@ class HttpClient:
                 finally:
                     response.close()
                 raise _Status(response)
+            if response.status_code != 200 and (stream or response.status_code < 200 or response.status_code >= 300
+                                                 or response.status_code == 204):
+                response.close()
+                raise _Unexpected(response)
             if not stream:
                 try:
                     response.read()
@@ -654,6 +709,11 @@ class HttpClient:
                         "check the service address (--api-base, or the deployment's api_base, endpoint or host)") from None
         except _Status as exc:
             raise status_error(self.ctx, exc.status, exc.body, exc.text, attempts=attempts) from None
+        except _Unexpected as exc:
+            raise error(BackendError, f"{self.ctx.provider} answered with {exc} instead of "
+                        f"{'a stream' if stream else 'JSON'}", "check the service address") from None
+        except _limits.LimitExceeded as exc:
+            raise error(BackendError, f"the answer from {self.ctx.provider} {exc.why}") from None
         except httpx.TimeoutException as exc:
             if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
                 raise error(OfflineError, f"cannot connect to {self.ctx.where(url)}: "
@@ -672,14 +732,21 @@ class HttpClient:
         """Send a request and return its JSON answer."""
         response = self._send(method, url, body, params, stream=False, retry=retry)
         try:
-            return response.json()
-        except ValueError:
-            raise error(BackendError, f"{self.ctx.provider} answered with something that is not JSON: "
-                        f"{provider_message(None, response.text)}") from None
+            return wire.loads(response.content)
+        except ValueError as exc:
+            why = str(exc) if "nested" in str(exc) else one_line(response.text, 120)
+            raise error(BackendError, f"{self.ctx.provider} answered with something that is not JSON "
+                        f"({what_came(response)}): {why}") from None
 
     def open_stream(self, url: str, body: Any, *, params: Mapping[str, str] | None = None) -> "LineStream":
-        """POST `body` and return the answer's lines, ready to read (status already checked)."""
-        return LineStream(self, self._send("POST", url, body, params, stream=True))
+        """POST `body` and return the answer's lines, ready to read (status already checked; a
+        web page instead of a stream is an error at once)."""
+        response = self._send("POST", url, body, params, stream=True)
+        if media_type(response) == "text/html":
+            response.close()
+            raise error(BackendError, f"{self.ctx.provider} answered with a web page ({what_came(response)}) "
+                        "instead of a stream", "check the service address")
+        return LineStream(self, response)
 
 
 class LineStream:
@@ -690,25 +757,66 @@ class LineStream:
         self.client = client
         self.response = response
         self.received = 0  # characters of answer text the backend reported (for messages)
+        self.events_read = 0
+        self.head = ""  # the first characters of the body, to say what came back if it was no stream
 
     def lines(self) -> Iterator[str]:
         import httpx
 
         try:
-            yield from self.response.iter_lines()
+            for line in self.response.iter_lines():
+                if len(self.head) < 120:
+                    self.head += line[:120] + " "
+                yield line
         except httpx.TimeoutException:
-            raise self.interrupted(f"no data for {self.client.read_timeout:g} s") from None
+            raise self.interrupted(f"no data for {self.client.read_timeout:g} s (MODELCTL_READ_TIMEOUT)") from None
         except httpx.HTTPError as exc:
             raise self.interrupted(transport_reason(exc)) from None
+        except _limits.LimitExceeded as exc:
+            raise self.interrupted(f"the answer {exc.why}") from None
 
     def events(self) -> Iterator[Event]:
-        return iter_sse(self.lines())
+        for event in iter_sse(self.lines()):
+            self.events_read += 1
+            yield event
 
     def interrupted(self, why: str) -> StreamInterrupted:
         return interrupted(self.client.ctx.provider, self.received, why)
 
+    def ended_early(self) -> StreamInterrupted:
+        """The error for a stream that ended without the provider's end marker: when not one
+        event came, what came instead."""
+        if self.events_read:
+            return self.interrupted("the stream ended before the answer was finished")
+        body = one_line(self.head, 120)
+        return self.interrupted(f"the stream ended before the answer began: {what_came(self.response)}"
+                                + (f", not events: {body}" if body else " with no events"))
+
     def close(self) -> None:
         self.response.close()
+
+
+def media_type(response) -> str:
+    return response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def what_came(response) -> str:
+    """What a response was, for a message: "HTTP 301 Moved Permanently, to https://…",
+    "HTTP 200, text/html"."""
+    reason = one_line(response.reason_phrase or "", 40)
+    parts = [f"HTTP {response.status_code}{' ' + reason if reason else ''}"]
+    location = response.headers.get("location")
+    if location:
+        parts.append(f"to {one_line(redact_url(location), 120)}")
+    parts.append(one_line(media_type(response), 60) or "no content type")
+    return ", ".join(parts)
+
+
+class _Unexpected(Exception):
+    """A status that is no answer: a redirect (not followed), 204 No Content, 1xx."""
+
+    def __init__(self, response) -> None:
+        super().__init__(what_came(response))
 
 
 class _Status(Exception):
@@ -718,7 +826,7 @@ class _Status(Exception):
         self.status = response.status_code
         self.text = response.text
         try:
-            self.body = response.json()
+            self.body = wire.loads(self.text)
         except ValueError:
             self.body = None
         self.retry_after = parse_retry_after(response.headers)

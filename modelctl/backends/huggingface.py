@@ -9,7 +9,6 @@ request the client sends (a hook on huggingface_hub's session, credentials redac
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from modelctl.backends.api import ApiBackend, StreamState
@@ -20,7 +19,11 @@ from modelctl.backends.http import (
     ErrorContext,
     StreamClock,
     error,
+    hooked_session,
+    hub_session_hooks,
     interrupted,
+    media_type,
+    one_line,
     parse_retry_after,
     pop_stream_flag,
     provider_message,
@@ -28,8 +31,11 @@ from modelctl.backends.http import (
     run_with_retries,
     status_error,
     transport_reason,
+    what_came,
     RETRY_STATUSES,
 )
+from modelctl.backends.limits import LimitExceeded, limits
+from modelctl.backends.wire import WireError
 from modelctl.backends.openai import finish_reason
 from modelctl.errors import BackendError, ModelctlError, OfflineError
 from modelctl.keys import KeyInfo, find_key, remember_secret, require_key
@@ -75,18 +81,22 @@ class HuggingFaceBackend(ApiBackend):
                                 key_hint=f"the key came from {key.source}" if key.source else None,
                                 endpoint=self.endpoint)
         self._client = None
+        self.limits = limits()
+        self.came = "no answer"  # what the last response was (`what_came`), for messages
+        self.web_page = False
 
     @property
     def client(self):
         if self._client is None:
             from huggingface_hub import InferenceClient
 
+            timeout = self.timeout or self.limits.read_timeout
             if self.api_base:
                 self._client = InferenceClient(base_url=self.api_base, provider="hf-inference",
-                                               token=self.key.value, timeout=self.timeout)
+                                               token=self.key.value, timeout=timeout)
             else:
                 self._client = InferenceClient(provider=self.deployment.provider, token=self.key.value,
-                                               timeout=self.timeout)
+                                               timeout=timeout)
         return self._client
 
     def close(self) -> None:
@@ -96,24 +106,21 @@ class HuggingFaceBackend(ApiBackend):
 
     # --- calls through the client ----------------------------------------------------------------
 
-    @contextmanager
-    def _described(self):
-        """Under --debug, describe each request huggingface_hub's session sends meanwhile."""
-        if not self.debug.enabled:
-            yield
-            return
-        from huggingface_hub.utils import get_session
+    def _hooks(self) -> dict[str, list[Callable[[Any], None]]]:
+        """What huggingface_hub's session does for these calls: bound each answer, note what
+        came back, and under --debug describe each request."""
+        import httpx2
 
-        hooks = get_session().event_hooks
-        ours = request_hooks(self.debug)
-        for name, fns in ours.items():
-            hooks[name].extend(fns)
-        try:
-            yield
-        finally:
-            for name, fns in ours.items():
-                for fn in fns:
-                    hooks[name].remove(fn)
+        hooks = hub_session_hooks(httpx2, self.limits)
+        hooks["response"].append(self._note)
+        if self.debug.enabled:
+            for name, fns in request_hooks(self.debug).items():
+                hooks[name] += fns
+        return hooks
+
+    def _note(self, response: Any) -> None:
+        self.came = what_came(response)
+        self.web_page = media_type(response) == "text/html"
 
     def _classify(self, exc: BaseException) -> Attempt | None:
         import httpx2
@@ -135,7 +142,7 @@ class HuggingFaceBackend(ApiBackend):
 
         def once():
             attempts[0] += 1
-            with self._described():
+            with hooked_session(self._hooks()):
                 return fn()
 
         try:
@@ -152,15 +159,20 @@ class HuggingFaceBackend(ApiBackend):
                 text = str(exc)
             raise status_error(self.ctx, response.status_code, body, text, attempts=attempts[0]) from None
         except InferenceTimeoutError:
-            raise error(BackendError, f"{self.label} did not answer in time") from None
+            raise error(BackendError, f"{self.label} did not answer in time",
+                        "MODELCTL_READ_TIMEOUT sets how long a server may stay silent") from None
         except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
             raise error(OfflineError, f"cannot connect to {self.ctx.where()}: {transport_reason(exc)}") from None
         except httpx2.HTTPError as exc:
             raise error(BackendError, f"the request to {self.label} failed: {transport_reason(exc)}") from None
+        except LimitExceeded as exc:
+            raise error(BackendError, f"the answer from {self.label} {exc.why}") from None
         except ModelctlError:
             raise
-        except (ValueError, TypeError, KeyError) as exc:  # huggingface_hub's own refusals
-            raise error(BackendError, f"{self.label}: {exc}") from None
+        except RecursionError:
+            raise error(BackendError, f"{self.label} answered with JSON nested too deeply ({self.came})") from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # huggingface_hub's own refusals
+            raise error(BackendError, f"{self.label}: {one_line(str(exc))} ({self.came})") from None
 
     # --- the protocol --------------------------------------------------------------------------------
 
@@ -180,16 +192,37 @@ class HuggingFaceBackend(ApiBackend):
         turns = [{"role": m["role"], "content": m["content"]} for m in messages]
         clock = StreamClock()
         result = self.call(lambda: self.client.chat_completion(turns, stream=stream, **kwargs))
+        if self.web_page:
+            raise error(BackendError, f"{self.label} answered with a web page ({self.came}) instead of an answer",
+                        "check the endpoint address")
         if not stream:
-            try:
-                choice = result.choices[0]
-                text = choice.message.content or ""
-            except (AttributeError, IndexError, TypeError):
+            choice = self._first_choice(result)
+            message = getattr(choice, "message", None)
+            if message is None:
                 raise error(BackendError, f"{self.label} answered without a message") from None
-            state = StreamState(finish_reason=finish_reason(choice.finish_reason) or FINISH_STOP,
-                                usage=_usage(getattr(result, "usage", None)))
+            text = self.wire.text(getattr(message, "content", None), "the answer's content") or ""
+            state = StreamState(finish_reason=self._reason(choice) or FINISH_STOP,
+                                usage=self._usage(getattr(result, "usage", None)))
             return self.whole_answer(text, state, clock)
         return ClosingIterator(self._stream(iter(result), clock), [self._release])
+
+    def _first_choice(self, output: Any) -> Any:
+        """The choice with index 0 of an output (huggingface_hub's dataclasses do not check
+        types: the server's JSON is checked here)."""
+        for choice in self.wire.items(getattr(output, "choices", None), "choices"):
+            if (self.wire.count(getattr(choice, "index", None), "a choice's index") or 0) == 0:
+                return choice
+        return None
+
+    def _reason(self, choice: Any) -> str | None:
+        return finish_reason(self.wire.reason(getattr(choice, "finish_reason", None)))
+
+    def _usage(self, usage: Any) -> Usage | None:
+        prompt = self.wire.count(getattr(usage, "prompt_tokens", None), "usage.prompt_tokens")
+        completion = self.wire.count(getattr(usage, "completion_tokens", None), "usage.completion_tokens")
+        if prompt is not None and completion is not None:
+            return Usage(prompt_tokens=prompt, completion_tokens=completion)
+        return None
 
     def _release(self) -> None:
         """Close the responses the client still holds (a stream stopped early)."""
@@ -201,6 +234,7 @@ class HuggingFaceBackend(ApiBackend):
 
         state = StreamState()
         received = 0
+        outputs_read = 0
         while True:
             try:
                 out = next(outputs)
@@ -208,38 +242,57 @@ class HuggingFaceBackend(ApiBackend):
                 # huggingface_hub stops at `data: [DONE]` or a body that ended cleanly (it does not
                 # say which); a connection that broke raises instead.
                 break
+            except httpx2.TimeoutException:
+                raise interrupted(self.label, received, f"no data for {self.limits.read_timeout:g} s "
+                                  "(MODELCTL_READ_TIMEOUT)") from None
             except httpx2.HTTPError as exc:
                 raise interrupted(self.label, received, transport_reason(exc)) from None
+            except LimitExceeded as exc:
+                raise interrupted(self.label, received, f"the answer {exc.why}") from None
+            except RecursionError:
+                raise interrupted(self.label, received, "an event nested too deeply") from None
             except ValueError as exc:  # an unreadable event
-                raise interrupted(self.label, received, f"unreadable event ({exc})") from None
+                raise interrupted(self.label, received, f"unreadable event ({one_line(str(exc))})") from None
             except Exception as exc:  # an error event the server sent mid-stream
-                raise interrupted(self.label, received, f"{self.label} reported an error: {exc}") from None
-            usage = _usage(getattr(out, "usage", None))
-            if usage is not None:
-                state.usage = usage
-            for choice in getattr(out, "choices", None) or ():
-                if (getattr(choice, "index", 0) or 0) != 0:
-                    continue
-                delta = getattr(choice, "delta", None)
-                text = getattr(delta, "content", None) if delta is not None else None
-                if text:
-                    clock.tick()
-                    received += len(text)
-                    yield Chunk(text=text)
-                if getattr(choice, "finish_reason", None):
-                    state.finish_reason = finish_reason(choice.finish_reason)
+                raise interrupted(self.label, received, f"{self.label} reported an error: {one_line(str(exc))}") from None
+            outputs_read += 1
+            try:
+                texts, reason, usage = self._read_output(out)
+            except WireError as exc:
+                raise interrupted(self.label, received, f"an event it cannot use: {exc.detail}") from None
+            state.usage = usage or state.usage
+            state.finish_reason = reason or state.finish_reason
+            for text in texts:
+                clock.tick()
+                received += len(text)
+                yield Chunk(text=text)
+        if not outputs_read:
+            raise interrupted(self.label, 0, f"the stream ended before the answer began: {self.came}")
         state.finish_reason = state.finish_reason or FINISH_STOP  # the end marker, as OpenAI's [DONE]
         yield self.final_chunk(state, clock)
+
+    def _read_output(self, out: Any) -> tuple[list[str], str | None, Usage | None]:
+        """(text deltas, finish reason, usage) of one streamed output."""
+        usage = self._usage(getattr(out, "usage", None))
+        choice = self._first_choice(out)
+        if choice is None:
+            return [], None, usage
+        text = self.wire.text(getattr(getattr(choice, "delta", None), "content", None), "the text of a delta")
+        return ([text] if text else []), self._reason(choice), usage
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         model = None if self.api_base else self.deployment.model
         array = self.call(lambda: self.client.feature_extraction(list(texts), model=model))
         if getattr(array, "ndim", 2) == 3:  # token vectors from a model without pooling: mean-pool
-            array = array.mean(axis=1)
-        vectors = [[float(x) for x in row] for row in array.tolist()]
-        if len(vectors) != len(texts):
-            raise error(BackendError, f"{self.label} returned {len(vectors)} vectors for {len(texts)} texts")
-        return vectors
+            import numpy
+
+            try:
+                with numpy.errstate(all="ignore"):
+                    array = array.astype(float).mean(axis=1)
+            except (TypeError, ValueError, OverflowError):
+                raise self.wire.error("token vectors that are not numbers") from None
+        rows = array.tolist() if hasattr(array, "tolist") else array
+        return self.wire.vectors(rows, len(texts))
 
     def live_info(self) -> dict[str, Any]:
         if self.api_base:
@@ -257,9 +310,3 @@ class HuggingFaceBackend(ApiBackend):
                                   "gated": info.gated}.items() if v is not None}
 
 
-def _usage(usage: Any) -> Usage | None:
-    prompt = getattr(usage, "prompt_tokens", None)
-    completion = getattr(usage, "completion_tokens", None)
-    if isinstance(prompt, int) and isinstance(completion, int):
-        return Usage(prompt_tokens=prompt, completion_tokens=completion)
-    return None

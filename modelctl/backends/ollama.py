@@ -24,7 +24,6 @@ from modelctl.backends.api import ApiBackend, StreamState
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
 from modelctl.backends.http import (
     DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_READ_TIMEOUT,
     NO_RETRY,
     RETRY_STATUSES,
     Attempt,
@@ -36,6 +35,7 @@ from modelctl.backends.http import (
     coerce_option,
     error,
     interrupted,
+    one_line,
     parse_retry_after,
     redact_url,
     remember_url_credentials,
@@ -43,7 +43,10 @@ from modelctl.backends.http import (
     run_with_retries,
     status_error,
     transport_reason,
+    what_came,
 )
+from modelctl.backends.limits import LimitExceeded, bounded_hooks, limits
+from modelctl.backends.wire import WireError
 from modelctl.errors import BackendError, ModelctlError, OfflineError, UsageError
 from modelctl.keys import KeyInfo, remember_secret
 
@@ -51,6 +54,10 @@ if TYPE_CHECKING:
     from modelctl.registry import Deployment
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
+# What the ollama package raises for an answer it cannot read: JSON that does not parse or nests
+# too deep, or of another shape than its pydantic models (ValidationError is a ValueError; a
+# list where an object belongs fails as TypeError or AttributeError inside the package).
+NOT_OLLAMA = (ValueError, TypeError, AttributeError, RecursionError)
 # Request fields beside `options` (for -o KEY=VALUE); every other option goes into `options`.
 TOP_LEVEL = frozenset({"keep_alive", "format", "think"})
 OPTION_NAMES = {"max_tokens": "num_predict", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
@@ -90,6 +97,11 @@ def ollama_host(explicit: str | None = None) -> str:
     return url
 
 
+def unreadable(exc: BaseException) -> str:
+    """Why the ollama package could not read an answer (one of `NOT_OLLAMA`)."""
+    return "JSON nested too deeply" if isinstance(exc, RecursionError) else one_line(str(exc), 120)
+
+
 class _Calls:
     """An ollama client, with retries and error mapping for the calls made through it.
 
@@ -101,16 +113,22 @@ class _Calls:
         self.retry = retry
         self.debug = debug
         self.retry_after: float | None = None
+        self.came = "no answer"  # what the last response was (`what_came`), for messages
+        self.limits = limits()
 
-    def client(self, timeout: float | None = None, transport: Any = None):
+    def client(self, timeout: float | None = None, transport: Any = None, *, deadline: bool = True):
         import httpx
         import ollama
 
+        bounds = self.limits if deadline else self.limits.without_deadline()
         hooks = request_hooks(self.debug)  # silent until debug.enabled (`/debug on` may set it later)
-        hooks["response"].append(self._note_response)
+        bounded = bounded_hooks(httpx, bounds, shown=redact_url)
+        hooks["request"] += bounded["request"]
+        hooks["response"] += [self._note_response, *bounded["response"]]
         kwargs: dict[str, Any] = {
-            "timeout": httpx.Timeout(timeout or DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT),
+            "timeout": httpx.Timeout(timeout or self.limits.read_timeout, connect=DEFAULT_CONNECT_TIMEOUT),
             "event_hooks": hooks,
+            "follow_redirects": False,  # as every other backend: the key goes nowhere else
         }
         if transport is not None:
             kwargs["transport"] = transport
@@ -118,6 +136,12 @@ class _Calls:
 
     def _note_response(self, response: Any) -> None:
         self.retry_after = parse_retry_after(response.headers) if response.status_code >= 400 else None
+        self.came = what_came(response)
+
+    def not_ollama(self, exc: BaseException) -> BackendError:
+        """The error for an answer the ollama package could not read (`NOT_OLLAMA`)."""
+        return error(BackendError, f"{self.ctx.provider} answered with something that is not Ollama's JSON "
+                     f"({self.came}): {unreadable(exc)}")
 
     def classify(self, exc: BaseException) -> Attempt | None:
         import httpx
@@ -142,12 +166,20 @@ class _Calls:
         try:
             return run_with_retries(once, self.classify, retry or self.retry, self.debug)
         except ollama.ResponseError as exc:
+            if 300 <= exc.status_code < 400:
+                raise error(BackendError, f"{self.ctx.provider} answered with {self.came} instead of an answer",
+                            "check the Ollama host") from None
             raise status_error(self.ctx, exc.status_code, {"error": exc.error}, "", attempts=attempts[0]) from None
+        except LimitExceeded as exc:
+            raise error(BackendError, f"the answer from {self.ctx.provider} {exc.why}") from None
+        except NOT_OLLAMA as exc:
+            raise self.not_ollama(exc) from None
         except (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout):
             raise error(OfflineError, f"cannot connect to Ollama at {self.ctx.endpoint}",
                         "is the Ollama server running (`ollama serve`)? Set OLLAMA_HOST if it listens elsewhere") from None
         except httpx.TimeoutException:
-            raise error(BackendError, f"Ollama at {self.ctx.endpoint} did not answer in time") from None
+            raise error(BackendError, f"Ollama at {self.ctx.endpoint} did not answer in time",
+                        "MODELCTL_READ_TIMEOUT sets how long a server may stay silent") from None
         except httpx.HTTPError as exc:
             raise error(BackendError, f"the request to Ollama at {self.ctx.endpoint} failed: {transport_reason(exc)}") from None
 
@@ -224,7 +256,7 @@ class OllamaBackend(ApiBackend):
         if not request["stream"]:
             answer = self.calls(lambda: self.client.chat(**request))
             clock.tick()
-            text = answer.message.content or ""
+            text = self._text(answer) or ""
             chunks = [Chunk(text=text)] if text else []
             chunks.append(self._final(self._final_state(answer), clock, answer))
             return iter(chunks)
@@ -237,13 +269,13 @@ class OllamaBackend(ApiBackend):
         return ClosingIterator(self._stream(head, rest, clock), [getattr(rest, "close", lambda: None)])
 
     def _stream(self, head: Any, rest: Iterator[Any], clock: StreamClock) -> Iterator[Chunk]:
-        import httpx
-        import ollama
-
         received = 0
         part = head
         while part is not None:
-            text = part.message.content if part.message is not None else None
+            try:
+                text = self._text(part)
+            except WireError as exc:
+                raise interrupted(self.ctx.provider, received, f"a line it cannot use: {exc.detail}") from None
             if text:
                 clock.tick()
                 received += len(text)
@@ -252,44 +284,63 @@ class OllamaBackend(ApiBackend):
                 state = self._final_state(part)
                 yield self._final(state, clock, part)
                 return
-            try:
-                part = next(rest, None)
-            except ollama.ResponseError as exc:
-                raise interrupted(self.ctx.provider, received, f"Ollama reported an error: {exc.error}") from None
-            except httpx.HTTPError as exc:
-                raise interrupted(self.ctx.provider, received, transport_reason(exc)) from None
-            except ValueError as exc:
-                raise interrupted(self.ctx.provider, received, f"unreadable line ({exc})") from None
-        raise interrupted(self.ctx.provider, received, "the stream ended before the answer was finished")
+            part = self._next(rest, received)
+        why = "the stream ended before the answer " + ("was finished" if received or head else f"began: {self.calls.came}")
+        raise interrupted(self.ctx.provider, received, why)
 
-    @staticmethod
-    def _final_state(part: Any) -> StreamState:
-        reason = part.done_reason or "stop"
+    def _next(self, rest: Iterator[Any], received: int) -> Any:
+        """The next line of a stream, or None at its end; failures keep the `received` text."""
+        import httpx
+        import ollama
+
+        try:
+            return next(rest, None)
+        except ollama.ResponseError as exc:
+            why = f"Ollama reported an error: {one_line(str(exc.error))}"
+        except httpx.TimeoutException:
+            why = f"no data for {self.calls.limits.read_timeout:g} s (MODELCTL_READ_TIMEOUT)"
+        except httpx.HTTPError as exc:
+            why = transport_reason(exc)
+        except LimitExceeded as exc:
+            why = f"the answer {exc.why}"
+        except NOT_OLLAMA as exc:
+            why = f"an unreadable line ({unreadable(exc)})"
+        raise interrupted(self.ctx.provider, received, why) from None
+
+    def _text(self, part: Any) -> str | None:
+        message = part.message
+        return self.wire.text(message.content, "the text of the answer") if message is not None else None
+
+    def _final_state(self, part: Any) -> StreamState:
+        wire = self.wire
+        reason = wire.reason(part.done_reason, "done_reason") or "stop"
+        prompt = wire.count(part.prompt_eval_count, "prompt_eval_count")
+        completion = wire.count(part.eval_count, "eval_count")
         usage = None
-        if part.prompt_eval_count is not None or part.eval_count is not None:
-            usage = Usage(prompt_tokens=part.prompt_eval_count or 0, completion_tokens=part.eval_count or 0)
+        if prompt is not None or completion is not None:
+            usage = Usage(prompt_tokens=prompt or 0, completion_tokens=completion or 0)
         return StreamState(finish_reason={"stop": FINISH_STOP, "length": FINISH_LENGTH}.get(reason, reason),
                            usage=usage, done=True)
 
     def _final(self, state: StreamState, clock: StreamClock, part: Any) -> Chunk:
-        """The last chunk, with Ollama's own measurements where it gives them."""
-        extra: dict[str, Any] = {"prompt_eval_tokens": part.prompt_eval_count}
-        if part.load_duration:
-            extra["load_s"] = part.load_duration / 1e9
+        """The last chunk, with Ollama's own measurements (nanoseconds) where it gives them."""
+        wire = self.wire
+        load, took = (wire.count(getattr(part, k), k) for k in ("load_duration", "eval_duration"))
+        extra: dict[str, Any] = {"prompt_eval_tokens": state.usage.prompt_tokens if state.usage else None}
+        if load:
+            extra["load_s"] = load / 1e9
         chunk = self.final_chunk(state, clock, extra)
-        if part.eval_count and part.eval_duration:
+        if state.usage and state.usage.completion_tokens and took:
             from dataclasses import replace
 
-            timings = replace(chunk.timings, tokens_per_second=part.eval_count / (part.eval_duration / 1e9))
+            timings = replace(chunk.timings, tokens_per_second=state.usage.completion_tokens / (took / 1e9))
             chunk = replace(chunk, timings=timings)
         return chunk
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         answer = self.calls(lambda: self.client.embed(model=self.tag, input=list(texts)))
-        vectors = [[float(x) for x in v] for v in (answer.embeddings or [])]
-        if len(vectors) != len(texts):
-            raise error(BackendError, f"Ollama returned {len(vectors)} vectors for {len(texts)} texts")
-        return vectors
+        rows = [list(v) if isinstance(v, (list, tuple)) else v for v in (answer.embeddings or [])]
+        return self.wire.vectors(rows, len(texts))
 
     def live_info(self) -> dict[str, Any]:
         self._show = self.calls(lambda: self.client.show(self.tag), retry=NO_RETRY)

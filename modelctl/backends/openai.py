@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
-from modelctl.backends.http import ErrorContext, Event, LineStream, error, provider_message
+from modelctl.backends.http import ErrorContext, Event, LineStream, error, one_line, provider_message
+from modelctl.backends.wire import Wire
 from modelctl.errors import BackendError, UsageError
 from modelctl.keys import find_key, require_key
 
@@ -60,17 +61,40 @@ def map_parameters(params: GenerationParams, names: dict[str, str | None]) -> tu
     return body, ignored
 
 
-def read_usage(data: Any) -> Usage | None:
-    if not isinstance(data, dict):
-        return None
-    prompt, completion = data.get("prompt_tokens"), data.get("completion_tokens")
-    if isinstance(prompt, int) and isinstance(completion, int):
+def read_usage(data: Any, wire: Wire) -> Usage | None:
+    """`usage` of an answer: both counts, else none."""
+    data = wire.obj(data, "usage")
+    prompt = wire.count(data.get("prompt_tokens"), "usage.prompt_tokens")
+    completion = wire.count(data.get("completion_tokens"), "usage.completion_tokens")
+    if prompt is not None and completion is not None:
         return Usage(prompt_tokens=prompt, completion_tokens=completion)
     return None
 
 
 def finish_reason(value: str | None) -> str | None:
     return None if value is None else FINISH_REASONS.get(value, value)
+
+
+def read_content(value: Any, wire: Wire, what: str = "the answer's content") -> str | None:
+    """A message's content: text, or a list of parts whose text parts are joined (Mistral's
+    reasoning models answer so)."""
+    if not isinstance(value, list):
+        return wire.text(value, what)
+    texts = []
+    for part in value:
+        part = wire.obj(part, f"a part of {what}", optional=False)
+        if part.get("type", "text") == "text":
+            texts.append(wire.text(part.get("text"), f"a text part of {what}") or "")
+    return "".join(texts)
+
+
+def first_choice(choices: Any, wire: Wire) -> dict[str, Any] | None:
+    """The choice with index 0 among `choices` (n=1 is what is asked for), or None."""
+    for choice in wire.items(choices, "choices"):
+        choice = wire.obj(choice, "a choice", optional=False)
+        if (wire.count(choice.get("index"), "a choice's index") or 0) == 0:
+            return choice
+    return None
 
 
 def chat_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
@@ -166,35 +190,33 @@ class OpenAIBackend(ApiBackend):
             return []
         try:
             data = event.json()
-        except ValueError:
-            raise lines.interrupted(f"unreadable event from {self.label}: {event.data[:120]!r}") from None
-        if not isinstance(data, dict):
-            return []
+        except ValueError as exc:
+            raise lines.interrupted(f"unreadable event from {self.label} ({exc}): {one_line(event.data, 120)}") from None
+        wire = self.wire
+        data = wire.obj(data, "an event", optional=False)
         if data.get("error"):
             raise lines.interrupted(f"{self.label} reported an error: {provider_message(data)}")
-        usage = read_usage(data.get("usage"))
+        usage = read_usage(data.get("usage"), wire)
         if usage is not None:
             state.usage = usage
-        texts = []
-        for choice in data.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            content = delta.get("content") if isinstance(delta, dict) else None
-            if content:
-                texts.append(content)
-            if choice.get("finish_reason"):
-                state.finish_reason = finish_reason(choice["finish_reason"])
-        return texts
+        choice = first_choice(data.get("choices"), wire)
+        if choice is None:
+            return []
+        content = read_content(wire.obj(choice.get("delta"), "a choice's delta").get("content"), wire)
+        reason = wire.reason(choice.get("finish_reason"))
+        if reason:
+            state.finish_reason = finish_reason(reason)
+        return [content] if content else []
 
     def read_whole(self, data: Any) -> tuple[str, StreamState]:
-        try:
-            choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise error(BackendError, f"{self.label} answered without a message: {provider_message(data, str(data))}") from None
-        return text, StreamState(finish_reason=finish_reason(choice.get("finish_reason")) or FINISH_STOP,
-                                 usage=read_usage(data.get("usage")))
+        wire = self.wire
+        data = wire.obj(data, "the answer", optional=False)
+        choice = first_choice(data.get("choices"), wire)
+        if choice is None or not isinstance(choice.get("message"), dict):
+            raise error(BackendError, f"{self.label} answered without a message: {provider_message(data)}")
+        text = read_content(choice["message"].get("content"), wire) or ""
+        reason = finish_reason(wire.reason(choice.get("finish_reason")))
+        return text, StreamState(finish_reason=reason or FINISH_STOP, usage=read_usage(data.get("usage"), wire))
 
     # --- embeddings and metadata -------------------------------------------------------------------------
 
@@ -204,16 +226,17 @@ class OpenAIBackend(ApiBackend):
             body["model"] = self.deployment.model
         assert self.http is not None
         data = self.http.request_json("POST", f"{self.base}/embeddings", body, params=self.query)
-        return read_embeddings(data, len(texts), self.label)
+        return read_embeddings(data, len(texts), self.wire)
 
     def live_info(self) -> dict[str, Any]:
         if self.kind == "azure-openai":
             return {}
         if self.kind == "openai-compatible":
             data = self.live_request("GET", f"{self.base}/models")
-            served = [m.get("id") for m in (data.get("data") or []) if isinstance(m, dict)] if isinstance(data, dict) else []
-            info: dict[str, Any] = {"served_models": served}
-            match = next((m for m in data.get("data") or [] if isinstance(m, dict) and m.get("id") == self.model_id), None)
+            models = [m for m in self.wire.items(self.wire.obj(data, "the model list").get("data"), "data")
+                      if isinstance(m, dict)]
+            info: dict[str, Any] = {"served_models": [m.get("id") for m in models]}
+            match = next((m for m in models if m.get("id") == self.model_id), None)
             if match:
                 info.update({k: v for k, v in match.items() if k in ("id", "owned_by", "created", "max_model_len")})
             return info
@@ -221,13 +244,10 @@ class OpenAIBackend(ApiBackend):
         return {k: v for k, v in data.items() if k != "object"} if isinstance(data, dict) else {}
 
 
-def read_embeddings(data: Any, count: int, label: str) -> list[list[float]]:
-    """Vectors from an OpenAI-style `{"data": [{"index", "embedding"}]}` answer."""
-    try:
-        items = sorted(data["data"], key=lambda item: item.get("index", 0))
-        vectors = [[float(x) for x in item["embedding"]] for item in items]
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise error(BackendError, f"{label} answered the embedding request without vectors") from None
-    if len(vectors) != count:
-        raise error(BackendError, f"{label} returned {len(vectors)} vectors for {count} texts")
-    return vectors
+def read_embeddings(data: Any, count: int, wire: Wire) -> list[list[float]]:
+    """Vectors from an OpenAI-style `{"data": [{"index", "embedding"}]}` answer, in index order."""
+    items = [wire.obj(item, "an embedding", optional=False)
+             for item in wire.items(wire.obj(data, "the answer", optional=False).get("data"), "data")]
+    indexed = sorted(((wire.count(item.get("index"), "an embedding's index") or 0, n), item)
+                     for n, item in enumerate(items))
+    return wire.vectors([item.get("embedding") for _, item in indexed], count)

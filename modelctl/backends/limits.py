@@ -1,0 +1,197 @@
+"""Bounds on what a server can make modelctl read: how many bytes, how long, how long silent.
+
+Every HTTP client modelctl uses to talk to a service (its own `HttpClient`, the `ollama`
+package's, `huggingface_hub`'s session) gets `bounding_hook(...)` as a response hook. The hook
+puts `BoundedBody` in place of the response's byte stream before a byte is read:
+
+- the body is decompressed here, in pieces of at most 64 KiB, instead of by httpx (which
+  inflates a whole network read at once, and each layer of a doubly compressed body in full):
+  a gzip bomb costs at most `max_bytes` of memory, then it is refused;
+- more than `max_bytes` of (decompressed) answer is refused; an error answer (status 400 or
+  more) is cut at `ERROR_BODY_BYTES` instead, since only its first words are shown;
+- an answer still arriving `deadline` seconds after it started is refused (a stream that never
+  ends); a server silent for `read_timeout` seconds is the HTTP client's own read timeout.
+
+The numbers come from the environment, read when a client is made:
+
+    MODELCTL_MAX_RESPONSE_MB   the largest answer read, in MiB (default 64)
+    MODELCTL_READ_TIMEOUT      seconds a server may stay silent while answering (default 300)
+    MODELCTL_DEADLINE          seconds one answer may take from start to end (default 3600)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Iterator
+
+from modelctl.errors import BackendError, UsageError
+
+DEFAULT_MAX_MB = 64
+DEFAULT_READ_TIMEOUT = 300.0  # a long answer from a slow model, without a byte in between
+DEFAULT_DEADLINE = 3600.0
+ERROR_BODY_BYTES = 64 << 10
+PIECE = 64 << 10  # the most one decompression step produces
+
+# Content codings the hook decodes; httpx's default Accept-Encoding asks for these (and for br
+# or zstd only when their packages are installed: the header is set to these two here).
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    read_timeout: float
+    deadline: float | None  # None: no deadline (an Ollama pull may take hours)
+
+    def without_deadline(self) -> "Limits":
+        return Limits(self.max_bytes, self.read_timeout, None)
+
+
+def _env_number(name: str, default: float, *, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < minimum:
+        raise UsageError(f"{name}={raw[:40]!r} is not a number of at least {minimum:g}")
+    return value
+
+
+def limits() -> Limits:
+    """The limits for this process, from the environment (see the module docstring)."""
+    mb = _env_number("MODELCTL_MAX_RESPONSE_MB", DEFAULT_MAX_MB, minimum=1)
+    return Limits(
+        max_bytes=int(mb * (1 << 20)),
+        read_timeout=_env_number("MODELCTL_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, minimum=0.01),
+        deadline=_env_number("MODELCTL_DEADLINE", DEFAULT_DEADLINE, minimum=0.01),
+    )
+
+
+class LimitExceeded(BackendError):
+    """An answer too large or too slow. `why` says which limit, without naming the service, for
+    callers that name it themselves."""
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"the answer from {where} {why}")
+        self.why = why
+
+
+# --- decompression in bounded pieces ------------------------------------------------------------
+
+
+def _decompressor(coding: str, where: str):
+    if coding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if coding == "deflate":
+        return None  # zlib-wrapped or raw: decided on the first bytes
+    raise LimitExceeded(where, f"is in a content encoding modelctl does not read ({coding[:40]!r})")
+
+
+def _inflate(chunks: Iterable[bytes], coding: str, where: str) -> Iterator[bytes]:
+    """`chunks` decoded from one content coding, in pieces of at most PIECE bytes."""
+    d = _decompressor(coding, where)
+    for data in chunks:
+        if d is None:  # deflate: zlib's wrapper when the header checks out, else raw deflate
+            zlib_header = len(data) >= 2 and (data[0] & 0x0F) == 8 and ((data[0] << 8) | data[1]) % 31 == 0
+            d = zlib.decompressobj() if zlib_header else zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            while data and not d.eof:
+                piece = d.decompress(data, PIECE)
+                if piece:
+                    yield piece
+                data = d.unconsumed_tail
+            while not d.eof:  # output zlib holds back for want of room, not of input
+                piece = d.decompress(b"", PIECE)
+                if not piece:
+                    break
+                yield piece
+        except zlib.error as exc:
+            raise LimitExceeded(where, f"is not valid {coding} data ({exc})") from None
+
+
+def _codings(header: str | None) -> list[str]:
+    """The content codings applied, last applied first (the order to undo them)."""
+    codings = [c.strip().lower() for c in (header or "").split(",")]
+    return [c for c in reversed(codings) if c and c != "identity"]
+
+
+def bounded_body(raw: Iterable[bytes], encoding: str | None, *, where: str, status: int,
+                 limits: Limits, started: float) -> Iterator[bytes]:
+    """The decoded body of a response, within `limits` (see the module docstring)."""
+    chunks: Iterable[bytes] = raw
+    for coding in _codings(encoding):
+        chunks = _inflate(chunks, coding, where)
+    cap = ERROR_BODY_BYTES if status >= 400 else limits.max_bytes
+    total = 0
+    for block in chunks:
+        if limits.deadline is not None and time.monotonic() - started > limits.deadline:
+            raise LimitExceeded(where, f"did not end within {limits.deadline:g} s (MODELCTL_DEADLINE)")
+        if total + len(block) > cap:
+            if status >= 400:  # only the first words of an error are shown
+                yield block[: cap - total]
+                return
+            raise LimitExceeded(where, f"is larger than {_mib(cap)} (MODELCTL_MAX_RESPONSE_MB)")
+        total += len(block)
+        yield block
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB"
+
+
+# --- the hook ----------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _stream_class(base: type) -> type:
+    """A byte stream class that httpx (or its fork httpx2, used by huggingface_hub) accepts."""
+
+    class BoundedBody(base):  # type: ignore[misc, valid-type]
+        def __init__(self, inner: Any, blocks: Iterator[bytes]) -> None:
+            self._inner = inner
+            self._blocks = blocks
+
+        def __iter__(self) -> Iterator[bytes]:
+            return self._blocks
+
+        def close(self) -> None:
+            self._inner.close()
+
+    return BoundedBody
+
+
+def bounding_hook(httpx_module: Any, limits: Limits, *, shown: Callable[[str], str] = str) -> Callable[[Any], None]:
+    """A response hook for an httpx (or httpx2) client that bounds each answer by `limits`.
+    `shown` turns the request's URL into what a message may show (credentials hidden)."""
+    cls = _stream_class(httpx_module.SyncByteStream)
+
+    def hook(response: Any) -> None:
+        if isinstance(response.stream, cls) or not isinstance(response.stream, httpx_module.SyncByteStream):
+            return
+        url = response.request.url
+        where = shown(str(url.copy_with(query=None, fragment=None)))
+        encoding = response.headers.get("content-encoding")
+        response.headers.pop("content-encoding", None)  # decoded here, not again by httpx
+        blocks = bounded_body(response.stream, encoding, where=where, status=response.status_code,
+                              limits=limits, started=time.monotonic())
+        response.stream = cls(response.stream, blocks)
+
+    return hook
+
+
+def request_hook(request: Any) -> None:
+    """Ask only for the content codings `bounded_body` decodes."""
+    request.headers["accept-encoding"] = ACCEPT_ENCODING
+
+
+def bounded_hooks(httpx_module: Any, limits: Limits, *, shown: Callable[[str], str] = str) -> dict[str, list]:
+    """Event hooks (`{"request": [...], "response": [...]}`) that bound every answer."""
+    return {"request": [request_hook], "response": [bounding_hook(httpx_module, limits, shown=shown)]}
