@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "prompt_cmd",  # prompt, templates [show]
     "chat_cmd",  # chat, embed
     "keys_cmd",  # keys set|list|rm
+    "doctor_cmd",  # doctor
 ]
 
 

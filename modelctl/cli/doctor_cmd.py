@@ -1,0 +1,43 @@
+"""`modelctl doctor`: what this install runs on and whether each part works."""
+
+from __future__ import annotations
+
+import typer
+
+_MARKS = {"ok": ("OK", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "red"), "info": ("INFO", "cyan")}
+
+
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object: every check, its status and fix."),
+    quick: bool = typer.Option(False, "--quick", help="Skip generating with the default model."),
+) -> None:
+    """Check Python, llama.cpp and its CPU/GPU path, memory, paths, registry, keys and servers.
+
+    Each line says OK or what to do. Exits 1 when a check fails."""
+    from modelctl.cli import output, state
+    from modelctl.doctor import run_checks
+    from modelctl.keys import redact
+
+    def show(check) -> None:
+        word, colour = _MARKS.get(check.status, ("?", "white"))
+        console = output.out()
+        line = redact(f"{check.name:<17} {check.summary}")
+        console.print(f"[{colour}]{word:<5}[/{colour}] ", end="", markup=True)
+        console.print(line, markup=False, highlight=False)
+        if check.fix:
+            console.print(redact(f"{'':<6}{'':<17} fix: {check.fix}"), markup=False, highlight=False)
+
+    checks = run_checks(generate=not quick, registry=state.registry_path(),
+                        on_check=None if as_json else show)
+    failed = [c for c in checks if c.status == "fail"]
+    if as_json:
+        import json
+
+        data = {"ok": not failed, "checks": [c.to_dict() for c in checks]}
+        output.print_json(json.loads(redact(json.dumps(data))))
+    if failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)
