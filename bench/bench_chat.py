@@ -1,6 +1,6 @@
 """Benchmarks for local chat, each measured side by side in one run, printed as ratios.
 
-    .venv/bin/python bench/bench_chat.py [--model PATH.gguf] [--only throughput,process,multiturn,render]
+    .venv/bin/python bench/bench_chat.py [--model PATH.gguf] [--only throughput,process,multiturn,buffers,render]
 
 1. throughput  tokens/s of an answer through modelctl's chat path (session + llama.cpp backend:
                template, tokenization that parses control tokens only in the template text, stop handling, streaming) against a plain
@@ -12,7 +12,11 @@
                Target: ratio <= 1.15.
 3. multiturn   a scripted 10-turn conversation: prompt tokens evaluated on turn 10 against the
                tokens that turn added (and against the whole prompt). Target: evaluated ≈ new.
-4. render      the Markdown renderer fed a synthetic answer at 2,000 tokens/s (does it keep up?),
+4. buffers     llama.cpp's own tokens/s with its extra buffer types (AMX, weight repacking) on and
+               off, same file, same host, alternating child processes: the cost of the safe
+               path that modelctl takes where the AMX path crashes. A side that crashes is
+               reported as such.
+5. render      the Markdown renderer fed a synthetic answer at 2,000 tokens/s (does it keep up?),
                and its CPU cost per token for short and long answers (linear: the ratio stays
                near 1), beside a naive renderer that re-renders the whole answer.
 
@@ -82,7 +86,11 @@ def bench_throughput(path: Path, rounds: int = 7, max_tokens: int = 128) -> floa
 
     ours()  # warm up, and get the prompt tokens the template produced
     prompt = list(backend.last_prompt_tokens)
-    llm = llama_cpp.Llama(str(path), n_ctx=backend.n_ctx, swa_full=True, verbose=False)
+    from modelctl.backends.extra_buffers import model_params
+
+    print(f"  both sides: {backend.buffers.describe()}")
+    with model_params(llama_cpp, use_extra_bufts=backend.buffers.enabled):  # the same path as modelctl's
+        llm = llama_cpp.Llama(str(path), n_ctx=backend.n_ctx, swa_full=True, verbose=False)
     vocab = llm._model.vocab
 
     def direct() -> tuple[float, float, int]:
@@ -118,7 +126,15 @@ def bench_throughput(path: Path, rounds: int = 7, max_tokens: int = 128) -> floa
 
 MINIMAL_SCRIPT = """
 import sys
+import llama_cpp
 from llama_cpp import Llama
+if sys.argv[3] == "off":  # the safe path, where modelctl takes it (no extra buffer types)
+    defaults = llama_cpp.llama_cpp.llama_model_default_params
+    def safe():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+    llama_cpp.llama_cpp.llama_model_default_params = safe
 llm = Llama(sys.argv[1], n_ctx=4096, verbose=False)
 prompt = "<start_of_turn>user\\n" + sys.argv[2] + "<end_of_turn>\\n<start_of_turn>model\\n"
 for part in llm.create_completion(prompt, max_tokens=32, temperature=0.0, stream=True):
@@ -135,7 +151,10 @@ def bench_process(path: Path, rounds: int = 8) -> float:
                 "--max-tokens", "32", "--temperature", "0"]
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
         fh.write(MINIMAL_SCRIPT)
-    minimal = [sys.executable, fh.name, str(path), QUESTION]
+    from modelctl.backends.llamacpp import LlamaCppBackend
+
+    enabled = LlamaCppBackend(path).buffer_choice().enabled
+    minimal = [sys.executable, fh.name, str(path), QUESTION, "on" if enabled else "off"]
     env = dict(os.environ)
     env.setdefault("MODELCTL_HOME", tempfile.mkdtemp(prefix="modelctl-bench-"))
     # As installed by pip, both sides run from bytecode: let the warm-up runs write it (with
@@ -209,7 +228,33 @@ def bench_multiturn(path: Path, max_tokens: int = 24) -> float:
     return ratio
 
 
-# --- 4. rendering ----------------------------------------------------------------------------------
+# --- 4. extra buffers on and off ------------------------------------------------------------------
+
+
+def bench_buffers(path: Path, rounds: int = 6, tokens: int = 96) -> float | None:
+    from modelctl.backends.extra_buffers import probe_command, run_probe
+
+    header(f"extra buffer types: llama.cpp alone, {tokens} tokens, {rounds} alternating rounds of child processes")
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    for i in range(rounds):
+        for side in (("on", "off") if i % 2 == 0 else ("off", "on")):
+            result = run_probe(probe_command(path, extra_buffers=side == "on", tokens=tokens))
+            if not result.ok:
+                print(f"  round {i + 1}: extra buffers {side}: {'crashed' if result.crashed else 'failed'} "
+                      f"({result.detail})")
+                if side == "on":
+                    print("  RATIO safe/fast path: the fast path crashes on this host; the safe path is the only one")
+                    return None
+                continue
+            rates[side].append(result.tokens_per_second)
+        print(f"  round {i + 1}: on {rates['on'][-1]:6.1f} tok/s   off {rates['off'][-1]:6.1f} tok/s")
+    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    print(f"  medians: extra buffers on {on:.1f} tok/s, off {off:.1f} tok/s")
+    print(f"  RATIO safe path (off) / fast path (on) tokens per second: {off / on:.3f}")
+    return off / on
+
+
+# --- 5. rendering ----------------------------------------------------------------------------------
 
 
 def synthetic_tokens(n: int, seed: int = 7) -> list[str]:
@@ -293,12 +338,12 @@ def bench_render() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="GGUF file (default: the embedded Gemma 3 270M)")
-    parser.add_argument("--only", default="throughput,process,multiturn,render")
+    parser.add_argument("--only", default="throughput,process,multiturn,buffers,render")
     args = parser.parse_args()
     which = set(args.only.split(","))
     os.environ.setdefault("MODELCTL_HOME", tempfile.mkdtemp(prefix="modelctl-bench-"))
     results = {}
-    if which & {"throughput", "process", "multiturn"}:
+    if which & {"throughput", "process", "multiturn", "buffers"}:
         path = model_path(args.model)
     if "throughput" in which:
         results["throughput, tokens per CPU second (modelctl/llama_cpp, >= 0.97)"] = bench_throughput(path)
@@ -306,6 +351,10 @@ def main() -> None:
         results["whole process, CPU seconds (modelctl/minimal, <= 1.15)"] = bench_process(path)
     if "multiturn" in which:
         results["turn 10 prompt tokens evaluated/new (≈ 1)"] = bench_multiturn(path)
+    if "buffers" in which:
+        cost = bench_buffers(path)
+        if cost is not None:
+            results["safe path tokens/s, extra buffers off/on (llama.cpp alone)"] = cost
     if "render" in which:
         results["render cost per token, long/short answer (≈ 1)"] = bench_render()
     header("summary")
