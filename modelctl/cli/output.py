@@ -125,9 +125,9 @@ def _finite(data: Any) -> Any:
     return data
 
 
-# C1 controls and line separators are valid unescaped in JSON strings; escaped, no terminal or
-# line-based tool reading the output acts on them.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029]")
+# DEL, C1 controls, line separators and bidirectional overrides are valid unescaped in JSON
+# strings; escaped, no terminal or line-based tool reading the output acts on them.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
 
 
 def json_text(data: Any, indent: int | None = None) -> str:

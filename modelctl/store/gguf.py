@@ -313,15 +313,11 @@ def _parse(path: Path, buf: mmap.mmap | bytes, file_size: int) -> GGUFFile:
 
 
 def _open(path: Path) -> GGUFFile:
+    from modelctl.files import check_regular_file
+
     path = Path(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read ({exc.strerror})") from None
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a directory, not a GGUF file")
+    # Only a regular file: a FIFO would block, and /dev/zero never ends.
+    st = check_regular_file(path, "GGUF file", error=ModelFileError, missing=ModelFileError)
     size = st.st_size
     try:
         with open(path, "rb") as fh:
