@@ -341,6 +341,36 @@ def redact_url(url: str) -> str:
     return redact(shown + fragment)
 
 
+def strip_credentials(url: str) -> str:
+    """The URL without its user info and credential query parameters: what may be written
+    into a file."""
+    scheme, _, head, query, fragment = _split_url(url)
+    if query is not None:
+        kept = [pair for pair in query.split("&") if not _secret_param(pair.partition("=")[0])]
+        head += "?" + "&".join(kept) if kept else ""
+    return scheme + head + fragment
+
+
+def host_problem(url: str) -> str | None:
+    """Why the host of an http(s) URL cannot be looked up (DNS limits: labels of at most 63
+    characters, 253 in all, encodable as IDNA), or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError as exc:
+        return f"expected a URL with a valid host and port ({exc})"
+    if host.startswith("[") or ":" in host:  # an IPv6 literal: urlsplit checked it
+        return None
+    if len(host) > 253 or any(len(label) > 63 for label in host.split(".")):
+        return "the host name is too long (at most 63 characters between dots, 253 in all)"
+    try:
+        host.encode("idna")
+    except UnicodeError as exc:
+        return f"the host name is not valid ({exc})"
+    return None
+
+
 @dataclass(frozen=True)
 class ServiceUrl:
     """A service's address as given (`--api-base`, a registry `api_base` or `endpoint`, an
@@ -357,7 +387,7 @@ def check_url(url: str, what: str = "the service address") -> str:
     from modelctl.registry.schema import url_problem
 
     remember_url_credentials(url)
-    problem = url_problem(url)
+    problem = url_problem(url) or host_problem(url)
     if problem:
         raise UsageError(f"{what} '{redact_url(url)}' is not a usable URL: {problem}")
     return url

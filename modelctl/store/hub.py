@@ -43,6 +43,10 @@ from modelctl.errors import (
     NotFoundError,
     OfflineError,
 )
+from modelctl.backends import wire
+from modelctl.backends.http import check_url, hooked_session, hub_session_hooks, one_line, redact_url, strip_credentials
+from modelctl.backends.limits import LimitExceeded
+from modelctl.keys import redact
 from modelctl.store.paths import check_repo_id, hf_cache_dir, hf_home, lock_path, repo_folder, safe_join
 
 if TYPE_CHECKING:
@@ -54,13 +58,18 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]*")
 
 
+# What huggingface_hub raises for an answer it cannot read: JSON that does not parse (a web
+# page) or nests too deep, or of another shape than it expects.
+NOT_HUB = (ValueError, TypeError, AttributeError, KeyError, RecursionError)
+
+
 class DiskSpaceError(ModelctlError):
     """Not enough free disk space for a download (checked before it starts)."""
 
 
 @dataclass(frozen=True)
 class HubSettings:
-    endpoint: str
+    endpoint: str  # as given: what requests go to
     token: str | None
     offline: bool
     cache: Path
@@ -69,6 +78,16 @@ class HubSettings:
     def offline_reason(self) -> str:
         return "offline (HF_HUB_OFFLINE is set)"
 
+    @property
+    def shown(self) -> str:
+        """The endpoint as messages show it: credentials hidden."""
+        return redact_url(self.endpoint)
+
+    @property
+    def public(self) -> str:
+        """The endpoint as files may keep it: without credentials."""
+        return strip_credentials(self.endpoint)
+
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
@@ -76,7 +95,7 @@ def _truthy(value: str | None) -> bool:
 
 def settings() -> HubSettings:
     """The Hub settings from the environment, read now."""
-    endpoint = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    endpoint = check_url((os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/"), "HF_ENDPOINT")
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
     if token is None:
         token_file = Path(os.environ.get("HF_TOKEN_PATH") or hf_home() / "token")
@@ -94,38 +113,46 @@ def settings() -> HubSettings:
 @contextmanager
 def hub_errors(s: HubSettings, repo: str, filename: str | None = None) -> Iterator[None]:
     """Turn huggingface_hub's and the HTTP client's exceptions into modelctl's, one line each."""
+    import httpx2
     from huggingface_hub import errors as hf
 
     what = f"{repo}/{filename}" if filename else repo
     try:
-        yield
+        with hooked_session(hub_session_hooks(httpx2)):
+            yield
+    except LimitExceeded as exc:
+        raise BackendError(f"the answer from {s.shown} for {what} {exc.why}") from None
     except hf.GatedRepoError:
         raise AuthError(
-            f"{repo} is gated on {s.endpoint}: access must be granted first",
+            f"{repo} is gated on {s.shown}: access must be granted first",
             hint="request access on the model page, then set HF_TOKEN" if not s.token else "your HF_TOKEN has no access to it",
         ) from None
     except hf.RepositoryNotFoundError:
         raise NotFoundError(
-            f"repository {repo} not found on {s.endpoint}",
+            f"repository {repo} not found on {s.shown}",
             hint="check the name; a private repository needs HF_TOKEN" if not s.token else None,
         ) from None
     except hf.RevisionNotFoundError:
-        raise NotFoundError(f"{repo}: revision not found on {s.endpoint}") from None
+        raise NotFoundError(f"{repo}: revision not found on {s.shown}") from None
     except hf.RemoteEntryNotFoundError:
         raise NotFoundError(f"{repo} has no file {filename!r}") from None
     except hf.OfflineModeIsEnabled:
-        raise OfflineError(f"{s.offline_reason}: cannot reach {s.endpoint} for {what}") from None
+        raise OfflineError(f"{s.offline_reason}: cannot reach {s.shown} for {what}") from None
     except hf.HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
-            raise AuthError(f"{s.endpoint} refused access to {what} (HTTP {status})",
+            raise AuthError(f"{s.shown} refused access to {what} (HTTP {status})",
                             hint="check HF_TOKEN" if s.token else "set HF_TOKEN") from None
-        raise BackendError(f"{s.endpoint} answered HTTP {status} for {what}") from None
+        raise BackendError(f"{s.shown} answered HTTP {status} for {what}") from None
     except hf.FileMetadataError as exc:
-        raise BackendError(f"{s.endpoint} did not answer like the Hugging Face Hub for {what}: {exc}") from None
+        raise BackendError(f"{s.shown} did not answer like the Hugging Face Hub for {what}: {_short(exc)}") from None
+    except NOT_HUB as exc:
+        why = "JSON nested too deeply" if isinstance(exc, RecursionError) else _short(exc)
+        raise BackendError(f"{s.shown} did not answer like the Hugging Face Hub for {what} ({why})",
+                           hint="check HF_ENDPOINT") from None
     except Exception as exc:
         if _is_connection_error(exc):
-            raise OfflineError(f"cannot reach {s.endpoint} ({_short(exc)}): offline?") from None
+            raise OfflineError(f"cannot reach {s.shown} ({_short(exc)}): offline?") from None
         raise
 
 
@@ -136,7 +163,7 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return one_line(redact(text[0])) if text else type(exc).__name__
 
 
 # --- what the Hub says ------------------------------------------------------------------------
@@ -167,6 +194,7 @@ class RepoListing:
     commit: str | None
     files: list[RepoEntry]
     gguf: dict | None = None
+    skipped: list[str] = field(default_factory=list)  # names in the listing that cannot name a file
 
 
 def file_metadata(s: HubSettings, repo: str, filename: str, revision: str | None = None) -> RemoteFile:
@@ -179,19 +207,21 @@ def file_metadata(s: HubSettings, repo: str, filename: str, revision: str | None
         meta = get_hf_file_metadata(url, token=s.token or False, endpoint=s.endpoint, timeout=METADATA_TIMEOUT)
     if not meta.commit_hash or not meta.etag:
         raise BackendError(
-            f"{s.endpoint} did not answer like the Hugging Face Hub for {repo}/{filename} "
+            f"{s.shown} did not answer like the Hugging Face Hub for {repo}/{filename} "
             "(no X-Repo-Commit or ETag header); check HF_ENDPOINT"
         )
     for label, value in (("commit", meta.commit_hash), ("ETag", meta.etag)):
         if not _SAFE_NAME.fullmatch(value):
-            raise ModelFileError(f"refusing the {label} {value!r} from {s.endpoint}: not a plain name")
+            raise ModelFileError(f"refusing the {label} {value!r} from {s.shown}: not a plain name")
     sha = meta.etag if _SHA256.fullmatch(meta.etag) else None
     location = urljoin(url, meta.location) if meta.location else url
     return RemoteFile(repo, filename, revision, meta.commit_hash, meta.etag, meta.size, location, sha)
 
 
 def list_repo(s: HubSettings, repo: str, revision: str | None = None) -> RepoListing:
-    """A repository's files with their sizes and LFS sha256 (`model_info(files_metadata=True)`)."""
+    """A repository's files with their sizes and LFS sha256 (`model_info(files_metadata=True)`).
+    What the listing says is checked: a file whose name could not be a file here is left out
+    (and named in `skipped`), a size or sha256 of the wrong shape counts as unknown."""
     check_repo_id(repo)
     if s.offline:
         raise OfflineError(f"{s.offline_reason}: cannot list the files of {repo}")
@@ -201,11 +231,40 @@ def list_repo(s: HubSettings, repo: str, revision: str | None = None) -> RepoLis
         info = HfApi(endpoint=s.endpoint, token=s.token or False).model_info(
             repo, revision=revision, files_metadata=True, timeout=METADATA_TIMEOUT
         )
-    files = [
-        RepoEntry(sib.rfilename, (sib.lfs.size if sib.lfs else sib.size), (sib.lfs.sha256 if sib.lfs else None))
-        for sib in info.siblings or []
-    ]
-    return RepoListing(repo, info.sha, files, info.gguf if isinstance(info.gguf, dict) else None)
+        siblings = info.siblings if isinstance(info.siblings, list) else []
+        files, skipped = [], []
+        for sib in siblings:
+            entry = _entry(sib)
+            if entry is None:
+                skipped.append(str(getattr(sib, "rfilename", "?"))[:100])
+            else:
+                files.append(entry)
+    commit = info.sha if isinstance(info.sha, str) and _SAFE_NAME.fullmatch(info.sha) else None
+    return RepoListing(repo, commit, files, info.gguf if isinstance(info.gguf, dict) else None, skipped)
+
+
+def usable_name(name: object) -> bool:
+    """Whether a file name from a server can name a file in the cache: a plain relative path
+    (`safe_relative_path`), each part at most 255 bytes, no part of only dots or spaces."""
+    from modelctl.registry.schema import safe_relative_path
+
+    if not isinstance(name, str) or len(name) > 1024 or safe_relative_path(name):
+        return False
+    return all(len(part.encode("utf-8", "surrogatepass")) <= 255 and part.strip(". ") for part in name.split("/"))
+
+
+def _entry(sib: object) -> RepoEntry | None:
+    """A listing's file, its size and sha256 checked; None for a name that cannot be used."""
+    name = getattr(sib, "rfilename", None)
+    if not usable_name(name) or wire.clean_text(name) != name:
+        return None
+    lfs = getattr(sib, "lfs", None)
+    size = getattr(lfs, "size", None) if lfs is not None else getattr(sib, "size", None)
+    sha = getattr(lfs, "sha256", None) if lfs is not None else None
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size < 2**63:
+        size = None
+    sha = sha.lower() if isinstance(sha, str) and _SHA256.fullmatch(sha.lower()) else None
+    return RepoEntry(name, size, sha)
 
 
 # --- the cache --------------------------------------------------------------------------------
@@ -430,12 +489,12 @@ def pull_files(
                 cached_file(repo, x.filename, revision, cache=s.cache) for x in wanted
             ):
                 raise
-            note(f"cannot reach {s.endpoint}; using the cached copies")
+            note(f"cannot reach {s.shown}; using the cached copies")
             return [_cached_result(cached_file(repo, x.filename, revision, cache=s.cache), x, revision)  # type: ignore[arg-type]
                     for x in wanted]
         if w.sha256 and r.sha256 and w.sha256.lower() != r.sha256:
             raise ModelFileError(
-                f"{repo}/{w.filename} on {s.endpoint} has sha256 {r.sha256}, but the registry expects "
+                f"{repo}/{w.filename} on {s.shown} has sha256 {r.sha256}, but the registry expects "
                 f"{w.sha256}: the registry entry or the repository changed; nothing was downloaded"
             )
         if w.size and r.size and w.size != r.size and not w.sha256:
@@ -482,6 +541,9 @@ def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "P
         blob.parent.mkdir(parents=True, exist_ok=True)
         _write_ref(storage, r.revision, r.commit)
         result = Pulled(r.filename, pointer, blob, 0, expected, r.commit, r.revision, role=w.role)
+        if blob.exists() and expected is None and not _complete(r, blob):
+            blob.unlink()  # installed before completeness was checked: fetch it again
+            note(f"the cached {r.filename} is not a complete GGUF file; downloading it again")
         if blob.exists():
             if expected is None or index.is_verified(index.read_index(), blob, expected):
                 _link(blob, pointer)
@@ -529,12 +591,61 @@ def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "P
                 f"{r.repo}/{r.filename}: sha256 mismatch (expected {expected}, got {t.sha256}); "
                 "the download was deleted"
             )
+        if expected is None and _is_gguf_name(r.filename):  # no digest vouches for it: its header must
+            _check_complete(r, partial, t.size)
         _put_in_place(r, partial, blob, pointer)
         result.size, result.transferred = t.size, t.transferred
         result.sha256 = t.sha256
         return result
     finally:
         lock.release()
+
+
+def _gguf_shortfall(path: Path) -> int | None:
+    """The size the GGUF header of `path` declares (its tensor data included) when the file is
+    shorter; None when it is complete, or when its tensor types are unknown here. A file that is
+    no readable GGUF raises ModelFileError."""
+    from modelctl.store.gguf import read_gguf
+
+    try:
+        info = read_gguf(path)
+    except RecursionError:
+        raise ModelFileError(f"{path.name}: corrupt GGUF header (nested too deeply)") from None
+    required = info.required_size
+    return required if required is not None and info.file_size < required else None
+
+
+def _is_gguf_name(name: str) -> bool:
+    return name.lower().endswith(".gguf")
+
+
+def _complete(r: RemoteFile, blob: Path) -> bool:
+    """Whether a cached blob no sha256 vouches for is whole (see `_check_complete`)."""
+    if not _is_gguf_name(r.filename):
+        return True
+    try:
+        return _gguf_shortfall(blob) is None
+    except ModelFileError:
+        return False
+
+
+def _check_complete(r: RemoteFile, partial: Path, size: int) -> None:
+    """A download no sha256 verified is installed only when it is a GGUF file whose header's
+    tensors all fit in it: a server that ended the body early (no Content-Length, no size
+    anywhere) must not leave half a model installed. A short file is kept to resume; one that
+    is no GGUF at all is deleted."""
+    what = f"{r.repo}/{r.filename}"
+    try:
+        required = _gguf_shortfall(partial)
+    except ModelFileError as exc:
+        partial.unlink(missing_ok=True)
+        detail = str(exc).split(": ", 1)[-1]
+        raise ModelFileError(f"{what}: the download is not a usable GGUF file ({detail}); it was deleted") from None
+    if required is not None:
+        raise BackendError(
+            f"the download of {what} stopped after {size:,} bytes: its GGUF header declares {required:,}",
+            hint="run the same command again to resume where it stopped",
+        )
 
 
 def _put_in_place(r: RemoteFile, partial: Path, blob: Path, pointer: Path) -> None:

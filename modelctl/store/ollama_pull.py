@@ -8,7 +8,6 @@ naming the host, an unknown model NotFoundError.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,18 +16,30 @@ from modelctl.errors import BackendError, NotFoundError, OfflineError
 if TYPE_CHECKING:
     from modelctl.store.progress import PullProgress
 
-DEFAULT_HOST = "http://127.0.0.1:11434"
+DEFAULT_HOST = "http://127.0.0.1:11434"  # as modelctl.backends.ollama
 LIST_TIMEOUT = 3.0
 
 
 def ollama_host(host: str | None = None) -> str:
-    return host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
+    """The server's URL, checked (`modelctl.backends.ollama.ollama_host`: UsageError for a host
+    that cannot be used; credentials written into it remembered for redaction)."""
+    from modelctl.backends.ollama import ollama_host as checked_host
+
+    return checked_host(host)
 
 
-def _client(host: str | None, *, timeout: Any):
+def _client(host: str | None, *, timeout: Any, deadline: bool = True):
+    """An ollama client whose answers are bounded (`modelctl.backends.limits`); a pull, which
+    may take hours, has no deadline."""
+    import httpx
     import ollama
 
-    return ollama.Client(host=ollama_host(host), timeout=timeout)
+    from modelctl.backends.http import redact_url
+    from modelctl.backends.limits import bounded_hooks, limits
+
+    bounds = limits() if deadline else limits().without_deadline()
+    return ollama.Client(host=ollama_host(host), timeout=timeout, follow_redirects=False,
+                         event_hooks=bounded_hooks(httpx, bounds, shown=redact_url))
 
 
 def normalize_tag(tag: str) -> str:
@@ -42,19 +53,28 @@ def _translate(exc: BaseException, host: str, tag: str | None = None) -> Excepti
     import httpx
     import ollama
 
+    from modelctl.backends.http import one_line, redact_url
+    from modelctl.backends.ollama import NOT_OLLAMA, unreadable
+
+    host = redact_url(host)
     if isinstance(exc, ollama.ResponseError):
-        text = str(exc.error)
+        text = one_line(str(exc.error))
         if exc.status_code == 404 or "not found" in text or "does not exist" in text:
             return NotFoundError(f"Ollama has no model '{tag}': {text}" if tag else f"Ollama: {text}")
+        if 300 <= exc.status_code < 400:
+            return BackendError(f"Ollama at {host} answered with a redirect ({exc.status_code})",
+                                hint="check OLLAMA_HOST, or the deployment's host")
         return BackendError(f"Ollama at {host}: {text}")
+    if isinstance(exc, BackendError):  # an answer beyond the limits
+        return exc
     if isinstance(exc, (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout)):
         return BackendError(f"cannot reach the Ollama server at {host}", hint="is `ollama serve` running? (OLLAMA_HOST)")
     if isinstance(exc, httpx.HTTPError):
-        return BackendError(f"Ollama at {host}: {exc}")
-    if isinstance(exc, ValueError):
-        # A body that is not JSON (a web page), or JSON of another shape: pydantic's
-        # ValidationError is a ValueError too. Something else answers at that address.
-        return BackendError(f"the server at {host} did not answer like Ollama",
+        return BackendError(f"Ollama at {host}: {one_line(str(exc)) or type(exc).__name__}")
+    if isinstance(exc, NOT_OLLAMA):
+        # A body that is not JSON (a web page), or JSON of another shape: something else
+        # answers at that address.
+        return BackendError(f"the server at {host} did not answer like Ollama ({unreadable(exc)})",
                             hint="check OLLAMA_HOST, or the deployment's host")
     return exc  # type: ignore[return-value]
 
@@ -81,11 +101,11 @@ def list_models(host: str | None = None, *, timeout: float = LIST_TIMEOUT) -> li
     except Exception as exc:
         raise _translate(exc, h) from None
     out = []
-    for m in resp.models:
+    for m in resp.models or []:
         details = m.details
         out.append(OllamaModel(
             name=m.model or "",
-            size=int(m.size or 0),
+            size=m.size if isinstance(m.size, int) and 0 <= m.size < 2**63 else 0,
             digest=m.digest,
             quant=details.quantization_level if details else None,
             family=details.family if details else None,
@@ -108,6 +128,8 @@ def pull(tag: str, host: str | None = None, *, progress: "PullProgress | None" =
     """Have the server pull `tag`; progress per layer. Returns the model as the server lists it."""
     import httpx
 
+    from modelctl.backends.http import one_line
+
     h = ollama_host(host)
     if offline:
         present = None
@@ -120,16 +142,16 @@ def pull(tag: str, host: str | None = None, *, progress: "PullProgress | None" =
         raise OfflineError(f"offline (HF_HUB_OFFLINE is set): not asking Ollama at {h} to download {tag}")
     tasks: dict[str, Any] = {}
     try:
-        with _client(host, timeout=httpx.Timeout(None, connect=5.0)) as client:
+        with _client(host, timeout=httpx.Timeout(None, connect=5.0), deadline=False) as client:
             for part in client.pull(tag, stream=True):
                 digest = part.digest
                 if digest and part.total and progress is not None:
                     task = tasks.get(digest)
                     if task is None:
-                        task = tasks[digest] = progress.task(f"pulling {digest.removeprefix('sha256:')[:12]}")
+                        task = tasks[digest] = progress.task(f"pulling {one_line(digest.removeprefix('sha256:'))[:12]}")
                     task.set_total(part.total, part.completed or 0)
                 elif part.status and progress is not None:
-                    progress.note(part.status)
+                    progress.note(one_line(part.status))
     except (BackendError, NotFoundError):
         raise
     except Exception as exc:

@@ -264,6 +264,8 @@ def gguf_groups(listing: "RepoListing") -> tuple[list[GGUFGroup], list[GGUFGroup
         sizes = [entries[n].size for n in names]
         base = names[0].rsplit("/", 1)[-1]
         quant = quant_from_filename(base) or re.sub(r"\.gguf$", "", SHARD.sub("", base), flags=re.I)
+        if not quant.strip():  # a file named only ".gguf": nothing to call it by
+            continue
         group = GGUFGroup(quant, names, sum(sizes) if all(sizes) else None, first.sha256)  # type: ignore[arg-type]
         if base.lower().startswith("mmproj"):
             projectors.append(group)
@@ -288,13 +290,16 @@ def pull_hf(spec: str, *, progress: "PullProgress | None" = None, note: Note | N
     if s.offline:
         entry = existing_entry(repo)
         if entry is None:
-            raise hub.OfflineError(f"{s.offline_reason}: cannot look up {repo} on {s.endpoint}")
+            raise hub.OfflineError(f"{s.offline_reason}: cannot look up {repo} on {s.shown}")
         from modelctl.registry import build_model_list
 
         model = build_model_list([entry], "user registry")[0]
         report = pull_model(model, quant=quant, deployment="llama.cpp", progress=progress, note=note)
         return report
     listing = hub.list_repo(s, repo)
+    if listing.skipped:
+        shown = ", ".join(repr(n) for n in listing.skipped[:3]) + (" …" if len(listing.skipped) > 3 else "")
+        note(f"warning: skipped {len(listing.skipped)} file name(s) in {repo} that cannot name a file here: {shown}")
     models, projectors = gguf_groups(listing)
     if not models:
         raise NotFoundError(f"{repo} has no GGUF model files", hint="pick a repository whose files end in .gguf")
@@ -319,7 +324,7 @@ def pull_hf(spec: str, *, progress: "PullProgress | None" = None, note: Note | N
     pulled = hub.pull_files(repo, wanted, progress=progress, on_note=note)
     registry_file, model_id = add_pulled_model(
         repo, listing, models, group, [p.path for p in pulled if p.role != "mmproj"],
-        mmproj=projectors[0].files[0] if projectors else None, endpoint=s.endpoint,
+        mmproj=projectors[0].files[0] if projectors else None, endpoint=s.public,
     )
     _record(model_id, repo, group.quant, pulled)
     return PullReport(model_id, "llama.cpp", group.quant, pulled[0].path, pulled,
