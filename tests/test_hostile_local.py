@@ -287,3 +287,11 @@ def test_a_chat_whose_reader_goes_away_ends_quietly(modelctl_home, tmp_path):
     status, err = _closed_early(["chat", "-m", str(path), "--temperature", "0", "--max-tokens", "40",
                                  "Count from one to twenty."], modelctl_home, 1)
     assert status == 0 and "Traceback" not in err and "error" not in err, err
+
+
+def test_config_options_that_are_not_finite_are_refused(modelctl_home, cli):
+    path = modelctl_home / "config" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text("[chat.options]\nmin_p = nan\n")
+    result = cli("chat", "--api-base", DEAD_API, "-m", "x", "Hi")
+    assert result.exit_code == 2 and "chat.options.min_p" in result.stderr and "finite" in result.stderr

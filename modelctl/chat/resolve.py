@@ -173,6 +173,10 @@ def user_chat_config() -> dict[str, Any]:
             raise UsageError(f"{where}: unknown key chat.{key}", hint="known: " + ", ".join(CONFIG_KEYS))
         if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
             raise UsageError(f"{where}: chat.{key} has the wrong type ({type(value).__name__})")
+    from modelctl.chat.session import check_option
+
+    for key, value in table.get("options", {}).items():
+        check_option(f"chat.options.{key}", value)
     return table
 
 

@@ -73,7 +73,8 @@ def check_params(params: GenerationParams) -> GenerationParams:
 def check_option(key: str, value: Any) -> None:
     """A backend option (`-o KEY=VALUE`, `/set KEY VALUE`): a number written as text must be
     finite (`1e999`, `inf` and `nan` are not), and a JSON value must not nest too deeply."""
-    if not isinstance(value, str):
+    if not isinstance(value, str):  # from config.toml: TOML has nan and inf too
+        _check_json_option(key, value, 0)
         return
     try:
         number = float(value)
@@ -268,7 +269,7 @@ class ChatSession:
             "template": getattr(getattr(self.backend, "template", None), "name", None),
             "system": self.system,
             "messages": [dict(m) for m in self.messages],
-            "params": self.params.to_dict(),
+            "params": _without_secrets(self.params.to_dict()),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -290,6 +291,14 @@ class ChatSession:
         system, messages = parse_conversation(data, source)
         self.system = None if system is None else clean_text(system)
         self.messages = [{"role": m["role"], "content": clean_text(m["content"])} for m in messages]
+
+
+def _without_secrets(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters for a file: an option holding a credential (`/set api_key …`) is redacted."""
+    from modelctl.keys import redact
+
+    extra = {k: redact(v) if isinstance(v, str) else v for k, v in params.get("extra", {}).items()}
+    return {**params, "extra": extra}
 
 
 def parse_conversation(data: Any, source: Any = "conversation") -> tuple[str | None, list[dict[str, str]]]:

@@ -125,8 +125,16 @@ def _target(model: str):
     return local(path, entry.id, entry, [entry.id, *entry.aliases]) if path else entry
 
 
+def _shown(text: str) -> str:
+    """A prompt as printed: exactly, to a pipe; at a terminal, with its control characters
+    written out, since a template or a message may hold escape sequences."""
+    from modelctl.chat.render import for_terminal
+
+    return for_terminal(text) if sys.stdout.isatty() else text
+
+
 def _write_prompt(rendered: "RenderedPrompt") -> None:
-    text = rendered.text
+    text = _shown(rendered.text)
     sys.stdout.write(text)
     if sys.stdout.isatty() and not text.endswith("\n"):
         sys.stdout.write("\n")
@@ -135,7 +143,7 @@ def _write_prompt(rendered: "RenderedPrompt") -> None:
         stops = ", ".join(json.dumps(s, ensure_ascii=False) for s in rendered.stop) or "none"
         ids = ", ".join(str(i) for i in rendered.stop_token_ids) or "none"
         output.err().print(
-            f"template {rendered.template} ({rendered.source}) · stop {stops} · stop ids {ids}",
+            output.safe(f"template {rendered.template} ({rendered.source}) · stop {stops} · stop ids {ids}"),
             style="dim",
             markup=False,
             highlight=False,
@@ -249,9 +257,9 @@ def templates_show(
     width = max(len(k) for k, _ in lines)
     out = sys.stdout
     for key, value in lines:
-        out.write(f"{key.ljust(width)}  {value}\n")
+        out.write(f"{key.ljust(width)}  {output.safe(value)}\n")
     out.write("\nexample:\n")
-    out.write(rendered.text)
+    out.write(_shown(rendered.text))
     out.write("\n" if not rendered.text.endswith("\n") else "")
 
 

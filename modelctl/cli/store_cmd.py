@@ -19,7 +19,7 @@ def _notifier(quiet: bool, progress=None):
         if quiet:
             return
         if progress is not None and progress.enabled:
-            progress.note(message)
+            progress.note(output.safe(message))
         else:
             sys.stderr.write(f"modelctl: {output.safe(message)}\n")
             sys.stderr.flush()
