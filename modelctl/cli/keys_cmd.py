@@ -21,6 +21,9 @@ keys_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+# The longest line read as a key from stdin; real keys are a few hundred characters at most.
+_MAX_KEY_LINE = 16384
+
 _PROVIDER_HELP = (
     "openai, azure-openai, hf-inference, mistral, gemini, anthropic or openai-compatible "
     "(also: azure, hf, huggingface, google), or a variable name such as TOGETHER_API_KEY."
@@ -55,7 +58,7 @@ def set_key(
             except EOFError:
                 value = ""
         else:
-            value = sys.stdin.readline()
+            value = sys.stdin.readline(_MAX_KEY_LINE)  # bounded: `< /dev/zero` has no line end
     if not value or not value.strip():
         raise UsageError("no key given", hint="type it at the prompt, pipe it on stdin, or pass --value")
     path = keys.store_key(name, value)

@@ -145,7 +145,7 @@ def print_installed(as_json: bool) -> None:
 
     models = installed_models()
     if as_json:
-        output.print_json([m.to_dict() for m in models])
+        output.print_json(output.redact_data([m.to_dict() for m in models]))
         return
     output.table(_INSTALLED_COLUMNS, [_installed_row(m) for m in models], "Installed models", right=("SIZE",))
     if sys.stdout.isatty():
@@ -160,7 +160,7 @@ def du(
 
     usage = disk_usage()
     if as_json:
-        output.print_json(usage)
+        output.print_json(output.redact_data(usage))
         return
     rows = [[m["name"] + (" (mmproj)" if m["role"] == "mmproj" else ""), m["source"], m["quant"] or "-",
              human_bytes(m["size_bytes"])] for m in usage["models"]]

@@ -80,12 +80,18 @@ def _fingerprint(path: Path, st: os.stat_result) -> str:
 
 
 def _read_cache(path: Path, fingerprint: str) -> list[dict[str, Any]] | None:
+    from modelctl.config import MAX_TOML_BYTES
+    from modelctl.errors import ModelctlError
+    from modelctl.files import load_json, read_user_file
+
     try:
-        data = json.loads(_cache_file(path).read_text("utf-8"))
-    except (OSError, ValueError):
+        data = load_json(read_user_file(_cache_file(path), "registry cache", limit=4 * MAX_TOML_BYTES), "the cache")
+    except ModelctlError:  # absent or damaged (even a FIFO): parse the registry again
         return None
     if isinstance(data, dict) and data.get("fingerprint") == fingerprint:
-        return data.get("models")
+        models = data.get("models")
+        if isinstance(models, list) and all(isinstance(m, dict) for m in models):
+            return models
     return None
 
 

@@ -468,7 +468,7 @@ def package_model_path(
         try:
             if json.loads(marker.read_text()) == current:
                 return target
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # absent or damaged: prepare the file again
             pass
     (on_assemble or _announce)(target)
     target.parent.mkdir(parents=True, exist_ok=True)
