@@ -56,6 +56,11 @@ class Place:
         path.write_text(text)
         return str(path)
 
+    def gguf(self, name: str = "model.gguf", **fields) -> str:
+        from tests.ggufs import write_gguf
+
+        return str(write_gguf(self.root / name, **fields))
+
     def fifo(self, name: str = "fifo") -> str:
         path = self.root / name
         os.mkfifo(path)
@@ -132,6 +137,9 @@ CASES: list[Case] = [
     ("tokenizer_config nested", lambda p: ["prompt", "-t", p.file("tokenizer_config.json", "[" * 100_000), "--messages", f"{p.root}/m.json"], 6, "nested too deeply"),
     ("messages nested", lambda p: ["prompt", "-t", "chatml", "--messages", p.file("deep.json", '{"a":' * 100_000)], 2, "nested too deeply"),
     ("template 21 nested fors", lambda p: ["prompt", "-t", p.file("deep.jinja", nested_fors()), "--messages", f"{p.root}/m.json"], 6, "nested too deeply"),
+    ("GGUF template 21 nested fors", lambda p: ["prompt", "-m", p.gguf(template=nested_fors()), "--messages", f"{p.root}/m.json"], 6, "nested too deeply"),
+    ("chat with a GGUF template 21 nested fors", lambda p: ["chat", "-m", p.gguf(template=nested_fors()), "Hi"], 6, "nested too deeply"),
+    ("GGUF file name with controls", lambda p: ["prompt", "-m", p.gguf("m\x1b]0;x\x07\n.gguf", template="{% if %}"), "--messages", f"{p.root}/m.json"], 6, "m\\x1b]0;x\\x07\\n.gguf"),
     ("option JSON nested", lambda p: ["chat", "--api-base", DEAD_API, "-m", "x", "-o", "x=" + "[" * 50_000, "Hi"], 2, "nested"),
     # Numbers that pass the flag checks.
     ("temperature inf", lambda p: ["chat", "--api-base", DEAD_API, "-m", "x", "--temperature", "inf", "Hi"], 2, "finite"),
@@ -144,6 +152,9 @@ CASES: list[Case] = [
     ("template ''", lambda p: ["prompt", "-t", "", "--messages", f"{p.root}/m.json"], 2, "--template"),
     ("chat template ''", lambda p: ["chat", "-t", "", "Hi"], 2, "--template"),
     ("api-base ''", lambda p: ["chat", "--api-base", "", "-m", "x", "Hi"], 2, "--api-base"),
+    ("model ''", lambda p: ["prompt", "-m", " ", "--messages", f"{p.root}/m.json"], 2, "--model"),
+    ("import --name ''", lambda p: ["import", p.gguf(), "--name", ""], 2, "--name"),
+    ("pull --quant ''", lambda p: ["pull", "gpt-4o", "--quant", ""], 2, "--quant"),
     # A registry that validates numbers as numbers: NaN and infinity are not costs.
     ("registry cost nan", lambda p: ["--registry", str(write_registry(p.root / "nan.toml", model("t/nan", {"id": "api", "kind": "openai", "model": "x", "cost_input": float("nan")}))), "list"], 3, "finite"),
     # Control characters in data and flags are written out, never sent to the terminal.

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+from modelctl.cli.flags import require_values
 from modelctl.errors import UsageError
 
 _MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: [chat] model in config.toml, else the embedded Gemma 3 270M."
@@ -30,14 +31,6 @@ def _parse_options(pairs: List[str]) -> dict[str, str]:
         check_option(key.strip(), value)
         options[key.strip()] = value
     return options
-
-
-def require_values(**flags: str | None) -> None:
-    """An empty value for a flag that names something (`--template ''`) is a mistake, not a
-    request for the default: say so rather than ignore the flag."""
-    for name, value in flags.items():
-        if value is not None and not value.strip():
-            raise UsageError(f"--{name.replace('_', '-')} needs a value; it was given an empty one")
 
 
 def _tolerant_stdin() -> None:

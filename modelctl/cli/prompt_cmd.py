@@ -171,7 +171,7 @@ def prompt(
     or --messages. The prompt is printed exactly, with the BOS token written out where the model
     uses one.
     """
-    from modelctl.cli.chat_cmd import require_values
+    from modelctl.cli.flags import require_values
 
     require_values(model=model, template=template, messages=messages)
     msgs = _load_messages(messages)

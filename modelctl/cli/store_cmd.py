@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from modelctl.cli import output
+from modelctl.cli.flags import require_values
 from modelctl.cli.format import human_bytes
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ def pull(
     from modelctl.store.progress import PullProgress
     from modelctl.store.pull import pull as do_pull
 
+    require_values(quant=quant, deployment=deployment)
     try:
         with PullProgress(quiet=quiet) as progress:
             report = do_pull(model, quant=quant, deployment=deployment, progress=progress,
@@ -77,6 +79,7 @@ def import_(
     """Register a GGUF file already on disk, reading its metadata."""
     from modelctl.store.manage import import_file
 
+    require_values(name=name)
     report = import_file(path, name)
     if as_json:
         output.print_json(report.to_dict())
@@ -100,6 +103,7 @@ def rm(
     from modelctl.errors import NotFoundError
     from modelctl.store.manage import remove, removal_plan
 
+    require_values(quant=quant)
     plan = removal_plan(model, quant)
     if not plan.items:
         what = f"{plan.model_id or model}" + (f" ({quant})" if quant else "")
