@@ -26,6 +26,12 @@ Faults, for tests (attributes of `HubServer`, changeable while it runs):
     gate           a threading.Event: a CDN GET pauses after `gate_after` bytes until it is set
                    (`gate_reached` is set when one does)
     tokens         {repo: token}: a gated repo; requests without `Authorization: Bearer token` get 401
+    anonymous      a careless mirror: every file served from /resolve itself, with neither size
+                   (no Content-Length, X-Linked-Size or listing size) nor sha256; the body ends
+                   when the connection closes ...
+    truncate_at    ... after this many bytes, when set
+    model_info_body  (content type, bytes) answered to every model-info request instead
+    extra_siblings   raw entries appended to the listing's `siblings` (hostile file names)
 
 Every request is recorded in `requests` (method, path, headers) and every CDN body byte counted
 in `bytes_sent`, so tests can assert what was transferred.
@@ -112,6 +118,10 @@ class HubServer:
         self.gate_after = 0
         self.gate_reached = threading.Event()
         self.listeners: list = []  # callables given each Request as it arrives
+        self.anonymous = False
+        self.truncate_at: int | None = None
+        self.model_info_body: tuple[str, bytes] | None = None
+        self.extra_siblings: list = []
 
     def reset_counters(self) -> None:
         self.requests.clear()
@@ -233,6 +243,9 @@ class _Handler(BaseHTTPRequestHandler):
             repo_id, revision = rest.split("/revision/", 1)
         else:
             repo_id, revision = rest, "main"
+        if self.hub.model_info_body is not None:
+            ctype, body = self.hub.model_info_body
+            return self._send(200, {"Content-Type": ctype}, body)
         repo = self._repo(repo_id)
         if repo is None:
             return
@@ -242,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
         siblings = []
         for name, f in sorted(repo.files.items()):
             item: dict[str, Any] = {"rfilename": name}
-            if blobs:
+            if blobs and not self.hub.anonymous:
                 item["size"] = f.size
                 item["blobId"] = git_blob_id(f.sha256.encode())
                 if f.lfs:
@@ -259,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
             "disabled": False,
             "tags": ["gguf"],
             "library_name": "gguf",
-            "siblings": siblings,
+            "siblings": siblings + self.hub.extra_siblings,
         }
         if repo.gguf is not None:
             info["gguf"] = repo.gguf
@@ -275,6 +288,8 @@ class _Handler(BaseHTTPRequestHandler):
         if f is None:
             return self._error(404, "EntryNotFound", f"{filename} does not exist on \"{revision}\"")
         common = {"X-Repo-Commit": repo.commit, "Accept-Ranges": "bytes", "Vary": "Origin, Accept-Encoding"}
+        if self.hub.anonymous:
+            return self._anonymous(f, common)
         if f.lfs:
             size = self.hub.declared_sizes.get(f.sha256, f.size)
             headers = common | {
@@ -288,6 +303,19 @@ class _Handler(BaseHTTPRequestHandler):
         data = f.path.read_bytes()
         headers = common | {"ETag": f'"{git_blob_id(data)}"', "Content-Type": "text/plain; charset=utf-8"}
         self._send(200, headers, data)
+
+    def _anonymous(self, f: RepoFile, common: dict[str, str]) -> None:
+        """The file itself, its length told by nothing but the end of the connection."""
+        self.send_response(200)
+        for k, v in (common | {"ETag": f'"{git_blob_id(f.sha256.encode())}"',
+                               "Content-Type": "application/octet-stream", "Connection": "close"}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.close_connection = True
+        if self.command == "GET":
+            limit = f.size if self.hub.truncate_at is None else min(f.size, self.hub.truncate_at)
+            with open(f.path, "rb") as fh:
+                self.hub.bytes_sent += self._copy(fh, 0, limit)
 
     def _cdn(self, sha: str) -> None:
         hub = self.hub

@@ -82,7 +82,7 @@ def provider_message(body: Any, text: str = "") -> str:
     (Mistral), `{"error": "..."}` (Hugging Face, Ollama), `{"detail": ...}` (FastAPI servers);
     else the start of the body's text. On one line, at most MESSAGE_CHARS long, control
     characters shown as escapes (a server's words never drive the terminal)."""
-    return one_line(_message(body) or text)
+    return one_line(_message(body) or (body is None and _salvaged(text)) or text)
 
 
 def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
@@ -94,6 +94,19 @@ def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MESSAGE_FIELD = re.compile(r'"(?:message|detail|error)"\s*:\s*"((?:[^"\\]|\\.){1,1200})')
+
+
+def _salvaged(text: str) -> str:
+    """The message of a JSON error body that does not parse because it was cut short (error
+    bodies are read up to `limits.ERROR_BODY_BYTES`)."""
+    m = _MESSAGE_FIELD.search(text[:8192])
+    if not m:
+        return ""
+    try:
+        return json.loads(f'"{m[1]}"')
+    except ValueError:  # cut inside an escape
+        return m[1]
 
 
 def _message(body: Any) -> str:

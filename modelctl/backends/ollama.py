@@ -34,6 +34,7 @@ from modelctl.backends.http import (
     StreamClock,
     coerce_option,
     error,
+    host_problem,
     interrupted,
     one_line,
     parse_retry_after,
@@ -90,7 +91,7 @@ def ollama_host(explicit: str | None = None) -> str:
     except ValueError as exc:
         problem: str | None = str(exc)
     else:
-        problem = url_problem(url)
+        problem = url_problem(url) or host_problem(url)
     if problem:
         raise UsageError(f"'{redact_url(given)}' is not a usable Ollama host: {problem}",
                          hint="check --api-base, the deployment's host, or OLLAMA_HOST")
@@ -169,7 +170,8 @@ class _Calls:
             if 300 <= exc.status_code < 400:
                 raise error(BackendError, f"{self.ctx.provider} answered with {self.came} instead of an answer",
                             "check the Ollama host") from None
-            raise status_error(self.ctx, exc.status_code, {"error": exc.error}, "", attempts=attempts[0]) from None
+            # The package's `error` is the body's message, or the whole body when it did not parse.
+            raise status_error(self.ctx, exc.status_code, None, str(exc.error), attempts=attempts[0]) from None
         except LimitExceeded as exc:
             raise error(BackendError, f"the answer from {self.ctx.provider} {exc.why}") from None
         except NOT_OLLAMA as exc:

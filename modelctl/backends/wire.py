@@ -143,7 +143,7 @@ class Wire:
         """`count` vectors of finite numbers, all of one length."""
         rows = self.items(rows, what)
         if len(rows) != count:
-            raise self.error(f"{len(rows)} vectors for {count} texts")
+            raise self.error(f"{_count(len(rows), 'vector')} for {_count(count, 'text')}")
         vectors = [self._vector(row, f"vector {i + 1}") for i, row in enumerate(rows)]
         lengths = sorted({len(v) for v in vectors})
         if len(lengths) > 1:
@@ -165,6 +165,10 @@ class Wire:
                 raise self.error(f"{what} holds a number that is not finite")
             out.append(f)
         return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def plain(value: Any) -> Any:

@@ -51,7 +51,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.routes: dict[str, list[Reply]] = {}
         self.requests: list[Request] = []
-        self._httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), self._make_handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
 
@@ -59,6 +59,9 @@ class FakeServer:
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
+
+    def _make_handler(self) -> type:
+        return _handler(self)
 
     def route(self, method: str, path: str, *replies: Reply) -> None:
         self.routes[f"{method.upper()} {path}"] = list(replies)
