@@ -142,3 +142,17 @@ def test_a_complete_file_from_a_mirror_without_sizes_is_installed(hub, cli, mode
     assert result.exit_code == 0, result.output
     assert Path(result.stdout.strip()).read_bytes() == model_file.read_bytes()
     assert len(installed(cli)) == 1
+
+
+def test_a_mirror_with_a_password_gets_it_as_basic_auth_and_never_shows_it(hub, cli, model_file):
+    import base64
+
+    hub.anonymous = True  # the file comes from the endpoint itself, not a CDN
+    endpoint = hub.endpoint.replace("http://", f"http://someone:{PASSWORD}@")
+    result = cli("pull", f"hf:{REPO}", env={"HF_ENDPOINT": endpoint})
+    assert result.exit_code == 0, result.output
+    assert PASSWORD not in result.output
+    assert Path(result.stdout.strip()).read_bytes() == model_file.read_bytes()
+    basic = "Basic " + base64.b64encode(f"someone:{PASSWORD}".encode()).decode()
+    downloads = [r for r in hub.gets("/test/") if "/resolve/" in r.path]
+    assert downloads and all(r.headers.get("authorization") == basic for r in downloads)

@@ -215,7 +215,12 @@ def file_metadata(s: HubSettings, repo: str, filename: str, revision: str | None
             raise ModelFileError(f"refusing the {label} {value!r} from {s.shown}: not a plain name")
     sha = meta.etag if _SHA256.fullmatch(meta.etag) else None
     location = urljoin(url, meta.location) if meta.location else url
-    return RemoteFile(repo, filename, revision, meta.commit_hash, meta.etag, meta.size, location, sha)
+    return RemoteFile(repo, filename, revision, meta.commit_hash, meta.etag, _size(meta.size), location, sha)
+
+
+def _size(value: object) -> int | None:
+    """A file size from a server, or None when it is not a whole number of bytes a file can have."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63 else None
 
 
 def list_repo(s: HubSettings, repo: str, revision: str | None = None) -> RepoListing:
@@ -259,10 +264,8 @@ def _entry(sib: object) -> RepoEntry | None:
     if not usable_name(name) or wire.clean_text(name) != name:
         return None
     lfs = getattr(sib, "lfs", None)
-    size = getattr(lfs, "size", None) if lfs is not None else getattr(sib, "size", None)
+    size = _size(getattr(lfs, "size", None) if lfs is not None else getattr(sib, "size", None))
     sha = getattr(lfs, "sha256", None) if lfs is not None else None
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size < 2**63:
-        size = None
     sha = sha.lower() if isinstance(sha, str) and _SHA256.fullmatch(sha.lower()) else None
     return RepoEntry(name, size, sha)
 

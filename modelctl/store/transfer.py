@@ -169,7 +169,25 @@ def _open(url: str, headers: dict[str, str], *, auth: tuple[str, str] | None, ti
             url = urljoin(url, resp.headers["Location"])
             continue
         return resp
-    raise TransferError(f"too many redirects for {url}")
+    from modelctl.backends.http import redact_url
+
+    raise TransferError(f"too many redirects for {redact_url(url)}")
+
+
+def _without_userinfo(url: str) -> tuple[str, tuple[tuple[str, str, int], str] | None]:
+    """(`url` without the user and password written into it, Basic auth for its origin): a
+    mirror's address may carry them (`HF_ENDPOINT=https://user:pw@mirror`); urllib would take
+    them for part of the host name."""
+    import base64
+    from urllib.parse import unquote, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    netloc = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return bare, (origin(bare), "Basic " + base64.b64encode(pair).decode("ascii"))
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -236,6 +254,8 @@ def download(
     """Fetch `url` into `partial`, continuing what it already holds (see the module docstring)."""
     progress = progress or _NoProgress()
     headers = {"Accept-Encoding": "identity", **(headers or {})}
+    url, basic = _without_userinfo(url)
+    auth = auth or basic
     have = partial.stat().st_size if partial.exists() else 0
     if size is not None and have > size:
         have = 0
