@@ -87,21 +87,37 @@ class LimitExceeded(BackendError):
 # --- decompression in bounded pieces ------------------------------------------------------------
 
 
-def _decompressor(coding: str, where: str):
+def _decompressor(coding: str, head: bytes, where: str):
+    """A zlib decompressor for `coding`; deflate is zlib-wrapped or raw, as its first two bytes
+    (`head`) tell."""
     if coding in ("gzip", "x-gzip"):
         return zlib.decompressobj(zlib.MAX_WBITS | 16)
     if coding == "deflate":
-        return None  # zlib-wrapped or raw: decided on the first bytes
+        zlib_header = len(head) >= 2 and (head[0] & 0x0F) == 8 and ((head[0] << 8) | head[1]) % 31 == 0
+        return zlib.decompressobj() if zlib_header else zlib.decompressobj(-zlib.MAX_WBITS)
     raise LimitExceeded(where, f"is in a content encoding modelctl does not read ({coding[:40]!r})")
+
+
+def _two_bytes_first(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """`chunks`, the first one at least two bytes long when the body has two."""
+    head = b""
+    for data in chunks:
+        if len(head) >= 2:
+            yield data
+            continue
+        head += data
+        if len(head) >= 2:
+            yield head
+    if 0 < len(head) < 2:
+        yield head
 
 
 def _inflate(chunks: Iterable[bytes], coding: str, where: str) -> Iterator[bytes]:
     """`chunks` decoded from one content coding, in pieces of at most PIECE bytes."""
-    d = _decompressor(coding, where)
-    for data in chunks:
-        if d is None:  # deflate: zlib's wrapper when the header checks out, else raw deflate
-            zlib_header = len(data) >= 2 and (data[0] & 0x0F) == 8 and ((data[0] << 8) | data[1]) % 31 == 0
-            d = zlib.decompressobj() if zlib_header else zlib.decompressobj(-zlib.MAX_WBITS)
+    d = None
+    for data in _two_bytes_first(chunks):
+        if d is None:
+            d = _decompressor(coding, data, where)
         try:
             while data and not d.eof:
                 piece = d.decompress(data, PIECE)
