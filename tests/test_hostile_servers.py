@@ -122,10 +122,12 @@ BAD_WHOLE = [
     ("anthropic", body(json.dumps({"content": [{"type": "text", "text": ["x"]}], "stop_reason": "end_turn"}))),
     ("gemini", body(json.dumps({"candidates": [{"content": {"parts": 3}}]}))),
     ("ollama", body(ollama([1], True))),
+    ("hf-inference", body(json.dumps({"choices": [{"message": 5, "finish_reason": "stop"}]}))),
+    ("hf-inference", body(json.dumps({"choices": [{"message": {"content": {"a": 1}}}]}))),
 ]
 
 
-@pytest.mark.parametrize("kit,answer", BAD_WHOLE, ids=[k for k, _ in BAD_WHOLE])
+@pytest.mark.parametrize("kit,answer", BAD_WHOLE, ids=[f"{k}-{i}" for i, (k, _) in enumerate(BAD_WHOLE)])
 def test_a_whole_answer_of_the_wrong_shape_is_one_backend_error(kit, answer, hostile, cli, tmp_path):
     path = {"gemini": f"/v1beta/models/{gemini_wire.MODEL}:generateContent"}.get(kit)
     result = run_chat(cli, hostile, tmp_path, kit, answer, "chat", "-m", "test/served-model", "Hi",

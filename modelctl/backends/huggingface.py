@@ -197,7 +197,7 @@ class HuggingFaceBackend(ApiBackend):
                         "check the endpoint address")
         if not stream:
             choice = self._first_choice(result)
-            message = getattr(choice, "message", None)
+            message = self._part(choice, "message")
             if message is None:
                 raise error(BackendError, f"{self.label} answered without a message") from None
             text = self.wire.text(getattr(message, "content", None), "the answer's content") or ""
@@ -213,6 +213,14 @@ class HuggingFaceBackend(ApiBackend):
             if (self.wire.count(getattr(choice, "index", None), "a choice's index") or 0) == 0:
                 return choice
         return None
+
+    def _part(self, choice: Any, name: str) -> Any:
+        """`choice.message` or `choice.delta`: None, or an object (huggingface_hub keeps whatever
+        the server sent where an object belongs)."""
+        part = getattr(choice, name, None)
+        if part is not None and not hasattr(part, "content"):
+            raise self.wire.wrong(f"a choice's {name}", part, "an object")
+        return part
 
     def _reason(self, choice: Any) -> str | None:
         return finish_reason(self.wire.reason(getattr(choice, "finish_reason", None)))
@@ -277,7 +285,7 @@ class HuggingFaceBackend(ApiBackend):
         choice = self._first_choice(out)
         if choice is None:
             return [], None, usage
-        text = self.wire.text(getattr(getattr(choice, "delta", None), "content", None), "the text of a delta")
+        text = self.wire.text(getattr(self._part(choice, "delta"), "content", None), "the text of a delta")
         return ([text] if text else []), self._reason(choice), usage
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
