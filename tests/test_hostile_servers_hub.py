@@ -85,7 +85,7 @@ def test_a_hub_api_answer_that_is_not_the_hubs_is_one_line(case, ctype, data, hu
     assert not snapshot_files(hf_env)
 
 
-HOSTILE_NAMES = ["../../escape.gguf", "/etc/evil.gguf", "bad\x1b[31m-Q8_0.gguf", "bell\x07-Q8_0.gguf",
+HOSTILE_NAMES = ["../../escape.gguf", "/etc/evil.gguf", "bad\x1b[31m-Q8_0.gguf", "bell\x07-Q8_0.gguf", "csi\x9b31m-Q8_0.gguf",
                  "x" * 300 + "-Q8_0.gguf", "dir/" + "y" * 260 + "/m-Q8_0.gguf", ".gguf", "a\\b-Q8_0.gguf",
                  "nul\x00-Q8_0.gguf", "lone\ud800-Q8_0.gguf", 42, None, ["list.gguf"]]
 

@@ -592,11 +592,11 @@ class StreamClock:
 
 def coerce_option(value: Any) -> Any:
     """A `-o KEY=VALUE` value for a JSON body: JSON when it parses (numbers, true/false, null,
-    objects, lists), else the string itself."""
+    objects, lists, at most `wire.MAX_DEPTH` deep), else the string itself."""
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
+        return wire.loads(value)
     except ValueError:
         return value
 

@@ -311,7 +311,8 @@ class HuggingFaceBackend(ApiBackend):
         from huggingface_hub import HfApi
 
         try:
-            info = HfApi(token=self.key.value).model_info(self.deployment.model or "")
+            with hooked_session(self._hooks()):
+                info = HfApi(token=self.key.value).model_info(self.deployment.model or "")
         except Exception as exc:
             return {"error": provider_message(None, str(exc))}
         return {k: v for k, v in {"pipeline_tag": info.pipeline_tag, "library_name": info.library_name,

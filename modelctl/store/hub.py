@@ -56,6 +56,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 METADATA_TIMEOUT = 10.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]*")
+_C1 = re.compile(r"[\x7f-\x9f]")  # control characters safe_relative_path lets through (CSI is \x9b)
 
 
 # What huggingface_hub raises for an answer it cannot read: JSON that does not parse (a web
@@ -253,7 +254,7 @@ def usable_name(name: object) -> bool:
     (`safe_relative_path`), each part at most 255 bytes, no part of only dots or spaces."""
     from modelctl.registry.schema import safe_relative_path
 
-    if not isinstance(name, str) or len(name) > 1024 or safe_relative_path(name):
+    if not isinstance(name, str) or len(name) > 1024 or safe_relative_path(name) or _C1.search(name):
         return False
     return all(len(part.encode("utf-8", "surrogatepass")) <= 255 and part.strip(". ") for part in name.split("/"))
 

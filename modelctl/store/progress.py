@@ -76,6 +76,9 @@ class PullProgress:
             self._bar = None
 
     def task(self, description: str) -> _Task:
+        from modelctl.backends.http import one_line
+
+        description = one_line(description, 400)  # a file name from a server, on one line, escaped
         if len(description) > 48:
             description = "…" + description[-47:]
         return _Task(self, description)
