@@ -346,3 +346,14 @@ def test_a_damaged_registry_cache_is_ignored(modelctl_home, cli):
     cache.unlink()
     os.mkfifo(cache)  # would block a plain read
     assert cli("show", "gpt-4o").exit_code == 0
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_not_fatal(tmp_path, run_modelctl):
+    from tests.ggufs import write_gguf
+
+    path = write_gguf(os.fsdecode(bytes(tmp_path) + b"/m\xff\x1b[31m.gguf"))
+    strict = {"PYTHONIOENCODING": "utf-8"}  # as in a UTF-8 locale: a lone surrogate cannot be written
+    for args in (["import", path], ["list", "--installed"], ["list", "--installed", "--json"], ["du", "--json"]):
+        result = run_modelctl(*args, env=strict)
+        assert result.returncode == 0 and not result.stderr, (args, result.stderr)
+        assert "\x1b" not in result.stdout and ("m\\xff\\x1b[31m" in result.stdout or "\\udcff" in result.stdout)

@@ -34,6 +34,9 @@ _ANSWER_CONTROLS = {c: e for c, e in CONTROL_ESCAPES.items() if chr(c) not in "\
 # Unicode separators and bidirectional overrides that reorder what a terminal shows.
 _LINE_CONTROLS = {**CONTROL_ESCAPES, ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
 _LINE_CONTROLS |= {c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+# A byte of a file name that was not UTF-8 (a surrogate escape) is shown as the byte, \\xff; any
+# other lone surrogate, which no terminal encoding can write, as U+FFFD.
+_LINE_CONTROLS |= {c: "\ufffd" for c in range(0xD800, 0xE000)} | {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)}
 
 
 def printable(text: str) -> str:

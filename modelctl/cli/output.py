@@ -126,8 +126,9 @@ def _finite(data: Any) -> Any:
 
 
 # DEL, C1 controls, line separators and bidirectional overrides are valid unescaped in JSON
-# strings; escaped, no terminal or line-based tool reading the output acts on them.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
+# strings; escaped, no terminal or line-based tool reading the output acts on them. Lone
+# surrogates (a file name that is not UTF-8) are escaped too: no encoding can write them.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def json_text(data: Any, indent: int | None = None) -> str:
