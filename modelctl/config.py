@@ -7,13 +7,14 @@ platform's user directories are used. Nothing is created until something is writ
 from __future__ import annotations
 
 import os
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from modelctl.errors import ModelctlError, NotFoundError
+from modelctl.errors import ModelctlError, NotFoundError, UsageError
 
 APP_NAME = "modelctl"
 
@@ -45,10 +46,26 @@ class Paths:
         return self.data_dir / "models"
 
 
+def _check_home(root: Path) -> None:
+    """MODELCTL_HOME may be absent (it is created when needed) but not something else than a
+    directory: every file modelctl reads or writes would fail under it, each with its own error."""
+    from modelctl.files import describe_mode
+
+    try:
+        mode = root.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UsageError(f"MODELCTL_HOME {str(root)!r} cannot be used: {exc.strerror}") from None
+    if not stat.S_ISDIR(mode):
+        raise UsageError(f"MODELCTL_HOME {str(root)!r} is {describe_mode(mode)}, not a directory")
+
+
 def get_paths() -> Paths:
     home = os.environ.get("MODELCTL_HOME")
     if home:
         root = Path(home).expanduser()
+        _check_home(root)
         return Paths(root / "config", root / "data", root / "cache")
     import platformdirs
 
