@@ -156,3 +156,15 @@ def test_a_mirror_with_a_password_gets_it_as_basic_auth_and_never_shows_it(hub, 
     basic = "Basic " + base64.b64encode(f"someone:{PASSWORD}".encode()).decode()
     downloads = [r for r in hub.gets("/test/") if "/resolve/" in r.path]
     assert downloads and all(r.headers.get("authorization") == basic for r in downloads)
+
+
+def test_a_truncated_file_the_server_announces_whole_is_deleted(hub_server, cli, hf_env, tmp_path):  # noqa: F811
+    """The server's own copy is short: its size and Content-Length agree with it, only the GGUF
+    header tells. Resuming could not help, so nothing is kept."""
+    whole = write_gguf(tmp_path / "short-Q4_K_M.gguf", n_floats=1 << 14)
+    short = tmp_path / "served" / whole.name
+    short.parent.mkdir()
+    short.write_bytes(whole.read_bytes()[:-4000])
+    hub_server.add_file(REPO, short.name, short)
+    assert_one_error(cli("pull", "--quiet", f"hf:{REPO}"), 5, "the server's copy is truncated", "deleted")
+    assert snapshot_files(hf_env) == [] and not list(hf_env.rglob("*.incomplete")) and installed(cli) == []

@@ -51,6 +51,7 @@ from modelctl.store.paths import check_repo_id, hf_cache_dir, hf_home, lock_path
 
 if TYPE_CHECKING:
     from modelctl.store.progress import PullProgress
+    from modelctl.store.transfer import Transfer
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 METADATA_TIMEOUT = 10.0
@@ -595,8 +596,8 @@ def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "P
                 f"{r.repo}/{r.filename}: sha256 mismatch (expected {expected}, got {t.sha256}); "
                 "the download was deleted"
             )
-        if expected is None and _is_gguf_name(r.filename):  # no digest vouches for it: its header must
-            _check_complete(r, partial, t.size)
+        if _is_gguf_name(r.filename):  # a sha256 says the bytes are the server's; the header, that they are whole
+            _check_complete(r, partial, t)
         _put_in_place(r, partial, blob, pointer)
         result.size, result.transferred = t.size, t.transferred
         result.sha256 = t.sha256
@@ -633,11 +634,11 @@ def _complete(r: RemoteFile, blob: Path) -> bool:
         return False
 
 
-def _check_complete(r: RemoteFile, partial: Path, size: int) -> None:
-    """A download no sha256 verified is installed only when it is a GGUF file whose header's
-    tensors all fit in it: a server that ended the body early (no Content-Length, no size
-    anywhere) must not leave half a model installed. A short file is kept to resume; one that
-    is no GGUF at all is deleted."""
+def _check_complete(r: RemoteFile, partial: Path, t: "Transfer") -> None:
+    """A downloaded GGUF is installed only when its header's tensors all fit in it: a server
+    that ended the body early (no Content-Length, no size or sha256 anywhere) must not leave half
+    a model installed. Such a body is kept to resume; a file the server announced at that size
+    (its own copy is short, whatever its sha256 says), or one that is no GGUF at all, is deleted."""
     what = f"{r.repo}/{r.filename}"
     try:
         required = _gguf_shortfall(partial)
@@ -645,11 +646,16 @@ def _check_complete(r: RemoteFile, partial: Path, size: int) -> None:
         partial.unlink(missing_ok=True)
         detail = str(exc).split(": ", 1)[-1]
         raise ModelFileError(f"{what}: the download is not a usable GGUF file ({detail}); it was deleted") from None
-    if required is not None:
-        raise BackendError(
-            f"the download of {what} stopped after {size:,} bytes: its GGUF header declares {required:,}",
-            hint="run the same command again to resume where it stopped",
-        )
+    if required is None:
+        return
+    if t.announced:
+        partial.unlink(missing_ok=True)
+        raise ModelFileError(f"{what}: the server's copy is truncated: it has {t.size:,} bytes, its GGUF header "
+                             f"declares {required:,}; the download was deleted")
+    raise BackendError(
+        f"the download of {what} stopped after {t.size:,} bytes: its GGUF header declares {required:,}",
+        hint="run the same command again to resume where it stopped",
+    )
 
 
 def _put_in_place(r: RemoteFile, partial: Path, blob: Path, pointer: Path) -> None:

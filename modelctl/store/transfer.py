@@ -71,6 +71,7 @@ class Transfer:
     transferred: int  # bytes received over the network by this call
     sha256: str  # of the whole file
     size: int
+    announced: bool = True  # the size was known (given, or Content-Length/Content-Range), not just where the body ended
 
 
 class _Hasher:
@@ -266,6 +267,7 @@ def download(
     progress.start(size, have)
     transferred = 0
     retries = 0
+    announced = True
     try:
         while size is None or have < size:
             got = 0
@@ -306,7 +308,7 @@ def download(
                         got += n
                         progress.advance(n)
                 if size is None:
-                    size = have
+                    size, announced = have, False
                 if have < size:
                     raise http.client.IncompleteRead(b"", size - have)
             except (OSError, http.client.HTTPException) as exc:
@@ -324,7 +326,7 @@ def download(
     except BaseException:
         hasher.abandon()
         raise
-    return Transfer(transferred, digest, have)
+    return Transfer(transferred, digest, have, announced)
 
 
 def _reason(exc: BaseException) -> str:
