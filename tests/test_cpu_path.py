@@ -198,10 +198,10 @@ def test_an_unreadable_verdict_cache_means_probing_again(tmp_path):
 
 @pytest.fixture
 def full_llama_log(monkeypatch):
-    from modelctl.backends import llamacpp
+    from modelctl.backends import llama_lib
 
     log: deque[str] = deque(maxlen=10_000)
-    monkeypatch.setattr(llamacpp, "_llama_log", log)
+    monkeypatch.setattr(llama_lib, "_log", log)
     return log
 
 

@@ -20,15 +20,15 @@ What this backend does that `Llama.create_chat_completion` does not:
 from __future__ import annotations
 
 import codecs
-import inspect
 import os
 import sys
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
+from modelctl.backends import extra_buffers
 from modelctl.backends.base import (
     FINISH_LENGTH,
     FINISH_STOP,
@@ -39,7 +39,14 @@ from modelctl.backends.base import (
     Timings,
     Usage,
 )
-from modelctl.backends import extra_buffers
+from modelctl.backends.llama_lib import (
+    clear_log,
+    gpu_name,
+    gpu_offload_supported,
+    import_llama_cpp,
+    load_failure,
+)
+from modelctl.backends.llama_options import split_options
 from modelctl.errors import BackendError, ModelFileError, UsageError
 from modelctl.store.gguf import GGUFFile, check_gguf
 
@@ -52,70 +59,15 @@ SAMPLING_DEFAULTS = {"temperature": 0.8, "top_p": 0.95, "top_k": 40, "repeat_pen
 # Answers whose generated tokens are remembered for reuse in later prompts.
 _REMEMBERED_ANSWERS = 32
 
-_llama_log: deque[str] = deque(maxlen=200)
-_log_callback = None  # keeps the ctypes callback alive
-
-
-def _import_llama_cpp():
-    """Import llama_cpp once, routing llama.cpp's log lines into `_llama_log` (not stderr)."""
-    global _log_callback
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise BackendError(
-            "llama-cpp-python is not installed", hint="pip install llama-cpp-python"
-        ) from exc
-    if _log_callback is None:
-        import ctypes
-
-        @llama_cpp.llama_log_callback
-        def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            line = text.decode("utf-8", errors="replace")
-            if line.strip():
-                _llama_log.append(line.rstrip("\n"))
-
-        _log_callback = _callback
-        llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
-    return llama_cpp
-
-
-def _note_on_stderr(message: str) -> None:
-    sys.stderr.write(f"modelctl: warning: {message}\n")
-
-
-def llama_log_tail(n: int = 20) -> list[str]:
-    """The last lines llama.cpp logged (shown by --debug and in load errors)."""
-    return list(_llama_log)[-n:]
-
-
-def _load_failure(fallback: str) -> str:
-    """Why llama.cpp could not load a model: its last error line, else `fallback` and the last
-    line it logged (such as "quantized V cache requires flash_attn to be enabled")."""
-    lines = [line.strip() for line in llama_log_tail(40)]
-    for word in ("error", "failed"):
-        found = [line for line in lines if word in line.lower()]
-        if found:
-            return found[-1]
-    return f"{fallback}: {lines[-1]}" if lines else fallback
-
-
-def gpu_offload_supported() -> bool:
-    """True when this llama.cpp build can offload layers to a GPU (Metal, CUDA, Vulkan, ...)."""
-    return bool(_import_llama_cpp().llama_supports_gpu_offload())
-
-
-def _gpu_name(llama_cpp) -> str:
-    from modelctl.backends.hardware import parse_system_info
-
-    found = parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")).gpu_backends
-    return found[0] if found else "GPU"
-
-
 # Token attributes (llama.h `llama_token_attr`).
 _ATTR_CONTROL = 1 << 3
 _ATTR_PARSED_SPECIAL = (1 << 0) | _ATTR_CONTROL  # UNKNOWN | CONTROL: found in text only by special parsing
 _ATTR_LSTRIP, _ATTR_RSTRIP = 1 << 7, 1 << 8  # the token swallows the whitespace before / after it
 _C_SPACE = " \t\n\v\f\r"  # what C's isspace() matches, as llama.cpp strips it
+
+
+def _note_on_stderr(message: str) -> None:
+    sys.stderr.write(f"modelctl: warning: {message}\n")
 
 
 def _token_piece(llama_cpp, vocab, token: int, *, special: bool) -> bytes:
@@ -153,141 +105,6 @@ class _Run:
         lo = len(text) - len(text.lstrip(_C_SPACE)) if self.strip_left else 0
         hi = lo + len(text[lo:].rstrip(_C_SPACE)) if strip_right else len(text)
         return text[lo:hi], [(a - lo, b - lo, t) for a, b, t in self.answers if lo <= a and b <= hi]
-
-
-def _parse_bool(text: str) -> bool:
-    low = text.strip().lower()
-    if low in ("true", "1", "yes", "on"):
-        return True
-    if low in ("false", "0", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def _parse_int(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise ValueError(f"expected a whole number, got {text!r}") from None
-
-
-def _parse_tensor_split(text: str) -> list[float]:
-    """`3,1`: the share of the model on each GPU."""
-    try:
-        shares = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(f"expected numbers separated by commas (3,1), got {text!r}") from None
-    if any(share < 0 for share in shares) or len(shares) > _import_llama_cpp().LLAMA_MAX_DEVICES:
-        raise ValueError(f"expected at most {_import_llama_cpp().LLAMA_MAX_DEVICES} shares, none negative")
-    return shares
-
-
-_OVERRIDE_TYPES: dict[str, Any] = {"int": _parse_int, "float": float, "bool": _parse_bool, "str": str}
-
-
-def _parse_kv_overrides(text: str) -> dict[str, Any]:
-    """`KEY=TYPE:VALUE[,KEY=TYPE:VALUE...]` (llama.cpp's --override-kv), TYPE int, float, bool or str."""
-    overrides: dict[str, Any] = {}
-    for item in text.split(","):
-        key, _, typed = item.partition("=")
-        kind, sep, value = typed.partition(":")
-        if not key.strip() or not sep or kind not in _OVERRIDE_TYPES:
-            raise ValueError(f"expected KEY=TYPE:VALUE with TYPE int, float, bool or str, got {item!r}")
-        overrides[key.strip()] = _OVERRIDE_TYPES[kind](value)
-        if kind == "str" and len(value.encode("utf-8")) > 127:
-            raise ValueError(f"{key}: a string override holds at most 127 bytes")
-    return overrides
-
-
-# The KV cache types llama.cpp accepts (its --cache-type-k/-v), by name and ggml type id.
-KV_CACHE_TYPES = {"f32": 0, "f16": 1, "bf16": 30, "q8_0": 8, "q4_0": 2, "q4_1": 3, "iq4_nl": 20, "q5_0": 6, "q5_1": 7}
-
-
-def _parse_cache_type(text: str) -> int:
-    low = text.strip().lower()
-    if low in KV_CACHE_TYPES:
-        return KV_CACHE_TYPES[low]
-    if low.isdigit() and int(low) in KV_CACHE_TYPES.values():
-        return int(low)
-    raise ValueError(f"expected one of {', '.join(KV_CACHE_TYPES)}, got {text!r}")
-
-
-def _gguf_metadata(path: str) -> dict[str, Any]:
-    from modelctl.store.gguf import read_gguf
-
-    try:
-        return read_gguf(path).metadata
-    except ModelFileError as exc:  # no such file, not GGUF, ...
-        raise ValueError(str(exc)) from None
-
-
-def _parse_adapter(text: str) -> str:
-    """The path of a LoRA adapter in GGUF format."""
-    md = _gguf_metadata(text)
-    if md.get("general.type") != "adapter" or md.get("adapter.type") != "lora":
-        raise ValueError(f"{text}: not a LoRA adapter (a GGUF file with general.type 'adapter')")
-    return text
-
-
-def _parse_gguf_path(text: str) -> str:
-    _gguf_metadata(text)
-    return text
-
-
-# Load-time parameters whose default (None) does not say what they take.
-_OPTION_PARSERS: dict[str, Any] = {
-    "n_threads": _parse_int, "n_threads_batch": _parse_int, "op_offload": _parse_bool, "swa_full": _parse_bool,
-    "tensor_split": _parse_tensor_split, "kv_overrides": _parse_kv_overrides,
-    "type_k": _parse_cache_type, "type_v": _parse_cache_type,
-    "lora_path": _parse_adapter, "lora_base": _parse_gguf_path,
-}
-# Parameters modelctl owns (the prompt, the model file, a flag of its own) or that break a chat.
-_OWNED_OPTIONS = {"self", "tokens", "reset", "stopping_criteria", "logits_processor", "grammar",
-                  "model_path", "chat_format", "chat_handler", "tokenizer", "draft_model", "kwargs",
-                  "verbose", "temp", "vocab_only"}
-
-
-def _parse_option(key: str, value: Any, default: Any) -> Any:
-    """A `-o KEY=VALUE` value as the parameter takes it. Typed values from config.toml are read
-    as their text, so that they are checked the same way."""
-    text = value if isinstance(value, str) else str(value)
-    if key in _OPTION_PARSERS:
-        return _OPTION_PARSERS[key](text)
-    if isinstance(default, bool):
-        return _parse_bool(text)
-    if isinstance(default, int):
-        return _parse_int(text)
-    if isinstance(default, float):
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"expected a number, got {text!r}") from None
-    raise ValueError("modelctl does not know what this option takes")
-
-
-def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Sort `-o KEY=VALUE` options into (load-time `Llama(...)` kwargs, sampling kwargs of
-    `Llama.generate`), converting values to what the parameters take. Unknown keys, and values
-    that do not fit, are a UsageError."""
-    llama_cpp = _import_llama_cpp()
-    sample_sig = inspect.signature(llama_cpp.Llama.generate).parameters
-    load_sig = inspect.signature(llama_cpp.Llama.__init__).parameters
-    load: dict[str, Any] = {}
-    sample: dict[str, Any] = {}
-    for key, value in options.items():
-        target, sig = (sample, sample_sig) if key in sample_sig else (load, load_sig)
-        if key in _OWNED_OPTIONS or key not in sig:
-            known = sorted((set(sample_sig) | set(load_sig)) - _OWNED_OPTIONS)
-            raise UsageError(
-                f"unknown llama.cpp option {key!r}",
-                hint="known: " + ", ".join(known),
-            )
-        default = sig[key].default
-        try:
-            target[key] = _parse_option(key, value, None if default is inspect.Parameter.empty else default)
-        except ValueError as exc:
-            raise UsageError(f"option {key}: {exc}") from None
-    return load, sample
 
 
 class LlamaCppBackend(BaseBackend):
@@ -362,7 +179,7 @@ class LlamaCppBackend(BaseBackend):
         return -1 if gpu_offload_supported() else 0
 
     def _construct(self, **overrides: Any) -> "Llama":
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         kwargs: dict[str, Any] = {
             "n_ctx": self.n_ctx,
             "n_gpu_layers": self._gpu_layers(),
@@ -375,7 +192,7 @@ class LlamaCppBackend(BaseBackend):
         kwargs.update(self.load_options)
         kwargs.update(overrides)
         adapter = kwargs.pop("lora_path", None)  # applied below, checked
-        _llama_log.clear()  # what llama.cpp logs from here on explains a failure
+        clear_log()  # what llama.cpp logs from here on explains a failure
         options_hint = f"check the options {', '.join(sorted(self.load_options))}" if self.load_options else None
         buffers = self.buffer_choice()
         try:
@@ -384,7 +201,7 @@ class LlamaCppBackend(BaseBackend):
         except (TypeError, AttributeError) as exc:  # a value of a type llama-cpp-python does not take
             raise UsageError(f"llama.cpp does not take these options: {exc}", hint=options_hint) from exc
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelFileError(f"{self.path}: llama.cpp cannot load this model: {_load_failure(str(exc))}",
+            raise ModelFileError(f"{self.path}: llama.cpp cannot load this model: {load_failure(str(exc))}",
                                  hint=options_hint) from exc
         if adapter:
             self._apply_adapter(llama_cpp, llm, adapter, kwargs.get("lora_scale", 1.0))
@@ -397,7 +214,7 @@ class LlamaCppBackend(BaseBackend):
             from modelctl.backends.hardware import host_cpu, parse_system_info
             from modelctl.config import get_paths
 
-            llama_cpp = _import_llama_cpp()
+            llama_cpp = import_llama_cpp()
             build = parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
             choice = extra_buffers.choose(
                 self.path, build=build, cpu=host_cpu(), build_id=extra_buffers.build_identity(llama_cpp),
@@ -428,7 +245,7 @@ class LlamaCppBackend(BaseBackend):
                 return
         llm.close()
         raise ModelFileError(f"{path}: llama.cpp cannot apply this LoRA adapter to {self.path.name}: "
-                             f"{_load_failure('no reason given')}")
+                             f"{load_failure('no reason given')}")
 
     def load(self) -> "Llama":
         """Load the model for generation (once)."""
@@ -482,11 +299,11 @@ class LlamaCppBackend(BaseBackend):
         layers = self.gpu_layers_in_use
         if layers == 0:
             return "CPU"
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         if not llama_cpp.llama_supports_gpu_offload():
             return "CPU (this llama.cpp build has no GPU support)"
         total = (self.gguf.metadata.get(f"{self.gguf.architecture}.block_count") or 0) + 1
-        return f"GPU ({_gpu_name(llama_cpp)}, {layers}/{total} layers)"
+        return f"GPU ({gpu_name(llama_cpp)}, {layers}/{total} layers)"
 
     def describe(self) -> dict[str, Any]:
         md = self.gguf.metadata
@@ -554,7 +371,7 @@ class LlamaCppBackend(BaseBackend):
         space prefix at the start of each), so BPE merges across a template/content boundary and
         the space prefix come out the same. A message holding a remembered answer gets the tokens
         generated for it where they fit the run's tokens (see `_splice_answers`)."""
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         llm = self.load()
         ids: list[int] = []
         run = _Run()
@@ -740,7 +557,7 @@ class LlamaCppBackend(BaseBackend):
         first chunk; closing the iterator stops the generation cleanly."""
         from modelctl.chat.stops import StopMatcher
 
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         llm = self.load()
         t0 = time.perf_counter()
         rendered = self.render(messages)
@@ -831,7 +648,7 @@ class LlamaCppBackend(BaseBackend):
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One L2-normalized vector per text. Models that declare no pooling are mean-pooled."""
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         if self._embedder is None:
             pooling = {}
             if f"{self.gguf.architecture}.pooling_type" not in self.gguf.metadata:
