@@ -152,6 +152,7 @@ CASES: list[Case] = [
     ("template ''", lambda p: ["prompt", "-t", "", "--messages", f"{p.root}/m.json"], 2, "--template"),
     ("chat template ''", lambda p: ["chat", "-t", "", "Hi"], 2, "--template"),
     ("api-base ''", lambda p: ["chat", "--api-base", "", "-m", "x", "Hi"], 2, "--api-base"),
+    ("templates show ''", lambda p: ["templates", "show", ""], 2, "empty"),
     ("model ''", lambda p: ["prompt", "-m", " ", "--messages", f"{p.root}/m.json"], 2, "--model"),
     ("import --name ''", lambda p: ["import", p.gguf(), "--name", ""], 2, "--name"),
     ("pull --quant ''", lambda p: ["pull", "gpt-4o", "--quant", ""], 2, "--quant"),

@@ -35,7 +35,7 @@ def resolve_template(
 ) -> ChatTemplate:
     """The template for a model: --template > registry template > GGUF embedded template >
     adapter match > fallback (source='fallback'; the caller prints the warning)."""
-    if template:
+    if template is not None:  # an empty name is an error, not "choose for me"
         return explicit_template(template)
     if registry_template:
         return replace(get_conv_template(registry_template), source="registry")
