@@ -81,6 +81,14 @@ class LineReader:
                 readline.read_history_file(history)
             except OSError:
                 pass
+            self._forget_secrets()  # saved by an older modelctl: gone when the history is written
+
+    def _forget_secrets(self) -> None:
+        from modelctl.keys import looks_like_secret
+
+        for i in reversed(range(self.readline.get_current_history_length())):
+            if looks_like_secret(self.readline.get_history_item(i + 1) or ""):  # items count from 1
+                self.readline.remove_history_item(i)
 
     def read(self, prompt: str) -> str:
         from modelctl.keys import looks_like_secret
