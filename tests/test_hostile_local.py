@@ -358,3 +358,8 @@ def test_a_file_name_that_is_not_utf8_is_shown_not_fatal(tmp_path, run_modelctl)
         result = run_modelctl(*args, env=strict)
         assert result.returncode == 0 and not result.stderr, (args, result.stderr)
         assert "\x1b" not in result.stdout and ("m\\xff\\x1b[31m" in result.stdout or "\\udcff" in result.stdout)
+
+
+def test_an_error_line_is_capped(cli):
+    result = cli("show", "x" * 100_000)
+    assert result.exit_code == 4 and len(result.stderr) < 2100 and "more characters)" in result.stderr

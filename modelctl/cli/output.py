@@ -150,14 +150,25 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json_text(data, indent) + "\n")
 
 
+# The longest message printed whole: a server's 5 MB error page is not a message.
+MAX_MESSAGE_CHARS = 2000
+
+
+def _message(text: str) -> str:
+    text = safe(text)
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    return f"{text[:MAX_MESSAGE_CHARS]}… ({len(text) - MAX_MESSAGE_CHARS:,} more characters)"
+
+
 def warn(message: str) -> None:
     """One warning line on stderr."""
-    sys.stderr.write(f"modelctl: warning: {safe(message)}\n")
+    sys.stderr.write(f"modelctl: warning: {_message(message)}\n")
 
 
 def error_line(message: str) -> None:
     """The one line an error ends a command with."""
-    sys.stderr.write(f"modelctl: error: {safe(message)}\n")
+    sys.stderr.write(f"modelctl: error: {_message(message)}\n")
     sys.stderr.flush()
 
 
