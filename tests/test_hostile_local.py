@@ -363,3 +363,12 @@ def test_a_file_name_that_is_not_utf8_is_shown_not_fatal(tmp_path, run_modelctl)
 def test_an_error_line_is_capped(cli):
     result = cli("show", "x" * 100_000)
     assert result.exit_code == 4 and len(result.stderr) < 2100 and "more characters)" in result.stderr
+
+
+@pytest.mark.parametrize("redirect, args, code", [
+    (">&-", "list", 0), ("2>&-", "show no-such-model", 4), ("<&-", "keys set openai", 2),
+])
+def test_a_stream_closed_from_the_start(redirect, args, code, modelctl_home):
+    proc = subprocess.run(["sh", "-c", f'exec "$0" -m modelctl {args} {redirect}', sys.executable],
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ, MODELCTL_HOME=str(modelctl_home)))
+    assert proc.returncode == code and "Traceback" not in proc.stderr, proc.stderr

@@ -49,6 +49,8 @@ def set_key(
     from modelctl.errors import UsageError
 
     name = keys.canonical(provider)
+    if value is None and sys.stdin is None:  # started with stdin closed
+        value = ""
     if value is None:
         if sys.stdin.isatty():
             import getpass

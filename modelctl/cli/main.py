@@ -146,6 +146,9 @@ for _name in COMMAND_MODULES:
 
 def run() -> None:
     """Console-script entry point."""
+    for name in ("stdout", "stderr"):  # started with the stream closed (`>&-`): as if nobody reads it
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))
     try:
         try:
             app(prog_name="modelctl")
