@@ -36,7 +36,7 @@ def _print_models(models: list["Model"], *, as_json: bool, title: str, scores: l
         if scores is not None:
             for item, score in zip(items, scores):
                 item["score"] = round(score, 2)
-        output.print_json(output.redact_data(items))
+        output.print_records(items)
         return
     output.table(_COLUMNS, [_row(m) for m in models], title, no_wrap=("ID",))
     if sys.stdout.isatty():
@@ -106,7 +106,7 @@ def show(
         data = m.to_dict()
         data["deployments"] = [d.to_dict() | {"service": d.service_metadata()} for d in m.deployments]
         data["source"] = m.source
-        output.print_json(output.redact_data(data))
+        output.print_records(data)
         return
     _print_show(m)
 

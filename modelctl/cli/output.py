@@ -150,6 +150,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json_text(data, indent) + "\n")
 
 
+def print_records(data: Any) -> None:
+    """`print_json` for records about models, files and services (the registry, the store): the
+    credentials of the URLs in them are hidden. (A prompt or an answer is printed as it is.)"""
+    print_json(redact_data(data))
+
+
 # The longest message printed whole: a server's 5 MB error page is not a message.
 MAX_MESSAGE_CHARS = 2000
 

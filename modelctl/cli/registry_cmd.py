@@ -30,7 +30,7 @@ def validate(
     if not problems:
         problems.extend(_unknown_templates(models))
     if as_json:
-        output.print_json(output.redact_data([p.to_dict() for p in problems]))
+        output.print_records([p.to_dict() for p in problems])
     else:
         for p in problems:
             sys.stdout.write(f"{output.safe(p)}\n")
@@ -61,7 +61,7 @@ def _unknown_templates(models):
 @registry_app.command("export")
 def export() -> None:
     """Print the merged registry as JSON (credentials written into URLs hidden)."""
-    output.print_json(output.redact_data(state.get_registry().export()))
+    output.print_records(state.get_registry().export())
 
 
 @registry_app.command("path")

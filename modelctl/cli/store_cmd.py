@@ -52,7 +52,7 @@ def pull(
         sys.stderr.write("modelctl: the partial download is kept; run the same command again to resume\n")
         raise
     if as_json:
-        output.print_json(report.to_dict())
+        output.print_records(report.to_dict())
         return
     if not quiet:
         size = report.size if report.size is not None else sum(f.size for f in report.files)
@@ -82,7 +82,7 @@ def import_(
     require_values(name=name)
     report = import_file(path, name)
     if as_json:
-        output.print_json(report.to_dict())
+        output.print_records(report.to_dict())
         return
     facts = ", ".join(x for x in (
         report.architecture, report.quant, human_bytes(report.size),
@@ -126,7 +126,7 @@ def rm(
     for n in plan.notes:
         output.warn(n)
     if as_json:
-        output.print_json(plan.to_dict())
+        output.print_records(plan.to_dict())
         return
     what = output.safe(f"{plan.model_id or plan.name}" + (f" ({quant})" if quant else ""))
     sys.stdout.write(f"removed {what}: {human_bytes(plan.freed)} freed\n")
@@ -149,7 +149,7 @@ def print_installed(as_json: bool) -> None:
 
     models = installed_models()
     if as_json:
-        output.print_json(output.redact_data([m.to_dict() for m in models]))
+        output.print_records([m.to_dict() for m in models])
         return
     output.table(_INSTALLED_COLUMNS, [_installed_row(m) for m in models], "Installed models", right=("SIZE",))
     if sys.stdout.isatty():
@@ -164,7 +164,7 @@ def du(
 
     usage = disk_usage()
     if as_json:
-        output.print_json(output.redact_data(usage))
+        output.print_records(usage)
         return
     rows = [[m["name"] + (" (mmproj)" if m["role"] == "mmproj" else ""), m["source"], m["quant"] or "-",
              human_bytes(m["size_bytes"])] for m in usage["models"]]
