@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from modelctl.errors import ModelctlError, NotFoundError, UsageError
+from modelctl.errors import ModelctlError, NotFoundError
 
 APP_NAME = "modelctl"
 
@@ -46,26 +46,25 @@ class Paths:
         return self.data_dir / "models"
 
 
-def _check_home(root: Path) -> None:
-    """MODELCTL_HOME may be absent (it is created when needed) but not something else than a
-    directory: every file modelctl reads or writes would fail under it, each with its own error."""
+def home_problem() -> str | None:
+    """What is wrong with MODELCTL_HOME, when it exists but is not a directory (every file under
+    it then fails to be read or written); None when it is fine or unset."""
     from modelctl.files import describe_mode
 
+    home = os.environ.get("MODELCTL_HOME")
+    if not home:
+        return None
     try:
-        mode = root.stat().st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise UsageError(f"MODELCTL_HOME {str(root)!r} cannot be used: {exc.strerror}") from None
-    if not stat.S_ISDIR(mode):
-        raise UsageError(f"MODELCTL_HOME {str(root)!r} is {describe_mode(mode)}, not a directory")
+        mode = Path(home).expanduser().stat().st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISDIR(mode) else f"MODELCTL_HOME {home!r} is {describe_mode(mode)}, not a directory"
 
 
 def get_paths() -> Paths:
     home = os.environ.get("MODELCTL_HOME")
     if home:
         root = Path(home).expanduser()
-        _check_home(root)
         return Paths(root / "config", root / "data", root / "cache")
     import platformdirs
 

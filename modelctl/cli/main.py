@@ -62,8 +62,10 @@ def _debug_traceback() -> None:
 def _unexpected(exc: BaseException) -> str:
     """The one line for an exception no part of modelctl turned into a ModelctlError."""
     if isinstance(exc, OSError) and exc.strerror:
+        from modelctl.config import home_problem
+
         where = f"{exc.filename}: " if exc.filename else ""
-        return f"{where}{exc.strerror}"
+        return home_problem() or f"{where}{exc.strerror}"
     if isinstance(exc, RecursionError):
         return "the input is nested too deeply to process"
     detail = str(exc).splitlines()[0] if str(exc) else ""
