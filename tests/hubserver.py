@@ -32,6 +32,7 @@ Faults, for tests (attributes of `HubServer`, changeable while it runs):
     truncate_at    ... after this many bytes, when set
     model_info_body  (content type, bytes) answered to every model-info request instead
     extra_siblings   raw entries appended to the listing's `siblings` (hostile file names)
+    location       where /resolve sends an LFS download instead of the CDN (`file:///etc/passwd`)
 
 Every request is recorded in `requests` (method, path, headers) and every CDN body byte counted
 in `bytes_sent`, so tests can assert what was transferred.
@@ -122,6 +123,7 @@ class HubServer:
         self.truncate_at: int | None = None
         self.model_info_body: tuple[str, bytes] | None = None
         self.extra_siblings: list = []
+        self.location: str | None = None
 
     def reset_counters(self) -> None:
         self.requests.clear()
@@ -296,7 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "ETag": f'"{git_blob_id(f.sha256.encode())}"',
                 "X-Linked-Etag": f'"{f.sha256}"',
                 "X-Linked-Size": str(size),
-                "Location": f"{self.hub.cdn}/cdn/{f.sha256}",
+                "Location": self.hub.location or f"{self.hub.cdn}/cdn/{f.sha256}",
                 "Content-Type": "text/plain; charset=utf-8",
             }
             return self._send(302, headers, b"Found. Redirecting")

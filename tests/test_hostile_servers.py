@@ -274,6 +274,16 @@ def test_a_bad_limit_setting_is_a_usage_error(var, value, hostile, cli, tmp_path
                      2, var)
 
 
+@pytest.mark.parametrize("kit", ["openai-compatible", "anthropic", "ollama", "hf-inference"])
+def test_a_charset_a_server_names_does_not_change_how_utf8_is_read(kit, hostile, cli, tmp_path):
+    answer = as_answer(KIT[kit].stream(["h\u00e9", "llo"]))
+    answer.headers["Content-Type"] += "; charset=utf-16"
+    result = run_chat(cli, hostile, tmp_path, kit, answer)
+    assert result.exit_code == 0 and "h\u00e9llo" in result.stdout, result.output
+    error = body(json.dumps({"error": {"message": "nope"}}), 400, ctype="application/json; charset=utf-16")
+    assert_one_error(run_chat(cli, hostile, tmp_path, kit, error), 7, "nope")
+
+
 def test_an_encoding_modelctl_does_not_read_is_refused(hostile, cli, tmp_path):
     answer = Answer(200, {"Content-Type": "text/event-stream", "Content-Encoding": "br"}, b"\x8b\x02\x80hello\x03")
     assert_one_error(run_chat(cli, hostile, tmp_path, "openai-compatible", answer), 7, "content encoding")

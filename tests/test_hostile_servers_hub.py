@@ -168,3 +168,10 @@ def test_a_truncated_file_the_server_announces_whole_is_deleted(hub_server, cli,
     hub_server.add_file(REPO, short.name, short)
     assert_one_error(cli("pull", "--quiet", f"hf:{REPO}"), 5, "the server's copy is truncated", "deleted")
     assert snapshot_files(hf_env) == [] and not list(hf_env.rglob("*.incomplete")) and installed(cli) == []
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://example.com/model.gguf", "gopher://x/1"])
+def test_a_download_sent_elsewhere_than_http_is_refused(location, hub, cli, hf_env):  # noqa: F811
+    hub.location = location
+    assert_one_error(cli("pull", "--quiet", f"hf:{REPO}"), 7, "not an http(s) address")
+    assert snapshot_files(hf_env) == []

@@ -88,12 +88,17 @@ def provider_message(body: Any, text: str = "") -> str:
 def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
     """A server's words, safe to put in a message: one line, escapes for control characters,
     at most `limit` characters."""
-    text = " ".join(wire.clean_text(text[: limit * 4]).split())
-    text = _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+    text = escape_controls(" ".join(wire.clean_text(text[: limit * 4]).split()))
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+def escape_controls(text: str) -> str:
+    """Control characters (C0 but newline and tab, DEL, C1) as escapes: `\\x1b`, never the byte
+    that drives a terminal."""
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _MESSAGE_FIELD = re.compile(r'"(?:message|detail|error)"\s*:\s*"((?:[^"\\]|\\.){1,1200})')
 
 
@@ -460,14 +465,14 @@ class DebugLog:
     def line(self, label: str, value: Any) -> None:
         if not self.enabled:
             return
-        self.out.write(redact(f"debug: {label}: {value}") + "\n")
+        self.out.write(escape_controls(redact(f"debug: {label}: {value}")) + "\n")
         self.out.flush()
 
     def block(self, label: str, text: str) -> None:
         if not self.enabled:
             return
         self.out.write(f"debug: {label}:\n")
-        for row in redact(text).splitlines() or [""]:
+        for row in escape_controls(wire.clean_text(redact(text))).splitlines() or [""]:
             self.out.write(f"debug:   {row}\n")
         self.out.flush()
 

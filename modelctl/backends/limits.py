@@ -10,7 +10,8 @@ puts `BoundedBody` in place of the response's byte stream before a byte is read:
 - more than `max_bytes` of (decompressed) answer is refused; an error answer (status 400 or
   more) is cut at `ERROR_BODY_BYTES` instead, since only its first words are shown;
 - an answer still arriving `deadline` seconds after it started is refused (a stream that never
-  ends); a server silent for `read_timeout` seconds is the HTTP client's own read timeout.
+  ends); a server silent for `read_timeout` seconds is the HTTP client's own read timeout;
+- its text is read as UTF-8, whatever charset the server names.
 
 The numbers come from the environment, read when a client is made:
 
@@ -196,6 +197,9 @@ def bounding_hook(httpx_module: Any, limits: Limits, *, shown: Callable[[str], s
         where = shown(str(url.copy_with(query=None, fragment=None)))
         encoding = response.headers.get("content-encoding")
         response.headers.pop("content-encoding", None)  # decoded here, not again by httpx
+        # JSON, server-sent events and JSON lines are UTF-8 whatever charset a server names (a
+        # "utf-16" on UTF-8 bytes makes the decoder raise, not replace).
+        response.encoding = "utf-8"
         blocks = bounded_body(response.stream, encoding, where=where, status=response.status_code,
                               limits=limits, started=time.monotonic())
         response.stream = cls(response.stream, blocks)

@@ -161,6 +161,10 @@ def _open(url: str, headers: dict[str, str], *, auth: tuple[str, str] | None, ti
             opener.add_handler(handler)
         _opener = opener
     for _ in range(MAX_REDIRECTS + 1):
+        if urlsplit(url).scheme not in ("http", "https"):  # a Location may say file:, ftp:, anything
+            from modelctl.backends.http import redact_url
+
+            raise TransferError(f"refusing to download from {redact_url(url)[:200]}: not an http(s) address")
         hdrs = dict(headers)
         if auth is not None and origin(url) == auth[0]:
             hdrs["Authorization"] = auth[1]
