@@ -358,3 +358,23 @@ def test_an_unusable_ollama_host_is_a_usage_error(cli, provider_env):  # noqa: F
     result = cli("chat", "--deployment", "ollama", "-m", "llama-3-8b-instruct", "Hi",
                  env={"OLLAMA_HOST": f"http://{LONG_LABEL}.example:11434"})
     assert_one_error(result, 2, "not a usable Ollama host")
+
+
+OLLAMA_PULLS = [
+    ("web-page", body("<html>maintenance</html>", ctype="text/html"), 7, "did not answer like Ollama"),
+    ("nested-too-deep", ndjson(deep()), 7, "nested too deeply"),
+    ("status-is-a-number", ndjson('{"status": 5}'), 7, "did not answer like Ollama"),
+    ("error-is-an-object", ndjson('{"error": {"a": [1]}}'), 7, "did not answer like Ollama"),
+    ("bomb", bomb(ctype="application/x-ndjson"), 7, "larger than 8 MiB"),
+    ("error-bomb", bomb(500), 7, "HTTP 500"),
+    ("redirect", Answer(301, {"Location": SECRET_LOCATION}), 7, "redirect (301)"),
+    ("unknown-model", ndjson('{"error": "pull model manifest: file does not exist"}'), 4, "no model"),
+]
+
+
+@pytest.mark.parametrize("case,answer,code,needle", OLLAMA_PULLS, ids=[c for c, *_ in OLLAMA_PULLS])
+def test_an_ollama_pull_answered_badly_is_one_line(case, answer, code, needle, hostile, cli, tmp_path):
+    result = run_chat(cli, hostile, tmp_path, "ollama", answer, "pull", "test/served-model", "--deployment", "ollama",
+                      "--quiet", path="/api/pull", env={"MODELCTL_MAX_RESPONSE_MB": "8"})
+    line = assert_one_error(result, code, needle)
+    assert "hunter2" not in line

@@ -64,7 +64,7 @@ def _translate(exc: BaseException, host: str, tag: str | None = None) -> Excepti
         if 300 <= exc.status_code < 400:
             return BackendError(f"Ollama at {host} answered with a redirect ({exc.status_code})",
                                 hint="check OLLAMA_HOST, or the deployment's host")
-        return BackendError(f"Ollama at {host}: {text}")
+        return BackendError(f"Ollama at {host} answered HTTP {exc.status_code}: {text}")
     if isinstance(exc, BackendError):  # an answer beyond the limits
         return exc
     if isinstance(exc, (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout)):
