@@ -83,13 +83,11 @@ def check_option(key: str, value: Any) -> None:
     if not math.isfinite(number):
         raise UsageError(f"option {key}: {value!r} is not a finite number")
     if value.lstrip()[:1] in ("[", "{"):
-        from modelctl.files import load_json
-
         try:
-            found = load_json(value, f"option {key}")
-        except UsageError as exc:
-            if "nested too deeply" in str(exc):
-                raise
+            found = json.loads(value)
+        except RecursionError:
+            raise UsageError(f"option {key}: the JSON is nested too deeply") from None
+        except ValueError:
             return  # not JSON: the text itself
         _check_json_option(key, found, 0)
 
@@ -101,7 +99,7 @@ def _check_json_option(key: str, value: Any, depth: int) -> None:
     if depth > MAX_OPTION_DEPTH:
         raise UsageError(f"option {key}: the JSON is nested more than {MAX_OPTION_DEPTH} levels deep")
     if isinstance(value, float) and not math.isfinite(value):
-        raise UsageError(f"option {key}: the JSON holds a number that is not finite")
+        raise UsageError(f"option {key}: {value} is not a finite number")
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     for item in items:
         _check_json_option(key, item, depth + 1)

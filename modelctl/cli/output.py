@@ -132,7 +132,8 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def json_text(data: Any, indent: int | None = None) -> str:
-    """`data` as JSON text: NaN and Infinity (which JSON lacks) as null; C1 controls escaped."""
+    """`data` as JSON text: NaN and Infinity (which JSON lacks) as null; the characters of
+    _JSON_UNSAFE escaped."""
     try:
         text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
     except ValueError:
