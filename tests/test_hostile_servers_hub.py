@@ -175,3 +175,17 @@ def test_a_download_sent_elsewhere_than_http_is_refused(location, hub, cli, hf_e
     hub.location = location
     assert_one_error(cli("pull", "--quiet", f"hf:{REPO}"), 7, "not an http(s) address")
     assert snapshot_files(hf_env) == []
+
+
+def test_what_a_downloaded_header_says_is_never_a_registry_error(hub_server, cli, modelctl_home, tmp_path):
+    """Header fields the registry format would refuse (a licence link with spaces, a name of
+    blanks) are left out of the entry pull writes, not an invalid registry (exit 3)."""
+    odd = write_gguf(tmp_path / "odd-Q4_K_M.gguf", name="   ", n_floats=1 << 10,
+                     kv={"general.license.link": "http://example.com/a licence", "general.license": " "})
+    hub_server.add_file(REPO, odd.name, odd)
+    result = cli("pull", "--quiet", f"hf:{REPO}")
+    assert result.exit_code == 0, result.output
+    from modelctl.registry import check_file
+
+    raws, problems = check_file(modelctl_home / "config" / "registry.toml")
+    assert problems == [] and raws[0]["license"] == {"name": "unknown", "open_weights": True}

@@ -149,7 +149,34 @@ def entry_from_gguf(
     if mmproj:
         dep["mmproj"] = mmproj
     entry["deployments"] = [dep]
+    return _fit_for_registry(entry)
+
+
+def _fit_for_registry(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry with what a file's header says kept only where the registry format takes it: a
+    field the schema would refuse, or an integer TOML cannot hold, is left out (the licence name
+    falls back to "unknown"). What a downloaded file says is never a registry error."""
+    from modelctl.registry.schema import LICENSE_FIELDS, MODEL_FIELDS, MODEL_REQUIRED
+
+    for key in [k for k in entry if k not in MODEL_REQUIRED]:
+        check = MODEL_FIELDS.get(key)
+        if (check is not None and check(entry[key])) or not _toml_integers(entry[key]):
+            del entry[key]
+    lic = entry["license"]
+    if "url" in lic and LICENSE_FIELDS["url"](lic["url"]):
+        del lic["url"]
+    if LICENSE_FIELDS["name"](lic["name"]):
+        lic["name"] = "unknown"
     return entry
+
+
+def _toml_integers(value: Any) -> bool:
+    """Whether every integer in `value` fits TOML's 64 bits."""
+    if isinstance(value, dict):
+        return all(_toml_integers(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_toml_integers(v) for v in value)
+    return not isinstance(value, int) or -(2**63) <= value < 2**63
 
 
 def _read_user_registry(path: Path) -> dict[str, Any]:
