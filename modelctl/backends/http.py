@@ -42,7 +42,6 @@ SECRET_PARAMS = frozenset({"key", "api_key", "api-key", "apikey", "access_token"
 SECRET_PARAM_WORDS = ("key", "token", "secret", "password", "signature")
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = _limits.DEFAULT_READ_TIMEOUT  # MODELCTL_READ_TIMEOUT changes it
 MESSAGE_CHARS = 300  # the most of a server's own words an error message quotes
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Iterable
+from typing import Any
 
 from modelctl.errors import BackendError
 from modelctl.keys import redact
@@ -125,9 +125,10 @@ class Wire:
     def count(self, value: Any, what: str) -> int | None:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_COUNT:
-            shown = kind(value) if not isinstance(value, int) or isinstance(value, bool) else "out of range"
-            raise self.error(f"{what} is {shown}, not a token count")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.wrong(what, value, "a token count")
+        if not 0 <= value < MAX_COUNT:
+            raise self.error(f"{what} is out of range for a token count")
         return value
 
     def reason(self, value: Any, what: str = "the finish reason") -> str | None:
@@ -151,8 +152,10 @@ class Wire:
         return vectors
 
     def _vector(self, row: Any, what: str) -> list[float]:
-        if not isinstance(row, list) or not row:
-            raise self.wrong(what, row, "a list of numbers") if not isinstance(row, list) else self.error(f"{what} is empty")
+        if not isinstance(row, list):
+            raise self.wrong(what, row, "a list of numbers")
+        if not row:
+            raise self.error(f"{what} is empty")
         out = []
         for x in row:
             if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -195,7 +198,3 @@ def _plain(value: Any, depth: int) -> Any:
         return [_plain(v, depth - 1) for v in value]
     return clean_text(str(value))
 
-
-def first_text(values: Iterable[Any]) -> str | None:
-    """The first value that is text (for fields a server may spell several ways)."""
-    return next((v for v in values if isinstance(v, str)), None)
