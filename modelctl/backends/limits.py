@@ -77,8 +77,8 @@ def limits() -> Limits:
 
 
 class LimitExceeded(BackendError):
-    """An answer too large or too slow. `why` says which limit, without naming the service, for
-    callers that name it themselves."""
+    """An answer beyond what modelctl reads: too large, too slow, or in an encoding it does not
+    decode. `why` says which, without naming the service, for callers that name it themselves."""
 
     def __init__(self, where: str, why: str) -> None:
         super().__init__(f"the answer from {where} {why}")
