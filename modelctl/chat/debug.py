@@ -7,12 +7,12 @@ import sys
 from typing import IO, Any
 
 from modelctl.backends.http import redact_url
-from modelctl.chat.render import printable
+from modelctl.chat.render import safe
 from modelctl.keys import redact
 
 
 def _line(out: IO[str], label: str, value: Any) -> None:
-    out.write(printable(redact(f"debug: {label}: {value}")) + "\n")
+    out.write(safe(f"debug: {label}: {value}") + "\n")
 
 
 def prompt_report(backend: Any, out: IO[str] | None = None) -> None:

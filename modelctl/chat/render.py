@@ -44,6 +44,26 @@ def printable(text: str) -> str:
     return text.translate(_LINE_CONTROLS)
 
 
+# A URL inside text: up to a space, a quote or a bracket, without the punctuation that ends a clause.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,;:!?]")
+
+
+def redact_text(text: str) -> str:
+    """`text` with the credentials of every URL in it, and every known key, hidden."""
+    if "://" in text:
+        from modelctl.backends.http import redact_url
+
+        text = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    from modelctl.keys import redact
+
+    return redact(text)
+
+
+def safe(text: object) -> str:
+    """Data made fit for a terminal line (a message, a note): redacted, on one line, no controls."""
+    return printable(redact_text(str(text)))
+
+
 def for_terminal(text: str) -> str:
     """An answer's text as a terminal may show it: every control character but tab and newline
     written out (ESC -> \\x1b), carriage returns dropped."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from modelctl.chat.render import safe
 from modelctl.chat.resolve import ChatSetup, choose_template
 from modelctl.chat.session import ChatSession, clean_text
 from modelctl.errors import ModelctlError, UsageError
@@ -178,13 +179,9 @@ class Repl:
     # --- output -------------------------------------------------------------------------------
 
     def note(self, text: str) -> None:
-        from modelctl.cli.output import safe
-
         self.err.print(safe(text), style="dim", markup=False, highlight=False)
 
     def error(self, text: str) -> None:
-        from modelctl.cli.output import safe
-
         self.err.print(f"error: {safe(text)}", style="red", markup=False, highlight=False)
 
     # --- the loop -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import sys
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from modelctl.chat.render import printable
+from modelctl.chat.render import printable, redact_text, safe
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -76,25 +76,6 @@ def err() -> "Console":
 def reset_consoles() -> None:
     """Forget cached consoles (streams change under test runners)."""
     _console.cache_clear()
-
-
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-
-
-def redact_text(text: str) -> str:
-    """`text` with the credentials of every URL in it, and every known key, hidden."""
-    if "://" in text:
-        from modelctl.backends.http import redact_url
-
-        text = _URL.sub(lambda m: redact_url(m.group(0)), text)
-    from modelctl.keys import redact
-
-    return redact(text)
-
-
-def safe(text: Any) -> str:
-    """Data made fit for a terminal line: redacted, on one line, no controls."""
-    return printable(redact_text(str(text)))
 
 
 def cell(text: Any) -> str:
