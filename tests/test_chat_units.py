@@ -9,7 +9,7 @@ import pytest
 
 from modelctl.backends.base import GenerationParams
 from modelctl.chat.render import BlockSplitter, MarkdownStream, PlainStream
-from modelctl.chat.stops import StopMatcher
+from modelctl.backends.stops import StopMatcher
 
 # --- stop strings --------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from modelctl.backends.llama_lib import (
     load_failure,
 )
 from modelctl.backends.llama_options import split_options
+from modelctl.backends.stops import StopMatcher
 from modelctl.errors import BackendError, ModelFileError, UsageError
 from modelctl.store.gguf import GGUFFile, check_gguf
 
@@ -555,8 +556,6 @@ class LlamaCppBackend(BaseBackend):
     def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
         """Stream the answer to `messages`. Raises TemplateError, BackendError, UsageError before the
         first chunk; closing the iterator stops the generation cleanly."""
-        from modelctl.chat.stops import StopMatcher
-
         llama_cpp = import_llama_cpp()
         llm = self.load()
         t0 = time.perf_counter()
@@ -581,9 +580,9 @@ class LlamaCppBackend(BaseBackend):
         # between label and answer to the model: that one space is the template's, not the
         # answer's. Nothing else is stripped (an answer may start with indented code).
         separator = bool(rendered.text) and not rendered.text[-1].isspace()
-        return self._stream(llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0, StopMatcher)
+        return self._stream(llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0)
 
-    def _stream(self, llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0, StopMatcher) -> Iterator[Chunk]:
+    def _stream(self, llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0) -> Iterator[Chunk]:
         llm = self._llm
         to_eval = self._prepare(prompt)
         matcher = StopMatcher(stops)
