@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from modelctl.errors import ModelctlError, NotFoundError
+from modelctl.files import atomic_write  # noqa: F401 (where the store and the keys file have it from)
 
 APP_NAME = "modelctl"
 
@@ -113,28 +114,6 @@ def _load_user_config(path: str) -> dict[str, Any]:
 def user_config() -> dict[str, Any]:
     """The user's config.toml as a dict ({} when absent)."""
     return _load_user_config(str(get_paths().config_file))
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write `data` to `path` through a temporary file in the same directory and a rename."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        if mode is not None:
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 @contextmanager

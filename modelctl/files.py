@@ -8,6 +8,7 @@ GGUF to import), and JSON from them: the one safe way in and out.
   recursion, integers longer than Python converts) into one error of the caller's class.
 - `write_user_file` replaces a regular file atomically and refuses a FIFO, a device, a
   directory or a symlink in the target's place, so that it never writes through one.
+- `atomic_write` is how every file modelctl writes is written: a temporary file and a rename.
 
 Standard library only.
 """
@@ -135,14 +136,34 @@ def load_json(text: str | bytes, where: str, *, error: type[ModelctlError] = Usa
         raise error(f"invalid JSON in {where}: {str(exc).splitlines()[0]}") from None
 
 
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write `data` to `path` through a temporary file in the same directory and a rename."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 def write_user_file(path: str | os.PathLike[str], data: bytes, what: str, *, mode: int | None = None) -> Path:
     """Write `data` to `path` atomically, where `path` is absent or a regular file.
 
     A directory, a FIFO, a device node, a socket or a symlink at `path` is refused (UsageError):
     writing would replace it, or write through it onto something else.
     """
-    from modelctl.config import atomic_write
-
     target = Path(path)
     try:
         st = os.lstat(target)
