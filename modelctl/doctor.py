@@ -326,7 +326,7 @@ def check_keys(_: _Facts) -> Check:
 
 
 def check_hub(_: _Facts) -> Check:
-    from modelctl.backends.http import redact_url
+    from modelctl.backends.urls import redact_url
 
     home = os.environ.get("HF_HOME")
     endpoint = os.environ.get("HF_ENDPOINT")
@@ -340,7 +340,7 @@ def check_hub(_: _Facts) -> Check:
 
 
 def check_ollama(_: _Facts) -> Check:
-    from modelctl.backends.http import redact_url
+    from modelctl.backends.urls import redact_url
     from modelctl.errors import ModelctlError
 
     try:

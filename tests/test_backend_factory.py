@@ -55,7 +55,7 @@ def test_llama_cpp_deployments_are_not_opened_here():
 
 
 def test_importing_the_backends_costs_nothing():
-    code = ("import sys, modelctl.keys, modelctl.backends.factory, modelctl.backends.http, "
+    code = ("import sys, modelctl.keys, modelctl.backends.factory, modelctl.backends.http, modelctl.backends.urls, "
             "modelctl.backends.openai, modelctl.backends.anthropic, modelctl.backends.gemini, "
             "modelctl.backends.mistral, modelctl.backends.huggingface, modelctl.backends.ollama, "
             "modelctl.cli.keys_cmd; "

@@ -9,19 +9,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from modelctl.backends.http import (
-    DebugLog,
-    ErrorContext,
-    HttpClient,
-    RetryPolicy,
-    coerce_option,
-    iter_sse,
-    parse_retry_after,
-    pop_stream_flag,
-    provider_message,
-    redact_headers,
-    redact_url,
-)
+from modelctl.backends.api import coerce_option, pop_stream_flag
+from modelctl.backends.debuglog import DebugLog, redact_headers
+from modelctl.backends.http import ErrorContext, HttpClient
+from modelctl.backends.retry import RetryPolicy, parse_retry_after
+from modelctl.backends.server_text import provider_message
+from modelctl.backends.sse import iter_sse
+from modelctl.backends.urls import redact_url
 from modelctl.errors import UsageError
 from modelctl.keys import remember_secret
 
@@ -51,7 +45,7 @@ def test_retry_policy_backoff_and_limits():
 
 
 def test_retries_come_from_the_environment(monkeypatch):
-    from modelctl.backends.http import default_retry
+    from modelctl.backends.retry import default_retry
 
     monkeypatch.setenv("MODELCTL_RETRIES", "0")
     assert default_retry().retries == 0
@@ -96,7 +90,7 @@ def test_credentials_are_hidden_in_urls_and_headers():
     ("https://tok-as-user-3@h/v1?alt=sse&x-goog-api-key=qk-3&client_secret=cs-3", ["tok-as-user-3", "qk-3", "cs-3"]),
 ])
 def test_credentials_written_into_a_url(url, secret):
-    from modelctl.backends.http import url_credentials
+    from modelctl.backends.urls import url_credentials
 
     assert url_credentials(url) == secret
     assert not any(s in redact_url(url) for s in secret)

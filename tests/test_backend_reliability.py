@@ -131,7 +131,7 @@ def test_400_carries_the_providers_own_message(kit, server, open_kit, sleeps):
 @kits
 def test_a_refused_connection_is_an_offline_error(kit, server, open_kit, sleeps):
     from modelctl.backends.factory import open_backend
-    from modelctl.backends.http import RetryPolicy
+    from modelctl.backends.retry import RetryPolicy
 
     dead = kit.deployment(closed_port_url())
     backend = open_backend(None, dead, api_key=FAKE_KEY if kit.name != "ollama" else None,

@@ -11,7 +11,7 @@ import pytest
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import open_backend
-from modelctl.backends.http import RetryPolicy
+from modelctl.backends.retry import RetryPolicy
 from modelctl.errors import ModelctlError
 
 from providers.kits import FAKE_KEY, KITS, provider_env, registry_for, server  # noqa: F401 (fixtures)

@@ -14,7 +14,9 @@ from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, split_system
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
-from modelctl.backends.http import ErrorContext, Event, LineStream, error, one_line, provider_message
+from modelctl.backends.http import ErrorContext, LineStream, error
+from modelctl.backends.server_text import one_line, provider_message
+from modelctl.backends.sse import Event
 from modelctl.backends.wire import Wire
 from modelctl.errors import BackendError
 from modelctl.keys import require_key

@@ -8,30 +8,103 @@ of its stream into a `StreamState`; this module does the rest the same way for a
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message, Usage
-from modelctl.backends.http import (
-    NO_RETRY,
-    ClosingIterator,
-    DebugLog,
-    ErrorContext,
-    Event,
-    HttpClient,
-    LineStream,
-    RetryPolicy,
-    StreamClock,
-    default_retry,
-    pop_stream_flag,
-    service_url,
-)
+from modelctl.backends import wire
+from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message, Timings, Usage
+from modelctl.backends.debuglog import DebugLog
+from modelctl.backends.http import ErrorContext, HttpClient, LineStream
+from modelctl.backends.retry import NO_RETRY, RetryPolicy, default_retry
+from modelctl.backends.sse import Event
+from modelctl.backends.urls import service_url
 from modelctl.backends.wire import Wire, WireError, plain
 from modelctl.errors import ModelctlError
 from modelctl.keys import KeyInfo, redact
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment
+
+
+# --- options and timing of a chat request -----------------------------------------------------------------
+
+
+def coerce_option(value: Any) -> Any:
+    """A `-o KEY=VALUE` value for a JSON body: JSON when it parses (numbers, true/false, null,
+    objects, lists, at most `wire.MAX_DEPTH` deep), else the string itself."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return wire.loads(value)
+    except ValueError:
+        return value
+
+
+def pop_stream_flag(extra: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+    """(stream?, the other options). `-o stream=false` asks for one whole answer."""
+    options = {k: coerce_option(v) for k, v in extra.items()}
+    stream = options.pop("stream", True)
+    return stream is not False and str(stream).lower() not in ("false", "0", "no", "off"), options
+
+
+class StreamClock:
+    """First-token time and generation rate, measured on this side of the connection."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        self.last = now
+
+    def timings(self, completion_tokens: int | None, **extra: Any) -> Timings:
+        rate = None
+        if completion_tokens and completion_tokens >= 2 and self.first is not None and self.last and self.last > self.first:
+            rate = (completion_tokens - 1) / (self.last - self.first)
+        return Timings(
+            first_token_s=None if self.first is None else self.first - self.start,
+            tokens_per_second=rate,
+            **extra,
+        )
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+
+class ClosingIterator:
+    """An iterator of chunks that releases its connection when closed, even if it was never
+    iterated (a generator that never started would not run its `finally`)."""
+
+    def __init__(self, gen: Iterator[Any], closers: Sequence[Callable[[], None]]) -> None:
+        self._gen = gen
+        self._closers = list(closers)
+
+    def __iter__(self) -> "ClosingIterator":
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._gen)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._gen, "close", None)
+            if close is not None:
+                close()
+        finally:
+            closers, self._closers = self._closers, []
+            for fn in closers:
+                fn()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 @dataclass

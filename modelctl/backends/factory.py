@@ -14,8 +14,7 @@ from modelctl.errors import UsageError
 
 if TYPE_CHECKING:
     from modelctl.backends.base import Backend
-    from modelctl.registry import Model
-    from modelctl.registry import Deployment
+    from modelctl.registry import Deployment, Model
 
 # deployment kind -> (module under modelctl.backends, class name)
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -35,7 +34,7 @@ ADHOC_DEPLOYMENT_ID = "api-base"
 def adhoc_deployment(api_base: str, model: str, *, key_env: str = "OPENAI_API_KEY") -> "Deployment":
     """The deployment behind `--api-base URL --model NAME`: any OpenAI-compatible server, with
     `--api-key` or `OPENAI_API_KEY` when it wants a key."""
-    from modelctl.backends.http import check_url
+    from modelctl.backends.urls import check_url
     from modelctl.registry import Deployment
 
     check_url(api_base, "--api-base")

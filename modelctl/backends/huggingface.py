@@ -11,32 +11,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from modelctl.backends.api import ApiBackend, StreamState
+from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, pop_stream_flag
 from modelctl.backends.base import FINISH_STOP, Chunk, GenerationParams, Message, Usage
+from modelctl.backends.debuglog import request_hooks
 from modelctl.backends.http import (
-    Attempt,
-    ClosingIterator,
     ErrorContext,
-    StreamClock,
     error,
     hooked_session,
     hub_session_hooks,
     interrupted,
     media_type,
-    one_line,
-    parse_retry_after,
-    pop_stream_flag,
-    provider_message,
-    request_hooks,
-    run_with_retries,
     status_error,
     transport_reason,
     what_came,
-    RETRY_STATUSES,
 )
 from modelctl.backends.limits import LimitExceeded, limits
-from modelctl.backends.wire import WireError
 from modelctl.backends.openai import finish_reason
+from modelctl.backends.retry import RETRY_STATUSES, Attempt, parse_retry_after, run_with_retries
+from modelctl.backends.server_text import one_line, provider_message
+from modelctl.backends.wire import WireError
 from modelctl.errors import BackendError, ModelctlError, OfflineError
 from modelctl.keys import KeyInfo, find_key, remember_secret, require_key
 

@@ -20,33 +20,22 @@ import os
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
-from modelctl.backends.api import ApiBackend, StreamState
+from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, coerce_option
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
+from modelctl.backends.debuglog import DebugLog, request_hooks
 from modelctl.backends.http import (
     DEFAULT_CONNECT_TIMEOUT,
-    NO_RETRY,
-    RETRY_STATUSES,
-    Attempt,
-    ClosingIterator,
-    DebugLog,
     ErrorContext,
-    RetryPolicy,
-    StreamClock,
-    coerce_option,
     error,
-    host_problem,
     interrupted,
-    one_line,
-    parse_retry_after,
-    redact_url,
-    remember_url_credentials,
-    request_hooks,
-    run_with_retries,
     status_error,
     transport_reason,
     what_came,
 )
 from modelctl.backends.limits import LimitExceeded, bounded_hooks, limits
+from modelctl.backends.retry import NO_RETRY, RETRY_STATUSES, Attempt, RetryPolicy, parse_retry_after, run_with_retries
+from modelctl.backends.server_text import one_line
+from modelctl.backends.urls import host_problem, redact_url, remember_url_credentials
 from modelctl.backends.wire import WireError
 from modelctl.errors import BackendError, ModelctlError, OfflineError, UsageError
 from modelctl.keys import KeyInfo, remember_secret

@@ -22,7 +22,9 @@ from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
-from modelctl.backends.http import ErrorContext, Event, LineStream, error, one_line, provider_message
+from modelctl.backends.http import ErrorContext, LineStream, error
+from modelctl.backends.server_text import one_line, provider_message
+from modelctl.backends.sse import Event
 from modelctl.backends.wire import Wire
 from modelctl.errors import BackendError, UsageError
 from modelctl.keys import find_key, require_key

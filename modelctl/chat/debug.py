@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
-from modelctl.backends.http import redact_url
+from modelctl.backends.urls import redact_url
 from modelctl.chat.render import safe
 from modelctl.keys import redact
 

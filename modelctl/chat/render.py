@@ -51,7 +51,7 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,;:!?]")
 def redact_text(text: str) -> str:
     """`text` with the credentials of every URL in it, and every known key, hidden."""
     if "://" in text:
-        from modelctl.backends.http import redact_url
+        from modelctl.backends.urls import redact_url
 
         text = _URL.sub(lambda m: redact_url(m.group(0)), text)
     from modelctl.keys import redact

@@ -44,7 +44,9 @@ from modelctl.errors import (
     OfflineError,
 )
 from modelctl.backends import wire
-from modelctl.backends.http import check_url, hooked_session, hub_session_hooks, one_line, redact_url, strip_credentials
+from modelctl.backends.http import hooked_session, hub_session_hooks
+from modelctl.backends.server_text import one_line
+from modelctl.backends.urls import check_url, redact_url, strip_credentials
 from modelctl.backends.limits import LimitExceeded
 from modelctl.keys import redact
 from modelctl.store.paths import check_repo_id, hf_cache_dir, hf_home, lock_path, repo_folder, safe_join

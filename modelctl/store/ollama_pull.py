@@ -34,7 +34,7 @@ def _client(host: str | None, *, timeout: Any, deadline: bool = True):
     import httpx
     import ollama
 
-    from modelctl.backends.http import redact_url
+    from modelctl.backends.urls import redact_url
     from modelctl.backends.limits import bounded_hooks, limits
 
     bounds = limits() if deadline else limits().without_deadline()
@@ -53,7 +53,8 @@ def _translate(exc: BaseException, host: str, tag: str | None = None) -> Excepti
     import httpx
     import ollama
 
-    from modelctl.backends.http import one_line, redact_url
+    from modelctl.backends.server_text import one_line
+    from modelctl.backends.urls import redact_url
     from modelctl.backends.ollama import NOT_OLLAMA, unreadable
 
     host = redact_url(host)
@@ -128,7 +129,7 @@ def pull(tag: str, host: str | None = None, *, progress: "PullProgress | None" =
     """Have the server pull `tag`; progress per layer. Returns the model as the server lists it."""
     import httpx
 
-    from modelctl.backends.http import one_line
+    from modelctl.backends.server_text import one_line
 
     h = ollama_host(host)
     if offline:

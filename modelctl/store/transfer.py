@@ -162,7 +162,7 @@ def _open(url: str, headers: dict[str, str], *, auth: tuple[str, str] | None, ti
         _opener = opener
     for _ in range(MAX_REDIRECTS + 1):
         if urlsplit(url).scheme not in ("http", "https"):  # a Location may say file:, ftp:, anything
-            from modelctl.backends.http import redact_url
+            from modelctl.backends.urls import redact_url
 
             raise TransferError(f"refusing to download from {redact_url(url)[:200]}: not an http(s) address")
         hdrs = dict(headers)
@@ -174,7 +174,7 @@ def _open(url: str, headers: dict[str, str], *, auth: tuple[str, str] | None, ti
             url = urljoin(url, resp.headers["Location"])
             continue
         return resp
-    from modelctl.backends.http import redact_url
+    from modelctl.backends.urls import redact_url
 
     raise TransferError(f"too many redirects for {redact_url(url)}")
 

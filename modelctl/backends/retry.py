@@ -1,0 +1,112 @@
+"""Whether and when to try a request again: bounded retries with exponential backoff on 429, 5xx
+and connection errors, honouring `Retry-After` (and `retry-after-ms`); the policy's `sleep` is
+injectable. `run_with_retries` drives any call (httpx, huggingface_hub, ollama) with a policy and
+a function that classifies its failures."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:
+    from modelctl.backends.debuglog import DebugLog
+
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    from datetime import datetime, timezone
+
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded retries with exponential backoff. `retries` is the number of extra attempts;
+    a `Retry-After` longer than `max_wait` is not waited for (the error is reported at once)."""
+
+    retries: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_wait: float = 60.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before attempt number `attempt + 1` (0-based), or None to give up."""
+        if attempt >= self.retries:
+            return None
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_wait else None
+        return min(self.max_backoff, self.backoff * (2**attempt))
+
+
+NO_RETRY = RetryPolicy(retries=0)
+
+
+def default_retry() -> RetryPolicy:
+    """The policy for this process: `MODELCTL_RETRIES` extra attempts (default 3)."""
+    raw = os.environ.get("MODELCTL_RETRIES", "")
+    try:
+        retries = int(raw) if raw else 3
+    except ValueError:
+        retries = 3
+    return RetryPolicy(retries=max(0, retries))
+
+
+@dataclass
+class Attempt:
+    """One failed try, as `run_with_retries` sees it."""
+
+    retryable: bool
+    retry_after: float | None = None
+    reason: str = ""
+
+
+def run_with_retries(call: Callable[[], Any], classify: Callable[[BaseException], Attempt | None],
+                     policy: RetryPolicy, debug: "DebugLog | None" = None) -> Any:
+    """Call `call` until it succeeds, fails for good, or the policy gives up.
+
+    `classify` looks at an exception: None means "not ours, re-raise"; otherwise whether it may
+    be retried and after how long. The last exception propagates unchanged.
+    """
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            verdict = classify(exc)
+            if verdict is None or not verdict.retryable:
+                raise
+            wait = policy.delay(attempt, verdict.retry_after)
+            if wait is None:
+                raise
+            if debug is not None:
+                debug.line("retry", f"{verdict.reason or type(exc).__name__}; attempt {attempt + 2} "
+                           f"of {policy.retries + 1} in {wait:g} s")
+            if wait > 0:
+                policy.sleep(wait)
+            attempt += 1
