@@ -124,9 +124,9 @@ class AnthropicBackend(ApiBackend):
             reason = _reason(wire.obj(data.get("delta"), "delta").get("stop_reason"), wire)
             if reason:
                 state.finish_reason = reason
-            usage = _usage(data.get("usage"), wire, state.extra.get("input_tokens"))
-            if usage is not None:
-                state.usage = usage
+            counted = _usage(data.get("usage"), wire, state.extra.get("input_tokens"))
+            if counted is not None:
+                state.usage = counted
         elif kind == "message_stop":
             state.done = True
             state.finish_reason = state.finish_reason or FINISH_STOP

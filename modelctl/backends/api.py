@@ -211,6 +211,9 @@ class ApiBackend(BaseBackend):
         if self.http is not None:
             self.http.close()
 
+    def set_debug(self, enabled: bool) -> None:
+        self.debug.enabled = enabled  # the HTTP client and the library clients share this log
+
     # --- chat over HTTP ------------------------------------------------------------------------
 
     def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:

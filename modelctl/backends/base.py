@@ -4,14 +4,21 @@ A backend turns a conversation (a list of `{"role": ..., "content": ...}` messag
 `system`, `user`, `assistant`) and `GenerationParams` into a stream of `Chunk`s: text deltas,
 then one final chunk with the finish reason, token usage and timings. The chat loop, the renderer
 and the history see only these values, so they never branch on the provider.
+
+`Backend` is everything the chat loop asks of any provider. `LocalBackend` adds what only a model
+loaded in this process has (its conversation template, the rendered prompt and its tokens, the
+context window); `is_local(backend)` says which one a caller holds, in a way type checkers follow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence, TypeGuard, runtime_checkable
 
 from modelctl.errors import BackendError
+
+if TYPE_CHECKING:
+    from modelctl.templates.types import ChatTemplate, RenderedPrompt
 
 Message = Mapping[str, str]
 
@@ -123,8 +130,67 @@ class Backend(Protocol):
         """One vector per text. May raise BackendError where unsupported."""
         ...
 
+    def set_debug(self, enabled: bool) -> None:
+        """Turn on or off the backend's own description of its requests (`/debug on|off`). A
+        server or API backend describes each request it sends; one with nothing of its own to
+        describe ignores this."""
+        ...
+
     def close(self) -> None:
         ...
+
+
+@runtime_checkable
+class LocalBackend(Backend, Protocol):
+    """A model loaded in this process (llama.cpp): modelctl renders its prompt with a conversation
+    template and tokenizes it, so there is more to show and to change than for a service."""
+
+    template: "ChatTemplate | None"  # may be replaced between turns (`/template`)
+    last_rendered: "RenderedPrompt | None"  # the prompt of the last `chat()`, for --debug
+    last_prompt_tokens: list[int]  # its tokens
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (loading is lazy)."""
+        ...
+
+    @property
+    def context_window(self) -> int:
+        """Tokens a prompt and its answer may take together."""
+        ...
+
+    def load(self) -> object:
+        """Load the model (once); chat() would load it too, this lets a caller say so first."""
+        ...
+
+    def compute_description(self) -> str:
+        """Where the layers run: 'CPU', 'GPU (CUDA, 19/19 layers)', and the buffer path."""
+        ...
+
+    def render(self, messages: Sequence[Message]) -> "RenderedPrompt":
+        """The template's rendering of `messages`, ready for a generation prompt."""
+        ...
+
+    def tokenize_rendered(self, rendered: "RenderedPrompt") -> list[int]:
+        """The tokens of a rendered prompt, as `chat()` evaluates them."""
+        ...
+
+    def forget(self) -> None:
+        """Drop the evaluated tokens: the next prompt is evaluated from its first token."""
+        ...
+
+
+def is_local(backend: Backend) -> TypeGuard[LocalBackend]:
+    """Whether `backend` runs the model in this process (and so has a template, a rendered
+    prompt and tokens to show)."""
+    return isinstance(backend, LocalBackend)
+
+
+def template_name(backend: Backend) -> str | None:
+    """The name of the conversation template `backend` renders with; None for a server or API."""
+    if is_local(backend) and backend.template is not None:
+        return backend.template.name
+    return None
 
 
 class BaseBackend:
@@ -137,6 +203,9 @@ class BaseBackend:
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         raise BackendError(f"the {self.kind} backend does not compute embeddings")
+
+    def set_debug(self, enabled: bool) -> None:
+        pass
 
     def close(self) -> None:
         pass

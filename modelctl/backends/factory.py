@@ -13,8 +13,20 @@ from typing import TYPE_CHECKING, Any
 from modelctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from modelctl.backends.base import Backend
+    from modelctl.backends.anthropic import AnthropicBackend
+    from modelctl.backends.base import Backend, LocalBackend
+    from modelctl.backends.gemini import GeminiBackend
+    from modelctl.backends.huggingface import HuggingFaceBackend
+    from modelctl.backends.llamacpp import LlamaCppBackend
+    from modelctl.backends.mistral import MistralBackend
+    from modelctl.backends.ollama import OllamaBackend
+    from modelctl.backends.openai import OpenAIBackend
     from modelctl.registry import Deployment, Model
+
+    # Every backend class answers the protocol: the type checker verifies these two lines.
+    _SERVED: tuple[type[Backend], ...] = (OpenAIBackend, MistralBackend, AnthropicBackend, GeminiBackend,
+                                         HuggingFaceBackend, OllamaBackend)
+    _LOCAL: type[LocalBackend] = LlamaCppBackend
 
 # deployment kind -> (module under modelctl.backends, class name)
 BACKENDS: dict[str, tuple[str, str]] = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from modelctl.backends import limits as _limits
 from modelctl.backends import wire
@@ -35,6 +35,8 @@ from modelctl.errors import AuthError, BackendError, ModelctlError, NotFoundErro
 from modelctl.keys import redact
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
+
+E = TypeVar("E", bound=ModelctlError)
 
 
 # --- errors ------------------------------------------------------------------------------------------
@@ -60,7 +62,7 @@ def interrupted(provider: str, received: int, why: str) -> StreamInterrupted:
     return StreamInterrupted(redact(msg), received=received, hint=hint)
 
 
-def error(cls: type[ModelctlError], message: str, hint: str | None = None) -> ModelctlError:
+def error(cls: type[E], message: str, hint: str | None = None) -> E:
     """An error whose message and hint have been through redaction."""
     return cls(redact(message), hint=redact(hint) if hint else None)
 
@@ -83,7 +85,7 @@ class ErrorContext:
         return self.provider if not endpoint or endpoint in self.provider else f"{self.provider} at {endpoint}"
 
 
-def status_error(ctx: ErrorContext, status: int, body: Any, text: str, *, attempts: int = 1) -> BackendError:
+def status_error(ctx: ErrorContext, status: int, body: Any, text: str, *, attempts: int = 1) -> ModelctlError:
     """The modelctl error for an HTTP error status."""
     msg = provider_message(body, text)
     detail = f": {msg}" if msg else ""
@@ -106,8 +108,8 @@ def _rejected_key(body: Any) -> bool:
     err = body.get("error") if isinstance(body, dict) else None
     if not isinstance(err, dict):
         return False
-    details = err.get("details") if isinstance(err.get("details"), list) else []
-    return any(isinstance(d, dict) and str(d.get("reason", "")).startswith("API_KEY_") for d in details)
+    details = err.get("details")
+    return isinstance(details, list) and any(isinstance(d, dict) and str(d.get("reason", "")).startswith("API_KEY_") for d in details)
 
 
 # --- huggingface_hub's session ---------------------------------------------------------------------------

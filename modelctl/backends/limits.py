@@ -171,7 +171,7 @@ def _mib(n: int) -> str:
 def _stream_class(base: type) -> type:
     """A byte stream class that httpx (or its fork httpx2, used by huggingface_hub) accepts."""
 
-    class BoundedBody(base):  # type: ignore[misc, valid-type]
+    class BoundedBody(base):
         def __init__(self, inner: Any, blocks: Iterator[bytes]) -> None:
             self._inner = inner
             self._blocks = blocks

@@ -54,6 +54,8 @@ from modelctl.store.gguf import GGUFFile, check_gguf
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
+    from modelctl.templates.types import ChatTemplate, RenderedPrompt
+
 DEFAULT_CTX = 4096
 # Sampling defaults (llama.cpp's own), used where neither the registry, the config nor a flag says.
 SAMPLING_DEFAULTS = {"temperature": 0.8, "top_p": 0.95, "top_k": 40, "repeat_penalty": 1.0}
@@ -121,7 +123,7 @@ class LlamaCppBackend(BaseBackend):
         self,
         path: str | os.PathLike[str],
         *,
-        template: Any = None,
+        template: ChatTemplate | None = None,
         model_id: str | None = None,
         n_ctx: int | None = None,
         n_gpu_layers: int | None = None,
@@ -132,7 +134,7 @@ class LlamaCppBackend(BaseBackend):
     ) -> None:
         self.gguf = gguf or check_gguf(path)
         self.path = Path(path)
-        self.template = template
+        self.template: ChatTemplate | None = template
         self.model_id = model_id or self.path.name
         md = self.gguf.metadata
         self.n_ctx_train = md.get(f"{self.gguf.architecture}.context_length")
@@ -156,7 +158,7 @@ class LlamaCppBackend(BaseBackend):
         self._answers: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         self._dirty = False  # the KV state may not match input_ids (an interrupted eval)
         self.last_prompt_tokens: list[int] = []  # for --debug and tests
-        self.last_rendered = None
+        self.last_rendered: RenderedPrompt | None = None
 
     def _context_size(self, wanted: int | None) -> int:
         """The context window to load: `wanted` (0: the model's trained context, as llama.cpp
@@ -273,6 +275,12 @@ class LlamaCppBackend(BaseBackend):
     def loaded(self) -> bool:
         return self._llm is not None
 
+    @property
+    def _loaded(self) -> "Llama":
+        """The model loaded for generation, where only a loaded model can be (after `load()`)."""
+        assert self._llm is not None, "the model is not loaded"
+        return self._llm
+
     def close(self) -> None:
         for llm in (self._llm, self._embedder):
             if llm is not None:
@@ -352,7 +360,7 @@ class LlamaCppBackend(BaseBackend):
     def eos_text(self) -> str | None:
         return self.gguf.metadata.get("tokenizer.ggml.eos_token")
 
-    def render(self, messages: Sequence[Message]):
+    def render(self, messages: Sequence[Message]) -> RenderedPrompt:
         """The template layer's rendering of `messages`, ready for a generation prompt."""
         if self.template is None:
             raise BackendError("no chat template chosen for this model")
@@ -360,7 +368,7 @@ class LlamaCppBackend(BaseBackend):
             list(messages), add_generation_prompt=True, bos_token=self.bos_text, eos_token=self.eos_text
         )
 
-    def tokenize_rendered(self, rendered) -> list[int]:
+    def tokenize_rendered(self, rendered: RenderedPrompt) -> list[int]:
         """The tokens of a rendered prompt: those that tokenizing its whole text with special-token
         parsing gives, except that control tokens come only from the template's own text. BOS
         exactly once.
@@ -399,10 +407,10 @@ class LlamaCppBackend(BaseBackend):
     def _control_tokens(self, llama_cpp, text: str) -> list[tuple[int, int, int, int]]:
         """(start, end, token, attributes) of each token in the template text `text` that only
         special-token parsing finds: control tokens (and the unknown token, where written out)."""
-        vocab = self._llm._model.vocab
+        vocab = self._loaded._model.vocab
         found: list[tuple[int, int, int, int]] = []
         pos = 0
-        for token in self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True):
+        for token in self._loaded.tokenize(text.encode("utf-8"), add_bos=False, special=True):
             attr = llama_cpp.llama_vocab_get_attr(vocab, token)
             if not attr & _ATTR_PARSED_SPECIAL:
                 continue
@@ -417,7 +425,7 @@ class LlamaCppBackend(BaseBackend):
         text, answers = run.finish(strip_right=strip_right)
         if not text:
             return []
-        tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        tokens = self._loaded.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         return self._splice_answers(llama_cpp, tokens, text, answers) if answers else tokens
 
     def _splice_answers(self, llama_cpp, tokens: list[int], text: str, answers) -> list[int]:
@@ -449,14 +457,14 @@ class LlamaCppBackend(BaseBackend):
         """The text of `token` as generated (control tokens: empty), cached."""
         piece = self._pieces.get(token)
         if piece is None:
-            piece = self._pieces[token] = _token_piece(llama_cpp, self._llm._model.vocab, token, special=False)
+            piece = self._pieces[token] = _token_piece(llama_cpp, self._loaded._model.vocab, token, special=False)
         return piece
 
     def _stop_token_ids(self, llama_cpp, rendered, stops: Sequence[str]) -> frozenset[int]:
         """End-of-generation tokens, the template's stop token ids that are stops in this model's
         vocabulary, and every stop string that is a single control token (its text never reaches
         the detokenized stream)."""
-        llm = self._llm
+        llm = self._loaded
         template_stops = tuple(getattr(rendered, "stop", None) or ())
         ids = {t for t in (getattr(rendered, "stop_token_ids", None) or ())
                if self._is_stop_token(llama_cpp, t, template_stops)}
@@ -473,7 +481,7 @@ class LlamaCppBackend(BaseBackend):
         """Whether a template's stop token id means a stop in this model's vocabulary: an
         end-of-generation or control token, or one whose text is a stop string. (Ids belong to a
         vocabulary: Llama 3's <|eot_id|>, 128009, is "Menus" in Gemma's.)"""
-        vocab = self._llm._model.vocab
+        vocab = self._loaded._model.vocab
         if not 0 <= token < llama_cpp.llama_vocab_n_tokens(vocab):
             return False
         if llama_cpp.llama_vocab_is_eog(vocab, token) or llama_cpp.llama_vocab_get_attr(vocab, token) & _ATTR_CONTROL:
@@ -487,7 +495,7 @@ class LlamaCppBackend(BaseBackend):
         Only plain-text tokens: an answer holding a control token is not kept, so a remembered
         sequence is always a valid plain-text tokenization of its key, whoever's message that
         text later appears in."""
-        vocab = self._llm._model.vocab
+        vocab = self._loaded._model.vocab
         if any(llama_cpp.llama_vocab_is_control(vocab, t) for t in tokens):
             return
         variants = {}
@@ -537,7 +545,7 @@ class LlamaCppBackend(BaseBackend):
     def _prepare(self, prompt: list[int]) -> int:
         """Keep the longest evaluated prefix shared with `prompt`; return how many tokens of the
         prompt remain to evaluate."""
-        llm = self._llm
+        llm = self._loaded
         keep = 0
         if not self._dirty and llm.n_tokens:
             cached = llm.input_ids[: llm.n_tokens]
@@ -583,7 +591,7 @@ class LlamaCppBackend(BaseBackend):
         return self._stream(llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0)
 
     def _stream(self, llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0) -> Iterator[Chunk]:
-        llm = self._llm
+        llm = self._loaded
         to_eval = self._prepare(prompt)
         matcher = StopMatcher(stops)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

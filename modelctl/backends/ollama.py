@@ -321,7 +321,7 @@ class OllamaBackend(ApiBackend):
         if load:
             extra["load_s"] = load / 1e9
         chunk = self.final_chunk(state, clock, extra)
-        if state.usage and state.usage.completion_tokens and took:
+        if state.usage and state.usage.completion_tokens and took and chunk.timings is not None:
             from dataclasses import replace
 
             timings = replace(chunk.timings, tokens_per_second=state.usage.completion_tokens / (took / 1e9))

@@ -77,9 +77,10 @@ def _flatten(msg: Any, depth: int = 0) -> str:
         parts = []
         for item in msg[:20]:
             if isinstance(item, dict) and "msg" in item:
-                loc = item.get("loc") if isinstance(item.get("loc"), list) else []
-                where = ".".join(str(x) for x in loc if x != "body")
-                parts.append(f"{where}: {_flatten(item['msg'], depth + 1)}" if where else _flatten(item["msg"], depth + 1))
+                loc = item.get("loc")
+                where = ".".join(str(x) for x in loc if x != "body") if isinstance(loc, list) else ""
+                text = _flatten(item["msg"], depth + 1)
+                parts.append(f"{where}: {text}" if where else text)
             else:
                 parts.append(_flatten(item, depth + 1))
         return "; ".join(parts)
