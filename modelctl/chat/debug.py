@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
+from modelctl.backends.base import Backend, is_local
 from modelctl.backends.urls import redact_url
 from modelctl.chat.render import safe
 from modelctl.keys import redact
@@ -15,11 +16,11 @@ def _line(out: IO[str], label: str, value: Any) -> None:
     out.write(safe(f"debug: {label}: {value}") + "\n")
 
 
-def prompt_report(backend: Any, out: IO[str] | None = None) -> None:
+def prompt_report(backend: Backend, out: IO[str] | None = None) -> None:
     """The template dump for the prompt just prepared by `backend.chat()`."""
     out = out or sys.stderr
-    rendered = getattr(backend, "last_rendered", None)
-    tokens = list(getattr(backend, "last_prompt_tokens", []) or [])
+    rendered = backend.last_rendered if is_local(backend) else None
+    tokens = list(backend.last_prompt_tokens) if is_local(backend) else []
     describe = backend.describe()
     where = describe.get("file") or redact_url(describe.get("endpoint") or "?")  # a URL may hold a password
     _line(out, "model", f"{describe.get('model_id')} ({where})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
+from modelctl.backends.base import template_name
 from modelctl.chat.render import for_terminal, is_terminal
 from modelctl.chat.resolve import ChatSetup
 from modelctl.chat.session import ChatSession, Reply
@@ -17,7 +18,7 @@ def reply_json(reply: Reply, setup: ChatSetup) -> dict[str, Any]:
     return {
         "text": reply.text,
         "model": setup.model_id,
-        "template": getattr(getattr(setup.backend, "template", None), "name", None),
+        "template": template_name(setup.backend),
         "finish_reason": reply.finish_reason,
         "usage": reply.usage.to_dict() if reply.usage else None,
         "timings": {

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from modelctl.backends.base import is_local, template_name
 from modelctl.chat.render import safe
 from modelctl.chat.resolve import ChatSetup, choose_template
 from modelctl.chat.session import ChatSession, clean_text
@@ -188,10 +189,10 @@ class Repl:
 
     def run(self) -> int:
         backend = self.setup.backend
-        if self.setup.local is not None:
+        if is_local(backend):
             self.note(f"loading {self.setup.model_id} ...")
             backend.load()
-            where = f"{backend.compute_description()}, template {backend.template.name}"
+            where = f"{backend.compute_description()}, template {template_name(backend)}"
         else:
             info = backend.describe()
             where = info.get("endpoint") or info.get("kind", "?")
@@ -289,11 +290,13 @@ class Repl:
 
     def cmd_template(self, args: str) -> None:
         backend = self.session.backend
-        if self.setup.local is None:
+        if self.setup.local is None or not is_local(backend):
             raise UsageError("templates apply to local models; this one runs on a server or API")
         if args:
             backend.template = choose_template(self.setup.local, args)
         tpl = backend.template
+        if tpl is None:
+            raise UsageError("no template chosen for this model; /template NAME chooses one")
         self.note(f"template: {tpl.name} (source: {tpl.source})")
 
     def cmd_set(self, args: str) -> None:
@@ -312,7 +315,7 @@ class Repl:
         known = {"temperature", "top_p", "top_k", "max_tokens", "seed", "repeat_penalty", "stop"}
         local = self.setup.local is not None
         if local and key.replace("-", "_") not in known and value.lower() not in ("none", "default"):
-            from modelctl.backends.llamacpp import split_options
+            from modelctl.backends.llama_options import split_options
 
             load, _sample = split_options({key: value})
             if load:
@@ -346,9 +349,7 @@ class Repl:
             raise UsageError("usage: /debug on|off")
         self.debug = args.lower() == "on"
         # Server and API backends print their requests themselves, through their debug log.
-        backend_log = getattr(self.session.backend, "debug", None)
-        if hasattr(backend_log, "enabled"):
-            backend_log.enabled = self.debug
+        self.session.backend.set_debug(self.debug)
         self.note(f"debug {args.lower()}")
 
     def cmd_info(self, args: str) -> None:

@@ -21,6 +21,7 @@ from modelctl.backends.base import (
     GenerationParams,
     Timings,
     Usage,
+    template_name,
 )
 from modelctl.errors import UsageError
 
@@ -264,7 +265,7 @@ class ChatSession:
             "format": FILE_FORMAT,
             "version": FILE_VERSION,
             "model": self.model,
-            "template": getattr(getattr(self.backend, "template", None), "name", None),
+            "template": template_name(self.backend),
             "system": self.system,
             "messages": [dict(m) for m in self.messages],
             "params": _without_secrets(self.params.to_dict()),
