@@ -9,12 +9,14 @@ The system prompt travels apart from the turns; `max_tokens` is required (the re
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, split_system
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
+from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
 from modelctl.backends.sse import Event
 from modelctl.backends.wire import Wire
@@ -27,6 +29,10 @@ if TYPE_CHECKING:
 ANTHROPIC_API_BASE = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
+
+# max_tokens is required: the default stands in when it is not set.
+PARAMETERS = param_table(max_tokens="max_tokens", temperature="temperature", top_p="top_p", top_k="top_k",
+                         stop="stop_sequences", seed=None, repeat_penalty=None)
 
 STOP_REASONS = {"end_turn": FINISH_STOP, "stop_sequence": FINISH_STOP, "max_tokens": FINISH_LENGTH,
                 "model_context_window_exceeded": FINISH_LENGTH}
@@ -66,19 +72,13 @@ class AnthropicBackend(ApiBackend):
     def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
                      options: dict[str, Any]) -> dict[str, Any]:
         system, turns = split_system(messages)
-        body: dict[str, Any] = {
-            "model": self.deployment.model,
-            "max_tokens": params.max_tokens or self.default_max_tokens,
-            "messages": turns,
-        }
+        fields, lacking = request_fields(replace(params, max_tokens=params.max_tokens or self.default_max_tokens),
+                                         PARAMETERS)
+        body: dict[str, Any] = {"model": self.deployment.model, "max_tokens": fields.pop("max_tokens"), "messages": turns}
         if system:
             body["system"] = system
-        for name in ("temperature", "top_p", "top_k"):
-            if getattr(params, name) is not None:
-                body[name] = getattr(params, name)
-        if params.stop:
-            body["stop_sequences"] = list(params.stop)
-        self.note_ignored([n for n in ("seed", "repeat_penalty") if getattr(params, n) is not None])
+        body.update(fields)
+        self.note_ignored(lacking)
         if stream:
             body["stream"] = True
         return {**body, **options}

@@ -13,7 +13,18 @@ context window); `is_local(backend)` says which one a caller holds, in a way typ
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence, TypeGuard, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Iterator,
+    Mapping,
+    Protocol,
+    Sequence,
+    TypeGuard,
+    get_args,
+    get_type_hints,
+    runtime_checkable,
+)
 
 from modelctl.errors import BackendError
 
@@ -68,6 +79,21 @@ class GenerationParams:
         data["stop"] = list(self.stop)
         data["extra"] = dict(self.extra)
         return data
+
+
+# The generation parameters by name (every field of GenerationParams but `extra`): what the flags,
+# config.toml, the registry's defaults, `/set` and each provider's parameter table name.
+PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GenerationParams) if f.name != "extra")
+
+
+def _number_params() -> dict[str, type]:
+    hints = get_type_hints(GenerationParams)
+    kinds = {name: [t for t in get_args(hints[name]) if t is not type(None)] for name in PARAM_NAMES}
+    return {name: kind[0] for name, kind in kinds.items() if kind and kind[0] in (int, float)}
+
+
+# The numeric ones, and the type of each (int or float): all of them but `stop`.
+NUMBER_PARAMS: dict[str, type] = _number_params()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from modelctl.backends.api import ApiBackend, StreamState, split_system
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
+from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
 from modelctl.backends.sse import Event
 from modelctl.backends.wire import Wire
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 GEMINI_API_BASE = "https://generativelanguage.googleapis.com/v1beta"
 
 FINISH_REASONS = {"STOP": FINISH_STOP, "MAX_TOKENS": FINISH_LENGTH}
+# The generationConfig field of each generation parameter.
+PARAMETERS = param_table(temperature="temperature", top_p="topP", top_k="topK", max_tokens="maxOutputTokens",
+                         seed="seed", stop="stopSequences", repeat_penalty=None)
 # Request fields that sit beside generationConfig rather than inside it (for -o KEY=VALUE).
 TOP_LEVEL = frozenset({"safetySettings", "tools", "toolConfig", "cachedContent", "labels"})
 
@@ -73,14 +77,8 @@ class GeminiBackend(ApiBackend):
         body: dict[str, Any] = {"contents": contents}
         if system:
             body["systemInstruction"] = system
-        config: dict[str, Any] = {}
-        for name, field in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"),
-                            ("max_tokens", "maxOutputTokens"), ("seed", "seed")):
-            if getattr(params, name) is not None:
-                config[field] = getattr(params, name)
-        if params.stop:
-            config["stopSequences"] = list(params.stop)
-        self.note_ignored(["repeat_penalty"] if params.repeat_penalty is not None else [])
+        config, lacking = request_fields(params, PARAMETERS)
+        self.note_ignored(lacking)
         for key, value in options.items():
             if key in TOP_LEVEL:
                 body[key] = value

@@ -27,6 +27,7 @@ from modelctl.backends.http import (
 )
 from modelctl.backends.limits import LimitExceeded, limits
 from modelctl.backends.openai import finish_reason
+from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.retry import RETRY_STATUSES, Attempt, parse_retry_after, run_with_retries
 from modelctl.backends.server_text import one_line, provider_message
 from modelctl.backends.wire import WireError
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     from modelctl.registry import Deployment
 
 ROUTER = "https://router.huggingface.co"
+# The chat_completion argument of each generation parameter.
+PARAMETERS = param_table(max_tokens="max_tokens", temperature="temperature", top_p="top_p", seed="seed",
+                         stop="stop", top_k=None, repeat_penalty=None)
 
 
 def _saved_token() -> str | None:
@@ -171,13 +175,9 @@ class HuggingFaceBackend(ApiBackend):
 
     def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
         stream, options = pop_stream_flag(params.extra)
-        kwargs: dict[str, Any] = {"model": self.deployment.model}
-        for name in ("max_tokens", "temperature", "top_p", "seed"):
-            if getattr(params, name) is not None:
-                kwargs[name] = getattr(params, name)
-        if params.stop:
-            kwargs["stop"] = list(params.stop)
-        self.note_ignored([n for n in ("top_k", "repeat_penalty") if getattr(params, n) is not None])
+        fields, lacking = request_fields(params, PARAMETERS)
+        kwargs: dict[str, Any] = {"model": self.deployment.model, **fields}
+        self.note_ignored(lacking)
         if stream:
             kwargs["stream_options"] = {"include_usage": True}
         if options:

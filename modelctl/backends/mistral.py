@@ -10,6 +10,7 @@ from urllib.parse import quote
 from modelctl.backends.api import ApiBackend
 from modelctl.backends.http import ErrorContext
 from modelctl.backends.openai import OpenAIBackend
+from modelctl.backends.params import param_table
 from modelctl.keys import require_key
 
 if TYPE_CHECKING:
@@ -17,10 +18,8 @@ if TYPE_CHECKING:
 
 MISTRAL_API_BASE = "https://api.mistral.ai/v1"
 
-PARAMETERS: dict[str, str | None] = {
-    "max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
-    "seed": "random_seed", "stop": "stop", "top_k": None, "repeat_penalty": None,
-}
+PARAMETERS = param_table(max_tokens="max_tokens", temperature="temperature", top_p="top_p",
+                         seed="random_seed", stop="stop", top_k=None, repeat_penalty=None)
 
 
 class MistralBackend(OpenAIBackend):

@@ -33,6 +33,7 @@ from modelctl.backends.http import (
     what_came,
 )
 from modelctl.backends.limits import LimitExceeded, bounded_hooks, limits
+from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.retry import NO_RETRY, RETRY_STATUSES, Attempt, RetryPolicy, parse_retry_after, run_with_retries
 from modelctl.backends.server_text import one_line
 from modelctl.backends.urls import host_problem, redact_url, remember_url_credentials
@@ -50,8 +51,9 @@ DEFAULT_HOST = "http://127.0.0.1:11434"
 NOT_OLLAMA = (ValueError, TypeError, AttributeError, RecursionError)
 # Request fields beside `options` (for -o KEY=VALUE); every other option goes into `options`.
 TOP_LEVEL = frozenset({"keep_alive", "format", "think"})
-OPTION_NAMES = {"max_tokens": "num_predict", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
-                "seed": "seed", "repeat_penalty": "repeat_penalty"}
+# The `options` field of each generation parameter.
+OPTION_NAMES = param_table(max_tokens="num_predict", temperature="temperature", top_p="top_p", top_k="top_k",
+                           seed="seed", repeat_penalty="repeat_penalty", stop="stop")
 
 
 def ollama_host(explicit: str | None = None) -> str:
@@ -212,12 +214,7 @@ class OllamaBackend(ApiBackend):
 
     def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
         """The /api/chat arguments: messages, options (sampling), and top-level fields."""
-        opts: dict[str, Any] = {}
-        for name, field in OPTION_NAMES.items():
-            if getattr(params, name) is not None:
-                opts[field] = getattr(params, name)
-        if params.stop:
-            opts["stop"] = list(params.stop)
+        opts, _ = request_fields(params, OPTION_NAMES)  # Ollama has every one
         request: dict[str, Any] = {"model": self.tag,
                                    "messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
         stream = True

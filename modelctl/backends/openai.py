@@ -23,6 +23,7 @@ from urllib.parse import quote
 from modelctl.backends.api import ApiBackend, StreamState
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
+from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
 from modelctl.backends.sse import Event
 from modelctl.backends.wire import Wire
@@ -36,31 +37,16 @@ OPENAI_API_BASE = "https://api.openai.com/v1"
 
 FINISH_REASONS = {"stop": FINISH_STOP, "length": FINISH_LENGTH, "eos": FINISH_STOP, "model_length": FINISH_LENGTH}
 
-# GenerationParams field -> request field, per kind; None: the service has no such parameter.
+# The request field of each generation parameter, per kind; None: the service has no such parameter.
 PARAMETERS: dict[str, dict[str, str | None]] = {
-    "openai": {"max_tokens": "max_completion_tokens", "temperature": "temperature", "top_p": "top_p",
-               "seed": "seed", "stop": "stop", "top_k": None, "repeat_penalty": None},
-    "azure-openai": {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
-                     "seed": "seed", "stop": "stop", "top_k": None, "repeat_penalty": None},
+    "openai": param_table(max_tokens="max_completion_tokens", temperature="temperature", top_p="top_p",
+                          seed="seed", stop="stop", top_k=None, repeat_penalty=None),
+    "azure-openai": param_table(max_tokens="max_tokens", temperature="temperature", top_p="top_p",
+                                seed="seed", stop="stop", top_k=None, repeat_penalty=None),
     # llama.cpp's server and LocalAI spell these so; vLLM takes -o repetition_penalty=…
-    "openai-compatible": {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
-                          "seed": "seed", "stop": "stop", "top_k": "top_k", "repeat_penalty": "repeat_penalty"},
+    "openai-compatible": param_table(max_tokens="max_tokens", temperature="temperature", top_p="top_p",
+                                     seed="seed", stop="stop", top_k="top_k", repeat_penalty="repeat_penalty"),
 }
-
-
-def map_parameters(params: GenerationParams, names: dict[str, str | None]) -> tuple[dict[str, Any], list[str]]:
-    """(request fields for the parameters that are set, names of those the service lacks)."""
-    body: dict[str, Any] = {}
-    ignored = []
-    for name, field in names.items():
-        value = getattr(params, name)
-        if value is None or value == ():
-            continue
-        if field is None:
-            ignored.append(name)
-        else:
-            body[field] = list(value) if name == "stop" else value
-    return body, ignored
 
 
 def read_usage(data: Any, wire: Wire) -> Usage | None:
@@ -172,7 +158,7 @@ class OpenAIBackend(ApiBackend):
         if self.kind != "azure-openai":  # Azure names the model by the deployment in the URL
             body["model"] = self.deployment.model
         body["messages"] = chat_messages(messages)
-        sampling, ignored = map_parameters(params, self.parameters)
+        sampling, ignored = request_fields(params, self.parameters)
         body.update(sampling)
         self.note_ignored(ignored)
         if stream:
