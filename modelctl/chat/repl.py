@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from modelctl.backends.base import is_local, template_name
+from modelctl.backends.base import PARAM_NAMES, is_local, template_name
 from modelctl.chat.render import safe
 from modelctl.chat.resolve import ChatSetup, choose_template
 from modelctl.chat.session import ChatSession, clean_text
@@ -41,8 +41,8 @@ COMMANDS = (
     Command("regen", "", "answer the last question again"),
     Command("system", "[TEXT]", "show, or set, the system message (/system off removes it)"),
     Command("template", "[NAME]", "show, or switch, the conversation template"),
-    Command("set", "[KEY VALUE]", "show, or set, a parameter: temperature, top_p, top_k, max_tokens, "
-            "seed, repeat_penalty, stop, or a llama.cpp sampling option (VALUE none resets)"),
+    Command("set", "[KEY VALUE]", f"show, or set, a parameter: {', '.join(PARAM_NAMES)}, "
+            "or a llama.cpp sampling option (VALUE none resets)"),
     Command("save", "FILE", "save the conversation as JSON"),
     Command("load", "FILE", "load a conversation saved with /save"),
     Command("debug", "on|off", "show the prompt, tokens and timings of each answer"),
@@ -312,7 +312,7 @@ class Repl:
 
         if looks_like_secret(args):
             remember_secret(value)  # shown as *** from now on: /set, /info, errors
-        known = {"temperature", "top_p", "top_k", "max_tokens", "seed", "repeat_penalty", "stop"}
+        known = set(PARAM_NAMES)
         local = self.setup.local is not None
         if local and key.replace("-", "_") not in known and value.lower() not in ("none", "default"):
             from modelctl.backends.llama_options import split_options

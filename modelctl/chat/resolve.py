@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from modelctl.backends.base import GenerationParams
+from modelctl.backends.base import NUMBER_PARAMS, GenerationParams
 from modelctl.errors import BackendError, ModelctlError, NotFoundError, UsageError
 from modelctl.store.gguf import DEFAULT_MODEL_ID, GGUFFile, check_gguf, default_model_path
 
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 # Keys of the user's config.toml [chat] table, and their types.
 CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "model": str, "template": str, "system": str,
-    "temperature": (int, float), "top_p": (int, float), "top_k": int, "max_tokens": int,
-    "seed": int, "repeat_penalty": (int, float), "stop": list,
+    **{name: (int, float) if kind is float else kind for name, kind in NUMBER_PARAMS.items()}, "stop": list,
     "ctx": int, "gpu_layers": int, "threads": int, "options": dict,
 }
 # The least value of the [chat] integers, as the flags of the same names check it.
@@ -38,7 +37,7 @@ MAX_THREADS = 512
 # Used for local models when neither the registry, the config nor a flag sets max_tokens: base
 # models (like the embedded default) may never emit an end-of-generation token.
 DEFAULT_MAX_TOKENS = 512
-_PARAM_KEYS = ("max_tokens", "temperature", "top_p", "top_k", "seed", "repeat_penalty")
+_PARAM_KEYS = tuple(NUMBER_PARAMS)  # `stop` accumulates: it is overlaid apart
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from modelctl.backends.base import (
     FINISH_INTERRUPTED,
+    NUMBER_PARAMS,
     Backend,
     Chunk,
     GenerationParams,
@@ -233,8 +234,7 @@ class ChatSession:
     def set_param(self, key: str, value: str) -> GenerationParams:
         """`/set KEY VALUE`: a generation parameter by name, or any backend option (extra)."""
         key = key.replace("-", "_")
-        numeric = {"temperature": float, "top_p": float, "repeat_penalty": float,
-                   "top_k": int, "max_tokens": int, "seed": int}
+        numeric = NUMBER_PARAMS
         if key in numeric:
             if value.lower() in ("none", "default", ""):
                 self.params = replace(self.params, **{key: None})
