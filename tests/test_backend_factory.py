@@ -3,12 +3,14 @@ imported before a backend is needed."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
 import pytest
 
-from modelctl.backends.base import Backend
+from modelctl.backends.base import Backend, is_local, template_name
+from modelctl.backends.debuglog import DebugLog
 from modelctl.backends.factory import BACKENDS, open_backend
 from modelctl.errors import UsageError
 
@@ -23,6 +25,23 @@ def test_every_kind_opens_its_backend(kit, provider_env):
     assert isinstance(backend, Backend)
     assert backend.describe  # the protocol's methods are all there
     backend.close()
+
+
+@pytest.mark.parametrize("kit", KITS, ids=[k.name for k in KITS])
+def test_served_backends_are_not_local_and_switch_their_debug_log(kit, provider_env):
+    out = io.StringIO()
+    backend = open_backend(None, kit.deployment("http://127.0.0.1:9"), api_key=FAKE_KEY,
+                           debug=DebugLog(False, out=out))
+    try:
+        assert isinstance(backend, Backend) and not is_local(backend)
+        assert template_name(backend) is None
+        backend.set_debug(True)
+        backend.debug.line("test", "on")
+        backend.set_debug(False)
+        backend.debug.line("test", "off")
+        assert out.getvalue() == "debug: test: on\n"
+    finally:
+        backend.close()
 
 
 def test_a_registry_model_picks_its_first_api_deployment(provider_env):

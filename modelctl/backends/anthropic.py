@@ -74,7 +74,8 @@ class AnthropicBackend(ApiBackend):
         system, turns = split_system(messages)
         fields, lacking = request_fields(replace(params, max_tokens=params.max_tokens or self.default_max_tokens),
                                          PARAMETERS)
-        body: dict[str, Any] = {"model": self.deployment.model, "max_tokens": fields.pop("max_tokens"), "messages": turns}
+        body: dict[str, Any] = {"model": self.deployment.model, "max_tokens": fields.pop("max_tokens"),
+                                "messages": turns}
         if system:
             body["system"] = system
         body.update(fields)

@@ -64,7 +64,8 @@ class StreamClock:
 
     def timings(self, completion_tokens: int | None, **extra: Any) -> Timings:
         rate = None
-        if completion_tokens and completion_tokens >= 2 and self.first is not None and self.last and self.last > self.first:
+        if (completion_tokens and completion_tokens >= 2 and self.first is not None and self.last
+                and self.last > self.first):
             rate = (completion_tokens - 1) / (self.last - self.first)
         return Timings(
             first_token_s=None if self.first is None else self.first - self.start,

@@ -40,7 +40,8 @@ def _usage(meta: Any, wire: Wire) -> Usage | None:
     prompt = wire.count(meta.get("promptTokenCount"), "usageMetadata.promptTokenCount")
     if prompt is None:
         return None
-    out = sum(wire.count(meta.get(k), f"usageMetadata.{k}") or 0 for k in ("candidatesTokenCount", "thoughtsTokenCount"))
+    out = sum(wire.count(meta.get(k), f"usageMetadata.{k}") or 0
+              for k in ("candidatesTokenCount", "thoughtsTokenCount"))
     return Usage(prompt_tokens=prompt, completion_tokens=out)
 
 
@@ -154,7 +155,8 @@ class GeminiBackend(ApiBackend):
         data = self.http.request_json("POST", f"{self.model_url}:batchEmbedContents", body)
         wire = self.wire
         items = wire.items(wire.obj(data, "the answer", optional=False).get("embeddings"), "embeddings")
-        return wire.vectors([wire.obj(item, "an embedding", optional=False).get("values") for item in items], len(texts))
+        vectors = [wire.obj(item, "an embedding", optional=False).get("values") for item in items]
+        return wire.vectors(vectors, len(texts))
 
     def live_info(self) -> dict[str, Any]:
         data = self.live_request("GET", self.model_url)

@@ -109,13 +109,15 @@ def _rejected_key(body: Any) -> bool:
     if not isinstance(err, dict):
         return False
     details = err.get("details")
-    return isinstance(details, list) and any(isinstance(d, dict) and str(d.get("reason", "")).startswith("API_KEY_") for d in details)
+    return isinstance(details, list) and any(
+        isinstance(d, dict) and str(d.get("reason", "")).startswith("API_KEY_") for d in details)
 
 
 # --- huggingface_hub's session ---------------------------------------------------------------------------
 
 
-def hub_session_hooks(httpx_module: Any, limits: "_limits.Limits | None" = None) -> dict[str, list[Callable[[Any], None]]]:
+def hub_session_hooks(httpx_module: Any,
+                      limits: "_limits.Limits | None" = None) -> dict[str, list[Callable[[Any], None]]]:
     """Hooks that bound each answer `huggingface_hub`'s session reads (`limits.bounded_hooks`)."""
     return _limits.bounded_hooks(httpx_module, limits or _limits.limits(), shown=redact_url)
 
@@ -218,7 +220,8 @@ class HttpClient:
             t0 = time.perf_counter()
             request = self.client.build_request(method, url, json=body, params=params)
             response = self.client.send(request, stream=True)
-            self.debug.response(response.status_code, response.reason_phrase, time.perf_counter() - t0, response.headers)
+            elapsed = time.perf_counter() - t0
+            self.debug.response(response.status_code, response.reason_phrase, elapsed, response.headers)
             if response.status_code >= 400:
                 try:
                     response.read()
@@ -241,7 +244,8 @@ class HttpClient:
             return run_with_retries(once, self._classify, policy, self.debug)
         except httpx.InvalidURL as exc:
             raise error(UsageError, f"cannot send a request to '{redact_url(url)}': {exc}",
-                        "check the service address (--api-base, or the deployment's api_base, endpoint or host)") from None
+                        "check the service address (--api-base, or the deployment's api_base, endpoint or host)",
+                        ) from None
         except _Status as exc:
             raise status_error(self.ctx, exc.status, exc.body, exc.text, attempts=attempts) from None
         except _Unexpected as exc:

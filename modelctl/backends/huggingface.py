@@ -73,7 +73,8 @@ class HuggingFaceBackend(ApiBackend):
             self.label = f"the Hugging Face endpoint at {self.endpoint}"
         else:
             self.endpoint = f"{ROUTER}/{deployment.provider}" if deployment.provider else ROUTER
-        what = "endpoint" if self.api_base else f"inference provider{' ' + deployment.provider if deployment.provider else 's'}"
+        providers = f" {deployment.provider}" if deployment.provider else "s"
+        what = "endpoint" if self.api_base else f"inference provider{providers}"
         self.ctx = ErrorContext(self.label, not_found=f"has no model '{deployment.model}' (through the {what})",
                                 key_hint=f"the key came from {key.source}" if key.source else None,
                                 endpoint=self.endpoint)
@@ -255,7 +256,8 @@ class HuggingFaceBackend(ApiBackend):
             except ValueError as exc:  # an unreadable event
                 raise interrupted(self.label, received, f"unreadable event ({one_line(str(exc))})") from None
             except Exception as exc:  # an error event the server sent mid-stream
-                raise interrupted(self.label, received, f"{self.label} reported an error: {one_line(str(exc))}") from None
+                why = f"{self.label} reported an error: {one_line(str(exc))}"
+                raise interrupted(self.label, received, why) from None
             outputs_read += 1
             try:
                 texts, reason, usage = self._read_output(out)

@@ -169,12 +169,14 @@ class _Calls:
             raise self.not_ollama(exc) from None
         except (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout):
             raise error(OfflineError, f"cannot connect to Ollama at {self.ctx.endpoint}",
-                        "is the Ollama server running (`ollama serve`)? Set OLLAMA_HOST if it listens elsewhere") from None
+                        "is the Ollama server running (`ollama serve`)? Set OLLAMA_HOST if it listens elsewhere",
+                        ) from None
         except httpx.TimeoutException:
             raise error(BackendError, f"Ollama at {self.ctx.endpoint} did not answer in time",
                         "MODELCTL_READ_TIMEOUT sets how long a server may stay silent") from None
         except httpx.HTTPError as exc:
-            raise error(BackendError, f"the request to Ollama at {self.ctx.endpoint} failed: {transport_reason(exc)}") from None
+            raise error(BackendError, f"the request to Ollama at {self.ctx.endpoint} failed: "
+                        f"{transport_reason(exc)}") from None
 
 
 class OllamaBackend(ApiBackend):
@@ -273,7 +275,8 @@ class OllamaBackend(ApiBackend):
                 yield self._final(state, clock, part)
                 return
             part = self._next(rest, received)
-        why = "the stream ended before the answer " + ("was finished" if received or head else f"began: {self.calls.came}")
+        why = "the stream ended before the answer " + (
+            "was finished" if received or head else f"began: {self.calls.came}")
         raise interrupted(self.ctx.provider, received, why)
 
     def _next(self, rest: Iterator[Any], received: int) -> Any:

@@ -134,7 +134,8 @@ class OpenAIBackend(ApiBackend):
         else:
             base = api_base or deployment.api_base
             if not base:
-                raise UsageError(f"openai-compatible deployment of '{model}' has no api_base", hint="pass --api-base URL")
+                raise UsageError(f"openai-compatible deployment of '{model}' has no api_base",
+                                 hint="pass --api-base URL")
             self.base = self.use_base(base)
             self.label = f"the server at {self.endpoint}"
             if key.value:
@@ -179,7 +180,8 @@ class OpenAIBackend(ApiBackend):
         try:
             data = event.json()
         except ValueError as exc:
-            raise lines.interrupted(f"unreadable event from {self.label} ({exc}): {one_line(event.data, 120)}") from None
+            why = f"unreadable event from {self.label} ({exc}): {one_line(event.data, 120)}"
+            raise lines.interrupted(why) from None
         wire = self.wire
         data = wire.obj(data, "an event", optional=False)
         if data.get("error"):

@@ -107,7 +107,9 @@ class ServiceUrl:
     """A service's address as given (`--api-base`, a registry `api_base` or `endpoint`, an
     environment variable), taken apart."""
 
-    base: str  # request paths are appended to this: no query, no trailing "/"; user info kept (httpx sends it as Basic auth)
+    # Request paths are appended to `base`: no query, no trailing "/"; user info kept (httpx
+    # sends it as Basic auth).
+    base: str
     query: dict[str, str]  # the address's own query parameters, sent with every request
     shown: str  # what messages and --debug print: credentials hidden
 
