@@ -61,7 +61,7 @@ def test_seed_model_is_present(registry, name):
 
 
 def test_categories_and_deployment_kinds_are_all_used(registry):
-    from modelctl.registry.schema import CATEGORIES, DEPLOYMENT_KINDS
+    from modelctl.registry.vocab import CATEGORIES, DEPLOYMENT_KINDS
 
     assert {m.category for m in registry} == set(CATEGORIES)
     assert {d.kind for m in registry for d in m.deployments} == set(DEPLOYMENT_KINDS)

@@ -65,7 +65,7 @@ def list_models(
         return print_installed(as_json)
     from modelctl.errors import UsageError
     from modelctl.registry.query import ModelFilter, filter_models, sort_models
-    from modelctl.registry.model import CATEGORIES, DEPLOYMENT_KINDS, TASKS
+    from modelctl.registry.vocab import CATEGORIES, DEPLOYMENT_KINDS, TASKS
 
     if category and category.lower() not in CATEGORIES:
         raise UsageError(f"--category: '{category}' is not one of: {', '.join(CATEGORIES)}")

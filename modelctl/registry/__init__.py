@@ -7,15 +7,20 @@
 """
 
 from modelctl.registry.loader import (
-    BUILTIN_REGISTRY, build_model_list, check_file, load_registry, registry_layers, validate_files,
+    BUILTIN_REGISTRY,
+    build_model_list,
+    check_file,
+    load_registry,
+    registry_layers,
+    validate_files,
 )
 from modelctl.registry.model import Model
 from modelctl.registry.query import ModelFilter, SearchHit, filter_models, search_models, sort_models
 from modelctl.registry.registry import Registry
 
 __all__ = [
-    "Access", "BUILTIN_REGISTRY", "Defaults", "Deployment", "GGUFFile", "License", "Model",
-    "ModelFilter", "Registry", "SearchHit", "build_model_list", "check_file", "filter_models",
+    "Access", "BUILTIN_REGISTRY", "Defaults", "Deployment", "License", "Model", "ModelFilter",
+    "Registry", "RepoFile", "SearchHit", "build_model_list", "check_file", "filter_models",
     "load_registry", "registry_layers", "search_models", "sort_models", "validate_files",
 ]
 
@@ -26,7 +31,7 @@ def __getattr__(name: str):
         from modelctl.registry.schema import Problem
 
         return Problem
-    if name in ("Access", "Defaults", "Deployment", "GGUFFile", "License"):
+    if name in ("Access", "Defaults", "Deployment", "License", "RepoFile"):
         from modelctl.registry import values
 
         return getattr(values, name)

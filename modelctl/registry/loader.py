@@ -132,7 +132,8 @@ def check_file(path: Path) -> "tuple[list[dict[str, Any]], list[Problem]]":
             problems.append(Problem(file, "unknown top-level key (expected schema_version and [[models]])", key=key))
     version = doc.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        problems.append(Problem(file, f"unsupported schema_version {version!r} (this modelctl reads {SCHEMA_VERSION})", key="schema_version"))
+        problems.append(Problem(file, f"unsupported schema_version {version!r} (this modelctl reads {SCHEMA_VERSION})",
+                                key="schema_version"))
     models = doc.get("models", [])
     if not isinstance(models, list):
         problems.append(Problem(file, "`models` must be an array of tables: write [[models]]", key="models"))
@@ -153,7 +154,8 @@ def check_file(path: Path) -> "tuple[list[dict[str, Any]], list[Problem]]":
         if isinstance(model_id, str):
             key = model_id.lower()
             if key in seen:
-                problems.append(Problem(file, f"duplicate id (first defined as model #{seen[key] + 1})", model_id, "id", find_line(i, "id")))
+                problems.append(Problem(file, f"duplicate id (first defined as model #{seen[key] + 1})", model_id, "id",
+                                        find_line(i, "id")))
             seen.setdefault(key, i)
     return models, problems
 
@@ -180,7 +182,10 @@ def load_file(path: Path) -> list[dict[str, Any]]:
 def _summary(problems: "list[Problem]") -> str:
     first = str(problems[0])
     more = len(problems) - 1
-    tail = f" (and {more} more problem{'s' if more > 1 else ''}; run `modelctl registry validate {problems[0].file}`)" if more else ""
+    tail = ""
+    if more:
+        plural = "s" if more > 1 else ""
+        tail = f" (and {more} more problem{plural}; run `modelctl registry validate {problems[0].file}`)"
     return f"invalid registry: {first}{tail}"
 
 

@@ -1,30 +1,18 @@
 """A registry model: a read-only view over one validated `[[models]]` table.
 
 The nested values (licence, access, defaults, deployments; `values.py`) are made on first use,
-so listing a large registry builds almost nothing. This module also holds the registry's
-vocabulary (categories, tasks, deployment kinds), which filters need without the schema.
+so listing a large registry builds almost nothing. The vocabulary (categories, tasks, deployment
+kinds, which of them run locally) is in `vocab.py`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from modelctl.registry.vocab import is_local
+
 if TYPE_CHECKING:
     from modelctl.registry.values import Access, Defaults, Deployment, License
-
-CATEGORIES = ("foundation", "industry", "task")
-TASKS = (
-    "chat", "completion", "embedding", "code", "vision", "speech-to-text", "text-to-speech",
-    "text-to-image", "moderation", "fill-mask", "image-classification",
-    "zero-shot-image-classification", "translation", "summarization", "rerank",
-)
-DEPLOYMENT_KINDS = (
-    "llama.cpp", "ollama", "openai", "azure-openai", "openai-compatible", "hf-inference",
-    "mistral", "gemini", "anthropic",
-)
-
-# Kinds whose model runs on this machine.
-LOCAL_KINDS = frozenset({"llama.cpp", "ollama"})
 
 
 def _value(key: str, default: Any = None) -> property:
@@ -122,7 +110,7 @@ class Model:
 
     @property
     def local(self) -> bool:
-        return any(_raw_is_local(d) for d in self._raw["deployments"])
+        return any(is_local(d) for d in self._raw["deployments"])
 
     @property
     def open_weights(self) -> bool:
@@ -186,32 +174,15 @@ class Model:
             "cost_output": raw["access"].get("cost_output"),
             "template": raw.get("template"),
             "deployments": [
-                {"id": d.get("id", d["kind"]), "kind": d["kind"], "local": _raw_is_local(d)}
+                {"id": d.get("id", d["kind"]), "kind": d["kind"], "local": is_local(d)}
                 for d in raw["deployments"]
             ],
         }
 
 
-def _is_loopback(url: str | None) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url or "").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _raw_is_local(d: dict[str, Any]) -> bool:
-    return d["kind"] in LOCAL_KINDS or (d["kind"] == "openai-compatible" and _is_loopback(d.get("api_base")))
-
-
 def __getattr__(name: str) -> Any:
     # The value classes live in values.py, imported on first use; they stay reachable from here.
-    if name in ("Access", "Defaults", "Deployment", "GGUFFile", "License"):
+    if name in ("Access", "Defaults", "Deployment", "License", "RepoFile"):
         from modelctl.registry import values
 
         return getattr(values, name)

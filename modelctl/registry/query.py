@@ -75,7 +75,7 @@ def sort_models(models: Sequence[Model], key: str | None) -> list[Model]:
     fn = SORT_KEYS.get(name)
     if fn is None:
         raise UsageError(f"unknown sort key '{name}' (choose from: {', '.join(SORT_KEYS)})")
-    present = [m for m in models if not fn(m)[0] is True]
+    present = [m for m in models if fn(m)[0] is not True]
     missing = [m for m in models if fn(m)[0] is True]
     return sorted(present, key=fn, reverse=reverse) + missing
 
@@ -126,7 +126,7 @@ def search_models(models: Iterable[Model], query: str, limit: int | None = None)
         score = 0.0
         for term in terms:
             best = 0.0
-            for (_, weight), text in zip(_FIELDS, texts):
+            for (_, weight), text in zip(_FIELDS, texts, strict=True):
                 if not text or term not in text:
                     continue
                 words = _words(text)

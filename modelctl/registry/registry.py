@@ -56,7 +56,9 @@ class Registry:
         if model is not None:
             return model
         suggestions = self.suggest(name)
-        hint = "did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?" if suggestions else "see `modelctl search`"
+        hint = "see `modelctl search`"
+        if suggestions:
+            hint = "did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?"
         raise NotFoundError(f"unknown model '{name}'", hint=hint)
 
     def model_for_file(self, path: str | os.PathLike[str]) -> Model | None:

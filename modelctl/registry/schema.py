@@ -14,26 +14,17 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from modelctl.registry.model import CATEGORIES, DEPLOYMENT_KINDS, TASKS
+from modelctl.registry.vocab import (
+    CATEGORIES,
+    DEPLOYMENT_KINDS,
+    LINK_KINDS,
+    LOCAL_KINDS,
+    STATUSES,
+    TASKS,
+    is_local,
+)
 
 SCHEMA_VERSION = 1
-
-STATUSES = ("active", "preview", "legacy", "deprecated")
-LINK_KINDS = ("model_card", "docs", "paper", "blog", "pricing", "license", "repo")
-
-_DEFAULT_KEY_ENV = {
-    "openai": "OPENAI_API_KEY",
-    "azure-openai": "AZURE_OPENAI_API_KEY",
-    "hf-inference": "HF_TOKEN",
-    "mistral": "MISTRAL_API_KEY",
-    "gemini": "GEMINI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-}
-
-
-def default_key_env(kind: str) -> str | None:
-    """The environment variable a deployment kind reads its key from by default."""
-    return _DEFAULT_KEY_ENV.get(kind)
 
 
 @dataclass(frozen=True)
@@ -236,7 +227,8 @@ _DEPLOYMENT_CHECKERS: dict[str, Checker] = {
     "tag": _str,
     "host": url_problem,
     "repo": lambda v: None if isinstance(v, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", v) else "expected OWNER/NAME",
-    "package": lambda v: None if isinstance(v, str) and re.fullmatch(r"[A-Za-z_][\w.]*", v) else "expected a Python package name",
+    "package": lambda v: (None if isinstance(v, str) and re.fullmatch(r"[A-Za-z_][\w.]*", v)
+                          else "expected a Python package name"),
     "default_quant": _str,
     "revision": _str,
     "mmproj": safe_relative_path,
@@ -269,7 +261,8 @@ MODEL_FIELDS: dict[str, Checker] = {
     "license": lambda v: None if isinstance(v, dict) else "expected a table",
     "access": lambda v: None if isinstance(v, dict) else "expected a table",
     "defaults": lambda v: None if isinstance(v, dict) else "expected a table",
-    "deployments": lambda v: None if isinstance(v, list) and v else "expected at least one [[models.deployments]] table",
+    "deployments": lambda v: (None if isinstance(v, list) and v
+                              else "expected at least one [[models.deployments]] table"),
 }
 MODEL_REQUIRED = ("id", "name", "provider", "category", "tasks", "license", "access", "deployments")
 
@@ -395,11 +388,9 @@ def validate_model(raw: Any, *, file: str, index: int, find_line: Callable[[int,
 
 def _check_consistency(rep: _Reporter, raw: Mapping[str, Any]) -> None:
     """Checks across fields; run only once every field has the right type."""
-    from modelctl.registry.model import LOCAL_KINDS, _raw_is_local
-
     deps = raw["deployments"]
     kinds = {d["kind"] for d in deps}
-    has_local = any(_raw_is_local(d) for d in deps)
+    has_local = any(is_local(d) for d in deps)
     if raw["access"]["local_capable"] != has_local:
         if has_local:
             rep.add("access.local_capable", "is false but the model has a local deployment")

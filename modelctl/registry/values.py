@@ -1,4 +1,4 @@
-"""Registry values: a deployment, its GGUF files, a model's licence, access terms and defaults.
+"""Registry values: a deployment, the GGUF files it lists, a model's licence, access terms and defaults.
 
 Small dataclasses made on first use from a validated table (`Model` keeps the table itself).
 Treat them as read-only: they are not frozen because frozen dataclasses construct three times
@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from modelctl.registry.model import _raw_is_local
+from modelctl.registry.vocab import default_key_env, is_local
+
 
 def _compact(obj: Any) -> dict[str, Any]:
     """Dataclass -> dict without None values or empty collections (the export shape)."""
@@ -69,7 +70,11 @@ class Defaults:
 
 
 @dataclass(slots=True)
-class GGUFFile:
+class RepoFile:
+    """A GGUF file a llama.cpp deployment lists: one quantization in its repository (or package),
+    with its shards when it is split. Not the file's contents: `modelctl.store.gguf.GGUFFile`
+    is a parsed header."""
+
     quant: str
     filename: str
     size_bytes: int | None = None
@@ -102,16 +107,16 @@ class Deployment:
     package: str | None = None
     default_quant: str | None = None
     mmproj: str | None = None
-    files: tuple[GGUFFile, ...] = ()
+    files: tuple[RepoFile, ...] = ()
     cost_input: float | None = None
     cost_output: float | None = None
     notes: str | None = None
 
     @property
     def local(self) -> bool:
-        return _raw_is_local({"kind": self.kind, "api_base": self.api_base})
+        return is_local({"kind": self.kind, "api_base": self.api_base})
 
-    def file_for(self, quant: str | None = None) -> GGUFFile | None:
+    def file_for(self, quant: str | None = None) -> RepoFile | None:
         """The GGUF file for `quant` (case-insensitive), or the default one."""
         wanted = (quant or self.default_quant or "").lower()
         for f in self.files:
@@ -125,10 +130,9 @@ class Deployment:
         In the spirit of the AI-service-metadata decision: a model id plus the attributes that
         identify the endpoint (endpoint, api version, deployment name, key variable, …).
         """
-        from modelctl.registry.schema import default_key_env
-
+        default = self.file_for()
         meta: dict[str, Any] = {
-            "model_id": self.model or self.tag or (self.file_for().filename if self.files else None),
+            "model_id": self.model or self.tag or (default.filename if default else None),
             "kind": self.kind,
         }
         attrs = {
@@ -154,5 +158,5 @@ class Deployment:
 
 def build_deployment(raw: dict[str, Any]) -> Deployment:
     raw = dict(raw)
-    files = tuple(GGUFFile(**{**f, "shards": tuple(f.get("shards", ()))}) for f in raw.pop("files", ()))
+    files = tuple(RepoFile(**{**f, "shards": tuple(f.get("shards", ()))}) for f in raw.pop("files", ()))
     return Deployment(id=raw.pop("id", raw["kind"]), files=files, **raw)

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 from modelctl.errors import ModelctlError, ModelFileError
 
 if TYPE_CHECKING:
-    from modelctl.registry import Deployment, GGUFFile, Model
+    from modelctl.registry import Deployment, Model, RepoFile
     from modelctl.store.hub import CachedGroup
 
 
-def file_names(f: "GGUFFile") -> list[str]:
+def file_names(f: "RepoFile") -> list[str]:
     """Every file of a deployment file: its shards in order, else its one file."""
     names = list(f.shards) if f.shards else [f.filename]
     if f.filename not in names:
@@ -40,7 +40,7 @@ def file_names(f: "GGUFFile") -> list[str]:
     return names
 
 
-def hub_files(dep: "Deployment", f: "GGUFFile", *, any_snapshot: bool = False) -> "CachedGroup":
+def hub_files(dep: "Deployment", f: "RepoFile", *, any_snapshot: bool = False) -> "CachedGroup":
     """`f`'s files in the Hugging Face cache, all from one snapshot (`missing` lists the others)."""
     from modelctl.store.hub import CachedGroup, cached_group
 
@@ -49,7 +49,7 @@ def hub_files(dep: "Deployment", f: "GGUFFile", *, any_snapshot: bool = False) -
     return cached_group(dep.repo, file_names(f), dep.revision, any_snapshot=any_snapshot)
 
 
-def _incomplete(model: "Model", f: "GGUFFile", found: "CachedGroup") -> ModelFileError:
+def _incomplete(model: "Model", f: "RepoFile", found: "CachedGroup") -> ModelFileError:
     missing = ", ".join(found.missing)
     shards = f"shards {missing} are" if len(found.missing) > 1 else f"shard {missing} is"
     return ModelFileError(
@@ -59,7 +59,7 @@ def _incomplete(model: "Model", f: "GGUFFile", found: "CachedGroup") -> ModelFil
     )
 
 
-def _ordered_files(dep: "Deployment", quant: str | None) -> list["GGUFFile"]:
+def _ordered_files(dep: "Deployment", quant: str | None) -> list["RepoFile"]:
     if quant:
         f = dep.file_for(quant)
         return [f] if f else []

@@ -21,7 +21,7 @@ from modelctl.store.hub import Pulled, Wanted
 from modelctl.store.locate import file_names, hub_files
 
 if TYPE_CHECKING:
-    from modelctl.registry import Deployment, GGUFFile, Model
+    from modelctl.registry import Deployment, Model, RepoFile
     from modelctl.store.hub import RepoListing
     from modelctl.store.progress import PullProgress
     from modelctl.store.quant import QuantChoice
@@ -74,7 +74,7 @@ def _listing_sizes(listing: "RepoListing | None") -> dict[str, int]:
 
 
 def choose_file(dep: "Deployment", quant: str | None, *, listing: "RepoListing | None" = None,
-                budget=None, cached_only: set[str] | None = None) -> tuple["GGUFFile", "QuantChoice | None"]:
+                budget=None, cached_only: set[str] | None = None) -> tuple["RepoFile", "QuantChoice | None"]:
     """The deployment file for `quant`, or the best one for this machine (with the reason)."""
     from modelctl.store.quant import Candidate, choose_quant, memory_budget
 
@@ -109,7 +109,7 @@ def choose_file(dep: "Deployment", quant: str | None, *, listing: "RepoListing |
     return next(f for f in files if f.quant == choice.quant), choice
 
 
-def _wanted(dep: "Deployment", f: "GGUFFile") -> list[Wanted]:
+def _wanted(dep: "Deployment", f: "RepoFile") -> list[Wanted]:
     names = file_names(f)
     out = [Wanted(names[0], f.sha256, f.size_bytes if len(names) == 1 else None, "model")]
     out += [Wanted(n, None, None, "shard") for n in names[1:]]

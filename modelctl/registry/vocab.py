@@ -1,0 +1,60 @@
+"""The registry's vocabulary: categories, tasks, deployment kinds, and which kinds run locally.
+
+Entries (`model.py`), values (`values.py`), the schema (`schema.py`) and the CLI's filters all
+read these; this module imports nothing from the registry, so none of them import each other for
+it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+CATEGORIES = ("foundation", "industry", "task")
+TASKS = (
+    "chat", "completion", "embedding", "code", "vision", "speech-to-text", "text-to-speech",
+    "text-to-image", "moderation", "fill-mask", "image-classification",
+    "zero-shot-image-classification", "translation", "summarization", "rerank",
+)
+DEPLOYMENT_KINDS = (
+    "llama.cpp", "ollama", "openai", "azure-openai", "openai-compatible", "hf-inference",
+    "mistral", "gemini", "anthropic",
+)
+STATUSES = ("active", "preview", "legacy", "deprecated")
+LINK_KINDS = ("model_card", "docs", "paper", "blog", "pricing", "license", "repo")
+
+# Kinds whose model runs on this machine.
+LOCAL_KINDS = frozenset({"llama.cpp", "ollama"})
+
+_DEFAULT_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "azure-openai": "AZURE_OPENAI_API_KEY",
+    "hf-inference": "HF_TOKEN",
+    "mistral": "MISTRAL_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+}
+
+
+def default_key_env(kind: str) -> str | None:
+    """The environment variable a deployment kind reads its key from by default."""
+    return _DEFAULT_KEY_ENV.get(kind)
+
+
+def _is_loopback(url: str | None) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url or "").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_local(deployment: Mapping[str, Any]) -> bool:
+    """Whether a deployment table (`kind`, `api_base`) runs on this machine: a llama.cpp or
+    Ollama deployment, or an OpenAI-compatible server on a loopback address."""
+    kind = deployment["kind"]
+    return kind in LOCAL_KINDS or (kind == "openai-compatible" and _is_loopback(deployment.get("api_base")))
