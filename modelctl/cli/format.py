@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from modelctl.units import human_bytes as human_bytes  # one definition, below the CLI
+
 
 def human_count(n: int | None) -> str:
     """6738415616 -> '6.7B', 774000000 -> '774M', None -> '-'."""
@@ -26,17 +28,6 @@ def human_tokens(n: int | None) -> str:
             value = n / dec if n % dec == 0 else n / binary
             return f"{value:.0f}{unit}" if value >= 10 or value == int(value) else f"{value:.1f}{unit}"
     return str(n)
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 def money(v: float | None) -> str:

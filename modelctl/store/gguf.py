@@ -412,7 +412,7 @@ def check_gguf(path: str | os.PathLike[str], *, memory: int | None = None) -> GG
     limit = available_memory() if memory is None else memory
     weights = required - info.data_offset
     if limit is not None and weights > limit:
-        from modelctl.cli.format import human_bytes as _human
+        from modelctl.units import human_bytes as _human
 
         raise ModelFileError(
             f"{p}: the model needs {_human(weights)} of memory for its weights, "

@@ -393,7 +393,7 @@ def free_space(directory: Path) -> int | None:
 
 def check_disk(need: int, directory: Path) -> None:
     """DiskSpaceError when `directory`'s file system has less than `need` bytes free."""
-    from modelctl.cli.format import human_bytes
+    from modelctl.units import human_bytes
 
     if need <= 0:
         return

@@ -101,7 +101,7 @@ class Budget:
     detail: str = ""
 
     def describe(self) -> str:
-        from modelctl.cli.format import human_bytes
+        from modelctl.units import human_bytes
 
         if self.bytes is None:
             return f"{self.kind} (amount unknown)"
@@ -165,7 +165,7 @@ def choose_quant(
     candidates: list[Candidate], budget: Budget, *, default: str | None = None
 ) -> QuantChoice:
     """The best candidate that fits `budget`, and why (see the module docstring)."""
-    from modelctl.cli.format import human_bytes
+    from modelctl.units import human_bytes
 
     if not candidates:
         raise ValueError("no candidates")

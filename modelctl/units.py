@@ -1,0 +1,15 @@
+"""Quantities in words people read: sizes in bytes."""
+
+from __future__ import annotations
+
+
+def human_bytes(n: int | None) -> str:
+    """1536 -> '1.5 KiB', 250_000_000 -> '238.4 MiB', None -> '-' (binary units, as `du -h`)."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
