@@ -9,6 +9,7 @@ from modelctl.backends.base import template_name
 from modelctl.chat.render import for_terminal, is_terminal
 from modelctl.chat.resolve import ChatSetup
 from modelctl.chat.session import ChatSession, Reply
+from modelctl.chat.terminal import write_json
 from modelctl.errors import ModelctlError
 
 
@@ -62,12 +63,10 @@ def run_once(
                 wrote_last = delta
     except (ModelctlError, KeyboardInterrupt) as exc:
         if as_json:
-            from modelctl.cli.output import print_json
-
             reply.close()
             data = reply_json(reply, setup)
             data["error"] = str(exc) if isinstance(exc, ModelctlError) else "interrupted"
-            print_json(data)
+            write_json(out, data)
         raise
     finally:
         reply.close()
@@ -75,9 +74,7 @@ def run_once(
             out.write("\n")
             out.flush()
     if as_json:
-        from modelctl.cli.output import print_json
-
-        print_json(reply_json(reply, setup))
+        write_json(out, reply_json(reply, setup))
     elif not stream:
         out.write(shown(reply.text) + ("" if reply.text.endswith("\n") else "\n"))
         out.flush()

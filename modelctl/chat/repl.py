@@ -168,13 +168,13 @@ def read_message(read: Callable[[str], str]) -> str:
 
 class Repl:
     def __init__(self, setup: ChatSetup, *, debug: bool = False) -> None:
-        from modelctl.cli import output
+        from modelctl.chat import terminal
 
         self.setup = setup
         self.session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
         self.debug = debug
-        self.out = output.out()
-        self.err = output.err()
+        self.out = terminal.out()
+        self.err = terminal.err()
         self.reader = LineReader(_history_file())
 
     # --- output -------------------------------------------------------------------------------

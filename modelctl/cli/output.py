@@ -11,43 +11,18 @@ written out as escapes, so that no terminal escape sequence from data reaches th
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import re
 import sys
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelctl.chat.render import printable, redact_text, safe
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
-
-def _styled(stream) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
-
-
-@lru_cache(maxsize=None)
-def _console(stderr: bool) -> "Console":
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    styled = _styled(stream)
-    console = Console(
-        stderr=stderr,
-        no_color=not styled,
-        highlight=False,
-        force_terminal=None if styled else False,
-        soft_wrap=not styled,
-    )
-    console.on_broken_pipe = _raise_broken_pipe  # handled once, in the CLI's error handling
-    return console
-
-
-def _raise_broken_pipe() -> None:
-    raise BrokenPipeError
+# The consoles and the JSON writer are the chat's too; the commands use them from here.
+from modelctl.chat.terminal import err as err
+from modelctl.chat.terminal import json_text as json_text
+from modelctl.chat.terminal import out as out
+from modelctl.chat.terminal import reset_consoles as reset_consoles
+from modelctl.chat.terminal import write_json
 
 
 def stdout_closed() -> int:
@@ -61,21 +36,6 @@ def stdout_closed() -> int:
     except (OSError, ValueError):  # no file descriptor (a test runner's stream)
         pass
     return 0
-
-
-def out() -> "Console":
-    """Console for data (stdout)."""
-    return _console(False)
-
-
-def err() -> "Console":
-    """Console for progress and diagnostics (stderr)."""
-    return _console(True)
-
-
-def reset_consoles() -> None:
-    """Forget cached consoles (streams change under test runners)."""
-    _console.cache_clear()
 
 
 def cell(text: Any) -> str:
@@ -95,41 +55,13 @@ def redact_data(data: Any) -> Any:
     return data
 
 
-def _finite(data: Any) -> Any:
-    """`data` with NaN and the infinities replaced by None."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
-    return data
-
-
-# DEL, C1 controls, line separators and bidirectional overrides are valid unescaped in JSON
-# strings; escaped, no terminal or line-based tool reading the output acts on them. Lone
-# surrogates (a file name that is not UTF-8) are escaped too: no encoding can write them.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def json_text(data: Any, indent: int | None = None) -> str:
-    """`data` as JSON text: NaN and Infinity (which JSON lacks) as null; the characters of
-    _JSON_UNSAFE escaped."""
-    try:
-        text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        text = json.dumps(_finite(data), indent=indent, ensure_ascii=False, allow_nan=False)
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
-
-
 def print_json(data: Any) -> None:
     """Write `data` as JSON to stdout, unstyled, always parseable.
 
     Indented for a person at a terminal; one line when piped, because json's indenting encoder
     is pure Python and takes a third of a second on a 10,000-model listing.
     """
-    indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json_text(data, indent) + "\n")
+    write_json(sys.stdout, data)
 
 
 def print_records(data: Any) -> None:
