@@ -11,7 +11,8 @@ from modelctl.backends.base import NUMBER_PARAMS, PARAM_NAMES, GenerationParams
 from modelctl.backends.params import param_table, request_fields
 
 TABLES = [("openai", "PARAMETERS"), ("mistral", "PARAMETERS"), ("anthropic", "PARAMETERS"),
-          ("gemini", "PARAMETERS"), ("huggingface", "PARAMETERS"), ("ollama", "OPTION_NAMES")]
+          ("gemini", "PARAMETERS"), ("huggingface", "PARAMETERS"), ("ollama", "OPTION_NAMES"),
+          ("llamacpp", "SAMPLING_ARGS")]
 
 
 def test_the_names_are_the_fields_of_generation_params():

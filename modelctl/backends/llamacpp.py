@@ -47,6 +47,7 @@ from modelctl.backends.llama_lib import (
     load_failure,
 )
 from modelctl.backends.llama_options import split_options
+from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.stops import StopMatcher
 from modelctl.errors import BackendError, ModelFileError, UsageError
 from modelctl.store.gguf import GGUFFile, check_gguf
@@ -59,6 +60,10 @@ if TYPE_CHECKING:
 DEFAULT_CTX = 4096
 # Sampling defaults (llama.cpp's own), used where neither the registry, the config nor a flag says.
 SAMPLING_DEFAULTS = {"temperature": 0.8, "top_p": 0.95, "top_k": 40, "repeat_penalty": 1.0}
+# The `Llama.generate` argument of each sampling parameter; max_tokens, seed and stop are no
+# arguments of it: the generation loop applies them.
+SAMPLING_ARGS = param_table(temperature="temp", top_p="top_p", top_k="top_k", repeat_penalty="repeat_penalty",
+                            max_tokens=None, seed=None, stop=None)
 # Answers whose generated tokens are remembered for reuse in later prompts.
 _REMEMBERED_ANSWERS = 32
 
@@ -533,12 +538,10 @@ class LlamaCppBackend(BaseBackend):
             )
         kw.update(extra_sample)
         # A parameter set by name (registry, config, flag, /set) wins over -o; -o over defaults.
-        for name, key in (("temperature", "temp"), ("top_p", "top_p"), ("top_k", "top_k"),
-                          ("repeat_penalty", "repeat_penalty")):
-            value = getattr(params, name)
-            if value is not None:
-                kw[key] = value
-            else:
+        named, _ = request_fields(params, SAMPLING_ARGS)
+        kw.update(named)
+        for name, key in SAMPLING_ARGS.items():
+            if key is not None:
                 kw.setdefault(key, SAMPLING_DEFAULTS[name])
         return kw
 
