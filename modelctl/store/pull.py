@@ -105,7 +105,8 @@ def choose_file(dep: "Deployment", quant: str | None, *, listing: "RepoListing |
         candidates.append(Candidate(f.quant, size))
     choice = choose_quant(candidates, budget or memory_budget(), default=dep.default_quant)
     if cached_only:
-        choice = type(choice)(choice.quant, choice.size, choice.reason + " (offline: among the files already here)", choice.fits)
+        offline = choice.reason + " (offline: among the files already here)"
+        choice = type(choice)(choice.quant, choice.size, offline, choice.fits)
     return next(f for f in files if f.quant == choice.quant), choice
 
 
@@ -238,50 +239,11 @@ def is_hf_spec(name: str) -> bool:
     return name.startswith(("hf:", "hf.co/", "huggingface.co/", "https://huggingface.co/"))
 
 
-@dataclass
-class GGUFGroup:
-    """One model file in a repository: its quantization and its file(s) (shards in order)."""
-
-    quant: str
-    files: list[str]
-    size: int | None
-    sha256: str | None
-
-
-def gguf_groups(listing: "RepoListing") -> tuple[list[GGUFGroup], list[GGUFGroup]]:
-    """The repository's GGUF models by quantization, and its vision projectors (mmproj)."""
-    from modelctl.store.quant import SHARD, quant_from_filename, rank
-
-    entries = {e.filename: e for e in listing.files if e.filename.lower().endswith(".gguf")}
-    groups: dict[str, list[str]] = {}
-    for name in sorted(entries):
-        groups.setdefault(SHARD.sub("", name), []).append(name)
-    models: list[GGUFGroup] = []
-    projectors: list[GGUFGroup] = []
-    seen: set[str] = set()
-    for key, names in groups.items():
-        first = entries[names[0]]
-        sizes = [entries[n].size for n in names]
-        base = names[0].rsplit("/", 1)[-1]
-        quant = quant_from_filename(base) or re.sub(r"\.gguf$", "", SHARD.sub("", base), flags=re.I)
-        if not quant.strip():  # a file named only ".gguf": nothing to call it by
-            continue
-        group = GGUFGroup(quant, names, sum(sizes) if all(sizes) else None, first.sha256)  # type: ignore[arg-type]
-        if base.lower().startswith("mmproj"):
-            projectors.append(group)
-        elif quant.lower() not in seen:
-            seen.add(quant.lower())
-            models.append(group)
-    models.sort(key=lambda g: (rank(g.quant), g.files[0]))
-    projectors.sort(key=lambda g: (0 if g.quant in ("F16", "BF16") else 1, g.files[0]))
-    return models, projectors
-
-
 def pull_hf(spec: str, *, progress: "PullProgress | None" = None, note: Note | None = None,
             budget=None) -> PullReport:
     """Pull a GGUF from any Hub repository and add it to the user registry."""
     from modelctl.store import hub
-    from modelctl.store.quant import Candidate, QuantChoice, choose_quant, memory_budget, normalize
+    from modelctl.store.quant import Candidate, QuantChoice, choose_quant, gguf_groups, memory_budget, normalize
     from modelctl.store.user_registry import add_pulled_model, existing_entry
 
     note = note or (lambda _m: None)

@@ -3,8 +3,11 @@
 `choose_quant(candidates, budget)` picks the highest-quality file whose size, plus room for the
 context and buffers, fits the memory budget, and returns the choice with a sentence saying why.
 Full-precision files (F32, F16, BF16) are only chosen when nothing quantized is offered: Q8_0 is
-practically lossless at half the size (and F32 only when there is no F16 or BF16 either). When nothing fits, the smallest file is chosen and the
-reason says it may not load.
+practically lossless at half the size (and F32 only when there is no F16 or BF16 either). When
+nothing fits, the smallest file is chosen and the reason says it may not load.
+
+`gguf_groups(listing)` sorts a repository's GGUF files into models by quantization (a sharded
+file is one model) and vision projectors.
 
 `memory_budget()` is the memory a model can use here: free VRAM when llama-cpp-python was built
 with GPU offload and an NVIDIA GPU answers `nvidia-smi`, unified memory on Apple silicon, else
@@ -19,6 +22,10 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelctl.store.hub import RepoListing
 
 # Best first (llama.cpp's perplexity tables; the _L/_XL variants keep some tensors at Q8_0).
 QUALITY_ORDER = (
@@ -199,3 +206,43 @@ def choose_quant(
     if quantized and len(quantized) < len(sized):
         reason += "; full-precision files were passed over"
     return QuantChoice(pick.quant, pick.size, reason, True)
+
+
+# --- a repository's files by quantization ------------------------------------------------
+
+
+@dataclass
+class GGUFGroup:
+    """One model file in a repository: its quantization and its file(s) (shards in order)."""
+
+    quant: str
+    files: list[str]
+    size: int | None
+    sha256: str | None
+
+
+def gguf_groups(listing: "RepoListing") -> tuple[list[GGUFGroup], list[GGUFGroup]]:
+    """The repository's GGUF models by quantization, and its vision projectors (mmproj)."""
+    entries = {e.filename: e for e in listing.files if e.filename.lower().endswith(".gguf")}
+    groups: dict[str, list[str]] = {}
+    for name in sorted(entries):
+        groups.setdefault(SHARD.sub("", name), []).append(name)
+    models: list[GGUFGroup] = []
+    projectors: list[GGUFGroup] = []
+    seen: set[str] = set()
+    for names in groups.values():
+        first = entries[names[0]]
+        sizes = [entries[n].size for n in names]
+        base = names[0].rsplit("/", 1)[-1]
+        quant = quant_from_filename(base) or re.sub(r"\.gguf$", "", SHARD.sub("", base), flags=re.I)
+        if not quant.strip():  # a file named only ".gguf": nothing to call it by
+            continue
+        group = GGUFGroup(quant, names, sum(sizes) if all(sizes) else None, first.sha256)  # type: ignore[arg-type]
+        if base.lower().startswith("mmproj"):
+            projectors.append(group)
+        elif quant.lower() not in seen:
+            seen.add(quant.lower())
+            models.append(group)
+    models.sort(key=lambda g: (rank(g.quant), g.files[0]))
+    projectors.sort(key=lambda g: (0 if g.quant in ("F16", "BF16") else 1, g.files[0]))
+    return models, projectors

@@ -23,7 +23,7 @@ from modelctl.errors import RegistryError
 
 if TYPE_CHECKING:
     from modelctl.store.hub import RepoListing
-    from modelctl.store.pull import GGUFGroup
+    from modelctl.store.quant import GGUFGroup
 
 EMBEDDING_ARCHITECTURES = frozenset({
     "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert", "gemma-embedding",
@@ -127,7 +127,7 @@ def entry_from_gguf(
     languages = md.get("general.languages")
     if isinstance(languages, list) and all(isinstance(x, str) for x in languages) and languages:
         entry["languages"] = languages
-    if "chat" in tasks:
+    if "chat" in tasks and isinstance(chat_template, str):  # a chat model has a template
         entry["template"] = guess_template(chat_template, arch)
     entry["frameworks"] = ["llama.cpp"]
     if repo and endpoint and endpoint.startswith(("http://", "https://")):
@@ -212,7 +212,8 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     deps = []
     replaced = False
     for dep in old.get("deployments", []):
-        if isinstance(dep, dict) and dep.get("kind") == "llama.cpp" and dep.get("repo") == new_dep.get("repo") and not replaced:
+        same_repo = isinstance(dep, dict) and dep.get("kind") == "llama.cpp" and dep.get("repo") == new_dep.get("repo")
+        if same_repo and not replaced:
             files = {f["quant"].lower(): f for f in new_dep.get("files", [])}
             for f in dep.get("files", []):
                 if isinstance(f, dict) and isinstance(f.get("quant"), str):
