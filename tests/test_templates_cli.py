@@ -166,7 +166,7 @@ def chat_choice(model: str):
     """The template `modelctl chat --model MODEL` would use."""
     from modelctl.chat.resolve import choose_template, resolve_target
 
-    tpl = choose_template(resolve_target(model), None, warn=False)
+    tpl = choose_template(resolve_target(model), None)
     return tpl.name, tpl.source
 
 

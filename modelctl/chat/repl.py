@@ -12,13 +12,15 @@ import shlex
 import stat
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from modelctl.backends.base import PARAM_NAMES, is_local, template_name
+from modelctl.chat.messages import clean_text
 from modelctl.chat.render import safe
 from modelctl.chat.resolve import ChatSetup, choose_template
-from modelctl.chat.session import ChatSession, clean_text
+from modelctl.chat.session import ChatSession
 from modelctl.errors import ModelctlError, UsageError
 
 PROMPT = ">>> "
@@ -208,7 +210,7 @@ class Repl:
                     if text.startswith("/") and not text.startswith("//"):
                         self.command(text[1:])
                     elif text.strip():
-                        self.answer(lambda: self.session.ask(text[1:] if text.startswith("//") else text))
+                        self.answer(partial(self.session.ask, text[1:] if text.startswith("//") else text))
                 except _Exit:
                     return 0
                 except ModelctlError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,28 +23,12 @@ from modelctl.backends.base import (
     Usage,
     template_name,
 )
+from modelctl.chat.messages import CHAT_ROLES, parse_messages, split_system
 from modelctl.errors import UsageError
 
 FILE_FORMAT = "modelctl-chat"
 FILE_VERSION = 1
 MAX_FILE_BYTES = 8 * 2**20  # a saved conversation larger than this is not one
-
-
-# Surrogates that are not bytes escaped by Python's surrogateescape (U+DC80..U+DCFF).
-_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
-
-
-def clean_text(text: str) -> str:
-    """`text` as valid Unicode, for every place text enters a chat (arguments, stdin, the REPL,
-    /load). Bytes that were not UTF-8 reach Python as surrogate escapes (argv, stdin, a terminal):
-    each becomes U+FFFD, as does a lone surrogate (a JSON escape like "\\ud800"). A tokenizer
-    can take neither."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        text = _LONE_SURROGATE.sub("\ufffd", text)
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 # Bounds of the numeric sampling parameters (None: no bound). NaN and the infinities pass
@@ -287,9 +270,7 @@ class ChatSession:
         source = Path(path).expanduser()
         raw = read_user_file(source, "saved conversation", limit=MAX_FILE_BYTES, missing=UsageError)
         data = load_json(raw, repr(str(source)))
-        system, messages = parse_conversation(data, source)
-        self.system = None if system is None else clean_text(system)
-        self.messages = [{"role": m["role"], "content": clean_text(m["content"])} for m in messages]
+        self.system, self.messages = split_system(parse_messages(data, repr(str(source)), roles=CHAT_ROLES))
 
 
 def _without_secrets(params: dict[str, Any]) -> dict[str, Any]:
@@ -300,24 +281,3 @@ def _without_secrets(params: dict[str, Any]) -> dict[str, Any]:
     return {**params, "extra": extra}
 
 
-def parse_conversation(data: Any, source: Any = "conversation") -> tuple[str | None, list[dict[str, str]]]:
-    """Validate a saved conversation ({"system", "messages"}, or a bare list of messages)."""
-    if isinstance(data, list):
-        data = {"messages": data}
-    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
-        raise UsageError(f"{source}: not a saved conversation (no \"messages\" list)")
-    system = data.get("system")
-    if system is not None and not isinstance(system, str):
-        raise UsageError(f"{source}: \"system\" must be a string")
-    messages: list[dict[str, str]] = []
-    for i, m in enumerate(data["messages"]):
-        if not (isinstance(m, dict) and isinstance(m.get("content"), str)
-                and m.get("role") in ("system", "user", "assistant")):
-            raise UsageError(
-                f"{source}: message {i + 1} needs a role (system, user, assistant) and text content"
-            )
-        if m["role"] == "system":
-            system = m["content"]
-        else:
-            messages.append({"role": m["role"], "content": m["content"]})
-    return system, messages

@@ -46,7 +46,7 @@ MAX_STDIN_BYTES = 64 * 2**20
 
 
 def _stdin_text() -> str | None:
-    from modelctl.chat.session import clean_text
+    from modelctl.chat.messages import clean_text
     from modelctl.cli.prompt_cmd import read_stdin
 
     if sys.stdin is None or sys.stdin.isatty():
@@ -79,8 +79,9 @@ def chat(
     """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt
     (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat."""
     from modelctl.backends.base import GenerationParams
+    from modelctl.chat.messages import clean_text
     from modelctl.chat.resolve import open_chat
-    from modelctl.chat.session import clean_text
+    from modelctl.cli import output, state
 
     require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key)
     _tolerant_stdin()
@@ -101,6 +102,7 @@ def chat(
         model, template=template, system=system, flags=flags, options=_parse_options(option or []),
         n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads,
         deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
+        registry=state.get_registry, notify=output.warn,
     )
     try:
         if text is None:
@@ -126,9 +128,9 @@ def embed(
 ) -> None:
     """Embed texts; print JSON: model, dimensions, embeddings (one vector per text, in order).
     A local GGUF model's vectors are L2-normalized."""
+    from modelctl.chat.messages import clean_text
     from modelctl.chat.resolve import open_chat
-    from modelctl.chat.session import clean_text
-    from modelctl.cli.output import print_json
+    from modelctl.cli import output, state
 
     require_values(model=model, deployment=deployment, api_base=api_base, api_key=api_key)
     _tolerant_stdin()
@@ -139,12 +141,13 @@ def embed(
     if not items:
         raise UsageError("nothing to embed: give texts as arguments or lines on stdin")
     setup = open_chat(model, n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads, need_template=False,
-                      deployment=deployment, api_base=api_base, api_key=api_key)
+                      deployment=deployment, api_base=api_base, api_key=api_key,
+                      registry=state.get_registry, notify=output.warn)
     try:
         vectors = setup.backend.embed(items)
     finally:
         setup.backend.close()
-    print_json({
+    output.print_json({
         "model": setup.model_id,
         "dimensions": len(vectors[0]) if vectors else 0,
         "embeddings": vectors,

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from modelctl.cli import output
+from modelctl.cli import output, state
 
 if TYPE_CHECKING:
-    from modelctl.templates import ChatTemplate, RenderedPrompt
+    from modelctl.templates import RenderedPrompt
 
 EXAMPLE_CONVERSATION = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -28,24 +27,12 @@ def _usage(message: str, hint: str | None = None) -> Exception:
     return UsageError(message, hint=hint)
 
 
-def read_messages(text: str, where: str) -> list[dict[str, Any]]:
-    """Parse an OpenAI-style messages array (or a request body with "messages") from JSON text.
-
-    Contents are cleaned as chat cleans what enters it: a byte that was not UTF-8 (a surrogate
-    escape) or a lone surrogate ("\\ud800") becomes U+FFFD, so the prompt is the one chat sends."""
-    from modelctl.chat.session import clean_text
+def read_messages(text: str, where: str) -> list[dict[str, str]]:
+    """The messages in JSON text (an array, or an object with "messages")."""
+    from modelctl.chat.messages import parse_messages
     from modelctl.files import load_json
 
-    data = load_json(text, where)
-    if isinstance(data, dict) and "messages" in data:
-        data = data["messages"]
-    if not isinstance(data, list):
-        raise _usage(f"{where} must hold a JSON array of messages like "
-                     '[{"role": "user", "content": "Hello"}]')
-    for i, m in enumerate(data, 1):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise _usage(f"message {i} in {where} needs a string 'role' and a string 'content'")
-    return [{**m, "content": clean_text(m["content"])} for m in data]
+    return parse_messages(load_json(text, where), where)
 
 
 def _load_messages(messages_file: Optional[str]) -> list[dict[str, Any]]:
@@ -67,62 +54,6 @@ def read_stdin(limit: int) -> bytes:
     if len(data) > limit:
         raise _usage(f"more than {limit // 2**20} MiB on stdin")
     return data
-
-
-def resolve_for(model: Optional[str], template: Optional[str]) -> tuple["ChatTemplate", dict[str, Any]]:
-    """The template for --model/--template, and the GGUF metadata of the model's file.
-
-    With --model, the template is the one `modelctl chat --model MODEL` uses (the same functions
-    choose it, the [chat] template of config.toml included), except that the file is only read,
-    not checked for loading: `prompt` loads no model.
-    """
-    from modelctl.templates import resolve_template
-
-    if model is None:
-        if template is None:
-            raise _usage("give --template NAME|FILE or --model MODEL|FILE.gguf")
-        return resolve_template(template=template), {}
-    from modelctl.chat.resolve import LocalModel, choose_template, user_chat_config
-
-    target = _target(model)
-    template = template or user_chat_config().get("template")
-    if isinstance(target, LocalModel):
-        return choose_template(target, template, warn=False), target.gguf.metadata
-    names = [target.id, *target.aliases]  # a registry model whose file is not here, or a served one
-    return resolve_template(template=template, registry_template=target.template, names=names), {}
-
-
-def _target(model: str):
-    """What `chat --model MODEL` runs, found in the same order as `chat.resolve.resolve_target`: a
-    GGUF path (and the registry model that lists its file name), a registry model's local file, an
-    imported file; else the registry model itself (file not here, or a model on a server)."""
-    from modelctl.chat.resolve import LocalModel, looks_like_path
-    from modelctl.cli import state
-    from modelctl.errors import ModelctlError, NotFoundError
-    from modelctl.store.gguf import read_gguf
-    from modelctl.store.locate import find_import, locate
-
-    def local(path: Path, model_id: str, entry, names: list[str]) -> LocalModel:
-        return LocalModel(path, model_id, read_gguf(path), entry, [*names, path.name])
-
-    if looks_like_path(model):
-        path = Path(model).expanduser()
-        if not path.is_file():
-            raise NotFoundError(f"GGUF file {model!r} does not exist")
-        try:
-            entry = state.get_registry().model_for_file(path)
-        except ModelctlError:
-            entry = None  # a broken user registry must not stop rendering for a file
-        return local(path, entry.id if entry else path.name, entry, [entry.id, *entry.aliases] if entry else [])
-    registry = state.get_registry()
-    entry = registry.get(model)
-    if entry is None:
-        imported = find_import(model)
-        if imported is not None:
-            return local(imported, model, None, [model])
-        entry = registry.resolve(model)  # NotFoundError with suggestions
-    path = locate(entry) if any(d.kind == "llama.cpp" for d in entry.deployments) else None
-    return local(path, entry.id, entry, [entry.id, *entry.aliases]) if path else entry
 
 
 def _shown(text: str) -> str:
@@ -175,18 +106,12 @@ def prompt(
 
     require_values(model=model, template=template, messages=messages)
     msgs = _load_messages(messages)
-    tpl, metadata = resolve_for(model, template)
-    if tpl.source == "fallback":
-        output.warn(f"no chat template known for {model}; using '{tpl.name}' (choose one with --template)")
-    from modelctl.templates import ensure_bos
+    from modelctl.chat.prompt import render_prompt
 
-    rendered = tpl.render(
-        msgs,
-        add_generation_prompt=not no_generation_prompt,
-        bos_token=metadata.get("tokenizer.ggml.bos_token"),
-        eos_token=metadata.get("tokenizer.ggml.eos_token"),
-    )
-    rendered = ensure_bos(rendered, metadata)  # the BOS llama.cpp adds, written out
+    rendered = render_prompt(msgs, model=model, template=template, add_generation_prompt=not no_generation_prompt,
+                             registry=state.get_registry)
+    if rendered.source == "fallback":
+        output.warn(f"no chat template known for {model}; using '{rendered.template}' (choose one with --template)")
     if as_json:
         data = rendered.to_dict()
         data["add_generation_prompt"] = not no_generation_prompt

@@ -1,0 +1,54 @@
+"""The exact prompt a local model receives for a conversation, without loading the model.
+
+    rendered = render_prompt([{"role": "user", "content": "Hello"}], model="llama-2-7b-chat")
+    rendered.text, rendered.stop, rendered.segments
+
+The template is the one `chat --model MODEL` would use, found by the same resolver
+(`chat.resolve.resolve_target`), except that a model file is only read, not checked for
+loading, and a registry model whose file is not here is rendered with what the registry says.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from modelctl.chat.resolve import LocalModel, RegistrySource, choose_template, resolve_target, user_chat_config
+from modelctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from modelctl.templates import ChatTemplate, RenderedPrompt
+
+
+def prompt_template(model: str | None, template: str | None = None, *,
+                    registry: RegistrySource = None) -> tuple["ChatTemplate", dict[str, Any]]:
+    """The template for MODEL and/or TEMPLATE (a name, a .jinja file, a tokenizer_config.json),
+    and the GGUF metadata of the model's file ({} when there is none)."""
+    from modelctl.templates import resolve_template
+
+    if model is None:
+        if template is None:
+            raise UsageError("give --template NAME|FILE or --model MODEL|FILE.gguf")
+        return resolve_template(template=template), {}
+    target = resolve_target(model, registry=registry, check=False)
+    template = template or user_chat_config().get("template")
+    if isinstance(target, LocalModel):
+        return choose_template(target, template), dict(target.gguf.metadata)
+    entry = target.entry  # a registry model whose file is not here, or a served one
+    return resolve_template(template=template, registry_template=entry.template,
+                            names=[entry.id, *entry.aliases]), {}
+
+
+def render_prompt(messages: Sequence[Mapping[str, str]], *, model: str | None = None, template: str | None = None,
+                  add_generation_prompt: bool = True, registry: RegistrySource = None) -> "RenderedPrompt":
+    """Render `messages` as MODEL's template (or TEMPLATE) would, BOS written out where llama.cpp
+    adds one. `rendered.source == "fallback"` says no template was known for the model."""
+    from modelctl.templates import ensure_bos
+
+    tpl, metadata = prompt_template(model, template, registry=registry)
+    rendered = tpl.render(
+        messages,
+        add_generation_prompt=add_generation_prompt,
+        bos_token=metadata.get("tokenizer.ggml.bos_token"),
+        eos_token=metadata.get("tokenizer.ggml.eos_token"),
+    )
+    return ensure_bos(rendered, metadata)  # the BOS llama.cpp adds, written out
