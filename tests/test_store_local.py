@@ -89,13 +89,13 @@ def test_import_links_a_registry_model(cli, tiny, hub_model):
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["model_id"] == "test/local" and data["name"] == "local-test"
-    from modelctl.cli import state
+    from modelctl.registry import load_registry
     from modelctl.store import locate
 
-    state.set_registry_path(str(hub_model["registry"]))
-    assert locate("test/local") == tiny
-    assert locate("test/local", "Q4_K_M") == tiny
-    assert locate("test/local", "Q8_0") is None
+    registry = load_registry(hub_model["registry"])
+    assert locate("test/local", registry=registry) == tiny
+    assert locate("test/local", "Q4_K_M", registry=registry) == tiny
+    assert locate("test/local", "Q8_0", registry=registry) is None
 
 
 def test_import_recognises_a_registry_file_name(cli, tmp_path, hub_model):
@@ -356,9 +356,9 @@ def test_pull_and_locate_the_packaged_default_model(cli, modelctl_home):
 
 
 def test_locate_returns_none_when_absent(hub_model):
-    from modelctl.cli import state
+    from modelctl.registry import load_registry
     from modelctl.store import locate
 
-    state.set_registry_path(str(hub_model["registry"]))
-    assert locate("test/local") is None
-    assert locate("no-such-thing") is None
+    registry = load_registry(hub_model["registry"])
+    assert locate("test/local", registry=registry) is None
+    assert locate("no-such-thing", registry=lambda: registry) is None

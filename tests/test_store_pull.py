@@ -367,11 +367,10 @@ def test_sharded_model_with_mmproj(cli, hub, tmp_path, monkeypatch, hf_env):
     assert len(by_role["model"]["files"]) == 2 and by_role["model"]["model_id"] == "test/big"
     assert by_role["mmproj"]["model_id"] == "test/big"
 
-    from modelctl.cli import state
+    from modelctl.registry import load_registry
     from modelctl.store import locate
 
-    state.set_registry_path(str(reg))
-    assert locate("test/big") == Path(data["path"])
+    assert locate("test/big", registry=load_registry(reg)) == Path(data["path"])
 
 
 def test_a_sharded_model_missing_a_shard_is_not_installed(cli, hub, tmp_path, monkeypatch):
@@ -547,10 +546,9 @@ def test_end_to_end_with_the_real_gemma_file(cli, hub, tmp_path, monkeypatch, hf
     assert data["files"][0]["sha256"] == gemma.EXPECTED_SHA256
     assert data["transferred_bytes"] == path.stat().st_size
 
-    from modelctl.cli import state
+    from modelctl.registry import load_registry
     from modelctl.store import check_gguf, locate
 
-    state.set_registry_path(str(reg))
-    located = locate("test/gemma-3-270m")
+    located = locate("test/gemma-3-270m", registry=load_registry(reg))
     assert located == Path(data["path"])
     assert check_gguf(located).architecture == "gemma3"

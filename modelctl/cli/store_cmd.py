@@ -40,14 +40,15 @@ def pull(
     Downloads go to the Hugging Face cache (shared with other tools), resume where an interrupted
     one stopped, and are verified against their sha256. Prints the local path on stdout.
     """
+    from modelctl.cli import state
     from modelctl.store.progress import PullProgress
     from modelctl.store.pull import pull as do_pull
 
     require_values(quant=quant, deployment=deployment)
     try:
-        with PullProgress(quiet=quiet) as progress:
-            report = do_pull(model, quant=quant, deployment=deployment, progress=progress,
-                             note=_notifier(quiet, progress))
+        with PullProgress(quiet=quiet, console=output.err()) as progress:
+            report = do_pull(model, registry=state.get_registry, quant=quant, deployment=deployment,
+                             progress=progress, note=_notifier(quiet, progress))
     except KeyboardInterrupt:
         sys.stderr.write("modelctl: the partial download is kept; run the same command again to resume\n")
         raise
@@ -77,10 +78,11 @@ def import_(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Register a GGUF file already on disk, reading its metadata."""
+    from modelctl.cli import state
     from modelctl.store.manage import import_file
 
     require_values(name=name)
-    report = import_file(path, name)
+    report = import_file(path, name, registry=state.get_registry)
     if as_json:
         output.print_records(report.to_dict())
         return
@@ -100,11 +102,12 @@ def rm(
     as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Remove a model's local files (asks first)."""
+    from modelctl.cli import state
     from modelctl.errors import NotFoundError
     from modelctl.store.manage import remove, removal_plan
 
     require_values(quant=quant)
-    plan = removal_plan(model, quant)
+    plan = removal_plan(model, quant, registry=state.get_registry)
     if not plan.items:
         what = f"{plan.model_id or model}" + (f" ({quant})" if quant else "")
         raise NotFoundError(f"nothing of {what} is on this machine")
@@ -145,9 +148,10 @@ def _installed_row(m: "InstalledModel") -> list[str]:
 
 def print_installed(as_json: bool) -> None:
     """`modelctl list --installed`."""
+    from modelctl.cli import state
     from modelctl.store.installed import installed_models
 
-    models = installed_models()
+    models = installed_models(registry=state.get_registry)
     if as_json:
         output.print_records([m.to_dict() for m in models])
         return
@@ -160,9 +164,10 @@ def du(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object (sizes in bytes)."),
 ) -> None:
     """Disk used by local models: per model and source, unfinished downloads, free space."""
+    from modelctl.cli import state
     from modelctl.store.installed import disk_usage
 
-    usage = disk_usage()
+    usage = disk_usage(registry=state.get_registry)
     if as_json:
         output.print_records(usage)
         return

@@ -8,8 +8,10 @@
 
 from modelctl.registry.loader import (
     BUILTIN_REGISTRY,
+    RegistrySource,
     build_model_list,
     check_file,
+    get_registry,
     load_registry,
     registry_layers,
     validate_files,
@@ -20,8 +22,9 @@ from modelctl.registry.registry import Registry
 
 __all__ = [
     "Access", "BUILTIN_REGISTRY", "Defaults", "Deployment", "License", "Model", "ModelFilter",
-    "Registry", "RepoFile", "SearchHit", "build_model_list", "check_file", "filter_models",
-    "load_registry", "registry_layers", "search_models", "sort_models", "validate_files",
+    "Registry", "RegistrySource", "RepoFile", "SearchHit", "build_model_list", "check_file",
+    "filter_models", "get_registry", "load_registry", "registry_layers", "search_models",
+    "sort_models", "validate_files",
 ]
 
 

@@ -16,7 +16,7 @@ import os
 import re
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from modelctl import __version__
 from modelctl.errors import RegistryError
@@ -227,6 +227,20 @@ def load_registry(extra: str | os.PathLike | None = None) -> "Registry":
     layers = registry_layers(extra)
     models = [m for path in layers for m in build_model_list(load_file(path), str(path))]
     return Registry(merge_layers(models), [str(p) for p in layers])
+
+
+# Where a library function gets the registry it looks names up in (its keyword argument
+# `registry`): a loaded Registry, a function that returns one (called only when a name must be
+# looked up: the CLI passes its own, so a command that never needs the registry never loads it),
+# or None for `load_registry()` (the built-in registry under the user's).
+RegistrySource = Union["Registry", Callable[[], "Registry"], None]
+
+
+def get_registry(source: RegistrySource) -> "Registry":
+    """The registry `source` stands for (see RegistrySource)."""
+    if source is None:
+        return load_registry()
+    return source() if callable(source) else source
 
 
 def validate_files(files: list[Path]) -> "tuple[list[Model], list[Problem]]":

@@ -1,6 +1,6 @@
 """What is on this machine: the local index of models, from four places.
 
-    installed_models() -> list[InstalledModel]
+    installed_models(*, registry=None) -> list[InstalledModel]
 
 - `modelctl`: GGUF files modelctl downloaded (recorded in its index, stored in the Hugging Face
   cache), and files in modelctl's models directory (the model shipped as a Python package);
@@ -8,7 +8,8 @@
 - `import`: files registered with `modelctl import` (they stay where they are);
 - `ollama`: models on the Ollama server (`OLLAMA_HOST`), when it answers.
 
-Each entry names the registry model it belongs to when the registry knows the file (a llama.cpp
+Each entry names the registry model it belongs to when the registry (`registry`: a `Registry`, a
+function returning one, or None for `load_registry()`; one that cannot be loaded names none) knows the file (a llama.cpp
 deployment's repo and file name, a package's file, an Ollama tag). A sharded GGUF is one entry:
 its first shard's path, the size of all its shards. A sharded GGUF missing some of its shards in
 its snapshot (a pull that stopped halfway) is not a usable model: it is not listed here, and
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from modelctl.errors import ModelctlError
 
 if TYPE_CHECKING:
-    from modelctl.registry import Registry
+    from modelctl.registry import Registry, RegistrySource
 
 SOURCES = ("modelctl", "hf-cache", "import", "ollama")
 
@@ -90,11 +91,12 @@ def registry_maps(registry: "Registry | None"):
     return by_repo, by_name, by_tag
 
 
-def _load_registry() -> "Registry | None":
-    try:
-        from modelctl.cli import state
+def _load_registry(source: "RegistrySource") -> "Registry | None":
+    """The registry, or None when it cannot be loaded (the listing does without)."""
+    from modelctl.registry import get_registry
 
-        return state.get_registry()
+    try:
+        return get_registry(source)
     except ModelctlError:
         return None
 
@@ -296,25 +298,25 @@ def ollama_installed(registry: "Registry | None" = None, host: str | None = None
     ]
 
 
-def installed_models(*, include_ollama: bool = True, registry: "Registry | None" = None) -> list[InstalledModel]:
+def installed_models(*, include_ollama: bool = True, registry: "RegistrySource" = None) -> list[InstalledModel]:
     """Every model present locally (see the module docstring)."""
     from modelctl.store.index import read_index
 
-    registry = registry if registry is not None else _load_registry()
+    loaded = _load_registry(registry)
     index = read_index()
-    found = hf_cache_models(registry, index) + models_dir_models(registry) + imported_models(index)
+    found = hf_cache_models(loaded, index) + models_dir_models(loaded) + imported_models(index)
     if include_ollama:
-        found += ollama_installed(registry)
+        found += ollama_installed(loaded)
     return found
 
 
-def disk_usage(*, include_ollama: bool = True) -> dict[str, Any]:
+def disk_usage(*, include_ollama: bool = True, registry: "RegistrySource" = None) -> dict[str, Any]:
     """`modelctl du`: installed models, partial downloads, totals per source, free space."""
     from modelctl.config import get_paths
     from modelctl.store.hub import free_space
     from modelctl.store.paths import hf_cache_dir
 
-    models = installed_models(include_ollama=include_ollama)
+    models = installed_models(include_ollama=include_ollama, registry=registry)
     partial = partial_downloads()
     totals = {s: 0 for s in SOURCES}
     for m in models:

@@ -1,9 +1,10 @@
 """Finding the local GGUF file of a model.
 
-    locate(model, quant=None) -> Path | None
+    locate(model, quant=None, *, registry=None) -> Path | None
 
-`model` is a registry `Model`, or a name: a registry id or alias, else the name of an imported
-file (`modelctl import --name`). The first of these that exists is returned:
+`model` is a registry `Model`, or a name: a registry id or alias (looked up in `registry`: a
+`Registry`, a function returning one, or None for `load_registry()`; see
+`modelctl.registry.RegistrySource`), else the name of an imported file (`modelctl import --name`). The first of these that exists is returned:
 
 1. the file in the Hugging Face cache (downloaded by `modelctl pull` or by any other tool), at the
    deployment's pinned revision, else `main`, else any cached snapshot;
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 from modelctl.errors import ModelctlError, ModelFileError
 
 if TYPE_CHECKING:
-    from modelctl.registry import Deployment, Model, RepoFile
+    from modelctl.registry import Deployment, Model, RegistrySource, RepoFile
     from modelctl.store.hub import CachedGroup
 
 
@@ -85,16 +86,17 @@ def _imports_for(model_id: str) -> list[dict]:
     return [r for r in read_index()["imports"] if str(r.get("model_id", "")).lower() == model_id.lower()]
 
 
-def locate(model: "Model | str", quant: str | None = None) -> Path | None:
-    """The local GGUF path of `model` (see the module docstring), or None."""
+def locate(model: "Model | str", quant: str | None = None, *, registry: "RegistrySource" = None) -> Path | None:
+    """The local GGUF path of `model` (see the module docstring), or None. A registry that
+    cannot be loaded counts as one that does not know the name."""
     from modelctl.config import get_paths
     from modelctl.store.quant import normalize
 
     if isinstance(model, str):
-        try:
-            from modelctl.cli import state
+        from modelctl.registry import get_registry
 
-            entry = state.get_registry().get(model)
+        try:
+            entry = get_registry(registry).get(model)
         except ModelctlError:
             entry = None
         if entry is None:

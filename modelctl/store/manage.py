@@ -1,8 +1,11 @@
 """`modelctl import` and `modelctl rm`: registering files on disk, removing local files.
 
-    import_file(path, name=None) -> ImportReport
-    removal_plan(name, quant=None) -> RemovalPlan       (what would go; nothing is touched)
-    remove(plan) -> RemovalPlan                          (does it)
+    import_file(path, name=None, *, registry=None) -> ImportReport
+    removal_plan(name, quant=None, *, registry=None) -> RemovalPlan   (what would go; nothing is touched)
+    remove(plan) -> RemovalPlan                                        (does it)
+
+`registry` is where names are looked up: a `Registry`, a function returning one, or None for
+`load_registry()` (see `modelctl.registry.RegistrySource`).
 
 An imported file stays where it is; modelctl records it in its index (under `name`, the registry
 model it belongs to when the name or the file name says so, its quantization and architecture
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from modelctl.errors import ModelctlError, ModelFileError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
-    from modelctl.registry import Model
+    from modelctl.registry import Model, RegistrySource
 
 
 # --- import -----------------------------------------------------------------------------------
@@ -51,14 +54,11 @@ class ImportReport:
                 "context_length": self.context_length, "replaced": self.replaced}
 
 
-def _registry():
-    from modelctl.cli import state
-
-    return state.get_registry()
-
-
-def import_file(path: str | os.PathLike[str], name: str | None = None) -> ImportReport:
-    """Register a GGUF file already on disk (see the module docstring)."""
+def import_file(path: str | os.PathLike[str], name: str | None = None, *,
+                registry: "RegistrySource" = None) -> ImportReport:
+    """Register a GGUF file already on disk (see the module docstring); a registry that cannot be
+    loaded links the file to no model."""
+    from modelctl.registry import get_registry
     from modelctl.store import index
     from modelctl.store.gguf import read_gguf
     from modelctl.store.installed import registry_maps
@@ -79,15 +79,15 @@ def import_file(path: str | os.PathLike[str], name: str | None = None) -> Import
     quant = file_type_name(info.metadata.get("general.file_type")) or quant_from_filename(p.name)
     model_id = None
     try:
-        registry = _registry()
+        loaded = get_registry(registry)
     except ModelctlError:
-        registry = None
-    if registry is not None:
-        linked = registry.get(name) if name else None
+        loaded = None
+    if loaded is not None:
+        linked = loaded.get(name) if name else None
         if linked is not None:
             model_id = linked.id
         else:
-            _, by_name, _ = registry_maps(registry)
+            _, by_name, _ = registry_maps(loaded)
             hit = by_name.get(p.name.lower())
             if hit:
                 model_id, quant = hit[0], hit[1] or quant
@@ -225,12 +225,14 @@ def _add_partial_items(plan: RemovalPlan, repo: str) -> None:
                 plan.items.append(RemovalItem("partial", f"unfinished download {p.name}", p, p.stat().st_size, repo))
 
 
-def removal_plan(name: str, quant: str | None = None) -> RemovalPlan:
-    """What `modelctl rm NAME [--quant Q]` would remove."""
+def removal_plan(name: str, quant: str | None = None, *, registry: "RegistrySource" = None) -> RemovalPlan:
+    """What `modelctl rm NAME [--quant Q]` would remove. An imported file's name does without the
+    registry; any other name raises the registry's error when it cannot be loaded."""
+    from modelctl.registry import get_registry
     from modelctl.store.index import read_index
 
     try:
-        model = _registry().get(name)
+        model = get_registry(registry).get(name)
     except ModelctlError:
         model = None
     if model is None:
@@ -239,7 +241,7 @@ def removal_plan(name: str, quant: str | None = None) -> RemovalPlan:
                 item = RemovalItem("import", f"imported file {rec.get('path')} (the file is kept)",
                                    Path(rec.get("path", "")), 0)
                 return RemovalPlan(rec["name"], rec.get("model_id"), rec.get("quant"), [item])
-        _registry().resolve(name)  # NotFoundError with suggestions
+        get_registry(registry).resolve(name)  # NotFoundError with suggestions
         raise NotFoundError(f"unknown model '{name}'")
     return _model_plan(model, quant)
 

@@ -1,13 +1,17 @@
 """Download progress on stderr: a rich bar per file (size, speed, time left), or nothing.
 
-Bars are drawn only when stderr is a terminal and `--quiet` was not given; otherwise every call
-is a no-op, so scripts and logs see only the final lines.
+Bars are drawn only when stderr is a terminal and `quiet` is false; otherwise every call is a
+no-op, so scripts and logs see only the final lines. They are drawn on the rich `Console` the
+caller gives (the CLI's stderr console), else on a new one writing to stderr.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class _Task:
@@ -41,8 +45,9 @@ class _Task:
 class PullProgress:
     """`with PullProgress(quiet) as p: task = p.task("file.gguf")` — tasks follow TransferProgress."""
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, *, console: "Console | None" = None) -> None:
         self.enabled = not quiet and sys.stderr.isatty()
+        self._console = console
         self._bar: Any = None
 
     def __enter__(self) -> "PullProgress":
@@ -56,15 +61,17 @@ class PullProgress:
                 TransferSpeedColumn,
             )
 
-            from modelctl.cli.output import err
+            if self._console is None:
+                from rich.console import Console
 
+                self._console = Console(stderr=True)
             self._bar = Progress(
                 TextColumn("{task.description}", style="bold"),
                 BarColumn(),
                 DownloadColumn(binary_units=True),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
-                console=err(),
+                console=self._console,
                 transient=False,
             )
             self._bar.__enter__()

@@ -1,7 +1,13 @@
 """`modelctl pull`: a registry model through its deployment, or any GGUF repository on the Hub.
 
+    pull(name, *, registry=None, quant=None, deployment=None) -> PullReport    (either of these:)
     pull_model(model, quant=None, deployment=None) -> PullReport
     pull_hf("hf:OWNER/REPO[:QUANT]") -> PullReport      (and the model is added to the user registry)
+
+`registry` is where `pull` looks a model name up: a `Registry`, a function returning one, or None
+for `load_registry()` (see `modelctl.registry.RegistrySource`); an hf: spec needs none. Progress
+goes to `progress` (a `PullProgress`), and notes (the quantization chosen and why, warnings) to
+the `note` callback.
 
 A llama.cpp deployment downloads its GGUF (all shards, and the vision projector when it names
 one) through `modelctl.store.hub`; a deployment with a `package` assembles the file the package
@@ -21,7 +27,7 @@ from modelctl.store.hub import Pulled, Wanted
 from modelctl.store.locate import file_names, hub_files
 
 if TYPE_CHECKING:
-    from modelctl.registry import Deployment, Model, RepoFile
+    from modelctl.registry import Deployment, Model, RegistrySource, RepoFile
     from modelctl.store.hub import RepoListing
     from modelctl.store.progress import PullProgress
     from modelctl.store.quant import QuantChoice
@@ -293,9 +299,9 @@ def pull_hf(spec: str, *, progress: "PullProgress | None" = None, note: Note | N
                       choice.reason if choice else None, registry_file)
 
 
-def pull(name: str, *, quant: str | None = None, deployment: str | None = None,
+def pull(name: str, *, registry: "RegistrySource" = None, quant: str | None = None, deployment: str | None = None,
          progress: "PullProgress | None" = None, note: Note | None = None) -> PullReport:
-    """`modelctl pull NAME`: `hf:` specs and registry models."""
+    """`modelctl pull NAME`: `hf:` specs and registry models (looked up in `registry`)."""
     if is_hf_spec(name):
         if deployment:
             raise UsageError("--deployment applies to registry models, not to hf: repositories")
@@ -305,10 +311,10 @@ def pull(name: str, *, quant: str | None = None, deployment: str | None = None,
                 raise UsageError(f"two quantizations given: '{in_spec}' in the name and --quant {quant}")
             name = f"hf:{repo}:{quant}"
         return pull_hf(name, progress=progress, note=note)
-    from modelctl.cli import state
+    from modelctl.registry import get_registry
 
     try:
-        model = state.get_registry().resolve(name)
+        model = get_registry(registry).resolve(name)
     except NotFoundError as exc:
         if "/" in name and not name.startswith(("/", ".")):
             raise NotFoundError(str(exc.message), hint=f"for a Hub repository, use hf:{name}") from None
