@@ -1,7 +1,97 @@
-"""modelctl: one command-line tool and library to find, fetch, inspect and chat with language models."""
+"""modelctl: find, fetch, inspect and chat with language models, from the command line or Python.
+
+    import modelctl
+
+    registry = modelctl.load_registry()
+    model = registry.resolve("gemma-3-270m")
+    chat = modelctl.open_chat("gemma-3-270m", registry=registry)
+    reply = modelctl.ChatSession(chat.backend, chat.params).ask("Name a colour.")
+    for text in reply:
+        print(text, end="")
+
+Every name below is imported on first use, so `import modelctl` stays cheap (no llama.cpp, no
+HTTP client, no Jinja until something needs them).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from modelctl.errors import ModelctlError
+# Public name -> the module that defines it.
+_API = {
+    # the registry
+    "load_registry": "modelctl.registry.loader",
+    "Registry": "modelctl.registry.registry",
+    "Model": "modelctl.registry.model",
+    "ModelFilter": "modelctl.registry.query",
+    "filter_models": "modelctl.registry.query",
+    "search_models": "modelctl.registry.query",
+    # chatting
+    "open_chat": "modelctl.chat.resolve",
+    "ChatSetup": "modelctl.chat.resolve",
+    "ChatSession": "modelctl.chat.session",
+    "Reply": "modelctl.chat.session",
+    "GenerationParams": "modelctl.backends.base",
+    "Backend": "modelctl.backends.base",
+    # prompts and templates
+    "render_prompt": "modelctl.chat.prompt",
+    "resolve_template": "modelctl.templates.resolve",
+    "RenderedPrompt": "modelctl.templates.types",
+    # local files
+    "read_gguf": "modelctl.store.gguf",
+    "GGUFFile": "modelctl.store.gguf",
+    "pull": "modelctl.store.pull",
+    # errors
+    "ModelctlError": "modelctl.errors",
+    "UsageError": "modelctl.errors",
+    "RegistryError": "modelctl.errors",
+    "NotFoundError": "modelctl.errors",
+    "ModelFileError": "modelctl.errors",
+    "TemplateError": "modelctl.errors",
+    "BackendError": "modelctl.errors",
+    "AuthError": "modelctl.errors",
+    "OfflineError": "modelctl.errors",
+}
 
-__all__ = ["ModelctlError", "__version__"]
+__all__ = ["__version__", *_API]
+
+if TYPE_CHECKING:
+    from modelctl.backends.base import Backend, GenerationParams
+    from modelctl.chat.prompt import render_prompt
+    from modelctl.chat.resolve import ChatSetup, open_chat
+    from modelctl.chat.session import ChatSession, Reply
+    from modelctl.errors import (
+        AuthError,
+        BackendError,
+        ModelctlError,
+        ModelFileError,
+        NotFoundError,
+        OfflineError,
+        RegistryError,
+        TemplateError,
+        UsageError,
+    )
+    from modelctl.registry.loader import load_registry
+    from modelctl.registry.model import Model
+    from modelctl.registry.query import ModelFilter, filter_models, search_models
+    from modelctl.registry.registry import Registry
+    from modelctl.store.gguf import GGUFFile, read_gguf
+    from modelctl.store.pull import pull
+    from modelctl.templates.resolve import resolve_template
+    from modelctl.templates.types import RenderedPrompt
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelctl' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # once imported, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
