@@ -11,7 +11,8 @@ import pytest
 
 from modelctl.errors import NotFoundError, TemplateError
 from modelctl.templates import load_template_file, resolve_template
-from modelctl.templates.jinja import JinjaChatTemplate, render_text
+from modelctl.templates.jinja import JinjaChatTemplate
+from modelctl.templates.sandbox import render_text
 
 DATA = Path(__file__).parent / "data" / "templates"
 HELLO = [{"role": "user", "content": "Hello"}]

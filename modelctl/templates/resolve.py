@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from modelctl.errors import NotFoundError, TemplateError
+from modelctl.errors import TemplateError
 from modelctl.templates.adapters import match_adapter
 from modelctl.templates.conversation import find_conv_template, get_conv_template
 from modelctl.templates.types import ChatTemplate, RenderedPrompt
@@ -67,9 +67,9 @@ def explicit_template(value: str) -> ChatTemplate:
 
 def load_template_file(path: str | os.PathLike[str]) -> ChatTemplate:
     """A Jinja chat template from a `.jinja` file or from a `tokenizer_config.json`."""
-    from modelctl.templates.jinja import JinjaChatTemplate, compile_template
-
     from modelctl.files import read_user_text
+    from modelctl.templates.jinja import JinjaChatTemplate
+    from modelctl.templates.sandbox import compile_template
 
     path = Path(path)
     text = read_user_text(path, "template file", limit=MAX_TEMPLATE_FILE_BYTES, error=TemplateError)
@@ -106,7 +106,8 @@ def gguf_template(metadata: Mapping[str, Any], names: Sequence[str] = ()) -> Cha
     Stop strings also include those of the built-in template the model's names match, if any:
     they are facts about the model (early Llama 3 GGUFs name <|end_of_text|> as EOS, for one).
     """
-    from modelctl.templates.jinja import JinjaChatTemplate, compile_template
+    from modelctl.templates.jinja import JinjaChatTemplate
+    from modelctl.templates.sandbox import compile_template
 
     source = metadata["tokenizer.chat_template"]
     files = [n for n in names if isinstance(n, str) and n.lower().endswith(".gguf")]
