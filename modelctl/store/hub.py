@@ -35,6 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import urljoin
 
+from modelctl.backends import wire
+from modelctl.backends.http import hooked_session, hub_session_hooks
+from modelctl.backends.limits import LimitExceeded
+from modelctl.backends.server_text import one_line
+from modelctl.backends.urls import check_url, redact_url, strip_credentials
 from modelctl.errors import (
     AuthError,
     BackendError,
@@ -43,11 +48,6 @@ from modelctl.errors import (
     NotFoundError,
     OfflineError,
 )
-from modelctl.backends import wire
-from modelctl.backends.http import hooked_session, hub_session_hooks
-from modelctl.backends.server_text import one_line
-from modelctl.backends.urls import check_url, redact_url, strip_credentials
-from modelctl.backends.limits import LimitExceeded
 from modelctl.keys import redact
 from modelctl.store.paths import check_repo_id, hf_cache_dir, hf_home, lock_path, repo_folder, safe_join
 
@@ -265,7 +265,7 @@ def usable_name(name: object) -> bool:
 def _entry(sib: object) -> RepoEntry | None:
     """A listing's file, its size and sha256 checked; None for a name that cannot be used."""
     name = getattr(sib, "rfilename", None)
-    if not usable_name(name) or wire.clean_text(name) != name:
+    if not isinstance(name, str) or not usable_name(name) or wire.clean_text(name) != name:
         return None
     lfs = getattr(sib, "lfs", None)
     size = _size(getattr(lfs, "size", None) if lfs is not None else getattr(sib, "size", None))
@@ -509,14 +509,14 @@ def pull_files(
         remotes.append(r)
 
     need = 0
-    for r, w in zip(remotes, wanted):
+    for r, w in zip(remotes, wanted, strict=True):
         blob = storage / "blobs" / r.etag
         if not blob.exists():
             size = r.size or w.size or 0
             need += max(0, size - _partial_size(blob.with_name(blob.name + ".incomplete")))
     check_disk(need, storage)
 
-    return [_fetch(s, r, w, storage, progress, note) for r, w in zip(remotes, wanted)]
+    return [_fetch(s, r, w, storage, progress, note) for r, w in zip(remotes, wanted, strict=True)]
 
 
 def _cached_result(path: Path, w: Wanted, revision: str) -> Pulled:

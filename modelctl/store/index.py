@@ -31,10 +31,9 @@ def _empty() -> dict[str, Any]:
 
 
 def read_index(path: Path | None = None) -> dict[str, Any]:
-    from modelctl.store.paths import store_index_path
-
     from modelctl.errors import ModelctlError
     from modelctl.files import load_json, read_user_file
+    from modelctl.store.paths import store_index_path
 
     path = path or store_index_path()
     try:

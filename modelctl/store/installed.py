@@ -145,7 +145,7 @@ def partial_downloads(cache: Path | None = None) -> list[dict[str, Any]]:
     from modelctl.store.paths import hf_cache_dir
 
     cache = cache or hf_cache_dir()
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         storages = [p for p in cache.iterdir() if p.name.startswith("models--")]
     except OSError:
@@ -247,7 +247,7 @@ def models_dir_models(registry: "Registry | None" = None) -> list[InstalledModel
 
     _, by_name, _ = registry_maps(registry)
     root = get_paths().models_dir
-    out = []
+    out: list[InstalledModel] = []
     try:
         files = sorted(p for p in root.rglob("*.gguf") if p.is_file())
     except OSError:

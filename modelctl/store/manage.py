@@ -93,9 +93,10 @@ def import_file(path: str | os.PathLike[str], name: str | None = None, *,
                 model_id, quant = hit[0], hit[1] or quant
     label = (name or model_id or p.stem).strip()
     ctx = info.metadata.get(f"{arch}.context_length")
+    context_length = ctx if isinstance(ctx, int) else None
     record = {
         "name": label, "path": str(p), "size": info.file_size, "quant": quant, "model_id": model_id,
-        "architecture": arch, "context_length": ctx if isinstance(ctx, int) else None,
+        "architecture": arch, "context_length": context_length,
         "imported_at": index.now(),
     }
     with index.update_index() as data:
@@ -104,7 +105,7 @@ def import_file(path: str | os.PathLike[str], name: str | None = None, *,
                            if str(r.get("name", "")).lower() != label.lower() and r.get("path") != str(p)]
         replaced = len(data["imports"]) != before
         data["imports"].append(record)
-    return ImportReport(label, p, info.file_size, quant, arch, model_id, record["context_length"], replaced)
+    return ImportReport(label, p, info.file_size, quant, arch, model_id, context_length, replaced)
 
 
 # --- removal ----------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ def _prune(repo: str) -> None:
     storage = repo_folder(repo)
     snapshots = storage / "snapshots"
     if snapshots.is_dir():
-        for root, dirs, files in os.walk(snapshots, topdown=False):
+        for root, _dirs, _files in os.walk(snapshots, topdown=False):
             if root != str(snapshots) and not os.listdir(root):
                 os.rmdir(root)
     blobs = storage / "blobs"

@@ -34,8 +34,8 @@ def _client(host: str | None, *, timeout: Any, deadline: bool = True):
     import httpx
     import ollama
 
-    from modelctl.backends.urls import redact_url
     from modelctl.backends.limits import bounded_hooks, limits
+    from modelctl.backends.urls import redact_url
 
     bounds = limits() if deadline else limits().without_deadline()
     return ollama.Client(host=ollama_host(host), timeout=timeout, follow_redirects=False,
@@ -53,9 +53,9 @@ def _translate(exc: BaseException, host: str, tag: str | None = None) -> Excepti
     import httpx
     import ollama
 
+    from modelctl.backends.ollama import NOT_OLLAMA, unreadable
     from modelctl.backends.server_text import one_line
     from modelctl.backends.urls import redact_url
-    from modelctl.backends.ollama import NOT_OLLAMA, unreadable
 
     host = redact_url(host)
     if isinstance(exc, ollama.ResponseError):

@@ -33,6 +33,11 @@ CHUNK = 1 << 20
 MAX_REDIRECTS = 10
 DEFAULT_TIMEOUT = 60.0
 
+# (scheme, host, port): where a request goes. Credentials are sent to one origin only, as
+# (origin, Authorization header value).
+Origin = tuple[str, str, int]
+Auth = tuple[Origin, str]
+
 
 class TransferProgress(Protocol):
     def start(self, total: int | None, completed: int) -> None: ...
@@ -146,7 +151,7 @@ def _ssl_context() -> ssl.SSLContext:
 _opener = None
 
 
-def _open(url: str, headers: dict[str, str], *, auth: tuple[str, str] | None, timeout: float):
+def _open(url: str, headers: dict[str, str], *, auth: "Auth | None", timeout: float):
     """GET `url`, following redirects; `auth` is (origin, header value), sent to that origin only."""
     global _opener
     import urllib.request
@@ -179,7 +184,7 @@ def _open(url: str, headers: dict[str, str], *, auth: tuple[str, str] | None, ti
     raise TransferError(f"too many redirects for {redact_url(url)}")
 
 
-def _without_userinfo(url: str) -> tuple[str, tuple[tuple[str, str, int], str] | None]:
+def _without_userinfo(url: str) -> "tuple[str, Auth | None]":
     """(`url` without the user and password written into it, Basic auth for its origin): a
     mirror's address may carry them (`HF_ENDPOINT=https://user:pw@mirror`); urllib would take
     them for part of the host name."""
@@ -195,7 +200,7 @@ def _without_userinfo(url: str) -> tuple[str, tuple[tuple[str, str, int], str] |
     return bare, (origin(bare), "Basic " + base64.b64encode(pair).decode("ascii"))
 
 
-def origin(url: str) -> tuple[str, str, int]:
+def origin(url: str) -> Origin:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
     return (parts.scheme, (parts.hostname or "").lower(), port)
@@ -251,7 +256,7 @@ def download(
     *,
     size: int | None = None,
     headers: dict[str, str] | None = None,
-    auth: tuple[str, str] | None = None,
+    auth: "Auth | None" = None,
     progress: TransferProgress | None = None,
     max_retries: int = 10,
     timeout: float = DEFAULT_TIMEOUT,
