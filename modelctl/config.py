@@ -86,7 +86,7 @@ def parse_toml(text: str, where: str, *, error: type[ModelctlError] = ModelctlEr
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -15,7 +15,10 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:
+    from modelctl.backends.extra_buffers import BufferChoice
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 # llama.cpp's compiled-in CPU features and the /proc/cpuinfo flag each needs.
@@ -66,7 +69,7 @@ class _Facts:
             self.build = parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
         except Exception as exc:  # noqa: BLE001 - an import that fails in any way is the answer
             self.import_error = f"{type(exc).__name__}: {exc}"
-        self.buffers = None
+        self.buffers: BufferChoice | None = None
 
     @property
     def gpu_offload(self) -> bool:

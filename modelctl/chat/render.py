@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.live import Live
 
 # Control characters a terminal acts on: C0 (ESC starts a sequence that moves the cursor, sets
 # the window title or the clipboard), DEL and C1 (0x9B is an 8-bit CSI), written as escapes.
@@ -190,7 +191,7 @@ class MarkdownStream:
         self._splitter = BlockSplitter(max_block_lines)
         self._tail = _Tail(code_theme)
         self._refresh = refresh_per_second
-        self._live = None
+        self._live: Live | None = None
         self._printed_any = False
 
     def __enter__(self) -> "MarkdownStream":

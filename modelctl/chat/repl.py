@@ -90,6 +90,8 @@ class LineReader:
     def _forget_secrets(self) -> None:
         from modelctl.keys import looks_like_secret
 
+        if self.readline is None:
+            return
         for i in reversed(range(self.readline.get_current_history_length())):
             if looks_like_secret(self.readline.get_history_item(i + 1) or ""):  # items count from 1
                 self.readline.remove_history_item(i)
@@ -111,6 +113,8 @@ class LineReader:
 
     def _forget_last(self) -> None:
         """Drop the line just typed from readline's memory (input() added it)."""
+        if self.readline is None:
+            return
         last = self.readline.get_current_history_length() - 1
         if last >= 0:
             self.readline.remove_history_item(last)
@@ -155,7 +159,7 @@ def read_message(read: Callable[[str], str]) -> str:
     """One message: a line, backslash-continued lines, or a \"\"\" block."""
     first = read(PROMPT)
     if first.strip() == BLOCK:
-        lines = []
+        lines: list[str] = []
         while True:
             line = read(CONTINUATION)
             if line.strip() == BLOCK:

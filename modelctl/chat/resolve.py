@@ -210,7 +210,7 @@ def user_chat_config() -> dict[str, Any]:
             raise UsageError(f"{where}: unknown key chat.{key}", hint="known: " + ", ".join(CONFIG_KEYS))
         if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
             raise UsageError(f"{where}: chat.{key} has the wrong type ({type(value).__name__})")
-        if key in CONFIG_MINIMUMS and value < CONFIG_MINIMUMS[key]:
+        if key in CONFIG_MINIMUMS and isinstance(value, int) and value < CONFIG_MINIMUMS[key]:
             raise UsageError(f"{where}: chat.{key} must be at least {CONFIG_MINIMUMS[key]}, not {value}")
     from modelctl.chat.session import check_option
 

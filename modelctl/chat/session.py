@@ -220,7 +220,7 @@ class ChatSession:
         numeric = NUMBER_PARAMS
         if key in numeric:
             if value.lower() in ("none", "default", ""):
-                self.params = replace(self.params, **{key: None})
+                self.params = replace(self.params, **{key: None})  # type: ignore[arg-type]  # a number param
                 return self.params
             try:
                 converted = numeric[key](value)

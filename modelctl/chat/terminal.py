@@ -35,7 +35,8 @@ def _console(stderr: bool) -> "Console":
         force_terminal=None if styled else False,
         soft_wrap=not styled,
     )
-    console.on_broken_pipe = _raise_broken_pipe  # handled once, in the CLI's error handling
+    # A broken pipe is handled once, in the CLI's error handling (rich's hook is an attribute).
+    console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign]
     return console
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import Optional, cast
 
 import typer
 
@@ -86,7 +86,7 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="Print a JSON a
             if row["also_in_keys_file"]:
                 state += "; also in the keys file"
         else:
-            variables = row["variables"]
+            variables = cast("list[str]", row["variables"])
             state = f"not set ({' or '.join(variables)})" if variables else "not set"
         table.append([str(row["provider"]), state])
     output.table(["PROVIDER", "KEY"], table, "API keys")

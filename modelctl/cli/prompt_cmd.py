@@ -162,7 +162,8 @@ def templates_show(
         example = EXAMPLE_CONVERSATION[1:]
     rendered = tpl.render(example)
     if as_json:
-        data = tpl.to_dict() if isinstance(tpl, Conversation) else {"name": tpl.name, "source": tpl.source, "template": tpl.template}
+        data = tpl.to_dict() if isinstance(tpl, Conversation) else \
+            {"name": tpl.name, "source": tpl.source, "template": getattr(tpl, "template", None)}
         data["example"] = {"messages": example, **rendered.to_dict()}
         output.print_json(data)
         return

@@ -77,13 +77,11 @@ LLAMA_3 = Conversation(
 )
 
 LLAMA_3_1 = replace(
-    LLAMA_3,
-    name="llama-3.1",
-    formats=replace(
-        LLAMA_3.formats,
+    LLAMA_3.with_formats(
         system=_L3.format(role="system")
         + "Cutting Knowledge Date: December 2023\nToday Date: {date}\n\n{system}<|eot_id|>",
     ),
+    name="llama-3.1",
     system_always=True,
     date_string="26 Jul 2024",
     stop_str=("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"),
@@ -581,7 +579,7 @@ _FALCON = Conversation(
     models=("falcon-7b-instruct", "falcon-40b-instruct"),
 )
 # blank lines are collapsed in this format, so a merged system message ends with one newline
-FALCON = replace(_FALCON, formats=replace(_FALCON.formats, merge="{system}\n{content}"))
+FALCON = _FALCON.with_formats(merge="{system}\n{content}")
 
 CHATGLM2 = Conversation(
     name="chatglm2",

@@ -22,9 +22,10 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from modelctl.errors import NotFoundError, TemplateError
 from modelctl.templates.types import (
@@ -200,6 +201,12 @@ class Conversation:
         if transform is CONTENT_TRANSFORMS["strip"]:
             return _strip_segments(merged)
         return [Segment(transform(s.text), s.special) for s in merged]
+
+    def with_formats(self, **changes: Any) -> "Conversation":
+        """A copy whose turn formats have `changes` (a template that keeps its formats)."""
+        if self.formats is None:
+            raise ValueError(f"template '{self.name}' has no turn formats to change")
+        return replace(self, formats=replace(self.formats, **changes))
 
     def _date(self, override: str | None) -> str:
         if override is not None:

@@ -165,6 +165,7 @@ def _place(literals: list[str], slots: list[int], contents: list[str], text: str
     last = len(literals) - 1
     pos, certain = 0, True
     for k, piece in enumerate(literals):
+        at: int | None
         if k in (0, last):  # the first piece starts the text, the last one ends it
             at, sure = (0 if k == 0 else len(text) - len(piece)), True
         else:

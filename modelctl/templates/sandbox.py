@@ -93,7 +93,7 @@ def _weight(value: Any, budget: int = MAX_VALUE_CHARS) -> int:
         elif isinstance(item, _CONTAINERS):
             total += 1 + len(item)
             if total <= budget:
-                pending.extend(item)
+                pending.extend(item)  # type: ignore[arg-type]  # every container here is iterable
         else:
             total += 1
     return total
@@ -504,7 +504,8 @@ def _run_with_deadline(fn, timeout: float):
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(_RenderTimeout))
+        ident = worker.ident or 0  # a started thread has one
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(_RenderTimeout))
         worker.join(1.0)
         raise _RenderTimeout()
     if "error" in outcome:

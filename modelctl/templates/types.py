@@ -65,8 +65,11 @@ class RenderedPrompt:
 class ChatTemplate(Protocol):
     """A conversation template: a built-in `Conversation` or a Jinja `chat_template`."""
 
-    name: str
-    source: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
 
     def render(
         self,
