@@ -3,7 +3,10 @@ the debug log, `describe()` (registry metadata plus what the live service says),
 that turns a provider's stream of events into `Chunk`s.
 
 A provider module supplies the URL and body of a request and a function that reads one event
-of its stream into a `StreamState`; this module does the rest the same way for all of them.
+of its stream into a `StreamState`; this module does the rest the same way for all of them,
+including for the backends that talk through a provider's own client library: the `-o` options
+of a request (`coerce_option`, `pop_stream_flag`), the timing of an answer (`StreamClock`), and
+an iterator of chunks that releases its connection when closed (`ClosingIterator`).
 """
 
 from __future__ import annotations
