@@ -1,4 +1,11 @@
-"""Local models: GGUF metadata and checks, and models shipped in Python packages."""
+"""Local models: GGUF metadata and checks, models shipped in Python packages, pulling, the local
+index, removal and disk usage.
+
+A function that looks a model name up takes the registry as the keyword argument `registry`: a
+`Registry`, a function returning one (called only when a name must be looked up), or None for
+`load_registry()` (`modelctl.registry.RegistrySource`). Notes and progress go to the callback
+(`note`) and the `PullProgress` its caller passes; nothing here imports the CLI.
+"""
 
 from modelctl.store.default_model import (
     DEFAULT_MODEL_ID,
