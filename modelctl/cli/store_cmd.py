@@ -104,7 +104,7 @@ def rm(
     """Remove a model's local files (asks first)."""
     from modelctl.cli import state
     from modelctl.errors import NotFoundError
-    from modelctl.store.manage import remove, removal_plan
+    from modelctl.store.manage import removal_plan, remove
 
     require_values(quant=quant)
     plan = removal_plan(model, quant, registry=state.get_registry)
