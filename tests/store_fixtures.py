@@ -1,7 +1,7 @@
 """Fixtures shared by the store tests: an isolated Hugging Face cache and a loopback Hub.
 
-Import them by name (`from store_fixtures import hf_env, hub_server`); `hf_env` is autouse in
-every module that imports it.
+Loaded for every test module by conftest.py; a module whose tests all need the isolated cache
+says `pytestmark = pytest.mark.usefixtures("hf_env")`.
 """
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from hubserver import HubServer, closed_port
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def hf_env(tmp_path: Path, monkeypatch) -> Path:
     """The Hub cache, HF_HOME and the Ollama host point to places this test alone owns; returns
-    the cache. Autouse in every module that imports it."""
+    the cache."""
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     for var in ("HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):

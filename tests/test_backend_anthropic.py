@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from providers import anthropic_wire
+from providers.kits import FAKE_KEY, KIT
+from providers.server import Reply
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import open_backend
 from modelctl.backends.http import StreamInterrupted
 from modelctl.errors import AuthError
-
-from providers import anthropic_wire
-from providers.kits import FAKE_KEY, KIT, open_kit, provider_env, server, sleeps  # noqa: F401 (fixtures)
-from providers.server import Reply
 
 ANTHROPIC = KIT["anthropic"]
 MESSAGES = [

@@ -8,13 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from providers.kits import FAKE_KEY, KITS
 
 from modelctl.backends.base import Backend, is_local, template_name
 from modelctl.backends.debuglog import DebugLog
 from modelctl.backends.factory import BACKENDS, open_backend
 from modelctl.errors import UsageError
-
-from providers.kits import FAKE_KEY, KITS, provider_env  # noqa: F401 (fixture)
 
 
 @pytest.mark.parametrize("kit", KITS, ids=[k.name for k in KITS])

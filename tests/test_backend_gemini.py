@@ -5,14 +5,13 @@ API_KEY_INVALID, embeddings and token counts, against Gemini's documented wire f
 from __future__ import annotations
 
 import pytest
+from providers import gemini_wire
+from providers.kits import FAKE_KEY, KIT
+from providers.server import Reply
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import open_backend
 from modelctl.errors import AuthError, BackendError
-
-from providers import gemini_wire
-from providers.kits import FAKE_KEY, KIT, open_kit, provider_env, server, sleeps  # noqa: F401 (fixtures)
-from providers.server import Reply
 
 GEMINI = KIT["gemini"]
 BASE = f"/v1beta/models/{gemini_wire.MODEL}"

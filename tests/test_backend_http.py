@@ -4,8 +4,8 @@ shapes of error bodies, option values, and what a debug dump hides."""
 from __future__ import annotations
 
 import io
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 

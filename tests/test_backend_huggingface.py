@@ -4,14 +4,13 @@ that speaks Text Generation Inference's wire format (Messages API, feature extra
 from __future__ import annotations
 
 import pytest
+from providers import hf_wire
+from providers.kits import FAKE_KEY, KIT
+from providers.server import Reply
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import open_backend
 from modelctl.errors import AuthError, BackendError
-
-from providers import hf_wire
-from providers.kits import FAKE_KEY, KIT, open_kit, provider_env, server, sleeps  # noqa: F401 (fixtures)
-from providers.server import Reply
 
 HF = KIT["hf-inference"]
 MESSAGES = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hello"}]

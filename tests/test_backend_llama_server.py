@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from providers.kits import registry_for
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import adhoc_deployment, open_backend
 from modelctl.errors import AuthError
-
-from providers.kits import registry_for
 
 SERVER_KEY = "sk-FAKE-llama-server-4d2a9c"
 QUESTION = [{"role": "user", "content": "Name a colour."}]

@@ -4,13 +4,12 @@ validation errors, embeddings and model metadata, in Mistral's documented wire f
 from __future__ import annotations
 
 import pytest
+from providers import mistral_wire
+from providers.kits import FAKE_KEY, KIT
+from providers.server import Reply
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.errors import BackendError
-
-from providers import mistral_wire
-from providers.kits import FAKE_KEY, KIT, open_kit, provider_env, server, sleeps  # noqa: F401 (fixtures)
-from providers.server import Reply
 
 MISTRAL = KIT["mistral"]
 MESSAGES = [{"role": "system", "content": "Short answers."}, {"role": "user", "content": "Bonjour"}]

@@ -5,14 +5,13 @@ OLLAMA_HOST, and a missing model, against Ollama's documented wire format."""
 from __future__ import annotations
 
 import pytest
+from providers import ollama_wire
+from providers.kits import KIT
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import open_backend
 from modelctl.backends.ollama import ollama_host
 from modelctl.errors import NotFoundError
-
-from providers import ollama_wire
-from providers.kits import KIT, open_kit, provider_env, server, sleeps  # noqa: F401 (fixtures)
 
 OLLAMA = KIT["ollama"]
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]

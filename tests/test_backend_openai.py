@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from providers import openai_wire
+from providers.kits import FAKE_KEY, KIT
+from providers.server import Reply
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import adhoc_deployment, open_backend
 from modelctl.backends.http import StreamInterrupted
 from modelctl.errors import AuthError, NotFoundError, UsageError
-
-from providers import openai_wire
-from providers.kits import FAKE_KEY, KIT, open_kit, provider_env, server, sleeps  # noqa: F401 (fixtures)
-from providers.server import Reply
 
 OPENAI, AZURE, COMPATIBLE = KIT["openai"], KIT["azure-openai"], KIT["openai-compatible"]
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]

@@ -6,13 +6,12 @@ midway, and turn 401/404/400/refused connections into clear errors that never ca
 from __future__ import annotations
 
 import pytest
+from providers.kits import FAKE_KEY, KITS
+from providers.server import closed_port_url
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.http import StreamInterrupted
 from modelctl.errors import AuthError, BackendError, NotFoundError, OfflineError
-
-from providers.kits import FAKE_KEY, KITS, open_kit, provider_env, server, sleeps  # noqa: F401 (fixtures)
-from providers.server import closed_port_url
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]
 PARAMS = GenerationParams(max_tokens=16, temperature=0.2)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 from providers import openai_wire
-from providers.kits import provider_env, server  # noqa: F401 (fixtures)
 
 KEY = "sk-test-served-0123456789abcdef"
 

@@ -8,8 +8,8 @@ import io
 import pytest
 
 from modelctl.backends.base import GenerationParams
-from modelctl.chat.render import BlockSplitter, MarkdownStream, PlainStream
 from modelctl.backends.stops import StopMatcher
+from modelctl.chat.render import BlockSplitter, MarkdownStream, PlainStream
 
 # --- stop strings --------------------------------------------------------------------------
 

@@ -56,12 +56,6 @@ UNKNOWN_CPU = CpuInfo(arch="AMD64", model=None, cores=4, flags=None)  # Windows:
 CRASHING_CHILD = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
 
 
-@pytest.fixture(scope="module")
-def model_path():
-    path = gemma.default_output_path()
-    return path if path.exists() else gemma.assemble()
-
-
 # --- reading the facts -------------------------------------------------------------------------
 
 

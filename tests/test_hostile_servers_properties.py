@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from modelctl.backends.api import StreamState
 from modelctl.backends.http import LineStream
+from modelctl.backends.limits import LimitExceeded, Limits, bounded_body
 from modelctl.backends.sse import Event
-from modelctl.backends.limits import Limits, LimitExceeded, bounded_body
 from modelctl.backends.wire import MAX_COUNT, Wire, WireError
 from modelctl.errors import ModelctlError
 from modelctl.registry import Deployment

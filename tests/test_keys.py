@@ -12,8 +12,6 @@ import pytest
 from modelctl import keys
 from modelctl.errors import AuthError, ModelctlError, UsageError
 
-from providers.kits import provider_env  # noqa: F401 (fixture)
-
 SECRET = "sk-test-keys-0123456789"
 
 

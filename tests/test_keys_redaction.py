@@ -8,14 +8,13 @@ import json
 import traceback
 
 import pytest
+from providers.kits import FAKE_KEY, KITS, registry_for
+from providers.server import Reply, closed_port_url
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import open_backend
 from modelctl.backends.retry import RetryPolicy
 from modelctl.errors import ModelctlError
-
-from providers.kits import FAKE_KEY, KITS, provider_env, registry_for, server  # noqa: F401 (fixtures)
-from providers.server import Reply, closed_port_url
 
 MESSAGES = [{"role": "user", "content": f"Is {FAKE_KEY[:6]} a prefix?"}]
 

@@ -19,12 +19,6 @@ GREEDY = GenerationParams(max_tokens=16, temperature=0.0, seed=1)
 
 
 @pytest.fixture(scope="module")
-def model_path():
-    path = gemma.default_output_path()
-    return path if path.exists() else gemma.assemble()
-
-
-@pytest.fixture(scope="module")
 def backend(model_path):
     b = LlamaCppBackend(model_path, template=resolve_template(template="gemma"), model_id="gemma-test")
     b.load()

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 import modelctl
-from conftest import REPO
 
 
 def _readme_example() -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import DATA
+
 from modelctl.errors import NotFoundError, UsageError
 from modelctl.registry import (
     ModelFilter,

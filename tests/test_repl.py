@@ -19,12 +19,6 @@ PROMPT = ">>> "
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-@pytest.fixture(scope="module")
-def model_path():
-    path = gemma.default_output_path()
-    return path if path.exists() else gemma.assemble()
-
-
 @pytest.fixture
 def home(tmp_path):
     return tmp_path / "home"

@@ -18,8 +18,9 @@ import pytest
 pytest.importorskip("gguf")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from store_fixtures import hf_env, hub_server  # noqa: E402,F401 (fixtures)
 from hubserver import HubServer, make_gguf, sha256_file, write_llamacpp_registry  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("hf_env")
 
 REPO = "test/Busy-GGUF"
 

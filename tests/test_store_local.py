@@ -15,10 +15,11 @@ import pytest
 pytest.importorskip("gguf")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from registries import model, write_registry  # noqa: E402
-from store_fixtures import hf_env, hub_server  # noqa: E402,F401 (fixtures)
 from hubserver import closed_port, make_gguf, sha256_file  # noqa: E402
 from ollamaserver import OllamaServer  # noqa: E402
+from registries import model, write_registry  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("hf_env")
 
 REPO = "test/Local-GGUF"
 

@@ -15,11 +15,15 @@ import pytest
 pytest.importorskip("gguf")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from registries import model, write_registry  # noqa: E402
-from store_fixtures import hf_env, hub_server  # noqa: E402,F401 (fixtures)
 from hubserver import (  # noqa: E402
-    closed_port, make_gguf, sha256_file, write_llamacpp_registry,
+    closed_port,
+    make_gguf,
+    sha256_file,
+    write_llamacpp_registry,
 )
+from registries import model, write_registry  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("hf_env")
 
 REPO = "test/Tiny-Chat-GGUF"
 CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"

@@ -7,12 +7,12 @@ import pytest
 from modelctl.errors import NotFoundError
 from modelctl.templates import (
     ModelAdapter,
+    adapters,
     get_conv_template,
     match_adapter,
     register_model_adapter,
     resolve_template,
 )
-from modelctl.templates import adapters
 from modelctl.templates.adapters import name_tokens
 
 # file names as published on the Hub (TheBloke, bartowski, QuantFactory, lmstudio-community, ...)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import ggufs
+import pytest
 
 HELLO = json.dumps([{"role": "user", "content": "Hello"}])
 CONVERSATION = json.dumps(
