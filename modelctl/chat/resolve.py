@@ -15,16 +15,17 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from modelctl.backends.base import NUMBER_PARAMS, GenerationParams
 from modelctl.errors import BackendError, ModelctlError, NotFoundError, UsageError
+from modelctl.registry.loader import RegistrySource, get_registry
 from modelctl.store.default_model import DEFAULT_MODEL_ID, default_model_path
 from modelctl.store.gguf import GGUFFile, check_gguf
 
 if TYPE_CHECKING:
     from modelctl.backends.base import Backend
-    from modelctl.registry import Deployment, Model, Registry
+    from modelctl.registry import Deployment, Model
 
 _log = logging.getLogger("modelctl")
 
@@ -62,20 +63,6 @@ def looks_like_path(name: str) -> bool:
         or os.sep in name and Path(name).expanduser().exists()
         or Path(name).expanduser().is_file()
     )
-
-
-# Where the registry comes from: a loaded Registry, a function that loads it when first needed
-# (the CLI's, so a command that never needs it never loads it), or None for `load_registry()`.
-RegistrySource = Union["Registry", Callable[[], "Registry"], None]
-
-
-def get_registry(source: RegistrySource) -> "Registry":
-    """The registry `source` stands for."""
-    if source is None:
-        from modelctl.registry import load_registry
-
-        return load_registry()
-    return source() if callable(source) else source
 
 
 def _entry_for_file(path: Path, registry: RegistrySource) -> "Model | None":
