@@ -85,12 +85,17 @@ def _env_secrets() -> Iterable[str]:
     yield os.environ.get("OLLAMA_API_KEY", "")
 
 
+def known_secrets() -> set[str]:
+    """Every key modelctl knows of: those it read or was given, and the provider keys in the
+    environment."""
+    return _secrets.union(v for v in _env_secrets() if len(v) >= _MIN_SECRET)
+
+
 def redact(text: str) -> str:
     """`text` with every known key (and every provider key in the environment) replaced."""
     if not text:
         return text
-    secrets = _secrets.union(v for v in _env_secrets() if len(v) >= _MIN_SECRET)
-    for secret in sorted(secrets, key=len, reverse=True):
+    for secret in sorted(known_secrets(), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text

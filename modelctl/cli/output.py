@@ -12,6 +12,7 @@ written out as escapes, so that no terminal escape sequence from data reaches th
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -64,10 +65,32 @@ def print_json(data: Any) -> None:
     write_json(sys.stdout, data)
 
 
+# In JSON text, a URL with user info or a query: only such a URL can hold a credential. JSON
+# escapes are stepped over, so an escaped quote cannot end the URL early.
+_URL_WITH_CREDENTIALS = re.compile(r'://(?:[^"\\\s]|\\.)*?[@?]')
+
+
+def _may_hold_credentials(text: str) -> bool:
+    """Whether JSON `text` may hold something `redact_data` hides: a URL with user info or a
+    query, or a known key (one JSON would escape is not searched for as written)."""
+    if _URL_WITH_CREDENTIALS.search(text):
+        return True
+    from modelctl.keys import known_secrets
+
+    return any(secret in text or not secret.isprintable() or '"' in secret or "\\" in secret
+               for secret in known_secrets())
+
+
 def print_records(data: Any) -> None:
     """`print_json` for records about models, files and services (the registry, the store): the
-    credentials of the URLs in them are hidden. (A prompt or an answer is printed as it is.)"""
-    print_json(redact_data(data))
+    credentials of the URLs in them are hidden. (A prompt or an answer is printed as it is.)
+    Records are walked only when their JSON text may hold a credential: most hold none, and a
+    10,000-model listing would pay for the walk on every `list --json`."""
+    indent = 2 if sys.stdout.isatty() else None
+    text = json_text(data, indent)
+    if _may_hold_credentials(text):
+        text = json_text(redact_data(data), indent)
+    sys.stdout.write(text + "\n")
 
 
 # The longest message printed whole: a server's 5 MB error page is not a message.
