@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from modelctl.units import human_bytes
+
 if TYPE_CHECKING:
     from modelctl.backends.extra_buffers import BufferChoice
 
@@ -40,14 +42,6 @@ class Check:
     def to_dict(self) -> dict[str, Any]:
         return {"check": self.name, "status": self.status, "summary": self.summary, "fix": self.fix,
                 **({"details": self.details} if self.details else {})}
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
 class _Facts:
@@ -192,8 +186,8 @@ def check_memory(facts: _Facts) -> Check:
 
         total = available_memory()
         return Check("memory", INFO if total is None else OK,
-                     "unknown" if total is None else f"{_human_bytes(total)} RAM")
-    summary = f"{_human_bytes(info.get('MemTotal', 0))} RAM, {_human_bytes(info.get('MemAvailable', 0))} available"
+                     "unknown" if total is None else f"{human_bytes(total)} RAM")
+    summary = f"{human_bytes(info.get('MemTotal', 0))} RAM, {human_bytes(info.get('MemAvailable', 0))} available"
     return Check("memory", OK, summary, details={"ram_total": info.get("MemTotal"),
                                                   "ram_available": info.get("MemAvailable")})
 
@@ -203,7 +197,7 @@ def check_gpu(facts: _Facts) -> Check:
     details: dict[str, Any] = {"gpus": gpus, "offload": facts.gpu_offload}
     mac_arm = sys.platform == "darwin" and platform.machine() == "arm64"
     if gpus:
-        names = "; ".join(f"{g['name']} ({_human_bytes(g['vram_total'])} VRAM, {_human_bytes(g['vram_free'])} free)"
+        names = "; ".join(f"{g['name']} ({human_bytes(g['vram_total'])} VRAM, {human_bytes(g['vram_free'])} free)"
                           for g in gpus)
         if facts.build is not None and "CUDA" not in facts.build.gpu_backends and not facts.gpu_offload:
             return Check("gpu", WARN, f"{names}; this llama.cpp build cannot use it",
@@ -292,7 +286,7 @@ def _check_dir(label: str, path: Path) -> Check:
         free = None
     details["free_bytes"] = free
     state = "" if where == path else " (not created yet)"
-    room = f", {_human_bytes(free)} free" if free is not None else ""
+    room = f", {human_bytes(free)} free" if free is not None else ""
     return Check(label, OK, f"{path}{state}{room}", details=details)
 
 

@@ -57,16 +57,16 @@ class BufferChoice:
 
 def parse_override(value: Any) -> bool | None:
     """`-o use_extra_bufts=VALUE` or the config value: True, False, or None for automatic."""
+    from modelctl.backends.llama_options import parse_bool
+
     if value is None or isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text in ("auto", ""):
+    if str(value).strip().lower() in ("auto", ""):
         return None
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise UsageError(f"option {OPTION}: expected true, false or auto, got {value!r}")
+    try:
+        return parse_bool(str(value))
+    except ValueError:
+        raise UsageError(f"option {OPTION}: expected true, false or auto, got {value!r}") from None
 
 
 def amx_at_risk(build: BuildInfo, cpu: CpuInfo) -> bool:

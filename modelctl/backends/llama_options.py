@@ -15,7 +15,8 @@ from modelctl.backends.llama_lib import import_llama_cpp
 from modelctl.errors import ModelFileError, UsageError
 
 
-def _parse_bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
+    """true/false, 1/0, yes/no, on/off (any case), as llama.cpp's flags take them."""
     low = text.strip().lower()
     if low in ("true", "1", "yes", "on"):
         return True
@@ -42,7 +43,7 @@ def _parse_tensor_split(text: str) -> list[float]:
     return shares
 
 
-_OVERRIDE_TYPES: dict[str, Any] = {"int": _parse_int, "float": float, "bool": _parse_bool, "str": str}
+_OVERRIDE_TYPES: dict[str, Any] = {"int": _parse_int, "float": float, "bool": parse_bool, "str": str}
 
 
 def _parse_kv_overrides(text: str) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def _parse_gguf_path(text: str) -> str:
 
 # Load-time parameters whose default (None) does not say what they take.
 _OPTION_PARSERS: dict[str, Any] = {
-    "n_threads": _parse_int, "n_threads_batch": _parse_int, "op_offload": _parse_bool, "swa_full": _parse_bool,
+    "n_threads": _parse_int, "n_threads_batch": _parse_int, "op_offload": parse_bool, "swa_full": parse_bool,
     "tensor_split": _parse_tensor_split, "kv_overrides": _parse_kv_overrides,
     "type_k": _parse_cache_type, "type_v": _parse_cache_type,
     "lora_path": _parse_adapter, "lora_base": _parse_gguf_path,
@@ -114,7 +115,7 @@ def _parse_option(key: str, value: Any, default: Any) -> Any:
     if key in _OPTION_PARSERS:
         return _OPTION_PARSERS[key](text)
     if isinstance(default, bool):
-        return _parse_bool(text)
+        return parse_bool(text)
     if isinstance(default, int):
         return _parse_int(text)
     if isinstance(default, float):

@@ -20,8 +20,8 @@ What this backend does that `Llama.create_chat_completion` does not:
 from __future__ import annotations
 
 import codecs
+import logging
 import os
-import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -72,10 +72,6 @@ _ATTR_CONTROL = 1 << 3
 _ATTR_PARSED_SPECIAL = (1 << 0) | _ATTR_CONTROL  # UNKNOWN | CONTROL: found in text only by special parsing
 _ATTR_LSTRIP, _ATTR_RSTRIP = 1 << 7, 1 << 8  # the token swallows the whitespace before / after it
 _C_SPACE = " \t\n\v\f\r"  # what C's isspace() matches, as llama.cpp strips it
-
-
-def _note_on_stderr(message: str) -> None:
-    sys.stderr.write(f"modelctl: warning: {message}\n")
 
 
 def _token_piece(llama_cpp, vocab, token: int, *, special: bool) -> bytes:
@@ -149,7 +145,7 @@ class LlamaCppBackend(BaseBackend):
         # modelctl's own load option: extra buffer types on, off, or decided here (None).
         self.extra_buffers_override = extra_buffers.parse_override(options.pop(extra_buffers.OPTION, None))
         self.buffers: extra_buffers.BufferChoice | None = None
-        self.notify = notify or _note_on_stderr
+        self.notify = notify or logging.getLogger("modelctl").warning  # as open_chat's notes
         self.load_options, self.sample_options = split_options(options)
         # `-o n_ctx=N` is --ctx N: one context size, the one the prompt is checked against.
         option_ctx = self.load_options.pop("n_ctx", None)
