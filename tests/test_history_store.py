@@ -207,9 +207,10 @@ def test_ages_and_dates():
 
 
 def test_prices_from_the_registry(tmp_path):
+    from registries import model, write_registry
+
     from modelctl.registry import load_registry
     from modelctl.registry.pricing import Price, cost, deployment_price
-    from registries import model, write_registry
 
     priced = model("p/m", {"kind": "openai", "model": "m"},
                    {"kind": "mistral", "id": "cheap", "model": "m", "cost_output": 1.0},

@@ -23,20 +23,13 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {"log": bool, "retention_days"
 
 def history_config() -> dict[str, Any]:
     """The [history] table of config.toml, type-checked."""
-    from modelctl.config import get_paths, user_config
+    from modelctl.chat.resolve import config_table
+    from modelctl.config import get_paths
 
-    table = user_config().get("history", {})
-    where = get_paths().config_file
-    if not isinstance(table, dict):
-        raise UsageError(f"{where}: [history] must be a table")
-    for key, value in table.items():
-        expected = CONFIG_KEYS.get(key)
-        if expected is None:
-            raise UsageError(f"{where}: unknown key history.{key}", hint="known: " + ", ".join(CONFIG_KEYS))
-        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
-            raise UsageError(f"{where}: history.{key} has the wrong type ({type(value).__name__})")
-        if key == "retention_days" and not (isinstance(value, (int, float)) and value > 0):
-            raise UsageError(f"{where}: history.retention_days must be more than 0, not {value}")
+    table = config_table("history", CONFIG_KEYS)
+    days = table.get("retention_days")
+    if days is not None and not days > 0:
+        raise UsageError(f"{get_paths().config_file}: history.retention_days must be more than 0, not {days}")
     return table
 
 

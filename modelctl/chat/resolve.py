@@ -183,20 +183,30 @@ def resolve_local_model(name: str | None, *, registry: RegistrySource = None) ->
     return target
 
 
-def user_chat_config() -> dict[str, Any]:
-    """The [chat] table of config.toml, type-checked."""
+def config_table(section: str, types: Mapping[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """The `[section]` table of config.toml ({} when absent), each key known and of its type."""
     from modelctl.config import get_paths, user_config
 
-    table = user_config().get("chat", {})
+    table = user_config().get(section, {})
     where = get_paths().config_file
     if not isinstance(table, dict):
-        raise UsageError(f"{where}: [chat] must be a table")
+        raise UsageError(f"{where}: [{section}] must be a table")
     for key, value in table.items():
-        expected = CONFIG_KEYS.get(key)
+        expected = types.get(key)
         if expected is None:
-            raise UsageError(f"{where}: unknown key chat.{key}", hint="known: " + ", ".join(CONFIG_KEYS))
+            raise UsageError(f"{where}: unknown key {section}.{key}", hint="known: " + ", ".join(types))
         if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
-            raise UsageError(f"{where}: chat.{key} has the wrong type ({type(value).__name__})")
+            raise UsageError(f"{where}: {section}.{key} has the wrong type ({type(value).__name__})")
+    return table
+
+
+def user_chat_config() -> dict[str, Any]:
+    """The [chat] table of config.toml, type-checked."""
+    from modelctl.config import get_paths
+
+    table = config_table("chat", CONFIG_KEYS)
+    where = get_paths().config_file
+    for key, value in table.items():
         if key in CONFIG_MINIMUMS and isinstance(value, int) and value < CONFIG_MINIMUMS[key]:
             raise UsageError(f"{where}: chat.{key} must be at least {CONFIG_MINIMUMS[key]}, not {value}")
     from modelctl.chat.session import check_option

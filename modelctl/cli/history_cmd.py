@@ -129,7 +129,7 @@ def remove(
             question = (f"Remove {len(targets)} conversation{'s' if len(targets) != 1 else ''} "
                         f"({turns} turn{'s' if turns != 1 else ''})?")
         if not yes:
-            _confirm(question)
+            output.confirm_removal(question)
         if older_than:
             turns, conversations = history.remove_older_than(cutoff)
             result = {"turns": turns, "conversations": conversations}
@@ -139,16 +139,6 @@ def remove(
         output.print_json(result)
         return
     sys.stdout.write(f"removed {result['conversations']} conversations, {result['turns']} turns\n")
-
-
-def _confirm(question: str) -> None:
-    try:
-        agreed = typer.confirm(question, default=False, err=True)
-    except typer.Abort:  # end of input
-        agreed = False
-    if not agreed:
-        sys.stderr.write("modelctl: nothing removed\n")
-        raise typer.Exit(1)
 
 
 @history_app.command("export")

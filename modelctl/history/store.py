@@ -196,7 +196,7 @@ class History:
         first question."""
         rows = self.conn.execute(
             "SELECT c.id, c.name, c.created, c.updated, count(t.id) AS turns,"
-            " group_concat(DISTINCT t.model) AS models, sum(t.prompt_tokens) AS prompt_tokens,"
+            " json_group_array(DISTINCT t.model) AS models, sum(t.prompt_tokens) AS prompt_tokens,"
             " sum(t.completion_tokens) AS completion_tokens, sum(t.cost) AS cost,"
             " (SELECT prompt FROM turns f WHERE f.conversation_id = c.id ORDER BY f.id LIMIT 1) AS first_prompt"
             " FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id"
@@ -206,7 +206,7 @@ class History:
         for row in rows:
             item = dict(row)
             item["created"], item["updated"] = iso(row["created"]), iso(row["updated"])
-            item["models"] = sorted(row["models"].split(",")) if row["models"] else []
+            item["models"] = sorted(m for m in json.loads(row["models"]) if m is not None)
             out.append(item)
         return out
 
