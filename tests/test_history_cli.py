@@ -185,3 +185,19 @@ def test_search_and_export(server, priced, cli, tmp_path):
     md = (tmp_path / "birds.md").read_text()
     assert md.startswith("# Conversation 1 (birds)") and "> Where do penguins live?" in md and "coat" not in md
     assert cli("history", "export", "--format", "pdf").exit_code == 2
+
+
+def test_a_session_saved_without_turns_is_resumed(server, priced, cli, modelctl_home):
+    from modelctl.history import History
+
+    with History() as history:  # as `/save draft` leaves it in a chat that is not logged
+        history.save_conversation("Be terse.", [{"role": "user", "content": "Hi"},
+                                                {"role": "assistant", "content": "Hello."}], name="draft")
+    r = cli("history", "show", "draft")
+    assert r.exit_code == 0 and "has no logged turns; --json shows its 2 saved messages" in r.stderr
+    server.route("POST", CHAT, openai_wire.chat_stream(["Fine."]))
+    assert cli("--registry", priced, "chat", "-m", "test/priced", "--session", "draft", "How are you?").exit_code == 0
+    assert server.calls(CHAT)[0].body["messages"] == [
+        {"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "How are you?"}]
+    assert "> How are you?" in cli("history", "show", "draft").stdout

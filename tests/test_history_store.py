@@ -32,11 +32,14 @@ def db(tmp_path):
 
 def test_a_new_database_is_current_wal_and_private(tmp_path):
     path = tmp_path / "d" / "history.sqlite3"
-    conn = connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    conn.close()
-    assert path.stat().st_mode & 0o077 == 0
+    with History(path) as history:
+        conn = history.conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        history.add_turn(turn("private", "yes"))
+        files = list(path.parent.glob("history.sqlite3*"))  # the database, its WAL and shared memory
+        assert len(files) == 3 and all(f.stat().st_mode & 0o077 == 0 for f in files)
+    assert path.parent.stat().st_mode & 0o077 == 0
 
 
 def test_an_older_database_is_migrated_and_keeps_its_turns(tmp_path):

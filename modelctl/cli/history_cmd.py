@@ -73,6 +73,10 @@ def show(
         output.print_json({"id": found.id, "name": found.name, "system": found.system,
                            "messages": found.messages, "turns": turns})
         return
+    if not turns:  # saved with /save while the chat was not logged
+        sys.stderr.write(f"modelctl: conversation {found.id} has no logged turns; "
+                         f"--json shows its {len(found.messages)} saved messages\n")
+        return
     from modelctl.history.export import to_markdown
 
     _write("".join(to_markdown(turns)))
