@@ -73,7 +73,7 @@ def chat(
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings, cost, conversation, turn."),
     debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend, timings and cost on stderr."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not log this chat to the history."),
     resume: bool = typer.Option(False, "--continue", help="Continue the last conversation in the history (with this or another model)."),
