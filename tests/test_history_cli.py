@@ -201,3 +201,15 @@ def test_a_session_saved_without_turns_is_resumed(server, priced, cli, modelctl_
         {"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "How are you?"}]
     assert "> How are you?" in cli("history", "show", "draft").stdout
+
+
+def test_an_answer_cut_off_is_logged_with_its_error(server, priced, cli, provider_env):
+    provider_env.setenv("MODELCTL_RETRIES", "0")
+    server.route("POST", CHAT, openai_wire.chat_stream(["Half ", "an ", "answer"], drop_after=3))
+    r = cli("--registry", priced, "chat", "-m", "test/priced", "Tell me", "--json")
+    assert r.exit_code == 7, r.output
+    printed = json.loads(r.stdout)
+    assert printed["finish_reason"] == "interrupted" and printed["turn"] == 1
+    turn = json.loads(cli("history", "show", "1", "--json").stdout)["turns"][0]
+    assert turn["finish_reason"] == "interrupted" and turn["answer"] == printed["text"] and turn["answer"]
+    assert turn["error"] == printed["error"] and turn["cost"] is None  # no usage was reported
