@@ -48,13 +48,15 @@ def prompt_report(backend: Backend, out: IO[str] | None = None) -> None:
     out.flush()
 
 
-def answer_report(reply: Any, out: IO[str] | None = None) -> None:
-    """The cost of an answer: tokens, evaluation, speed."""
+def answer_report(reply: Any, out: IO[str] | None = None, *, cost: float | None = None) -> None:
+    """The cost of an answer: tokens, evaluation, speed, and USD when the price is known."""
     out = out or sys.stderr
     usage, t = reply.usage, reply.timings
     _line(out, "finish reason", reply.finish_reason)
     if usage is not None:
         _line(out, "usage", f"{usage.prompt_tokens} prompt tokens, {usage.completion_tokens} completion tokens")
+    if cost is not None:
+        _line(out, "cost", f"${cost:.6f}")
     if t is not None:
         if t.prompt_eval_tokens is not None:
             _line(out, "prompt tokens evaluated", t.prompt_eval_tokens)

@@ -6,6 +6,7 @@ import sys
 from typing import IO, Any
 
 from modelctl.backends.base import template_name
+from modelctl.chat.history_log import TurnLog, answer_cost
 from modelctl.chat.render import for_terminal, is_terminal
 from modelctl.chat.resolve import ChatSetup
 from modelctl.chat.session import ChatSession, Reply
@@ -13,8 +14,9 @@ from modelctl.chat.terminal import write_json
 from modelctl.errors import ModelctlError
 
 
-def reply_json(reply: Reply, setup: ChatSetup) -> dict[str, Any]:
-    """The `--json` object."""
+def reply_json(reply: Reply, setup: ChatSetup, turn_log: TurnLog | None = None) -> dict[str, Any]:
+    """The `--json` object; with `turn_log`, the ids the turn was logged under (null when it
+    was not)."""
     timings = reply.timings.to_dict() if reply.timings else {}
     return {
         "text": reply.text,
@@ -28,6 +30,9 @@ def reply_json(reply: Reply, setup: ChatSetup) -> dict[str, Any]:
             "tokens_per_second": timings.get("tokens_per_second"),
             "prompt_eval_tokens": timings.get("prompt_eval_tokens"),
         },
+        "cost": answer_cost(setup, reply),
+        "conversation": turn_log.conversation if turn_log and turn_log.last_turn is not None else None,
+        "turn": turn_log.last_turn if turn_log else None,
     }
 
 
@@ -39,16 +44,19 @@ def run_once(
     as_json: bool = False,
     debug: bool = False,
     out: IO[str] | None = None,
+    session: ChatSession | None = None,
 ) -> Reply:
     """Ask `prompt` once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
 
     With `as_json`, an answer that ends early (Ctrl-C, a stream cut off midway) still prints its
     object, finish_reason "interrupted" and the error's message under "error", before the error
-    propagates to set the exit code."""
+    propagates to set the exit code. `session` (by default a new one) may hold earlier turns, and
+    a TurnLog as its on_turn (`chat --continue`)."""
     from modelctl.chat import debug as dbg
 
     out = out or sys.stdout
-    session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
+    session = session or ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
+    turn_log = session.on_turn if isinstance(session.on_turn, TurnLog) else None
     reply = session.ask(prompt)
     if debug:
         dbg.prompt_report(setup.backend)
@@ -64,7 +72,7 @@ def run_once(
     except (ModelctlError, KeyboardInterrupt) as exc:
         if as_json:
             reply.close()
-            data = reply_json(reply, setup)
+            data = reply_json(reply, setup, turn_log)
             data["error"] = str(exc) if isinstance(exc, ModelctlError) else "interrupted"
             write_json(out, data)
         raise
@@ -74,10 +82,10 @@ def run_once(
             out.write("\n")
             out.flush()
     if as_json:
-        write_json(out, reply_json(reply, setup))
+        write_json(out, reply_json(reply, setup, turn_log))
     elif not stream:
         out.write(shown(reply.text) + ("" if reply.text.endswith("\n") else "\n"))
         out.flush()
     if debug:
-        dbg.answer_report(reply)
+        dbg.answer_report(reply, cost=answer_cost(setup, reply))
     return reply

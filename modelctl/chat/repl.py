@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from modelctl.backends.base import PARAM_NAMES, is_local, template_name
+from modelctl.chat.history_log import TurnLog
 from modelctl.chat.messages import clean_text
 from modelctl.chat.render import safe
 from modelctl.chat.resolve import ChatSetup, choose_template
@@ -45,8 +46,9 @@ COMMANDS = (
     Command("template", "[NAME]", "show, or switch, the conversation template"),
     Command("set", "[KEY VALUE]", f"show, or set, a parameter: {', '.join(PARAM_NAMES)}, "
             "or a llama.cpp sampling option (VALUE none resets)"),
-    Command("save", "FILE", "save the conversation as JSON"),
-    Command("load", "FILE", "load a conversation saved with /save"),
+    Command("save", "NAME|FILE", "save the conversation as session NAME in the history, or as a JSON FILE"),
+    Command("load", "NAME|FILE", "continue session NAME from the history, or load a conversation saved as JSON"),
+    Command("sessions", "", "the named sessions and recent conversations in the history"),
     Command("debug", "on|off", "show the prompt, tokens and timings of each answer"),
     Command("info", "", "the model, backend, template and parameters"),
 )
@@ -173,11 +175,14 @@ def read_message(read: Callable[[str], str]) -> str:
 
 
 class Repl:
-    def __init__(self, setup: ChatSetup, *, debug: bool = False) -> None:
+    def __init__(self, setup: ChatSetup, *, debug: bool = False, session: ChatSession | None = None) -> None:
         from modelctl.chat import terminal
 
         self.setup = setup
-        self.session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
+        self.session = session or ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
+        # The history this chat is logged to (also where /save NAME and /load NAME go).
+        self.log = session.on_turn if session and isinstance(session.on_turn, TurnLog) else \
+            TurnLog(setup, None, self.note)
         self.debug = debug
         self.out = terminal.out()
         self.err = terminal.err()
@@ -203,6 +208,9 @@ class Repl:
             info = backend.describe()
             where = info.get("endpoint") or info.get("kind", "?")
         self.note(f"chatting with {self.setup.model_id} on {where}. /help for commands, /exit or Ctrl-D to leave.")
+        if self.session.messages:
+            self.note(f"resumed {self._conversation_label()}: {len(self.session.messages)} messages")
+            self._show_last()
         try:
             while True:
                 try:
@@ -247,7 +255,9 @@ class Repl:
         if reply.finish_reason == "length":
             self.note(length_note(reply, self.session.params.max_tokens))
         if self.debug:
-            dbg.answer_report(reply)
+            from modelctl.chat.history_log import answer_cost
+
+            dbg.answer_report(reply, cost=answer_cost(self.setup, reply))
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -332,23 +342,52 @@ class Repl:
 
     def cmd_save(self, args: str) -> None:
         if not args:
-            raise UsageError("usage: /save FILE")
-        path = self.session.save(_one_path(args))
+            raise UsageError("usage: /save NAME|FILE")
+        target = _one_path(args)
+        if _is_session_name(target):
+            self.log.save(self.session, target)
+            self.note(f"saved {len(self.session.messages)} messages as session {target!r} "
+                      f"(modelctl chat --session {target} resumes it)")
+            return
+        path = self.session.save(target)
         self.note(f"saved {len(self.session.messages)} messages to {path}")
 
     def cmd_load(self, args: str) -> None:
         if not args:
-            raise UsageError("usage: /load FILE")
+            raise UsageError("usage: /load NAME|FILE")
         path = _one_path(args)
         try:
-            self.session.load(path)
+            if _is_session_name(path):
+                self.log.load(self.session, path)
+            else:
+                self.session.load(path)
         except ModelctlError:
             raise
         except Exception as exc:  # whatever a file does to the parser, the session goes on
             raise UsageError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
         self.note(f"loaded {len(self.session.messages)} messages")
+        self._show_last()
+
+    def _show_last(self) -> None:
         for m in self.session.messages[-2:]:
             self.note(f"  {m['role']}: {m['content'][:200]}")
+
+    def _conversation_label(self) -> str:
+        if self.log.name:
+            return f"session {self.log.name!r}"
+        return f"conversation {self.log.conversation}"
+
+    def cmd_sessions(self, args: str) -> None:
+        from modelctl.history import History
+
+        with History() as history:
+            found = history.conversations(limit=20)
+        if not found:
+            self.note("the history is empty")
+        for c in found:
+            label = c["name"] or f"#{c['id']}"
+            first = (c["first_prompt"] or "").replace("\n", " ")[:60]
+            self.note(f"  {label:<20} {c['updated']}  {c['turns']} turns  {first}")
 
     def cmd_debug(self, args: str) -> None:
         if args.lower() not in ("on", "off"):
@@ -377,6 +416,11 @@ def length_note(reply, max_tokens: int | None) -> str:
     return "[stopped: the context window is full; /undo or /reset make room, or start again with a larger --ctx]"
 
 
+def _is_session_name(target: str) -> bool:
+    """/save and /load: a name without a slash or .json is a session in the history."""
+    return "/" not in target and os.sep not in target and not target.lower().endswith(".json")
+
+
 def _one_path(args: str) -> str:
     try:
         parts = shlex.split(args)
@@ -387,7 +431,9 @@ def _one_path(args: str) -> str:
     return parts[0]
 
 
-def run_repl(setup: ChatSetup, *, debug: bool = False) -> int:
+def run_repl(setup: ChatSetup, *, debug: bool = False, session: ChatSession | None = None) -> int:
+    """The interactive chat; `session` (by default a new, unlogged one) may hold earlier turns
+    and a TurnLog as its on_turn."""
     if not sys.stdin.isatty():
         raise UsageError("the interactive chat needs a terminal; pass a prompt or pipe one on stdin")
-    return Repl(setup, debug=debug).run()
+    return Repl(setup, debug=debug, session=session).run()

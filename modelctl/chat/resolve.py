@@ -183,20 +183,30 @@ def resolve_local_model(name: str | None, *, registry: RegistrySource = None) ->
     return target
 
 
-def user_chat_config() -> dict[str, Any]:
-    """The [chat] table of config.toml, type-checked."""
+def config_table(section: str, types: Mapping[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """The `[section]` table of config.toml ({} when absent), each key known and of its type."""
     from modelctl.config import get_paths, user_config
 
-    table = user_config().get("chat", {})
+    table = user_config().get(section, {})
     where = get_paths().config_file
     if not isinstance(table, dict):
-        raise UsageError(f"{where}: [chat] must be a table")
+        raise UsageError(f"{where}: [{section}] must be a table")
     for key, value in table.items():
-        expected = CONFIG_KEYS.get(key)
+        expected = types.get(key)
         if expected is None:
-            raise UsageError(f"{where}: unknown key chat.{key}", hint="known: " + ", ".join(CONFIG_KEYS))
+            raise UsageError(f"{where}: unknown key {section}.{key}", hint="known: " + ", ".join(types))
         if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
-            raise UsageError(f"{where}: chat.{key} has the wrong type ({type(value).__name__})")
+            raise UsageError(f"{where}: {section}.{key} has the wrong type ({type(value).__name__})")
+    return table
+
+
+def user_chat_config() -> dict[str, Any]:
+    """The [chat] table of config.toml, type-checked."""
+    from modelctl.config import get_paths
+
+    table = config_table("chat", CONFIG_KEYS)
+    where = get_paths().config_file
+    for key, value in table.items():
         if key in CONFIG_MINIMUMS and isinstance(value, int) and value < CONFIG_MINIMUMS[key]:
             raise UsageError(f"{where}: chat.{key} must be at least {CONFIG_MINIMUMS[key]}, not {value}")
     from modelctl.chat.session import check_option
@@ -260,6 +270,8 @@ class ChatSetup:
     params: GenerationParams
     system: str | None
     local: LocalModel | None = None  # None for a model on a server or API
+    entry: "Model | None" = None  # the registry's entry (prices, for one), if it has one
+    deployment: "Deployment | None" = None  # the deployment used, when it is known
 
 
 def open_chat(
@@ -299,7 +311,7 @@ def open_chat(
 
         backend = open_backend(entry, dep, api_base=api_base, api_key=api_key, debug=debug or None)
         params = layered_params(entry, flags.overlay(extra=dict(options or {})), local=False)
-        return ChatSetup(model_id, backend, params, system)
+        return ChatSetup(model_id, backend, params, system, entry=entry, deployment=dep)
 
     if api_base and not deployment:
         from modelctl.backends.factory import adhoc_deployment
@@ -332,4 +344,6 @@ def open_chat(
     if backend.ctx_clamped_from is not None:
         notify(f"a context window of {backend.ctx_clamped_from} tokens is more than {target.model_id} was "
              f"trained for; using its {backend.n_ctx}")
-    return ChatSetup(target.model_id, backend, layered_params(target.entry, flags), system, target)
+    local_dep = next((d for d in target.entry.deployments if d.kind == "llama.cpp"), None) if target.entry else None
+    return ChatSetup(target.model_id, backend, layered_params(target.entry, flags), system, target,
+                     entry=target.entry, deployment=local_dep)

@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from modelctl.backends.base import (
     FINISH_INTERRUPTED,
@@ -94,14 +94,17 @@ def _check_json_option(key: str, value: Any, depth: int) -> None:
 class Reply:
     """One streamed answer. Iterate for the text deltas; afterwards `text`, `finish_reason`,
     `usage` and `timings` describe it. Stopping early (`close()`, or an exception such as Ctrl-C
-    while iterating) keeps the partial text with finish_reason "interrupted"."""
+    while iterating) keeps the partial text with finish_reason "interrupted" (and a backend's
+    error message in `error`). `request` is the conversation that was sent."""
 
     _chunks: Iterator[Chunk]
     _on_done: Any
+    request: list[dict[str, str]] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
     timings: Timings | None = None
+    error: str | None = None
     _done: bool = False
 
     def __iter__(self) -> Iterator[str]:
@@ -113,6 +116,9 @@ class Reply:
                 if chunk.final:
                     self.finish_reason = chunk.finish_reason
                     self.usage, self.timings = chunk.usage, chunk.timings
+        except Exception as exc:
+            self.error = str(exc)
+            raise
         finally:
             self.close()
 
@@ -140,8 +146,10 @@ class ChatSession:
         *,
         system: str | None = None,
         model: str | None = None,
+        on_turn: Callable[["ChatSession", Reply], None] | None = None,
     ) -> None:
         self.backend = backend
+        self.on_turn = on_turn  # hears every answer once it ends (finished or interrupted)
         self.params = params or GenerationParams()
         self.system = system or None
         self.model = model
@@ -188,13 +196,16 @@ class ChatSession:
         params = self.params
         if params.seed is not None:
             params = replace(params, seed=params.seed + self._answers_since_seed)
-        chunks = self.backend.chat(self.conversation(), params)
+        request = self.conversation()
+        chunks = self.backend.chat(request, params)
         self._answers_since_seed += 1
-        return Reply(chunks, self._finished)
+        return Reply(chunks, self._finished, request)
 
     def _finished(self, reply: Reply) -> None:
         # The reply's user message is the last message while it streams.
         self.messages.append({"role": "assistant", "content": reply.text})
+        if self.on_turn is not None:
+            self.on_turn(self, reply)
 
     def undo(self) -> int:
         """Remove the last exchange (the answer and the question it answered); return how many
@@ -251,7 +262,7 @@ class ChatSession:
             "template": template_name(self.backend),
             "system": self.system,
             "messages": [dict(m) for m in self.messages],
-            "params": _without_secrets(self.params.to_dict()),
+            "params": without_secrets(self.params.to_dict()),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -273,7 +284,7 @@ class ChatSession:
         self.system, self.messages = split_system(parse_messages(data, repr(str(source)), roles=CHAT_ROLES))
 
 
-def _without_secrets(params: dict[str, Any]) -> dict[str, Any]:
+def without_secrets(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters for a file: an option holding a credential (`/set api_key …`) is redacted."""
     from modelctl.keys import redact
 

@@ -73,17 +73,22 @@ def chat(
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings."),
-    debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend and timings on stderr."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings, cost, conversation, turn."),
+    debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend, timings and cost on stderr."),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not log this chat to the history."),
+    resume: bool = typer.Option(False, "--continue", help="Continue the last conversation in the history (with this or another model)."),
+    session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Continue the session NAME from the history, or start it."),
 ) -> None:
     """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt
-    (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat."""
+    (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat.
+    Every turn is logged to the history (`modelctl history`) unless --no-log."""
     from modelctl.backends.base import GenerationParams
     from modelctl.chat.messages import clean_text
     from modelctl.chat.resolve import open_chat
     from modelctl.cli import output, state
 
-    require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key)
+    require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key,
+                   session=session)
     _tolerant_stdin()
     text = clean_text(" ".join(prompt)) if prompt else None
     system = None if system is None else clean_text(system)
@@ -105,13 +110,21 @@ def chat(
         registry=state.get_registry, notify=output.warn,
     )
     try:
-        if text is None:
-            from modelctl.chat.repl import run_repl
+        from modelctl.chat.history_log import open_log
 
-            raise typer.Exit(run_repl(setup, debug=debug))
-        from modelctl.chat.oneshot import run_once
+        chat_session, turn_log, _ = open_log(setup, log=not no_log, resume_last=resume, session_name=session,
+                                             system_flag=system, notify=output.warn)
+        try:
+            if text is None:
+                from modelctl.chat.repl import run_repl
 
-        run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug)
+                raise typer.Exit(run_repl(setup, debug=debug, session=chat_session))
+            from modelctl.chat.oneshot import run_once
+
+            run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug, session=chat_session)
+        finally:
+            if turn_log.history is not None:
+                turn_log.history.close()
     finally:
         setup.backend.close()
 

@@ -25,6 +25,8 @@ COMMAND_MODULES = [
     "store_cmd",  # pull, import, rm, du
     "prompt_cmd",  # prompt, templates [show]
     "chat_cmd",  # chat, embed
+    "history_cmd",  # history list|show|search|rm|export
+    "usage_cmd",  # usage
     "keys_cmd",  # keys set|list|rm
     "doctor_cmd",  # doctor
 ]

@@ -109,6 +109,20 @@ def warn(message: str) -> None:
     sys.stderr.write(f"modelctl: warning: {_message(message)}\n")
 
 
+def confirm_removal(question: str) -> None:
+    """Ask `question` on stderr (default no); anything but yes, or the end of input, ends the
+    command with status 1 and "nothing removed"."""
+    import typer
+
+    try:
+        agreed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:  # end of input
+        agreed = False
+    if not agreed:
+        sys.stderr.write("modelctl: nothing removed\n")
+        raise typer.Exit(1)
+
+
 def error_line(message: str) -> None:
     """The one line an error ends a command with."""
     sys.stderr.write(f"modelctl: error: {_message(message)}\n")

@@ -118,13 +118,7 @@ def rm(
     if not yes:
         question = f"Remove {len(plan.items)} item{'s' if len(plan.items) != 1 else ''}" + (
             f" ({human_bytes(plan.size)})" if plan.size else "") + "?"
-        try:
-            agreed = typer.confirm(question, default=False, err=True)
-        except typer.Abort:  # end of input
-            agreed = False
-        if not agreed:
-            sys.stderr.write("modelctl: nothing removed\n")
-            raise typer.Exit(1)
+        output.confirm_removal(question)
     remove(plan)
     for n in plan.notes:
         output.warn(n)

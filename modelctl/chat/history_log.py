@@ -1,0 +1,169 @@
+"""The chat's side of the history: log each answer as a turn, resume a conversation, save one
+under a name, and what an answer cost.
+
+Logging never ends a chat: a history that cannot be written is one warning, and the chat goes
+on unlogged. Everything written is redacted first (known keys, passwords in URLs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from modelctl.errors import ModelctlError, UsageError
+
+if TYPE_CHECKING:
+    from modelctl.chat.resolve import ChatSetup
+    from modelctl.chat.session import ChatSession, Reply
+    from modelctl.history import Conversation, History
+
+# Keys of config.toml's [history] table, and their types.
+CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {"log": bool, "retention_days": (int, float)}
+
+
+def history_config() -> dict[str, Any]:
+    """The [history] table of config.toml, type-checked."""
+    from modelctl.chat.resolve import config_table
+    from modelctl.config import get_paths
+
+    table = config_table("history", CONFIG_KEYS)
+    days = table.get("retention_days")
+    if days is not None and not days > 0:
+        raise UsageError(f"{get_paths().config_file}: history.retention_days must be more than 0, not {days}")
+    return table
+
+
+def answer_cost(setup: "ChatSetup", reply: "Reply") -> float | None:
+    """USD for `reply` from the usage its backend reported, at the registry's prices; None when
+    either is unknown."""
+    from modelctl.registry.pricing import cost, deployment_price
+
+    price = deployment_price(setup.entry, setup.deployment)
+    if price is None or reply.usage is None:
+        return None
+    return cost(price, reply.usage.prompt_tokens, reply.usage.completion_tokens)
+
+
+def _redacted_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    from modelctl.chat.render import redact_text
+
+    return [{"role": m["role"], "content": redact_text(m["content"])} for m in messages]
+
+
+@dataclass
+class TurnLog:
+    """Logs the turns of one chat into `history`, in `conversation` (created, and called `name`,
+    at the first turn when None). Call it with (session, reply): it is a ChatSession's on_turn."""
+
+    setup: "ChatSetup"
+    history: "History | None"  # None: nothing is logged
+    notify: Callable[[str], None]
+    conversation: int | None = None
+    name: str | None = None
+    retention_days: float | None = None
+    last_turn: int | None = None
+
+    def __call__(self, session: "ChatSession", reply: "Reply") -> None:
+        if self.history is None:
+            return
+        from modelctl.chat.render import redact_text
+        from modelctl.chat.session import without_secrets
+        from modelctl.history import Turn
+
+        dep = self.setup.deployment
+        turn = Turn(
+            messages=_redacted_messages(reply.request), answer=redact_text(reply.text), model=self.setup.model_id,
+            deployment=dep.id if dep else None, deployment_kind=dep.kind if dep else getattr(session.backend, "kind", None),
+            template=_template(session), params=without_secrets(session.params.to_dict()),
+            finish_reason=reply.finish_reason,
+            prompt_tokens=reply.usage.prompt_tokens if reply.usage else None,
+            completion_tokens=reply.usage.completion_tokens if reply.usage else None,
+            timings=reply.timings.to_dict() if reply.timings else None,
+            cost=answer_cost(self.setup, reply), error=redact_text(reply.error) if reply.error else None,
+        )
+        try:
+            self.conversation, self.last_turn = self.history.add_turn(
+                turn, self.conversation, name=self.name, retention_days=self.retention_days)
+        except ModelctlError as exc:
+            self.notify(f"{exc}; this chat is no longer logged")
+            self.history = None
+
+    def save(self, session: "ChatSession", name: str) -> None:
+        """`/save NAME`: this conversation, as it stands, becomes session `name` (later turns are
+        logged into it)."""
+        from modelctl.chat.render import redact_text
+        from modelctl.history import History
+
+        check_session_name(name)
+        history = self.history or History()
+        system = redact_text(session.system) if session.system else None
+        self.conversation = history.save_conversation(system, _redacted_messages(session.messages),
+                                                      conversation=self.conversation, name=name)
+        self.name = name
+
+    def load(self, session: "ChatSession", name: str) -> None:
+        """`/load NAME`: continue session `name` (its turns from now on are logged into it)."""
+        from modelctl.history import History
+
+        found = (self.history or History()).require(name)
+        session.system, session.messages = found.system, list(found.messages)
+        self.conversation, self.name = found.id, found.name
+
+
+def _template(session: "ChatSession") -> str | None:
+    from modelctl.backends.base import template_name
+
+    return template_name(session.backend)
+
+
+def check_session_name(name: str) -> str:
+    """A session name: not empty, not a number (numbers are conversation ids), one line."""
+    if not name.strip() or name.isdigit() or any(c in name for c in "\n\r\t\0"):
+        raise UsageError(f"session name {name!r}: give a word (a number names a conversation by id)")
+    return name
+
+
+def open_log(
+    setup: "ChatSetup",
+    *,
+    log: bool = True,
+    resume_last: bool = False,
+    session_name: str | None = None,
+    system_flag: str | None = None,
+    notify: Callable[[str], None],
+) -> tuple["ChatSession", TurnLog, "Conversation | None"]:
+    """A ChatSession for `setup` whose turns are logged (unless `log` is False or config.toml
+    says `[history] log = false`): a new conversation, the last one (`resume_last`), or the
+    session called `session_name` (resumed when it exists). A resumed conversation keeps its
+    system message unless `system_flag` (--system) gives another."""
+    from modelctl.chat.session import ChatSession
+    from modelctl.history import History
+
+    if resume_last and session_name:
+        raise UsageError("--continue and --session: give one (--session NAME resumes that session)")
+    if session_name is not None:
+        check_session_name(session_name)
+    cfg = history_config()
+    log = log and cfg.get("log", True)
+    history = History()
+    found = None
+    if resume_last or session_name:
+        found = history.last_conversation() if resume_last else history.conversation(session_name or "")
+        if resume_last and found is None:
+            raise UsageError("nothing to continue: the history has no conversation yet")
+    elif log:
+        try:
+            history.open()  # now, so that a broken history is one warning before the chat
+        except ModelctlError as exc:
+            notify(f"{exc}; this chat is not logged")
+            log = False
+    if not log:
+        history.close()  # read from, if resuming; not written to
+    system = system_flag if system_flag is not None else (found.system if found else setup.system)
+    turn_log = TurnLog(setup, history if log else None, notify,
+                       conversation=found.id if found else None,
+                       name=found.name if found else session_name, retention_days=cfg.get("retention_days"))
+    session = ChatSession(setup.backend, setup.params, system=system, model=setup.model_id, on_turn=turn_log)
+    if found is not None:
+        session.messages = list(found.messages)
+    return session, turn_log, found

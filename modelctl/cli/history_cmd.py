@@ -1,0 +1,179 @@
+"""`modelctl history list|show|search|rm|export`: the chats logged in the history database."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+history_app = typer.Typer(
+    help="The chat history: every turn of `modelctl chat`, kept in SQLite in the data directory.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_REF_HELP = "A conversation id (from `history list`) or a session name."
+
+
+def _open():
+    from modelctl.history import History
+
+    return History()
+
+
+def _preview(text: str | None, width: int = 60) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _write(text: str) -> None:
+    """Logged text to stdout; at a terminal, its control characters written out (an answer's
+    escape sequences stay data)."""
+    from modelctl.chat.render import for_terminal, is_terminal
+
+    sys.stdout.write(for_terminal(text) if is_terminal(sys.stdout) else text)
+
+
+def _money(value: float | None) -> str:
+    return "" if value is None else f"${value:.4f}"
+
+
+@history_app.command("list")
+def list_conversations(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many (latest first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+) -> None:
+    """The conversations, latest first: id, session name, turns, models, cost, first question."""
+    from modelctl.cli import output
+
+    with _open() as history:
+        found = history.conversations(limit=limit)
+    if as_json:
+        output.print_json(found)
+        return
+    rows = [[str(c["id"]), c["name"] or "", c["updated"], str(c["turns"]), ", ".join(c["models"]),
+             _money(c["cost"]), _preview(c["first_prompt"])] for c in found]
+    output.table(["id", "session", "updated", "turns", "models", "cost", "first question"], rows,
+                 "History", right=("id", "turns", "cost"))
+
+
+@history_app.command("show")
+def show(
+    ref: str = typer.Argument(..., metavar="ID|NAME", help=_REF_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the conversation and its turns as JSON."),
+) -> None:
+    """One conversation's turns: each question and answer, with model, tokens and cost."""
+    from modelctl.cli import output
+
+    with _open() as history:
+        found = history.require(ref)
+        turns = history.turns(found.id)
+    if as_json:
+        output.print_json({"id": found.id, "name": found.name, "system": found.system,
+                           "messages": found.messages, "turns": turns})
+        return
+    if not turns:  # saved with /save while the chat was not logged
+        sys.stderr.write(f"modelctl: conversation {found.id} has no logged turns; "
+                         f"--json shows its {len(found.messages)} saved messages\n")
+        return
+    from modelctl.history.export import to_markdown
+
+    _write("".join(to_markdown(turns)))
+
+
+@history_app.command("search")
+def search(
+    query: List[str] = typer.Argument(..., help='Words to find (FTS5 syntax: "a phrase", prefix*, OR, NOT).'),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many turns (best first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array of turns."),
+) -> None:
+    """Full-text search over questions, answers and system messages."""
+    from modelctl.cli import output
+
+    with _open() as history:
+        found = history.search(" ".join(query), limit=limit)
+    if as_json:
+        output.print_json(found)
+        return
+    rows = [[str(t["conversation"]), str(t["id"]), t["session"] or "", t["model"] or "", t["created"],
+             _preview(t["snippet"], 80)] for t in found]
+    output.table(["conversation", "turn", "session", "model", "when", "match"], rows, "Matches",
+                 right=("conversation", "turn"))
+
+
+@history_app.command("rm")
+def remove(
+    ids: Optional[List[int]] = typer.Argument(None, metavar="[ID]...", help="Conversation ids to remove."),
+    session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Remove the session NAME."),
+    older_than: Optional[str] = typer.Option(None, "--older-than", metavar="AGE", help="Remove turns older than AGE: 30d, 12h, 2w, 90m."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
+) -> None:
+    """Remove conversations by id, a session by name, or every turn older than an age (asks first)."""
+    import time
+
+    from modelctl.cli import output
+    from modelctl.cli.flags import require_values
+    from modelctl.errors import UsageError
+    from modelctl.history.when import parse_age
+
+    require_values(session=session, older_than=older_than)
+    if sum(bool(x) for x in (ids, session, older_than)) != 1:
+        raise UsageError("give conversation ids, --session NAME or --older-than AGE (one of them)")
+    with _open() as history:
+        if older_than:
+            cutoff = time.time() - parse_age(older_than, "--older-than")
+            count = history.count_older_than(cutoff)
+            question = f"Remove {count} turn{'s' if count != 1 else ''} older than {older_than}?"
+        else:
+            targets = [history.require(session).id] if session else \
+                [history.require(str(i)).id for i in ids or []]
+            turns = sum(len(history.turns(i)) for i in targets)
+            question = (f"Remove {len(targets)} conversation{'s' if len(targets) != 1 else ''} "
+                        f"({turns} turn{'s' if turns != 1 else ''})?")
+        if not yes:
+            output.confirm_removal(question)
+        if older_than:
+            turns, conversations = history.remove_older_than(cutoff)
+            result = {"turns": turns, "conversations": conversations}
+        else:
+            result = {"turns": turns, "conversations": history.remove_conversations(targets), "ids": targets}
+    if as_json:
+        output.print_json(result)
+        return
+    sys.stdout.write(f"removed {result['conversations']} conversations, {result['turns']} turns\n")
+
+
+@history_app.command("export")
+def export(
+    refs: Optional[List[str]] = typer.Argument(None, metavar="[ID|NAME]...", help="Conversations to export (default: all)."),
+    fmt: str = typer.Option("jsonl", "--format", "-f", metavar="jsonl|markdown", help="JSON lines (one turn a line) or Markdown."),
+    output_file: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
+) -> None:
+    """Write turns out as JSON lines or as a Markdown transcript."""
+    from modelctl.errors import UsageError
+    from modelctl.history.export import FORMATS, to_jsonl, to_markdown
+
+    fmt = {"md": "markdown", "json": "jsonl"}.get(fmt.lower(), fmt.lower())
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: expected jsonl or markdown")
+    with _open() as history:
+        if refs:
+            turns = [t for ref in refs for t in history.turns(history.require(ref).id)]
+        else:
+            turns = history.turns()
+    text = "".join(to_jsonl(turns) if fmt == "jsonl" else to_markdown(turns))
+    if output_file is None:
+        _write(text)
+        return
+    from pathlib import Path
+
+    from modelctl.files import write_user_file
+
+    path = write_user_file(Path(output_file).expanduser(), text.encode("utf-8"), "export file")
+    sys.stderr.write(f"modelctl: exported {len(turns)} turns to {path}\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(history_app, name="history")

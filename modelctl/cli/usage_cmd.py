@@ -1,0 +1,50 @@
+"""`modelctl usage`: tokens and cost totals from the chat history."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+
+def usage(
+    since: Optional[str] = typer.Option(None, "--since", metavar="DATE|AGE", help="Count turns from DATE (2026-01-31) or from AGE ago (7d, 12h)."),
+    by: str = typer.Option("model", "--by", metavar="model|day", help="One row per model, or per (local) day."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows and the total as JSON."),
+) -> None:
+    """Turns, tokens and cost from the history, per model or per day. Cost counts the turns whose
+    deployment has prices in the registry (`priced_turns`)."""
+    from modelctl.cli import output
+    from modelctl.history import History
+    from modelctl.history.when import iso, parse_since
+
+    start = parse_since(since, "--since") if since else None
+    with History() as history:
+        rows = history.usage(start, by=by.lower())
+    total = {
+        "turns": sum(r["turns"] for r in rows),
+        "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
+        "completion_tokens": sum(r["completion_tokens"] for r in rows),
+        "cost": sum(r["cost"] for r in rows if r["cost"] is not None) if any(r["cost"] is not None for r in rows) else None,
+        "priced_turns": sum(r["priced_turns"] for r in rows),
+    }
+    if as_json:
+        output.print_json({"since": iso(start), "by": by.lower(), "rows": rows, "total": total})
+        return
+    if not rows:
+        sys.stderr.write("modelctl: no turns in the history" + (f" since {since}" if since else "") + "\n")
+        return
+    key = by.lower()
+
+    def line(label: str, r: dict) -> list[str]:
+        cost = "" if r["cost"] is None else f"${r['cost']:.4f}"
+        return [label, str(r["turns"]), f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", cost]
+
+    table = [line(str(r[key]), r) for r in rows] + [line("total", total)]
+    output.table([key, "turns", "prompt tokens", "completion tokens", "cost"], table, "Usage",
+                 right=("turns", "prompt tokens", "completion tokens", "cost"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("usage")(usage)

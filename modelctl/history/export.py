@@ -1,0 +1,46 @@
+"""Turns written out: JSON lines (one turn a line, every field) or Markdown (a transcript per
+conversation)."""
+
+from __future__ import annotations
+
+import json
+from itertools import groupby
+from typing import Any, Iterable, Iterator
+
+FORMATS = ("jsonl", "markdown")
+
+
+def to_jsonl(turns: Iterable[dict[str, Any]]) -> Iterator[str]:
+    for turn in turns:
+        yield json.dumps(turn, ensure_ascii=False) + "\n"
+
+
+def to_markdown(turns: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """A section per conversation, a subsection per turn: its question and answer (the earlier
+    messages it resent appear under the earlier turns)."""
+    for conversation, group in groupby(turns, key=lambda t: (t["conversation"], t["session"])):
+        number, session = conversation
+        yield f"# Conversation {number}" + (f" ({session})" if session else "") + "\n\n"
+        system_shown = None
+        for turn in group:
+            facts = ", ".join(str(x) for x in (turn["model"], turn["created"]) if x)
+            yield f"## Turn {turn['id']}" + (f" — {facts}" if facts else "") + "\n\n"
+            if turn["system"] and turn["system"] != system_shown:
+                yield f"**System:**\n\n{_block(turn['system'])}\n\n"
+                system_shown = turn["system"]
+            yield f"**User:**\n\n{_block(turn['prompt'])}\n\n"
+            yield f"**Assistant:**\n\n{_block(turn['answer'])}\n\n"
+            tail = [f"finish: {turn['finish_reason']}"] if turn["finish_reason"] else []
+            if turn["prompt_tokens"] is not None:
+                tail.append(f"tokens: {turn['prompt_tokens']} in, {turn['completion_tokens']} out")
+            if turn["cost"] is not None:
+                tail.append(f"cost: ${turn['cost']:.6f}")
+            if turn["error"]:
+                tail.append(f"error: {turn['error']}")
+            if tail:
+                yield f"_{'; '.join(tail)}_\n\n"
+
+
+def _block(text: str) -> str:
+    """Message text quoted, so that its own headings and rules stay inside the message."""
+    return "\n".join(f"> {line}" if line else ">" for line in (text or "").splitlines() or [""])

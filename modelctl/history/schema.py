@@ -1,0 +1,155 @@
+"""The history database: its schema, the steps that migrate it, and opening it.
+
+`PRAGMA user_version` holds how many steps of MIGRATIONS a database has had; opening one runs the
+steps it lacks, each in its own transaction, so a database from any earlier release is brought up
+to date and one from a later release is refused rather than misread. The journal is a WAL: a
+process killed mid-write leaves the database as it was after its last committed turn.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from modelctl.errors import ModelctlError
+
+# Seconds a writer waits for another process's transaction to end before it gives up.
+BUSY_TIMEOUT_S = 30.0
+
+# Each step takes a database at user_version i to i + 1. Released steps never change: a new
+# column or table is a new step at the end.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: conversations (a name makes one a session) and their turns.
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        name TEXT UNIQUE,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        system TEXT,
+        messages TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        created REAL NOT NULL,
+        model TEXT,
+        deployment TEXT,
+        deployment_kind TEXT,
+        template TEXT,
+        params TEXT NOT NULL DEFAULT '{}',
+        system TEXT,
+        messages TEXT NOT NULL DEFAULT '[]',
+        prompt TEXT NOT NULL DEFAULT '',
+        answer TEXT NOT NULL DEFAULT '',
+        finish_reason TEXT,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        timings TEXT,
+        cost REAL,
+        error TEXT
+    );
+    CREATE INDEX turns_by_conversation ON turns(conversation_id, id);
+    CREATE INDEX turns_by_time ON turns(created);
+    CREATE INDEX conversations_by_update ON conversations(updated);
+    """,
+    # 2: full-text search over prompts, answers and system messages, kept in step by triggers.
+    """
+    CREATE VIRTUAL TABLE turns_fts USING fts5(
+        prompt, answer, system, content='turns', content_rowid='id', tokenize='unicode61'
+    );
+    CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN
+        INSERT INTO turns_fts(rowid, prompt, answer, system) VALUES (new.id, new.prompt, new.answer, new.system);
+    END;
+    CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN
+        INSERT INTO turns_fts(turns_fts, rowid, prompt, answer, system)
+            VALUES ('delete', old.id, old.prompt, old.answer, old.system);
+    END;
+    CREATE TRIGGER turns_fts_update AFTER UPDATE ON turns BEGIN
+        INSERT INTO turns_fts(turns_fts, rowid, prompt, answer, system)
+            VALUES ('delete', old.id, old.prompt, old.answer, old.system);
+        INSERT INTO turns_fts(rowid, prompt, answer, system) VALUES (new.id, new.prompt, new.answer, new.system);
+    END;
+    INSERT INTO turns_fts(turns_fts) VALUES ('rebuild');
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class HistoryError(ModelctlError):
+    """The history database cannot be opened, read or written."""
+
+
+def has_fts5() -> bool:
+    """Whether this Python's SQLite has the FTS5 module full-text search needs."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE probe USING fts5(x)")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+
+def connect(path: Path, *, steps: int = SCHEMA_VERSION) -> sqlite3.Connection:
+    """Open (creating it, private to its owner) the history database at `path`, migrated through
+    `steps` migrations (all of them, except in a test of migrating an old database)."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            path.touch(mode=0o600)
+        # Transactions are explicit (BEGIN IMMEDIATE per write), not the module's implicit ones.
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise HistoryError(f"history database {path}: cannot open ({exc})") from None
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable up to the last checkpointed commit
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn, path, steps)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise HistoryError(f"history database {path}: {exc}",
+                           hint="move the file away to start a new history") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path, steps: int = SCHEMA_VERSION) -> None:
+    """Run the migrations `conn` lacks, each in a transaction of its own (two processes opening
+    an old database at once: the second waits, then finds the step done)."""
+    while True:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise HistoryError(f"history database {path} has schema version {version}; this modelctl "
+                               f"knows up to {SCHEMA_VERSION}", hint="upgrade modelctl")
+        if version >= steps:
+            return
+        if version + 1 == 2 and not has_fts5():
+            raise HistoryError("this Python's SQLite lacks the FTS5 module that history search needs",
+                               hint="use a Python whose sqlite3 is built with FTS5, or turn history off: [history] log = false")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == version:  # not done meanwhile
+                for statement in _statements(MIGRATIONS[version]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements, one by one (executescript would commit the transaction)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s]

@@ -1,0 +1,295 @@
+"""Conversations and their turns in SQLite: write a turn, resume, list, search, remove, total.
+
+Every turn is written in one transaction together with its conversation's new state (the
+messages a resumed chat starts from), so a process killed at any point leaves each turn either
+wholly there or not at all. Text arrives redacted: the chat layer hides credentials first.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from modelctl.errors import NotFoundError, UsageError
+from modelctl.history.schema import HistoryError, connect
+from modelctl.history.when import iso
+
+DAY_S = 86400
+
+
+@dataclass
+class Turn:
+    """One question and its answer, as logged."""
+
+    messages: list[dict[str, str]]  # the request: system (if any), earlier turns, the question
+    answer: str
+    model: str | None = None
+    deployment: str | None = None
+    deployment_kind: str | None = None
+    template: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    timings: dict[str, Any] | None = None
+    cost: float | None = None
+    error: str | None = None
+
+    @property
+    def system(self) -> str | None:
+        return next((m["content"] for m in self.messages if m["role"] == "system"), None)
+
+    @property
+    def prompt(self) -> str:
+        return next((m["content"] for m in reversed(self.messages) if m["role"] == "user"), "")
+
+
+@dataclass
+class Conversation:
+    """A conversation's state: what a resumed chat starts from."""
+
+    id: int
+    name: str | None
+    system: str | None
+    messages: list[dict[str, str]]
+    created: float
+    updated: float
+
+
+class History:
+    """The history database at `path` (default: `history.sqlite3` in the data directory),
+    opened on first use."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        if path is None:
+            from modelctl.config import get_paths
+
+            path = get_paths().history_db
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.path)
+        return self._conn
+
+    def open(self) -> "History":
+        """Open the database now (creating or migrating it) rather than at first use."""
+        self.conn  # noqa: B018 (the property opens it)
+        return self
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "History":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken before reading (BEGIN IMMEDIATE): concurrent writers wait
+        for each other (up to the busy timeout) instead of failing or losing a turn."""
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise HistoryError(f"history database {self.path}: {exc}") from None
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise HistoryError(f"history database {self.path}: {exc}") from None
+            raise
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def add_turn(self, turn: Turn, conversation: int | None = None, *, name: str | None = None,
+                 retention_days: float | None = None) -> tuple[int, int]:
+        """Log `turn` in `conversation` (a new one, called `name` if given, when None); the
+        conversation's state becomes the turn's messages and answer. With `retention_days`,
+        turns older than that go in the same transaction. Returns (conversation id, turn id)."""
+        now = time.time()
+        history = [m for m in turn.messages if m["role"] != "system"]
+        state = json.dumps(history + [{"role": "assistant", "content": turn.answer}], ensure_ascii=False)
+        with self._transaction() as conn:
+            if conversation is None:
+                conversation = self._create(conn, name, now)
+            cur = conn.execute(
+                "INSERT INTO turns (conversation_id, created, model, deployment, deployment_kind, template,"
+                " params, system, messages, prompt, answer, finish_reason, prompt_tokens, completion_tokens,"
+                " timings, cost, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (conversation, now, turn.model, turn.deployment, turn.deployment_kind, turn.template,
+                 _dumps(turn.params), turn.system, _dumps(turn.messages), turn.prompt, turn.answer,
+                 turn.finish_reason, turn.prompt_tokens, turn.completion_tokens,
+                 None if turn.timings is None else _dumps(turn.timings), turn.cost, turn.error))
+            conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ? WHERE id = ?",
+                         (now, turn.system, state, conversation))
+            if retention_days is not None:
+                _prune(conn, now - retention_days * DAY_S)
+        assert cur.lastrowid is not None
+        return conversation, cur.lastrowid
+
+    def save_conversation(self, system: str | None, messages: list[dict[str, str]], *,
+                          conversation: int | None = None, name: str | None = None) -> int:
+        """Store a conversation's state without a turn (`/save NAME`): into `conversation`
+        (naming it `name`), or a new one. A name another conversation holds is refused."""
+        now = time.time()
+        with self._transaction() as conn:
+            if name is not None:
+                row = conn.execute("SELECT id FROM conversations WHERE name = ?", (name,)).fetchone()
+                if row is not None and row["id"] != conversation:
+                    raise UsageError(f"session {name!r} already exists",
+                                     hint=f"/load {name} continues it; choose another name to save this one")
+            if conversation is None:
+                conversation = self._create(conn, name, now)
+            elif name is not None:
+                conn.execute("UPDATE conversations SET name = ? WHERE id = ?", (name, conversation))
+            conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ? WHERE id = ?",
+                         (now, system, _dumps(messages), conversation))
+        return conversation
+
+    @staticmethod
+    def _create(conn: sqlite3.Connection, name: str | None, now: float) -> int:
+        try:
+            cur = conn.execute("INSERT INTO conversations (name, created, updated) VALUES (?, ?, ?)", (name, now, now))
+        except sqlite3.IntegrityError:
+            raise UsageError(f"session {name!r} already exists") from None
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def conversation(self, ref: str | int) -> Conversation | None:
+        """A conversation by id (a number) or session name."""
+        if isinstance(ref, int) or ref.isdigit():
+            row = self.conn.execute("SELECT * FROM conversations WHERE id = ?", (int(ref),)).fetchone()
+        else:
+            row = self.conn.execute("SELECT * FROM conversations WHERE name = ?", (ref,)).fetchone()
+        return None if row is None else _conversation(row)
+
+    def require(self, ref: str) -> Conversation:
+        found = self.conversation(ref)
+        if found is None:
+            what = f"conversation {ref}" if ref.isdigit() else f"session {ref!r}"
+            raise NotFoundError(f"no {what} in the history", hint="modelctl history list shows them")
+        return found
+
+    def last_conversation(self) -> Conversation | None:
+        """The conversation with the latest turn or save."""
+        row = self.conn.execute("SELECT * FROM conversations ORDER BY updated DESC, id DESC LIMIT 1").fetchone()
+        return None if row is None else _conversation(row)
+
+    def conversations(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Conversations, latest first: id, name, times, turns, models, tokens, cost and the
+        first question."""
+        rows = self.conn.execute(
+            "SELECT c.id, c.name, c.created, c.updated, count(t.id) AS turns,"
+            " json_group_array(DISTINCT t.model) AS models, sum(t.prompt_tokens) AS prompt_tokens,"
+            " sum(t.completion_tokens) AS completion_tokens, sum(t.cost) AS cost,"
+            " (SELECT prompt FROM turns f WHERE f.conversation_id = c.id ORDER BY f.id LIMIT 1) AS first_prompt"
+            " FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id"
+            " GROUP BY c.id ORDER BY c.updated DESC, c.id DESC LIMIT ?",
+            (-1 if limit is None else limit,)).fetchall()
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["created"], item["updated"] = iso(row["created"]), iso(row["updated"])
+            item["models"] = sorted(m for m in json.loads(row["models"]) if m is not None)
+            out.append(item)
+        return out
+
+    def turns(self, conversation: int | None = None) -> list[dict[str, Any]]:
+        """The turns of one conversation (or of all), oldest first, as records."""
+        sql = "SELECT t.*, c.name AS session FROM turns t JOIN conversations c ON c.id = t.conversation_id"
+        args: tuple[Any, ...] = ()
+        if conversation is not None:
+            sql, args = sql + " WHERE t.conversation_id = ?", (conversation,)
+        return [turn_record(row) for row in self.conn.execute(sql + " ORDER BY t.id", args)]
+
+    def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Turns whose question, answer or system message match `query` (FTS5 syntax: words,
+        "phrases", prefix*, OR, NOT), best first, each with a snippet around the match."""
+        sql = ("SELECT t.*, c.name AS session, snippet(turns_fts, -1, '[', ']', '…', 12) AS snippet"
+               " FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid"
+               " JOIN conversations c ON c.id = t.conversation_id"
+               " WHERE turns_fts MATCH ? ORDER BY rank LIMIT ?")
+        try:
+            rows = self.conn.execute(sql, (query, limit)).fetchall()
+        except sqlite3.OperationalError:
+            # Not FTS5 syntax (a hyphen, a lone quote): search for the words as they are.
+            quoted = " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
+            if not quoted:
+                raise UsageError("give words to search for") from None
+            rows = self.conn.execute(sql, (quoted, limit)).fetchall()
+        return [turn_record(row) | {"snippet": row["snippet"]} for row in rows]
+
+    # --- removing ---------------------------------------------------------------------------
+
+    def remove_conversations(self, ids: list[int]) -> int:
+        """Remove conversations (and their turns) by id; how many there were."""
+        with self._transaction() as conn:
+            return sum(conn.execute("DELETE FROM conversations WHERE id = ?", (i,)).rowcount for i in ids)
+
+    def remove_older_than(self, cutoff: float) -> tuple[int, int]:
+        """Remove turns logged before `cutoff` (a Unix time), and the conversations that leaves
+        empty; (turns, conversations) removed."""
+        with self._transaction() as conn:
+            return _prune(conn, cutoff)
+
+    def count_older_than(self, cutoff: float) -> int:
+        return self.conn.execute("SELECT count(*) FROM turns WHERE created < ?", (cutoff,)).fetchone()[0]
+
+    # --- totals -----------------------------------------------------------------------------
+
+    def usage(self, since: float | None = None, by: str = "model") -> list[dict[str, Any]]:
+        """Turns, tokens and cost per model or per local day, since `since` (a Unix time).
+        `cost` sums the turns whose price is known; `priced_turns` says how many those are."""
+        key = {"model": "coalesce(model, '?')", "day": "date(created, 'unixepoch', 'localtime')"}.get(by)
+        if key is None:
+            raise UsageError(f"--by {by!r}: expected model or day")
+        rows = self.conn.execute(
+            f"SELECT {key} AS key, count(*) AS turns, coalesce(sum(prompt_tokens), 0) AS prompt_tokens,"
+            " coalesce(sum(completion_tokens), 0) AS completion_tokens, sum(cost) AS cost, count(cost) AS priced_turns"
+            " FROM turns WHERE created >= ? GROUP BY key ORDER BY key", (since or 0.0,)).fetchall()
+        return [{by: row["key"], **{k: row[k] for k in row.keys() if k != "key"}} for row in rows]
+
+
+def _prune(conn: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
+    turns = conn.execute("DELETE FROM turns WHERE created < ?", (cutoff,)).rowcount
+    conversations = conn.execute(
+        "DELETE FROM conversations WHERE updated < ? AND NOT EXISTS"
+        " (SELECT 1 FROM turns WHERE turns.conversation_id = conversations.id)", (cutoff,)).rowcount
+    return turns, conversations
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(row["id"], row["name"], row["system"], json.loads(row["messages"]),
+                        row["created"], row["updated"])
+
+
+def turn_record(row: sqlite3.Row) -> dict[str, Any]:
+    """A turn as the commands print and export it."""
+    turn = Turn(
+        messages=json.loads(row["messages"]), answer=row["answer"], model=row["model"],
+        deployment=row["deployment"], deployment_kind=row["deployment_kind"], template=row["template"],
+        params=json.loads(row["params"]), finish_reason=row["finish_reason"],
+        prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
+        timings=None if row["timings"] is None else json.loads(row["timings"]), cost=row["cost"], error=row["error"])
+    return {"id": row["id"], "conversation": row["conversation_id"], "session": row["session"],
+            "created": iso(row["created"]), "prompt": turn.prompt, "system": turn.system, **asdict(turn)}

@@ -1,0 +1,229 @@
+"""The history database itself, with real SQLite: migrations, writes, search, removal, totals,
+export, writers in several processes at once, and prices from the registry."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sqlite3
+import time
+
+import pytest
+
+from modelctl.errors import NotFoundError, UsageError
+from modelctl.history import SCHEMA_VERSION, History, HistoryError, Turn
+from modelctl.history.export import to_jsonl, to_markdown
+from modelctl.history.schema import connect
+from modelctl.history.when import parse_age, parse_since
+
+
+def turn(prompt: str, answer: str, *, model: str = "m", system: str | None = None, earlier=(), **fields) -> Turn:
+    head = [{"role": "system", "content": system}] if system else []
+    return Turn(messages=head + list(earlier) + [{"role": "user", "content": prompt}], answer=answer, model=model,
+                **fields)
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    with History(path) as history:
+        yield history
+
+
+def test_a_new_database_is_current_wal_and_private(tmp_path):
+    path = tmp_path / "d" / "history.sqlite3"
+    with History(path) as history:
+        conn = history.conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        history.add_turn(turn("private", "yes"))
+        files = list(path.parent.glob("history.sqlite3*"))  # the database, its WAL and shared memory
+        assert len(files) == 3 and all(f.stat().st_mode & 0o077 == 0 for f in files)
+    assert path.parent.stat().st_mode & 0o077 == 0
+
+
+def test_an_older_database_is_migrated_and_keeps_its_turns(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    old = connect(path, steps=1)  # as the first release left it: no search index
+    old.execute("INSERT INTO conversations (id, created, updated) VALUES (1, 1.0, 1.0)")
+    old.execute("INSERT INTO turns (conversation_id, created, prompt, answer, messages)"
+                " VALUES (1, 1.0, 'where is the lighthouse', 'on the cliff', '[]')")
+    assert old.execute("PRAGMA user_version").fetchone()[0] == 1
+    old.close()
+    with History(path) as history:
+        assert history.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        found = history.search("lighthouse")
+        assert [t["answer"] for t in found] == ["on the cliff"]
+
+
+def test_a_database_from_a_newer_modelctl_is_refused(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    with pytest.raises(HistoryError, match=r"schema version 3; this modelctl knows up to 2 \(upgrade modelctl\)"):
+        connect(path)
+
+
+def test_a_file_that_is_not_a_database_is_one_error(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(HistoryError, match=str(path)):
+        History(path).open()
+
+
+def test_turns_build_a_conversation_that_resumes(db):
+    first = turn("Hi", "Hello!", system="Be brief.", prompt_tokens=5, completion_tokens=2)
+    conv, t1 = db.add_turn(first, name="work")
+    second = turn("More", "Sure.", system="Be brief.",
+                  earlier=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}])
+    assert db.add_turn(second, conv)[0] == conv
+    resumed = db.conversation("work")
+    assert resumed is not None and resumed.id == conv and resumed.system == "Be brief."
+    assert [m["content"] for m in resumed.messages] == ["Hi", "Hello!", "More", "Sure."]
+    assert db.last_conversation().id == conv
+    records = db.turns(conv)
+    assert [r["prompt"] for r in records] == ["Hi", "More"] and records[0]["id"] == t1
+    assert records[0]["session"] == "work" and records[0]["prompt_tokens"] == 5
+    listed = db.conversations()
+    assert listed[0]["turns"] == 2 and listed[0]["first_prompt"] == "Hi" and listed[0]["models"] == ["m"]
+
+
+def test_a_session_name_is_unique(db):
+    db.add_turn(turn("a", "b"), name="work")
+    other, _ = db.add_turn(turn("c", "d"))
+    with pytest.raises(UsageError, match="session 'work' already exists"):
+        db.save_conversation(None, [], conversation=other, name="work")
+    with pytest.raises(UsageError, match="already exists"):
+        db.add_turn(turn("e", "f"), name="work")
+    assert db.save_conversation("sys", [{"role": "user", "content": "x"}], conversation=other, name="other") == other
+    assert db.conversation("other").messages == [{"role": "user", "content": "x"}]
+
+
+def test_full_text_search_covers_prompts_answers_and_system_messages(db):
+    db.add_turn(turn("tell me about penguins", "they live in the south"))
+    db.add_turn(turn("weather?", "rainy", system="You are a meteorologist"))
+    db.add_turn(turn("penguin recipes", "no"))
+    assert {t["prompt"] for t in db.search("penguin*")} == {"tell me about penguins", "penguin recipes"}
+    assert [t["prompt"] for t in db.search("south")] == ["tell me about penguins"]
+    assert [t["prompt"] for t in db.search("meteorologist")] == ["weather?"]
+    assert "[south]" in db.search("south")[0]["snippet"]
+    assert db.search("penguins NOT south") == []
+    # Text that is not FTS5 syntax is searched for as words.
+    db.add_turn(turn("state-of-the-art", "x"))
+    assert [t["prompt"] for t in db.search('state-of-the-art "')] == ["state-of-the-art"]
+    assert db.search('"') == []
+    with pytest.raises(UsageError, match="give words"):
+        db.search("  ")
+
+
+def test_removal_by_id_and_by_age(db):
+    a, _ = db.add_turn(turn("one", "1"))
+    b, _ = db.add_turn(turn("two", "2"))
+    assert db.remove_conversations([a, 999]) == 1
+    assert db.conversation(a) is None and db.search("one") == []
+    db.conn.execute("UPDATE turns SET created = created - 40 * 86400")
+    db.conn.execute("UPDATE conversations SET updated = updated - 40 * 86400")
+    c, _ = db.add_turn(turn("three", "3"))
+    assert db.count_older_than(time.time() - 30 * 86400) == 1
+    assert db.remove_older_than(time.time() - 30 * 86400) == (1, 1)
+    assert db.conversation(b) is None and db.conversation(c) is not None
+
+
+def test_retention_prunes_old_turns_when_a_turn_is_written(db):
+    db.add_turn(turn("old", "x"))
+    db.conn.execute("UPDATE turns SET created = created - 3 * 86400")
+    db.conn.execute("UPDATE conversations SET updated = updated - 3 * 86400")
+    db.add_turn(turn("new", "y"), retention_days=2)
+    assert [t["prompt"] for t in db.turns()] == ["new"]
+    assert len(db.conversations()) == 1
+
+
+def test_usage_totals_by_model_and_day(db):
+    db.add_turn(turn("a", "b", model="x", prompt_tokens=10, completion_tokens=5, cost=0.5))
+    db.add_turn(turn("c", "d", model="x", prompt_tokens=1, completion_tokens=1))
+    db.add_turn(turn("e", "f", model="y", prompt_tokens=3, completion_tokens=4, cost=0.25))
+    rows = {r["model"]: r for r in db.usage()}
+    assert rows["x"] == {"model": "x", "turns": 2, "prompt_tokens": 11, "completion_tokens": 6, "cost": 0.5,
+                         "priced_turns": 1}
+    assert rows["y"]["cost"] == 0.25
+    days = db.usage(by="day")
+    assert len(days) == 1 and days[0]["turns"] == 3 and days[0]["day"] == time.strftime("%Y-%m-%d")
+    assert db.usage(since=time.time() + 60) == []
+    with pytest.raises(UsageError, match="--by 'week'"):
+        db.usage(by="week")
+
+
+def test_export_formats(db):
+    conv, _ = db.add_turn(turn("# not a heading", "line one\n\nline two", system="sys"), name="s")
+    db.add_turn(turn("again", "ok", system="sys", cost=0.001, prompt_tokens=1, completion_tokens=2), conv)
+    turns = db.turns()
+    lines = [json.loads(line) for line in to_jsonl(turns)]
+    assert [t["prompt"] for t in lines] == ["# not a heading", "again"]
+    assert lines[1]["messages"][-1] == {"role": "user", "content": "again"} and lines[1]["session"] == "s"
+    md = "".join(to_markdown(turns))
+    assert md.startswith(f"# Conversation {conv} (s)\n")
+    assert "> # not a heading" in md and "> line one\n>\n> line two" in md
+    assert md.count("**System:**") == 1 and "cost: $0.001000" in md
+
+
+def test_unknown_conversation_is_not_found(db):
+    with pytest.raises(NotFoundError, match="no session 'nope'"):
+        db.require("nope")
+    with pytest.raises(NotFoundError, match="no conversation 7"):
+        db.require("7")
+
+
+def _writer(path: str, worker: int, count: int) -> None:
+    from pathlib import Path
+
+    with History(Path(path)) as history:
+        conv = None
+        for i in range(count):
+            conv, _ = history.add_turn(turn(f"worker {worker} turn {i}", "ok"), conv)
+
+
+def test_writers_in_several_processes_lose_no_turn(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_writer, args=(str(path), w, 25)) for w in range(3)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(120)
+        assert p.exitcode == 0
+    with History(path) as history:
+        assert len(history.turns()) == 75
+        assert len(history.conversations()) == 3
+        assert history.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_ages_and_dates():
+    assert parse_age("30d", "--older-than") == 30 * 86400
+    assert parse_age("2W", "--older-than") == 14 * 86400 and parse_age("90m", "x") == 5400
+    with pytest.raises(UsageError, match="--older-than '30 days'"):
+        parse_age("30 days", "--older-than")
+    assert parse_since("7d", "--since", now=1_000_000.0) == 1_000_000.0 - 7 * 86400
+    assert parse_since("2026-01-31", "--since") == time.mktime((2026, 1, 31, 0, 0, 0, 0, 0, -1))
+    with pytest.raises(UsageError, match="--since 'yesterday'"):
+        parse_since("yesterday", "--since")
+
+
+def test_prices_from_the_registry(tmp_path):
+    from registries import model, write_registry
+
+    from modelctl.registry import load_registry
+    from modelctl.registry.pricing import Price, cost, deployment_price
+
+    priced = model("p/m", {"kind": "openai", "model": "m"},
+                   {"kind": "mistral", "id": "cheap", "model": "m", "cost_output": 1.0},
+                   access={"free_tier": False, "local_capable": False, "cost_input": 2.0, "cost_output": 8.0})
+    free = model("p/free", {"kind": "openai", "model": "f"})
+    reg = load_registry(write_registry(tmp_path / "r.toml", priced, free))
+    entry = reg.get("p/m")
+    assert deployment_price(entry, entry.deployment("openai")) == Price(2.0, 8.0)
+    assert deployment_price(entry, entry.deployment("cheap")) == Price(2.0, 1.0)  # overrides one by one
+    assert deployment_price(reg.get("p/free"), reg.get("p/free").deployment()) is None
+    assert deployment_price(None, None) is None
+    assert cost(Price(2.0, 8.0), 1_000_000, 500_000) == pytest.approx(6.0)
+    assert cost(Price(2.0, 8.0), 1200, 300) == pytest.approx(0.0048)
