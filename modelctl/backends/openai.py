@@ -153,11 +153,15 @@ class OpenAIBackend(ApiBackend):
 
     # --- requests ------------------------------------------------------------------------------------
 
+    def body_model(self) -> str | None:
+        """The request's `model` field; None where the URL names the model (Azure OpenAI's deployment)."""
+        return None if self.kind == "azure-openai" else self.deployment.model
+
     def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
                      options: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {}
-        if self.kind != "azure-openai":  # Azure names the model by the deployment in the URL
-            body["model"] = self.deployment.model
+        if self.body_model() is not None:
+            body["model"] = self.body_model()
         body["messages"] = chat_messages(messages)
         sampling, ignored = request_fields(params, self.parameters)
         body.update(sampling)
@@ -212,8 +216,8 @@ class OpenAIBackend(ApiBackend):
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         body: dict[str, Any] = {"input": list(texts)}
-        if self.kind != "azure-openai":
-            body["model"] = self.deployment.model
+        if self.body_model() is not None:
+            body["model"] = self.body_model()
         assert self.http is not None
         data = self.http.request_json("POST", f"{self.base}/embeddings", body, params=self.query)
         return read_embeddings(data, len(texts), self.wire)
