@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from modelctl.backends.api import ApiBackend
+from modelctl.backends.base import BaseBackend
 from modelctl.backends.http import ErrorContext
 from modelctl.backends.openai import OpenAIBackend
 from modelctl.backends.params import param_table
@@ -62,6 +63,7 @@ class AzureAIBackend(OpenAIBackend):
     """Chat completions and embeddings through the Azure AI model inference API."""
 
     stream_usage = False  # the API defines no stream_options; its last chunk carries usage anyway
+    complete = BaseBackend.complete  # the model inference API has no /completions
 
     def __init__(self, deployment: "Deployment", *, api_base: str | None = None, api_key: str | None = None,
                  **options: Any) -> None:

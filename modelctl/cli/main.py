@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "store_cmd",  # pull, import, rm, du
     "prompt_cmd",  # prompt, templates [show]
     "chat_cmd",  # chat, embed
+    "complete_cmd",  # complete
     "keys_cmd",  # keys set|list|rm
     "doctor_cmd",  # doctor
 ]
