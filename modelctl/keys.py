@@ -38,6 +38,7 @@ PROVIDERS: dict[str, Provider] = {
     for p in (
         Provider("openai", "OpenAI", ("OPENAI_API_KEY",)),
         Provider("azure-openai", "Azure OpenAI", ("AZURE_OPENAI_API_KEY",)),
+        Provider("azure-ai", "Azure AI model catalog", ("AZURE_AI_API_KEY", "AZURE_INFERENCE_CREDENTIAL")),
         Provider("hf-inference", "Hugging Face", ("HF_TOKEN", "HUGGINGFACE_API_KEY")),
         Provider("mistral", "Mistral", ("MISTRAL_API_KEY",)),
         Provider("gemini", "Google Gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
@@ -49,6 +50,8 @@ PROVIDERS: dict[str, Provider] = {
 # Other names people type for a provider.
 ALIASES = {
     "azure": "azure-openai",
+    "foundry": "azure-ai",
+    "azure-foundry": "azure-ai",
     "hf": "hf-inference",
     "huggingface": "hf-inference",
     "hugging-face": "hf-inference",

@@ -17,7 +17,7 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 PARAMS = GenerationParams(max_tokens=16, temperature=0.2)
 
 # Events/lines each stream sends before its first text (so a drop can be placed after some text).
-PREAMBLE = {"openai": 1, "azure-openai": 1, "openai-compatible": 1, "mistral": 1, "anthropic": 3}
+PREAMBLE = {"openai": 1, "azure-openai": 1, "azure-ai": 1, "openai-compatible": 1, "mistral": 1, "anthropic": 3}
 
 kits = pytest.mark.parametrize("kit", KITS, ids=[k.name for k in KITS])
 

@@ -8,7 +8,7 @@ import json
 import traceback
 
 import pytest
-from providers.kits import FAKE_KEY, KITS, registry_for
+from providers.kits import FAKE_KEY, KIT, KITS, registry_for
 from providers.server import Reply, closed_port_url
 
 from modelctl.backends.base import GenerationParams, collect
@@ -185,7 +185,7 @@ def test_chat_command_never_prints_credentials_in_the_address(kit, scenario, ser
 
 @pytest.mark.parametrize("scenario", ADDRESS_SCENARIOS)
 def test_api_base_flag_never_prints_its_credentials(scenario, server, provider_env, cli):
-    dep, secrets = _address_scenario(KITS[2], scenario, server)  # openai-compatible, as --api-base makes
+    dep, secrets = _address_scenario(KIT["openai-compatible"], scenario, server)  #, as --api-base makes
     for extra in ([], ["--debug"], ["--json"], ["--debug", "--json"]):
         result = cli("chat", "--api-base", dep.api_base, "--model", "foo", "hi", *extra, env={"MODELCTL_RETRIES": "0"})
         assert (result.exit_code == 0) == (scenario == "success"), result.output

@@ -226,6 +226,10 @@ class ApiBackend(BaseBackend):
         stream, options = pop_stream_flag(params.extra)
         body = self.request_body(messages, params, stream, options)
         url, query = self.chat_target(stream)
+        return self.exchange(url, query, body, stream)
+
+    def exchange(self, url: str, query: Mapping[str, str] | None, body: Any, stream: bool) -> Iterator[Chunk]:
+        """POST `body`; the answer streamed (read with `read_event`) or whole (`read_whole`)."""
         clock = StreamClock()
         assert self.http is not None
         if not stream:

@@ -26,7 +26,7 @@ from typing import (
     runtime_checkable,
 )
 
-from modelctl.errors import BackendError
+from modelctl.errors import BackendError, UsageError
 
 if TYPE_CHECKING:
     from modelctl.templates.types import ChatTemplate, RenderedPrompt
@@ -144,6 +144,11 @@ class Backend(Protocol):
         generation (the partial answer stays valid)."""
         ...
 
+    def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
+        """Stream the continuation of `text`, with no conversation template (`modelctl complete`).
+        Raises UsageError where the service has no text-completion endpoint."""
+        ...
+
     def describe(self) -> dict[str, Any]:
         """Service metadata: `model_id`, `kind`, endpoint or file, and any other attributes."""
         ...
@@ -226,6 +231,10 @@ class BaseBackend:
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         raise BackendError(f"the {self.kind} backend cannot count tokens")
+
+    def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
+        raise UsageError(f"{self.kind} deployments have no text-completion endpoint",
+                         hint="use `modelctl chat`, or a deployment of another kind with --deployment")
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         raise BackendError(f"the {self.kind} backend does not compute embeddings")

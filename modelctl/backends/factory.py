@@ -14,6 +14,7 @@ from modelctl.errors import UsageError
 
 if TYPE_CHECKING:
     from modelctl.backends.anthropic import AnthropicBackend
+    from modelctl.backends.azure_ai import AzureAIBackend
     from modelctl.backends.base import Backend, LocalBackend
     from modelctl.backends.gemini import GeminiBackend
     from modelctl.backends.huggingface import HuggingFaceBackend
@@ -25,13 +26,14 @@ if TYPE_CHECKING:
 
     # Every backend class answers the protocol: the type checker verifies these two lines.
     _SERVED: tuple[type[Backend], ...] = (OpenAIBackend, MistralBackend, AnthropicBackend, GeminiBackend,
-                                         HuggingFaceBackend, OllamaBackend)
+                                         HuggingFaceBackend, OllamaBackend, AzureAIBackend)
     _LOCAL: type[LocalBackend] = LlamaCppBackend
 
 # deployment kind -> (module under modelctl.backends, class name)
 BACKENDS: dict[str, tuple[str, str]] = {
     "openai": ("openai", "OpenAIBackend"),
     "azure-openai": ("openai", "OpenAIBackend"),
+    "azure-ai": ("azure_ai", "AzureAIBackend"),
     "openai-compatible": ("openai", "OpenAIBackend"),
     "mistral": ("mistral", "MistralBackend"),
     "anthropic": ("anthropic", "AnthropicBackend"),

@@ -41,6 +41,11 @@ ROUTER = "https://router.huggingface.co"
 # The chat_completion argument of each generation parameter.
 PARAMETERS = param_table(max_tokens="max_tokens", temperature="temperature", top_p="top_p", seed="seed",
                          stop="stop", top_k=None, repeat_penalty=None)
+# text-generation (TGI's `/generate`) names them its own way, and has top_k and a repetition penalty.
+GENERATION_PARAMETERS = param_table(max_tokens="max_new_tokens", temperature="temperature", top_p="top_p",
+                                    seed="seed", stop="stop", top_k="top_k", repeat_penalty="repetition_penalty")
+# TGI's finish reasons.
+GENERATION_FINISH = {"length": "length", "eos_token": FINISH_STOP, "stop_sequence": FINISH_STOP}
 
 
 def _saved_token() -> str | None:
@@ -200,6 +205,45 @@ class HuggingFaceBackend(ApiBackend):
             return self.whole_answer(text, state, clock)
         return ClosingIterator(self._stream(iter(result), clock), [self._release])
 
+    def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
+        """The continuation of `text` from the text-generation task (TGI's `/generate`)."""
+        stream, options = pop_stream_flag(params.extra)
+        fields, lacking = request_fields(params, GENERATION_PARAMETERS)
+        self.note_ignored(lacking)
+        model = None if self.api_base else self.deployment.model
+        clock = StreamClock()
+        result = self.call(lambda: self.client.text_generation(text, model=model, stream=stream, details=True,
+                                                               **fields, **options))
+        if self.web_page:
+            raise error(BackendError, f"{self.label} answered with a web page ({self.came}) instead of an answer",
+                        "check the endpoint address")
+        if not stream:
+            texts, reason, usage = self._read_generation(result, whole=True)
+            state = StreamState(finish_reason=reason or FINISH_STOP, usage=usage)
+            return self.whole_answer("".join(texts), state, clock)
+        return ClosingIterator(self._stream(iter(result), clock, self._read_generation), [self._release])
+
+    def _read_generation(self, out: Any, *, whole: bool = False) -> tuple[list[str], str | None, Usage | None]:
+        """(text, finish reason, usage) of a text-generation output: a streamed token (special
+        tokens are not text), or with `whole` the generated text; the last carries `details`."""
+        wire = self.wire
+        if whole:
+            text = wire.text(getattr(out, "generated_text", None), "the generated text")
+        else:
+            token = getattr(out, "token", None)
+            special = getattr(token, "special", False) is True
+            text = None if special else wire.text(getattr(token, "text", None), "a token's text")
+        details = getattr(out, "details", None)
+        reason = usage = None
+        if details is not None:
+            reason = wire.reason(getattr(details, "finish_reason", None))
+            reason = GENERATION_FINISH.get(reason, reason) if reason else None
+            generated = wire.count(getattr(details, "generated_tokens", None), "details.generated_tokens")
+            prompt = getattr(details, "prefill", None)
+            if generated is not None and isinstance(prompt, list):
+                usage = Usage(prompt_tokens=len(prompt), completion_tokens=generated)
+        return ([text] if text else []), reason, usage
+
     def _first_choice(self, output: Any) -> Any:
         """The choice with index 0 of an output (huggingface_hub's dataclasses do not check
         types: the server's JSON is checked here)."""
@@ -231,7 +275,8 @@ class HuggingFaceBackend(ApiBackend):
         if self._client is not None:
             self._client.close()
 
-    def _stream(self, outputs: Iterator[Any], clock: StreamClock) -> Iterator[Chunk]:
+    def _stream(self, outputs: Iterator[Any], clock: StreamClock,
+                read: Callable[[Any], tuple[list[str], str | None, Usage | None]] | None = None) -> Iterator[Chunk]:
         import httpx2
 
         state = StreamState()
@@ -260,7 +305,7 @@ class HuggingFaceBackend(ApiBackend):
                 raise interrupted(self.label, received, why) from None
             outputs_read += 1
             try:
-                texts, reason, usage = self._read_output(out)
+                texts, reason, usage = (read or self._read_output)(out)
             except WireError as exc:
                 raise interrupted(self.label, received, f"an event it cannot use: {exc.detail}") from None
             state.usage = usage or state.usage

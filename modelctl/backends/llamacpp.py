@@ -564,15 +564,37 @@ class LlamaCppBackend(BaseBackend):
         """Stream the answer to `messages`. Raises TemplateError, BackendError, UsageError before the
         first chunk; closing the iterator stops the generation cleanly."""
         llama_cpp = import_llama_cpp()
-        llm = self.load()
+        self.load()
         t0 = time.perf_counter()
         rendered = self.render(messages)
         prompt = self.tokenize_rendered(rendered)
         self.last_rendered, self.last_prompt_tokens = rendered, prompt
+        # A generation prompt that ends on a label ("ASSISTANT:", "[/INST]") leaves the space
+        # between label and answer to the model: that one space is the template's, not the
+        # answer's. Nothing else is stripped (an answer may start with indented code).
+        separator = bool(rendered.text) and not rendered.text[-1].isspace()
+        return self._generate(llama_cpp, prompt, params, rendered, separator, t0, what="the conversation")
+
+    def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
+        """Stream the continuation of `text` as it stands: no template, only the BOS token the
+        model asks for. For base models, which answer a chat template poorly."""
+        llama_cpp = import_llama_cpp()
+        llm = self.load()
+        t0 = time.perf_counter()
+        # Special-token text in the input stays text: what the user wrote is not a control token.
+        prompt = llm.tokenize(text.encode("utf-8"), add_bos=llm.token_bos() >= 0 and llm._model.add_bos_token(),
+                              special=False)
+        self.last_rendered, self.last_prompt_tokens = None, prompt
+        return self._generate(llama_cpp, prompt, params, None, False, t0, what="the text")
+
+    def _generate(self, llama_cpp, prompt: list[int], params: GenerationParams, rendered: RenderedPrompt | None,
+                  separator: bool, t0: float, *, what: str) -> Iterator[Chunk]:
+        """Check that `prompt` leaves room to answer, set up sampling and stops, and stream."""
+        llm = self._loaded
         room = self.context_window - len(prompt)
         if room < 1:
             raise BackendError(
-                f"the conversation is {len(prompt)} tokens, more than the context window of {self.context_window}",
+                f"{what} is {len(prompt)} tokens, more than the context window of {self.context_window}",
                 hint="start a new conversation, drop turns, or raise --ctx",
             )
         stops = tuple(dict.fromkeys((*(getattr(rendered, "stop", None) or ()), *params.stop)))
@@ -583,10 +605,6 @@ class LlamaCppBackend(BaseBackend):
             llm.set_seed(llama_cpp.LLAMA_DEFAULT_SEED)
         limit = room if params.max_tokens is None else min(params.max_tokens, room)
         stop_ids = self._stop_token_ids(llama_cpp, rendered, stops)
-        # A generation prompt that ends on a label ("ASSISTANT:", "[/INST]") leaves the space
-        # between label and answer to the model: that one space is the template's, not the
-        # answer's. Nothing else is stripped (an answer may start with indented code).
-        separator = bool(rendered.text) and not rendered.text[-1].isspace()
         return self._stream(llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0)
 
     def _stream(self, llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0) -> Iterator[Chunk]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend
+from modelctl.backends.base import BaseBackend
 from modelctl.backends.http import ErrorContext
 from modelctl.backends.openai import OpenAIBackend
 from modelctl.backends.params import param_table
@@ -25,6 +26,7 @@ PARAMETERS = param_table(max_tokens="max_tokens", temperature="temperature", top
 class MistralBackend(OpenAIBackend):
     label = "Mistral"
     stream_usage = False  # Mistral sends usage in the last event unasked, and knows no stream_options
+    complete = BaseBackend.complete  # no /completions endpoint (its FIM endpoint is for code infill)
 
     def __init__(self, deployment: "Deployment", *, api_base: str | None = None, api_key: str | None = None,
                  **options: Any) -> None:

@@ -216,9 +216,11 @@ class OllamaBackend(ApiBackend):
 
     def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
         """The /api/chat arguments: messages, options (sampling), and top-level fields."""
+        return self._request({"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}, params)
+
+    def _request(self, payload: dict[str, Any], params: GenerationParams) -> dict[str, Any]:
         opts, _ = request_fields(params, OPTION_NAMES)  # Ollama has every one
-        request: dict[str, Any] = {"model": self.tag,
-                                   "messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
+        request: dict[str, Any] = {"model": self.tag, **payload}
         stream = True
         for key, value in params.extra.items():
             value = coerce_option(value)
@@ -241,10 +243,17 @@ class OllamaBackend(ApiBackend):
                 self.debug.line("ollama template", f"unavailable ({exc})")
             else:
                 self.debug.block("ollama template", template or "(none)")
-        request = self.request(messages, params)
+        return self._answer("chat", self.request(messages, params))
+
+    def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
+        """/api/generate with `raw`: the text reaches the model as it stands, with no template."""
+        return self._answer("generate", self._request({"prompt": text, "raw": True}, params))
+
+    def _answer(self, endpoint: str, request: dict[str, Any]) -> Iterator[Chunk]:
+        """Call the client's `chat` or `generate` with `request`; the answer as chunks."""
         clock = StreamClock()
         if not request["stream"]:
-            answer = self.calls(lambda: self.client.chat(**request))
+            answer = self.calls(lambda: getattr(self.client, endpoint)(**request))
             clock.tick()
             text = self._text(answer) or ""
             chunks = [Chunk(text=text)] if text else []
@@ -252,7 +261,7 @@ class OllamaBackend(ApiBackend):
             return iter(chunks)
 
         def first() -> tuple[Any, Iterator[Any]]:
-            parts = self.client.chat(**request)
+            parts = getattr(self.client, endpoint)(**request)
             return next(parts, None), parts
 
         head, rest = self.calls(first)
@@ -299,8 +308,10 @@ class OllamaBackend(ApiBackend):
         raise interrupted(self.ctx.provider, received, why) from None
 
     def _text(self, part: Any) -> str | None:
-        message = part.message
-        return self.wire.text(message.content, "the text of the answer") if message is not None else None
+        message = getattr(part, "message", None)
+        if message is None:  # /api/generate's lines carry `response`
+            return self.wire.text(getattr(part, "response", None), "the text of the answer")
+        return self.wire.text(message.content, "the text of the answer")
 
     def _final_state(self, part: Any) -> StreamState:
         wire = self.wire

@@ -17,11 +17,11 @@ Streaming asks for `stream_options.include_usage`, so the last event carries tok
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from urllib.parse import quote
 
-from modelctl.backends.api import ApiBackend, StreamState
-from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
+from modelctl.backends.api import ApiBackend, StreamState, pop_stream_flag
+from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
@@ -153,13 +153,21 @@ class OpenAIBackend(ApiBackend):
 
     # --- requests ------------------------------------------------------------------------------------
 
+    def body_model(self) -> str | None:
+        """The request's `model` field; None where the URL names the model (Azure OpenAI's deployment)."""
+        return None if self.kind == "azure-openai" else self.deployment.model
+
     def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
                      options: dict[str, Any]) -> dict[str, Any]:
+        return self._body({"messages": chat_messages(messages)}, params, stream, options, self.parameters)
+
+    def _body(self, payload: dict[str, Any], params: GenerationParams, stream: bool, options: dict[str, Any],
+              parameters: dict[str, str | None]) -> dict[str, Any]:
         body: dict[str, Any] = {}
-        if self.kind != "azure-openai":  # Azure names the model by the deployment in the URL
-            body["model"] = self.deployment.model
-        body["messages"] = chat_messages(messages)
-        sampling, ignored = request_fields(params, self.parameters)
+        if self.body_model() is not None:
+            body["model"] = self.body_model()
+        body.update(payload)
+        sampling, ignored = request_fields(params, parameters)
         body.update(sampling)
         self.note_ignored(ignored)
         if stream:
@@ -167,6 +175,15 @@ class OpenAIBackend(ApiBackend):
             if self.stream_usage:
                 body["stream_options"] = {"include_usage": True}
         return {**body, **options}
+
+    def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
+        """The continuation of `text` from the legacy `/completions` endpoint (base and instruct
+        models on OpenAI-compatible servers; gpt-3.5-turbo-instruct at OpenAI and Azure OpenAI)."""
+        stream, options = pop_stream_flag(params.extra)
+        # /completions takes max_tokens at every service (max_completion_tokens is chat's).
+        parameters = {**self.parameters, "max_tokens": "max_tokens"}
+        body = self._body({"prompt": text}, params, stream, options, parameters)
+        return self.exchange(f"{self.base}/completions", self.query, body, stream)
 
     def chat_target(self, stream: bool) -> tuple[str, dict[str, str] | None]:
         return f"{self.base}/chat/completions", self.query
@@ -192,7 +209,10 @@ class OpenAIBackend(ApiBackend):
         choice = first_choice(data.get("choices"), wire)
         if choice is None:
             return []
-        content = read_content(wire.obj(choice.get("delta"), "a choice's delta").get("content"), wire)
+        if "delta" in choice:
+            content = read_content(wire.obj(choice.get("delta"), "a choice's delta").get("content"), wire)
+        else:  # a text completion's choice
+            content = wire.text(choice.get("text"), "a choice's text")
         reason = wire.reason(choice.get("finish_reason"))
         if reason:
             state.finish_reason = finish_reason(reason)
@@ -202,9 +222,12 @@ class OpenAIBackend(ApiBackend):
         wire = self.wire
         data = wire.obj(data, "the answer", optional=False)
         choice = first_choice(data.get("choices"), wire)
-        if choice is None or not isinstance(choice.get("message"), dict):
+        if choice is not None and "text" in choice:  # a text completion
+            text = wire.text(choice.get("text"), "a choice's text") or ""
+        elif choice is None or not isinstance(choice.get("message"), dict):
             raise error(BackendError, f"{self.label} answered without a message: {provider_message(data)}")
-        text = read_content(choice["message"].get("content"), wire) or ""
+        else:
+            text = read_content(choice["message"].get("content"), wire) or ""
         reason = finish_reason(wire.reason(choice.get("finish_reason")))
         return text, StreamState(finish_reason=reason or FINISH_STOP, usage=read_usage(data.get("usage"), wire))
 
@@ -212,8 +235,8 @@ class OpenAIBackend(ApiBackend):
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         body: dict[str, Any] = {"input": list(texts)}
-        if self.kind != "azure-openai":
-            body["model"] = self.deployment.model
+        if self.body_model() is not None:
+            body["model"] = self.body_model()
         assert self.http is not None
         data = self.http.request_json("POST", f"{self.base}/embeddings", body, params=self.query)
         return read_embeddings(data, len(texts), self.wire)

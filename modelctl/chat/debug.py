@@ -35,6 +35,9 @@ def prompt_report(backend: Backend, out: IO[str] | None = None) -> None:
     if describe.get("load_s") is not None:
         _line(out, "load time", f"{describe['load_s']:.3f} s")
     if rendered is None:
+        if tokens:  # a text completion: no template, the text as it stands
+            _line(out, "template", "none (text completion)")
+            _line(out, "prompt tokens", f"{len(tokens)} (first ids: {tokens[:8]})")
         return
     _line(out, "template", f"{rendered.template} (source: {rendered.source})")
     _line(out, "stop strings", list(rendered.stop))

@@ -14,14 +14,15 @@ from modelctl.chat.terminal import write_json
 from modelctl.errors import ModelctlError
 
 
-def reply_json(reply: Reply, setup: ChatSetup, turn_log: TurnLog | None = None) -> dict[str, Any]:
+def reply_json(reply: Reply, setup: ChatSetup, turn_log: TurnLog | None = None, *,
+               templated: bool = True) -> dict[str, Any]:
     """The `--json` object; with `turn_log`, the ids the turn was logged under (null when it
     was not)."""
     timings = reply.timings.to_dict() if reply.timings else {}
     return {
         "text": reply.text,
         "model": setup.model_id,
-        "template": template_name(setup.backend),
+        "template": template_name(setup.backend) if templated else None,
         "finish_reason": reply.finish_reason,
         "usage": reply.usage.to_dict() if reply.usage else None,
         "timings": {
@@ -52,12 +53,25 @@ def run_once(
     object, finish_reason "interrupted" and the error's message under "error", before the error
     propagates to set the exit code. `session` (by default a new one) may hold earlier turns, and
     a TurnLog as its on_turn (`chat --continue`)."""
+    session = session or ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
+    turn_log = session.on_turn if isinstance(session.on_turn, TurnLog) else None
+    return show_reply(session.ask(prompt), setup, stream=stream, as_json=as_json, debug=debug, out=out,
+                      turn_log=turn_log)
+
+
+def run_completion(setup: ChatSetup, text: str, *, stream: bool = True, as_json: bool = False,
+                   debug: bool = False, out: IO[str] | None = None) -> Reply:
+    """Continue `text` with no template (`modelctl complete`), shown as `run_once` shows an answer."""
+    reply = Reply(setup.backend.complete(text, setup.params), lambda _reply: None)
+    return show_reply(reply, setup, stream=stream, as_json=as_json, debug=debug, out=out, templated=False)
+
+
+def show_reply(reply: Reply, setup: ChatSetup, *, stream: bool, as_json: bool, debug: bool,
+               out: IO[str] | None = None, turn_log: TurnLog | None = None, templated: bool = True) -> Reply:
+    """Print `reply` as it streams (or whole, or as the `--json` object) and return it."""
     from modelctl.chat import debug as dbg
 
     out = out or sys.stdout
-    session = session or ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
-    turn_log = session.on_turn if isinstance(session.on_turn, TurnLog) else None
-    reply = session.ask(prompt)
     if debug:
         dbg.prompt_report(setup.backend)
     live = stream and not as_json
@@ -72,7 +86,7 @@ def run_once(
     except (ModelctlError, KeyboardInterrupt) as exc:
         if as_json:
             reply.close()
-            data = reply_json(reply, setup, turn_log)
+            data = reply_json(reply, setup, turn_log, templated=templated)
             data["error"] = str(exc) if isinstance(exc, ModelctlError) else "interrupted"
             write_json(out, data)
         raise
@@ -82,7 +96,7 @@ def run_once(
             out.write("\n")
             out.flush()
     if as_json:
-        write_json(out, reply_json(reply, setup, turn_log))
+        write_json(out, reply_json(reply, setup, turn_log, templated=templated))
     elif not stream:
         out.write(shown(reply.text) + ("" if reply.text.endswith("\n") else "\n"))
         out.flush()

@@ -274,6 +274,14 @@ class ChatSetup:
     deployment: "Deployment | None" = None  # the deployment used, when it is known
 
 
+def _refuse_completion_only(entry: "Model | None", name: str | None) -> None:
+    """A base model the registry lists for text completion only is not chatted with by accident:
+    its answers to a chat template are poor. `--template` chats anyway."""
+    if entry is not None and "completion" in entry.tasks and "chat" not in entry.tasks:
+        raise UsageError(f"'{entry.id}' is a base model for text completion, not chat",
+                         hint=f"use `modelctl complete -m {name or entry.id} TEXT`, or --template NAME to chat anyway")
+
+
 def open_chat(
     model: str | None,
     *,
@@ -319,6 +327,9 @@ def open_chat(
         if not model:
             raise UsageError("--api-base needs --model NAME (the model name the server knows)")
         return served(None, adhoc_deployment(api_base, model), model)
+    if need_template and not template and model and not looks_like_path(model):
+        registry = get_registry(registry)  # loaded once: resolve_target looks the name up in it too
+        _refuse_completion_only(registry.get(model), model)
     target = resolve_target(model, deployment, registry=registry)
     if isinstance(target, ServedModel):
         return served(target.entry, target.deployment, target.entry.id)

@@ -20,7 +20,7 @@ _API_BASE_HELP = "An OpenAI-compatible server's base URL (with --model NAME as t
 _API_KEY_HELP = "The API key (else the deployment's key variable, else the keys file). Never printed."
 
 
-def _parse_options(pairs: List[str]) -> dict[str, str]:
+def parse_options(pairs: List[str]) -> dict[str, str]:
     from modelctl.chat.session import check_option
 
     options: dict[str, str] = {}
@@ -52,6 +52,20 @@ def _stdin_text() -> str | None:
     if sys.stdin is None or sys.stdin.isatty():
         return None
     return clean_text(read_stdin(MAX_STDIN_BYTES).decode("utf-8", "surrogateescape"))
+
+
+def prompt_text(words: Optional[List[str]]) -> str | None:
+    """The words given, then what is piped on stdin after a blank line; None when neither."""
+    from modelctl.chat.messages import clean_text
+
+    _tolerant_stdin()
+    text = clean_text(" ".join(words)) if words else None
+    piped = _stdin_text()
+    if piped is not None:
+        if not piped.strip() and not text:
+            raise UsageError("nothing on stdin and no prompt given")
+        text = f"{text}\n\n{piped}" if text and piped.strip() else (text or piped)
+    return text
 
 
 def chat(
@@ -89,14 +103,8 @@ def chat(
 
     require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key,
                    session=session)
-    _tolerant_stdin()
-    text = clean_text(" ".join(prompt)) if prompt else None
+    text = prompt_text(prompt)
     system = None if system is None else clean_text(system)
-    piped = _stdin_text()
-    if piped is not None:
-        if not piped.strip() and not text:
-            raise UsageError("nothing on stdin and no prompt given")
-        text = f"{text}\n\n{piped}" if text and piped.strip() else (text or piped)
     if text is None and (as_json or no_stream):
         raise UsageError("--json and --no-stream need a prompt (argument or stdin)")
     flags = GenerationParams(
@@ -104,7 +112,7 @@ def chat(
         stop=tuple(clean_text(s) for s in stop or ()),
     )
     setup = open_chat(
-        model, template=template, system=system, flags=flags, options=_parse_options(option or []),
+        model, template=template, system=system, flags=flags, options=parse_options(option or []),
         n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads,
         deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
         registry=state.get_registry, notify=output.warn,

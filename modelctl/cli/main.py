@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "store_cmd",  # pull, import, rm, du
     "prompt_cmd",  # prompt, templates [show]
     "chat_cmd",  # chat, embed
+    "complete_cmd",  # complete
     "history_cmd",  # history list|show|search|rm|export
     "usage_cmd",  # usage
     "keys_cmd",  # keys set|list|rm

@@ -208,6 +208,7 @@ DEPLOYMENT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ollama": (("tag",), ("host",)),
     "openai": (("model",), ("api_base", "organization")),
     "azure-openai": (("model", "api_version"), ("deployment", "endpoint")),
+    "azure-ai": (("model",), ("deployment", "endpoint", "api_version")),
     "openai-compatible": (("model", "api_base"), ()),
     "hf-inference": (("model",), ("api_base", "provider", "task")),
     "mistral": (("model",), ("api_base",)),

@@ -17,7 +17,7 @@ TASKS = (
 )
 DEPLOYMENT_KINDS = (
     "llama.cpp", "ollama", "openai", "azure-openai", "openai-compatible", "hf-inference",
-    "mistral", "gemini", "anthropic",
+    "mistral", "gemini", "anthropic", "azure-ai",
 )
 STATUSES = ("active", "preview", "legacy", "deprecated")
 LINK_KINDS = ("model_card", "docs", "paper", "blog", "pricing", "license", "repo")
@@ -28,6 +28,7 @@ LOCAL_KINDS = frozenset({"llama.cpp", "ollama"})
 _DEFAULT_KEY_ENV = {
     "openai": "OPENAI_API_KEY",
     "azure-openai": "AZURE_OPENAI_API_KEY",
+    "azure-ai": "AZURE_AI_API_KEY",
     "hf-inference": "HF_TOKEN",
     "mistral": "MISTRAL_API_KEY",
     "gemini": "GEMINI_API_KEY",

@@ -38,3 +38,24 @@ def info() -> Reply:
                        "max_concurrent_requests": 128, "max_best_of": 2, "max_stop_sequences": 4,
                        "max_input_tokens": 8191, "max_total_tokens": 8192, "validation_workers": 2,
                        "max_client_batch_size": 4, "router": "text-generation-router", "version": "3.0.1"})
+
+
+def generate_stream(tokens: list[str], finish: str = "length", *, special_last: bool = False) -> Reply:
+    """TGI's `/generate_stream` events: one token each; the last carries `generated_text` and
+    `details`."""
+    events = []
+    for i, text in enumerate(tokens):
+        last = i == len(tokens) - 1
+        events.append({"index": i + 1,
+                       "token": {"id": 1000 + i, "text": text, "logprob": -0.1, "special": special_last and last},
+                       "generated_text": "".join(tokens) if last else None,
+                       "details": {"finish_reason": finish, "generated_tokens": len(tokens), "seed": None}
+                       if last else None})
+    return Reply(events=[(None, json.dumps(e)) for e in events])
+
+
+def generated(text: str, finish: str = "eos_token", tokens: int = 3) -> Reply:
+    """TGI's `/generate` answer with details (a list of one, as the Inference API answers)."""
+    return Reply(json=[{"generated_text": text,
+                        "details": {"finish_reason": finish, "generated_tokens": tokens, "seed": None,
+                                    "prefill": [], "tokens": []}}])

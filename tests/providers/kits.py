@@ -17,7 +17,8 @@ from providers.server import FakeServer, Reply, Request
 FAKE_KEY = "sk-FAKE-modelctl-7f3c9a2e1b5d"
 
 PROVIDER_ENV = (
-    "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "HF_TOKEN", "HUGGINGFACE_API_KEY",
+    "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_AI_API_KEY",
+    "AZURE_INFERENCE_CREDENTIAL", "AZURE_AI_ENDPOINT", "AZURE_INFERENCE_ENDPOINT", "AZURE_AI_TOKEN", "HF_TOKEN", "HUGGINGFACE_API_KEY",
     "MISTRAL_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY", "OLLAMA_HOST",
     "OLLAMA_API_KEY", "VLLM_API_KEY", "MODELCTL_RETRIES", "HF_HUB_OFFLINE",
 )
@@ -59,6 +60,9 @@ KITS = [
         lambda url: _dep(kind="azure-openai", model="gpt-4o-mini", deployment="eastus-4o-mini", endpoint=url,
                          api_version="2024-10-21"),
         openai_wire.chat_stream, openai_wire.error, "AZURE_OPENAI_API_KEY", lambda r: r.header("api-key")),
+    Kit("azure-ai", "azure-ai", "/chat/completions",
+        lambda url: _dep(kind="azure-ai", model="Llama-2-7b-chat", endpoint=url),
+        openai_wire.chat_stream, openai_wire.error, "AZURE_AI_API_KEY", lambda r: r.header("api-key")),
     Kit("openai-compatible", "openai-compatible", "/v1/chat/completions",
         lambda url: _dep(kind="openai-compatible", model="served-model", api_base=f"{url}/v1", key_env="VLLM_API_KEY"),
         openai_wire.chat_stream, openai_wire.error, "VLLM_API_KEY", _bearer),

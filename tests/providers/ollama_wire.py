@@ -70,3 +70,12 @@ def pull_stream() -> Reply:
         {"status": "pulling 74701a8c35f6", "digest": "sha256:74701a8c35f6", "total": 100, "completed": 100},
         {"status": "verifying sha256 digest"}, {"status": "writing manifest"}, {"status": "success"},
     ])
+
+
+def generate_stream(texts: list[str], reason: str = "length") -> Reply:
+    """`/api/generate`'s lines: `response` instead of `message`."""
+    lines = [{"model": TAG, "created_at": CREATED, "response": t, "done": False} for t in texts]
+    last = final(reason, prompt=5, completion=len(texts))
+    del last["message"]
+    lines.append({**last, "response": ""})
+    return Reply(lines=lines)

@@ -73,3 +73,22 @@ def embeddings(vectors: list[list[float]], *, model: str = "text-embedding-3-sma
 
 def model(model_id: str) -> Reply:
     return Reply(json={"id": model_id, "object": "model", "created": 1_715_367_049, "owned_by": "system"})
+
+
+def text_chunk(text: str, finish: str | None = None, *, model: str = "served-model") -> dict[str, Any]:
+    """A streamed event of the legacy `/completions` endpoint (`object: text_completion`)."""
+    return {"id": "cmpl-9xY", "object": "text_completion", "created": CREATED, "model": model,
+            "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}]}
+
+
+def text_stream(texts: list[str], finish: str = "length", usage: tuple[int, int] | None = (5, 3)) -> Reply:
+    chunks = [text_chunk(t) for t in texts] + [text_chunk("", finish)]
+    if usage is not None:
+        chunks.append({**usage_chunk(*usage), "object": "text_completion"})
+    return Reply(events=[(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")])
+
+
+def text_completion(text: str, finish: str = "stop", usage: tuple[int, int] = (5, 3)) -> Reply:
+    return Reply(json={"id": "cmpl-9xZ", "object": "text_completion", "created": CREATED, "model": "served-model",
+                       "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
+                       "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}})

@@ -1,0 +1,61 @@
+"""`modelctl complete`: raw text continuation, with no conversation template — what base models
+(Llama 2 base, Code Llama, Phi-1.5/2, Gemma 3 270M) are made for."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from modelctl.cli import gen_options as opt
+from modelctl.cli.flags import require_values
+from modelctl.errors import UsageError
+
+
+def complete(
+    text: Optional[List[str]] = typer.Argument(None, help="The text to continue (with stdin: both, argument first)."),
+    model: Optional[str] = opt.MODEL,
+    max_tokens: Optional[int] = opt.MAX_TOKENS,
+    temperature: Optional[float] = opt.TEMPERATURE,
+    top_p: Optional[float] = opt.TOP_P,
+    top_k: Optional[int] = opt.TOP_K,
+    seed: Optional[int] = opt.SEED,
+    stop: Optional[List[str]] = opt.STOP,
+    option: Optional[List[str]] = opt.OPTION,
+    ctx: Optional[int] = opt.CTX,
+    gpu_layers: Optional[int] = opt.GPU_LAYERS,
+    threads: Optional[int] = opt.THREADS,
+    deployment: Optional[str] = opt.DEPLOYMENT,
+    api_base: Optional[str] = opt.API_BASE,
+    api_key: Optional[str] = opt.API_KEY,
+    no_stream: bool = opt.NO_STREAM,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, finish_reason, usage, timings."),
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Continue a text as it stands, with no chat template: locally through llama.cpp, or through
+    a server's text-completion endpoint (OpenAI-compatible `/completions`, Ollama raw generate).
+    The continuation streams to stdout (without the text given)."""
+    from modelctl.backends.base import GenerationParams
+    from modelctl.chat.messages import clean_text
+    from modelctl.chat.oneshot import run_completion
+    from modelctl.chat.resolve import open_chat
+    from modelctl.cli import output, state
+    from modelctl.cli.chat_cmd import parse_options, prompt_text
+
+    require_values(model=model, deployment=deployment, api_base=api_base, api_key=api_key)
+    given = prompt_text(text)
+    if given is None or not given.strip():
+        raise UsageError("nothing to complete: give the text as an argument or on stdin")
+    flags = GenerationParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
+                             stop=tuple(clean_text(s) for s in stop or ()))
+    setup = open_chat(model, flags=flags, options=parse_options(option or []), n_ctx=ctx, n_gpu_layers=gpu_layers,
+                      n_threads=threads, deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
+                      need_template=False, registry=state.get_registry, notify=output.warn)
+    try:
+        run_completion(setup, given, stream=not no_stream, as_json=as_json, debug=debug)
+    finally:
+        setup.backend.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("complete")(complete)

@@ -1,0 +1,33 @@
+"""Options shared by the commands that generate text (`chat`, `complete`) and that open a model
+(`embed` too): declared once, so each means the same everywhere."""
+
+from __future__ import annotations
+
+import typer
+
+MODEL = typer.Option(None, "--model", "-m", metavar="MODEL",
+                     help="Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. "
+                     "Default: [chat] model in config.toml, else the embedded Gemma 3 270M.")
+MAX_TOKENS = typer.Option(None, "--max-tokens", "-n", min=1, help="Most tokens to generate.")
+TEMPERATURE = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature (0: greedy).")
+TOP_P = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold.")
+TOP_K = typer.Option(None, "--top-k", min=0, help="Sample from the K most likely tokens (0: all).")
+SEED = typer.Option(None, "--seed", help="Random seed, for repeatable answers.")
+STOP = typer.Option(None, "--stop", help="Extra stop string (repeatable).")
+OPTION = typer.Option(None, "--option", "-o", metavar="KEY=VALUE",
+                      help="Any other llama.cpp parameter: load-time (flash_attn, n_batch, …) or sampling "
+                      "(min_p, mirostat_mode, …).")
+CTX = typer.Option(None, "--ctx", min=16, help="Context window in tokens (default 4096, at most the model's).")
+GPU_LAYERS = typer.Option(None, "--gpu-layers", min=-1,
+                          help="Layers to offload to the GPU (-1: all; default: all when the build supports "
+                          "Metal/CUDA, else 0).")
+THREADS = typer.Option(None, "--threads", min=1, help="CPU threads for generation.")
+DEPLOYMENT = typer.Option(None, "--deployment", "-d", metavar="ID|KIND",
+                          help="Which of the model's deployments to use, by id or kind (llama.cpp, ollama, openai, …).")
+API_BASE = typer.Option(None, "--api-base", metavar="URL",
+                        help="An OpenAI-compatible server's base URL (with --model NAME as the server knows it); "
+                        "with --deployment, that deployment's endpoint.")
+API_KEY = typer.Option(None, "--api-key", metavar="KEY",
+                       help="The API key (else the deployment's key variable, else the keys file). Never printed.")
+NO_STREAM = typer.Option(False, "--no-stream", help="Print the answer when it is complete.")
+DEBUG = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend and timings on stderr.")
