@@ -183,7 +183,8 @@ def _print_show(m: "Model") -> None:
 
 def _prices(cost_input: float | None, cost_output: float | None, as_of: str | None) -> str:
     text = f"in {money(cost_input)}, out {money(cost_output)}"
-    return text + (f" (prices as of {as_of})" if as_of else "")
+    priced = cost_input is not None or cost_output is not None
+    return text + (f" (prices as of {as_of})" if as_of and priced else "")
 
 
 def _lifecycle(m: "Model") -> str:
