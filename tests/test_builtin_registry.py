@@ -153,13 +153,23 @@ def test_every_price_is_dated(registry):
                 assert d.prices_as_of or m.prices_as_of, f"{m.id} {d.id}"
 
 
-def test_replacements_name_models_that_are_still_served(registry):
+def test_replacements_name_other_registry_models(registry):
     replaced = [m for m in registry if m.replacement]
     assert len(replaced) >= 5
     for m in replaced:
-        successor = registry.resolve(m.replacement)
-        assert successor is not m and not successor.retired(), m.id
-        assert m.status == "deprecated", m.id
+        assert registry.resolve(m.replacement) is not m, m.id
+        assert m.status == "deprecated" and (m.deprecated or m.retires), m.id
+
+
+def test_announced_retirements(registry):
+    # Shutdown dates the providers published (deprecations pages and release notes).
+    for name, retires in (("gpt-4.5-preview", "2025-07-14"), ("gpt-5", "2026-12-11"), ("o4-mini", "2026-10-23"),
+                          ("gpt-4o", "2027-01-14"), ("claude-3-opus-20240229", "2026-01-05"),
+                          ("claude-3-5-sonnet-20241022", "2025-10-28"), ("claude-sonnet-4-5", "2026-11-30"),
+                          ("gemini-1.5-pro", "2025-09-24")):
+        m = registry.resolve(name)
+        assert (m.retires, m.status) == (retires, "deprecated"), name
+        assert m.retired(retires) and not m.retired("2025-01-01"), name
 
 
 def test_every_template_name_is_a_builtin_template(registry):
@@ -171,7 +181,7 @@ def test_every_template_name_is_a_builtin_template(registry):
 
 def test_list_hides_retired_builtin_models_unless_all(run_modelctl):
     shown = {i["id"] for i in json.loads(run_modelctl("list", "--provider", "anthropic", "--json").stdout)}
-    assert "claude-3-sonnet-20240229" not in shown and "claude-sonnet-4-5-20250929" in shown
+    assert "claude-3-sonnet-20240229" not in shown and "claude-haiku-4-5-20251001" in shown
     everything = json.loads(run_modelctl("list", "--provider", "anthropic", "--all", "--json").stdout)
     sonnet_3 = next(i for i in everything if i["id"] == "claude-3-sonnet-20240229")
     assert sonnet_3["retired"] and sonnet_3["retires"] == "2025-07-21"
