@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from modelctl.registry import ModelFilter, Registry, build_model_list, check_file, filter_models
+from modelctl.registry import ModelFilter, Registry, filter_models, validate_files
 
 LIFECYCLE = '''schema_version = 1
 
@@ -84,22 +84,21 @@ def lifecycle_file(tmp_path):
 
 @pytest.fixture
 def registry(lifecycle_file) -> Registry:
-    raws, problems = check_file(lifecycle_file)
+    models, problems = validate_files([lifecycle_file])
     assert problems == []
-    return Registry(build_model_list(raws, str(lifecycle_file)))
-
-
-def ids(models):
-    return [m.id for m in models]
+    return Registry(models)
 
 
 def test_retired_is_judged_against_the_given_day(registry):
     old = registry.resolve("old-chat")
     assert old.retired("2020-01-15") and old.retired("2026-12-03")
     assert not old.retired("2020-01-14")
-    assert ids(filter_models(registry, ModelFilter(today="2020-01-14"))) == ["acme/old-chat", "acme/fading-chat", "acme/new-chat"]
-    assert ids(filter_models(registry, ModelFilter(today="2020-01-15"))) == ["acme/fading-chat", "acme/new-chat"]
-    assert ids(filter_models(registry, ModelFilter(include_retired=True, today="2030-01-01"))) == [
+    def listed(flt: ModelFilter) -> list[str]:
+        return [m.id for m in filter_models(registry, flt)]
+
+    assert listed(ModelFilter(today="2020-01-14")) == ["acme/old-chat", "acme/fading-chat", "acme/new-chat"]
+    assert listed(ModelFilter(today="2020-01-15")) == ["acme/fading-chat", "acme/new-chat"]
+    assert listed(ModelFilter(include_retired=True, today="2030-01-01")) == [
         "acme/old-chat", "acme/fading-chat", "acme/new-chat"]
 
 
