@@ -188,7 +188,7 @@ def _prices(cost_input: float | None, cost_output: float | None, as_of: str | No
 
 
 def _lifecycle(m: "Model") -> str:
-    """The status with its dates: "deprecated 2025-04-14, retires 2025-07-14 (retired); use gpt-4.1"."""
+    """The status with its dates, e.g. "deprecated 2025-04-14, retired 2025-07-14; use gpt-4.1 instead"."""
     from modelctl.registry.vocab import today_iso
 
     parts = [m.status + (f" {m.deprecated}" if m.deprecated else "")]
