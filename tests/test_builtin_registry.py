@@ -104,3 +104,85 @@ def test_show_of_an_azure_deployment_carries_service_metadata(run_modelctl):
     azure = services["azure-openai"]
     assert azure["api_version"] and azure["key_env"] == "AZURE_OPENAI_API_KEY"
     assert azure["deployment_name"]
+
+
+# Names a new user types for the current model families, and the model id each API deployment sends.
+CURRENT_NAMES = [
+    "qwen3-0.6b", "qwen3-8b", "qwen3-32b", "qwen3-30b-a3b", "qwen3-235b-a22b", "qwq-32b", "gpt-oss-20b",
+    "gpt-oss-120b", "llama-4-scout", "llama-4-maverick", "gemma-3n", "gemma-3n-e2b", "phi-4-mini",
+    "phi-4-reasoning", "mistral-small-3", "mistral-small-3.2", "magistral-small", "devstral-small",
+    "deepseek-r1-0528", "command-a", "granite-3.3-8b", "granite-3.3-2b", "smollm3-3b",
+]
+API_IDS = {
+    "gpt-5": "gpt-5", "gpt-5-mini": "gpt-5-mini", "gpt-5-nano": "gpt-5-nano", "gpt-4.1": "gpt-4.1",
+    "gpt-4.1-mini": "gpt-4.1-mini", "gpt-4.1-nano": "gpt-4.1-nano", "o3": "o3", "o4-mini": "o4-mini",
+    "claude-opus-4-1": "claude-opus-4-1-20250805", "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
+    "claude-haiku-4-5": "claude-haiku-4-5-20251001", "gemini-2.5-pro": "gemini-2.5-pro",
+    "gemini-2.5-flash": "gemini-2.5-flash", "gemini-2.5-flash-lite": "gemini-2.5-flash-lite",
+    "mistral-medium-2505": "mistral-medium-2505", "magistral-medium-2506": "magistral-medium-2506",
+    "devstral-small-2505": "devstral-small-2505", "command-a-03-2025": "command-a-03-2025",
+}
+
+
+@pytest.mark.parametrize("name", CURRENT_NAMES)
+def test_current_open_model_runs_locally(registry, name):
+    m = registry.resolve(name)
+    assert m.local and m.open_weights and m.license.name, name
+
+
+@pytest.mark.parametrize("name,api_id", API_IDS.items())
+def test_current_api_model_sends_the_providers_id(registry, name, api_id):
+    m = registry.resolve(name)
+    assert api_id in {d.model for d in m.deployments if not d.local}
+
+
+def test_mixture_of_experts_entries_give_active_parameters(registry):
+    for name, total, active in (("qwen3-30b-a3b", 30.5e9, 3.3e9), ("qwen3-235b-a22b", 235e9, 22e9),
+                                ("gpt-oss-20b", 21e9, 3.6e9), ("gpt-oss-120b", 117e9, 5.1e9),
+                                ("llama-4-scout", 109e9, 17e9), ("llama-4-maverick", 400e9, 17e9)):
+        m = registry.resolve(name)
+        assert (m.parameters, m.active_parameters) == (total, active), name
+
+
+def test_every_price_is_dated(registry):
+    for m in registry:
+        if m.access.cost_input is not None or m.access.cost_output is not None:
+            assert m.prices_as_of, m.id
+        for d in m.deployments:
+            if d.cost_input is not None or d.cost_output is not None:
+                assert d.prices_as_of or m.prices_as_of, f"{m.id} {d.id}"
+
+
+def test_replacements_name_other_registry_models(registry):
+    replaced = [m for m in registry if m.replacement]
+    assert len(replaced) >= 5
+    for m in replaced:
+        assert registry.resolve(m.replacement) is not m, m.id
+        assert m.status == "deprecated" and (m.deprecated or m.retires), m.id
+
+
+def test_announced_retirements(registry):
+    # Shutdown dates the providers published (deprecations pages and release notes).
+    for name, retires in (("gpt-4.5-preview", "2025-07-14"), ("gpt-5", "2026-12-11"), ("o4-mini", "2026-10-23"),
+                          ("gpt-4o", "2027-01-14"), ("claude-3-opus-20240229", "2026-01-05"),
+                          ("claude-3-5-sonnet-20241022", "2025-10-28"), ("claude-sonnet-4-5", "2026-11-30"),
+                          ("gemini-1.5-pro", "2025-09-24")):
+        m = registry.resolve(name)
+        assert (m.retires, m.status) == (retires, "deprecated"), name
+        assert m.retired(retires) and not m.retired("2025-01-01"), name
+
+
+def test_every_template_name_is_a_builtin_template(registry):
+    from modelctl.templates.conversation import find_conv_template
+
+    missing = sorted({m.template for m in registry if m.template and find_conv_template(m.template) is None})
+    assert missing == []
+
+
+def test_list_hides_retired_builtin_models_unless_all(run_modelctl):
+    shown = {i["id"] for i in json.loads(run_modelctl("list", "--provider", "anthropic", "--json").stdout)}
+    assert "claude-3-sonnet-20240229" not in shown and "claude-haiku-4-5-20251001" in shown
+    everything = json.loads(run_modelctl("list", "--provider", "anthropic", "--all", "--json").stdout)
+    sonnet_3 = next(i for i in everything if i["id"] == "claude-3-sonnet-20240229")
+    assert sonnet_3["retired"] and sonnet_3["retires"] == "2025-07-21"
+    assert sonnet_3["replacement"] == "claude-sonnet-4-5-20250929"

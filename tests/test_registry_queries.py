@@ -164,8 +164,8 @@ def test_list_flags(cli):
 def test_list_plain_table_when_piped(cli):
     result = cli("--registry", str(SMALL), "list", "-p", "acme cloud")
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ID", "PROVIDER", "CATEGORY", "TASKS", "CONTEXT", "PARAMS", "LICENSE", "FREE", "LOCAL"]
-    assert lines[1].split()[:2] == ["acme/big-cloud", "Acme"]
+    assert lines[0].split() == ["ID", "PROVIDER", "CATEGORY", "TASKS", "CONTEXT", "PARAMS", "LICENSE", "FREE", "LOCAL", "STATUS"]
+    assert lines[1].split()[:2] == ["acme/big-cloud", "Acme"] and lines[1].split()[-1] == "active"
     assert "\x1b[" not in result.stdout
 
 

@@ -81,6 +81,15 @@ CASES = [
     ("api-base-with-space", [('model = "m2"', 'model = "m2"\napi_base = "http://x y"')], "api_base: expected a URL without spaces", None),
     ("api-base-bad-host", [('model = "m2"', 'model = "m2"\napi_base = "http://[::1/v1"')], "api_base: expected a URL with a valid host and port", None),
     ("api-base-bad-port", [('model = "m2"', 'model = "m2"\napi_base = "http://gpu-box:80800/v1"')], "api_base: expected a URL with a valid host and port", None),
+    ("lifecycle-date-month-only", [('name = "M2"', 'name = "M2"\ndeprecated = "2025-06"')], "deprecated: expected a date as YYYY-MM-DD", 25),
+    ("lifecycle-date-not-a-day", [('name = "M2"', 'name = "M2"\nretires = "2025-02-30"')], "retires: '2025-02-30' is not a calendar date", 25),
+    ("retires-before-deprecated", [('name = "M2"', 'name = "M2"\ndeprecated = "2025-06-30"\nretires = "2025-01-05"')], "2025-01-05 is before the deprecation date 2025-06-30", 26),
+    ("active-but-deprecated", [('name = "M2"', 'name = "M2"\nstatus = "active"\ndeprecated = "2025-06-30"')], "status: is 'active' but the entry has a deprecation", 25),
+    ("replacement-is-itself", [('name = "M2"', 'name = "M2"\nreplacement = "ACME/M2"')], "replacement: 'ACME/M2' is this model itself", 25),
+    ("price-date-without-price", [("access = { free_tier = false, local_capable = false }", 'access = { free_tier = false, local_capable = false, prices_as_of = "2025-08-07" }')], "access.prices_as_of: dates no price", 29),
+    ("deployment-price-date-without-price", [('model = "m2"', 'model = "m2"\nprices_as_of = "2025-08-07"')], "deployments[0].prices_as_of: dates no price", 34),
+    ("price-date-unquoted", [("access = { free_tier = false, local_capable = false }", "access = { free_tier = false, local_capable = false, cost_input = 1.0, prices_as_of = 2025-08-07 }")], "access.prices_as_of: expected a date as YYYY-MM-DD", 29),
+    ("active-parameters-above-total", [("context_window = 4096", "context_window = 4096\nparameters = 1_000\nactive_parameters = 2_000")], "active_parameters: 2_000 is more than `parameters` (1_000)", 12),
     ("deployments-missing", [('[[models.deployments]]\nkind = "openai"\nmodel = "m2"\n', "")], "deployments: missing (required)", None),
 ]
 

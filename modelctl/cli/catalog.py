@@ -13,10 +13,10 @@ from modelctl.cli.format import human_count, human_tokens, money
 if TYPE_CHECKING:
     from modelctl.registry import Model
 
-_COLUMNS = ["ID", "PROVIDER", "CATEGORY", "TASKS", "CONTEXT", "PARAMS", "LICENSE", "FREE", "LOCAL"]
+_COLUMNS = ["ID", "PROVIDER", "CATEGORY", "TASKS", "CONTEXT", "PARAMS", "LICENSE", "FREE", "LOCAL", "STATUS"]
 
 
-def _row(m: "Model") -> list[str]:
+def _row(m: "Model", today: str) -> list[str]:
     return [
         m.id,
         m.provider,
@@ -27,18 +27,22 @@ def _row(m: "Model") -> list[str]:
         m.license.name,
         "yes" if m.free else "no",
         "yes" if m.local else "no",
+        "retired" if m.retired(today) else m.status,
     ]
 
 
 def _print_models(models: list["Model"], *, as_json: bool, title: str, scores: list[float] | None = None) -> None:
+    from modelctl.registry.vocab import today_iso
+
+    today = today_iso()
     if as_json:
-        items = [m.summary() for m in models]
+        items = [m.summary(today) for m in models]
         if scores is not None:
             for item, score in zip(items, scores):
                 item["score"] = round(score, 2)
         output.print_records(items)
         return
-    output.table(_COLUMNS, [_row(m) for m in models], title, no_wrap=("ID",))
+    output.table(_COLUMNS, [_row(m, today) for m in models], title, no_wrap=("ID",))
     if sys.stdout.isatty():
         output.err().print(f"{len(models)} model{'s' if len(models) != 1 else ''}", style="dim")
 
@@ -56,9 +60,10 @@ def list_models(
     sort: Optional[str] = typer.Option(None, "--sort", "-s", help="id, name, provider, context, parameters, cost, release; prefix '-' to reverse."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Show at most N models."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+    all_: bool = typer.Option(False, "--all", "-a", help="Also models whose retirement date has passed (hidden by default)."),
     installed: bool = typer.Option(False, "--installed", help="Models present on this machine instead (downloads, Hugging Face cache, imports, Ollama); sizes in bytes in --json."),
 ) -> None:
-    """List models in the registry; filters combine with AND."""
+    """List models in the registry; filters combine with AND. Retired models are left out unless --all."""
     if installed:
         from modelctl.cli.store_cmd import print_installed
 
@@ -73,7 +78,7 @@ def list_models(
         raise UsageError(f"--task: '{task}' is not one of: {', '.join(TASKS)}")
     if kind and kind not in DEPLOYMENT_KINDS:
         raise UsageError(f"--kind: '{kind}' is not one of: {', '.join(DEPLOYMENT_KINDS)}")
-    flt = ModelFilter(provider, task, category, free, local, open_, min_context, use_case, kind)
+    flt = ModelFilter(provider, task, category, free, local, open_, min_context, use_case, kind, include_retired=all_)
     models = sort_models(filter_models(state.get_registry(), flt), sort)
     if limit:
         models = models[:limit]
@@ -120,9 +125,10 @@ def _print_show(m: "Model") -> None:
         ("family", m.family or "-"),
         ("category", m.category),
         ("tasks", ", ".join(m.tasks)),
-        ("status", m.status),
+        ("status", _lifecycle(m)),
         ("released", m.release_date or "-"),
-        ("parameters", human_count(m.parameters)),
+        ("parameters", human_count(m.parameters)
+         + (f" ({human_count(m.active_parameters)} active)" if m.active_parameters else "")),
         ("context", f"{human_tokens(m.context_window)} tokens" if m.context_window else "-"),
         ("max output", f"{m.max_output_tokens} tokens" if m.max_output_tokens else "-"),
         ("architecture", m.architecture or "-"),
@@ -131,7 +137,7 @@ def _print_show(m: "Model") -> None:
         ("license url", m.license.url or "-"),
         ("free", ("yes" if m.free else "no") + (f" - {m.access.free_tier_notes}" if m.access.free_tier_notes else "")),
         ("rate limits", m.access.rate_limits or "-"),
-        ("cost / 1M", f"in {money(m.access.cost_input)}, out {money(m.access.cost_output)}"),
+        ("cost / 1M", _prices(m.access.cost_input, m.access.cost_output, m.prices_as_of)),
         ("local", "yes" if m.local else "no"),
         ("template", m.template or "-"),
         ("frameworks", ", ".join(m.frameworks) or "-"),
@@ -169,8 +175,28 @@ def _print_show(m: "Model") -> None:
         for f in d.files:
             extra = ", ".join(x for x in (f.quant, f"{f.size_bytes:,} bytes" if f.size_bytes else "", f"sha256 {f.sha256[:12]}…" if f.sha256 else "") if x)
             line(f"    file: {f.filename} ({extra})")
+        if d.cost_input is not None or d.cost_output is not None:
+            line(f"    cost / 1M: {_prices(d.cost_input, d.cost_output, d.prices_as_of or m.prices_as_of)}")
         if d.notes:
             line(f"    notes: {d.notes}")
+
+
+def _prices(cost_input: float | None, cost_output: float | None, as_of: str | None) -> str:
+    text = f"in {money(cost_input)}, out {money(cost_output)}"
+    priced = cost_input is not None or cost_output is not None
+    return text + (f" (prices as of {as_of})" if as_of and priced else "")
+
+
+def _lifecycle(m: "Model") -> str:
+    """The status with its dates, e.g. "deprecated 2025-04-14, retired 2025-07-14; use gpt-4.1 instead"."""
+    from modelctl.registry.vocab import today_iso
+
+    parts = [m.status + (f" {m.deprecated}" if m.deprecated else "")]
+    if m.retires:
+        retired = m.retired(today_iso())
+        parts.append(f"{'retired' if retired else 'retires'} {m.retires}")
+    text = ", ".join(parts)
+    return text + (f"; use {m.replacement} instead" if m.replacement else "")
 
 
 def register(app: typer.Typer) -> None:

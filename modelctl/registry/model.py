@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelctl.registry.vocab import is_local
+from modelctl.registry.vocab import is_local, today_iso
 
 if TYPE_CHECKING:
     from modelctl.registry.values import Access, Defaults, Deployment, License
@@ -53,7 +53,10 @@ class Model:
     embedding_dimensions: int | None = _value("embedding_dimensions")  # type: ignore[assignment]
     architecture: str | None = _value("architecture")  # type: ignore[assignment]
     release_date: str | None = _value("release_date")  # type: ignore[assignment]
-    status: str = _value("status", "active")  # type: ignore[assignment]
+    active_parameters: int | None = _value("active_parameters")  # type: ignore[assignment]
+    deprecated: str | None = _value("deprecated")  # type: ignore[assignment]
+    retires: str | None = _value("retires")  # type: ignore[assignment]
+    replacement: str | None = _value("replacement")  # type: ignore[assignment]
     template: str | None = _value("template")  # type: ignore[assignment]
     tasks: tuple[str, ...] = _items("tasks")  # type: ignore[assignment]
     aliases: tuple[str, ...] = _items("aliases")  # type: ignore[assignment]
@@ -61,6 +64,24 @@ class Model:
     use_cases: tuple[str, ...] = _items("use_cases")  # type: ignore[assignment]
     limitations: tuple[str, ...] = _items("limitations")  # type: ignore[assignment]
     frameworks: tuple[str, ...] = _items("frameworks")  # type: ignore[assignment]
+
+    @property
+    def status(self) -> str:
+        """The declared status; without one, 'deprecated' when a deprecation or retirement date
+        is set, else 'active'."""
+        raw = self._raw
+        return raw.get("status") or ("deprecated" if "deprecated" in raw or "retires" in raw else "active")
+
+    def retired(self, today: str | None = None) -> bool:
+        """Whether the retirement date has come (`today` is YYYY-MM-DD; the real date by default).
+        A retired model is no longer served by its provider; `list` hides it unless `--all`."""
+        retires = self._raw.get("retires")
+        return retires is not None and retires <= (today or today_iso())
+
+    @property
+    def prices_as_of(self) -> str | None:
+        """The date the entry's prices were read from the provider (deployments may override)."""
+        return self._raw["access"].get("prices_as_of")
 
     @property
     def links(self) -> dict[str, str]:
@@ -144,6 +165,7 @@ class Model:
         data.update(
             aliases=list(self.aliases),
             status=self.status,
+            retired=self.retired(),
             free=self.free,
             local=self.local,
             open_weights=self.open_weights,
@@ -153,8 +175,9 @@ class Model:
         )
         return data
 
-    def summary(self) -> dict[str, Any]:
-        """The `list --json` object: the fields scripts filter on, plus deployment ids/kinds."""
+    def summary(self, today: str | None = None) -> dict[str, Any]:
+        """The `list --json` object: the fields scripts filter on, lifecycle dates, plus deployment
+        ids/kinds. `retired` is judged against `today` (YYYY-MM-DD; the real date by default)."""
         raw = self._raw
         return {
             "id": raw["id"],
@@ -166,12 +189,19 @@ class Model:
             "tasks": raw["tasks"],
             "context_window": raw.get("context_window"),
             "parameters": raw.get("parameters"),
+            "active_parameters": raw.get("active_parameters"),
             "license": raw["license"]["name"],
             "open_weights": raw["license"]["open_weights"],
             "free": raw["access"]["free_tier"],
             "local": self.local,
             "cost_input": raw["access"].get("cost_input"),
             "cost_output": raw["access"].get("cost_output"),
+            "prices_as_of": raw["access"].get("prices_as_of"),
+            "status": self.status,
+            "deprecated": raw.get("deprecated"),
+            "retires": raw.get("retires"),
+            "retired": self.retired(today),
+            "replacement": raw.get("replacement"),
             "template": raw.get("template"),
             "deployments": [
                 {"id": d.get("id", d["kind"]), "kind": d["kind"], "local": is_local(d)}

@@ -12,7 +12,8 @@ from modelctl.registry.model import Model
 
 @dataclass(frozen=True)
 class ModelFilter:
-    """Every set criterion must hold (AND). Text criteria are case-insensitive."""
+    """Every set criterion must hold (AND). Text criteria are case-insensitive. Retired models
+    (retirement date today or earlier) match only with `include_retired`."""
 
     provider: str | None = None
     task: str | None = None
@@ -23,8 +24,12 @@ class ModelFilter:
     min_context: int | None = None
     use_case: str | None = None
     kind: str | None = None
+    include_retired: bool = False  # models whose retirement date has come (`list --all`)
+    today: str | None = None  # YYYY-MM-DD the retirement dates are judged against; None: the real date
 
     def matches(self, m: Model) -> bool:
+        if not self.include_retired and m.retired(self.today):
+            return False
         if self.provider and self.provider.lower() not in m.provider.lower():
             return False
         if self.task and self.task.lower() not in m.tasks:
@@ -49,6 +54,12 @@ class ModelFilter:
 
 
 def filter_models(models: Iterable[Model], flt: ModelFilter) -> list[Model]:
+    if flt.today is None and not flt.include_retired:  # read the clock once, not once per model
+        from dataclasses import replace
+
+        from modelctl.registry.vocab import today_iso
+
+        flt = replace(flt, today=today_iso())
     return [m for m in models if flt.matches(m)]
 
 

@@ -138,6 +138,19 @@ def _date(v: Any) -> str | None:
     return "expected a date as YYYY-MM or YYYY-MM-DD (a quoted string)"
 
 
+def _day(v: Any) -> str | None:
+    """A calendar date as YYYY-MM-DD: lifecycle and price dates are compared with today."""
+    import datetime
+
+    if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+        try:
+            datetime.date.fromisoformat(v)
+            return None
+        except ValueError:
+            return f"'{v}' is not a calendar date"
+    return "expected a date as YYYY-MM-DD (a quoted string)"
+
+
 def _env_name(v: Any) -> str | None:
     if isinstance(v, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
         return None
@@ -171,6 +184,7 @@ ACCESS_FIELDS: dict[str, Checker] = {
     "rate_limits": _str,
     "cost_input": _number(0),
     "cost_output": _number(0),
+    "prices_as_of": _day,
 }
 ACCESS_REQUIRED = ("free_tier", "local_capable")
 
@@ -199,6 +213,7 @@ _COMMON_DEPLOYMENT: dict[str, Checker] = {
     "key_env": _env_name,
     "cost_input": _number(0),
     "cost_output": _number(0),
+    "prices_as_of": _day,
     "notes": _str,
 }
 
@@ -246,6 +261,7 @@ MODEL_FIELDS: dict[str, Checker] = {
     "category": _enum(CATEGORIES),
     "tasks": _list(_enum(TASKS), nonempty=True),
     "parameters": _pos_int,
+    "active_parameters": _pos_int,
     "context_window": _pos_int,
     "max_output_tokens": _pos_int,
     "embedding_dimensions": _pos_int,
@@ -253,6 +269,9 @@ MODEL_FIELDS: dict[str, Checker] = {
     "languages": _list(_str),
     "release_date": _date,
     "status": _enum(STATUSES),
+    "deprecated": _day,
+    "retires": _day,
+    "replacement": _str,
     "template": _str,
     "use_cases": _list(_str),
     "limitations": _list(_str),
@@ -405,3 +424,35 @@ def _check_consistency(rep: _Reporter, raw: Mapping[str, Any]) -> None:
     for alias in raw.get("aliases", []):
         if alias.lower() == own_id:
             rep.add("aliases", f"alias '{alias}' is the model's own id")
+    active = raw.get("active_parameters")
+    if active is not None and active > raw.get("parameters", active):
+        rep.add("active_parameters", f"{active:_} is more than `parameters` ({raw['parameters']:_})")
+    _check_lifecycle(rep, raw)
+    _check_price_dates(rep, raw)
+
+
+def _check_lifecycle(rep: _Reporter, raw: Mapping[str, Any]) -> None:
+    deprecated, retires = raw.get("deprecated"), raw.get("retires")
+    if deprecated and retires and retires < deprecated:  # ISO dates order as strings
+        rep.add("retires", f"{retires} is before the deprecation date {deprecated}")
+    if (deprecated or retires) and raw.get("status") == "active":
+        rep.add("status", "is 'active' but the entry has a deprecation or retirement date"
+                          " (write status = \"deprecated\" or leave status out)")
+    replacement = raw.get("replacement")
+    if replacement and replacement.lower() in {raw["id"].lower(), *(a.lower() for a in raw.get("aliases", []))}:
+        rep.add("replacement", f"'{replacement}' is this model itself")
+
+
+def _check_price_dates(rep: _Reporter, raw: Mapping[str, Any]) -> None:
+    """A price date must date a price: the model's (which also dates deployment prices that
+    carry no date of their own) or its deployment's."""
+
+    def priced(table: Mapping[str, Any]) -> bool:
+        return "cost_input" in table or "cost_output" in table
+
+    deps = raw["deployments"]
+    if "prices_as_of" in raw["access"] and not (priced(raw["access"]) or any(priced(d) for d in deps)):
+        rep.add("access.prices_as_of", "dates no price (the entry has no cost_input or cost_output)")
+    for i, dep in enumerate(deps):
+        if "prices_as_of" in dep and not priced(dep):
+            rep.add(f"deployments[{i}].prices_as_of", "dates no price (this deployment has no cost_input or cost_output)")

@@ -48,6 +48,7 @@ class Access:
     rate_limits: str | None = None
     cost_input: float | None = None
     cost_output: float | None = None
+    prices_as_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _compact(self) | {"free_tier": self.free_tier, "local_capable": self.local_capable}
@@ -110,6 +111,7 @@ class Deployment:
     files: tuple[RepoFile, ...] = ()
     cost_input: float | None = None
     cost_output: float | None = None
+    prices_as_of: str | None = None
     notes: str | None = None
 
     @property

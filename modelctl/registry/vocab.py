@@ -41,6 +41,13 @@ def default_key_env(kind: str) -> str | None:
     return _DEFAULT_KEY_ENV.get(kind)
 
 
+def today_iso() -> str:
+    """Today's local date as YYYY-MM-DD: registry dates are ISO strings, which order as dates."""
+    import datetime
+
+    return datetime.date.today().isoformat()
+
+
 def _is_loopback(url: str | None) -> bool:
     import ipaddress
     from urllib.parse import urlsplit
