@@ -6,7 +6,16 @@ import sys
 from typing import IO, Any
 
 from modelctl.backends.base import template_name
-from modelctl.chat.render import for_terminal, is_terminal
+from modelctl.chat.render import (
+    DIM,
+    THINK_HIDE,
+    THINK_SHOW,
+    UNDIM,
+    ReasoningStream,
+    for_terminal,
+    is_terminal,
+    thought_line,
+)
 from modelctl.chat.resolve import ChatSetup
 from modelctl.chat.session import ChatSession, Reply
 from modelctl.chat.terminal import write_json
@@ -16,12 +25,16 @@ from modelctl.errors import ModelctlError
 def reply_json(reply: Reply, setup: ChatSetup) -> dict[str, Any]:
     """The `--json` object."""
     timings = reply.timings.to_dict() if reply.timings else {}
+    usage = reply.usage.to_dict() if reply.usage else None
+    if usage is not None and reply.reasoning_tokens is not None:
+        usage["reasoning_tokens"] = reply.reasoning_tokens
     return {
         "text": reply.text,
+        "reasoning": reply.reasoning,
         "model": setup.model_id,
         "template": template_name(setup.backend),
         "finish_reason": reply.finish_reason,
-        "usage": reply.usage.to_dict() if reply.usage else None,
+        "usage": usage,
         "timings": {
             "load_s": timings.get("load_s"),
             "first_token_s": timings.get("first_token_s"),
@@ -38,9 +51,15 @@ def run_once(
     stream: bool = True,
     as_json: bool = False,
     debug: bool = False,
+    think: str = THINK_HIDE,
     out: IO[str] | None = None,
+    err: IO[str] | None = None,
 ) -> Reply:
     """Ask `prompt` once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
+
+    A model's reasoning never goes into the answer: with `think` "show" it is shown dimmed before
+    the answer at a terminal (on stderr when stdout is piped); hidden, one line on stderr says how
+    long it was. `--json` has it apart, under "reasoning".
 
     With `as_json`, an answer that ends early (Ctrl-C, a stream cut off midway) still prints its
     object, finish_reason "interrupted" and the error's message under "error", before the error
@@ -48,6 +67,7 @@ def run_once(
     from modelctl.chat import debug as dbg
 
     out = out or sys.stdout
+    err = err or sys.stderr
     session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
     reply = session.ask(prompt)
     if debug:
@@ -55,12 +75,18 @@ def run_once(
     live = stream and not as_json
     shown = for_terminal if is_terminal(out) else str  # data to a pipe stays as it came
     wrote_last = ""
+    # Reasoning shown live goes where a person reads it: the terminal, never a pipe of answers.
+    thoughts = ReasoningStream(out if is_terminal(out) else err) if think == THINK_SHOW and not as_json else None
     try:
-        for delta in reply:
-            if live:
-                out.write(shown(delta))
+        for split in reply.splits():
+            if thoughts is not None and stream:
+                thoughts.feed(split.reasoning)
+                if split.text:
+                    thoughts.close()  # the answer begins
+            if live and split.text:
+                out.write(shown(split.text))
                 out.flush()
-                wrote_last = delta
+                wrote_last = split.text
     except (ModelctlError, KeyboardInterrupt) as exc:
         if as_json:
             reply.close()
@@ -73,6 +99,14 @@ def run_once(
         if live and wrote_last and not wrote_last.endswith("\n"):
             out.write("\n")
             out.flush()
+    if thoughts is not None:
+        if not stream and reply.reasoning:
+            thoughts.feed(reply.reasoning)
+        thoughts.close()
+    elif reply.reasoning and not as_json:
+        line = thought_line(reply.reasoning_tokens, reply.reasoning)
+        err.write((f"{DIM}{line}{UNDIM}" if is_terminal(err) else line) + "\n")
+        err.flush()
     if as_json:
         write_json(out, reply_json(reply, setup))
     elif not stream:
