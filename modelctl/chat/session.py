@@ -17,7 +17,6 @@ from modelctl.backends.base import (
     FINISH_INTERRUPTED,
     NUMBER_PARAMS,
     REASONING_EFFORTS,
-    REASONING_PARAMS,
     Backend,
     Chunk,
     GenerationParams,
@@ -97,15 +96,21 @@ def _check_json_option(key: str, value: Any, depth: int) -> None:
 _SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 
 
-def reasoning_value(key: str, value: str) -> bool | str | None:
-    """`/set think on|off` or `/set reasoning_effort low|medium|high` (`none`: the model's default)."""
+def think_value(value: str) -> bool | None:
+    """`/set think on|off` (`none`: the model's default)."""
     word = value.strip().lower()
     if word in ("none", "default", ""):
         return None
-    if key == "think":
-        if word not in _SWITCH:
-            raise UsageError(f"think takes on or off, not {value!r}")
-        return _SWITCH[word]
+    if word not in _SWITCH:
+        raise UsageError(f"think takes on or off, not {value!r}")
+    return _SWITCH[word]
+
+
+def effort_value(value: str) -> str | None:
+    """`/set reasoning_effort low|medium|high` (`none`: the model's default)."""
+    word = value.strip().lower()
+    if word in ("none", "default", ""):
+        return None
     if word not in REASONING_EFFORTS:
         raise UsageError(f"reasoning_effort takes {', '.join(REASONING_EFFORTS)}, not {value!r}")
     return word
@@ -253,10 +258,12 @@ class ChatSession:
         backend = self.backend
         chunks = backend.chat(self.conversation(), params)
         self._answers_since_seed += 1
-        local = is_local(backend)
         # A template that opened <think> (DeepSeek-R1's, Qwen3's) leaves the answer inside it.
-        thinking = local and backend.last_rendered is not None and opens_thinking(backend.last_rendered.text)
-        return Reply(chunks, self._finished, ReasoningSplitter(thinking=thinking), chunks_are_tokens=local)
+        thinking = False
+        if is_local(backend):
+            rendered = backend.last_rendered
+            thinking = rendered is not None and opens_thinking(rendered.text)
+        return Reply(chunks, self._finished, ReasoningSplitter(thinking=thinking), chunks_are_tokens=is_local(backend))
 
     def _finished(self, reply: Reply) -> None:
         # The reply's user message is the last message while it streams. Only the answer is kept:
@@ -298,8 +305,10 @@ class ChatSession:
                 self._answers_since_seed = 0
         elif key == "stop":
             self.params = replace(self.params, stop=() if value.lower() in ("none", "") else (*self.params.stop, value))
-        elif key in REASONING_PARAMS:
-            self.params = replace(self.params, **{key: reasoning_value(key, value)})
+        elif key == "think":
+            self.params = replace(self.params, think=think_value(value))
+        elif key == "reasoning_effort":
+            self.params = replace(self.params, reasoning_effort=effort_value(value))
         else:
             extra = dict(self.params.extra)
             if value.lower() in ("none", "default"):
