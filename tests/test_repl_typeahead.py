@@ -35,6 +35,12 @@ def spawn(server, home: Path, *args: str):
     return child
 
 
+def leave(child) -> None:
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+
+
 def scrollback(child) -> list[str]:
     """Every line the session left, the scrolled-off ones first, as a terminal shows them."""
     screen = pyte.HistoryScreen(COLUMNS, ROWS, history=10_000)
@@ -71,9 +77,7 @@ def test_lines_typed_during_an_answer_are_kept_and_run_in_order(server, tmp_path
         child.expect_exact(PROMPT + "part one")  # the unfinished line waits at the prompt
         child.sendline(" more")
         child.expect_exact("Third answer.")
-        child.expect_exact(PROMPT)
-        child.sendline("/exit")
-        child.expect(pexpect.EOF)
+        leave(child)
     finally:
         child.close(force=True)
 
@@ -102,9 +106,7 @@ def test_think_show_dims_the_reasoning_before_the_answer(server, tmp_path):
     try:
         child.sendline("Why?")
         child.expect_exact("The answer.")
-        child.expect_exact(PROMPT)
-        child.sendline("/exit")
-        child.expect(pexpect.EOF)
+        leave(child)
     finally:
         child.close(force=True)
     raw = child.logfile_read.getvalue()

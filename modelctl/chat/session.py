@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, TypeVar
 
 from modelctl.backends.base import (
     FINISH_INTERRUPTED,
@@ -93,27 +93,19 @@ def _check_json_option(key: str, value: Any, depth: int) -> None:
         _check_json_option(key, item, depth + 1)
 
 
+T = TypeVar("T")
 _SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 
 
-def think_value(value: str) -> bool | None:
-    """`/set think on|off` (`none`: the model's default)."""
+def switch_value(key: str, value: str, choices: Mapping[str, T], shown: str) -> T | None:
+    """`/set think on|off`, `/set reasoning_effort low|medium|high`: the value `choices` maps the
+    word to, None for `none` (the model's default), else a UsageError that shows the choices."""
     word = value.strip().lower()
     if word in ("none", "default", ""):
         return None
-    if word not in _SWITCH:
-        raise UsageError(f"think takes on or off, not {value!r}")
-    return _SWITCH[word]
-
-
-def effort_value(value: str) -> str | None:
-    """`/set reasoning_effort low|medium|high` (`none`: the model's default)."""
-    word = value.strip().lower()
-    if word in ("none", "default", ""):
-        return None
-    if word not in REASONING_EFFORTS:
-        raise UsageError(f"reasoning_effort takes {', '.join(REASONING_EFFORTS)}, not {value!r}")
-    return word
+    if word not in choices:
+        raise UsageError(f"{key} takes {shown}, not {value!r}")
+    return choices[word]
 
 
 @dataclass
@@ -306,9 +298,10 @@ class ChatSession:
         elif key == "stop":
             self.params = replace(self.params, stop=() if value.lower() in ("none", "") else (*self.params.stop, value))
         elif key == "think":
-            self.params = replace(self.params, think=think_value(value))
+            self.params = replace(self.params, think=switch_value(key, value, _SWITCH, "on or off"))
         elif key == "reasoning_effort":
-            self.params = replace(self.params, reasoning_effort=effort_value(value))
+            efforts = {e: e for e in REASONING_EFFORTS}
+            self.params = replace(self.params, reasoning_effort=switch_value(key, value, efforts, ", ".join(efforts)))
         else:
             extra = dict(self.params.extra)
             if value.lower() in ("none", "default"):
