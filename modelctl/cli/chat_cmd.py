@@ -87,7 +87,7 @@ def chat(
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, reasoning, model, template, finish_reason, usage, timings."),
     debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend and timings on stderr."),
     think: str = typer.Option("hide", "--think", metavar="show|hide", help="A reasoning model's thinking at the terminal: shown dimmed, or hidden behind one line (never in piped stdout; --json has it under reasoning)."),
     no_think: bool = typer.Option(False, "--no-think", help="Ask a reasoning model not to think (Qwen3 enable_thinking, Anthropic, Gemini, Ollama think)."),
