@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from providers import anthropic_wire, gemini_wire, ollama_wire, openai_wire
+from providers import anthropic_wire, gemini_wire, mistral_wire, ollama_wire, openai_wire
 from providers.kits import KIT
 
 from modelctl.backends.base import GenerationParams
 from modelctl.chat.session import ChatSession
 
 COMPATIBLE, ANTHROPIC, GEMINI, OLLAMA = (KIT[k] for k in ("openai-compatible", "anthropic", "gemini", "ollama"))
-OPENAI = KIT["openai"]
+OPENAI, MISTRAL = KIT["openai"], KIT["mistral"]
 CHAT = "/v1/chat/completions"
 
 
@@ -60,6 +60,13 @@ def test_gemini_thought_parts(server, open_kit):
     reply, _, _ = ask(open_kit(GEMINI), GenerationParams(think=True))
     assert (reply.reasoning, reply.text, reply.reasoning_tokens) == ("Scattering.", "Blue.", 7)
     assert server.calls(GEMINI.chat_path)[0].body["generationConfig"] == {"thinkingConfig": {"includeThoughts": True}}
+
+
+def test_mistral_thinking_parts(server, open_kit):
+    server.route("POST", MISTRAL.chat_path, mistral_wire.chat_stream(["Blue."], thoughts=("Scatter", "ing.")))
+    reply, _, _ = ask(open_kit(MISTRAL), GenerationParams(reasoning_effort="low"))
+    assert (reply.reasoning, reply.text) == ("Scattering.", "Blue.")
+    assert "reasoning_effort" not in server.calls(MISTRAL.chat_path)[0].body  # Mistral has no such field
 
 
 def test_ollama_thinking(server, open_kit):

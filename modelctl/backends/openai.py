@@ -67,19 +67,28 @@ def read_usage(data: Any, wire: Wire) -> Usage | None:
 
 
 def read_reasoning(message: dict[str, Any], wire: Wire) -> str:
-    """The reasoning a message or delta carries apart from its content."""
-    return "".join(wire.text(message.get(name), f"the answer's {name}") or "" for name in REASONING_FIELDS)
+    """The reasoning a message or delta carries apart from its text: a reasoning field, or the
+    `thinking` parts of a content list (Mistral's Magistral models answer so)."""
+    fields = "".join(wire.text(message.get(name), f"the answer's {name}") or "" for name in REASONING_FIELDS)
+    content = message.get("content")
+    if not isinstance(content, list):
+        return fields
+    thoughts = [wire.obj(part, "a part of the answer's content", optional=False).get("thinking") for part in content]
+    return fields + "".join(read_content(t, wire, "a thinking part") or "" for t in thoughts if t is not None)
 
 
 def reasoning_fields(params: GenerationParams, kind: str) -> tuple[dict[str, Any], list[str]]:
     """(request fields for --reasoning-effort and --no-think, names the service has no field for).
-    OpenAI takes `reasoning_effort`; an OpenAI-compatible server (vLLM, llama.cpp's) also passes
+    OpenAI takes `reasoning_effort` (Mistral, which shares this backend, neither); an OpenAI-compatible server (vLLM, llama.cpp's) also passes
     `chat_template_kwargs` to its template, where Qwen3's reads `enable_thinking`. DeepSeek thinks
     or not by model (deepseek-reasoner, deepseek-chat)."""
     found: dict[str, Any] = {}
     lacking: list[str] = []
     if params.reasoning_effort is not None:
-        found["reasoning_effort"] = params.reasoning_effort
+        if kind in PARAMETERS:
+            found["reasoning_effort"] = params.reasoning_effort
+        else:
+            lacking.append("reasoning_effort")
     if params.think is not None:
         if kind == "openai-compatible":
             found["chat_template_kwargs"] = {"enable_thinking": params.think}
