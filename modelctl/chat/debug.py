@@ -55,6 +55,9 @@ def answer_report(reply: Any, out: IO[str] | None = None) -> None:
     _line(out, "finish reason", reply.finish_reason)
     if usage is not None:
         _line(out, "usage", f"{usage.prompt_tokens} prompt tokens, {usage.completion_tokens} completion tokens")
+    if reply.reasoning:
+        tokens = reply.reasoning_tokens
+        _line(out, "reasoning", f"{len(reply.reasoning)} characters" + (f", {tokens} tokens" if tokens is not None else ""))
     if t is not None:
         if t.prompt_eval_tokens is not None:
             _line(out, "prompt tokens evaluated", t.prompt_eval_tokens)

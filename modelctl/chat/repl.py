@@ -296,7 +296,8 @@ class Repl:
         console = self.out
         markdown = console.is_terminal and not console.is_dumb_terminal
         renderer = MarkdownStream(console) if markdown else PlainStream()
-        thoughts = ReasoningStream(console.file) if self.think == THINK_SHOW else None
+        # Reasoning is for the person at the terminal: stderr when the answers go to a pipe.
+        thoughts = ReasoningStream(console.file if console.is_terminal else sys.stderr) if self.think == THINK_SHOW else None
         with ExitStack() as stack:
             if thoughts is not None:
                 stack.callback(thoughts.close)
