@@ -26,3 +26,20 @@ def test_a_prompt_that_opens_think_makes_the_answer_reasoning(cli, model_path, t
     assert data["text"] == "" and data["reasoning"]
     # Locally each streamed piece is one generated token.
     assert 1 <= data["usage"]["reasoning_tokens"] <= data["usage"]["completion_tokens"] == 6
+
+
+def test_harmony_markers_are_written_out_and_other_control_tokens_not(model_path):
+    """gpt-oss's markers (control tokens) reach the text, so that its channels can be parted; any
+    other control token stays out. Gemma's vocabulary stands in: its <start_of_turn> is a control
+    token, which is written out only when named as one to show."""
+    import llama_cpp
+
+    from modelctl.backends.llamacpp import SHOWN_CONTROL_TOKENS, generated_piece
+
+    vocab_only = llama_cpp.Llama(str(model_path), vocab_only=True, verbose=False)
+    vocab = vocab_only._model.vocab
+    (start,) = vocab_only.tokenize(b"<start_of_turn>", add_bos=False, special=True)
+    (word,) = vocab_only.tokenize(b"hello", add_bos=False, special=False)
+    assert generated_piece(llama_cpp, vocab, start) == b""
+    assert generated_piece(llama_cpp, vocab, start, SHOWN_CONTROL_TOKENS | {b"<start_of_turn>"}) == b"<start_of_turn>"
+    assert generated_piece(llama_cpp, vocab, word) == b"hello"
