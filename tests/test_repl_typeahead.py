@@ -114,3 +114,18 @@ def test_think_show_dims_the_reasoning_before_the_answer(server, tmp_path):
     lines = scrollback(child)
     assert index_of(lines, "Weighing it up.") < index_of(lines, "The answer.")
     assert not any("thought for" in line for line in lines)
+
+
+@pytest.mark.parametrize(("typed", "lines", "partial"), [
+    ("one\rtwo\r", ["one", "two"], ""),
+    ("one\r\ntwo", ["one"], "two"),  # CR LF (a paste) is one line break
+    ("hellp\x7f\x7flo\n", ["hello"], ""),  # backspace
+    ("wrong words\x15right\n", ["right"], ""),  # Ctrl-U
+    ("keep this word\x17that\n", ["keep this that"], ""),  # Ctrl-W
+    ("up\x1b[A and\x1bOB left\x1b[1;5D\n", ["up and left"], ""),  # arrow keys are dropped
+    ("\x01tab\there\x02", [], "tab\there"),  # other control keys too; a tab stays
+])
+def test_typed_keys_are_edited_as_a_terminal_edits_lines(typed, lines, partial):
+    from modelctl.chat.typeahead import edit
+
+    assert edit(typed) == (lines, partial)
