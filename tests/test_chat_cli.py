@@ -58,8 +58,10 @@ def test_json_output(model, home):
     r = run("chat", "-m", model, "Hello", "--max-tokens", "5", "--json", *GREEDY, home=home)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert set(data) == {"text", "model", "template", "finish_reason", "usage", "timings", "cost", "conversation", "turn"}
+    assert set(data) == {"text", "reasoning", "model", "template", "finish_reason", "usage", "timings", "cost",
+                         "conversation", "turn"}
     assert data["cost"] is None and data["turn"] == 1  # a local model: no price; the turn is logged
+    assert data["reasoning"] is None  # Gemma 3 does not think
     assert data["finish_reason"] == "length"
     assert data["usage"]["completion_tokens"] == 5 and data["usage"]["prompt_tokens"] > 5
     assert data["template"] == "gemma" and "gemma" in data["model"].lower()

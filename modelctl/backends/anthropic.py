@@ -1,6 +1,6 @@
 """Anthropic's Messages API (`POST /v1/messages`), streamed as server-sent events:
 
-    message_start (input tokens) ─► content_block_delta (text_delta)… ─► message_delta
+    message_start (input tokens) ─► content_block_delta (thinking_delta…, text_delta…) ─► message_delta
     (stop_reason, output tokens) ─► message_stop        (ping: keep-alive; error: mid-stream)
 
 The system prompt travels apart from the turns; `max_tokens` is required (the registry's
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, split_system
-from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
+from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
@@ -33,6 +33,11 @@ DEFAULT_MAX_TOKENS = 4096
 # max_tokens is required: the default stands in when it is not set.
 PARAMETERS = param_table(max_tokens="max_tokens", temperature="temperature", top_p="top_p", top_k="top_k",
                          stop="stop_sequences", seed=None, repeat_penalty=None)
+
+# Extended thinking: the tokens the model may think for, per --reasoning-effort (1024 is the least
+# Anthropic takes); max_tokens counts them too, so it is raised to leave room for an answer.
+THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
+DEFAULT_EFFORT = "medium"
 
 STOP_REASONS = {"end_turn": FINISH_STOP, "stop_sequence": FINISH_STOP, "max_tokens": FINISH_LENGTH,
                 "model_context_window_exceeded": FINISH_LENGTH}
@@ -79,6 +84,13 @@ class AnthropicBackend(ApiBackend):
         if system:
             body["system"] = system
         body.update(fields)
+        if params.think is False:
+            body["thinking"] = {"type": "disabled"}
+        elif params.think or params.reasoning_effort:
+            budget = THINKING_BUDGETS[params.reasoning_effort or DEFAULT_EFFORT]
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            if body["max_tokens"] <= budget:
+                body["max_tokens"] += budget
         self.note_ignored(lacking)
         if stream:
             body["stream"] = True
@@ -92,15 +104,19 @@ class AnthropicBackend(ApiBackend):
         data = wire.obj(data, "the answer", optional=False)
         if data.get("content") is None:
             raise error(BackendError, f"Anthropic answered without content: {provider_message(data)}")
-        texts = []
+        texts: list[str] = []
+        thoughts: list[str] = []
         for block in wire.items(data.get("content"), "content"):
             block = wire.obj(block, "a content block", optional=False)
             if block.get("type") == "text":
                 texts.append(wire.text(block.get("text"), "a text block") or "")
+            elif block.get("type") == "thinking":
+                thoughts.append(wire.text(block.get("thinking"), "a thinking block") or "")
         reason = _reason(data.get("stop_reason"), wire) or FINISH_STOP
-        return "".join(texts), StreamState(finish_reason=reason, usage=_usage(data.get("usage"), wire))
+        return "".join(texts), StreamState(finish_reason=reason, usage=_usage(data.get("usage"), wire),
+                                           reasoning="".join(thoughts))
 
-    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str]:
+    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str | Chunk]:
         if event.event == "ping":
             return []
         try:
@@ -121,6 +137,9 @@ class AnthropicBackend(ApiBackend):
             if delta.get("type") == "text_delta":
                 text = wire.text(delta.get("text"), "the text of a delta")
                 return [text] if text else []
+            if delta.get("type") == "thinking_delta":
+                thought = wire.text(delta.get("thinking"), "the thinking of a delta")
+                return [Chunk(reasoning=thought)] if thought else []
         elif kind == "message_delta":
             reason = _reason(wire.obj(data.get("delta"), "delta").get("stop_reason"), wire)
             if reason:

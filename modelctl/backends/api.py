@@ -118,6 +118,7 @@ class StreamState:
     finish_reason: str | None = None
     usage: Usage | None = None
     done: bool = False  # the provider's end-of-stream marker arrived
+    reasoning: str = ""  # a whole answer's reasoning, sent apart from its text
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -246,8 +247,9 @@ class ApiBackend(BaseBackend):
         """(URL, query parameters) of a chat request."""
         raise NotImplementedError
 
-    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> Iterable[str]:
-        """The text deltas of one streamed event; finish reason and usage go into `state`."""
+    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> Iterable[str | Chunk]:
+        """The deltas of one streamed event: text, or a Chunk with the reasoning the provider sends
+        apart; finish reason and usage go into `state`."""
         raise NotImplementedError
 
     def read_whole(self, data: Any) -> tuple[str, StreamState]:
@@ -264,14 +266,14 @@ class ApiBackend(BaseBackend):
     def stream_chunks(
         self,
         stream: LineStream,
-        read_event: Callable[[Event, StreamState, LineStream], Iterable[str]],
+        read_event: Callable[[Event, StreamState, LineStream], Iterable[str | Chunk]],
         clock: StreamClock,
         *,
         events: Iterator[Event] | None = None,
         timings_extra: Callable[[StreamState], dict[str, Any]] | None = None,
     ) -> ClosingIterator:
-        """Chunks from a provider's event stream. `read_event` returns the text deltas of one
-        event and records finish reason and usage in the state; it raises (through
+        """Chunks from a provider's event stream. `read_event` returns the deltas of one event
+        (text, or reasoning as a Chunk) and records finish reason and usage in the state; it raises (through
         `stream.interrupted`) for an error the provider sends mid-stream."""
 
         self._open_streams += 1
@@ -292,11 +294,12 @@ class ApiBackend(BaseBackend):
                         texts = read_event(event, state, stream)
                     except WireError as exc:  # a malformed event: the text so far stands
                         raise stream.interrupted(f"an event it cannot use: {exc.detail}") from None
-                    for text in texts:
-                        if text:
+                    for item in texts:
+                        chunk = Chunk(text=item) if isinstance(item, str) else item
+                        if chunk.text or chunk.reasoning:
                             clock.tick()
-                            stream.received += len(text)
-                            yield Chunk(text=text)
+                            stream.received += len(chunk.text) + len(chunk.reasoning)
+                            yield chunk
                     if state.done:
                         break
             finally:
@@ -316,7 +319,7 @@ class ApiBackend(BaseBackend):
     def whole_answer(self, text: str, state: StreamState, clock: StreamClock) -> Iterator[Chunk]:
         """The chunks of a non-streamed answer (`-o stream=false`)."""
         clock.tick()
-        chunks = [Chunk(text=text)] if text else []
+        chunks = [Chunk(text=text, reasoning=state.reasoning)] if text or state.reasoning else []
         chunks.append(self.final_chunk(state, clock))
         return iter(chunks)
 

@@ -44,6 +44,8 @@ class GenerationParams:
     """Sampling and stopping parameters. None means "the backend's or model's default".
 
     `extra` carries provider-specific parameters verbatim (`-o KEY=VALUE` on the command line).
+    `think` (False: `--no-think`) and `reasoning_effort` ("low", "medium", "high") steer a model
+    that reasons; each backend maps them to its provider's switch (REASONING_PARAMS).
     """
 
     max_tokens: int | None = None
@@ -53,6 +55,8 @@ class GenerationParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     repeat_penalty: float | None = None
+    think: bool | None = None
+    reasoning_effort: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def overlay(self, **changes: Any) -> "GenerationParams":
@@ -81,9 +85,16 @@ class GenerationParams:
         return data
 
 
-# The generation parameters by name (every field of GenerationParams but `extra`): what the flags,
-# config.toml, the registry's defaults, `/set` and each provider's parameter table name.
-PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GenerationParams) if f.name != "extra")
+# The parameters for reasoning: no provider takes them as one request field each (Anthropic and
+# Gemini take an object, a local model a template variable), so each backend maps them itself.
+REASONING_PARAMS: tuple[str, ...] = ("think", "reasoning_effort")
+REASONING_EFFORTS: tuple[str, ...] = ("low", "medium", "high")
+
+# The sampling parameters by name (every field of GenerationParams but `extra` and the reasoning
+# ones): what the flags, config.toml, the registry's defaults, `/set` and each provider's
+# parameter table name.
+PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GenerationParams)
+                                     if f.name != "extra" and f.name not in REASONING_PARAMS)
 
 
 def _number_params() -> dict[str, type]:
@@ -98,11 +109,18 @@ NUMBER_PARAMS: dict[str, type] = _number_params()
 
 @dataclass(frozen=True)
 class Usage:
+    """Token counts of one answer; `reasoning_tokens` (part of `completion_tokens`) where the
+    provider reports them."""
+
     prompt_tokens: int
     completion_tokens: int
+    reasoning_tokens: int | None = None
 
     def to_dict(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        counts = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        if self.reasoning_tokens is not None:
+            counts["reasoning_tokens"] = self.reasoning_tokens
+        return counts
 
 
 @dataclass(frozen=True)
@@ -123,9 +141,12 @@ class Timings:
 @dataclass(frozen=True)
 class Chunk:
     """A piece of a streamed answer. The last chunk of a stream has `finish_reason` set (and
-    usually no text); only it carries `usage` and `timings`."""
+    usually no text); only it carries `usage` and `timings`. `reasoning` is what a provider sends
+    apart as the model's reasoning (a `reasoning_content` delta, a `thinking` block); reasoning
+    written into the text itself (`<think>…</think>`) is parted later, by the chat session."""
 
     text: str = ""
+    reasoning: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
     timings: Timings | None = None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, split_system
-from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
+from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
@@ -35,14 +35,32 @@ PARAMETERS = param_table(temperature="temperature", top_p="topP", top_k="topK", 
 TOP_LEVEL = frozenset({"safetySettings", "tools", "toolConfig", "cachedContent", "labels"})
 
 
+# thinkingConfig.thinkingBudget per --reasoning-effort (0, --no-think, turns thinking off where
+# the model allows it).
+THINKING_BUDGETS = {"low": 1024, "medium": 8192, "high": 24576}
+
+
+def thinking_config(params: GenerationParams) -> dict[str, Any] | None:
+    """generationConfig.thinkingConfig: the budget, and the model's thoughts sent back (as parts
+    marked `thought`) when it is to think."""
+    if params.think is False:
+        return {"thinkingBudget": 0}
+    if params.think or params.reasoning_effort:
+        config: dict[str, Any] = {"includeThoughts": True}
+        if params.reasoning_effort:
+            config["thinkingBudget"] = THINKING_BUDGETS[params.reasoning_effort]
+        return config
+    return None
+
+
 def _usage(meta: Any, wire: Wire) -> Usage | None:
     meta = wire.obj(meta, "usageMetadata")
     prompt = wire.count(meta.get("promptTokenCount"), "usageMetadata.promptTokenCount")
     if prompt is None:
         return None
-    out = sum(wire.count(meta.get(k), f"usageMetadata.{k}") or 0
-              for k in ("candidatesTokenCount", "thoughtsTokenCount"))
-    return Usage(prompt_tokens=prompt, completion_tokens=out)
+    thoughts = wire.count(meta.get("thoughtsTokenCount"), "usageMetadata.thoughtsTokenCount")
+    out = (wire.count(meta.get("candidatesTokenCount"), "usageMetadata.candidatesTokenCount") or 0) + (thoughts or 0)
+    return Usage(prompt_tokens=prompt, completion_tokens=out, reasoning_tokens=thoughts)
 
 
 def _finish(value: Any, wire: Wire) -> str | None:
@@ -80,6 +98,9 @@ class GeminiBackend(ApiBackend):
             body["systemInstruction"] = system
         config, lacking = request_fields(params, PARAMETERS)
         self.note_ignored(lacking)
+        thinking = thinking_config(params)
+        if thinking is not None:
+            config["thinkingConfig"] = thinking
         for key, value in options.items():
             if key in TOP_LEVEL:
                 body[key] = value
@@ -96,18 +117,20 @@ class GeminiBackend(ApiBackend):
 
     def read_whole(self, data: Any) -> tuple[str, StreamState]:
         state = StreamState()
-        text = "".join(self._read(data, state, None))
+        parts = self._read(data, state, None)
+        text = "".join(p for p in parts if isinstance(p, str))
+        state.reasoning = "".join(p.reasoning for p in parts if isinstance(p, Chunk))
         state.finish_reason = state.finish_reason or FINISH_STOP
         return text, state
 
-    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str]:
+    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str | Chunk]:
         try:
             data = event.json()
         except ValueError as exc:
             raise lines.interrupted(f"unreadable event from Gemini ({exc}): {one_line(event.data, 120)}") from None
         return self._read(data, state, lines)
 
-    def _read(self, data: Any, state: StreamState, lines: LineStream | None) -> list[str]:
+    def _read(self, data: Any, state: StreamState, lines: LineStream | None) -> list[str | Chunk]:
         wire = self.wire
         data = wire.obj(data, "the answer", optional=False)
         if data.get("error"):
@@ -120,7 +143,7 @@ class GeminiBackend(ApiBackend):
         blocked = wire.reason(wire.obj(data.get("promptFeedback"), "promptFeedback").get("blockReason"), "blockReason")
         if blocked and not candidates:
             raise error(BackendError, f"Gemini refused the prompt ({blocked})")
-        texts = []
+        texts: list[str | Chunk] = []
         for cand in candidates:
             cand = wire.obj(cand, "a candidate", optional=False)
             if (wire.count(cand.get("index"), "a candidate's index") or 0) != 0:
@@ -128,8 +151,8 @@ class GeminiBackend(ApiBackend):
             for part in wire.items(wire.obj(cand.get("content"), "a candidate's content").get("parts"), "parts"):
                 part = wire.obj(part, "a part", optional=False)
                 text = wire.text(part.get("text"), "the text of a part")
-                if text and not part.get("thought"):
-                    texts.append(text)
+                if text:
+                    texts.append(Chunk(reasoning=text) if part.get("thought") is True else text)
             reason = _finish(cand.get("finishReason"), wire)
             if reason:
                 state.finish_reason = reason

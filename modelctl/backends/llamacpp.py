@@ -87,6 +87,22 @@ def _token_piece(llama_cpp, vocab, token: int, *, special: bool) -> bytes:
         size = -n
 
 
+# gpt-oss's harmony markers are control tokens, which an answer's text otherwise leaves out;
+# written out, they let the chat session part the reasoning (the analysis channel) from the
+# answer (the final channel).
+SHOWN_CONTROL_TOKENS = frozenset({b"<|channel|>", b"<|message|>", b"<|start|>", b"<|end|>", b"<|constrain|>"})
+
+
+def generated_piece(llama_cpp, vocab, token: int, shown: frozenset[bytes] = SHOWN_CONTROL_TOKENS) -> bytes:
+    """The text of a generated token: a control token's is empty, but for those in `shown`."""
+    piece = _token_piece(llama_cpp, vocab, token, special=False)
+    if not piece:
+        written = _token_piece(llama_cpp, vocab, token, special=True)
+        if written in shown:
+            return written
+    return piece
+
+
 @dataclass
 class _Run:
     """The prompt text between two control tokens, and where remembered answers lie in it."""
@@ -455,10 +471,10 @@ class LlamaCppBackend(BaseBackend):
         return len(self.tokenize_rendered(self.render(messages)))
 
     def _piece(self, llama_cpp, token: int) -> bytes:
-        """The text of `token` as generated (control tokens: empty), cached."""
+        """The text of `token` as generated (control tokens: empty, but harmony's markers), cached."""
         piece = self._pieces.get(token)
         if piece is None:
-            piece = self._pieces[token] = _token_piece(llama_cpp, self._loaded._model.vocab, token, special=False)
+            piece = self._pieces[token] = generated_piece(llama_cpp, self._loaded._model.vocab, token)
         return piece
 
     def _stop_token_ids(self, llama_cpp, rendered, stops: Sequence[str]) -> frozenset[int]:

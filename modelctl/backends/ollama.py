@@ -233,6 +233,11 @@ class OllamaBackend(ApiBackend):
         request["stream"] = stream
         if opts:
             request["options"] = opts
+        # `think`: true or false, or gpt-oss's effort ("low", "medium", "high") in its place.
+        if params.reasoning_effort is not None:
+            request["think"] = params.reasoning_effort
+        elif params.think is not None:
+            request["think"] = params.think
         return request
 
     def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
@@ -255,8 +260,8 @@ class OllamaBackend(ApiBackend):
         if not request["stream"]:
             answer = self.calls(lambda: getattr(self.client, endpoint)(**request))
             clock.tick()
-            text = self._text(answer) or ""
-            chunks = [Chunk(text=text)] if text else []
+            text, thought = self._text(answer) or "", self._thinking(answer)
+            chunks = [Chunk(text=text, reasoning=thought)] if text or thought else []
             chunks.append(self._final(self._final_state(answer), clock, answer))
             return iter(chunks)
 
@@ -272,13 +277,13 @@ class OllamaBackend(ApiBackend):
         part = head
         while part is not None:
             try:
-                text = self._text(part)
+                text, thought = self._text(part) or "", self._thinking(part)
             except WireError as exc:
                 raise interrupted(self.ctx.provider, received, f"a line it cannot use: {exc.detail}") from None
-            if text:
+            if text or thought:
                 clock.tick()
-                received += len(text)
-                yield Chunk(text=text)
+                received += len(text) + len(thought)
+                yield Chunk(text=text, reasoning=thought)
             if part.done:
                 state = self._final_state(part)
                 yield self._final(state, clock, part)
@@ -312,6 +317,12 @@ class OllamaBackend(ApiBackend):
         if message is None:  # /api/generate's lines carry `response`
             return self.wire.text(getattr(part, "response", None), "the text of the answer")
         return self.wire.text(message.content, "the text of the answer")
+
+    def _thinking(self, part: Any) -> str:
+        """The reasoning a line carries apart (`message.thinking`, when `think` was asked for)."""
+        message = part.message
+        thought = getattr(message, "thinking", None) if message is not None else None
+        return self.wire.text(thought, "the thinking of the answer") or ""
 
     def _final_state(self, part: Any) -> StreamState:
         wire = self.wire

@@ -49,14 +49,52 @@ PARAMETERS: dict[str, dict[str, str | None]] = {
 }
 
 
+# Where servers put the reasoning they send apart from the answer: DeepSeek, llama.cpp's server
+# and vLLM say `reasoning_content`; OpenRouter, Ollama's /v1 and newer vLLM say `reasoning`.
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
 def read_usage(data: Any, wire: Wire) -> Usage | None:
-    """`usage` of an answer: both counts, else none."""
+    """`usage` of an answer: both counts (and the reasoning tokens among them, where told), else none."""
     data = wire.obj(data, "usage")
     prompt = wire.count(data.get("prompt_tokens"), "usage.prompt_tokens")
     completion = wire.count(data.get("completion_tokens"), "usage.completion_tokens")
+    details = wire.obj(data.get("completion_tokens_details"), "usage.completion_tokens_details")
+    reasoning = wire.count(details.get("reasoning_tokens"), "usage.completion_tokens_details.reasoning_tokens")
     if prompt is not None and completion is not None:
-        return Usage(prompt_tokens=prompt, completion_tokens=completion)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, reasoning_tokens=reasoning)
     return None
+
+
+def read_reasoning(message: dict[str, Any], wire: Wire) -> str:
+    """The reasoning a message or delta carries apart from its text: a reasoning field, or the
+    `thinking` parts of a content list (Mistral's Magistral models answer so)."""
+    fields = "".join(wire.text(message.get(name), f"the answer's {name}") or "" for name in REASONING_FIELDS)
+    content = message.get("content")
+    if not isinstance(content, list):
+        return fields
+    thoughts = [wire.obj(part, "a part of the answer's content", optional=False).get("thinking") for part in content]
+    return fields + "".join(read_content(t, wire, "a thinking part") or "" for t in thoughts if t is not None)
+
+
+def reasoning_fields(params: GenerationParams, kind: str) -> tuple[dict[str, Any], list[str]]:
+    """(request fields for --reasoning-effort and --no-think, names the service has no field for).
+    OpenAI takes `reasoning_effort` (Mistral, which shares this backend, neither); an OpenAI-compatible server (vLLM, llama.cpp's) also passes
+    `chat_template_kwargs` to its template, where Qwen3's reads `enable_thinking`. DeepSeek thinks
+    or not by model (deepseek-reasoner, deepseek-chat)."""
+    found: dict[str, Any] = {}
+    lacking: list[str] = []
+    if params.reasoning_effort is not None:
+        if kind in PARAMETERS:
+            found["reasoning_effort"] = params.reasoning_effort
+        else:
+            lacking.append("reasoning_effort")
+    if params.think is not None:
+        if kind == "openai-compatible":
+            found["chat_template_kwargs"] = {"enable_thinking": params.think}
+        else:
+            lacking.append("think")
+    return found, lacking
 
 
 def finish_reason(value: str | None) -> str | None:
@@ -169,7 +207,9 @@ class OpenAIBackend(ApiBackend):
         body.update(payload)
         sampling, ignored = request_fields(params, parameters)
         body.update(sampling)
-        self.note_ignored(ignored)
+        thinking, lacking = reasoning_fields(params, self.kind)
+        body.update(thinking)
+        self.note_ignored(ignored + lacking)
         if stream:
             body["stream"] = True
             if self.stream_usage:
@@ -188,8 +228,8 @@ class OpenAIBackend(ApiBackend):
     def chat_target(self, stream: bool) -> tuple[str, dict[str, str] | None]:
         return f"{self.base}/chat/completions", self.query
 
-    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str]:
-        """The text deltas of one `chat.completion.chunk` event."""
+    def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str | Chunk]:
+        """The deltas of one `chat.completion.chunk` event: reasoning, then text."""
         if event.data.strip() == "[DONE]":  # the explicit end: a finish reason is not always sent before it
             state.done = True
             state.finish_reason = state.finish_reason or FINISH_STOP
@@ -210,26 +250,31 @@ class OpenAIBackend(ApiBackend):
         if choice is None:
             return []
         if "delta" in choice:
-            content = read_content(wire.obj(choice.get("delta"), "a choice's delta").get("content"), wire)
+            delta = wire.obj(choice.get("delta"), "a choice's delta")
+            content = read_content(delta.get("content"), wire)
+            reasoning = read_reasoning(delta, wire)
         else:  # a text completion's choice
-            content = wire.text(choice.get("text"), "a choice's text")
+            content, reasoning = wire.text(choice.get("text"), "a choice's text"), None
         reason = wire.reason(choice.get("finish_reason"))
         if reason:
             state.finish_reason = finish_reason(reason)
-        return [content] if content else []
+        return [Chunk(reasoning=reasoning), content or ""] if reasoning else [content] if content else []
 
     def read_whole(self, data: Any) -> tuple[str, StreamState]:
         wire = self.wire
         data = wire.obj(data, "the answer", optional=False)
         choice = first_choice(data.get("choices"), wire)
+        message: dict[str, Any] = {}
         if choice is not None and "text" in choice:  # a text completion
             text = wire.text(choice.get("text"), "a choice's text") or ""
         elif choice is None or not isinstance(choice.get("message"), dict):
             raise error(BackendError, f"{self.label} answered without a message: {provider_message(data)}")
         else:
-            text = read_content(choice["message"].get("content"), wire) or ""
+            message = choice["message"]
+            text = read_content(message.get("content"), wire) or ""
         reason = finish_reason(wire.reason(choice.get("finish_reason")))
-        return text, StreamState(finish_reason=reason or FINISH_STOP, usage=read_usage(data.get("usage"), wire))
+        return text, StreamState(finish_reason=reason or FINISH_STOP, usage=read_usage(data.get("usage"), wire),
+                                 reasoning=read_reasoning(message, wire))
 
     # --- embeddings and metadata -------------------------------------------------------------------------
 

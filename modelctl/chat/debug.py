@@ -58,6 +58,9 @@ def answer_report(reply: Any, out: IO[str] | None = None, *, cost: float | None 
     _line(out, "finish reason", reply.finish_reason)
     if usage is not None:
         _line(out, "usage", f"{usage.prompt_tokens} prompt tokens, {usage.completion_tokens} completion tokens")
+    if reply.reasoning:
+        tokens = reply.reasoning_tokens
+        _line(out, "reasoning", f"{len(reply.reasoning)} characters" + (f", {tokens} tokens" if tokens is not None else ""))
     if cost is not None:
         _line(out, "cost", f"${cost:.6f}")
     if t is not None:

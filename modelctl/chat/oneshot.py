@@ -7,7 +7,16 @@ from typing import IO, Any
 
 from modelctl.backends.base import template_name
 from modelctl.chat.history_log import TurnLog, answer_cost
-from modelctl.chat.render import for_terminal, is_terminal
+from modelctl.chat.render import (
+    DIM,
+    THINK_HIDE,
+    THINK_SHOW,
+    UNDIM,
+    ReasoningStream,
+    for_terminal,
+    is_terminal,
+    thought_line,
+)
 from modelctl.chat.resolve import ChatSetup
 from modelctl.chat.session import ChatSession, Reply
 from modelctl.chat.terminal import write_json
@@ -19,12 +28,16 @@ def reply_json(reply: Reply, setup: ChatSetup, turn_log: TurnLog | None = None, 
     """The `--json` object; with `turn_log`, the ids the turn was logged under (null when it
     was not)."""
     timings = reply.timings.to_dict() if reply.timings else {}
+    usage = reply.usage.to_dict() if reply.usage else None
+    if usage is not None and reply.reasoning_tokens is not None:
+        usage["reasoning_tokens"] = reply.reasoning_tokens
     return {
         "text": reply.text,
+        "reasoning": reply.reasoning,
         "model": setup.model_id,
         "template": template_name(setup.backend) if templated else None,
         "finish_reason": reply.finish_reason,
-        "usage": reply.usage.to_dict() if reply.usage else None,
+        "usage": usage,
         "timings": {
             "load_s": timings.get("load_s"),
             "first_token_s": timings.get("first_token_s"),
@@ -44,10 +57,16 @@ def run_once(
     stream: bool = True,
     as_json: bool = False,
     debug: bool = False,
+    think: str = THINK_HIDE,
     out: IO[str] | None = None,
+    err: IO[str] | None = None,
     session: ChatSession | None = None,
 ) -> Reply:
     """Ask `prompt` once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
+
+    A model's reasoning never goes into the answer: with `think` "show" it is shown dimmed before
+    the answer at a terminal (on stderr when stdout is piped); hidden, one line on stderr says how
+    long it was. `--json` has it apart, under "reasoning".
 
     With `as_json`, an answer that ends early (Ctrl-C, a stream cut off midway) still prints its
     object, finish_reason "interrupted" and the error's message under "error", before the error
@@ -55,8 +74,8 @@ def run_once(
     a TurnLog as its on_turn (`chat --continue`)."""
     session = session or ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
     turn_log = session.on_turn if isinstance(session.on_turn, TurnLog) else None
-    return show_reply(session.ask(prompt), setup, stream=stream, as_json=as_json, debug=debug, out=out,
-                      turn_log=turn_log)
+    return show_reply(session.ask(prompt), setup, stream=stream, as_json=as_json, debug=debug, think=think,
+                      out=out, err=err, turn_log=turn_log)
 
 
 def run_completion(setup: ChatSetup, text: str, *, stream: bool = True, as_json: bool = False,
@@ -67,22 +86,30 @@ def run_completion(setup: ChatSetup, text: str, *, stream: bool = True, as_json:
 
 
 def show_reply(reply: Reply, setup: ChatSetup, *, stream: bool, as_json: bool, debug: bool,
-               out: IO[str] | None = None, turn_log: TurnLog | None = None, templated: bool = True) -> Reply:
+               think: str = THINK_HIDE, out: IO[str] | None = None, err: IO[str] | None = None,
+               turn_log: TurnLog | None = None, templated: bool = True) -> Reply:
     """Print `reply` as it streams (or whole, or as the `--json` object) and return it."""
     from modelctl.chat import debug as dbg
 
     out = out or sys.stdout
+    err = err or sys.stderr
     if debug:
         dbg.prompt_report(setup.backend)
     live = stream and not as_json
     shown = for_terminal if is_terminal(out) else str  # data to a pipe stays as it came
     wrote_last = ""
+    # Reasoning shown live goes where a person reads it: the terminal, never a pipe of answers.
+    thoughts = ReasoningStream(out if is_terminal(out) else err) if think == THINK_SHOW and not as_json else None
     try:
-        for delta in reply:
-            if live:
-                out.write(shown(delta))
+        for split in reply.splits():
+            if thoughts is not None and stream:
+                thoughts.feed(split.reasoning)
+                if split.text:
+                    thoughts.close()  # the answer begins
+            if live and split.text:
+                out.write(shown(split.text))
                 out.flush()
-                wrote_last = delta
+                wrote_last = split.text
     except (ModelctlError, KeyboardInterrupt) as exc:
         if as_json:
             reply.close()
@@ -95,6 +122,14 @@ def show_reply(reply: Reply, setup: ChatSetup, *, stream: bool, as_json: bool, d
         if live and wrote_last and not wrote_last.endswith("\n"):
             out.write("\n")
             out.flush()
+    if thoughts is not None:
+        if not stream and reply.reasoning:
+            thoughts.feed(reply.reasoning)
+        thoughts.close()
+    elif reply.reasoning and not as_json:
+        line = thought_line(reply.reasoning_tokens, reply.reasoning)
+        err.write((f"{DIM}{line}{UNDIM}" if is_terminal(err) else line) + "\n")
+        err.flush()
     if as_json:
         write_json(out, reply_json(reply, setup, turn_log, templated=templated))
     elif not stream:

@@ -38,6 +38,19 @@ def prompt_template(model: str | None, template: str | None = None, *,
                             names=[entry.id, *entry.aliases]), {}
 
 
+def gguf_templates(model: str, *, registry: RegistrySource = None) -> list[tuple[str, str]]:
+    """(`--template` value, GGUF key) of each chat template MODEL's GGUF file holds: its default
+    and its named ones (`tokenizer.chat_template.tool_use` -> `gguf:tool_use`). A model without a
+    file here has none."""
+    from modelctl.templates.resolve import DEFAULT_VARIANT, GGUF_PREFIX, GGUF_TEMPLATE_KEY, gguf_variants
+
+    target = resolve_target(model, registry=registry, check=False)
+    if not isinstance(target, LocalModel):
+        return []
+    return [(GGUF_PREFIX + name, GGUF_TEMPLATE_KEY if name == DEFAULT_VARIANT else f"{GGUF_TEMPLATE_KEY}.{name}")
+            for name in gguf_variants(target.gguf.metadata)]
+
+
 def render_prompt(messages: Sequence[Mapping[str, str]], *, model: str | None = None, template: str | None = None,
                   add_generation_prompt: bool = True, registry: RegistrySource = None) -> "RenderedPrompt":
     """Render `messages` as MODEL's template (or TEMPLATE) would, BOS written out where llama.cpp

@@ -270,3 +270,43 @@ class PlainStream:
             self.stream.write("\n")
             self.stream.flush()
         self._last = ""
+
+
+# How a terminal shows a model's reasoning (`--think`): dimmed before the answer, or hidden with
+# one line saying how long it was.
+THINK_SHOW = "show"
+THINK_HIDE = "hide"
+THINK_CHOICES = (THINK_SHOW, THINK_HIDE)
+DIM, UNDIM = "\x1b[2m", "\x1b[22m"
+
+
+def thought_line(tokens: int | None, reasoning: str) -> str:
+    """The line that stands for hidden reasoning: its tokens where known, else its words."""
+    if tokens is not None:
+        return f"[thought for {tokens} tokens]"
+    return f"[thought for about {len(reasoning.split())} words]"
+
+
+class ReasoningStream:
+    """Shows reasoning deltas as they come (`--think show`): dimmed on a terminal, plain on a pipe,
+    never on the stream the answer goes to when that one is piped (the caller picks `stream`)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._terminal = is_terminal(stream)
+        self._last = ""
+
+    def feed(self, text: str) -> None:
+        if not text:
+            return
+        shown = for_terminal(text) if self._terminal else text
+        self.stream.write(f"{DIM}{shown}{UNDIM}" if self._terminal else shown)
+        self.stream.flush()
+        self._last = text
+
+    def close(self) -> None:
+        """End the reasoning on its own line, a blank line apart from the answer."""
+        if self._last:
+            self.stream.write("\n" if self._last.endswith("\n") else "\n\n")
+            self.stream.flush()
+        self._last = ""

@@ -11,17 +11,19 @@ import os
 import shlex
 import stat
 import sys
+from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from modelctl.backends.base import PARAM_NAMES, is_local, template_name
+from modelctl.backends.base import PARAM_NAMES, REASONING_PARAMS, is_local, template_name
 from modelctl.chat.history_log import TurnLog
 from modelctl.chat.messages import clean_text
-from modelctl.chat.render import safe
+from modelctl.chat.render import THINK_CHOICES, THINK_HIDE, THINK_SHOW, for_terminal, safe, thought_line
 from modelctl.chat.resolve import ChatSetup, choose_template
-from modelctl.chat.session import ChatSession
+from modelctl.chat.session import ChatSession, Reply
 from modelctl.errors import ModelctlError, UsageError
 
 PROMPT = ">>> "
@@ -44,8 +46,8 @@ COMMANDS = (
     Command("regen", "", "answer the last question again"),
     Command("system", "[TEXT]", "show, or set, the system message (/system off removes it)"),
     Command("template", "[NAME]", "show, or switch, the conversation template"),
-    Command("set", "[KEY VALUE]", f"show, or set, a parameter: {', '.join(PARAM_NAMES)}, "
-            "or a llama.cpp sampling option (VALUE none resets)"),
+    Command("set", "[KEY VALUE]", f"show, or set, a parameter: {', '.join((*PARAM_NAMES, *REASONING_PARAMS))}, "
+            "or a llama.cpp sampling option (VALUE none resets); think show|hide shows or hides reasoning"),
     Command("save", "NAME|FILE", "save the conversation as session NAME in the history, or as a JSON FILE"),
     Command("load", "NAME|FILE", "continue session NAME from the history, or load a conversation saved as JSON"),
     Command("sessions", "", "the named sessions and recent conversations in the history"),
@@ -75,6 +77,8 @@ class LineReader:
 
     def __init__(self, history: Path | None) -> None:
         self.history = history
+        self.pending: deque[str] = deque()  # lines typed ahead, to be read before the terminal
+        self.started = ""  # a line typed ahead but not finished: the next prompt begins with it
         try:
             import readline
         except ImportError:  # Windows without pyreadline
@@ -98,10 +102,27 @@ class LineReader:
             if looks_like_secret(self.readline.get_history_item(i + 1) or ""):  # items count from 1
                 self.readline.remove_history_item(i)
 
+    def type_ahead(self, lines: list[str], partial: str) -> None:
+        """Take what was typed while an answer streamed: whole lines are read first, in order;
+        the unfinished one is put on the next prompt to go on editing."""
+        if self.started and lines:
+            lines = [self.started + lines[0], *lines[1:]]
+            self.started = ""
+        self.pending.extend(lines)
+        self.started += partial
+
     def read(self, prompt: str) -> str:
         from modelctl.keys import looks_like_secret
 
-        line = input(prompt)
+        if self.pending:
+            line = self.pending.popleft()
+            # Shown as if typed at the prompt, so that the transcript reads in order.
+            sys.stdout.write(f"{prompt}{for_terminal(line)}\n")
+            sys.stdout.flush()
+            if self.readline is not None and line.strip():
+                self.readline.add_history(line)
+        else:
+            line = self._input(prompt)
         if self.readline is None or not line.strip():
             return line
         if looks_like_secret(line):
@@ -112,6 +133,22 @@ class LineReader:
             except OSError:
                 pass
         return line
+
+    def _input(self, prompt: str) -> str:
+        started, self.started = self.started, ""
+        if not started or self.readline is None:
+            return started + input(prompt) if started else input(prompt)
+        readline = self.readline
+
+        def insert() -> None:
+            readline.insert_text(started)
+            readline.redisplay()
+
+        readline.set_pre_input_hook(insert)
+        try:
+            return input(prompt)
+        finally:
+            readline.set_pre_input_hook(None)
 
     def _forget_last(self) -> None:
         """Drop the line just typed from readline's memory (input() added it)."""
@@ -175,10 +212,12 @@ def read_message(read: Callable[[str], str]) -> str:
 
 
 class Repl:
-    def __init__(self, setup: ChatSetup, *, debug: bool = False, session: ChatSession | None = None) -> None:
+    def __init__(self, setup: ChatSetup, *, debug: bool = False, think: str = THINK_HIDE,
+                 session: ChatSession | None = None) -> None:
         from modelctl.chat import terminal
 
         self.setup = setup
+        self.think = think
         self.session = session or ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
         # The history this chat is logged to (also where /save NAME and /load NAME go).
         self.log = session.on_turn if session and isinstance(session.on_turn, TurnLog) else \
@@ -232,7 +271,7 @@ class Repl:
 
     def answer(self, start) -> None:
         from modelctl.chat import debug as dbg
-        from modelctl.chat.render import MarkdownStream, PlainStream
+        from modelctl.chat.typeahead import TypeAhead
 
         try:
             reply = start()
@@ -241,23 +280,50 @@ class Repl:
             return
         if self.debug:
             dbg.prompt_report(self.session.backend)
-        console = self.out
-        renderer = MarkdownStream(console) if console.is_terminal and not console.is_dumb_terminal else PlainStream()
+        typed = TypeAhead()
         try:
-            with renderer:
-                for delta in reply:
-                    renderer.feed(delta)
+            with typed:
+                self._stream(reply)
         except KeyboardInterrupt:
             reply.close()
             self.note("[interrupted: the partial answer is kept; /regen to try again]")
         finally:
             reply.close()
+            self.reader.type_ahead(typed.lines, typed.partial)
+        if reply.reasoning and self.think == THINK_HIDE:
+            self.note(thought_line(reply.reasoning_tokens, reply.reasoning))
         if reply.finish_reason == "length":
             self.note(length_note(reply, self.session.params.max_tokens))
         if self.debug:
             from modelctl.chat.history_log import answer_cost
 
             dbg.answer_report(reply, cost=answer_cost(self.setup, reply))
+
+    def _stream(self, reply: Reply) -> None:
+        """Show the answer as it comes: Markdown at a terminal; reasoning, when shown, dimmed
+        before it (the answer's live region starts with the answer's first text)."""
+        from modelctl.chat.render import MarkdownStream, PlainStream, ReasoningStream
+
+        console = self.out
+        markdown = console.is_terminal and not console.is_dumb_terminal
+        renderer = MarkdownStream(console) if markdown else PlainStream()
+        # Reasoning is for the person at the terminal: stderr when the answers go to a pipe.
+        thoughts = ReasoningStream(console.file if console.is_terminal else sys.stderr) if self.think == THINK_SHOW else None
+        with ExitStack() as stack:
+            if thoughts is not None:
+                stack.callback(thoughts.close)
+            started = False
+            for split in reply.splits():
+                if thoughts is not None and not started:
+                    thoughts.feed(split.reasoning)
+                if not split.text:
+                    continue
+                if not started:
+                    if thoughts is not None:
+                        thoughts.close()
+                    stack.enter_context(renderer)
+                    started = True
+                renderer.feed(split.text)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -328,7 +394,11 @@ class Repl:
 
         if looks_like_secret(args):
             remember_secret(value)  # shown as *** from now on: /set, /info, errors
-        known = set(PARAM_NAMES)
+        if key == "think" and value.lower() in THINK_CHOICES:
+            self.think = value.lower()
+            self.note(f"reasoning is {'shown' if self.think == THINK_SHOW else 'hidden'}")
+            return
+        known = {*PARAM_NAMES, *REASONING_PARAMS}
         local = self.setup.local is not None
         if local and key.replace("-", "_") not in known and value.lower() not in ("none", "default"):
             from modelctl.backends.llama_options import split_options
@@ -431,9 +501,10 @@ def _one_path(args: str) -> str:
     return parts[0]
 
 
-def run_repl(setup: ChatSetup, *, debug: bool = False, session: ChatSession | None = None) -> int:
+def run_repl(setup: ChatSetup, *, debug: bool = False, think: str = THINK_HIDE,
+             session: ChatSession | None = None) -> int:
     """The interactive chat; `session` (by default a new, unlogged one) may hold earlier turns
     and a TurnLog as its on_turn."""
     if not sys.stdin.isatty():
         raise UsageError("the interactive chat needs a terminal; pass a prompt or pipe one on stdin")
-    return Repl(setup, debug=debug, session=session).run()
+    return Repl(setup, debug=debug, think=think, session=session).run()

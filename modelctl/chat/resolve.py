@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from modelctl.backends.base import NUMBER_PARAMS, GenerationParams
+from modelctl.backends.base import NUMBER_PARAMS, REASONING_PARAMS, GenerationParams
 from modelctl.errors import BackendError, ModelctlError, NotFoundError, UsageError
 from modelctl.registry.loader import RegistrySource, get_registry
 from modelctl.store.default_model import DEFAULT_MODEL_ID, default_model_path
@@ -227,7 +227,8 @@ def layered_params(entry: "Model | None", flags: GenerationParams, *, local: boo
     params = params.overlay(**{k: cfg.get(k) for k in _PARAM_KEYS}, stop=tuple(cfg.get("stop", ())))
     from modelctl.chat.session import check_params
 
-    return check_params(params.overlay(**{k: getattr(flags, k) for k in _PARAM_KEYS}, stop=flags.stop, extra=flags.extra))
+    flagged = {k: getattr(flags, k) for k in (*_PARAM_KEYS, *REASONING_PARAMS)}
+    return check_params(params.overlay(**flagged, stop=flags.stop, extra=flags.extra))
 
 
 def choose_template(local: LocalModel, template: str | None):

@@ -11,19 +11,22 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from modelctl.backends.base import (
     FINISH_INTERRUPTED,
     NUMBER_PARAMS,
+    REASONING_EFFORTS,
     Backend,
     Chunk,
     GenerationParams,
     Timings,
     Usage,
+    is_local,
     template_name,
 )
 from modelctl.chat.messages import CHAT_ROLES, parse_messages, split_system
+from modelctl.chat.reasoning import ReasoningSplitter, Split, opens_thinking
 from modelctl.errors import UsageError
 
 FILE_FORMAT = "modelctl-chat"
@@ -90,41 +93,96 @@ def _check_json_option(key: str, value: Any, depth: int) -> None:
         _check_json_option(key, item, depth + 1)
 
 
+T = TypeVar("T")
+_SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+
+
+def switch_value(key: str, value: str, choices: Mapping[str, T], shown: str) -> T | None:
+    """`/set think on|off`, `/set reasoning_effort low|medium|high`: the value `choices` maps the
+    word to, None for `none` (the model's default), else a UsageError that shows the choices."""
+    word = value.strip().lower()
+    if word in ("none", "default", ""):
+        return None
+    if word not in choices:
+        raise UsageError(f"{key} takes {shown}, not {value!r}")
+    return choices[word]
+
+
 @dataclass
 class Reply:
-    """One streamed answer. Iterate for the text deltas; afterwards `text`, `finish_reason`,
-    `usage` and `timings` describe it. Stopping early (`close()`, or an exception such as Ctrl-C
-    while iterating) keeps the partial text with finish_reason "interrupted" (and a backend's
-    error message in `error`). `request` is the conversation that was sent."""
+    """One streamed answer. Iterate for the answer's text deltas, or `splits()` for the reasoning
+    and the text apart; afterwards `text`, `reasoning`, `finish_reason`, `usage` and `timings`
+    describe it. Reasoning never mixes into the text: a provider's reasoning deltas, and what the
+    model wrote between `<think>` tags or in gpt-oss's analysis channel, go to `reasoning`.
+    Stopping early (`close()`, or an exception such as Ctrl-C while iterating) keeps the partial
+    text with finish_reason "interrupted" (and a backend's error message in `error`). `request` is
+    the conversation that was sent."""
 
     _chunks: Iterator[Chunk]
     _on_done: Any
     request: list[dict[str, str]] = field(default_factory=list)
+    splitter: ReasoningSplitter = field(default_factory=ReasoningSplitter)
+    chunks_are_tokens: bool = False  # a local model streams one chunk per generated token
     parts: list[str] = field(default_factory=list)
+    reasoning_parts: list[str] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
     timings: Timings | None = None
     error: str | None = None
+    reasoning_chunks: int = 0  # chunks that held reasoning
     _done: bool = False
 
     def __iter__(self) -> Iterator[str]:
+        for split in self.splits():
+            if split.text:
+                yield split.text
+
+    def splits(self) -> Iterator[Split]:
         try:
             for chunk in self._chunks:
-                if chunk.text:
-                    self.parts.append(chunk.text)
-                    yield chunk.text
+                split = self.splitter.feed(chunk.text) if chunk.text else Split()
+                if chunk.reasoning:
+                    split = Split(chunk.reasoning + split.reasoning, split.text)
                 if chunk.final:
                     self.finish_reason = chunk.finish_reason
                     self.usage, self.timings = chunk.usage, chunk.timings
+                    rest = self.splitter.finish()
+                    split = Split(split.reasoning + rest.reasoning, split.text + rest.text)
+                if split.reasoning:
+                    self.reasoning_chunks += 1
+                if self._keep(split):
+                    yield split
         except Exception as exc:
             self.error = str(exc)
             raise
         finally:
             self.close()
 
+    def _keep(self, split: Split) -> bool:
+        if split.reasoning:
+            self.reasoning_parts.append(split.reasoning)
+        if split.text:
+            self.parts.append(split.text)
+        return bool(split)
+
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    @property
+    def reasoning(self) -> str | None:
+        """The model's reasoning, or None when it showed none."""
+        return "".join(self.reasoning_parts) or None
+
+    @property
+    def reasoning_tokens(self) -> int | None:
+        """Tokens of reasoning: as the provider counts them, else (a local model) as generated;
+        None when unknown."""
+        if self.usage is not None and self.usage.reasoning_tokens is not None:
+            return self.usage.reasoning_tokens
+        if self.chunks_are_tokens and self.reasoning_parts:
+            return self.reasoning_chunks
+        return None
 
     def close(self) -> None:
         if self._done:
@@ -135,6 +193,7 @@ class Reply:
             close()
         if self.finish_reason is None:
             self.finish_reason = FINISH_INTERRUPTED
+            self._keep(self.splitter.finish())
         self._on_done(self)
 
 
@@ -196,13 +255,21 @@ class ChatSession:
         params = self.params
         if params.seed is not None:
             params = replace(params, seed=params.seed + self._answers_since_seed)
+        backend = self.backend
         request = self.conversation()
-        chunks = self.backend.chat(request, params)
+        chunks = backend.chat(request, params)
         self._answers_since_seed += 1
-        return Reply(chunks, self._finished, request)
+        # A template that opened <think> (DeepSeek-R1's, Qwen3's) leaves the answer inside it.
+        thinking = False
+        if is_local(backend):
+            rendered = backend.last_rendered
+            thinking = rendered is not None and opens_thinking(rendered.text)
+        return Reply(chunks, self._finished, request, ReasoningSplitter(thinking=thinking),
+                     chunks_are_tokens=is_local(backend))
 
     def _finished(self, reply: Reply) -> None:
-        # The reply's user message is the last message while it streams.
+        # The reply's user message is the last message while it streams. Only the answer is kept:
+        # earlier turns' reasoning is never sent back (the official templates strip it too).
         self.messages.append({"role": "assistant", "content": reply.text})
         if self.on_turn is not None:
             self.on_turn(self, reply)
@@ -242,6 +309,11 @@ class ChatSession:
                 self._answers_since_seed = 0
         elif key == "stop":
             self.params = replace(self.params, stop=() if value.lower() in ("none", "") else (*self.params.stop, value))
+        elif key == "think":
+            self.params = replace(self.params, think=switch_value(key, value, _SWITCH, "on or off"))
+        elif key == "reasoning_effort":
+            efforts = {e: e for e in REASONING_EFFORTS}
+            self.params = replace(self.params, reasoning_effort=switch_value(key, value, efforts, ", ".join(efforts)))
         else:
             extra = dict(self.params.extra)
             if value.lower() in ("none", "default"):

@@ -33,6 +33,20 @@ def parse_options(pairs: List[str]) -> dict[str, str]:
     return options
 
 
+def _reasoning_flags(think: str, no_think: bool, effort: str | None) -> tuple[str, str | None]:
+    """(--think as show or hide, --reasoning-effort as low, medium or high), or a UsageError."""
+    think = think.strip().lower()
+    if think not in ("show", "hide"):
+        raise UsageError(f"--think {think!r}: expected show or hide")
+    if effort is None:
+        return think, None
+    if effort.strip().lower() not in ("low", "medium", "high"):
+        raise UsageError(f"--reasoning-effort {effort!r}: expected low, medium or high")
+    if no_think:
+        raise UsageError("--no-think and --reasoning-effort contradict each other: give one")
+    return think, effort.strip().lower()
+
+
 def _tolerant_stdin() -> None:
     """Let stdin (piped, or typed in the REPL) pass bytes that are not UTF-8 on as surrogate
     escapes, for clean_text to replace, rather than fail to decode them."""
@@ -87,8 +101,11 @@ def chat(
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings, cost, conversation, turn."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, reasoning, model, template, finish_reason, usage, timings, cost, conversation, turn."),
     debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend, timings and cost on stderr."),
+    think: str = typer.Option("hide", "--think", metavar="show|hide", help="A reasoning model's thinking at the terminal: shown dimmed, or hidden behind one line (never in piped stdout; --json has it under reasoning)."),
+    no_think: bool = typer.Option(False, "--no-think", help="Ask a reasoning model not to think (Qwen3 enable_thinking, Anthropic, Gemini, Ollama think)."),
+    reasoning_effort: Optional[str] = typer.Option(None, "--reasoning-effort", metavar="low|medium|high", help="How much a reasoning model thinks (gpt-oss, OpenAI reasoning_effort, Anthropic and Gemini thinking budgets)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not log this chat to the history."),
     resume: bool = typer.Option(False, "--continue", help="Continue the last conversation in the history (with this or another model)."),
     session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Continue the session NAME from the history, or start it."),
@@ -107,9 +124,10 @@ def chat(
     system = None if system is None else clean_text(system)
     if text is None and (as_json or no_stream):
         raise UsageError("--json and --no-stream need a prompt (argument or stdin)")
+    think, effort = _reasoning_flags(think, no_think, reasoning_effort)
     flags = GenerationParams(
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-        stop=tuple(clean_text(s) for s in stop or ()),
+        stop=tuple(clean_text(s) for s in stop or ()), think=False if no_think else None, reasoning_effort=effort,
     )
     setup = open_chat(
         model, template=template, system=system, flags=flags, options=parse_options(option or []),
@@ -126,10 +144,11 @@ def chat(
             if text is None:
                 from modelctl.chat.repl import run_repl
 
-                raise typer.Exit(run_repl(setup, debug=debug, session=chat_session))
+                raise typer.Exit(run_repl(setup, debug=debug, think=think, session=chat_session))
             from modelctl.chat.oneshot import run_once
 
-            run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug, session=chat_session)
+            run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug, think=think,
+                     session=chat_session)
         finally:
             if turn_log.history is not None:
                 turn_log.history.close()

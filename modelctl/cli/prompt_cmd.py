@@ -132,9 +132,16 @@ templates_app = typer.Typer(
 def templates_list(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the templates as JSON."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", metavar="MODEL|FILE.gguf",
+        help="List the chat templates this model's GGUF file holds instead (for --template gguf:NAME).",
+    ),
 ) -> None:
-    """List the built-in conversation templates."""
+    """List the built-in conversation templates, or those in a model's GGUF file."""
     if ctx.invoked_subcommand is not None:
+        return
+    if model is not None:
+        _gguf_templates_list(model, as_json)
         return
     from modelctl.templates import list_templates
 
@@ -146,6 +153,21 @@ def templates_list(
     rows = [[t.name, t.system_policy.value, " ".join(json.dumps(s, ensure_ascii=False) for s in t.stop_str), t.reference]
             for t in templates]
     output.table(headers, rows, "Conversation templates", no_wrap=("NAME",))
+
+
+def _gguf_templates_list(model: str, as_json: bool) -> None:
+    from modelctl.chat.prompt import gguf_templates
+    from modelctl.cli.flags import require_values
+
+    require_values(model=model)
+    found = gguf_templates(model, registry=state.get_registry)
+    if as_json:
+        output.print_json([{"name": name, "key": key} for name, key in found])
+        return
+    if not found:
+        output.warn(f"{model}: no chat template in a GGUF file here")
+        return
+    output.table(["NAME", "GGUF KEY"], [list(row) for row in found], f"Chat templates in {model}", no_wrap=("NAME",))
 
 
 @templates_app.command("show")

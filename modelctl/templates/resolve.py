@@ -1,6 +1,8 @@
 """Choosing the template for a model, in one documented order:
 
-1. `--template`: a registered name, or a path to a `.jinja`/`.j2` file or a `tokenizer_config.json`;
+1. `--template`: a registered name, a path to a `.jinja`/`.j2` file or a `tokenizer_config.json`,
+   or `gguf:NAME`, one of the named templates a GGUF file holds beside its default
+   (`tokenizer.chat_template.NAME`, e.g. `gguf:tool_use`; `gguf:default` is the default one);
 2. the registry entry's `template`;
 3. the GGUF's embedded `tokenizer.chat_template` (rendered in the sandbox);
 4. a model adapter matching the model's names or GGUF metadata;
@@ -21,6 +23,11 @@ from modelctl.templates.conversation import find_conv_template, get_conv_templat
 from modelctl.templates.types import ChatTemplate, RenderedPrompt
 
 FALLBACK_TEMPLATE = "chatml"
+# `--template gguf:NAME`: the GGUF's template `tokenizer.chat_template.NAME` (`gguf:default`:
+# `tokenizer.chat_template` itself).
+GGUF_PREFIX = "gguf:"
+GGUF_TEMPLATE_KEY = "tokenizer.chat_template"
+DEFAULT_VARIANT = "default"
 TEMPLATE_FILE_SUFFIXES = (".jinja", ".j2", ".jinja2", ".json", ".txt")
 # The largest template file read: a tokenizer_config.json with its added tokens is a few MB.
 MAX_TEMPLATE_FILE_BYTES = 16 * 2**20
@@ -35,12 +42,14 @@ def resolve_template(
 ) -> ChatTemplate:
     """The template for a model: --template > registry template > GGUF embedded template >
     adapter match > fallback (source='fallback'; the caller prints the warning)."""
+    metadata = gguf_metadata or {}
+    if template is not None and template.startswith(GGUF_PREFIX):
+        return gguf_variant(metadata, template[len(GGUF_PREFIX):], names)
     if template is not None:  # an empty name is an error, not "choose for me"
         return explicit_template(template)
     if registry_template:
         return replace(get_conv_template(registry_template), source="registry")
-    metadata = gguf_metadata or {}
-    embedded = metadata.get("tokenizer.chat_template")
+    embedded = metadata.get(GGUF_TEMPLATE_KEY)
     if isinstance(embedded, str) and embedded.strip():
         return gguf_template(metadata, names)
     match = match_adapter(names, metadata)
@@ -100,8 +109,36 @@ def _token_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def gguf_template(metadata: Mapping[str, Any], names: Sequence[str] = ()) -> ChatTemplate:
-    """The GGUF's embedded chat template, with the GGUF's BOS/EOS texts and end-of-turn ids.
+def gguf_variants(metadata: Mapping[str, Any]) -> list[str]:
+    """The names of the chat templates a GGUF holds: "default" (`tokenizer.chat_template`) when
+    it has one, then each `tokenizer.chat_template.NAME` (tool_use, rag, …), in file order."""
+    found = [DEFAULT_VARIANT] if _template_text(metadata.get(GGUF_TEMPLATE_KEY)) else []
+    prefix = GGUF_TEMPLATE_KEY + "."
+    return found + [key[len(prefix):] for key, value in metadata.items()
+                    if key.startswith(prefix) and len(key) > len(prefix) and _template_text(value)]
+
+
+def gguf_variant(metadata: Mapping[str, Any], variant: str, names: Sequence[str] = ()) -> ChatTemplate:
+    """`--template gguf:NAME`: the GGUF's template of that name, or an error listing those it has."""
+    from modelctl.errors import NotFoundError, UsageError
+
+    if not metadata:
+        raise UsageError(f"--template {GGUF_PREFIX}{variant} picks a template of a GGUF file: give a local model")
+    variants = gguf_variants(metadata)
+    name = variant.strip() or DEFAULT_VARIANT
+    if name not in variants:
+        have = ", ".join(GGUF_PREFIX + v for v in variants) or "none"
+        raise NotFoundError(f"the model's GGUF has no template '{name}' (it has: {have})")
+    return gguf_template(metadata, names, None if name == DEFAULT_VARIANT else name)
+
+
+def _template_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def gguf_template(metadata: Mapping[str, Any], names: Sequence[str] = (), variant: str | None = None) -> ChatTemplate:
+    """The GGUF's embedded chat template (or its template `variant`, `tokenizer.chat_template.NAME`),
+    with the GGUF's BOS/EOS texts and end-of-turn ids.
 
     Stop strings also include those of the built-in template the model's names match, if any:
     they are facts about the model (early Llama 3 GGUFs name <|end_of_text|> as EOS, for one).
@@ -109,10 +146,12 @@ def gguf_template(metadata: Mapping[str, Any], names: Sequence[str] = ()) -> Cha
     from modelctl.templates.jinja import JinjaChatTemplate
     from modelctl.templates.sandbox import compile_template
 
-    source = metadata["tokenizer.chat_template"]
+    source = metadata[GGUF_TEMPLATE_KEY if variant is None else f"{GGUF_TEMPLATE_KEY}.{variant}"]
     files = [n for n in names if isinstance(n, str) and n.lower().endswith(".gguf")]
     general = metadata.get("general.name")
     name = os.path.basename(files[0]) if files else (general if isinstance(general, str) else "embedded")
+    if variant is not None:
+        name = f"{name} ({variant})"
     ids = tuple(
         dict.fromkeys(
             v

@@ -13,19 +13,34 @@ from providers.server import Reply
 MODEL = "claude-3-5-haiku-20241022"
 
 
-def events(texts: list[str], stop_reason: str = "end_turn", input_tokens: int = 12, output_tokens: int = 6) -> list[tuple[str, str]]:
+def events(texts: list[str], stop_reason: str = "end_turn", input_tokens: int = 12, output_tokens: int = 6,
+           thinking: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """The events of one answer; with `thinking`, an extended-thinking block (thinking_delta
+    events, then its signature) comes before the text block."""
     out: list[tuple[str, dict[str, Any]]] = [
         ("message_start", {"type": "message_start", "message": {
             "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "content": [],
             "model": MODEL, "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
-        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    ]
+    index = 0
+    if thinking:
+        out.append(("content_block_start", {"type": "content_block_start", "index": 0,
+                                            "content_block": {"type": "thinking", "thinking": ""}}))
+        out += [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                         "delta": {"type": "thinking_delta", "thinking": t}}) for t in thinking]
+        out += [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                         "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"}}),
+                ("content_block_stop", {"type": "content_block_stop", "index": 0})]
+        index = 1
+    out += [
+        ("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}),
         ("ping", {"type": "ping"}),
     ]
-    out += [("content_block_delta", {"type": "content_block_delta", "index": 0,
+    out += [("content_block_delta", {"type": "content_block_delta", "index": index,
                                      "delta": {"type": "text_delta", "text": t}}) for t in texts]
     out += [
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("content_block_stop", {"type": "content_block_stop", "index": index}),
         ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                            "usage": {"output_tokens": output_tokens}}),
         ("message_stop", {"type": "message_stop"}),
@@ -34,8 +49,9 @@ def events(texts: list[str], stop_reason: str = "end_turn", input_tokens: int = 
 
 
 def message_stream(texts: list[str], stop_reason: str = "end_turn", *, drop_after: int | None = None,
-                   headers: dict | None = None, **usage: int) -> Reply:
-    return Reply(events=events(texts, stop_reason, **usage), drop_after=drop_after, headers=headers or {})
+                   headers: dict | None = None, thinking: tuple[str, ...] = (), **usage: int) -> Reply:
+    return Reply(events=events(texts, stop_reason, thinking=thinking, **usage), drop_after=drop_after,
+                 headers=headers or {})
 
 
 def error_event(type: str, message: str) -> tuple[str, str]:

@@ -26,10 +26,20 @@ def response(text: str | None, finish: str | None = None, usage: tuple[int, int]
     return data
 
 
+def thought(text: str) -> dict[str, Any]:
+    """A response holding a thought summary (asked for with thinkingConfig.includeThoughts)."""
+    return {"candidates": [{"content": {"parts": [{"text": text, "thought": True}], "role": "model"}, "index": 0}],
+            "modelVersion": MODEL}
+
+
 def stream(texts: list[str], finish: str = "STOP", usage: tuple[int, int] = (8, 4), *,
-           drop_after: int | None = None, headers: dict | None = None) -> Reply:
-    items = [response(t, usage=(usage[0], 0)) for t in texts[:-1]]
+           drop_after: int | None = None, headers: dict | None = None,
+           thoughts: tuple[str, ...] = (), thoughts_tokens: int | None = None) -> Reply:
+    items = [thought(t) for t in thoughts]
+    items += [response(t, usage=(usage[0], 0)) for t in texts[:-1]]
     items.append(response(texts[-1] if texts else "", finish, usage))
+    if thoughts_tokens is not None:
+        items[-1]["usageMetadata"]["thoughtsTokenCount"] = thoughts_tokens
     return Reply(events=[(None, json.dumps(i)) for i in items], drop_after=drop_after, headers=headers or {})
 
 

@@ -21,9 +21,15 @@ def _chunk(delta: dict[str, Any], finish: str | None = None, usage: dict | None 
     return data
 
 
+def thinking(text: str) -> dict[str, Any]:
+    """A delta of a Magistral model's reasoning: a content list with a `thinking` part."""
+    return {"content": [{"type": "thinking", "thinking": [{"type": "text", "text": text}]}]}
+
+
 def chat_stream(texts: list[str], finish: str = "stop", usage: tuple[int, int] = (10, 3), *,
-                drop_after: int | None = None, headers: dict | None = None) -> Reply:
+                drop_after: int | None = None, headers: dict | None = None, thoughts: tuple[str, ...] = ()) -> Reply:
     chunks = [_chunk({"role": "assistant", "content": ""})]
+    chunks += [_chunk(thinking(t)) for t in thoughts]
     chunks += [_chunk({"content": t}) for t in texts[:-1]]
     chunks.append(_chunk({"content": texts[-1] if texts else ""}, finish,
                          {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}))

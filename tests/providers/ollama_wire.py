@@ -12,8 +12,11 @@ TAG = "llama3.2:1b"
 CREATED = "2024-11-21T10:00:00.000000Z"
 
 
-def part(content: str) -> dict[str, Any]:
-    return {"model": TAG, "created_at": CREATED, "message": {"role": "assistant", "content": content}, "done": False}
+def part(content: str, thinking: str | None = None) -> dict[str, Any]:
+    message = {"role": "assistant", "content": content}
+    if thinking is not None:  # with `think`, the reasoning comes apart, in `message.thinking`
+        message["thinking"] = thinking
+    return {"model": TAG, "created_at": CREATED, "message": message, "done": False}
 
 
 def final(reason: str = "stop", prompt: int = 26, completion: int = 4) -> dict[str, Any]:
@@ -24,8 +27,9 @@ def final(reason: str = "stop", prompt: int = 26, completion: int = 4) -> dict[s
 
 
 def chat_stream(texts: list[str], reason: str = "stop", *, drop_after: int | None = None,
-                headers: dict | None = None) -> Reply:
-    return Reply(lines=[part(t) for t in texts] + [final(reason)], drop_after=drop_after, headers=headers or {})
+                headers: dict | None = None, thinking: tuple[str, ...] = ()) -> Reply:
+    lines = [part("", t) for t in thinking] + [part(t) for t in texts] + [final(reason)]
+    return Reply(lines=lines, drop_after=drop_after, headers=headers or {})
 
 
 def chat_whole(text: str) -> Reply:

@@ -14,12 +14,16 @@ CREATED = 1_730_000_000
 
 
 def chunk(content: str | None = None, finish: str | None = None, *, model: str = "gpt-4o-mini",
-          role: str | None = None) -> dict[str, Any]:
+          role: str | None = None, reasoning: str | None = None) -> dict[str, Any]:
+    """One `chat.completion.chunk`; `reasoning` as DeepSeek and llama.cpp's server send it
+    (`reasoning_content`, beside a null content)."""
     delta: dict[str, Any] = {}
     if role:
         delta["role"] = role
     if content is not None:
         delta["content"] = content
+    if reasoning is not None:
+        delta["content"], delta["reasoning_content"] = None, reasoning
     return {
         "id": "chatcmpl-AbC123", "object": "chat.completion.chunk", "created": CREATED, "model": model,
         "system_fingerprint": "fp_44709d6fcb",
@@ -27,23 +31,31 @@ def chunk(content: str | None = None, finish: str | None = None, *, model: str =
     }
 
 
-def usage_chunk(prompt: int, completion: int, *, model: str = "gpt-4o-mini") -> dict[str, Any]:
+def usage_chunk(prompt: int, completion: int, *, model: str = "gpt-4o-mini",
+                reasoning_tokens: int | None = None) -> dict[str, Any]:
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    if reasoning_tokens is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
     return {
         "id": "chatcmpl-AbC123", "object": "chat.completion.chunk", "created": CREATED, "model": model,
-        "system_fingerprint": "fp_44709d6fcb", "choices": [],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        "system_fingerprint": "fp_44709d6fcb", "choices": [], "usage": usage,
     }
 
 
 def chat_stream(texts: list[str], finish: str = "stop", usage: tuple[int, int] | None = (9, 2), *,
-                drop_after: int | None = None, model: str = "gpt-4o-mini", headers: dict | None = None) -> Reply:
+                drop_after: int | None = None, model: str = "gpt-4o-mini", headers: dict | None = None,
+                reasoning: tuple[str, ...] = (), reasoning_tokens: int | None = None,
+                hold: tuple[int, Any] | None = None) -> Reply:
+    """A streamed answer: the reasoning deltas (if any), then the text deltas."""
     chunks = [chunk("", role="assistant", model=model)]
+    chunks += [chunk(reasoning=r, model=model) for r in reasoning]
     chunks += [chunk(t, model=model) for t in texts]
     chunks.append(chunk(finish=finish, model=model))
     if usage is not None:
-        chunks.append(usage_chunk(*usage, model=model))
+        chunks.append(usage_chunk(*usage, model=model, reasoning_tokens=reasoning_tokens))
     events = [(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")]
-    return Reply(events=events, drop_after=drop_after, headers=headers or {})
+    return Reply(events=events, drop_after=drop_after, headers=headers or {}, hold=hold)
 
 
 def completion(text: str, finish: str = "stop", usage: tuple[int, int] = (9, 2), *, model: str = "gpt-4o-mini") -> Reply:

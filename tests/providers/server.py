@@ -29,6 +29,9 @@ class Reply:
     events: list[tuple[str | None, str]] | None = None  # server-sent events: (event name, data)
     lines: list[Any] | None = None  # newline-delimited JSON objects
     drop_after: int | None = None  # close the socket after this many events/lines
+    # (N, event): send N events/lines, then wait for the event before the rest (an answer that is
+    # still streaming while a test does something else)
+    hold: tuple[int, threading.Event] | None = None
 
     @property
     def streaming(self) -> bool:
@@ -149,6 +152,8 @@ def _handler(server: FakeServer):
                 self.send_header(k, v)
             self.end_headers()
             for i, item in enumerate(items):
+                if reply.hold is not None and i == reply.hold[0]:
+                    reply.hold[1].wait(60)
                 if reply.drop_after is not None and i >= reply.drop_after:
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
