@@ -319,9 +319,10 @@ class OllamaBackend(ApiBackend):
         return self.wire.text(message.content, "the text of the answer")
 
     def _thinking(self, part: Any) -> str:
-        """The reasoning a line carries apart (`message.thinking`, when `think` was asked for)."""
-        message = part.message
-        thought = getattr(message, "thinking", None) if message is not None else None
+        """The reasoning a line carries apart (`message.thinking`, or /api/generate's `thinking`,
+        when `think` was asked for)."""
+        message = getattr(part, "message", None)
+        thought = getattr(message if message is not None else part, "thinking", None)
         return self.wire.text(thought, "the thinking of the answer") or ""
 
     def _final_state(self, part: Any) -> StreamState:
