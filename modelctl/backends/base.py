@@ -40,10 +40,26 @@ FINISH_INTERRUPTED = "interrupted"  # the caller stopped reading (Ctrl-C)
 
 
 @dataclass(frozen=True)
+class ResponseFormat:
+    """The answer must be JSON: an object of any shape (`schema` None, `--json-mode`) or a value
+    that validates against the JSON Schema `schema` (`--schema`). Each backend asks for it in its
+    provider's own way; the caller validates what comes back."""
+
+    schema: Mapping[str, Any] | None = None
+    # The name providers want for the schema (OpenAI's json_schema, Anthropic's forced tool).
+    name = "answer"
+
+    def json_schema(self) -> dict[str, Any]:
+        """The schema to send: `schema`, or any JSON object for `--json-mode`."""
+        return dict(self.schema) if self.schema is not None else {"type": "object"}
+
+
+@dataclass(frozen=True)
 class GenerationParams:
     """Sampling and stopping parameters. None means "the backend's or model's default".
 
-    `extra` carries provider-specific parameters verbatim (`-o KEY=VALUE` on the command line).
+    `extra` carries provider-specific parameters verbatim (`-o KEY=VALUE` on the command line);
+    `response_format`, when set, asks for a JSON answer (structured output).
     """
 
     max_tokens: int | None = None
@@ -54,6 +70,7 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     repeat_penalty: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    response_format: ResponseFormat | None = None
 
     def overlay(self, **changes: Any) -> "GenerationParams":
         """A copy with every change that is not None (or empty) applied: layering of defaults.
@@ -78,12 +95,18 @@ class GenerationParams:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["stop"] = list(self.stop)
         data["extra"] = dict(self.extra)
+        if self.response_format is None:  # saved conversations and `/set` keep their shape
+            del data["response_format"]
+        else:
+            data["response_format"] = {"schema": self.response_format.schema}
         return data
 
 
-# The generation parameters by name (every field of GenerationParams but `extra`): what the flags,
-# config.toml, the registry's defaults, `/set` and each provider's parameter table name.
-PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GenerationParams) if f.name != "extra")
+# The generation parameters by name (every field of GenerationParams but `extra` and
+# `response_format`): what the flags, config.toml, the registry's defaults, `/set` and each
+# provider's parameter table name.
+PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GenerationParams)
+                                     if f.name not in ("extra", "response_format"))
 
 
 def _number_params() -> dict[str, type]:

@@ -26,7 +26,7 @@ from modelctl.backends.http import (
     what_came,
 )
 from modelctl.backends.limits import LimitExceeded, limits
-from modelctl.backends.openai import finish_reason
+from modelctl.backends.openai import finish_reason, response_format
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.retry import RETRY_STATUSES, Attempt, parse_retry_after, run_with_retries
 from modelctl.backends.server_text import one_line, provider_message
@@ -179,6 +179,8 @@ class HuggingFaceBackend(ApiBackend):
         fields, lacking = request_fields(params, PARAMETERS)
         kwargs: dict[str, Any] = {"model": self.deployment.model, **fields}
         self.note_ignored(lacking)
+        if params.response_format is not None:  # TGI and the router take OpenAI's form
+            kwargs["response_format"] = response_format(params.response_format)
         if stream:
             kwargs["stream_options"] = {"include_usage": True}
         if options:

@@ -20,6 +20,7 @@ What this backend does that `Llama.create_chat_completion` does not:
 from __future__ import annotations
 
 import codecs
+import json
 import logging
 import os
 import time
@@ -36,6 +37,7 @@ from modelctl.backends.base import (
     Chunk,
     GenerationParams,
     Message,
+    ResponseFormat,
     Timings,
     Usage,
 )
@@ -85,6 +87,18 @@ def _token_piece(llama_cpp, vocab, token: int, *, special: bool) -> bytes:
         if n >= 0:
             return buf.raw[:n]
         size = -n
+
+
+def json_grammar(fmt: ResponseFormat) -> Any:
+    """The llama.cpp grammar (GBNF) that admits only JSON matching `fmt`'s schema, or any JSON
+    object: sampling keeps to it token by token. A schema the converter cannot translate (a
+    remote `$ref`, an unknown format) is a UsageError."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(fmt.json_schema()), verbose=False)
+    except Exception as exc:  # the converter raises plain exceptions of several kinds
+        raise UsageError(f"llama.cpp cannot turn the schema into a grammar: {exc}") from None
 
 
 @dataclass
@@ -539,6 +553,8 @@ class LlamaCppBackend(BaseBackend):
         for name, key in SAMPLING_ARGS.items():
             if key is not None:
                 kw.setdefault(key, SAMPLING_DEFAULTS[name])
+        if params.response_format is not None:
+            kw["grammar"] = json_grammar(params.response_format)
         return kw
 
     def _prepare(self, prompt: list[int]) -> int:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState
-from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, Usage
+from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, GenerationParams, Message, ResponseFormat, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
@@ -162,6 +162,8 @@ class OpenAIBackend(ApiBackend):
         sampling, ignored = request_fields(params, self.parameters)
         body.update(sampling)
         self.note_ignored(ignored)
+        if params.response_format is not None:
+            body["response_format"] = response_format(params.response_format)
         if stream:
             body["stream"] = True
             if self.stream_usage:
@@ -232,6 +234,16 @@ class OpenAIBackend(ApiBackend):
             return info
         data = self.live_request("GET", f"{self.base}/models/{quote(self.model_id, safe='')}")
         return {k: v for k, v in data.items() if k != "object"} if isinstance(data, dict) else {}
+
+
+def response_format(fmt: ResponseFormat) -> dict[str, Any]:
+    """OpenAI's `response_format` (Azure's, Mistral's, Hugging Face's and llama.cpp's server's
+    too): a JSON Schema, or any JSON object (`json_object`). Not `strict`: OpenAI's strict mode
+    refuses schemas without `additionalProperties: false` on every object; the answer is
+    validated here in any case."""
+    if fmt.schema is None:
+        return {"type": "json_object"}
+    return {"type": "json_schema", "json_schema": {"name": fmt.name, "schema": fmt.json_schema()}}
 
 
 def read_embeddings(data: Any, count: int, wire: Wire) -> list[list[float]]:

@@ -1,11 +1,15 @@
-"""One question, one answer: streamed to stdout, or printed whole, or as one JSON object."""
+"""One question, one answer: streamed to stdout, or printed whole, or as one JSON object.
+
+With a response format (`--schema`, `--json-mode`) the answer is held until it is complete and
+validated (`chat.structured`), so that a script reading stdout gets valid JSON or nothing (and
+exit 7 with the reason)."""
 
 from __future__ import annotations
 
 import sys
 from typing import IO, Any
 
-from modelctl.backends.base import template_name
+from modelctl.backends.base import ResponseFormat, template_name
 from modelctl.chat.render import for_terminal, is_terminal
 from modelctl.chat.resolve import ChatSetup
 from modelctl.chat.session import ChatSession, Reply
@@ -39,20 +43,26 @@ def run_once(
     as_json: bool = False,
     debug: bool = False,
     out: IO[str] | None = None,
+    response_format: ResponseFormat | None = None,
 ) -> Reply:
     """Ask `prompt` once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
 
     With `as_json`, an answer that ends early (Ctrl-C, a stream cut off midway) still prints its
     object, finish_reason "interrupted" and the error's message under "error", before the error
-    propagates to set the exit code."""
+    propagates to set the exit code.
+
+    With `response_format`, nothing is printed before the whole answer is validated; an answer
+    that is not valid JSON of the schema raises BackendError (with `as_json`, after its object,
+    whose "error" says why). A valid one's JSON value is the object's "data"."""
     from modelctl.chat import debug as dbg
 
     out = out or sys.stdout
-    session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
+    params = setup.params.overlay(response_format=response_format)
+    session = ChatSession(setup.backend, params, system=setup.system, model=setup.model_id)
     reply = session.ask(prompt)
     if debug:
         dbg.prompt_report(setup.backend)
-    live = stream and not as_json
+    live = stream and not as_json and response_format is None
     shown = for_terminal if is_terminal(out) else str  # data to a pipe stays as it came
     wrote_last = ""
     try:
@@ -73,11 +83,31 @@ def run_once(
         if live and wrote_last and not wrote_last.endswith("\n"):
             out.write("\n")
             out.flush()
-    if as_json:
+    if debug:
+        dbg.answer_report(reply)
+    if response_format is not None:
+        _print_structured(reply, setup, response_format, as_json, out)
+    elif as_json:
         write_json(out, reply_json(reply, setup))
     elif not stream:
         out.write(shown(reply.text) + ("" if reply.text.endswith("\n") else "\n"))
         out.flush()
-    if debug:
-        dbg.answer_report(reply)
     return reply
+
+
+def _print_structured(reply: Reply, setup: ChatSetup, fmt: ResponseFormat, as_json: bool, out: IO[str]) -> None:
+    """Validate the complete answer, then print it (as it came, or as the `--json` object)."""
+    from modelctl.chat.structured import validate_answer
+
+    try:
+        value = validate_answer(reply.text, fmt, reply.finish_reason)
+    except ModelctlError as exc:
+        if as_json:
+            write_json(out, {**reply_json(reply, setup), "error": str(exc)})
+        raise
+    if as_json:
+        write_json(out, {**reply_json(reply, setup), "data": value})
+    else:
+        text = reply.text.strip()
+        out.write((for_terminal(text) if is_terminal(out) else text) + "\n")
+        out.flush()

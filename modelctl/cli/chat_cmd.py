@@ -74,6 +74,8 @@ def chat(
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings."),
+    schema: Optional[str] = typer.Option(None, "--schema", metavar="FILE|JSON", help="Answer with JSON that validates against this JSON Schema (a file, or inline JSON); checked before it is printed, exit 7 if it does not."),
+    json_mode: bool = typer.Option(False, "--json-mode", help="Answer with a JSON object (of any shape); checked before it is printed."),
     debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend and timings on stderr."),
 ) -> None:
     """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt
@@ -83,7 +85,8 @@ def chat(
     from modelctl.chat.resolve import open_chat
     from modelctl.cli import output, state
 
-    require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key)
+    require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key,
+                   schema=schema)
     _tolerant_stdin()
     text = clean_text(" ".join(prompt)) if prompt else None
     system = None if system is None else clean_text(system)
@@ -92,8 +95,11 @@ def chat(
         if not piped.strip() and not text:
             raise UsageError("nothing on stdin and no prompt given")
         text = f"{text}\n\n{piped}" if text and piped.strip() else (text or piped)
-    if text is None and (as_json or no_stream):
-        raise UsageError("--json and --no-stream need a prompt (argument or stdin)")
+    if text is None and (as_json or no_stream or schema is not None or json_mode):
+        raise UsageError("--json, --no-stream, --schema and --json-mode need a prompt (argument or stdin)")
+    from modelctl.chat.structured import load_format
+
+    response_format = load_format(schema, json_mode)  # a bad schema is refused before a model loads
     flags = GenerationParams(
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
         stop=tuple(clean_text(s) for s in stop or ()),
@@ -111,7 +117,7 @@ def chat(
             raise typer.Exit(run_repl(setup, debug=debug))
         from modelctl.chat.oneshot import run_once
 
-        run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug)
+        run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug, response_format=response_format)
     finally:
         setup.backend.close()
 
