@@ -163,7 +163,10 @@ class OpenAIBackend(ApiBackend):
         body.update(sampling)
         self.note_ignored(ignored)
         if params.response_format is not None:
-            body["response_format"] = response_format(params.response_format)
+            # A server that is not OpenAI's is most often llama.cpp's, which takes the schema as
+            # `json_object` + `schema` (and refuses `json_schema`); vLLM and Ollama read it as JSON mode.
+            form = "json_object" if self.kind == "openai-compatible" else "json_schema"
+            body["response_format"] = response_format(params.response_format, schema_form=form)
         if stream:
             body["stream"] = True
             if self.stream_usage:
@@ -236,13 +239,16 @@ class OpenAIBackend(ApiBackend):
         return {k: v for k, v in data.items() if k != "object"} if isinstance(data, dict) else {}
 
 
-def response_format(fmt: ResponseFormat) -> dict[str, Any]:
-    """OpenAI's `response_format` (Azure's, Mistral's, Hugging Face's and llama.cpp's server's
-    too): a JSON Schema, or any JSON object (`json_object`). Not `strict`: OpenAI's strict mode
-    refuses schemas without `additionalProperties: false` on every object; the answer is
-    validated here in any case."""
+def response_format(fmt: ResponseFormat, *, schema_form: str = "json_schema") -> dict[str, Any]:
+    """`response_format` for a JSON answer: any JSON object (`json_object`), or a JSON Schema in
+    OpenAI's form (`json_schema`: OpenAI, Azure, Mistral; Hugging Face's client translates it) or
+    in llama.cpp's (`json_object` with `schema`: its server and llama-cpp-python's). Not `strict`:
+    OpenAI's strict mode refuses schemas without `additionalProperties: false` on every object;
+    the answer is validated here in any case."""
     if fmt.schema is None:
         return {"type": "json_object"}
+    if schema_form == "json_object":
+        return {"type": "json_object", "schema": fmt.json_schema()}
     return {"type": "json_schema", "json_schema": {"name": fmt.name, "schema": fmt.json_schema()}}
 
 
