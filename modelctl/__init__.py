@@ -36,6 +36,10 @@ _API = {
     "Reply": "modelctl.chat.session",
     "GenerationParams": "modelctl.backends.base",
     "Backend": "modelctl.backends.base",
+    # structured output
+    "ResponseFormat": "modelctl.backends.base",
+    "load_format": "modelctl.chat.structured",
+    "validate_answer": "modelctl.chat.structured",
     # prompts and templates
     "render_prompt": "modelctl.chat.prompt",
     "resolve_template": "modelctl.templates.resolve",
@@ -59,10 +63,11 @@ _API = {
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:
-    from modelctl.backends.base import Backend, GenerationParams
+    from modelctl.backends.base import Backend, GenerationParams, ResponseFormat
     from modelctl.chat.prompt import render_prompt
     from modelctl.chat.resolve import ChatSetup, open_chat
     from modelctl.chat.session import ChatSession, Reply
+    from modelctl.chat.structured import load_format, validate_answer
     from modelctl.errors import (
         AuthError,
         BackendError,

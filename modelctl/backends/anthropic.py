@@ -5,16 +5,19 @@
 
 The system prompt travels apart from the turns; `max_tokens` is required (the registry's
 `max_output_tokens`, at most 4096, when not given); token counting has its own endpoint.
+Structured output is a forced tool call: the tool's input (`input_json_delta` events, or the
+`tool_use` block of a whole answer) is the answer.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, split_system
-from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
+from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
@@ -39,8 +42,9 @@ PARAMETERS = param_table(max_tokens="max_tokens", temperature="temperature", top
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
 DEFAULT_EFFORT = "medium"
 
-STOP_REASONS = {"end_turn": FINISH_STOP, "stop_sequence": FINISH_STOP, "max_tokens": FINISH_LENGTH,
-                "model_context_window_exceeded": FINISH_LENGTH}
+# `tool_use`: the model called a tool, as structured output forces it to.
+STOP_REASONS = {"end_turn": FINISH_STOP, "stop_sequence": FINISH_STOP, "tool_use": FINISH_STOP,
+                "max_tokens": FINISH_LENGTH, "model_context_window_exceeded": FINISH_LENGTH}
 
 
 def _usage(data: Any, wire: Wire, input_tokens: int | None = None) -> Usage | None:
@@ -59,6 +63,14 @@ def _usage(data: Any, wire: Wire, input_tokens: int | None = None) -> Usage | No
 def _reason(value: Any, wire: Wire) -> str | None:
     reason = wire.reason(value, "stop_reason")
     return STOP_REASONS.get(reason, reason) if reason else None
+
+
+def forced_tool(fmt: ResponseFormat) -> dict[str, Any]:
+    """Structured output the way Anthropic documents it: one tool whose input schema is the
+    schema, and `tool_choice` forcing the model to call it; its input is the answer."""
+    tool = {"name": fmt.name, "description": "Give the answer as JSON that matches the input schema.",
+            "input_schema": fmt.json_schema()}
+    return {"tools": [tool], "tool_choice": {"type": "tool", "name": fmt.name}}
 
 
 class AnthropicBackend(ApiBackend):
@@ -92,6 +104,8 @@ class AnthropicBackend(ApiBackend):
             if body["max_tokens"] <= budget:
                 body["max_tokens"] += budget
         self.note_ignored(lacking)
+        if params.response_format is not None:
+            body.update(forced_tool(params.response_format))
         if stream:
             body["stream"] = True
         return {**body, **options}
@@ -112,6 +126,8 @@ class AnthropicBackend(ApiBackend):
                 texts.append(wire.text(block.get("text"), "a text block") or "")
             elif block.get("type") == "thinking":
                 thoughts.append(wire.text(block.get("thinking"), "a thinking block") or "")
+            elif block.get("type") == "tool_use" and block.get("name") == ResponseFormat.name:
+                texts.append(json.dumps(block.get("input"), ensure_ascii=False))
         reason = _reason(data.get("stop_reason"), wire) or FINISH_STOP
         return "".join(texts), StreamState(finish_reason=reason, usage=_usage(data.get("usage"), wire),
                                            reasoning="".join(thoughts))
@@ -140,6 +156,9 @@ class AnthropicBackend(ApiBackend):
             if delta.get("type") == "thinking_delta":
                 thought = wire.text(delta.get("thinking"), "the thinking of a delta")
                 return [Chunk(reasoning=thought)] if thought else []
+            if delta.get("type") == "input_json_delta":  # the forced tool's input: the JSON answer
+                text = wire.text(delta.get("partial_json"), "the partial JSON of a delta")
+                return [text] if text else []
         elif kind == "message_delta":
             reason = _reason(wire.obj(data.get("delta"), "delta").get("stop_reason"), wire)
             if reason:

@@ -40,10 +40,26 @@ FINISH_INTERRUPTED = "interrupted"  # the caller stopped reading (Ctrl-C)
 
 
 @dataclass(frozen=True)
+class ResponseFormat:
+    """The answer must be JSON: an object of any shape (`schema` None, `--json-mode`) or a value
+    that validates against the JSON Schema `schema` (`--schema`). Each backend asks for it in its
+    provider's own way; the caller validates what comes back."""
+
+    schema: Mapping[str, Any] | None = None
+    # The name providers want for the schema (OpenAI's json_schema, Anthropic's forced tool).
+    name = "answer"
+
+    def json_schema(self) -> dict[str, Any]:
+        """The schema to send: `schema`, or any JSON object for `--json-mode`."""
+        return dict(self.schema) if self.schema is not None else {"type": "object"}
+
+
+@dataclass(frozen=True)
 class GenerationParams:
     """Sampling and stopping parameters. None means "the backend's or model's default".
 
-    `extra` carries provider-specific parameters verbatim (`-o KEY=VALUE` on the command line).
+    `extra` carries provider-specific parameters verbatim (`-o KEY=VALUE` on the command line);
+    `response_format`, when set, asks for a JSON answer (structured output).
     `think` (False: `--no-think`) and `reasoning_effort` ("low", "medium", "high") steer a model
     that reasons; each backend maps them to its provider's switch (REASONING_PARAMS).
     """
@@ -58,6 +74,7 @@ class GenerationParams:
     think: bool | None = None
     reasoning_effort: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    response_format: ResponseFormat | None = None
 
     def overlay(self, **changes: Any) -> "GenerationParams":
         """A copy with every change that is not None (or empty) applied: layering of defaults.
@@ -82,6 +99,10 @@ class GenerationParams:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["stop"] = list(self.stop)
         data["extra"] = dict(self.extra)
+        if self.response_format is None:  # saved conversations and `/set` keep their shape
+            del data["response_format"]
+        else:
+            data["response_format"] = {"schema": self.response_format.schema}
         return data
 
 
@@ -90,11 +111,11 @@ class GenerationParams:
 REASONING_PARAMS: tuple[str, ...] = ("think", "reasoning_effort")
 REASONING_EFFORTS: tuple[str, ...] = ("low", "medium", "high")
 
-# The sampling parameters by name (every field of GenerationParams but `extra` and the reasoning
-# ones): what the flags, config.toml, the registry's defaults, `/set` and each provider's
-# parameter table name.
+# The sampling parameters by name (every field of GenerationParams but `extra`, `response_format`
+# and the reasoning ones): what the flags, config.toml, the registry's defaults, `/set` and each
+# provider's parameter table name.
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GenerationParams)
-                                     if f.name != "extra" and f.name not in REASONING_PARAMS)
+                                     if f.name not in ("extra", "response_format") and f.name not in REASONING_PARAMS)
 
 
 def _number_params() -> dict[str, type]:

@@ -4,7 +4,8 @@ Chat is `models/{model}:streamGenerateContent?alt=sse`: each event is a whole
 `GenerateContentResponse` (candidates with text parts, a `finishReason` on the last, and
 `usageMetadata`). The key travels in the `x-goog-api-key` header, never in the URL. Turns are
 `contents` with roles `user` and `model`; the system prompt is `systemInstruction`. Embeddings
-use `:batchEmbedContents`, token counts `:countTokens`.
+use `:batchEmbedContents`, token counts `:countTokens`. Structured output is
+`generationConfig.responseMimeType` "application/json" and `responseSchema` (`response_schema`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
 from modelctl.backends.sse import Event
 from modelctl.backends.wire import Wire
-from modelctl.errors import BackendError
+from modelctl.errors import BackendError, UsageError
 from modelctl.keys import require_key
 
 if TYPE_CHECKING:
@@ -51,6 +52,58 @@ def thinking_config(params: GenerationParams) -> dict[str, Any] | None:
             config["thinkingBudget"] = THINKING_BUDGETS[params.reasoning_effort]
         return config
     return None
+# Gemini's `responseSchema` is a subset of OpenAPI 3.0's Schema object: these keywords it takes
+# as JSON Schema has them (`properties`, `items` and `anyOf` hold schemas in turn) ...
+SCHEMA_KEYWORDS = frozenset({
+    "type", "format", "title", "description", "nullable", "enum", "items", "minItems", "maxItems",
+    "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern",
+    "minimum", "maximum", "anyOf", "propertyOrdering", "default", "example"})
+# ... these only loosen it, and are left out (the answer is validated against the whole schema) ...
+LOOSENING = frozenset({"$schema", "$id", "$comment", "additionalProperties", "examples", "readOnly",
+                       "writeOnly", "deprecated", "exclusiveMinimum", "exclusiveMaximum", "uniqueItems",
+                       "multipleOf", "minContains", "maxContains", "contentMediaType", "contentEncoding"})
+# ... and `const`, `oneOf` and a list of types have an equivalent. Any other keyword ($ref,
+# allOf, not, if/then, …) is refused: Gemini would answer to another schema than the one given.
+
+
+def response_schema(schema: Any, where: str = "") -> dict[str, Any]:
+    """A JSON Schema in the form of Gemini's `responseSchema` (UsageError for a keyword it has
+    no equivalent of, naming the keyword and where it is)."""
+    if not isinstance(schema, dict):
+        raise UsageError(f"Gemini's responseSchema needs a schema object at {where or '/'}")
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        at = f"{where}/{key}"
+        if key in LOOSENING:
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key == "oneOf":
+            out["anyOf"] = [response_schema(s, f"{at}/{n}") for n, s in enumerate(value)]
+        elif key == "type":
+            out.update(_gemini_type(value, at))
+        elif key not in SCHEMA_KEYWORDS:
+            raise UsageError(f"Gemini's responseSchema has no '{key}' (at {at} of the schema)",
+                             hint="write the schema without it (references resolved, no allOf/not)")
+        elif key == "properties":
+            out[key] = {name: response_schema(s, f"{at}/{name}") for name, s in value.items()}
+        elif key == "items":
+            out[key] = response_schema(value, at)
+        elif key == "anyOf":
+            out[key] = [response_schema(s, f"{at}/{n}") for n, s in enumerate(value)]
+        else:
+            out[key] = value
+    return out
+
+
+def _gemini_type(value: Any, where: str) -> dict[str, Any]:
+    """`type` as Gemini writes it (`STRING`); `["string", "null"]` becomes `nullable`."""
+    types = [value] if isinstance(value, str) else list(value)
+    nullable = "null" in types
+    types = [t for t in types if t != "null"]
+    if len(types) != 1:
+        raise UsageError(f"Gemini's responseSchema takes one type besides null, not {value} (at {where} of the schema)")
+    return {"type": types[0].upper(), **({"nullable": True} if nullable else {})}
 
 
 def _usage(meta: Any, wire: Wire) -> Usage | None:
@@ -101,6 +154,10 @@ class GeminiBackend(ApiBackend):
         thinking = thinking_config(params)
         if thinking is not None:
             config["thinkingConfig"] = thinking
+        if params.response_format is not None:
+            config["responseMimeType"] = "application/json"
+            if params.response_format.schema is not None:
+                config["responseSchema"] = response_schema(params.response_format.json_schema())
         for key, value in options.items():
             if key in TOP_LEVEL:
                 body[key] = value

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, pop_stream_flag
-from modelctl.backends.base import FINISH_STOP, Chunk, GenerationParams, Message, Usage
+from modelctl.backends.base import FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
 from modelctl.backends.debuglog import request_hooks
 from modelctl.backends.http import (
     ErrorContext,
@@ -26,7 +26,7 @@ from modelctl.backends.http import (
     what_came,
 )
 from modelctl.backends.limits import LimitExceeded, limits
-from modelctl.backends.openai import finish_reason
+from modelctl.backends.openai import finish_reason, response_format
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.retry import RETRY_STATUSES, Attempt, parse_retry_after, run_with_retries
 from modelctl.backends.server_text import one_line, provider_message
@@ -184,6 +184,10 @@ class HuggingFaceBackend(ApiBackend):
         fields, lacking = request_fields(params, PARAMETERS)
         kwargs: dict[str, Any] = {"model": self.deployment.model, **fields}
         self.note_ignored(lacking)
+        if params.response_format is not None:
+            # Given as OpenAI's json_schema, huggingface_hub writes each provider's own form
+            # (TGI's `{"type": "json_object", "value": schema}`); JSON mode is the schema of any object.
+            kwargs["response_format"] = response_format(ResponseFormat(params.response_format.json_schema()))
         if stream:
             kwargs["stream_options"] = {"include_usage": True}
         if options:

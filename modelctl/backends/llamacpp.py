@@ -20,6 +20,7 @@ What this backend does that `Llama.create_chat_completion` does not:
 from __future__ import annotations
 
 import codecs
+import json
 import logging
 import os
 import time
@@ -36,6 +37,7 @@ from modelctl.backends.base import (
     Chunk,
     GenerationParams,
     Message,
+    ResponseFormat,
     Timings,
     Usage,
 )
@@ -101,6 +103,16 @@ def generated_piece(llama_cpp, vocab, token: int, shown: frozenset[bytes] = SHOW
         if written in shown:
             return written
     return piece
+def json_grammar(fmt: ResponseFormat) -> Any:
+    """The llama.cpp grammar (GBNF) that admits only JSON matching `fmt`'s schema, or any JSON
+    object: sampling keeps to it token by token. A schema the converter cannot translate (a
+    remote `$ref`, an unknown format) is a UsageError."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(fmt.json_schema()), verbose=False)
+    except Exception as exc:  # the converter raises plain exceptions of several kinds
+        raise UsageError(f"llama.cpp cannot turn the schema into a grammar: {exc}") from None
 
 
 @dataclass
@@ -555,6 +567,8 @@ class LlamaCppBackend(BaseBackend):
         for name, key in SAMPLING_ARGS.items():
             if key is not None:
                 kw.setdefault(key, SAMPLING_DEFAULTS[name])
+        if params.response_format is not None:
+            kw["grammar"] = json_grammar(params.response_format)
         return kw
 
     def _prepare(self, prompt: list[int]) -> int:

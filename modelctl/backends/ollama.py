@@ -1,7 +1,7 @@
 """A model on an Ollama server, through the `ollama` package.
 
     /api/chat   streamed chat (newline-delimited JSON; the last object has `done`, counts and
-                durations in nanoseconds)
+                durations in nanoseconds); `format` asks for JSON, or JSON of a schema
     /api/show   the model's template, parameters and details (`describe()`; `--debug` prints
                 the template Ollama applies)
     /api/embed  embeddings
@@ -221,6 +221,9 @@ class OllamaBackend(ApiBackend):
     def _request(self, payload: dict[str, Any], params: GenerationParams) -> dict[str, Any]:
         opts, _ = request_fields(params, OPTION_NAMES)  # Ollama has every one
         request: dict[str, Any] = {"model": self.tag, **payload}
+        if params.response_format is not None:  # a JSON Schema, or "json": any JSON
+            fmt = params.response_format
+            request["format"] = fmt.json_schema() if fmt.schema is not None else "json"
         stream = True
         for key, value in params.extra.items():
             value = coerce_option(value)

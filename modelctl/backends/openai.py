@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, pop_stream_flag
-from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
+from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
@@ -210,6 +210,11 @@ class OpenAIBackend(ApiBackend):
         thinking, lacking = reasoning_fields(params, self.kind)
         body.update(thinking)
         self.note_ignored(ignored + lacking)
+        if params.response_format is not None:
+            # A server that is not OpenAI's is most often llama.cpp's, which takes the schema as
+            # `json_object` + `schema` (and refuses `json_schema`); vLLM and Ollama read it as JSON mode.
+            form = "json_object" if self.kind == "openai-compatible" else "json_schema"
+            body["response_format"] = response_format(params.response_format, schema_form=form)
         if stream:
             body["stream"] = True
             if self.stream_usage:
@@ -300,6 +305,19 @@ class OpenAIBackend(ApiBackend):
             return info
         data = self.live_request("GET", f"{self.base}/models/{quote(self.model_id, safe='')}")
         return {k: v for k, v in data.items() if k != "object"} if isinstance(data, dict) else {}
+
+
+def response_format(fmt: ResponseFormat, *, schema_form: str = "json_schema") -> dict[str, Any]:
+    """`response_format` for a JSON answer: any JSON object (`json_object`), or a JSON Schema in
+    OpenAI's form (`json_schema`: OpenAI, Azure, Mistral; Hugging Face's client translates it) or
+    in llama.cpp's (`json_object` with `schema`: its server and llama-cpp-python's). Not `strict`:
+    OpenAI's strict mode refuses schemas without `additionalProperties: false` on every object;
+    the answer is validated here in any case."""
+    if fmt.schema is None:
+        return {"type": "json_object"}
+    if schema_form == "json_object":
+        return {"type": "json_object", "schema": fmt.json_schema()}
+    return {"type": "json_schema", "json_schema": {"name": fmt.name, "schema": fmt.json_schema()}}
 
 
 def read_embeddings(data: Any, count: int, wire: Wire) -> list[list[float]]:

@@ -1,11 +1,15 @@
-"""One question, one answer: streamed to stdout, or printed whole, or as one JSON object."""
+"""One question, one answer: streamed to stdout, or printed whole, or as one JSON object.
+
+With a response format (`--schema`, `--json-mode`) the answer is held until it is complete and
+validated (`chat.structured`), so that a script reading stdout gets valid JSON or nothing (and
+exit 7 with the reason)."""
 
 from __future__ import annotations
 
 import sys
 from typing import IO, Any
 
-from modelctl.backends.base import template_name
+from modelctl.backends.base import ResponseFormat, template_name
 from modelctl.chat.history_log import TurnLog, answer_cost
 from modelctl.chat.render import (
     DIM,
@@ -61,6 +65,7 @@ def run_once(
     out: IO[str] | None = None,
     err: IO[str] | None = None,
     session: ChatSession | None = None,
+    response_format: ResponseFormat | None = None,
 ) -> Reply:
     """Ask `prompt` once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
 
@@ -71,11 +76,17 @@ def run_once(
     With `as_json`, an answer that ends early (Ctrl-C, a stream cut off midway) still prints its
     object, finish_reason "interrupted" and the error's message under "error", before the error
     propagates to set the exit code. `session` (by default a new one) may hold earlier turns, and
-    a TurnLog as its on_turn (`chat --continue`)."""
+    a TurnLog as its on_turn (`chat --continue`).
+
+    With `response_format`, nothing is printed before the whole answer is validated; an answer
+    that is not valid JSON of the schema raises BackendError (with `as_json`, after its object,
+    whose "error" says why). A valid one's JSON value is the object's "data"."""
     session = session or ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
+    if response_format is not None:
+        session.params = session.params.overlay(response_format=response_format)
     turn_log = session.on_turn if isinstance(session.on_turn, TurnLog) else None
     return show_reply(session.ask(prompt), setup, stream=stream, as_json=as_json, debug=debug, think=think,
-                      out=out, err=err, turn_log=turn_log)
+                      out=out, err=err, turn_log=turn_log, response_format=response_format)
 
 
 def run_completion(setup: ChatSetup, text: str, *, stream: bool = True, as_json: bool = False,
@@ -87,7 +98,8 @@ def run_completion(setup: ChatSetup, text: str, *, stream: bool = True, as_json:
 
 def show_reply(reply: Reply, setup: ChatSetup, *, stream: bool, as_json: bool, debug: bool,
                think: str = THINK_HIDE, out: IO[str] | None = None, err: IO[str] | None = None,
-               turn_log: TurnLog | None = None, templated: bool = True) -> Reply:
+               turn_log: TurnLog | None = None, templated: bool = True,
+               response_format: ResponseFormat | None = None) -> Reply:
     """Print `reply` as it streams (or whole, or as the `--json` object) and return it."""
     from modelctl.chat import debug as dbg
 
@@ -95,7 +107,7 @@ def show_reply(reply: Reply, setup: ChatSetup, *, stream: bool, as_json: bool, d
     err = err or sys.stderr
     if debug:
         dbg.prompt_report(setup.backend)
-    live = stream and not as_json
+    live = stream and not as_json and response_format is None
     shown = for_terminal if is_terminal(out) else str  # data to a pipe stays as it came
     wrote_last = ""
     # Reasoning shown live goes where a person reads it: the terminal, never a pipe of answers.
@@ -130,11 +142,32 @@ def show_reply(reply: Reply, setup: ChatSetup, *, stream: bool, as_json: bool, d
         line = thought_line(reply.reasoning_tokens, reply.reasoning)
         err.write((f"{DIM}{line}{UNDIM}" if is_terminal(err) else line) + "\n")
         err.flush()
-    if as_json:
+    if debug:
+        dbg.answer_report(reply, cost=answer_cost(setup, reply))
+    if response_format is not None:
+        _print_structured(reply, setup, response_format, as_json, out, turn_log)
+    elif as_json:
         write_json(out, reply_json(reply, setup, turn_log, templated=templated))
     elif not stream:
         out.write(shown(reply.text) + ("" if reply.text.endswith("\n") else "\n"))
         out.flush()
-    if debug:
-        dbg.answer_report(reply, cost=answer_cost(setup, reply))
     return reply
+
+
+def _print_structured(reply: Reply, setup: ChatSetup, fmt: ResponseFormat, as_json: bool, out: IO[str],
+                      turn_log: TurnLog | None) -> None:
+    """Validate the complete answer, then print it (as it came, or as the `--json` object)."""
+    from modelctl.chat.structured import validate_answer
+
+    try:
+        value = validate_answer(reply.text, fmt, reply.finish_reason)
+    except ModelctlError as exc:
+        if as_json:
+            write_json(out, {**reply_json(reply, setup, turn_log), "error": str(exc)})
+        raise
+    if as_json:
+        write_json(out, {**reply_json(reply, setup, turn_log), "data": value})
+    else:
+        text = reply.text.strip()
+        out.write((for_terminal(text) if is_terminal(out) else text) + "\n")
+        out.flush()

@@ -102,6 +102,8 @@ def chat(
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, reasoning, model, template, finish_reason, usage, timings, cost, conversation, turn."),
+    schema: Optional[str] = typer.Option(None, "--schema", metavar="FILE|JSON", help="Answer with JSON that validates against this JSON Schema (a file, or inline JSON); checked before it is printed."),
+    json_mode: bool = typer.Option(False, "--json-mode", help="Answer with a JSON object (of any shape); checked before it is printed."),
     debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend, timings and cost on stderr."),
     think: str = typer.Option("hide", "--think", metavar="show|hide", help="A reasoning model's thinking at the terminal: shown dimmed, or hidden behind one line (never in piped stdout; --json has it under reasoning)."),
     no_think: bool = typer.Option(False, "--no-think", help="Ask a reasoning model not to think (Qwen3 enable_thinking, Anthropic, Gemini, Ollama think)."),
@@ -119,11 +121,14 @@ def chat(
     from modelctl.cli import output, state
 
     require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key,
-                   session=session)
+                   session=session, schema=schema)
     text = prompt_text(prompt)
     system = None if system is None else clean_text(system)
-    if text is None and (as_json or no_stream):
-        raise UsageError("--json and --no-stream need a prompt (argument or stdin)")
+    if text is None and (as_json or no_stream or schema is not None or json_mode):
+        raise UsageError("--json, --no-stream, --schema and --json-mode need a prompt (argument or stdin)")
+    from modelctl.chat.structured import load_format
+
+    response_format = load_format(schema, json_mode)  # a bad schema is refused before a model loads
     think, effort = _reasoning_flags(think, no_think, reasoning_effort)
     flags = GenerationParams(
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
@@ -148,7 +153,7 @@ def chat(
             from modelctl.chat.oneshot import run_once
 
             run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug, think=think,
-                     session=chat_session)
+                     session=chat_session, response_format=response_format)
         finally:
             if turn_log.history is not None:
                 turn_log.history.close()

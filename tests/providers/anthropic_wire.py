@@ -76,3 +76,39 @@ def message(text: str, stop_reason: str = "end_turn", usage: tuple[int, int] = (
 def model() -> Reply:
     return Reply(json={"type": "model", "id": MODEL, "display_name": "Claude Haiku 3.5",
                        "created_at": "2024-10-22T00:00:00Z"})
+
+
+def tool_events(name: str, partial_json: list[str], input_tokens: int = 40, output_tokens: int = 9) -> list[tuple[str, str]]:
+    """A forced tool call streamed: a `tool_use` block whose input arrives as `input_json_delta`
+    pieces, and stop_reason `tool_use`."""
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": {
+            "id": "msg_01Aq9w938a90dw8q", "type": "message", "role": "assistant", "content": [], "model": MODEL,
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
+            "type": "tool_use", "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": name, "input": {}}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "input_json_delta", "partial_json": ""}}),
+    ]
+    out += [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "input_json_delta", "partial_json": p}}) for p in partial_json]
+    out += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                           "usage": {"output_tokens": output_tokens}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return [(event, json.dumps(data)) for event, data in out]
+
+
+def tool_stream(name: str, partial_json: list[str]) -> Reply:
+    return Reply(events=tool_events(name, partial_json))
+
+
+def tool_message(name: str, tool_input: Any) -> Reply:
+    """A whole answer that is a tool call (`stream: false`)."""
+    return Reply(json={"id": "msg_01Aq9w938a90dw8q", "type": "message", "role": "assistant", "model": MODEL,
+                       "content": [{"type": "tool_use", "id": "toolu_01D7FLrfh4GYq7yT1ULFeyMV", "name": name,
+                                    "input": tool_input}],
+                       "stop_reason": "tool_use", "stop_sequence": None,
+                       "usage": {"input_tokens": 40, "output_tokens": 9}})
