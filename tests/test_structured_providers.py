@@ -23,7 +23,7 @@ GEMINI_SCHEMA = {
     "properties": {"name": {"type": "STRING"}, "age": {"type": "INTEGER", "minimum": 0}},
     "required": ["name", "age"],
 }
-OPENAI_LIKE = ("openai", "azure-openai", "mistral")
+OPENAI_LIKE = ("openai", "azure-openai", "azure-ai", "mistral")
 
 
 def answer_reply(kit: Kit, pieces: list[str]):
