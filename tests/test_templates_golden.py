@@ -45,7 +45,20 @@ OFFICIAL = [
     ("deepseek-chat", "deepseek-chat", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
     ("command-r", "command-r", "native", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
     ("granite", "granite", "native", None, "<|end_of_text|>"),
+    ("qwen3", "qwen3", "native", None, "<|im_end|>"),
+    ("qwq", "qwq", "native", None, "<|im_end|>"),
+    ("deepseek-r1", "deepseek-r1", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    ("gpt-oss", "gpt-oss", "native", None, "<|return|>"),
 ]
+
+# template variables, each value golden-tested (the official default too, given explicitly)
+VARIABLES = {
+    "qwen3": [{"enable_thinking": True}, {"enable_thinking": False}],
+    "gpt-oss": [{"reasoning_effort": "low"}, {"reasoning_effort": "medium"}, {"reasoning_effort": "high"},
+                {"model_identity": "You are a terse assistant.", "reasoning_effort": "high"}],
+}
+# templates whose official text dates the prompt with strftime_now, ignoring date_string
+DATED_TODAY = {"gpt-oss"}
 
 FASTCHAT = json.loads((DATA / "fastchat_renderings.json").read_text(encoding="utf-8"))["renderings"]
 # FastChat assigns roles by position, so it renders a generation prompt after an assistant message
@@ -56,9 +69,13 @@ FASTCHAT_ALSO = {"wizardlm": "vicuna_v1.1", "xwin": "vicuna_v1.1"}  # same refer
 
 def _cases():
     for builtin, ref, system, bos, eos in OFFICIAL:
-        for conv in CONVERSATIONS:
-            for gen in (True, False):
-                yield pytest.param(builtin, ref, system, bos, eos, conv, gen, id=f"{builtin}~{ref}-{conv}-{'gen' if gen else 'nogen'}")
+        for variables in [None, *VARIABLES.get(builtin, [])]:
+            tag = "".join(f"-{k}={v}" for k, v in (variables or {}).items() if k != "model_identity")
+            tag += "-identity" if variables and "model_identity" in variables else ""
+            for conv in CONVERSATIONS:
+                for gen in (True, False):
+                    yield pytest.param(builtin, ref, system, bos, eos, conv, gen, variables,
+                                       id=f"{builtin}~{ref}{tag}-{conv}-{'gen' if gen else 'nogen'}")
 
 
 def _reference(ref: str, bos, eos) -> JinjaChatTemplate:
@@ -66,8 +83,8 @@ def _reference(ref: str, bos, eos) -> JinjaChatTemplate:
                              bos_token=bos, eos_token=eos)
 
 
-@pytest.mark.parametrize("builtin,ref,system,bos,eos,conv,gen", list(_cases()))
-def test_official_template_byte_for_byte(builtin, ref, system, bos, eos, conv, gen):
+@pytest.mark.parametrize("builtin,ref,system,bos,eos,conv,gen,variables", list(_cases()))
+def test_official_template_byte_for_byte(builtin, ref, system, bos, eos, conv, gen, variables):
     messages = CONVERSATIONS[conv]
     reference = _reference(ref, bos, eos)
     template = get_conv_template(builtin)
@@ -76,11 +93,21 @@ def test_official_template_byte_for_byte(builtin, ref, system, bos, eos, conv, g
             with pytest.raises(TemplateError):
                 reference.render(messages, add_generation_prompt=gen)
         pytest.skip(f"{ref}'s template {system} system messages; the policy tests cover ours")
-    want = reference.render(messages, add_generation_prompt=gen, date_string=DATE).text
-    got = template.render(messages, add_generation_prompt=gen, bos_token=bos, eos_token=eos, date_string=DATE)
+    date = None if builtin in DATED_TODAY else DATE
+    want = reference.render(messages, add_generation_prompt=gen, date_string=date, variables=variables).text
+    got = template.render(messages, add_generation_prompt=gen, bos_token=bos, eos_token=eos, date_string=date,
+                          variables=variables)
+    if date is None and got.text != want and _today() not in want:
+        pytest.skip("the date changed during the test")
     assert got.text == want
     # the template's own BOS/EOS texts are the model's: rendering without them gives the same text
-    assert template.render(messages, add_generation_prompt=gen, date_string=DATE).text == want
+    assert template.render(messages, add_generation_prompt=gen, date_string=date, variables=variables).text == got.text
+
+
+def _today() -> str:
+    from datetime import datetime
+
+    return datetime.now().strftime("%Y-%m-%d")
 
 
 def _fastchat_cases():
@@ -134,3 +161,28 @@ def test_llama_3_1_fixed_date_without_override():
     text = get_conv_template("llama-3.1").render(CONVERSATIONS["single"]).text
     assert text == _reference("llama-3.1", "<|begin_of_text|>", "<|eot_id|>").render(CONVERSATIONS["single"]).text
     assert "Today Date: 26 Jul 2024\n" in text
+
+
+def test_variables_the_template_does_not_read_are_ignored_as_jinja_ignores_them():
+    messages = CONVERSATIONS["single"]
+    plain = get_conv_template("qwen2.5").render(messages).text
+    assert get_conv_template("qwen2.5").render(messages, variables={"enable_thinking": False}).text == plain
+    reference = _reference("qwen2.5", None, "<|im_end|>")
+    assert reference.render(messages, variables={"enable_thinking": False}).text == plain
+
+
+def test_a_variable_of_the_wrong_type_is_an_error_naming_it():
+    with pytest.raises(TemplateError, match="enable_thinking must be a bool, not 'false'"):
+        get_conv_template("qwen3").render(CONVERSATIONS["single"], variables={"enable_thinking": "false"})
+
+
+def test_render_arguments_cannot_be_set_as_variables():
+    with pytest.raises(TemplateError, match="add_generation_prompt cannot be set"):
+        _reference("qwen3", None, "<|im_end|>").render(CONVERSATIONS["single"], variables={"add_generation_prompt": False})
+
+
+def test_qwen3_thinking_switch_and_earlier_reasoning():
+    messages = CONVERSATIONS["reasoning"]
+    text = get_conv_template("qwen3").render(messages, variables={"enable_thinking": False}).text
+    assert "Two and two" not in text  # earlier reasoning is dropped
+    assert text.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")

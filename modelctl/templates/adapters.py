@@ -128,11 +128,16 @@ def match_adapter(names: Sequence[str] = (), metadata: Mapping[str, Any] | None 
 
 # The built-in adapters, most specific first. (template, name patterns, GGUF architectures)
 BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    # DeepSeek-R1's distills carry their base model's name (Qwen, Llama) after "R1"
+    ("deepseek-r1", ("deepseek r 1",), ()),
+    ("gpt-oss", ("gpt oss",), ("gpt-oss",)),
+    ("qwq", ("qwq",), ()),
+    ("qwen3", ("qwen 3",), ("qwen3", "qwen3moe")),
     ("phind", ("phind",), ()),
     ("codellama", ("codellama", "code llama"), ()),
     ("tinyllama", ("tinyllama", "tiny llama"), ()),
     ("orca-2", ("orca 2",), ()),
-    ("chatml", ("openhermes", "hermes", "dolphin", "openorca", "yi 6|9|34 b chat", "qwen 3"), ()),
+    ("chatml", ("openhermes", "hermes", "dolphin", "openorca", "yi 6|9|34 b chat"), ()),
     ("zephyr", ("zephyr",), ()),
     ("openchat_3.5", ("openchat", "starling"), ()),
     ("llama-3.2", ("llama 3.2",), ()),

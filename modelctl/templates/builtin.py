@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from modelctl.templates.builtin_recent import RECENT_ALIASES, RECENT_TEMPLATES
 from modelctl.templates.conversation import (
     Conversation,
     SeparatorStyle,
@@ -615,7 +616,7 @@ BUILTIN_TEMPLATES: tuple[Conversation, ...] = (
     LLAMA_2, CODELLAMA, LLAMA_3, LLAMA_3_1, LLAMA_3_2, CHATML, QWEN_2, QWEN_2_5, MISTRAL,
     ZEPHYR, TINYLLAMA, TULU, GEMMA, PHI_3, PHI_2, OPENCHAT_3_5, DEEPSEEK_CODER, DEEPSEEK_CHAT,
     COMMAND_R, GRANITE, VICUNA, WIZARDLM, XWIN, ALPACA, KOALA, PHIND, REDPAJAMA, STABLELM,
-    MPT_7B_CHAT, ORCA_2, STARCHAT, DOLLY_V2, FALCON, CHATGLM2, INTERNLM_CHAT,
+    MPT_7B_CHAT, ORCA_2, STARCHAT, DOLLY_V2, FALCON, CHATGLM2, INTERNLM_CHAT, *RECENT_TEMPLATES,
 )  # fmt: skip
 
 # Other spellings people (and registries) use for the same templates.
@@ -644,6 +645,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "tinyllama": ("tiny-llama",),
     "wizardlm": ("wizard-lm",),
     "xwin": ("xwin-lm",),
+    **RECENT_ALIASES,
 }
 
 

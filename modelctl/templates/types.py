@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from modelctl.errors import TemplateError
 
@@ -78,6 +78,7 @@ class ChatTemplate(Protocol):
         add_generation_prompt: bool = True,
         bos_token: str | None = None,
         eos_token: str | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> RenderedPrompt: ...
 
 
