@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from modelctl.templates.conversation import Conversation, TurnFormats
+from modelctl.templates.types import SystemPolicy
 
 # --- Qwen -----------------------------------------------------------------------------------------
 
@@ -117,11 +118,141 @@ GPT_OSS = Conversation(
     models=("gpt-oss-20b", "gpt-oss-120b"),
 )
 
-RECENT_TEMPLATES: tuple[Conversation, ...] = (QWEN_3, QWQ, DEEPSEEK_R1, GPT_OSS)
+# --- Microsoft Phi-4 ------------------------------------------------------------------------------
+
+PHI_4 = Conversation(
+    name="phi-4",
+    formats=TurnFormats(
+        system="<|im_start|>system<|im_sep|>{system}<|im_end|>",
+        # the official template opens the answer after every user turn, asked for or not
+        user="<|im_start|>user<|im_sep|>{content}<|im_end|><|im_start|>assistant<|im_sep|>",
+        assistant="{content}<|im_end|>",
+        generation="",
+    ),
+    eos="<|im_end|>",
+    stop_str=("<|im_end|>", "<|endoftext|>"),
+    stop_token_ids=(100265, 100257),
+    description="Phi-4 (14B): <|im_start|>role<|im_sep|> turns ending in <|im_end|>",
+    reference="microsoft/phi-4 chat_template",
+    models=("phi-4",),
+)
+
+PHI_4_MINI = Conversation(
+    name="phi-4-mini",
+    formats=TurnFormats(
+        system="<|system|>{system}<|end|>",
+        user="<|user|>{content}<|end|>",
+        assistant="<|assistant|>{content}<|end|>",
+        generation="<|assistant|>",
+        end="{eos}",
+    ),
+    eos="<|endoftext|>",
+    stop_str=("<|end|>", "<|endoftext|>"),
+    stop_token_ids=(200020, 199999),
+    description="Phi-4-mini: <|system|>, <|user|>, <|assistant|> turns ending in <|end|>, no newlines",
+    reference="microsoft/Phi-4-mini-instruct chat_template",
+    models=("Phi-4-mini-instruct",),
+)
+
+# --- Mistral -------------------------------------------------------------------------------------
+
+MISTRAL_NEMO = Conversation(
+    name="mistral-nemo",
+    roles=("[INST]", "[/INST]"),
+    formats=TurnFormats(
+        prefix="{bos}",
+        user="[INST]{content}[/INST]",
+        assistant="{content}{eos}",
+        generation="",
+        merge="{system}\n\n{content}",
+    ),
+    system_policy=SystemPolicy.MERGE_LAST_USER,  # the system message goes with the latest request
+    bos="<s>",
+    eos="</s>",
+    stop_str=("</s>",),
+    stop_token_ids=(2,),
+    description="Mistral Nemo (Tekken tokenizer): [INST] turns without spaces, system prompt in the last one",
+    reference="mistralai/Mistral-Nemo-Instruct-2407 chat_template",
+    models=("Mistral-Nemo-Instruct-2407",),
+)
+
+# --- Meta Llama 4 --------------------------------------------------------------------------------
+
+_L4 = "<|header_start|>{role}<|header_end|>\n\n"
+
+LLAMA_4 = Conversation(
+    name="llama-4",
+    formats=TurnFormats(
+        prefix="{bos}",
+        system=_L4.format(role="system") + "{system}<|eot|>",
+        user=_L4.format(role="user") + "{content}<|eot|>",
+        assistant=_L4.format(role="assistant") + "{content}<|eot|>",
+        generation=_L4.format(role="assistant"),
+    ),
+    system_transform="strip",  # the official template trims the system message only
+    bos="<|begin_of_text|>",
+    eos="<|eot|>",
+    stop_str=("<|eot|>", "<|eom|>", "<|end_of_text|>"),
+    stop_token_ids=(200008, 200007, 200001),
+    description="Llama 4 (Scout, Maverick): <|header_start|>role<|header_end|> turns ending in <|eot|>",
+    reference="the Llama 4 chat_template transformers ships (models/llama4/processing_llama4.py)",
+    models=("Llama-4-Scout-17B-16E-Instruct", "Llama-4-Maverick-17B-128E-Instruct"),
+)
+
+# --- IBM Granite 3.x -----------------------------------------------------------------------------
+
+_GRANITE_TURN = "<|start_of_role|>{role}<|end_of_role|>{{content}}<|end_of_text|>\n"
+_GRANITE_DEFAULT = (
+    "<|start_of_role|>system<|end_of_role|>Knowledge Cutoff Date: April 2024. Today's Date: {date}. "
+    "You are Granite, developed by IBM. You are a helpful AI assistant.{thinking_prompt}<|end_of_text|>\n"
+)
+_GRANITE_THINKING = (
+    "\nRespond to every user query in a comprehensive and detailed way. You can write down your thoughts "
+    "and reasoning process before responding. In the thought process, engage in a comprehensive cycle of "
+    "analysis, summarization, exploration, reassessment, reflection, backtracing, and iteration to develop "
+    "well-considered thinking process. In the response section, based on various attempts, explorations, "
+    "and reflections from the thoughts section, systematically present the final solution that you deem "
+    "correct. The response should summarize the thought process. Write your thoughts between "
+    "<think></think> and write your response between <response></response> for each user query."
+)
+_GRANITE_3_FORMATS = TurnFormats(
+    system=_GRANITE_TURN.format(role="system").replace("{content}", "{system}"),
+    default_system=_GRANITE_DEFAULT.replace("{thinking_prompt}", ""),
+    user=_GRANITE_TURN.format(role="user"),
+    assistant=_GRANITE_TURN.format(role="assistant"),
+    generation="<|start_of_role|>assistant<|end_of_role|>",
+)
+
+GRANITE_3 = Conversation(
+    name="granite-3",
+    formats=_GRANITE_3_FORMATS,
+    date_format="%B %d, %Y",  # today's date, as the official template's strftime_now
+    variables=(("thinking", False),),
+    variable_formats=(
+        # the default system message asks for <think> and <response> sections
+        ("thinking", True, replace(
+            _GRANITE_3_FORMATS, default_system=_GRANITE_DEFAULT.replace("{thinking_prompt}", _GRANITE_THINKING))),
+    ),
+    eos="<|end_of_text|>",
+    stop_str=("<|end_of_text|>",),
+    stop_token_ids=(0,),
+    description="IBM Granite 3.x Instruct: role turns, a dated default system message; thinking=true asks for reasoning",
+    reference="ibm-granite/granite-3.3-2b-instruct chat_template",
+    models=("granite-3.3-2b-instruct", "granite-3.3-8b-instruct", "granite-3.2-8b-instruct", "granite-3.1-8b-instruct"),
+)
+
+RECENT_TEMPLATES: tuple[Conversation, ...] = (
+    QWEN_3, QWQ, DEEPSEEK_R1, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_NEMO, LLAMA_4, GRANITE_3,
+)  # fmt: skip
 
 RECENT_ALIASES: dict[str, tuple[str, ...]] = {
     "qwen3": ("qwen-3",),
     "qwq": ("qwq-32b",),
     "deepseek-r1": ("deepseek-r1-distill", "r1"),
     "gpt-oss": ("harmony", "gpt-oss-20b", "gpt-oss-120b"),
+    "phi-4": ("phi4",),
+    "phi-4-mini": ("phi4-mini",),
+    "mistral-nemo": ("nemo", "mistral-tekken"),
+    "llama-4": ("llama4", "llama-4-scout", "llama-4-maverick"),
+    "granite-3": ("granite-3.1", "granite-3.2", "granite-3.3", "granite3"),
 }

@@ -71,7 +71,10 @@ class TurnFormats:
     system: str = "{system}"
     prefix: str = ""  # written first, before anything else
     end: str = ""  # written after the last message when no generation prompt is asked for
-    merge: str = "{system}\n\n{content}"  # the first user turn's content, under MERGE_FIRST_USER
+    merge: str = "{system}\n\n{content}"  # the merged user turn's content, under MERGE_*_USER
+    # written instead of `system` when the conversation has no system message (a default that
+    # holds a date or a variable: Granite 3.3, Mistral Small 3)
+    default_system: str | None = None
     # an assistant message that is the last message (see Conversation.last_assistant_when)
     last_assistant: str | None = None
 
@@ -195,7 +198,10 @@ class Conversation:
         merged_system: str | None = None
 
         parts = _expand(fmt.prefix, fields)
-        if self._writes_system(provided, system):
+        merge_at = 0
+        if provided is None and fmt.default_system is not None:
+            parts += _expand(fmt.default_system, fields)
+        elif self._writes_system(provided, system):
             if self.system_policy is SystemPolicy.REJECT and provided is not None:
                 raise TemplateError(
                     f"template '{self.name}': message 1 is a system message, which this template "
@@ -208,6 +214,9 @@ class Conversation:
                         "the conversation has no user message"
                     )
                 merged_system = system
+            elif self.system_policy is SystemPolicy.MERGE_LAST_USER:
+                merge_at = len(turns) - 1 if turns and turns[-1]["role"] == "user" else -1
+                merged_system = system
             elif self.system_policy is SystemPolicy.NATIVE:
                 text = CONTENT_TRANSFORMS[self.system_transform](system)
                 # the default system message is the template's own text; a given one is content
@@ -217,7 +226,7 @@ class Conversation:
         )
         for i, message in enumerate(turns):
             turn, reasoning = fmt.user, ""
-            if i == 0 and merged_system is not None:
+            if i == merge_at and merged_system is not None:
                 content = self._merge(fmt, merged_system, message["content"], transform, fields)
             elif message["role"] == "user":
                 content = [Segment(transform(message["content"]), False)]
@@ -323,13 +332,15 @@ class Conversation:
                 "assistant": fmt.assistant,
                 "generation": fmt.generation,
                 "end": fmt.end,
-                **({"merge": fmt.merge} if self.system_policy is SystemPolicy.MERGE_FIRST_USER else {}),
+                **({"merge": fmt.merge} if self.system_policy in _MERGES else {}),
+                **({"default_system": fmt.default_system} if fmt.default_system is not None else {}),
                 **({"last_assistant": fmt.last_assistant} if fmt.last_assistant is not None else {}),
             },
             "models": list(self.models),
         }
 
 
+_MERGES = (SystemPolicy.MERGE_FIRST_USER, SystemPolicy.MERGE_LAST_USER)
 _FORMATTER = string.Formatter()
 _CONTENT_FIELDS = ("content", "system", "reasoning")
 

@@ -87,6 +87,9 @@ class SystemPolicy(str, Enum):
 
     NATIVE = "native"  # the template has a place for it
     MERGE_FIRST_USER = "merge_first_user"  # written at the start of the first user turn
+    # written at the start of the last message when it is a user turn (Mistral v3 and Tekken);
+    # a conversation that ends with an answer has no place for it, as in the official templates
+    MERGE_LAST_USER = "merge_last_user"
     REJECT = "reject"  # a TemplateError that says so
 
 
