@@ -54,6 +54,10 @@ OFFICIAL = [
     ("mistral-nemo", "mistral-nemo", "native", "<s>", "</s>"),
     ("llama-4", "llama-4", "native", "<|begin_of_text|>", "<|eot|>"),
     ("granite-3", "granite-3", "native", None, "<|end_of_text|>"),
+    ("smollm2", "smollm2", "native", None, "<|im_end|>"),
+    ("internlm2.5", "internlm2.5", "native", "<s>", "<|im_end|>"),
+    ("tulu-3", "tulu-3", "native", None, "<|end_of_text|>"),
+    ("olmo-2", "olmo-2", "native", "<|endoftext|>", "<|endoftext|>"),
 ]
 
 # template variables, each value golden-tested (the official default too, given explicitly)

@@ -138,6 +138,9 @@ BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("mistral-nemo", ("mistral nemo", "nemo instruct"), ()),
     ("llama-4", ("llama 4",), ("llama4",)),
     ("granite-3", ("granite 3.1|3.2|3.3",), ()),
+    ("tulu-3", ("tulu 3",), ()),  # Llama-3.1-Tulu-3: before Llama 3.1
+    ("olmo-2", ("olmo 2",), ("olmo2",)),
+    ("smollm2", ("smollm 2",), ()),
     ("phind", ("phind",), ()),
     ("codellama", ("codellama", "code llama"), ()),
     ("tinyllama", ("tinyllama", "tiny llama"), ()),
@@ -171,7 +174,7 @@ BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("stablelm", ("stablelm",), ()),
     ("mpt-7b-chat", ("mpt",), ("mpt",)),
     ("chatglm2", ("chatglm 2",), ()),
-    ("chatml", ("internlm 2|2.5",), ("internlm2",)),
+    ("internlm2.5", ("internlm 2|2.5",), ("internlm2",)),
     ("internlm-chat", ("internlm",), ()),
     ("llama-2", ("llama 2",), ()),
 )

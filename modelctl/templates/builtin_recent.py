@@ -241,8 +241,69 @@ GRANITE_3 = Conversation(
     models=("granite-3.3-2b-instruct", "granite-3.3-8b-instruct", "granite-3.2-8b-instruct", "granite-3.1-8b-instruct"),
 )
 
+# --- ChatML relatives ------------------------------------------------------------------------------
+
+SMOLLM2 = Conversation(
+    name="smollm2",
+    formats=_QWEN_FORMATS,
+    system_message="You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+    eos="<|im_end|>",
+    stop_str=("<|im_end|>", "<|endoftext|>"),
+    stop_token_ids=(2, 0),
+    description="SmolLM2 Instruct: ChatML with SmolLM's default system message",
+    reference="HuggingFaceTB/SmolLM2-135M-Instruct chat_template (the same for 360M and 1.7B)",
+    models=("SmolLM2-135M-Instruct", "SmolLM2-360M-Instruct", "SmolLM2-1.7B-Instruct"),
+)
+
+INTERNLM_2_5 = Conversation(
+    name="internlm2.5",
+    formats=replace(_QWEN_FORMATS, prefix="{bos}"),
+    bos="<s>",
+    eos="<|im_end|>",
+    stop_str=("<|im_end|>", "</s>"),
+    stop_token_ids=(92542, 2),
+    description="InternLM2 / InternLM2.5 Chat: ChatML after the BOS",
+    reference="internlm/internlm2-chat-7b chat_template",
+    models=("internlm2-chat-7b", "internlm2_5-7b-chat", "internlm2_5-20b-chat"),
+)
+
+# --- AllenAI: Tulu 3 and OLMo 2 --------------------------------------------------------------------
+
+_TULU_3_FORMATS = TurnFormats(
+    system="<|system|>\n{system}\n",
+    user="<|user|>\n{content}\n",
+    assistant="<|assistant|>\n{content}{eos}\n",
+    last_assistant="<|assistant|>\n{content}{eos}",  # the last message has no newline after it
+    generation="<|assistant|>\n",
+)
+
+TULU_3 = Conversation(
+    name="tulu-3",
+    formats=_TULU_3_FORMATS,
+    eos="<|end_of_text|>",
+    stop_str=("<|end_of_text|>",),
+    stop_token_ids=(128001,),
+    description="Tulu 3: <|system|>, <|user|>, <|assistant|> lines, answers ending in the EOS",
+    reference="allenai/Llama-3.1-Tulu-3-8B chat_template",
+    models=("Llama-3.1-Tulu-3-8B", "Llama-3.1-Tulu-3-70B"),
+)
+
+OLMO_2 = replace(
+    TULU_3,
+    name="olmo-2",
+    formats=replace(_TULU_3_FORMATS, prefix="{bos}"),
+    bos="<|endoftext|>",
+    eos="<|endoftext|>",
+    stop_str=("<|endoftext|>",),
+    stop_token_ids=(100257,),
+    description="OLMo 2 Instruct: the Tulu 3 format after the BOS",
+    reference="allenai/OLMo-2-1124-7B-Instruct chat_template",
+    models=("OLMo-2-1124-7B-Instruct", "OLMo-2-1124-13B-Instruct", "OLMo-2-0425-1B-Instruct"),
+)
+
 RECENT_TEMPLATES: tuple[Conversation, ...] = (
-    QWEN_3, QWQ, DEEPSEEK_R1, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_NEMO, LLAMA_4, GRANITE_3,
+    QWEN_3, QWQ, DEEPSEEK_R1, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_NEMO, LLAMA_4, GRANITE_3, SMOLLM2,
+    INTERNLM_2_5, TULU_3, OLMO_2,
 )  # fmt: skip
 
 RECENT_ALIASES: dict[str, tuple[str, ...]] = {
@@ -255,4 +316,8 @@ RECENT_ALIASES: dict[str, tuple[str, ...]] = {
     "mistral-nemo": ("nemo", "mistral-tekken"),
     "llama-4": ("llama4", "llama-4-scout", "llama-4-maverick"),
     "granite-3": ("granite-3.1", "granite-3.2", "granite-3.3", "granite3"),
+    "smollm2": ("smollm-2", "smollm"),
+    "internlm2.5": ("internlm2", "internlm2_5", "internlm-2.5"),
+    "tulu-3": ("tulu3",),
+    "olmo-2": ("olmo2", "olmo"),
 }
