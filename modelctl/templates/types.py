@@ -83,7 +83,7 @@ class ChatTemplate(Protocol):
 
 
 class SystemPolicy(str, Enum):
-    """What a template does with a system message. Never: drop it silently."""
+    """What a template does with a system message (never left out without a documented reason)."""
 
     NATIVE = "native"  # the template has a place for it
     MERGE_FIRST_USER = "merge_first_user"  # written at the start of the first user turn
