@@ -60,6 +60,8 @@ REAL_WORLD = [
     ("deepseek-coder-6.7b-instruct.Q4_K_M.gguf", "deepseek-coder"),
     ("deepseek-llm-7b-chat.Q4_K_M.gguf", "deepseek-chat"),
     ("c4ai-command-r-v01-Q4_K_M.gguf", "command-r"),
+    ("c4ai-command-r7b-12-2024-Q4_K_M.gguf", "command-r7b"),
+    ("CohereForAI_c4ai-command-r7b-12-2024-Q6_K.gguf", "command-r7b"),
     ("granite-3.0-8b-instruct-Q4_K_M.gguf", "granite"),
     ("falcon-7b-instruct.Q4_K_M.gguf", "falcon"),
     ("orca-2-7b.Q4_K_M.gguf", "orca-2"),

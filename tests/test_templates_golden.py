@@ -62,6 +62,7 @@ OFFICIAL = [
     ("internlm2.5", "internlm2.5", "native", "<s>", "<|im_end|>"),
     ("tulu-3", "tulu-3", "native", None, "<|end_of_text|>"),
     ("olmo-2", "olmo-2", "native", "<|endoftext|>", "<|endoftext|>"),
+    ("command-r7b", "command-r7b", "native", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
 ]
 
 # template variables, each value golden-tested (the official default too, given explicitly)

@@ -163,6 +163,7 @@ BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("phi-2", ("phi 2",), ("phi2",)),
     ("deepseek-coder", ("deepseek coder",), ()),
     ("deepseek-chat", ("deepseek llm", "deepseek"), ()),
+    ("command-r7b", ("command r 7 b",), ("cohere2",)),
     ("command-r", ("command r", "c4ai"), ("command-r",)),
     ("granite", ("granite",), ("granite",)),
     ("vicuna_v1.1", ("vicuna",), ()),

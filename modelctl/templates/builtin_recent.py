@@ -241,6 +241,31 @@ GRANITE_3 = Conversation(
     models=("granite-3.3-2b-instruct", "granite-3.3-8b-instruct", "granite-3.2-8b-instruct", "granite-3.1-8b-instruct"),
 )
 
+# --- Cohere Command R7B ----------------------------------------------------------------------------
+
+_COHERE_TURN = "<|START_OF_TURN_TOKEN|><|{role}_TOKEN|>"
+
+COMMAND_R7B = Conversation(
+    name="command-r7b",
+    roles=("<|USER_TOKEN|>", "<|CHATBOT_TOKEN|>"),
+    formats=TurnFormats(
+        prefix="{bos}",
+        system=_COHERE_TURN.format(role="SYSTEM") + "{system}<|END_OF_TURN_TOKEN|>",
+        user=_COHERE_TURN.format(role="USER") + "{content}<|END_OF_TURN_TOKEN|>",
+        assistant=_COHERE_TURN.format(role="CHATBOT") + "<|START_RESPONSE|>{content}<|END_RESPONSE|><|END_OF_TURN_TOKEN|>",
+        generation=_COHERE_TURN.format(role="CHATBOT") + "<|START_RESPONSE|>",
+    ),
+    system_always=True,  # an empty system turn when the conversation has no system message
+    content_transform="strip",
+    bos="<BOS_TOKEN>",
+    eos="<|END_OF_TURN_TOKEN|>",
+    stop_str=("<|END_RESPONSE|>", "<|END_OF_TURN_TOKEN|>"),
+    stop_token_ids=(255001,),
+    description="Cohere Command R7B: turn tokens, the answer between <|START_RESPONSE|> and <|END_RESPONSE|>",
+    reference="CohereForAI/c4ai-command-r7b-12-2024 chat_template 'default' (without documents or tools)",
+    models=("c4ai-command-r7b-12-2024",),
+)
+
 # --- ChatML relatives ------------------------------------------------------------------------------
 
 SMOLLM2 = Conversation(
@@ -303,7 +328,7 @@ OLMO_2 = replace(
 
 RECENT_TEMPLATES: tuple[Conversation, ...] = (
     QWEN_3, QWQ, DEEPSEEK_R1, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_NEMO, LLAMA_4, GRANITE_3, SMOLLM2,
-    INTERNLM_2_5, TULU_3, OLMO_2,
+    INTERNLM_2_5, TULU_3, OLMO_2, COMMAND_R7B,
 )  # fmt: skip
 
 RECENT_ALIASES: dict[str, tuple[str, ...]] = {
@@ -320,4 +345,5 @@ RECENT_ALIASES: dict[str, tuple[str, ...]] = {
     "internlm2.5": ("internlm2", "internlm2_5", "internlm-2.5"),
     "tulu-3": ("tulu3",),
     "olmo-2": ("olmo2", "olmo"),
+    "command-r7b": ("command-r7b-12-2024", "cohere2"),
 }
