@@ -79,6 +79,8 @@ REAL_WORLD = [
     ("DeepSeek-R1-Distill-Llama-8B-Q4_K_M.gguf", "deepseek-r1"),
     ("deepseek-ai_DeepSeek-R1-0528-Qwen3-8B-Q4_K_M.gguf", "deepseek-r1"),
     ("DeepSeek-R1-UD-IQ1_S.gguf", "deepseek-r1"),
+    ("DeepSeek-V3-Q4_K_M-00001-of-00010.gguf", "deepseek-v3"),
+    ("deepseek-ai/DeepSeek-V3", "deepseek-v3"),
     ("gpt-oss-20b-mxfp4.gguf", "gpt-oss"),
     ("openai_gpt-oss-120b-MXFP4.gguf", "gpt-oss"),
     ("phi-4-Q4_K_M.gguf", "phi-4"),

@@ -52,6 +52,7 @@ OFFICIAL = [
     ("qwen3", "qwen3", "native", None, "<|im_end|>"),
     ("qwq", "qwq", "native", None, "<|im_end|>"),
     ("deepseek-r1", "deepseek-r1", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    ("deepseek-v3", "deepseek-v3", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
     ("gpt-oss", "gpt-oss", "native", None, "<|return|>"),
     ("phi-4", "phi-4", "native", None, "<|im_end|>"),
     ("phi-4-mini", "phi-4-mini", "native", None, "<|endoftext|>"),

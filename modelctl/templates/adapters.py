@@ -130,6 +130,7 @@ def match_adapter(names: Sequence[str] = (), metadata: Mapping[str, Any] | None 
 BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     # DeepSeek-R1's distills carry their base model's name (Qwen, Llama) after "R1"
     ("deepseek-r1", ("deepseek r 1",), ()),
+    ("deepseek-v3", ("deepseek v 3",), ()),
     ("gpt-oss", ("gpt oss",), ("gpt-oss",)),
     ("qwq", ("qwq",), ()),
     ("qwen3", ("qwen 3",), ("qwen3", "qwen3moe")),

@@ -84,6 +84,15 @@ DEEPSEEK_R1 = Conversation(
     models=("DeepSeek-R1", "DeepSeek-R1-Distill-Qwen-7B", "DeepSeek-R1-Distill-Llama-8B", "DeepSeek-R1-0528"),
 )
 
+DEEPSEEK_V3 = replace(
+    DEEPSEEK_R1.with_formats(generation="<｜Assistant｜>"),
+    name="deepseek-v3",
+    assistant_transform="none",  # no reasoning to drop
+    description="DeepSeek-V3: <｜User｜>/<｜Assistant｜> turns after the BOS and the system message",
+    reference="deepseek-ai/DeepSeek-V3 chat_template",
+    models=("DeepSeek-V3",),
+)
+
 # --- OpenAI gpt-oss (the harmony format) -----------------------------------------------------------
 
 _HARMONY_SYSTEM = (
@@ -327,7 +336,7 @@ OLMO_2 = replace(
 )
 
 RECENT_TEMPLATES: tuple[Conversation, ...] = (
-    QWEN_3, QWQ, DEEPSEEK_R1, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_NEMO, LLAMA_4, GRANITE_3, SMOLLM2,
+    QWEN_3, QWQ, DEEPSEEK_R1, DEEPSEEK_V3, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_NEMO, LLAMA_4, GRANITE_3, SMOLLM2,
     INTERNLM_2_5, TULU_3, OLMO_2, COMMAND_R7B,
 )  # fmt: skip
 
@@ -335,6 +344,7 @@ RECENT_ALIASES: dict[str, tuple[str, ...]] = {
     "qwen3": ("qwen-3",),
     "qwq": ("qwq-32b",),
     "deepseek-r1": ("deepseek-r1-distill", "r1"),
+    "deepseek-v3": ("deepseekv3",),
     "gpt-oss": ("harmony", "gpt-oss-20b", "gpt-oss-120b"),
     "phi-4": ("phi4",),
     "phi-4-mini": ("phi4-mini",),
