@@ -89,6 +89,8 @@ REAL_WORLD = [
     ("microsoft/Phi-4-mini-instruct", "phi-4-mini"),
     ("Mistral-Nemo-Instruct-2407-Q4_K_M.gguf", "mistral-nemo"),
     ("mistralai_Mistral-Nemo-Instruct-2407-Q8_0.gguf", "mistral-nemo"),
+    ("Mistral-Small-24B-Instruct-2501-Q4_K_M.gguf", "mistral-small-3"),
+    ("mistralai_Mistral-Small-3.1-24B-Instruct-2503-Q4_K_M.gguf", "mistral-small-3"),
     ("Llama-4-Scout-17B-16E-Instruct-Q4_K_M.gguf", "llama-4"),
     ("meta-llama_Llama-4-Maverick-17B-128E-Instruct-Q3_K_M.gguf", "llama-4"),
     ("granite-3.3-8b-instruct-Q4_K_M.gguf", "granite-3"),

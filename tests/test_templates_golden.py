@@ -57,6 +57,7 @@ OFFICIAL = [
     ("phi-4", "phi-4", "native", None, "<|im_end|>"),
     ("phi-4-mini", "phi-4-mini", "native", None, "<|endoftext|>"),
     ("mistral-nemo", "mistral-nemo", "native", "<s>", "</s>"),
+    ("mistral-small-3", "mistral-small-3", "native", "<s>", "</s>"),
     ("llama-4", "llama-4", "native", "<|begin_of_text|>", "<|eot|>"),
     ("granite-3", "granite-3", "native", None, "<|end_of_text|>"),
     ("smollm2", "smollm2", "native", None, "<|im_end|>"),
@@ -74,7 +75,7 @@ VARIABLES = {
                 {"model_identity": "You are a terse assistant.", "reasoning_effort": "high"}],
 }
 # templates whose official text dates the prompt with strftime_now, ignoring date_string
-DATED_TODAY = {"gpt-oss", "granite-3"}
+DATED_TODAY = {"gpt-oss", "granite-3", "mistral-small-3"}
 
 FASTCHAT = json.loads((DATA / "fastchat_renderings.json").read_text(encoding="utf-8"))["renderings"]
 # FastChat assigns roles by position, so it renders a generation prompt after an assistant message

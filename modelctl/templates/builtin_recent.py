@@ -185,6 +185,37 @@ MISTRAL_NEMO = Conversation(
     models=("Mistral-Nemo-Instruct-2407",),
 )
 
+_MISTRAL_SMALL_3_DEFAULT = (
+    "You are Mistral Small 3, a Large Language Model (LLM) created by Mistral AI, a French startup "
+    "headquartered in Paris.\nYour knowledge base was last updated on 2023-10-01. The current date is {date}."
+    "\n\nWhen you're not sure about some information, you say that you don't have the information and don't "
+    "make up anything.\nIf the user's question is not clear, ambiguous, or does not provide enough context for "
+    "you to accurately answer the question, you do not try to answer it right away and you rather ask the user "
+    'to clarify their request (e.g. "What are some good restaurants around me?" => "Where are you?" or "When '
+    'is the next flight to Tokyo" => "Where do you travel from?")'
+)
+
+MISTRAL_SMALL_3 = Conversation(
+    name="mistral-small-3",
+    roles=("[INST]", "[/INST]"),
+    formats=TurnFormats(
+        prefix="{bos}",
+        system="[SYSTEM_PROMPT]{system}[/SYSTEM_PROMPT]",  # its own block, unlike v0.1-v0.3's
+        default_system="[SYSTEM_PROMPT]" + _MISTRAL_SMALL_3_DEFAULT + "[/SYSTEM_PROMPT]",
+        user="[INST]{content}[/INST]",
+        assistant="{content}{eos}",
+        generation="",
+    ),
+    date_format="%Y-%m-%d",  # today's date, as the official template's strftime_now
+    bos="<s>",
+    eos="</s>",
+    stop_str=("</s>",),
+    stop_token_ids=(2,),
+    description="Mistral Small 3: a [SYSTEM_PROMPT] block (a dated default one), [INST] turns without spaces",
+    reference="mistralai/Mistral-Small-24B-Instruct-2501 chat_template",
+    models=("Mistral-Small-24B-Instruct-2501",),
+)
+
 # --- Meta Llama 4 --------------------------------------------------------------------------------
 
 _L4 = "<|header_start|>{role}<|header_end|>\n\n"
@@ -336,7 +367,7 @@ OLMO_2 = replace(
 )
 
 RECENT_TEMPLATES: tuple[Conversation, ...] = (
-    QWEN_3, QWQ, DEEPSEEK_R1, DEEPSEEK_V3, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_NEMO, LLAMA_4, GRANITE_3, SMOLLM2,
+    QWEN_3, QWQ, DEEPSEEK_R1, DEEPSEEK_V3, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_NEMO, MISTRAL_SMALL_3, LLAMA_4, GRANITE_3, SMOLLM2,
     INTERNLM_2_5, TULU_3, OLMO_2, COMMAND_R7B,
 )  # fmt: skip
 
@@ -349,6 +380,7 @@ RECENT_ALIASES: dict[str, tuple[str, ...]] = {
     "phi-4": ("phi4",),
     "phi-4-mini": ("phi4-mini",),
     "mistral-nemo": ("nemo", "mistral-tekken"),
+    "mistral-small-3": ("mistral-small", "mistral-small-2501", "mistral-v7-tekken"),
     "llama-4": ("llama4", "llama-4-scout", "llama-4-maverick"),
     "granite-3": ("granite-3.1", "granite-3.2", "granite-3.3", "granite3"),
     "smollm2": ("smollm-2", "smollm"),
