@@ -52,10 +52,12 @@ OFFICIAL = [
     ("qwen3", "qwen3", "native", None, "<|im_end|>"),
     ("qwq", "qwq", "native", None, "<|im_end|>"),
     ("deepseek-r1", "deepseek-r1", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    ("deepseek-r1", "deepseek-r1-distill", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
     ("deepseek-v3", "deepseek-v3", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
     ("gpt-oss", "gpt-oss", "native", None, "<|return|>"),
     ("phi-4", "phi-4", "native", None, "<|im_end|>"),
     ("phi-4-mini", "phi-4-mini", "native", None, "<|endoftext|>"),
+    ("mistral-v3", "mistral-v3", "native", "<s>", "</s>"),
     ("mistral-nemo", "mistral-nemo", "native", "<s>", "</s>"),
     ("mistral-small-3", "mistral-small-3", "native", "<s>", "</s>"),
     ("llama-4", "llama-4", "native", "<|begin_of_text|>", "<|eot|>"),
@@ -64,6 +66,7 @@ OFFICIAL = [
     ("internlm2.5", "internlm2.5", "native", "<s>", "<|im_end|>"),
     ("tulu-3", "tulu-3", "native", None, "<|end_of_text|>"),
     ("olmo-2", "olmo-2", "native", "<|endoftext|>", "<|endoftext|>"),
+    ("falcon-3", "falcon-3", "native", None, "<|endoftext|>"),
     ("command-r7b", "command-r7b", "native", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
 ]
 

@@ -165,6 +165,27 @@ PHI_4_MINI = Conversation(
 
 # --- Mistral -------------------------------------------------------------------------------------
 
+MISTRAL_V3 = Conversation(
+    name="mistral-v3",
+    roles=("[INST]", "[/INST]"),
+    formats=TurnFormats(
+        prefix="{bos}",
+        user="[INST] {content}[/INST]",
+        assistant=" {content}{eos}",
+        generation="",
+        merge="{system}\n\n{content}",
+    ),
+    system_policy=SystemPolicy.MERGE_LAST_USER,  # the system message goes with the latest request
+    assistant_transform="strip",
+    bos="<s>",
+    eos="</s>",
+    stop_str=("</s>",),
+    stop_token_ids=(2,),
+    description="Mistral 7B Instruct v0.3 (v3 tokenizer): [INST] turns, system prompt in the last one",
+    reference="mistralai/Mistral-7B-Instruct-v0.3 chat_template",
+    models=("Mistral-7B-Instruct-v0.3",),
+)
+
 MISTRAL_NEMO = Conversation(
     name="mistral-nemo",
     roles=("[INST]", "[/INST]"),
@@ -353,6 +374,17 @@ TULU_3 = Conversation(
     models=("Llama-3.1-Tulu-3-8B", "Llama-3.1-Tulu-3-70B"),
 )
 
+FALCON_3 = replace(
+    TULU_3,
+    name="falcon-3",
+    eos="<|endoftext|>",
+    stop_str=("<|endoftext|>",),
+    stop_token_ids=(),
+    description="Falcon 3 Instruct: the Tulu 3 format (without tools)",
+    reference="tiiuae/Falcon3-7B-Instruct chat_template (the branch without tools)",
+    models=("Falcon3-1B-Instruct", "Falcon3-3B-Instruct", "Falcon3-7B-Instruct", "Falcon3-10B-Instruct"),
+)
+
 OLMO_2 = replace(
     TULU_3,
     name="olmo-2",
@@ -367,8 +399,8 @@ OLMO_2 = replace(
 )
 
 RECENT_TEMPLATES: tuple[Conversation, ...] = (
-    QWEN_3, QWQ, DEEPSEEK_R1, DEEPSEEK_V3, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_NEMO, MISTRAL_SMALL_3, LLAMA_4, GRANITE_3, SMOLLM2,
-    INTERNLM_2_5, TULU_3, OLMO_2, COMMAND_R7B,
+    QWEN_3, QWQ, DEEPSEEK_R1, DEEPSEEK_V3, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_V3, MISTRAL_NEMO, MISTRAL_SMALL_3, LLAMA_4, GRANITE_3, SMOLLM2,
+    INTERNLM_2_5, TULU_3, FALCON_3, OLMO_2, COMMAND_R7B,
 )  # fmt: skip
 
 RECENT_ALIASES: dict[str, tuple[str, ...]] = {
@@ -379,6 +411,7 @@ RECENT_ALIASES: dict[str, tuple[str, ...]] = {
     "gpt-oss": ("harmony", "gpt-oss-20b", "gpt-oss-120b"),
     "phi-4": ("phi4",),
     "phi-4-mini": ("phi4-mini",),
+    "mistral-v3": ("mistral-v0.3", "mistral-7b-instruct-v0.3"),
     "mistral-nemo": ("nemo", "mistral-tekken"),
     "mistral-small-3": ("mistral-small", "mistral-small-2501", "mistral-v7-tekken"),
     "llama-4": ("llama4", "llama-4-scout", "llama-4-maverick"),
@@ -386,6 +419,7 @@ RECENT_ALIASES: dict[str, tuple[str, ...]] = {
     "smollm2": ("smollm-2", "smollm"),
     "internlm2.5": ("internlm2", "internlm2_5", "internlm-2.5"),
     "tulu-3": ("tulu3",),
+    "falcon-3": ("falcon3",),
     "olmo-2": ("olmo2", "olmo"),
     "command-r7b": ("command-r7b-12-2024", "cohere2"),
 }

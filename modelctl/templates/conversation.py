@@ -102,6 +102,7 @@ def _think_parts(s: str) -> tuple[str, str]:
 # gives (reasoning, content). Templates of reasoning models drop it from earlier turns.
 ASSISTANT_TRANSFORMS: dict[str, Callable[[str], tuple[str, str]]] = {
     "none": lambda s: ("", s),
+    "strip": lambda s: ("", s.strip()),  # answers only (Mistral v0.3 trims them, not the requests)
     "drop_reasoning": lambda s: ("", _after_think(s)),  # DeepSeek-R1
     "drop_reasoning_lstrip": lambda s: ("", _after_think(s).lstrip("\n")),  # QwQ
     # Qwen3: only a message that holds a </think> is cut
