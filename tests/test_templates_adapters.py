@@ -63,6 +63,8 @@ REAL_WORLD = [
     ("deepseek-llm-7b-chat.Q4_K_M.gguf", "deepseek-chat"),
     ("c4ai-command-r-v01-Q4_K_M.gguf", "command-r"),
     ("c4ai-command-r7b-12-2024-Q4_K_M.gguf", "command-r7b"),
+    ("glm-4-9b-chat-Q4_K_M.gguf", "glm-4"),
+    ("THUDM_glm-4-9b-chat-Q8_0.gguf", "glm-4"),
     ("CohereForAI_c4ai-command-r7b-12-2024-Q6_K.gguf", "command-r7b"),
     ("granite-3.0-8b-instruct-Q4_K_M.gguf", "granite"),
     ("falcon-7b-instruct.Q4_K_M.gguf", "falcon"),

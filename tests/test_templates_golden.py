@@ -68,6 +68,7 @@ OFFICIAL = [
     ("olmo-2", "olmo-2", "native", "<|endoftext|>", "<|endoftext|>"),
     ("falcon-3", "falcon-3", "native", None, "<|endoftext|>"),
     ("command-r7b", "command-r7b", "native", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
+    ("glm-4", "glm-4", "native", None, "<|endoftext|>"),
 ]
 
 # template variables, each value golden-tested (the official default too, given explicitly)
@@ -190,6 +191,12 @@ def test_variables_the_template_does_not_read_are_ignored_as_jinja_ignores_them(
     assert get_conv_template("qwen2.5").render(messages, variables={"enable_thinking": False}).text == plain
     reference = _reference("qwen2.5", None, "<|im_end|>")
     assert reference.render(messages, variables={"enable_thinking": False}).text == plain
+
+
+def test_glm_4_leaves_out_empty_messages_as_its_official_template():
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}, {"role": "user", "content": "?"}]
+    want = _reference("glm-4", None, "<|endoftext|>").render(messages).text
+    assert get_conv_template("glm-4").render(messages).text == want == "[gMASK]<sop><|user|>\nHi<|user|>\n?<|assistant|>"
 
 
 def test_a_variable_of_the_wrong_type_is_an_error_naming_it():

@@ -183,6 +183,7 @@ BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("stablelm", ("stablelm",), ()),
     ("mpt-7b-chat", ("mpt",), ("mpt",)),
     ("chatglm2", ("chatglm 2",), ()),
+    ("glm-4", ("glm 4 9 b chat", "glm 4 9 b"), ()),  # GGUF architecture "chatglm" is ChatGLM3's too
     ("internlm2.5", ("internlm 2|2.5",), ("internlm2",)),
     ("internlm-chat", ("internlm",), ()),
     ("llama-2", ("llama 2",), ()),

@@ -327,6 +327,27 @@ COMMAND_R7B = Conversation(
     models=("c4ai-command-r7b-12-2024",),
 )
 
+# --- Zhipu GLM-4 -----------------------------------------------------------------------------------
+
+GLM_4 = Conversation(
+    name="glm-4",
+    formats=TurnFormats(
+        prefix="[gMASK]<sop>",
+        system="<|system|>\n{system}",
+        user="<|user|>\n{content}",
+        assistant="<|assistant|>\n{content}",
+        generation="<|assistant|>",
+    ),
+    skip_empty_system=True,  # the official template writes no message whose content is empty
+    skip_empty_turns=True,
+    eos="<|endoftext|>",
+    stop_str=("<|user|>", "<|observation|>", "<|endoftext|>"),
+    stop_token_ids=(151336, 151338, 151329),
+    description="GLM-4 Chat: [gMASK]<sop>, then <|role|> lines; the answer starts right after <|assistant|>",
+    reference="THUDM/glm-4-9b-chat chat_template",
+    models=("glm-4-9b-chat",),
+)
+
 # --- ChatML relatives ------------------------------------------------------------------------------
 
 SMOLLM2 = Conversation(
@@ -400,7 +421,7 @@ OLMO_2 = replace(
 
 RECENT_TEMPLATES: tuple[Conversation, ...] = (
     QWEN_3, QWQ, DEEPSEEK_R1, DEEPSEEK_V3, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_V3, MISTRAL_NEMO, MISTRAL_SMALL_3, LLAMA_4, GRANITE_3, SMOLLM2,
-    INTERNLM_2_5, TULU_3, FALCON_3, OLMO_2, COMMAND_R7B,
+    INTERNLM_2_5, TULU_3, FALCON_3, OLMO_2, COMMAND_R7B, GLM_4,
 )  # fmt: skip
 
 RECENT_ALIASES: dict[str, tuple[str, ...]] = {
@@ -422,4 +443,5 @@ RECENT_ALIASES: dict[str, tuple[str, ...]] = {
     "falcon-3": ("falcon3",),
     "olmo-2": ("olmo2", "olmo"),
     "command-r7b": ("command-r7b-12-2024", "cohere2"),
+    "glm-4": ("glm4", "chatglm4"),
 }

@@ -125,6 +125,7 @@ class Conversation:
     system_policy: SystemPolicy = SystemPolicy.NATIVE
     system_always: bool = False  # write the system block even when there is no system message
     skip_empty_system: bool = False  # an empty system message writes no system block (Phi-3)
+    skip_empty_turns: bool = False  # an empty user or assistant message writes nothing (GLM-4)
     formats: TurnFormats | None = None  # required for ROLE_FORMATS, derived for the other styles
     content_transform: str = "none"  # applied to user and assistant content
     system_transform: str = "none"  # applied to the system message
@@ -226,8 +227,11 @@ class Conversation:
             self.last_assistant_when == "always" or not add_generation_prompt
         )
         for i, message in enumerate(turns):
+            merges_here = merged_system is not None and i == merge_at
+            if self.skip_empty_turns and not message["content"] and not merges_here:
+                continue
             turn, reasoning = fmt.user, ""
-            if i == merge_at and merged_system is not None:
+            if merged_system is not None and merges_here:
                 content = self._merge(fmt, merged_system, message["content"], transform, fields)
             elif message["role"] == "user":
                 content = [Segment(transform(message["content"]), False)]
