@@ -90,6 +90,26 @@ def test_lone_surrogate_becomes_u_fffd_instead_of_a_crash(run_modelctl):
     assert p.stdout == "<bos><start_of_turn>user\na\ufffd<end_of_turn>\n<start_of_turn>model\n"
 
 
+def test_template_variables_switch_thinking_and_reasoning_effort(cli):
+    r = cli("prompt", "-t", "qwen3", "--var", "enable_thinking=false", input=HELLO)
+    assert r.exit_code == 0
+    assert r.stdout.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert cli("prompt", "-t", "qwen3", input=HELLO).stdout.endswith("<|im_start|>assistant\n")
+    r = cli("prompt", "-t", "gpt-oss", "--var", "reasoning_effort=high", "--json", input=HELLO)
+    assert "\nReasoning: high\n" in json.loads(r.stdout)["prompt"]
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["--var", "enable_thinking"], 2, "--var 'enable_thinking': expected NAME=VALUE"),
+    (["--var", "=x"], 2, "expected NAME=VALUE"),
+    (["--var", "enable_thinking=maybe"], 6, "variable enable_thinking must be a bool, not 'maybe'"),
+])
+def test_bad_template_variables(cli, args, code, needle):
+    r = cli("prompt", "-t", "qwen3", *args, input=HELLO)
+    assert r.exit_code == code
+    assert needle in r.stderr and "Traceback" not in r.stderr
+
+
 def test_template_errors_exit_6_with_the_reason(cli):
     r = cli("prompt", "-t", "mistral", input=json.dumps([{"role": "user", "content": "a"}] * 2))
     assert r.exit_code == 6

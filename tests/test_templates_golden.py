@@ -30,7 +30,10 @@ OFFICIAL = [
     ("llama-3.1", "llama-3.1", "native", "<|begin_of_text|>", "<|eot_id|>"),
     ("llama-3.2", "llama-3.2", "native", "<|begin_of_text|>", "<|eot_id|>"),
     ("chatml", "chatml", "native", None, "<|im_end|>"),
+    ("qwen1.5", "qwen1.5", "native", None, "<|im_end|>"),
     ("qwen2", "qwen2", "native", None, "<|im_end|>"),
+    ("nous-hermes-2", "nous-hermes-2", "native", "<s>", "<|im_end|>"),
+    ("yi-1.5", "yi-1.5", "native", None, "<|im_end|>"),
     ("qwen2.5", "qwen2.5", "native", None, "<|im_end|>"),
     ("mistral", "mistral", "native", "<s>", "</s>"),
     ("zephyr", "zephyr", "native", "<s>", "</s>"),
@@ -39,13 +42,44 @@ OFFICIAL = [
     ("gemma", "gemma", "rejects", "<bos>", "<eos>"),
     ("gemma", "gemma-3", "native", "<bos>", "<eos>"),
     ("phi-3", "phi-3", "native", "<s>", "<|endoftext|>"),
+    ("phi-3-medium", "phi-3-medium", "ignores", None, "<|endoftext|>"),
     ("phi-2", "phi-2", "rejects", None, "<|endoftext|>"),
     ("openchat_3.5", "openchat_3.5", "native", "<s>", "<|end_of_turn|>"),
     ("deepseek-coder", "deepseek-coder", "native", "<｜begin▁of▁sentence｜>", "<|EOT|>"),
     ("deepseek-chat", "deepseek-chat", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
     ("command-r", "command-r", "native", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
     ("granite", "granite", "native", None, "<|end_of_text|>"),
+    ("qwen3", "qwen3", "native", None, "<|im_end|>"),
+    ("qwq", "qwq", "native", None, "<|im_end|>"),
+    ("deepseek-r1", "deepseek-r1", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    ("deepseek-r1", "deepseek-r1-distill", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    ("deepseek-v3", "deepseek-v3", "native", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    ("gpt-oss", "gpt-oss", "native", None, "<|return|>"),
+    ("phi-4", "phi-4", "native", None, "<|im_end|>"),
+    ("phi-4-mini", "phi-4-mini", "native", None, "<|endoftext|>"),
+    ("mistral-v3", "mistral-v3", "native", "<s>", "</s>"),
+    ("mistral-nemo", "mistral-nemo", "native", "<s>", "</s>"),
+    ("mistral-small-3", "mistral-small-3", "native", "<s>", "</s>"),
+    ("llama-4", "llama-4", "native", "<|begin_of_text|>", "<|eot|>"),
+    ("granite-3", "granite-3", "native", None, "<|end_of_text|>"),
+    ("smollm2", "smollm2", "native", None, "<|im_end|>"),
+    ("internlm2.5", "internlm2.5", "native", "<s>", "<|im_end|>"),
+    ("tulu-3", "tulu-3", "native", None, "<|end_of_text|>"),
+    ("olmo-2", "olmo-2", "native", "<|endoftext|>", "<|endoftext|>"),
+    ("falcon-3", "falcon-3", "native", None, "<|endoftext|>"),
+    ("command-r7b", "command-r7b", "native", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
+    ("glm-4", "glm-4", "native", None, "<|endoftext|>"),
 ]
+
+# template variables, each value golden-tested (the official default too, given explicitly)
+VARIABLES = {
+    "qwen3": [{"enable_thinking": True}, {"enable_thinking": False}],
+    "granite-3": [{"thinking": True}, {"thinking": False}],
+    "gpt-oss": [{"reasoning_effort": "low"}, {"reasoning_effort": "medium"}, {"reasoning_effort": "high"},
+                {"model_identity": "You are a terse assistant.", "reasoning_effort": "high"}],
+}
+# templates whose official text dates the prompt with strftime_now, ignoring date_string
+DATED_TODAY = {"gpt-oss", "granite-3", "mistral-small-3"}
 
 FASTCHAT = json.loads((DATA / "fastchat_renderings.json").read_text(encoding="utf-8"))["renderings"]
 # FastChat assigns roles by position, so it renders a generation prompt after an assistant message
@@ -56,9 +90,13 @@ FASTCHAT_ALSO = {"wizardlm": "vicuna_v1.1", "xwin": "vicuna_v1.1"}  # same refer
 
 def _cases():
     for builtin, ref, system, bos, eos in OFFICIAL:
-        for conv in CONVERSATIONS:
-            for gen in (True, False):
-                yield pytest.param(builtin, ref, system, bos, eos, conv, gen, id=f"{builtin}~{ref}-{conv}-{'gen' if gen else 'nogen'}")
+        for variables in [None, *VARIABLES.get(builtin, [])]:
+            tag = "".join(f"-{k}={v}" for k, v in (variables or {}).items() if k != "model_identity")
+            tag += "-identity" if variables and "model_identity" in variables else ""
+            for conv in CONVERSATIONS:
+                for gen in (True, False):
+                    yield pytest.param(builtin, ref, system, bos, eos, conv, gen, variables,
+                                       id=f"{builtin}~{ref}{tag}-{conv}-{'gen' if gen else 'nogen'}")
 
 
 def _reference(ref: str, bos, eos) -> JinjaChatTemplate:
@@ -66,8 +104,8 @@ def _reference(ref: str, bos, eos) -> JinjaChatTemplate:
                              bos_token=bos, eos_token=eos)
 
 
-@pytest.mark.parametrize("builtin,ref,system,bos,eos,conv,gen", list(_cases()))
-def test_official_template_byte_for_byte(builtin, ref, system, bos, eos, conv, gen):
+@pytest.mark.parametrize("builtin,ref,system,bos,eos,conv,gen,variables", list(_cases()))
+def test_official_template_byte_for_byte(builtin, ref, system, bos, eos, conv, gen, variables):
     messages = CONVERSATIONS[conv]
     reference = _reference(ref, bos, eos)
     template = get_conv_template(builtin)
@@ -76,11 +114,22 @@ def test_official_template_byte_for_byte(builtin, ref, system, bos, eos, conv, g
             with pytest.raises(TemplateError):
                 reference.render(messages, add_generation_prompt=gen)
         pytest.skip(f"{ref}'s template {system} system messages; the policy tests cover ours")
-    want = reference.render(messages, add_generation_prompt=gen, date_string=DATE).text
-    got = template.render(messages, add_generation_prompt=gen, bos_token=bos, eos_token=eos, date_string=DATE)
+    date = None if builtin in DATED_TODAY else DATE
+    day = _today()
+    want = reference.render(messages, add_generation_prompt=gen, date_string=date, variables=variables).text
+    got = template.render(messages, add_generation_prompt=gen, bos_token=bos, eos_token=eos, date_string=date,
+                          variables=variables)
+    if date is None and _today() != day:
+        pytest.skip("the date changed during the test")
     assert got.text == want
     # the template's own BOS/EOS texts are the model's: rendering without them gives the same text
-    assert template.render(messages, add_generation_prompt=gen, date_string=DATE).text == want
+    assert template.render(messages, add_generation_prompt=gen, date_string=date, variables=variables).text == got.text
+
+
+def _today():
+    from datetime import date
+
+    return date.today()
 
 
 def _fastchat_cases():
@@ -134,3 +183,34 @@ def test_llama_3_1_fixed_date_without_override():
     text = get_conv_template("llama-3.1").render(CONVERSATIONS["single"]).text
     assert text == _reference("llama-3.1", "<|begin_of_text|>", "<|eot_id|>").render(CONVERSATIONS["single"]).text
     assert "Today Date: 26 Jul 2024\n" in text
+
+
+def test_variables_the_template_does_not_read_are_ignored_as_jinja_ignores_them():
+    messages = CONVERSATIONS["single"]
+    plain = get_conv_template("qwen2.5").render(messages).text
+    assert get_conv_template("qwen2.5").render(messages, variables={"enable_thinking": False}).text == plain
+    reference = _reference("qwen2.5", None, "<|im_end|>")
+    assert reference.render(messages, variables={"enable_thinking": False}).text == plain
+
+
+def test_glm_4_leaves_out_empty_messages_as_its_official_template():
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}, {"role": "user", "content": "?"}]
+    want = _reference("glm-4", None, "<|endoftext|>").render(messages).text
+    assert get_conv_template("glm-4").render(messages).text == want == "[gMASK]<sop><|user|>\nHi<|user|>\n?<|assistant|>"
+
+
+def test_a_variable_of_the_wrong_type_is_an_error_naming_it():
+    with pytest.raises(TemplateError, match="enable_thinking must be a bool, not 'false'"):
+        get_conv_template("qwen3").render(CONVERSATIONS["single"], variables={"enable_thinking": "false"})
+
+
+def test_render_arguments_cannot_be_set_as_variables():
+    with pytest.raises(TemplateError, match="add_generation_prompt cannot be set"):
+        _reference("qwen3", None, "<|im_end|>").render(CONVERSATIONS["single"], variables={"add_generation_prompt": False})
+
+
+def test_qwen3_thinking_switch_and_earlier_reasoning():
+    messages = CONVERSATIONS["reasoning"]
+    text = get_conv_template("qwen3").render(messages, variables={"enable_thinking": False}).text
+    assert "Two and two" not in text  # earlier reasoning is dropped
+    assert text.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")

@@ -52,9 +52,11 @@ def gguf_templates(model: str, *, registry: RegistrySource = None) -> list[tuple
 
 
 def render_prompt(messages: Sequence[Mapping[str, str]], *, model: str | None = None, template: str | None = None,
-                  add_generation_prompt: bool = True, registry: RegistrySource = None) -> "RenderedPrompt":
+                  add_generation_prompt: bool = True, registry: RegistrySource = None,
+                  variables: Mapping[str, Any] | None = None) -> "RenderedPrompt":
     """Render `messages` as MODEL's template (or TEMPLATE) would, BOS written out where llama.cpp
-    adds one. `rendered.source == "fallback"` says no template was known for the model."""
+    adds one. `rendered.source == "fallback"` says no template was known for the model.
+    `variables`: template variables (`enable_thinking`, `reasoning_effort`)."""
     from modelctl.templates import ensure_bos
 
     tpl, metadata = prompt_template(model, template, registry=registry)
@@ -63,5 +65,6 @@ def render_prompt(messages: Sequence[Mapping[str, str]], *, model: str | None = 
         add_generation_prompt=add_generation_prompt,
         bos_token=metadata.get("tokenizer.ggml.bos_token"),
         eos_token=metadata.get("tokenizer.ggml.eos_token"),
+        variables=variables,
     )
     return ensure_bos(rendered, metadata)  # the BOS llama.cpp adds, written out

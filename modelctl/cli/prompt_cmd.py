@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
@@ -95,6 +95,10 @@ def prompt(
         False, "--no-generation-prompt", help="Render a finished conversation: no assistant header at the end."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print template, source, prompt, stop rules and segments as JSON."),
+    var: Optional[List[str]] = typer.Option(
+        None, "--var", metavar="NAME=VALUE",
+        help="A template variable, e.g. enable_thinking=false or reasoning_effort=high (repeatable; true/false are booleans).",
+    ),
 ) -> None:
     """Render a conversation into the exact prompt a local model receives, without loading a model.
 
@@ -105,11 +109,12 @@ def prompt(
     from modelctl.cli.flags import require_values
 
     require_values(model=model, template=template, messages=messages)
+    variables = _template_variables(var or [])
     msgs = _load_messages(messages)
     from modelctl.chat.prompt import render_prompt
 
     rendered = render_prompt(msgs, model=model, template=template, add_generation_prompt=not no_generation_prompt,
-                             registry=state.get_registry)
+                             registry=state.get_registry, variables=variables)
     if rendered.source == "fallback":
         output.warn(f"no chat template known for {model}; using '{rendered.template}' (choose one with --template)")
     if as_json:
@@ -118,6 +123,18 @@ def prompt(
         output.print_json(data)
         return
     _write_prompt(rendered)
+
+
+def _template_variables(pairs: List[str]) -> dict[str, Any]:
+    """--var NAME=VALUE pairs: `true`/`false` (any case) are booleans, anything else text."""
+    variables: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise _usage(f"--var {pair!r}: expected NAME=VALUE with a template variable name")
+        low = value.strip().lower()
+        variables[name.strip()] = low == "true" if low in ("true", "false") else value
+    return variables
 
 
 templates_app = typer.Typer(

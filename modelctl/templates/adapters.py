@@ -128,11 +128,30 @@ def match_adapter(names: Sequence[str] = (), metadata: Mapping[str, Any] | None 
 
 # The built-in adapters, most specific first. (template, name patterns, GGUF architectures)
 BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    # DeepSeek-R1's distills carry their base model's name (Qwen, Llama) after "R1"
+    ("deepseek-r1", ("deepseek r 1",), ()),
+    ("deepseek-v3", ("deepseek v 3",), ()),
+    ("gpt-oss", ("gpt oss",), ("gpt-oss",)),
+    ("qwq", ("qwq",), ()),
+    ("qwen3", ("qwen 3",), ("qwen3", "qwen3moe")),
+    ("phi-4-mini", ("phi 4 mini",), ()),
+    ("phi-4", ("phi 4",), ()),
+    ("mistral-nemo", ("mistral nemo", "nemo instruct"), ()),
+    ("mistral-v3", ("mistral 7 b instruct v 0.3",), ()),
+    ("mistral-small-3", ("mistral small 24 b instruct 2501", "mistral small 3|3.1"), ()),
+    ("llama-4", ("llama 4",), ("llama4",)),
+    ("granite-3", ("granite 3.1|3.2|3.3",), ()),
+    ("tulu-3", ("tulu 3",), ()),  # Llama-3.1-Tulu-3: before Llama 3.1
+    ("olmo-2", ("olmo 2",), ("olmo2",)),
+    ("falcon-3", ("falcon 3",), ()),
+    ("smollm2", ("smollm 2",), ()),
     ("phind", ("phind",), ()),
     ("codellama", ("codellama", "code llama"), ()),
     ("tinyllama", ("tinyllama", "tiny llama"), ()),
     ("orca-2", ("orca 2",), ()),
-    ("chatml", ("openhermes", "hermes", "dolphin", "openorca", "yi 6|9|34 b chat", "qwen 3"), ()),
+    ("nous-hermes-2", ("nous hermes 2", "hermes 2 pro"), ()),
+    ("yi-1.5", ("yi 1.5",), ()),
+    ("chatml", ("openhermes", "hermes", "dolphin", "openorca", "yi 6|9|34 b chat"), ()),
     ("zephyr", ("zephyr",), ()),
     ("openchat_3.5", ("openchat", "starling"), ()),
     ("llama-3.2", ("llama 3.2",), ()),
@@ -140,12 +159,15 @@ BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("llama-3", ("llama 3",), ()),
     ("mistral", ("mixtral", "mistral"), ()),
     ("qwen2.5", ("qwen 2.5",), ()),
-    ("qwen2", ("qwen 1.5|2", "qwen"), ()),
+    ("qwen1.5", ("qwen 1.5", "qwen 1 5"), ()),  # qwen1_5-7b-chat
+    ("qwen2", ("qwen 2", "qwen"), ()),
     ("gemma", ("gemma",), ("gemma", "gemma2", "gemma3")),
+    ("phi-3-medium", ("phi 3 medium",), ()),
     ("phi-3", ("phi 3|3.5",), ("phi3",)),
     ("phi-2", ("phi 2",), ("phi2",)),
     ("deepseek-coder", ("deepseek coder",), ()),
     ("deepseek-chat", ("deepseek llm", "deepseek"), ()),
+    ("command-r7b", ("command r 7 b",), ("cohere2",)),
     ("command-r", ("command r", "c4ai"), ("command-r",)),
     ("granite", ("granite",), ("granite",)),
     ("vicuna_v1.1", ("vicuna",), ()),
@@ -161,7 +183,8 @@ BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("stablelm", ("stablelm",), ()),
     ("mpt-7b-chat", ("mpt",), ("mpt",)),
     ("chatglm2", ("chatglm 2",), ()),
-    ("chatml", ("internlm 2|2.5",), ("internlm2",)),
+    ("glm-4", ("glm 4 9 b chat", "glm 4 9 b"), ()),  # GGUF architecture "chatglm" is ChatGLM3's too
+    ("internlm2.5", ("internlm 2|2.5",), ("internlm2",)),
     ("internlm-chat", ("internlm",), ()),
     ("llama-2", ("llama 2",), ()),
 )

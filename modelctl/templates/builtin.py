@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from modelctl.templates.builtin_recent import RECENT_ALIASES, RECENT_TEMPLATES
 from modelctl.templates.conversation import (
     Conversation,
     SeparatorStyle,
@@ -120,7 +121,33 @@ CHATML = Conversation(
     stop_str=("<|im_end|>",),
     description="ChatML: <|im_start|>role ... <|im_end|> (OpenHermes, Dolphin, Nous Hermes 2, Yi, ...)",
     reference="teknium/OpenHermes-2.5-Mistral-7B chat_template",
-    models=("OpenHermes-2.5-Mistral-7B", "dolphin-2.2.1-mistral-7b", "Nous-Hermes-2-Mixtral-8x7B-DPO"),
+    models=("OpenHermes-2.5-Mistral-7B", "dolphin-2.2.1-mistral-7b", "Yi-34B-Chat"),
+)
+
+NOUS_HERMES_2 = replace(
+    CHATML.with_formats(prefix="{bos}"),
+    name="nous-hermes-2",
+    bos="<s>",
+    description="Nous Hermes 2 / Hermes 2 Pro: ChatML after the BOS",
+    reference="NousResearch/Nous-Hermes-2-Mixtral-8x7B-DPO chat_template (also Hermes-2-Pro-Mistral-7B's)",
+    models=("Nous-Hermes-2-Mixtral-8x7B-DPO", "Nous-Hermes-2-Mistral-7B-DPO", "Hermes-2-Pro-Mistral-7B"),
+)
+
+YI_1_5 = Conversation(
+    name="yi-1.5",
+    formats=TurnFormats(
+        system="{system}",  # the system message as it is, before the first turn
+        # the official template opens the answer after every user turn, asked for or not
+        user="<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
+        assistant="{content}<|im_end|>\n",
+        generation="",
+    ),
+    eos="<|im_end|>",
+    stop_str=("<|im_end|>",),
+    stop_token_ids=(7,),
+    description="Yi-1.5 Chat: ChatML turns, the system message written raw before them",
+    reference="01-ai/Yi-1.5-9B-Chat chat_template",
+    models=("Yi-1.5-6B-Chat", "Yi-1.5-9B-Chat", "Yi-1.5-34B-Chat"),
 )
 
 QWEN_2 = replace(
@@ -129,9 +156,18 @@ QWEN_2 = replace(
     system_message="You are a helpful assistant.",
     stop_str=("<|im_end|>", "<|endoftext|>"),
     stop_token_ids=(151645, 151643),
-    description="Qwen2 / Qwen1.5 Chat: ChatML with a default system message",
+    description="Qwen2 Instruct: ChatML with a default system message",
     reference="Qwen/Qwen2-7B-Instruct chat_template",
-    models=("Qwen2-7B-Instruct", "Qwen1.5-7B-Chat"),
+    models=("Qwen2-7B-Instruct", "Qwen2-1.5B-Instruct"),
+)
+
+QWEN_1_5 = replace(
+    QWEN_2,
+    name="qwen1.5",
+    system_message="You are a helpful assistant",  # no full stop, unlike Qwen2's
+    description="Qwen1.5 Chat: ChatML with Qwen1.5's default system message",
+    reference="Qwen/Qwen1.5-7B-Chat chat_template",
+    models=("Qwen1.5-7B-Chat", "Qwen1.5-14B-Chat", "Qwen1.5-72B-Chat"),
 )
 
 QWEN_2_5 = replace(
@@ -250,7 +286,25 @@ PHI_3 = Conversation(
     stop_token_ids=(32007, 32000),
     description="Phi-3 / Phi-3.5 Instruct: <|system|>, <|user|>, <|assistant|> turns ending in <|end|>",
     reference="microsoft/Phi-3.5-mini-instruct chat_template (as updated for Phi-3-mini-4k-instruct)",
-    models=("Phi-3-mini-4k-instruct", "Phi-3-medium-4k-instruct", "Phi-3.5-mini-instruct"),
+    models=("Phi-3-mini-4k-instruct", "Phi-3-mini-128k-instruct", "Phi-3.5-mini-instruct"),
+)
+
+PHI_3_MEDIUM = Conversation(
+    name="phi-3-medium",
+    roles=("<|user|>", "<|assistant|>"),
+    formats=TurnFormats(
+        # the official template opens the answer after every user turn, asked for or not
+        user="<|user|>\n{content}<|end|>\n<|assistant|>\n",
+        assistant="{content}<|end|>\n",
+        generation="",
+    ),
+    system_policy=MERGE,  # the official template leaves system messages out
+    eos="<|endoftext|>",
+    stop_str=("<|end|>", "<|endoftext|>"),
+    stop_token_ids=(32007, 32000),
+    description="Phi-3-medium Instruct: <|user|> / <|assistant|> turns; a system message joins the first user turn",
+    reference="microsoft/Phi-3-medium-4k-instruct chat_template",
+    models=("Phi-3-medium-4k-instruct", "Phi-3-medium-128k-instruct"),
 )
 
 PHI_2 = Conversation(
@@ -612,10 +666,10 @@ INTERNLM_CHAT = Conversation(
 )
 
 BUILTIN_TEMPLATES: tuple[Conversation, ...] = (
-    LLAMA_2, CODELLAMA, LLAMA_3, LLAMA_3_1, LLAMA_3_2, CHATML, QWEN_2, QWEN_2_5, MISTRAL,
-    ZEPHYR, TINYLLAMA, TULU, GEMMA, PHI_3, PHI_2, OPENCHAT_3_5, DEEPSEEK_CODER, DEEPSEEK_CHAT,
+    LLAMA_2, CODELLAMA, LLAMA_3, LLAMA_3_1, LLAMA_3_2, CHATML, NOUS_HERMES_2, YI_1_5, QWEN_1_5, QWEN_2,
+    QWEN_2_5, MISTRAL, ZEPHYR, TINYLLAMA, TULU, GEMMA, PHI_3, PHI_3_MEDIUM, PHI_2, OPENCHAT_3_5, DEEPSEEK_CODER, DEEPSEEK_CHAT,
     COMMAND_R, GRANITE, VICUNA, WIZARDLM, XWIN, ALPACA, KOALA, PHIND, REDPAJAMA, STABLELM,
-    MPT_7B_CHAT, ORCA_2, STARCHAT, DOLLY_V2, FALCON, CHATGLM2, INTERNLM_CHAT,
+    MPT_7B_CHAT, ORCA_2, STARCHAT, DOLLY_V2, FALCON, CHATGLM2, INTERNLM_CHAT, *RECENT_TEMPLATES,
 )  # fmt: skip
 
 # Other spellings people (and registries) use for the same templates.
@@ -626,11 +680,16 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "llama-3.1": ("llama3.1", "llama-3.3", "llama3.3"),
     "llama-3.2": ("llama3.2",),
     "chatml": ("openhermes", "hermes", "dolphin", "yi"),
-    "qwen2": ("qwen", "qwen1.5", "qwen-2"),
-    "qwen2.5": ("qwen-2.5", "qwen2.5-instruct"),
+    "nous-hermes-2": ("hermes-2", "hermes-2-pro", "nous-hermes"),
+    "yi-1.5": ("yi1.5",),
+    "qwen1.5": ("qwen-1.5",),
+    "qwen2": ("qwen", "qwen-2"),
+    # Qwen2.5-Coder Instruct publishes Qwen2.5 Instruct's template
+    "qwen2.5": ("qwen-2.5", "qwen2.5-instruct", "qwen2.5-coder"),
     "mistral": ("mistral-instruct", "mixtral", "mixtral-instruct"),
     "gemma": ("gemma2", "gemma-2", "gemma3", "gemma-3", "gemma-it"),
     "phi-3": ("phi3", "phi-3.5", "phi3.5"),
+    "phi-3-medium": ("phi3-medium",),
     "phi-2": ("phi2",),
     "openchat_3.5": ("openchat", "openchat-3.5", "starling"),
     "vicuna_v1.1": ("vicuna", "vicuna-v1.1", "vicuna_v1.5"),
@@ -644,6 +703,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "tinyllama": ("tiny-llama",),
     "wizardlm": ("wizard-lm",),
     "xwin": ("xwin-lm",),
+    **RECENT_ALIASES,
 }
 
 

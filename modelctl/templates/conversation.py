@@ -9,6 +9,13 @@ finished conversation. Format strings use these fields:
     {bos}      the BOS token text       {eos}  the EOS token text
     {round}    the 1-based number of the user/assistant round
     {date}     a date, for templates that write one (Llama 3.1+)
+    {reasoning} the reasoning part of the assistant message that ends the conversation
+               (`last_assistant` only; plain text)
+    {NAME}     a template variable with a string value (gpt-oss's {reasoning_effort})
+
+Template variables (Qwen3's `enable_thinking`, gpt-oss's `reasoning_effort`) are the switches an
+official template reads besides the messages. A template declares each with its official default;
+`variable_formats` gives the turn formats that replace its own for one value of one variable.
 
 Templates that came from FastChat keep FastChat's vocabulary (roles, separator style, `sep`,
 `sep2`, `system_template`): their separator style *derives* the turn formats, once, when the value
@@ -64,13 +71,43 @@ class TurnFormats:
     system: str = "{system}"
     prefix: str = ""  # written first, before anything else
     end: str = ""  # written after the last message when no generation prompt is asked for
-    merge: str = "{system}\n\n{content}"  # the first user turn's content, under MERGE_FIRST_USER
+    merge: str = "{system}\n\n{content}"  # the merged user turn's content, under MERGE_*_USER
+    # written instead of `system` when the conversation has no system message (a default that
+    # holds a date or a variable: Granite 3.3, Mistral Small 3)
+    default_system: str | None = None
+    # an assistant message that is the last message (see Conversation.last_assistant_when)
+    last_assistant: str | None = None
 
 
 CONTENT_TRANSFORMS: dict[str, Callable[[str], str]] = {
     "none": lambda s: s,
     "strip": str.strip,  # Python's str.strip and Jinja's `trim` filter are the same operation
     "collapse_newlines": lambda s: s.replace("\r\n", "\n").replace("\n\n", "\n"),
+}
+
+
+def _after_think(s: str) -> str:
+    return s.split("</think>")[-1]
+
+
+def _think_parts(s: str) -> tuple[str, str]:
+    """Qwen3's reading of an assistant message: (reasoning, answer), both trimmed of newlines."""
+    if "</think>" not in s:
+        return "", s.lstrip("\n")
+    head, answer = s.split("</think>")[0], s.split("</think>")[-1]
+    return head.rstrip("\n").split("<think>")[-1].strip("\n"), answer.lstrip("\n")
+
+
+# What an official template does to an assistant message's <think>...</think> reasoning: each
+# gives (reasoning, content). Templates of reasoning models drop it from earlier turns.
+ASSISTANT_TRANSFORMS: dict[str, Callable[[str], tuple[str, str]]] = {
+    "none": lambda s: ("", s),
+    "strip": lambda s: ("", s.strip()),  # answers only (Mistral v0.3 trims them, not the requests)
+    "drop_reasoning": lambda s: ("", _after_think(s)),  # DeepSeek-R1
+    "drop_reasoning_lstrip": lambda s: ("", _after_think(s).lstrip("\n")),  # QwQ
+    # Qwen3: only a message that holds a </think> is cut
+    "drop_reasoning_if_closed": lambda s: ("", _after_think(s).lstrip("\n") if "</think>" in s else s),
+    "split_reasoning": _think_parts,  # Qwen3's last turn: the reasoning is written anew
 }
 
 
@@ -88,6 +125,7 @@ class Conversation:
     system_policy: SystemPolicy = SystemPolicy.NATIVE
     system_always: bool = False  # write the system block even when there is no system message
     skip_empty_system: bool = False  # an empty system message writes no system block (Phi-3)
+    skip_empty_turns: bool = False  # an empty user or assistant message writes nothing (GLM-4)
     formats: TurnFormats | None = None  # required for ROLE_FORMATS, derived for the other styles
     content_transform: str = "none"  # applied to user and assistant content
     system_transform: str = "none"  # applied to the system message
@@ -98,6 +136,14 @@ class Conversation:
     stop_token_ids: tuple[int, ...] = ()
     date_string: str | None = None  # {date}, fixed
     date_format: str | None = None  # {date}, strftime of the render time
+    # how assistant content is read (ASSISTANT_TRANSFORMS), and for a last assistant message that
+    # has its own format, that one; applied before content_transform
+    assistant_transform: str = "none"
+    last_assistant_transform: str = "none"
+    # when `formats.last_assistant` is used: "always", or "finished" (no generation prompt follows)
+    last_assistant_when: str = "always"
+    variables: tuple[tuple[str, Any], ...] = ()  # (name, official default), the ones it reads
+    variable_formats: tuple[tuple[str, Any, TurnFormats], ...] = ()  # (name, value, formats)
     description: str = ""
     reference: str = ""  # what its byte-for-byte behaviour was checked against
     source: str = "builtin"
@@ -112,6 +158,11 @@ class Conversation:
         for key in (self.content_transform, self.system_transform):
             if key not in CONTENT_TRANSFORMS:
                 raise ValueError(f"template {self.name!r}: unknown content transform {key!r}")
+        for key in (self.assistant_transform, self.last_assistant_transform):
+            if key not in ASSISTANT_TRANSFORMS:
+                raise ValueError(f"template {self.name!r}: unknown assistant transform {key!r}")
+        if self.last_assistant_when not in ("always", "finished"):
+            raise ValueError(f"template {self.name!r}: last_assistant_when is 'always' or 'finished'")
 
     # -- rendering -------------------------------------------------------------------------
 
@@ -123,19 +174,23 @@ class Conversation:
         bos_token: str | None = None,
         eos_token: str | None = None,
         date_string: str | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> RenderedPrompt:
         """Render `messages` (OpenAI-style dicts) into the exact prompt.
 
         `bos_token`/`eos_token` replace the template's own texts (pass the model's, from its GGUF).
-        Raises TemplateError for an unacceptable conversation.
+        `variables` set template variables (`enable_thinking=False`); the ones it does not read
+        are ignored, as a Jinja template ignores them.
+        Raises TemplateError for an unacceptable conversation or variable value.
         """
         msgs = check_messages(self.name, messages)
         check_alternation(self.name, msgs)
         provided = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
         turns = msgs[1:] if provided is not None else msgs
-        fmt = self.formats
-        assert fmt is not None
+        values = self._variables(variables)
+        fmt = self._formats(values)
         fields = {
+            **{k: v for k, v in values.items() if isinstance(v, str)},
             "bos": bos_token if bos_token is not None else (self.bos or ""),
             "eos": eos_token if eos_token is not None else (self.eos or ""),
             "date": self._date(date_string),
@@ -145,7 +200,10 @@ class Conversation:
         merged_system: str | None = None
 
         parts = _expand(fmt.prefix, fields)
-        if self._writes_system(provided, system):
+        merge_at = 0
+        if provided is None and fmt.default_system is not None:
+            parts += _expand(fmt.default_system, fields)
+        elif self._writes_system(provided, system):
             if self.system_policy is SystemPolicy.REJECT and provided is not None:
                 raise TemplateError(
                     f"template '{self.name}': message 1 is a system message, which this template "
@@ -158,17 +216,33 @@ class Conversation:
                         "the conversation has no user message"
                     )
                 merged_system = system
+            elif self.system_policy is SystemPolicy.MERGE_LAST_USER:
+                merge_at = len(turns) - 1 if turns and turns[-1]["role"] == "user" else -1
+                merged_system = system
             elif self.system_policy is SystemPolicy.NATIVE:
                 text = CONTENT_TRANSFORMS[self.system_transform](system)
                 # the default system message is the template's own text; a given one is content
                 parts += _expand(fmt.system, fields, system=[Segment(text, provided is None)])
+        last_own = fmt.last_assistant is not None and (
+            self.last_assistant_when == "always" or not add_generation_prompt
+        )
         for i, message in enumerate(turns):
-            if i == 0 and merged_system is not None:
-                content = self._merge(merged_system, message["content"], transform, fields)
-            else:
+            merges_here = merged_system is not None and i == merge_at
+            if self.skip_empty_turns and not message["content"] and not merges_here:
+                continue
+            turn, reasoning = fmt.user, ""
+            if merged_system is not None and merges_here:
+                content = self._merge(fmt, merged_system, message["content"], transform, fields)
+            elif message["role"] == "user":
                 content = [Segment(transform(message["content"]), False)]
-            turn = fmt.user if message["role"] == "user" else fmt.assistant
-            parts += _expand(turn, {**fields, "round": str(i // 2 + 1)}, content=content)
+            else:
+                own = last_own and i == len(turns) - 1
+                read = self.last_assistant_transform if own else self.assistant_transform
+                reasoning, text = ASSISTANT_TRANSFORMS[read](message["content"])
+                content = [Segment(transform(text), False)]
+                turn = fmt.last_assistant if own and fmt.last_assistant is not None else fmt.assistant
+            parts += _expand(turn, {**fields, "round": str(i // 2 + 1)}, content=content,
+                             reasoning=[Segment(reasoning, False)])
         parts += _expand(fmt.generation if add_generation_prompt else fmt.end, fields)
         segments, bos = split_leading_bos(join_segments(parts), fields["bos"])
         return RenderedPrompt(
@@ -180,6 +254,28 @@ class Conversation:
             bos_token=bos,
         )
 
+    def _variables(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The template's variables: official defaults, then the given values of the ones it reads."""
+        values = dict(self.variables)
+        for name, value in (given or {}).items():
+            if name not in values:
+                continue
+            default = values[name]
+            if type(value) is not type(default):  # noqa: E721 - True is no str, "false" no bool
+                raise TemplateError(
+                    f"template '{self.name}': variable {name} must be a {type(default).__name__}, "
+                    f"not {value!r}"
+                )
+            values[name] = value
+        return values
+
+    def _formats(self, values: Mapping[str, Any]) -> TurnFormats:
+        for name, value, formats in self.variable_formats:
+            if values.get(name) == value:
+                return formats
+        assert self.formats is not None
+        return self.formats
+
     def _writes_system(self, provided: str | None, system: str) -> bool:
         if self.skip_empty_system and not system:
             return False
@@ -190,9 +286,7 @@ class Conversation:
         # FastChat's rule: the system block is written when its text is not empty
         return self.system_template.format(system_message=system) != ""
 
-    def _merge(self, system: str, content: str, transform, fields) -> list[Segment]:
-        fmt = self.formats
-        assert fmt is not None
+    def _merge(self, fmt: TurnFormats, system: str, content: str, transform, fields) -> list[Segment]:
         sys_text = CONTENT_TRANSFORMS[self.system_transform](system)
         if not self.transform_after_merge:
             return _expand(fmt.merge, fields, system=[Segment(sys_text, False)],
@@ -235,6 +329,7 @@ class Conversation:
             "bos": self.bos,
             "eos": self.eos,
             "content_transform": self.content_transform,
+            "variables": dict(self.variables),
             "formats": {
                 "prefix": fmt.prefix,
                 "system": fmt.system,
@@ -242,14 +337,17 @@ class Conversation:
                 "assistant": fmt.assistant,
                 "generation": fmt.generation,
                 "end": fmt.end,
-                **({"merge": fmt.merge} if self.system_policy is SystemPolicy.MERGE_FIRST_USER else {}),
+                **({"merge": fmt.merge} if self.system_policy in _MERGES else {}),
+                **({"default_system": fmt.default_system} if fmt.default_system is not None else {}),
+                **({"last_assistant": fmt.last_assistant} if fmt.last_assistant is not None else {}),
             },
             "models": list(self.models),
         }
 
 
+_MERGES = (SystemPolicy.MERGE_FIRST_USER, SystemPolicy.MERGE_LAST_USER)
 _FORMATTER = string.Formatter()
-_CONTENT_FIELDS = ("content", "system")
+_CONTENT_FIELDS = ("content", "system", "reasoning")
 
 
 def _expand(fmt: str, fields: Mapping[str, str], **contents: list[Segment]) -> list[Segment]:
@@ -264,7 +362,7 @@ def _expand(fmt: str, fields: Mapping[str, str], **contents: list[Segment]) -> l
         if spec or conv:
             raise ValueError(f"format field {{{name}}} takes no conversion or spec")
         if name in _CONTENT_FIELDS:
-            out.extend(contents[name])
+            out.extend(contents.get(name, ()))
         else:
             out.append(Segment(fields[name], True))
     return out

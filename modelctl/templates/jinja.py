@@ -31,6 +31,9 @@ from modelctl.templates.types import (
 
 # -- the template object ---------------------------------------------------------------------
 
+# what render() itself passes; not settable through `variables`
+_RESERVED = frozenset({"messages", "add_generation_prompt", "bos_token", "eos_token", "date_string", "tools", "documents"})
+
 
 @dataclass(frozen=True)
 class JinjaChatTemplate:
@@ -54,23 +57,30 @@ class JinjaChatTemplate:
         bos_token: str | None = None,
         eos_token: str | None = None,
         date_string: str | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> RenderedPrompt:
+        """`variables` are passed to the template as they are (`enable_thinking=False`); a template
+        that does not read one ignores it."""
         msgs = check_messages(self.name, messages)
         bos = bos_token if bos_token is not None else self.bos_token
         eos = eos_token if eos_token is not None else self.eos_token
-        variables: dict[str, Any] = {
+        reserved = sorted(set(variables or {}) & _RESERVED)
+        if reserved:
+            raise TemplateError(f"template '{self.name}': {', '.join(reserved)} cannot be set as a template variable")
+        context: dict[str, Any] = {
+            **(variables or {}),
             "add_generation_prompt": add_generation_prompt,
             "tools": None,
             "documents": None,
         }
         if bos is not None:
-            variables["bos_token"] = bos
+            context["bos_token"] = bos
         if eos is not None:
-            variables["eos_token"] = eos
+            context["eos_token"] = eos
         if date_string is not None:
-            variables["date_string"] = date_string
-        text = self._render(msgs, variables)
-        segments = _segments(self, msgs, variables, text)
+            context["date_string"] = date_string
+        text = self._render(msgs, context)
+        segments = _segments(self, msgs, context, text)
         segments, leading_bos = split_leading_bos(segments, bos)
         stop = tuple(dict.fromkeys(((eos,) if eos else ()) + self.stop))
         return RenderedPrompt(

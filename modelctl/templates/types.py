@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from modelctl.errors import TemplateError
 
@@ -78,14 +78,18 @@ class ChatTemplate(Protocol):
         add_generation_prompt: bool = True,
         bos_token: str | None = None,
         eos_token: str | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> RenderedPrompt: ...
 
 
 class SystemPolicy(str, Enum):
-    """What a template does with a system message. Never: drop it silently."""
+    """What a template does with a system message (never left out without a documented reason)."""
 
     NATIVE = "native"  # the template has a place for it
     MERGE_FIRST_USER = "merge_first_user"  # written at the start of the first user turn
+    # written at the start of the last message when it is a user turn (Mistral v3 and Tekken);
+    # a conversation that ends with an answer has no place for it, as in the official templates
+    MERGE_LAST_USER = "merge_last_user"
     REJECT = "reject"  # a TemplateError that says so
 
 
