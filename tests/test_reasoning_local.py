@@ -4,7 +4,9 @@ reasoning until the model closes it. Gemma never does, so all it writes is reaso
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 
 import pytest
 
@@ -43,3 +45,30 @@ def test_harmony_markers_are_written_out_and_other_control_tokens_not(model_path
     assert generated_piece(llama_cpp, vocab, start) == b""
     assert generated_piece(llama_cpp, vocab, start, SHOWN_CONTROL_TOKENS | {b"<start_of_turn>"}) == b"<start_of_turn>"
     assert generated_piece(llama_cpp, vocab, word) == b"hello"
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ((), "<|im_start|>assistant\n"),                                   # Qwen3 thinks by default
+    (("--no-think",), "<|im_start|>assistant\n<think>\n\n</think>\n\n"),  # enable_thinking=false
+])
+def test_no_think_reaches_a_local_models_template(cli, model_path, flags, expected):
+    """--no-think is Qwen3's enable_thinking=false in the prompt the local model is given."""
+    r = cli("chat", "-m", str(model_path), "--template", "qwen3", "--debug", "--max-tokens", "1", "--temperature",
+            "0", "--no-log", *flags, "Hi")
+    assert r.exit_code == 0, r.output
+    segments = (re.fullmatch(r"debug:   (?:template|content) +(.+)", line) for line in r.stderr.splitlines())
+    prompt = "".join(ast.literal_eval(m.group(1)) for m in segments if m)
+    assert prompt.endswith("<|im_start|>user\nHi<|im_end|>\n" + expected)
+
+
+def test_reasoning_effort_reaches_gpt_oss_template(model_path):
+    from modelctl.backends.base import GenerationParams, collect
+    from modelctl.backends.llamacpp import LlamaCppBackend
+    from modelctl.templates import resolve_template
+
+    backend = LlamaCppBackend(model_path, template=resolve_template(template="gpt-oss"))
+    try:
+        collect(backend.chat([{"role": "user", "content": "Hi"}], GenerationParams(max_tokens=1, reasoning_effort="high")))
+        assert "Reasoning: high" in backend.last_rendered.text
+    finally:
+        backend.close()

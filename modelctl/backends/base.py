@@ -240,8 +240,9 @@ class LocalBackend(Backend, Protocol):
         """Where the layers run: 'CPU', 'GPU (CUDA, 19/19 layers)', and the buffer path."""
         ...
 
-    def render(self, messages: Sequence[Message]) -> "RenderedPrompt":
-        """The template's rendering of `messages`, ready for a generation prompt."""
+    def render(self, messages: Sequence[Message], variables: Mapping[str, Any] | None = None) -> "RenderedPrompt":
+        """The template's rendering of `messages`, ready for a generation prompt; `variables` are
+        template variables (`template_variables(params)`)."""
         ...
 
     def tokenize_rendered(self, rendered: "RenderedPrompt") -> list[int]:
@@ -251,6 +252,17 @@ class LocalBackend(Backend, Protocol):
     def forget(self) -> None:
         """Drop the evaluated tokens: the next prompt is evaluated from its first token."""
         ...
+
+
+def template_variables(params: GenerationParams) -> dict[str, Any]:
+    """The reasoning switches as a local model's template takes them: Qwen3's `enable_thinking`,
+    Granite's `thinking`, gpt-oss's `reasoning_effort` (a template ignores those it does not read)."""
+    variables: dict[str, Any] = {}
+    if params.think is not None:
+        variables["enable_thinking"] = variables["thinking"] = params.think
+    if params.reasoning_effort is not None:
+        variables["reasoning_effort"] = params.reasoning_effort
+    return variables
 
 
 def is_local(backend: Backend) -> TypeGuard[LocalBackend]:

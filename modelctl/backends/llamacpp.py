@@ -40,6 +40,7 @@ from modelctl.backends.base import (
     ResponseFormat,
     Timings,
     Usage,
+    template_variables,
 )
 from modelctl.backends.llama_lib import (
     clear_log,
@@ -389,12 +390,13 @@ class LlamaCppBackend(BaseBackend):
     def eos_text(self) -> str | None:
         return self.gguf.metadata.get("tokenizer.ggml.eos_token")
 
-    def render(self, messages: Sequence[Message]) -> RenderedPrompt:
+    def render(self, messages: Sequence[Message], variables: Mapping[str, Any] | None = None) -> RenderedPrompt:
         """The template layer's rendering of `messages`, ready for a generation prompt."""
         if self.template is None:
             raise BackendError("no chat template chosen for this model")
         return self.template.render(
-            list(messages), add_generation_prompt=True, bos_token=self.bos_text, eos_token=self.eos_text
+            list(messages), add_generation_prompt=True, bos_token=self.bos_text, eos_token=self.eos_text,
+            variables=variables,
         )
 
     def tokenize_rendered(self, rendered: RenderedPrompt) -> list[int]:
@@ -596,7 +598,7 @@ class LlamaCppBackend(BaseBackend):
         llama_cpp = import_llama_cpp()
         self.load()
         t0 = time.perf_counter()
-        rendered = self.render(messages)
+        rendered = self.render(messages, template_variables(params))
         prompt = self.tokenize_rendered(rendered)
         self.last_rendered, self.last_prompt_tokens = rendered, prompt
         # A generation prompt that ends on a label ("ASSISTANT:", "[/INST]") leaves the space
