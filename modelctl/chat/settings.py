@@ -139,7 +139,7 @@ def check_alias_option(key: str, value: Any) -> Any:
     if expected is None:
         check_option(key, value)
         return value
-    return _coerce(f"option {key}", value, expected)
+    return _coerce(key, value, expected)
 
 
 def _coerce(key: str, value: Any, expected: type | tuple[type, ...], raw: str | None = None) -> Any:

@@ -81,7 +81,7 @@ def _print_keys(table: dict[str, Any], prefix: list[str]) -> None:
         sys.stdout.write(output.safe(f"{join_key(parts)} = {_toml(value)}") + "\n")
 
 
-@config_app.command("set")
+@config_app.command("set", context_settings={"ignore_unknown_options": True})  # `gpu_layers -1`
 def set_(
     key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete.config_keys),
     value: str = typer.Argument(..., help="A TOML value (0.7, true, \"text\", [\"a\", \"b\"]); other text is a string."),
