@@ -23,8 +23,8 @@ _FORMAT = 1
 MAX_CANDIDATES = 500
 
 
-def _sources(ctx: Any) -> list[Path]:
-    """The files the candidates come from, in a fixed order (absent ones included)."""
+def _sources(ctx: Any) -> tuple[list[Path], list[Path]]:
+    """The files the candidates come from: (the registry layers, the user's own files)."""
     from modelctl.config import get_paths
 
     paths = get_paths()
@@ -35,8 +35,8 @@ def _sources(ctx: Any) -> list[Path]:
         pass
     extra = extra or os.environ.get("MODELCTL_REGISTRY")
     builtin = Path(__file__).resolve().parent.parent / "registry.toml"
-    files = [builtin, paths.user_registry, paths.config_file, paths.data_dir / "store.json"]
-    return files + ([Path(extra).expanduser()] if extra else [])
+    layers = [builtin, paths.user_registry] + ([Path(extra).expanduser()] if extra else [])
+    return layers, [paths.config_file, paths.data_dir / "store.json"]
 
 
 def _fingerprint(files: list[Path]) -> list[Any]:
@@ -52,8 +52,8 @@ def _fingerprint(files: list[Path]) -> list[Any]:
     return key
 
 
-def _build(files: list[Path]) -> dict[str, Any]:
-    """Every candidate, computed from the sources (the slow path, once per change)."""
+def _from_registry(layers: list[Path]) -> dict[str, Any]:
+    """The candidates that come with the registry and with modelctl itself."""
     from modelctl.chat.settings import known_keys
     from modelctl.registry.loader import load_file, registry_layers
     from modelctl.registry.query import SORT_KEYS
@@ -63,21 +63,24 @@ def _build(files: list[Path]) -> dict[str, Any]:
 
     models: dict[str, list[str]] = {}
     providers: set[str] = set()
-    extra = files[4] if len(files) > 4 else None
-    for layer in registry_layers(extra):
-        for raw in load_file(layer):
+    for layer in registry_layers(layers[2] if len(layers) > 2 else None):
+        for raw in load_file(layer):  # the loader's cache of the parsed file, when fresh
             models[str(raw["id"]).lower()] = [raw["id"], *raw.get("aliases", [])]
             providers.add(str(raw.get("provider", "")))
-    names = [n for group in models.values() for n in group]
-    data: dict[str, Any] = {
-        "models": names, "providers": sorted(p for p in providers if p),
+    return {
+        "models": [n for group in models.values() for n in group],
+        "providers": sorted(p for p in providers if p),
         "templates": sorted({t.name for t in list_templates()}),
         "sort": [*SORT_KEYS, *(f"-{k}" for k in SORT_KEYS)],
         "kinds": list(DEPLOYMENT_KINDS), "tasks": list(TASKS), "categories": list(CATEGORIES),
         "quants": list(QUALITY_ORDER),
         "known_keys": [k for k in known_keys() if "MODEL" not in k and not k.endswith(".KEY")],
-        "aliases": [], "installed": [], "config": [],
     }
+
+
+def _from_user(files: list[Path]) -> dict[str, Any]:
+    """The candidates from the user's files: aliases and keys of config.toml, imported models."""
+    data: dict[str, Any] = {"aliases": [], "installed": [], "config": []}
     try:
         from modelctl.config import user_config
         from modelctl.config_edit import flatten, join_key
@@ -91,7 +94,7 @@ def _build(files: list[Path]) -> dict[str, Any]:
     try:
         from modelctl.store.index import read_index
 
-        index = read_index(files[3])
+        index = read_index(files[1])
         data["installed"] = sorted({str(r.get("name")) for r in index["imports"] if r.get("name")}
                                    | {str(r.get("model_id")) for r in index["downloads"] if r.get("model_id")})
     except Exception:
@@ -100,28 +103,33 @@ def _build(files: list[Path]) -> dict[str, Any]:
 
 
 def candidates(ctx: Any = None) -> dict[str, Any]:
-    """Every candidate, from the cache file while its sources are unchanged."""
+    """Every candidate, from the cache file while its sources are unchanged. Its two parts are
+    rebuilt apart: an alias set must not cost a pass over a 10,000-model registry."""
     from modelctl.config import get_paths
 
-    files = _sources(ctx)
-    key = _fingerprint(files)
+    layers, user_files = _sources(ctx)
+    keys = {"registry": _fingerprint(layers), "user": _fingerprint(user_files)}
     cache = get_paths().cache_dir / "completion.json"
     try:
         with open(cache, encoding="utf-8") as fh:
             data = json.load(fh)
-        if data.get("key") == key:
-            return data
-    except (OSError, ValueError, AttributeError):
-        pass
-    data = _build(files)
-    data["key"] = key
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    stale = [part for part in keys if data.get(f"{part}_key") != keys[part]]
+    if not stale:
+        return {**data["registry"], **data["user"]}
+    for part in stale:
+        data[part] = _from_registry(layers) if part == "registry" else _from_user(user_files)
+        data[f"{part}_key"] = keys[part]
     try:
         from modelctl.files import atomic_write
 
         atomic_write(cache, json.dumps(data, separators=(",", ":")).encode("utf-8"))
     except OSError:
         pass  # a read-only cache directory only costs speed
-    return data
+    return {**data["registry"], **data["user"]}
 
 
 def _matching(values: list[str], incomplete: str) -> list[str]:
