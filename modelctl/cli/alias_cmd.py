@@ -12,12 +12,9 @@ from typing import List, Optional
 import typer
 
 from modelctl.cli import complete, output
+from modelctl.cli.flags import command_group
 
-alias_app = typer.Typer(
-    help="Name models your way: `modelctl alias set fast gemma-3-270m -o temperature=0.2`.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+alias_app = command_group("Name models your way: `modelctl alias set fast gemma-3-270m -o temperature=0.2`.")
 
 
 @alias_app.command("set")

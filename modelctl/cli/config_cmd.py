@@ -13,12 +13,9 @@ from typing import Any
 import typer
 
 from modelctl.cli import complete, output
+from modelctl.cli.flags import command_group
 
-config_app = typer.Typer(
-    help="Read and change config.toml: default model, per-model defaults, API endpoints, history.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+config_app = command_group("Read and change config.toml: default model, per-model defaults, API endpoints, history.")
 
 _KEY_HELP = ("A dotted key: chat.model, chat.temperature, models.MODEL.temperature, api_base.ollama, "
              "history.log, history.retention_days, … (quote a model id with dots: models.\"llama-3.1-8b\".top_p).")
