@@ -87,13 +87,14 @@ def test_values_are_toml_with_a_fallback_to_text(cli, config_file):
 
     for key, text in [("chat.model", "gemma-3-270m"), ("chat.stop", '["END", "###"]'), ("chat.seed", "42"),
                       ("history.retention_days", "30"), ("chat.options.flash_attn", "true"),
-                      ("chat.template", "42")]:
+                      ("chat.template", "42"), ("chat.gpu_layers", "-1")]:
         assert cli("config", "set", key, text).exit_code == 0
     data = user_config()
     assert data["chat"]["model"] == "gemma-3-270m" and data["chat"]["stop"] == ["END", "###"]
     assert data["chat"]["seed"] == 42 and data["history"]["retention_days"] == 30
     assert data["chat"]["options"] == {"flash_attn": True}
     assert data["chat"]["template"] == "42"  # a string key keeps the text as typed
+    assert data["chat"]["gpu_layers"] == -1  # a negative number is a value, not an option
 
 
 @pytest.mark.parametrize("args, code, words", [
