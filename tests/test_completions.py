@@ -167,3 +167,25 @@ def test_zsh_script(modelctl_home, workdir):
                            "modelctl show zz", "modelctl import zzfile.txt"]
     finally:
         child.close(force=True)
+
+
+def test_session_names_come_from_the_history_database(modelctl_home):
+    """Saved sessions (named conversations) complete; a missing or unreadable database offers
+    nothing instead of failing."""
+    import sqlite3
+
+    from modelctl.cli import complete
+    from modelctl.config import get_paths
+
+    db = get_paths().history_db
+    assert complete.sessions("") == []
+    db.parent.mkdir(parents=True)
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE conversations (id INTEGER PRIMARY KEY, name TEXT UNIQUE, created REAL, updated REAL)")
+    con.executemany("INSERT INTO conversations (name, created, updated) VALUES (?, 0, 0)",
+                    [("work-notes",), ("workshop",), ("holiday",), (None,)])
+    con.commit()
+    con.close()
+    assert complete.sessions("wo") == ["work-notes", "workshop"]
+    db.write_bytes(b"not a database at all" * 100)
+    assert complete.sessions("wo") == []
