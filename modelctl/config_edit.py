@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
-_PART = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+))\s*')
+# A part as typed: quoted, or bare, where a bare part may also hold the '/' and ':' of model ids
+# (`models.google/gemma-3-270m.top_p`); join_key quotes such a part, as TOML needs.
+_PART = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_/:+-]+))\s*')
 
 
 def split_key(key: str) -> list[str]:

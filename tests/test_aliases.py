@@ -89,3 +89,30 @@ def test_chat_through_an_alias_with_the_real_model(model_path, run_modelctl):
     again = json.loads(longer.stdout)
     assert again["usage"]["completion_tokens"] == 5
     assert again["text"].startswith(answer["text"])  # greedy: the same first three tokens
+
+
+def test_a_served_model_takes_its_endpoint_defaults_and_alias_from_the_config(server, cli, tmp_path):
+    """[api_base] replaces the registry's endpoint, [models."ID"] and the alias's options reach
+    the request, and flags still win."""
+    from providers import openai_wire
+    from registries import model, write_registry
+
+    registry = write_registry(tmp_path / "served.toml", model(
+        "t/served", {"id": "srv", "kind": "openai-compatible", "model": "served-name",
+                     "api_base": "https://served.example.com/v1"}, tasks=["chat"]))
+    server.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["Hi"]))
+
+    def run(*args: str):
+        r = cli("--registry", str(registry), *args)
+        assert r.exit_code == 0, r.output
+        return r
+
+    run("config", "set", "api_base.openai-compatible", f"{server.url}/v1")
+    run("config", "set", "models.t/served.top_p", "0.4")
+    run("alias", "set", "srv-warm", "t/served", "-o", "temperature=0.3", "-o", "presence_penalty=0.5")
+    run("chat", "-m", "srv-warm", "Hello", "--api-key", "sk-test-served-0123456789abcdef")
+    run("chat", "-m", "srv-warm", "Hello", "--api-key", "sk-test-served-0123456789abcdef", "--temperature", "0.9")
+    first, second = (call.body for call in server.calls("/v1/chat/completions"))
+    assert first["model"] == "served-name"
+    assert (first["temperature"], first["top_p"], first["presence_penalty"]) == (0.3, 0.4, 0.5)
+    assert (second["temperature"], second["top_p"]) == (0.9, 0.4)
