@@ -116,3 +116,10 @@ def test_a_served_model_takes_its_endpoint_defaults_and_alias_from_the_config(se
     assert first["model"] == "served-name"
     assert (first["temperature"], first["top_p"], first["presence_penalty"]) == (0.3, 0.4, 0.5)
     assert (second["temperature"], second["top_p"]) == (0.9, 0.4)
+
+
+def test_prompt_renders_with_the_template_an_alias_names(cli):
+    assert cli("alias", "set", "tiny-zephyr", "gemma-3-270m", "-o", "template=zephyr").exit_code == 0
+    r = cli("prompt", "-m", "tiny-zephyr", "--json", input='[{"role": "user", "content": "Hi"}]')
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["template"] == "zephyr"
