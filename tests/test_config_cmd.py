@@ -177,3 +177,16 @@ def test_api_base_is_read_per_kind(cli, config_file):
     assert cli("config", "set", "api_base.ollama", "http://127.0.0.1:11500").exit_code == 0
     assert api_base_for("ollama") == "http://127.0.0.1:11500"
     assert api_base_for("openai") is None
+
+
+def test_history_settings_are_read_checked(cli, config_file):
+    from modelctl.chat.settings import history_config
+    from modelctl.config import _load_user_config
+    from modelctl.errors import UsageError
+
+    assert cli("config", "set", "history.retention_days", "14").exit_code == 0
+    assert history_config() == {"log": False, "retention_days": 14}
+    config_file.write_text('[history]\nlog = "yes"\n')
+    _load_user_config.cache_clear()
+    with pytest.raises(UsageError, match="history.log must be true or false"):
+        history_config()
