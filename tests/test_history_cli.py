@@ -112,10 +112,10 @@ def test_no_log_and_the_history_config(server, priced, cli, modelctl_home):
     _load_user_config.cache_clear()
     r = cli("--registry", priced, "chat", "-m", "test/priced", "Hi")
     assert r.exit_code == 2 and "history.log has the wrong type (str)" in r.output
-    config.write_text("[history]\nretention_days = 0\n")
+    config.write_text("[history]\nretention_days = -1\n")
     _load_user_config.cache_clear()
     r = cli("--registry", priced, "chat", "-m", "test/priced", "Hi")
-    assert r.exit_code == 2 and "history.retention_days must be more than 0" in r.output
+    assert r.exit_code == 2 and "history.retention_days must be at least 0" in r.output
 
 
 def test_resuming_what_is_not_there(cli, server, priced):

@@ -17,19 +17,14 @@ if TYPE_CHECKING:
     from modelctl.chat.session import ChatSession, Reply
     from modelctl.history import Conversation, History
 
-# Keys of config.toml's [history] table, and their types.
-CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {"log": bool, "retention_days": (int, float)}
-
-
 def history_config() -> dict[str, Any]:
-    """The [history] table of config.toml, type-checked."""
-    from modelctl.chat.resolve import config_table
-    from modelctl.config import get_paths
+    """The [history] table of config.toml, type-checked; `retention_days` 0 (keep everything) is
+    left out."""
+    from modelctl.chat.settings import history_config as checked
 
-    table = config_table("history", CONFIG_KEYS)
-    days = table.get("retention_days")
-    if days is not None and not days > 0:
-        raise UsageError(f"{get_paths().config_file}: history.retention_days must be more than 0, not {days}")
+    table = dict(checked())
+    if not table.get("retention_days"):
+        table.pop("retention_days", None)
     return table
 
 

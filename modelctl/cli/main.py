@@ -29,6 +29,8 @@ COMMAND_MODULES = [
     "history_cmd",  # history list|show|search|rm|export
     "usage_cmd",  # usage
     "keys_cmd",  # keys set|list|rm
+    "config_cmd",  # config get|set|unset|list|path
+    "alias_cmd",  # alias set|list|rm
     "doctor_cmd",  # doctor
 ]
 
@@ -100,6 +102,13 @@ class ModelctlGroup(TyperGroup):
             _debug_traceback()
             output.error_line(_unexpected(exc))
             raise typer.Exit(1) from None
+
+    def _main_shell_completion(self, ctx_args, prog_name, complete_var=None):
+        # A <TAB> from a shell: answer zsh and fish without their fallback to file names.
+        from modelctl.cli import shells
+
+        shells.install()
+        return super()._main_shell_completion(ctx_args, prog_name, complete_var)
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:  # the top-level options are parsed here, outside invoke()

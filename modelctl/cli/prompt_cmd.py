@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from modelctl.cli import output, state
+from modelctl.cli import complete, output, state
 
 if TYPE_CHECKING:
     from modelctl.templates import RenderedPrompt
@@ -83,10 +83,12 @@ def _write_prompt(rendered: "RenderedPrompt") -> None:
 
 def prompt(
     model: Optional[str] = typer.Option(
-        None, "--model", "-m", metavar="MODEL|FILE.gguf", help="A registry model, or a GGUF file (uses its own chat template)."
+        None, "--model", "-m", metavar="MODEL|FILE.gguf", help="A registry model, or a GGUF file (uses its own chat template).",
+        autocompletion=complete.models,
     ),
     template: Optional[str] = typer.Option(
-        None, "--template", "-t", metavar="NAME|FILE", help="A template name, a .jinja file or a tokenizer_config.json."
+        None, "--template", "-t", metavar="NAME|FILE", help="A template name, a .jinja file or a tokenizer_config.json.",
+        autocompletion=complete.templates,
     ),
     messages: Optional[str] = typer.Option(
         None, "--messages", metavar="FILE", help="JSON messages file (default: stdin)."
@@ -189,7 +191,8 @@ def _gguf_templates_list(model: str, as_json: bool) -> None:
 
 @templates_app.command("show")
 def templates_show(
-    name: str = typer.Argument(..., help="A template name (or alias), or a template file."),
+    name: str = typer.Argument(..., help="A template name (or alias), or a template file.",
+                              autocompletion=complete.templates),
     as_json: bool = typer.Option(False, "--json", help="Print the template and its example rendering as JSON."),
 ) -> None:
     """Show one template and an example rendering."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from modelctl.cli import output
+from modelctl.cli import complete, output
 from modelctl.cli.flags import require_values
 from modelctl.cli.format import human_bytes
 
@@ -29,9 +29,9 @@ def _notifier(quiet: bool, progress=None):
 
 
 def pull(
-    model: str = typer.Argument(..., help="Registry model id or alias, or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub."),
-    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Quantization to download (Q4_K_M, Q8_0, ...); default: the best that fits this machine."),
-    deployment: Optional[str] = typer.Option(None, "--deployment", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's llama.cpp deployment, else its Ollama one."),
+    model: str = typer.Argument(..., help="Registry model id or alias, or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub.", autocompletion=complete.models),
+    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Quantization to download (Q4_K_M, Q8_0, ...); default: the best that fits this machine.", autocompletion=complete.quants),
+    deployment: Optional[str] = typer.Option(None, "--deployment", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's llama.cpp deployment, else its Ollama one.", autocompletion=complete.kinds),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no notes on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -96,8 +96,8 @@ def import_(
 
 
 def rm(
-    model: str = typer.Argument(..., help="Registry model id or alias, or the name of an imported file."),
-    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Remove only this quantization."),
+    model: str = typer.Argument(..., help="Registry model id or alias, or the name of an imported file.", autocompletion=complete.models),
+    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Remove only this quantization.", autocompletion=complete.quants),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
     as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:

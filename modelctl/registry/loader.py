@@ -221,12 +221,14 @@ def merge_layers(models: list[Model]) -> list[Model]:
 
 
 def load_registry(extra: str | os.PathLike | None = None) -> "Registry":
-    """The merged registry. Raises RegistryError listing every problem of any layer."""
+    """The merged registry, which also knows the user's aliases (config.toml [aliases]). Raises
+    RegistryError listing every problem of any layer."""
+    from modelctl.registry.aliases import alias_targets
     from modelctl.registry.registry import Registry
 
     layers = registry_layers(extra)
     models = [m for path in layers for m in build_model_list(load_file(path), str(path))]
-    return Registry(merge_layers(models), [str(p) for p in layers])
+    return Registry(merge_layers(models), [str(p) for p in layers], user_aliases=alias_targets)
 
 
 # Where a library function gets the registry it looks names up in (its keyword argument

@@ -5,16 +5,20 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from modelctl.errors import NotFoundError, RegistryError
 from modelctl.registry.model import Model
 
 
 class Registry:
-    def __init__(self, models: Iterable[Model], sources: Iterable[str] = ()) -> None:
+    def __init__(self, models: Iterable[Model], sources: Iterable[str] = (),
+                 user_aliases: Callable[[], Mapping[str, str]] | None = None) -> None:
         self.models: list[Model] = list(models)
         self.sources: list[str] = list(sources)
+        # The user's aliases (lower-cased name -> model), read on the first lookup: `list` never needs them.
+        self._user_aliases = user_aliases
+        self._user_targets: Mapping[str, str] | None = None
         self._index: dict[str, Model] = {}
         problems = []
         for model in self.models:
@@ -47,7 +51,20 @@ class Registry:
         return iter(self.models)
 
     def get(self, name: str) -> Model | None:
-        """The model whose id or alias is `name` (case-insensitive), or None."""
+        """The model whose id or alias is `name` (case-insensitive), or None. A user alias
+        (config.toml [aliases]) is followed once, before the registry's names: one that shadows
+        a registry name was set so on purpose (`alias set --force`)."""
+        key = name.strip().lower()
+        if self._user_aliases is not None:
+            if self._user_targets is None:
+                self._user_targets = self._user_aliases()
+            target = self._user_targets.get(key)
+            if target is not None:
+                return self._index.get(target.strip().lower())
+        return self._index.get(key)
+
+    def registry_name(self, name: str) -> Model | None:
+        """The model whose registry id or alias is `name`, user aliases aside."""
         return self._index.get(name.strip().lower())
 
     def resolve(self, name: str) -> Model:

@@ -1,0 +1,67 @@
+"""`modelctl alias set|list|rm`: your own names for models, with default options.
+
+An alias is kept in config.toml's [aliases] and works wherever a model name does (chat, embed,
+prompt, show, pull, rm); its options are defaults that flags override.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from modelctl.cli import complete, output
+from modelctl.cli.flags import command_group
+
+alias_app = command_group("Name models your way: `modelctl alias set fast gemma-3-270m -o temperature=0.2`.")
+
+
+@alias_app.command("set")
+def set_alias(
+    name: str = typer.Argument(..., help="The alias: letters, digits, '.', '_', ':' and '-'."),
+    model: str = typer.Argument(..., help="A registry id or alias, a name given to `modelctl import`, or a GGUF path.",
+                                autocompletion=complete.models),
+    option: Optional[List[str]] = typer.Option(
+        None, "--option", "-o", metavar="KEY=VALUE",
+        help="A default for chats with the alias (repeatable): temperature, max_tokens, system, template, ctx, … "
+             "or any backend option (-o of chat); values are TOML (0.2, true, \"text\")."),
+    force: bool = typer.Option(False, "--force", help="Shadow a registry model or imported file of the same name."),
+) -> None:
+    """Save NAME as an alias of MODEL (replacing an alias of that name)."""
+    from modelctl.chat.naming import define_alias
+    from modelctl.cli import state
+
+    alias = define_alias(name, model, option or [], force=force, registry=state.get_registry)
+    extra = ", ".join(f"{k}={v!r}" for k, v in alias.options.items())
+    sys.stderr.write(output.safe(f"modelctl: {alias.name} -> {alias.model}" + (f" ({extra})" if extra else "")) + "\n")
+
+
+@alias_app.command("list")
+def list_aliases(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
+    """Every alias, its model and its options."""
+    from modelctl.registry.aliases import user_aliases
+
+    aliases = sorted(user_aliases().values(), key=lambda a: a.name.lower())
+    if as_json:
+        output.print_records([a.to_dict() for a in aliases])
+        return
+    rows = [[a.name, a.model, " ".join(f"{k}={v}" for k, v in a.options.items()) or "-"] for a in aliases]
+    output.table(["ALIAS", "MODEL", "OPTIONS"], rows, "Aliases", no_wrap=("ALIAS",))
+
+
+@alias_app.command("rm")
+def remove_alias(name: str = typer.Argument(..., help="The alias to remove.", autocompletion=complete.aliases)) -> None:
+    """Remove an alias from config.toml."""
+    from modelctl.config import get_paths
+    from modelctl.errors import NotFoundError
+    from modelctl.registry.aliases import delete_alias
+
+    removed = delete_alias(name)
+    if removed is None:
+        raise NotFoundError(f"no alias '{name}' in {get_paths().config_file}", hint="see `modelctl alias list`")
+    sys.stderr.write(output.safe(f"modelctl: removed the alias {removed.name} (of {removed.model})") + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(alias_app, name="alias")

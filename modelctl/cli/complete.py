@@ -1,0 +1,191 @@
+"""Candidates for shell completion: model names, templates, aliases, sessions, option values.
+
+This runs on every <TAB>, so it must feel instant: it imports only the standard library and
+reads one small file, `<cache_dir>/completion.json`. That file holds every name a completion may
+offer (registry ids and aliases, providers, user aliases, imported models, templates, the
+vocabularies of --kind, --task, --sort, --quant) and the fingerprint (path, size, mtime) of every
+file they came from: the registry layers, config.toml and the store index. When one of those
+changed, it is rebuilt once, from the registry loader's own cache of parsed files, so neither
+llama.cpp nor jinja2, rich or httpx is imported, and a registry is parsed at most once.
+
+Every callback offers nothing rather than fail: a traceback must never reach the shell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+_FORMAT = 1
+# Shown values are a prefix match of what was typed; a 10,000-model registry would flood the shell.
+MAX_CANDIDATES = 500
+
+
+def _sources(ctx: Any) -> tuple[list[Path], list[Path]]:
+    """The files the candidates come from: (the registry layers, the user's own files)."""
+    from modelctl.config import get_paths
+
+    paths = get_paths()
+    extra = None
+    try:
+        extra = ctx.find_root().params.get("registry") if ctx is not None else None
+    except AttributeError:
+        pass
+    extra = extra or os.environ.get("MODELCTL_REGISTRY")
+    builtin = Path(__file__).resolve().parent.parent / "registry.toml"
+    layers = [builtin, paths.user_registry] + ([Path(extra).expanduser()] if extra else [])
+    return layers, [paths.config_file, paths.data_dir / "store.json"]
+
+
+def _fingerprint(files: list[Path]) -> list[Any]:
+    from modelctl import __version__
+
+    key: list[Any] = [_FORMAT, __version__]
+    for path in files:
+        try:
+            st = path.stat()
+            key.append([str(path), st.st_size, st.st_mtime_ns])
+        except OSError:
+            key.append([str(path), None, None])
+    return key
+
+
+def _from_registry(layers: list[Path]) -> dict[str, Any]:
+    """The candidates that come with the registry and with modelctl itself."""
+    from modelctl.chat.settings import known_keys
+    from modelctl.registry.loader import load_file, registry_layers
+    from modelctl.registry.query import SORT_KEYS
+    from modelctl.registry.vocab import CATEGORIES, DEPLOYMENT_KINDS, TASKS
+    from modelctl.store.quant import QUALITY_ORDER
+    from modelctl.templates import list_templates
+
+    models: dict[str, list[str]] = {}
+    providers: set[str] = set()
+    for layer in registry_layers(layers[2] if len(layers) > 2 else None):
+        for raw in load_file(layer):  # the loader's cache of the parsed file, when fresh
+            models[str(raw["id"]).lower()] = [raw["id"], *raw.get("aliases", [])]
+            providers.add(str(raw.get("provider", "")))
+    return {
+        "models": [n for group in models.values() for n in group],
+        "providers": sorted(p for p in providers if p),
+        "templates": sorted({t.name for t in list_templates()}),
+        "sort": [*SORT_KEYS, *(f"-{k}" for k in SORT_KEYS)],
+        "kinds": list(DEPLOYMENT_KINDS), "tasks": list(TASKS), "categories": list(CATEGORIES),
+        "quants": list(QUALITY_ORDER),
+        "known_keys": [k for k in known_keys() if "MODEL" not in k and not k.endswith(".KEY")],
+    }
+
+
+def _from_user(files: list[Path]) -> dict[str, Any]:
+    """The candidates from the user's files: aliases and keys of config.toml, imported models."""
+    data: dict[str, Any] = {"aliases": [], "installed": [], "config": []}
+    try:
+        from modelctl.config import user_config
+        from modelctl.config_edit import flatten, join_key
+
+        config = user_config()
+        aliases = config.get("aliases", {})
+        data["aliases"] = sorted(aliases) if isinstance(aliases, dict) else []
+        data["config"] = [join_key(parts) for parts, _ in flatten(config)]
+    except Exception:
+        pass  # a broken config.toml: its names are not offered
+    try:
+        from modelctl.store.index import read_index
+
+        index = read_index(files[1])
+        data["installed"] = sorted({str(r.get("name")) for r in index["imports"] if r.get("name")}
+                                   | {str(r.get("model_id")) for r in index["downloads"] if r.get("model_id")})
+    except Exception:
+        pass
+    return data
+
+
+def candidates(ctx: Any = None) -> dict[str, Any]:
+    """Every candidate, from the cache file while its sources are unchanged. Its two parts are
+    rebuilt apart: an alias set must not cost a pass over a 10,000-model registry."""
+    from modelctl.config import get_paths
+
+    layers, user_files = _sources(ctx)
+    keys = {"registry": _fingerprint(layers), "user": _fingerprint(user_files)}
+    cache = get_paths().cache_dir / "completion.json"
+    try:
+        with open(cache, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    stale = [part for part in keys if data.get(f"{part}_key") != keys[part]]
+    if not stale:
+        return {**data["registry"], **data["user"]}
+    for part in stale:
+        data[part] = _from_registry(layers) if part == "registry" else _from_user(user_files)
+        data[f"{part}_key"] = keys[part]
+    try:
+        from modelctl.files import atomic_write
+
+        atomic_write(cache, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+    except OSError:
+        pass  # a read-only cache directory only costs speed
+    return {**data["registry"], **data["user"]}
+
+
+def _matching(values: list[str], incomplete: str) -> list[str]:
+    """The values that start with `incomplete` (case-insensitively), each once, in order."""
+    low = incomplete.lower()
+    seen: set[str] = set()
+    out: list[str] = []
+    for value in values:
+        if value.lower().startswith(low) and value not in seen:
+            seen.add(value)
+            # The shell matches what it shows against what was typed: keep the typed prefix's case.
+            out.append(incomplete + value[len(incomplete):])
+            if len(out) >= MAX_CANDIDATES:
+                break
+    return out
+
+
+def _offer(*groups: str) -> Callable[..., list[str]]:
+    """A completion callback offering the named groups of candidates."""
+    def complete(ctx, incomplete: str) -> list[str]:
+        try:
+            data = candidates(ctx)
+            return _matching([v for group in groups for v in data.get(group, [])], incomplete)
+        except Exception:
+            return []
+
+    return complete
+
+
+models = _offer("aliases", "models", "installed")
+templates = _offer("templates")
+sort_keys = _offer("sort")
+kinds = _offer("kinds")
+tasks = _offer("tasks")
+categories = _offer("categories")
+providers = _offer("providers")
+quants = _offer("quants")
+aliases = _offer("aliases")
+config_keys = _offer("config", "known_keys")  # those set in config.toml, then every known key
+
+
+def sessions(incomplete: str) -> list[str]:
+    """Names of saved chat sessions, from the history database when there is one."""
+    try:
+        import sqlite3
+
+        from modelctl.config import get_paths
+
+        db = get_paths().history_db
+        if not db.is_file():
+            return []
+        con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=0.2)
+        try:
+            rows = con.execute("SELECT name FROM conversations WHERE name IS NOT NULL ORDER BY name").fetchall()
+        finally:
+            con.close()
+        return _matching([str(r[0]) for r in rows], incomplete)
+    except Exception:
+        return []
