@@ -52,7 +52,7 @@ def test_bash_completion_completes_commands_and_options(run_modelctl):
     ("modelctl list --category f", ["foundation"]),
     ("modelctl list --provider Anthr", ["Anthropic"]),
     ("modelctl pull gemma-3-270m --quant Q4_K_", ["Q4_K_L", "Q4_K_XL", "Q4_K_M", "Q4_K_S"]),
-    ("modelctl chat -d azure", ["azure-openai"]),
+    ("modelctl chat -d azure", ["azure-openai", "azure-ai"]),
     ("modelctl config set history.", ["history.log", "history.retention_days"]),
     ("modelctl show no-such-model-at-all", []),
 ])

@@ -111,7 +111,7 @@ def test_no_log_and_the_history_config(server, priced, cli, modelctl_home):
     config.write_text("[history]\nlog = 'no'\n")
     _load_user_config.cache_clear()
     r = cli("--registry", priced, "chat", "-m", "test/priced", "Hi")
-    assert r.exit_code == 2 and "history.log has the wrong type (str)" in r.output
+    assert r.exit_code == 2 and "history.log must be true or false" in r.output
     config.write_text("[history]\nretention_days = -1\n")
     _load_user_config.cache_clear()
     r = cli("--registry", priced, "chat", "-m", "test/priced", "Hi")
