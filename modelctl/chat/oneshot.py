@@ -16,6 +16,7 @@ from modelctl.errors import ModelctlError
 def reply_json(reply: Reply, setup: ChatSetup) -> dict[str, Any]:
     """The `--json` object."""
     timings = reply.timings.to_dict() if reply.timings else {}
+    route = {"route": setup.route} if setup.route else {}
     return {
         "text": reply.text,
         "model": setup.model_id,
@@ -28,6 +29,7 @@ def reply_json(reply: Reply, setup: ChatSetup) -> dict[str, Any]:
             "tokens_per_second": timings.get("tokens_per_second"),
             "prompt_eval_tokens": timings.get("prompt_eval_tokens"),
         },
+        **route,
     }
 
 

@@ -260,6 +260,11 @@ class ChatSetup:
     params: GenerationParams
     system: str | None
     local: LocalModel | None = None  # None for a model on a server or API
+    entry: "Model | None" = None  # the registry model, where there is one
+    deployment: "Deployment | None" = None  # its deployment in use (None: a file, an --api-base server)
+    # How the service was chosen, for output and records: `service`, `selected` (--model auto's
+    # choice and reasons), `fallbacks` (each switch --fallback made).
+    route: dict[str, Any] = field(default_factory=dict)
 
 
 def open_chat(
@@ -299,7 +304,7 @@ def open_chat(
 
         backend = open_backend(entry, dep, api_base=api_base, api_key=api_key, debug=debug or None)
         params = layered_params(entry, flags.overlay(extra=dict(options or {})), local=False)
-        return ChatSetup(model_id, backend, params, system)
+        return ChatSetup(model_id, backend, params, system, entry=entry, deployment=dep if entry else None)
 
     if api_base and not deployment:
         from modelctl.backends.factory import adhoc_deployment
@@ -332,4 +337,5 @@ def open_chat(
     if backend.ctx_clamped_from is not None:
         notify(f"a context window of {backend.ctx_clamped_from} tokens is more than {target.model_id} was "
              f"trained for; using its {backend.n_ctx}")
-    return ChatSetup(target.model_id, backend, layered_params(target.entry, flags), system, target)
+    dep = next((d for d in target.entry.deployments if d.kind == "llama.cpp"), None) if target.entry else None
+    return ChatSetup(target.model_id, backend, layered_params(target.entry, flags), system, target, target.entry, dep)

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from modelctl.chat.tokens import DeploymentCost, Message, TokenCount, count_for, deployment_cost
+from modelctl.chat.tokens import DeploymentCost, Message, TokenCount, answer_tokens, count_for, deployment_cost
 from modelctl.errors import ModelctlError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -33,15 +33,15 @@ class Constraints:
     """What a chosen service must satisfy, and what to prefer among those that do.
 
     `free`: the deployment runs locally or the model has a free tier. `max_cost`: the estimated
-    cost of the prompt plus `max_tokens` of answer, in USD (a deployment without a price is
+    cost of the prompt plus the answer's room (`max_tokens`, else the model's), in USD (a deployment without a price is
     refused). `model`: only deployments of this registry model (fallback within one model)."""
 
-    task: str = "chat"
+    task: str | None = "chat"  # None: any
     local: bool = False
     free: bool = False
     max_cost: float | None = None
     min_context: int | None = None
-    max_tokens: int = 512
+    max_tokens: int | None = None  # room for the answer; None: each model's (`answer_tokens`)
     prefer: str = "cheapest"
     model: str | None = None
 
@@ -58,6 +58,7 @@ class Candidate:
     tokens: TokenCount
     context_window: int | None
     cost: DeploymentCost
+    answer: int  # tokens kept for the answer
     reasons: list[str] = field(default_factory=list)  # why chosen, or why refused
 
     @property
@@ -75,7 +76,8 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         return {"service": self.id, "model": self.model.id, "deployment": self.deployment.id,
                 "kind": self.deployment.kind, "local": self.deployment.local, "tokens": self.tokens.to_dict(),
-                "context_window": self.context_window, "cost_usd": self.cost.total_usd, "reasons": self.reasons}
+                "context_window": self.context_window, "max_tokens": self.answer, "cost_usd": self.cost.total_usd,
+                "reasons": self.reasons}
 
 
 @dataclass
@@ -114,7 +116,7 @@ def _refusal(c: Candidate, k: Constraints) -> str | None:
     model, dep = c.model, c.deployment
     if not c.service.usable:
         return f"not usable: {c.service.reason}"
-    if k.task not in model.tasks:
+    if k.task is not None and k.task not in model.tasks:
         return f"not a '{k.task}' model (tasks: {', '.join(model.tasks)})"
     if k.local and not dep.local:
         return "not local (--local)"
@@ -122,8 +124,8 @@ def _refusal(c: Candidate, k: Constraints) -> str | None:
         return "not free: not local and no free tier (--free)"
     if k.min_context is not None and (c.context_window or 0) < k.min_context:
         return f"context window {c.context_window or 'unknown'} < --min-context {k.min_context}"
-    if c.context_window is not None and c.tokens.tokens + k.max_tokens > c.context_window:
-        return f"prompt {c.tokens.tokens} + answer {k.max_tokens} tokens > context window {c.context_window}"
+    if c.context_window is not None and c.tokens.tokens + c.answer > c.context_window:
+        return f"prompt {c.tokens.tokens} + answer {c.answer} tokens > context window {c.context_window}"
     if k.max_cost is not None:
         if c.cost.total_usd is None:
             return "no price in the registry (--max-cost)"
@@ -146,10 +148,10 @@ RANKINGS: dict[str, Callable[[Candidate], tuple]] = {
 }
 
 
-def _why_chosen(c: Candidate, k: Constraints) -> list[str]:
+def _why_chosen(c: Candidate) -> list[str]:
     reasons = [f"usable: {c.service.reason}"]
     window = f"of {c.context_window}" if c.context_window else "(context window unknown)"
-    reasons.append(f"prompt {c.tokens.tokens} tokens ({c.tokens.method}) + answer {k.max_tokens} {window}")
+    reasons.append(f"prompt {c.tokens.tokens} tokens ({c.tokens.method}) + answer {c.answer} {window}")
     if c.cost.total_usd is None:
         reasons.append("cost unknown (no price in the registry)")
     else:
@@ -203,7 +205,7 @@ def select_services(
         if k.model is not None:
             models = [reg.resolve(k.model)]
         else:
-            models = [m for m in reg if k.task in m.tasks and m.status != "deprecated"]
+            models = [m for m in reg if (k.task is None or k.task in m.tasks) and m.status != "deprecated"]
         services = check_services(models)
     count = counter or local_counter(registry)
     accepted: list[Candidate] = []
@@ -212,11 +214,12 @@ def select_services(
         if k.model is not None and service.model.id != k.model and k.model not in service.model.aliases:
             continue
         tokens = count(service.model, service.deployment, messages) if service.usable else TokenCount(0, "not counted", False)
+        room = answer_tokens(service.model, k.max_tokens)
         candidate = Candidate(service, tokens, service.model.context_window,
-                              deployment_cost(service.model, service.deployment, tokens.tokens, k.max_tokens))
+                              deployment_cost(service.model, service.deployment, tokens.tokens, room), room)
         refusal = _refusal(candidate, k)
         if refusal is None:
-            candidate.reasons = _why_chosen(candidate, k)
+            candidate.reasons = _why_chosen(candidate)
             accepted.append(candidate)
         else:
             candidate.reasons = [refusal]

@@ -191,6 +191,18 @@ class TokenReport:
                 "costs": [c.to_dict() for c in self.costs]}
 
 
+def answer_tokens(entry: "Model | None", max_tokens: int | None = None) -> int:
+    """The room kept for the answer: `max_tokens`, else the registry's default, else the model's
+    most output tokens, else the local default (512)."""
+    from modelctl.chat.resolve import DEFAULT_MAX_TOKENS
+
+    if max_tokens:
+        return max_tokens
+    if entry is not None:
+        return entry.defaults.max_tokens or entry.max_output_tokens or DEFAULT_MAX_TOKENS
+    return DEFAULT_MAX_TOKENS
+
+
 def gguf_context(local: "LocalModel") -> int | None:
     """The context length a GGUF file was trained for, from its header."""
     value = local.gguf.metadata.get(f"{local.gguf.architecture}.context_length")
@@ -202,9 +214,9 @@ def token_report(model: str | None, messages: Sequence[Message], *, deployment: 
                  registry: "RegistrySource" = None,
                  notify: Callable[[str], None] | None = None) -> TokenReport:
     """Count `messages` for MODEL (as `chat --model MODEL [--deployment D]` would send them) and
-    price them on each of the model's deployments. `max_tokens` (default: the registry's, else
-    the local default) is the room kept for the answer."""
-    from modelctl.chat.resolve import DEFAULT_MAX_TOKENS, LocalModel, resolve_target
+    price them on each of the model's deployments. `max_tokens` is the room kept for the answer
+    (default: `answer_tokens`)."""
+    from modelctl.chat.resolve import LocalModel, resolve_target
 
     target = resolve_target(model, deployment, registry=registry, check=False)
     entry: "Model | None"
@@ -219,7 +231,7 @@ def token_report(model: str | None, messages: Sequence[Message], *, deployment: 
             raise UsageError(f"--template: only for local (llama.cpp) models; '{model_id}' runs on a server or API")
         count = _count_served(target.entry, target.deployment, messages, api_key, notify)
         dep_id, window = target.deployment.id, target.entry.context_window
-    room = max_tokens or (entry.defaults.max_tokens if entry else None) or DEFAULT_MAX_TOKENS
+    room = answer_tokens(entry, max_tokens)
     costs = [deployment_cost(entry, d, count.tokens, room) for d in entry.deployments] if entry else []
     return TokenReport(model_id, dep_id, count, room, window, costs)
 

@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "chat_cmd",  # chat, embed
     "keys_cmd",  # keys set|list|rm
     "doctor_cmd",  # doctor
+    "tokens_cmd",  # tokens
+    "services_cmd",  # services
 ]
 
 
