@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from modelctl.backends.urls import redact_url
+from modelctl.backends.urls import redact_url, strip_credentials
 from modelctl.errors import ModelctlError
 
 if TYPE_CHECKING:
@@ -74,13 +74,14 @@ def probe_url(dep: "Deployment") -> str | None:
 
 
 def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
-    """GET `url` without credentials: (answered, what happened, its JSON body or None)."""
+    """GET `url` without credentials (those written into it are left out too): (answered, what
+    happened, its JSON body or None)."""
     import httpx
 
     shown = redact_url(url)
     try:
         with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as client:
-            response = client.get(url)
+            response = client.get(strip_credentials(url))
     except httpx.HTTPError as exc:
         from modelctl.backends.http import transport_reason
 
