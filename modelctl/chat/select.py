@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from modelctl.chat.tokens import DeploymentCost, Message, TokenCount, answer_tokens, count_for, deployment_cost
-from modelctl.errors import ModelctlError, NotFoundError, UsageError
+from modelctl.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from modelctl.backends.availability import Service
@@ -162,23 +162,24 @@ def _why_chosen(c: Candidate) -> list[str]:
 Counter = Callable[["Model", "Deployment", Sequence[Message]], TokenCount]
 
 
-def local_counter(registry: "RegistrySource" = None) -> Counter:
+def local_counter() -> Counter:
     """Counts with the tokenizers here, never asking a provider: a local GGUF model with its
-    vocabulary (one count per file), OpenAI ids with tiktoken, the rest estimated."""
-    from modelctl.chat.resolve import LocalModel, resolve_target
+    vocabulary, OpenAI ids with tiktoken, the rest estimated; each conversation counted once per
+    deployment."""
+    from modelctl.chat.resolve import LocalModel
+    from modelctl.store.gguf import read_gguf
+    from modelctl.store.locate import locate
 
-    done: dict[str, TokenCount] = {}
+    done: dict[tuple, TokenCount] = {}
 
     def count(model: "Model", dep: "Deployment", messages: Sequence[Message]) -> TokenCount:
-        key = f"{model.id}@{dep.id}" if dep.kind != "llama.cpp" else f"{model.id}@llama.cpp"
+        key = (model.id, dep.id, tuple(tuple(sorted(m.items())) for m in messages))
         if key not in done:
             local = None
             if dep.kind == "llama.cpp":
-                try:
-                    target = resolve_target(model.id, dep.id, registry=registry, check=False)
-                except ModelctlError:
-                    target = None
-                local = target if isinstance(target, LocalModel) else None
+                path = locate(model)
+                if path is not None:
+                    local = LocalModel(path, model.id, read_gguf(path), model, [model.id, *model.aliases, path.name])
             done[key] = count_for(model, dep, messages, ask_provider=False, local_file=local)
         return done[key]
 
@@ -207,7 +208,7 @@ def select_services(
         else:
             models = [m for m in reg if (k.task is None or k.task in m.tasks) and m.status != "deprecated"]
         services = check_services(models)
-    count = counter or local_counter(registry)
+    count = counter or local_counter()
     accepted: list[Candidate] = []
     rejected: list[Candidate] = []
     for service in services:
