@@ -11,7 +11,7 @@ import socket
 
 import pytest
 from providers import openai_wire
-from providers.server import FakeServer, closed_port_url
+from providers.server import closed_port_url
 from registries import model, write_registry
 
 LOCAL = {"free_tier": True, "local_capable": True}
@@ -19,11 +19,9 @@ CHAT = "/v1/chat/completions"
 
 
 @pytest.fixture
-def backup(provider_env):
-    srv = FakeServer().start()
-    srv.route("POST", CHAT, openai_wire.chat_stream(["from ", "backup"]))
-    yield srv
-    srv.stop()
+def backup(second_server):
+    second_server.route("POST", CHAT, openai_wire.chat_stream(["from ", "backup"]))
+    return second_server
 
 
 @pytest.fixture
@@ -63,7 +61,7 @@ def test_a_retryable_status_falls_back_to_the_next_deployment(cli, tmp_path, ser
     (switch,) = data["route"]["fallbacks"]
     assert switch["from"] == "t/m@primary" and switch["to"] == "t/m@backup" and switch["status"] == status
     assert data["route"]["service"] == "t/m@backup"
-    assert f"modelctl: t/m@primary failed (" in r.stderr and "falling back to t/m@backup" in r.stderr
+    assert "modelctl: t/m@primary failed (" in r.stderr and "falling back to t/m@backup" in r.stderr
     assert len(server.calls(CHAT)) == 1 and len(backup.calls(CHAT)) == 1
     assert backup.calls(CHAT)[0].body["messages"] == [{"role": "user", "content": "Hi"}]
 

@@ -130,7 +130,7 @@ def test_min_context_max_cost_and_task(registry, counter):
 def test_no_candidate_is_an_error_that_says_why(registry, counter):
     sel = select_services(SHORT, Constraints(min_context=10**9), registry=registry, counter=counter)
     with pytest.raises(NotFoundError) as err:
-        sel.best
+        _ = sel.best
     assert "no usable model satisfies the constraints" in str(err.value) and "--min-context" in str(err.value)
     assert err.value.exit_code == 4
 

@@ -8,28 +8,20 @@ import json
 import pytest
 from providers import ollama_wire
 from providers.kits import FAKE_KEY
-from providers.server import FakeServer, Reply, closed_port_url
+from providers.server import Reply, closed_port_url
 from registries import model, write_registry
 from test_tokens import GEMMA_DEPLOYMENT
 
 from modelctl.backends.availability import services, usable_services
 from modelctl.registry import load_registry
 
-
 LOCAL = {"free_tier": True, "local_capable": True}  # a server on a loopback address runs here
 
 
 @pytest.fixture
-def other_server(provider_env):
-    srv = FakeServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def registry_file(tmp_path, server, other_server):
+def registry_file(tmp_path, server, second_server):
     server.route("GET", "/api/tags", ollama_wire.tags())
-    other_server.route("GET", "/v1/models", Reply(401, json={"error": {"message": "key needed"}}))
+    second_server.route("GET", "/v1/models", Reply(401, json={"error": {"message": "key needed"}}))
     return write_registry(
         tmp_path / "registry.toml",
         model("test/gemma", GEMMA_DEPLOYMENT, tasks=["chat"], template="gemma"),
@@ -39,7 +31,7 @@ def registry_file(tmp_path, server, other_server):
               access={"free_tier": False, "local_capable": False}),
         model("test/pulled", {"kind": "ollama", "tag": ollama_wire.TAG, "host": server.url}),
         model("test/not-pulled", {"kind": "ollama", "tag": "qwen9:400b", "host": server.url}),
-        model("test/vllm", {"kind": "openai-compatible", "model": "m", "api_base": f"http://user:s3cret@{other_server.url[7:]}/v1"},
+        model("test/vllm", {"kind": "openai-compatible", "model": "m", "api_base": f"http://user:s3cret@{second_server.url[7:]}/v1"},
               access=LOCAL),
         model("test/down", {"kind": "openai-compatible", "model": "m", "api_base": f"{closed_port_url()}/v1"},
               access=LOCAL),
@@ -50,7 +42,7 @@ def by_id(found):
     return {s.id: s for s in found}
 
 
-def test_each_kind_of_deployment_is_checked_the_way_it_is_used(registry_file, provider_env, server, other_server):
+def test_each_kind_of_deployment_is_checked_the_way_it_is_used(registry_file, provider_env, server, second_server):
     found = by_id(services(load_registry(str(registry_file))))
     assert found["test/gemma@llama.cpp"].usable and found["test/gemma@llama.cpp"].reason.startswith("file ")
     assert not found["test/absent@llama.cpp"].usable and "not on this machine" in found["test/absent@llama.cpp"].reason
@@ -61,7 +53,7 @@ def test_each_kind_of_deployment_is_checked_the_way_it_is_used(registry_file, pr
     assert not found["test/down@openai-compatible"].usable
     assert "connection refused" in found["test/down@openai-compatible"].reason
     assert len(server.calls("/api/tags")) == 1  # one probe per server, shared by its deployments
-    probe = other_server.calls("/v1/models")[0]
+    probe = second_server.calls("/v1/models")[0]
     assert probe.header("authorization") is None  # probes carry no credentials
 
 

@@ -76,7 +76,8 @@ def open_routed(
         say(f"--model auto chose {best.id}: {'; '.join(best.reasons)}")
         setup = opener(best.model.id, best.deployment.id)()
         setup.route.update(service=best.id, selected=best.to_dict())
-        return _with_fallback(setup, best.id, selection.candidates[1:] if fallback else [], opener, say)
+        setup = _with_fallback(setup, best.id, selection.candidates[1:] if fallback else [], opener, say)
+        return _capped(setup, max_cost)
     if constraints is not None:
         raise UsageError("--local, --free, --task, --min-context and --prefer choose among models: use them with --model auto")
     setup = opener(model, deployment)()
@@ -85,7 +86,13 @@ def open_routed(
         same = Constraints(task=None, model=entry.id, max_tokens=setup.params.max_tokens, max_cost=max_cost)
         others = [c for c in select_services(messages, same, registry=registry).candidates if c.deployment.id != dep.id]
         setup = _with_fallback(setup, f"{entry.id}@{dep.id}", others, opener, say)
-    if max_cost is not None and setup.local is None:  # a model in this process costs nothing per token
+    return _capped(setup, max_cost)
+
+
+def _capped(setup: ChatSetup, max_cost: float | None) -> ChatSetup:
+    """`setup` with every request priced against `max_cost` (a model in this process costs
+    nothing per token: it is left as it is)."""
+    if max_cost is not None and setup.local is None:
         setup.backend = CostCapped(setup, max_cost)
     return setup
 
