@@ -202,3 +202,20 @@ def test_bad_input_is_one_line_and_a_usage_exit(cli, registry_file, tmp_path):
     assert r.exit_code == 2 and "--template: only for local" in r.stderr
     r = cli("--registry", str(registry_file), "tokens", "-m", "no/such-model", "Hi")
     assert r.exit_code == 4
+
+
+def test_a_local_model_whose_file_is_absent_is_estimated_over_its_rendered_prompt(cli, tmp_path):
+    import math
+
+    from modelctl.chat.prompt import render_prompt
+
+    registry = write_registry(tmp_path / "absent.toml", model(
+        "test/absent", {"kind": "llama.cpp", "repo": "x/y-GGUF", "files": [{"quant": "Q4_K_M", "filename": "y.gguf"}]},
+        tasks=["chat"], template="chatml"))
+    r = cli("--registry", str(registry), "tokens", "-m", "test/absent", "--json", "-s", "Be brief.", "Hello")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    rendered = render_prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}],
+                             template="chatml").text
+    assert data["tokens"] == math.ceil(len(rendered) / 4) and data["exact"] is False
+    assert "not on this machine" in data["note"] and "template chatml" in data["note"]

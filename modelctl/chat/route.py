@@ -122,6 +122,12 @@ class CostCapped(BaseBackend):
     def describe(self) -> dict[str, Any]:
         return self.current.describe()
 
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return self.current.count_tokens(messages)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.current.embed(texts)
+
     def set_debug(self, enabled: bool) -> None:
         self.current.set_debug(enabled)
 

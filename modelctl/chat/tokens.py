@@ -65,6 +65,17 @@ def estimate(messages: Sequence[Message], note: str | None = None) -> TokenCount
     return TokenCount(tokens + ESTIMATE_REPLY, ESTIMATE_METHOD, False, note)
 
 
+def estimate_rendered(entry: "Model", messages: Sequence[Message], note: str) -> TokenCount:
+    """The estimate over the prompt the model's conversation template renders (a model modelctl
+    renders itself, whose vocabulary is not here): ceil(characters / 4)."""
+    from modelctl.templates import resolve_template
+
+    tpl = resolve_template(registry_template=entry.template, names=[entry.id, *entry.aliases])
+    text = tpl.render(list(messages), add_generation_prompt=True).text
+    return TokenCount(math.ceil(len(text) / CHARS_PER_TOKEN), ESTIMATE_METHOD, False,
+                      f"{note}; the prompt rendered with template {tpl.name}, estimated")
+
+
 def count_openai(model_id: str, messages: Sequence[Message]) -> TokenCount:
     """Tokens of an OpenAI chat request for `model_id` with its tiktoken encoding (an estimate,
     saying why, when the model has no known encoding or the encodings are not installed)."""
@@ -131,8 +142,9 @@ def count_for(entry: "Model", dep: "Deployment", messages: Sequence[Message], *,
         if counted is not None:
             return counted
         return estimate(messages, f"no key for {COUNTING_KINDS[dep.kind]}")
-    if dep.kind == "llama.cpp":
-        return estimate(messages, "the model's GGUF file is not on this machine")
+    if dep.kind in ("llama.cpp", "ollama"):
+        return estimate_rendered(entry, messages, "the model's GGUF file is not on this machine"
+                                 if dep.kind == "llama.cpp" else "no tokenizer for 'ollama' deployments is available here")
     return estimate(messages, f"no tokenizer for '{dep.kind}' deployments is available here")
 
 
