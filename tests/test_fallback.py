@@ -142,3 +142,25 @@ def test_max_cost_refuses_before_sending(cli, tmp_path, server, provider_env):
     assert server.calls(CHAT) == []
     r = cli("--registry", registry, "chat", "-m", "t/paid", "--max-cost", "1", "-n", "10", "Hi")
     assert r.exit_code == 0 and r.stdout == "ok\n" and len(server.calls(CHAT)) == 1
+
+
+def test_in_a_conversation_each_turn_may_fall_back_and_a_final_failure_changes_nothing(tmp_path, server, backup,
+                                                                                         no_retries):
+    """The REPL's session over the fallback backend: a turn whose services all fail leaves the
+    conversation as it was; the next turn starts from the service that answered last."""
+    import modelctl
+    from modelctl.errors import BackendError
+
+    said: list[str] = []
+    server.route("POST", CHAT, openai_wire.error(429, "slow down"))
+    registry = modelctl.load_registry(registry_with(tmp_path, server.url, backup.url))
+    setup = modelctl.open_routed("t/m", [], deployment="primary", fallback=True, registry=registry, say=said.append)
+    session = modelctl.ChatSession(setup.backend, setup.params, model=setup.model_id)
+    assert "".join(session.ask("Hi")) == "from backup" and setup.model_id == "t/m"
+    assert len(said) == 1 and "falling back to t/m@backup" in said[0]
+    backup.route("POST", CHAT, openai_wire.error(503, "down"))
+    with pytest.raises(BackendError, match=r"server error \(503\)"):
+        session.ask("Again")
+    assert [m["content"] for m in session.messages] == ["Hi", "from backup"]
+    assert len(server.calls(CHAT)) == 1  # the failed service is not asked again
+    setup.backend.close()

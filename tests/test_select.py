@@ -205,3 +205,15 @@ def test_selection_flags_need_auto_and_bad_values_are_usage_errors(cli, served_r
     assert r.exit_code == 2 and FAKE_KEY not in r.output
     r = cli("--registry", str(served_registry), "chat", "-m", "auto", "--task", "rerank", "--min-context", "5", "Hi")
     assert r.exit_code == 4 and "no usable model satisfies the constraints" in r.stderr
+
+
+def test_dry_run_never_shows_the_key(cli, tmp_path, server, provider_env):
+    provider_env.setenv("OPENAI_API_KEY", FAKE_KEY)
+    registry = write_registry(tmp_path / "keyed.toml", model(
+        "t/keyed", {"kind": "openai", "model": "gpt-4o", "api_base": f"{server.url}/v1", "cost_input": 2.5,
+                    "cost_output": 10.0}, tasks=["chat"], context_window=128000, access=PAID))
+    for extra in ((), ("--json",)):
+        r = cli("--registry", str(registry), "chat", "-m", "t/keyed", "--dry-run", *extra, "Hi")
+        assert r.exit_code == 0, r.output
+        assert FAKE_KEY not in r.output and "tiktoken o200k_base" in r.stdout
+    assert server.requests == []
