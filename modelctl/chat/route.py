@@ -58,6 +58,8 @@ def open_routed(
 
     notify = notify or logging.getLogger("modelctl").warning
     say = say or notify
+    if not any(m.get("role") == "user" for m in messages):  # the interactive chat, before its first turn
+        messages = [*messages, {"role": "user", "content": ""}]
     if (model == AUTO or fallback) and (api_base or api_key):
         raise UsageError("--api-base and --api-key name one service: not with --model auto or --fallback")
     if model == AUTO and deployment:
