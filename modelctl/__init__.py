@@ -40,6 +40,17 @@ _API = {
     "ResponseFormat": "modelctl.backends.base",
     "load_format": "modelctl.chat.structured",
     "validate_answer": "modelctl.chat.structured",
+    # choosing a service: tokens, cost, availability, the selector, routing
+    "token_report": "modelctl.chat.tokens",
+    "TokenCount": "modelctl.chat.tokens",
+    "services": "modelctl.backends.availability",
+    "usable_services": "modelctl.backends.availability",
+    "Service": "modelctl.backends.availability",
+    "select_services": "modelctl.chat.select",
+    "Constraints": "modelctl.chat.select",
+    "Candidate": "modelctl.chat.select",
+    "Selection": "modelctl.chat.select",
+    "open_routed": "modelctl.chat.route",
     # prompts and templates
     "render_prompt": "modelctl.chat.prompt",
     "resolve_template": "modelctl.templates.resolve",
@@ -63,11 +74,15 @@ _API = {
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:
+    from modelctl.backends.availability import Service, services, usable_services
     from modelctl.backends.base import Backend, GenerationParams, ResponseFormat
     from modelctl.chat.prompt import render_prompt
     from modelctl.chat.resolve import ChatSetup, open_chat
+    from modelctl.chat.route import open_routed
+    from modelctl.chat.select import Candidate, Constraints, Selection, select_services
     from modelctl.chat.session import ChatSession, Reply
     from modelctl.chat.structured import load_format, validate_answer
+    from modelctl.chat.tokens import TokenCount, token_report
     from modelctl.errors import (
         AuthError,
         BackendError,

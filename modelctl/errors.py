@@ -55,9 +55,13 @@ class TemplateError(ModelctlError):
 
 
 class BackendError(ModelctlError):
-    """A provider, server or runtime that failed to answer."""
+    """A provider, server or runtime that failed to answer. `status` is the HTTP status where
+    there was one; `retryable` says another try (or another deployment) may succeed: a rate
+    limit, a server error, a timeout, no connection."""
 
     exit_code = 7
+    status: int | None = None
+    retryable = False
 
 
 class AuthError(BackendError):
@@ -70,6 +74,7 @@ class OfflineError(BackendError):
     """A network operation attempted while offline or unable to connect."""
 
     exit_code = 9
+    retryable = True
 
 
 # Exit code for Ctrl-C, as shells report SIGINT.

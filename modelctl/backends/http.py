@@ -49,6 +49,7 @@ class StreamInterrupted(BackendError):
     def __init__(self, message: str, *, received: int = 0, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.received = received
+        self.retryable = received == 0  # nothing of the answer arrived: another service may answer
 
 
 def interrupted(provider: str, received: int, why: str) -> StreamInterrupted:
@@ -86,7 +87,16 @@ class ErrorContext:
 
 
 def status_error(ctx: ErrorContext, status: int, body: Any, text: str, *, attempts: int = 1) -> ModelctlError:
-    """The modelctl error for an HTTP error status."""
+    """The modelctl error for an HTTP error status, carrying the status and whether another try
+    elsewhere may succeed (`RETRY_STATUSES`)."""
+    err = _status_error(ctx, status, body, text, attempts)
+    if isinstance(err, BackendError):  # 404 is a NotFoundError: never worth another try
+        err.status = status
+        err.retryable = status in RETRY_STATUSES
+    return err
+
+
+def _status_error(ctx: ErrorContext, status: int, body: Any, text: str, attempts: int) -> ModelctlError:
     msg = provider_message(body, text)
     detail = f": {msg}" if msg else ""
     if status in (401, 403) or (status == 400 and _rejected_key(body)):
@@ -257,8 +267,10 @@ class HttpClient:
             if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
                 raise error(OfflineError, f"cannot connect to {self.ctx.where(url)}: "
                             f"no answer within {self.connect_timeout:g} s") from None
-            raise error(BackendError, f"{self.ctx.provider} sent nothing for {self.read_timeout:g} s",
-                        "the server may be overloaded; try again later") from None
+            timeout = error(BackendError, f"{self.ctx.provider} sent nothing for {self.read_timeout:g} s",
+                            "the server may be overloaded; try again later")
+            timeout.retryable = True
+            raise timeout from None
         except httpx.ConnectError as exc:
             tries = f" (tried {attempts} times)" if attempts > 1 else ""
             raise error(OfflineError, f"cannot connect to {self.ctx.where(url)}: "

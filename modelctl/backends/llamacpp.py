@@ -144,7 +144,8 @@ class LlamaCppBackend(BaseBackend):
     """A GGUF model loaded in this process.
 
     `template` is a template from `modelctl.templates.resolve_template`; it may be replaced
-    between turns (`/template`). Loading is lazy (first `chat`, `count_tokens` or `load()`).
+    between turns (`/template`). Loading is lazy (first `chat` or `load()`); `count_tokens` before
+    that reads only the file's vocabulary.
     """
 
     kind = "llama.cpp"
@@ -184,6 +185,7 @@ class LlamaCppBackend(BaseBackend):
         self._load_s_unreported = 0.0
         self._llm: "Llama | None" = None
         self._embedder: "Llama | None" = None
+        self._vocab: "Llama | None" = None  # the vocabulary alone, for counting before a load
         self._pieces: dict[int, bytes] = {}
         self._answers: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         self._dirty = False  # the KV state may not match input_ids (an interrupted eval)
@@ -306,16 +308,26 @@ class LlamaCppBackend(BaseBackend):
         return self._llm is not None
 
     @property
+    def _tokenizer(self) -> "Llama":
+        """The loaded model, else the file's vocabulary alone (no weights: fast, small), which
+        tokenizes the same; so counting a prompt does not load the model."""
+        if self._llm is not None:
+            return self._llm
+        if self._vocab is None:
+            self._vocab = self._construct(vocab_only=True, n_gpu_layers=0)
+        return self._vocab
+
+    @property
     def _loaded(self) -> "Llama":
         """The model loaded for generation, where only a loaded model can be (after `load()`)."""
         assert self._llm is not None, "the model is not loaded"
         return self._llm
 
     def close(self) -> None:
-        for llm in (self._llm, self._embedder):
+        for llm in (self._llm, self._embedder, self._vocab):
             if llm is not None:
                 llm.close()
-        self._llm = self._embedder = None
+        self._llm = self._embedder = self._vocab = None
 
     # --- description ----------------------------------------------------------------------------
 
@@ -412,7 +424,7 @@ class LlamaCppBackend(BaseBackend):
         the space prefix come out the same. A message holding a remembered answer gets the tokens
         generated for it where they fit the run's tokens (see `_splice_answers`)."""
         llama_cpp = import_llama_cpp()
-        llm = self.load()
+        llm = self._tokenizer
         ids: list[int] = []
         run = _Run()
         for seg in rendered.segments:
@@ -438,10 +450,10 @@ class LlamaCppBackend(BaseBackend):
     def _control_tokens(self, llama_cpp, text: str) -> list[tuple[int, int, int, int]]:
         """(start, end, token, attributes) of each token in the template text `text` that only
         special-token parsing finds: control tokens (and the unknown token, where written out)."""
-        vocab = self._loaded._model.vocab
+        vocab = self._tokenizer._model.vocab
         found: list[tuple[int, int, int, int]] = []
         pos = 0
-        for token in self._loaded.tokenize(text.encode("utf-8"), add_bos=False, special=True):
+        for token in self._tokenizer.tokenize(text.encode("utf-8"), add_bos=False, special=True):
             attr = llama_cpp.llama_vocab_get_attr(vocab, token)
             if not attr & _ATTR_PARSED_SPECIAL:
                 continue
@@ -456,7 +468,7 @@ class LlamaCppBackend(BaseBackend):
         text, answers = run.finish(strip_right=strip_right)
         if not text:
             return []
-        tokens = self._loaded.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        tokens = self._tokenizer.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         return self._splice_answers(llama_cpp, tokens, text, answers) if answers else tokens
 
     def _splice_answers(self, llama_cpp, tokens: list[int], text: str, answers) -> list[int]:

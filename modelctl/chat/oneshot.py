@@ -35,6 +35,7 @@ def reply_json(reply: Reply, setup: ChatSetup, turn_log: TurnLog | None = None, 
     usage = reply.usage.to_dict() if reply.usage else None
     if usage is not None and reply.reasoning_tokens is not None:
         usage["reasoning_tokens"] = reply.reasoning_tokens
+    route = {"route": setup.route} if setup.route else {}
     return {
         "text": reply.text,
         "reasoning": reply.reasoning,
@@ -51,6 +52,7 @@ def reply_json(reply: Reply, setup: ChatSetup, turn_log: TurnLog | None = None, 
         "cost": answer_cost(setup, reply),
         "conversation": turn_log.conversation if turn_log and turn_log.last_turn is not None else None,
         "turn": turn_log.last_turn if turn_log else None,
+        **route,
     }
 
 

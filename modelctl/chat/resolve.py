@@ -267,8 +267,11 @@ class ChatSetup:
     params: GenerationParams
     system: str | None
     local: LocalModel | None = None  # None for a model on a server or API
-    entry: "Model | None" = None  # the registry's entry (prices, for one), if it has one
-    deployment: "Deployment | None" = None  # the deployment used, when it is known
+    entry: "Model | None" = None  # the registry model, where there is one
+    deployment: "Deployment | None" = None  # its deployment in use (None: a file)
+    # How the service was chosen, for output and records: `service`, `selected` (--model auto's
+    # choice and reasons), `fallbacks` (each switch --fallback made).
+    route: dict[str, Any] = field(default_factory=dict)
 
 
 def _refuse_completion_only(entry: "Model | None", name: str | None) -> None:

@@ -60,7 +60,7 @@ def _tolerant_stdin() -> None:
 MAX_STDIN_BYTES = 64 * 2**20
 
 
-def _stdin_text() -> str | None:
+def stdin_text() -> str | None:
     from modelctl.chat.messages import clean_text
     from modelctl.cli.prompt_cmd import read_stdin
 
@@ -75,7 +75,7 @@ def prompt_text(words: Optional[List[str]]) -> str | None:
 
     _tolerant_stdin()
     text = clean_text(" ".join(words)) if words else None
-    piped = _stdin_text()
+    piped = stdin_text()
     if piped is not None:
         if not piped.strip() and not text:
             raise UsageError("nothing on stdin and no prompt given")
@@ -112,17 +112,26 @@ def chat(
     no_log: bool = typer.Option(False, "--no-log", help="Do not log this chat to the history."),
     resume: bool = typer.Option(False, "--continue", help="Continue the last conversation in the history (with this or another model)."),
     session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Continue the session NAME from the history, or start it."),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", metavar="USD", min=0.0, help="Refuse to send a request whose estimated cost (prompt + --max-tokens of answer) is more."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the chosen service, the rendered prompt or request, its tokens and estimated cost; send nothing."),
+    fallback: bool = typer.Option(False, "--fallback", help="On a rate limit, server error, timeout or refused connection before the answer begins, try the model's next usable deployment (with -m auto: the next candidate)."),
+    prefer: Optional[str] = typer.Option(None, "--prefer", metavar="cheapest|fastest|largest-context|local", help="With -m auto: how to rank the candidates (default cheapest)."),
+    local_only: bool = typer.Option(False, "--local", help="With -m auto: only models that run on this machine."),
+    free: bool = typer.Option(False, "--free", help="With -m auto: only local models or models with a free tier."),
+    task: Optional[str] = typer.Option(None, "--task", metavar="TASK", help="With -m auto: the task the model must list (default chat)."),
+    min_context: Optional[int] = typer.Option(None, "--min-context", metavar="N", min=1, help="With -m auto: the least context window, in tokens."),
 ) -> None:
     """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt
     (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat.
+    `-m auto` picks the best usable service for the prompt and says which and why on stderr.
     Every turn is logged to the history (`modelctl history`) unless --no-log."""
     from modelctl.backends.base import GenerationParams
     from modelctl.chat.messages import clean_text
-    from modelctl.chat.resolve import open_chat
+    from modelctl.chat.route import open_routed
     from modelctl.cli import output, state
 
     require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key,
-                   session=session, schema=schema)
+                   session=session, schema=schema, prefer=prefer, task=task)
     text = prompt_text(prompt)
     system = None if system is None else clean_text(system)
     if text is None and (as_json or no_stream or schema is not None or json_mode):
@@ -135,13 +144,20 @@ def chat(
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
         stop=tuple(clean_text(s) for s in stop or ()), think=False if no_think else None, reasoning_effort=effort,
     )
-    setup = open_chat(
-        model, template=template, system=system, flags=flags, options=parse_options(option or []),
+    conversation = ([{"role": "system", "content": system}] if system else []) + (
+        [{"role": "user", "content": text}] if text is not None else [])
+    setup = open_routed(
+        model, conversation, constraints=_constraints(model, max_tokens, prefer, local_only, free, task, min_context),
+        fallback=fallback, max_cost=max_cost,
+        template=template, system=system, flags=flags, options=parse_options(option or []),
         n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads,
         deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
-        registry=state.get_registry, notify=output.warn,
+        registry=state.get_registry, notify=output.warn, say=_say,
     )
     try:
+        if dry_run:
+            _show_dry_run(setup, conversation, as_json)
+            return
         from modelctl.chat.history_log import open_log
 
         chat_session, turn_log, _ = open_log(setup, log=not no_log, resume_last=resume, session_name=session,
@@ -160,6 +176,59 @@ def chat(
                 turn_log.history.close()
     finally:
         setup.backend.close()
+
+
+def _say(message: str) -> None:
+    """What the routing tells the user (the choice under -m auto, a fallback): one line on stderr."""
+    from modelctl.chat.render import safe
+
+    sys.stderr.write(f"modelctl: {safe(message)}\n")
+    sys.stderr.flush()
+
+
+def _constraints(model: Optional[str], max_tokens: Optional[int], prefer: Optional[str], local_only: bool,
+                 free: bool, task: Optional[str], min_context: Optional[int]):
+    """The -m auto constraints; None when MODEL is not auto and no constraint flag was given
+    (given with another MODEL, they are refused by the routing)."""
+    from modelctl.chat.select import AUTO, Constraints
+
+    if model != AUTO and not (prefer or local_only or free or task or min_context):
+        return None
+    return Constraints(task=task or "chat", local=local_only, free=free, min_context=min_context,
+                       max_tokens=max_tokens, prefer=prefer or "cheapest")
+
+
+def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> None:
+    import json
+
+    from modelctl.chat.route import dry_run
+    from modelctl.cli import output
+
+    data = output.redact_data(dry_run(setup, conversation))
+    if as_json:
+        output.print_records(data)
+        return
+    tokens = data.get("tokens") or {}
+    cost = data.get("cost_usd")
+    lines = [f"service: {data.get('service') or data['model']}" + (f" ({data['deployment']})" if data.get("deployment") else "")]
+    if data.get("selected"):
+        lines.append("why: " + "; ".join(data["selected"]["reasons"]))
+    if tokens:
+        lines.append(f"prompt tokens: {tokens['tokens']} ({'exact' if tokens.get('exact') else 'estimated'}, "
+                     f"{tokens.get('method')}); answer up to {data.get('max_tokens')}")
+    lines.append("estimated cost: " + ("unknown (no price in the registry)" if cost is None else f"${cost:.6f}"))
+    for switch in data.get("fallbacks") or ():
+        lines.append(f"fallback: {switch}")
+    if "prompt" in data:
+        body = data["prompt"]
+        lines.append("prompt:")
+    else:
+        body = json.dumps(data.get("request") or data.get("messages"), indent=2, ensure_ascii=False)
+        lines.append("request:")
+    from modelctl.chat.render import for_terminal, is_terminal
+
+    shown = for_terminal if is_terminal(sys.stdout) else str
+    sys.stdout.write(shown("\n".join(lines) + "\n" + body + "\n"))
 
 
 def embed(
@@ -182,7 +251,7 @@ def embed(
     _tolerant_stdin()
     items = [clean_text(t) for t in texts or []]
     if not items:
-        piped = _stdin_text()
+        piped = stdin_text()
         items = [line for line in (piped or "").splitlines() if line.strip()]
     if not items:
         raise UsageError("nothing to embed: give texts as arguments or lines on stdin")

@@ -32,6 +32,8 @@ COMMAND_MODULES = [
     "config_cmd",  # config get|set|unset|list|path
     "alias_cmd",  # alias set|list|rm
     "doctor_cmd",  # doctor
+    "tokens_cmd",  # tokens
+    "services_cmd",  # services
 ]
 
 

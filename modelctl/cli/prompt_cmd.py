@@ -35,7 +35,7 @@ def read_messages(text: str, where: str) -> list[dict[str, str]]:
     return parse_messages(load_json(text, where), where)
 
 
-def _load_messages(messages_file: Optional[str]) -> list[dict[str, Any]]:
+def load_messages(messages_file: Optional[str]) -> list[dict[str, Any]]:
     from modelctl.chat.session import MAX_FILE_BYTES
     from modelctl.files import read_user_file
 
@@ -112,7 +112,7 @@ def prompt(
 
     require_values(model=model, template=template, messages=messages)
     variables = _template_variables(var or [])
-    msgs = _load_messages(messages)
+    msgs = load_messages(messages)
     from modelctl.chat.prompt import render_prompt
 
     rendered = render_prompt(msgs, model=model, template=template, add_generation_prompt=not no_generation_prompt,

@@ -100,6 +100,9 @@ def server(provider_env):
     srv.stop()
 
 
+second_server = server  # a second loopback service, for tests that need two (another deployment)
+
+
 @pytest.fixture
 def sleeps():
     """What the retry policy waited, instead of waiting."""

@@ -1,0 +1,160 @@
+"""Which deployments can be used right now, and what each reports about itself.
+
+    usable_services(models) -> [Service(model, deployment, usable, reason), ...]
+
+A deployment is usable when what it needs is here: a llama.cpp model's GGUF file on this
+machine, an API's key (environment or keys file; Azure also an endpoint), a server (Ollama, an
+OpenAI-compatible or Hugging Face endpoint) that answers. Servers are probed in parallel with
+short timeouts and without credentials: any HTTP answer, even 401, means the server is there.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from modelctl.backends.urls import redact_url, strip_credentials
+from modelctl.errors import ModelctlError
+
+if TYPE_CHECKING:
+    from modelctl.registry import Deployment, Model
+
+# Seconds a server gets to accept the connection and to answer the probe.
+PROBE_TIMEOUT = 1.5
+# Kinds that need nothing but a key: their service is a hosted API (not probed).
+KEYED_KINDS = ("openai", "mistral", "anthropic", "gemini")
+
+
+@dataclass
+class Service:
+    """One deployment of one model, as the service-metadata design describes a service: a model
+    id and the attributes that identify its endpoint, and whether it can be used now."""
+
+    model: "Model"
+    deployment: "Deployment"
+    usable: bool
+    reason: str  # why it is (not) usable: "key from env OPENAI_API_KEY", "no GGUF file here", …
+
+    @property
+    def id(self) -> str:
+        return f"{self.model.id}@{self.deployment.id}"
+
+    def metadata(self) -> dict[str, Any]:
+        """The `services --json` object: the service id, the registry model, the deployment's
+        own metadata (model id, endpoint, api version, deployment name, …), usability."""
+        meta = self.deployment.service_metadata()
+        endpoint = meta.get("endpoint")
+        if endpoint:
+            meta["endpoint"] = redact_url(endpoint)
+        return {"service": self.id, "model": self.model.id, "deployment": self.deployment.id, **meta,
+                "context_window": self.model.context_window, "usable": self.usable, "reason": self.reason}
+
+
+def _key_reason(kind: str, dep: "Deployment") -> tuple[bool, str]:
+    from modelctl.keys import find_key
+    from modelctl.registry.vocab import default_key_env
+
+    key = find_key(kind, key_env=dep.key_env)
+    if key.value:
+        return True, f"key from {key.source}"
+    return False, f"no API key (set {dep.key_env or default_key_env(kind) or kind} or `modelctl keys set {kind}`)"
+
+
+def probe_url(dep: "Deployment") -> str | None:
+    """The address that shows whether `dep`'s server is up, for kinds that run on a server."""
+    if dep.kind == "ollama":
+        from modelctl.backends.ollama import ollama_host
+
+        return f"{ollama_host(dep.host)}/api/tags"
+    if dep.kind in ("openai-compatible", "hf-inference") and dep.api_base:
+        return f"{dep.api_base.rstrip('/')}/models"
+    return None
+
+
+def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
+    """GET `url` without credentials (those written into it are left out too): (answered, what
+    happened, its JSON body or None)."""
+    import httpx
+
+    shown = redact_url(url)
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as client:
+            response = client.get(strip_credentials(url))
+    except httpx.HTTPError as exc:
+        from modelctl.backends.http import transport_reason
+
+        return False, f"no answer from {shown}: {transport_reason(exc)}", None
+    try:
+        body = response.json() if response.status_code == 200 else None
+    except ValueError:
+        body = None
+    return True, f"server answered at {shown} (HTTP {response.status_code})", body
+
+
+def _ollama_has(body: Any, tag: str | None) -> bool:
+    """Whether an Ollama /api/tags answer lists `tag` (`name` and `name:latest` are the same)."""
+    if not tag or not isinstance(body, dict) or not isinstance(body.get("models"), list):
+        return True  # nothing to compare: the server being up is all that is known
+    wanted = {tag, tag.removesuffix(":latest"), f"{tag}:latest" if ":" not in tag else tag}
+    names = {str(m.get(k)) for m in body["models"] if isinstance(m, dict) for k in ("name", "model")}
+    return bool(wanted & names)
+
+
+def check(model: "Model", dep: "Deployment", probes: dict[str, tuple[bool, str, Any]]) -> Service:
+    """Whether `dep` of `model` is usable, given the answers to the server probes (by URL)."""
+    kind = dep.kind
+    if kind == "llama.cpp":
+        from modelctl.store.locate import locate
+
+        try:
+            path = locate(model)
+        except ModelctlError as exc:
+            return Service(model, dep, False, str(exc))
+        return Service(model, dep, path is not None, f"file {path}" if path else "its GGUF file is not on this machine")
+    url = probe_url(dep)
+    if url is not None:
+        answered, what, body = probes[url]
+        if answered and kind == "ollama" and not _ollama_has(body, dep.tag):
+            return Service(model, dep, False, f"{what}, but it has no '{dep.tag}' (ollama pull {dep.tag})")
+        return Service(model, dep, answered, what)
+    if kind == "azure-openai":
+        ok, why = _key_reason(kind, dep)
+        if ok and not (dep.endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")):
+            return Service(model, dep, False, "no endpoint (set AZURE_OPENAI_ENDPOINT or the deployment's endpoint)")
+        return Service(model, dep, ok, why)
+    if kind in KEYED_KINDS or kind == "hf-inference":
+        return Service(model, dep, *_key_reason(kind, dep))
+    return Service(model, dep, False, f"no way to reach '{kind}' deployments without an api_base")
+
+
+def services(models: Iterable["Model"], *, timeout: float = PROBE_TIMEOUT,
+             reach_url: Callable[[str, float], tuple[bool, str, Any]] = reach) -> list[Service]:
+    """Every deployment of `models`, each checked (usable or not, and why); each distinct server
+    is probed once, all of them at the same time."""
+    pairs = [(m, d) for m in models for d in m.deployments]
+    urls: list[str] = []
+    problems: dict[str, str] = {}
+    for model, dep in pairs:
+        try:
+            url = probe_url(dep)
+        except ModelctlError as exc:  # an OLLAMA_HOST that cannot be used
+            problems[f"{model.id}@{dep.id}"] = str(exc)
+            continue
+        if url is not None and url not in urls:
+            urls.append(url)
+    probes: dict[str, tuple[bool, str, Any]] = {}
+    if urls:
+        with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
+            probes = dict(zip(urls, pool.map(lambda u: reach_url(u, timeout), urls)))
+    found = []
+    for model, dep in pairs:
+        problem = problems.get(f"{model.id}@{dep.id}")
+        found.append(Service(model, dep, False, problem) if problem else check(model, dep, probes))
+    return found
+
+
+def usable_services(models: Iterable["Model"], **options: Any) -> list[Service]:
+    """The deployments of `models` that can be used now (`services`, the usable ones)."""
+    return [s for s in services(models, **options) if s.usable]

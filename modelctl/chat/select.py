@@ -1,0 +1,232 @@
+"""Choosing a service for a prompt: every deployment ranked under constraints, with reasons.
+
+    selection = select_services(messages, Constraints(local=True, prefer="cheapest"), registry=reg)
+    best = selection.best            # a Candidate: model, deployment, tokens, cost, reasons
+    selection.rejected               # the others, each with why not
+
+Like the service-selector of the service-metadata design: it looks at the rendered prompt and at
+what each service reports about itself (model id, endpoint, context window, prices, whether it
+is usable now) and returns them ranked. It sends nothing: prompts are counted with the local
+tokenizers (the GGUF vocabulary, tiktoken) or estimated (`chat.tokens`), never by a provider.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from modelctl.chat.tokens import DeploymentCost, Message, TokenCount, answer_tokens, count_for, deployment_cost
+from modelctl.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from modelctl.backends.availability import Service
+    from modelctl.registry import Deployment, Model
+    from modelctl.registry.loader import RegistrySource
+
+AUTO = "auto"  # the MODEL that asks for a choice
+PREFERENCES = ("cheapest", "fastest", "largest-context", "local")
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What a chosen service must satisfy, and what to prefer among those that do.
+
+    `free`: the deployment runs locally or the model has a free tier. `max_cost`: the estimated
+    cost of the prompt plus the answer's room (`max_tokens`, else the model's), in USD (a deployment without a price is
+    refused). `model`: only deployments of this registry model (fallback within one model)."""
+
+    task: str | None = "chat"  # None: any
+    local: bool = False
+    free: bool = False
+    max_cost: float | None = None
+    min_context: int | None = None
+    max_tokens: int | None = None  # room for the answer; None: each model's (`answer_tokens`)
+    prefer: str = "cheapest"
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.prefer not in PREFERENCES:
+            raise UsageError(f"--prefer {self.prefer!r}: expected one of {', '.join(PREFERENCES)}")
+
+
+@dataclass
+class Candidate:
+    """One service judged for the prompt."""
+
+    service: "Service"
+    tokens: TokenCount
+    context_window: int | None
+    cost: DeploymentCost
+    answer: int  # tokens kept for the answer
+    reasons: list[str] = field(default_factory=list)  # why chosen, or why refused
+
+    @property
+    def model(self) -> "Model":
+        return self.service.model
+
+    @property
+    def deployment(self) -> "Deployment":
+        return self.service.deployment
+
+    @property
+    def id(self) -> str:
+        return self.service.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"service": self.id, "model": self.model.id, "deployment": self.deployment.id,
+                "kind": self.deployment.kind, "local": self.deployment.local, "tokens": self.tokens.to_dict(),
+                "context_window": self.context_window, "max_tokens": self.answer, "cost_usd": self.cost.total_usd,
+                "reasons": self.reasons}
+
+
+@dataclass
+class Selection:
+    """The candidates that satisfy the constraints, best first, and those that do not."""
+
+    candidates: list[Candidate]
+    rejected: list[Candidate]
+    constraints: Constraints
+
+    @property
+    def best(self) -> Candidate:
+        if not self.candidates:
+            raise NotFoundError("no usable model satisfies the constraints" + self._why(),
+                                hint="see `modelctl services`, or relax --local/--free/--max-cost/--min-context")
+        return self.candidates[0]
+
+    def _why(self) -> str:
+        if not self.rejected:
+            return " (no model is registered for the task)"
+        shown = "; ".join(f"{c.id}: {c.reasons[-1]}" for c in self.rejected[:3])
+        more = f"; {len(self.rejected) - 3} more" if len(self.rejected) > 3 else ""
+        return f" ({shown}{more})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prefer": self.constraints.prefer, "candidates": [c.to_dict() for c in self.candidates],
+                "rejected": [c.to_dict() for c in self.rejected]}
+
+
+def _usd(value: float) -> str:
+    return f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
+
+
+def _refusal(c: Candidate, k: Constraints) -> str | None:
+    """Why `c` does not satisfy `k`, or None."""
+    model, dep = c.model, c.deployment
+    if not c.service.usable:
+        return f"not usable: {c.service.reason}"
+    if k.task is not None and k.task not in model.tasks:
+        return f"not a '{k.task}' model (tasks: {', '.join(model.tasks)})"
+    if k.local and not dep.local:
+        return "not local (--local)"
+    if k.free and not (dep.local or model.free):
+        return "not free: not local and no free tier (--free)"
+    if k.min_context is not None and (c.context_window or 0) < k.min_context:
+        return f"context window {c.context_window or 'unknown'} < --min-context {k.min_context}"
+    if c.context_window is not None and c.tokens.tokens + c.answer > c.context_window:
+        return f"prompt {c.tokens.tokens} + answer {c.answer} tokens > context window {c.context_window}"
+    if k.max_cost is not None:
+        if c.cost.total_usd is None:
+            return "no price in the registry (--max-cost)"
+        if c.cost.total_usd > k.max_cost:
+            return f"estimated cost {_usd(c.cost.total_usd)} > --max-cost {_usd(k.max_cost)}"
+    return None
+
+
+def _cost_key(c: Candidate) -> float:
+    return math.inf if c.cost.total_usd is None else c.cost.total_usd
+
+
+# prefer -> the sort key (smaller is better); ties go to the cheaper, then to registry order.
+RANKINGS: dict[str, Callable[[Candidate], tuple]] = {
+    "cheapest": lambda c: (_cost_key(c), not c.deployment.local),
+    # Fewer parameters generate faster; a model whose size is unknown comes after those known.
+    "fastest": lambda c: (c.model.parameters is None, c.model.parameters or 0, _cost_key(c)),
+    "largest-context": lambda c: (-(c.context_window or 0), _cost_key(c)),
+    "local": lambda c: (not c.deployment.local, _cost_key(c)),
+}
+
+
+def _why_chosen(c: Candidate) -> list[str]:
+    reasons = [f"usable: {c.service.reason}"]
+    window = f"of {c.context_window}" if c.context_window else "(context window unknown)"
+    reasons.append(f"prompt {c.tokens.tokens} tokens ({c.tokens.method}) + answer {c.answer} {window}")
+    if c.cost.total_usd is None:
+        reasons.append("cost unknown (no price in the registry)")
+    else:
+        reasons.append(f"estimated cost {_usd(c.cost.total_usd)}")
+    return reasons
+
+
+Counter = Callable[["Model", "Deployment", Sequence[Message]], TokenCount]
+
+
+def local_counter() -> Counter:
+    """Counts with the tokenizers here, never asking a provider: a local GGUF model with its
+    vocabulary, OpenAI ids with tiktoken, the rest estimated; each conversation counted once per
+    deployment."""
+    from modelctl.chat.resolve import LocalModel
+    from modelctl.store.gguf import read_gguf
+    from modelctl.store.locate import locate
+
+    done: dict[tuple, TokenCount] = {}
+
+    def count(model: "Model", dep: "Deployment", messages: Sequence[Message]) -> TokenCount:
+        key = (model.id, dep.id, tuple(tuple(sorted(m.items())) for m in messages))
+        if key not in done:
+            local = None
+            if dep.kind == "llama.cpp":
+                path = locate(model)
+                if path is not None:
+                    local = LocalModel(path, model.id, read_gguf(path), model, [model.id, *model.aliases, path.name])
+            done[key] = count_for(model, dep, messages, ask_provider=False, local_file=local)
+        return done[key]
+
+    return count
+
+
+def select_services(
+    messages: Sequence[Message],
+    constraints: Constraints = Constraints(),
+    *,
+    registry: "RegistrySource" = None,
+    services: Iterable["Service"] | None = None,
+    counter: Counter | None = None,
+) -> Selection:
+    """Rank every deployment of the registry (or the given `services`, checked for availability)
+    for `messages` under `constraints`. `counter` counts a prompt for a deployment (default:
+    `local_counter`). Deployments of models for another task are left out of `rejected`."""
+    from modelctl.backends.availability import services as check_services
+    from modelctl.registry.loader import get_registry
+
+    k = constraints
+    if services is None:
+        reg = get_registry(registry)
+        if k.model is not None:
+            models = [reg.resolve(k.model)]
+        else:
+            models = [m for m in reg if (k.task is None or k.task in m.tasks) and m.status != "deprecated"]
+        services = check_services(models)
+    count = counter or local_counter()
+    accepted: list[Candidate] = []
+    rejected: list[Candidate] = []
+    for service in services:
+        if k.model is not None and service.model.id != k.model and k.model not in service.model.aliases:
+            continue
+        tokens = count(service.model, service.deployment, messages) if service.usable else TokenCount(0, "not counted", False)
+        room = answer_tokens(service.model, k.max_tokens)
+        candidate = Candidate(service, tokens, service.model.context_window,
+                              deployment_cost(service.model, service.deployment, tokens.tokens, room), room)
+        refusal = _refusal(candidate, k)
+        if refusal is None:
+            candidate.reasons = _why_chosen(candidate)
+            accepted.append(candidate)
+        else:
+            candidate.reasons = [refusal]
+            rejected.append(candidate)
+    accepted.sort(key=RANKINGS[k.prefer])  # stable: ties keep registry order
+    if accepted:
+        others = len(accepted) - 1
+        accepted[0].reasons.append(f"first by --prefer {k.prefer}" + (f" of {others + 1} candidates" if others else ""))
+    return Selection(accepted, rejected, k)

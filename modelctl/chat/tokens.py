@@ -1,0 +1,261 @@
+"""How many tokens a conversation costs a model, what sending it would cost, whether it fits.
+
+    report = token_report("gpt-4o", [{"role": "user", "content": "Hello"}], max_tokens=256)
+    report.count.tokens, report.count.method, report.fits, report.costs
+
+Each count comes from the model's own tokenizer where one is here, over the prompt the model
+actually receives (template included):
+
+- a local GGUF model: its vocabulary through llama.cpp (vocabulary only, no weights loaded),
+  over the prompt its conversation template renders;
+- OpenAI models (OpenAI, Azure, compatible servers serving an OpenAI id): tiktoken's encoding for
+  the model, plus the chat format's few tokens per message;
+- Anthropic and Gemini, with a key: the provider's own count endpoint;
+- anything else: an estimate, marked as one (`ESTIMATE_METHOD`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from modelctl.errors import ModelctlError, UsageError
+
+if TYPE_CHECKING:
+    from modelctl.chat.resolve import LocalModel, RegistrySource
+    from modelctl.registry import Deployment, Model
+
+Message = Mapping[str, str]
+
+ESTIMATE_METHOD = "estimate"
+# The estimate: a token for every 4 characters (English prose with BPE vocabularies comes close),
+# and the chat format's overhead: 4 tokens per message and 3 to start the answer.
+CHARS_PER_TOKEN = 4
+ESTIMATE_PER_MESSAGE = 4
+ESTIMATE_REPLY = 3
+# OpenAI's chat format: every message costs 3 tokens besides its role and content, and the
+# answer is primed with 3 more (as OpenAI's guide to counting tokens gives them).
+OPENAI_PER_MESSAGE = 3
+OPENAI_REPLY = 3
+# Kinds whose provider counts tokens for us (`Backend.count_tokens`), given a key.
+COUNTING_KINDS = {"anthropic": "Anthropic count_tokens", "gemini": "Gemini countTokens"}
+OPENAI_KINDS = ("openai", "azure-openai", "openai-compatible")
+
+
+@dataclass
+class TokenCount:
+    """A prompt's size in tokens, how it was counted, and whether that is exact."""
+
+    tokens: int
+    method: str  # "llama.cpp vocabulary of FILE", "tiktoken o200k_base", "Anthropic count_tokens", "estimate"
+    exact: bool
+    note: str | None = None  # why an estimate, where it is one
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"tokens": self.tokens, "method": self.method, "exact": self.exact}
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
+def estimate(messages: Sequence[Message], note: str | None = None) -> TokenCount:
+    """The documented estimate: ceil(characters / 4) per message, plus the chat overhead."""
+    tokens = sum(ESTIMATE_PER_MESSAGE + math.ceil(len(m.get("content", "")) / CHARS_PER_TOKEN) for m in messages)
+    return TokenCount(tokens + ESTIMATE_REPLY, ESTIMATE_METHOD, False, note)
+
+
+def estimate_rendered(entry: "Model", messages: Sequence[Message], note: str) -> TokenCount:
+    """The estimate over the prompt the model's conversation template renders (a model modelctl
+    renders itself, whose vocabulary is not here): ceil(characters / 4)."""
+    from modelctl.templates import resolve_template
+
+    tpl = resolve_template(registry_template=entry.template, names=[entry.id, *entry.aliases])
+    text = tpl.render(list(messages), add_generation_prompt=True).text
+    return TokenCount(math.ceil(len(text) / CHARS_PER_TOKEN), ESTIMATE_METHOD, False,
+                      f"{note}; the prompt rendered with template {tpl.name}, estimated")
+
+
+def count_openai(model_id: str, messages: Sequence[Message]) -> TokenCount:
+    """Tokens of an OpenAI chat request for `model_id` with its tiktoken encoding (an estimate,
+    saying why, when the model has no known encoding or the encodings are not installed)."""
+    from modelctl.backends.openai_tokens import EncodingUnavailable, encoding, encoding_name
+
+    name = encoding_name(model_id)
+    if name is None:
+        return estimate(messages, f"no tiktoken encoding is known for '{model_id}'")
+    try:
+        enc = encoding(name)
+    except EncodingUnavailable as exc:
+        return estimate(messages, str(exc))
+    tokens = OPENAI_REPLY
+    for message in messages:
+        tokens += OPENAI_PER_MESSAGE + sum(len(enc.encode(str(value), disallowed_special=()))
+                                           for value in message.values())
+        if "name" in message:
+            tokens += 1
+    return TokenCount(tokens, f"tiktoken {name}", True)
+
+
+def count_local(local: "LocalModel", messages: Sequence[Message], template: str | None = None) -> TokenCount:
+    """Tokens of the prompt a local GGUF model receives for `messages`: its template's rendering,
+    tokenized with the file's vocabulary as a chat tokenizes it (the weights are not loaded)."""
+    from modelctl.backends.llamacpp import LlamaCppBackend
+    from modelctl.chat.resolve import choose_template, user_chat_config
+
+    tpl = choose_template(local, template or user_chat_config().get("template"))
+    backend = LlamaCppBackend(local.path, template=tpl, model_id=local.model_id, gguf=local.gguf)
+    try:
+        tokens = backend.count_tokens(messages)
+    finally:
+        backend.close()
+    return TokenCount(tokens, f"llama.cpp vocabulary of {local.path.name} (template {tpl.name})", True)
+
+
+def _provider_count(entry: "Model", dep: "Deployment", messages: Sequence[Message],
+                    api_key: str | None) -> TokenCount | None:
+    """The provider's own count (Anthropic, Gemini) where a key is at hand; None otherwise."""
+    from modelctl.backends.factory import open_backend
+    from modelctl.keys import find_key
+
+    if not find_key(dep.kind, key_env=dep.key_env, explicit=api_key).value:
+        return None
+    backend = open_backend(entry, dep, api_key=api_key)
+    try:
+        return TokenCount(backend.count_tokens(messages), COUNTING_KINDS[dep.kind], True)
+    finally:
+        backend.close()
+
+
+def count_for(entry: "Model", dep: "Deployment", messages: Sequence[Message], *, api_key: str | None = None,
+              ask_provider: bool = True, local_file: "LocalModel | None" = None) -> TokenCount:
+    """Tokens of `messages` for `dep` of `entry`, by the best means at hand (the module's list).
+    `ask_provider=False` never sends a request (Anthropic and Gemini are estimated then)."""
+    if local_file is not None:
+        return count_local(local_file, messages)
+    if dep.kind in OPENAI_KINDS:
+        return count_openai(dep.model or entry.id, messages)
+    if dep.kind in COUNTING_KINDS:
+        if not ask_provider:
+            return estimate(messages, f"{COUNTING_KINDS[dep.kind]} is asked only when counting one model")
+        counted = _provider_count(entry, dep, messages, api_key)
+        if counted is not None:
+            return counted
+        return estimate(messages, f"no key for {COUNTING_KINDS[dep.kind]}")
+    if dep.kind in ("llama.cpp", "ollama"):
+        return estimate_rendered(entry, messages, "the model's GGUF file is not on this machine"
+                                 if dep.kind == "llama.cpp" else "no tokenizer for 'ollama' deployments is available here")
+    return estimate(messages, f"no tokenizer for '{dep.kind}' deployments is available here")
+
+
+@dataclass
+class DeploymentCost:
+    """The estimated cost of sending the prompt (and an answer of `max_tokens`) to one deployment."""
+
+    deployment: str
+    kind: str
+    input_per_mtok: float | None  # USD per 1M tokens; None: the registry has no price
+    output_per_mtok: float | None
+    input_usd: float | None
+    max_output_usd: float | None
+    total_usd: float | None  # what the request costs at most (None: unknown)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def deployment_cost(entry: "Model", dep: "Deployment", tokens: int, max_tokens: int) -> DeploymentCost:
+    """The cost of `tokens` in and at most `max_tokens` out on `dep` (local deployments cost 0)."""
+    from modelctl.registry.pricing import cost, deployment_price
+
+    price = deployment_price(entry, dep)
+    if price is None and dep.local:
+        from modelctl.registry.pricing import Price
+
+        price = Price(0.0, 0.0)
+    if price is None:
+        return DeploymentCost(dep.id, dep.kind, None, None, None, None, None)
+    return DeploymentCost(dep.id, dep.kind, price.input, price.output,
+                          cost(price, tokens, 0), cost(price, 0, max_tokens), cost(price, tokens, max_tokens))
+
+
+@dataclass
+class TokenReport:
+    """A count for one model, with the costs of its deployments and the context-window check."""
+
+    model_id: str
+    deployment: str | None  # the deployment whose tokenizer counted (None: a bare GGUF file)
+    count: TokenCount
+    max_tokens: int
+    context_window: int | None
+    costs: list[DeploymentCost] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool | None:
+        """Whether the prompt and `max_tokens` of answer fit the context window (None: unknown)."""
+        if self.context_window is None:
+            return None
+        return self.count.tokens + self.max_tokens <= self.context_window
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model_id, "deployment": self.deployment, **self.count.to_dict(),
+                "max_tokens": self.max_tokens, "context_window": self.context_window, "fits": self.fits,
+                "costs": [c.to_dict() for c in self.costs]}
+
+
+def answer_tokens(entry: "Model | None", max_tokens: int | None = None) -> int:
+    """The room kept for the answer: `max_tokens`, else the registry's default, else the model's
+    most output tokens, else the local default (512)."""
+    from modelctl.chat.resolve import DEFAULT_MAX_TOKENS
+
+    if max_tokens:
+        return max_tokens
+    if entry is not None:
+        return entry.defaults.max_tokens or entry.max_output_tokens or DEFAULT_MAX_TOKENS
+    return DEFAULT_MAX_TOKENS
+
+
+def gguf_context(local: "LocalModel") -> int | None:
+    """The context length a GGUF file was trained for, from its header."""
+    value = local.gguf.metadata.get(f"{local.gguf.architecture}.context_length")
+    return value if isinstance(value, int) else None
+
+
+def token_report(model: str | None, messages: Sequence[Message], *, deployment: str | None = None,
+                 template: str | None = None, max_tokens: int | None = None, api_key: str | None = None,
+                 registry: "RegistrySource" = None,
+                 notify: Callable[[str], None] | None = None) -> TokenReport:
+    """Count `messages` for MODEL (as `chat --model MODEL [--deployment D]` would send them) and
+    price them on each of the model's deployments. `max_tokens` is the room kept for the answer
+    (default: `answer_tokens`)."""
+    from modelctl.chat.resolve import LocalModel, resolve_target
+
+    target = resolve_target(model, deployment, registry=registry, check=False)
+    entry: "Model | None"
+    if isinstance(target, LocalModel):
+        entry, model_id = target.entry, target.model_id
+        count = count_local(target, messages, template)
+        dep_id = entry.deployment("llama.cpp").id if entry else None
+        window = (entry.context_window if entry else None) or gguf_context(target)
+    else:
+        entry, model_id = target.entry, target.entry.id
+        if template is not None and target.deployment.kind != "llama.cpp":
+            raise UsageError(f"--template: only for local (llama.cpp) models; '{model_id}' runs on a server or API")
+        count = _count_served(target.entry, target.deployment, messages, api_key, notify)
+        dep_id, window = target.deployment.id, target.entry.context_window
+    room = answer_tokens(entry, max_tokens)
+    costs = [deployment_cost(entry, d, count.tokens, room) for d in entry.deployments] if entry else []
+    return TokenReport(model_id, dep_id, count, room, window, costs)
+
+
+def _count_served(entry: "Model", dep: "Deployment", messages: Sequence[Message], api_key: str | None,
+                  notify: Callable[[str], None] | None) -> TokenCount:
+    """`count_for`, where a provider's count endpoint that fails gives way to the estimate (said)."""
+    try:
+        return count_for(entry, dep, messages, api_key=api_key)
+    except ModelctlError as exc:
+        if dep.kind not in COUNTING_KINDS:
+            raise
+        if notify is not None:
+            notify(f"{COUNTING_KINDS[dep.kind]} failed ({exc}); estimating instead")
+        return estimate(messages, f"{COUNTING_KINDS[dep.kind]} failed: {exc}")

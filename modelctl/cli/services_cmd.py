@@ -1,0 +1,42 @@
+"""`modelctl services`: the deployments usable right now, with their service metadata."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from modelctl.cli import output, state
+
+
+def services(
+    show_all: bool = typer.Option(False, "--all", "-a", help="Every deployment, with why it is not usable."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help="Only this model's deployments."),
+    timeout: float = typer.Option(1.5, "--timeout", min=0.1, max=30.0, help="Seconds each server has to answer its probe."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+) -> None:
+    """The deployments usable right now (key present, local file present, server reachable;
+    servers are probed in parallel), with their service metadata: model id, endpoint, api
+    version, deployment name."""
+    from modelctl.backends.availability import services as check_services
+    from modelctl.cli.flags import require_values
+
+    require_values(model=model)
+    registry = state.get_registry()
+    models = [registry.resolve(model)] if model else list(registry)
+    found = [s for s in check_services(models, timeout=timeout) if show_all or s.usable]
+    if as_json:
+        output.print_records([s.metadata() for s in found])
+        return
+    rows = []
+    for s in found:
+        meta = s.metadata()
+        rows.append([s.id, meta["kind"], meta.get("model_id") or "", meta.get("endpoint") or "",
+                     meta.get("api_version") or "", meta.get("deployment_name") or "",
+                     ("" if s.usable else "no: ") + s.reason])
+    output.table(["SERVICE", "KIND", "MODEL ID", "ENDPOINT", "API VERSION", "DEPLOYMENT", "USABLE"], rows,
+                 f"{sum(s.usable for s in found)} usable services")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("services")(services)

@@ -1,0 +1,80 @@
+"""`modelctl tokens`: a prompt's size with the model's own tokenizer, its cost on each of the
+model's deployments, and whether it fits the context window."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from modelctl.cli import output, state
+
+
+def _messages(text: Optional[List[str]], messages_file: Optional[str], system: Optional[str]) -> list[dict[str, str]]:
+    """The conversation to count: --messages FILE, else TEXT and/or stdin as one user message."""
+    from modelctl.chat.messages import clean_text
+    from modelctl.cli.chat_cmd import stdin_text
+    from modelctl.errors import UsageError
+
+    if messages_file is not None:
+        if text:
+            raise UsageError("give TEXT or --messages FILE, not both")
+        from modelctl.cli.prompt_cmd import load_messages
+
+        msgs = load_messages(messages_file)
+    else:
+        joined = clean_text(" ".join(text)) if text else None
+        piped = stdin_text()
+        if piped is not None and piped.strip():
+            joined = f"{joined}\n\n{piped}" if joined else piped
+        if joined is None:
+            raise UsageError("nothing to count", hint="give TEXT, pipe it on stdin, or pass --messages FILE")
+        msgs = [{"role": "user", "content": joined}]
+    if system is not None:
+        msgs.insert(0, {"role": "system", "content": clean_text(system)})
+    return msgs
+
+
+def _usd(value: float | None) -> str:
+    return "?" if value is None else f"{value:.6f}"
+
+
+def tokens(
+    text: Optional[List[str]] = typer.Argument(None, help="The text (a user message). Without it: stdin."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help="Registry id or alias, or a .gguf file. Default: as for chat."),
+    messages: Optional[str] = typer.Option(None, "--messages", metavar="FILE", help="A JSON messages file ('-': stdin): count the whole conversation."),
+    system: Optional[str] = typer.Option(None, "--system", "-s", help="A system message before the text."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help="Count with this deployment's tokenizer."),
+    template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (local models)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", "-n", min=1, help="Tokens to keep for the answer (default: the registry's, else 512)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help="Key for a provider's count endpoint (Anthropic, Gemini). Never printed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Count a prompt's tokens with the model's tokenizer (the rendered prompt, template
+    included), estimate its cost on each deployment, and check it fits the context window."""
+    from modelctl.chat.tokens import token_report
+    from modelctl.cli.flags import require_values
+
+    require_values(model=model, messages=messages, deployment=deployment, template=template, api_key=api_key)
+    report = token_report(model, _messages(text, messages, system), deployment=deployment, template=template,
+                          max_tokens=max_tokens, api_key=api_key, registry=state.get_registry, notify=output.warn)
+    if as_json:
+        output.print_records(report.to_dict())
+        return
+    count = report.count
+    how = count.method if count.exact else f"{count.method}: {count.note}" if count.note else count.method
+    print(f"{report.model_id}: {count.tokens} tokens ({'exact' if count.exact else 'estimated'}, {how})")
+    if report.context_window is None:
+        print(f"context window: unknown; {report.max_tokens} tokens kept for the answer")
+    else:
+        verdict = "fits" if report.fits else "does NOT fit"
+        print(f"context window {report.context_window}: {verdict} with {report.max_tokens} tokens for the answer")
+    if report.costs:
+        rows = [[c.deployment, c.kind, _usd(c.input_per_mtok), _usd(c.output_per_mtok), _usd(c.input_usd),
+                 _usd(c.total_usd)] for c in report.costs]
+        output.table(["DEPLOYMENT", "KIND", "$/1M IN", "$/1M OUT", "PROMPT $", f"+{report.max_tokens} OUT $"], rows,
+                     "Estimated cost", right=("$/1M IN", "$/1M OUT", "PROMPT $", f"+{report.max_tokens} OUT $"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tokens")(tokens)

