@@ -127,6 +127,10 @@ def test_auto_falls_back_to_the_next_candidate(cli, tmp_path, server, backup, no
     assert data["route"]["fallbacks"][0]["to"] == "t/second@openai-compatible"
     assert "--model auto chose t/first@openai-compatible" in r.stderr
     assert backup.calls(CHAT)[0].body["model"] == "b"
+    # the history keeps the choice and the switch with the turn
+    (turn,) = json.loads(cli("history", "show", str(data["conversation"]), "--json").stdout)["turns"]
+    assert turn["model"] == "t/second" and turn["route"]["fallbacks"] == data["route"]["fallbacks"]
+    assert turn["route"]["selected"]["service"] == "t/first@openai-compatible"
 
 
 def test_max_cost_refuses_before_sending(cli, tmp_path, server, provider_env):

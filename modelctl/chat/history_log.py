@@ -7,6 +7,7 @@ on unlogged. Everything written is redacted first (known keys, passwords in URLs
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -75,6 +76,8 @@ class TurnLog:
             completion_tokens=reply.usage.completion_tokens if reply.usage else None,
             timings=reply.timings.to_dict() if reply.timings else None,
             cost=answer_cost(self.setup, reply), error=redact_text(reply.error) if reply.error else None,
+            # endpoints in it may carry credentials: redacted as text (*** keeps the JSON valid)
+            route=json.loads(redact_text(json.dumps(self.setup.route))) if self.setup.route else None,
         )
         try:
             self.conversation, self.last_turn = self.history.add_turn(

@@ -72,6 +72,10 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     INSERT INTO turns_fts(turns_fts) VALUES ('rebuild');
     """,
+    # 3: how the service was chosen (`--model auto`'s choice and reasons, `--fallback` switches).
+    """
+    ALTER TABLE turns ADD COLUMN route TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

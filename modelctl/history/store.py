@@ -39,6 +39,7 @@ class Turn:
     timings: dict[str, Any] | None = None
     cost: float | None = None
     error: str | None = None
+    route: dict[str, Any] | None = None  # how the service was chosen (--model auto, --fallback)
 
     @property
     def system(self) -> str | None:
@@ -129,11 +130,12 @@ class History:
             cur = conn.execute(
                 "INSERT INTO turns (conversation_id, created, model, deployment, deployment_kind, template,"
                 " params, system, messages, prompt, answer, finish_reason, prompt_tokens, completion_tokens,"
-                " timings, cost, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " timings, cost, error, route) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (conversation, now, turn.model, turn.deployment, turn.deployment_kind, turn.template,
                  _dumps(turn.params), turn.system, _dumps(turn.messages), turn.prompt, turn.answer,
                  turn.finish_reason, turn.prompt_tokens, turn.completion_tokens,
-                 None if turn.timings is None else _dumps(turn.timings), turn.cost, turn.error))
+                 None if turn.timings is None else _dumps(turn.timings), turn.cost, turn.error,
+                 None if turn.route is None else _dumps(turn.route)))
             conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ? WHERE id = ?",
                          (now, turn.system, state, conversation))
             if retention_days is not None:
@@ -290,6 +292,7 @@ def turn_record(row: sqlite3.Row) -> dict[str, Any]:
         deployment=row["deployment"], deployment_kind=row["deployment_kind"], template=row["template"],
         params=json.loads(row["params"]), finish_reason=row["finish_reason"],
         prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
-        timings=None if row["timings"] is None else json.loads(row["timings"]), cost=row["cost"], error=row["error"])
+        timings=None if row["timings"] is None else json.loads(row["timings"]), cost=row["cost"], error=row["error"],
+        route=None if row["route"] is None else json.loads(row["route"]))
     return {"id": row["id"], "conversation": row["conversation_id"], "session": row["session"],
             "created": iso(row["created"]), "prompt": turn.prompt, "system": turn.system, **asdict(turn)}
