@@ -4,7 +4,8 @@
 Several are reasoning models. Their official templates drop the `<think>...</think>` part of
 earlier assistant turns (`assistant_transform`), and read switches besides the messages
 (`variables`: Qwen3's `enable_thinking`, gpt-oss's `reasoning_effort`), each with the official
-template's default.
+template's default; SmolLM3's also reads /think and /no_think in the system message
+(`system_switches`).
 """
 
 from __future__ import annotations

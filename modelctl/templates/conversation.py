@@ -292,6 +292,8 @@ class Conversation:
         return system
 
     def _system_block(self, fmt: TurnFormats, fields, system: str, default: bool, override: bool) -> list[Segment]:
+        """The system block of a NATIVE template: the override format, the default one for a message
+        left empty, or `formats.system` around the (transformed) text."""
         transform = CONTENT_TRANSFORMS[self.system_transform]
         text = transform(system)
         if override and fmt.override_system is not None:
