@@ -104,6 +104,11 @@ REAL_WORLD = [
     ("granite-3.2-2b-instruct-Q8_0.gguf", "granite-3"),
     ("SmolLM2-1.7B-Instruct-Q4_K_M.gguf", "smollm2"),
     ("smollm2-360m-instruct-q8_0.gguf", "smollm2"),
+    ("SmolLM3-3B-Q4_K_M.gguf", "smollm3"),
+    ("HuggingFaceTB_SmolLM3-3B-Q4_K_M.gguf", "smollm3"),  # bartowski's quantizations
+    ("SmolLM3-Q4_K_M.gguf", "smollm3"),  # ggml-org/SmolLM3-3B-GGUF
+    ("SmolLM3-3B-128K-UD-Q4_K_XL.gguf", "smollm3"),  # unsloth's long-context build
+    ("HuggingFaceTB/SmolLM3-3B", "smollm3"),
     ("internlm2_5-7b-chat-q4_k_m.gguf", "internlm2.5"),
     ("internlm2-chat-7b.Q4_K_M.gguf", "internlm2.5"),
     ("Llama-3.1-Tulu-3-8B-Q4_K_M.gguf", "tulu-3"),
@@ -154,6 +159,7 @@ def test_names_are_tried_in_order_then_gguf_names_then_architecture():
     only_arch = match_adapter(["weights.gguf"], {"general.architecture": "phi3"})
     assert only_arch.template == "phi-3" and only_arch.matched == "architecture=phi3"
     assert match_adapter(["weights.gguf"], {"general.architecture": "llama"}) is None
+    assert match_adapter(["weights.gguf"], {"general.architecture": "smollm3"}).template == "smollm3"
 
 
 def test_custom_adapter_first_wins(monkeypatch):

@@ -63,6 +63,7 @@ OFFICIAL = [
     ("llama-4", "llama-4", "native", "<|begin_of_text|>", "<|eot|>"),
     ("granite-3", "granite-3", "native", None, "<|end_of_text|>"),
     ("smollm2", "smollm2", "native", None, "<|im_end|>"),
+    ("smollm3", "smollm3", "native", None, "<|im_end|>"),
     ("internlm2.5", "internlm2.5", "native", "<s>", "<|im_end|>"),
     ("tulu-3", "tulu-3", "native", None, "<|end_of_text|>"),
     ("olmo-2", "olmo-2", "native", "<|endoftext|>", "<|endoftext|>"),
@@ -75,11 +76,12 @@ OFFICIAL = [
 VARIABLES = {
     "qwen3": [{"enable_thinking": True}, {"enable_thinking": False}],
     "granite-3": [{"thinking": True}, {"thinking": False}],
+    "smollm3": [{"enable_thinking": True}, {"enable_thinking": False}],
     "gpt-oss": [{"reasoning_effort": "low"}, {"reasoning_effort": "medium"}, {"reasoning_effort": "high"},
                 {"model_identity": "You are a terse assistant.", "reasoning_effort": "high"}],
 }
 # templates whose official text dates the prompt with strftime_now, ignoring date_string
-DATED_TODAY = {"gpt-oss", "granite-3", "mistral-small-3"}
+DATED_TODAY = {"gpt-oss", "granite-3", "mistral-small-3", "smollm3"}
 
 FASTCHAT = json.loads((DATA / "fastchat_renderings.json").read_text(encoding="utf-8"))["renderings"]
 # FastChat assigns roles by position, so it renders a generation prompt after an assistant message
@@ -214,3 +216,42 @@ def test_qwen3_thinking_switch_and_earlier_reasoning():
     text = get_conv_template("qwen3").render(messages, variables={"enable_thinking": False}).text
     assert "Two and two" not in text  # earlier reasoning is dropped
     assert text.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
+# SmolLM3 reads switches in the system message: /think and /no_think (over enable_thinking),
+# /system_override (the message alone, without the metadata header)
+SMOLLM3_SYSTEMS = ["Be brief. /no_think", "/think\nBe thorough.  ", "/no_think", "Answer in French /think /no_think",
+                   "Plain text only. /system_override", "/system_override /no_think\nShort.\n", " \n"]
+
+
+@pytest.mark.parametrize("enable_thinking", [True, False])
+@pytest.mark.parametrize("system", SMOLLM3_SYSTEMS)
+def test_smollm3_system_switches_as_the_official_template(system, enable_thinking):
+    messages = [{"role": "system", "content": system}, *CONVERSATIONS["reasoning"]]
+    variables = {"enable_thinking": enable_thinking}
+    for gen in (True, False):
+        want = _reference("smollm3", None, "<|im_end|>").render(messages, add_generation_prompt=gen, variables=variables)
+        got = get_conv_template("smollm3").render(messages, add_generation_prompt=gen, variables=variables)
+        if got.text != want.text and _today().strftime("%d %B %Y") not in got.text:
+            pytest.skip("the date changed during the test")
+        assert got.text == want.text
+
+
+def test_smollm3_no_think_prompt_and_its_segments():
+    from datetime import datetime
+
+    messages = [{"role": "system", "content": "SYS /no_think"}, {"role": "user", "content": "USER"},
+                {"role": "assistant", "content": "\n<think>kept</think>A."}, {"role": "user", "content": "<|im_end|>"}]
+    rendered = get_conv_template("smollm3").render(messages)
+    today = datetime.now().strftime("%d %B %Y")
+    if today not in rendered.text:
+        pytest.skip("the date changed during the test")
+    assert rendered.text == (
+        "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\n"
+        f"Today Date: {today}\nReasoning Mode: /no_think\n\n## Custom Instructions\n\nSYS\n\n"
+        "<|im_start|>user\nUSER<|im_end|>\n"
+        "<|im_start|>assistant\n<think>\n\n</think>\n<think>kept</think>A.<|im_end|>\n"
+        "<|im_start|>user\n<|im_end|><|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n"
+    )
+    content = [s.text for s in rendered.segments if not s.special]
+    assert content == ["SYS", "USER", "<think>kept</think>A.", "<|im_end|>"]

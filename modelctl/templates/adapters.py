@@ -144,6 +144,7 @@ BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("tulu-3", ("tulu 3",), ()),  # Llama-3.1-Tulu-3: before Llama 3.1
     ("olmo-2", ("olmo 2",), ("olmo2",)),
     ("falcon-3", ("falcon 3",), ()),
+    ("smollm3", ("smollm 3",), ("smollm3",)),
     ("smollm2", ("smollm 2",), ()),
     ("phind", ("phind",), ()),
     ("codellama", ("codellama", "code llama"), ()),

@@ -4,7 +4,8 @@
 Several are reasoning models. Their official templates drop the `<think>...</think>` part of
 earlier assistant turns (`assistant_transform`), and read switches besides the messages
 (`variables`: Qwen3's `enable_thinking`, gpt-oss's `reasoning_effort`), each with the official
-template's default.
+template's default; SmolLM3's also reads /think and /no_think in the system message
+(`system_switches`).
 """
 
 from __future__ import annotations
@@ -419,8 +420,66 @@ OLMO_2 = replace(
     models=("OLMo-2-1124-7B-Instruct", "OLMo-2-1124-13B-Instruct", "OLMo-2-0425-1B-Instruct"),
 )
 
+# --- SmolLM3 (Hugging Face) ----------------------------------------------------------------------
+
+# The system message opens a metadata header and is never closed by <|im_end|> (the official
+# template writes that only after its tool lists); "/system_override" writes the message alone.
+_SMOLLM3_HEADER = (
+    "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: {date}\n"
+    "Reasoning Mode: {mode}\n\n## Custom Instructions\n\n"
+)
+_SMOLLM3_THINK_DEFAULT = (
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face. Your role as an assistant involves "
+    "thoroughly exploring questions through a systematic thinking process before providing the final precise and "
+    "accurate solutions. This requires engaging in a comprehensive cycle of analysis, summarizing, exploration, "
+    "reassessment, reflection, backtracking, and iteration to develop well-considered thinking process. Please "
+    "structure your response into two main sections: Thought and Solution using the specified format: <think> "
+    "Thought section </think> Solution section. In the Thought section, detail your reasoning process in steps. "
+    "Each step should include detailed considerations such as analysing questions, summarizing relevant findings, "
+    "brainstorming new ideas, verifying the accuracy of the current steps, refining any errors, and revisiting "
+    "previous steps. In the Solution section, based on various attempts, explorations, and reflections from the "
+    "Thought section, systematically present the final solution that you deem correct. The Solution section should "
+    "be logical, accurate, and concise and detail necessary steps needed to reach the conclusion."
+)
+
+
+def _smollm3_formats(mode: str, default_system: str, answer_prefix: str) -> TurnFormats:
+    header = _SMOLLM3_HEADER.replace("{mode}", mode)
+    return TurnFormats(
+        system=header + "{system}\n\n",
+        default_system=header + default_system + "\n\n",
+        override_system=_IM.format(role="system").replace("{content}", "{system}"),
+        user=_IM.format(role="user"),
+        assistant="<|im_start|>assistant\n" + answer_prefix + "{content}<|im_end|>\n",
+        generation="<|im_start|>assistant\n" + answer_prefix,
+    )
+
+
+SMOLLM3 = Conversation(
+    name="smollm3",
+    formats=_smollm3_formats("/think", _SMOLLM3_THINK_DEFAULT, ""),
+    variables=(("enable_thinking", True),),
+    variable_formats=(
+        # an empty reasoning opens every answer, earlier ones too
+        ("enable_thinking", False, _smollm3_formats(
+            "/no_think", "You are a helpful AI assistant named SmolLM, trained by Hugging Face.",
+            "<think>\n\n</think>\n")),
+    ),
+    system_switches=(("/no_think", "enable_thinking", False), ("/think", "enable_thinking", True)),
+    system_override="/system_override",
+    system_transform="rstrip",
+    default_when_empty=True,
+    assistant_transform="lstrip_newlines",  # earlier reasoning is kept, as the official template does
+    date_format="%d %B %Y",  # today's date, as the official template's strftime_now
+    eos="<|im_end|>",
+    stop_str=("<|im_end|>",),
+    description="SmolLM3 (hybrid reasoning): a metadata header; /think, /no_think or enable_thinking",
+    reference="HuggingFaceTB/SmolLM3-3B chat_template (without tools)",
+    models=("SmolLM3-3B",),
+)
+
 RECENT_TEMPLATES: tuple[Conversation, ...] = (
-    QWEN_3, QWQ, DEEPSEEK_R1, DEEPSEEK_V3, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_V3, MISTRAL_NEMO, MISTRAL_SMALL_3, LLAMA_4, GRANITE_3, SMOLLM2,
+    QWEN_3, QWQ, DEEPSEEK_R1, DEEPSEEK_V3, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_V3, MISTRAL_NEMO, MISTRAL_SMALL_3, LLAMA_4, GRANITE_3, SMOLLM2, SMOLLM3,
     INTERNLM_2_5, TULU_3, FALCON_3, OLMO_2, COMMAND_R7B, GLM_4,
 )  # fmt: skip
 
@@ -438,6 +497,7 @@ RECENT_ALIASES: dict[str, tuple[str, ...]] = {
     "llama-4": ("llama4", "llama-4-scout", "llama-4-maverick"),
     "granite-3": ("granite-3.1", "granite-3.2", "granite-3.3", "granite3"),
     "smollm2": ("smollm-2", "smollm"),
+    "smollm3": ("smollm-3", "smollm3-3b"),
     "internlm2.5": ("internlm2", "internlm2_5", "internlm-2.5"),
     "tulu-3": ("tulu3",),
     "falcon-3": ("falcon3",),

@@ -77,11 +77,14 @@ class TurnFormats:
     default_system: str | None = None
     # an assistant message that is the last message (see Conversation.last_assistant_when)
     last_assistant: str | None = None
+    # written instead of `system` for a system message that holds Conversation.system_override
+    override_system: str | None = None
 
 
 CONTENT_TRANSFORMS: dict[str, Callable[[str], str]] = {
     "none": lambda s: s,
     "strip": str.strip,  # Python's str.strip and Jinja's `trim` filter are the same operation
+    "rstrip": str.rstrip,
     "collapse_newlines": lambda s: s.replace("\r\n", "\n").replace("\n\n", "\n"),
 }
 
@@ -103,6 +106,7 @@ def _think_parts(s: str) -> tuple[str, str]:
 ASSISTANT_TRANSFORMS: dict[str, Callable[[str], tuple[str, str]]] = {
     "none": lambda s: ("", s),
     "strip": lambda s: ("", s.strip()),  # answers only (Mistral v0.3 trims them, not the requests)
+    "lstrip_newlines": lambda s: ("", s.lstrip("\n")),  # SmolLM3: the reasoning is kept
     "drop_reasoning": lambda s: ("", _after_think(s)),  # DeepSeek-R1
     "drop_reasoning_lstrip": lambda s: ("", _after_think(s).lstrip("\n")),  # QwQ
     # Qwen3: only a message that holds a </think> is cut
@@ -144,6 +148,14 @@ class Conversation:
     last_assistant_when: str = "always"
     variables: tuple[tuple[str, Any], ...] = ()  # (name, official default), the ones it reads
     variable_formats: tuple[tuple[str, Any, TurnFormats], ...] = ()  # (name, value, formats)
+    # (text, name, value): a system message holding `text` sets variable `name` to `value` (the
+    # first one found wins, over the caller's value) and has every switch text removed before
+    # system_transform (SmolLM3's /think and /no_think)
+    system_switches: tuple[tuple[str, str, Any], ...] = ()
+    # a system message holding this text is written, the text removed, with `formats.override_system`
+    system_override: str = ""
+    # a system message that system_transform leaves empty writes `formats.default_system`
+    default_when_empty: bool = False
     description: str = ""
     reference: str = ""  # what its byte-for-byte behaviour was checked against
     source: str = "builtin"
@@ -188,6 +200,9 @@ class Conversation:
         provided = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
         turns = msgs[1:] if provided is not None else msgs
         values = self._variables(variables)
+        override = bool(self.system_override) and provided is not None and self.system_override in provided
+        if provided is not None and self.system_switches:
+            provided = self._switch(provided, values)
         fmt = self._formats(values)
         fields = {
             **{k: v for k, v in values.items() if isinstance(v, str)},
@@ -220,9 +235,7 @@ class Conversation:
                 merge_at = len(turns) - 1 if turns and turns[-1]["role"] == "user" else -1
                 merged_system = system
             elif self.system_policy is SystemPolicy.NATIVE:
-                text = CONTENT_TRANSFORMS[self.system_transform](system)
-                # the default system message is the template's own text; a given one is content
-                parts += _expand(fmt.system, fields, system=[Segment(text, provided is None)])
+                parts += self._system_block(fmt, fields, system, provided is None, override)
         last_own = fmt.last_assistant is not None and (
             self.last_assistant_when == "always" or not add_generation_prompt
         )
@@ -268,6 +281,28 @@ class Conversation:
                 )
             values[name] = value
         return values
+
+    def _switch(self, system: str, values: dict[str, Any]) -> str:
+        """Apply the switches `system` holds to `values`; the system text without them."""
+        found = next(((name, value) for text, name, value in self.system_switches if text in system), None)
+        if found is not None:
+            values[found[0]] = found[1]
+        for text, _, _ in self.system_switches:
+            system = system.replace(text, "")
+        return system
+
+    def _system_block(self, fmt: TurnFormats, fields, system: str, default: bool, override: bool) -> list[Segment]:
+        """The system block of a NATIVE template: the override format, the default one for a message
+        left empty, or `formats.system` around the (transformed) text."""
+        transform = CONTENT_TRANSFORMS[self.system_transform]
+        text = transform(system)
+        if override and fmt.override_system is not None:
+            return _expand(fmt.override_system, fields,
+                           system=[Segment(transform(text.replace(self.system_override, "")), False)])
+        if not text and self.default_when_empty and fmt.default_system is not None:
+            return _expand(fmt.default_system, fields)
+        # the default system message is the template's own text; a given one is content
+        return _expand(fmt.system, fields, system=[Segment(text, default)])
 
     def _formats(self, values: Mapping[str, Any]) -> TurnFormats:
         for name, value, formats in self.variable_formats:
@@ -340,6 +375,7 @@ class Conversation:
                 **({"merge": fmt.merge} if self.system_policy in _MERGES else {}),
                 **({"default_system": fmt.default_system} if fmt.default_system is not None else {}),
                 **({"last_assistant": fmt.last_assistant} if fmt.last_assistant is not None else {}),
+                **({"override_system": fmt.override_system} if fmt.override_system is not None else {}),
             },
             "models": list(self.models),
         }
