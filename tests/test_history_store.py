@@ -59,9 +59,10 @@ def test_an_older_database_is_migrated_and_keeps_its_turns(tmp_path):
 def test_a_database_from_a_newer_modelctl_is_refused(tmp_path):
     path = tmp_path / "history.sqlite3"
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 3")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(HistoryError, match=r"schema version 3; this modelctl knows up to 2 \(upgrade modelctl\)"):
+    with pytest.raises(HistoryError, match=rf"schema version {SCHEMA_VERSION + 1}; this modelctl knows up to "
+                                           rf"{SCHEMA_VERSION} \(upgrade modelctl\)"):
         connect(path)
 
 
