@@ -56,8 +56,13 @@ def test_complete_command_streams_and_prints_json(run_modelctl):
     data = json.loads(proc.stdout)
     assert data["template"] is None and data["finish_reason"] == "length"
     assert data["usage"]["completion_tokens"] == 6 and data["text"].strip()
-    piped = run_modelctl("complete", "-n", "6", "--temperature", "0", input=TEXT)
+    piped = run_modelctl("complete", "-n", "6", "--temperature", "0", "--no-log", input=TEXT)
     assert piped.returncode == 0 and piped.stdout == data["text"] + "\n"
+    # logged as one turn: the text and its continuation, no template; --no-log logged nothing
+    (conversation,) = json.loads(run_modelctl("history", "list", "--json").stdout)
+    (turn,) = json.loads(run_modelctl("history", "show", str(data["conversation"]), "--json").stdout)["turns"]
+    assert conversation["id"] == data["conversation"] and turn["id"] == data["turn"]
+    assert turn["prompt"] == TEXT and turn["answer"] == data["text"] and turn["template"] is None
 
 
 def test_complete_needs_text(run_modelctl):

@@ -92,10 +92,18 @@ def run_once(
 
 
 def run_completion(setup: ChatSetup, text: str, *, stream: bool = True, as_json: bool = False,
-                   debug: bool = False, out: IO[str] | None = None) -> Reply:
-    """Continue `text` with no template (`modelctl complete`), shown as `run_once` shows an answer."""
-    reply = Reply(setup.backend.complete(text, setup.params), lambda _reply: None)
-    return show_reply(reply, setup, stream=stream, as_json=as_json, debug=debug, out=out, templated=False)
+                   debug: bool = False, out: IO[str] | None = None, session: ChatSession | None = None) -> Reply:
+    """Continue `text` with no template (`modelctl complete`), shown as `run_once` shows an answer.
+    With `session`, its on_turn (a TurnLog) logs the text and its continuation as one turn."""
+    turn_log = session.on_turn if session is not None and isinstance(session.on_turn, TurnLog) else None
+
+    def done(reply: Reply) -> None:
+        if session is not None and turn_log is not None:
+            turn_log(session, reply)
+
+    reply = Reply(setup.backend.complete(text, setup.params), done, [{"role": "user", "content": text}])
+    return show_reply(reply, setup, stream=stream, as_json=as_json, debug=debug, out=out, turn_log=turn_log,
+                      templated=False)
 
 
 def show_reply(reply: Reply, setup: ChatSetup, *, stream: bool, as_json: bool, debug: bool,

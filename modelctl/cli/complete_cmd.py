@@ -29,12 +29,13 @@ def complete(
     api_base: Optional[str] = opt.API_BASE,
     api_key: Optional[str] = opt.API_KEY,
     no_stream: bool = opt.NO_STREAM,
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, finish_reason, usage, timings."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, finish_reason, usage, timings, cost, conversation, turn."),
     debug: bool = opt.DEBUG,
+    no_log: bool = typer.Option(False, "--no-log", help="Do not log this completion to the history."),
 ) -> None:
     """Continue a text as it stands, with no chat template: locally through llama.cpp, or through
     a server's text-completion endpoint (OpenAI-compatible `/completions`, Ollama raw generate).
-    The continuation streams to stdout (without the text given)."""
+    The continuation streams to stdout (without the text given); the history logs it as a turn."""
     from modelctl.backends.base import GenerationParams
     from modelctl.chat.messages import clean_text
     from modelctl.chat.oneshot import run_completion
@@ -52,7 +53,14 @@ def complete(
                       n_threads=threads, deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
                       need_template=False, registry=state.get_registry, notify=output.warn)
     try:
-        run_completion(setup, given, stream=not no_stream, as_json=as_json, debug=debug)
+        from modelctl.chat.history_log import open_log
+
+        session, turn_log, _ = open_log(setup, log=not no_log, notify=output.warn)
+        try:
+            run_completion(setup, given, stream=not no_stream, as_json=as_json, debug=debug, session=session)
+        finally:
+            if turn_log.history is not None:
+                turn_log.history.close()
     finally:
         setup.backend.close()
 
