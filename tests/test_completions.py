@@ -70,6 +70,18 @@ def test_aliases_and_imported_names_complete(run_modelctl, modelctl_home, model_
     assert _bash_protocol(run_modelctl, "modelctl chat -m sp") == ["spare-gemma"]
 
 
+def test_sessions_saved_in_the_history_complete(run_modelctl, modelctl_home, monkeypatch):
+    monkeypatch.setenv("MODELCTL_HOME", str(modelctl_home))
+    from modelctl.history import History
+
+    history = History()
+    for name in ("work-notes", "workshop", "holiday"):
+        history.save_conversation(None, [{"role": "user", "content": "hi"}], name=name)
+    history.close()
+    assert _bash_protocol(run_modelctl, "modelctl chat --session wo") == ["work-notes", "workshop"]
+    assert _bash_protocol(run_modelctl, "modelctl history rm --session h") == ["holiday"]
+
+
 def test_a_user_registry_is_completed(run_modelctl, modelctl_home, tmp_path):
     from registries import model, write_registry
 

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from modelctl.cli import complete
+
 history_app = typer.Typer(
     help="The chat history: every turn of `modelctl chat`, kept in SQLite in the data directory.",
     no_args_is_help=True,
@@ -105,7 +107,8 @@ def search(
 @history_app.command("rm")
 def remove(
     ids: Optional[List[int]] = typer.Argument(None, metavar="[ID]...", help="Conversation ids to remove."),
-    session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Remove the session NAME."),
+    session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Remove the session NAME.",
+                                          autocompletion=complete.sessions),
     older_than: Optional[str] = typer.Option(None, "--older-than", metavar="AGE", help="Remove turns older than AGE: 30d, 12h, 2w, 90m."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
     as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
