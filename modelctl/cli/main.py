@@ -26,6 +26,11 @@ COMMAND_MODULES = [
     "prompt_cmd",  # prompt, templates [show]
     "chat_cmd",  # chat, embed
     "complete_cmd",  # complete
+    "image_cmd",  # image
+    "speak_cmd",  # speak
+    "transcribe_cmd",  # transcribe
+    "classify_cmd",  # classify
+    "fill_mask_cmd",  # fill-mask
     "keys_cmd",  # keys set|list|rm
     "doctor_cmd",  # doctor
 ]
