@@ -26,10 +26,11 @@ def image(
     """Make images from a text prompt; write them to files and print their paths (with several
     and -o PATH: PATH-1, PATH-2, …)."""
     from modelctl.cli import output as out
-    from modelctl.cli.task_run import given_text, open_client, request_options, save
+    from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
 
     text = given_text(prompt, "prompt")
     options = request_options(option)
+    check_output(output, count, force=force)
     client = open_client("text-to-image", model, deployment, api_base, api_key, debug)
     try:
         images = client.text_to_image(text, n=count, size=size, options=options)

@@ -25,10 +25,11 @@ def speak(
 ) -> None:
     """Say a text: write the audio to a file and print its path."""
     from modelctl.cli import output as out
-    from modelctl.cli.task_run import given_text, open_client, request_options, save
+    from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
 
     said = given_text(text, "text")
     options = request_options(option)
+    check_output(output, 1, force=force)
     client = open_client("text-to-speech", model, deployment, api_base, api_key, debug)
     try:
         audio = client.text_to_speech(said, voice=voice, audio_format=audio_format, options=options)

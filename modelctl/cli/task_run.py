@@ -49,6 +49,14 @@ def save(files: Iterable[tuple[bytes, str]], output: Optional[str], stem: str, *
     return paths
 
 
+def check_output(output: Optional[str], count: int, *, force: bool) -> None:
+    """Refuse an existing -o file before the request is made (and paid for)."""
+    from modelctl.tasks.outputs import output_paths
+
+    if output is not None:
+        output_paths(output, count, "output", "bin", force=force)
+
+
 def print_labels(labels: list[Any], top: Optional[int]) -> None:
     from modelctl.cli.output import cell
 

@@ -48,7 +48,8 @@ def _did_you_mean(name: str, candidates: list["Model"], task: str) -> str:
     if not picks:
         return "no model in the registry does; `modelctl search` lists them"
     more = f"; `modelctl list --task {task}` lists all {len(ids)}" if len(ids) > len(picks) else ""
-    return "did you mean " + ", ".join(f"'{p}'" for p in picks) + "?" + more
+    named = ", ".join(f"'{p}'" for p in picks)
+    return (f"did you mean {named}?" if name else f"models that do: {named}") + more
 
 
 def pick_model(registry: "Registry", task: str, name: str | None) -> "Model":
