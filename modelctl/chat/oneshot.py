@@ -6,6 +6,7 @@ import sys
 from typing import IO, Any
 
 from modelctl.backends.base import template_name
+from modelctl.backends.images import ImagePart
 from modelctl.chat.render import for_terminal, is_terminal
 from modelctl.chat.resolve import ChatSetup
 from modelctl.chat.session import ChatSession, Reply
@@ -39,14 +40,15 @@ def run_once(
     as_json: bool = False,
     debug: bool = False,
     out: IO[str] | None = None,
+    images: "tuple[ImagePart, ...]" = (),
 ) -> Reply:
-    """Ask `prompt` once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
+    """Ask `prompt` (with `images`) once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
 
     With `as_json`, an answer that ends early (Ctrl-C, a stream cut off midway) still prints its
     object, finish_reason "interrupted" and the error's message under "error", before the error
     propagates to set the exit code."""
     session = ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
-    return show_reply(session.ask(prompt), setup, stream=stream, as_json=as_json, debug=debug, out=out)
+    return show_reply(session.ask(prompt, images), setup, stream=stream, as_json=as_json, debug=debug, out=out)
 
 
 def run_completion(setup: ChatSetup, text: str, *, stream: bool = True, as_json: bool = False,

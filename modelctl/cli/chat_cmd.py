@@ -89,6 +89,7 @@ def chat(
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings."),
     debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend and timings on stderr."),
+    image: Optional[List[str]] = typer.Option(None, "--image", metavar="FILE|URL", help="An image for the question (repeatable; PNG, JPEG, WebP, GIF up to 20 MB; models with vision)."),
 ) -> None:
     """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt
     (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat."""
@@ -113,13 +114,19 @@ def chat(
         registry=state.get_registry, notify=output.warn,
     )
     try:
+        from modelctl.chat.images import load_images, vision_refusal
+
+        refused = vision_refusal(setup, state.get_registry) if image or text is None else None
+        if image and refused is not None:
+            raise refused
+        images = load_images(image or [])
         if text is None:
             from modelctl.chat.repl import run_repl
 
-            raise typer.Exit(run_repl(setup, debug=debug))
+            raise typer.Exit(run_repl(setup, debug=debug, images_refused=refused, images=images))
         from modelctl.chat.oneshot import run_once
 
-        run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug)
+        run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug, images=images)
     finally:
         setup.backend.close()
 

@@ -62,7 +62,7 @@ def _read(path: str, what: str, limit: int, accepted: tuple[str, ...]) -> tuple[
 
 def read_image(path: str | os.PathLike[str]) -> tuple[bytes, str]:
     """(bytes, media type) of an image file: PNG, JPEG, WebP or GIF, at most 20 MB."""
-    return _read(os.fspath(path), "image", IMAGE_LIMIT, IMAGE_TYPES)
+    return _read(os.fspath(path), "picture", IMAGE_LIMIT, IMAGE_TYPES)  # "more than a picture can be"
 
 
 def read_audio(path: str | os.PathLike[str]) -> tuple[bytes, str]:
