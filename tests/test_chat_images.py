@@ -125,3 +125,36 @@ def test_a_local_gguf_model_says_what_it_would_need(cli, tmp_path):
     result = cli("chat", "--image", str(picture), "Hi")  # the embedded Gemma 3 270M: text only
     assert result.exit_code == 2
     assert "runs locally through llama.cpp" in result.stderr and "mmproj" in result.stderr
+
+
+def test_the_repl_image_command_attaches_to_the_next_question(server, vision_registry, tmp_path, modelctl_home):
+    import os
+    import sys
+    from pathlib import Path
+
+    pexpect = pytest.importorskip("pexpect")
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(PICTURE)
+    server.route("GET", "/v1/models/gpt-4o-mini", openai_wire.model("gpt-4o-mini"))
+    server.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["A red", " square."]))
+    env = dict(os.environ, MODELCTL_HOME=str(modelctl_home), OPENAI_API_KEY=FAKE_KEY, NO_COLOR="1", TERM="dumb")
+    child = pexpect.spawn(str(Path(sys.executable).with_name("modelctl")),
+                          ["--registry", vision_registry, "chat", "-m", "test/seer"],
+                          env=env, encoding="utf-8", timeout=60, dimensions=(30, 200))
+    try:
+        child.expect_exact(">>> ")
+        child.sendline(f"/image {tmp_path / 'missing.png'}")
+        child.expect_exact("error:")
+        child.expect_exact(">>> ")
+        child.sendline(f"/image {picture}")
+        child.expect_exact("1 image(s) will go with your next question")
+        child.expect_exact(">>> ")
+        child.sendline("What is this?")
+        child.expect_exact("A red square.")
+        child.expect_exact(">>> ")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    [req] = server.calls("/v1/chat/completions")
+    assert req.body["messages"][-1]["content"][1] == {"type": "image_url", "image_url": {"url": DATA_URL}}
