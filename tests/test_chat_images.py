@@ -158,3 +158,14 @@ def test_the_repl_image_command_attaches_to_the_next_question(server, vision_reg
         child.close()
     [req] = server.calls("/v1/chat/completions")
     assert req.body["messages"][-1]["content"][1] == {"type": "image_url", "image_url": {"url": DATA_URL}}
+
+
+def test_debug_shows_images_by_size_not_their_base64(server, open_kit, capsys):
+    kit = KIT["openai"]
+    server.route("POST", kit.chat_path, kit.stream(["Hello", " world"]))
+    big = png(64, 64)
+    "".join(ChatSession(open_kit(kit, debug=True)).ask("What is this?", (ImagePart("image/png", big),)))
+    err = capsys.readouterr().err
+    encoded = base64.b64encode(big).decode()
+    assert encoded not in err and f"<data:image/png;base64,{len(encoded) + 22} characters of base64>" in err
+    assert "What is this?" in err

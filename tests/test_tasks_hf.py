@@ -149,3 +149,13 @@ def test_without_an_endpoint_requests_go_to_the_router(provider_env):
     client = HFTasks(open_backend(None, Deployment(id="hf", kind="hf-inference", model="google/vit-base-patch16-224")))
     assert client.url == "https://router.huggingface.co/hf-inference/models/google/vit-base-patch16-224"
     client.close()
+
+
+def test_debug_shows_uploads_by_size_and_hides_the_key(server, hf, capsys):
+    audio = task_wire.wav()
+    server.route("POST", PATH, task_wire.hf_asr(timestamps=False))
+    hf("openai/whisper-large-v3", debug=True).speech_to_text(audio, "audio/wav")
+    err = capsys.readouterr().err
+    encoded = base64.b64encode(audio).decode()
+    assert f"<{len(encoded)} characters of base64>" in err and encoded not in err
+    assert PATH in err and FAKE_KEY not in err
