@@ -27,12 +27,12 @@ def registry(server, tmp_path):
               tasks=["speech-to-text"], category="task"),
         model("test/guard", {"kind": "openai", "model": "omni-moderation-latest", "api_base": f"{server.url}/v1"},
               tasks=["moderation"], category="task"),
-        model("test/vit", {**hf, "model": "google/vit-base-patch16-224"}, tasks=["image-classification"],
+        model("test/vit", {**hf, "model": "google/vit-base-patch16-224", "task": "image-classification"}, tasks=["image-classification"],
               category="task"),
-        model("test/clip", {**hf, "model": "openai/clip-vit-base-patch32"},
+        model("test/clip", {**hf, "model": "openai/clip-vit-base-patch32", "task": "zero-shot-image-classification"},
               {"kind": "azure-ai", "model": "openai-clip-vit-base-patch32"},
               tasks=["zero-shot-image-classification"], category="task"),
-        model("test/bert", {**hf, "model": "google-bert/bert-base-uncased"}, tasks=["fill-mask"], category="task"),
+        model("test/bert", {**hf, "model": "google-bert/bert-base-uncased", "task": "fill-mask"}, tasks=["fill-mask"], category="task"),
     ]
     return str(write_registry(tmp_path / "tasks.toml", *entries))
 
@@ -174,6 +174,12 @@ def test_an_azure_ai_catalog_deployment_says_what_is_not_spoken(run):
     result = run("classify", "-m", "test/clip", "-d", "azure-ai", "--image", str(picture), "--labels", "a,b")
     assert result.exit_code == 2
     assert "served by hf-inference deployments" in result.stderr and "/score" in result.stderr
+
+
+def test_an_hf_deployment_for_text_generation_is_not_used_for_a_task(run):
+    result = run("classify", "-m", "meta-llama/Llama-Guard-3-8B", "-d", "hf-inference", "some text")
+    assert result.exit_code == 2
+    assert 'hf-inference ones with task = "text-classification"' in result.stderr
 
 
 def test_debug_dumps_requests_with_the_key_hidden(server, run):

@@ -35,10 +35,23 @@ TASK_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# task -> the Hugging Face pipeline an `hf-inference` deployment must name in its `task` to serve
+# it (one without a task serves chat or text generation).
+HF_PIPELINES = {"text-to-image": "text-to-image", "text-to-speech": "text-to-speech",
+                "speech-to-text": "automatic-speech-recognition", "moderation": "text-classification",
+                "image-classification": "image-classification",
+                "zero-shot-image-classification": "zero-shot-image-classification", "fill-mask": "fill-mask"}
+
+
+def serves(dep: "Deployment", task: str) -> bool:
+    if dep.kind == "hf-inference":
+        return dep.task == HF_PIPELINES[task]
+    return dep.kind in TASK_KINDS[task]
+
+
 def models_for(registry: "Registry", task: str) -> list["Model"]:
     """The models whose tasks include `task` and that have a deployment serving it."""
-    kinds = TASK_KINDS[task]
-    return [m for m in registry if task in m.tasks and any(d.kind in kinds for d in m.deployments)]
+    return [m for m in registry if task in m.tasks and any(serves(d, task) for d in m.deployments)]
 
 
 def _did_you_mean(name: str, candidates: list["Model"], task: str) -> str:
@@ -70,12 +83,13 @@ def pick_model(registry: "Registry", task: str, name: str | None) -> "Model":
 def pick_deployment(model: "Model", task: str, ref: str | None) -> "Deployment":
     """The model's deployment `ref` (id or kind), else its first one that serves `task`."""
     kinds = TASK_KINDS[task]
-    dep = model.deployment(ref) if ref else next((d for d in model.deployments if d.kind in kinds), None)
-    if dep is None or dep.kind not in kinds:
+    dep = model.deployment(ref) if ref else next((d for d in model.deployments if serves(d, task)), None)
+    if dep is None or not serves(dep, task):
         has = ", ".join(sorted({d.kind for d in model.deployments})) or "none"
         what = f"deployment '{ref}'" if dep is not None else f"model '{model.id}'"
         raise UsageError(f"{what} cannot do {task} through modelctl: {task} is served by "
-                         f"{', '.join(kinds)} deployments (it has: {has})",
+                         f"{', '.join(kinds)} deployments (hf-inference ones with task = "
+                         f"\"{HF_PIPELINES[task]}\"; it has: {has})",
                          hint="Azure AI catalog task endpoints take endpoint-specific /score requests"
                          if "azure-ai" in has else None)
     return dep
