@@ -90,6 +90,7 @@ def chat(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings."),
     debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend and timings on stderr."),
     image: Optional[List[str]] = typer.Option(None, "--image", metavar="FILE|URL", help="An image for the question (repeatable; PNG, JPEG, WebP, GIF up to 20 MB; models with vision)."),
+    mmproj: Optional[str] = typer.Option(None, "--mmproj", metavar="FILE", help="A local model's vision projector (mmproj GGUF), for --image and /image."),
 ) -> None:
     """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt
     (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat."""
@@ -98,7 +99,8 @@ def chat(
     from modelctl.chat.resolve import open_chat
     from modelctl.cli import output, state
 
-    require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key)
+    require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key,
+                   mmproj=mmproj)
     text = prompt_text(prompt)
     system = None if system is None else clean_text(system)
     if text is None and (as_json or no_stream):
@@ -114,8 +116,12 @@ def chat(
         registry=state.get_registry, notify=output.warn,
     )
     try:
-        from modelctl.chat.images import load_images, vision_refusal
+        from modelctl.chat.images import find_mmproj, load_images, vision_refusal
 
+        if setup.local is not None:
+            setup.backend.mmproj = find_mmproj(setup, mmproj)  # type: ignore[attr-defined]
+        elif mmproj is not None:
+            raise UsageError("--mmproj is for local GGUF models; this one runs on a server or API")
         refused = vision_refusal(setup, state.get_registry) if image or text is None else None
         if image and refused is not None:
             raise refused
