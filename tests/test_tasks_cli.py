@@ -187,3 +187,17 @@ def test_debug_dumps_requests_with_the_key_hidden(server, run):
     result = run("classify", "-m", "test/guard", "--debug", "hello")
     assert result.exit_code == 0, result.stderr
     assert "/v1/moderations" in result.stderr and '"input": "hello"' in result.stderr
+
+
+def test_an_unknown_model_behind_api_base_is_an_openai_compatible_server(server, run):
+    server.route("POST", "/v1/audio/transcriptions", task_wire.transcription("Hello from LocalAI."))
+    audio = run.work / "hello.wav"
+    audio.write_bytes(task_wire.wav())
+    result = run("transcribe", "--api-base", f"{server.url}/v1", "-m", "local-whisper", str(audio))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "Hello from LocalAI.\n"
+    assert task_wire.form(server.calls("/v1/audio/transcriptions")[0])["model"] == "local-whisper"
+    picture = run.work / "cat.png"
+    picture.write_bytes(task_wire.png())
+    refused = run("classify", "--api-base", f"{server.url}/v1", "-m", "local-resnet", "--image", str(picture))
+    assert refused.exit_code == 2 and "has no image-classification endpoint" in refused.stderr

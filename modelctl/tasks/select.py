@@ -116,6 +116,10 @@ def open_task(
     reg = registry()
     known = reg.get(model) if model else None
     if known is None and api_base and model and not deployment:
+        if "openai-compatible" not in TASK_KINDS[task]:
+            raise UsageError(f"--api-base with a model the registry does not know is an OpenAI-compatible server, "
+                             f"which has no {task} endpoint", hint="use a registry model with an hf-inference "
+                             "deployment and --api-base for its endpoint")
         dep = adhoc_deployment(api_base, model)
         backend = open_backend(None, dep, api_key=api_key, debug=debug, **options)
     else:
