@@ -158,3 +158,17 @@ def test_a_moderation_answer_of_the_wrong_shape_is_named(server, open_tasks):
     server.route("POST", "/v1/moderations", task_wire.Reply(json={"results": [{"category_scores": {"hate": "high"}}]}))
     with pytest.raises(BackendError, match="the score of hate is text, not a finite number"):
         open_tasks("openai", "omni-moderation-latest").classify_text("hi")
+
+
+def test_azure_speech_transcription_and_moderation_use_the_deployment_urls(server, open_tasks):
+    base = AZURE.format(name="my-whisper")
+    server.route("POST", f"{base}/audio/transcriptions", task_wire.verbose_transcription())
+    transcript = open_tasks("azure-openai", "whisper").speech_to_text(task_wire.wav(), "audio/wav", timestamps=True)
+    [req] = server.calls(f"{base}/audio/transcriptions")
+    assert req.query == {"api-version": ["2024-10-21"]} and req.header("api-key") == FAKE_KEY
+    assert "model" not in task_wire.form(req) and len(transcript.segments) == 2
+    speech = AZURE.format(name="my-tts") + "/audio/speech"
+    server.route("POST", speech, task_wire.speech(task_wire.wav(), "audio/wav"))
+    audio = open_tasks("azure-openai", "tts").text_to_speech("Hi", audio_format="wav")
+    assert audio.media_type == "audio/wav" and server.calls(speech)[0].body == {
+        "input": "Hi", "voice": "alloy", "response_format": "wav"}
