@@ -51,6 +51,8 @@ _API = {
     "Candidate": "modelctl.chat.select",
     "Selection": "modelctl.chat.select",
     "open_routed": "modelctl.chat.route",
+    # the other tasks: images, speech, transcription, classification, fill-mask
+    "open_task": "modelctl.tasks.select",
     # prompts and templates
     "render_prompt": "modelctl.chat.prompt",
     "resolve_template": "modelctl.templates.resolve",
@@ -100,6 +102,7 @@ if TYPE_CHECKING:
     from modelctl.registry.registry import Registry
     from modelctl.store.gguf import GGUFFile, read_gguf
     from modelctl.store.pull import pull
+    from modelctl.tasks.select import open_task
     from modelctl.templates.resolve import resolve_template
     from modelctl.templates.types import RenderedPrompt
 

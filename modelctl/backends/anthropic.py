@@ -19,6 +19,7 @@ from urllib.parse import quote
 from modelctl.backends.api import ApiBackend, StreamState, split_system
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
+from modelctl.backends.images import anthropic_turns
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
 from modelctl.backends.sse import Event
@@ -92,7 +93,7 @@ class AnthropicBackend(ApiBackend):
         fields, lacking = request_fields(replace(params, max_tokens=params.max_tokens or self.default_max_tokens),
                                          PARAMETERS)
         body: dict[str, Any] = {"model": self.deployment.model, "max_tokens": fields.pop("max_tokens"),
-                                "messages": turns}
+                                "messages": anthropic_turns(turns)}
         if system:
             body["system"] = system
         body.update(fields)
@@ -173,7 +174,8 @@ class AnthropicBackend(ApiBackend):
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         system, turns = split_system(messages)
-        body: dict[str, Any] = {"model": self.deployment.model, "messages": turns}
+        body: dict[str, Any] = {"model": self.deployment.model,
+                                "messages": anthropic_turns(turns)}
         if system:
             body["system"] = system
         assert self.http is not None

@@ -19,6 +19,7 @@ from modelctl.backends import wire
 from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message, Timings, Usage
 from modelctl.backends.debuglog import DebugLog
 from modelctl.backends.http import ErrorContext, HttpClient, LineStream
+from modelctl.backends.images import carry_images
 from modelctl.backends.retry import NO_RETRY, RetryPolicy, default_retry
 from modelctl.backends.sse import Event
 from modelctl.backends.urls import service_url
@@ -125,7 +126,7 @@ class StreamState:
 def split_system(messages: Sequence[Message]) -> tuple[str | None, list[dict[str, str]]]:
     """(the system messages joined, the other turns) for APIs that take the system apart."""
     system = [m["content"] for m in messages if m["role"] == "system"]
-    turns = [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"]
+    turns = [carry_images(m, {"role": m["role"], "content": m["content"]}) for m in messages if m["role"] != "system"]
     return ("\n\n".join(system) if system else None), turns
 
 

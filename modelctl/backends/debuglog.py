@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from typing import IO, Any, Callable, Mapping
@@ -83,7 +84,7 @@ class DebugLog:
         for name, value in redact_headers(headers or {}).items():
             self.line("header", f"{name}: {value}")
         if body is not None:
-            self.block("body", json.dumps(body, indent=2, ensure_ascii=False))
+            self.block("body", json.dumps(abbreviate(body), indent=2, ensure_ascii=False))
 
     def response(self, status: int, reason: str, elapsed: float, headers: Mapping[str, str] | None = None) -> None:
         if not self.enabled:
@@ -109,6 +110,21 @@ class DebugLog:
         if total_s is not None:
             parts.append(f"{total_s:.3f} s in all")
         self.line("answer", "; ".join(parts))
+
+
+_BASE64 = re.compile(r"(data:[\w/+.-]+;base64,)?[A-Za-z0-9+/=]{200,}")
+
+
+def abbreviate(value: Any) -> Any:
+    """`value` (a JSON body) with long base64 strings (images, audio, data URLs) shown by size."""
+    if isinstance(value, str):
+        match = _BASE64.fullmatch(value) if len(value) > 200 else None
+        return f"<{match.group(1) or ''}{len(value)} characters of base64>" if match else value
+    if isinstance(value, dict):
+        return {k: abbreviate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [abbreviate(v) for v in value]
+    return value
 
 
 def request_hooks(debug: DebugLog) -> dict[str, list[Callable[[Any], None]]]:

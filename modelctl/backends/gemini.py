@@ -16,6 +16,7 @@ from urllib.parse import quote
 from modelctl.backends.api import ApiBackend, StreamState, split_system
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
+from modelctl.backends.images import gemini_parts
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
 from modelctl.backends.sse import Event
@@ -139,7 +140,7 @@ class GeminiBackend(ApiBackend):
 
     def contents(self, messages: Sequence[Message]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         system, turns = split_system(messages)
-        contents = [{"role": "model" if t["role"] == "assistant" else "user", "parts": [{"text": t["content"]}]}
+        contents = [{"role": "model" if t["role"] == "assistant" else "user", "parts": gemini_parts(t)}
                     for t in turns]
         return ({"parts": [{"text": system}]} if system else None), contents
 

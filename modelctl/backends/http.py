@@ -214,21 +214,31 @@ class HttpClient:
         return None
 
     def _send(self, method: str, url: str, body: Any, params: Mapping[str, str] | None,
-              stream: bool, retry: RetryPolicy | None = None):
+              stream: bool, retry: RetryPolicy | None = None, form: "Form | None" = None):
         """The response to a request (status < 400), after any retries. For a stream the body
-        is not read yet; the caller closes the response."""
+        is not read yet; the caller closes the response. `form` sends a multipart upload
+        instead of a JSON body."""
         import httpx
 
         policy = retry or self.retry
         params = {**self.params, **(params or {})} or None
-        sent = {**self.headers, **({"content-type": "application/json"} if body is not None else {})}
+        if form is not None:
+            sent = {**self.headers, "content-type": "multipart/form-data"}
+            shown = form.described()
+        else:
+            sent = {**self.headers, **({"content-type": "application/json"} if body is not None else {})}
+            shown = body
         attempts = 0
 
         def once():
             nonlocal attempts
             attempts += 1
             t0 = time.perf_counter()
-            request = self.client.build_request(method, url, json=body, params=params)
+            if form is not None:
+                request = self.client.build_request(method, url, data=form.fields, files=form.files_arg(),
+                                                    params=params)
+            else:
+                request = self.client.build_request(method, url, json=body, params=params)
             response = self.client.send(request, stream=True)
             elapsed = time.perf_counter() - t0
             self.debug.response(response.status_code, response.reason_phrase, elapsed, response.headers)
@@ -250,7 +260,7 @@ class HttpClient:
             return response
 
         try:
-            self.debug.request(method, str(httpx.URL(url, params=params)) if params else url, sent, body)
+            self.debug.request(method, str(httpx.URL(url, params=params)) if params else url, sent, shown)
             return run_with_retries(once, self._classify, policy, self.debug)
         except httpx.InvalidURL as exc:
             raise error(UsageError, f"cannot send a request to '{redact_url(url)}': {exc}",
@@ -279,15 +289,26 @@ class HttpClient:
             raise error(BackendError, f"the request to {self.ctx.provider} failed: {transport_reason(exc)}") from None
 
     def request_json(self, method: str, url: str, body: Any = None, *, params: Mapping[str, str] | None = None,
-                     retry: RetryPolicy | None = None) -> Any:
-        """Send a request and return its JSON answer."""
-        response = self._send(method, url, body, params, stream=False, retry=retry)
+                     retry: RetryPolicy | None = None, form: "Form | None" = None) -> Any:
+        """Send a request (a JSON `body`, or a multipart `form`) and return its JSON answer."""
+        response = self._send(method, url, body, params, stream=False, retry=retry, form=form)
         try:
             return wire.loads(response.content)
         except ValueError as exc:
             why = str(exc) if "nested" in str(exc) else one_line(response.text, 120)
             raise error(BackendError, f"{self.ctx.provider} answered with something that is not JSON "
                         f"({what_came(response)}): {why}") from None
+
+    def request_bytes(self, method: str, url: str, body: Any = None, *, params: Mapping[str, str] | None = None,
+                      form: "Form | None" = None) -> tuple[bytes, str]:
+        """Send a request and return its answer as bytes with their media type (audio, images).
+        An error page in JSON or HTML is no such answer."""
+        response = self._send(method, url, body, params, stream=False, form=form)
+        kind = media_type(response)
+        if kind in ("text/html", "application/json") or not response.content:
+            raise error(BackendError, f"{self.ctx.provider} answered with {what_came(response)} "
+                        f"instead of a file: {one_line(response.text, 120)}", "check the service address")
+        return response.content, kind
 
     def open_stream(self, url: str, body: Any, *, params: Mapping[str, str] | None = None) -> "LineStream":
         """POST `body` and return the answer's lines, ready to read (status already checked; a
@@ -298,6 +319,24 @@ class HttpClient:
             raise error(BackendError, f"{self.ctx.provider} answered with a web page ({what_came(response)}) "
                         "instead of a stream", "check the service address")
         return LineStream(self, response)
+
+
+@dataclass
+class Form:
+    """A multipart/form-data upload: text fields and files (name -> (file name, bytes, media type))."""
+
+    fields: dict[str, str]
+    files: dict[str, tuple[str, bytes, str]]
+
+    def files_arg(self) -> dict[str, tuple[str, bytes, str]]:
+        return dict(self.files)
+
+    def described(self) -> dict[str, Any]:
+        """The form as the debug log shows it: files by name, size and type, not their bytes."""
+        shown: dict[str, Any] = dict(self.fields)
+        for name, (filename, data, kind) in self.files.items():
+            shown[name] = f"<{filename}: {len(data)} bytes, {kind}>"
+        return shown
 
 
 class LineStream:

@@ -26,7 +26,7 @@ from modelctl.backends.http import (
     what_came,
 )
 from modelctl.backends.limits import LimitExceeded, limits
-from modelctl.backends.openai import finish_reason, response_format
+from modelctl.backends.openai import chat_messages, finish_reason, response_format
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.retry import RETRY_STATUSES, Attempt, parse_retry_after, run_with_retries
 from modelctl.backends.server_text import one_line, provider_message
@@ -192,7 +192,7 @@ class HuggingFaceBackend(ApiBackend):
             kwargs["stream_options"] = {"include_usage": True}
         if options:
             kwargs["extra_body"] = options
-        turns = [{"role": m["role"], "content": m["content"]} for m in messages]
+        turns = chat_messages(messages)
         clock = StreamClock()
         result = self.call(lambda: self.client.chat_completion(turns, stream=stream, **kwargs))
         if self.web_page:

@@ -42,6 +42,7 @@ from modelctl.backends.base import (
     Usage,
     template_variables,
 )
+from modelctl.backends.images import images_of
 from modelctl.backends.llama_lib import (
     clear_log,
     gpu_name,
@@ -189,6 +190,8 @@ class LlamaCppBackend(BaseBackend):
         self._pieces: dict[int, bytes] = {}
         self._answers: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         self._dirty = False  # the KV state may not match input_ids (an interrupted eval)
+        self.mmproj: Path | None = None  # the vision projector images go through (llama_vision)
+        self._projector: Any = None
         self.last_prompt_tokens: list[int] = []  # for --debug and tests
         self.last_rendered: RenderedPrompt | None = None
 
@@ -326,8 +329,8 @@ class LlamaCppBackend(BaseBackend):
     def close(self) -> None:
         for llm in (self._llm, self._embedder, self._vocab):
             if llm is not None:
-                llm.close()
-        self._llm = self._embedder = self._vocab = None
+                llm.close()  # frees the vision projector's context too
+        self._llm = self._embedder = self._vocab = self._projector = None
 
     # --- description ----------------------------------------------------------------------------
 
@@ -610,14 +613,37 @@ class LlamaCppBackend(BaseBackend):
         llama_cpp = import_llama_cpp()
         self.load()
         t0 = time.perf_counter()
-        rendered = self.render(messages, template_variables(params))
-        prompt = self.tokenize_rendered(rendered)
+        variables = template_variables(params)
+        if any(images_of(m) for m in messages):
+            rendered, prompt = self._with_images(messages, variables)
+        else:
+            rendered = self.render(messages, variables)
+            prompt = self.tokenize_rendered(rendered)
         self.last_rendered, self.last_prompt_tokens = rendered, prompt
         # A generation prompt that ends on a label ("ASSISTANT:", "[/INST]") leaves the space
         # between label and answer to the model: that one space is the template's, not the
         # answer's. Nothing else is stripped (an answer may start with indented code).
         separator = bool(rendered.text) and not rendered.text[-1].isspace()
         return self._generate(llama_cpp, prompt, params, rendered, separator, t0, what="the conversation")
+
+    def _with_images(self, messages: Sequence[Message],
+                     variables: Mapping[str, Any] | None = None) -> tuple[RenderedPrompt, list[int]]:
+        """Render and evaluate a conversation with images through the vision projector."""
+        from modelctl.backends import llama_vision
+
+        if self.mmproj is None:
+            raise UsageError(f"{self.model_id} has no vision projector (mmproj) to see images with",
+                             hint="give one with --mmproj FILE")
+        if self._projector is None:
+            projector = llama_vision.Projector(self.mmproj)
+            projector.attach(self._loaded)
+            self._projector = projector
+        marked, images = llama_vision.with_markers(messages, self._projector.marker)
+        rendered = self.render(marked, variables)
+        self._dirty = True  # until the evaluation below has finished
+        prompt = self._projector.evaluate(self._loaded, llama_vision.prompt_text(rendered), images)
+        self._dirty = False
+        return rendered, prompt
 
     def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
         """Stream the continuation of `text` as it stands: no template, only the BOS token the

@@ -32,6 +32,7 @@ from modelctl.backends.http import (
     transport_reason,
     what_came,
 )
+from modelctl.backends.images import ollama_message
 from modelctl.backends.limits import LimitExceeded, bounded_hooks, limits
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.retry import NO_RETRY, RETRY_STATUSES, Attempt, RetryPolicy, parse_retry_after, run_with_retries
@@ -216,7 +217,7 @@ class OllamaBackend(ApiBackend):
 
     def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
         """The /api/chat arguments: messages, options (sampling), and top-level fields."""
-        return self._request({"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}, params)
+        return self._request({"messages": [ollama_message(m) for m in messages]}, params)
 
     def _request(self, payload: dict[str, Any], params: GenerationParams) -> dict[str, Any]:
         opts, _ = request_fields(params, OPTION_NAMES)  # Ollama has every one

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from modelctl.backends.api import ApiBackend, StreamState, pop_stream_flag
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
 from modelctl.backends.http import ErrorContext, LineStream, error
+from modelctl.backends.images import openai_content
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.server_text import one_line, provider_message
 from modelctl.backends.sse import Event
@@ -123,8 +124,8 @@ def first_choice(choices: Any, wire: Wire) -> dict[str, Any] | None:
     return None
 
 
-def chat_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+def chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    return [{"role": m["role"], "content": openai_content(m)} for m in messages]
 
 
 class OpenAIBackend(ApiBackend):

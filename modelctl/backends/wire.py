@@ -131,6 +131,14 @@ class Wire:
             raise self.error(f"{what} is out of range for a token count")
         return value
 
+    def number(self, value: Any, what: str) -> float | None:
+        """A finite number (a score, a time in seconds)."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.wrong(what, value, "a finite number")
+        return float(value)
+
     def reason(self, value: Any, what: str = "the finish reason") -> str | None:
         if value is None or value == "":
             return None

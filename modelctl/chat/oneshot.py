@@ -10,6 +10,7 @@ import sys
 from typing import IO, Any
 
 from modelctl.backends.base import ResponseFormat, template_name
+from modelctl.backends.images import ImagePart
 from modelctl.chat.history_log import TurnLog, answer_cost
 from modelctl.chat.render import (
     DIM,
@@ -68,8 +69,9 @@ def run_once(
     err: IO[str] | None = None,
     session: ChatSession | None = None,
     response_format: ResponseFormat | None = None,
+    images: "tuple[ImagePart, ...]" = (),
 ) -> Reply:
-    """Ask `prompt` once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
+    """Ask `prompt` (with `images`) once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
 
     A model's reasoning never goes into the answer: with `think` "show" it is shown dimmed before
     the answer at a terminal (on stderr when stdout is piped); hidden, one line on stderr says how
@@ -78,7 +80,7 @@ def run_once(
     With `as_json`, an answer that ends early (Ctrl-C, a stream cut off midway) still prints its
     object, finish_reason "interrupted" and the error's message under "error", before the error
     propagates to set the exit code. `session` (by default a new one) may hold earlier turns, and
-    a TurnLog as its on_turn (`chat --continue`).
+    a TurnLog as its on_turn (`chat --continue`). `images` go with the question.
 
     With `response_format`, nothing is printed before the whole answer is validated; an answer
     that is not valid JSON of the schema raises BackendError (with `as_json`, after its object,
@@ -87,7 +89,7 @@ def run_once(
     if response_format is not None:
         session.params = session.params.overlay(response_format=response_format)
     turn_log = session.on_turn if isinstance(session.on_turn, TurnLog) else None
-    return show_reply(session.ask(prompt), setup, stream=stream, as_json=as_json, debug=debug, think=think,
+    return show_reply(session.ask(prompt, images), setup, stream=stream, as_json=as_json, debug=debug, think=think,
                       out=out, err=err, turn_log=turn_log, response_format=response_format)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from modelctl.backends.base import PARAM_NAMES, REASONING_PARAMS, is_local, template_name
+from modelctl.backends.images import ImagePart
 from modelctl.chat.history_log import TurnLog
 from modelctl.chat.messages import clean_text
 from modelctl.chat.render import THINK_CHOICES, THINK_HIDE, THINK_SHOW, for_terminal, safe, thought_line
@@ -53,6 +54,7 @@ COMMANDS = (
     Command("sessions", "", "the named sessions and recent conversations in the history"),
     Command("debug", "on|off", "show the prompt, tokens and timings of each answer"),
     Command("info", "", "the model, backend, template and parameters"),
+    Command("image", "FILE|URL", "attach an image to the next question (models with vision)"),
 )
 _ALIASES = {"quit": "exit", "q": "exit", "?": "help", "clear": "reset"}
 
@@ -213,11 +215,14 @@ def read_message(read: Callable[[str], str]) -> str:
 
 class Repl:
     def __init__(self, setup: ChatSetup, *, debug: bool = False, think: str = THINK_HIDE,
-                 session: ChatSession | None = None) -> None:
+                 session: ChatSession | None = None, images_refused: ModelctlError | None = None,
+                 images: "tuple[ImagePart, ...]" = ()) -> None:
         from modelctl.chat import terminal
 
         self.setup = setup
         self.think = think
+        self.images_refused = images_refused  # why /image cannot be used with this model
+        self.pending_images = images  # what goes with the next question
         self.session = session or ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
         # The history this chat is logged to (also where /save NAME and /load NAME go).
         self.log = session.on_turn if session and isinstance(session.on_turn, TurnLog) else \
@@ -261,7 +266,8 @@ class Repl:
                     if text.startswith("/") and not text.startswith("//"):
                         self.command(text[1:])
                     elif text.strip():
-                        self.answer(partial(self.session.ask, text[1:] if text.startswith("//") else text))
+                        images, self.pending_images = self.pending_images, ()
+                        self.answer(partial(self.session.ask, text[1:] if text.startswith("//") else text, images))
                 except _Exit:
                     return 0
                 except ModelctlError as exc:
@@ -345,6 +351,16 @@ class Repl:
         for c in COMMANDS:
             self.note(f"  {f'/{c.name} {c.args}'.ljust(width)}  {c.help}")
         self.note('  end a line with \\ to continue it; """ on its own line starts and ends a block')
+
+    def cmd_image(self, args: str) -> None:
+        from modelctl.chat.images import load_image
+
+        if self.images_refused is not None:
+            raise self.images_refused
+        if not args:
+            raise UsageError("/image needs a file or URL: /image photo.png")
+        self.pending_images += (load_image(args),)
+        self.note(f"{len(self.pending_images)} image(s) will go with your next question")
 
     def cmd_exit(self, args: str) -> None:
         raise _Exit
@@ -502,9 +518,12 @@ def _one_path(args: str) -> str:
 
 
 def run_repl(setup: ChatSetup, *, debug: bool = False, think: str = THINK_HIDE,
-             session: ChatSession | None = None) -> int:
+             session: ChatSession | None = None, images_refused: ModelctlError | None = None,
+             images: "tuple[ImagePart, ...]" = ()) -> int:
     """The interactive chat; `session` (by default a new, unlogged one) may hold earlier turns
-    and a TurnLog as its on_turn."""
+    and a TurnLog as its on_turn; `images` go with the first question, `images_refused` is why
+    /image cannot be used with this model (None: it can)."""
     if not sys.stdin.isatty():
         raise UsageError("the interactive chat needs a terminal; pass a prompt or pipe one on stdin")
-    return Repl(setup, debug=debug, think=think, session=session).run()
+    return Repl(setup, debug=debug, think=think, session=session, images_refused=images_refused,
+                images=images).run()

@@ -25,6 +25,7 @@ from modelctl.backends.base import (
     is_local,
     template_name,
 )
+from modelctl.backends.images import ImageMessage, ImagePart, carry_images
 from modelctl.chat.messages import CHAT_ROLES, parse_messages, split_system
 from modelctl.chat.reasoning import ReasoningSplitter, Split, opens_thinking
 from modelctl.errors import UsageError
@@ -220,12 +221,14 @@ class ChatSession:
     def conversation(self) -> list[dict[str, str]]:
         """What is sent: the system message (if any), then the turns."""
         head = [{"role": "system", "content": self.system}] if self.system else []
-        return head + [dict(m) for m in self.messages]
+        return head + [carry_images(m, dict(m)) for m in self.messages]
 
-    def ask(self, text: str) -> Reply:
-        """Add a user message and start the answer. Errors raised before the first chunk (a
-        template that cannot render, a full context) leave the conversation unchanged."""
-        self.messages.append({"role": "user", "content": text})
+    def ask(self, text: str, images: "tuple[ImagePart, ...]" = ()) -> Reply:
+        """Add a user message (with `images`, if any) and start the answer. Errors raised before
+        the first chunk (a template that cannot render, a full context) leave the conversation
+        unchanged."""
+        turn = {"role": "user", "content": text}
+        self.messages.append(ImageMessage(turn, images) if images else turn)
         try:
             return self._answer()
         except BaseException:

@@ -120,6 +120,8 @@ def chat(
     free: bool = typer.Option(False, "--free", help="With -m auto: only local models or models with a free tier."),
     task: Optional[str] = typer.Option(None, "--task", metavar="TASK", help="With -m auto: the task the model must list (default chat)."),
     min_context: Optional[int] = typer.Option(None, "--min-context", metavar="N", min=1, help="With -m auto: the least context window, in tokens."),
+    image: Optional[List[str]] = typer.Option(None, "--image", metavar="FILE|URL", help="An image for the question (repeatable; PNG, JPEG, WebP, GIF up to 20 MB; models with vision)."),
+    mmproj: Optional[str] = typer.Option(None, "--mmproj", metavar="FILE", help="A local model's vision projector (mmproj GGUF), for --image and /image."),
 ) -> None:
     """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt
     (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat.
@@ -131,7 +133,7 @@ def chat(
     from modelctl.cli import output, state
 
     require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key,
-                   session=session, schema=schema, prefer=prefer, task=task)
+                   session=session, schema=schema, prefer=prefer, task=task, mmproj=mmproj)
     text = prompt_text(prompt)
     system = None if system is None else clean_text(system)
     if text is None and (as_json or no_stream or schema is not None or json_mode):
@@ -159,18 +161,28 @@ def chat(
             _show_dry_run(setup, conversation, as_json)
             return
         from modelctl.chat.history_log import open_log
+        from modelctl.chat.images import find_mmproj, load_images, vision_refusal
 
+        if setup.local is not None:
+            setup.backend.mmproj = find_mmproj(setup, mmproj)  # type: ignore[attr-defined]
+        elif mmproj is not None:
+            raise UsageError("--mmproj is for local GGUF models; this one runs on a server or API")
+        refused = vision_refusal(setup, state.get_registry) if image or text is None else None
+        if image and refused is not None:
+            raise refused
+        images = load_images(image or [])
         chat_session, turn_log, _ = open_log(setup, log=not no_log, resume_last=resume, session_name=session,
                                              system_flag=system, notify=output.warn)
         try:
             if text is None:
                 from modelctl.chat.repl import run_repl
 
-                raise typer.Exit(run_repl(setup, debug=debug, think=think, session=chat_session))
+                raise typer.Exit(run_repl(setup, debug=debug, think=think, session=chat_session,
+                                          images_refused=refused, images=images))
             from modelctl.chat.oneshot import run_once
 
             run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug, think=think,
-                     session=chat_session, response_format=response_format)
+                     session=chat_session, response_format=response_format, images=images)
         finally:
             if turn_log.history is not None:
                 turn_log.history.close()

@@ -31,3 +31,16 @@ API_KEY = typer.Option(None, "--api-key", metavar="KEY",
                        help="The API key (else the deployment's key variable, else the keys file). Never printed.")
 NO_STREAM = typer.Option(False, "--no-stream", help="Print the answer when it is complete.")
 DEBUG = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend and timings on stderr.")
+
+# The task commands (`image`, `speak`, `transcribe`, `classify`, `fill-mask`): -o is their output file.
+TASK_MODEL = typer.Option(None, "--model", "-m", metavar="MODEL",
+                          help="Registry id or alias of a model whose tasks include this command's "
+                          "(`modelctl list --task TASK` lists them), or with --api-base the name a server knows.")
+TASK_API_BASE = typer.Option(None, "--api-base", metavar="URL",
+                             help="An OpenAI-compatible server's base URL; with --deployment, that deployment's endpoint.")
+TASK_OPTION = typer.Option(None, "--option", metavar="KEY=VALUE",
+                           help="Another field of the request, passed on as it is (repeatable).")
+TASK_DEBUG = typer.Option(False, "--debug", help="Show each request (credentials hidden) and answer on stderr.")
+OUTPUT = typer.Option(None, "--output", "-o", metavar="PATH",
+                      help="The file to write (default: a new name in the current directory).")
+FORCE = typer.Option(False, "--force", help="Overwrite the output file if it exists.")

@@ -28,6 +28,11 @@ COMMAND_MODULES = [
     "complete_cmd",  # complete
     "history_cmd",  # history list|show|search|rm|export
     "usage_cmd",  # usage
+    "image_cmd",  # image
+    "speak_cmd",  # speak
+    "transcribe_cmd",  # transcribe
+    "classify_cmd",  # classify
+    "fill_mask_cmd",  # fill-mask
     "keys_cmd",  # keys set|list|rm
     "config_cmd",  # config get|set|unset|list|path
     "alias_cmd",  # alias set|list|rm

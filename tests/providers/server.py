@@ -28,6 +28,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     events: list[tuple[str | None, str]] | None = None  # server-sent events: (event name, data)
     lines: list[Any] | None = None  # newline-delimited JSON objects
+    data: bytes | None = None  # a binary body (audio, an image), sent with headers["content-type"]
     drop_after: int | None = None  # close the socket after this many events/lines
     # (N, event): send N events/lines, then wait for the event before the rest (an answer that is
     # still streaming while a test does something else)
@@ -45,6 +46,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]  # names lower-cased
     body: Any  # parsed JSON, or None
+    raw: bytes = b""  # the body as it came (a multipart upload)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -109,7 +111,7 @@ def _handler(server: FakeServer):
                 body = raw.decode("utf-8", "replace")
             server.requests.append(Request(
                 self.command, parts.path, parse_qs(parts.query),
-                {k.lower(): v for k, v in self.headers.items()}, body,
+                {k.lower(): v for k, v in self.headers.items()}, body, raw,
             ))
             reply = server._next_reply(self.command, parts.path)
             if reply.streaming:
@@ -120,7 +122,10 @@ def _handler(server: FakeServer):
         do_GET = do_POST = do_DELETE = do_HEAD = _handle
 
         def _whole(self, reply: Reply) -> None:
-            if reply.json is not None:
+            if reply.data is not None:
+                data = reply.data
+                ctype = "application/octet-stream"
+            elif reply.json is not None:
                 data = json.dumps(reply.json).encode()
                 ctype = "application/json"
             else:

@@ -1,0 +1,46 @@
+"""`modelctl fill-mask`: the likeliest tokens for the mask in a text (BERT's [MASK], RoBERTa's <mask>)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from modelctl.cli import gen_options as opt
+
+
+def fill_mask(
+    text: Optional[List[str]] = typer.Argument(None, help="The text, with the model's mask token ([MASK] or <mask>)."),
+    model: Optional[str] = opt.TASK_MODEL,
+    top: Optional[int] = typer.Option(None, "--top", min=1, help="How many candidates (default: the service's, 5)."),
+    option: Optional[List[str]] = opt.TASK_OPTION,
+    deployment: Optional[str] = opt.DEPLOYMENT,
+    api_base: Optional[str] = opt.TASK_API_BASE,
+    api_key: Optional[str] = opt.API_KEY,
+    as_json: bool = typer.Option(False, "--json", help="Print the candidates as JSON."),
+    debug: bool = opt.TASK_DEBUG,
+) -> None:
+    """Fill in the masked token: each candidate with its score and the whole text."""
+    from modelctl.cli import output as out
+    from modelctl.cli.task_run import given_text, open_client, request_options
+    from modelctl.errors import UsageError
+
+    said = given_text(text, "text")
+    if "[MASK]" not in said and "<mask>" not in said:
+        raise UsageError("the text has no mask token: write [MASK] (BERT) or <mask> (RoBERTa) where the word goes")
+    options = request_options(option)
+    client = open_client("fill-mask", model, deployment, api_base, api_key, debug)
+    try:
+        fills = client.fill_mask(said, top_k=top, options=options)
+    finally:
+        client.close()
+    if as_json:
+        out.print_json({"model": client.backend.model_id, "candidates": [f.to_dict() for f in fills]})
+        return
+    width = max(len(out.cell(f.token)) for f in fills)
+    for f in fills:
+        print(f"{out.cell(f.token):<{width}}  {f.score:.4f}  {out.cell(f.sequence)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fill-mask")(fill_mask)

@@ -1,0 +1,50 @@
+"""`modelctl image`: text to image (DALL·E 3, gpt-image-1, SDXL, FLUX), written to files."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from modelctl.cli import gen_options as opt
+
+
+def image(
+    prompt: Optional[List[str]] = typer.Argument(None, help="What to draw (with stdin: both, argument first)."),
+    model: Optional[str] = opt.TASK_MODEL,
+    count: int = typer.Option(1, "--count", "-n", min=1, max=10, help="How many images."),
+    size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Image size, e.g. 1024x1024."),
+    output: Optional[str] = opt.OUTPUT,
+    force: bool = opt.FORCE,
+    option: Optional[List[str]] = opt.TASK_OPTION,
+    deployment: Optional[str] = opt.DEPLOYMENT,
+    api_base: Optional[str] = opt.TASK_API_BASE,
+    api_key: Optional[str] = opt.API_KEY,
+    as_json: bool = typer.Option(False, "--json", help="Print paths and metadata as JSON."),
+    debug: bool = opt.TASK_DEBUG,
+) -> None:
+    """Make images from a text prompt; write them to files and print their paths (with several
+    and -o PATH: PATH-1, PATH-2, …)."""
+    from modelctl.cli import output as out
+    from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
+
+    text = given_text(prompt, "prompt")
+    options = request_options(option)
+    check_output(output, count, force=force)
+    client = open_client("text-to-image", model, deployment, api_base, api_key, debug)
+    try:
+        images = client.text_to_image(text, n=count, size=size, options=options)
+    finally:
+        client.close()
+    paths = save(((img.data, img.media_type) for img in images), output, "image", force=force)
+    if as_json:
+        out.print_json({"model": client.backend.model_id, "images": [
+            {"path": str(p), "media_type": img.media_type, "bytes": len(img.data),
+             "revised_prompt": img.revised_prompt} for p, img in zip(paths, images)]})
+        return
+    for path in paths:
+        print(out.safe(str(path)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("image")(image)

@@ -1,0 +1,47 @@
+"""`modelctl speak`: text to speech (tts-1, gpt-4o-mini-tts, Hugging Face TTS models), written to a file."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from modelctl.cli import gen_options as opt
+
+
+def speak(
+    text: Optional[List[str]] = typer.Argument(None, help="What to say (with stdin: both, argument first)."),
+    model: Optional[str] = opt.TASK_MODEL,
+    voice: Optional[str] = typer.Option(None, "--voice", help="The voice (OpenAI: alloy, echo, nova, …; default alloy)."),
+    audio_format: Optional[str] = typer.Option(None, "--format", help="OpenAI: mp3 (default), wav, flac, opus, aac, pcm."),
+    output: Optional[str] = opt.OUTPUT,
+    force: bool = opt.FORCE,
+    option: Optional[List[str]] = opt.TASK_OPTION,
+    deployment: Optional[str] = opt.DEPLOYMENT,
+    api_base: Optional[str] = opt.TASK_API_BASE,
+    api_key: Optional[str] = opt.API_KEY,
+    as_json: bool = typer.Option(False, "--json", help="Print the path and metadata as JSON."),
+    debug: bool = opt.TASK_DEBUG,
+) -> None:
+    """Say a text: write the audio to a file and print its path."""
+    from modelctl.cli import output as out
+    from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
+
+    said = given_text(text, "text")
+    options = request_options(option)
+    check_output(output, 1, force=force)
+    client = open_client("text-to-speech", model, deployment, api_base, api_key, debug)
+    try:
+        audio = client.text_to_speech(said, voice=voice, audio_format=audio_format, options=options)
+    finally:
+        client.close()
+    [path] = save([(audio.data, audio.media_type)], output, "speech", force=force)
+    if as_json:
+        out.print_json({"model": client.backend.model_id, "path": str(path), "media_type": audio.media_type,
+                        "bytes": len(audio.data)})
+        return
+    print(out.safe(str(path)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("speak")(speak)

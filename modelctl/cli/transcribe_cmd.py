@@ -1,0 +1,43 @@
+"""`modelctl transcribe`: speech recognition (Whisper, gpt-4o-transcribe): an audio file in, text out."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from modelctl.cli import gen_options as opt
+
+
+def transcribe(
+    audio: str = typer.Argument(..., metavar="FILE", help="The audio: WAV, MP3, FLAC, Ogg, WebM, M4A or AAC (25 MB at most)."),
+    model: Optional[str] = opt.TASK_MODEL,
+    language: Optional[str] = typer.Option(None, "--language", metavar="CODE", help="The spoken language (ISO 639-1, e.g. en), if known."),
+    option: Optional[List[str]] = opt.TASK_OPTION,
+    deployment: Optional[str] = opt.DEPLOYMENT,
+    api_base: Optional[str] = opt.TASK_API_BASE,
+    api_key: Optional[str] = opt.API_KEY,
+    as_json: bool = typer.Option(False, "--json", help="Print text, language, duration and timestamped segments as JSON."),
+    debug: bool = opt.TASK_DEBUG,
+) -> None:
+    """Transcribe an audio file and print the text."""
+    from modelctl.chat.render import for_terminal, redact_text
+    from modelctl.cli import output as out
+    from modelctl.cli.task_run import open_client, request_options
+    from modelctl.tasks.media import read_audio
+
+    data, kind = read_audio(audio)
+    options = request_options(option)
+    client = open_client("speech-to-text", model, deployment, api_base, api_key, debug)
+    try:
+        transcript = client.speech_to_text(data, kind, language=language, timestamps=as_json, options=options)
+    finally:
+        client.close()
+    if as_json:
+        out.print_json({"model": client.backend.model_id, **transcript.to_dict()})
+        return
+    print(for_terminal(redact_text(transcript.text)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("transcribe")(transcribe)

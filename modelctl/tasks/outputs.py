@@ -1,0 +1,57 @@
+"""Where the files a task makes are written: `-o PATH`, or a fresh name in the current
+directory. Nothing is overwritten without `force`, and nothing a server says becomes a file name."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from modelctl.errors import UsageError
+from modelctl.files import atomic_write
+
+
+def output_paths(output: str | None, count: int, stem: str, ext: str, *, force: bool = False) -> list[Path]:
+    """`count` paths: `output` itself (PATH-1.ext, PATH-2.ext… for several; inside it when it is
+    a directory), else `{stem}-{time}.{ext}` in the current directory with a number added while
+    one exists. An existing file named by `output` is an error unless `force`."""
+    if output is None or Path(output).is_dir():
+        folder = Path(output) if output is not None else Path.cwd()
+        base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        n = 1
+        while True:
+            names = [folder / f"{base}{_suffix(n, i, count)}.{ext}" for i in range(count)]
+            if not any(p.exists() for p in names):
+                return names
+            n += 1
+    path = Path(output)
+    paths = [path] if count == 1 else [path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.' + ext}")
+                                      for i in range(count)]
+    taken = [p for p in paths if p.exists() or p.is_symlink()]
+    if taken and not force:
+        raise UsageError(f"'{taken[0]}' exists", hint="pass --force to overwrite it, or -o another path")
+    return paths
+
+
+def _suffix(n: int, i: int, count: int) -> str:
+    again = f"-{n}" if n > 1 else ""
+    return again + (f"-{i + 1}" if count > 1 else "")
+
+
+def write_file(path: Path, data: bytes, *, force: bool = False) -> None:
+    """Write `data` to `path`; without `force` only a file that does not exist yet (checked
+    as it is created, so one made meanwhile is not overwritten)."""
+    if force:
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise UsageError(f"cannot write '{path}': {exc.strerror or exc}") from None
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except FileExistsError:
+        raise UsageError(f"'{path}' exists", hint="pass --force to overwrite it, or -o another path") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)

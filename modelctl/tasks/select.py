@@ -1,0 +1,139 @@
+"""Which model and deployment a task command uses: the registry's `tasks` decide which models
+a command accepts, the deployment kind decides who speaks the task's wire format.
+
+    open_task("text-to-image", "dall-e-3") -> a TaskClient for its first deployment that serves it
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+from modelctl.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from modelctl.registry import Deployment, Model, Registry
+    from modelctl.tasks.hf_tasks import HFTasks
+    from modelctl.tasks.openai_tasks import OpenAITasks
+
+    TaskClient = Union[OpenAITasks, HFTasks]
+else:
+    TaskClient = Any
+
+_OPENAI = ("openai", "azure-openai", "openai-compatible")
+# task -> the deployment kinds whose wire format modelctl speaks for it. Azure AI catalog
+# deployments (`azure-ai`) of task models run on managed compute whose `/score` request is
+# defined by each endpoint, so none is listed.
+TASK_KINDS: dict[str, tuple[str, ...]] = {
+    "text-to-image": (*_OPENAI, "hf-inference"),
+    "text-to-speech": (*_OPENAI, "hf-inference"),
+    "speech-to-text": (*_OPENAI, "hf-inference"),
+    "moderation": (*_OPENAI, "hf-inference"),
+    "image-classification": ("hf-inference",),
+    "zero-shot-image-classification": ("hf-inference",),
+    "fill-mask": ("hf-inference",),
+}
+
+
+# task -> the Hugging Face pipeline an `hf-inference` deployment must name in its `task` to serve
+# it (one without a task serves chat or text generation).
+HF_PIPELINES = {"text-to-image": "text-to-image", "text-to-speech": "text-to-speech",
+                "speech-to-text": "automatic-speech-recognition", "moderation": "text-classification",
+                "image-classification": "image-classification",
+                "zero-shot-image-classification": "zero-shot-image-classification", "fill-mask": "fill-mask"}
+
+
+def serves(dep: "Deployment", task: str) -> bool:
+    if dep.kind == "hf-inference":
+        return dep.task == HF_PIPELINES[task]
+    return dep.kind in TASK_KINDS[task]
+
+
+def models_for(registry: "Registry", task: str) -> list["Model"]:
+    """The models whose tasks include `task` and that have a deployment serving it."""
+    return [m for m in registry if task in m.tasks and any(serves(d, task) for d in m.deployments)]
+
+
+def _did_you_mean(name: str, candidates: list["Model"], task: str) -> str:
+    ids = [m.id for m in candidates]
+    close = difflib.get_close_matches(name.lower(), [i.lower() for i in ids], n=3, cutoff=0.3)
+    picks = [i for i in ids if i.lower() in close] or ids[:3]
+    if not picks:
+        return "no model in the registry does; `modelctl search` lists them"
+    more = f"; `modelctl list --task {task}` lists all {len(ids)}" if len(ids) > len(picks) else ""
+    named = ", ".join(f"'{p}'" for p in picks)
+    return (f"did you mean {named}?" if name else f"models that do: {named}") + more
+
+
+def pick_model(registry: "Registry", task: str, name: str | None) -> "Model":
+    """The registry model `name`, which must list `task` among its tasks."""
+    candidates = models_for(registry, task)
+    if not name:
+        raise UsageError(f"which model? {task} needs --model MODEL", hint=_did_you_mean("", candidates, task))
+    model = registry.get(name)
+    if model is None:
+        raise NotFoundError(f"unknown model '{name}'", hint=_did_you_mean(name, candidates, task))
+    if task not in model.tasks:
+        does = ", ".join(model.tasks) or "nothing"
+        raise UsageError(f"model '{model.id}' does not do {task} (its tasks: {does})",
+                         hint=_did_you_mean(name, candidates, task))
+    return model
+
+
+def pick_deployment(model: "Model", task: str, ref: str | None) -> "Deployment":
+    """The model's deployment `ref` (id or kind), else its first one that serves `task`."""
+    kinds = TASK_KINDS[task]
+    dep = model.deployment(ref) if ref else next((d for d in model.deployments if serves(d, task)), None)
+    if dep is None or not serves(dep, task):
+        has = ", ".join(sorted({d.kind for d in model.deployments})) or "none"
+        what = f"deployment '{ref}'" if dep is not None else f"model '{model.id}'"
+        raise UsageError(f"{what} cannot do {task} through modelctl: {task} is served by "
+                         f"{', '.join(kinds)} deployments (hf-inference ones with task = "
+                         f"\"{HF_PIPELINES[task]}\"; it has: {has})",
+                         hint="Azure AI catalog task endpoints take endpoint-specific /score requests"
+                         if "azure-ai" in has else None)
+    return dep
+
+
+def open_task(
+    task: str,
+    model: str | None,
+    *,
+    registry: "Callable[[], Registry]",
+    deployment: str | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    debug: Any = None,
+    **options: Any,
+) -> TaskClient:
+    """A client for `task` on `model` (a registry id or alias; with `api_base` and a name the
+    registry does not know, any OpenAI-compatible server). `options` go to the backend
+    (`retry`, `timeout`, `transport`)."""
+    from modelctl.backends.factory import adhoc_deployment, open_backend
+
+    if task not in TASK_KINDS:
+        raise UsageError(f"unknown task '{task}' (known: {', '.join(TASK_KINDS)})")
+    reg = registry()
+    known = reg.get(model) if model else None
+    if known is None and api_base and model and not deployment:
+        if "openai-compatible" not in TASK_KINDS[task]:
+            raise UsageError(f"--api-base with a model the registry does not know is an OpenAI-compatible server, "
+                             f"which has no {task} endpoint", hint="use a registry model with an hf-inference "
+                             "deployment and --api-base for its endpoint")
+        dep = adhoc_deployment(api_base, model)
+        backend = open_backend(None, dep, api_key=api_key, debug=debug, **options)
+    else:
+        chosen = pick_model(reg, task, model)
+        dep = pick_deployment(chosen, task, deployment)
+        backend = open_backend(chosen, dep, api_base=api_base, api_key=api_key, debug=debug, **options)
+    if dep.kind == "hf-inference":
+        from modelctl.tasks.hf_tasks import HFTasks
+
+        try:
+            return HFTasks(backend)  # type: ignore[arg-type]
+        except BaseException:
+            backend.close()
+            raise
+    from modelctl.tasks.openai_tasks import OpenAITasks
+
+    return OpenAITasks(backend)  # type: ignore[arg-type]
