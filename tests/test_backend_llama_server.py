@@ -142,7 +142,7 @@ def test_chat_command_json_through_the_server(llama_server, cli, tmp_path, monke
         pytest.skip("modelctl chat does not open server and API models yet")
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
-    assert answer["model"] == "test/gemma-on-a-server" and answer["text"].strip()
+    assert answer["id"] == "test/gemma-on-a-server" and answer["text"].strip()
     assert answer["finish_reason"] in ("stop", "length")
     assert SERVER_KEY not in result.output
     # This server does not report usage while streaming; asked for one whole answer, it does.

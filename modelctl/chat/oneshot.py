@@ -18,7 +18,7 @@ def reply_json(reply: Reply, setup: ChatSetup) -> dict[str, Any]:
     timings = reply.timings.to_dict() if reply.timings else {}
     return {
         "text": reply.text,
-        "model": setup.model_id,
+        "id": setup.model_id,
         "template": template_name(setup.backend),
         "finish_reason": reply.finish_reason,
         "usage": reply.usage.to_dict() if reply.usage else None,

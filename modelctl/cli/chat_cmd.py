@@ -125,9 +125,10 @@ def embed(
     deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP),
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: id, dimensions, embeddings."),
 ) -> None:
-    """Embed texts; print JSON: model, dimensions, embeddings (one vector per text, in order).
-    A local GGUF model's vectors are L2-normalized."""
+    """Embed texts: one vector per text, in order, one line each (numbers separated by spaces),
+    or with --json one object. A local GGUF model's vectors are L2-normalized."""
     from modelctl.chat.messages import clean_text
     from modelctl.chat.resolve import open_chat
     from modelctl.cli import output, state
@@ -147,11 +148,14 @@ def embed(
         vectors = setup.backend.embed(items)
     finally:
         setup.backend.close()
-    output.print_json({
-        "model": setup.model_id,
-        "dimensions": len(vectors[0]) if vectors else 0,
-        "embeddings": vectors,
-    })
+    if as_json:
+        output.print_json({
+            "id": setup.model_id,
+            "dimensions": len(vectors[0]) if vectors else 0,
+            "embeddings": vectors,
+        })
+        return
+    sys.stdout.write("".join(" ".join(map(repr, vector)) + "\n" for vector in vectors))
 
 
 def register(app: typer.Typer) -> None:
