@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from modelctl.chat.resolve import LocalModel, RegistrySource, choose_template, resolve_target, user_chat_config
+from modelctl.chat.resolve import LocalModel, choose_template, resolve_target, user_chat_config
 from modelctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from modelctl.registry import RegistrySource
     from modelctl.templates import ChatTemplate, RenderedPrompt
 
 
 def prompt_template(model: str | None, template: str | None = None, *,
-                    registry: RegistrySource = None) -> tuple["ChatTemplate", dict[str, Any]]:
+                    registry: "RegistrySource" = None) -> tuple["ChatTemplate", dict[str, Any]]:
     """The template for MODEL and/or TEMPLATE (a name, a .jinja file, a tokenizer_config.json),
     and the GGUF metadata of the model's file ({} when there is none)."""
     from modelctl.templates import resolve_template
@@ -39,7 +40,7 @@ def prompt_template(model: str | None, template: str | None = None, *,
 
 
 def render_prompt(messages: Sequence[Mapping[str, str]], *, model: str | None = None, template: str | None = None,
-                  add_generation_prompt: bool = True, registry: RegistrySource = None) -> "RenderedPrompt":
+                  add_generation_prompt: bool = True, registry: "RegistrySource" = None) -> "RenderedPrompt":
     """Render `messages` as MODEL's template (or TEMPLATE) would, BOS written out where llama.cpp
     adds one. `rendered.source == "fallback"` says no template was known for the model."""
     from modelctl.templates import ensure_bos

