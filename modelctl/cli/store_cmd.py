@@ -95,6 +95,17 @@ def import_(
     sys.stdout.write(output.safe(f"{verb} {report.name}: {report.path} ({facts})") + "\n")
 
 
+def _confirm(question: str) -> bool:
+    """Ask on stderr, read the answer from stdin (end of input: no). Not click's confirm: it
+    writes part of its prompt to stdout, where only data goes."""
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline(100) if sys.stdin is not None else ""
+    if not sys.stdin or not sys.stdin.isatty():  # a piped answer is not echoed: end the line
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")
+
+
 def rm(
     model: str = typer.Argument(..., help="Registry model id or alias, or the name of an imported file."),
     quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Remove only this quantization."),
@@ -118,11 +129,7 @@ def rm(
     if not yes:
         question = f"Remove {len(plan.items)} item{'s' if len(plan.items) != 1 else ''}" + (
             f" ({human_bytes(plan.size)})" if plan.size else "") + "?"
-        try:
-            agreed = typer.confirm(question, default=False, err=True)
-        except typer.Abort:  # end of input
-            agreed = False
-        if not agreed:
+        if not _confirm(question):
             sys.stderr.write("modelctl: nothing removed\n")
             raise typer.Exit(1)
     remove(plan)
