@@ -141,3 +141,31 @@ def test_chat_and_embed_by_hub_names_without_a_pull(cli, gemma_in_cache):
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["id"] == entry["id"] and data["dimensions"] > 0
+
+
+def test_an_ollama_model_by_its_listed_name(cli, monkeypatch):
+    from providers import ollama_wire
+    from providers.server import FakeServer, Reply
+
+    server = FakeServer().start()
+    try:
+        listing = ollama_wire.tags()
+        listing.json["models"][0].update(name="my-own:7b", model="my-own:7b")  # no registry model's tag
+        server.route("GET", "/api/tags", listing)
+        server.route("POST", "/api/chat", ollama_wire.chat_stream(["Blue", "."]))
+        server.route("POST", "/api/embed", ollama_wire.embed([[0.5, 0.25]]))
+        server.route("DELETE", "/api/delete", Reply(json={}))
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        [entry] = installed(cli)
+        assert entry["source"] == "ollama" and entry["registry_id"] is None and entry["id"] == "my-own:7b"
+        r = cli("chat", "-m", entry["id"], "--json", "A colour?")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["id"] == entry["id"] and json.loads(r.stdout)["text"] == "Blue."
+        r = cli("embed", "-m", entry["id"], "a colour")
+        assert r.exit_code == 0 and r.stdout == "0.5 0.25\n", r.output
+        assert prompt_for(cli, entry["id"]).exit_code == 0
+        r = cli("rm", entry["id"], "-y")
+        assert r.exit_code == 0, r.output
+        assert [req.body for req in server.calls("/api/delete")] == [{"model": entry["id"]}]
+    finally:
+        server.stop()

@@ -35,6 +35,8 @@ def prompt_template(model: str | None, template: str | None = None, *,
     if isinstance(target, LocalModel):
         return choose_template(target, template), dict(target.gguf.metadata)
     entry = target.entry  # a registry model whose file is not here, or a served one
+    if entry is None:  # a model only the Ollama server knows
+        return resolve_template(template=template, names=[target.model_id]), {}
     return resolve_template(template=template, registry_template=entry.template,
                             names=[entry.id, *entry.aliases]), {}
 

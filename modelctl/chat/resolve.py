@@ -112,10 +112,15 @@ def _from_entry(entry: "Model", check: bool) -> "LocalModel | ServedModel":
 
 @dataclass
 class ServedModel:
-    """A registry model reached through one of its server or API deployments."""
+    """A model reached through a server or API deployment: a registry model's, or (`entry`
+    None) a model the Ollama server has that the registry does not know."""
 
-    entry: "Model"
+    entry: "Model | None"
     deployment: "Deployment"
+
+    @property
+    def model_id(self) -> str:
+        return self.entry.id if self.entry else str(self.deployment.tag or self.deployment.model)
 
 
 def _from_path(path: Path, registry: "RegistrySource", check: bool) -> LocalModel:
@@ -158,6 +163,21 @@ def _installed_file(name: str, registry: "RegistrySource", check: bool) -> Local
     entry = _entry_for_file(path, registry)
     names = [found.name, *([entry.id, *entry.aliases] if entry else []), *([found.repo] if found.repo else []), path.name]
     return _local(path, entry.id if entry else found.name, entry, names, check)
+
+
+def _ollama_model(name: str) -> ServedModel | None:
+    """A model the Ollama server at OLLAMA_HOST has under the tag `name` (as `list --installed`
+    shows it), when the server answers."""
+    from modelctl.registry import Deployment
+    from modelctl.store import ollama_pull
+
+    if name.startswith(("hf:", ".", "/", "~")):
+        return None  # a Hub repository or a path, not a tag
+    try:
+        found = ollama_pull.find_model(name)
+    except ModelctlError:
+        return None
+    return ServedModel(None, Deployment(id="ollama", kind="ollama", tag=found.name)) if found else None
 
 
 def _resolve_entry(name: str, registry: "RegistrySource") -> "Model":
@@ -217,6 +237,10 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
             return local
     if entry is None and path_like:
         return _from_path(Path(name).expanduser(), registry, check)  # says that it does not exist
+    if entry is None and not deployment:
+        on_ollama = _ollama_model(name)
+        if on_ollama is not None:
+            return on_ollama
     if entry is None:
         entry = _resolve_entry(name, registry)
     if deployment:
@@ -231,9 +255,10 @@ def resolve_local_model(name: str | None, *, registry: "RegistrySource" = None) 
     """The checked local GGUF file for MODEL."""
     target = resolve_target(name, registry=registry)
     if not isinstance(target, LocalModel):
-        kinds = ", ".join(sorted({d.kind for d in target.entry.deployments}))
+        deployments = target.entry.deployments if target.entry else (target.deployment,)
+        kinds = ", ".join(sorted({d.kind for d in deployments}))
         raise BackendError(
-            f"model '{target.entry.id}' has no llama.cpp deployment (it has: {kinds})",
+            f"model '{target.model_id}' has no llama.cpp deployment (it has: {kinds})",
             hint="pass --model PATH.gguf",
         )
     return target
@@ -368,7 +393,7 @@ def open_chat(
         return served(None, adhoc_deployment(api_base, model), model)
     target = resolve_target(model, deployment, registry=registry)
     if isinstance(target, ServedModel):
-        return served(target.entry, target.deployment, target.entry.id)
+        return served(target.entry, target.deployment, target.model_id)
     if api_base or api_key:
         raise UsageError(f"--api-base and --api-key are for servers and APIs; '{target.model_id}' runs here")
 

@@ -250,6 +250,20 @@ def removal_plan(name: str, quant: str | None = None, *, registry: "RegistrySour
     return _model_plan(model, quant)
 
 
+def _ollama_plan(name: str) -> RemovalPlan | None:
+    """The plan for a model the Ollama server has under the tag `name` (when it answers)."""
+    from modelctl.store import ollama_pull
+
+    try:
+        present = ollama_pull.find_model(name)
+    except ModelctlError:
+        return None
+    if present is None:
+        return None
+    item = RemovalItem("ollama", f"Ollama model {present.name}", None, present.size, tag=present.name)
+    return RemovalPlan(present.name, None, present.quant, [item])
+
+
 def _installed_plan(name: str, quant: str | None, registry: "RegistrySource") -> RemovalPlan | None:
     """The plan for a name `list --installed` shows for a file no registry model owns (a GGUF
     another tool put in the Hugging Face cache, a file in the models directory), or for
@@ -259,7 +273,7 @@ def _installed_plan(name: str, quant: str | None, registry: "RegistrySource") ->
 
     found = find_installed(name, registry=registry)
     if found is None or found.path is None:
-        return None
+        return _ollama_plan(name)
     if quant and (found.quant is None or normalize(found.quant) != normalize(quant)):
         raise NotFoundError(f"'{name}' is {found.quant or 'of an unknown quantization'}, not {quant}")
     plan = RemovalPlan(found.name, found.model_id, found.quant, [])
