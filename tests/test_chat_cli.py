@@ -58,7 +58,7 @@ def test_json_output(model, home):
     r = run("chat", "-m", model, "Hello", "--max-tokens", "5", "--json", *GREEDY, home=home)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert set(data) == {"text", "model", "template", "finish_reason", "usage", "timings"}
+    assert set(data) == {"text", "id", "template", "finish_reason", "usage", "timings"}
     assert data["finish_reason"] == "length"
     assert data["usage"]["completion_tokens"] == 5 and data["usage"]["prompt_tokens"] > 5
     assert data["template"] == "gemma" and "gemma" in data["id"].lower()

