@@ -241,7 +241,7 @@ def check_generation(facts: _Facts) -> Check:
     layers = -1 if facts.gpu_offload else 0
     result = extra_buffers.run_probe(extra_buffers.probe_command(
         model, extra_buffers=enabled, n_gpu_layers=layers, tokens=_GENERATE_TOKENS))
-    details = {"model": str(model), "extra_buffers": enabled, "gpu_layers": layers,
+    details = {"path": str(model), "extra_buffers": enabled, "gpu_layers": layers,
                "tokens": result.tokens, "tokens_per_second": result.tokens_per_second}
     if result.ok:
         return Check("generation", OK, f"Gemma 3 270M: {result.tokens} tokens at {result.tokens_per_second:.1f} "

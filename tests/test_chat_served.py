@@ -16,7 +16,7 @@ def test_chat_with_a_server_by_url(server, cli):  # noqa: F811
             "--api-key", KEY, "--json", "--temperature", "0.5")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["text"] == "Hello!" and data["model"] == "served-name" and data["template"] is None
+    assert data["text"] == "Hello!" and data["id"] == "served-name" and data["template"] is None
     assert data["finish_reason"] == "stop" and data["usage"] == {"prompt_tokens": 7, "completion_tokens": 3}
     request = server.calls("/v1/chat/completions")[0]
     assert request.body["model"] == "served-name" and request.body["temperature"] == 0.5

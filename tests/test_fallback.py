@@ -122,7 +122,7 @@ def test_auto_falls_back_to_the_next_candidate(cli, tmp_path, server, backup, no
     r = cli("--registry", registry, "chat", "-m", "auto", "--prefer", "largest-context", "--fallback", "--json", "Hi")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["text"] == "from backup" and data["model"] == "t/second"
+    assert data["text"] == "from backup" and data["id"] == "t/second"
     assert data["route"]["selected"]["service"] == "t/first@openai-compatible"
     assert data["route"]["fallbacks"][0]["to"] == "t/second@openai-compatible"
     assert "--model auto chose t/first@openai-compatible" in r.stderr

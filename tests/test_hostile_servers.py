@@ -191,7 +191,7 @@ def test_bad_embeddings_are_one_backend_error_and_never_printed(kit, case, hosti
 
 def test_good_embeddings_still_come_through(hostile, cli, tmp_path):
     result = run_chat(cli, hostile, tmp_path, "openai-compatible", embeddings("openai-compatible", ["[1, 2]", "[3, 4.5]"]),
-                      "embed", "-m", "test/served-model", "a", "b", path="/v1/embeddings")
+                      "embed", "-m", "test/served-model", "a", "b", "--json", path="/v1/embeddings")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["embeddings"] == [[1.0, 2.0], [3.0, 4.5]]
 

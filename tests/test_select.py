@@ -167,7 +167,7 @@ def test_chat_auto_says_which_and_why_and_dry_run_sends_nothing(cli, served_regi
     assert r.exit_code == 0, r.output
     assert "modelctl: --model auto chose t/served@openai-compatible: usable: server answered at" in r.stderr
     data = json.loads(r.stdout)
-    assert data["service"] == "t/served@openai-compatible" and data["model"] == "t/served"
+    assert data["service"] == "t/served@openai-compatible" and data["id"] == "t/served"
     assert data["selected"]["reasons"][-1].startswith("first by --prefer largest-context")
     assert data["request"]["url"] == f"{server.url}/v1/chat/completions"
     assert data["request"]["body"]["messages"] == [{"role": "user", "content": "Hello"}]
@@ -183,7 +183,7 @@ def test_chat_auto_answers_and_records_its_choice(cli, served_registry, server):
     r = cli("--registry", str(served_registry), "chat", "-m", "auto", "--min-context", "1000000", "--json", "Hi")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["text"] == "Hello" and data["model"] == "t/served"
+    assert data["text"] == "Hello" and data["id"] == "t/served"
     assert data["route"]["service"] == "t/served@openai-compatible"
     assert data["route"]["selected"]["context_window"] == 10_000_000
 

@@ -73,8 +73,8 @@ def test_import_registers_a_file_and_lists_it(cli, tiny):
     assert r.stdout.startswith("imported mine: ") and "llama" in r.stdout and "Q4_K_M" in r.stdout
     [entry] = installed(cli)
     assert entry == {
-        "name": "mine", "path": str(tiny), "size_bytes": tiny.stat().st_size, "quant": "Q4_K_M",
-        "source": "import", "model_id": None, "repo": None, "filename": tiny.name, "files": [str(tiny)],
+        "id": "mine", "path": str(tiny), "size_bytes": tiny.stat().st_size, "quant": "Q4_K_M",
+        "source": "import", "registry_id": None, "repo": None, "filename": tiny.name, "files": [str(tiny)],
         "role": "model",
     }
     from modelctl.store import find_import, locate
@@ -89,7 +89,7 @@ def test_import_links_a_registry_model(cli, tiny, hub_model):
     r = cli("import", str(tiny), "--name", "local-test", "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["model_id"] == "test/local" and data["name"] == "local-test"
+    assert data["registry_id"] == "test/local" and data["id"] == "local-test"
     from modelctl.registry import load_registry
     from modelctl.store import locate
 
@@ -103,7 +103,7 @@ def test_import_recognises_a_registry_file_name(cli, tmp_path, hub_model):
     copy = make_gguf(tmp_path / hub_model["Q8_0"].name, file_type=7)
     r = cli("import", str(copy), "--json")
     data = json.loads(r.stdout)
-    assert data["model_id"] == "test/local" and data["quant"] == "Q8_0"
+    assert data["registry_id"] == "test/local" and data["quant"] == "Q8_0"
 
 
 def test_import_refuses_what_is_not_a_model(cli, tmp_path):
@@ -211,7 +211,7 @@ def test_du_and_list_installed(cli, hub_model, tiny, hf_env):
     hf_hub_download(REPO, hub_model["Q4_K_M"].name, cache_dir=hf_env, endpoint=hub_model["server"].endpoint, token=False)
     models = {(m["source"], m["quant"]): m for m in installed(cli)}
     assert set(models) == {("modelctl", "Q8_0"), ("hf-cache", "Q4_K_M"), ("import", "Q4_K_M")}
-    assert models[("hf-cache", "Q4_K_M")]["model_id"] == "test/local"  # the registry knows the file
+    assert models[("hf-cache", "Q4_K_M")]["registry_id"] == "test/local"  # the registry knows the file
     usage = json.loads(cli("du", "--json").stdout)
     q8 = hub_model["Q8_0"].stat().st_size
     assert usage["totals"]["modelctl"] == q8 and usage["managed_bytes"] == q8
@@ -247,7 +247,7 @@ def test_ollama_pull_list_and_rm(cli, hub_model, ollama):
     assert r.stdout.strip() == "local-test:1b"
     assert ("POST", "/api/pull") in [(m, p) for m, p, _ in ollama.requests]
     [entry] = installed(cli)
-    assert entry["source"] == "ollama" and entry["model_id"] == "test/local"
+    assert entry["source"] == "ollama" and entry["registry_id"] == "test/local"
     assert entry["size_bytes"] == 123_456 and entry["quant"] == "Q4_0" and entry["path"] is None
     r = cli("rm", "test/local", "-y")
     assert r.exit_code == 0, r.output
@@ -350,7 +350,7 @@ def test_pull_and_locate_the_packaged_default_model(cli, modelctl_home):
 
     assert locate("google/gemma-3-270m") == path
     [entry] = [m for m in installed(cli) if m["source"] == "modelctl"]
-    assert entry["model_id"] == "google/gemma-3-270m" and entry["quant"] == "Q4_K_M"
+    assert entry["registry_id"] == "google/gemma-3-270m" and entry["quant"] == "Q4_K_M"
     assert sha256_file(path) == gemma.EXPECTED_SHA256
     r = cli("rm", "google/gemma-3-270m", "-y")
     assert r.exit_code == 0 and not path.exists()

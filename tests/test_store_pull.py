@@ -116,7 +116,7 @@ def test_pull_reuses_a_file_another_tool_downloaded(cli, hub, registry, files, h
     assert hub.gets() == []  # verified from disk, not downloaded
     r = cli("list", "--installed", "--json")
     [entry] = json.loads(r.stdout)
-    assert entry["source"] == "modelctl" and entry["model_id"] == "test/tiny-chat"
+    assert entry["source"] == "modelctl" and entry["registry_id"] == "test/tiny-chat"
 
 
 def test_quant_choice_is_explained(cli, hub, registry, files):
@@ -368,8 +368,8 @@ def test_sharded_model_with_mmproj(cli, hub, tmp_path, monkeypatch, hf_env):
     installed = json.loads(cli("list", "--installed", "--json").stdout)
     by_role = {m["role"]: m for m in installed}
     assert by_role["model"]["size_bytes"] == s1.stat().st_size + s2.stat().st_size
-    assert len(by_role["model"]["files"]) == 2 and by_role["model"]["model_id"] == "test/big"
-    assert by_role["mmproj"]["model_id"] == "test/big"
+    assert len(by_role["model"]["files"]) == 2 and by_role["model"]["registry_id"] == "test/big"
+    assert by_role["mmproj"]["registry_id"] == "test/big"
 
     from modelctl.registry import load_registry
     from modelctl.store import locate

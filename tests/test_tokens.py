@@ -114,7 +114,7 @@ def test_the_cli_counts_a_local_model_with_its_template(cli, model_path):
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["exact"] is True and "template gemma" in data["method"]
-    assert data["model"] == "google/gemma-3-270m" and data["context_window"] == 32768 and data["fits"] is True
+    assert data["id"] == "google/gemma-3-270m" and data["context_window"] == 32768 and data["fits"] is True
     assert data["max_tokens"] == 128  # the registry's default for the model
     assert {c["deployment"]: c["total_usd"] for c in data["costs"]}["pypi"] == 0.0
 

@@ -152,6 +152,51 @@ def hooked_session(hooks: Mapping[str, list[Callable[[Any], None]]]) -> Iterator
 # --- the client ----------------------------------------------------------------------------------------
 
 
+def import_httpx():
+    """httpx, without its command-line client: `import httpx` also imports `httpx._main` (click,
+    rich and pygments, a third of a scripted `modelctl chat`'s start-up) whenever those are
+    installed, as they are here. Marked absent while httpx loads, it is replaced by httpx's own
+    stub; a later `import httpx._main` still works."""
+    import sys
+
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)
+        try:
+            import httpx  # noqa: F401
+        finally:
+            if sys.modules.get("httpx._main", 0) is None:
+                del sys.modules["httpx._main"]
+    import httpx
+
+    return httpx
+
+
+def _lazy_tls_transport(httpx):
+    """httpx's transport, except that TLS is set up (its CA bundle loaded: about 70 ms, a fifth
+    of a scripted `modelctl chat`'s CPU time) only for a request that needs it. Plain-http
+    requests go through a transport whose SSL context has no CA loaded: should TLS ever come
+    into play there, verification fails closed."""
+    import ssl
+
+    class LazyTLSTransport(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self._by_tls: dict[bool, Any] = {}
+
+        def handle_request(self, request):
+            tls = request.url.scheme != "http"
+            transport = self._by_tls.get(tls)
+            if transport is None:
+                verify = True if tls else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                transport = self._by_tls[tls] = httpx.HTTPTransport(verify=verify)
+            return transport.handle_request(request)
+
+        def close(self) -> None:
+            for transport in self._by_tls.values():
+                transport.close()
+
+    return LazyTLSTransport()
+
+
 class HttpClient:
     """JSON over HTTP for one service, with retries, error mapping and debug description."""
 
@@ -181,14 +226,14 @@ class HttpClient:
     @property
     def client(self):
         if self._client is None:
-            import httpx
-
             from modelctl import __version__
+
+            httpx = import_httpx()
 
             self._client = httpx.Client(
                 timeout=httpx.Timeout(self.read_timeout, connect=self.connect_timeout),
                 headers={"user-agent": f"modelctl/{__version__}", **self.headers},
-                transport=self._transport,
+                transport=self._transport or _lazy_tls_transport(httpx),
                 follow_redirects=False,  # a key is never sent on to wherever a server points
                 event_hooks=_limits.bounded_hooks(httpx, self.limits, shown=redact_url),
             )
@@ -202,7 +247,7 @@ class HttpClient:
     # The request ---------------------------------------------------------------------------------------
 
     def _classify(self, exc: BaseException) -> Attempt | None:
-        import httpx
+        httpx = import_httpx()
 
         if isinstance(exc, _Status):
             return Attempt(exc.status in RETRY_STATUSES, exc.retry_after, f"HTTP {exc.status}")
@@ -218,7 +263,7 @@ class HttpClient:
         """The response to a request (status < 400), after any retries. For a stream the body
         is not read yet; the caller closes the response. `form` sends a multipart upload
         instead of a JSON body."""
-        import httpx
+        httpx = import_httpx()
 
         policy = retry or self.retry
         params = {**self.params, **(params or {})} or None
@@ -351,7 +396,7 @@ class LineStream:
         self.head = ""  # the first characters of the body, to say what came back if it was no stream
 
     def lines(self) -> Iterator[str]:
-        import httpx
+        httpx = import_httpx()
 
         try:
             for line in self.response.iter_lines():

@@ -40,7 +40,7 @@ def reply_json(reply: Reply, setup: ChatSetup, turn_log: TurnLog | None = None, 
     return {
         "text": reply.text,
         "reasoning": reply.reasoning,
-        "model": setup.model_id,
+        "id": setup.model_id,
         "template": template_name(setup.backend) if templated else None,
         "finish_reason": reply.finish_reason,
         "usage": usage,

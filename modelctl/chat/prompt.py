@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from modelctl.chat.resolve import LocalModel, RegistrySource, choose_template, resolve_target, user_defaults
+from modelctl.chat.resolve import LocalModel, choose_template, resolve_target, user_defaults
 from modelctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from modelctl.registry import RegistrySource
     from modelctl.templates import ChatTemplate, RenderedPrompt
 
 
 def prompt_template(model: str | None, template: str | None = None, *,
-                    registry: RegistrySource = None) -> tuple["ChatTemplate", dict[str, Any]]:
+                    registry: "RegistrySource" = None) -> tuple["ChatTemplate", dict[str, Any]]:
     """The template for MODEL and/or TEMPLATE (a name, a .jinja file, a tokenizer_config.json),
     and the GGUF metadata of the model's file ({} when there is none)."""
     from modelctl.templates import resolve_template
@@ -35,6 +36,8 @@ def prompt_template(model: str | None, template: str | None = None, *,
     if isinstance(target, LocalModel):
         return choose_template(target, template), dict(target.gguf.metadata)
     entry = target.entry  # a registry model whose file is not here, or a served one
+    if entry is None:  # a model only the Ollama server knows
+        return resolve_template(template=template, names=[target.model_id]), {}
     return resolve_template(template=template, registry_template=entry.template,
                             names=[entry.id, *entry.aliases]), {}
 
@@ -53,7 +56,7 @@ def gguf_templates(model: str, *, registry: RegistrySource = None) -> list[tuple
 
 
 def render_prompt(messages: Sequence[Mapping[str, str]], *, model: str | None = None, template: str | None = None,
-                  add_generation_prompt: bool = True, registry: RegistrySource = None,
+                  add_generation_prompt: bool = True, registry: "RegistrySource" = None,
                   variables: Mapping[str, Any] | None = None) -> "RenderedPrompt":
     """Render `messages` as MODEL's template (or TEMPLATE) would, BOS written out where llama.cpp
     adds one. `rendered.source == "fallback"` says no template was known for the model.

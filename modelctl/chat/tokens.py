@@ -198,7 +198,7 @@ class TokenReport:
         return self.count.tokens + self.max_tokens <= self.context_window
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model_id, "deployment": self.deployment, **self.count.to_dict(),
+        return {"id": self.model_id, "deployment": self.deployment, **self.count.to_dict(),
                 "max_tokens": self.max_tokens, "context_window": self.context_window, "fits": self.fits,
                 "costs": [c.to_dict() for c in self.costs]}
 
@@ -238,11 +238,15 @@ def token_report(model: str | None, messages: Sequence[Message], *, deployment: 
         dep_id = entry.deployment("llama.cpp").id if entry else None
         window = (entry.context_window if entry else None) or gguf_context(target)
     else:
-        entry, model_id = target.entry, target.entry.id
+        entry, model_id = target.entry, target.model_id
         if template is not None and target.deployment.kind != "llama.cpp":
             raise UsageError(f"--template: only for local (llama.cpp) models; '{model_id}' runs on a server or API")
-        count = _count_served(target.entry, target.deployment, messages, api_key, notify)
-        dep_id, window = target.deployment.id, target.entry.context_window
+        if entry is None:  # a model an Ollama server has and the registry does not know
+            count, window = estimate(messages, "no tokenizer for 'ollama' deployments is available here"), None
+        else:
+            count = _count_served(entry, target.deployment, messages, api_key, notify)
+            window = entry.context_window
+        dep_id = target.deployment.id
     room = answer_tokens(entry, max_tokens)
     costs = [deployment_cost(entry, d, count.tokens, room) for d in entry.deployments] if entry else []
     return TokenReport(model_id, dep_id, count, room, window, costs)

@@ -102,7 +102,7 @@ def chat(
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, reasoning, model, template, finish_reason, usage, timings, cost, conversation, turn."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, reasoning, id, template, finish_reason, usage, timings, cost, conversation, turn."),
     schema: Optional[str] = typer.Option(None, "--schema", metavar="FILE|JSON", help="Answer with JSON that validates against this JSON Schema (a file, or inline JSON); checked before it is printed."),
     json_mode: bool = typer.Option(False, "--json-mode", help="Answer with a JSON object (of any shape); checked before it is printed."),
     debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend, timings and cost on stderr."),
@@ -222,7 +222,7 @@ def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> N
         return
     tokens = data.get("tokens") or {}
     cost = data.get("cost_usd")
-    lines = [f"service: {data.get('service') or data['model']}" + (f" ({data['deployment']})" if data.get("deployment") else "")]
+    lines = [f"service: {data.get('service') or data['id']}" + (f" ({data['deployment']})" if data.get("deployment") else "")]
     if data.get("selected"):
         lines.append("why: " + "; ".join(data["selected"]["reasons"]))
     if tokens:
@@ -252,9 +252,10 @@ def embed(
     deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds),
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: id, dimensions, embeddings."),
 ) -> None:
-    """Embed texts; print JSON: model, dimensions, embeddings (one vector per text, in order).
-    A local GGUF model's vectors are L2-normalized."""
+    """Embed texts: one vector per text, in order, one line each (numbers separated by spaces),
+    or with --json one object. A local GGUF model's vectors are L2-normalized."""
     from modelctl.chat.messages import clean_text
     from modelctl.chat.resolve import open_chat
     from modelctl.cli import output, state
@@ -274,11 +275,14 @@ def embed(
         vectors = setup.backend.embed(items)
     finally:
         setup.backend.close()
-    output.print_json({
-        "model": setup.model_id,
-        "dimensions": len(vectors[0]) if vectors else 0,
-        "embeddings": vectors,
-    })
+    if as_json:
+        output.print_json({
+            "id": setup.model_id,
+            "dimensions": len(vectors[0]) if vectors else 0,
+            "embeddings": vectors,
+        })
+        return
+    sys.stdout.write("".join(" ".join(map(repr, vector)) + "\n" for vector in vectors))
 
 
 def register(app: typer.Typer) -> None:

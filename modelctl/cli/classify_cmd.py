@@ -53,7 +53,7 @@ def classify(
         client.close()
     if as_json:
         shown = found[:top] if top else found
-        record: dict = {"model": client.backend.model_id, "task": task, "labels": [lab.to_dict() for lab in shown]}
+        record: dict = {"id": client.backend.model_id, "task": task, "labels": [lab.to_dict() for lab in shown]}
         if task == "moderation" and any(lab.flagged is not None for lab in found):
             record["flagged"] = any(lab.flagged for lab in found)
         out.print_json(record)

@@ -35,7 +35,7 @@ def fill_mask(
     finally:
         client.close()
     if as_json:
-        out.print_json({"model": client.backend.model_id, "candidates": [f.to_dict() for f in fills]})
+        out.print_json({"id": client.backend.model_id, "candidates": [f.to_dict() for f in fills]})
         return
     width = max(len(out.cell(f.token)) for f in fills)
     for f in fills:

@@ -38,7 +38,7 @@ def image(
         client.close()
     paths = save(((img.data, img.media_type) for img in images), output, "image", force=force)
     if as_json:
-        out.print_json({"model": client.backend.model_id, "images": [
+        out.print_json({"id": client.backend.model_id, "images": [
             {"path": str(p), "media_type": img.media_type, "bytes": len(img.data),
              "revised_prompt": img.revised_prompt} for p, img in zip(paths, images)]})
         return

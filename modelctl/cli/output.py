@@ -111,14 +111,16 @@ def warn(message: str) -> None:
 
 def confirm_removal(question: str) -> None:
     """Ask `question` on stderr (default no); anything but yes, or the end of input, ends the
-    command with status 1 and "nothing removed"."""
+    command with status 1 and "nothing removed". Not click's confirm: it writes part of its
+    prompt to stdout, where only data goes."""
     import typer
 
-    try:
-        agreed = typer.confirm(question, default=False, err=True)
-    except typer.Abort:  # end of input
-        agreed = False
-    if not agreed:
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline(100) if sys.stdin is not None else ""
+    if not sys.stdin or not sys.stdin.isatty():  # a piped answer is not echoed: end the line
+        sys.stderr.write("\n")
+    if answer.strip().lower() not in ("y", "yes"):
         sys.stderr.write("modelctl: nothing removed\n")
         raise typer.Exit(1)
 

@@ -37,7 +37,7 @@ def speak(
         client.close()
     [path] = save([(audio.data, audio.media_type)], output, "speech", force=force)
     if as_json:
-        out.print_json({"model": client.backend.model_id, "path": str(path), "media_type": audio.media_type,
+        out.print_json({"id": client.backend.model_id, "path": str(path), "media_type": audio.media_type,
                         "bytes": len(audio.data)})
         return
     print(out.safe(str(path)))

@@ -165,7 +165,7 @@ def du(
     if as_json:
         output.print_records(usage)
         return
-    rows = [[m["name"] + (" (mmproj)" if m["role"] == "mmproj" else ""), m["source"], m["quant"] or "-",
+    rows = [[m["id"] + (" (mmproj)" if m["role"] == "mmproj" else ""), m["source"], m["quant"] or "-",
              human_bytes(m["size_bytes"])] for m in usage["models"]]
     rows += [[f"{p['repo']} (unfinished)", "partial", "-", human_bytes(p["size_bytes"])] for p in usage["partial"]]
     output.table(["NAME", "SOURCE", "QUANT", "SIZE"], rows, "Disk usage", right=("SIZE",))

@@ -34,7 +34,7 @@ def transcribe(
     finally:
         client.close()
     if as_json:
-        out.print_json({"model": client.backend.model_id, **transcript.to_dict()})
+        out.print_json({"id": client.backend.model_id, **transcript.to_dict()})
         return
     print(for_terminal(redact_text(transcript.text)))
 

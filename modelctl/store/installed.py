@@ -1,6 +1,7 @@
 """What is on this machine: the local index of models, from four places.
 
     installed_models(*, registry=None) -> list[InstalledModel]
+    find_installed(name, *, registry=None) -> InstalledModel | None   (a name as listed, or hf:…)
 
 - `modelctl`: GGUF files modelctl downloaded (recorded in its index, stored in the Hugging Face
   cache), and files in modelctl's models directory (the model shipped as a Python package);
@@ -47,8 +48,11 @@ class InstalledModel:
     host: str | None = None  # Ollama
 
     def to_dict(self) -> dict[str, Any]:
-        """The `list --installed --json` object (sizes in bytes)."""
+        """The `list --installed --json` object (sizes in bytes): `id` is the name every command
+        takes for it, `registry_id` the registry model it belongs to."""
         data = asdict(self)
+        data = {"id": data.pop("name"), **data}
+        data["registry_id"] = data.pop("model_id")
         if self.host is None:
             del data["host"]
         if not self.missing:
@@ -101,14 +105,19 @@ def _load_registry(source: "RegistrySource") -> "Registry | None":
         return None
 
 
-def scan_hf_cache(cache: Path | None = None, *, suffix: str = ".gguf") -> Iterator[CachedFile]:
-    """Every `*.gguf` in the Hugging Face cache's model snapshots (each blob once, newest first)."""
-    from modelctl.store.paths import hf_cache_dir
+def scan_hf_cache(cache: Path | None = None, *, suffix: str = ".gguf", repo: str | None = None) -> Iterator[CachedFile]:
+    """Every `*.gguf` in the Hugging Face cache's model snapshots (each blob once, newest first);
+    with `repo`, only that repository's."""
+    from modelctl.store.paths import hf_cache_dir, repo_folder
 
     cache = cache or hf_cache_dir()
     try:
-        repos = sorted(p for p in cache.iterdir() if p.name.startswith("models--") and p.is_dir())
-    except OSError:
+        if repo is not None:
+            folder = repo_folder(repo, cache)
+            repos = [folder] if folder.is_dir() else []
+        else:
+            repos = sorted(p for p in cache.iterdir() if p.name.startswith("models--") and p.is_dir())
+    except (OSError, ModelctlError):  # an unreadable cache; a repo id that cannot name a folder
         return
     for storage in repos:
         parts = storage.name.split("--")
@@ -202,19 +211,21 @@ def _missing_shards(group: list[CachedFile]) -> list[str]:
     return [n for n in shard_names(first.filename) if not (snapshot / n).is_file()]
 
 
-def _cached_groups(cache: Path | None = None) -> list[tuple[list[CachedFile], list[str]]]:
+def _cached_groups(cache: Path | None = None, repo: str | None = None) -> list[tuple[list[CachedFile], list[str]]]:
     """Every GGUF in the Hugging Face cache (a sharded one as one group), with its missing shards."""
-    return [(group, _missing_shards(group)) for group in _group_shards(list(scan_hf_cache(cache)))]
+    return [(group, _missing_shards(group)) for group in _group_shards(list(scan_hf_cache(cache, repo=repo)))]
 
 
-def hf_cache_models(registry: "Registry | None" = None, index: dict | None = None) -> list[InstalledModel]:
+def hf_cache_models(registry: "Registry | None" = None, index: dict | None = None, *,
+                    repo: str | None = None) -> list[InstalledModel]:
+    """The usable GGUFs in the Hugging Face cache (with `repo`, only that repository's)."""
     from modelctl.store.index import read_index
 
     index = index if index is not None else read_index()
     by_repo, _by_name, _ = registry_maps(registry)
     ours = {(d.get("repo", "").lower(), d.get("filename")): d for d in index["downloads"]}
     out = []
-    for group, missing in _cached_groups():
+    for group, missing in _cached_groups(repo=repo):
         if missing:
             continue  # not usable; partial_downloads() reports it
         first = group[0]
@@ -296,6 +307,59 @@ def ollama_installed(registry: "Registry | None" = None, host: str | None = None
         )
         for m in models
     ]
+
+
+def find_installed(name: str, *, registry: "RegistrySource" = None) -> InstalledModel | None:
+    """The GGUF on this machine that `name` names without a registry entry, found with no network
+    call (so every name `list --installed` shows for a file works wherever a model is named):
+
+    - `hf:OWNER/REPO[:QUANT]` or `OWNER/REPO[:QUANT]`: a model file of that repository in the
+      Hugging Face cache; with QUANT, that quantization, without it the one `pull` would choose
+      among those cached;
+    - `OWNER/REPO/FILE.gguf`: that file in the Hugging Face cache (the name of a GGUF another
+      tool downloaded);
+    - `FILE.gguf`: that file in modelctl's models directory.
+
+    None when `name` has none of these forms or nothing of it is here; NotFoundError when the
+    repository is here but not in the quantization asked for."""
+    from modelctl.errors import NotFoundError
+    from modelctl.store.pull import is_hf_spec, parse_hf_spec
+    from modelctl.store.quant import normalize
+
+    name = name.strip()
+    if name.startswith(("/", ".", "~")):  # a path, not a name
+        return None
+    quant: str | None = None
+    filename: str | None = None
+    parts = name.split("/")
+    if is_hf_spec(name):
+        repo, quant = parse_hf_spec(name)
+    elif len(parts) == 2:
+        repo, _, quant = name.partition(":")
+    elif len(parts) > 2 and name.lower().endswith(".gguf"):
+        repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    elif len(parts) == 1 and name.lower().endswith(".gguf"):
+        return next((m for m in models_dir_models(_load_registry(registry))
+                     if (m.filename or "").lower() == name.lower()), None)
+    else:
+        return None
+    found = [m for m in hf_cache_models(_load_registry(registry), repo=repo) if m.role == "model"]
+    if filename is not None:
+        return next((m for m in found if m.filename == filename), None)
+    if quant:
+        wanted = [m for m in found if m.quant and normalize(m.quant) == normalize(quant)]
+        if not wanted and found:
+            here = ", ".join(sorted({m.quant or str(m.filename) for m in found}))
+            raise NotFoundError(f"{repo} is here, but not in {quant} (here: {here})",
+                                hint=f"modelctl pull hf:{repo}:{quant}")
+        return wanted[0] if wanted else None
+    if len(found) <= 1:
+        return found[0] if found else None
+    from modelctl.store.quant import Candidate, choose_quant, memory_budget
+
+    label = {(m.quant or str(m.filename)): m for m in found}
+    choice = choose_quant([Candidate(q, m.size_bytes) for q, m in label.items()], memory_budget())
+    return label[choice.quant]
 
 
 def installed_models(*, include_ollama: bool = True, registry: "RegistrySource" = None) -> list[InstalledModel]:

@@ -49,8 +49,8 @@ class ImportReport:
     replaced: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "size_bytes": self.size, "quant": self.quant,
-                "architecture": self.architecture, "model_id": self.model_id,
+        return {"id": self.name, "path": str(self.path), "size_bytes": self.size, "quant": self.quant,
+                "architecture": self.architecture, "registry_id": self.model_id,
                 "context_length": self.context_length, "replaced": self.replaced}
 
 
@@ -143,7 +143,7 @@ class RemovalPlan:
         return sum(i.size for i in self.items if i.kind not in ("import", "ollama"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "model_id": self.model_id, "quant": self.quant,
+        return {"id": self.name, "registry_id": self.model_id, "quant": self.quant,
                 "items": [i.to_dict() for i in self.items], "size_bytes": self.size,
                 "freed_bytes": self.freed, "notes": self.notes}
 
@@ -242,9 +242,47 @@ def removal_plan(name: str, quant: str | None = None, *, registry: "RegistrySour
                 item = RemovalItem("import", f"imported file {rec.get('path')} (the file is kept)",
                                    Path(rec.get("path", "")), 0)
                 return RemovalPlan(rec["name"], rec.get("model_id"), rec.get("quant"), [item])
+        found = _installed_plan(name, quant, registry)
+        if found is not None:
+            return found
         get_registry(registry).resolve(name)  # NotFoundError with suggestions
         raise NotFoundError(f"unknown model '{name}'")
     return _model_plan(model, quant)
+
+
+def _ollama_plan(name: str) -> RemovalPlan | None:
+    """The plan for a model the Ollama server has under the tag `name` (when it answers)."""
+    from modelctl.store import ollama_pull
+
+    try:
+        present = ollama_pull.find_model(name)
+    except ModelctlError:
+        return None
+    if present is None:
+        return None
+    item = RemovalItem("ollama", f"Ollama model {present.name}", None, present.size, tag=present.name)
+    return RemovalPlan(present.name, None, present.quant, [item])
+
+
+def _installed_plan(name: str, quant: str | None, registry: "RegistrySource") -> RemovalPlan | None:
+    """The plan for a name `list --installed` shows for a file no registry model owns (a GGUF
+    another tool put in the Hugging Face cache, a file in the models directory), or for
+    `hf:OWNER/REPO[:QUANT]`: the same file `chat` would load by that name."""
+    from modelctl.store.installed import find_installed
+    from modelctl.store.quant import normalize, shard_names
+
+    found = find_installed(name, registry=registry)
+    if found is None or found.path is None:
+        return _ollama_plan(name)
+    if quant and (found.quant is None or normalize(found.quant) != normalize(quant)):
+        raise NotFoundError(f"'{name}' is {found.quant or 'of an unknown quantization'}, not {quant}")
+    plan = RemovalPlan(found.name, found.model_id, found.quant, [])
+    if found.repo and found.filename:
+        plan.items += _hf_items(found.repo, shard_names(found.filename), f"{found.repo}/")
+    else:
+        path = Path(found.path)
+        plan.items.append(RemovalItem("package", path.name, path, found.size_bytes))
+    return plan
 
 
 def _model_plan(model: "Model", quant: str | None) -> RemovalPlan:

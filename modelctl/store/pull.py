@@ -53,7 +53,7 @@ class PullReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "model_id": self.model_id,
+            "id": self.model_id,
             "kind": self.kind,
             "quant": self.quant,
             "path": str(self.path) if self.path else None,

@@ -1,0 +1,111 @@
+"""The scripting contract (README, "Scripting"): stdout carries data only, `--json` everywhere
+with `id` for a model, plain text under NO_COLOR at a real terminal (pexpect), piped stdin as
+the prompt. Servers are loopback ones speaking OpenAI's wire format."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from hubserver import make_gguf
+from providers import openai_wire
+from providers.server import FakeServer
+
+pytestmark = pytest.mark.usefixtures("hf_env")
+
+MODELCTL = str(Path(sys.executable).with_name("modelctl"))
+ESCAPE = re.compile(r"\x1b[\[\]()]")
+
+
+@pytest.fixture
+def served():
+    server = FakeServer().start()
+    server.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["**Red**, ", "green."]))
+    server.route("POST", "/v1/embeddings", openai_wire.embeddings([[0.5, 0.25]]))
+    yield server
+    server.stop()
+
+
+# --- one vocabulary ---------------------------------------------------------------------------
+
+
+def json_of(cli, *args: str, input: str | None = None):
+    r = cli(*args, "--json", input=input)
+    assert r.exit_code == 0, (args, r.output)
+    return json.loads(r.stdout)
+
+
+def test_a_model_is_id_in_every_json_output(cli, served, tmp_path):
+    api = ("--api-base", f"{served.url}/v1", "-m", "served-name")
+    assert all("id" in m for m in json_of(cli, "list", "--limit", "3"))
+    assert json_of(cli, "search", "gpt-4o")[0]["id"] == "gpt-4o"
+    assert json_of(cli, "show", "gpt-4o")["id"] == "gpt-4o"
+    assert json_of(cli, "chat", *api, "Colours?")["id"] == "served-name"
+    assert json_of(cli, "embed", *api, "a colour")["id"] == "served-name"
+    gguf = make_gguf(tmp_path / "tiny.Q4_K_M.gguf")
+    assert json_of(cli, "import", str(gguf), "--name", "tiny")["id"] == "tiny"
+    [entry] = json_of(cli, "list", "--installed")
+    assert entry["id"] == "tiny" and entry["registry_id"] is None
+    assert [m["id"] for m in json_of(cli, "du")["models"]] == ["tiny"]
+    assert json_of(cli, "rm", "tiny", "-y")["id"] == "tiny"
+    for data in (entry, json_of(cli, "du")):
+        assert "name" not in data and "model_id" not in data and "model" not in data
+
+
+def test_embed_without_json_prints_one_vector_a_line(cli, served):
+    r = cli("embed", "--api-base", f"{served.url}/v1", "-m", "e", "a colour")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "0.5 0.25\n"
+
+
+# --- stdout is data, stdin is a prompt --------------------------------------------------------
+
+
+def test_piped_stdin_is_the_prompt_and_stdout_only_the_answer(run_modelctl, served):
+    r = run_modelctl("chat", "--api-base", f"{served.url}/v1", "-m", "m", "--debug", input="Name two colours\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "**Red**, green.\n"  # a pipe gets the answer as it came: no Markdown rendering
+    assert "debug: request: POST" in r.stderr
+    [request] = served.calls("/v1/chat/completions")
+    assert request.body["messages"] == [{"role": "user", "content": "Name two colours\n"}]  # as piped
+
+
+def test_a_declined_rm_asks_on_stderr(run_modelctl, tmp_path):
+    assert run_modelctl("import", str(make_gguf(tmp_path / "m.gguf")), "--name", "mine").returncode == 0
+    r = run_modelctl("rm", "mine", input="n\n")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.splitlines()[-2:] == ["Remove 1 item? [y/N] ", "modelctl: nothing removed"]
+
+
+# --- NO_COLOR at a real terminal --------------------------------------------------------------
+
+
+def at_terminal(args: list[str], home: Path, **env: str) -> str:
+    """What `modelctl ARGS` writes to a real terminal (a pty), after it exits 0."""
+    pexpect = pytest.importorskip("pexpect")
+    full = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    full.update(MODELCTL_HOME=str(home), TERM="xterm-256color", **env)
+    child = pexpect.spawn(MODELCTL, args, env=full, encoding="utf-8", timeout=60, dimensions=(40, 160))
+    try:
+        child.expect(pexpect.EOF)
+        shown = child.before
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, shown
+    return shown
+
+
+def test_no_color_gives_plain_text_at_a_terminal(modelctl_home, served):
+    listing = ["list", "--provider", "openai", "--limit", "3"]
+    assert ESCAPE.search(at_terminal(listing, modelctl_home))  # styled by default: the check can fail
+    plain = at_terminal(listing, modelctl_home, NO_COLOR="1")
+    assert "gpt" in plain and not ESCAPE.search(plain), repr(plain)
+    shown = at_terminal(["show", "gpt-4o"], modelctl_home, NO_COLOR="1")
+    assert "gpt-4o" in shown and not ESCAPE.search(shown), repr(shown)
+    answer = at_terminal(["chat", "--api-base", f"{served.url}/v1", "-m", "m", "Colours?"], modelctl_home,
+                         NO_COLOR="1")
+    assert "Red" in answer and not ESCAPE.search(answer), repr(answer)
