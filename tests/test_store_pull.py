@@ -394,7 +394,7 @@ def test_a_sharded_model_missing_a_shard_is_not_installed(cli, hub, tmp_path, mo
     [shards] = [p for p in usage["partial"] if "missing_shards" in p]
     assert shards["missing_shards"] == [s2.name] and shards["size_bytes"] == s1.stat().st_size
     assert usage["totals"]["partial"] == s1.stat().st_size and usage["models"] == []
-    r = cli("chat", "-m", "test/big", "hello")
+    r = cli("complete", "-m", "test/big", "hello")  # a completion model (the test registry's default task)
     assert r.exit_code == 5, r.output
     assert f"shard {s2.name} is missing" in r.stderr and "modelctl pull test/big" in r.stderr
 
