@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Optional
+from typing import Iterable, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -18,28 +18,29 @@ from modelctl import __version__
 from modelctl.cli import output, state
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
 
-# Modules under modelctl.cli whose register(app) adds commands, in help order.
-COMMAND_MODULES = [
-    "catalog",  # list, search, show
-    "registry_cmd",  # registry validate|export|path
-    "store_cmd",  # pull, import, rm, du
-    "prompt_cmd",  # prompt, templates [show]
-    "chat_cmd",  # chat, embed
-    "complete_cmd",  # complete
-    "history_cmd",  # history list|show|search|rm|export
-    "usage_cmd",  # usage
-    "image_cmd",  # image
-    "speak_cmd",  # speak
-    "transcribe_cmd",  # transcribe
-    "classify_cmd",  # classify
-    "fill_mask_cmd",  # fill-mask
-    "keys_cmd",  # keys set|list|rm
-    "config_cmd",  # config get|set|unset|list|path
-    "alias_cmd",  # alias set|list|rm
-    "doctor_cmd",  # doctor
-    "tokens_cmd",  # tokens
-    "services_cmd",  # services
-]
+# Modules under modelctl.cli whose register(app) adds commands, in help order, with the names of
+# the commands each adds.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "catalog": ("list", "search", "show"),
+    "registry_cmd": ("registry",),  # registry validate|export|path
+    "store_cmd": ("pull", "import", "rm", "du"),
+    "prompt_cmd": ("prompt", "templates"),  # templates [show]
+    "chat_cmd": ("chat", "embed"),
+    "complete_cmd": ("complete",),
+    "history_cmd": ("history",),  # history list|show|search|rm|export
+    "usage_cmd": ("usage",),
+    "image_cmd": ("image",),
+    "speak_cmd": ("speak",),
+    "transcribe_cmd": ("transcribe",),
+    "classify_cmd": ("classify",),
+    "fill_mask_cmd": ("fill-mask",),
+    "keys_cmd": ("keys",),  # keys set|list|rm
+    "config_cmd": ("config",),  # config get|set|unset|list|path
+    "alias_cmd": ("alias",),  # alias set|list|rm
+    "doctor_cmd": ("doctor",),
+    "tokens_cmd": ("tokens",),
+    "services_cmd": ("services",),
+}
 
 
 def _debug_requested() -> bool:
@@ -126,26 +127,12 @@ class ModelctlGroup(TyperGroup):
             _usage_error(exc)
 
 
-app = typer.Typer(
-    cls=ModelctlGroup,
-    name="modelctl",
-    help="List, search, pull, inspect and chat with language models: local (llama.cpp), "
-    "Ollama, OpenAI-compatible servers and hosted APIs.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"modelctl {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
 def main(
     registry: Optional[str] = typer.Option(
         None,
@@ -161,8 +148,49 @@ def main(
     state.set_registry_path(registry)
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"modelctl.cli.{_name}").register(app)
+def make_app(modules: Iterable[str] = COMMAND_MODULES) -> typer.Typer:
+    """The `modelctl` application with the commands of `modules`."""
+    cli = typer.Typer(
+        cls=ModelctlGroup,
+        name="modelctl",
+        help="List, search, pull, inspect and chat with language models: local (llama.cpp), "
+        "Ollama, OpenAI-compatible servers and hosted APIs.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        add_completion=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    cli.callback()(main)
+    for name in modules:
+        importlib.import_module(f"modelctl.cli.{name}").register(cli)
+    return cli
+
+
+def modules_for(argv: list[str]) -> list[str]:
+    """The command modules a run with these arguments needs: only the one that defines the
+    command named, since Typer turns every registered command into a click command (their
+    parameters read from their signatures) at each start; all of them for help, completion or a
+    name that is no command (whose error lists the commands)."""
+    if os.environ.get("_MODELCTL_COMPLETE"):
+        return list(COMMAND_MODULES)
+    args = iter(argv)
+    for arg in args:
+        if arg == "--registry":
+            next(args, None)
+        elif not arg.startswith("--registry="):
+            if arg.startswith("-"):  # --help, --version, or an option modelctl does not have
+                break
+            return [m for m, names in COMMAND_MODULES.items() if arg in names] or list(COMMAND_MODULES)
+    return list(COMMAND_MODULES)
+
+
+def __getattr__(name: str) -> typer.Typer:
+    # `app`, the whole CLI (for tests and tools that import it), built when first asked for.
+    if name == "app":
+        globals()["app"] = whole = make_app()
+        return whole
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run() -> None:
@@ -172,7 +200,7 @@ def run() -> None:
             setattr(sys, name, open(os.devnull, "w"))
     try:
         try:
-            app(prog_name="modelctl")
+            make_app(modules_for(sys.argv[1:]))(prog_name="modelctl")
         finally:
             sys.stdout.flush()  # here, where a closed pipe can still be handled, not at exit
     except BrokenPipeError:
