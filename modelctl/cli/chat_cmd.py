@@ -7,13 +7,17 @@ jinja2 are imported only on the way to a model.
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from modelctl.cli import complete
 from modelctl.cli.flags import require_values
-from modelctl.errors import UsageError
+from modelctl.errors import ModelctlError, UsageError
+
+if TYPE_CHECKING:
+    from modelctl.backends.images import ImagePart
+    from modelctl.chat.resolve import ChatSetup
 
 _MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: [chat] model in config.toml, else the embedded Gemma 3 270M."
 _DEPLOYMENT_HELP = "Which of the model's deployments to use, by id or kind (llama.cpp, ollama, openai, …)."
@@ -161,16 +165,8 @@ def chat(
             _show_dry_run(setup, conversation, as_json)
             return
         from modelctl.chat.history_log import open_log
-        from modelctl.chat.images import find_mmproj, load_images, vision_refusal
 
-        if setup.local is not None:
-            setup.backend.mmproj = find_mmproj(setup, mmproj)  # type: ignore[attr-defined]
-        elif mmproj is not None:
-            raise UsageError("--mmproj is for local GGUF models; this one runs on a server or API")
-        refused = vision_refusal(setup, state.get_registry) if image or text is None else None
-        if image and refused is not None:
-            raise refused
-        images = load_images(image or [])
+        images, refused = _images(setup, image or [], mmproj, interactive=text is None)
         chat_session, turn_log, _ = open_log(setup, log=not no_log, resume_last=resume, session_name=session,
                                              system_flag=system, notify=output.warn)
         try:
@@ -188,6 +184,23 @@ def chat(
                 turn_log.history.close()
     finally:
         setup.backend.close()
+
+
+def _images(setup: "ChatSetup", image: List[str], mmproj: Optional[str],
+            *, interactive: bool) -> "tuple[tuple[ImagePart, ...], ModelctlError | None]":
+    """(the images of --image, read and checked; why /image cannot be used, None when it can).
+    A local model gets its vision projector (--mmproj, else its registry deployment's)."""
+    from modelctl.chat.images import find_mmproj, load_images, vision_refusal
+    from modelctl.cli import state
+
+    if setup.local is not None:
+        setup.backend.mmproj = find_mmproj(setup, mmproj)  # type: ignore[attr-defined]
+    elif mmproj is not None:
+        raise UsageError("--mmproj is for local GGUF models; this one runs on a server or API")
+    refused = vision_refusal(setup, state.get_registry) if image or interactive else None
+    if image and refused is not None:
+        raise refused
+    return load_images(image), refused
 
 
 def _say(message: str) -> None:
