@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from modelctl.backends.base import BaseBackend, Chunk, GenerationParams
-from modelctl.chat.fallback import FallbackBackend
+from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message
 from modelctl.chat.resolve import ChatSetup, open_chat
-from modelctl.chat.select import AUTO, Candidate, Constraints, select_services
-from modelctl.chat.tokens import Message, answer_tokens, count_for, deployment_cost
 from modelctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from modelctl.chat.select import Candidate, Constraints
     from modelctl.registry import Model
     from modelctl.registry.loader import RegistrySource
+
+# The MODEL that asks the selector to choose. The selector, the token counts and the fallback
+# backend are imported only by a chat that uses them: a plain chat starts without them.
+AUTO = "auto"
 
 
 def _usd(value: float) -> str:
@@ -31,6 +33,8 @@ def _usd(value: float) -> str:
 def answer_room(setup: ChatSetup, entry: "Model | None") -> int:
     """The most tokens the answer may take: the chat's max_tokens (flag, config, registry), else
     `answer_tokens`."""
+    from modelctl.chat.tokens import answer_tokens
+
     return answer_tokens(entry, setup.params.max_tokens)
 
 
@@ -38,7 +42,7 @@ def open_routed(
     model: str | None,
     messages: Sequence[Message],
     *,
-    constraints: Constraints | None = None,
+    constraints: "Constraints | None" = None,
     fallback: bool = False,
     max_cost: float | None = None,
     deployment: str | None = None,
@@ -70,6 +74,8 @@ def open_routed(
                                  registry=registry, notify=notify, **chat_options)
 
     if model == AUTO:
+        from modelctl.chat.select import Constraints, select_services
+
         k = constraints or Constraints()
         if max_cost is not None:
             k = Constraints(**{**k.__dict__, "max_cost": max_cost})
@@ -85,6 +91,8 @@ def open_routed(
     setup = opener(model, deployment)()
     entry, dep = setup.entry, setup.deployment
     if fallback and entry is not None and dep is not None:
+        from modelctl.chat.select import Constraints, select_services
+
         same = Constraints(task=None, model=entry.id, max_tokens=setup.params.max_tokens, max_cost=max_cost)
         others = [c for c in select_services(messages, same, registry=registry).candidates if c.deployment.id != dep.id]
         setup = _with_fallback(setup, f"{entry.id}@{dep.id}", others, opener, say)
@@ -99,11 +107,13 @@ def _capped(setup: ChatSetup, max_cost: float | None) -> ChatSetup:
     return setup
 
 
-def _with_fallback(setup: ChatSetup, service: str, others: Sequence[Candidate],
+def _with_fallback(setup: ChatSetup, service: str, others: "Sequence[Candidate]",
                    opener: Callable[[str | None, str | None], Callable[[], ChatSetup]],
                    notify: Callable[[str], None]) -> ChatSetup:
     if not others:
         return setup
+    from modelctl.chat.fallback import FallbackBackend
+
     queue = [(c.id, opener(c.model.id, c.deployment.id)) for c in others]
     setup.backend = FallbackBackend(setup, service, queue, notify)
     return setup
@@ -140,6 +150,8 @@ class CostCapped(BaseBackend):
 def check_cost(setup: ChatSetup, messages: Sequence[Message], max_cost: float) -> None:
     """Refuse (UsageError) a request whose estimated cost is above `max_cost`, or unknown. The
     prompt is counted without asking a provider; the answer is priced at its most tokens."""
+    from modelctl.chat.tokens import count_for, deployment_cost
+
     entry, dep = setup.entry, setup.deployment  # after a fallback switch: the service now used
     if entry is None or dep is None:
         raise UsageError(f"--max-cost: the registry has no price for '{setup.model_id}', so its cost is unknown")
@@ -162,6 +174,8 @@ def dry_run(setup: ChatSetup, messages: Sequence[Message]) -> dict[str, Any]:
     shown), the prompt's tokens and the estimated cost."""
     from modelctl.backends.base import is_local
     from modelctl.backends.urls import redact_url
+    from modelctl.chat.fallback import FallbackBackend
+    from modelctl.chat.tokens import count_for, deployment_cost
 
     backend = setup.backend
     while isinstance(backend, (CostCapped, FallbackBackend)):  # the service that would be asked first

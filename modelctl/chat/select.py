@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from modelctl.registry import Deployment, Model
     from modelctl.registry.loader import RegistrySource
 
-AUTO = "auto"  # the MODEL that asks for a choice
 PREFERENCES = ("cheapest", "fastest", "largest-context", "local")
 
 

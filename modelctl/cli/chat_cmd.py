@@ -215,10 +215,12 @@ def _constraints(model: Optional[str], max_tokens: Optional[int], prefer: Option
                  free: bool, task: Optional[str], min_context: Optional[int]):
     """The -m auto constraints; None when MODEL is not auto and no constraint flag was given
     (given with another MODEL, they are refused by the routing)."""
-    from modelctl.chat.select import AUTO, Constraints
+    from modelctl.chat.route import AUTO
 
     if model != AUTO and not (prefer or local_only or free or task or min_context):
         return None
+    from modelctl.chat.select import Constraints
+
     return Constraints(task=task or "chat", local=local_only, free=free, min_context=min_context,
                        max_tokens=max_tokens, prefer=prefer or "cheapest")
 
