@@ -119,6 +119,15 @@ def test_image_type_is_checked_by_its_bytes(cli, server, vision_registry, tmp_pa
     assert not server.calls("/v1/chat/completions")
 
 
+@pytest.mark.parametrize("ref", ["ftp://example.com/cat.png", "file:///tmp/cat.png", "s3://bucket/cat.png"])
+def test_a_url_the_service_cannot_fetch_is_refused_as_such(ref, cli, server, vision_registry, provider_env):
+    provider_env.setenv("OPENAI_API_KEY", FAKE_KEY)
+    result = cli("--registry", vision_registry, "chat", "-m", "test/seer", "--image", ref, "Hi")
+    assert result.exit_code == 2 and result.stderr.startswith("modelctl: error:")
+    assert "only http(s) URLs" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not server.calls("/v1/chat/completions")
+
+
 def test_a_local_gguf_model_says_what_it_would_need(cli, tmp_path):
     picture = tmp_path / "cat.png"
     picture.write_bytes(PICTURE)

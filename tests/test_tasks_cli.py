@@ -80,6 +80,23 @@ def test_image_output_is_never_overwritten_without_force(server, run):
     assert target.read_bytes() == task_wire.png()
 
 
+@pytest.mark.parametrize("args", [["--size", "big"], ["--size", "0x512"], ["--size", "512x"],
+                                  ["-o", "missing-folder/cat.png"], ["-o", "note.txt/cat.png"]])
+def test_image_refuses_a_bad_size_or_output_before_the_request(args, server, run):
+    (run.work / "note.txt").write_text("a file, not a folder")
+    result = run("image", "-m", "test/painter", *args, "a cat")
+    assert result.exit_code == 2 and result.stderr.startswith("modelctl: error:"), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert not server.calls("/v1/images/generations")
+
+
+def test_image_size_is_sent_normalised_and_auto_is_kept(server, run):
+    server.route("POST", "/v1/images/generations", task_wire.images(task_wire.png()))
+    assert run("image", "-m", "test/painter", "--size", " 1792X1024", "a cat").exit_code == 0
+    assert run("image", "-m", "test/painter", "--size", "auto", "a cat").exit_code == 0
+    assert [call.body["size"] for call in server.calls("/v1/images/generations")] == ["1792x1024", "auto"]
+
+
 def test_speak_writes_audio_with_the_extension_of_what_came(server, run):
     server.route("POST", "/v1/audio/speech", task_wire.speech())
     result = run("speak", "-m", "test/voice", "--voice", "nova", "--json", input="Hello there")

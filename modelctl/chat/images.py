@@ -3,6 +3,7 @@ bytes, 20 MB at most), refused in one clear error for a model that does not take
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -23,6 +24,9 @@ def load_image(ref: str) -> ImagePart:
 
         check_url(ref, "--image")
         return ImagePart(url=ref)
+    if re.match(r"[a-z][a-z0-9+.-]*://", ref, re.IGNORECASE) and not Path(ref).exists():
+        raise UsageError(f"picture '{ref}': only http(s) URLs are fetched by the service; "
+                         "other images must be files here")
     data, kind = read_image(ref)
     return ImagePart(media_type=kind, data=data)
 

@@ -27,10 +27,13 @@ def image(
     and -o PATH: PATH-1, PATH-2, …)."""
     from modelctl.cli import output as out
     from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
+    from modelctl.tasks.media import image_size
 
     text = given_text(prompt, "prompt")
     options = request_options(option)
     check_output(output, count, force=force)
+    if size:
+        image_size(size)  # a malformed size is refused before the request is paid for
     client = open_client("text-to-image", model, deployment, api_base, api_key, debug)
     try:
         images = client.text_to_image(text, n=count, size=size, options=options)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 from modelctl.backends.http import ErrorContext, HttpClient, error
 from modelctl.backends.server_text import provider_message
 from modelctl.errors import BackendError, UsageError
-from modelctl.tasks.media import sniff
+from modelctl.tasks.media import image_size, sniff
 from modelctl.tasks.openai_tasks import image_from_bytes
 from modelctl.tasks.results import Audio, Fill, Image, Label, Segment, Transcript
 
@@ -94,11 +94,9 @@ class HFTasks:
     def text_to_image(self, prompt: str, *, n: int = 1, size: str | None = None,
                       options: dict[str, Any] | None = None) -> list[Image]:
         parameters = dict(options or {})
-        if size:
-            width, _, height = size.lower().partition("x")
-            if not (width.isdigit() and height.isdigit()):
-                raise UsageError(f"--size '{size}' is not WIDTHxHEIGHT (e.g. 1024x1024)")
-            parameters.update(width=int(width), height=int(height))
+        dimensions = image_size(size) if size else None
+        if dimensions:
+            parameters.update(width=dimensions[0], height=dimensions[1])
         # The task makes one image per request.
         return [image_from_bytes(self._bytes(prompt, parameters), self.label) for _ in range(n)]
 

@@ -48,6 +48,17 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+def image_size(size: str) -> tuple[int, int] | None:
+    """(width, height) of a `--size` such as 1024x1024; None for `auto` (the service chooses)."""
+    text = size.strip().lower()
+    if text == "auto":
+        return None
+    width, _, height = text.partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise UsageError(f"--size '{size}' is not WIDTHxHEIGHT (e.g. 1024x1024) or auto")
+    return int(width), int(height)
+
+
 def _read(path: str, what: str, limit: int, accepted: tuple[str, ...]) -> tuple[bytes, str]:
     data = read_user_file(path, what, limit=limit)
     if not data:

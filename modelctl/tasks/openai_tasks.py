@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from modelctl.backends.http import Form, error
 from modelctl.backends.server_text import provider_message
 from modelctl.errors import BackendError
-from modelctl.tasks.media import EXTENSIONS, sniff
+from modelctl.tasks.media import EXTENSIONS, image_size, sniff
 from modelctl.tasks.results import Audio, Image, Label, Segment, Transcript
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ class OpenAITasks:
         model = (self.backend.deployment.model or "").lower()
         # gpt-image-1 always answers in base64 and refuses the field; DALL·E answers with URLs without it.
         fmt = None if model.startswith("gpt-image") else "b64_json"
+        if size:
+            dimensions = image_size(size)
+            size = f"{dimensions[0]}x{dimensions[1]}" if dimensions else "auto"
         body = self._body(prompt=prompt, n=n, size=size, response_format=fmt, **(options or {}))
         data = self.wire.obj(self._post("/images/generations", body), "the answer", optional=False)
         images = []

@@ -27,6 +27,9 @@ def output_paths(output: str | None, count: int, stem: str, ext: str, *, force: 
     path = Path(output)
     paths = [path] if count == 1 else [path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.' + ext}")
                                       for i in range(count)]
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write '{path}': '{folder}' is not a directory")
     taken = [p for p in paths if p.exists() or p.is_symlink()]
     if taken and not force:
         raise UsageError(f"'{taken[0]}' exists", hint="pass --force to overwrite it, or -o another path")
