@@ -78,6 +78,14 @@ def test_a_malformed_aliases_table_is_one_error(cli, modelctl_home):
     one_error_line(cli("show", "fast"), 2, "aliases.fast must be a table with a model")
 
 
+@pytest.mark.parametrize("args", [["show", "mine"], ["chat", "-m", "mine", "hi"], ["embed", "-m", "mine", "hi"],
+                                  ["tokens", "-m", "mine", "hi"], ["rm", "mine"], ["pull", "mine"]])
+def test_a_hand_written_alias_of_an_unknown_model_says_which_alias(cli, modelctl_home, args):
+    (modelctl_home / "config").mkdir()
+    (modelctl_home / "config" / "config.toml").write_text('[aliases]\nmine = "gemma-3-270m-typo"\n')
+    one_error_line(cli(*args), 4, "alias 'mine' names unknown model 'gemma-3-270m-typo'", "did you mean")
+
+
 def test_chat_through_an_alias_with_the_real_model(model_path, run_modelctl):
     """The alias's options are defaults (greedy, 3 tokens); a flag overrides one of them."""
     assert run_modelctl("alias", "set", "tiny", str(model_path), "-o", "temperature=0", "-o", "max_tokens=3").returncode == 0

@@ -209,7 +209,23 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
         from modelctl.registry.aliases import find_alias
 
         alias = find_alias(name)
-        name = alias.model if alias else name
+        if alias is not None:
+            try:
+                return _resolve_target(alias.model, deployment, registry, check)
+            except NotFoundError as exc:
+                if not _names_the_target(exc, alias.model):
+                    raise
+                raise NotFoundError(f"alias '{alias.name}' names {exc.message}", hint=exc.hint) from None
+    return _resolve_target(name, deployment, registry, check)
+
+
+def _names_the_target(exc: NotFoundError, target: str) -> bool:
+    """Whether `exc` says the alias's own target is unknown (not, say, a missing deployment)."""
+    return exc.message == f"unknown model '{target}'"
+
+
+def _resolve_target(name: str | None, deployment: str | None, registry: "RegistrySource",
+                    check: bool) -> "LocalModel | ServedModel":
     if not name or looks_like_path(name) or name.startswith("hf:"):
         if deployment:
             raise UsageError("--deployment applies to registry models")

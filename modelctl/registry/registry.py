@@ -72,11 +72,16 @@ class Registry:
         model = self.get(name)
         if model is not None:
             return model
+        target = (self._user_targets or {}).get(name.strip().lower())
+        if target is not None:  # a hand-written alias whose model is not in the registry
+            raise NotFoundError(f"alias '{name}' names unknown model '{target}'", hint=self._did_you_mean(target))
+        raise NotFoundError(f"unknown model '{name}'", hint=self._did_you_mean(name))
+
+    def _did_you_mean(self, name: str) -> str:
         suggestions = self.suggest(name)
-        hint = "see `modelctl search`"
         if suggestions:
-            hint = "did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?"
-        raise NotFoundError(f"unknown model '{name}'", hint=hint)
+            return "did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?"
+        return "see `modelctl search`"
 
     def model_for_file(self, path: str | os.PathLike[str]) -> Model | None:
         """The model one of whose llama.cpp files has the base name of `path` (any case): a GGUF
