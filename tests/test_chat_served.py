@@ -42,3 +42,19 @@ def test_local_only_and_server_only_flags_are_refused(server, cli, tmp_path):  #
     r = cli("chat", "-m", str(tmp_path / "x.gguf"), "Hi", "--deployment", "ollama")
     assert r.exit_code == 2 and "--deployment applies to registry models" in r.output
     assert server.requests == []
+
+
+def test_a_server_that_ignores_stream_true_is_read_whole(server, cli):  # noqa: F811
+    """Some OpenAI-compatible servers answer a streamed request with one JSON document."""
+    server.route("POST", "/v1/chat/completions", openai_wire.completion("Whole answer", usage=(6, 2)))
+    r = cli("chat", "--api-base", f"{server.url}/v1", "-m", "m", "Hi", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["text"] == "Whole answer" and data["usage"] == {"prompt_tokens": 6, "completion_tokens": 2}
+    assert server.calls("/v1/chat/completions")[0].body["stream"] is True
+    server.route("POST", "/v1/completions", openai_wire.text_completion(" upon a time"))
+    r = cli("complete", "--api-base", f"{server.url}/v1", "-m", "m", "Once")
+    assert r.exit_code == 0 and r.stdout == " upon a time\n", r.output
+    server.route("POST", "/v1/chat/completions", openai_wire.error(200, "quota exceeded"))
+    r = cli("chat", "--api-base", f"{server.url}/v1", "-m", "m", "Hi")
+    assert r.exit_code == 7 and "quota exceeded" in r.stderr and len(r.stderr.splitlines()) == 1, r.output

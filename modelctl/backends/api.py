@@ -237,7 +237,15 @@ class ApiBackend(BaseBackend):
         if not stream:
             text, state = self.read_whole(self.http.request_json("POST", url, body, params=query))
             return self.whole_answer(text, state, clock)
-        return self.stream_chunks(self.http.open_stream(url, body, params=query), self.read_event, clock)
+        lines = self.http.open_stream(url, body, params=query)
+        if lines.is_json():  # the server ignored `stream: true`: its answer is whole
+            try:
+                text, state = self.read_whole(lines.whole_json())
+            finally:
+                lines.close()
+            self.debug.line("answer", f"{self.label} sent the answer whole, not streamed")
+            return self.whole_answer(text, state, clock)
+        return self.stream_chunks(lines, self.read_event, clock)
 
     def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
                      options: dict[str, Any]) -> dict[str, Any]:

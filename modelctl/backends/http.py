@@ -337,12 +337,7 @@ class HttpClient:
                      retry: RetryPolicy | None = None, form: "Form | None" = None) -> Any:
         """Send a request (a JSON `body`, or a multipart `form`) and return its JSON answer."""
         response = self._send(method, url, body, params, stream=False, retry=retry, form=form)
-        try:
-            return wire.loads(response.content)
-        except ValueError as exc:
-            why = str(exc) if "nested" in str(exc) else one_line(response.text, 120)
-            raise error(BackendError, f"{self.ctx.provider} answered with something that is not JSON "
-                        f"({what_came(response)}): {why}") from None
+        return parse_json(self.ctx, response, response.content)
 
     def request_bytes(self, method: str, url: str, body: Any = None, *, params: Mapping[str, str] | None = None,
                       form: "Form | None" = None) -> tuple[bytes, str]:
@@ -410,6 +405,15 @@ class LineStream:
         except _limits.LimitExceeded as exc:
             raise self.interrupted(f"the answer {exc.why}") from None
 
+    def is_json(self) -> bool:
+        """Whether the server answered with one JSON document instead of events (some
+        OpenAI-compatible servers ignore `stream: true`)."""
+        return media_type(self.response) == "application/json"
+
+    def whole_json(self) -> Any:
+        """That JSON document, read within the stream's time and size limits."""
+        return parse_json(self.client.ctx, self.response, "\n".join(self.lines()))
+
     def events(self) -> Iterator[Event]:
         for event in iter_sse(self.lines()):
             self.events_read += 1
@@ -429,6 +433,17 @@ class LineStream:
 
     def close(self) -> None:
         self.response.close()
+
+
+def parse_json(ctx: ErrorContext, response, content: str | bytes) -> Any:
+    """The JSON of a response's `content`; what came instead is said in a BackendError."""
+    try:
+        return wire.loads(content)
+    except ValueError as exc:
+        text = content if isinstance(content, str) else response.text
+        why = str(exc) if "nested" in str(exc) else one_line(text, 120)
+        raise error(BackendError, f"{ctx.provider} answered with something that is not JSON "
+                    f"({what_came(response)}): {why}") from None
 
 
 def media_type(response) -> str:

@@ -19,7 +19,17 @@ def provider_message(body: Any, text: str = "") -> str:
     (Mistral), `{"error": "..."}` (Hugging Face, Ollama), `{"detail": ...}` (FastAPI servers);
     else the start of the body's text. On one line, at most MESSAGE_CHARS long, control
     characters shown as escapes (a server's words never drive the terminal)."""
-    return one_line(_message(body) or (body is None and _salvaged(text)) or text)
+    return one_line(_message(body) or (body is None and _salvaged(text)) or text or _shown(body))
+
+
+def _shown(body: Any) -> str:
+    """A body with no message in it, as JSON (cut), so that an error still says what came."""
+    if body is None:
+        return ""
+    try:
+        return json.dumps(body, ensure_ascii=False, default=str)[: MESSAGE_CHARS * 4]
+    except (TypeError, ValueError, RecursionError):
+        return type(body).__name__
 
 
 def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
