@@ -109,6 +109,30 @@ def test_a_local_count_is_the_rendered_prompt_the_chat_evaluates(model_path, loa
     assert report.count.tokens > len(loaded_gemma._loaded.tokenize(messages[-1]["content"].encode(), add_bos=False))
 
 
+@pytest.mark.parametrize("text", ["Once upon a time", MIXED, "<start_of_turn>user is text here"])
+def test_a_local_text_count_is_what_complete_evaluates(model_path, loaded_gemma, text):
+    from modelctl.backends.base import GenerationParams
+
+    report = token_report(str(model_path), [{"role": "user", "content": text}], text_only=True)
+    next(iter(loaded_gemma.complete(text, GenerationParams(max_tokens=1))), None)
+    assert report.counted == "text" and report.count.exact
+    assert report.count.tokens == len(loaded_gemma.last_prompt_tokens)
+
+
+def test_an_embedding_model_counts_the_bare_text_and_keeps_no_room_for_an_answer(cli, tmp_path):
+    registry = write_registry(tmp_path / "r.toml", model(
+        "test/embedder", {"kind": "openai", "model": "text-embedding-3-small", "cost_input": 0.02},
+        tasks=["embedding"], context_window=8191, access={"free_tier": False, "local_capable": False}))
+    r = cli("--registry", str(registry), "tokens", "-m", "test/embedder", "--json", "hello world")
+    data = json.loads(r.stdout)
+    assert (data["tokens"], data["exact"], data["counted"], data["max_tokens"]) == (2, True, "text", 0)
+    assert data["costs"][0]["total_usd"] == pytest.approx(2 * 0.02 / 1e6)
+    r = cli("--registry", str(registry), "tokens", "-m", "test/embedder", "--conversation", "--json", "hello world")
+    assert json.loads(r.stdout)["counted"] == "conversation" and json.loads(r.stdout)["tokens"] > 2
+    r = cli("--registry", str(registry), "tokens", "-m", "test/embedder", "-s", "Be brief.", "hello world")
+    assert r.exit_code == 2 and "counted alone" in r.stderr
+
+
 def test_the_cli_counts_a_local_model_with_its_template(cli, model_path):
     r = cli("tokens", "-m", str(model_path), "--json", "Hello there, how are you?")
     assert r.exit_code == 0, r.output

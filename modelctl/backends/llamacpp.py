@@ -499,6 +499,10 @@ class LlamaCppBackend(BaseBackend):
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.tokenize_rendered(self.render(messages)))
 
+    def count_text(self, text: str) -> int:
+        """Tokens of `text` as `complete` (and an embedding) reads it: no template."""
+        return len(_text_tokens(self._tokenizer, text))
+
     def _piece(self, llama_cpp, token: int) -> bytes:
         """The text of `token` as generated (control tokens: empty, but harmony's markers), cached."""
         piece = self._pieces.get(token)
@@ -651,9 +655,7 @@ class LlamaCppBackend(BaseBackend):
         llama_cpp = import_llama_cpp()
         llm = self.load()
         t0 = time.perf_counter()
-        # Special-token text in the input stays text: what the user wrote is not a control token.
-        prompt = llm.tokenize(text.encode("utf-8"), add_bos=llm.token_bos() >= 0 and llm._model.add_bos_token(),
-                              special=False)
+        prompt = _text_tokens(llm, text)
         self.last_rendered, self.last_prompt_tokens = None, prompt
         return self._generate(llama_cpp, prompt, params, None, False, t0, what="the text")
 
@@ -754,3 +756,10 @@ class LlamaCppBackend(BaseBackend):
             return [list(map(float, v)) for v in self._embedder.embed(list(texts), normalize=True)]
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp could not embed the input: {exc}") from None
+
+
+def _text_tokens(llm: "Llama", text: str) -> list[int]:
+    """`text` as it stands, with only the BOS token the model asks for. Special-token text in
+    it stays text: what the user wrote is not a control token."""
+    return llm.tokenize(text.encode("utf-8"), add_bos=llm.token_bos() >= 0 and llm._model.add_bos_token(),
+                        special=False)

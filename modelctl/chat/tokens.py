@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from modelctl.errors import ModelctlError, UsageError
 
 if TYPE_CHECKING:
-    from modelctl.chat.resolve import LocalModel, RegistrySource
+    from modelctl.chat.resolve import LocalModel, RegistrySource, ServedModel
     from modelctl.registry import Deployment, Model
 
 Message = Mapping[str, str]
@@ -74,6 +74,44 @@ def estimate_rendered(entry: "Model", messages: Sequence[Message], note: str) ->
     text = tpl.render(list(messages), add_generation_prompt=True).text
     return TokenCount(math.ceil(len(text) / CHARS_PER_TOKEN), ESTIMATE_METHOD, False,
                       f"{note}; the prompt rendered with template {tpl.name}, estimated")
+
+
+def estimate_text(text: str, note: str) -> TokenCount:
+    """The documented estimate of a bare text: ceil(characters / 4)."""
+    return TokenCount(math.ceil(len(text) / CHARS_PER_TOKEN), ESTIMATE_METHOD, False, note)
+
+
+def count_text(entry: "Model | None", dep: "Deployment | None", text: str,
+               local_file: "LocalModel | None" = None) -> TokenCount:
+    """Tokens of `text` as it stands, with no chat format: what `complete` sends and what an
+    embedding model reads. Local GGUF: its vocabulary; OpenAI ids: tiktoken; else the estimate."""
+    if local_file is not None:
+        from modelctl.backends.llamacpp import LlamaCppBackend
+
+        backend = LlamaCppBackend(local_file.path, model_id=local_file.model_id, gguf=local_file.gguf)
+        try:
+            tokens = backend.count_text(text)
+        finally:
+            backend.close()
+        return TokenCount(tokens, f"llama.cpp vocabulary of {local_file.path.name}", True)
+    if dep is not None and dep.kind in OPENAI_KINDS:
+        from modelctl.backends.openai_tokens import EncodingUnavailable, encoding, encoding_name
+
+        model_id = dep.model or (entry.id if entry else "")
+        name = encoding_name(model_id)
+        if name is None:
+            return estimate_text(text, f"no tiktoken encoding is known for '{model_id}'")
+        try:
+            return TokenCount(len(encoding(name).encode(text, disallowed_special=())), f"tiktoken {name}", True)
+        except EncodingUnavailable as exc:
+            return estimate_text(text, str(exc))
+    kind = dep.kind if dep is not None else "ollama"
+    return estimate_text(text, f"no tokenizer for '{kind}' deployments is available here")
+
+
+def reads_text_only(entry: "Model | None") -> bool:
+    """Whether a model takes bare text, not a conversation: an embedding model that does not chat."""
+    return entry is not None and "embedding" in entry.tasks and "chat" not in entry.tasks
 
 
 def count_openai(model_id: str, messages: Sequence[Message]) -> TokenCount:
@@ -189,6 +227,7 @@ class TokenReport:
     max_tokens: int
     context_window: int | None
     costs: list[DeploymentCost] = field(default_factory=list)
+    counted: str = "conversation"  # or "text": the bare text, no chat format (`--text`, embedding models)
 
     @property
     def fits(self) -> bool | None:
@@ -199,7 +238,7 @@ class TokenReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.model_id, "deployment": self.deployment, **self.count.to_dict(),
-                "max_tokens": self.max_tokens, "context_window": self.context_window, "fits": self.fits,
+                "counted": self.counted, "max_tokens": self.max_tokens, "context_window": self.context_window, "fits": self.fits,
                 "costs": [c.to_dict() for c in self.costs]}
 
 
@@ -223,14 +262,20 @@ def gguf_context(local: "LocalModel") -> int | None:
 
 def token_report(model: str | None, messages: Sequence[Message], *, deployment: str | None = None,
                  template: str | None = None, max_tokens: int | None = None, api_key: str | None = None,
-                 registry: "RegistrySource" = None,
+                 registry: "RegistrySource" = None, text_only: bool | None = None,
                  notify: Callable[[str], None] | None = None) -> TokenReport:
     """Count `messages` for MODEL (as `chat --model MODEL [--deployment D]` would send them) and
     price them on each of the model's deployments. `max_tokens` is the room kept for the answer
-    (default: `answer_tokens`)."""
+    (default: `answer_tokens`). With `text_only` (default: for embedding models) the one user
+    message is counted as bare text, as `complete` and `embed` send it; an embedding keeps no
+    room for an answer."""
     from modelctl.chat.resolve import LocalModel, resolve_target
 
     target = resolve_target(model, deployment, registry=registry, check=False)
+    if text_only is None:
+        text_only = reads_text_only(target.entry)
+    if text_only:
+        return _text_report(target, messages, template, max_tokens)
     entry: "Model | None"
     if isinstance(target, LocalModel):
         entry, model_id = target.entry, target.model_id
@@ -250,6 +295,25 @@ def token_report(model: str | None, messages: Sequence[Message], *, deployment: 
     room = answer_tokens(entry, max_tokens)
     costs = [deployment_cost(entry, d, count.tokens, room) for d in entry.deployments] if entry else []
     return TokenReport(model_id, dep_id, count, room, window, costs)
+
+
+def _text_report(target: "LocalModel | ServedModel", messages: Sequence[Message], template: str | None,
+                 max_tokens: int | None) -> TokenReport:
+    from modelctl.chat.resolve import LocalModel
+
+    if len(messages) != 1 or messages[0].get("role") != "user":
+        raise UsageError("a text is counted alone: --system and --messages are for conversations")
+    if template is not None:
+        raise UsageError("--template: a text is counted with no template")
+    entry = target.entry
+    local = target if isinstance(target, LocalModel) else None
+    dep = target.deployment if not isinstance(target, LocalModel) else entry.deployment("llama.cpp") if entry else None
+    count = count_text(entry, dep, messages[0].get("content", ""), local)
+    embedding = reads_text_only(entry)
+    room = 0 if embedding and not max_tokens else answer_tokens(entry, max_tokens)
+    window = (entry.context_window if entry else None) or (gguf_context(local) if local else None)
+    costs = [deployment_cost(entry, d, count.tokens, room) for d in entry.deployments] if entry else []
+    return TokenReport(target.model_id, dep.id if dep else None, count, room, window, costs, counted="text")
 
 
 def _count_served(entry: "Model", dep: "Deployment", messages: Sequence[Message], api_key: str | None,

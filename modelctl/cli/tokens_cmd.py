@@ -48,6 +48,10 @@ def tokens(
     template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (local models)."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", "-n", min=1, help="Tokens to keep for the answer (default: the registry's, else 512)."),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help="Key for a provider's count endpoint (Anthropic, Gemini). Never printed."),
+    text_only: Optional[bool] = typer.Option(
+        None, "--text/--conversation",
+        help="Count TEXT as it stands, with no chat format, as `complete` and `embed` send it "
+             "(default for embedding models), or as a chat's user message (default otherwise)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Count a prompt's tokens with the model's tokenizer (the rendered prompt, template
@@ -57,18 +61,21 @@ def tokens(
 
     require_values(model=model, messages=messages, deployment=deployment, template=template, api_key=api_key)
     report = token_report(model, _messages(text, messages, system), deployment=deployment, template=template,
-                          max_tokens=max_tokens, api_key=api_key, registry=state.get_registry, notify=output.warn)
+                          max_tokens=max_tokens, api_key=api_key, registry=state.get_registry, text_only=text_only,
+                          notify=output.warn)
     if as_json:
         output.print_records(report.to_dict())
         return
     count = report.count
     how = count.method if count.exact else f"{count.method}: {count.note}" if count.note else count.method
-    print(f"{report.model_id}: {count.tokens} tokens ({'exact' if count.exact else 'estimated'}, {how})")
+    what = ", the text alone" if report.counted == "text" else ""
+    print(f"{report.model_id}: {count.tokens} tokens{what} ({'exact' if count.exact else 'estimated'}, {how})")
+    room = f" with {report.max_tokens} tokens for the answer" if report.max_tokens else ""
     if report.context_window is None:
-        print(f"context window: unknown; {report.max_tokens} tokens kept for the answer")
+        print("context window: unknown" + (f"; {report.max_tokens} tokens kept for the answer" if room else ""))
     else:
         verdict = "fits" if report.fits else "does NOT fit"
-        print(f"context window {report.context_window}: {verdict} with {report.max_tokens} tokens for the answer")
+        print(f"context window {report.context_window}: {verdict}{room}")
     if report.costs:
         rows = [[c.deployment, c.kind, _usd(c.input_per_mtok), _usd(c.output_per_mtok), _usd(c.input_usd),
                  _usd(c.total_usd)] for c in report.costs]
