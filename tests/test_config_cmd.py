@@ -111,6 +111,8 @@ def test_values_are_toml_with_a_fallback_to_text(cli, config_file):
     (["api_base.ollama", "not a url"], 2, ["api_base.ollama"]),
     (["aliases.fast.model", "x"], 2, ["modelctl alias set"]),
     (["chat..x", "1"], 2, ["is not a key"]),
+    (["chat.model", ""], 2, ["chat.model must name a model", "config unset chat.model"]),
+    (["models.gemma-3-270m.template", " "], 2, ["must name a template"]),
 ])
 def test_bad_keys_and_values_are_refused_before_writing(cli, config_file, args, code, words):
     line = one_error_line(cli("config", "set", *args), code, *words)

@@ -125,6 +125,8 @@ def test_resuming_what_is_not_there(cli, server, priced):
     assert r.exit_code == 2 and "--continue and --session" in r.output
     r = cli("--registry", priced, "chat", "-m", "test/priced", "--session", "42", "Hi")
     assert r.exit_code == 2 and "session name '42'" in r.output
+    r = cli("--registry", priced, "chat", "-m", "test/priced", "--session", "notes\x1b]0;x\x07", "Hi")
+    assert r.exit_code == 2 and "holds control characters" in r.stderr and "\x1b" not in r.stderr
     assert cli("history", "show", "nope").exit_code == 4
     assert server.requests == []
 

@@ -109,3 +109,39 @@ def test_no_color_gives_plain_text_at_a_terminal(modelctl_home, served):
     answer = at_terminal(["chat", "--api-base", f"{served.url}/v1", "-m", "m", "Colours?"], modelctl_home,
                          NO_COLOR="1")
     assert "Red" in answer and not ESCAPE.search(answer), repr(answer)
+
+
+def _text_options():
+    """(command words, option) for every text option of every command and subcommand."""
+    import typer.main
+
+    from modelctl.cli.flags import EMPTY_ALLOWED
+    from modelctl.cli.main import make_app
+
+    def walk(command, words):
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                yield from walk(sub, [*words, name])
+            return
+        for param in command.params:
+            if (type(param).__name__.endswith("Option") and not param.is_flag and param.type.name == "str"
+                    and param.name not in EMPTY_ALLOWED):
+                yield words, param.opts[0]
+
+    return list(walk(typer.main.get_command(make_app()), []))
+
+
+TEXT_OPTIONS = _text_options()
+
+
+def test_every_text_option_is_covered():
+    assert len(TEXT_OPTIONS) > 60 and (["list"], "--provider") in TEXT_OPTIONS
+    assert (["history", "export"], "--output") in TEXT_OPTIONS
+
+
+@pytest.mark.parametrize("words,option", TEXT_OPTIONS, ids=[" ".join(w) + " " + o for w, o in TEXT_OPTIONS])
+def test_an_empty_value_is_a_usage_error_not_the_default(cli, words, option):
+    result = cli(*words, option, " ")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"modelctl: error: {option} needs a value; it was given an empty one"
+    assert result.stdout == ""

@@ -115,9 +115,14 @@ def _template(session: "ChatSession") -> str | None:
 
 
 def check_session_name(name: str) -> str:
-    """A session name: not empty, not a number (numbers are conversation ids), one line."""
-    if not name.strip() or name.isdigit() or any(c in name for c in "\n\r\t\0"):
+    """A session name: not empty, not a number (numbers are conversation ids), printable text
+    (no control characters: names are shown in tables and typed back)."""
+    if not name.strip() or name.isdigit():
         raise UsageError(f"session name {name!r}: give a word (a number names a conversation by id)")
+    if not name.isprintable():
+        from modelctl.chat.render import safe
+
+        raise UsageError(f"session name '{safe(name)}' holds control characters: give printable words")
     return name
 
 

@@ -25,6 +25,8 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 # The least value of the integers, as the flags of the same names check it.
 CONFIG_MINIMUMS = {"ctx": 16, "gpu_layers": -1, "threads": 1, "max_tokens": 1, "top_k": 0, "retention_days": 0}
+# Keys whose string names something (an empty one would name nothing; unset the key instead).
+NAMED = ("model", "template")
 # Keys of a [models."ID"] table: the [chat] defaults but the model itself.
 MODEL_KEYS = {k: v for k, v in CONFIG_KEYS.items() if k != "model"}
 HISTORY_KEYS: dict[str, type | tuple[type, ...]] = {"log": bool, "retention_days": int}
@@ -60,6 +62,8 @@ def check_value(key: str, value: Any, expected: type | tuple[type, ...], *, wher
         raise UsageError(f"{prefix}{key} must be {_TYPE_WORDS.get(expected, expected)}, "
                          f"not {type(value).__name__} {value!r}")
     name = key.rsplit(".", 1)[-1]
+    if name in NAMED and isinstance(value, str) and not value.strip():
+        raise UsageError(f"{prefix}{key} must name a {name}, not be empty", hint=f"modelctl config unset {key}")
     if name in CONFIG_MINIMUMS and isinstance(value, int) and value < CONFIG_MINIMUMS[name]:
         raise UsageError(f"{prefix}{key} must be at least {CONFIG_MINIMUMS[name]}, not {value}")
     if isinstance(value, list) and not all(isinstance(v, str) for v in value):

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from modelctl.cli import complete
-from modelctl.cli.flags import require_values
 from modelctl.errors import ModelctlError, UsageError
 
 if TYPE_CHECKING:
@@ -136,8 +135,6 @@ def chat(
     from modelctl.chat.route import open_routed
     from modelctl.cli import output, state
 
-    require_values(model=model, template=template, deployment=deployment, api_base=api_base, api_key=api_key,
-                   session=session, schema=schema, prefer=prefer, task=task, mmproj=mmproj)
     text = prompt_text(prompt)
     system = None if system is None else clean_text(system)
     if text is None and (as_json or no_stream or schema is not None or json_mode):
@@ -275,7 +272,6 @@ def embed(
     from modelctl.chat.resolve import open_chat
     from modelctl.cli import output, state
 
-    require_values(model=model, deployment=deployment, api_base=api_base, api_key=api_key)
     _tolerant_stdin()
     items = [clean_text(t) for t in texts or []]
     if not items:

@@ -8,7 +8,6 @@ from typing import List, Optional
 import typer
 
 from modelctl.cli import gen_options as opt
-from modelctl.cli.flags import require_values
 from modelctl.errors import UsageError
 
 
@@ -43,7 +42,6 @@ def complete(
     from modelctl.cli import output, state
     from modelctl.cli.chat_cmd import parse_options, prompt_text
 
-    require_values(model=model, deployment=deployment, api_base=api_base, api_key=api_key)
     given = prompt_text(text)
     if given is None or not given.strip():
         raise UsageError("nothing to complete: give the text as an argument or on stdin")

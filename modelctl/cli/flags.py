@@ -10,13 +10,32 @@ if TYPE_CHECKING:
     import typer
 
 
-def require_values(**flags: str | None) -> None:
-    """An empty value for a flag that names something (`--template ''`) is a mistake, not a
-    request for the default: say so rather than ignore the flag. Keyword names are flag names
-    with `_` for `-`."""
-    for name, value in flags.items():
-        if value is not None and not value.strip():
-            raise UsageError(f"--{name.replace('_', '-')} needs a value; it was given an empty one")
+# Options whose empty value means something: `--system ''` sends no system message.
+EMPTY_ALLOWED = frozenset({"system"})
+
+
+def refuse_empty_values(command) -> None:
+    """Make every text option of `command` and its subcommands refuse an empty value
+    (`--provider ''`, `--since ''`): a flag given nothing is a mistake, not a request for the
+    default, and is said as such instead of being ignored."""
+    if getattr(command, "_empty_refused", False):
+        return
+    command._empty_refused = True
+    for param in command.params:
+        if (type(param).__name__.endswith("Option") and not param.is_flag and param.type.name in ("str", "text")
+                and param.name not in EMPTY_ALLOWED):
+            param.callback = _refusing_empty(param.callback)
+    for sub in getattr(command, "commands", {}).values():
+        refuse_empty_values(sub)
+
+
+def _refusing_empty(callback):
+    def check(ctx, param, value):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            raise UsageError(f"{param.opts[0]} needs a value; it was given an empty one")
+        return callback(ctx, param, value) if callback else value
+    return check
 
 
 def command_group(help: str) -> "typer.Typer":

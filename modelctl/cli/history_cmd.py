@@ -117,11 +117,9 @@ def remove(
     import time
 
     from modelctl.cli import output
-    from modelctl.cli.flags import require_values
     from modelctl.errors import UsageError
     from modelctl.history.when import parse_age
 
-    require_values(session=session, older_than=older_than)
     if sum(bool(x) for x in (ids, session, older_than)) != 1:
         raise UsageError("give conversation ids, --session NAME or --older-than AGE (one of them)")
     with _open() as history:

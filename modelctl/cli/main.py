@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from modelctl import __version__
 from modelctl.cli import output, state
+from modelctl.cli.flags import refuse_empty_values
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
 
 # Modules under modelctl.cli whose register(app) adds commands, in help order, with the names of
@@ -90,6 +91,7 @@ class ModelctlGroup(TyperGroup):
 
     def invoke(self, ctx):
         try:
+            refuse_empty_values(self)
             return super().invoke(ctx)
         except ModelctlError as exc:
             _debug_traceback()

@@ -108,9 +108,7 @@ def prompt(
     or --messages. The prompt is printed exactly, with the BOS token written out where the model
     uses one.
     """
-    from modelctl.cli.flags import require_values
 
-    require_values(model=model, template=template, messages=messages)
     variables = _template_variables(var or [])
     msgs = load_messages(messages)
     from modelctl.chat.prompt import render_prompt
@@ -176,9 +174,7 @@ def templates_list(
 
 def _gguf_templates_list(model: str, as_json: bool) -> None:
     from modelctl.chat.prompt import gguf_templates
-    from modelctl.cli.flags import require_values
 
-    require_values(model=model)
     found = gguf_templates(model, registry=state.get_registry)
     if as_json:
         output.print_json([{"name": name, "key": key} for name, key in found])

@@ -19,9 +19,7 @@ def services(
     servers are probed in parallel), with their service metadata: model id, endpoint, api
     version, deployment name."""
     from modelctl.backends.availability import services as check_services
-    from modelctl.cli.flags import require_values
 
-    require_values(model=model)
     registry = state.get_registry()
     models = [registry.resolve(model)] if model else list(registry)
     found = [s for s in check_services(models, timeout=timeout) if show_all or s.usable]

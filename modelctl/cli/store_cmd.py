@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from modelctl.cli import complete, output
-from modelctl.cli.flags import require_values
 from modelctl.cli.format import human_bytes
 
 if TYPE_CHECKING:
@@ -44,7 +43,6 @@ def pull(
     from modelctl.store.progress import PullProgress
     from modelctl.store.pull import pull as do_pull
 
-    require_values(quant=quant, deployment=deployment)
     try:
         with PullProgress(quiet=quiet, console=output.err()) as progress:
             report = do_pull(model, registry=state.get_registry, quant=quant, deployment=deployment,
@@ -81,7 +79,6 @@ def import_(
     from modelctl.cli import state
     from modelctl.store.manage import import_file
 
-    require_values(name=name)
     report = import_file(path, name, registry=state.get_registry)
     if as_json:
         output.print_records(report.to_dict())
@@ -106,7 +103,6 @@ def rm(
     from modelctl.errors import NotFoundError
     from modelctl.store.manage import removal_plan, remove
 
-    require_values(quant=quant)
     plan = removal_plan(model, quant, registry=state.get_registry)
     if not plan.items:
         what = f"{plan.model_id or model}" + (f" ({quant})" if quant else "")

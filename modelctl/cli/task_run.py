@@ -10,10 +10,8 @@ from typing import Any, Iterable, List, Optional
 def open_client(task: str, model: Optional[str], deployment: Optional[str], api_base: Optional[str],
                 api_key: Optional[str], debug: bool) -> Any:
     from modelctl.cli import state
-    from modelctl.cli.flags import require_values
     from modelctl.tasks import open_task
 
-    require_values(model=model, deployment=deployment, api_base=api_base, api_key=api_key)
     return open_task(task, model, registry=state.get_registry, deployment=deployment, api_base=api_base,
                      api_key=api_key, debug=debug or None)
 

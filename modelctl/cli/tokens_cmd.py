@@ -57,9 +57,7 @@ def tokens(
     """Count a prompt's tokens with the model's tokenizer (the rendered prompt, template
     included), estimate its cost on each deployment, and check it fits the context window."""
     from modelctl.chat.tokens import token_report
-    from modelctl.cli.flags import require_values
 
-    require_values(model=model, messages=messages, deployment=deployment, template=template, api_key=api_key)
     report = token_report(model, _messages(text, messages, system), deployment=deployment, template=template,
                           max_tokens=max_tokens, api_key=api_key, registry=state.get_registry, text_only=text_only,
                           notify=output.warn)
