@@ -67,7 +67,8 @@ def tokens(
     count = report.count
     how = count.method if count.exact else f"{count.method}: {count.note}" if count.note else count.method
     what = ", the text alone" if report.counted == "text" else ""
-    print(f"{report.model_id}: {count.tokens} tokens{what} ({'exact' if count.exact else 'estimated'}, {how})")
+    noun = "token" if count.tokens == 1 else "tokens"
+    print(f"{report.model_id}: {count.tokens} {noun}{what} ({'exact' if count.exact else 'estimated'}, {how})")
     room = f" with {report.max_tokens} tokens for the answer" if report.max_tokens else ""
     if report.context_window is None:
         print("context window: unknown" + (f"; {report.max_tokens} tokens kept for the answer" if room else ""))
