@@ -7,7 +7,7 @@ import json
 
 import pytest
 from providers import openai_wire
-from providers.kits import FAKE_KEY
+from providers.kits import FAKE_KEY, KITS, registry_for
 from registries import model, write_registry
 from test_tokens import GEMMA_DEPLOYMENT
 
@@ -216,6 +216,24 @@ def test_dry_run_never_shows_the_key(cli, tmp_path, server, provider_env):
         r = cli("--registry", str(registry), "chat", "-m", "t/keyed", "--dry-run", *extra, "Hi")
         assert r.exit_code == 0, r.output
         assert FAKE_KEY not in r.output and "tiktoken o200k_base" in r.stdout
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("kit", KITS, ids=[k.name for k in KITS])
+def test_dry_run_works_for_every_provider_and_sends_nothing(kit, cli, tmp_path, server, provider_env):
+    provider_env.setenv(kit.key_env, FAKE_KEY)
+    registry = registry_for(kit.deployment(server.url), tmp_path / "r.toml")
+    r = cli("--registry", registry, "chat", "-m", "test/served-model", "--dry-run", "--json", "Hi")
+    assert r.exit_code == 0, r.output
+    shown = json.loads(r.stdout)
+    assert shown["id"] == "test/served-model" and shown["tokens"]["tokens"] > 0
+    sent = shown["request"]["body"] if isinstance(shown.get("request"), dict) else shown["messages"]
+    assert "Hi" in json.dumps(sent) and FAKE_KEY not in r.output
+    refused = cli("--registry", registry, "chat", "-m", "test/served-model", "--dry-run", "--max-cost", "0.01", "Hi")
+    if kit.kind in ("ollama", "openai-compatible"):  # local services (a loopback server) cost 0
+        assert refused.exit_code == 0, refused.output
+    else:  # the test registry has no prices: the cost is unknown
+        assert refused.exit_code == 2 and "--max-cost" in refused.stderr, refused.output
     assert server.requests == []
 
 

@@ -168,17 +168,35 @@ def check_cost(setup: ChatSetup, messages: Sequence[Message], max_cost: float) -
         )
 
 
+def _request(backend: Any, messages: Sequence[Message], setup: ChatSetup) -> dict[str, Any] | None:
+    """The URL and JSON body a backend that writes its own requests would send; None for one
+    that does not (its client library does)."""
+    from modelctl.backends.api import pop_stream_flag
+    from modelctl.backends.urls import redact_url
+
+    if not hasattr(backend, "request_body"):
+        return None
+    stream, options = pop_stream_flag(setup.params.extra)
+    try:
+        url, query = backend.chat_target(stream)
+        body = backend.request_body(messages, setup.params, stream, options)
+    except NotImplementedError:
+        return None
+    return {"url": redact_url(url), "query": query, "body": body}
+
+
 def dry_run(setup: ChatSetup, messages: Sequence[Message]) -> dict[str, Any]:
     """What the chat would send, and to whom, without sending it: the service, the rendered
     prompt (a local model) or the request (URL and JSON body; keys travel in headers and are not
     shown), the prompt's tokens and the estimated cost."""
     from modelctl.backends.base import is_local
-    from modelctl.backends.urls import redact_url
     from modelctl.chat.fallback import FallbackBackend
     from modelctl.chat.tokens import count_for, deployment_cost
 
     backend = setup.backend
     while isinstance(backend, (CostCapped, FallbackBackend)):  # the service that would be asked first
+        if isinstance(backend, CostCapped):
+            check_cost(setup, messages, backend.max_cost)  # what --max-cost would refuse, it refuses here
         backend = backend.current
     entry, dep = setup.entry, setup.deployment
     data: dict[str, Any] = {"id": setup.model_id, "deployment": dep.id if dep else None, **setup.route}
@@ -188,15 +206,10 @@ def dry_run(setup: ChatSetup, messages: Sequence[Message]) -> dict[str, Any]:
                     tokens={"tokens": backend.count_tokens(messages), "method": "llama.cpp vocabulary", "exact": True},
                     max_tokens=room, cost_usd=0.0)
         return data
-    request_body = getattr(backend, "request_body", None)
-    if request_body is not None:
-        from modelctl.backends.api import pop_stream_flag
-
-        stream, options = pop_stream_flag(setup.params.extra)
-        url, query = backend.chat_target(stream)  # type: ignore[attr-defined]
-        data["request"] = {"url": redact_url(url), "query": query,
-                           "body": request_body(messages, setup.params, stream, options)}
-    else:
+    request = _request(backend, messages, setup)
+    if request is not None:
+        data["request"] = request
+    else:  # a backend whose client library writes the request (Hugging Face, Ollama)
         data["messages"] = [dict(m) for m in messages]
     if entry is not None and dep is not None:
         count = count_for(entry, dep, messages, ask_provider=False)
