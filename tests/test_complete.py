@@ -156,3 +156,7 @@ def test_chat_with_a_completion_only_model_points_to_complete(cli):
     result = cli("chat", "-m", "llama-2-7b", "Hello")
     assert result.exit_code == 2
     assert "base model for text completion" in result.stderr and "modelctl complete -m llama-2-7b" in result.stderr
+    assert "--template NAME to chat anyway" in result.stderr  # it runs locally, where templates apply
+    result = cli("chat", "-m", "gpt-3.5-turbo-instruct", "Hello")
+    assert result.exit_code == 2 and "modelctl complete -m gpt-3.5-turbo-instruct" in result.stderr
+    assert "--template" not in result.stderr  # an API model: no template to choose

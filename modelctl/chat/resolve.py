@@ -378,8 +378,9 @@ def _refuse_completion_only(entry: "Model | None", name: str | None) -> None:
     """A base model the registry lists for text completion only is not chatted with by accident:
     its answers to a chat template are poor. `--template` chats anyway."""
     if entry is not None and "completion" in entry.tasks and "chat" not in entry.tasks:
+        anyway = ", or --template NAME to chat anyway" if any(d.kind == "llama.cpp" for d in entry.deployments) else ""
         raise UsageError(f"'{entry.id}' is a base model for text completion, not chat",
-                         hint=f"use `modelctl complete -m {name or entry.id} TEXT`, or --template NAME to chat anyway")
+                         hint=f"use `modelctl complete -m {name or entry.id} TEXT`{anyway}")
 
 
 def open_chat(
