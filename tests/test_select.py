@@ -203,8 +203,19 @@ def test_selection_flags_need_auto_and_bad_values_are_usage_errors(cli, served_r
     assert r.exit_code == 2 and "--prefer 'best'" in r.stderr and "Traceback" not in r.output
     r = cli("--registry", str(served_registry), "chat", "-m", "auto", "--api-key", FAKE_KEY, "Hi")
     assert r.exit_code == 2 and FAKE_KEY not in r.output
-    r = cli("--registry", str(served_registry), "chat", "-m", "auto", "--task", "rerank", "--min-context", "5", "Hi")
+    r = cli("--registry", str(served_registry), "chat", "-m", "auto", "--task", "summarization", "--min-context", "5",
+            "Hi")
     assert r.exit_code == 4 and "no usable model satisfies the constraints" in r.stderr
+    r = cli("--registry", str(served_registry), "chat", "-m", "auto", "--task", "embedding", "Hi")
+    assert r.exit_code == 2 and "`modelctl embed` does that task" in r.stderr
+    r = cli("--registry", str(served_registry), "chat", "-m", "auto", "--task", "chatting", "Hi")
+    assert r.exit_code == 2 and "--task 'chatting': not a task" in r.stderr
+
+
+def test_every_task_has_its_command():
+    from modelctl.registry.vocab import TASK_COMMANDS, TASKS
+
+    assert set(TASK_COMMANDS) == set(TASKS)
 
 
 def test_dry_run_never_shows_the_key(cli, tmp_path, server, provider_env):

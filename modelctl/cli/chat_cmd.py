@@ -218,8 +218,23 @@ def _constraints(model: Optional[str], max_tokens: Optional[int], prefer: Option
         return None
     from modelctl.chat.select import Constraints
 
+    if task is not None:
+        _check_chat_task(task)
     return Constraints(task=task or "chat", local=local_only, free=free, min_context=min_context,
                        max_tokens=max_tokens, prefer=prefer or "cheapest")
+
+
+def _check_chat_task(task: str) -> None:
+    """--task names a task of the registry's vocabulary whose models chat."""
+    from modelctl.errors import UsageError
+    from modelctl.registry.vocab import TASK_COMMANDS
+
+    if task not in TASK_COMMANDS:
+        raise UsageError(f"--task '{task}': not a task", hint="one of " + ", ".join(TASK_COMMANDS))
+    command = TASK_COMMANDS[task]
+    if command != "chat":
+        where = f"`modelctl {command}` does that task" if command else "no modelctl command does it yet"
+        raise UsageError(f"--task '{task}': chat picks among models that chat ({where})")
 
 
 def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> None:

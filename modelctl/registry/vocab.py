@@ -15,6 +15,13 @@ TASKS = (
     "text-to-image", "moderation", "fill-mask", "image-classification",
     "zero-shot-image-classification", "translation", "summarization", "rerank",
 )
+# The command that does each task (`chat` also takes the models of chat-like tasks).
+TASK_COMMANDS = {
+    "chat": "chat", "code": "chat", "vision": "chat", "translation": "chat", "summarization": "chat",
+    "completion": "complete", "embedding": "embed", "speech-to-text": "transcribe", "text-to-speech": "speak",
+    "text-to-image": "image", "moderation": "classify", "image-classification": "classify",
+    "zero-shot-image-classification": "classify", "fill-mask": "fill-mask", "rerank": None,
+}
 DEPLOYMENT_KINDS = (
     "llama.cpp", "ollama", "openai", "azure-openai", "openai-compatible", "hf-inference",
     "mistral", "gemini", "anthropic", "azure-ai",
