@@ -188,6 +188,30 @@ def test_chat_auto_answers_and_records_its_choice(cli, served_registry, server):
     assert data["route"]["selected"]["context_window"] == 10_000_000
 
 
+def test_a_resumed_conversation_counts_for_the_choice(cli, tmp_path, server):
+    """A session's earlier turns are sent again: -m auto must fit them too, and --dry-run shows them."""
+    server.route("GET", "/v1/models", openai_wire.model("m"))
+    server.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["Noted."]))
+    served = {"kind": "openai-compatible", "model": "m", "api_base": f"{server.url}/v1"}
+    registry = str(write_registry(
+        tmp_path / "two.toml",
+        model("t/small", {**served, "cost_input": 0.1, "cost_output": 0.1}, tasks=["chat", "code"],
+              context_window=300, access=LOCAL),
+        model("t/big", {**served, "cost_input": 5.0, "cost_output": 5.0}, tasks=["chat", "code"],
+              context_window=100_000, access=LOCAL)))
+    long_text = " ".join(["word"] * 400)  # about 500 tokens, estimated
+    assert cli("--registry", registry, "chat", "-m", "t/big", "--session", "long", long_text).exit_code == 0
+    auto = ("chat", "-m", "auto", "--task", "code", "--dry-run", "--json", "-n", "10")  # code: not the built-in Gemma
+    fresh = cli("--registry", registry, *auto, "Next")
+    assert json.loads(fresh.stdout)["service"] == "t/small@openai-compatible", fresh.output  # the cheaper one
+    resumed = cli("--registry", registry, *auto, "--session", "long", "Next")
+    assert resumed.exit_code == 0, resumed.output
+    data = json.loads(resumed.stdout)
+    assert data["service"] == "t/big@openai-compatible"  # the small window cannot hold the session
+    assert [m["content"] for m in data["request"]["body"]["messages"]] == [long_text, "Noted.", "Next"]
+    assert len(server.calls("/v1/chat/completions")) == 1  # the first chat only
+
+
 def test_dry_run_of_a_local_model_shows_the_rendered_prompt(cli, model_path):
     r = cli("chat", "-m", str(model_path), "--dry-run", "--json", "-s", "Be brief.", "Hi")
     assert r.exit_code == 0, r.output

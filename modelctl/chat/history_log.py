@@ -126,47 +126,59 @@ def check_session_name(name: str) -> str:
     return name
 
 
-def open_log(
-    setup: "ChatSetup",
-    *,
-    log: bool = True,
-    resume_last: bool = False,
-    session_name: str | None = None,
-    system_flag: str | None = None,
-    notify: Callable[[str], None],
-) -> tuple["ChatSession", TurnLog, "Conversation | None"]:
-    """A ChatSession for `setup` whose turns are logged (unless `log` is False or config.toml
-    says `[history] log = false`): a new conversation, the last one (`resume_last`), or the
-    session called `session_name` (resumed when it exists). A resumed conversation keeps its
-    system message unless `system_flag` (--system) gives another."""
-    from modelctl.chat.session import ChatSession
+def find_resumed(resume_last: bool = False, session_name: str | None = None) -> "Conversation | None":
+    """The conversation a chat resumes: the last one (`resume_last`, an error when there is
+    none), the session called `session_name` (None while it does not exist yet), or None."""
     from modelctl.history import History
 
     if resume_last and session_name:
         raise UsageError("--continue and --session: give one (--session NAME resumes that session)")
     if session_name is not None:
         check_session_name(session_name)
+    if not (resume_last or session_name):
+        return None
+    history = History()
+    try:
+        found = history.last_conversation() if resume_last else history.conversation(session_name or "")
+    finally:
+        history.close()
+    if resume_last and found is None:
+        raise UsageError("nothing to continue: the history has no conversation yet")
+    return found
+
+
+def open_log(
+    setup: "ChatSetup",
+    *,
+    log: bool = True,
+    resumed: "Conversation | None" = None,
+    session_name: str | None = None,
+    system_flag: str | None = None,
+    notify: Callable[[str], None],
+) -> tuple["ChatSession", TurnLog]:
+    """A ChatSession for `setup` whose turns are logged (unless `log` is False or config.toml
+    says `[history] log = false`): in a new conversation (called `session_name`, if given), or
+    in `resumed` (`find_resumed`). A resumed conversation keeps its system message unless
+    `system_flag` (--system) gives another."""
+    from modelctl.chat.session import ChatSession
+    from modelctl.history import History
+
     cfg = history_config()
     log = log and cfg.get("log", True)
     history = History()
-    found = None
-    if resume_last or session_name:
-        found = history.last_conversation() if resume_last else history.conversation(session_name or "")
-        if resume_last and found is None:
-            raise UsageError("nothing to continue: the history has no conversation yet")
-    elif log:
+    if log:
         try:
             history.open()  # now, so that a broken history is one warning before the chat
         except ModelctlError as exc:
             notify(f"{exc}; this chat is not logged")
             log = False
     if not log:
-        history.close()  # read from, if resuming; not written to
-    system = system_flag if system_flag is not None else (found.system if found else setup.system)
+        history.close()
+    system = system_flag if system_flag is not None else (resumed.system if resumed else setup.system)
     turn_log = TurnLog(setup, history if log else None, notify,
-                       conversation=found.id if found else None,
-                       name=found.name if found else session_name, retention_days=cfg.get("retention_days"))
+                       conversation=resumed.id if resumed else None,
+                       name=resumed.name if resumed else session_name, retention_days=cfg.get("retention_days"))
     session = ChatSession(setup.backend, setup.params, system=system, model=setup.model_id, on_turn=turn_log)
-    if found is not None:
-        session.messages = list(found.messages)
-    return session, turn_log, found
+    if resumed is not None:
+        session.messages = list(resumed.messages)
+    return session, turn_log

@@ -17,6 +17,7 @@ from modelctl.errors import ModelctlError, UsageError
 if TYPE_CHECKING:
     from modelctl.backends.images import ImagePart
     from modelctl.chat.resolve import ChatSetup
+    from modelctl.history import Conversation
 
 _MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: [chat] model in config.toml, else the embedded Gemma 3 270M."
 _DEPLOYMENT_HELP = "Which of the model's deployments to use, by id or kind (llama.cpp, ollama, openai, …)."
@@ -147,8 +148,10 @@ def chat(
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
         stop=tuple(clean_text(s) for s in stop or ()), think=False if no_think else None, reasoning_effort=effort,
     )
-    conversation = ([{"role": "system", "content": system}] if system else []) + (
-        [{"role": "user", "content": text}] if text is not None else [])
+    from modelctl.chat.history_log import find_resumed
+
+    resumed = find_resumed(resume, session)  # its turns count for -m auto, --max-cost and --dry-run
+    conversation = _conversation(system, resumed, text)
     setup = open_routed(
         model, conversation, constraints=_constraints(model, max_tokens, prefer, local_only, free, task, min_context),
         fallback=fallback, max_cost=max_cost,
@@ -164,8 +167,8 @@ def chat(
         from modelctl.chat.history_log import open_log
 
         images, refused = _images(setup, image or [], mmproj, interactive=text is None)
-        chat_session, turn_log, _ = open_log(setup, log=not no_log, resume_last=resume, session_name=session,
-                                             system_flag=system, notify=output.warn)
+        chat_session, turn_log = open_log(setup, log=not no_log, resumed=resumed, session_name=session,
+                                          system_flag=system, notify=output.warn)
         try:
             if text is None:
                 from modelctl.chat.repl import run_repl
@@ -181,6 +184,15 @@ def chat(
                 turn_log.history.close()
     finally:
         setup.backend.close()
+
+
+def _conversation(system: Optional[str], resumed: "Conversation | None", text: Optional[str]) -> list[dict[str, str]]:
+    """What the chat will send first: the system message (--system, else the resumed one's), the
+    resumed conversation's turns, and the prompt."""
+    if system is None and resumed is not None:
+        system = resumed.system
+    return (([{"role": "system", "content": system}] if system else []) + (list(resumed.messages) if resumed else [])
+            + ([{"role": "user", "content": text}] if text is not None else []))
 
 
 def _images(setup: "ChatSetup", image: List[str], mmproj: Optional[str],

@@ -53,7 +53,7 @@ def complete(
     try:
         from modelctl.chat.history_log import open_log
 
-        session, turn_log, _ = open_log(setup, log=not no_log, notify=output.warn)
+        session, turn_log = open_log(setup, log=not no_log, notify=output.warn)
         try:
             run_completion(setup, given, stream=not no_stream, as_json=as_json, debug=debug, session=session)
         finally:
