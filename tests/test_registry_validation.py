@@ -90,6 +90,11 @@ CASES = [
     ("deployment-price-date-without-price", [('model = "m2"', 'model = "m2"\nprices_as_of = "2025-08-07"')], "deployments[0].prices_as_of: dates no price", 34),
     ("price-date-unquoted", [("access = { free_tier = false, local_capable = false }", "access = { free_tier = false, local_capable = false, cost_input = 1.0, prices_as_of = 2025-08-07 }")], "access.prices_as_of: expected a date as YYYY-MM-DD", 29),
     ("active-parameters-above-total", [("context_window = 4096", "context_window = 4096\nparameters = 1_000\nactive_parameters = 2_000")], "active_parameters: 2_000 is more than `parameters` (1_000)", 12),
+    ("price-tier-not-a-table", [('model = "m2"', 'model = "m2"\ncost_input = 1.0\nprice_tiers = [5]')], "price_tiers: item 1: expected a table", 35),
+    ("price-tier-unknown-key", [('model = "m2"', 'model = "m2"\ncost_input = 1.0\nprice_tiers = [{ above = 1000, cost_input = 2.0 }]')], "unknown key above (a tier has above_input_tokens", 35),
+    ("price-tier-no-price", [('model = "m2"', 'model = "m2"\ncost_input = 1.0\nprice_tiers = [{ above_input_tokens = 1000 }]')], "needs cost_input or cost_output", 35),
+    ("price-tier-negative", [('model = "m2"', 'model = "m2"\ncost_input = 1.0\nprice_tiers = [{ above_input_tokens = 1000, cost_input = -2.0 }]')], "cost_input: expected a number >= 0", 35),
+    ("price-tiers-falling", [("access = { free_tier = false, local_capable = false }", "access = { free_tier = false, local_capable = false, cost_input = 1.0, price_tiers = [{ above_input_tokens = 200000, cost_input = 3.0 }, { above_input_tokens = 128000, cost_input = 2.0 }] }")], "tiers must have rising above_input_tokens", 29),
     ("deployments-missing", [('[[models.deployments]]\nkind = "openai"\nmodel = "m2"\n', "")], "deployments: missing (required)", None),
 ]
 

@@ -143,6 +143,28 @@ def test_the_cli_counts_a_local_model_with_its_template(cli, model_path):
     assert {c["deployment"]: c["total_usd"] for c in data["costs"]}["pypi"] == 0.0
 
 
+def test_a_long_prompt_is_priced_at_its_tier(cli, tmp_path):
+    """Above the threshold, the whole request (prompt and answer) is billed at the tier's prices."""
+    from modelctl.registry.pricing import Price, Tier, cost
+
+    tiered = Price(1.0, 2.0, (Tier(100, 3.0, 6.0), Tier(1000, 5.0, 2.0)))
+    assert cost(tiered, 100, 10) == pytest.approx((100 * 1.0 + 10 * 2.0) / 1e6)  # at the threshold: base
+    assert cost(tiered, 101, 10) == pytest.approx((101 * 3.0 + 10 * 6.0) / 1e6)
+    assert cost(tiered, 5000, 10) == pytest.approx((5000 * 5.0 + 10 * 2.0) / 1e6)
+    registry = write_registry(tmp_path / "r.toml", model(
+        "test/tiered", {"kind": "openai", "model": "gpt-4o-mini"}, tasks=["chat"], context_window=100_000,
+        access={"free_tier": False, "local_capable": False, "cost_input": 1.0, "cost_output": 4.0,
+                "price_tiers": [{"above_input_tokens": 50, "cost_input": 2.0}]}))
+    for text, rates in (("short", (1.0, 4.0)), ("word " * 200, (2.0, 4.0))):  # a tier keeps the base output price
+        r = cli("--registry", str(registry), "tokens", "-m", "test/tiered", "--json", "-n", "100", text)
+        data = json.loads(r.stdout)
+        [priced] = data["costs"]
+        assert (priced["input_per_mtok"], priced["output_per_mtok"]) == rates
+        assert priced["total_usd"] == pytest.approx((data["tokens"] * rates[0] + 100 * rates[1]) / 1e6)
+    shown = cli("--registry", str(registry), "show", "test/tiered").stdout
+    assert "in $1, out $4; prompts over 50 tokens: in $2, out $4" in shown
+
+
 def test_costs_per_deployment_and_the_context_window(cli, registry_file):
     text = "word " * 40
     r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "--json", "--max-tokens", "100", text)

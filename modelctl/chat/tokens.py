@@ -213,8 +213,9 @@ def deployment_cost(entry: "Model", dep: "Deployment", tokens: int, max_tokens: 
         price = Price(0.0, 0.0)
     if price is None:
         return DeploymentCost(dep.id, dep.kind, None, None, None, None, None)
-    return DeploymentCost(dep.id, dep.kind, price.input, price.output,
-                          cost(price, tokens, 0), cost(price, 0, max_tokens), cost(price, tokens, max_tokens))
+    rates = price.at(tokens)  # a long prompt may be billed at a higher tier, its answer too
+    prompt_usd, total_usd = cost(price, tokens, 0), cost(price, tokens, max_tokens)
+    return DeploymentCost(dep.id, dep.kind, rates.input, rates.output, prompt_usd, total_usd - prompt_usd, total_usd)
 
 
 @dataclass

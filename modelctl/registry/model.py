@@ -100,7 +100,8 @@ class Model:
         if self._access is None:
             from modelctl.registry.values import Access
 
-            self._access = Access(**self._raw["access"])
+            raw = self._raw["access"]
+            self._access = Access(**{**raw, "price_tiers": tuple(raw.get("price_tiers", ()))})
         return self._access
 
     @property

@@ -172,6 +172,37 @@ def safe_relative_path(v: Any) -> str | None:
     return None
 
 
+TIER_FIELDS = ("above_input_tokens", "cost_input", "cost_output")
+
+
+def _price_tier(v: Any) -> str | None:
+    """One long-prompt price: `{above_input_tokens = N, cost_input = X, cost_output = Y}`."""
+    if not isinstance(v, dict):
+        return "expected a table with above_input_tokens and cost_input and/or cost_output"
+    extra = sorted(set(v) - set(TIER_FIELDS))
+    if extra:
+        return f"unknown key {extra[0]} (a tier has {', '.join(TIER_FIELDS)})"
+    if "above_input_tokens" not in v:
+        return "missing above_input_tokens"
+    if "cost_input" not in v and "cost_output" not in v:
+        return "needs cost_input or cost_output"
+    for key in TIER_FIELDS:
+        msg = (_pos_int if key == "above_input_tokens" else _number(0))(v[key]) if key in v else None
+        if msg:
+            return f"{key}: {msg}"
+    return None
+
+
+def _price_tiers(v: Any) -> str | None:
+    """Prices for prompts above a size, thresholds rising (Gemini's and Anthropic's long-context
+    prices: a prompt over the threshold is billed, whole, at the tier's prices)."""
+    msg = _list(_price_tier, nonempty=True)(v)
+    if msg:
+        return msg
+    above = [tier["above_input_tokens"] for tier in v]
+    return None if above == sorted(set(above)) else "tiers must have rising above_input_tokens"
+
+
 # --- the tables -----------------------------------------------------------------------------
 
 LICENSE_FIELDS: dict[str, Checker] = {"name": _str, "open_weights": _bool, "url": url_problem, "gated": _bool}
@@ -184,6 +215,7 @@ ACCESS_FIELDS: dict[str, Checker] = {
     "rate_limits": _str,
     "cost_input": _number(0),
     "cost_output": _number(0),
+    "price_tiers": _price_tiers,
     "prices_as_of": _day,
 }
 ACCESS_REQUIRED = ("free_tier", "local_capable")
@@ -213,6 +245,7 @@ _COMMON_DEPLOYMENT: dict[str, Checker] = {
     "key_env": _env_name,
     "cost_input": _number(0),
     "cost_output": _number(0),
+    "price_tiers": _price_tiers,
     "prices_as_of": _day,
     "notes": _str,
 }

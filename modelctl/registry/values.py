@@ -48,6 +48,7 @@ class Access:
     rate_limits: str | None = None
     cost_input: float | None = None
     cost_output: float | None = None
+    price_tiers: tuple[dict[str, Any], ...] = ()  # prices for long prompts (registry/pricing.py)
     prices_as_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +112,7 @@ class Deployment:
     files: tuple[RepoFile, ...] = ()
     cost_input: float | None = None
     cost_output: float | None = None
+    price_tiers: tuple[dict[str, Any], ...] = ()  # prices for long prompts (registry/pricing.py)
     prices_as_of: str | None = None
     notes: str | None = None
 
@@ -161,4 +163,5 @@ class Deployment:
 def build_deployment(raw: dict[str, Any]) -> Deployment:
     raw = dict(raw)
     files = tuple(RepoFile(**{**f, "shards": tuple(f.get("shards", ()))}) for f in raw.pop("files", ()))
-    return Deployment(id=raw.pop("id", raw["kind"]), files=files, **raw)
+    tiers = tuple(raw.pop("price_tiers", ()))
+    return Deployment(id=raw.pop("id", raw["kind"]), files=files, price_tiers=tiers, **raw)
