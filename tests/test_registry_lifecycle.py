@@ -138,14 +138,14 @@ def test_search_still_finds_retired_models(cli, lifecycle_file):
 def test_show_prints_lifecycle_and_price_dates(cli, lifecycle_file):
     out = cli("--registry", str(lifecycle_file), "show", "old-chat").stdout
     assert "status        deprecated 2019-06-01, retired 2020-01-15; use new-chat instead" in out
-    assert "cost / 1M     in $30, out $60 (prices as of 2019-06-01)" in out
+    assert "cost          in $30, out $60 per 1M tokens (prices as of 2019-06-01)" in out
     fading = cli("--registry", str(lifecycle_file), "show", "acme/fading-chat").stdout
     assert "deprecated 2020-03-01, retires 2999-12-31; use acme/new-chat instead" in fading
-    assert "cost / 1M     in -, out -\n" in fading  # no model-level price, so no date either
-    assert "    cost / 1M: in $1.5, out $2 (prices as of 2025-08-07)" in fading
+    assert "cost          in -, out - per 1M tokens\n" in fading  # no model-level price, so no date either
+    assert "    cost: in $1.5, out $2 per 1M tokens (prices as of 2025-08-07)" in fading
     new = cli("--registry", str(lifecycle_file), "show", "new-chat").stdout
     assert "parameters    30B (3B active)" in new and "status        active\n" in new
-    assert "    cost / 1M: in $0.2, out $0.8\n" in new  # an undated price is shown without a date
+    assert "    cost: in $0.2, out $0.8 per 1M tokens\n" in new  # an undated price is shown without a date
     data = json.loads(cli("--registry", str(lifecycle_file), "show", "old-chat", "--json").stdout)
     assert (data["retired"], data["retires"], data["replacement"]) == (True, "2020-01-15", "new-chat")
     assert data["access"]["prices_as_of"] == "2019-06-01"

@@ -95,6 +95,8 @@ CASES = [
     ("price-tier-no-price", [('model = "m2"', 'model = "m2"\ncost_input = 1.0\nprice_tiers = [{ above_input_tokens = 1000 }]')], "needs cost_input or cost_output", 35),
     ("price-tier-negative", [('model = "m2"', 'model = "m2"\ncost_input = 1.0\nprice_tiers = [{ above_input_tokens = 1000, cost_input = -2.0 }]')], "cost_input: expected a number >= 0", 35),
     ("price-tiers-falling", [("access = { free_tier = false, local_capable = false }", "access = { free_tier = false, local_capable = false, cost_input = 1.0, price_tiers = [{ above_input_tokens = 200000, cost_input = 3.0 }, { above_input_tokens = 128000, cost_input = 2.0 }] }")], "tiers must have rising above_input_tokens", 29),
+    ("unit-price-unknown-unit", [("access = { free_tier = false, local_capable = false }", "access = { free_tier = false, local_capable = false, unit_prices = { images = 0.04 } }")], "'images' is not one of: request, image, audio_minute, million_characters (did you mean 'image'?)", 29),
+    ("unit-price-negative", [('model = "m2"', 'model = "m2"\nunit_prices = { audio_minute = -1 }')], "unit_prices: audio_minute: expected a number >= 0", 34),
     ("deployments-missing", [('[[models.deployments]]\nkind = "openai"\nmodel = "m2"\n', "")], "deployments: missing (required)", None),
 ]
 

@@ -13,6 +13,10 @@ from providers.kits import FAKE_KEY
 from registries import model, write_registry
 
 
+def priced(**units: float) -> dict:
+    return {"free_tier": False, "local_capable": False, "unit_prices": units}
+
+
 @pytest.fixture
 def registry(server, tmp_path):
     """A registry of task models served by the loopback server: OpenAI ones at /v1, Hugging Face
@@ -20,11 +24,12 @@ def registry(server, tmp_path):
     hf = {"kind": "hf-inference", "api_base": f"{server.url}/hf"}
     entries = [
         model("test/painter", {"kind": "openai", "model": "dall-e-3", "api_base": f"{server.url}/v1"},
-              tasks=["text-to-image"], category="task"),
-        model("test/voice", {"kind": "openai", "model": "tts-1", "api_base": f"{server.url}/v1"},
-              tasks=["text-to-speech"], category="task"),
+              tasks=["text-to-image"], category="task", access=priced(image=0.04)),
+        model("test/voice", {"kind": "openai", "model": "tts-1", "api_base": f"{server.url}/v1",
+                             "unit_prices": {"million_characters": 30.0}},  # the deployment's own price wins
+              tasks=["text-to-speech"], category="task", access=priced(million_characters=15.0)),
         model("test/ears", {"kind": "openai", "model": "whisper-1", "api_base": f"{server.url}/v1"},
-              tasks=["speech-to-text"], category="task"),
+              tasks=["speech-to-text"], category="task", access=priced(audio_minute=0.006, request=0.001)),
         model("test/guard", {"kind": "openai", "model": "omni-moderation-latest", "api_base": f"{server.url}/v1"},
               tasks=["moderation"], category="task"),
         model("test/vit", {**hf, "model": "google/vit-base-patch16-224", "task": "image-classification"}, tasks=["image-classification"],
@@ -119,6 +124,23 @@ def test_transcribe_prints_text_and_timestamps_under_json(server, run):
     server.route("POST", "/v1/audio/transcriptions", task_wire.transcription("Hi \x1b[31mred"))
     plain = run("transcribe", "-m", "test/ears", str(audio))
     assert plain.stdout == "Hi \\x1b[31mred\n"  # a server's control characters never reach the terminal
+
+
+def test_json_says_what_a_task_cost_at_the_registrys_unit_prices(server, run):
+    server.route("POST", "/v1/images/generations", task_wire.images(task_wire.png(), task_wire.png()))
+    record = json.loads(run("image", "-m", "test/painter", "-n", "2", "--json", "two cats").stdout)
+    assert record["cost_usd"] == pytest.approx(2 * 0.04)
+    server.route("POST", "/v1/audio/speech", task_wire.speech())
+    record = json.loads(run("speak", "-m", "test/voice", "--json", "x" * 1000).stdout)
+    assert record["cost_usd"] == pytest.approx(1000 * 30.0 / 1e6)
+    audio = run.work / "hello.wav"
+    audio.write_bytes(task_wire.wav())
+    server.route("POST", "/v1/audio/transcriptions", task_wire.verbose_transcription())
+    record = json.loads(run("transcribe", "-m", "test/ears", "--json", str(audio)).stdout)
+    assert record["cost_usd"] == pytest.approx(2.5 / 60 * 0.006 + 0.001)  # 2.5 s, and the per-request fee
+    unpriced = run("image", "-m", "my-sdxl", "--api-base", f"{server.url}/v1", "--json", "a cat")  # not in the registry
+    assert unpriced.exit_code == 0, unpriced.output
+    assert json.loads(unpriced.stdout)["cost_usd"] is None
 
 
 def test_transcribe_refuses_a_file_that_is_not_audio(run):

@@ -151,6 +151,9 @@ def test_a_long_prompt_is_priced_at_its_tier(cli, tmp_path):
     assert cost(tiered, 100, 10) == pytest.approx((100 * 1.0 + 10 * 2.0) / 1e6)  # at the threshold: base
     assert cost(tiered, 101, 10) == pytest.approx((101 * 3.0 + 10 * 6.0) / 1e6)
     assert cost(tiered, 5000, 10) == pytest.approx((5000 * 5.0 + 10 * 2.0) / 1e6)
+    with_fee = Price(1.0, 2.0, (Tier(100, 3.0, 6.0),), per_request=0.005)  # a fee per request, at any tier
+    assert cost(with_fee, 10, 10) == pytest.approx((10 * 1.0 + 10 * 2.0) / 1e6 + 0.005)
+    assert cost(with_fee, 200, 10) == pytest.approx((200 * 3.0 + 10 * 6.0) / 1e6 + 0.005)
     registry = write_registry(tmp_path / "r.toml", model(
         "test/tiered", {"kind": "openai", "model": "gpt-4o-mini"}, tasks=["chat"], context_window=100_000,
         access={"free_tier": False, "local_capable": False, "cost_input": 1.0, "cost_output": 4.0,
@@ -162,7 +165,7 @@ def test_a_long_prompt_is_priced_at_its_tier(cli, tmp_path):
         assert (priced["input_per_mtok"], priced["output_per_mtok"]) == rates
         assert priced["total_usd"] == pytest.approx((data["tokens"] * rates[0] + 100 * rates[1]) / 1e6)
     shown = cli("--registry", str(registry), "show", "test/tiered").stdout
-    assert "in $1, out $4; prompts over 50 tokens: in $2, out $4" in shown
+    assert "in $1, out $4 per 1M tokens; prompts over 50 tokens: in $2, out $4" in shown
 
 
 def test_costs_per_deployment_and_the_context_window(cli, registry_file):

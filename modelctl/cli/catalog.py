@@ -137,7 +137,8 @@ def _print_show(m: "Model") -> None:
         ("license url", m.license.url or "-"),
         ("free", ("yes" if m.free else "no") + (f" - {m.access.free_tier_notes}" if m.access.free_tier_notes else "")),
         ("rate limits", m.access.rate_limits or "-"),
-        ("cost / 1M", _prices(m.access.cost_input, m.access.cost_output, m.prices_as_of, m.access.price_tiers)),
+        ("cost", _prices(m.access.cost_input, m.access.cost_output, m.prices_as_of, m.access.price_tiers,
+                         m.access.unit_prices)),
         ("local", "yes" if m.local else "no"),
         ("template", m.template or "-"),
         ("frameworks", ", ".join(m.frameworks) or "-"),
@@ -175,20 +176,29 @@ def _print_show(m: "Model") -> None:
         for f in d.files:
             extra = ", ".join(x for x in (f.quant, f"{f.size_bytes:,} bytes" if f.size_bytes else "", f"sha256 {f.sha256[:12]}…" if f.sha256 else "") if x)
             line(f"    file: {f.filename} ({extra})")
-        if d.cost_input is not None or d.cost_output is not None or d.price_tiers:
-            line(f"    cost / 1M: {_prices(d.cost_input, d.cost_output, d.prices_as_of or m.prices_as_of, d.price_tiers)}")
+        if d.cost_input is not None or d.cost_output is not None or d.price_tiers or d.unit_prices:
+            prices = _prices(d.cost_input, d.cost_output, d.prices_as_of or m.prices_as_of, d.price_tiers, d.unit_prices)
+            line(f"    cost: {prices}")
         if d.notes:
             line(f"    notes: {d.notes}")
 
 
 def _prices(cost_input: float | None, cost_output: float | None, as_of: str | None,
-            tiers: "tuple[dict, ...]" = ()) -> str:
-    text = f"in {money(cost_input)}, out {money(cost_output)}"
+            tiers: "tuple[dict, ...]" = (), units: "dict[str, float] | None" = None) -> str:
+    """Prices as `show` writes them: per 1M tokens in and out, long-prompt tiers, other units."""
+    by_token = cost_input is not None or cost_output is not None
+    parts = [f"in {money(cost_input)}, out {money(cost_output)} per 1M tokens"] if by_token or not units else []
     for tier in tiers:  # a prompt above the threshold is billed whole at the tier's prices
-        text += (f"; prompts over {human_count(tier['above_input_tokens'])} tokens: "
-                 f"in {money(tier.get('cost_input', cost_input))}, out {money(tier.get('cost_output', cost_output))}")
-    priced = cost_input is not None or cost_output is not None
-    return text + (f" (prices as of {as_of})" if as_of and priced else "")
+        parts.append(f"prompts over {human_count(tier['above_input_tokens'])} tokens: "
+                     f"in {money(tier.get('cost_input', cost_input))}, out {money(tier.get('cost_output', cost_output))}")
+    for unit, price in (units or {}).items():
+        parts.append(f"{money(price)} per {UNIT_WORDS.get(unit, unit)}")
+    text = "; ".join(parts)
+    return text + (f" (prices as of {as_of})" if as_of and (by_token or units) else "")
+
+
+UNIT_WORDS = {"request": "request", "image": "image", "audio_minute": "audio minute",
+              "million_characters": "1M characters"}
 
 
 def _lifecycle(m: "Model") -> str:

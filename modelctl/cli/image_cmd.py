@@ -41,9 +41,12 @@ def image(
         client.close()
     paths = save(((img.data, img.media_type) for img in images), output, "image", force=force)
     if as_json:
+        from modelctl.tasks.select import unit_cost
+
         out.print_json({"id": client.backend.model_id, "images": [
             {"path": str(p), "media_type": img.media_type, "bytes": len(img.data),
-             "revised_prompt": img.revised_prompt} for p, img in zip(paths, images)]})
+             "revised_prompt": img.revised_prompt} for p, img in zip(paths, images)],
+            "cost_usd": unit_cost(client, "image", len(images))})
         return
     for path in paths:
         print(out.safe(str(path)))

@@ -37,8 +37,10 @@ def speak(
         client.close()
     [path] = save([(audio.data, audio.media_type)], output, "speech", force=force)
     if as_json:
+        from modelctl.tasks.select import unit_cost
+
         out.print_json({"id": client.backend.model_id, "path": str(path), "media_type": audio.media_type,
-                        "bytes": len(audio.data)})
+                        "bytes": len(audio.data), "cost_usd": unit_cost(client, "million_characters", len(said) / 1e6)})
         return
     print(out.safe(str(path)))
 

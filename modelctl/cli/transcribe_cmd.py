@@ -34,7 +34,11 @@ def transcribe(
     finally:
         client.close()
     if as_json:
-        out.print_json({"id": client.backend.model_id, **transcript.to_dict()})
+        from modelctl.tasks.select import unit_cost
+
+        minutes = transcript.duration / 60 if transcript.duration is not None else None
+        out.print_json({"id": client.backend.model_id, **transcript.to_dict(),
+                        "cost_usd": unit_cost(client, "audio_minute", minutes)})
         return
     print(for_terminal(redact_text(transcript.text)))
 

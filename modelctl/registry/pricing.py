@@ -11,6 +11,10 @@ prices (the highest tier it passes).
     cost_input = 1.25
     cost_output = 10.0
     price_tiers = [{ above_input_tokens = 200000, cost_input = 2.5, cost_output = 15.0 }]
+
+`unit_prices` are the prices that are not per token: `request` (added to every request, a
+chat's too), `image` (each generated image), `audio_minute` (audio transcribed) and
+`million_characters` (text spoken), in USD; a deployment's override the model's unit by unit.
 """
 
 from __future__ import annotations
@@ -41,13 +45,14 @@ class Price:
     input: float
     output: float
     tiers: tuple[Tier, ...] = ()
+    per_request: float = 0.0  # a fee every request pays, whatever its size
 
     def at(self, input_tokens: int) -> "Price":
         """The prices a request with `input_tokens` prompt tokens is billed at."""
         for tier in reversed(self.tiers):
             if input_tokens > tier.above:
-                return Price(tier.input, tier.output)
-        return Price(self.input, self.output)
+                return Price(tier.input, tier.output, per_request=self.per_request)
+        return Price(self.input, self.output, per_request=self.per_request)
 
 
 def deployment_price(model: "Model | None", deployment: "Deployment | None") -> Price | None:
@@ -61,11 +66,21 @@ def deployment_price(model: "Model | None", deployment: "Deployment | None") -> 
         cost_in = access.cost_input
     if cost_out is None and access is not None:
         cost_out = access.cost_output
-    if cost_in is None and cost_out is None:
+    per_request = unit_price(model, deployment, "request")
+    if cost_in is None and cost_out is None and per_request is None:
         return None
     base_in, base_out = float(cost_in or 0.0), float(cost_out or 0.0)
     raw_tiers = (deployment.price_tiers if deployment is not None else ()) or (access.price_tiers if access else ())
-    return Price(base_in, base_out, _tiers(raw_tiers, base_in, base_out))
+    return Price(base_in, base_out, _tiers(raw_tiers, base_in, base_out), per_request or 0.0)
+
+
+def unit_price(model: "Model | None", deployment: "Deployment | None", unit: str) -> float | None:
+    """USD per `unit` (PRICE_UNITS) on `deployment` of `model`; None when the registry has none."""
+    for table in (deployment.unit_prices if deployment is not None else None,
+                  model.access.unit_prices if model is not None else None):
+        if table and unit in table:
+            return float(table[unit])
+    return None
 
 
 def _tiers(raw: Sequence[dict[str, Any]], base_in: float, base_out: float) -> tuple[Tier, ...]:
@@ -77,4 +92,4 @@ def cost(price: Price, input_tokens: int, output_tokens: int) -> float:
     """USD for `input_tokens` prompt tokens and `output_tokens` generated ones at `price` (the
     tier the prompt's size puts it in)."""
     rates = price.at(input_tokens)
-    return (input_tokens * rates.input + output_tokens * rates.output) / PER_TOKENS
+    return (input_tokens * rates.input + output_tokens * rates.output) / PER_TOKENS + rates.per_request

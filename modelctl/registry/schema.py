@@ -203,6 +203,23 @@ def _price_tiers(v: Any) -> str | None:
     return None if above == sorted(set(above)) else "tiers must have rising above_input_tokens"
 
 
+# Prices not per token (USD): per request (any request, a chat's too), per generated image, per
+# minute of audio transcribed, per million characters spoken.
+PRICE_UNITS = ("request", "image", "audio_minute", "million_characters")
+
+
+def _unit_prices(v: Any) -> str | None:
+    if not isinstance(v, dict) or not v:
+        return f"expected a table of prices by unit ({', '.join(PRICE_UNITS)})"
+    for unit, price in v.items():
+        if unit not in PRICE_UNITS:
+            return _enum(PRICE_UNITS)(unit)
+        msg = _number(0)(price)
+        if msg:
+            return f"{unit}: {msg}"
+    return None
+
+
 # --- the tables -----------------------------------------------------------------------------
 
 LICENSE_FIELDS: dict[str, Checker] = {"name": _str, "open_weights": _bool, "url": url_problem, "gated": _bool}
@@ -216,6 +233,7 @@ ACCESS_FIELDS: dict[str, Checker] = {
     "cost_input": _number(0),
     "cost_output": _number(0),
     "price_tiers": _price_tiers,
+    "unit_prices": _unit_prices,
     "prices_as_of": _day,
 }
 ACCESS_REQUIRED = ("free_tier", "local_capable")
@@ -246,6 +264,7 @@ _COMMON_DEPLOYMENT: dict[str, Checker] = {
     "cost_input": _number(0),
     "cost_output": _number(0),
     "price_tiers": _price_tiers,
+    "unit_prices": _unit_prices,
     "prices_as_of": _day,
     "notes": _str,
 }
@@ -481,11 +500,11 @@ def _check_price_dates(rep: _Reporter, raw: Mapping[str, Any]) -> None:
     carry no date of their own) or its deployment's."""
 
     def priced(table: Mapping[str, Any]) -> bool:
-        return "cost_input" in table or "cost_output" in table
+        return "cost_input" in table or "cost_output" in table or "unit_prices" in table
 
     deps = raw["deployments"]
     if "prices_as_of" in raw["access"] and not (priced(raw["access"]) or any(priced(d) for d in deps)):
-        rep.add("access.prices_as_of", "dates no price (the entry has no cost_input or cost_output)")
+        rep.add("access.prices_as_of", "dates no price (the entry has no cost_input, cost_output or unit_prices)")
     for i, dep in enumerate(deps):
         if "prices_as_of" in dep and not priced(dep):
-            rep.add(f"deployments[{i}].prices_as_of", "dates no price (this deployment has no cost_input or cost_output)")
+            rep.add(f"deployments[{i}].prices_as_of", "dates no price (this deployment has no cost_input, cost_output or unit_prices)")

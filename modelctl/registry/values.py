@@ -49,6 +49,7 @@ class Access:
     cost_input: float | None = None
     cost_output: float | None = None
     price_tiers: tuple[dict[str, Any], ...] = ()  # prices for long prompts (registry/pricing.py)
+    unit_prices: dict[str, float] | None = None  # prices not per token (registry/pricing.py)
     prices_as_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +114,7 @@ class Deployment:
     cost_input: float | None = None
     cost_output: float | None = None
     price_tiers: tuple[dict[str, Any], ...] = ()  # prices for long prompts (registry/pricing.py)
+    unit_prices: dict[str, float] | None = None  # prices not per token (registry/pricing.py)
     prices_as_of: str | None = None
     notes: str | None = None
 

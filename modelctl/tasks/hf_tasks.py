@@ -32,6 +32,7 @@ from modelctl.tasks.results import Audio, Fill, Image, Label, Segment, Transcrip
 
 if TYPE_CHECKING:
     from modelctl.backends.huggingface import HuggingFaceBackend
+    from modelctl.registry import Model
 
 ROUTER_MODELS = "https://router.huggingface.co/hf-inference/models"
 
@@ -41,6 +42,7 @@ class HFTasks:
 
     def __init__(self, backend: "HuggingFaceBackend") -> None:
         self.backend = backend
+        self.model: "Model | None" = None  # the registry model, where there is one
         dep = backend.deployment
         if backend.api_base:
             self.url = backend.use_base(backend.api_base)  # a dedicated endpoint serves one model at its root

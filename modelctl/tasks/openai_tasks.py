@@ -25,6 +25,7 @@ from modelctl.tasks.results import Audio, Image, Label, Segment, Transcript
 
 if TYPE_CHECKING:
     from modelctl.backends.openai import OpenAIBackend
+    from modelctl.registry import Model
 
 DEFAULT_VOICE = "alloy"
 SPEECH_FORMATS = {"mp3": "audio/mpeg", "wav": "audio/wav", "flac": "audio/flac", "opus": "audio/ogg",
@@ -36,6 +37,7 @@ class OpenAITasks:
 
     def __init__(self, backend: "OpenAIBackend") -> None:
         self.backend = backend
+        self.model: "Model | None" = None  # the registry model, where there is one
         self.label = backend.label
         self.wire = backend.wire
 

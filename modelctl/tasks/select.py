@@ -115,6 +115,7 @@ def open_task(
         raise UsageError(f"unknown task '{task}' (known: {', '.join(TASK_KINDS)})")
     reg = registry()
     known = reg.get(model) if model else None
+    chosen: "Model | None" = None
     if known is None and api_base and model and not deployment:
         if "openai-compatible" not in TASK_KINDS[task]:
             raise UsageError(f"--api-base with a model the registry does not know is an OpenAI-compatible server, "
@@ -126,14 +127,30 @@ def open_task(
         chosen = pick_model(reg, task, model)
         dep = pick_deployment(chosen, task, deployment)
         backend = open_backend(chosen, dep, api_base=api_base, api_key=api_key, debug=debug, **options)
+    client: TaskClient
     if dep.kind == "hf-inference":
         from modelctl.tasks.hf_tasks import HFTasks
 
         try:
-            return HFTasks(backend)  # type: ignore[arg-type]
+            client = HFTasks(backend)  # type: ignore[arg-type]
         except BaseException:
             backend.close()
             raise
-    from modelctl.tasks.openai_tasks import OpenAITasks
+    else:
+        from modelctl.tasks.openai_tasks import OpenAITasks
 
-    return OpenAITasks(backend)  # type: ignore[arg-type]
+        client = OpenAITasks(backend)  # type: ignore[arg-type]
+    client.model = chosen  # for its prices (`unit_cost`)
+    return client
+
+
+def unit_cost(client: TaskClient, unit: str, amount: float | None) -> float | None:
+    """USD for `amount` units (images, audio minutes, million characters) at the registry's
+    `unit_prices` of the client's model and deployment, plus its per-request fee; None when the
+    registry has no such price or the amount is unknown."""
+    from modelctl.registry.pricing import unit_price
+
+    price = unit_price(client.model, client.backend.deployment, unit)
+    if price is None or amount is None:
+        return None
+    return price * amount + (unit_price(client.model, client.backend.deployment, "request") or 0.0)
