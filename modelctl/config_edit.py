@@ -149,11 +149,6 @@ def unset_in(doc: "TOMLDocument", parts: list[str]) -> bool:
     return True
 
 
-def read_document() -> "TOMLDocument":
-    """config.toml as a tomlkit document (empty when there is no file)."""
-    return _parse(_read_text())
-
-
 def _read_text() -> str:
     from modelctl.config import MAX_TOML_BYTES, get_paths
     from modelctl.errors import NotFoundError

@@ -464,6 +464,7 @@ class Repl:
         return f"conversation {self.log.conversation}"
 
     def cmd_sessions(self, args: str) -> None:
+        from modelctl.cli.format import preview
         from modelctl.history import History
 
         with History() as history:
@@ -472,7 +473,7 @@ class Repl:
             self.note("the history is empty")
         for c in found:
             label = c["name"] or f"#{c['id']}"
-            first = (c["first_prompt"] or "").replace("\n", " ")[:60]
+            first = preview(c["first_prompt"])
             self.note(f"  {label:<20} {c['updated']}  {c['turns']} turns  {first}")
 
     def cmd_debug(self, args: str) -> None:

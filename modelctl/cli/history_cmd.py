@@ -8,12 +8,10 @@ from typing import List, Optional
 import typer
 
 from modelctl.cli import complete
+from modelctl.cli.flags import command_group
+from modelctl.cli.format import cost_cell, preview
 
-history_app = typer.Typer(
-    help="The chat history: every turn of `modelctl chat`, kept in SQLite in the data directory.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+history_app = command_group("The chat history: every turn of `modelctl chat`, kept in SQLite in the data directory.")
 
 _REF_HELP = "A conversation id (from `history list`) or a session name."
 
@@ -24,21 +22,12 @@ def _open():
     return History()
 
 
-def _preview(text: str | None, width: int = 60) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _write(text: str) -> None:
     """Logged text to stdout; at a terminal, its control characters written out (an answer's
     escape sequences stay data)."""
     from modelctl.chat.render import for_terminal, is_terminal
 
     sys.stdout.write(for_terminal(text) if is_terminal(sys.stdout) else text)
-
-
-def _money(value: float | None) -> str:
-    return "" if value is None else f"${value:.4f}"
 
 
 @history_app.command("list")
@@ -55,7 +44,7 @@ def list_conversations(
         output.print_json(found)
         return
     rows = [[str(c["id"]), c["name"] or "", c["updated"], str(c["turns"]), ", ".join(c["models"]),
-             _money(c["cost"]), _preview(c["first_prompt"])] for c in found]
+             cost_cell(c["cost"]), preview(c["first_prompt"])] for c in found]
     output.table(["id", "session", "updated", "turns", "models", "cost", "first question"], rows,
                  "History", right=("id", "turns", "cost"))
 
@@ -99,7 +88,7 @@ def search(
         output.print_json(found)
         return
     rows = [[str(t["conversation"]), str(t["id"]), t["session"] or "", t["model"] or "", t["created"],
-             _preview(t["snippet"], 80)] for t in found]
+             preview(t["snippet"], 80)] for t in found]
     output.table(["conversation", "turn", "session", "model", "when", "match"], rows, "Matches",
                  right=("conversation", "turn"))
 

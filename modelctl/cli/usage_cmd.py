@@ -38,8 +38,9 @@ def usage(
     key = by.lower()
 
     def line(label: str, r: dict) -> list[str]:
-        cost = "" if r["cost"] is None else f"${r['cost']:.4f}"
-        return [label, str(r["turns"]), f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", cost]
+        from modelctl.cli.format import cost_cell
+
+        return [label, str(r["turns"]), f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", cost_cell(r["cost"])]
 
     table = [line(str(r[key]), r) for r in rows] + [line("total", total)]
     output.table([key, "turns", "prompt tokens", "completion tokens", "cost"], table, "Usage",

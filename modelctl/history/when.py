@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 from modelctl.errors import UsageError
 
@@ -38,7 +38,3 @@ def iso(moment: float | None) -> str | None:
     if moment is None:
         return None
     return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")
-
-
-def local_day(moment: float) -> date:
-    return datetime.fromtimestamp(moment).date()
