@@ -78,6 +78,8 @@ HOSTILE = [
     ("a-list-of-numbers", body("[1, 2, 3]")),
     ("a-number", body("5")),
     ("nan-and-huge", body('{"input_tokens": NaN, "totalTokens": 1e400, "data": [{"b64_json": NaN}]}')),
+    ("integer-too-big-for-a-float", body('[{"label": "cat", "token_str": "capital", "sequence": "x", "score": 1%s}]'
+                                          % ("0" * 400))),
     ("nested-too-deep", body(deep())),
     ("web-page", body("<!doctype html><html><body>Sign in</body></html>", ctype="text/html")),
     ("gzip-bomb", bomb()),
@@ -123,5 +125,5 @@ def test_a_bad_answer_to_any_command_is_one_line(case, kind, answer, hostile, cl
         return
     line = assert_one_error(result, result.exit_code)
     assert result.exit_code in DOCUMENTED, line
-    assert "hunter2" not in line and "\x1b" not in line and "\x07" not in line
+    assert "hunter2" not in line and "\x1b" not in line and "\x07" not in line and "unexpected" not in line
     assert len(line) < 2000 and not line.endswith(":")

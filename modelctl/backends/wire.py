@@ -135,9 +135,10 @@ class Wire:
         """A finite number (a score, a time in seconds)."""
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        number = _finite(value)
+        if number is None:
             raise self.wrong(what, value, "a finite number")
-        return float(value)
+        return number
 
     def reason(self, value: Any, what: str = "the finish reason") -> str | None:
         if value is None or value == "":
@@ -168,14 +169,23 @@ class Wire:
         for x in row:
             if isinstance(x, bool) or not isinstance(x, (int, float)):
                 raise self.error(f"{what} holds {kind(x)}, not only numbers")
-            try:
-                f = float(x)
-            except OverflowError:
-                f = math.inf
-            if not math.isfinite(f):
+            f = _finite(x)
+            if f is None:
                 raise self.error(f"{what} holds a number that is not finite")
             out.append(f)
         return out
+
+
+def _finite(value: Any) -> float | None:
+    """`value` as a finite float; None for what is not a number, NaN, an infinity, or an integer
+    too large for a float (JSON allows 1e400 as 1 followed by 400 zeros)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _count(n: int, noun: str) -> str:
