@@ -145,3 +145,9 @@ def test_an_empty_value_is_a_usage_error_not_the_default(cli, words, option):
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == f"modelctl: error: {option} needs a value; it was given an empty one"
     assert result.stdout == ""
+
+
+def test_an_empty_top_level_option_is_refused_too(cli):
+    result = cli("--registry", "", "show", "gpt-4o")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == "modelctl: error: --registry needs a value; it was given an empty one"

@@ -91,7 +91,6 @@ class ModelctlGroup(TyperGroup):
 
     def invoke(self, ctx):
         try:
-            refuse_empty_values(self)
             return super().invoke(ctx)
         except ModelctlError as exc:
             _debug_traceback()
@@ -122,7 +121,11 @@ class ModelctlGroup(TyperGroup):
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:  # the top-level options are parsed here, outside invoke()
+            refuse_empty_values(self)
             return super().make_context(info_name, args, parent=parent, **extra)
+        except ModelctlError as exc:
+            output.error_line(str(exc))
+            raise typer.Exit(exc.exit_code) from None
         except Exception as exc:
             if not _is_usage_error(exc):
                 raise
