@@ -168,3 +168,20 @@ def test_in_a_conversation_each_turn_may_fall_back_and_a_final_failure_changes_n
     assert [m["content"] for m in session.messages] == ["Hi", "from backup"]
     assert len(server.calls(CHAT)) == 1  # the failed service is not asked again
     setup.backend.close()
+
+
+def test_a_local_model_behind_fallback_keeps_its_template_and_prompt(cli, tmp_path, model_path, backup):
+    """With --fallback a local model still answers through its template: --json names it and
+    --debug shows the rendered prompt (the fallback wraps the model, it does not hide it)."""
+    from test_tokens import GEMMA_DEPLOYMENT
+
+    registry = str(write_registry(tmp_path / "local.toml", model(
+        "t/local", GEMMA_DEPLOYMENT, {"id": "backup", "kind": "openai-compatible", "model": "m",
+                                      "api_base": f"{backup.url}/v1"},
+        tasks=["chat"], context_window=4096, template="gemma", access=LOCAL)))
+    r = cli("--registry", registry, "chat", "-m", "t/local", "--fallback", "--json", "-n", "3", "--seed", "1", "Hi")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["template"] == "gemma"
+    r = cli("--registry", registry, "chat", "-m", "t/local", "--fallback", "--debug", "-n", "3", "--seed", "1", "Hi")
+    assert r.exit_code == 0 and "<start_of_turn>user" in r.stderr, r.output
+    assert backup.calls(CHAT) == []

@@ -271,8 +271,17 @@ def is_local(backend: Backend) -> TypeGuard[LocalBackend]:
     return isinstance(backend, LocalBackend)
 
 
+def serving(backend: Backend) -> Backend:
+    """The backend that answers now: `backend`, or the one inside a `RoutingBackend`
+    (`--fallback`, `--max-cost`), which is local or not as the model it holds is."""
+    while isinstance(backend, RoutingBackend):
+        backend = backend.current
+    return backend
+
+
 def template_name(backend: Backend) -> str | None:
     """The name of the conversation template `backend` renders with; None for a server or API."""
+    backend = serving(backend)
     if is_local(backend) and backend.template is not None:
         return backend.template.name
     return None
@@ -315,3 +324,25 @@ def collect(chunks: Iterator[Chunk]) -> tuple[str, Chunk]:
         if chunk.final:
             final = chunk
     return "".join(parts), final
+
+
+class RoutingBackend(BaseBackend):
+    """A backend that decides how a request is sent (to which service, whether at all) and hands
+    it to `current`, which does the rest; `serving()` looks through it."""
+
+    current: Backend
+
+    def describe(self) -> dict[str, Any]:
+        return self.current.describe()
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return self.current.count_tokens(messages)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.current.embed(texts)
+
+    def set_debug(self, enabled: bool) -> None:
+        self.current.set_debug(enabled)
+
+    def close(self) -> None:
+        self.current.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
-from modelctl.backends.base import Backend, is_local
+from modelctl.backends.base import Backend, is_local, serving
 from modelctl.backends.urls import redact_url
 from modelctl.chat.render import safe
 from modelctl.keys import redact
@@ -19,6 +19,7 @@ def _line(out: IO[str], label: str, value: Any) -> None:
 def prompt_report(backend: Backend, out: IO[str] | None = None) -> None:
     """The template dump for the prompt just prepared by `backend.chat()`."""
     out = out or sys.stderr
+    backend = serving(backend)
     rendered = backend.last_rendered if is_local(backend) else None
     tokens = list(backend.last_prompt_tokens) if is_local(backend) else []
     describe = backend.describe()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message
+from modelctl.backends.base import Chunk, GenerationParams, Message, RoutingBackend
 from modelctl.errors import BackendError, ModelctlError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def _close(chunks: Any) -> None:
         close()
 
 
-class FallbackBackend(BaseBackend):
+class FallbackBackend(RoutingBackend):
     """The services of a chat, tried in order until one begins an answer."""
 
     kind = "fallback"
@@ -103,15 +103,6 @@ class FallbackBackend(BaseBackend):
     def describe(self) -> dict[str, Any]:
         return {**self.current.describe(), "service": self.service}
 
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        return self.current.count_tokens(messages)
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return self.current.embed(texts)
-
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
         self.current.set_debug(enabled)
-
-    def close(self) -> None:
-        self.current.close()

@@ -310,3 +310,9 @@ class ReasoningStream:
             self.stream.write("\n" if self._last.endswith("\n") else "\n\n")
             self.stream.flush()
         self._last = ""
+
+
+def preview(text: str | None, width: int = 60) -> str:
+    """The start of a text on one line, at most `width` characters."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"

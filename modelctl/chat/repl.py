@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from modelctl.backends.base import PARAM_NAMES, REASONING_PARAMS, is_local, template_name
+from modelctl.backends.base import PARAM_NAMES, REASONING_PARAMS, is_local, serving, template_name
 from modelctl.backends.images import ImagePart
 from modelctl.chat.history_log import TurnLog
 from modelctl.chat.messages import clean_text
@@ -243,7 +243,7 @@ class Repl:
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> int:
-        backend = self.setup.backend
+        backend = serving(self.setup.backend)
         if is_local(backend):
             self.note(f"loading {self.setup.model_id} ...")
             backend.load()
@@ -387,7 +387,7 @@ class Repl:
             self.note("system message set")
 
     def cmd_template(self, args: str) -> None:
-        backend = self.session.backend
+        backend = serving(self.session.backend)
         if self.setup.local is None or not is_local(backend):
             raise UsageError("templates apply to local models; this one runs on a server or API")
         if args:
@@ -464,7 +464,7 @@ class Repl:
         return f"conversation {self.log.conversation}"
 
     def cmd_sessions(self, args: str) -> None:
-        from modelctl.cli.format import preview
+        from modelctl.chat.render import preview
         from modelctl.history import History
 
         with History() as history:

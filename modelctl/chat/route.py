@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message
+from modelctl.backends.base import Chunk, GenerationParams, Message, RoutingBackend
 from modelctl.chat.resolve import ChatSetup, open_chat
 from modelctl.errors import UsageError
 
@@ -119,7 +119,7 @@ def _with_fallback(setup: ChatSetup, service: str, others: "Sequence[Candidate]"
     return setup
 
 
-class CostCapped(BaseBackend):
+class CostCapped(RoutingBackend):
     """`--max-cost`: every request is priced before it is sent, and refused above the cap."""
 
     kind = "cost-capped"
@@ -131,20 +131,6 @@ class CostCapped(BaseBackend):
         check_cost(self.setup, messages, self.max_cost)
         return self.current.chat(messages, params)
 
-    def describe(self) -> dict[str, Any]:
-        return self.current.describe()
-
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        return self.current.count_tokens(messages)
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return self.current.embed(texts)
-
-    def set_debug(self, enabled: bool) -> None:
-        self.current.set_debug(enabled)
-
-    def close(self) -> None:
-        self.current.close()
 
 
 def check_cost(setup: ChatSetup, messages: Sequence[Message], max_cost: float) -> None:
@@ -189,15 +175,12 @@ def dry_run(setup: ChatSetup, messages: Sequence[Message]) -> dict[str, Any]:
     """What the chat would send, and to whom, without sending it: the service, the rendered
     prompt (a local model) or the request (URL and JSON body; keys travel in headers and are not
     shown), the prompt's tokens and the estimated cost."""
-    from modelctl.backends.base import is_local
-    from modelctl.chat.fallback import FallbackBackend
+    from modelctl.backends.base import is_local, serving
     from modelctl.chat.tokens import count_for, deployment_cost
 
-    backend = setup.backend
-    while isinstance(backend, (CostCapped, FallbackBackend)):  # the service that would be asked first
-        if isinstance(backend, CostCapped):
-            check_cost(setup, messages, backend.max_cost)  # what --max-cost would refuse, it refuses here
-        backend = backend.current
+    if isinstance(setup.backend, CostCapped):  # what --max-cost would refuse, it refuses here
+        check_cost(setup, messages, setup.backend.max_cost)
+    backend = serving(setup.backend)  # the service that would be asked first
     entry, dep = setup.entry, setup.deployment
     data: dict[str, Any] = {"id": setup.model_id, "deployment": dep.id if dep else None, **setup.route}
     room = answer_room(setup, entry)

@@ -23,6 +23,7 @@ from modelctl.backends.base import (
     Timings,
     Usage,
     is_local,
+    serving,
     template_name,
 )
 from modelctl.backends.images import ImageMessage, ImagePart, carry_images
@@ -258,12 +259,12 @@ class ChatSession:
         params = self.params
         if params.seed is not None:
             params = replace(params, seed=params.seed + self._answers_since_seed)
-        backend = self.backend
         request = self.conversation()
-        chunks = backend.chat(request, params)
+        chunks = self.backend.chat(request, params)
         self._answers_since_seed += 1
         # A template that opened <think> (DeepSeek-R1's, Qwen3's) leaves the answer inside it.
         thinking = False
+        backend = serving(self.backend)  # the one that answered (after any --fallback switch)
         if is_local(backend):
             rendered = backend.last_rendered
             thinking = rendered is not None and opens_thinking(rendered.text)

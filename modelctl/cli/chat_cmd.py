@@ -203,7 +203,9 @@ def _images(setup: "ChatSetup", image: List[str], mmproj: Optional[str],
     from modelctl.cli import state
 
     if setup.local is not None:
-        setup.backend.mmproj = find_mmproj(setup, mmproj)  # type: ignore[attr-defined]
+        from modelctl.backends.base import serving
+
+        serving(setup.backend).mmproj = find_mmproj(setup, mmproj)  # type: ignore[attr-defined]
     elif mmproj is not None:
         raise UsageError("--mmproj is for local GGUF models; this one runs on a server or API")
     refused = vision_refusal(setup, state.get_registry) if image or interactive else None

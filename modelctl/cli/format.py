@@ -39,12 +39,6 @@ def cost_cell(v: float | None) -> str:
     return "" if v is None else f"${v:.4f}"
 
 
-def preview(text: str | None, width: int = 60) -> str:
-    """The start of a text on one line, at most `width` characters."""
-    text = " ".join((text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def plain_table(headers: list[str], rows: list[list[str]]) -> str:
     """Aligned columns without styling: fast for thousands of rows, friendly to `cut` and `awk`."""
     widths = [len(h) for h in headers]

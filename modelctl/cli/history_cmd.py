@@ -7,9 +7,10 @@ from typing import List, Optional
 
 import typer
 
+from modelctl.chat.render import preview
 from modelctl.cli import complete
 from modelctl.cli.flags import command_group
-from modelctl.cli.format import cost_cell, preview
+from modelctl.cli.format import cost_cell
 
 history_app = command_group("The chat history: every turn of `modelctl chat`, kept in SQLite in the data directory.")
 
