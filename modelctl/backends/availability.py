@@ -76,8 +76,9 @@ def probe_url(dep: "Deployment") -> str | None:
 def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
     """GET `url` without credentials (those written into it are left out too): (answered, what
     happened, its JSON body or None)."""
-    import httpx
+    from modelctl.backends.http import import_httpx
 
+    httpx = import_httpx()
     shown = redact_url(url)
     try:
         with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as client:
@@ -97,9 +98,10 @@ def _ollama_has(body: Any, tag: str | None) -> bool:
     """Whether an Ollama /api/tags answer lists `tag` (`name` and `name:latest` are the same)."""
     if not tag or not isinstance(body, dict) or not isinstance(body.get("models"), list):
         return True  # nothing to compare: the server being up is all that is known
-    wanted = {tag, tag.removesuffix(":latest"), f"{tag}:latest" if ":" not in tag else tag}
-    names = {str(m.get(k)) for m in body["models"] if isinstance(m, dict) for k in ("name", "model")}
-    return bool(wanted & names)
+    from modelctl.store.ollama_pull import normalize_tag
+
+    names = {normalize_tag(str(m.get(k))) for m in body["models"] if isinstance(m, dict) for k in ("name", "model")}
+    return normalize_tag(tag) in names
 
 
 def check(model: "Model", dep: "Deployment", probes: dict[str, tuple[bool, str, Any]]) -> Service:

@@ -129,14 +129,14 @@ def check_session_name(name: str) -> str:
 def find_resumed(resume_last: bool = False, session_name: str | None = None) -> "Conversation | None":
     """The conversation a chat resumes: the last one (`resume_last`, an error when there is
     none), the session called `session_name` (None while it does not exist yet), or None."""
-    from modelctl.history import History
-
     if resume_last and session_name:
         raise UsageError("--continue and --session: give one (--session NAME resumes that session)")
     if session_name is not None:
         check_session_name(session_name)
     if not (resume_last or session_name):
         return None
+    from modelctl.history import History
+
     history = History()
     try:
         found = history.last_conversation() if resume_last else history.conversation(session_name or "")
@@ -161,21 +161,18 @@ def open_log(
     in `resumed` (`find_resumed`). A resumed conversation keeps its system message unless
     `system_flag` (--system) gives another."""
     from modelctl.chat.session import ChatSession
-    from modelctl.history import History
 
     cfg = history_config()
-    log = log and cfg.get("log", True)
-    history = History()
-    if log:
+    history = None
+    if log and cfg.get("log", True):
+        from modelctl.history import History
+
         try:
-            history.open()  # now, so that a broken history is one warning before the chat
+            history = History().open()  # now, so that a broken history is one warning before the chat
         except ModelctlError as exc:
             notify(f"{exc}; this chat is not logged")
-            log = False
-    if not log:
-        history.close()
     system = system_flag if system_flag is not None else (resumed.system if resumed else setup.system)
-    turn_log = TurnLog(setup, history if log else None, notify,
+    turn_log = TurnLog(setup, history, notify,
                        conversation=resumed.id if resumed else None,
                        name=resumed.name if resumed else session_name, retention_days=cfg.get("retention_days"))
     session = ChatSession(setup.backend, setup.params, system=system, model=setup.model_id, on_turn=turn_log)
