@@ -102,6 +102,15 @@ def test_image_size_is_sent_normalised_and_auto_is_kept(server, run):
     assert [call.body["size"] for call in server.calls("/v1/images/generations")] == ["1792x1024", "auto"]
 
 
+def test_several_images_to_a_path_without_extension_are_checked_before_the_request(server, run):
+    server.route("POST", "/v1/images/generations", task_wire.images(task_wire.png(), task_wire.png()))
+    (run.work / "pic-1.png").write_bytes(b"mine")
+    refused = run("image", "-m", "test/painter", "-n", "2", "-o", str(run.work / "pic"), "two cats")
+    assert refused.exit_code == 2 and "pic-1.png' exists" in refused.stderr, refused.output
+    assert not server.calls("/v1/images/generations")  # refused before it was paid for
+    assert (run.work / "pic-1.png").read_bytes() == b"mine"
+
+
 def test_speak_writes_audio_with_the_extension_of_what_came(server, run):
     server.route("POST", "/v1/audio/speech", task_wire.speech())
     result = run("speak", "-m", "test/voice", "--voice", "nova", "--json", input="Hello there")

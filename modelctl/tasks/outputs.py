@@ -3,12 +3,13 @@ directory. Nothing is overwritten without `force`, and nothing a server says bec
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from pathlib import Path
 
 from modelctl.errors import UsageError
-from modelctl.files import atomic_write
+from modelctl.files import write_user_file
 
 
 def output_paths(output: str | None, count: int, stem: str, ext: str, *, force: bool = False) -> list[Path]:
@@ -30,7 +31,10 @@ def output_paths(output: str | None, count: int, stem: str, ext: str, *, force: 
     folder = path.parent
     if not folder.is_dir():
         raise UsageError(f"cannot write '{path}': '{folder}' is not a directory")
-    taken = [p for p in paths if p.exists() or p.is_symlink()]
+    if count > 1 and not path.suffix:  # the extension follows what the service sends: any one clashes
+        taken = [q for p in paths for q in sorted(folder.glob(glob.escape(p.stem) + ".*"))]
+    else:
+        taken = [p for p in paths if p.exists() or p.is_symlink()]
     if taken and not force:
         raise UsageError(f"'{taken[0]}' exists", hint="pass --force to overwrite it, or -o another path")
     return paths
@@ -45,10 +49,7 @@ def write_file(path: Path, data: bytes, *, force: bool = False) -> None:
     """Write `data` to `path`; without `force` only a file that does not exist yet (checked
     as it is created, so one made meanwhile is not overwritten)."""
     if force:
-        try:
-            atomic_write(path, data)
-        except OSError as exc:
-            raise UsageError(f"cannot write '{path}': {exc.strerror or exc}") from None
+        write_user_file(path, data, "output file")
         return
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
