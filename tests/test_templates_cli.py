@@ -99,6 +99,16 @@ def test_template_variables_switch_thinking_and_reasoning_effort(cli):
     assert "\nReasoning: high\n" in json.loads(r.stdout)["prompt"]
 
 
+def test_template_variables_are_typed_like_config_values(cli, tmp_path):
+    template = tmp_path / "budget.jinja"
+    template.write_text('{{ (budget + 1) ~ "|" ~ (tags | length) ~ "|" ~ name }}'
+                        '{% for m in messages %}{{ m["content"] }}{% endfor %}')
+    r = cli("prompt", "-t", str(template), "--var", "budget=1024", "--var", 'tags=["a", "b"]', "--var", "name=x y",
+            input=HELLO)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("1025|2|x yHello")
+
+
 @pytest.mark.parametrize("args,code,needle", [
     (["--var", "enable_thinking"], 2, "--var 'enable_thinking': expected NAME=VALUE"),
     (["--var", "=x"], 2, "expected NAME=VALUE"),

@@ -126,14 +126,17 @@ def prompt(
 
 
 def _template_variables(pairs: List[str]) -> dict[str, Any]:
-    """--var NAME=VALUE pairs: `true`/`false` (any case) are booleans, anything else text."""
+    """--var NAME=VALUE pairs, values typed as config values are (`1024` a number, `[1, 2]` a
+    list, anything else text), with `true`/`false` in any case booleans."""
+    from modelctl.config_edit import parse_value
+
     variables: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip().isidentifier():
             raise _usage(f"--var {pair!r}: expected NAME=VALUE with a template variable name")
         low = value.strip().lower()
-        variables[name.strip()] = low == "true" if low in ("true", "false") else value
+        variables[name.strip()] = low == "true" if low in ("true", "false") else parse_value(value)
     return variables
 
 
