@@ -72,8 +72,7 @@ def estimate_rendered(entry: "Model", messages: Sequence[Message], note: str) ->
 
     tpl = resolve_template(registry_template=entry.template, names=[entry.id, *entry.aliases])
     text = tpl.render(list(messages), add_generation_prompt=True).text
-    return TokenCount(math.ceil(len(text) / CHARS_PER_TOKEN), ESTIMATE_METHOD, False,
-                      f"{note}; the prompt rendered with template {tpl.name}, estimated")
+    return estimate_text(text, f"{note}; the prompt rendered with template {tpl.name}, estimated")
 
 
 def estimate_text(text: str, note: str) -> TokenCount:
@@ -95,16 +94,10 @@ def count_text(entry: "Model | None", dep: "Deployment | None", text: str,
             backend.close()
         return TokenCount(tokens, f"llama.cpp vocabulary of {local_file.path.name}", True)
     if dep is not None and dep.kind in OPENAI_KINDS:
-        from modelctl.backends.openai_tokens import EncodingUnavailable, encoding, encoding_name
-
-        model_id = dep.model or (entry.id if entry else "")
-        name = encoding_name(model_id)
-        if name is None:
-            return estimate_text(text, f"no tiktoken encoding is known for '{model_id}'")
-        try:
-            return TokenCount(len(encoding(name).encode(text, disallowed_special=())), f"tiktoken {name}", True)
-        except EncodingUnavailable as exc:
-            return estimate_text(text, str(exc))
+        enc, name = _tiktoken(dep.model or (entry.id if entry else ""))
+        if enc is None:
+            return estimate_text(text, name)
+        return TokenCount(len(enc.encode(text, disallowed_special=())), f"tiktoken {name}", True)
     kind = dep.kind if dep is not None else "ollama"
     return estimate_text(text, f"no tokenizer for '{kind}' deployments is available here")
 
@@ -114,18 +107,25 @@ def reads_text_only(entry: "Model | None") -> bool:
     return entry is not None and "embedding" in entry.tasks and "chat" not in entry.tasks
 
 
-def count_openai(model_id: str, messages: Sequence[Message]) -> TokenCount:
-    """Tokens of an OpenAI chat request for `model_id` with its tiktoken encoding (an estimate,
-    saying why, when the model has no known encoding or the encodings are not installed)."""
+def _tiktoken(model_id: str) -> tuple[Any, str]:
+    """(the tiktoken encoding of `model_id`, its name), or (None, why there is none here)."""
     from modelctl.backends.openai_tokens import EncodingUnavailable, encoding, encoding_name
 
     name = encoding_name(model_id)
     if name is None:
-        return estimate(messages, f"no tiktoken encoding is known for '{model_id}'")
+        return None, f"no tiktoken encoding is known for '{model_id}'"
     try:
-        enc = encoding(name)
+        return encoding(name), name
     except EncodingUnavailable as exc:
-        return estimate(messages, str(exc))
+        return None, str(exc)
+
+
+def count_openai(model_id: str, messages: Sequence[Message]) -> TokenCount:
+    """Tokens of an OpenAI chat request for `model_id` with its tiktoken encoding (an estimate,
+    saying why, when the model has no known encoding or the encodings are not installed)."""
+    enc, name = _tiktoken(model_id)
+    if enc is None:
+        return estimate(messages, name)
     tokens = OPENAI_REPLY
     for message in messages:
         tokens += OPENAI_PER_MESSAGE + sum(len(enc.encode(str(value), disallowed_special=()))
