@@ -26,8 +26,7 @@ from urllib.parse import quote
 from modelctl.backends.http import ErrorContext, HttpClient, error
 from modelctl.backends.server_text import provider_message
 from modelctl.errors import BackendError, UsageError
-from modelctl.tasks.media import image_size, sniff
-from modelctl.tasks.openai_tasks import image_from_bytes
+from modelctl.tasks.media import image_from_bytes, image_size, sniff
 from modelctl.tasks.results import Audio, Fill, Image, Label, Segment, Transcript
 
 if TYPE_CHECKING:

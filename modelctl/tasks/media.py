@@ -5,9 +5,13 @@ service after the upload."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from modelctl.errors import UsageError
 from modelctl.files import read_user_file
+
+if TYPE_CHECKING:
+    from modelctl.tasks.results import Image
 
 IMAGE_LIMIT = 20 * 1024 * 1024  # what OpenAI, Azure OpenAI and Anthropic accept per image
 AUDIO_LIMIT = 25 * 1024 * 1024  # OpenAI's and Azure OpenAI's upload limit for transcription
@@ -80,3 +84,15 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[bytes, str]:
     """(bytes, media type) of an audio file: WAV, MP3, FLAC, Ogg, WebM, M4A or AAC, at most 25 MB."""
     return _read(os.fspath(path), "audio file", AUDIO_LIMIT, AUDIO_TYPES)
 
+
+def image_from_bytes(data: bytes, label: str, revised_prompt: str | None = None) -> "Image":
+    """An Image of the bytes a service (`label`) sent, its type read from them: what is no
+    image is a BackendError."""
+    from modelctl.backends.http import error
+    from modelctl.errors import BackendError
+    from modelctl.tasks.results import Image
+
+    kind = sniff(data)
+    if kind is None or not kind.startswith("image/"):
+        raise error(BackendError, f"{label} answered with data that is no PNG, JPEG, WebP or GIF image")
+    return Image(data, kind, revised_prompt)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from modelctl.backends.http import Form, error
 from modelctl.backends.server_text import provider_message
 from modelctl.errors import BackendError
-from modelctl.tasks.media import EXTENSIONS, image_size, sniff
+from modelctl.tasks.media import EXTENSIONS, image_from_bytes, image_size, sniff
 from modelctl.tasks.results import Audio, Image, Label, Segment, Transcript
 
 if TYPE_CHECKING:
@@ -145,11 +145,3 @@ def decode_b64(encoded: str, label: str) -> bytes:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise error(BackendError, f"{label} answered with image data that is not base64") from None
-
-
-def image_from_bytes(data: bytes, label: str, revised_prompt: str | None = None) -> Image:
-    """An Image of `data`, whose type is read from its bytes: what is no image is an error."""
-    kind = sniff(data)
-    if kind is None or not kind.startswith("image/"):
-        raise error(BackendError, f"{label} answered with data that is no PNG, JPEG, WebP or GIF image")
-    return Image(data, kind, revised_prompt)
