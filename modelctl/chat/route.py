@@ -68,6 +68,10 @@ def open_routed(
         raise UsageError("--api-base and --api-key name one service: not with --model auto or --fallback")
     if model == AUTO and deployment:
         raise UsageError("--deployment names a deployment of one model: not with --model auto")
+    if model == AUTO or fallback:  # the selector and each service opened read it: load it once
+        from modelctl.registry import get_registry
+
+        registry = get_registry(registry)
 
     def opener(model_id: str | None, dep_id: str | None) -> Callable[[], ChatSetup]:
         return lambda: open_chat(model_id, deployment=dep_id, api_base=api_base, api_key=api_key,
