@@ -51,9 +51,16 @@ class StopMatcher:
         return self._pending
 
     def _partial_len(self, buf: str) -> int:
-        """Length of the longest suffix of `buf` that is a proper prefix of some stop string."""
-        for k in range(min(len(buf), self._longest - 1), 0, -1):
-            tail = buf[-k:]
-            if any(stop.startswith(tail) for stop in self.stops):
-                return k
-        return 0
+        return partial_match_len(buf, self.stops, self._longest)
+
+
+def partial_match_len(buf: str, strings: tuple[str, ...], longest: int | None = None) -> int:
+    """Length of the longest end of `buf` that is a proper beginning of one of `strings` (what a
+    stream must hold back until the next delta says whether the string completes)."""
+    if longest is None:
+        longest = max((len(s) for s in strings), default=0)
+    for k in range(min(len(buf), longest - 1), 0, -1):
+        tail = buf[-k:]
+        if any(s.startswith(tail) for s in strings):
+            return k
+    return 0

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelctl.backends.stops import partial_match_len
+
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 # Harmony: a message is <|start|>ROLE<|channel|>NAME<|message|>CONTENT<|end|> (or <|return|>,
@@ -46,7 +48,6 @@ class Split:
 class ReasoningSplitter:
     def __init__(self, *, thinking: bool = False) -> None:
         self._mode = _THINK if thinking else _TEXT
-        self._channel = _THINK if thinking else _TEXT  # where harmony content goes: _THINK or _TEXT
         self._buffer = ""
         self._header = ""
         self._answered = False  # some answer text (not only white space) came
@@ -70,7 +71,7 @@ class ReasoningSplitter:
                 self._emit(before, reasoning, text)
                 self._on_marker(marker)
                 continue
-            keep = _partial_suffix(self._buffer, markers)
+            keep = partial_match_len(self._buffer, markers)
             ready, self._buffer = self._buffer[: len(self._buffer) - keep], self._buffer[len(self._buffer) - keep:]
             if self._mode == _TEXT and not self._answered and not ready.strip() and THINK_OPEN in markers:
                 # White space before an opening <think> is the template's: hold it until it is known.
@@ -102,14 +103,11 @@ class ReasoningSplitter:
         elif marker == THINK_CLOSE:
             self._mode = _TEXT
             self._after_reasoning = True
-        elif marker == START:
-            self._mode, self._header = _HEADER, ""
-        elif marker == CHANNEL:
+        elif marker in (START, CHANNEL):
             self._mode, self._header = _HEADER, ""
         elif marker == MESSAGE:
             channel = self._header.strip().split("<|", 1)[0].strip()
-            self._channel = _THINK if channel.startswith(REASONING_CHANNELS) else _TEXT
-            self._mode = self._channel
+            self._mode = _THINK if channel.startswith(REASONING_CHANNELS) else _TEXT
             if self._mode == _TEXT:
                 self._after_reasoning = True
         # a message's end: what follows is the next header, or nothing
@@ -129,16 +127,6 @@ class ReasoningSplitter:
             if part:
                 text.append(part)
 
-
-def _partial_suffix(buffer: str, markers: tuple[str, ...]) -> int:
-    """The length of the longest end of `buffer` that begins one of `markers`."""
-    longest = 0
-    for marker in markers:
-        for n in range(min(len(marker) - 1, len(buffer)), longest, -1):
-            if buffer.endswith(marker[:n]):
-                longest = n
-                break
-    return longest
 
 
 def opens_thinking(prompt: str) -> bool:
