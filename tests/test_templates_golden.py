@@ -152,6 +152,43 @@ def test_fastchat_template_byte_for_byte(name, conv, gen, fastchat_prompt):
     assert rendered.text == (bos or "") + fastchat_prompt
 
 
+GRANITE = json.loads((DATA / "granite_renderings.json").read_text(encoding="utf-8"))["renderings"]
+
+
+def _granite_cases():
+    for name, renderings in GRANITE.items():
+        for key, want in renderings.items():
+            conv, mode, *variable = key.split("/")
+            variables = {"thinking": variable[0] == "thinking=True"} if variable else None
+            yield pytest.param(name, conv, mode == "generation", variables, want, id=f"{name}-{key}")
+
+
+@pytest.mark.parametrize("name,conv,gen,variables,official", list(_granite_cases()))
+def test_granite_revisions_render_as_their_own_official_templates(name, conv, gen, variables, official):
+    """Granite 3.1 and 3.2 date their default system message on lines of its own, 3.3 does not;
+    each built-in renders as its revision's official template (see SOURCES.md)."""
+    from datetime import datetime
+
+    today = datetime.now().strftime("%B %d, %Y")
+    got = get_conv_template(name).render(CONVERSATIONS[conv], add_generation_prompt=gen, variables=variables).text
+    if today != datetime.now().strftime("%B %d, %Y"):
+        pytest.skip("the date changed during the test")
+    assert got == official.replace("{date}", today)
+
+
+def test_each_granite_revision_has_its_own_default_system_text():
+    texts = {name: get_conv_template(name).render(CONVERSATIONS["single"], date_string=None).text
+             for name in ("granite-3.1", "granite-3.2", "granite-3")}
+    assert len(set(texts.values())) == 2  # 3.1 and 3.2 agree, 3.3 differs
+    assert "April 2024.\nToday's Date: " in texts["granite-3.1"] and ".\nYou are Granite" in texts["granite-3.2"]
+    assert "April 2024. Today's Date: " in texts["granite-3"]
+    thinking = {name: get_conv_template(name).render(CONVERSATIONS["single"], variables={"thinking": True}).text
+                for name in ("granite-3.1", "granite-3.2", "granite-3")}
+    assert thinking["granite-3.1"] == texts["granite-3.1"]  # 3.1 has no thinking mode
+    assert "after 'Here is my thought process:'" in thinking["granite-3.2"]
+    assert "between <think></think>" in thinking["granite-3"]
+
+
 LLAMACPP = json.loads((DATA / "llamacpp_expected.json").read_text(encoding="utf-8"))
 
 
@@ -164,7 +201,7 @@ def test_sandbox_renders_like_llamacpp_engine(case):
 
 
 def test_every_template_has_a_golden_test():
-    covered = {b for b, *_ in OFFICIAL} | set(FASTCHAT) | set(FASTCHAT_ALSO)
+    covered = {b for b, *_ in OFFICIAL} | set(FASTCHAT) | set(FASTCHAT_ALSO) | set(GRANITE)
     assert {t.name for t in list_templates()} <= covered
     assert len(covered) >= 25
 

@@ -140,7 +140,9 @@ BUILTIN_ADAPTERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("mistral-v3", ("mistral 7 b instruct v 0.3",), ()),
     ("mistral-small-3", ("mistral small 24 b instruct 2501", "mistral small 3|3.1"), ()),
     ("llama-4", ("llama 4",), ("llama4",)),
-    ("granite-3", ("granite 3.1|3.2|3.3",), ()),
+    ("granite-3.1", ("granite 3.1",), ()),
+    ("granite-3.2", ("granite 3.2",), ()),
+    ("granite-3", ("granite 3.3",), ()),
     ("tulu-3", ("tulu 3",), ()),  # Llama-3.1-Tulu-3: before Llama 3.1
     ("olmo-2", ("olmo 2",), ("olmo2",)),
     ("falcon-3", ("falcon 3",), ()),

@@ -11,6 +11,7 @@ template's default; SmolLM3's also reads /think and /no_think in the system mess
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from modelctl.templates.conversation import Conversation, TurnFormats
 from modelctl.templates.types import SystemPolicy
@@ -261,47 +262,67 @@ LLAMA_4 = Conversation(
     models=("Llama-4-Scout-17B-16E-Instruct", "Llama-4-Maverick-17B-128E-Instruct"),
 )
 
-# --- IBM Granite 3.x -----------------------------------------------------------------------------
+# --- IBM Granite 3.1, 3.2, 3.3 ----------------------------------------------------------------------
+# One turn format; each revision's official template writes its own default system message: 3.1
+# and 3.2 put the date on a line of its own, 3.3 runs it on with spaces. 3.2 and 3.3 take
+# `thinking`, which asks for reasoning in the default system message (in different words).
 
 _GRANITE_TURN = "<|start_of_role|>{role}<|end_of_role|>{{content}}<|end_of_text|>\n"
-_GRANITE_DEFAULT = (
-    "<|start_of_role|>system<|end_of_role|>Knowledge Cutoff Date: April 2024. Today's Date: {date}. "
-    "You are Granite, developed by IBM. You are a helpful AI assistant.{thinking_prompt}<|end_of_text|>\n"
-)
+_GRANITE_HELPFUL = "You are Granite, developed by IBM. You are a helpful AI assistant."
 _GRANITE_THINKING = (
     "\nRespond to every user query in a comprehensive and detailed way. You can write down your thoughts "
     "and reasoning process before responding. In the thought process, engage in a comprehensive cycle of "
     "analysis, summarization, exploration, reassessment, reflection, backtracing, and iteration to develop "
     "well-considered thinking process. In the response section, based on various attempts, explorations, "
     "and reflections from the thoughts section, systematically present the final solution that you deem "
-    "correct. The response should summarize the thought process. Write your thoughts between "
-    "<think></think> and write your response between <response></response> for each user query."
-)
-_GRANITE_3_FORMATS = TurnFormats(
-    system=_GRANITE_TURN.format(role="system").replace("{content}", "{system}"),
-    default_system=_GRANITE_DEFAULT.replace("{thinking_prompt}", ""),
-    user=_GRANITE_TURN.format(role="user"),
-    assistant=_GRANITE_TURN.format(role="assistant"),
-    generation="<|start_of_role|>assistant<|end_of_role|>",
+    "correct. The response should summarize the thought process. Write your thoughts {sections} for each "
+    "user query."
 )
 
-GRANITE_3 = Conversation(
-    name="granite-3",
-    formats=_GRANITE_3_FORMATS,
-    date_format="%B %d, %Y",  # today's date, as the official template's strftime_now
-    variables=(("thinking", False),),
-    variable_formats=(
-        # the default system message asks for <think> and <response> sections
-        ("thinking", True, replace(
-            _GRANITE_3_FORMATS, default_system=_GRANITE_DEFAULT.replace("{thinking_prompt}", _GRANITE_THINKING))),
-    ),
-    eos="<|end_of_text|>",
-    stop_str=("<|end_of_text|>",),
-    stop_token_ids=(0,),
-    description="IBM Granite 3.x Instruct: role turns, a dated default system message; thinking=true asks for reasoning",
-    reference="ibm-granite/granite-3.3-2b-instruct chat_template",
-    models=("granite-3.3-2b-instruct", "granite-3.3-8b-instruct", "granite-3.2-8b-instruct", "granite-3.1-8b-instruct"),
-)
+
+def _granite(version: str, header: str, sections: str | None, models: tuple[str, ...]) -> Conversation:
+    """The Granite `version` template: `header` opens its default system message (with {date});
+    `sections` says where its thinking mode writes thoughts and response (None: no thinking)."""
+    default = f"<|start_of_role|>system<|end_of_role|>{header}{_GRANITE_HELPFUL}{{thinking}}<|end_of_text|>\n"
+    formats = TurnFormats(
+        system=_GRANITE_TURN.format(role="system").replace("{content}", "{system}"),
+        default_system=default.replace("{thinking}", ""),
+        user=_GRANITE_TURN.format(role="user"),
+        assistant=_GRANITE_TURN.format(role="assistant"),
+        generation="<|start_of_role|>assistant<|end_of_role|>",
+    )
+    thinking: dict[str, Any] = {}
+    if sections is not None:
+        thinking_prompt = _GRANITE_THINKING.replace("{sections}", sections)
+        thinking = {
+            "variables": (("thinking", False),),
+            # the default system message asks for the reasoning and the answer apart
+            "variable_formats": (("thinking", True, replace(formats, default_system=default.replace(
+                "{thinking}", thinking_prompt))),),
+        }
+    return Conversation(
+        name="granite-3" if version == "3.3" else f"granite-{version}",
+        formats=formats,
+        date_format="%B %d, %Y",  # today's date, as the official template's strftime_now
+        eos="<|end_of_text|>",
+        stop_str=("<|end_of_text|>",),
+        stop_token_ids=(0,),
+        description=f"IBM Granite {version} Instruct: role turns, a dated default system message"
+                    + ("; thinking=true asks for reasoning" if sections else ""),
+        reference=f"ibm-granite/{models[0]} chat_template",
+        models=models,
+        **thinking,
+    )
+
+
+GRANITE_3_1 = _granite("3.1", "Knowledge Cutoff Date: April 2024.\nToday's Date: {date}.\n", None,
+                       ("granite-3.1-8b-instruct", "granite-3.1-2b-instruct"))
+GRANITE_3_2 = _granite("3.2", "Knowledge Cutoff Date: April 2024.\nToday's Date: {date}.\n",
+                       "after 'Here is my thought process:' and write your response after 'Here is my response:'",
+                       ("granite-3.2-8b-instruct", "granite-3.2-2b-instruct"))
+GRANITE_3 = _granite("3.3", "Knowledge Cutoff Date: April 2024. Today's Date: {date}. ",
+                     "between <think></think> and write your response between <response></response>",
+                     ("granite-3.3-2b-instruct", "granite-3.3-8b-instruct"))
 
 # --- Cohere Command R7B ----------------------------------------------------------------------------
 
@@ -479,7 +500,7 @@ SMOLLM3 = Conversation(
 )
 
 RECENT_TEMPLATES: tuple[Conversation, ...] = (
-    QWEN_3, QWQ, DEEPSEEK_R1, DEEPSEEK_V3, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_V3, MISTRAL_NEMO, MISTRAL_SMALL_3, LLAMA_4, GRANITE_3, SMOLLM2, SMOLLM3,
+    QWEN_3, QWQ, DEEPSEEK_R1, DEEPSEEK_V3, GPT_OSS, PHI_4, PHI_4_MINI, MISTRAL_V3, MISTRAL_NEMO, MISTRAL_SMALL_3, LLAMA_4, GRANITE_3_1, GRANITE_3_2, GRANITE_3, SMOLLM2, SMOLLM3,
     INTERNLM_2_5, TULU_3, FALCON_3, OLMO_2, COMMAND_R7B, GLM_4,
 )  # fmt: skip
 
@@ -495,7 +516,9 @@ RECENT_ALIASES: dict[str, tuple[str, ...]] = {
     "mistral-nemo": ("nemo", "mistral-tekken"),
     "mistral-small-3": ("mistral-small", "mistral-small-2501", "mistral-v7-tekken"),
     "llama-4": ("llama4", "llama-4-scout", "llama-4-maverick"),
-    "granite-3": ("granite-3.1", "granite-3.2", "granite-3.3", "granite3"),
+    "granite-3.1": ("granite3.1",),
+    "granite-3.2": ("granite3.2",),
+    "granite-3": ("granite-3.3", "granite3.3", "granite3"),
     "smollm2": ("smollm-2", "smollm"),
     "smollm3": ("smollm-3", "smollm3-3b"),
     "internlm2.5": ("internlm2", "internlm2_5", "internlm-2.5"),
