@@ -259,7 +259,7 @@ def test_ollama_unknown_tag_and_server_down(cli, hub_model, ollama, monkeypatch)
     assert r.exit_code == 4 and "file does not exist" in r.stderr
     monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
     r = cli("pull", "test/local", "--deployment", "ollama")
-    assert r.exit_code == 7 and "cannot reach the Ollama server" in r.stderr
+    assert r.exit_code == 9 and "cannot connect to the Ollama server" in r.stderr  # offline, as every command
     r = cli("pull", "test/local", "--deployment", "ollama", "--quant", "Q4_K_M")
     assert r.exit_code == 2
 

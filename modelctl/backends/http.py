@@ -27,6 +27,7 @@ from modelctl.backends.retry import (
     default_retry,
     parse_retry_after,
     run_with_retries,
+    unreachable,
 )
 from modelctl.backends.server_text import one_line, provider_message
 from modelctl.backends.sse import Event, iter_sse
@@ -485,6 +486,9 @@ class _Status(Exception):
 
 def transport_reason(exc: BaseException) -> str:
     """A short reason for a transport error (httpx messages are often empty)."""
+    why = unreachable(exc)
+    if why is not None:
+        return why
     text = str(exc).strip()
     cause = exc.__cause__ or exc.__context__
     if not text and cause is not None:

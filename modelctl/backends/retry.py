@@ -1,11 +1,17 @@
 """Whether and when to try a request again: bounded retries with exponential backoff on 429, 5xx
 and connection errors, honouring `Retry-After` (and `retry-after-ms`); the policy's `sleep` is
 injectable. `run_with_retries` drives any call (httpx, huggingface_hub, ollama) with a policy and
-a function that classifies its failures."""
+a function that classifies its failures.
+
+A host that cannot be reached at all is never retried, whoever asks: a name that does not resolve
+(offline, or a wrong host) or a refused connection (nothing listens there) gives the same answer a
+second later. The callers report it as OfflineError (exit 9) at once. A connection that breaks or
+times out is retried."""
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -77,6 +83,21 @@ def default_retry() -> RetryPolicy:
     return RetryPolicy(retries=max(0, retries))
 
 
+def unreachable(exc: BaseException) -> str | None:
+    """Why `exc` (or an exception it was raised from) says the host cannot be reached at all, or
+    None: "the host name does not resolve (…)" or "connection refused"."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return f"the host name does not resolve ({cause.strerror or cause})"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 @dataclass
 class Attempt:
     """One failed try, as `run_with_retries` sees it."""
@@ -99,7 +120,7 @@ def run_with_retries(call: Callable[[], Any], classify: Callable[[BaseException]
             return call()
         except Exception as exc:
             verdict = classify(exc)
-            if verdict is None or not verdict.retryable:
+            if verdict is None or not verdict.retryable or unreachable(exc):
                 raise
             wait = policy.delay(attempt, verdict.retry_after)
             if wait is None:

@@ -3,7 +3,7 @@
 The server is the deployment's `host`, else `OLLAMA_HOST`, else Ollama's default
 (127.0.0.1:11434). Everything goes through the `ollama` package; its errors become modelctl's:
 a server that is not running, or something that answers but not like Ollama, is a BackendError
-naming the host, an unknown model NotFoundError.
+naming the host (OfflineError when nothing answers there), an unknown model NotFoundError.
 """
 
 from __future__ import annotations
@@ -69,7 +69,10 @@ def _translate(exc: BaseException, host: str, tag: str | None = None) -> Excepti
     if isinstance(exc, BackendError):  # an answer beyond the limits
         return exc
     if isinstance(exc, (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout)):
-        return BackendError(f"cannot reach the Ollama server at {host}", hint="is `ollama serve` running? (OLLAMA_HOST)")
+        from modelctl.backends.http import transport_reason
+
+        return OfflineError(f"cannot connect to the Ollama server at {host}: {transport_reason(exc)}",
+                            hint="is `ollama serve` running? (OLLAMA_HOST)")
     if isinstance(exc, httpx.HTTPError):
         return BackendError(f"Ollama at {host}: {one_line(str(exc)) or type(exc).__name__}")
     if isinstance(exc, NOT_OLLAMA):
