@@ -67,7 +67,7 @@ def gpu_offload_supported() -> bool:
 
 def gpu_name(llama_cpp: Any) -> str:
     """The GPU backend this build offloads to ("CUDA", "Metal", ...), or "GPU"."""
-    from modelctl.backends.hardware import parse_system_info
+    from modelctl.backends.hardware import llama_build
 
-    found = parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")).gpu_backends
+    found = llama_build(llama_cpp).gpu_backends
     return found[0] if found else "GPU"
