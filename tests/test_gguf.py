@@ -226,17 +226,17 @@ def test_larger_than_memory_sparse_file(tmp_path):
 
 def test_default_model_is_assembled_once(tmp_path, monkeypatch):
     monkeypatch.setenv("MODELCTL_HOME", str(tmp_path))
-    first = default_model_path()
+    first = default_model_path("completion")
     assert first == tmp_path / "data" / "models" / gemma.MODEL_NAME
     marker = first.with_name(first.name + ".verified")
     assert marker.is_file() and gemma.EXPECTED_SHA256 in marker.read_text()
     inode = first.stat().st_ino
-    again = default_model_path()  # a stat and a marker read: no copy, no hash
+    again = default_model_path("completion")  # a stat and a marker read: no copy, no hash
     assert again == first and again.stat().st_ino == inode
     # A file that changed is assembled again.
     with open(first, "r+b") as fh:
         fh.truncate(1000)
-    assert default_model_path().stat().st_size == gemma_size()
+    assert default_model_path("completion").stat().st_size == gemma_size()
     assert not list(first.parent.glob(".*.tmp"))
 
 

@@ -10,10 +10,14 @@ The choice, in order:
 
 1. the user's override (`-o use_extra_bufts=true|false`, or `options` in config.toml's [chat]);
 2. a build without AMX kernels, or a CPU without AMX: the fast path, nothing can go wrong;
-3. an AMX build on an AMX CPU: the verdict remembered for this build and CPU, else a one-time
-   probe — a child process loads the model and generates a few tokens on the fast path. If the
-   child dies, the parent says so in one line and takes the safe path; either verdict is kept in
-   the cache directory, so later runs neither probe nor crash.
+3. an AMX build on an AMX CPU: the verdict given by `MODELCTL_CPU_VERDICT` (`ok` or `crash`,
+   for machines whose answer is known), else the one remembered for this build and CPU, else a
+   one-time probe — a child process loads the model and generates a few tokens on the fast
+   path. If the child dies, the safe path is taken; either verdict is kept in the cache
+   directory, so later runs neither probe nor crash.
+
+The user cannot act on the verdict except by rebuilding llama-cpp-python, so a chat does not
+announce it: `--debug`, `/info` and `modelctl doctor` say which path was taken and why.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ REBUILD_WITHOUT_AMX = (
 )
 PROBE_TIMEOUT_S = 300.0
 VERDICTS_FILE = "llama-cpu-verdicts.json"
+VERDICT_ENV = "MODELCTL_CPU_VERDICT"
+VERDICTS = ("ok", "crash")
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,6 @@ class BufferChoice:
 
     enabled: bool
     reason: str
-    note: str | None = None  # a line to tell the user now (a probe that failed)
 
     def describe(self) -> str:
         return f"extra buffer types {'on' if self.enabled else 'off'} ({self.reason})"
@@ -179,15 +184,27 @@ def remember_verdict(path: Path, key: str, verdict: str, detail: str) -> None:
         pass
 
 
+def given_verdict() -> str | None:
+    """The verdict `MODELCTL_CPU_VERDICT` gives (None: unset or `probe`, find out here)."""
+    value = os.environ.get(VERDICT_ENV, "").strip().lower()
+    if value in ("", "probe"):
+        return None
+    if value not in VERDICTS:
+        raise UsageError(f"{VERDICT_ENV}: expected ok, crash or probe, got {os.environ[VERDICT_ENV]!r}")
+    return value
+
+
 def choose(model_path: str | os.PathLike[str], *, build: BuildInfo, cpu: CpuInfo, build_id: str,
            cache_dir: Path, override: bool | None = None,
            probe: Callable[[list[str]], ProbeResult] = run_probe) -> BufferChoice:
-    """The path for loading `model_path` here: decided from the facts, a remembered verdict, or
-    a probe with this model (whose verdict is then remembered)."""
+    """The path for loading `model_path` here: decided from the facts, a given or remembered
+    verdict, or a probe with this model (whose verdict is then remembered)."""
     path = cache_dir / VERDICTS_FILE
     key = verdict_key(build_id, cpu)
-    known = read_verdicts(path).get(key)
-    verdict = known.get("verdict") if isinstance(known, Mapping) else None
+    verdict = given_verdict()
+    if verdict is None:
+        known = read_verdicts(path).get(key)
+        verdict = known.get("verdict") if isinstance(known, Mapping) else None
     choice = decide(build, cpu, override=override, verdict=verdict)
     if choice is not None:
         return choice
@@ -197,15 +214,8 @@ def choose(model_path: str | os.PathLike[str], *, build: BuildInfo, cpu: CpuInfo
         return BufferChoice(True, "AMX build on an AMX CPU; a test run of the AMX path worked")
     if result.crashed:
         remember_verdict(path, key, "crash", result.detail)
-        return BufferChoice(
-            False, f"AMX build on an AMX CPU; the AMX path crashed in a test run ({result.detail})",
-            note=(f"llama.cpp's AMX path crashed on this CPU in a test run ({result.detail}); loading without "
-                  f"extra buffer types from now on (slower; `modelctl doctor` says how to rebuild)"),
-        )
-    return BufferChoice(
-        False, f"AMX build on an AMX CPU; the test run failed ({result.detail})",
-        note=f"could not test llama.cpp's AMX path on this CPU ({result.detail}); loading without extra buffer types",
-    )
+        return BufferChoice(False, f"AMX build on an AMX CPU; the AMX path crashed in a test run ({result.detail})")
+    return BufferChoice(False, f"AMX build on an AMX CPU; the test run failed ({result.detail}), not remembered")
 
 
 # --- applying the choice -----------------------------------------------------------------------

