@@ -91,12 +91,13 @@ def test_turns_build_a_conversation_that_resumes(db):
 
 
 def test_a_session_name_is_unique(db):
-    db.add_turn(turn("a", "b"), name="work")
+    work, _ = db.add_turn(turn("a", "b"), name="work")
     other, _ = db.add_turn(turn("c", "d"))
     with pytest.raises(UsageError, match="session 'work' already exists"):
         db.save_conversation(None, [], conversation=other, name="work")
-    with pytest.raises(UsageError, match="already exists"):
-        db.add_turn(turn("e", "f"), name="work")
+    # A chat that started the session at the same moment as another logs into the same one.
+    assert db.add_turn(turn("e", "f"), name="work")[0] == work
+    assert [t["prompt"] for t in db.turns(work)] == ["a", "e"]
     assert db.save_conversation("sys", [{"role": "user", "content": "x"}], conversation=other, name="other") == other
     assert db.conversation("other").messages == [{"role": "user", "content": "x"}]
 
@@ -184,19 +185,43 @@ def _writer(path: str, worker: int, count: int) -> None:
             conv, _ = history.add_turn(turn(f"worker {worker} turn {i}", "ok"), conv)
 
 
-def test_writers_in_several_processes_lose_no_turn(tmp_path):
-    path = tmp_path / "history.sqlite3"
+def run_processes(target, *arg_lists) -> None:
+    """One spawned process per argument list, all started before any is waited for; each must
+    exit 0."""
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_writer, args=(str(path), w, 25)) for w in range(3)]
+    workers = [ctx.Process(target=target, args=args) for args in arg_lists]
     for p in workers:
         p.start()
     for p in workers:
         p.join(120)
         assert p.exitcode == 0
+
+
+def test_writers_in_several_processes_lose_no_turn(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    run_processes(_writer, *[(str(path), w, 25) for w in range(3)])
     with History(path) as history:
         assert len(history.turns()) == 75
         assert len(history.conversations()) == 3
         assert history.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _create_and_log(path: str, worker: int) -> None:
+    from pathlib import Path
+
+    with History(Path(path)) as history:
+        history.add_turn(turn(f"worker {worker}", "ok"), name="s")
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_processes_that_create_the_database_and_a_session_at_once_all_land(tmp_path, attempt):
+    """The first use of a history, in several processes at once: creating the file, the switch
+    to WAL, every migration and the session race, and no process fails or loses its turn."""
+    path = tmp_path / "history.sqlite3"
+    run_processes(_create_and_log, *[(str(path), w) for w in range(6)])
+    with History(path) as history:
+        assert sorted(t["prompt"] for t in history.turns()) == [f"worker {w}" for w in range(6)]
+        assert [c["name"] for c in history.conversations()] == ["s"]
 
 
 def test_ages_and_dates():

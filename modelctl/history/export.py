@@ -4,10 +4,24 @@ conversation)."""
 from __future__ import annotations
 
 import json
+import re
 from itertools import groupby
 from typing import Any, Iterable, Iterator
 
 FORMATS = ("jsonl", "markdown")
+
+# Characters that would make a field more than one line of text (line breaks, other controls,
+# Unicode line separators, bidirectional overrides), and the ASCII punctuation that is Markdown
+# markup within a line (emphasis, code, links, HTML, entities, a heading's closing #).
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
+_MARKUP = re.compile(r"[\\`*_{}\[\]<>!&#|~]")
+
+
+def _inline(value: Any) -> str:
+    """A field (a model or session name, an error) as literal text on one Markdown line: it
+    cannot start a heading or a list, open emphasis, a link or HTML, or hide characters."""
+    text = _INVISIBLE.sub(lambda m: f"\\u{ord(m[0]):04x}" if ord(m[0]) > 0xFF else f"\\x{ord(m[0]):02x}", str(value))
+    return _MARKUP.sub(lambda m: "\\" + m[0], text)
 
 
 def to_jsonl(turns: Iterable[dict[str, Any]]) -> Iterator[str]:
@@ -20,23 +34,23 @@ def to_markdown(turns: Iterable[dict[str, Any]]) -> Iterator[str]:
     messages it resent appear under the earlier turns)."""
     for conversation, group in groupby(turns, key=lambda t: (t["conversation"], t["session"])):
         number, session = conversation
-        yield f"# Conversation {number}" + (f" ({session})" if session else "") + "\n\n"
+        yield f"# Conversation {number}" + (f" ({_inline(session)})" if session else "") + "\n\n"
         system_shown = None
         for turn in group:
-            facts = ", ".join(str(x) for x in (turn["model"], turn["created"]) if x)
+            facts = ", ".join(_inline(x) for x in (turn["model"], turn["created"]) if x)
             yield f"## Turn {turn['id']}" + (f" — {facts}" if facts else "") + "\n\n"
             if turn["system"] and turn["system"] != system_shown:
                 yield f"**System:**\n\n{_block(turn['system'])}\n\n"
                 system_shown = turn["system"]
             yield f"**User:**\n\n{_block(turn['prompt'])}\n\n"
             yield f"**Assistant:**\n\n{_block(turn['answer'])}\n\n"
-            tail = [f"finish: {turn['finish_reason']}"] if turn["finish_reason"] else []
+            tail = [f"finish: {_inline(turn['finish_reason'])}"] if turn["finish_reason"] else []
             if turn["prompt_tokens"] is not None:
                 tail.append(f"tokens: {turn['prompt_tokens']} in, {turn['completion_tokens']} out")
             if turn["cost"] is not None:
                 tail.append(f"cost: ${turn['cost']:.6f}")
             if turn["error"]:
-                tail.append(f"error: {turn['error']}")
+                tail.append(f"error: {_inline(turn['error'])}")
             if tail:
                 yield f"_{'; '.join(tail)}_\n\n"
 

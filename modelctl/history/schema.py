@@ -8,6 +8,7 @@ process killed mid-write leaves the database as it was after its last committed 
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from pathlib import Path
 
@@ -84,6 +85,36 @@ class HistoryError(ModelctlError):
     """The history database cannot be opened, read or written."""
 
 
+# What SQLite's primary result codes mean for the history file, in words, with what to do.
+_PROBLEMS: dict[str, tuple[str, str | None]] = {
+    "SQLITE_FULL": ("the disk is full", "free some disk space"),
+    "SQLITE_IOERR": ("the disk could not read or write it", "check the disk and the file"),
+    "SQLITE_READONLY": ("it is read-only here", "check the permissions of the file and its folder"),
+    "SQLITE_PERM": ("permission denied", "check the permissions of the file and its folder"),
+    "SQLITE_CANTOPEN": ("it cannot be opened", "check the permissions of the file and its folder"),
+    "SQLITE_BUSY": ("another process kept it locked too long", "try again when the other modelctl is done"),
+    "SQLITE_LOCKED": ("another process kept it locked too long", "try again when the other modelctl is done"),
+    "SQLITE_CORRUPT": ("the file is damaged", "move the file away to start a new history"),
+    "SQLITE_NOTADB": ("the file is not a SQLite database", "move the file away to start a new history"),
+}
+
+
+def history_error(path: Path, exc: BaseException, doing: str = "cannot write to it") -> HistoryError:
+    """The HistoryError for a failure of SQLite (or of the file system) on the database at
+    `path`: what happened in words ('the disk is full'), SQLite's own text after it."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    primary = "_".join(name.split("_")[:2])  # SQLITE_IOERR_WRITE -> SQLITE_IOERR
+    if isinstance(exc, ValueError):  # a record that no longer parses
+        primary = "SQLITE_CORRUPT"
+    elif isinstance(exc, OSError):
+        primary = {errno.ENOSPC: "SQLITE_FULL", errno.EROFS: "SQLITE_READONLY",
+                   errno.EACCES: "SQLITE_PERM", errno.EPERM: "SQLITE_PERM"}.get(exc.errno or 0, "SQLITE_IOERR")
+    what, hint = _PROBLEMS.get(primary, (None, None))
+    detail = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    said = f"{what} ({detail})" if what else detail
+    return HistoryError(f"history database {path}: {doing}: {said}", hint=hint)
+
+
 def has_fts5() -> bool:
     """Whether this Python's SQLite has the FTS5 module full-text search needs."""
     conn = sqlite3.connect(":memory:")
@@ -96,31 +127,41 @@ def has_fts5() -> bool:
         conn.close()
 
 
-def connect(path: Path, *, steps: int = SCHEMA_VERSION) -> sqlite3.Connection:
+def connect(path: Path, *, steps: int = SCHEMA_VERSION, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
     """Open (creating it, private to its owner) the history database at `path`, migrated through
-    `steps` migrations (all of them, except in a test of migrating an old database)."""
+    `steps` migrations (all of them, except in a test of migrating an old database). Processes
+    that create or migrate the same database at once wait for each other (`busy_timeout`)."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             path.touch(mode=0o600)
         # Transactions are explicit (BEGIN IMMEDIATE per write), not the module's implicit ones.
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
-        raise HistoryError(f"history database {path}: cannot open ({exc})") from None
+        raise history_error(path, exc, "cannot open it") from None
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable up to the last checkpointed commit
         conn.execute("PRAGMA foreign_keys=ON")
         migrate(conn, path, steps)
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.Error, OSError) as exc:
         conn.close()
-        raise HistoryError(f"history database {path}: {exc}",
-                           hint="move the file away to start a new history") from None
+        raise history_error(path, exc, "cannot open it") from None
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """End a failed transaction. SQLite may have rolled it back already (a full disk, an I/O
+    error): then there is nothing to do, and no second error hides the first."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 def migrate(conn: sqlite3.Connection, path: Path, steps: int = SCHEMA_VERSION) -> None:
@@ -144,7 +185,7 @@ def migrate(conn: sqlite3.Connection, path: Path, steps: int = SCHEMA_VERSION) -
                 conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             raise
 
 

@@ -7,19 +7,34 @@ wholly there or not at all. Text arrives redacted: the chat layer hides credenti
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from modelctl.errors import NotFoundError, UsageError
-from modelctl.history.schema import HistoryError, connect
+from modelctl.history.schema import BUSY_TIMEOUT_S, connect, history_error, rollback
 from modelctl.history.when import iso
 
 DAY_S = 86400
+
+R = TypeVar("R")
+
+
+def _reading(method: Callable[..., R]) -> Callable[..., R]:
+    """A History method that reads: a database that fails it (a damaged file, a record that is
+    no longer JSON) is one HistoryError."""
+    @functools.wraps(method)
+    def read(self: "History", *args: Any, **kwargs: Any) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, ValueError, OSError) as exc:
+            raise history_error(self.path, exc, "cannot read it") from None
+    return read
 
 
 @dataclass
@@ -64,20 +79,22 @@ class Conversation:
 
 class History:
     """The history database at `path` (default: `history.sqlite3` in the data directory),
-    opened on first use."""
+    opened on first use. A writer waits up to `busy_timeout` seconds for another process's
+    write to end."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
         if path is None:
             from modelctl.config import get_paths
 
             path = get_paths().history_db
         self.path = path
+        self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
 
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = connect(self.path)
+            self._conn = connect(self.path, busy_timeout=self.busy_timeout)
         return self._conn
 
     def open(self) -> "History":
@@ -99,34 +116,37 @@ class History:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, taken before reading (BEGIN IMMEDIATE): concurrent writers wait
-        for each other (up to the busy timeout) instead of failing or losing a turn."""
+        for each other (up to the busy timeout) instead of failing or losing a turn. Whatever
+        fails in it (a full disk, a damaged file, a lock held too long) is one HistoryError, and
+        nothing of the transaction stays."""
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise HistoryError(f"history database {self.path}: {exc}") from None
+            raise history_error(self.path, exc) from None
         try:
             yield conn
             conn.execute("COMMIT")
         except BaseException as exc:
-            conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise HistoryError(f"history database {self.path}: {exc}") from None
+            rollback(conn)
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise history_error(self.path, exc) from None
             raise
 
     # --- writing ----------------------------------------------------------------------------
 
     def add_turn(self, turn: Turn, conversation: int | None = None, *, name: str | None = None,
                  retention_days: float | None = None) -> tuple[int, int]:
-        """Log `turn` in `conversation` (a new one, called `name` if given, when None); the
-        conversation's state becomes the turn's messages and answer. With `retention_days`,
+        """Log `turn` in `conversation`; when None, in the session called `name` (created if it
+        does not exist yet: chats that start the same new session at once all land in it), or
+        in a new conversation. The conversation's state becomes the turn's messages and answer. With `retention_days`,
         turns older than that go in the same transaction. Returns (conversation id, turn id)."""
         now = time.time()
         history = [m for m in turn.messages if m["role"] != "system"]
         state = json.dumps(history + [{"role": "assistant", "content": turn.answer}], ensure_ascii=False)
         with self._transaction() as conn:
             if conversation is None:
-                conversation = self._create(conn, name, now)
+                conversation = self._session(conn, name, now) if name is not None else self._create(conn, None, now)
             cur = conn.execute(
                 "INSERT INTO turns (conversation_id, created, model, deployment, deployment_kind, template,"
                 " params, system, messages, prompt, answer, finish_reason, prompt_tokens, completion_tokens,"
@@ -163,6 +183,12 @@ class History:
         return conversation
 
     @staticmethod
+    def _session(conn: sqlite3.Connection, name: str, now: float) -> int:
+        """The conversation called `name`, created unless it exists, in the caller's transaction."""
+        conn.execute("INSERT OR IGNORE INTO conversations (name, created, updated) VALUES (?, ?, ?)", (name, now, now))
+        return conn.execute("SELECT id FROM conversations WHERE name = ?", (name,)).fetchone()["id"]
+
+    @staticmethod
     def _create(conn: sqlite3.Connection, name: str | None, now: float) -> int:
         try:
             cur = conn.execute("INSERT INTO conversations (name, created, updated) VALUES (?, ?, ?)", (name, now, now))
@@ -173,10 +199,14 @@ class History:
 
     # --- reading ----------------------------------------------------------------------------
 
+    @_reading
     def conversation(self, ref: str | int) -> Conversation | None:
         """A conversation by id (a number) or session name."""
-        if isinstance(ref, int) or ref.isdigit():
-            row = self.conn.execute("SELECT * FROM conversations WHERE id = ?", (int(ref),)).fetchone()
+        if isinstance(ref, int) or _is_id(ref):
+            number = int(ref)
+            if not 0 <= number < 2**63:  # beyond SQLite's integers: no such conversation
+                return None
+            row = self.conn.execute("SELECT * FROM conversations WHERE id = ?", (number,)).fetchone()
         else:
             row = self.conn.execute("SELECT * FROM conversations WHERE name = ?", (ref,)).fetchone()
         return None if row is None else _conversation(row)
@@ -184,15 +214,17 @@ class History:
     def require(self, ref: str) -> Conversation:
         found = self.conversation(ref)
         if found is None:
-            what = f"conversation {ref}" if ref.isdigit() else f"session {ref!r}"
+            what = f"conversation {ref}" if _is_id(ref) else f"session {ref!r}"
             raise NotFoundError(f"no {what} in the history", hint="modelctl history list shows them")
         return found
 
+    @_reading
     def last_conversation(self) -> Conversation | None:
         """The conversation with the latest turn or save."""
         row = self.conn.execute("SELECT * FROM conversations ORDER BY updated DESC, id DESC LIMIT 1").fetchone()
         return None if row is None else _conversation(row)
 
+    @_reading
     def conversations(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Conversations, latest first: id, name, times, turns, models, tokens, cost and the
         first question."""
@@ -212,6 +244,7 @@ class History:
             out.append(item)
         return out
 
+    @_reading
     def turns(self, conversation: int | None = None) -> list[dict[str, Any]]:
         """The turns of one conversation (or of all), oldest first, as records."""
         sql = "SELECT t.*, c.name AS session FROM turns t JOIN conversations c ON c.id = t.conversation_id"
@@ -220,6 +253,7 @@ class History:
             sql, args = sql + " WHERE t.conversation_id = ?", (conversation,)
         return [turn_record(row) for row in self.conn.execute(sql + " ORDER BY t.id", args)]
 
+    @_reading
     def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
         """Turns whose question, answer or system message match `query` (FTS5 syntax: words,
         "phrases", prefix*, OR, NOT), best first, each with a snippet around the match."""
@@ -250,11 +284,13 @@ class History:
         with self._transaction() as conn:
             return _prune(conn, cutoff)
 
+    @_reading
     def count_older_than(self, cutoff: float) -> int:
         return self.conn.execute("SELECT count(*) FROM turns WHERE created < ?", (cutoff,)).fetchone()[0]
 
     # --- totals -----------------------------------------------------------------------------
 
+    @_reading
     def usage(self, since: float | None = None, by: str = "model") -> list[dict[str, Any]]:
         """Turns, tokens and cost per model or per local day, since `since` (a Unix time).
         `cost` sums the turns whose price is known; `priced_turns` says how many those are."""
@@ -266,6 +302,11 @@ class History:
             " coalesce(sum(completion_tokens), 0) AS completion_tokens, sum(cost) AS cost, count(cost) AS priced_turns"
             " FROM turns WHERE created >= ? GROUP BY key ORDER BY key", (since or 0.0,)).fetchall()
         return [{by: row["key"], **{k: row[k] for k in row.keys() if k != "key"}} for row in rows]
+
+
+def _is_id(ref: str) -> bool:
+    """Whether `ref` is a conversation id: ASCII digits ('²' is a digit to Python, not to int)."""
+    return ref.isascii() and ref.isdigit()
 
 
 def _prune(conn: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
