@@ -205,3 +205,64 @@ def test_fields_in_the_markdown_export_are_text(hostile):
     # finish reason and the error.
     assert sum(c.type == "strong_open" for c in inline) == 2 and sum(c.type == "em_open" for c in inline) == 1
     assert not [t for t in tokens if t.type.startswith(("table", "html", "bullet_list", "hr"))]
+
+
+# --- task outputs --------------------------------------------------------------------------------
+
+
+def _task(server, home, cwd, *args: str, limit: int | None = None) -> subprocess.CompletedProcess:
+    def file_size_limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(modelctl_cmd(*args[:1], "--api-base", f"{server.url}/v1", *args[1:]), capture_output=True,
+                          text=True, env=child_env(home), cwd=cwd, timeout=120,
+                          preexec_fn=file_size_limit if limit else None)
+
+
+@pytest.mark.parametrize("asked", [1, 2, 10])
+def test_a_server_answering_more_images_than_asked_for_makes_only_those(server, modelctl_home, tmp_path, asked):
+    from providers import task_wire
+
+    server.route("POST", "/v1/images/generations", task_wire.images(*[task_wire.png(8, 8)] * 500))
+    done = _task(server, modelctl_home, tmp_path, "image", "-m", "my-sdxl", "-n", str(asked), "--json", "a cat")
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["images"]) == asked
+    assert len(list(tmp_path.iterdir())) == asked
+
+
+@pytest.mark.parametrize("args, existing", [
+    (("-o", "out.png"), None),
+    (("-o", "out.png", "--force"), b"the old picture"),
+    (("-o", "."), None),
+    (("-n", "3"), None),
+])
+def test_an_output_that_does_not_fit_on_the_disk_leaves_no_file(server, modelctl_home, tmp_path, args, existing):
+    """The disk takes 100 bytes of any file: the image (more) is not written, and neither an
+    empty or short file nor a temporary one stays; a file --force would replace is as it was."""
+    from providers import task_wire
+
+    server.route("POST", "/v1/images/generations", task_wire.images(*[task_wire.png(64, 64)] * 3))
+    if existing is not None:
+        (tmp_path / "out.png").write_bytes(existing)
+    done = _task(server, modelctl_home, tmp_path, "image", "-m", "my-sdxl", *args, "a cat", limit=100)
+    assert done.returncode == 1
+    assert done.stderr.startswith("modelctl: error: cannot write ") and "File too large" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    left = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert left == ({"out.png": existing} if existing is not None else {})
+
+
+def test_a_transcript_of_more_segments_than_modelctl_reads_is_refused(server, modelctl_home, tmp_path):
+    from providers import task_wire
+    from providers.server import Reply
+
+    from modelctl.tasks.results import MAX_ITEMS
+
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(task_wire.wav())
+    segments = [{"start": 0.0, "end": 0.1, "text": "a"}] * (MAX_ITEMS + 1)
+    server.route("POST", "/v1/audio/transcriptions", Reply(json={"text": "a", "segments": segments}))
+    done = _task(server, modelctl_home, tmp_path, "transcribe", "-m", "local-whisper", "--json", str(audio))
+    assert done.returncode == 7 and done.stdout == ""
+    assert f"100,001 segments, more than the {MAX_ITEMS:,} modelctl reads" in done.stderr

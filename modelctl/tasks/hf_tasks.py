@@ -27,7 +27,7 @@ from modelctl.backends.http import ErrorContext, HttpClient, error
 from modelctl.backends.server_text import provider_message
 from modelctl.errors import BackendError, UsageError
 from modelctl.tasks.media import image_from_bytes, image_size, sniff
-from modelctl.tasks.results import Audio, Fill, Image, Label, Segment, Transcript
+from modelctl.tasks.results import Audio, Fill, Image, Label, Segment, Transcript, at_most
 
 if TYPE_CHECKING:
     from modelctl.backends.huggingface import HuggingFaceBackend
@@ -79,7 +79,7 @@ class HFTasks:
         if len(rows) == 1 and isinstance(rows[0], list):  # text-classification answers [[…]] for one input
             rows = rows[0]
         labels = []
-        for row in rows:
+        for row in at_most(rows, "labels", self.label):
             row = self.wire.obj(row, "a label", optional=False)
             name = self.wire.text(row.get("label"), "a label's name")
             if name is None:
@@ -124,7 +124,7 @@ class HFTasks:
         if text is None:
             raise error(BackendError, f"{self.label} answered without a transcript: {provider_message(data)}")
         segments = []
-        for chunk in self.wire.items(data.get("chunks"), "chunks"):
+        for chunk in at_most(self.wire.items(data.get("chunks"), "chunks"), "chunks", self.label):
             chunk = self.wire.obj(chunk, "a chunk", optional=False)
             stamp = self.wire.items(chunk.get("timestamp"), "a chunk's timestamp")
             if len(stamp) != 2:
@@ -151,7 +151,7 @@ class HFTasks:
         if top_k:
             parameters["top_k"] = top_k
         fills = []
-        for row in self.wire.items(self._json(text, parameters), "the answer"):
+        for row in at_most(self.wire.items(self._json(text, parameters), "the answer"), "candidates", self.label):
             row = self.wire.obj(row, "a candidate", optional=False)
             token = self.wire.text(row.get("token_str"), "a candidate's token_str")
             sequence = self.wire.text(row.get("sequence"), "a candidate's sequence")
@@ -160,4 +160,4 @@ class HFTasks:
             fills.append(Fill(token, sequence, self.wire.number(row.get("score"), "a candidate's score") or 0.0))
         if not fills:
             raise error(BackendError, f"{self.label} answered with no candidates")
-        return sorted(fills, key=lambda f: -f.score)
+        return sorted(fills, key=lambda f: -f.score)[:top_k or None]  # no more than asked for

@@ -21,7 +21,7 @@ from modelctl.backends.http import Form, error
 from modelctl.backends.server_text import provider_message
 from modelctl.errors import BackendError
 from modelctl.tasks.media import EXTENSIONS, image_from_bytes, image_size, sniff
-from modelctl.tasks.results import Audio, Image, Label, Segment, Transcript
+from modelctl.tasks.results import Audio, Image, Label, Segment, Transcript, at_most
 
 if TYPE_CHECKING:
     from modelctl.backends.openai import OpenAIBackend
@@ -71,7 +71,8 @@ class OpenAITasks:
         body = self._body(prompt=prompt, n=n, size=size, response_format=fmt, **(options or {}))
         data = self.wire.obj(self._post("/images/generations", body), "the answer", optional=False)
         images = []
-        for item in self.wire.items(data.get("data"), "data"):
+        # A server may answer with more images than asked for: only `n` are read (and written).
+        for item in self.wire.items(data.get("data"), "data")[:n]:
             item = self.wire.obj(item, "an image", optional=False)
             encoded = self.wire.text(item.get("b64_json"), "an image's b64_json")
             if not encoded:
@@ -115,7 +116,7 @@ class OpenAITasks:
         if text is None:
             raise error(BackendError, f"{self.label} answered without a transcript: {provider_message(data)}")
         segments = []
-        for seg in self.wire.items(data.get("segments"), "segments"):
+        for seg in at_most(self.wire.items(data.get("segments"), "segments"), "segments", self.label):
             seg = self.wire.obj(seg, "a segment", optional=False)
             segments.append(Segment(self.wire.number(seg.get("start"), "a segment's start") or 0.0,
                                     self.wire.number(seg.get("end"), "a segment's end") or 0.0,
@@ -136,7 +137,7 @@ class OpenAITasks:
         flags = self.wire.obj(result.get("categories"), "categories")
         scores = self.wire.obj(result.get("category_scores"), "category_scores")
         labels = [Label(str(name), self.wire.number(score, f"the score of {name}") or 0.0, flags.get(name) is True)
-                  for name, score in scores.items()]
+                  for name, score in at_most(list(scores.items()), "categories", self.label)]
         return sorted(labels, key=lambda lab: -lab.score)
 
 

@@ -4,12 +4,11 @@ directory. Nothing is overwritten without `force`, and nothing a server says bec
 from __future__ import annotations
 
 import glob
-import os
 import time
 from pathlib import Path
 
-from modelctl.errors import UsageError
-from modelctl.files import write_user_file
+from modelctl.errors import ModelctlError, UsageError
+from modelctl.files import atomic_create, write_user_file
 
 
 def output_paths(output: str | None, count: int, stem: str, ext: str, *, force: bool = False) -> list[Path]:
@@ -46,16 +45,14 @@ def _suffix(n: int, i: int, count: int) -> str:
 
 
 def write_file(path: Path, data: bytes, *, force: bool = False) -> None:
-    """Write `data` to `path`; without `force` only a file that does not exist yet (checked
-    as it is created, so one made meanwhile is not overwritten)."""
+    """Write `data` to `path` atomically (all of it, or no file); without `force` only a file
+    that does not exist yet (checked as it is created, so one made meanwhile is not overwritten)."""
     if force:
         write_user_file(path, data, "output file")
         return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+        atomic_create(path, data)
     except FileExistsError:
         raise UsageError(f"'{path}' exists", hint="pass --force to overwrite it, or -o another path") from None
     except OSError as exc:
-        raise UsageError(f"cannot write '{path}': {exc.strerror or exc}") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+        raise ModelctlError(f"cannot write '{path}': {exc.strerror or exc}") from None

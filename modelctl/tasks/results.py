@@ -5,6 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelctl.errors import BackendError
+
+# The most items of one kind (segments, labels, candidates) read from one answer: far more
+# than a real answer holds (a day of speech in one-second segments), few enough to print.
+MAX_ITEMS = 100_000
+
+
+def at_most(items: list[Any], what: str, label: str) -> list[Any]:
+    """`items` from `label`'s answer, refused when there are more than MAX_ITEMS of them."""
+    if len(items) > MAX_ITEMS:
+        raise BackendError(f"{label} answered with {len(items):,} {what}, more than the {MAX_ITEMS:,} modelctl reads")
+    return items
+
 
 @dataclass
 class Image:
