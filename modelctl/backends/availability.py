@@ -4,13 +4,19 @@
 
 A deployment is usable when what it needs is here: a llama.cpp model's GGUF file on this
 machine, an API's key (environment or keys file; Azure also an endpoint), a server (Ollama, an
-OpenAI-compatible or Hugging Face endpoint) that answers. Servers are probed in parallel with
-short timeouts and without credentials: any HTTP answer, even 401, means the server is there.
+OpenAI-compatible or Hugging Face endpoint) that answers. Servers are probed in parallel and
+without credentials: any HTTP answer, even 401, means the server is there.
+
+A probe (`reach`) is bounded whatever the server does: the whole exchange (name lookup,
+connection, the answer to its last byte) ends within its timeout, at most PROBE_BYTES of the
+answer are read, and JSON that is too deep or too large to build counts as no JSON. A server
+that drips its answer byte by byte is "no complete answer", not a hang.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -21,8 +27,10 @@ from modelctl.errors import ModelctlError
 if TYPE_CHECKING:
     from modelctl.registry import Deployment, Model
 
-# Seconds a server gets to accept the connection and to answer the probe.
+# Seconds a server gets to accept the connection and to answer the probe, all of it.
 PROBE_TIMEOUT = 1.5
+# The most of a probe's answer read (a model list: Ollama's tags, an OpenAI-style /models).
+PROBE_BYTES = 4 << 20
 # Kinds that need nothing but a key: their service is a hosted API (not probed).
 KEYED_KINDS = ("openai", "mistral", "anthropic", "gemini")
 
@@ -75,21 +83,48 @@ def probe_url(dep: "Deployment") -> str | None:
 
 def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
     """GET `url` without credentials (those written into it are left out too): (answered, what
-    happened, its JSON body or None)."""
-    from modelctl.backends.http import import_httpx
+    happened, its JSON body or None), all within `timeout` seconds (see the module docstring)."""
+    shown = redact_url(url)
+    outcome: list[Any] = []
+
+    def probe() -> None:
+        try:
+            outcome.append(_get(url, shown, timeout))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(exc)
+
+    # A thread of its own, left behind at the deadline: nothing else bounds a server that
+    # sends its headers a byte at a time (each read is quick), nor a slow name lookup.
+    worker = threading.Thread(target=probe, name=f"probe {shown}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        return False, f"no complete answer from {shown} within {timeout:g} s", None
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _get(url: str, shown: str, timeout: float) -> tuple[bool, str, Any]:
+    from modelctl.backends import wire
+    from modelctl.backends.http import import_httpx, transport_reason
+    from modelctl.backends.limits import LimitExceeded, Limits, bounded_hooks
 
     httpx = import_httpx()
-    shown = redact_url(url)
+    bounds = Limits(max_bytes=PROBE_BYTES, read_timeout=timeout, deadline=timeout)
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as client:
+        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
+                          event_hooks=bounded_hooks(httpx, bounds, shown=redact_url)) as client:
             response = client.get(strip_credentials(url))
+    except LimitExceeded as exc:
+        return False, f"no usable answer from {shown}: it {exc.why}", None
     except httpx.HTTPError as exc:
-        from modelctl.backends.http import transport_reason
-
         return False, f"no answer from {shown}: {transport_reason(exc)}", None
+    except httpx.InvalidURL as exc:
+        return False, f"cannot probe {shown}: {exc}", None
     try:
-        body = response.json() if response.status_code == 200 else None
-    except ValueError:
+        body = wire.loads(response.content) if response.status_code == 200 else None
+    except ValueError:  # not JSON, nested too deep, too many values
         body = None
     return True, f"server answered at {shown} (HTTP {response.status_code})", body
 

@@ -441,8 +441,8 @@ def parse_json(ctx: ErrorContext, response, content: str | bytes) -> Any:
     try:
         return wire.loads(content)
     except ValueError as exc:
-        text = content if isinstance(content, str) else response.text
-        why = str(exc) if "nested" in str(exc) else one_line(text, 120)
+        why = str(exc) if isinstance(exc, wire.TooBig) else one_line(
+            content if isinstance(content, str) else response.text, 120)
         raise error(BackendError, f"{ctx.provider} answered with something that is not JSON "
                     f"({what_came(response)}): {why}") from None
 

@@ -1,4 +1,5 @@
-"""Bounds on what a server can make modelctl read: how many bytes, how long, how long silent.
+"""Bounds on what a server can make modelctl read: how many bytes, how many JSON values, how
+long, how long silent.
 
 Every HTTP client modelctl uses to talk to a service (its own `HttpClient`, the `ollama`
 package's, `huggingface_hub`'s session) gets `bounding_hook(...)` as a response hook. The hook
@@ -9,13 +10,20 @@ puts `BoundedBody` in place of the response's byte stream before a byte is read:
   a gzip bomb costs at most `max_bytes` of memory, then it is refused;
 - more than `max_bytes` of (decompressed) answer is refused; an error answer (status 400 or
   more) is cut at `ERROR_BODY_BYTES` instead, since only its first words are shown;
+- an answer that could hold more than `max_values` JSON values (one per 16 bytes of
+  `max_bytes`) is refused: a few bytes of JSON (`{},`) become a hundred bytes of Python
+  objects, so a capped answer could still cost gigabytes once parsed. Every value but the first
+  follows a comma or opens a list or object, so their count is bounded by counting `,`, `[`
+  and `{` (`value_bound`) as the bytes pass, whoever parses them afterwards (modelctl, the
+  `ollama` package or `huggingface_hub`);
 - an answer still arriving `deadline` seconds after it started is refused (a stream that never
   ends); a server silent for `read_timeout` seconds is the HTTP client's own read timeout;
 - its text is read as UTF-8, whatever charset the server names.
 
 The numbers come from the environment, read when a client is made:
 
-    MODELCTL_MAX_RESPONSE_MB   the largest answer read, in MiB (default 64)
+    MODELCTL_MAX_RESPONSE_MB   the largest answer read, in MiB (default 64); the JSON values
+                               an answer may hold follow it (4 Mi at 64 MiB)
     MODELCTL_READ_TIMEOUT      seconds a server may stay silent while answering (default 300)
     MODELCTL_DEADLINE          seconds one answer may take from start to end (default 3600)
 """
@@ -37,6 +45,9 @@ DEFAULT_READ_TIMEOUT = 300.0  # a long answer from a slow model, without a byte 
 DEFAULT_DEADLINE = 3600.0
 ERROR_BODY_BYTES = 64 << 10
 PIECE = 64 << 10  # the most one decompression step produces
+# Bytes of the size limit per JSON value allowed. Numbers in a list take 8 to 20 bytes, a
+# stream's events about 16 per value: what fits the byte limit in normal JSON fits this too.
+BYTES_PER_VALUE = 16
 
 # Content codings the hook decodes; httpx's default Accept-Encoding asks for these (and for br
 # or zstd only when their packages are installed: the header is set to these two here).
@@ -49,8 +60,27 @@ class Limits:
     read_timeout: float
     deadline: float | None  # None: no deadline (an Ollama pull may take hours)
 
+    @property
+    def max_values(self) -> int:
+        """The most JSON values one answer may hold (see the module docstring)."""
+        return max(self.max_bytes // BYTES_PER_VALUE, 1)
+
     def without_deadline(self) -> "Limits":
         return Limits(self.max_bytes, self.read_timeout, None)
+
+
+def value_bound(data: bytes | bytearray | str) -> int:
+    """At least the number of JSON values in `data`, less one: every value but the first is
+    the first in its list or object (one per `[` or `{`) or follows a comma. Commas and brackets
+    inside strings count too, so this can only overstate."""
+    if isinstance(data, str):
+        return data.count(",") + data.count("[") + data.count("{")
+    return data.count(b",") + data.count(b"[") + data.count(b"{")
+
+
+def too_many_values(limit: int) -> str:
+    """What is wrong with an answer of more than `limit` JSON values, for messages."""
+    return f"holds more than {limit:,} JSON values (MODELCTL_MAX_RESPONSE_MB sets this too)"
 
 
 def _env_number(name: str, default: float, *, minimum: float) -> float:
@@ -147,7 +177,7 @@ def bounded_body(raw: Iterable[bytes], encoding: str | None, *, where: str, stat
     for coding in _codings(encoding):
         chunks = _inflate(chunks, coding, where)
     cap = ERROR_BODY_BYTES if status >= 400 else limits.max_bytes
-    total = 0
+    total = values = 0
     for block in chunks:
         if limits.deadline is not None and time.monotonic() - started > limits.deadline:
             raise LimitExceeded(where, f"did not end within {limits.deadline:g} s (MODELCTL_DEADLINE)")
@@ -157,6 +187,9 @@ def bounded_body(raw: Iterable[bytes], encoding: str | None, *, where: str, stat
                 return
             raise LimitExceeded(where, f"is larger than {_mib(cap)} (MODELCTL_MAX_RESPONSE_MB)")
         total += len(block)
+        values += value_bound(block) if status < 400 else 0
+        if values >= limits.max_values:
+            raise LimitExceeded(where, too_many_values(limits.max_values))
         yield block
 
 

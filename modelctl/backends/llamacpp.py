@@ -20,7 +20,6 @@ What this backend does that `Llama.create_chat_completion` does not:
 from __future__ import annotations
 
 import codecs
-import json
 import os
 import time
 from collections import OrderedDict
@@ -36,12 +35,12 @@ from modelctl.backends.base import (
     Chunk,
     GenerationParams,
     Message,
-    ResponseFormat,
     Timings,
     Usage,
     template_variables,
 )
 from modelctl.backends.images import images_of
+from modelctl.backends.llama_grammar import json_grammar
 from modelctl.backends.llama_lib import (
     clear_log,
     gpu_name,
@@ -103,18 +102,6 @@ def generated_piece(llama_cpp, vocab, token: int, shown: frozenset[bytes] = SHOW
         if written in shown:
             return written
     return piece
-def json_grammar(fmt: ResponseFormat) -> Any:
-    """The llama.cpp grammar (GBNF) that admits only JSON matching `fmt`'s schema, or any JSON
-    object: sampling keeps to it token by token. A schema the converter cannot translate (a
-    remote `$ref`, an unknown format) is a UsageError."""
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    try:
-        return LlamaGrammar.from_json_schema(json.dumps(fmt.json_schema()), verbose=False)
-    except Exception as exc:  # the converter raises plain exceptions of several kinds
-        raise UsageError(f"llama.cpp cannot turn the schema into a grammar: {exc}") from None
-
-
 @dataclass
 class _Run:
     """The prompt text between two control tokens, and where remembered answers lie in it."""
@@ -577,7 +564,7 @@ class LlamaCppBackend(BaseBackend):
             if key is not None:
                 kw.setdefault(key, SAMPLING_DEFAULTS[name])
         if params.response_format is not None:
-            kw["grammar"] = json_grammar(params.response_format)
+            kw["grammar"] = json_grammar(params.response_format.json_schema(), self._loaded._model.vocab)
         return kw
 
     def _prepare(self, prompt: list[int]) -> int:

@@ -6,7 +6,8 @@ UTF-16 surrogates. Each provider module reads its answers through these few func
 every such answer becomes one `BackendError` naming the service and what was wrong, and nothing
 malformed reaches the chat, the history or `--json` output:
 
-    loads(data)                     JSON, at most MAX_DEPTH levels deep (else ValueError)
+    loads(data)                     JSON, at most MAX_DEPTH levels deep and of at most
+                                    `limits.max_values` values (else TooBig, a ValueError)
     Wire(provider)                  the checks, whose errors name the service:
       .obj(v, what) .items(v, what) an object / a list (None: empty)
       .text(v, what)                text or None; lone surrogates become U+FFFD
@@ -23,6 +24,7 @@ import math
 import re
 from typing import Any
 
+from modelctl.backends.limits import limits, value_bound
 from modelctl.errors import BackendError
 from modelctl.keys import redact
 
@@ -30,18 +32,50 @@ MAX_DEPTH = 64
 MAX_COUNT = 2**53  # token counts beyond this are not counts
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _REASON = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+# Fewer values than any limit allows (1 MiB / BYTES_PER_VALUE): no need to read the limits.
+_FEW_VALUES = 1 << 16
+# A string once its escapes are gone: nothing can make this match backtrack far.
+_QUOTED = re.compile(rb'"[^"]*"')
+_QUOTED_TEXT = re.compile(r'"[^"]*"')
 
 
-def loads(data: str | bytes | bytearray) -> Any:
-    """JSON from a server. A document nested deeper than MAX_DEPTH is a ValueError, as is one
-    the parser itself cannot follow (RecursionError), so callers handle all malformed JSON alike."""
+class TooBig(ValueError):
+    """JSON that would be too costly to build: nested too deeply, or of too many values."""
+
+
+def loads(data: str | bytes | bytearray, *, max_values: int | None = None) -> Any:
+    """JSON from a server. A document nested deeper than MAX_DEPTH, or holding more than
+    `max_values` values (default: `limits().max_values`), is a TooBig (a ValueError), as is one
+    the parser itself cannot follow (RecursionError), so callers handle all malformed JSON
+    alike. The values are counted before anything is built."""
+    check_values(data, max_values)
     try:
         value = json.loads(data)
     except RecursionError:
-        raise ValueError(f"JSON nested too deeply (more than {MAX_DEPTH} levels)") from None
+        raise TooBig(f"JSON nested too deeply (more than {MAX_DEPTH} levels)") from None
     if depth_exceeds(value, MAX_DEPTH):
-        raise ValueError(f"JSON nested too deeply (more than {MAX_DEPTH} levels)")
+        raise TooBig(f"JSON nested too deeply (more than {MAX_DEPTH} levels)")
     return value
+
+
+def check_values(data: str | bytes | bytearray, limit: int | None = None) -> None:
+    """TooBig when the JSON text `data` holds more than `limit` values. Counted on the text as
+    it is, then (only when that says too many) without what its strings hold, where commas and
+    brackets are text."""
+    bound = value_bound(data)
+    if bound < _FEW_VALUES and limit is None:
+        return
+    limit = limits().max_values if limit is None else limit
+    if bound >= limit and value_bound(_without_strings(data)) >= limit:
+        raise TooBig(f"JSON of more than {limit:,} values")
+
+
+def _without_strings(data: str | bytes | bytearray) -> str | bytes:
+    """`data` with every string emptied. Escapes go first (a backslash always escapes the next
+    character), so that what is left between two quotes is one string."""
+    if isinstance(data, str):
+        return _QUOTED_TEXT.sub("", data.replace("\\\\", "").replace('\\"', ""))
+    return _QUOTED.sub(b"", bytes(data).replace(b"\\\\", b"").replace(b'\\"', b""))
 
 
 def depth_exceeds(value: Any, limit: int) -> bool:
