@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from modelctl.chat.render import preview
+from modelctl.chat.render import preview, safe
 from modelctl.cli import complete
 from modelctl.cli.flags import command_group
 from modelctl.cli.format import cost_cell
@@ -163,7 +163,7 @@ def export(
     from modelctl.files import write_user_file
 
     path = write_user_file(Path(output_file).expanduser(), text.encode("utf-8"), "export file")
-    sys.stderr.write(f"modelctl: exported {len(turns)} turns to {path}\n")
+    sys.stderr.write(f"modelctl: exported {len(turns)} turns to {safe(str(path))}\n")  # a path is data
 
 
 def register(app: typer.Typer) -> None:

@@ -102,6 +102,8 @@ class ModelctlGroup(TyperGroup):
         except BrokenPipeError:
             # Downstream closed the pipe (`modelctl list | head`): not an error worth a message.
             raise typer.Exit(output.stdout_closed()) from None
+        except output.StdoutError as exc:  # stdout on a full disk, /dev/full
+            raise typer.Exit(output.stdout_failed(exc)) from None
         except Exception as exc:
             if _is_usage_error(exc):
                 _usage_error(exc)
@@ -203,10 +205,28 @@ def run() -> None:
     for name in ("stdout", "stderr"):  # started with the stream closed (`>&-`): as if nobody reads it
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w"))
+    output.guard_stdout()
+    code: int | str | None = 0
     try:
-        try:
-            make_app(modules_for(sys.argv[1:]))(prog_name="modelctl")
-        finally:
-            sys.stdout.flush()  # here, where a closed pipe can still be handled, not at exit
+        make_app(modules_for(sys.argv[1:]))(prog_name="modelctl")
+    except SystemExit as done:
+        code = done.code
+    except output.StdoutError as exc:  # outside a command: --version, --help
+        code = output.stdout_failed(exc)
+    sys.exit(_flushed(code))
+
+
+def _flushed(code: int | str | None) -> int | str | None:
+    """The exit status, once stdout is flushed: here, where its failure can still be handled,
+    not at exit (where Python prints a traceback and exits 120). A reader that went away is a
+    quiet 0; a stdout that cannot be written (a full disk) is one line and 1. A command's own
+    error status stands."""
+    try:
+        sys.stdout.flush()
     except BrokenPipeError:
-        sys.exit(output.stdout_closed())
+        closed = output.stdout_closed()
+        return code or closed
+    except OSError as exc:
+        failed = output.stdout_failed(exc)
+        return code or failed
+    return code

@@ -11,6 +11,8 @@ written out as escapes, so that no terminal escape sequence from data reaches th
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import re
 import sys
@@ -37,6 +39,68 @@ def stdout_closed() -> int:
     except (OSError, ValueError):  # no file descriptor (a test runner's stream)
         pass
     return 0
+
+
+class StdoutError(OSError):
+    """stdout itself refused a write (a full disk, /dev/full, an I/O error); a reader that went
+    away is BrokenPipeError instead."""
+
+
+class _GuardedStdout:
+    """sys.stdout, whose write failures come out as StdoutError: the CLI tells them from the
+    failures of files it writes by their class, wherever the write was."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        # Unbuffered (python -u, PYTHONUNBUFFERED): text goes straight to the file, and a write
+        # the disk takes only part of returns a short count that the text layer drops.
+        self._unbuffered = isinstance(getattr(stream, "buffer", None), io.RawIOBase) and os.linesep == "\n"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _guarded(self, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutError(exc.errno, exc.strerror or str(exc)) from None
+
+    def write(self, text: str) -> int:
+        return self._guarded(self._write_all if self._unbuffered else self._stream.write, text)
+
+    def _write_all(self, text: str) -> int:
+        """`text` written to the unbuffered file to its last byte: a disk that fills midway
+        takes part of it, and the next write says why it took no more."""
+        data = memoryview(text.encode(self._stream.encoding, self._stream.errors or "strict"))
+        while data:
+            written = self._stream.buffer.write(data)
+            if not written:
+                raise OSError(errno.EIO, "the stream took nothing")
+            data = data[written:]
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+
+def guard_stdout() -> None:
+    """Make stdout's own failures StdoutError (see `_GuardedStdout`), once per process."""
+    if not isinstance(sys.stdout, _GuardedStdout):
+        sys.stdout = _GuardedStdout(sys.stdout)  # type: ignore[assignment]
+
+
+def stdout_failed(exc: OSError) -> int:
+    """stdout cannot be written: one line on stderr, stdout pointed at /dev/null (what it held
+    back goes nowhere, and Python's own flush at exit cannot fail again), exit status 1."""
+    error_line(f"cannot write to stdout: {exc.strerror or exc}")
+    stdout_closed()
+    return 1
 
 
 def cell(text: Any) -> str:
