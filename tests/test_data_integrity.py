@@ -266,3 +266,48 @@ def test_a_transcript_of_more_segments_than_modelctl_reads_is_refused(server, mo
     done = _task(server, modelctl_home, tmp_path, "transcribe", "-m", "local-whisper", "--json", str(audio))
     assert done.returncode == 7 and done.stdout == ""
     assert f"100,001 segments, more than the {MAX_ITEMS:,} modelctl reads" in done.stderr
+
+
+# --- stdout that cannot be written ---------------------------------------------------------------
+
+
+STDOUT_COMMANDS = [
+    ("--version",), ("--help",), ("chat", "--help"), ("list",), ("list", "--json"), ("search", "llama"),
+    ("show", "gemma-3-270m"), ("show", "gemma-3-270m", "--json"), ("registry", "export"), ("templates",),
+    ("history", "list", "--json"), ("history", "export"), ("usage", "--json"),
+]
+
+
+@pytest.mark.parametrize("args", STDOUT_COMMANDS, ids=" ".join)
+def test_stdout_on_a_full_device_is_one_line_and_exit_1(modelctl_home, args):
+    with History(history_path(modelctl_home)) as history:  # something for the history commands to print
+        history.add_turn(turn("q", "a" * 10_000, model="m"))
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(modelctl_cmd(*args), stdout=full, stderr=subprocess.PIPE, text=True,
+                              env=child_env(modelctl_home), timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == "modelctl: error: cannot write to stdout: No space left on device\n"
+
+
+@pytest.mark.parametrize("args", [("--json",), (), ("--no-log",), ("--dry-run",)])
+def test_a_chat_whose_stdout_is_full_is_one_line_and_exit_1(server, modelctl_home, args):
+    server.route("POST", CHAT, openai_wire.chat_stream(["hello ", "world"]))
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(modelctl_cmd("chat", "--api-base", f"{server.url}/v1", "-m", "m", *args, "hi"),
+                              stdout=full, stderr=subprocess.PIPE, text=True, env=child_env(modelctl_home), timeout=120)
+    assert (done.returncode, done.stderr) == (1, "modelctl: error: cannot write to stdout: No space left on device\n")
+
+
+@pytest.mark.parametrize("args, limit", [(("list", "--json"), 100), (("list", "--json"), 20_000), (("list",), 100),
+                                         (("registry", "export"), 5000), (("--help",), 100)])
+def test_stdout_to_a_file_on_a_full_disk_is_one_line_and_exit_1(modelctl_home, tmp_path, args, limit):
+    """The disk fills partway through what is written (one large write or many small ones): the
+    error is said, not the output silently cut."""
+    def file_size_limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    with open(tmp_path / "out", "w") as out:
+        done = subprocess.run(modelctl_cmd(*args), stdout=out, stderr=subprocess.PIPE, text=True,
+                              env=child_env(modelctl_home), timeout=120, preexec_fn=file_size_limit)
+    assert (done.returncode, done.stderr) == (1, "modelctl: error: cannot write to stdout: File too large\n")
