@@ -7,7 +7,30 @@ by the next delta that rules the match out, or by `flush()` at the end of the st
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
+
+from modelctl.errors import UsageError
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)
+
+
+def unescape_stop(text: str, where: str = "stop") -> str:
+    r"""A stop string as typed (`--stop '\n\n'`, `/set stop \n`, config.toml, an alias) with the
+    escapes \n, \t, \r, \\ and \uXXXX read as the characters they name: a shell passes them
+    as typed, and stop strings need new lines. `\\n` is a backslash and an n; any other
+    backslash stays as typed. `where` names the value in an error."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return _ESCAPES.get(match.group(2), match.group(0))
+        code = int(match.group(1), 16)
+        if 0xD800 <= code <= 0xDFFF:
+            raise UsageError(f"{where}: \\u{match.group(1)} is half of a UTF-16 pair, not a character")
+        return chr(code)
+
+    return _ESCAPE.sub(one, text) if "\\" in text else text
 
 
 class StopMatcher:

@@ -312,7 +312,10 @@ class ChatSession:
             if key == "seed":
                 self._answers_since_seed = 0
         elif key == "stop":
-            self.params = replace(self.params, stop=() if value.lower() in ("none", "") else (*self.params.stop, value))
+            from modelctl.backends.stops import unescape_stop
+
+            stops = () if value.lower() in ("none", "") else (*self.params.stop, unescape_stop(value, "/set stop"))
+            self.params = replace(self.params, stop=stops)
         elif key == "think":
             self.params = replace(self.params, think=switch_value(key, value, _SWITCH, "on or off"))
         elif key == "reasoning_effort":

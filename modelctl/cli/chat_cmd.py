@@ -25,6 +25,14 @@ _API_BASE_HELP = "An OpenAI-compatible server's base URL (with --model NAME as t
 _API_KEY_HELP = "The API key (else the deployment's key variable, else the keys file). Never printed."
 
 
+def stop_flags(values: Optional[List[str]]) -> tuple[str, ...]:
+    """--stop values as stop strings: valid text, with \\n, \\t, \\r, \\\\ and \\uXXXX read."""
+    from modelctl.backends.stops import unescape_stop
+    from modelctl.chat.messages import clean_text
+
+    return tuple(unescape_stop(clean_text(s), "--stop") for s in values or ())
+
+
 def parse_options(pairs: List[str]) -> dict[str, str]:
     from modelctl.chat.session import check_option
 
@@ -146,7 +154,7 @@ def chat(
     think, effort = _reasoning_flags(think, no_think, reasoning_effort)
     flags = GenerationParams(
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-        stop=tuple(clean_text(s) for s in stop or ()), think=False if no_think else None, reasoning_effort=effort,
+        stop=stop_flags(stop), think=False if no_think else None, reasoning_effort=effort,
     )
     from modelctl.chat.history_log import find_resumed
 

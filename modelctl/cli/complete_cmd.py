@@ -36,17 +36,16 @@ def complete(
     a server's text-completion endpoint (OpenAI-compatible `/completions`, Ollama raw generate).
     The continuation streams to stdout (without the text given); the history logs it as a turn."""
     from modelctl.backends.base import GenerationParams
-    from modelctl.chat.messages import clean_text
     from modelctl.chat.oneshot import run_completion
     from modelctl.chat.resolve import open_chat
     from modelctl.cli import output, state
-    from modelctl.cli.chat_cmd import parse_options, prompt_text
+    from modelctl.cli.chat_cmd import parse_options, prompt_text, stop_flags
 
     given = prompt_text(text)
     if given is None or not given.strip():
         raise UsageError("nothing to complete: give the text as an argument or on stdin")
     flags = GenerationParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-                             stop=tuple(clean_text(s) for s in stop or ()))
+                             stop=stop_flags(stop))
     setup = open_chat(model, flags=flags, options=parse_options(option or []), n_ctx=ctx, n_gpu_layers=gpu_layers,
                       n_threads=threads, deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
                       need_template=False, registry=state.get_registry, notify=output.warn)

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 # Options whose empty value means something: `--system ''` sends no system message.
 EMPTY_ALLOWED = frozenset({"system"})
+# Options whose value may be all white space, though not empty: `--stop $'\n'` stops at a new line.
+BLANK_ALLOWED = frozenset({"stop"})
 
 
 def refuse_empty_values(command) -> None:
@@ -24,15 +26,15 @@ def refuse_empty_values(command) -> None:
     for param in command.params:
         if (type(param).__name__.endswith("Option") and not param.is_flag and param.type.name in ("str", "text")
                 and param.name not in EMPTY_ALLOWED):
-            param.callback = _refusing_empty(param.callback)
+            param.callback = _refusing_empty(param.callback, blank_ok=param.name in BLANK_ALLOWED)
     for sub in getattr(command, "commands", {}).values():
         refuse_empty_values(sub)
 
 
-def _refusing_empty(callback):
+def _refusing_empty(callback, *, blank_ok: bool = False):
     def check(ctx, param, value):
         values = value if isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(v, str) and not v.strip() for v in values):
+        if any(isinstance(v, str) and not (v if blank_ok else v.strip()) for v in values):
             raise UsageError(f"{param.opts[0]} needs a value; it was given an empty one")
         return callback(ctx, param, value) if callback else value
     return check
