@@ -89,7 +89,11 @@ def test_each_preference_orders_the_candidates(registry, counter):
         return chosen(select_services(SHORT, Constraints(prefer=prefer, max_tokens=10, **k), registry=registry,
                                       counter=counter))
 
-    assert first("largest-context")[:3] == ["t/big@anthropic", "t/pricey@openai", "t/local@llama.cpp"]
+    # a local model ranks by the window it would load with: 4096 by default (its own is 32768)
+    assert first("largest-context")[:3] == ["t/big@anthropic", "t/pricey@openai", "t/unpriced@openai"]
+    wide = select_services(SHORT, Constraints(prefer="largest-context", max_tokens=10), registry=registry,
+                           counter=counter, n_ctx=32768)
+    assert chosen(wide)[:3] == ["t/big@anthropic", "t/pricey@openai", "t/local@llama.cpp"]
     assert first("fastest") == ["t/local@llama.cpp", "t/tiny@openai-compatible", "t/cheap@openai-compatible",
                                 "t/big@anthropic", "t/pricey@openai", "t/unpriced@openai"]  # unknown sizes last
     assert first("local")[:3] == ["t/local@llama.cpp", "t/tiny@openai-compatible", "t/cheap@openai-compatible"]
@@ -125,6 +129,35 @@ def test_min_context_max_cost_and_task(registry, counter):
     assert rejected(sel)["t/unpriced@openai"] == "no price in the registry (--max-cost)"
     sel = select_services(SHORT, Constraints(task="embedding", max_tokens=1), registry=registry, counter=counter)
     assert chosen(sel) == ["t/embed@openai"]
+
+
+@pytest.mark.parametrize("task, chosen_ids", [
+    ("vision", ["t/vision-chat@openai"]),  # the image-embedding and segmentation models cannot chat
+    ("code", ["t/code-chat@openai"]),  # a base code model completes, it does not chat
+    ("embedding", ["t/image-embed@openai"]),  # a task of another command needs no chat
+])
+def test_a_task_done_by_chatting_needs_a_model_that_chats(tmp_path, provider_env, task, chosen_ids):
+    provider_env.setenv("OPENAI_API_KEY", FAKE_KEY)
+    path = write_registry(
+        tmp_path / "registry.toml",
+        model("t/image-embed", {"kind": "openai", "model": "clip"}, tasks=["embedding", "vision"], access=PAID),
+        model("t/segment", {"kind": "openai", "model": "sam"}, tasks=["vision"], access=PAID),
+        model("t/vision-chat", {"kind": "openai", "model": "gpt-4o"}, tasks=["chat", "vision"], access=PAID),
+        model("t/code-base", {"kind": "openai", "model": "code-base"}, tasks=["completion", "code"], access=PAID),
+        model("t/code-chat", {"kind": "openai", "model": "gpt-4o"}, tasks=["chat", "code"], access=PAID),
+    )
+    sel = select_services(SHORT, Constraints(task=task, max_tokens=10), registry=only(path), counter=local_counter())
+    assert chosen(sel) == chosen_ids and not sel.rejected
+    # given as services (not filtered out first), a model that cannot chat is refused, saying why
+    from modelctl.backends.availability import Service
+
+    reg = only(path)
+    services = [Service(m, d, True, "test") for m in reg for d in m.deployments]
+    sel = select_services(SHORT, Constraints(task=task, max_tokens=10), services=services, counter=local_counter())
+    assert chosen(sel) == chosen_ids
+    if task == "vision":
+        assert rejected(sel)["t/image-embed@openai"] == "not a 'vision' model that chats (tasks: embedding, vision)"
+        assert rejected(sel)["t/code-chat@openai"].startswith("not a 'vision' model (tasks:")
 
 
 def test_no_candidate_is_an_error_that_says_why(registry, counter):

@@ -138,7 +138,9 @@ def test_the_cli_counts_a_local_model_with_its_template(cli, model_path):
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["exact"] is True and "template gemma" in data["method"]
-    assert data["id"] == "google/gemma-3-270m" and data["context_window"] == 32768 and data["fits"] is True
+    # the window a chat would load with (4096 unless --ctx), and the one the model was trained for
+    assert data["id"] == "google/gemma-3-270m" and data["context_window"] == 4096 and data["fits"] is True
+    assert data["context_window_trained"] == 32768
     assert data["max_tokens"] == 128  # the registry's default for the model
     assert {c["deployment"]: c["total_usd"] for c in data["costs"]}["pypi"] == 0.0
 

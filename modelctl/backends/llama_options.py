@@ -14,6 +14,33 @@ from typing import Any, Mapping
 from modelctl.backends.llama_lib import import_llama_cpp
 from modelctl.errors import ModelFileError, UsageError
 
+DEFAULT_CTX = 4096  # the context window a local model loads with, unless told otherwise
+
+
+def context_size(wanted: int | None, trained: int | None) -> int:
+    """The context window a local model loads with: `wanted` (--ctx, config.toml's ctx or `-o
+    n_ctx`; 0: the trained window, as llama.cpp reads 0), else DEFAULT_CTX; at most the window the
+    model was trained for (`trained`, from its GGUF header; None: unknown, no cap)."""
+    if wanted is not None and wanted < 0:
+        raise UsageError(f"the context window must be a positive number of tokens, not {wanted}")
+    if wanted is None:
+        return min(DEFAULT_CTX, trained or DEFAULT_CTX)
+    if trained and wanted > trained:
+        return trained
+    return wanted or trained or DEFAULT_CTX
+
+
+def option_ctx(options: Mapping[str, Any]) -> int | None:
+    """`-o n_ctx=N` (or config.toml's options.n_ctx) as a number of tokens; None when not given
+    or not a whole number (opening the model says why)."""
+    value = options.get("n_ctx")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return _parse_int(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
 
 def parse_bool(text: str) -> bool:
     """true/false, 1/0, yes/no, on/off (any case), as llama.cpp's flags take them."""

@@ -83,7 +83,7 @@ def open_routed(
         k = constraints or Constraints()
         if max_cost is not None:
             k = Constraints(**{**k.__dict__, "max_cost": max_cost})
-        selection = select_services(messages, k, registry=registry)
+        selection = select_services(messages, k, registry=registry, **_window_options(chat_options))
         best = selection.best
         say(f"--model auto chose {best.id}: {'; '.join(best.reasons)}")
         setup = opener(best.model.id, best.deployment.id)()
@@ -98,9 +98,15 @@ def open_routed(
         from modelctl.chat.select import Constraints, select_services
 
         same = Constraints(task=None, model=entry.id, max_tokens=setup.params.max_tokens, max_cost=max_cost)
-        others = [c for c in select_services(messages, same, registry=registry).candidates if c.deployment.id != dep.id]
+        others = [c for c in select_services(messages, same, registry=registry, **_window_options(chat_options)).candidates
+                  if c.deployment.id != dep.id]
         setup = _with_fallback(setup, f"{entry.id}@{dep.id}", others, opener, say)
     return _capped(setup, max_cost)
+
+
+def _window_options(chat_options: dict[str, Any]) -> dict[str, Any]:
+    """What decides a local model's context window, for the selector to judge fits as the chat will."""
+    return {"n_ctx": chat_options.get("n_ctx"), "options": chat_options.get("options")}
 
 
 def _capped(setup: ChatSetup, max_cost: float | None) -> ChatSetup:

@@ -14,13 +14,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from modelctl.chat.tokens import DeploymentCost, Message, TokenCount, answer_tokens, count_for, deployment_cost
+from modelctl.chat.tokens import (
+    ContextWindow,
+    DeploymentCost,
+    Message,
+    TokenCount,
+    answer_tokens,
+    count_for,
+    deployment_cost,
+    run_window,
+)
 from modelctl.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from modelctl.backends.availability import Service
+    from modelctl.chat.resolve import LocalModel
     from modelctl.registry import Deployment, Model
     from modelctl.registry.loader import RegistrySource
 
@@ -55,10 +65,15 @@ class Candidate:
 
     service: "Service"
     tokens: TokenCount
-    context_window: int | None
+    window: ContextWindow  # what a chat with it would have, and the model's own
     cost: DeploymentCost
     answer: int  # tokens kept for the answer
     reasons: list[str] = field(default_factory=list)  # why chosen, or why refused
+
+    @property
+    def context_window(self) -> int | None:
+        """The context window a chat with this service would have (`run_window`)."""
+        return self.window.used
 
     @property
     def model(self) -> "Model":
@@ -75,7 +90,8 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         return {"service": self.id, "model": self.model.id, "deployment": self.deployment.id,
                 "kind": self.deployment.kind, "local": self.deployment.local, "tokens": self.tokens.to_dict(),
-                "context_window": self.context_window, "max_tokens": self.answer, "cost_usd": self.cost.total_usd,
+                "context_window": self.context_window, "context_window_trained": self.window.trained,
+                "max_tokens": self.answer, "cost_usd": self.cost.total_usd,
                 "reasons": self.reasons}
 
 
@@ -97,7 +113,8 @@ class Selection:
     def _why(self) -> str:
         if not self.rejected:
             return " (no model is registered for the task)"
-        shown = "; ".join(f"{c.id}: {c.reasons[-1]}" for c in self.rejected[:3])
+        first = sorted(self.rejected, key=lambda c: not c.service.usable)  # usable ones say more
+        shown = "; ".join(f"{c.id}: {c.reasons[-1]}" for c in first[:3])
         more = f"; {len(self.rejected) - 3} more" if len(self.rejected) > 3 else ""
         return f" ({shown}{more})"
 
@@ -115,22 +132,41 @@ def _refusal(c: Candidate, k: Constraints) -> str | None:
     model, dep = c.model, c.deployment
     if not c.service.usable:
         return f"not usable: {c.service.reason}"
-    if k.task is not None and k.task not in model.tasks:
-        return f"not a '{k.task}' model (tasks: {', '.join(model.tasks)})"
+    if not does_task(model, k.task):
+        needs = f"'{k.task}' model that chats" if k.task in model.tasks else f"'{k.task}' model"
+        return f"not a {needs} (tasks: {', '.join(model.tasks)})"
     if k.local and not dep.local:
         return "not local (--local)"
     if k.free and not (dep.local or model.free):
         return "not free: not local and no free tier (--free)"
     if k.min_context is not None and (c.context_window or 0) < k.min_context:
-        return f"context window {c.context_window or 'unknown'} < --min-context {k.min_context}"
+        return f"context window {c.context_window or 'unknown'}{_more_with_ctx(c)} < --min-context {k.min_context}"
     if c.context_window is not None and c.tokens.tokens + c.answer > c.context_window:
-        return f"prompt {c.tokens.tokens} + answer {c.answer} tokens > context window {c.context_window}"
+        return (f"prompt {c.tokens.tokens} + answer {c.answer} tokens > context window {c.context_window}"
+                + _more_with_ctx(c))
     if k.max_cost is not None:
         if c.cost.total_usd is None:
             return "no price in the registry (--max-cost)"
         if c.cost.total_usd > k.max_cost:
             return f"estimated cost {_usd(c.cost.total_usd)} > --max-cost {_usd(k.max_cost)}"
     return None
+
+
+def _more_with_ctx(c: Candidate) -> str:
+    """For a local model that runs with less than its own window: how to have more."""
+    used, trained = c.window.used, c.window.trained
+    return f" (the model's is {trained}: --ctx raises it)" if used and trained and trained > used else ""
+
+
+def does_task(model: "Model", task: str | None) -> bool:
+    """Whether `model` lists `task` (None: any); a task done through `chat` (vision, code,
+    translation, …) also needs the chat task: an image-embedding or segmentation model lists
+    "vision" and cannot answer a chat."""
+    from modelctl.registry.vocab import TASK_COMMANDS
+
+    if task is None:
+        return True
+    return task in model.tasks and (TASK_COMMANDS.get(task) != "chat" or "chat" in model.tasks)
 
 
 def _cost_key(c: Candidate) -> float:
@@ -161,25 +197,30 @@ def _why_chosen(c: Candidate) -> list[str]:
 Counter = Callable[["Model", "Deployment", Sequence[Message]], TokenCount]
 
 
-def local_counter() -> Counter:
-    """Counts with the tokenizers here, never asking a provider: a local GGUF model with its
-    vocabulary, OpenAI ids with tiktoken, the rest estimated; each conversation counted once per
-    deployment."""
+def local_file(model: "Model", dep: "Deployment") -> "LocalModel | None":
+    """The GGUF file of a llama.cpp deployment, where it is on this machine."""
+    if dep.kind != "llama.cpp":
+        return None
     from modelctl.chat.resolve import LocalModel
     from modelctl.store.gguf import read_gguf
     from modelctl.store.locate import locate
 
+    path = locate(model)
+    if path is None:
+        return None
+    return LocalModel(path, model.id, read_gguf(path), model, [model.id, *model.aliases, path.name])
+
+
+def local_counter() -> Counter:
+    """Counts with the tokenizers here, never asking a provider: a local GGUF model with its
+    vocabulary, OpenAI ids with tiktoken, the rest estimated; each conversation counted once per
+    deployment."""
     done: dict[tuple, TokenCount] = {}
 
     def count(model: "Model", dep: "Deployment", messages: Sequence[Message]) -> TokenCount:
         key = (model.id, dep.id, tuple(tuple(sorted(m.items())) for m in messages))
         if key not in done:
-            local = None
-            if dep.kind == "llama.cpp":
-                path = locate(model)
-                if path is not None:
-                    local = LocalModel(path, model.id, read_gguf(path), model, [model.id, *model.aliases, path.name])
-            done[key] = count_for(model, dep, messages, ask_provider=False, local_file=local)
+            done[key] = count_for(model, dep, messages, ask_provider=False, local_file=local_file(model, dep))
         return done[key]
 
     return count
@@ -192,10 +233,14 @@ def select_services(
     registry: "RegistrySource" = None,
     services: Iterable["Service"] | None = None,
     counter: Counter | None = None,
+    n_ctx: int | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Selection:
     """Rank every deployment of the registry (or the given `services`, checked for availability)
     for `messages` under `constraints`. `counter` counts a prompt for a deployment (default:
-    `local_counter`). Deployments of models for another task are left out of `rejected`."""
+    `local_counter`). What fits is judged against the context window a chat with each would
+    use (`run_window`: a local model's `n_ctx`, as chat's --ctx, or its `options`' n_ctx, else the
+    config's, else 4096). Deployments of models for another task are left out of `rejected`."""
     from modelctl.backends.availability import services as check_services
     from modelctl.registry.loader import get_registry
 
@@ -205,7 +250,7 @@ def select_services(
         if k.model is not None:
             models = [reg.resolve(k.model)]
         else:
-            models = [m for m in reg if (k.task is None or k.task in m.tasks) and m.status != "deprecated"]
+            models = [m for m in reg if does_task(m, k.task) and m.status != "deprecated"]
         services = check_services(models)
     count = counter or local_counter()
     accepted: list[Candidate] = []
@@ -215,7 +260,9 @@ def select_services(
             continue
         tokens = count(service.model, service.deployment, messages) if service.usable else TokenCount(0, "not counted", False)
         room = answer_tokens(service.model, k.max_tokens)
-        candidate = Candidate(service, tokens, service.model.context_window,
+        local = local_file(service.model, service.deployment) if service.usable else None
+        window = run_window(service.model, service.deployment, n_ctx=n_ctx, options=options, local=local)
+        candidate = Candidate(service, tokens, window,
                               deployment_cost(service.model, service.deployment, tokens.tokens, room), room)
         refusal = _refusal(candidate, k)
         if refusal is None:

@@ -226,9 +226,10 @@ class TokenReport:
     deployment: str | None  # the deployment whose tokenizer counted (None: a bare GGUF file)
     count: TokenCount
     max_tokens: int
-    context_window: int | None
+    context_window: int | None  # the window the run will use (`run_window`)
     costs: list[DeploymentCost] = field(default_factory=list)
     counted: str = "conversation"  # or "text": the bare text, no chat format (`--text`, embedding models)
+    trained_window: int | None = None  # the model's own window, where it differs
 
     @property
     def fits(self) -> bool | None:
@@ -239,7 +240,8 @@ class TokenReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.model_id, "deployment": self.deployment, **self.count.to_dict(),
-                "counted": self.counted, "max_tokens": self.max_tokens, "context_window": self.context_window, "fits": self.fits,
+                "counted": self.counted, "max_tokens": self.max_tokens, "context_window": self.context_window,
+                "context_window_trained": self.trained_window or self.context_window, "fits": self.fits,
                 "costs": [c.to_dict() for c in self.costs]}
 
 
@@ -258,48 +260,96 @@ def answer_tokens(entry: "Model | None", max_tokens: int | None = None) -> int:
 def gguf_context(local: "LocalModel") -> int | None:
     """The context length a GGUF file was trained for, from its header."""
     value = local.gguf.metadata.get(f"{local.gguf.architecture}.context_length")
-    return value if isinstance(value, int) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+@dataclass(frozen=True)
+class ContextWindow:
+    """The context window a run will have (`used`), and the model's own (`trained`: what its
+    GGUF was trained for, or what the registry says it takes). They differ for a local model,
+    which loads with 4096 tokens unless --ctx asks for more."""
+
+    used: int | None  # None: unknown
+    trained: int | None
+
+    @staticmethod
+    def served(entry: "Model | None") -> "ContextWindow":
+        window = entry.context_window if entry is not None else None
+        return ContextWindow(window, window)
+
+
+def run_window(entry: "Model | None", dep: "Deployment | None", *, local: "LocalModel | None" = None,
+               n_ctx: int | None = None, options: Mapping[str, Any] | None = None,
+               config: Mapping[str, Any] | None = None) -> ContextWindow:
+    """The context window a chat with `dep` of `entry` (or the GGUF file `local`) will use, as the
+    chat itself reckons it: on a server or API, the model's context window; on llama.cpp, the
+    size it loads with (`n_ctx` as --ctx, else config.toml's ctx, else `-o n_ctx` from `options`
+    or the config, else 4096), at most the window it was trained for. `config`: the user's
+    defaults for the model (default: read now). `tokens`, `-m auto` and `--min-context` judge
+    what fits by it."""
+    if local is None and (dep is None or dep.kind != "llama.cpp"):
+        return ContextWindow.served(entry)
+    from modelctl.backends.llama_options import context_size, option_ctx
+
+    trained = (gguf_context(local) if local is not None else None) or (entry.context_window if entry else None)
+    if config is None:
+        from modelctl.chat.resolve import user_defaults
+
+        config = user_defaults(entry.id if entry else None)
+    wanted = n_ctx or config.get("ctx") or option_ctx({**config.get("options", {}), **(options or {})})
+    return ContextWindow(context_size(wanted, trained), trained)
 
 
 def token_report(model: str | None, messages: Sequence[Message], *, deployment: str | None = None,
                  template: str | None = None, max_tokens: int | None = None, api_key: str | None = None,
                  registry: "RegistrySource" = None, text_only: bool | None = None,
-                 notify: Callable[[str], None] | None = None) -> TokenReport:
+                 notify: Callable[[str], None] | None = None, n_ctx: int | None = None) -> TokenReport:
     """Count `messages` for MODEL (as `chat --model MODEL [--deployment D]` would send them) and
     price them on each of the model's deployments. `max_tokens` is the room kept for the answer
-    (default: `answer_tokens`). With `text_only` (default: for embedding models) the one user
-    message is counted as bare text, as `complete` and `embed` send it; an embedding keeps no
-    room for an answer."""
+    (default: `answer_tokens`); the prompt and it must fit the context window the chat would use
+    (`run_window`; `n_ctx` as chat's --ctx). With `text_only` (default: for embedding models) the
+    one user message is counted as bare text, as `complete` and `embed` send it; an embedding
+    keeps no room for an answer."""
     from modelctl.chat.resolve import LocalModel, resolve_target
 
     target = resolve_target(model, deployment, registry=registry, check=False)
     if text_only is None:
         text_only = reads_text_only(target.entry)
+    window = _target_window(target, n_ctx)
     if text_only:
-        return _text_report(target, messages, template, max_tokens)
+        return _text_report(target, messages, template, max_tokens, window)
     entry: "Model | None"
     if isinstance(target, LocalModel):
         entry, model_id = target.entry, target.model_id
         count = count_local(target, messages, template)
         dep_id = entry.deployment("llama.cpp").id if entry else None
-        window = (entry.context_window if entry else None) or gguf_context(target)
     else:
         entry, model_id = target.entry, target.model_id
         if template is not None and target.deployment.kind != "llama.cpp":
             raise UsageError(f"--template: only for local (llama.cpp) models; '{model_id}' runs on a server or API")
         if entry is None:  # a model an Ollama server has and the registry does not know
-            count, window = estimate(messages, "no tokenizer for 'ollama' deployments is available here"), None
+            count = estimate(messages, "no tokenizer for 'ollama' deployments is available here")
         else:
             count = _count_served(entry, target.deployment, messages, api_key, notify)
-            window = entry.context_window
         dep_id = target.deployment.id
     room = answer_tokens(entry, max_tokens)
     costs = [deployment_cost(entry, d, count.tokens, room) for d in entry.deployments] if entry else []
-    return TokenReport(model_id, dep_id, count, room, window, costs)
+    return TokenReport(model_id, dep_id, count, room, window.used, costs, trained_window=window.trained)
+
+
+def _target_window(target: "LocalModel | ServedModel", n_ctx: int | None) -> ContextWindow:
+    """`run_window` for a resolved target; --ctx is for local models only, as in chat."""
+    from modelctl.chat.resolve import LocalModel
+
+    if isinstance(target, LocalModel):
+        return run_window(target.entry, None, local=target, n_ctx=n_ctx)
+    if n_ctx is not None:
+        raise UsageError(f"--ctx: only for local (llama.cpp) models; '{target.model_id}' runs on a server or API")
+    return ContextWindow.served(target.entry)
 
 
 def _text_report(target: "LocalModel | ServedModel", messages: Sequence[Message], template: str | None,
-                 max_tokens: int | None) -> TokenReport:
+                 max_tokens: int | None, window: ContextWindow) -> TokenReport:
     from modelctl.chat.resolve import LocalModel
 
     if len(messages) != 1 or messages[0].get("role") != "user":
@@ -312,9 +362,9 @@ def _text_report(target: "LocalModel | ServedModel", messages: Sequence[Message]
     count = count_text(entry, dep, messages[0].get("content", ""), local)
     embedding = reads_text_only(entry)
     room = 0 if embedding and not max_tokens else answer_tokens(entry, max_tokens)
-    window = (entry.context_window if entry else None) or (gguf_context(local) if local else None)
     costs = [deployment_cost(entry, d, count.tokens, room) for d in entry.deployments] if entry else []
-    return TokenReport(target.model_id, dep.id if dep else None, count, room, window, costs, counted="text")
+    return TokenReport(target.model_id, dep.id if dep else None, count, room, window.used, costs, counted="text",
+                       trained_window=window.trained)
 
 
 def _count_served(entry: "Model", dep: "Deployment", messages: Sequence[Message], api_key: str | None,

@@ -35,6 +35,14 @@ def _messages(text: Optional[List[str]], messages_file: Optional[str], system: O
     return msgs
 
 
+def _trained(report) -> str:
+    """Where a local model runs with less than its own window: how much it has, and how to get it."""
+    trained = report.trained_window
+    if trained is None or report.context_window is None or trained <= report.context_window:
+        return ""
+    return f" (the model's is {trained}: --ctx {trained} uses it all)"
+
+
 def _usd(value: float | None) -> str:
     return "?" if value is None else f"{value:.6f}"
 
@@ -47,6 +55,7 @@ def tokens(
     deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help="Count with this deployment's tokenizer."),
     template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (local models)."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", "-n", min=1, help="Tokens to keep for the answer (default: the registry's, else 512)."),
+    ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="A local model's context window, as chat's --ctx (default: config.toml's, else 4096, at most the model's)."),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help="Key for a provider's count endpoint (Anthropic, Gemini). Never printed."),
     text_only: Optional[bool] = typer.Option(
         None, "--text/--conversation",
@@ -55,12 +64,13 @@ def tokens(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Count a prompt's tokens with the model's tokenizer (the rendered prompt, template
-    included), estimate its cost on each deployment, and check it fits the context window."""
+    included), estimate its cost on each deployment, and check it fits the context window a
+    chat would use (a local model's is 4096 tokens unless --ctx or config.toml says more)."""
     from modelctl.chat.tokens import token_report
 
     report = token_report(model, _messages(text, messages, system), deployment=deployment, template=template,
                           max_tokens=max_tokens, api_key=api_key, registry=state.get_registry, text_only=text_only,
-                          notify=output.warn)
+                          notify=output.warn, n_ctx=ctx)
     if as_json:
         output.print_records(report.to_dict())
         return
@@ -74,7 +84,7 @@ def tokens(
         print("context window: unknown" + (f"; {report.max_tokens} tokens kept for the answer" if room else ""))
     else:
         verdict = "fits" if report.fits else "does NOT fit"
-        print(f"context window {report.context_window}: {verdict}{room}")
+        print(f"context window {report.context_window}{_trained(report)}: {verdict}{room}")
     if report.costs:
         rows = [[c.deployment, c.kind, _usd(c.input_per_mtok), _usd(c.output_per_mtok), _usd(c.input_usd),
                  _usd(c.total_usd)] for c in report.costs]
