@@ -4,6 +4,8 @@ GGUF to import), and JSON from them: the one safe way in and out.
 - `read_user_file` reads only a regular file, up to a size bound: a FIFO would block, /dev/zero
   never ends, a directory or a symlink loop is an error that says what the path is.
 - `check_regular_file` answers the same question for a file read in another way (mmap).
+- `read_kept_text` reads a file modelctl keeps for itself the same way; anything wrong with it
+  is None (the shortcut it holds is lost), never an error.
 - `load_json` turns every way JSON text can fail (syntax, nesting that exhausts the parser's
   recursion, integers longer than Python converts) into one error of the caller's class.
 - `write_user_file` replaces a regular file atomically and refuses a FIFO, a device, a
@@ -124,6 +126,17 @@ def read_user_text(
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{what} {_shown(path)} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def read_kept_text(path: str | os.PathLike[str], *, limit: int = MiB) -> str | None:
+    """The text of a small file modelctl keeps for itself (a cache, a marker, a remembered
+    verdict, a ref in the Hugging Face cache), or None when it is absent or anything but a
+    regular UTF-8 file of at most `limit` bytes: such a file is a shortcut lost, never a reason
+    to stop, and never read from a FIFO or a device."""
+    try:
+        return read_user_text(path, "file", limit=limit, error=ModelctlError)
+    except ModelctlError:
+        return None
 
 
 def load_json(text: str | bytes, where: str, *, error: type[ModelctlError] = UsageError) -> Any:

@@ -163,11 +163,12 @@ def verdict_key(build_id: str, cpu: CpuInfo) -> str:
 
 def read_verdicts(path: Path) -> dict[str, Any]:
     """The remembered verdicts; a missing or unreadable file is no verdicts (they are re-probed)."""
+    from modelctl.files import read_kept_text
+
+    text = read_kept_text(path)
     try:
-        if not path.is_file() or path.stat().st_size > 1 << 20:
-            return {}
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(text) if text is not None else {}
+    except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -84,13 +84,19 @@ def json_grammar(schema: dict[str, Any], vocab: Any) -> Any:
 
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    from modelctl.backends.llama_lib import import_llama_cpp
-
     check_repetitions(schema)
     try:
         grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
     except Exception as exc:  # the converter raises plain exceptions of several kinds
         raise UsageError(f"llama.cpp cannot turn the schema into a grammar: {exc}") from None
+    return checked(grammar, vocab)
+
+
+def checked(grammar: Any, vocab: Any) -> Any:
+    """`grammar` (a LlamaGrammar) when llama.cpp's grammar parser takes it for `vocab`; else a
+    UsageError with the parser's complaint."""
+    from modelctl.backends.llama_lib import import_llama_cpp
+
     llama_cpp = import_llama_cpp()
     with _native_stderr() as said:
         sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar._grammar.encode("utf-8"),

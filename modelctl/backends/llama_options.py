@@ -153,10 +153,16 @@ def _parse_option(key: str, value: Any, default: Any) -> Any:
     raise ValueError("modelctl does not know what this option takes")
 
 
-def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+# Sizes below which llama.cpp does not fail but crashes (n_batch=-1 is a SIGSEGV).
+_AT_LEAST = {"n_batch": 1, "n_ubatch": 1}
+
+
+def split_options(options: Mapping[str, Any],
+                  metadata: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Sort `-o KEY=VALUE` options into (load-time `Llama(...)` kwargs, sampling kwargs of
     `Llama.generate`), converting values to what the parameters take. Unknown keys, and values
-    that do not fit, are a UsageError."""
+    that do not fit, are a UsageError; so are kv_overrides that the model file (its GGUF
+    `metadata`) cannot take (`llama_overrides`)."""
     llama_cpp = import_llama_cpp()
     sample_sig = inspect.signature(llama_cpp.Llama.generate).parameters
     load_sig = inspect.signature(llama_cpp.Llama.__init__).parameters
@@ -175,4 +181,10 @@ def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
             target[key] = _parse_option(key, value, None if default is inspect.Parameter.empty else default)
         except ValueError as exc:
             raise UsageError(f"option {key}: {exc}") from None
+        if key in _AT_LEAST and target[key] < _AT_LEAST[key]:
+            raise UsageError(f"option {key}: at least {_AT_LEAST[key]}, not {target[key]}")
+    if metadata is not None and "kv_overrides" in load:
+        from modelctl.backends.llama_overrides import check_overrides
+
+        check_overrides(load["kv_overrides"], metadata)
     return load, sample

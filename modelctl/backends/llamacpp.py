@@ -160,7 +160,7 @@ class LlamaCppBackend(BaseBackend):
         # modelctl's own load option: extra buffer types on, off, or decided here (None).
         self.extra_buffers_override = extra_buffers.parse_override(options.pop(extra_buffers.OPTION, None))
         self.buffers: extra_buffers.BufferChoice | None = None
-        self.load_options, self.sample_options = split_options(options)
+        self.load_options, self.sample_options = split_options(options, self.gguf.metadata)
         # `-o n_ctx=N` is --ctx N: one context size, the one the prompt is checked against.
         option_ctx = self.load_options.pop("n_ctx", None)
         self.ctx_clamped_from: int | None = None

@@ -103,10 +103,13 @@ def _verified(target: Path, expected: str | None) -> bool:
     """Whether `target` is the file a marker says was verified (same size, mtime and hash)."""
     import json
 
+    from modelctl.files import read_kept_text
+
     stamp = _stamp(target, expected)
+    text = read_kept_text(_marker(target), limit=1 << 16) if stamp is not None else None
     try:
-        return stamp is not None and json.loads(_marker(target).read_text()) == stamp
-    except (OSError, ValueError, RecursionError):  # absent or damaged: verify again
+        return text is not None and json.loads(text) == stamp
+    except (ValueError, RecursionError):  # damaged: verify again
         return False
 
 

@@ -48,6 +48,7 @@ from modelctl.errors import (
     NotFoundError,
     OfflineError,
 )
+from modelctl.files import read_kept_text
 from modelctl.keys import redact
 from modelctl.store.paths import check_repo_id, hf_cache_dir, hf_home, lock_path, repo_folder, safe_join
 
@@ -102,13 +103,21 @@ def settings() -> HubSettings:
     endpoint = check_url((os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/"), "HF_ENDPOINT")
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
     if token is None:
-        token_file = Path(os.environ.get("HF_TOKEN_PATH") or hf_home() / "token")
-        try:
-            token = token_file.read_text().strip() or None
-        except OSError:
-            token = None
+        token = _token_file(Path(os.environ.get("HF_TOKEN_PATH") or hf_home() / "token"))
     offline = _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
     return HubSettings(endpoint, token, offline, hf_cache_dir())
+
+
+def _token_file(path: Path) -> str | None:
+    """The token in the Hugging Face token file, or None when there is none. The file must be a
+    regular file of at most 64 KiB: a FIFO or a device is a UsageError naming it, never read."""
+    from modelctl.errors import NotFoundError
+    from modelctl.files import read_user_text
+
+    try:
+        return read_user_text(path, "Hugging Face token file", limit=1 << 16).strip() or None
+    except NotFoundError:
+        return None
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -282,9 +291,9 @@ def _commit_for(storage: Path, revision: str) -> str | None:
         return revision
     try:
         ref = safe_join(storage / "refs", revision, what="revision")
-        return ref.read_text().strip() or None
-    except (OSError, ModelFileError):
+    except ModelFileError:
         return None
+    return (read_kept_text(ref, limit=4096) or "").strip() or None
 
 
 @dataclass(frozen=True)
@@ -374,11 +383,8 @@ def _write_ref(storage: Path, revision: str, commit: str) -> None:
     from modelctl.config import atomic_write
 
     ref = safe_join(storage / "refs", revision, what="revision")
-    try:
-        if ref.read_text().strip() == commit:
-            return
-    except OSError:
-        pass
+    if (read_kept_text(ref, limit=4096) or "").strip() == commit:
+        return
     atomic_write(ref, commit.encode())
 
 

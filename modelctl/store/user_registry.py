@@ -229,6 +229,18 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _registry_text(path: Path) -> str:
+    """The user registry's text as it is (read as `load_toml` reads it), or a new one's."""
+    from modelctl.config import MAX_TOML_BYTES
+    from modelctl.errors import NotFoundError
+    from modelctl.files import read_user_text
+
+    try:
+        return read_user_text(path, "registry file", limit=MAX_TOML_BYTES, error=RegistryError)
+    except NotFoundError:
+        return "schema_version = 1\n"
+
+
 def _new_contents(path: Path, entry: dict[str, Any]) -> bytes:
     """The user registry with `entry` appended as text, or merged into the model already there."""
     import tomli_w
@@ -238,7 +250,7 @@ def _new_contents(path: Path, entry: dict[str, Any]) -> bytes:
     index = next((i for i, m in enumerate(models)
                   if isinstance(m, dict) and str(m.get("id", "")).lower() == entry["id"].lower()), None)
     if index is None:
-        text = path.read_text("utf-8") if path.exists() else "schema_version = 1\n"
+        text = _registry_text(path)
         if text and not text.endswith("\n"):
             text += "\n"
         return (text + "\n" + tomli_w.dumps({"models": [entry]})).encode()
