@@ -8,19 +8,36 @@ file they came from: the registry layers, config.toml and the store index. When 
 changed, it is rebuilt once, from the registry loader's own cache of parsed files, so neither
 llama.cpp nor jinja2, rich or httpx is imported, and a registry is parsed at most once.
 
-Every callback offers nothing rather than fail: a traceback must never reach the shell.
+Every callback offers nothing rather than fail: a traceback must never reach the shell. Only a
+regular file of a bounded size is read as the cache (a FIFO or a device put in its place is
+never opened for reading); anything else there, or a cache that is not what this module writes,
+is rebuilt.
+
+Candidates are data from files a user may not have written (a downloaded registry): a value
+holding a control character, a line or paragraph separator cannot be offered as one literal
+word, so it is not offered at all (`offerable`); the shells quote every other one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
 _FORMAT = 1
 # Shown values are a prefix match of what was typed; a 10,000-model registry would flood the shell.
 MAX_CANDIDATES = 500
+# The cache of a 10,000-model registry is about 1 MiB.
+CACHE_LIMIT = 32 * 2**20
+# C0 and C1 controls (newline, tab, escape, …), line/paragraph separators, lone surrogates.
+_UNOFFERABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def offerable(value: str) -> bool:
+    """Whether `value` can be offered to a shell as one word, taken literally."""
+    return bool(value) and _UNOFFERABLE.search(value) is None
 
 
 def _sources(ctx: Any) -> tuple[list[Path], list[Path]]:
@@ -110,14 +127,8 @@ def candidates(ctx: Any = None) -> dict[str, Any]:
     layers, user_files = _sources(ctx)
     keys = {"registry": _fingerprint(layers), "user": _fingerprint(user_files)}
     cache = get_paths().cache_dir / "completion.json"
-    try:
-        with open(cache, encoding="utf-8") as fh:
-            data = json.load(fh)
-        if not isinstance(data, dict):
-            data = {}
-    except (OSError, ValueError):
-        data = {}
-    stale = [part for part in keys if data.get(f"{part}_key") != keys[part]]
+    data = _read_cache(cache)
+    stale = [part for part in keys if data.get(f"{part}_key") != keys[part] or not _is_part(data.get(part))]
     if not stale:
         return {**data["registry"], **data["user"]}
     for part in stale:
@@ -132,18 +143,40 @@ def candidates(ctx: Any = None) -> dict[str, Any]:
     return {**data["registry"], **data["user"]}
 
 
+def _read_cache(path: Path) -> dict[str, Any]:
+    """The cache file's content; {} for a missing, odd (not a regular file, too large) or
+    damaged one."""
+    from modelctl.errors import ModelctlError
+    from modelctl.files import load_json, read_user_file
+
+    try:
+        data = load_json(read_user_file(path, "completion cache", limit=CACHE_LIMIT), str(path))
+    except ModelctlError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _is_part(part: Any) -> bool:
+    """Whether `part` is a part of the cache as written: lists of strings by name."""
+    return isinstance(part, dict) and all(
+        isinstance(values, list) and all(isinstance(v, str) for v in values) for values in part.values())
+
+
 def _matching(values: list[str], incomplete: str) -> list[str]:
     """The values that start with `incomplete` (case-insensitively), each once, in order."""
     low = incomplete.lower()
     seen: set[str] = set()
     out: list[str] = []
     for value in values:
-        if value.lower().startswith(low) and value not in seen:
-            seen.add(value)
-            # The shell matches what it shows against what was typed: keep the typed prefix's case.
-            out.append(incomplete + value[len(incomplete):])
-            if len(out) >= MAX_CANDIDATES:
-                break
+        if value in seen or not offerable(value) or not value.lower().startswith(low):
+            continue
+        seen.add(value)
+        # The shell matches what it shows against what was typed: keep the typed prefix's case
+        # (where lower-casing keeps lengths: 'İ' becomes two characters).
+        same = value[:len(incomplete)].lower() == low
+        out.append(incomplete + value[len(incomplete):] if same else value)
+        if len(out) >= MAX_CANDIDATES:
+            break
     return out
 
 
