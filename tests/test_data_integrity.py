@@ -31,7 +31,7 @@ def modelctl_cmd(*args: str) -> list[str]:
 
 
 def child_env(home, **extra: str) -> dict[str, str]:
-    return dict(os.environ, MODELCTL_HOME=str(home), NO_COLOR="1", MODELCTL_RETRIES="0", **extra)
+    return {**os.environ, "MODELCTL_HOME": str(home), "NO_COLOR": "1", "MODELCTL_RETRIES": "0", **extra}
 
 
 def history_path(home):
@@ -311,3 +311,61 @@ def test_stdout_to_a_file_on_a_full_disk_is_one_line_and_exit_1(modelctl_home, t
         done = subprocess.run(modelctl_cmd(*args), stdout=out, stderr=subprocess.PIPE, text=True,
                               env=child_env(modelctl_home), timeout=120, preexec_fn=file_size_limit)
     assert (done.returncode, done.stderr) == (1, "modelctl: error: cannot write to stdout: File too large\n")
+
+
+# --- an error answer whose body never ends ---------------------------------------------------------
+
+
+@pytest.fixture
+def hostile():
+    from hostile_server import HostileServer
+
+    srv = HostileServer().start()
+    yield srv
+    srv.stop()
+
+
+def _endless_error(status: int, then: str, ctype: str = "application/json"):
+    """Headers with an error status, the start of a body, then pings forever or silence."""
+    from hostile_server import Answer
+
+    return Answer(status, {"Content-Type": ctype}, chunks=[b'{"error": {"message": "over'], then=then)
+
+
+def _fallback_registry(tmp_path, primary: str, backup: str) -> str:
+    from registries import model, write_registry
+
+    deployments = [{"id": name, "kind": kind, "model": "m", **address}
+                   for name, kind, address in (("primary", "openai-compatible", {"api_base": f"{primary}/v1"}),
+                                               ("backup", "openai-compatible", {"api_base": f"{backup}/v1"}))]
+    return str(write_registry(tmp_path / "registry.toml",
+                              model("t/m", *deployments, tasks=["chat"], context_window=4096,
+                                    access={"free_tier": True, "local_capable": True})))
+
+
+@pytest.mark.parametrize("status, then, retries", [
+    (503, "ping", "0"), (503, "hang", "0"), (500, "ping", "0"), (529, "hang", "0"), (429, "ping", "0"),
+    (503, "ping", "1"), (502, "hang", "1"),
+])
+def test_fallback_is_taken_for_an_error_whose_body_never_ends(hostile, second_server, modelctl_home, tmp_path,
+                                                              status, then, retries):
+    hostile.answer("/v1/chat/completions", _endless_error(status, then))
+    second_server.route("POST", CHAT, openai_wire.chat_stream(["from ", "backup"]))
+    registry = _fallback_registry(tmp_path, hostile.url, second_server.url)
+    done = subprocess.run(modelctl_cmd("--registry", registry, "chat", "-m", "t/m", "-d", "primary", "--fallback",
+                                       "--json", "Hi"), capture_output=True, text=True, timeout=60,
+                          env=child_env(modelctl_home, MODELCTL_RETRIES=retries))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["text"] == "from backup" and data["route"]["fallbacks"][0]["status"] == status
+    assert hostile.paths.count("/v1/chat/completions") == 1 + int(retries)
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "text/html"])
+def test_an_error_whose_body_never_ends_is_reported_by_its_status(hostile, modelctl_home, ctype):
+    hostile.answer("/v1/chat/completions", _endless_error(502, "ping", ctype))
+    done = subprocess.run(modelctl_cmd("chat", "--api-base", f"{hostile.url}/v1", "-m", "m", "Hi"),
+                          capture_output=True, text=True, timeout=60, env=child_env(modelctl_home))
+    assert done.returncode == 7 and done.stdout == ""
+    assert done.stderr.startswith("modelctl: error: ") and "server error (502)" in done.stderr
+    assert len(done.stderr.splitlines()) == 1

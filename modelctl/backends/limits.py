@@ -9,7 +9,9 @@ puts `BoundedBody` in place of the response's byte stream before a byte is read:
   inflates a whole network read at once, and each layer of a doubly compressed body in full):
   a gzip bomb costs at most `max_bytes` of memory, then it is refused;
 - more than `max_bytes` of (decompressed) answer is refused; an error answer (status 400 or
-  more) is cut at `ERROR_BODY_BYTES` instead, since only its first words are shown;
+  more) is cut at `ERROR_BODY_BYTES` instead, since only its first words are shown, and at
+  `ERROR_BODY_SECONDS`: its status, known from the headers, decides a retry or a fallback,
+  and a body that drips forever (or stops) cannot hold that back;
 - an answer that could hold more than `max_values` JSON values (one per 16 bytes of
   `max_bytes`) is refused: a few bytes of JSON (`{},`) become a hundred bytes of Python
   objects, so a capped answer could still cost gigabytes once parsed. Every value but the first
@@ -44,6 +46,7 @@ DEFAULT_MAX_MB = 64
 DEFAULT_READ_TIMEOUT = 300.0  # a long answer from a slow model, without a byte in between
 DEFAULT_DEADLINE = 3600.0
 ERROR_BODY_BYTES = 64 << 10
+ERROR_BODY_SECONDS = 2.0
 PIECE = 64 << 10  # the most one decompression step produces
 # Bytes of the size limit per JSON value allowed. Numbers in a list take 8 to 20 bytes, a
 # stream's events about 16 per value: what fits the byte limit in normal JSON fits this too.
@@ -173,14 +176,18 @@ def _codings(header: str | None) -> list[str]:
 def bounded_body(raw: Iterable[bytes], encoding: str | None, *, where: str, status: int,
                  limits: Limits, started: float) -> Iterator[bytes]:
     """The decoded body of a response, within `limits` (see the module docstring)."""
-    chunks: Iterable[bytes] = raw
+    failed = status >= 400
+    chunks: Iterable[bytes] = _until_failure(raw) if failed else raw
     for coding in _codings(encoding):
         chunks = _inflate(chunks, coding, where)
-    cap = ERROR_BODY_BYTES if status >= 400 else limits.max_bytes
+    cap = ERROR_BODY_BYTES if failed else limits.max_bytes
+    deadline = ERROR_BODY_SECONDS if failed else limits.deadline
     total = values = 0
     for block in chunks:
-        if limits.deadline is not None and time.monotonic() - started > limits.deadline:
-            raise LimitExceeded(where, f"did not end within {limits.deadline:g} s (MODELCTL_DEADLINE)")
+        if deadline is not None and time.monotonic() - started > deadline:
+            if failed:  # what came of an error's body in time is what is shown
+                return
+            raise LimitExceeded(where, f"did not end within {deadline:g} s (MODELCTL_DEADLINE)")
         if total + len(block) > cap:
             if status >= 400:  # only the first words of an error are shown
                 yield block[: cap - total]
@@ -190,6 +197,20 @@ def bounded_body(raw: Iterable[bytes], encoding: str | None, *, where: str, stat
         values += value_bound(block) if status < 400 else 0
         if values >= limits.max_values:
             raise LimitExceeded(where, too_many_values(limits.max_values))
+        yield block
+
+
+def _until_failure(raw: Iterable[bytes]) -> Iterator[bytes]:
+    """An error answer's body until it ends or reading it fails (a read timeout, a dropped
+    connection): the error is its status; the body only adds words to the message."""
+    blocks = iter(raw)
+    while True:
+        try:
+            block = next(blocks)
+        except StopIteration:
+            return
+        except Exception:  # the transport's own failure, whatever the HTTP library's class
+            return
         yield block
 
 
@@ -233,11 +254,21 @@ def bounding_hook(httpx_module: Any, limits: Limits, *, shown: Callable[[str], s
         # JSON, server-sent events and JSON lines are UTF-8 whatever charset a server names (a
         # "utf-16" on UTF-8 bytes makes the decoder raise, not replace).
         response.encoding = "utf-8"
+        if response.status_code >= 400:
+            _shorten_reads(response)
         blocks = bounded_body(response.stream, encoding, where=where, status=response.status_code,
                               limits=limits, started=time.monotonic())
         response.stream = cls(response.stream, blocks)
 
     return hook
+
+
+def _shorten_reads(response: Any) -> None:
+    """Wait at most ERROR_BODY_SECONDS for each read of an error answer's body: the transport
+    (httpcore) takes that wait from the request's timeouts when the body is first read."""
+    timeouts = response.request.extensions.get("timeout")
+    if isinstance(timeouts, dict):
+        timeouts["read"] = min(timeouts.get("read") or ERROR_BODY_SECONDS, ERROR_BODY_SECONDS)
 
 
 def request_hook(request: Any) -> None:
