@@ -1,4 +1,4 @@
-"""Quantities in words people read: sizes in bytes."""
+"""Quantities in words people read: sizes in bytes, counts of things."""
 
 from __future__ import annotations
 
@@ -13,3 +13,9 @@ def human_bytes(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun in the right number: (1, 'turn') -> '1 turn', (2, 'turn') -> '2 turns',
+    (3, 'entry', 'entries') -> '3 entries'."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

@@ -156,7 +156,7 @@ def test_the_repl_image_command_attaches_to_the_next_question(server, vision_reg
         child.expect_exact("error:")
         child.expect_exact(">>> ")
         child.sendline(f"/image {picture}")
-        child.expect_exact("1 image(s) will go with your next question")
+        child.expect_exact("1 image will go with your next question")
         child.expect_exact(">>> ")
         child.sendline("What is this?")
         child.expect_exact("A red square.")

@@ -162,7 +162,7 @@ def test_rm_by_id_session_and_age(server, priced, cli, modelctl_home):
         db.execute("UPDATE turns SET created = created - 40 * 86400 WHERE conversation_id = 4")
         db.execute("UPDATE conversations SET updated = updated - 40 * 86400 WHERE id = 4")
     r = cli("history", "rm", "--older-than", "30d", "--yes")
-    assert r.exit_code == 0 and "removed 1 conversations, 1 turns" in r.stdout
+    assert r.exit_code == 0 and "removed 1 conversation, 1 turn\n" == r.stdout
     assert [c["first_prompt"] for c in json.loads(cli("history", "list", "--json").stdout)] == ["five"]
     assert cli("history", "rm", "99", "--yes").exit_code == 4
     r = cli("history", "rm", "--yes")
@@ -183,10 +183,31 @@ def test_search_and_export(server, priced, cli, tmp_path):
     lines = cli("history", "export").stdout.splitlines()
     assert [json.loads(line)["answer"] for line in lines] == ["Penguins live in the south.", "Bring a coat."]
     r = cli("history", "export", "birds", "--format", "markdown", "-o", str(tmp_path / "birds.md"))
-    assert r.exit_code == 0 and "exported 1 turns" in r.stderr
+    assert r.exit_code == 0 and "exported 1 turn to" in r.stderr
     md = (tmp_path / "birds.md").read_text()
     assert md.startswith("# Conversation 1 (birds)") and "> Where do penguins live?" in md and "coat" not in md
     assert cli("history", "export", "--format", "pdf").exit_code == 2
+
+
+def test_export_json_is_one_array_of_the_turns_show_json_has(server, priced, cli, tmp_path):
+    server.route("POST", CHAT, openai_wire.chat_stream(["Penguins live in the south."]),
+                 openai_wire.chat_stream(["Bring a coat."]), openai_wire.chat_stream(["Tea."]))
+    _chats(cli, priced, ["--session", "birds", "Where do penguins live?"], ["--session", "birds", "What to wear?"],
+           ["A drink?"])
+    everything = json.loads(cli("history", "export", "--json").stdout)
+    assert [t["answer"] for t in everything] == ["Penguins live in the south.", "Bring a coat.", "Tea."]
+    shown = json.loads(cli("history", "show", "birds", "--json").stdout)["turns"]
+    assert json.loads(cli("history", "export", "birds", "--json").stdout) == shown == everything[:2]
+    assert json.loads(cli("history", "export", "2", "birds", "--json").stdout) == everything[2:] + shown
+    r = cli("history", "export", "--json", "-o", str(tmp_path / "all.json"))
+    assert r.exit_code == 0 and r.stdout == "" and "exported 3 turns to" in r.stderr
+    assert json.loads((tmp_path / "all.json").read_text()) == everything
+    lines = cli("history", "export", "--format", "json").stdout.splitlines()  # json: JSON lines, as before
+    assert [json.loads(line) for line in lines] == everything
+    for fmt in ("jsonl", "markdown", "md"):
+        r = cli("history", "export", "--json", "--format", fmt)
+        assert r.exit_code == 2 and "--json and --format" in r.stderr and r.stdout == ""
+    assert cli("history", "export", "nobody", "--json").exit_code == 4
 
 
 def test_a_session_saved_without_turns_is_resumed(server, priced, cli, modelctl_home):

@@ -94,7 +94,10 @@ def test_chat_session_in_a_terminal(model_path, home, tmp_path):
         assert "n_batch applies when the model is loaded" in command(child, "/set n_batch 8")
         info = command(child, "/info")
         assert "compute: CPU" in info or "compute: GPU" in info
-        assert "messages: 6" in info and "temperature': 0.5" in info
+        assert "messages: 6" in info and "parameters.temperature: 0.5" in info
+        assert "system: You are terse." in info and "template: gemma" in info
+        for repr_only in ("None", "True", "False", "{", "'"):  # values in words, not Python's reprs
+            assert repr_only not in info, info
         command(child, "/debug on")
         out = command(child, "Short question")
         assert "prompt tokens evaluated" in out and "template: gemma" in out

@@ -20,6 +20,7 @@ from modelctl.chat.render import (
     ReasoningStream,
     for_terminal,
     is_terminal,
+    length_note,
     thought_line,
 )
 from modelctl.chat.resolve import ChatSetup
@@ -151,19 +152,27 @@ def show_reply(reply: Reply, setup: ChatSetup, *, stream: bool, as_json: bool, d
             thoughts.feed(reply.reasoning)
         thoughts.close()
     elif reply.reasoning and not as_json:
-        line = thought_line(reply.reasoning_tokens, reply.reasoning)
-        err.write((f"{DIM}{line}{UNDIM}" if is_terminal(err) else line) + "\n")
-        err.flush()
+        _note(err, thought_line(reply.reasoning_tokens, reply.reasoning))
     if debug:
         dbg.answer_report(reply, cost=answer_cost(setup, reply))
     if response_format is not None:
         _print_structured(reply, setup, response_format, as_json, out, turn_log)
     elif as_json:
         write_json(out, reply_json(reply, setup, turn_log, templated=templated))
-    elif not stream:
-        out.write(shown(reply.text) + ("" if reply.text.endswith("\n") else "\n"))
-        out.flush()
+    else:
+        if not stream:
+            out.write(shown(reply.text) + ("" if reply.text.endswith("\n") else "\n"))
+            out.flush()
+        if reply.finish_reason == "length":
+            _note(err, length_note(reply, setup.params.max_tokens, more="--max-tokens N",
+                                   room="shorten the prompt, or give a local model a larger --ctx"))
     return reply
+
+
+def _note(err: IO[str], line: str) -> None:
+    """A line about the answer on stderr, dimmed at a terminal."""
+    err.write((f"{DIM}{line}{UNDIM}" if is_terminal(err) else line) + "\n")
+    err.flush()
 
 
 def _print_structured(reply: Reply, setup: ChatSetup, fmt: ResponseFormat, as_json: bool, out: IO[str],

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
     from rich.live import Live
 
+    from modelctl.chat.session import Reply
+
 # Control characters a terminal acts on: C0 (ESC starts a sequence that moves the cursor, sets
 # the window title or the clipboard), DEL and C1 (0x9B is an 8-bit CSI), written as escapes.
 CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
@@ -285,6 +287,21 @@ def thought_line(tokens: int | None, reasoning: str) -> str:
     if tokens is not None:
         return f"[thought for {tokens} tokens]"
     return f"[thought for about {len(reasoning.split())} words]"
+
+
+def length_note(reply: "Reply", max_tokens: int | None, *, more: str, room: str) -> str:
+    """Which limit cut an answer short (finish_reason "length"): max_tokens, or the context
+    window (the prompt and the answer fill it); and whether it stopped while still thinking,
+    before any answer. `more` says how to allow more tokens, `room` how to make room."""
+    used = reply.usage.completion_tokens if reply.usage else None
+    if max_tokens is not None and (used is None or used >= max_tokens):
+        what, fix = f"stopped at max_tokens ({max_tokens})", f"{more} allows more"
+    else:
+        what, fix = "stopped: the context window is full", room
+    if reply.reasoning and not reply.text.strip():
+        thought = thought_line(reply.reasoning_tokens, reply.reasoning)[len("[thought for "):-1]
+        what += f" while thinking (after {thought} of reasoning), before any answer"
+    return f"[{what}; {fix}]"
 
 
 class ReasoningStream:

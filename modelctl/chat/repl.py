@@ -22,7 +22,15 @@ from modelctl.backends.base import PARAM_NAMES, REASONING_PARAMS, is_local, serv
 from modelctl.backends.images import ImagePart
 from modelctl.chat.history_log import TurnLog
 from modelctl.chat.messages import clean_text
-from modelctl.chat.render import THINK_CHOICES, THINK_HIDE, THINK_SHOW, for_terminal, safe, thought_line
+from modelctl.chat.render import (
+    THINK_CHOICES,
+    THINK_HIDE,
+    THINK_SHOW,
+    for_terminal,
+    length_note,
+    safe,
+    thought_line,
+)
 from modelctl.chat.resolve import ChatSetup, choose_template
 from modelctl.chat.session import ChatSession, Reply
 from modelctl.errors import ModelctlError, UsageError
@@ -299,7 +307,8 @@ class Repl:
         if reply.reasoning and self.think == THINK_HIDE:
             self.note(thought_line(reply.reasoning_tokens, reply.reasoning))
         if reply.finish_reason == "length":
-            self.note(length_note(reply, self.session.params.max_tokens))
+            self.note(length_note(reply, self.session.params.max_tokens, more="/set max_tokens N",
+                                  room="/undo or /reset make room, or start again with a larger --ctx"))
         if self.debug:
             from modelctl.chat.history_log import answer_cost
 
@@ -492,15 +501,6 @@ class Repl:
         self.note(f"  system: {self.session.system!r}")
         params = {k: v for k, v in self.session.params.to_dict().items() if v not in (None, [], {})}
         self.note(f"  parameters: {params}")
-
-
-def length_note(reply, max_tokens: int | None) -> str:
-    """Which limit cut an answer short: max_tokens, or the context window (the prompt and the
-    answer fill it)."""
-    used = reply.usage.completion_tokens if reply.usage else None
-    if max_tokens is not None and (used is None or used >= max_tokens):
-        return f"[stopped at max_tokens ({max_tokens}); /set max_tokens N allows more]"
-    return "[stopped: the context window is full; /undo or /reset make room, or start again with a larger --ctx]"
 
 
 def _is_session_name(target: str) -> bool:

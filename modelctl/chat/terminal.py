@@ -1,6 +1,6 @@
 """The terminal side of a chat: rich consoles for stdout and stderr, and JSON as written out.
 
-Rich styling only when the stream is a terminal and NO_COLOR is unset; otherwise plain text,
+Rich styling only when the stream is a terminal and NO_COLOR is unset or empty; otherwise plain text,
 so scripts and pipes see exactly the data. The CLI and the REPL share these consoles.
 """
 
@@ -18,8 +18,11 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-def _styled(stream) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+def styled(stream: IO[str]) -> bool:
+    """Whether `stream` gets rich output (colours, box tables, Markdown): it is a terminal and
+    NO_COLOR is unset or empty (no-color.org: any non-empty value asks for plain text)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 
 
 @lru_cache(maxsize=None)
@@ -27,13 +30,13 @@ def _console(stderr: bool) -> "Console":
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    styled = _styled(stream)
+    is_styled = styled(stream)
     console = Console(
         stderr=stderr,
-        no_color=not styled,
+        no_color=not is_styled,
         highlight=False,
-        force_terminal=None if styled else False,
-        soft_wrap=not styled,
+        force_terminal=None if is_styled else False,
+        soft_wrap=not is_styled,
     )
     # A broken pipe is handled once, in the CLI's error handling (rich's hook is an attribute).
     console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign]

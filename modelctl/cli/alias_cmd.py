@@ -12,12 +12,18 @@ from typing import List, Optional
 import typer
 
 from modelctl.cli import complete, output
+from modelctl.cli import help as panel
 from modelctl.cli.flags import command_group
+from modelctl.cli.help import examples
 
 alias_app = command_group("Name models your way: `modelctl alias set fast gemma-3-270m -o temperature=0.2`.")
 
 
-@alias_app.command("set")
+@alias_app.command("set", epilog=examples(
+    ('A short name with a default temperature', 'modelctl alias set fast gemma-3-270m -o temperature=0.2'),
+    ('A GGUF file by a short name', 'modelctl alias set mine ~/models/model.Q4_K_M.gguf'),
+    ('Several defaults', 'modelctl alias set terse gpt-4o-mini -o max_tokens=64 -o temperature=0'),
+))
 def set_alias(
     name: str = typer.Argument(..., help="The alias: letters, digits, '.', '_', ':' and '-'."),
     model: str = typer.Argument(..., help="A registry id or alias, a name given to `modelctl import`, or a GGUF path.",
@@ -37,7 +43,10 @@ def set_alias(
     sys.stderr.write(output.safe(f"modelctl: {alias.name} -> {alias.model}" + (f" ({extra})" if extra else "")) + "\n")
 
 
-@alias_app.command("list")
+@alias_app.command("list", epilog=examples(
+    ('Every alias, its model and its options', 'modelctl alias list'),
+    ('As JSON', 'modelctl alias list --json'),
+))
 def list_aliases(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
     """Every alias, its model and its options."""
     from modelctl.registry.aliases import user_aliases
@@ -47,10 +56,13 @@ def list_aliases(as_json: bool = typer.Option(False, "--json", help="Print a JSO
         output.print_records([a.to_dict() for a in aliases])
         return
     rows = [[a.name, a.model, " ".join(f"{k}={v}" for k, v in a.options.items()) or "-"] for a in aliases]
-    output.table(["ALIAS", "MODEL", "OPTIONS"], rows, "Aliases", no_wrap=("ALIAS",))
+    output.table(["ALIAS", "MODEL", "OPTIONS"], rows, "Aliases", no_wrap=("ALIAS", "MODEL"))
 
 
-@alias_app.command("rm")
+@alias_app.command("rm", epilog=examples(
+    ('Remove an alias', 'modelctl alias rm fast'),
+    ('Then see what is left', 'modelctl alias list'),
+))
 def remove_alias(name: str = typer.Argument(..., help="The alias to remove.", autocompletion=complete.aliases)) -> None:
     """Remove an alias from config.toml."""
     from modelctl.config import get_paths
@@ -64,4 +76,8 @@ def remove_alias(name: str = typer.Argument(..., help="The alias to remove.", au
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(alias_app, name="alias")
+    app.add_typer(alias_app, name="alias", rich_help_panel=panel.SETUP, epilog=examples(
+        ('A short name with a default', 'modelctl alias set fast gemma-3-270m -o temperature=0.2'),
+        ('Chat with it', 'modelctl chat -m fast "Hi"'),
+        ('Every alias', 'modelctl alias list'),
+    ))

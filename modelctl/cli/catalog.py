@@ -8,12 +8,16 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from modelctl.cli import complete, output, state
-from modelctl.cli.format import human_count, human_tokens, money
+from modelctl.cli import help as panel
+from modelctl.cli.format import counted, human_count, human_tokens, money
+from modelctl.cli.help import examples
 
 if TYPE_CHECKING:
     from modelctl.registry import Model
 
 _COLUMNS = ["ID", "PROVIDER", "CATEGORY", "TASKS", "CONTEXT", "PARAMS", "LICENSE", "FREE", "LOCAL", "STATUS"]
+# Left out of the table on a narrow terminal, in this order (--json and a pipe have them all).
+_NARROW_DROPS = ("CATEGORY", "LICENSE", "PARAMS", "LOCAL", "FREE", "STATUS", "TASKS", "CONTEXT", "PROVIDER")
 
 
 def _row(m: "Model", today: str) -> list[str]:
@@ -42,9 +46,9 @@ def _print_models(models: list["Model"], *, as_json: bool, title: str, scores: l
                 item["score"] = round(score, 2)
         output.print_records(items)
         return
-    output.table(_COLUMNS, [_row(m, today) for m in models], title, no_wrap=("ID",))
+    output.table(_COLUMNS, [_row(m, today) for m in models], title, no_wrap=("ID",), drop=_NARROW_DROPS)
     if sys.stdout.isatty():
-        output.err().print(f"{len(models)} model{'s' if len(models) != 1 else ''}", style="dim")
+        output.err().print(counted(len(models), "model"), style="dim")
 
 
 def list_models(
@@ -214,6 +218,16 @@ def _lifecycle(m: "Model") -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("list")(list_models)
-    app.command("search")(search)
-    app.command("show")(show)
+    app.command("list", rich_help_panel=panel.FIND, epilog=examples(
+        ('Models that run on this machine without paying', 'modelctl list --free --local'),
+        ('Open code models, the longest context first', 'modelctl list --task code --open --sort -context'),
+        ('Only the ids, for a script', "modelctl list --provider openai --json | jq -r '.[].id'"),
+    ))(list_models)
+    app.command("search", rich_help_panel=panel.FIND, epilog=examples(
+        ('Models for a use case, best match first', 'modelctl search "long context code review"'),
+        ('The five best as JSON, with their scores', 'modelctl search multilingual embedding -n 5 --json'),
+    ))(search)
+    app.command("show", rich_help_panel=panel.FIND, epilog=examples(
+        ('Lifecycle, prices and deployments of a model', 'modelctl show gpt-4o'),
+        ('By an alias, every field as JSON', 'modelctl show gemma-3-270m --json'),
+    ))(show)

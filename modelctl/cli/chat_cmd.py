@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from modelctl.cli import complete
+from modelctl.cli import help as panel
+from modelctl.cli.help import examples
 from modelctl.errors import ModelctlError, UsageError
 
 if TYPE_CHECKING:
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from modelctl.chat.resolve import ChatSetup
     from modelctl.history import Conversation
 
-_MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: [chat] model in config.toml, else the embedded Gemma 3 270M."
+_MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: chat.model in config.toml, else the embedded Gemma 3 270M."
 _DEPLOYMENT_HELP = "Which of the model's deployments to use, by id or kind (llama.cpp, ollama, openai, …)."
 _API_BASE_HELP = "An OpenAI-compatible server's base URL (with --model NAME as the server knows it); with --deployment, that deployment's endpoint."
 _API_KEY_HELP = "The API key (else the deployment's key variable, else the keys file). Never printed."
@@ -97,43 +99,43 @@ def prompt_text(words: Optional[List[str]]) -> str | None:
 
 def chat(
     prompt: Optional[List[str]] = typer.Argument(None, help="The question. Without one (and with nothing on stdin), an interactive chat starts."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP, autocompletion=complete.models),
-    system: Optional[str] = typer.Option(None, "--system", "-s", help="System message."),
-    template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (a name from `modelctl templates`, or a Jinja file).", autocompletion=complete.templates),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", "-n", min=1, help="Most tokens to generate."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature (0: greedy)."),
-    top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Sample from the K most likely tokens (0: all)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed, for repeatable answers."),
-    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Extra stop string (repeatable)."),
-    option: Optional[List[str]] = typer.Option(None, "--option", "-o", metavar="KEY=VALUE", help="Any other llama.cpp parameter: load-time (flash_attn, n_batch, …) or sampling (min_p, mirostat_mode, …)."),
-    ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens (default 4096, at most the model's)."),
-    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU (-1: all; default: all when the build supports Metal/CUDA, else 0)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for generation."),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds),
-    api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
-    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
-    no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, reasoning, id, template, finish_reason, usage, timings, cost, conversation, turn."),
-    schema: Optional[str] = typer.Option(None, "--schema", metavar="FILE|JSON", help="Answer with JSON that validates against this JSON Schema (a file, or inline JSON); checked before it is printed."),
-    json_mode: bool = typer.Option(False, "--json-mode", help="Answer with a JSON object (of any shape); checked before it is printed."),
-    debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend, timings and cost on stderr."),
-    think: str = typer.Option("hide", "--think", metavar="show|hide", help="A reasoning model's thinking at the terminal: shown dimmed, or hidden behind one line (never in piped stdout; --json has it under reasoning)."),
-    no_think: bool = typer.Option(False, "--no-think", help="Ask a reasoning model not to think (Qwen3 enable_thinking, Anthropic, Gemini, Ollama think)."),
-    reasoning_effort: Optional[str] = typer.Option(None, "--reasoning-effort", metavar="low|medium|high", help="How much a reasoning model thinks (gpt-oss, OpenAI reasoning_effort, Anthropic and Gemini thinking budgets)."),
-    no_log: bool = typer.Option(False, "--no-log", help="Do not log this chat to the history."),
-    resume: bool = typer.Option(False, "--continue", help="Continue the last conversation in the history (with this or another model)."),
-    session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Continue the session NAME from the history, or start it.", autocompletion=complete.sessions),
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", metavar="USD", min=0.0, help="Refuse to send a request whose estimated cost (prompt + --max-tokens of answer) is more."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the chosen service, the rendered prompt or request, its tokens and estimated cost; send nothing."),
-    fallback: bool = typer.Option(False, "--fallback", help="On a rate limit, server error, timeout or refused connection before the answer begins, try the model's next usable deployment (with -m auto: the next candidate)."),
-    prefer: Optional[str] = typer.Option(None, "--prefer", metavar="cheapest|fastest|largest-context|local", help="With -m auto: how to rank the candidates (default cheapest)."),
-    local_only: bool = typer.Option(False, "--local", help="With -m auto: only models that run on this machine."),
-    free: bool = typer.Option(False, "--free", help="With -m auto: only local models or models with a free tier."),
-    task: Optional[str] = typer.Option(None, "--task", metavar="TASK", help="With -m auto: the task the model must list (default chat)."),
-    min_context: Optional[int] = typer.Option(None, "--min-context", metavar="N", min=1, help="With -m auto: the least context window, in tokens."),
-    image: Optional[List[str]] = typer.Option(None, "--image", metavar="FILE|URL", help="An image for the question (repeatable; PNG, JPEG, WebP, GIF up to 20 MB; models with vision)."),
-    mmproj: Optional[str] = typer.Option(None, "--mmproj", metavar="FILE", help="A local model's vision projector (mmproj GGUF), for --image and /image."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP, autocompletion=complete.models, rich_help_panel=panel.MODEL),
+    system: Optional[str] = typer.Option(None, "--system", "-s", help="System message.", rich_help_panel=panel.MODEL),
+    template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (a name from `modelctl templates`, or a Jinja file).", autocompletion=complete.templates, rich_help_panel=panel.MODEL),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", "-n", min=1, help="Most tokens to generate.", rich_help_panel=panel.GENERATION),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature (0: greedy).", rich_help_panel=panel.GENERATION),
+    top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold.", rich_help_panel=panel.GENERATION),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Sample from the K most likely tokens (0: all).", rich_help_panel=panel.GENERATION),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed, for repeatable answers.", rich_help_panel=panel.GENERATION),
+    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Extra stop string (repeatable).", rich_help_panel=panel.GENERATION),
+    option: Optional[List[str]] = typer.Option(None, "--option", "-o", metavar="KEY=VALUE", help="Any other llama.cpp parameter: load-time (flash_attn, n_batch, …) or sampling (min_p, mirostat_mode, …).", rich_help_panel=panel.LOCAL),
+    ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens (default 4096, at most the model's).", rich_help_panel=panel.LOCAL),
+    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU (-1: all; default: all when the build supports Metal/CUDA, else 0).", rich_help_panel=panel.LOCAL),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for generation.", rich_help_panel=panel.LOCAL),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds, rich_help_panel=panel.MODEL),
+    api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP, rich_help_panel=panel.SERVER),
+    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP, rich_help_panel=panel.SERVER),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete.", rich_help_panel=panel.OUTPUT),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, reasoning, id, template, finish_reason, usage, timings, cost, conversation, turn.", rich_help_panel=panel.OUTPUT),
+    schema: Optional[str] = typer.Option(None, "--schema", metavar="FILE|JSON", help="Answer with JSON that validates against this JSON Schema (a file, or inline JSON); checked before it is printed.", rich_help_panel=panel.STRUCTURED),
+    json_mode: bool = typer.Option(False, "--json-mode", help="Answer with a JSON object (of any shape); checked before it is printed.", rich_help_panel=panel.STRUCTURED),
+    debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend, timings and cost on stderr.", rich_help_panel=panel.DEBUG),
+    think: str = typer.Option("hide", "--think", metavar="show|hide", help="A reasoning model's thinking at the terminal: shown dimmed, or hidden behind one line (never in piped stdout; --json has it under reasoning).", rich_help_panel=panel.REASONING),
+    no_think: bool = typer.Option(False, "--no-think", help="Ask a reasoning model not to think (Qwen3 enable_thinking, Anthropic, Gemini, Ollama think).", rich_help_panel=panel.REASONING),
+    reasoning_effort: Optional[str] = typer.Option(None, "--reasoning-effort", metavar="low|medium|high", help="How much a reasoning model thinks (gpt-oss, OpenAI reasoning_effort, Anthropic and Gemini thinking budgets).", rich_help_panel=panel.REASONING),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not log this chat to the history.", rich_help_panel=panel.HISTORY),
+    resume: bool = typer.Option(False, "--continue", help="Continue the last conversation in the history (with this or another model).", rich_help_panel=panel.HISTORY),
+    session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Continue the session NAME from the history, or start it.", autocompletion=complete.sessions, rich_help_panel=panel.HISTORY),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", metavar="USD", min=0.0, help="Refuse to send a request whose estimated cost (prompt + --max-tokens of answer) is more.", rich_help_panel=panel.SELECTION),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the chosen service, the rendered prompt or request, its tokens and estimated cost; send nothing.", rich_help_panel=panel.DEBUG),
+    fallback: bool = typer.Option(False, "--fallback", help="On a rate limit, server error, timeout or refused connection before the answer begins, try the model's next usable deployment (with -m auto: the next candidate).", rich_help_panel=panel.SELECTION),
+    prefer: Optional[str] = typer.Option(None, "--prefer", metavar="cheapest|fastest|largest-context|local", help="With -m auto: how to rank the candidates (default cheapest).", rich_help_panel=panel.SELECTION),
+    local_only: bool = typer.Option(False, "--local", help="With -m auto: only models that run on this machine.", rich_help_panel=panel.SELECTION),
+    free: bool = typer.Option(False, "--free", help="With -m auto: only local models or models with a free tier.", rich_help_panel=panel.SELECTION),
+    task: Optional[str] = typer.Option(None, "--task", metavar="TASK", help="With -m auto: the task the model must list (default chat).", rich_help_panel=panel.SELECTION),
+    min_context: Optional[int] = typer.Option(None, "--min-context", metavar="N", min=1, help="With -m auto: the least context window, in tokens.", rich_help_panel=panel.SELECTION),
+    image: Optional[List[str]] = typer.Option(None, "--image", metavar="FILE|URL", help="An image for the question (repeatable; PNG, JPEG, WebP, GIF up to 20 MB; models with vision).", rich_help_panel=panel.IMAGES),
+    mmproj: Optional[str] = typer.Option(None, "--mmproj", metavar="FILE", help="A local model's vision projector (mmproj GGUF), for --image and /image.", rich_help_panel=panel.IMAGES),
 ) -> None:
     """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt
     (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat.
@@ -294,14 +296,14 @@ def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> N
 
 def embed(
     texts: Optional[List[str]] = typer.Argument(None, help="Texts to embed. Without any, one text per line of stdin."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP, autocompletion=complete.models),
-    ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens."),
-    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads."),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds),
-    api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP),
-    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: id, dimensions, embeddings."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP, autocompletion=complete.models, rich_help_panel=panel.MODEL),
+    ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens.", rich_help_panel=panel.LOCAL),
+    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU.", rich_help_panel=panel.LOCAL),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads.", rich_help_panel=panel.LOCAL),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds, rich_help_panel=panel.MODEL),
+    api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP, rich_help_panel=panel.SERVER),
+    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP, rich_help_panel=panel.SERVER),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: id, dimensions, embeddings.", rich_help_panel=panel.OUTPUT),
 ) -> None:
     """Embed texts: one vector per text, in order, one line each (numbers separated by spaces),
     or with --json one object. A local GGUF model's vectors are L2-normalized."""
@@ -334,5 +336,13 @@ def embed(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("chat")(chat)
-    app.command("embed")(embed)
+    app.command("chat", rich_help_panel=panel.GENERATE, epilog=examples(
+        ('One answer from the default local model', 'modelctl chat "Write one sentence about the sea."'),
+        ('An interactive chat with a hosted model', 'modelctl chat -m gpt-4o'),
+        ('A file piped in, the answer as JSON that follows a schema', 'cat notes.txt | modelctl chat -m gpt-4o-mini "Summarize." --schema summary.schema.json'),
+        ('Let modelctl choose the cheapest usable model, and show why', 'modelctl chat -m auto --dry-run "Explain GGUF"'),
+    ))(chat)
+    app.command("embed", rich_help_panel=panel.GENERATE, epilog=examples(
+        ('One vector a line, from a hosted model', 'modelctl embed -m text-embedding-3-small "a cat" "a dog"'),
+        ('One text per line of a file, as JSON', 'modelctl embed -m text-embedding-3-small --json < sentences.txt'),
+    ))(embed)

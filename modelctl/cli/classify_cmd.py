@@ -8,6 +8,8 @@ from typing import List, Optional
 import typer
 
 from modelctl.cli import gen_options as opt
+from modelctl.cli import help as panel
+from modelctl.cli.help import examples
 from modelctl.errors import UsageError
 
 
@@ -62,4 +64,8 @@ def classify(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("classify")(classify)
+    app.command("classify", rich_help_panel=panel.TASKS, epilog=examples(
+        ('Check a text with a moderation model', 'modelctl classify -m omni-moderation "some text to check"'),
+        ('Zero-shot labels for an image', 'modelctl classify -m clip-base --image photo.jpg --labels cat,dog,bird'),
+        ('The best label of an image classifier, as JSON', 'modelctl classify -m vit-base --image photo.jpg --top 1 --json'),
+    ))(classify)

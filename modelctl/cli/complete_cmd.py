@@ -8,6 +8,8 @@ from typing import List, Optional
 import typer
 
 from modelctl.cli import gen_options as opt
+from modelctl.cli import help as panel
+from modelctl.cli.help import examples
 from modelctl.errors import UsageError
 
 
@@ -28,9 +30,9 @@ def complete(
     api_base: Optional[str] = opt.API_BASE,
     api_key: Optional[str] = opt.API_KEY,
     no_stream: bool = opt.NO_STREAM,
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, finish_reason, usage, timings, cost, conversation, turn."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, finish_reason, usage, timings, cost, conversation, turn.", rich_help_panel=panel.OUTPUT),
     debug: bool = opt.DEBUG,
-    no_log: bool = typer.Option(False, "--no-log", help="Do not log this completion to the history."),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not log this completion to the history.", rich_help_panel=panel.HISTORY),
 ) -> None:
     """Continue a text as it stands, with no chat template: locally through llama.cpp, or through
     a server's text-completion endpoint (OpenAI-compatible `/completions`, Ollama raw generate).
@@ -63,4 +65,8 @@ def complete(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("complete")(complete)
+    app.command("complete", rich_help_panel=panel.GENERATE, epilog=examples(
+        ('Continue a text with the default base model', 'modelctl complete "Once upon a time"'),
+        ("A longer continuation through a server's /completions", 'modelctl complete -m gpt-3.5-turbo-instruct -n 64 "def fibonacci(n):"'),
+        ('The continuation and its usage as JSON, not logged', 'modelctl complete --json --no-log "The sky is"'),
+    ))(complete)

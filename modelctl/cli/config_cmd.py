@@ -13,7 +13,9 @@ from typing import Any
 import typer
 
 from modelctl.cli import complete, output
+from modelctl.cli import help as panel
 from modelctl.cli.flags import command_group
+from modelctl.cli.help import examples
 
 config_app = command_group("Read and change config.toml: default model, per-model defaults, API endpoints, history.")
 
@@ -41,7 +43,10 @@ def _parts(key: str) -> list[str]:
     return canonical_model_key(split_key(key), state.get_registry)
 
 
-@config_app.command("get")
+@config_app.command("get", epilog=examples(
+    ('The default chat model', 'modelctl config get chat.model'),
+    ("A model's default, as JSON", 'modelctl config get models.gpt-4o.temperature --json'),
+))
 def get(
     key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete.config_keys),
     as_json: bool = typer.Option(False, "--json", help="Print the value as JSON."),
@@ -78,7 +83,11 @@ def _print_keys(table: dict[str, Any], prefix: list[str]) -> None:
         sys.stdout.write(output.safe(f"{join_key(parts)} = {_toml(value)}") + "\n")
 
 
-@config_app.command("set", context_settings={"ignore_unknown_options": True})  # `gpu_layers -1`
+@config_app.command("set", context_settings={"ignore_unknown_options": True}, epilog=examples(
+    ('The default chat model', 'modelctl config set chat.model gpt-4o-mini'),
+    ('A default for one model', 'modelctl config set models.gpt-4o.temperature 0.2'),
+    ('Ollama on another machine', 'modelctl config set api_base.ollama http://gpu-box:11434'),
+))  # `gpu_layers -1`
 def set_(
     key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete.config_keys),
     value: str = typer.Argument(..., help="A TOML value (0.7, true, \"text\", [\"a\", \"b\"]); other text is a string."),
@@ -94,7 +103,10 @@ def set_(
     sys.stderr.write(output.safe(f"modelctl: {join_key(parts)} = {_toml(stored)} in {get_paths().config_file}") + "\n")
 
 
-@config_app.command("unset")
+@config_app.command("unset", epilog=examples(
+    ('Back to the built-in default model', 'modelctl config unset chat.model'),
+    ("Drop a model's default", 'modelctl config unset models.gpt-4o.temperature'),
+))
 def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete.config_keys)) -> None:
     """Remove KEY from config.toml (its default applies again)."""
     from modelctl.chat.settings import is_known_table, setting_type
@@ -112,7 +124,10 @@ def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete
     sys.stderr.write(output.safe(f"modelctl: removed {join_key(parts)} from {get_paths().config_file}") + "\n")
 
 
-@config_app.command("list")
+@config_app.command("list", epilog=examples(
+    ('Every key set, one a line', 'modelctl config list'),
+    ('As one JSON object', 'modelctl config list --json'),
+))
 def list_(as_json: bool = typer.Option(False, "--json", help="Print config.toml as one JSON object.")) -> None:
     """Every key set in config.toml, one `key = value` per line."""
     from modelctl.config import user_config
@@ -124,7 +139,10 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print config.toml 
     _print_keys(data, [])
 
 
-@config_app.command("path")
+@config_app.command("path", epilog=examples(
+    ('Where config.toml is', 'modelctl config path'),
+    ('Edit it', '"$EDITOR" "$(modelctl config path)"'),
+))
 def path() -> None:
     """Print where config.toml is (it need not exist yet)."""
     from modelctl.config import get_paths
@@ -133,4 +151,8 @@ def path() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(config_app, name="config")
+    app.add_typer(config_app, name="config", rich_help_panel=panel.SETUP, epilog=examples(
+        ('Set the default chat model', 'modelctl config set chat.model gpt-4o-mini'),
+        ('Every key set', 'modelctl config list'),
+        ('Where the file is', 'modelctl config path'),
+    ))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from modelctl.cli import help as panel
+from modelctl.cli.help import examples
+
 _MARKS = {"ok": ("OK", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "red"), "info": ("INFO", "cyan")}
 
 
@@ -40,4 +43,7 @@ def doctor(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("doctor")(doctor)
+    app.command("doctor", rich_help_panel=panel.SETUP, epilog=examples(
+        ('Check everything, generating a few tokens with the default model', 'modelctl doctor'),
+        ('Quick checks only, as JSON', 'modelctl doctor --quick --json'),
+    ))(doctor)

@@ -7,6 +7,8 @@ from typing import List, Optional
 import typer
 
 from modelctl.cli import gen_options as opt
+from modelctl.cli import help as panel
+from modelctl.cli.help import examples
 
 
 def fill_mask(
@@ -43,4 +45,7 @@ def fill_mask(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("fill-mask")(fill_mask)
+    app.command("fill-mask", rich_help_panel=panel.TASKS, epilog=examples(
+        ('The likeliest words for the mask', 'modelctl fill-mask -m bert-base-uncased "Paris is the [MASK] of France."'),
+        ('The three best, as JSON', 'modelctl fill-mask -m bert-base-uncased --top 3 --json "I drink [MASK] every morning."'),
+    ))(fill_mask)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from modelctl.units import human_bytes as human_bytes  # one definition, below the CLI
+from typing import Sequence
+
+from modelctl.units import counted as counted  # one definition each, below the CLI
+from modelctl.units import human_bytes as human_bytes
 
 
 def human_count(n: int | None) -> str:
@@ -50,3 +53,30 @@ def plain_table(headers: list[str], rows: list[list[str]]) -> str:
     lines = [fmt.format(*headers).rstrip()]
     lines.extend(fmt.format(*row).rstrip() for row in rows)
     return "\n".join(lines) + "\n"
+
+
+def fit_widths(natural: Sequence[int], floors: Sequence[int], room: int, *, gap: int,
+               drop: Sequence[int] = ()) -> list[tuple[int, int]]:
+    """(column index, width) of the columns of a table that fit in `room` cells, `gap` cells
+    between columns. Each column wants its `natural` width and may be cut down to its floor (the
+    widest first); while even the floors do not fit, the columns of `drop` are left out, first
+    first. Should the floors still not fit, every column is cut further, and at the last the
+    columns at the end are left out: the result fits (one column of one cell at the least)."""
+    kept = list(range(len(natural)))
+    dropping = [i for i in drop if i in kept]
+
+    def total(limits: Sequence[int]) -> int:
+        return sum(limits[i] for i in kept) + gap * (len(kept) - 1)
+
+    while dropping and total(floors) > room:
+        kept.remove(dropping.pop(0))
+    widths = list(natural)
+    for limits in (floors, [1] * len(natural)):  # to the floors; then, if need be, to one cell
+        while total(widths) > room:
+            cuttable = [i for i in kept if widths[i] > limits[i]]
+            if not cuttable:
+                break
+            widths[max(cuttable, key=lambda i: widths[i])] -= 1
+    while len(kept) > 1 and total(widths) > room:
+        kept.pop()
+    return [(i, widths[i]) for i in kept]

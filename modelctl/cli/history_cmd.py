@@ -9,8 +9,10 @@ import typer
 
 from modelctl.chat.render import preview, safe
 from modelctl.cli import complete
+from modelctl.cli import help as panel
 from modelctl.cli.flags import command_group
-from modelctl.cli.format import cost_cell
+from modelctl.cli.format import cost_cell, counted
+from modelctl.cli.help import examples
 
 history_app = command_group("The chat history: every turn of `modelctl chat`, kept in SQLite in the data directory.")
 
@@ -31,7 +33,10 @@ def _write(text: str) -> None:
     sys.stdout.write(for_terminal(text) if is_terminal(sys.stdout) else text)
 
 
-@history_app.command("list")
+@history_app.command("list", epilog=examples(
+    ('The five latest conversations', 'modelctl history list -n 5'),
+    ('As JSON', 'modelctl history list --json'),
+))
 def list_conversations(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many (latest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
@@ -47,10 +52,13 @@ def list_conversations(
     rows = [[str(c["id"]), c["name"] or "", c["updated"], str(c["turns"]), ", ".join(c["models"]),
              cost_cell(c["cost"]), preview(c["first_prompt"])] for c in found]
     output.table(["id", "session", "updated", "turns", "models", "cost", "first question"], rows,
-                 "History", right=("id", "turns", "cost"))
+                 "History", right=("id", "turns", "cost"), drop=("cost", "models", "turns", "session", "updated"))
 
 
-@history_app.command("show")
+@history_app.command("show", epilog=examples(
+    ('A conversation by id', 'modelctl history show 12'),
+    ('A session by name, every field as JSON', 'modelctl history show trip --json'),
+))
 def show(
     ref: str = typer.Argument(..., metavar="ID|NAME", help=_REF_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the conversation and its turns as JSON."),
@@ -74,7 +82,11 @@ def show(
     _write("".join(to_markdown(turns)))
 
 
-@history_app.command("search")
+@history_app.command("search", epilog=examples(
+    ('Turns with both words', 'modelctl history search penguins south'),
+    ('A phrase, as JSON', 'modelctl history search \'"context window"\' --json'),
+    ('Words that start with gguf', "modelctl history search 'gguf*'"),
+))
 def search(
     query: List[str] = typer.Argument(..., help='Words to find (FTS5 syntax: "a phrase", prefix*, OR, NOT).'),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many turns (best first)."),
@@ -91,10 +103,14 @@ def search(
     rows = [[str(t["conversation"]), str(t["id"]), t["session"] or "", t["model"] or "", t["created"],
              preview(t["snippet"], 80)] for t in found]
     output.table(["conversation", "turn", "session", "model", "when", "match"], rows, "Matches",
-                 right=("conversation", "turn"))
+                 right=("conversation", "turn"), drop=("model", "session", "when"))
 
 
-@history_app.command("rm")
+@history_app.command("rm", epilog=examples(
+    ('Two conversations (asks first)', 'modelctl history rm 3 4'),
+    ('A session, without asking', 'modelctl history rm --session trip --yes'),
+    ('Every turn older than 30 days', 'modelctl history rm --older-than 30d'),
+))
 def remove(
     ids: Optional[List[int]] = typer.Argument(None, metavar="[ID]...", help="Conversation ids to remove."),
     session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Remove the session NAME.",
@@ -116,13 +132,12 @@ def remove(
         if older_than:
             cutoff = time.time() - parse_age(older_than, "--older-than")
             count = history.count_older_than(cutoff)
-            question = f"Remove {count} turn{'s' if count != 1 else ''} older than {older_than}?"
+            question = f"Remove {counted(count, 'turn')} older than {older_than}?"
         else:
             targets = [history.require(session).id] if session else \
                 [history.require(str(i)).id for i in ids or []]
             turns = sum(len(history.turns(i)) for i in targets)
-            question = (f"Remove {len(targets)} conversation{'s' if len(targets) != 1 else ''} "
-                        f"({turns} turn{'s' if turns != 1 else ''})?")
+            question = f"Remove {counted(len(targets), 'conversation')} ({counted(turns, 'turn')})?"
         if not yes:
             output.confirm_removal(question)
         if older_than:
@@ -133,28 +148,43 @@ def remove(
     if as_json:
         output.print_json(result)
         return
-    sys.stdout.write(f"removed {result['conversations']} conversations, {result['turns']} turns\n")
+    sys.stdout.write(f"removed {counted(result['conversations'], 'conversation')}, {counted(result['turns'], 'turn')}\n")
 
 
-@history_app.command("export")
+@history_app.command("export", epilog=examples(
+    ('Every turn as JSON lines', 'modelctl history export > turns.jsonl'),
+    ('A session as a Markdown transcript', 'modelctl history export trip --format markdown -o trip.md'),
+    ('Every turn as one JSON array', 'modelctl history export --json | jq length'),
+))
 def export(
     refs: Optional[List[str]] = typer.Argument(None, metavar="[ID|NAME]...", help="Conversations to export (default: all)."),
-    fmt: str = typer.Option("jsonl", "--format", "-f", metavar="jsonl|markdown", help="JSON lines (one turn a line) or Markdown."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", metavar="jsonl|markdown", help="JSON lines (one turn a line; the default) or Markdown."),
     output_file: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON array of the turns, each as `history show --json` has it."),
 ) -> None:
-    """Write turns out as JSON lines or as a Markdown transcript."""
+    """Write turns out as JSON lines, a JSON array or a Markdown transcript."""
+    from modelctl.cli import output
     from modelctl.errors import UsageError
     from modelctl.history.export import FORMATS, to_jsonl, to_markdown
 
-    fmt = {"md": "markdown", "json": "jsonl"}.get(fmt.lower(), fmt.lower())
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r}: expected jsonl or markdown")
+    if as_json and fmt is not None:
+        raise UsageError(f"--json and --format {fmt} both say how to write the turns: give one")
+    name = (fmt or "jsonl").lower()
+    name = {"md": "markdown", "json": "jsonl"}.get(name, name)
+    if name not in FORMATS:
+        raise UsageError(f"--format {name!r}: expected jsonl or markdown")
     with _open() as history:
         if refs:
             turns = [t for ref in refs for t in history.turns(history.require(ref).id)]
         else:
             turns = history.turns()
-    text = "".join(to_jsonl(turns) if fmt == "jsonl" else to_markdown(turns))
+    if as_json and output_file is None:
+        output.print_json(turns)
+        return
+    if as_json:
+        text = output.json_text(turns) + "\n"
+    else:
+        text = "".join(to_jsonl(turns) if name == "jsonl" else to_markdown(turns))
     if output_file is None:
         _write(text)
         return
@@ -163,8 +193,12 @@ def export(
     from modelctl.files import write_user_file
 
     path = write_user_file(Path(output_file).expanduser(), text.encode("utf-8"), "export file")
-    sys.stderr.write(f"modelctl: exported {len(turns)} turns to {safe(str(path))}\n")  # a path is data
+    sys.stderr.write(f"modelctl: exported {counted(len(turns), 'turn')} to {safe(str(path))}\n")  # a path is data
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(history_app, name="history")
+    app.add_typer(history_app, name="history", rich_help_panel=panel.RECORDS, epilog=examples(
+        ('The latest conversations', 'modelctl history list'),
+        ('Find a turn by its words', 'modelctl history search penguins'),
+        ('Continue a conversation with the model it used, or another', 'modelctl chat --session trip'),
+    ))

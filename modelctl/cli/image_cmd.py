@@ -7,6 +7,8 @@ from typing import List, Optional
 import typer
 
 from modelctl.cli import gen_options as opt
+from modelctl.cli import help as panel
+from modelctl.cli.help import examples
 
 
 def image(
@@ -53,4 +55,7 @@ def image(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("image")(image)
+    app.command("image", rich_help_panel=panel.TASKS, epilog=examples(
+        ('An image from DALL-E 3, to a file of your choice', 'modelctl image -m dall-e-3 "a lighthouse at dawn" -o lighthouse.png'),
+        ('Two images from FLUX.1 schnell, their paths as JSON', 'modelctl image -m flux-schnell -n 2 "a paper boat" --json'),
+    ))(image)

@@ -13,7 +13,9 @@ from typing import Optional, cast
 
 import typer
 
+from modelctl.cli import help as panel
 from modelctl.cli import output
+from modelctl.cli.help import examples
 
 keys_app = typer.Typer(
     help="Store, list and remove API keys (kept in keys.toml in the config directory, mode 0600).",
@@ -36,7 +38,11 @@ def _env_overrides(name: str) -> list[str]:
     return [var for var in keys.variables(name) if os.environ.get(var, "").strip()]
 
 
-@keys_app.command("set")
+@keys_app.command("set", epilog=examples(
+    ('From a hidden prompt', 'modelctl keys set anthropic'),
+    ('From stdin: a password manager, a file', 'pass show openai | modelctl keys set openai'),
+    ("For an OpenAI-compatible host, under its variable's name", 'modelctl keys set TOGETHER_API_KEY'),
+))
 def set_key(
     provider: str = typer.Argument(..., help=_PROVIDER_HELP),
     value: Optional[str] = typer.Option(
@@ -69,7 +75,10 @@ def set_key(
         output.warn(f"{var} is set in the environment and is used before the keys file")
 
 
-@keys_app.command("list")
+@keys_app.command("list", epilog=examples(
+    ('Which providers have a key, and where it comes from', 'modelctl keys list'),
+    ('As JSON', 'modelctl keys list --json'),
+))
 def list_keys(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
     """Every provider, whether its key is set and where it comes from (never the key)."""
     from modelctl import keys
@@ -92,7 +101,10 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="Print a JSON a
     output.table(["PROVIDER", "KEY"], table, "API keys")
 
 
-@keys_app.command("rm")
+@keys_app.command("rm", epilog=examples(
+    ('Forget the stored OpenAI key', 'modelctl keys rm openai'),
+    ("A key stored under a variable's name", 'modelctl keys rm TOGETHER_API_KEY'),
+))
 def remove_key(provider: str = typer.Argument(..., help=_PROVIDER_HELP)) -> None:
     """Remove the stored key for PROVIDER from the keys file."""
     from modelctl import keys
@@ -107,4 +119,8 @@ def remove_key(provider: str = typer.Argument(..., help=_PROVIDER_HELP)) -> None
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(keys_app, name="keys")
+    app.add_typer(keys_app, name="keys", rich_help_panel=panel.SETUP, epilog=examples(
+        ('Store a key, typed at a hidden prompt', 'modelctl keys set openai'),
+        ('Which providers have a key, and where it comes from', 'modelctl keys list'),
+        ('Forget a stored key', 'modelctl keys rm openai'),
+    ))

@@ -12,10 +12,9 @@ import sys
 from typing import Iterable, Optional
 
 import typer
-from typer.core import TyperGroup
 
 from modelctl import __version__
-from modelctl.cli import output, state
+from modelctl.cli import help, output, state
 from modelctl.cli.flags import refuse_empty_values
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
 
@@ -86,7 +85,7 @@ def _unexpected(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}{': ' + detail if detail else ''} (--debug shows where)"
 
 
-class ModelctlGroup(TyperGroup):
+class ModelctlGroup(help.HelpGroup):
     """Turns library errors into one line on stderr and a documented exit code."""
 
     def invoke(self, ctx):
@@ -134,6 +133,14 @@ class ModelctlGroup(TyperGroup):
             _usage_error(exc)
 
 
+_EXAMPLES = help.examples(
+    ("Models that run on this machine without paying", "modelctl list --free --local"),
+    ("One answer from the default local model", 'modelctl chat "Write one sentence about the sea."'),
+    ("An interactive chat with a hosted model", "modelctl chat -m gpt-4o"),
+    ("Any command's options and examples", "modelctl chat --help"),
+)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"modelctl {__version__}")
@@ -168,9 +175,10 @@ def make_app(modules: Iterable[str] = COMMAND_MODULES) -> typer.Typer:
         add_completion=True,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    cli.callback()(main)
+    cli.callback(epilog=_EXAMPLES)(main)
     for name in modules:
         importlib.import_module(f"modelctl.cli.{name}").register(cli)
+    help.install(cli)
     return cli
 
 

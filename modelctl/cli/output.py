@@ -1,7 +1,7 @@
 """Consoles, tables, JSON and diagnostics shared by every command.
 
 Data goes to stdout, diagnostics to stderr. Rich styling only when the stream is a terminal and
-NO_COLOR is unset; otherwise plain text, so scripts and pipes see exactly the data.
+NO_COLOR is unset or empty (`styled`); otherwise plain text, so scripts and pipes see exactly the data.
 
 Text that comes from data (a registry, a server, a file name, a flag) passes through `safe`
 before it is printed in a line or a table cell: credentials are redacted and control characters
@@ -25,6 +25,7 @@ from modelctl.chat.terminal import err as err
 from modelctl.chat.terminal import json_text as json_text
 from modelctl.chat.terminal import out as out
 from modelctl.chat.terminal import reset_consoles as reset_consoles
+from modelctl.chat.terminal import styled as styled
 from modelctl.chat.terminal import write_json
 
 
@@ -195,22 +196,48 @@ def error_line(message: str) -> None:
     sys.stderr.flush()
 
 
+# The narrowest a column of text is cut to (an ellipsis ends it) or wrapped at before columns are
+# left out.
+SHRINK_FLOOR, WRAP_FLOOR = 12, 30
+
+
 def table(columns: list[str], rows: list[list[str]], title: str, *, right: tuple[str, ...] = (),
-          no_wrap: tuple[str, ...] = ()) -> None:
-    """Rows of data on stdout: a rich table at a terminal, plain aligned columns otherwise.
-    Every cell passes through `cell`."""
-    from modelctl.cli.format import plain_table
+          no_wrap: tuple[str, ...] = (), wrap: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> None:
+    """Rows of data on stdout: plain aligned columns, whole, when stdout is not a terminal or
+    NO_COLOR is set; otherwise a rich table as wide as the terminal. There, the columns of
+    `no_wrap` (names to copy) and `right` (numbers) are shown whole, those of `wrap` wrap, the
+    others are cut with an ellipsis; on a narrow terminal the columns of `drop` (least useful
+    first) are left out, and the table says which. Every cell passes through `cell`."""
+    from modelctl.cli.format import fit_widths, plain_table
 
     rows = [[cell(c) for c in row] for row in rows]
-    if not sys.stdout.isatty():
+    if not styled(sys.stdout):
         sys.stdout.write(plain_table(columns, rows))
         return
+    from rich import box
+    from rich.cells import cell_len
     from rich.table import Table
     from rich.text import Text
 
-    grid = Table(title=title, title_justify="left", header_style="bold")
-    for col in columns:
-        grid.add_column(col, overflow="fold", no_wrap=col in no_wrap, justify="right" if col in right else "left")
+    natural = [max([cell_len(col), *(cell_len(row[i]) for row in rows)]) for i, col in enumerate(columns)]
+    whole = set(no_wrap) | set(right)
+    floors = [n if col in whole else min(n, max(len(col), WRAP_FLOOR if col in wrap else SHRINK_FLOOR))
+              for col, n in zip(columns, natural)]
+    console = out()
+    kept = fit_widths(natural, floors, console.width, gap=_GAP, drop=[columns.index(c) for c in drop if c in columns])
+    shown = {i for i, _ in kept}
+    left_out = [col for i, col in enumerate(columns) if i not in shown]
+    grid = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
+                 pad_edge=False, padding=(0, 1, 0, 0), caption_justify="left",
+                 caption=f"hidden at this width: {', '.join(left_out)} (a pipe or --json shows all)" if left_out else None)
+    for i, width in kept:
+        col = columns[i]
+        grid.add_column(col, width=width, no_wrap=col not in wrap, overflow="fold" if col in wrap else "ellipsis",
+                        justify="right" if col in right else "left")
     for row in rows:
-        grid.add_row(*(Text(c) for c in row))  # Text: no markup read from data
-    out().print(grid)
+        grid.add_row(*(Text(row[i]) for i, _ in kept))  # Text: no markup read from data
+    console.print(grid)
+
+
+# Cells between two columns of a table at a terminal: a blank divider and one of padding.
+_GAP = 2

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, List, Optional
 import typer
 
 from modelctl.cli import complete, output, state
+from modelctl.cli import help as panel
+from modelctl.cli.help import examples
 
 if TYPE_CHECKING:
     from modelctl.templates import RenderedPrompt
@@ -172,7 +174,7 @@ def templates_list(
     headers = ["NAME", "SYSTEM", "STOP", "REFERENCE"]
     rows = [[t.name, t.system_policy.value, " ".join(json.dumps(s, ensure_ascii=False) for s in t.stop_str), t.reference]
             for t in templates]
-    output.table(headers, rows, "Conversation templates", no_wrap=("NAME",))
+    output.table(headers, rows, "Conversation templates", no_wrap=("NAME",), drop=("REFERENCE", "SYSTEM"))
 
 
 def _gguf_templates_list(model: str, as_json: bool) -> None:
@@ -188,7 +190,10 @@ def _gguf_templates_list(model: str, as_json: bool) -> None:
     output.table(["NAME", "GGUF KEY"], [list(row) for row in found], f"Chat templates in {model}", no_wrap=("NAME",))
 
 
-@templates_app.command("show")
+@templates_app.command("show", epilog=examples(
+    ('A template and an example rendering', 'modelctl templates show chatml'),
+    ('A Jinja file of your own, as JSON', 'modelctl templates show my-template.jinja --json'),
+))
 def templates_show(
     name: str = typer.Argument(..., help="A template name (or alias), or a template file.",
                               autocompletion=complete.templates),
@@ -231,5 +236,13 @@ def templates_show(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("prompt")(prompt)
-    app.add_typer(templates_app, name="templates")
+    app.command("prompt", rich_help_panel=panel.GENERATE, epilog=examples(
+        ('The exact prompt a local model receives', 'echo \'[{{"role":"user","content":"Hi"}}]\' | modelctl prompt -m gemma-3-270m'),
+        ('A template by name, with one of its variables', 'modelctl prompt -t qwen3 --messages chat.json --var enable_thinking=false'),
+        ('Template, stop rules and segments as JSON', 'modelctl prompt -m gemma-3-270m --messages chat.json --json'),
+    ))(prompt)
+    app.add_typer(templates_app, name="templates", rich_help_panel=panel.GENERATE, epilog=examples(
+        ('Every conversation template', 'modelctl templates'),
+        ('The chat templates a GGUF file holds', 'modelctl templates -m model.gguf'),
+        ('One template and an example rendering', 'modelctl templates show llama-3'),
+    ))

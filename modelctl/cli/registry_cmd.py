@@ -8,7 +8,10 @@ from typing import Optional
 
 import typer
 
+from modelctl.cli import help as panel
 from modelctl.cli import output, state
+from modelctl.cli.format import counted
+from modelctl.cli.help import examples
 
 registry_app = typer.Typer(
     help="Validate, export and locate the registry files.",
@@ -17,7 +20,10 @@ registry_app = typer.Typer(
 )
 
 
-@registry_app.command("validate")
+@registry_app.command("validate", epilog=examples(
+    ('Check every registry file in use', 'modelctl registry validate'),
+    ('A file of your own, the problems as JSON', 'modelctl registry validate my-models.toml --json'),
+))
 def validate(
     path: Optional[Path] = typer.Argument(None, help="A registry file; without it, every layer in use."),
     as_json: bool = typer.Option(False, "--json", help="Print the problems as a JSON array."),
@@ -35,9 +41,9 @@ def validate(
         for p in problems:
             sys.stdout.write(f"{output.safe(p)}\n")
         count = len(models)
-        status = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "ok"
+        status = counted(len(problems), "problem") if problems else "ok"
         names = output.safe(", ".join(str(f) for f in files))
-        sys.stderr.write(f"{names}: {count} model{'s' if count != 1 else ''}, {status}\n")
+        sys.stderr.write(f"{names}: {counted(count, 'model')}, {status}\n")
     if problems:
         raise typer.Exit(3)
 
@@ -58,13 +64,19 @@ def _unknown_templates(models):
     ]
 
 
-@registry_app.command("export")
+@registry_app.command("export", epilog=examples(
+    ('The merged registry, to a file', 'modelctl registry export > registry.json'),
+    ('The ids of the models that run locally', "modelctl registry export | jq -r '.models[] | select(.local) | .id'"),
+))
 def export() -> None:
     """Print the merged registry as JSON (credentials written into URLs hidden)."""
     output.print_records(state.get_registry().export())
 
 
-@registry_app.command("path")
+@registry_app.command("path", epilog=examples(
+    ('The registry files, lowest layer first', 'modelctl registry path'),
+    ('As JSON', 'modelctl registry path --json'),
+))
 def path(as_json: bool = typer.Option(False, "--json", help="Print a JSON object.")) -> None:
     """Show the registry files, lowest layer first, and whether each exists."""
     from modelctl.config import get_paths
@@ -82,4 +94,8 @@ def path(as_json: bool = typer.Option(False, "--json", help="Print a JSON object
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(registry_app, name="registry")
+    app.add_typer(registry_app, name="registry", rich_help_panel=panel.FIND, epilog=examples(
+        ('Check the registry files in use', 'modelctl registry validate'),
+        ('Which files are layered, lowest first', 'modelctl registry path'),
+        ('A registry of your own over the built-in one, for one run', 'modelctl --registry my-models.toml list'),
+    ))

@@ -6,7 +6,9 @@ from typing import Optional
 
 import typer
 
+from modelctl.cli import help as panel
 from modelctl.cli import output, state
+from modelctl.cli.help import examples
 
 
 def services(
@@ -33,8 +35,13 @@ def services(
                      meta.get("api_version") or "", meta.get("deployment_name") or "",
                      ("" if s.usable else "no: ") + s.reason])
     output.table(["SERVICE", "KIND", "MODEL ID", "ENDPOINT", "API VERSION", "DEPLOYMENT", "USABLE"], rows,
-                 f"{sum(s.usable for s in found)} usable services")
+                 f"{sum(s.usable for s in found)} usable services", no_wrap=("SERVICE",), wrap=("USABLE",),
+                 drop=("API VERSION", "DEPLOYMENT", "MODEL ID", "KIND", "ENDPOINT"))
 
 
 def register(app: typer.Typer) -> None:
-    app.command("services")(services)
+    app.command("services", rich_help_panel=panel.FIND, epilog=examples(
+        ('What can be used right now', 'modelctl services'),
+        ('Every deployment of one model, with why it cannot be used', 'modelctl services -m gpt-4o --all'),
+        ('As JSON, giving slow servers more time', 'modelctl services --json --timeout 5'),
+    ))(services)

@@ -7,6 +7,8 @@ from typing import List, Optional
 import typer
 
 from modelctl.cli import gen_options as opt
+from modelctl.cli import help as panel
+from modelctl.cli.help import examples
 
 
 def speak(
@@ -46,4 +48,7 @@ def speak(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("speak")(speak)
+    app.command("speak", rich_help_panel=panel.TASKS, epilog=examples(
+        ("Say a text with OpenAI's TTS", 'modelctl speak -m tts-1 "Hello there" -o hello.mp3'),
+        ('Another voice and format', 'modelctl speak -m tts-1 --voice nova --format wav "Good morning"'),
+    ))(speak)

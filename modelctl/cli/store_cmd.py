@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from modelctl.cli import complete, output
-from modelctl.cli.format import human_bytes
+from modelctl.cli import help as panel
+from modelctl.cli.format import counted, human_bytes
+from modelctl.cli.help import examples
 
 if TYPE_CHECKING:
     from modelctl.store.installed import InstalledModel
@@ -112,7 +114,7 @@ def rm(
         size = f"  {human_bytes(item.size)}" if item.size and item.kind != "import" else ""
         err.print(output.safe(f"  {item.description}{size}"), markup=False, highlight=False)
     if not yes:
-        question = f"Remove {len(plan.items)} item{'s' if len(plan.items) != 1 else ''}" + (
+        question = f"Remove {counted(len(plan.items), 'item')}" + (
             f" ({human_bytes(plan.size)})" if plan.size else "") + "?"
         output.confirm_removal(question)
     remove(plan)
@@ -145,7 +147,8 @@ def print_installed(as_json: bool) -> None:
     if as_json:
         output.print_records([m.to_dict() for m in models])
         return
-    output.table(_INSTALLED_COLUMNS, [_installed_row(m) for m in models], "Installed models", right=("SIZE",))
+    output.table(_INSTALLED_COLUMNS, [_installed_row(m) for m in models], "Installed models", right=("SIZE",), no_wrap=("NAME",),
+                 drop=("QUANT", "SOURCE"))
     if sys.stdout.isatty():
         output.err().print(f"{len(models)} installed", style="dim")
 
@@ -164,7 +167,8 @@ def du(
     rows = [[m["id"] + (" (mmproj)" if m["role"] == "mmproj" else ""), m["source"], m["quant"] or "-",
              human_bytes(m["size_bytes"])] for m in usage["models"]]
     rows += [[f"{p['repo']} (unfinished)", "partial", "-", human_bytes(p["size_bytes"])] for p in usage["partial"]]
-    output.table(["NAME", "SOURCE", "QUANT", "SIZE"], rows, "Disk usage", right=("SIZE",))
+    output.table(["NAME", "SOURCE", "QUANT", "SIZE"], rows, "Disk usage", right=("SIZE",), no_wrap=("NAME",),
+                 drop=("QUANT", "SOURCE"))
     totals = usage["totals"]
     parts = [f"{src} {human_bytes(n)}" for src, n in totals.items() if n]
     out = sys.stdout
@@ -176,7 +180,20 @@ def du(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("pull")(pull)
-    app.command("import")(import_)
-    app.command("rm")(rm)
-    app.command("du")(du)
+    app.command("pull", rich_help_panel=panel.STORE, epilog=examples(
+        ('The quantization of a registry model that fits this machine best', 'modelctl pull gemma-3-270m'),
+        ('A chosen quantization of any GGUF repository on the Hub', 'modelctl pull hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M'),
+        ('Through Ollama instead, quietly', 'modelctl pull llama-3.2-1b-instruct --deployment ollama --quiet'),
+    ))(pull)
+    app.command("import", rich_help_panel=panel.STORE, epilog=examples(
+        ('A GGUF file already on disk, by a name of your choice', 'modelctl import ~/models/mistral-7b.Q4_K_M.gguf --name mistral-local'),
+        ('Then chat with it', 'modelctl chat -m mistral-local "Hello"'),
+    ))(import_)
+    app.command("rm", rich_help_panel=panel.STORE, epilog=examples(
+        ("A model's local files (asks first)", 'modelctl rm gemma-3-270m'),
+        ('Only one quantization, without asking', 'modelctl rm gemma-3-270m --quant Q8_0 --yes'),
+    ))(rm)
+    app.command("du", rich_help_panel=panel.STORE, epilog=examples(
+        ('Disk used per model and source, and free space', 'modelctl du'),
+        ('The totals in bytes, for a script', 'modelctl du --json | jq .totals'),
+    ))(du)

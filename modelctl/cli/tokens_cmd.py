@@ -7,7 +7,10 @@ from typing import List, Optional
 
 import typer
 
+from modelctl.cli import help as panel
 from modelctl.cli import output, state
+from modelctl.cli.format import counted
+from modelctl.cli.help import examples
 
 
 def _messages(text: Optional[List[str]], messages_file: Optional[str], system: Optional[str]) -> list[dict[str, str]]:
@@ -77,11 +80,10 @@ def tokens(
     count = report.count
     how = count.method if count.exact else f"{count.method}: {count.note}" if count.note else count.method
     what = ", the text alone" if report.counted == "text" else ""
-    noun = "token" if count.tokens == 1 else "tokens"
-    print(f"{report.model_id}: {count.tokens} {noun}{what} ({'exact' if count.exact else 'estimated'}, {how})")
-    room = f" with {report.max_tokens} tokens for the answer" if report.max_tokens else ""
+    print(f"{report.model_id}: {counted(count.tokens, 'token')}{what} ({'exact' if count.exact else 'estimated'}, {how})")
+    room = f" with {counted(report.max_tokens, 'token')} for the answer" if report.max_tokens else ""
     if report.context_window is None:
-        print("context window: unknown" + (f"; {report.max_tokens} tokens kept for the answer" if room else ""))
+        print("context window: unknown" + (f"; {counted(report.max_tokens, 'token')} kept for the answer" if room else ""))
     else:
         verdict = "fits" if report.fits else "does NOT fit"
         print(f"context window {report.context_window}{_trained(report)}: {verdict}{room}")
@@ -93,4 +95,8 @@ def tokens(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("tokens")(tokens)
+    app.command("tokens", rich_help_panel=panel.GENERATE, epilog=examples(
+        ('Count a prompt and price it on each deployment', 'modelctl tokens -m gpt-4o "Explain GGUF in one paragraph."'),
+        ('A whole conversation from a file', 'modelctl tokens -m gemma-3-270m --messages chat.json'),
+        ('Does a long file fit a local model at an 8K window?', 'modelctl tokens -m gemma-3-270m --ctx 8192 < report.txt'),
+    ))(tokens)

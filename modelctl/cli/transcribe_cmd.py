@@ -7,6 +7,8 @@ from typing import List, Optional
 import typer
 
 from modelctl.cli import gen_options as opt
+from modelctl.cli import help as panel
+from modelctl.cli.help import examples
 
 
 def transcribe(
@@ -44,4 +46,7 @@ def transcribe(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("transcribe")(transcribe)
+    app.command("transcribe", rich_help_panel=panel.TASKS, epilog=examples(
+        ('The text of a recording', 'modelctl transcribe -m whisper-1 meeting.mp3'),
+        ('In a known language, with timestamps, as JSON', 'modelctl transcribe -m whisper-1 --language en meeting.mp3 --json'),
+    ))(transcribe)

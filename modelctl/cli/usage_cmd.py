@@ -7,6 +7,9 @@ from typing import Optional
 
 import typer
 
+from modelctl.cli import help as panel
+from modelctl.cli.help import examples
+
 
 def usage(
     since: Optional[str] = typer.Option(None, "--since", metavar="DATE|AGE", help="Count turns from DATE (2026-01-31) or from AGE ago (7d, 12h)."),
@@ -44,8 +47,12 @@ def usage(
 
     table = [line(str(r[key]), r) for r in rows] + [line("total", total)]
     output.table([key, "turns", "prompt tokens", "completion tokens", "cost"], table, "Usage",
-                 right=("turns", "prompt tokens", "completion tokens", "cost"))
+                 right=("turns", "prompt tokens", "completion tokens", "cost"), drop=("prompt tokens", "completion tokens"))
 
 
 def register(app: typer.Typer) -> None:
-    app.command("usage")(usage)
+    app.command("usage", rich_help_panel=panel.RECORDS, epilog=examples(
+        ('Turns, tokens and cost per model', 'modelctl usage'),
+        ('Per day over the last week', 'modelctl usage --by day --since 7d'),
+        ('Since a date, as JSON', 'modelctl usage --since 2026-01-31 --json'),
+    ))(usage)
