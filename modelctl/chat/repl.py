@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 from modelctl.backends.base import PARAM_NAMES, REASONING_PARAMS, is_local, serving, template_name
 from modelctl.backends.images import ImagePart
@@ -34,6 +34,7 @@ from modelctl.chat.render import (
 from modelctl.chat.resolve import ChatSetup, choose_template
 from modelctl.chat.session import ChatSession, Reply
 from modelctl.errors import ModelctlError, UsageError
+from modelctl.units import counted
 
 PROMPT = ">>> "
 CONTINUATION = "... "
@@ -261,7 +262,7 @@ class Repl:
             where = info.get("endpoint") or info.get("kind", "?")
         self.note(f"chatting with {self.setup.model_id} on {where}. /help for commands, /exit or Ctrl-D to leave.")
         if self.session.messages:
-            self.note(f"resumed {self._conversation_label()}: {len(self.session.messages)} messages")
+            self.note(f"resumed {self._conversation_label()}: {counted(len(self.session.messages), 'message')}")
             self._show_last()
         try:
             while True:
@@ -369,7 +370,7 @@ class Repl:
         if not args:
             raise UsageError("/image needs a file or URL: /image photo.png")
         self.pending_images += (load_image(args),)
-        self.note(f"{len(self.pending_images)} image(s) will go with your next question")
+        self.note(f"{counted(len(self.pending_images), 'image')} will go with your next question")
 
     def cmd_exit(self, args: str) -> None:
         raise _Exit
@@ -441,11 +442,11 @@ class Repl:
         target = _one_path(args)
         if _is_session_name(target):
             self.log.save(self.session, target)
-            self.note(f"saved {len(self.session.messages)} messages as session {target!r} "
+            self.note(f"saved {counted(len(self.session.messages), 'message')} as session {target!r} "
                       f"(modelctl chat --session {target} resumes it)")
             return
         path = self.session.save(target)
-        self.note(f"saved {len(self.session.messages)} messages to {path}")
+        self.note(f"saved {counted(len(self.session.messages), 'message')} to {path}")
 
     def cmd_load(self, args: str) -> None:
         if not args:
@@ -460,7 +461,7 @@ class Repl:
             raise
         except Exception as exc:  # whatever a file does to the parser, the session goes on
             raise UsageError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
-        self.note(f"loaded {len(self.session.messages)} messages")
+        self.note(f"loaded {counted(len(self.session.messages), 'message')}")
         self._show_last()
 
     def _show_last(self) -> None:
@@ -483,7 +484,7 @@ class Repl:
         for c in found:
             label = c["name"] or f"#{c['id']}"
             first = preview(c["first_prompt"])
-            self.note(f"  {label:<20} {c['updated']}  {c['turns']} turns  {first}")
+            self.note(f"  {label:<20} {c['updated']}  {counted(c['turns'], 'turn')}  {first}")
 
     def cmd_debug(self, args: str) -> None:
         if args.lower() not in ("on", "off"):
@@ -494,13 +495,33 @@ class Repl:
         self.note(f"debug {args.lower()}")
 
     def cmd_info(self, args: str) -> None:
-        info = self.session.backend.describe()
-        for key, value in info.items():
-            self.note(f"  {key}: {value}")
-        self.note(f"  messages: {len(self.session.messages)}")
-        self.note(f"  system: {self.session.system!r}")
         params = {k: v for k, v in self.session.params.to_dict().items() if v not in (None, [], {})}
-        self.note(f"  parameters: {params}")
+        info = {**self.session.backend.describe(), "messages": len(self.session.messages),
+                "system": self.session.system, "parameters": params}
+        for line in info_lines(info):
+            self.note(f"  {line}")
+
+
+def info_lines(info: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    """/info's lines, `key: value` in words; a nested table's keys as `table.key`."""
+    for key, value in info.items():
+        if isinstance(value, dict) and value:
+            yield from info_lines(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}: {human_value(value)}"
+
+
+def human_value(value: Any) -> str:
+    """A value as a person reads it: none, yes, no, 0.5, a, b (not None, True, 0.5, ['a', 'b'])."""
+    if value is None or value in ("", [], (), {}):
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(human_value(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {human_value(v)}" for k, v in value.items())
+    return str(value)
 
 
 def _is_session_name(target: str) -> bool:
