@@ -41,8 +41,8 @@ def main() -> None:
         registry = Path(tmp) / "big.toml"
         generate(registry, 10_000)
         env = dict(os.environ, MODELCTL_HOME=str(Path(tmp) / "home"), MODELCTL_REGISTRY=str(registry),
-                   _MODELCTL_COMPLETE="complete_bash", COMP_WORDS="modelctl show bench/model-999",
-                   COMP_CWORD="2")
+                   _MODELCTL_COMPLETE="complete_bash", _MODELCTL_COMPLETE_LINE="modelctl show bench/model-999",
+                   _MODELCTL_COMPLETE_WORD="bench/model-999")
         cmd = [sys.executable, "-m", "modelctl"]
         cold, out = timed(cmd, env)
         assert "bench/model-9999" in out.split(), out[:200]

@@ -114,7 +114,7 @@ class ModelctlGroup(help.HelpGroup):
             raise typer.Exit(1) from None
 
     def _main_shell_completion(self, ctx_args, prog_name, complete_var=None):
-        # A <TAB> from a shell: answer zsh and fish without their fallback to file names.
+        # A <TAB> from a shell: answered as data by modelctl's own scripts (cli/shells.py).
         from modelctl.cli import shells
 
         shells.install()
@@ -123,6 +123,10 @@ class ModelctlGroup(help.HelpGroup):
     def make_context(self, info_name, args, parent=None, **extra):
         try:  # the top-level options are parsed here, outside invoke()
             refuse_empty_values(self)
+            if any(arg.startswith(_COMPLETION_OPTIONS) for arg in args):
+                from modelctl.cli import shells
+
+                args = shells.with_shell_values(args, _COMPLETION_OPTIONS, self.params)
             return super().make_context(info_name, args, parent=parent, **extra)
         except ModelctlError as exc:
             output.error_line(str(exc))
@@ -147,6 +151,17 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
+
+
+def _completion(ctx: typer.Context, param: typer.CallbackParam, value: Optional[str]) -> None:
+    if value is not None and not ctx.resilient_parsing:
+        from modelctl.cli import shells
+
+        shells.completion_option(param.opts[0], value)
+        raise typer.Exit()
+
+
 def main(
     registry: Optional[str] = typer.Option(
         None,
@@ -157,6 +172,14 @@ def main(
     ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    install_completion: Optional[str] = typer.Option(
+        None, _COMPLETION_OPTIONS[0], metavar="[SHELL]", callback=_completion, expose_value=False, is_eager=True,
+        help="Install completion for SHELL: bash, zsh or fish (by default the shell this runs in).",
+    ),
+    show_completion: Optional[str] = typer.Option(
+        None, _COMPLETION_OPTIONS[1], metavar="[SHELL]", callback=_completion, expose_value=False, is_eager=True,
+        help="Print the completion script for SHELL: bash, zsh or fish (by default the shell this runs in).",
     ),
 ) -> None:
     state.set_registry_path(registry)
@@ -172,7 +195,7 @@ def make_app(modules: Iterable[str] = COMMAND_MODULES) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
-        add_completion=True,
+        add_completion=False,  # modelctl's own --install-completion and --show-completion
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     cli.callback(epilog=_EXAMPLES)(main)
