@@ -125,10 +125,20 @@ def locked_update(path: Path) -> Iterator[None]:
     commands at once never lose each other's change. The lock files live in `<data_dir>/locks/`,
     not beside the files: the config directory keeps only what its user wrote.
     """
-    from filelock import FileLock
-
     locks = get_paths().data_dir / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(locks / f"{path.name}.lock")):
+    with file_lock(locks / f"{path.name}.lock"):
         yield
+
+
+def file_lock(path: Path):
+    """A `filelock.FileLock` on `path` that is never taken through a symbolic link: one planted
+    there is removed first (some filelock releases open the name, following a link, and
+    truncate what it points to; newer ones refuse it)."""
+    from filelock import FileLock
+
+    from modelctl.files import unlink_if_link
+
+    unlink_if_link(path)
+    return FileLock(str(path))

@@ -209,6 +209,17 @@ def atomic_create(path: Path, data: bytes) -> None:
         _discard(tmp)
 
 
+def unlink_if_link(path: str | os.PathLike[str]) -> None:
+    """Remove a symbolic link at `path`, a name modelctl is about to create, write or lock as a
+    file of its own (a download, a lock file): a link there is never modelctl's, and opening the
+    name would write to (or truncate) whatever it points to."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def write_user_file(path: str | os.PathLike[str], data: bytes, what: str, *, mode: int | None = None) -> Path:
     """Write `data` to `path` atomically, where `path` is absent or a regular file.
 

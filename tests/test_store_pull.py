@@ -556,3 +556,56 @@ def test_end_to_end_with_the_real_gemma_file(cli, hub, tmp_path, monkeypatch, hf
     located = locate("test/gemma-3-270m", registry=load_registry(reg))
     assert located == Path(data["path"])
     assert check_gguf(located).architecture == "gemma3"
+
+
+@pytest.mark.parametrize("target", ["a file", "nothing"])
+@pytest.mark.parametrize("planted", ["partial download", "blob", "blob lock", "index lock"])
+def test_a_link_planted_where_the_store_writes_is_never_followed(cli, hub, registry, files, hf_env, modelctl_home,
+                                                                 tmp_path, planted, target):
+    """Every file a pull creates, writes or locks (the partial download, the blob, the lock
+    files) is its own: a symbolic link planted at its name is replaced, and what it points to
+    (a file of the user's, or a name where none is) is never written, truncated or created."""
+    sha = sha256_file(files["Q4_K_M"])
+    storage = hf_env / f"models--{REPO.replace('/', '--')}"
+    where = {"partial download": storage / "blobs" / f"{sha}.incomplete", "blob": storage / "blobs" / sha,
+             "blob lock": hf_env / ".locks" / storage.name / f"{sha}.lock",
+             "index lock": modelctl_home / "data" / "locks" / "store.json.lock"}[planted]
+    victim = tmp_path / "victim"
+    if target == "a file":
+        victim.write_bytes(b"the user's own file")
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.symlink_to(victim)
+    r = cli("pull", "tiny-chat", "--quant", "Q4_K_M")
+    assert r.exit_code == 0, r.output
+    assert sha256_file(snapshot(hf_env, files["Q4_K_M"].name)) == sha
+    if target == "a file":
+        assert victim.read_bytes() == b"the user's own file"
+    else:
+        assert not victim.exists()
+    blob = storage / "blobs" / sha
+    assert not blob.is_symlink() and blob.is_file() and not list(hf_env.rglob("*.incomplete"))
+
+
+def test_a_disk_that_fills_during_a_download_keeps_the_partial_file(hub, registry, files, hf_env, modelctl_home):
+    """The disk takes 1 MB of any file: the download stops there with one line that says why,
+    the partial file is kept (a real file, whole up to where it stopped) and the next pull, with
+    room, continues it."""
+    import resource
+    import signal
+
+    def file_size_limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    pull = [sys.executable, "-m", "modelctl", "pull", "tiny-chat", "--quant", "Q4_K_M"]
+    env = {**os.environ, "MODELCTL_HOME": str(modelctl_home), "MODELCTL_RETRIES": "0"}
+    done = subprocess.run(pull, capture_output=True, text=True, env=env, timeout=120, preexec_fn=file_size_limit)
+    assert done.returncode == 7, done.stderr
+    [line] = done.stderr.splitlines()[-1:]
+    assert line.startswith("modelctl: error: the download of ") and "File too large" in line
+    [partial] = list(hf_env.rglob("*.incomplete"))
+    assert partial.stat().st_size == 1 << 20
+    assert partial.read_bytes() == files["Q4_K_M"].read_bytes()[: 1 << 20]
+    again = subprocess.run(pull, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert sha256_file(snapshot(hf_env, files["Q4_K_M"].name)) == sha256_file(files["Q4_K_M"])

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -449,9 +450,10 @@ def _sha_file(path: Path, task=None) -> str:
 
 def _partial_size(path: Path) -> int:
     try:
-        return path.stat().st_size
+        st = os.lstat(path)  # a link there is not a partial download (transfer replaces it)
     except OSError:
         return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
 def pull_files(
@@ -527,8 +529,10 @@ def _cached_result(path: Path, w: Wanted, revision: str) -> Pulled:
 
 def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "PullProgress",
            note: Callable[[str], None]) -> Pulled:
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
 
+    from modelctl.config import file_lock
+    from modelctl.files import unlink_if_link
     from modelctl.store import index, transfer
 
     blob = storage / "blobs" / r.etag
@@ -536,7 +540,7 @@ def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "P
     expected = (w.sha256 or r.sha256 or "").lower() or None
     lock_file = lock_path(r.repo, r.etag, s.cache)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_file))
+    lock = file_lock(lock_file)
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -546,6 +550,7 @@ def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "P
         # The folders are made under the lock: `modelctl rm` leaves a repo folder alone while
         # one of its blob locks is held.
         blob.parent.mkdir(parents=True, exist_ok=True)
+        unlink_if_link(blob)  # a blob is a file of its own: a link there (to anything) is downloaded over
         _write_ref(storage, r.revision, r.commit)
         result = Pulled(r.filename, pointer, blob, 0, expected, r.commit, r.revision, role=w.role)
         if blob.exists() and expected is None and not _complete(r, blob):

@@ -192,11 +192,12 @@ _INCOMPLETE = ".incomplete"
 def _unless_downloading(repo: str, etag: str) -> Iterator[bool]:
     """Hold the download lock of blob `etag` (the one `hub` and `huggingface_hub` take) unless a
     pull holds it now; yields whether it is held here. Never waits."""
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
 
+    from modelctl.config import file_lock
     from modelctl.store.paths import lock_path
 
-    lock = FileLock(str(lock_path(repo, etag)))
+    lock = file_lock(lock_path(repo, etag))
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -10,6 +10,10 @@ request for the whole file. Never a spliced file. Within one call a dropped conn
 at once as long as each attempt brings new bytes; an attempt that brings nothing ends the call
 with `TransferInterrupted`, leaving the partial file for the next pull.
 
+The partial file is never opened through a symbolic link (O_NOFOLLOW): a link planted in its
+place is removed and the download starts over in a real file, so a pull never writes (or hashes)
+whatever the link points to.
+
 The body is read with the standard library's `http.client` (through `urllib.request`, so proxies
 from the environment apply) in 1 MiB reads, and SHA-256 runs on a second thread: on loopback this
 keeps up with `curl` (see bench/bench_pull.py). Redirects are followed here, and the
@@ -23,6 +27,7 @@ import http.client
 import os
 import queue
 import ssl
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +111,7 @@ class _Hasher:
                 self._error = exc
 
     def _hash_file(self, path: Path, n: int) -> None:
-        with open(path, "rb") as fh:
+        with os.fdopen(os.open(path, os.O_RDONLY | _NO_FOLLOW), "rb") as fh:
             left = n
             while left > 0:
                 block = fh.read(min(8 * CHUNK, left))
@@ -230,10 +235,46 @@ def _unusable_range(resp, have: int) -> bool:
     return resp.status == 206 and _body_start(resp) not in (have, 0)
 
 
+# Opening a partial file: never through a symbolic link, never blocking on a FIFO.
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _existing(partial: Path) -> int:
+    """The bytes a partial file already holds. Anything but a regular file in its place (a
+    symbolic link, a FIFO) is removed, not followed: the download starts over in a file of its
+    own. A directory there is a TransferError."""
+    try:
+        st = os.lstat(partial)
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        raise TransferError(f"cannot use the partial download {partial}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(st.st_mode):
+        return st.st_size
+    if stat.S_ISDIR(st.st_mode):
+        raise TransferError(f"the partial download {partial} is a directory")
+    partial.unlink()
+    return 0
+
+
+def _open_partial(partial: Path, *, empty: bool = False):
+    """The partial file, for appending (emptied first with `empty`); a symbolic link or other
+    non-regular file swapped in meanwhile is refused, not written through."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | _NO_FOLLOW | (os.O_TRUNC if empty else 0)
+    try:
+        fd = os.open(partial, flags, 0o644)
+    except OSError as exc:
+        raise TransferError(f"cannot write the partial download {partial}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise TransferError(f"cannot write the partial download {partial}: not a regular file")
+    return os.fdopen(fd, "ab", buffering=0)
+
+
 def _restart(partial: Path, hasher: _Hasher, progress: TransferProgress, size: int | None) -> _Hasher:
     """Empty the partial file to fetch it again from its first byte; returns the new hasher."""
     hasher.abandon()
-    partial.write_bytes(b"")
+    _open_partial(partial, empty=True).close()
     progress.start(size, 0)
     return _Hasher()
 
@@ -266,13 +307,13 @@ def download(
     headers = {"Accept-Encoding": "identity", **(headers or {})}
     url, basic = _without_userinfo(url)
     auth = auth or basic
-    have = partial.stat().st_size if partial.exists() else 0
+    have = _existing(partial)
     if size is not None and have > size:
         have = 0
     hasher = _Hasher()
     hasher.feed_file(partial, have)
     if not have:
-        partial.write_bytes(b"")
+        _open_partial(partial, empty=True).close()
     progress.start(size, have)
     transferred = 0
     retries = 0
@@ -304,13 +345,13 @@ def download(
                     raise TransferError(f"the server offers {total:,} bytes, {size:,} were expected", discard=True)
                 if size is not None:
                     progress.start(size, have)
-                with open(partial, "ab", buffering=0) as out:
+                with _open_partial(partial) as out:
                     read1 = resp.read1
                     while True:
                         block = read1(CHUNK)
                         if not block:
                             break
-                        out.write(block)
+                        _write(out, block, partial, have)
                         hasher.feed(block)
                         n = len(block)
                         have += n
@@ -336,6 +377,17 @@ def download(
         hasher.abandon()
         raise
     return Transfer(transferred, digest, have, announced)
+
+
+def _write(out, block: bytes, partial: Path, have: int) -> None:
+    """Append `block`; a disk that refuses it (full, read-only) is a TransferError, not a
+    dropped connection worth another try."""
+    view = memoryview(block)
+    try:
+        while view:  # unbuffered: a write may take only part of the block
+            view = view[out.write(view) or 0:]
+    except OSError as exc:
+        raise TransferError(f"cannot write {partial}: {exc.strerror or exc}", have=have) from None
 
 
 def _reason(exc: BaseException) -> str:
