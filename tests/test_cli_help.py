@@ -5,19 +5,17 @@ for help does not import rich."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+import terminal_run
 import typer.main
 
 from modelctl.cli.main import make_app
 
-MODELCTL = str(Path(sys.executable).with_name("modelctl"))
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 BOX = re.compile("[─━│┃╭╮╰╯]")
 
@@ -145,23 +143,9 @@ def test_help_texts_read_the_same_through_rich_markup(words, command):
 # --- how it looks ---------------------------------------------------------------------------------
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERMINAL_WIDTH", "COLUMNS")}
-    env.update(TERM="xterm-256color", **extra)
-    return env
-
-
 def at_terminal(args: list[str], columns: int, **extra: str) -> str:
-    pexpect = pytest.importorskip("pexpect")
-    child = pexpect.spawn(MODELCTL, args, env=_env(COLUMNS=str(columns), **extra), encoding="utf-8", timeout=60,
-                          dimensions=(40, columns))
-    try:
-        child.expect(pexpect.EOF)
-        shown = child.before
-    finally:
-        child.close(force=True)
-    assert child.exitstatus == 0, shown
-    return ANSI.sub("", shown).replace("\r\n", "\n")
+    pytest.importorskip("pexpect")
+    return ANSI.sub("", terminal_run.at_terminal(args, columns, **extra)).replace("\r\n", "\n")
 
 
 CHAT_SECTIONS = ["Arguments", "Options", "Model", "Generation", "Output", "Structured output", "Reasoning",
@@ -209,6 +193,7 @@ def test_a_run_that_is_not_for_help_does_not_import_rich(modelctl_home):
              "sys.argv = ['modelctl', 'list', '--json']\n"
              "from modelctl.cli.main import run\n"
              "run()\n")
-    proc = subprocess.run([sys.executable, "-c", probe], env=dict(_env(), MODELCTL_HOME=str(modelctl_home)),
+    env = terminal_run.terminal_env(80, MODELCTL_HOME=str(modelctl_home))
+    proc = subprocess.run([sys.executable, "-c", probe], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stderr == "[]", proc.stderr

@@ -4,21 +4,20 @@ columns, whole, when piped or when NO_COLOR holds any non-empty value (no-color.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import terminal_run
 from hubserver import make_gguf
 from registries import model, write_registry
 
 from modelctl.cli.format import fit_widths
 
-pexpect = pytest.importorskip("pexpect")
+pytest.importorskip("pexpect")
 
-MODELCTL = str(Path(sys.executable).with_name("modelctl"))
+MODELCTL = terminal_run.MODELCTL
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 BOX = re.compile("[─━│┃┏┓┗┛┡┩╇╋╭╮╰╯]")
 WIDTHS = (80, 120, 200)
@@ -36,27 +35,14 @@ def wide_registry(tmp_path):
     return str(write_registry(tmp_path / "wide.toml", entry))
 
 
-def _env(home: Path, columns: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "MODELCTL_DEBUG", "TERMINAL_WIDTH")}
-    env.update(MODELCTL_HOME=str(home), TERM="xterm-256color", COLUMNS=str(columns), LINES="50", **extra)
-    return env
-
-
 def at_terminal(home: Path, args: list[str], columns: int, **extra: str) -> str:
     """What `modelctl ARGS` shows in a terminal `columns` wide (stdout and stderr, as shown)."""
-    child = pexpect.spawn(MODELCTL, args, env=_env(home, columns, **extra), encoding="utf-8", timeout=120,
-                          dimensions=(50, columns))
-    try:
-        child.expect(pexpect.EOF)
-        shown = child.before
-    finally:
-        child.close(force=True)
-    assert child.exitstatus == 0, shown
-    return shown
+    return terminal_run.at_terminal(args, columns, MODELCTL_HOME=str(home), **extra)
 
 
 def piped(home: Path, args: list[str]) -> str:
-    proc = subprocess.run([MODELCTL, *args], env=_env(home, 80), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([MODELCTL, *args], env=terminal_run.terminal_env(80, MODELCTL_HOME=str(home)),
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -79,7 +65,8 @@ def installed(modelctl_home, tmp_path):
     """A GGUF imported under a long name, for `list --installed` and `du`."""
     gguf = make_gguf(tmp_path / f"{'a-very-long-file-name-' * 4}.Q4_K_M.gguf")
     proc = subprocess.run([MODELCTL, "import", str(gguf), "--name", "imported-model-with-a-rather-long-name"],
-                          env=_env(modelctl_home, 80), capture_output=True, text=True, timeout=120)
+                          env=terminal_run.terminal_env(80, MODELCTL_HOME=str(modelctl_home)),
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return gguf
 
@@ -87,7 +74,7 @@ def installed(modelctl_home, tmp_path):
 TABLES = {
     "list": ["list"],
     "list, wide cells": ["--registry", "{wide}", "list", "--provider", "東京"],
-    "services": ["services", "--all", "--timeout", "0.2"],
+    "services": ["services", "--all", "--timeout", "5"],
     "templates": ["templates"],
     "keys list": ["keys", "list"],
     "list --installed": ["list", "--installed"],
@@ -126,7 +113,7 @@ def test_narrow_tables_keep_the_names_whole_and_say_what_they_left_out(modelctl_
 @pytest.mark.parametrize("no_color", ["1", "true", "0", " "])
 def test_no_color_with_any_value_gives_the_full_plain_columns(no_color, modelctl_home, wide_registry, installed):
     """no-color.org: NO_COLOR set to any non-empty value ("0" included) turns styling off."""
-    for args in (["--registry", wide_registry, "list"], ["services", "--all", "--timeout", "0.2"], ["list", "--installed"]):
+    for args in (["--registry", wide_registry, "list"], ["services", "--all", "--timeout", "5"], ["list", "--installed"]):
         shown = at_terminal(modelctl_home, args, 80, NO_COLOR=no_color)
         assert not ANSI.search(shown) and not BOX.search(shown), shown[:500]
         # the same text a pipe gets: every column, no line cut to the terminal's width
