@@ -2,9 +2,11 @@
 
 Each route (a path; any method, any query) answers one scripted `Answer`: a status, headers, and
 either a body sent whole (with Content-Length) or pieces sent with chunked transfer encoding,
-after which the stream ends, hangs (sends nothing more until the server stops), or pings (sends
-SSE comments until the client leaves). The builders below make the hostile answers: server-sent
-events and JSON lines of any text at all, gzip bombs, nested compression.
+after which the stream ends, hangs (sends nothing more until the server stops), pings (sends
+SSE comments until the client leaves) or drips (one byte at a time, each well within any read
+timeout, until the server stops). `drip_head` drips the headers themselves, so that no answer
+ever begins. The builders below make the hostile answers: server-sent events and JSON lines of
+any text at all, gzip bombs, nested compression, JSON that is small to send and large to build.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     chunks: list[bytes] | None = None  # sent with chunked transfer encoding, one piece per write
-    then: str = "end"  # after the chunks: "end", "hang" or "ping"
+    then: str = "end"  # after the chunks: "end", "hang", "ping" or "drip"
+    drip_head: bool = False  # the status line, then a header one byte at a time, forever
 
 
 class HostileServer(FakeServer):
@@ -74,6 +77,10 @@ def _handler(server: HostileServer):
         do_GET = do_POST = do_HEAD = do_DELETE = _handle
 
         def _answer(self, answer: Answer) -> None:
+            if answer.drip_head:
+                self.wfile.write(f"HTTP/1.1 {answer.status} OK\r\nX-Slow: ".encode())
+                self._drip()
+                return
             self.send_response(answer.status)
             for name, value in answer.headers.items():
                 self.send_header(name, value)
@@ -91,10 +98,26 @@ def _handler(server: HostileServer):
                 server.released.wait(30)
                 self.close_connection = True
                 return
+            if answer.then == "drip":
+                self._drip(chunked=True)
+                return
             while answer.then == "ping" and not server.released.is_set():
                 self._chunk(b": ping\n\n")
                 server.released.wait(0.02)
             self.wfile.write(b"0\r\n\r\n")
+
+        def _drip(self, *, chunked: bool = False) -> None:
+            """One byte every 50 ms until the server stops (a minute at most)."""
+            for _ in range(1200):
+                if server.released.is_set():
+                    break
+                if chunked:
+                    self._chunk(b" ")
+                else:
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                server.released.wait(0.05)
+            self.close_connection = True
 
         def _chunk(self, piece: bytes) -> None:
             self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
@@ -129,6 +152,11 @@ def body(text: str | bytes, status: int = 200, ctype: str = "application/json", 
 def deep(levels: int = 100_000) -> str:
     """JSON nested `levels` deep: enough for any recursive parser to give up."""
     return "[" * levels + "]" * levels
+
+
+def many(n: int, item: str = "{}") -> str:
+    """A JSON list of `n` copies of `item`: three bytes a value to send, a hundred to build."""
+    return "[" + ",".join([item] * n) + "]"
 
 
 @lru_cache(maxsize=None)

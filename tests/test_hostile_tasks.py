@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from hostile_server import Answer, HostileServer, body, bomb, deep
+from hostile_server import Answer, HostileServer, body, bomb, deep, many
 from providers import gemini_wire
 from providers.kits import FAKE_KEY
 from registries import model, write_registry
@@ -81,6 +81,7 @@ HOSTILE = [
     ("integer-too-big-for-a-float", body('[{"label": "cat", "token_str": "capital", "sequence": "x", "score": 1%s}]'
                                           % ("0" * 400))),
     ("nested-too-deep", body(deep())),
+    ("small-to-send-huge-to-build", body(many(600_000))),  # past the values 8 MiB allows
     ("web-page", body("<!doctype html><html><body>Sign in</body></html>", ctype="text/html")),
     ("gzip-bomb", bomb()),
     ("five-megabyte-error", body(json.dumps({"error": {"message": "x" * (5 << 20)}}), 500)),
@@ -109,7 +110,8 @@ def run_case(case: Case, answer: Answer, hostile, cli, tmp_path):
     if case.args[0] in ("image", "speak"):
         args += ["-o", str(out)]
     result = cli("--registry", str(registry), *args,
-                 env={case.key_env: FAKE_KEY, "MODELCTL_RETRIES": "0", "MODELCTL_READ_TIMEOUT": "0.5"})
+                 env={case.key_env: FAKE_KEY, "MODELCTL_RETRIES": "0", "MODELCTL_READ_TIMEOUT": "0.5",
+                      "MODELCTL_MAX_RESPONSE_MB": "8"})
     assert any(p.startswith(case.path) for p in hostile.paths), (hostile.paths, result.output)
     assert not list(out.iterdir()), "a file was written from a bad answer"
     return result
