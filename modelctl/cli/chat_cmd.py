@@ -107,7 +107,7 @@ def chat(
     top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold.", rich_help_panel=panel.GENERATION),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Sample from the K most likely tokens (0: all).", rich_help_panel=panel.GENERATION),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed, for repeatable answers.", rich_help_panel=panel.GENERATION),
-    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Extra stop string (repeatable).", rich_help_panel=panel.GENERATION),
+    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Extra stop string (repeatable); \\n, \\t and \\uXXXX name characters: --stop '\\n\\n' stops at a blank line.", rich_help_panel=panel.GENERATION),
     option: Optional[List[str]] = typer.Option(None, "--option", "-o", metavar="KEY=VALUE", help="Any other llama.cpp parameter: load-time (flash_attn, n_batch, …) or sampling (min_p, mirostat_mode, …).", rich_help_panel=panel.LOCAL),
     ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens (default 4096, at most the model's).", rich_help_panel=panel.LOCAL),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU (-1: all; default: all when the build supports Metal/CUDA, else 0).", rich_help_panel=panel.LOCAL),

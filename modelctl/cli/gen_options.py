@@ -15,7 +15,7 @@ TEMPERATURE = typer.Option(None, "--temperature", min=0.0, help="Sampling temper
 TOP_P = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold.", rich_help_panel=panel.GENERATION)
 TOP_K = typer.Option(None, "--top-k", min=0, help="Sample from the K most likely tokens (0: all).", rich_help_panel=panel.GENERATION)
 SEED = typer.Option(None, "--seed", help="Random seed, for repeatable answers.", rich_help_panel=panel.GENERATION)
-STOP = typer.Option(None, "--stop", help="Extra stop string (repeatable).", rich_help_panel=panel.GENERATION)
+STOP = typer.Option(None, "--stop", help="Extra stop string (repeatable); \\n, \\t and \\uXXXX name characters: --stop '\\n\\n' stops at a blank line.", rich_help_panel=panel.GENERATION)
 OPTION = typer.Option(None, "--option", "-o", metavar="KEY=VALUE",
                       help="Any other llama.cpp parameter: load-time (flash_attn, n_batch, …) or sampling "
                       "(min_p, mirostat_mode, …).", rich_help_panel=panel.LOCAL)
