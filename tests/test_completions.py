@@ -46,7 +46,7 @@ def test_show_completion_alone_prints_the_script_of_the_shell_it_runs_in(modelct
     _needs(shell)
     proc = subprocess.run([shell, "-c", "modelctl --show-completion; exit $?"], capture_output=True, text=True,
                           env={**_shell_env(modelctl_home), "SHELL": shutil.which(shell)}, timeout=120)
-    assert proc.returncode == 0 and proc.stdout == _shipped(shell), proc.stderr
+    assert proc.returncode == 0 and proc.stdout == _shipped(shell), (proc.returncode, proc.stdout[:300], proc.stderr)
 
 
 @pytest.mark.parametrize("value", ["powershell", "tcsh", "list", "", "zsh ", "ba"])
