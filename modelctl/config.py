@@ -80,19 +80,72 @@ def get_paths() -> Paths:
 MAX_TOML_BYTES = 32 * 2**20
 
 
-def parse_toml(text: str, where: str, *, error: type[ModelctlError] = ModelctlError) -> dict[str, Any]:
-    """Parse TOML text; a syntax error (file, line and column) or nesting too deep for the
-    parser is one `error` naming `where`."""
+# TOML integers are 64-bit: "an integer that cannot be represented losslessly" must be refused.
+TOML_INT_RANGE = (-(2**63), 2**63 - 1)
+_OUT_OF_RANGE = "an integer out of range (TOML integers are 64-bit)"
+
+
+class TomlError(ValueError):
+    """Why a TOML text was refused: `problem`, and the place in the message; `number` when the
+    syntax is right but an integer is out of range."""
+
+    def __init__(self, message: str, problem: str | None = None, *, number: bool = False) -> None:
+        super().__init__(message)
+        self.problem = problem or message
+        self.number = number
+
+
+def loads_toml(text: str) -> dict[str, Any]:
+    """Parse TOML text; every failure is a TomlError: a syntax error (with line and column),
+    nesting too deep for the parser, or an integer outside TOML_INT_RANGE (also one too long for
+    Python to read at all, more than 4,300 digits: a ValueError from deep inside the parser)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
     try:
-        return tomllib.loads(text)
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise error(f"{where}: invalid TOML: {exc}") from None
+        raise TomlError(str(exc)) from None
     except RecursionError:
-        raise error(f"{where}: invalid TOML: arrays or tables nested too deeply") from None
+        raise TomlError("arrays or tables nested too deeply") from None
+    except ValueError:
+        raise TomlError(f"{_OUT_OF_RANGE}{_long_number_line(text)}", _OUT_OF_RANGE, number=True) from None
+    key = _integer_out_of_range(doc)
+    if key is not None:
+        raise TomlError(f"{key}: {_OUT_OF_RANGE}", _OUT_OF_RANGE, number=True)
+    return doc
+
+
+def _long_number_line(text: str) -> str:
+    """` (at line N)` for the first run of digits too long to be a 64-bit integer."""
+    import re
+
+    found = re.search(r"[0-9][0-9_]{19,}", text)
+    return f" (at line {text.count(chr(10), 0, found.start()) + 1})" if found else ""
+
+
+def _integer_out_of_range(doc: dict[str, Any]) -> str | None:
+    """The dotted key of the first integer in `doc` outside TOML_INT_RANGE, or None."""
+    low, high = TOML_INT_RANGE
+    pending: list[tuple[str, Any]] = [("", doc)]
+    while pending:
+        key, value = pending.pop()
+        if isinstance(value, dict):  # reversed: the first key is popped first
+            pending.extend(reversed([(f"{key}.{k}" if key else k, v) for k, v in value.items()]))
+        elif isinstance(value, list):
+            pending.extend(reversed([(f"{key}[{i}]", v) for i, v in enumerate(value)]))
+        elif isinstance(value, int) and not low <= value <= high:
+            return key
+    return None
+
+
+def parse_toml(text: str, where: str, *, error: type[ModelctlError] = ModelctlError) -> dict[str, Any]:
+    """Parse TOML text (`loads_toml`); a failure is one `error` naming `where` and the line or key."""
+    try:
+        return loads_toml(text)
+    except TomlError as exc:
+        raise error(f"{where}: invalid TOML: {exc}") from None
 
 
 def load_toml(path: Path, what: str = "file", *, error: type[ModelctlError] = ModelctlError) -> dict[str, Any]:

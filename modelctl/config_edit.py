@@ -64,13 +64,15 @@ def join_key(parts: list[str]) -> str:
 def parse_value(text: str) -> Any:
     """A value as typed: a TOML value (`true`, `0.7`, `"text"`, `[1, 2]`, `{ a = 1 }`), else the
     text itself as a string (`gemma-3-270m`)."""
-    from modelctl.config import parse_toml
+    from modelctl.config import TomlError, loads_toml
 
     if "\n" not in text and "\r" not in text:
         try:
-            return parse_toml(f"value = {text}", "value")["value"]
-        except ModelctlError:
-            pass
+            return loads_toml(f"value = {text}")["value"]
+        except TomlError as exc:
+            if exc.number:  # a number, but not one TOML can hold: not text either
+                shown = text if len(text) <= 40 else f"{text[:20]}…{text[-10:]} ({len(text)} characters)"
+                raise UsageError(f"{shown}: {exc.problem}") from None
     return text
 
 

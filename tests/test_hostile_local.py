@@ -316,7 +316,8 @@ def _gemma() -> str:
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--threads", "99999999999"], "at most 512"),
+    (["--threads", "100000"], "at most 512"),
+    (["--threads", "99999999999"], "2147483647"),  # past any C int: refused with the other flags
     (["-o", "n_threads_batch=99999999999"], "at most 512"),
     (["-o", "min_p=inf"], "finite"),
 ])

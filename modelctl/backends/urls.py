@@ -83,22 +83,32 @@ def strip_credentials(url: str) -> str:
 
 
 def host_problem(url: str) -> str | None:
-    """Why the host of an http(s) URL cannot be looked up (DNS limits: labels of at most 63
-    characters, 253 in all, encodable as IDNA), or None."""
+    """Why the host of an http(s) URL cannot be looked up (DNS limits: no empty label, labels of
+    at most 63 characters, 253 in all) or sent to (httpx's own reading of the URL: IPv4 and IPv6
+    literals, the port, international names as IDNA 2008), or None."""
     from urllib.parse import urlsplit
 
     try:
         host = urlsplit(url).hostname or ""
     except ValueError as exc:
         return f"expected a URL with a valid host and port ({exc})"
-    if host.startswith("[") or ":" in host:  # an IPv6 literal: urlsplit checked it
-        return None
-    if len(host) > 253 or any(len(label) > 63 for label in host.split(".")):
-        return "the host name is too long (at most 63 characters between dots, 253 in all)"
+    if not (host.startswith("[") or ":" in host):  # not an IPv6 literal
+        labels = host[:-1].split(".") if host.endswith(".") else host.split(".")  # `example.com.` is fine
+        if len(host) > 253 or any(len(label) > 63 for label in labels):
+            return "the host name is too long (at most 63 characters between dots, 253 in all)"
+        if "" in labels:
+            return "the host name has an empty part between dots"
+    return _httpx_problem(url)
+
+
+def _httpx_problem(url: str) -> str | None:
+    """What httpx says of `url` when it builds a request, before any request is built."""
+    import httpx
+
     try:
-        host.encode("idna")
-    except UnicodeError as exc:
-        return f"the host name is not valid ({exc})"
+        httpx.URL(url).host  # noqa: B018 (reading the host decodes an `xn--` name, as a request does)
+    except (httpx.InvalidURL, UnicodeError) as exc:  # idna's errors are UnicodeErrors
+        return f"not a valid address ({exc})"
     return None
 
 

@@ -226,9 +226,10 @@ def _check_api_base(key: str, url: str) -> str:
 
     from modelctl.backends.urls import check_url
 
+    check_url(url, key)  # first: urlsplit raises on what it cannot take apart (`http://[::1`)
     parts = urlsplit(url)
     if parts.password or parts.username:
         raise UsageError(f"{key}: a URL with a user name or password is not stored in config.toml",
                          hint="set the key with `modelctl keys set` and give the URL without it")
-    return check_url(url, key)
+    return url
 

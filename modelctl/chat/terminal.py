@@ -79,13 +79,22 @@ def _finite(data: Any) -> Any:
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
+def _iso(value: Any) -> str:
+    """A TOML date, time or date-time (config.toml may hold them; JSON has none) as ISO 8601."""
+    from datetime import date, time
+
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def json_text(data: Any, indent: int | None = None) -> str:
-    """`data` as JSON text: NaN and Infinity (which JSON lacks) as null; the characters of
-    _JSON_UNSAFE escaped."""
+    """`data` as JSON text: NaN and Infinity (which JSON lacks) as null; dates and times as ISO
+    8601 strings; the characters of _JSON_UNSAFE escaped."""
     try:
-        text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False, default=_iso)
     except ValueError:
-        text = json.dumps(_finite(data), indent=indent, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(_finite(data), indent=indent, ensure_ascii=False, allow_nan=False, default=_iso)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 

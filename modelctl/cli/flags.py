@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+import re
+from typing import TYPE_CHECKING, Any, Callable
 
 from modelctl.errors import UsageError
 
@@ -16,28 +18,112 @@ EMPTY_ALLOWED = frozenset({"system"})
 BLANK_ALLOWED = frozenset({"stop"})
 
 
-def refuse_empty_values(command) -> None:
-    """Make every text option of `command` and its subcommands refuse an empty value
-    (`--provider ''`, `--since ''`): a flag given nothing is a mistake, not a request for the
-    default, and is said as such instead of being ignored."""
-    if getattr(command, "_empty_refused", False):
+# Parameters that name files: their value may hold bytes that are not UTF-8 (a file name on
+# Linux), passed on to the file system as Python decoded them. Every other text is refused then.
+PATH_PARAMS = frozenset({"registry", "path", "model", "messages", "template", "schema", "image", "mmproj",
+                         "audio", "output", "output_file"})
+
+# The widest whole number an option takes where it names no bound of its own: llama.cpp's and
+# the APIs' int (tokens, layers, threads, a seed).
+OPTION_INT_RANGE = (-(2**31), 2**31 - 1)
+
+_TEXT_TYPES = ("str", "text")
+_NUMBER_TYPES = ("float", "float range", "int", "int range", "integer", "integer range")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # how Python hands on bytes that are not UTF-8
+
+Check = Callable[[Any, Any], None]  # (click parameter, one value) -> None, or a UsageError
+
+
+def check_values(command) -> None:
+    """Give every option and argument of `command` and its subcommands the checks its type calls
+    for, run as click reads each value, before any command runs:
+
+    - text options refuse an empty value (`--provider ''`, `--since ''`): a flag given nothing
+      is a mistake, not a request for the default (EMPTY_ALLOWED and BLANK_ALLOWED aside);
+    - text refuses bytes that are not UTF-8 (`show $'\\xff'`), except in PATH_PARAMS;
+    - numbers refuse NaN and infinity (`--max-cost nan` compares false with every cost, so it
+      would lift the cap; `1e309` reads as infinity), and whole numbers given to an option
+      outside OPTION_INT_RANGE (narrowed by the option's own `min`/`max`)."""
+    if getattr(command, "_values_checked", False):
         return
-    command._empty_refused = True
+    command._values_checked = True
     for param in command.params:
-        if (type(param).__name__.endswith("Option") and not param.is_flag and param.type.name in ("str", "text")
-                and param.name not in EMPTY_ALLOWED):
-            param.callback = _refusing_empty(param.callback, blank_ok=param.name in BLANK_ALLOWED)
+        checks = _checks_for(param)
+        if checks:
+            param.callback = _checking(param.callback, checks)
     for sub in getattr(command, "commands", {}).values():
-        refuse_empty_values(sub)
+        check_values(sub)
 
 
-def _refusing_empty(callback, *, blank_ok: bool = False):
+def _checks_for(param) -> list[Check]:
+    option = param.param_type_name == "option"
+    kind = param.type.name
+    checks: list[Check] = []
+    if kind in _TEXT_TYPES:
+        if option and not param.is_flag and param.name not in EMPTY_ALLOWED:
+            checks.append(_refuse_blank if param.name in BLANK_ALLOWED else _refuse_empty)
+        if param.name not in PATH_PARAMS:
+            checks.append(_refuse_undecodable)
+    elif kind in _NUMBER_TYPES:
+        checks.append(_refuse_unusable_number)
+    return checks
+
+
+def _checking(callback, checks: list[Check]):
     def check(ctx, param, value):
-        values = value if isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(v, str) and not (v if blank_ok else v.strip()) for v in values):
-            raise UsageError(f"{param.opts[0]} needs a value; it was given an empty one")
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None:
+                for each in checks:
+                    each(param, v)
         return callback(ctx, param, value) if callback else value
     return check
+
+
+def _name(param) -> str:
+    return param.opts[0] if param.param_type_name == "option" else param.human_readable_name.strip("[].")
+
+
+def _refuse_empty(param, value: Any) -> None:
+    if isinstance(value, str) and not value.strip():
+        raise UsageError(f"{param.opts[0]} needs a value; it was given an empty one")
+
+
+def _refuse_blank(param, value: Any) -> None:
+    if isinstance(value, str) and not value:
+        raise UsageError(f"{param.opts[0]} needs a value; it was given an empty one")
+
+
+def _refuse_undecodable(param, value: Any) -> None:
+    if isinstance(value, str) and _SURROGATE.search(value):
+        try:
+            raw = value.encode("utf-8", "surrogateescape")  # the bytes as they were given
+        except UnicodeEncodeError:  # a surrogate no decoding made (a caller's own string)
+            raw = value.encode("utf-8", "backslashreplace")
+        shown = repr(raw[:60])[1:]  # b'...' without the b: each byte that is not ASCII as \xNN
+        raise UsageError(f"{_name(param)} {shown}{'…' if len(raw) > 60 else ''}: not UTF-8 text",
+                         hint="modelctl takes names and text in UTF-8")
+
+
+def _refuse_unusable_number(param, value: Any) -> None:
+    int_range = None
+    if param.param_type_name == "option":
+        low, high = getattr(param.type, "min", None), getattr(param.type, "max", None)
+        int_range = (OPTION_INT_RANGE[0] if low is None else low, OPTION_INT_RANGE[1] if high is None else high)
+    problem = number_problem(value, int_range)
+    if problem:
+        raise UsageError(f"{_name(param)} {value}: {problem}")
+
+
+def number_problem(value: object, int_range: tuple[int, int] | None = OPTION_INT_RANGE) -> str | None:
+    """Why `value` is a number no option can take (not finite, or a whole number outside
+    `int_range`), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "expected a finite number"
+    if int_range and isinstance(value, int) and not isinstance(value, bool):
+        low, high = int_range
+        if not low <= value <= high:
+            return f"expected a whole number from {low} to {high}"
+    return None
 
 
 def command_group(help: str) -> "typer.Typer":

@@ -15,7 +15,7 @@ import typer
 
 from modelctl import __version__
 from modelctl.cli import help, output, state
-from modelctl.cli.flags import refuse_empty_values
+from modelctl.cli.flags import check_values
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
 
 # Modules under modelctl.cli whose register(app) adds commands, in help order, with the names of
@@ -58,9 +58,20 @@ def _is_usage_error(exc: Exception) -> bool:
 def _usage_error(exc: Exception) -> None:
     """Bad flags or arguments: one line, like every other error, instead of click's block."""
     where = exc.ctx.command_path if exc.ctx else "modelctl"  # type: ignore[attr-defined]
-    message = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
+    message = _shortened_words(exc.format_message().rstrip("."))  # type: ignore[attr-defined]
     output.error_line(f"{message} (see `{where} --help`)")
     raise typer.Exit(2) from None
+
+
+def _shortened_words(message: str, longest: int = 120) -> str:
+    """click's message with each very long word (a 5,000-digit value it echoes) cut in its middle."""
+    import re
+
+    def cut(m: re.Match) -> str:
+        word = m.group()
+        return f"{word[:60]}…{word[-20:]} ({len(word):,} characters)"
+
+    return re.sub(rf"\S{{{longest + 1},}}", cut, message)
 
 
 def _debug_traceback() -> None:
@@ -122,7 +133,7 @@ class ModelctlGroup(help.HelpGroup):
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:  # the top-level options are parsed here, outside invoke()
-            refuse_empty_values(self)
+            check_values(self)
             if any(arg.startswith(_COMPLETION_OPTIONS) for arg in args):
                 from modelctl.cli import shells
 
@@ -236,6 +247,7 @@ def run() -> None:
     for name in ("stdout", "stderr"):  # started with the stream closed (`>&-`): as if nobody reads it
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w"))
+    output.tolerate_unencodable()
     output.guard_stdout()
     code: int | str | None = 0
     try:

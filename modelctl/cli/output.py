@@ -42,6 +42,19 @@ def stdout_closed() -> int:
     return 0
 
 
+def tolerate_unencodable() -> None:
+    """Text the output streams' encoding cannot write (`PYTHONIOENCODING=ascii`, a C locale, a
+    lone surrogate in data) is written as backslash escapes (`\\xe9`) instead of ending the
+    command: once per process, before anything is written."""
+    for stream in (sys.stdout, sys.stderr):
+        # surrogateescape (a C locale) still fails on a surrogate that no decoding made
+        if getattr(stream, "errors", None) in ("strict", "surrogateescape") and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot change now: left as it is
+                pass
+
+
 class StdoutError(OSError):
     """stdout itself refused a write (a full disk, /dev/full, an I/O error); a reader that went
     away is BrokenPipeError instead."""

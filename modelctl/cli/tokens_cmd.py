@@ -80,7 +80,8 @@ def tokens(
     count = report.count
     how = count.method if count.exact else f"{count.method}: {count.note}" if count.note else count.method
     what = ", the text alone" if report.counted == "text" else ""
-    print(f"{report.model_id}: {counted(count.tokens, 'token')}{what} ({'exact' if count.exact else 'estimated'}, {how})")
+    print(output.safe(f"{report.model_id}: {counted(count.tokens, 'token')}{what} "
+                      f"({'exact' if count.exact else 'estimated'}, {how})"))  # an id, a file name: data
     room = f" with {counted(report.max_tokens, 'token')} for the answer" if report.max_tokens else ""
     if report.context_window is None:
         print("context window: unknown" + (f"; {counted(report.max_tokens, 'token')} kept for the answer" if room else ""))

@@ -9,6 +9,7 @@ process killed mid-write leaves the database as it was after its last committed 
 from __future__ import annotations
 
 import errno
+import re
 import sqlite3
 from pathlib import Path
 
@@ -96,7 +97,10 @@ _PROBLEMS: dict[str, tuple[str, str | None]] = {
     "SQLITE_LOCKED": ("another process kept it locked too long", "try again when the other modelctl is done"),
     "SQLITE_CORRUPT": ("the file is damaged", "move the file away to start a new history"),
     "SQLITE_NOTADB": ("the file is not a SQLite database", "move the file away to start a new history"),
+    # Not a SQLite code: SQLITE_ERROR about tables or columns, in a file whose schema was changed by hand.
+    "tables": ("its tables are not those of a modelctl history", "move the file away to start a new history"),
 }
+_TABLES_CHANGED = re.compile(r"no such (table|column)|already exists|has no column named|no column named")
 
 
 def history_error(path: Path, exc: BaseException, doing: str = "cannot write to it") -> HistoryError:
@@ -106,6 +110,8 @@ def history_error(path: Path, exc: BaseException, doing: str = "cannot write to 
     primary = "_".join(name.split("_")[:2])  # SQLITE_IOERR_WRITE -> SQLITE_IOERR
     if isinstance(exc, ValueError):  # a record that no longer parses
         primary = "SQLITE_CORRUPT"
+    elif primary == "SQLITE_ERROR" and _TABLES_CHANGED.search(str(exc)):
+        primary = "tables"
     elif isinstance(exc, OSError):
         primary = {errno.ENOSPC: "SQLITE_FULL", errno.EROFS: "SQLITE_READONLY",
                    errno.EACCES: "SQLITE_PERM", errno.EPERM: "SQLITE_PERM"}.get(exc.errno or 0, "SQLITE_IOERR")

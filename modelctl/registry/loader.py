@@ -122,9 +122,8 @@ def check_file(path: Path) -> "tuple[list[dict[str, Any]], list[Problem]]":
     try:
         doc = parse_toml(text, file)
     except ModelctlError as exc:
-        line = re.search(r"line (\d+)", str(exc))
         message = str(exc).split("invalid TOML: ", 1)[-1]
-        return [], [Problem(file, f"invalid TOML: {message}", line=int(line.group(1)) if line else None)]
+        return [], [Problem(file, f"invalid TOML: {message}", line=_toml_error_line(message, text))]
 
     problems: list[Problem] = []
     for key in doc:
@@ -158,6 +157,16 @@ def check_file(path: Path) -> "tuple[list[dict[str, Any]], list[Problem]]":
                                         find_line(i, "id")))
             seen.setdefault(key, i)
     return models, problems
+
+
+def _toml_error_line(message: str, text: str) -> int | None:
+    """The line a TOML error is at: as the parser said it, or that of the model's key it names
+    (`models[2].context_window: an integer out of range`)."""
+    line = re.search(r"\(at line (\d+)", message)
+    if line:
+        return int(line.group(1))
+    key = re.match(r"models\[(\d+)\]\.([^:]+):", message)
+    return LineIndex(text).find(int(key.group(1)), key.group(2)) if key else None
 
 
 def load_file(path: Path) -> list[dict[str, Any]]:

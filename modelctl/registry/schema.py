@@ -59,6 +59,14 @@ def _str(v: Any) -> str | None:
     return None if isinstance(v, str) and v.strip() else "expected a non-empty string"
 
 
+def _name(v: Any) -> str | None:
+    """A name a person types (an id, an alias): names typed are taken without the white space
+    at their ends, so a name that has some there could never be given."""
+    if not isinstance(v, str) or not v.strip():
+        return "expected a non-empty string"
+    return None if v == v.strip() else f"{v!r} has white space at an end, so it could never be typed"
+
+
 def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else "expected true or false"
 
@@ -258,7 +266,7 @@ GGUF_FILE_FIELDS: dict[str, Checker] = {
 GGUF_FILE_REQUIRED = ("quant", "filename")
 
 _COMMON_DEPLOYMENT: dict[str, Checker] = {
-    "id": _str,
+    "id": _name,
     "kind": _enum(DEPLOYMENT_KINDS),
     "key_env": _env_name,
     "cost_input": _number(0),
@@ -304,9 +312,9 @@ _DEPLOYMENT_CHECKERS: dict[str, Checker] = {
 }
 
 MODEL_FIELDS: dict[str, Checker] = {
-    "id": _str,
+    "id": _name,
     "name": _str,
-    "aliases": _list(_str),
+    "aliases": _list(_name),
     "provider": _str,
     "family": _str,
     "description": _str,
@@ -323,7 +331,7 @@ MODEL_FIELDS: dict[str, Checker] = {
     "status": _enum(STATUSES),
     "deprecated": _day,
     "retires": _day,
-    "replacement": _str,
+    "replacement": _name,
     "template": _str,
     "use_cases": _list(_str),
     "limitations": _list(_str),

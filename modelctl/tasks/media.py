@@ -5,6 +5,7 @@ service after the upload."""
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING
 
 from modelctl.errors import UsageError
@@ -63,7 +64,16 @@ def image_size(size: str) -> tuple[int, int] | None:
     return int(width), int(height)
 
 
+# A URL's scheme (`data:`, `file:`, `s3://`): two letters at least, so that `C:\\x.png` is a path.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+
+
 def _read(path: str, what: str, limit: int, accepted: tuple[str, ...]) -> tuple[bytes, str]:
+    scheme = _SCHEME.match(path)
+    if scheme and not os.path.lexists(path):  # "no such file" would not say what went wrong
+        shown = path if len(path) <= 60 else path[:40] + "…"
+        raise UsageError(f"{what} '{shown}' is a {scheme.group(1)}: URL, which modelctl does not read",
+                         hint="give the path of a file instead")
     data = read_user_file(path, what, limit=limit)
     if not data:
         raise UsageError(f"{what} '{path}' is empty")

@@ -46,7 +46,11 @@ MAX_TEMPLATE_CHARS = 256 * 1024
 MAX_VALUE_CHARS = 4 * 1024 * 1024  # any string, list or dict built while rendering, and the output
 RENDER_TIMEOUT = 2.0  # seconds
 _MAX_WIDTH = 100_000  # padding widths, indents, tab sizes, slice counts, strftime formats
-_MAX_INT_BITS = 100_000
+# Products and powers are refused past this: Python writes out integers of at most 4,300
+# decimal digits (14,284 bits), and its ValueError past that says nothing about the template.
+_MAX_INT_BITS = 14_000
+# What Python says when it will not write out or read an integer that long.
+_LONG_INT = "integer string conversion"
 
 
 class _Refused(Exception):
@@ -126,6 +130,7 @@ class _Text(io.StringIO):
         return super().write(s)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _HUGE_FORMAT_FIELD = re.compile(r"\d{6,}")
 _WIDTH_FROM_ARGUMENTS = re.compile(r"%[^%a-zA-Z]*\*|\{[^{}]*\{")  # "%*d", "{:{}}"
 
@@ -443,6 +448,10 @@ def compile_template(name: str, source: str) -> jinja2.Template:
         return _compile(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template '{name}' is not valid Jinja: {exc.message} (line {exc.lineno})") from None
+    except ValueError as exc:  # an integer literal longer than Python reads
+        if _LONG_INT not in str(exc):
+            raise TemplateError(f"template '{name}' is not valid Jinja: {exc}") from None
+        raise TemplateError(f"template '{name}' holds a number too long to read (more than 4,300 digits)") from None
     except (RecursionError, SyntaxError, MemoryError):
         # Python's own limits on the code Jinja generates: recursion while parsing, and at most
         # 20 statically nested blocks (21 nested {% for %} are a SyntaxError from compile()).
@@ -468,7 +477,7 @@ def render_text(
         return text.getvalue()
 
     try:
-        return _run_with_deadline(produce, timeout)
+        text = _run_with_deadline(produce, timeout)
     except _RenderTimeout:
         raise TemplateError(f"template '{name}' took longer than {timeout:g}s to render and was stopped") from None
     except _Refused as exc:
@@ -483,8 +492,17 @@ def render_text(
         raise TemplateError(f"template '{name}' recursed too deeply and was stopped") from None
     except MemoryError:
         raise TemplateError(f"template '{name}' ran out of memory and was stopped") from None
+    except ValueError as exc:
+        if _LONG_INT not in str(exc):
+            raise TemplateError(f"template '{name}' failed to render: ValueError: {exc}") from None
+        raise TemplateError(f"template '{name}' was stopped: a number too long to write out (more than 4,300 digits)") from None
     except Exception as exc:  # a template error surfacing as a Python one (TypeError, KeyError, ...)
         raise TemplateError(f"template '{name}' failed to render: {type(exc).__name__}: {exc}") from None
+    surrogate = _SURROGATE.search(text)
+    if surrogate:  # no encoding can write it: not text a model, a server or a terminal can take
+        raise TemplateError(f"template '{name}' rendered a lone surrogate ({ascii(surrogate.group())[1:-1]}) at "
+                            f"character {surrogate.start() + 1}, which is not text (from the template or the messages)")
+    return text
 
 
 def _run_with_deadline(fn, timeout: float):
