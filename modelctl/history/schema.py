@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 from modelctl.errors import ModelctlError
@@ -147,10 +148,7 @@ def connect(path: Path, *, steps: int = SCHEMA_VERSION, busy_timeout: float = BU
         raise history_error(path, exc, "cannot open it") from None
     try:
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable up to the last checkpointed commit
-        conn.execute("PRAGMA foreign_keys=ON")
-        migrate(conn, path, steps)
+        _set_up(conn, path, steps, busy_timeout)
     except (sqlite3.Error, OSError) as exc:
         conn.close()
         raise history_error(path, exc, "cannot open it") from None
@@ -158,6 +156,35 @@ def connect(path: Path, *, steps: int = SCHEMA_VERSION, busy_timeout: float = BU
         conn.close()
         raise
     return conn
+
+
+def _set_up(conn: sqlite3.Connection, path: Path, steps: int, busy_timeout: float) -> None:
+    """WAL mode and the migrations. Some lock conflicts SQLite reports at once, without waiting
+    (the first processes to open a new database, or the last one closing it, change its journal
+    under the others): those are tried again, until `busy_timeout`."""
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable up to the last checkpointed commit
+            conn.execute("PRAGMA foreign_keys=ON")
+            migrate(conn, path, steps)
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether SQLite said another connection holds a lock (SQLITE_BUSY, or a lock of this
+    process's own: SQLITE_LOCKED)."""
+    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    if name is not None:
+        return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    return "locked" in str(exc)
 
 
 def rollback(conn: sqlite3.Connection) -> None:
