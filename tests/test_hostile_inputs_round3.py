@@ -357,3 +357,23 @@ def test_a_history_whose_tables_are_not_modelctls_is_one_error_saying_what_to_do
     conn.close()
     for args in (["history", "list"], ["usage"], ["history", "search", "hello"], ["history", "export"]):
         expect(cli(*args), 1, str(db), "move the file away")
+
+
+# --- the catch-all is for bugs only ------------------------------------------------------------------
+
+SWEEP = [
+    ["history", "show", "\u00b2"], ["history", "show", LONG], ["history", "export", "\u0663"],
+    ["history", "rm", LONG, "--yes"], ["usage", "--since", "0001-01-01"], ["usage", "--since", "+10000-01-01"],
+    ["services", "--timeout", "nan"], ["config", "set", "api_base.openai", "http://[::1"],
+    ["config", "set", "chat.temperature", "nan"], ["config", "set", "chat.seed", "1e999"],
+    ["alias", "set", "a", "gpt-4o", "-o", f"max_tokens={HUGE}"], ["list", "--min-context", "1e3"],
+    ["search", HUGE], ["show", "gpt-4o", "--json"], ["registry", "validate", "/nonexistent/\u2603.toml"],
+    ["prompt", "-t", "chatml", "--var", "x=\ud800"], ["tokens", "-m", "gpt-4o", "--max-tokens", LONG, "hi"],
+]
+
+
+@pytest.mark.parametrize("args", SWEEP, ids=[" ".join(a)[:40] for a in SWEEP])
+def test_no_hostile_input_here_reaches_the_catch_all(cli, args):
+    result = cli(*args)
+    assert "unexpected" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert result.exit_code != 1 or result.stderr.startswith("modelctl: error: "), result.stderr
