@@ -38,6 +38,20 @@ def history_path(home):
     return home / "data" / "history.sqlite3"
 
 
+def disk_room(limit: int | None):
+    """A `preexec_fn` for a child whose files may grow to `limit` bytes and no further, as on a
+    disk with that much room left (RLIMIT_FSIZE, with SIGXFSZ ignored so that a write past it
+    fails with EFBIG instead of killing the child); None: no limit."""
+    if limit is None:
+        return None
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
 def turn(prompt: str, answer: str = "ok", **fields) -> Turn:
     return Turn(messages=[{"role": "user", "content": prompt}], answer=answer, **fields)
 
@@ -117,13 +131,9 @@ def _big_answer(server, size: int = 300_000):
 
 
 def _chat(server, home, *args: str, limit: int | None = None) -> subprocess.CompletedProcess:
-    def file_size_limit() -> None:  # a disk that takes no more than `limit` bytes of any file
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
     return subprocess.run(modelctl_cmd("chat", "--api-base", f"{server.url}/v1", "-m", "m", *args),
                           capture_output=True, text=True, env=child_env(home), timeout=120,
-                          preexec_fn=file_size_limit if limit else None)
+                          preexec_fn=disk_room(limit))
 
 
 @pytest.mark.parametrize("args", [("hi",), ("--session", "work", "hi"), ("--json", "hi")])
@@ -211,13 +221,8 @@ def test_fields_in_the_markdown_export_are_text(hostile):
 
 
 def _task(server, home, cwd, *args: str, limit: int | None = None) -> subprocess.CompletedProcess:
-    def file_size_limit() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
     return subprocess.run(modelctl_cmd(*args[:1], "--api-base", f"{server.url}/v1", *args[1:]), capture_output=True,
-                          text=True, env=child_env(home), cwd=cwd, timeout=120,
-                          preexec_fn=file_size_limit if limit else None)
+                          text=True, env=child_env(home), cwd=cwd, timeout=120, preexec_fn=disk_room(limit))
 
 
 @pytest.mark.parametrize("asked", [1, 2, 10])
@@ -303,13 +308,9 @@ def test_a_chat_whose_stdout_is_full_is_one_line_and_exit_1(server, modelctl_hom
 def test_stdout_to_a_file_on_a_full_disk_is_one_line_and_exit_1(modelctl_home, tmp_path, args, limit):
     """The disk fills partway through what is written (one large write or many small ones): the
     error is said, not the output silently cut."""
-    def file_size_limit() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
     with open(tmp_path / "out", "w") as out:
         done = subprocess.run(modelctl_cmd(*args), stdout=out, stderr=subprocess.PIPE, text=True,
-                              env=child_env(modelctl_home), timeout=120, preexec_fn=file_size_limit)
+                              env=child_env(modelctl_home), timeout=120, preexec_fn=disk_room(limit))
     assert (done.returncode, done.stderr) == (1, "modelctl: error: cannot write to stdout: File too large\n")
 
 

@@ -590,16 +590,11 @@ def test_a_disk_that_fills_during_a_download_keeps_the_partial_file(hub, registr
     """The disk takes 1 MB of any file: the download stops there with one line that says why,
     the partial file is kept (a real file, whole up to where it stopped) and the next pull, with
     room, continues it."""
-    import resource
-    import signal
-
-    def file_size_limit() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    from test_data_integrity import disk_room
 
     pull = [sys.executable, "-m", "modelctl", "pull", "tiny-chat", "--quant", "Q4_K_M"]
     env = {**os.environ, "MODELCTL_HOME": str(modelctl_home), "MODELCTL_RETRIES": "0"}
-    done = subprocess.run(pull, capture_output=True, text=True, env=env, timeout=120, preexec_fn=file_size_limit)
+    done = subprocess.run(pull, capture_output=True, text=True, env=env, timeout=120, preexec_fn=disk_room(1 << 20))
     assert done.returncode == 7, done.stderr
     [line] = done.stderr.splitlines()[-1:]
     assert line.startswith("modelctl: error: the download of ") and "File too large" in line
