@@ -333,33 +333,41 @@ def _endless_error(status: int, then: str, ctype: str = "application/json"):
     return Answer(status, {"Content-Type": ctype}, chunks=[b'{"error": {"message": "over'], then=then)
 
 
-def _fallback_registry(tmp_path, primary: str, backup: str) -> str:
+PRIMARY = {  # the failing service: its kind, the path it is asked at, how the registry addresses it
+    "openai-compatible": ("/v1/chat/completions", lambda url: {"model": "m", "api_base": f"{url}/v1"}),
+    "ollama": ("/api/chat", lambda url: {"tag": "m", "host": url}),
+}
+
+
+def _fallback_registry(tmp_path, kind: str, primary: str, backup: str) -> str:
     from registries import model, write_registry
 
-    deployments = [{"id": name, "kind": kind, "model": "m", **address}
-                   for name, kind, address in (("primary", "openai-compatible", {"api_base": f"{primary}/v1"}),
-                                               ("backup", "openai-compatible", {"api_base": f"{backup}/v1"}))]
+    deployments = [{"id": "primary", "kind": kind, **PRIMARY[kind][1](primary)},
+                   {"id": "backup", "kind": "openai-compatible", "model": "m", "api_base": f"{backup}/v1"}]
     return str(write_registry(tmp_path / "registry.toml",
                               model("t/m", *deployments, tasks=["chat"], context_window=4096,
                                     access={"free_tier": True, "local_capable": True})))
 
 
-@pytest.mark.parametrize("status, then, retries", [
-    (503, "ping", "0"), (503, "hang", "0"), (500, "ping", "0"), (529, "hang", "0"), (429, "ping", "0"),
-    (503, "ping", "1"), (502, "hang", "1"),
+@pytest.mark.parametrize("kind, status, then, retries", [
+    ("openai-compatible", 503, "ping", "0"), ("openai-compatible", 503, "hang", "0"),
+    ("openai-compatible", 500, "ping", "0"), ("openai-compatible", 529, "hang", "0"),
+    ("openai-compatible", 429, "ping", "0"), ("openai-compatible", 503, "ping", "1"),
+    ("openai-compatible", 502, "hang", "1"), ("ollama", 503, "ping", "0"), ("ollama", 500, "hang", "1"),
 ])
 def test_fallback_is_taken_for_an_error_whose_body_never_ends(hostile, second_server, modelctl_home, tmp_path,
-                                                              status, then, retries):
-    hostile.answer("/v1/chat/completions", _endless_error(status, then))
+                                                              kind, status, then, retries):
+    path = PRIMARY[kind][0]
+    hostile.answer(path, _endless_error(status, then))
     second_server.route("POST", CHAT, openai_wire.chat_stream(["from ", "backup"]))
-    registry = _fallback_registry(tmp_path, hostile.url, second_server.url)
+    registry = _fallback_registry(tmp_path, kind, hostile.url, second_server.url)
     done = subprocess.run(modelctl_cmd("--registry", registry, "chat", "-m", "t/m", "-d", "primary", "--fallback",
                                        "--json", "Hi"), capture_output=True, text=True, timeout=60,
                           env=child_env(modelctl_home, MODELCTL_RETRIES=retries))
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["text"] == "from backup" and data["route"]["fallbacks"][0]["status"] == status
-    assert hostile.paths.count("/v1/chat/completions") == 1 + int(retries)
+    assert hostile.paths.count(path) == 1 + int(retries)
 
 
 @pytest.mark.parametrize("ctype", ["application/json", "text/html"])
