@@ -106,7 +106,7 @@ class _GuardedStdout:
 def guard_stdout() -> None:
     """Make stdout's own failures StdoutError (see `_GuardedStdout`), once per process."""
     if not isinstance(sys.stdout, _GuardedStdout):
-        sys.stdout = _GuardedStdout(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = _GuardedStdout(sys.stdout)
 
 
 def stdout_failed(exc: OSError) -> int:
