@@ -559,7 +559,7 @@ def test_end_to_end_with_the_real_gemma_file(cli, hub, tmp_path, monkeypatch, hf
 
 
 @pytest.mark.parametrize("target", ["a file", "nothing"])
-@pytest.mark.parametrize("planted", ["partial download", "blob", "blob lock", "index lock"])
+@pytest.mark.parametrize("planted", ["partial download", "blob", "snapshot", "blob lock", "index lock"])
 def test_a_link_planted_where_the_store_writes_is_never_followed(cli, hub, registry, files, hf_env, modelctl_home,
                                                                  tmp_path, planted, target):
     """Every file a pull creates, writes or locks (the partial download, the blob, the lock
@@ -568,6 +568,7 @@ def test_a_link_planted_where_the_store_writes_is_never_followed(cli, hub, regis
     sha = sha256_file(files["Q4_K_M"])
     storage = hf_env / f"models--{REPO.replace('/', '--')}"
     where = {"partial download": storage / "blobs" / f"{sha}.incomplete", "blob": storage / "blobs" / sha,
+             "snapshot": snapshot(hf_env, files["Q4_K_M"].name),
              "blob lock": hf_env / ".locks" / storage.name / f"{sha}.lock",
              "index lock": modelctl_home / "data" / "locks" / "store.json.lock"}[planted]
     victim = tmp_path / "victim"
