@@ -15,6 +15,7 @@ that drips its answer byte by byte is "no complete answer", not a hang.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from modelctl.backends.urls import redact_url, strip_credentials
-from modelctl.errors import ModelctlError
+from modelctl.errors import ModelctlError, UsageError
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment, Model
@@ -170,6 +171,8 @@ def services(models: Iterable["Model"], *, timeout: float = PROBE_TIMEOUT,
              reach_url: Callable[[str, float], tuple[bool, str, Any]] = reach) -> list[Service]:
     """Every deployment of `models`, each checked (usable or not, and why); each distinct server
     is probed once, all of them at the same time."""
+    if not 0 < timeout < math.inf:  # NaN too
+        raise UsageError(f"a probe's timeout is a positive number of seconds, not {timeout}")
     pairs = [(m, d) for m in models for d in m.deployments]
     urls: list[str] = []
     problems: dict[str, str] = {}
