@@ -344,7 +344,7 @@ def check_ollama(_: _Facts) -> Check:
         return Check("ollama", WARN, str(exc), fix="set OLLAMA_HOST to host:port")
     from modelctl.backends.availability import reach
 
-    _, _, body = reach(f"{host}/api/version")  # bounded in time, bytes and JSON
+    body = reach(f"{host}/api/version")[2]  # bounded in time, bytes and JSON
     version = body.get("version") if isinstance(body, dict) else None
     shown = redact_url(host)
     if isinstance(version, str) and version.strip():
