@@ -127,3 +127,13 @@ def test_doctor_shows_an_ollama_version_safely(hostile, tmp_path):
     proc = run(["-c", DOCTOR], tmp_path / "home", env={"OLLAMA_HOST": hostile.url})
     status, detail = proc.stdout.strip().split("|")
     assert status == "ok" and detail.startswith("Ollama 0.5.1\\x1b]0;pwned\\x07") and len(detail) < 200
+
+
+@pytest.mark.parametrize("url", ["http://xn--zz.example/v1/models", "http://a\x00b.example/v1", "http://[::1/v1",
+                                 "http://" + "a" * 64 + ".example/v1", "http://ex ample.example/v1"])
+def test_an_address_that_cannot_be_probed_is_a_reason_not_a_crash(url):
+    from modelctl.backends.availability import reach
+
+    answered, reason, body = reach(url, 1.0)
+    assert not answered and body is None and "\x00" not in reason
+    assert reason.startswith(("cannot probe", "no answer from")), reason

@@ -85,7 +85,9 @@ def probe_url(dep: "Deployment") -> str | None:
 def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
     """GET `url` without credentials (those written into it are left out too): (answered, what
     happened, its JSON body or None), all within `timeout` seconds (see the module docstring)."""
-    shown = redact_url(url)
+    from modelctl.backends.server_text import one_line
+
+    shown = one_line(redact_url(url), 200)
     outcome: list[Any] = []
 
     def probe() -> None:
@@ -121,8 +123,10 @@ def _get(url: str, shown: str, timeout: float) -> tuple[bool, str, Any]:
         return False, f"no usable answer from {shown}: it {exc.why}", None
     except httpx.HTTPError as exc:
         return False, f"no answer from {shown}: {transport_reason(exc)}", None
-    except httpx.InvalidURL as exc:
-        return False, f"cannot probe {shown}: {exc}", None
+    except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a host name IDNA refuses
+        from modelctl.backends.server_text import one_line
+
+        return False, f"cannot probe {shown}: not a usable address ({one_line(str(exc), 120)})", None
     try:
         body = wire.loads(response.content) if response.status_code == 200 else None
     except ValueError:  # not JSON, nested too deep, too many values
