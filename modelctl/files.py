@@ -5,7 +5,7 @@ GGUF to import), and JSON from them: the one safe way in and out.
   never ends, a directory or a symlink loop is an error that says what the path is.
 - `check_regular_file` answers the same question for a file read in another way (mmap).
 - `read_kept_text` reads a file modelctl keeps for itself the same way; anything wrong with it
-  is None (the shortcut it holds is lost), never an error.
+  is None (the shortcut it holds is lost), never an error. `read_token_file` reads a token file.
 - `load_json` turns every way JSON text can fail (syntax, nesting that exhausts the parser's
   recursion, integers longer than Python converts) into one error of the caller's class.
 - `write_user_file` replaces a regular file atomically and refuses a FIFO, a device, a
@@ -126,6 +126,16 @@ def read_user_text(
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{what} {_shown(path)} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def read_token_file(path: str | os.PathLike[str], what: str = "Hugging Face token file") -> str | None:
+    """The token in a token file (its text, stripped), or None when the file is absent or
+    empty. It must be a regular file of at most 64 KiB: anything else is a UsageError naming it,
+    never read (a FIFO would block, /dev/zero never ends)."""
+    try:
+        return read_user_text(path, what, limit=1 << 16).strip() or None
+    except NotFoundError:
+        return None
 
 
 def read_kept_text(path: str | os.PathLike[str], *, limit: int = MiB) -> str | None:

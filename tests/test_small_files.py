@@ -58,6 +58,23 @@ def test_a_token_file_that_is_not_a_small_regular_file_is_a_usage_error(named, k
     assert SAID[kind] in lines[0]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_hugging_face_chat_reads_the_saved_token_only_from_a_small_regular_file(kind, hf_env, tmp_path):
+    """With no HF_TOKEN, an hf-inference deployment looks for the saved login, as huggingface_hub
+    would (unbounded) if modelctl did not."""
+    from registries import model, write_registry
+
+    token = planted(kind, tmp_path / "elsewhere" / "token")
+    registry = write_registry(tmp_path / "registry.toml",
+                              model("test/hf", {"kind": "hf-inference", "model": "test/hf", "api_base": "http://127.0.0.1:9/x"},
+                                    tasks=["chat"]))
+    proc = run(["-m", "modelctl", "--registry", str(registry), "chat", "-m", "test/hf", "Hi"],
+               {"HF_TOKEN_PATH": str(token), "MODELCTL_RETRIES": "0"})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert f"Hugging Face token file {str(token)!r} " in lines[0] and SAID[kind] in lines[0]
+
+
 def test_a_regular_token_file_is_still_used(hf_env):
     from modelctl.store.hub import settings
 

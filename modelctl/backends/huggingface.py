@@ -9,6 +9,7 @@ request the client sends (a hook on huggingface_hub's session, credentials redac
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, pop_stream_flag
@@ -49,13 +50,13 @@ GENERATION_FINISH = {"length": "length", "eos_token": FINISH_STOP, "stop_sequenc
 
 
 def _saved_token() -> str | None:
-    """The token `hf auth login` saved, which InferenceClient would otherwise use unseen."""
-    try:
-        from huggingface_hub import get_token
+    """The token `hf auth login` saved (its file, HF_TOKEN_PATH or $HF_HOME/token), which
+    InferenceClient would otherwise read unseen, and with no bound (a FIFO there would block)."""
+    from huggingface_hub import constants
 
-        return get_token()
-    except Exception:
-        return None
+    from modelctl.files import read_token_file
+
+    return read_token_file(os.environ.get("HF_TOKEN_PATH") or constants.HF_TOKEN_PATH)
 
 
 class HuggingFaceBackend(ApiBackend):
@@ -96,9 +97,9 @@ class HuggingFaceBackend(ApiBackend):
             timeout = self.timeout or self.limits.read_timeout
             if self.api_base:
                 self._client = InferenceClient(base_url=self.api_base, provider="hf-inference",
-                                               token=self.key.value, timeout=timeout)
+                                               token=self.key.value or False, timeout=timeout)
             else:
-                self._client = InferenceClient(provider=self.deployment.provider, token=self.key.value,
+                self._client = InferenceClient(provider=self.deployment.provider, token=self.key.value or False,
                                                timeout=timeout)
         return self._client
 
@@ -356,7 +357,7 @@ class HuggingFaceBackend(ApiBackend):
 
         try:
             with hooked_session(self._hooks()):
-                info = HfApi(token=self.key.value).model_info(self.deployment.model or "")
+                info = HfApi(token=self.key.value or False).model_info(self.deployment.model or "")
         except Exception as exc:
             return {"error": provider_message(None, str(exc))}
         return {k: v for k, v in {"pipeline_tag": info.pipeline_tag, "library_name": info.library_name,

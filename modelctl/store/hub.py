@@ -49,7 +49,7 @@ from modelctl.errors import (
     NotFoundError,
     OfflineError,
 )
-from modelctl.files import read_kept_text
+from modelctl.files import read_kept_text, read_token_file
 from modelctl.keys import redact
 from modelctl.store.paths import check_repo_id, hf_cache_dir, hf_home, lock_path, repo_folder, safe_join
 
@@ -104,21 +104,9 @@ def settings() -> HubSettings:
     endpoint = check_url((os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/"), "HF_ENDPOINT")
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
     if token is None:
-        token = _token_file(Path(os.environ.get("HF_TOKEN_PATH") or hf_home() / "token"))
+        token = read_token_file(Path(os.environ.get("HF_TOKEN_PATH") or hf_home() / "token"))
     offline = _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
     return HubSettings(endpoint, token, offline, hf_cache_dir())
-
-
-def _token_file(path: Path) -> str | None:
-    """The token in the Hugging Face token file, or None when there is none. The file must be a
-    regular file of at most 64 KiB: a FIFO or a device is a UsageError naming it, never read."""
-    from modelctl.errors import NotFoundError
-    from modelctl.files import read_user_text
-
-    try:
-        return read_user_text(path, "Hugging Face token file", limit=1 << 16).strip() or None
-    except NotFoundError:
-        return None
 
 
 # --- errors -----------------------------------------------------------------------------------
