@@ -5,6 +5,9 @@ and the way each value was written, so `modelctl config set chat.temperature 0.7
 that value (or adds that one line) and leaves every other byte alone. Each change is a
 read-modify-write under `locked_update`, written atomically: two `config set` at once keep both.
 
+No change may add a credential (a key, a token, a password in an address: `modelctl keys`
+keeps those).
+
 Keys are TOML dotted keys: `chat.temperature`, `models."llama-3.1-8b".temperature` (a part with
 dots or other characters is quoted, as in TOML itself).
 """
@@ -177,6 +180,20 @@ def _parse(text: str) -> "TOMLDocument":
         raise ModelctlError(f"{path}: invalid TOML: {detail}", hint="fix the file by hand") from None
 
 
+def _leaves(doc: "TOMLDocument") -> dict[tuple[str, ...], Any]:
+    return {tuple(parts): value for parts, value in flatten(doc.unwrap())}
+
+
+def _refuse_new_credentials(before: dict[tuple[str, ...], Any], after: dict[tuple[str, ...], Any]) -> None:
+    """Whatever route a change took (`config set`, an alias's options, …), a credential it would
+    add is refused; one written there by hand before is left alone (and hidden when shown)."""
+    from modelctl.redaction import refuse_credentials
+
+    for parts, value in after.items():
+        if parts not in before or before[parts] != value:
+            refuse_credentials(join_key(list(parts)), value)
+
+
 def edit_config(change: Callable[["TOMLDocument"], T]) -> T:
     """Apply `change` to config.toml and write the result atomically, holding the file's lock
     from the read to the rename. `change` raises to leave the file untouched."""
@@ -189,7 +206,9 @@ def edit_config(change: Callable[["TOMLDocument"], T]) -> T:
     with locked_update(path):
         text = _read_text()
         doc = _parse(text)
+        before = _leaves(doc)
         result = change(doc)
+        _refuse_new_credentials(before, _leaves(doc))
         new = tomlkit.dumps(doc)
         if new != text:
             write_user_file(path, new.encode("utf-8"), "config file")

@@ -5,8 +5,9 @@ deployment's `key_env`, or the provider's usual variables), then the keys file
 (`keys.toml` in the config directory, readable only by its owner). A missing key is an
 `AuthError` that names the variable to set.
 
-Every key this module hands out is remembered for `redact()`, the one function every error
-message and debug dump passes through, so a key never reaches the terminal, a log or a history.
+Every key this module hands out is remembered for `redact()` (modelctl.redaction, which also
+reads the keys file and the providers' variables itself), the one redaction everything written
+or printed passes through, so a key never reaches the terminal, a log or a history.
 Standard library only: importing this costs nothing.
 """
 
@@ -18,9 +19,12 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from modelctl.errors import AuthError, ModelctlError, NotFoundError, UsageError
+
+# Redaction lives in modelctl.redaction; many modules import these names from here.
+from modelctl.redaction import MIN_KEY, REDACTED, known_secrets, looks_like_secret, redact, remember_secret  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -62,64 +66,10 @@ ALIASES = {
 
 # A custom `key_env` may also be stored under its own name (`modelctl keys set TOGETHER_API_KEY`).
 _VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-# Shortest string treated as a secret by redact(); shorter ones would mangle ordinary text.
-_MIN_SECRET = 6
-# Shortest key `keys set` stores: longer than _MIN_SECRET, so that every stored key is redacted.
-_MIN_KEY = 8
-REDACTED = "***"
+# Shortest key `keys set` stores: no shorter than what redact() hides, so every stored key is.
+_MIN_KEY = MIN_KEY
 
-_secrets: set[str] = set()
 _warned_mode = False
-
-
-# --- redaction -----------------------------------------------------------------------------------
-
-
-def remember_secret(value: str | None) -> None:
-    """Have `redact()` hide `value` from now on (keys from anywhere: flags, env, the keys file)."""
-    if value and len(value) >= _MIN_SECRET:
-        _secrets.add(value)
-
-
-def _env_secrets() -> Iterable[str]:
-    for p in PROVIDERS.values():
-        for var in p.env:
-            yield os.environ.get(var, "")
-    yield os.environ.get("OLLAMA_API_KEY", "")
-
-
-def known_secrets() -> set[str]:
-    """Every key modelctl knows of: those it read or was given, and the provider keys in the
-    environment."""
-    return _secrets.union(v for v in _env_secrets() if len(v) >= _MIN_SECRET)
-
-
-def redact(text: str) -> str:
-    """`text` with every known key (and every provider key in the environment) replaced."""
-    if not text:
-        return text
-    for secret in sorted(known_secrets(), key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-# Text that probably holds a credential: a word that names one, a URL with a password, or a
-# token in a well-known key format (OpenAI/Anthropic sk-, Hugging Face hf_, Google AIza, GitHub,
-# Slack, AWS, JWTs), or any long run of letters and digits mixed, as keys are.
-_SECRET_HINTS = re.compile(
-    r"api[_-]?key|apikey|(?<![a-z])(token|secret)(?![a-z])|passw(or)?d|bearer|authorization|credential"
-    r"|://[^/\s@]*:[^/\s@]*@"
-    r"|\b(sk-|hf_|AIza|gh[pousr]_|xox[abpr]-|AKIA|eyJ)[A-Za-z0-9_\-.]{8,}"
-    r"|(?=[A-Za-z0-9_\-]{32,})(?=\S*\d)(?=\S*[A-Za-z])[A-Za-z0-9_\-]{32,}",
-    re.IGNORECASE,
-)
-
-
-def looks_like_secret(text: str) -> bool:
-    """Whether `text` (a line typed at the chat prompt, for one) may hold a credential: one
-    modelctl knows, or anything shaped like one. Such text is kept out of files."""
-    return bool(_SECRET_HINTS.search(text)) or redact(text) != text
 
 
 # --- names ---------------------------------------------------------------------------------------
@@ -166,8 +116,9 @@ def keys_path() -> Path:
     return get_paths().keys_file
 
 
-def read_keys() -> dict[str, str]:
-    """The stored keys ({} when there is no keys file)."""
+def read_keys(*, quiet: bool = False) -> dict[str, str]:
+    """The stored keys ({} when there is no keys file); `quiet`: without the warning about a
+    file others can read (for redaction, which reads it on behalf of any command)."""
     global _warned_mode
     path = keys_path()
     from modelctl.files import check_regular_file
@@ -176,27 +127,54 @@ def read_keys() -> dict[str, str]:
         mode = check_regular_file(path, "keys file", error=ModelctlError).st_mode
     except NotFoundError:
         return {}
-    if mode & (stat.S_IRWXG | stat.S_IRWXO) and not _warned_mode:
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and not _warned_mode and not quiet:
         _warned_mode = True
         sys.stderr.write(
             f"modelctl: warning: {path} can be read by other users; run: chmod 600 {path}\n"
         )
-    from modelctl.config import MAX_TOML_BYTES, parse_toml
+    from modelctl.config import MAX_TOML_BYTES
     from modelctl.files import read_user_text
 
     text = read_user_text(path, "keys file", limit=MAX_TOML_BYTES, error=ModelctlError)
-    try:
-        data = parse_toml(text, str(path))
-    except ModelctlError:
-        # Never echo the file's content: the parser's message may quote a key.
-        raise ModelctlError(f"{path}: not a valid keys file", hint="remove it and set the keys again") from None
-    table = data.get("keys", {})
+    table = _as_written(text)
+    if table is None:
+        from modelctl.config import parse_toml
+
+        try:
+            table = parse_toml(text, str(path)).get("keys", {})
+        except ModelctlError:
+            # Never echo the file's content: the parser's message may quote a key.
+            raise ModelctlError(f"{path}: not a valid keys file", hint="remove it and set the keys again") from None
     if not isinstance(table, dict):
         raise ModelctlError(f"{path}: [keys] must be a table")
     keys = {str(k): v for k, v in table.items() if isinstance(v, str) and v}
     for value in keys.values():
         remember_secret(value)
     return keys
+
+
+# A line of the keys file as `_write_keys` writes it: two JSON strings, which TOML reads alike.
+_KEY_LINE = re.compile(r'("(?:[^"\\]|\\.)*") = ("(?:[^"\\]|\\.)*")')
+
+
+def _as_written(text: str) -> dict[str, object] | None:
+    """The [keys] table of a keys file as modelctl writes it, read without a TOML parser (every
+    command that redacts reads it); None for any other file (edited by hand: TOML reads it)."""
+    import json
+
+    table: dict[str, object] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#") or line == "[keys]":
+            continue
+        m = _KEY_LINE.fullmatch(line)
+        try:
+            name, value = (json.loads(m[1]), json.loads(m[2])) if m else (None, None)
+        except ValueError:  # an escape JSON has not (TOML's \U0001F600)
+            return None
+        if name is None or name in table:
+            return None
+        table[name] = value
+    return table
 
 
 def _write_keys(keys: Mapping[str, str]) -> Path:

@@ -1,6 +1,6 @@
 """`--debug` for server and API backends: the one place a request is described. `DebugLog` writes
 the request (method, URL, headers with credentials redacted, JSON body) and the response
-(status, time, usage) to stderr; every string it writes passes through `modelctl.keys.redact`.
+(status, time, usage) to stderr; every string it writes passes through `modelctl.redaction.redact`.
 `request_hooks` describes the requests a library client (huggingface_hub, ollama) sends."""
 
 from __future__ import annotations
@@ -16,22 +16,24 @@ from modelctl.backends import wire
 from modelctl.backends.base import Timings, Usage
 from modelctl.backends.server_text import escape_controls
 from modelctl.backends.urls import redact_url
-from modelctl.keys import REDACTED, redact
+from modelctl.redaction import REDACTED, credential_name, redact, redact_data, redactor
 
-# Headers whose values are credentials, whatever they hold.
-SECRET_HEADERS = frozenset(
-    {"authorization", "api-key", "x-api-key", "x-goog-api-key", "proxy-authorization", "cookie"}
-)
+# A header value made of an auth scheme and a credential: `Bearer abc…`, `Basic dXNl…`.
+_AUTH_SCHEME = re.compile(r"(?i)(bearer|basic|token|digest|negotiate|sharedkey)\s+\S")
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers as `--debug` shows them: the value of one named like a credential (`Authorization`,
+    `api-key`, `x-goog-api-key`, `Cookie`, …) or made of a scheme and a token hidden, all but the
+    scheme; every other value redacted as text."""
+    hide = redactor()
     shown = {}
     for name, value in headers.items():
-        if name.lower() in SECRET_HEADERS:
-            scheme = value.split(" ", 1)[0] if " " in value else ""
-            shown[name] = f"{scheme} {REDACTED}".strip()
+        scheme = _AUTH_SCHEME.match(value)
+        if scheme or credential_name(name):
+            shown[name] = f"{scheme.group(1)} {REDACTED}" if scheme else REDACTED
         else:
-            shown[name] = redact(value)
+            shown[name] = hide(value)
     return shown
 
 
@@ -84,7 +86,7 @@ class DebugLog:
         for name, value in redact_headers(headers or {}).items():
             self.line("header", f"{name}: {value}")
         if body is not None:
-            self.block("body", json.dumps(abbreviate(body), indent=2, ensure_ascii=False))
+            self.block("body", json.dumps(redact_data(abbreviate(body)), indent=2, ensure_ascii=False))
 
     def response(self, status: int, reason: str, elapsed: float, headers: Mapping[str, str] | None = None) -> None:
         if not self.enabled:

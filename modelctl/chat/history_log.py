@@ -2,12 +2,12 @@
 under a name, and what an answer cost.
 
 Logging never ends a chat: a history that cannot be written is one warning, and the chat goes
-on unlogged. Everything written is redacted first (known keys, passwords in URLs).
+on unlogged. Everything written is redacted first, every field of it (modelctl.redaction: every
+key modelctl knows, passwords and keys written into URLs, values named like credentials).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -16,7 +16,7 @@ from modelctl.errors import ModelctlError, UsageError
 if TYPE_CHECKING:
     from modelctl.chat.resolve import ChatSetup
     from modelctl.chat.session import ChatSession, Reply
-    from modelctl.history import Conversation, History
+    from modelctl.history import Conversation, History, Turn
 
 def history_config() -> dict[str, Any]:
     """The [history] table of config.toml, type-checked; `retention_days` 0 (keep everything) is
@@ -40,10 +40,14 @@ def answer_cost(setup: "ChatSetup", reply: "Reply") -> float | None:
     return cost(price, reply.usage.prompt_tokens, reply.usage.completion_tokens)
 
 
-def _redacted_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    from modelctl.chat.render import redact_text
+def _redacted(turn: "Turn") -> "Turn":
+    """`turn` with every credential modelctl knows hidden in every field (messages, answer,
+    parameters with their stop strings and schema, error, route, names)."""
+    from dataclasses import fields, replace
 
-    return [{"role": m["role"], "content": redact_text(m["content"])} for m in messages]
+    from modelctl.redaction import redact_data
+
+    return replace(turn, **{f.name: redact_data(getattr(turn, f.name), name=f.name) for f in fields(turn)})
 
 
 @dataclass
@@ -62,23 +66,20 @@ class TurnLog:
     def __call__(self, session: "ChatSession", reply: "Reply") -> None:
         if self.history is None:
             return
-        from modelctl.chat.render import redact_text
-        from modelctl.chat.session import without_secrets
         from modelctl.history import Turn
 
         dep = self.setup.deployment
-        turn = Turn(
-            messages=_redacted_messages(reply.request), answer=redact_text(reply.text), model=self.setup.model_id,
+        turn = _redacted(Turn(
+            messages=reply.request, answer=reply.text, model=self.setup.model_id,
             deployment=dep.id if dep else None, deployment_kind=dep.kind if dep else getattr(session.backend, "kind", None),
-            template=_template(session), params=without_secrets(session.params.to_dict()),
+            template=_template(session), params=session.params.to_dict(),
             finish_reason=reply.finish_reason,
             prompt_tokens=reply.usage.prompt_tokens if reply.usage else None,
             completion_tokens=reply.usage.completion_tokens if reply.usage else None,
             timings=reply.timings.to_dict() if reply.timings else None,
-            cost=answer_cost(self.setup, reply), error=redact_text(reply.error) if reply.error else None,
-            # endpoints in it may carry credentials: redacted as text (*** keeps the JSON valid)
-            route=json.loads(redact_text(json.dumps(self.setup.route))) if self.setup.route else None,
-        )
+            cost=answer_cost(self.setup, reply), error=reply.error or None,
+            route=self.setup.route or None,
+        ))
         try:
             self.conversation, self.last_turn = self.history.add_turn(
                 turn, self.conversation, name=self.name, retention_days=self.retention_days)
@@ -89,13 +90,13 @@ class TurnLog:
     def save(self, session: "ChatSession", name: str) -> None:
         """`/save NAME`: this conversation, as it stands, becomes session `name` (later turns are
         logged into it)."""
-        from modelctl.chat.render import redact_text
         from modelctl.history import History
+        from modelctl.redaction import redact_data
 
         check_session_name(name)
         history = self.history or History()
-        system = redact_text(session.system) if session.system else None
-        self.conversation = history.save_conversation(system, _redacted_messages(session.messages),
+        system = redact_data(session.system) if session.system else None
+        self.conversation = history.save_conversation(system, redact_data(session.messages),
                                                       conversation=self.conversation, name=name)
         self.name = name
 
@@ -116,12 +117,16 @@ def _template(session: "ChatSession") -> str | None:
 
 def check_session_name(name: str) -> str:
     """A session name: not empty, not a number (numbers are conversation ids), printable text
-    (no control characters: names are shown in tables and typed back)."""
+    (no control characters: names are shown in tables and typed back), holding no credential
+    (a name is stored and shown as it is)."""
+    from modelctl.chat.render import safe
+    from modelctl.redaction import redact
+
+    if redact(name) != name:
+        raise UsageError(f"the session name '{safe(name)}' holds a credential: give another name")
     if not name.strip() or name.isdigit():
         raise UsageError(f"session name {name!r}: give a word (a number names a conversation by id)")
     if not name.isprintable():
-        from modelctl.chat.render import safe
-
         raise UsageError(f"session name '{safe(name)}' holds control characters: give printable words")
     return name
 

@@ -47,17 +47,9 @@ def printable(text: str) -> str:
     return text.translate(_LINE_CONTROLS)
 
 
-# A URL inside text: up to a space, a quote or a bracket, without the punctuation that ends a clause.
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,;:!?]")
-
-
 def redact_text(text: str) -> str:
     """`text` with the credentials of every URL in it, and every known key, hidden."""
-    if "://" in text:
-        from modelctl.backends.urls import redact_url
-
-        text = _URL.sub(lambda m: redact_url(m.group(0)), text)
-    from modelctl.keys import redact
+    from modelctl.redaction import redact
 
     return redact(text)
 

@@ -172,6 +172,7 @@ class LineReader:
     def close(self) -> None:
         if self.readline is not None and self.history is not None and self.history.exists() \
                 and _private_file(self.history):
+            self._forget_secrets()  # a line typed before its key became known (`/set api_key …` later)
             try:
                 self.readline.write_history_file(self.history)  # trims to the history length
             except OSError:

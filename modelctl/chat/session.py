@@ -341,15 +341,16 @@ class ChatSession:
             "template": template_name(self.backend),
             "system": self.system,
             "messages": [dict(m) for m in self.messages],
-            "params": without_secrets(self.params.to_dict()),
+            "params": self.params.to_dict(),
         }
 
     def save(self, path: str | Path) -> Path:
         """Write the conversation to `path`: a new file, or a regular file it replaces (never a
         FIFO, a device or a symlink)."""
         from modelctl.files import write_user_file
+        from modelctl.redaction import redact_data
 
-        data = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        data = json.dumps(redact_data(self.to_dict()), indent=2, ensure_ascii=False) + "\n"  # no key in a file
         return write_user_file(Path(path).expanduser(), data.encode("utf-8"), "file")
 
     def load(self, path: str | Path) -> None:
@@ -361,13 +362,5 @@ class ChatSession:
         raw = read_user_file(source, "saved conversation", limit=MAX_FILE_BYTES, missing=UsageError)
         data = load_json(raw, repr(str(source)))
         self.system, self.messages = split_system(parse_messages(data, repr(str(source)), roles=CHAT_ROLES))
-
-
-def without_secrets(params: dict[str, Any]) -> dict[str, Any]:
-    """Parameters for a file: an option holding a credential (`/set api_key …`) is redacted."""
-    from modelctl.keys import redact
-
-    extra = {k: redact(v) if isinstance(v, str) else v for k, v in params.get("extra", {}).items()}
-    return {**params, "extra": extra}
 
 

@@ -157,14 +157,6 @@ def _coerce(key: str, value: Any, expected: type | tuple[type, ...], raw: str | 
     return value
 
 
-def _no_credentials(key: str, value: Any) -> None:
-    from modelctl.keys import redact
-
-    text = value if isinstance(value, str) else repr(value)
-    if redact(text) != text:
-        raise UsageError(f"{key}: the value holds an API key; config.toml keeps none", hint="use `modelctl keys set`")
-
-
 # What a known key takes: a type, or OPTION for a backend option (any value check_option allows).
 OPTION = object()
 
@@ -206,10 +198,11 @@ def check_setting(parts: list[str], raw: str, value: Any) -> Any:
     """The value `config set` stores at `parts` for the text `raw` (parsed as `value`), or a
     UsageError: an unknown key (with the closest known ones), or a value of the wrong type."""
     from modelctl.config_edit import join_key
+    from modelctl.redaction import refuse_credentials
 
     key = join_key(parts)
     expected = setting_type(parts)
-    _no_credentials(key, value)
+    refuse_credentials(key, value)
     if parts[0] == "aliases":
         raise UsageError(f"{key}: aliases are set with `modelctl alias set NAME MODEL`")
     if expected is OPTION:

@@ -39,7 +39,7 @@ def set_alias(
     from modelctl.cli import state
 
     alias = define_alias(name, model, option or [], force=force, registry=state.get_registry)
-    extra = ", ".join(f"{k}={v!r}" for k, v in alias.options.items())
+    extra = ", ".join(f"{k}={v!r}" for k, v in alias.shown_options().items())
     sys.stderr.write(output.safe(f"modelctl: {alias.name} -> {alias.model}" + (f" ({extra})" if extra else "")) + "\n")
 
 
@@ -53,9 +53,9 @@ def list_aliases(as_json: bool = typer.Option(False, "--json", help="Print a JSO
 
     aliases = sorted(user_aliases().values(), key=lambda a: a.name.lower())
     if as_json:
-        output.print_records([a.to_dict() for a in aliases])
+        output.print_records([{**a.to_dict(), "options": a.shown_options()} for a in aliases])
         return
-    rows = [[a.name, a.model, " ".join(f"{k}={v}" for k, v in a.options.items()) or "-"] for a in aliases]
+    rows = [[a.name, a.model, " ".join(f"{k}={v}" for k, v in a.shown_options().items()) or "-"] for a in aliases]
     output.table(["ALIAS", "MODEL", "OPTIONS"], rows, "Aliases", no_wrap=("ALIAS", "MODEL"))
 
 

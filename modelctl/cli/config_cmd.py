@@ -68,6 +68,9 @@ def get(
             if not is_known_table(parts):
                 setting_type(parts)  # an unknown key: say which known ones are close
             raise NotFoundError(f"{join_key(parts)} is not set in {get_paths().config_file}") from None
+    from modelctl.redaction import redact_data
+
+    value = redact_data(value, name=parts[-1])  # a credential written by hand is shown as ***
     if as_json:
         output.print_records(value)
     elif isinstance(value, dict):  # a table: its keys, as `config list` shows them
@@ -78,8 +81,9 @@ def get(
 
 def _print_keys(table: dict[str, Any], prefix: list[str]) -> None:
     from modelctl.config_edit import flatten, join_key
+    from modelctl.redaction import redact_data
 
-    for parts, value in flatten(table, prefix):
+    for parts, value in flatten(redact_data(table), prefix):
         sys.stdout.write(output.safe(f"{join_key(parts)} = {_toml(value)}") + "\n")
 
 
@@ -134,7 +138,9 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print config.toml 
 
     data = user_config()
     if as_json:
-        output.print_records(data)
+        from modelctl.redaction import redact_data
+
+        output.print_records(redact_data(data))  # a credential written by hand is shown as ***
         return
     _print_keys(data, [])
 

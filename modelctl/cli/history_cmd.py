@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -25,11 +25,21 @@ def _open():
     return History()
 
 
+def _json(data: Any) -> None:
+    """History as JSON, every credential in it hidden (a key logged before modelctl knew it)."""
+    from modelctl.cli import output
+    from modelctl.redaction import redact_data
+
+    output.print_json(redact_data(data))
+
+
 def _write(text: str) -> None:
     """Logged text to stdout; at a terminal, its control characters written out (an answer's
     escape sequences stay data)."""
     from modelctl.chat.render import for_terminal, is_terminal
+    from modelctl.redaction import redact
 
+    text = redact(text)  # a key logged before modelctl knew it
     sys.stdout.write(for_terminal(text) if is_terminal(sys.stdout) else text)
 
 
@@ -47,7 +57,7 @@ def list_conversations(
     with _open() as history:
         found = history.conversations(limit=limit)
     if as_json:
-        output.print_json(found)
+        _json(found)
         return
     rows = [[str(c["id"]), c["name"] or "", c["updated"], str(c["turns"]), ", ".join(c["models"]),
              cost_cell(c["cost"]), preview(c["first_prompt"])] for c in found]
@@ -64,14 +74,13 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the conversation and its turns as JSON."),
 ) -> None:
     """One conversation's turns: each question and answer, with model, tokens and cost."""
-    from modelctl.cli import output
 
     with _open() as history:
         found = history.require(ref)
         turns = history.turns(found.id)
     if as_json:
-        output.print_json({"id": found.id, "name": found.name, "system": found.system,
-                           "messages": found.messages, "turns": turns})
+        _json({"id": found.id, "name": found.name, "system": found.system,
+               "messages": found.messages, "turns": turns})
         return
     if not turns:  # saved with /save while the chat was not logged
         sys.stderr.write(f"modelctl: conversation {found.id} has no logged turns; "
@@ -98,7 +107,7 @@ def search(
     with _open() as history:
         found = history.search(" ".join(query), limit=limit)
     if as_json:
-        output.print_json(found)
+        _json(found)
         return
     rows = [[str(t["conversation"]), str(t["id"]), t["session"] or "", t["model"] or "", t["created"],
              preview(t["snippet"], 80)] for t in found]
@@ -146,7 +155,7 @@ def remove(
         else:
             result = {"turns": turns, "conversations": history.remove_conversations(targets), "ids": targets}
     if as_json:
-        output.print_json(result)
+        _json(result)
         return
     sys.stdout.write(f"removed {counted(result['conversations'], 'conversation')}, {counted(result['turns'], 'turn')}\n")
 
@@ -178,6 +187,9 @@ def export(
             turns = [t for ref in refs for t in history.turns(history.require(ref).id)]
         else:
             turns = history.turns()
+    from modelctl.redaction import redact_data
+
+    turns = redact_data(turns)  # a file too: a key logged before modelctl knew it
     if as_json and output_file is None:
         output.print_json(turns)
         return

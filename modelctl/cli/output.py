@@ -14,11 +14,10 @@ from __future__ import annotations
 import errno
 import io
 import os
-import re
 import sys
-from typing import Any
+from typing import Any, Callable
 
-from modelctl.chat.render import printable, redact_text, safe
+from modelctl.chat.render import printable, safe
 
 # The consoles and the JSON writer are the chat's too; the commands use them from here.
 from modelctl.chat.terminal import err as err
@@ -117,21 +116,20 @@ def stdout_failed(exc: OSError) -> int:
     return 1
 
 
-def cell(text: Any) -> str:
-    """`safe` for a table cell, where speed counts (10,000 rows): only URLs are redacted."""
-    text = str(text)
-    return printable(redact_text(text) if "://" in text else text)
+def cell(text: Any, hide: "Callable[[str], str] | None" = None) -> str:
+    """`safe` for a table cell; `hide` (a `modelctl.redaction.redactor()`) when there are many."""
+    if hide is None:
+        from modelctl.redaction import redactor
+
+        hide = redactor()
+    return printable(hide(str(text)))
 
 
 def redact_data(data: Any) -> Any:
-    """`data` (JSON-like) with the credentials of every URL in its strings hidden."""
-    if isinstance(data, str):
-        return redact_text(data) if "://" in data else data
-    if isinstance(data, dict):
-        return {redact_data(k): redact_data(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [redact_data(v) for v in data]
-    return data
+    """`data` (JSON-like) with every credential in it hidden (modelctl.redaction.redact_data)."""
+    from modelctl.redaction import redact_data as redacted
+
+    return redacted(data)
 
 
 def print_json(data: Any) -> None:
@@ -143,22 +141,6 @@ def print_json(data: Any) -> None:
     write_json(sys.stdout, data)
 
 
-# In JSON text, a URL with user info or a query: only such a URL can hold a credential. JSON
-# escapes are stepped over, so an escaped quote cannot end the URL early.
-_URL_WITH_CREDENTIALS = re.compile(r'://(?:[^"\\\s]|\\.)*?[@?]')
-
-
-def _may_hold_credentials(text: str) -> bool:
-    """Whether JSON `text` may hold something `redact_data` hides: a URL with user info or a
-    query, or a known key (one JSON would escape is not searched for as written)."""
-    if _URL_WITH_CREDENTIALS.search(text):
-        return True
-    from modelctl.keys import known_secrets
-
-    return any(secret in text or not secret.isprintable() or '"' in secret or "\\" in secret
-               for secret in known_secrets())
-
-
 def print_records(data: Any) -> None:
     """`print_json` for records about models, files and services (the registry, the store): the
     credentials of the URLs in them are hidden. (A prompt or an answer is printed as it is.)
@@ -166,7 +148,9 @@ def print_records(data: Any) -> None:
     10,000-model listing would pay for the walk on every `list --json`."""
     indent = 2 if sys.stdout.isatty() else None
     text = json_text(data, indent)
-    if _may_hold_credentials(text):
+    from modelctl.redaction import may_hold_secrets
+
+    if may_hold_secrets(text):
         text = json_text(redact_data(data), indent)
     sys.stdout.write(text + "\n")
 
@@ -222,8 +206,15 @@ def table(columns: list[str], rows: list[list[str]], title: str, *, right: tuple
     others are cut with an ellipsis; on a narrow terminal the columns of `drop` (least useful
     first) are left out, and the table says which. Every cell passes through `cell`."""
     from modelctl.cli.format import fit_widths, plain_table
+    from modelctl.redaction import redactor, unchanged_by_redaction
 
-    rows = [[cell(c) for c in row] for row in rows]
+    rows = [[str(c) for c in row] for row in rows]
+    # 10,000 rows: one redaction pass over all the cells, then one per cell only if one holds a secret
+    if unchanged_by_redaction(c for row in rows for c in row):
+        rows = [[printable(c) for c in row] for row in rows]
+    else:
+        hide = redactor()
+        rows = [[cell(c, hide) for c in row] for row in rows]
     if not styled(sys.stdout):
         sys.stdout.write(plain_table(columns, rows))
         return

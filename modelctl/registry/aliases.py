@@ -29,6 +29,12 @@ class Alias:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "options": dict(self.options)}
 
+    def shown_options(self) -> dict[str, Any]:
+        """The options as they may be shown: a credential written there by hand hidden."""
+        from modelctl.redaction import redact_data
+
+        return redact_data(self.options)
+
 
 def check_alias_name(name: str) -> str:
     if not ALIAS_NAME.fullmatch(name):

@@ -229,14 +229,25 @@ def merge_layers(models: list[Model]) -> list[Model]:
     return list(merged.values())
 
 
+def _secret_places(deployments: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """For redaction (asked only when something is redacted): the variables the deployments
+    read keys from, and the addresses they hold, whose passwords are secrets too."""
+    variables = {d["key_env"] for d in deployments if d.get("key_env")}
+    addresses = {str(d[k]) for d in deployments for k in ("api_base", "endpoint", "host") if d.get(k)}
+    return variables, {a for a in addresses if "@" in a or "?" in a}
+
+
 def load_registry(extra: str | os.PathLike | None = None) -> "Registry":
     """The merged registry, which also knows the user's aliases (config.toml [aliases]). Raises
     RegistryError listing every problem of any layer."""
+    from modelctl.redaction import add_source
     from modelctl.registry.aliases import alias_targets
     from modelctl.registry.registry import Registry
 
     layers = registry_layers(extra)
-    models = [m for path in layers for m in build_model_list(load_file(path), str(path))]
+    raws = [(path, load_file(path)) for path in layers]
+    models = [m for path, raw in raws for m in build_model_list(raw, str(path))]
+    add_source("registry", lambda: _secret_places([d for _, raw in raws for m in raw for d in m.get("deployments", ())]))
     return Registry(merge_layers(models), [str(p) for p in layers], user_aliases=alias_targets)
 
 

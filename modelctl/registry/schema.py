@@ -134,7 +134,9 @@ def url_problem(v: Any) -> str | None:
         parts = urlsplit(v)
         parts.port  # noqa: B018 (parsing the port is the check)
     except ValueError as exc:
-        return f"expected a URL with a valid host and port ({exc})"
+        from modelctl.redaction import parser_detail
+
+        return f"expected a URL with a valid host and port{parser_detail(v, exc)}"
     if not parts.hostname:
         return "expected a URL with a host"
     return None
