@@ -302,28 +302,18 @@ _CREDENTIAL_HINTS = ("@", "?", "key", "token", "secret", "pass", "credential", "
 def _may_name_credentials(path: str) -> bool:
     """Whether the TOML file at `path` may hold a credential: parsed only then (most hold
     `[chat]` defaults, and parsing costs a TOML parser's import)."""
-    from modelctl.errors import ModelctlError
-    from modelctl.files import read_user_file
+    from modelctl.files import read_kept_text
 
-    try:
-        text = read_user_file(path, "config file", limit=2**25, error=ModelctlError).decode("utf-8", "replace")
-    except ModelctlError:
-        return False
-    low = text.lower()
-    return any(hint in low for hint in _CREDENTIAL_HINTS)
+    text = read_kept_text(path, limit=1 << 25)
+    return text is not None and any(hint in text.lower() for hint in _CREDENTIAL_HINTS)
 
 
 def _token_file(path: str) -> Iterator[tuple[str, str]]:
     """The tokens in a Hugging Face token file (`token`: the token; `stored_tokens`: INI lines
     `hf_token = …`); nothing but a small regular file is read."""
-    from modelctl.errors import ModelctlError
-    from modelctl.files import read_user_file
+    from modelctl.files import read_kept_text
 
-    try:
-        text = read_user_file(path, "token file", limit=65536, error=ModelctlError).decode("utf-8", "replace")
-    except ModelctlError:
-        return
-    for line in text.splitlines():
+    for line in (read_kept_text(path, limit=1 << 16) or "").splitlines():
         name, eq, value = line.partition("=")
         value = (value if eq else name).strip()
         if (not eq or credential_name(name)) and len(value) >= MIN_SECRET:

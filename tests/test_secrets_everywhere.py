@@ -496,3 +496,26 @@ def test_history_output_hides_a_key_an_older_version_logged(cli, modelctl_home, 
         assert key not in result.output and '"short"' not in result.output, (args, result.output)
     assert key not in export.read_text() and "***" in export.read_text()
     json.loads(export.read_text().splitlines()[0])  # still JSON
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_sources_that_are_not_regular_files_are_not_read(kind, tmp_path, monkeypatch, modelctl_home):
+    """Redaction reads its files on behalf of any command: a FIFO (which would block), a device
+    (which never ends) or a directory in place of a token file, config.toml or the keys file is
+    passed over, and redaction goes on."""
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    monkeypatch.setenv("HF_HOME", str(hf))
+    monkeypatch.delenv("HF_TOKEN_PATH", raising=False)
+    (modelctl_home / "config").mkdir(parents=True, exist_ok=True)
+    for path in (hf / "token", hf / "stored_tokens", modelctl_home / "config" / "config.toml",
+                 modelctl_home / "config" / "keys.toml"):
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "device":
+            path.symlink_to("/dev/zero")
+        else:
+            path.mkdir()
+    key = new_secret()
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    assert redact(f"a {key} b") == "a *** b"
