@@ -105,13 +105,12 @@ def strip_credentials(url: str) -> str:
 
 
 _CLOSERS = {"(": ")", "[": "]", "<": ">", "{": "}", "'": "'", '"': '"', "`": "`"}
-_TRAILING = re.compile(r"[.,;:!?]*$")
 
 
 def _url_end(text: str, start: int, end: int) -> int:
     """Where the URL at text[start:end] (up to white space) ends: before the punctuation that
     ends a clause, and before the bracket or quote that closes one opened just before it."""
-    end = _TRAILING.search(text, start, end).start()  # type: ignore[union-attr]  # it always matches
+    end = start + len(text[start:end].rstrip(".,;:!?"))
     closer = _CLOSERS.get(text[start - 1]) if start else None
     return end - 1 if closer and end > start and text[end - 1] == closer else end
 
