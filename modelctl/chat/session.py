@@ -362,5 +362,3 @@ class ChatSession:
         raw = read_user_file(source, "saved conversation", limit=MAX_FILE_BYTES, missing=UsageError)
         data = load_json(raw, repr(str(source)))
         self.system, self.messages = split_system(parse_messages(data, repr(str(source)), roles=CHAT_ROLES))
-
-
