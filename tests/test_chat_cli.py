@@ -107,14 +107,21 @@ def test_debug_shows_prompt_backend_and_speed(model, home):
 
 
 def test_default_model_without_model_flag(home):
-    r = run("chat", "Hello", "--max-tokens", "3", "--json", *GREEDY, home=home)
+    """`complete` defaults to Gemma, assembled once into the data dir; `chat` to SmolLM2 where it
+    is installed (tests/test_default_models.py), else Gemma too."""
+    r = run("complete", "Hello", "--max-tokens", "3", "--json", *GREEDY, home=home)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data["template"] == "gemma" and data["usage"]["completion_tokens"] == 3
+    assert data["id"] == "google/gemma-3-270m" and data["usage"]["completion_tokens"] == 3
     assert "preparing the model file" in r.stderr  # assembled once into the data dir
     assert list((home / "data" / "models").glob("*.gguf"))
-    r = run("chat", "Hello", "--max-tokens", "1", home=home)
+    r = run("complete", "Hello", "--max-tokens", "1", home=home)
     assert r.returncode == 0 and "preparing" not in r.stderr
+    from modelctl.store.default_model import GEMMA, default_model
+
+    r = run("chat", "Hello", "--max-tokens", "3", "--json", *GREEDY, home=home)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["id"] == (default_model("chat") or GEMMA).id
 
 
 def test_defaults_from_config_then_flags(model, home):
@@ -131,12 +138,15 @@ def test_defaults_from_config_then_flags(model, home):
 
 
 def test_text_that_is_not_utf8(model, home):
-    """Bytes that are not UTF-8 in an argument or on stdin become U+FFFD; the chat goes on."""
+    """Bytes that are not UTF-8 in an argument are a usage error naming it; on stdin (a file's
+    text, piped) they become U+FFFD and the chat goes on."""
     args = ["chat", "-m", model, "--max-tokens", "2", "--debug", *GREEDY]
     env = dict(os.environ, MODELCTL_HOME=str(home), NO_COLOR="1")
-    r = subprocess.run([MODELCTL, *args, b"caf\xe9"], capture_output=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert "content  'caf\ufffd'" in r.stderr.decode()
+    r = subprocess.run([MODELCTL, *[a for a in args if a != "--debug"], b"caf\xe9"], capture_output=True, env=env,
+                       timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.decode().splitlines() == ["modelctl: error: prompt 'caf\\xe9': not UTF-8 text "
+                                              "(modelctl takes names and text in UTF-8)"]
     for encoding in ("", "utf-8:strict"):  # as in a C locale, and as in a UTF-8 one
         r = subprocess.run([MODELCTL, *args], input=b"caf\xe9\n", capture_output=True, timeout=300,
                            env=dict(env, PYTHONIOENCODING=encoding))
