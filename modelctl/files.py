@@ -255,11 +255,18 @@ def write_user_file(path: str | os.PathLike[str], data: bytes, what: str, *, mod
 
 
 def sha256_file(path: str | os.PathLike[str], on_block: "Callable[[int], None] | None" = None) -> str:
-    """The sha256 of a file, read in 8 MiB blocks; `on_block(n)` hears each block's size."""
+    """The sha256 of a regular file, read in 8 MiB blocks; `on_block(n)` hears each block's size.
+    Anything else in its place (a FIFO would block, a device never end) is a ModelFileError."""
     import hashlib
 
+    from modelctl.errors import ModelFileError
+
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ModelFileError(f"{_shown(path)} is {describe_mode(mode)}, not a regular file")
         while block := fh.read(8 << 20):
             h.update(block)
             if on_block is not None:

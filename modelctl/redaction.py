@@ -171,7 +171,7 @@ _collecting = False
 # The replacements, longest first, for (the collected secrets, how many were given).
 _ordered: tuple[dict[str, str], int, list[tuple[str, str]]] | None = None
 
-# Variables holding keys besides the providers' own (modelctl.keys.PROVIDERS).
+# Variables holding keys besides the providers' own (modelctl.keyfile.PROVIDERS).
 EXTRA_KEY_VARIABLES = ("OLLAMA_API_KEY", "AZURE_AI_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN")
 # A variable named like this holds a credential (checked on the upper-cased name).
 _KEY_VARIABLE = re.compile(r"(?:.*_)?(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|PAT)(?:_.*)?"
@@ -229,7 +229,7 @@ def _environ() -> tuple[tuple[Any, Any], ...]:
 def _env_secrets(named: set[str]) -> Iterator[tuple[str, str]]:
     """The keys in the environment: in the variables `named`, in any variable named like a key
     holding what looks like one, and in addresses."""
-    from modelctl.keys import PROVIDERS
+    from modelctl.keyfile import PROVIDERS
 
     named = named | {v for p in PROVIDERS.values() for v in p.env} | set(EXTRA_KEY_VARIABLES)
     for name, value in os.environ.items():
@@ -277,7 +277,7 @@ def _file_secrets(files: dict[str, str]) -> Iterator[tuple[str, str]]:
     from modelctl.errors import ModelctlError
 
     try:
-        from modelctl.keys import read_keys
+        from modelctl.keyfile import read_keys
 
         for value in read_keys(quiet=True).values():
             yield value, REDACTED

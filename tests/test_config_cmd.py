@@ -192,3 +192,18 @@ def test_history_settings_are_read_checked(cli, config_file):
     _load_user_config.cache_clear()
     with pytest.raises(UsageError, match="history.log must be true or false"):
         history_config()
+
+
+@pytest.mark.parametrize("key, value", [("chat.max_tokens", "99999999999999"), ("chat.seed", "-4294967296"),
+                                        ("models.gemma-3-270m.ctx", "9223372036854775807")])
+def test_whole_numbers_an_option_cannot_hold_are_refused(cli, modelctl_home, key, value):
+    """TOML integers are 64-bit; llama.cpp's and the APIs' are 32: `config set` and a hand-edited
+    file both refuse the difference, naming the key."""
+    one_error_line(cli("config", "set", key, value), 2, f"{key.rsplit('.', 1)[-1]} {value}", "expected a whole number")
+    config = modelctl_home / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("[chat]\nmax_tokens = 99999999999999\n")
+    result = cli("chat", "-m", "gemma-3-270m", "Hi")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("modelctl: error:")]
+    assert result.exit_code == 2 and len(errors) == 1
+    assert f"{config}: chat.max_tokens 99999999999999: expected a whole number" in errors[0]

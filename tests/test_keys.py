@@ -43,7 +43,9 @@ def test_the_keys_file_is_owner_only_and_valid_toml(provider_env):
 
 
 def test_a_readable_keys_file_is_warned_about(provider_env, capsys, monkeypatch):
-    monkeypatch.setattr(keys, "_warned_mode", False)
+    from modelctl import keyfile
+
+    monkeypatch.setattr(keyfile, "_warned_mode", False)
     path = keys.store_key("openai", SECRET)
     os.chmod(path, 0o644)
     assert keys.read_keys()["openai"] == SECRET

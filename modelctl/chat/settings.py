@@ -16,6 +16,7 @@ from typing import Any
 
 from modelctl.backends.base import NUMBER_PARAMS
 from modelctl.errors import UsageError
+from modelctl.numbers import number_problem
 
 # Keys of the [chat] table, and their types.
 CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -70,6 +71,9 @@ def check_value(key: str, value: Any, expected: type | tuple[type, ...], *, wher
         raise UsageError(f"{prefix}{key} must be a list of strings")
     if isinstance(value, float) or name in NUMBER_PARAMS:
         check_option(key, value)  # finite: TOML has inf and nan
+    problem = number_problem(value)  # a whole number an option can hold (TOML's are 64-bit)
+    if problem:
+        raise UsageError(f"{prefix}{key} {value}: {problem}")
     if isinstance(value, dict):
         for option, item in value.items():
             check_option(f"{key}.{option}", item)

@@ -20,6 +20,7 @@ def doctor(
     from modelctl.cli import output, state
     from modelctl.doctor import run_checks
     from modelctl.keys import redact
+    from modelctl.redaction import redact_data
 
     def show(check) -> None:
         word, colour = _MARKS.get(check.status, ("?", "white"))
@@ -34,10 +35,8 @@ def doctor(
                         on_check=None if as_json else show)
     failed = [c for c in checks if c.status == "fail"]
     if as_json:
-        import json
-
         data = {"ok": not failed, "checks": [c.to_dict() for c in checks]}
-        output.print_json(json.loads(redact(json.dumps(data))))
+        output.print_json(redact_data(data))
     if failed:
         raise typer.Exit(1)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Any, Callable
 
 from modelctl.errors import UsageError
+from modelctl.numbers import OPTION_INT_RANGE, number_problem
 
 if TYPE_CHECKING:
     import typer
@@ -23,9 +23,6 @@ BLANK_ALLOWED = frozenset({"stop"})
 PATH_PARAMS = frozenset({"registry", "path", "model", "messages", "template", "schema", "image", "mmproj",
                          "audio", "output", "output_file"})
 
-# The widest whole number an option takes where it names no bound of its own: llama.cpp's and
-# the APIs' int (tokens, layers, threads, a seed).
-OPTION_INT_RANGE = (-(2**31), 2**31 - 1)
 
 _TEXT_TYPES = ("str", "text")
 _NUMBER_TYPES = ("float", "float range", "int", "int range", "integer", "integer range")
@@ -112,18 +109,6 @@ def _refuse_unusable_number(param, value: Any) -> None:
     problem = number_problem(value, int_range)
     if problem:
         raise UsageError(f"{_name(param)} {value}: {problem}")
-
-
-def number_problem(value: object, int_range: tuple[int, int] | None = OPTION_INT_RANGE) -> str | None:
-    """Why `value` is a number no option can take (not finite, or a whole number outside
-    `int_range`), or None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "expected a finite number"
-    if int_range and isinstance(value, int) and not isinstance(value, bool):
-        low, high = int_range
-        if not low <= value <= high:
-            return f"expected a whole number from {low} to {high}"
-    return None
 
 
 def command_group(help: str) -> "typer.Typer":
