@@ -6,7 +6,10 @@
    processes (target: < 0.5 s each once the registry's parse cache is warm), plus the first,
    cold run that parses and validates the TOML.
 
-Usage: python bench/bench_registry.py [--runs N]
+With `--compare DIR` (a checkout of another commit, e.g. from `git archive`), the start-up runs
+interleave a third side, that checkout's `python -m modelctl list --json`, and print its ratio.
+
+Usage: python bench/bench_registry.py [--runs N] [--models N] [--compare DIR]
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ import time
 from pathlib import Path
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
+def timed(cmd: list[str], env: dict[str, str], cwd: str | None = None) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"command failed: {' '.join(cmd)}\n{proc.stderr.decode()}")
@@ -68,7 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--models", type=int, default=10_000)
+    parser.add_argument("--compare", metavar="DIR", help="also time the modelctl of this checkout")
     args = parser.parse_args()
+    compared = str(Path(args.compare).resolve()) if args.compare else None
 
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, MODELCTL_HOME=tmp, NO_COLOR="1")
@@ -77,15 +82,24 @@ def main() -> None:
         modelctl = [py, "-m", "modelctl"]
 
         timed(modelctl + ["list", "--json"], env)  # warm the registry cache and the OS page cache
-        ours, floor = [], []
+        if compared:  # its own cache (another registry), in another home
+            other_env = dict(env, MODELCTL_HOME=str(Path(tmp) / "compared"))
+            timed(modelctl + ["list", "--json"], other_env, cwd=compared)
+        ours, floor, theirs = [], [], []
         for _ in range(args.runs):
             ours.append(timed(modelctl + ["list", "--json"], env))
             floor.append(timed([py, "-c", "import typer, tomllib"], env))
+            if compared:
+                theirs.append(timed(modelctl + ["list", "--json"], other_env, cwd=compared))
         m_ours, m_floor = statistics.median(ours), statistics.median(floor)
         print(f"start-up: modelctl list --json {m_ours * 1000:.0f} ms, "
               f"python -c 'import typer, tomllib' {m_floor * 1000:.0f} ms, "
               f"ratio {m_ours / m_floor:.2f} (target <= 1.5), median of {args.runs}; "
               f"best runs {min(ours) * 1000:.0f} / {min(floor) * 1000:.0f} ms, ratio {min(ours) / min(floor):.2f}")
+        if compared:
+            m_theirs = statistics.median(theirs)
+            print(f"start-up: {compared}'s modelctl list --json {m_theirs * 1000:.0f} ms, "
+                  f"ratio {m_theirs / m_floor:.2f}; this checkout against it {m_ours / m_theirs:.2f}")
 
         big = Path(tmp) / "big.toml"
         generate(big, args.models)
