@@ -149,9 +149,13 @@ def test_an_integer_past_toml_as_a_typed_value(cli, number, word):
 
 
 def test_integers_toml_holds_still_pass(cli):
-    for number in ("9223372036854775807", "-9223372036854775808", "0x7fffffffffffffff"):
+    """TOML's 64-bit integers are read; a setting then takes those an option can hold (32 bits)."""
+    for number in ("2147483647", "-2147483648", "0x7fffffff"):
         result = cli("config", "set", "chat.seed", number)
         assert result.exit_code == 0, result.stderr
+    for number in ("9223372036854775807", "-9223372036854775808", "0x7fffffffffffffff"):
+        result = cli("config", "set", "chat.seed", number)
+        assert result.exit_code == 2 and "expected a whole number from -2147483648 to 2147483647" in result.stderr
 
 
 # --- templates --------------------------------------------------------------------------------------
