@@ -92,6 +92,22 @@ def test_every_command_has_examples_that_use_it(words, command):
     assert any(path[:len(words)] == words for path in paths), f"no example of `{_id(words)}` runs it: {paths}"
 
 
+def _quoted_data(line: str):
+    """The arguments of a shell line that are JSON text (they start with `[` or `{`)."""
+    return [word for word in shlex.split(line) if word[:1] in "[{"]
+
+
+@pytest.mark.parametrize("words, command", COMMANDS, ids=[_id(w) for w, _ in COMMANDS])
+def test_the_json_in_examples_is_json(words, command):
+    """A messages list or an inline schema in an example can be pasted as it is (no `{{` left
+    over from a format string)."""
+    import json
+
+    for line in command.epilog.splitlines()[1::2]:
+        for text in _quoted_data(line):
+            json.loads(text)
+
+
 # --- panels -------------------------------------------------------------------------------------
 
 

@@ -237,7 +237,7 @@ def templates_show(
 
 def register(app: typer.Typer) -> None:
     app.command("prompt", rich_help_panel=panel.GENERATE, epilog=examples(
-        ('The exact prompt a local model receives', 'echo \'[{{"role":"user","content":"Hi"}}]\' | modelctl prompt -m gemma-3-270m'),
+        ('The exact prompt a local model receives', 'echo \'[{"role":"user","content":"Hi"}]\' | modelctl prompt -m gemma-3-270m'),
         ('A template by name, with one of its variables', 'modelctl prompt -t qwen3 --messages chat.json --var enable_thinking=false'),
         ('Template, stop rules and segments as JSON', 'modelctl prompt -m gemma-3-270m --messages chat.json --json'),
     ))(prompt)
