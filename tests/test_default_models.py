@@ -44,6 +44,19 @@ def test_complete_and_embed_default_to_the_base_model(run_modelctl):
     assert json.loads(done.stdout)["id"] == GEMMA.id
 
 
+def test_tokens_without_a_model_counts_for_the_command_that_would_send_it(run_modelctl):
+    """A conversation is counted for chat's default model; `--text` (as `complete` sends it) for
+    complete's."""
+    pytest.importorskip(GEMMA.package)
+    for args, expected in ((["Hi"], SMOLLM2.id), (["--conversation", "Hi"], SMOLLM2.id),
+                           (["--text", "Once upon a time"], GEMMA.id)):
+        done = run_modelctl("tokens", "--json", *args)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["id"] == expected, (args, report)
+        assert report["counted"] == ("text" if "--text" in args else "conversation")
+
+
 def test_the_shipped_file_is_used_in_place_without_importing_its_package(tmp_path):
     code = ("import sys; from modelctl.store.default_model import default_model_path; "
             "p = default_model_path(); print(p); print(sorted(m for m in sys.modules if m.startswith('llm')))")

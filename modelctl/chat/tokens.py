@@ -312,7 +312,9 @@ def token_report(model: str | None, messages: Sequence[Message], *, deployment: 
     keeps no room for an answer."""
     from modelctl.chat.resolve import LocalModel, resolve_target
 
-    target = resolve_target(model, deployment, registry=registry, check=False)
+    # no MODEL: the default of the command that would send it (bare text: complete's)
+    target = resolve_target(model, deployment, registry=registry, check=False,
+                            task="completion" if text_only else "chat")
     if text_only is None:
         text_only = reads_text_only(target.entry)
     window = _target_window(target, n_ctx)
