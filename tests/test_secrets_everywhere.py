@@ -501,7 +501,7 @@ def test_history_output_hides_a_key_an_older_version_logged(cli, modelctl_home, 
     provider_env.setenv("GEMINI_API_KEY", key)  # known now
     export = tmp_path / "out.jsonl"
     for args in (["history", "show", "1"], ["history", "show", "1", "--json"], ["history", "export"],
-                 ["history", "export", "-f", "markdown"], ["history", "list", "--json"],
+                 ["history", "export", "-f", "markdown"], ["history", "export", "--json"], ["history", "list", "--json"],
                  ["history", "search", "noted", "--json"], ["history", "export", "-o", str(export)]):
         result = cli(*args)
         assert result.exit_code == 0, (args, result.output)

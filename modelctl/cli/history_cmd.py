@@ -34,12 +34,10 @@ def _json(data: Any) -> None:
 
 
 def _write(text: str) -> None:
-    """Logged text to stdout; at a terminal, its control characters written out (an answer's
-    escape sequences stay data)."""
+    """Logged text (from turns already redacted) to stdout; at a terminal, its control
+    characters written out (an answer's escape sequences stay data)."""
     from modelctl.chat.render import for_terminal, is_terminal
-    from modelctl.redaction import redact
 
-    text = redact(text)  # a key logged before modelctl knew it
     sys.stdout.write(for_terminal(text) if is_terminal(sys.stdout) else text)
 
 
@@ -87,8 +85,9 @@ def show(
                          f"--json shows its {len(found.messages)} saved messages\n")
         return
     from modelctl.history.export import to_markdown
+    from modelctl.redaction import redact_data
 
-    _write("".join(to_markdown(turns)))
+    _write("".join(to_markdown(redact_data(turns))))  # a key logged before modelctl knew it
 
 
 @history_app.command("search", epilog=examples(
