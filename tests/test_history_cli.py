@@ -218,6 +218,9 @@ def test_a_session_saved_without_turns_is_resumed(server, priced, cli, modelctl_
                                                 {"role": "assistant", "content": "Hello."}], name="draft")
     r = cli("history", "show", "draft")
     assert r.exit_code == 0 and "has no logged turns; --json shows its 2 saved messages" in r.stderr
+    with History() as history:  # one message is one message
+        history.save_conversation(None, [{"role": "user", "content": "Only this"}], name="single")
+    assert "--json shows its 1 saved message\n" in cli("history", "show", "single").stderr
     server.route("POST", CHAT, openai_wire.chat_stream(["Fine."]))
     assert cli("--registry", priced, "chat", "-m", "test/priced", "--session", "draft", "How are you?").exit_code == 0
     assert server.calls(CHAT)[0].body["messages"] == [

@@ -82,7 +82,7 @@ def show(
         return
     if not turns:  # saved with /save while the chat was not logged
         sys.stderr.write(f"modelctl: conversation {found.id} has no logged turns; "
-                         f"--json shows its {len(found.messages)} saved messages\n")
+                         f"--json shows its {counted(len(found.messages), 'saved message')}\n")
         return
     from modelctl.history.export import to_markdown
     from modelctl.redaction import redact_data
