@@ -167,6 +167,8 @@ _given: dict[str, str] = {}  # secret -> what replaces it, from remember_secret(
 # key_env names) and the addresses it holds (api_base, endpoint, host).
 _sources: dict[str, Callable[[], tuple[Iterable[str], Iterable[str]]]] = {}
 _collected: tuple[Any, dict[str, str]] | None = None  # (the sources' fingerprint, what they held)
+# (the environment, the files it names): `_files()` costs more than the rest of a redaction.
+_named: tuple[Any, dict[str, str]] | None = None
 _collecting = False
 # The replacements, longest first, for (the collected secrets, how many were given).
 _ordered: tuple[dict[str, str], int, list[tuple[str, str]]] | None = None
@@ -265,6 +267,14 @@ def _files() -> dict[str, str]:
             "stored_tokens": os.path.join(hf_home, "stored_tokens")}
 
 
+def _files_named_by(environ: tuple[tuple[Any, Any], ...]) -> dict[str, str]:
+    """`_files()`, found again only when the environment (which names them all) changed."""
+    global _named
+    if _named is None or _named[0] != environ:
+        _named = (environ, _files())
+    return _named[1]
+
+
 def _stamp(path: str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
@@ -342,8 +352,9 @@ def _collect() -> dict[str, str]:
     global _collected, _collecting
     if _collecting:  # reading a source asked for redaction: what is known so far
         return _collected[1] if _collected else {}
-    files = _files()
-    fingerprint = (_environ(), tuple(_stamp(p) for p in files.values()), tuple(_sources.items()))
+    environ = _environ()
+    files = _files_named_by(environ)
+    fingerprint = (environ, tuple(_stamp(p) for p in files.values()), tuple(_sources.items()))
     if _collected is not None and _collected[0] == fingerprint:
         return _collected[1]
     _collecting = True
