@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import unquote, unquote_plus
 
@@ -170,6 +171,8 @@ _collected: tuple[Any, dict[str, str]] | None = None  # (the sources' fingerprin
 # (the environment, the files it names): `_files()` costs more than the rest of a redaction.
 _named: tuple[Any, dict[str, str]] | None = None
 _collecting = False
+# Held while the set is collected (re-entered by the collecting thread only: `_collecting`).
+_collect_lock = threading.RLock()
 # The replacements, longest first, for (the collected secrets, how many were given).
 _ordered: tuple[dict[str, str], int, list[tuple[str, str]]] | None = None
 
@@ -348,9 +351,16 @@ def _data_secrets(data: Any, credential: bool = False) -> Iterator[tuple[str, st
 
 
 def _collect() -> dict[str, str]:
-    """The secrets of the environment and the files, collected again when any changed."""
+    """The secrets of the environment and the files, collected again when any changed. One
+    thread collects at a time: another one redacting meanwhile (a probe's thread) waits for the
+    whole set instead of taking what is known so far."""
+    with _collect_lock:
+        return _collect_now()
+
+
+def _collect_now() -> dict[str, str]:
     global _collected, _collecting
-    if _collecting:  # reading a source asked for redaction: what is known so far
+    if _collecting:  # reading a source (in this thread) asked for redaction: what is known so far
         return _collected[1] if _collected else {}
     environ = _environ()
     files = _files_named_by(environ)

@@ -237,6 +237,42 @@ def test_every_source_is_in_the_one_set(known):
     assert looks_like_secret(f"remember {known}")
 
 
+def test_a_thread_redacting_while_another_collects_gets_the_whole_set(monkeypatch):
+    """Probes redact in threads of their own: a thread that redacts while another one collects
+    the set (reading the keys file, config.toml, a registry's addresses) waits for the whole set
+    instead of taking the part known so far, with which the key was printed."""
+    import threading
+
+    from modelctl.redaction import add_source
+
+    key = new_secret()
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    collecting, release = threading.Event(), threading.Event()
+
+    def slow_source():
+        if not collecting.is_set():  # the first collection only; later ones go straight on
+            collecting.set()
+            release.wait(10)
+        return (), ()
+
+    add_source("a registry that is slow to say", slow_source)
+    shown: dict[str, str] = {}
+
+    def run(name: str) -> None:
+        shown[name] = redact(f"the key {key}")
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    assert collecting.wait(10)
+    second = threading.Thread(target=run, args=("second",))
+    second.start()
+    second.join(0.5)  # a thread that does not wait for the set is done by now
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert shown == {"first": "the key ***", "second": "the key ***"}
+
+
 def test_short_and_ordinary_values_are_not_taken_for_keys(monkeypatch):
     monkeypatch.setenv("SOME_API_KEY", "a")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
