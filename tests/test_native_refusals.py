@@ -52,6 +52,28 @@ def test_repetitions_within_the_limits_still_run(schema, run_modelctl, model_pat
     assert "error" not in proc.stderr or "not valid JSON" in proc.stderr
 
 
+HUGE = "9" * 5000  # more digits than int() reads (4,300)
+
+
+@pytest.mark.parametrize("schema,needle", [
+    ({"type": "string", "pattern": f"^a{{{HUGE}}}$"}, "the pattern's {99999"),
+    ({"type": "string", "pattern": f"^a{{1,{HUGE}}}$"}, "the pattern's {1,9999"),
+    ({"type": "string", "pattern": f"^a{{{HUGE},}}$"}, "(5,003 characters)"),
+    ({"type": "string", "pattern": "^a{0,99999999999999999999}$"}, "{0,99999999999999999999}"),
+    ({"type": "string", "maxLength": 10**4000}, "maxLength of more than 18 digits"),
+    ({"type": "array", "minItems": -(10**30), "maxItems": 3}, "above minItems (of more than 18 digits)"),
+])
+def test_repetition_counts_of_any_length_are_refused_in_words(schema, needle):
+    """A count too long for int() (or for a message) is one more count past the limits: a
+    UsageError that names it briefly, not a ValueError for the catch-all."""
+    from modelctl.backends.llama_grammar import check_repetitions
+    from modelctl.errors import UsageError
+
+    with pytest.raises(UsageError) as info:
+        check_repetitions(schema)
+    assert needle in str(info.value) and len(str(info.value)) < 300, str(info.value)[:400]
+
+
 OVERRIDES = [
     ("gemma3.block_count=int:0", "gemma3.block_count"),
     ("gemma3.block_count=int:1000000", "gemma3.block_count"),

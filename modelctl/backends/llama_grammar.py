@@ -57,18 +57,32 @@ def _check_node(node: dict[str, Any], place: str) -> None:
     for low_key, high_key in _BOUNDS:
         low, high = _number(node.get(low_key)) or 0, _number(node.get(high_key))
         if low > MAX_REQUIRED:
-            raise _refused(f"{low_key} {low:,}", place, f"{low_key} of at most {MAX_REQUIRED:,}")
+            raise _refused(f"{low_key} {_shown(low)}", place, f"{low_key} of at most {MAX_REQUIRED:,}")
         if high is not None and high - low > MAX_OPTIONAL:
-            raise _refused(f"{high_key} {high:,}", place,
-                           f"{high_key} at most {MAX_OPTIONAL:,} above {low_key} ({low:,})")
+            raise _refused(f"{high_key} {_shown(high)}", place,
+                           f"{high_key} at most {MAX_OPTIONAL:,} above {low_key} ({_shown(low)})")
     pattern = node.get("pattern")
     if isinstance(pattern, str):
         for m in _QUANTIFIER.finditer(pattern):
-            low = int(m[1])
-            high = (int(m[3]) if m[3] else None) if m[2] else low
+            low = _count(m[1])
+            high = (_count(m[3]) if m[3] else None) if m[2] else low
             if low > MAX_REQUIRED or (high is not None and high - low > MAX_OPTIONAL):
-                raise _refused(f"the pattern's {m[0]}", place,
+                quantifier = m[0] if len(m[0]) <= 40 else f"{m[0][:20]}…}} ({len(m[0]):,} characters)"
+                raise _refused(f"the pattern's {quantifier}", place,
                                f"{{m,n}} with m at most {MAX_REQUIRED:,} and n − m at most {MAX_OPTIONAL:,}")
+
+
+# Counts of more digits than this are past every limit here (and int() refuses past 4,300).
+_DIGITS = 18
+
+
+def _count(digits: str) -> int:
+    """A quantifier's count as written in a pattern."""
+    return int(digits) if len(digits) <= _DIGITS else 10**_DIGITS
+
+
+def _shown(n: int) -> str:
+    return f"{n:,}" if abs(n) < 10**_DIGITS else f"of more than {_DIGITS} digits"
 
 
 def _refused(what: str, place: str, limit: str) -> UsageError:
