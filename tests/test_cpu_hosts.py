@@ -33,6 +33,17 @@ def test_a_native_build_lacks_nothing_on_its_own_host(name):
     assert set(NATIVE_BUILDS[name].split()) <= set(build.cpu_features())
 
 
+@pytest.mark.parametrize("name", sorted(NATIVE_BUILDS))
+def test_doctor_s_cpu_line_names_every_instruction_set_of_a_native_build(name):
+    """The flags `doctor` shows are read in the kernel's spellings too (Linux's `pni`,
+    `avx512vbmi`): each instruction set the host's own build uses is among them."""
+    from modelctl.backends.hardware import FEATURE_FLAGS
+
+    shown = host(name).notable_flags()
+    for feature in NATIVE_BUILDS[name].split():
+        assert set(FEATURE_FLAGS[feature]) & set(shown), (feature, shown)
+
+
 def test_every_instruction_set_ggml_names_is_checked_on_some_host():
     """The table of spellings is exercised: each ggml feature it knows appears in some native
     build above, so a wrong spelling would make that host fail."""

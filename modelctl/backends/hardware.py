@@ -29,10 +29,6 @@ from typing import Any
 GPU_BACKENDS = {"CUDA": "CUDA", "METAL": "Metal", "MTL": "Metal", "VULKAN": "Vulkan", "HIP": "HIP", "ROCM": "HIP",
                 "SYCL": "SYCL", "CANN": "CANN", "MUSA": "MUSA", "OPENCL": "OpenCL", "RPC": "RPC"}
 BLAS_BACKENDS = ("BLAS", "ACCELERATE")
-# CPU flags worth showing: the instruction sets llama.cpp's CPU kernels are built for.
-NOTABLE_CPU_FLAGS = ("sse3", "ssse3", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512_vnni",
-                     "avx512_bf16", "avx512_vbmi", "amx_tile", "amx_int8", "amx_bf16",
-                     "asimd", "sve", "sve2", "i8mm", "asimddp")
 AMX_CPU_FLAGS = frozenset({"amx_int8", "amx_tile"})
 CPUINFO_ENV = "MODELCTL_CPUINFO"
 SYSTEM_INFO_ENV = "MODELCTL_LLAMA_SYSTEM_INFO"
@@ -51,6 +47,10 @@ FEATURE_FLAGS: dict[str, tuple[str, ...]] = {
     "NEON": ("asimd", "neon"), "ARM_FMA": ("asimd", "vfpv4"), "FP16_VA": ("asimdhp",),
     "DOTPROD": ("asimddp",), "MATMUL_INT8": ("i8mm",), "SVE": ("sve",), "SME": ("sme",),
 }
+# CPU flags worth showing: the kernel's spellings of the instruction sets llama.cpp's CPU kernels
+# are built for, and a few more of the same families.
+NOTABLE_CPU_FLAGS = tuple(dict.fromkeys([*(flag for flags in FEATURE_FLAGS.values() for flag in flags),
+                                         "amx_tile", "amx_bf16", "sve2"]))
 # macOS has no /proc/cpuinfo: `sysctl hw.optional` names the same features its own way.
 _DARWIN_FLAGS = {"hw.optional.AdvSIMD": "asimd", "hw.optional.neon": "asimd", "hw.optional.arm.FEAT_FP16": "asimdhp",
                  "hw.optional.neon_fp16": "asimdhp", "hw.optional.arm.FEAT_DotProd": "asimddp",
