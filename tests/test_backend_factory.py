@@ -83,6 +83,17 @@ def test_importing_the_backends_costs_nothing():
     assert out.strip() == "[]"
 
 
+@pytest.mark.parametrize("address", ["http://127.0.0.1:8000/v1", "https://xn--mnchen-3ya.example/v1"])
+def test_checking_an_address_loads_httpx_without_its_command_line(address):
+    """check_url asks httpx how it reads the address; httpx's command-line client (click, rich,
+    pygments) stays unloaded, as it does for the HTTP client itself."""
+    code = ("import sys\nfrom modelctl.backends.urls import check_url\n"
+            f"check_url({address!r})\n"
+            "print(sorted(m for m in ('httpx', 'httpx._main', 'click', 'pygments') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['httpx']"
+
+
 # A malformed service address is one usage error (exit 2), never an httpx traceback.
 BAD_ADDRESSES = ["http://[::1/v1", "http://gpu box:8000/v1", "http://gpu-box:80800/v1", "http://gpu-box:port/v1",
                  "http://:8000/v1", "localhost:8000"]

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 from modelctl.backends import limits as _limits
 from modelctl.backends import wire
 from modelctl.backends.debuglog import DebugLog
+from modelctl.backends.httpx_lib import import_httpx  # noqa: F401 (imported from here too)
 from modelctl.backends.retry import (
     RETRY_STATUSES,
     Attempt,
@@ -151,25 +152,6 @@ def hooked_session(hooks: Mapping[str, list[Callable[[Any], None]]]) -> Iterator
 
 
 # --- the client ----------------------------------------------------------------------------------------
-
-
-def import_httpx():
-    """httpx, without its command-line client: `import httpx` also imports `httpx._main` (click,
-    rich and pygments, a third of a scripted `modelctl chat`'s start-up) whenever those are
-    installed, as they are here. Marked absent while httpx loads, it is replaced by httpx's own
-    stub; a later `import httpx._main` still works."""
-    import sys
-
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)
-        try:
-            import httpx  # noqa: F401
-        finally:
-            if sys.modules.get("httpx._main", 0) is None:
-                del sys.modules["httpx._main"]
-    import httpx
-
-    return httpx
 
 
 def _lazy_tls_transport(httpx):

@@ -47,8 +47,9 @@ def host_problem(url: str) -> str | None:
 
 def _httpx_problem(url: str) -> str | None:
     """What httpx says of `url` when it builds a request, before any request is built."""
-    import httpx
+    from modelctl.backends.httpx_lib import import_httpx
 
+    httpx = import_httpx()
     try:
         httpx.URL(url).host  # noqa: B018 (reading the host decodes an `xn--` name, as a request does)
     except (httpx.InvalidURL, UnicodeError) as exc:  # idna's errors are UnicodeErrors

@@ -1,0 +1,23 @@
+"""httpx itself, imported on demand and without its command-line client (`import_httpx`): for
+the HTTP client (`http`) and for the checks of an address before any request (`urls`)."""
+
+from __future__ import annotations
+
+
+def import_httpx():
+    """httpx, without its command-line client: `import httpx` also imports `httpx._main` (click,
+    rich and pygments, a third of a scripted `modelctl chat`'s start-up) whenever those are
+    installed, as they are here. Marked absent while httpx loads, it is replaced by httpx's own
+    stub; a later `import httpx._main` still works."""
+    import sys
+
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)
+        try:
+            import httpx  # noqa: F401
+        finally:
+            if sys.modules.get("httpx._main", 0) is None:
+                del sys.modules["httpx._main"]
+    import httpx
+
+    return httpx
