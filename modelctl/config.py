@@ -76,6 +76,23 @@ def get_paths() -> Paths:
     )
 
 
+
+def hf_home() -> Path:
+    """The Hugging Face home, located as `huggingface_hub` locates it but from the environment at
+    call time: `HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`."""
+    home = os.environ.get("HF_HOME")
+    if home:
+        return Path(os.path.expandvars(home)).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "huggingface"
+
+
+def hf_token_path() -> Path:
+    """The file `hf auth login` saves its token in: `HF_TOKEN_PATH`, else `$HF_HOME/token`. The
+    other saved tokens (`stored_tokens`) lie beside it."""
+    path = os.environ.get("HF_TOKEN_PATH")
+    return Path(os.path.expandvars(path)).expanduser() if path else hf_home() / "token"
+
 # The largest TOML file read (a registry, config.toml, keys.toml); the built-in registry is ~250 KB.
 MAX_TOML_BYTES = 32 * 2**20
 

@@ -259,15 +259,11 @@ def _address_secrets(url: str) -> Iterator[tuple[str, str]]:
 def _files() -> dict[str, str]:
     """The files secrets are read from, by what they are: the keys file, config.toml, and the
     Hugging Face token files."""
-    from modelctl.config import get_paths
+    from modelctl.config import get_paths, hf_token_path
 
-    paths = get_paths()
-    hf_home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
-    hf_home = os.path.expanduser(os.path.expandvars(hf_home))
+    paths, token = get_paths(), hf_token_path()
     return {"keys": str(paths.keys_file), "config": str(paths.config_file),
-            "token": os.environ.get("HF_TOKEN_PATH") or os.path.join(hf_home, "token"),
-            "stored_tokens": os.path.join(hf_home, "stored_tokens")}
+            "token": str(token), "stored_tokens": str(token.parent / "stored_tokens")}
 
 
 def _files_named_by(environ: tuple[tuple[Any, Any], ...]) -> dict[str, str]:

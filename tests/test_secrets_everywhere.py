@@ -196,6 +196,21 @@ def _source_hf_stored_tokens(tmp_path, monkeypatch, secret):
     monkeypatch.setenv("HF_HOME", str(home))
 
 
+def _source_hf_token_path_written_with_a_variable(tmp_path, monkeypatch, secret):
+    login = tmp_path / "login"
+    login.mkdir(exist_ok=True)
+    (login / "token").write_text(secret + "\n")
+    monkeypatch.setenv("LOGIN_DIR", str(login))
+    monkeypatch.setenv("HF_TOKEN_PATH", "$LOGIN_DIR/token")  # expanded, as huggingface_hub does
+
+
+def _source_hf_stored_tokens_beside_the_token_path(tmp_path, monkeypatch, secret):
+    login = tmp_path / "login"
+    login.mkdir(exist_ok=True)
+    (login / "stored_tokens").write_text(f"[work]\nhf_token = {secret}\n")
+    monkeypatch.setenv("HF_TOKEN_PATH", str(login / "token"))  # not written: only the stored tokens
+
+
 def _source_ollama_host(tmp_path, monkeypatch, secret):
     monkeypatch.setenv("OLLAMA_HOST", f"bob:{secret}@127.0.0.1:11434")  # no scheme
 

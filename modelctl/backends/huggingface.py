@@ -9,7 +9,6 @@ request the client sends (a hook on huggingface_hub's session, credentials redac
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, pop_stream_flag
@@ -52,11 +51,10 @@ GENERATION_FINISH = {"length": "length", "eos_token": FINISH_STOP, "stop_sequenc
 def _saved_token() -> str | None:
     """The token `hf auth login` saved (its file, HF_TOKEN_PATH or $HF_HOME/token), which
     InferenceClient would otherwise read unseen, and with no bound (a FIFO there would block)."""
-    from huggingface_hub import constants
-
+    from modelctl.config import hf_token_path
     from modelctl.files import read_token_file
 
-    return read_token_file(os.environ.get("HF_TOKEN_PATH") or constants.HF_TOKEN_PATH)
+    return read_token_file(hf_token_path())
 
 
 class HuggingFaceBackend(ApiBackend):

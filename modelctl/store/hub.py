@@ -41,6 +41,7 @@ from modelctl.backends.http import hooked_session, hub_session_hooks
 from modelctl.backends.limits import LimitExceeded
 from modelctl.backends.server_text import one_line
 from modelctl.backends.urls import check_url, redact_url, strip_credentials
+from modelctl.config import hf_token_path
 from modelctl.errors import (
     AuthError,
     BackendError,
@@ -51,7 +52,7 @@ from modelctl.errors import (
 )
 from modelctl.files import read_kept_text, read_token_file
 from modelctl.keys import redact
-from modelctl.store.paths import check_repo_id, hf_cache_dir, hf_home, lock_path, repo_folder, safe_join
+from modelctl.store.paths import check_repo_id, hf_cache_dir, lock_path, repo_folder, safe_join
 
 if TYPE_CHECKING:
     from modelctl.store.progress import PullProgress
@@ -104,7 +105,7 @@ def settings() -> HubSettings:
     endpoint = check_url((os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/"), "HF_ENDPOINT")
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
     if token is None:
-        token = read_token_file(Path(os.environ.get("HF_TOKEN_PATH") or hf_home() / "token"))
+        token = read_token_file(hf_token_path())
     offline = _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
     return HubSettings(endpoint, token, offline, hf_cache_dir())
 

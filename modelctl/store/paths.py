@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 
+from modelctl.config import hf_home  # noqa: F401 (the store's modules import it from here)
 from modelctl.errors import ModelFileError, UsageError
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -41,14 +42,6 @@ def check_repo_id(repo: str) -> str:
     if not _REPO_ID.fullmatch(repo or "") or ".." in repo or repo.endswith((".", "-")):
         raise UsageError(f"'{repo}' is not a Hugging Face repository id (expected OWNER/NAME)")
     return repo
-
-
-def hf_home() -> Path:
-    home = os.environ.get("HF_HOME")
-    if home:
-        return Path(os.path.expandvars(home)).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "huggingface"
 
 
 def hf_cache_dir() -> Path:
