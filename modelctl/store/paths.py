@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from modelctl.config import hf_home  # noqa: F401 (the store's modules import it from here)
+from modelctl.config import hf_home
 from modelctl.errors import ModelFileError, UsageError
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
