@@ -239,6 +239,14 @@ def test_a_pattern_the_regex_engine_cannot_compile_is_a_usage_error():
     assert "(?<=a+)b" in message
 
 
+@pytest.mark.parametrize("pattern", ["a{" + "9" * 5000 + "}", "a{1," + "9" * 4400 + "}", "a{4294967296}",
+                                     "a{99999999999999999999}"])
+def test_a_pattern_python_cannot_compile_is_a_usage_error(pattern):
+    """`re` raises more than re.error while the meta-schema's regex format compiles a pattern."""
+    message = schema_error('{"type": "string", "pattern": "' + pattern + '"}')
+    assert "not a valid JSON Schema" in message and "unexpected" not in message
+
+
 # --- the real model ----------------------------------------------------------------------------------
 
 

@@ -79,6 +79,10 @@ def check_schema(schema: dict[str, Any], where: str) -> None:
     except SchemaError as exc:
         raise UsageError(f"{where}: not a valid JSON Schema: {exc.message} "
                          f"(at {pointer(exc.absolute_path)} of the schema)") from None
+    except (ValueError, OverflowError, RecursionError) as exc:
+        # The meta-schema's "regex" format compiles each pattern with `re`, which raises more than
+        # re.error: a quantifier of 5,000 digits is past Python's int conversion limit.
+        raise UsageError(f"{where}: not a valid JSON Schema: a pattern cannot be compiled ({str(exc)[:120]})") from None
     _check_patterns(schema, where)
     _check_refs(schema, where)
 
