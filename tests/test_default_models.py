@@ -90,3 +90,17 @@ def test_doctor_generates_with_the_default_chat_model(run_modelctl):
     done = run_modelctl("doctor", "--json", timeout=300)
     generation = {c["check"]: c for c in json.loads(done.stdout)["checks"]}["generation"]
     assert generation["status"] == "ok" and generation["summary"].startswith(SMOLLM2.filename)
+
+
+def test_the_packaged_models_agree_with_their_registry_entries():
+    """default_model.py knows each packaged default without the registry (for a registry that
+    cannot be read); what it knows must be what the registry says."""
+    from modelctl.registry import load_registry
+
+    registry = load_registry()
+    for packaged in (SMOLLM2, GEMMA):
+        deployment = next(d for d in registry.get(packaged.id).deployments if d.id == "pypi")
+        assert deployment.package == packaged.package
+        if packaged.filename:
+            shipped = deployment.file_for()
+            assert (shipped.filename, shipped.sha256) == (packaged.filename, packaged.sha256)
