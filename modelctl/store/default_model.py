@@ -1,7 +1,7 @@
 """Models shipped in Python packages, and the default models among them.
 
     package_model_path(package, file=None) -> Path   (the shipped file, or assembled once)
-    default_model_id(task) -> str                     (the default for chat or completion)
+    default_model(task) -> PackagedModel | None       (the installed default for chat or completion)
     default_model_path(task) -> Path | None           (None when no default model is installed)
 
 A package ships its GGUF in one of two ways:
@@ -72,12 +72,6 @@ def _installed(package: str) -> bool:
 def default_model(task: str = "chat") -> PackagedModel | None:
     """The default model for `task` ("chat" or "completion") that is installed, if any."""
     return next((m for m in DEFAULT_MODELS[task] if _installed(m.package)), None)
-
-
-def default_model_id(task: str = "chat") -> str:
-    """The id of the default model for `task`: the installed one, else the preferred one."""
-    found = default_model(task)
-    return (found or DEFAULT_MODELS[task][0]).id
 
 
 def install_hint(package: str) -> str:
