@@ -185,4 +185,4 @@ def test_list_hides_retired_builtin_models_unless_all(run_modelctl):
     everything = json.loads(run_modelctl("list", "--provider", "anthropic", "--all", "--json").stdout)
     sonnet_3 = next(i for i in everything if i["id"] == "claude-3-sonnet-20240229")
     assert sonnet_3["retired"] and sonnet_3["retires"] == "2025-07-21"
-    assert sonnet_3["replacement"] == "claude-sonnet-4-5-20250929"
+    assert sonnet_3["replacement"] == "claude-haiku-4-5-20251001"

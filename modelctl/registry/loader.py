@@ -265,11 +265,13 @@ def get_registry(source: RegistrySource) -> "Registry":
     return source() if callable(source) else source
 
 
-def validate_files(files: list[Path]) -> "tuple[list[Model], list[Problem]]":
+def validate_files(files: list[Path], today: str | None = None) -> "tuple[list[Model], list[Problem]]":
     """Check registry files as layers, lowest first, without the cache: (merged models, every
-    problem). Aliases must be unique across the layers too. Never raises for bad content."""
+    problem). Aliases must be unique across the layers too. Replacement chains must end in a model
+    not retired on `today` (the real date by default), without a loop; a file checked without
+    the built-in registry may name the built-in models. Never raises for bad content."""
     from modelctl.errors import RegistryError
-    from modelctl.registry.registry import Registry
+    from modelctl.registry.registry import Registry, replacement_problems
 
     problems: list[Problem] = []
     models: list[Model] = []
@@ -281,7 +283,30 @@ def validate_files(files: list[Path]) -> "tuple[list[Model], list[Problem]]":
     merged = merge_layers(models)
     if not problems:
         try:
-            Registry(merged, [str(f) for f in files])
+            registry = Registry(merged, [str(f) for f in files], check_replacements=False)
         except RegistryError as exc:
             problems.extend(exc.problems)
+        else:
+            problems.extend(replacement_problems(merged, _with_builtin(registry, files), today))
     return merged, problems
+
+
+def _with_builtin(registry: "Registry", files: list[Path]) -> "Callable[[str], Model | None]":
+    """Name lookup in `registry`, then (when `files` leave it out) in the built-in registry,
+    which every loaded registry has below the user's files."""
+    if any(Path(f).resolve() == BUILTIN_REGISTRY.resolve() for f in files):
+        return registry.registry_name
+    from modelctl.registry.registry import Registry
+
+    builtin: list[Registry] = []
+
+    def lookup(name: str) -> Model | None:
+        found = registry.registry_name(name)
+        if found is None:
+            if not builtin:
+                models = build_model_list(load_file(BUILTIN_REGISTRY), str(BUILTIN_REGISTRY))
+                builtin.append(Registry(models, check_replacements=False))
+            found = builtin[0].registry_name(name)
+        return found
+
+    return lookup

@@ -13,13 +13,16 @@ from modelctl.registry.model import Model
 
 class Registry:
     def __init__(self, models: Iterable[Model], sources: Iterable[str] = (),
-                 user_aliases: Callable[[], Mapping[str, str]] | None = None) -> None:
+                 user_aliases: Callable[[], Mapping[str, str]] | None = None, *,
+                 check_replacements: bool = True) -> None:
         self.models: list[Model] = list(models)
         self.sources: list[str] = list(sources)
         # The user's aliases (lower-cased name -> model), read on the first lookup: `list` never needs them.
         self._user_aliases = user_aliases
         self._user_targets: Mapping[str, str] | None = None
         self._index: dict[str, Model] = {}
+        # The models whose deprecation the user was told of (lifecycle.check_use): once a run.
+        self.lifecycle_warned: set[str] = set()
         problems = []
         for model in self.models:
             self._index[model.id.lower()] = model
@@ -41,6 +44,8 @@ class Registry:
                     )
                     continue
                 self._index[key] = model
+        if check_replacements and not problems:
+            problems = replacement_problems(self.models, self.registry_name)
         if problems:
             raise RegistryError(f"invalid registry: {problems[0]}", problems=problems)
 
@@ -66,6 +71,11 @@ class Registry:
     def registry_name(self, name: str) -> Model | None:
         """The model whose registry id or alias is `name`, user aliases aside."""
         return self._index.get(name.strip().lower())
+
+    def replacement_chain(self, model: Model) -> list[Model]:
+        """`model`, its replacement, that one's, and so on: the models a user is pointed to
+        (a loaded registry's chains end in a model still served; see replacement_problems)."""
+        return _chain(model, self.registry_name)[0]
 
     def resolve(self, name: str) -> Model:
         """Like get(), but an unknown name raises NotFoundError with "did you mean" suggestions."""
@@ -120,3 +130,49 @@ class Registry:
             "count": len(self.models),
             "models": [m.to_dict() for m in self.models],
         }
+
+
+def _chain(model: Model, lookup: Callable[[str], Model | None]) -> tuple[list[Model], str | None]:
+    """(the chain of replacements from `model`, as far as it goes; why it stops early: a name
+    `lookup` does not know, or a model met before, or None when it ends in a model without one)."""
+    chain = [model]
+    while chain[-1].replacement:
+        name = chain[-1].replacement
+        found = lookup(name)
+        if found is None:
+            return chain, f"'{name}', which is not a model in the registry"
+        if found in chain:
+            return chain + [found], "loops"
+        chain.append(found)
+    return chain, None
+
+
+def replacement_problems(models: Iterable[Model], lookup: Callable[[str], Model | None],
+                         today: str | None = None) -> list:
+    """Problems (schema.Problem) of the replacement chains that start at `models`: each must end
+    in a registry model (`lookup` finds names) that is not retired on `today` (YYYY-MM-DD; the
+    real date by default), without a loop. Only models that name a replacement are looked at."""
+    problems = []
+    for model in models:
+        if not model.replacement:
+            continue
+        chain, broken = _chain(model, lookup)
+        shown = " → ".join(m.id for m in chain)
+        if broken is None:
+            if today is None:
+                from modelctl.registry.vocab import today_iso
+
+                today = today_iso()
+            end = chain[-1]
+            if not end.retired(today):
+                continue
+            message = (f"the chain {shown} ends in a model retired {end.retires}"
+                       " (point it at a model still served)")
+        elif broken == "loops":
+            message = f"the chain {shown} loops"
+        else:
+            message = f"the chain {shown} ends in {broken}"
+        from modelctl.registry.schema import Problem
+
+        problems.append(Problem(model.source, message, model.id, "replacement"))
+    return problems
