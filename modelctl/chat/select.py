@@ -250,7 +250,10 @@ def select_services(
         if k.model is not None:
             models = [reg.resolve(k.model)]
         else:
-            models = [m for m in reg if does_task(m, k.task) and m.status != "deprecated"]
+            from modelctl.registry.vocab import today_iso
+
+            today = today_iso()  # a model without a deprecation may still carry a passed retirement date
+            models = [m for m in reg if does_task(m, k.task) and m.status != "deprecated" and not m.retired(today)]
         services = check_services(models)
     count = counter or local_counter()
     accepted: list[Candidate] = []

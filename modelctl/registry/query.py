@@ -117,12 +117,15 @@ class SearchHit(NamedTuple):
     score: float
 
 
-def search_models(models: Iterable[Model], query: str, limit: int | None = None) -> list[SearchHit]:
-    """Rank models by how well they match every word of `query`.
+def search_models(models: Iterable[Model], query: str, limit: int | None = None,
+                  today: str | None = None) -> list[SearchHit]:
+    """Rank models by how well they match every word of `query`, models still in service first.
 
     Each query word must appear (as a whole word, a word prefix, or inside an id) somewhere in
     the model; its score is the weight of the best field it hits, whole words counting more
-    than prefixes. An exact id or alias match of the whole query comes first.
+    than prefixes. An exact id or alias match of the whole query comes first among models in
+    service; deprecated and retired models (on `today`, YYYY-MM-DD: the real date by default)
+    follow all of those, in the same order among themselves.
     """
     q = query.strip().lower()
     terms = _words(q)
@@ -153,5 +156,12 @@ def search_models(models: Iterable[Model], query: str, limit: int | None = None)
         elif q in m.id.lower() or q in m.name.lower():
             score += 5.0
         hits.append(SearchHit(m, score))
-    hits.sort(key=lambda h: (-h.score, h.model.id.lower()))
+    from modelctl.registry.vocab import today_iso
+
+    day = today or today_iso()
+
+    def fading(m: Model) -> bool:
+        return m.status == "deprecated" or m.retired(day)
+
+    hits.sort(key=lambda h: (fading(h.model), -h.score, h.model.id.lower()))
     return hits[:limit] if limit else hits
