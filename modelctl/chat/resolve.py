@@ -416,12 +416,14 @@ def open_chat(
     need_template: bool = True,
     registry: "RegistrySource" = None,
     notify: Callable[[str], None] | None = None,
+    allow_retired: bool = False,
 ) -> ChatSetup:
     """Resolve MODEL, its template and parameters, and build the backend (a local model is not
     loaded yet). `options` are `-o KEY=VALUE`: llama.cpp parameters for a local model, extra
     request fields for a server or API. `api_base` without `deployment` means an OpenAI-compatible
     server that knows MODEL by that name. `notify` hears what the user should know (a template
-    guessed, a context window lowered, the safe CPU path taken); by default it is logged."""
+    guessed, a context window lowered, the safe CPU path taken, a deprecated model); by default it
+    is logged. A registry model its provider has retired is refused unless `allow_retired`."""
     if notify is None:
         import logging
 
@@ -433,6 +435,10 @@ def open_chat(
         given = [flag for flag, value in local_flags if value is not None]
         if given:
             raise UsageError(f"{', '.join(given)}: only for local (llama.cpp) models; '{model_id}' runs on a server or API")
+        if entry is not None:
+            from modelctl.registry.lifecycle import check_use
+
+            check_use(entry, _registry(registry), notify, allow_retired=allow_retired)
         from modelctl.backends.factory import open_backend
         from modelctl.chat.settings import api_base_for
 

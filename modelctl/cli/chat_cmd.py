@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from modelctl.cli import complete
+from modelctl.cli import gen_options as opt
 from modelctl.cli import help as panel
 from modelctl.cli.help import examples
 from modelctl.errors import ModelctlError, UsageError
@@ -117,6 +118,7 @@ def chat(
     deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds, rich_help_panel=panel.MODEL),
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP, rich_help_panel=panel.SERVER),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP, rich_help_panel=panel.SERVER),
+    allow_retired: bool = opt.ALLOW_RETIRED,
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete.", rich_help_panel=panel.OUTPUT),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, reasoning, id, template, finish_reason, usage, timings, cost, conversation, turn.", rich_help_panel=panel.OUTPUT),
     schema: Optional[str] = typer.Option(None, "--schema", metavar="FILE|JSON", help="Answer with JSON that validates against this JSON Schema (a file, or inline JSON); checked before it is printed.", rich_help_panel=panel.STRUCTURED),
@@ -170,7 +172,7 @@ def chat(
         template=template, system=system, flags=flags, options=parse_options(option or []),
         n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads,
         deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
-        registry=state.get_registry, notify=output.warn, say=_say,
+        registry=state.get_registry, notify=output.warn, say=_say, allow_retired=allow_retired,
     )
     try:
         if dry_run:
@@ -305,6 +307,7 @@ def embed(
     deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds, rich_help_panel=panel.MODEL),
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP, rich_help_panel=panel.SERVER),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP, rich_help_panel=panel.SERVER),
+    allow_retired: bool = opt.ALLOW_RETIRED,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: id, dimensions, embeddings.", rich_help_panel=panel.OUTPUT),
 ) -> None:
     """Embed texts: one vector per text, in order, one line each (numbers separated by spaces),
@@ -322,7 +325,7 @@ def embed(
         raise UsageError("nothing to embed: give texts as arguments or lines on stdin")
     setup = open_chat(model, n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads, need_template=False,
                       deployment=deployment, api_base=api_base, api_key=api_key,
-                      registry=state.get_registry, notify=output.warn)
+                      registry=state.get_registry, notify=output.warn, allow_retired=allow_retired)
     try:
         vectors = setup.backend.embed(items)
     finally:

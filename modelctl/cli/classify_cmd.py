@@ -23,6 +23,7 @@ def classify(
     deployment: Optional[str] = opt.DEPLOYMENT,
     api_base: Optional[str] = opt.TASK_API_BASE,
     api_key: Optional[str] = opt.API_KEY,
+    allow_retired: bool = opt.ALLOW_RETIRED,
     as_json: bool = typer.Option(False, "--json", help="Print the labels and scores as JSON."),
     debug: bool = opt.TASK_DEBUG,
 ) -> None:
@@ -43,7 +44,7 @@ def classify(
     said = None if picture else given_text(text, "text")
     options = request_options(option)
     task = "moderation" if picture is None else "zero-shot-image-classification" if candidates else "image-classification"
-    client = open_client(task, model, deployment, api_base, api_key, debug)
+    client = open_client(task, model, deployment, api_base, api_key, debug, allow_retired)
     try:
         if picture is None:
             found = client.classify_text(said or "", options=options)

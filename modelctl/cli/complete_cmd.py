@@ -29,6 +29,7 @@ def complete(
     deployment: Optional[str] = opt.DEPLOYMENT,
     api_base: Optional[str] = opt.API_BASE,
     api_key: Optional[str] = opt.API_KEY,
+    allow_retired: bool = opt.ALLOW_RETIRED,
     no_stream: bool = opt.NO_STREAM,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, finish_reason, usage, timings, cost, conversation, turn.", rich_help_panel=panel.OUTPUT),
     debug: bool = opt.DEBUG,
@@ -50,7 +51,8 @@ def complete(
                              stop=stop_flags(stop))
     setup = open_chat(model, flags=flags, options=parse_options(option or []), n_ctx=ctx, n_gpu_layers=gpu_layers,
                       n_threads=threads, deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
-                      need_template=False, registry=state.get_registry, notify=output.warn)
+                      need_template=False, registry=state.get_registry, notify=output.warn,
+                      allow_retired=allow_retired)
     try:
         from modelctl.chat.history_log import open_log
 

@@ -19,6 +19,7 @@ def fill_mask(
     deployment: Optional[str] = opt.DEPLOYMENT,
     api_base: Optional[str] = opt.TASK_API_BASE,
     api_key: Optional[str] = opt.API_KEY,
+    allow_retired: bool = opt.ALLOW_RETIRED,
     as_json: bool = typer.Option(False, "--json", help="Print the candidates as JSON."),
     debug: bool = opt.TASK_DEBUG,
 ) -> None:
@@ -31,7 +32,7 @@ def fill_mask(
     if "[MASK]" not in said and "<mask>" not in said:
         raise UsageError("the text has no mask token: write [MASK] (BERT) or <mask> (RoBERTa) where the word goes")
     options = request_options(option)
-    client = open_client("fill-mask", model, deployment, api_base, api_key, debug)
+    client = open_client("fill-mask", model, deployment, api_base, api_key, debug, allow_retired)
     try:
         fills = client.fill_mask(said, top_k=top, options=options)
     finally:

@@ -46,3 +46,6 @@ TASK_DEBUG = typer.Option(False, "--debug", help="Show each request (credentials
 OUTPUT = typer.Option(None, "--output", "-o", metavar="PATH",
                       help="The file to write (default: a new name in the current directory).", rich_help_panel=panel.OUTPUT)
 FORCE = typer.Option(False, "--force", help="Overwrite the output file if it exists.", rich_help_panel=panel.OUTPUT)
+ALLOW_RETIRED = typer.Option(False, "--allow-retired",
+                             help="Use a model even though the registry says its provider retired it (else refused, "
+                             "naming its replacement).", rich_help_panel=panel.MODEL)

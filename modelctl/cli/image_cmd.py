@@ -22,6 +22,7 @@ def image(
     deployment: Optional[str] = opt.DEPLOYMENT,
     api_base: Optional[str] = opt.TASK_API_BASE,
     api_key: Optional[str] = opt.API_KEY,
+    allow_retired: bool = opt.ALLOW_RETIRED,
     as_json: bool = typer.Option(False, "--json", help="Print paths and metadata as JSON."),
     debug: bool = opt.TASK_DEBUG,
 ) -> None:
@@ -36,7 +37,7 @@ def image(
     check_output(output, count, force=force)
     if size:
         image_size(size)  # a malformed size is refused before the request is paid for
-    client = open_client("text-to-image", model, deployment, api_base, api_key, debug)
+    client = open_client("text-to-image", model, deployment, api_base, api_key, debug, allow_retired)
     try:
         images = client.text_to_image(text, n=count, size=size, options=options)
     finally:

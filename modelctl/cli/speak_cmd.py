@@ -22,6 +22,7 @@ def speak(
     deployment: Optional[str] = opt.DEPLOYMENT,
     api_base: Optional[str] = opt.TASK_API_BASE,
     api_key: Optional[str] = opt.API_KEY,
+    allow_retired: bool = opt.ALLOW_RETIRED,
     as_json: bool = typer.Option(False, "--json", help="Print the path and metadata as JSON."),
     debug: bool = opt.TASK_DEBUG,
 ) -> None:
@@ -32,7 +33,7 @@ def speak(
     said = given_text(text, "text")
     options = request_options(option)
     check_output(output, 1, force=force)
-    client = open_client("text-to-speech", model, deployment, api_base, api_key, debug)
+    client = open_client("text-to-speech", model, deployment, api_base, api_key, debug, allow_retired)
     try:
         audio = client.text_to_speech(said, voice=voice, audio_format=audio_format, options=options)
     finally:

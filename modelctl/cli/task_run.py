@@ -8,12 +8,12 @@ from typing import Any, Iterable, List, Optional
 
 
 def open_client(task: str, model: Optional[str], deployment: Optional[str], api_base: Optional[str],
-                api_key: Optional[str], debug: bool) -> Any:
-    from modelctl.cli import state
+                api_key: Optional[str], debug: bool, allow_retired: bool = False) -> Any:
+    from modelctl.cli import output, state
     from modelctl.tasks import open_task
 
     return open_task(task, model, registry=state.get_registry, deployment=deployment, api_base=api_base,
-                     api_key=api_key, debug=debug or None)
+                     api_key=api_key, debug=debug or None, notify=output.warn, allow_retired=allow_retired)
 
 
 def request_options(pairs: Optional[List[str]]) -> dict[str, Any]:

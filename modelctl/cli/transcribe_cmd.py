@@ -19,6 +19,7 @@ def transcribe(
     deployment: Optional[str] = opt.DEPLOYMENT,
     api_base: Optional[str] = opt.TASK_API_BASE,
     api_key: Optional[str] = opt.API_KEY,
+    allow_retired: bool = opt.ALLOW_RETIRED,
     as_json: bool = typer.Option(False, "--json", help="Print text, language, duration and timestamped segments as JSON."),
     debug: bool = opt.TASK_DEBUG,
 ) -> None:
@@ -30,7 +31,7 @@ def transcribe(
 
     data, kind = read_audio(audio)
     options = request_options(option)
-    client = open_client("speech-to-text", model, deployment, api_base, api_key, debug)
+    client = open_client("speech-to-text", model, deployment, api_base, api_key, debug, allow_retired)
     try:
         transcript = client.speech_to_text(data, kind, language=language, timestamps=as_json, options=options)
     finally:

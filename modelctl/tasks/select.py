@@ -95,6 +95,15 @@ def pick_deployment(model: "Model", task: str, ref: str | None) -> "Deployment":
     return dep
 
 
+def _check_lifecycle(model: "Model", registry: "Registry", notify: "Callable[[str], None] | None",
+                     allow_retired: bool) -> None:
+    import logging
+
+    from modelctl.registry.lifecycle import check_use
+
+    check_use(model, registry, notify or logging.getLogger("modelctl").warning, allow_retired=allow_retired)
+
+
 def open_task(
     task: str,
     model: str | None,
@@ -104,11 +113,14 @@ def open_task(
     api_base: str | None = None,
     api_key: str | None = None,
     debug: Any = None,
+    notify: "Callable[[str], None] | None" = None,
+    allow_retired: bool = False,
     **options: Any,
 ) -> TaskClient:
     """A client for `task` on `model` (a registry id or alias; with `api_base` and a name the
-    registry does not know, any OpenAI-compatible server). `options` go to the backend
-    (`retry`, `timeout`, `transport`)."""
+    registry does not know, any OpenAI-compatible server). A model its provider has retired is
+    refused unless `allow_retired`; `notify` hears of a deprecated one (by default it is logged).
+    `options` go to the backend (`retry`, `timeout`, `transport`)."""
     from modelctl.backends.factory import adhoc_deployment, open_backend
 
     if task not in TASK_KINDS:
@@ -126,6 +138,7 @@ def open_task(
     else:
         chosen = pick_model(reg, task, model)
         dep = pick_deployment(chosen, task, deployment)
+        _check_lifecycle(chosen, reg, notify, allow_retired)
         backend = open_backend(chosen, dep, api_base=api_base, api_key=api_key, debug=debug, **options)
     client: TaskClient
     if dep.kind == "hf-inference":
