@@ -163,6 +163,34 @@ def test_a_real_process_warns_on_stderr_only(run_modelctl, registry, server):
     assert "Traceback" not in refused.stderr
 
 
+def test_the_interactive_chat_warns_once_before_its_first_prompt(registry, server, modelctl_home):
+    import os
+    import re
+    from pathlib import Path
+
+    import pexpect
+
+    server.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["fine"]))
+    env = dict(os.environ, MODELCTL_HOME=str(modelctl_home), TERM="xterm-256color", COLUMNS="100", LINES="30")
+    child = pexpect.spawn(str(Path(sys.executable).with_name("modelctl")),
+                          ["--registry", registry, "chat", "-m", "t/chat-mid"], env=env, encoding="utf-8",
+                          timeout=60, dimensions=(30, 100))
+    try:
+        child.expect_exact(">>> ")
+        before = child.before
+        for question in ("Hi", "Hi again"):
+            child.sendline(question)
+            child.expect_exact(">>> ")
+            before += child.before
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", before)
+    assert shown.count("is deprecated") == 1 and "use t/chat-new instead" in shown
+    assert shown.count("fine") == 2 and len(server.calls("/v1/chat/completions")) == 2
+
+
 def test_an_adhoc_server_model_has_no_lifecycle(cli, server):
     server.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["fine"]))
     for name in ("served-model", "o4-mini"):  # a name the registry does not know; one it knows as retired
