@@ -300,8 +300,13 @@ def test_a_bad_replacement_chain_is_an_invalid_registry(cli, tmp_path, links, mo
     assert result.exit_code == 3
     problems = json.loads(result.stdout)
     assert {"file": path, "model": model_id, "key": "replacement", "message": message} in problems
-    # Loading it fails too, for every command, in one line.
     listed = cli("--registry", path, "list")
+    if "retired" in message:
+        # A chain that was fine until its target retired: validate says so, but the registry
+        # still loads, or every command would stop working on the day the target retires.
+        assert listed.exit_code == 0, listed.stderr
+        return
+    # A chain of the wrong shape fails loading too, for every command, in one line.
     assert listed.exit_code == 3 and listed.stderr.startswith("modelctl: error: invalid registry: ")
     assert message in listed.stderr and len(listed.stderr.splitlines()) == 1
 

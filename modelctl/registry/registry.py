@@ -45,7 +45,7 @@ class Registry:
                     continue
                 self._index[key] = model
         if check_replacements and not problems:
-            problems = replacement_problems(self.models, self.registry_name)
+            problems = replacement_problems(self.models, self.registry_name, dated=False)
         if problems:
             raise RegistryError(f"invalid registry: {problems[0]}", problems=problems)
 
@@ -148,10 +148,12 @@ def _chain(model: Model, lookup: Callable[[str], Model | None]) -> tuple[list[Mo
 
 
 def replacement_problems(models: Iterable[Model], lookup: Callable[[str], Model | None],
-                         today: str | None = None) -> list:
+                         today: str | None = None, *, dated: bool = True) -> list:
     """Problems (schema.Problem) of the replacement chains that start at `models`: each must end
-    in a registry model (`lookup` finds names) that is not retired on `today` (YYYY-MM-DD; the
-    real date by default), without a loop. Only models that name a replacement are looked at."""
+    in a registry model (`lookup` finds names) without a loop and, when `dated`, one not retired
+    on `today` (YYYY-MM-DD; the real date by default). Only models that name a replacement are
+    looked at. Loading checks the chains' shape only: a registry valid today must not stop
+    loading on the day its last target retires (`registry validate` says so then)."""
     problems = []
     for model in models:
         if not model.replacement:
@@ -159,6 +161,8 @@ def replacement_problems(models: Iterable[Model], lookup: Callable[[str], Model 
         chain, broken = _chain(model, lookup)
         shown = " → ".join(m.id for m in chain)
         if broken is None:
+            if not dated:
+                continue
             if today is None:
                 from modelctl.registry.vocab import today_iso
 
