@@ -23,6 +23,7 @@ from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "catalog": ("list", "search", "show"),
     "registry_cmd": ("registry",),  # registry validate|export|path
+    "add_cmd": ("add",),
     "store_cmd": ("pull", "import", "rm", "du"),
     "prompt_cmd": ("prompt", "templates"),  # templates [show]
     "chat_cmd": ("chat", "embed"),

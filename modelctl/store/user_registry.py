@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelctl.errors import RegistryError
+
+Existing = Literal["merge", "replace", "refuse"]
 
 if TYPE_CHECKING:
     from modelctl.store.hub import RepoListing
@@ -241,8 +243,9 @@ def _registry_text(path: Path) -> str:
         return "schema_version = 1\n"
 
 
-def _new_contents(path: Path, entry: dict[str, Any]) -> bytes:
-    """The user registry with `entry` appended as text, or merged into the model already there."""
+def _new_contents(path: Path, entry: dict[str, Any], existing: Existing) -> bytes:
+    """The user registry with `entry` appended as text, or, for a model already there, merged
+    into it, put in its place, or refused (see `save_entry`)."""
     import tomli_w
 
     doc = _read_user_registry(path)
@@ -254,9 +257,27 @@ def _new_contents(path: Path, entry: dict[str, Any]) -> bytes:
         if text and not text.endswith("\n"):
             text += "\n"
         return (text + "\n" + tomli_w.dumps({"models": [entry]})).encode()
+    if existing == "refuse":
+        from modelctl.errors import UsageError
+
+        raise UsageError(f"'{entry['id']}' is already a model of your registry ({path})",
+                         hint="choose another id, or pass --force to replace it")
+    if existing == "replace":
+        return _replaced(_registry_text(path), index, entry)
     models[index] = _merge(models[index], entry)
     doc["models"] = models
     return tomli_w.dumps(doc).encode()
+
+
+def _replaced(text: str, index: int, entry: dict[str, Any]) -> bytes:
+    """`text` with its `index`-th model replaced by `entry`, the rest (comments included) as it was."""
+    import tomlkit
+
+    doc = tomlkit.parse(text)
+    table = tomlkit.item(entry)
+    table.add(tomlkit.nl())  # a blank line before the next [[models]], as an appended entry has
+    doc["models"][index] = table
+    return tomlkit.dumps(doc).encode()
 
 
 def _check(candidate: Path, path: Path, model_id: str) -> None:
@@ -278,15 +299,17 @@ def _check(candidate: Path, path: Path, model_id: str) -> None:
     Registry(list(merged.values()))  # aliases must stay unique across the layers
 
 
-def save_entry(entry: dict[str, Any]) -> Path:
-    """Add or update `entry` in the user registry, validated before the file is replaced."""
+def save_entry(entry: dict[str, Any], existing: Existing = "merge") -> Path:
+    """Add `entry` to the user registry, validated before the file is replaced. A model of that
+    id already there is updated (`merge`: see `_merge`), replaced whole (`replace`), or kept,
+    the file untouched and a UsageError raised (`refuse`)."""
     import tempfile
 
     from modelctl.config import get_paths, locked_update
 
     path = get_paths().user_registry
     with locked_update(path):
-        data = _new_contents(path, entry)
+        data = _new_contents(path, entry, existing)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".toml", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
