@@ -48,73 +48,14 @@ _BASH_SAFE = re.compile(r"[\w./@%+,:=-]", re.ASCII)
 # readline's default word breaks (COMP_WORDBREAKS) other than white space.
 _WORD_BREAKS = "\"'><=;|&(:@"
 
-SCRIPTS = {
-    "bash": r"""# bash completion for modelctl: `source` this file (`modelctl --show-completion bash`).
-# modelctl answers with data: a line `files` or `values`, then the words that replace the one
-# being completed, already quoted for bash. Nothing in the answer is expanded or run.
-_modelctl_completion() {
-    local -a answer
-    mapfile -t answer < <(env _MODELCTL_COMPLETE=complete_bash \
-        _MODELCTL_COMPLETE_LINE="${COMP_LINE:0:COMP_POINT}" \
-        _MODELCTL_COMPLETE_WORD="${COMP_WORDS[COMP_CWORD]}" "$1" 2>/dev/null)
-    COMPREPLY=("${answer[@]:1}")
-    if [[ ${answer[0]-} == files ]]; then
-        compopt -o default
-    fi
-    return 0
-}
+# The scripts, as they are shipped (completions/ at the top of the repository links to them).
+SHELLS = ("bash", "zsh", "fish")
 
-complete -F _modelctl_completion modelctl
-""",
-    "zsh": r"""#compdef modelctl
-# zsh completion for modelctl: put it on $fpath as _modelctl, or `source` it after compinit
-# (`modelctl --show-completion zsh`). modelctl answers with data: a line `files` or `values`,
-# then one candidate a line (a tab before its description). compadd quotes what it inserts;
-# nothing in the answer is evaluated.
 
-_modelctl() {
-  local -a answer shown
-  local line value
-  answer=("${(@f)$(env _MODELCTL_COMPLETE=complete_zsh _MODELCTL_COMPLETE_LINE="${(j: :)words[1,CURRENT]}" modelctl 2>/dev/null)}")
-  if [[ $answer[1] == files ]]; then
-    _files
-    return
-  fi
-  for line in "${(@)answer[2,-1]}"; do
-    value=${line%%$'\t'*}
-    [[ -n $value ]] || continue
-    # _describe reads a backslash as an escape and a colon as the start of the description.
-    value=${${value//\\/\\\\}//:/\\:}
-    if [[ $line == *$'\t'* ]]; then
-      shown+=("$value:${line#*$'\t'}")
-    else
-      shown+=("$value")
-    fi
-  done
-  (( $#shown )) && _describe -t values value shown
-}
-
-if [[ $funcstack[1] == _modelctl ]]; then
-  _modelctl "$@"
-else
-  compdef _modelctl modelctl
-fi
-""",
-    "fish": r"""# fish completion for modelctl (`modelctl --show-completion fish`).
-# modelctl answers with data: a line `files` or `values`, then one candidate a line (a tab
-# before its description); fish quotes what it inserts.
-function __modelctl_complete
-    set -l answer (env _MODELCTL_COMPLETE=complete_fish _MODELCTL_COMPLETE_LINE=(commandline -cp | string collect) modelctl 2>/dev/null)
-    if test "$answer[1]" = files
-        __fish_complete_path (commandline -ct)
-    else if set -q answer[2]
-        printf '%s\n' $answer[2..-1]
-    end
-end
-
-complete --command modelctl --no-files --arguments '(__modelctl_complete)'
-""",
-}
+def script(shell: str) -> str:
+    """The completion script for `shell` (one of SHELLS). Each reads modelctl's answer as data:
+    a line `files` or `values`, then one candidate a line; nothing in it is evaluated."""
+    return (Path(__file__).parent / "completion_scripts" / f"modelctl.{shell}").read_text(encoding="utf-8")
 
 
 # --- reading the command line --------------------------------------------------------------------
@@ -290,7 +231,7 @@ def _shell(value: str) -> str:
     name = _detected_shell() if value == _AUTO else value
     if name is None:
         raise UsageError("cannot tell which shell this is: name it (bash, zsh or fish)")
-    if name not in SCRIPTS:
+    if name not in SHELLS:
         raise UsageError(f"completion is available for bash, zsh and fish, not {name!r}")
     return name
 
@@ -300,7 +241,7 @@ def completion_option(option: str, value: str) -> None:
     `value` names."""
     shell = _shell(value)
     if option == "--show-completion":
-        sys.stdout.write(SCRIPTS[shell])
+        sys.stdout.write(script(shell))
         return
     path = _install(shell)
     print(f"{shell} completion installed in {path}; it takes effect in new {shell} sessions")
@@ -322,7 +263,7 @@ def _install(shell: str) -> Path:
     home = Path.home()
     path = home / _INSTALLED[shell]
     try:
-        atomic_write(path, SCRIPTS[shell].encode())
+        atomic_write(path, script(shell).encode())
         if shell == "bash":
             _add_line(home / ".bashrc", f"source {shlex.quote(str(path))}", str(path))
         elif shell == "zsh":
