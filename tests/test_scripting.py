@@ -5,7 +5,6 @@ the prompt. Servers are loopback ones speaking OpenAI's wire format."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -86,17 +85,9 @@ def test_a_declined_rm_asks_on_stderr(run_modelctl, tmp_path):
 
 def at_terminal(args: list[str], home: Path, **env: str) -> str:
     """What `modelctl ARGS` writes to a real terminal (a pty), after it exits 0."""
-    pexpect = pytest.importorskip("pexpect")
-    full = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    full.update(MODELCTL_HOME=str(home), TERM="xterm-256color", **env)
-    child = pexpect.spawn(MODELCTL, args, env=full, encoding="utf-8", timeout=60, dimensions=(40, 160))
-    try:
-        child.expect(pexpect.EOF)
-        shown = child.before
-    finally:
-        child.close(force=True)
-    assert child.exitstatus == 0, shown
-    return shown
+    from terminal_run import at_terminal as run_at_terminal
+
+    return run_at_terminal(args, 160, MODELCTL_HOME=str(home), **env)
 
 
 def test_no_color_gives_plain_text_at_a_terminal(modelctl_home, served):
