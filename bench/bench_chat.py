@@ -61,11 +61,11 @@ def bench_throughput(path: Path, rounds: int = 7, max_tokens: int = 128) -> floa
     import llama_cpp
 
     from modelctl.backends.base import GenerationParams
-    from modelctl.chat.resolve import open_chat
+    from modelctl.chat.opening import ChatOptions, open_chat
     from modelctl.chat.session import ChatSession
 
     header(f"throughput: {max_tokens} tokens, greedy, {rounds} alternating rounds")
-    setup = open_chat(str(path), flags=GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1))
+    setup = open_chat(str(path), ChatOptions(flags=GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)))
     backend = setup.backend
     backend.load()
     session = ChatSession(backend, setup.params)
@@ -200,11 +200,11 @@ TURNS = [
 
 def bench_multiturn(path: Path, max_tokens: int = 24) -> float:
     from modelctl.backends.base import GenerationParams
-    from modelctl.chat.resolve import open_chat
+    from modelctl.chat.opening import ChatOptions, open_chat
     from modelctl.chat.session import ChatSession
 
     header(f"multi-turn: {len(TURNS)} turns, {max_tokens} tokens per answer")
-    setup = open_chat(str(path), flags=GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1))
+    setup = open_chat(str(path), ChatOptions(flags=GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)))
     session = ChatSession(setup.backend, setup.params)
     previous_prompt = previous_answer = 0
     previous_finish = None

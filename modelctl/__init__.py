@@ -4,10 +4,10 @@
 
     registry = modelctl.load_registry()
     model = registry.resolve("gemma-3-270m")
-    chat = modelctl.open_chat("gemma-3-270m", registry=registry)
-    reply = modelctl.ChatSession(chat.backend, chat.params).ask("Name a colour.")
-    for text in reply:
-        print(text, end="")
+    with modelctl.open_chat("gemma-3-270m", registry=registry) as chat:
+        reply = modelctl.ChatSession(chat.backend, chat.params).ask("Name a colour.")
+        for text in reply:
+            print(text, end="")
 
 Every name below is imported on first use, so `import modelctl` stays cheap (no llama.cpp, no
 HTTP client, no Jinja until something needs them).
@@ -29,9 +29,17 @@ _API = {
     "ModelFilter": "modelctl.registry.query",
     "filter_models": "modelctl.registry.query",
     "search_models": "modelctl.registry.query",
+    # model names: parsed once, resolved once
+    "parse_ref": "modelctl.refs",
+    "Resolver": "modelctl.resolver",
+    "Target": "modelctl.resolver",
+    "resolve_model": "modelctl.chat.opening",
     # chatting
-    "open_chat": "modelctl.chat.resolve",
-    "ChatSetup": "modelctl.chat.resolve",
+    "open_chat": "modelctl.chat.opening",
+    "Chat": "modelctl.chat.opening",
+    "ChatOptions": "modelctl.chat.opening",
+    "LoadOptions": "modelctl.chat.opening",
+    "ServiceOptions": "modelctl.chat.opening",
     "ChatSession": "modelctl.chat.session",
     "Reply": "modelctl.chat.session",
     "GenerationParams": "modelctl.backends.base",
@@ -46,11 +54,11 @@ _API = {
     "services": "modelctl.backends.availability",
     "usable_services": "modelctl.backends.availability",
     "Service": "modelctl.backends.availability",
-    "select_services": "modelctl.chat.select",
-    "Constraints": "modelctl.chat.select",
-    "Candidate": "modelctl.chat.select",
-    "Selection": "modelctl.chat.select",
-    "open_routed": "modelctl.chat.route",
+    "select_services": "modelctl.chat.selector",
+    "Constraints": "modelctl.chat.selector",
+    "Candidate": "modelctl.chat.selector",
+    "Selection": "modelctl.chat.selector",
+    "open_routed": "modelctl.chat.routing",
     # the other tasks: images, speech, transcription, classification, fill-mask
     "open_task": "modelctl.tasks.select",
     # prompts and templates
@@ -78,10 +86,10 @@ __all__ = ["__version__", *_API]
 if TYPE_CHECKING:
     from modelctl.backends.availability import Service, services, usable_services
     from modelctl.backends.base import Backend, GenerationParams, ResponseFormat
+    from modelctl.chat.opening import Chat, ChatOptions, LoadOptions, ServiceOptions, open_chat, resolve_model
     from modelctl.chat.prompt import render_prompt
-    from modelctl.chat.resolve import ChatSetup, open_chat
-    from modelctl.chat.route import open_routed
-    from modelctl.chat.select import Candidate, Constraints, Selection, select_services
+    from modelctl.chat.routing import open_routed
+    from modelctl.chat.selector import Candidate, Constraints, Selection, select_services
     from modelctl.chat.session import ChatSession, Reply
     from modelctl.chat.structured import load_format, validate_answer
     from modelctl.chat.tokens import TokenCount, token_report
@@ -96,10 +104,12 @@ if TYPE_CHECKING:
         TemplateError,
         UsageError,
     )
+    from modelctl.refs import parse_ref
     from modelctl.registry.loader import load_registry
     from modelctl.registry.model import Model
     from modelctl.registry.query import ModelFilter, filter_models, search_models
     from modelctl.registry.registry import Registry
+    from modelctl.resolver import Resolver, Target
     from modelctl.store.gguf import GGUFFile, read_gguf
     from modelctl.store.pull import pull
     from modelctl.tasks.select import open_task

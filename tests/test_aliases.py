@@ -40,9 +40,9 @@ def test_lookups_follow_an_alias(cli):
     assert cli("alias", "set", "tiny", "gemma-3-270m").exit_code == 0
     shown = json.loads(cli("show", "tiny", "--json").stdout)
     assert shown["id"] == "google/gemma-3-270m"
-    from modelctl.chat.resolve import resolve_target
+    from modelctl.chat.opening import resolve_model
 
-    assert resolve_target("tiny", check=False).model_id == "google/gemma-3-270m"
+    assert resolve_model("tiny", check=False).model_id == "google/gemma-3-270m"
 
 
 def test_an_alias_shadows_a_registry_name_only_with_force(cli):

@@ -230,7 +230,7 @@ def one_line_error(r, code, *words):
 
 
 def test_broken_model_files(model, home, tmp_path):
-    one_line_error(run("chat", "-m", str(tmp_path / "missing.gguf"), "Hi", home=home), 5, "no such file")
+    one_line_error(run("chat", "-m", str(tmp_path / "missing.gguf"), "Hi", home=home), 4, "no such file")
     one_line_error(run("chat", "-m", str(tmp_path), "Hi", home=home), 5, "is a directory")
     text = tmp_path / "notes.gguf"
     text.write_text("hello, I am not a model at all\n")

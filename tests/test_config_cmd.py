@@ -161,7 +161,7 @@ def test_concurrent_sets_keep_every_key(modelctl_home, config_file):
 
 def test_per_model_defaults_layer_between_chat_and_flags(cli, config_file):
     from modelctl.backends.base import GenerationParams
-    from modelctl.chat.resolve import layered_params
+    from modelctl.chat.opening import layered_params
     from modelctl.registry import load_registry
 
     assert cli("config", "set", "models.gemma-3-270m.temperature", "0.1").exit_code == 0

@@ -12,7 +12,7 @@ from registries import model, write_registry
 from test_tokens import GEMMA_DEPLOYMENT
 
 from modelctl.backends.llama_options import DEFAULT_CTX, context_size, option_ctx
-from modelctl.chat.select import Constraints, local_counter, select_services
+from modelctl.chat.selector import Constraints, local_counter, select_services
 from modelctl.chat.tokens import ContextWindow, run_window
 from modelctl.errors import NotFoundError, UsageError
 from modelctl.registry.loader import build_model_list, load_file

@@ -158,7 +158,8 @@ def test_in_a_conversation_each_turn_may_fall_back_and_a_final_failure_changes_n
     said: list[str] = []
     server.route("POST", CHAT, openai_wire.error(429, "slow down"))
     registry = modelctl.load_registry(registry_with(tmp_path, server.url, backup.url))
-    setup = modelctl.open_routed("t/m", [], deployment="primary", fallback=True, registry=registry, say=said.append)
+    options = modelctl.ChatOptions(service=modelctl.ServiceOptions(deployment="primary"))
+    setup = modelctl.open_routed("t/m", [], options, fallback=True, registry=registry, say=said.append)
     session = modelctl.ChatSession(setup.backend, setup.params, model=setup.model_id)
     assert "".join(session.ask("Hi")) == "from backup" and setup.model_id == "t/m"
     assert len(said) == 1 and "falling back to t/m@backup" in said[0]

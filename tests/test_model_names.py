@@ -118,7 +118,7 @@ def test_a_file_in_the_models_directory_by_its_listed_name(cli, tmp_path, modelc
 
 def test_a_missing_path_is_still_a_missing_file(cli, tmp_path):
     r = cli("chat", "-m", str(tmp_path / "nowhere.gguf"), "Hi")
-    assert r.exit_code == 5 and "nowhere.gguf" in r.stderr
+    assert r.exit_code == 4 and "nowhere.gguf" in r.stderr and "does not exist" in r.stderr
 
 
 # --- the real model ---------------------------------------------------------------------------

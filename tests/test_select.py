@@ -11,7 +11,7 @@ from providers.kits import FAKE_KEY, KITS, registry_for
 from registries import model, write_registry
 from test_tokens import GEMMA_DEPLOYMENT
 
-from modelctl.chat.select import Constraints, local_counter, select_services
+from modelctl.chat.selector import Constraints, local_counter, select_services
 from modelctl.errors import NotFoundError, UsageError
 from modelctl.registry.loader import build_model_list, load_file
 from modelctl.registry.registry import Registry

@@ -256,9 +256,9 @@ def gemma_setup(model_path, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("MODELCTL_HOME", str(tmp_path_factory.mktemp("structured-home")))
     from modelctl.backends.base import GenerationParams
-    from modelctl.chat.resolve import open_chat
+    from modelctl.chat.opening import ChatOptions, open_chat
 
-    setup = open_chat(str(model_path), flags=GenerationParams(temperature=0.0, seed=1, max_tokens=60))
+    setup = open_chat(str(model_path), ChatOptions(flags=GenerationParams(temperature=0.0, seed=1, max_tokens=60)))
     yield setup
     setup.backend.close()
     mp.undo()

@@ -193,9 +193,9 @@ def user_registry(modelctl_home):
 
 def chat_choice(model: str):
     """The template `modelctl chat --model MODEL` would use."""
-    from modelctl.chat.resolve import choose_template, resolve_target
+    from modelctl.chat.opening import choose_template, resolve_model
 
-    tpl = choose_template(resolve_target(model), None)
+    tpl = choose_template(resolve_model(model), None)
     return tpl.name, tpl.source
 
 

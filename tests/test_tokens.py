@@ -86,7 +86,7 @@ def test_without_tiktoken_openai_counts_are_estimates_said_as_such(monkeypatch):
 @pytest.fixture(scope="module")
 def loaded_gemma(model_path):
     """The Gemma model loaded for generation, once: what a chat evaluates."""
-    from modelctl.chat.resolve import open_chat
+    from modelctl.chat.opening import open_chat
 
     setup = open_chat(str(model_path))
     setup.backend.load()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from modelctl.errors import ModelctlError, UsageError
 
 if TYPE_CHECKING:
-    from modelctl.chat.resolve import ChatSetup
+    from modelctl.chat.opening import Chat
     from modelctl.chat.session import ChatSession, Reply
     from modelctl.history import Conversation, History, Turn
 
@@ -29,7 +29,7 @@ def history_config() -> dict[str, Any]:
     return table
 
 
-def answer_cost(setup: "ChatSetup", reply: "Reply") -> float | None:
+def answer_cost(setup: "Chat", reply: "Reply") -> float | None:
     """USD for `reply` from the usage its backend reported, at the registry's prices; None when
     either is unknown."""
     from modelctl.registry.pricing import cost, deployment_price
@@ -55,7 +55,7 @@ class TurnLog:
     """Logs the turns of one chat into `history`, in `conversation` (created, and called `name`,
     at the first turn when None). Call it with (session, reply): it is a ChatSession's on_turn."""
 
-    setup: "ChatSetup"
+    setup: "Chat"
     history: "History | None"  # None: nothing is logged
     notify: Callable[[str], None]
     conversation: int | None = None
@@ -153,7 +153,7 @@ def find_resumed(resume_last: bool = False, session_name: str | None = None) -> 
 
 
 def open_log(
-    setup: "ChatSetup",
+    setup: "Chat",
     *,
     log: bool = True,
     resumed: "Conversation | None" = None,

@@ -11,7 +11,7 @@ from modelctl.backends.images import ImagePart
 from modelctl.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
-    from modelctl.chat.resolve import ChatSetup
+    from modelctl.chat.opening import Chat
     from modelctl.registry import Registry
 
 
@@ -35,7 +35,7 @@ def load_images(refs: Iterable[str]) -> tuple[ImagePart, ...]:
     return tuple(load_image(ref) for ref in refs)
 
 
-def find_mmproj(setup: "ChatSetup", given: str | None) -> Path | None:
+def find_mmproj(setup: "Chat", given: str | None) -> Path | None:
     """The vision projector of a local model: `given` (--mmproj), else the file its registry
     deployment names in `mmproj`, beside the model file (where a pull puts it)."""
     if given is not None:
@@ -43,16 +43,18 @@ def find_mmproj(setup: "ChatSetup", given: str | None) -> Path | None:
         if not path.is_file():
             raise NotFoundError(f"--mmproj '{given}': no such file")
         return path
-    entry = setup.local.entry if setup.local is not None else None
-    for dep in entry.deployments if entry is not None else ():
-        if dep.kind == "llama.cpp" and dep.mmproj and setup.local is not None:
-            beside = setup.local.path.parent / Path(dep.mmproj).name
+    local = setup.local
+    if local is None or local.path is None or local.entry is None:
+        return None
+    for dep in local.entry.deployments:
+        if dep.kind == "llama.cpp" and dep.mmproj:
+            beside = local.path.parent / Path(dep.mmproj).name
             if beside.is_file():
                 return beside
     return None
 
 
-def vision_refusal(setup: "ChatSetup", registry: "Callable[[], Registry]") -> UsageError | None:
+def vision_refusal(setup: "Chat", registry: "Callable[[], Registry]") -> UsageError | None:
     """Why the chat's model cannot take images, or None. A local GGUF model needs its vision
     projector (`backend.mmproj`); a registry model on a server needs "vision" among its tasks (a
     model the registry does not know, behind --api-base, is given the benefit of the doubt)."""

@@ -20,7 +20,7 @@ def canonical_model_key(parts: list[str], registry: "RegistrySource") -> list[st
         from modelctl.registry import get_registry
 
         reg = get_registry(registry)
-        entry = reg.registry_name(parts[1]) or reg.resolve(parts[1])
+        entry = reg.get(parts[1]) or reg.resolve(parts[1])
         return ["models", entry.id, *parts[2:]]
     return parts
 
@@ -32,18 +32,16 @@ def define_alias(name: str, model: str, options: list[str], *, force: bool = Fal
     `model` is a registry id or alias (stored as the id), a name given to `modelctl import`, or
     a GGUF path (stored absolute). A name the registry or an import already uses is refused
     unless `force`: an alias shadows nothing silently."""
-    from pathlib import Path
-
-    from modelctl.chat.resolve import looks_like_path
     from modelctl.config_edit import parse_value
     from modelctl.registry import get_registry
     from modelctl.registry.aliases import Alias, check_alias_name, find_alias, write_alias
+    from modelctl.resolver import Resolver
     from modelctl.store.locate import find_import
 
     check_alias_name(name)
     reg = get_registry(registry)
     if not force:
-        taken = reg.registry_name(name)
+        taken = reg.get(name)
         if taken is not None:
             raise UsageError(f"'{name}' is already a name of the registry model '{taken.id}'",
                              hint="choose another name, or pass --force to shadow it")
@@ -54,16 +52,10 @@ def define_alias(name: str, model: str, options: list[str], *, force: bool = Fal
     if other is not None and other.name.lower() != name.lower():
         raise UsageError(f"'{model}' is itself an alias (of {other.model}); an alias names a model directly",
                          hint=f"modelctl alias set {name} {other.model}")
-    if looks_like_path(model):
-        path = Path(model).expanduser()
-        if not path.is_file():
-            from modelctl.errors import NotFoundError
-
-            raise NotFoundError(f"GGUF file {model!r} does not exist")
-        target = str(path.resolve())
-    else:
-        entry = reg.registry_name(model)
-        target = entry.id if entry else model if find_import(model) else reg.resolve(model).id
+    found = Resolver(reg, check=False, locate=False).resolve(model, aliases=False)
+    # Saved as it will be looked up again: a file by its absolute path, a registry model by its id.
+    target = str(found.path.resolve()) if found.source == "file" and found.path else \
+        found.model_id if found.source == "registry" else found.ref.text
     parsed: dict[str, Any] = {}
     for pair in options:
         key, sep, text = pair.partition("=")

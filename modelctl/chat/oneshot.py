@@ -12,6 +12,7 @@ from typing import IO, Any
 from modelctl.backends.base import ResponseFormat, template_name
 from modelctl.backends.images import ImagePart
 from modelctl.chat.history_log import TurnLog, answer_cost
+from modelctl.chat.opening import Chat
 from modelctl.chat.render import (
     DIM,
     THINK_HIDE,
@@ -23,13 +24,12 @@ from modelctl.chat.render import (
     length_note,
     thought_line,
 )
-from modelctl.chat.resolve import ChatSetup
 from modelctl.chat.session import ChatSession, Reply
 from modelctl.chat.terminal import write_json
 from modelctl.errors import ModelctlError
 
 
-def reply_json(reply: Reply, setup: ChatSetup, turn_log: TurnLog | None = None, *,
+def reply_json(reply: Reply, setup: Chat, turn_log: TurnLog | None = None, *,
                templated: bool = True) -> dict[str, Any]:
     """The `--json` object; with `turn_log`, the ids the turn was logged under (null when it
     was not)."""
@@ -59,7 +59,7 @@ def reply_json(reply: Reply, setup: ChatSetup, turn_log: TurnLog | None = None, 
 
 
 def run_once(
-    setup: ChatSetup,
+    setup: Chat,
     prompt: str,
     *,
     stream: bool = True,
@@ -94,7 +94,7 @@ def run_once(
                       out=out, err=err, turn_log=turn_log, response_format=response_format)
 
 
-def run_completion(setup: ChatSetup, text: str, *, stream: bool = True, as_json: bool = False,
+def run_completion(setup: Chat, text: str, *, stream: bool = True, as_json: bool = False,
                    debug: bool = False, out: IO[str] | None = None, session: ChatSession | None = None) -> Reply:
     """Continue `text` with no template (`modelctl complete`), shown as `run_once` shows an answer.
     With `session`, its on_turn (a TurnLog) logs the text and its continuation as one turn."""
@@ -109,7 +109,7 @@ def run_completion(setup: ChatSetup, text: str, *, stream: bool = True, as_json:
                       templated=False)
 
 
-def show_reply(reply: Reply, setup: ChatSetup, *, stream: bool, as_json: bool, debug: bool,
+def show_reply(reply: Reply, setup: Chat, *, stream: bool, as_json: bool, debug: bool,
                think: str = THINK_HIDE, out: IO[str] | None = None, err: IO[str] | None = None,
                turn_log: TurnLog | None = None, templated: bool = True,
                response_format: ResponseFormat | None = None) -> Reply:
@@ -175,7 +175,7 @@ def _note(err: IO[str], line: str) -> None:
     err.flush()
 
 
-def _print_structured(reply: Reply, setup: ChatSetup, fmt: ResponseFormat, as_json: bool, out: IO[str],
+def _print_structured(reply: Reply, setup: Chat, fmt: ResponseFormat, as_json: bool, out: IO[str],
                       turn_log: TurnLog | None) -> None:
     """Validate the complete answer, then print it (as it came, or as the `--json` object)."""
     from modelctl.chat.structured import validate_answer

@@ -4,7 +4,7 @@
     rendered.text, rendered.stop, rendered.segments
 
 The template is the one `chat --model MODEL` would use, found by the same resolver
-(`chat.resolve.resolve_target`), except that a model file is only read, not checked for
+(`modelctl.resolver`), except that a model file is only read, not checked for
 loading, and a registry model whose file is not here is rendered with what the registry says.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from modelctl.chat.resolve import LocalModel, choose_template, resolve_target, user_defaults
+from modelctl.chat.opening import choose_template, resolve_model, target_defaults
 from modelctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -30,16 +30,11 @@ def prompt_template(model: str | None, template: str | None = None, *,
         if template is None:
             raise UsageError("give --template NAME|FILE or --model MODEL|FILE.gguf")
         return resolve_template(template=template), {}
-    target = resolve_target(model, registry=registry, check=False)
+    target = resolve_model(model, registry=registry, check=False)
     # The template a chat would use: [chat], the model's [models."ID"], the alias's options.
-    template = template or user_defaults(target.entry.id if target.entry else None, model).get("template")
-    if isinstance(target, LocalModel):
-        return choose_template(target, template), dict(target.gguf.metadata)
-    entry = target.entry  # a registry model whose file is not here, or a served one
-    if entry is None:  # a model only the Ollama server knows
-        return resolve_template(template=template, names=[target.model_id]), {}
-    return resolve_template(template=template, registry_template=entry.template,
-                            names=[entry.id, *entry.aliases]), {}
+    template = template or target_defaults(target).get("template")
+    metadata = dict(target.gguf.metadata) if target.gguf is not None else {}
+    return choose_template(target, template), metadata
 
 
 def gguf_templates(model: str, *, registry: RegistrySource = None) -> list[tuple[str, str]]:
@@ -48,8 +43,8 @@ def gguf_templates(model: str, *, registry: RegistrySource = None) -> list[tuple
     file here has none."""
     from modelctl.templates.resolve import DEFAULT_VARIANT, GGUF_PREFIX, GGUF_TEMPLATE_KEY, gguf_variants
 
-    target = resolve_target(model, registry=registry, check=False)
-    if not isinstance(target, LocalModel):
+    target = resolve_model(model, registry=registry, check=False)
+    if target.gguf is None:
         return []
     return [(GGUF_PREFIX + name, GGUF_TEMPLATE_KEY if name == DEFAULT_VARIANT else f"{GGUF_TEMPLATE_KEY}.{name}")
             for name in gguf_variants(target.gguf.metadata)]

@@ -22,6 +22,7 @@ from modelctl.backends.base import PARAM_NAMES, REASONING_PARAMS, is_local, serv
 from modelctl.backends.images import ImagePart
 from modelctl.chat.history_log import TurnLog
 from modelctl.chat.messages import clean_text
+from modelctl.chat.opening import Chat, choose_template
 from modelctl.chat.render import (
     THINK_CHOICES,
     THINK_HIDE,
@@ -31,7 +32,6 @@ from modelctl.chat.render import (
     safe,
     thought_line,
 )
-from modelctl.chat.resolve import ChatSetup, choose_template
 from modelctl.chat.session import ChatSession, Reply
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.units import counted
@@ -224,7 +224,7 @@ def read_message(read: Callable[[str], str]) -> str:
 
 
 class Repl:
-    def __init__(self, setup: ChatSetup, *, debug: bool = False, think: str = THINK_HIDE,
+    def __init__(self, setup: Chat, *, debug: bool = False, think: str = THINK_HIDE,
                  session: ChatSession | None = None, images_refused: ModelctlError | None = None,
                  images: "tuple[ImagePart, ...]" = ()) -> None:
         from modelctl.chat import terminal
@@ -540,7 +540,7 @@ def _one_path(args: str) -> str:
     return parts[0]
 
 
-def run_repl(setup: ChatSetup, *, debug: bool = False, think: str = THINK_HIDE,
+def run_repl(setup: Chat, *, debug: bool = False, think: str = THINK_HIDE,
              session: ChatSession | None = None, images_refused: ModelctlError | None = None,
              images: "tuple[ImagePart, ...]" = ()) -> int:
     """The interactive chat; `session` (by default a new, unlogged one) may hold earlier turns

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from modelctl.errors import ModelctlError, UsageError
 
 if TYPE_CHECKING:
-    from modelctl.chat.resolve import LocalModel, RegistrySource, ServedModel
-    from modelctl.registry import Deployment, Model
+    from modelctl.registry import Deployment, Model, RegistrySource
+    from modelctl.resolver import Target
 
 Message = Mapping[str, str]
 
@@ -81,10 +81,10 @@ def estimate_text(text: str, note: str) -> TokenCount:
 
 
 def count_text(entry: "Model | None", dep: "Deployment | None", text: str,
-               local_file: "LocalModel | None" = None) -> TokenCount:
+               local_file: "Target | None" = None) -> TokenCount:
     """Tokens of `text` as it stands, with no chat format: what `complete` sends and what an
     embedding model reads. Local GGUF: its vocabulary; OpenAI ids: tiktoken; else the estimate."""
-    if local_file is not None:
+    if local_file is not None and local_file.path is not None:
         from modelctl.backends.llamacpp import LlamaCppBackend
 
         backend = LlamaCppBackend(local_file.path, model_id=local_file.model_id, gguf=local_file.gguf)
@@ -135,13 +135,14 @@ def count_openai(model_id: str, messages: Sequence[Message]) -> TokenCount:
     return TokenCount(tokens, f"tiktoken {name}", True)
 
 
-def count_local(local: "LocalModel", messages: Sequence[Message], template: str | None = None) -> TokenCount:
+def count_local(local: "Target", messages: Sequence[Message], template: str | None = None) -> TokenCount:
     """Tokens of the prompt a local GGUF model receives for `messages`: its template's rendering,
     tokenized with the file's vocabulary as a chat tokenizes it (the weights are not loaded)."""
     from modelctl.backends.llamacpp import LlamaCppBackend
-    from modelctl.chat.resolve import choose_template, user_chat_config
+    from modelctl.chat.opening import choose_template, target_defaults
 
-    tpl = choose_template(local, template or user_chat_config().get("template"))
+    assert local.path is not None and local.gguf is not None
+    tpl = choose_template(local, template or target_defaults(local).get("template"))
     backend = LlamaCppBackend(local.path, template=tpl, model_id=local.model_id, gguf=local.gguf)
     try:
         tokens = backend.count_tokens(messages)
@@ -166,7 +167,7 @@ def _provider_count(entry: "Model", dep: "Deployment", messages: Sequence[Messag
 
 
 def count_for(entry: "Model", dep: "Deployment", messages: Sequence[Message], *, api_key: str | None = None,
-              ask_provider: bool = True, local_file: "LocalModel | None" = None) -> TokenCount:
+              ask_provider: bool = True, local_file: "Target | None" = None) -> TokenCount:
     """Tokens of `messages` for `dep` of `entry`, by the best means at hand (the module's list).
     `ask_provider=False` never sends a request (Anthropic and Gemini are estimated then)."""
     if local_file is not None:
@@ -248,7 +249,7 @@ class TokenReport:
 def answer_tokens(entry: "Model | None", max_tokens: int | None = None) -> int:
     """The room kept for the answer: `max_tokens`, else the registry's default, else the model's
     most output tokens, else the local default (512)."""
-    from modelctl.chat.resolve import DEFAULT_MAX_TOKENS
+    from modelctl.chat.opening import DEFAULT_MAX_TOKENS
 
     if max_tokens:
         return max_tokens
@@ -257,8 +258,10 @@ def answer_tokens(entry: "Model | None", max_tokens: int | None = None) -> int:
     return DEFAULT_MAX_TOKENS
 
 
-def gguf_context(local: "LocalModel") -> int | None:
+def gguf_context(local: "Target") -> int | None:
     """The context length a GGUF file was trained for, from its header."""
+    if local.gguf is None:
+        return None
     value = local.gguf.metadata.get(f"{local.gguf.architecture}.context_length")
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
@@ -278,7 +281,7 @@ class ContextWindow:
         return ContextWindow(window, window)
 
 
-def run_window(entry: "Model | None", dep: "Deployment | None", *, local: "LocalModel | None" = None,
+def run_window(entry: "Model | None", dep: "Deployment | None", *, local: "Target | None" = None,
                n_ctx: int | None = None, options: Mapping[str, Any] | None = None,
                config: Mapping[str, Any] | None = None) -> ContextWindow:
     """The context window a chat with `dep` of `entry` (or the GGUF file `local`) will use, as the
@@ -293,7 +296,7 @@ def run_window(entry: "Model | None", dep: "Deployment | None", *, local: "Local
 
     trained = (gguf_context(local) if local is not None else None) or (entry.context_window if entry else None)
     if config is None:
-        from modelctl.chat.resolve import user_defaults
+        from modelctl.chat.opening import user_defaults
 
         config = user_defaults(entry.id if entry else None)
     wanted = n_ctx or config.get("ctx") or option_ctx({**config.get("options", {}), **(options or {})})
@@ -310,23 +313,23 @@ def token_report(model: str | None, messages: Sequence[Message], *, deployment: 
     (`run_window`; `n_ctx` as chat's --ctx). With `text_only` (default: for embedding models) the
     one user message is counted as bare text, as `complete` and `embed` send it; an embedding
     keeps no room for an answer."""
-    from modelctl.chat.resolve import LocalModel, resolve_target
+    from modelctl.chat.opening import resolve_model
 
     # no MODEL: the default of the command that would send it (bare text: complete's)
-    target = resolve_target(model, deployment, registry=registry, check=False,
-                            task="completion" if text_only else "chat")
+    target = resolve_model(model, deployment, registry=registry, check=False,
+                           task="completion" if text_only else "chat")
     if text_only is None:
         text_only = reads_text_only(target.entry)
     window = _target_window(target, n_ctx)
     if text_only:
         return _text_report(target, messages, template, max_tokens, window)
     entry: "Model | None"
-    if isinstance(target, LocalModel):
-        entry, model_id = target.entry, target.model_id
+    entry, model_id = target.entry, target.model_id
+    if target.is_local:
         count = count_local(target, messages, template)
         dep_id = entry.deployment("llama.cpp").id if entry else None
     else:
-        entry, model_id = target.entry, target.model_id
+        assert target.deployment is not None
         if template is not None and target.deployment.kind != "llama.cpp":
             raise UsageError(f"--template: only for local (llama.cpp) models; '{model_id}' runs on a server or API")
         if entry is None:  # a model an Ollama server has and the registry does not know
@@ -339,28 +342,24 @@ def token_report(model: str | None, messages: Sequence[Message], *, deployment: 
     return TokenReport(model_id, dep_id, count, room, window.used, costs, trained_window=window.trained)
 
 
-def _target_window(target: "LocalModel | ServedModel", n_ctx: int | None) -> ContextWindow:
+def _target_window(target: "Target", n_ctx: int | None) -> ContextWindow:
     """`run_window` for a resolved target; --ctx is for local models only, as in chat."""
-    from modelctl.chat.resolve import LocalModel
-
-    if isinstance(target, LocalModel):
+    if target.is_local:
         return run_window(target.entry, None, local=target, n_ctx=n_ctx)
     if n_ctx is not None:
         raise UsageError(f"--ctx: only for local (llama.cpp) models; '{target.model_id}' runs on a server or API")
     return ContextWindow.served(target.entry)
 
 
-def _text_report(target: "LocalModel | ServedModel", messages: Sequence[Message], template: str | None,
+def _text_report(target: "Target", messages: Sequence[Message], template: str | None,
                  max_tokens: int | None, window: ContextWindow) -> TokenReport:
-    from modelctl.chat.resolve import LocalModel
-
     if len(messages) != 1 or messages[0].get("role") != "user":
         raise UsageError("a text is counted alone: --system and --messages are for conversations")
     if template is not None:
         raise UsageError("--template: a text is counted with no template")
     entry = target.entry
-    local = target if isinstance(target, LocalModel) else None
-    dep = target.deployment if not isinstance(target, LocalModel) else entry.deployment("llama.cpp") if entry else None
+    local = target if target.is_local else None
+    dep = target.deployment if local is None else entry.deployment("llama.cpp") if entry else None
     count = count_text(entry, dep, messages[0].get("content", ""), local)
     embedding = reads_text_only(entry)
     room = 0 if embedding and not max_tokens else answer_tokens(entry, max_tokens)

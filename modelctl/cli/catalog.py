@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from modelctl.cli import complete, output, state
 from modelctl.cli import help as panel
-from modelctl.cli.format import counted, human_count, human_tokens, money
+from modelctl.cli.format import counted, human_bytes, human_count, human_tokens, money
 from modelctl.cli.help import examples
 
 if TYPE_CHECKING:
@@ -106,18 +106,46 @@ def search(
 
 
 def show(
-    model: str = typer.Argument(..., help="Model id or alias (case-insensitive).", autocompletion=complete.models),
+    model: str = typer.Argument(..., help="Any MODEL chat takes: a registry id or alias, your alias, a GGUF file, an installed name.", autocompletion=complete.models),
     as_json: bool = typer.Option(False, "--json", help="Print the whole entry as JSON."),
 ) -> None:
-    """Everything about one model, with each deployment's service metadata."""
-    m = state.get_registry().resolve(model)
+    """Everything about one model, with each deployment's service metadata; for a file the
+    registry does not know (or an Ollama model), what its header (or the server) says."""
+    from modelctl.resolver import Resolver
+
+    target = Resolver(state.get_registry, check=False, locate=False).resolve(model)
+    m = target.entry
+    if m is None:
+        _show_facts(target.facts(), as_json)
+        return
     if as_json:
         data = m.to_dict()
         data["deployments"] = [d.to_dict() | {"service": d.service_metadata()} for d in m.deployments]
         data["source"] = m.source
+        if target.path is not None:
+            data["path"] = str(target.path)
         output.print_records(data)
         return
     _print_show(m)
+
+
+def _show_facts(facts: dict[str, Any], as_json: bool) -> None:
+    """`show` of a model the registry does not describe: a key and its value a line."""
+    if as_json:
+        output.print_records(facts)
+        return
+    shown = {k: v for k, v in facts.items() if v is not None and k != "deployment"}
+    if "size_bytes" in shown:
+        shown["size_bytes"] = human_bytes(shown["size_bytes"])
+    if "context_length" in shown:
+        shown["context_length"] = f"{human_tokens(shown['context_length'])} tokens"
+    if "chat_template" in shown:
+        shown["chat_template"] = "in the file" if shown["chat_template"] else "none in the file"
+    if facts.get("deployment"):
+        shown["deployment"] = "{id} ({kind}) {model}".format(**facts["deployment"])
+    width = max(len(k) for k in shown)
+    for key, value in shown.items():
+        output.out().print(output.safe(f"{key.replace('_', ' '):<{width}}  {value}"), markup=False, highlight=False)
 
 
 def _print_show(m: "Model") -> None:

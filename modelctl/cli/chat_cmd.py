@@ -19,7 +19,7 @@ from modelctl.errors import ModelctlError, UsageError
 
 if TYPE_CHECKING:
     from modelctl.backends.images import ImagePart
-    from modelctl.chat.resolve import ChatSetup
+    from modelctl.chat.opening import Chat
     from modelctl.history import Conversation
 
 _MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: chat.model in config.toml, else {default}."
@@ -147,7 +147,8 @@ def chat(
     Every turn is logged to the history (`modelctl history`) unless --no-log."""
     from modelctl.backends.base import GenerationParams
     from modelctl.chat.messages import clean_text
-    from modelctl.chat.route import open_routed
+    from modelctl.chat.opening import ChatOptions, LoadOptions, ServiceOptions
+    from modelctl.chat.routing import open_routed
     from modelctl.cli import output, state
 
     text = prompt_text(prompt)
@@ -166,13 +167,15 @@ def chat(
 
     resumed = find_resumed(resume, session)  # its turns count for -m auto, --max-cost and --dry-run
     conversation = _conversation(system, resumed, text)
+    options = ChatOptions(
+        flags=flags, load=LoadOptions(ctx, gpu_layers, threads, template),
+        service=ServiceOptions(deployment, api_base, api_key, allow_retired),
+        options=parse_options(option or []), system=system, debug=debug,
+    )
     setup = open_routed(
-        model, conversation, constraints=_constraints(model, max_tokens, prefer, local_only, free, task, min_context),
-        fallback=fallback, max_cost=max_cost,
-        template=template, system=system, flags=flags, options=parse_options(option or []),
-        n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads,
-        deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
-        registry=state.get_registry, notify=output.warn, say=_say, allow_retired=allow_retired,
+        model, conversation, options,
+        constraints=_constraints(model, max_tokens, prefer, local_only, free, task, min_context),
+        fallback=fallback, max_cost=max_cost, registry=state.get_registry, notify=output.warn, say=_say,
     )
     try:
         if dry_run:
@@ -209,7 +212,7 @@ def _conversation(system: Optional[str], resumed: "Conversation | None", text: O
             + ([{"role": "user", "content": text}] if text is not None else []))
 
 
-def _images(setup: "ChatSetup", image: List[str], mmproj: Optional[str],
+def _images(setup: "Chat", image: List[str], mmproj: Optional[str],
             *, interactive: bool) -> "tuple[tuple[ImagePart, ...], ModelctlError | None]":
     """(the images of --image, read and checked; why /image cannot be used, None when it can).
     A local model gets its vision projector (--mmproj, else its registry deployment's)."""
@@ -240,11 +243,11 @@ def _constraints(model: Optional[str], max_tokens: Optional[int], prefer: Option
                  free: bool, task: Optional[str], min_context: Optional[int]):
     """The -m auto constraints; None when MODEL is not auto and no constraint flag was given
     (given with another MODEL, they are refused by the routing)."""
-    from modelctl.chat.route import AUTO
+    from modelctl.refs import is_auto
 
-    if model != AUTO and not (prefer or local_only or free or task or min_context):
+    if not is_auto(model) and not (prefer or local_only or free or task or min_context):
         return None
-    from modelctl.chat.select import Constraints
+    from modelctl.chat.selector import Constraints
 
     if task is not None:
         _check_chat_task(task)
@@ -268,7 +271,7 @@ def _check_chat_task(task: str) -> None:
 def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> None:
     import json
 
-    from modelctl.chat.route import dry_run
+    from modelctl.chat.routing import dry_run
     from modelctl.cli import output
 
     data = output.redact_data(dry_run(setup, conversation))
@@ -313,7 +316,7 @@ def embed(
     """Embed texts: one vector per text, in order, one line each (numbers separated by spaces),
     or with --json one object. A local GGUF model's vectors are L2-normalized."""
     from modelctl.chat.messages import clean_text
-    from modelctl.chat.resolve import open_chat
+    from modelctl.chat.opening import ChatOptions, LoadOptions, ServiceOptions, open_chat
     from modelctl.cli import output, state
 
     _tolerant_stdin()
@@ -323,9 +326,9 @@ def embed(
         items = [line for line in (piped or "").splitlines() if line.strip()]
     if not items:
         raise UsageError("nothing to embed: give texts as arguments or lines on stdin")
-    setup = open_chat(model, n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads, need_template=False,
-                      deployment=deployment, api_base=api_base, api_key=api_key,
-                      registry=state.get_registry, notify=output.warn, allow_retired=allow_retired)
+    options = ChatOptions(load=LoadOptions(ctx, gpu_layers, threads),
+                          service=ServiceOptions(deployment, api_base, api_key, allow_retired), task="completion")
+    setup = open_chat(model, options, registry=state.get_registry, notify=output.warn)
     try:
         vectors = setup.backend.embed(items)
     finally:

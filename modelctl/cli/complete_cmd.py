@@ -40,7 +40,7 @@ def complete(
     The continuation streams to stdout (without the text given); the history logs it as a turn."""
     from modelctl.backends.base import GenerationParams
     from modelctl.chat.oneshot import run_completion
-    from modelctl.chat.resolve import open_chat
+    from modelctl.chat.opening import ChatOptions, LoadOptions, ServiceOptions, open_chat
     from modelctl.cli import output, state
     from modelctl.cli.chat_cmd import parse_options, prompt_text, stop_flags
 
@@ -49,10 +49,10 @@ def complete(
         raise UsageError("nothing to complete: give the text as an argument or on stdin")
     flags = GenerationParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
                              stop=stop_flags(stop))
-    setup = open_chat(model, flags=flags, options=parse_options(option or []), n_ctx=ctx, n_gpu_layers=gpu_layers,
-                      n_threads=threads, deployment=deployment, api_base=api_base, api_key=api_key, debug=debug,
-                      need_template=False, registry=state.get_registry, notify=output.warn,
-                      allow_retired=allow_retired)
+    options = ChatOptions(flags=flags, load=LoadOptions(ctx, gpu_layers, threads),
+                          service=ServiceOptions(deployment, api_base, api_key, allow_retired),
+                          options=parse_options(option or []), debug=debug, task="completion")
+    setup = open_chat(model, options, registry=state.get_registry, notify=output.warn)
     try:
         from modelctl.chat.history_log import open_log
 

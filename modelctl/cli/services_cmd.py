@@ -21,9 +21,10 @@ def services(
     servers are probed in parallel), with their service metadata: model id, endpoint, api
     version, deployment name."""
     from modelctl.backends.availability import services as check_services
+    from modelctl.resolver import Resolver
 
     registry = state.get_registry()
-    models = [registry.resolve(model)] if model else list(registry)
+    models = [Resolver(registry, check=False, locate=False).resolve(model).registry_model("services")] if model else list(registry)
     found = [s for s in check_services(models, timeout=timeout) if show_all or s.usable]
     if as_json:
         output.print_records([s.metadata() for s in found])

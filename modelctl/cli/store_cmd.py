@@ -13,6 +13,10 @@ from modelctl.cli.format import counted, human_bytes
 from modelctl.cli.help import examples
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from modelctl.registry import Model
+    from modelctl.resolver import Target
     from modelctl.store.installed import InstalledModel
 
 
@@ -30,7 +34,7 @@ def _notifier(quiet: bool, progress=None):
 
 
 def pull(
-    model: str = typer.Argument(..., help="Registry model id or alias, or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub.", autocompletion=complete.models),
+    model: str = typer.Argument(..., help="A registry model (id, alias, or your alias for one), or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub.", autocompletion=complete.models),
     quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Quantization to download (Q4_K_M, Q8_0, ...); default: the best that fits this machine.", autocompletion=complete.quants),
     deployment: Optional[str] = typer.Option(None, "--deployment", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's llama.cpp deployment, else its Ollama one.", autocompletion=complete.kinds),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no notes on stderr."),
@@ -42,13 +46,23 @@ def pull(
     one stopped, and are verified against their sha256. Prints the local path on stdout.
     """
     from modelctl.cli import state
+    from modelctl.refs import HubRef, parse_ref
+    from modelctl.resolver import Resolver
     from modelctl.store.progress import PullProgress
     from modelctl.store.pull import pull as do_pull
 
+    ref = parse_ref(model)
+    what: "Model | str" = ref.text
+    if not isinstance(ref, HubRef):
+        target = Resolver(state.get_registry, check=False, locate=False).resolve(ref, deployment)
+        if target.entry is None or target.source != "registry":
+            _nothing_to_pull(target, quiet)
+            return
+        what = target.entry
     try:
         with PullProgress(quiet=quiet, console=output.err()) as progress:
-            report = do_pull(model, registry=state.get_registry, quant=quant, deployment=deployment,
-                             progress=progress, note=_notifier(quiet, progress))
+            report = do_pull(what, quant=quant, deployment=deployment, progress=progress,
+                             note=_notifier(quiet, progress))
     except KeyboardInterrupt:
         sys.stderr.write("modelctl: the partial download is kept; run the same command again to resume\n")
         raise
@@ -95,17 +109,23 @@ def import_(
 
 
 def rm(
-    model: str = typer.Argument(..., help="Registry model id or alias, or the name of an imported file.", autocompletion=complete.models),
+    model: str = typer.Argument(..., help="Any MODEL chat takes: a registry id or alias, your alias, an imported or installed name, a GGUF file.", autocompletion=complete.models),
     quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Remove only this quantization.", autocompletion=complete.quants),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
     as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
-    """Remove a model's local files (asks first)."""
+    """Remove a model's local files (asks first). A file of your own outside modelctl's store
+    (named by path, or by an alias) is deleted only when you confirm it at a terminal, --yes or not."""
     from modelctl.cli import state
     from modelctl.errors import NotFoundError
+    from modelctl.resolver import Resolver
     from modelctl.store.manage import removal_plan, remove
 
-    plan = removal_plan(model, quant, registry=state.get_registry)
+    target = Resolver(state.get_registry, check=False, locate=False).resolve(model)
+    # The name the store knows it by: a cached file's as `list --installed` shows it, else the id.
+    name = target.names[0] if target.source in ("hf-cache", "models-dir") else target.model_id
+    plan = removal_plan(target.source, name, quant, model=target.entry, path=target.path,
+                        registry=state.get_registry)
     if not plan.items:
         what = f"{plan.model_id or model}" + (f" ({quant})" if quant else "")
         raise NotFoundError(f"nothing of {what} is on this machine")
@@ -113,7 +133,9 @@ def rm(
     for item in plan.items:
         size = f"  {human_bytes(item.size)}" if item.size and item.kind != "import" else ""
         err.print(output.safe(f"  {item.description}{size}"), markup=False, highlight=False)
-    if not yes:
+    if plan.own_files:
+        _confirm_own_files(plan.own_files, target.alias.name if target.alias else None)
+    elif not yes:
         question = f"Remove {counted(len(plan.items), 'item')}" + (
             f" ({human_bytes(plan.size)})" if plan.size else "") + "?"
         output.confirm_removal(question)
@@ -125,6 +147,27 @@ def rm(
         return
     what = output.safe(f"{plan.model_id or plan.name}" + (f" ({quant})" if quant else ""))
     sys.stdout.write(f"removed {what}: {human_bytes(plan.freed)} freed\n")
+
+
+def _nothing_to_pull(target: "Target", quiet: bool) -> None:
+    """`pull` of a model that is a file here already (or an Ollama server's): said, and its path
+    (or tag) printed as a pull prints it."""
+    if not quiet:
+        sys.stderr.write(f"modelctl: {output.safe(target.shown)} is {output.safe(target.how)} here: nothing to pull\n")
+    where = target.path if target.path is not None else target.model_id
+    sys.stdout.write(f"{output.safe(str(where))}\n")
+
+
+def _confirm_own_files(paths: "list[Path]", alias: Optional[str]) -> None:
+    """A file of the user's own is deleted only on a yes typed at a terminal: --yes is not enough,
+    and with no terminal to ask at, nothing is removed (exit 1)."""
+    shown = ", ".join(str(p) for p in paths)
+    forget = f"; `modelctl alias rm {alias}` forgets the alias and keeps the file" if alias else ""
+    if sys.stdin is None or not sys.stdin.isatty():
+        output.error_line(f"{shown} is your own file, outside modelctl's store: it is deleted only when you "
+                          f"confirm at a terminal (nothing removed){forget}")
+        raise typer.Exit(1)
+    output.confirm_removal(f"Delete your own file {shown}? It is not in modelctl's store{forget}.")
 
 
 _INSTALLED_COLUMNS = ["NAME", "SOURCE", "QUANT", "SIZE", "PATH"]

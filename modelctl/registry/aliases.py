@@ -75,11 +75,6 @@ def find_alias(name: str | None) -> Alias | None:
     return user_aliases().get(name.strip().lower())
 
 
-def alias_targets() -> dict[str, str]:
-    """Lower-cased alias name -> the model it stands for (what the Registry looks names up in)."""
-    return {key: alias.model for key, alias in user_aliases().items()}
-
-
 def write_alias(alias: Alias) -> None:
     """Add or replace `alias` in config.toml, keeping the rest of the file as it is."""
     import tomlkit

@@ -238,17 +238,15 @@ def _secret_places(deployments: list[dict[str, Any]]) -> tuple[set[str], set[str
 
 
 def load_registry(extra: str | os.PathLike | None = None) -> "Registry":
-    """The merged registry, which also knows the user's aliases (config.toml [aliases]). Raises
-    RegistryError listing every problem of any layer."""
+    """The merged registry. Raises RegistryError listing every problem of any layer."""
     from modelctl.redaction import add_source
-    from modelctl.registry.aliases import alias_targets
     from modelctl.registry.registry import Registry
 
     layers = registry_layers(extra)
     raws = [(path, load_file(path)) for path in layers]
     models = [m for path, raw in raws for m in build_model_list(raw, str(path))]
     add_source("registry", lambda: _secret_places([d for _, raw in raws for m in raw for d in m.get("deployments", ())]))
-    return Registry(merge_layers(models), [str(p) for p in layers], user_aliases=alias_targets)
+    return Registry(merge_layers(models), [str(p) for p in layers])
 
 
 # Where a library function gets the registry it looks names up in (its keyword argument
@@ -295,18 +293,18 @@ def _with_builtin(registry: "Registry", files: list[Path]) -> "Callable[[str], M
     """Name lookup in `registry`, then (when `files` leave it out) in the built-in registry,
     which every loaded registry has below the user's files."""
     if any(Path(f).resolve() == BUILTIN_REGISTRY.resolve() for f in files):
-        return registry.registry_name
+        return registry.get
     from modelctl.registry.registry import Registry
 
     builtin: list[Registry] = []
 
     def lookup(name: str) -> Model | None:
-        found = registry.registry_name(name)
+        found = registry.get(name)
         if found is None:
             if not builtin:
                 models = build_model_list(load_file(BUILTIN_REGISTRY), str(BUILTIN_REGISTRY))
                 builtin.append(Registry(models, check_replacements=False))
-            found = builtin[0].registry_name(name)
+            found = builtin[0].get(name)
         return found
 
     return lookup

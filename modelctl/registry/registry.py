@@ -5,21 +5,17 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 from modelctl.errors import NotFoundError, RegistryError
 from modelctl.registry.model import Model
 
 
 class Registry:
-    def __init__(self, models: Iterable[Model], sources: Iterable[str] = (),
-                 user_aliases: Callable[[], Mapping[str, str]] | None = None, *,
+    def __init__(self, models: Iterable[Model], sources: Iterable[str] = (), *,
                  check_replacements: bool = True) -> None:
         self.models: list[Model] = list(models)
         self.sources: list[str] = list(sources)
-        # The user's aliases (lower-cased name -> model), read on the first lookup: `list` never needs them.
-        self._user_aliases = user_aliases
-        self._user_targets: Mapping[str, str] | None = None
         self._index: dict[str, Model] = {}
         # The models whose deprecation the user was told of (lifecycle.check_use): once a run.
         self.lifecycle_warned: set[str] = set()
@@ -45,7 +41,7 @@ class Registry:
                     continue
                 self._index[key] = model
         if check_replacements and not problems:
-            problems = replacement_problems(self.models, self.registry_name, dated=False)
+            problems = replacement_problems(self.models, self.get, dated=False)
         if problems:
             raise RegistryError(f"invalid registry: {problems[0]}", problems=problems)
 
@@ -56,38 +52,23 @@ class Registry:
         return iter(self.models)
 
     def get(self, name: str) -> Model | None:
-        """The model whose id or alias is `name` (case-insensitive), or None. A user alias
-        (config.toml [aliases]) is followed once, before the registry's names: one that shadows
-        a registry name was set so on purpose (`alias set --force`)."""
-        key = name.strip().lower()
-        if self._user_aliases is not None:
-            if self._user_targets is None:
-                self._user_targets = self._user_aliases()
-            target = self._user_targets.get(key)
-            if target is not None:
-                return self._index.get(target.strip().lower())
-        return self._index.get(key)
-
-    def registry_name(self, name: str) -> Model | None:
-        """The model whose registry id or alias is `name`, user aliases aside."""
+        """The model whose registry id or alias is `name` (case-insensitive), or None. The
+        user's own aliases are not the registry's: `modelctl.resolver` follows them."""
         return self._index.get(name.strip().lower())
 
     def replacement_chain(self, model: Model) -> list[Model]:
         """`model`, its replacement, that one's, and so on: the models a user is pointed to
         (a loaded registry's chains end in a model still served; see replacement_problems)."""
-        return _chain(model, self.registry_name)[0]
+        return _chain(model, self.get)[0]
 
     def resolve(self, name: str) -> Model:
         """Like get(), but an unknown name raises NotFoundError with "did you mean" suggestions."""
         model = self.get(name)
         if model is not None:
             return model
-        target = (self._user_targets or {}).get(name.strip().lower())
-        if target is not None:  # a hand-written alias whose model is not in the registry
-            raise NotFoundError(f"alias '{name}' names unknown model '{target}'", hint=self._did_you_mean(target))
-        raise NotFoundError(f"unknown model '{name}'", hint=self._did_you_mean(name))
+        raise NotFoundError(f"unknown model '{name}'", hint=self.did_you_mean(name))
 
-    def _did_you_mean(self, name: str) -> str:
+    def did_you_mean(self, name: str) -> str:
         suggestions = self.suggest(name)
         if suggestions:
             return "did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?"

@@ -222,14 +222,14 @@ def _taken(spec: NewModel, reg: "Registry", path: Path, force: bool) -> "Model |
         if user_alias is not None:
             raise UsageError(f"'{name}' is your alias of {user_alias.model}, which would still win over the new model",
                              hint=f"remove it first: modelctl alias rm {user_alias.name}")
-        other = reg.registry_name(name)
+        other = reg.get(name)
         if other is not None and other.id.lower() != spec.id.lower():
             raise UsageError(f"'{name}' is already a name of the registry model '{other.id}'",
                              hint="choose another name")
     if not force and find_import(spec.id) is not None:
         raise UsageError(f"'{spec.id}' is already the name of an imported model file",
                          hint="choose another id, or pass --force to shadow it")
-    model = reg.registry_name(spec.id)
+    model = reg.get(spec.id)
     if model is None:
         return None
     source = Path(model.source)

@@ -52,7 +52,8 @@ from modelctl.errors import (
 )
 from modelctl.files import read_kept_text, read_token_file
 from modelctl.keys import redact
-from modelctl.store.paths import check_repo_id, hf_cache_dir, lock_path, repo_folder, safe_join
+from modelctl.refs import check_repo_id
+from modelctl.store.paths import hf_cache_dir, lock_path, repo_folder, safe_join
 
 if TYPE_CHECKING:
     from modelctl.store.progress import PullProgress

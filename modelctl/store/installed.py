@@ -323,7 +323,7 @@ def find_installed(name: str, *, registry: "RegistrySource" = None) -> Installed
     None when `name` has none of these forms or nothing of it is here; NotFoundError when the
     repository is here but not in the quantization asked for."""
     from modelctl.errors import NotFoundError
-    from modelctl.store.pull import is_hf_spec, parse_hf_spec
+    from modelctl.refs import is_hub_spec, parse_hub
     from modelctl.store.quant import normalize
 
     name = name.strip()
@@ -332,8 +332,9 @@ def find_installed(name: str, *, registry: "RegistrySource" = None) -> Installed
     quant: str | None = None
     filename: str | None = None
     parts = name.split("/")
-    if is_hf_spec(name):
-        repo, quant = parse_hf_spec(name)
+    if is_hub_spec(name):
+        hub = parse_hub(name)
+        repo, quant = hub.repo, hub.quant
     elif len(parts) == 2:
         repo, _, quant = name.partition(":")
     elif len(parts) > 2 and name.lower().endswith(".gguf"):

@@ -113,7 +113,7 @@ def import_file(path: str | os.PathLike[str], name: str | None = None, *,
 
 @dataclass
 class RemovalItem:
-    kind: str  # hf-cache | partial | package | import | ollama
+    kind: str  # hf-cache | partial | package | import | ollama | own-file
     description: str
     path: Path | None
     size: int
@@ -141,6 +141,11 @@ class RemovalPlan:
     @property
     def size(self) -> int:
         return sum(i.size for i in self.items if i.kind not in ("import", "ollama"))
+
+    @property
+    def own_files(self) -> list[Path]:
+        """The user's own files the plan would delete (outside modelctl's store)."""
+        return [i.path for i in self.items if i.kind == "own-file" and i.path is not None]
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.name, "registry_id": self.model_id, "quant": self.quant,
@@ -227,28 +232,58 @@ def _add_partial_items(plan: RemovalPlan, repo: str) -> None:
                 plan.items.append(RemovalItem("partial", f"unfinished download {p.name}", p, p.stat().st_size, repo))
 
 
-def removal_plan(name: str, quant: str | None = None, *, registry: "RegistrySource" = None) -> RemovalPlan:
-    """What `modelctl rm NAME [--quant Q]` would remove. An imported file's name does without the
-    registry; any other name raises the registry's error when it cannot be loaded."""
-    from modelctl.registry import get_registry
-    from modelctl.store.index import read_index
-
-    try:
-        model = get_registry(registry).get(name)
-    except ModelctlError:
-        model = None
-    if model is None:
-        for rec in read_index()["imports"]:
-            if str(rec.get("name", "")).lower() == name.strip().lower():
-                item = RemovalItem("import", f"imported file {rec.get('path')} (the file is kept)",
-                                   Path(rec.get("path", "")), 0)
-                return RemovalPlan(rec["name"], rec.get("model_id"), rec.get("quant"), [item])
+def removal_plan(source: str, name: str, quant: str | None = None, *, model: "Model | None" = None,
+                 path: Path | None = None, registry: "RegistrySource" = None) -> RemovalPlan:
+    """What `modelctl rm NAME [--quant Q]` would remove, for a model the resolver found in
+    `source` (`modelctl.resolver.SOURCES`): a registry `model`'s files; an imported file's record
+    (the file is kept); a file in the Hugging Face cache or the models directory; an Ollama
+    model; or a file at `path` that is the user's own (an `own-file` item, which the caller
+    confirms apart: it lies outside modelctl's store)."""
+    if source == "registry" and model is not None:
+        return _model_plan(model, quant)
+    if source == "import":
+        return _import_plan(name)
+    if source in ("hf-cache", "models-dir", "package"):
         found = _installed_plan(name, quant, registry)
         if found is not None:
             return found
-        get_registry(registry).resolve(name)  # NotFoundError with suggestions
-        raise NotFoundError(f"unknown model '{name}'")
-    return _model_plan(model, quant)
+    if source == "ollama":
+        found = _ollama_plan(name)
+        if found is not None:
+            return found
+    if source == "file" and path is not None:
+        return _file_plan(name, path, quant, model, registry)
+    raise NotFoundError(f"nothing of {name} is on this machine")
+
+
+def _import_plan(name: str) -> RemovalPlan:
+    from modelctl.store.index import read_index
+
+    for rec in read_index()["imports"]:
+        if str(rec.get("name", "")).lower() == name.strip().lower():
+            item = RemovalItem("import", f"imported file {rec.get('path')} (the file is kept)",
+                               Path(rec.get("path", "")), 0)
+            return RemovalPlan(rec["name"], rec.get("model_id"), rec.get("quant"), [item])
+    raise NotFoundError(f"no file is imported as '{name}'")
+
+
+def _file_plan(name: str, path: Path, quant: str | None, model: "Model | None",
+               registry: "RegistrySource") -> RemovalPlan:
+    """A GGUF named by its path: one in the models directory is the store's; any other is the
+    user's own, removed only as an `own-file` item."""
+    from modelctl.config import get_paths
+
+    if quant:
+        raise UsageError(f"--quant: '{name}' is one file, of one quantization")
+    real = Path(os.path.realpath(path))
+    models_dir = Path(os.path.realpath(get_paths().models_dir))
+    if real.parent == models_dir:
+        found = _installed_plan(real.name, None, registry)
+        if found is not None:
+            return found
+    size = real.stat().st_size if real.is_file() else 0
+    item = RemovalItem("own-file", f"your file {real} (outside modelctl's store)", real, size)
+    return RemovalPlan(name, model.id if model else None, None, [item])
 
 
 def _ollama_plan(name: str) -> RemovalPlan | None:
@@ -422,7 +457,7 @@ def remove(plan: RemovalPlan) -> RemovalPlan:
                 removed_files.add((item.repo, item.filename or ""))
                 if not item.path.exists():
                     removed_blobs.add(str(item.path))
-        elif item.kind == "package" and item.path is not None:
+        elif item.kind in ("package", "own-file") and item.path is not None:
             freed += _unlink(item.path, item.size)
             item.path.with_name(item.path.name + ".verified").unlink(missing_ok=True)
         elif item.kind == "import" and item.path is not None:

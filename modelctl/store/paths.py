@@ -13,13 +13,11 @@ at call time (so a test or a long-lived process can change it): `HF_HUB_CACHE`, 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from modelctl.config import hf_home
-from modelctl.errors import ModelFileError, UsageError
-
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+from modelctl.errors import ModelFileError
+from modelctl.refs import check_repo_id
 
 
 def safe_join(root: Path, name: str, *, what: str = "file name") -> Path:
@@ -35,13 +33,6 @@ def safe_join(root: Path, name: str, *, what: str = "file name") -> Path:
     if real_parent != real_root and not real_parent.startswith(real_root.rstrip(os.sep) + os.sep):
         raise ModelFileError(f"refusing the {what} {name!r}: it would land outside {root}")
     return target
-
-
-def check_repo_id(repo: str) -> str:
-    """A Hub repository id `OWNER/NAME`, or UsageError."""
-    if not _REPO_ID.fullmatch(repo or "") or ".." in repo or repo.endswith((".", "-")):
-        raise UsageError(f"'{repo}' is not a Hugging Face repository id (expected OWNER/NAME)")
-    return repo
 
 
 def hf_cache_dir() -> Path:

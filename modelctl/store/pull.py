@@ -17,17 +17,17 @@ quantization is chosen by `modelctl.store.quant` and the report says why.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from modelctl.errors import NotFoundError, UsageError
+from modelctl.refs import parse_hub
 from modelctl.store.hub import Pulled, Wanted
 from modelctl.store.locate import file_names, hub_files
 
 if TYPE_CHECKING:
-    from modelctl.registry import Deployment, Model, RegistrySource, RepoFile
+    from modelctl.registry import Deployment, Model, RepoFile
     from modelctl.store.hub import RepoListing
     from modelctl.store.progress import PullProgress
     from modelctl.store.quant import QuantChoice
@@ -228,21 +228,10 @@ def pull_model(model: "Model", *, quant: str | None = None, deployment: str | No
 
 # --- hf:OWNER/REPO[:QUANT] --------------------------------------------------------------------
 
-_HF_SPEC = re.compile(r"^(?:hf:|hf\.co/|huggingface\.co/|https://huggingface\.co/)([^:\s]+?)(?::([^:/\s]+))?$")
-
-
 def parse_hf_spec(spec: str) -> tuple[str, str | None]:
     """`hf:OWNER/REPO[:QUANT]` -> (repo, quant)."""
-    from modelctl.store.paths import check_repo_id
-
-    m = _HF_SPEC.match(spec.strip())
-    if not m:
-        raise UsageError(f"'{spec}' is not hf:OWNER/REPO[:QUANT]")
-    return check_repo_id(m.group(1).rstrip("/")), m.group(2)
-
-
-def is_hf_spec(name: str) -> bool:
-    return name.startswith(("hf:", "hf.co/", "huggingface.co/", "https://huggingface.co/"))
+    ref = parse_hub(spec)
+    return ref.repo, ref.quant
 
 
 def pull_hf(spec: str, *, progress: "PullProgress | None" = None, note: Note | None = None,
@@ -299,25 +288,17 @@ def pull_hf(spec: str, *, progress: "PullProgress | None" = None, note: Note | N
                       choice.reason if choice else None, registry_file)
 
 
-def pull(name: str, *, registry: "RegistrySource" = None, quant: str | None = None, deployment: str | None = None,
+def pull(model: "Model | str", *, quant: str | None = None, deployment: str | None = None,
          progress: "PullProgress | None" = None, note: Note | None = None) -> PullReport:
-    """`modelctl pull NAME`: `hf:` specs and registry models (looked up in `registry`)."""
-    if is_hf_spec(name):
-        if deployment:
-            raise UsageError("--deployment applies to registry models, not to hf: repositories")
-        if quant:
-            repo, in_spec = parse_hf_spec(name)
-            if in_spec and in_spec.lower() != quant.lower():
-                raise UsageError(f"two quantizations given: '{in_spec}' in the name and --quant {quant}")
-            name = f"hf:{repo}:{quant}"
-        return pull_hf(name, progress=progress, note=note)
-    from modelctl.registry import get_registry
-
-    try:
-        model = get_registry(registry).resolve(name)
-    except NotFoundError as exc:
-        if "/" in name and not name.startswith(("/", ".")):
-            raise NotFoundError(str(exc.message), hint=f"for a Hub repository, use hf:{name}") from None
-        raise
-    return pull_model(model, quant=quant, deployment=deployment, progress=progress, note=note)
+    """`modelctl pull MODEL`: a registry model (resolved by the caller), or `hf:OWNER/REPO[:QUANT]`."""
+    if not isinstance(model, str):
+        return pull_model(model, quant=quant, deployment=deployment, progress=progress, note=note)
+    if deployment:
+        raise UsageError("--deployment applies to registry models, not to hf: repositories")
+    if quant:
+        repo, in_spec = parse_hf_spec(model)
+        if in_spec and in_spec.lower() != quant.lower():
+            raise UsageError(f"two quantizations given: '{in_spec}' in the name and --quant {quant}")
+        model = f"hf:{repo}:{quant}"
+    return pull_hf(model, progress=progress, note=note)
 

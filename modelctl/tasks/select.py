@@ -66,13 +66,18 @@ def _did_you_mean(name: str, candidates: list["Model"], task: str) -> str:
 
 
 def pick_model(registry: "Registry", task: str, name: str | None) -> "Model":
-    """The registry model `name`, which must list `task` among its tasks."""
+    """The registry model `name` names (as every command resolves it: a user alias is followed),
+    which must list `task` among its tasks."""
+    from modelctl.resolver import Resolver, UnknownModel
+
     candidates = models_for(registry, task)
     if not name:
         raise UsageError(f"which model? {task} needs --model MODEL", hint=_did_you_mean("", candidates, task))
-    model = registry.get(name)
-    if model is None:
-        raise NotFoundError(f"unknown model '{name}'", hint=_did_you_mean(name, candidates, task))
+    try:
+        target = Resolver(registry, check=False, locate=False).resolve(name)
+    except UnknownModel as exc:
+        raise NotFoundError(exc.message, hint=_did_you_mean(name, candidates, task)) from None
+    model = target.registry_model(task, hint=_did_you_mean("", candidates, task))
     if task not in model.tasks:
         does = ", ".join(model.tasks) or "nothing"
         raise UsageError(f"model '{model.id}' does not do {task} (its tasks: {does})",
@@ -104,6 +109,16 @@ def _check_lifecycle(model: "Model", registry: "Registry", notify: "Callable[[st
     check_use(model, registry, notify or logging.getLogger("modelctl").warning, allow_retired=allow_retired)
 
 
+def _in_registry(registry: "Registry", name: str) -> bool:
+    """Whether `name` is a registry model's name (or a user alias for one)."""
+    from modelctl.resolver import Resolver
+
+    try:
+        return Resolver(registry, check=False, locate=False).resolve(name).source == "registry"
+    except NotFoundError:
+        return False
+
+
 def open_task(
     task: str,
     model: str | None,
@@ -126,9 +141,8 @@ def open_task(
     if task not in TASK_KINDS:
         raise UsageError(f"unknown task '{task}' (known: {', '.join(TASK_KINDS)})")
     reg = registry()
-    known = reg.get(model) if model else None
     chosen: "Model | None" = None
-    if known is None and api_base and model and not deployment:
+    if api_base and model and not deployment and not _in_registry(reg, model):
         if "openai-compatible" not in TASK_KINDS[task]:
             raise UsageError(f"--api-base with a model the registry does not know is an OpenAI-compatible server, "
                              f"which has no {task} endpoint", hint="use a registry model with an hf-inference "

@@ -30,9 +30,9 @@ from modelctl.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from modelctl.backends.availability import Service
-    from modelctl.chat.resolve import LocalModel
     from modelctl.registry import Deployment, Model
     from modelctl.registry.loader import RegistrySource
+    from modelctl.resolver import Target
 
 PREFERENCES = ("cheapest", "fastest", "largest-context", "local")
 
@@ -197,18 +197,14 @@ def _why_chosen(c: Candidate) -> list[str]:
 Counter = Callable[["Model", "Deployment", Sequence[Message]], TokenCount]
 
 
-def local_file(model: "Model", dep: "Deployment") -> "LocalModel | None":
+def local_file(model: "Model", dep: "Deployment") -> "Target | None":
     """The GGUF file of a llama.cpp deployment, where it is on this machine."""
     if dep.kind != "llama.cpp":
         return None
-    from modelctl.chat.resolve import LocalModel
-    from modelctl.store.gguf import read_gguf
-    from modelctl.store.locate import locate
+    from modelctl.resolver import registry_target
 
-    path = locate(model)
-    if path is None:
-        return None
-    return LocalModel(path, model.id, read_gguf(path), model, [model.id, *model.aliases, path.name])
+    target = registry_target(model, dep, check=False)
+    return target if target.is_local else None
 
 
 def local_counter() -> Counter:

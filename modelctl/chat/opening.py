@@ -1,0 +1,331 @@
+"""Opening a chat: from MODEL to a `Chat` with its backend, template and parameters.
+
+    MODEL ─► parse_ref (modelctl.refs) ─► Resolver (modelctl.resolver) ─► Target
+        ─► template (modelctl.templates.resolve_template) ─► LlamaCppBackend, or
+        ─► a server or API deployment ─► modelctl.backends.factory.open_backend
+    registry defaults ◄ config [chat] ◄ [models."ID"] ◄ alias options ◄ flags  ─►  GenerationParams
+
+    with open_chat("gemma-3-270m", ChatOptions(flags=GenerationParams(max_tokens=16))) as chat:
+        ...
+
+With no MODEL, the user's `[chat] model` is used, else the default model for the task
+(`store.default_model`: SmolLM2-135M-Instruct to chat, Gemma 3 270M to complete text and embed,
+both shipped on PyPI). A user alias (config.toml [aliases]) stands for its model, and its options
+are defaults below the flags.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from modelctl.backends.base import NUMBER_PARAMS, REASONING_PARAMS, GenerationParams, RoutingBackend
+from modelctl.errors import UsageError
+from modelctl.refs import ModelRef, parse_ref
+from modelctl.resolver import Target
+
+# The registry, the store and GGUF reading are imported where a name is looked up: a chat with
+# `--api-base URL -m NAME` (a script's call) needs none of them.
+if TYPE_CHECKING:
+    from modelctl.backends.base import Backend
+    from modelctl.registry import Deployment, Model, RegistrySource
+    from modelctl.registry.aliases import Alias
+    from modelctl.templates import ChatTemplate
+
+# llama.cpp's GGML_MAX_N_THREADS: more threads than this abort the process (std::bad_alloc).
+MAX_THREADS = 512
+# Used for local models when neither the registry, the config nor a flag sets max_tokens: base
+# models (like the embedded default) may never emit an end-of-generation token.
+DEFAULT_MAX_TOKENS = 512
+_PARAM_KEYS = tuple(NUMBER_PARAMS)  # `stop` accumulates: it is overlaid apart
+
+
+def user_chat_config() -> dict[str, Any]:
+    """The [chat] table of config.toml, type-checked."""
+    from modelctl.chat.settings import chat_config
+
+    return chat_config()
+
+
+def user_defaults(model_id: str | None, alias: "Alias | None" = None, *, local: bool = True) -> dict[str, Any]:
+    """The config a chat with `model_id` (a registry id, or None) starts from: [chat], over it
+    [models."ID"], over that the options of the user alias the model was named by. Their backend
+    options are merged under `options` ([chat]'s only for a local model: they are llama.cpp's)."""
+    from modelctl.chat.settings import model_config, split_alias_options
+
+    chat = user_chat_config()
+    layers = [chat if local else {k: v for k, v in chat.items() if k != "options"}, model_config(model_id)]
+    if alias is not None:
+        defaults, backend_options = split_alias_options(alias.options)
+        layers.append({**defaults, "options": backend_options})
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if k != "options"})
+    merged["options"] = {k: v for layer in layers for k, v in layer.get("options", {}).items()}
+    return merged
+
+
+def target_defaults(target: "Target") -> dict[str, Any]:
+    """`user_defaults` for a resolved target."""
+    return user_defaults(target.entry.id if target.entry else None, target.alias, local=target.is_local)
+
+
+def resolve_model(model: "ModelRef | str | None", deployment: str | None = None, *,
+                  registry: "RegistrySource" = None, check: bool = True, task: str = "chat") -> "Target":
+    """The target MODEL names (see `modelctl.resolver`); no MODEL: the user's `[chat] model`,
+    else the default model for `task`."""
+    from modelctl.resolver import Resolver
+
+    default = user_chat_config().get("model") if model is None else None
+    return Resolver(registry, check=check, task=task, default=default).resolve(model, deployment)
+
+
+def layered_params(entry: "Model | None", flags: GenerationParams, *, local: bool = True,
+                   config: Mapping[str, Any] | None = None) -> GenerationParams:
+    """Built-in defaults (local models only), registry defaults, the user's `config` (by
+    default [chat] over the entry's [models."ID"]), then the flags."""
+    params = GenerationParams(max_tokens=DEFAULT_MAX_TOKENS if local else None)
+    if entry is not None:
+        d = entry.defaults
+        params = params.overlay(**{k: getattr(d, k) for k in _PARAM_KEYS}, stop=tuple(d.stop))
+    cfg = config if config is not None else user_defaults(entry.id if entry else None)
+    params = params.overlay(**{k: cfg.get(k) for k in _PARAM_KEYS}, stop=_config_stops(cfg))
+    from modelctl.chat.session import check_params
+
+    flagged = {k: getattr(flags, k) for k in (*_PARAM_KEYS, *REASONING_PARAMS)}
+    return check_params(params.overlay(**flagged, stop=flags.stop, extra=flags.extra))
+
+
+def _config_stops(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """config.toml's (or an alias's) stop strings, their escapes read as --stop reads them."""
+    from modelctl.backends.stops import unescape_stop
+
+    return tuple(unescape_stop(s, "stop in config.toml") for s in cfg.get("stop", ()))
+
+
+def choose_template(target: "Target", template: str | None) -> "ChatTemplate":
+    """The conversation template: --template, the registry's, the GGUF's own (a file here),
+    adapters by the model's names, fallback (`source == "fallback"`: none is known for it)."""
+    from modelctl.templates import resolve_template
+
+    return resolve_template(
+        template=template,
+        registry_template=target.entry.template if target.entry else None,
+        gguf_metadata=target.gguf.metadata if target.gguf is not None else None,
+        names=list(target.names or (target.model_id,)),
+    )
+
+
+def _threads(n: int | None) -> int | None:
+    if n is not None and n > MAX_THREADS:
+        raise UsageError(f"{n} threads: llama.cpp runs at most {MAX_THREADS}")
+    return n
+
+
+def _thread_options(options: dict[str, Any]) -> dict[str, Any]:
+    """`options`, once the thread counts among them (`-o n_threads_batch=N`) are checked too."""
+    for key, value in options.items():
+        if key.startswith("n_threads"):
+            try:
+                _threads(int(str(value)))
+            except ValueError:
+                pass  # not a number: the backend says what the option takes
+    return options
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a local model is loaded (`--ctx`, `--gpu-layers`, `--threads`, `--template`): None
+    leaves each to config.toml, the alias, the registry and the model."""
+
+    n_ctx: int | None = None
+    n_gpu_layers: int | None = None
+    n_threads: int | None = None
+    template: str | None = None
+
+    def given(self) -> list[str]:
+        """The flags set, as the user wrote them."""
+        flags = (("--template", self.template), ("--ctx", self.n_ctx), ("--gpu-layers", self.n_gpu_layers),
+                 ("--threads", self.n_threads))
+        return [flag for flag, value in flags if value is not None]
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """Where and how a service is reached (`--deployment`, `--api-base`, `--api-key`), and
+    whether a model its provider retired may still be used (`--allow-retired`)."""
+
+    deployment: str | None = None
+    api_base: str | None = None
+    api_key: str | None = None
+    allow_retired: bool = False
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """Everything a chat is opened with besides its model. `flags` are the generation flags;
+    `options` are `-o KEY=VALUE` (llama.cpp parameters for a local model, extra request fields for
+    a server or API); `task` "completion" opens a model for bare text (no template)."""
+
+    flags: GenerationParams = field(default_factory=GenerationParams)
+    load: LoadOptions = field(default_factory=LoadOptions)
+    service: ServiceOptions = field(default_factory=ServiceOptions)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    system: str | None = None
+    debug: bool | None = None
+    task: str = "chat"
+
+
+@dataclass(frozen=True)
+class Chat:
+    """A model ready to talk to: the target, its backend (a local model is not loaded yet), the
+    generation parameters it starts with and the system message. `route` records how the service
+    was chosen (`service`, `selected` for --model auto, `fallbacks` for each switch --fallback
+    made). After a fallback switch, `model_id`, `entry`, `deployment` and `local` describe the
+    service now answering (`current`). Closing the chat (or leaving its `with` block) closes the
+    backend."""
+
+    target: "Target"
+    backend: "Backend"
+    params: GenerationParams
+    system: str | None = None
+    route: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def current(self) -> "Chat":
+        """The chat whose service answers now: another one after a fallback switch."""
+        backend: Any = self.backend
+        while isinstance(backend, RoutingBackend):
+            active = getattr(backend, "active", None)
+            if isinstance(active, Chat):
+                return active
+            backend = backend.current
+        return self
+
+    @property
+    def model_id(self) -> str:
+        return self.current.target.model_id
+
+    @property
+    def entry(self) -> "Model | None":
+        return self.current.target.entry
+
+    @property
+    def deployment(self) -> "Deployment | None":
+        return self.current.target.deployment
+
+    @property
+    def local(self) -> "Target | None":
+        """The target when it runs in this process (a GGUF here), else None."""
+        target = self.current.target
+        return target if target.is_local else None
+
+    def with_backend(self, backend: "Backend") -> "Chat":
+        return replace(self, backend=backend)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Chat":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _refuse_completion_only(target: "Target") -> None:
+    """A base model the registry lists for text completion only is not chatted with by accident:
+    its answers to a chat template are poor. `--template` chats anyway."""
+    entry = target.entry
+    if entry is not None and "completion" in entry.tasks and "chat" not in entry.tasks:
+        anyway = ", or --template NAME to chat anyway" if any(d.kind == "llama.cpp" for d in entry.deployments) else ""
+        raise UsageError(f"'{entry.id}' is a base model for text completion, not chat",
+                         hint=f"use `modelctl complete -m {target.shown} TEXT`{anyway}")
+
+
+def _debug_line(target: "Target", debug: bool | None) -> None:
+    if debug:
+        from modelctl.redaction import redact
+
+        sys.stderr.write(redact(f"modelctl: debug: model {target.explain()}") + "\n")
+
+
+def open_chat(model: "Target | ModelRef | str | None", options: ChatOptions | None = None, *,
+              registry: "RegistrySource" = None, notify: Callable[[str], None] | None = None) -> Chat:
+    """Resolve MODEL (a name, a parsed `ModelRef`, or a `Target` already resolved), choose its
+    template and parameters, and build the backend (a local model is not loaded yet).
+    `options.service.api_base` without a deployment means an OpenAI-compatible server that knows
+    MODEL by that name. `notify` hears what the user should know (a template guessed, a context
+    window lowered, a deprecated model); by default it is logged. A registry model its provider
+    has retired is refused unless `options.service.allow_retired`."""
+    if notify is None:
+        import logging
+
+        notify = logging.getLogger("modelctl").warning
+    opts = options or ChatOptions()
+    service = opts.service
+    if isinstance(model, Target):
+        target = model.with_deployment(service.deployment)
+    else:
+        ref = parse_ref(model, api_base=service.api_base if not service.deployment else None) \
+            if model is None or isinstance(model, str) else model
+        target = resolve_model(ref, service.deployment, registry=registry,
+                               task="chat" if opts.task == "chat" else "completion")
+    _debug_line(target, opts.debug)
+    if opts.task == "chat" and not opts.load.template:
+        _refuse_completion_only(target)
+    if target.is_local:
+        if service.api_base or service.api_key:
+            raise UsageError(f"--api-base and --api-key are for servers and APIs; '{target.model_id}' runs here")
+        return _open_local(target, opts, notify)
+    return _open_served(target, opts, registry, notify)
+
+
+def _open_served(target: "Target", opts: ChatOptions, registry: "RegistrySource",
+                 notify: Callable[[str], None]) -> Chat:
+    given = opts.load.given()
+    if given:
+        raise UsageError(f"{', '.join(given)}: only for local (llama.cpp) models; '{target.model_id}' runs on a server or API")
+    entry, dep, service = target.entry, target.deployment, opts.service
+    assert dep is not None
+    if entry is not None:
+        from modelctl.registry.lifecycle import check_use
+        from modelctl.registry.loader import get_registry
+
+        check_use(entry, get_registry(registry), notify, allow_retired=service.allow_retired)
+    from modelctl.backends.factory import open_backend
+    from modelctl.chat.settings import api_base_for
+
+    cfg = target_defaults(target)
+    backend = open_backend(entry, dep, api_base=service.api_base or api_base_for(dep.kind), api_key=service.api_key,
+                           debug=opts.debug or None)
+    params = layered_params(entry, opts.flags.overlay(extra={**cfg["options"], **opts.options}), local=False,
+                            config=cfg)
+    return Chat(target, backend, params, opts.system if opts.system is not None else cfg.get("system"))
+
+
+def _open_local(target: "Target", opts: ChatOptions, notify: Callable[[str], None]) -> Chat:
+    from modelctl.backends.llamacpp import LlamaCppBackend
+
+    assert target.path is not None
+    cfg = target_defaults(target)
+    load = opts.load
+    tpl = choose_template(target, load.template or cfg.get("template")) if opts.task == "chat" else None
+    if tpl is not None and tpl.source == "fallback":
+        notify(f"no chat template known for {target.model_id}; using '{tpl.name}' (choose one with --template)")
+    backend = LlamaCppBackend(
+        target.path,
+        template=tpl,
+        model_id=target.model_id,
+        n_ctx=load.n_ctx or cfg.get("ctx"),
+        n_gpu_layers=load.n_gpu_layers if load.n_gpu_layers is not None else cfg.get("gpu_layers"),
+        n_threads=_threads(load.n_threads or cfg.get("threads")),
+        options=_thread_options({**cfg.get("options", {}), **opts.options}),
+        gguf=target.gguf,
+    )
+    if backend.ctx_clamped_from is not None:
+        notify(f"a context window of {backend.ctx_clamped_from} tokens is more than {target.model_id} was "
+               f"trained for; using its {backend.n_ctx}")
+    return Chat(target, backend, layered_params(target.entry, opts.flags, config=cfg),
+                opts.system if opts.system is not None else cfg.get("system"))
