@@ -36,6 +36,10 @@ _API = {
     "Reply": "modelctl.chat.session",
     "GenerationParams": "modelctl.backends.base",
     "Backend": "modelctl.backends.base",
+    # testing code that chats: a backend with prepared answers
+    "ScriptedBackend": "modelctl.backends.scripted",
+    "ScriptedLocalBackend": "modelctl.backends.scripted",
+    "Script": "modelctl.backends.scripted",
     # structured output
     "ResponseFormat": "modelctl.backends.base",
     "load_format": "modelctl.chat.structured",
@@ -78,6 +82,7 @@ __all__ = ["__version__", *_API]
 if TYPE_CHECKING:
     from modelctl.backends.availability import Service, services, usable_services
     from modelctl.backends.base import Backend, GenerationParams, ResponseFormat
+    from modelctl.backends.scripted import Script, ScriptedBackend, ScriptedLocalBackend
     from modelctl.chat.prompt import render_prompt
     from modelctl.chat.resolve import ChatSetup, open_chat
     from modelctl.chat.route import open_routed

@@ -223,3 +223,14 @@ def test_a_local_backend_saves_its_template_name(tmp_path):
     "".join(session.ask("hello"))
     assert json.loads(session.save(tmp_path / "c.json").read_text())["template"] == "chatml"
 
+
+
+def test_the_readme_example_of_scripted_backend_runs():
+    import re
+
+    from conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"`modelctl\.ScriptedBackend`.*?```python\n(.*?)```", text, re.S)
+    assert found, "the README lost its ScriptedBackend example"
+    exec(compile("import modelctl\n" + found.group(1), "README.md", "exec"), {})
