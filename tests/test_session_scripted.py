@@ -234,3 +234,15 @@ def test_the_readme_example_of_scripted_backend_runs():
     found = re.search(r"`modelctl\.ScriptedBackend`.*?```python\n(.*?)```", text, re.S)
     assert found, "the README lost its ScriptedBackend example"
     exec(compile("import modelctl\n" + found.group(1), "README.md", "exec"), {})
+
+
+def test_images_go_with_their_question():
+    from modelctl.backends.images import ImagePart, images_of
+
+    image = ImagePart(media_type="image/png", data=b"\x89PNG")
+    backend = ScriptedBackend(["A dot.", "Still a dot."])
+    session = ChatSession(backend)
+    "".join(session.ask("What is it?", (image,)))
+    "".join(session.ask("Sure?"))
+    assert images_of(backend.requests[1].messages[0]) == (image,)
+    assert images_of(backend.requests[1].messages[2]) == ()

@@ -31,6 +31,7 @@ from modelctl.backends.base import (
     Usage,
     template_variables,
 )
+from modelctl.backends.images import carry_images
 from modelctl.errors import BackendError
 
 if TYPE_CHECKING:
@@ -75,8 +76,8 @@ def as_script(item: ScriptLike) -> Script:
 
 @dataclass(frozen=True)
 class Request:
-    """One request a ScriptedBackend received: `kind` "chat" (`messages`) or "complete" (`text`),
-    with the parameters it was sent with."""
+    """One request a ScriptedBackend received: `kind` "chat" (`messages`, copies of those sent,
+    images kept: `backends.images.images_of`) or "complete" (`text`), with its parameters."""
 
     kind: str
     params: GenerationParams
@@ -116,7 +117,7 @@ class ScriptedBackend(BaseBackend):
     # --- the protocol ---------------------------------------------------------------------------
 
     def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
-        self.requests.append(Request("chat", params, tuple(dict(m) for m in messages)))
+        self._record_chat(messages, params)
         return self._play()
 
     def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
@@ -143,7 +144,10 @@ class ScriptedBackend(BaseBackend):
     def close(self) -> None:
         self.closed = True
 
-    # --- playing a script -----------------------------------------------------------------------
+    # --- recording and playing -----------------------------------------------------------------------
+
+    def _record_chat(self, messages: Sequence[Message], params: GenerationParams) -> None:
+        self.requests.append(Request("chat", params, tuple(carry_images(m, dict(m)) for m in messages)))
 
     def _play(self) -> Iterator[Chunk]:
         """The next script: its error now when it has no chunks, else a stream of them."""
@@ -185,7 +189,7 @@ class ScriptedLocalBackend(ScriptedBackend):
         self.forgotten = 0  # how many times forget() was called
 
     def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
-        self.requests.append(Request("chat", params, tuple(dict(m) for m in messages)))
+        self._record_chat(messages, params)
         rendered = self.render(messages, template_variables(params))
         self.last_rendered, self.last_prompt_tokens = rendered, self.tokenize_rendered(rendered)
         self.load()
