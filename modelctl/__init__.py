@@ -44,6 +44,10 @@ _API = {
     "Reply": "modelctl.chat.session",
     "GenerationParams": "modelctl.backends.base",
     "Backend": "modelctl.backends.base",
+    # testing code that chats: a backend with prepared answers
+    "ScriptedBackend": "modelctl.backends.scripted",
+    "ScriptedLocalBackend": "modelctl.backends.scripted",
+    "Script": "modelctl.backends.scripted",
     # structured output
     "ResponseFormat": "modelctl.backends.base",
     "load_format": "modelctl.chat.structured",
@@ -86,6 +90,7 @@ __all__ = ["__version__", *_API]
 if TYPE_CHECKING:
     from modelctl.backends.availability import Service, services, usable_services
     from modelctl.backends.base import Backend, GenerationParams, ResponseFormat
+    from modelctl.backends.scripted import Script, ScriptedBackend, ScriptedLocalBackend
     from modelctl.chat.opening import Chat, ChatOptions, LoadOptions, ServiceOptions, open_chat, resolve_model
     from modelctl.chat.prompt import render_prompt
     from modelctl.chat.routing import open_routed

@@ -133,6 +133,31 @@ def test_auto_falls_back_to_the_next_candidate(cli, tmp_path, server, backup, no
     assert turn["route"]["selected"]["service"] == "t/first@openai-compatible"
 
 
+def test_a_fallback_to_another_model_uses_that_models_parameters(cli, tmp_path, server, backup, no_retries,
+                                                                  modelctl_home):
+    """Each model's registry defaults and its [models."ID"] config go with it: after the switch,
+    the request carries the second model's, with the flags given on top."""
+    server.route("POST", CHAT, openai_wire.error(503, "overloaded"))
+    registry = str(write_registry(
+        tmp_path / "auto.toml",
+        model("t/first", {"kind": "openai-compatible", "model": "a", "api_base": f"{server.url}/v1"},
+              tasks=["chat"], context_window=9_000_000, access=LOCAL,
+              defaults={"temperature": 0.1, "top_p": 0.3, "max_tokens": 11}),
+        model("t/second", {"kind": "openai-compatible", "model": "b", "api_base": f"{backup.url}/v1"},
+              tasks=["chat"], context_window=8_000_000, access=LOCAL,
+              defaults={"temperature": 0.9, "top_p": 0.7, "max_tokens": 22}),
+    ))
+    (modelctl_home / "config").mkdir(exist_ok=True)
+    (modelctl_home / "config" / "config.toml").write_text('[models."t/second"]\ntop_p = 0.75\n')
+    r = cli("--registry", registry, "chat", "-m", "auto", "--prefer", "largest-context", "--fallback", "--json",
+            "--seed", "3", "Hi")
+    assert r.exit_code == 0, r.output
+    first, second = server.calls(CHAT)[0].body, backup.calls(CHAT)[0].body
+    assert (first["temperature"], first["top_p"], first["max_tokens"]) == (0.1, 0.3, 11)
+    assert (second["temperature"], second["top_p"], second["max_tokens"]) == (0.9, 0.75, 22)
+    assert first["seed"] == second["seed"] == 3
+
+
 def test_max_cost_refuses_before_sending(cli, tmp_path, server, provider_env):
     registry = str(write_registry(
         tmp_path / "priced.toml",

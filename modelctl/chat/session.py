@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
@@ -226,36 +227,32 @@ class ChatSession:
 
     def ask(self, text: str, images: "tuple[ImagePart, ...]" = ()) -> Reply:
         """Add a user message (with `images`, if any) and start the answer. Errors raised before
-        the first chunk (a template that cannot render, a full context) leave the conversation
-        unchanged."""
+        the answer's first text (a template that cannot render, a full context, a server that
+        refuses or fails before it begins) leave the conversation unchanged."""
         turn = {"role": "user", "content": text}
-        self.messages.append(ImageMessage(turn, images) if images else turn)
-        try:
-            return self._answer()
-        except BaseException:
-            self.messages.pop()
-            raise
+        return self._answer([*self.messages, ImageMessage(turn, images) if images else turn])
 
     def regen(self) -> Reply:
-        """Answer the last user message again, dropping the previous answer."""
-        if self.messages and self.messages[-1]["role"] == "assistant":
-            dropped = self.messages.pop()
-        else:
-            dropped = None
-        if not self.messages or self.messages[-1]["role"] != "user":
-            if dropped is not None:
-                self.messages.append(dropped)
+        """Answer the last user message again, dropping the previous answer (which stays when
+        the new one fails before its first text)."""
+        turns = self.messages[:-1] if self.messages and self.messages[-1]["role"] == "assistant" else self.messages
+        if not turns or turns[-1]["role"] != "user":
             raise UsageError("nothing to regenerate: ask something first")
+        return self._answer(list(turns))
+
+    def _answer(self, turns: list[dict[str, str]]) -> Reply:
+        """Start an answer to `turns` (which become the conversation). With a seed, each answer
+        samples with the next seed (seed, seed + 1, ...): a one-shot answer is reproducible, and
+        /regen gives another answer."""
+        before = list(self.messages)
+        self.messages[:] = turns
         try:
-            return self._answer()
+            return self._start(partial(self._finished, before))
         except BaseException:
-            if dropped is not None:
-                self.messages.append(dropped)
+            self.messages[:] = before
             raise
 
-    def _answer(self) -> Reply:
-        """Start an answer. With a seed, each answer samples with the next seed (seed, seed + 1,
-        ...): a one-shot answer is reproducible, and /regen gives another answer."""
+    def _start(self, on_done: Callable[[Reply], None]) -> Reply:
         params = self.params
         if params.seed is not None:
             params = replace(params, seed=params.seed + self._answers_since_seed)
@@ -268,13 +265,18 @@ class ChatSession:
         if is_local(backend):
             rendered = backend.last_rendered
             thinking = rendered is not None and opens_thinking(rendered.text)
-        return Reply(chunks, self._finished, request, ReasoningSplitter(thinking=thinking),
+        return Reply(chunks, on_done, request, ReasoningSplitter(thinking=thinking),
                      chunks_are_tokens=is_local(backend))
 
-    def _finished(self, reply: Reply) -> None:
+    def _finished(self, before: list[dict[str, str]], reply: Reply) -> None:
         # The reply's user message is the last message while it streams. Only the answer is kept:
-        # earlier turns' reasoning is never sent back (the official templates strip it too).
-        self.messages.append({"role": "assistant", "content": reply.text})
+        # earlier turns' reasoning is never sent back (the official templates strip it too). An
+        # answer that failed before any text leaves no empty turn behind (a provider may refuse
+        # one): the conversation is as it was before the question.
+        if reply.error is not None and not reply.text:
+            self.messages[:] = before
+        else:
+            self.messages.append({"role": "assistant", "content": reply.text})
         if self.on_turn is not None:
             self.on_turn(self, reply)
 
