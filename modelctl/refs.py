@@ -91,7 +91,7 @@ class Name:
     @property
     def could_be_file(self) -> bool:
         """Whether the name is spelled like a relative path to a GGUF (`x.gguf`, `models/x.gguf`)."""
-        return self.text.lower().endswith(".gguf") or os.sep in self.text and not _REPO_ID.fullmatch(self.text)
+        return self.text.lower().endswith(".gguf") or os.sep in self.text and not self.repo_like
 
     @property
     def repo_like(self) -> bool:
@@ -135,7 +135,7 @@ def parse_ref(text: str | None, *, api_base: str | None = None) -> ModelRef:
         return Default()
     name = text.strip()
     if not name:
-        raise UsageError("--model '': give a model name, or leave --model out for the default model")
+        raise UsageError("an empty model name: give one, or leave --model out for the default model")
     if api_base:
         return Endpoint(api_base, name)
     if name.lower() == AUTO:

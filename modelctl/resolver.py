@@ -289,10 +289,9 @@ class Resolver:
         entry = self._registry_entry(ref)  # 3. the registry
         if entry is not None:
             return self._entry(ref, entry, "registry name", deployment)
-        if deployment is None:
-            found = self._imported(ref) or self._installed(ref, ref.text)  # 4, 5, 6
-            if found is not None:
-                return found
+        found = self._imported(ref) or self._installed(ref, ref.text)  # 4, 5, 6
+        if found is not None:
+            return found.with_deployment(deployment)  # a file has no deployments to choose from
         if ref.ollama_tag and deployment in (None, "ollama"):  # 7. an Ollama server
             served = self._ollama(ref)
             if served is not None:

@@ -36,7 +36,7 @@ def _notifier(quiet: bool, progress=None):
 def pull(
     model: str = typer.Argument(..., help="A registry model (id, alias, or your alias for one), or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub.", autocompletion=complete.models),
     quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Quantization to download (Q4_K_M, Q8_0, ...); default: the best that fits this machine.", autocompletion=complete.quants),
-    deployment: Optional[str] = typer.Option(None, "--deployment", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's llama.cpp deployment, else its Ollama one.", autocompletion=complete.kinds),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's llama.cpp deployment, else its Ollama one.", autocompletion=complete.kinds),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no notes on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
