@@ -77,7 +77,7 @@ def check_python(_: _Facts) -> Check:
 
 
 def check_modelctl(_: _Facts) -> Check:
-    from modelctl import __version__
+    from modelctl.version import __version__
 
     return Check("modelctl", OK, f"modelctl {__version__} ({Path(__file__).parent})")
 

@@ -209,7 +209,7 @@ class HttpClient:
     @property
     def client(self):
         if self._client is None:
-            from modelctl import __version__
+            from modelctl.version import __version__
 
             httpx = import_httpx()
 

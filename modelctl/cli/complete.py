@@ -57,7 +57,7 @@ def _sources(ctx: Any) -> tuple[list[Path], list[Path]]:
 
 
 def _fingerprint(files: list[Path]) -> list[Any]:
-    from modelctl import __version__
+    from modelctl.version import __version__
 
     key: list[Any] = [_FORMAT, __version__]
     for path in files:

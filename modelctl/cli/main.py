@@ -13,7 +13,7 @@ from typing import Iterable, Optional
 
 import typer
 
-from modelctl import __version__
+from modelctl.version import __version__
 from modelctl.cli import help, output, state
 from modelctl.cli.flags import check_values
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError

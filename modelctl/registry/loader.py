@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from modelctl import __version__
+from modelctl.version import __version__
 from modelctl.errors import RegistryError
 from modelctl.registry.model import Model
 

@@ -670,6 +670,6 @@ def _put_in_place(r: RemoteFile, partial: Path, blob: Path, pointer: Path) -> No
 
 
 def _user_agent() -> str:
-    from modelctl import __version__
+    from modelctl.version import __version__
 
     return f"modelctl/{__version__}"
