@@ -319,7 +319,7 @@ def check_keys(_: _Facts) -> Check:
 
 
 def check_hub(_: _Facts) -> Check:
-    from modelctl.backends.urls import redact_url
+    from modelctl.transport.urls import redact_url
 
     home = os.environ.get("HF_HOME")
     endpoint = os.environ.get("HF_ENDPOINT")
@@ -333,11 +333,11 @@ def check_hub(_: _Facts) -> Check:
 
 
 def check_ollama(_: _Facts) -> Check:
-    from modelctl.backends.urls import redact_url
     from modelctl.errors import ModelctlError
+    from modelctl.transport.urls import redact_url
 
     try:
-        from modelctl.backends.ollama import ollama_host
+        from modelctl.transport.ollama_server import ollama_host
 
         host = ollama_host()
     except ModelctlError as exc:
@@ -348,7 +348,7 @@ def check_ollama(_: _Facts) -> Check:
     version = body.get("version") if isinstance(body, dict) else None
     shown = redact_url(host)
     if isinstance(version, str) and version.strip():
-        from modelctl.backends.server_text import one_line
+        from modelctl.transport.server_text import one_line
 
         return Check("ollama", OK, f"Ollama {one_line(version, 40)} answers at {shown}")
     return Check("ollama", INFO, f"no Ollama server answers at {shown} (needed only for ollama deployments)",

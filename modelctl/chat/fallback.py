@@ -34,7 +34,7 @@ def provider_wide(exc: BackendError) -> bool:
     """Whether `exc` says the endpoint is failing, not the one model: a rate limit (429), a server
     error (5xx), no connection, or no answer in time (a stream cut off before any text, or 408,
     409, 425, may be the request's own)."""
-    from modelctl.backends.http import StreamInterrupted
+    from modelctl.transport.http_client import StreamInterrupted
 
     if isinstance(exc, OfflineError):
         return True

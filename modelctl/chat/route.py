@@ -168,7 +168,7 @@ def _request(backend: Any, messages: Sequence[Message], setup: ChatSetup) -> dic
     """The URL and JSON body a backend that writes its own requests would send; None for one
     that does not (its client library does)."""
     from modelctl.backends.api import pop_stream_flag
-    from modelctl.backends.urls import redact_url
+    from modelctl.transport.urls import redact_url
 
     if not hasattr(backend, "request_body"):
         return None

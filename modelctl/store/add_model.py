@@ -129,11 +129,11 @@ def add_model(spec: NewModel, *, force: bool = False, registry: "RegistrySource"
     """Check `spec` and save its entry in the user registry (see the module's notes). An id
     the registry already has is refused unless `force`, which replaces an entry of the user
     registry, or shadows a built-in model (`Added.shadows`)."""
-    from modelctl.backends.urls import check_url
     from modelctl.config import get_paths
     from modelctl.registry import get_registry
     from modelctl.registry.vocab import today_iso
     from modelctl.store.user_registry import save_entry
+    from modelctl.transport.urls import check_url
 
     _check_names(spec)
     path = get_paths().user_registry

@@ -36,11 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import urljoin
 
-from modelctl.backends import wire
-from modelctl.backends.http import hooked_session, hub_session_hooks
-from modelctl.backends.limits import LimitExceeded
-from modelctl.backends.server_text import one_line
-from modelctl.backends.urls import check_url, redact_url, strip_credentials
 from modelctl.config import hf_token_path
 from modelctl.errors import (
     AuthError,
@@ -52,7 +47,13 @@ from modelctl.errors import (
 )
 from modelctl.files import read_kept_text, read_token_file
 from modelctl.keys import redact
+from modelctl.redaction import strip_credentials
 from modelctl.store.paths import check_repo_id, hf_cache_dir, lock_path, repo_folder, safe_join
+from modelctl.transport import wire
+from modelctl.transport.http_client import hooked_session, hub_session_hooks
+from modelctl.transport.response_limits import LimitExceeded
+from modelctl.transport.server_text import one_line
+from modelctl.transport.urls import check_url, redact_url
 
 if TYPE_CHECKING:
     from modelctl.store.progress import PullProgress

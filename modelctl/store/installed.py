@@ -77,7 +77,7 @@ def registry_maps(registry: "Registry | None"):
     by_tag: dict[str, str] = {}
     if registry is None:
         return by_repo, by_name, by_tag
-    from modelctl.store.ollama_pull import normalize_tag
+    from modelctl.transport.ollama_server import normalize_tag
 
     for model in registry:
         for dep in model.deployments:

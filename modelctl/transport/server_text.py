@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from modelctl.backends import wire
+from modelctl.transport import wire
 
 MESSAGE_CHARS = 300  # the most of a server's own words an error message quotes
 
@@ -51,7 +51,7 @@ _MESSAGE_FIELD = re.compile(r'"(?:message|detail|error)"\s*:\s*"((?:[^"\\]|\\.){
 
 def _salvaged(text: str) -> str:
     """The message of a JSON error body that does not parse because it was cut short (error
-    bodies are read up to `limits.ERROR_BODY_BYTES`)."""
+    bodies are read up to `response_limits.ERROR_BODY_BYTES`)."""
     m = _MESSAGE_FIELD.search(text[:8192])
     if not m:
         return ""
