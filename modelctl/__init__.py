@@ -58,8 +58,8 @@ _API = {
     "resolve_template": "modelctl.templates.resolve",
     "RenderedPrompt": "modelctl.templates.types",
     # local files
-    "read_gguf": "modelctl.store.gguf",
-    "GGUFFile": "modelctl.store.gguf",
+    "read_gguf": "modelctl.gguf",
+    "GGUFFile": "modelctl.gguf",
     "pull": "modelctl.store.pull",
     # errors
     "ModelctlError": "modelctl.errors",
@@ -96,11 +96,11 @@ if TYPE_CHECKING:
         TemplateError,
         UsageError,
     )
+    from modelctl.gguf import GGUFFile, read_gguf
     from modelctl.registry.loader import load_registry
     from modelctl.registry.model import Model
     from modelctl.registry.query import ModelFilter, filter_models, search_models
     from modelctl.registry.registry import Registry
-    from modelctl.store.gguf import GGUFFile, read_gguf
     from modelctl.store.pull import pull
     from modelctl.tasks.select import open_task
     from modelctl.templates.resolve import resolve_template

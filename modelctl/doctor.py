@@ -178,7 +178,7 @@ def _nvidia_gpus() -> list[dict[str, Any]]:
 def check_memory(facts: _Facts) -> Check:
     info = _meminfo()
     if not info:
-        from modelctl.store.gguf import available_memory
+        from modelctl.gguf import available_memory
 
         total = available_memory()
         return Check("memory", INFO if total is None else OK,

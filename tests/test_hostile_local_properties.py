@@ -52,7 +52,7 @@ def _gguf_header(n_kv: int) -> bytes:
 @FAST
 @given(n_kv=st.integers(0, 3), body=st.binary(max_size=400), depth=st.integers(0, 4000))
 def test_gguf_metadata_either_parses_or_is_a_model_file_error(tmp_path_factory, n_kv, body, depth):
-    from modelctl.store.gguf import read_gguf
+    from modelctl.gguf import read_gguf
 
     nested = struct.pack("<Q", 1) + b"k" + struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * depth
     path = tmp_path_factory.mktemp("gguf") / "x.gguf"

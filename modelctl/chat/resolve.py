@@ -30,8 +30,8 @@ from modelctl.errors import BackendError, ModelctlError, NotFoundError, UsageErr
 # `--api-base URL -m NAME` (a script's call) needs none of them.
 if TYPE_CHECKING:
     from modelctl.backends.base import Backend
+    from modelctl.gguf import GGUFFile
     from modelctl.registry import Deployment, Model, Registry, RegistrySource
-    from modelctl.store.gguf import GGUFFile
 
 # llama.cpp's GGML_MAX_N_THREADS: more threads than this abort the process (std::bad_alloc).
 MAX_THREADS = 512
@@ -90,7 +90,7 @@ def _file_of(model: "Model") -> Path:
 
 def _local(path: Path, model_id: str, entry: "Model | None", names: list[str], check: bool) -> LocalModel:
     """A LocalModel whose file is checked for loading (`check`), or only read."""
-    from modelctl.store.gguf import check_gguf, read_gguf
+    from modelctl.gguf import check_gguf, read_gguf
 
     return LocalModel(path, model_id, check_gguf(path) if check else read_gguf(path), entry, names)
 
@@ -126,7 +126,7 @@ def _from_path(path: Path, registry: "RegistrySource", check: bool) -> LocalMode
     """MODEL given as a path: the file, named as the registry names it when it knows the file."""
     if not check and not path.is_file():  # the check says what the path is instead
         raise NotFoundError(f"GGUF file {str(path)!r} does not exist")
-    from modelctl.store.gguf import check_gguf, read_gguf
+    from modelctl.gguf import check_gguf, read_gguf
 
     info = check_gguf(path) if check else read_gguf(path)
     entry = _entry_for_file(path, registry)

@@ -202,7 +202,7 @@ def local_file(model: "Model", dep: "Deployment") -> "LocalModel | None":
     if dep.kind != "llama.cpp":
         return None
     from modelctl.chat.resolve import LocalModel
-    from modelctl.store.gguf import read_gguf
+    from modelctl.gguf import read_gguf
     from modelctl.store.locate import locate
 
     path = locate(model)

@@ -607,7 +607,7 @@ def _gguf_shortfall(path: Path) -> int | None:
     """The size the GGUF header of `path` declares (its tensor data included) when the file is
     shorter; None when it is complete, or when its tensor types are unknown here. A file that is
     no readable GGUF raises ModelFileError."""
-    from modelctl.store.gguf import read_gguf
+    from modelctl.gguf import read_gguf
 
     try:
         info = read_gguf(path)

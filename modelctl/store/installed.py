@@ -181,7 +181,7 @@ def _quant_of(path: Path, name: str) -> str | None:
     if q:
         return q
     try:
-        from modelctl.store.gguf import read_metadata
+        from modelctl.gguf import read_metadata
 
         return file_type_name(read_metadata(path).get("general.file_type"))
     except ModelctlError:
