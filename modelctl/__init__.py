@@ -43,9 +43,9 @@ _API = {
     # choosing a service: tokens, cost, availability, the selector, routing
     "token_report": "modelctl.chat.tokens",
     "TokenCount": "modelctl.chat.tokens",
-    "services": "modelctl.backends.availability",
-    "usable_services": "modelctl.backends.availability",
-    "Service": "modelctl.backends.availability",
+    "services": "modelctl.chat.availability",
+    "usable_services": "modelctl.chat.availability",
+    "Service": "modelctl.chat.availability",
     "select_services": "modelctl.chat.select",
     "Constraints": "modelctl.chat.select",
     "Candidate": "modelctl.chat.select",
@@ -76,8 +76,8 @@ _API = {
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:
-    from modelctl.backends.availability import Service, services, usable_services
     from modelctl.backends.base import Backend, GenerationParams, ResponseFormat
+    from modelctl.chat.availability import Service, services, usable_services
     from modelctl.chat.prompt import render_prompt
     from modelctl.chat.resolve import ChatSetup, open_chat
     from modelctl.chat.route import open_routed

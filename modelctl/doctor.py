@@ -342,7 +342,7 @@ def check_ollama(_: _Facts) -> Check:
         host = ollama_host()
     except ModelctlError as exc:
         return Check("ollama", WARN, str(exc), fix="set OLLAMA_HOST to host:port")
-    from modelctl.backends.availability import reach
+    from modelctl.chat.availability import reach
 
     body = reach(f"{host}/api/version")[2]  # bounded in time, bytes and JSON
     version = body.get("version") if isinstance(body, dict) else None

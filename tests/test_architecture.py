@@ -1,6 +1,7 @@
 """The layers import downward only, and no two modules import each other.
 
-    cli  →  chat (and doctor)  →  backends / templates / store  →  registry  →  config, errors, keys
+    cli  →  chat (and doctor)  →  backends / templates / store  →  registry, gguf  →  transport
+         →  config, errors, keys, version
 
 Every `import` in the package counts, including those inside functions (the lazy imports that
 keep start-up fast are imports all the same). `modelctl/__init__.py`, the public API, may name
@@ -81,6 +82,21 @@ def test_imports_go_down_only():
 def test_no_module_below_the_cli_imports_it():
     offenders = [f"{m} imports {o}" for m, imported in _graph().items() if not m.startswith("modelctl.cli")
                  and m not in ("modelctl.__main__",) for o in imported if o.startswith("modelctl.cli")]
+    assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.parametrize("package, other", [("backends", "store"), ("store", "backends")])
+def test_backends_and_store_do_not_import_each_other(package, other):
+    """Both sit on `transport` (HTTP) and `gguf` (GGUF headers); neither reaches into the other."""
+    offenders = [f"{m} imports {o}" for m, imported in _graph().items() if m.startswith(f"modelctl.{package}.")
+                 or m == f"modelctl.{package}" for o in sorted(imported) if o.split(".")[:2] == ["modelctl", other]]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_transport_imports_only_base_modules():
+    """The HTTP plumbing sits below everything that talks to a service."""
+    offenders = [f"{m} imports {o}" for m, imported in _graph().items() if m.startswith("modelctl.transport")
+                 for o in sorted(imported) if not o.startswith("modelctl.transport") and (_rank(o) or 0) > 0]
     assert not offenders, "\n".join(offenders)
 
 
