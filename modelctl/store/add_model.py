@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelctl.errors import UsageError
+from modelctl.terminal_text import CONTROLS, REORDERING, char_class
 
 if TYPE_CHECKING:
     from modelctl.registry import Model, Registry, RegistrySource
@@ -31,7 +32,7 @@ _NAME_KEYS = ("model", "tag")
 
 # Characters that change what a terminal shows (C0 and C1 controls, DEL, line and paragraph
 # separators, bidirectional overrides): refused in every name typed here.
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE = char_class(CONTROLS, REORDERING)
 _MAX_NAME = 200
 
 

@@ -49,6 +49,7 @@ from modelctl.files import read_kept_text, read_token_file
 from modelctl.keys import redact
 from modelctl.redaction import strip_credentials
 from modelctl.store.paths import check_repo_id, hf_cache_dir, lock_path, repo_folder, safe_join
+from modelctl.terminal_text import DEL_C1, char_class
 from modelctl.transport import wire
 from modelctl.transport.http_client import hooked_session, hub_session_hooks
 from modelctl.transport.response_limits import LimitExceeded
@@ -63,7 +64,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 METADATA_TIMEOUT = 10.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]*")
-_C1 = re.compile(r"[\x7f-\x9f]")  # control characters safe_relative_path lets through (CSI is \x9b)
+_C1 = char_class(DEL_C1)  # control characters safe_relative_path lets through (CSI is \x9b)
 
 
 # What huggingface_hub raises for an answer it cannot read: JSON that does not parse (a web

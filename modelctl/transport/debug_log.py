@@ -13,8 +13,8 @@ import time
 from typing import IO, Any, Callable, Mapping, Protocol
 
 from modelctl.redaction import REDACTED, credential_name, redact, redact_data, redactor
+from modelctl.terminal_text import escape_controls
 from modelctl.transport import wire
-from modelctl.transport.server_text import escape_controls
 from modelctl.transport.urls import redact_url
 
 
