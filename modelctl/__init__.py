@@ -18,7 +18,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from modelctl.version import __version__
 
 # Public name -> the module that defines it.
 _API = {
@@ -55,9 +55,9 @@ _API = {
     # choosing a service: tokens, cost, availability, the selector, routing
     "token_report": "modelctl.chat.tokens",
     "TokenCount": "modelctl.chat.tokens",
-    "services": "modelctl.backends.availability",
-    "usable_services": "modelctl.backends.availability",
-    "Service": "modelctl.backends.availability",
+    "services": "modelctl.chat.availability",
+    "usable_services": "modelctl.chat.availability",
+    "Service": "modelctl.chat.availability",
     "select_services": "modelctl.chat.selector",
     "Constraints": "modelctl.chat.selector",
     "Candidate": "modelctl.chat.selector",
@@ -70,8 +70,8 @@ _API = {
     "resolve_template": "modelctl.templates.resolve",
     "RenderedPrompt": "modelctl.templates.types",
     # local files
-    "read_gguf": "modelctl.store.gguf",
-    "GGUFFile": "modelctl.store.gguf",
+    "read_gguf": "modelctl.gguf",
+    "GGUFFile": "modelctl.gguf",
     "pull": "modelctl.store.pull",
     # errors
     "ModelctlError": "modelctl.errors",
@@ -88,9 +88,9 @@ _API = {
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:
-    from modelctl.backends.availability import Service, services, usable_services
     from modelctl.backends.base import Backend, GenerationParams, ResponseFormat
     from modelctl.backends.scripted import Script, ScriptedBackend, ScriptedLocalBackend
+    from modelctl.chat.availability import Service, services, usable_services
     from modelctl.chat.opening import Chat, ChatOptions, LoadOptions, ServiceOptions, open_chat, resolve_model
     from modelctl.chat.prompt import render_prompt
     from modelctl.chat.routing import open_routed
@@ -109,13 +109,13 @@ if TYPE_CHECKING:
         TemplateError,
         UsageError,
     )
+    from modelctl.gguf import GGUFFile, read_gguf
     from modelctl.refs import parse_ref
     from modelctl.registry.loader import load_registry
     from modelctl.registry.model import Model
     from modelctl.registry.query import ModelFilter, filter_models, search_models
     from modelctl.registry.registry import Registry
     from modelctl.resolver import Resolver, Target
-    from modelctl.store.gguf import GGUFFile, read_gguf
     from modelctl.store.pull import pull
     from modelctl.tasks.select import open_task
     from modelctl.templates.resolve import resolve_template

@@ -77,7 +77,7 @@ def check_python(_: _Facts) -> Check:
 
 
 def check_modelctl(_: _Facts) -> Check:
-    from modelctl import __version__
+    from modelctl.version import __version__
 
     return Check("modelctl", OK, f"modelctl {__version__} ({Path(__file__).parent})")
 
@@ -178,7 +178,7 @@ def _nvidia_gpus() -> list[dict[str, Any]]:
 def check_memory(facts: _Facts) -> Check:
     info = _meminfo()
     if not info:
-        from modelctl.store.gguf import available_memory
+        from modelctl.gguf import available_memory
 
         total = available_memory()
         return Check("memory", INFO if total is None else OK,
@@ -319,7 +319,7 @@ def check_keys(_: _Facts) -> Check:
 
 
 def check_hub(_: _Facts) -> Check:
-    from modelctl.backends.urls import redact_url
+    from modelctl.transport.urls import redact_url
 
     home = os.environ.get("HF_HOME")
     endpoint = os.environ.get("HF_ENDPOINT")
@@ -333,22 +333,22 @@ def check_hub(_: _Facts) -> Check:
 
 
 def check_ollama(_: _Facts) -> Check:
-    from modelctl.backends.urls import redact_url
     from modelctl.errors import ModelctlError
+    from modelctl.transport.urls import redact_url
 
     try:
-        from modelctl.backends.ollama import ollama_host
+        from modelctl.transport.ollama_server import ollama_host
 
         host = ollama_host()
     except ModelctlError as exc:
         return Check("ollama", WARN, str(exc), fix="set OLLAMA_HOST to host:port")
-    from modelctl.backends.availability import reach
+    from modelctl.chat.availability import reach
 
     body = reach(f"{host}/api/version")[2]  # bounded in time, bytes and JSON
     version = body.get("version") if isinstance(body, dict) else None
     shown = redact_url(host)
     if isinstance(version, str) and version.strip():
-        from modelctl.backends.server_text import one_line
+        from modelctl.transport.server_text import one_line
 
         return Check("ollama", OK, f"Ollama {one_line(version, 40)} answers at {shown}")
     return Check("ollama", INFO, f"no Ollama server answers at {shown} (needed only for ollama deployments)",

@@ -30,9 +30,9 @@ from modelctl.errors import ModelctlError, NotFoundError, UsageError
 from modelctl.refs import Auto, Default, Endpoint, FileRef, HubRef, ModelRef, Name, parse_ref
 
 if TYPE_CHECKING:
+    from modelctl.gguf import GGUFFile
     from modelctl.registry import Deployment, Model, Registry, RegistrySource
     from modelctl.registry.aliases import Alias
-    from modelctl.store.gguf import GGUFFile
 
 TASKS = ("chat", "completion")
 # Where a target was found (Target.source), in lookup order.
@@ -122,7 +122,7 @@ def _registry(source: "RegistrySource") -> "Registry":
 
 
 def _read(path: Path, check: bool) -> "GGUFFile":
-    from modelctl.store.gguf import check_gguf, read_gguf
+    from modelctl.gguf import check_gguf, read_gguf
 
     return check_gguf(path) if check else read_gguf(path)
 

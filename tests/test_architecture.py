@@ -1,6 +1,7 @@
 """The layers import downward only, and no two modules import each other.
 
-    cli  →  chat (and doctor)  →  backends / templates / store  →  registry  →  config, errors, keys
+    cli  →  chat (and doctor)  →  backends / templates / store  →  registry, gguf  →  transport
+         →  config, errors, keys, version
 
 Every `import` in the package counts, including those inside functions (the lazy imports that
 keep start-up fast are imports all the same). `modelctl/__init__.py`, the public API, may name
@@ -16,8 +17,9 @@ from conftest import REPO
 
 PACKAGE = REPO / "modelctl"
 RANKS = {"cli": 4, "__main__": 4, "chat": 3, "doctor": 3, "tasks": 3, "backends": 2, "templates": 2, "store": 2,
-         "history": 2, "registry": 1, "config": 0, "config_edit": 0, "errors": 0, "keys": 0, "keyfile": 0, "redaction": 0, "files": 0, "units": 0,
-         "numbers": 0, "refs": 0, "resolver": 2.5}
+         "history": 2, "registry": 1, "gguf": 1, "transport": 0.5, "config": 0, "config_edit": 0, "errors": 0, "keys": 0, "keyfile": 0, "redaction": 0, "files": 0, "units": 0,
+         "numbers": 0, "version": 0, "refs": 0, "resolver": 2.5,
+         "terminal_text": 0}
 
 
 def _module_name(path: Path) -> str:
@@ -51,7 +53,7 @@ def _imports(path: Path) -> set[str]:
     return {name for name in found if name in known}
 
 
-def _rank(module: str) -> int | None:
+def _rank(module: str) -> float | None:
     parts = module.split(".")
     if len(parts) == 1:
         return None  # the package itself: the public API
@@ -81,6 +83,21 @@ def test_imports_go_down_only():
 def test_no_module_below_the_cli_imports_it():
     offenders = [f"{m} imports {o}" for m, imported in _graph().items() if not m.startswith("modelctl.cli")
                  and m not in ("modelctl.__main__",) for o in imported if o.startswith("modelctl.cli")]
+    assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.parametrize("package, other", [("backends", "store"), ("store", "backends")])
+def test_backends_and_store_do_not_import_each_other(package, other):
+    """Both sit on `transport` (HTTP) and `gguf` (GGUF headers); neither reaches into the other."""
+    offenders = [f"{m} imports {o}" for m, imported in _graph().items() if m.startswith(f"modelctl.{package}.")
+                 or m == f"modelctl.{package}" for o in sorted(imported) if o.split(".")[:2] == ["modelctl", other]]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_transport_imports_only_base_modules():
+    """The HTTP plumbing sits below everything that talks to a service."""
+    offenders = [f"{m} imports {o}" for m, imported in _graph().items() if m.startswith("modelctl.transport")
+                 for o in sorted(imported) if not o.startswith("modelctl.transport") and (_rank(o) or 0) > 0]
     assert not offenders, "\n".join(offenders)
 
 

@@ -13,8 +13,8 @@ from providers.server import Reply
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import open_backend
-from modelctl.backends.http import StreamInterrupted
 from modelctl.errors import AuthError
+from modelctl.transport.http_client import StreamInterrupted
 
 ANTHROPIC = KIT["anthropic"]
 MESSAGES = [

@@ -11,9 +11,9 @@ import pytest
 from providers.kits import FAKE_KEY, KITS
 
 from modelctl.backends.base import Backend, is_local, template_name
-from modelctl.backends.debuglog import DebugLog
 from modelctl.backends.factory import BACKENDS, open_backend
 from modelctl.errors import UsageError
+from modelctl.transport.debug_log import DebugLog
 
 
 @pytest.mark.parametrize("kit", KITS, ids=[k.name for k in KITS])
@@ -73,7 +73,7 @@ def test_llama_cpp_deployments_are_not_opened_here():
 
 
 def test_importing_the_backends_costs_nothing():
-    code = ("import sys, modelctl.keys, modelctl.backends.factory, modelctl.backends.http, modelctl.backends.urls, "
+    code = ("import sys, modelctl.keys, modelctl.backends.factory, modelctl.transport.http_client, modelctl.transport.urls, "
             "modelctl.backends.openai, modelctl.backends.anthropic, modelctl.backends.gemini, "
             "modelctl.backends.mistral, modelctl.backends.huggingface, modelctl.backends.ollama, "
             "modelctl.cli.keys_cmd; "
@@ -87,7 +87,7 @@ def test_importing_the_backends_costs_nothing():
 def test_checking_an_address_loads_httpx_without_its_command_line(address):
     """check_url asks httpx how it reads the address; httpx's command-line client (click, rich,
     pygments) stays unloaded, as it does for the HTTP client itself."""
-    code = ("import sys\nfrom modelctl.backends.urls import check_url\n"
+    code = ("import sys\nfrom modelctl.transport.urls import check_url\n"
             f"check_url({address!r})\n"
             "print(sorted(m for m in ('httpx', 'httpx._main', 'click', 'pygments') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

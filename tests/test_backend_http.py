@@ -10,14 +10,14 @@ from email.utils import format_datetime
 import pytest
 
 from modelctl.backends.api import coerce_option, pop_stream_flag
-from modelctl.backends.debuglog import DebugLog, redact_headers
-from modelctl.backends.http import ErrorContext, HttpClient
-from modelctl.backends.retry import RetryPolicy, parse_retry_after
-from modelctl.backends.server_text import provider_message
-from modelctl.backends.sse import iter_sse
-from modelctl.backends.urls import redact_url
 from modelctl.errors import UsageError
 from modelctl.keys import remember_secret
+from modelctl.transport.debug_log import DebugLog, redact_headers
+from modelctl.transport.http_client import ErrorContext, HttpClient
+from modelctl.transport.retry import RetryPolicy, parse_retry_after
+from modelctl.transport.server_text import provider_message
+from modelctl.transport.sse import iter_sse
+from modelctl.transport.urls import redact_url
 
 
 def test_sse_events_follow_the_event_stream_rules():
@@ -45,7 +45,7 @@ def test_retry_policy_backoff_and_limits():
 
 
 def test_retries_come_from_the_environment(monkeypatch):
-    from modelctl.backends.retry import default_retry
+    from modelctl.transport.retry import default_retry
 
     monkeypatch.setenv("MODELCTL_RETRIES", "0")
     assert default_retry().retries == 0
@@ -90,7 +90,7 @@ def test_credentials_are_hidden_in_urls_and_headers():
     ("https://tok-as-user-3@h/v1?alt=sse&x-goog-api-key=qk-3&client_secret=cs-3", ["tok-as-user-3", "qk-3", "cs-3"]),
 ])
 def test_credentials_written_into_a_url(url, secret):
-    from modelctl.backends.urls import url_credentials
+    from modelctl.redaction import url_credentials
 
     assert url_credentials(url) == secret
     assert not any(s in redact_url(url) for s in secret)

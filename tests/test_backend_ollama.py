@@ -10,8 +10,8 @@ from providers.kits import KIT
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import open_backend
-from modelctl.backends.ollama import ollama_host
 from modelctl.errors import NotFoundError
+from modelctl.transport.ollama_server import ollama_host
 
 OLLAMA = KIT["ollama"]
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]

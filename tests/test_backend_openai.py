@@ -13,8 +13,8 @@ from providers.server import Reply
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import adhoc_deployment, open_backend
-from modelctl.backends.http import StreamInterrupted
 from modelctl.errors import AuthError, NotFoundError, UsageError
+from modelctl.transport.http_client import StreamInterrupted
 
 OPENAI, AZURE, COMPATIBLE = KIT["openai"], KIT["azure-openai"], KIT["openai-compatible"]
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]

@@ -10,8 +10,8 @@ from providers.kits import FAKE_KEY, KITS
 from providers.server import closed_port_url
 
 from modelctl.backends.base import GenerationParams, collect
-from modelctl.backends.http import StreamInterrupted
 from modelctl.errors import AuthError, BackendError, NotFoundError, OfflineError
+from modelctl.transport.http_client import StreamInterrupted
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]
 PARAMS = GenerationParams(max_tokens=16, temperature=0.2)
@@ -133,7 +133,7 @@ def test_an_unreachable_host_is_an_offline_error_at_once(kit, server, open_kit, 
     """Nothing listening, or a name that does not resolve (.invalid never does): OfflineError,
     without the retries a broken connection gets (the same answer would come a second later)."""
     from modelctl.backends.factory import open_backend
-    from modelctl.backends.retry import RetryPolicy
+    from modelctl.transport.retry import RetryPolicy
 
     url = closed_port_url() if where == "refused" else "http://nonexistent.invalid"
     backend = open_backend(None, kit.deployment(url), api_key=FAKE_KEY if kit.name != "ollama" else None,

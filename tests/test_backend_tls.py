@@ -1,4 +1,4 @@
-"""TLS is set up only for a request that needs it (`backends.http`), and then it verifies: an
+"""TLS is set up only for a request that needs it (`transport.http_client`), and then it verifies: an
 https server whose certificate is not trusted is refused; trusted (SSL_CERT_FILE), it answers.
 The server is a loopback one with a certificate made for this test by the `openssl` command."""
 

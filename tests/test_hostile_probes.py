@@ -132,7 +132,7 @@ def test_doctor_shows_an_ollama_version_safely(hostile, tmp_path):
 @pytest.mark.parametrize("url", ["http://xn--zz.example/v1/models", "http://a\x00b.example/v1", "http://[::1/v1",
                                  "http://" + "a" * 64 + ".example/v1", "http://ex ample.example/v1"])
 def test_an_address_that_cannot_be_probed_is_a_reason_not_a_crash(url):
-    from modelctl.backends.availability import reach
+    from modelctl.chat.availability import reach
 
     answered, reason, body = reach(url, 1.0)
     assert not answered and body is None and "\x00" not in reason

@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelctl.backends.api import StreamState
-from modelctl.backends.http import LineStream
-from modelctl.backends.limits import LimitExceeded, Limits, bounded_body
-from modelctl.backends.sse import Event
-from modelctl.backends.wire import MAX_COUNT, Wire, WireError
 from modelctl.errors import ModelctlError
 from modelctl.registry import Deployment
+from modelctl.transport.http_client import LineStream
+from modelctl.transport.response_limits import LimitExceeded, Limits, bounded_body
+from modelctl.transport.sse import Event
+from modelctl.transport.wire import MAX_COUNT, Wire, WireError
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

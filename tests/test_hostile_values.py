@@ -14,7 +14,7 @@ from hostile_server import HostileServer, body, many, ndjson, sse
 from providers import gemini_wire
 from test_hostile_servers import EMBED_PATHS, assert_one_error, embeddings, run_chat
 
-from modelctl.backends import wire
+from modelctl.transport import wire
 
 SMALL = {"MODELCTL_MAX_RESPONSE_MB": "1"}
 TOO_MANY = 70_000  # values: more than 1 MiB / 16

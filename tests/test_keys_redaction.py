@@ -13,8 +13,8 @@ from providers.server import Reply, closed_port_url
 
 from modelctl.backends.base import GenerationParams, collect
 from modelctl.backends.factory import open_backend
-from modelctl.backends.retry import RetryPolicy
 from modelctl.errors import ModelctlError
+from modelctl.transport.retry import RetryPolicy
 
 MESSAGES = [{"role": "user", "content": f"Is {FAKE_KEY[:6]} a prefix?"}]
 

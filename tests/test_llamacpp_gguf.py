@@ -81,7 +81,7 @@ def run(*args, home, stdin=None):
 
 
 def test_chat_template_in_gguf_metadata_is_picked_up(copies, tmp_path):
-    from modelctl.store import read_metadata
+    from modelctl.gguf import read_metadata
 
     assert read_metadata(copies["tiny-chat.gguf"])["tokenizer.chat_template"] == CHAT_TEMPLATE
     r = run("chat", "-m", str(copies["tiny-chat.gguf"]), "Hello <end_of_turn> there", "--max-tokens", "4",

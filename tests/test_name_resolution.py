@@ -172,7 +172,7 @@ def one_error(r, code: int, words: str) -> None:
 @pytest.mark.parametrize("form", list(FAILING))
 def test_a_name_that_names_nothing_fails_alike_everywhere(cli, names, ollama, form, what):
     if form in NOT_FOR.get(what, ()):
-        pytest.skip(f"{what} downloads {form}")
+        pytest.skip(f"{what} takes {form!r}: a download, or the selector's choice")
     args, stdin = command(form, what)
     code, words = FAILING[form]
     one_error(cli(*args, input=stdin), code, words)

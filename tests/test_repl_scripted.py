@@ -21,7 +21,7 @@ from modelctl.chat.session import ChatSession
 from modelctl.errors import BackendError
 from modelctl.refs import FileRef, Name
 from modelctl.resolver import Target
-from modelctl.store.gguf import GGUFFile
+from modelctl.gguf import GGUFFile
 
 
 @pytest.fixture(autouse=True)

@@ -149,7 +149,7 @@ def test_a_task_done_by_chatting_needs_a_model_that_chats(tmp_path, provider_env
     sel = select_services(SHORT, Constraints(task=task, max_tokens=10), registry=only(path), counter=local_counter())
     assert chosen(sel) == chosen_ids and not sel.rejected
     # given as services (not filtered out first), a model that cannot chat is refused, saying why
-    from modelctl.backends.availability import Service
+    from modelctl.chat.availability import Service
 
     reg = only(path)
     services = [Service(m, d, True, "test") for m in reg for d in m.deployments]

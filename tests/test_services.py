@@ -1,4 +1,4 @@
-"""`modelctl services` and `modelctl.backends.availability`: which deployments are usable now
+"""`modelctl services` and `modelctl.chat.availability`: which deployments are usable now
 (a key present, the GGUF file here, a server that answers), with each service's metadata."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from providers.server import Reply, closed_port_url
 from registries import model, write_registry
 from test_tokens import GEMMA_DEPLOYMENT
 
-from modelctl.backends.availability import services, usable_services
+from modelctl.chat.availability import services, usable_services
 from modelctl.registry import load_registry
 
 LOCAL = {"free_tier": True, "local_capable": True}  # a server on a loopback address runs here

@@ -550,8 +550,9 @@ def test_end_to_end_with_the_real_gemma_file(cli, hub, tmp_path, monkeypatch, hf
     assert data["files"][0]["sha256"] == gemma.EXPECTED_SHA256
     assert data["transferred_bytes"] == path.stat().st_size
 
+    from modelctl.gguf import check_gguf
     from modelctl.registry import load_registry
-    from modelctl.store import check_gguf, locate
+    from modelctl.store import locate
 
     located = locate("test/gemma-3-270m", registry=load_registry(reg))
     assert located == Path(data["path"])

@@ -10,10 +10,10 @@ import pytest
 from providers import hf_wire, task_wire
 from providers.kits import FAKE_KEY
 
-from modelctl.backends.retry import RetryPolicy
 from modelctl.errors import AuthError, BackendError, NotFoundError, UsageError
 from modelctl.registry import Deployment
 from modelctl.tasks.hf_tasks import HFTasks
+from modelctl.transport.retry import RetryPolicy
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import pytest
 from providers import openai_wire, task_wire
 from providers.kits import FAKE_KEY
 
-from modelctl.backends.retry import RetryPolicy
 from modelctl.errors import AuthError, BackendError
 from modelctl.registry import Deployment
 from modelctl.tasks.openai_tasks import OpenAITasks
+from modelctl.transport.retry import RetryPolicy
 
 AZURE = "/openai/deployments/{name}"
 

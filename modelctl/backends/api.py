@@ -15,17 +15,17 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from modelctl.backends import wire
 from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message, Timings, Usage
-from modelctl.backends.debuglog import DebugLog
-from modelctl.backends.http import ErrorContext, HttpClient, LineStream
 from modelctl.backends.images import carry_images
-from modelctl.backends.retry import NO_RETRY, RetryPolicy, default_retry
-from modelctl.backends.sse import Event
-from modelctl.backends.urls import service_url
-from modelctl.backends.wire import Wire, WireError, plain
 from modelctl.errors import ModelctlError
 from modelctl.keys import KeyInfo, redact
+from modelctl.transport import wire
+from modelctl.transport.debug_log import DebugLog
+from modelctl.transport.http_client import ErrorContext, HttpClient, LineStream
+from modelctl.transport.retry import NO_RETRY, RetryPolicy, default_retry
+from modelctl.transport.sse import Event
+from modelctl.transport.urls import service_url
+from modelctl.transport.wire import Wire, WireError, plain
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment

@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 from modelctl.backends.api import ApiBackend
 from modelctl.backends.base import BaseBackend
-from modelctl.backends.http import ErrorContext
 from modelctl.backends.openai import OpenAIBackend
 from modelctl.backends.params import param_table
 from modelctl.errors import UsageError
 from modelctl.keys import KeyInfo, remember_secret, require_key
+from modelctl.transport.http_client import ErrorContext
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment

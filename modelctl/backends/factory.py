@@ -48,8 +48,8 @@ ADHOC_DEPLOYMENT_ID = "api-base"
 def adhoc_deployment(api_base: str, model: str, *, key_env: str = "OPENAI_API_KEY") -> "Deployment":
     """The deployment behind `--api-base URL --model NAME`: any OpenAI-compatible server, with
     `--api-key` or `OPENAI_API_KEY` when it wants a key."""
-    from modelctl.backends.urls import check_url
     from modelctl.registry import Deployment
+    from modelctl.transport.urls import check_url
 
     check_url(api_base, "--api-base")
     if not model:

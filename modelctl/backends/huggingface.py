@@ -13,8 +13,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, pop_stream_flag
 from modelctl.backends.base import FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
-from modelctl.backends.debuglog import request_hooks
-from modelctl.backends.http import (
+from modelctl.backends.openai import chat_messages, finish_reason, response_format
+from modelctl.backends.params import param_table, request_fields
+from modelctl.errors import BackendError, ModelctlError, OfflineError
+from modelctl.keys import KeyInfo, find_key, remember_secret, require_key
+from modelctl.transport.debug_log import request_hooks
+from modelctl.transport.http_client import (
     ErrorContext,
     error,
     hooked_session,
@@ -25,14 +29,10 @@ from modelctl.backends.http import (
     transport_reason,
     what_came,
 )
-from modelctl.backends.limits import LimitExceeded, limits
-from modelctl.backends.openai import chat_messages, finish_reason, response_format
-from modelctl.backends.params import param_table, request_fields
-from modelctl.backends.retry import RETRY_STATUSES, Attempt, parse_retry_after, run_with_retries
-from modelctl.backends.server_text import one_line, provider_message
-from modelctl.backends.wire import WireError
-from modelctl.errors import BackendError, ModelctlError, OfflineError
-from modelctl.keys import KeyInfo, find_key, remember_secret, require_key
+from modelctl.transport.response_limits import LimitExceeded, limits
+from modelctl.transport.retry import RETRY_STATUSES, Attempt, parse_retry_after, run_with_retries
+from modelctl.transport.server_text import one_line, provider_message
+from modelctl.transport.wire import WireError
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment

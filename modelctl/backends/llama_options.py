@@ -101,7 +101,7 @@ def _parse_cache_type(text: str) -> int:
 
 
 def _gguf_metadata(path: str) -> dict[str, Any]:
-    from modelctl.store.gguf import read_gguf
+    from modelctl.gguf import read_gguf
 
     try:
         return read_gguf(path).metadata

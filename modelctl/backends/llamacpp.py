@@ -52,7 +52,7 @@ from modelctl.backends.llama_options import context_size, split_options
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.stops import StopMatcher
 from modelctl.errors import BackendError, ModelFileError, UsageError
-from modelctl.store.gguf import GGUFFile, check_gguf
+from modelctl.gguf import GGUFFile, check_gguf
 
 if TYPE_CHECKING:
     from llama_cpp import Llama

@@ -9,10 +9,10 @@ from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend
 from modelctl.backends.base import BaseBackend
-from modelctl.backends.http import ErrorContext
 from modelctl.backends.openai import OpenAIBackend
 from modelctl.backends.params import param_table
 from modelctl.keys import require_key
+from modelctl.transport.http_client import ErrorContext
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
-from urllib.parse import urlsplit
 
 from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, coerce_option
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
-from modelctl.backends.debuglog import DebugLog, request_hooks
-from modelctl.backends.http import (
+from modelctl.backends.images import ollama_message
+from modelctl.backends.params import param_table, request_fields
+from modelctl.errors import BackendError, ModelctlError, OfflineError
+from modelctl.keys import KeyInfo, remember_secret
+from modelctl.transport.debug_log import DebugLog, request_hooks
+from modelctl.transport.http_client import (
     DEFAULT_CONNECT_TIMEOUT,
     ErrorContext,
     error,
@@ -32,67 +35,20 @@ from modelctl.backends.http import (
     transport_reason,
     what_came,
 )
-from modelctl.backends.images import ollama_message
-from modelctl.backends.limits import LimitExceeded, bounded_hooks, limits
-from modelctl.backends.params import param_table, request_fields
-from modelctl.backends.retry import NO_RETRY, RETRY_STATUSES, Attempt, RetryPolicy, parse_retry_after, run_with_retries
-from modelctl.backends.server_text import one_line
-from modelctl.backends.urls import host_problem, redact_url, remember_url_credentials
-from modelctl.backends.wire import WireError
-from modelctl.errors import BackendError, ModelctlError, OfflineError, UsageError
-from modelctl.keys import KeyInfo, remember_secret
+from modelctl.transport.ollama_server import NOT_OLLAMA, ollama_client, ollama_host, unreadable
+from modelctl.transport.response_limits import LimitExceeded, limits
+from modelctl.transport.retry import NO_RETRY, RETRY_STATUSES, Attempt, RetryPolicy, parse_retry_after, run_with_retries
+from modelctl.transport.server_text import one_line
+from modelctl.transport.wire import WireError
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment
 
-DEFAULT_HOST = "http://127.0.0.1:11434"
-# What the ollama package raises for an answer it cannot read: JSON that does not parse or nests
-# too deep, or of another shape than its pydantic models (ValidationError is a ValueError; a
-# list where an object belongs fails as TypeError or AttributeError inside the package).
-NOT_OLLAMA = (ValueError, TypeError, AttributeError, RecursionError)
 # Request fields beside `options` (for -o KEY=VALUE); every other option goes into `options`.
 TOP_LEVEL = frozenset({"keep_alive", "format", "think"})
 # The `options` field of each generation parameter.
 OPTION_NAMES = param_table(max_tokens="num_predict", temperature="temperature", top_p="top_p", top_k="top_k",
                            seed="seed", repeat_penalty="repeat_penalty", stop="stop")
-
-
-def ollama_host(explicit: str | None = None) -> str:
-    """The server URL: `explicit`, else OLLAMA_HOST, else the default; scheme and port filled in
-    as Ollama does (`host:port`, `:port`, `http://host`). Credentials written into it are
-    remembered for redaction (and not sent: Ollama takes none); a host that cannot be used is a
-    UsageError."""
-    from modelctl.registry.schema import url_problem
-
-    given = (explicit or os.environ.get("OLLAMA_HOST") or "").strip()
-    if not given:
-        return DEFAULT_HOST
-    remember_url_credentials(given)
-    raw, scheme = given, "http"
-    if "://" in raw:
-        scheme, raw = raw.split("://", 1)
-        default_port = 443 if scheme == "https" else 80
-    else:
-        default_port = 11434
-    try:
-        parts = urlsplit(f"{scheme}://{raw}")
-        host = parts.hostname or "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        url = f"{scheme}://{host}:{parts.port or default_port}{parts.path.rstrip('/')}"
-    except ValueError as exc:
-        problem: str | None = str(exc)
-    else:
-        problem = url_problem(url) or host_problem(url)
-    if problem:
-        raise UsageError(f"'{redact_url(given)}' is not a usable Ollama host: {problem}",
-                         hint="check --api-base, the deployment's host, or OLLAMA_HOST")
-    return url
-
-
-def unreadable(exc: BaseException) -> str:
-    """Why the ollama package could not read an answer (one of `NOT_OLLAMA`)."""
-    return "JSON nested too deeply" if isinstance(exc, RecursionError) else one_line(str(exc), 120)
 
 
 class _Calls:
@@ -111,21 +67,12 @@ class _Calls:
 
     def client(self, timeout: float | None = None, transport: Any = None, *, deadline: bool = True):
         import httpx
-        import ollama
 
-        bounds = self.limits if deadline else self.limits.without_deadline()
         hooks = request_hooks(self.debug)  # silent until debug.enabled (`/debug on` may set it later)
-        bounded = bounded_hooks(httpx, bounds, shown=redact_url)
-        hooks["request"] += bounded["request"]
-        hooks["response"] += [self._note_response, *bounded["response"]]
-        kwargs: dict[str, Any] = {
-            "timeout": httpx.Timeout(timeout or self.limits.read_timeout, connect=DEFAULT_CONNECT_TIMEOUT),
-            "event_hooks": hooks,
-            "follow_redirects": False,  # as every other backend: the key goes nowhere else
-        }
-        if transport is not None:
-            kwargs["transport"] = transport
-        return ollama.Client(host=self.ctx.endpoint, **kwargs)
+        hooks["response"].append(self._note_response)
+        return ollama_client(self.ctx.endpoint, bounds=self.limits, deadline=deadline, hooks=hooks,
+                             transport=transport,
+                             timeout=httpx.Timeout(timeout or self.limits.read_timeout, connect=DEFAULT_CONNECT_TIMEOUT))
 
     def _note_response(self, response: Any) -> None:
         self.retry_after = parse_retry_after(response.headers) if response.status_code >= 400 else None

@@ -22,14 +22,14 @@ from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, pop_stream_flag
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
-from modelctl.backends.http import ErrorContext, LineStream, error
 from modelctl.backends.images import openai_content
 from modelctl.backends.params import param_table, request_fields
-from modelctl.backends.server_text import one_line, provider_message
-from modelctl.backends.sse import Event
-from modelctl.backends.wire import Wire
 from modelctl.errors import BackendError, UsageError
 from modelctl.keys import find_key, require_key
+from modelctl.transport.http_client import ErrorContext, LineStream, error
+from modelctl.transport.server_text import one_line, provider_message
+from modelctl.transport.sse import Event
+from modelctl.transport.wire import Wire
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment

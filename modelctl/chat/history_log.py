@@ -119,8 +119,8 @@ def check_session_name(name: str) -> str:
     """A session name: not empty, not a number (numbers are conversation ids), printable text
     (no control characters: names are shown in tables and typed back), holding no credential
     (a name is stored and shown as it is)."""
-    from modelctl.chat.render import safe
     from modelctl.redaction import redact
+    from modelctl.terminal_text import safe
 
     if redact(name) != name:
         raise UsageError(f"the session name '{safe(name)}' holds a credential: give another name")

@@ -20,7 +20,7 @@ def load_image(ref: str) -> ImagePart:
     from modelctl.tasks.media import read_image
 
     if ref.lower().startswith(("http://", "https://")):
-        from modelctl.backends.urls import check_url
+        from modelctl.transport.urls import check_url
 
         check_url(ref, "--image")
         return ImagePart(url=ref)

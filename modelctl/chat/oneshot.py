@@ -19,7 +19,6 @@ from modelctl.chat.render import (
     THINK_SHOW,
     UNDIM,
     ReasoningStream,
-    for_terminal,
     is_terminal,
     length_note,
     thought_line,
@@ -27,6 +26,7 @@ from modelctl.chat.render import (
 from modelctl.chat.session import ChatSession, Reply
 from modelctl.chat.terminal import write_json
 from modelctl.errors import ModelctlError
+from modelctl.terminal_text import for_terminal
 
 
 def reply_json(reply: Reply, setup: Chat, turn_log: TurnLog | None = None, *,

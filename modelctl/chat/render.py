@@ -9,8 +9,9 @@ screenful is laid out. So each token costs a string append and a scan of the new
 refresh costs at most one bounded block: the total work grows linearly with the answer.
 
 `PlainStream` is the same interface for pipes and dumb terminals: text deltas are written as-is
-to a pipe. Whatever reaches a terminal first passes through `for_terminal`: an answer is data, and
-the escape sequences in it (a server's, or a model's) must not drive the terminal.
+to a pipe. Whatever reaches a terminal first passes through `for_terminal`
+(`modelctl.terminal_text`): an answer is data, and the escape sequences in it (a server's, or a
+model's) must not drive the terminal.
 """
 
 from __future__ import annotations
@@ -20,50 +21,13 @@ import sys
 import threading
 from typing import IO, TYPE_CHECKING
 
+from modelctl.terminal_text import for_terminal
+
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
     from rich.live import Live
 
     from modelctl.chat.session import Reply
-
-# Control characters a terminal acts on: C0 (ESC starts a sequence that moves the cursor, sets
-# the window title or the clipboard), DEL and C1 (0x9B is an 8-bit CSI), written as escapes.
-CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
-# In an answer, tabs and line breaks are text; a carriage return alone would overwrite the line.
-_ANSWER_CONTROLS = {c: e for c, e in CONTROL_ESCAPES.items() if chr(c) not in "\t\n"} | {ord("\r"): ""}
-
-
-# On one line of a message or a table cell, line breaks and tabs are written out too, and the
-# Unicode separators and bidirectional overrides that reorder what a terminal shows.
-_LINE_CONTROLS = {**CONTROL_ESCAPES, ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
-_LINE_CONTROLS |= {c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-# A byte of a file name that was not UTF-8 (a surrogate escape) is shown as the byte, \\xff; any
-# other lone surrogate, which no terminal encoding can write, as U+FFFD.
-_LINE_CONTROLS |= {c: "\ufffd" for c in range(0xD800, 0xE000)} | {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)}
-
-
-def printable(text: str) -> str:
-    """`text` on one line with every control character written as an escape (ESC -> \\x1b)."""
-    return text.translate(_LINE_CONTROLS)
-
-
-def redact_text(text: str) -> str:
-    """`text` with the credentials of every URL in it, and every known key, hidden."""
-    from modelctl.redaction import redact
-
-    return redact(text)
-
-
-def safe(text: object) -> str:
-    """Data made fit for a terminal line (a message, a note): redacted, on one line, no controls."""
-    return printable(redact_text(str(text)))
-
-
-def for_terminal(text: str) -> str:
-    """An answer's text as a terminal may show it: every control character but tab and newline
-    written out (ESC -> \\x1b), carriage returns dropped."""
-    return text.translate(_ANSWER_CONTROLS)
-
 
 def is_terminal(stream: IO[str]) -> bool:
     isatty = getattr(stream, "isatty", None)

@@ -27,13 +27,12 @@ from modelctl.chat.render import (
     THINK_CHOICES,
     THINK_HIDE,
     THINK_SHOW,
-    for_terminal,
     length_note,
-    safe,
     thought_line,
 )
 from modelctl.chat.session import ChatSession, Reply
 from modelctl.errors import ModelctlError, UsageError
+from modelctl.terminal_text import for_terminal, safe
 from modelctl.units import counted
 
 PROMPT = ">>> "

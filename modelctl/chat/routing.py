@@ -169,7 +169,7 @@ def _request(backend: Any, messages: Sequence[Message], setup: Chat) -> dict[str
     """The URL and JSON body a backend that writes its own requests would send; None for one
     that does not (its client library does)."""
     from modelctl.backends.api import pop_stream_flag
-    from modelctl.backends.urls import redact_url
+    from modelctl.transport.urls import redact_url
 
     if not hasattr(backend, "request_body"):
         return None
@@ -221,7 +221,7 @@ def provider_wide(exc: BackendError) -> bool:
     """Whether `exc` says the endpoint is failing, not the one model: a rate limit (429), a server
     error (5xx), no connection, or no answer in time (a stream cut off before any text, or 408,
     409, 425, may be the request's own)."""
-    from modelctl.backends.http import StreamInterrupted
+    from modelctl.transport.http_client import StreamInterrupted
 
     if isinstance(exc, OfflineError):
         return True

@@ -29,7 +29,7 @@ from modelctl.chat.tokens import (
 from modelctl.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
-    from modelctl.backends.availability import Service
+    from modelctl.chat.availability import Service
     from modelctl.registry import Deployment, Model
     from modelctl.registry.loader import RegistrySource
     from modelctl.resolver import Target
@@ -237,7 +237,7 @@ def select_services(
     `local_counter`). What fits is judged against the context window a chat with each would
     use (`run_window`: a local model's `n_ctx`, as chat's --ctx, or its `options`' n_ctx, else the
     config's, else 4096). Deployments of models for another task are left out of `rejected`."""
-    from modelctl.backends.availability import services as check_services
+    from modelctl.chat.availability import services as check_services
     from modelctl.registry.loader import get_registry
 
     k = constraints

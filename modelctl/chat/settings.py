@@ -221,7 +221,7 @@ def check_setting(parts: list[str], raw: str, value: Any) -> Any:
 def _check_api_base(key: str, url: str) -> str:
     from urllib.parse import urlsplit
 
-    from modelctl.backends.urls import check_url
+    from modelctl.transport.urls import check_url
 
     check_url(url, key)  # first: urlsplit raises on what it cannot take apart (`http://[::1`)
     parts = urlsplit(url)

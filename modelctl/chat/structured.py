@@ -30,9 +30,9 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from modelctl.backends.base import FINISH_LENGTH, ResponseFormat
-from modelctl.backends.wire import loads
 from modelctl.errors import BackendError, UsageError
 from modelctl.files import read_user_text
+from modelctl.transport.wire import loads
 
 # The most a schema file may hold.
 MAX_SCHEMA_BYTES = 1 * 2**20

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import sys
 from functools import lru_cache
 from typing import IO, TYPE_CHECKING, Any
+
+from modelctl.terminal_text import DEL_C1, REORDERING, SURROGATES, char_class
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -76,7 +77,7 @@ def _finite(data: Any) -> Any:
 # DEL, C1 controls, line separators and bidirectional overrides are valid unescaped in JSON
 # strings; escaped, no terminal or line-based tool reading the output acts on them. Lone
 # surrogates (a file name that is not UTF-8) are escaped too: no encoding can write them.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+_JSON_UNSAFE = char_class(DEL_C1, REORDERING, SURROGATES)
 
 
 def _iso(value: Any) -> str:

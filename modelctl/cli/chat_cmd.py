@@ -233,7 +233,7 @@ def _images(setup: "Chat", image: List[str], mmproj: Optional[str],
 
 def _say(message: str) -> None:
     """What the routing tells the user (the choice under -m auto, a fallback): one line on stderr."""
-    from modelctl.chat.render import safe
+    from modelctl.terminal_text import safe
 
     sys.stderr.write(f"modelctl: {safe(message)}\n")
     sys.stderr.flush()
@@ -295,7 +295,7 @@ def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> N
     else:
         body = json.dumps(data.get("request") or data.get("messages"), indent=2, ensure_ascii=False)
         lines.append("request:")
-    from modelctl.chat.render import for_terminal
+    from modelctl.terminal_text import for_terminal
 
     # For a person (--json is for scripts): data in the lines escaped, the prompt's lines kept.
     sys.stdout.write("".join(output.safe(line) + "\n" for line in lines) + for_terminal(body) + "\n")

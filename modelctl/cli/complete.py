@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Callable
+
+from modelctl.terminal_text import CONTROLS, REORDERING, SURROGATES, char_class
 
 _FORMAT = 1
 # Shown values are a prefix match of what was typed; a 10,000-model registry would flood the shell.
 MAX_CANDIDATES = 500
 # The cache of a 10,000-model registry is about 1 MiB.
 CACHE_LIMIT = 32 * 2**20
-# C0 and C1 controls (newline, tab, escape, …), line/paragraph separators, lone surrogates.
-_UNOFFERABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# C0 and C1 controls (newline, tab, escape, …), line/paragraph separators, bidirectional
+# overrides, lone surrogates.
+_UNOFFERABLE = char_class(CONTROLS, REORDERING, SURROGATES)
 
 
 def offerable(value: str) -> bool:
@@ -57,7 +59,7 @@ def _sources(ctx: Any) -> tuple[list[Path], list[Path]]:
 
 
 def _fingerprint(files: list[Path]) -> list[Any]:
-    from modelctl import __version__
+    from modelctl.version import __version__
 
     key: list[Any] = [_FORMAT, __version__]
     for path in files:

@@ -7,12 +7,13 @@ from typing import Any, List, Optional
 
 import typer
 
-from modelctl.chat.render import preview, safe
+from modelctl.chat.render import preview
 from modelctl.cli import complete
 from modelctl.cli import help as panel
 from modelctl.cli.flags import command_group
 from modelctl.cli.format import cost_cell, counted
 from modelctl.cli.help import examples
+from modelctl.terminal_text import safe
 
 history_app = command_group("The chat history: every turn of `modelctl chat`, kept in SQLite in the data directory.")
 
@@ -36,7 +37,8 @@ def _json(data: Any) -> None:
 def _write(text: str) -> None:
     """Logged text (from turns already redacted) to stdout; at a terminal, its control
     characters written out (an answer's escape sequences stay data)."""
-    from modelctl.chat.render import for_terminal, is_terminal
+    from modelctl.chat.render import is_terminal
+    from modelctl.terminal_text import for_terminal
 
     sys.stdout.write(for_terminal(text) if is_terminal(sys.stdout) else text)
 

@@ -13,10 +13,10 @@ from typing import Iterable, Optional
 
 import typer
 
-from modelctl import __version__
 from modelctl.cli import help, output, state
 from modelctl.cli.flags import check_values
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
+from modelctl.version import __version__
 
 # Modules under modelctl.cli whose register(app) adds commands, in help order, with the names of
 # the commands each adds.

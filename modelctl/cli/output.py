@@ -17,8 +17,6 @@ import os
 import sys
 from typing import Any, Callable
 
-from modelctl.chat.render import printable, safe
-
 # The consoles and the JSON writer are the chat's too; the commands use them from here.
 from modelctl.chat.terminal import err as err
 from modelctl.chat.terminal import json_text as json_text
@@ -26,6 +24,7 @@ from modelctl.chat.terminal import out as out
 from modelctl.chat.terminal import reset_consoles as reset_consoles
 from modelctl.chat.terminal import styled as styled
 from modelctl.chat.terminal import write_json
+from modelctl.terminal_text import printable, safe
 
 
 def stdout_closed() -> int:

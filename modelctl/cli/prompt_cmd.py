@@ -61,7 +61,7 @@ def read_stdin(limit: int) -> bytes:
 def _shown(text: str) -> str:
     """A prompt as printed: exactly, to a pipe; at a terminal, with its control characters
     written out, since a template or a message may hold escape sequences."""
-    from modelctl.chat.render import for_terminal
+    from modelctl.terminal_text import for_terminal
 
     return for_terminal(text) if sys.stdout.isatty() else text
 

@@ -20,7 +20,7 @@ def services(
     """The deployments usable right now (key present, local file present, server reachable;
     servers are probed in parallel), with their service metadata: model id, endpoint, api
     version, deployment name."""
-    from modelctl.backends.availability import services as check_services
+    from modelctl.chat.availability import services as check_services
     from modelctl.resolver import Resolver
 
     registry = state.get_registry()

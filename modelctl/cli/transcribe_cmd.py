@@ -24,10 +24,11 @@ def transcribe(
     debug: bool = opt.TASK_DEBUG,
 ) -> None:
     """Transcribe an audio file and print the text."""
-    from modelctl.chat.render import for_terminal, redact_text
     from modelctl.cli import output as out
     from modelctl.cli.task_run import open_client, request_options
+    from modelctl.redaction import redact
     from modelctl.tasks.media import read_audio
+    from modelctl.terminal_text import for_terminal
 
     data, kind = read_audio(audio)
     options = request_options(option)
@@ -43,7 +44,7 @@ def transcribe(
         out.print_json({"id": client.backend.model_id, **transcript.to_dict(),
                         "cost_usd": unit_cost(client, "audio_minute", minutes)})
         return
-    print(for_terminal(redact_text(transcript.text)))
+    print(for_terminal(redact(transcript.text)))
 
 
 def register(app: typer.Typer) -> None:

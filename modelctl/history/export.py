@@ -8,20 +8,18 @@ import re
 from itertools import groupby
 from typing import Any, Iterable, Iterator
 
+from modelctl.terminal_text import inline_escaped
+
 FORMATS = ("jsonl", "markdown")
 
-# Characters that would make a field more than one line of text (line breaks, other controls,
-# Unicode line separators, bidirectional overrides), and the ASCII punctuation that is Markdown
-# markup within a line (emphasis, code, links, HTML, entities, a heading's closing #).
-_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
+# The ASCII punctuation that is Markdown markup within a line (emphasis, code, links, HTML, entities, a heading's closing #).
 _MARKUP = re.compile(r"[\\`*_{}\[\]<>!&#|~]")
 
 
 def _inline(value: Any) -> str:
     """A field (a model or session name, an error) as literal text on one Markdown line: it
     cannot start a heading or a list, open emphasis, a link or HTML, or hide characters."""
-    text = _INVISIBLE.sub(lambda m: f"\\u{ord(m[0]):04x}" if ord(m[0]) > 0xFF else f"\\x{ord(m[0]):02x}", str(value))
-    return _MARKUP.sub(lambda m: "\\" + m[0], text)
+    return _MARKUP.sub(lambda m: "\\" + m[0], inline_escaped(str(value)))
 
 
 def to_jsonl(turns: Iterable[dict[str, Any]]) -> Iterator[str]:

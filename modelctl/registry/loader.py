@@ -18,9 +18,9 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from modelctl import __version__
 from modelctl.errors import RegistryError
 from modelctl.registry.model import Model
+from modelctl.version import __version__
 
 if TYPE_CHECKING:
     from modelctl.registry.registry import Registry

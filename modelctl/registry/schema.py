@@ -23,6 +23,7 @@ from modelctl.registry.vocab import (
     TASKS,
     is_local,
 )
+from modelctl.transport.urls import url_problem
 
 SCHEMA_VERSION = 1
 
@@ -119,27 +120,6 @@ def _list(item: Checker, *, nonempty: bool = False) -> Checker:
         return None
 
     return check
-
-
-def url_problem(v: Any) -> str | None:
-    """Why `v` is not a usable http(s) URL (no spaces, a host, a port that is a number), or None.
-    Also checks `--api-base` and other URLs given to the backends."""
-    if not isinstance(v, str) or not re.match(r"^https?://", v, re.IGNORECASE):
-        return "expected an http(s) URL"
-    if re.search(r"\s", v):
-        return "expected a URL without spaces"
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(v)
-        parts.port  # noqa: B018 (parsing the port is the check)
-    except ValueError as exc:
-        from modelctl.redaction import parser_detail
-
-        return f"expected a URL with a valid host and port{parser_detail(v, exc)}"
-    if not parts.hostname:
-        return "expected a URL with a host"
-    return None
 
 
 def _date(v: Any) -> str | None:

@@ -75,7 +75,7 @@ class Defaults:
 @dataclass(slots=True)
 class RepoFile:
     """A GGUF file a llama.cpp deployment lists: one quantization in its repository (or package),
-    with its shards when it is split. Not the file's contents: `modelctl.store.gguf.GGUFFile`
+    with its shards when it is split. Not the file's contents: `modelctl.gguf.GGUFFile`
     is a parsed header."""
 
     quant: str

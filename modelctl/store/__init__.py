@@ -1,5 +1,5 @@
-"""Local models: GGUF metadata and checks, models shipped in Python packages, pulling, the local
-index, removal and disk usage.
+"""Local models: models shipped in Python packages, pulling, the local index, removal and disk
+usage. GGUF headers are read by `modelctl.gguf`, below the store and the backends.
 
 A function that looks a model name up takes the registry as the keyword argument `registry`: a
 `Registry`, a function returning one (called only when a name must be looked up), or None for
@@ -13,18 +13,12 @@ from modelctl.store.default_model import (
     default_model_path,
     package_model_path,
 )
-from modelctl.store.gguf import GGUFFile, TensorInfo, check_gguf, read_gguf, read_metadata
 
 __all__ = [
     "DEFAULT_MODEL_ID",
     "DEFAULT_MODEL_PACKAGE",
-    "GGUFFile",
-    "TensorInfo",
-    "check_gguf",
     "default_model_path",
     "package_model_path",
-    "read_gguf",
-    "read_metadata",
 ]
 
 # The model store (pulling, the local index, removal) imports its heavy parts inside functions.

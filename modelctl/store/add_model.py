@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelctl.errors import UsageError
+from modelctl.terminal_text import CONTROLS, REORDERING, char_class
 
 if TYPE_CHECKING:
     from modelctl.registry import Model, Registry, RegistrySource
@@ -31,7 +32,7 @@ _NAME_KEYS = ("model", "tag")
 
 # Characters that change what a terminal shows (C0 and C1 controls, DEL, line and paragraph
 # separators, bidirectional overrides): refused in every name typed here.
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE = char_class(CONTROLS, REORDERING)
 _MAX_NAME = 200
 
 
@@ -129,11 +130,11 @@ def add_model(spec: NewModel, *, force: bool = False, registry: "RegistrySource"
     """Check `spec` and save its entry in the user registry (see the module's notes). An id
     the registry already has is refused unless `force`, which replaces an entry of the user
     registry, or shadows a built-in model (`Added.shadows`)."""
-    from modelctl.backends.urls import check_url
     from modelctl.config import get_paths
     from modelctl.registry import get_registry
     from modelctl.registry.vocab import today_iso
     from modelctl.store.user_registry import save_entry
+    from modelctl.transport.urls import check_url
 
     _check_names(spec)
     path = get_paths().user_registry

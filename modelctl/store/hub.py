@@ -36,11 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import urljoin
 
-from modelctl.backends import wire
-from modelctl.backends.http import hooked_session, hub_session_hooks
-from modelctl.backends.limits import LimitExceeded
-from modelctl.backends.server_text import one_line
-from modelctl.backends.urls import check_url, redact_url, strip_credentials
 from modelctl.config import hf_token_path
 from modelctl.errors import (
     AuthError,
@@ -52,8 +47,15 @@ from modelctl.errors import (
 )
 from modelctl.files import read_kept_text, read_token_file
 from modelctl.keys import redact
+from modelctl.redaction import strip_credentials
 from modelctl.refs import check_repo_id
 from modelctl.store.paths import hf_cache_dir, lock_path, repo_folder, safe_join
+from modelctl.terminal_text import DEL_C1, char_class
+from modelctl.transport import wire
+from modelctl.transport.http_client import hooked_session, hub_session_hooks
+from modelctl.transport.response_limits import LimitExceeded
+from modelctl.transport.server_text import one_line
+from modelctl.transport.urls import check_url, redact_url
 
 if TYPE_CHECKING:
     from modelctl.store.progress import PullProgress
@@ -63,7 +65,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 METADATA_TIMEOUT = 10.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]*")
-_C1 = re.compile(r"[\x7f-\x9f]")  # control characters safe_relative_path lets through (CSI is \x9b)
+_C1 = char_class(DEL_C1)  # control characters safe_relative_path lets through (CSI is \x9b)
 
 
 # What huggingface_hub raises for an answer it cannot read: JSON that does not parse (a web
@@ -607,7 +609,7 @@ def _gguf_shortfall(path: Path) -> int | None:
     """The size the GGUF header of `path` declares (its tensor data included) when the file is
     shorter; None when it is complete, or when its tensor types are unknown here. A file that is
     no readable GGUF raises ModelFileError."""
-    from modelctl.store.gguf import read_gguf
+    from modelctl.gguf import read_gguf
 
     try:
         info = read_gguf(path)
@@ -671,6 +673,6 @@ def _put_in_place(r: RemoteFile, partial: Path, blob: Path, pointer: Path) -> No
 
 
 def _user_agent() -> str:
-    from modelctl import __version__
+    from modelctl.version import __version__
 
     return f"modelctl/{__version__}"

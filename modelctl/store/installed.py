@@ -77,7 +77,7 @@ def registry_maps(registry: "Registry | None"):
     by_tag: dict[str, str] = {}
     if registry is None:
         return by_repo, by_name, by_tag
-    from modelctl.store.ollama_pull import normalize_tag
+    from modelctl.transport.ollama_server import normalize_tag
 
     for model in registry:
         for dep in model.deployments:
@@ -181,7 +181,7 @@ def _quant_of(path: Path, name: str) -> str | None:
     if q:
         return q
     try:
-        from modelctl.store.gguf import read_metadata
+        from modelctl.gguf import read_metadata
 
         return file_type_name(read_metadata(path).get("general.file_type"))
     except ModelctlError:

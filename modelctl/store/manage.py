@@ -58,9 +58,9 @@ def import_file(path: str | os.PathLike[str], name: str | None = None, *,
                 registry: "RegistrySource" = None) -> ImportReport:
     """Register a GGUF file already on disk (see the module docstring); a registry that cannot be
     loaded links the file to no model."""
+    from modelctl.gguf import read_gguf
     from modelctl.registry import get_registry
     from modelctl.store import index
-    from modelctl.store.gguf import read_gguf
     from modelctl.store.installed import registry_maps
     from modelctl.store.quant import file_type_name, quant_from_filename
 

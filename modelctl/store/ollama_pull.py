@@ -12,50 +12,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelctl.errors import BackendError, NotFoundError, OfflineError
+from modelctl.transport.http_client import transport_reason
+from modelctl.transport.ollama_server import NOT_OLLAMA, normalize_tag, ollama_client, ollama_host, unreadable
+from modelctl.transport.server_text import one_line
+from modelctl.transport.urls import redact_url
 
 if TYPE_CHECKING:
     from modelctl.store.progress import PullProgress
 
-DEFAULT_HOST = "http://127.0.0.1:11434"  # as modelctl.backends.ollama
 LIST_TIMEOUT = 3.0
 
 
-def ollama_host(host: str | None = None) -> str:
-    """The server's URL, checked (`modelctl.backends.ollama.ollama_host`: UsageError for a host
-    that cannot be used; credentials written into it remembered for redaction)."""
-    from modelctl.backends.ollama import ollama_host as checked_host
-
-    return checked_host(host)
-
-
-def _client(host: str | None, *, timeout: Any, deadline: bool = True):
-    """An ollama client whose answers are bounded (`modelctl.backends.limits`); a pull, which
-    may take hours, has no deadline."""
-    import httpx
-    import ollama
-
-    from modelctl.backends.limits import bounded_hooks, limits
-    from modelctl.backends.urls import redact_url
-
-    bounds = limits() if deadline else limits().without_deadline()
-    return ollama.Client(host=ollama_host(host), timeout=timeout, follow_redirects=False,
-                         event_hooks=bounded_hooks(httpx, bounds, shown=redact_url))
-
-
-def normalize_tag(tag: str) -> str:
-    """`llama2` -> `llama2:latest`, as Ollama names models."""
-    tag = tag.strip()
-    name = tag.rsplit("/", 1)[-1]
-    return tag if ":" in name else f"{tag}:latest"
+def _client(host: str | None, *, timeout: Any, deadline: bool = True) -> Any:
+    """An ollama client for the server (`ollama_server.ollama_client`: answers bounded)."""
+    return ollama_client(ollama_host(host), timeout=timeout, deadline=deadline)
 
 
 def _translate(exc: BaseException, host: str, tag: str | None = None) -> Exception:
     import httpx
     import ollama
-
-    from modelctl.backends.ollama import NOT_OLLAMA, unreadable
-    from modelctl.backends.server_text import one_line
-    from modelctl.backends.urls import redact_url
 
     host = redact_url(host)
     if isinstance(exc, ollama.ResponseError):
@@ -69,8 +44,6 @@ def _translate(exc: BaseException, host: str, tag: str | None = None) -> Excepti
     if isinstance(exc, BackendError):  # an answer beyond the limits
         return exc
     if isinstance(exc, (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout)):
-        from modelctl.backends.http import transport_reason
-
         return OfflineError(f"cannot connect to the Ollama server at {host}: {transport_reason(exc)}",
                             hint="is `ollama serve` running? (OLLAMA_HOST)")
     if isinstance(exc, httpx.HTTPError):
@@ -131,8 +104,6 @@ def pull(tag: str, host: str | None = None, *, progress: "PullProgress | None" =
          offline: bool = False) -> OllamaModel | None:
     """Have the server pull `tag`; progress per layer. Returns the model as the server lists it."""
     import httpx
-
-    from modelctl.backends.server_text import one_line
 
     h = ollama_host(host)
     if offline:

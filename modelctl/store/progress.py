@@ -83,7 +83,7 @@ class PullProgress:
             self._bar = None
 
     def task(self, description: str) -> _Task:
-        from modelctl.backends.server_text import one_line
+        from modelctl.transport.server_text import one_line
 
         description = one_line(description, 400)  # a file name from a server, on one line, escaped
         if len(description) > 48:

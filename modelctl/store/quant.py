@@ -11,7 +11,7 @@ file is one model) and vision projectors.
 
 `memory_budget()` is the memory a model can use here: free VRAM when llama-cpp-python was built
 with GPU offload and an NVIDIA GPU answers `nvidia-smi`, unified memory on Apple silicon, else
-the RAM available now (the figure the pre-load check in `modelctl.store.gguf` uses).
+the RAM available now (the figure the pre-load check in `modelctl.gguf` uses).
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def gpu_build() -> bool:
 
 def memory_budget() -> Budget:
     """The memory the model can use on this machine (see the module docstring)."""
-    from modelctl.store.gguf import available_memory
+    from modelctl.gguf import available_memory
 
     if gpu_build():
         if sys.platform == "darwin":

@@ -172,7 +172,7 @@ def _open(url: str, headers: dict[str, str], *, auth: "Auth | None", timeout: fl
         _opener = opener
     for _ in range(MAX_REDIRECTS + 1):
         if urlsplit(url).scheme not in ("http", "https"):  # a Location may say file:, ftp:, anything
-            from modelctl.backends.urls import redact_url
+            from modelctl.transport.urls import redact_url
 
             raise TransferError(f"refusing to download from {redact_url(url)[:200]}: not an http(s) address")
         hdrs = dict(headers)
@@ -184,7 +184,7 @@ def _open(url: str, headers: dict[str, str], *, auth: "Auth | None", timeout: fl
             url = urljoin(url, resp.headers["Location"])
             continue
         return resp
-    from modelctl.backends.urls import redact_url
+    from modelctl.transport.urls import redact_url
 
     raise TransferError(f"too many redirects for {redact_url(url)}")
 

@@ -59,7 +59,7 @@ def guess_template(chat_template: str, architecture: str | None) -> str:
 
 def parameter_count(paths: list[Path]) -> int | None:
     """general.parameter_count, else the elements of every tensor in every shard."""
-    from modelctl.store.gguf import read_gguf
+    from modelctl.gguf import read_gguf
 
     total = 0
     for p in paths:
@@ -88,7 +88,7 @@ def entry_from_gguf(
     endpoint: str | None = None,
 ) -> dict[str, Any]:
     """A registry `[[models]]` table for a GGUF model (see docs/registry-format.md)."""
-    from modelctl.store.gguf import read_metadata
+    from modelctl.gguf import read_metadata
 
     md = read_metadata(paths[0])
     arch = md.get("general.architecture")

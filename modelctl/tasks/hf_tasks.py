@@ -23,11 +23,11 @@ import base64
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from modelctl.backends.http import ErrorContext, HttpClient, error
-from modelctl.backends.server_text import provider_message
 from modelctl.errors import BackendError, UsageError
 from modelctl.tasks.media import image_from_bytes, image_size, sniff
 from modelctl.tasks.results import Audio, Fill, Image, Label, Segment, Transcript, at_most
+from modelctl.transport.http_client import ErrorContext, HttpClient, error
+from modelctl.transport.server_text import provider_message
 
 if TYPE_CHECKING:
     from modelctl.backends.huggingface import HuggingFaceBackend

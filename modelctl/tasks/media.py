@@ -98,9 +98,9 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[bytes, str]:
 def image_from_bytes(data: bytes, label: str, revised_prompt: str | None = None) -> "Image":
     """An Image of the bytes a service (`label`) sent, its type read from them: what is no
     image is a BackendError."""
-    from modelctl.backends.http import error
     from modelctl.errors import BackendError
     from modelctl.tasks.results import Image
+    from modelctl.transport.http_client import error
 
     kind = sniff(data)
     if kind is None or not kind.startswith("image/"):

@@ -17,11 +17,11 @@ import base64
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from modelctl.backends.http import Form, error
-from modelctl.backends.server_text import provider_message
 from modelctl.errors import BackendError
 from modelctl.tasks.media import EXTENSIONS, image_from_bytes, image_size, sniff
 from modelctl.tasks.results import Audio, Image, Label, Segment, Transcript, at_most
+from modelctl.transport.http_client import Form, error
+from modelctl.transport.server_text import provider_message
 
 if TYPE_CHECKING:
     from modelctl.backends.openai import OpenAIBackend

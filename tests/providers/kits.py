@@ -114,7 +114,7 @@ def open_kit(server, sleeps, provider_env):
     """open_kit(kit, **options) -> a backend for that kit's deployment on the loopback server,
     with FAKE_KEY in the kit's variable and retries that record their waits."""
     from modelctl.backends.factory import open_backend
-    from modelctl.backends.retry import RetryPolicy
+    from modelctl.transport.retry import RetryPolicy
 
     opened = []
 

@@ -24,9 +24,9 @@ import math
 import re
 from typing import Any
 
-from modelctl.backends.limits import limits, value_bound
 from modelctl.errors import BackendError
 from modelctl.keys import redact
+from modelctl.transport.response_limits import limits, value_bound
 
 MAX_DEPTH = 64
 MAX_COUNT = 2**53  # token counts beyond this are not counts

@@ -4,18 +4,31 @@ stored."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from modelctl.errors import UsageError
-from modelctl.redaction import (  # noqa: F401 (other modules import some of these from here)
-    parser_detail,
-    redact,
-    redact_address,
-    remember_url_credentials,
-    split_scheme,
-    strip_credentials,
-    url_credentials,
-)
+from modelctl.redaction import parser_detail, redact, redact_address, remember_url_credentials, split_scheme
+
+
+def url_problem(v: Any) -> str | None:
+    """Why `v` is not a usable http(s) URL (no spaces, a host, a port that is a number), or None.
+    The registry checks its URLs with it, and every address a request goes to (`--api-base`,
+    an endpoint, a host) is checked with it first."""
+    if not isinstance(v, str) or not re.match(r"^https?://", v, re.IGNORECASE):
+        return "expected an http(s) URL"
+    if re.search(r"\s", v):
+        return "expected a URL without spaces"
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError as exc:
+        return f"expected a URL with a valid host and port{parser_detail(v, exc)}"
+    if not parts.hostname:
+        return "expected a URL with a host"
+    return None
 
 
 def redact_url(url: str) -> str:
@@ -30,8 +43,6 @@ def host_problem(url: str) -> str | None:
     """Why the host of an http(s) URL cannot be looked up (DNS limits: no empty label, labels of
     at most 63 characters, 253 in all) or sent to (httpx's own reading of the URL: IPv4 and IPv6
     literals, the port, international names as IDNA 2008), or None."""
-    from urllib.parse import urlsplit
-
     try:
         host = urlsplit(url).hostname or ""
     except ValueError as exc:
@@ -47,7 +58,7 @@ def host_problem(url: str) -> str | None:
 
 def _httpx_problem(url: str) -> str | None:
     """What httpx says of `url` when it builds a request, before any request is built."""
-    from modelctl.backends.httpx_lib import import_httpx
+    from modelctl.transport.httpx_import import import_httpx
 
     httpx = import_httpx()
     try:
@@ -72,8 +83,6 @@ class ServiceUrl:
 def check_url(url: str, what: str = "the service address") -> str:
     """`url`, once the credentials written into it are remembered for `redact()`; a URL that
     cannot be used is a UsageError naming `what` and the URL (credentials hidden)."""
-    from modelctl.registry.schema import url_problem
-
     remember_url_credentials(url)
     problem = url_problem(url) or host_problem(url)
     if problem:
@@ -83,8 +92,6 @@ def check_url(url: str, what: str = "the service address") -> str:
 
 def service_url(url: str) -> ServiceUrl:
     """Take a service's address apart (`check_url` first)."""
-    from urllib.parse import parse_qsl, urlsplit, urlunsplit
-
     parts = urlsplit(check_url(url))
     base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
     query = dict(parse_qsl(parts.query, keep_blank_values=True))

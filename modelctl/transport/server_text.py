@@ -8,7 +8,8 @@ import json
 import re
 from typing import Any
 
-from modelctl.backends import wire
+from modelctl.terminal_text import escape_controls
+from modelctl.transport import wire
 
 MESSAGE_CHARS = 300  # the most of a server's own words an error message quotes
 
@@ -39,19 +40,12 @@ def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
-def escape_controls(text: str) -> str:
-    """Control characters (C0 but newline and tab, DEL, C1) as escapes: `\\x1b`, never the byte
-    that drives a terminal."""
-    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _MESSAGE_FIELD = re.compile(r'"(?:message|detail|error)"\s*:\s*"((?:[^"\\]|\\.){1,1200})')
 
 
 def _salvaged(text: str) -> str:
     """The message of a JSON error body that does not parse because it was cut short (error
-    bodies are read up to `limits.ERROR_BODY_BYTES`)."""
+    bodies are read up to `response_limits.ERROR_BODY_BYTES`)."""
     m = _MESSAGE_FIELD.search(text[:8192])
     if not m:
         return ""

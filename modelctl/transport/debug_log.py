@@ -10,13 +10,31 @@ import os
 import re
 import sys
 import time
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any, Callable, Mapping, Protocol
 
-from modelctl.backends import wire
-from modelctl.backends.base import Timings, Usage
-from modelctl.backends.server_text import escape_controls
-from modelctl.backends.urls import redact_url
 from modelctl.redaction import REDACTED, credential_name, redact, redact_data, redactor
+from modelctl.terminal_text import escape_controls
+from modelctl.transport import wire
+from modelctl.transport.urls import redact_url
+
+
+class Usage(Protocol):
+    """Token counts of an answer, as a backend reports them (`modelctl.backends.base.Usage`)."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
+
+
+class Timings(Protocol):
+    """An answer's speed, as a backend reports it (`modelctl.backends.base.Timings`)."""
+
+    @property
+    def first_token_s(self) -> float | None: ...
+    @property
+    def tokens_per_second(self) -> float | None: ...
+
 
 # A header value made of an auth scheme and a credential: `Bearer abc…`, `Basic dXNl…`.
 _AUTH_SCHEME = re.compile(r"(?i)(bearer|basic|token|digest|negotiate|sharedkey)\s+\S")

@@ -2,7 +2,7 @@
 the mapping of failures to modelctl errors.
 
 `HttpClient` sends JSON requests, retries what may be retried before any answer arrived
-(`retry`), describes each request under `--debug` (`debuglog`), and turns failures into
+(`retry`), describes each request under `--debug` (`debug_log`), and turns failures into
 modelctl errors: 401/403 → `AuthError`, 404 → `NotFoundError` naming the model or deployment,
 other 4xx → `BackendError` carrying the provider's own message, connection failures →
 `OfflineError`. Every error message made here passes through `modelctl.keys.redact`.
@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-from modelctl.backends import limits as _limits
-from modelctl.backends import wire
-from modelctl.backends.debuglog import DebugLog
-from modelctl.backends.httpx_lib import import_httpx  # noqa: F401 (imported from here too)
-from modelctl.backends.retry import (
+from modelctl.errors import AuthError, BackendError, ModelctlError, NotFoundError, OfflineError, UsageError
+from modelctl.keys import redact
+from modelctl.transport import response_limits as _limits
+from modelctl.transport import wire
+from modelctl.transport.debug_log import DebugLog
+from modelctl.transport.httpx_import import import_httpx
+from modelctl.transport.retry import (
     RETRY_STATUSES,
     Attempt,
     RetryPolicy,
@@ -30,11 +32,9 @@ from modelctl.backends.retry import (
     run_with_retries,
     unreachable,
 )
-from modelctl.backends.server_text import one_line, provider_message
-from modelctl.backends.sse import Event, iter_sse
-from modelctl.backends.urls import redact_url
-from modelctl.errors import AuthError, BackendError, ModelctlError, NotFoundError, OfflineError, UsageError
-from modelctl.keys import redact
+from modelctl.transport.server_text import one_line, provider_message
+from modelctl.transport.sse import Event, iter_sse
+from modelctl.transport.urls import redact_url
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -130,7 +130,7 @@ def _rejected_key(body: Any) -> bool:
 
 def hub_session_hooks(httpx_module: Any,
                       limits: "_limits.Limits | None" = None) -> dict[str, list[Callable[[Any], None]]]:
-    """Hooks that bound each answer `huggingface_hub`'s session reads (`limits.bounded_hooks`)."""
+    """Hooks that bound each answer `huggingface_hub`'s session reads (`response_limits.bounded_hooks`)."""
     return _limits.bounded_hooks(httpx_module, limits or _limits.limits(), shown=redact_url)
 
 
@@ -209,7 +209,7 @@ class HttpClient:
     @property
     def client(self):
         if self._client is None:
-            from modelctl import __version__
+            from modelctl.version import __version__
 
             httpx = import_httpx()
 

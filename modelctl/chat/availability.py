@@ -22,8 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from modelctl.backends.urls import redact_url, strip_credentials
 from modelctl.errors import ModelctlError, UsageError
+from modelctl.redaction import strip_credentials
+from modelctl.transport import wire
+from modelctl.transport.http_client import transport_reason
+from modelctl.transport.httpx_import import import_httpx
+from modelctl.transport.ollama_server import normalize_tag, ollama_host
+from modelctl.transport.response_limits import LimitExceeded, Limits, bounded_hooks
+from modelctl.transport.server_text import one_line
+from modelctl.transport.urls import redact_url
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment, Model
@@ -74,8 +81,6 @@ def _key_reason(kind: str, dep: "Deployment") -> tuple[bool, str]:
 def probe_url(dep: "Deployment") -> str | None:
     """The address that shows whether `dep`'s server is up, for kinds that run on a server."""
     if dep.kind == "ollama":
-        from modelctl.backends.ollama import ollama_host
-
         return f"{ollama_host(dep.host)}/api/tags"
     if dep.kind in ("openai-compatible", "hf-inference") and dep.api_base:
         return f"{dep.api_base.rstrip('/')}/models"
@@ -85,8 +90,6 @@ def probe_url(dep: "Deployment") -> str | None:
 def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
     """GET `url` without credentials (those written into it are left out too): (answered, what
     happened, its JSON body or None), all within `timeout` seconds (see the module docstring)."""
-    from modelctl.backends.server_text import one_line
-
     shown = one_line(redact_url(url), 200)
     outcome: list[Any] = []
 
@@ -109,10 +112,6 @@ def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
 
 
 def _get(url: str, shown: str, timeout: float) -> tuple[bool, str, Any]:
-    from modelctl.backends import wire
-    from modelctl.backends.http import import_httpx, transport_reason
-    from modelctl.backends.limits import LimitExceeded, Limits, bounded_hooks
-
     httpx = import_httpx()
     bounds = Limits(max_bytes=PROBE_BYTES, read_timeout=timeout, deadline=timeout)
     try:
@@ -124,8 +123,6 @@ def _get(url: str, shown: str, timeout: float) -> tuple[bool, str, Any]:
     except httpx.HTTPError as exc:
         return False, f"no answer from {shown}: {transport_reason(exc)}", None
     except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a host name IDNA refuses
-        from modelctl.backends.server_text import one_line
-
         return False, f"cannot probe {shown}: not a usable address ({one_line(str(exc), 120)})", None
     try:
         body = wire.loads(response.content) if response.status_code == 200 else None
@@ -138,8 +135,6 @@ def _ollama_has(body: Any, tag: str | None) -> bool:
     """Whether an Ollama /api/tags answer lists `tag` (`name` and `name:latest` are the same)."""
     if not tag or not isinstance(body, dict) or not isinstance(body.get("models"), list):
         return True  # nothing to compare: the server being up is all that is known
-    from modelctl.store.ollama_pull import normalize_tag
-
     names = {normalize_tag(str(m.get(k))) for m in body["models"] if isinstance(m, dict) for k in ("name", "model")}
     return normalize_tag(tag) in names
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from modelctl.backends import wire
+from modelctl.transport import wire
 
 
 @dataclass
