@@ -50,7 +50,7 @@ def validate(
 
 def _unknown_templates(models):
     """Template names the template layer does not know (skipped if it is unavailable)."""
-    from modelctl.registry import Problem
+    from modelctl.registry.schema import Problem
 
     try:
         from modelctl.templates import list_templates
