@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from modelctl.errors import ModelctlError, NotFoundError
-from modelctl.files import atomic_write  # noqa: F401 (where the store and the keys file have it from)
 
 APP_NAME = "modelctl"
 

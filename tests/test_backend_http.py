@@ -17,7 +17,7 @@ from modelctl.backends.server_text import provider_message
 from modelctl.backends.sse import iter_sse
 from modelctl.backends.urls import redact_url
 from modelctl.errors import UsageError
-from modelctl.keys import remember_secret
+from modelctl.redaction import remember_secret
 
 
 def test_sse_events_follow_the_event_stream_rules():
@@ -90,7 +90,7 @@ def test_credentials_are_hidden_in_urls_and_headers():
     ("https://tok-as-user-3@h/v1?alt=sse&x-goog-api-key=qk-3&client_secret=cs-3", ["tok-as-user-3", "qk-3", "cs-3"]),
 ])
 def test_credentials_written_into_a_url(url, secret):
-    from modelctl.backends.urls import url_credentials
+    from modelctl.redaction import url_credentials
 
     assert url_credentials(url) == secret
     assert not any(s in redact_url(url) for s in secret)

@@ -25,7 +25,8 @@ from modelctl.backends.sse import Event
 from modelctl.backends.urls import service_url
 from modelctl.backends.wire import Wire, WireError, plain
 from modelctl.errors import ModelctlError
-from modelctl.keys import KeyInfo, redact
+from modelctl.keys import KeyInfo
+from modelctl.redaction import redact
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment

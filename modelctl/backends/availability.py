@@ -22,8 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from modelctl.backends.urls import redact_url, strip_credentials
+from modelctl.backends.urls import redact_url
 from modelctl.errors import ModelctlError, UsageError
+from modelctl.redaction import strip_credentials
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment, Model
@@ -110,7 +111,8 @@ def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
 
 def _get(url: str, shown: str, timeout: float) -> tuple[bool, str, Any]:
     from modelctl.backends import wire
-    from modelctl.backends.http import import_httpx, transport_reason
+    from modelctl.backends.http import transport_reason
+    from modelctl.backends.httpx_lib import import_httpx
     from modelctl.backends.limits import LimitExceeded, Limits, bounded_hooks
 
     httpx = import_httpx()

@@ -29,7 +29,8 @@ from modelctl.backends.http import ErrorContext
 from modelctl.backends.openai import OpenAIBackend
 from modelctl.backends.params import param_table
 from modelctl.errors import UsageError
-from modelctl.keys import KeyInfo, remember_secret, require_key
+from modelctl.keys import KeyInfo, require_key
+from modelctl.redaction import remember_secret
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment

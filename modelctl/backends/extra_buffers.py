@@ -175,7 +175,7 @@ def read_verdicts(path: Path) -> dict[str, Any]:
 
 def remember_verdict(path: Path, key: str, verdict: str, detail: str) -> None:
     """Keep a verdict; a cache that cannot be written only means probing again next time."""
-    from modelctl.config import atomic_write
+    from modelctl.files import atomic_write
 
     verdicts = read_verdicts(path)
     verdicts[key] = {"verdict": verdict, "detail": detail}

@@ -32,7 +32,8 @@ from modelctl.backends.retry import RETRY_STATUSES, Attempt, parse_retry_after, 
 from modelctl.backends.server_text import one_line, provider_message
 from modelctl.backends.wire import WireError
 from modelctl.errors import BackendError, ModelctlError, OfflineError
-from modelctl.keys import KeyInfo, find_key, remember_secret, require_key
+from modelctl.keys import KeyInfo, find_key, require_key
+from modelctl.redaction import remember_secret
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment

@@ -37,10 +37,11 @@ from modelctl.backends.limits import LimitExceeded, bounded_hooks, limits
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.retry import NO_RETRY, RETRY_STATUSES, Attempt, RetryPolicy, parse_retry_after, run_with_retries
 from modelctl.backends.server_text import one_line
-from modelctl.backends.urls import host_problem, redact_url, remember_url_credentials
+from modelctl.backends.urls import host_problem, redact_url
 from modelctl.backends.wire import WireError
 from modelctl.errors import BackendError, ModelctlError, OfflineError, UsageError
-from modelctl.keys import KeyInfo, remember_secret
+from modelctl.keys import KeyInfo
+from modelctl.redaction import remember_secret, remember_url_credentials
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment

@@ -9,7 +9,7 @@ from typing import IO, Any
 from modelctl.backends.base import Backend, is_local, serving
 from modelctl.backends.urls import redact_url
 from modelctl.chat.render import safe
-from modelctl.keys import redact
+from modelctl.redaction import redact
 
 
 def _line(out: IO[str], label: str, value: Any) -> None:

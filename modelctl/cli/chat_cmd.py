@@ -292,10 +292,10 @@ def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> N
     else:
         body = json.dumps(data.get("request") or data.get("messages"), indent=2, ensure_ascii=False)
         lines.append("request:")
-    from modelctl.chat.render import for_terminal
+    from modelctl.chat.render import for_terminal, safe
 
     # For a person (--json is for scripts): data in the lines escaped, the prompt's lines kept.
-    sys.stdout.write("".join(output.safe(line) + "\n" for line in lines) + for_terminal(body) + "\n")
+    sys.stdout.write("".join(safe(line) + "\n" for line in lines) + for_terminal(body) + "\n")
 
 
 def embed(

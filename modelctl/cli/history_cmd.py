@@ -11,8 +11,9 @@ from modelctl.chat.render import preview, safe
 from modelctl.cli import complete
 from modelctl.cli import help as panel
 from modelctl.cli.flags import command_group
-from modelctl.cli.format import cost_cell, counted
+from modelctl.cli.format import cost_cell
 from modelctl.cli.help import examples
+from modelctl.units import counted
 
 history_app = command_group("The chat history: every turn of `modelctl chat`, kept in SQLite in the data directory.")
 
@@ -171,6 +172,7 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="One JSON array of the turns, each as `history show --json` has it."),
 ) -> None:
     """Write turns out as JSON lines, a JSON array or a Markdown transcript."""
+    from modelctl.chat.terminal import json_text
     from modelctl.cli import output
     from modelctl.errors import UsageError
     from modelctl.history.export import FORMATS, to_jsonl, to_markdown
@@ -193,7 +195,7 @@ def export(
         output.print_json(turns)
         return
     if as_json:
-        text = output.json_text(turns) + "\n"
+        text = json_text(turns) + "\n"
     else:
         text = "".join(to_jsonl(turns) if name == "jsonl" else to_markdown(turns))
     if output_file is None:

@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 import typer
 
 from modelctl import __version__
+from modelctl.chat.render import safe
 from modelctl.cli import help, output, state
 from modelctl.cli.flags import check_values
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
@@ -81,7 +82,7 @@ def _debug_traceback() -> None:
         import traceback
 
         for line in traceback.format_exc().splitlines():
-            sys.stderr.write(output.safe(line) + "\n")
+            sys.stderr.write(safe(line) + "\n")
 
 
 def _unexpected(exc: BaseException) -> str:

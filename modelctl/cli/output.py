@@ -17,15 +17,14 @@ import os
 import sys
 from typing import Any, Callable
 
-from modelctl.chat.render import printable, safe
+from modelctl.chat.render import printable
 
-# The consoles and the JSON writer are the chat's too; the commands use them from here.
+# cli/catalog.py and cli/store_cmd.py still use these from here; the other commands import them
+# from modelctl.chat.render and modelctl.chat.terminal, where they are defined.
+from modelctl.chat.render import safe as safe
 from modelctl.chat.terminal import err as err
-from modelctl.chat.terminal import json_text as json_text
+from modelctl.chat.terminal import json_text, styled, write_json
 from modelctl.chat.terminal import out as out
-from modelctl.chat.terminal import reset_consoles as reset_consoles
-from modelctl.chat.terminal import styled as styled
-from modelctl.chat.terminal import write_json
 
 
 def stdout_closed() -> int:

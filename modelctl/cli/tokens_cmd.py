@@ -7,10 +7,11 @@ from typing import List, Optional
 
 import typer
 
+from modelctl.chat.render import safe
 from modelctl.cli import help as panel
 from modelctl.cli import output, state
-from modelctl.cli.format import counted
 from modelctl.cli.help import examples
+from modelctl.units import counted
 
 
 def _messages(text: Optional[List[str]], messages_file: Optional[str], system: Optional[str]) -> list[dict[str, str]]:
@@ -80,7 +81,7 @@ def tokens(
     count = report.count
     how = count.method if count.exact else f"{count.method}: {count.note}" if count.note else count.method
     what = ", the text alone" if report.counted == "text" else ""
-    print(output.safe(f"{report.model_id}: {counted(count.tokens, 'token')}{what} "
+    print(safe(f"{report.model_id}: {counted(count.tokens, 'token')}{what} "
                       f"({'exact' if count.exact else 'estimated'}, {how})"))  # an id, a file name: data
     room = f" with {counted(report.max_tokens, 'token')} for the answer" if report.max_tokens else ""
     if report.context_window is None:

@@ -40,7 +40,7 @@ from modelctl.backends import wire
 from modelctl.backends.http import hooked_session, hub_session_hooks
 from modelctl.backends.limits import LimitExceeded
 from modelctl.backends.server_text import one_line
-from modelctl.backends.urls import check_url, redact_url, strip_credentials
+from modelctl.backends.urls import check_url, redact_url
 from modelctl.config import hf_token_path
 from modelctl.errors import (
     AuthError,
@@ -48,10 +48,10 @@ from modelctl.errors import (
     ModelctlError,
     ModelFileError,
     NotFoundError,
-    OfflineError,
 )
+from modelctl.errors import OfflineError as OfflineError  # store/pull.py still raises it as hub.OfflineError
 from modelctl.files import read_kept_text, read_token_file
-from modelctl.keys import redact
+from modelctl.redaction import redact, strip_credentials
 from modelctl.store.paths import check_repo_id, hf_cache_dir, lock_path, repo_folder, safe_join
 
 if TYPE_CHECKING:
@@ -370,7 +370,7 @@ def _link(blob: Path, pointer: Path) -> None:
 def _write_ref(storage: Path, revision: str, commit: str) -> None:
     if revision == commit:
         return
-    from modelctl.config import atomic_write
+    from modelctl.files import atomic_write
 
     ref = safe_join(storage / "refs", revision, what="revision")
     if (read_kept_text(ref, limit=4096) or "").strip() == commit:
