@@ -89,7 +89,7 @@ def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
     from modelctl.backends.server_text import one_line
 
     shown = one_line(redact_url(url), 200)
-    outcome: list[Any] = []
+    outcome: list[tuple[bool, str, Any] | BaseException] = []
 
     def probe() -> None:
         try:

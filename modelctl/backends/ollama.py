@@ -44,6 +44,8 @@ from modelctl.keys import KeyInfo
 from modelctl.redaction import remember_secret, remember_url_credentials
 
 if TYPE_CHECKING:
+    import ollama
+
     from modelctl.registry import Deployment
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
@@ -110,7 +112,7 @@ class _Calls:
         self.came = "no answer"  # what the last response was (`what_came`), for messages
         self.limits = limits()
 
-    def client(self, timeout: float | None = None, transport: Any = None, *, deadline: bool = True):
+    def client(self, timeout: float | None = None, transport: Any = None, *, deadline: bool = True) -> ollama.Client:
         import httpx
         import ollama
 
@@ -153,7 +155,7 @@ class _Calls:
 
         attempts = [0]
 
-        def once():
+        def once() -> Any:
             attempts[0] += 1
             return fn()
 
@@ -196,11 +198,11 @@ class OllamaBackend(ApiBackend):
         self.ctx = ErrorContext(f"Ollama at {self.endpoint}", not_found=f"has no model '{self.tag}'",
                                 not_found_hint=f"pull it first: ollama pull {self.tag}", endpoint=self.endpoint)
         self.calls = _Calls(self.ctx, self.retry, self.debug)
-        self._client = None
+        self._client: ollama.Client | None = None
         self._show: Any = None
 
     @property
-    def client(self):
+    def client(self) -> ollama.Client:
         if self._client is None:
             self._client = self.calls.client(self.timeout, self.transport)
         return self._client
