@@ -33,7 +33,7 @@ import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin
 
 from modelctl.backends import wire
@@ -56,7 +56,7 @@ from modelctl.store.paths import check_repo_id, hf_cache_dir, lock_path, repo_fo
 
 if TYPE_CHECKING:
     from modelctl.store.progress import PullProgress
-    from modelctl.store.transfer import Transfer
+    from modelctl.store.transfer import Transfer, TransferProgress
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 METADATA_TIMEOUT = 10.0
@@ -196,7 +196,7 @@ class RepoListing:
     repo: str
     commit: str | None
     files: list[RepoEntry]
-    gguf: dict | None = None
+    gguf: dict[str, Any] | None = None
     skipped: list[str] = field(default_factory=list)  # names in the listing that cannot name a file
 
 
@@ -429,7 +429,7 @@ class Pulled:
     notes: list[str] = field(default_factory=list)
 
 
-def _sha_file(path: Path, task=None) -> str:
+def _sha_file(path: Path, task: TransferProgress | None = None) -> str:
     from modelctl.files import sha256_file
 
     if task is not None:

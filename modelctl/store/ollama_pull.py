@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from modelctl.errors import BackendError, NotFoundError, OfflineError
 
 if TYPE_CHECKING:
+    import ollama
+
     from modelctl.store.progress import PullProgress
 
 DEFAULT_HOST = "http://127.0.0.1:11434"  # as modelctl.backends.ollama
@@ -28,7 +30,7 @@ def ollama_host(host: str | None = None) -> str:
     return checked_host(host)
 
 
-def _client(host: str | None, *, timeout: Any, deadline: bool = True):
+def _client(host: str | None, *, timeout: Any, deadline: bool = True) -> ollama.Client:
     """An ollama client whose answers are bounded (`modelctl.backends.limits`); a pull, which
     may take hours, has no deadline."""
     import httpx
