@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
     from rich.live import Live
+    from rich.segment import Segment
 
     from modelctl.chat.session import Reply
 
@@ -143,7 +144,7 @@ class _Tail:
     def __init__(self, code_theme: str) -> None:
         self.text = ""
         self.code_theme = code_theme
-        self._cache: tuple[str, int, list] | None = None
+        self._cache: tuple[str, int, list[list[Segment]]] | None = None  # text, width, lines
         self.lock = threading.Lock()
 
     def __rich_console__(self, console: "Console", options: "ConsoleOptions") -> "RenderResult":
