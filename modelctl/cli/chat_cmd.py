@@ -20,6 +20,7 @@ from modelctl.errors import ModelctlError, UsageError
 if TYPE_CHECKING:
     from modelctl.backends.images import ImagePart
     from modelctl.chat.resolve import ChatSetup
+    from modelctl.chat.select import Constraints
     from modelctl.history import Conversation
 
 _MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: chat.model in config.toml, else {default}."
@@ -237,7 +238,7 @@ def _say(message: str) -> None:
 
 
 def _constraints(model: Optional[str], max_tokens: Optional[int], prefer: Optional[str], local_only: bool,
-                 free: bool, task: Optional[str], min_context: Optional[int]):
+                 free: bool, task: Optional[str], min_context: Optional[int]) -> Constraints | None:
     """The -m auto constraints; None when MODEL is not auto and no constraint flag was given
     (given with another MODEL, they are refused by the routing)."""
     from modelctl.chat.route import AUTO
@@ -265,7 +266,7 @@ def _check_chat_task(task: str) -> None:
         raise UsageError(f"--task '{task}': chat picks among models that chat ({where})")
 
 
-def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> None:
+def _show_dry_run(setup: ChatSetup, conversation: list[dict[str, str]], as_json: bool) -> None:
     import json
 
     from modelctl.chat.route import dry_run

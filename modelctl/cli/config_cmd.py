@@ -28,7 +28,8 @@ def _toml(value: Any) -> str:
     """A value as TOML writes it (a string in quotes): what `config list` shows."""
     import tomlkit
 
-    return tomlkit.item(value).as_string()
+    text: str = tomlkit.item(value).as_string()
+    return text
 
 
 def _shown(value: Any) -> str:

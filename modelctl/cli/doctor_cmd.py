@@ -19,10 +19,10 @@ def doctor(
     Each line says OK or what to do. Exits 1 when a check fails."""
     from modelctl.chat.terminal import out
     from modelctl.cli import output, state
-    from modelctl.doctor import run_checks
+    from modelctl.doctor import Check, run_checks
     from modelctl.redaction import redact, redact_data
 
-    def show(check) -> None:
+    def show(check: Check) -> None:
         word, colour = _MARKS.get(check.status, ("?", "white"))
         console = out()
         line = redact(f"{check.name:<17} {check.summary}")

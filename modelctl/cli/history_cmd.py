@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
@@ -15,12 +15,15 @@ from modelctl.cli.format import cost_cell
 from modelctl.cli.help import examples
 from modelctl.units import counted
 
+if TYPE_CHECKING:
+    from modelctl.history import History
+
 history_app = command_group("The chat history: every turn of `modelctl chat`, kept in SQLite in the data directory.")
 
 _REF_HELP = "A conversation id (from `history list`) or a session name."
 
 
-def _open():
+def _open() -> History:
     from modelctl.history import History
 
     return History()
@@ -151,13 +154,14 @@ def remove(
             output.confirm_removal(question)
         if older_than:
             turns, conversations = history.remove_older_than(cutoff)
-            result = {"turns": turns, "conversations": conversations}
+            result: dict[str, object] = {"turns": turns, "conversations": conversations}
         else:
-            result = {"turns": turns, "conversations": history.remove_conversations(targets), "ids": targets}
+            conversations = history.remove_conversations(targets)
+            result = {"turns": turns, "conversations": conversations, "ids": targets}
     if as_json:
         _json(result)
         return
-    sys.stdout.write(f"removed {counted(result['conversations'], 'conversation')}, {counted(result['turns'], 'turn')}\n")
+    sys.stdout.write(f"removed {counted(conversations, 'conversation')}, {counted(turns, 'turn')}\n")
 
 
 @history_app.command("export", epilog=examples(

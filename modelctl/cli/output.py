@@ -15,7 +15,7 @@ import errno
 import io
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, TextIO, TypeVar
 
 from modelctl.chat.render import printable
 
@@ -25,6 +25,8 @@ from modelctl.chat.render import safe as safe
 from modelctl.chat.terminal import err as err
 from modelctl.chat.terminal import json_text, styled, write_json
 from modelctl.chat.terminal import out as out
+
+T = TypeVar("T")
 
 
 def stdout_closed() -> int:
@@ -62,7 +64,7 @@ class _GuardedStdout:
     """sys.stdout, whose write failures come out as StdoutError: the CLI tells them from the
     failures of files it writes by their class, wherever the write was."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         # Unbuffered (python -u, PYTHONUNBUFFERED): text goes straight to the file, and a write
         # the disk takes only part of returns a short count that the text layer drops.
@@ -71,7 +73,7 @@ class _GuardedStdout:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
-    def _guarded(self, call: Any, *args: Any) -> Any:
+    def _guarded(self, call: Callable[..., T], *args: Any) -> T:
         try:
             return call(*args)
         except BrokenPipeError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import typer
 
@@ -13,6 +13,10 @@ from modelctl.cli import help as panel
 from modelctl.cli import output, state
 from modelctl.cli.help import examples
 from modelctl.units import counted
+
+if TYPE_CHECKING:
+    from modelctl.registry import Model
+    from modelctl.registry.schema import Problem
 
 registry_app = typer.Typer(
     help="Validate, export and locate the registry files.",
@@ -49,7 +53,7 @@ def validate(
         raise typer.Exit(3)
 
 
-def _unknown_templates(models):
+def _unknown_templates(models: Iterable[Model]) -> list[Problem]:
     """Template names the template layer does not know (skipped if it is unavailable)."""
     from modelctl.registry.schema import Problem
 

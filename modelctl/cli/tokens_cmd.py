@@ -3,7 +3,7 @@ model's deployments, and whether it fits the context window."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
@@ -12,6 +12,9 @@ from modelctl.cli import help as panel
 from modelctl.cli import output, state
 from modelctl.cli.help import examples
 from modelctl.units import counted
+
+if TYPE_CHECKING:
+    from modelctl.chat.tokens import TokenReport
 
 
 def _messages(text: Optional[List[str]], messages_file: Optional[str], system: Optional[str]) -> list[dict[str, str]]:
@@ -39,7 +42,7 @@ def _messages(text: Optional[List[str]], messages_file: Optional[str], system: O
     return msgs
 
 
-def _trained(report) -> str:
+def _trained(report: TokenReport) -> str:
     """Where a local model runs with less than its own window: how much it has, and how to get it."""
     trained = report.trained_window
     if trained is None or report.context_window is None or trained <= report.context_window:
