@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from modelctl.errors import ModelctlError, NotFoundError
-from modelctl.files import atomic_write  # noqa: F401 (where the store and the keys file have it from)
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 APP_NAME = "modelctl"
 
@@ -121,7 +123,7 @@ def loads_toml(text: str) -> dict[str, Any]:
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
     try:
-        doc = tomllib.loads(text)
+        doc: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TomlError(str(exc)) from None
     except RecursionError:
@@ -202,7 +204,7 @@ def locked_update(path: Path) -> Iterator[None]:
         yield
 
 
-def file_lock(path: Path):
+def file_lock(path: Path) -> FileLock:
     """A `filelock.FileLock` on `path` that is never taken through a symbolic link: one planted
     there is removed first (some filelock releases open the name, following a link, and
     truncate what it points to; newer ones refuse it)."""

@@ -304,7 +304,8 @@ def check_registry(_: _Facts, extra: str | None = None) -> Iterator[Check]:
 
 def check_keys(_: _Facts) -> Check:
     from modelctl.errors import ModelctlError
-    from modelctl.keys import key_status, keys_path
+    from modelctl.keyfile import keys_path
+    from modelctl.keys import key_status
 
     try:
         rows = key_status()

@@ -5,6 +5,8 @@ Every message is written for the person at the terminal: it says what was wrong 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ModelctlError(Exception):
     """Base class. `exit_code` is what the CLI exits with; `hint` is an optional second clause."""
@@ -31,7 +33,8 @@ class RegistryError(ModelctlError):
 
     exit_code = 3
 
-    def __init__(self, message: str, *, problems: list | None = None, hint: str | None = None) -> None:
+    # `problems` are modelctl.registry.schema.Problem values (a layer above this module).
+    def __init__(self, message: str, *, problems: list[Any] | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.problems = problems or []
 

@@ -51,7 +51,7 @@ def _shown(path: str | os.PathLike[str]) -> str:
     return repr(os.fspath(path))
 
 
-def _os_error(exc: OSError, path, what: str, error: type[ModelctlError], missing: type[ModelctlError]) -> ModelctlError:
+def _os_error(exc: OSError, path: str | os.PathLike[str], what: str, error: type[ModelctlError], missing: type[ModelctlError]) -> ModelctlError:
     if isinstance(exc, FileNotFoundError):
         return missing(f"{what} {_shown(path)}: no such file")
     return error(f"cannot read {what} {_shown(path)}: {exc.strerror or exc}")
@@ -75,7 +75,7 @@ def check_regular_file(
     return st
 
 
-def _check_stat(st: os.stat_result, path, what: str, limit: int | None, error: type[ModelctlError]) -> None:
+def _check_stat(st: os.stat_result, path: str | os.PathLike[str], what: str, limit: int | None, error: type[ModelctlError]) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise error(f"{what} {_shown(path)} is {describe_mode(st.st_mode)}, not a regular file")
     if limit is not None and st.st_size > limit:

@@ -184,10 +184,12 @@ class _Parser:
         return value
 
     def u32(self) -> int:
-        return self.unpack(_U32)
+        value: int = self.unpack(_U32)
+        return value
 
     def u64(self) -> int:
-        return self.unpack(_U64)
+        value: int = self.unpack(_U64)
+        return value
 
     def string(self) -> str:
         n = self.u64()

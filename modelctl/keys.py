@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import Mapping
 
 from modelctl.errors import AuthError, UsageError
-from modelctl.keyfile import PROVIDERS, Provider, keys_path  # noqa: F401 (imported from here too)
+from modelctl.keyfile import PROVIDERS, keys_path
 from modelctl.keyfile import read_keys as _read_stored
+from modelctl.redaction import MIN_KEY
 
-# Redaction lives in modelctl.redaction; many modules import these names from here.
-from modelctl.redaction import MIN_KEY, REDACTED, known_secrets, looks_like_secret, redact, remember_secret  # noqa: F401
+# Redaction lives in modelctl.redaction. chat/repl.py and backends/http.py, wire.py still import
+# these names from here; the rest of the package imports them from modelctl.redaction.
+from modelctl.redaction import looks_like_secret as looks_like_secret
+from modelctl.redaction import redact as redact
+from modelctl.redaction import remember_secret as remember_secret
 
 # Other names people type for a provider.
 ALIASES = {

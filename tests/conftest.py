@@ -101,11 +101,12 @@ def modelctl_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MODELCTL_HOME", str(home))
     monkeypatch.delenv("MODELCTL_REGISTRY", raising=False)
     monkeypatch.delenv("MODELCTL_DEBUG", raising=False)
-    from modelctl.cli import output, state
+    from modelctl.chat.terminal import reset_consoles
+    from modelctl.cli import state
     from modelctl.config import _load_user_config
 
     state.set_registry_path(None)
-    output.reset_consoles()
+    reset_consoles()
     _load_user_config.cache_clear()
     yield home
     state.set_registry_path(None)
@@ -121,10 +122,11 @@ def cli():
     runner = CliRunner()
 
     def invoke(*args: str, input: str | None = None, env: dict | None = None):
-        from modelctl.cli import output, state
+        from modelctl.chat.terminal import reset_consoles
+        from modelctl.cli import state
 
         state.set_registry_path(None)
-        output.reset_consoles()
+        reset_consoles()
         return runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
 
     return invoke

@@ -242,13 +242,14 @@ def test_json_output_never_holds_nan_or_infinity(capsys):
     import json
     import math
 
+    from modelctl.chat.terminal import json_text
     from modelctl.cli import output
 
     output.print_json({"cost": float("nan"), "vector": [1.5, float("inf"), -float("inf")], "ok": 2.0})
     text = capsys.readouterr().out
     assert json.loads(text) == {"cost": None, "vector": [1.5, None, None], "ok": 2.0}
     assert "NaN" not in text and "Infinity" not in text
-    assert not math.isnan(json.loads(output.json_text([0.1]))[0])
+    assert not math.isnan(json.loads(json_text([0.1]))[0])
 
 
 # --- the local index ---------------------------------------------------------------------------------

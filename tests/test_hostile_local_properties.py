@@ -81,7 +81,7 @@ def test_printed_data_holds_no_control_character(text):
 @given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)))
 def test_json_output_is_always_strict_json(data):
-    from modelctl.cli.output import json_text
+    from modelctl.chat.terminal import json_text
 
     text = json_text(data)
     json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON output"))

@@ -9,8 +9,9 @@ import stat
 
 import pytest
 
-from modelctl import keys
+from modelctl import keys, redaction
 from modelctl.errors import AuthError, ModelctlError, UsageError
+from modelctl.keyfile import keys_path
 
 SECRET = "sk-test-keys-0123456789"
 
@@ -53,7 +54,7 @@ def test_a_readable_keys_file_is_warned_about(provider_env, capsys, monkeypatch)
 
 
 def test_a_broken_keys_file_is_not_echoed(provider_env):
-    path = keys.keys_path()
+    path = keys_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f'[keys]\nopenai = "{SECRET}\n')
     with pytest.raises(ModelctlError) as info:
@@ -75,7 +76,7 @@ def test_a_key_too_short_to_be_redacted_is_refused(value, provider_env, cli):
         keys.store_key("openai", value)
     result = cli("keys", "set", "openai", "--value", value)
     assert result.exit_code == 2 and "too short to be an API key" in result.output
-    assert not keys.keys_path().exists()
+    assert not keys_path().exists()
     keys.store_key("openai", "sk-12345")  # 8 characters: long enough
     assert keys.read_keys() == {"openai": "sk-12345"}
 
@@ -117,12 +118,12 @@ def test_a_missing_key_names_what_to_set(provider_env):
 
 
 def test_redact_hides_remembered_and_environment_keys(provider_env):
-    keys.remember_secret("sk-remembered-abcdef")
+    redaction.remember_secret("sk-remembered-abcdef")
     provider_env.setenv("ANTHROPIC_API_KEY", "sk-ant-environment-1")
     text = "a sk-remembered-abcdef b sk-ant-environment-1 c"
-    assert keys.redact(text) == "a *** b *** c"
-    keys.remember_secret("abc")  # too short to hide without mangling ordinary text
-    assert keys.redact("abc") == "abc"
+    assert redaction.redact(text) == "a *** b *** c"
+    redaction.remember_secret("abc")  # too short to hide without mangling ordinary text
+    assert redaction.redact("abc") == "abc"
 
 
 # --- the commands ---------------------------------------------------------------------------------

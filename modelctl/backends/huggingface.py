@@ -9,7 +9,7 @@ request the client sends (a hook on huggingface_hub's session, credentials redac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, cast
 
 from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, pop_stream_flag
 from modelctl.backends.base import FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
@@ -35,6 +35,9 @@ from modelctl.transport.server_text import one_line, provider_message
 from modelctl.transport.wire import WireError
 
 if TYPE_CHECKING:
+    from huggingface_hub import InferenceClient
+    from huggingface_hub.inference._providers import PROVIDER_OR_POLICY_T
+
     from modelctl.registry import Deployment
 
 ROUTER = "https://router.huggingface.co"
@@ -82,23 +85,27 @@ class HuggingFaceBackend(ApiBackend):
         self.ctx = ErrorContext(self.label, not_found=f"has no model '{deployment.model}' (through the {what})",
                                 key_hint=f"the key came from {key.source}" if key.source else None,
                                 endpoint=self.endpoint)
-        self._client = None
+        self._client: InferenceClient | None = None
         self.limits = limits()
         self.came = "no answer"  # what the last response was (`what_came`), for messages
         self.web_page = False
 
     @property
-    def client(self):
+    def client(self) -> InferenceClient:
         if self._client is None:
             from huggingface_hub import InferenceClient
 
             timeout = self.timeout or self.limits.read_timeout
+            # token=False: no key, not even the one `hf auth login` stored (huggingface_hub reads
+            # False so, see build_hf_headers; InferenceClient's annotation says str | None).
+            token: Any = self.key.value or False
             if self.api_base:
                 self._client = InferenceClient(base_url=self.api_base, provider="hf-inference",
-                                               token=self.key.value or False, timeout=timeout)
+                                               token=token, timeout=timeout)
             else:
-                self._client = InferenceClient(provider=self.deployment.provider, token=self.key.value or False,
-                                               timeout=timeout)
+                # the registry's provider name; huggingface_hub refuses one it does not serve
+                provider = cast("PROVIDER_OR_POLICY_T | None", self.deployment.provider)
+                self._client = InferenceClient(provider=provider, token=token, timeout=timeout)
         return self._client
 
     def close(self) -> None:
@@ -142,7 +149,7 @@ class HuggingFaceBackend(ApiBackend):
 
         attempts = [0]
 
-        def once():
+        def once() -> Any:
             attempts[0] += 1
             with hooked_session(self._hooks()):
                 return fn()

@@ -36,7 +36,7 @@ class ImagePart:
         return self.url or f"data:{self.media_type};base64,{self.base64()}"
 
 
-class ImageMessage(dict):
+class ImageMessage(dict[str, str]):
     """A message (role, content) with images."""
 
     def __init__(self, fields: Mapping[str, str], images: tuple[ImagePart, ...]) -> None:

@@ -8,15 +8,15 @@ one do not pay for it.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from types import ModuleType
 
 from modelctl.errors import BackendError
 
 _log: deque[str] = deque(maxlen=200)
-_log_callback = None  # keeps the ctypes callback alive
+_log_callback: object = None  # keeps the ctypes callback alive
 
 
-def import_llama_cpp() -> Any:
+def import_llama_cpp() -> ModuleType:
     """Import llama_cpp once, routing llama.cpp's log lines into memory (not stderr)."""
     global _log_callback
     try:
@@ -28,14 +28,13 @@ def import_llama_cpp() -> Any:
     if _log_callback is None:
         import ctypes
 
-        @llama_cpp.llama_log_callback
-        def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        def keep(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
             line = text.decode("utf-8", errors="replace")
             if line.strip():
                 _log.append(line.rstrip("\n"))
 
-        _log_callback = _callback
-        llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+        _log_callback = llama_cpp.llama_log_callback(keep)
+        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
     return llama_cpp
 
 
@@ -65,7 +64,7 @@ def gpu_offload_supported() -> bool:
     return bool(import_llama_cpp().llama_supports_gpu_offload())
 
 
-def gpu_name(llama_cpp: Any) -> str:
+def gpu_name(llama_cpp: ModuleType) -> str:
     """The GPU backend this build offloads to ("CUDA", "Metal", ...), or "GPU"."""
     from modelctl.backends.hardware import llama_build
 

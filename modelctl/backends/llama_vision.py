@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Sequence
 
 from modelctl.backends.base import Message
@@ -78,7 +79,7 @@ class Projector:
                 mtmd.mtmd_bitmap_free(bitmap)
         return [int(t) for t in llm.input_ids[: llm.n_tokens]]
 
-    def _eval_chunk(self, llm: Any, mtmd: Any, ctx: Any, chunk: Any, llama_cpp: Any) -> None:
+    def _eval_chunk(self, llm: Any, mtmd: Any, ctx: Any, chunk: Any, llama_cpp: ModuleType) -> None:
         start = llm.n_tokens
         if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
             count = ctypes.c_size_t()

@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from modelctl.backends import extra_buffers
@@ -56,6 +57,7 @@ from modelctl.gguf import GGUFFile, check_gguf
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+    from llama_cpp.llama_cpp import llama_vocab_p
 
     from modelctl.templates.types import ChatTemplate, RenderedPrompt
 
@@ -75,7 +77,7 @@ _ATTR_LSTRIP, _ATTR_RSTRIP = 1 << 7, 1 << 8  # the token swallows the whitespace
 _C_SPACE = " \t\n\v\f\r"  # what C's isspace() matches, as llama.cpp strips it
 
 
-def _token_piece(llama_cpp, vocab, token: int, *, special: bool) -> bytes:
+def _token_piece(llama_cpp: ModuleType, vocab: llama_vocab_p, token: int, *, special: bool) -> bytes:
     """The text of one token (`special`: control tokens written out too)."""
     import ctypes
 
@@ -94,7 +96,7 @@ def _token_piece(llama_cpp, vocab, token: int, *, special: bool) -> bytes:
 SHOWN_CONTROL_TOKENS = frozenset({b"<|channel|>", b"<|message|>", b"<|start|>", b"<|end|>", b"<|constrain|>"})
 
 
-def generated_piece(llama_cpp, vocab, token: int, shown: frozenset[bytes] = SHOWN_CONTROL_TOKENS) -> bytes:
+def generated_piece(llama_cpp: ModuleType, vocab: llama_vocab_p, token: int, shown: frozenset[bytes] = SHOWN_CONTROL_TOKENS) -> bytes:
     """The text of a generated token: a control token's is empty, but for those in `shown`."""
     piece = _token_piece(llama_cpp, vocab, token, special=False)
     if not piece:
@@ -212,7 +214,7 @@ class LlamaCppBackend(BaseBackend):
         buffers = self.buffer_choice()
         try:
             with extra_buffers.model_params(llama_cpp, use_extra_bufts=buffers.enabled):
-                llm = llama_cpp.Llama(str(self.path), **kwargs)
+                llm: Llama = llama_cpp.Llama(str(self.path), **kwargs)
         except (TypeError, AttributeError) as exc:  # a value of a type llama-cpp-python does not take
             raise UsageError(f"llama.cpp does not take these options: {exc}", hint=options_hint) from exc
         except (ValueError, RuntimeError, OSError) as exc:
@@ -244,7 +246,7 @@ class LlamaCppBackend(BaseBackend):
             self.buffers = choice
         return self.buffers
 
-    def _apply_adapter(self, llama_cpp, llm: "Llama", path: str, scale: float) -> None:
+    def _apply_adapter(self, llama_cpp: ModuleType, llm: "Llama", path: str, scale: float) -> None:
         """Apply a LoRA adapter as `Llama(lora_path=...)` would, except that an adapter llama.cpp
         refuses (another architecture, other shapes) is an error: llama-cpp-python goes on with
         the null adapter and crashes the process."""
@@ -425,7 +427,7 @@ class LlamaCppBackend(BaseBackend):
                 ids.insert(0, bos)
         return ids
 
-    def _control_tokens(self, llama_cpp, text: str) -> list[tuple[int, int, int, int]]:
+    def _control_tokens(self, llama_cpp: ModuleType, text: str) -> list[tuple[int, int, int, int]]:
         """(start, end, token, attributes) of each token in the template text `text` that only
         special-token parsing finds: control tokens (and the unknown token, where written out)."""
         vocab = self._tokenizer._model.vocab
@@ -442,14 +444,15 @@ class LlamaCppBackend(BaseBackend):
                 pos = start + len(piece)
         return found
 
-    def _tokenize_run(self, llama_cpp, run: "_Run", *, strip_right: bool) -> list[int]:
+    def _tokenize_run(self, llama_cpp: ModuleType, run: "_Run", *, strip_right: bool) -> list[int]:
         text, answers = run.finish(strip_right=strip_right)
         if not text:
             return []
         tokens = self._tokenizer.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         return self._splice_answers(llama_cpp, tokens, text, answers) if answers else tokens
 
-    def _splice_answers(self, llama_cpp, tokens: list[int], text: str, answers) -> list[int]:
+    def _splice_answers(self, llama_cpp: ModuleType, tokens: list[int], text: str,
+                        answers: list[tuple[int, int, tuple[int, ...]]]) -> list[int]:
         """`tokens` (of the run `text`) with the span of each remembered answer replaced by the
         tokens generated for it, where `tokens` has a boundary at both ends of the span: the KV
         cache holds the generated tokens, so the next turn's prompt shares them. Elsewhere the
@@ -478,14 +481,15 @@ class LlamaCppBackend(BaseBackend):
         """Tokens of `text` as `complete` (and an embedding) reads it: no template."""
         return len(_text_tokens(self._tokenizer, text))
 
-    def _piece(self, llama_cpp, token: int) -> bytes:
+    def _piece(self, llama_cpp: ModuleType, token: int) -> bytes:
         """The text of `token` as generated (control tokens: empty, but harmony's markers), cached."""
         piece = self._pieces.get(token)
         if piece is None:
             piece = self._pieces[token] = generated_piece(llama_cpp, self._loaded._model.vocab, token)
         return piece
 
-    def _stop_token_ids(self, llama_cpp, rendered, stops: Sequence[str]) -> frozenset[int]:
+    def _stop_token_ids(self, llama_cpp: ModuleType, rendered: RenderedPrompt | None,
+                        stops: Sequence[str]) -> frozenset[int]:
         """End-of-generation tokens, the template's stop token ids that are stops in this model's
         vocabulary, and every stop string that is a single control token (its text never reaches
         the detokenized stream)."""
@@ -502,7 +506,7 @@ class LlamaCppBackend(BaseBackend):
                 ids.add(toks[0])
         return frozenset(ids)
 
-    def _is_stop_token(self, llama_cpp, token: int, stops: Sequence[str]) -> bool:
+    def _is_stop_token(self, llama_cpp: ModuleType, token: int, stops: Sequence[str]) -> bool:
         """Whether a template's stop token id means a stop in this model's vocabulary: an
         end-of-generation or control token, or one whose text is a stop string. (Ids belong to a
         vocabulary: Llama 3's <|eot_id|>, 128009, is "Menus" in Gemma's.)"""
@@ -513,7 +517,7 @@ class LlamaCppBackend(BaseBackend):
             return True
         return _token_piece(llama_cpp, vocab, token, special=True).decode("utf-8", errors="replace") in stops
 
-    def _remember(self, llama_cpp, tokens: Sequence[int]) -> None:
+    def _remember(self, llama_cpp: ModuleType, tokens: Sequence[int]) -> None:
         """Keep the tokens of a finished answer, keyed by its text, and by its text without
         surrounding whitespace (templates often trim content) where whole tokens make that up.
 
@@ -534,10 +538,10 @@ class LlamaCppBackend(BaseBackend):
         while len(self._answers) > _REMEMBERED_ANSWERS:
             self._answers.popitem(last=False)
 
-    def _text(self, llama_cpp, tokens: Sequence[int]) -> str:
+    def _text(self, llama_cpp: ModuleType, tokens: Sequence[int]) -> str:
         return b"".join(self._piece(llama_cpp, t) for t in tokens).decode("utf-8", errors="replace")
 
-    def _trim(self, llama_cpp, tokens: Sequence[int], left: int, right: int) -> tuple[int, int]:
+    def _trim(self, llama_cpp: ModuleType, tokens: Sequence[int], left: int, right: int) -> tuple[int, int]:
         """Bounds of `tokens` without whitespace-only tokens at the left/right end."""
         lo, hi = 0, len(tokens)
         while left and lo < hi and not self._piece(llama_cpp, tokens[lo]).strip():
@@ -634,7 +638,7 @@ class LlamaCppBackend(BaseBackend):
         self.last_rendered, self.last_prompt_tokens = None, prompt
         return self._generate(llama_cpp, prompt, params, None, False, t0, what="the text")
 
-    def _generate(self, llama_cpp, prompt: list[int], params: GenerationParams, rendered: RenderedPrompt | None,
+    def _generate(self, llama_cpp: ModuleType, prompt: list[int], params: GenerationParams, rendered: RenderedPrompt | None,
                   separator: bool, t0: float, *, what: str) -> Iterator[Chunk]:
         """Check that `prompt` leaves room to answer, set up sampling and stops, and stream."""
         llm = self._loaded
@@ -654,7 +658,8 @@ class LlamaCppBackend(BaseBackend):
         stop_ids = self._stop_token_ids(llama_cpp, rendered, stops)
         return self._stream(llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0)
 
-    def _stream(self, llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0) -> Iterator[Chunk]:
+    def _stream(self, llama_cpp: ModuleType, prompt: list[int], sampling: dict[str, Any], limit: int,
+                stops: tuple[str, ...], stop_ids: frozenset[int], separator: bool, t0: float) -> Iterator[Chunk]:
         llm = self._loaded
         to_eval = self._prepare(prompt)
         matcher = StopMatcher(stops)

@@ -42,6 +42,8 @@ from modelctl.transport.server_text import one_line
 from modelctl.transport.wire import WireError
 
 if TYPE_CHECKING:
+    import ollama
+
     from modelctl.registry import Deployment
 
 # Request fields beside `options` (for -o KEY=VALUE); every other option goes into `options`.
@@ -65,7 +67,7 @@ class _Calls:
         self.came = "no answer"  # what the last response was (`what_came`), for messages
         self.limits = limits()
 
-    def client(self, timeout: float | None = None, transport: Any = None, *, deadline: bool = True):
+    def client(self, timeout: float | None = None, transport: Any = None, *, deadline: bool = True) -> ollama.Client:
         import httpx
 
         hooks = request_hooks(self.debug)  # silent until debug.enabled (`/debug on` may set it later)
@@ -99,7 +101,7 @@ class _Calls:
 
         attempts = [0]
 
-        def once():
+        def once() -> Any:
             attempts[0] += 1
             return fn()
 
@@ -142,11 +144,11 @@ class OllamaBackend(ApiBackend):
         self.ctx = ErrorContext(f"Ollama at {self.endpoint}", not_found=f"has no model '{self.tag}'",
                                 not_found_hint=f"pull it first: ollama pull {self.tag}", endpoint=self.endpoint)
         self.calls = _Calls(self.ctx, self.retry, self.debug)
-        self._client = None
+        self._client: ollama.Client | None = None
         self._show: Any = None
 
     @property
-    def client(self):
+    def client(self) -> ollama.Client:
         if self._client is None:
             self._client = self.calls.client(self.timeout, self.transport)
         return self._client

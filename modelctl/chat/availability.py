@@ -91,7 +91,7 @@ def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
     """GET `url` without credentials (those written into it are left out too): (answered, what
     happened, its JSON body or None), all within `timeout` seconds (see the module docstring)."""
     shown = one_line(redact_url(url), 200)
-    outcome: list[Any] = []
+    outcome: list[tuple[bool, str, Any] | BaseException] = []
 
     def probe() -> None:
         try:

@@ -26,6 +26,7 @@ from modelctl.terminal_text import for_terminal
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
     from rich.live import Live
+    from rich.segment import Segment
 
     from modelctl.chat.session import Reply
 
@@ -107,7 +108,7 @@ class _Tail:
     def __init__(self, code_theme: str) -> None:
         self.text = ""
         self.code_theme = code_theme
-        self._cache: tuple[str, int, list] | None = None
+        self._cache: tuple[str, int, list[list[Segment]]] | None = None  # text, width, lines
         self.lock = threading.Lock()
 
     def __rich_console__(self, console: "Console", options: "ConsoleOptions") -> "RenderResult":

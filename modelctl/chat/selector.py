@@ -174,7 +174,8 @@ def _cost_key(c: Candidate) -> float:
 
 
 # prefer -> the sort key (smaller is better); ties go to the cheaper, then to registry order.
-RANKINGS: dict[str, Callable[[Candidate], tuple]] = {
+RankKey = tuple[bool | float, ...]  # compared item by item
+RANKINGS: dict[str, Callable[[Candidate], RankKey]] = {
     "cheapest": lambda c: (_cost_key(c), not c.deployment.local),
     # Fewer parameters generate faster; a model whose size is unknown comes after those known.
     "fastest": lambda c: (c.model.parameters is None, c.model.parameters or 0, _cost_key(c)),
@@ -211,7 +212,7 @@ def local_counter() -> Counter:
     """Counts with the tokenizers here, never asking a provider: a local GGUF model with its
     vocabulary, OpenAI ids with tiktoken, the rest estimated; each conversation counted once per
     deployment."""
-    done: dict[tuple, TokenCount] = {}
+    done: dict[tuple[str, str, tuple[tuple[tuple[str, str], ...], ...]], TokenCount] = {}
 
     def count(model: "Model", dep: "Deployment", messages: Sequence[Message]) -> TokenCount:
         key = (model.id, dep.id, tuple(tuple(sorted(m.items())) for m in messages))

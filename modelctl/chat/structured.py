@@ -27,12 +27,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from modelctl.backends.base import FINISH_LENGTH, ResponseFormat
 from modelctl.errors import BackendError, UsageError
 from modelctl.files import read_user_text
 from modelctl.transport.wire import loads
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 # The most a schema file may hold.
 MAX_SCHEMA_BYTES = 1 * 2**20
@@ -201,8 +205,12 @@ def bounded_validator(schema: Mapping[str, Any]) -> Any:
 Search = Callable[[str, str], bool]
 
 
-def _pattern(search: Search) -> Callable[..., Iterator[Any]]:
-    def pattern(validator, patrn, instance, schema):
+# jsonschema's keyword functions: (validator, the keyword's value, the instance, the schema) -> errors.
+Keyword = Callable[["Validator", Any, Any, Mapping[str, Any]], Iterator["ValidationError"]]
+
+
+def _pattern(search: Search) -> Keyword:
+    def pattern(validator: Validator, patrn: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
         from jsonschema.exceptions import ValidationError
 
         if validator.is_type(instance, "string") and not search(patrn, instance):
@@ -212,8 +220,9 @@ def _pattern(search: Search) -> Callable[..., Iterator[Any]]:
     return pattern
 
 
-def _pattern_properties(search: Search) -> Callable[..., Iterator[Any]]:
-    def pattern_properties(validator, patterns, instance, schema):
+def _pattern_properties(search: Search) -> Keyword:
+    def pattern_properties(validator: Validator, patterns: Mapping[str, Any], instance: Any,
+                           schema: Mapping[str, Any]) -> Iterator[ValidationError]:
         if not validator.is_type(instance, "object"):
             return
         for patrn, subschema in patterns.items():
@@ -224,8 +233,9 @@ def _pattern_properties(search: Search) -> Callable[..., Iterator[Any]]:
     return pattern_properties
 
 
-def _additional_properties(search: Search) -> Callable[..., Iterator[Any]]:
-    def additional_properties(validator, additional, instance, schema):
+def _additional_properties(search: Search) -> Keyword:
+    def additional_properties(validator: Validator, additional: Any, instance: Any,
+                              schema: Mapping[str, Any]) -> Iterator[ValidationError]:
         from jsonschema.exceptions import ValidationError
 
         if not validator.is_type(instance, "object"):

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from modelctl.chat.render import safe
 from modelctl.cli import help as panel
 from modelctl.cli import output
 from modelctl.cli.help import examples
@@ -51,7 +52,7 @@ def add(
     if added.shadows:
         output.warn(f"'{model_id}' now shadows the model of that id in {added.shadows}")
     verb = "replaced" if added.replaced else "added"
-    sys.stderr.write(output.safe(f"modelctl: {verb} {model_id} in {added.path}") + "\n")
+    sys.stderr.write(safe(f"modelctl: {verb} {model_id} in {added.path}") + "\n")
     if as_json:
         output.print_records(added.entry)
 

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+from modelctl.chat.render import safe
 from modelctl.cli import complete, output
 from modelctl.cli import help as panel
 from modelctl.cli.flags import command_group
@@ -40,7 +41,7 @@ def set_alias(
 
     alias = define_alias(name, model, option or [], force=force, registry=state.get_registry)
     extra = ", ".join(f"{k}={v!r}" for k, v in alias.shown_options().items())
-    sys.stderr.write(output.safe(f"modelctl: {alias.name} -> {alias.model}" + (f" ({extra})" if extra else "")) + "\n")
+    sys.stderr.write(safe(f"modelctl: {alias.name} -> {alias.model}" + (f" ({extra})" if extra else "")) + "\n")
 
 
 @alias_app.command("list", epilog=examples(
@@ -72,7 +73,7 @@ def remove_alias(name: str = typer.Argument(..., help="The alias to remove.", au
     removed = delete_alias(name)
     if removed is None:
         raise NotFoundError(f"no alias '{name}' in {get_paths().config_file}", hint="see `modelctl alias list`")
-    sys.stderr.write(output.safe(f"modelctl: removed the alias {removed.name} (of {removed.model})") + "\n")
+    sys.stderr.write(safe(f"modelctl: removed the alias {removed.name} (of {removed.model})") + "\n")
 
 
 def register(app: typer.Typer) -> None:

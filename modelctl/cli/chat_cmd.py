@@ -240,7 +240,7 @@ def _say(message: str) -> None:
 
 
 def _constraints(model: Optional[str], max_tokens: Optional[int], prefer: Optional[str], local_only: bool,
-                 free: bool, task: Optional[str], min_context: Optional[int]):
+                 free: bool, task: Optional[str], min_context: Optional[int]) -> Constraints | None:
     """The -m auto constraints; None when MODEL is not auto and no constraint flag was given
     (given with another MODEL, they are refused by the routing)."""
     from modelctl.refs import is_auto
@@ -268,7 +268,7 @@ def _check_chat_task(task: str) -> None:
         raise UsageError(f"--task '{task}': chat picks among models that chat ({where})")
 
 
-def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> None:
+def _show_dry_run(setup: ChatSetup, conversation: list[dict[str, str]], as_json: bool) -> None:
     import json
 
     from modelctl.chat.routing import dry_run
@@ -298,7 +298,7 @@ def _show_dry_run(setup, conversation: list[dict[str, str]], as_json: bool) -> N
     from modelctl.terminal_text import for_terminal
 
     # For a person (--json is for scripts): data in the lines escaped, the prompt's lines kept.
-    sys.stdout.write("".join(output.safe(line) + "\n" for line in lines) + for_terminal(body) + "\n")
+    sys.stdout.write("".join(safe(line) + "\n" for line in lines) + for_terminal(body) + "\n")
 
 
 def embed(

@@ -3,7 +3,7 @@ zero-shot image classification with `--labels`."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -56,7 +56,7 @@ def classify(
         client.close()
     if as_json:
         shown = found[:top] if top else found
-        record: dict = {"id": client.backend.model_id, "task": task, "labels": [lab.to_dict() for lab in shown]}
+        record: dict[str, Any] = {"id": client.backend.model_id, "task": task, "labels": [lab.to_dict() for lab in shown]}
         if task == "moderation" and any(lab.flagged is not None for lab in found):
             record["flagged"] = any(lab.flagged for lab in found)
         out.print_json(record)

@@ -184,7 +184,8 @@ def _matching(values: list[str], incomplete: str) -> list[str]:
 
 def _offer(*groups: str) -> Callable[..., list[str]]:
     """A completion callback offering the named groups of candidates."""
-    def complete(ctx, incomplete: str) -> list[str]:
+    # typer reads these annotations when the command is built: `ctx` is passed by its name
+    def complete(ctx: Any, incomplete: str) -> list[str]:
         try:
             data = candidates(ctx)
             return _matching([v for group in groups for v in data.get(group, [])], incomplete)

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from modelctl.chat.render import safe
 from modelctl.cli import complete, output
 from modelctl.cli import help as panel
 from modelctl.cli.flags import command_group
@@ -27,7 +28,8 @@ def _toml(value: Any) -> str:
     """A value as TOML writes it (a string in quotes): what `config list` shows."""
     import tomlkit
 
-    return tomlkit.item(value).as_string()
+    text: str = tomlkit.item(value).as_string()
+    return text
 
 
 def _shown(value: Any) -> str:
@@ -76,7 +78,7 @@ def get(
     elif isinstance(value, dict):  # a table: its keys, as `config list` shows them
         _print_keys(value, parts)
     else:
-        sys.stdout.write(output.safe(_shown(value)) + "\n")
+        sys.stdout.write(safe(_shown(value)) + "\n")
 
 
 def _print_keys(table: dict[str, Any], prefix: list[str]) -> None:
@@ -84,7 +86,7 @@ def _print_keys(table: dict[str, Any], prefix: list[str]) -> None:
     from modelctl.redaction import redact_data
 
     for parts, value in flatten(redact_data(table), prefix):
-        sys.stdout.write(output.safe(f"{join_key(parts)} = {_toml(value)}") + "\n")
+        sys.stdout.write(safe(f"{join_key(parts)} = {_toml(value)}") + "\n")
 
 
 @config_app.command("set", context_settings={"ignore_unknown_options": True}, epilog=examples(
@@ -104,7 +106,7 @@ def set_(
     parts = _parts(key)
     stored = check_setting(parts, value, parse_value(value))
     edit_config(lambda doc: set_in(doc, parts, stored))
-    sys.stderr.write(output.safe(f"modelctl: {join_key(parts)} = {_toml(stored)} in {get_paths().config_file}") + "\n")
+    sys.stderr.write(safe(f"modelctl: {join_key(parts)} = {_toml(stored)} in {get_paths().config_file}") + "\n")
 
 
 @config_app.command("unset", epilog=examples(
@@ -125,7 +127,7 @@ def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete
             if not is_known_table(parts):
                 setting_type(parts)  # an unknown key: say which known ones are close
             raise NotFoundError(f"{join_key(parts)} is not set in {get_paths().config_file}")
-    sys.stderr.write(output.safe(f"modelctl: removed {join_key(parts)} from {get_paths().config_file}") + "\n")
+    sys.stderr.write(safe(f"modelctl: removed {join_key(parts)} from {get_paths().config_file}") + "\n")
 
 
 @config_app.command("list", epilog=examples(
@@ -153,7 +155,7 @@ def path() -> None:
     """Print where config.toml is (it need not exist yet)."""
     from modelctl.config import get_paths
 
-    sys.stdout.write(output.safe(str(get_paths().config_file)) + "\n")
+    sys.stdout.write(safe(str(get_paths().config_file)) + "\n")
 
 
 def register(app: typer.Typer) -> None:

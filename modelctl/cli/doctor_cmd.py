@@ -17,14 +17,14 @@ def doctor(
     """Check Python, llama.cpp and its CPU/GPU path, memory, paths, registry, keys and servers.
 
     Each line says OK or what to do. Exits 1 when a check fails."""
+    from modelctl.chat.terminal import out
     from modelctl.cli import output, state
-    from modelctl.doctor import run_checks
-    from modelctl.keys import redact
-    from modelctl.redaction import redact_data
+    from modelctl.doctor import Check, run_checks
+    from modelctl.redaction import redact, redact_data
 
-    def show(check) -> None:
+    def show(check: Check) -> None:
         word, colour = _MARKS.get(check.status, ("?", "white"))
-        console = output.out()
+        console = out()
         line = redact(f"{check.name:<17} {check.summary}")
         console.print(f"[{colour}]{word:<5}[/{colour}] ", end="", markup=True)
         console.print(line, markup=False, highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 from modelctl.errors import UsageError
@@ -10,6 +11,7 @@ from modelctl.numbers import OPTION_INT_RANGE, number_problem
 
 if TYPE_CHECKING:
     import typer
+    from typer import _click as click  # the copy of click that typer's commands are made of
 
 
 # Options whose empty value means something: `--system ''` sends no system message.
@@ -28,10 +30,13 @@ _TEXT_TYPES = ("str", "text")
 _NUMBER_TYPES = ("float", "float range", "int", "int range", "integer", "integer range")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # how Python hands on bytes that are not UTF-8
 
-Check = Callable[[Any, Any], None]  # (click parameter, one value) -> None, or a UsageError
+_checked: weakref.WeakSet[click.Command] = weakref.WeakSet()  # the commands given their checks
+
+Check = Callable[["click.Parameter", Any], None]  # (click parameter, one value) -> None, or a UsageError
+Callback = Callable[["click.Context", "click.Parameter", Any], Any]  # click's parameter callback
 
 
-def check_values(command) -> None:
+def check_values(command: click.Command) -> None:
     """Give every option and argument of `command` and its subcommands the checks its type calls
     for, run as click reads each value, before any command runs:
 
@@ -41,9 +46,9 @@ def check_values(command) -> None:
     - numbers refuse NaN and infinity (`--max-cost nan` compares false with every cost, so it
       would lift the cap; `1e309` reads as infinity), and whole numbers given to an option
       outside OPTION_INT_RANGE (narrowed by the option's own `min`/`max`)."""
-    if getattr(command, "_values_checked", False):
+    if command in _checked:
         return
-    command._values_checked = True
+    _checked.add(command)
     for param in command.params:
         checks = _checks_for(param)
         if checks:
@@ -52,12 +57,12 @@ def check_values(command) -> None:
         check_values(sub)
 
 
-def _checks_for(param) -> list[Check]:
+def _checks_for(param: click.Parameter) -> list[Check]:
     option = param.param_type_name == "option"
     kind = param.type.name
     checks: list[Check] = []
     if kind in _TEXT_TYPES:
-        if option and not param.is_flag and param.name not in EMPTY_ALLOWED:
+        if option and not getattr(param, "is_flag", False) and param.name not in EMPTY_ALLOWED:
             checks.append(_refuse_blank if param.name in BLANK_ALLOWED else _refuse_empty)
         if param.name not in PATH_PARAMS:
             checks.append(_refuse_undecodable)
@@ -66,8 +71,8 @@ def _checks_for(param) -> list[Check]:
     return checks
 
 
-def _checking(callback, checks: list[Check]):
-    def check(ctx, param, value):
+def _checking(callback: Callback | None, checks: list[Check]) -> Callback:
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         for v in value if isinstance(value, (list, tuple)) else [value]:
             if v is not None:
                 for each in checks:
@@ -76,21 +81,21 @@ def _checking(callback, checks: list[Check]):
     return check
 
 
-def _name(param) -> str:
+def _name(param: click.Parameter) -> str:
     return param.opts[0] if param.param_type_name == "option" else param.human_readable_name.strip("[].")
 
 
-def _refuse_empty(param, value: Any) -> None:
+def _refuse_empty(param: click.Parameter, value: Any) -> None:
     if isinstance(value, str) and not value.strip():
         raise UsageError(f"{param.opts[0]} needs a value; it was given an empty one")
 
 
-def _refuse_blank(param, value: Any) -> None:
+def _refuse_blank(param: click.Parameter, value: Any) -> None:
     if isinstance(value, str) and not value:
         raise UsageError(f"{param.opts[0]} needs a value; it was given an empty one")
 
 
-def _refuse_undecodable(param, value: Any) -> None:
+def _refuse_undecodable(param: click.Parameter, value: Any) -> None:
     if isinstance(value, str) and _SURROGATE.search(value):
         try:
             raw = value.encode("utf-8", "surrogateescape")  # the bytes as they were given
@@ -101,7 +106,7 @@ def _refuse_undecodable(param, value: Any) -> None:
                          hint="modelctl takes names and text in UTF-8")
 
 
-def _refuse_unusable_number(param, value: Any) -> None:
+def _refuse_unusable_number(param: click.Parameter, value: Any) -> None:
     int_range = None
     if param.param_type_name == "option":
         low, high = getattr(param.type, "min", None), getattr(param.type, "max", None)

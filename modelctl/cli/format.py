@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from modelctl.units import counted as counted  # one definition each, below the CLI
+# Still imported from here by cli/catalog.py and cli/store_cmd.py; defined in modelctl.units.
+from modelctl.units import counted as counted
 from modelctl.units import human_bytes as human_bytes
 
 

@@ -10,12 +10,13 @@ is printed at a terminal.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
     import typer
+    from typer import _click as click  # the copy of click that typer's commands are made of
 
 # The panels the options of the commands that open a model fall in, in the order they are shown.
 MODEL = "Model"
@@ -58,7 +59,7 @@ class _Help:
     epilog: str | None
     rich_markup_mode: Any
 
-    def format_help(self, ctx, formatter) -> None:
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         _order_panels(self)
         if not _styled():
             self.rich_markup_mode = None  # click's formatter, through the methods below
@@ -74,7 +75,7 @@ class _Help:
         if epilog:
             _examples_panel(epilog)
 
-    def format_options(self, ctx, formatter) -> None:
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Arguments, Options, then each panel of options, as plain sections."""
         sections: dict[str, list[tuple[str, str]]] = {"Arguments": [], "Options": []}
         for param in self.get_params(ctx):  # type: ignore[attr-defined]
@@ -89,7 +90,7 @@ class _Help:
         if isinstance(self, TyperGroup):
             self.format_commands(ctx, formatter)
 
-    def format_commands(self, ctx, formatter) -> None:
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """A group's commands, in the sections their `rich_help_panel` names."""
         sections: dict[str, list[tuple[str, str]]] = {"Commands": []}
         commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]  # type: ignore[attr-defined]
@@ -103,7 +104,7 @@ class _Help:
                 with formatter.section(title):
                     formatter.write_dl(rows)
 
-    def format_epilog(self, ctx, formatter) -> None:
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The examples, line for line (click would rewrap them as a paragraph)."""
         if self.epilog:
             with formatter.section("Examples"):
@@ -129,7 +130,7 @@ def _reflow(command: Any) -> None:
 def _order_panels(command: Any) -> None:
     """Options, and a group's commands, in the order of their panels (within one, as declared),
     so that both kinds of help show them so: Model first, Debug last."""
-    def rank(order: tuple[str, ...]):
+    def rank(order: tuple[str, ...]) -> Callable[[Any], int]:
         return lambda item: order.index(item.rich_help_panel) if getattr(item, "rich_help_panel", None) in order else -1
 
     command.params.sort(key=rank(_PANEL_ORDER))

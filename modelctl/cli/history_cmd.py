@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
@@ -11,7 +11,7 @@ from modelctl.chat.render import preview
 from modelctl.cli import complete
 from modelctl.cli import help as panel
 from modelctl.cli.flags import command_group
-from modelctl.cli.format import cost_cell, counted
+from modelctl.cli.format import cost_cell
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
 
@@ -20,7 +20,7 @@ history_app = command_group("The chat history: every turn of `modelctl chat`, ke
 _REF_HELP = "A conversation id (from `history list`) or a session name."
 
 
-def _open():
+def _open() -> History:
     from modelctl.history import History
 
     return History()
@@ -152,13 +152,14 @@ def remove(
             output.confirm_removal(question)
         if older_than:
             turns, conversations = history.remove_older_than(cutoff)
-            result = {"turns": turns, "conversations": conversations}
+            result: dict[str, object] = {"turns": turns, "conversations": conversations}
         else:
-            result = {"turns": turns, "conversations": history.remove_conversations(targets), "ids": targets}
+            conversations = history.remove_conversations(targets)
+            result = {"turns": turns, "conversations": conversations, "ids": targets}
     if as_json:
         _json(result)
         return
-    sys.stdout.write(f"removed {counted(result['conversations'], 'conversation')}, {counted(result['turns'], 'turn')}\n")
+    sys.stdout.write(f"removed {counted(conversations, 'conversation')}, {counted(turns, 'turn')}\n")
 
 
 @history_app.command("export", epilog=examples(
@@ -173,6 +174,7 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="One JSON array of the turns, each as `history show --json` has it."),
 ) -> None:
     """Write turns out as JSON lines, a JSON array or a Markdown transcript."""
+    from modelctl.chat.terminal import json_text
     from modelctl.cli import output
     from modelctl.errors import UsageError
     from modelctl.history.export import FORMATS, to_jsonl, to_markdown
@@ -195,7 +197,7 @@ def export(
         output.print_json(turns)
         return
     if as_json:
-        text = output.json_text(turns) + "\n"
+        text = json_text(turns) + "\n"
     else:
         text = "".join(to_jsonl(turns) if name == "jsonl" else to_markdown(turns))
     if output_file is None:

@@ -28,6 +28,7 @@ def image(
 ) -> None:
     """Make images from a text prompt; write them to files and print their paths (with several
     and -o PATH: PATH-1, PATH-2, …)."""
+    from modelctl.chat.render import safe
     from modelctl.cli import output as out
     from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
     from modelctl.tasks.media import image_size
@@ -52,7 +53,7 @@ def image(
             "cost_usd": unit_cost(client, "image", len(images))})
         return
     for path in paths:
-        print(out.safe(str(path)))
+        print(safe(str(path)))
 
 
 def register(app: typer.Typer) -> None:

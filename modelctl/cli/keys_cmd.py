@@ -13,6 +13,7 @@ from typing import Optional, cast
 
 import typer
 
+from modelctl.chat.render import safe
 from modelctl.cli import help as panel
 from modelctl.cli import output
 from modelctl.cli.help import examples
@@ -70,7 +71,7 @@ def set_key(
     if not value or not value.strip():
         raise UsageError("no key given", hint="type it at the prompt, pipe it on stdin, or pass --value")
     path = keys.store_key(name, value)
-    sys.stderr.write(output.safe(f"modelctl: saved the {keys.label(name)} key in {path}") + "\n")
+    sys.stderr.write(safe(f"modelctl: saved the {keys.label(name)} key in {path}") + "\n")
     for var in _env_overrides(name):
         output.warn(f"{var} is set in the environment and is used before the keys file")
 
@@ -109,11 +110,12 @@ def remove_key(provider: str = typer.Argument(..., help=_PROVIDER_HELP)) -> None
     """Remove the stored key for PROVIDER from the keys file."""
     from modelctl import keys
     from modelctl.errors import NotFoundError
+    from modelctl.keyfile import keys_path
 
     name = keys.canonical(provider)
     if not keys.delete_key(name):
-        raise NotFoundError(f"no stored key for {keys.label(name)} in {keys.keys_path()}")
-    sys.stderr.write(output.safe(f"modelctl: removed the {keys.label(name)} key from {keys.keys_path()}") + "\n")
+        raise NotFoundError(f"no stored key for {keys.label(name)} in {keys_path()}")
+    sys.stderr.write(safe(f"modelctl: removed the {keys.label(name)} key from {keys_path()}") + "\n")
     for var in _env_overrides(name):
         output.warn(f"{var} is still set in the environment")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, MutableMapping, NoReturn, Optional
 
 import typer
 
@@ -17,6 +17,9 @@ from modelctl.cli import help, output, state
 from modelctl.cli.flags import check_values
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
 from modelctl.version import __version__
+
+if TYPE_CHECKING:
+    from typer import _click as click  # the copy of click that typer's commands are made of
 
 # Modules under modelctl.cli whose register(app) adds commands, in help order, with the names of
 # the commands each adds.
@@ -56,7 +59,7 @@ def _is_usage_error(exc: Exception) -> bool:
     return getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message") and hasattr(exc, "ctx")
 
 
-def _usage_error(exc: Exception) -> None:
+def _usage_error(exc: Exception) -> NoReturn:
     """Bad flags or arguments: one line, like every other error, instead of click's block."""
     where = exc.ctx.command_path if exc.ctx else "modelctl"  # type: ignore[attr-defined]
     message = _shortened_words(exc.format_message().rstrip("."))  # type: ignore[attr-defined]
@@ -68,7 +71,7 @@ def _shortened_words(message: str, longest: int = 120) -> str:
     """click's message with each very long word (a 5,000-digit value it echoes) cut in its middle."""
     import re
 
-    def cut(m: re.Match) -> str:
+    def cut(m: re.Match[str]) -> str:
         word = m.group()
         return f"{word[:60]}…{word[-20:]} ({len(word):,} characters)"
 
@@ -81,7 +84,7 @@ def _debug_traceback() -> None:
         import traceback
 
         for line in traceback.format_exc().splitlines():
-            sys.stderr.write(output.safe(line) + "\n")
+            sys.stderr.write(safe(line) + "\n")
 
 
 def _unexpected(exc: BaseException) -> str:
@@ -100,7 +103,7 @@ def _unexpected(exc: BaseException) -> str:
 class ModelctlGroup(help.HelpGroup):
     """Turns library errors into one line on stderr and a documented exit code."""
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ModelctlError as exc:
@@ -125,14 +128,16 @@ class ModelctlGroup(help.HelpGroup):
             output.error_line(_unexpected(exc))
             raise typer.Exit(1) from None
 
-    def _main_shell_completion(self, ctx_args, prog_name, complete_var=None):
+    def _main_shell_completion(self, ctx_args: MutableMapping[str, Any], prog_name: str,
+                               complete_var: str | None = None) -> None:
         # A <TAB> from a shell: answered as data by modelctl's own scripts (cli/shells.py).
         from modelctl.cli import shells
 
         shells.install()
         return super()._main_shell_completion(ctx_args, prog_name, complete_var)
 
-    def make_context(self, info_name, args, parent=None, **extra):
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
         try:  # the top-level options are parsed here, outside invoke()
             check_values(self)
             if any(arg.startswith(_COMPLETION_OPTIONS) for arg in args):

@@ -15,11 +15,11 @@ import errno
 import io
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, TextIO, TypeVar
 
 # The consoles and the JSON writer are the chat's too; the commands use them from here.
 from modelctl.chat.terminal import err as err
-from modelctl.chat.terminal import json_text as json_text
+from modelctl.chat.terminal import json_text, styled, write_json
 from modelctl.chat.terminal import out as out
 from modelctl.chat.terminal import reset_consoles as reset_consoles
 from modelctl.chat.terminal import styled as styled
@@ -62,7 +62,7 @@ class _GuardedStdout:
     """sys.stdout, whose write failures come out as StdoutError: the CLI tells them from the
     failures of files it writes by their class, wherever the write was."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         # Unbuffered (python -u, PYTHONUNBUFFERED): text goes straight to the file, and a write
         # the disk takes only part of returns a short count that the text layer drops.
@@ -71,7 +71,7 @@ class _GuardedStdout:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
-    def _guarded(self, call: Any, *args: Any) -> Any:
+    def _guarded(self, call: Callable[..., T], *args: Any) -> T:
         try:
             return call(*args)
         except BrokenPipeError:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
+from modelctl.chat.render import safe
+from modelctl.chat.terminal import err
 from modelctl.cli import complete, output, state
 from modelctl.cli import help as panel
 from modelctl.cli.help import examples
@@ -75,8 +77,8 @@ def _write_prompt(rendered: "RenderedPrompt") -> None:
     if sys.stderr.isatty():
         stops = ", ".join(json.dumps(s, ensure_ascii=False) for s in rendered.stop) or "none"
         ids = ", ".join(str(i) for i in rendered.stop_token_ids) or "none"
-        output.err().print(
-            output.safe(f"template {rendered.template} ({rendered.source}) · stop {stops} · stop ids {ids}"),
+        err().print(
+            safe(f"template {rendered.template} ({rendered.source}) · stop {stops} · stop ids {ids}"),
             style="dim",
             markup=False,
             highlight=False,
@@ -229,7 +231,7 @@ def templates_show(
     width = max(len(k) for k, _ in lines)
     out = sys.stdout
     for key, value in lines:
-        out.write(f"{key.ljust(width)}  {output.safe(value)}\n")
+        out.write(f"{key.ljust(width)}  {safe(value)}\n")
     out.write("\nexample:\n")
     out.write(_shown(rendered.text))
     out.write("\n" if not rendered.text.endswith("\n") else "")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import typer
 
+from modelctl.chat.render import safe
 from modelctl.cli import help as panel
 from modelctl.cli import output, state
-from modelctl.cli.format import counted
 from modelctl.cli.help import examples
+from modelctl.units import counted
+
+if TYPE_CHECKING:
+    from modelctl.registry import Model
+    from modelctl.registry.schema import Problem
 
 registry_app = typer.Typer(
     help="Validate, export and locate the registry files.",
@@ -39,18 +44,18 @@ def validate(
         output.print_records([p.to_dict() for p in problems])
     else:
         for p in problems:
-            sys.stdout.write(f"{output.safe(p)}\n")
+            sys.stdout.write(f"{safe(p)}\n")
         count = len(models)
         status = counted(len(problems), "problem") if problems else "ok"
-        names = output.safe(", ".join(str(f) for f in files))
+        names = safe(", ".join(str(f) for f in files))
         sys.stderr.write(f"{names}: {counted(count, 'model')}, {status}\n")
     if problems:
         raise typer.Exit(3)
 
 
-def _unknown_templates(models):
+def _unknown_templates(models: Iterable[Model]) -> list[Problem]:
     """Template names the template layer does not know (skipped if it is unavailable)."""
-    from modelctl.registry import Problem
+    from modelctl.registry.schema import Problem
 
     try:
         from modelctl.templates import list_templates
@@ -90,7 +95,7 @@ def path(as_json: bool = typer.Option(False, "--json", help="Print a JSON object
         output.print_json([{"layer": name, "path": str(p), "exists": p.exists()} for name, p in layers])
         return
     for name, p in layers:
-        sys.stdout.write(f"{name:<8} {output.safe(p)}{'' if p.exists() else '  (not present)'}\n")
+        sys.stdout.write(f"{name:<8} {safe(p)}{'' if p.exists() else '  (not present)'}\n")
 
 
 def register(app: typer.Typer) -> None:

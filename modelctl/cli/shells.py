@@ -163,7 +163,8 @@ class _Answering:
         line = os.environ.get(LINE_VAR)
         if line is None:
             try:
-                return super().complete()  # type: ignore[misc]
+                answer: str = super().complete()  # type: ignore[misc]
+                return answer
             except Exception:  # a request without the variables its script sets
                 return ""
         found, files = _candidates(self, line)

@@ -27,6 +27,7 @@ def speak(
     debug: bool = opt.TASK_DEBUG,
 ) -> None:
     """Say a text: write the audio to a file and print its path."""
+    from modelctl.chat.render import safe
     from modelctl.cli import output as out
     from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
 
@@ -45,7 +46,7 @@ def speak(
         out.print_json({"id": client.backend.model_id, "path": str(path), "media_type": audio.media_type,
                         "bytes": len(audio.data), "cost_usd": unit_cost(client, "million_characters", len(said) / 1e6)})
         return
-    print(out.safe(str(path)))
+    print(safe(str(path)))
 
 
 def register(app: typer.Typer) -> None:

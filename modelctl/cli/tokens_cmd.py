@@ -3,14 +3,18 @@ model's deployments, and whether it fits the context window."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
+from modelctl.chat.render import safe
 from modelctl.cli import help as panel
 from modelctl.cli import output, state
-from modelctl.cli.format import counted
 from modelctl.cli.help import examples
+from modelctl.units import counted
+
+if TYPE_CHECKING:
+    from modelctl.chat.tokens import TokenReport
 
 
 def _messages(text: Optional[List[str]], messages_file: Optional[str], system: Optional[str]) -> list[dict[str, str]]:
@@ -38,7 +42,7 @@ def _messages(text: Optional[List[str]], messages_file: Optional[str], system: O
     return msgs
 
 
-def _trained(report) -> str:
+def _trained(report: TokenReport) -> str:
     """Where a local model runs with less than its own window: how much it has, and how to get it."""
     trained = report.trained_window
     if trained is None or report.context_window is None or trained <= report.context_window:
@@ -80,7 +84,7 @@ def tokens(
     count = report.count
     how = count.method if count.exact else f"{count.method}: {count.note}" if count.note else count.method
     what = ", the text alone" if report.counted == "text" else ""
-    print(output.safe(f"{report.model_id}: {counted(count.tokens, 'token')}{what} "
+    print(safe(f"{report.model_id}: {counted(count.tokens, 'token')}{what} "
                       f"({'exact' if count.exact else 'estimated'}, {how})"))  # an id, a file name: data
     room = f" with {counted(report.max_tokens, 'token')} for the answer" if report.max_tokens else ""
     if report.context_window is None:

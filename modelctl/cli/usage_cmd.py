@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import typer
 
@@ -40,7 +40,7 @@ def usage(
         return
     key = by.lower()
 
-    def line(label: str, r: dict) -> list[str]:
+    def line(label: str, r: Mapping[str, Any]) -> list[str]:
         from modelctl.cli.format import cost_cell
 
         return [label, str(r["turns"]), f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", cost_cell(r["cost"])]

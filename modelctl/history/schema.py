@@ -181,7 +181,7 @@ def _set_up(conn: sqlite3.Connection, path: Path, steps: int, busy_timeout: floa
 def _busy(exc: sqlite3.Error) -> bool:
     """Whether SQLite said another connection holds a lock (SQLITE_BUSY, or a lock of this
     process's own: SQLITE_LOCKED)."""
-    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    name: str | None = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
     if name is not None:
         return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
     return "locked" in str(exc)

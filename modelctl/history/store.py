@@ -186,7 +186,8 @@ class History:
     def _session(conn: sqlite3.Connection, name: str, now: float) -> int:
         """The conversation called `name`, created unless it exists, in the caller's transaction."""
         conn.execute("INSERT OR IGNORE INTO conversations (name, created, updated) VALUES (?, ?, ?)", (name, now, now))
-        return conn.execute("SELECT id FROM conversations WHERE name = ?", (name,)).fetchone()["id"]
+        found: int = conn.execute("SELECT id FROM conversations WHERE name = ?", (name,)).fetchone()["id"]
+        return found
 
     @staticmethod
     def _create(conn: sqlite3.Connection, name: str | None, now: float) -> int:
@@ -286,7 +287,8 @@ class History:
 
     @_reading
     def count_older_than(self, cutoff: float) -> int:
-        return self.conn.execute("SELECT count(*) FROM turns WHERE created < ?", (cutoff,)).fetchone()[0]
+        count: int = self.conn.execute("SELECT count(*) FROM turns WHERE created < ?", (cutoff,)).fetchone()[0]
+        return count
 
     # --- totals -----------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@
     4096
 """
 
+from typing import TYPE_CHECKING
+
 from modelctl.registry.loader import (
     BUILTIN_REGISTRY,
     RegistrySource,
@@ -20,6 +22,9 @@ from modelctl.registry.model import Model
 from modelctl.registry.query import ModelFilter, SearchHit, filter_models, search_models, sort_models
 from modelctl.registry.registry import Registry
 
+if TYPE_CHECKING:
+    from modelctl.registry.values import Access, Defaults, Deployment, License, RepoFile
+
 __all__ = [
     "Access", "BUILTIN_REGISTRY", "Defaults", "Deployment", "License", "Model", "ModelFilter",
     "Registry", "RegistrySource", "RepoFile", "SearchHit", "build_model_list", "check_file",
@@ -28,14 +33,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # The schema (validation) and the nested values are imported on first use: start-up is measured.
-    if name == "Problem":
-        from modelctl.registry.schema import Problem
-
-        return Problem
+def __getattr__(name: str) -> type:
+    # The nested values are imported on first use: start-up is measured.
     if name in ("Access", "Defaults", "Deployment", "License", "RepoFile"):
         from modelctl.registry import values
 
-        return getattr(values, name)
+        value: type = getattr(values, name)
+        return value
     raise AttributeError(name)

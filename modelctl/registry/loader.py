@@ -96,7 +96,7 @@ def _read_cache(path: Path, fingerprint: str) -> list[dict[str, Any]] | None:
 
 
 def _write_cache(path: Path, fingerprint: str, models: list[dict[str, Any]]) -> None:
-    from modelctl.config import atomic_write
+    from modelctl.files import atomic_write
 
     try:
         payload = json.dumps({"fingerprint": fingerprint, "models": models}, separators=(",", ":"))
@@ -207,7 +207,7 @@ def build_model_list(raws: list[dict[str, Any]], source: str) -> list[Model]:
     return [build_model(raw, source) for raw in raws]
 
 
-def registry_layers(extra: str | os.PathLike | None = None) -> list[Path]:
+def registry_layers(extra: str | os.PathLike[str] | None = None) -> list[Path]:
     """The files that make up the registry, lowest layer first."""
     from modelctl.config import get_paths
 

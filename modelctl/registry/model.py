@@ -7,20 +7,44 @@ kinds, which of them run locally) is in `vocab.py`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from modelctl.registry.vocab import is_local, today_iso
 
 if TYPE_CHECKING:
     from modelctl.registry.values import Access, Defaults, Deployment, License
 
-
-def _value(key: str, default: Any = None) -> property:
-    return property(lambda self: self._raw.get(key, default), doc=f"The entry's `{key}`.")
+T = TypeVar("T")
 
 
-def _items(key: str) -> property:
-    return property(lambda self: tuple(self._raw.get(key, ())), doc=f"The entry's `{key}` list.")
+class _Field(Generic[T]):
+    """A read-only `Model` attribute: the table's value under the attribute's own name (None when
+    absent). The loader's validator has checked the value's type; the annotation says which."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = name
+        self.__doc__ = f"The entry's `{name}`."
+
+    @overload
+    def __get__(self, model: None, owner: type | None = None) -> _Field[T]: ...
+    @overload
+    def __get__(self, model: Model, owner: type | None = None) -> T: ...
+    def __get__(self, model: Model | None, owner: type | None = None) -> T | _Field[T]:
+        return self if model is None else self.read(model._raw)
+
+    def read(self, raw: dict[str, Any]) -> T:
+        return cast(T, raw.get(self.key))
+
+
+class _Items(_Field[tuple[str, ...]]):
+    """A list of the table as a tuple of strings (empty when absent)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        super().__set_name__(owner, name)
+        self.__doc__ = f"The entry's `{name}` list."
+
+    def read(self, raw: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(raw.get(self.key, ()))
 
 
 class Model:
@@ -41,29 +65,29 @@ class Model:
         self._defaults: "Defaults | None" = None
         self._deployments: "tuple[Deployment, ...] | None" = None
 
-    id: str = _value("id")  # type: ignore[assignment]
-    name: str = _value("name")  # type: ignore[assignment]
-    provider: str = _value("provider")  # type: ignore[assignment]
-    category: str = _value("category")  # type: ignore[assignment]
-    family: str | None = _value("family")  # type: ignore[assignment]
-    description: str | None = _value("description")  # type: ignore[assignment]
-    parameters: int | None = _value("parameters")  # type: ignore[assignment]
-    context_window: int | None = _value("context_window")  # type: ignore[assignment]
-    max_output_tokens: int | None = _value("max_output_tokens")  # type: ignore[assignment]
-    embedding_dimensions: int | None = _value("embedding_dimensions")  # type: ignore[assignment]
-    architecture: str | None = _value("architecture")  # type: ignore[assignment]
-    release_date: str | None = _value("release_date")  # type: ignore[assignment]
-    active_parameters: int | None = _value("active_parameters")  # type: ignore[assignment]
-    deprecated: str | None = _value("deprecated")  # type: ignore[assignment]
-    retires: str | None = _value("retires")  # type: ignore[assignment]
-    replacement: str | None = _value("replacement")  # type: ignore[assignment]
-    template: str | None = _value("template")  # type: ignore[assignment]
-    tasks: tuple[str, ...] = _items("tasks")  # type: ignore[assignment]
-    aliases: tuple[str, ...] = _items("aliases")  # type: ignore[assignment]
-    languages: tuple[str, ...] = _items("languages")  # type: ignore[assignment]
-    use_cases: tuple[str, ...] = _items("use_cases")  # type: ignore[assignment]
-    limitations: tuple[str, ...] = _items("limitations")  # type: ignore[assignment]
-    frameworks: tuple[str, ...] = _items("frameworks")  # type: ignore[assignment]
+    id = _Field[str]()
+    name = _Field[str]()
+    provider = _Field[str]()
+    category = _Field[str]()
+    family = _Field[str | None]()
+    description = _Field[str | None]()
+    parameters = _Field[int | None]()
+    context_window = _Field[int | None]()
+    max_output_tokens = _Field[int | None]()
+    embedding_dimensions = _Field[int | None]()
+    architecture = _Field[str | None]()
+    release_date = _Field[str | None]()
+    active_parameters = _Field[int | None]()
+    deprecated = _Field[str | None]()
+    retires = _Field[str | None]()
+    replacement = _Field[str | None]()
+    template = _Field[str | None]()
+    tasks = _Items()
+    aliases = _Items()
+    languages = _Items()
+    use_cases = _Items()
+    limitations = _Items()
+    frameworks = _Items()
 
     @property
     def status(self) -> str:
@@ -81,7 +105,8 @@ class Model:
     @property
     def prices_as_of(self) -> str | None:
         """The date the entry's prices were read from the provider (deployments may override)."""
-        return self._raw["access"].get("prices_as_of")
+        as_of: str | None = self._raw["access"].get("prices_as_of")
+        return as_of
 
     @property
     def links(self) -> dict[str, str]:
@@ -128,7 +153,8 @@ class Model:
     # The flags below read the table directly: filters call them for every model.
     @property
     def free(self) -> bool:
-        return self._raw["access"]["free_tier"]
+        free: bool = self._raw["access"]["free_tier"]
+        return free
 
     @property
     def local(self) -> bool:
@@ -136,7 +162,8 @@ class Model:
 
     @property
     def open_weights(self) -> bool:
-        return self._raw["license"]["open_weights"]
+        open_weights: bool = self._raw["license"]["open_weights"]
+        return open_weights
 
     def text(self, key: str) -> str:
         """A field as plain text for searching (lists joined by spaces; '' when absent)."""
@@ -210,11 +237,3 @@ class Model:
             ],
         }
 
-
-def __getattr__(name: str) -> Any:
-    # The value classes live in values.py, imported on first use; they stay reachable from here.
-    if name in ("Access", "Defaults", "Deployment", "License", "RepoFile"):
-        from modelctl.registry import values
-
-        return getattr(values, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

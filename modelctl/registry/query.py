@@ -66,7 +66,8 @@ def filter_models(models: Iterable[Model], flt: ModelFilter) -> list[Model]:
 _BIG = float("inf")
 
 # Sort keys; models without a value sort last whatever the direction.
-SORT_KEYS: dict[str, Callable[[Model], tuple]] = {
+SortKey = tuple[bool | float | str, ...]  # compared item by item
+SORT_KEYS: dict[str, Callable[[Model], SortKey]] = {
     "id": lambda m: (m.id.lower(),),
     "name": lambda m: (m.name.lower(),),
     "provider": lambda m: (m.provider.lower(), m.id.lower()),

@@ -124,7 +124,7 @@ def _stamp(target: Path, expected: str | None) -> dict[str, Any] | None:
 def _mark_verified(target: Path, expected: str | None) -> None:
     import json
 
-    from modelctl.config import atomic_write
+    from modelctl.files import atomic_write
 
     marker = _marker(target)
     marker.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin
 
 from modelctl.config import hf_token_path
@@ -43,8 +43,8 @@ from modelctl.errors import (
     ModelctlError,
     ModelFileError,
     NotFoundError,
-    OfflineError,
 )
+from modelctl.errors import OfflineError as OfflineError  # store/pull.py still raises it as hub.OfflineError
 from modelctl.files import read_kept_text, read_token_file
 from modelctl.keys import redact
 from modelctl.redaction import strip_credentials
@@ -59,7 +59,7 @@ from modelctl.transport.urls import check_url, redact_url
 
 if TYPE_CHECKING:
     from modelctl.store.progress import PullProgress
-    from modelctl.store.transfer import Transfer
+    from modelctl.store.transfer import Transfer, TransferProgress
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 METADATA_TIMEOUT = 10.0
@@ -199,7 +199,7 @@ class RepoListing:
     repo: str
     commit: str | None
     files: list[RepoEntry]
-    gguf: dict | None = None
+    gguf: dict[str, Any] | None = None
     skipped: list[str] = field(default_factory=list)  # names in the listing that cannot name a file
 
 
@@ -373,7 +373,7 @@ def _link(blob: Path, pointer: Path) -> None:
 def _write_ref(storage: Path, revision: str, commit: str) -> None:
     if revision == commit:
         return
-    from modelctl.config import atomic_write
+    from modelctl.files import atomic_write
 
     ref = safe_join(storage / "refs", revision, what="revision")
     if (read_kept_text(ref, limit=4096) or "").strip() == commit:
@@ -432,7 +432,7 @@ class Pulled:
     notes: list[str] = field(default_factory=list)
 
 
-def _sha_file(path: Path, task=None) -> str:
+def _sha_file(path: Path, task: TransferProgress | None = None) -> str:
     from modelctl.files import sha256_file
 
     if task is not None:

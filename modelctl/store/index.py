@@ -9,7 +9,7 @@ One JSON file, `<data_dir>/store.json`:
      "verified":  {"<blob path>": {"size", "mtime_ns", "sha256"}}}
 
 Every change is a read-modify-write under a file lock, written atomically
-(`modelctl.config.atomic_write`), so concurrent pulls never lose each other's records. A missing
+(`modelctl.files.atomic_write`), so concurrent pulls never lose each other's records. A missing
 or unreadable index reads as empty: it is a record, and the files themselves stay the truth.
 """
 
@@ -75,7 +75,8 @@ def _typed(record: dict[str, Any], fields: dict[str, type]) -> dict[str, Any]:
 @contextmanager
 def update_index() -> Iterator[dict[str, Any]]:
     """Yield the index for changing in place; it is written back when the block ends normally."""
-    from modelctl.config import atomic_write, locked_update
+    from modelctl.config import locked_update
+    from modelctl.files import atomic_write
     from modelctl.store.paths import store_index_path
 
     path = store_index_path()

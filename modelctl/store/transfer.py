@@ -31,8 +31,12 @@ import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
+
+if TYPE_CHECKING:
+    from io import FileIO
+    from urllib.request import OpenerDirector
 
 CHUNK = 1 << 20
 MAX_REDIRECTS = 10
@@ -153,10 +157,10 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
 
 
-_opener = None
+_opener: OpenerDirector | None = None
 
 
-def _open(url: str, headers: dict[str, str], *, auth: "Auth | None", timeout: float):
+def _open(url: str, headers: dict[str, str], *, auth: "Auth | None", timeout: float) -> http.client.HTTPResponse:
     """GET `url`, following redirects; `auth` is (origin, header value), sent to that origin only."""
     global _opener
     import urllib.request
@@ -178,7 +182,9 @@ def _open(url: str, headers: dict[str, str], *, auth: "Auth | None", timeout: fl
         hdrs = dict(headers)
         if auth is not None and origin(url) == auth[0]:
             hdrs["Authorization"] = auth[1]
-        resp = _opener.open(urllib.request.Request(url, headers=hdrs, method="GET"), timeout=timeout)
+        # urllib answers an http(s) request with an HTTPResponse (typeshed says Any)
+        resp: http.client.HTTPResponse = _opener.open(urllib.request.Request(url, headers=hdrs, method="GET"),
+                                                      timeout=timeout)
         if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
             resp.close()
             url = urljoin(url, resp.headers["Location"])
@@ -219,14 +225,14 @@ def _content_range_start(value: str | None) -> int | None:
     return int(first) if first.isdigit() else None
 
 
-def _body_start(resp) -> int | None:
+def _body_start(resp: http.client.HTTPResponse) -> int | None:
     """Where the body of a 200 or 206 answer starts in the file (None: a 206 that does not say)."""
     if resp.status == 200:
         return 0
     return _content_range_start(resp.headers.get("Content-Range"))
 
 
-def _unusable_range(resp, have: int) -> bool:
+def _unusable_range(resp: http.client.HTTPResponse, have: int) -> bool:
     """A 416 for the range asked for (the partial file is not a prefix the server knows), or a
     206 whose body starts neither where the partial file ends nor at 0: written anywhere, its
     bytes would splice the file (only a known sha256 would notice)."""
@@ -257,7 +263,7 @@ def _existing(partial: Path) -> int:
     return 0
 
 
-def _open_partial(partial: Path, *, empty: bool = False):
+def _open_partial(partial: Path, *, empty: bool = False) -> FileIO:
     """The partial file, for appending (emptied first with `empty`); a symbolic link or other
     non-regular file swapped in meanwhile is refused, not written through."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | _NO_FOLLOW | (os.O_TRUNC if empty else 0)
@@ -279,7 +285,7 @@ def _restart(partial: Path, hasher: _Hasher, progress: TransferProgress, size: i
     return _Hasher()
 
 
-def _total_size(resp, start: int) -> int | None:
+def _total_size(resp: http.client.HTTPResponse, start: int) -> int | None:
     rng = resp.headers.get("Content-Range")
     if rng and "/" in rng:
         total = rng.rsplit("/", 1)[1]
@@ -379,7 +385,7 @@ def download(
     return Transfer(transferred, digest, have, announced)
 
 
-def _write(out, block: bytes, partial: Path, have: int) -> None:
+def _write(out: FileIO, block: bytes, partial: Path, have: int) -> None:
     """Append `block`; a disk that refuses it (full, read-only) is a TransferError, not a
     dropped connection worth another try."""
     view = memoryview(block)

@@ -291,7 +291,7 @@ class Conversation:
             system = system.replace(text, "")
         return system
 
-    def _system_block(self, fmt: TurnFormats, fields, system: str, default: bool, override: bool) -> list[Segment]:
+    def _system_block(self, fmt: TurnFormats, fields: Mapping[str, str], system: str, default: bool, override: bool) -> list[Segment]:
         """The system block of a NATIVE template: the override format, the default one for a message
         left empty, or `formats.system` around the (transformed) text."""
         transform = CONTENT_TRANSFORMS[self.system_transform]
@@ -321,7 +321,8 @@ class Conversation:
         # FastChat's rule: the system block is written when its text is not empty
         return self.system_template.format(system_message=system) != ""
 
-    def _merge(self, fmt: TurnFormats, system: str, content: str, transform, fields) -> list[Segment]:
+    def _merge(self, fmt: TurnFormats, system: str, content: str, transform: Callable[[str], str],
+               fields: Mapping[str, str]) -> list[Segment]:
         sys_text = CONTENT_TRANSFORMS[self.system_transform](system)
         if not self.transform_after_merge:
             return _expand(fmt.merge, fields, system=[Segment(sys_text, False)],
@@ -346,7 +347,7 @@ class Conversation:
 
     # -- description -----------------------------------------------------------------------
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-able description (for `modelctl templates --json`)."""
         fmt = self.formats
         assert fmt is not None

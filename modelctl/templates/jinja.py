@@ -114,7 +114,7 @@ _MARK_OPEN, _MARK_CLOSE = "\U000f0000", "\U000f0001"
 _MARK = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
 
 
-def _segments(tpl: JinjaChatTemplate, messages: list[dict[str, str]], variables, text: str) -> tuple[Segment, ...]:
+def _segments(tpl: JinjaChatTemplate, messages: list[dict[str, str]], variables: Mapping[str, Any], text: str) -> tuple[Segment, ...]:
     # an empty content stays empty: templates that leave out empty messages do so for the markers too
     marked = [{"role": m["role"], "content": m["content"] and f"{_MARK_OPEN}{i}{_MARK_CLOSE}"}
               for i, m in enumerate(messages)]

@@ -27,16 +27,18 @@ import json
 import pprint
 import re
 import threading
-from collections.abc import Callable, Mapping, MappingView, Sequence
+from collections.abc import Callable, Iterable, Mapping, MappingView, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import jinja2
 import jinja2.ext
 import jinja2.nodes
-from jinja2.compiler import CodeGenerator
-from jinja2.runtime import Macro
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.nodes import EvalContext
+from jinja2.parser import Parser
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Cycler, Namespace
 
@@ -155,8 +157,11 @@ def _guard_replace(s: str, old: Any, new: Any) -> None:
         _guard(len(s) + count * max(len(new) - len(old), 0), "a replaced string")
 
 
-def _guard_join(separator: str, items: list) -> None:
+def _guard_join(separator: str, items: list[Any]) -> None:
     _guard(_weight(items) + len(separator) * max(len(items) - 1, 0), "a joined string")
+
+
+_Node = TypeVar("_Node", bound=jinja2.nodes.Node)
 
 
 class _BoundedCodeGenerator(CodeGenerator):
@@ -164,26 +169,26 @@ class _BoundedCodeGenerator(CodeGenerator):
     measures what they build: a literal of eight references to a large list is refused, so no value
     a template builds writes out larger than the limit."""
 
-    def visit_Concat(self, node: jinja2.nodes.Concat, frame) -> None:  # noqa: N802 (jinja's names)
+    def visit_Concat(self, node: jinja2.nodes.Concat, frame: Frame) -> None:  # noqa: N802 (jinja's names)
         self.write("environment.bounded_join((")
         for arg in node.nodes:
             self.visit(arg, frame)
             self.write(", ")
         self.write("))")
 
-    def visit_List(self, node: jinja2.nodes.List, frame) -> None:  # noqa: N802
+    def visit_List(self, node: jinja2.nodes.List, frame: Frame) -> None:  # noqa: N802
         self._measured(super().visit_List, node, frame)
 
-    def visit_Dict(self, node: jinja2.nodes.Dict, frame) -> None:  # noqa: N802
+    def visit_Dict(self, node: jinja2.nodes.Dict, frame: Frame) -> None:  # noqa: N802
         self._measured(super().visit_Dict, node, frame)
 
-    def visit_Tuple(self, node: jinja2.nodes.Tuple, frame) -> None:  # noqa: N802
+    def visit_Tuple(self, node: jinja2.nodes.Tuple, frame: Frame) -> None:  # noqa: N802
         if node.ctx == "load":  # not the targets of `{% for a, b in ... %}` or `{% set a, b = ... %}`
             self._measured(super().visit_Tuple, node, frame)
         else:
             super().visit_Tuple(node, frame)
 
-    def _measured(self, visit, node, frame) -> None:
+    def _measured(self, visit: Callable[[_Node, Frame], None], node: _Node, frame: Frame) -> None:
         self.write("environment.measured(")
         visit(node, frame)
         self.write(")")
@@ -195,7 +200,7 @@ class _GenerationTags(jinja2.ext.Extension):
 
     tags = {"generation"}
 
-    def parse(self, parser):
+    def parse(self, parser: Parser) -> list[jinja2.nodes.Node]:
         next(parser.stream)
         return parser.parse_statements(("name:endgeneration",), drop_needle=True)
 
@@ -213,7 +218,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return attr not in _BYTES_METHODS and super().is_safe_attribute(obj, attr, value)
 
-    def unsafe_undefined(self, obj: Any, attribute: str):
+    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
         """Reaching for a Python internal is an error at once (jinja would render it as empty
         until used): no legitimate chat template does it."""
         raise jinja2.exceptions.SecurityError(
@@ -231,7 +236,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         _guard(len(text), "a joined string")
         return text
 
-    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
@@ -250,20 +255,20 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             _check_format(left, right)
         return super().call_binop(context, operator, left, right)
 
-    def wrap_str_format(self, value: Any):
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """`str.format` and `str.format_map`, which jinja wraps (so they never reach `call`)."""
         sandboxed = super().wrap_str_format(value)
         if sandboxed is None:
             return None
         fmt, is_map = value.__self__, value.__name__ == "format_map"
 
-        def checked(*args, **kwargs):
+        def checked(*args: Any, **kwargs: Any) -> str:
             _check_format(fmt, args[0] if is_map and args else [*args, *kwargs.values()])
             return sandboxed(*args, **kwargs)
 
         return functools.update_wrapper(checked, sandboxed)
 
-    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja's signature)
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (jinja's signature)
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
             args = _check_str_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
@@ -281,7 +286,7 @@ def _collects_arguments(obj: Any) -> bool:
     return obj is dict or obj is Namespace or obj is Cycler
 
 
-def _check_str_method(s: str, name: str, args: tuple, kwargs: dict) -> tuple:
+def _check_str_method(s: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """Check a call of the string method `name` of `s`; the arguments to call it with."""
     values = list(args) + list(kwargs.values())
     if name in ("center", "ljust", "rjust", "zfill") and values:
@@ -305,14 +310,14 @@ def _check_str_method(s: str, name: str, args: tuple, kwargs: dict) -> tuple:
 # -- filters and globals ------------------------------------------------------------------------------
 
 
-def _checked_filter(name: str, check: Callable[..., None] | None = None):
+def _checked_filter(name: str, check: Callable[..., None] | None = None) -> Callable[..., Any]:
     """jinja's filter `name`, its input and arguments measured first (it writes them out as text),
     then `check(input, *arguments)` run (for filters whose text can be larger than that)."""
     original = jinja2.filters.FILTERS[name]
     takes_context = hasattr(original, "jinja_pass_arg")  # an eval context or environment comes first
 
     @functools.wraps(original)
-    def wrapped(*args, **kwargs):
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
         given = args[1:] if takes_context else args
         _measure(f"the {name} filter's input", given, kwargs)
         if check is not None:
@@ -361,13 +366,15 @@ _TEXT_FILTERS: dict[str, Callable[..., None] | None] = {
 
 
 @jinja2.pass_eval_context
-def _bounded_join_filter(eval_ctx, value, d: str = "", attribute=None):
+def _bounded_join_filter(eval_ctx: EvalContext, value: Iterable[Any], d: str = "", attribute: str | int | None = None) -> str:
     items = list(value)
     _guard_join(_as_text(d), items)
-    return jinja2.filters.FILTERS["join"](eval_ctx, items, d, attribute)
+    joined: str = jinja2.filters.FILTERS["join"](eval_ctx, items, d, attribute)
+    return joined
 
 
-def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | str | None = None,
+            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
     """transformers' `tojson`: json.dumps without HTML escaping, non-ASCII kept. The value is
     measured first; indented JSON (whose indents grow with the nesting) is stopped at the limit."""
     _measure("a JSON value", value)
@@ -397,7 +404,7 @@ def _written(value: Any) -> Any:
     return value
 
 
-def _raise_exception(message: Any = ""):
+def _raise_exception(message: Any = "") -> NoReturn:
     _measure("the message of raise_exception", message)
     raise _Refused(str(message))
 
@@ -505,7 +512,10 @@ def render_text(
     return text
 
 
-def _run_with_deadline(fn, timeout: float):
+T = TypeVar("T")
+
+
+def _run_with_deadline(fn: Callable[[], T], timeout: float) -> T:
     """Run `fn` in a worker thread; at the deadline, raise _RenderTimeout inside it."""
     outcome: dict[str, Any] = {}
 
@@ -528,4 +538,5 @@ def _run_with_deadline(fn, timeout: float):
         raise _RenderTimeout()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]
+    value: T = outcome["value"]
+    return value

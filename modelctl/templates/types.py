@@ -48,7 +48,7 @@ class RenderedPrompt:
             return self
         return replace(self, segments=(Segment(bos, True), *self.segments), bos_token=bos)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `modelctl prompt --json` (and of debug dumps)."""
         return {
             "template": self.template,
