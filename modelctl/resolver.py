@@ -351,8 +351,8 @@ class Resolver:
         hint = self.registry.did_you_mean(ref.text)
         if ref.repo_like:
             hint += f"; for a Hugging Face repository: modelctl pull hf:{ref.text}"
-        elif ":" not in ref.text and ref.text == ref.text.lower():
-            hint += f"; for a model on an Ollama server, give its tag ({ref.text}:latest)"
+        elif not self.registry.suggest(ref.text) and ":" not in ref.text:
+            hint += f"; a model on an Ollama server is named with its tag ({ref.text}:latest)"
         return UnknownModel(f"unknown model '{ref.text}'", hint=hint)
 
 

@@ -11,11 +11,11 @@ from typing import List, Optional
 
 import typer
 
-from modelctl.chat.render import safe
 from modelctl.cli import complete, output
 from modelctl.cli import help as panel
 from modelctl.cli.flags import command_group
 from modelctl.cli.help import examples
+from modelctl.terminal_text import safe
 
 alias_app = command_group("Name models your way: `modelctl alias set fast gemma-3-270m -o temperature=0.2`.")
 

@@ -11,6 +11,7 @@ from modelctl.cli import complete, output, state
 from modelctl.cli import help as panel
 from modelctl.cli.format import counted, human_bytes, human_count, human_tokens, money
 from modelctl.cli.help import examples
+from modelctl.terminal_text import safe
 
 if TYPE_CHECKING:
     from modelctl.registry import Model
@@ -145,7 +146,7 @@ def _show_facts(facts: dict[str, Any], as_json: bool) -> None:
         shown["deployment"] = "{id} ({kind}) {model}".format(**facts["deployment"])
     width = max(len(k) for k in shown)
     for key, value in shown.items():
-        output.out().print(output.safe(f"{key.replace('_', ' '):<{width}}  {value}"), markup=False, highlight=False)
+        output.out().print(safe(f"{key.replace('_', ' '):<{width}}  {value}"), markup=False, highlight=False)
 
 
 def _print_show(m: "Model") -> None:
@@ -179,7 +180,7 @@ def _print_show(m: "Model") -> None:
     if defaults:
         lines.append(("defaults", ", ".join(f"{k}={v}" for k, v in defaults.items())))
     def line(text: str, style: str | None = None) -> None:  # one line of data, made safe
-        con.print(output.safe(text), markup=False, style=style)
+        con.print(safe(text), markup=False, style=style)
 
     line(m.name, style="bold" if sys.stdout.isatty() else None)
     if m.description:

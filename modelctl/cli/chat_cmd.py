@@ -20,6 +20,7 @@ from modelctl.errors import ModelctlError, UsageError
 if TYPE_CHECKING:
     from modelctl.backends.images import ImagePart
     from modelctl.chat.opening import Chat
+    from modelctl.chat.selector import Constraints
     from modelctl.history import Conversation
 
 _MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: chat.model in config.toml, else {default}."
@@ -268,7 +269,7 @@ def _check_chat_task(task: str) -> None:
         raise UsageError(f"--task '{task}': chat picks among models that chat ({where})")
 
 
-def _show_dry_run(setup: ChatSetup, conversation: list[dict[str, str]], as_json: bool) -> None:
+def _show_dry_run(setup: Chat, conversation: list[dict[str, str]], as_json: bool) -> None:
     import json
 
     from modelctl.chat.routing import dry_run
@@ -295,7 +296,7 @@ def _show_dry_run(setup: ChatSetup, conversation: list[dict[str, str]], as_json:
     else:
         body = json.dumps(data.get("request") or data.get("messages"), indent=2, ensure_ascii=False)
         lines.append("request:")
-    from modelctl.terminal_text import for_terminal
+    from modelctl.terminal_text import for_terminal, safe
 
     # For a person (--json is for scripts): data in the lines escaped, the prompt's lines kept.
     sys.stdout.write("".join(safe(line) + "\n" for line in lines) + for_terminal(body) + "\n")

@@ -12,11 +12,11 @@ from typing import Any
 
 import typer
 
-from modelctl.chat.render import safe
 from modelctl.cli import complete, output
 from modelctl.cli import help as panel
 from modelctl.cli.flags import command_group
 from modelctl.cli.help import examples
+from modelctl.terminal_text import safe
 
 config_app = command_group("Read and change config.toml: default model, per-model defaults, API endpoints, history.")
 

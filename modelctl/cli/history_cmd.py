@@ -14,6 +14,10 @@ from modelctl.cli.flags import command_group
 from modelctl.cli.format import cost_cell
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
+from modelctl.units import counted
+
+if TYPE_CHECKING:
+    from modelctl.history import History
 
 history_app = command_group("The chat history: every turn of `modelctl chat`, kept in SQLite in the data directory.")
 

@@ -28,10 +28,10 @@ def image(
 ) -> None:
     """Make images from a text prompt; write them to files and print their paths (with several
     and -o PATH: PATH-1, PATH-2, …)."""
-    from modelctl.chat.render import safe
     from modelctl.cli import output as out
     from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
     from modelctl.tasks.media import image_size
+    from modelctl.terminal_text import safe
 
     text = given_text(prompt, "prompt")
     options = request_options(option)

@@ -13,10 +13,10 @@ from typing import Optional, cast
 
 import typer
 
-from modelctl.chat.render import safe
 from modelctl.cli import help as panel
 from modelctl.cli import output
 from modelctl.cli.help import examples
+from modelctl.terminal_text import safe
 
 keys_app = typer.Typer(
     help="Store, list and remove API keys (kept in keys.toml in the config directory, mode 0600).",

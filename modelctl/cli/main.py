@@ -16,6 +16,7 @@ import typer
 from modelctl.cli import help, output, state
 from modelctl.cli.flags import check_values
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
+from modelctl.terminal_text import safe
 from modelctl.version import __version__
 
 if TYPE_CHECKING:

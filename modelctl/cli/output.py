@@ -22,9 +22,9 @@ from modelctl.chat.terminal import err as err
 from modelctl.chat.terminal import json_text, styled, write_json
 from modelctl.chat.terminal import out as out
 from modelctl.chat.terminal import reset_consoles as reset_consoles
-from modelctl.chat.terminal import styled as styled
-from modelctl.chat.terminal import write_json
 from modelctl.terminal_text import printable, safe
+
+T = TypeVar("T")
 
 
 def stdout_closed() -> int:

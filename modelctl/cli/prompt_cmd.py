@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from modelctl.chat.render import safe
 from modelctl.chat.terminal import err
 from modelctl.cli import complete, output, state
 from modelctl.cli import help as panel
 from modelctl.cli.help import examples
+from modelctl.terminal_text import safe
 
 if TYPE_CHECKING:
     from modelctl.templates import RenderedPrompt

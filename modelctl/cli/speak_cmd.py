@@ -27,9 +27,9 @@ def speak(
     debug: bool = opt.TASK_DEBUG,
 ) -> None:
     """Say a text: write the audio to a file and print its path."""
-    from modelctl.chat.render import safe
     from modelctl.cli import output as out
     from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
+    from modelctl.terminal_text import safe
 
     said = given_text(text, "text")
     options = request_options(option)

@@ -11,6 +11,7 @@ from modelctl.cli import complete, output
 from modelctl.cli import help as panel
 from modelctl.cli.format import counted, human_bytes
 from modelctl.cli.help import examples
+from modelctl.terminal_text import safe
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,9 +26,9 @@ def _notifier(quiet: bool, progress=None):
         if quiet:
             return
         if progress is not None and progress.enabled:
-            progress.note(output.safe(message))
+            progress.note(safe(message))
         else:
-            sys.stderr.write(f"modelctl: {output.safe(message)}\n")
+            sys.stderr.write(f"modelctl: {safe(message)}\n")
             sys.stderr.flush()
 
     return note
@@ -80,10 +81,10 @@ def pull(
             detail = f"{human_bytes(size)}, {report.transferred:,} bytes downloaded"
         else:
             detail = human_bytes(size)
-        sys.stderr.write(f"modelctl: pulled {output.safe(what)}: {detail}\n")
+        sys.stderr.write(f"modelctl: pulled {safe(what)}: {detail}\n")
         if report.registry_file:
-            sys.stderr.write(f"modelctl: added {output.safe(report.model_id)} to {output.safe(report.registry_file)}\n")
-    sys.stdout.write(f"{output.safe(report.path if report.path else report.ollama_tag)}\n")
+            sys.stderr.write(f"modelctl: added {safe(report.model_id)} to {safe(report.registry_file)}\n")
+    sys.stdout.write(f"{safe(report.path if report.path else report.ollama_tag)}\n")
 
 
 def import_(
@@ -105,7 +106,7 @@ def import_(
         f"model {report.model_id}" if report.model_id and report.model_id != report.name else None,
     ) if x)
     verb = "re-imported" if report.replaced else "imported"
-    sys.stdout.write(output.safe(f"{verb} {report.name}: {report.path} ({facts})") + "\n")
+    sys.stdout.write(safe(f"{verb} {report.name}: {report.path} ({facts})") + "\n")
 
 
 def rm(
@@ -132,7 +133,7 @@ def rm(
     err = output.err()
     for item in plan.items:
         size = f"  {human_bytes(item.size)}" if item.size and item.kind != "import" else ""
-        err.print(output.safe(f"  {item.description}{size}"), markup=False, highlight=False)
+        err.print(safe(f"  {item.description}{size}"), markup=False, highlight=False)
     if plan.own_files:
         _confirm_own_files(plan.own_files, target.alias.name if target.alias else None)
     elif not yes:
@@ -145,7 +146,7 @@ def rm(
     if as_json:
         output.print_records(plan.to_dict())
         return
-    what = output.safe(f"{plan.model_id or plan.name}" + (f" ({quant})" if quant else ""))
+    what = safe(f"{plan.model_id or plan.name}" + (f" ({quant})" if quant else ""))
     sys.stdout.write(f"removed {what}: {human_bytes(plan.freed)} freed\n")
 
 
@@ -153,9 +154,9 @@ def _nothing_to_pull(target: "Target", quiet: bool) -> None:
     """`pull` of a model that is a file here already (or an Ollama server's): said, and its path
     (or tag) printed as a pull prints it."""
     if not quiet:
-        sys.stderr.write(f"modelctl: {output.safe(target.shown)} is {output.safe(target.how)} here: nothing to pull\n")
+        sys.stderr.write(f"modelctl: {safe(target.shown)} is {safe(target.how)} here: nothing to pull\n")
     where = target.path if target.path is not None else target.model_id
-    sys.stdout.write(f"{output.safe(str(where))}\n")
+    sys.stdout.write(f"{safe(str(where))}\n")
 
 
 def _confirm_own_files(paths: "list[Path]", alias: Optional[str]) -> None:
@@ -217,7 +218,7 @@ def du(
     out = sys.stdout
     out.write(f"\nmanaged by modelctl: {human_bytes(usage['managed_bytes'])}"
               + (f" ({', '.join(parts)})" if parts else "") + "\n")
-    out.write(f"Hugging Face cache: {output.safe(usage['hf_cache'])}\n")
+    out.write(f"Hugging Face cache: {safe(usage['hf_cache'])}\n")
     if usage["free_bytes"] is not None:
         out.write(f"free on that disk: {human_bytes(usage['free_bytes'])}\n")
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from modelctl.chat.render import safe
 from modelctl.cli import help as panel
 from modelctl.cli import output, state
 from modelctl.cli.help import examples
+from modelctl.terminal_text import safe
 from modelctl.units import counted
 
 if TYPE_CHECKING:

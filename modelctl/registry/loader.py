@@ -237,7 +237,7 @@ def _secret_places(deployments: list[dict[str, Any]]) -> tuple[set[str], set[str
     return variables, {a for a in addresses if "@" in a or "?" in a}
 
 
-def load_registry(extra: str | os.PathLike | None = None) -> "Registry":
+def load_registry(extra: str | os.PathLike[str] | None = None) -> "Registry":
     """The merged registry. Raises RegistryError listing every problem of any layer."""
     from modelctl.redaction import add_source
     from modelctl.registry.registry import Registry

@@ -293,17 +293,18 @@ def imported_models(index: dict | None = None) -> list[InstalledModel]:
 def ollama_installed(registry: "Registry | None" = None, host: str | None = None) -> list[InstalledModel]:
     """Models on the Ollama server; [] when it does not answer."""
     from modelctl.store import ollama_pull
+    from modelctl.transport.ollama_server import normalize_tag, ollama_host
 
     _, _, by_tag = registry_maps(registry)
     try:
         models = ollama_pull.list_models(host)
     except ModelctlError:
         return []
-    h = ollama_pull.ollama_host(host)
+    h = ollama_host(host)
     return [
         InstalledModel(
             name=m.name, path=None, size_bytes=m.size, quant=m.quant, source="ollama",
-            model_id=by_tag.get(ollama_pull.normalize_tag(m.name)), host=h,
+            model_id=by_tag.get(normalize_tag(m.name)), host=h,
         )
         for m in models
     ]

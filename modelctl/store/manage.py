@@ -326,6 +326,7 @@ def _model_plan(model: "Model", quant: str | None) -> RemovalPlan:
     from modelctl.store import ollama_pull
     from modelctl.store.index import read_index
     from modelctl.store.quant import normalize
+    from modelctl.transport.ollama_server import ollama_host
 
     plan = RemovalPlan(model.id, model.id, quant, [])
     wanted = normalize(quant) if quant else None
@@ -354,7 +355,7 @@ def _model_plan(model: "Model", quant: str | None) -> RemovalPlan:
             except ModelctlError:
                 present = None
                 if os.environ.get("OLLAMA_HOST") or dep.host:
-                    plan.notes.append(f"Ollama at {ollama_pull.ollama_host(dep.host)} did not answer; its copy was not checked")
+                    plan.notes.append(f"Ollama at {ollama_host(dep.host)} did not answer; its copy was not checked")
             if present is not None:
                 plan.items.append(RemovalItem("ollama", f"Ollama model {present.name}", None, present.size,
                                               tag=present.name, host=dep.host))

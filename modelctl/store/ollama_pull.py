@@ -18,7 +18,6 @@ from modelctl.transport.server_text import one_line
 from modelctl.transport.urls import redact_url
 
 if TYPE_CHECKING:
-    import ollama
 
     from modelctl.store.progress import PullProgress
 
