@@ -49,7 +49,7 @@ def adhoc_deployment(api_base: str, model: str, *, key_env: str = "OPENAI_API_KE
     """The deployment behind `--api-base URL --model NAME`: any OpenAI-compatible server, with
     `--api-key` or `OPENAI_API_KEY` when it wants a key."""
     from modelctl.backends.urls import check_url
-    from modelctl.registry import Deployment
+    from modelctl.registry.values import Deployment  # not the package: no loader, queries or Registry
 
     check_url(api_base, "--api-base")
     if not model:

@@ -241,14 +241,20 @@ def load_registry(extra: str | os.PathLike | None = None) -> "Registry":
     """The merged registry, which also knows the user's aliases (config.toml [aliases]). Raises
     RegistryError listing every problem of any layer."""
     from modelctl.redaction import add_source
-    from modelctl.registry.aliases import alias_targets
     from modelctl.registry.registry import Registry
 
     layers = registry_layers(extra)
     raws = [(path, load_file(path)) for path in layers]
     models = [m for path, raw in raws for m in build_model_list(raw, str(path))]
     add_source("registry", lambda: _secret_places([d for _, raw in raws for m in raw for d in m.get("deployments", ())]))
-    return Registry(merge_layers(models), [str(p) for p in layers], user_aliases=alias_targets)
+    return Registry(merge_layers(models), [str(p) for p in layers], user_aliases=_alias_targets)
+
+
+def _alias_targets() -> dict[str, str]:
+    # The aliases module is imported at the first lookup of a name, not by `list` or `search`.
+    from modelctl.registry.aliases import alias_targets
+
+    return alias_targets()
 
 
 # Where a library function gets the registry it looks names up in (its keyword argument
