@@ -126,7 +126,10 @@ class ModelctlGroup(help.HelpGroup):
             raise typer.Exit(1) from None
 
     def _main_shell_completion(self, ctx_args, prog_name, complete_var=None):
-        # A <TAB> from a shell: answered as data by modelctl's own scripts (cli/shells.py).
+        # A <TAB> from a shell: answered as data by modelctl's own scripts (cli/shells.py). Asked
+        # at every start: the scripts' module is imported only when a shell is asking.
+        if not os.environ.get(complete_var or _COMPLETE_VAR):
+            return None
         from modelctl.cli import shells
 
         shells.install()
@@ -164,6 +167,7 @@ def _version(value: bool) -> None:
 
 
 _COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
+_COMPLETE_VAR = "_MODELCTL_COMPLETE"  # set by the completion scripts when a shell asks
 
 
 def _completion(ctx: typer.Context, param: typer.CallbackParam, value: Optional[str]) -> None:
@@ -197,8 +201,10 @@ def main(
     state.set_registry_path(registry)
 
 
-def make_app(modules: Iterable[str] = COMMAND_MODULES) -> typer.Typer:
-    """The `modelctl` application with the commands of `modules`."""
+def make_app(modules: Iterable[str] = COMMAND_MODULES, only: str | None = None) -> typer.Typer:
+    """The `modelctl` application with the commands of `modules`; with `only`, just the command
+    of that name (Typer turns each registered command into a click command at every start, its
+    parameters read from the signature: `list` need not pay for `search` and `show`)."""
     cli = typer.Typer(
         cls=ModelctlGroup,
         name="modelctl",
@@ -213,26 +219,37 @@ def make_app(modules: Iterable[str] = COMMAND_MODULES) -> typer.Typer:
     cli.callback(epilog=_EXAMPLES)(main)
     for name in modules:
         importlib.import_module(f"modelctl.cli.{name}").register(cli)
+    if only is not None:
+        cli.registered_commands = [c for c in cli.registered_commands if c.name == only]
+        cli.registered_groups = [g for g in cli.registered_groups if g.name == only]
     help.install(cli)
     return cli
 
 
-def modules_for(argv: list[str]) -> list[str]:
-    """The command modules a run with these arguments needs: only the one that defines the
-    command named, since Typer turns every registered command into a click command (their
-    parameters read from their signatures) at each start; all of them for help, completion or a
-    name that is no command (whose error lists the commands)."""
-    if os.environ.get("_MODELCTL_COMPLETE"):
-        return list(COMMAND_MODULES)
+def command_named(argv: list[str]) -> str | None:
+    """The command a run with these arguments runs; None for help, completion, --version or a
+    name that is no command (whose error lists the commands): those need every command."""
+    if os.environ.get(_COMPLETE_VAR):
+        return None
     args = iter(argv)
     for arg in args:
         if arg == "--registry":
             next(args, None)
         elif not arg.startswith("--registry="):
             if arg.startswith("-"):  # --help, --version, or an option modelctl does not have
-                break
-            return [m for m, names in COMMAND_MODULES.items() if arg in names] or list(COMMAND_MODULES)
-    return list(COMMAND_MODULES)
+                return None
+            return arg if any(arg in names for names in COMMAND_MODULES.values()) else None
+    return None
+
+
+def modules_for(argv: list[str]) -> list[str]:
+    """The command modules a run with these arguments needs: only the one that defines the
+    command named, since Typer turns every registered command into a click command (their
+    parameters read from their signatures) at each start; all of them when no command is named."""
+    command = command_named(argv)
+    if command is None:
+        return list(COMMAND_MODULES)
+    return [m for m, names in COMMAND_MODULES.items() if command in names]
 
 
 def __getattr__(name: str) -> typer.Typer:
@@ -252,7 +269,8 @@ def run() -> None:
     output.guard_stdout()
     code: int | str | None = 0
     try:
-        make_app(modules_for(sys.argv[1:]))(prog_name="modelctl")
+        argv = sys.argv[1:]
+        make_app(modules_for(argv), only=command_named(argv))(prog_name="modelctl")
     except SystemExit as done:
         code = done.code
     except output.StdoutError as exc:  # outside a command: --version, --help
