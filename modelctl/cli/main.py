@@ -6,6 +6,7 @@ only typer and the standard library at module level, so `modelctl list` never pa
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -260,8 +261,19 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# A run of modelctl allocates mostly objects that live as long as the process: modules, classes,
+# functions, the registry. The collector's default (a pass every 700 allocations) walks them again
+# and again while a command starts, and tears them down once more at exit, where the operating
+# system frees them anyway. Measured: about 3 ms of `list --json`'s 70 ms for the passes, 10 ms
+# for the teardown; more for `chat`, which imports more. Reference cycles are still collected,
+# only less often; at exit, objects in cycles are left unfinalized (everything modelctl writes is
+# closed explicitly before that; atexit handlers still run).
+_GC_THRESHOLD = 50_000
+
+
 def run() -> None:
     """Console-script entry point."""
+    gc.set_threshold(_GC_THRESHOLD)
     for name in ("stdout", "stderr"):  # started with the stream closed (`>&-`): as if nobody reads it
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w"))
@@ -275,7 +287,9 @@ def run() -> None:
         code = done.code
     except output.StdoutError as exc:  # outside a command: --version, --help
         code = output.stdout_failed(exc)
-    sys.exit(_flushed(code))
+    code = _flushed(code)
+    gc.freeze()  # the interpreter's teardown skips what the collector tracks (see _GC_THRESHOLD)
+    sys.exit(code)
 
 
 def _flushed(code: int | str | None) -> int | str | None:
