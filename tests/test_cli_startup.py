@@ -3,9 +3,13 @@ their register() functions really add, and the module of the command named is th
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from modelctl.cli.main import COMMAND_MODULES, make_app, modules_for
+from modelctl.cli.main import COMMAND_MODULES, command_named, make_app, modules_for
 
 
 def _names(app) -> set[str]:
@@ -40,3 +44,46 @@ def test_completion_builds_everything(monkeypatch):
 def test_an_unknown_command_is_named_in_one_line(run_modelctl):
     proc = run_modelctl("no-such-command")
     assert proc.returncode == 2 and "No such command 'no-such-command'" in proc.stderr
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["list", "--json"], "list"),
+    (["--registry", "r.toml", "show", "x"], "show"),
+    (["no-such-command"], None),
+    (["--help"], None),
+])
+def test_the_command_named_is_known(argv, expected):
+    assert command_named(argv) == expected
+
+
+def test_an_app_for_one_command_has_only_that_command():
+    assert _names(make_app(["catalog"], only="show")) == {"show"}
+    assert _names(make_app(["history_cmd"], only="history")) == {"history"}  # a group
+
+
+def _imported(modelctl_home, *args: str) -> set[str]:
+    """The modules a real run of `modelctl ARGS` has imported when it ends."""
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sys.modules) + '\\n'))\n"
+            f"sys.argv = ['modelctl', *{list(args)!r}]\n"
+            "from modelctl.cli.main import run\n"
+            "run()\n")
+    env = dict(os.environ, MODELCTL_HOME=str(modelctl_home), NO_COLOR="1")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return set(proc.stderr.rsplit("MODULES ", 1)[1].split())
+
+
+def test_list_leaves_out_what_it_does_not_use(modelctl_home):
+    # The places docs/architecture.md lists under "Where imports are lazy, and why".
+    _imported(modelctl_home, "list", "--json")  # the first run parses the registry and caches it
+    imported = _imported(modelctl_home, "list", "--json")
+    assert "modelctl.registry.loader" in imported and "modelctl.cli.catalog" in imported
+    assert not imported & {"modelctl.cli.shells", "modelctl.registry.aliases", "modelctl.registry.schema",
+                           "tomllib", "httpx", "modelctl.backends.base", "modelctl.cli.store_cmd"}
+
+
+def test_a_chat_with_a_server_by_url_does_not_load_the_registry(modelctl_home):
+    imported = _imported(modelctl_home, "chat", "--api-base", "http://127.0.0.1:9/v1", "-m", "x", "--dry-run", "hi")
+    assert "modelctl.registry.values" in imported
+    assert not imported & {"modelctl.registry.loader", "modelctl.registry.query", "modelctl.registry.registry"}

@@ -48,7 +48,7 @@ ADHOC_DEPLOYMENT_ID = "api-base"
 def adhoc_deployment(api_base: str, model: str, *, key_env: str = "OPENAI_API_KEY") -> "Deployment":
     """The deployment behind `--api-base URL --model NAME`: any OpenAI-compatible server, with
     `--api-key` or `OPENAI_API_KEY` when it wants a key."""
-    from modelctl.registry import Deployment
+    from modelctl.registry.values import Deployment  # not the package: no loader, queries or Registry
     from modelctl.transport.urls import check_url
 
     check_url(api_base, "--api-base")

@@ -32,10 +32,12 @@ def history_config() -> dict[str, Any]:
 def answer_cost(setup: "Chat", reply: "Reply") -> float | None:
     """USD for `reply` from the usage its backend reported, at the registry's prices; None when
     either is unknown."""
+    if reply.usage is None:  # many servers report none: then the prices are not even looked up
+        return None
     from modelctl.registry.pricing import cost, deployment_price
 
     price = deployment_price(setup.entry, setup.deployment)
-    if price is None or reply.usage is None:
+    if price is None:
         return None
     return cost(price, reply.usage.prompt_tokens, reply.usage.completion_tokens)
 
