@@ -252,3 +252,9 @@ def test_the_same_alias_resolves_the_same_in_the_library(names):
     assert (a.path, a.model_id, a.source) == (b.path, b.model_id, b.source) == (names, "mine.Q8_0.gguf", "file")
     assert a.alias is not None and a.alias.name == "to-file" and "to-file" in a.names
     assert "user alias 'to-file'" in a.explain() and os.fspath(names) in a.explain()
+
+
+def test_debug_says_how_a_name_was_understood(cli, names):
+    r = cli("chat", "-m", "to-registry", "--debug", "--dry-run", "Hi")
+    assert r.exit_code == 0, r.output
+    assert "debug: name: 'to-registry': user alias 'to-registry' for registry name → google/gemma-3-270m" in r.stderr

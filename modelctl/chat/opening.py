@@ -246,9 +246,9 @@ def _refuse_completion_only(target: "Target") -> None:
 
 def _debug_line(target: "Target", debug: bool | None) -> None:
     if debug:
-        from modelctl.redaction import redact
+        from modelctl.terminal_text import safe
 
-        sys.stderr.write(redact(f"modelctl: debug: model {target.explain()}") + "\n")
+        sys.stderr.write(safe(f"debug: name: {target.explain()}") + "\n")
 
 
 def open_chat(model: "Target | ModelRef | str | None", options: ChatOptions | None = None, *,
