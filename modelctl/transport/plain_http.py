@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import http.client
 import re
-import socket
 from email.errors import MultipartInvariantViolationDefect, StartBoundaryNotFoundDefect
 from typing import TYPE_CHECKING, Iterator, NoReturn
 
