@@ -182,15 +182,15 @@ class Resolver:
         without `aliases`, a name is not looked up among the user's aliases."""
         if ref is None or isinstance(ref, str):
             ref = parse_ref(ref)
-        if deployment is not None and isinstance(ref, (Default, FileRef, HubRef)):
-            what = "a file" if isinstance(ref, FileRef) else "a Hub repository" if isinstance(ref, HubRef) else "the default model"
+        if deployment is not None and isinstance(ref, (FileRef, HubRef)):
+            what = "a file" if isinstance(ref, FileRef) else "a Hub repository"
             raise UsageError(f"--deployment applies to registry models, not to {what}")
         if isinstance(ref, Auto):
             raise UsageError("--model auto lets modelctl choose a service for a chat: name a model here")
         if isinstance(ref, Endpoint):
             return self._endpoint(ref, deployment)
         if isinstance(ref, Default):
-            return self._default(ref)
+            return self._default(ref, deployment)
         if isinstance(ref, FileRef):
             return self._file(ref, ref.path)
         if isinstance(ref, HubRef):
@@ -207,9 +207,9 @@ class Resolver:
         return Target(ref, ref.name, "endpoint", "a model of the server at --api-base",
                       deployment=adhoc_deployment(ref.api_base, ref.name), checked=self.check)
 
-    def _default(self, ref: Default) -> Target:
+    def _default(self, ref: Default, deployment: str | None) -> Target:
         if self.default:  # the user's [chat] model
-            inner = self.resolve(parse_ref(self.default))
+            inner = self.resolve(parse_ref(self.default), deployment)
             return replace(inner, how=f"[chat] model in config.toml, {inner.how}")
         from modelctl.store.default_model import DEFAULT_MODELS, default_model, default_model_path
 
@@ -224,7 +224,9 @@ class Resolver:
             pass  # the default model runs from its package alone
         how = f"the default model to {self.task}"
         if entry is not None:
-            return self._entry(ref, entry, how)
+            return self._entry(ref, entry, how, deployment)
+        if deployment is not None:
+            raise UsageError("--deployment applies to registry models, and the registry cannot be read")
         path = default_model_path(self.task)
         assert path is not None
         return Target(ref, found.id, "package", how, path=path, gguf=_read(path, self.check), names=(found.id, path.name),
