@@ -28,6 +28,8 @@ from modelctl.transport.urls import service_url
 from modelctl.transport.wire import Wire, WireError, plain
 
 if TYPE_CHECKING:
+    import httpx
+
     from modelctl.registry import Deployment
 
 
@@ -149,7 +151,7 @@ class ApiBackend(BaseBackend):
         debug: "bool | DebugLog | None" = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
-        transport: Any = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.deployment = deployment
         self.kind = deployment.kind

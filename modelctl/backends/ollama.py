@@ -42,6 +42,7 @@ from modelctl.transport.server_text import one_line
 from modelctl.transport.wire import WireError
 
 if TYPE_CHECKING:
+    import httpx
     import ollama
 
     from modelctl.registry import Deployment
@@ -67,7 +68,8 @@ class _Calls:
         self.came = "no answer"  # what the last response was (`what_came`), for messages
         self.limits = limits()
 
-    def client(self, timeout: float | None = None, transport: Any = None, *, deadline: bool = True) -> ollama.Client:
+    def client(self, timeout: float | None = None, transport: httpx.BaseTransport | None = None, *,
+               deadline: bool = True) -> ollama.Client:
         import httpx
 
         hooks = request_hooks(self.debug)  # silent until debug.enabled (`/debug on` may set it later)

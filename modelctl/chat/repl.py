@@ -284,7 +284,7 @@ class Repl:
         finally:
             self.reader.close()
 
-    def answer(self, start) -> None:
+    def answer(self, start: Callable[[], Reply]) -> None:
         from modelctl.chat import debug as dbg
         from modelctl.chat.typeahead import TypeAhead
 

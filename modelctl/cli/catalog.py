@@ -15,6 +15,7 @@ from modelctl.terminal_text import safe
 
 if TYPE_CHECKING:
     from modelctl.registry import Model
+    from modelctl.registry.values import PriceTier
 
 _COLUMNS = ["ID", "PROVIDER", "CATEGORY", "TASKS", "CONTEXT", "PARAMS", "LICENSE", "FREE", "LOCAL", "STATUS"]
 # Left out of the table on a narrow terminal, in this order (--json and a pipe have them all).
@@ -217,7 +218,7 @@ def _print_show(m: "Model") -> None:
 
 
 def _prices(cost_input: float | None, cost_output: float | None, as_of: str | None,
-            tiers: "tuple[dict, ...]" = (), units: "dict[str, float] | None" = None) -> str:
+            tiers: "tuple[PriceTier, ...]" = (), units: "dict[str, float] | None" = None) -> str:
     """Prices as `show` writes them: per 1M tokens in and out, long-prompt tiers, other units."""
     by_token = cost_input is not None or cost_output is not None
     parts = [f"in {money(cost_input)}, out {money(cost_output)} per 1M tokens"] if by_token or not units else []

@@ -19,9 +19,11 @@ if TYPE_CHECKING:
     from modelctl.registry import Model
     from modelctl.resolver import Target
     from modelctl.store.installed import InstalledModel
+    from modelctl.store.progress import PullProgress
+    from modelctl.store.pull import Note
 
 
-def _notifier(quiet: bool, progress=None):
+def _notifier(quiet: bool, progress: PullProgress | None = None) -> Note:
     def note(message: str) -> None:
         if quiet:
             return

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from tomlkit import TOMLDocument
 
 ALIAS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
@@ -33,7 +36,8 @@ class Alias:
         """The options as they may be shown: a credential written there by hand hidden."""
         from modelctl.redaction import redact_data
 
-        return redact_data(self.options)
+        shown: dict[str, Any] = redact_data(self.options)  # a table stays a table
+        return shown
 
 
 def check_alias_name(name: str) -> str:
@@ -81,7 +85,7 @@ def write_alias(alias: Alias) -> None:
 
     from modelctl.config_edit import edit_config, set_in
 
-    def change(doc) -> None:
+    def change(doc: TOMLDocument) -> None:
         table = doc.get("aliases")
         if isinstance(table, dict):  # replace an entry spelled in another case
             for old in [k for k in table if k.lower() == alias.name.lower() and k != alias.name]:
@@ -102,7 +106,7 @@ def delete_alias(name: str) -> Alias | None:
     """Remove the alias `name` (case-insensitive); the alias removed, or None when there was none."""
     from modelctl.config_edit import edit_config
 
-    def change(doc) -> Alias | None:
+    def change(doc: TOMLDocument) -> Alias | None:
         table = doc.get("aliases")
         if not isinstance(table, dict):
             return None

@@ -20,11 +20,11 @@ chat's too), `image` (each generated image), `audio_minute` (audio transcribed) 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from modelctl.registry.model import Model
-    from modelctl.registry.values import Deployment
+    from modelctl.registry.values import Deployment, PriceTier
 
 PER_TOKENS = 1_000_000  # registry prices are per million tokens
 
@@ -83,7 +83,7 @@ def unit_price(model: "Model | None", deployment: "Deployment | None", unit: str
     return None
 
 
-def _tiers(raw: Sequence[dict[str, Any]], base_in: float, base_out: float) -> tuple[Tier, ...]:
+def _tiers(raw: Sequence[PriceTier], base_in: float, base_out: float) -> tuple[Tier, ...]:
     return tuple(Tier(int(t["above_input_tokens"]), float(t.get("cost_input", base_in)),
                       float(t.get("cost_output", base_out))) for t in raw)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from modelctl.errors import NotFoundError, RegistryError
 from modelctl.registry.model import Model
+
+if TYPE_CHECKING:
+    from modelctl.registry.schema import Problem
 
 
 class Registry:
@@ -48,7 +51,7 @@ class Registry:
     def __len__(self) -> int:
         return len(self.models)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Model]:
         return iter(self.models)
 
     def get(self, name: str) -> Model | None:
@@ -129,13 +132,13 @@ def _chain(model: Model, lookup: Callable[[str], Model | None]) -> tuple[list[Mo
 
 
 def replacement_problems(models: Iterable[Model], lookup: Callable[[str], Model | None],
-                         today: str | None = None, *, dated: bool = True) -> list:
-    """Problems (schema.Problem) of the replacement chains that start at `models`: each must end
+                         today: str | None = None, *, dated: bool = True) -> list[Problem]:
+    """Problems of the replacement chains that start at `models`: each must end
     in a registry model (`lookup` finds names) without a loop and, when `dated`, one not retired
     on `today` (YYYY-MM-DD; the real date by default). Only models that name a replacement are
     looked at. Loading checks the chains' shape only: a registry valid today must not stop
     loading on the day its last target retires (`registry validate` says so then)."""
-    problems = []
+    problems: list[Problem] = []
     for model in models:
         if not model.replacement:
             continue

@@ -9,9 +9,21 @@ slower, and a listing may build thousands. Each turns itself back into JSON-read
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypedDict
 
 from modelctl.registry.vocab import default_key_env, is_local
+
+
+class _TierThreshold(TypedDict):
+    above_input_tokens: int
+
+
+class PriceTier(_TierThreshold, total=False):
+    """A long-prompt price as the registry writes it: a prompt of more than `above_input_tokens`
+    tokens is billed at these prices (one of them at least; registry/pricing.py)."""
+
+    cost_input: float
+    cost_output: float
 
 
 def _compact(obj: Any) -> dict[str, Any]:
@@ -48,7 +60,7 @@ class Access:
     rate_limits: str | None = None
     cost_input: float | None = None
     cost_output: float | None = None
-    price_tiers: tuple[dict[str, Any], ...] = ()  # prices for long prompts (registry/pricing.py)
+    price_tiers: tuple[PriceTier, ...] = ()  # prices for long prompts (registry/pricing.py)
     unit_prices: dict[str, float] | None = None  # prices not per token (registry/pricing.py)
     prices_as_of: str | None = None
 
@@ -113,7 +125,7 @@ class Deployment:
     files: tuple[RepoFile, ...] = ()
     cost_input: float | None = None
     cost_output: float | None = None
-    price_tiers: tuple[dict[str, Any], ...] = ()  # prices for long prompts (registry/pricing.py)
+    price_tiers: tuple[PriceTier, ...] = ()  # prices for long prompts (registry/pricing.py)
     unit_prices: dict[str, float] | None = None  # prices not per token (registry/pricing.py)
     prices_as_of: str | None = None
     notes: str | None = None

@@ -70,10 +70,14 @@ class CachedFile:
     size: int
 
 
-def registry_maps(registry: "Registry | None"):
+IdQuant = tuple[str, str]  # a registry file's (model id, quant)
+
+
+def registry_maps(registry: "Registry | None") -> tuple[dict[tuple[str, str], IdQuant], dict[str, IdQuant],
+                                                        dict[str, str]]:
     """(repo, file name) -> (model id, quant); file name -> same; Ollama tag -> model id."""
-    by_repo: dict[tuple[str, str], tuple[str, str]] = {}
-    by_name: dict[str, tuple[str, str]] = {}
+    by_repo: dict[tuple[str, str], IdQuant] = {}
+    by_name: dict[str, IdQuant] = {}
     by_tag: dict[str, str] = {}
     if registry is None:
         return by_repo, by_name, by_tag
@@ -216,7 +220,7 @@ def _cached_groups(cache: Path | None = None, repo: str | None = None) -> list[t
     return [(group, _missing_shards(group)) for group in _group_shards(list(scan_hf_cache(cache, repo=repo)))]
 
 
-def hf_cache_models(registry: "Registry | None" = None, index: dict | None = None, *,
+def hf_cache_models(registry: "Registry | None" = None, index: dict[str, Any] | None = None, *,
                     repo: str | None = None) -> list[InstalledModel]:
     """The usable GGUFs in the Hugging Face cache (with `repo`, only that repository's)."""
     from modelctl.store.index import read_index
@@ -273,7 +277,7 @@ def models_dir_models(registry: "Registry | None" = None) -> list[InstalledModel
     return out
 
 
-def imported_models(index: dict | None = None) -> list[InstalledModel]:
+def imported_models(index: dict[str, Any] | None = None) -> list[InstalledModel]:
     from modelctl.store.index import read_index
 
     index = index if index is not None else read_index()

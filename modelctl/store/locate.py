@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelctl.errors import ModelctlError, ModelFileError
 
@@ -80,7 +80,7 @@ def find_import(name: str) -> Path | None:
     return None
 
 
-def _imports_for(model_id: str) -> list[dict]:
+def _imports_for(model_id: str) -> list[dict[str, Any]]:
     from modelctl.store.index import read_index
 
     return [r for r in read_index()["imports"] if str(r.get("model_id", "")).lower() == model_id.lower()]

@@ -18,13 +18,15 @@ from modelctl.transport.server_text import one_line
 from modelctl.transport.urls import redact_url
 
 if TYPE_CHECKING:
+    import httpx
+    import ollama
 
     from modelctl.store.progress import PullProgress
 
 LIST_TIMEOUT = 3.0
 
 
-def _client(host: str | None, *, timeout: Any, deadline: bool = True) -> Any:
+def _client(host: str | None, *, timeout: httpx.Timeout, deadline: bool = True) -> ollama.Client:
     """An ollama client for the server (`ollama_server.ollama_client`: answers bounded)."""
     return ollama_client(ollama_host(host), timeout=timeout, deadline=deadline)
 

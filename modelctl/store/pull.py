@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from modelctl.registry import Deployment, Model, RepoFile
     from modelctl.store.hub import RepoListing
     from modelctl.store.progress import PullProgress
-    from modelctl.store.quant import QuantChoice
+    from modelctl.store.quant import Budget, QuantChoice
 
 Note = Callable[[str], None]
 
@@ -80,7 +80,7 @@ def _listing_sizes(listing: "RepoListing | None") -> dict[str, int]:
 
 
 def choose_file(dep: "Deployment", quant: str | None, *, listing: "RepoListing | None" = None,
-                budget=None, cached_only: set[str] | None = None) -> tuple["RepoFile", "QuantChoice | None"]:
+                budget: Budget | None = None, cached_only: set[str] | None = None) -> tuple["RepoFile", "QuantChoice | None"]:
     """The deployment file for `quant`, or the best one for this machine (with the reason)."""
     from modelctl.store.quant import Candidate, choose_quant, memory_budget
 
@@ -235,7 +235,7 @@ def parse_hf_spec(spec: str) -> tuple[str, str | None]:
 
 
 def pull_hf(spec: str, *, progress: "PullProgress | None" = None, note: Note | None = None,
-            budget=None) -> PullReport:
+            budget: Budget | None = None) -> PullReport:
     """Pull a GGUF from any Hub repository and add it to the user registry."""
     from modelctl.store import hub
     from modelctl.store.quant import Candidate, QuantChoice, choose_quant, gguf_groups, memory_budget, normalize

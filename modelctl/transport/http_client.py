@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, TypeVar
 
 from modelctl.errors import AuthError, BackendError, ModelctlError, NotFoundError, OfflineError, UsageError
 from modelctl.keys import redact
@@ -35,6 +35,11 @@ from modelctl.transport.retry import (
 from modelctl.transport.server_text import one_line, provider_message
 from modelctl.transport.sse import Event, iter_sse
 from modelctl.transport.urls import redact_url
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from httpx import BaseTransport, Client, Response
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -128,14 +133,14 @@ def _rejected_key(body: Any) -> bool:
 # --- huggingface_hub's session ---------------------------------------------------------------------------
 
 
-def hub_session_hooks(httpx_module: Any,
-                      limits: "_limits.Limits | None" = None) -> dict[str, list[Callable[[Any], None]]]:
+def hub_session_hooks(httpx_module: ModuleType,
+                      limits: "_limits.Limits | None" = None) -> dict[str, list[_limits.Hook]]:
     """Hooks that bound each answer `huggingface_hub`'s session reads (`response_limits.bounded_hooks`)."""
     return _limits.bounded_hooks(httpx_module, limits or _limits.limits(), shown=redact_url)
 
 
 @contextmanager
-def hooked_session(hooks: Mapping[str, list[Callable[[Any], None]]]) -> Iterator[None]:
+def hooked_session(hooks: Mapping[str, list[_limits.Hook]]) -> Iterator[None]:
     """`hooks` on huggingface_hub's shared session while the block runs (it has no other way in)."""
     from huggingface_hub.utils import get_session
 
@@ -154,17 +159,19 @@ def hooked_session(hooks: Mapping[str, list[Callable[[Any], None]]]) -> Iterator
 # --- the client ----------------------------------------------------------------------------------------
 
 
-def _lazy_tls_transport(httpx):
+def _lazy_tls_transport() -> BaseTransport:
     """httpx's transport for https, set up (its CA bundle loaded: about 70 ms, a fifth of a
     scripted `modelctl chat`'s CPU time) only for a request that needs it. Plain-http requests
     go through `plain_http.PlainHTTPTransport`, which spares loading httpcore, h11 and anyio."""
+    import httpx  # loaded by the client's import_httpx(), without its command-line client
+
     from modelctl.transport.plain_http import PlainHTTPTransport  # imports httpx: not before a client
 
     class LazyTLSTransport(httpx.BaseTransport):
         def __init__(self) -> None:
-            self._by_tls: dict[bool, Any] = {}
+            self._by_tls: dict[bool, httpx.BaseTransport] = {}
 
-        def handle_request(self, request):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
             tls = request.url.scheme != "http"
             transport = self._by_tls.get(tls)
             if transport is None:
@@ -191,7 +198,7 @@ class HttpClient:
         connect_timeout: float | None = None,
         retry: RetryPolicy | None = None,
         debug: "bool | DebugLog | None" = None,
-        transport: Any = None,
+        transport: BaseTransport | None = None,
     ) -> None:
         self.ctx = ctx
         self.headers = dict(headers or {})
@@ -202,10 +209,10 @@ class HttpClient:
         self.retry = retry or default_retry()
         self.debug = DebugLog.of(debug)
         self._transport = transport
-        self._client = None
+        self._client: Client | None = None
 
     @property
-    def client(self):
+    def client(self) -> Client:
         if self._client is None:
             from modelctl.version import __version__
 
@@ -214,7 +221,7 @@ class HttpClient:
             self._client = httpx.Client(
                 timeout=httpx.Timeout(self.read_timeout, connect=self.connect_timeout),
                 headers={"user-agent": f"modelctl/{__version__}", **self.headers},
-                transport=self._transport or _lazy_tls_transport(httpx),
+                transport=self._transport or _lazy_tls_transport(),
                 follow_redirects=False,  # a key is never sent on to wherever a server points
                 event_hooks=_limits.bounded_hooks(httpx, self.limits, shown=redact_url),
             )
@@ -240,7 +247,7 @@ class HttpClient:
         return None
 
     def _send(self, method: str, url: str, body: Any, params: Mapping[str, str] | None,
-              stream: bool, retry: RetryPolicy | None = None, form: "Form | None" = None):
+              stream: bool, retry: RetryPolicy | None = None, form: "Form | None" = None) -> Response:
         """The response to a request (status < 400), after any retries. For a stream the body
         is not read yet; the caller closes the response. `form` sends a multipart upload
         instead of a JSON body."""
@@ -256,7 +263,7 @@ class HttpClient:
             shown = body
         attempts = 0
 
-        def once():
+        def once() -> Response:
             nonlocal attempts
             attempts += 1
             t0 = time.perf_counter()
@@ -364,7 +371,7 @@ class LineStream:
     """The lines of a streamed answer. Iteration raises `StreamInterrupted` when the connection
     fails midway; `close()` releases the connection (also on Ctrl-C)."""
 
-    def __init__(self, client: HttpClient, response) -> None:
+    def __init__(self, client: HttpClient, response: Response) -> None:
         self.client = client
         self.response = response
         self.received = 0  # characters of answer text the backend reported (for messages)
@@ -416,7 +423,7 @@ class LineStream:
         self.response.close()
 
 
-def parse_json(ctx: ErrorContext, response, content: str | bytes) -> Any:
+def parse_json(ctx: ErrorContext, response: Response, content: str | bytes) -> Any:
     """The JSON of a response's `content`; what came instead is said in a BackendError."""
     try:
         return wire.loads(content)
@@ -427,11 +434,12 @@ def parse_json(ctx: ErrorContext, response, content: str | bytes) -> Any:
                     f"({what_came(response)}): {why}") from None
 
 
-def media_type(response) -> str:
-    return response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def media_type(response: Response) -> str:
+    kind: str = response.headers.get("content-type", "")
+    return kind.split(";", 1)[0].strip().lower()
 
 
-def what_came(response) -> str:
+def what_came(response: Response) -> str:
     """What a response was, for a message: "HTTP 301 Moved Permanently, to https://…",
     "HTTP 200, text/html"."""
     reason = one_line(response.reason_phrase or "", 40)
@@ -446,14 +454,14 @@ def what_came(response) -> str:
 class _Unexpected(Exception):
     """A status that is no answer: a redirect (not followed), 204 No Content, 1xx."""
 
-    def __init__(self, response) -> None:
+    def __init__(self, response: Response) -> None:
         super().__init__(what_came(response))
 
 
 class _Status(Exception):
     """An HTTP error status, inside the retry loop."""
 
-    def __init__(self, response) -> None:
+    def __init__(self, response: Response) -> None:
         self.status = response.status_code
         self.text = response.text
         try:

@@ -3,8 +3,11 @@ the HTTP client (`http`) and for the checks of an address before any request (`u
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import cast
 
-def import_httpx():
+
+def import_httpx() -> ModuleType:
     """httpx, without its command-line client: `import httpx` also imports `httpx._main` (click,
     rich and pygments, a third of a scripted `modelctl chat`'s start-up) whenever those are
     installed, as they are here. Marked absent while httpx loads, it is replaced by httpx's own
@@ -12,7 +15,9 @@ def import_httpx():
     import sys
 
     if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)
+        # None is the import system's mark for a module that must not load (typeshed types the
+        # values of sys.modules as modules only).
+        sys.modules.setdefault("httpx._main", cast(ModuleType, None))
         try:
             import httpx  # noqa: F401
         finally:

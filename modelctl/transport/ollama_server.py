@@ -12,14 +12,18 @@ way, through clients bounded one way.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Mapping
 from urllib.parse import urlsplit
 
 from modelctl.errors import UsageError
 from modelctl.redaction import remember_url_credentials
-from modelctl.transport.response_limits import Limits, bounded_hooks, limits
+from modelctl.transport.response_limits import Hook, Limits, bounded_hooks, limits
 from modelctl.transport.server_text import one_line
 from modelctl.transport.urls import host_problem, redact_url, url_problem
+
+if TYPE_CHECKING:
+    import httpx
+    import ollama
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_PORT = 11434
@@ -72,11 +76,11 @@ def unreadable(exc: BaseException) -> str:
     return "JSON nested too deeply" if isinstance(exc, RecursionError) else one_line(str(exc), 120)
 
 
-Hooks = Mapping[str, list[Callable[[Any], None]]]
+Hooks = Mapping[str, list[Hook]]
 
 
-def ollama_client(host: str, *, timeout: Any, bounds: Limits | None = None, deadline: bool = True,
-                  hooks: Hooks | None = None, transport: Any = None) -> Any:
+def ollama_client(host: str, *, timeout: httpx.Timeout | float, bounds: Limits | None = None, deadline: bool = True,
+                  hooks: Hooks | None = None, transport: httpx.BaseTransport | None = None) -> ollama.Client:
     """An `ollama.Client` for `host` (as `ollama_host` gives it) that follows no redirect (a key
     goes nowhere else) and whose answers are bounded by `bounds` (default `limits()`; a pull,
     which may take hours, has no `deadline`). `hooks` run before the bounds' own."""
@@ -86,5 +90,5 @@ def ollama_client(host: str, *, timeout: Any, bounds: Limits | None = None, dead
     bounds = bounds or limits()
     bounded = bounded_hooks(httpx, bounds if deadline else bounds.without_deadline(), shown=redact_url)
     event_hooks = {name: [*(hooks or {}).get(name, []), *fns] for name, fns in bounded.items()}
-    extra: dict[str, Any] = {} if transport is None else {"transport": transport}
+    extra: dict[str, httpx.BaseTransport] = {} if transport is None else {"transport": transport}
     return ollama.Client(host=host, timeout=timeout, follow_redirects=False, event_hooks=event_hooks, **extra)

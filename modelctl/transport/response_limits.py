@@ -38,7 +38,8 @@ import time
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Iterator
+from types import ModuleType
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from modelctl.errors import BackendError, UsageError
 
@@ -55,6 +56,10 @@ BYTES_PER_VALUE = 16
 # Content codings the hook decodes; httpx's default Accept-Encoding asks for these (and for br
 # or zstd only when their packages are installed: the header is set to these two here).
 ACCEPT_ENCODING = "gzip, deflate"
+
+# An event hook: called with a request or a response of httpx or of its fork httpx2 (two
+# libraries' classes, hence Any).
+Hook = Callable[[Any], None]
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,17 @@ class LimitExceeded(BackendError):
 # --- decompression in bounded pieces ------------------------------------------------------------
 
 
-def _decompressor(coding: str, head: bytes, where: str):
+class _Decompressor(Protocol):
+    """What `_inflate` uses of a zlib decompression object."""
+
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def unconsumed_tail(self) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+
+
+def _decompressor(coding: str, head: bytes, where: str) -> _Decompressor:
     """A zlib decompressor for `coding`; deflate is zlib-wrapped or raw, as its first two bytes
     (`head`) tell."""
     if coding in ("gzip", "x-gzip"):
@@ -221,25 +236,32 @@ def _mib(n: int) -> str:
 # --- the hook ----------------------------------------------------------------------------------------
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+class _BoundedBody:
+    """The body a response reads once the hook is in place: `blocks`, made from `inner`."""
+
+    def __init__(self, inner: _Closable, blocks: Iterator[bytes]) -> None:
+        self._inner = inner
+        self._blocks = blocks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._blocks
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 @lru_cache(maxsize=None)
 def _stream_class(base: type) -> type:
-    """A byte stream class that httpx (or its fork httpx2, used by huggingface_hub) accepts."""
-
-    class BoundedBody(base):
-        def __init__(self, inner: Any, blocks: Iterator[bytes]) -> None:
-            self._inner = inner
-            self._blocks = blocks
-
-        def __iter__(self) -> Iterator[bytes]:
-            return self._blocks
-
-        def close(self) -> None:
-            self._inner.close()
-
-    return BoundedBody
+    """`_BoundedBody` as a byte stream class that httpx (or its fork httpx2, used by
+    huggingface_hub) accepts: a subclass of that library's `SyncByteStream` (`base`)."""
+    return type("BoundedBody", (_BoundedBody, base), {})
 
 
-def bounding_hook(httpx_module: Any, limits: Limits, *, shown: Callable[[str], str] = str) -> Callable[[Any], None]:
+def bounding_hook(httpx_module: ModuleType, limits: Limits, *, shown: Callable[[str], str] = str) -> Hook:
     """A response hook for an httpx (or httpx2) client that bounds each answer by `limits`.
     `shown` turns the request's URL into what a message may show (credentials hidden)."""
     cls = _stream_class(httpx_module.SyncByteStream)
@@ -276,6 +298,7 @@ def request_hook(request: Any) -> None:
     request.headers["accept-encoding"] = ACCEPT_ENCODING
 
 
-def bounded_hooks(httpx_module: Any, limits: Limits, *, shown: Callable[[str], str] = str) -> dict[str, list]:
+def bounded_hooks(httpx_module: ModuleType, limits: Limits, *,
+                  shown: Callable[[str], str] = str) -> dict[str, list[Hook]]:
     """Event hooks (`{"request": [...], "response": [...]}`) that bound every answer."""
     return {"request": [request_hook], "response": [bounding_hook(httpx_module, limits, shown=shown)]}

@@ -14,10 +14,12 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 
 if TYPE_CHECKING:
     from modelctl.transport.debug_log import DebugLog
+
+T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
@@ -67,7 +69,7 @@ class RetryPolicy:
             return None
         if retry_after is not None:
             return retry_after if retry_after <= self.max_wait else None
-        return min(self.max_backoff, self.backoff * (2**attempt))
+        return min(self.max_backoff, self.backoff * (2.0**attempt))
 
 
 NO_RETRY = RetryPolicy(retries=0)
@@ -107,8 +109,8 @@ class Attempt:
     reason: str = ""
 
 
-def run_with_retries(call: Callable[[], Any], classify: Callable[[BaseException], Attempt | None],
-                     policy: RetryPolicy, debug: "DebugLog | None" = None) -> Any:
+def run_with_retries(call: Callable[[], T], classify: Callable[[BaseException], Attempt | None],
+                     policy: RetryPolicy, debug: "DebugLog | None" = None) -> T:
     """Call `call` until it succeeds, fails for good, or the policy gives up.
 
     `classify` looks at an exception: None means "not ours, re-raise"; otherwise whether it may

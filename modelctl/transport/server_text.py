@@ -50,7 +50,8 @@ def _salvaged(text: str) -> str:
     if not m:
         return ""
     try:
-        return json.loads(f'"{m[1]}"')
+        message: str = json.loads(f'"{m[1]}"')  # a JSON string literal
+        return message
     except ValueError:  # cut inside an escape
         return m[1]
 
