@@ -11,8 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from modelctl.cli import complete, output
 from modelctl.cli import help as panel
+from modelctl.cli import output, shell_complete
 from modelctl.cli.flags import command_group
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -28,7 +28,7 @@ alias_app = command_group("Name models your way: `modelctl alias set fast gemma-
 def set_alias(
     name: str = typer.Argument(..., help="The alias: letters, digits, '.', '_', ':' and '-'."),
     model: str = typer.Argument(..., help="A registry id or alias, a name given to `modelctl import`, or a GGUF path.",
-                                autocompletion=complete.models),
+                                autocompletion=shell_complete.models),
     option: Optional[List[str]] = typer.Option(
         None, "--option", "-o", metavar="KEY=VALUE",
         help="A default for chats with the alias (repeatable): temperature, max_tokens, system, template, ctx, … "
@@ -64,7 +64,7 @@ def list_aliases(as_json: bool = typer.Option(False, "--json", help="Print a JSO
     ('Remove an alias', 'modelctl alias rm fast'),
     ('Then see what is left', 'modelctl alias list'),
 ))
-def remove_alias(name: str = typer.Argument(..., help="The alias to remove.", autocompletion=complete.aliases)) -> None:
+def remove_alias(name: str = typer.Argument(..., help="The alias to remove.", autocompletion=shell_complete.aliases)) -> None:
     """Remove an alias from config.toml."""
     from modelctl.config import get_paths
     from modelctl.errors import NotFoundError

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from modelctl.cli import complete, output, state
 from modelctl.cli import help as panel
+from modelctl.cli import output, shell_complete, state
 from modelctl.cli.format import counted, human_bytes, human_count, human_tokens, money
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -53,16 +53,16 @@ def _print_models(models: list["Model"], *, as_json: bool, title: str, scores: l
 
 
 def list_models(
-    provider: Optional[str] = typer.Option(None, "--provider", "-p", help="Publisher or provider (substring, case-insensitive).", autocompletion=complete.providers),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="A task: chat, completion, embedding, code, vision, …", autocompletion=complete.tasks),
-    category: Optional[str] = typer.Option(None, "--category", "-c", help="foundation, industry or task.", autocompletion=complete.categories),
+    provider: Optional[str] = typer.Option(None, "--provider", "-p", help="Publisher or provider (substring, case-insensitive).", autocompletion=shell_complete.providers),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="A task: chat, completion, embedding, code, vision, …", autocompletion=shell_complete.tasks),
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="foundation, industry or task.", autocompletion=shell_complete.categories),
     free: bool = typer.Option(False, "--free", help="Only models usable without paying."),
     local: bool = typer.Option(False, "--local", help="Only models that can run on this machine."),
     open_: bool = typer.Option(False, "--open", help="Only open-weights models."),
     min_context: Optional[int] = typer.Option(None, "--min-context", min=1, metavar="N", help="Context window of at least N tokens."),
     use_case: Optional[str] = typer.Option(None, "--use-case", "-u", help="A use case (substring)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="Has a deployment of this kind (llama.cpp, ollama, openai, …).", autocompletion=complete.kinds),
-    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="id, name, provider, context, parameters, cost, release; prefix '-' to reverse.", autocompletion=complete.sort_keys),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Has a deployment of this kind (llama.cpp, ollama, openai, …).", autocompletion=shell_complete.kinds),
+    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="id, name, provider, context, parameters, cost, release; prefix '-' to reverse.", autocompletion=shell_complete.sort_keys),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Show at most N models."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
     all_: bool = typer.Option(False, "--all", "-a", help="Also models whose retirement date has passed (hidden by default)."),
@@ -107,7 +107,7 @@ def search(
 
 
 def show(
-    model: str = typer.Argument(..., help="Any MODEL chat takes: a registry id or alias, your alias, a GGUF file, an installed name.", autocompletion=complete.models),
+    model: str = typer.Argument(..., help="Any MODEL chat takes: a registry id or alias, your alias, a GGUF file, an installed name.", autocompletion=shell_complete.models),
     as_json: bool = typer.Option(False, "--json", help="Print the whole entry as JSON."),
 ) -> None:
     """Everything about one model, with each deployment's service metadata; for a file the

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from modelctl.cli import complete
 from modelctl.cli import gen_options as opt
 from modelctl.cli import help as panel
+from modelctl.cli import shell_complete
 from modelctl.cli.help import examples
 from modelctl.errors import ModelctlError, UsageError
 
@@ -103,9 +103,9 @@ def prompt_text(words: Optional[List[str]]) -> str | None:
 
 def chat(
     prompt: Optional[List[str]] = typer.Argument(None, help="The question. Without one (and with nothing on stdin), an interactive chat starts."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP.format(default=_DEFAULT_CHAT), autocompletion=complete.models, rich_help_panel=panel.MODEL),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP.format(default=_DEFAULT_CHAT), autocompletion=shell_complete.models, rich_help_panel=panel.MODEL),
     system: Optional[str] = typer.Option(None, "--system", "-s", help="System message.", rich_help_panel=panel.MODEL),
-    template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (a name from `modelctl templates`, or a Jinja file).", autocompletion=complete.templates, rich_help_panel=panel.MODEL),
+    template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (a name from `modelctl templates`, or a Jinja file).", autocompletion=shell_complete.templates, rich_help_panel=panel.MODEL),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", "-n", min=1, help="Most tokens to generate.", rich_help_panel=panel.GENERATION),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature (0: greedy).", rich_help_panel=panel.GENERATION),
     top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold.", rich_help_panel=panel.GENERATION),
@@ -116,7 +116,7 @@ def chat(
     ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens (default 4096, at most the model's).", rich_help_panel=panel.LOCAL),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU (-1: all; default: all when the build supports Metal/CUDA, else 0).", rich_help_panel=panel.LOCAL),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for generation.", rich_help_panel=panel.LOCAL),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds, rich_help_panel=panel.MODEL),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=shell_complete.kinds, rich_help_panel=panel.MODEL),
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP, rich_help_panel=panel.SERVER),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP, rich_help_panel=panel.SERVER),
     allow_retired: bool = opt.ALLOW_RETIRED,
@@ -130,7 +130,7 @@ def chat(
     reasoning_effort: Optional[str] = typer.Option(None, "--reasoning-effort", metavar="low|medium|high", help="How much a reasoning model thinks (gpt-oss, OpenAI reasoning_effort, Anthropic and Gemini thinking budgets).", rich_help_panel=panel.REASONING),
     no_log: bool = typer.Option(False, "--no-log", help="Do not log this chat to the history.", rich_help_panel=panel.HISTORY),
     resume: bool = typer.Option(False, "--continue", help="Continue the last conversation in the history (with this or another model).", rich_help_panel=panel.HISTORY),
-    session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Continue the session NAME from the history, or start it.", autocompletion=complete.sessions, rich_help_panel=panel.HISTORY),
+    session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Continue the session NAME from the history, or start it.", autocompletion=shell_complete.sessions, rich_help_panel=panel.HISTORY),
     max_cost: Optional[float] = typer.Option(None, "--max-cost", metavar="USD", min=0.0, help="Refuse to send a request whose estimated cost (prompt + --max-tokens of answer) is more.", rich_help_panel=panel.SELECTION),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the chosen service, the rendered prompt or request, its tokens and estimated cost; send nothing.", rich_help_panel=panel.DEBUG),
     fallback: bool = typer.Option(False, "--fallback", help="On a rate limit, server error, timeout or refused connection before the answer begins, try the model's next usable deployment (with -m auto: the next candidate).", rich_help_panel=panel.SELECTION),
@@ -304,11 +304,11 @@ def _show_dry_run(setup: Chat, conversation: list[dict[str, str]], as_json: bool
 
 def embed(
     texts: Optional[List[str]] = typer.Argument(None, help="Texts to embed. Without any, one text per line of stdin."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP.format(default=_DEFAULT_TEXT), autocompletion=complete.models, rich_help_panel=panel.MODEL),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP.format(default=_DEFAULT_TEXT), autocompletion=shell_complete.models, rich_help_panel=panel.MODEL),
     ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens.", rich_help_panel=panel.LOCAL),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU.", rich_help_panel=panel.LOCAL),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads.", rich_help_panel=panel.LOCAL),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds, rich_help_panel=panel.MODEL),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=shell_complete.kinds, rich_help_panel=panel.MODEL),
     api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP, rich_help_panel=panel.SERVER),
     api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP, rich_help_panel=panel.SERVER),
     allow_retired: bool = opt.ALLOW_RETIRED,

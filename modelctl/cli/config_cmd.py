@@ -12,8 +12,8 @@ from typing import Any
 
 import typer
 
-from modelctl.cli import complete, output
 from modelctl.cli import help as panel
+from modelctl.cli import output, shell_complete
 from modelctl.cli.flags import command_group
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -50,7 +50,7 @@ def _parts(key: str) -> list[str]:
     ("A model's default, as JSON", 'modelctl config get models.gpt-4o.temperature --json'),
 ))
 def get(
-    key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete.config_keys),
+    key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=shell_complete.config_keys),
     as_json: bool = typer.Option(False, "--json", help="Print the value as JSON."),
 ) -> None:
     """Print the value of KEY (exit code 4 when it is not set)."""
@@ -95,7 +95,7 @@ def _print_keys(table: dict[str, Any], prefix: list[str]) -> None:
     ('Ollama on another machine', 'modelctl config set api_base.ollama http://gpu-box:11434'),
 ))  # `gpu_layers -1`
 def set_(
-    key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete.config_keys),
+    key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=shell_complete.config_keys),
     value: str = typer.Argument(..., help="A TOML value (0.7, true, \"text\", [\"a\", \"b\"]); other text is a string."),
 ) -> None:
     """Set KEY to VALUE in config.toml, keeping the rest of the file as it is."""
@@ -113,7 +113,7 @@ def set_(
     ('Back to the built-in default model', 'modelctl config unset chat.model'),
     ("Drop a model's default", 'modelctl config unset models.gpt-4o.temperature'),
 ))
-def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete.config_keys)) -> None:
+def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=shell_complete.config_keys)) -> None:
     """Remove KEY from config.toml (its default applies again)."""
     from modelctl.chat.settings import is_known_table, setting_type
     from modelctl.config import get_paths

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, List, Optional
 import typer
 
 from modelctl.chat.render import preview
-from modelctl.cli import complete
 from modelctl.cli import help as panel
+from modelctl.cli import shell_complete
 from modelctl.cli.flags import command_group
 from modelctl.cli.format import cost_cell
 from modelctl.cli.help import examples
@@ -128,7 +128,7 @@ def search(
 def remove(
     ids: Optional[List[int]] = typer.Argument(None, metavar="[ID]...", help="Conversation ids to remove."),
     session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Remove the session NAME.",
-                                          autocompletion=complete.sessions),
+                                          autocompletion=shell_complete.sessions),
     older_than: Optional[str] = typer.Option(None, "--older-than", metavar="AGE", help="Remove turns older than AGE: 30d, 12h, 2w, 90m."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
     as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),

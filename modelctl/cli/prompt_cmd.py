@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, List, Optional
 import typer
 
 from modelctl.chat.terminal import err
-from modelctl.cli import complete, output, state
 from modelctl.cli import help as panel
+from modelctl.cli import output, shell_complete, state
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
 
@@ -88,11 +88,11 @@ def _write_prompt(rendered: "RenderedPrompt") -> None:
 def prompt(
     model: Optional[str] = typer.Option(
         None, "--model", "-m", metavar="MODEL|FILE.gguf", help="A registry model, or a GGUF file (uses its own chat template).",
-        autocompletion=complete.models,
+        autocompletion=shell_complete.models,
     ),
     template: Optional[str] = typer.Option(
         None, "--template", "-t", metavar="NAME|FILE", help="A template name, a .jinja file or a tokenizer_config.json.",
-        autocompletion=complete.templates,
+        autocompletion=shell_complete.templates,
     ),
     messages: Optional[str] = typer.Option(
         None, "--messages", metavar="FILE", help="JSON messages file (default: stdin)."
@@ -198,7 +198,7 @@ def _gguf_templates_list(model: str, as_json: bool) -> None:
 ))
 def templates_show(
     name: str = typer.Argument(..., help="A template name (or alias), or a template file.",
-                              autocompletion=complete.templates),
+                              autocompletion=shell_complete.templates),
     as_json: bool = typer.Option(False, "--json", help="Print the template and its example rendering as JSON."),
 ) -> None:
     """Show one template and an example rendering."""

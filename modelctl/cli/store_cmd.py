@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from modelctl.cli import complete, output
 from modelctl.cli import help as panel
+from modelctl.cli import output, shell_complete
 from modelctl.cli.format import counted, human_bytes
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -35,9 +35,9 @@ def _notifier(quiet: bool, progress=None):
 
 
 def pull(
-    model: str = typer.Argument(..., help="A registry model (id, alias, or your alias for one), or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub.", autocompletion=complete.models),
-    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Quantization to download (Q4_K_M, Q8_0, ...); default: the best that fits this machine.", autocompletion=complete.quants),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's llama.cpp deployment, else its Ollama one.", autocompletion=complete.kinds),
+    model: str = typer.Argument(..., help="A registry model (id, alias, or your alias for one), or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub.", autocompletion=shell_complete.models),
+    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Quantization to download (Q4_K_M, Q8_0, ...); default: the best that fits this machine.", autocompletion=shell_complete.quants),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's llama.cpp deployment, else its Ollama one.", autocompletion=shell_complete.kinds),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no notes on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -110,8 +110,8 @@ def import_(
 
 
 def rm(
-    model: str = typer.Argument(..., help="Any MODEL chat takes: a registry id or alias, your alias, an imported or installed name, a GGUF file.", autocompletion=complete.models),
-    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Remove only this quantization.", autocompletion=complete.quants),
+    model: str = typer.Argument(..., help="Any MODEL chat takes: a registry id or alias, your alias, an imported or installed name, a GGUF file.", autocompletion=shell_complete.models),
+    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Remove only this quantization.", autocompletion=shell_complete.quants),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
     as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
