@@ -8,11 +8,12 @@ rewrites only its own key: comments and formatting of the rest of the file stay 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli import output, shell_complete
 from modelctl.cli.flags import command_group
 from modelctl.cli.help import examples
@@ -51,7 +52,7 @@ def _parts(key: str) -> list[str]:
 ))
 def get(
     key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=shell_complete.config_keys),
-    as_json: bool = typer.Option(False, "--json", help="Print the value as JSON."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the value as JSON.")] = False,
 ) -> None:
     """Print the value of KEY (exit code 4 when it is not set)."""
     from modelctl.chat.settings import is_known_table, setting_type
@@ -134,7 +135,7 @@ def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=shell_co
     ('Every key set, one a line', 'modelctl config list'),
     ('As one JSON object', 'modelctl config list --json'),
 ))
-def list_(as_json: bool = typer.Option(False, "--json", help="Print config.toml as one JSON object.")) -> None:
+def list_(as_json: Annotated[bool, opt.reworded(opt.Json, "Print config.toml as one JSON object.")] = False) -> None:
     """Every key set in config.toml, one `key = value` per line."""
     from modelctl.config import user_config
 
