@@ -117,6 +117,33 @@ def test_the_model_option_names_the_commands_own_default(words, default):
     assert model.help.split("config.toml, else ", 1)[1].startswith(default), model.help
 
 
+# --- options -----------------------------------------------------------------------------------
+
+# Flags that only share a spelling: `list --task` filters the listing, `add --task` records a task.
+OWN_MEANING = {"--task", "--kind", "--image"}
+
+
+def _declaration(param) -> tuple:
+    """What makes two options one: their type, its bounds, repetition, flag-ness and completion
+    (not the help text or metavar, which a command may word for itself)."""
+    return (type(param.type).__name__, getattr(param.type, "min", None), getattr(param.type, "max", None),
+            param.multiple, getattr(param, "is_flag", None), getattr(param, "_custom_shell_complete", None) is not None)
+
+
+def test_an_option_is_the_same_in_every_command_that_takes_it():
+    """The same flags take the same values, checked and completed alike, wherever they appear:
+    `-m` completes model names in every command, `--ctx` is at least 16 in every command."""
+    seen: dict[tuple, dict[tuple, list[str]]] = {}
+    for words, command in COMMANDS:
+        for param in _options(command):
+            flags = tuple(sorted((*param.opts, *param.secondary_opts)))
+            if not OWN_MEANING & set(flags):
+                seen.setdefault(flags, {}).setdefault(_declaration(param), []).append(_id(words))
+    differing = {flags: found for flags, found in seen.items() if len(found) > 1}
+    assert not differing, differing
+    assert len(seen[("--model", "-m")][(("StringParamType", None, None, False, False, True))]) >= 12
+
+
 # --- panels -------------------------------------------------------------------------------------
 
 

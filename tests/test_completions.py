@@ -435,11 +435,11 @@ def test_session_names_come_from_the_history_database(modelctl_home):
     nothing instead of failing."""
     import sqlite3
 
-    from modelctl.cli import complete
+    from modelctl.cli import shell_complete
     from modelctl.config import get_paths
 
     db = get_paths().history_db
-    assert complete.sessions("") == []
+    assert shell_complete.sessions("") == []
     db.parent.mkdir(parents=True)
     con = sqlite3.connect(db)
     con.execute("CREATE TABLE conversations (id INTEGER PRIMARY KEY, name TEXT UNIQUE, created REAL, updated REAL)")
@@ -447,6 +447,6 @@ def test_session_names_come_from_the_history_database(modelctl_home):
                     [("work-notes",), ("workshop",), ("holiday",), (None,)])
     con.commit()
     con.close()
-    assert complete.sessions("wo") == ["work-notes", "workshop"]
+    assert shell_complete.sessions("wo") == ["work-notes", "workshop"]
     db.write_bytes(b"not a database at all" * 100)
-    assert complete.sessions("wo") == []
+    assert shell_complete.sessions("wo") == []

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli import output
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
 
 
 def add(
-    model_id: str = typer.Argument(..., metavar="ID", help="The id to use it by (`chat -m ID`): no white space."),
-    api_base: str = typer.Option(..., "--api-base", metavar="URL", rich_help_panel=panel.MODEL,
-                                 help="The server's address (http://localhost:8000/v1); no password or key in it."),
+    model_id: Annotated[str, typer.Argument(metavar="ID", help="The id to use it by (`chat -m ID`): no white space.")],
+    api_base: Annotated[str, opt.reworded(opt.ApiBase, "The server's address (http://localhost:8000/v1); no password or key in it.",
+                                          rich_help_panel=panel.MODEL)],
     kind: str = typer.Option("openai-compatible", "--kind", metavar="KIND", rich_help_panel=panel.MODEL,
                              help="Deployment kind: openai-compatible, ollama, openai, mistral, …"),
     served_name: Optional[str] = typer.Option(None, "--model", metavar="NAME", rich_help_panel=panel.MODEL,
@@ -36,7 +37,7 @@ def add(
     price_out: Optional[float] = typer.Option(None, "--price-out", metavar="USD", rich_help_panel=panel.SELECTION,
                                               help="USD per 1M output tokens (dated today)."),
     force: bool = typer.Option(False, "--force", help="Replace your entry of that id, or shadow a built-in model's."),
-    as_json: bool = typer.Option(False, "--json", rich_help_panel=panel.OUTPUT, help="Print the entry as written, as JSON."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the entry as written, as JSON.", rich_help_panel=panel.OUTPUT)] = False,
 ) -> None:
     """Add a model served somewhere to your registry: the entry is checked by the registry's
     validator, then written to your registry.toml (its other entries and comments kept)."""

@@ -7,12 +7,13 @@ prompt, show, pull, rm); its options are defaults that flags override.
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from modelctl.cli import complete, output
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
+from modelctl.cli import output, shell_complete
 from modelctl.cli.flags import command_group
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -26,13 +27,12 @@ alias_app = command_group("Name models your way: `modelctl alias set fast gemma-
     ('Several defaults', 'modelctl alias set terse gpt-4o-mini -o max_tokens=64 -o temperature=0'),
 ))
 def set_alias(
-    name: str = typer.Argument(..., help="The alias: letters, digits, '.', '_', ':' and '-'."),
-    model: str = typer.Argument(..., help="A registry id or alias, a name given to `modelctl import`, or a GGUF path.",
-                                autocompletion=complete.models),
-    option: Optional[List[str]] = typer.Option(
-        None, "--option", "-o", metavar="KEY=VALUE",
-        help="A default for chats with the alias (repeatable): temperature, max_tokens, system, template, ctx, … "
-             "or any backend option (-o of chat); values are TOML (0.2, true, \"text\")."),
+    name: Annotated[str, typer.Argument(help="The alias: letters, digits, '.', '_', ':' and '-'.")],
+    model: Annotated[str, opt.reworded(
+        opt.ModelArgument, "A registry id or alias, a name given to `modelctl import`, or a GGUF path.")],
+    option: Annotated[Optional[List[str]], opt.reworded(
+        opt.LlamaOption, "A default for chats with the alias (repeatable): temperature, max_tokens, system, template, "
+        "ctx, … or any backend option (-o of chat); values are TOML (0.2, true, \"text\").", rich_help_panel=None)] = None,
     force: bool = typer.Option(False, "--force", help="Shadow a registry model or imported file of the same name."),
 ) -> None:
     """Save NAME as an alias of MODEL (replacing an alias of that name)."""
@@ -48,7 +48,7 @@ def set_alias(
     ('Every alias, its model and its options', 'modelctl alias list'),
     ('As JSON', 'modelctl alias list --json'),
 ))
-def list_aliases(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
+def list_aliases(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array.")] = False) -> None:
     """Every alias, its model and its options."""
     from modelctl.registry.aliases import user_aliases
 
@@ -64,7 +64,7 @@ def list_aliases(as_json: bool = typer.Option(False, "--json", help="Print a JSO
     ('Remove an alias', 'modelctl alias rm fast'),
     ('Then see what is left', 'modelctl alias list'),
 ))
-def remove_alias(name: str = typer.Argument(..., help="The alias to remove.", autocompletion=complete.aliases)) -> None:
+def remove_alias(name: str = typer.Argument(..., help="The alias to remove.", autocompletion=shell_complete.aliases)) -> None:
     """Remove an alias from config.toml."""
     from modelctl.config import get_paths
     from modelctl.errors import NotFoundError

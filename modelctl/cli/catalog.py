@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from modelctl.cli import complete, output, state
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
+from modelctl.cli import output, shell_complete, state
 from modelctl.cli.format import counted, human_bytes, human_count, human_tokens, money
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -54,18 +55,18 @@ def _print_models(models: list["Model"], *, as_json: bool, title: str, scores: l
 
 
 def list_models(
-    provider: Optional[str] = typer.Option(None, "--provider", "-p", help="Publisher or provider (substring, case-insensitive).", autocompletion=complete.providers),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="A task: chat, completion, embedding, code, vision, …", autocompletion=complete.tasks),
-    category: Optional[str] = typer.Option(None, "--category", "-c", help="foundation, industry or task.", autocompletion=complete.categories),
+    provider: Optional[str] = typer.Option(None, "--provider", "-p", help="Publisher or provider (substring, case-insensitive).", autocompletion=shell_complete.providers),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="A task: chat, completion, embedding, code, vision, …", autocompletion=shell_complete.tasks),
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="foundation, industry or task.", autocompletion=shell_complete.categories),
     free: bool = typer.Option(False, "--free", help="Only models usable without paying."),
     local: bool = typer.Option(False, "--local", help="Only models that can run on this machine."),
     open_: bool = typer.Option(False, "--open", help="Only open-weights models."),
     min_context: Optional[int] = typer.Option(None, "--min-context", min=1, metavar="N", help="Context window of at least N tokens."),
     use_case: Optional[str] = typer.Option(None, "--use-case", "-u", help="A use case (substring)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="Has a deployment of this kind (llama.cpp, ollama, openai, …).", autocompletion=complete.kinds),
-    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="id, name, provider, context, parameters, cost, release; prefix '-' to reverse.", autocompletion=complete.sort_keys),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Show at most N models."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Has a deployment of this kind (llama.cpp, ollama, openai, …).", autocompletion=shell_complete.kinds),
+    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="id, name, provider, context, parameters, cost, release; prefix '-' to reverse.", autocompletion=shell_complete.sort_keys),
+    limit: Annotated[Optional[int], opt.reworded(opt.Limit, "Show at most N models.")] = None,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array.")] = False,
     all_: bool = typer.Option(False, "--all", "-a", help="Also models whose retirement date has passed (hidden by default)."),
     installed: bool = typer.Option(False, "--installed", help="Models present on this machine instead (downloads, Hugging Face cache, imports, Ollama); sizes in bytes in --json."),
 ) -> None:
@@ -93,8 +94,8 @@ def list_models(
 
 def search(
     query: list[str] = typer.Argument(..., help="Words to look for in ids, aliases, names, descriptions and use cases."),
-    limit: Optional[int] = typer.Option(20, "--limit", "-n", min=1, help="Show at most N results."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON array (best match first, with a score)."),
+    limit: Annotated[Optional[int], opt.reworded(opt.Limit, "Show at most N results.")] = 20,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array (best match first, with a score).")] = False,
 ) -> None:
     """Search models by free text, best match first."""
     from modelctl.registry.query import search_models
@@ -108,8 +109,8 @@ def search(
 
 
 def show(
-    model: str = typer.Argument(..., help="Any MODEL chat takes: a registry id or alias, your alias, a GGUF file, an installed name.", autocompletion=complete.models),
-    as_json: bool = typer.Option(False, "--json", help="Print the whole entry as JSON."),
+    model: opt.ModelArgument,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the whole entry as JSON.")] = False,
 ) -> None:
     """Everything about one model, with each deployment's service metadata; for a file the
     registry does not know (or an Ollama model), what its header (or the server) says."""

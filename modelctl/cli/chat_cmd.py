@@ -7,13 +7,12 @@ jinja2 are imported only on the way to a model.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
-from modelctl.cli import complete
-from modelctl.cli import gen_options as opt
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli.help import examples
 from modelctl.errors import ModelctlError, UsageError
 
@@ -22,13 +21,6 @@ if TYPE_CHECKING:
     from modelctl.chat.opening import Chat
     from modelctl.chat.selector import Constraints
     from modelctl.history import Conversation
-
-_MODEL_HELP = "Registry id or alias (a local GGUF, a server or an API), or a path to a .gguf file. Default: chat.model in config.toml, else {default}."
-_DEFAULT_CHAT = "SmolLM2-135M-Instruct (Gemma 3 270M where only that is installed)"
-_DEFAULT_TEXT = "Gemma 3 270M (SmolLM2-135M-Instruct where only that is installed)"
-_DEPLOYMENT_HELP = "Which of the model's deployments to use, by id or kind (llama.cpp, ollama, openai, …)."
-_API_BASE_HELP = "An OpenAI-compatible server's base URL (with --model NAME as the server knows it); with --deployment, that deployment's endpoint."
-_API_KEY_HELP = "The API key (else the deployment's key variable, else the keys file). Never printed."
 
 
 def stop_flags(values: Optional[List[str]]) -> tuple[str, ...]:
@@ -103,34 +95,34 @@ def prompt_text(words: Optional[List[str]]) -> str | None:
 
 def chat(
     prompt: Optional[List[str]] = typer.Argument(None, help="The question. Without one (and with nothing on stdin), an interactive chat starts."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP.format(default=_DEFAULT_CHAT), autocompletion=complete.models, rich_help_panel=panel.MODEL),
-    system: Optional[str] = typer.Option(None, "--system", "-s", help="System message.", rich_help_panel=panel.MODEL),
-    template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (a name from `modelctl templates`, or a Jinja file).", autocompletion=complete.templates, rich_help_panel=panel.MODEL),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", "-n", min=1, help="Most tokens to generate.", rich_help_panel=panel.GENERATION),
-    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature (0: greedy).", rich_help_panel=panel.GENERATION),
-    top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold.", rich_help_panel=panel.GENERATION),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Sample from the K most likely tokens (0: all).", rich_help_panel=panel.GENERATION),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed, for repeatable answers.", rich_help_panel=panel.GENERATION),
-    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Extra stop string (repeatable); \\n, \\t and \\uXXXX name characters: --stop '\\n\\n' stops at a blank line.", rich_help_panel=panel.GENERATION),
-    option: Optional[List[str]] = typer.Option(None, "--option", "-o", metavar="KEY=VALUE", help="Any other llama.cpp parameter: load-time (flash_attn, n_batch, …) or sampling (min_p, mirostat_mode, …).", rich_help_panel=panel.LOCAL),
-    ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens (default 4096, at most the model's).", rich_help_panel=panel.LOCAL),
-    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU (-1: all; default: all when the build supports Metal/CUDA, else 0).", rich_help_panel=panel.LOCAL),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for generation.", rich_help_panel=panel.LOCAL),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds, rich_help_panel=panel.MODEL),
-    api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP, rich_help_panel=panel.SERVER),
-    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP, rich_help_panel=panel.SERVER),
-    allow_retired: bool = opt.ALLOW_RETIRED,
-    no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when it is complete.", rich_help_panel=panel.OUTPUT),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, reasoning, id, template, finish_reason, usage, timings, cost, conversation, turn.", rich_help_panel=panel.OUTPUT),
+    model: opt.ChatModel = None,
+    system: opt.System = None,
+    template: opt.Template = None,
+    max_tokens: opt.MaxTokens = None,
+    temperature: opt.Temperature = None,
+    top_p: opt.TopP = None,
+    top_k: opt.TopK = None,
+    seed: opt.Seed = None,
+    stop: opt.Stop = None,
+    option: opt.LlamaOption = None,
+    ctx: opt.Ctx = None,
+    gpu_layers: opt.GpuLayers = None,
+    threads: opt.Threads = None,
+    deployment: opt.Deployment = None,
+    api_base: opt.ApiBase = None,
+    api_key: opt.ApiKey = None,
+    allow_retired: opt.AllowRetired = False,
+    no_stream: opt.NoStream = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print one JSON object: text, reasoning, id, template, finish_reason, usage, timings, cost, conversation, turn.", rich_help_panel=panel.OUTPUT)] = False,
     schema: Optional[str] = typer.Option(None, "--schema", metavar="FILE|JSON", help="Answer with JSON that validates against this JSON Schema (a file, or inline JSON); checked before it is printed.", rich_help_panel=panel.STRUCTURED),
     json_mode: bool = typer.Option(False, "--json-mode", help="Answer with a JSON object (of any shape); checked before it is printed.", rich_help_panel=panel.STRUCTURED),
-    debug: bool = typer.Option(False, "--debug", help="Show the exact prompt, tokens, stop rules, backend, timings and cost on stderr.", rich_help_panel=panel.DEBUG),
+    debug: opt.Debug = False,
     think: str = typer.Option("hide", "--think", metavar="show|hide", help="A reasoning model's thinking at the terminal: shown dimmed, or hidden behind one line (never in piped stdout; --json has it under reasoning).", rich_help_panel=panel.REASONING),
     no_think: bool = typer.Option(False, "--no-think", help="Ask a reasoning model not to think (Qwen3 enable_thinking, Anthropic, Gemini, Ollama think).", rich_help_panel=panel.REASONING),
     reasoning_effort: Optional[str] = typer.Option(None, "--reasoning-effort", metavar="low|medium|high", help="How much a reasoning model thinks (gpt-oss, OpenAI reasoning_effort, Anthropic and Gemini thinking budgets).", rich_help_panel=panel.REASONING),
-    no_log: bool = typer.Option(False, "--no-log", help="Do not log this chat to the history.", rich_help_panel=panel.HISTORY),
+    no_log: opt.NoLog = False,
     resume: bool = typer.Option(False, "--continue", help="Continue the last conversation in the history (with this or another model).", rich_help_panel=panel.HISTORY),
-    session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Continue the session NAME from the history, or start it.", autocompletion=complete.sessions, rich_help_panel=panel.HISTORY),
+    session: opt.Session = None,
     max_cost: Optional[float] = typer.Option(None, "--max-cost", metavar="USD", min=0.0, help="Refuse to send a request whose estimated cost (prompt + --max-tokens of answer) is more.", rich_help_panel=panel.SELECTION),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the chosen service, the rendered prompt or request, its tokens and estimated cost; send nothing.", rich_help_panel=panel.DEBUG),
     fallback: bool = typer.Option(False, "--fallback", help="On a rate limit, server error, timeout or refused connection before the answer begins, try the model's next usable deployment (with -m auto: the next candidate).", rich_help_panel=panel.SELECTION),
@@ -304,15 +296,15 @@ def _show_dry_run(setup: Chat, conversation: list[dict[str, str]], as_json: bool
 
 def embed(
     texts: Optional[List[str]] = typer.Argument(None, help="Texts to embed. Without any, one text per line of stdin."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help=_MODEL_HELP.format(default=_DEFAULT_TEXT), autocompletion=complete.models, rich_help_panel=panel.MODEL),
-    ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="Context window in tokens.", rich_help_panel=panel.LOCAL),
-    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers to offload to the GPU.", rich_help_panel=panel.LOCAL),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads.", rich_help_panel=panel.LOCAL),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help=_DEPLOYMENT_HELP, autocompletion=complete.kinds, rich_help_panel=panel.MODEL),
-    api_base: Optional[str] = typer.Option(None, "--api-base", metavar="URL", help=_API_BASE_HELP, rich_help_panel=panel.SERVER),
-    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help=_API_KEY_HELP, rich_help_panel=panel.SERVER),
-    allow_retired: bool = opt.ALLOW_RETIRED,
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: id, dimensions, embeddings.", rich_help_panel=panel.OUTPUT),
+    model: opt.TextModel = None,
+    ctx: opt.Ctx = None,
+    gpu_layers: opt.GpuLayers = None,
+    threads: opt.Threads = None,
+    deployment: opt.Deployment = None,
+    api_base: opt.ApiBase = None,
+    api_key: opt.ApiKey = None,
+    allow_retired: opt.AllowRetired = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print one JSON object: id, dimensions, embeddings.", rich_help_panel=panel.OUTPUT)] = False,
 ) -> None:
     """Embed texts: one vector per text, in order, one line each (numbers separated by spaces),
     or with --json one object. A local GGUF model's vectors are L2-normalized."""

@@ -3,12 +3,12 @@ zero-shot image classification with `--labels`."""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
-from modelctl.cli import gen_options as opt
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
 
@@ -17,15 +17,15 @@ def classify(
     text: Optional[List[str]] = typer.Argument(None, help="The text to classify (with stdin: both, argument first)."),
     image: Optional[str] = typer.Option(None, "--image", metavar="FILE", help="Classify this image (PNG, JPEG, WebP, GIF) instead."),
     labels: Optional[str] = typer.Option(None, "--labels", metavar="A,B,C", help="With --image: the candidate labels (zero-shot, e.g. CLIP)."),
-    model: Optional[str] = opt.TASK_MODEL,
+    model: opt.TaskModel = None,
     top: Optional[int] = typer.Option(None, "--top", min=1, help="Show only the N best labels."),
-    option: Optional[List[str]] = opt.TASK_OPTION,
-    deployment: Optional[str] = opt.DEPLOYMENT,
-    api_base: Optional[str] = opt.TASK_API_BASE,
-    api_key: Optional[str] = opt.API_KEY,
-    allow_retired: bool = opt.ALLOW_RETIRED,
-    as_json: bool = typer.Option(False, "--json", help="Print the labels and scores as JSON."),
-    debug: bool = opt.TASK_DEBUG,
+    option: opt.TaskOption = None,
+    deployment: opt.Deployment = None,
+    api_base: opt.ApiBase = None,
+    api_key: opt.ApiKey = None,
+    allow_retired: opt.AllowRetired = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the labels and scores as JSON.")] = False,
+    debug: opt.TaskDebug = False,
 ) -> None:
     """Label a text (moderation: the categories, flagged ones marked) or, with --image, an image;
     best label first."""

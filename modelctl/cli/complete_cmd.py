@@ -3,37 +3,37 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from modelctl.cli import gen_options as opt
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
 
 
 def complete(
     text: Optional[List[str]] = typer.Argument(None, help="The text to continue (with stdin: both, argument first)."),
-    model: Optional[str] = opt.MODEL,
-    max_tokens: Optional[int] = opt.MAX_TOKENS,
-    temperature: Optional[float] = opt.TEMPERATURE,
-    top_p: Optional[float] = opt.TOP_P,
-    top_k: Optional[int] = opt.TOP_K,
-    seed: Optional[int] = opt.SEED,
-    stop: Optional[List[str]] = opt.STOP,
-    option: Optional[List[str]] = opt.OPTION,
-    ctx: Optional[int] = opt.CTX,
-    gpu_layers: Optional[int] = opt.GPU_LAYERS,
-    threads: Optional[int] = opt.THREADS,
-    deployment: Optional[str] = opt.DEPLOYMENT,
-    api_base: Optional[str] = opt.API_BASE,
-    api_key: Optional[str] = opt.API_KEY,
-    allow_retired: bool = opt.ALLOW_RETIRED,
-    no_stream: bool = opt.NO_STREAM,
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: text, model, finish_reason, usage, timings, cost, conversation, turn.", rich_help_panel=panel.OUTPUT),
-    debug: bool = opt.DEBUG,
-    no_log: bool = typer.Option(False, "--no-log", help="Do not log this completion to the history.", rich_help_panel=panel.HISTORY),
+    model: opt.TextModel = None,
+    max_tokens: opt.MaxTokens = None,
+    temperature: opt.Temperature = None,
+    top_p: opt.TopP = None,
+    top_k: opt.TopK = None,
+    seed: opt.Seed = None,
+    stop: opt.Stop = None,
+    option: opt.LlamaOption = None,
+    ctx: opt.Ctx = None,
+    gpu_layers: opt.GpuLayers = None,
+    threads: opt.Threads = None,
+    deployment: opt.Deployment = None,
+    api_base: opt.ApiBase = None,
+    api_key: opt.ApiKey = None,
+    allow_retired: opt.AllowRetired = False,
+    no_stream: opt.NoStream = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print one JSON object: text, model, finish_reason, usage, timings, cost, conversation, turn.", rich_help_panel=panel.OUTPUT)] = False,
+    debug: opt.Debug = False,
+    no_log: opt.NoLog = False,
 ) -> None:
     """Continue a text as it stands, with no chat template: locally through llama.cpp, or through
     a server's text-completion endpoint (OpenAI-compatible `/completions`, Ollama raw generate).

@@ -8,12 +8,13 @@ rewrites only its own key: comments and formatting of the rest of the file stay 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from modelctl.cli import complete, output
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
+from modelctl.cli import output, shell_complete
 from modelctl.cli.flags import command_group
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -50,8 +51,8 @@ def _parts(key: str) -> list[str]:
     ("A model's default, as JSON", 'modelctl config get models.gpt-4o.temperature --json'),
 ))
 def get(
-    key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete.config_keys),
-    as_json: bool = typer.Option(False, "--json", help="Print the value as JSON."),
+    key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=shell_complete.config_keys),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the value as JSON.")] = False,
 ) -> None:
     """Print the value of KEY (exit code 4 when it is not set)."""
     from modelctl.chat.settings import is_known_table, setting_type
@@ -95,7 +96,7 @@ def _print_keys(table: dict[str, Any], prefix: list[str]) -> None:
     ('Ollama on another machine', 'modelctl config set api_base.ollama http://gpu-box:11434'),
 ))  # `gpu_layers -1`
 def set_(
-    key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete.config_keys),
+    key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=shell_complete.config_keys),
     value: str = typer.Argument(..., help="A TOML value (0.7, true, \"text\", [\"a\", \"b\"]); other text is a string."),
 ) -> None:
     """Set KEY to VALUE in config.toml, keeping the rest of the file as it is."""
@@ -113,7 +114,7 @@ def set_(
     ('Back to the built-in default model', 'modelctl config unset chat.model'),
     ("Drop a model's default", 'modelctl config unset models.gpt-4o.temperature'),
 ))
-def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete.config_keys)) -> None:
+def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=shell_complete.config_keys)) -> None:
     """Remove KEY from config.toml (its default applies again)."""
     from modelctl.chat.settings import is_known_table, setting_type
     from modelctl.config import get_paths
@@ -134,7 +135,7 @@ def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=complete
     ('Every key set, one a line', 'modelctl config list'),
     ('As one JSON object', 'modelctl config list --json'),
 ))
-def list_(as_json: bool = typer.Option(False, "--json", help="Print config.toml as one JSON object.")) -> None:
+def list_(as_json: Annotated[bool, opt.reworded(opt.Json, "Print config.toml as one JSON object.")] = False) -> None:
     """Every key set in config.toml, one `key = value` per line."""
     from modelctl.config import user_config
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli.help import examples
 
 _MARKS = {"ok": ("OK", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "red"), "info": ("INFO", "cyan")}
 
 
 def doctor(
-    as_json: bool = typer.Option(False, "--json", help="One JSON object: every check, its status and fix."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "One JSON object: every check, its status and fix.")] = False,
     quick: bool = typer.Option(False, "--quick", help="Skip generating with the default model."),
 ) -> None:
     """Check Python, llama.cpp and its CPU/GPU path, memory, paths, registry, keys and servers.

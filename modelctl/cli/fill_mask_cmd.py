@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from modelctl.cli import gen_options as opt
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli.help import examples
 
 
 def fill_mask(
     text: Optional[List[str]] = typer.Argument(None, help="The text, with the model's mask token ([MASK] or <mask>)."),
-    model: Optional[str] = opt.TASK_MODEL,
+    model: opt.TaskModel = None,
     top: Optional[int] = typer.Option(None, "--top", min=1, help="How many candidates (default: the service's, 5)."),
-    option: Optional[List[str]] = opt.TASK_OPTION,
-    deployment: Optional[str] = opt.DEPLOYMENT,
-    api_base: Optional[str] = opt.TASK_API_BASE,
-    api_key: Optional[str] = opt.API_KEY,
-    allow_retired: bool = opt.ALLOW_RETIRED,
-    as_json: bool = typer.Option(False, "--json", help="Print the candidates as JSON."),
-    debug: bool = opt.TASK_DEBUG,
+    option: opt.TaskOption = None,
+    deployment: opt.Deployment = None,
+    api_base: opt.ApiBase = None,
+    api_key: opt.ApiKey = None,
+    allow_retired: opt.AllowRetired = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the candidates as JSON.")] = False,
+    debug: opt.TaskDebug = False,
 ) -> None:
     """Fill in the masked token: each candidate with its score and the whole text."""
     from modelctl.cli import output as out

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 
 import typer
 
 from modelctl.chat.render import preview
-from modelctl.cli import complete
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli.flags import command_group
 from modelctl.cli.format import cost_cell
 from modelctl.cli.help import examples
@@ -52,8 +52,8 @@ def _write(text: str) -> None:
     ('As JSON', 'modelctl history list --json'),
 ))
 def list_conversations(
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many (latest first)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+    limit: Annotated[int, opt.reworded(opt.Limit, "Show at most this many (latest first).")] = 20,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array.")] = False,
 ) -> None:
     """The conversations, latest first: id, session name, turns, models, cost, first question."""
     from modelctl.cli import output
@@ -75,7 +75,7 @@ def list_conversations(
 ))
 def show(
     ref: str = typer.Argument(..., metavar="ID|NAME", help=_REF_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the conversation and its turns as JSON."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the conversation and its turns as JSON.")] = False,
 ) -> None:
     """One conversation's turns: each question and answer, with model, tokens and cost."""
 
@@ -103,8 +103,8 @@ def show(
 ))
 def search(
     query: List[str] = typer.Argument(..., help='Words to find (FTS5 syntax: "a phrase", prefix*, OR, NOT).'),
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many turns (best first)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON array of turns."),
+    limit: Annotated[int, opt.reworded(opt.Limit, "Show at most this many turns (best first).")] = 20,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array of turns.")] = False,
 ) -> None:
     """Full-text search over questions, answers and system messages."""
     from modelctl.cli import output
@@ -127,11 +127,10 @@ def search(
 ))
 def remove(
     ids: Optional[List[int]] = typer.Argument(None, metavar="[ID]...", help="Conversation ids to remove."),
-    session: Optional[str] = typer.Option(None, "--session", metavar="NAME", help="Remove the session NAME.",
-                                          autocompletion=complete.sessions),
+    session: Annotated[Optional[str], opt.reworded(opt.Session, "Remove the session NAME.", rich_help_panel=None)] = None,
     older_than: Optional[str] = typer.Option(None, "--older-than", metavar="AGE", help="Remove turns older than AGE: 30d, 12h, 2w, 90m."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
-    as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
+    yes: opt.Yes = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print what was removed as JSON.")] = False,
 ) -> None:
     """Remove conversations by id, a session by name, or every turn older than an age (asks first)."""
     import time
@@ -174,8 +173,8 @@ def remove(
 def export(
     refs: Optional[List[str]] = typer.Argument(None, metavar="[ID|NAME]...", help="Conversations to export (default: all)."),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", metavar="jsonl|markdown", help="JSON lines (one turn a line; the default) or Markdown."),
-    output_file: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON array of the turns, each as `history show --json` has it."),
+    output_file: Annotated[Optional[str], opt.reworded(opt.Output, "Write to FILE instead of stdout.", metavar="FILE", rich_help_panel=None)] = None,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "One JSON array of the turns, each as `history show --json` has it.")] = False,
 ) -> None:
     """Write turns out as JSON lines, a JSON array or a Markdown transcript."""
     from modelctl.chat.terminal import json_text

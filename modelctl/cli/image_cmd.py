@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from modelctl.cli import gen_options as opt
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli.help import examples
 
 
 def image(
     prompt: Optional[List[str]] = typer.Argument(None, help="What to draw (with stdin: both, argument first)."),
-    model: Optional[str] = opt.TASK_MODEL,
+    model: opt.TaskModel = None,
     count: int = typer.Option(1, "--count", "-n", min=1, max=10, help="How many images."),
     size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Image size, e.g. 1024x1024."),
-    output: Optional[str] = opt.OUTPUT,
-    force: bool = opt.FORCE,
-    option: Optional[List[str]] = opt.TASK_OPTION,
-    deployment: Optional[str] = opt.DEPLOYMENT,
-    api_base: Optional[str] = opt.TASK_API_BASE,
-    api_key: Optional[str] = opt.API_KEY,
-    allow_retired: bool = opt.ALLOW_RETIRED,
-    as_json: bool = typer.Option(False, "--json", help="Print paths and metadata as JSON."),
-    debug: bool = opt.TASK_DEBUG,
+    output: opt.Output = None,
+    force: opt.Force = False,
+    option: opt.TaskOption = None,
+    deployment: opt.Deployment = None,
+    api_base: opt.ApiBase = None,
+    api_key: opt.ApiKey = None,
+    allow_retired: opt.AllowRetired = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print paths and metadata as JSON.")] = False,
+    debug: opt.TaskDebug = False,
 ) -> None:
     """Make images from a text prompt; write them to files and print their paths (with several
     and -o PATH: PATH-1, PATH-2, …)."""

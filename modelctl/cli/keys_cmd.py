@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional, cast
+from typing import Annotated, Optional, cast
 
 import typer
 
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli import output
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -80,7 +81,7 @@ def set_key(
     ('Which providers have a key, and where it comes from', 'modelctl keys list'),
     ('As JSON', 'modelctl keys list --json'),
 ))
-def list_keys(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
+def list_keys(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array.")] = False) -> None:
     """Every provider, whether its key is set and where it comes from (never the key)."""
     from modelctl import keys
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 
 import typer
 
 from modelctl.chat.terminal import err
-from modelctl.cli import complete, output, state
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
+from modelctl.cli import output, shell_complete, state
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
 
@@ -86,21 +87,16 @@ def _write_prompt(rendered: "RenderedPrompt") -> None:
 
 
 def prompt(
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", metavar="MODEL|FILE.gguf", help="A registry model, or a GGUF file (uses its own chat template).",
-        autocompletion=complete.models,
-    ),
-    template: Optional[str] = typer.Option(
-        None, "--template", "-t", metavar="NAME|FILE", help="A template name, a .jinja file or a tokenizer_config.json.",
-        autocompletion=complete.templates,
-    ),
-    messages: Optional[str] = typer.Option(
-        None, "--messages", metavar="FILE", help="JSON messages file (default: stdin)."
-    ),
+    model: Annotated[Optional[str], opt.reworded(
+        opt.ChatModel, "A registry model, or a GGUF file (uses its own chat template).", metavar="MODEL|FILE.gguf",
+        rich_help_panel=None)] = None,
+    template: Annotated[Optional[str], opt.reworded(
+        opt.Template, "A template name, a .jinja file or a tokenizer_config.json.", rich_help_panel=None)] = None,
+    messages: Annotated[Optional[str], opt.reworded(opt.Messages, "JSON messages file (default: stdin).")] = None,
     no_generation_prompt: bool = typer.Option(
         False, "--no-generation-prompt", help="Render a finished conversation: no assistant header at the end."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print template, source, prompt, stop rules and segments as JSON."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print template, source, prompt, stop rules and segments as JSON.")] = False,
     var: Optional[List[str]] = typer.Option(
         None, "--var", metavar="NAME=VALUE",
         help="A template variable, e.g. enable_thinking=false or reasoning_effort=high (repeatable; true/false are booleans).",
@@ -155,11 +151,10 @@ templates_app = typer.Typer(
 @templates_app.callback(invoke_without_command=True)
 def templates_list(
     ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help="Print the templates as JSON."),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", metavar="MODEL|FILE.gguf",
-        help="List the chat templates this model's GGUF file holds instead (for --template gguf:NAME).",
-    ),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the templates as JSON.")] = False,
+    model: Annotated[Optional[str], opt.reworded(
+        opt.ChatModel, "List the chat templates this model's GGUF file holds instead (for --template gguf:NAME).",
+        metavar="MODEL|FILE.gguf", rich_help_panel=None)] = None,
 ) -> None:
     """List the built-in conversation templates, or those in a model's GGUF file."""
     if ctx.invoked_subcommand is not None:
@@ -198,8 +193,8 @@ def _gguf_templates_list(model: str, as_json: bool) -> None:
 ))
 def templates_show(
     name: str = typer.Argument(..., help="A template name (or alias), or a template file.",
-                              autocompletion=complete.templates),
-    as_json: bool = typer.Option(False, "--json", help="Print the template and its example rendering as JSON."),
+                              autocompletion=shell_complete.templates),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the template and its example rendering as JSON.")] = False,
 ) -> None:
     """Show one template and an example rendering."""
     from modelctl.templates import Conversation, SystemPolicy, resolve_template

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Annotated, Iterable, Optional
 
 import typer
 
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli import output, state
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -31,7 +32,7 @@ registry_app = typer.Typer(
 ))
 def validate(
     path: Optional[Path] = typer.Argument(None, help="A registry file; without it, every layer in use."),
-    as_json: bool = typer.Option(False, "--json", help="Print the problems as a JSON array."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the problems as a JSON array.")] = False,
 ) -> None:
     """Report every problem: file, line, model id, key and what is wrong. Exit 3 if any."""
     from modelctl.registry import registry_layers, validate_files
@@ -82,7 +83,7 @@ def export() -> None:
     ('The registry files, lowest layer first', 'modelctl registry path'),
     ('As JSON', 'modelctl registry path --json'),
 ))
-def path(as_json: bool = typer.Option(False, "--json", help="Print a JSON object.")) -> None:
+def path(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON object.")] = False) -> None:
     """Show the registry files, lowest layer first, and whether each exists."""
     from modelctl.config import get_paths
     from modelctl.registry import BUILTIN_REGISTRY

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli import output, state
 from modelctl.cli.help import examples
 
 
 def services(
     show_all: bool = typer.Option(False, "--all", "-a", help="Every deployment, with why it is not usable."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help="Only this model's deployments."),
+    model: Annotated[Optional[str], opt.reworded(opt.ChatModel, "Only this model's deployments.", rich_help_panel=None)] = None,
     timeout: float = typer.Option(1.5, "--timeout", min=0.1, max=30.0, help="Seconds each server has to answer its probe."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array.")] = False,
 ) -> None:
     """The deployments usable right now (key present, local file present, server reachable;
     servers are probed in parallel), with their service metadata: model id, endpoint, api

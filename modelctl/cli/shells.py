@@ -11,7 +11,7 @@ cursor; bash also `_MODELCTL_COMPLETE_WORD`, readline's word), and reads back li
     REPLACEMENT              bash: what readline puts in place of its word, quoted here
 
 A value holding a control character or a line separator cannot be one line of this answer nor
-one word on the command line: it is not offered (`complete.offerable`). File names are offered
+one word on the command line: it is not offered (`shell_complete.offerable`). File names are offered
 only where a file may go: a parameter whose metavar names one (FILE, PATH, .gguf) or a value
 typed as a path (`./`, `/`, `~`).
 
@@ -30,7 +30,7 @@ from typing import Any
 
 from typer._completion_classes import BashComplete, FishComplete, ZshComplete
 
-from modelctl.cli.complete import offerable
+from modelctl.cli.shell_complete import offerable
 from modelctl.errors import ModelctlError, UsageError
 
 try:  # typer >= 0.20 vendors click

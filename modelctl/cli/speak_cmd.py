@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from modelctl.cli import gen_options as opt
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli.help import examples
 
 
 def speak(
     text: Optional[List[str]] = typer.Argument(None, help="What to say (with stdin: both, argument first)."),
-    model: Optional[str] = opt.TASK_MODEL,
+    model: opt.TaskModel = None,
     voice: Optional[str] = typer.Option(None, "--voice", help="The voice (OpenAI: alloy, echo, nova, …; default alloy)."),
     audio_format: Optional[str] = typer.Option(None, "--format", help="OpenAI: mp3 (default), wav, flac, opus, aac, pcm."),
-    output: Optional[str] = opt.OUTPUT,
-    force: bool = opt.FORCE,
-    option: Optional[List[str]] = opt.TASK_OPTION,
-    deployment: Optional[str] = opt.DEPLOYMENT,
-    api_base: Optional[str] = opt.TASK_API_BASE,
-    api_key: Optional[str] = opt.API_KEY,
-    allow_retired: bool = opt.ALLOW_RETIRED,
-    as_json: bool = typer.Option(False, "--json", help="Print the path and metadata as JSON."),
-    debug: bool = opt.TASK_DEBUG,
+    output: opt.Output = None,
+    force: opt.Force = False,
+    option: opt.TaskOption = None,
+    deployment: opt.Deployment = None,
+    api_base: opt.ApiBase = None,
+    api_key: opt.ApiKey = None,
+    allow_retired: opt.AllowRetired = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the path and metadata as JSON.")] = False,
+    debug: opt.TaskDebug = False,
 ) -> None:
     """Say a text: write the audio to a file and print its path."""
     from modelctl.cli import output as out

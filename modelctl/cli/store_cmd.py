@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from modelctl.cli import complete, output
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
+from modelctl.cli import output
 from modelctl.cli.format import counted, human_bytes
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -37,11 +38,11 @@ def _notifier(quiet: bool, progress: PullProgress | None = None) -> Note:
 
 
 def pull(
-    model: str = typer.Argument(..., help="A registry model (id, alias, or your alias for one), or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub.", autocompletion=complete.models),
-    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Quantization to download (Q4_K_M, Q8_0, ...); default: the best that fits this machine.", autocompletion=complete.quants),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID", help="Deployment id or kind (llama.cpp, ollama); default: the model's llama.cpp deployment, else its Ollama one.", autocompletion=complete.kinds),
+    model: Annotated[str, opt.reworded(opt.ModelArgument, "A registry model (id, alias, or your alias for one), or hf:OWNER/REPO[:QUANT] for any GGUF repository on the Hub.")],
+    quant: Annotated[Optional[str], opt.reworded(opt.Quant, "Quantization to download (Q4_K_M, Q8_0, ...); default: the best that fits this machine.")] = None,
+    deployment: Annotated[Optional[str], opt.reworded(opt.Deployment, "Deployment id or kind (llama.cpp, ollama); default: the model's llama.cpp deployment, else its Ollama one.", rich_help_panel=None)] = None,
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no notes on stderr."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: opt.Json = False,
 ) -> None:
     """Download a model: a GGUF from the Hugging Face Hub, or a tag through Ollama.
 
@@ -92,7 +93,7 @@ def pull(
 def import_(
     path: str = typer.Argument(..., metavar="PATH.gguf", help="A GGUF file on this machine (it stays where it is)."),
     name: Optional[str] = typer.Option(None, "--name", help="Name to use it by; a registry model id or alias links the file to that model."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: opt.Json = False,
 ) -> None:
     """Register a GGUF file already on disk, reading its metadata."""
     from modelctl.cli import state
@@ -112,10 +113,10 @@ def import_(
 
 
 def rm(
-    model: str = typer.Argument(..., help="Any MODEL chat takes: a registry id or alias, your alias, an imported or installed name, a GGUF file.", autocompletion=complete.models),
-    quant: Optional[str] = typer.Option(None, "--quant", metavar="QUANT", help="Remove only this quantization.", autocompletion=complete.quants),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
-    as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
+    model: opt.ModelArgument,
+    quant: Annotated[Optional[str], opt.reworded(opt.Quant, "Remove only this quantization.")] = None,
+    yes: opt.Yes = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print what was removed as JSON.")] = False,
 ) -> None:
     """Remove a model's local files (asks first). A file of your own outside modelctl's store
     (named by path, or by an alias) is deleted only when you confirm it at a terminal, --yes or not."""
@@ -200,7 +201,7 @@ def print_installed(as_json: bool) -> None:
 
 
 def du(
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON object (sizes in bytes)."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON object (sizes in bytes).")] = False,
 ) -> None:
     """Disk used by local models: per model and source, unfinished downloads, free space."""
     from modelctl.cli import state

@@ -3,11 +3,12 @@ model's deployments, and whether it fits the context window."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli import output, state
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
@@ -56,19 +57,19 @@ def _usd(value: float | None) -> str:
 
 def tokens(
     text: Optional[List[str]] = typer.Argument(None, help="The text (a user message). Without it: stdin."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="MODEL", help="Registry id or alias, or a .gguf file. Default: as for chat."),
-    messages: Optional[str] = typer.Option(None, "--messages", metavar="FILE", help="A JSON messages file ('-': stdin): count the whole conversation."),
-    system: Optional[str] = typer.Option(None, "--system", "-s", help="A system message before the text."),
-    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", metavar="ID|KIND", help="Count with this deployment's tokenizer."),
-    template: Optional[str] = typer.Option(None, "--template", "-t", metavar="NAME|FILE", help="Conversation template (local models)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", "-n", min=1, help="Tokens to keep for the answer (default: the registry's, else 512)."),
-    ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="A local model's context window, as chat's --ctx (default: config.toml's, else 4096, at most the model's)."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help="Key for a provider's count endpoint (Anthropic, Gemini). Never printed."),
+    model: Annotated[Optional[str], opt.reworded(opt.ChatModel, "Any model chat takes. Default: chat's (complete's with --text).")] = None,
+    messages: Annotated[Optional[str], opt.reworded(opt.Messages, "A JSON messages file ('-': stdin): count the whole conversation.")] = None,
+    system: Annotated[Optional[str], opt.reworded(opt.System, "A system message before the text.")] = None,
+    deployment: Annotated[Optional[str], opt.reworded(opt.Deployment, "Count with this deployment's tokenizer.")] = None,
+    template: Annotated[Optional[str], opt.reworded(opt.Template, "Conversation template (local models).")] = None,
+    max_tokens: Annotated[Optional[int], opt.reworded(opt.MaxTokens, "Tokens to keep for the answer (default: the registry's, else 512).")] = None,
+    ctx: Annotated[Optional[int], opt.reworded(opt.Ctx, "A local model's context window, as chat's --ctx (default: config.toml's, else 4096, at most the model's).")] = None,
+    api_key: Annotated[Optional[str], opt.reworded(opt.ApiKey, "Key for a provider's count endpoint (Anthropic, Gemini). Never printed.")] = None,
     text_only: Optional[bool] = typer.Option(
         None, "--text/--conversation",
         help="Count TEXT as it stands, with no chat format, as `complete` and `embed` send it "
              "(default for embedding models), or as a chat's user message (default otherwise)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print one JSON object.")] = False,
 ) -> None:
     """Count a prompt's tokens with the model's tokenizer (the rendered prompt, template
     included), estimate its cost on each deployment, and check it fits the context window a

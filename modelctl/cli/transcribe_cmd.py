@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from modelctl.cli import gen_options as opt
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli.help import examples
 
 
 def transcribe(
     audio: str = typer.Argument(..., metavar="FILE", help="The audio: WAV, MP3, FLAC, Ogg, WebM, M4A or AAC (25 MB at most)."),
-    model: Optional[str] = opt.TASK_MODEL,
+    model: opt.TaskModel = None,
     language: Optional[str] = typer.Option(None, "--language", metavar="CODE", help="The spoken language (ISO 639-1, e.g. en), if known."),
-    option: Optional[List[str]] = opt.TASK_OPTION,
-    deployment: Optional[str] = opt.DEPLOYMENT,
-    api_base: Optional[str] = opt.TASK_API_BASE,
-    api_key: Optional[str] = opt.API_KEY,
-    allow_retired: bool = opt.ALLOW_RETIRED,
-    as_json: bool = typer.Option(False, "--json", help="Print text, language, duration and timestamped segments as JSON."),
-    debug: bool = opt.TASK_DEBUG,
+    option: opt.TaskOption = None,
+    deployment: opt.Deployment = None,
+    api_base: opt.ApiBase = None,
+    api_key: opt.ApiKey = None,
+    allow_retired: opt.AllowRetired = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print text, language, duration and timestamped segments as JSON.")] = False,
+    debug: opt.TaskDebug = False,
 ) -> None:
     """Transcribe an audio file and print the text."""
     from modelctl.cli import output as out

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping, Optional
+from typing import Annotated, Any, Mapping, Optional
 
 import typer
 
 from modelctl.cli import help as panel
+from modelctl.cli import options as opt
 from modelctl.cli.help import examples
 
 
 def usage(
     since: Optional[str] = typer.Option(None, "--since", metavar="DATE|AGE", help="Count turns from DATE (2026-01-31) or from AGE ago (7d, 12h)."),
     by: str = typer.Option("model", "--by", metavar="model|day", help="One row per model, or per (local) day."),
-    as_json: bool = typer.Option(False, "--json", help="Print the rows and the total as JSON."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the rows and the total as JSON.")] = False,
 ) -> None:
     """Turns, tokens and cost from the history, per model or per day. Cost counts the turns whose
     deployment has prices in the registry (`priced_turns`)."""
