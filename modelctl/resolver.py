@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from modelctl.errors import ModelctlError, NotFoundError, UsageError
 from modelctl.refs import Auto, Default, Endpoint, FileRef, HubRef, ModelRef, Name, parse_ref
@@ -161,15 +161,17 @@ class Resolver:
     (chat, complete) rather than only read (prompt, tokens). Without `locate`, a registry model's
     file is not looked for (show, rm, pull, alias: the registry entry is what they need). With no
     name, `default` (the user's `[chat] model`) is looked up, else the default model for `task`
-    ("chat" or "completion")."""
+    ("chat" or "completion"). `vet` sees a registry model as soon as it is found, before its file
+    is looked for: a command refuses a model it cannot use for what it is, not for where it is."""
 
     def __init__(self, registry: "RegistrySource" = None, *, check: bool = True, task: str = "chat",
-                 default: str | None = None, locate: bool = True) -> None:
+                 default: str | None = None, locate: bool = True,
+                 vet: "Callable[[Model], None] | None" = None) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, not {task!r}")
         self._source = registry
         self._loaded: "Registry | None" = None
-        self.check, self.task, self.default, self.locate = check, task, default, locate
+        self.check, self.task, self.default, self.locate, self.vet = check, task, default, locate, vet
 
     @property
     def registry(self) -> "Registry":
@@ -256,6 +258,8 @@ class Resolver:
     def _entry(self, ref: ModelRef, entry: "Model", how: str, deployment: str | None = None) -> Target:
         """A registry model on `deployment`, else on its llama.cpp deployment when it has one,
         else on its first served one."""
+        if self.vet is not None:
+            self.vet(entry)
         if deployment is not None:
             dep = entry.deployment(deployment)
         else:

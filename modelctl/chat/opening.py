@@ -72,13 +72,14 @@ def target_defaults(target: "Target") -> dict[str, Any]:
 
 
 def resolve_model(model: "ModelRef | str | None", deployment: str | None = None, *,
-                  registry: "RegistrySource" = None, check: bool = True, task: str = "chat") -> "Target":
+                  registry: "RegistrySource" = None, check: bool = True, task: str = "chat",
+                  vet: "Callable[[Model], None] | None" = None) -> "Target":
     """The target MODEL names (see `modelctl.resolver`); no MODEL: the user's `[chat] model`,
     else the default model for `task`."""
     from modelctl.resolver import Resolver
 
     default = user_chat_config().get("model") if model is None else None
-    return Resolver(registry, check=check, task=task, default=default).resolve(model, deployment)
+    return Resolver(registry, check=check, task=task, default=default, vet=vet).resolve(model, deployment)
 
 
 def layered_params(entry: "Model | None", flags: GenerationParams, *, local: bool = True,
@@ -234,14 +235,13 @@ class Chat:
         self.close()
 
 
-def _refuse_completion_only(target: "Target") -> None:
+def _refuse_completion_only(entry: "Model", name: str) -> None:
     """A base model the registry lists for text completion only is not chatted with by accident:
     its answers to a chat template are poor. `--template` chats anyway."""
-    entry = target.entry
-    if entry is not None and "completion" in entry.tasks and "chat" not in entry.tasks:
+    if "completion" in entry.tasks and "chat" not in entry.tasks:
         anyway = ", or --template NAME to chat anyway" if any(d.kind == "llama.cpp" for d in entry.deployments) else ""
         raise UsageError(f"'{entry.id}' is a base model for text completion, not chat",
-                         hint=f"use `modelctl complete -m {target.shown} TEXT`{anyway}")
+                         hint=f"use `modelctl complete -m {name or entry.id} TEXT`{anyway}")
 
 
 def _debug_line(target: "Target", debug: bool | None) -> None:
@@ -265,16 +265,19 @@ def open_chat(model: "Target | ModelRef | str | None", options: ChatOptions | No
         notify = logging.getLogger("modelctl").warning
     opts = options or ChatOptions()
     service = opts.service
+    chatting = opts.task == "chat" and not opts.load.template
     if isinstance(model, Target):
         target = model.with_deployment(service.deployment)
+        if chatting and target.entry is not None:
+            _refuse_completion_only(target.entry, target.shown)
     else:
         ref = parse_ref(model, api_base=service.api_base if not service.deployment else None) \
             if model is None or isinstance(model, str) else model
+        shown = ref.text
         target = resolve_model(ref, service.deployment, registry=registry,
-                               task="chat" if opts.task == "chat" else "completion")
+                               task="chat" if opts.task == "chat" else "completion",
+                               vet=(lambda entry: _refuse_completion_only(entry, shown)) if chatting else None)
     _debug_line(target, opts.debug)
-    if opts.task == "chat" and not opts.load.template:
-        _refuse_completion_only(target)
     if target.is_local:
         if service.api_base or service.api_key:
             raise UsageError(f"--api-base and --api-key are for servers and APIs; '{target.model_id}' runs here")
