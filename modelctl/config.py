@@ -7,6 +7,7 @@ platform's user directories are used. Nothing is created until something is writ
 from __future__ import annotations
 
 import os
+import re
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from modelctl.errors import ModelctlError, NotFoundError
+from modelctl.files import describe_mode, read_user_text, unlink_if_link
 
 if TYPE_CHECKING:
     from filelock import FileLock
@@ -52,7 +54,6 @@ class Paths:
 def home_problem() -> str | None:
     """What is wrong with MODELCTL_HOME, when it exists but is not a directory (every file under
     it then fails to be read or written); None when it is fine or unset."""
-    from modelctl.files import describe_mode
 
     home = os.environ.get("MODELCTL_HOME")
     if not home:
@@ -69,7 +70,7 @@ def get_paths() -> Paths:
     if home:
         root = Path(home).expanduser()
         return Paths(root / "config", root / "data", root / "cache")
-    import platformdirs
+    import platformdirs  # noqa: PLC0415 (platformdirs: not on the chat --api-base path)
 
     return Paths(
         Path(platformdirs.user_config_dir(APP_NAME)),
@@ -119,9 +120,9 @@ def loads_toml(text: str) -> dict[str, Any]:
     nesting too deep for the parser, or an integer outside TOML_INT_RANGE (also one too long for
     Python to read at all, more than 4,300 digits: a ValueError from deep inside the parser)."""
     try:
-        import tomllib
+        import tomllib  # noqa: PLC0415 (tomllib: only where TOML is read; Python 3.11+)
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
+        import tomli as tomllib  # noqa: PLC0415 (tomli: Python 3.10)
     try:
         doc: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -138,7 +139,6 @@ def loads_toml(text: str) -> dict[str, Any]:
 
 def _long_number_line(text: str) -> str:
     """` (at line N)` for the first run of digits too long to be a 64-bit integer."""
-    import re
 
     found = re.search(r"[0-9][0-9_]{19,}", text)
     return f" (at line {text.count(chr(10), 0, found.start()) + 1})" if found else ""
@@ -170,7 +170,6 @@ def parse_toml(text: str, where: str, *, error: type[ModelctlError] = ModelctlEr
 def load_toml(path: Path, what: str = "file", *, error: type[ModelctlError] = ModelctlError) -> dict[str, Any]:
     """Read and parse a TOML file the user controls (a regular file of at most MAX_TOML_BYTES);
     every failure is one `error` (NotFoundError when it does not exist)."""
-    from modelctl.files import read_user_text
 
     return parse_toml(read_user_text(path, what, limit=MAX_TOML_BYTES, error=error), str(path), error=error)
 
@@ -208,9 +207,7 @@ def file_lock(path: Path) -> FileLock:
     """A `filelock.FileLock` on `path` that is never taken through a symbolic link: one planted
     there is removed first (some filelock releases open the name, following a link, and
     truncate what it points to; newer ones refuse it)."""
-    from filelock import FileLock
-
-    from modelctl.files import unlink_if_link
+    from filelock import FileLock  # noqa: PLC0415 (filelock: imported only where used)
 
     unlink_if_link(path)
     return FileLock(str(path))

@@ -14,10 +14,14 @@ dots or other characters is quoted, as in TOML itself).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from modelctl.errors import ModelctlError, UsageError
+from modelctl.config import MAX_TOML_BYTES, TomlError, _load_user_config, get_paths, loads_toml, locked_update
+from modelctl.errors import ModelctlError, NotFoundError, UsageError
+from modelctl.files import read_user_text, write_user_file
+from modelctl.redaction import refuse_credentials
 
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument
@@ -32,7 +36,6 @@ _PART = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_/:+-]+))
 
 def split_key(key: str) -> list[str]:
     """The parts of a dotted key (`a."b.c".d` -> ["a", "b.c", "d"]); a malformed key is a UsageError."""
-    import json
 
     parts: list[str] = []
     pos = 0
@@ -59,7 +62,6 @@ def split_key(key: str) -> list[str]:
 
 def join_key(parts: list[str]) -> str:
     """The dotted key for `parts`, quoting those that are not bare keys."""
-    import json
 
     return ".".join(p if _BARE.fullmatch(p) else json.dumps(p, ensure_ascii=False) for p in parts)
 
@@ -67,7 +69,6 @@ def join_key(parts: list[str]) -> str:
 def parse_value(text: str) -> Any:
     """A value as typed: a TOML value (`true`, `0.7`, `"text"`, `[1, 2]`, `{ a = 1 }`), else the
     text itself as a string (`gemma-3-270m`)."""
-    from modelctl.config import TomlError, loads_toml
 
     if "\n" not in text and "\r" not in text:
         try:
@@ -102,7 +103,7 @@ def flatten(data: dict[str, Any], prefix: list[str] | None = None) -> list[tuple
 
 def _table_for(doc: "TOMLDocument", parts: list[str]) -> Any:
     """The table that holds the key at `parts`, created (as a [table]) where missing."""
-    import tomlkit
+    import tomlkit  # noqa: PLC0415 (tomlkit: imported only where used)
 
     container: Any = doc
     for i, part in enumerate(parts[:-1]):
@@ -136,7 +137,7 @@ def set_in(doc: "TOMLDocument", parts: list[str], value: Any) -> None:
 
 
 def _is_table(item: Any) -> bool:
-    from tomlkit.items import AoT, Table
+    from tomlkit.items import AoT, Table  # noqa: PLC0415 (tomlkit: imported only where used)
 
     return isinstance(item, (Table, AoT))
 
@@ -155,10 +156,6 @@ def unset_in(doc: "TOMLDocument", parts: list[str]) -> bool:
 
 
 def _read_text() -> str:
-    from modelctl.config import MAX_TOML_BYTES, get_paths
-    from modelctl.errors import NotFoundError
-    from modelctl.files import read_user_text
-
     path = get_paths().config_file
     try:
         text = read_user_text(path, "config file", limit=MAX_TOML_BYTES, error=ModelctlError)
@@ -168,9 +165,7 @@ def _read_text() -> str:
 
 
 def _parse(text: str) -> "TOMLDocument":
-    import tomlkit
-
-    from modelctl.config import get_paths
+    import tomlkit  # noqa: PLC0415 (tomlkit: imported only where used)
 
     path = get_paths().config_file
     try:
@@ -187,7 +182,6 @@ def _leaves(doc: "TOMLDocument") -> dict[tuple[str, ...], Any]:
 def _refuse_new_credentials(before: dict[tuple[str, ...], Any], after: dict[tuple[str, ...], Any]) -> None:
     """Whatever route a change took (`config set`, an alias's options, …), a credential it would
     add is refused; one written there by hand before is left alone (and hidden when shown)."""
-    from modelctl.redaction import refuse_credentials
 
     for parts, value in after.items():
         if parts not in before or before[parts] != value:
@@ -197,10 +191,7 @@ def _refuse_new_credentials(before: dict[tuple[str, ...], Any], after: dict[tupl
 def edit_config(change: Callable[["TOMLDocument"], T]) -> T:
     """Apply `change` to config.toml and write the result atomically, holding the file's lock
     from the read to the rename. `change` raises to leave the file untouched."""
-    import tomlkit
-
-    from modelctl.config import _load_user_config, get_paths, locked_update
-    from modelctl.files import write_user_file
+    import tomlkit  # noqa: PLC0415 (tomlkit: imported only where used)
 
     path = get_paths().config_file
     with locked_update(path):

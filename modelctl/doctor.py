@@ -17,7 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from modelctl.backends import extra_buffers
+from modelctl.backends.hardware import host_cpu, llama_build
+from modelctl.chat.availability import reach
+from modelctl.config import get_paths
+from modelctl.errors import ModelctlError
+from modelctl.gguf import available_memory
+from modelctl.keyfile import keys_path
+from modelctl.keys import key_status
+from modelctl.registry.loader import check_file, registry_layers
+from modelctl.store.default_model import SMOLLM2, default_model_path
+from modelctl.transport.ollama_server import ollama_host
+from modelctl.transport.server_text import one_line
+from modelctl.transport.urls import redact_url
 from modelctl.units import human_bytes
+from modelctl.version import __version__
 
 if TYPE_CHECKING:
     from modelctl.backends.extra_buffers import BufferChoice
@@ -44,16 +58,12 @@ class _Facts:
     """What several checks share, found once: the llama.cpp module and build, the CPU."""
 
     def __init__(self) -> None:
-        from modelctl.backends.hardware import host_cpu
-
         self.cpu = host_cpu()
         self.llama_cpp: Any = None
         self.build = None
         self.import_error: str | None = None
         try:
-            import llama_cpp
-
-            from modelctl.backends.hardware import llama_build
+            import llama_cpp  # noqa: PLC0415 (llama_cpp: optional)
 
             self.llama_cpp = llama_cpp
             self.build = llama_build(llama_cpp)
@@ -77,8 +87,6 @@ def check_python(_: _Facts) -> Check:
 
 
 def check_modelctl(_: _Facts) -> Check:
-    from modelctl.version import __version__
-
     return Check("modelctl", OK, f"modelctl {__version__} ({Path(__file__).parent})")
 
 
@@ -121,8 +129,6 @@ def check_cpu(facts: _Facts) -> Check:
 
 def check_cpu_path(facts: _Facts) -> Check:
     """Which llama.cpp path a local model takes here (AMX and repacking, or the safe path)."""
-    from modelctl.backends import extra_buffers
-    from modelctl.config import get_paths
 
     if facts.build is None:
         return Check("cpu path", FAIL, "unknown (llama-cpp-python is not usable)")
@@ -178,8 +184,6 @@ def _nvidia_gpus() -> list[dict[str, Any]]:
 def check_memory(facts: _Facts) -> Check:
     info = _meminfo()
     if not info:
-        from modelctl.gguf import available_memory
-
         total = available_memory()
         return Check("memory", INFO if total is None else OK,
                      "unknown" if total is None else f"{human_bytes(total)} RAM")
@@ -212,7 +216,6 @@ def check_gpu(facts: _Facts) -> Check:
 
 def _default_model() -> tuple[Path | None, str | None]:
     """The default chat model's file, or None and why not."""
-    from modelctl.store.default_model import SMOLLM2, default_model_path
 
     try:
         path = default_model_path()
@@ -223,8 +226,6 @@ def _default_model() -> tuple[Path | None, str | None]:
 
 def check_generation(facts: _Facts) -> Check:
     """A few tokens of the default model, in a child process, on the path chat would take."""
-    from modelctl.backends import extra_buffers
-    from modelctl.store.default_model import SMOLLM2
 
     if facts.llama_cpp is None:
         return Check("generation", FAIL, "skipped: llama-cpp-python is not usable")
@@ -260,8 +261,6 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def check_paths(_: _Facts) -> Iterator[Check]:
-    from modelctl.config import get_paths
-
     paths = get_paths()
     for label, path in (("config dir", paths.config_dir), ("data dir", paths.data_dir), ("cache dir", paths.cache_dir)):
         yield _check_dir(label, path)
@@ -287,8 +286,6 @@ def _check_dir(label: str, path: Path) -> Check:
 
 
 def check_registry(_: _Facts, extra: str | None = None) -> Iterator[Check]:
-    from modelctl.registry.loader import check_file, registry_layers
-
     for path in registry_layers(extra):
         try:
             models, problems = check_file(Path(path))
@@ -303,10 +300,6 @@ def check_registry(_: _Facts, extra: str | None = None) -> Iterator[Check]:
 
 
 def check_keys(_: _Facts) -> Check:
-    from modelctl.errors import ModelctlError
-    from modelctl.keyfile import keys_path
-    from modelctl.keys import key_status
-
     try:
         rows = key_status()
     except (ModelctlError, OSError) as exc:
@@ -320,8 +313,6 @@ def check_keys(_: _Facts) -> Check:
 
 
 def check_hub(_: _Facts) -> Check:
-    from modelctl.transport.urls import redact_url
-
     home = os.environ.get("HF_HOME")
     endpoint = os.environ.get("HF_ENDPOINT")
     offline = os.environ.get("HF_HUB_OFFLINE", "")
@@ -334,23 +325,15 @@ def check_hub(_: _Facts) -> Check:
 
 
 def check_ollama(_: _Facts) -> Check:
-    from modelctl.errors import ModelctlError
-    from modelctl.transport.urls import redact_url
-
     try:
-        from modelctl.transport.ollama_server import ollama_host
-
         host = ollama_host()
     except ModelctlError as exc:
         return Check("ollama", WARN, str(exc), fix="set OLLAMA_HOST to host:port")
-    from modelctl.chat.availability import reach
 
     body = reach(f"{host}/api/version")[2]  # bounded in time, bytes and JSON
     version = body.get("version") if isinstance(body, dict) else None
     shown = redact_url(host)
     if isinstance(version, str) and version.strip():
-        from modelctl.transport.server_text import one_line
-
         return Check("ollama", OK, f"Ollama {one_line(version, 40)} answers at {shown}")
     return Check("ollama", INFO, f"no Ollama server answers at {shown} (needed only for ollama deployments)",
                  fix="start it with `ollama serve`, or set OLLAMA_HOST")

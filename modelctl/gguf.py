@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from modelctl.errors import ModelFileError
+from modelctl.files import check_regular_file
+from modelctl.units import human_bytes as _human
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -317,8 +319,6 @@ def _parse(path: Path, buf: mmap.mmap | bytes, file_size: int) -> GGUFFile:
 
 
 def _open(path: Path) -> GGUFFile:
-    from modelctl.files import check_regular_file
-
     path = Path(path)
     # Only a regular file: a FIFO would block, and /dev/zero never ends.
     st = check_regular_file(path, "GGUF file", error=ModelFileError, missing=ModelFileError)
@@ -416,8 +416,6 @@ def check_gguf(path: str | os.PathLike[str], *, memory: int | None = None) -> GG
     limit = available_memory() if memory is None else memory
     weights = required - info.data_offset
     if limit is not None and weights > limit:
-        from modelctl.units import human_bytes as _human
-
         raise ModelFileError(
             f"{p}: the model needs {_human(weights)} of memory for its weights, "
             f"more than the {_human(limit)} available"

@@ -5,13 +5,16 @@ and `redaction` (which hides every stored key, whichever command runs). Standard
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelctl.config import MAX_TOML_BYTES, get_paths, parse_toml
 from modelctl.errors import ModelctlError, NotFoundError
+from modelctl.files import check_regular_file, read_user_text
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,6 @@ _warned_mode = False
 
 
 def keys_path() -> Path:
-    from modelctl.config import get_paths
-
     return get_paths().keys_file
 
 
@@ -52,7 +53,6 @@ def read_keys(*, quiet: bool = False) -> dict[str, str]:
     file others can read (for redaction, which reads it on behalf of any command)."""
     global _warned_mode
     path = keys_path()
-    from modelctl.files import check_regular_file
 
     try:
         mode = check_regular_file(path, "keys file", error=ModelctlError).st_mode
@@ -63,14 +63,10 @@ def read_keys(*, quiet: bool = False) -> dict[str, str]:
         sys.stderr.write(
             f"modelctl: warning: {path} can be read by other users; run: chmod 600 {path}\n"
         )
-    from modelctl.config import MAX_TOML_BYTES
-    from modelctl.files import read_user_text
 
     text = read_user_text(path, "keys file", limit=MAX_TOML_BYTES, error=ModelctlError)
     table = _as_written(text)
     if table is None:
-        from modelctl.config import parse_toml
-
         try:
             table = parse_toml(text, str(path)).get("keys", {})
         except ModelctlError:
@@ -88,7 +84,6 @@ _KEY_LINE = re.compile(r'("(?:[^"\\]|\\.)*") = ("(?:[^"\\]|\\.)*")')
 def _as_written(text: str) -> dict[str, object] | None:
     """The [keys] table of a keys file as modelctl writes it, read without a TOML parser (every
     command that redacts reads it); None for any other file (edited by hand: TOML reads it)."""
-    import json
 
     table: dict[str, object] = {}
     for line in text.splitlines():

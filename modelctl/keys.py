@@ -13,13 +13,16 @@ Standard library only: importing this costs nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from modelctl.config import locked_update
 from modelctl.errors import AuthError, UsageError
+from modelctl.files import write_user_file
 from modelctl.keyfile import PROVIDERS, keys_path
 from modelctl.keyfile import read_keys as _read_stored
 from modelctl.redaction import MIN_KEY
@@ -94,9 +97,6 @@ def read_keys(*, quiet: bool = False) -> dict[str, str]:
 
 def _write_keys(keys: Mapping[str, str]) -> Path:
     """Replace the keys file; the caller holds `locked_update(keys_path())` since it read it."""
-    import json
-
-    from modelctl.files import write_user_file
 
     lines = [
         "# modelctl API keys. Readable only by you; change with `modelctl keys set|rm PROVIDER`.",
@@ -126,7 +126,6 @@ def check_key_text(value: str) -> str:
 
 def store_key(name: str, value: str) -> Path:
     """Save a key for `name` (a provider or variable name) in the keys file."""
-    from modelctl.config import locked_update
 
     name = canonical(name)
     value = check_key_text(value)
@@ -139,7 +138,6 @@ def store_key(name: str, value: str) -> Path:
 
 def delete_key(name: str) -> bool:
     """Remove the stored key for `name`; False when there was none."""
-    from modelctl.config import locked_update
 
     name = canonical(name)
     with locked_update(keys_path()):

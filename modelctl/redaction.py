@@ -28,11 +28,17 @@ Standard library only: importing this costs nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import unquote, unquote_plus
+
+from modelctl.config import get_paths, hf_token_path, user_config
+from modelctl.errors import ModelctlError, UsageError
+from modelctl.files import read_kept_text
+from modelctl.keyfile import PROVIDERS, read_keys
 
 REDACTED = "***"
 # Shortest secret hidden wherever it appears in text; `keys set` stores nothing shorter than
@@ -234,7 +240,6 @@ def _environ() -> tuple[tuple[Any, Any], ...]:
 def _env_secrets(named: set[str]) -> Iterator[tuple[str, str]]:
     """The keys in the environment: in the variables `named`, in any variable named like a key
     holding what looks like one, and in addresses."""
-    from modelctl.keyfile import PROVIDERS
 
     named = named | {v for p in PROVIDERS.values() for v in p.env} | set(EXTRA_KEY_VARIABLES)
     for name, value in os.environ.items():
@@ -259,7 +264,6 @@ def _address_secrets(url: str) -> Iterator[tuple[str, str]]:
 def _files() -> dict[str, str]:
     """The files secrets are read from, by what they are: the keys file, config.toml, and the
     Hugging Face token files."""
-    from modelctl.config import get_paths, hf_token_path
 
     paths, token = get_paths(), hf_token_path()
     return {"keys": str(paths.keys_file), "config": str(paths.config_file),
@@ -283,19 +287,13 @@ def _stamp(path: str) -> tuple[int, int, int] | None:
 
 
 def _file_secrets(files: dict[str, str]) -> Iterator[tuple[str, str]]:
-    from modelctl.errors import ModelctlError
-
     try:
-        from modelctl.keyfile import read_keys
-
         for value in read_keys(quiet=True).values():
             yield value, REDACTED
     except ModelctlError:  # a broken keys file: its own command says so
         pass
     try:
         if _may_name_credentials(files["config"]):
-            from modelctl.config import user_config
-
             yield from _data_secrets(user_config())
     except ModelctlError:
         pass
@@ -310,7 +308,6 @@ _CREDENTIAL_HINTS = ("@", "?", "key", "token", "secret", "pass", "credential", "
 def _may_name_credentials(path: str) -> bool:
     """Whether the TOML file at `path` may hold a credential: parsed only then (most hold
     `[chat]` defaults, and parsing costs a TOML parser's import)."""
-    from modelctl.files import read_kept_text
 
     text = read_kept_text(path, limit=1 << 25)
     return text is not None and any(hint in text.lower() for hint in _CREDENTIAL_HINTS)
@@ -319,7 +316,6 @@ def _may_name_credentials(path: str) -> bool:
 def _token_file(path: str) -> Iterator[tuple[str, str]]:
     """The tokens in a Hugging Face token file (`token`: the token; `stored_tokens`: INI lines
     `hf_token = …`); nothing but a small regular file is read."""
-    from modelctl.files import read_kept_text
 
     for line in (read_kept_text(path, limit=1 << 16) or "").splitlines():
         name, eq, value = line.partition("=")
@@ -500,8 +496,6 @@ def credential_problem(key: str, value: Any) -> str | None:
         return next((p for v in value if (p := credential_problem(key, v))), None)
     if isinstance(value, str):
         if value.lstrip()[:1] in ("{", "[") and len(value) < 1_000_000:
-            import json
-
             try:
                 return credential_problem(key, json.loads(value))
             except (ValueError, RecursionError):
@@ -515,8 +509,6 @@ def refuse_credentials(key: str, value: Any, *, where: str = "config.toml") -> N
     """A UsageError when storing `value` under `key` would put a credential into `where`."""
     problem = credential_problem(key, value)
     if problem:
-        from modelctl.errors import UsageError
-
         raise UsageError(f"{redact(problem)}; {where} keeps no credentials",
                          hint="keep keys with `modelctl keys set PROVIDER` or in an environment variable; "
                               "give addresses without passwords")

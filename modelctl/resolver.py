@@ -26,12 +26,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from modelctl.backends.factory import adhoc_deployment
 from modelctl.errors import ModelctlError, NotFoundError, UsageError
 from modelctl.refs import Auto, Default, Endpoint, FileRef, HubRef, ModelRef, Name, parse_ref
+from modelctl.registry import Deployment
 
 if TYPE_CHECKING:
     from modelctl.gguf import GGUFFile
-    from modelctl.registry import Deployment, Model, Registry, RegistrySource
+    from modelctl.registry import Model, Registry, RegistrySource
     from modelctl.registry.aliases import Alias
 
 TASKS = ("chat", "completion")
@@ -93,7 +95,7 @@ class Target:
             data["deployment"] = {"id": self.deployment.id, "kind": self.deployment.kind,
                                   "model": self.deployment.tag or self.deployment.model}
         if self.path is not None:
-            from modelctl.store.quant import file_type_name, quant_from_filename
+            from modelctl.store.quant import file_type_name, quant_from_filename  # noqa: PLC0415 (modelctl.store: not on the chat --api-base path)
 
             meta = self.gguf.metadata if self.gguf is not None else {}
             arch = self.gguf.architecture if self.gguf is not None else None
@@ -116,13 +118,13 @@ class Target:
 
 
 def _registry(source: "RegistrySource") -> "Registry":
-    from modelctl.registry.loader import get_registry
+    from modelctl.registry.loader import get_registry  # noqa: PLC0415 (modelctl.registry.loader: not on the chat --api-base path)
 
     return get_registry(source)
 
 
 def _read(path: Path, check: bool) -> "GGUFFile":
-    from modelctl.gguf import check_gguf, read_gguf
+    from modelctl.gguf import check_gguf, read_gguf  # noqa: PLC0415 (modelctl.gguf: not on the chat --api-base path)
 
     return check_gguf(path) if check else read_gguf(path)
 
@@ -135,7 +137,7 @@ def _on_deployment(target: Target, entry: "Model", dep: "Deployment") -> Target:
     """`target` (a registry model) on `dep`: a local file for llama.cpp, else the service."""
     if dep.kind != "llama.cpp":
         return replace(target, deployment=dep, path=None, gguf=None)
-    from modelctl.store.locate import locate
+    from modelctl.store.locate import locate  # noqa: PLC0415 (modelctl.store: not on the chat --api-base path)
 
     path = locate(entry)
     if path is None:
@@ -204,7 +206,6 @@ class Resolver:
     def _endpoint(self, ref: Endpoint, deployment: str | None) -> Target:
         if deployment is not None:  # a registry model's deployment, at another address
             return self._name(Name(ref.name), deployment)
-        from modelctl.backends.factory import adhoc_deployment
 
         return Target(ref, ref.name, "endpoint", "a model of the server at --api-base",
                       deployment=adhoc_deployment(ref.api_base, ref.name), checked=self.check)
@@ -213,7 +214,7 @@ class Resolver:
         if self.default:  # the user's [chat] model
             inner = self.resolve(parse_ref(self.default), deployment)
             return replace(inner, how=f"[chat] model in config.toml, {inner.how}")
-        from modelctl.store.default_model import DEFAULT_MODELS, default_model, default_model_path
+        from modelctl.store.default_model import DEFAULT_MODELS, default_model, default_model_path  # noqa: PLC0415 (modelctl.store: not on the chat --api-base path)
 
         found = default_model(self.task)
         if found is None:
@@ -271,7 +272,7 @@ class Resolver:
     # -- a Name: the ordered lookups -------------------------------------------------------
 
     def _name(self, ref: Name, deployment: str | None) -> Target:
-        from modelctl.registry.aliases import find_alias
+        from modelctl.registry.aliases import find_alias  # noqa: PLC0415 (modelctl.registry.aliases: not on the chat --api-base path)
 
         alias = find_alias(ref.text)  # 1. a user alias
         if alias is None:
@@ -315,7 +316,7 @@ class Resolver:
             raise
 
     def _imported(self, ref: Name) -> Target | None:
-        from modelctl.store.locate import find_import
+        from modelctl.store.locate import find_import  # noqa: PLC0415 (modelctl.store: not on the chat --api-base path)
 
         path = find_import(ref.text)
         if path is None:
@@ -326,7 +327,7 @@ class Resolver:
     def _installed(self, ref: ModelRef, name: str) -> Target | None:
         """A GGUF `list --installed` shows under `name`: in the Hugging Face cache or the models
         directory (no network)."""
-        from modelctl.store.installed import find_installed
+        from modelctl.store.installed import find_installed  # noqa: PLC0415 (modelctl.store: not on the chat --api-base path)
 
         found = find_installed(name, registry=lambda: self.registry)
         if found is None or found.path is None:
@@ -339,8 +340,7 @@ class Resolver:
         return replace(target, model_id=model_id, names=names, repo=found.repo, quant=found.quant)
 
     def _ollama(self, ref: Name) -> Target | None:
-        from modelctl.registry import Deployment
-        from modelctl.store import ollama_pull
+        from modelctl.store import ollama_pull  # noqa: PLC0415 (modelctl.store: not on the chat --api-base path)
 
         try:
             found = ollama_pull.find_model(ref.text)

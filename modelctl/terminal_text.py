@@ -57,7 +57,7 @@ def printable(text: str) -> str:
 
 def safe(text: object) -> str:
     """Data made fit for a terminal line (a message, a note): redacted, on one line, no controls."""
-    from modelctl.redaction import redact
+    from modelctl.redaction import redact  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     return printable(redact(str(text)))
 

@@ -36,7 +36,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from modelctl.backends.hardware import BuildInfo, CpuInfo
+from modelctl.backends.llama_options import parse_bool
 from modelctl.errors import UsageError
+from modelctl.files import atomic_write, read_kept_text
 
 if TYPE_CHECKING:
     from llama_cpp.llama_cpp import llama_model_params
@@ -66,7 +68,6 @@ class BufferChoice:
 
 def parse_override(value: Any) -> bool | None:
     """`-o use_extra_bufts=VALUE` or the config value: True, False, or None for automatic."""
-    from modelctl.backends.llama_options import parse_bool
 
     if value is None or isinstance(value, bool):
         return value
@@ -167,7 +168,6 @@ def verdict_key(build_id: str, cpu: CpuInfo) -> str:
 
 def read_verdicts(path: Path) -> dict[str, Any]:
     """The remembered verdicts; a missing or unreadable file is no verdicts (they are re-probed)."""
-    from modelctl.files import read_kept_text
 
     text = read_kept_text(path)
     try:
@@ -179,7 +179,6 @@ def read_verdicts(path: Path) -> dict[str, Any]:
 
 def remember_verdict(path: Path, key: str, verdict: str, detail: str) -> None:
     """Keep a verdict; a cache that cannot be written only means probing again next time."""
-    from modelctl.files import atomic_write
 
     verdicts = read_verdicts(path)
     verdicts[key] = {"verdict": verdict, "detail": detail}

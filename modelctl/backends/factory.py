@@ -8,9 +8,12 @@ templates itself; everything else comes through here. Nothing is imported until 
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from modelctl.errors import UsageError
+from modelctl.registry.values import Deployment
+from modelctl.transport.urls import check_url
 
 if TYPE_CHECKING:
     from modelctl.backends.anthropic import AnthropicBackend
@@ -48,8 +51,6 @@ ADHOC_DEPLOYMENT_ID = "api-base"
 def adhoc_deployment(api_base: str, model: str, *, key_env: str = "OPENAI_API_KEY") -> "Deployment":
     """The deployment behind `--api-base URL --model NAME`: any OpenAI-compatible server, with
     `--api-key` or `OPENAI_API_KEY` when it wants a key."""
-    from modelctl.registry.values import Deployment  # not the package: no loader, queries or Registry
-    from modelctl.transport.urls import check_url
 
     check_url(api_base, "--api-base")
     if not model:
@@ -85,7 +86,6 @@ def open_backend(
                 "llama.cpp deployments run in-process; they are opened by the local chat, not open_backend()"
             ) from None
         raise UsageError(f"no backend for deployments of kind '{dep.kind}'") from None
-    import importlib
 
     cls = getattr(importlib.import_module(f"modelctl.backends.{module_name}"), class_name)
     if model is not None and dep.kind == "anthropic" and model.max_output_tokens:

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import ModuleType
+
+from modelctl.files import read_user_file
 
 # GPU backends as llama.cpp names their groups in the system info, and as we name them to users.
 GPU_BACKENDS = {"CUDA": "CUDA", "METAL": "Metal", "MTL": "Metal", "VULKAN": "Vulkan", "HIP": "HIP", "ROCM": "HIP",
@@ -121,8 +124,6 @@ def parse_sysctl(text: str, *, arch: str = "", cores: int = 0) -> CpuInfo:
 
 
 def _darwin_cpu(arch: str, cores: int) -> CpuInfo | None:
-    import subprocess
-
     try:
         done = subprocess.run(["sysctl", "machdep.cpu.brand_string", "hw.optional"], capture_output=True,
                               text=True, errors="replace", timeout=5, stdin=subprocess.DEVNULL)
@@ -138,8 +139,6 @@ def host_cpu() -> CpuInfo:
     cores = os.cpu_count() or 1
     recorded = os.environ.get(CPUINFO_ENV)
     if recorded:
-        from modelctl.files import read_user_file
-
         text = read_user_file(recorded, f"the {CPUINFO_ENV} file", limit=1 << 20).decode("utf-8", "replace")
         return parse_cpuinfo(text, arch=arch, cores=cores)
     if sys.platform == "darwin":

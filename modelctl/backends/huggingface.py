@@ -15,7 +15,9 @@ from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, Stre
 from modelctl.backends.base import FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
 from modelctl.backends.openai import chat_messages, finish_reason, response_format
 from modelctl.backends.params import param_table, request_fields
+from modelctl.config import hf_token_path
 from modelctl.errors import BackendError, ModelctlError, OfflineError
+from modelctl.files import read_token_file
 from modelctl.keys import KeyInfo, find_key, remember_secret, require_key
 from modelctl.transport.debug_log import request_hooks
 from modelctl.transport.http_client import (
@@ -54,8 +56,6 @@ GENERATION_FINISH = {"length": "length", "eos_token": FINISH_STOP, "stop_sequenc
 def _saved_token() -> str | None:
     """The token `hf auth login` saved (its file, HF_TOKEN_PATH or $HF_HOME/token), which
     InferenceClient would otherwise read unseen, and with no bound (a FIFO there would block)."""
-    from modelctl.config import hf_token_path
-    from modelctl.files import read_token_file
 
     return read_token_file(hf_token_path())
 
@@ -93,7 +93,7 @@ class HuggingFaceBackend(ApiBackend):
     @property
     def client(self) -> InferenceClient:
         if self._client is None:
-            from huggingface_hub import InferenceClient
+            from huggingface_hub import InferenceClient  # noqa: PLC0415 (huggingface_hub: imported only where used)
 
             timeout = self.timeout or self.limits.read_timeout
             # token=False: no key, not even the one `hf auth login` stored (huggingface_hub reads
@@ -118,7 +118,7 @@ class HuggingFaceBackend(ApiBackend):
     def _hooks(self) -> dict[str, list[Callable[[Any], None]]]:
         """What huggingface_hub's session does for these calls: bound each answer, note what
         came back, and under --debug describe each request."""
-        import httpx2
+        import httpx2  # noqa: PLC0415 (httpx2: imported only where used)
 
         hooks = hub_session_hooks(httpx2, self.limits)
         hooks["response"].append(self._note)
@@ -132,8 +132,8 @@ class HuggingFaceBackend(ApiBackend):
         self.web_page = media_type(response) == "text/html"
 
     def _classify(self, exc: BaseException) -> Attempt | None:
-        import httpx2
-        from huggingface_hub.errors import HfHubHTTPError
+        import httpx2  # noqa: PLC0415 (httpx2: imported only where used)
+        from huggingface_hub.errors import HfHubHTTPError  # noqa: PLC0415 (huggingface_hub: imported only where used)
 
         if isinstance(exc, HfHubHTTPError) and exc.response is not None:
             status = exc.response.status_code
@@ -144,8 +144,8 @@ class HuggingFaceBackend(ApiBackend):
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """`fn()` with retries; failures become modelctl errors naming the service."""
-        import httpx2
-        from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+        import httpx2  # noqa: PLC0415 (httpx2: imported only where used)
+        from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError  # noqa: PLC0415 (huggingface_hub: imported only where used)
 
         attempts = [0]
 
@@ -287,7 +287,7 @@ class HuggingFaceBackend(ApiBackend):
 
     def _stream(self, outputs: Iterator[Any], clock: StreamClock,
                 read: Callable[[Any], tuple[list[str], str | None, Usage | None]] | None = None) -> Iterator[Chunk]:
-        import httpx2
+        import httpx2  # noqa: PLC0415 (httpx2: imported only where used)
 
         state = StreamState()
         received = 0
@@ -342,7 +342,7 @@ class HuggingFaceBackend(ApiBackend):
         model = None if self.api_base else self.deployment.model
         array = self.call(lambda: self.client.feature_extraction(list(texts), model=model))
         if getattr(array, "ndim", 2) == 3:  # token vectors from a model without pooling: mean-pool
-            import numpy
+            import numpy  # noqa: PLC0415 (numpy: imported only where used)
 
             try:
                 with numpy.errstate(all="ignore"):
@@ -358,7 +358,7 @@ class HuggingFaceBackend(ApiBackend):
             keep = ("model_id", "model_dtype", "max_input_tokens", "max_total_tokens", "max_input_length",
                     "max_stop_sequences", "version", "router")
             return {k: info[k] for k in keep if isinstance(info, dict) and info.get(k) is not None}
-        from huggingface_hub import HfApi
+        from huggingface_hub import HfApi  # noqa: PLC0415 (huggingface_hub: imported only where used)
 
         try:
             with hooked_session(self._hooks()):

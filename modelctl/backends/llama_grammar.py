@@ -17,6 +17,7 @@ uses all the same: the process dies (SIGSEGV) without a word. So:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -24,6 +25,7 @@ import tempfile
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from modelctl.backends.llama_lib import import_llama_cpp
 from modelctl.errors import UsageError
 
 MAX_OPTIONAL = 1_000  # the most optional repetitions of one thing (max − min)
@@ -94,9 +96,8 @@ def json_grammar(schema: dict[str, Any], vocab: Any) -> Any:
     """The llama.cpp grammar that admits only JSON matching `schema`, checked by llama.cpp's own
     parser against `vocab` (the loaded model's). A schema the converter cannot translate (an
     unknown format) or whose grammar llama.cpp refuses is a UsageError."""
-    import json
 
-    from llama_cpp.llama_grammar import LlamaGrammar
+    from llama_cpp.llama_grammar import LlamaGrammar  # noqa: PLC0415 (llama_cpp: imported only where used)
 
     check_repetitions(schema)
     try:
@@ -109,7 +110,6 @@ def json_grammar(schema: dict[str, Any], vocab: Any) -> Any:
 def checked(grammar: Any, vocab: Any) -> Any:
     """`grammar` (a LlamaGrammar) when llama.cpp's grammar parser takes it for `vocab`; else a
     UsageError with the parser's complaint."""
-    from modelctl.backends.llama_lib import import_llama_cpp
 
     llama_cpp = import_llama_cpp()
     with _native_stderr() as said:

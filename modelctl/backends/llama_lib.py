@@ -7,9 +7,11 @@ one do not pay for it.
 
 from __future__ import annotations
 
+import ctypes
 from collections import deque
 from types import ModuleType
 
+from modelctl.backends.hardware import llama_build
 from modelctl.errors import BackendError
 
 _log: deque[str] = deque(maxlen=200)
@@ -20,14 +22,12 @@ def import_llama_cpp() -> ModuleType:
     """Import llama_cpp once, routing llama.cpp's log lines into memory (not stderr)."""
     global _log_callback
     try:
-        import llama_cpp
+        import llama_cpp  # noqa: PLC0415 (llama_cpp: optional)
     except ImportError as exc:
         raise BackendError(
             "llama-cpp-python is not installed", hint="pip install llama-cpp-python"
         ) from exc
     if _log_callback is None:
-        import ctypes
-
         def keep(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
             line = text.decode("utf-8", errors="replace")
             if line.strip():
@@ -66,7 +66,6 @@ def gpu_offload_supported() -> bool:
 
 def gpu_name(llama_cpp: ModuleType) -> str:
     """The GPU backend this build offloads to ("CUDA", "Metal", ...), or "GPU"."""
-    from modelctl.backends.hardware import llama_build
 
     found = llama_build(llama_cpp).gpu_backends
     return found[0] if found else "GPU"

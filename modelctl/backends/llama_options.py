@@ -12,7 +12,9 @@ import inspect
 from typing import Any, Mapping
 
 from modelctl.backends.llama_lib import import_llama_cpp
+from modelctl.backends.llama_overrides import check_overrides
 from modelctl.errors import ModelFileError, UsageError
+from modelctl.gguf import read_gguf
 
 DEFAULT_CTX = 4096  # the context window a local model loads with, unless told otherwise
 
@@ -101,8 +103,6 @@ def _parse_cache_type(text: str) -> int:
 
 
 def _gguf_metadata(path: str) -> dict[str, Any]:
-    from modelctl.gguf import read_gguf
-
     try:
         return read_gguf(path).metadata
     except ModelFileError as exc:  # no such file, not GGUF, ...
@@ -184,7 +184,5 @@ def split_options(options: Mapping[str, Any],
         if key in _AT_LEAST and target[key] < _AT_LEAST[key]:
             raise UsageError(f"option {key}: at least {_AT_LEAST[key]}, not {target[key]}")
     if metadata is not None and "kv_overrides" in load:
-        from modelctl.backends.llama_overrides import check_overrides
-
         check_overrides(load["kv_overrides"], metadata)
     return load, sample

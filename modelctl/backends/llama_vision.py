@@ -30,7 +30,7 @@ class Projector:
     """A vision projector (mmproj GGUF) attached to one loaded model."""
 
     def __init__(self, path: str | Path) -> None:
-        from llama_cpp.llama_chat_format import MTMDChatHandler
+        from llama_cpp.llama_chat_format import MTMDChatHandler  # noqa: PLC0415 (llama_cpp: imported only where used)
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -48,7 +48,7 @@ class Projector:
     def evaluate(self, llm: Any, text: str, images: Sequence[ImagePart]) -> list[int]:
         """Evaluate `text` (markers where the images go) and the images from an empty cache;
         returns the evaluated ids (NO_TOKEN at image positions)."""
-        import llama_cpp
+        import llama_cpp  # noqa: PLC0415 (llama_cpp: imported only where used)
 
         mtmd = self.handler._mtmd_cpp
         ctx = self.handler.mtmd_ctx

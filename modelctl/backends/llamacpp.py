@@ -20,6 +20,7 @@ What this backend does that `Llama.create_chat_completion` does not:
 from __future__ import annotations
 
 import codecs
+import ctypes
 import os
 import time
 from collections import OrderedDict
@@ -28,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-from modelctl.backends import extra_buffers
+from modelctl.backends import extra_buffers, llama_vision
 from modelctl.backends.base import (
     FINISH_LENGTH,
     FINISH_STOP,
@@ -40,6 +41,7 @@ from modelctl.backends.base import (
     Usage,
     template_variables,
 )
+from modelctl.backends.hardware import host_cpu, llama_build
 from modelctl.backends.images import images_of
 from modelctl.backends.llama_grammar import json_grammar
 from modelctl.backends.llama_lib import (
@@ -52,6 +54,7 @@ from modelctl.backends.llama_lib import (
 from modelctl.backends.llama_options import context_size, split_options
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.stops import StopMatcher
+from modelctl.config import get_paths
 from modelctl.errors import BackendError, ModelFileError, UsageError
 from modelctl.gguf import GGUFFile, check_gguf
 
@@ -79,7 +82,6 @@ _C_SPACE = " \t\n\v\f\r"  # what C's isspace() matches, as llama.cpp strips it
 
 def _token_piece(llama_cpp: ModuleType, vocab: llama_vocab_p, token: int, *, special: bool) -> bytes:
     """The text of one token (`special`: control tokens written out too)."""
-    import ctypes
 
     size = 64
     while True:
@@ -228,9 +230,6 @@ class LlamaCppBackend(BaseBackend):
         """Whether this model loads with llama.cpp's extra buffer types (AMX, repacking): decided
         once, by probing in a child process where the AMX path might crash (see extra_buffers)."""
         if self.buffers is None:
-            from modelctl.backends.hardware import host_cpu, llama_build
-            from modelctl.config import get_paths
-
             llama_cpp = import_llama_cpp()
             build = llama_build(llama_cpp)
             choice = extra_buffers.choose(
@@ -250,7 +249,6 @@ class LlamaCppBackend(BaseBackend):
         """Apply a LoRA adapter as `Llama(lora_path=...)` would, except that an adapter llama.cpp
         refuses (another architecture, other shapes) is an error: llama-cpp-python goes on with
         the null adapter and crashes the process."""
-        import ctypes
 
         adapter = llama_cpp.llama_adapter_lora_init(llm._model.model, path.encode("utf-8"))
         if adapter:
@@ -363,7 +361,7 @@ class LlamaCppBackend(BaseBackend):
             info["threads"] = self._llm.n_threads
             info["cached_tokens"] = self._llm.n_tokens
         try:
-            import llama_cpp
+            import llama_cpp  # noqa: PLC0415 (llama_cpp: optional)
 
             info["llama_cpp_python"] = llama_cpp.__version__
         except ImportError:
@@ -612,7 +610,6 @@ class LlamaCppBackend(BaseBackend):
     def _with_images(self, messages: Sequence[Message],
                      variables: Mapping[str, Any] | None = None) -> tuple[RenderedPrompt, list[int]]:
         """Render and evaluate a conversation with images through the vision projector."""
-        from modelctl.backends import llama_vision
 
         if self.mmproj is None:
             raise UsageError(f"{self.model_id} has no vision projector (mmproj) to see images with",

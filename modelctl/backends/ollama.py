@@ -17,6 +17,7 @@ goes out (httpx event hooks), credentials redacted.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, coerce_option
@@ -70,7 +71,7 @@ class _Calls:
 
     def client(self, timeout: float | None = None, transport: httpx.BaseTransport | None = None, *,
                deadline: bool = True) -> ollama.Client:
-        import httpx
+        import httpx  # noqa: PLC0415 (httpx: imported only where used)
 
         hooks = request_hooks(self.debug)  # silent until debug.enabled (`/debug on` may set it later)
         hooks["response"].append(self._note_response)
@@ -88,8 +89,8 @@ class _Calls:
                      f"({self.came}): {unreadable(exc)}")
 
     def classify(self, exc: BaseException) -> Attempt | None:
-        import httpx
-        import ollama
+        import httpx  # noqa: PLC0415 (httpx: imported only where used)
+        import ollama  # noqa: PLC0415 (ollama: imported only where used)
 
         if isinstance(exc, ollama.ResponseError):
             return Attempt(exc.status_code in RETRY_STATUSES, self.retry_after, f"HTTP {exc.status_code}")
@@ -98,8 +99,8 @@ class _Calls:
         return None
 
     def __call__(self, fn: Callable[[], Any], retry: RetryPolicy | None = None) -> Any:
-        import httpx
-        import ollama
+        import httpx  # noqa: PLC0415 (httpx: imported only where used)
+        import ollama  # noqa: PLC0415 (ollama: imported only where used)
 
         attempts = [0]
 
@@ -250,8 +251,8 @@ class OllamaBackend(ApiBackend):
 
     def _next(self, rest: Iterator[Any], received: int) -> Any:
         """The next line of a stream, or None at its end; failures keep the `received` text."""
-        import httpx
-        import ollama
+        import httpx  # noqa: PLC0415 (httpx: imported only where used)
+        import ollama  # noqa: PLC0415 (ollama: imported only where used)
 
         try:
             return next(rest, None)
@@ -300,8 +301,6 @@ class OllamaBackend(ApiBackend):
             extra["load_s"] = load / 1e9
         chunk = self.final_chunk(state, clock, extra)
         if state.usage and state.usage.completion_tokens and took and chunk.timings is not None:
-            from dataclasses import replace
-
             timings = replace(chunk.timings, tokens_per_second=state.usage.completion_tokens / (took / 1e9))
             chunk = replace(chunk, timings=timings)
         return chunk

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import os
 import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelctl.config import get_paths
 from modelctl.errors import ModelctlError
+from modelctl.files import atomic_write
 
 if TYPE_CHECKING:
     import tiktoken
@@ -51,7 +54,6 @@ def encoding_name(model_id: str) -> str | None:
 def _shipped_file(name: str) -> Path:
     """The compressed encoding file in the bpe-openai package (found without importing it: its
     native library is large and not needed here)."""
-    import importlib.util
 
     spec = importlib.util.find_spec("bpe_openai")
     if spec is None or not spec.submodule_search_locations:
@@ -64,7 +66,6 @@ def _shipped_file(name: str) -> Path:
 
 def _cached_file(name: str, cache_dir: Path) -> None:
     """Unpack the shipped encoding into `cache_dir` under tiktoken's cache name, once."""
-    from modelctl.files import atomic_write
 
     target = cache_dir / hashlib.sha1(SOURCE_URL.format(name=name).encode()).hexdigest()
     if not target.is_file():
@@ -76,12 +77,11 @@ def _cached_file(name: str, cache_dir: Path) -> None:
 def encoding(name: str) -> "tiktoken.Encoding":
     """The tiktoken encoding `name` (cl100k_base, o200k_base), loaded offline."""
     try:
-        import tiktoken
+        import tiktoken  # noqa: PLC0415 (tiktoken: optional)
     except ImportError:
         raise EncodingUnavailable(f"tiktoken is not installed ({EXTRA_HINT})") from None
     if name not in SHIPPED:
         raise EncodingUnavailable(f"the {name} encoding is not shipped with modelctl")
-    from modelctl.config import get_paths
 
     cache_dir = get_paths().cache_dir / "tiktoken"
     cache_dir.mkdir(parents=True, exist_ok=True)

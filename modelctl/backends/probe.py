@@ -14,6 +14,8 @@ import json
 import sys
 import time
 
+from modelctl.backends.extra_buffers import model_params
+
 # Long enough that the prompt is evaluated as a batch (the matrix-matrix kernels run), as a
 # chat's first turn is.
 _PROMPT = ("The sea is wide and deep. Ships cross it from one harbour to the next, carrying "
@@ -28,9 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=8)
     args = parser.parse_args(argv)
 
-    import llama_cpp
-
-    from modelctl.backends.extra_buffers import model_params
+    import llama_cpp  # noqa: PLC0415 (llama_cpp: imported only where used)
 
     quiet = llama_cpp.llama_log_callback(lambda *_: None)  # kept alive while llama.cpp logs
     llama_cpp.llama_log_set(quiet, None)

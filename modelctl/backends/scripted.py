@@ -33,6 +33,7 @@ from modelctl.backends.base import (
 )
 from modelctl.backends.images import carry_images
 from modelctl.errors import BackendError
+from modelctl.templates import resolve_template
 
 if TYPE_CHECKING:
     from modelctl.templates.types import ChatTemplate, RenderedPrompt
@@ -178,8 +179,6 @@ class ScriptedLocalBackend(ScriptedBackend):
                  model_id: str = "scripted-local", context_window: int = 4096) -> None:
         super().__init__(scripts, model_id=model_id)
         if isinstance(template, str):
-            from modelctl.templates import resolve_template
-
             template = resolve_template(template=template)
         self.template: "ChatTemplate | None" = template  # may be replaced between turns (`/template`)
         self.context_window = context_window

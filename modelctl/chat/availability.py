@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from modelctl.errors import ModelctlError, UsageError
+from modelctl.keys import find_key
 from modelctl.redaction import strip_credentials
+from modelctl.registry.vocab import default_key_env
+from modelctl.store.locate import locate
 from modelctl.transport import wire
 from modelctl.transport.http_client import transport_reason
 from modelctl.transport.httpx_import import import_httpx
@@ -69,9 +72,6 @@ class Service:
 
 
 def _key_reason(kind: str, dep: "Deployment") -> tuple[bool, str]:
-    from modelctl.keys import find_key
-    from modelctl.registry.vocab import default_key_env
-
     key = find_key(kind, key_env=dep.key_env)
     if key.value:
         return True, f"key from {key.source}"
@@ -143,8 +143,6 @@ def check(model: "Model", dep: "Deployment", probes: dict[str, tuple[bool, str, 
     """Whether `dep` of `model` is usable, given the answers to the server probes (by URL)."""
     kind = dep.kind
     if kind == "llama.cpp":
-        from modelctl.store.locate import locate
-
         try:
             path = locate(model)
         except ModelctlError as exc:

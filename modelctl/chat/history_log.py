@@ -8,20 +8,24 @@ key modelctl knows, passwords and keys written into URLs, values named like cred
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Callable
 
+from modelctl.backends.base import template_name
+from modelctl.chat.session import ChatSession
+from modelctl.chat.settings import history_config as checked
 from modelctl.errors import ModelctlError, UsageError
+from modelctl.redaction import redact, redact_data
+from modelctl.terminal_text import safe
 
 if TYPE_CHECKING:
     from modelctl.chat.opening import Chat
-    from modelctl.chat.session import ChatSession, Reply
+    from modelctl.chat.session import Reply
     from modelctl.history import Conversation, History, Turn
 
 def history_config() -> dict[str, Any]:
     """The [history] table of config.toml, type-checked; `retention_days` 0 (keep everything) is
     left out."""
-    from modelctl.chat.settings import history_config as checked
 
     table = dict(checked())
     if not table.get("retention_days"):
@@ -34,7 +38,7 @@ def answer_cost(setup: "Chat", reply: "Reply") -> float | None:
     either is unknown."""
     if reply.usage is None:  # many servers report none: then the prices are not even looked up
         return None
-    from modelctl.registry.pricing import cost, deployment_price
+    from modelctl.registry.pricing import cost, deployment_price  # noqa: PLC0415 (modelctl.registry.pricing: not on the chat --api-base path)
 
     price = deployment_price(setup.entry, setup.deployment)
     if price is None:
@@ -45,9 +49,6 @@ def answer_cost(setup: "Chat", reply: "Reply") -> float | None:
 def _redacted(turn: "Turn") -> "Turn":
     """`turn` with every credential modelctl knows hidden in every field (messages, answer,
     parameters with their stop strings and schema, error, route, names)."""
-    from dataclasses import fields, replace
-
-    from modelctl.redaction import redact_data
 
     return replace(turn, **{f.name: redact_data(getattr(turn, f.name), name=f.name) for f in fields(turn)})
 
@@ -68,7 +69,7 @@ class TurnLog:
     def __call__(self, session: "ChatSession", reply: "Reply") -> None:
         if self.history is None:
             return
-        from modelctl.history import Turn
+        from modelctl.history import Turn  # noqa: PLC0415 (sqlite3: imported only where used)
 
         dep = self.setup.deployment
         turn = _redacted(Turn(
@@ -92,8 +93,7 @@ class TurnLog:
     def save(self, session: "ChatSession", name: str) -> None:
         """`/save NAME`: this conversation, as it stands, becomes session `name` (later turns are
         logged into it)."""
-        from modelctl.history import History
-        from modelctl.redaction import redact_data
+        from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
 
         check_session_name(name)
         history = self.history or History()
@@ -104,7 +104,7 @@ class TurnLog:
 
     def load(self, session: "ChatSession", name: str) -> None:
         """`/load NAME`: continue session `name` (its turns from now on are logged into it)."""
-        from modelctl.history import History
+        from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
 
         found = (self.history or History()).require(name)
         session.system, session.messages = found.system, list(found.messages)
@@ -112,8 +112,6 @@ class TurnLog:
 
 
 def _template(session: "ChatSession") -> str | None:
-    from modelctl.backends.base import template_name
-
     return template_name(session.backend)
 
 
@@ -121,8 +119,6 @@ def check_session_name(name: str) -> str:
     """A session name: not empty, not a number (numbers are conversation ids), printable text
     (no control characters: names are shown in tables and typed back), holding no credential
     (a name is stored and shown as it is)."""
-    from modelctl.redaction import redact
-    from modelctl.terminal_text import safe
 
     if redact(name) != name:
         raise UsageError(f"the session name '{safe(name)}' holds a credential: give another name")
@@ -142,7 +138,7 @@ def find_resumed(resume_last: bool = False, session_name: str | None = None) -> 
         check_session_name(session_name)
     if not (resume_last or session_name):
         return None
-    from modelctl.history import History
+    from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
 
     history = History()
     try:
@@ -167,12 +163,11 @@ def open_log(
     says `[history] log = false`): in a new conversation (called `session_name`, if given), or
     in `resumed` (`find_resumed`). A resumed conversation keeps its system message unless
     `system_flag` (--system) gives another."""
-    from modelctl.chat.session import ChatSession
 
     cfg = history_config()
     history = None
     if log and cfg.get("log", True):
-        from modelctl.history import History
+        from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
 
         try:
             history = History().open()  # now, so that a broken history is one warning before the chat

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from modelctl.backends.images import ImagePart
 from modelctl.errors import NotFoundError, UsageError
+from modelctl.transport.urls import check_url
 
 if TYPE_CHECKING:
     from modelctl.chat.opening import Chat
@@ -17,11 +18,9 @@ if TYPE_CHECKING:
 
 def load_image(ref: str) -> ImagePart:
     """An image file (PNG, JPEG, WebP, GIF), or an http(s) URL the service fetches itself."""
-    from modelctl.tasks.media import read_image
+    from modelctl.tasks.media import read_image  # noqa: PLC0415 (modelctl.tasks: not on the chat --api-base path)
 
     if ref.lower().startswith(("http://", "https://")):
-        from modelctl.transport.urls import check_url
-
         check_url(ref, "--image")
         return ImagePart(url=ref)
     if re.match(r"[a-z][a-z0-9+.-]*://", ref, re.IGNORECASE) and not Path(ref).exists():

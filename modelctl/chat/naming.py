@@ -6,19 +6,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from modelctl.chat.settings import check_alias_option
+from modelctl.config_edit import parse_value
 from modelctl.errors import UsageError
+from modelctl.registry import get_registry
+from modelctl.registry.aliases import Alias, check_alias_name, find_alias, write_alias
+from modelctl.resolver import Resolver
+from modelctl.store.locate import find_import
 
 if TYPE_CHECKING:
     from modelctl.registry import RegistrySource
-    from modelctl.registry.aliases import Alias
 
 
 def canonical_model_key(parts: list[str], registry: "RegistrySource") -> list[str]:
     """`parts` with the model of a `models.MODEL.…` key spelled as its registry id (an unknown
     model is a NotFoundError with suggestions): per-model defaults are looked up by that id."""
     if len(parts) >= 2 and parts[0] == "models":
-        from modelctl.registry import get_registry
-
         reg = get_registry(registry)
         entry = reg.get(parts[1]) or reg.resolve(parts[1])
         return ["models", entry.id, *parts[2:]]
@@ -32,11 +34,6 @@ def define_alias(name: str, model: str, options: list[str], *, force: bool = Fal
     `model` is a registry id or alias (stored as the id), a name given to `modelctl import`, or
     a GGUF path (stored absolute). A name the registry or an import already uses is refused
     unless `force`: an alias shadows nothing silently."""
-    from modelctl.config_edit import parse_value
-    from modelctl.registry import get_registry
-    from modelctl.registry.aliases import Alias, check_alias_name, find_alias, write_alias
-    from modelctl.resolver import Resolver
-    from modelctl.store.locate import find_import
 
     check_alias_name(name)
     reg = get_registry(registry)

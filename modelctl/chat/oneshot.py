@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from modelctl.backends.base import ResponseFormat, template_name
 from modelctl.backends.images import ImagePart
+from modelctl.chat import debug as dbg
 from modelctl.chat.history_log import TurnLog, answer_cost
 from modelctl.chat.opening import Chat
 from modelctl.chat.render import (
@@ -24,6 +25,7 @@ from modelctl.chat.render import (
     thought_line,
 )
 from modelctl.chat.session import ChatSession, Reply
+from modelctl.chat.structured import validate_answer
 from modelctl.chat.terminal import write_json
 from modelctl.errors import ModelctlError
 from modelctl.terminal_text import for_terminal
@@ -114,7 +116,6 @@ def show_reply(reply: Reply, setup: Chat, *, stream: bool, as_json: bool, debug:
                turn_log: TurnLog | None = None, templated: bool = True,
                response_format: ResponseFormat | None = None) -> Reply:
     """Print `reply` as it streams (or whole, or as the `--json` object) and return it."""
-    from modelctl.chat import debug as dbg
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -178,7 +179,6 @@ def _note(err: IO[str], line: str) -> None:
 def _print_structured(reply: Reply, setup: Chat, fmt: ResponseFormat, as_json: bool, out: IO[str],
                       turn_log: TurnLog | None) -> None:
     """Validate the complete answer, then print it (as it came, or as the `--json` object)."""
-    from modelctl.chat.structured import validate_answer
 
     try:
         value = validate_answer(reply.text, fmt, reply.finish_reason)

@@ -16,14 +16,20 @@ are defaults below the flags.
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from modelctl.backends.base import NUMBER_PARAMS, REASONING_PARAMS, GenerationParams, RoutingBackend
+from modelctl.backends.factory import open_backend
+from modelctl.backends.stops import unescape_stop
+from modelctl.chat.session import check_params
+from modelctl.chat.settings import api_base_for, chat_config, model_config, split_alias_options
 from modelctl.errors import UsageError
 from modelctl.refs import ModelRef, parse_ref
-from modelctl.resolver import Target
+from modelctl.resolver import Resolver, Target
+from modelctl.terminal_text import safe
 
 # The registry, the store and GGUF reading are imported where a name is looked up: a chat with
 # `--api-base URL -m NAME` (a script's call) needs none of them.
@@ -43,7 +49,6 @@ _PARAM_KEYS = tuple(NUMBER_PARAMS)  # `stop` accumulates: it is overlaid apart
 
 def user_chat_config() -> dict[str, Any]:
     """The [chat] table of config.toml, type-checked."""
-    from modelctl.chat.settings import chat_config
 
     return chat_config()
 
@@ -52,7 +57,6 @@ def user_defaults(model_id: str | None, alias: "Alias | None" = None, *, local: 
     """The config a chat with `model_id` (a registry id, or None) starts from: [chat], over it
     [models."ID"], over that the options of the user alias the model was named by. Their backend
     options are merged under `options` ([chat]'s only for a local model: they are llama.cpp's)."""
-    from modelctl.chat.settings import model_config, split_alias_options
 
     chat = user_chat_config()
     layers = [chat if local else {k: v for k, v in chat.items() if k != "options"}, model_config(model_id)]
@@ -76,7 +80,6 @@ def resolve_model(model: "ModelRef | str | None", deployment: str | None = None,
                   vet: "Callable[[Model], None] | None" = None) -> "Target":
     """The target MODEL names (see `modelctl.resolver`); no MODEL: the user's `[chat] model`,
     else the default model for `task`."""
-    from modelctl.resolver import Resolver
 
     default = user_chat_config().get("model") if model is None else None
     return Resolver(registry, check=check, task=task, default=default, vet=vet).resolve(model, deployment)
@@ -92,7 +95,6 @@ def layered_params(entry: "Model | None", flags: GenerationParams, *, local: boo
         params = params.overlay(**{k: getattr(d, k) for k in _PARAM_KEYS}, stop=tuple(d.stop))
     cfg = config if config is not None else user_defaults(entry.id if entry else None)
     params = params.overlay(**{k: cfg.get(k) for k in _PARAM_KEYS}, stop=_config_stops(cfg))
-    from modelctl.chat.session import check_params
 
     flagged = {k: getattr(flags, k) for k in (*_PARAM_KEYS, *REASONING_PARAMS)}
     return check_params(params.overlay(**flagged, stop=flags.stop, extra=flags.extra))
@@ -100,7 +102,6 @@ def layered_params(entry: "Model | None", flags: GenerationParams, *, local: boo
 
 def _config_stops(cfg: Mapping[str, Any]) -> tuple[str, ...]:
     """config.toml's (or an alias's) stop strings, their escapes read as --stop reads them."""
-    from modelctl.backends.stops import unescape_stop
 
     return tuple(unescape_stop(s, "stop in config.toml") for s in cfg.get("stop", ()))
 
@@ -108,7 +109,7 @@ def _config_stops(cfg: Mapping[str, Any]) -> tuple[str, ...]:
 def choose_template(target: "Target", template: str | None) -> "ChatTemplate":
     """The conversation template: --template, the registry's, the GGUF's own (a file here),
     adapters by the model's names, fallback (`source == "fallback"`: none is known for it)."""
-    from modelctl.templates import resolve_template
+    from modelctl.templates import resolve_template  # noqa: PLC0415 (modelctl.templates: not on the chat --api-base path)
 
     return resolve_template(
         template=template,
@@ -246,8 +247,6 @@ def _refuse_completion_only(entry: "Model", name: str) -> None:
 
 def _debug_line(target: "Target", debug: bool | None) -> None:
     if debug:
-        from modelctl.terminal_text import safe
-
         sys.stderr.write(safe(f"debug: name: {target.explain()}") + "\n")
 
 
@@ -260,8 +259,6 @@ def open_chat(model: "Target | ModelRef | str | None", options: ChatOptions | No
     window lowered, a deprecated model); by default it is logged. A registry model its provider
     has retired is refused unless `options.service.allow_retired`."""
     if notify is None:
-        import logging
-
         notify = logging.getLogger("modelctl").warning
     opts = options or ChatOptions()
     service = opts.service
@@ -293,12 +290,10 @@ def _open_served(target: "Target", opts: ChatOptions, registry: "RegistrySource"
     entry, dep, service = target.entry, target.deployment, opts.service
     assert dep is not None
     if entry is not None:
-        from modelctl.registry.lifecycle import check_use
-        from modelctl.registry.loader import get_registry
+        from modelctl.registry.lifecycle import check_use  # noqa: PLC0415 (modelctl.registry.lifecycle: not on the chat --api-base path)
+        from modelctl.registry.loader import get_registry  # noqa: PLC0415 (modelctl.registry.loader: not on the chat --api-base path)
 
         check_use(entry, get_registry(registry), notify, allow_retired=service.allow_retired)
-    from modelctl.backends.factory import open_backend
-    from modelctl.chat.settings import api_base_for
 
     cfg = target_defaults(target)
     backend = open_backend(entry, dep, api_base=service.api_base or api_base_for(dep.kind), api_key=service.api_key,
@@ -309,7 +304,7 @@ def _open_served(target: "Target", opts: ChatOptions, registry: "RegistrySource"
 
 
 def _open_local(target: "Target", opts: ChatOptions, notify: Callable[[str], None]) -> Chat:
-    from modelctl.backends.llamacpp import LlamaCppBackend
+    from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (modelctl.backends.llamacpp: not on the chat --api-base path)
 
     assert target.path is not None
     cfg = target_defaults(target)

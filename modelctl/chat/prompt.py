@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from modelctl.chat.opening import choose_template, resolve_model, target_defaults
 from modelctl.errors import UsageError
+from modelctl.templates import ensure_bos, resolve_template
+from modelctl.templates.resolve import DEFAULT_VARIANT, GGUF_PREFIX, GGUF_TEMPLATE_KEY, gguf_variants
 
 if TYPE_CHECKING:
     from modelctl.registry import RegistrySource
@@ -24,7 +26,6 @@ def prompt_template(model: str | None, template: str | None = None, *,
                     registry: "RegistrySource" = None) -> tuple["ChatTemplate", dict[str, Any]]:
     """The template for MODEL and/or TEMPLATE (a name, a .jinja file, a tokenizer_config.json),
     and the GGUF metadata of the model's file ({} when there is none)."""
-    from modelctl.templates import resolve_template
 
     if model is None:
         if template is None:
@@ -41,7 +42,6 @@ def gguf_templates(model: str, *, registry: RegistrySource = None) -> list[tuple
     """(`--template` value, GGUF key) of each chat template MODEL's GGUF file holds: its default
     and its named ones (`tokenizer.chat_template.tool_use` -> `gguf:tool_use`). A model without a
     file here has none."""
-    from modelctl.templates.resolve import DEFAULT_VARIANT, GGUF_PREFIX, GGUF_TEMPLATE_KEY, gguf_variants
 
     target = resolve_model(model, registry=registry, check=False)
     if target.gguf is None:
@@ -56,7 +56,6 @@ def render_prompt(messages: Sequence[Mapping[str, str]], *, model: str | None = 
     """Render `messages` as MODEL's template (or TEMPLATE) would, BOS written out where llama.cpp
     adds one. `rendered.source == "fallback"` says no template was known for the model.
     `variables`: template variables (`enable_thinking`, `reasoning_effort`)."""
-    from modelctl.templates import ensure_bos
 
     tpl, metadata = prompt_template(model, template, registry=registry)
     rendered = tpl.render(

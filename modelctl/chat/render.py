@@ -112,8 +112,8 @@ class _Tail:
         self.lock = threading.Lock()
 
     def __rich_console__(self, console: "Console", options: "ConsoleOptions") -> "RenderResult":
-        from rich.markdown import Markdown
-        from rich.segment import Segment
+        from rich.markdown import Markdown  # noqa: PLC0415 (rich: imported only where used)
+        from rich.segment import Segment  # noqa: PLC0415 (rich: imported only where used)
 
         with self.lock:
             text = self.text
@@ -154,7 +154,7 @@ class MarkdownStream:
         self._printed_any = False
 
     def __enter__(self) -> "MarkdownStream":
-        from rich.live import Live
+        from rich.live import Live  # noqa: PLC0415 (rich: imported only where used)
 
         self._live = Live(
             self._tail,
@@ -180,7 +180,7 @@ class MarkdownStream:
             self._tail.text = open_block
 
     def _print(self, block: str) -> None:
-        from rich.markdown import Markdown
+        from rich.markdown import Markdown  # noqa: PLC0415 (rich: imported only where used)
 
         if not block.strip():
             return

@@ -7,6 +7,7 @@ Ctrl-C during an answer stops it and keeps what arrived; Ctrl-C or Ctrl-D at the
 
 from __future__ import annotations
 
+import difflib
 import os
 import shlex
 import stat
@@ -20,18 +21,29 @@ from typing import Any, Callable, Iterator
 
 from modelctl.backends.base import PARAM_NAMES, REASONING_PARAMS, is_local, serving, template_name
 from modelctl.backends.images import ImagePart
-from modelctl.chat.history_log import TurnLog
+from modelctl.backends.llama_options import split_options
+from modelctl.chat import debug as dbg
+from modelctl.chat import terminal
+from modelctl.chat.history_log import TurnLog, answer_cost
+from modelctl.chat.images import load_image
 from modelctl.chat.messages import clean_text
 from modelctl.chat.opening import Chat, choose_template
 from modelctl.chat.render import (
     THINK_CHOICES,
     THINK_HIDE,
     THINK_SHOW,
+    MarkdownStream,
+    PlainStream,
+    ReasoningStream,
     length_note,
+    preview,
     thought_line,
 )
 from modelctl.chat.session import ChatSession, Reply
+from modelctl.chat.typeahead import TypeAhead
+from modelctl.config import get_paths
 from modelctl.errors import ModelctlError, UsageError
+from modelctl.keys import looks_like_secret, remember_secret
 from modelctl.terminal_text import for_terminal, safe
 from modelctl.units import counted
 
@@ -72,8 +84,6 @@ class _Exit(Exception):
 
 
 def _history_file() -> Path:
-    from modelctl.config import get_paths
-
     return get_paths().data_dir / "chat_history"
 
 
@@ -90,7 +100,7 @@ class LineReader:
         self.pending: deque[str] = deque()  # lines typed ahead, to be read before the terminal
         self.started = ""  # a line typed ahead but not finished: the next prompt begins with it
         try:
-            import readline
+            import readline  # noqa: PLC0415 (readline: optional)
         except ImportError:  # Windows without pyreadline
             self.readline = None
             return
@@ -104,8 +114,6 @@ class LineReader:
             self._forget_secrets()  # saved by an older modelctl: gone when the history is written
 
     def _forget_secrets(self) -> None:
-        from modelctl.keys import looks_like_secret
-
         if self.readline is None:
             return
         for i in reversed(range(self.readline.get_current_history_length())):
@@ -122,8 +130,6 @@ class LineReader:
         self.started += partial
 
     def read(self, prompt: str) -> str:
-        from modelctl.keys import looks_like_secret
-
         if self.pending:
             line = self.pending.popleft()
             # Shown as if typed at the prompt, so that the transcript reads in order.
@@ -226,8 +232,6 @@ class Repl:
     def __init__(self, setup: Chat, *, debug: bool = False, think: str = THINK_HIDE,
                  session: ChatSession | None = None, images_refused: ModelctlError | None = None,
                  images: "tuple[ImagePart, ...]" = ()) -> None:
-        from modelctl.chat import terminal
-
         self.setup = setup
         self.think = think
         self.images_refused = images_refused  # why /image cannot be used with this model
@@ -285,9 +289,6 @@ class Repl:
             self.reader.close()
 
     def answer(self, start: Callable[[], Reply]) -> None:
-        from modelctl.chat import debug as dbg
-        from modelctl.chat.typeahead import TypeAhead
-
         try:
             reply = start()
         except KeyboardInterrupt:  # while the prompt was being prepared: nothing was added
@@ -311,14 +312,11 @@ class Repl:
             self.note(length_note(reply, self.session.params.max_tokens, more="/set max_tokens N",
                                   room="/undo or /reset make room, or start again with a larger --ctx"))
         if self.debug:
-            from modelctl.chat.history_log import answer_cost
-
             dbg.answer_report(reply, cost=answer_cost(self.setup, reply))
 
     def _stream(self, reply: Reply) -> None:
         """Show the answer as it comes: Markdown at a terminal; reasoning, when shown, dimmed
         before it (the answer's live region starts with the answer's first text)."""
-        from modelctl.chat.render import MarkdownStream, PlainStream, ReasoningStream
 
         console = self.out
         markdown = console.is_terminal and not console.is_dumb_terminal
@@ -349,8 +347,6 @@ class Repl:
         args = args.strip()
         handler = getattr(self, f"cmd_{name}", None)
         if handler is None or name not in {c.name for c in COMMANDS}:
-            import difflib
-
             close = difflib.get_close_matches(name, [c.name for c in COMMANDS], n=1)
             hint = f"did you mean /{close[0]}?" if close else "/help lists the commands"
             raise UsageError(f"unknown command /{name}", hint=hint)
@@ -363,8 +359,6 @@ class Repl:
         self.note('  end a line with \\ to continue it; """ on its own line starts and ends a block')
 
     def cmd_image(self, args: str) -> None:
-        from modelctl.chat.images import load_image
-
         if self.images_refused is not None:
             raise self.images_refused
         if not args:
@@ -416,7 +410,6 @@ class Repl:
         value = value.strip()
         if not value:
             raise UsageError("usage: /set KEY VALUE")
-        from modelctl.keys import looks_like_secret, remember_secret
 
         if looks_like_secret(args):
             remember_secret(value)  # shown as *** from now on: /set, /info, errors
@@ -427,8 +420,6 @@ class Repl:
         known = {*PARAM_NAMES, *REASONING_PARAMS}
         local = self.setup.local is not None
         if local and key.replace("-", "_") not in known and value.lower() not in ("none", "default"):
-            from modelctl.backends.llama_options import split_options
-
             load, _sample = split_options({key: value})
             if load:
                 raise UsageError(f"{key} applies when the model is loaded: restart with -o {key}={value}")
@@ -474,8 +465,7 @@ class Repl:
         return f"conversation {self.log.conversation}"
 
     def cmd_sessions(self, args: str) -> None:
-        from modelctl.chat.render import preview
-        from modelctl.history import History
+        from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
 
         with History() as history:
             found = history.conversations(limit=20)

@@ -20,13 +20,18 @@ service at the same address: the others there are skipped (said, and recorded un
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from urllib.parse import urlsplit
 
-from modelctl.backends.base import Chunk, GenerationParams, Message, RoutingBackend
+from modelctl.backends.api import pop_stream_flag
+from modelctl.backends.base import Chunk, GenerationParams, Message, RoutingBackend, is_local, serving
 from modelctl.chat.opening import Chat, ChatOptions, open_chat
 from modelctl.errors import BackendError, ModelctlError, OfflineError, UsageError
 from modelctl.refs import Auto, parse_ref
+from modelctl.transport.http_client import StreamInterrupted
+from modelctl.transport.urls import redact_url
 
 if TYPE_CHECKING:
     from modelctl.backends.base import Backend
@@ -41,7 +46,7 @@ def _usd(value: float) -> str:
 def answer_room(setup: Chat, entry: "Model | None") -> int:
     """The most tokens the answer may take: the chat's max_tokens (flag, config, registry), else
     `answer_tokens`."""
-    from modelctl.chat.tokens import answer_tokens
+    from modelctl.chat.tokens import answer_tokens  # noqa: PLC0415 (modelctl.chat.tokens: not on the chat --api-base path)
 
     return answer_tokens(entry, setup.params.max_tokens)
 
@@ -62,7 +67,6 @@ def open_routed(
     `constraints`; with `fallback`, behind the services to try next; with `max_cost`, refused
     when the estimate is above it. `say` hears the choice and each fallback (default: `notify`,
     which hears what `open_chat` has to say; by default both are logged)."""
-    import logging
 
     opts = options or ChatOptions()
     service = opts.service
@@ -76,7 +80,7 @@ def open_routed(
     if auto and service.deployment:
         raise UsageError("--deployment names a deployment of one model: not with --model auto")
     if auto or fallback:  # the selector and each service opened read it: load it once
-        from modelctl.registry import get_registry
+        from modelctl.registry import get_registry  # noqa: PLC0415 (modelctl.registry.loader: not on the chat --api-base path)
 
         registry = get_registry(registry)
 
@@ -86,7 +90,7 @@ def open_routed(
 
     n_ctx, window_options = opts.load.n_ctx, dict(opts.options)  # a local model's window, as the chat will open it
     if auto:
-        from modelctl.chat.selector import Constraints, select_services
+        from modelctl.chat.selector import Constraints, select_services  # noqa: PLC0415 (modelctl.chat.selector: not on the chat --api-base path)
 
         k = constraints or Constraints()
         if max_cost is not None:
@@ -103,7 +107,7 @@ def open_routed(
     chat = opener(model, service.deployment)()
     entry, dep = chat.entry, chat.deployment
     if fallback and entry is not None and dep is not None:
-        from modelctl.chat.selector import Constraints, select_services
+        from modelctl.chat.selector import Constraints, select_services  # noqa: PLC0415 (modelctl.chat.selector: not on the chat --api-base path)
 
         same = Constraints(task=None, model=entry.id, max_tokens=chat.params.max_tokens, max_cost=max_cost)
         others = [c for c in select_services(messages, same, registry=registry, n_ctx=n_ctx,
@@ -147,7 +151,7 @@ class CostCapped(RoutingBackend):
 def check_cost(setup: Chat, messages: Sequence[Message], max_cost: float) -> None:
     """Refuse (UsageError) a request whose estimated cost is above `max_cost`, or unknown. The
     prompt is counted without asking a provider; the answer is priced at its most tokens."""
-    from modelctl.chat.tokens import count_for, deployment_cost
+    from modelctl.chat.tokens import count_for, deployment_cost  # noqa: PLC0415 (modelctl.chat.tokens: not on the chat --api-base path)
 
     entry, dep = setup.entry, setup.deployment  # after a fallback switch: the service now used
     if entry is None or dep is None:
@@ -168,8 +172,6 @@ def check_cost(setup: Chat, messages: Sequence[Message], max_cost: float) -> Non
 def _request(backend: Any, messages: Sequence[Message], setup: Chat) -> dict[str, Any] | None:
     """The URL and JSON body a backend that writes its own requests would send; None for one
     that does not (its client library does)."""
-    from modelctl.backends.api import pop_stream_flag
-    from modelctl.transport.urls import redact_url
 
     if not hasattr(backend, "request_body"):
         return None
@@ -186,8 +188,7 @@ def dry_run(setup: Chat, messages: Sequence[Message]) -> dict[str, Any]:
     """What the chat would send, and to whom, without sending it: the service, the rendered
     prompt (a local model) or the request (URL and JSON body; keys travel in headers and are not
     shown), the prompt's tokens and the estimated cost."""
-    from modelctl.backends.base import is_local, serving
-    from modelctl.chat.tokens import count_for, deployment_cost
+    from modelctl.chat.tokens import count_for, deployment_cost  # noqa: PLC0415 (modelctl.chat.tokens: not on the chat --api-base path)
 
     if isinstance(setup.backend, CostCapped):  # what --max-cost would refuse, it refuses here
         check_cost(setup, messages, setup.backend.max_cost)
@@ -221,7 +222,6 @@ def provider_wide(exc: BackendError) -> bool:
     """Whether `exc` says the endpoint is failing, not the one model: a rate limit (429), a server
     error (5xx), no connection, or no answer in time (a stream cut off before any text, or 408,
     409, 425, may be the request's own)."""
-    from modelctl.transport.http_client import StreamInterrupted
 
     if isinstance(exc, OfflineError):
         return True
@@ -232,7 +232,6 @@ def provider_wide(exc: BackendError) -> bool:
 
 def endpoint_of(backend: Any) -> str | None:
     """The scheme, host and port a service is reached at (None: it runs in this process)."""
-    from urllib.parse import urlsplit
 
     endpoint = getattr(backend, "endpoint", None)
     if not isinstance(endpoint, str) or "://" not in endpoint:

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from modelctl.chat.availability import services as check_services
 from modelctl.chat.tokens import (
     ContextWindow,
     DeploymentCost,
@@ -27,6 +28,9 @@ from modelctl.chat.tokens import (
     run_window,
 )
 from modelctl.errors import NotFoundError, UsageError
+from modelctl.registry.loader import get_registry
+from modelctl.registry.vocab import TASK_COMMANDS, today_iso
+from modelctl.resolver import registry_target
 
 if TYPE_CHECKING:
     from modelctl.chat.availability import Service
@@ -162,7 +166,6 @@ def does_task(model: "Model", task: str | None) -> bool:
     """Whether `model` lists `task` (None: any); a task done through `chat` (vision, code,
     translation, …) also needs the chat task: an image-embedding or segmentation model lists
     "vision" and cannot answer a chat."""
-    from modelctl.registry.vocab import TASK_COMMANDS
 
     if task is None:
         return True
@@ -202,7 +205,6 @@ def local_file(model: "Model", dep: "Deployment") -> "Target | None":
     """The GGUF file of a llama.cpp deployment, where it is on this machine."""
     if dep.kind != "llama.cpp":
         return None
-    from modelctl.resolver import registry_target
 
     target = registry_target(model, dep, check=False)
     return target if target.is_local else None
@@ -238,8 +240,6 @@ def select_services(
     `local_counter`). What fits is judged against the context window a chat with each would
     use (`run_window`: a local model's `n_ctx`, as chat's --ctx, or its `options`' n_ctx, else the
     config's, else 4096). Deployments of models for another task are left out of `rejected`."""
-    from modelctl.chat.availability import services as check_services
-    from modelctl.registry.loader import get_registry
 
     k = constraints
     if services is None:
@@ -247,8 +247,6 @@ def select_services(
         if k.model is not None:
             models = [reg.resolve(k.model)]
         else:
-            from modelctl.registry.vocab import today_iso
-
             today = today_iso()  # a model without a deprecation may still carry a passed retirement date
             models = [m for m in reg if does_task(m, k.task) and m.status != "deprecated" and not m.retired(today)]
         services = check_services(models)

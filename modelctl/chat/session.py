@@ -28,9 +28,12 @@ from modelctl.backends.base import (
     template_name,
 )
 from modelctl.backends.images import ImageMessage, ImagePart, carry_images
+from modelctl.backends.stops import unescape_stop
 from modelctl.chat.messages import CHAT_ROLES, parse_messages, split_system
 from modelctl.chat.reasoning import ReasoningSplitter, Split, opens_thinking
 from modelctl.errors import UsageError
+from modelctl.files import load_json, read_user_file, write_user_file
+from modelctl.redaction import redact_data
 
 FILE_FORMAT = "modelctl-chat"
 FILE_VERSION = 1
@@ -314,8 +317,6 @@ class ChatSession:
             if key == "seed":
                 self._answers_since_seed = 0
         elif key == "stop":
-            from modelctl.backends.stops import unescape_stop
-
             stops = () if value.lower() in ("none", "") else (*self.params.stop, unescape_stop(value, "/set stop"))
             self.params = replace(self.params, stop=stops)
         elif key == "think":
@@ -349,8 +350,6 @@ class ChatSession:
     def save(self, path: str | Path) -> Path:
         """Write the conversation to `path`: a new file, or a regular file it replaces (never a
         FIFO, a device or a symlink)."""
-        from modelctl.files import write_user_file
-        from modelctl.redaction import redact_data
 
         data = json.dumps(redact_data(self.to_dict()), indent=2, ensure_ascii=False) + "\n"  # no key in a file
         return write_user_file(Path(path).expanduser(), data.encode("utf-8"), "file")
@@ -358,7 +357,6 @@ class ChatSession:
     def load(self, path: str | Path) -> None:
         """Replace the system message and turns with those saved in `path` (a regular file of at
         most MAX_FILE_BYTES)."""
-        from modelctl.files import load_json, read_user_file
 
         source = Path(path).expanduser()
         raw = read_user_file(source, "saved conversation", limit=MAX_FILE_BYTES, missing=UsageError)

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import difflib
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelctl.backends.base import NUMBER_PARAMS
+from modelctl.chat.session import check_option
+from modelctl.config import get_paths, user_config
 from modelctl.errors import UsageError
 from modelctl.numbers import number_problem
+from modelctl.redaction import refuse_credentials
+from modelctl.transport.urls import check_url
 
 # Keys of the [chat] table, and their types.
 CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -56,7 +61,6 @@ def _unknown(key: str) -> UsageError:
 
 def check_value(key: str, value: Any, expected: type | tuple[type, ...], *, where: str = "") -> None:
     """`value` of `key` has the `expected` type and, for a bounded integer, is in range."""
-    from modelctl.chat.session import check_option
 
     prefix = f"{where}: " if where else ""
     if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
@@ -92,8 +96,6 @@ def check_table(table: Any, prefix: str, keys: dict[str, type | tuple[type, ...]
 
 
 def _config() -> tuple[dict[str, Any], str]:
-    from modelctl.config import get_paths, user_config
-
     return user_config(), str(get_paths().config_file)
 
 
@@ -141,7 +143,6 @@ def split_alias_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[s
 def check_alias_option(key: str, value: Any) -> Any:
     """One `--option KEY=VALUE` of `alias set` (the value parsed as TOML): a default is
     type-checked as in [chat], anything else as a backend option."""
-    from modelctl.chat.session import check_option
 
     expected = ALIAS_DEFAULT_KEYS.get(key)
     if expected is None:
@@ -176,7 +177,7 @@ def is_known_table(parts: list[str]) -> bool:
 def setting_type(parts: list[str]) -> Any:
     """The type of the known key `parts` (OPTION for a backend option); an unknown key is a
     UsageError naming the closest known ones."""
-    from modelctl.config_edit import join_key
+    from modelctl.config_edit import join_key  # noqa: PLC0415 (modelctl.config_edit: not on the chat --api-base path)
 
     head, rest = parts[0], parts[1:]
     if head == "chat" and len(rest) == 2 and rest[0] == "options" \
@@ -201,8 +202,7 @@ def setting_type(parts: list[str]) -> Any:
 def check_setting(parts: list[str], raw: str, value: Any) -> Any:
     """The value `config set` stores at `parts` for the text `raw` (parsed as `value`), or a
     UsageError: an unknown key (with the closest known ones), or a value of the wrong type."""
-    from modelctl.config_edit import join_key
-    from modelctl.redaction import refuse_credentials
+    from modelctl.config_edit import join_key  # noqa: PLC0415 (modelctl.config_edit: not on the chat --api-base path)
 
     key = join_key(parts)
     expected = setting_type(parts)
@@ -210,8 +210,6 @@ def check_setting(parts: list[str], raw: str, value: Any) -> Any:
     if parts[0] == "aliases":
         raise UsageError(f"{key}: aliases are set with `modelctl alias set NAME MODEL`")
     if expected is OPTION:
-        from modelctl.chat.session import check_option
-
         check_option(key, value)
         return value
     value = _coerce(key, value, expected, raw)
@@ -219,10 +217,6 @@ def check_setting(parts: list[str], raw: str, value: Any) -> Any:
 
 
 def _check_api_base(key: str, url: str) -> str:
-    from urllib.parse import urlsplit
-
-    from modelctl.transport.urls import check_url
-
     check_url(url, key)  # first: urlsplit raises on what it cannot take apart (`http://[::1`)
     parts = urlsplit(url)
     if parts.password or parts.username:

@@ -74,8 +74,8 @@ def load_format(schema: str | None, json_mode: bool) -> ResponseFormat | None:
 def check_schema(schema: dict[str, Any], where: str) -> None:
     """UsageError unless `schema` is a valid JSON Schema (of the draft its `$schema` names,
     else the latest) that can be checked in bounded time (see the module docstring)."""
-    from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
+    from jsonschema.exceptions import SchemaError  # noqa: PLC0415 (jsonschema: imported only where used)
+    from jsonschema.validators import validator_for  # noqa: PLC0415 (jsonschema: imported only where used)
 
     _check_numbers(schema, where)
     try:
@@ -104,8 +104,8 @@ def validate_answer(text: str, fmt: ResponseFormat, finish_reason: str | None = 
         if not isinstance(value, dict):
             raise BackendError(f"the answer is {_kind(value)}, not a JSON object{cut}")
         return value
-    from jsonschema.exceptions import best_match
-    from referencing.exceptions import Unresolvable
+    from jsonschema.exceptions import best_match  # noqa: PLC0415 (jsonschema: imported only where used)
+    from referencing.exceptions import Unresolvable  # noqa: PLC0415 (referencing: not on the chat --api-base path)
 
     try:
         problem = best_match(bounded_validator(fmt.schema).iter_errors(value))
@@ -161,7 +161,7 @@ class _PatternTimeout(Exception):
 
 def _check_patterns(schema: dict[str, Any], where: str) -> None:
     """Every pattern compiles for `regex`, and none is matched by jsonschema's own `re`."""
-    import regex
+    import regex  # noqa: PLC0415 (regex: not on the chat --api-base path)
 
     keys: set[Any] = set()
     for path, item in _nodes(schema):
@@ -185,12 +185,12 @@ def _check_patterns(schema: dict[str, Any], where: str) -> None:
 def bounded_validator(schema: Mapping[str, Any]) -> Any:
     """A jsonschema validator for `schema` whose references resolve within the schema only and
     whose patterns stop after PATTERN_SECONDS in all (for one validation)."""
-    from jsonschema.validators import extend, validator_for
+    from jsonschema.validators import extend, validator_for  # noqa: PLC0415 (jsonschema: imported only where used)
 
     deadline = time.monotonic() + PATTERN_SECONDS
 
     def search(pattern: str, text: str) -> bool:
-        import regex
+        import regex  # noqa: PLC0415 (regex: not on the chat --api-base path)
 
         try:
             return regex.search(pattern, text, timeout=max(deadline - time.monotonic(), 0.001)) is not None
@@ -211,7 +211,7 @@ Keyword = Callable[["Validator", Any, Any, Mapping[str, Any]], Iterator["Validat
 
 def _pattern(search: Search) -> Keyword:
     def pattern(validator: Validator, patrn: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
-        from jsonschema.exceptions import ValidationError
+        from jsonschema.exceptions import ValidationError  # noqa: PLC0415 (jsonschema: imported only where used)
 
         if validator.is_type(instance, "string") and not search(patrn, instance):
             shown = instance if len(instance) <= 80 else instance[:80] + "…"
@@ -236,7 +236,7 @@ def _pattern_properties(search: Search) -> Keyword:
 def _additional_properties(search: Search) -> Keyword:
     def additional_properties(validator: Validator, additional: Any, instance: Any,
                               schema: Mapping[str, Any]) -> Iterator[ValidationError]:
-        from jsonschema.exceptions import ValidationError
+        from jsonschema.exceptions import ValidationError  # noqa: PLC0415 (jsonschema: imported only where used)
 
         if not validator.is_type(instance, "object"):
             return
@@ -257,7 +257,7 @@ def _additional_properties(search: Search) -> Keyword:
 
 
 def _refuse(uri: str) -> Any:
-    from referencing.exceptions import NoSuchResource
+    from referencing.exceptions import NoSuchResource  # noqa: PLC0415 (referencing: not on the chat --api-base path)
 
     raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
@@ -265,13 +265,13 @@ def _refuse(uri: str) -> Any:
 def _local_registry() -> Any:
     """References resolve within the schema (and to the meta-schemas jsonschema adds): a
     registry that retrieves nothing."""
-    from referencing import Registry
+    from referencing import Registry  # noqa: PLC0415 (referencing: not on the chat --api-base path)
 
     return Registry(retrieve=_refuse)  # type: ignore[call-arg]
 
 
 def _unresolvable(exc: BaseException, ref: str) -> str:
-    from referencing.exceptions import NoSuchAnchor, PointerToNowhere
+    from referencing.exceptions import NoSuchAnchor, PointerToNowhere  # noqa: PLC0415 (referencing: not on the chat --api-base path)
 
     if isinstance(exc, RecursionError):
         return "its references lead back to themselves"
@@ -286,10 +286,10 @@ def _unresolvable(exc: BaseException, ref: str) -> str:
 def _check_refs(schema: dict[str, Any], where: str) -> None:
     """Every reference of `schema` resolves locally, and no cycle of references and in-place
     keywords (`_IN_PLACE`) returns to where it started."""
-    import referencing.jsonschema
-    from jsonschema.validators import validator_for
-    from jsonschema_specifications import REGISTRY as SPECIFICATIONS
-    from referencing.exceptions import Unresolvable
+    import referencing.jsonschema  # noqa: PLC0415 (referencing: not on the chat --api-base path)
+    from jsonschema.validators import validator_for  # noqa: PLC0415 (jsonschema: imported only where used)
+    from jsonschema_specifications import REGISTRY as SPECIFICATIONS  # noqa: PLC0415 (jsonschema_specifications: not on the chat --api-base path)
+    from referencing.exceptions import Unresolvable  # noqa: PLC0415 (referencing: not on the chat --api-base path)
 
     places = {id(node): pointer(path) for path, node in _nodes(schema) if isinstance(node, dict)}
     spec = referencing.jsonschema.specification_with(

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import sys
+from datetime import date, time
 from functools import lru_cache
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ def styled(stream: IO[str]) -> bool:
 
 @lru_cache(maxsize=None)
 def _console(stderr: bool) -> "Console":
-    from rich.console import Console
+    from rich.console import Console  # noqa: PLC0415 (rich: imported only where used)
 
     stream = sys.stderr if stderr else sys.stdout
     is_styled = styled(stream)
@@ -82,7 +83,6 @@ _JSON_UNSAFE = char_class(DEL_C1, REORDERING, SURROGATES)
 
 def _iso(value: Any) -> str:
     """A TOML date, time or date-time (config.toml may hold them; JSON has none) as ISO 8601."""
-    from datetime import date, time
 
     if isinstance(value, (date, time)):
         return value.isoformat()

@@ -20,7 +20,10 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from modelctl.backends.factory import open_backend
+from modelctl.chat.opening import DEFAULT_MAX_TOKENS, choose_template, resolve_model, target_defaults, user_defaults
 from modelctl.errors import ModelctlError, UsageError
+from modelctl.keys import find_key
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment, Model, RegistrySource
@@ -68,7 +71,7 @@ def estimate(messages: Sequence[Message], note: str | None = None) -> TokenCount
 def estimate_rendered(entry: "Model", messages: Sequence[Message], note: str) -> TokenCount:
     """The estimate over the prompt the model's conversation template renders (a model modelctl
     renders itself, whose vocabulary is not here): ceil(characters / 4)."""
-    from modelctl.templates import resolve_template
+    from modelctl.templates import resolve_template  # noqa: PLC0415 (modelctl.templates: not on the chat --api-base path)
 
     tpl = resolve_template(registry_template=entry.template, names=[entry.id, *entry.aliases])
     text = tpl.render(list(messages), add_generation_prompt=True).text
@@ -85,7 +88,7 @@ def count_text(entry: "Model | None", dep: "Deployment | None", text: str,
     """Tokens of `text` as it stands, with no chat format: what `complete` sends and what an
     embedding model reads. Local GGUF: its vocabulary; OpenAI ids: tiktoken; else the estimate."""
     if local_file is not None and local_file.path is not None:
-        from modelctl.backends.llamacpp import LlamaCppBackend
+        from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (modelctl.backends.llamacpp: not on the chat --api-base path)
 
         backend = LlamaCppBackend(local_file.path, model_id=local_file.model_id, gguf=local_file.gguf)
         try:
@@ -109,7 +112,7 @@ def reads_text_only(entry: "Model | None") -> bool:
 
 def _tiktoken(model_id: str) -> tuple[Any, str]:
     """(the tiktoken encoding of `model_id`, its name), or (None, why there is none here)."""
-    from modelctl.backends.openai_tokens import EncodingUnavailable, encoding, encoding_name
+    from modelctl.backends.openai_tokens import EncodingUnavailable, encoding, encoding_name  # noqa: PLC0415 (modelctl.backends.openai_tokens: not on the chat --api-base path)
 
     name = encoding_name(model_id)
     if name is None:
@@ -138,8 +141,7 @@ def count_openai(model_id: str, messages: Sequence[Message]) -> TokenCount:
 def count_local(local: "Target", messages: Sequence[Message], template: str | None = None) -> TokenCount:
     """Tokens of the prompt a local GGUF model receives for `messages`: its template's rendering,
     tokenized with the file's vocabulary as a chat tokenizes it (the weights are not loaded)."""
-    from modelctl.backends.llamacpp import LlamaCppBackend
-    from modelctl.chat.opening import choose_template, target_defaults
+    from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (modelctl.backends.llamacpp: not on the chat --api-base path)
 
     assert local.path is not None and local.gguf is not None
     tpl = choose_template(local, template or target_defaults(local).get("template"))
@@ -154,8 +156,6 @@ def count_local(local: "Target", messages: Sequence[Message], template: str | No
 def _provider_count(entry: "Model", dep: "Deployment", messages: Sequence[Message],
                     api_key: str | None) -> TokenCount | None:
     """The provider's own count (Anthropic, Gemini) where a key is at hand; None otherwise."""
-    from modelctl.backends.factory import open_backend
-    from modelctl.keys import find_key
 
     if not find_key(dep.kind, key_env=dep.key_env, explicit=api_key).value:
         return None
@@ -205,11 +205,11 @@ class DeploymentCost:
 
 def deployment_cost(entry: "Model", dep: "Deployment", tokens: int, max_tokens: int) -> DeploymentCost:
     """The cost of `tokens` in and at most `max_tokens` out on `dep` (local deployments cost 0)."""
-    from modelctl.registry.pricing import cost, deployment_price
+    from modelctl.registry.pricing import cost, deployment_price  # noqa: PLC0415 (modelctl.registry.pricing: not on the chat --api-base path)
 
     price = deployment_price(entry, dep)
     if price is None and dep.local:
-        from modelctl.registry.pricing import Price
+        from modelctl.registry.pricing import Price  # noqa: PLC0415 (modelctl.registry.pricing: not on the chat --api-base path)
 
         price = Price(0.0, 0.0)
     if price is None:
@@ -249,7 +249,6 @@ class TokenReport:
 def answer_tokens(entry: "Model | None", max_tokens: int | None = None) -> int:
     """The room kept for the answer: `max_tokens`, else the registry's default, else the model's
     most output tokens, else the local default (512)."""
-    from modelctl.chat.opening import DEFAULT_MAX_TOKENS
 
     if max_tokens:
         return max_tokens
@@ -292,12 +291,10 @@ def run_window(entry: "Model | None", dep: "Deployment | None", *, local: "Targe
     what fits by it."""
     if local is None and (dep is None or dep.kind != "llama.cpp"):
         return ContextWindow.served(entry)
-    from modelctl.backends.llama_options import context_size, option_ctx
+    from modelctl.backends.llama_options import context_size, option_ctx  # noqa: PLC0415 (modelctl.backends.llama_options: not on the chat --api-base path)
 
     trained = (gguf_context(local) if local is not None else None) or (entry.context_window if entry else None)
     if config is None:
-        from modelctl.chat.opening import user_defaults
-
         config = user_defaults(entry.id if entry else None)
     wanted = n_ctx or config.get("ctx") or option_ctx({**config.get("options", {}), **(options or {})})
     return ContextWindow(context_size(wanted, trained), trained)
@@ -313,7 +310,6 @@ def token_report(model: str | None, messages: Sequence[Message], *, deployment: 
     (`run_window`; `n_ctx` as chat's --ctx). With `text_only` (default: for embedding models) the
     one user message is counted as bare text, as `complete` and `embed` send it; an embedding
     keeps no room for an answer."""
-    from modelctl.chat.opening import resolve_model
 
     # no MODEL: the default of the command that would send it (bare text: complete's)
     target = resolve_model(model, deployment, registry=registry, check=False,

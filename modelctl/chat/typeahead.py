@@ -38,7 +38,7 @@ class TypeAhead:
 
     def __enter__(self) -> "TypeAhead":
         try:
-            import termios
+            import termios  # noqa: PLC0415 (termios: optional)
         except ImportError:  # not a POSIX terminal
             return self
         if not os.isatty(self.fd):
@@ -56,7 +56,7 @@ class TypeAhead:
     def __exit__(self, *exc: object) -> None:
         if self._saved is None:
             return
-        import termios
+        import termios  # noqa: PLC0415 (POSIX only)
 
         try:
             typed = self._drain()

@@ -9,7 +9,7 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
-from modelctl.cli import output
+from modelctl.cli import output, state
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
 
@@ -41,8 +41,7 @@ def add(
 ) -> None:
     """Add a model served somewhere to your registry: the entry is checked by the registry's
     validator, then written to your registry.toml (its other entries and comments kept)."""
-    from modelctl.cli import state
-    from modelctl.store.add_model import NewModel, add_model
+    from modelctl.store.add_model import NewModel, add_model  # noqa: PLC0415 (modelctl.store: not on the --help path)
 
     spec = NewModel(
         model_id, api_base, kind=kind, model=served_name, context_window=context, max_output_tokens=max_output,

@@ -13,9 +13,10 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
-from modelctl.cli import output, shell_complete
+from modelctl.cli import output, shell_complete, state
 from modelctl.cli.flags import command_group
 from modelctl.cli.help import examples
+from modelctl.errors import NotFoundError
 from modelctl.terminal_text import safe
 
 alias_app = command_group("Name models your way: `modelctl alias set fast gemma-3-270m -o temperature=0.2`.")
@@ -36,8 +37,7 @@ def set_alias(
     force: bool = typer.Option(False, "--force", help="Shadow a registry model or imported file of the same name."),
 ) -> None:
     """Save NAME as an alias of MODEL (replacing an alias of that name)."""
-    from modelctl.chat.naming import define_alias
-    from modelctl.cli import state
+    from modelctl.chat.naming import define_alias  # noqa: PLC0415 (modelctl.chat.naming: not on the --help path)
 
     alias = define_alias(name, model, option or [], force=force, registry=state.get_registry)
     extra = ", ".join(f"{k}={v!r}" for k, v in alias.shown_options().items())
@@ -50,7 +50,7 @@ def set_alias(
 ))
 def list_aliases(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array.")] = False) -> None:
     """Every alias, its model and its options."""
-    from modelctl.registry.aliases import user_aliases
+    from modelctl.registry.aliases import user_aliases  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     aliases = sorted(user_aliases().values(), key=lambda a: a.name.lower())
     if as_json:
@@ -66,9 +66,8 @@ def list_aliases(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON a
 ))
 def remove_alias(name: str = typer.Argument(..., help="The alias to remove.", autocompletion=shell_complete.aliases)) -> None:
     """Remove an alias from config.toml."""
-    from modelctl.config import get_paths
-    from modelctl.errors import NotFoundError
-    from modelctl.registry.aliases import delete_alias
+    from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
+    from modelctl.registry.aliases import delete_alias  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     removed = delete_alias(name)
     if removed is None:

@@ -12,6 +12,7 @@ from modelctl.cli import options as opt
 from modelctl.cli import output, shell_complete, state
 from modelctl.cli.format import counted, human_bytes, human_count, human_tokens, money
 from modelctl.cli.help import examples
+from modelctl.errors import UsageError
 from modelctl.terminal_text import safe
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def _row(m: "Model", today: str) -> list[str]:
 
 
 def _print_models(models: list["Model"], *, as_json: bool, title: str, scores: list[float] | None = None) -> None:
-    from modelctl.registry.vocab import today_iso
+    from modelctl.registry.vocab import today_iso  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     today = today_iso()
     if as_json:
@@ -72,12 +73,11 @@ def list_models(
 ) -> None:
     """List models in the registry; filters combine with AND. Retired models are left out unless --all."""
     if installed:
-        from modelctl.cli.store_cmd import print_installed
+        from modelctl.cli.store_cmd import print_installed  # noqa: PLC0415 (modelctl.cli.store_cmd: not on the list --json path)
 
         return print_installed(as_json)
-    from modelctl.errors import UsageError
-    from modelctl.registry.query import ModelFilter, filter_models, sort_models
-    from modelctl.registry.vocab import CATEGORIES, DEPLOYMENT_KINDS, TASKS
+    from modelctl.registry.query import ModelFilter, filter_models, sort_models  # noqa: PLC0415 (modelctl.registry: not on the --help path)
+    from modelctl.registry.vocab import CATEGORIES, DEPLOYMENT_KINDS, TASKS  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     if category and category.lower() not in CATEGORIES:
         raise UsageError(f"--category: '{category}' is not one of: {', '.join(CATEGORIES)}")
@@ -98,7 +98,7 @@ def search(
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array (best match first, with a score).")] = False,
 ) -> None:
     """Search models by free text, best match first."""
-    from modelctl.registry.query import search_models
+    from modelctl.registry.query import search_models  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     hits = search_models(state.get_registry(), " ".join(query), limit=limit)
     if not hits and not as_json:
@@ -114,7 +114,7 @@ def show(
 ) -> None:
     """Everything about one model, with each deployment's service metadata; for a file the
     registry does not know (or an Ollama model), what its header (or the server) says."""
-    from modelctl.resolver import Resolver
+    from modelctl.resolver import Resolver  # noqa: PLC0415 (modelctl.resolver: not on the list --json path)
 
     target = Resolver(state.get_registry, check=False, locate=False).resolve(model)
     m = target.entry
@@ -238,7 +238,7 @@ UNIT_WORDS = {"request": "request", "image": "image", "audio_minute": "audio min
 
 def _lifecycle(m: "Model") -> str:
     """The status with its dates, e.g. "deprecated 2025-04-14, retired 2025-07-14; use gpt-4.1 instead"."""
-    from modelctl.registry.vocab import today_iso
+    from modelctl.registry.vocab import today_iso  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     parts = [m.status + (f" {m.deprecated}" if m.deprecated else "")]
     if m.retires:

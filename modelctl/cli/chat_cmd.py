@@ -6,6 +6,7 @@ jinja2 are imported only on the way to a model.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING, Annotated, List, Optional
 
@@ -13,8 +14,11 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
+from modelctl.cli import output, state
 from modelctl.cli.help import examples
+from modelctl.cli.prompt_cmd import read_stdin
 from modelctl.errors import ModelctlError, UsageError
+from modelctl.terminal_text import for_terminal, safe
 
 if TYPE_CHECKING:
     from modelctl.backends.images import ImagePart
@@ -25,14 +29,14 @@ if TYPE_CHECKING:
 
 def stop_flags(values: Optional[List[str]]) -> tuple[str, ...]:
     """--stop values as stop strings: valid text, with \\n, \\t, \\r, \\\\ and \\uXXXX read."""
-    from modelctl.backends.stops import unescape_stop
-    from modelctl.chat.messages import clean_text
+    from modelctl.backends.stops import unescape_stop  # noqa: PLC0415 (modelctl.backends: not on the --help path)
+    from modelctl.chat.messages import clean_text  # noqa: PLC0415 (modelctl.chat.messages: not on the --help path)
 
     return tuple(unescape_stop(clean_text(s), "--stop") for s in values or ())
 
 
 def parse_options(pairs: List[str]) -> dict[str, str]:
-    from modelctl.chat.session import check_option
+    from modelctl.chat.session import check_option  # noqa: PLC0415 (modelctl.chat.session: not on the --help path)
 
     options: dict[str, str] = {}
     for pair in pairs:
@@ -71,8 +75,7 @@ MAX_STDIN_BYTES = 64 * 2**20
 
 
 def stdin_text() -> str | None:
-    from modelctl.chat.messages import clean_text
-    from modelctl.cli.prompt_cmd import read_stdin
+    from modelctl.chat.messages import clean_text  # noqa: PLC0415 (modelctl.chat.messages: not on the --help path)
 
     if sys.stdin is None or sys.stdin.isatty():
         return None
@@ -81,7 +84,7 @@ def stdin_text() -> str | None:
 
 def prompt_text(words: Optional[List[str]]) -> str | None:
     """The words given, then what is piped on stdin after a blank line; None when neither."""
-    from modelctl.chat.messages import clean_text
+    from modelctl.chat.messages import clean_text  # noqa: PLC0415 (modelctl.chat.messages: not on the --help path)
 
     _tolerant_stdin()
     text = clean_text(" ".join(words)) if words else None
@@ -138,17 +141,16 @@ def chat(
     (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat.
     `-m auto` picks the best usable service for the prompt and says which and why on stderr.
     Every turn is logged to the history (`modelctl history`) unless --no-log."""
-    from modelctl.backends.base import GenerationParams
-    from modelctl.chat.messages import clean_text
-    from modelctl.chat.opening import ChatOptions, LoadOptions, ServiceOptions
-    from modelctl.chat.routing import open_routed
-    from modelctl.cli import output, state
+    from modelctl.backends.base import GenerationParams  # noqa: PLC0415 (modelctl.backends: not on the --help path)
+    from modelctl.chat.messages import clean_text  # noqa: PLC0415 (modelctl.chat.messages: not on the --help path)
+    from modelctl.chat.opening import ChatOptions, LoadOptions, ServiceOptions  # noqa: PLC0415 (modelctl.chat.opening: not on the --help path)
+    from modelctl.chat.routing import open_routed  # noqa: PLC0415 (modelctl.chat.routing: not on the --help path)
 
     text = prompt_text(prompt)
     system = None if system is None else clean_text(system)
     if text is None and (as_json or no_stream or schema is not None or json_mode):
         raise UsageError("--json, --no-stream, --schema and --json-mode need a prompt (argument or stdin)")
-    from modelctl.chat.structured import load_format
+    from modelctl.chat.structured import load_format  # noqa: PLC0415 (modelctl.chat.structured: not on the --help path)
 
     response_format = load_format(schema, json_mode)  # a bad schema is refused before a model loads
     think, effort = _reasoning_flags(think, no_think, reasoning_effort)
@@ -156,7 +158,7 @@ def chat(
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
         stop=stop_flags(stop), think=False if no_think else None, reasoning_effort=effort,
     )
-    from modelctl.chat.history_log import find_resumed
+    from modelctl.chat.history_log import find_resumed  # noqa: PLC0415 (modelctl.chat.history_log: not on the --help path)
 
     resumed = find_resumed(resume, session)  # its turns count for -m auto, --max-cost and --dry-run
     conversation = _conversation(system, resumed, text)
@@ -174,18 +176,18 @@ def chat(
         if dry_run:
             _show_dry_run(setup, conversation, as_json)
             return
-        from modelctl.chat.history_log import open_log
+        from modelctl.chat.history_log import open_log  # noqa: PLC0415 (modelctl.chat.history_log: not on the --help path)
 
         images, refused = _images(setup, image or [], mmproj, interactive=text is None)
         chat_session, turn_log = open_log(setup, log=not no_log, resumed=resumed, session_name=session,
                                           system_flag=system, notify=output.warn)
         try:
             if text is None:
-                from modelctl.chat.repl import run_repl
+                from modelctl.chat.repl import run_repl  # noqa: PLC0415 (modelctl.chat.repl: not on the chat --api-base path)
 
                 raise typer.Exit(run_repl(setup, debug=debug, think=think, session=chat_session,
                                           images_refused=refused, images=images))
-            from modelctl.chat.oneshot import run_once
+            from modelctl.chat.oneshot import run_once  # noqa: PLC0415 (modelctl.chat.oneshot: not on the chat --api-base path)
 
             run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug, think=think,
                      session=chat_session, response_format=response_format, images=images)
@@ -209,11 +211,10 @@ def _images(setup: "Chat", image: List[str], mmproj: Optional[str],
             *, interactive: bool) -> "tuple[tuple[ImagePart, ...], ModelctlError | None]":
     """(the images of --image, read and checked; why /image cannot be used, None when it can).
     A local model gets its vision projector (--mmproj, else its registry deployment's)."""
-    from modelctl.chat.images import find_mmproj, load_images, vision_refusal
-    from modelctl.cli import state
+    from modelctl.chat.images import find_mmproj, load_images, vision_refusal  # noqa: PLC0415 (modelctl.chat.images: not on the chat --api-base path)
 
     if setup.local is not None:
-        from modelctl.backends.base import serving
+        from modelctl.backends.base import serving  # noqa: PLC0415 (modelctl.backends: not on the --help path)
 
         serving(setup.backend).mmproj = find_mmproj(setup, mmproj)  # type: ignore[attr-defined]
     elif mmproj is not None:
@@ -226,7 +227,6 @@ def _images(setup: "Chat", image: List[str], mmproj: Optional[str],
 
 def _say(message: str) -> None:
     """What the routing tells the user (the choice under -m auto, a fallback): one line on stderr."""
-    from modelctl.terminal_text import safe
 
     sys.stderr.write(f"modelctl: {safe(message)}\n")
     sys.stderr.flush()
@@ -236,11 +236,11 @@ def _constraints(model: Optional[str], max_tokens: Optional[int], prefer: Option
                  free: bool, task: Optional[str], min_context: Optional[int]) -> Constraints | None:
     """The -m auto constraints; None when MODEL is not auto and no constraint flag was given
     (given with another MODEL, they are refused by the routing)."""
-    from modelctl.refs import is_auto
+    from modelctl.refs import is_auto  # noqa: PLC0415 (modelctl.refs: not on the --help path)
 
     if not is_auto(model) and not (prefer or local_only or free or task or min_context):
         return None
-    from modelctl.chat.selector import Constraints
+    from modelctl.chat.selector import Constraints  # noqa: PLC0415 (modelctl.chat.selector: not on the chat --api-base path)
 
     if task is not None:
         _check_chat_task(task)
@@ -250,8 +250,7 @@ def _constraints(model: Optional[str], max_tokens: Optional[int], prefer: Option
 
 def _check_chat_task(task: str) -> None:
     """--task names a task of the registry's vocabulary whose models chat."""
-    from modelctl.errors import UsageError
-    from modelctl.registry.vocab import TASK_COMMANDS
+    from modelctl.registry.vocab import TASK_COMMANDS  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     if task not in TASK_COMMANDS:
         raise UsageError(f"--task '{task}': not a task", hint="one of " + ", ".join(TASK_COMMANDS))
@@ -262,10 +261,7 @@ def _check_chat_task(task: str) -> None:
 
 
 def _show_dry_run(setup: Chat, conversation: list[dict[str, str]], as_json: bool) -> None:
-    import json
-
-    from modelctl.chat.routing import dry_run
-    from modelctl.cli import output
+    from modelctl.chat.routing import dry_run  # noqa: PLC0415 (modelctl.chat.routing: not on the --help path)
 
     data = output.redact_data(dry_run(setup, conversation))
     if as_json:
@@ -288,7 +284,6 @@ def _show_dry_run(setup: Chat, conversation: list[dict[str, str]], as_json: bool
     else:
         body = json.dumps(data.get("request") or data.get("messages"), indent=2, ensure_ascii=False)
         lines.append("request:")
-    from modelctl.terminal_text import for_terminal, safe
 
     # For a person (--json is for scripts): data in the lines escaped, the prompt's lines kept.
     sys.stdout.write("".join(safe(line) + "\n" for line in lines) + for_terminal(body) + "\n")
@@ -308,9 +303,8 @@ def embed(
 ) -> None:
     """Embed texts: one vector per text, in order, one line each (numbers separated by spaces),
     or with --json one object. A local GGUF model's vectors are L2-normalized."""
-    from modelctl.chat.messages import clean_text
-    from modelctl.chat.opening import ChatOptions, LoadOptions, ServiceOptions, open_chat
-    from modelctl.cli import output, state
+    from modelctl.chat.messages import clean_text  # noqa: PLC0415 (modelctl.chat.messages: not on the --help path)
+    from modelctl.chat.opening import ChatOptions, LoadOptions, ServiceOptions, open_chat  # noqa: PLC0415 (modelctl.chat.opening: not on the --help path)
 
     _tolerant_stdin()
     items = [clean_text(t) for t in texts or []]

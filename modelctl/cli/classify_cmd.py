@@ -9,6 +9,7 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
+from modelctl.cli import output as out
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
 
@@ -29,9 +30,8 @@ def classify(
 ) -> None:
     """Label a text (moderation: the categories, flagged ones marked) or, with --image, an image;
     best label first."""
-    from modelctl.cli import output as out
-    from modelctl.cli.task_run import given_text, open_client, print_labels, request_options
-    from modelctl.tasks.media import read_image
+    from modelctl.cli.task_run import given_text, open_client, print_labels, request_options  # noqa: PLC0415 (modelctl.cli.task_run: not on the --help path)
+    from modelctl.tasks.media import read_image  # noqa: PLC0415 (modelctl.tasks: not on the --help path)
 
     candidates = [s.strip() for s in labels.split(",") if s.strip()] if labels is not None else None
     if candidates is not None and not image:

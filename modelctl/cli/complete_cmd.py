@@ -9,6 +9,8 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
+from modelctl.cli import output, state
+from modelctl.cli.chat_cmd import parse_options, prompt_text, stop_flags
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
 
@@ -38,11 +40,9 @@ def complete(
     """Continue a text as it stands, with no chat template: locally through llama.cpp, or through
     a server's text-completion endpoint (OpenAI-compatible `/completions`, Ollama raw generate).
     The continuation streams to stdout (without the text given); the history logs it as a turn."""
-    from modelctl.backends.base import GenerationParams
-    from modelctl.chat.oneshot import run_completion
-    from modelctl.chat.opening import ChatOptions, LoadOptions, ServiceOptions, open_chat
-    from modelctl.cli import output, state
-    from modelctl.cli.chat_cmd import parse_options, prompt_text, stop_flags
+    from modelctl.backends.base import GenerationParams  # noqa: PLC0415 (modelctl.backends: not on the --help path)
+    from modelctl.chat.oneshot import run_completion  # noqa: PLC0415 (modelctl.chat.oneshot: not on the --help path)
+    from modelctl.chat.opening import ChatOptions, LoadOptions, ServiceOptions, open_chat  # noqa: PLC0415 (modelctl.chat.opening: not on the --help path)
 
     given = prompt_text(text)
     if given is None or not given.strip():
@@ -54,7 +54,7 @@ def complete(
                           options=parse_options(option or []), debug=debug, task="completion")
     setup = open_chat(model, options, registry=state.get_registry, notify=output.warn)
     try:
-        from modelctl.chat.history_log import open_log
+        from modelctl.chat.history_log import open_log  # noqa: PLC0415 (modelctl.chat.history_log: not on the --help path)
 
         session, turn_log = open_log(setup, log=not no_log, notify=output.warn)
         try:

@@ -14,9 +14,10 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
-from modelctl.cli import output, shell_complete
+from modelctl.cli import output, shell_complete, state
 from modelctl.cli.flags import command_group
 from modelctl.cli.help import examples
+from modelctl.errors import NotFoundError
 from modelctl.terminal_text import safe
 
 config_app = command_group("Read and change config.toml: default model, per-model defaults, API endpoints, history.")
@@ -27,7 +28,7 @@ _KEY_HELP = ("A dotted key: chat.model, chat.temperature, models.MODEL.temperatu
 
 def _toml(value: Any) -> str:
     """A value as TOML writes it (a string in quotes): what `config list` shows."""
-    import tomlkit
+    import tomlkit  # noqa: PLC0415 (tomlkit: imported only where used)
 
     text: str = tomlkit.item(value).as_string()
     return text
@@ -39,9 +40,8 @@ def _shown(value: Any) -> str:
 
 
 def _parts(key: str) -> list[str]:
-    from modelctl.chat.naming import canonical_model_key
-    from modelctl.cli import state
-    from modelctl.config_edit import split_key
+    from modelctl.chat.naming import canonical_model_key  # noqa: PLC0415 (modelctl.chat.naming: not on the --help path)
+    from modelctl.config_edit import split_key  # noqa: PLC0415 (modelctl.config_edit: not on the --help path)
 
     return canonical_model_key(split_key(key), state.get_registry)
 
@@ -55,10 +55,9 @@ def get(
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print the value as JSON.")] = False,
 ) -> None:
     """Print the value of KEY (exit code 4 when it is not set)."""
-    from modelctl.chat.settings import is_known_table, setting_type
-    from modelctl.config import get_paths, user_config
-    from modelctl.config_edit import join_key, lookup, split_key
-    from modelctl.errors import NotFoundError
+    from modelctl.chat.settings import is_known_table, setting_type  # noqa: PLC0415 (modelctl.chat.settings: not on the --help path)
+    from modelctl.config import get_paths, user_config  # noqa: PLC0415 (modelctl.config: not on the --help path)
+    from modelctl.config_edit import join_key, lookup, split_key  # noqa: PLC0415 (modelctl.config_edit: not on the --help path)
 
     parts = split_key(key)
     try:
@@ -71,7 +70,7 @@ def get(
             if not is_known_table(parts):
                 setting_type(parts)  # an unknown key: say which known ones are close
             raise NotFoundError(f"{join_key(parts)} is not set in {get_paths().config_file}") from None
-    from modelctl.redaction import redact_data
+    from modelctl.redaction import redact_data  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     value = redact_data(value, name=parts[-1])  # a credential written by hand is shown as ***
     if as_json:
@@ -83,8 +82,8 @@ def get(
 
 
 def _print_keys(table: dict[str, Any], prefix: list[str]) -> None:
-    from modelctl.config_edit import flatten, join_key
-    from modelctl.redaction import redact_data
+    from modelctl.config_edit import flatten, join_key  # noqa: PLC0415 (modelctl.config_edit: not on the --help path)
+    from modelctl.redaction import redact_data  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     for parts, value in flatten(redact_data(table), prefix):
         sys.stdout.write(safe(f"{join_key(parts)} = {_toml(value)}") + "\n")
@@ -100,9 +99,9 @@ def set_(
     value: str = typer.Argument(..., help="A TOML value (0.7, true, \"text\", [\"a\", \"b\"]); other text is a string."),
 ) -> None:
     """Set KEY to VALUE in config.toml, keeping the rest of the file as it is."""
-    from modelctl.chat.settings import check_setting
-    from modelctl.config import get_paths
-    from modelctl.config_edit import edit_config, join_key, parse_value, set_in
+    from modelctl.chat.settings import check_setting  # noqa: PLC0415 (modelctl.chat.settings: not on the --help path)
+    from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
+    from modelctl.config_edit import edit_config, join_key, parse_value, set_in  # noqa: PLC0415 (modelctl.config_edit: not on the --help path)
 
     parts = _parts(key)
     stored = check_setting(parts, value, parse_value(value))
@@ -116,10 +115,9 @@ def set_(
 ))
 def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=shell_complete.config_keys)) -> None:
     """Remove KEY from config.toml (its default applies again)."""
-    from modelctl.chat.settings import is_known_table, setting_type
-    from modelctl.config import get_paths
-    from modelctl.config_edit import edit_config, join_key, split_key, unset_in
-    from modelctl.errors import NotFoundError
+    from modelctl.chat.settings import is_known_table, setting_type  # noqa: PLC0415 (modelctl.chat.settings: not on the --help path)
+    from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
+    from modelctl.config_edit import edit_config, join_key, split_key, unset_in  # noqa: PLC0415 (modelctl.config_edit: not on the --help path)
 
     parts = split_key(key)
     if not edit_config(lambda doc: unset_in(doc, parts)):
@@ -137,11 +135,11 @@ def unset(key: str = typer.Argument(..., help=_KEY_HELP, autocompletion=shell_co
 ))
 def list_(as_json: Annotated[bool, opt.reworded(opt.Json, "Print config.toml as one JSON object.")] = False) -> None:
     """Every key set in config.toml, one `key = value` per line."""
-    from modelctl.config import user_config
+    from modelctl.config import user_config  # noqa: PLC0415 (modelctl.config: not on the --help path)
 
     data = user_config()
     if as_json:
-        from modelctl.redaction import redact_data
+        from modelctl.redaction import redact_data  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
         output.print_records(redact_data(data))  # a credential written by hand is shown as ***
         return
@@ -154,7 +152,7 @@ def list_(as_json: Annotated[bool, opt.reworded(opt.Json, "Print config.toml as 
 ))
 def path() -> None:
     """Print where config.toml is (it need not exist yet)."""
-    from modelctl.config import get_paths
+    from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
 
     sys.stdout.write(safe(str(get_paths().config_file)) + "\n")
 

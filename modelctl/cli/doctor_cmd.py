@@ -6,8 +6,10 @@ from typing import Annotated
 
 import typer
 
+from modelctl.chat.terminal import out
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
+from modelctl.cli import output, state
 from modelctl.cli.help import examples
 
 _MARKS = {"ok": ("OK", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "red"), "info": ("INFO", "cyan")}
@@ -20,10 +22,8 @@ def doctor(
     """Check Python, llama.cpp and its CPU/GPU path, memory, paths, registry, keys and servers.
 
     Each line says OK or what to do. Exits 1 when a check fails."""
-    from modelctl.chat.terminal import out
-    from modelctl.cli import output, state
-    from modelctl.doctor import Check, run_checks
-    from modelctl.redaction import redact, redact_data
+    from modelctl.doctor import Check, run_checks  # noqa: PLC0415 (modelctl.doctor: not on the --help path)
+    from modelctl.redaction import redact, redact_data  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     def show(check: Check) -> None:
         word, colour = _MARKS.get(check.status, ("?", "white"))

@@ -8,7 +8,9 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
+from modelctl.cli import output as out
 from modelctl.cli.help import examples
+from modelctl.errors import UsageError
 
 
 def fill_mask(
@@ -24,9 +26,7 @@ def fill_mask(
     debug: opt.TaskDebug = False,
 ) -> None:
     """Fill in the masked token: each candidate with its score and the whole text."""
-    from modelctl.cli import output as out
-    from modelctl.cli.task_run import given_text, open_client, request_options
-    from modelctl.errors import UsageError
+    from modelctl.cli.task_run import given_text, open_client, request_options  # noqa: PLC0415 (modelctl.cli.task_run: not on the --help path)
 
     said = given_text(text, "text")
     if "[MASK]" not in said and "<mask>" not in said:

@@ -6,6 +6,8 @@ import re
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
+import typer
+
 from modelctl.errors import UsageError
 from modelctl.numbers import OPTION_INT_RANGE, number_problem
 
@@ -118,6 +120,5 @@ def _refuse_unusable_number(param: click.Parameter, value: Any) -> None:
 
 def command_group(help: str) -> "typer.Typer":
     """A group of subcommands (`modelctl config …`): its help without a subcommand, -h as --help."""
-    import typer
 
     return typer.Typer(help=help, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})

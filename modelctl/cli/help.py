@@ -9,10 +9,14 @@ is printed at a terminal.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 from typer.core import TyperCommand, TyperGroup
+from typer.models import DefaultPlaceholder
+
+from modelctl.chat.terminal import out, styled
 
 if TYPE_CHECKING:
     import typer
@@ -48,8 +52,6 @@ def examples(*pairs: tuple[str, str]) -> str:
 
 
 def _styled() -> bool:
-    from modelctl.chat.terminal import styled
-
     return styled(sys.stdout)
 
 
@@ -115,7 +117,6 @@ class _Help:
 def _reflow(command: Any) -> None:
     """Help text as paragraphs that the terminal wraps: Typer's rich help keeps the line breaks of
     a docstring, which its own panels then break again."""
-    import inspect
 
     def flowed(text: str) -> str:
         return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
@@ -141,10 +142,8 @@ def _order_panels(command: Any) -> None:
 
 def _examples_panel(epilog: str) -> None:
     """The examples at a terminal, in a panel like Typer's: comments dim, commands bold."""
-    from rich.panel import Panel
-    from rich.text import Text
-
-    from modelctl.chat.terminal import out
+    from rich.panel import Panel  # noqa: PLC0415 (rich: imported only where used)
+    from rich.text import Text  # noqa: PLC0415 (rich: imported only where used)
 
     text = Text()
     for i, line in enumerate(epilog.splitlines()):
@@ -173,8 +172,6 @@ def install(app: "typer.Typer") -> None:
 
 
 def _set_group_class(app: "typer.Typer") -> None:
-    from typer.models import DefaultPlaceholder
-
     if isinstance(app.info.cls, DefaultPlaceholder) or app.info.cls in (None, TyperGroup):
         app.info.cls = HelpGroup
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 
 import typer
 
-from modelctl.chat.render import preview
+from modelctl.chat.render import is_terminal, preview
+from modelctl.chat.terminal import json_text
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
+from modelctl.cli import output
 from modelctl.cli.flags import command_group
 from modelctl.cli.format import cost_cell
 from modelctl.cli.help import examples
-from modelctl.terminal_text import safe
+from modelctl.errors import UsageError
+from modelctl.terminal_text import for_terminal, safe
 from modelctl.units import counted
 
 if TYPE_CHECKING:
@@ -25,15 +30,14 @@ _REF_HELP = "A conversation id (from `history list`) or a session name."
 
 
 def _open() -> History:
-    from modelctl.history import History
+    from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
 
     return History()
 
 
 def _json(data: Any) -> None:
     """History as JSON, every credential in it hidden (a key logged before modelctl knew it)."""
-    from modelctl.cli import output
-    from modelctl.redaction import redact_data
+    from modelctl.redaction import redact_data  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     output.print_json(redact_data(data))
 
@@ -41,8 +45,6 @@ def _json(data: Any) -> None:
 def _write(text: str) -> None:
     """Logged text (from turns already redacted) to stdout; at a terminal, its control
     characters written out (an answer's escape sequences stay data)."""
-    from modelctl.chat.render import is_terminal
-    from modelctl.terminal_text import for_terminal
 
     sys.stdout.write(for_terminal(text) if is_terminal(sys.stdout) else text)
 
@@ -56,7 +58,6 @@ def list_conversations(
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array.")] = False,
 ) -> None:
     """The conversations, latest first: id, session name, turns, models, cost, first question."""
-    from modelctl.cli import output
 
     with _open() as history:
         found = history.conversations(limit=limit)
@@ -90,8 +91,8 @@ def show(
         sys.stderr.write(f"modelctl: conversation {found.id} has no logged turns; "
                          f"--json shows its {counted(len(found.messages), 'saved message')}\n")
         return
-    from modelctl.history.export import to_markdown
-    from modelctl.redaction import redact_data
+    from modelctl.history.export import to_markdown  # noqa: PLC0415 (sqlite3: imported only where used)
+    from modelctl.redaction import redact_data  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     _write("".join(to_markdown(redact_data(turns))))  # a key logged before modelctl knew it
 
@@ -107,7 +108,6 @@ def search(
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array of turns.")] = False,
 ) -> None:
     """Full-text search over questions, answers and system messages."""
-    from modelctl.cli import output
 
     with _open() as history:
         found = history.search(" ".join(query), limit=limit)
@@ -133,11 +133,8 @@ def remove(
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print what was removed as JSON.")] = False,
 ) -> None:
     """Remove conversations by id, a session by name, or every turn older than an age (asks first)."""
-    import time
 
-    from modelctl.cli import output
-    from modelctl.errors import UsageError
-    from modelctl.history.when import parse_age
+    from modelctl.history.when import parse_age  # noqa: PLC0415 (sqlite3: imported only where used)
 
     if sum(bool(x) for x in (ids, session, older_than)) != 1:
         raise UsageError("give conversation ids, --session NAME or --older-than AGE (one of them)")
@@ -177,10 +174,7 @@ def export(
     as_json: Annotated[bool, opt.reworded(opt.Json, "One JSON array of the turns, each as `history show --json` has it.")] = False,
 ) -> None:
     """Write turns out as JSON lines, a JSON array or a Markdown transcript."""
-    from modelctl.chat.terminal import json_text
-    from modelctl.cli import output
-    from modelctl.errors import UsageError
-    from modelctl.history.export import FORMATS, to_jsonl, to_markdown
+    from modelctl.history.export import FORMATS, to_jsonl, to_markdown  # noqa: PLC0415 (sqlite3: imported only where used)
 
     if as_json and fmt is not None:
         raise UsageError(f"--json and --format {fmt} both say how to write the turns: give one")
@@ -193,7 +187,7 @@ def export(
             turns = [t for ref in refs for t in history.turns(history.require(ref).id)]
         else:
             turns = history.turns()
-    from modelctl.redaction import redact_data
+    from modelctl.redaction import redact_data  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     turns = redact_data(turns)  # a file too: a key logged before modelctl knew it
     if as_json and output_file is None:
@@ -206,9 +200,8 @@ def export(
     if output_file is None:
         _write(text)
         return
-    from pathlib import Path
 
-    from modelctl.files import write_user_file
+    from modelctl.files import write_user_file  # noqa: PLC0415 (modelctl.files: not on the --help path)
 
     path = write_user_file(Path(output_file).expanduser(), text.encode("utf-8"), "export file")
     sys.stderr.write(f"modelctl: exported {counted(len(turns), 'turn')} to {safe(str(path))}\n")  # a path is data

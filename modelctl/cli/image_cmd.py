@@ -8,7 +8,9 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
+from modelctl.cli import output as out
 from modelctl.cli.help import examples
+from modelctl.terminal_text import safe
 
 
 def image(
@@ -28,10 +30,8 @@ def image(
 ) -> None:
     """Make images from a text prompt; write them to files and print their paths (with several
     and -o PATH: PATH-1, PATH-2, …)."""
-    from modelctl.cli import output as out
-    from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
-    from modelctl.tasks.media import image_size
-    from modelctl.terminal_text import safe
+    from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save  # noqa: PLC0415 (modelctl.cli.task_run: not on the --help path)
+    from modelctl.tasks.media import image_size  # noqa: PLC0415 (modelctl.tasks: not on the --help path)
 
     text = given_text(prompt, "prompt")
     options = request_options(option)
@@ -45,7 +45,7 @@ def image(
         client.close()
     paths = save(((img.data, img.media_type) for img in images), output, "image", force=force)
     if as_json:
-        from modelctl.tasks.select import unit_cost
+        from modelctl.tasks.select import unit_cost  # noqa: PLC0415 (modelctl.tasks: not on the --help path)
 
         out.print_json({"id": client.backend.model_id, "images": [
             {"path": str(p), "media_type": img.media_type, "bytes": len(img.data),

@@ -17,6 +17,7 @@ from modelctl.cli import help as panel
 from modelctl.cli import options as opt
 from modelctl.cli import output
 from modelctl.cli.help import examples
+from modelctl.errors import NotFoundError, UsageError
 from modelctl.terminal_text import safe
 
 keys_app = typer.Typer(
@@ -35,7 +36,7 @@ _PROVIDER_HELP = (
 
 
 def _env_overrides(name: str) -> list[str]:
-    from modelctl import keys
+    from modelctl import keys  # noqa: PLC0415 (modelctl.keys: not on the --help path)
 
     return [var for var in keys.variables(name) if os.environ.get(var, "").strip()]
 
@@ -53,15 +54,14 @@ def set_key(
     ),
 ) -> None:
     """Store the key for PROVIDER, read from a hidden prompt or from stdin."""
-    from modelctl import keys
-    from modelctl.errors import UsageError
+    from modelctl import keys  # noqa: PLC0415 (modelctl.keys: not on the --help path)
 
     name = keys.canonical(provider)
     if value is None and sys.stdin is None:  # started with stdin closed
         value = ""
     if value is None:
         if sys.stdin.isatty():
-            import getpass
+            import getpass  # noqa: PLC0415 (getpass: not on the --help path)
 
             try:
                 value = getpass.getpass(f"API key for {keys.label(name)} (input hidden): ")
@@ -83,7 +83,7 @@ def set_key(
 ))
 def list_keys(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON array.")] = False) -> None:
     """Every provider, whether its key is set and where it comes from (never the key)."""
-    from modelctl import keys
+    from modelctl import keys  # noqa: PLC0415 (modelctl.keys: not on the --help path)
 
     rows = keys.key_status()
     if as_json:
@@ -109,9 +109,8 @@ def list_keys(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON arra
 ))
 def remove_key(provider: str = typer.Argument(..., help=_PROVIDER_HELP)) -> None:
     """Remove the stored key for PROVIDER from the keys file."""
-    from modelctl import keys
-    from modelctl.errors import NotFoundError
-    from modelctl.keyfile import keys_path
+    from modelctl import keys  # noqa: PLC0415 (modelctl.keys: not on the --help path)
+    from modelctl.keyfile import keys_path  # noqa: PLC0415 (modelctl.keyfile: not on the --help path)
 
     name = keys.canonical(provider)
     if not keys.delete_key(name):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import re
 import sys
+import traceback
 from typing import TYPE_CHECKING, Any, Iterable, MutableMapping, NoReturn, Optional
 
 import typer
@@ -71,7 +73,6 @@ def _usage_error(exc: Exception) -> NoReturn:
 
 def _shortened_words(message: str, longest: int = 120) -> str:
     """click's message with each very long word (a 5,000-digit value it echoes) cut in its middle."""
-    import re
 
     def cut(m: re.Match[str]) -> str:
         word = m.group()
@@ -83,8 +84,6 @@ def _shortened_words(message: str, longest: int = 120) -> str:
 def _debug_traceback() -> None:
     """Under --debug, the traceback of the error being handled: redacted, controls escaped."""
     if _debug_requested():
-        import traceback
-
         for line in traceback.format_exc().splitlines():
             sys.stderr.write(safe(line) + "\n")
 
@@ -92,7 +91,7 @@ def _debug_traceback() -> None:
 def _unexpected(exc: BaseException) -> str:
     """The one line for an exception no part of modelctl turned into a ModelctlError."""
     if isinstance(exc, OSError) and exc.strerror:
-        from modelctl.config import home_problem
+        from modelctl.config import home_problem  # noqa: PLC0415 (modelctl.config: not on the --help path)
 
         where = f"{exc.filename}: " if exc.filename else ""
         return home_problem() or f"{where}{exc.strerror}"
@@ -136,7 +135,7 @@ class ModelctlGroup(help.HelpGroup):
         # at every start: the scripts' module is imported only when a shell is asking.
         if not os.environ.get(complete_var or _COMPLETE_VAR):
             return None
-        from modelctl.cli import shells
+        from modelctl.cli import shells  # noqa: PLC0415 (lazy on purpose: docs/architecture.md)
 
         shells.install()
         return super()._main_shell_completion(ctx_args, prog_name, complete_var)
@@ -146,7 +145,7 @@ class ModelctlGroup(help.HelpGroup):
         try:  # the top-level options are parsed here, outside invoke()
             check_values(self)
             if any(arg.startswith(_COMPLETION_OPTIONS) for arg in args):
-                from modelctl.cli import shells
+                from modelctl.cli import shells  # noqa: PLC0415 (modelctl.cli.shells: not on the list --json path)
 
                 args = shells.with_shell_values(args, _COMPLETION_OPTIONS, self.params)
             return super().make_context(info_name, args, parent=parent, **extra)
@@ -179,7 +178,7 @@ _COMPLETE_VAR = "_MODELCTL_COMPLETE"  # set by the completion scripts when a she
 
 def _completion(ctx: typer.Context, param: typer.CallbackParam, value: Optional[str]) -> None:
     if value is not None and not ctx.resilient_parsing:
-        from modelctl.cli import shells
+        from modelctl.cli import shells  # noqa: PLC0415 (modelctl.cli.shells: not on the list --json path)
 
         shells.completion_option(param.opts[0], value)
         raise typer.Exit()

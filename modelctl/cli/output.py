@@ -17,6 +17,8 @@ import os
 import sys
 from typing import Any, Callable, TextIO, TypeVar
 
+import typer
+
 # The consoles and the JSON writer are the chat's too; the commands use them from here.
 from modelctl.chat.terminal import err as err
 from modelctl.chat.terminal import json_text, styled, write_json
@@ -118,7 +120,7 @@ def stdout_failed(exc: OSError) -> int:
 def cell(text: Any, hide: "Callable[[str], str] | None" = None) -> str:
     """`safe` for a table cell; `hide` (a `modelctl.redaction.redactor()`) when there are many."""
     if hide is None:
-        from modelctl.redaction import redactor
+        from modelctl.redaction import redactor  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
         hide = redactor()
     return printable(hide(str(text)))
@@ -126,7 +128,7 @@ def cell(text: Any, hide: "Callable[[str], str] | None" = None) -> str:
 
 def redact_data(data: Any) -> Any:
     """`data` (JSON-like) with every credential in it hidden (modelctl.redaction.redact_data)."""
-    from modelctl.redaction import redact_data as redacted
+    from modelctl.redaction import redact_data as redacted  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     return redacted(data)
 
@@ -147,7 +149,7 @@ def print_records(data: Any) -> None:
     10,000-model listing would pay for the walk on every `list --json`."""
     indent = 2 if sys.stdout.isatty() else None
     text = json_text(data, indent)
-    from modelctl.redaction import may_hold_secrets
+    from modelctl.redaction import may_hold_secrets  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     if may_hold_secrets(text):
         text = json_text(redact_data(data), indent)
@@ -174,7 +176,6 @@ def confirm_removal(question: str) -> None:
     """Ask `question` on stderr (default no); anything but yes, or the end of input, ends the
     command with status 1 and "nothing removed". Not click's confirm: it writes part of its
     prompt to stdout, where only data goes."""
-    import typer
 
     sys.stderr.write(f"{question} [y/N] ")
     sys.stderr.flush()
@@ -204,8 +205,8 @@ def table(columns: list[str], rows: list[list[str]], title: str, *, right: tuple
     `no_wrap` (names to copy) and `right` (numbers) are shown whole, those of `wrap` wrap, the
     others are cut with an ellipsis; on a narrow terminal the columns of `drop` (least useful
     first) are left out, and the table says which. Every cell passes through `cell`."""
-    from modelctl.cli.format import fit_widths, plain_table
-    from modelctl.redaction import redactor, unchanged_by_redaction
+    from modelctl.cli.format import fit_widths, plain_table  # noqa: PLC0415 (modelctl.cli.format: not on the chat --api-base path)
+    from modelctl.redaction import redactor, unchanged_by_redaction  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     rows = [[str(c) for c in row] for row in rows]
     # 10,000 rows: one redaction pass over all the cells, then one per cell only if one holds a secret
@@ -217,10 +218,10 @@ def table(columns: list[str], rows: list[list[str]], title: str, *, right: tuple
     if not styled(sys.stdout):
         sys.stdout.write(plain_table(columns, rows))
         return
-    from rich import box
-    from rich.cells import cell_len
-    from rich.table import Table
-    from rich.text import Text
+    from rich import box  # noqa: PLC0415 (rich: imported only where used)
+    from rich.cells import cell_len  # noqa: PLC0415 (rich: imported only where used)
+    from rich.table import Table  # noqa: PLC0415 (rich: imported only where used)
+    from rich.text import Text  # noqa: PLC0415 (rich: imported only where used)
 
     natural = [max([cell_len(col), *(cell_len(row[i]) for row in rows)]) for i, col in enumerate(columns)]
     whole = set(no_wrap) | set(right)

@@ -13,7 +13,8 @@ from modelctl.cli import help as panel
 from modelctl.cli import options as opt
 from modelctl.cli import output, shell_complete, state
 from modelctl.cli.help import examples
-from modelctl.terminal_text import safe
+from modelctl.errors import UsageError
+from modelctl.terminal_text import for_terminal, safe
 
 if TYPE_CHECKING:
     from modelctl.templates import RenderedPrompt
@@ -27,22 +28,20 @@ EXAMPLE_CONVERSATION = [
 
 
 def _usage(message: str, hint: str | None = None) -> Exception:
-    from modelctl.errors import UsageError
-
     return UsageError(message, hint=hint)
 
 
 def read_messages(text: str, where: str) -> list[dict[str, str]]:
     """The messages in JSON text (an array, or an object with "messages")."""
-    from modelctl.chat.messages import parse_messages
-    from modelctl.files import load_json
+    from modelctl.chat.messages import parse_messages  # noqa: PLC0415 (modelctl.chat.messages: not on the --help path)
+    from modelctl.files import load_json  # noqa: PLC0415 (modelctl.files: not on the --help path)
 
     return parse_messages(load_json(text, where), where)
 
 
 def load_messages(messages_file: Optional[str]) -> list[dict[str, Any]]:
-    from modelctl.chat.session import MAX_FILE_BYTES
-    from modelctl.files import read_user_file
+    from modelctl.chat.session import MAX_FILE_BYTES  # noqa: PLC0415 (modelctl.chat.session: not on the --help path)
+    from modelctl.files import read_user_file  # noqa: PLC0415 (modelctl.files: not on the --help path)
 
     if messages_file and messages_file != "-":
         data = read_user_file(messages_file, "messages file", limit=MAX_FILE_BYTES)
@@ -64,7 +63,6 @@ def read_stdin(limit: int) -> bytes:
 def _shown(text: str) -> str:
     """A prompt as printed: exactly, to a pipe; at a terminal, with its control characters
     written out, since a template or a message may hold escape sequences."""
-    from modelctl.terminal_text import for_terminal
 
     return for_terminal(text) if sys.stdout.isatty() else text
 
@@ -111,7 +109,7 @@ def prompt(
 
     variables = _template_variables(var or [])
     msgs = load_messages(messages)
-    from modelctl.chat.prompt import render_prompt
+    from modelctl.chat.prompt import render_prompt  # noqa: PLC0415 (modelctl.chat.prompt: not on the chat --api-base path)
 
     rendered = render_prompt(msgs, model=model, template=template, add_generation_prompt=not no_generation_prompt,
                              registry=state.get_registry, variables=variables)
@@ -128,7 +126,7 @@ def prompt(
 def _template_variables(pairs: List[str]) -> dict[str, Any]:
     """--var NAME=VALUE pairs, values typed as config values are (`1024` a number, `[1, 2]` a
     list, anything else text), with `true`/`false` in any case booleans."""
-    from modelctl.config_edit import parse_value
+    from modelctl.config_edit import parse_value  # noqa: PLC0415 (modelctl.config_edit: not on the chat --api-base path)
 
     variables: dict[str, Any] = {}
     for pair in pairs:
@@ -162,7 +160,7 @@ def templates_list(
     if model is not None:
         _gguf_templates_list(model, as_json)
         return
-    from modelctl.templates import list_templates
+    from modelctl.templates import list_templates  # noqa: PLC0415 (modelctl.templates: not on the chat --api-base path)
 
     templates = list_templates()
     if as_json:
@@ -175,7 +173,7 @@ def templates_list(
 
 
 def _gguf_templates_list(model: str, as_json: bool) -> None:
-    from modelctl.chat.prompt import gguf_templates
+    from modelctl.chat.prompt import gguf_templates  # noqa: PLC0415 (modelctl.chat.prompt: not on the chat --api-base path)
 
     found = gguf_templates(model, registry=state.get_registry)
     if as_json:
@@ -197,7 +195,7 @@ def templates_show(
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print the template and its example rendering as JSON.")] = False,
 ) -> None:
     """Show one template and an example rendering."""
-    from modelctl.templates import Conversation, SystemPolicy, resolve_template
+    from modelctl.templates import Conversation, SystemPolicy, resolve_template  # noqa: PLC0415 (modelctl.templates: not on the chat --api-base path)
 
     tpl = resolve_template(template=name)
     example = EXAMPLE_CONVERSATION

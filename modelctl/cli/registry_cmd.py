@@ -35,7 +35,7 @@ def validate(
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print the problems as a JSON array.")] = False,
 ) -> None:
     """Report every problem: file, line, model id, key and what is wrong. Exit 3 if any."""
-    from modelctl.registry import registry_layers, validate_files
+    from modelctl.registry import registry_layers, validate_files  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     files = [path] if path else registry_layers(state.registry_path())
     models, problems = validate_files(files)
@@ -56,10 +56,10 @@ def validate(
 
 def _unknown_templates(models: Iterable[Model]) -> list[Problem]:
     """Template names the template layer does not know (skipped if it is unavailable)."""
-    from modelctl.registry.schema import Problem
+    from modelctl.registry.schema import Problem  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     try:
-        from modelctl.templates import list_templates
+        from modelctl.templates import list_templates  # noqa: PLC0415 (modelctl.templates: not on the --help path)
     except ImportError:
         return []
     known = {getattr(t, "name", t) for t in list_templates()}
@@ -85,8 +85,8 @@ def export() -> None:
 ))
 def path(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON object.")] = False) -> None:
     """Show the registry files, lowest layer first, and whether each exists."""
-    from modelctl.config import get_paths
-    from modelctl.registry import BUILTIN_REGISTRY
+    from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
+    from modelctl.registry import BUILTIN_REGISTRY  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     layers = [("builtin", BUILTIN_REGISTRY), ("user", get_paths().user_registry)]
     extra = state.registry_path()

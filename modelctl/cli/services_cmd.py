@@ -21,8 +21,8 @@ def services(
     """The deployments usable right now (key present, local file present, server reachable;
     servers are probed in parallel), with their service metadata: model id, endpoint, api
     version, deployment name."""
-    from modelctl.chat.availability import services as check_services
-    from modelctl.resolver import Resolver
+    from modelctl.chat.availability import services as check_services  # noqa: PLC0415 (modelctl.chat.availability: not on the --help path)
+    from modelctl.resolver import Resolver  # noqa: PLC0415 (modelctl.resolver: not on the --help path)
 
     registry = state.get_registry()
     models = [Resolver(registry, check=False, locate=False).resolve(model).registry_model("services")] if model else list(registry)

@@ -25,7 +25,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from modelctl.errors import ModelctlError
 from modelctl.terminal_text import CONTROLS, REORDERING, SURROGATES, char_class
+from modelctl.version import __version__
 
 _FORMAT = 1
 # Shown values are a prefix match of what was typed; a 10,000-model registry would flood the shell.
@@ -44,7 +46,7 @@ def offerable(value: str) -> bool:
 
 def _sources(ctx: Any) -> tuple[list[Path], list[Path]]:
     """The files the candidates come from: (the registry layers, the user's own files)."""
-    from modelctl.config import get_paths
+    from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
 
     paths = get_paths()
     extra = None
@@ -59,8 +61,6 @@ def _sources(ctx: Any) -> tuple[list[Path], list[Path]]:
 
 
 def _fingerprint(files: list[Path]) -> list[Any]:
-    from modelctl.version import __version__
-
     key: list[Any] = [_FORMAT, __version__]
     for path in files:
         try:
@@ -73,12 +73,12 @@ def _fingerprint(files: list[Path]) -> list[Any]:
 
 def _from_registry(layers: list[Path]) -> dict[str, Any]:
     """The candidates that come with the registry and with modelctl itself."""
-    from modelctl.chat.settings import known_keys
-    from modelctl.registry.loader import load_file, registry_layers
-    from modelctl.registry.query import SORT_KEYS
-    from modelctl.registry.vocab import CATEGORIES, DEPLOYMENT_KINDS, TASKS
-    from modelctl.store.quant import QUALITY_ORDER
-    from modelctl.templates import list_templates
+    from modelctl.chat.settings import known_keys  # noqa: PLC0415 (modelctl.chat.settings: not on the --help path)
+    from modelctl.registry.loader import load_file, registry_layers  # noqa: PLC0415 (modelctl.registry: not on the --help path)
+    from modelctl.registry.query import SORT_KEYS  # noqa: PLC0415 (modelctl.registry: not on the --help path)
+    from modelctl.registry.vocab import CATEGORIES, DEPLOYMENT_KINDS, TASKS  # noqa: PLC0415 (modelctl.registry: not on the --help path)
+    from modelctl.store.quant import QUALITY_ORDER  # noqa: PLC0415 (modelctl.store: not on the --help path)
+    from modelctl.templates import list_templates  # noqa: PLC0415 (modelctl.templates: not on the --help path)
 
     models: dict[str, list[str]] = {}
     providers: set[str] = set()
@@ -101,8 +101,8 @@ def _from_user(files: list[Path]) -> dict[str, Any]:
     """The candidates from the user's files: aliases and keys of config.toml, imported models."""
     data: dict[str, Any] = {"aliases": [], "installed": [], "config": []}
     try:
-        from modelctl.config import user_config
-        from modelctl.config_edit import flatten, join_key
+        from modelctl.config import user_config  # noqa: PLC0415 (modelctl.config: not on the --help path)
+        from modelctl.config_edit import flatten, join_key  # noqa: PLC0415 (modelctl.config_edit: not on the --help path)
 
         config = user_config()
         aliases = config.get("aliases", {})
@@ -111,7 +111,7 @@ def _from_user(files: list[Path]) -> dict[str, Any]:
     except Exception:
         pass  # a broken config.toml: its names are not offered
     try:
-        from modelctl.store.index import read_index
+        from modelctl.store.index import read_index  # noqa: PLC0415 (modelctl.store: not on the --help path)
 
         index = read_index(files[1])
         data["installed"] = sorted({str(r.get("name")) for r in index["imports"] if r.get("name")}
@@ -124,7 +124,7 @@ def _from_user(files: list[Path]) -> dict[str, Any]:
 def candidates(ctx: Any = None) -> dict[str, Any]:
     """Every candidate, from the cache file while its sources are unchanged. Its two parts are
     rebuilt apart: an alias set must not cost a pass over a 10,000-model registry."""
-    from modelctl.config import get_paths
+    from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
 
     layers, user_files = _sources(ctx)
     keys = {"registry": _fingerprint(layers), "user": _fingerprint(user_files)}
@@ -137,7 +137,7 @@ def candidates(ctx: Any = None) -> dict[str, Any]:
         data[part] = _from_registry(layers) if part == "registry" else _from_user(user_files)
         data[f"{part}_key"] = keys[part]
     try:
-        from modelctl.files import atomic_write
+        from modelctl.files import atomic_write  # noqa: PLC0415 (modelctl.files: not on the --help path)
 
         atomic_write(cache, json.dumps(data, separators=(",", ":")).encode("utf-8"))
     except OSError:
@@ -148,8 +148,7 @@ def candidates(ctx: Any = None) -> dict[str, Any]:
 def _read_cache(path: Path) -> dict[str, Any]:
     """The cache file's content; {} for a missing, odd (not a regular file, too large) or
     damaged one."""
-    from modelctl.errors import ModelctlError
-    from modelctl.files import load_json, read_user_file
+    from modelctl.files import load_json, read_user_file  # noqa: PLC0415 (modelctl.files: not on the --help path)
 
     try:
         data = load_json(read_user_file(path, "completion cache", limit=CACHE_LIMIT), str(path))
@@ -210,9 +209,9 @@ config_keys = _offer("config", "known_keys")  # those set in config.toml, then e
 def sessions(incomplete: str) -> list[str]:
     """Names of saved chat sessions, from the history database when there is one."""
     try:
-        import sqlite3
+        import sqlite3  # noqa: PLC0415 (sqlite3: optional)
 
-        from modelctl.config import get_paths
+        from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
 
         db = get_paths().history_db
         if not db.is_file():

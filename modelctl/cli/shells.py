@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from typing import Any
 from typer._completion_classes import BashComplete, FishComplete, ZshComplete
 
 from modelctl.cli.shell_complete import offerable
-from modelctl.errors import ModelctlError, UsageError
+from modelctl.errors import ModelctlError, NotFoundError, UsageError
+from modelctl.files import MiB, atomic_write, read_user_text
 
 try:  # typer >= 0.20 vendors click
     from typer._click import shell_completion as _click_completion
@@ -221,7 +223,7 @@ def with_shell_values(args: list[str], options: tuple[str, ...], params: list[An
 
 def _detected_shell() -> str | None:
     try:
-        import shellingham
+        import shellingham  # noqa: PLC0415 (shellingham: optional)
 
         return str(shellingham.detect_shell()[0])
     except Exception:  # not installed, or no shell found among the parent processes
@@ -257,10 +259,6 @@ _INSTALLED = {
 
 
 def _install(shell: str) -> Path:
-    import shlex
-
-    from modelctl.files import atomic_write
-
     home = Path.home()
     path = home / _INSTALLED[shell]
     try:
@@ -276,8 +274,6 @@ def _install(shell: str) -> Path:
 
 def _add_line(rc: Path, line: str, present: str) -> None:
     """Append `line` to the shell's start-up file `rc` unless it mentions `present` already."""
-    from modelctl.errors import NotFoundError
-    from modelctl.files import MiB, read_user_text
 
     try:
         text = read_user_text(rc, "shell start-up file", limit=16 * MiB)

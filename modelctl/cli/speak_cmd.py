@@ -8,7 +8,9 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
+from modelctl.cli import output as out
 from modelctl.cli.help import examples
+from modelctl.terminal_text import safe
 
 
 def speak(
@@ -27,9 +29,7 @@ def speak(
     debug: opt.TaskDebug = False,
 ) -> None:
     """Say a text: write the audio to a file and print its path."""
-    from modelctl.cli import output as out
-    from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save
-    from modelctl.terminal_text import safe
+    from modelctl.cli.task_run import check_output, given_text, open_client, request_options, save  # noqa: PLC0415 (modelctl.cli.task_run: not on the --help path)
 
     said = given_text(text, "text")
     options = request_options(option)
@@ -41,7 +41,7 @@ def speak(
         client.close()
     [path] = save([(audio.data, audio.media_type)], output, "speech", force=force)
     if as_json:
-        from modelctl.tasks.select import unit_cost
+        from modelctl.tasks.select import unit_cost  # noqa: PLC0415 (modelctl.tasks: not on the --help path)
 
         out.print_json({"id": client.backend.model_id, "path": str(path), "media_type": audio.media_type,
                         "bytes": len(audio.data), "cost_usd": unit_cost(client, "million_characters", len(said) / 1e6)})

@@ -26,7 +26,7 @@ def get_registry() -> "Registry":
     """The merged registry (built-in < user < --registry), loaded on first use."""
     global _registry
     if _registry is None:
-        from modelctl.registry import load_registry
+        from modelctl.registry import load_registry  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
         _registry = load_registry(_registry_path)
     return _registry

@@ -9,9 +9,10 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
-from modelctl.cli import output
+from modelctl.cli import output, state
 from modelctl.cli.format import counted, human_bytes
 from modelctl.cli.help import examples
+from modelctl.errors import NotFoundError
 from modelctl.terminal_text import safe
 
 if TYPE_CHECKING:
@@ -49,11 +50,10 @@ def pull(
     Downloads go to the Hugging Face cache (shared with other tools), resume where an interrupted
     one stopped, and are verified against their sha256. Prints the local path on stdout.
     """
-    from modelctl.cli import state
-    from modelctl.refs import HubRef, parse_ref
-    from modelctl.resolver import Resolver
-    from modelctl.store.progress import PullProgress
-    from modelctl.store.pull import pull as do_pull
+    from modelctl.refs import HubRef, parse_ref  # noqa: PLC0415 (modelctl.refs: not on the --help path)
+    from modelctl.resolver import Resolver  # noqa: PLC0415 (modelctl.resolver: not on the --help path)
+    from modelctl.store.progress import PullProgress  # noqa: PLC0415 (modelctl.store: not on the --help path)
+    from modelctl.store.pull import pull as do_pull  # noqa: PLC0415 (modelctl.store: not on the --help path)
 
     ref = parse_ref(model)
     what: "Model | str" = ref.text
@@ -96,8 +96,7 @@ def import_(
     as_json: opt.Json = False,
 ) -> None:
     """Register a GGUF file already on disk, reading its metadata."""
-    from modelctl.cli import state
-    from modelctl.store.manage import import_file
+    from modelctl.store.manage import import_file  # noqa: PLC0415 (modelctl.store: not on the --help path)
 
     report = import_file(path, name, registry=state.get_registry)
     if as_json:
@@ -120,10 +119,8 @@ def rm(
 ) -> None:
     """Remove a model's local files (asks first). A file of your own outside modelctl's store
     (named by path, or by an alias) is deleted only when you confirm it at a terminal, --yes or not."""
-    from modelctl.cli import state
-    from modelctl.errors import NotFoundError
-    from modelctl.resolver import Resolver
-    from modelctl.store.manage import removal_plan, remove
+    from modelctl.resolver import Resolver  # noqa: PLC0415 (modelctl.resolver: not on the --help path)
+    from modelctl.store.manage import removal_plan, remove  # noqa: PLC0415 (modelctl.store: not on the --help path)
 
     target = Resolver(state.get_registry, check=False, locate=False).resolve(model)
     # The name the store knows it by: a cached file's as `list --installed` shows it, else the id.
@@ -187,8 +184,7 @@ def _installed_row(m: "InstalledModel") -> list[str]:
 
 def print_installed(as_json: bool) -> None:
     """`modelctl list --installed`."""
-    from modelctl.cli import state
-    from modelctl.store.installed import installed_models
+    from modelctl.store.installed import installed_models  # noqa: PLC0415 (modelctl.store: not on the --help path)
 
     models = installed_models(registry=state.get_registry)
     if as_json:
@@ -204,8 +200,7 @@ def du(
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON object (sizes in bytes).")] = False,
 ) -> None:
     """Disk used by local models: per model and source, unfinished downloads, free space."""
-    from modelctl.cli import state
-    from modelctl.store.installed import disk_usage
+    from modelctl.store.installed import disk_usage  # noqa: PLC0415 (modelctl.store: not on the --help path)
 
     usage = disk_usage(registry=state.get_registry)
     if as_json:

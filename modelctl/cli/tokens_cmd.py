@@ -10,7 +10,10 @@ import typer
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
 from modelctl.cli import output, state
+from modelctl.cli.chat_cmd import stdin_text
 from modelctl.cli.help import examples
+from modelctl.cli.prompt_cmd import load_messages
+from modelctl.errors import UsageError
 from modelctl.terminal_text import safe
 from modelctl.units import counted
 
@@ -20,14 +23,11 @@ if TYPE_CHECKING:
 
 def _messages(text: Optional[List[str]], messages_file: Optional[str], system: Optional[str]) -> list[dict[str, str]]:
     """The conversation to count: --messages FILE, else TEXT and/or stdin as one user message."""
-    from modelctl.chat.messages import clean_text
-    from modelctl.cli.chat_cmd import stdin_text
-    from modelctl.errors import UsageError
+    from modelctl.chat.messages import clean_text  # noqa: PLC0415 (modelctl.chat.messages: not on the --help path)
 
     if messages_file is not None:
         if text:
             raise UsageError("give TEXT or --messages FILE, not both")
-        from modelctl.cli.prompt_cmd import load_messages
 
         msgs = load_messages(messages_file)
     else:
@@ -74,7 +74,7 @@ def tokens(
     """Count a prompt's tokens with the model's tokenizer (the rendered prompt, template
     included), estimate its cost on each deployment, and check it fits the context window a
     chat would use (a local model's is 4096 tokens unless --ctx or config.toml says more)."""
-    from modelctl.chat.tokens import token_report
+    from modelctl.chat.tokens import token_report  # noqa: PLC0415 (modelctl.chat.tokens: not on the --help path)
 
     report = token_report(model, _messages(text, messages, system), deployment=deployment, template=template,
                           max_tokens=max_tokens, api_key=api_key, registry=state.get_registry, text_only=text_only,

@@ -8,7 +8,9 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
+from modelctl.cli import output as out
 from modelctl.cli.help import examples
+from modelctl.terminal_text import for_terminal
 
 
 def transcribe(
@@ -24,11 +26,9 @@ def transcribe(
     debug: opt.TaskDebug = False,
 ) -> None:
     """Transcribe an audio file and print the text."""
-    from modelctl.cli import output as out
-    from modelctl.cli.task_run import open_client, request_options
-    from modelctl.redaction import redact
-    from modelctl.tasks.media import read_audio
-    from modelctl.terminal_text import for_terminal
+    from modelctl.cli.task_run import open_client, request_options  # noqa: PLC0415 (modelctl.cli.task_run: not on the --help path)
+    from modelctl.redaction import redact  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
+    from modelctl.tasks.media import read_audio  # noqa: PLC0415 (modelctl.tasks: not on the --help path)
 
     data, kind = read_audio(audio)
     options = request_options(option)
@@ -38,7 +38,7 @@ def transcribe(
     finally:
         client.close()
     if as_json:
-        from modelctl.tasks.select import unit_cost
+        from modelctl.tasks.select import unit_cost  # noqa: PLC0415 (modelctl.tasks: not on the --help path)
 
         minutes = transcript.duration / 60 if transcript.duration is not None else None
         out.print_json({"id": client.backend.model_id, **transcript.to_dict(),

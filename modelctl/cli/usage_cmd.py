@@ -9,6 +9,8 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
+from modelctl.cli import output
+from modelctl.cli.format import cost_cell
 from modelctl.cli.help import examples
 
 
@@ -19,9 +21,8 @@ def usage(
 ) -> None:
     """Turns, tokens and cost from the history, per model or per day. Cost counts the turns whose
     deployment has prices in the registry (`priced_turns`)."""
-    from modelctl.cli import output
-    from modelctl.history import History
-    from modelctl.history.when import iso, parse_since
+    from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
+    from modelctl.history.when import iso, parse_since  # noqa: PLC0415 (sqlite3: imported only where used)
 
     start = parse_since(since, "--since") if since else None
     with History() as history:
@@ -42,8 +43,6 @@ def usage(
     key = by.lower()
 
     def line(label: str, r: Mapping[str, Any]) -> list[str]:
-        from modelctl.cli.format import cost_cell
-
         return [label, str(r["turns"]), f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", cost_cell(r["cost"])]
 
     table = [line(str(r[key]), r) for r in rows] + [line("total", total)]

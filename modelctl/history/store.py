@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
+from modelctl.config import get_paths
 from modelctl.errors import NotFoundError, UsageError
 from modelctl.history.schema import BUSY_TIMEOUT_S, connect, history_error, rollback
 from modelctl.history.when import iso
@@ -84,8 +85,6 @@ class History:
 
     def __init__(self, path: Path | None = None, *, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
         if path is None:
-            from modelctl.config import get_paths
-
             path = get_paths().history_db
         self.path = path
         self.busy_timeout = busy_timeout

@@ -15,7 +15,10 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from modelctl.config import get_paths, user_config
+from modelctl.config_edit import edit_config, set_in
 from modelctl.errors import UsageError
+from modelctl.redaction import redact_data
 
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument
@@ -34,7 +37,6 @@ class Alias:
 
     def shown_options(self) -> dict[str, Any]:
         """The options as they may be shown: a credential written there by hand hidden."""
-        from modelctl.redaction import redact_data
 
         shown: dict[str, Any] = redact_data(self.options)  # a table stays a table
         return shown
@@ -50,7 +52,6 @@ def check_alias_name(name: str) -> str:
 def user_aliases() -> dict[str, Alias]:
     """The aliases in config.toml, by lower-cased name; a malformed entry is a UsageError that
     names the file and the alias."""
-    from modelctl.config import get_paths, user_config
 
     table = user_config().get("aliases", {})
     where = get_paths().config_file
@@ -81,9 +82,7 @@ def find_alias(name: str | None) -> Alias | None:
 
 def write_alias(alias: Alias) -> None:
     """Add or replace `alias` in config.toml, keeping the rest of the file as it is."""
-    import tomlkit
-
-    from modelctl.config_edit import edit_config, set_in
+    import tomlkit  # noqa: PLC0415 (tomlkit: imported only where used)
 
     def change(doc: TOMLDocument) -> None:
         table = doc.get("aliases")
@@ -104,7 +103,6 @@ def write_alias(alias: Alias) -> None:
 
 def delete_alias(name: str) -> Alias | None:
     """Remove the alias `name` (case-insensitive); the alias removed, or None when there was none."""
-    from modelctl.config_edit import edit_config
 
     def change(doc: TOMLDocument) -> Alias | None:
         table = doc.get("aliases")

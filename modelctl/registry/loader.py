@@ -18,12 +18,15 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from modelctl.errors import RegistryError
+from modelctl.config import MAX_TOML_BYTES, get_paths, parse_toml
+from modelctl.errors import ModelctlError, NotFoundError, RegistryError
+from modelctl.files import atomic_write, load_json, read_user_file, read_user_text
+from modelctl.redaction import add_source
 from modelctl.registry.model import Model
+from modelctl.registry.registry import Registry, replacement_problems
 from modelctl.version import __version__
 
 if TYPE_CHECKING:
-    from modelctl.registry.registry import Registry
     from modelctl.registry.schema import Problem
 
 # Bump when the cached form of a file changes; the schema module is only imported on a cache miss.
@@ -68,8 +71,6 @@ class LineIndex:
 
 
 def _cache_file(path: Path) -> Path:
-    from modelctl.config import get_paths
-
     # The file name only has to be stable and distinct per path; the fingerprint inside decides freshness.
     name = re.sub(r"[^A-Za-z0-9]+", "-", path.stem)[:40]
     return get_paths().cache_dir / "registry" / f"{name}-{zlib.crc32(str(path).encode()):08x}.json"
@@ -80,10 +81,6 @@ def _fingerprint(path: Path, st: os.stat_result) -> str:
 
 
 def _read_cache(path: Path, fingerprint: str) -> list[dict[str, Any]] | None:
-    from modelctl.config import MAX_TOML_BYTES
-    from modelctl.errors import ModelctlError
-    from modelctl.files import load_json, read_user_file
-
     try:
         data = load_json(read_user_file(_cache_file(path), "registry cache", limit=4 * MAX_TOML_BYTES), "the cache")
     except ModelctlError:  # absent or damaged (even a FIFO): parse the registry again
@@ -96,8 +93,6 @@ def _read_cache(path: Path, fingerprint: str) -> list[dict[str, Any]] | None:
 
 
 def _write_cache(path: Path, fingerprint: str, models: list[dict[str, Any]]) -> None:
-    from modelctl.files import atomic_write
-
     try:
         payload = json.dumps({"fingerprint": fingerprint, "models": models}, separators=(",", ":"))
         atomic_write(_cache_file(path), payload.encode("utf-8"))
@@ -107,10 +102,7 @@ def _write_cache(path: Path, fingerprint: str, models: list[dict[str, Any]]) -> 
 
 def check_file(path: Path) -> "tuple[list[dict[str, Any]], list[Problem]]":
     """Parse and validate one registry file: (raw model tables, problems). Never raises."""
-    from modelctl.config import MAX_TOML_BYTES, parse_toml
-    from modelctl.errors import ModelctlError, NotFoundError
-    from modelctl.files import read_user_text
-    from modelctl.registry.schema import SCHEMA_VERSION, Problem, validate_model
+    from modelctl.registry.schema import SCHEMA_VERSION, Problem, validate_model  # noqa: PLC0415 (modelctl.registry.schema: not on the list --json path)
 
     file = str(path)
     try:
@@ -209,7 +201,6 @@ def build_model_list(raws: list[dict[str, Any]], source: str) -> list[Model]:
 
 def registry_layers(extra: str | os.PathLike[str] | None = None) -> list[Path]:
     """The files that make up the registry, lowest layer first."""
-    from modelctl.config import get_paths
 
     layers = [BUILTIN_REGISTRY]
     user = get_paths().user_registry
@@ -239,8 +230,6 @@ def _secret_places(deployments: list[dict[str, Any]]) -> tuple[set[str], set[str
 
 def load_registry(extra: str | os.PathLike[str] | None = None) -> "Registry":
     """The merged registry. Raises RegistryError listing every problem of any layer."""
-    from modelctl.redaction import add_source
-    from modelctl.registry.registry import Registry
 
     layers = registry_layers(extra)
     raws = [(path, load_file(path)) for path in layers]
@@ -268,8 +257,6 @@ def validate_files(files: list[Path], today: str | None = None) -> "tuple[list[M
     problem). Aliases must be unique across the layers too. Replacement chains must end in a model
     not retired on `today` (the real date by default), without a loop; a file checked without
     the built-in registry may name the built-in models. Never raises for bad content."""
-    from modelctl.errors import RegistryError
-    from modelctl.registry.registry import Registry, replacement_problems
 
     problems: list[Problem] = []
     models: list[Model] = []
@@ -294,7 +281,6 @@ def _with_builtin(registry: "Registry", files: list[Path]) -> "Callable[[str], M
     which every loaded registry has below the user's files."""
     if any(Path(f).resolve() == BUILTIN_REGISTRY.resolve() for f in files):
         return registry.get
-    from modelctl.registry.registry import Registry
 
     builtin: list[Registry] = []
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
+from modelctl.errors import NotFoundError
 from modelctl.registry.vocab import is_local, today_iso
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class Model:
     @property
     def license(self) -> License:
         if self._license is None:
-            from modelctl.registry.values import License
+            from modelctl.registry.values import License  # noqa: PLC0415 (modelctl.registry.values: not on the list --json path)
 
             self._license = License(**self._raw["license"])
         return self._license
@@ -123,7 +124,7 @@ class Model:
     @property
     def access(self) -> Access:
         if self._access is None:
-            from modelctl.registry.values import Access
+            from modelctl.registry.values import Access  # noqa: PLC0415 (modelctl.registry.values: not on the list --json path)
 
             raw = self._raw["access"]
             self._access = Access(**{**raw, "price_tiers": tuple(raw.get("price_tiers", ()))})
@@ -132,7 +133,7 @@ class Model:
     @property
     def defaults(self) -> Defaults:
         if self._defaults is None:
-            from modelctl.registry.values import Defaults
+            from modelctl.registry.values import Defaults  # noqa: PLC0415 (modelctl.registry.values: not on the list --json path)
 
             raw = dict(self._raw.get("defaults", {}))
             raw["stop"] = tuple(raw.get("stop", ()))
@@ -142,7 +143,7 @@ class Model:
     @property
     def deployments(self) -> tuple[Deployment, ...]:
         if self._deployments is None:
-            from modelctl.registry.values import build_deployment
+            from modelctl.registry.values import build_deployment  # noqa: PLC0415 (modelctl.registry.values: not on the list --json path)
 
             self._deployments = tuple(build_deployment(d) for d in self._raw["deployments"])
         return self._deployments
@@ -174,7 +175,6 @@ class Model:
 
     def deployment(self, ref: str | None = None) -> Deployment:
         """A deployment by id or kind; without `ref`, the first local one, else the first."""
-        from modelctl.errors import NotFoundError
 
         if ref is None:
             return next((d for d in self.deployments if d.local), self.deployments[0])

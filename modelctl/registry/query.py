@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 from modelctl.errors import UsageError
 from modelctl.registry.model import Model
+from modelctl.registry.vocab import today_iso
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,6 @@ class ModelFilter:
 
 def filter_models(models: Iterable[Model], flt: ModelFilter) -> list[Model]:
     if flt.today is None and not flt.include_retired:  # read the clock once, not once per model
-        from dataclasses import replace
-
-        from modelctl.registry.vocab import today_iso
-
         flt = replace(flt, today=today_iso())
     return [m for m in models if flt.matches(m)]
 
@@ -157,7 +154,6 @@ def search_models(models: Iterable[Model], query: str, limit: int | None = None,
         elif q in m.id.lower() or q in m.name.lower():
             score += 5.0
         hits.append(SearchHit(m, score))
-    from modelctl.registry.vocab import today_iso
 
     day = today or today_iso()
 

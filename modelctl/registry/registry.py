@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from modelctl.errors import NotFoundError, RegistryError
 from modelctl.registry.model import Model
+from modelctl.registry.vocab import today_iso
 
 if TYPE_CHECKING:
     from modelctl.registry.schema import Problem
@@ -30,7 +31,7 @@ class Registry:
                 key = alias.lower()
                 other = self._index.get(key)
                 if other is not None and other is not model:
-                    from modelctl.registry.schema import Problem
+                    from modelctl.registry.schema import Problem  # noqa: PLC0415 (modelctl.registry.schema: not on the list --json path)
 
                     what = "id" if other.id.lower() == key else "alias"
                     problems.append(
@@ -106,7 +107,7 @@ class Registry:
 
     def export(self) -> dict[str, Any]:
         """The merged registry as JSON-ready data (`modelctl registry export`)."""
-        from modelctl.registry.schema import SCHEMA_VERSION
+        from modelctl.registry.schema import SCHEMA_VERSION  # noqa: PLC0415 (modelctl.registry.schema: not on the list --json path)
 
         return {
             "schema_version": SCHEMA_VERSION,
@@ -148,8 +149,6 @@ def replacement_problems(models: Iterable[Model], lookup: Callable[[str], Model 
             if not dated:
                 continue
             if today is None:
-                from modelctl.registry.vocab import today_iso
-
                 today = today_iso()
             end = chain[-1]
             if not end.retired(today):
@@ -160,7 +159,7 @@ def replacement_problems(models: Iterable[Model], lookup: Callable[[str], Model 
             message = f"the chain {shown} loops"
         else:
             message = f"the chain {shown} ends in {broken}"
-        from modelctl.registry.schema import Problem
+        from modelctl.registry.schema import Problem  # noqa: PLC0415 (modelctl.registry.schema: not on the list --json path)
 
         problems.append(Problem(model.source, message, model.id, "replacement"))
     return problems

@@ -8,6 +8,7 @@ and never raises: the caller decides whether problems are fatal.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import re
@@ -130,7 +131,6 @@ def _date(v: Any) -> str | None:
 
 def _day(v: Any) -> str | None:
     """A calendar date as YYYY-MM-DD: lifecycle and price dates are compared with today."""
-    import datetime
 
     if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
         try:

@@ -7,7 +7,10 @@ it.
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 CATEGORIES = ("foundation", "industry", "task")
 TASKS = (
@@ -50,15 +53,11 @@ def default_key_env(kind: str) -> str | None:
 
 def today_iso() -> str:
     """Today's local date as YYYY-MM-DD: registry dates are ISO strings, which order as dates."""
-    import datetime
 
     return datetime.date.today().isoformat()
 
 
 def _is_loopback(url: str | None) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
     host = urlsplit(url or "").hostname or ""
     if host == "localhost":
         return True

@@ -14,9 +14,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from modelctl.config import get_paths
 from modelctl.errors import UsageError
+from modelctl.redaction import refuse_credentials
+from modelctl.registry import BUILTIN_REGISTRY, get_registry
+from modelctl.registry.aliases import find_alias
+from modelctl.registry.schema import DEPLOYMENT_KEYS, validate_model
+from modelctl.registry.vocab import LOCAL_KINDS, is_local, today_iso
+from modelctl.store.locate import find_import
+from modelctl.store.user_registry import save_entry
 from modelctl.terminal_text import CONTROLS, REORDERING, char_class
+from modelctl.transport.urls import check_url
 
 if TYPE_CHECKING:
     from modelctl.registry import Model, Registry, RegistrySource
@@ -76,9 +86,6 @@ _FLAGS = {
 def provider_for(url: str) -> str:
     """Who serves the model, from its address: "Local server" on a loopback address, else the
     host without a leading `api.` or `www.` (`https://api.groq.com/openai/v1` -> groq.com)."""
-    from urllib.parse import urlsplit
-
-    from modelctl.registry.vocab import is_local
 
     if is_local({"kind": DEFAULT_KIND, "api_base": url}):
         return LOCAL_PROVIDER
@@ -88,8 +95,6 @@ def provider_for(url: str) -> str:
 
 def entry_for(spec: NewModel, today: str) -> dict[str, Any]:
     """The `[[models]]` table for `spec`, before any check (the validator has its say after)."""
-    from modelctl.registry.schema import DEPLOYMENT_KEYS
-    from modelctl.registry.vocab import LOCAL_KINDS, is_local
 
     required, optional = DEPLOYMENT_KEYS.get(spec.kind, ((), ()))
     keys = required + optional
@@ -130,11 +135,6 @@ def add_model(spec: NewModel, *, force: bool = False, registry: "RegistrySource"
     """Check `spec` and save its entry in the user registry (see the module's notes). An id
     the registry already has is refused unless `force`, which replaces an entry of the user
     registry, or shadows a built-in model (`Added.shadows`)."""
-    from modelctl.config import get_paths
-    from modelctl.registry import get_registry
-    from modelctl.registry.vocab import today_iso
-    from modelctl.store.user_registry import save_entry
-    from modelctl.transport.urls import check_url
 
     _check_names(spec)
     path = get_paths().user_registry
@@ -183,8 +183,6 @@ def _check_text(flag: str, text: str) -> None:
 
 
 def _refuse_credentials(spec: NewModel, path: Path) -> None:
-    from modelctl.redaction import refuse_credentials
-
     for flag, value in (("--api-base", spec.api_base), ("--name", spec.name), ("--model", spec.model),
                         ("ID", spec.id), ("--alias", list(spec.aliases))):
         refuse_credentials(flag, value, where=str(path))
@@ -192,7 +190,6 @@ def _refuse_credentials(spec: NewModel, path: Path) -> None:
 
 def _validate(entry: dict[str, Any], path: Path) -> None:
     """The registry's own validator on the entry; its first problem, as a usage error."""
-    from modelctl.registry.schema import validate_model
 
     problems = validate_model(entry, file=str(path), index=0, find_line=lambda index, key: None)
     if problems:
@@ -214,9 +211,6 @@ def _taken(spec: NewModel, reg: "Registry", path: Path, force: bool) -> "Model |
     """The model of the registry whose id is `spec.id`, if `force` lets it be replaced or
     shadowed; a UsageError for a name already taken otherwise (an alias of another model, a user
     alias or an imported file's name, a model of a layer above the user registry)."""
-    from modelctl.registry import BUILTIN_REGISTRY
-    from modelctl.registry.aliases import find_alias
-    from modelctl.store.locate import find_import
 
     for name in (spec.id, *spec.aliases):
         user_alias = find_alias(name)

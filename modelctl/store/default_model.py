@@ -23,15 +23,18 @@ Each falls back to the other where only the other is installed.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from modelctl.errors import ModelFileError
-
-if TYPE_CHECKING:
-    from modelctl.registry.values import RepoFile
+from modelctl.config import get_paths
+from modelctl.errors import ModelFileError, NotFoundError
+from modelctl.files import atomic_write, read_kept_text, sha256_file
+from modelctl.registry.values import RepoFile
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,6 @@ DEFAULT_MODEL_PACKAGE = SMOLLM2.package
 
 
 def _installed(package: str) -> bool:
-    import importlib.util
-
     try:
         return importlib.util.find_spec(package) is not None
     except (ImportError, ValueError):
@@ -80,7 +81,6 @@ def install_hint(package: str) -> str:
 
 def _shipped_file(package: str, filename: str) -> Path | None:
     """`filename` inside the directory of `package`, found without importing the package."""
-    import importlib.util
 
     try:
         spec = importlib.util.find_spec(package)
@@ -95,9 +95,6 @@ def _shipped_file(package: str, filename: str) -> Path | None:
 
 def _verified(target: Path, expected: str | None) -> bool:
     """Whether `target` is the file a marker says was verified (same size, mtime and hash)."""
-    import json
-
-    from modelctl.files import read_kept_text
 
     stamp = _stamp(target, expected)
     text = read_kept_text(_marker(target), limit=1 << 16) if stamp is not None else None
@@ -108,8 +105,6 @@ def _verified(target: Path, expected: str | None) -> bool:
 
 
 def _marker(target: Path) -> Path:
-    from modelctl.config import get_paths
-
     return get_paths().models_dir / f"{target.name}.verified"
 
 
@@ -122,10 +117,6 @@ def _stamp(target: Path, expected: str | None) -> dict[str, Any] | None:
 
 
 def _mark_verified(target: Path, expected: str | None) -> None:
-    import json
-
-    from modelctl.files import atomic_write
-
     marker = _marker(target)
     marker.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(marker, json.dumps(_stamp(target, expected)).encode())
@@ -134,8 +125,6 @@ def _mark_verified(target: Path, expected: str | None) -> None:
 def _check_shipped(package: str, path: Path, expected: str | None) -> Path:
     """The shipped file, its sha256 checked once (then remembered by the marker)."""
     if expected and not _verified(path, expected):
-        from modelctl.files import sha256_file
-
         if sha256_file(path) != expected.lower():
             raise ModelFileError(f"{path}: the file the {package!r} package ships does not match its sha256",
                                  hint=f"reinstall it: {install_hint(package)} --force-reinstall")
@@ -154,10 +143,6 @@ def package_model_path(
     `on_assemble(target)` is called before assembling (default: one line on stderr).
     Raises NotFoundError when the package is not installed.
     """
-    import importlib
-
-    from modelctl.config import get_paths
-    from modelctl.errors import NotFoundError
 
     if file is not None:
         shipped = _shipped_file(package, file.filename)
@@ -192,8 +177,6 @@ def package_model_path(
 
 
 def _announce(target: Path) -> None:
-    import sys
-
     sys.stderr.write(f"modelctl: preparing the model file {target} (once)...\n")
     sys.stderr.flush()
 
@@ -203,7 +186,6 @@ def default_model_path(task: str = "chat", *, on_assemble: Callable[[Path], None
     found = default_model(task)
     if found is None:
         return None
-    from modelctl.registry.values import RepoFile
 
     file = RepoFile("", found.filename, sha256=found.sha256) if found.filename else None
     return package_model_path(found.package, file=file, on_assemble=on_assemble)

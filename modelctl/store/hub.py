@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin
 
-from modelctl.config import hf_token_path
+from modelctl.config import file_lock, hf_token_path
 from modelctl.errors import (
     AuthError,
     BackendError,
@@ -45,20 +45,25 @@ from modelctl.errors import (
     NotFoundError,
 )
 from modelctl.errors import OfflineError as OfflineError  # store/pull.py still raises it as hub.OfflineError
-from modelctl.files import read_kept_text, read_token_file
+from modelctl.files import atomic_write, read_kept_text, read_token_file, sha256_file, unlink_if_link
+from modelctl.gguf import read_gguf
 from modelctl.keys import redact
 from modelctl.redaction import strip_credentials
 from modelctl.refs import check_repo_id
+from modelctl.registry.schema import safe_relative_path
+from modelctl.store import index, transfer
 from modelctl.store.paths import hf_cache_dir, lock_path, repo_folder, safe_join
+from modelctl.store.progress import PullProgress
 from modelctl.terminal_text import DEL_C1, char_class
 from modelctl.transport import wire
 from modelctl.transport.http_client import hooked_session, hub_session_hooks
 from modelctl.transport.response_limits import LimitExceeded
 from modelctl.transport.server_text import one_line
 from modelctl.transport.urls import check_url, redact_url
+from modelctl.units import human_bytes
+from modelctl.version import __version__
 
 if TYPE_CHECKING:
-    from modelctl.store.progress import PullProgress
     from modelctl.store.transfer import Transfer, TransferProgress
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -119,8 +124,8 @@ def settings() -> HubSettings:
 @contextmanager
 def hub_errors(s: HubSettings, repo: str, filename: str | None = None) -> Iterator[None]:
     """Turn huggingface_hub's and the HTTP client's exceptions into modelctl's, one line each."""
-    import httpx2
-    from huggingface_hub import errors as hf
+    import httpx2  # noqa: PLC0415 (httpx2: imported only where used)
+    from huggingface_hub import errors as hf  # noqa: PLC0415 (huggingface_hub: imported only where used)
 
     what = f"{repo}/{filename}" if filename else repo
     try:
@@ -205,7 +210,7 @@ class RepoListing:
 
 def file_metadata(s: HubSettings, repo: str, filename: str, revision: str | None = None) -> RemoteFile:
     """HEAD one file through huggingface_hub."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url  # noqa: PLC0415 (huggingface_hub: imported only where used)
 
     revision = revision or "main"
     url = hf_hub_url(repo, filename, revision=revision, endpoint=s.endpoint)
@@ -236,7 +241,7 @@ def list_repo(s: HubSettings, repo: str, revision: str | None = None) -> RepoLis
     check_repo_id(repo)
     if s.offline:
         raise OfflineError(f"{s.offline_reason}: cannot list the files of {repo}")
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # noqa: PLC0415 (huggingface_hub: imported only where used)
 
     with hub_errors(s, repo):
         info = HfApi(endpoint=s.endpoint, token=s.token or False).model_info(
@@ -257,7 +262,6 @@ def list_repo(s: HubSettings, repo: str, revision: str | None = None) -> RepoLis
 def usable_name(name: object) -> bool:
     """Whether a file name from a server can name a file in the cache: a plain relative path
     (`safe_relative_path`), each part at most 255 bytes, no part of only dots or spaces."""
-    from modelctl.registry.schema import safe_relative_path
 
     if not isinstance(name, str) or len(name) > 1024 or safe_relative_path(name) or _C1.search(name):
         return False
@@ -373,7 +377,6 @@ def _link(blob: Path, pointer: Path) -> None:
 def _write_ref(storage: Path, revision: str, commit: str) -> None:
     if revision == commit:
         return
-    from modelctl.files import atomic_write
 
     ref = safe_join(storage / "refs", revision, what="revision")
     if (read_kept_text(ref, limit=4096) or "").strip() == commit:
@@ -392,7 +395,6 @@ def free_space(directory: Path) -> int | None:
 
 def check_disk(need: int, directory: Path) -> None:
     """DiskSpaceError when `directory`'s file system has less than `need` bytes free."""
-    from modelctl.units import human_bytes
 
     if need <= 0:
         return
@@ -433,8 +435,6 @@ class Pulled:
 
 
 def _sha_file(path: Path, task: TransferProgress | None = None) -> str:
-    from modelctl.files import sha256_file
-
     if task is not None:
         task.start(path.stat().st_size, 0)
     return sha256_file(path, task.advance if task is not None else None)
@@ -457,7 +457,6 @@ def pull_files(
     on_note: Callable[[str], None] | None = None,
 ) -> list[Pulled]:
     """Pull `wanted` from `repo` into the Hub cache (see the module docstring); in order."""
-    from modelctl.store.progress import PullProgress
 
     check_repo_id(repo)
     s = settings()
@@ -521,11 +520,7 @@ def _cached_result(path: Path, w: Wanted, revision: str) -> Pulled:
 
 def _fetch(s: HubSettings, r: RemoteFile, w: Wanted, storage: Path, progress: "PullProgress",
            note: Callable[[str], None]) -> Pulled:
-    from filelock import Timeout
-
-    from modelctl.config import file_lock
-    from modelctl.files import unlink_if_link
-    from modelctl.store import index, transfer
+    from filelock import Timeout  # noqa: PLC0415 (filelock: imported only where used)
 
     blob = storage / "blobs" / r.etag
     pointer = safe_join(storage / "snapshots" / r.commit, r.filename)
@@ -609,7 +604,6 @@ def _gguf_shortfall(path: Path) -> int | None:
     """The size the GGUF header of `path` declares (its tensor data included) when the file is
     shorter; None when it is complete, or when its tensor types are unknown here. A file that is
     no readable GGUF raises ModelFileError."""
-    from modelctl.gguf import read_gguf
 
     try:
         info = read_gguf(path)
@@ -673,6 +667,4 @@ def _put_in_place(r: RemoteFile, partial: Path, blob: Path, pointer: Path) -> No
 
 
 def _user_agent() -> str:
-    from modelctl.version import __version__
-
     return f"modelctl/{__version__}"

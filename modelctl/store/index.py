@@ -22,6 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from modelctl.config import locked_update
+from modelctl.errors import ModelctlError
+from modelctl.files import atomic_write, load_json, read_user_file
+from modelctl.store.paths import store_index_path
+
 VERSION = 1
 MAX_INDEX_BYTES = 256 * 2**20
 
@@ -31,10 +36,6 @@ def _empty() -> dict[str, Any]:
 
 
 def read_index(path: Path | None = None) -> dict[str, Any]:
-    from modelctl.errors import ModelctlError
-    from modelctl.files import load_json, read_user_file
-    from modelctl.store.paths import store_index_path
-
     path = path or store_index_path()
     try:
         data = load_json(read_user_file(path, "store index", limit=MAX_INDEX_BYTES), str(path))
@@ -75,9 +76,6 @@ def _typed(record: dict[str, Any], fields: dict[str, type]) -> dict[str, Any]:
 @contextmanager
 def update_index() -> Iterator[dict[str, Any]]:
     """Yield the index for changing in place; it is written back when the block ends normally."""
-    from modelctl.config import locked_update
-    from modelctl.files import atomic_write
-    from modelctl.store.paths import store_index_path
 
     path = store_index_path()
     with locked_update(path):

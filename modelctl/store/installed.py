@@ -24,7 +24,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Iterator
 
-from modelctl.errors import ModelctlError
+from modelctl.config import get_paths
+from modelctl.errors import ModelctlError, NotFoundError
+from modelctl.gguf import read_metadata
+from modelctl.refs import is_hub_spec, parse_hub
+from modelctl.registry import get_registry
+from modelctl.store import ollama_pull
+from modelctl.store.hub import free_space
+from modelctl.store.index import read_index
+from modelctl.store.paths import hf_cache_dir, repo_folder
+from modelctl.store.quant import (
+    SHARD,
+    Candidate,
+    choose_quant,
+    file_type_name,
+    memory_budget,
+    normalize,
+    quant_from_filename,
+    shard_names,
+)
+from modelctl.transport.ollama_server import normalize_tag, ollama_host
 
 if TYPE_CHECKING:
     from modelctl.registry import Registry, RegistrySource
@@ -81,7 +100,6 @@ def registry_maps(registry: "Registry | None") -> tuple[dict[tuple[str, str], Id
     by_tag: dict[str, str] = {}
     if registry is None:
         return by_repo, by_name, by_tag
-    from modelctl.transport.ollama_server import normalize_tag
 
     for model in registry:
         for dep in model.deployments:
@@ -101,7 +119,6 @@ def registry_maps(registry: "Registry | None") -> tuple[dict[tuple[str, str], Id
 
 def _load_registry(source: "RegistrySource") -> "Registry | None":
     """The registry, or None when it cannot be loaded (the listing does without)."""
-    from modelctl.registry import get_registry
 
     try:
         return get_registry(source)
@@ -112,7 +129,6 @@ def _load_registry(source: "RegistrySource") -> "Registry | None":
 def scan_hf_cache(cache: Path | None = None, *, suffix: str = ".gguf", repo: str | None = None) -> Iterator[CachedFile]:
     """Every `*.gguf` in the Hugging Face cache's model snapshots (each blob once, newest first);
     with `repo`, only that repository's."""
-    from modelctl.store.paths import hf_cache_dir, repo_folder
 
     cache = cache or hf_cache_dir()
     try:
@@ -155,7 +171,6 @@ def scan_hf_cache(cache: Path | None = None, *, suffix: str = ".gguf", repo: str
 def partial_downloads(cache: Path | None = None) -> list[dict[str, Any]]:
     """Unfinished downloads in the Hugging Face cache: interrupted ones (`blobs/*.incomplete`),
     and sharded GGUFs missing some of their shards (with `missing_shards`)."""
-    from modelctl.store.paths import hf_cache_dir
 
     cache = cache or hf_cache_dir()
     out: list[dict[str, Any]] = []
@@ -179,22 +194,16 @@ def partial_downloads(cache: Path | None = None) -> list[dict[str, Any]]:
 
 
 def _quant_of(path: Path, name: str) -> str | None:
-    from modelctl.store.quant import file_type_name, quant_from_filename
-
     q = quant_from_filename(name)
     if q:
         return q
     try:
-        from modelctl.gguf import read_metadata
-
         return file_type_name(read_metadata(path).get("general.file_type"))
     except ModelctlError:
         return None
 
 
 def _group_shards(files: list[CachedFile]) -> list[list[CachedFile]]:
-    from modelctl.store.quant import SHARD
-
     groups: dict[tuple[str, str, str], list[CachedFile]] = {}
     order: list[tuple[str, str, str]] = []
     for f in files:
@@ -208,7 +217,6 @@ def _group_shards(files: list[CachedFile]) -> list[list[CachedFile]]:
 
 def _missing_shards(group: list[CachedFile]) -> list[str]:
     """The shards of the group's series that its snapshot lacks (llama.cpp looks for them there)."""
-    from modelctl.store.quant import shard_names
 
     first = group[0]
     snapshot = first.path.parents[len(PurePosixPath(first.filename).parts) - 1]
@@ -223,7 +231,6 @@ def _cached_groups(cache: Path | None = None, repo: str | None = None) -> list[t
 def hf_cache_models(registry: "Registry | None" = None, index: dict[str, Any] | None = None, *,
                     repo: str | None = None) -> list[InstalledModel]:
     """The usable GGUFs in the Hugging Face cache (with `repo`, only that repository's)."""
-    from modelctl.store.index import read_index
 
     index = index if index is not None else read_index()
     by_repo, _by_name, _ = registry_maps(registry)
@@ -258,8 +265,6 @@ def hf_cache_models(registry: "Registry | None" = None, index: dict[str, Any] | 
 
 
 def models_dir_models(registry: "Registry | None" = None) -> list[InstalledModel]:
-    from modelctl.config import get_paths
-
     _, by_name, _ = registry_maps(registry)
     root = get_paths().models_dir
     out: list[InstalledModel] = []
@@ -278,8 +283,6 @@ def models_dir_models(registry: "Registry | None" = None) -> list[InstalledModel
 
 
 def imported_models(index: dict[str, Any] | None = None) -> list[InstalledModel]:
-    from modelctl.store.index import read_index
-
     index = index if index is not None else read_index()
     out = []
     for rec in index["imports"]:
@@ -296,8 +299,6 @@ def imported_models(index: dict[str, Any] | None = None) -> list[InstalledModel]
 
 def ollama_installed(registry: "Registry | None" = None, host: str | None = None) -> list[InstalledModel]:
     """Models on the Ollama server; [] when it does not answer."""
-    from modelctl.store import ollama_pull
-    from modelctl.transport.ollama_server import normalize_tag, ollama_host
 
     _, _, by_tag = registry_maps(registry)
     try:
@@ -327,9 +328,6 @@ def find_installed(name: str, *, registry: "RegistrySource" = None) -> Installed
 
     None when `name` has none of these forms or nothing of it is here; NotFoundError when the
     repository is here but not in the quantization asked for."""
-    from modelctl.errors import NotFoundError
-    from modelctl.refs import is_hub_spec, parse_hub
-    from modelctl.store.quant import normalize
 
     name = name.strip()
     if name.startswith(("/", ".", "~")):  # a path, not a name
@@ -361,7 +359,6 @@ def find_installed(name: str, *, registry: "RegistrySource" = None) -> Installed
         return wanted[0] if wanted else None
     if len(found) <= 1:
         return found[0] if found else None
-    from modelctl.store.quant import Candidate, choose_quant, memory_budget
 
     label = {(m.quant or str(m.filename)): m for m in found}
     choice = choose_quant([Candidate(q, m.size_bytes) for q, m in label.items()], memory_budget())
@@ -370,7 +367,6 @@ def find_installed(name: str, *, registry: "RegistrySource" = None) -> Installed
 
 def installed_models(*, include_ollama: bool = True, registry: "RegistrySource" = None) -> list[InstalledModel]:
     """Every model present locally (see the module docstring)."""
-    from modelctl.store.index import read_index
 
     loaded = _load_registry(registry)
     index = read_index()
@@ -382,9 +378,6 @@ def installed_models(*, include_ollama: bool = True, registry: "RegistrySource" 
 
 def disk_usage(*, include_ollama: bool = True, registry: "RegistrySource" = None) -> dict[str, Any]:
     """`modelctl du`: installed models, partial downloads, totals per source, free space."""
-    from modelctl.config import get_paths
-    from modelctl.store.hub import free_space
-    from modelctl.store.paths import hf_cache_dir
 
     models = installed_models(include_ollama=include_ollama, registry=registry)
     partial = partial_downloads()

@@ -26,11 +26,16 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelctl.config import get_paths
 from modelctl.errors import ModelctlError, ModelFileError
+from modelctl.registry import get_registry
+from modelctl.store.default_model import package_model_path
+from modelctl.store.hub import CachedGroup, cached_group
+from modelctl.store.index import read_index
+from modelctl.store.quant import normalize
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment, Model, RegistrySource, RepoFile
-    from modelctl.store.hub import CachedGroup
 
 
 def file_names(f: "RepoFile") -> list[str]:
@@ -43,7 +48,6 @@ def file_names(f: "RepoFile") -> list[str]:
 
 def hub_files(dep: "Deployment", f: "RepoFile", *, any_snapshot: bool = False) -> "CachedGroup":
     """`f`'s files in the Hugging Face cache, all from one snapshot (`missing` lists the others)."""
-    from modelctl.store.hub import CachedGroup, cached_group
 
     if not dep.repo:
         return CachedGroup([], file_names(f))
@@ -70,7 +74,6 @@ def _ordered_files(dep: "Deployment", quant: str | None) -> list["RepoFile"]:
 
 def find_import(name: str) -> Path | None:
     """The file imported under `name` (case-insensitive), if it still exists."""
-    from modelctl.store.index import read_index
 
     key = name.strip().lower()
     for rec in read_index()["imports"]:
@@ -81,20 +84,14 @@ def find_import(name: str) -> Path | None:
 
 
 def _imports_for(model_id: str) -> list[dict[str, Any]]:
-    from modelctl.store.index import read_index
-
     return [r for r in read_index()["imports"] if str(r.get("model_id", "")).lower() == model_id.lower()]
 
 
 def locate(model: "Model | str", quant: str | None = None, *, registry: "RegistrySource" = None) -> Path | None:
     """The local GGUF path of `model` (see the module docstring), or None. A registry that
     cannot be loaded counts as one that does not know the name."""
-    from modelctl.config import get_paths
-    from modelctl.store.quant import normalize
 
     if isinstance(model, str):
-        from modelctl.registry import get_registry
-
         try:
             entry = get_registry(registry).get(model)
         except ModelctlError:
@@ -126,8 +123,6 @@ def locate(model: "Model | str", quant: str | None = None, *, registry: "Registr
         default = dep.file_for()
         if dep.package and (wanted is None or (default is not None and normalize(default.quant) == wanted)):
             if importlib.util.find_spec(dep.package) is not None:
-                from modelctl.store.default_model import package_model_path
-
                 return package_model_path(dep.package, file=default)
     for rec in imports:
         if wanted is None or (rec.get("quant") and normalize(rec["quant"]) == wanted):

@@ -28,7 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from modelctl.config import file_lock, get_paths
 from modelctl.errors import ModelctlError, ModelFileError, NotFoundError, UsageError
+from modelctl.gguf import read_gguf
+from modelctl.registry import get_registry
+from modelctl.store import index, ollama_pull
+from modelctl.store.index import read_index
+from modelctl.store.installed import find_installed, registry_maps
+from modelctl.store.paths import lock_path, locks_dir, repo_folder
+from modelctl.store.quant import file_type_name, normalize, quant_from_filename, shard_names
+from modelctl.transport.ollama_server import ollama_host
 
 if TYPE_CHECKING:
     from modelctl.registry import Model, RegistrySource
@@ -58,11 +67,6 @@ def import_file(path: str | os.PathLike[str], name: str | None = None, *,
                 registry: "RegistrySource" = None) -> ImportReport:
     """Register a GGUF file already on disk (see the module docstring); a registry that cannot be
     loaded links the file to no model."""
-    from modelctl.gguf import read_gguf
-    from modelctl.registry import get_registry
-    from modelctl.store import index
-    from modelctl.store.installed import registry_maps
-    from modelctl.store.quant import file_type_name, quant_from_filename
 
     p = Path(path).expanduser()
     if not p.exists():
@@ -167,7 +171,6 @@ def _blob_links(storage: Path, blob: Path) -> list[Path]:
 
 def _hf_items(repo: str, filenames: list[str], describe: str) -> list[RemovalItem]:
     """The blobs behind these files in every cached snapshot, each with the links that name them."""
-    from modelctl.store.paths import repo_folder
 
     storage = repo_folder(repo)
     snapshots = storage / "snapshots"
@@ -197,10 +200,7 @@ _INCOMPLETE = ".incomplete"
 def _unless_downloading(repo: str, etag: str) -> Iterator[bool]:
     """Hold the download lock of blob `etag` (the one `hub` and `huggingface_hub` take) unless a
     pull holds it now; yields whether it is held here. Never waits."""
-    from filelock import Timeout
-
-    from modelctl.config import file_lock
-    from modelctl.store.paths import lock_path
+    from filelock import Timeout  # noqa: PLC0415 (filelock: imported only where used)
 
     lock = file_lock(lock_path(repo, etag))
     try:
@@ -221,7 +221,6 @@ def _busy_note(name: str) -> str:
 def _add_partial_items(plan: RemovalPlan, repo: str) -> None:
     """Unfinished downloads (`blobs/*.incomplete`) of a repository, except those a pull is
     writing right now (deleting one under a running pull would make it fail at the end)."""
-    from modelctl.store.paths import repo_folder
 
     blobs = repo_folder(repo) / "blobs"
     for p in sorted(blobs.glob("*" + _INCOMPLETE)):
@@ -257,8 +256,6 @@ def removal_plan(source: str, name: str, quant: str | None = None, *, model: "Mo
 
 
 def _import_plan(name: str) -> RemovalPlan:
-    from modelctl.store.index import read_index
-
     for rec in read_index()["imports"]:
         if str(rec.get("name", "")).lower() == name.strip().lower():
             item = RemovalItem("import", f"imported file {rec.get('path')} (the file is kept)",
@@ -271,7 +268,6 @@ def _file_plan(name: str, path: Path, quant: str | None, model: "Model | None",
                registry: "RegistrySource") -> RemovalPlan:
     """A GGUF named by its path: one in the models directory is the store's; any other is the
     user's own, removed only as an `own-file` item."""
-    from modelctl.config import get_paths
 
     if quant:
         raise UsageError(f"--quant: '{name}' is one file, of one quantization")
@@ -288,7 +284,6 @@ def _file_plan(name: str, path: Path, quant: str | None, model: "Model | None",
 
 def _ollama_plan(name: str) -> RemovalPlan | None:
     """The plan for a model the Ollama server has under the tag `name` (when it answers)."""
-    from modelctl.store import ollama_pull
 
     try:
         present = ollama_pull.find_model(name)
@@ -304,8 +299,6 @@ def _installed_plan(name: str, quant: str | None, registry: "RegistrySource") ->
     """The plan for a name `list --installed` shows for a file no registry model owns (a GGUF
     another tool put in the Hugging Face cache, a file in the models directory), or for
     `hf:OWNER/REPO[:QUANT]`: the same file `chat` would load by that name."""
-    from modelctl.store.installed import find_installed
-    from modelctl.store.quant import normalize, shard_names
 
     found = find_installed(name, registry=registry)
     if found is None or found.path is None:
@@ -322,12 +315,6 @@ def _installed_plan(name: str, quant: str | None, registry: "RegistrySource") ->
 
 
 def _model_plan(model: "Model", quant: str | None) -> RemovalPlan:
-    from modelctl.config import get_paths
-    from modelctl.store import ollama_pull
-    from modelctl.store.index import read_index
-    from modelctl.store.quant import normalize
-    from modelctl.transport.ollama_server import ollama_host
-
     plan = RemovalPlan(model.id, model.id, quant, [])
     wanted = normalize(quant) if quant else None
     known_quants: list[str] = []
@@ -373,7 +360,6 @@ def _model_plan(model: "Model", quant: str | None) -> RemovalPlan:
 def _download_running(repo: str) -> bool:
     """Whether a pull holds the lock of any blob of `repo` (it may be between writing its
     partial file and linking the finished blob, when neither shows in the repo folder)."""
-    from modelctl.store.paths import locks_dir
 
     for lock in locks_dir(repo).glob("*.lock"):
         with _unless_downloading(repo, lock.name.removesuffix(".lock")) as idle:
@@ -385,7 +371,6 @@ def _download_running(repo: str) -> bool:
 def _prune(repo: str) -> None:
     """Remove empty snapshot directories, and the whole repo folder once no snapshot is left
     and no download of the repo is running."""
-    from modelctl.store.paths import repo_folder
 
     storage = repo_folder(repo)
     snapshots = storage / "snapshots"
@@ -412,7 +397,6 @@ def _unlink(path: Path, size: int) -> int:
 def _remove_blob(item: RemovalItem, plan: RemovalPlan) -> int | None:
     """Delete a cached file's snapshot links, and its blob unless another snapshot still uses it;
     the bytes freed, or None when a pull is downloading that blob now (then nothing is touched)."""
-    from modelctl.store.paths import repo_folder
 
     assert item.path is not None and item.repo is not None
     with _unless_downloading(item.repo, item.path.name) as idle:
@@ -440,7 +424,6 @@ def _remove_partial(item: RemovalItem, plan: RemovalPlan) -> int | None:
 
 def remove(plan: RemovalPlan) -> RemovalPlan:
     """Carry out `plan`; returns it with `freed` set."""
-    from modelctl.store import index, ollama_pull
 
     freed = 0
     removed_blobs: set[str] = set()

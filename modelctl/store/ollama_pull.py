@@ -32,8 +32,8 @@ def _client(host: str | None, *, timeout: httpx.Timeout, deadline: bool = True) 
 
 
 def _translate(exc: BaseException, host: str, tag: str | None = None) -> Exception:
-    import httpx
-    import ollama
+    import httpx  # noqa: PLC0415 (httpx: imported only where used)
+    import ollama  # noqa: PLC0415 (ollama: imported only where used)
 
     host = redact_url(host)
     if isinstance(exc, ollama.ResponseError):
@@ -72,7 +72,7 @@ class OllamaModel:
 
 def list_models(host: str | None = None, *, timeout: float = LIST_TIMEOUT) -> list[OllamaModel]:
     """The models on the server (`/api/tags`)."""
-    import httpx
+    import httpx  # noqa: PLC0415 (httpx: imported only where used)
 
     h = ollama_host(host)
     try:
@@ -106,7 +106,7 @@ def find_model(tag: str, host: str | None = None) -> OllamaModel | None:
 def pull(tag: str, host: str | None = None, *, progress: "PullProgress | None" = None,
          offline: bool = False) -> OllamaModel | None:
     """Have the server pull `tag`; progress per layer. Returns the model as the server lists it."""
-    import httpx
+    import httpx  # noqa: PLC0415 (httpx: imported only where used)
 
     h = ollama_host(host)
     if offline:
@@ -141,7 +141,7 @@ def pull(tag: str, host: str | None = None, *, progress: "PullProgress | None" =
 
 
 def delete(tag: str, host: str | None = None) -> None:
-    import httpx
+    import httpx  # noqa: PLC0415 (httpx: imported only where used)
 
     h = ollama_host(host)
     try:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from modelctl.config import hf_home
+from modelctl.config import get_paths, hf_home
 from modelctl.errors import ModelFileError
 from modelctl.refs import check_repo_id
+from modelctl.registry.schema import safe_relative_path
 
 
 def safe_join(root: Path, name: str, *, what: str = "file name") -> Path:
     """`root / name`, refusing a `name` that would leave `root` (ModelFileError)."""
-    from modelctl.registry.schema import safe_relative_path
 
     problem = safe_relative_path(name)
     if problem:
@@ -62,6 +62,5 @@ def lock_path(repo: str, key: str, cache: Path | None = None) -> Path:
 
 def store_index_path() -> Path:
     """modelctl's own record of its downloads and imported files."""
-    from modelctl.config import get_paths
 
     return get_paths().data_dir / "store.json"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from modelctl.transport.server_text import one_line
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -52,7 +54,7 @@ class PullProgress:
 
     def __enter__(self) -> "PullProgress":
         if self.enabled:
-            from rich.progress import (
+            from rich.progress import (  # noqa: PLC0415 (rich: imported only where used)
                 BarColumn,
                 DownloadColumn,
                 Progress,
@@ -62,7 +64,7 @@ class PullProgress:
             )
 
             if self._console is None:
-                from rich.console import Console
+                from rich.console import Console  # noqa: PLC0415 (rich: imported only where used)
 
                 self._console = Console(stderr=True)
             self._bar = Progress(
@@ -83,8 +85,6 @@ class PullProgress:
             self._bar = None
 
     def task(self, description: str) -> _Task:
-        from modelctl.transport.server_text import one_line
-
         description = one_line(description, 400)  # a file name from a server, on one line, escaped
         if len(description) > 48:
             description = "…" + description[-47:]

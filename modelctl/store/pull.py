@@ -17,20 +17,26 @@ quantization is chosen by `modelctl.store.quant` and the report says why.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from modelctl.errors import NotFoundError, UsageError
 from modelctl.refs import parse_hub
+from modelctl.registry import build_model_list
+from modelctl.store import hub, index, ollama_pull
+from modelctl.store.default_model import package_model_path
 from modelctl.store.hub import Pulled, Wanted
 from modelctl.store.locate import file_names, hub_files
+from modelctl.store.quant import Candidate, QuantChoice, choose_quant, gguf_groups, memory_budget, normalize
+from modelctl.store.user_registry import add_pulled_model, existing_entry
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment, Model, RepoFile
     from modelctl.store.hub import RepoListing
     from modelctl.store.progress import PullProgress
-    from modelctl.store.quant import Budget, QuantChoice
+    from modelctl.store.quant import Budget
 
 Note = Callable[[str], None]
 
@@ -82,7 +88,6 @@ def _listing_sizes(listing: "RepoListing | None") -> dict[str, int]:
 def choose_file(dep: "Deployment", quant: str | None, *, listing: "RepoListing | None" = None,
                 budget: Budget | None = None, cached_only: set[str] | None = None) -> tuple["RepoFile", "QuantChoice | None"]:
     """The deployment file for `quant`, or the best one for this machine (with the reason)."""
-    from modelctl.store.quant import Candidate, choose_quant, memory_budget
 
     if not dep.files:
         raise NotFoundError(f"the {dep.id} deployment lists no GGUF files")
@@ -96,8 +101,6 @@ def choose_file(dep: "Deployment", quant: str | None, *, listing: "RepoListing |
     if cached_only:
         files = [f for f in files if f.quant in cached_only] or files
     if len(files) == 1:
-        from modelctl.store.quant import QuantChoice
-
         only = files[0]
         why = "the only file available offline" if cached_only else "the only quantization listed"
         return only, QuantChoice(only.quant, only.size_bytes, f"{only.quant} is {why}", True)
@@ -129,8 +132,6 @@ def _wanted(dep: "Deployment", f: "RepoFile") -> list[Wanted]:
 
 
 def _record(model_id: str, repo: str, quant: str | None, pulled: list[Pulled]) -> None:
-    from modelctl.store import index
-
     for p in pulled:
         index.record_download(
             {
@@ -149,8 +150,6 @@ def _cached_quants(dep: "Deployment") -> set[str]:
 
 def pull_llamacpp(model: "Model", dep: "Deployment", quant: str | None, *,
                   progress: "PullProgress | None" = None, note: Note | None = None) -> PullReport:
-    from modelctl.store import hub
-
     note = note or (lambda _m: None)
     if not dep.repo:
         raise NotFoundError(f"model '{model.id}': its llama.cpp deployment names no Hugging Face repository")
@@ -171,8 +170,6 @@ def pull_llamacpp(model: "Model", dep: "Deployment", quant: str | None, *,
 
 
 def pull_package(model: "Model", dep: "Deployment", quant: str | None, *, note: Note | None = None) -> PullReport:
-    from modelctl.store.default_model import package_model_path
-
     f = dep.file_for(quant) if dep.files else None
     if quant and dep.files and f is None:
         known = ", ".join(x.quant for x in dep.files)
@@ -191,8 +188,6 @@ def pull_package(model: "Model", dep: "Deployment", quant: str | None, *, note: 
 
 
 def pull_ollama(model: "Model", dep: "Deployment", *, progress: "PullProgress | None" = None) -> PullReport:
-    from modelctl.store import hub, ollama_pull
-
     if not dep.tag:
         raise NotFoundError(f"model '{model.id}': its Ollama deployment names no tag")
     found = ollama_pull.pull(dep.tag, dep.host, progress=progress, offline=hub.settings().offline)
@@ -204,7 +199,6 @@ def pull_model(model: "Model", *, quant: str | None = None, deployment: str | No
                progress: "PullProgress | None" = None, note: Note | None = None) -> PullReport:
     """Pull a registry model through `deployment` (default: its first llama.cpp deployment, else
     its first local one)."""
-    import importlib.util
 
     if deployment is None:
         dep = next((d for d in model.deployments if d.kind == "llama.cpp"), None) or model.deployment()
@@ -237,9 +231,6 @@ def parse_hf_spec(spec: str) -> tuple[str, str | None]:
 def pull_hf(spec: str, *, progress: "PullProgress | None" = None, note: Note | None = None,
             budget: Budget | None = None) -> PullReport:
     """Pull a GGUF from any Hub repository and add it to the user registry."""
-    from modelctl.store import hub
-    from modelctl.store.quant import Candidate, QuantChoice, choose_quant, gguf_groups, memory_budget, normalize
-    from modelctl.store.user_registry import add_pulled_model, existing_entry
 
     note = note or (lambda _m: None)
     repo, quant = parse_hf_spec(spec)
@@ -248,7 +239,6 @@ def pull_hf(spec: str, *, progress: "PullProgress | None" = None, note: Note | N
         entry = existing_entry(repo)
         if entry is None:
             raise hub.OfflineError(f"{s.offline_reason}: cannot look up {repo} on {s.shown}")
-        from modelctl.registry import build_model_list
 
         model = build_model_list([entry], "user registry")[0]
         report = pull_model(model, quant=quant, deployment="llama.cpp", progress=progress, note=note)

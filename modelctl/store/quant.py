@@ -24,6 +24,9 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from modelctl.gguf import available_memory
+from modelctl.units import human_bytes
+
 if TYPE_CHECKING:
     from modelctl.store.hub import RepoListing
 
@@ -108,8 +111,6 @@ class Budget:
     detail: str = ""
 
     def describe(self) -> str:
-        from modelctl.units import human_bytes
-
         if self.bytes is None:
             return f"{self.kind} (amount unknown)"
         return f"{human_bytes(self.bytes)} of {self.kind}" + (f" {self.detail}" if self.detail else "")
@@ -147,7 +148,7 @@ def _nvidia_free_vram() -> int | None:
 def gpu_build() -> bool:
     """Whether llama-cpp-python here was built with GPU offload (CUDA, Metal, Vulkan, ...)."""
     try:
-        import llama_cpp
+        import llama_cpp  # noqa: PLC0415 (llama_cpp: optional)
 
         return bool(llama_cpp.llama_supports_gpu_offload())
     except Exception:  # not installed, or its library fails to load: plan for the CPU
@@ -156,7 +157,6 @@ def gpu_build() -> bool:
 
 def memory_budget() -> Budget:
     """The memory the model can use on this machine (see the module docstring)."""
-    from modelctl.gguf import available_memory
 
     if gpu_build():
         if sys.platform == "darwin":
@@ -172,7 +172,6 @@ def choose_quant(
     candidates: list[Candidate], budget: Budget, *, default: str | None = None
 ) -> QuantChoice:
     """The best candidate that fits `budget`, and why (see the module docstring)."""
-    from modelctl.units import human_bytes
 
     if not candidates:
         raise ValueError("no candidates")

@@ -22,6 +22,7 @@ keeps up with `curl` (see bench/bench_pull.py). Redirects are followed here, and
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import os
@@ -32,7 +33,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+
+from modelctl.transport.urls import redact_url
 
 if TYPE_CHECKING:
     from io import FileIO
@@ -149,7 +152,7 @@ def _ssl_context() -> ssl.SSLContext:
     cafile = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
     if not cafile:
         try:
-            import certifi
+            import certifi  # noqa: PLC0415 (certifi: optional)
 
             cafile = certifi.where()
         except ImportError:
@@ -163,7 +166,7 @@ _opener: OpenerDirector | None = None
 def _open(url: str, headers: dict[str, str], *, auth: "Auth | None", timeout: float) -> http.client.HTTPResponse:
     """GET `url`, following redirects; `auth` is (origin, header value), sent to that origin only."""
     global _opener
-    import urllib.request
+    import urllib.request  # noqa: PLC0415 (urllib: imported only where used)
 
     if _opener is None:
         opener = urllib.request.OpenerDirector()
@@ -176,8 +179,6 @@ def _open(url: str, headers: dict[str, str], *, auth: "Auth | None", timeout: fl
         _opener = opener
     for _ in range(MAX_REDIRECTS + 1):
         if urlsplit(url).scheme not in ("http", "https"):  # a Location may say file:, ftp:, anything
-            from modelctl.transport.urls import redact_url
-
             raise TransferError(f"refusing to download from {redact_url(url)[:200]}: not an http(s) address")
         hdrs = dict(headers)
         if auth is not None and origin(url) == auth[0]:
@@ -190,7 +191,6 @@ def _open(url: str, headers: dict[str, str], *, auth: "Auth | None", timeout: fl
             url = urljoin(url, resp.headers["Location"])
             continue
         return resp
-    from modelctl.transport.urls import redact_url
 
     raise TransferError(f"too many redirects for {redact_url(url)}")
 
@@ -199,8 +199,6 @@ def _without_userinfo(url: str) -> "tuple[str, Auth | None]":
     """(`url` without the user and password written into it, Basic auth for its origin): a
     mirror's address may carry them (`HF_ENDPOINT=https://user:pw@mirror`); urllib would take
     them for part of the host name."""
-    import base64
-    from urllib.parse import unquote, urlunsplit
 
     parts = urlsplit(url)
     if parts.username is None:

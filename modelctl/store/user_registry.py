@@ -16,10 +16,20 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelctl.errors import RegistryError
+import tomli_w
+
+from modelctl.config import MAX_TOML_BYTES, get_paths, load_toml, locked_update
+from modelctl.errors import ModelFileError, NotFoundError, RegistryError, UsageError
+from modelctl.files import read_user_text
+from modelctl.gguf import read_gguf, read_metadata
+from modelctl.registry import build_model_list, check_file
+from modelctl.registry.loader import BUILTIN_REGISTRY, load_file
+from modelctl.registry.registry import Registry
+from modelctl.registry.schema import LICENSE_FIELDS, MODEL_FIELDS, MODEL_REQUIRED
 
 Existing = Literal["merge", "replace", "refuse"]
 
@@ -59,7 +69,6 @@ def guess_template(chat_template: str, architecture: str | None) -> str:
 
 def parameter_count(paths: list[Path]) -> int | None:
     """general.parameter_count, else the elements of every tensor in every shard."""
-    from modelctl.gguf import read_gguf
 
     total = 0
     for p in paths:
@@ -88,13 +97,10 @@ def entry_from_gguf(
     endpoint: str | None = None,
 ) -> dict[str, Any]:
     """A registry `[[models]]` table for a GGUF model (see docs/registry-format.md)."""
-    from modelctl.gguf import read_metadata
 
     md = read_metadata(paths[0])
     arch = md.get("general.architecture")
     if not isinstance(arch, str):
-        from modelctl.errors import ModelFileError
-
         raise ModelFileError(f"{paths[0]}: GGUF metadata has no general.architecture: not a model file")
     chat_template = md.get("tokenizer.chat_template")
     embedding = arch in EMBEDDING_ARCHITECTURES or f"{arch}.pooling_type" in md
@@ -158,7 +164,6 @@ def _fit_for_registry(entry: dict[str, Any]) -> dict[str, Any]:
     """The entry with what a file's header says kept only where the registry format takes it: a
     field the schema would refuse, or an integer TOML cannot hold, is left out (the licence name
     falls back to "unknown"). What a downloaded file says is never a registry error."""
-    from modelctl.registry.schema import LICENSE_FIELDS, MODEL_FIELDS, MODEL_REQUIRED
 
     for key in [k for k in entry if k not in MODEL_REQUIRED]:
         check = MODEL_FIELDS.get(key)
@@ -182,8 +187,6 @@ def _toml_integers(value: Any) -> bool:
 
 
 def _read_user_registry(path: Path) -> dict[str, Any]:
-    from modelctl.config import load_toml
-
     if not path.exists():
         return {"schema_version": 1, "models": []}
     doc = load_toml(path)
@@ -193,8 +196,6 @@ def _read_user_registry(path: Path) -> dict[str, Any]:
 
 
 def existing_entry(model_id: str) -> dict[str, Any] | None:
-    from modelctl.config import get_paths
-
     path = get_paths().user_registry
     try:
         doc = _read_user_registry(path)
@@ -233,9 +234,6 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def _registry_text(path: Path) -> str:
     """The user registry's text as it is (read as `load_toml` reads it), or a new one's."""
-    from modelctl.config import MAX_TOML_BYTES
-    from modelctl.errors import NotFoundError
-    from modelctl.files import read_user_text
 
     try:
         return read_user_text(path, "registry file", limit=MAX_TOML_BYTES, error=RegistryError)
@@ -246,7 +244,6 @@ def _registry_text(path: Path) -> str:
 def _new_contents(path: Path, entry: dict[str, Any], existing: Existing) -> bytes:
     """The user registry with `entry` appended as text, or, for a model already there, merged
     into it, put in its place, or refused (see `save_entry`)."""
-    import tomli_w
 
     doc = _read_user_registry(path)
     models = doc.get("models", [])
@@ -258,8 +255,6 @@ def _new_contents(path: Path, entry: dict[str, Any], existing: Existing) -> byte
             text += "\n"
         return (text + "\n" + tomli_w.dumps({"models": [entry]})).encode()
     if existing == "refuse":
-        from modelctl.errors import UsageError
-
         raise UsageError(f"'{entry['id']}' is already a model of your registry ({path})",
                          hint="choose another id, or pass --force to replace it")
     if existing == "replace":
@@ -271,7 +266,7 @@ def _new_contents(path: Path, entry: dict[str, Any], existing: Existing) -> byte
 
 def _replaced(text: str, index: int, entry: dict[str, Any]) -> bytes:
     """`text` with its `index`-th model replaced by `entry`, the rest (comments included) as it was."""
-    import tomlkit
+    import tomlkit  # noqa: PLC0415 (tomlkit: imported only where used)
 
     doc = tomlkit.parse(text)
     table = tomlkit.item(entry)
@@ -282,9 +277,6 @@ def _replaced(text: str, index: int, entry: dict[str, Any]) -> bytes:
 
 def _check(candidate: Path, path: Path, model_id: str) -> None:
     """RegistryError unless `candidate` validates, alone and over the built-in registry."""
-    from modelctl.registry import build_model_list, check_file
-    from modelctl.registry.loader import BUILTIN_REGISTRY, load_file
-    from modelctl.registry.registry import Registry
 
     raws, problems = check_file(candidate)
     if problems:
@@ -303,9 +295,6 @@ def save_entry(entry: dict[str, Any], existing: Existing = "merge") -> Path:
     """Add `entry` to the user registry, validated before the file is replaced. A model of that
     id already there is updated (`merge`: see `_merge`), replaced whole (`replace`), or kept,
     the file untouched and a UsageError raised (`refuse`)."""
-    import tempfile
-
-    from modelctl.config import get_paths, locked_update
 
     path = get_paths().user_registry
     with locked_update(path):

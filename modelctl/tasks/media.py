@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING
 
-from modelctl.errors import UsageError
+from modelctl.errors import BackendError, UsageError
 from modelctl.files import read_user_file
-
-if TYPE_CHECKING:
-    from modelctl.tasks.results import Image
+from modelctl.tasks.results import Image
+from modelctl.transport.http_client import error
 
 IMAGE_LIMIT = 20 * 1024 * 1024  # what OpenAI, Azure OpenAI and Anthropic accept per image
 AUDIO_LIMIT = 25 * 1024 * 1024  # OpenAI's and Azure OpenAI's upload limit for transcription
@@ -98,9 +96,6 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[bytes, str]:
 def image_from_bytes(data: bytes, label: str, revised_prompt: str | None = None) -> "Image":
     """An Image of the bytes a service (`label`) sent, its type read from them: what is no
     image is a BackendError."""
-    from modelctl.errors import BackendError
-    from modelctl.tasks.results import Image
-    from modelctl.transport.http_client import error
 
     kind = sniff(data)
     if kind is None or not kind.startswith("image/"):

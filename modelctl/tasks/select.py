@@ -7,14 +7,19 @@ a command accepts, the deployment kind decides who speaks the task's wire format
 from __future__ import annotations
 
 import difflib
+import logging
 from typing import TYPE_CHECKING, Any, Callable, Union
 
+from modelctl.backends.factory import adhoc_deployment, open_backend
 from modelctl.errors import NotFoundError, UsageError
+from modelctl.registry.lifecycle import check_use
+from modelctl.registry.pricing import unit_price
+from modelctl.resolver import Resolver, UnknownModel
+from modelctl.tasks.hf_tasks import HFTasks
+from modelctl.tasks.openai_tasks import OpenAITasks
 
 if TYPE_CHECKING:
     from modelctl.registry import Deployment, Model, Registry
-    from modelctl.tasks.hf_tasks import HFTasks
-    from modelctl.tasks.openai_tasks import OpenAITasks
 
     TaskClient = Union[OpenAITasks, HFTasks]
 else:
@@ -68,7 +73,6 @@ def _did_you_mean(name: str, candidates: list["Model"], task: str) -> str:
 def pick_model(registry: "Registry", task: str, name: str | None) -> "Model":
     """The registry model `name` names (as every command resolves it: a user alias is followed),
     which must list `task` among its tasks."""
-    from modelctl.resolver import Resolver, UnknownModel
 
     candidates = models_for(registry, task)
     if not name:
@@ -102,16 +106,11 @@ def pick_deployment(model: "Model", task: str, ref: str | None) -> "Deployment":
 
 def _check_lifecycle(model: "Model", registry: "Registry", notify: "Callable[[str], None] | None",
                      allow_retired: bool) -> None:
-    import logging
-
-    from modelctl.registry.lifecycle import check_use
-
     check_use(model, registry, notify or logging.getLogger("modelctl").warning, allow_retired=allow_retired)
 
 
 def _in_registry(registry: "Registry", name: str) -> bool:
     """Whether `name` is a registry model's name (or a user alias for one)."""
-    from modelctl.resolver import Resolver
 
     try:
         return Resolver(registry, check=False, locate=False).resolve(name).source == "registry"
@@ -136,7 +135,6 @@ def open_task(
     registry does not know, any OpenAI-compatible server). A model its provider has retired is
     refused unless `allow_retired`; `notify` hears of a deprecated one (by default it is logged).
     `options` go to the backend (`retry`, `timeout`, `transport`)."""
-    from modelctl.backends.factory import adhoc_deployment, open_backend
 
     if task not in TASK_KINDS:
         raise UsageError(f"unknown task '{task}' (known: {', '.join(TASK_KINDS)})")
@@ -156,16 +154,12 @@ def open_task(
         backend = open_backend(chosen, dep, api_base=api_base, api_key=api_key, debug=debug, **options)
     client: TaskClient
     if dep.kind == "hf-inference":
-        from modelctl.tasks.hf_tasks import HFTasks
-
         try:
             client = HFTasks(backend)  # type: ignore[arg-type]
         except BaseException:
             backend.close()
             raise
     else:
-        from modelctl.tasks.openai_tasks import OpenAITasks
-
         client = OpenAITasks(backend)  # type: ignore[arg-type]
     client.model = chosen  # for its prices (`unit_cost`)
     return client
@@ -175,7 +169,6 @@ def unit_cost(client: TaskClient, unit: str, amount: float | None) -> float | No
     """USD for `amount` units (images, audio minutes, million characters) at the registry's
     `unit_prices` of the client's model and deployment, plus its per-request fee; None when the
     registry has no such price or the amount is unknown."""
-    from modelctl.registry.pricing import unit_price
 
     price = unit_price(client.model, client.backend.deployment, unit)
     if price is None or amount is None:

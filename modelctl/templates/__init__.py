@@ -19,6 +19,7 @@ from modelctl.templates.adapters import (
     ModelAdapter,
     match_adapter,
     model_adapters,
+    register_builtin_adapters,
     register_model_adapter,
 )
 from modelctl.templates.builtin import register_builtin_templates
@@ -73,15 +74,13 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "JinjaChatTemplate":
-        from modelctl.templates.jinja import JinjaChatTemplate
+        from modelctl.templates.jinja import JinjaChatTemplate  # noqa: PLC0415 (lazy on purpose: docs/architecture.md)
 
         return JinjaChatTemplate
     raise AttributeError(f"module 'modelctl.templates' has no attribute {name!r}")
 
 
 def _register_builtins() -> None:
-    from modelctl.templates.adapters import register_builtin_adapters
-
     register_builtin_templates()
     if not model_adapters():
         register_builtin_adapters()

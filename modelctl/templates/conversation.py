@@ -26,6 +26,7 @@ model.
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -514,8 +515,6 @@ def template_aliases() -> dict[str, str]:
 
 
 def _did_you_mean(name: str) -> str:
-    import difflib
-
     names = list(_TEMPLATES) + list(_ALIASES)
     close = difflib.get_close_matches(name.lower(), [n.lower() for n in names], n=3, cutoff=0.5)
     canonical = {n.lower(): _ALIASES.get(n.lower(), n) for n in names}

@@ -17,7 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from modelctl.errors import TemplateError
+from modelctl.errors import NotFoundError, TemplateError, UsageError
+from modelctl.files import load_json, read_user_text
 from modelctl.templates.adapters import match_adapter
 from modelctl.templates.conversation import find_conv_template, get_conv_template
 from modelctl.templates.types import ChatTemplate, RenderedPrompt
@@ -61,8 +62,6 @@ def resolve_template(
 def explicit_template(value: str) -> ChatTemplate:
     """A registered template name, or a template file."""
     if not value.strip():
-        from modelctl.errors import UsageError
-
         raise UsageError("the template name is empty")
     found = find_conv_template(value)
     if found is not None:
@@ -76,9 +75,8 @@ def explicit_template(value: str) -> ChatTemplate:
 
 def load_template_file(path: str | os.PathLike[str]) -> ChatTemplate:
     """A Jinja chat template from a `.jinja` file or from a `tokenizer_config.json`."""
-    from modelctl.files import read_user_text
-    from modelctl.templates.jinja import JinjaChatTemplate
-    from modelctl.templates.sandbox import compile_template
+    from modelctl.templates.jinja import JinjaChatTemplate  # noqa: PLC0415 (jinja2: imported only where used)
+    from modelctl.templates.sandbox import compile_template  # noqa: PLC0415 (jinja2: imported only where used)
 
     path = Path(path)
     text = read_user_text(path, "template file", limit=MAX_TEMPLATE_FILE_BYTES, error=TemplateError)
@@ -91,8 +89,6 @@ def load_template_file(path: str | os.PathLike[str]) -> ChatTemplate:
 
 
 def _from_tokenizer_config(path: Path, text: str) -> tuple[str, str | None, str | None]:
-    from modelctl.files import load_json
-
     config = load_json(text, repr(str(path)), error=TemplateError)
     chat = config.get("chat_template") if isinstance(config, dict) else None
     if isinstance(chat, list):  # named variants: take "default", else the first
@@ -120,7 +116,6 @@ def gguf_variants(metadata: Mapping[str, Any]) -> list[str]:
 
 def gguf_variant(metadata: Mapping[str, Any], variant: str, names: Sequence[str] = ()) -> ChatTemplate:
     """`--template gguf:NAME`: the GGUF's template of that name, or an error listing those it has."""
-    from modelctl.errors import NotFoundError, UsageError
 
     if not metadata:
         raise UsageError(f"--template {GGUF_PREFIX}{variant} picks a template of a GGUF file: give a local model")
@@ -143,8 +138,8 @@ def gguf_template(metadata: Mapping[str, Any], names: Sequence[str] = (), varian
     Stop strings also include those of the built-in template the model's names match, if any:
     they are facts about the model (early Llama 3 GGUFs name <|end_of_text|> as EOS, for one).
     """
-    from modelctl.templates.jinja import JinjaChatTemplate
-    from modelctl.templates.sandbox import compile_template
+    from modelctl.templates.jinja import JinjaChatTemplate  # noqa: PLC0415 (jinja2: imported only where used)
+    from modelctl.templates.sandbox import compile_template  # noqa: PLC0415 (jinja2: imported only where used)
 
     source = metadata[GGUF_TEMPLATE_KEY if variant is None else f"{GGUF_TEMPLATE_KEY}.{variant}"]
     files = [n for n in names if isinstance(n, str) and n.lower().endswith(".gguf")]

@@ -35,6 +35,7 @@ from modelctl.transport.retry import (
 from modelctl.transport.server_text import one_line, provider_message
 from modelctl.transport.sse import Event, iter_sse
 from modelctl.transport.urls import redact_url
+from modelctl.version import __version__
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -142,7 +143,7 @@ def hub_session_hooks(httpx_module: ModuleType,
 @contextmanager
 def hooked_session(hooks: Mapping[str, list[_limits.Hook]]) -> Iterator[None]:
     """`hooks` on huggingface_hub's shared session while the block runs (it has no other way in)."""
-    from huggingface_hub.utils import get_session
+    from huggingface_hub.utils import get_session  # noqa: PLC0415 (huggingface_hub: imported only where used)
 
     session_hooks = get_session().event_hooks
     for name, fns in hooks.items():
@@ -163,9 +164,9 @@ def _lazy_tls_transport() -> BaseTransport:
     """httpx's transport for https, set up (its CA bundle loaded: about 70 ms, a fifth of a
     scripted `modelctl chat`'s CPU time) only for a request that needs it. Plain-http requests
     go through `plain_http.PlainHTTPTransport`, which spares loading httpcore, h11 and anyio."""
-    import httpx  # loaded by the client's import_httpx(), without its command-line client
+    import httpx  # loaded by the client's import_httpx(), without its command-line client  # noqa: PLC0415 (httpx: imported only where used)
 
-    from modelctl.transport.plain_http import PlainHTTPTransport  # imports httpx: not before a client
+    from modelctl.transport.plain_http import PlainHTTPTransport  # imports httpx: not before a client  # noqa: PLC0415 (modelctl.transport.plain_http: not on the chat --api-base path)
 
     class LazyTLSTransport(httpx.BaseTransport):
         def __init__(self) -> None:
@@ -214,8 +215,6 @@ class HttpClient:
     @property
     def client(self) -> Client:
         if self._client is None:
-            from modelctl.version import __version__
-
             httpx = import_httpx()
 
             self._client = httpx.Client(

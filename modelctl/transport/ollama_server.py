@@ -84,8 +84,8 @@ def ollama_client(host: str, *, timeout: httpx.Timeout | float, bounds: Limits |
     """An `ollama.Client` for `host` (as `ollama_host` gives it) that follows no redirect (a key
     goes nowhere else) and whose answers are bounded by `bounds` (default `limits()`; a pull,
     which may take hours, has no `deadline`). `hooks` run before the bounds' own."""
-    import httpx
-    import ollama
+    import httpx  # noqa: PLC0415 (httpx: imported only where used)
+    import ollama  # noqa: PLC0415 (ollama: imported only where used)
 
     bounds = bounds or limits()
     bounded = bounded_hooks(httpx, bounds if deadline else bounds.without_deadline(), shown=redact_url)

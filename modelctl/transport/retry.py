@@ -14,6 +14,8 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 
 if TYPE_CHECKING:
@@ -39,13 +41,11 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    from datetime import datetime, timezone
 
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)

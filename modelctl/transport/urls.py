@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from modelctl.errors import UsageError
 from modelctl.redaction import parser_detail, redact, redact_address, remember_url_credentials, split_scheme
+from modelctl.transport.httpx_import import import_httpx
 
 
 def url_problem(v: Any) -> str | None:
@@ -58,7 +59,6 @@ def host_problem(url: str) -> str | None:
 
 def _httpx_problem(url: str) -> str | None:
     """What httpx says of `url` when it builds a request, before any request is built."""
-    from modelctl.transport.httpx_import import import_httpx
 
     httpx = import_httpx()
     try:
