@@ -25,13 +25,7 @@ from modelctl.errors import AuthError, UsageError
 from modelctl.files import write_user_file
 from modelctl.keyfile import PROVIDERS, keys_path
 from modelctl.keyfile import read_keys as _read_stored
-from modelctl.redaction import MIN_KEY
-
-# Redaction lives in modelctl.redaction. chat/repl.py and backends/http.py, wire.py still import
-# these names from here; the rest of the package imports them from modelctl.redaction.
-from modelctl.redaction import looks_like_secret as looks_like_secret
-from modelctl.redaction import redact as redact
-from modelctl.redaction import remember_secret as remember_secret
+from modelctl.redaction import MIN_KEY, remember_secret
 
 # Other names people type for a provider.
 ALIASES = {

@@ -11,7 +11,7 @@ import pytest
 
 from modelctl.backends.api import coerce_option, pop_stream_flag
 from modelctl.errors import UsageError
-from modelctl.keys import remember_secret
+from modelctl.redaction import remember_secret
 from modelctl.transport.debug_log import DebugLog, redact_headers
 from modelctl.transport.http_client import ErrorContext, HttpClient
 from modelctl.transport.retry import RetryPolicy, parse_retry_after

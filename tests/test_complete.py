@@ -12,7 +12,6 @@ from providers import ollama_wire, openai_wire
 from providers.kits import FAKE_KEY, KIT, registry_for
 
 from modelctl.backends.base import GenerationParams, collect
-from modelctl.backends.factory import open_backend
 from modelctl.errors import UsageError
 
 TEXT = "The capital of France is"

@@ -10,13 +10,13 @@ from typing import Callable
 import pytest
 
 from modelctl.backends.base import GenerationParams, collect
-from modelctl.transport.http_client import ErrorContext, interrupted, status_error
 from modelctl.backends.scripted import Script, ScriptedBackend
 from modelctl.chat.opening import Chat
 from modelctl.chat.routing import FallbackBackend
 from modelctl.errors import AuthError, BackendError, ModelctlError
 from modelctl.refs import Name
 from modelctl.resolver import Target
+from modelctl.transport.http_client import ErrorContext, interrupted, status_error
 
 HI = [{"role": "user", "content": "Hi"}]
 EAST, WEST = "http://east.test:8000/v1", "http://west.test:8000/v1"

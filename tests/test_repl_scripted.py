@@ -15,13 +15,13 @@ import pytest
 from modelctl.backends.base import FINISH_LENGTH, GenerationParams, Usage
 from modelctl.backends.scripted import Script, ScriptedBackend, ScriptedLocalBackend
 from modelctl.chat.history_log import open_log
-from modelctl.chat.repl import Repl
 from modelctl.chat.opening import Chat
+from modelctl.chat.repl import Repl
 from modelctl.chat.session import ChatSession
 from modelctl.errors import BackendError
+from modelctl.gguf import GGUFFile
 from modelctl.refs import FileRef, Name
 from modelctl.resolver import Target
-from modelctl.gguf import GGUFFile
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Se
 from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message, Timings, Usage
 from modelctl.backends.images import carry_images
 from modelctl.errors import ModelctlError
-from modelctl.keys import KeyInfo, redact
+from modelctl.keys import KeyInfo
+from modelctl.redaction import redact
 from modelctl.transport import wire
 from modelctl.transport.debug_log import DebugLog
 from modelctl.transport.http_client import ErrorContext, HttpClient, LineStream

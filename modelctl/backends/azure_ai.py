@@ -28,7 +28,8 @@ from modelctl.backends.base import BaseBackend
 from modelctl.backends.openai import OpenAIBackend
 from modelctl.backends.params import param_table
 from modelctl.errors import UsageError
-from modelctl.keys import KeyInfo, remember_secret, require_key
+from modelctl.keys import KeyInfo, require_key
+from modelctl.redaction import remember_secret
 from modelctl.transport.http_client import ErrorContext
 
 if TYPE_CHECKING:

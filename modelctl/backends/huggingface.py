@@ -18,7 +18,8 @@ from modelctl.backends.params import param_table, request_fields
 from modelctl.config import hf_token_path
 from modelctl.errors import BackendError, ModelctlError, OfflineError
 from modelctl.files import read_token_file
-from modelctl.keys import KeyInfo, find_key, remember_secret, require_key
+from modelctl.keys import KeyInfo, find_key, require_key
+from modelctl.redaction import remember_secret
 from modelctl.transport.debug_log import request_hooks
 from modelctl.transport.http_client import (
     ErrorContext,

@@ -25,7 +25,8 @@ from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, Generation
 from modelctl.backends.images import ollama_message
 from modelctl.backends.params import param_table, request_fields
 from modelctl.errors import BackendError, ModelctlError, OfflineError
-from modelctl.keys import KeyInfo, remember_secret
+from modelctl.keys import KeyInfo
+from modelctl.redaction import remember_secret
 from modelctl.transport.debug_log import DebugLog, request_hooks
 from modelctl.transport.http_client import (
     DEFAULT_CONNECT_TIMEOUT,

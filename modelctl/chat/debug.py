@@ -7,7 +7,7 @@ import sys
 from typing import IO, Any
 
 from modelctl.backends.base import Backend, is_local, serving
-from modelctl.keys import redact
+from modelctl.redaction import redact
 from modelctl.terminal_text import safe
 from modelctl.transport.urls import redact_url
 

@@ -43,7 +43,7 @@ from modelctl.chat.session import ChatSession, Reply
 from modelctl.chat.typeahead import TypeAhead
 from modelctl.config import get_paths
 from modelctl.errors import ModelctlError, UsageError
-from modelctl.keys import looks_like_secret, remember_secret
+from modelctl.redaction import looks_like_secret, remember_secret
 from modelctl.terminal_text import for_terminal, safe
 from modelctl.units import counted
 

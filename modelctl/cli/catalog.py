@@ -10,10 +10,11 @@ import typer
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
 from modelctl.cli import output, shell_complete, state
-from modelctl.cli.format import counted, human_bytes, human_count, human_tokens, money
+from modelctl.cli.format import human_count, human_tokens, money
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
 from modelctl.terminal_text import safe
+from modelctl.units import counted, human_bytes
 
 if TYPE_CHECKING:
     from modelctl.registry import Model

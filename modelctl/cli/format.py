@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Sequence
 
 # Still imported from here by cli/catalog.py and cli/store_cmd.py; defined in modelctl.units.
-from modelctl.units import counted as counted
-from modelctl.units import human_bytes as human_bytes
 
 
 def human_count(n: int | None) -> str:

@@ -10,10 +10,10 @@ import typer
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
 from modelctl.cli import output, state
-from modelctl.cli.format import counted, human_bytes
 from modelctl.cli.help import examples
 from modelctl.errors import NotFoundError
 from modelctl.terminal_text import safe
+from modelctl.units import counted, human_bytes
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -43,12 +43,11 @@ from modelctl.errors import (
     ModelctlError,
     ModelFileError,
     NotFoundError,
+    OfflineError,
 )
-from modelctl.errors import OfflineError as OfflineError  # store/pull.py still raises it as hub.OfflineError
 from modelctl.files import atomic_write, read_kept_text, read_token_file, sha256_file, unlink_if_link
 from modelctl.gguf import read_gguf
-from modelctl.keys import redact
-from modelctl.redaction import strip_credentials
+from modelctl.redaction import redact, strip_credentials
 from modelctl.refs import check_repo_id
 from modelctl.registry.schema import safe_relative_path
 from modelctl.store import index, transfer

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from modelctl.errors import NotFoundError, UsageError
+from modelctl.errors import NotFoundError, OfflineError, UsageError
 from modelctl.refs import parse_hub
 from modelctl.registry import build_model_list
 from modelctl.store import hub, index, ollama_pull
@@ -238,7 +238,7 @@ def pull_hf(spec: str, *, progress: "PullProgress | None" = None, note: Note | N
     if s.offline:
         entry = existing_entry(repo)
         if entry is None:
-            raise hub.OfflineError(f"{s.offline_reason}: cannot look up {repo} on {s.shown}")
+            raise OfflineError(f"{s.offline_reason}: cannot look up {repo} on {s.shown}")
 
         model = build_model_list([entry], "user registry")[0]
         report = pull_model(model, quant=quant, deployment="llama.cpp", progress=progress, note=note)

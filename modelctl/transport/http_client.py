@@ -5,7 +5,7 @@ the mapping of failures to modelctl errors.
 (`retry`), describes each request under `--debug` (`debug_log`), and turns failures into
 modelctl errors: 401/403 → `AuthError`, 404 → `NotFoundError` naming the model or deployment,
 other 4xx → `BackendError` carrying the provider's own message, connection failures →
-`OfflineError`. Every error message made here passes through `modelctl.keys.redact`.
+`OfflineError`. Every error message made here passes through `modelctl.redaction.redact`.
 
 `httpx` is imported only when a client is made.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, TypeVar
 
 from modelctl.errors import AuthError, BackendError, ModelctlError, NotFoundError, OfflineError, UsageError
-from modelctl.keys import redact
+from modelctl.redaction import redact
 from modelctl.transport import response_limits as _limits
 from modelctl.transport import wire
 from modelctl.transport.debug_log import DebugLog

@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 from modelctl.errors import BackendError
-from modelctl.keys import redact
+from modelctl.redaction import redact
 from modelctl.transport.response_limits import limits, value_bound
 
 MAX_DEPTH = 64
