@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from modelctl.chat.terminal import err, out
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
 from modelctl.cli import output, shell_complete, state
@@ -53,7 +54,7 @@ def _print_models(models: list["Model"], *, as_json: bool, title: str, scores: l
         return
     output.table(_COLUMNS, [_row(m, today) for m in models], title, no_wrap=("ID",), drop=_NARROW_DROPS)
     if sys.stdout.isatty():
-        output.err().print(counted(len(models), "model"), style="dim")
+        err().print(counted(len(models), "model"), style="dim")
 
 
 def list_models(
@@ -149,11 +150,11 @@ def _show_facts(facts: dict[str, Any], as_json: bool) -> None:
         shown["deployment"] = "{id} ({kind}) {model}".format(**facts["deployment"])
     width = max(len(k) for k in shown)
     for key, value in shown.items():
-        output.out().print(safe(f"{key.replace('_', ' '):<{width}}  {value}"), markup=False, highlight=False)
+        out().print(safe(f"{key.replace('_', ' '):<{width}}  {value}"), markup=False, highlight=False)
 
 
 def _print_show(m: "Model") -> None:
-    con = output.out()
+    con = out()
     lines: list[tuple[str, str]] = [
         ("id", m.id),
         ("aliases", ", ".join(m.aliases) or "-"),

@@ -20,10 +20,7 @@ from typing import Any, Callable, TextIO, TypeVar
 import typer
 
 # The consoles and the JSON writer are the chat's too; the commands use them from here.
-from modelctl.chat.terminal import err as err
-from modelctl.chat.terminal import json_text, styled, write_json
-from modelctl.chat.terminal import out as out
-from modelctl.chat.terminal import reset_consoles as reset_consoles
+from modelctl.chat.terminal import json_text, out, styled, write_json
 from modelctl.terminal_text import printable, safe
 
 T = TypeVar("T")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from modelctl.chat.terminal import err
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
 from modelctl.cli import output, state
@@ -64,7 +65,7 @@ def pull(
             return
         what = target.entry
     try:
-        with PullProgress(quiet=quiet, console=output.err()) as progress:
+        with PullProgress(quiet=quiet, console=err()) as progress:
             report = do_pull(what, quant=quant, deployment=deployment, progress=progress,
                              note=_notifier(quiet, progress))
     except KeyboardInterrupt:
@@ -130,10 +131,10 @@ def rm(
     if not plan.items:
         what = f"{plan.model_id or model}" + (f" ({quant})" if quant else "")
         raise NotFoundError(f"nothing of {what} is on this machine")
-    err = output.err()
+    console = err()
     for item in plan.items:
         size = f"  {human_bytes(item.size)}" if item.size and item.kind != "import" else ""
-        err.print(safe(f"  {item.description}{size}"), markup=False, highlight=False)
+        console.print(safe(f"  {item.description}{size}"), markup=False, highlight=False)
     if plan.own_files:
         _confirm_own_files(plan.own_files, target.alias.name if target.alias else None)
     elif not yes:
@@ -193,7 +194,7 @@ def print_installed(as_json: bool) -> None:
     output.table(_INSTALLED_COLUMNS, [_installed_row(m) for m in models], "Installed models", right=("SIZE",), no_wrap=("NAME",),
                  drop=("QUANT", "SOURCE"))
     if sys.stdout.isatty():
-        output.err().print(f"{len(models)} installed", style="dim")
+        err().print(f"{len(models)} installed", style="dim")
 
 
 def du(
