@@ -143,8 +143,16 @@ def parse_ref(text: str | None, *, api_base: str | None = None) -> ModelRef:
     if is_hub_spec(name):
         return parse_hub(name)
     if name.startswith(_PATH_STARTS):
-        return FileRef(name, Path(name).expanduser())
+        return FileRef(name, _expand(name))
     return Name(name)
+
+
+def _expand(text: str) -> Path:
+    """`~` and `~user` expanded where they can be (an unknown user is left as written)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
 
 
 def is_auto(text: str | None) -> bool:

@@ -129,6 +129,14 @@ def _read(path: Path, check: bool) -> "GGUFFile":
     return check_gguf(path) if check else read_gguf(path)
 
 
+def _is(path: Path, test: Callable[[Path], bool]) -> bool:
+    """`test(path)`, False for a path the system cannot look at (too long, a NUL byte)."""
+    try:
+        return test(path)
+    except (OSError, ValueError):
+        return False
+
+
 def _missing_file(text: str) -> NotFoundError:
     return NotFoundError(f"GGUF file {text!r} does not exist (no such file)")
 
@@ -237,7 +245,7 @@ class Resolver:
 
     def _file(self, ref: ModelRef, path: Path, source: str = "file", how: str = "a file") -> Target:
         """A GGUF given by path, named as the registry names it when it knows the file."""
-        if not path.exists():
+        if not _is(path, Path.exists):
             raise _missing_file(ref.text)
         gguf = _read(path, self.check)
         entry = None
@@ -290,8 +298,8 @@ class Resolver:
 
     def _lookup(self, ref: Name, deployment: str | None) -> Target:
         """Steps 2 to 7 for a name that is not (or no longer) an alias."""
-        path = Path(ref.text).expanduser()
-        if path.is_file() or (ref.could_be_file and path.exists()):  # 2. a file here
+        path = Path(ref.text)
+        if _is(path, Path.is_file) or (ref.could_be_file and _is(path, Path.exists)):  # 2. a file here
             return self._file(ref, path).with_deployment(deployment)
         entry = self._registry_entry(ref)  # 3. the registry
         if entry is not None:

@@ -258,3 +258,14 @@ def test_debug_says_how_a_name_was_understood(cli, names):
     r = cli("chat", "-m", "to-registry", "--debug", "--dry-run", "Hi")
     assert r.exit_code == 0, r.output
     assert "debug: name: 'to-registry': user alias 'to-registry' for registry name → google/gemma-3-270m" in r.stderr
+
+
+@pytest.mark.parametrize("what", ["show", "chat", "prompt", "tokens", "rm", "pull"])
+@pytest.mark.parametrize("name", ["x" * 100_000, "./" + "y" * 5000 + ".gguf", "a/" * 3000 + "m.gguf",
+                                  "~no-such-user-here/x.gguf", "/" + "d/" * 2000])
+def test_a_name_no_file_system_can_hold_is_not_found_not_a_crash(cli, names, ollama, what, name):
+    args, stdin = command(name, what)
+    r = cli(*args, input=stdin)
+    assert r.exit_code == 4, (r.exit_code, r.stderr[-300:])
+    assert r.stderr.startswith("modelctl: error: ") and len(r.stderr.splitlines()) == 1
+    assert ollama.connections == 0
