@@ -30,7 +30,6 @@ class Listener:
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.connections = 0
         self.running = True
@@ -42,12 +41,13 @@ class Listener:
             try:
                 conn, _ = self.sock.accept()
             except OSError:
-                continue
+                return
             self.connections += 1
             conn.close()
 
     def close(self) -> None:
         self.running = False
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() the thread waits in
         self.thread.join(timeout=5)
         self.sock.close()
 
