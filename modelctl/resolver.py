@@ -17,7 +17,7 @@ A `Name` is looked up through one ordered list, the first that knows it wins:
 A registry model runs where its deployments say: its llama.cpp deployment when it has one (its file
 must be here unless the resolver only reads, `check=False`), else its first served one;
 `Target.with_deployment` is the one place a deployment is chosen by name. Nothing here opens a
-backend or loads a model: `modelctl.chat.open` does that with the target.
+backend or loads a model: `modelctl.chat.opening` does that with the target.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from modelctl.registry.aliases import Alias
 
 TASKS = ("chat", "completion")
-# Where a target was found (Target.source), in lookup order.
+# Where a target was found (Target.source): the lookups, the default model's package, --api-base.
 SOURCES = ("file", "registry", "import", "hf-cache", "models-dir", "ollama", "package", "endpoint")
 
 
