@@ -133,16 +133,29 @@ NUMBER_PARAMS: dict[str, type] = _number_params()
 @dataclass(frozen=True)
 class Usage:
     """Token counts of one answer; `reasoning_tokens` (part of `completion_tokens`) where the
-    provider reports them."""
+    provider reports them. Of `prompt_tokens`, `cached_tokens` were read from the provider's
+    prompt cache (a local backend: the evaluated prefix it reused) and `cache_write_tokens`
+    written to it (Anthropic), where told; set them with `with_cache`."""
 
     prompt_tokens: int
     completion_tokens: int
     reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+    def with_cache(self, read: int | None, written: int | None = None) -> "Usage":
+        """This usage with the cache's counts, both dropped when together they are more than the
+        prompt (a server's counts that cannot be true are not billed)."""
+        if (read or 0) + (written or 0) > self.prompt_tokens:
+            read = written = None
+        return replace(self, cached_tokens=read, cache_write_tokens=written)
 
     def to_dict(self) -> dict[str, int]:
         counts = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
-        if self.reasoning_tokens is not None:
-            counts["reasoning_tokens"] = self.reasoning_tokens
+        for name in ("reasoning_tokens", "cached_tokens", "cache_write_tokens"):
+            value = getattr(self, name)
+            if value is not None:
+                counts[name] = value
         return counts
 
 
