@@ -144,3 +144,35 @@ def test_history_and_usage_show_what_the_cache_saved(server, provider_env, tmp_p
     assert report["total"]["cost"] == pytest.approx((1000 * 2.0 + 976 * 2.0 + 1024 * 0.5 + 200 * 8.0) / 1e6)
     table = run_modelctl("usage").stdout
     assert "cached tokens" in table and "cache saved" in table and "1,024" in table and f"${saved:.4f}" in table
+
+
+def test_cache_puts_anthropic_breakpoints_on_the_system_prompt_and_the_last_user_turn(cli, server, provider_env,
+                                                                                      tmp_path):
+    provider_env.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    server.route("POST", "/v1/messages", *(anthropic_wire.message_stream(["Hi"]) for _ in range(4)))
+    registry = _registry(tmp_path, {"kind": "anthropic", "model": anthropic_wire.MODEL, "api_base": server.url})
+    for flags in (("--system", "Be brief.", "first"), ("--continue", "second")):
+        r = cli("--registry", registry, "chat", "-m", "test/cached", "--cache", *flags)
+        assert r.exit_code == 0, r.output
+    body = server.calls("/v1/messages")[-1].body
+    ephemeral = {"type": "ephemeral"}
+    assert body["system"] == [{"type": "text", "text": "Be brief.", "cache_control": ephemeral}]
+    assert body["messages"][-1]["content"] == [{"type": "text", "text": "second", "cache_control": ephemeral}]
+    assert body["messages"][0]["content"] == "first"  # 2 breakpoints of the 4 Anthropic allows
+    assert cli("config", "set", "chat.cache", "true").exit_code == 0  # [chat] cache = true does the same
+    assert cli("--registry", registry, "chat", "-m", "test/cached", "Hi").exit_code == 0
+    assert "cache_control" in json.dumps(server.calls("/v1/messages")[-1].body)
+    assert cli("--registry", registry, "chat", "-m", "test/cached", "--no-cache", "Hi").exit_code == 0
+    assert "cache_control" not in json.dumps(server.calls("/v1/messages")[-1].body)
+
+
+def test_cache_is_accepted_and_changes_nothing_where_the_provider_caches_by_itself(cli, server, provider_env, tmp_path):
+    provider_env.setenv("OPENAI_API_KEY", FAKE_KEY)
+    server.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["a"]), openai_wire.chat_stream(["b"]))
+    registry = _registry(tmp_path, {"kind": "openai", "model": "gpt-4o-mini", "api_base": f"{server.url}/v1"})
+    bodies = []
+    for flags in ((), ("--cache",)):
+        r = cli("--registry", registry, "chat", "-m", "test/cached", *flags, "Hi")
+        assert r.exit_code == 0, r.output
+        bodies.append(server.calls("/v1/chat/completions")[-1].body)
+    assert bodies[0] == bodies[1]

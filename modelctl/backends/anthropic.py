@@ -68,6 +68,27 @@ def _reason(value: Any, wire: Wire) -> str | None:
     return STOP_REASONS.get(reason, reason) if reason else None
 
 
+EPHEMERAL = {"type": "ephemeral"}  # Anthropic's cache of 5 minutes, renewed by each read
+
+
+def cache_breakpoints(body: dict[str, Any]) -> None:
+    """`--cache`: cache breakpoints (`cache_control`) on the system prompt and on the last user
+    turn, 2 of the 4 Anthropic allows. The request writes the prefix up to the last user turn to
+    the cache; the next turn of the chat reads it back (Anthropic looks back from a breakpoint for
+    the longest prefix it has cached), and pays the cache-read price for it. A prefix shorter
+    than the model's least cacheable length (1,024 tokens on most models) is simply not cached."""
+    if isinstance(body.get("system"), str):
+        body["system"] = [{"type": "text", "text": body["system"], "cache_control": EPHEMERAL}]
+    last = next((t for t in reversed(body["messages"]) if t["role"] == "user"), None)
+    if last is None:
+        return
+    content = last["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    if blocks:
+        blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
+        last["content"] = blocks
+
+
 def forced_tool(fmt: ResponseFormat) -> dict[str, Any]:
     """Structured output the way Anthropic documents it: one tool whose input schema is the
     schema, and `tool_choice` forcing the model to call it; its input is the answer."""
@@ -98,6 +119,8 @@ class AnthropicBackend(ApiBackend):
                                 "messages": anthropic_turns(turns)}
         if system:
             body["system"] = system
+        if params.cache:
+            cache_breakpoints(body)
         body.update(fields)
         if params.think is False:
             body["thinking"] = {"type": "disabled"}

@@ -64,6 +64,8 @@ class GenerationParams:
     `response_format`, when set, asks for a JSON answer (structured output).
     `think` (False: `--no-think`) and `reasoning_effort` ("low", "medium", "high") steer a model
     that reasons; each backend maps them to its provider's switch (REASONING_PARAMS).
+    `cache` (`--cache`) asks a provider whose prompt cache must be asked for (Anthropic) to cache
+    the prompt's prefix; the others cache by themselves, and a local model reuses its prefix.
     """
 
     max_tokens: int | None = None
@@ -75,6 +77,7 @@ class GenerationParams:
     repeat_penalty: float | None = None
     think: bool | None = None
     reasoning_effort: str | None = None
+    cache: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     response_format: ResponseFormat | None = None
 
@@ -113,11 +116,11 @@ class GenerationParams:
 REASONING_PARAMS: tuple[str, ...] = ("think", "reasoning_effort")
 REASONING_EFFORTS: tuple[str, ...] = ("low", "medium", "high")
 
-# The sampling parameters by name (every field of GenerationParams but `extra`, `response_format`
-# and the reasoning ones): what the flags, config.toml, the registry's defaults, `/set` and each
-# provider's parameter table name.
+# The sampling parameters by name (every field of GenerationParams but `extra`, `response_format`,
+# `cache` and the reasoning ones): what the flags, config.toml, the registry's defaults, `/set`
+# and each provider's parameter table name.
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GenerationParams)
-                                     if f.name not in ("extra", "response_format") and f.name not in REASONING_PARAMS)
+                                     if f.name not in ("extra", "response_format", "cache") and f.name not in REASONING_PARAMS)
 
 
 def _number_params() -> dict[str, type]:
