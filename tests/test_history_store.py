@@ -147,7 +147,7 @@ def test_usage_totals_by_model_and_day(db):
     db.add_turn(turn("e", "f", model="y", prompt_tokens=3, completion_tokens=4, cost=0.25))
     rows = {r["model"]: r for r in db.usage()}
     assert rows["x"] == {"model": "x", "turns": 2, "prompt_tokens": 11, "completion_tokens": 6, "cost": 0.5,
-                         "priced_turns": 1}
+                         "priced_turns": 1, "cached_tokens": 0, "cache_saved": None}
     assert rows["y"]["cost"] == 0.25
     days = db.usage(by="day")
     assert len(days) == 1 and days[0]["turns"] == 3 and days[0]["day"] == time.strftime("%Y-%m-%d")

@@ -141,6 +141,7 @@ def test_multi_turn_evaluates_only_the_new_tokens(backend):
         collect_text = "".join(reply)
         assert reply.usage.completion_tokens > 0 and collect_text
         prompt, evaluated = reply.usage.prompt_tokens, reply.timings.prompt_eval_tokens
+        assert reply.usage.cached_tokens == prompt - evaluated  # the reused prefix is reported as cached
         if i == 0:
             assert evaluated == prompt
         else:

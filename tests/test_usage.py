@@ -40,8 +40,8 @@ def test_cost_totals_across_processes(server, registry, run_modelctl):
     # (1000 * 2 + 100 * 8) / 1e6 + (2000 * 2 + 300 * 8) / 1e6
     assert rows["test/priced"]["cost"] == pytest.approx(0.0092)
     assert rows["test/free"]["cost"] is None and rows["test/free"]["priced_turns"] == 0
-    assert report["total"] == {"turns": 3, "prompt_tokens": 3500, "completion_tokens": 450,
-                               "cost": pytest.approx(0.0092), "priced_turns": 2}
+    assert report["total"] == {"turns": 3, "prompt_tokens": 3500, "completion_tokens": 450, "cached_tokens": 0,
+                               "cost": pytest.approx(0.0092), "priced_turns": 2, "cache_saved": None}
 
     by_day = json.loads(run_modelctl("usage", "--by", "day", "--since", "1d", "--json").stdout)
     assert [row["day"] for row in by_day["rows"]] == [time.strftime("%Y-%m-%d")]

@@ -1,6 +1,6 @@
 """Anthropic's Messages API (`POST /v1/messages`), streamed as server-sent events:
 
-    message_start (input tokens) ─► content_block_delta (thinking_delta…, text_delta…) ─► message_delta
+    message_start (input and cache tokens) ─► content_block_delta (thinking_delta…, text_delta…) ─► message_delta
     (stop_reason, output tokens) ─► message_stop        (ping: keep-alive; error: mid-stream)
 
 The system prompt travels apart from the turns; `max_tokens` is required (the registry's
@@ -48,22 +48,45 @@ STOP_REASONS = {"end_turn": FINISH_STOP, "stop_sequence": FINISH_STOP, "tool_use
                 "max_tokens": FINISH_LENGTH, "model_context_window_exceeded": FINISH_LENGTH}
 
 
-def _usage(data: Any, wire: Wire, input_tokens: int | None = None) -> Usage | None:
-    data = wire.obj(data, "usage")
+def _usage(data: Any, wire: Wire, start: dict[str, Any] | None = None) -> Usage | None:
+    """The usage of an answer, or of a `message_delta` event over `start` (message_start's usage:
+    the delta may leave out the input counts). Anthropic counts `input_tokens` after the last
+    cache breakpoint only: the prompt is those plus the tokens read from the cache and written
+    to it; a cache count that is no count is dropped."""
+    data = {**(start or {}), **{k: v for k, v in wire.obj(data, "usage").items() if v is not None}}
     prompt = wire.count(data.get("input_tokens"), "usage.input_tokens")
-    prompt = input_tokens if prompt is None else prompt
-    if prompt is not None:
-        prompt += sum(wire.count(data.get(k), f"usage.{k}") or 0
-                      for k in ("cache_creation_input_tokens", "cache_read_input_tokens"))
     out = wire.count(data.get("output_tokens"), "usage.output_tokens")
-    if prompt is not None and out is not None:
-        return Usage(prompt_tokens=prompt, completion_tokens=out)
-    return None
+    if prompt is None or out is None:
+        return None
+    read, written = (wire.detail_count(data.get(k)) for k in ("cache_read_input_tokens", "cache_creation_input_tokens"))
+    prompt += (read or 0) + (written or 0)
+    return Usage(prompt_tokens=prompt, completion_tokens=out).with_cache(read, written)
 
 
 def _reason(value: Any, wire: Wire) -> str | None:
     reason = wire.reason(value, "stop_reason")
     return STOP_REASONS.get(reason, reason) if reason else None
+
+
+EPHEMERAL = {"type": "ephemeral"}  # Anthropic's cache of 5 minutes, renewed by each read
+
+
+def cache_breakpoints(body: dict[str, Any]) -> None:
+    """`--cache`: cache breakpoints (`cache_control`) on the system prompt and on the last user
+    turn, 2 of the 4 Anthropic allows. The request writes the prefix up to the last user turn to
+    the cache; the next turn of the chat reads it back (Anthropic looks back from a breakpoint for
+    the longest prefix it has cached), and pays the cache-read price for it. A prefix shorter
+    than the model's least cacheable length (1,024 tokens on most models) is simply not cached."""
+    if isinstance(body.get("system"), str):
+        body["system"] = [{"type": "text", "text": body["system"], "cache_control": EPHEMERAL}]
+    last = next((t for t in reversed(body["messages"]) if t["role"] == "user"), None)
+    if last is None:
+        return
+    content = last["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    if blocks:
+        blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
+        last["content"] = blocks
 
 
 def forced_tool(fmt: ResponseFormat) -> dict[str, Any]:
@@ -96,6 +119,8 @@ class AnthropicBackend(ApiBackend):
                                 "messages": anthropic_turns(turns)}
         if system:
             body["system"] = system
+        if params.cache:
+            cache_breakpoints(body)
         body.update(fields)
         if params.think is False:
             body["thinking"] = {"type": "disabled"}
@@ -147,7 +172,7 @@ class AnthropicBackend(ApiBackend):
             raise lines.interrupted(f"Anthropic reported an error: {provider_message(data)}")
         if kind == "message_start":
             usage = wire.obj(wire.obj(data.get("message"), "message").get("usage"), "usage")
-            state.extra["input_tokens"] = wire.count(usage.get("input_tokens"), "usage.input_tokens")
+            state.extra["start_usage"] = usage
             state.usage = _usage(usage, wire)
         elif kind == "content_block_delta":
             delta = wire.obj(data.get("delta"), "delta")
@@ -164,7 +189,7 @@ class AnthropicBackend(ApiBackend):
             reason = _reason(wire.obj(data.get("delta"), "delta").get("stop_reason"), wire)
             if reason:
                 state.finish_reason = reason
-            counted = _usage(data.get("usage"), wire, state.extra.get("input_tokens"))
+            counted = _usage(data.get("usage"), wire, state.extra.get("start_usage"))
             if counted is not None:
                 state.usage = counted
         elif kind == "message_stop":

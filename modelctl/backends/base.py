@@ -64,6 +64,8 @@ class GenerationParams:
     `response_format`, when set, asks for a JSON answer (structured output).
     `think` (False: `--no-think`) and `reasoning_effort` ("low", "medium", "high") steer a model
     that reasons; each backend maps them to its provider's switch (REASONING_PARAMS).
+    `cache` (`--cache`) asks a provider whose prompt cache must be asked for (Anthropic) to cache
+    the prompt's prefix; the others cache by themselves, and a local model reuses its prefix.
     """
 
     max_tokens: int | None = None
@@ -75,6 +77,7 @@ class GenerationParams:
     repeat_penalty: float | None = None
     think: bool | None = None
     reasoning_effort: str | None = None
+    cache: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     response_format: ResponseFormat | None = None
 
@@ -113,11 +116,11 @@ class GenerationParams:
 REASONING_PARAMS: tuple[str, ...] = ("think", "reasoning_effort")
 REASONING_EFFORTS: tuple[str, ...] = ("low", "medium", "high")
 
-# The sampling parameters by name (every field of GenerationParams but `extra`, `response_format`
-# and the reasoning ones): what the flags, config.toml, the registry's defaults, `/set` and each
-# provider's parameter table name.
+# The sampling parameters by name (every field of GenerationParams but `extra`, `response_format`,
+# `cache` and the reasoning ones): what the flags, config.toml, the registry's defaults, `/set`
+# and each provider's parameter table name.
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GenerationParams)
-                                     if f.name not in ("extra", "response_format") and f.name not in REASONING_PARAMS)
+                                     if f.name not in ("extra", "response_format", "cache") and f.name not in REASONING_PARAMS)
 
 
 def _number_params() -> dict[str, type]:
@@ -133,16 +136,29 @@ NUMBER_PARAMS: dict[str, type] = _number_params()
 @dataclass(frozen=True)
 class Usage:
     """Token counts of one answer; `reasoning_tokens` (part of `completion_tokens`) where the
-    provider reports them."""
+    provider reports them. Of `prompt_tokens`, `cached_tokens` were read from the provider's
+    prompt cache (a local backend: the evaluated prefix it reused) and `cache_write_tokens`
+    written to it (Anthropic), where told; set them with `with_cache`."""
 
     prompt_tokens: int
     completion_tokens: int
     reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+    def with_cache(self, read: int | None, written: int | None = None) -> "Usage":
+        """This usage with the cache's counts, both dropped when together they are more than the
+        prompt (a server's counts that cannot be true are not billed)."""
+        if (read or 0) + (written or 0) > self.prompt_tokens:
+            read = written = None
+        return replace(self, cached_tokens=read, cache_write_tokens=written)
 
     def to_dict(self) -> dict[str, int]:
         counts = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
-        if self.reasoning_tokens is not None:
-            counts["reasoning_tokens"] = self.reasoning_tokens
+        for name in ("reasoning_tokens", "cached_tokens", "cache_write_tokens"):
+            value = getattr(self, name)
+            if value is not None:
+                counts[name] = value
         return counts
 
 

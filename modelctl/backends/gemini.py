@@ -114,7 +114,8 @@ def _usage(meta: Any, wire: Wire) -> Usage | None:
         return None
     thoughts = wire.count(meta.get("thoughtsTokenCount"), "usageMetadata.thoughtsTokenCount")
     out = (wire.count(meta.get("candidatesTokenCount"), "usageMetadata.candidatesTokenCount") or 0) + (thoughts or 0)
-    return Usage(prompt_tokens=prompt, completion_tokens=out, reasoning_tokens=thoughts)
+    cached = wire.detail_count(meta.get("cachedContentTokenCount"), prompt)  # part of promptTokenCount
+    return Usage(prompt_tokens=prompt, completion_tokens=out, reasoning_tokens=thoughts).with_cache(cached)
 
 
 def _finish(value: Any, wire: Wire) -> str | None:

@@ -708,7 +708,8 @@ class LlamaCppBackend(BaseBackend):
             rate = (n - 1) / (t_last - t_first)
         yield Chunk(
             finish_reason=finish,
-            usage=Usage(prompt_tokens=len(prompt), completion_tokens=n),
+            # the reused prefix is this backend's prompt cache: reported as cached (it costs nothing)
+            usage=Usage(prompt_tokens=len(prompt), completion_tokens=n).with_cache(len(prompt) - to_eval),
             timings=Timings(
                 load_s=load_s,
                 first_token_s=None if t_first is None else t_first - t0,

@@ -56,15 +56,19 @@ REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 
 def read_usage(data: Any, wire: Wire) -> Usage | None:
-    """`usage` of an answer: both counts (and the reasoning tokens among them, where told), else none."""
+    """`usage` of an answer: both counts (and the reasoning tokens among them, where told), else
+    none. `prompt_tokens_details.cached_tokens` (OpenAI, Azure, Mistral, vLLM) are the prompt
+    tokens read from the provider's cache; a value that is no count of them is dropped."""
     data = wire.obj(data, "usage")
     prompt = wire.count(data.get("prompt_tokens"), "usage.prompt_tokens")
     completion = wire.count(data.get("completion_tokens"), "usage.completion_tokens")
     details = wire.obj(data.get("completion_tokens_details"), "usage.completion_tokens_details")
     reasoning = wire.count(details.get("reasoning_tokens"), "usage.completion_tokens_details.reasoning_tokens")
-    if prompt is not None and completion is not None:
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, reasoning_tokens=reasoning)
-    return None
+    if prompt is None or completion is None:
+        return None
+    prompt_details = data.get("prompt_tokens_details")
+    cached = wire.detail_count(prompt_details.get("cached_tokens"), prompt) if isinstance(prompt_details, dict) else None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, reasoning_tokens=reasoning).with_cache(cached)
 
 
 def read_reasoning(message: dict[str, Any], wire: Wire) -> str:

@@ -34,16 +34,32 @@ def history_config() -> dict[str, Any]:
 
 
 def answer_cost(setup: "Chat", reply: "Reply") -> float | None:
-    """USD for `reply` from the usage its backend reported, at the registry's prices; None when
-    either is unknown."""
-    if reply.usage is None:  # many servers report none: then the prices are not even looked up
-        return None
+    """USD for `reply` from the usage its backend reported, at the registry's prices (cached
+    prompt tokens at the cache's); None when either is unknown."""
+    return _costs(setup, reply)[0]
+
+
+def cache_saving(setup: "Chat", reply: "Reply") -> float | None:
+    """USD the provider's prompt cache saved on `reply`: its cost with every prompt token at the
+    input price, less its cost. Negative where writing the cache cost more than reading it saved;
+    None when the usage tells no cached tokens or the price is unknown."""
+    return _costs(setup, reply)[1]
+
+
+def _costs(setup: "Chat", reply: "Reply") -> tuple[float | None, float | None]:
+    usage = reply.usage
+    if usage is None:  # many servers report none: then the prices are not even looked up
+        return None, None
     from modelctl.registry.pricing import cost, deployment_price  # noqa: PLC0415 (modelctl.registry.pricing: not on the chat --api-base path)
 
     price = deployment_price(setup.entry, setup.deployment)
     if price is None:
-        return None
-    return cost(price, reply.usage.prompt_tokens, reply.usage.completion_tokens)
+        return None, None
+    paid = cost(price, usage.prompt_tokens, usage.completion_tokens,
+                usage.cached_tokens or 0, usage.cache_write_tokens or 0)
+    if usage.cached_tokens is None and usage.cache_write_tokens is None:
+        return paid, None
+    return paid, cost(price, usage.prompt_tokens, usage.completion_tokens) - paid
 
 
 def _redacted(turn: "Turn") -> "Turn":
@@ -79,8 +95,11 @@ class TurnLog:
             finish_reason=reply.finish_reason,
             prompt_tokens=reply.usage.prompt_tokens if reply.usage else None,
             completion_tokens=reply.usage.completion_tokens if reply.usage else None,
+            cached_tokens=reply.usage.cached_tokens if reply.usage else None,
+            cache_write_tokens=reply.usage.cache_write_tokens if reply.usage else None,
             timings=reply.timings.to_dict() if reply.timings else None,
-            cost=answer_cost(self.setup, reply), error=reply.error or None,
+            cost=answer_cost(self.setup, reply), cache_saved=cache_saving(self.setup, reply),
+            error=reply.error or None,
             route=self.setup.route or None,
         ))
         try:

@@ -12,7 +12,7 @@ from typing import IO, Any
 from modelctl.backends.base import ResponseFormat, template_name
 from modelctl.backends.images import ImagePart
 from modelctl.chat import debug as dbg
-from modelctl.chat.history_log import TurnLog, answer_cost
+from modelctl.chat.history_log import TurnLog, answer_cost, cache_saving
 from modelctl.chat.opening import Chat
 from modelctl.chat.render import (
     DIM,
@@ -54,6 +54,7 @@ def reply_json(reply: Reply, setup: Chat, turn_log: TurnLog | None = None, *,
             "prompt_eval_tokens": timings.get("prompt_eval_tokens"),
         },
         "cost": answer_cost(setup, reply),
+        "cache_saved": cache_saving(setup, reply),
         "conversation": turn_log.conversation if turn_log and turn_log.last_turn is not None else None,
         "turn": turn_log.last_turn if turn_log else None,
         **route,

@@ -1,6 +1,6 @@
 """What config.toml may hold, and the checks every reader and `modelctl config set` share.
 
-    [chat]                      defaults for every chat: model, system, template, sampling, ctx, …
+    [chat]                      defaults for every chat: model, system, template, sampling, ctx, cache, …
     [models."gemma-3-270m"]     the same defaults (but `model`) for one registry model
     [api_base]                  an endpoint per deployment kind: ollama = "http://gpu-box:11434"
     [history]                   log = true|false, retention_days = N (0: keep everything)
@@ -27,7 +27,7 @@ from modelctl.transport.urls import check_url
 CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "model": str, "template": str, "system": str,
     **{name: (int, float) if kind is float else kind for name, kind in NUMBER_PARAMS.items()}, "stop": list,
-    "ctx": int, "gpu_layers": int, "threads": int, "options": dict,
+    "ctx": int, "gpu_layers": int, "threads": int, "options": dict, "cache": bool,
 }
 # The least value of the integers, as the flags of the same names check it.
 CONFIG_MINIMUMS = {"ctx": 16, "gpu_layers": -1, "threads": 1, "max_tokens": 1, "top_k": 0, "retention_days": 0}

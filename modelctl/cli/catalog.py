@@ -14,12 +14,13 @@ from modelctl.cli import output, shell_complete, state
 from modelctl.cli.format import human_count, human_tokens, money
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
+from modelctl.registry.schema import TOKEN_PRICES
 from modelctl.terminal_text import safe
 from modelctl.units import counted, human_bytes
 
 if TYPE_CHECKING:
     from modelctl.registry import Model
-    from modelctl.registry.values import PriceTier
+    from modelctl.registry.values import Access, Deployment
 
 _COLUMNS = ["ID", "PROVIDER", "CATEGORY", "TASKS", "CONTEXT", "PARAMS", "LICENSE", "FREE", "LOCAL", "STATUS"]
 # Left out of the table on a narrow terminal, in this order (--json and a pipe have them all).
@@ -174,8 +175,7 @@ def _print_show(m: "Model") -> None:
         ("license url", m.license.url or "-"),
         ("free", ("yes" if m.free else "no") + (f" - {m.access.free_tier_notes}" if m.access.free_tier_notes else "")),
         ("rate limits", m.access.rate_limits or "-"),
-        ("cost", _prices(m.access.cost_input, m.access.cost_output, m.prices_as_of, m.access.price_tiers,
-                         m.access.unit_prices)),
+        ("cost", _prices(m.access, m.prices_as_of)),
         ("local", "yes" if m.local else "no"),
         ("template", m.template or "-"),
         ("frameworks", ", ".join(m.frameworks) or "-"),
@@ -213,21 +213,26 @@ def _print_show(m: "Model") -> None:
         for f in d.files:
             extra = ", ".join(x for x in (f.quant, f"{f.size_bytes:,} bytes" if f.size_bytes else "", f"sha256 {f.sha256[:12]}…" if f.sha256 else "") if x)
             line(f"    file: {f.filename} ({extra})")
-        if d.cost_input is not None or d.cost_output is not None or d.price_tiers or d.unit_prices:
-            prices = _prices(d.cost_input, d.cost_output, d.prices_as_of or m.prices_as_of, d.price_tiers, d.unit_prices)
-            line(f"    cost: {prices}")
+        if any(getattr(d, key) is not None for key in TOKEN_PRICES) or d.price_tiers or d.unit_prices:
+            line(f"    cost: {_prices(d, d.prices_as_of or m.prices_as_of)}")
         if d.notes:
             line(f"    notes: {d.notes}")
 
 
-def _prices(cost_input: float | None, cost_output: float | None, as_of: str | None,
-            tiers: "tuple[PriceTier, ...]" = (), units: "dict[str, float] | None" = None) -> str:
-    """Prices as `show` writes them: per 1M tokens in and out, long-prompt tiers, other units."""
-    by_token = cost_input is not None or cost_output is not None
+def _prices(table: "Access | Deployment", as_of: str | None) -> str:
+    """Prices as `show` writes them: per 1M tokens in and out, cached and batch, long-prompt
+    tiers, other units."""
+    cost_input, cost_output, units = table.cost_input, table.cost_output, table.unit_prices
+    by_token = any(getattr(table, key) is not None for key in TOKEN_PRICES)
     parts = [f"in {money(cost_input)}, out {money(cost_output)} per 1M tokens"] if by_token or not units else []
-    for tier in tiers:  # a prompt above the threshold is billed whole at the tier's prices
+    for words, key in (("cached input", "cost_cache_read"), ("cache write", "cost_cache_write"),
+                       ("batch in", "cost_batch_input"), ("batch out", "cost_batch_output")):
+        if getattr(table, key) is not None:
+            parts.append(f"{words} {money(getattr(table, key))}")
+    for tier in table.price_tiers:  # a prompt above the threshold is billed whole at the tier's prices
         parts.append(f"prompts over {human_count(tier['above_input_tokens'])} tokens: "
-                     f"in {money(tier.get('cost_input', cost_input))}, out {money(tier.get('cost_output', cost_output))}")
+                     f"in {money(tier.get('cost_input', cost_input))}, out {money(tier.get('cost_output', cost_output))}"
+                     + (f", cached input {money(tier['cost_cache_read'])}" if "cost_cache_read" in tier else ""))
     for unit, price in (units or {}).items():
         parts.append(f"{money(price)} per {UNIT_WORDS.get(unit, unit)}")
     text = "; ".join(parts)

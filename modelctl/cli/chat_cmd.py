@@ -123,6 +123,7 @@ def chat(
     think: str = typer.Option("hide", "--think", metavar="show|hide", help="A reasoning model's thinking at the terminal: shown dimmed, or hidden behind one line (never in piped stdout; --json has it under reasoning).", rich_help_panel=panel.REASONING),
     no_think: bool = typer.Option(False, "--no-think", help="Ask a reasoning model not to think (Qwen3 enable_thinking, Anthropic, Gemini, Ollama think).", rich_help_panel=panel.REASONING),
     reasoning_effort: Optional[str] = typer.Option(None, "--reasoning-effort", metavar="low|medium|high", help="How much a reasoning model thinks (gpt-oss, OpenAI reasoning_effort, Anthropic and Gemini thinking budgets).", rich_help_panel=panel.REASONING),
+    cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Cache the prompt's prefix (system prompt, conversation so far) where the provider must be asked to (Anthropic cache_control), so the next turns read it at the cached price; other providers cache by themselves (config: chat.cache).", rich_help_panel=panel.SERVER),
     no_log: opt.NoLog = False,
     resume: bool = typer.Option(False, "--continue", help="Continue the last conversation in the history (with this or another model).", rich_help_panel=panel.HISTORY),
     session: opt.Session = None,
@@ -156,7 +157,7 @@ def chat(
     think, effort = _reasoning_flags(think, no_think, reasoning_effort)
     flags = GenerationParams(
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-        stop=stop_flags(stop), think=False if no_think else None, reasoning_effort=effort,
+        stop=stop_flags(stop), think=False if no_think else None, reasoning_effort=effort, cache=cache,
     )
     from modelctl.chat.history_log import find_resumed  # noqa: PLC0415 (modelctl.chat.history_log: not on the --help path)
 

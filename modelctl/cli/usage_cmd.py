@@ -20,7 +20,8 @@ def usage(
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print the rows and the total as JSON.")] = False,
 ) -> None:
     """Turns, tokens and cost from the history, per model or per day. Cost counts the turns whose
-    deployment has prices in the registry (`priced_turns`)."""
+    deployment has prices in the registry (`priced_turns`); where providers reported prompt
+    tokens read from their cache, the cached tokens and what the cache saved."""
     from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
     from modelctl.history.when import iso, parse_since  # noqa: PLC0415 (sqlite3: imported only where used)
 
@@ -31,8 +32,10 @@ def usage(
         "turns": sum(r["turns"] for r in rows),
         "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
         "completion_tokens": sum(r["completion_tokens"] for r in rows),
-        "cost": sum(r["cost"] for r in rows if r["cost"] is not None) if any(r["cost"] is not None for r in rows) else None,
+        "cached_tokens": sum(r["cached_tokens"] for r in rows),
+        "cost": _known_sum(rows, "cost"),
         "priced_turns": sum(r["priced_turns"] for r in rows),
+        "cache_saved": _known_sum(rows, "cache_saved"),
     }
     if as_json:
         output.print_json({"since": iso(start), "by": by.lower(), "rows": rows, "total": total})
@@ -42,12 +45,22 @@ def usage(
         return
     key = by.lower()
 
+    cached = bool(total["cached_tokens"])  # the cache's columns only where a provider reported one
+
     def line(label: str, r: Mapping[str, Any]) -> list[str]:
-        return [label, str(r["turns"]), f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", cost_cell(r["cost"])]
+        cells = [label, str(r["turns"]), f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", cost_cell(r["cost"])]
+        return cells + ([f"{r['cached_tokens']:,}", cost_cell(r["cache_saved"])] if cached else [])
 
     table = [line(str(r[key]), r) for r in rows] + [line("total", total)]
-    output.table([key, "turns", "prompt tokens", "completion tokens", "cost"], table, "Usage",
-                 right=("turns", "prompt tokens", "completion tokens", "cost"), drop=("prompt tokens", "completion tokens"))
+    columns = ["turns", "prompt tokens", "completion tokens", "cost"] + (["cached tokens", "cache saved"] if cached else [])
+    output.table([key, *columns], table, "Usage", right=tuple(columns),
+                 drop=("cached tokens", "prompt tokens", "completion tokens"))
+
+
+def _known_sum(rows: list[dict[str, Any]], key: str) -> float | None:
+    """The sum of the rows' `key` that are known; None when none is."""
+    known = [r[key] for r in rows if r[key] is not None]
+    return sum(known) if known else None
 
 
 def register(app: typer.Typer) -> None:

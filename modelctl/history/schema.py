@@ -79,6 +79,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE turns ADD COLUMN route TEXT;
     """,
+    # 4: the prompt tokens read from the provider's cache and written to it, and what the cache saved.
+    """
+    ALTER TABLE turns ADD COLUMN cached_tokens INTEGER;
+    ALTER TABLE turns ADD COLUMN cache_write_tokens INTEGER;
+    ALTER TABLE turns ADD COLUMN cache_saved REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -56,6 +56,9 @@ class Turn:
     cost: float | None = None
     error: str | None = None
     route: dict[str, Any] | None = None  # how the service was chosen (--model auto, --fallback)
+    cached_tokens: int | None = None  # of prompt_tokens: read from the provider's cache
+    cache_write_tokens: int | None = None  # of prompt_tokens: written to it
+    cache_saved: float | None = None  # USD the cache saved (negative: writing it cost more)
 
     @property
     def system(self) -> str | None:
@@ -149,12 +152,14 @@ class History:
             cur = conn.execute(
                 "INSERT INTO turns (conversation_id, created, model, deployment, deployment_kind, template,"
                 " params, system, messages, prompt, answer, finish_reason, prompt_tokens, completion_tokens,"
-                " timings, cost, error, route) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " timings, cost, error, route, cached_tokens, cache_write_tokens, cache_saved)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (conversation, now, turn.model, turn.deployment, turn.deployment_kind, turn.template,
                  _dumps(turn.params), turn.system, _dumps(turn.messages), turn.prompt, turn.answer,
                  turn.finish_reason, turn.prompt_tokens, turn.completion_tokens,
                  None if turn.timings is None else _dumps(turn.timings), turn.cost, turn.error,
-                 None if turn.route is None else _dumps(turn.route)))
+                 None if turn.route is None else _dumps(turn.route),
+                 turn.cached_tokens, turn.cache_write_tokens, turn.cache_saved))
             conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ? WHERE id = ?",
                          (now, turn.system, state, conversation))
             if retention_days is not None:
@@ -294,13 +299,15 @@ class History:
     @_reading
     def usage(self, since: float | None = None, by: str = "model") -> list[dict[str, Any]]:
         """Turns, tokens and cost per model or per local day, since `since` (a Unix time).
-        `cost` sums the turns whose price is known; `priced_turns` says how many those are."""
+        `cost` sums the turns whose price is known; `priced_turns` says how many those are;
+        `cached_tokens` are the prompt tokens read from a cache, `cache_saved` what that saved."""
         key = {"model": "coalesce(model, '?')", "day": "date(created, 'unixepoch', 'localtime')"}.get(by)
         if key is None:
             raise UsageError(f"--by {by!r}: expected model or day")
         rows = self.conn.execute(
             f"SELECT {key} AS key, count(*) AS turns, coalesce(sum(prompt_tokens), 0) AS prompt_tokens,"
-            " coalesce(sum(completion_tokens), 0) AS completion_tokens, sum(cost) AS cost, count(cost) AS priced_turns"
+            " coalesce(sum(completion_tokens), 0) AS completion_tokens, coalesce(sum(cached_tokens), 0) AS cached_tokens,"
+            " sum(cost) AS cost, count(cost) AS priced_turns, sum(cache_saved) AS cache_saved"
             " FROM turns WHERE created >= ? GROUP BY key ORDER BY key", (since or 0.0,)).fetchall()
         return [{by: row["key"], **{k: row[k] for k in row.keys() if k != "key"}} for row in rows]
 
@@ -335,6 +342,7 @@ def turn_record(row: sqlite3.Row) -> dict[str, Any]:
         params=json.loads(row["params"]), finish_reason=row["finish_reason"],
         prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
         timings=None if row["timings"] is None else json.loads(row["timings"]), cost=row["cost"], error=row["error"],
-        route=None if row["route"] is None else json.loads(row["route"]))
+        route=None if row["route"] is None else json.loads(row["route"]), cached_tokens=row["cached_tokens"],
+        cache_write_tokens=row["cache_write_tokens"], cache_saved=row["cache_saved"])
     return {"id": row["id"], "conversation": row["conversation_id"], "session": row["session"],
             "created": iso(row["created"]), "prompt": turn.prompt, "system": turn.system, **asdict(turn)}

@@ -162,11 +162,18 @@ def safe_relative_path(v: Any) -> str | None:
     return None
 
 
-TIER_FIELDS = ("above_input_tokens", "cost_input", "cost_output")
+# Prices per 1M tokens besides cost_input/cost_output: prompt tokens read from the provider's
+# cache and written to it (registry/pricing.py), and the batch API's prices (shown, exported).
+CACHE_PRICES = ("cost_cache_read", "cost_cache_write")
+BATCH_PRICES = ("cost_batch_input", "cost_batch_output")
+TOKEN_PRICES = ("cost_input", "cost_output", *CACHE_PRICES, *BATCH_PRICES)
+
+TIER_FIELDS = ("above_input_tokens", "cost_input", "cost_output", *CACHE_PRICES)
 
 
 def _price_tier(v: Any) -> str | None:
-    """One long-prompt price: `{above_input_tokens = N, cost_input = X, cost_output = Y}`."""
+    """One long-prompt price: `{above_input_tokens = N, cost_input = X, cost_output = Y}`, and
+    the cache's prices above that size where they differ."""
     if not isinstance(v, dict):
         return "expected a table with above_input_tokens and cost_input and/or cost_output"
     extra = sorted(set(v) - set(TIER_FIELDS))
@@ -220,8 +227,7 @@ ACCESS_FIELDS: dict[str, Checker] = {
     "local_capable": _bool,
     "free_tier_notes": _str,
     "rate_limits": _str,
-    "cost_input": _number(0),
-    "cost_output": _number(0),
+    **{key: _number(0) for key in TOKEN_PRICES},
     "price_tiers": _price_tiers,
     "unit_prices": _unit_prices,
     "prices_as_of": _day,
@@ -251,8 +257,7 @@ _COMMON_DEPLOYMENT: dict[str, Checker] = {
     "id": _name,
     "kind": _enum(DEPLOYMENT_KINDS),
     "key_env": _env_name,
-    "cost_input": _number(0),
-    "cost_output": _number(0),
+    **{key: _number(0) for key in TOKEN_PRICES},
     "price_tiers": _price_tiers,
     "unit_prices": _unit_prices,
     "prices_as_of": _day,
@@ -490,7 +495,7 @@ def _check_price_dates(rep: _Reporter, raw: Mapping[str, Any]) -> None:
     carry no date of their own) or its deployment's."""
 
     def priced(table: Mapping[str, Any]) -> bool:
-        return "cost_input" in table or "cost_output" in table or "unit_prices" in table
+        return any(key in table for key in TOKEN_PRICES) or "unit_prices" in table
 
     deps = raw["deployments"]
     if "prices_as_of" in raw["access"] and not (priced(raw["access"]) or any(priced(d) for d in deps)):

@@ -24,6 +24,8 @@ class PriceTier(_TierThreshold, total=False):
 
     cost_input: float
     cost_output: float
+    cost_cache_read: float
+    cost_cache_write: float
 
 
 def _compact(obj: Any) -> dict[str, Any]:
@@ -60,6 +62,10 @@ class Access:
     rate_limits: str | None = None
     cost_input: float | None = None
     cost_output: float | None = None
+    cost_cache_read: float | None = None  # prompt tokens read from the provider's cache
+    cost_cache_write: float | None = None  # prompt tokens written to it
+    cost_batch_input: float | None = None  # the batch API's prices
+    cost_batch_output: float | None = None
     price_tiers: tuple[PriceTier, ...] = ()  # prices for long prompts (registry/pricing.py)
     unit_prices: dict[str, float] | None = None  # prices not per token (registry/pricing.py)
     prices_as_of: str | None = None
@@ -125,6 +131,10 @@ class Deployment:
     files: tuple[RepoFile, ...] = ()
     cost_input: float | None = None
     cost_output: float | None = None
+    cost_cache_read: float | None = None  # prompt tokens read from the provider's cache
+    cost_cache_write: float | None = None  # prompt tokens written to it
+    cost_batch_input: float | None = None  # the batch API's prices
+    cost_batch_output: float | None = None
     price_tiers: tuple[PriceTier, ...] = ()  # prices for long prompts (registry/pricing.py)
     unit_prices: dict[str, float] | None = None  # prices not per token (registry/pricing.py)
     prices_as_of: str | None = None

@@ -165,6 +165,14 @@ class Wire:
             raise self.error(f"{what} is out of range for a token count")
         return value
 
+    def detail_count(self, value: Any, at_most: int = MAX_COUNT - 1) -> int | None:
+        """A count that details another (the cached tokens among the prompt's): None, not an
+        error, when it is no token count or more than `at_most`. A wrong detail is dropped and
+        the answer kept."""
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= at_most:
+            return None
+        return value
+
     def number(self, value: Any, what: str) -> float | None:
         """A finite number (a score, a time in seconds)."""
         if value is None:

@@ -14,14 +14,17 @@ MODEL = "claude-3-5-haiku-20241022"
 
 
 def events(texts: list[str], stop_reason: str = "end_turn", input_tokens: int = 12, output_tokens: int = 6,
-           thinking: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+           thinking: tuple[str, ...] = (), cache: dict[str, Any] | None = None,
+           final_usage: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     """The events of one answer; with `thinking`, an extended-thinking block (thinking_delta
-    events, then its signature) comes before the text block."""
+    events, then its signature) comes before the text block. `cache` adds to message_start's
+    usage (`cache_read_input_tokens`, `cache_creation_input_tokens`), `final_usage` to
+    message_delta's (newer API versions repeat the input counts there)."""
     out: list[tuple[str, dict[str, Any]]] = [
         ("message_start", {"type": "message_start", "message": {
             "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "content": [],
             "model": MODEL, "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1, **(cache or {})}}}),
     ]
     index = 0
     if thinking:
@@ -42,14 +45,14 @@ def events(texts: list[str], stop_reason: str = "end_turn", input_tokens: int = 
     out += [
         ("content_block_stop", {"type": "content_block_stop", "index": index}),
         ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                           "usage": {"output_tokens": output_tokens}}),
+                           "usage": {"output_tokens": output_tokens, **(final_usage or {})}}),
         ("message_stop", {"type": "message_stop"}),
     ]
     return [(name, json.dumps(data)) for name, data in out]
 
 
 def message_stream(texts: list[str], stop_reason: str = "end_turn", *, drop_after: int | None = None,
-                   headers: dict | None = None, thinking: tuple[str, ...] = (), **usage: int) -> Reply:
+                   headers: dict | None = None, thinking: tuple[str, ...] = (), **usage: Any) -> Reply:
     return Reply(events=events(texts, stop_reason, thinking=thinking, **usage), drop_after=drop_after,
                  headers=headers or {})
 

@@ -34,12 +34,16 @@ def thought(text: str) -> dict[str, Any]:
 
 def stream(texts: list[str], finish: str = "STOP", usage: tuple[int, int] = (8, 4), *,
            drop_after: int | None = None, headers: dict | None = None,
-           thoughts: tuple[str, ...] = (), thoughts_tokens: int | None = None) -> Reply:
+           thoughts: tuple[str, ...] = (), thoughts_tokens: int | None = None, cached: Any = None) -> Reply:
+    """`cached`: the last response's `usageMetadata.cachedContentTokenCount` (the prompt tokens,
+    among promptTokenCount, read from a context cache, implicit or explicit)."""
     items = [thought(t) for t in thoughts]
     items += [response(t, usage=(usage[0], 0)) for t in texts[:-1]]
     items.append(response(texts[-1] if texts else "", finish, usage))
     if thoughts_tokens is not None:
         items[-1]["usageMetadata"]["thoughtsTokenCount"] = thoughts_tokens
+    if cached is not None:
+        items[-1]["usageMetadata"]["cachedContentTokenCount"] = cached
     return Reply(events=[(None, json.dumps(i)) for i in items], drop_after=drop_after, headers=headers or {})
 
 

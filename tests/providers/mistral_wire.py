@@ -27,12 +27,17 @@ def thinking(text: str) -> dict[str, Any]:
 
 
 def chat_stream(texts: list[str], finish: str = "stop", usage: tuple[int, int] = (10, 3), *,
-                drop_after: int | None = None, headers: dict | None = None, thoughts: tuple[str, ...] = ()) -> Reply:
+                drop_after: int | None = None, headers: dict | None = None, thoughts: tuple[str, ...] = (),
+                prompt_details: Any = None) -> Reply:
+    """`prompt_details`: usage.prompt_tokens_details, where Mistral's prompt caching reports
+    `cached_tokens`."""
+    usage_data: dict[str, Any] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+    if prompt_details is not None:
+        usage_data["prompt_tokens_details"] = prompt_details
     chunks = [_chunk({"role": "assistant", "content": ""})]
     chunks += [_chunk(thinking(t)) for t in thoughts]
     chunks += [_chunk({"content": t}) for t in texts[:-1]]
-    chunks.append(_chunk({"content": texts[-1] if texts else ""}, finish,
-                         {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}))
+    chunks.append(_chunk({"content": texts[-1] if texts else ""}, finish, usage_data))
     events = [(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")]
     return Reply(events=events, drop_after=drop_after, headers=headers or {})
 

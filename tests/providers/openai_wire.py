@@ -32,11 +32,15 @@ def chunk(content: str | None = None, finish: str | None = None, *, model: str =
 
 
 def usage_chunk(prompt: int, completion: int, *, model: str = "gpt-4o-mini",
-                reasoning_tokens: int | None = None) -> dict[str, Any]:
+                reasoning_tokens: int | None = None, prompt_details: Any = None) -> dict[str, Any]:
+    """The last chunk's `usage`; `prompt_details` as OpenAI sends it: `{"cached_tokens": N,
+    "audio_tokens": 0}`, N prompt tokens read from the prompt cache."""
     usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
                              "total_tokens": prompt + completion}
     if reasoning_tokens is not None:
         usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+    if prompt_details is not None:
+        usage["prompt_tokens_details"] = prompt_details
     return {
         "id": "chatcmpl-AbC123", "object": "chat.completion.chunk", "created": CREATED, "model": model,
         "system_fingerprint": "fp_44709d6fcb", "choices": [], "usage": usage,
@@ -46,14 +50,14 @@ def usage_chunk(prompt: int, completion: int, *, model: str = "gpt-4o-mini",
 def chat_stream(texts: list[str], finish: str = "stop", usage: tuple[int, int] | None = (9, 2), *,
                 drop_after: int | None = None, model: str = "gpt-4o-mini", headers: dict | None = None,
                 reasoning: tuple[str, ...] = (), reasoning_tokens: int | None = None,
-                hold: tuple[int, Any] | None = None) -> Reply:
+                hold: tuple[int, Any] | None = None, prompt_details: Any = None) -> Reply:
     """A streamed answer: the reasoning deltas (if any), then the text deltas."""
     chunks = [chunk("", role="assistant", model=model)]
     chunks += [chunk(reasoning=r, model=model) for r in reasoning]
     chunks += [chunk(t, model=model) for t in texts]
     chunks.append(chunk(finish=finish, model=model))
     if usage is not None:
-        chunks.append(usage_chunk(*usage, model=model, reasoning_tokens=reasoning_tokens))
+        chunks.append(usage_chunk(*usage, model=model, reasoning_tokens=reasoning_tokens, prompt_details=prompt_details))
     events = [(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")]
     return Reply(events=events, drop_after=drop_after, headers=headers or {}, hold=hold)
 
