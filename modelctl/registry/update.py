@@ -24,6 +24,7 @@ import tomli_w
 from modelctl.config import parse_toml
 from modelctl.errors import RegistryError
 from modelctl.files import atomic_write
+from modelctl.keys import find_key
 from modelctl.registry.loader import (
     BUILTIN_REGISTRY,
     _summary,
@@ -34,6 +35,7 @@ from modelctl.registry.loader import (
 )
 from modelctl.registry.schema import ACCESS_FIELDS, SCHEMA_VERSION, validate_model
 from modelctl.registry.sources import (
+    INSTALLED,
     Mapping_,
     Prices,
     ProviderMap,
@@ -356,3 +358,21 @@ def provenance(path: Path | None = None) -> dict[str, dict[str, str]]:
     doc = parse_toml(path.read_text(encoding="utf-8"), str(path))
     table = doc.get("provenance", {})
     return table if isinstance(table, dict) else {}
+
+
+def providers_with_keys(mapping: Mapping_) -> list[str]:
+    """The mapped providers whose API key this user has (environment or keys file)."""
+    return [p.key for p in mapping.providers if find_key(p.kind, key_env=p.key_env).value]
+
+
+def update_registry(*, dry_run: bool = False, only_keyed: bool = False,
+                    loaders: Mapping[str, Callable[[], "tuple[Any, str]"]] | None = None,
+                    today: str | None = None) -> tuple[Plan, bool]:
+    """Read the sources, plan the generated layer and write it unless `dry_run`: (the plan,
+    whether the file was written). Any bad source or entry raises before anything is written."""
+    mapping = load_mapping()
+    today = today or today_iso()
+    catalogue, prices, labels = read_sources(loaders or INSTALLED, mapping, today)
+    providers = providers_with_keys(mapping) if only_keyed else None
+    plan = plan_update(catalogue, prices, labels, mapping=mapping, providers=providers, today=today)
+    return plan, (False if dry_run else write(plan))
