@@ -88,7 +88,6 @@ def path(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON object.")
     """Show the registry files, lowest layer first, and whether each exists."""
     from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
     from modelctl.registry import BUILTIN_REGISTRY  # noqa: PLC0415 (modelctl.registry: not on the --help path)
-
     from modelctl.registry.loader import generated_registry  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
     layers = [("builtin", BUILTIN_REGISTRY), ("generated", generated_registry()), ("user", get_paths().user_registry)]

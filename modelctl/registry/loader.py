@@ -99,7 +99,7 @@ def _read_cache(path: Path, fingerprint: str) -> Layer | None:
         return None
     if isinstance(data, dict) and data.get("fingerprint") == fingerprint:
         models, updates = data.get("models"), data.get("updates", [])
-        if _tables(models) and _tables(updates):
+        if isinstance(models, list) and isinstance(updates, list) and _tables(models) and _tables(updates):
             return models, updates
     return None
 

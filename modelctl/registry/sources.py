@@ -186,7 +186,8 @@ def _models_dev_model(r: _Reader, provider: ProviderMap, mapping: Mapping_, mode
     prices = None
     if cost is not None:
         cost = r.table(cost, f"{where}.cost")
-        prices = Prices(*(r.price(cost.get(k), f"{where}.cost.{k}") for k in ("input", "output", "cache_read", "cache_write")))
+        read = {k: r.price(cost.get(k), f"{where}.cost.{k}") for k in ("input", "output", "cache_read", "cache_write")}
+        prices = Prices(read["input"], read["output"], read["cache_read"], read["cache_write"])
     return SourceModel(
         provider=provider.key,
         id=mapping.api_id("models-dev", provider, model_id),
