@@ -200,8 +200,9 @@ def test_registry_export_and_path(cli, modelctl_home):
     assert data["sources"][-1] == str(SMALL)
     assert any(m["id"] == "acme/embed-small" and m["embedding_dimensions"] == 384 for m in data["models"])
     paths = json.loads(cli("--registry", str(SMALL), "registry", "path", "--json").stdout)
-    assert [p["layer"] for p in paths] == ["builtin", "user", "extra"]
-    assert paths[1] == {"layer": "user", "path": str(modelctl_home / "config" / "registry.toml"), "exists": False}
+    assert [p["layer"] for p in paths] == ["builtin", "generated", "user", "extra"]
+    assert paths[1] == {"layer": "generated", "path": str(modelctl_home / "data" / "registry" / "generated.toml"), "exists": False}
+    assert paths[2] == {"layer": "user", "path": str(modelctl_home / "config" / "registry.toml"), "exists": False}
 
 
 def test_registry_from_environment_variable(run_modelctl):

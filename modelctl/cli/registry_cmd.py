@@ -1,4 +1,4 @@
-"""`modelctl registry validate|export|path`."""
+"""`modelctl registry validate|export|path|update`."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from modelctl.units import counted
 if TYPE_CHECKING:
     from modelctl.registry import Model
     from modelctl.registry.schema import Problem
+    from modelctl.registry.update import Plan
 
 registry_app = typer.Typer(
-    help="Validate, export and locate the registry files.",
+    help="Validate, export, locate and update the registry files.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -87,8 +88,9 @@ def path(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON object.")
     """Show the registry files, lowest layer first, and whether each exists."""
     from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
     from modelctl.registry import BUILTIN_REGISTRY  # noqa: PLC0415 (modelctl.registry: not on the --help path)
+    from modelctl.registry.loader import generated_registry  # noqa: PLC0415 (modelctl.registry: not on the --help path)
 
-    layers = [("builtin", BUILTIN_REGISTRY), ("user", get_paths().user_registry)]
+    layers = [("builtin", BUILTIN_REGISTRY), ("generated", generated_registry()), ("user", get_paths().user_registry)]
     extra = state.registry_path()
     if extra:
         layers.append(("extra", Path(extra).expanduser()))
@@ -96,7 +98,61 @@ def path(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON object.")
         output.print_json([{"layer": name, "path": str(p), "exists": p.exists()} for name, p in layers])
         return
     for name, p in layers:
-        sys.stdout.write(f"{name:<8} {safe(p)}{'' if p.exists() else '  (not present)'}\n")
+        sys.stdout.write(f"{name:<9} {safe(p)}{'' if p.exists() else '  (not present)'}\n")
+
+
+@registry_app.command("update", epilog=examples(
+    ('What an update would change, without writing', 'modelctl registry update --dry-run'),
+    ('Add only the models of providers you have keys for', 'modelctl registry update --providers-with-keys'),
+    ('Where each fact came from', 'modelctl registry update --dry-run --source'),
+))
+def update(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes; write nothing.")] = False,
+    only_keyed: Annotated[bool, typer.Option("--providers-with-keys", help="Add models only of providers whose API key is set.")] = False,
+    sources: Annotated[bool, typer.Option("--source", help="Name the source of each fact the layer holds.")] = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print the changes as a JSON object.")] = False,
+) -> None:
+    """Refresh prices, limits, capabilities and lifecycle from genai-prices and models.dev (the
+    installed packages), and add the provider models the registry lacks, into the generated layer
+    (`registry path`); your own registry still wins."""
+    from modelctl.registry.update import update_registry  # noqa: PLC0415 (modelctl.registry.update: not on the --help path)
+
+    plan, wrote = update_registry(dry_run=dry_run, only_keyed=only_keyed)
+    if as_json:
+        data = plan.to_dict()
+        data["written"] = wrote
+        if sources:
+            data["provenance"] = plan.provenance
+        output.print_json(data)
+        return
+    _print_plan(plan, sources)
+    done = "would write" if dry_run else "wrote" if wrote else "unchanged:"
+    sys.stderr.write(f"{done} {safe(plan.path)}\n" if plan.changed or dry_run or wrote else f"no change: {safe(plan.path)}\n")
+
+
+def _shown(value: object) -> str:
+    return "-" if value is None else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _print_plan(plan: Plan, sources: bool) -> None:
+    """The diff: added models, changed facts (old → new, with their source), newly deprecated."""
+    out = sys.stdout.write
+    out(f"sources: {', '.join(plan.sources)}\n")
+    for model in plan.added_ids:
+        out(f"+ {safe(model)}\n")
+    for model in plan.removed_ids:
+        out(f"- {safe(model)}\n")
+    for c in plan.changes:
+        out(f"~ {safe(c.model)}  {c.key}: {safe(_shown(c.old))} → {safe(_shown(c.new))}  ({safe(c.source)})\n")
+    for model in plan.deprecated:
+        out(f"! {safe(model)} is now deprecated\n")
+    if sources:
+        for model, facts in sorted(plan.provenance.items()):
+            for key, source in facts.items():
+                out(f"{safe(model)}  {key}  {safe(source)}\n")
+    counts = (f"{counted(len(plan.added_ids), 'model')} added, {counted(len(plan.changes), 'fact')} changed, "
+              f"{len(plan.deprecated)} newly deprecated")
+    sys.stderr.write(counts + "\n")
 
 
 def register(app: typer.Typer) -> None:

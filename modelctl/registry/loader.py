@@ -1,9 +1,11 @@
 """Reading registry files, layering them, and caching what validated.
 
-Layers, lowest first: the built-in registry shipped in the package, the user's registry in the
-config dir, then `--registry PATH` / `MODELCTL_REGISTRY`. A later entry with an existing id
-replaces that model whole. Any problem in any layer is fatal: the caller gets a RegistryError
-listing every problem, never a silently skipped entry.
+Layers, lowest first: the built-in registry shipped in the package, the generated layer that
+`modelctl registry update` writes in the data dir, the user's registry in the config dir, then
+`--registry PATH` / `MODELCTL_REGISTRY`. A later entry with an existing id replaces that model
+whole; the generated layer's `[[updates]]` change a few facts (prices, limits, lifecycle) of a
+model below it and keep the rest. Any problem in any layer is fatal: the caller gets a
+RegistryError listing every problem, never a silently skipped entry.
 
 Parsing TOML is the slow part of start-up, so each file that validated is cached as JSON in the
 cache dir, keyed by its path, size and modification time.
@@ -30,7 +32,10 @@ if TYPE_CHECKING:
     from modelctl.registry.schema import Problem
 
 # Bump when the cached form of a file changes; the schema module is only imported on a cache miss.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
+
+# The generated layer's own top-level keys, besides schema_version and [[models]].
+_GENERATED_KEYS = ("updates", "sources", "provenance")
 
 BUILTIN_REGISTRY = Path(__file__).resolve().parent.parent / "registry.toml"
 
@@ -80,21 +85,29 @@ def _fingerprint(path: Path, st: os.stat_result) -> str:
     return f"{__version__}:{_CACHE_FORMAT}:{path}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _read_cache(path: Path, fingerprint: str) -> list[dict[str, Any]] | None:
+Layer = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # a file's raw models and updates
+
+
+def _tables(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(m, dict) for m in value)
+
+
+def _read_cache(path: Path, fingerprint: str) -> Layer | None:
     try:
         data = load_json(read_user_file(_cache_file(path), "registry cache", limit=4 * MAX_TOML_BYTES), "the cache")
     except ModelctlError:  # absent or damaged (even a FIFO): parse the registry again
         return None
     if isinstance(data, dict) and data.get("fingerprint") == fingerprint:
-        models = data.get("models")
-        if isinstance(models, list) and all(isinstance(m, dict) for m in models):
-            return models
+        models, updates = data.get("models"), data.get("updates", [])
+        if isinstance(models, list) and isinstance(updates, list) and _tables(models) and _tables(updates):
+            return models, updates
     return None
 
 
-def _write_cache(path: Path, fingerprint: str, models: list[dict[str, Any]]) -> None:
+def _write_cache(path: Path, fingerprint: str, layer: Layer) -> None:
     try:
-        payload = json.dumps({"fingerprint": fingerprint, "models": models}, separators=(",", ":"))
+        models, updates = layer
+        payload = json.dumps({"fingerprint": fingerprint, "models": models, "updates": updates}, separators=(",", ":"))
         atomic_write(_cache_file(path), payload.encode("utf-8"))
     except OSError:
         pass  # a read-only cache dir only costs speed
@@ -102,33 +115,56 @@ def _write_cache(path: Path, fingerprint: str, models: list[dict[str, Any]]) -> 
 
 def check_file(path: Path) -> "tuple[list[dict[str, Any]], list[Problem]]":
     """Parse and validate one registry file: (raw model tables, problems). Never raises."""
-    from modelctl.registry.schema import SCHEMA_VERSION, Problem, validate_model  # noqa: PLC0415 (modelctl.registry.schema: not on the list --json path)
+    models, _updates, problems = check_layer(path)
+    return models, problems
+
+
+def check_layer(path: Path, *, generated: bool | None = None) -> "tuple[list[dict[str, Any]], list[dict[str, Any]], list[Problem]]":
+    """Parse and validate one registry file: (raw model tables, the generated layer's updates,
+    problems). Only the generated layer (`generated`; by default the file at its place) may hold
+    updates. Never raises."""
+    from modelctl.registry.schema import SCHEMA_VERSION, Problem, validate_update  # noqa: PLC0415 (modelctl.registry.schema: not on the list --json path)
 
     file = str(path)
     try:
         text = read_user_text(path, "registry file", limit=MAX_TOML_BYTES, error=RegistryError)
     except NotFoundError:
-        return [], [Problem(file, "file not found")]
+        return [], [], [Problem(file, "file not found")]
     except ModelctlError as exc:
-        return [], [Problem(file, str(exc).replace(f"registry file {file!r} ", "", 1))]
+        return [], [], [Problem(file, str(exc).replace(f"registry file {file!r} ", "", 1))]
     try:
         doc = parse_toml(text, file)
     except ModelctlError as exc:
         message = str(exc).split("invalid TOML: ", 1)[-1]
-        return [], [Problem(file, f"invalid TOML: {message}", line=_toml_error_line(message, text))]
+        return [], [], [Problem(file, f"invalid TOML: {message}", line=_toml_error_line(message, text))]
 
     problems: list[Problem] = []
+    generated = path == generated_registry() if generated is None else generated
+    allowed = ("schema_version", "models", *(_GENERATED_KEYS if generated else ()))
     for key in doc:
-        if key not in ("schema_version", "models"):
+        if key not in allowed:
             problems.append(Problem(file, "unknown top-level key (expected schema_version and [[models]])", key=key))
     version = doc.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         problems.append(Problem(file, f"unsupported schema_version {version!r} (this modelctl reads {SCHEMA_VERSION})",
                                 key="schema_version"))
+    updates = doc.get("updates", []) if generated else []
+    if not isinstance(updates, list):
+        problems.append(Problem(file, "`updates` must be an array of tables", key="updates"))
+        updates = []
+    for i, raw in enumerate(updates):
+        problems.extend(validate_update(raw, file=file, index=i))
+    return _check_models(doc, text, file, problems), updates, problems
+
+
+def _check_models(doc: dict[str, Any], text: str, file: str, problems: "list[Problem]") -> list[dict[str, Any]]:
+    """Validate the `[[models]]` of a parsed file into `problems`; the raw tables."""
+    from modelctl.registry.schema import Problem, validate_model  # noqa: PLC0415 (modelctl.registry.schema: not on the list --json path)
+
     models = doc.get("models", [])
     if not isinstance(models, list):
         problems.append(Problem(file, "`models` must be an array of tables: write [[models]]", key="models"))
-        return [], problems
+        return []
 
     index: LineIndex | None = None
 
@@ -148,7 +184,7 @@ def check_file(path: Path) -> "tuple[list[dict[str, Any]], list[Problem]]":
                 problems.append(Problem(file, f"duplicate id (first defined as model #{seen[key] + 1})", model_id, "id",
                                         find_line(i, "id")))
             seen.setdefault(key, i)
-    return models, problems
+    return models
 
 
 def _toml_error_line(message: str, text: str) -> int | None:
@@ -163,6 +199,12 @@ def _toml_error_line(message: str, text: str) -> int | None:
 
 def load_file(path: Path) -> list[dict[str, Any]]:
     """The validated raw model tables of one file, from the cache when it is fresh."""
+    return load_layer(path)[0]
+
+
+def load_layer(path: Path) -> Layer:
+    """The validated raw models and updates of one file, from the cache when it is fresh (each
+    file, the generated layer too, is cached under its own path, size and modification time)."""
     try:
         st = path.stat()
     except OSError:
@@ -172,12 +214,12 @@ def load_file(path: Path) -> list[dict[str, Any]]:
         cached = _read_cache(path, fingerprint)
         if cached is not None:
             return cached
-    models, problems = check_file(path)
+    models, updates, problems = check_layer(path)
     if problems:
         raise RegistryError(_summary(problems), problems=problems)
     if st:
-        _write_cache(path, fingerprint, models)
-    return models
+        _write_cache(path, fingerprint, (models, updates))
+    return models, updates
 
 
 def _summary(problems: "list[Problem]") -> str:
@@ -203,21 +245,47 @@ def registry_layers(extra: str | os.PathLike[str] | None = None) -> list[Path]:
     """The files that make up the registry, lowest layer first."""
 
     layers = [BUILTIN_REGISTRY]
-    user = get_paths().user_registry
-    if user.exists():
-        layers.append(user)
+    for path in (generated_registry(), get_paths().user_registry):
+        if path.exists():
+            layers.append(path)
     if extra:
         layers.append(Path(extra).expanduser())
     return layers
 
 
-def merge_layers(models: list[Model]) -> list[Model]:
+def generated_registry() -> Path:
+    """The layer `modelctl registry update` writes: between the built-in registry and the user's."""
+    return get_paths().data_dir / "registry" / "generated.toml"
+
+
+def merge_layers(models: list[Model], updates: list[dict[str, Any]] | None = None) -> list[Model]:
     """Models of several layers, lowest first: a later model with an existing id replaces it
-    (keeping its place)."""
+    (keeping its place). `updates` (the generated layer's) change the models before them, in
+    list order, only where the table names a model already merged: pass each layer's models and
+    updates through `merge_stack` for the order to hold."""
+    return merge_stack([(models, updates or [])])
+
+
+def merge_stack(layers: list[tuple[list[Model], list[dict[str, Any]]]]) -> list[Model]:
+    """The models of layers given lowest first, each as (models, updates): a layer's updates
+    change what the layers below it hold, then its models replace or add."""
     merged: dict[str, Model] = {}
-    for model in models:
-        merged[model.id.lower()] = model
+    for models, updates in layers:
+        for update in updates:
+            key = str(update["id"]).lower()
+            if key in merged:
+                merged[key] = Model(apply_update(merged[key]._raw, update), merged[key].source)
+        for model in models:
+            merged[model.id.lower()] = model
     return list(merged.values())
+
+
+def apply_update(raw: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """An entry with an update's facts: `access` merged key by key, other keys replaced."""
+    patched = {**raw, **{k: v for k, v in update.items() if k not in ("id", "access")}}
+    if "access" in update:
+        patched["access"] = {**raw["access"], **update["access"]}
+    return patched
 
 
 def _secret_places(deployments: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
@@ -232,10 +300,10 @@ def load_registry(extra: str | os.PathLike[str] | None = None) -> "Registry":
     """The merged registry. Raises RegistryError listing every problem of any layer."""
 
     layers = registry_layers(extra)
-    raws = [(path, load_file(path)) for path in layers]
-    models = [m for path, raw in raws for m in build_model_list(raw, str(path))]
-    add_source("registry", lambda: _secret_places([d for _, raw in raws for m in raw for d in m.get("deployments", ())]))
-    return Registry(merge_layers(models), [str(p) for p in layers])
+    raws = [(path, load_layer(path)) for path in layers]
+    stack = [(build_model_list(models, str(path)), updates) for path, (models, updates) in raws]
+    add_source("registry", lambda: _secret_places([d for _, (raw, _u) in raws for m in raw for d in m.get("deployments", ())]))
+    return Registry(merge_stack(stack), [str(p) for p in layers])
 
 
 # Where a library function gets the registry it looks names up in (its keyword argument
@@ -259,13 +327,13 @@ def validate_files(files: list[Path], today: str | None = None) -> "tuple[list[M
     the built-in registry may name the built-in models. Never raises for bad content."""
 
     problems: list[Problem] = []
-    models: list[Model] = []
+    stack: list[tuple[list[Model], list[dict[str, Any]]]] = []
     for path in files:
-        raw, found = check_file(Path(path))
+        raw, updates, found = check_layer(Path(path))
         problems.extend(found)
         if not found:
-            models.extend(build_model_list(raw, str(path)))
-    merged = merge_layers(models)
+            stack.append((build_model_list(raw, str(path)), updates))
+    merged = merge_stack(stack)
     if not problems:
         try:
             registry = Registry(merged, [str(f) for f in files], check_replacements=False)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from modelctl.registry.vocab import (
+    CAPABILITIES,
     CATEGORIES,
     DEPLOYMENT_KINDS,
     LINK_KINDS,
@@ -307,6 +308,7 @@ MODEL_FIELDS: dict[str, Checker] = {
     "description": _str,
     "category": _enum(CATEGORIES),
     "tasks": _list(_enum(TASKS), nonempty=True),
+    "capabilities": _list(_enum(CAPABILITIES)),
     "parameters": _pos_int,
     "active_parameters": _pos_int,
     "context_window": _pos_int,
@@ -332,6 +334,12 @@ MODEL_FIELDS: dict[str, Checker] = {
                               else "expected at least one [[models.deployments]] table"),
 }
 MODEL_REQUIRED = ("id", "name", "provider", "category", "tasks", "license", "access", "deployments")
+
+# What the generated layer (`registry update`) may change of a model below it: `[[updates]]`
+# tables of these keys, `access` merged key by key; the rest of the entry is kept as written.
+UPDATE_FIELDS = ("id", "context_window", "max_output_tokens", "release_date", "status", "capabilities", "access")
+UPDATE_ACCESS_FIELDS = ("cost_input", "cost_output", "cost_cache_read", "cost_cache_write", "price_tiers",
+                        "prices_as_of")
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -450,6 +458,22 @@ def validate_model(raw: Any, *, file: str, index: int, find_line: Callable[[int,
 
     if not rep.problems:
         _check_consistency(rep, raw)
+    return rep.problems
+
+
+def validate_update(raw: Any, *, file: str, index: int) -> list[Problem]:
+    """All problems of one `[[updates]]` table of the generated layer (its fields' types only:
+    the entry it changes is checked whole when the layer is written)."""
+    label = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"update #{index + 1}"
+    rep = _Reporter(file, label, lambda key: None)
+    if not isinstance(raw, dict):
+        rep.add(None, "expected a table")
+        return rep.problems
+    _check_table(rep, raw, {k: MODEL_FIELDS[k] for k in UPDATE_FIELDS}, ("id",), "")
+    access = raw.get("access")
+    if isinstance(access, dict):
+        known = {k: ACCESS_FIELDS[k] for k in UPDATE_ACCESS_FIELDS if k in ACCESS_FIELDS}
+        _check_table(rep, access, known, (), "access.")
     return rep.problems
 
 

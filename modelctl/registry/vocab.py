@@ -30,6 +30,8 @@ DEPLOYMENT_KINDS = (
     "mistral", "gemini", "anthropic", "azure-ai",
 )
 STATUSES = ("active", "preview", "legacy", "deprecated")
+# What a chat model can do beyond plain text (as the maintained catalogues record it).
+CAPABILITIES = ("tools", "reasoning", "structured_output")
 LINK_KINDS = ("model_card", "docs", "paper", "blog", "pricing", "license", "repo")
 
 # Kinds whose model runs on this machine.
