@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from modelctl.errors import ModelctlError, NotFoundError
+from modelctl.errors import ModelctlError, NotFoundError, UsageError
 from modelctl.files import describe_mode, read_user_text, unlink_if_link
 
 if TYPE_CHECKING:
@@ -185,6 +185,23 @@ def _load_user_config(path: str) -> dict[str, Any]:
 def user_config() -> dict[str, Any]:
     """The user's config.toml as a dict ({} when absent)."""
     return _load_user_config(str(get_paths().config_file))
+
+
+def api_base_for(kind: str, given: str | None = None) -> str | None:
+    """Where deployments of `kind` are reached instead of their own address: `given` (--api-base),
+    else the user's `[api_base]` for that kind (config.toml), else None (the deployment's own
+    `api_base`, `endpoint` or `host`; for Ollama then OLLAMA_HOST). Every command that reaches a
+    server takes its address through here (`open_backend`, `ollama_host`, the probes)."""
+    if given:
+        return given
+    data, where = user_config(), get_paths().config_file
+    table = data.get("api_base", {})
+    if not isinstance(table, dict):
+        raise UsageError(f"{where}: [api_base] must be a table of URLs by deployment kind")
+    url = table.get(kind)
+    if url is not None and not isinstance(url, str):
+        raise UsageError(f"{where}: api_base.{kind} must be a URL (a string)")
+    return url or None
 
 
 @contextmanager

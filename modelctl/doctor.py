@@ -328,7 +328,7 @@ def check_ollama(_: _Facts) -> Check:
     try:
         host = ollama_host()
     except ModelctlError as exc:
-        return Check("ollama", WARN, str(exc), fix="set OLLAMA_HOST to host:port")
+        return Check("ollama", WARN, str(exc), fix="set OLLAMA_HOST or api_base.ollama to host:port")
 
     body = reach(f"{host}/api/version")[2]  # bounded in time, bytes and JSON
     version = body.get("version") if isinstance(body, dict) else None
@@ -336,7 +336,7 @@ def check_ollama(_: _Facts) -> Check:
     if isinstance(version, str) and version.strip():
         return Check("ollama", OK, f"Ollama {one_line(version, 40)} answers at {shown}")
     return Check("ollama", INFO, f"no Ollama server answers at {shown} (needed only for ollama deployments)",
-                 fix="start it with `ollama serve`, or set OLLAMA_HOST")
+                 fix="start it with `ollama serve`, or set OLLAMA_HOST or api_base.ollama")
 
 
 # --- running them ------------------------------------------------------------------------------

@@ -26,10 +26,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from modelctl.backends.factory import adhoc_deployment
+from modelctl.backends.factory import ADHOC_DEPLOYMENT_ID, adhoc_deployment
 from modelctl.errors import ModelctlError, NotFoundError, UsageError
 from modelctl.refs import Auto, Default, Endpoint, FileRef, HubRef, ModelRef, Name, parse_ref
 from modelctl.registry import Deployment
+from modelctl.transport.urls import check_url, redact_url
 
 if TYPE_CHECKING:
     from modelctl.gguf import GGUFFile
@@ -159,6 +160,24 @@ def _on_deployment(target: Target, entry: "Model", dep: "Deployment") -> Target:
                    names=tuple(dict.fromkeys((*target.names, path.name))))
 
 
+# The deployment kinds that speak OpenAI's wire format at a plain base URL, the format a server
+# given by --api-base speaks (Azure's URLs name a deployment and an api-version: not one of them).
+OPENAI_SPEAKING = ("openai-compatible", "openai")
+
+
+def served_at(entry: "Model", api_base: str, name: str) -> "Deployment":
+    """`entry` served by the OpenAI-compatible server at `api_base`: a copy of its first deployment
+    that speaks OpenAI's format (its model name, key variable and prices kept) as the `--api-base`
+    deployment, openai-compatible (a key is sent when one is set, not required), else an ad-hoc
+    deployment for `name`. The registry's own deployment is never changed."""
+    check_url(api_base, "--api-base")
+    dep = next((d for d in entry.deployments if d.kind in OPENAI_SPEAKING and d.model), None)
+    if dep is None:
+        return adhoc_deployment(api_base, name)
+    return replace(dep, id=ADHOC_DEPLOYMENT_ID, kind="openai-compatible", api_base=api_base, endpoint=None,
+                   organization=None, key_env=dep.key_env or "OPENAI_API_KEY")
+
+
 def registry_target(entry: "Model", deployment: "Deployment", *, check: bool = True) -> Target:
     """The registry model `entry` on `deployment`, as the resolver would give it by its id."""
     target = Target(Name(entry.id), entry.id, "registry", "registry name", entry, names=(entry.id, *entry.aliases),
@@ -212,11 +231,37 @@ class Resolver:
     # -- the forms -------------------------------------------------------------------------
 
     def _endpoint(self, ref: Endpoint, deployment: str | None) -> Target:
+        """`-m NAME --api-base URL`: a model the registry (or a user alias) knows keeps its entry
+        (defaults, template, prices) and only moves to URL; any other name is a model the server
+        knows by that name."""
         if deployment is not None:  # a registry model's deployment, at another address
             return self._name(Name(ref.name), deployment)
+        known = self._known_model(ref.name)
+        if known is None:
+            return Target(ref, ref.name, "endpoint", "a model of the server at --api-base",
+                          deployment=adhoc_deployment(ref.api_base, ref.name), checked=self.check)
+        entry, alias, how = known
+        if self.vet is not None:
+            self.vet(entry)
+        names = tuple(dict.fromkeys((entry.id, *entry.aliases, *((alias.name,) if alias else ()))))
+        return Target(ref, entry.id, "registry", f"{how} at --api-base {redact_url(ref.api_base)}", entry,
+                      served_at(entry, ref.api_base, ref.name), names=names, alias=alias, checked=False)
 
-        return Target(ref, ref.name, "endpoint", "a model of the server at --api-base",
-                      deployment=adhoc_deployment(ref.api_base, ref.name), checked=self.check)
+    def _known_model(self, name: str) -> "tuple[Model, Alias | None, str] | None":
+        """The registry model `name` names (itself, or a user alias for it), with the alias and
+        how it was found; None for any other name, a broken registry included: the server at
+        --api-base may know a name the registry does not."""
+        from modelctl.registry.aliases import find_alias  # noqa: PLC0415 (modelctl.registry.aliases: not on the chat --api-base path)
+
+        try:
+            alias = find_alias(name)
+            target = parse_ref(alias.model) if alias is not None else Name(name)
+            entry = self.registry.get(target.text) if isinstance(target, Name) else None
+        except ModelctlError:
+            return None
+        if entry is None:
+            return None
+        return entry, alias, f"user alias '{alias.name}' for registry name" if alias else "registry name"
 
     def _default(self, ref: Default, deployment: str | None) -> Target:
         if self.default:  # the user's [chat] model

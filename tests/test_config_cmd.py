@@ -174,7 +174,7 @@ def test_per_model_defaults_layer_between_chat_and_flags(cli, config_file):
 
 
 def test_api_base_is_read_per_kind(cli, config_file):
-    from modelctl.chat.settings import api_base_for
+    from modelctl.config import api_base_for
 
     assert cli("config", "set", "api_base.ollama", "http://127.0.0.1:11500").exit_code == 0
     assert api_base_for("ollama") == "http://127.0.0.1:11500"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from modelctl.config import api_base_for
 from modelctl.errors import UsageError
 from modelctl.registry.values import Deployment
 from modelctl.transport.urls import check_url
@@ -72,7 +73,8 @@ def open_backend(
     its first other non-llama.cpp deployment).
 
     `api_base` overrides the deployment's endpoint (for Azure, the resource endpoint; for
-    Ollama, the host); `api_key` overrides every other source of the key; `debug` (None: follow
+    Ollama, the host), else the user's `[api_base]` for its kind does (`config.api_base_for`;
+    not for the ad-hoc `--api-base` deployment, whose address is the one given); `api_key` overrides every other source of the key; `debug` (None: follow
     `MODELCTL_DEBUG`) makes the backend describe each request on stderr, credentials redacted.
     `options` go to the backend class: `retry` (a RetryPolicy), `timeout` (seconds of silence
     allowed while reading), `transport` (an httpx transport).
@@ -90,6 +92,8 @@ def open_backend(
     cls = getattr(importlib.import_module(f"modelctl.backends.{module_name}"), class_name)
     if model is not None and dep.kind == "anthropic" and model.max_output_tokens:
         options.setdefault("max_output_tokens", model.max_output_tokens)
+    if dep.id != ADHOC_DEPLOYMENT_ID:
+        api_base = api_base_for(dep.kind, api_base)
     backend: Backend = cls(dep, api_base=api_base, api_key=api_key, debug=debug, **options)
     return backend
 

@@ -144,7 +144,7 @@ class OllamaBackend(ApiBackend):
         super().__init__(deployment, key=KeyInfo(secret, "env OLLAMA_API_KEY" if secret else None), **options)
         self.tag = deployment.tag or deployment.model or ""
         self.model_id = self.tag
-        self.endpoint = ollama_host(api_base or deployment.host)
+        self.endpoint = ollama_host(deployment.host, given=api_base)
         self.ctx = ErrorContext(f"Ollama at {self.endpoint}", not_found=f"has no model '{self.tag}'",
                                 not_found_hint=f"pull it first: ollama pull {self.tag}", endpoint=self.endpoint)
         self.calls = _Calls(self.ctx, self.retry, self.debug)

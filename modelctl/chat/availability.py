@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from modelctl.config import api_base_for
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.keys import find_key
 from modelctl.redaction import strip_credentials
@@ -64,7 +65,7 @@ class Service:
         """The `services --json` object: the service id, the registry model, the deployment's
         own metadata (model id, endpoint, api version, deployment name, …), usability."""
         meta = self.deployment.service_metadata()
-        endpoint = meta.get("endpoint")
+        endpoint = api_base_for(self.deployment.kind) or meta.get("endpoint")
         if endpoint:
             meta["endpoint"] = redact_url(endpoint)
         return {"service": self.id, "model": self.model.id, "deployment": self.deployment.id, **meta,
@@ -82,8 +83,9 @@ def probe_url(dep: "Deployment") -> str | None:
     """The address that shows whether `dep`'s server is up, for kinds that run on a server."""
     if dep.kind == "ollama":
         return f"{ollama_host(dep.host)}/api/tags"
-    if dep.kind in ("openai-compatible", "hf-inference") and dep.api_base:
-        return f"{dep.api_base.rstrip('/')}/models"
+    base = api_base_for(dep.kind) or dep.api_base
+    if dep.kind in ("openai-compatible", "hf-inference") and base:
+        return f"{base.rstrip('/')}/models"
     return None
 
 
@@ -156,7 +158,7 @@ def check(model: "Model", dep: "Deployment", probes: dict[str, tuple[bool, str, 
         return Service(model, dep, answered, what)
     if kind == "azure-openai":
         ok, why = _key_reason(kind, dep)
-        if ok and not (dep.endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")):
+        if ok and not (api_base_for(kind) or dep.endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")):
             return Service(model, dep, False, "no endpoint (set AZURE_OPENAI_ENDPOINT or the deployment's endpoint)")
         return Service(model, dep, ok, why)
     if kind in KEYED_KINDS or kind == "hf-inference":

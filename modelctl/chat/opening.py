@@ -25,9 +25,9 @@ from modelctl.backends.base import NUMBER_PARAMS, REASONING_PARAMS, GenerationPa
 from modelctl.backends.factory import open_backend
 from modelctl.backends.stops import unescape_stop
 from modelctl.chat.session import check_params
-from modelctl.chat.settings import api_base_for, chat_config, model_config, split_alias_options
+from modelctl.chat.settings import chat_config, model_config, split_alias_options
 from modelctl.errors import UsageError
-from modelctl.refs import ModelRef, parse_ref
+from modelctl.refs import Endpoint, ModelRef, parse_ref
 from modelctl.resolver import Resolver, Target
 from modelctl.terminal_text import safe
 
@@ -289,14 +289,14 @@ def _open_served(target: "Target", opts: ChatOptions, registry: "RegistrySource"
         raise UsageError(f"{', '.join(given)}: only for local (llama.cpp) models; '{target.model_id}' runs on a server or API")
     entry, dep, service = target.entry, target.deployment, opts.service
     assert dep is not None
-    if entry is not None:
+    if entry is not None and not isinstance(target.ref, Endpoint):  # a user's own server serves it whatever the provider retired
         from modelctl.registry.lifecycle import check_use  # noqa: PLC0415 (modelctl.registry.lifecycle: not on the chat --api-base path)
         from modelctl.registry.loader import get_registry  # noqa: PLC0415 (modelctl.registry.loader: not on the chat --api-base path)
 
         check_use(entry, get_registry(registry), notify, allow_retired=service.allow_retired)
 
     cfg = target_defaults(target)
-    backend = open_backend(entry, dep, api_base=service.api_base or api_base_for(dep.kind), api_key=service.api_key,
+    backend = open_backend(entry, dep, api_base=service.api_base, api_key=service.api_key,
                            debug=opts.debug or None)
     params = layered_params(entry, opts.flags.overlay(extra={**cfg["options"], **opts.options}), local=False,
                             config=cfg)

@@ -116,18 +116,6 @@ def model_config(model_id: str | None) -> dict[str, Any]:
     return check_table(models.get(model_id, {}), f'models."{model_id}"', MODEL_KEYS, where)
 
 
-def api_base_for(kind: str) -> str | None:
-    """The endpoint [api_base] sets for deployments of `kind`, if any."""
-    data, where = _config()
-    table = data.get("api_base", {})
-    if not isinstance(table, dict):
-        raise UsageError(f"{where}: [api_base] must be a table of URLs by deployment kind")
-    url = table.get(kind)
-    if url is not None and not isinstance(url, str):
-        raise UsageError(f"{where}: api_base.{kind} must be a URL (a string)")
-    return url
-
-
 def history_config() -> dict[str, Any]:
     """The [history] table, type-checked: `log` and `retention_days`."""
     data, where = _config()

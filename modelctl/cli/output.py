@@ -171,8 +171,14 @@ def warn(message: str) -> None:
 
 def confirm_removal(question: str) -> None:
     """Ask `question` on stderr (default no); anything but yes, or the end of input, ends the
-    command with status 1 and "nothing removed". Not click's confirm: it writes part of its
-    prompt to stdout, where only data goes."""
+    command with status 1 and "nothing removed"."""
+    confirm(question, "nothing removed")
+
+
+def confirm(question: str, otherwise: str) -> None:
+    """Ask `question` on stderr (default no); anything but yes, or the end of input, ends the
+    command with status 1 and `otherwise` ("nothing removed"). Not click's confirm: it writes
+    part of its prompt to stdout, where only data goes."""
 
     sys.stderr.write(f"{question} [y/N] ")
     sys.stderr.flush()
@@ -180,7 +186,7 @@ def confirm_removal(question: str) -> None:
     if not sys.stdin or not sys.stdin.isatty():  # a piped answer is not echoed: end the line
         sys.stderr.write("\n")
     if answer.strip().lower() not in ("y", "yes"):
-        sys.stderr.write("modelctl: nothing removed\n")
+        sys.stderr.write(f"modelctl: {otherwise}\n")
         raise typer.Exit(1)
 
 

@@ -1,4 +1,4 @@
-"""`modelctl registry validate|export|path|update`."""
+"""`modelctl registry validate|export|path|update|add-endpoint`."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     from modelctl.registry import Model
     from modelctl.registry.schema import Problem
     from modelctl.registry.update import Plan
+    from modelctl.store.add_endpoint import Outcome
 
 registry_app = typer.Typer(
-    help="Validate, export, locate and update the registry files.",
+    help="Validate, export, locate and update the registry files; add a server's models to yours.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -153,6 +154,47 @@ def _print_plan(plan: Plan, sources: bool) -> None:
     counts = (f"{counted(len(plan.added_ids), 'model')} added, {counted(len(plan.changes), 'fact')} changed, "
               f"{len(plan.deprecated)} newly deprecated")
     sys.stderr.write(counts + "\n")
+
+
+@registry_app.command("add-endpoint", epilog=examples(
+    ('Every model a local vLLM or llama.cpp server lists', 'modelctl registry add-endpoint http://localhost:8000/v1 --yes'),
+    ('What an Ollama server would add, under a prefix', 'modelctl registry add-endpoint http://gpu:11434 --kind ollama --prefix gpu/ --dry-run'),
+))
+def add_endpoint(
+    url: Annotated[str, typer.Argument(metavar="URL", help="The server's address (http://localhost:8000/v1; Ollama's http://host:11434); no password or key in it.")],
+    kind: str = typer.Option("openai-compatible", "--kind", metavar="KIND",
+                             help="How the server lists its models: openai-compatible (GET URL/models) or ollama (GET URL/api/tags)."),
+    prefix: Optional[str] = typer.Option(None, "--prefix", metavar="P", help="Put before each name to make its registry id (gpu/)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be added; write nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before adding."),
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print each model and what became of it as JSON.")] = False,
+) -> None:
+    """Add every model a server lists to your registry, as `modelctl add` adds one; names the
+    registry already knows, and names `add` would refuse, are skipped with the reason."""
+    from modelctl.store.add_endpoint import add_endpoint as add_all  # noqa: PLC0415 (modelctl.store: not on the --help path)
+
+    def ask(plan: "list[Outcome]") -> None:
+        if not yes:
+            new = [o for o in plan if o.status == "new"]
+            _report(plan)
+            output.confirm(f"Add {counted(len(new), 'model')} to your registry?", "nothing added")
+
+    outcomes = add_all(url, kind=kind, prefix=prefix or "", dry_run=dry_run, registry=state.get_registry, confirm=ask)
+    if as_json:
+        output.print_records([o.record() for o in outcomes])
+    elif not outcomes:
+        sys.stderr.write("modelctl: the server lists no models\n")
+    elif dry_run or yes:
+        _report(outcomes)
+    else:
+        _report([o for o in outcomes if o.status == "added"])
+
+
+def _report(outcomes: "list[Outcome]") -> None:
+    verbs = {"new": "would add", "added": "added", "skipped": "skipped"}
+    for o in outcomes:
+        why = f": {o.why}" if o.why else ""
+        sys.stderr.write(safe(f"{verbs[o.status]} {o.id}{why}") + "\n")
 
 
 def register(app: typer.Typer) -> None:

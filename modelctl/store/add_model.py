@@ -131,10 +131,11 @@ def entry_for(spec: NewModel, today: str) -> dict[str, Any]:
 
 
 def add_model(spec: NewModel, *, force: bool = False, registry: "RegistrySource" = None,
-              today: str | None = None) -> Added:
+              today: str | None = None, dry_run: bool = False) -> Added:
     """Check `spec` and save its entry in the user registry (see the module's notes). An id
     the registry already has is refused unless `force`, which replaces an entry of the user
-    registry, or shadows a built-in model (`Added.shadows`)."""
+    registry, or shadows a built-in model (`Added.shadows`). `dry_run`: every check, nothing
+    written."""
 
     _check_names(spec)
     path = get_paths().user_registry
@@ -146,7 +147,8 @@ def add_model(spec: NewModel, *, force: bool = False, registry: "RegistrySource"
     entry = entry_for(spec, today or today_iso())
     _validate(entry, path)
     taken = _taken(spec, get_registry(registry), path, force)
-    save_entry(entry, existing="replace" if force else "refuse")
+    if not dry_run:
+        save_entry(entry, existing="replace" if force else "refuse")
     replaced = taken is not None and Path(taken.source) == path
     return Added(entry, path, replaced, None if taken is None or replaced else taken.source)
 

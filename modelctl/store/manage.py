@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from modelctl.config import file_lock, get_paths
+from modelctl.config import api_base_for, file_lock, get_paths
 from modelctl.errors import ModelctlError, ModelFileError, NotFoundError, UsageError
 from modelctl.gguf import read_gguf
 from modelctl.registry import get_registry
@@ -341,7 +341,7 @@ def _model_plan(model: "Model", quant: str | None) -> RemovalPlan:
                 present = ollama_pull.find_model(dep.tag, dep.host)
             except ModelctlError:
                 present = None
-                if os.environ.get("OLLAMA_HOST") or dep.host:
+                if os.environ.get("OLLAMA_HOST") or dep.host or api_base_for("ollama"):
                     plan.notes.append(f"Ollama at {ollama_host(dep.host)} did not answer; its copy was not checked")
             if present is not None:
                 plan.items.append(RemovalItem("ollama", f"Ollama model {present.name}", None, present.size,

@@ -2,8 +2,9 @@
 listing, pulling and deleting models (`modelctl.store.ollama_pull`) talk to one server, named one
 way, through clients bounded one way.
 
-    ollama_host(explicit)   the server: `explicit` (--api-base, a deployment's host), else
-                            OLLAMA_HOST, else DEFAULT_HOST; checked (UsageError when unusable)
+    ollama_host(own, given) the server: `given` (--api-base), else the user's [api_base] ollama,
+                            else `own` (a deployment's host), else OLLAMA_HOST, else
+                            DEFAULT_HOST; checked (UsageError when unusable)
     normalize_tag(tag)      `llama2` -> `llama2:latest`, as Ollama names models
     ollama_client(host, …)  an `ollama.Client` whose answers are bounded (`response_limits`)
     NOT_OLLAMA, unreadable  what the ollama package raises for an answer it cannot read, in words
@@ -15,6 +16,7 @@ import os
 from typing import TYPE_CHECKING, Mapping
 from urllib.parse import urlsplit
 
+from modelctl.config import api_base_for
 from modelctl.errors import UsageError
 from modelctl.redaction import remember_url_credentials
 from modelctl.transport.response_limits import Hook, Limits, bounded_hooks, limits
@@ -33,12 +35,13 @@ DEFAULT_PORT = 11434
 NOT_OLLAMA = (ValueError, TypeError, AttributeError, RecursionError)
 
 
-def ollama_host(explicit: str | None = None) -> str:
-    """The server URL: `explicit`, else OLLAMA_HOST, else the default; scheme and port filled in
-    as Ollama does (`host:port`, `:port`, `http://host`). Credentials written into it are
+def ollama_host(own: str | None = None, *, given: str | None = None) -> str:
+    """The server URL: `given` (--api-base), else `[api_base] ollama` (config.api_base_for), else
+    `own` (a deployment's host), else OLLAMA_HOST, else the default; scheme and port filled in as
+    Ollama does (`host:port`, `:port`, `http://host`). Credentials written into it are
     remembered for redaction (and not sent: Ollama takes none); a host that cannot be used is a
     UsageError."""
-    given = (explicit or os.environ.get("OLLAMA_HOST") or "").strip()
+    given = (api_base_for("ollama", given) or own or os.environ.get("OLLAMA_HOST") or "").strip()
     if not given:
         return DEFAULT_HOST
     remember_url_credentials(given)
@@ -60,7 +63,7 @@ def ollama_host(explicit: str | None = None) -> str:
         problem = url_problem(url) or host_problem(url)
     if problem:
         raise UsageError(f"'{redact_url(given)}' is not a usable Ollama host: {problem}",
-                         hint="check --api-base, the deployment's host, or OLLAMA_HOST")
+                         hint="check --api-base, [api_base] ollama in config.toml, the deployment's host, or OLLAMA_HOST")
     return url
 
 
