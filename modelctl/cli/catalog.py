@@ -14,7 +14,7 @@ from modelctl.cli import output, shell_complete, state
 from modelctl.cli.format import human_count, human_tokens, money
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
-from modelctl.registry.schema import TOKEN_PRICES
+from modelctl.registry.vocab import TOKEN_PRICES
 from modelctl.terminal_text import safe
 from modelctl.units import counted, human_bytes
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from modelctl.registry.vocab import (
+    CACHE_PRICES,
     CAPABILITIES,
     CATEGORIES,
     DEPLOYMENT_KINDS,
@@ -23,6 +24,7 @@ from modelctl.registry.vocab import (
     LOCAL_KINDS,
     STATUSES,
     TASKS,
+    TOKEN_PRICES,
     is_local,
 )
 from modelctl.transport.urls import url_problem
@@ -163,11 +165,6 @@ def safe_relative_path(v: Any) -> str | None:
     return None
 
 
-# Prices per 1M tokens besides cost_input/cost_output: prompt tokens read from the provider's
-# cache and written to it (registry/pricing.py), and the batch API's prices (shown, exported).
-CACHE_PRICES = ("cost_cache_read", "cost_cache_write")
-BATCH_PRICES = ("cost_batch_input", "cost_batch_output")
-TOKEN_PRICES = ("cost_input", "cost_output", *CACHE_PRICES, *BATCH_PRICES)
 
 TIER_FIELDS = ("above_input_tokens", "cost_input", "cost_output", *CACHE_PRICES)
 

@@ -74,3 +74,10 @@ def is_local(deployment: Mapping[str, Any]) -> bool:
     Ollama deployment, or an OpenAI-compatible server on a loopback address."""
     kind = deployment["kind"]
     return kind in LOCAL_KINDS or (kind == "openai-compatible" and _is_loopback(deployment.get("api_base")))
+
+
+# Prices per 1M tokens besides cost_input/cost_output: prompt tokens read from the provider's
+# cache and written to it (registry/pricing.py), and the batch API's prices (shown, exported).
+CACHE_PRICES = ("cost_cache_read", "cost_cache_write")
+BATCH_PRICES = ("cost_batch_input", "cost_batch_output")
+TOKEN_PRICES = ("cost_input", "cost_output", *CACHE_PRICES, *BATCH_PRICES)
