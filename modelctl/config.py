@@ -65,6 +65,13 @@ def home_problem() -> str | None:
     return None if stat.S_ISDIR(mode) else f"MODELCTL_HOME {home!r} is {describe_mode(mode)}, not a directory"
 
 
+def offline_requested() -> bool:
+    """Whether the user asked for no network (`HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE` set to
+    1/true/yes/on): downloads use what is cached or stop at once (exit 9)."""
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
 def get_paths() -> Paths:
     home = os.environ.get("MODELCTL_HOME")
     if home:

@@ -106,11 +106,13 @@ def path(as_json: Annotated[bool, opt.reworded(opt.Json, "Print a JSON object.")
     ('What an update would change, without writing', 'modelctl registry update --dry-run'),
     ('Add only the models of providers you have keys for', 'modelctl registry update --providers-with-keys'),
     ('Where each fact came from', 'modelctl registry update --dry-run --source'),
+    ('From models.dev and LiteLLM over the network', 'modelctl registry update --live --dry-run'),
 ))
 def update(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes; write nothing.")] = False,
     only_keyed: Annotated[bool, typer.Option("--providers-with-keys", help="Add models only of providers whose API key is set.")] = False,
     sources: Annotated[bool, typer.Option("--source", help="Name the source of each fact the layer holds.")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Fetch models.dev's catalogue and LiteLLM's prices (conditional requests, cached) instead of reading the installed packages.")] = False,
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print the changes as a JSON object.")] = False,
 ) -> None:
     """Refresh prices, limits, capabilities and lifecycle from genai-prices and models.dev (the
@@ -118,7 +120,7 @@ def update(
     (`registry path`); your own registry still wins."""
     from modelctl.registry.update import update_registry  # noqa: PLC0415 (modelctl.registry.update: not on the --help path)
 
-    plan, wrote = update_registry(dry_run=dry_run, only_keyed=only_keyed)
+    plan, wrote = update_registry(dry_run=dry_run, only_keyed=only_keyed, live=live)
     if as_json:
         data = plan.to_dict()
         data["written"] = wrote

