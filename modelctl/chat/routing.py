@@ -151,20 +151,22 @@ class CostCapped(RoutingBackend):
 def check_cost(setup: Chat, messages: Sequence[Message], max_cost: float) -> None:
     """Refuse (UsageError) a request whose estimated cost is above `max_cost`, or unknown. The
     prompt is counted without asking a provider; the answer is priced at its most tokens."""
-    from modelctl.chat.tokens import count_for, deployment_cost  # noqa: PLC0415 (modelctl.chat.tokens: not on the chat --api-base path)
+    from modelctl.chat.tokens import cache_reads, count_for, deployment_cost  # noqa: PLC0415 (modelctl.chat.tokens: not on the chat --api-base path)
 
     entry, dep = setup.entry, setup.deployment  # after a fallback switch: the service now used
     if entry is None or dep is None:
         raise UsageError(f"--max-cost: the registry has no price for '{setup.model_id}', so its cost is unknown")
     tokens = count_for(entry, dep, messages, ask_provider=False)
     room = answer_room(setup, entry)
-    cost = deployment_cost(entry, dep, tokens.tokens, room)
+    cached = cache_reads(setup.model_id, entry, [dep], messages, tokens.tokens).get(dep.id, 0)
+    cost = deployment_cost(entry, dep, tokens.tokens, room, cached)
     if cost.total_usd is None:
         raise UsageError(f"--max-cost: the registry has no price for {entry.id}@{dep.id}, so its cost is unknown")
     if cost.total_usd > max_cost:
         raise UsageError(
             f"--max-cost {_usd(max_cost)}: sending this to {entry.id}@{dep.id} may cost {_usd(cost.total_usd)} "
-            f"({tokens.tokens} prompt tokens{'' if tokens.exact else ' estimated'} + up to {room} answer tokens)",
+            f"({tokens.tokens} prompt tokens{'' if tokens.exact else ' estimated'}"
+            f"{f', {cached} of them cached' if cached else ''} + up to {room} answer tokens)",
             hint="lower --max-tokens, shorten the prompt, or choose a cheaper model",
         )
 

@@ -198,13 +198,16 @@ class DeploymentCost:
     input_usd: float | None
     max_output_usd: float | None
     total_usd: float | None  # what the request costs at most (None: unknown)
+    cached_tokens: int = 0  # of the prompt, priced at the cache-read price (`cache_reads`)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def deployment_cost(entry: "Model", dep: "Deployment", tokens: int, max_tokens: int) -> DeploymentCost:
-    """The cost of `tokens` in and at most `max_tokens` out on `dep` (local deployments cost 0)."""
+def deployment_cost(entry: "Model", dep: "Deployment", tokens: int, max_tokens: int,
+                    cached: int = 0) -> DeploymentCost:
+    """The cost of `tokens` in (`cached` of them read from the provider's prompt cache) and at
+    most `max_tokens` out on `dep` (local deployments cost 0)."""
     from modelctl.registry.pricing import cost, deployment_price  # noqa: PLC0415 (modelctl.registry.pricing: not on the chat --api-base path)
 
     price = deployment_price(entry, dep)
@@ -215,8 +218,21 @@ def deployment_cost(entry: "Model", dep: "Deployment", tokens: int, max_tokens: 
     if price is None:
         return DeploymentCost(dep.id, dep.kind, None, None, None, None, None)
     rates = price.at(tokens)  # a long prompt may be billed at a higher tier, its answer too
-    prompt_usd, total_usd = cost(price, tokens, 0), cost(price, tokens, max_tokens)
-    return DeploymentCost(dep.id, dep.kind, rates.input, rates.output, prompt_usd, total_usd - prompt_usd, total_usd)
+    prompt_usd, total_usd = cost(price, tokens, 0, cached), cost(price, tokens, max_tokens, cached)
+    return DeploymentCost(dep.id, dep.kind, rates.input, rates.output, prompt_usd, total_usd - prompt_usd, total_usd,
+                          cached)
+
+
+def cache_reads(model_id: str, entry: "Model", deps: Sequence["Deployment"], messages: Sequence[Message],
+                prompt_tokens: int) -> dict[str, int]:
+    """{deployment id: the prompt tokens its prompt cache is expected to serve}, for the
+    deployments where the history shows this conversation's prefix sent recently (`cache_estimate`)."""
+    from modelctl.chat.cache_estimate import cached_messages, cached_tokens  # noqa: PLC0415 (sqlite3 and the history: only for a conversation priced on a cached provider)
+
+    by_id = {d.id: d for d in deps}
+    hits = cached_messages(model_id, [(d.id, d.kind) for d in deps], messages)
+    return {dep: cached_tokens(by_id[dep].kind, count_for(entry, by_id[dep], messages[:n], ask_provider=False).tokens,
+                               prompt_tokens) for dep, n in hits.items()}
 
 
 @dataclass
@@ -334,7 +350,8 @@ def token_report(model: str | None, messages: Sequence[Message], *, deployment: 
             count = _count_served(entry, target.deployment, messages, api_key, notify)
         dep_id = target.deployment.id
     room = answer_tokens(entry, max_tokens)
-    costs = [deployment_cost(entry, d, count.tokens, room) for d in entry.deployments] if entry else []
+    cached = cache_reads(model_id, entry, entry.deployments, messages, count.tokens) if entry else {}
+    costs = [deployment_cost(entry, d, count.tokens, room, cached.get(d.id, 0)) for d in entry.deployments] if entry else []
     return TokenReport(model_id, dep_id, count, room, window.used, costs, trained_window=window.trained)
 
 

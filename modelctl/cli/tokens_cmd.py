@@ -98,6 +98,10 @@ def tokens(
                  _usd(c.total_usd)] for c in report.costs]
         output.table(["DEPLOYMENT", "KIND", "$/1M IN", "$/1M OUT", "PROMPT $", f"+{report.max_tokens} OUT $"], rows,
                      "Estimated cost", right=("$/1M IN", "$/1M OUT", "PROMPT $", f"+{report.max_tokens} OUT $"))
+        for c in report.costs:
+            if c.cached_tokens:
+                print(safe(f"{c.deployment}: {counted(c.cached_tokens, 'prompt token')} priced as cached "
+                           "(this conversation's start was sent there recently)"))
 
 
 def register(app: typer.Typer) -> None:

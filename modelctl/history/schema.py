@@ -85,6 +85,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE turns ADD COLUMN cache_write_tokens INTEGER;
     ALTER TABLE turns ADD COLUMN cache_saved REAL;
     """,
+    # 5: a hash of the request's messages (`store.prefix_hashes`), to tell whether a conversation's
+    # prefix was sent to the same deployment recently enough to be in its prompt cache.
+    """
+    ALTER TABLE turns ADD COLUMN prompt_hash TEXT;
+    CREATE INDEX turns_by_model_time ON turns(model, created);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

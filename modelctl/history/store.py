@@ -8,18 +8,20 @@ wholly there or not at all. Text arrives redacted: the chat layer hides credenti
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from modelctl.config import get_paths
 from modelctl.errors import NotFoundError, UsageError
 from modelctl.history.schema import BUSY_TIMEOUT_S, connect, history_error, rollback
 from modelctl.history.when import iso
+from modelctl.redaction import redact_data
 
 DAY_S = 86400
 
@@ -67,6 +69,25 @@ class Turn:
     @property
     def prompt(self) -> str:
         return next((m["content"] for m in reversed(self.messages) if m["role"] == "user"), "")
+
+    @property
+    def prompt_hash(self) -> str | None:
+        """The hash of the whole request (`prefix_hashes`' last)."""
+        hashes = prefix_hashes(self.messages)
+        return hashes[-1] if hashes else None
+
+
+def prefix_hashes(messages: Sequence[Any]) -> list[str]:
+    """A hash of each leading part of `messages` (the first message, the first two, ... all),
+    each chained on the one before, of the messages as the history keeps them (credentials
+    hidden): a request whose hash is among another's shares that much of its prompt."""
+    hashes: list[str] = []
+    previous = ""
+    for message in redact_data(list(messages), name="messages"):
+        text = json.dumps(message, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+        previous = hashlib.sha256(f"{previous}\n{text}".encode()).hexdigest()
+        hashes.append(previous)
+    return hashes
 
 
 @dataclass
@@ -152,14 +173,14 @@ class History:
             cur = conn.execute(
                 "INSERT INTO turns (conversation_id, created, model, deployment, deployment_kind, template,"
                 " params, system, messages, prompt, answer, finish_reason, prompt_tokens, completion_tokens,"
-                " timings, cost, error, route, cached_tokens, cache_write_tokens, cache_saved)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " timings, cost, error, route, cached_tokens, cache_write_tokens, cache_saved, prompt_hash)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (conversation, now, turn.model, turn.deployment, turn.deployment_kind, turn.template,
                  _dumps(turn.params), turn.system, _dumps(turn.messages), turn.prompt, turn.answer,
                  turn.finish_reason, turn.prompt_tokens, turn.completion_tokens,
                  None if turn.timings is None else _dumps(turn.timings), turn.cost, turn.error,
                  None if turn.route is None else _dumps(turn.route),
-                 turn.cached_tokens, turn.cache_write_tokens, turn.cache_saved))
+                 turn.cached_tokens, turn.cache_write_tokens, turn.cache_saved, turn.prompt_hash))
             conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ? WHERE id = ?",
                          (now, turn.system, state, conversation))
             if retention_days is not None:
@@ -293,6 +314,16 @@ class History:
     def count_older_than(self, cutoff: float) -> int:
         count: int = self.conn.execute("SELECT count(*) FROM turns WHERE created < ?", (cutoff,)).fetchone()[0]
         return count
+
+    @_reading
+    def recent_requests(self, model: str, since: float) -> list[dict[str, Any]]:
+        """The requests to `model` answered since `since` (a Unix time), newest first: their
+        deployment, kind, time, `prompt_hash` and cache counts (for the prompt cache estimate)."""
+        rows = self.conn.execute(
+            "SELECT deployment, deployment_kind, created, prompt_hash, cached_tokens, cache_write_tokens"
+            " FROM turns WHERE model = ? AND created >= ? AND error IS NULL AND prompt_hash IS NOT NULL"
+            " ORDER BY created DESC LIMIT 1000", (model, since)).fetchall()
+        return [dict(row) for row in rows]
 
     # --- totals -----------------------------------------------------------------------------
 
