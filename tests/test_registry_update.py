@@ -18,8 +18,7 @@ import tomli_w
 
 from modelctl.config import get_paths
 from modelctl.errors import RegistryError
-from modelctl.registry import load_registry
-from modelctl.registry import loader, update
+from modelctl.registry import load_registry, loader, update
 from modelctl.registry.loader import generated_registry, load_file
 from modelctl.registry.sources import load_mapping, parse_genai_prices, parse_models_dev
 from modelctl.registry.update import provenance, update_registry
