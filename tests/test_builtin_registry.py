@@ -186,3 +186,64 @@ def test_list_hides_retired_builtin_models_unless_all(run_modelctl):
     sonnet_3 = next(i for i in everything if i["id"] == "claude-3-sonnet-20240229")
     assert sonnet_3["retired"] and sonnet_3["retires"] == "2025-07-21"
     assert sonnet_3["replacement"] == "claude-haiku-4-5-20251001"
+
+
+# The refresh from the maintained price tables (genai-prices, models.dev): current models, dated
+# prices with cache prices, and a lifecycle whose pointers lead to models still served.
+REFRESHED = {
+    "gpt-5.5": "gpt-5.5", "gpt-5.4-mini": "gpt-5.4-mini", "gpt-5.1": "gpt-5.1",
+    "claude-opus-4-7": "claude-opus-4-7", "claude-sonnet-4-6": "claude-sonnet-4-6",
+    "claude-opus-4-5": "claude-opus-4-5-20251101", "gemini-3.5-flash": "gemini-3.5-flash",
+    "gemini-3.1-pro-preview": "gemini-3.1-pro-preview", "deepseek-v4-pro": "deepseek-v4-pro",
+    "grok-4.3": "grok-4.3",
+}
+
+
+@pytest.mark.parametrize("name,api_id", REFRESHED.items())
+def test_refreshed_model_is_known_with_a_dated_price(registry, name, api_id):
+    m = registry.resolve(name)
+    assert api_id in {d.model for d in m.deployments}
+    assert m.access.cost_input is not None and m.prices_as_of >= "2025-11", name
+    assert not m.retired("2026-12-06"), name
+
+
+def test_no_retired_model_is_a_replacement_target(registry):
+    for m in registry:
+        if m.replacement:
+            target = registry.resolve(m.replacement)
+            assert not target.retires and target.status != "deprecated", f"{m.id} → {target.id}"
+
+
+# Served to an allow-list only, never with a public price.
+NEVER_PRICED = {"gemini-ultra"}
+
+
+def test_every_hosted_chat_model_has_a_dated_price_or_is_free(registry):
+    for m in registry:
+        if "chat" not in m.tasks or m.free or m.retired("2026-12-06") or m.id in NEVER_PRICED:
+            continue
+        priced = [d for d in m.deployments if (d.cost_input if d.cost_input is not None else m.access.cost_input) is not None]
+        assert priced, m.id
+        assert all(d.prices_as_of or m.prices_as_of for d in priced), m.id
+
+
+def test_the_newest_price_is_from_the_maintained_tables(registry):
+    assert max(m.prices_as_of or "" for m in registry) >= "2026-06"
+
+
+def test_dated_twins_are_aliases_not_entries(registry):
+    ids = {m.id for m in registry}
+    for twin, entry in (("claude-opus-4-5", "claude-opus-4-5-20251101"), ("gpt-4o-2024-08-06", "gpt-4o"),
+                        ("claude-sonnet-4-0", "claude-sonnet-4-20250514")):
+        assert twin not in ids and registry.resolve(twin).id == entry
+
+
+def test_cache_prices_of_current_hosted_models(registry):
+    for name, read, write in (("gpt-5.5", 0.5, None), ("claude-sonnet-4-6", 0.3, 3.75), ("gemini-3.5-flash", 0.15, None)):
+        a = registry.resolve(name).access
+        assert (a.cost_cache_read, a.cost_cache_write) == (read, write), name
+
+
+def test_an_openai_chat_model_is_active(run_modelctl):
+    shown = json.loads(run_modelctl("list", "--provider", "openai", "--json").stdout)
+    assert any(i["status"] == "active" and "chat" in i["tasks"] for i in shown)

