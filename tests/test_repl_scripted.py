@@ -140,6 +140,26 @@ def test_save_and_load_a_session_in_the_history(capsys):
     assert "as session 'geo'" in err and "  geo " in err
 
 
+def _open_files(path) -> int:
+    """How many of this process's file descriptors are `path` (or its WAL and shared memory)."""
+    import os
+
+    fds = "/proc/self/fd"
+    names = [os.path.realpath(os.path.join(fds, fd)) for fd in os.listdir(fds)]
+    return sum(1 for n in names if n.startswith(os.path.realpath(path)))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to count open files")
+def test_save_and_load_in_a_chat_not_logged_leave_no_history_open():
+    from modelctl.history import History
+
+    path = History().path
+    typed(Repl(setup_for(ScriptedBackend(["Paris."]))), "Capital?", "/save geo2")
+    assert path.exists() and _open_files(path) == 0
+    typed(Repl(setup_for(ScriptedBackend(["Lyon."]))), "/load geo2", "Second city?")
+    assert _open_files(path) == 0
+
+
 def test_an_error_mid_answer_is_said_and_the_chat_goes_on(capsys):
     backend = ScriptedBackend([Script.fail(BackendError("the server went away"), "Half"), "Whole."])
     repl = typed(Repl(setup_for(backend)), "one", "two")

@@ -8,8 +8,9 @@ key modelctl knows, passwords and keys written into URLs, values named like cred
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from modelctl.backends.base import template_name
 from modelctl.chat.session import ChatSession
@@ -109,23 +110,32 @@ class TurnLog:
             self.notify(f"{exc}; this chat is no longer logged")
             self.history = None
 
+    @contextmanager
+    def _store(self) -> "Iterator[History]":
+        """The history this chat logs to; for a chat not logged, one opened for the moment and
+        closed after (`/save NAME`, `/load NAME`)."""
+        if self.history is not None:
+            yield self.history
+            return
+        from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
+
+        with History() as history:
+            yield history
+
     def save(self, session: "ChatSession", name: str) -> None:
         """`/save NAME`: this conversation, as it stands, becomes session `name` (later turns are
         logged into it)."""
-        from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
-
         check_session_name(name)
-        history = self.history or History()
         system = redact_data(session.system) if session.system else None
-        self.conversation = history.save_conversation(system, redact_data(session.messages),
-                                                      conversation=self.conversation, name=name)
+        with self._store() as history:
+            self.conversation = history.save_conversation(system, redact_data(session.messages),
+                                                          conversation=self.conversation, name=name)
         self.name = name
 
     def load(self, session: "ChatSession", name: str) -> None:
         """`/load NAME`: continue session `name` (its turns from now on are logged into it)."""
-        from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
-
-        found = (self.history or History()).require(name)
+        with self._store() as history:
+            found = history.require(name)
         session.system, session.messages = found.system, list(found.messages)
         self.conversation, self.name = found.id, found.name
 
