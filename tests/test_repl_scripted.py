@@ -232,3 +232,19 @@ def test_a_session_given_to_the_repl_is_resumed(capsys):
     typed(Repl(setup, session=session), "/regen")
     assert list(backend.requests[0].messages) == [user("before")]
     assert "resumed conversation" in capsys.readouterr().err
+
+
+def test_images_of_a_question_that_failed_before_its_answer_wait_for_the_next(capsys):
+    from modelctl.backends.images import ImagePart, images_of
+
+    image = ImagePart(media_type="image/png", data=b"\x89PNG")
+    backend = ScriptedBackend([BackendError("the server is busy"), "A dot."])
+    repl = Repl(setup_for(backend), images=(image,))
+    typed(repl, "What is it?", "What is it, then?")
+    assert images_of(backend.requests[0].messages[0]) == (image,)
+    assert images_of(backend.requests[1].messages[0]) == (image,) and repl.pending_images == ()
+    assert "1 image will go with your next question" in capsys.readouterr().err
+    backend = ScriptedBackend([Script.fail(BackendError("cut"), "Half"), "Whole."])
+    repl = Repl(setup_for(backend), images=(image,))
+    typed(repl, "What is it?", "And now?")  # the answer began: the images went with it
+    assert images_of(backend.requests[1].messages[0]) == (image,) and images_of(backend.requests[1].messages[2]) == ()

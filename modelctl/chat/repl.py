@@ -279,14 +279,26 @@ class Repl:
                     if text.startswith("/") and not text.startswith("//"):
                         self.command(text[1:])
                     elif text.strip():
-                        images, self.pending_images = self.pending_images, ()
-                        self.answer(partial(self.session.ask, text[1:] if text.startswith("//") else text, images))
+                        self.ask(text[1:] if text.startswith("//") else text)
                 except _Exit:
                     return 0
                 except ModelctlError as exc:
                     self.error(str(exc))
         finally:
             self.reader.close()
+
+    def ask(self, text: str) -> None:
+        """A question, with the images attached for it; when it fails before its answer began
+        (the conversation is as it was), the images wait for the next question."""
+        images, self.pending_images = self.pending_images, ()
+        before = len(self.session.messages)
+        try:
+            self.answer(partial(self.session.ask, text, images))
+        except ModelctlError:
+            if images and len(self.session.messages) == before:
+                self.pending_images = images + self.pending_images
+                self.note(f"{counted(len(self.pending_images), 'image')} will go with your next question")
+            raise
 
     def answer(self, start: Callable[[], Reply]) -> None:
         try:
