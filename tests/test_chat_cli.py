@@ -60,7 +60,7 @@ def test_json_output(model, home):
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert set(data) == {"text", "reasoning", "id", "template", "finish_reason", "usage", "timings", "cost",
-                         "conversation", "turn"}
+                         "cache_saved", "conversation", "turn"}
     assert data["cost"] is None and data["turn"] == 1  # a local model: no price; the turn is logged
     assert data["reasoning"] is None  # Gemma 3 does not think
     assert data["finish_reason"] == "length"

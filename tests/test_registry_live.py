@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from providers.server import Reply
+from test_registry_update import _builtin_before  # noqa: F401 (autouse: the registry before the refresh)
 
 from modelctl.config import get_paths
 from modelctl.errors import BackendError, OfflineError, RegistryError

@@ -116,7 +116,7 @@ def chat(
     api_key: opt.ApiKey = None,
     allow_retired: opt.AllowRetired = False,
     no_stream: opt.NoStream = False,
-    as_json: Annotated[bool, opt.reworded(opt.Json, "Print one JSON object: text, reasoning, id, template, finish_reason, usage, timings, cost, conversation, turn.", rich_help_panel=panel.OUTPUT)] = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print one JSON object: text, reasoning, id, template, finish_reason, usage, timings, cost, cache_saved, conversation, turn.", rich_help_panel=panel.OUTPUT)] = False,
     schema: Optional[str] = typer.Option(None, "--schema", metavar="FILE|JSON", help="Answer with JSON that validates against this JSON Schema (a file, or inline JSON); checked before it is printed.", rich_help_panel=panel.STRUCTURED),
     json_mode: bool = typer.Option(False, "--json-mode", help="Answer with a JSON object (of any shape); checked before it is printed.", rich_help_panel=panel.STRUCTURED),
     debug: opt.Debug = False,

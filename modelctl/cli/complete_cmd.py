@@ -33,7 +33,7 @@ def complete(
     api_key: opt.ApiKey = None,
     allow_retired: opt.AllowRetired = False,
     no_stream: opt.NoStream = False,
-    as_json: Annotated[bool, opt.reworded(opt.Json, "Print one JSON object: text, model, finish_reason, usage, timings, cost, conversation, turn.", rich_help_panel=panel.OUTPUT)] = False,
+    as_json: Annotated[bool, opt.reworded(opt.Json, "Print one JSON object: text, id, finish_reason, usage, timings, cost, cache_saved, conversation, turn.", rich_help_panel=panel.OUTPUT)] = False,
     debug: opt.Debug = False,
     no_log: opt.NoLog = False,
 ) -> None:
