@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from modelctl.config import get_paths
 from modelctl.errors import RegistryError
 from modelctl.registry import load_registry, loader, update
 from modelctl.registry.loader import generated_registry, load_file
-from modelctl.registry.sources import load_mapping, parse_genai_prices, parse_models_dev
-from modelctl.registry.update import provenance, update_registry
+from modelctl.registry.sources import SourceModel, load_mapping, parse_genai_prices, parse_models_dev
+from modelctl.registry.update import Plan, provenance, update_registry
 from modelctl.registry.vocab import DEPLOYMENT_KINDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "registry_sources"
@@ -198,3 +199,34 @@ def test_cli_dry_run_and_json_from_the_installed_packages(cli):
     again = json.loads(cli("registry", "update", "--json").stdout)
     assert again["written"] is False and again["added"] == [] and again["changes"] == []
     assert cli("registry", "validate").exit_code == 0
+
+
+def test_an_update_never_adds_what_the_mapping_skips(monkeypatch):
+    mapping = load_mapping()
+    openai = next(p for p in mapping.providers if p.key == "openai")
+    for never in ("gpt-5-codex", "gpt-5.4-pro", "o3-deep-research", "GPT-4o-2024-05-13", "o1-mini"):
+        assert openai.skips(never), never
+    assert not openai.skips("gpt-5.1") and not openai.skips("gpt-5.4-mini")
+    skipping = replace(mapping, providers=tuple(replace(p, skip=("gpt-5.*",)) if p.key == "openai" else p
+                                                for p in mapping.providers))
+    monkeypatch.setattr(update, "load_mapping", lambda *args, **kwargs: skipping)
+    plan, _wrote = _update(dry_run=True)
+    assert "gpt-5.1" not in plan.added_ids and "claude-opus-4-6" in plan.added_ids
+
+
+@pytest.mark.parametrize("open_weights, local, refreshed", [(False, False, True), (True, False, False),
+                                                            (False, True, False)])
+def test_an_apis_limits_are_taken_only_for_a_model_only_that_api_serves(open_weights, local, refreshed):
+    pmap = next(p for p in load_mapping().providers if p.key == "deepseek")
+    deployments = [{"id": "api", "kind": "openai-compatible", "api_base": pmap.api_base, "model": "deepseek-chat"}]
+    if local:
+        deployments.append({"id": "local", "kind": "llama.cpp", "repo": "a/b", "files": []})
+    raw = {"id": "deepseek-ai/DeepSeek-V3", "tasks": ["chat"], "context_window": 131072, "deployments": deployments,
+           "license": {"name": "x", "open_weights": open_weights}, "access": {"free_tier": False}}
+    fact = SourceModel("deepseek", "deepseek-chat", "models-dev test", context_window=1_000_000,
+                       max_output_tokens=384_000, capabilities=["tools"])
+    plan = Plan(generated_registry(), ["models-dev test"], [], [], {})
+    update._refresh(plan, raw, fact, None, {}, TODAY, pmap)
+    changed = {k for u in plan.updates for k in u if k != "id"}
+    assert ({"context_window", "max_output_tokens", "capabilities"} <= changed) is refreshed
+    assert bool(changed & {"context_window", "max_output_tokens", "capabilities"}) is refreshed

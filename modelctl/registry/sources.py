@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
+import fnmatch
 import gzip
 import importlib.metadata
 import importlib.util
@@ -53,6 +54,10 @@ class ProviderMap:
     litellm: str | None = None
     api_base: str | None = None
     key_env: str | None = None
+    skip: tuple[str, ...] = ()  # glob patterns of API ids an update never adds (see sources.toml)
+
+    def skips(self, model_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(model_id.lower(), pattern.lower()) for pattern in self.skip)
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,8 @@ class Mapping_:
 
 def load_mapping(path: Path = MAPPING_FILE) -> Mapping_:
     doc = parse_toml(path.read_text(encoding="utf-8"), str(path))
-    providers = tuple(ProviderMap(key=key, **table) for key, table in doc.get("providers", {}).items())
+    providers = tuple(ProviderMap(key=key, **{**table, "skip": tuple(table.get("skip", ()))})
+                      for key, table in doc.get("providers", {}).items())
     return Mapping_(providers, dict(doc.get("aliases", {})))
 
 

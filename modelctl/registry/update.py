@@ -130,8 +130,8 @@ def plan_update(catalogue: list[SourceModel], prices: list[SourceModel], labels:
         price = price_of(fact)
         entry = known.get((fact.provider, fact.id.lower()))
         if entry is not None:
-            _refresh(plan, entry, fact, price, previous, today, pmap.kind)
-        elif fact.chat and not fact.deprecated and (allowed is None or fact.provider in allowed):
+            _refresh(plan, entry, fact, price, previous, today, pmap)
+        elif fact.chat and not fact.deprecated and not pmap.skips(fact.id) and (allowed is None or fact.provider in allowed):
             if fact.id.lower() in taken:
                 plan.skipped.append(f"{fact.provider}/{fact.id}: the id is another model's name in the registry")
                 continue
@@ -149,11 +149,17 @@ def _index(builtin: list[dict[str, Any]], mapping: Mapping_) -> dict[tuple[str, 
     for raw in builtin:
         for dep in raw["deployments"]:
             for p in mapping.providers:
-                same_server = p.api_base is None or dep.get("api_base", "").rstrip("/") == p.api_base.rstrip("/")
-                if dep["kind"] == p.kind and same_server and dep.get("model"):
+                if _serves(p, dep) and dep.get("model"):
                     for name in (dep["model"], raw["id"], *raw.get("aliases", ())):  # `claude-sonnet-4-5` too
                         index.setdefault((p.key, name.lower()), raw)
     return index
+
+
+def _serves(pmap: ProviderMap, dep: Mapping[str, Any]) -> bool:
+    """Whether a deployment is the provider's API: its kind (and address, for an
+    OpenAI-compatible one)."""
+    same_server = pmap.api_base is None or str(dep.get("api_base", "")).rstrip("/") == pmap.api_base.rstrip("/")
+    return dep["kind"] == pmap.kind and same_server
 
 
 def _price_lookup(prices: list[SourceModel]) -> Callable[[SourceModel], SourceModel | None]:
@@ -199,11 +205,16 @@ def _same_prices(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def _refresh(plan: Plan, raw: dict[str, Any], fact: SourceModel, priced: SourceModel | None,
-             previous: dict[str, dict[str, Any]], today: str, kind: str) -> None:
+             previous: dict[str, dict[str, Any]], today: str, pmap: ProviderMap) -> None:
     """An update of a built-in entry with the facts that differ from it."""
     update: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    chat = "chat" in raw["tasks"] or "completion" in raw["tasks"]
+    # The entry's limits, capabilities and prices are every deployment's: they are the provider
+    # API's facts only where that API serves them all. An open-weight model keeps its own limits
+    # and capabilities: the weights fix them, and the API may serve a newer model under the old id.
+    served_only_here = all(_serves(pmap, d) for d in raw["deployments"])
+    open_weights = bool(raw.get("license", {}).get("open_weights"))
+    chat = ("chat" in raw["tasks"] or "completion" in raw["tasks"]) and served_only_here and not open_weights
     for key, value in (("context_window", fact.context_window), ("max_output_tokens", fact.max_output_tokens)):
         if chat and value is not None and value != raw.get(key):
             update[key], origin[key] = value, fact.source
@@ -214,8 +225,6 @@ def _refresh(plan: Plan, raw: dict[str, Any], fact: SourceModel, priced: SourceM
     if fact.deprecated and raw.get("status", "active") in ("active", "preview") and not (raw.get("deprecated") or raw.get("retires")):
         update["status"], origin["status"] = "deprecated", fact.source
     prices, day, source = _price_facts(fact, priced, today)
-    # The entry's prices are every deployment's: refreshed only where the provider serves them all.
-    served_only_here = all(d["kind"] == kind for d in raw["deployments"])
     if prices is not None and prices.input is not None and served_only_here:
         access = _access_prices(prices, day)
         shipped = {k: raw["access"][k] for k in access if k in raw["access"]}
