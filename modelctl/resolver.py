@@ -236,7 +236,7 @@ class Resolver:
         knows by that name."""
         if deployment is not None:  # a registry model's deployment, at another address
             return self._name(Name(ref.name), deployment)
-        known = self._known_model(ref.name)
+        known = self.known_model(ref.name)
         if known is None:
             return Target(ref, ref.name, "endpoint", "a model of the server at --api-base",
                           deployment=adhoc_deployment(ref.api_base, ref.name), checked=self.check)
@@ -247,7 +247,7 @@ class Resolver:
         return Target(ref, entry.id, "registry", f"{how} at --api-base {redact_url(ref.api_base)}", entry,
                       served_at(entry, ref.api_base, ref.name), names=names, alias=alias, checked=False)
 
-    def _known_model(self, name: str) -> "tuple[Model, Alias | None, str] | None":
+    def known_model(self, name: str) -> "tuple[Model, Alias | None, str] | None":
         """The registry model `name` names (itself, or a user alias for it), with the alias and
         how it was found; None for any other name, a broken registry included: the server at
         --api-base may know a name the registry does not."""

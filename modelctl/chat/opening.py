@@ -35,7 +35,7 @@ from modelctl.terminal_text import safe
 # `--api-base URL -m NAME` (a script's call) needs none of them.
 if TYPE_CHECKING:
     from modelctl.backends.base import Backend
-    from modelctl.registry import Deployment, Model, RegistrySource
+    from modelctl.registry import Deployment, Model, Registry, RegistrySource
     from modelctl.registry.aliases import Alias
     from modelctl.templates import ChatTemplate
 
@@ -250,6 +250,22 @@ def _debug_line(target: "Target", debug: bool | None) -> None:
         sys.stderr.write(safe(f"debug: name: {target.explain()}") + "\n")
 
 
+def _loaded_once(source: "RegistrySource") -> "RegistrySource":
+    """`source`, loaded at most once however often it is asked for (None: the registry files)."""
+    if source is not None and not callable(source):
+        return source
+    memo: list[Registry] = []
+
+    def load() -> "Registry":
+        if not memo:
+            from modelctl.registry.loader import get_registry  # noqa: PLC0415 (modelctl.registry.loader: not on the chat --api-base path)
+
+            memo.append(get_registry(source))
+        return memo[0]
+
+    return load
+
+
 def open_chat(model: "Target | ModelRef | str | None", options: ChatOptions | None = None, *,
               registry: "RegistrySource" = None, notify: Callable[[str], None] | None = None) -> Chat:
     """Resolve MODEL (a name, a parsed `ModelRef`, or a `Target` already resolved), choose its
@@ -260,6 +276,7 @@ def open_chat(model: "Target | ModelRef | str | None", options: ChatOptions | No
     has retired is refused unless `options.service.allow_retired`."""
     if notify is None:
         notify = logging.getLogger("modelctl").warning
+    registry = _loaded_once(registry)  # the resolver and the lifecycle check share one load
     opts = options or ChatOptions()
     service = opts.service
     chatting = opts.task == "chat" and not opts.load.template

@@ -109,15 +109,6 @@ def _check_lifecycle(model: "Model", registry: "Registry", notify: "Callable[[st
     check_use(model, registry, notify or logging.getLogger("modelctl").warning, allow_retired=allow_retired)
 
 
-def _in_registry(registry: "Registry", name: str) -> bool:
-    """Whether `name` is a registry model's name (or a user alias for one)."""
-
-    try:
-        return Resolver(registry, check=False, locate=False).resolve(name).source == "registry"
-    except NotFoundError:
-        return False
-
-
 def open_task(
     task: str,
     model: str | None,
@@ -140,7 +131,7 @@ def open_task(
         raise UsageError(f"unknown task '{task}' (known: {', '.join(TASK_KINDS)})")
     reg = registry()
     chosen: "Model | None" = None
-    if api_base and model and not deployment and not _in_registry(reg, model):
+    if api_base and model and not deployment and Resolver(reg, locate=False).known_model(model) is None:
         if "openai-compatible" not in TASK_KINDS[task]:
             raise UsageError(f"--api-base with a model the registry does not know is an OpenAI-compatible server, "
                              f"which has no {task} endpoint", hint="use a registry model with an hf-inference "
