@@ -67,6 +67,10 @@ class BackendError(ModelctlError):
     retryable = False
 
 
+class ContextFull(BackendError):
+    """A prompt that leaves the model no room to answer in its context window."""
+
+
 class AuthError(BackendError):
     """A missing or rejected credential. Never carries the credential itself."""
 

@@ -55,7 +55,7 @@ from modelctl.backends.llama_options import context_size, split_options
 from modelctl.backends.params import param_table, request_fields
 from modelctl.backends.stops import StopMatcher
 from modelctl.config import get_paths
-from modelctl.errors import BackendError, ModelFileError, UsageError
+from modelctl.errors import BackendError, ContextFull, ModelFileError, UsageError
 from modelctl.gguf import GGUFFile, check_gguf
 
 if TYPE_CHECKING:
@@ -641,7 +641,7 @@ class LlamaCppBackend(BaseBackend):
         llm = self._loaded
         room = self.context_window - len(prompt)
         if room < 1:
-            raise BackendError(
+            raise ContextFull(
                 f"{what} is {len(prompt)} tokens, more than the context window of {self.context_window}",
                 hint="start a new conversation, drop turns, or raise --ctx",
             )

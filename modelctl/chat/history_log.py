@@ -82,6 +82,7 @@ class TurnLog:
     name: str | None = None
     retention_days: float | None = None
     last_turn: int | None = None
+    key_label: str | None = None  # the label of the key a server's request came with (never the key)
 
     def __call__(self, session: "ChatSession", reply: "Reply") -> None:
         if self.history is None:

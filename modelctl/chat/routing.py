@@ -36,7 +36,8 @@ from modelctl.transport.urls import redact_url
 if TYPE_CHECKING:
     from modelctl.backends.base import Backend
     from modelctl.chat.selector import Candidate, Constraints
-    from modelctl.registry import Model
+    from modelctl.chat.tokens import TokenCount
+    from modelctl.registry import Deployment, Model
     from modelctl.registry.loader import RegistrySource
 
 def _usd(value: float) -> str:
@@ -151,24 +152,40 @@ class CostCapped(RoutingBackend):
 def check_cost(setup: Chat, messages: Sequence[Message], max_cost: float) -> None:
     """Refuse (UsageError) a request whose estimated cost is above `max_cost`, or unknown. The
     prompt is counted without asking a provider; the answer is priced at its most tokens."""
-    from modelctl.chat.tokens import cache_reads, count_for, deployment_cost  # noqa: PLC0415 (modelctl.chat.tokens: not on the chat --api-base path)
-
     entry, dep = setup.entry, setup.deployment  # after a fallback switch: the service now used
     if entry is None or dep is None:
         raise UsageError(f"--max-cost: the registry has no price for '{setup.model_id}', so its cost is unknown")
-    tokens = count_for(entry, dep, messages, ask_provider=False)
-    room = answer_room(setup, entry)
-    cached = cache_reads(setup.model_id, entry, [dep], messages, tokens.tokens).get(dep.id, 0)
-    cost = deployment_cost(entry, dep, tokens.tokens, room, cached)
-    if cost.total_usd is None:
+    usd, tokens, room, cached = _estimate(setup, entry, dep, messages)
+    if usd is None:
         raise UsageError(f"--max-cost: the registry has no price for {entry.id}@{dep.id}, so its cost is unknown")
-    if cost.total_usd > max_cost:
+    if usd > max_cost:
         raise UsageError(
-            f"--max-cost {_usd(max_cost)}: sending this to {entry.id}@{dep.id} may cost {_usd(cost.total_usd)} "
+            f"--max-cost {_usd(max_cost)}: sending this to {entry.id}@{dep.id} may cost {_usd(usd)} "
             f"({tokens.tokens} prompt tokens{'' if tokens.exact else ' estimated'}"
             f"{f', {cached} of them cached' if cached else ''} + up to {room} answer tokens)",
             hint="lower --max-tokens, shorten the prompt, or choose a cheaper model",
         )
+
+
+def estimated_cost(setup: Chat, messages: Sequence[Message]) -> float | None:
+    """The most USD sending `messages` to `setup`'s service may cost (the answer at its most
+    tokens); 0 for a model in this process; None where the registry has no price."""
+    if setup.local is not None:
+        return 0.0
+    entry, dep = setup.entry, setup.deployment
+    if entry is None or dep is None:
+        return None
+    return _estimate(setup, entry, dep, messages)[0]
+
+
+def _estimate(setup: Chat, entry: "Model", dep: "Deployment",
+              messages: Sequence[Message]) -> "tuple[float | None, TokenCount, int, int]":
+    from modelctl.chat.tokens import cache_reads, count_for, deployment_cost  # noqa: PLC0415 (modelctl.chat.tokens: not on the chat --api-base path)
+
+    tokens = count_for(entry, dep, messages, ask_provider=False)
+    room = answer_room(setup, entry)
+    cached = cache_reads(setup.model_id, entry, [dep], messages, tokens.tokens).get(dep.id, 0)
+    return deployment_cost(entry, dep, tokens.tokens, room, cached).total_usd, tokens, room, cached
 
 
 def _request(backend: Any, messages: Sequence[Message], setup: Chat) -> dict[str, Any] | None:

@@ -235,6 +235,11 @@ class ChatSession:
         turn = {"role": "user", "content": text}
         return self._answer([*self.messages, ImageMessage(turn, images) if images else turn])
 
+    def answer(self, turns: list[dict[str, str]]) -> Reply:
+        """Start an answer to `turns`, a whole conversation given at once (a server's request,
+        whose last message is the question): they become the conversation."""
+        return self._answer(list(turns))
+
     def regen(self) -> Reply:
         """Answer the last user message again, dropping the previous answer (which stays when
         the new one fails before its first text)."""

@@ -35,6 +35,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "prompt_cmd": ("prompt", "templates"),  # templates [show]
     "chat_cmd": ("chat", "embed"),
     "complete_cmd": ("complete",),
+    "serve_cmd": ("serve",),
     "history_cmd": ("history",),  # history list|show|search|rm|export
     "usage_cmd": ("usage",),
     "image_cmd": ("image",),

@@ -1,0 +1,165 @@
+"""Running `modelctl serve`: the listening socket, uvicorn with bounded connections, the state file
+the CLI finds the server by, the sweep that unloads idle models, and a clean stop on SIGTERM or
+SIGINT (new connections refused, answers in progress finished or cut within `grace` seconds,
+exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from modelctl.errors import UsageError
+from modelctl.serve.answer import Answerer, ServeSettings
+from modelctl.serve.app import Limits, Server
+from modelctl.transport.serve_state import ServerInfo, remove_state, write_state
+from modelctl.version import __version__
+
+log = logging.getLogger("modelctl.serve")
+
+HEADER_TIMEOUT_S = 10.0  # a request's headers must arrive within this (a slow client cannot hold a connection)
+KEEP_ALIVE_S = 5  # an idle connection between requests is closed after this
+MAX_HEADER_BYTES = 64 * 1024
+MAX_CONNECTIONS = 256
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8741
+    settings: ServeSettings = field(default_factory=ServeSettings)
+    api_keys: tuple[str, ...] = ()
+    keys_file: Path | None = None
+    cors: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    grace: float = 10.0  # seconds answers in progress get to finish at shutdown
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _GuardedH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers: a client that
+    opens a connection and sends nothing, or drips its headers, is cut off."""
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def _arm_header_deadline(self) -> None:
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+        self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_late)
+
+    def _headers_late(self) -> None:
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+        super().connection_lost(exc)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, which stops on SIGTERM/SIGINT and returns (uvicorn would raise the
+    signal again once stopped, and the process would end by it rather than exit 0)."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self.should_exit and sig == 2:
+            self.force_exit = True
+        self.should_exit = True
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket; a clear error when the address is taken or cannot be had."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host.strip("[]"), port), family=family, backlog=128)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"{host}:{port} is in use (another server listens there)",
+                             hint="stop it, or give another --port") from None
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
+    """Run the server until it is told to stop; the exit status (0)."""
+    from modelctl.registry import get_registry  # noqa: PLC0415 (the registry: loaded once, here)
+    from modelctl.serve.auth import Keys  # noqa: PLC0415 (keys: read at start)
+    from modelctl.serve.budgets import Budgets  # noqa: PLC0415 (budgets: read the history)
+    from modelctl.serve.metrics import Metrics  # noqa: PLC0415 (metrics: kept in memory)
+
+    keys = Keys.load(options.api_keys, options.keys_file)
+    if not is_loopback(options.host) and not keys:
+        raise UsageError(f"serving on {options.host} (not this machine only) needs API keys",
+                         hint="give --api-key KEY or --keys-file FILE, or bind 127.0.0.1")
+    os.environ["MODELCTL_NO_SERVER"] = "1"  # this process's own chats never go to a server: it is the server
+    registry = get_registry()
+    sock = bind(options.host, options.port)
+    host, port = sock.getsockname()[:2]
+    metrics = Metrics()
+    answerer = Answerer(options.settings, registry, metrics, Budgets())
+    token = secrets.token_hex(24)
+    server = Server(answerer, keys, metrics, token=token, limits=options.limits, cors=options.cors)
+    shown_host = f"[{host}]" if ":" in host else host
+    info = ServerInfo(pid=os.getpid(), url=f"http://{shown_host}:{port}", host=host, port=port, token=token,
+                      started=time.time(), version=__version__)
+    config = uvicorn.Config(server.app(), log_level="warning", http=_GuardedH11, lifespan="off",
+                            timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=max(1, round(options.grace)),
+                            h11_max_incomplete_event_size=MAX_HEADER_BYTES, limit_concurrency=MAX_CONNECTIONS,
+                            server_header=False, date_header=False)
+    stopping = threading.Event()
+    sweeper = threading.Thread(target=_sweep, args=(answerer, stopping), name="modelctl-serve-sweep", daemon=True)
+    write_state(info)
+    try:
+        sweeper.start()
+        say(f"modelctl serve: listening on {info.url} (pid {info.pid}); OpenAI-compatible API at {info.url}/v1")
+        asyncio.run(_Uvicorn(config).serve(sockets=[sock]))
+    finally:
+        stopping.set()
+        remove_state(info.pid)
+        server.close()
+        sock.close()
+    say("modelctl serve: stopped")
+    return 0
+
+
+def _sweep(answerer: Answerer, stopping: threading.Event) -> None:
+    """Unload idle models, a few times per keep-alive period."""
+    keep_alive = answerer.settings.keep_alive
+    if keep_alive is None:
+        return
+    step = min(max(keep_alive / 4, 0.05), 5.0)
+    while not stopping.wait(step):
+        for model in answerer.pool.sweep():
+            log.info("unloaded %s (idle)", model)
