@@ -127,7 +127,7 @@ def _presented(authorization: str | None, x_api_key: str | None) -> str:
     raise KeyRejected("no API key: send the header 'Authorization: Bearer KEY'")
 
 
-# A loaded key: its digest, the ApiKey, and where it was given (for messages).
+# A loaded key: its digest, the ApiKey, and where it was given (for messages: `--api-key key-1`).
 _Loaded = tuple[bytes, ApiKey, str]
 
 
@@ -190,7 +190,7 @@ def _file_key(path: Path, label: str, table: Any) -> _Loaded:
         if name not in _FIELDS:
             raise UsageError(f"{where}: unknown field {name!r}; expected {', '.join(_FIELDS)}")
     key = ApiKey(label, _budget(table, "budget_day", where), _budget(table, "budget_month", where))
-    return _file_digest(table, where), key, where
+    return _file_digest(table, where), key, f"[keys.{label}] in {path}"
 
 
 def _file_digest(table: dict[str, Any], where: str) -> bytes:

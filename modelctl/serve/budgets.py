@@ -83,7 +83,8 @@ class Budgets:
         """OverBudget (429) when what `key` spent in the current UTC day or month, with what its
         requests under way may cost, plus `estimate_usd` (the most this request may cost: 0 for a
         free model, None when unknown) is over either budget; a budget already used up refuses a
-        request whose cost is unknown too. None, or a key without budgets, always passes."""
+        request whose cost is unknown too. A free request, None, or a key without budgets always
+        passes."""
         with self._lock:
             self._check(key, _known(estimate_usd))
 
@@ -137,10 +138,11 @@ def _known(estimate: float | None) -> float | None:
 
 
 def _over(spent: float, cap: float, estimate: float | None) -> bool:
-    if estimate is None or estimate > 0:
-        if spent >= cap - _EPSILON_USD:  # used up: a request that may cost anything is refused
-            return True
-    return spent + (estimate or 0.0) > cap + _EPSILON_USD
+    """Whether a request that may cost `estimate` (None: unknown) is beyond `cap`. A free request
+    never is: a budget is of money. One of unknown cost is once the budget is used up."""
+    if estimate is None:
+        return spent >= cap - _EPSILON_USD
+    return estimate > 0 and spent + estimate > cap + _EPSILON_USD
 
 
 def _refusal(label: str, period: Period, spent: float, cap: float, estimate: float | None, now: float) -> OverBudget:
