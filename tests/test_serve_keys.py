@@ -142,6 +142,7 @@ REFUSED = [
     ("keys not a table", f'keys = "{ALICE}"\n', "no keys"),
     ("a label with spaces", f'[keys."alice smith"]\nkey = "{ALICE}"\n', "the label 'alice smith' is not a name"),
     ("a label with a newline", f'[keys."a\\nb"]\nkey = "{ALICE}"\n', "is not a name"),
+    ("the CLI's label", f'[keys.local]\nkey = "{ALICE}"\n', "the label 'local' is the server's name for this user's own CLI"),
 ]
 
 

@@ -106,13 +106,13 @@ def test_every_counter_histogram_and_gauge_is_written_with_help_and_type():
     m.fallback("my-group", "openai", "local")
     gauges = {"modelctl_queue_depth": {(("model", "gemma"),): 3},
               "modelctl_loaded_models": {(): 1},
-              "modelctl_resident_bytes": {(("model", "gemma"),): 253_000_000}}
+              "modelctl_loaded_bytes": {(): 253_000_000}}
     families = parse(m.render(gauges))
     assert {name: f.type for name, f in families.items()} == {
         "modelctl_requests_total": "counter", "modelctl_tokens_total": "counter",
         "modelctl_cost_usd_total": "counter", "modelctl_fallbacks_total": "counter",
         "modelctl_time_to_first_token_seconds": "histogram", "modelctl_metrics_dropped_total": "counter",
-        "modelctl_queue_depth": "gauge", "modelctl_loaded_models": "gauge", "modelctl_resident_bytes": "gauge"}
+        "modelctl_queue_depth": "gauge", "modelctl_loaded_models": "gauge", "modelctl_loaded_bytes": "gauge"}
     assert all(f.help for f in families.values())
     assert values(families, "modelctl_requests_total") == {
         (("model", "gemma"), ("deployment", "local"), ("status", "200")): 2,
@@ -125,7 +125,7 @@ def test_every_counter_histogram_and_gauge_is_written_with_help_and_type():
     assert values(families, "modelctl_fallbacks_total") == {(("model", "my-group"), ("from", "openai"), ("to", "local")): 1}
     assert values(families, "modelctl_queue_depth") == {(("model", "gemma"),): 3}
     assert values(families, "modelctl_loaded_models") == {(): 1}
-    assert values(families, "modelctl_resident_bytes") == {(("model", "gemma"),): 253_000_000}
+    assert values(families, "modelctl_loaded_bytes") == {(): 253_000_000}
     assert values(families, "modelctl_metrics_dropped_total") == {(): 0}
 
 

@@ -37,6 +37,8 @@ MAX_KEYS_FILE_BYTES = 1 << 20
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 _FIELDS = ("key", "key_sha256", "budget_day", "budget_month")
+# The label the server logs the requests of this user's own CLI under (its local token, not a key).
+LOCAL_LABEL = "local"
 
 
 class RequestRefused(ModelctlError):
@@ -184,6 +186,8 @@ def _file_key(path: Path, label: str, table: Any) -> _Loaded:
     where = f"{path}: keys.{label}"
     if not _LABEL.fullmatch(label):
         raise UsageError(f"{path}: the label {label!r} is not a name of 1 to 64 letters, digits, '.', '_', '@', '+' or '-'")
+    if label == LOCAL_LABEL:
+        raise UsageError(f"{path}: the label {label!r} is the server's name for this user's own CLI; choose another")
     if not isinstance(table, dict):
         raise UsageError(f"{where} must be a table ([keys.{label}] with key_sha256 or key)")
     for name in table:

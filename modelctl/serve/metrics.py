@@ -54,7 +54,7 @@ COUNTERS = (REQUESTS, TOKENS, COST, FALLBACKS)
 GAUGES: dict[str, str] = {
     "modelctl_queue_depth": "Requests waiting for a local model, by model.",
     "modelctl_loaded_models": "Local models resident in memory.",
-    "modelctl_resident_bytes": "Bytes of the GGUF files of the resident local models.",
+    "modelctl_loaded_bytes": "Bytes of the GGUF files of the local models resident in memory.",
 }
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
