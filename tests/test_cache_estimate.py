@@ -14,7 +14,7 @@ from modelctl.chat.cache_estimate import CACHE_RULES, cached_tokens
 from modelctl.chat.tokens import token_report
 from modelctl.config import get_paths
 from modelctl.history import History, Turn
-from modelctl.history.schema import SCHEMA_VERSION, connect
+from modelctl.history.schema import connect
 from modelctl.history.store import prefix_hashes
 from modelctl.registry import load_registry
 
@@ -120,7 +120,7 @@ def test_max_cost_allows_a_turn_whose_start_is_cached(cli, registry, server, pro
 
 def test_the_history_keeps_each_request_hash_and_migrates_old_databases(tmp_path):
     path = tmp_path / "old.sqlite3"
-    connect(path, steps=SCHEMA_VERSION - 1).close()
+    connect(path, steps=4).close()  # before migration 5
     with History(path) as h:
         h.add_turn(Turn(messages=FIRST, answer="x", model="m"))
         stored = h.conn.execute("SELECT prompt_hash FROM turns").fetchone()[0]

@@ -15,6 +15,7 @@ from modelctl.history import SCHEMA_VERSION, History, HistoryError, Turn
 from modelctl.history.export import to_jsonl, to_markdown
 from modelctl.history.schema import connect
 from modelctl.history.when import parse_age, parse_since
+from modelctl.redaction import redact_data
 
 
 def turn(prompt: str, answer: str, *, model: str = "m", system: str | None = None, earlier=(), **fields) -> Turn:
@@ -167,6 +168,38 @@ def test_export_formats(db):
     assert md.startswith(f"# Conversation {conv} (s)\n")
     assert "> # not a heading" in md and "> line one\n>\n> line two" in md
     assert md.count("**System:**") == 1 and "cost: $0.001000" in md
+
+
+def test_migration_6_adds_the_key_label_and_what_each_label_spent(tmp_path):
+    """A request to `serve` keeps the label of its API key; `spent` sums a label's costs since a
+    time through an index that holds them (no table row is read)."""
+    path = tmp_path / "history.sqlite3"
+    old = connect(path, steps=5)
+    old.execute("INSERT INTO conversations (id, created, updated) VALUES (1, 1.0, 1.0)")
+    old.execute("INSERT INTO turns (conversation_id, created, prompt, answer, messages, cost)"
+                " VALUES (1, 1.0, 'before', 'the key label', '[]', 0.5)")
+    old.close()
+    assert SCHEMA_VERSION == 6
+    with History(path) as history:
+        assert history.conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        (before,) = history.turns()
+        assert "key_label" not in before  # a turn of the CLI: no key, no field
+        history.add_turn(turn("a", "b", cost=0.25, key_label="alice"))
+        history.add_turn(turn("c", "d", cost=0.125, key_label="alice"))
+        history.add_turn(turn("e", "f", key_label="alice"))  # its price unknown
+        history.add_turn(turn("g", "h", cost=4.0, key_label="bob"))
+        history.add_turn(turn("i", "j", cost=8.0))
+        assert history.spent("alice", 0.0) == 0.375 and history.spent("bob", 0.0) == 4.0
+        assert history.spent("carol", 0.0) == 0.0 and history.spent("alice", time.time() + 60) == 0.0
+        plan = " ".join(row[-1] for row in history.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT coalesce(sum(cost), 0.0) FROM turns WHERE key_label = ? AND created >= ?",
+            ("alice", 0.0)))
+        assert "COVERING INDEX turns_by_key_label" in plan
+        records = history.turns()
+    assert [r.get("key_label") for r in records] == [None, "alice", "alice", "alice", "bob", None]
+    # The label is not a credential: the redaction every output passes through keeps it.
+    assert redact_data(records[1])["key_label"] == "alice"
+    assert "cost: $0.250000; key: alice" in "".join(to_markdown(records))
 
 
 def test_unknown_conversation_is_not_found(db):

@@ -47,6 +47,8 @@ def to_markdown(turns: Iterable[dict[str, Any]]) -> Iterator[str]:
                 tail.append(f"tokens: {turn['prompt_tokens']} in, {turn['completion_tokens']} out")
             if turn["cost"] is not None:
                 tail.append(f"cost: ${turn['cost']:.6f}")
+            if turn.get("key_label"):  # a request to `serve`: the label of its API key
+                tail.append(f"key: {_inline(turn['key_label'])}")
             if turn["error"]:
                 tail.append(f"error: {_inline(turn['error'])}")
             if tail:

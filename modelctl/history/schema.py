@@ -91,6 +91,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE turns ADD COLUMN prompt_hash TEXT;
     CREATE INDEX turns_by_model_time ON turns(model, created);
     """,
+    # 6: the label of the `serve` API key a request came with (never the key), and what each label
+    # spent when (`store.History.spent`, per-key budgets): a partial index, covering the cost.
+    """
+    ALTER TABLE turns ADD COLUMN key_label TEXT;
+    CREATE INDEX turns_by_key_label ON turns(key_label, created, cost) WHERE key_label IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -61,6 +61,9 @@ class Turn:
     cached_tokens: int | None = None  # of prompt_tokens: read from the provider's cache
     cache_write_tokens: int | None = None  # of prompt_tokens: written to it
     cache_saved: float | None = None  # USD the cache saved (negative: writing it cost more)
+    # The label of the `serve` API key the request came with, never the key. Not called `api_key`:
+    # redaction hides, whole, the value of any field named like a credential.
+    key_label: str | None = None
 
     @property
     def system(self) -> str | None:
@@ -173,14 +176,14 @@ class History:
             cur = conn.execute(
                 "INSERT INTO turns (conversation_id, created, model, deployment, deployment_kind, template,"
                 " params, system, messages, prompt, answer, finish_reason, prompt_tokens, completion_tokens,"
-                " timings, cost, error, route, cached_tokens, cache_write_tokens, cache_saved, prompt_hash)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " timings, cost, error, route, cached_tokens, cache_write_tokens, cache_saved, prompt_hash, key_label)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (conversation, now, turn.model, turn.deployment, turn.deployment_kind, turn.template,
                  _dumps(turn.params), turn.system, _dumps(turn.messages), turn.prompt, turn.answer,
                  turn.finish_reason, turn.prompt_tokens, turn.completion_tokens,
                  None if turn.timings is None else _dumps(turn.timings), turn.cost, turn.error,
                  None if turn.route is None else _dumps(turn.route),
-                 turn.cached_tokens, turn.cache_write_tokens, turn.cache_saved, turn.prompt_hash))
+                 turn.cached_tokens, turn.cache_write_tokens, turn.cache_saved, turn.prompt_hash, turn.key_label))
             conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ? WHERE id = ?",
                          (now, turn.system, state, conversation))
             if retention_days is not None:
@@ -328,6 +331,15 @@ class History:
     # --- totals -----------------------------------------------------------------------------
 
     @_reading
+    def spent(self, key_label: str, since: float) -> float:
+        """USD spent by the requests that came with the `serve` key labelled `key_label` since
+        `since` (a Unix time): the sum of their known costs (an index range, covering the cost)."""
+        spent: float = self.conn.execute(
+            "SELECT coalesce(sum(cost), 0.0) FROM turns WHERE key_label = ? AND created >= ?",
+            (key_label, since)).fetchone()[0]
+        return spent
+
+    @_reading
     def usage(self, since: float | None = None, by: str = "model") -> list[dict[str, Any]]:
         """Turns, tokens and cost per model or per local day, since `since` (a Unix time).
         `cost` sums the turns whose price is known; `priced_turns` says how many those are;
@@ -374,6 +386,9 @@ def turn_record(row: sqlite3.Row) -> dict[str, Any]:
         prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
         timings=None if row["timings"] is None else json.loads(row["timings"]), cost=row["cost"], error=row["error"],
         route=None if row["route"] is None else json.loads(row["route"]), cached_tokens=row["cached_tokens"],
-        cache_write_tokens=row["cache_write_tokens"], cache_saved=row["cache_saved"])
-    return {"id": row["id"], "conversation": row["conversation_id"], "session": row["session"],
-            "created": iso(row["created"]), "prompt": turn.prompt, "system": turn.system, **asdict(turn)}
+        cache_write_tokens=row["cache_write_tokens"], cache_saved=row["cache_saved"], key_label=row["key_label"])
+    record = {"id": row["id"], "conversation": row["conversation_id"], "session": row["session"],
+              "created": iso(row["created"]), "prompt": turn.prompt, "system": turn.system, **asdict(turn)}
+    if turn.key_label is None:  # a turn of the CLI's own, not a request to `serve`
+        del record["key_label"]
+    return record

@@ -1,0 +1,1 @@
+"""`modelctl serve`: one OpenAI-compatible endpoint for every model in the registry."""
