@@ -103,6 +103,7 @@ class TurnLog:
             cost=answer_cost(self.setup, reply), cache_saved=cache_saving(self.setup, reply),
             error=reply.error or None,
             route=self.setup.route or None,
+            key_label=self.key_label,
         ))
         try:
             self.conversation, self.last_turn = self.history.add_turn(

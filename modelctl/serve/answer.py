@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Sequence
 
 from modelctl.backends.base import GenerationParams, Usage
 from modelctl.chat.history_log import TurnLog, answer_cost, cache_saving
@@ -172,27 +173,27 @@ class Answerer:
         setup = self.open_routed(model, messages, flags, local_caller=caller.local)
         turn_log = None
         try:
-            self._check_budget(caller, setup, messages)
-            turn_log = self._turn_log(setup, caller)
-            session = ChatSession(setup.backend, setup.params, model=setup.model_id, on_turn=turn_log)
-            self._run(setup, session.answer(messages), t0, emit, structured=flags.response_format is not None)
+            with self._budget(caller, setup, messages):
+                turn_log = self._turn_log(setup, caller)
+                session = ChatSession(setup.backend, setup.params, model=setup.model_id, on_turn=turn_log)
+                self._run(setup, session.answer(messages), t0, emit, structured=flags.response_format is not None)
         finally:
             _close(setup, turn_log)
 
     def complete(self, model: str, prompt: str, flags: GenerationParams, caller: Caller, emit: Emit) -> None:
         """Answer a text-completion request (in a worker thread)."""
         t0 = time.perf_counter()
-        setup = self.open_routed(model, [{"role": "user", "content": prompt}], flags, task="completion",
-                                 local_caller=caller.local)
+        request = [{"role": "user", "content": prompt}]
+        setup = self.open_routed(model, request, flags, task="completion", local_caller=caller.local)
         turn_log = None
         try:
-            request = [{"role": "user", "content": prompt}]
-            self._check_budget(caller, setup, request)
-            turn_log = self._turn_log(setup, caller)
-            session = ChatSession(setup.backend, setup.params, model=setup.model_id, on_turn=turn_log)
-            done = (lambda reply: turn_log(session, reply)) if turn_log is not None else (lambda reply: None)
-            reply = Reply(setup.backend.complete(prompt, setup.params), done, request)
-            self._run(setup, reply, t0, emit, structured=False)
+            with self._budget(caller, setup, request):
+                turn_log = self._turn_log(setup, caller)
+                session = ChatSession(setup.backend, setup.params, model=setup.model_id, on_turn=turn_log)
+                log_turn = turn_log
+                done = (lambda reply: log_turn(session, reply)) if log_turn is not None else (lambda reply: None)
+                reply = Reply(setup.backend.complete(prompt, setup.params), done, request)
+                self._run(setup, reply, t0, emit, structured=False)
         finally:
             _close(setup, turn_log)
 
@@ -200,15 +201,16 @@ class Answerer:
         """Vectors for `inputs` (in a worker thread)."""
         setup = self.open(model, None, GenerationParams(), task="completion", local_caller=caller.local)
         try:
-            self._check_budget(caller, setup, [{"role": "user", "content": "\n".join(inputs)}])
-            return setup, setup.backend.embed(inputs)
+            with self._budget(caller, setup, [{"role": "user", "content": "\n".join(inputs)}]):
+                return setup, setup.backend.embed(inputs)
         finally:
             setup.close()
 
-    def _check_budget(self, caller: Caller, setup: Chat, messages: "Sequence[Message]") -> None:
+    def _budget(self, caller: Caller, setup: Chat, messages: "Sequence[Message]") -> ContextManager[None]:
+        """The caller's budget, checked and holding this request's most cost until it is logged."""
         if self.budgets is None or caller.key is None:
-            return
-        self.budgets.check(caller.key, estimated_cost(setup, messages))
+            return nullcontext()
+        return self.budgets.hold(caller.key, estimated_cost(setup, messages))
 
     def _turn_log(self, setup: Chat, caller: Caller) -> TurnLog | None:
         if not self.settings.log or (caller.local and caller.client_logs):

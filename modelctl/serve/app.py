@@ -33,6 +33,7 @@ from modelctl.errors import (
 )
 from modelctl.redaction import redact
 from modelctl.serve import wire
+from modelctl.serve.auth import RequestRefused
 from modelctl.serve.answer import Answerer, Caller, Finished, Started
 from modelctl.serve.bridge import ThreadStream
 from modelctl.serve.wire import ApiError
@@ -57,8 +58,10 @@ def api_error(exc: BaseException) -> ApiError:
     """The OpenAI-shaped error for what went wrong answering a request."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, RequestRefused):  # a key or a budget: said as it is
+        return ApiError(exc.status, exc.message, type=exc.type, code=exc.code)
     if isinstance(exc, ModelctlError):
-        message = redact(str(exc) + (f" ({exc.hint})" if getattr(exc, "hint", None) else ""))
+        message = redact(str(exc))
         if isinstance(exc, NotFoundError):
             return ApiError(404, message, type="invalid_request_error", param="model", code="model_not_found")
         if isinstance(exc, ContextFull):
@@ -84,7 +87,7 @@ def api_error(exc: BaseException) -> ApiError:
 
 
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    return JSONResponse(error.body(), status_code=error.status, headers={**(headers or {}), **error.headers})
 
 
 class Server:
