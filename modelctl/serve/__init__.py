@@ -1,0 +1,1 @@
+"""`modelctl serve`: an OpenAI-compatible HTTP server over the registry, local models kept warm."""
