@@ -573,8 +573,12 @@ def usage_json(usage: Usage | None) -> dict[str, Any] | None:
     return out
 
 
-def _envelope(rid: str, obj: str, created: int, model: str, choices: list[dict[str, Any]],
-              extra: Mapping[str, Any] | None) -> dict[str, Any]:
+def _completion(rid: str, obj: str, created: int, model: str, content: dict[str, Any] | None,
+                finish_reason: str | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An object of type `obj` with one choice holding `content`, or no choice (`content` None)."""
+    choices = [] if content is None else [
+        {"index": 0, **content, "logprobs": None,
+         "finish_reason": None if finish_reason is None else finish_reason_json(finish_reason)}]
     out = {"id": rid, "object": obj, "created": created, "model": model, "choices": choices}
     if extra is not None:
         out["modelctl"] = extra
@@ -587,14 +591,13 @@ def chat_chunk(rid: str, created: int, model: str, *, text: str = "", reasoning:
     """A `chat.completion.chunk`. The first of a stream has `role` (its delta: role and content
     ""); a chunk with neither text, reasoning, role nor finish reason has no choices (the usage
     chunk of `stream_options.include_usage`, which also carries `extra`)."""
-    choices = []
+    content = None
     if text or reasoning or role or finish_reason is not None:
         delta: dict[str, Any] = {"role": "assistant", "content": text} if role else {"content": text} if text else {}
         if reasoning:
             delta["reasoning_content"] = reasoning
-        choices.append({"index": 0, "delta": delta, "logprobs": None,
-                        "finish_reason": None if finish_reason is None else finish_reason_json(finish_reason)})
-    chunk = _envelope(rid, "chat.completion.chunk", created, model, choices, extra)
+        content = {"delta": delta}
+    chunk = _completion(rid, "chat.completion.chunk", created, model, content, finish_reason, extra)
     if usage is not None:
         chunk["usage"] = usage_json(usage)
     return chunk
@@ -606,8 +609,7 @@ def chat_response(rid: str, created: int, model: str, *, text: str, reasoning: s
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if reasoning:
         message["reasoning_content"] = reasoning
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason_json(finish_reason)}
-    response = _envelope(rid, "chat.completion", created, model, [choice], extra)
+    response = _completion(rid, "chat.completion", created, model, {"message": message}, finish_reason, extra)
     response["usage"] = usage_json(usage)
     return response
 
@@ -615,11 +617,8 @@ def chat_response(rid: str, created: int, model: str, *, text: str, reasoning: s
 def text_chunk(rid: str, created: int, model: str, *, text: str = "", finish_reason: str | None = None,
                usage: Usage | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A streamed `text_completion`: as chat_chunk, with the text in `choices[0].text`."""
-    choices = []
-    if text or finish_reason is not None:
-        choices.append({"index": 0, "text": text, "logprobs": None,
-                        "finish_reason": None if finish_reason is None else finish_reason_json(finish_reason)})
-    chunk = _envelope(rid, "text_completion", created, model, choices, extra)
+    content = {"text": text} if text or finish_reason is not None else None
+    chunk = _completion(rid, "text_completion", created, model, content, finish_reason, extra)
     if usage is not None:
         chunk["usage"] = usage_json(usage)
     return chunk
@@ -628,8 +627,7 @@ def text_chunk(rid: str, created: int, model: str, *, text: str = "", finish_rea
 def text_response(rid: str, created: int, model: str, *, text: str, finish_reason: str, usage: Usage | None,
                   extra: Mapping[str, Any] | None) -> dict[str, Any]:
     """A `text_completion` with one choice (with `echo`, `text` includes the prompt)."""
-    choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason_json(finish_reason)}
-    response = _envelope(rid, "text_completion", created, model, [choice], extra)
+    response = _completion(rid, "text_completion", created, model, {"text": text}, finish_reason, extra)
     response["usage"] = usage_json(usage)
     return response
 
