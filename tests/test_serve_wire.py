@@ -512,17 +512,19 @@ def _keys_known(obj: dict[str, Any], model: Any, also: tuple[str, ...] = ()) -> 
 
 
 def test_ids() -> None:
-    chat, text = completion_id("chatcmpl"), completion_id("cmpl")
+    chat, text = completion_id("chat"), completion_id("text")
     assert chat.startswith("chatcmpl-") and len(chat) == len("chatcmpl-") + 24
-    assert text.startswith("cmpl-") and int(text[5:], 16) >= 0
-    assert completion_id("chatcmpl") != chat
+    assert text.startswith("cmpl-") and len(text) == len("cmpl-") + 24 and int(text[5:], 16) >= 0
+    assert completion_id("chat") != chat
     with pytest.raises(ValueError):
-        completion_id("chat")
+        completion_id("chatcmpl")
 
 
 def test_finish_reasons() -> None:
-    assert [finish_reason_json(r) for r in ("stop", "length", "interrupted", "content_filter", "end_turn")] == \
-        ["stop", "length", "stop", "content_filter", "stop"]
+    assert [finish_reason_json(r) for r in ("stop", "length", "interrupted", "content_filter", "end_turn", None)] == \
+        ["stop", "length", "stop", "content_filter", "stop", "stop"]
+    untold = chat_response("c", 0, "m", text="", reasoning=None, finish_reason=None, usage=None, extra=None)
+    assert untold["choices"][0]["finish_reason"] == "stop"
 
 
 def test_usage() -> None:

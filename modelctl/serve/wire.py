@@ -61,7 +61,7 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "assistant":
 NO_REASONING = ("none", "minimal")
 # The finish reasons OpenAI's objects allow (of those modelctl can have).
 FINISH_REASONS = ("stop", "length", "content_filter")
-ID_PREFIXES = ("chatcmpl", "cmpl")
+ID_PREFIXES = {"chat": "chatcmpl", "text": "cmpl"}  # by kind: chat or text completion
 ENCODINGS = ("float", "base64")
 
 TOOLS_MESSAGE = "tools are not supported by this server yet"
@@ -546,18 +546,24 @@ def _image(url: str, path: str) -> ImagePart:
 
 
 def completion_id(kind: str) -> str:
-    """A new response id: `kind` "chatcmpl" (chat) or "cmpl" (text completion), then 24 hex digits."""
+    """A new response id: "chatcmpl-" (`kind` "chat") or "cmpl-" ("text"), then 24 hex digits."""
     if kind not in ID_PREFIXES:
         raise ValueError(f"completion_id: kind is one of {', '.join(ID_PREFIXES)}, not {kind!r}")
-    return f"{kind}-{secrets.token_hex(12)}"
+    return f"{ID_PREFIXES[kind]}-{secrets.token_hex(12)}"
 
 
-def finish_reason_json(reason: str) -> str:
+def finish_reason_json(reason: str | None) -> str:
     """A finish reason as OpenAI's objects allow it. "interrupted" (the generation was stopped)
-    is "stop": whether the answer is then sent at all is the caller's to decide."""
+    is "stop": whether the answer is then sent at all is the caller's to decide. None (a backend
+    that told none) is "stop" too."""
     if reason in FINISH_REASONS:
         return reason
-    return FINISH_STOP  # FINISH_INTERRUPTED, and a provider's own names
+    return FINISH_STOP  # FINISH_INTERRUPTED, None, and a provider's own names
+
+
+def _finish(reason: str | None) -> str | None:
+    """A stream chunk's finish reason: None until the last."""
+    return None if reason is None else finish_reason_json(reason)
 
 
 def usage_json(usage: Usage | None) -> dict[str, Any] | None:
@@ -574,11 +580,10 @@ def usage_json(usage: Usage | None) -> dict[str, Any] | None:
 
 
 def _completion(rid: str, obj: str, created: int, model: str, content: dict[str, Any] | None,
-                finish_reason: str | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    """An object of type `obj` with one choice holding `content`, or no choice (`content` None)."""
-    choices = [] if content is None else [
-        {"index": 0, **content, "logprobs": None,
-         "finish_reason": None if finish_reason is None else finish_reason_json(finish_reason)}]
+                finish: str | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An object of type `obj` with one choice holding `content` and the finish reason `finish`
+    (as sent), or no choice (`content` None)."""
+    choices = [] if content is None else [{"index": 0, **content, "logprobs": None, "finish_reason": finish}]
     out = {"id": rid, "object": obj, "created": created, "model": model, "choices": choices}
     if extra is not None:
         out["modelctl"] = extra
@@ -597,19 +602,20 @@ def chat_chunk(rid: str, created: int, model: str, *, text: str = "", reasoning:
         if reasoning:
             delta["reasoning_content"] = reasoning
         content = {"delta": delta}
-    chunk = _completion(rid, "chat.completion.chunk", created, model, content, finish_reason, extra)
+    chunk = _completion(rid, "chat.completion.chunk", created, model, content, _finish(finish_reason), extra)
     if usage is not None:
         chunk["usage"] = usage_json(usage)
     return chunk
 
 
-def chat_response(rid: str, created: int, model: str, *, text: str, reasoning: str | None, finish_reason: str,
+def chat_response(rid: str, created: int, model: str, *, text: str, reasoning: str | None, finish_reason: str | None,
                   usage: Usage | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
     """A `chat.completion` with one choice; the reasoning, if any, is `message.reasoning_content`."""
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if reasoning:
         message["reasoning_content"] = reasoning
-    response = _completion(rid, "chat.completion", created, model, {"message": message}, finish_reason, extra)
+    response = _completion(rid, "chat.completion", created, model, {"message": message},
+                           finish_reason_json(finish_reason), extra)
     response["usage"] = usage_json(usage)
     return response
 
@@ -618,16 +624,17 @@ def text_chunk(rid: str, created: int, model: str, *, text: str = "", finish_rea
                usage: Usage | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A streamed `text_completion`: as chat_chunk, with the text in `choices[0].text`."""
     content = {"text": text} if text or finish_reason is not None else None
-    chunk = _completion(rid, "text_completion", created, model, content, finish_reason, extra)
+    chunk = _completion(rid, "text_completion", created, model, content, _finish(finish_reason), extra)
     if usage is not None:
         chunk["usage"] = usage_json(usage)
     return chunk
 
 
-def text_response(rid: str, created: int, model: str, *, text: str, finish_reason: str, usage: Usage | None,
+def text_response(rid: str, created: int, model: str, *, text: str, finish_reason: str | None, usage: Usage | None,
                   extra: Mapping[str, Any] | None) -> dict[str, Any]:
     """A `text_completion` with one choice (with `echo`, `text` includes the prompt)."""
-    response = _completion(rid, "text_completion", created, model, {"text": text}, finish_reason, extra)
+    response = _completion(rid, "text_completion", created, model, {"text": text}, finish_reason_json(finish_reason),
+                           extra)
     response["usage"] = usage_json(usage)
     return response
 
