@@ -33,8 +33,8 @@ from modelctl.errors import (
 )
 from modelctl.redaction import redact
 from modelctl.serve import wire
-from modelctl.serve.auth import RequestRefused
 from modelctl.serve.answer import Answerer, Caller, Finished, Started
+from modelctl.serve.auth import RequestRefused
 from modelctl.serve.bridge import ThreadStream
 from modelctl.serve.wire import ApiError
 
@@ -59,7 +59,11 @@ def api_error(exc: BaseException) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, RequestRefused):  # a key or a budget: said as it is
-        return ApiError(exc.status, exc.message, type=exc.type, code=exc.code)
+        refused = ApiError(exc.status, exc.message, type=exc.type, code=exc.code)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            refused.headers["retry-after"] = str(retry_after)
+        return refused
     if isinstance(exc, ModelctlError):
         message = redact(str(exc))
         if isinstance(exc, NotFoundError):
@@ -151,7 +155,7 @@ class Server:
 
     async def chat_completions(self, request: Request, caller: Caller) -> Response:
         req = wire.parse_chat(await self.body(request))
-        flags = req.params.overlay(response_format=req.response_format)
+        flags = req.params
         stream = ThreadStream(self.executor,
                               lambda emit: self.answerer.chat(req.model, req.messages, flags, caller, emit))
         return await self._respond(request, stream, req.model, req.stream, req.include_usage, chat=True)
@@ -222,11 +226,8 @@ class Server:
             if prefix:
                 yield chunk(text=prefix)
             async for item in stream:
-                if isinstance(item, Split):
-                    if chat:
-                        yield chunk(text=item.text, reasoning=item.reasoning)
-                    elif item.text:
-                        yield chunk(text=item.text)
+                if isinstance(item, Split) and (item.text or chat and item.reasoning):
+                    yield chunk(text=item.text, reasoning=item.reasoning) if chat else chunk(text=item.text)
                 elif isinstance(item, Finished):
                     self._counted(begun, item, 200)
                     extra = item.extra(begun)

@@ -27,7 +27,7 @@ from modelctl.units import human_bytes
 if TYPE_CHECKING:
     from modelctl.backends.llamacpp import LlamaCppBackend
     from modelctl.chat.opening import Chat
-    from modelctl.templates.types import RenderedPrompt
+    from modelctl.templates.types import ChatTemplate, RenderedPrompt
 
 _WAIT_STEP_S = 0.1  # how often a waiting request looks whether its client has gone
 
@@ -47,12 +47,10 @@ Key = tuple[Any, ...]
 
 def backend_key(backend: "LlamaCppBackend") -> Key:
     """What makes two opened backends the same loaded model: the file and everything that
-    changes how it is loaded, rendered or sampled by default."""
-    template = backend.template
+    changes how it is loaded. (The template and the default sampling options are each
+    request's own: they are set on the model while the request holds it.)"""
     return (str(backend.path), backend.n_ctx, backend.n_gpu_layers, backend.n_threads,
-            template.name if template else None, template.source if template else None,
             tuple(sorted((k, repr(v)) for k, v in backend.load_options.items())),
-            tuple(sorted((k, repr(v)) for k, v in backend.sample_options.items())),
             backend.extra_buffers_override)
 
 
@@ -104,9 +102,11 @@ class ModelPool:
                 resident = self._models[key] = Resident(key, fresh, chat.model_id, size, self.clock())
                 fresh = None
             resident.names.update(n for n in (name, chat.model_id) if n)
+        pooled = PooledBackend(self, resident, template=chat.backend.template,  # type: ignore[attr-defined]
+                               sample_options=chat.backend.sample_options)  # type: ignore[attr-defined]
         if fresh is not None:
             fresh.close()
-        return chat.with_backend(PooledBackend(self, resident))
+        return chat.with_backend(pooled)
 
     def _acquire(self, resident: Resident) -> None:
         """Take `resident`'s slot (in a worker thread), waiting in its line; load it when needed,
@@ -234,15 +234,13 @@ class PooledBackend(BaseBackend):
 
     kind = "llama.cpp"
 
-    def __init__(self, pool: ModelPool, resident: Resident) -> None:
+    def __init__(self, pool: ModelPool, resident: Resident, *, template: "ChatTemplate | None",
+                 sample_options: Mapping[str, Any]) -> None:
         self.pool = pool
         self.resident = resident
         self.model = resident.backend
-
-    # The LocalBackend attributes a chat reads (the template, the prompt just rendered).
-    @property
-    def template(self) -> Any:
-        return self.model.template
+        self.template = template  # this request's: set on the model while it holds it
+        self.sample_options = dict(sample_options)
 
     @property
     def last_rendered(self) -> "RenderedPrompt | None":
@@ -298,12 +296,18 @@ class PooledBackend(BaseBackend):
         finally:
             self.pool._release(self.resident)
 
+    def _own(self) -> None:
+        """Put this request's template and sampling defaults on the model."""
+        self.model.template = self.template
+        self.model.sample_options = dict(self.sample_options)
+
     def _held(self, start: Callable[[], Iterator[Chunk]]) -> Iterator[Chunk]:
         """The stream `start` begins, with the model's slot taken now (so the prompt renders
         and errors before the answer, as the model's own `chat` does) and given back when the
         stream ends or is closed."""
         self.pool._acquire(self.resident)
         try:
+            self._own()
             chunks = start()
         except BaseException:
             self.pool._release(self.resident)

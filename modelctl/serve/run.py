@@ -62,7 +62,7 @@ class _GuardedH11(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers: a client that
     opens a connection and sends nothing, or drips its headers, is cut off."""
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._arm_header_deadline()
 
@@ -124,7 +124,7 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
         raise UsageError(f"serving on {options.host} (not this machine only) needs API keys",
                          hint="give --api-key KEY or --keys-file FILE, or bind 127.0.0.1")
     os.environ["MODELCTL_NO_SERVER"] = "1"  # this process's own chats never go to a server: it is the server
-    registry = get_registry()
+    registry = get_registry(None)
     sock = bind(options.host, options.port)
     host, port = sock.getsockname()[:2]
     metrics = Metrics()

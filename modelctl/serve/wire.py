@@ -89,6 +89,7 @@ class ApiError(Exception):
         self.type = type or _STATUS_TYPES.get(status, "server_error" if status >= 500 else INVALID)
         self.param = param
         self.code = code
+        self.headers: dict[str, str] = {}  # sent with the error (Retry-After)
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
