@@ -25,6 +25,9 @@ def serve(
     cors: Optional[list[str]] = typer.Option(None, "--cors", help="An origin web pages may call the server from (repeatable; none by default)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not log requests to the history."),
     max_body: int = typer.Option(16, "--max-body-mb", min=1, max=1024, help="Largest request body, in MiB."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, max=600, help="Seconds a request's headers may take to arrive."),
+    body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1, max=3600, help="Seconds a request's body may take to arrive."),
+    grace: float = typer.Option(10.0, "--grace", min=0, max=3600, help="Seconds answers in progress get to finish when the server is stopped."),
 ) -> None:
     """Serve every model that can run here over one OpenAI-compatible API (/v1/chat/completions,
     /v1/completions, /v1/embeddings, /v1/models), with /health and /metrics. A request's `model`
@@ -55,7 +58,8 @@ def serve(
         host=host or cfg.get("host", "127.0.0.1"),
         port=port if port is not None else cfg.get("port", DEFAULT_PORT),
         settings=settings, api_keys=tuple(api_key or ()), keys_file=file,
-        cors=tuple(cors or cfg.get("cors", ())), limits=Limits(max_body=max_body * 2**20),
+        cors=tuple(cors or cfg.get("cors", ())), limits=Limits(max_body=max_body * 2**20, body_timeout=body_timeout),
+        grace=grace, header_timeout=header_timeout,
     )
     raise typer.Exit(run_server(options, say=_say))
 

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import math
 import os
 import secrets
 import socket
@@ -47,6 +48,7 @@ class ServeOptions:
     cors: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     grace: float = 10.0  # seconds answers in progress get to finish at shutdown
+    header_timeout: float = HEADER_TIMEOUT_S
 
 
 def is_loopback(host: str) -> bool:
@@ -62,6 +64,8 @@ class _GuardedH11(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers: a client that
     opens a connection and sends nothing, or drips its headers, is cut off."""
 
+    header_timeout = HEADER_TIMEOUT_S
+
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._arm_header_deadline()
@@ -70,7 +74,7 @@ class _GuardedH11(H11Protocol):
         timer = getattr(self, "_header_timer", None)
         if timer is not None:
             timer.cancel()
-        self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_late)
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
 
     def _headers_late(self) -> None:
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
@@ -134,8 +138,9 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
     shown_host = f"[{host}]" if ":" in host else host
     info = ServerInfo(pid=os.getpid(), url=f"http://{shown_host}:{port}", host=host, port=port, token=token,
                       started=time.time(), version=__version__)
-    config = uvicorn.Config(server.app(), log_level="warning", http=_GuardedH11, lifespan="off",
-                            timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=max(1, round(options.grace)),
+    protocol = type("GuardedH11", (_GuardedH11,), {"header_timeout": options.header_timeout})
+    config = uvicorn.Config(server.app(), log_level="warning", http=protocol, lifespan="off",
+                            timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=max(1, math.ceil(options.grace)),
                             h11_max_incomplete_event_size=MAX_HEADER_BYTES, limit_concurrency=MAX_CONNECTIONS,
                             server_header=False, date_header=False)
     stopping = threading.Event()
