@@ -12,6 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
+from modelctl.transport.serve_state import state_path
+
 _LISTENING = re.compile(r"listening on (http://\S+) \(pid (\d+)\)")
 START_TIMEOUT_S = 60.0  # generous: a busy 2-core host starts Python slowly
 
@@ -56,8 +58,6 @@ class ServeProcess:
 
     @property
     def state_path(self) -> Path:
-        from modelctl.transport.serve_state import state_path
-
         old = os.environ.get("MODELCTL_HOME")
         os.environ["MODELCTL_HOME"] = str(self.home)
         try:

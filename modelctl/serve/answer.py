@@ -27,7 +27,7 @@ from modelctl.refs import Auto, FileRef, Name, parse_ref
 from modelctl.serve.pool import ModelPool
 
 if TYPE_CHECKING:
-    from modelctl.backends.base import Message
+    from modelctl.backends.base import Message, ResponseFormat
     from modelctl.registry import Registry
     from modelctl.serve.auth import ApiKey
     from modelctl.serve.budgets import Budgets
@@ -175,8 +175,10 @@ class Answerer:
         try:
             with self._budget(caller, setup, messages):
                 turn_log = self._turn_log(setup, caller)
-                session = ChatSession(setup.backend, setup.params, model=setup.model_id, on_turn=turn_log)
-                self._run(setup, session.answer(messages), t0, emit, structured=flags.response_format is not None)
+                # open_chat layers the sampling flags; the answer's format is the request's own
+                params = setup.params.overlay(response_format=flags.response_format)
+                session = ChatSession(setup.backend, params, model=setup.model_id, on_turn=turn_log)
+                self._run(setup, session.answer(messages), t0, emit, fmt=flags.response_format)
         finally:
             _close(setup, turn_log)
 
@@ -193,7 +195,7 @@ class Answerer:
                 log_turn = turn_log
                 done = (lambda reply: log_turn(session, reply)) if log_turn is not None else (lambda reply: None)
                 reply = Reply(setup.backend.complete(prompt, setup.params), done, request)
-                self._run(setup, reply, t0, emit, structured=False)
+                self._run(setup, reply, t0, emit)
         finally:
             _close(setup, turn_log)
 
@@ -224,7 +226,7 @@ class Answerer:
             return None
         return TurnLog(setup, history, log.warning, key_label=caller.label)
 
-    def _run(self, setup: Chat, reply: Reply, t0: float, emit: Emit, *, structured: bool) -> None:
+    def _run(self, setup: Chat, reply: Reply, t0: float, emit: Emit, *, fmt: "ResponseFormat | None" = None) -> None:
         """Stream `reply` through `emit`; a structured answer is held until it is validated."""
         first: float | None = None
         begun = started(setup)  # after the answer began: the service that answers it
@@ -234,15 +236,13 @@ class Answerer:
                 if first is None and (split.text or split.reasoning):
                     first = time.perf_counter() - t0
                     self.metrics.first_token(begun.model, begun.deployment or "", first)
-                if not structured:
+                if fmt is None:
                     emit(split)
         finally:
             reply.close()
-        if structured:
+        if fmt is not None:
             from modelctl.chat.structured import validate_answer  # noqa: PLC0415 (jsonschema: only for a response_format)
 
-            fmt = setup.params.response_format
-            assert fmt is not None
             validate_answer(reply.text, fmt, reply.finish_reason)
             emit(Split(reply.reasoning or "", reply.text))
         usage = reply.usage
