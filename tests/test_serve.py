@@ -306,3 +306,23 @@ def test_sigint_stops_cleanly_and_removes_the_state_file(tmp_path_factory):
         assert not proc.state_path.exists()
     finally:
         proc.kill()
+
+
+def test_a_fallback_group_moves_on_before_the_first_byte(tmp_path_factory):
+    upstream = FakeServer().start()
+    try:
+        home = _home(tmp_path_factory, "serve-fallback",
+                     f'[api_base]\nopenai = "{upstream.url}/v1"\n[serve.fallback]\nfast = ["gpt-4o-mini", "{LOCAL}"]\n')
+        upstream.route("POST", "/v1/chat/completions", openai_wire.error(503, "overloaded"))
+        env = {"OPENAI_API_KEY": FAKE_KEY, "MODELCTL_RETRIES": "0"}
+        with ServeProcess(home, env=env) as proc:
+            client = openai.OpenAI(base_url=proc.base, api_key="x", max_retries=0, timeout=120)
+            assert "fast" in {m.id for m in client.models.list()}
+            answer = client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}], **GREEDY)
+            switches = answer.model_extra["modelctl"]["fallbacks"]
+            assert answer.model_extra["modelctl"]["kind"] == "llama.cpp"
+            assert [s["status"] for s in switches] == [503]
+            assert "modelctl_fallbacks_total{" in httpx.get(f"{proc.url}/metrics", timeout=30).text
+            assert proc.stop() == 0
+    finally:
+        upstream.stop()
