@@ -14,6 +14,7 @@ from modelctl.transport.urls import check_url
 if TYPE_CHECKING:
     from modelctl.chat.opening import Chat
     from modelctl.registry import Registry
+    from modelctl.resolver import Target
 
 
 def load_image(ref: str) -> ImagePart:
@@ -42,8 +43,13 @@ def find_mmproj(setup: "Chat", given: str | None) -> Path | None:
         if not path.is_file():
             raise NotFoundError(f"--mmproj '{given}': no such file")
         return path
-    local = setup.local
-    if local is None or local.path is None or local.entry is None:
+    return registry_mmproj(setup.local) if setup.local is not None else None
+
+
+def registry_mmproj(local: "Target") -> Path | None:
+    """The vision projector a local model's registry deployment names, where a pull puts it:
+    beside the model file; None when there is none."""
+    if local.path is None or local.entry is None:
         return None
     for dep in local.entry.deployments:
         if dep.kind == "llama.cpp" and dep.mmproj:
