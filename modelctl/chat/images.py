@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from modelctl.backends.images import ImagePart
+from modelctl.chat.opening import registry_mmproj
 from modelctl.errors import NotFoundError, UsageError
 from modelctl.transport.urls import check_url
 
 if TYPE_CHECKING:
     from modelctl.chat.opening import Chat
     from modelctl.registry import Registry
-    from modelctl.resolver import Target
 
 
 def load_image(ref: str) -> ImagePart:
@@ -44,19 +44,6 @@ def find_mmproj(setup: "Chat", given: str | None) -> Path | None:
             raise NotFoundError(f"--mmproj '{given}': no such file")
         return path
     return registry_mmproj(setup.local) if setup.local is not None else None
-
-
-def registry_mmproj(local: "Target") -> Path | None:
-    """The vision projector a local model's registry deployment names, where a pull puts it:
-    beside the model file; None when there is none."""
-    if local.path is None or local.entry is None:
-        return None
-    for dep in local.entry.deployments:
-        if dep.kind == "llama.cpp" and dep.mmproj:
-            beside = local.path.parent / Path(dep.mmproj).name
-            if beside.is_file():
-                return beside
-    return None
 
 
 def vision_refusal(setup: "Chat", registry: "Callable[[], Registry]") -> UsageError | None:

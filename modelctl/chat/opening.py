@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from modelctl.backends.base import NUMBER_PARAMS, REASONING_PARAMS, GenerationParams, RoutingBackend
@@ -390,10 +391,21 @@ def _load_choices(target: "Target", opts: ChatOptions, cfg: Mapping[str, Any]) -
         return f"config.toml or the alias sets {', '.join(configured)}"
     if opts.load.images:
         return "images: the vision projector is loaded here"
-    from modelctl.chat.images import registry_mmproj  # noqa: PLC0415 (modelctl.chat.images: not on the chat --api-base path)
-
     if registry_mmproj(target) is not None:
         return "a vision model: its projector is loaded here"
+    return None
+
+
+def registry_mmproj(local: "Target") -> Path | None:
+    """The vision projector a local model's registry deployment names, where a pull puts it:
+    beside the model file; None when there is none."""
+    if local.path is None or local.entry is None:
+        return None
+    for dep in local.entry.deployments:
+        if dep.kind == "llama.cpp" and dep.mmproj:
+            beside = local.path.parent / Path(dep.mmproj).name
+            if beside.is_file():
+                return beside
     return None
 
 
