@@ -287,13 +287,14 @@ def test_stop_sends_a_relative_path_whole(run_modelctl, running):
 
 def test_stop_all(run_modelctl, running):
     running.route("POST", "/api/stop", Reply(json={"stopped": [REGISTRY_ID, "/m/other.gguf"]}),
-                  Reply(json={"stopped": []}))
+                  Reply(json={"stopped": []}), openai_wire.error(404, "'*' is not loaded", type="not_found_error"))
     r = run_modelctl("stop", "--all")
     assert (r.returncode, r.stdout) == (0, f"unloaded {REGISTRY_ID}\nunloaded /m/other.gguf\n")
     assert running.calls("/api/stop")[0].body == {"model": "*"}
-    r = run_modelctl("stop", "--all")
-    assert (r.returncode, r.stdout) == (0, "")
-    assert r.stderr == f"modelctl: no model was loaded in the modelctl server at {running.url}\n"
+    for _ in range(2):  # nothing loaded, said either way
+        r = run_modelctl("stop", "--all")
+        assert (r.returncode, r.stdout) == (0, "")
+        assert r.stderr == f"modelctl: no model was loaded in the modelctl server at {running.url}\n"
 
 
 @pytest.mark.parametrize("reply", [
@@ -470,3 +471,69 @@ def test_a_chat_through_the_server_does_not_load_llama_cpp(gemma_home, running):
     imported = _imported(gemma_home, "chat", "-m", "gemma-3-270m", "hi", "-n", "1")
     assert "modelctl.backends.served_local" in imported
     assert not imported & {"llama_cpp", "modelctl.backends.llamacpp", "jinja2", "modelctl.templates.jinja"}
+
+
+# --- against the real `modelctl serve` --------------------------------------------------------------
+
+GREEDY = ("--temperature", "0", "--seed", "1")
+
+
+@pytest.fixture
+def real_server(gemma_home):
+    """`modelctl serve` in a real process, for the same user (home) as the CLI runs below."""
+    pytest.importorskip("modelctl.serve.app")
+    pytest.importorskip("llama_cpp")
+    from serve_process import ServeProcess
+
+    with ServeProcess(gemma_home, "--keep-alive", "-1") as server:
+        yield server
+
+
+def test_through_a_real_server_the_answers_are_the_in_process_ones(real_server, run_modelctl):
+    here = {"MODELCTL_NO_SERVER": "1"}
+    runs = [("chat", "-m", "gemma-3-270m", "Name a colour.", "-n", "6", *GREEDY),
+            ("complete", "-m", "gemma-3-270m", "The sky is", "-n", "6", *GREEDY),
+            ("embed", "-m", "gemma-3-270m", "a cat", "a dog")]
+    for args in runs:
+        served = run_modelctl(*args, "--debug") if args[0] != "embed" else run_modelctl(*args)
+        alone = run_modelctl(*args, env=here)
+        assert served.returncode == alone.returncode == 0, served.stderr + alone.stderr
+        assert served.stdout == alone.stdout and served.stdout.strip(), args
+        if args[0] != "embed":
+            assert f"debug: local model: served by the running modelctl server at {real_server.url}" in served.stderr
+    turns = json.loads(run_modelctl("history", "export", "--json").stdout)
+    assert len(turns) == 4  # chat and complete, each once here and once through the server: logged by the CLI only
+    assert {t["model"] for t in turns} == {REGISTRY_ID} and {t["deployment_kind"] for t in turns} == {"llama.cpp"}
+    assert not any(t.get("key_label") for t in turns)
+
+
+def test_ps_and_stop_with_a_real_server(real_server, run_modelctl):
+    r = run_modelctl("ps")
+    assert (r.returncode, r.stdout) == (0, "") and "no model is loaded" in r.stderr
+    assert run_modelctl("chat", "-m", "gemma-3-270m", "hi", "-n", "1").returncode == 0
+    models = json.loads(run_modelctl("ps", "--json").stdout)["models"]
+    assert [(m["model"], m["busy"], m["queue"], m["expires_in_s"]) for m in models] == [(REGISTRY_ID, False, 0, None)]
+    assert models[0]["size_bytes"] == 253_113_024 and models[0]["loaded_s"] >= 0
+    r = run_modelctl("stop", "gemma-3-270m")
+    assert (r.returncode, r.stdout) == (0, f"unloaded {REGISTRY_ID}\n"), r.stderr
+    assert json.loads(run_modelctl("ps", "--json").stdout)["models"] == []
+    r = run_modelctl("stop", "gemma-3-270m")
+    assert r.returncode == 4 and "'gemma-3-270m' is not loaded in the modelctl server" in r.stderr
+    r = run_modelctl("stop", "--all")
+    assert (r.returncode, r.stdout) == (0, "") and "no model was loaded" in r.stderr
+
+
+def test_a_server_that_stopped_or_died_leaves_the_cli_in_process(real_server, run_modelctl):
+    assert real_server.state_path.exists()
+    assert real_server.stop() == 0 and not real_server.state_path.exists()  # SIGTERM: its file removed
+    r = run_modelctl("chat", "-m", "gemma-3-270m", "hi", "-n", "1", "--debug")
+    assert r.returncode == 0 and "debug: local model: in this process (no modelctl server is running)" in r.stderr
+
+
+def test_a_killed_server_leaves_a_stale_file_that_is_ignored(real_server, run_modelctl):
+    real_server.kill()  # SIGKILL: no chance to remove its file
+    assert real_server.state_path.exists()
+    r = run_modelctl("ps")
+    assert (r.returncode, r.stderr) == (9, NO_SERVER)
+    r = run_modelctl("chat", "-m", "gemma-3-270m", "hi", "-n", "1", "--debug")
+    assert r.returncode == 0 and "debug: local model: in this process (no modelctl server is running)" in r.stderr

@@ -70,6 +70,8 @@ def stop_models(server: ServerInfo, name: str) -> list[str]:
     try:
         data = client.request_json("POST", f"{server.url}/api/stop", {"model": name})
     except NotFoundError:
+        if name == ALL:  # nothing was loaded: nothing to do
+            return []
         raise not_loaded from None
     finally:
         client.close()
