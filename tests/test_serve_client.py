@@ -426,6 +426,7 @@ def test_a_chat_through_the_server_end_to_end(gemma_home, running, run_modelctl)
     assert r.stdout == "Hello there\n"
     assert f"debug: local model: served by the running modelctl server at {running.url}" in r.stderr
     assert TOKEN not in r.stderr  # the --debug request log hides it
+    assert not running.calls("/v1/models")  # --debug describes the server from its state file
     (request,) = running.calls("/v1/chat/completions")
     assert request.header("x-modelctl-client-logs") == "1"
     assert request.header("authorization") == f"Bearer {TOKEN}"

@@ -50,3 +50,7 @@ class ServedLocalBackend(OpenAIBackend):
             body.pop("chat_template_kwargs", None)
             body["think"] = params.think
         return body
+
+    def live_info(self) -> dict[str, Any]:
+        """The server, from its state file: its /v1/models would probe every service it knows."""
+        return {"modelctl_server": {"url": self.server.url, "pid": self.server.pid, "version": self.server.version}}
