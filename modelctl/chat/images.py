@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from modelctl.backends.images import ImagePart
+from modelctl.chat.opening import registry_mmproj
 from modelctl.errors import NotFoundError, UsageError
 from modelctl.transport.urls import check_url
 
@@ -42,15 +43,7 @@ def find_mmproj(setup: "Chat", given: str | None) -> Path | None:
         if not path.is_file():
             raise NotFoundError(f"--mmproj '{given}': no such file")
         return path
-    local = setup.local
-    if local is None or local.path is None or local.entry is None:
-        return None
-    for dep in local.entry.deployments:
-        if dep.kind == "llama.cpp" and dep.mmproj:
-            beside = local.path.parent / Path(dep.mmproj).name
-            if beside.is_file():
-                return beside
-    return None
+    return registry_mmproj(setup.local) if setup.local is not None else None
 
 
 def vision_refusal(setup: "Chat", registry: "Callable[[], Registry]") -> UsageError | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from modelctl.backends.base import NUMBER_PARAMS, REASONING_PARAMS, GenerationParams, RoutingBackend
@@ -145,6 +146,7 @@ class LoadOptions:
     n_gpu_layers: int | None = None
     n_threads: int | None = None
     template: str | None = None
+    images: bool = False  # images may be sent (--image, --mmproj): a vision projector is loaded too
 
     def given(self) -> list[str]:
         """The flags set, as the user wrote them."""
@@ -321,10 +323,13 @@ def _open_served(target: "Target", opts: ChatOptions, registry: "RegistrySource"
 
 
 def _open_local(target: "Target", opts: ChatOptions, notify: Callable[[str], None]) -> Chat:
-    from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (modelctl.backends.llamacpp: not on the chat --api-base path)
-
     assert target.path is not None
     cfg = target_defaults(target)
+    served = _open_at_server(target, opts, cfg)
+    if served is not None:
+        return served
+    from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (modelctl.backends.llamacpp: not at a running server)
+
     load = opts.load
     tpl = choose_template(target, load.template or cfg.get("template")) if opts.task == "chat" else None
     if tpl is not None and tpl.source == "fallback":
@@ -344,3 +349,75 @@ def _open_local(target: "Target", opts: ChatOptions, notify: Callable[[str], Non
                f"trained for; using its {backend.n_ctx}")
     return Chat(target, backend, layered_params(target.entry, opts.flags, config=cfg),
                 opts.system if opts.system is not None else cfg.get("system"))
+
+
+# What config.toml (or an alias) may set that changes how a local model is loaded or rendered.
+_LOAD_SETTINGS = ("template", "ctx", "gpu_layers", "threads")
+
+
+def _open_at_server(target: "Target", opts: ChatOptions, cfg: Mapping[str, Any]) -> Chat | None:
+    """The chat with local `target` through the running `modelctl serve`, where its model stays
+    loaded between commands; None when it runs in this process: no server runs (or it is turned
+    off: MODELCTL_NO_SERVER, [serve] use = false), it does not answer, or the chat asks for
+    something that changes how the model is loaded or rendered (the server loads each model one
+    way for all its clients). The Chat keeps the local target: history and --json name the
+    model and its llama.cpp deployment as they would in this process."""
+    from modelctl.transport import serve_state  # noqa: PLC0415 (modelctl.transport.serve_state: not on the chat --api-base path)
+
+    why = _load_choices(target, opts, cfg)
+    server = None if why else serve_state.find_server()
+    if server is None:
+        _debug_where(opts, f"in this process ({why or serve_state.why_not_found()})")
+        return None
+    if not serve_state.answers(server):
+        _debug_where(opts, f"in this process (the modelctl server at {server.url}, pid {server.pid}, does not answer)")
+        return None
+    from modelctl.backends.served_local import ServedLocalBackend  # noqa: PLC0415 (modelctl.backends.served_local: not on the chat --api-base path)
+
+    _debug_where(opts, f"served by the running modelctl server at {server.url} (pid {server.pid})")
+    backend = ServedLocalBackend(server, _served_name(target, opts), debug=opts.debug or None)
+    return Chat(target, backend, layered_params(target.entry, opts.flags, config=cfg),
+                opts.system if opts.system is not None else cfg.get("system"))
+
+
+def _load_choices(target: "Target", opts: ChatOptions, cfg: Mapping[str, Any]) -> str | None:
+    """What in this chat changes how its local model is loaded or rendered, in words; None:
+    nothing (the server's copy of the model answers as this process would)."""
+    given = opts.load.given() + (["-o"] if opts.options else [])
+    if given:
+        return f"{', '.join(given)} given"
+    configured = [key for key in _LOAD_SETTINGS if cfg.get(key) is not None] + (["options"] if cfg.get("options") else [])
+    if configured:
+        return f"config.toml or the alias sets {', '.join(configured)}"
+    if opts.load.images:
+        return "images: the vision projector is loaded here"
+    if registry_mmproj(target) is not None:
+        return "a vision model: its projector is loaded here"
+    return None
+
+
+def registry_mmproj(local: "Target") -> Path | None:
+    """The vision projector a local model's registry deployment names, where a pull puts it:
+    beside the model file; None when there is none."""
+    if local.path is None or local.entry is None:
+        return None
+    for dep in local.entry.deployments:
+        if dep.kind == "llama.cpp" and dep.mmproj:
+            beside = local.path.parent / Path(dep.mmproj).name
+            if beside.is_file():
+                return beside
+    return None
+
+
+def _served_name(target: "Target", opts: ChatOptions) -> str:
+    """The name the server is asked for: the registry id of a registry model on its default
+    deployment; otherwise the file itself (the server takes paths from its own user)."""
+    if target.source == "registry" and opts.service.deployment is None:
+        return target.model_id
+    return str(target.path)
+
+
+def _debug_where(opts: ChatOptions, where: str) -> None:
+    """Under --debug, one line saying where a local model answers."""
+    if opts.debug:
+        sys.stderr.write(safe(f"debug: local model: {where}") + "\n")

@@ -164,7 +164,7 @@ def chat(
     resumed = find_resumed(resume, session)  # its turns count for -m auto, --max-cost and --dry-run
     conversation = _conversation(system, resumed, text)
     options = ChatOptions(
-        flags=flags, load=LoadOptions(ctx, gpu_layers, threads, template),
+        flags=flags, load=LoadOptions(ctx, gpu_layers, threads, template, images=bool(image or mmproj)),
         service=ServiceOptions(deployment, api_base, api_key, allow_retired),
         options=parse_options(option or []), system=system, debug=debug,
     )

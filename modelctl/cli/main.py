@@ -32,6 +32,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "registry_cmd": ("registry",),  # registry validate|export|path
     "add_cmd": ("add",),
     "store_cmd": ("pull", "import", "rm", "du"),
+    "ps_cmd": ("ps", "stop"),  # a running `modelctl serve`'s loaded models
     "prompt_cmd": ("prompt", "templates"),  # templates [show]
     "chat_cmd": ("chat", "embed"),
     "complete_cmd": ("complete",),
