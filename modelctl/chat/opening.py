@@ -297,7 +297,7 @@ def open_chat(model: "Target | ModelRef | str | None", options: ChatOptions | No
     if target.is_local:
         if service.api_base or service.api_key:
             raise UsageError(f"--api-base and --api-key are for servers and APIs; '{target.model_id}' runs here")
-        return _open_local(target, opts, notify)
+        return _open_local(target, opts, notify, registry)
     return _open_served(target, opts, registry, notify)
 
 
@@ -322,10 +322,11 @@ def _open_served(target: "Target", opts: ChatOptions, registry: "RegistrySource"
     return Chat(target, backend, params, opts.system if opts.system is not None else cfg.get("system"))
 
 
-def _open_local(target: "Target", opts: ChatOptions, notify: Callable[[str], None]) -> Chat:
+def _open_local(target: "Target", opts: ChatOptions, notify: Callable[[str], None],
+                registry: "RegistrySource" = None) -> Chat:
     assert target.path is not None
     cfg = target_defaults(target)
-    served = _open_at_server(target, opts, cfg)
+    served = _open_at_server(target, opts, cfg, registry)
     if served is not None:
         return served
     from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (modelctl.backends.llamacpp: not at a running server)
@@ -355,7 +356,8 @@ def _open_local(target: "Target", opts: ChatOptions, notify: Callable[[str], Non
 _LOAD_SETTINGS = ("template", "ctx", "gpu_layers", "threads")
 
 
-def _open_at_server(target: "Target", opts: ChatOptions, cfg: Mapping[str, Any]) -> Chat | None:
+def _open_at_server(target: "Target", opts: ChatOptions, cfg: Mapping[str, Any],
+                    registry: "RegistrySource" = None) -> Chat | None:
     """The chat with local `target` through the running `modelctl serve`, where its model stays
     loaded between commands; None when it runs in this process: no server runs (or it is turned
     off: MODELCTL_NO_SERVER, [serve] use = false), it does not answer, or the chat asks for
@@ -364,7 +366,7 @@ def _open_at_server(target: "Target", opts: ChatOptions, cfg: Mapping[str, Any])
     model and its llama.cpp deployment as they would in this process."""
     from modelctl.transport import serve_state  # noqa: PLC0415 (modelctl.transport.serve_state: not on the chat --api-base path)
 
-    why = _load_choices(target, opts, cfg)
+    why = _load_choices(target, opts, cfg) or _own_registry(target, registry)
     server = None if why else serve_state.find_server()
     if server is None:
         _debug_where(opts, f"in this process ({why or serve_state.why_not_found()})")
@@ -394,6 +396,18 @@ def _load_choices(target: "Target", opts: ChatOptions, cfg: Mapping[str, Any]) -
     if registry_mmproj(target) is not None:
         return "a vision model: its projector is loaded here"
     return None
+
+
+def _own_registry(target: "Target", registry: "RegistrySource") -> str | None:
+    """Why a registry model stays in this process when it comes from a registry the server has
+    not loaded (`--registry`, MODELCTL_REGISTRY): the server would not know it, or know it
+    otherwise. None otherwise (the registry was loaded already to resolve the name)."""
+    if target.source != "registry":
+        return None
+    from modelctl.registry.loader import get_registry, registry_layers  # noqa: PLC0415 (modelctl.registry.loader: not on the chat --api-base path)
+
+    extra = set(get_registry(registry).sources) - {str(p) for p in registry_layers()}
+    return "a registry file of its own is in use (--registry)" if extra else None
 
 
 def registry_mmproj(local: "Target") -> Path | None:

@@ -36,6 +36,11 @@ NAMED = ("model", "template")
 # Keys of a [models."ID"] table: the [chat] defaults but the model itself.
 MODEL_KEYS = {k: v for k, v in CONFIG_KEYS.items() if k != "model"}
 HISTORY_KEYS: dict[str, type | tuple[type, ...]] = {"log": bool, "retention_days": int}
+# Keys of the [serve] table (`modelctl serve`, and whether the CLI uses a running server).
+SERVE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "host": str, "port": int, "keep_alive": str, "max_models": int, "max_memory": str, "queue": int,
+    "allow_paths": bool, "keys_file": str, "cors": list, "use": bool, "fallback": dict,
+}
 # Deployment kinds whose endpoint [api_base] may set (llama.cpp runs in-process).
 API_BASE_KINDS = ("ollama", "openai", "azure-openai", "openai-compatible", "hf-inference", "mistral", "gemini",
                   "anthropic")
@@ -50,7 +55,8 @@ def known_keys() -> list[str]:
     """Every key `config set` knows, with MODEL, KIND and KEY for the parts that vary."""
     return ([f"chat.{k}" for k in CONFIG_KEYS] + ["chat.options.KEY"]
             + [f"models.MODEL.{k}" for k in MODEL_KEYS] + ["models.MODEL.options.KEY"]
-            + [f"api_base.{k}" for k in API_BASE_KINDS] + [f"history.{k}" for k in HISTORY_KEYS])
+            + [f"api_base.{k}" for k in API_BASE_KINDS] + [f"history.{k}" for k in HISTORY_KEYS]
+            + [f"serve.{k}" for k in SERVE_KEYS if k != "fallback"])
 
 
 def _unknown(key: str) -> UsageError:
@@ -156,7 +162,7 @@ OPTION = object()
 
 def is_known_table(parts: list[str]) -> bool:
     """Whether `parts` names a table config.toml may hold ([chat], [models."ID"], [history], …)."""
-    return (len(parts) == 1 and parts[0] in ("chat", "models", "history", "api_base", "aliases")
+    return (len(parts) == 1 and parts[0] in ("chat", "models", "history", "api_base", "aliases", "serve")
             or len(parts) == 2 and parts[0] == "models"
             or len(parts) == 2 and parts[0] == "chat" and parts[1] == "options"
             or len(parts) == 3 and parts[0] == "models" and parts[2] == "options")
@@ -171,7 +177,7 @@ def setting_type(parts: list[str]) -> Any:
     if head == "chat" and len(rest) == 2 and rest[0] == "options" \
             or head == "models" and len(rest) == 3 and rest[1] == "options":
         return OPTION
-    tables: dict[str, dict[str, Any]] = {"chat": CONFIG_KEYS, "history": HISTORY_KEYS,
+    tables: dict[str, dict[str, Any]] = {"chat": CONFIG_KEYS, "history": HISTORY_KEYS, "serve": SERVE_KEYS,
                                          "api_base": {k: str for k in API_BASE_KINDS}}
     if head in tables and len(rest) == 1 and rest[0] in tables[head]:
         return tables[head][rest[0]]

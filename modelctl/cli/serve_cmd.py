@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -13,25 +14,25 @@ from modelctl.cli.help import examples
 
 
 def serve(
-    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1; any other needs API keys)."),
-    port: Optional[int] = typer.Option(None, "--port", "-p", min=0, max=65535, help="Port to listen on (default 8741; 0: any free port)."),
-    api_key: Optional[list[str]] = typer.Option(None, "--api-key", help="A key clients must send (Authorization: Bearer KEY); repeatable."),
-    keys_file: Optional[Path] = typer.Option(None, "--keys-file", help="A TOML file of labelled keys with optional daily and monthly budgets (USD)."),
-    keep_alive: Optional[str] = typer.Option(None, "--keep-alive", help="How long an idle local model stays loaded: 30s, 5m, 1h; 0 unloads after each request, -1 never (default 5m)."),
-    max_models: Optional[int] = typer.Option(None, "--max-models", min=1, max=64, help="Local models loaded at once (default 2); the least recently used idle one is unloaded first."),
-    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Cap on the loaded local models' files together: 8GB, 512MiB."),
-    queue: Optional[int] = typer.Option(None, "--queue", min=0, max=10_000, help="Requests that may wait for a busy local model (default 8); more get 429."),
-    allow_paths: bool = typer.Option(False, "--allow-paths", help="Let clients name a GGUF file by its path."),
-    cors: Optional[list[str]] = typer.Option(None, "--cors", help="An origin web pages may call the server from (repeatable; none by default)."),
-    no_log: bool = typer.Option(False, "--no-log", help="Do not log requests to the history."),
-    max_body: int = typer.Option(16, "--max-body-mb", min=1, max=1024, help="Largest request body, in MiB."),
-    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, max=600, help="Seconds a request's headers may take to arrive."),
-    body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1, max=3600, help="Seconds a request's body may take to arrive."),
-    grace: float = typer.Option(10.0, "--grace", min=0, max=3600, help="Seconds answers in progress get to finish when the server is stopped."),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1; any other needs API keys).", rich_help_panel=panel.SERVER),
+    port: Optional[int] = typer.Option(None, "--port", "-p", min=0, max=65535, help="Port to listen on (default 8741; 0: any free port).", rich_help_panel=panel.SERVER),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Keys clients must send (Authorization: Bearer KEY), separated by commas; also MODELCTL_SERVE_API_KEY.", rich_help_panel=panel.SERVER),
+    keys_file: Optional[Path] = typer.Option(None, "--keys-file", help="A TOML file of labelled keys with optional daily and monthly budgets (USD).", rich_help_panel=panel.SERVER),
+    keep_alive: Optional[str] = typer.Option(None, "--keep-alive", help="How long an idle local model stays loaded: 30s, 5m, 1h; 0 unloads after each request, -1 never (default 5m).", rich_help_panel=panel.LOCAL),
+    max_models: Optional[int] = typer.Option(None, "--max-models", min=1, max=64, help="Local models loaded at once (default 2); the least recently used idle one is unloaded first.", rich_help_panel=panel.LOCAL),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Cap on the loaded local models' files together: 8GB, 512MiB.", rich_help_panel=panel.LOCAL),
+    queue: Optional[int] = typer.Option(None, "--queue", min=0, max=10_000, help="Requests that may wait for a busy local model (default 8); more get 429.", rich_help_panel=panel.LOCAL),
+    allow_paths: bool = typer.Option(False, "--allow-paths", help="Let clients name a GGUF file by its path.", rich_help_panel=panel.LOCAL),
+    cors: Optional[list[str]] = typer.Option(None, "--cors", help="An origin web pages may call the server from (repeatable; none by default).", rich_help_panel=panel.SERVER),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not log requests to the history.", rich_help_panel=panel.HISTORY),
+    max_body: int = typer.Option(16, "--max-body-mb", min=1, max=1024, help="Largest request body, in MiB.", rich_help_panel=panel.SERVER),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, max=600, help="Seconds a request's headers may take to arrive.", rich_help_panel=panel.SERVER),
+    body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1, max=3600, help="Seconds a request's body may take to arrive.", rich_help_panel=panel.SERVER),
+    grace: float = typer.Option(10.0, "--grace", min=0, max=3600, help="Seconds answers in progress get to finish when the server is stopped.", rich_help_panel=panel.SERVER),
 ) -> None:
     """Serve every model that can run here over one OpenAI-compatible API (/v1/chat/completions,
     /v1/completions, /v1/embeddings, /v1/models), with /health and /metrics. A request's `model`
-    takes whatever -m takes: a registry id, an alias, auto, a fallback group of [serve.fallback].
+    takes whatever -m takes: a registry id, an alias, auto, a fallback group of config.toml's serve.fallback.
     Local models load on first use and stay loaded (--keep-alive); the CLI's chats with a local
     model go through a running server. Stop it with Ctrl-C or SIGTERM."""
     from modelctl.serve.answer import ServeSettings  # noqa: PLC0415 (the server: only for `serve`)
@@ -57,11 +58,15 @@ def serve(
     options = ServeOptions(
         host=host or cfg.get("host", "127.0.0.1"),
         port=port if port is not None else cfg.get("port", DEFAULT_PORT),
-        settings=settings, api_keys=tuple(api_key or ()), keys_file=file,
+        settings=settings, api_keys=_keys(api_key or os.environ.get("MODELCTL_SERVE_API_KEY", "")), keys_file=file,
         cors=tuple(cors or cfg.get("cors", ())), limits=Limits(max_body=max_body * 2**20, body_timeout=body_timeout),
         grace=grace, header_timeout=header_timeout,
     )
     raise typer.Exit(run_server(options, say=_say))
+
+
+def _keys(text: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in text.split(",") if key.strip())
 
 
 def _say(line: str) -> None:
@@ -72,7 +77,7 @@ def _say(line: str) -> None:
 def register(app: typer.Typer) -> None:
     app.command("serve", rich_help_panel=panel.GENERATE, epilog=examples(
         ("Serve on 127.0.0.1:8741", "modelctl serve"),
-        ("Then, from any OpenAI client", "curl http://127.0.0.1:8741/v1/chat/completions -d '{\"model\": \"gemma-3-270m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}'"),
+        ("On any free port (printed when it listens)", "modelctl serve --port 0"),
         ("On the network, with keys and budgets", "modelctl serve --host 0.0.0.0 --keys-file ~/.config/modelctl/serve-keys.toml"),
         ("Keep models loaded for an hour", "modelctl serve --keep-alive 1h --max-models 3"),
     ))(serve)

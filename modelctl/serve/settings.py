@@ -6,14 +6,9 @@ import math
 import re
 from typing import Any
 
-from modelctl.chat.settings import check_table
+from modelctl.chat.settings import SERVE_KEYS, check_table
 from modelctl.config import get_paths, user_config
 from modelctl.errors import UsageError
-
-SERVE_KEYS: dict[str, type | tuple[type, ...]] = {
-    "host": str, "port": int, "keep_alive": str, "max_models": int, "max_memory": str, "queue": int,
-    "allow_paths": bool, "keys_file": str, "cors": list, "use": bool, "fallback": dict,
-}
 
 _DURATION = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", re.IGNORECASE)
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
