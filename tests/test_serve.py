@@ -263,9 +263,11 @@ def test_keys_are_required_and_labelled(tmp_path_factory):
         assert httpx.get(f"{proc.base}/models", timeout=30).status_code == 401
         good = openai.OpenAI(base_url=proc.base, api_key=KEY, max_retries=0, timeout=120)
         good.chat.completions.create(model=LOCAL, messages=[{"role": "user", "content": "hi"}], **GREEDY)
+        chosen = good.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}], **GREEDY)
+        assert chosen.model_extra["modelctl"]["kind"] == "llama.cpp"  # no provider key here: a local model
         assert proc.stop() == 0
     rows = turns(home)
-    assert [r["key_label"] for r in rows] == ["key-1"]
+    assert [r["key_label"] for r in rows] == ["key-1", "key-1"]
     dump = "\n".join(json.dumps(dict(r)) for r in rows) + (home / "data" / "history.sqlite3").read_bytes().decode("latin-1")
     assert KEY not in dump and KEY not in proc.stderr
 
