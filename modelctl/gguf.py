@@ -23,6 +23,8 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,11 +320,32 @@ def _parse(path: Path, buf: mmap.mmap | bytes, file_size: int) -> GGUFFile:
     return info
 
 
+# Headers parsed lately, by the file's identity: a server opens the same model for every request,
+# and a large vocabulary takes milliseconds to skip. A file replaced or rewritten has another key.
+_PARSED: "OrderedDict[tuple[str, int, int, int, int], GGUFFile]" = OrderedDict()
+_PARSED_MAX = 8
+_PARSED_LOCK = threading.Lock()
+
+
 def _open(path: Path) -> GGUFFile:
     path = Path(path)
     # Only a regular file: a FIFO would block, and /dev/zero never ends.
     st = check_regular_file(path, "GGUF file", error=ModelFileError, missing=ModelFileError)
-    size = st.st_size
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _PARSED_LOCK:
+        parsed = _PARSED.get(key)
+        if parsed is not None:
+            _PARSED.move_to_end(key)
+            return parsed
+    parsed = _read(path, st.st_size)
+    with _PARSED_LOCK:
+        _PARSED[key] = parsed
+        while len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    return parsed
+
+
+def _read(path: Path, size: int) -> GGUFFile:
     try:
         with open(path, "rb") as fh:
             if size < 24:
