@@ -378,7 +378,11 @@ def bench_ttft(bench: Bench, first_tokens: int = 4) -> None:
     rounds = bench.runs * 3
     header(f"time to first token, /v1/completions against in-process: {rounds} alternating rounds")
     flags = GenerationParams(max_tokens=first_tokens, temperature=0.0)
-    chat = open_chat(str(bench.path), ChatOptions(flags=flags, task="completion"))
+    os.environ["MODELCTL_NO_SERVER"] = "1"  # this process's own model, not the server's
+    try:
+        chat = open_chat(str(bench.path), ChatOptions(flags=flags, task="completion"))
+    finally:
+        os.environ.pop("MODELCTL_NO_SERVER")
     backend: Any = chat.backend
     backend.load()
 
