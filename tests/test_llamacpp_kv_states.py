@@ -141,6 +141,17 @@ def test_without_saved_states_the_other_conversation_is_evaluated_again(backend)
             assert turn.evaluated > turn.prompt - 8  # only the shared template start was kept
 
 
+def test_a_conversation_that_goes_on_saves_nothing(backend):
+    """Only a prompt that leaves the live conversation saves it: not its next turn, nor its last
+    answer regenerated (the old answer is not kept)."""
+    (short,) = interleaved(backend, SHORT_TURNS, turns=2)
+    again = answer(backend, short.messages[:3])  # the second answer again
+    answer(backend, [*short.messages[:3], {"role": "assistant", "content": again.text}, *user(SHORT_TURNS[2])])
+    assert len(backend._states) == 0
+    answer(backend, user(JOKE_TURNS[0]))
+    assert len(backend._states) == 1
+
+
 def test_a_state_cut_by_a_sliding_window_is_restored_only_in_whole(backend):
     """Asking the long conversation's first question again (a regenerated answer) shares only a
     part of its saved state, and Gemma's state lacks cells that part needs: the prompt is

@@ -185,6 +185,7 @@ class LlamaCppBackend(BaseBackend):
         # evaluated tokens a trim of the live cache may keep (all, after some restores).
         self._states = kv_states.KvStates(keep_states)
         self._floor = 0
+        self._live_prompt = 0  # tokens of the live cache that were the last prompt (the rest: its answer)
         self._whole_states = True  # a saved state restores exactly only in whole (set at load)
         self.mmproj: Path | None = None  # the vision projector images go through (llama_vision)
         self._projector: Any = None
@@ -606,14 +607,18 @@ class LlamaCppBackend(BaseBackend):
         if state is not None and restorable > keep:
             self._save_live(live)  # (which may drop `state` from the store to make room)
             keep = restorable if self._restore(state) else 0
-        elif keep < len(live):
-            self._save_live(live)  # before its tail is dropped
+        elif keep < len(live) and kv_states.shared_prefix(live, wanted) < self._live_prompt:
+            # Another conversation, or an earlier point of this one: save the live cache before
+            # its tail is dropped. A prompt holding the whole last prompt goes on from it; the
+            # answer it drops (regenerated, or written otherwise) is not kept.
+            self._save_live(live)
         if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
             llm.n_tokens = keep
         else:
             llm.reset()
             keep = self._floor = 0
         self._dirty = False
+        self._live_prompt = len(prompt)
         return len(prompt) - keep
 
     def _live_tokens(self) -> tuple[int, ...]:
