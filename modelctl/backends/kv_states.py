@@ -3,7 +3,9 @@ prefix while other conversations use the context in between (a server answers se
 from one loaded model, one request at a time).
 
 A state is the context's sequence state (`llama_state_seq_get_data`: the KV cells of sequence 0,
-no logits, about 18 KiB a token for Gemma 3 270M), keyed by the tokens evaluated into it. The
+no logits; 22.5 KiB a token for SmolLM2 135M, 18 KiB for Gemma 3 270M and less past its sliding
+window), keyed by the tokens evaluated into it; saving or restoring one is a copy (about 1 ms for
+10 MiB on a CPU), where evaluating its tokens again takes seconds. The
 store is bounded by bytes and by entries; the least recently used state goes first. It belongs to
 one backend instance, so a state is only ever restored into the context (model, n_ctx, options)
 that saved it.
