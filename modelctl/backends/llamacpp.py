@@ -12,7 +12,10 @@ What this backend does that `Llama.create_chat_completion` does not:
   tokens after the longest prefix it shares with what is already in the KV cache. The tokens the
   model generated for an answer are reused when that answer comes back in the next prompt and
   they fit the prompt's tokens around it, so a re-tokenization that differs cannot break the
-  shared prefix.
+  shared prefix;
+- with `keep_states` bytes (a server's several clients), the KV state of a conversation is saved
+  before another conversation's prompt replaces it, and restored when its next turn shares more
+  with it than with the live cache (`kv_states`).
 
 `llama_cpp` is imported only when a model is loaded.
 """
@@ -29,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-from modelctl.backends import extra_buffers, llama_vision
+from modelctl.backends import extra_buffers, kv_states, llama_vision
 from modelctl.backends.base import (
     FINISH_LENGTH,
     FINISH_STOP,
@@ -151,6 +154,7 @@ class LlamaCppBackend(BaseBackend):
         n_threads: int | None = None,
         options: Mapping[str, Any] | None = None,
         gguf: GGUFFile | None = None,
+        keep_states: int = 0,
     ) -> None:
         self.gguf = gguf or check_gguf(path)
         self.path = Path(path)
@@ -177,6 +181,12 @@ class LlamaCppBackend(BaseBackend):
         self._pieces: dict[int, bytes] = {}
         self._answers: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         self._dirty = False  # the KV state may not match input_ids (an interrupted eval)
+        # Saved states of other conversations (keep_states bytes; 0: none), and the fewest
+        # evaluated tokens a trim of the live cache may keep (all, after some restores).
+        self._states = kv_states.KvStates(keep_states)
+        self._floor = 0
+        self._live_prompt = 0  # tokens of the live cache that were the last prompt (the rest: its answer)
+        self._whole_states = True  # a saved state restores exactly only in whole (set at load)
         self.mmproj: Path | None = None  # the vision projector images go through (llama_vision)
         self._projector: Any = None
         self.last_prompt_tokens: list[int] = []  # for --debug and tests
@@ -267,7 +277,17 @@ class LlamaCppBackend(BaseBackend):
             self._llm = self._construct()
             self.load_s = time.perf_counter() - t0
             self._load_s_unreported = self.load_s
+            self._whole_states = _states_whole_only(import_llama_cpp(), self._llm)
         return self._llm
+
+    @property
+    def keep_states(self) -> int:
+        """Bytes of saved KV states kept for other conversations (0: none are saved)."""
+        return self._states.max_bytes
+
+    @keep_states.setter
+    def keep_states(self, value: int) -> None:
+        self._states.max_bytes = value
 
     @property
     def context_window(self) -> int:
@@ -278,8 +298,10 @@ class LlamaCppBackend(BaseBackend):
         return min(self._llm.n_ctx(), len(self._llm.input_ids))
 
     def forget(self) -> None:
-        """Drop the evaluated tokens: the next prompt is evaluated from its first token."""
+        """Drop the evaluated tokens and the saved states: the next prompt is evaluated from its
+        first token."""
         self._dirty = True
+        self._states.clear()
 
     @property
     def loaded(self) -> bool:
@@ -306,6 +328,7 @@ class LlamaCppBackend(BaseBackend):
             if llm is not None:
                 llm.close()  # frees the vision projector's context too
         self._llm = self._embedder = self._vocab = self._projector = None
+        self._states.clear()
 
     # --- description ----------------------------------------------------------------------------
 
@@ -360,6 +383,9 @@ class LlamaCppBackend(BaseBackend):
         if self._llm is not None:
             info["threads"] = self._llm.n_threads
             info["cached_tokens"] = self._llm.n_tokens
+        if self._states.enabled():
+            info["saved_states"] = {"count": len(self._states), "bytes": self._states.nbytes,
+                                    "max_bytes": self._states.max_bytes}
         try:
             import llama_cpp  # noqa: PLC0415 (llama_cpp: optional)
 
@@ -570,23 +596,62 @@ class LlamaCppBackend(BaseBackend):
         return kw
 
     def _prepare(self, prompt: list[int]) -> int:
-        """Keep the longest evaluated prefix shared with `prompt`; return how many tokens of the
-        prompt remain to evaluate."""
+        """Keep the longest evaluated prefix shared with `prompt`, the live cache's or a saved
+        state's (restored first, the live cache saved); return how many tokens of the prompt
+        remain to evaluate. At least one is evaluated, for fresh logits."""
         llm = self._loaded
-        keep = 0
-        if not self._dirty and llm.n_tokens:
-            cached = llm.input_ids[: llm.n_tokens]
-            limit = min(len(cached), len(prompt))
-            while keep < limit and cached[keep] == prompt[keep]:
-                keep += 1
-            keep = min(keep, len(prompt) - 1)  # at least one token is evaluated, for fresh logits
+        wanted = tuple(prompt)
+        live = self._live_tokens()
+        keep = kv_states.usable_prefix(live, self._floor, wanted)
+        state, restorable = self._states.best(wanted)
+        if state is not None and restorable > keep:
+            self._save_live(live)  # (which may drop `state` from the store to make room)
+            keep = restorable if self._restore(state) else 0
+        elif keep < len(live) and kv_states.shared_prefix(live, wanted) < self._live_prompt:
+            # Another conversation, or an earlier point of this one: save the live cache before
+            # its tail is dropped. A prompt holding the whole last prompt goes on from it; the
+            # answer it drops (regenerated, or written otherwise) is not kept.
+            self._save_live(live)
         if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
             llm.n_tokens = keep
         else:
             llm.reset()
-            keep = 0
+            keep = self._floor = 0
         self._dirty = False
+        self._live_prompt = len(prompt)
         return len(prompt) - keep
+
+    def _live_tokens(self) -> tuple[int, ...]:
+        """The tokens in the KV cache; none where it may not hold them (an interrupted eval)."""
+        llm = self._loaded
+        if self._dirty or not llm.n_tokens:
+            return ()
+        return tuple(llm.input_ids[: llm.n_tokens].tolist())
+
+    def _save_live(self, live: tuple[int, ...]) -> None:
+        """Save the KV cache's state (holding `live`) before another prompt replaces it, unless
+        saving is off, a saved state already serves what it would, or it holds images (their
+        content is not in the tokens)."""
+        if not live or not self._states.enabled() or min(live) < 0:
+            return
+        floor = len(live) if self._whole_states else 0
+        if self._states.covers(live, floor):
+            return
+        state = kv_states.capture(import_llama_cpp(), self._loaded._ctx.ctx, live, floor, self._states.max_bytes)
+        if state is not None:
+            self._states.add(state)
+
+    def _restore(self, state: kv_states.SavedState) -> bool:
+        """Make `state` the live cache; False where llama.cpp refuses it."""
+        llm = self._loaded
+        if not kv_states.restore(import_llama_cpp(), llm._ctx.ctx, state):
+            self._states.discard(state)
+            return False
+        llm.input_ids[: len(state.tokens)] = state.tokens
+        llm.n_tokens = len(state.tokens)
+        self._floor = state.floor
+        self._states.touch(state)
+        return True
 
     def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
         """Stream the answer to `messages`. Raises TemplateError, BackendError, UsageError before the
@@ -620,9 +685,10 @@ class LlamaCppBackend(BaseBackend):
             self._projector = projector
         marked, images = llama_vision.with_markers(messages, self._projector.marker)
         rendered = self.render(marked, variables)
+        self._save_live(self._live_tokens())  # the projector evaluates from an empty cache
         self._dirty = True  # until the evaluation below has finished
         prompt = self._projector.evaluate(self._loaded, llama_vision.prompt_text(rendered), images)
-        self._dirty = False
+        self._dirty, self._floor = False, 0
         return rendered, prompt
 
     def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
@@ -734,6 +800,18 @@ class LlamaCppBackend(BaseBackend):
             return [list(map(float, v)) for v in self._embedder.embed(list(texts), normalize=True)]
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp could not embed the input: {exc}") from None
+
+
+def _states_whole_only(llama_cpp: ModuleType, llm: "Llama") -> bool:
+    """Whether a saved state of this model restores exactly only in whole: llama.cpp leaves the
+    cells a sliding window no longer sees out of it, and a recurrent state cannot be cut back.
+    Where this llama-cpp-python cannot tell, it is taken to."""
+    model = llm._model.model
+    try:
+        return bool(llama_cpp.llama_model_n_swa(model) > 0 or llama_cpp.llama_model_is_recurrent(model)
+                    or llama_cpp.llama_model_is_hybrid(model))
+    except AttributeError:
+        return True
 
 
 def _text_tokens(llm: "Llama", text: str) -> list[int]:
