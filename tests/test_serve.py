@@ -328,3 +328,18 @@ def test_a_fallback_group_moves_on_before_the_first_byte(tmp_path_factory):
             assert proc.stop() == 0
     finally:
         upstream.stop()
+
+
+def test_conversations_taking_turns_keep_their_evaluated_prefix(client):
+    def ask(history: list[dict]) -> tuple[str, int, int]:
+        answer = client.chat.completions.create(model=LOCAL, messages=history, **GREEDY)
+        details = answer.usage.prompt_tokens_details
+        return answer.choices[0].message.content, answer.usage.prompt_tokens, details.cached_tokens if details else 0
+
+    a = [{"role": "user", "content": "Tell me about rivers. " * 30}]
+    b = [{"role": "user", "content": "Tell me about mountains. " * 30}]
+    text_a, first_a, _ = ask(a)
+    ask(b)  # another conversation takes the model in between
+    a += [{"role": "assistant", "content": text_a}, {"role": "user", "content": "And lakes?"}]
+    _, prompt, cached = ask(a)
+    assert cached >= first_a > 100 and prompt > cached  # only the new turn was evaluated

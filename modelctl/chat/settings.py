@@ -39,7 +39,7 @@ HISTORY_KEYS: dict[str, type | tuple[type, ...]] = {"log": bool, "retention_days
 # Keys of the [serve] table (`modelctl serve`, and whether the CLI uses a running server).
 SERVE_KEYS: dict[str, type | tuple[type, ...]] = {
     "host": str, "port": int, "keep_alive": str, "max_models": int, "max_memory": str, "queue": int,
-    "allow_paths": bool, "keys_file": str, "cors": list, "use": bool, "fallback": dict,
+    "allow_paths": bool, "keys_file": str, "cors": list, "use": bool, "fallback": dict, "kv_cache": str,
 }
 # Deployment kinds whose endpoint [api_base] may set (llama.cpp runs in-process).
 API_BASE_KINDS = ("ollama", "openai", "azure-openai", "openai-compatible", "hf-inference", "mistral", "gemini",

@@ -22,6 +22,7 @@ def serve(
     max_models: Optional[int] = typer.Option(None, "--max-models", min=1, max=64, help="Local models loaded at once (default 2); the least recently used idle one is unloaded first.", rich_help_panel=panel.LOCAL),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Cap on the loaded local models' files together: 8GB, 512MiB.", rich_help_panel=panel.LOCAL),
     queue: Optional[int] = typer.Option(None, "--queue", min=0, max=10_000, help="Requests that may wait for a busy local model (default 8); more get 429.", rich_help_panel=panel.LOCAL),
+    kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="Memory for the evaluated prompts of conversations taking turns on a local model, so each one's next turn starts where it left off (default 256MiB per model; 0: none).", rich_help_panel=panel.LOCAL),
     allow_paths: bool = typer.Option(False, "--allow-paths", help="Let clients name a GGUF file by its path.", rich_help_panel=panel.LOCAL),
     cors: Optional[list[str]] = typer.Option(None, "--cors", help="An origin web pages may call the server from (repeatable; none by default).", rich_help_panel=panel.SERVER),
     no_log: bool = typer.Option(False, "--no-log", help="Do not log requests to the history.", rich_help_panel=panel.HISTORY),
@@ -53,6 +54,7 @@ def serve(
         allow_paths=allow_paths or cfg.get("allow_paths", False),
         fallback={name: tuple(services) for name, services in cfg.get("fallback", {}).items()},
         log=not no_log,
+        kv_cache=_kv_cache(kv_cache if kv_cache is not None else cfg.get("kv_cache", "256MiB")),
     )
     file = keys_file or (Path(cfg["keys_file"]).expanduser() if cfg.get("keys_file") else None)
     options = ServeOptions(
@@ -63,6 +65,12 @@ def serve(
         grace=grace, header_timeout=header_timeout,
     )
     raise typer.Exit(run_server(options, say=_say))
+
+
+def _kv_cache(text: str) -> int:
+    from modelctl.serve.settings import parse_size  # noqa: PLC0415 (the server: only for `serve`)
+
+    return 0 if text.strip() in ("0", "0B", "0b") else parse_size(text, "--kv-cache")
 
 
 def _keys(text: str) -> tuple[str, ...]:

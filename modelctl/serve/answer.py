@@ -52,6 +52,7 @@ class ServeSettings:
     allow_paths: bool = False
     fallback: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # a group name → services in order
     log: bool = True  # log each request to the history
+    kv_cache: int = 256 * 2**20  # bytes of saved conversation states per local model (0: none)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class Answerer:
         self.metrics = metrics
         self.budgets = budgets
         self.pool = ModelPool(keep_alive=settings.keep_alive, max_models=settings.max_models,
-                              max_bytes=settings.max_bytes, queue=settings.queue)
+                              max_bytes=settings.max_bytes, queue=settings.queue, kv_cache=settings.kv_cache)
 
     # --- opening ---------------------------------------------------------------------------------------
 

@@ -76,11 +76,12 @@ class Resident:
 
 class ModelPool:
     def __init__(self, *, keep_alive: float | None = 300.0, max_models: int = 2, max_bytes: int | None = None,
-                 queue: int = 8, clock: Callable[[], float] = time.monotonic) -> None:
+                 queue: int = 8, kv_cache: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.keep_alive = keep_alive  # None: never unloaded for idleness; 0: after each request
         self.max_models = max(1, max_models)
         self.max_bytes = max_bytes
         self.queue = max(0, queue)
+        self.kv_cache = kv_cache  # bytes of saved conversation states each resident model keeps
         self.clock = clock
         self._cond = threading.Condition()
         self._models: OrderedDict[Key, Resident] = OrderedDict()  # least recently used first
@@ -99,6 +100,8 @@ class ModelPool:
                 if self.max_bytes is not None and size > self.max_bytes:
                     raise Busy(f"{chat.model_id} takes {human_bytes(size)}, more than this server's "
                                f"memory cap of {human_bytes(self.max_bytes)}", status=503)
+                # clients take turns on the model: each conversation's evaluated prefix is kept
+                fresh.keep_states = self.kv_cache
                 resident = self._models[key] = Resident(key, fresh, chat.model_id, size, self.clock())
                 fresh = None
             resident.names.update(n for n in (name, chat.model_id) if n)
