@@ -33,12 +33,67 @@ if TYPE_CHECKING:
 
     from modelctl.templates.types import ChatTemplate, RenderedPrompt
 
-Message = Mapping[str, str]
+# A message of a conversation: {"role", "content"}, and with tools (see ToolCall) an assistant's
+# "tool_calls" ([{"id", "name", "arguments"}]) or a tool result's "tool_call_id" and "name".
+Message = Mapping[str, Any]
 
 # Why a generation ended.
 FINISH_STOP = "stop"  # end-of-generation token or stop string
 FINISH_LENGTH = "length"  # max_tokens or the context window
 FINISH_INTERRUPTED = "interrupted"  # the caller stopped reading (Ctrl-C)
+FINISH_TOOL_CALLS = "tool_calls"  # the model asks for tools to be called (Chunk.tool_calls)
+
+# `GenerationParams.tool_choice`, besides a tool's name.
+TOOL_CHOICES: tuple[str, ...] = ("auto", "none", "required")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as a model is told of it: its name (unique among the tools of one request), what it
+    does, and a JSON Schema (an object) of its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    def function(self) -> dict[str, Any]:
+        """{"name", "description", "parameters"}: the function object most providers take."""
+        return {"name": self.name, "description": self.description, "parameters": dict(self.parameters)}
+
+    def openai(self) -> dict[str, Any]:
+        """OpenAI's (and a Jinja chat template's) form: {"type": "function", "function": {...}}."""
+        return {"type": "function", "function": self.function()}
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call a model asked for. `arguments` is the JSON text as the model wrote it (it may not be
+    valid: `arguments_json` says so); `id` pairs the call with its result."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def arguments_json(self) -> dict[str, Any]:
+        """The arguments as a JSON object; BackendError naming the tool when they are not one."""
+        import json  # noqa: PLC0415 (json: only where a call is read)
+
+        try:
+            value = json.loads(self.arguments or "{}")
+        except (ValueError, RecursionError):
+            raise BackendError(f"the model called {self.name} with arguments that are not JSON: "
+                               f"{self.arguments[:200]!r}") from None
+        if not isinstance(value, dict):
+            raise BackendError(f"the model called {self.name} with arguments that are not a JSON object")
+        return value
+
+    def to_dict(self) -> dict[str, str]:
+        """The message form (an assistant message's "tool_calls" item)."""
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ToolCall":
+        return cls(str(data.get("id", "")), str(data.get("name", "")), str(data.get("arguments", "{}")))
 
 
 @dataclass(frozen=True)
@@ -80,6 +135,8 @@ class GenerationParams:
     cache: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     response_format: ResponseFormat | None = None
+    tools: tuple[ToolSpec, ...] = ()  # the tools the model may call
+    tool_choice: str | None = None  # TOOL_CHOICES or a tool's name; None: the provider's default (auto)
 
     def overlay(self, **changes: Any) -> "GenerationParams":
         """A copy with every change that is not None (or empty) applied: layering of defaults.
@@ -108,6 +165,9 @@ class GenerationParams:
             del data["response_format"]
         else:
             data["response_format"] = {"schema": self.response_format.schema}
+        del data["tools"]  # the tools are told apart (history: the turn's tool calls)
+        if self.tool_choice is None:
+            del data["tool_choice"]
         return data
 
 
@@ -120,7 +180,8 @@ REASONING_EFFORTS: tuple[str, ...] = ("low", "medium", "high")
 # `cache` and the reasoning ones): what the flags, config.toml, the registry's defaults, `/set`
 # and each provider's parameter table name.
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GenerationParams)
-                                     if f.name not in ("extra", "response_format", "cache") and f.name not in REASONING_PARAMS)
+                                     if f.name not in ("extra", "response_format", "cache", "tools", "tool_choice")
+                                     and f.name not in REASONING_PARAMS)
 
 
 def _number_params() -> dict[str, type]:
@@ -189,6 +250,7 @@ class Chunk:
     finish_reason: str | None = None
     usage: Usage | None = None
     timings: Timings | None = None
+    tool_calls: tuple[ToolCall, ...] = ()  # on the final chunk (finish_reason "tool_calls"), whole
 
     @property
     def final(self) -> bool:
