@@ -179,9 +179,8 @@ def test_migration_6_adds_the_key_label_and_what_each_label_spent(tmp_path):
     old.execute("INSERT INTO turns (conversation_id, created, prompt, answer, messages, cost)"
                 " VALUES (1, 1.0, 'before', 'the key label', '[]', 0.5)")
     old.close()
-    assert SCHEMA_VERSION == 6
     with History(path) as history:
-        assert history.conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert history.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         (before,) = history.turns()
         assert "key_label" not in before  # a turn of the CLI: no key, no field
         history.add_turn(turn("a", "b", cost=0.25, key_label="alice"))
@@ -200,6 +199,26 @@ def test_migration_6_adds_the_key_label_and_what_each_label_spent(tmp_path):
     # The label is not a credential: the redaction every output passes through keeps it.
     assert redact_data(records[1])["key_label"] == "alice"
     assert "cost: $0.250000; key: alice" in "".join(to_markdown(records))
+
+
+def test_migration_7_keeps_the_tools_an_answer_called(tmp_path):
+    """An answer that called tools keeps its calls: in the turn, and in the conversation's state
+    (so `--continue` goes on from them); a turn without calls has no such field."""
+    path = tmp_path / "history.sqlite3"
+    old = connect(path, steps=6)
+    old.execute("INSERT INTO conversations (id, created, updated) VALUES (1, 1.0, 1.0)")
+    old.execute("INSERT INTO turns (conversation_id, created, prompt, answer, messages) VALUES (1, 1.0, 'q', 'a', '[]')")
+    old.close()
+    assert SCHEMA_VERSION == 7
+    calls = [{"id": "call_1", "name": "now", "arguments": '{"tz": "UTC"}'}]
+    with History(path) as history:
+        assert history.conn.execute("PRAGMA user_version").fetchone()[0] == 7
+        conversation, _ = history.add_turn(Turn(messages=[{"role": "user", "content": "time?"}], answer="",
+                                                tool_calls=calls))
+        records = history.turns()
+        state = history.require(str(conversation)).messages
+    assert "tool_calls" not in records[0] and records[1]["tool_calls"] == calls
+    assert state[-1] == {"role": "assistant", "content": "", "tool_calls": calls}
 
 
 def test_unknown_conversation_is_not_found(db):

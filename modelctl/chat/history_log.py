@@ -104,6 +104,7 @@ class TurnLog:
             error=reply.error or None,
             route=self.setup.route or None,
             key_label=self.key_label,
+            tool_calls=[call.to_dict() for call in reply.tool_calls] or None,
         ))
         try:
             self.conversation, self.last_turn = self.history.add_turn(

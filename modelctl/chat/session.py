@@ -22,6 +22,7 @@ from modelctl.backends.base import (
     Chunk,
     GenerationParams,
     Timings,
+    ToolCall,
     Usage,
     is_local,
     serving,
@@ -136,6 +137,7 @@ class Reply:
     timings: Timings | None = None
     error: str | None = None
     reasoning_chunks: int = 0  # chunks that held reasoning
+    tool_calls: tuple[ToolCall, ...] = ()  # the tools the model asked to call (finish_reason "tool_calls")
     _done: bool = False
 
     def __iter__(self) -> Iterator[str]:
@@ -152,6 +154,7 @@ class Reply:
                 if chunk.final:
                     self.finish_reason = chunk.finish_reason
                     self.usage, self.timings = chunk.usage, chunk.timings
+                    self.tool_calls = chunk.tool_calls
                     rest = self.splitter.finish()
                     split = Split(split.reasoning + rest.reasoning, split.text + rest.text)
                 if split.reasoning:
@@ -218,7 +221,7 @@ class ChatSession:
         self.params = params or GenerationParams()
         self.system = system or None
         self.model = model
-        self.messages: list[dict[str, str]] = []
+        self.messages: list[dict[str, Any]] = []
         self._answers_since_seed = 0  # answer k after the seed was set samples with seed + k
 
     # --- the conversation ---------------------------------------------------------------------
@@ -234,6 +237,13 @@ class ChatSession:
         refuses or fails before it begins) leave the conversation unchanged."""
         turn = {"role": "user", "content": text}
         return self._answer([*self.messages, ImageMessage(turn, images) if images else turn])
+
+    def resume(self) -> Reply:
+        """Answer the conversation as it stands: after the results of the tools the last answer
+        called, the model goes on."""
+        if not self.messages or self.messages[-1]["role"] != "tool":
+            raise UsageError("nothing to go on from: the last message is not a tool's result")
+        return self._answer(list(self.messages))
 
     def answer(self, turns: list[dict[str, str]]) -> Reply:
         """Start an answer to `turns`, a whole conversation given at once (a server's request,
@@ -283,6 +293,9 @@ class ChatSession:
         # one): the conversation is as it was before the question.
         if reply.error is not None and not reply.text:
             self.messages[:] = before
+        elif reply.tool_calls:
+            self.messages.append({"role": "assistant", "content": reply.text,
+                                  "tool_calls": [call.to_dict() for call in reply.tool_calls]})
         else:
             self.messages.append({"role": "assistant", "content": reply.text})
         if self.on_turn is not None:

@@ -97,6 +97,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE turns ADD COLUMN key_label TEXT;
     CREATE INDEX turns_by_key_label ON turns(key_label, created, cost) WHERE key_label IS NOT NULL;
     """,
+    # 7: the tools an answer called (JSON: [{"id", "name", "arguments"}]); their results are the
+    # "tool" messages of the next turn's request.
+    """
+    ALTER TABLE turns ADD COLUMN tool_calls TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -64,6 +64,7 @@ class Turn:
     # The label of the `serve` API key the request came with, never the key. Not called `api_key`:
     # redaction hides, whole, the value of any field named like a credential.
     key_label: str | None = None
+    tool_calls: list[dict[str, str]] | None = None  # the tools the answer called, {"id", "name", "arguments"}
 
     @property
     def system(self) -> str | None:
@@ -169,21 +170,25 @@ class History:
         turns older than that go in the same transaction. Returns (conversation id, turn id)."""
         now = time.time()
         history = [m for m in turn.messages if m["role"] != "system"]
-        state = json.dumps(history + [{"role": "assistant", "content": turn.answer}], ensure_ascii=False)
+        answer: dict[str, Any] = {"role": "assistant", "content": turn.answer}
+        if turn.tool_calls:
+            answer["tool_calls"] = turn.tool_calls
+        state = json.dumps(history + [answer], ensure_ascii=False)
         with self._transaction() as conn:
             if conversation is None:
                 conversation = self._session(conn, name, now) if name is not None else self._create(conn, None, now)
             cur = conn.execute(
                 "INSERT INTO turns (conversation_id, created, model, deployment, deployment_kind, template,"
                 " params, system, messages, prompt, answer, finish_reason, prompt_tokens, completion_tokens,"
-                " timings, cost, error, route, cached_tokens, cache_write_tokens, cache_saved, prompt_hash, key_label)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " timings, cost, error, route, cached_tokens, cache_write_tokens, cache_saved, prompt_hash, key_label,"
+                " tool_calls) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (conversation, now, turn.model, turn.deployment, turn.deployment_kind, turn.template,
                  _dumps(turn.params), turn.system, _dumps(turn.messages), turn.prompt, turn.answer,
                  turn.finish_reason, turn.prompt_tokens, turn.completion_tokens,
                  None if turn.timings is None else _dumps(turn.timings), turn.cost, turn.error,
                  None if turn.route is None else _dumps(turn.route),
-                 turn.cached_tokens, turn.cache_write_tokens, turn.cache_saved, turn.prompt_hash, turn.key_label))
+                 turn.cached_tokens, turn.cache_write_tokens, turn.cache_saved, turn.prompt_hash, turn.key_label,
+                 _dumps(turn.tool_calls) if turn.tool_calls else None))
             conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ? WHERE id = ?",
                          (now, turn.system, state, conversation))
             if retention_days is not None:
@@ -386,9 +391,12 @@ def turn_record(row: sqlite3.Row) -> dict[str, Any]:
         prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
         timings=None if row["timings"] is None else json.loads(row["timings"]), cost=row["cost"], error=row["error"],
         route=None if row["route"] is None else json.loads(row["route"]), cached_tokens=row["cached_tokens"],
-        cache_write_tokens=row["cache_write_tokens"], cache_saved=row["cache_saved"], key_label=row["key_label"])
+        cache_write_tokens=row["cache_write_tokens"], cache_saved=row["cache_saved"], key_label=row["key_label"],
+        tool_calls=None if row["tool_calls"] is None else json.loads(row["tool_calls"]))
     record = {"id": row["id"], "conversation": row["conversation_id"], "session": row["session"],
               "created": iso(row["created"]), "prompt": turn.prompt, "system": turn.system, **asdict(turn)}
     if turn.key_label is None:  # a turn of the CLI's own, not a request to `serve`
         del record["key_label"]
+    if turn.tool_calls is None:  # an answer that called no tool
+        del record["tool_calls"]
     return record
