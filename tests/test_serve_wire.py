@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelctl.backends.base import GenerationParams, ResponseFormat, Usage
+from modelctl.backends.base import GenerationParams, ResponseFormat, ToolCall, Usage
 from modelctl.backends.images import ImageMessage, images_of
 from modelctl.serve.wire import (
     MAX_EMBEDDING_INPUTS,
@@ -119,11 +119,20 @@ CHAT_BAD = [
     ({"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * (28 * 2**20)}}]}]},
      "messages[0].content[0].image_url.url"),  # more than 20 MB
-    ({"messages": [USER, {"role": "tool", "content": "42", "tool_call_id": "c"}]}, "messages[1].role"),
+    ({"messages": [USER, {"role": "tool", "content": "42"}]}, "messages[1].tool_call_id"),
     ({"messages": [USER, {"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]}]},
-     "messages[1].tool_calls"),
-    ({"tools": TOOLS}, "tools"),
+     "messages[1].tool_calls[0].function"),
+    ({"messages": [USER, {"role": "assistant", "content": None,
+                          "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": 3}}]}]},
+     "messages[1].tool_calls[0].function.arguments"),
+    ({"tools": [{"type": "retrieval"}]}, "tools[0].type"),
+    ({"tools": [{"type": "function", "function": {"name": "no spaces"}}]}, "tools[0].function.name"),
+    ({"tools": TOOLS * 2}, "tools[1].function.name"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 5}}}]},
+     "tools[0].function.parameters"),
     ({"tool_choice": "required"}, "tool_choice"),
+    ({"tools": TOOLS, "tool_choice": "sometimes"}, "tool_choice"),
+    ({"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "g"}}}, "tool_choice"),
     ({"functions": [{"name": "f"}]}, "functions"),
     ({"function_call": {"name": "f"}}, "function_call"),
     ({"logprobs": True}, "logprobs"),
@@ -256,10 +265,38 @@ def test_bad_embedding_requests(fields: dict[str, Any], param: str) -> None:
     _check_refusal(parse_embeddings, {"model": "m", "input": "text"}, fields, param)
 
 
+def test_tools_and_tool_messages_take_the_conversations_form() -> None:
+    request = parse_chat(json.dumps({
+        "model": "m", "tools": [{"type": "function", "function": {
+            "name": "now", "description": "The time.", "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}}],
+        "tool_choice": {"type": "function", "function": {"name": "now"}},
+        "messages": [USER, {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "now", "arguments": '{"tz": "UTC"}'}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "12:00"}]}).encode())
+    assert [t.name for t in request.params.tools] == ["now"] and request.params.tool_choice == "now"
+    assert request.messages[1] == {"role": "assistant", "content": "",
+                                   "tool_calls": [{"id": "call_1", "name": "now", "arguments": '{"tz": "UTC"}'}]}
+    assert request.messages[2] == {"role": "tool", "tool_call_id": "call_1", "name": "now", "content": "12:00"}
+
+
+def test_tool_calls_are_openais_in_answers_and_streams() -> None:
+    calls = (ToolCall("call_1", "now", '{"tz": "UTC"}'), ToolCall("call_2", "now", "{}"))
+    whole = chat_response("chatcmpl-1", 1, "m", text="", reasoning=None, finish_reason="tool_calls", usage=None,
+                          extra=None, tool_calls=calls)
+    message = whole["choices"][0]["message"]
+    assert message["content"] is None and whole["choices"][0]["finish_reason"] == "tool_calls"
+    assert message["tool_calls"][1] == {"id": "call_2", "type": "function", "function": {"name": "now", "arguments": "{}"}}
+    delta = chat_chunk("chatcmpl-1", 1, "m", tool_calls=calls)["choices"][0]["delta"]
+    assert [c["index"] for c in delta["tool_calls"]] == [0, 1]
+    openai = pytest.importorskip("openai")
+    openai.types.chat.ChatCompletion.model_validate(whole)
+    openai.types.chat.ChatCompletionChunk.model_validate(chat_chunk("chatcmpl-1", 1, "m", tool_calls=calls))
+
+
 def test_refusals_say_why() -> None:
-    tools = _check_refusal(parse_chat, {"model": "m", "messages": MESSAGES}, {"tools": TOOLS}, "tools")
-    assert tools.message == "tools are not supported by this server yet"
-    assert tools.code == "unsupported_parameter"
+    legacy = _check_refusal(parse_chat, {"model": "m", "messages": MESSAGES}, {"functions": TOOLS}, "functions")
+    assert legacy.message.startswith("functions and function_call are the old form of tools")
+    assert legacy.code == "unsupported_parameter"
     wrong = _check_refusal(parse_chat, {"model": "m", "messages": MESSAGES},
                            {"messages": [*MESSAGES, {"role": "user", "content": 5}]}, "messages[2].content")
     assert wrong.message == "messages[2].content must be a string or an array of content parts, not a number"

@@ -7,7 +7,8 @@ exit 7 with the reason)."""
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from functools import partial
+from typing import IO, TYPE_CHECKING, Any
 
 from modelctl.backends.base import ResponseFormat, template_name
 from modelctl.backends.images import ImagePart
@@ -29,6 +30,9 @@ from modelctl.chat.structured import validate_answer
 from modelctl.chat.terminal import write_json
 from modelctl.errors import ModelctlError
 from modelctl.terminal_text import for_terminal
+
+if TYPE_CHECKING:
+    from modelctl.chat.tool_chain import ToolRunner
 
 
 def reply_json(reply: Reply, setup: Chat, turn_log: TurnLog | None = None, *,
@@ -74,6 +78,7 @@ def run_once(
     session: ChatSession | None = None,
     response_format: ResponseFormat | None = None,
     images: "tuple[ImagePart, ...]" = (),
+    tools: "ToolRunner | None" = None,
 ) -> Reply:
     """Ask `prompt` (with `images`) once. Ctrl-C stops the answer (what arrived stays printed) and propagates.
 
@@ -88,13 +93,28 @@ def run_once(
 
     With `response_format`, nothing is printed before the whole answer is validated; an answer
     that is not valid JSON of the schema raises BackendError (with `as_json`, after its object,
-    whose "error" says why). A valid one's JSON value is the object's "data"."""
+    whose "error" says why). A valid one's JSON value is the object's "data".
+
+    With `tools`, the calls the model makes are run and their results sent back until it answers
+    without calling any (or the chain limit); each answer's text is shown as it comes, each call
+    and result is one line on stderr, and `--json` prints one object for the whole exchange, the
+    calls under "tool_calls" (with their results) and the round trips under "rounds"."""
     session = session or ChatSession(setup.backend, setup.params, system=setup.system, model=setup.model_id)
     if response_format is not None:
         session.params = session.params.overlay(response_format=response_format)
     turn_log = session.on_turn if isinstance(session.on_turn, TurnLog) else None
-    return show_reply(session.ask(prompt, images), setup, stream=stream, as_json=as_json, debug=debug, think=think,
-                      out=out, err=err, turn_log=turn_log, response_format=response_format)
+    show = partial(show_reply, setup=setup, stream=stream, as_json=as_json, debug=debug, think=think, out=out,
+                   err=err, turn_log=turn_log, response_format=response_format)
+    if tools is None:
+        return show(session.ask(prompt, images))
+    reply = show(session.ask(prompt, images), print_json=False)
+    while tools.goes_on(reply):
+        tools.run(session, reply)
+        reply = show(session.resume(), print_json=False)
+    if as_json:
+        write_json(out or sys.stdout, {**reply_json(reply, setup, turn_log), "rounds": tools.rounds,
+                                       "tool_calls": [record.to_dict() for record in tools.records]})
+    return reply
 
 
 def run_completion(setup: Chat, text: str, *, stream: bool = True, as_json: bool = False,
@@ -115,8 +135,9 @@ def run_completion(setup: Chat, text: str, *, stream: bool = True, as_json: bool
 def show_reply(reply: Reply, setup: Chat, *, stream: bool, as_json: bool, debug: bool,
                think: str = THINK_HIDE, out: IO[str] | None = None, err: IO[str] | None = None,
                turn_log: TurnLog | None = None, templated: bool = True,
-               response_format: ResponseFormat | None = None) -> Reply:
-    """Print `reply` as it streams (or whole, or as the `--json` object) and return it."""
+               response_format: ResponseFormat | None = None, print_json: bool = True) -> Reply:
+    """Print `reply` as it streams (or whole, or as the `--json` object: not with `print_json`
+    False, where the caller prints one object for several replies) and return it."""
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -160,7 +181,8 @@ def show_reply(reply: Reply, setup: Chat, *, stream: bool, as_json: bool, debug:
     if response_format is not None:
         _print_structured(reply, setup, response_format, as_json, out, turn_log)
     elif as_json:
-        write_json(out, reply_json(reply, setup, turn_log, templated=templated))
+        if print_json:
+            write_json(out, reply_json(reply, setup, turn_log, templated=templated))
     else:
         if not stream:
             out.write(shown(reply.text) + ("" if reply.text.endswith("\n") else "\n"))

@@ -97,7 +97,7 @@ def layered_params(entry: "Model | None", flags: GenerationParams, *, local: boo
     cfg = config if config is not None else user_defaults(entry.id if entry else None)
     params = params.overlay(**{k: cfg.get(k) for k in _PARAM_KEYS}, stop=_config_stops(cfg), cache=cfg.get("cache"))
 
-    flagged = {k: getattr(flags, k) for k in (*_PARAM_KEYS, *REASONING_PARAMS, "cache")}
+    flagged = {k: getattr(flags, k) for k in (*_PARAM_KEYS, *REASONING_PARAMS, "cache", "tools", "tool_choice")}
     return check_params(params.overlay(**flagged, stop=flags.stop, extra=flags.extra))
 
 

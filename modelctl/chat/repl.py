@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from modelctl.backends.base import PARAM_NAMES, REASONING_PARAMS, is_local, serving, template_name
 from modelctl.backends.images import ImagePart
@@ -46,6 +46,9 @@ from modelctl.errors import ModelctlError, UsageError
 from modelctl.redaction import looks_like_secret, remember_secret
 from modelctl.terminal_text import for_terminal, safe
 from modelctl.units import counted
+
+if TYPE_CHECKING:
+    from modelctl.chat.tool_chain import ToolRunner
 
 PROMPT = ">>> "
 CONTINUATION = "... "
@@ -231,8 +234,9 @@ def read_message(read: Callable[[str], str]) -> str:
 class Repl:
     def __init__(self, setup: Chat, *, debug: bool = False, think: str = THINK_HIDE,
                  session: ChatSession | None = None, images_refused: ModelctlError | None = None,
-                 images: "tuple[ImagePart, ...]" = ()) -> None:
+                 images: "tuple[ImagePart, ...]" = (), tools: "ToolRunner | None" = None) -> None:
         self.setup = setup
+        self.tools = tools  # runs the tools the model calls (-T, --functions)
         self.think = think
         self.images_refused = images_refused  # why /image cannot be used with this model
         self.pending_images = images  # what goes with the next question
@@ -301,11 +305,21 @@ class Repl:
             raise
 
     def answer(self, start: Callable[[], Reply]) -> None:
+        """Stream the answer `start` begins; while it calls tools, run them (each call and
+        result shown) and stream the answer that reads their results."""
+        if self.tools is not None:
+            self.tools.rounds = 0  # the chain limit counts per question
+        reply = self._answer(start)
+        while reply is not None and self.tools is not None and self.tools.goes_on(reply):
+            self.tools.run(self.session, reply)
+            reply = self._answer(self.session.resume)
+
+    def _answer(self, start: Callable[[], Reply]) -> Reply | None:
         try:
             reply = start()
         except KeyboardInterrupt:  # while the prompt was being prepared: nothing was added
             self.note("[interrupted]")
-            return
+            return None
         if self.debug:
             dbg.prompt_report(self.session.backend)
         typed = TypeAhead()
@@ -315,6 +329,7 @@ class Repl:
         except KeyboardInterrupt:
             reply.close()
             self.note("[interrupted: the partial answer is kept; /regen to try again]")
+            return None
         finally:
             reply.close()
             self.reader.type_ahead(typed.lines, typed.partial)
@@ -325,6 +340,7 @@ class Repl:
                                   room="/undo or /reset make room, or start again with a larger --ctx"))
         if self.debug:
             dbg.answer_report(reply, cost=answer_cost(self.setup, reply))
+        return reply
 
     def _stream(self, reply: Reply) -> None:
         """Show the answer as it comes: Markdown at a terminal; reasoning, when shown, dimmed
@@ -543,11 +559,14 @@ def _one_path(args: str) -> str:
 
 def run_repl(setup: Chat, *, debug: bool = False, think: str = THINK_HIDE,
              session: ChatSession | None = None, images_refused: ModelctlError | None = None,
-             images: "tuple[ImagePart, ...]" = ()) -> int:
+             images: "tuple[ImagePart, ...]" = (), tools: "ToolRunner | None" = None) -> int:
     """The interactive chat; `session` (by default a new, unlogged one) may hold earlier turns
     and a TurnLog as its on_turn; `images` go with the first question, `images_refused` is why
     /image cannot be used with this model (None: it can)."""
     if not sys.stdin.isatty():
         raise UsageError("the interactive chat needs a terminal; pass a prompt or pipe one on stdin")
-    return Repl(setup, debug=debug, think=think, session=session, images_refused=images_refused,
-                images=images).run()
+    repl = Repl(setup, debug=debug, think=think, session=session, images_refused=images_refused,
+                images=images, tools=tools)
+    if tools is not None:
+        tools.show = tools.notify = repl.note
+    return repl.run()

@@ -7,7 +7,10 @@ jinja2 are imported only on the way to a model.
 from __future__ import annotations
 
 import json
+import os
 import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
@@ -24,7 +27,9 @@ if TYPE_CHECKING:
     from modelctl.backends.images import ImagePart
     from modelctl.chat.opening import Chat
     from modelctl.chat.selector import Constraints
+    from modelctl.chat.tool_chain import ToolRunner
     from modelctl.history import Conversation
+    from modelctl.tools.toolbox import Toolbox
 
 
 def stop_flags(values: Optional[List[str]]) -> tuple[str, ...]:
@@ -137,6 +142,12 @@ def chat(
     min_context: Optional[int] = typer.Option(None, "--min-context", metavar="N", min=1, help="With -m auto: the least context window, in tokens.", rich_help_panel=panel.SELECTION),
     image: Optional[List[str]] = typer.Option(None, "--image", metavar="FILE|URL", help="An image for the question (repeatable; PNG, JPEG, WebP, GIF up to 20 MB; models with vision).", rich_help_panel=panel.IMAGES),
     mmproj: Optional[str] = typer.Option(None, "--mmproj", metavar="FILE", help="A local model's vision projector (mmproj GGUF), for --image and /image.", rich_help_panel=panel.IMAGES),
+    tool: Optional[List[str]] = typer.Option(None, "--tool", "-T", metavar="NAME", help="A tool the model may call: a tool's name, an MCP server's name (all its tools), or builtin (repeatable; `modelctl tools list`).", rich_help_panel=panel.TOOLS),
+    functions: Optional[List[str]] = typer.Option(None, "--functions", metavar="FILE.py", help="Python functions the model may call: the file's public functions, described by their type hints and docstrings (repeatable).", rich_help_panel=panel.TOOLS),
+    tool_choice: Optional[str] = typer.Option(None, "--tool-choice", metavar="auto|none|required|NAME", help="Whether the model must call a tool (required), a given one (NAME), may (auto, the default) or must not (none).", rich_help_panel=panel.TOOLS),
+    chain_limit: int = typer.Option(5, "--chain-limit", min=0, max=1000, help="Round trips with tool results in one answer (0: no limit).", rich_help_panel=panel.TOOLS),
+    max_tool_calls: int = typer.Option(16, "--max-tool-calls", min=1, max=1000, help="Tools one answer may call; more calls get an error result.", rich_help_panel=panel.TOOLS),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Allow every tool call of this run that config.toml does not deny (without it, calls that need approval are asked about at the terminal, and refused without one).", rich_help_panel=panel.TOOLS),
 ) -> None:
     """Chat with a model: local (llama.cpp), on a server, or through an API. With a prompt
     (argument and/or stdin): one answer, streamed to stdout. Without: an interactive chat.
@@ -168,6 +179,9 @@ def chat(
         service=ServiceOptions(deployment, api_base, api_key, allow_retired),
         options=parse_options(option or []), system=system, debug=debug,
     )
+    toolbox = _toolbox(tool, functions, tool_choice, schema is not None or json_mode, dry_run)
+    if toolbox is not None:
+        options = replace(options, flags=replace(flags, tools=toolbox.specs(), tool_choice=tool_choice))
     setup = open_routed(
         model, conversation, options,
         constraints=_constraints(model, max_tokens, prefer, local_only, free, task, min_context),
@@ -180,6 +194,7 @@ def chat(
         from modelctl.chat.history_log import open_log  # noqa: PLC0415 (modelctl.chat.history_log: not on the --help path)
 
         images, refused = _images(setup, image or [], mmproj, interactive=text is None)
+        runner = _runner(toolbox, yes, chain_limit, max_tool_calls) if toolbox is not None else None
         chat_session, turn_log = open_log(setup, log=not no_log, resumed=resumed, session_name=session,
                                           system_flag=system, notify=output.warn)
         try:
@@ -187,16 +202,18 @@ def chat(
                 from modelctl.chat.repl import run_repl  # noqa: PLC0415 (modelctl.chat.repl: not on the chat --api-base path)
 
                 raise typer.Exit(run_repl(setup, debug=debug, think=think, session=chat_session,
-                                          images_refused=refused, images=images))
+                                          images_refused=refused, images=images, tools=runner))
             from modelctl.chat.oneshot import run_once  # noqa: PLC0415 (modelctl.chat.oneshot: not on the chat --api-base path)
 
             run_once(setup, text, stream=not no_stream, as_json=as_json, debug=debug, think=think,
-                     session=chat_session, response_format=response_format, images=images)
+                     session=chat_session, response_format=response_format, images=images, tools=runner)
         finally:
             if turn_log.history is not None:
                 turn_log.history.close()
     finally:
         setup.backend.close()
+        if toolbox is not None:
+            toolbox.close()
 
 
 def _conversation(system: Optional[str], resumed: "Conversation | None", text: Optional[str]) -> list[dict[str, str]]:
@@ -224,6 +241,42 @@ def _images(setup: "Chat", image: List[str], mmproj: Optional[str],
     if image and refused is not None:
         raise refused
     return load_images(image), refused
+
+
+def _toolbox(tool: Optional[List[str]], functions: Optional[List[str]], choice: Optional[str], structured: bool,
+             dry_run: bool) -> "Toolbox | None":
+    """The tools of -T and --functions, opened (MCP servers started); None without any."""
+    from modelctl.backends.base import TOOL_CHOICES  # noqa: PLC0415 (modelctl.backends: not on the --help path)
+
+    if not (tool or functions):
+        if choice is not None:
+            raise UsageError("--tool-choice needs tools: give -T NAME or --functions FILE.py")
+        return None
+    if structured:
+        raise UsageError("--schema and --json-mode cannot be combined with tools (-T, --functions)")
+    from modelctl.tools.toolbox import Toolbox  # noqa: PLC0415 (modelctl.tools: only with tools)
+
+    toolbox = Toolbox.open(tool or [], [Path(f).expanduser() for f in functions or []])
+    if choice is not None and choice not in TOOL_CHOICES and toolbox.get(choice) is None:
+        toolbox.close()
+        raise UsageError(f"--tool-choice {choice!r}: give auto, none, required or one of the tools: "
+                         + ", ".join(t.spec.name for t in toolbox.tools))
+    return toolbox
+
+
+def _runner(toolbox: "Toolbox", yes: bool, chain_limit: int, max_calls: int) -> "ToolRunner":
+    from modelctl.chat.approval import Approver, terminal_ask  # noqa: PLC0415 (modelctl.chat.approval: only with tools)
+    from modelctl.chat.tool_chain import ToolRunner  # noqa: PLC0415 (modelctl.chat.tool_chain: only with tools)
+
+    return ToolRunner(toolbox, Approver(yes=yes, ask=terminal_ask()), chain_limit=chain_limit, max_calls=max_calls,
+                      show=_tool_line, notify=output.warn)
+
+
+def _tool_line(line: str) -> None:
+    """A tool call or result, one line on stderr (dimmed at a terminal)."""
+    shown = f"\x1b[2m{line}\x1b[22m" if sys.stderr.isatty() and not os.environ.get("NO_COLOR") else line
+    sys.stderr.write(shown + "\n")
+    sys.stderr.flush()
 
 
 def _say(message: str) -> None:

@@ -31,10 +31,11 @@ REASONING = "Reasoning"
 HISTORY = "History"
 SELECTION = "Selection & cost"
 IMAGES = "Images"
+TOOLS = "Tools"
 SERVER = "Server/API"
 LOCAL = "Local (llama.cpp)"
 DEBUG = "Debug"
-_PANEL_ORDER = (MODEL, GENERATION, OUTPUT, STRUCTURED, REASONING, HISTORY, SELECTION, IMAGES, SERVER, LOCAL, DEBUG)
+_PANEL_ORDER = (MODEL, GENERATION, OUTPUT, STRUCTURED, REASONING, TOOLS, HISTORY, SELECTION, IMAGES, SERVER, LOCAL, DEBUG)
 
 # The sections of `modelctl --help`: the panels the commands fall in, in the order they are shown.
 FIND = "Find models"

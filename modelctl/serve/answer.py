@@ -16,7 +16,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Sequence
 
-from modelctl.backends.base import GenerationParams, Usage
+from modelctl.backends.base import GenerationParams, ToolCall, Usage
 from modelctl.chat.history_log import TurnLog, answer_cost, cache_saving
 from modelctl.chat.opening import Chat, ChatOptions, ServiceOptions, open_chat, resolve_model
 from modelctl.chat.reasoning import Split
@@ -85,6 +85,7 @@ class Finished:
     fallbacks: list[dict[str, Any]]
     text: str
     reasoning: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def extra(self, started: Started) -> dict[str, Any]:
         """The response's "modelctl" object."""
@@ -252,7 +253,7 @@ class Answerer:
         cost = answer_cost(setup, reply)
         self._count(begun, usage, cost)
         emit(Finished(reply.finish_reason, usage, cost, cache_saving(setup, reply),
-                      list(setup.route.get("fallbacks", [])), reply.text, reply.reasoning))
+                      list(setup.route.get("fallbacks", [])), reply.text, reply.reasoning, reply.tool_calls))
 
     def _count(self, begun: Started, usage: Usage | None, cost: float | None) -> None:
         dep = begun.deployment or ""

@@ -206,7 +206,8 @@ class Server:
             headers["x-modelctl-cost"] = f"{finished.cost:.10f}"
         text, thought = "".join(parts), "".join(reasoning) or None
         body = (wire.chat_response(rid, created, begun.model, text=text, reasoning=thought,
-                                   finish_reason=finished.finish_reason, usage=finished.usage, extra=extra)
+                                   finish_reason=finished.finish_reason, usage=finished.usage, extra=extra,
+                                   tool_calls=finished.tool_calls)
                 if chat else
                 wire.text_response(rid, created, begun.model, text=text, finish_reason=finished.finish_reason,
                                    usage=finished.usage, extra=extra))
@@ -231,6 +232,8 @@ class Server:
                 elif isinstance(item, Finished):
                     self._counted(begun, item, 200)
                     extra = item.extra(begun)
+                    if chat and item.tool_calls:
+                        yield chunk(tool_calls=item.tool_calls)
                     yield chunk(finish_reason=item.finish_reason, extra=None if include_usage else extra)
                     if include_usage:
                         yield chunk(usage=item.usage, extra=extra)

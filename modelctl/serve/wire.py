@@ -22,17 +22,21 @@ import base64
 import binascii
 import json
 import math
+import re
 import secrets
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from modelctl.backends.base import (
     FINISH_STOP,
     NUMBER_PARAMS,
     REASONING_EFFORTS,
+    TOOL_CHOICES,
     GenerationParams,
     ResponseFormat,
+    ToolCall,
+    ToolSpec,
     Usage,
 )
 from modelctl.backends.images import ImageMessage, ImagePart
@@ -60,15 +64,17 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "assistant":
 # reasoning_effort values that turn reasoning off.
 NO_REASONING = ("none", "minimal")
 # The finish reasons OpenAI's objects allow (of those modelctl can have).
-FINISH_REASONS = ("stop", "length", "content_filter")
+FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls")
+MAX_TOOLS = 128
+TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ID_PREFIXES = {"chat": "chatcmpl", "text": "cmpl"}  # by kind: chat or text completion
 ENCODINGS = ("float", "base64")
 
-TOOLS_MESSAGE = "tools are not supported by this server yet"
+FUNCTIONS_MESSAGE = "functions and function_call are the old form of tools: send tools and tool_choice"
 # Fields this server cannot honour, refused when they ask for something (see `_asks`), each
 # with what the error says.
 UNSUPPORTED = {
-    "tools": TOOLS_MESSAGE, "tool_choice": TOOLS_MESSAGE, "functions": TOOLS_MESSAGE, "function_call": TOOLS_MESSAGE,
+    "functions": FUNCTIONS_MESSAGE, "function_call": FUNCTIONS_MESSAGE,
     "logprobs": "logprobs are not supported by this server", "top_logprobs": "logprobs are not supported by this server",
     "logit_bias": "logit_bias is not supported by this server", "audio": "audio output is not supported by this server",
 }
@@ -147,7 +153,9 @@ def parse_chat(body: bytes) -> ChatRequest:
     _refuse_unsupported(request, "n")
     fmt = _response_format(request)
     stream, include_usage = _streaming(request)
-    return ChatRequest(model=_model(request), messages=_messages(request), params=_params(request, fmt),
+    tools = _tools(request)
+    params = replace(_params(request, fmt), tools=tools, tool_choice=_tool_choice(request, tools))
+    return ChatRequest(model=_model(request), messages=_messages(request), params=params,
                        stream=stream, include_usage=include_usage, response_format=fmt, user=_user(request))
 
 
@@ -473,24 +481,110 @@ def _messages(request: _Object) -> list[dict[str, Any]]:
         raise invalid("messages must hold at least one message", "messages")
     if len(items) > MAX_MESSAGES:
         raise invalid(f"messages: at most {MAX_MESSAGES:,} messages", "messages")
-    return [_message(item, f"messages[{i}]") for i, item in enumerate(items)]
+    names: dict[str, str] = {}  # a tool call's id → its tool, for the result that answers it
+    return [_message(item, f"messages[{i}]", names) for i, item in enumerate(items)]
 
 
-def _message(item: Any, path: str) -> dict[str, Any]:
+def _message(item: Any, path: str, names: dict[str, str]) -> dict[str, Any]:
     """One message as the conversation holds it. `name` is ignored, and so is an assistant's
-    `reasoning_content` (a conversation keeps only the answers)."""
+    `reasoning_content` (a conversation keeps only the answers). An assistant's `tool_calls` and a
+    tool's result (`tool_call_id`) take the conversation's form (modelctl.backends.base.Message)."""
     if not isinstance(item, dict):
         raise wrong_type(path, item, "an object")
     message = _Object(item, path)
     role = message.required_string("role")
-    if role in ("tool", "function") or _asks(message.get("tool_calls")) or _asks(message.get("function_call")):
-        raise invalid(TOOLS_MESSAGE, message.at("role" if role in ("tool", "function") else "tool_calls"),
+    if role == "function" or _asks(message.get("function_call")):
+        raise invalid(FUNCTIONS_MESSAGE, message.at("role" if role == "function" else "function_call"),
                       "unsupported_parameter")
+    if role == "tool":
+        call_id = message.required_string("tool_call_id", limit=MAX_NAME_CHARS)
+        text, _ = _content(message, "tool")
+        return {"role": "tool", "tool_call_id": call_id, "name": names.get(call_id, ""), "content": text}
     if role not in ROLES:
         raise invalid(f"{message.at('role')} must be one of {', '.join(ROLES)}, not {role!r}", message.at("role"))
     text, images = _content(message, role)
-    turn = {"role": ROLES[role], "content": text}
+    turn: dict[str, Any] = {"role": ROLES[role], "content": text}
+    if role == "assistant" and _asks(message.get("tool_calls")):
+        calls = _calls(message)
+        names.update((call["id"], call["name"]) for call in calls)
+        turn["tool_calls"] = calls
     return ImageMessage(turn, images) if images else turn
+
+
+def _calls(message: _Object) -> list[dict[str, str]]:
+    """An assistant message's tool_calls, as {"id", "name", "arguments"}."""
+    items = message.get("tool_calls")
+    if not isinstance(items, list) or len(items) > MAX_TOOLS:
+        raise message.wrong("tool_calls", f"an array of at most {MAX_TOOLS} tool calls")
+    calls = []
+    for i, item in enumerate(items):
+        path = message.at(f"tool_calls[{i}]")
+        if not isinstance(item, dict):
+            raise wrong_type(path, item, "an object")
+        call = _Object(item, path)
+        function = call.required_object("function")
+        arguments = function.get("arguments")
+        if isinstance(arguments, (dict, list)):  # some clients send the object itself
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        elif not isinstance(arguments, str):
+            raise function.wrong("arguments", "a string of JSON")
+        calls.append(ToolCall(call.required_string("id", limit=MAX_NAME_CHARS),
+                              function.required_string("name", limit=MAX_NAME_CHARS), arguments).to_dict())
+    return calls
+
+
+def _tools(request: _Object) -> tuple[ToolSpec, ...]:
+    """`tools`: function tools, each with a name (unique), a description and a JSON Schema."""
+    items = request.get("tools")
+    if items is None or items == []:
+        return ()
+    if not isinstance(items, list) or len(items) > MAX_TOOLS:
+        raise request.wrong("tools", f"an array of at most {MAX_TOOLS} tools")
+    specs: list[ToolSpec] = []
+    for i, item in enumerate(items):
+        path = request.at(f"tools[{i}]")
+        if not isinstance(item, dict):
+            raise wrong_type(path, item, "an object")
+        tool = _Object(item, path)
+        if tool.required_string("type") != "function":
+            raise invalid(f"{tool.at('type')}: only function tools are supported", tool.at("type"),
+                          "unsupported_parameter")
+        function = tool.required_object("function")
+        name = function.required_string("name")
+        if not TOOL_NAME.fullmatch(name) or any(spec.name == name for spec in specs):
+            raise invalid(f"{function.at('name')}: {name!r} is not a tool name (1 to 64 letters, digits, _ . -, "
+                          "each name once)", function.at("name"))
+        parameters = function.get("parameters")
+        if parameters is None:
+            parameters = {"type": "object", "properties": {}}
+        if not isinstance(parameters, dict):
+            raise function.wrong("parameters", "a JSON Schema object")
+        try:
+            check_schema(parameters, function.at("parameters"))
+        except UsageError as exc:
+            raise invalid(str(exc), function.at("parameters")) from None
+        specs.append(ToolSpec(name, function.string("description", limit=MAX_STOP_CHARS * 16) or "", parameters))
+    return tuple(specs)
+
+
+def _tool_choice(request: _Object, tools: tuple[ToolSpec, ...]) -> str | None:
+    """`tool_choice`: "auto", "none", "required", or {"type": "function", "function": {"name"}}."""
+    choice = request.get("tool_choice")
+    if choice is None:
+        return None
+    if isinstance(choice, dict):
+        named = _Object(choice, request.at("tool_choice")).required_object("function")
+        choice = named.required_string("name")
+        if not any(spec.name == choice for spec in tools):
+            raise invalid(f"tool_choice names {choice!r}, which is not one of the tools", "tool_choice")
+        return str(choice)
+    if choice not in TOOL_CHOICES:
+        raise invalid(f"tool_choice must be auto, none, required or a function, not {choice!r}", "tool_choice")
+    if not tools:  # what clients send with no tools ("none", "auto") asks nothing
+        if choice == "required":
+            raise invalid("tool_choice is required, but no tools are given", "tool_choice")
+        return None
+    return str(choice)
 
 
 def _content(message: _Object, role: str) -> tuple[str, tuple[ImagePart, ...]]:
@@ -591,17 +685,27 @@ def _completion(rid: str, obj: str, created: int, model: str, content: dict[str,
     return out
 
 
+def tool_calls_json(calls: Sequence[ToolCall], *, indexed: bool = False) -> list[dict[str, Any]]:
+    """OpenAI's `tool_calls`: {"id", "type": "function", "function": {"name", "arguments"}}, with
+    "index" in a stream's delta."""
+    return [{**({"index": i} if indexed else {}), "id": call.id, "type": "function",
+             "function": {"name": call.name, "arguments": call.arguments}} for i, call in enumerate(calls)]
+
+
 def chat_chunk(rid: str, created: int, model: str, *, text: str = "", reasoning: str = "", role: bool = False,
                finish_reason: str | None = None, usage: Usage | None = None,
-               extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               extra: Mapping[str, Any] | None = None, tool_calls: Sequence[ToolCall] = ()) -> dict[str, Any]:
     """A `chat.completion.chunk`. The first of a stream has `role` (its delta: role and content
-    ""); a chunk with neither text, reasoning, role nor finish reason has no choices (the usage
-    chunk of `stream_options.include_usage`, which also carries `extra`)."""
+    ""); a chunk with neither text, reasoning, role, tool calls nor finish reason has no choices
+    (the usage chunk of `stream_options.include_usage`, which also carries `extra`). Tool calls
+    come whole, each with its index, in one delta."""
     content = None
-    if text or reasoning or role or finish_reason is not None:
+    if text or reasoning or role or tool_calls or finish_reason is not None:
         delta: dict[str, Any] = {"role": "assistant", "content": text} if role else {"content": text} if text else {}
         if reasoning:
             delta["reasoning_content"] = reasoning
+        if tool_calls:
+            delta["tool_calls"] = tool_calls_json(tool_calls, indexed=True)
         content = {"delta": delta}
     chunk = _completion(rid, "chat.completion.chunk", created, model, content, _finish(finish_reason), extra)
     if usage is not None:
@@ -610,11 +714,15 @@ def chat_chunk(rid: str, created: int, model: str, *, text: str = "", reasoning:
 
 
 def chat_response(rid: str, created: int, model: str, *, text: str, reasoning: str | None, finish_reason: str | None,
-                  usage: Usage | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A `chat.completion` with one choice; the reasoning, if any, is `message.reasoning_content`."""
-    message: dict[str, Any] = {"role": "assistant", "content": text}
+                  usage: Usage | None, extra: Mapping[str, Any] | None,
+                  tool_calls: Sequence[ToolCall] = ()) -> dict[str, Any]:
+    """A `chat.completion` with one choice; the reasoning, if any, is `message.reasoning_content`;
+    the tools the model called are `message.tool_calls` (the content null when it wrote none)."""
+    message: dict[str, Any] = {"role": "assistant", "content": text or (None if tool_calls else "")}
     if reasoning:
         message["reasoning_content"] = reasoning
+    if tool_calls:
+        message["tool_calls"] = tool_calls_json(tool_calls)
     response = _completion(rid, "chat.completion", created, model, {"message": message},
                            finish_reason_json(finish_reason), extra)
     response["usage"] = usage_json(usage)
