@@ -94,7 +94,18 @@ class _GuardedH11(H11Protocol):
 
 class _Uvicorn(uvicorn.Server):
     """uvicorn's server, which stops on SIGTERM/SIGINT and returns (uvicorn would raise the
-    signal again once stopped, and the process would end by it rather than exit 0)."""
+    signal again once stopped, and the process would end by it rather than exit 0). `on_ready`
+    runs once it listens with its signal handlers in place (a stop signal from then on is a clean
+    stop)."""
+
+    def __init__(self, config: uvicorn.Config, *, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            self._on_ready()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.should_exit and sig == 2:
@@ -145,11 +156,14 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
                             server_header=False, date_header=False)
     stopping = threading.Event()
     sweeper = threading.Thread(target=_sweep, args=(answerer, stopping), name="modelctl-serve-sweep", daemon=True)
-    write_state(info)
+
+    def ready() -> None:
+        write_state(info)
+        say(f"modelctl serve: listening on {info.url} (pid {info.pid}); OpenAI-compatible API at {info.url}/v1")
+
     try:
         sweeper.start()
-        say(f"modelctl serve: listening on {info.url} (pid {info.pid}); OpenAI-compatible API at {info.url}/v1")
-        asyncio.run(_Uvicorn(config).serve(sockets=[sock]))
+        asyncio.run(_Uvicorn(config, on_ready=ready).serve(sockets=[sock]))
     finally:
         stopping.set()
         remove_state(info.pid)
