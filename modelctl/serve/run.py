@@ -36,6 +36,7 @@ HEADER_TIMEOUT_S = 10.0  # a request's headers must arrive within this (a slow c
 KEEP_ALIVE_S = 5  # an idle connection between requests is closed after this
 MAX_HEADER_BYTES = 64 * 1024
 MAX_CONNECTIONS = 256
+CUT_S = 5  # after the grace, seconds an answer cut short has to reach its client before uvicorn drops it
 
 
 @dataclass(frozen=True)
@@ -96,16 +97,22 @@ class _Uvicorn(uvicorn.Server):
     """uvicorn's server, which stops on SIGTERM/SIGINT and returns (uvicorn would raise the
     signal again once stopped, and the process would end by it rather than exit 0). `on_ready`
     runs once it listens with its signal handlers in place (a stop signal from then on is a clean
-    stop)."""
+    stop); `on_stopping` when it begins to stop."""
 
-    def __init__(self, config: uvicorn.Config, *, on_ready: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, *, on_ready: Callable[[], None],
+                 on_stopping: Callable[[], None]) -> None:
         super().__init__(config)
         self._on_ready = on_ready
+        self._on_stopping = on_stopping
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
             self._on_ready()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_stopping()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.should_exit and sig == 2:
@@ -151,7 +158,7 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
                       started=time.time(), version=__version__)
     protocol = type("GuardedH11", (_GuardedH11,), {"header_timeout": options.header_timeout})
     config = uvicorn.Config(server.app(), log_level="warning", http=protocol, lifespan="off",
-                            timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=max(1, math.ceil(options.grace)),
+                            timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=math.ceil(options.grace) + CUT_S,
                             h11_max_incomplete_event_size=MAX_HEADER_BYTES, limit_concurrency=MAX_CONNECTIONS,
                             server_header=False, date_header=False)
     stopping = threading.Event()
@@ -161,9 +168,12 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
         write_state(info)
         say(f"modelctl serve: listening on {info.url} (pid {info.pid}); OpenAI-compatible API at {info.url}/v1")
 
+    def cut_later() -> None:  # answers in progress get `grace` seconds, then end with an error
+        asyncio.get_running_loop().call_later(options.grace, server.cut)
+
     try:
         sweeper.start()
-        asyncio.run(_Uvicorn(config, on_ready=ready).serve(sockets=[sock]))
+        asyncio.run(_Uvicorn(config, on_ready=ready, on_stopping=cut_later).serve(sockets=[sock]))
     finally:
         stopping.set()
         remove_state(info.pid)
