@@ -63,7 +63,9 @@ def is_loopback(host: str) -> bool:
 
 class _GuardedH11(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers: a client that
-    opens a connection and sends nothing, or drips its headers, is cut off."""
+    opens a connection and sends nothing, or drips its headers, is cut off; and so is one that
+    goes on sending a body refused unread (413, 408), which uvicorn would read for as long as
+    it comes."""
 
     header_timeout = HEADER_TIMEOUT_S
 
@@ -78,7 +80,9 @@ class _GuardedH11(H11Protocol):
         self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
 
     def _headers_late(self) -> None:
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        conn = self.conn
+        refused_body = conn.our_state is h11.DONE and conn.their_state is h11.SEND_BODY
+        if (conn.their_state is h11.IDLE or refused_body) and not self.transport.is_closing():
             self.transport.close()
 
     def on_response_complete(self) -> None:
