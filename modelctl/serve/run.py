@@ -99,23 +99,23 @@ class _GuardedH11(H11Protocol):
 
 class _Uvicorn(uvicorn.Server):
     """uvicorn's server, which stops on SIGTERM/SIGINT and returns (uvicorn would raise the
-    signal again once stopped, and the process would end by it rather than exit 0). `on_ready`
-    runs once it listens with its signal handlers in place (a stop signal from then on is a clean
-    stop); `on_stopping` when it begins to stop."""
+    signal again once stopped, and the process would end by it rather than exit 0), and says
+    it is ready (`on_ready`) once it accepts connections and its signal handlers are in place;
+    `on_stopping` runs as it begins to stop."""
 
-    def __init__(self, config: uvicorn.Config, *, on_ready: Callable[[], None],
-                 on_stopping: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None],
+                 on_stopping: Callable[[], None] = lambda: None) -> None:
         super().__init__(config)
-        self._on_ready = on_ready
-        self._on_stopping = on_stopping
+        self.on_ready = on_ready
+        self.on_stopping = on_stopping
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+    async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
-            self._on_ready()
+            self.on_ready()
 
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self._on_stopping()
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.on_stopping()
         await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
@@ -177,7 +177,7 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
 
     try:
         sweeper.start()
-        asyncio.run(_Uvicorn(config, on_ready=ready, on_stopping=cut_later).serve(sockets=[sock]))
+        asyncio.run(_Uvicorn(config, ready, cut_later).serve(sockets=[sock]))
     finally:
         stopping.set()
         remove_state(info.pid)
