@@ -27,7 +27,7 @@ def serve(
     max_body: int = typer.Option(16, "--max-body-mb", min=1, max=1024, help="Largest request body, in MiB."),
     header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, max=600, help="Seconds a request's headers may take to arrive."),
     body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1, max=3600, help="Seconds a request's body may take to arrive."),
-    grace: float = typer.Option(10.0, "--grace", min=0, max=3600, help="Seconds answers in progress get to finish when the server is stopped; then each ends with an error."),
+    grace: float = typer.Option(10.0, "--grace", min=0, max=3600, help="Seconds answers in progress get to finish when the server is stopped."),
 ) -> None:
     """Serve every model that can run here over one OpenAI-compatible API (/v1/chat/completions,
     /v1/completions, /v1/embeddings, /v1/models), with /health and /metrics. A request's `model`
