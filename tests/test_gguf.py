@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +241,21 @@ def test_default_model_is_assembled_once(tmp_path, monkeypatch):
         fh.truncate(1000)
     assert default_model_path("completion").stat().st_size == gemma_size()
     assert not list(first.parent.glob(".*.tmp"))
+
+
+def test_default_model_asked_for_by_several_threads_at_once_is_assembled_once(tmp_path, monkeypatch):
+    """As a server's requests ask for it: one thread assembles, the others wait and use its file."""
+    monkeypatch.setenv("MODELCTL_HOME", str(tmp_path))
+    gate, assembled = threading.Barrier(3, timeout=60), []
+
+    def ask(_: int) -> Path | None:
+        gate.wait()
+        return default_model_path("completion", on_assemble=assembled.append)
+
+    with ThreadPoolExecutor(3) as pool:
+        paths = list(pool.map(ask, range(3)))
+    assert len(set(paths)) == 1 and paths[0].stat().st_size == gemma_size()
+    assert assembled == paths[:1]
 
 
 def gemma_size() -> int:

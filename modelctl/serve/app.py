@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
@@ -107,6 +108,7 @@ class Server:
         self.cors = cors
         self.executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="modelctl-serve")
         self.started = time.time()
+        self.answering: weakref.WeakSet[ThreadStream] = weakref.WeakSet()  # what `cut` ends
 
     # --- the request's envelope ------------------------------------------------------------------------
 
@@ -156,17 +158,28 @@ class Server:
     async def chat_completions(self, request: Request, caller: Caller) -> Response:
         req = wire.parse_chat(await self.body(request))
         flags = req.params
-        stream = ThreadStream(self.executor,
-                              lambda emit: self.answerer.chat(req.model, req.messages, flags, caller, emit))
+        stream = self._answer(lambda emit: self.answerer.chat(req.model, req.messages, flags, caller, emit))
         return await self._respond(request, stream, req.model, req.stream, req.include_usage, chat=True)
 
     async def completions(self, request: Request, caller: Caller) -> Response:
         req = wire.parse_completion(await self.body(request))
-        stream = ThreadStream(self.executor,
-                              lambda emit: self.answerer.complete(req.model, req.prompt, req.params, caller, emit))
+        stream = self._answer(lambda emit: self.answerer.complete(req.model, req.prompt, req.params, caller, emit))
         prefix = req.prompt if req.echo else ""
         return await self._respond(request, stream, req.model, req.stream, req.include_usage, chat=False,
                                    prefix=prefix)
+
+    def _answer(self, work: Callable[[Callable[[Any], None]], None]) -> ThreadStream:
+        stream = ThreadStream(self.executor, work)
+        self.answering.add(stream)
+        return stream
+
+    def cut(self) -> None:
+        """End the answers still in progress (the server is stopping, its grace is over): a 503
+        error, as the response's status or as an error event before `[DONE]`."""
+        error = ApiError(503, "the server is shutting down", type="api_error", code="server_shutting_down")
+        for stream in list(self.answering):
+            if not stream.cancel.is_set():
+                stream.fail(error)
 
     async def _respond(self, request: Request, stream: ThreadStream, asked: str, streaming: bool,
                        include_usage: bool, *, chat: bool, prefix: str = "") -> Response:

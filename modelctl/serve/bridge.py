@@ -93,6 +93,14 @@ class ThreadStream:
     def stop(self) -> None:
         self.cancel.set()
 
+    def fail(self, exc: BaseException) -> None:
+        """End the reading now with `exc` (raised by the next read, before anything still
+        queued) and cancel the work. Called on the event loop."""
+        self.cancel.set()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(_Failure(exc))
+
     async def finished(self) -> None:
         """Wait until the worker has returned (its model slot released)."""
         await self._future

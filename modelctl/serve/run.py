@@ -36,6 +36,7 @@ HEADER_TIMEOUT_S = 10.0  # a request's headers must arrive within this (a slow c
 KEEP_ALIVE_S = 5  # an idle connection between requests is closed after this
 MAX_HEADER_BYTES = 64 * 1024
 MAX_CONNECTIONS = 256
+CUT_S = 5  # after the grace, seconds an answer cut short has to reach its client before uvicorn drops it
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ def is_loopback(host: str) -> bool:
 
 class _GuardedH11(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers: a client that
-    opens a connection and sends nothing, or drips its headers, is cut off."""
+    opens a connection and sends nothing, or drips its headers, is cut off; and so is one that
+    goes on sending a body refused unread (413, 408), which uvicorn would read for as long as
+    it comes."""
 
     header_timeout = HEADER_TIMEOUT_S
 
@@ -77,7 +80,9 @@ class _GuardedH11(H11Protocol):
         self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
 
     def _headers_late(self) -> None:
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        conn = self.conn
+        refused_body = conn.our_state is h11.DONE and conn.their_state is h11.SEND_BODY
+        if (conn.their_state is h11.IDLE or refused_body) and not self.transport.is_closing():
             self.transport.close()
 
     def on_response_complete(self) -> None:
@@ -95,16 +100,23 @@ class _GuardedH11(H11Protocol):
 class _Uvicorn(uvicorn.Server):
     """uvicorn's server, which stops on SIGTERM/SIGINT and returns (uvicorn would raise the
     signal again once stopped, and the process would end by it rather than exit 0), and says
-    it is ready (`on_ready`) once it accepts connections and its signal handlers are in place."""
+    it is ready (`on_ready`) once it accepts connections and its signal handlers are in place;
+    `on_stopping` runs as it begins to stop."""
 
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None],
+                 on_stopping: Callable[[], None] = lambda: None) -> None:
         super().__init__(config)
         self.on_ready = on_ready
+        self.on_stopping = on_stopping
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
             self.on_ready()
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.on_stopping()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.should_exit and sig == 2:
@@ -150,7 +162,7 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
                       started=time.time(), version=__version__)
     protocol = type("GuardedH11", (_GuardedH11,), {"header_timeout": options.header_timeout})
     config = uvicorn.Config(server.app(), log_level="warning", http=protocol, lifespan="off",
-                            timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=max(1, math.ceil(options.grace)),
+                            timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=math.ceil(options.grace) + CUT_S,
                             h11_max_incomplete_event_size=MAX_HEADER_BYTES, limit_concurrency=MAX_CONNECTIONS,
                             server_header=False, date_header=False)
     stopping = threading.Event()
@@ -160,9 +172,12 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
         write_state(info)
         say(f"modelctl serve: listening on {info.url} (pid {info.pid}); OpenAI-compatible API at {info.url}/v1")
 
+    def cut_later() -> None:  # answers in progress get `grace` seconds, then end with an error
+        asyncio.get_running_loop().call_later(options.grace, server.cut)
+
     try:
         sweeper.start()
-        asyncio.run(_Uvicorn(config, ready).serve(sockets=[sock]))
+        asyncio.run(_Uvicorn(config, ready, cut_later).serve(sockets=[sock]))
     finally:
         stopping.set()
         remove_state(info.pid)

@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -61,6 +62,11 @@ DEFAULT_MODELS = {"chat": (SMOLLM2, GEMMA), "completion": (GEMMA, SMOLLM2)}
 _INSTALL = {m.package: m.install for m in (SMOLLM2, GEMMA)}
 DEFAULT_MODEL_ID = SMOLLM2.id
 DEFAULT_MODEL_PACKAGE = SMOLLM2.package
+
+
+# A file is checked or assembled by one thread at a time (a server opens models from several):
+# the others wait for it, then find it verified.
+_PREPARING = threading.Lock()
 
 
 def _installed(package: str) -> bool:
@@ -147,7 +153,8 @@ def package_model_path(
     if file is not None:
         shipped = _shipped_file(package, file.filename)
         if shipped is not None:
-            return _check_shipped(package, shipped, file.sha256)
+            with _PREPARING:
+                return _check_shipped(package, shipped, file.sha256)
     if not _installed(package):
         raise NotFoundError(f"model package {package!r} is not installed", hint=install_hint(package))
     try:
@@ -160,9 +167,15 @@ def package_model_path(
     name = getattr(mod, "MODEL_NAME", f"{package}.gguf")
     expected = getattr(mod, "EXPECTED_SHA256", None)
     target = get_paths().models_dir / Path(name).name
-    if _verified(target, expected):
-        return target
-    (on_assemble or _announce)(target)
+    with _PREPARING:
+        if not _verified(target, expected):
+            _assemble(mod, package, target, expected, on_assemble or _announce)
+    return target
+
+
+def _assemble(mod: Any, package: str, target: Path, expected: str | None,
+              on_assemble: Callable[[Path], None]) -> None:
+    on_assemble(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
@@ -173,7 +186,6 @@ def package_model_path(
     finally:
         tmp.unlink(missing_ok=True)
     _mark_verified(target, expected)
-    return target
 
 
 def _announce(target: Path) -> None:
