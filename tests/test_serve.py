@@ -163,10 +163,10 @@ def test_errors_are_the_clients_own_exceptions(client, served):
         client.chat.completions.create(model=LOCAL, messages=[{"role": "user", "content": "x"}],
                                        extra_body={"max_tokens": "many"})
     assert wrong.value.body["param"] == "max_tokens"
-    with pytest.raises(openai.BadRequestError) as tools:
+    with pytest.raises(openai.BadRequestError) as legacy:
         client.chat.completions.create(model=LOCAL, messages=[{"role": "user", "content": "x"}],
-                                       tools=[{"type": "function", "function": {"name": "f"}}])
-    assert "tools" in tools.value.message
+                                       functions=[{"name": "f"}])
+    assert "tools" in legacy.value.message
     with pytest.raises(openai.BadRequestError) as full:
         client.chat.completions.create(model=LOCAL, messages=[{"role": "user", "content": "word " * 40_000}])
     assert full.value.body["code"] == "context_length_exceeded"
