@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message, Timings, Usage
+from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message, Timings, ToolCall, Usage
 from modelctl.backends.images import carry_images
 from modelctl.errors import ModelctlError
 from modelctl.keys import KeyInfo
@@ -123,13 +123,20 @@ class StreamState:
     usage: Usage | None = None
     done: bool = False  # the provider's end-of-stream marker arrived
     reasoning: str = ""  # a whole answer's reasoning, sent apart from its text
+    tool_calls: tuple[ToolCall, ...] = ()  # the calls the answer asks for, whole (on the final chunk)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def split_system(messages: Sequence[Message]) -> tuple[str | None, list[dict[str, str]]]:
+# What a turn carries besides its role and content: an assistant's tool calls, a tool result's call.
+TOOL_FIELDS = ("tool_calls", "tool_call_id", "name")
+
+
+def split_system(messages: Sequence[Message]) -> tuple[str | None, list[dict[str, Any]]]:
     """(the system messages joined, the other turns) for APIs that take the system apart."""
     system = [m["content"] for m in messages if m["role"] == "system"]
-    turns = [carry_images(m, {"role": m["role"], "content": m["content"]}) for m in messages if m["role"] != "system"]
+    turns = [carry_images(m, {"role": m["role"], "content": m["content"] or "",
+                              **{k: m[k] for k in TOOL_FIELDS if m.get(k) is not None}})
+             for m in messages if m["role"] != "system"]
     return ("\n\n".join(system) if system else None), turns
 
 
@@ -233,22 +240,27 @@ class ApiBackend(BaseBackend):
         url, query = self.chat_target(stream)
         return self.exchange(url, query, body, stream)
 
-    def exchange(self, url: str, query: Mapping[str, str] | None, body: Any, stream: bool) -> Iterator[Chunk]:
-        """POST `body`; the answer streamed (read with `read_event`) or whole (`read_whole`)."""
+    def exchange(self, url: str, query: Mapping[str, str] | None, body: Any, stream: bool, *,
+                 read_whole: Callable[[Any], tuple[str, StreamState]] | None = None,
+                 read_event: Callable[[Event, StreamState, LineStream], Iterable[str | Chunk]] | None = None,
+                 ) -> Iterator[Chunk]:
+        """POST `body`; the answer streamed (read with `read_event`) or whole (`read_whole`): the
+        backend's own, or the ones given (a provider whose answers read differently by request)."""
         clock = StreamClock()
+        read_whole = read_whole or self.read_whole
         assert self.http is not None
         if not stream:
-            text, state = self.read_whole(self.http.request_json("POST", url, body, params=query))
+            text, state = read_whole(self.http.request_json("POST", url, body, params=query))
             return self.whole_answer(text, state, clock)
         lines = self.http.open_stream(url, body, params=query)
         if lines.is_json():  # the server ignored `stream: true`: its answer is whole
             try:
-                text, state = self.read_whole(lines.whole_json())
+                text, state = read_whole(lines.whole_json())
             finally:
                 lines.close()
             self.debug.line("answer", f"{self.label} sent the answer whole, not streamed")
             return self.whole_answer(text, state, clock)
-        return self.stream_chunks(lines, self.read_event, clock)
+        return self.stream_chunks(lines, read_event or self.read_event, clock)
 
     def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
                      options: dict[str, Any]) -> dict[str, Any]:
@@ -326,7 +338,7 @@ class ApiBackend(BaseBackend):
         usage = state.usage
         timings = clock.timings(usage.completion_tokens if usage else None, **(extra or {}))
         self.debug.answer(state.finish_reason, usage, timings, clock.total())
-        return Chunk(finish_reason=state.finish_reason, usage=usage, timings=timings)
+        return Chunk(finish_reason=state.finish_reason, usage=usage, timings=timings, tool_calls=state.tool_calls)
 
     def whole_answer(self, text: str, state: StreamState, clock: StreamClock) -> Iterator[Chunk]:
         """The chunks of a non-streamed answer (`-o stream=false`)."""

@@ -6,17 +6,40 @@ Chat is `models/{model}:streamGenerateContent?alt=sse`: each event is a whole
 `contents` with roles `user` and `model`; the system prompt is `systemInstruction`. Embeddings
 use `:batchEmbedContents`, token counts `:countTokens`. Structured output is
 `generationConfig.responseMimeType` "application/json" and `responseSchema` (`response_schema`).
+
+Tools are `tools: [{functionDeclarations: [{name, description, parameters}]}]`, the parameters'
+schema in the form of `responseSchema` (a schema that has no such form goes whole as
+`parametersJsonSchema`; one with no parameters goes without, as Gemini wants), and the tool choice
+`toolConfig.functionCallingConfig` (mode AUTO, NONE or ANY, with `allowedFunctionNames` for a named
+tool). Calls arrive whole as `functionCall` parts ({name, args}), several in one answer maybe, with
+no id: each gets `call_<n>`. Sent back, calls are `functionCall` parts of the model's turn and their
+results `functionResponse` parts ({name, response: {content}}) of one user turn, in the order of
+the calls. A call's `thoughtSignature` (Gemini 3 refuses the calls of the current turn without
+theirs) and an id Gemini gave go back with it while this backend lives; a call of the current turn
+whose signature is not known gets the placeholder Gemini documents for calls it did not make.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+import json
+from itertools import groupby
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, split_system
-from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
+from modelctl.backends.base import (
+    FINISH_LENGTH,
+    FINISH_STOP,
+    Chunk,
+    GenerationParams,
+    Message,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from modelctl.backends.images import gemini_parts
 from modelctl.backends.params import param_table, request_fields
+from modelctl.backends.tool_calling import Replay, call_input, checked_choice, gatherer, message_calls
 from modelctl.errors import BackendError, UsageError
 from modelctl.keys import require_key
 from modelctl.transport.http_client import ErrorContext, LineStream, error
@@ -107,6 +130,42 @@ def _gemini_type(value: Any, where: str) -> dict[str, Any]:
     return {"type": types[0].upper(), **({"nullable": True} if nullable else {})}
 
 
+TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+# The thoughtSignature Gemini documents for a call it did not make (or whose signature is lost).
+UNSIGNED = "skip_thought_signature_validator"
+
+
+def function_declaration(spec: ToolSpec) -> dict[str, Any]:
+    """A tool as Gemini declares it. The parameters take `responseSchema`'s form where they have
+    one; otherwise the schema goes as it is, as `parametersJsonSchema`. No parameters, no field:
+    Gemini refuses an object schema without properties."""
+    declaration: dict[str, Any] = {"name": spec.name, "description": spec.description}
+    try:
+        schema = response_schema(dict(spec.parameters))
+    except UsageError:
+        declaration["parametersJsonSchema"] = dict(spec.parameters)
+        return declaration
+    if schema.get("type") != "OBJECT" or schema.get("properties"):
+        declaration["parameters"] = schema
+    return declaration
+
+
+def tool_fields(params: GenerationParams) -> dict[str, Any]:
+    """`tools` and `toolConfig` of a request with tools."""
+    choice = checked_choice(params)
+    if not params.tools:
+        return {}
+    fields: dict[str, Any] = {"tools": [{"functionDeclarations": [function_declaration(t) for t in params.tools]}]}
+    if choice is not None:
+        config = {"mode": TOOL_MODES[choice]} if choice in TOOL_MODES else {"mode": "ANY", "allowedFunctionNames": [choice]}
+        fields["toolConfig"] = {"functionCallingConfig": config}
+    return fields
+
+
+def _call_key(call: ToolCall) -> tuple[str, str, str]:
+    return call.id, call.name, call.arguments
+
+
 def _usage(meta: Any, wire: Wire) -> Usage | None:
     meta = wire.obj(meta, "usageMetadata")
     prompt = wire.count(meta.get("promptTokenCount"), "usageMetadata.promptTokenCount")
@@ -138,12 +197,58 @@ class GeminiBackend(ApiBackend):
         self.model_url = f"{self.base}/models/{quote(name, safe='')}"
         ctx = ErrorContext(self.label, not_found=f"does not know the model '{name}'")
         self.http = self.make_client(ctx, {"x-goog-api-key": key.value or ""})
+        self.call_extras = Replay()  # (id, name, arguments) of a call -> its signature and Gemini's id
 
     def contents(self, messages: Sequence[Message]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         system, turns = split_system(messages)
-        contents = [{"role": "model" if t["role"] == "assistant" else "user", "parts": gemini_parts(t)}
-                    for t in turns]
+        # The current turn: what follows the user's last words (not a tool's).
+        current = max((n for n, t in enumerate(turns) if t["role"] == "user"), default=-1)
+        contents: list[dict[str, Any]] = []
+        calls: list[ToolCall] = []  # those of the last model turn, which the results that follow answer
+        for is_result, run in groupby(enumerate(turns), key=lambda item: item[1]["role"] == "tool"):
+            if is_result:
+                contents.append({"role": "user", "parts": self._response_parts([t for _, t in run], calls)})
+                continue
+            for n, turn in run:
+                if turn["role"] == "assistant" and turn.get("tool_calls"):
+                    calls = message_calls(turn)
+                    contents.append({"role": "model", "parts": self._call_parts(turn, calls, n > current)})
+                else:
+                    contents.append({"role": "model" if turn["role"] == "assistant" else "user",
+                                     "parts": gemini_parts(turn)})
         return ({"parts": [{"text": system}]} if system else None), contents
+
+    def _call_parts(self, turn: Mapping[str, Any], calls: list[ToolCall], current: bool) -> list[dict[str, Any]]:
+        """A model turn that called tools: its text, then a functionCall part per call."""
+        parts: list[dict[str, Any]] = [{"text": turn["content"]}] if turn["content"] else []
+        for n, call in enumerate(calls):
+            extras = self.call_extras.get(_call_key(call)) or {}
+            function = {"name": call.name, "args": call_input(call)}
+            if extras.get("id"):
+                function["id"] = call.id
+            part: dict[str, Any] = {"functionCall": function}
+            signature = extras.get("signature") or (UNSIGNED if n == 0 and current else None)
+            if signature:
+                part["thoughtSignature"] = signature
+            parts.append(part)
+        return parts
+
+    def _response_parts(self, results: list[dict[str, Any]], calls: list[ToolCall]) -> list[dict[str, Any]]:
+        """The results of a model turn's calls as functionResponse parts, in the order of the
+        calls (Gemini pairs them by order and name)."""
+        order = {c.id: n for n, c in enumerate(calls)}
+        by_id = {c.id: c for c in calls}
+        parts = []
+        for result in sorted(results, key=lambda r: order.get(str(r.get("tool_call_id")), len(order))):
+            call = by_id.get(str(result.get("tool_call_id")))
+            name = call.name if call is not None else result.get("name")
+            if not name:
+                raise UsageError("a tool result that names no tool, nor a call of the turn before it")
+            response: dict[str, Any] = {"name": name, "response": {"content": result["content"]}}
+            if call is not None and (self.call_extras.get(_call_key(call)) or {}).get("id"):
+                response["id"] = call.id
+            parts.append({"functionResponse": response})
+        return parts
 
     def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
                      options: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +265,7 @@ class GeminiBackend(ApiBackend):
             config["responseMimeType"] = "application/json"
             if params.response_format.schema is not None:
                 config["responseSchema"] = response_schema(params.response_format.json_schema())
+        body.update(tool_fields(params))
         for key, value in options.items():
             if key in TOP_LEVEL:
                 body[key] = value
@@ -179,7 +285,8 @@ class GeminiBackend(ApiBackend):
         parts = self._read(data, state, None)
         text = "".join(p for p in parts if isinstance(p, str))
         state.reasoning = "".join(p.reasoning for p in parts if isinstance(p, Chunk))
-        state.finish_reason = state.finish_reason or FINISH_STOP
+        if state.finish_reason is None:
+            self._settle(state, FINISH_STOP)
         return text, state
 
     def read_event(self, event: Event, state: StreamState, lines: LineStream) -> list[str | Chunk]:
@@ -209,13 +316,35 @@ class GeminiBackend(ApiBackend):
                 continue
             for part in wire.items(wire.obj(cand.get("content"), "a candidate's content").get("parts"), "parts"):
                 part = wire.obj(part, "a part", optional=False)
+                if part.get("functionCall") is not None:
+                    self._add_call(part, state)
+                    continue
                 text = wire.text(part.get("text"), "the text of a part")
                 if text:
                     texts.append(Chunk(reasoning=text) if part.get("thought") is True else text)
             reason = _finish(cand.get("finishReason"), wire)
             if reason:
-                state.finish_reason = reason
+                state.extra["reason"] = reason
+        if "reason" in state.extra:  # settled again should a call come after the finish reason
+            self._settle(state, state.extra["reason"])
         return texts
+
+    def _add_call(self, part: dict[str, Any], state: StreamState) -> None:
+        wire = self.wire
+        call = wire.obj(part.get("functionCall"), "a functionCall", optional=False)
+        args = wire.obj(call.get("args"), "a functionCall's args")
+        calls = gatherer(state, wire)
+        calls.add(call.get("id"), call.get("name"), json.dumps(args, ensure_ascii=False) if args else "")
+        extras = {"id": bool(call.get("id")), "signature": wire.text(part.get("thoughtSignature"), "a thoughtSignature")}
+        if any(extras.values()):
+            state.extra.setdefault("call_extras", {})[len(calls) - 1] = extras
+
+    def _settle(self, state: StreamState, reason: str) -> None:
+        """The answer's calls settled, and what goes back with each kept."""
+        gatherer(state, self.wire).settle(state, reason)
+        for n, extras in state.extra.get("call_extras", {}).items():
+            if n < len(state.tool_calls):
+                self.call_extras.keep(_call_key(state.tool_calls[n]), extras)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         system, contents = self.contents(messages)

@@ -79,10 +79,6 @@ def anthropic_content(message: Mapping[str, Any]) -> Any:
     return blocks + ([{"type": "text", "text": message["content"]}] if message["content"] else [])
 
 
-def anthropic_turns(turns: list[dict[str, str]]) -> list[dict[str, Any]]:
-    return [{"role": t["role"], "content": anthropic_content(t)} for t in turns]
-
-
 def gemini_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The `parts` of a Gemini content: its text, then `inline_data` for each image."""
     images = images_of(message)

@@ -115,3 +115,71 @@ def tool_message(name: str, tool_input: Any) -> Reply:
                                     "input": tool_input}],
                        "stop_reason": "tool_use", "stop_sequence": None,
                        "usage": {"input_tokens": 40, "output_tokens": 9}})
+
+
+# --- answers of several content blocks (text, thinking, tool calls), for tool calling ---------------
+
+
+def text_block(*pieces: str) -> dict[str, Any]:
+    return {"type": "text", "pieces": list(pieces)}
+
+
+def tool_block(id: str, name: str, *pieces: str, start_input: Any = None) -> dict[str, Any]:
+    """A `tool_use` block whose input arrives as `input_json_delta` pieces (the first one empty, as
+    Anthropic sends it); `start_input`: what content_block_start says its input is ({} by default)."""
+    return {"type": "tool_use", "id": id, "name": name, "pieces": list(pieces),
+            "start_input": {} if start_input is None else start_input}
+
+
+def thinking_block(*pieces: str, signature: str = "EqQBCgIYAhIM1gbcDa9GJwZA") -> dict[str, Any]:
+    return {"type": "thinking", "pieces": list(pieces), "signature": signature}
+
+
+def _block_events(index: int, block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    def delta(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": body})
+
+    kind = block["type"]
+    if kind == "text":
+        start: dict[str, Any] = {"type": "text", "text": ""}
+        deltas = [delta({"type": "text_delta", "text": p}) for p in block["pieces"]]
+    elif kind == "thinking":
+        start = {"type": "thinking", "thinking": ""}
+        deltas = [delta({"type": "thinking_delta", "thinking": p}) for p in block["pieces"]]
+        deltas.append(delta({"type": "signature_delta", "signature": block["signature"]}))
+    else:
+        start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": block["start_input"]}
+        deltas = [delta({"type": "input_json_delta", "partial_json": p}) for p in ["", *block["pieces"]]]
+    return [("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}),
+            *deltas, ("content_block_stop", {"type": "content_block_stop", "index": index})]
+
+
+def blocks_events(blocks: list[dict[str, Any]], stop_reason: str = "tool_use", input_tokens: int = 40,
+                  output_tokens: int = 9) -> list[tuple[str, str]]:
+    """The events of an answer made of `blocks` (text_block, tool_block, thinking_block), in order."""
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": {
+            "id": "msg_01Aq9w938a90dw8q", "type": "message", "role": "assistant", "content": [], "model": MODEL,
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
+        ("ping", {"type": "ping"}),
+    ]
+    for index, block in enumerate(blocks):
+        out += _block_events(index, block)
+    out += [
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                           "usage": {"output_tokens": output_tokens}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return [(event, json.dumps(data)) for event, data in out]
+
+
+def blocks_stream(blocks: list[dict[str, Any]], stop_reason: str = "tool_use", *,
+                  drop_after: int | None = None) -> Reply:
+    return Reply(events=blocks_events(blocks, stop_reason), drop_after=drop_after)
+
+
+def blocks_message(content: list[dict[str, Any]], stop_reason: str = "tool_use") -> Reply:
+    """A whole answer (`stream: false`) whose content blocks are given as Anthropic writes them."""
+    return Reply(json={"id": "msg_01Aq9w938a90dw8q", "type": "message", "role": "assistant", "model": MODEL,
+                       "content": content, "stop_reason": stop_reason, "stop_sequence": None,
+                       "usage": {"input_tokens": 40, "output_tokens": 9}})

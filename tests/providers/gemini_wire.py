@@ -64,3 +64,43 @@ def model() -> Reply:
     return Reply(json={"name": f"models/{MODEL}", "version": "2.0", "displayName": "Gemini 2.0 Flash",
                        "description": "Gemini 2.0 Flash", "inputTokenLimit": 1_048_576, "outputTokenLimit": 8192,
                        "supportedGenerationMethods": ["generateContent", "countTokens"], "temperature": 1.0})
+
+
+# --- function calls ---------------------------------------------------------------------------------
+
+
+def function_call(name: str | None, args: Any = None, *, signature: str | None = None,
+                  id: str | None = None) -> dict[str, Any]:
+    """A `functionCall` part (whole: Gemini sends no partial calls), with the `thoughtSignature`
+    Gemini 3 puts on the first call of an answer, and an id where Gemini gives one."""
+    call: dict[str, Any] = {}
+    if name is not None:
+        call["name"] = name
+    if args is not None:
+        call["args"] = args
+    if id is not None:
+        call["id"] = id
+    part: dict[str, Any] = {"functionCall": call}
+    if signature is not None:
+        part["thoughtSignature"] = signature
+    return part
+
+
+def parts_response(parts: list[dict[str, Any]], finish: str | None = None,
+                   usage: tuple[int, int] | None = None) -> dict[str, Any]:
+    data = response(None, finish, usage)
+    data["candidates"][0]["content"]["parts"] = parts
+    return data
+
+
+def parts_stream(events: list[list[dict[str, Any]]], finish: str = "STOP", usage: tuple[int, int] = (30, 7), *,
+                 drop_after: int | None = None) -> Reply:
+    """An answer streamed as one event per list of parts (text parts: {"text": …}); the last event
+    has the finish reason and the usage."""
+    items = [parts_response(parts) for parts in events[:-1]]
+    items.append(parts_response(events[-1], finish, usage))
+    return Reply(events=[(None, json.dumps(i)) for i in items], drop_after=drop_after)
+
+
+def parts_whole(parts: list[dict[str, Any]], finish: str = "STOP") -> Reply:
+    return Reply(json=parts_response(parts, finish, (30, 7)))
