@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from modelctl.templates.conversation import Conversation, TurnFormats
+from modelctl.templates.tool_render import HERMES_2_PRO_TOOLS, QWEN_2_5_TOOLS, QWEN_3_TOOLS, QWQ_TOOLS
 
 # --- ChatML, Nous Hermes 2, Yi 1.5, Qwen 1.5 to 2.5 -----------------------------------------------
 
@@ -36,6 +37,7 @@ NOUS_HERMES_2 = replace(
     CHATML.with_formats(prefix="{bos}"),
     name="nous-hermes-2",
     bos="<s>",
+    tool_style=HERMES_2_PRO_TOOLS,  # Hermes 2 Pro's tool_use template
     description="Nous Hermes 2 / Hermes 2 Pro: ChatML after the BOS",
     reference="NousResearch/Nous-Hermes-2-Mixtral-8x7B-DPO chat_template (also Hermes-2-Pro-Mistral-7B's)",
     models=("Nous-Hermes-2-Mixtral-8x7B-DPO", "Nous-Hermes-2-Mistral-7B-DPO", "Hermes-2-Pro-Mistral-7B"),
@@ -82,6 +84,7 @@ QWEN_2_5 = replace(
     QWEN_2,
     name="qwen2.5",
     system_message="You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+    tool_style=QWEN_2_5_TOOLS,
     description="Qwen2.5 Instruct: ChatML with Qwen's default system message",
     reference="Qwen/Qwen2.5-7B-Instruct chat_template",
     models=("Qwen2.5-7B-Instruct", "Qwen2.5-Coder-7B-Instruct"),
@@ -101,6 +104,7 @@ QWEN_3 = Conversation(
     assistant_transform="drop_reasoning_if_closed",
     last_assistant_transform="split_reasoning",
     variables=(("enable_thinking", True),),
+    tool_style=QWEN_3_TOOLS,
     variable_formats=(
         # an empty reasoning opens the answer
         ("enable_thinking", False, replace(_QWEN_3_FORMATS, generation="<|im_start|>assistant\n<think>\n\n</think>\n\n")),
@@ -121,6 +125,7 @@ QWQ = Conversation(
         generation="<|im_start|>assistant\n<think>\n",  # the model always reasons
     ),
     assistant_transform="drop_reasoning_lstrip",
+    tool_style=QWQ_TOOLS,
     eos="<|im_end|>",
     stop_str=("<|im_end|>", "<|endoftext|>"),
     stop_token_ids=(151645, 151643),

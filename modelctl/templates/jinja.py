@@ -21,6 +21,7 @@ from typing import Any
 
 from modelctl.errors import TemplateError
 from modelctl.templates.sandbox import MAX_VALUE_CHARS, RENDER_TIMEOUT, render_text
+from modelctl.templates.tool_messages import tool_list
 from modelctl.templates.types import (
     RenderedPrompt,
     Segment,
@@ -32,7 +33,7 @@ from modelctl.templates.types import (
 # -- the template object ---------------------------------------------------------------------
 
 # what render() itself passes; not settable through `variables`
-_RESERVED = frozenset({"messages", "add_generation_prompt", "bos_token", "eos_token", "date_string", "tools", "documents"})
+_RESERVED = frozenset({"messages", "add_generation_prompt", "bos_token", "eos_token", "date_string", "documents"})
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class JinjaChatTemplate:
 
     def render(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: Sequence[Mapping[str, Any]],
         *,
         add_generation_prompt: bool = True,
         bos_token: str | None = None,
@@ -67,10 +68,11 @@ class JinjaChatTemplate:
         reserved = sorted(set(variables or {}) & _RESERVED)
         if reserved:
             raise TemplateError(f"template '{self.name}': {', '.join(reserved)} cannot be set as a template variable")
+        tools = tool_list(self.name, (variables or {}).get("tools"))
         context: dict[str, Any] = {
             **(variables or {}),
             "add_generation_prompt": add_generation_prompt,
-            "tools": None,
+            "tools": tools or None,
             "documents": None,
         }
         if bos is not None:
@@ -92,7 +94,7 @@ class JinjaChatTemplate:
             bos_token=leading_bos,
         )
 
-    def _render(self, messages: list[dict[str, str]], variables: Mapping[str, Any]) -> str:
+    def _render(self, messages: list[dict[str, Any]], variables: Mapping[str, Any]) -> str:
         return render_text(
             self.name,
             self.template,
@@ -114,7 +116,7 @@ _MARK_OPEN, _MARK_CLOSE = "\U000f0000", "\U000f0001"
 _MARK = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
 
 
-def _segments(tpl: JinjaChatTemplate, messages: list[dict[str, str]], variables: Mapping[str, Any], text: str) -> tuple[Segment, ...]:
+def _segments(tpl: JinjaChatTemplate, messages: list[dict[str, Any]], variables: Mapping[str, Any], text: str) -> tuple[Segment, ...]:
     # an empty content stays empty: templates that leave out empty messages do so for the markers too
     marked = [{"role": m["role"], "content": m["content"] and f"{_MARK_OPEN}{i}{_MARK_CLOSE}"}
               for i, m in enumerate(messages)]

@@ -1,0 +1,414 @@
+"""Conversations with tools, rendered by the built-in templates as their official templates do.
+
+An official template that supports tools is a program: it lists the tools in a system block (or in
+the first user turn, or before the last one), writes each tool call and result in markup of its
+own, and reads the whole conversation to decide where. So each tool-capable family has one
+renderer here, a line-by-line port of its official template, given a `ToolPrompt` and returning
+segments; `ToolStyle` pairs it with the name of the family's call format (`tool_format`, the key of
+the call parsers). A built-in `Conversation` with a `tool_style` renders through it whenever the
+conversation has tools or tool turns; tests/test_templates_tools.py compares each with its
+official template, byte for byte.
+
+Template text and content (see `types.Segment`): everything that came from the caller (message
+text, tool names, descriptions and schemas, call arguments, results) is content, never parsed for
+control tokens; only the markup the official template writes is template text.
+
+Where an official template cannot render a conversation modelctl keeps, the renderer writes what
+the official template writes for the nearest conversation it can render, said at each place:
+several calls in one assistant turn for a family that takes one call per turn (Llama 3.1, gpt-oss)
+are written as consecutive assistant turns of one call each; Mistral's 9-character call ids are
+made from other ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelctl.errors import TemplateError
+from modelctl.templates.types import Segment
+
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolPrompt:
+    """What a tool renderer reads: the checked messages (Hugging Face form), the tools, and the
+    template's texts and variables."""
+
+    template: str  # the template's name, for errors
+    messages: list[Message]
+    tools: list[dict[str, Any]]
+    add_generation_prompt: bool
+    bos: str
+    eos: str
+    date: str
+    default_system: str  # the template's default system message ("" for none)
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def system(self) -> str | None:
+        """The leading system message's text, None when there is none."""
+        first = self.messages[0] if self.messages else None
+        return first["content"] if first and first["role"] == "system" else None
+
+    @property
+    def turns(self) -> list[Message]:
+        """The messages after a leading system message."""
+        return self.messages[1:] if self.system is not None else self.messages
+
+
+@dataclass(frozen=True)
+class ToolStyle:
+    """A family's tool rendering: `format` names how its models write a call (the parsers' key),
+    `render` writes a conversation with tools as the official template does."""
+
+    format: str
+    render: Callable[[ToolPrompt], list[Segment]]
+
+
+class _Out:
+    """Segments being written: `t` template text, `c` content."""
+
+    def __init__(self) -> None:
+        self.parts: list[Segment] = []
+
+    def t(self, text: str) -> None:
+        self.parts.append(Segment(text, True))
+
+    def c(self, text: str) -> None:
+        self.parts.append(Segment(text, False))
+
+
+def tojson(value: Any, indent: int | None = None) -> str:
+    """Jinja's `tojson` as chat templates run it (transformers' settings): key order kept, non-ASCII
+    kept, no HTML escaping."""
+    return json.dumps(value, ensure_ascii=False, indent=indent)
+
+
+def _function(tool: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(tool.get("function", tool))
+
+
+def _call(call: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(call.get("function", call))
+
+
+def _arguments_json(arguments: Any) -> str:
+    """`arguments | tojson` (a string the model wrote that is not an object is quoted)."""
+    return tojson(arguments)
+
+
+def _arguments_as_written(arguments: Any) -> str:
+    """`arguments` if a string, else `arguments | tojson` (Qwen3, Hermes)."""
+    return arguments if isinstance(arguments, str) else tojson(arguments)
+
+
+def _is_tool(messages: Sequence[Message], i: int) -> bool:
+    return 0 <= i < len(messages) and messages[i]["role"] == "tool"
+
+
+def one_call_per_turn(messages: list[Message]) -> list[Message]:
+    """Each assistant turn with several calls as consecutive turns of one call each, the text on
+    the first (for templates that render one call per turn)."""
+    out: list[Message] = []
+    for m in messages:
+        calls = m.get("tool_calls") or []
+        if len(calls) < 2:
+            out.append(m)
+            continue
+        out += [{**m, "content": m["content"] if k == 0 else "", "tool_calls": [call]} for k, call in enumerate(calls)]
+    return out
+
+
+# --- Qwen 2.5, Qwen3, QwQ (tools in the system block, <tool_call> JSON) ---------------------------
+
+_QWEN_TOOLS_HEAD = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+_QWEN_TOOLS_TAIL = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n'
+    "</tool_call><|im_end|>\n"
+)
+
+
+def _qwen_tools(out: _Out, tools: list[dict[str, Any]]) -> None:
+    out.t(_QWEN_TOOLS_HEAD)
+    for tool in tools:
+        out.t("\n")
+        out.c(tojson(tool))
+    out.t(_QWEN_TOOLS_TAIL)
+
+
+def _chatml_turn(out: _Out, role: str, content: str) -> None:
+    out.t(f"<|im_start|>{role}\n")
+    out.c(content)
+    out.t("<|im_end|>\n")
+
+
+def _qwen_call(out: _Out, call: Mapping[str, Any], arguments: Callable[[Any], str]) -> None:
+    function = _call(call)
+    out.t('<tool_call>\n{"name": "')
+    out.c(function["name"])
+    out.t('", "arguments": ')
+    out.c(arguments(function.get("arguments")))
+    out.t("}\n</tool_call>")
+
+
+def _qwen_result(out: _Out, messages: Sequence[Message], i: int) -> None:
+    """A tool result: consecutive results share one user turn."""
+    if not _is_tool(messages, i - 1):
+        out.t("<|im_start|>user")
+    out.t("\n<tool_response>\n")
+    out.c(messages[i]["content"])
+    out.t("\n</tool_response>")
+    if not _is_tool(messages, i + 1):
+        out.t("<|im_end|>\n")
+
+
+def _qwen_system(out: _Out, p: ToolPrompt, default: str | None, between: str) -> None:
+    """The system block: with tools, the system text (or `default`, template text) then the tool
+    list; without, the system message alone when there is one (or `default`)."""
+    if p.tools:
+        out.t("<|im_start|>system\n")
+        if p.system is not None:
+            out.c(p.system)
+            out.t(between)
+        elif default is not None:
+            out.t(default + between)
+        _qwen_tools(out, p.tools)
+    elif p.system is not None:
+        _chatml_turn(out, "system", p.system)
+    elif default:
+        out.t(f"<|im_start|>system\n{default}<|im_end|>\n")
+
+
+def render_qwen2_5(p: ToolPrompt) -> list[Segment]:
+    out = _Out()
+    _qwen_system(out, p, p.default_system, "\n\n")
+    messages = p.messages
+    for i, m in enumerate(messages):
+        if i == 0 and m["role"] == "system":
+            continue
+        if m["role"] == "tool":
+            _qwen_result(out, messages, i)
+        elif m.get("tool_calls"):
+            out.t("<|im_start|>assistant")
+            if m["content"]:
+                out.t("\n")
+                out.c(m["content"])
+            for call in m["tool_calls"]:
+                out.t("\n")
+                _qwen_call(out, call, _arguments_json)
+            out.t("<|im_end|>\n")
+        else:
+            _chatml_turn(out, m["role"], m["content"])
+    if p.add_generation_prompt:
+        out.t("<|im_start|>assistant\n")
+    return out.parts
+
+
+def render_qwq(p: ToolPrompt) -> list[Segment]:
+    out = _Out()
+    _qwen_system(out, p, "", "\n\n")
+    messages = p.messages
+    for i, m in enumerate(messages):
+        if i == 0 and m["role"] == "system":
+            continue
+        if m["role"] == "tool":
+            _qwen_result(out, messages, i)
+            continue
+        if m["role"] != "assistant":
+            _chatml_turn(out, m["role"], m["content"])
+            continue
+        content = m["content"]
+        if i != len(messages) - 1:  # earlier reasoning is dropped
+            content = content.split("</think>")[-1].lstrip("\n")
+        if not m.get("tool_calls"):
+            _chatml_turn(out, "assistant", content)
+            continue
+        out.t("<|im_start|>assistant")
+        if m["content"]:
+            out.t("\n")
+            out.c(content)
+        for call in m["tool_calls"]:
+            out.t("\n")
+            _qwen_call(out, call, _arguments_json)
+        out.t("<|im_end|>\n")
+    if p.add_generation_prompt:
+        out.t("<|im_start|>assistant\n<think>\n")
+    return out.parts
+
+
+def _qwen3_last_query(messages: Sequence[Message]) -> int:
+    """The index of the last user message that is not a tool response written as a user turn."""
+    for index in range(len(messages) - 1, -1, -1):
+        m = messages[index]
+        text = m["content"]
+        if m["role"] == "user" and not (text.startswith("<tool_response>") and text.endswith("</tool_response>")):
+            return index
+    return len(messages) - 1
+
+
+def _qwen3_reasoning(content: str) -> tuple[str, str]:
+    """(reasoning, answer) as Qwen3's template reads an assistant message."""
+    if "</think>" not in content:
+        return "", content
+    head = content.split("</think>")[0]
+    return head.rstrip("\n").split("<think>")[-1].lstrip("\n"), content.split("</think>")[-1].lstrip("\n")
+
+
+def render_qwen3(p: ToolPrompt) -> list[Segment]:
+    out = _Out()
+    _qwen_system(out, p, None, "\n\n")
+    messages = p.messages
+    last_query = _qwen3_last_query(messages)
+    for i, m in enumerate(messages):
+        if i == 0 and m["role"] == "system":
+            continue
+        if m["role"] == "tool":
+            _qwen_result(out, messages, i)
+            continue
+        if m["role"] != "assistant":
+            _chatml_turn(out, m["role"], m["content"])
+            continue
+        reasoning, content = _qwen3_reasoning(m["content"])
+        if i > last_query and (i == len(messages) - 1 or reasoning):
+            out.t("<|im_start|>assistant\n<think>\n")
+            out.c(reasoning.strip("\n"))
+            out.t("\n</think>\n\n")
+            out.c(content.lstrip("\n"))
+        else:
+            out.t("<|im_start|>assistant\n")
+            out.c(content)
+        for k, call in enumerate(m.get("tool_calls") or ()):
+            if k or content:
+                out.t("\n")
+            _qwen_call(out, call, _arguments_as_written)
+        out.t("<|im_end|>\n")
+    if p.add_generation_prompt:
+        out.t("<|im_start|>assistant\n")
+        if p.variables.get("enable_thinking") is False:
+            out.t("<think>\n\n</think>\n\n")
+    return out.parts
+
+
+# --- Hermes 2 Pro (its tool_use template) -----------------------------------------------------
+
+_HERMES_HEAD = (
+    "<|im_start|>system\nYou are a function calling AI model. You are provided with function signatures within "
+    "<tools></tools> XML tags. You may call one or more functions to assist with the user query. Don't make "
+    "assumptions about what values to plug into functions. Here are the available tools: <tools> "
+)
+_HERMES_TAIL = (
+    ' </tools>Use the following pydantic model json schema for each tool call you will make: {"properties": '
+    '{"name": {"title": "Name", "type": "string"}, "arguments": {"title": "Arguments", "type": "object"}}, '
+    '"required": ["name", "arguments"], "title": "FunctionCall", "type": "object"}}\n'
+    "For each function call return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags as follows:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-dict>}\n</tool_call><|im_end|>\n'
+)
+_PYTHON_TYPES = {"string": "str", "number": "float", "integer": "int", "boolean": "bool"}
+
+
+def _python_type(spec: Any) -> str:
+    """The template's json_to_python_type macro. (Its `json_spec|items` for an array's items is
+    Jinja's `items` filter, whose result has no type: every array is `list[Union[]]`.)"""
+    kind = spec.get("type") if isinstance(spec, Mapping) else None
+    if isinstance(kind, str) and kind in _PYTHON_TYPES:
+        return _PYTHON_TYPES[kind]
+    if kind == "array":
+        return "list[Union[]]"
+    if kind == "object":
+        extra = spec.get("additionalProperties") if isinstance(spec, Mapping) else None
+        return f"dict[str, {_python_type(extra)}]" if "additionalProperties" in spec else "dict"
+    if kind is None or isinstance(kind, (list, tuple)):  # an undefined type iterates as an empty list
+        return "Union[" + ",".join(_python_type({"type": t}) for t in (kind or ())) + "]"
+    return "Any"  # the official template recurses without end here
+
+
+def _hermes_tool(out: _Out, tool: Mapping[str, Any]) -> None:
+    function = _function(tool)
+    name, parameters = function["name"], function.get("parameters") or {}
+    properties: Mapping[str, Any] = parameters.get("properties") or {}
+    out.t('{"type": "function", "function": {"name": "')
+    out.c(name)
+    out.t('", "description": "')
+    out.c(name + "(" + ", ".join(f"{k}: {_python_type(v)}" for k, v in properties.items()) + ")")
+    if "return" in function:
+        out.c(" -> " + _python_type(function["return"]))
+    out.c(" - " + str(function.get("description", "")) + "\n\n")
+    if properties:
+        out.c("    Args:\n" + "".join(
+            f"        {k}({_python_type(v)}): " + str(v.get("description", "")).strip() for k, v in properties.items()))
+    returned = function.get("return")
+    if isinstance(returned, Mapping) and "description" in returned:
+        out.c("\n    Returns:\n        " + str(returned["description"]))
+    out.t('", "parameters": ')
+    if properties:
+        out.c(tojson(parameters))
+    else:
+        out.t("{}")
+    out.t("}")
+
+
+def render_hermes_2_pro(p: ToolPrompt) -> list[Segment]:
+    out = _Out()
+    out.t(p.bos + _HERMES_HEAD)
+    for k, tool in enumerate(p.tools):
+        if k:
+            out.t("\n")
+        _hermes_tool(out, tool)
+    out.t(_HERMES_TAIL)
+    messages = p.messages
+    for i, m in enumerate(messages):
+        if m["role"] == "tool":
+            if i > 0 and not _is_tool(messages, i - 1):
+                out.t("<|im_start|>tool\n")
+            out.t("<tool_response>\n")
+            out.c(m["content"])
+            out.t("\n</tool_response>\n" if i < len(messages) - 1 else "\n</tool_response>")
+            if not _is_tool(messages, i + 1):
+                out.t("<|im_end|>")
+        elif m.get("tool_calls"):
+            out.t("<|im_start|>assistant")
+            for call in m["tool_calls"]:
+                function = _call(call)
+                out.t('\n<tool_call>\n{"name": "')
+                out.c(function["name"])
+                out.t('", "arguments": ')
+                out.c(_arguments_as_written(function.get("arguments")))
+                out.t("}\n</tool_call>")
+            out.t("<|im_end|>\n")
+        else:
+            _chatml_turn(out, m["role"], m["content"])
+    if p.add_generation_prompt:
+        out.t("<|im_start|>assistant\n")
+    return out.parts
+
+
+QWEN_2_5_TOOLS = ToolStyle("hermes", render_qwen2_5)
+QWEN_3_TOOLS = ToolStyle("hermes", render_qwen3)
+QWQ_TOOLS = ToolStyle("hermes", render_qwq)
+HERMES_2_PRO_TOOLS = ToolStyle("hermes", render_hermes_2_pro)
+
+
+def check_tool_order(name: str, messages: Sequence[Message]) -> None:
+    """A system message only first; a tool result only after an assistant turn with calls or
+    another result; the conversation starts (after the system message) with a user turn."""
+    previous: Message | None = None
+    for i, m in enumerate(messages, 1):
+        role = m["role"]
+        if role == "system" and i != 1:
+            raise TemplateError(f"template '{name}': message {i} has role 'system'; "
+                                "a system message is accepted only as the first message")
+        if role == "tool" and not (previous and (previous["role"] == "tool" or previous.get("tool_calls"))):
+            raise TemplateError(f"template '{name}': message {i} is a tool result that follows no tool call")
+        if role != "system" and (previous is None or previous["role"] == "system") and role != "user":
+            raise TemplateError(f"template '{name}': message {i} has role '{role}'; the conversation must start "
+                                "with a user message (after an optional system message)")
+        previous = m
