@@ -26,7 +26,13 @@ OFFICIAL = [
     ("qwen3", "qwen3", None, "<|im_end|>"),
     ("qwq", "qwq", None, "<|im_end|>"),
     ("nous-hermes-2", "hermes-2-pro-tool_use", "<s>", "<|im_end|>"),
+    ("llama-3.1", "llama-3.1", "<|begin_of_text|>", "<|eot_id|>"),
+    ("llama-3.2", "llama-3.2", "<|begin_of_text|>", "<|eot_id|>"),
+    ("llama-4", "llama-4", "<|begin_of_text|>", "<|eot|>"),
 ]
+# official templates that take one call per assistant turn (Llama 3.x refuses more, gpt-oss drops
+# the others): the built-in writes several as consecutive turns, as the reference renders them
+ONE_CALL_PER_TURN = {"llama-3.1", "llama-3.2"}
 VARIABLES = {"qwen3": [{"enable_thinking": False}]}
 
 
@@ -53,10 +59,18 @@ def _cases():
 def test_tools_render_as_the_official_template(builtin, ref, bos, eos, conv, gen, variables):
     messages, tools = CONVERSATIONS[conv]["messages"], _tools(conv)
     day = date.today()
-    want = _reference(ref, bos, eos).render(messages, add_generation_prompt=gen, date_string=DATE,
+    want = _reference(ref, bos, eos).render(_one_call_per_turn(messages) if ref in ONE_CALL_PER_TURN else messages, add_generation_prompt=gen, date_string=DATE,
                                             variables={**variables, "tools": tools}).text
     got = get_conv_template(builtin).render(messages, add_generation_prompt=gen, bos_token=bos, eos_token=eos,
                                             date_string=DATE, variables={**variables, "tools": tools})
     if got.text != want and date.today() != day:
         pytest.skip("the date changed during the test")
     assert got.text == want
+
+
+def _one_call_per_turn(messages: list[dict]) -> list[dict]:
+    out = []
+    for m in messages:
+        calls = m.get("tool_calls") or []
+        out += [{**m, "content": m["content"] if k == 0 else "", "tool_calls": [c]} for k, c in enumerate(calls)] or [m]
+    return out

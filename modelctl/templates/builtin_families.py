@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from modelctl.templates.conversation import Conversation, TurnFormats
+from modelctl.templates.tool_render import LLAMA_3_TOOLS, LLAMA_4_TOOLS
 from modelctl.templates.types import SystemPolicy
 
 MERGE = SystemPolicy.MERGE_FIRST_USER
@@ -73,6 +74,7 @@ LLAMA_3_1 = replace(
     ),
     name="llama-3.1",
     system_always=True,
+    tool_style=LLAMA_3_TOOLS,
     date_string="26 Jul 2024",
     stop_str=("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"),
     stop_token_ids=(128009, 128008, 128001),
@@ -105,6 +107,7 @@ LLAMA_4 = Conversation(
     system_transform="strip",  # the official template trims the system message only
     bos="<|begin_of_text|>",
     eos="<|eot|>",
+    tool_style=LLAMA_4_TOOLS,
     stop_str=("<|eot|>", "<|eom|>", "<|end_of_text|>"),
     stop_token_ids=(200008, 200007, 200001),
     description="Llama 4 (Scout, Maverick): <|header_start|>role<|header_end|> turns ending in <|eot|>",

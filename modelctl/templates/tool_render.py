@@ -391,10 +391,103 @@ def render_hermes_2_pro(p: ToolPrompt) -> list[Segment]:
     return out.parts
 
 
+# --- Llama 3.1 to 3.3, Llama 4 (JSON calls, results from "ipython") -------------------------------
+
+_LLAMA_FORMAT = ('Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.'
+                 "Do not use variables.\n\n")
+_LLAMA_IN_SYSTEM = ("You have access to the following functions. To call a function, please respond with JSON for a "
+                    "function call." + _LLAMA_FORMAT)
+_LLAMA_IN_USER = ("Given the following functions, please respond with a JSON for a function call with its proper "
+                  "arguments that best answers the given prompt.\n\n" + _LLAMA_FORMAT)
+
+
+@dataclass(frozen=True)
+class _Llama:
+    """What Llama 3.x and Llama 4 write differently."""
+
+    header: str  # a turn's header, {role}
+    eot: str
+    dated: bool  # the system block (always written) dates the prompt; else it is written for a system message only
+    trim: bool  # message texts are trimmed
+
+
+_LLAMA_3 = _Llama("<|start_header_id|>{role}<|end_header_id|>\n\n", "<|eot_id|>", dated=True, trim=True)
+_LLAMA_4 = _Llama("<|header_start|>{role}<|header_end|>\n\n", "<|eot|>", dated=False, trim=False)
+
+
+def _llama_tool_list(out: _Out, intro: str, tools: list[dict[str, Any]]) -> None:
+    out.t(intro)
+    for tool in tools:
+        out.c(tojson(tool, indent=4))
+        out.t("\n\n")
+
+
+def _render_llama(p: ToolPrompt, llama: _Llama) -> list[Segment]:
+    out = _Out()
+    out.t(p.bos)
+    in_user = p.variables.get("tools_in_user_message", True)
+    turns = list(p.turns)
+    if p.system is not None or llama.dated:
+        out.t(llama.header.format(role="system"))
+        if p.tools:
+            out.t("Environment: ipython\n")
+        if llama.dated:
+            out.t(f"Cutting Knowledge Date: December 2023\nToday Date: {p.date}\n\n")
+        if p.tools and not in_user:
+            _llama_tool_list(out, _LLAMA_IN_SYSTEM, p.tools)
+        out.c((p.system or "").strip())
+        out.t(llama.eot)
+    if p.tools and in_user:
+        if not turns:
+            raise TemplateError(f"template '{p.template}': the tools go in the first user message, and there is none")
+        first = turns.pop(0)
+        _llama_tool_list(out, llama.header.format(role="user") + _LLAMA_IN_USER, p.tools)
+        out.c(first["content"].strip())
+        out.t(llama.eot)
+    # Llama 3.x's template takes one call per assistant turn (it refuses more): several are written
+    # as turns of one call each
+    for m in turns if not llama.dated else one_call_per_turn(turns):
+        if m["role"] == "tool":
+            out.t(llama.header.format(role="ipython"))
+            out.c(tojson(m["content"]))  # a string is iterable to the template: it writes it as JSON
+            out.t(llama.eot)
+        elif m.get("tool_calls"):
+            out.t(llama.header.format(role="assistant"))
+            if not llama.dated:  # Llama 4 keeps the text, between python tags
+                out.t("<|python_start|>")
+                out.c(m["content"])
+                out.t("<|python_end|>")
+            for call in m["tool_calls"]:
+                function = _call(call)
+                out.t('{"name": "')
+                out.c(function["name"])
+                out.t('", "parameters": ')
+                out.c(tojson(function.get("arguments")))
+                out.t("}")
+            out.t(llama.eot)
+        else:
+            out.t(llama.header.format(role=m["role"]))
+            out.c(m["content"].strip() if llama.trim else m["content"])
+            out.t(llama.eot)
+    if p.add_generation_prompt:
+        out.t(llama.header.format(role="assistant"))
+    return out.parts
+
+
+def render_llama_3(p: ToolPrompt) -> list[Segment]:
+    return _render_llama(p, _LLAMA_3)
+
+
+def render_llama_4(p: ToolPrompt) -> list[Segment]:
+    return _render_llama(p, _LLAMA_4)
+
+
 QWEN_2_5_TOOLS = ToolStyle("hermes", render_qwen2_5)
 QWEN_3_TOOLS = ToolStyle("hermes", render_qwen3)
 QWQ_TOOLS = ToolStyle("hermes", render_qwq)
 HERMES_2_PRO_TOOLS = ToolStyle("hermes", render_hermes_2_pro)
+LLAMA_3_TOOLS = ToolStyle("llama3_json", render_llama_3)
+LLAMA_4_TOOLS = ToolStyle("llama3_json", render_llama_4)
 
 
 def check_tool_order(name: str, messages: Sequence[Message]) -> None:
