@@ -29,6 +29,8 @@ OFFICIAL = [
     ("llama-3.1", "llama-3.1", "<|begin_of_text|>", "<|eot_id|>"),
     ("llama-3.2", "llama-3.2", "<|begin_of_text|>", "<|eot_id|>"),
     ("llama-4", "llama-4", "<|begin_of_text|>", "<|eot|>"),
+    ("mistral-v3", "mistral-v3", "<s>", "</s>"),
+    ("mistral-nemo", "mistral-nemo", "<s>", "</s>"),
 ]
 # official templates that take one call per assistant turn (Llama 3.x refuses more, gpt-oss drops
 # the others): the built-in writes several as consecutive turns, as the reference renders them

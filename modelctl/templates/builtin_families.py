@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from modelctl.templates.conversation import Conversation, TurnFormats
-from modelctl.templates.tool_render import LLAMA_3_TOOLS, LLAMA_4_TOOLS
+from modelctl.templates.tool_render import LLAMA_3_TOOLS, LLAMA_4_TOOLS, MISTRAL_NEMO_TOOLS, MISTRAL_V3_TOOLS
 from modelctl.templates.types import SystemPolicy
 
 MERGE = SystemPolicy.MERGE_FIRST_USER
@@ -149,6 +149,7 @@ MISTRAL_V3 = Conversation(
     ),
     system_policy=SystemPolicy.MERGE_LAST_USER,  # the system message goes with the latest request
     assistant_transform="strip",
+    tool_style=MISTRAL_V3_TOOLS,
     bos="<s>",
     eos="</s>",
     stop_str=("</s>",),
@@ -161,6 +162,7 @@ MISTRAL_V3 = Conversation(
 MISTRAL_NEMO = Conversation(
     name="mistral-nemo",
     roles=("[INST]", "[/INST]"),
+    tool_style=MISTRAL_NEMO_TOOLS,
     formats=TurnFormats(
         prefix="{bos}",
         user="[INST]{content}[/INST]",

@@ -22,6 +22,7 @@ made from other ids.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -482,10 +483,112 @@ def render_llama_4(p: ToolPrompt) -> list[Segment]:
     return _render_llama(p, _LLAMA_4)
 
 
+# --- Mistral v0.3 and Nemo ([AVAILABLE_TOOLS] before the last request, [TOOL_CALLS] JSON) ---------
+
+
+@dataclass(frozen=True)
+class _Mistral:
+    space: str  # after [INST], [AVAILABLE_TOOLS], [TOOL_CALLS], [TOOL_RESULTS]: " " (v0.3) or "" (Nemo)
+    trim_answers: bool  # v0.3 writes " " + the answer trimmed
+
+
+_MISTRAL_V3 = _Mistral(" ", trim_answers=True)
+_MISTRAL_NEMO = _Mistral("", trim_answers=False)
+
+
+def mistral_call_id(call_id: str) -> str:
+    """A call id as Mistral's templates take it (9 characters): one of 9 kept, any other made into
+    9 letters and digits of its hash, the same for the call and its result."""
+    if len(call_id) == 9:
+        return call_id
+    return hashlib.sha256(call_id.encode("utf-8")).hexdigest()[:9]
+
+
+def _mistral_tools(out: _Out, tools: list[dict[str, Any]], space: str) -> None:
+    out.t(f"[AVAILABLE_TOOLS]{space}[")
+    for k, tool in enumerate(tools):
+        out.t('{"type": "function", "function": {')
+        fields = [(key, value) for key, value in _function(tool).items() if key != "return"]
+        for j, (key, value) in enumerate(fields):
+            if isinstance(value, str):
+                out.t('"')
+                out.c(key)
+                out.t('": "')
+                out.c(value)
+                out.t('"')
+            else:
+                out.t('"')
+                out.c(key)
+                out.t('": ')
+                out.c(tojson(value))
+            if j < len(fields) - 1:
+                out.t(", ")
+        out.t("}}")
+        out.t(", " if k < len(tools) - 1 else "]")
+    out.t("[/AVAILABLE_TOOLS]")
+
+
+def _check_mistral_order(name: str, turns: Sequence[Message]) -> None:
+    """Mistral's rule: leaving out calls and results, turns alternate user/assistant."""
+    plain = [m for m in turns if m["role"] != "tool" and not m.get("tool_calls")]
+    for k, m in enumerate(plain):
+        if (m["role"] == "user") != (k % 2 == 0):
+            raise TemplateError(f"template '{name}': after the optional system message, roles must alternate "
+                                "user/assistant (tool calls and results aside)")
+
+
+def _render_mistral(p: ToolPrompt, mistral: _Mistral) -> list[Segment]:
+    out = _Out()
+    turns, space = p.turns, mistral.space
+    _check_mistral_order(p.template, turns)
+    last_request = [m for m in turns if m["role"] == "user"][-1:]
+    out.t(p.bos)
+    for i, m in enumerate(turns):
+        if m["role"] == "user":
+            if p.tools and m == last_request[0]:  # (compared by value, as the template does)
+                _mistral_tools(out, p.tools, space)
+            out.t(f"[INST]{space}")
+            if i == len(turns) - 1 and p.system is not None:  # the system message goes with a last request only
+                out.c(p.system)
+                out.t("\n\n")
+            out.c(m["content"])
+            out.t("[/INST]")
+        elif m.get("tool_calls"):
+            out.t(f"[TOOL_CALLS]{space}[")
+            for k, call in enumerate(m["tool_calls"]):
+                out.c(tojson(_call(call))[:-1])
+                out.t(', "id": "')
+                out.c(mistral_call_id(call.get("id", "")))
+                out.t('"}')
+                out.t(", " if k < len(m["tool_calls"]) - 1 else "]" + p.eos)
+        elif m["role"] == "assistant":
+            if mistral.trim_answers:
+                out.t(" ")
+            out.c(m["content"].strip() if mistral.trim_answers else m["content"])
+            out.t(p.eos)
+        else:
+            out.t(f'[TOOL_RESULTS]{space}{{"content": ')
+            out.c(m["content"])
+            out.t(', "call_id": "')
+            out.c(mistral_call_id(m["tool_call_id"]))
+            out.t('"}[/TOOL_RESULTS]')
+    return out.parts
+
+
+def render_mistral_v3(p: ToolPrompt) -> list[Segment]:
+    return _render_mistral(p, _MISTRAL_V3)
+
+
+def render_mistral_nemo(p: ToolPrompt) -> list[Segment]:
+    return _render_mistral(p, _MISTRAL_NEMO)
+
+
 QWEN_2_5_TOOLS = ToolStyle("hermes", render_qwen2_5)
 QWEN_3_TOOLS = ToolStyle("hermes", render_qwen3)
 QWQ_TOOLS = ToolStyle("hermes", render_qwq)
 HERMES_2_PRO_TOOLS = ToolStyle("hermes", render_hermes_2_pro)
+MISTRAL_V3_TOOLS = ToolStyle("mistral", render_mistral_v3)
+MISTRAL_NEMO_TOOLS = ToolStyle("mistral", render_mistral_nemo)
 LLAMA_3_TOOLS = ToolStyle("llama3_json", render_llama_3)
 LLAMA_4_TOOLS = ToolStyle("llama3_json", render_llama_4)
 
