@@ -14,6 +14,7 @@ import pytest
 
 from modelctl.templates import get_conv_template
 from modelctl.templates.jinja import JinjaChatTemplate
+from modelctl.templates.tool_render import harmony_turns
 
 DATA = Path(__file__).parent / "data" / "templates"
 TABLE = json.loads((DATA / "tools" / "conversations.json").read_text(encoding="utf-8"))
@@ -31,11 +32,14 @@ OFFICIAL = [
     ("llama-4", "llama-4", "<|begin_of_text|>", "<|eot|>"),
     ("mistral-v3", "mistral-v3", "<s>", "</s>"),
     ("mistral-nemo", "mistral-nemo", "<s>", "</s>"),
+    ("gpt-oss", "gpt-oss", None, "<|return|>"),
 ]
 # official templates that take one call per assistant turn (Llama 3.x refuses more, gpt-oss drops
 # the others): the built-in writes several as consecutive turns, as the reference renders them
 ONE_CALL_PER_TURN = {"llama-3.1", "llama-3.2"}
-VARIABLES = {"qwen3": [{"enable_thinking": False}]}
+VARIABLES = {"qwen3": [{"enable_thinking": False}], "gpt-oss": [{"reasoning_effort": "high"}]}
+# templates whose official text dates the prompt with strftime_now, ignoring date_string
+DATED_TODAY = {"gpt-oss", "granite-3", "smollm3"}
 
 
 def _reference(ref: str, bos: str | None, eos: str | None) -> JinjaChatTemplate:
@@ -61,10 +65,15 @@ def _cases():
 def test_tools_render_as_the_official_template(builtin, ref, bos, eos, conv, gen, variables):
     messages, tools = CONVERSATIONS[conv]["messages"], _tools(conv)
     day = date.today()
-    want = _reference(ref, bos, eos).render(_one_call_per_turn(messages) if ref in ONE_CALL_PER_TURN else messages, add_generation_prompt=gen, date_string=DATE,
+    if ref == "gpt-oss":
+        messages = harmony_turns(messages)
+    elif ref in ONE_CALL_PER_TURN:
+        messages = _one_call_per_turn(messages)
+    date_string = None if builtin in DATED_TODAY else DATE
+    want = _reference(ref, bos, eos).render(messages, add_generation_prompt=gen, date_string=date_string,
                                             variables={**variables, "tools": tools}).text
-    got = get_conv_template(builtin).render(messages, add_generation_prompt=gen, bos_token=bos, eos_token=eos,
-                                            date_string=DATE, variables={**variables, "tools": tools})
+    got = get_conv_template(builtin).render(CONVERSATIONS[conv]["messages"], add_generation_prompt=gen, bos_token=bos,
+                                            eos_token=eos, date_string=date_string, variables={**variables, "tools": tools})
     if got.text != want and date.today() != day:
         pytest.skip("the date changed during the test")
     assert got.text == want

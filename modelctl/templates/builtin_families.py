@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from modelctl.templates.conversation import Conversation, TurnFormats
-from modelctl.templates.tool_render import LLAMA_3_TOOLS, LLAMA_4_TOOLS, MISTRAL_NEMO_TOOLS, MISTRAL_V3_TOOLS
+from modelctl.templates.tool_render import GPT_OSS_TOOLS, LLAMA_3_TOOLS, LLAMA_4_TOOLS, MISTRAL_NEMO_TOOLS, MISTRAL_V3_TOOLS
 from modelctl.templates.types import SystemPolicy
 
 MERGE = SystemPolicy.MERGE_FIRST_USER
@@ -679,6 +679,7 @@ GPT_OSS = Conversation(
     ),
     last_assistant_when="finished",
     skip_empty_system=True,
+    tool_style=GPT_OSS_TOOLS,
     date_format="%Y-%m-%d",  # today's date, as the official template's strftime_now
     variables=(
         ("reasoning_effort", "medium"),

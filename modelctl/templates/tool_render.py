@@ -583,12 +583,180 @@ def render_mistral_nemo(p: ToolPrompt) -> list[Segment]:
     return _render_mistral(p, _MISTRAL_NEMO)
 
 
+# --- gpt-oss (harmony: tools as a TypeScript namespace, calls on the commentary channel) ---------
+
+_TS_SCALARS = {"string": "string", "number": "number", "integer": "number", "boolean": "boolean"}
+
+
+def _ts_type(spec: Mapping[str, Any]) -> str:
+    """The template's render_typescript_type macro, its whitespace included."""
+    kind = spec.get("type")
+    null = " | null" if spec.get("nullable") else ""
+    if kind == "array":
+        items = spec.get("items")
+        if not items:
+            return "any[]" + null
+        item_kind = items.get("type") if isinstance(items, Mapping) else None
+        if isinstance(item_kind, str) and item_kind in _TS_SCALARS:
+            return _TS_SCALARS[item_kind] + "[]" + null
+        inner = _ts_type(items)
+        return ("any[]" if inner == "object | object" or len(inner) > 50 else inner + "[]") + null
+    if isinstance(kind, (list, tuple)) and kind:
+        return " | ".join(map(str, kind)) if len(kind) > 1 else str(kind[0])
+    if spec.get("oneOf"):
+        # (the template's check for object variants sets a variable inside its loop, which Jinja
+        # scopes to the loop: the variants are always written)
+        parts = []
+        for k, variant in enumerate(spec["oneOf"]):
+            part = _ts_type(variant)
+            if variant.get("description"):
+                part += "// " + str(variant["description"])
+            if "default" in variant:
+                part += " " * 20 + "// default: " + tojson(variant["default"])
+            parts.append(part + (" | \n" if k < len(spec["oneOf"]) - 1 else ""))
+        return "".join(parts)
+    if kind == "string":
+        return '"' + '" | "'.join(map(str, spec["enum"])) + '"' if spec.get("enum") else "string" + null
+    if isinstance(kind, str) and kind in _TS_SCALARS:
+        return _TS_SCALARS[kind]
+    if kind == "object":
+        properties: Mapping[str, Any] = spec.get("properties") or {}
+        if not properties:
+            return "object"
+        required = spec.get("required") or []
+        fields = [name + ("" if name in required else "?") + ": \n" + " " * 16 + _ts_type(value)
+                  for name, value in properties.items()]
+        return "{\n" + ", ".join(fields) + "}"
+    return "any"
+
+
+def _ts_default(spec: Mapping[str, Any]) -> str:
+    if "default" not in spec:
+        return ""
+    if spec.get("enum"):
+        return ", // default: " + str(spec["default"])
+    if spec.get("oneOf"):
+        return "// default: " + str(spec["default"])
+    return ", // default: " + tojson(spec["default"])
+
+
+def _harmony_tools(out: _Out, tools: list[dict[str, Any]]) -> None:
+    out.t("# Tools\n\n## functions\n\nnamespace functions {\n\n")
+    for tool in tools:
+        function = _function(tool)
+        parameters = function.get("parameters") or {}
+        properties: Mapping[str, Any] = parameters.get("properties") or {}
+        required = parameters.get("required") or []
+        out.t("// ")
+        out.c(str(function.get("description", "")))
+        out.t("\ntype ")
+        out.c(function["name"])
+        out.t(" = ")
+        if not properties:
+            out.t("() => any;\n\n")
+            continue
+        out.t("(_: {\n")
+        for name, spec in properties.items():
+            if spec.get("description"):
+                out.t("// ")
+                out.c(str(spec["description"]))
+                out.t("\n")
+            out.c(name + ("" if name in required else "?") + ": " + _ts_type(spec) + _ts_default(spec))
+            out.t(",\n")
+        out.t("}) => any;\n\n")
+    out.t("} // namespace functions")
+
+
+def harmony_turns(turns: list[Message]) -> list[Message]:
+    """gpt-oss's template takes one call per assistant turn and names each result after the latest
+    call: an assistant turn with several calls is written as turns of one call, each followed by
+    its result (matched by id, else in order)."""
+    out: list[Message] = []
+    i = 0
+    while i < len(turns):
+        m = turns[i]
+        calls = m.get("tool_calls") or []
+        i += 1
+        if len(calls) < 2:
+            out.append(m)
+            continue
+        results = []
+        while i < len(turns) and turns[i]["role"] == "tool":
+            results.append(turns[i])
+            i += 1
+        for k, call in enumerate(calls):
+            out.append({**m, "content": m["content"] if k == 0 else "", "tool_calls": [call]})
+            mine = [r for r in results if r["tool_call_id"] == call.get("id")] or results[k:k + 1]
+            out += mine
+            results = [r for r in results if all(r is not x for x in mine)]
+        out += results
+    return out
+
+
+def render_gpt_oss(p: ToolPrompt) -> list[Segment]:
+    out = _Out()
+    out.t(f"<|start|>system<|message|>{p.variables.get('model_identity', '')}\nKnowledge cutoff: 2024-06\n"
+          f"Current date: {p.date}\n\nReasoning: {p.variables.get('reasoning_effort', 'medium')}\n\n"
+          "# Valid channels: analysis, commentary, final. Channel must be included for every message.")
+    if p.tools:
+        out.t("\nCalls to these tools must go to the commentary channel: 'functions'.")
+    out.t("<|end|>")
+    if p.system or p.tools:
+        out.t("<|start|>developer<|message|>")
+        if p.system:
+            out.t("# Instructions\n\n")
+            out.c(p.system)
+            out.t("\n\n")
+        if p.tools:
+            _harmony_tools(out, p.tools)
+        out.t("<|end|>")
+    turns = harmony_turns(list(p.turns))
+    last_call: str | None = None
+    for i, m in enumerate(turns):
+        if m["role"] == "user":
+            out.t("<|start|>user<|message|>")
+            out.c(m["content"])
+            out.t("<|end|>")
+        elif m["role"] == "tool":
+            if last_call is None:
+                raise TemplateError(f"template '{p.template}': a tool result follows no tool call")
+            out.t("<|start|>functions.")
+            out.c(last_call)
+            out.t(" to=assistant<|channel|>commentary<|message|>")
+            out.c(tojson(m["content"]))
+            out.t("<|end|>")
+        elif m.get("tool_calls"):
+            # the text of a call turn is its reasoning, kept until a final answer follows
+            final_follows = any(f["role"] == "assistant" and not f.get("tool_calls") for f in turns[i + 1:])
+            if m["content"] and not final_follows:
+                out.t("<|start|>assistant<|channel|>analysis<|message|>")
+                out.c(m["content"])
+                out.t("<|end|>")
+            function = _call(m["tool_calls"][0])
+            out.t("<|start|>assistant to=functions.")
+            out.c(function["name"])
+            out.t("<|channel|>commentary json<|message|>")
+            out.c(tojson(function.get("arguments")))
+            out.t("<|call|>")
+            last_call = function["name"]
+        else:
+            out.t("<|start|>assistant<|channel|>final<|message|>")
+            out.c(m["content"])
+            finished = i == len(turns) - 1 and not p.add_generation_prompt
+            out.t("<|return|>" if finished else "<|end|>")
+            last_call = None
+    if p.add_generation_prompt:
+        out.t("<|start|>assistant")
+    return out.parts
+
+
 QWEN_2_5_TOOLS = ToolStyle("hermes", render_qwen2_5)
 QWEN_3_TOOLS = ToolStyle("hermes", render_qwen3)
 QWQ_TOOLS = ToolStyle("hermes", render_qwq)
 HERMES_2_PRO_TOOLS = ToolStyle("hermes", render_hermes_2_pro)
 MISTRAL_V3_TOOLS = ToolStyle("mistral", render_mistral_v3)
 MISTRAL_NEMO_TOOLS = ToolStyle("mistral", render_mistral_nemo)
+GPT_OSS_TOOLS = ToolStyle("harmony", render_gpt_oss)
 LLAMA_3_TOOLS = ToolStyle("llama3_json", render_llama_3)
 LLAMA_4_TOOLS = ToolStyle("llama3_json", render_llama_4)
 
