@@ -33,6 +33,7 @@ OFFICIAL = [
     ("mistral-v3", "mistral-v3", "<s>", "</s>"),
     ("mistral-nemo", "mistral-nemo", "<s>", "</s>"),
     ("gpt-oss", "gpt-oss", None, "<|return|>"),
+    ("command-r7b", "command-r7b-tool_use", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
 ]
 # official templates that take one call per assistant turn (Llama 3.x refuses more, gpt-oss drops
 # the others): the built-in writes several as consecutive turns, as the reference renders them

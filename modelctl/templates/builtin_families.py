@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from modelctl.templates.conversation import Conversation, TurnFormats
-from modelctl.templates.tool_render import GPT_OSS_TOOLS, LLAMA_3_TOOLS, LLAMA_4_TOOLS, MISTRAL_NEMO_TOOLS, MISTRAL_V3_TOOLS
+from modelctl.templates.tool_render import COMMAND_R7B_TOOLS, GPT_OSS_TOOLS, LLAMA_3_TOOLS, LLAMA_4_TOOLS, MISTRAL_NEMO_TOOLS, MISTRAL_V3_TOOLS
 from modelctl.templates.types import SystemPolicy
 
 MERGE = SystemPolicy.MERGE_FIRST_USER
@@ -547,6 +547,7 @@ COMMAND_R7B = Conversation(
     ),
     system_always=True,  # an empty system turn when the conversation has no system message
     content_transform="strip",
+    tool_style=COMMAND_R7B_TOOLS,  # its tool_use template
     bos="<BOS_TOKEN>",
     eos="<|END_OF_TURN_TOKEN|>",
     stop_str=("<|END_RESPONSE|>", "<|END_OF_TURN_TOKEN|>"),

@@ -29,6 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelctl.errors import TemplateError
+from modelctl.templates.tool_texts import (
+    COMMAND_R7B_DEFAULT_PREAMBLE,
+    COMMAND_R7B_DEVELOPER,
+    COMMAND_R7B_PREAMBLE,
+    COMMAND_R7B_TOOL_USE,
+)
 from modelctl.templates.types import Segment
 
 Message = dict[str, Any]
@@ -750,6 +756,90 @@ def render_gpt_oss(p: ToolPrompt) -> list[Segment]:
     return out.parts
 
 
+# --- Cohere Command R7B (its tool_use template: actions and results as JSON lists) ----------------
+
+_COHERE_TURN = "<|START_OF_TURN_TOKEN|><|{role}_TOKEN|>"
+_COHERE_END = "<|END_OF_TURN_TOKEN|>"
+
+
+def _cohere_call_number(messages: Sequence[Message], call_id: str) -> str:
+    """The template's tool_call_id_to_int: the place of the call with this id among all calls
+    ("" for none)."""
+    calls = [call for m in messages for call in m.get("tool_calls") or ()]
+    return next((str(k) for k, call in enumerate(calls) if call.get("id") == call_id), "")
+
+
+def _cohere_results(out: _Out, messages: Sequence[Message], results: Sequence[Message]) -> None:
+    out.t(_COHERE_TURN.format(role="SYSTEM") + "<|START_TOOL_RESULT|>[\n")
+    for k, result in enumerate(results):
+        out.t(",\n" if k else "")
+        out.t('    {\n        "tool_call_id": "')
+        out.c(_cohere_call_number(messages, result["tool_call_id"]))
+        out.t('",\n        "results": {\n            "0": ')
+        out.c(tojson(result["content"]))
+        out.t('\n        },\n        "is_error": null\n    }')
+    out.t("\n]<|END_TOOL_RESULT|>" + _COHERE_END)
+
+
+def render_command_r7b(p: ToolPrompt) -> list[Segment]:
+    out = _Out()
+    out.t(p.bos + _COHERE_TURN.format(role="SYSTEM") + COMMAND_R7B_PREAMBLE)
+    if p.tools:
+        out.t(COMMAND_R7B_TOOL_USE)
+        for k, tool in enumerate(p.tools):
+            function = _function(tool)
+            out.t('    {"name": "')
+            out.c(function["name"])
+            out.t('", "description": "')
+            out.c(str(function.get("description", "")))
+            out.t('", "parameters": ')
+            out.c(tojson(function.get("parameters")))
+            out.t(', "responses": null}' + ("," if k < len(p.tools) - 1 else "") + "\n")
+        out.t("]\n```\n\n")
+    out.t(COMMAND_R7B_DEFAULT_PREAMBLE)
+    if p.system:  # the developer preamble
+        out.t(COMMAND_R7B_DEVELOPER)
+        out.c(p.system)
+    out.t(_COHERE_END)
+    messages, seen, number = p.messages, set(), 0
+    for i, m in enumerate(messages):
+        if m["role"] == "system" and not (i == 0 and p.system):
+            out.t(_COHERE_TURN.format(role="SYSTEM"))
+            out.c(m["content"])
+            out.t(_COHERE_END)
+        elif m["role"] == "user":
+            out.t(_COHERE_TURN.format(role="USER"))
+            out.c(m["content"])
+            out.t(_COHERE_END)
+        elif m.get("tool_calls"):
+            out.t(_COHERE_TURN.format(role="CHATBOT") + "<|START_THINKING|>")
+            out.c(m.get("tool_plan", ""))
+            out.t("<|END_THINKING|><|START_ACTION|>[\n")
+            for k, call in enumerate(m["tool_calls"]):
+                function = _call(call)
+                out.t(f'    {{"tool_call_id": "{number}", "tool_name": "')
+                out.c(function["name"])
+                out.t('", "parameters": ')
+                out.c(tojson(function.get("arguments")))
+                out.t("}" + ("," if k < len(m["tool_calls"]) - 1 else "") + "\n")
+                number += 1
+            out.t("]<|END_ACTION|>" + _COHERE_END)
+        elif m["role"] == "assistant":
+            out.t(_COHERE_TURN.format(role="CHATBOT") + "<|START_RESPONSE|>")
+            out.c(m["content"])
+            out.t("<|END_RESPONSE|>" + _COHERE_END)
+        elif m["role"] == "tool" and m["tool_call_id"] not in seen:
+            run = [m]
+            for after in messages[i + 1:]:  # the results that follow share its turn
+                if after["role"] != "tool":
+                    break
+                run.append(after)
+                seen.add(after["tool_call_id"])
+            _cohere_results(out, messages, run)
+    out.t(_COHERE_TURN.format(role="CHATBOT"))  # written whether a generation prompt is asked for or not
+    return out.parts
+
+
 QWEN_2_5_TOOLS = ToolStyle("hermes", render_qwen2_5)
 QWEN_3_TOOLS = ToolStyle("hermes", render_qwen3)
 QWQ_TOOLS = ToolStyle("hermes", render_qwq)
@@ -757,6 +847,7 @@ HERMES_2_PRO_TOOLS = ToolStyle("hermes", render_hermes_2_pro)
 MISTRAL_V3_TOOLS = ToolStyle("mistral", render_mistral_v3)
 MISTRAL_NEMO_TOOLS = ToolStyle("mistral", render_mistral_nemo)
 GPT_OSS_TOOLS = ToolStyle("harmony", render_gpt_oss)
+COMMAND_R7B_TOOLS = ToolStyle("command_r7b", render_command_r7b)
 LLAMA_3_TOOLS = ToolStyle("llama3_json", render_llama_3)
 LLAMA_4_TOOLS = ToolStyle("llama3_json", render_llama_4)
 
