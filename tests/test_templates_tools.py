@@ -34,11 +34,15 @@ OFFICIAL = [
     ("mistral-nemo", "mistral-nemo", "<s>", "</s>"),
     ("gpt-oss", "gpt-oss", None, "<|return|>"),
     ("command-r7b", "command-r7b-tool_use", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
+    ("granite-3", "granite-3", None, "<|end_of_text|>"),
+    ("phi-4-mini", "phi-4-mini", None, "<|endoftext|>"),
+    ("smollm3", "smollm3", None, "<|im_end|>"),
 ]
 # official templates that take one call per assistant turn (Llama 3.x refuses more, gpt-oss drops
 # the others): the built-in writes several as consecutive turns, as the reference renders them
 ONE_CALL_PER_TURN = {"llama-3.1", "llama-3.2"}
-VARIABLES = {"qwen3": [{"enable_thinking": False}], "gpt-oss": [{"reasoning_effort": "high"}]}
+VARIABLES = {"qwen3": [{"enable_thinking": False}], "gpt-oss": [{"reasoning_effort": "high"}],
+             "granite-3": [{"thinking": True}], "smollm3": [{"enable_thinking": False}]}
 # templates whose official text dates the prompt with strftime_now, ignoring date_string
 DATED_TODAY = {"gpt-oss", "granite-3", "smollm3"}
 

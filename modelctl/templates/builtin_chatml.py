@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from modelctl.templates.conversation import Conversation, TurnFormats
-from modelctl.templates.tool_render import HERMES_2_PRO_TOOLS, QWEN_2_5_TOOLS, QWEN_3_TOOLS, QWQ_TOOLS
+from modelctl.templates.tool_render import HERMES_2_PRO_TOOLS, QWEN_2_5_TOOLS, QWEN_3_TOOLS, QWQ_TOOLS, SMOLLM3_TOOLS
+from modelctl.templates.tool_texts import SMOLLM3_THINK_DEFAULT
 
 # --- ChatML, Nous Hermes 2, Yi 1.5, Qwen 1.5 to 2.5 -----------------------------------------------
 
@@ -168,19 +169,6 @@ _SMOLLM3_HEADER = (
     "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: {date}\n"
     "Reasoning Mode: {mode}\n\n## Custom Instructions\n\n"
 )
-_SMOLLM3_THINK_DEFAULT = (
-    "You are a helpful AI assistant named SmolLM, trained by Hugging Face. Your role as an assistant involves "
-    "thoroughly exploring questions through a systematic thinking process before providing the final precise and "
-    "accurate solutions. This requires engaging in a comprehensive cycle of analysis, summarizing, exploration, "
-    "reassessment, reflection, backtracking, and iteration to develop well-considered thinking process. Please "
-    "structure your response into two main sections: Thought and Solution using the specified format: <think> "
-    "Thought section </think> Solution section. In the Thought section, detail your reasoning process in steps. "
-    "Each step should include detailed considerations such as analysing questions, summarizing relevant findings, "
-    "brainstorming new ideas, verifying the accuracy of the current steps, refining any errors, and revisiting "
-    "previous steps. In the Solution section, based on various attempts, explorations, and reflections from the "
-    "Thought section, systematically present the final solution that you deem correct. The Solution section should "
-    "be logical, accurate, and concise and detail necessary steps needed to reach the conclusion."
-)
 
 
 def _smollm3_formats(mode: str, default_system: str, answer_prefix: str) -> TurnFormats:
@@ -197,7 +185,7 @@ def _smollm3_formats(mode: str, default_system: str, answer_prefix: str) -> Turn
 
 SMOLLM3 = Conversation(
     name="smollm3",
-    formats=_smollm3_formats("/think", _SMOLLM3_THINK_DEFAULT, ""),
+    formats=_smollm3_formats("/think", SMOLLM3_THINK_DEFAULT, ""),
     variables=(("enable_thinking", True),),
     variable_formats=(
         # an empty reasoning opens every answer, earlier ones too
@@ -207,6 +195,7 @@ SMOLLM3 = Conversation(
     ),
     system_switches=(("/no_think", "enable_thinking", False), ("/think", "enable_thinking", True)),
     system_override="/system_override",
+    tool_style=SMOLLM3_TOOLS,
     system_transform="rstrip",
     default_when_empty=True,
     assistant_transform="lstrip_newlines",  # earlier reasoning is kept, as the official template does

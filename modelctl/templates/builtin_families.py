@@ -8,7 +8,17 @@ from dataclasses import replace
 from typing import Any
 
 from modelctl.templates.conversation import Conversation, TurnFormats
-from modelctl.templates.tool_render import COMMAND_R7B_TOOLS, GPT_OSS_TOOLS, LLAMA_3_TOOLS, LLAMA_4_TOOLS, MISTRAL_NEMO_TOOLS, MISTRAL_V3_TOOLS
+from modelctl.templates.tool_render import (
+    COMMAND_R7B_TOOLS,
+    GPT_OSS_TOOLS,
+    GRANITE_3_3_TOOLS,
+    LLAMA_3_TOOLS,
+    LLAMA_4_TOOLS,
+    MISTRAL_NEMO_TOOLS,
+    MISTRAL_V3_TOOLS,
+    PHI_4_MINI_TOOLS,
+)
+from modelctl.templates.tool_texts import GRANITE_THINKING
 from modelctl.templates.types import SystemPolicy
 
 MERGE = SystemPolicy.MERGE_FIRST_USER
@@ -398,6 +408,7 @@ PHI_4 = Conversation(
 
 PHI_4_MINI = Conversation(
     name="phi-4-mini",
+    tool_style=PHI_4_MINI_TOOLS,
     formats=TurnFormats(
         system="<|system|>{system}<|end|>",
         user="<|user|>{content}<|end|>",
@@ -583,15 +594,6 @@ GRANITE = Conversation(
 
 _GRANITE_TURN = "<|start_of_role|>{role}<|end_of_role|>{{content}}<|end_of_text|>\n"
 _GRANITE_HELPFUL = "You are Granite, developed by IBM. You are a helpful AI assistant."
-_GRANITE_THINKING = (
-    "\nRespond to every user query in a comprehensive and detailed way. You can write down your thoughts "
-    "and reasoning process before responding. In the thought process, engage in a comprehensive cycle of "
-    "analysis, summarization, exploration, reassessment, reflection, backtracing, and iteration to develop "
-    "well-considered thinking process. In the response section, based on various attempts, explorations, "
-    "and reflections from the thoughts section, systematically present the final solution that you deem "
-    "correct. The response should summarize the thought process. Write your thoughts {sections} for each "
-    "user query."
-)
 
 
 def _granite(version: str, header: str, sections: str | None, models: tuple[str, ...]) -> Conversation:
@@ -607,7 +609,7 @@ def _granite(version: str, header: str, sections: str | None, models: tuple[str,
     )
     thinking: dict[str, Any] = {}
     if sections is not None:
-        thinking_prompt = _GRANITE_THINKING.replace("{sections}", sections)
+        thinking_prompt = GRANITE_THINKING.replace("{sections}", sections)
         thinking = {
             "variables": (("thinking", False),),
             # the default system message asks for the reasoning and the answer apart
@@ -634,9 +636,12 @@ GRANITE_3_1 = _granite("3.1", "Knowledge Cutoff Date: April 2024.\nToday's Date:
 GRANITE_3_2 = _granite("3.2", "Knowledge Cutoff Date: April 2024.\nToday's Date: {date}.\n",
                        "after 'Here is my thought process:' and write your response after 'Here is my response:'",
                        ("granite-3.2-8b-instruct", "granite-3.2-2b-instruct"))
-GRANITE_3 = _granite("3.3", "Knowledge Cutoff Date: April 2024. Today's Date: {date}. ",
-                     "between <think></think> and write your response between <response></response>",
-                     ("granite-3.3-2b-instruct", "granite-3.3-8b-instruct"))
+GRANITE_3 = replace(
+    _granite("3.3", "Knowledge Cutoff Date: April 2024. Today's Date: {date}. ",
+             "between <think></think> and write your response between <response></response>",
+             ("granite-3.3-2b-instruct", "granite-3.3-8b-instruct")),
+    tool_style=GRANITE_3_3_TOOLS,
+)
 
 # --- Zhipu GLM-4 -----------------------------------------------------------------------------------
 

@@ -20,8 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelctl.errors import TemplateError
-from modelctl.templates.sandbox import MAX_VALUE_CHARS, RENDER_TIMEOUT, render_text
-from modelctl.templates.tool_messages import tool_list
+from modelctl.templates.sandbox import MAX_VALUE_CHARS, RENDER_TIMEOUT, render_text, template_variables
+from modelctl.templates.tool_messages import (
+    generic_messages,
+    has_tool_turns,
+    reads_system_tools,
+    tool_format_of,
+    tool_list,
+    with_system_tools,
+)
 from modelctl.templates.types import (
     RenderedPrompt,
     Segment,
@@ -68,13 +75,12 @@ class JinjaChatTemplate:
         reserved = sorted(set(variables or {}) & _RESERVED)
         if reserved:
             raise TemplateError(f"template '{self.name}': {', '.join(reserved)} cannot be set as a template variable")
-        tools = tool_list(self.name, (variables or {}).get("tools"))
         context: dict[str, Any] = {
             **(variables or {}),
             "add_generation_prompt": add_generation_prompt,
-            "tools": tools or None,
             "documents": None,
         }
+        msgs = self._with_tools(msgs, tool_list(self.name, context.pop("tools", None)), context)
         if bos is not None:
             context["bos_token"] = bos
         if eos is not None:
@@ -93,6 +99,32 @@ class JinjaChatTemplate:
             stop_token_ids=self.stop_token_ids,
             bos_token=leading_bos,
         )
+
+    @property
+    def tool_format(self) -> str | None:
+        """How the template's model writes a tool call (the call parsers' key), read from the
+        markup the template writes; None when it has none of the known ones (or no tools)."""
+        return tool_format_of(self.template, self._reads())
+
+    def _reads(self) -> frozenset[str]:
+        return template_variables(self.name, self.template)
+
+    def _with_tools(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                    context: dict[str, Any]) -> list[dict[str, Any]]:
+        """The messages, and in `context` the variables, as the template takes tools: the `tools`
+        variable (or SmolLM3's `xml_tools`, Phi-4-mini's system-message field); a template that
+        takes none gets the generic form (`tool_messages.generic_messages`)."""
+        reads = self._reads()
+        context["tools"] = None
+        if "tools" in reads:
+            context["tools"] = tools or None
+        elif "xml_tools" in reads:
+            context.setdefault("xml_tools", tools or None)
+        elif reads_system_tools(self.template):
+            return with_system_tools(messages, tools)
+        elif tools or has_tool_turns(messages):
+            return generic_messages(self.name, messages, tools)
+        return messages
 
     def _render(self, messages: list[dict[str, Any]], variables: Mapping[str, Any]) -> str:
         return render_text(

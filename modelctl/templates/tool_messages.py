@@ -24,6 +24,7 @@ checked by `tool_list`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -162,3 +163,50 @@ def _add_instructions(name: str, messages: list[dict[str, Any]], text: str, in_s
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def with_system_tools(messages: list[dict[str, Any]], tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as Phi-4-mini's template takes tools: a JSON list of the functions in the system
+    message's "tools" field (as its model card shows), an empty system message put first when the
+    conversation has none."""
+    if not tools:
+        return messages
+    listing = _json([dict(t.get("function", t)) for t in tools])
+    if messages and messages[0]["role"] == "system":
+        return [{**messages[0], "tools": listing}, *messages[1:]]
+    return [{"role": "system", "content": "", "tools": listing}, *messages]
+
+
+_SYSTEM_TOOLS = re.compile(r"""message(\[\s*['"]tools['"]\s*\]|\.tools\b)""")
+
+
+def reads_system_tools(template: str) -> bool:
+    """Whether a Jinja template reads tools from a message's "tools" field (Phi-4-mini's)."""
+    return _SYSTEM_TOOLS.search(template) is not None
+
+
+# (markup a template writes, the call format it stands for), the first found wins
+_CALL_MARKUP = (
+    ("<|channel|>commentary", "harmony"),
+    ("<|START_ACTION|>", "command_r7b"),
+    ("[ARGS]", "mistral_args"),
+    ("[TOOL_CALLS]", "mistral"),
+    ("<|start_of_role|>available_tools", "granite"),
+    ("<|tool_call|>", "granite"),
+    ("<|python_tag|>", "llama3_json"),
+    ('"parameters": dictionary of argument name', "llama3_json"),
+    ("<tool_call>", "hermes"),
+)
+
+
+def tool_format_of(template: str, reads: frozenset[str]) -> str | None:
+    """How the model of a Jinja chat template writes a tool call (the call parsers' key), read from
+    the markup of the template's tool rendering; None for a template that takes no tools or whose
+    markup is none of the known ones."""
+    if reads_system_tools(template):
+        return "phi4"
+    if "xml_tools" in reads and "tools" not in reads:
+        return "smollm3"
+    if "tools" not in reads:
+        return None
+    return next((fmt for markup, fmt in _CALL_MARKUP if markup in template), None)

@@ -29,11 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelctl.errors import TemplateError
+from modelctl.templates.tool_messages import with_system_tools
 from modelctl.templates.tool_texts import (
     COMMAND_R7B_DEFAULT_PREAMBLE,
     COMMAND_R7B_DEVELOPER,
     COMMAND_R7B_PREAMBLE,
     COMMAND_R7B_TOOL_USE,
+    GRANITE_THINKING,
+    SMOLLM3_THINK_DEFAULT,
 )
 from modelctl.templates.types import Segment
 
@@ -840,6 +843,122 @@ def render_command_r7b(p: ToolPrompt) -> list[Segment]:
     return out.parts
 
 
+# --- IBM Granite 3.3 (an available_tools turn; calls and results as plain turns) ------------------
+
+_GRANITE_TOOLS = (
+    " You are a helpful assistant with access to the following tools. When a tool is required to answer the "
+    "user's query, respond only with <|tool_call|> followed by a JSON list of tools used. If a tool does not exist "
+    "in the provided list of tools, notify the user that you do not have the ability to fulfill the request."
+)
+
+
+def _granite_turn(out: _Out, role: str, content: str) -> None:
+    out.t(f"<|start_of_role|>{role}<|end_of_role|>")
+    out.c(content)
+    out.t("<|end_of_text|>\n")
+
+
+def render_granite_3_3(p: ToolPrompt) -> list[Segment]:
+    """(The official template writes an assistant turn's text only: its calls are not written.)"""
+    out = _Out()
+    if p.system is not None:
+        _granite_turn(out, "system", p.system)
+    else:
+        default = f"Knowledge Cutoff Date: April 2024. Today's Date: {p.date}. You are Granite, developed by IBM."
+        if p.tools:
+            default += _GRANITE_TOOLS
+        elif p.variables.get("thinking"):
+            default += " You are a helpful AI assistant." + GRANITE_THINKING.replace(
+                "{sections}", "between <think></think> and write your response between <response></response>")
+        else:
+            default += " You are a helpful AI assistant."
+        out.t(f"<|start_of_role|>system<|end_of_role|>{default}<|end_of_text|>\n")
+    if p.tools:
+        out.t("<|start_of_role|>available_tools<|end_of_role|>")
+        out.c(tojson(p.tools, indent=4))
+        out.t("<|end_of_text|>\n")
+    turns = p.turns
+    for i, m in enumerate(turns):
+        _granite_turn(out, m["role"], m["content"])
+        if i == len(turns) - 1 and p.add_generation_prompt:
+            out.t("<|start_of_role|>assistant<|end_of_role|>")
+    return out.parts
+
+
+# --- Phi-4-mini (tools in the system turn) ----------------------------------------------------------
+
+
+def render_phi_4_mini(p: ToolPrompt) -> list[Segment]:
+    """(The official template writes a turn's text only: calls are not written; a result is a
+    <|tool|> turn.)"""
+    out = _Out()
+    for m in with_system_tools(p.messages, p.tools):
+        out.t(f"<|{m['role']}|>")
+        out.c(m["content"])
+        if m["role"] == "system" and m.get("tools") is not None:
+            out.t("<|tool|>")
+            out.c(m["tools"])
+            out.t("<|/tool|>")
+        out.t("<|end|>")
+    out.t("<|assistant|>" if p.add_generation_prompt else p.eos)
+    return out.parts
+
+
+# --- SmolLM3 (xml_tools in its metadata header) ----------------------------------------------------
+
+_SMOLLM3_TOOLS_HEAD = (
+    "### Tools\n\nYou may call one or more functions to assist with the user query.\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n\n<tools>\n"
+)
+_SMOLLM3_TOOLS_TAIL = (
+    "</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n'
+    "</tool_call>\n\n<|im_end|>\n"
+)
+
+
+def render_smollm3(p: ToolPrompt) -> list[Segment]:
+    """The official template reads the tools as `xml_tools` and writes each as Python writes a dict
+    (`tool | string`). (It writes a turn's text only: calls are not written; a result is a user turn.)"""
+    out = _Out()
+    think = bool(p.variables.get("enable_thinking", True))
+    system = p.system
+    custom = ""
+    if system is not None:
+        think = "/no_think" not in system and ("/think" in system or think)
+        custom = system.replace("/no_think", "").replace("/think", "").rstrip()
+    out.t("<|im_start|>system\n")
+    if system is not None and "/system_override" in system:
+        out.c(custom.replace("/system_override", "").rstrip())
+        out.t("<|im_end|>\n")
+    else:
+        out.t(f"## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: {p.date}\n"
+              f"Reasoning Mode: {'/think' if think else '/no_think'}\n\n## Custom Instructions\n\n")
+        if custom:
+            out.c(custom)
+            out.t("\n\n")
+        else:
+            out.t((SMOLLM3_THINK_DEFAULT if think else
+                   "You are a helpful AI assistant named SmolLM, trained by Hugging Face.") + "\n\n")
+        if p.tools:
+            out.t(_SMOLLM3_TOOLS_HEAD)
+            for tool in p.tools:
+                out.c(str(tool))
+                out.t("\n")
+            out.t(_SMOLLM3_TOOLS_TAIL)
+    answer = "<|im_start|>assistant\n" + ("" if think else "<think>\n\n</think>\n")
+    for m in p.messages:
+        if m["role"] == "assistant":
+            out.t(answer)
+            out.c(m["content"].lstrip("\n"))
+            out.t("<|im_end|>\n")
+        elif m["role"] in ("user", "tool"):
+            _chatml_turn(out, "user", m["content"])
+    if p.add_generation_prompt:
+        out.t(answer)
+    return out.parts
+
+
 QWEN_2_5_TOOLS = ToolStyle("hermes", render_qwen2_5)
 QWEN_3_TOOLS = ToolStyle("hermes", render_qwen3)
 QWQ_TOOLS = ToolStyle("hermes", render_qwq)
@@ -848,6 +967,9 @@ MISTRAL_V3_TOOLS = ToolStyle("mistral", render_mistral_v3)
 MISTRAL_NEMO_TOOLS = ToolStyle("mistral", render_mistral_nemo)
 GPT_OSS_TOOLS = ToolStyle("harmony", render_gpt_oss)
 COMMAND_R7B_TOOLS = ToolStyle("command_r7b", render_command_r7b)
+GRANITE_3_3_TOOLS = ToolStyle("granite", render_granite_3_3)
+PHI_4_MINI_TOOLS = ToolStyle("phi4", render_phi_4_mini)
+SMOLLM3_TOOLS = ToolStyle("smollm3", render_smollm3)
 LLAMA_3_TOOLS = ToolStyle("llama3_json", render_llama_3)
 LLAMA_4_TOOLS = ToolStyle("llama3_json", render_llama_4)
 
