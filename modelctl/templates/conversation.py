@@ -203,9 +203,11 @@ class Conversation:
         """
         msgs = check_messages(self.name, messages)
         tools = tool_list(self.name, (variables or {}).get("tools"))
-        if (tools or has_tool_turns(msgs)) and self.tool_style is not None:
-            return self._render_tools(msgs, tools, add_generation_prompt, bos_token, eos_token, date_string, variables)
         if tools or has_tool_turns(msgs):
+            check_tool_order(self.name, msgs)
+            if self.tool_style is not None:
+                return self._render_tools(msgs, tools, add_generation_prompt, bos_token, eos_token, date_string,
+                                          variables)
             msgs = generic_messages(self.name, msgs, tools, in_system=self.system_policy is not SystemPolicy.REJECT)
         check_alternation(self.name, msgs)
         provided = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
@@ -289,7 +291,6 @@ class Conversation:
                       variables: Mapping[str, Any] | None) -> RenderedPrompt:
         """A conversation with tools, through the family's port of its official template."""
         assert self.tool_style is not None
-        check_tool_order(self.name, msgs)
         bos = bos_token if bos_token is not None else (self.bos or "")
         prompt = ToolPrompt(
             template=self.name, messages=msgs, tools=tools, add_generation_prompt=add_generation_prompt,

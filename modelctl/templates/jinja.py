@@ -29,6 +29,7 @@ from modelctl.templates.tool_messages import (
     tool_list,
     with_system_tools,
 )
+from modelctl.templates.tool_render import check_tool_order
 from modelctl.templates.types import (
     RenderedPrompt,
     Segment,
@@ -123,6 +124,7 @@ class JinjaChatTemplate:
         elif reads_system_tools(self.template):
             return with_system_tools(messages, tools)
         elif tools or has_tool_turns(messages):
+            check_tool_order(self.name, messages)
             return generic_messages(self.name, messages, tools)
         return messages
 

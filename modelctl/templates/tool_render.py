@@ -984,7 +984,7 @@ def check_tool_order(name: str, messages: Sequence[Message]) -> None:
             raise TemplateError(f"template '{name}': message {i} has role 'system'; "
                                 "a system message is accepted only as the first message")
         if role == "tool" and not (previous and (previous["role"] == "tool" or previous.get("tool_calls"))):
-            raise TemplateError(f"template '{name}': message {i} is a tool result that follows no tool call")
+            raise TemplateError(f"template '{name}': message {i} has role 'tool' but follows no tool call")
         if role != "system" and (previous is None or previous["role"] == "system") and role != "user":
             raise TemplateError(f"template '{name}': message {i} has role '{role}'; the conversation must start "
                                 "with a user message (after an optional system message)")
