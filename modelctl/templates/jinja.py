@@ -14,6 +14,7 @@ text.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -151,18 +152,51 @@ _MARK = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
 
 
 def _segments(tpl: JinjaChatTemplate, messages: list[dict[str, Any]], variables: Mapping[str, Any], text: str) -> tuple[Segment, ...]:
-    # an empty content stays empty: templates that leave out empty messages do so for the markers too
-    marked = [{"role": m["role"], "content": m["content"] and f"{_MARK_OPEN}{i}{_MARK_CLOSE}"}
-              for i, m in enumerate(messages)]
+    table: list[str] = []  # the texts replaced by markers, by index
+    marked = [_marked_message(m, table) for m in messages]
+    tools = {k: _marked_tools(variables[k], table) for k in _TOOL_VARIABLES if variables.get(k)}
     try:
-        skeleton = tpl._render(marked, variables)
+        skeleton = tpl._render(marked, {**variables, **tools})
     except TemplateError:
         skeleton = None
-    pieces = _pieces(skeleton, len(messages)) if skeleton is not None else None
-    spans = _template_spans(*pieces, [m["content"] for m in messages], text) if pieces else []
+    pieces = _pieces(skeleton, len(table)) if skeleton is not None else None
+    spans = _template_spans(*pieces, table, text) if pieces else []
     segments = join_segments(_split(text, spans))
     assert "".join(s.text for s in segments) == text
     return segments
+
+
+# The variables that hold tools: what a tool server wrote in them (names, descriptions) is content.
+_TOOL_VARIABLES = ("tools", "xml_tools")
+# Values a template compares with its own strings (a schema's types and required names), and call
+# ids (Mistral's templates check their length): kept as they are, so these stay template text.
+_UNMARKED_KEYS = frozenset({"type", "required", "id", "tool_call_id"})
+
+
+def _mark(text: str, table: list[str]) -> str:
+    """The marker of `text` (an empty text stays empty: templates that leave out empty messages do
+    so for the markers too)."""
+    if not text:
+        return text
+    table.append(text)
+    return f"{_MARK_OPEN}{len(table) - 1}{_MARK_CLOSE}"
+
+
+def _marked_message(message: Mapping[str, Any], table: list[str]) -> dict[str, Any]:
+    out = {k: _marked_tools(v, table) if k in ("tool_calls", "tools") else v for k, v in message.items()}
+    out["content"] = _mark(message["content"], table)
+    return out
+
+
+def _marked_tools(value: Any, table: list[str]) -> Any:
+    """A copy of `value` with its strings marked, but for keys and the values of _UNMARKED_KEYS."""
+    if isinstance(value, str):
+        return _mark(value, table)
+    if isinstance(value, Mapping):
+        return {k: v if k in _UNMARKED_KEYS else _marked_tools(v, table) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_marked_tools(v, table) for v in value]
+    return value
 
 
 def _pieces(skeleton: str, count: int) -> tuple[list[str], list[int]] | None:
@@ -228,8 +262,11 @@ def _place(literals: list[str], slots: list[int], contents: list[str], text: str
 
 
 def _candidates(content: str) -> list[str]:
-    """The content as given, and trimmed (templates commonly `trim` it), the longest first."""
-    return sorted(dict.fromkeys((content, content.strip(), content.lstrip(), content.rstrip())), key=len, reverse=True)
+    """The content as given, trimmed (templates commonly `trim` it) and as a JSON string writes it
+    (`tojson`), the longest first."""
+    escaped = json.dumps(content, ensure_ascii=False)[1:-1]
+    forms = (content, content.strip(), content.lstrip(), content.rstrip(), escaped)
+    return sorted(dict.fromkeys(forms), key=len, reverse=True)
 
 
 def _split(text: str, spans: list[tuple[int, int]]) -> list[Segment]:
