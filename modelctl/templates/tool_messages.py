@@ -122,8 +122,8 @@ GENERIC_INSTRUCTIONS = (
 def generic_messages(name: str, messages: list[dict[str, Any]], tools: Sequence[Mapping[str, Any]],
                      *, in_system: bool = True) -> list[dict[str, Any]]:
     """A conversation with tools as plain messages, for a template that has no tools of its own:
-    the tools listed in the system message (after its text; in the first user message when
-    `in_system` is false), each call an assistant's `{"tool_call": {"name", "arguments"}}` line,
+    the tools listed in the system message (after its text; at the start of the first user message
+    when `in_system` is false), each call an assistant's `{"tool_call": {"name", "arguments"}}` line,
     each run of results one user message of `{"tool_result": {"name", "content"}}` lines."""
     out: list[dict[str, Any]] = []
     for m in messages:
@@ -158,7 +158,12 @@ def _add_instructions(name: str, messages: list[dict[str, Any]], text: str, in_s
         first = next((m for m in messages if m["role"] == "user"), None)
         if first is None:
             raise TemplateError(f"template '{name}': the tools go in the first user message, and there is none")
-    first["content"] = f"{first['content']}\n\n{text}" if first["content"] else text
+    if not first["content"]:
+        first["content"] = text
+    elif first["role"] == "system":  # after the system message's own text
+        first["content"] = f"{first['content']}\n\n{text}"
+    else:  # before the request, as a system message merged into it would be
+        first["content"] = f"{text}\n\n{first['content']}"
 
 
 def _json(value: Any) -> str:
