@@ -160,13 +160,19 @@ def _chatml_turn(out: _Out, role: str, content: str) -> None:
     out.t("<|im_end|>\n")
 
 
-def _qwen_call(out: _Out, call: Mapping[str, Any], arguments: Callable[[Any], str]) -> None:
+def _json_call(out: _Out, call: Mapping[str, Any], key: str, arguments: Callable[[Any], str],
+               before: str = "", after: str = "") -> None:
+    """`{"name": "NAME", "KEY": ARGUMENTS}` between `before` and `after`."""
     function = _call(call)
-    out.t('<tool_call>\n{"name": "')
+    out.t(before + '{"name": "')
     out.c(function["name"])
-    out.t('", "arguments": ')
+    out.t(f'", "{key}": ')
     out.c(arguments(function.get("arguments")))
-    out.t("}\n</tool_call>")
+    out.t("}" + after)
+
+
+def _qwen_call(out: _Out, call: Mapping[str, Any], arguments: Callable[[Any], str]) -> None:
+    _json_call(out, call, "arguments", arguments, "<tool_call>\n", "\n</tool_call>")
 
 
 def _qwen_result(out: _Out, messages: Sequence[Message], i: int) -> None:
@@ -197,61 +203,54 @@ def _qwen_system(out: _Out, p: ToolPrompt, default: str | None, between: str) ->
         out.t(f"<|im_start|>system\n{default}<|im_end|>\n")
 
 
-def render_qwen2_5(p: ToolPrompt) -> list[Segment]:
+def _render_qwen(p: ToolPrompt, default: str | None, assistant: Callable[[_Out, ToolPrompt, int], None],
+                 generation: str) -> list[Segment]:
+    """The Qwen templates' common loop; `assistant` writes an assistant turn (message i)."""
     out = _Out()
-    _qwen_system(out, p, p.default_system, "\n\n")
-    messages = p.messages
-    for i, m in enumerate(messages):
+    _qwen_system(out, p, default, "\n\n")
+    for i, m in enumerate(p.messages):
         if i == 0 and m["role"] == "system":
             continue
         if m["role"] == "tool":
-            _qwen_result(out, messages, i)
-        elif m.get("tool_calls"):
-            out.t("<|im_start|>assistant")
-            if m["content"]:
-                out.t("\n")
-                out.c(m["content"])
-            for call in m["tool_calls"]:
-                out.t("\n")
-                _qwen_call(out, call, _arguments_json)
-            out.t("<|im_end|>\n")
+            _qwen_result(out, p.messages, i)
+        elif m["role"] == "assistant":
+            assistant(out, p, i)
         else:
             _chatml_turn(out, m["role"], m["content"])
     if p.add_generation_prompt:
-        out.t("<|im_start|>assistant\n")
+        out.t(generation)
     return out.parts
 
 
-def render_qwq(p: ToolPrompt) -> list[Segment]:
-    out = _Out()
-    _qwen_system(out, p, "", "\n\n")
-    messages = p.messages
-    for i, m in enumerate(messages):
-        if i == 0 and m["role"] == "system":
-            continue
-        if m["role"] == "tool":
-            _qwen_result(out, messages, i)
-            continue
-        if m["role"] != "assistant":
-            _chatml_turn(out, m["role"], m["content"])
-            continue
-        content = m["content"]
-        if i != len(messages) - 1:  # earlier reasoning is dropped
-            content = content.split("</think>")[-1].lstrip("\n")
-        if not m.get("tool_calls"):
-            _chatml_turn(out, "assistant", content)
-            continue
-        out.t("<|im_start|>assistant")
-        if m["content"]:
-            out.t("\n")
-            out.c(content)
-        for call in m["tool_calls"]:
-            out.t("\n")
-            _qwen_call(out, call, _arguments_json)
-        out.t("<|im_end|>\n")
-    if p.add_generation_prompt:
-        out.t("<|im_start|>assistant\n<think>\n")
-    return out.parts
+def _qwen_calls_turn(out: _Out, m: Message, content: str) -> None:
+    """Qwen 2.5's and QwQ's turn with calls: the text (when the message has any), the calls."""
+    out.t("<|im_start|>assistant")
+    if m["content"]:
+        out.t("\n")
+        out.c(content)
+    for call in m["tool_calls"]:
+        out.t("\n")
+        _qwen_call(out, call, _arguments_json)
+    out.t("<|im_end|>\n")
+
+
+def _qwen2_5_assistant(out: _Out, p: ToolPrompt, i: int) -> None:
+    m = p.messages[i]
+    if m.get("tool_calls"):
+        _qwen_calls_turn(out, m, m["content"])
+    else:
+        _chatml_turn(out, "assistant", m["content"])
+
+
+def _qwq_assistant(out: _Out, p: ToolPrompt, i: int) -> None:
+    m = p.messages[i]
+    content = m["content"]
+    if i != len(p.messages) - 1:  # earlier reasoning is dropped
+        content = content.split("</think>")[-1].lstrip("\n")
+    if m.get("tool_calls"):
+        _qwen_calls_turn(out, m, content)
+    else:
+        _chatml_turn(out, "assistant", content)
 
 
 def _qwen3_last_query(messages: Sequence[Message]) -> int:
@@ -272,39 +271,37 @@ def _qwen3_reasoning(content: str) -> tuple[str, str]:
     return head.rstrip("\n").split("<think>")[-1].lstrip("\n"), content.split("</think>")[-1].lstrip("\n")
 
 
-def render_qwen3(p: ToolPrompt) -> list[Segment]:
-    out = _Out()
-    _qwen_system(out, p, None, "\n\n")
-    messages = p.messages
-    last_query = _qwen3_last_query(messages)
-    for i, m in enumerate(messages):
-        if i == 0 and m["role"] == "system":
-            continue
-        if m["role"] == "tool":
-            _qwen_result(out, messages, i)
-            continue
-        if m["role"] != "assistant":
-            _chatml_turn(out, m["role"], m["content"])
-            continue
-        reasoning, content = _qwen3_reasoning(m["content"])
-        if i > last_query and (i == len(messages) - 1 or reasoning):
-            out.t("<|im_start|>assistant\n<think>\n")
-            out.c(reasoning.strip("\n"))
-            out.t("\n</think>\n\n")
-            out.c(content.lstrip("\n"))
-        else:
-            out.t("<|im_start|>assistant\n")
-            out.c(content)
-        for k, call in enumerate(m.get("tool_calls") or ()):
-            if k or content:
-                out.t("\n")
-            _qwen_call(out, call, _arguments_as_written)
-        out.t("<|im_end|>\n")
-    if p.add_generation_prompt:
+def _qwen3_assistant(out: _Out, p: ToolPrompt, i: int) -> None:
+    """An answer after the last request keeps its reasoning (the last one always writes a block)."""
+    m = p.messages[i]
+    reasoning, content = _qwen3_reasoning(m["content"])
+    if i > _qwen3_last_query(p.messages) and (i == len(p.messages) - 1 or reasoning):
+        out.t("<|im_start|>assistant\n<think>\n")
+        out.c(reasoning.strip("\n"))
+        out.t("\n</think>\n\n")
+        out.c(content.lstrip("\n"))
+    else:
         out.t("<|im_start|>assistant\n")
-        if p.variables.get("enable_thinking") is False:
-            out.t("<think>\n\n</think>\n\n")
-    return out.parts
+        out.c(content)
+    for k, call in enumerate(m.get("tool_calls") or ()):
+        if k or content:
+            out.t("\n")
+        _qwen_call(out, call, _arguments_as_written)
+    out.t("<|im_end|>\n")
+
+
+def render_qwen2_5(p: ToolPrompt) -> list[Segment]:
+    return _render_qwen(p, p.default_system, _qwen2_5_assistant, "<|im_start|>assistant\n")
+
+
+def render_qwq(p: ToolPrompt) -> list[Segment]:
+    return _render_qwen(p, "", _qwq_assistant, "<|im_start|>assistant\n<think>\n")
+
+
+def render_qwen3(p: ToolPrompt) -> list[Segment]:
+    thinking_off = p.variables.get("enable_thinking") is False  # an empty reasoning opens the answer
+    return _render_qwen(p, None, _qwen3_assistant,
+                        "<|im_start|>assistant\n" + ("<think>\n\n</think>\n\n" if thinking_off else ""))
 
 
 # --- Hermes 2 Pro (its tool_use template) -----------------------------------------------------
@@ -387,12 +384,8 @@ def render_hermes_2_pro(p: ToolPrompt) -> list[Segment]:
         elif m.get("tool_calls"):
             out.t("<|im_start|>assistant")
             for call in m["tool_calls"]:
-                function = _call(call)
-                out.t('\n<tool_call>\n{"name": "')
-                out.c(function["name"])
-                out.t('", "arguments": ')
-                out.c(_arguments_as_written(function.get("arguments")))
-                out.t("}\n</tool_call>")
+                out.t("\n")
+                _qwen_call(out, call, _arguments_as_written)
             out.t("<|im_end|>\n")
         else:
             _chatml_turn(out, m["role"], m["content"])
@@ -468,12 +461,7 @@ def _render_llama(p: ToolPrompt, llama: _Llama) -> list[Segment]:
                 out.c(m["content"])
                 out.t("<|python_end|>")
             for call in m["tool_calls"]:
-                function = _call(call)
-                out.t('{"name": "')
-                out.c(function["name"])
-                out.t('", "parameters": ')
-                out.c(tojson(function.get("arguments")))
-                out.t("}")
+                _json_call(out, call, "parameters", _arguments_json)
             out.t(llama.eot)
         else:
             out.t(llama.header.format(role=m["role"]))
