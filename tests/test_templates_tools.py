@@ -16,6 +16,7 @@ import pytest
 from modelctl.errors import TemplateError
 from modelctl.templates import get_conv_template, list_templates
 from modelctl.templates.jinja import JinjaChatTemplate
+from modelctl.templates.resolve import gguf_template, load_template_file
 from modelctl.templates.tool_messages import GENERIC_INSTRUCTIONS
 from modelctl.templates.tool_render import harmony_turns, mistral_call_id
 
@@ -242,3 +243,34 @@ def test_arguments_that_are_not_a_json_object_are_written_as_the_model_wrote_the
 def test_bad_tool_conversations_are_errors_naming_the_message(name, messages, variables, needle):
     with pytest.raises(TemplateError, match=re.escape(needle)):
         get_conv_template(name).render(messages, variables=variables)
+
+
+# -- a model that publishes a template for tools apart (tool_use) ---------------------------------------
+
+R7B_DEFAULT = (DATA / "command-r7b.jinja").read_text(encoding="utf-8")
+R7B_TOOL_USE = (DATA / "command-r7b-tool_use.jinja").read_text(encoding="utf-8")
+
+
+def test_a_gguf_tool_use_template_renders_conversations_with_tools_as_transformers_picks_it():
+    metadata = {"tokenizer.chat_template": R7B_DEFAULT, "tokenizer.chat_template.tool_use": R7B_TOOL_USE,
+                "tokenizer.ggml.bos_token": "<BOS_TOKEN>", "tokenizer.ggml.eos_token": "<|END_OF_TURN_TOKEN|>"}
+    template = gguf_template(metadata, ["c4ai-command-r7b-12-2024-Q4_K_M.gguf"])
+    builtin = get_conv_template("command-r7b")
+    messages = CONVERSATIONS["answer"]["messages"]
+    with_tools = template.render(messages, variables={"tools": WEATHER})
+    assert with_tools.text == builtin.render(messages, variables={"tools": WEATHER}).text
+    assert "## Available Tools" in with_tools.text and template.tool_format == "command_r7b"
+    plain = CONVERSATIONS["no_tools_turns"]["messages"]
+    assert template.render(plain).text == builtin.render(plain).text  # the default template without tools
+
+
+def test_a_tokenizer_config_tool_use_template_is_kept_for_tools(tmp_path):
+    config = tmp_path / "tokenizer_config.json"
+    config.write_text(json.dumps({"chat_template": [{"name": "default", "template": R7B_DEFAULT},
+                                                    {"name": "tool_use", "template": R7B_TOOL_USE}],
+                                  "bos_token": "<BOS_TOKEN>", "eos_token": "<|END_OF_TURN_TOKEN|>"}), encoding="utf-8")
+    template = load_template_file(config)
+    messages = CONVERSATIONS["call"]["messages"]
+    want = _reference("command-r7b-tool_use", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>").render(
+        messages, variables={"tools": WEATHER})
+    assert template.render(messages, variables={"tools": WEATHER}).text == want.text

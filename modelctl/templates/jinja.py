@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from modelctl.errors import TemplateError
@@ -58,6 +58,9 @@ class JinjaChatTemplate:
     stop_token_ids: tuple[int, ...] = ()
     timeout: float = RENDER_TIMEOUT
     max_output: int = MAX_VALUE_CHARS
+    # the template for a conversation with tools, where the model publishes one apart (a GGUF's
+    # `tokenizer.chat_template.tool_use`): transformers renders with it when tools are given
+    tool_template: str | None = None
 
     def render(
         self,
@@ -70,7 +73,12 @@ class JinjaChatTemplate:
         variables: Mapping[str, Any] | None = None,
     ) -> RenderedPrompt:
         """`variables` are passed to the template as they are (`enable_thinking=False`); a template
-        that does not read one ignores it."""
+        that does not read one ignores it. `variables["tools"]` lists the tools (`ToolSpec.openai()`
+        each), as the template takes them (`_with_tools`)."""
+        if self.tool_template is not None and (variables or {}).get("tools"):
+            return replace(self, template=self.tool_template, tool_template=None).render(
+                messages, add_generation_prompt=add_generation_prompt, bos_token=bos_token, eos_token=eos_token,
+                date_string=date_string, variables=variables)
         msgs = check_messages(self.name, messages)
         bos = bos_token if bos_token is not None else self.bos_token
         eos = eos_token if eos_token is not None else self.eos_token
@@ -106,6 +114,8 @@ class JinjaChatTemplate:
     def tool_format(self) -> str | None:
         """How the template's model writes a tool call (the call parsers' key), read from the
         markup the template writes; None when it has none of the known ones (or no tools)."""
+        if self.tool_template is not None:
+            return replace(self, template=self.tool_template, tool_template=None).tool_format
         return tool_format_of(self.template, self._reads())
 
     def _reads(self) -> frozenset[str]:
