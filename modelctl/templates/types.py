@@ -64,13 +64,20 @@ class RenderedPrompt:
 
 @runtime_checkable
 class ChatTemplate(Protocol):
-    """A conversation template: a built-in `Conversation` or a Jinja `chat_template`."""
+    """A conversation template: a built-in `Conversation` or a Jinja `chat_template`. `render`
+    takes the tools as `variables["tools"]` (`ToolSpec.openai()` each)."""
 
     @property
     def name(self) -> str: ...
 
     @property
     def source(self) -> str: ...
+
+    @property
+    def tool_format(self) -> str | None:
+        """How the model writes a tool call (the call parsers' key: "hermes", "llama3_json", ...);
+        None: no format of its own (the generic JSON form, `tool_messages.generic_messages`)."""
+        ...
 
     def render(
         self,
