@@ -46,7 +46,8 @@ OFFICIAL = [
 # the others): the built-in writes several as consecutive turns, as the reference renders them
 ONE_CALL_PER_TURN = {"llama-3.1", "llama-3.2"}
 VARIABLES = {"qwen3": [{"enable_thinking": False}], "gpt-oss": [{"reasoning_effort": "high"}],
-             "granite-3": [{"thinking": True}], "smollm3": [{"enable_thinking": False}]}
+             "granite-3": [{"thinking": True}], "smollm3": [{"enable_thinking": False}],
+             **dict.fromkeys(("llama-3.1", "llama-3.2", "llama-4"), [{"tools_in_user_message": False}])}
 # templates whose official text dates the prompt with strftime_now, ignoring date_string
 DATED_TODAY = {"gpt-oss", "granite-3", "smollm3"}
 

@@ -15,9 +15,9 @@ control tokens; only the markup the official template writes is template text.
 
 Where an official template cannot render a conversation modelctl keeps, the renderer writes what
 the official template writes for the nearest conversation it can render, said at each place:
-several calls in one assistant turn for a family that takes one call per turn (Llama 3.1, gpt-oss)
-are written as consecutive assistant turns of one call each; Mistral's 9-character call ids are
-made from other ids.
+several calls in one assistant turn for a family that takes one call per turn are written as
+consecutive turns of one call each (Llama 3.x; gpt-oss, each call followed by its result);
+Mistral's 9-character call ids are made from other ids.
 """
 
 from __future__ import annotations
