@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from modelctl.templates.conversation import Conversation, TurnFormats
+from modelctl.templates.tool_render import HERMES_2_PRO_TOOLS, QWEN_2_5_TOOLS, QWEN_3_TOOLS, QWQ_TOOLS, SMOLLM3_TOOLS
+from modelctl.templates.tool_texts import SMOLLM3_THINK_DEFAULT
 
 # --- ChatML, Nous Hermes 2, Yi 1.5, Qwen 1.5 to 2.5 -----------------------------------------------
 
@@ -36,6 +38,7 @@ NOUS_HERMES_2 = replace(
     CHATML.with_formats(prefix="{bos}"),
     name="nous-hermes-2",
     bos="<s>",
+    tool_style=HERMES_2_PRO_TOOLS,  # Hermes 2 Pro's tool_use template
     description="Nous Hermes 2 / Hermes 2 Pro: ChatML after the BOS",
     reference="NousResearch/Nous-Hermes-2-Mixtral-8x7B-DPO chat_template (also Hermes-2-Pro-Mistral-7B's)",
     models=("Nous-Hermes-2-Mixtral-8x7B-DPO", "Nous-Hermes-2-Mistral-7B-DPO", "Hermes-2-Pro-Mistral-7B"),
@@ -82,6 +85,7 @@ QWEN_2_5 = replace(
     QWEN_2,
     name="qwen2.5",
     system_message="You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+    tool_style=QWEN_2_5_TOOLS,
     description="Qwen2.5 Instruct: ChatML with Qwen's default system message",
     reference="Qwen/Qwen2.5-7B-Instruct chat_template",
     models=("Qwen2.5-7B-Instruct", "Qwen2.5-Coder-7B-Instruct"),
@@ -101,6 +105,7 @@ QWEN_3 = Conversation(
     assistant_transform="drop_reasoning_if_closed",
     last_assistant_transform="split_reasoning",
     variables=(("enable_thinking", True),),
+    tool_style=QWEN_3_TOOLS,
     variable_formats=(
         # an empty reasoning opens the answer
         ("enable_thinking", False, replace(_QWEN_3_FORMATS, generation="<|im_start|>assistant\n<think>\n\n</think>\n\n")),
@@ -121,6 +126,7 @@ QWQ = Conversation(
         generation="<|im_start|>assistant\n<think>\n",  # the model always reasons
     ),
     assistant_transform="drop_reasoning_lstrip",
+    tool_style=QWQ_TOOLS,
     eos="<|im_end|>",
     stop_str=("<|im_end|>", "<|endoftext|>"),
     stop_token_ids=(151645, 151643),
@@ -163,19 +169,6 @@ _SMOLLM3_HEADER = (
     "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: {date}\n"
     "Reasoning Mode: {mode}\n\n## Custom Instructions\n\n"
 )
-_SMOLLM3_THINK_DEFAULT = (
-    "You are a helpful AI assistant named SmolLM, trained by Hugging Face. Your role as an assistant involves "
-    "thoroughly exploring questions through a systematic thinking process before providing the final precise and "
-    "accurate solutions. This requires engaging in a comprehensive cycle of analysis, summarizing, exploration, "
-    "reassessment, reflection, backtracking, and iteration to develop well-considered thinking process. Please "
-    "structure your response into two main sections: Thought and Solution using the specified format: <think> "
-    "Thought section </think> Solution section. In the Thought section, detail your reasoning process in steps. "
-    "Each step should include detailed considerations such as analysing questions, summarizing relevant findings, "
-    "brainstorming new ideas, verifying the accuracy of the current steps, refining any errors, and revisiting "
-    "previous steps. In the Solution section, based on various attempts, explorations, and reflections from the "
-    "Thought section, systematically present the final solution that you deem correct. The Solution section should "
-    "be logical, accurate, and concise and detail necessary steps needed to reach the conclusion."
-)
 
 
 def _smollm3_formats(mode: str, default_system: str, answer_prefix: str) -> TurnFormats:
@@ -192,7 +185,7 @@ def _smollm3_formats(mode: str, default_system: str, answer_prefix: str) -> Turn
 
 SMOLLM3 = Conversation(
     name="smollm3",
-    formats=_smollm3_formats("/think", _SMOLLM3_THINK_DEFAULT, ""),
+    formats=_smollm3_formats("/think", SMOLLM3_THINK_DEFAULT, ""),
     variables=(("enable_thinking", True),),
     variable_formats=(
         # an empty reasoning opens every answer, earlier ones too
@@ -202,6 +195,7 @@ SMOLLM3 = Conversation(
     ),
     system_switches=(("/no_think", "enable_thinking", False), ("/think", "enable_thinking", True)),
     system_override="/system_override",
+    tool_style=SMOLLM3_TOOLS,
     system_transform="rstrip",
     default_when_empty=True,
     assistant_transform="lstrip_newlines",  # earlier reasoning is kept, as the official template does

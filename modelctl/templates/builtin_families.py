@@ -8,6 +8,17 @@ from dataclasses import replace
 from typing import Any
 
 from modelctl.templates.conversation import Conversation, TurnFormats
+from modelctl.templates.tool_render import (
+    COMMAND_R7B_TOOLS,
+    GPT_OSS_TOOLS,
+    GRANITE_3_3_TOOLS,
+    LLAMA_3_TOOLS,
+    LLAMA_4_TOOLS,
+    MISTRAL_NEMO_TOOLS,
+    MISTRAL_V3_TOOLS,
+    PHI_4_MINI_TOOLS,
+)
+from modelctl.templates.tool_texts import GRANITE_THINKING
 from modelctl.templates.types import SystemPolicy
 
 MERGE = SystemPolicy.MERGE_FIRST_USER
@@ -73,6 +84,8 @@ LLAMA_3_1 = replace(
     ),
     name="llama-3.1",
     system_always=True,
+    tool_style=LLAMA_3_TOOLS,
+    variables=(("tools_in_user_message", True),),  # false: the tools go in the system turn
     date_string="26 Jul 2024",
     stop_str=("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"),
     stop_token_ids=(128009, 128008, 128001),
@@ -105,6 +118,8 @@ LLAMA_4 = Conversation(
     system_transform="strip",  # the official template trims the system message only
     bos="<|begin_of_text|>",
     eos="<|eot|>",
+    tool_style=LLAMA_4_TOOLS,
+    variables=(("tools_in_user_message", True),),  # false: the tools go in the system turn
     stop_str=("<|eot|>", "<|eom|>", "<|end_of_text|>"),
     stop_token_ids=(200008, 200007, 200001),
     description="Llama 4 (Scout, Maverick): <|header_start|>role<|header_end|> turns ending in <|eot|>",
@@ -146,6 +161,7 @@ MISTRAL_V3 = Conversation(
     ),
     system_policy=SystemPolicy.MERGE_LAST_USER,  # the system message goes with the latest request
     assistant_transform="strip",
+    tool_style=MISTRAL_V3_TOOLS,
     bos="<s>",
     eos="</s>",
     stop_str=("</s>",),
@@ -158,6 +174,7 @@ MISTRAL_V3 = Conversation(
 MISTRAL_NEMO = Conversation(
     name="mistral-nemo",
     roles=("[INST]", "[/INST]"),
+    tool_style=MISTRAL_NEMO_TOOLS,
     formats=TurnFormats(
         prefix="{bos}",
         user="[INST]{content}[/INST]",
@@ -393,6 +410,7 @@ PHI_4 = Conversation(
 
 PHI_4_MINI = Conversation(
     name="phi-4-mini",
+    tool_style=PHI_4_MINI_TOOLS,
     formats=TurnFormats(
         system="<|system|>{system}<|end|>",
         user="<|user|>{content}<|end|>",
@@ -542,6 +560,7 @@ COMMAND_R7B = Conversation(
     ),
     system_always=True,  # an empty system turn when the conversation has no system message
     content_transform="strip",
+    tool_style=COMMAND_R7B_TOOLS,  # its tool_use template
     bos="<BOS_TOKEN>",
     eos="<|END_OF_TURN_TOKEN|>",
     stop_str=("<|END_RESPONSE|>", "<|END_OF_TURN_TOKEN|>"),
@@ -577,15 +596,6 @@ GRANITE = Conversation(
 
 _GRANITE_TURN = "<|start_of_role|>{role}<|end_of_role|>{{content}}<|end_of_text|>\n"
 _GRANITE_HELPFUL = "You are Granite, developed by IBM. You are a helpful AI assistant."
-_GRANITE_THINKING = (
-    "\nRespond to every user query in a comprehensive and detailed way. You can write down your thoughts "
-    "and reasoning process before responding. In the thought process, engage in a comprehensive cycle of "
-    "analysis, summarization, exploration, reassessment, reflection, backtracing, and iteration to develop "
-    "well-considered thinking process. In the response section, based on various attempts, explorations, "
-    "and reflections from the thoughts section, systematically present the final solution that you deem "
-    "correct. The response should summarize the thought process. Write your thoughts {sections} for each "
-    "user query."
-)
 
 
 def _granite(version: str, header: str, sections: str | None, models: tuple[str, ...]) -> Conversation:
@@ -601,7 +611,7 @@ def _granite(version: str, header: str, sections: str | None, models: tuple[str,
     )
     thinking: dict[str, Any] = {}
     if sections is not None:
-        thinking_prompt = _GRANITE_THINKING.replace("{sections}", sections)
+        thinking_prompt = GRANITE_THINKING.replace("{sections}", sections)
         thinking = {
             "variables": (("thinking", False),),
             # the default system message asks for the reasoning and the answer apart
@@ -628,9 +638,12 @@ GRANITE_3_1 = _granite("3.1", "Knowledge Cutoff Date: April 2024.\nToday's Date:
 GRANITE_3_2 = _granite("3.2", "Knowledge Cutoff Date: April 2024.\nToday's Date: {date}.\n",
                        "after 'Here is my thought process:' and write your response after 'Here is my response:'",
                        ("granite-3.2-8b-instruct", "granite-3.2-2b-instruct"))
-GRANITE_3 = _granite("3.3", "Knowledge Cutoff Date: April 2024. Today's Date: {date}. ",
-                     "between <think></think> and write your response between <response></response>",
-                     ("granite-3.3-2b-instruct", "granite-3.3-8b-instruct"))
+GRANITE_3 = replace(
+    _granite("3.3", "Knowledge Cutoff Date: April 2024. Today's Date: {date}. ",
+             "between <think></think> and write your response between <response></response>",
+             ("granite-3.3-2b-instruct", "granite-3.3-8b-instruct")),
+    tool_style=GRANITE_3_3_TOOLS,
+)
 
 # --- Zhipu GLM-4 -----------------------------------------------------------------------------------
 
@@ -674,6 +687,7 @@ GPT_OSS = Conversation(
     ),
     last_assistant_when="finished",
     skip_empty_system=True,
+    tool_style=GPT_OSS_TOOLS,
     date_format="%Y-%m-%d",  # today's date, as the official template's strftime_now
     variables=(
         ("reasoning_effort", "medium"),

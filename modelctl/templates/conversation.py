@@ -36,6 +36,8 @@ from enum import Enum
 from typing import Any
 
 from modelctl.errors import NotFoundError, TemplateError
+from modelctl.templates.tool_messages import generic_messages, has_tool_turns, tool_list
+from modelctl.templates.tool_render import ToolPrompt, ToolStyle, check_tool_order
 from modelctl.templates.types import (
     RenderedPrompt,
     Segment,
@@ -157,6 +159,9 @@ class Conversation:
     system_override: str = ""
     # a system message that system_transform leaves empty writes `formats.default_system`
     default_when_empty: bool = False
+    # how a conversation with tools is written, as the official template writes it (None: the
+    # official template has no tools; the generic form of `tool_messages.generic_messages` is used)
+    tool_style: ToolStyle | None = None
     description: str = ""
     reference: str = ""  # what its byte-for-byte behaviour was checked against
     source: str = "builtin"
@@ -181,7 +186,7 @@ class Conversation:
 
     def render(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: Sequence[Mapping[str, Any]],
         *,
         add_generation_prompt: bool = True,
         bos_token: str | None = None,
@@ -197,6 +202,13 @@ class Conversation:
         Raises TemplateError for an unacceptable conversation or variable value.
         """
         msgs = check_messages(self.name, messages)
+        tools = tool_list(self.name, (variables or {}).get("tools"))
+        if tools or has_tool_turns(msgs):
+            check_tool_order(self.name, msgs)
+            if self.tool_style is not None:
+                return self._render_tools(msgs, tools, add_generation_prompt, bos_token, eos_token, date_string,
+                                          variables)
+            msgs = generic_messages(self.name, msgs, tools, in_system=self.system_policy is not SystemPolicy.REJECT)
         check_alternation(self.name, msgs)
         provided = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
         turns = msgs[1:] if provided is not None else msgs
@@ -267,6 +279,27 @@ class Conversation:
             stop_token_ids=self.stop_token_ids,
             bos_token=bos,
         )
+
+    @property
+    def tool_format(self) -> str | None:
+        """How the family's models write a tool call (the call parsers' key); None: no format of
+        its own (the generic JSON form)."""
+        return self.tool_style.format if self.tool_style is not None else None
+
+    def _render_tools(self, msgs: list[dict[str, Any]], tools: list[dict[str, Any]], add_generation_prompt: bool,
+                      bos_token: str | None, eos_token: str | None, date_string: str | None,
+                      variables: Mapping[str, Any] | None) -> RenderedPrompt:
+        """A conversation with tools, through the family's port of its official template."""
+        assert self.tool_style is not None
+        bos = bos_token if bos_token is not None else (self.bos or "")
+        prompt = ToolPrompt(
+            template=self.name, messages=msgs, tools=tools, add_generation_prompt=add_generation_prompt,
+            bos=bos, eos=eos_token if eos_token is not None else (self.eos or ""), date=self._date(date_string),
+            default_system=self.system_message, variables=self._variables(variables),
+        )
+        segments, leading_bos = split_leading_bos(join_segments(self.tool_style.render(prompt)), bos)
+        return RenderedPrompt(template=self.name, source=self.source, segments=segments, stop=self.stop_str,
+                              stop_token_ids=self.stop_token_ids, bos_token=leading_bos)
 
     def _variables(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         """The template's variables: official defaults, then the given values of the ones it reads."""
@@ -367,6 +400,7 @@ class Conversation:
             "eos": self.eos,
             "content_transform": self.content_transform,
             "variables": dict(self.variables),
+            "tool_format": self.tool_format,
             "formats": {
                 "prefix": fmt.prefix,
                 "system": fmt.system,

@@ -14,13 +14,23 @@ text.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from modelctl.errors import TemplateError
-from modelctl.templates.sandbox import MAX_VALUE_CHARS, RENDER_TIMEOUT, render_text
+from modelctl.templates.sandbox import MAX_VALUE_CHARS, RENDER_TIMEOUT, render_text, template_variables
+from modelctl.templates.tool_messages import (
+    generic_messages,
+    has_tool_turns,
+    reads_system_tools,
+    tool_format_of,
+    tool_list,
+    with_system_tools,
+)
+from modelctl.templates.tool_render import check_tool_order
 from modelctl.templates.types import (
     RenderedPrompt,
     Segment,
@@ -32,7 +42,7 @@ from modelctl.templates.types import (
 # -- the template object ---------------------------------------------------------------------
 
 # what render() itself passes; not settable through `variables`
-_RESERVED = frozenset({"messages", "add_generation_prompt", "bos_token", "eos_token", "date_string", "tools", "documents"})
+_RESERVED = frozenset({"messages", "add_generation_prompt", "bos_token", "eos_token", "date_string", "documents"})
 
 
 @dataclass(frozen=True)
@@ -48,10 +58,13 @@ class JinjaChatTemplate:
     stop_token_ids: tuple[int, ...] = ()
     timeout: float = RENDER_TIMEOUT
     max_output: int = MAX_VALUE_CHARS
+    # the template for a conversation with tools, where the model publishes one apart (a GGUF's
+    # `tokenizer.chat_template.tool_use`): transformers renders with it when tools are given
+    tool_template: str | None = None
 
     def render(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: Sequence[Mapping[str, Any]],
         *,
         add_generation_prompt: bool = True,
         bos_token: str | None = None,
@@ -60,7 +73,12 @@ class JinjaChatTemplate:
         variables: Mapping[str, Any] | None = None,
     ) -> RenderedPrompt:
         """`variables` are passed to the template as they are (`enable_thinking=False`); a template
-        that does not read one ignores it."""
+        that does not read one ignores it. `variables["tools"]` lists the tools (`ToolSpec.openai()`
+        each), as the template takes them (`_with_tools`)."""
+        if self.tool_template is not None and (variables or {}).get("tools"):
+            return replace(self, template=self.tool_template, tool_template=None).render(
+                messages, add_generation_prompt=add_generation_prompt, bos_token=bos_token, eos_token=eos_token,
+                date_string=date_string, variables=variables)
         msgs = check_messages(self.name, messages)
         bos = bos_token if bos_token is not None else self.bos_token
         eos = eos_token if eos_token is not None else self.eos_token
@@ -70,9 +88,9 @@ class JinjaChatTemplate:
         context: dict[str, Any] = {
             **(variables or {}),
             "add_generation_prompt": add_generation_prompt,
-            "tools": None,
             "documents": None,
         }
+        msgs = self._with_tools(msgs, tool_list(self.name, context.pop("tools", None)), context)
         if bos is not None:
             context["bos_token"] = bos
         if eos is not None:
@@ -92,7 +110,36 @@ class JinjaChatTemplate:
             bos_token=leading_bos,
         )
 
-    def _render(self, messages: list[dict[str, str]], variables: Mapping[str, Any]) -> str:
+    @property
+    def tool_format(self) -> str | None:
+        """How the template's model writes a tool call (the call parsers' key), read from the
+        markup the template writes; None when it has none of the known ones (or no tools)."""
+        if self.tool_template is not None:
+            return replace(self, template=self.tool_template, tool_template=None).tool_format
+        return tool_format_of(self.template, self._reads())
+
+    def _reads(self) -> frozenset[str]:
+        return template_variables(self.name, self.template)
+
+    def _with_tools(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                    context: dict[str, Any]) -> list[dict[str, Any]]:
+        """The messages, and in `context` the variables, as the template takes tools: the `tools`
+        variable (or SmolLM3's `xml_tools`, Phi-4-mini's system-message field); a template that
+        takes none gets the generic form (`tool_messages.generic_messages`)."""
+        reads = self._reads()
+        context["tools"] = None
+        if "tools" in reads:
+            context["tools"] = tools or None
+        elif "xml_tools" in reads:
+            context.setdefault("xml_tools", tools or None)
+        elif reads_system_tools(self.template):
+            return with_system_tools(messages, tools)
+        elif tools or has_tool_turns(messages):
+            check_tool_order(self.name, messages)
+            return generic_messages(self.name, messages, tools)
+        return messages
+
+    def _render(self, messages: list[dict[str, Any]], variables: Mapping[str, Any]) -> str:
         return render_text(
             self.name,
             self.template,
@@ -114,19 +161,52 @@ _MARK_OPEN, _MARK_CLOSE = "\U000f0000", "\U000f0001"
 _MARK = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
 
 
-def _segments(tpl: JinjaChatTemplate, messages: list[dict[str, str]], variables: Mapping[str, Any], text: str) -> tuple[Segment, ...]:
-    # an empty content stays empty: templates that leave out empty messages do so for the markers too
-    marked = [{"role": m["role"], "content": m["content"] and f"{_MARK_OPEN}{i}{_MARK_CLOSE}"}
-              for i, m in enumerate(messages)]
+def _segments(tpl: JinjaChatTemplate, messages: list[dict[str, Any]], variables: Mapping[str, Any], text: str) -> tuple[Segment, ...]:
+    table: list[str] = []  # the texts replaced by markers, by index
+    marked = [_marked_message(m, table) for m in messages]
+    tools = {k: _marked_tools(variables[k], table) for k in _TOOL_VARIABLES if variables.get(k)}
     try:
-        skeleton = tpl._render(marked, variables)
+        skeleton = tpl._render(marked, {**variables, **tools})
     except TemplateError:
         skeleton = None
-    pieces = _pieces(skeleton, len(messages)) if skeleton is not None else None
-    spans = _template_spans(*pieces, [m["content"] for m in messages], text) if pieces else []
+    pieces = _pieces(skeleton, len(table)) if skeleton is not None else None
+    spans = _template_spans(*pieces, table, text) if pieces else []
     segments = join_segments(_split(text, spans))
     assert "".join(s.text for s in segments) == text
     return segments
+
+
+# The variables that hold tools: what a tool server wrote in them (names, descriptions) is content.
+_TOOL_VARIABLES = ("tools", "xml_tools")
+# Values a template compares with its own strings (a schema's types and required names), and call
+# ids (Mistral's templates check their length): kept as they are, so these stay template text.
+_UNMARKED_KEYS = frozenset({"type", "required", "id", "tool_call_id"})
+
+
+def _mark(text: str, table: list[str]) -> str:
+    """The marker of `text` (an empty text stays empty: templates that leave out empty messages do
+    so for the markers too)."""
+    if not text:
+        return text
+    table.append(text)
+    return f"{_MARK_OPEN}{len(table) - 1}{_MARK_CLOSE}"
+
+
+def _marked_message(message: Mapping[str, Any], table: list[str]) -> dict[str, Any]:
+    out = {k: _marked_tools(v, table) if k in ("tool_calls", "tools") else v for k, v in message.items()}
+    out["content"] = _mark(message["content"], table)
+    return out
+
+
+def _marked_tools(value: Any, table: list[str]) -> Any:
+    """A copy of `value` with its strings marked, but for keys and the values of _UNMARKED_KEYS."""
+    if isinstance(value, str):
+        return _mark(value, table)
+    if isinstance(value, Mapping):
+        return {k: v if k in _UNMARKED_KEYS else _marked_tools(v, table) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_marked_tools(v, table) for v in value]
+    return value
 
 
 def _pieces(skeleton: str, count: int) -> tuple[list[str], list[int]] | None:
@@ -192,8 +272,11 @@ def _place(literals: list[str], slots: list[int], contents: list[str], text: str
 
 
 def _candidates(content: str) -> list[str]:
-    """The content as given, and trimmed (templates commonly `trim` it), the longest first."""
-    return sorted(dict.fromkeys((content, content.strip(), content.lstrip(), content.rstrip())), key=len, reverse=True)
+    """The content as given, trimmed (templates commonly `trim` it) and as a JSON string writes it
+    (`tojson`), the longest first."""
+    escaped = json.dumps(content, ensure_ascii=False)[1:-1]
+    forms = (content, content.strip(), content.lstrip(), content.rstrip(), escaped)
+    return sorted(dict.fromkeys(forms), key=len, reverse=True)
 
 
 def _split(text: str, spans: list[tuple[int, int]]) -> list[Segment]:

@@ -29,6 +29,7 @@ FALLBACK_TEMPLATE = "chatml"
 GGUF_PREFIX = "gguf:"
 GGUF_TEMPLATE_KEY = "tokenizer.chat_template"
 DEFAULT_VARIANT = "default"
+TOOL_USE_VARIANT = "tool_use"  # the named template transformers renders with when tools are given
 TEMPLATE_FILE_SUFFIXES = (".jinja", ".j2", ".jinja2", ".json", ".txt")
 # The largest template file read: a tokenizer_config.json with its added tokens is a few MB.
 MAX_TEMPLATE_FILE_BYTES = 16 * 2**20
@@ -81,22 +82,29 @@ def load_template_file(path: str | os.PathLike[str]) -> ChatTemplate:
     path = Path(path)
     text = read_user_text(path, "template file", limit=MAX_TEMPLATE_FILE_BYTES, error=TemplateError)
     bos = eos = None
+    tool_use = None
     if path.suffix.lower() == ".json":
-        text, bos, eos = _from_tokenizer_config(path, text)
-    tpl = JinjaChatTemplate(name=path.name, source="file", template=text, bos_token=bos, eos_token=eos)
-    compile_template(tpl.name, tpl.template)  # report syntax errors now
+        text, tool_use, bos, eos = _from_tokenizer_config(path, text)
+    tpl = JinjaChatTemplate(name=path.name, source="file", template=text, bos_token=bos, eos_token=eos,
+                            tool_template=tool_use)
+    for source in (tpl.template, tpl.tool_template):  # report syntax errors now
+        if source is not None:
+            compile_template(tpl.name, source)
     return tpl
 
 
-def _from_tokenizer_config(path: Path, text: str) -> tuple[str, str | None, str | None]:
+def _from_tokenizer_config(path: Path, text: str) -> tuple[str, str | None, str | None, str | None]:
+    """The chat template, the one for tools where there is one apart, the BOS and EOS texts."""
     config = load_json(text, repr(str(path)), error=TemplateError)
     chat = config.get("chat_template") if isinstance(config, dict) else None
+    tool_use = None
     if isinstance(chat, list):  # named variants: take "default", else the first
         named = {v.get("name"): v.get("template") for v in chat if isinstance(v, dict)}
         chat = named.get("default") or next(iter(named.values()), None)
+        tool_use = named.get(TOOL_USE_VARIANT) if _template_text(named.get(TOOL_USE_VARIANT)) else None
     if not isinstance(chat, str) or not chat.strip():
         raise TemplateError(f"{str(path)!r} has no chat_template")
-    return chat, _token_text(config.get("bos_token")), _token_text(config.get("eos_token"))
+    return chat, tool_use, _token_text(config.get("bos_token")), _token_text(config.get("eos_token"))
 
 
 def _token_text(value: Any) -> str | None:
@@ -156,6 +164,7 @@ def gguf_template(metadata: Mapping[str, Any], names: Sequence[str] = (), varian
     )
     match = match_adapter(names, metadata)
     extra_stops = get_conv_template(match.template).stop_str if match else ()
+    tool_use = metadata.get(f"{GGUF_TEMPLATE_KEY}.{TOOL_USE_VARIANT}") if variant is None else None
     tpl = JinjaChatTemplate(
         name=name,
         source="gguf",
@@ -164,8 +173,11 @@ def gguf_template(metadata: Mapping[str, Any], names: Sequence[str] = (), varian
         eos_token=_gguf_token(metadata, "eos"),
         stop=tuple(extra_stops),
         stop_token_ids=ids,
+        tool_template=tool_use if _template_text(tool_use) else None,
     )
-    compile_template(tpl.name, tpl.template)
+    for source in (tpl.template, tpl.tool_template):
+        if source is not None:
+            compile_template(tpl.name, source)
     return tpl
 
 

@@ -34,6 +34,7 @@ from typing import Any, NoReturn, TypeVar
 
 import jinja2
 import jinja2.ext
+import jinja2.meta
 import jinja2.nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.nodes import EvalContext
@@ -463,6 +464,17 @@ def compile_template(name: str, source: str) -> jinja2.Template:
         # Python's own limits on the code Jinja generates: recursion while parsing, and at most
         # 20 statically nested blocks (21 nested {% for %} are a SyntaxError from compile()).
         raise TemplateError(f"template '{name}' is nested too deeply to compile") from None
+
+
+def template_variables(name: str, source: str) -> frozenset[str]:
+    """The variables `source` reads from its context (`tools`, `xml_tools`, ...)."""
+    compile_template(name, source)  # the checks and errors of compiling
+    return _variables(source)
+
+
+@lru_cache(maxsize=64)
+def _variables(source: str) -> frozenset[str]:
+    return frozenset(jinja2.meta.find_undeclared_variables(_environment().parse(source)))
 
 
 def render_text(

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from modelctl.errors import TemplateError
+from modelctl.templates.tool_messages import TOOL_ROLE, hf_message
 
 ROLES = ("system", "user", "assistant")
 
@@ -63,7 +64,8 @@ class RenderedPrompt:
 
 @runtime_checkable
 class ChatTemplate(Protocol):
-    """A conversation template: a built-in `Conversation` or a Jinja `chat_template`."""
+    """A conversation template: a built-in `Conversation` or a Jinja `chat_template`. `render`
+    takes the tools as `variables["tools"]` (`ToolSpec.openai()` each)."""
 
     @property
     def name(self) -> str: ...
@@ -71,9 +73,15 @@ class ChatTemplate(Protocol):
     @property
     def source(self) -> str: ...
 
+    @property
+    def tool_format(self) -> str | None:
+        """How the model writes a tool call (the call parsers' key: "hermes", "llama3_json", ...);
+        None: no format of its own (the generic JSON form, `tool_messages.generic_messages`)."""
+        ...
+
     def render(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: Sequence[Mapping[str, Any]],
         *,
         add_generation_prompt: bool = True,
         bos_token: str | None = None,
@@ -93,23 +101,31 @@ class SystemPolicy(str, Enum):
     REJECT = "reject"  # a TemplateError that says so
 
 
-def check_messages(name: str, messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+def check_messages(name: str, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Plain copies of `messages` after checking their shape: roles known, contents strings of
     valid Unicode (no lone surrogates: they are rejected, not replaced, so that no text changes
-    silently).
+    silently). Tool results and assistant messages with tool calls are taken too, in the form a
+    chat template reads (`tool_messages.hf_message`).
 
     Raises TemplateError naming the template and the (1-based) message.
     """
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise TemplateError(f"template '{name}': messages must be a list of {{role, content}} objects")
-    checked: list[dict[str, str]] = []
+    checked: list[dict[str, Any]] = []
     for i, m in enumerate(messages, 1):
         if not isinstance(m, Mapping):
             raise TemplateError(f"template '{name}': message {i} is not an object with role and content")
-        role, content = m.get("role"), m.get("content")
+        role = m.get("role")
+        tool_turn = hf_message(name, i, m)
+        if tool_turn is not None:
+            for text in _texts(tool_turn):
+                _check_unicode(name, i, role, text)
+            checked.append(tool_turn)
+            continue
+        content = m.get("content")
         if role not in ROLES:
             raise TemplateError(
-                f"template '{name}': message {i} has role {role!r}; expected one of {', '.join(ROLES)}"
+                f"template '{name}': message {i} has role {role!r}; expected one of {', '.join((*ROLES, TOOL_ROLE))}"
             )
         if not isinstance(content, str):
             raise TemplateError(f"template '{name}': message {i} ({role}) has no text content")
@@ -120,7 +136,18 @@ def check_messages(name: str, messages: Sequence[Mapping[str, str]]) -> list[dic
     return checked
 
 
-def _check_unicode(name: str, index: int, role: str, content: str) -> None:
+def _texts(value: Any) -> list[str]:
+    """Every string in a message (keys too), to check each is valid Unicode."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [t for k, v in value.items() for t in (*_texts(k), *_texts(v))]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _texts(v)]
+    return []
+
+
+def _check_unicode(name: str, index: int, role: Any, content: str) -> None:
     """Content must be encodable as UTF-8: a lone surrogate (a JSON escape such as "\\ud800", or a
     byte that was not UTF-8, decoded with surrogateescape) has no UTF-8 form a tokenizer can take."""
     try:
@@ -132,7 +159,7 @@ def _check_unicode(name: str, index: int, role: str, content: str) -> None:
         ) from None
 
 
-def check_alternation(name: str, messages: Sequence[Mapping[str, str]]) -> None:
+def check_alternation(name: str, messages: Sequence[Mapping[str, Any]]) -> None:
     """An optional leading system message, then user, assistant, user, ... (ending with either)."""
     previous = None
     for i, m in enumerate(messages, 1):
