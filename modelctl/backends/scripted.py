@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Un
 
 from modelctl.backends.base import (
     FINISH_STOP,
+    FINISH_TOOL_CALLS,
     BaseBackend,
     Chunk,
     GenerationParams,
     Message,
     Timings,
+    ToolCall,
     Usage,
     template_variables,
 )
@@ -54,6 +56,13 @@ class Script:
         head = (Chunk(reasoning=reasoning),) if reasoning else ()
         final = Chunk(finish_reason=finish_reason, usage=usage, timings=timings)
         return cls((*head, *(Chunk(text=p) for p in parts), final))
+
+    @classmethod
+    def calls(cls, *calls: ToolCall, text: str = "", usage: Usage | None = None) -> "Script":
+        """An answer that streams `text` (if any), then asks for `calls` (finish_reason
+        "tool_calls")."""
+        head = (Chunk(text=text),) if text else ()
+        return cls((*head, Chunk(finish_reason=FINISH_TOOL_CALLS, usage=usage, tool_calls=calls)))
 
     @classmethod
     def fail(cls, error: BaseException, *parts: str) -> "Script":
