@@ -13,7 +13,7 @@ from modelctl.backends.api import ApiBackend
 from modelctl.backends.base import BaseBackend
 from modelctl.backends.openai import OpenAIBackend
 from modelctl.backends.params import param_table
-from modelctl.backends.tool_wire import mistral_call_id
+from modelctl.backends.tool_wire import MessageForm, mistral_call_id
 from modelctl.keys import require_key
 from modelctl.transport.http_client import ErrorContext
 
@@ -31,7 +31,6 @@ class MistralBackend(OpenAIBackend):
     stream_usage = False  # Mistral sends usage in the last event unasked, and knows no stream_options
     complete = BaseBackend.complete  # no /completions endpoint (its FIM endpoint is for code infill)
     tool_required = "any"
-    tool_result_names = True
 
     def __init__(self, deployment: "Deployment", *, api_base: str | None = None, api_key: str | None = None,
                  **options: Any) -> None:
@@ -43,8 +42,8 @@ class MistralBackend(OpenAIBackend):
         ctx = ErrorContext(self.label, not_found=f"does not know the model '{deployment.model}'")
         self.http = self.make_client(ctx, {"authorization": f"Bearer {key.value}"})
 
-    def wire_call_id(self, call_id: str) -> str:
-        return mistral_call_id(call_id)
+    def message_form(self) -> MessageForm:
+        return MessageForm(call_id=mistral_call_id, result_names=True)
 
     def live_info(self) -> dict[str, Any]:
         data = self.live_request("GET", f"{self.base}/models/{quote(self.model_id, safe='')}")

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from modelctl.backends.api import ApiBackend, StreamState, pop_stream_flag
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
 from modelctl.backends.params import param_table, request_fields
-from modelctl.backends.tool_wire import openai_messages, refuse_tools, short_call_id, tool_fields
+from modelctl.backends.tool_wire import OPENAI_FORM, MessageForm, openai_messages, refuse_tools, tool_fields
 from modelctl.errors import BackendError, UsageError
 from modelctl.keys import find_key, require_key
 from modelctl.transport.http_client import ErrorContext, LineStream, error
@@ -134,7 +134,6 @@ class OpenAIBackend(ApiBackend):
 
     stream_usage = True  # ask for usage in the last event (stream_options.include_usage)
     tool_required = "required"  # tool_choice for "call a tool, any one"
-    tool_result_names = False  # whether a tool's result message names the tool
 
     def __init__(self, deployment: "Deployment", *, api_base: str | None = None, api_key: str | None = None,
                  **options: Any) -> None:
@@ -201,13 +200,13 @@ class OpenAIBackend(ApiBackend):
 
     def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
                      options: dict[str, Any]) -> dict[str, Any]:
-        turns = openai_messages(messages, call_id=self.wire_call_id, result_names=self.tool_result_names)
+        turns = openai_messages(messages, self.message_form())
         payload = {"messages": turns, **tool_fields(params, required=self.tool_required)}
         return self._body(payload, params, stream, options, self.parameters)
 
-    def wire_call_id(self, call_id: str) -> str:
-        """A tool call's id as the service takes it back."""
-        return short_call_id(call_id)
+    def message_form(self) -> MessageForm:
+        """How the service takes the conversation's tool calls and results."""
+        return MessageForm(empty_content="") if self.kind == "openai-compatible" else OPENAI_FORM
 
     def _body(self, payload: dict[str, Any], params: GenerationParams, stream: bool, options: dict[str, Any],
               parameters: dict[str, str | None]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Out, in a request:
 
     tool_fields(params)      `tools` (function form) and `tool_choice`, checked (`checked_choice`)
     openai_messages(msgs)    the conversation: an assistant's calls as `tool_calls` (type function,
-                             arguments as JSON text), a tool's result as role `tool` + `tool_call_id`
+                             arguments as JSON text), a tool's result as role `tool` + `tool_call_id`,
+                             in each provider's `MessageForm`
 
 | kind | `tool_choice` required | a named tool | ids sent back |
 |---|---|---|---|
@@ -105,29 +106,6 @@ def message_calls(message: Message) -> list[ToolCall]:
     return [c if isinstance(c, ToolCall) else ToolCall.from_dict(c) for c in message.get("tool_calls") or ()]
 
 
-def openai_messages(messages: Sequence[Message], *, call_id: CallId | None = None,
-                    result_names: bool = False) -> list[dict[str, Any]]:
-    """Chat-completions messages; `call_id` fits each call's id to the provider (default: at most
-    40 characters); `result_names` names the tool in its result's message (Mistral's form)."""
-    fit = call_id or short_call_id
-    return [_openai_message(m, fit, result_names) for m in messages]
-
-
-def _openai_message(message: Message, fit: CallId, result_names: bool) -> dict[str, Any]:
-    turn: dict[str, Any] = {"role": message["role"], "content": openai_content(message)}
-    calls = message_calls(message)
-    if calls:
-        # No text beside the calls is null, not "": TGI reads the calls only beside a null content.
-        turn["content"] = turn["content"] or None
-        turn["tool_calls"] = [{"id": fit(c.id), "type": "function",
-                               "function": {"name": c.name, "arguments": c.arguments or "{}"}} for c in calls]
-    if message["role"] == "tool":
-        turn["tool_call_id"] = fit(str(message.get("tool_call_id") or ""))
-        if result_names and message.get("name"):
-            turn["name"] = message["name"]
-    return turn
-
-
 def _digest(text: str, size: int) -> str:
     """`size` letters and digits that stand for `text`, the same each time."""
     number = int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest(), "big")
@@ -146,6 +124,46 @@ def short_call_id(call_id: str) -> str:
 def mistral_call_id(call_id: str) -> str:
     """`call_id` when it is 9 letters or digits (Mistral's own), else a digest of it of that form."""
     return call_id if _MISTRAL_ID.fullmatch(call_id) else _digest(call_id, 9)
+
+
+@dataclass(frozen=True)
+class MessageForm:
+    """How a provider takes the conversation's tool calls and results: `call_id` fits a call's id
+    to it; `result_names` names the tool in a result's message (Mistral); `empty_content`, sent
+    beside calls with no text (None: no content field). TGI reads the calls only where content is
+    absent or null; llama-cpp-python's server refuses null and its templates need a content, so
+    an OpenAI-compatible server gets ""; OpenAI's API takes any of them."""
+
+    call_id: CallId = short_call_id
+    result_names: bool = False
+    empty_content: str | None = None
+
+
+OPENAI_FORM = MessageForm()
+
+
+def openai_messages(messages: Sequence[Message], form: MessageForm | None = None) -> list[dict[str, Any]]:
+    """Chat-completions messages, tool calls and results in `form` (default: OpenAI's)."""
+    form = form or OPENAI_FORM
+    return [_openai_message(m, form) for m in messages]
+
+
+def _openai_message(message: Message, form: MessageForm) -> dict[str, Any]:
+    fit = form.call_id
+    turn: dict[str, Any] = {"role": message["role"], "content": openai_content(message)}
+    calls = message_calls(message)
+    if calls:
+        if not turn["content"] and form.empty_content is None:
+            del turn["content"]
+        elif not turn["content"]:
+            turn["content"] = form.empty_content
+        turn["tool_calls"] = [{"id": fit(c.id), "type": "function",
+                               "function": {"name": c.name, "arguments": c.arguments or "{}"}} for c in calls]
+    if message["role"] == "tool":
+        turn["tool_call_id"] = fit(str(message.get("tool_call_id") or ""))
+        if form.result_names and message.get("name"):
+            turn["name"] = message["name"]
+    return turn
 
 
 # --- answers -----------------------------------------------------------------------------------------
