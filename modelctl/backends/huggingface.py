@@ -1,7 +1,8 @@
 """Hugging Face inference through `huggingface_hub.InferenceClient`: Inference Providers (the
 router, or the deployment's `provider`), or a dedicated endpoint / TGI server at `api_base`.
 
-Chat is `InferenceClient.chat_completion(stream=True)` (OpenAI's wire format underneath);
+Chat is `InferenceClient.chat_completion(stream=True)` (OpenAI's wire format underneath, tools
+included: `tool_wire`);
 embeddings are `feature_extraction`. The client does the HTTP; this module adds what the others
 have: retries on 429/5xx/connection errors, modelctl's errors, and under `--debug` the exact
 request the client sends (a hook on huggingface_hub's session, credentials redacted).
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, cast
 
 from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, pop_stream_flag
 from modelctl.backends.base import FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
-from modelctl.backends.openai import chat_messages, finish_reason, response_format
+from modelctl.backends.openai import finish_reason, response_format
 from modelctl.backends.params import param_table, request_fields
+from modelctl.backends.tool_wire import openai_messages, refuse_tools, tool_fields
 from modelctl.config import hf_token_path
 from modelctl.errors import BackendError, ModelctlError, OfflineError
 from modelctl.files import read_token_file
@@ -199,7 +201,8 @@ class HuggingFaceBackend(ApiBackend):
             kwargs["stream_options"] = {"include_usage": True}
         if options:
             kwargs["extra_body"] = options
-        turns = chat_messages(messages)
+        kwargs.update(tool_fields(params))
+        turns = openai_messages(messages)
         clock = StreamClock()
         result = self.call(lambda: self.client.chat_completion(turns, stream=stream, **kwargs))
         if self.web_page:
@@ -213,11 +216,13 @@ class HuggingFaceBackend(ApiBackend):
             text = self.wire.text(getattr(message, "content", None), "the answer's content") or ""
             state = StreamState(finish_reason=self._reason(choice) or FINISH_STOP,
                                 usage=self._usage(getattr(result, "usage", None)))
+            state.calls.add_whole(getattr(message, "tool_calls", None), self.wire)
             return self.whole_answer(text, state, clock)
-        return ClosingIterator(self._stream(iter(result), clock), [self._release])
+        return ClosingIterator(self._stream(iter(result), clock, self._read_output), [self._release])
 
     def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
         """The continuation of `text` from the text-generation task (TGI's `/generate`)."""
+        refuse_tools(params, f"text generation at {self.label}")
         stream, options = pop_stream_flag(params.extra)
         fields, lacking = request_fields(params, GENERATION_PARAMETERS)
         self.note_ignored(lacking)
@@ -234,7 +239,8 @@ class HuggingFaceBackend(ApiBackend):
             return self.whole_answer("".join(texts), state, clock)
         return ClosingIterator(self._stream(iter(result), clock, self._read_generation), [self._release])
 
-    def _read_generation(self, out: Any, *, whole: bool = False) -> tuple[list[str], str | None, Usage | None]:
+    def _read_generation(self, out: Any, state: StreamState | None = None, *,
+                         whole: bool = False) -> tuple[list[str], str | None, Usage | None]:
         """(text, finish reason, usage) of a text-generation output: a streamed token (special
         tokens are not text), or with `whole` the generated text; the last carries `details`."""
         wire = self.wire
@@ -287,7 +293,7 @@ class HuggingFaceBackend(ApiBackend):
             self._client.close()
 
     def _stream(self, outputs: Iterator[Any], clock: StreamClock,
-                read: Callable[[Any], tuple[list[str], str | None, Usage | None]] | None = None) -> Iterator[Chunk]:
+                read: Callable[[Any, StreamState], tuple[list[str], str | None, Usage | None]]) -> Iterator[Chunk]:
         import httpx2  # noqa: PLC0415 (httpx2: imported only where used)
 
         state = StreamState()
@@ -316,7 +322,7 @@ class HuggingFaceBackend(ApiBackend):
                 raise interrupted(self.label, received, why) from None
             outputs_read += 1
             try:
-                texts, reason, usage = (read or self._read_output)(out)
+                texts, reason, usage = read(out, state)
             except WireError as exc:
                 raise interrupted(self.label, received, f"an event it cannot use: {exc.detail}") from None
             state.usage = usage or state.usage
@@ -327,16 +333,25 @@ class HuggingFaceBackend(ApiBackend):
                 yield Chunk(text=text)
         if not outputs_read:
             raise interrupted(self.label, 0, f"the stream ended before the answer began: {self.came}")
+        if state.finish_reason is None and state.calls:  # a call's arguments may be unfinished
+            raise interrupted(self.label, received, "the stream ended before the tool calls were finished")
         state.finish_reason = state.finish_reason or FINISH_STOP  # the end marker, as OpenAI's [DONE]
-        yield self.final_chunk(state, clock)
+        try:
+            final = self.final_chunk(state, clock)
+        except WireError as exc:
+            raise interrupted(self.label, received, f"an answer it cannot use: {exc.detail}") from None
+        yield final
 
-    def _read_output(self, out: Any) -> tuple[list[str], str | None, Usage | None]:
-        """(text deltas, finish reason, usage) of one streamed output."""
+    def _read_output(self, out: Any, state: StreamState) -> tuple[list[str], str | None, Usage | None]:
+        """(text deltas, finish reason, usage) of one streamed output; its tool-call deltas go
+        to `state`."""
         usage = self._usage(getattr(out, "usage", None))
         choice = self._first_choice(out)
         if choice is None:
             return [], None, usage
-        text = self.wire.text(getattr(self._part(choice, "delta"), "content", None), "the text of a delta")
+        delta = self._part(choice, "delta")
+        state.calls.add_deltas(getattr(delta, "tool_calls", None), self.wire)
+        text = self.wire.text(getattr(delta, "content", None), "the text of a delta")
         return ([text] if text else []), self._reason(choice), usage
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:

@@ -1,6 +1,8 @@
 """Mistral's API (`https://api.mistral.ai/v1`): chat completions in OpenAI's event format, with
 its own parameter names (`random_seed`), usage in the last event without asking, embeddings
-(`mistral-embed`) and model metadata (`GET /v1/models/{id}`)."""
+(`mistral-embed`) and model metadata (`GET /v1/models/{id}`). Tools as OpenAI's, but "call one"
+is `tool_choice: "any"`, a tool's result names the tool, and a call's id is 9 letters or digits
+(`tool_wire.mistral_call_id`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from modelctl.backends.api import ApiBackend
 from modelctl.backends.base import BaseBackend
 from modelctl.backends.openai import OpenAIBackend
 from modelctl.backends.params import param_table
+from modelctl.backends.tool_wire import MessageForm, mistral_call_id
 from modelctl.keys import require_key
 from modelctl.transport.http_client import ErrorContext
 
@@ -27,6 +30,7 @@ class MistralBackend(OpenAIBackend):
     label = "Mistral"
     stream_usage = False  # Mistral sends usage in the last event unasked, and knows no stream_options
     complete = BaseBackend.complete  # no /completions endpoint (its FIM endpoint is for code infill)
+    tool_required = "any"
 
     def __init__(self, deployment: "Deployment", *, api_base: str | None = None, api_key: str | None = None,
                  **options: Any) -> None:
@@ -37,6 +41,9 @@ class MistralBackend(OpenAIBackend):
         self.base = self.use_base(api_base or deployment.api_base or MISTRAL_API_BASE)
         ctx = ErrorContext(self.label, not_found=f"does not know the model '{deployment.model}'")
         self.http = self.make_client(ctx, {"authorization": f"Bearer {key.value}"})
+
+    def message_form(self) -> MessageForm:
+        return MessageForm(call_id=mistral_call_id, result_names=True)
 
     def live_info(self) -> dict[str, Any]:
         data = self.live_request("GET", f"{self.base}/models/{quote(self.model_id, safe='')}")

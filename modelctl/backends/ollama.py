@@ -1,7 +1,10 @@
 """A model on an Ollama server, through the `ollama` package.
 
     /api/chat   streamed chat (newline-delimited JSON; the last object has `done`, counts and
-                durations in nanoseconds); `format` asks for JSON, or JSON of a schema
+                durations in nanoseconds); `format` asks for JSON, or JSON of a schema;
+                `tools`, whose calls come whole (arguments as an object), on any line. The
+                body is written here and sent through the client's `_request`: the package's
+                models would drop nested tool schemas and the ids of calls
     /api/show   the model's template, parameters and details (`describe()`; `--debug` prints
                 the template Ollama applies)
     /api/embed  embeddings
@@ -18,13 +21,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from modelctl.backends.api import ApiBackend, ClosingIterator, StreamClock, StreamState, coerce_option
-from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, Usage
+from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, ToolCall, Usage
 from modelctl.backends.images import ollama_message
 from modelctl.backends.params import param_table, request_fields
-from modelctl.errors import BackendError, ModelctlError, OfflineError
+from modelctl.backends.tool_wire import ToolCallAssembly, checked_choice, message_calls, refuse_tools
+from modelctl.errors import BackendError, ModelctlError, OfflineError, UsageError
 from modelctl.keys import KeyInfo
 from modelctl.redaction import remember_secret
 from modelctl.transport.debug_log import DebugLog, request_hooks
@@ -169,8 +174,8 @@ class OllamaBackend(ApiBackend):
         return self._show
 
     def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
-        """The /api/chat arguments: messages, options (sampling), and top-level fields."""
-        return self._request({"messages": [ollama_message(m) for m in messages]}, params)
+        """The /api/chat body: messages, tools, options (sampling), and top-level fields."""
+        return self._request({"messages": [ollama_turn(m) for m in messages], **ollama_tools(params)}, params)
 
     def _request(self, payload: dict[str, Any], params: GenerationParams) -> dict[str, Any]:
         opts, _ = request_fields(params, OPTION_NAMES)  # Ollama has every one
@@ -209,21 +214,32 @@ class OllamaBackend(ApiBackend):
 
     def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
         """/api/generate with `raw`: the text reaches the model as it stands, with no template."""
+        refuse_tools(params, "Ollama's text completion")
         return self._answer("generate", self._request({"prompt": text, "raw": True}, params))
 
+    def _send(self, endpoint: str, request: dict[str, Any]) -> Any:
+        """`request` to /api/chat as it was built here (the ollama package's models would drop
+        what they do not know of a tool's schema, such as nested properties, and the ids of tool
+        calls), or through the client's `generate`."""
+        if endpoint == "chat":
+            return self.client._request(_chat_response(), "POST", "/api/chat", json=request, stream=request["stream"])
+        return self.client.generate(**request)
+
     def _answer(self, endpoint: str, request: dict[str, Any]) -> Iterator[Chunk]:
-        """Call the client's `chat` or `generate` with `request`; the answer as chunks."""
+        """Send `request` to /api/chat or /api/generate; the answer as chunks."""
         clock = StreamClock()
         if not request["stream"]:
-            answer = self.calls(lambda: getattr(self.client, endpoint)(**request))
+            answer = self.calls(lambda: self._send(endpoint, request))
             clock.tick()
             text, thought = self._text(answer) or "", self._thinking(answer)
             chunks = [Chunk(text=text, reasoning=thought)] if text or thought else []
-            chunks.append(self._final(self._final_state(answer), clock, answer))
+            state = self._final_state(answer)
+            state.calls.add_whole(tool_calls_of(answer), self.wire)
+            chunks.append(self._final(state, clock, answer))
             return iter(chunks)
 
         def first() -> tuple[Any, Iterator[Any]]:
-            parts = getattr(self.client, endpoint)(**request)
+            parts = self._send(endpoint, request)
             return next(parts, None), parts
 
         head, rest = self.calls(first)
@@ -231,10 +247,12 @@ class OllamaBackend(ApiBackend):
 
     def _stream(self, head: Any, rest: Iterator[Any], clock: StreamClock) -> Iterator[Chunk]:
         received = 0
+        calls = ToolCallAssembly()  # Ollama sends each call whole, on any line
         part = head
         while part is not None:
             try:
                 text, thought = self._text(part) or "", self._thinking(part)
+                calls.add_whole(tool_calls_of(part), self.wire)
             except WireError as exc:
                 raise interrupted(self.ctx.provider, received, f"a line it cannot use: {exc.detail}") from None
             if text or thought:
@@ -243,7 +261,12 @@ class OllamaBackend(ApiBackend):
                 yield Chunk(text=text, reasoning=thought)
             if part.done:
                 state = self._final_state(part)
-                yield self._final(state, clock, part)
+                state.calls = calls
+                try:
+                    final = self._final(state, clock, part)
+                except WireError as exc:
+                    raise interrupted(self.ctx.provider, received, f"an answer it cannot use: {exc.detail}") from None
+                yield final
                 return
             part = self._next(rest, received)
         why = "the stream ended before the answer " + (
@@ -314,6 +337,61 @@ class OllamaBackend(ApiBackend):
     def live_info(self) -> dict[str, Any]:
         self._show = self.calls(lambda: self.client.show(self.tag), retry=NO_RETRY)
         return show_summary(self._show)
+
+
+def ollama_tools(params: GenerationParams) -> dict[str, Any]:
+    """`tools` for /api/chat. Ollama has no tool_choice: "none" is kept by sending no tools, and
+    a call it cannot be made to make ("required", a tool's name) is refused."""
+    choice = checked_choice(params)
+    if choice not in (None, "auto", "none"):
+        raise UsageError(f"Ollama cannot be made to call a tool (tool choice '{choice}'): it has no tool_choice",
+                         hint="use tool choice auto, or a local model (a grammar forces its call)")
+    if not params.tools or choice == "none":
+        return {}
+    return {"tools": [tool.openai() for tool in params.tools]}
+
+
+def ollama_turn(message: Message) -> dict[str, Any]:
+    """An /api/chat message: an assistant's calls with their arguments as an object, a tool's
+    result with the tool's name and the call's id."""
+    turn = ollama_message(message)
+    calls = message_calls(message)
+    if calls:
+        turn["tool_calls"] = [{**({"id": c.id} if c.id else {}),
+                               "function": {"name": c.name, "arguments": _arguments_object(c)}} for c in calls]
+    if message["role"] == "tool":
+        turn.update({k: message[v] for k, v in (("tool_name", "name"), ("tool_call_id", "tool_call_id"))
+                     if message.get(v)})
+    return turn
+
+
+def _arguments_object(call: ToolCall) -> dict[str, Any]:
+    """A call's arguments as the object Ollama takes: {} for arguments that are no JSON object
+    (the model's slip, kept in the conversation as it was)."""
+    try:
+        return call.arguments_json()
+    except BackendError:
+        return {}
+
+
+def tool_calls_of(part: Any) -> Any:
+    """The tool calls a line of /api/chat carries, as the server sent them (None on /api/generate's)."""
+    return getattr(getattr(part, "message", None), "tool_calls", None)
+
+
+@lru_cache(maxsize=1)
+def _chat_response() -> type:
+    """The ollama package's ChatResponse, with the message's tool calls kept as the server sent
+    them (ids included), to be read by `ToolCallAssembly` with the checks every answer gets."""
+    import ollama  # noqa: PLC0415 (ollama: imported only where used)
+
+    class RawCallsMessage(ollama.Message):
+        tool_calls: Any = None
+
+    class RawCallsResponse(ollama.ChatResponse):
+        message: RawCallsMessage
+
+    return RawCallsResponse
 
 
 def show_summary(show: Any) -> dict[str, Any]:

@@ -11,7 +11,8 @@ The three kinds differ only in where requests go and how the key travels:
 | `openai-compatible` | `{api_base}/chat/completions` | `Authorization: Bearer`, when there is a key |
 
 Streaming asks for `stream_options.include_usage`, so the last event carries token usage
-(servers that ignore it simply report none).
+(servers that ignore it simply report none). Tools, the conversation's calls and results, and the
+calls of an answer (streamed deltas assembled) are OpenAI's format, in `tool_wire`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from urllib.parse import quote
 
 from modelctl.backends.api import ApiBackend, StreamState, pop_stream_flag
 from modelctl.backends.base import FINISH_LENGTH, FINISH_STOP, Chunk, GenerationParams, Message, ResponseFormat, Usage
-from modelctl.backends.images import openai_content
 from modelctl.backends.params import param_table, request_fields
+from modelctl.backends.tool_wire import OPENAI_FORM, MessageForm, openai_messages, refuse_tools, tool_fields
 from modelctl.errors import BackendError, UsageError
 from modelctl.keys import find_key, require_key
 from modelctl.transport.http_client import ErrorContext, LineStream, error
@@ -128,14 +129,11 @@ def first_choice(choices: Any, wire: Wire) -> dict[str, Any] | None:
     return None
 
 
-def chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    return [{"role": m["role"], "content": openai_content(m)} for m in messages]
-
-
 class OpenAIBackend(ApiBackend):
     """Chat completions and embeddings in OpenAI's wire format."""
 
     stream_usage = True  # ask for usage in the last event (stream_options.include_usage)
+    tool_required = "required"  # tool_choice for "call a tool, any one"
 
     def __init__(self, deployment: "Deployment", *, api_base: str | None = None, api_key: str | None = None,
                  **options: Any) -> None:
@@ -202,7 +200,13 @@ class OpenAIBackend(ApiBackend):
 
     def request_body(self, messages: Sequence[Message], params: GenerationParams, stream: bool,
                      options: dict[str, Any]) -> dict[str, Any]:
-        return self._body({"messages": chat_messages(messages)}, params, stream, options, self.parameters)
+        turns = openai_messages(messages, self.message_form())
+        payload = {"messages": turns, **tool_fields(params, required=self.tool_required)}
+        return self._body(payload, params, stream, options, self.parameters)
+
+    def message_form(self) -> MessageForm:
+        """How the service takes the conversation's tool calls and results."""
+        return MessageForm(empty_content="") if self.kind == "openai-compatible" else OPENAI_FORM
 
     def _body(self, payload: dict[str, Any], params: GenerationParams, stream: bool, options: dict[str, Any],
               parameters: dict[str, str | None]) -> dict[str, Any]:
@@ -229,6 +233,7 @@ class OpenAIBackend(ApiBackend):
     def complete(self, text: str, params: GenerationParams) -> Iterator[Chunk]:
         """The continuation of `text` from the legacy `/completions` endpoint (base and instruct
         models on OpenAI-compatible servers; gpt-3.5-turbo-instruct at OpenAI and Azure OpenAI)."""
+        refuse_tools(params, f"text completion at {self.label}")
         stream, options = pop_stream_flag(params.extra)
         # /completions takes max_tokens at every service (max_completion_tokens is chat's).
         parameters = {**self.parameters, "max_tokens": "max_tokens"}
@@ -261,6 +266,7 @@ class OpenAIBackend(ApiBackend):
             return []
         if "delta" in choice:
             delta = wire.obj(choice.get("delta"), "a choice's delta")
+            state.calls.add_deltas(delta.get("tool_calls"), wire)
             content = read_content(delta.get("content"), wire)
             reasoning = read_reasoning(delta, wire)
         else:  # a text completion's choice
@@ -283,8 +289,10 @@ class OpenAIBackend(ApiBackend):
             message = choice["message"]
             text = read_content(message.get("content"), wire) or ""
         reason = finish_reason(wire.reason(choice.get("finish_reason")))
-        return text, StreamState(finish_reason=reason or FINISH_STOP, usage=read_usage(data.get("usage"), wire),
-                                 reasoning=read_reasoning(message, wire))
+        state = StreamState(finish_reason=reason or FINISH_STOP, usage=read_usage(data.get("usage"), wire),
+                            reasoning=read_reasoning(message, wire))
+        state.calls.add_whole(message.get("tool_calls"), wire)
+        return text, state
 
     # --- embeddings and metadata -------------------------------------------------------------------------
 

@@ -59,3 +59,31 @@ def generated(text: str, finish: str = "eos_token", tokens: int = 3) -> Reply:
     return Reply(json=[{"generated_text": text,
                         "details": {"finish_reason": finish, "generated_tokens": tokens, "seed": None,
                                     "prefill": [], "tokens": []}}])
+
+
+def tool_call_stream(deltas: list[dict[str, Any]], texts: tuple[str, ...] = (), finish: str = "tool_calls",
+                     usage: tuple[int, int] = (40, 12), *, drop_after: int | None = None) -> Reply:
+    """OpenAI-shaped chunks whose deltas carry `tool_calls` items (openai_wire.tool_item)."""
+    chunks = [_chunk(t) for t in texts]
+    for item in deltas:
+        data = _chunk("")
+        data["choices"][0]["delta"] = {"role": "assistant", "tool_calls": [item]}
+        chunks.append(data)
+    chunks.append(_chunk("", finish))
+    chunks.append(_chunk(None, None, {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                                      "total_tokens": sum(usage)}))
+    events = [(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")]
+    return Reply(events=events, drop_after=drop_after)
+
+
+def tool_completion(calls: list[tuple[str, str, Any]]) -> Reply:
+    """A whole answer with tool calls as TGI writes them: arguments as an object, not JSON text."""
+    return Reply(json={
+        "object": "chat.completion", "id": "", "created": 1_730_000_000, "model": MODEL,
+        "system_fingerprint": "3.0.1-sha-bb9095a",
+        "choices": [{"index": 0, "logprobs": None, "finish_reason": "tool_calls",
+                     "message": {"role": "assistant", "tool_calls": [
+                         {"id": i, "type": "function", "function": {"description": None, "name": n, "arguments": a}}
+                         for i, n, a in calls]}}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52},
+    })

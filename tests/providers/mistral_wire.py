@@ -61,3 +61,13 @@ def model() -> Reply:
                        "capabilities": {"completion_chat": True, "function_calling": True},
                        "name": "mistral-small-2409", "description": "Small model", "max_context_length": 32768,
                        "aliases": ["mistral-small-2409"], "deprecation": None, "type": "base"})
+
+
+def tool_call_stream(calls: list[tuple[str, str, str]], text: str = "", usage: tuple[int, int] = (80, 20)) -> Reply:
+    """Mistral's streamed tool calls: each call whole (id of 9 letters or digits, name, arguments
+    as JSON text) in one delta, with the finish reason `tool_calls` and the usage."""
+    items = [{"id": i, "function": {"name": n, "arguments": a}, "index": k} for k, (i, n, a) in enumerate(calls)]
+    usage_data = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+    chunks = [_chunk({"role": "assistant", "content": text}),
+              _chunk({"content": "", "tool_calls": items}, "tool_calls", usage_data)]
+    return Reply(events=[(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")])

@@ -83,3 +83,19 @@ def generate_stream(texts: list[str], reason: str = "length") -> Reply:
     del last["message"]
     lines.append({**last, "response": ""})
     return Reply(lines=lines)
+
+
+def tool_part(calls: list[tuple[str, dict[str, Any]]], ids: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A line whose message carries whole tool calls ((name, arguments as an object) each; `ids`
+    where the server gives them)."""
+    data = part("")
+    data["message"]["tool_calls"] = [
+        {**({"id": ids[k]} if k < len(ids) else {}), "function": {"index": k, "name": n, "arguments": a}}
+        for k, (n, a) in enumerate(calls)]
+    return data
+
+
+def tool_call_stream(lines: list[dict[str, Any]], texts: tuple[str, ...] = (), *, drop_after: int | None = None) -> Reply:
+    """Text lines, then `lines` (tool_part), then the last line (done_reason stop, as Ollama ends
+    an answer with calls)."""
+    return Reply(lines=[part(t) for t in texts] + lines + [final("stop")], drop_after=drop_after)

@@ -108,3 +108,60 @@ def text_completion(text: str, finish: str = "stop", usage: tuple[int, int] = (5
     return Reply(json={"id": "cmpl-9xZ", "object": "text_completion", "created": CREATED, "model": "served-model",
                        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
                        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}})
+
+
+# --- tool calls ---------------------------------------------------------------------------------------
+
+
+def tool_item(index: int | None, call_id: str | None = None, name: str | None = None,
+              arguments: str | None = None) -> dict[str, Any]:
+    """One item of a delta's `tool_calls`: the first of a call carries its id, type and name
+    (and empty arguments), the others a piece of the arguments. `index` None: a server that
+    leaves it out."""
+    item: dict[str, Any] = {} if index is None else {"index": index}
+    if call_id is not None:
+        item.update(id=call_id, type="function")
+    function: dict[str, Any] = {}
+    if name is not None:
+        function["name"] = name
+    if arguments is not None:
+        function["arguments"] = arguments
+    item["function"] = function
+    return item
+
+
+def call_deltas(index: int, call_id: str, name: str, pieces: list[str]) -> list[dict[str, Any]]:
+    """A call as OpenAI streams it: id and name with empty arguments, then the arguments in `pieces`."""
+    return [tool_item(index, call_id, name, "")] + [tool_item(index, arguments=p) for p in pieces]
+
+
+def tool_chunk(items: list[dict[str, Any]], finish: str | None = None, *, model: str = "gpt-4o-mini") -> dict[str, Any]:
+    data = chunk(finish=finish, model=model)
+    data["choices"][0]["delta"] = {"tool_calls": items}
+    return data
+
+
+def tool_call_stream(deltas: list[Any], texts: tuple[str, ...] = (), finish: str = "tool_calls",
+                     usage: tuple[int, int] | None = (9, 2), *, drop_after: int | None = None,
+                     model: str = "gpt-4o-mini") -> Reply:
+    """Text deltas, then one event per item of `deltas` (a `tool_calls` item, or a list of them
+    sent in one event), then the finish reason, usage and `[DONE]`."""
+    chunks = [chunk("", role="assistant", model=model)] + [chunk(t, model=model) for t in texts]
+    chunks += [tool_chunk(d if isinstance(d, list) else [d], model=model) for d in deltas]
+    chunks.append(chunk(finish=finish, model=model))
+    if usage is not None:
+        chunks.append(usage_chunk(*usage, model=model))
+    events = [(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")]
+    return Reply(events=events, drop_after=drop_after)
+
+
+def tool_completion(calls: list[tuple[str, str, Any]], text: str | None = None, finish: str = "tool_calls") -> Reply:
+    """A whole answer (`stream: false`) with `calls` ((id, name, arguments) each)."""
+    message = {"role": "assistant", "content": text, "refusal": None,
+               "tool_calls": [{"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                              for i, n, a in calls]}
+    return Reply(json={
+        "id": "chatcmpl-AbC125", "object": "chat.completion", "created": CREATED, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
+    })
