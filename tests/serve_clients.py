@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
+from serve_process import ServeProcess
 
 from modelctl.config import get_paths
 
@@ -108,6 +109,19 @@ def home_env(home: Path) -> Iterator[None]:
             os.environ.pop("MODELCTL_HOME")
         else:
             os.environ["MODELCTL_HOME"] = old
+
+
+def hosted_home(tmp_path_factory: Any, name: str, upstream_url: str) -> Path:
+    """A home for a module's servers whose `openai` deployments are at the loopback `upstream_url`
+    (Gemma's file is assembled into it once)."""
+    home = tmp_path_factory.mktemp(name)
+    write_config(home, f'[api_base]\nopenai = "{upstream_url}/v1"\n')
+    return home
+
+
+def serve_warm(home: Path, *flags: str, key: str) -> ServeProcess:
+    """A server in `home` that keeps its models loaded, with `key` as its OpenAI key."""
+    return ServeProcess(home, "--keep-alive", "-1", *flags, env={"OPENAI_API_KEY": key})
 
 
 def write_config(home: Path, text: str) -> None:

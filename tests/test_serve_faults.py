@@ -29,10 +29,12 @@ from serve_clients import (
     connect,
     error_of,
     history_db,
+    hosted_home,
     post,
     ps,
     read_until_closed,
     response_of,
+    serve_warm,
     stream,
     write_config,
 )
@@ -78,14 +80,11 @@ def hosted(upstream) -> Iterator[FakeServer]:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, upstream) -> Path:
-    """One home for the module's servers (Gemma's file is assembled into it once)."""
-    home = tmp_path_factory.mktemp("serve-faults")
-    write_config(home, f'[api_base]\nopenai = "{upstream.url}/v1"\n')
-    return home
+    return hosted_home(tmp_path_factory, "serve-faults", upstream.url)
 
 
 def serve(home: Path, *flags: str) -> ServeProcess:
-    return ServeProcess(home, "--keep-alive", "-1", *flags, env={"OPENAI_API_KEY": FAKE_KEY})
+    return serve_warm(home, *flags, key=FAKE_KEY)
 
 
 @pytest.fixture(scope="module")

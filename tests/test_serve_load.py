@@ -16,7 +16,7 @@ import pytest
 from providers import openai_wire
 from providers.kits import FAKE_KEY
 from providers.server import FakeServer
-from serve_clients import HANG_S, Held, Streamed, history_db, post, ps, stream, write_config
+from serve_clients import HANG_S, Held, Streamed, history_db, hosted_home, post, ps, serve_warm, stream
 from serve_process import ServeProcess
 
 from modelctl.store.default_model import GEMMA, SMOLLM2
@@ -67,14 +67,11 @@ def upstream():
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, upstream) -> Path:
-    """One home for the module's servers (Gemma's file is assembled into it once)."""
-    home = tmp_path_factory.mktemp("serve-load")
-    write_config(home, f'[api_base]\nopenai = "{upstream.url}/v1"\n')
-    return home
+    return hosted_home(tmp_path_factory, "serve-load", upstream.url)
 
 
 def serve(home: Path, *flags: str) -> ServeProcess:
-    return ServeProcess(home, "--keep-alive", "-1", *flags, env={"OPENAI_API_KEY": FAKE_KEY})
+    return serve_warm(home, *flags, key=FAKE_KEY)
 
 
 def turns(home: Path) -> list[tuple[str, str | None]]:

@@ -267,6 +267,16 @@ class _Object:
             raise self.wrong(name, "an object")
         return _Object(value, self.at(name))
 
+    def objects(self, name: str, items: list[Any]) -> list[_Object]:
+        """The items of the array `name` (its value `items`), each an object."""
+        found = []
+        for i, item in enumerate(items):
+            path = self.at(f"{name}[{i}]")
+            if not isinstance(item, dict):
+                raise wrong_type(path, item, "an object")
+            found.append(_Object(item, path))
+        return found
+
 
 def wrong_type(path: str, value: Any, expected: str) -> ApiError:
     return invalid(f"{path} must be {expected}, not {_kind(value)}", path, "invalid_type")
@@ -517,11 +527,7 @@ def _calls(message: _Object) -> list[dict[str, str]]:
     if not isinstance(items, list) or len(items) > MAX_TOOLS:
         raise message.wrong("tool_calls", f"an array of at most {MAX_TOOLS} tool calls")
     calls = []
-    for i, item in enumerate(items):
-        path = message.at(f"tool_calls[{i}]")
-        if not isinstance(item, dict):
-            raise wrong_type(path, item, "an object")
-        call = _Object(item, path)
+    for call in message.objects("tool_calls", items):
         function = call.required_object("function")
         arguments = function.get("arguments")
         if isinstance(arguments, (dict, list)):  # some clients send the object itself
@@ -541,11 +547,7 @@ def _tools(request: _Object) -> tuple[ToolSpec, ...]:
     if not isinstance(items, list) or len(items) > MAX_TOOLS:
         raise request.wrong("tools", f"an array of at most {MAX_TOOLS} tools")
     specs: list[ToolSpec] = []
-    for i, item in enumerate(items):
-        path = request.at(f"tools[{i}]")
-        if not isinstance(item, dict):
-            raise wrong_type(path, item, "an object")
-        tool = _Object(item, path)
+    for tool in request.objects("tools", items):
         if tool.required_string("type") != "function":
             raise invalid(f"{tool.at('type')}: only function tools are supported", tool.at("type"),
                           "unsupported_parameter")
@@ -599,11 +601,7 @@ def _content(message: _Object, role: str) -> tuple[str, tuple[ImagePart, ...]]:
         raise message.wrong("content", "a string or an array of content parts")
     texts: list[str] = []
     images: list[ImagePart] = []
-    for i, item in enumerate(parts):
-        path = message.at(f"content[{i}]")
-        if not isinstance(item, dict):
-            raise wrong_type(path, item, "an object")
-        part = _Object(item, path)
+    for part in message.objects("content", parts):
         kind = part.required_string("type")
         if kind == "text" or (kind == "refusal" and role == "assistant"):
             texts.append(part.required_string(kind))
