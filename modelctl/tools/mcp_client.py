@@ -102,7 +102,7 @@ def _close_all() -> None:
 
 def _import_mcp() -> Any:
     try:
-        import mcp  # noqa: PLC0415 (mcp: optional, and 0.4 s to import: only where a server starts)
+        import mcp  # noqa: PLC0415 (mcp: optional, and 0.6 s to import: only where a server starts)
     except ImportError:
         raise UsageError("MCP servers need the mcp package, which is not installed", hint=INSTALL_HINT) from None
     return mcp
@@ -150,8 +150,10 @@ class McpConnection:
         except (UsageError, BackendError):
             self.close()
             raise
-        except BaseException as exc:
+        except BaseException as exc:  # the SDK's errors come in exception groups
             self.close()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
             raise BackendError(f"MCP server '{self.name}' could not be started: {self._describe(exc)}"
                                f"{self._last_words()}") from None
         return self.tools
@@ -219,7 +221,10 @@ class McpConnection:
             future.cancel()
             raise McpFailure(f"MCP server '{self.name}' did not answer the call of {tool} within "
                              f"{self.timeout:g} s") from None
-        except BaseException as exc:
+        except BaseException as exc:  # the SDK's errors come in exception groups
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):  # Ctrl-C stops the call, and the chat
+                future.cancel()
+                raise
             raise McpFailure(f"MCP server '{self.name}' failed during the call of {tool}: "
                              f"{self._describe(exc)}{self._last_words()}") from None
         return result_text(result), bool(result.is_error)
