@@ -17,12 +17,13 @@ pytest.importorskip("mcp")
 
 from mcp.server.mcpserver import MCPServer  # noqa: E402
 from mcp_demo_server import BIG, build  # noqa: E402
+from tool_calls import call, call_at_once  # noqa: E402
 
 from modelctl.backends.base import ToolCall  # noqa: E402
 from modelctl.errors import BackendError, NotFoundError, UsageError  # noqa: E402
 from modelctl.tools.mcp_client import CHILD_VARIABLES  # noqa: E402
 from modelctl.tools.mcp_config import ServerConfig, check_server  # noqa: E402
-from modelctl.tools.toolbox import MAX_RESULT_BYTES, Toolbox, ToolResult, available_tools  # noqa: E402
+from modelctl.tools.toolbox import MAX_RESULT_BYTES, Toolbox, available_tools  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().with_name("mcp_demo_server.py")
 DEMO_TOOLS = ["echo", "environment", "fail", "crash", "hang", "big"]
@@ -32,10 +33,6 @@ SDK_VARIABLES = {"USER", "LOGNAME", "SHELL", "TERM", "LC_CTYPE"}
 
 def stdio(name: str = "demo", **table) -> ServerConfig:
     return check_server(name, {"command": sys.executable, "args": [str(SCRIPT)], **table}, "test")
-
-
-def call(box: Toolbox, tool: str, **arguments) -> ToolResult:
-    return box.call(ToolCall("call-1", tool, json.dumps(arguments)))
 
 
 def in_memory(*servers: MCPServer) -> dict[str, ServerConfig]:
@@ -78,14 +75,8 @@ def test_a_name_nothing_offers_is_not_found():
 
 def test_calls_from_several_threads_at_once_each_get_their_own_answer():
     with Toolbox.open(["mem"], servers=in_memory(build("mem"))) as box:
-        results: dict[int, ToolResult] = {}
-        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, call(box, "mem_echo", text=f"n{i}")))
-                   for i in range(16)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert {i: r.content for i, r in results.items()} == {i: f"n{i}" for i in range(16)}
+        texts = [f"n{i}" for i in range(16)]
+        assert call_at_once(box, "mem_echo", texts) == texts
 
 
 def test_tool_names_are_server_underscore_tool_made_safe_and_cut_to_64():
@@ -212,12 +203,10 @@ def test_available_tools_reports_a_server_it_cannot_list_and_lists_the_rest():
 # -- streamable HTTP on loopback ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def http_server():
-    """The demo server over streamable HTTP (uvicorn in a thread, on a port of its own), and the
-    headers of the requests it got."""
+def serve(app):
+    """`app` on loopback (uvicorn in a thread, on a port of its own, its socket bound before it
+    starts: no wait for it to listen); yields the base URL and the headers of the requests it got."""
     uvicorn = pytest.importorskip("uvicorn")
-    app = build("web").streamable_http_app()
     seen: list[dict[bytes, bytes]] = []
 
     async def recording(scope, receive, send):
@@ -231,10 +220,19 @@ def http_server():
     server = uvicorn.Server(uvicorn.Config(recording, log_level="error"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp", seen
-    server.should_exit = True
-    thread.join(30)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", seen
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def http_server():
+    """The demo server over streamable HTTP: its URL and the headers it got."""
+    for base, seen in serve(build("web").streamable_http_app()):
+        yield f"{base}/mcp", seen
 
 
 def test_a_server_over_http_is_listed_and_called_with_its_headers(http_server, monkeypatch):
@@ -249,6 +247,13 @@ def test_a_server_over_http_is_listed_and_called_with_its_headers(http_server, m
         assert not big.is_error and len(big.content.encode()) <= MAX_RESULT_BYTES and f"{BIG:,}" in big.content
     assert seen and all(h.get(b"authorization") == b"Bearer web-token-0123456789" for h in seen)
     assert all(h.get(b"x-client") == b"tests" for h in seen)
+
+
+def test_a_server_on_the_older_sse_transport_is_listed_and_called():
+    for base, _ in serve(build("old").sse_app()):
+        config = check_server("old", {"url": f"{base}/sse", "transport": "sse"}, "test")
+        with Toolbox.open(["old_echo"], servers={"old": config}) as box:
+            assert call(box, "old_echo", text="over sse").content == "over sse"
 
 
 def test_an_http_server_that_is_not_there_is_one_error_naming_it():

@@ -9,14 +9,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from datetime import datetime, timedelta
 
 import pytest
+from tool_calls import call, call_at_once
 
-from modelctl.backends.base import ToolCall
 from modelctl.errors import NotFoundError, UsageError
-from modelctl.tools.toolbox import MAX_RESULT_BYTES, Toolbox, ToolResult, bounded, tool_name
+from modelctl.tools.toolbox import MAX_RESULT_BYTES, Toolbox, bounded, tool_name
 from modelctl.version import __version__
 
 FUNCTIONS = '''
@@ -71,10 +70,6 @@ async def later(text: str) -> str:
 def _private() -> str:
     return "hidden"
 '''
-
-
-def call(box: Toolbox, tool: str, **arguments) -> ToolResult:
-    return box.call(ToolCall("call-1", tool, json.dumps(arguments)))
 
 
 @pytest.fixture
@@ -190,14 +185,8 @@ def test_a_function_that_never_returns_is_an_error_result_after_the_timeout(tmp_
 
 def test_calls_from_several_threads_at_once(functions_file):
     with Toolbox.open([], [functions_file]) as box:
-        results: dict[int, ToolResult] = {}
-        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, call(box, "later", text=f"t{i}")))
-                   for i in range(12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert {i: r.content for i, r in results.items()} == {i: f"T{i}" for i in range(12)}
+        texts = [f"t{i}" for i in range(12)]
+        assert call_at_once(box, "later", texts) == [t.upper() for t in texts]
 
 
 @pytest.mark.parametrize("source, error, words", [
