@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -175,6 +176,21 @@ def test_closing_the_toolbox_ends_the_child():
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert call(box, "demo_echo", text="x").is_error
+
+
+def test_a_child_does_not_outlive_a_process_that_never_closed_its_toolbox():
+    code = ("import json, sys\n"
+            "from modelctl.tools.mcp_config import check_server\n"
+            "from modelctl.tools.toolbox import Toolbox\n"
+            "from modelctl.backends.base import ToolCall\n"
+            f"config = check_server('demo', {{'command': sys.executable, 'args': [{str(SCRIPT)!r}]}}, 'test')\n"
+            "box = Toolbox.open(['demo'], servers={'demo': config})\n"
+            "print(json.loads(box.call(ToolCall('1', 'demo_environment', '{}')).content)['pid'])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(done.stdout), 0)
 
 
 def test_a_command_that_does_not_exist_is_one_error_naming_the_server():
