@@ -58,6 +58,9 @@ _CREDENTIAL_NAME = re.compile(
     r"|token|auth|sig|pat|pass|bearer"
     r"|.*(?:api_?key|secret|passw(?:or)?d|credential|authorization).*")
 _NOT_CREDENTIALS = frozenset({"key_env", "sort_key", "primary_key", "foreign_key"})
+# A reference to an environment variable, `${NAME}`, read where the value is used (an MCP
+# server's `env` and `headers` in config.toml): the variable holds the credential, not the file.
+ENV_REFERENCE = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
 
 
 def credential_name(name: object) -> bool:
@@ -325,8 +328,8 @@ def _token_file(path: str) -> Iterator[tuple[str, str]]:
 
 
 def _data_secrets(data: Any, credential: bool = False) -> Iterator[tuple[str, str]]:
-    """The secrets JSON-like data (config.toml) holds: values under credential names, and the
-    credentials written into addresses."""
+    """The secrets JSON-like data (config.toml) holds: values under credential names (but those
+    naming variables, `${TOKEN}`), and the credentials written into addresses."""
     if isinstance(data, dict):
         for key, value in data.items():
             yield from _data_secrets(value, credential or credential_name(key))
@@ -334,7 +337,7 @@ def _data_secrets(data: Any, credential: bool = False) -> Iterator[tuple[str, st
         for value in data:
             yield from _data_secrets(value, credential)
     elif isinstance(data, str):
-        if credential and len(data.strip()) >= MIN_SECRET:
+        if credential and len(data.strip()) >= MIN_SECRET and not re.search(ENV_REFERENCE, data):
             yield data.strip(), REDACTED
         if "@" in data or "?" in data:
             for word in data.split():
@@ -486,8 +489,13 @@ def credential_in_text(text: str) -> str | None:
 def credential_problem(key: str, value: Any) -> str | None:
     """Why `value`, stored under the dotted `key`, would put a credential into a file, or None:
     a key named like a credential, or a value (a string, a JSON text, a table, a list) holding
-    one."""
+    one. A value that names environment variables (`${TOKEN}`) in place of its secret holds none."""
     last = key.rsplit(".", 1)[-1].strip('"')
+    if isinstance(value, str) and "${" in value and re.search(ENV_REFERENCE, value):
+        # `${GITHUB_TOKEN}`, `Bearer ${TOKEN}`: the variable holds the credential, not the file;
+        # what is written around the references must hold none.
+        what = credential_in_text(re.sub(ENV_REFERENCE, "", value))
+        return f"{key} holds {what}" if what else None
     if credential_name(last) and value not in (None, "", [], {}) and not isinstance(value, bool):
         return f"{key} names a credential"
     if isinstance(value, dict):

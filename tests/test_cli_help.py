@@ -65,6 +65,8 @@ def resolve(argv: list[str]) -> list[str]:
     command, path, subcommands = ROOT, [], True
     args = iter(argv[1:])
     for arg in args:
+        if arg == "--":  # what follows is arguments (`mcp add NAME -- COMMAND ARGS`)
+            break
         if arg.startswith("-"):
             name = arg.split("=", 1)[0]
             params = {opt: p for p in command.params for opt in (*p.opts, *p.secondary_opts)}

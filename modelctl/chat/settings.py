@@ -5,6 +5,7 @@
     [api_base]                  an endpoint per deployment kind: ollama = "http://gpu-box:11434"
     [history]                   log = true|false, retention_days = N (0: keep everything)
     [aliases]                   the user's model names (`modelctl alias`)
+    [mcp.servers.NAME]          an MCP server whose tools a chat may use (checked in tools/mcp_config.py)
 
 Parameters layer: registry defaults < [chat] < [models."ID"] < an alias's options < flags.
 """
@@ -21,6 +22,7 @@ from modelctl.config import get_paths, user_config
 from modelctl.errors import UsageError
 from modelctl.numbers import number_problem
 from modelctl.redaction import refuse_credentials
+from modelctl.tools import mcp_config
 from modelctl.transport.urls import check_url
 
 # Keys of the [chat] table, and their types.
@@ -162,6 +164,8 @@ OPTION = object()
 
 def is_known_table(parts: list[str]) -> bool:
     """Whether `parts` names a table config.toml may hold ([chat], [models."ID"], [history], …)."""
+    if parts[0] == "mcp":
+        return len(parts) <= 2 and parts[1:] in ([], ["servers"]) or parts[1] == "servers" and mcp_config.is_table(parts[3:])
     return (len(parts) == 1 and parts[0] in ("chat", "models", "history", "api_base", "aliases", "serve")
             or len(parts) == 2 and parts[0] == "models"
             or len(parts) == 2 and parts[0] == "chat" and parts[1] == "options"
@@ -186,6 +190,8 @@ def setting_type(parts: list[str]) -> Any:
     if head == "aliases" and rest:
         return dict
     key = join_key(parts)
+    if head == "mcp":
+        return _mcp_setting_type(rest, key)
     if head == "models" and len(rest) > 2 and rest[-1] in MODEL_KEYS:
         raise UsageError(f"unknown config key '{key}'",
                          hint=f"quote a model id with dots: models.\"{'.'.join(rest[:-1])}\".{rest[-1]}")
@@ -207,7 +213,20 @@ def check_setting(parts: list[str], raw: str, value: Any) -> Any:
         check_option(key, value)
         return value
     value = _coerce(key, value, expected, raw)
+    if parts[0] == "mcp":
+        mcp_config.check_name(parts[2])
+        mcp_config.check_key(parts[3:], value, join_key(parts[:3]))
     return _check_api_base(key, value) if parts[0] == "api_base" else value
+
+
+def _mcp_setting_type(rest: list[str], key: str) -> Any:
+    """The type of a key under [mcp]: mcp.servers.NAME.KEY, .env.VAR, .headers.NAME, .tools.TOOL.approve."""
+    found = mcp_config.setting_type(rest[2:]) if len(rest) >= 3 and rest[0] == "servers" else None
+    if found is None:
+        raise UsageError(f"unknown config key '{key}'", hint="known: " + ", ".join(
+            [f"mcp.servers.NAME.{k}" for k in mcp_config.SERVER_KEYS if k != "tools"]
+            + ["mcp.servers.NAME.env.VAR", "mcp.servers.NAME.headers.HEADER", "mcp.servers.NAME.tools.TOOL.approve"]))
+    return found
 
 
 def _check_api_base(key: str, url: str) -> str:

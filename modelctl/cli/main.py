@@ -47,6 +47,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "keys_cmd": ("keys",),  # keys set|list|rm
     "config_cmd": ("config",),  # config get|set|unset|list|path
     "alias_cmd": ("alias",),  # alias set|list|rm
+    "tools_cmd": ("tools",),  # tools list
+    "mcp_cmd": ("mcp",),  # mcp add|list|rm|import
     "doctor_cmd": ("doctor",),
     "tokens_cmd": ("tokens",),
     "services_cmd": ("services",),

@@ -15,6 +15,7 @@ server knows, `--force` and `--all` mean something else in each command that tak
 from __future__ import annotations
 
 from copy import copy
+from pathlib import Path
 from typing import Annotated, Any, List, Optional
 
 import typer
@@ -116,6 +117,15 @@ ApiKey = Annotated[Optional[str], typer.Option(
 TaskOption = Annotated[Optional[List[str]], typer.Option(
     "--option", metavar="KEY=VALUE", help="Another field of the request, passed on as it is (repeatable).",
     rich_help_panel=panel.SERVER)]
+
+# -- tools ----------------------------------------------------------------------------------------
+
+Tools = Annotated[Optional[List[str]], typer.Option(
+    "--tool", "-T", metavar="NAME",
+    help="A tool (repeatable): its name, an MCP server's name (all its tools), or builtin (`modelctl tools list`).")]
+Functions = Annotated[Optional[List[Path]], typer.Option(
+    "--functions", metavar="FILE.py",
+    help="A Python file whose public functions are tools (repeatable); their type hints and docstrings are the schemas.")]
 
 # -- output, history, debugging -------------------------------------------------------------------
 
