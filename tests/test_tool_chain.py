@@ -5,18 +5,20 @@ scripted (ScriptedBackend); the tools are real: the built-ins and a functions fi
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
 
-from modelctl.backends.base import ToolCall
+from modelctl.backends.base import GenerationParams, ToolCall
 from modelctl.backends.scripted import Script, ScriptedBackend
 from modelctl.chat.approval import Approver, Remembered, ToolRefused
 from modelctl.chat.history_log import TurnLog
+from modelctl.chat.opening import Chat
 from modelctl.chat.session import ChatSession
 from modelctl.chat.tool_chain import ToolRunner
 from modelctl.history import History
+from modelctl.refs import Name
+from modelctl.resolver import Target
 from modelctl.tools.toolbox import Toolbox
 from modelctl.version import __version__
 
@@ -54,7 +56,7 @@ def chain(backend: ScriptedBackend, toolbox: Toolbox, approver: Approver | None 
 
 def converse(session: ChatSession, runner: ToolRunner, question: str):
     reply = session.ask(question)
-    reply.close()
+    "".join(reply)
     while runner.goes_on(reply):
         runner.run(session, reply)
         reply = session.resume()
@@ -118,7 +120,7 @@ def test_a_call_needing_approval_with_no_terminal_is_refused(functions_file):
     with Toolbox.open([], [functions_file]) as toolbox:
         session, runner, _ = chain(backend, toolbox, Approver(ask=None))
         reply = session.ask("add")
-        reply.close()
+        "".join(reply)
         with pytest.raises(ToolRefused, match="needs your approval.*no terminal") as refused:
             runner.run(session, reply)
     assert "--yes" in str(refused.value)
@@ -172,12 +174,9 @@ def test_session_answers_last_the_session_and_deny_denies(functions_file, tmp_pa
 def test_the_history_keeps_calls_and_results_and_continue_goes_on_from_them(functions_file):
     backend = ScriptedBackend([Script.calls(ToolCall("c1", "add", '{"a": 2, "b": 3}')), Script.text("5")])
     with History() as history, Toolbox.open([], [functions_file]) as toolbox:
-        from modelctl.chat.opening import Chat
-        from modelctl.resolver import Target
-
-        setup = Chat(Target(model_id="scripted"), backend, backend_params := ChatSession(backend).params)
+        setup = Chat(Target(Name("scripted"), "scripted", "file", "a scripted model"), backend, GenerationParams())
         log = TurnLog(setup, history, notify=lambda line: None)
-        session = ChatSession(backend, backend_params, on_turn=log)
+        session = ChatSession(backend, setup.params, on_turn=log)
         runner = ToolRunner(toolbox, Approver(yes=True))
         converse(session, runner, "2+3?")
         turns = history.turns()

@@ -168,16 +168,34 @@ def terminal_ask() -> Ask | None:
 
     def ask(tool: "Tool", call: ToolCall) -> str:
         where = f" (MCP server {tool.server})" if tool.server else f" ({tool.origin})"
-        with open("/dev/tty", "r+", encoding="utf-8", errors="replace") as tty:
-            tty.write(f"modelctl: the model calls {shown_call(call)}{safe(where)}\n")
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, f"modelctl: the model calls {shown_call(call)}{safe(where)}\n".encode())
             while True:
-                tty.write("Allow it? [o]nce, this [s]ession, [a]lways, [d]eny: ")
-                tty.flush()
-                line = tty.readline()
-                if not line:  # end of input at the terminal: no
+                os.write(fd, b"Allow it? [o]nce, this [s]ession, [a]lways, [d]eny: ")
+                line = _read_line(fd)
+                if line is None:  # end of input at the terminal: no
                     return "deny"
                 answer = ANSWERS.get(line.strip().lower())
                 if answer is not None:
                     return answer
+        finally:
+            os.close(fd)
 
     return ask
+
+
+MAX_ANSWER_BYTES = 256
+
+
+def _read_line(fd: int) -> str | None:
+    """A line typed at the terminal (at most MAX_ANSWER_BYTES are kept); None at its end."""
+    data = b""
+    while True:
+        byte = os.read(fd, 1)
+        if not byte:
+            return None if not data else data.decode("utf-8", "replace")
+        if byte == b"\n":
+            return data.decode("utf-8", "replace")
+        if len(data) < MAX_ANSWER_BYTES:
+            data += byte

@@ -142,8 +142,8 @@ def chat(
     min_context: Optional[int] = typer.Option(None, "--min-context", metavar="N", min=1, help="With -m auto: the least context window, in tokens.", rich_help_panel=panel.SELECTION),
     image: Optional[List[str]] = typer.Option(None, "--image", metavar="FILE|URL", help="An image for the question (repeatable; PNG, JPEG, WebP, GIF up to 20 MB; models with vision).", rich_help_panel=panel.IMAGES),
     mmproj: Optional[str] = typer.Option(None, "--mmproj", metavar="FILE", help="A local model's vision projector (mmproj GGUF), for --image and /image.", rich_help_panel=panel.IMAGES),
-    tool: Optional[List[str]] = typer.Option(None, "--tool", "-T", metavar="NAME", help="A tool the model may call: a tool's name, an MCP server's name (all its tools), or builtin (repeatable; `modelctl tools list`).", rich_help_panel=panel.TOOLS),
-    functions: Optional[List[str]] = typer.Option(None, "--functions", metavar="FILE.py", help="Python functions the model may call: the file's public functions, described by their type hints and docstrings (repeatable).", rich_help_panel=panel.TOOLS),
+    tool: Annotated[Optional[List[str]], opt.reworded(opt.Tools, "A tool the model may call (repeatable): its name, an MCP server's name (all its tools), or builtin (`modelctl tools list`).", rich_help_panel=panel.TOOLS)] = None,
+    functions: Annotated[Optional[List[Path]], opt.reworded(opt.Functions, "A Python file whose public functions the model may call (repeatable); their type hints and docstrings are the schemas.", rich_help_panel=panel.TOOLS)] = None,
     tool_choice: Optional[str] = typer.Option(None, "--tool-choice", metavar="auto|none|required|NAME", help="Whether the model must call a tool (required), a given one (NAME), may (auto, the default) or must not (none).", rich_help_panel=panel.TOOLS),
     chain_limit: int = typer.Option(5, "--chain-limit", min=0, max=1000, help="Round trips with tool results in one answer (0: no limit).", rich_help_panel=panel.TOOLS),
     max_tool_calls: int = typer.Option(16, "--max-tool-calls", min=1, max=1000, help="Tools one answer may call; more calls get an error result.", rich_help_panel=panel.TOOLS),
@@ -243,7 +243,7 @@ def _images(setup: "Chat", image: List[str], mmproj: Optional[str],
     return load_images(image), refused
 
 
-def _toolbox(tool: Optional[List[str]], functions: Optional[List[str]], choice: Optional[str], structured: bool,
+def _toolbox(tool: Optional[List[str]], functions: Optional[List[Path]], choice: Optional[str], structured: bool,
              dry_run: bool) -> "Toolbox | None":
     """The tools of -T and --functions, opened (MCP servers started); None without any."""
     from modelctl.backends.base import TOOL_CHOICES  # noqa: PLC0415 (modelctl.backends: not on the --help path)
@@ -256,7 +256,7 @@ def _toolbox(tool: Optional[List[str]], functions: Optional[List[str]], choice: 
         raise UsageError("--schema and --json-mode cannot be combined with tools (-T, --functions)")
     from modelctl.tools.toolbox import Toolbox  # noqa: PLC0415 (modelctl.tools: only with tools)
 
-    toolbox = Toolbox.open(tool or [], [Path(f).expanduser() for f in functions or []])
+    toolbox = Toolbox.open(tool or [], [f.expanduser() for f in functions or []])
     if choice is not None and choice not in TOOL_CHOICES and toolbox.get(choice) is None:
         toolbox.close()
         raise UsageError(f"--tool-choice {choice!r}: give auto, none, required or one of the tools: "
