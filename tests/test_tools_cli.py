@@ -117,3 +117,14 @@ def test_approval_at_a_real_terminal(upstream, modelctl_home, tmp_path, answer, 
         call_then_answer(upstream, "add", '{"a": 1, "b": 1}', "Two.")
         again = run(modelctl_home, "chat", "-m", "gpt-4o-mini", "--functions", str(tmp_path / "f.py"), "1+1?")
         assert again.returncode == 0, again.stderr
+
+
+def test_history_show_has_the_calls_and_their_results(upstream, modelctl_home):
+    call_then_answer(upstream, "modelctl_version", "{}", "You run it.")
+    assert run(modelctl_home, "chat", "-m", "gpt-4o-mini", "-T", "builtin", "Which version?").returncode == 0
+    shown = run(modelctl_home, "history", "show", "1")
+    assert shown.returncode == 0, shown.stderr
+    assert "**Tool calls:**\n\n- modelctl\\_version (call\\_1): \\{\\}" in shown.stdout
+    assert "**Tool results:**" in shown.stdout and f"> {__version__}" in shown.stdout
+    resumed = run(modelctl_home, "chat", "-m", "gpt-4o-mini", "--continue", "--dry-run", "--json", "And?")
+    assert resumed.returncode == 0, resumed.stderr

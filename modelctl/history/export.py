@@ -40,8 +40,18 @@ def to_markdown(turns: Iterable[dict[str, Any]]) -> Iterator[str]:
             if turn["system"] and turn["system"] != system_shown:
                 yield f"**System:**\n\n{_block(turn['system'])}\n\n"
                 system_shown = turn["system"]
-            yield f"**User:**\n\n{_block(turn['prompt'])}\n\n"
+            results = _tool_results(turn["messages"])
+            if results:  # a round trip of a tool chain: what it sent back is the tools' results
+                yield "**Tool results:**\n\n" + "".join(
+                    f"- {_inline(m.get('name') or '?')} ({_inline(m.get('tool_call_id') or '')}):\n\n"
+                    f"{_block(str(m.get('content', '')))}\n\n" for m in results)
+            else:
+                yield f"**User:**\n\n{_block(turn['prompt'])}\n\n"
             yield f"**Assistant:**\n\n{_block(turn['answer'])}\n\n"
+            if turn.get("tool_calls"):
+                yield "**Tool calls:**\n\n" + "".join(
+                    f"- {_inline(call.get('name', '?'))} ({_inline(call.get('id', ''))}): "
+                    f"{_inline(call.get('arguments', ''))}\n" for call in turn["tool_calls"]) + "\n"
             tail = [f"finish: {_inline(turn['finish_reason'])}"] if turn["finish_reason"] else []
             if turn["prompt_tokens"] is not None:
                 tail.append(f"tokens: {turn['prompt_tokens']} in, {turn['completion_tokens']} out")
@@ -53,6 +63,16 @@ def to_markdown(turns: Iterable[dict[str, Any]]) -> Iterator[str]:
                 tail.append(f"error: {_inline(turn['error'])}")
             if tail:
                 yield f"_{'; '.join(tail)}_\n\n"
+
+
+def _tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tool messages at the end of a request (the results a round trip sent back)."""
+    results: list[dict[str, Any]] = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        results.insert(0, message)
+    return results
 
 
 def _block(text: str) -> str:
