@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from modelctl.backends.base import ToolCall
-from modelctl.chat.settings import check_table
+from modelctl.chat.settings import APPROVALS, check_table
 from modelctl.config import get_paths, user_config
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.files import read_user_text, write_user_file
@@ -31,8 +31,7 @@ from modelctl.terminal_text import safe
 if TYPE_CHECKING:
     from modelctl.tools.toolbox import Tool
 
-ALLOW, ASK, DENY = "allow", "ask", "deny"
-POLICIES = (ALLOW, ASK, DENY)
+ALLOW, ASK, DENY = APPROVALS
 # What the person may answer at the prompt: once, this session, always, deny.
 ANSWERS = {"o": "once", "once": "once", "y": "once", "yes": "once", "s": "session", "session": "session",
            "a": "always", "always": "always", "d": "deny", "deny": "deny", "n": "deny", "no": "deny"}
@@ -65,7 +64,7 @@ def _approve(table: Any, prefix: str, where: str) -> str | None:
         return None
     check_table({"approve": table["approve"]}, prefix, {"approve": str}, where)
     value = table["approve"]
-    if value not in POLICIES:
+    if value not in APPROVALS:
         raise UsageError(f"{where}: {prefix}.approve must be allow, ask or deny, not {value!r}")
     return str(value)
 

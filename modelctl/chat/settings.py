@@ -38,6 +38,8 @@ NAMED = ("model", "template")
 # Keys of a [models."ID"] table: the [chat] defaults but the model itself.
 MODEL_KEYS = {k: v for k, v in CONFIG_KEYS.items() if k != "model"}
 HISTORY_KEYS: dict[str, type | tuple[type, ...]] = {"log": bool, "retention_days": int}
+# What [tools] approve (the built-ins and --functions files) and [tools.NAME] approve take.
+APPROVALS = ("allow", "ask", "deny")
 # Keys of the [serve] table (`modelctl serve`, and whether the CLI uses a running server).
 SERVE_KEYS: dict[str, type | tuple[type, ...]] = {
     "host": str, "port": int, "keep_alive": str, "max_models": int, "max_memory": str, "queue": int,
@@ -58,7 +60,7 @@ def known_keys() -> list[str]:
     return ([f"chat.{k}" for k in CONFIG_KEYS] + ["chat.options.KEY"]
             + [f"models.MODEL.{k}" for k in MODEL_KEYS] + ["models.MODEL.options.KEY"]
             + [f"api_base.{k}" for k in API_BASE_KINDS] + [f"history.{k}" for k in HISTORY_KEYS]
-            + [f"serve.{k}" for k in SERVE_KEYS if k != "fallback"])
+            + [f"serve.{k}" for k in SERVE_KEYS if k != "fallback"] + ["tools.approve", "tools.TOOL.approve"])
 
 
 def _unknown(key: str) -> UsageError:
@@ -169,7 +171,8 @@ def is_known_table(parts: list[str]) -> bool:
     return (len(parts) == 1 and parts[0] in ("chat", "models", "history", "api_base", "aliases", "serve")
             or len(parts) == 2 and parts[0] == "models"
             or len(parts) == 2 and parts[0] == "chat" and parts[1] == "options"
-            or len(parts) == 3 and parts[0] == "models" and parts[2] == "options")
+            or len(parts) == 3 and parts[0] == "models" and parts[2] == "options"
+            or parts[0] == "tools" and len(parts) <= 2)
 
 
 def setting_type(parts: list[str]) -> Any:
@@ -189,6 +192,8 @@ def setting_type(parts: list[str]) -> Any:
         return MODEL_KEYS[rest[1]]
     if head == "aliases" and rest:
         return dict
+    if head == "tools" and rest[-1:] == ["approve"] and len(rest) <= 2:  # [tools] approve, [tools.NAME] approve
+        return str
     key = join_key(parts)
     if head == "mcp":
         return _mcp_setting_type(rest, key)
@@ -216,6 +221,8 @@ def check_setting(parts: list[str], raw: str, value: Any) -> Any:
     if parts[0] == "mcp":
         mcp_config.check_name(parts[2])
         mcp_config.check_key(parts[3:], value, join_key(parts[:3]))
+    if parts[0] == "tools" and value not in APPROVALS:
+        raise UsageError(f"{key} must be allow, ask or deny, not {value!r}")
     return _check_api_base(key, value) if parts[0] == "api_base" else value
 
 
