@@ -42,7 +42,7 @@ import json
 import re
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from modelctl.backends.base import ToolCall
@@ -74,7 +74,9 @@ class ToolFormat:
     arguments_key: str = "arguments"
     constants: tuple[tuple[str, Any], ...] = ()  # fields of the call object with one value
     wrapper: str | None = None  # the key the call object stands under ({"tool_call": {…}})
-    markers: tuple[str, ...] = ()  # the strings that are control tokens in the family's vocabulary
+    # The format's markers: where the model's vocabulary has one as a control token, the backend
+    # writes it into the answer's text (control tokens are no text otherwise) and a grammar forces it.
+    markers: tuple[str, ...] = ()
 
     def call_object(self, name: str, arguments: Any) -> dict[str, Any]:
         """One call of `name` as the format's call object (the {call} of `shape`)."""
@@ -105,7 +107,7 @@ _HERMES = ToolFormat("hermes", "<tool_call>\n{call}\n</tool_call>", openers=(_ma
                      close="</tool_call>", markers=("<tool_call>", "</tool_call>"))
 FORMATS: dict[str, ToolFormat] = {f.name: f for f in (
     _HERMES,
-    ToolFormat("smollm3", _HERMES.shape, openers=_HERMES.openers, close=_HERMES.close, markers=_HERMES.markers),
+    replace(_HERMES, name="smollm3"),
     ToolFormat("llama3_json", "{call}", openers=(_marker("<|python_tag|>"),),
                leading=(("{", WS, '"name"'), ("{", WS, '"type"')), arguments_key="parameters", pythonic=True,
                markers=("<|python_tag|>",)),
@@ -186,18 +188,18 @@ class ToolCallParser:
         self.truncated = False  # the answer was cut inside a call: nothing is called
         self.problems: list[str] = []  # spans that came back as text, and why
         self._pending = ""  # text not shown yet: it may begin an opener
-        self._held: str | None = None  # from the first opener on: everything, until finish
+        self._held: list[str] | None = None  # from the first opener on: everything, until finish
         self._started = False  # text other than white space was shown (leading openers are past)
 
     def feed(self, text: str) -> str:
         """Take the next piece of the answer; return the text that may be shown now."""
         if self._held is not None:
-            self._held += text
+            self._held.append(text)
             return ""
         buf = self._pending + text
         start, keep = self._scan(buf)
         if start is not None:
-            shown, self._held, self._pending = buf[:start], buf[start:], ""
+            shown, self._held, self._pending = buf[:start], [buf[start:]], ""
         else:
             shown, self._pending = buf[:keep], buf[keep:]
         self._started = self._started or bool(shown.strip(_JSON_SPACE))
@@ -209,7 +211,7 @@ class ToolCallParser:
         if self._held is None:
             rest, self._pending = self._pending, ""
             return rest, []
-        held, self._held = self._held, None
+        held, self._held = "".join(self._held), None
         text, calls, problems, unfinished = self._read(held)
         if cut and unfinished:
             self.truncated = True
