@@ -2,7 +2,9 @@
 tool's name, or "required") is a grammar of the format's call syntax around the tool's schema,
 so even this small base model writes a valid call; "none" renders no tools; a forced call cut by
 max_tokens is text; markers that are control tokens of the model are forced as those tokens and
-read; the tool's result fed back renders and the evaluated prefix is reused. One model load."""
+read; on the next round trip the prompt and the call stay evaluated (the call's tokens stand
+where the template writes it again), so only the turn after the call is. One model load (and a
+small one where a test needs another template)."""
 
 from __future__ import annotations
 
