@@ -12,10 +12,16 @@ What this backend does that `Llama.create_chat_completion` does not:
   tokens after the longest prefix it shares with what is already in the KV cache. The tokens the
   model generated for an answer are reused when that answer comes back in the next prompt and
   they fit the prompt's tokens around it, so a re-tokenization that differs cannot break the
-  shared prefix;
+  shared prefix; so are the tokens of a tool call, wherever the template writes the call again;
 - with `keep_states` bytes (a server's several clients), the KV state of a conversation is saved
   before another conversation's prompt replaces it, and restored when its next turn shares more
-  with it than with the live cache (`kv_states`).
+  with it than with the live cache (`kv_states`);
+- with tools (`GenerationParams.tools`), the template renders them and the answer is read for
+  calls in the template family's format (`templates.tool_calls`): text streams, call spans are
+  held back, and the final chunk carries the calls. The format's markers that are control tokens
+  are written into the text for the parser. `tool_choice` "required" or a tool's name forces a
+  call with a grammar of the format's call syntax around the tool's schema; "none" renders no
+  tools.
 
 `llama_cpp` is imported only when a model is loaded.
 """
@@ -36,17 +42,21 @@ from modelctl.backends import extra_buffers, kv_states, llama_vision
 from modelctl.backends.base import (
     FINISH_LENGTH,
     FINISH_STOP,
+    FINISH_TOOL_CALLS,
+    TOOL_CHOICES,
     BaseBackend,
     Chunk,
     GenerationParams,
     Message,
     Timings,
+    ToolCall,
+    ToolSpec,
     Usage,
     template_variables,
 )
 from modelctl.backends.hardware import host_cpu, llama_build
 from modelctl.backends.images import images_of
-from modelctl.backends.llama_grammar import json_grammar
+from modelctl.backends.llama_grammar import json_grammar, tool_call_grammar
 from modelctl.backends.llama_lib import (
     clear_log,
     gpu_name,
@@ -60,6 +70,7 @@ from modelctl.backends.stops import StopMatcher
 from modelctl.config import get_paths
 from modelctl.errors import BackendError, ContextFull, ModelFileError, UsageError
 from modelctl.gguf import GGUFFile, check_gguf
+from modelctl.templates.tool_calls import ToolFormat, format_name_of, parser_for, tool_format
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -109,6 +120,19 @@ def generated_piece(llama_cpp: ModuleType, vocab: llama_vocab_p, token: int, sho
         if written in shown:
             return written
     return piece
+
+
+@dataclass(frozen=True)
+class _ToolUse:
+    """The tools of one answer: the format the model writes calls in, its markers that are one
+    control token of this model (written into the text for the parser), and the tools a call is
+    forced among (none: the model may call one or answer)."""
+
+    format: ToolFormat
+    tokens: Mapping[str, int]
+    forced: tuple[ToolSpec, ...] = ()
+
+
 @dataclass
 class _Run:
     """The prompt text between two control tokens, and where remembered answers lie in it."""
@@ -180,6 +204,7 @@ class LlamaCppBackend(BaseBackend):
         self._vocab: "Llama | None" = None  # the vocabulary alone, for counting before a load
         self._pieces: dict[int, bytes] = {}
         self._answers: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._calls: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # pieces of answers that called tools
         self._dirty = False  # the KV state may not match input_ids (an interrupted eval)
         # Saved states of other conversations (keep_states bytes; 0: none), and the fewest
         # evaluated tokens a trim of the live cache may keep (all, after some restores).
@@ -191,6 +216,7 @@ class LlamaCppBackend(BaseBackend):
         self._projector: Any = None
         self.last_prompt_tokens: list[int] = []  # for --debug and tests
         self.last_rendered: RenderedPrompt | None = None
+        self.last_tool_problems: tuple[str, ...] = ()  # call spans of the last answer left as text, and why
 
     def _context_size(self, wanted: int | None) -> int:
         """The context window to load (`llama_options.context_size`, as `tokens` and `-m auto`
@@ -472,8 +498,21 @@ class LlamaCppBackend(BaseBackend):
         text, answers = run.finish(strip_right=strip_right)
         if not text:
             return []
+        if self._calls:
+            answers = _apart([*answers, *self._calls_in(text)])
         tokens = self._tokenizer.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         return self._splice_answers(llama_cpp, tokens, text, answers) if answers else tokens
+
+    def _calls_in(self, text: str) -> list[tuple[int, int, tuple[int, ...]]]:
+        """Where the pieces of remembered tool calls stand in the run `text` (a template writes a
+        call as its own text, not as a message's content), with their tokens."""
+        found = []
+        for piece, tokens in self._calls.items():
+            at = text.find(piece)
+            while at >= 0:
+                found.append((at, at + len(piece), tokens))
+                at = text.find(piece, at + len(piece))
+        return found
 
     def _splice_answers(self, llama_cpp: ModuleType, tokens: list[int], text: str,
                         answers: list[tuple[int, int, tuple[int, ...]]]) -> list[int]:
@@ -551,16 +590,29 @@ class LlamaCppBackend(BaseBackend):
         vocab = self._loaded._model.vocab
         if any(llama_cpp.llama_vocab_is_control(vocab, t) for t in tokens):
             return
+        _keep(self._answers, self._variants(llama_cpp, tokens))
+
+    def _remember_call(self, llama_cpp: ModuleType, tokens: Sequence[int]) -> None:
+        """Keep the tokens of an answer that called tools, piece by piece between its control
+        tokens (the format's markers), as `_remember` keeps an answer: the next prompt holds the
+        call as the template writes it, where these tokens can stand if the text is the same."""
+        vocab = self._loaded._model.vocab
+        start = 0
+        for i in range(len(tokens) + 1):
+            if i == len(tokens) or llama_cpp.llama_vocab_is_control(vocab, tokens[i]):
+                # (white space alone is everywhere in a prompt: no piece of a call)
+                pieces = self._variants(llama_cpp, tokens[start:i])
+                _keep(self._calls, {text: part for text, part in pieces.items() if text.strip()})
+                start = i + 1
+
+    def _variants(self, llama_cpp: ModuleType, tokens: Sequence[int]) -> dict[str, tuple[int, ...]]:
+        """`tokens` by their text, whole and without whitespace-only tokens at either end."""
         variants = {}
         for lo, hi in ((0, len(tokens)), self._trim(llama_cpp, tokens, 1, 0), self._trim(llama_cpp, tokens, 1, 1)):
             part = tuple(tokens[lo:hi])
             if part:
                 variants[self._text(llama_cpp, part)] = part
-        for text, part in variants.items():
-            self._answers[text] = part
-            self._answers.move_to_end(text)
-        while len(self._answers) > _REMEMBERED_ANSWERS:
-            self._answers.popitem(last=False)
+        return variants
 
     def _text(self, llama_cpp: ModuleType, tokens: Sequence[int]) -> str:
         return b"".join(self._piece(llama_cpp, t) for t in tokens).decode("utf-8", errors="replace")
@@ -576,7 +628,7 @@ class LlamaCppBackend(BaseBackend):
 
     # --- generation ------------------------------------------------------------------------------
 
-    def _sampling(self, params: GenerationParams) -> dict[str, Any]:
+    def _sampling(self, params: GenerationParams, tools: _ToolUse | None = None) -> dict[str, Any]:
         kw = dict(self.sample_options)
         extra_load, extra_sample = split_options(params.extra) if params.extra else ({}, {})
         if extra_load:
@@ -591,9 +643,44 @@ class LlamaCppBackend(BaseBackend):
         for name, key in SAMPLING_ARGS.items():
             if key is not None:
                 kw.setdefault(key, SAMPLING_DEFAULTS[name])
-        if params.response_format is not None:
-            kw["grammar"] = json_grammar(params.response_format.json_schema(), self._loaded._model.vocab)
+        vocab = self._loaded._model.vocab
+        answer = params.response_format.json_schema() if params.response_format is not None else None
+        if tools is not None and (tools.forced or answer is not None):
+            # a forced call; or, a schema asked for, a call or the answer the schema describes
+            kw["grammar"] = tool_call_grammar(tools.format, tools.forced or params.tools, vocab, tools.tokens,
+                                              answer=None if tools.forced else answer)
+        elif answer is not None:
+            kw["grammar"] = json_grammar(answer, vocab)
         return kw
+
+    def _tool_use(self, params: GenerationParams) -> _ToolUse | None:
+        """What the tools of `params` ask of this answer (None: no tools rendered or read)."""
+        choice = params.tool_choice or "auto"
+        names = [tool.name for tool in params.tools]
+        if choice not in TOOL_CHOICES and choice not in names:
+            given = f"the tools given are {', '.join(names)}" if names else "no tools were given"
+            raise UsageError(f"tool choice {choice!r} names no tool: {given}")
+        if choice == "required" and not names:
+            raise UsageError("tool choice 'required' needs tools to call: no tools were given")
+        if not names or choice == "none":
+            return None
+        fmt = tool_format(format_name_of(self.template))
+        if choice == "auto":
+            forced: tuple[ToolSpec, ...] = ()
+        else:
+            forced = tuple(tool for tool in params.tools if choice in ("required", tool.name))
+        return _ToolUse(fmt, self._control_markers(fmt.markers), forced)
+
+    def _control_markers(self, markers: Sequence[str]) -> dict[str, int]:
+        """The markers that are one control token of this model's vocabulary, and their ids."""
+        llama_cpp = import_llama_cpp()
+        llm = self._loaded
+        found = {}
+        for marker in markers:
+            tokens = llm.tokenize(marker.encode("utf-8"), add_bos=False, special=True)
+            if len(tokens) == 1 and llama_cpp.llama_vocab_get_attr(llm._model.vocab, tokens[0]) & _ATTR_CONTROL:
+                found[marker] = tokens[0]
+        return found
 
     def _prepare(self, prompt: list[int]) -> int:
         """Keep the longest evaluated prefix shared with `prompt`, the live cache's or a saved
@@ -659,7 +746,10 @@ class LlamaCppBackend(BaseBackend):
         llama_cpp = import_llama_cpp()
         self.load()
         t0 = time.perf_counter()
+        tools = self._tool_use(params)
         variables = template_variables(params)
+        if tools is not None:
+            variables["tools"] = [tool.openai() for tool in params.tools]
         if any(images_of(m) for m in messages):
             rendered, prompt = self._with_images(messages, variables)
         else:
@@ -670,7 +760,7 @@ class LlamaCppBackend(BaseBackend):
         # between label and answer to the model: that one space is the template's, not the
         # answer's. Nothing else is stripped (an answer may start with indented code).
         separator = bool(rendered.text) and not rendered.text[-1].isspace()
-        return self._generate(llama_cpp, prompt, params, rendered, separator, t0, what="the conversation")
+        return self._generate(llama_cpp, prompt, params, rendered, separator, t0, what="the conversation", tools=tools)
 
     def _with_images(self, messages: Sequence[Message],
                      variables: Mapping[str, Any] | None = None) -> tuple[RenderedPrompt, list[int]]:
@@ -702,7 +792,7 @@ class LlamaCppBackend(BaseBackend):
         return self._generate(llama_cpp, prompt, params, None, False, t0, what="the text")
 
     def _generate(self, llama_cpp: ModuleType, prompt: list[int], params: GenerationParams, rendered: RenderedPrompt | None,
-                  separator: bool, t0: float, *, what: str) -> Iterator[Chunk]:
+                  separator: bool, t0: float, *, what: str, tools: _ToolUse | None = None) -> Iterator[Chunk]:
         """Check that `prompt` leaves room to answer, set up sampling and stops, and stream."""
         llm = self._loaded
         room = self.context_window - len(prompt)
@@ -712,20 +802,25 @@ class LlamaCppBackend(BaseBackend):
                 hint="start a new conversation, drop turns, or raise --ctx",
             )
         stops = tuple(dict.fromkeys((*(getattr(rendered, "stop", None) or ()), *params.stop)))
-        sampling = self._sampling(params)
+        sampling = self._sampling(params, tools)
         if params.seed is not None:
             llm.set_seed(params.seed)
         else:
             llm.set_seed(llama_cpp.LLAMA_DEFAULT_SEED)
         limit = room if params.max_tokens is None else min(params.max_tokens, room)
         stop_ids = self._stop_token_ids(llama_cpp, rendered, stops)
-        return self._stream(llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0)
+        return self._stream(llama_cpp, prompt, sampling, limit, stops, stop_ids, separator, t0, tools)
 
     def _stream(self, llama_cpp: ModuleType, prompt: list[int], sampling: dict[str, Any], limit: int,
-                stops: tuple[str, ...], stop_ids: frozenset[int], separator: bool, t0: float) -> Iterator[Chunk]:
+                stops: tuple[str, ...], stop_ids: frozenset[int], separator: bool, t0: float,
+                tools: _ToolUse | None) -> Iterator[Chunk]:
         llm = self._loaded
         to_eval = self._prepare(prompt)
         matcher = StopMatcher(stops)
+        parser = parser_for(tools.format.name) if tools is not None else None
+        markers = {token: marker.encode("utf-8") for marker, token in tools.tokens.items()} if tools else {}
+        calls: list[ToolCall] = []
+        self.last_tool_problems = ()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = llm._model.vocab
         is_eog = llama_cpp.llama_vocab_is_eog
@@ -743,11 +838,13 @@ class LlamaCppBackend(BaseBackend):
                         finish = FINISH_STOP
                         break
                     generated.append(token)
-                    text = decoder.decode(self._piece(llama_cpp, token))
+                    text = decoder.decode(markers.get(token) or self._piece(llama_cpp, token))
                     if separator and text:
                         text = text[1:] if text[0] == " " else text
                         separator = False
                     out = matcher.feed(text) if text else ""
+                    if out and parser is not None:
+                        out = parser.feed(out)
                     if out:
                         yield Chunk(text=out)
                     if matcher.stopped:
@@ -756,6 +853,11 @@ class LlamaCppBackend(BaseBackend):
                     if len(generated) >= limit:
                         break
             tail = matcher.feed(decoder.decode(b"", final=True)) + matcher.flush()
+            if parser is not None:  # the held call spans: calls, or text
+                tail = parser.feed(tail)
+                rest, calls = parser.finish(cut=finish == FINISH_LENGTH)
+                tail += rest
+                self.last_tool_problems = tuple(parser.problems)
             if tail:
                 yield Chunk(text=tail)
             clean = True
@@ -765,6 +867,8 @@ class LlamaCppBackend(BaseBackend):
         finally:
             if not clean:
                 self._dirty = True
+            elif calls:
+                self._remember_call(llama_cpp, generated)
             elif matcher.matched is None:
                 self._remember(llama_cpp, generated)
         n = len(generated)
@@ -773,7 +877,8 @@ class LlamaCppBackend(BaseBackend):
         if n >= 2 and t_first is not None and t_last is not None and t_last > t_first:
             rate = (n - 1) / (t_last - t_first)
         yield Chunk(
-            finish_reason=finish,
+            finish_reason=FINISH_TOOL_CALLS if calls else finish,
+            tool_calls=tuple(calls),
             # the reused prefix is this backend's prompt cache: reported as cached (it costs nothing)
             usage=Usage(prompt_tokens=len(prompt), completion_tokens=n).with_cache(len(prompt) - to_eval),
             timings=Timings(
@@ -800,6 +905,25 @@ class LlamaCppBackend(BaseBackend):
             return [list(map(float, v)) for v in self._embedder.embed(list(texts), normalize=True)]
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp could not embed the input: {exc}") from None
+
+
+def _keep(store: OrderedDict[str, tuple[int, ...]], variants: Mapping[str, tuple[int, ...]]) -> None:
+    """Put `variants` last in `store`, which keeps the _REMEMBERED_ANSWERS last ones."""
+    for text, tokens in variants.items():
+        store[text] = tokens
+        store.move_to_end(text)
+    while len(store) > _REMEMBERED_ANSWERS:
+        store.popitem(last=False)
+
+
+def _apart(spans: list[tuple[int, int, tuple[int, ...]]]) -> list[tuple[int, int, tuple[int, ...]]]:
+    """`spans` in order, without overlaps: of two that overlap, the one that starts first (at one
+    start, the longer) is kept."""
+    kept: list[tuple[int, int, tuple[int, ...]]] = []
+    for span in sorted(spans, key=lambda s: (s[0], s[0] - s[1])):
+        if not kept or span[0] >= kept[-1][1]:
+            kept.append(span)
+    return kept
 
 
 def _states_whole_only(llama_cpp: ModuleType, llm: "Llama") -> bool:
