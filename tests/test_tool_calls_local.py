@@ -188,7 +188,7 @@ def test_the_next_prompt_evaluates_only_the_turn_after_the_call(model_path):
     try:
         b.load()
         _, first = answer(b, ASK, params(tool_choice="get_weather"))
-        text, second = answer(b, call_and_result(first), params(tool_choice="none", max_tokens=4))
+        text, second = answer(b, call_and_result(first), params(tool_choice="auto", max_tokens=4))
         assert "get_weather says: Sunny, 24 C" in b.last_rendered.text
         reused = first.usage.prompt_tokens + first.usage.completion_tokens
         assert second.usage.cached_tokens == reused

@@ -184,3 +184,15 @@ def test_the_history_keeps_calls_and_results_and_continue_goes_on_from_them(func
     assert turns[0]["tool_calls"] == [{"id": "c1", "name": "add", "arguments": '{"a": 2, "b": 3}'}]
     assert turns[1]["messages"][-1] == {"role": "tool", "tool_call_id": "c1", "name": "add", "content": "5"}
     assert [m["role"] for m in state] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_a_forced_choice_holds_for_the_first_answer_only():
+    backend = ScriptedBackend([Script.calls(ToolCall("c1", "modelctl_version", "{}")), Script.text("done"),
+                               Script.calls(ToolCall("c2", "modelctl_version", "{}")), Script.text("again")])
+    with Toolbox.open(["builtin"]) as toolbox:
+        session, runner, _ = chain(backend, toolbox)
+        session.params = session.params.overlay(tool_choice="modelctl_version")
+        converse(session, runner, "version?")
+        runner.start(session)  # the next question
+        converse(session, runner, "and again?")
+    assert [r.params.tool_choice for r in backend.requests] == ["modelctl_version", "auto"] * 2

@@ -308,7 +308,7 @@ class Repl:
         """Stream the answer `start` begins; while it calls tools, run them (each call and
         result shown) and stream the answer that reads their results."""
         if self.tools is not None:
-            self.tools.rounds = 0  # the chain limit counts per question
+            self.tools.start(self.session)  # the chain limit counts per question
         reply = self._answer(start)
         while reply is not None and self.tools is not None and self.tools.goes_on(reply):
             self.tools.run(self.session, reply)

@@ -10,14 +10,16 @@ A round trip sends the whole conversation again, so each one is priced and count
 makes to a tool it was not given, a call over the per-answer cap, a denied call, a tool that
 fails: each becomes an error result the model reads, and the chain goes on. A call no one could
 approve (no terminal) stops the chain with an error. The chain stops after `chain_limit` round
-trips (0: no limit), saying so; the last answer's calls are then not run.
+trips (0: no limit), saying so; the last answer's calls are then not run. A tool choice that
+forces a call (`required`, a tool's name) holds for the question's first answer; the answers
+that read the results may call again or answer (`auto`), else a forced call would never end.
 """
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from modelctl.backends.base import ToolCall
@@ -63,6 +65,14 @@ class ToolRunner:
     notify: Callable[[str], None] | None = None  # hears why the chain stopped
     rounds: int = 0
     records: list[ToolRecord] = field(default_factory=list)
+    forced: str | None = None  # a --tool-choice that forces a call, while it is eased to auto
+
+    def start(self, session: "ChatSession") -> None:
+        """A new question: the chain limit counts from here, and a forced tool choice holds again."""
+        self.rounds = 0
+        if self.forced is not None:
+            session.params = replace(session.params, tool_choice=self.forced)
+            self.forced = None
 
     def goes_on(self, reply: "Reply") -> bool:
         """Whether to run `reply`'s calls and ask again: it called tools, and the chain limit
@@ -90,6 +100,10 @@ class ToolRunner:
             self._show_result(record)
         self.records.extend(records)
         self.rounds += 1
+        choice = session.params.tool_choice
+        if choice not in (None, "auto", "none"):  # the model called as told: it may now answer
+            self.forced = choice
+            session.params = replace(session.params, tool_choice="auto")
         return records
 
     def _refusal(self, index: int, call: ToolCall) -> ToolRecord | None:
