@@ -343,3 +343,27 @@ def test_conversations_taking_turns_keep_their_evaluated_prefix(client):
     a += [{"role": "assistant", "content": text_a}, {"role": "user", "content": "And lakes?"}]
     _, prompt, cached = ask(a)
     assert cached >= first_a > 100 and prompt > cached  # only the new turn was evaluated
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def test_a_local_model_calls_a_tool_in_openais_format_and_reads_the_result(client):
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+    asked = client.chat.completions.create(model=LOCAL, messages=messages, tools=[WEATHER], max_tokens=40,
+                                           temperature=0, tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    choice = asked.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather" and isinstance(json.loads(call.function.arguments)["city"], str)
+    streamed = list(client.chat.completions.create(
+        model=LOCAL, messages=messages, tools=[WEATHER], max_tokens=40, temperature=0, stream=True,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}}))
+    deltas = [c.choices[0].delta.tool_calls for c in streamed if c.choices and c.choices[0].delta.tool_calls]
+    assert deltas and deltas[0][0].function.name == "get_weather"
+    messages += [choice.message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 24 C"}]
+    answer = client.chat.completions.create(model=LOCAL, messages=messages, tools=[WEATHER], max_tokens=8, temperature=0)
+    assert answer.choices[0].finish_reason in ("stop", "length", "tool_calls")

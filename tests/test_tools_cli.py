@@ -128,3 +128,17 @@ def test_history_show_has_the_calls_and_their_results(upstream, modelctl_home):
     assert "**Tool results:**" in shown.stdout and f"> {__version__}" in shown.stdout
     resumed = run(modelctl_home, "chat", "-m", "gpt-4o-mini", "--continue", "--dry-run", "--json", "And?")
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_a_local_model_forced_to_call_runs_the_tool_and_goes_on(model_path, modelctl_home):
+    done = run(modelctl_home, "chat", "-m", "gemma-3-270m", "-T", "now", "--tool-choice", "now", "--chain-limit", "1",
+               "--max-tokens", "24", "--temperature", "0", "--json", "What time is it in Tokyo?",
+               env={"MODELCTL_NO_SERVER": "1"})
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    (record, *_) = data["tool_calls"]
+    assert data["rounds"] == 1 and record["name"] == "now" and record["decision"] == "allowed"
+    assert not record["is_error"] and record["result"][:4].isdigit()  # an ISO 8601 time
+    assert isinstance(json.loads(record["arguments"]), dict)  # the grammar made it a JSON object
+    # The second round trip evaluated only what came after the first prompt and its call.
+    assert data["usage"]["cached_tokens"] > data["timings"]["prompt_eval_tokens"]
