@@ -40,7 +40,7 @@ def to_markdown(turns: Iterable[dict[str, Any]]) -> Iterator[str]:
             if turn["system"] and turn["system"] != system_shown:
                 yield f"**System:**\n\n{_block(turn['system'])}\n\n"
                 system_shown = turn["system"]
-            results = _tool_results(turn["messages"])
+            results = _tool_results(turn.get("messages") or [])
             if results:  # a round trip of a tool chain: what it sent back is the tools' results
                 yield "**Tool results:**\n\n" + "".join(
                     f"- {_inline(m.get('name') or '?')} ({_inline(m.get('tool_call_id') or '')}):\n\n"
