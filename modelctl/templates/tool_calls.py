@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelctl.backends.base import ToolCall
+from modelctl.templates.tool_messages import call_markup_format
 
 WS = None  # in an opener: JSON white space, any amount (none included)
 Opener = tuple["str | None", ...]
@@ -136,24 +137,19 @@ _BY_TEMPLATE = {
     **dict.fromkeys(("granite-3.1", "granite-3.2", "granite-3"), "granite"),
     "command-r7b": "command_r7b", "gpt-oss": "harmony", "phi-4-mini": "phi4", "smollm3": "smollm3",
 }
-# What a Jinja template's text writes for a call, most specific first.
-_IN_JINJA = (("<|START_ACTION|>", "command_r7b"), ("[ARGS]", "mistral_args"), ("[TOOL_CALLS]", "mistral"),
-             ("<|/tool_call|>", "phi4"), ("<|tool_call|>", "granite"), ("to=functions.", "harmony"),
-             ("<tool_call>", "hermes"), ("<|python_tag|>", "llama3_json"))
-
-
 def tool_format(name: str | None) -> ToolFormat:
     """The format named `name`; the generic one for None or a name not known here."""
     return FORMATS.get(name or GENERIC, FORMATS[GENERIC])
 
 
 def format_name_of(template: object) -> str:
-    """The call format of a chat template: its own `tool_format` where it has that attribute (None:
-    generic), else by the built-in template's name, else by what a Jinja template's text writes."""
+    """The call format of a chat template: its own `tool_format` where it names one, else (where it
+    has no such attribute) by the built-in template's name, else by the call markup a Jinja template's text writes (a template
+    that renders calls from its messages without reading `tools` still has a format), else generic."""
     named = getattr(template, "tool_format", _UNSET)
-    if named is not _UNSET:
-        return str(named or GENERIC)
-    known = _BY_TEMPLATE.get(str(getattr(template, "name", "")))
+    if named:
+        return str(named)
+    known = _BY_TEMPLATE.get(str(getattr(template, "name", ""))) if named is _UNSET else None
     if known:
         return known
     text = getattr(template, "template", None)
@@ -162,7 +158,7 @@ def format_name_of(template: object) -> str:
 
 def guess_format(jinja: str) -> str:
     """The call format a Jinja chat template's text writes (its markers), else generic."""
-    return next((name for marker, name in _IN_JINJA if marker in jinja), GENERIC)
+    return call_markup_format(jinja) or GENERIC
 
 
 def parser_for(name: str | None) -> "ToolCallParser":

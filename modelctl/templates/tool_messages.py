@@ -193,10 +193,12 @@ def reads_system_tools(template: str) -> bool:
 # (markup a template writes, the call format it stands for), the first found wins
 _CALL_MARKUP = (
     ("<|channel|>commentary", "harmony"),
+    ("to=functions.", "harmony"),
     ("<|START_ACTION|>", "command_r7b"),
     ("[ARGS]", "mistral_args"),
     ("[TOOL_CALLS]", "mistral"),
     ("<|start_of_role|>available_tools", "granite"),
+    ("<|/tool_call|>", "phi4"),
     ("<|tool_call|>", "granite"),
     ("<|python_tag|>", "llama3_json"),
     ('"parameters": dictionary of argument name', "llama3_json"),
@@ -214,4 +216,9 @@ def tool_format_of(template: str, reads: frozenset[str]) -> str | None:
         return "smollm3"
     if "tools" not in reads:
         return None
+    return call_markup_format(template)
+
+
+def call_markup_format(template: str) -> str | None:
+    """The call format whose markup a template's text writes, None where it writes none known."""
     return next((fmt for markup, fmt in _CALL_MARKUP if markup in template), None)
