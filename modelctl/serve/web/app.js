@@ -18,5 +18,8 @@ for (const name of Object.keys(VIEWS)) $("tab-" + name).addEventListener("click"
 chat.setUp();
 models.setUp();
 spending.setUp();
-chat.loadModels().catch((error) => status(`models: ${error.message}`));
-chat.loadSessions();
+// The data is asked for once the page has painted: the first paint waits for the HTML and CSS only.
+requestAnimationFrame(() => setTimeout(() => {
+  chat.loadModels().catch((error) => status(`models: ${error.message}`));
+  chat.loadSessions();
+}));
