@@ -259,17 +259,22 @@ class History:
         return None if row is None else _conversation(row)
 
     @_reading
-    def conversations(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Conversations, latest first: id, name, times, turns, models, tokens, cost and the
-        first question."""
+    def conversations(self, limit: int | None = None, *, key_label: str | None = None,
+                      words: str | None = None) -> list[dict[str, Any]]:
+        """Conversations, latest first: id, name, times, turns, models, the latest turn's model,
+        tokens, cost and the first question. With `key_label`, only the conversations whose
+        every turn came with that `serve` key; with `words`, only those whose name holds them
+        or one of whose turns has each (as a word's start)."""
+        where, args = _conversations_where(key_label, words)
         rows = self.conn.execute(
             "SELECT c.id, c.name, c.created, c.updated, count(t.id) AS turns,"
             " json_group_array(DISTINCT t.model) AS models, sum(t.prompt_tokens) AS prompt_tokens,"
             " sum(t.completion_tokens) AS completion_tokens, sum(t.cost) AS cost,"
-            " (SELECT prompt FROM turns f WHERE f.conversation_id = c.id ORDER BY f.id LIMIT 1) AS first_prompt"
-            " FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id"
+            " (SELECT prompt FROM turns f WHERE f.conversation_id = c.id ORDER BY f.id LIMIT 1) AS first_prompt,"
+            " (SELECT model FROM turns l WHERE l.conversation_id = c.id ORDER BY l.id DESC LIMIT 1) AS model"
+            f" FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id {where}"
             " GROUP BY c.id ORDER BY c.updated DESC, c.id DESC LIMIT ?",
-            (-1 if limit is None else limit,)).fetchall()
+            (*args, -1 if limit is None else limit)).fetchall()
         out = []
         for row in rows:
             item = dict(row)
@@ -277,6 +282,13 @@ class History:
             item["models"] = sorted(m for m in json.loads(row["models"]) if m is not None)
             out.append(item)
         return out
+
+    @_reading
+    def owned(self, conversation: int, key_label: str) -> bool:
+        """Whether `conversation` has turns and every one came with the `serve` key `key_label`."""
+        row = self.conn.execute(f"SELECT 1 FROM conversations c WHERE c.id = ? AND {_OWNED}",
+                                (conversation, key_label, key_label)).fetchone()
+        return row is not None
 
     @_reading
     def turns(self, conversation: int | None = None) -> list[dict[str, Any]]:
@@ -345,19 +357,45 @@ class History:
         return spent
 
     @_reading
-    def usage(self, since: float | None = None, by: str = "model") -> list[dict[str, Any]]:
-        """Turns, tokens and cost per model or per local day, since `since` (a Unix time).
+    def usage(self, since: float | None = None, by: str = "model", *, key_label: str | None = None) -> list[dict[str, Any]]:
+        """Turns, tokens and cost per model or per local day, since `since` (a Unix time); with
+        `key_label`, of the requests that came with that `serve` key only.
         `cost` sums the turns whose price is known; `priced_turns` says how many those are;
         `cached_tokens` are the prompt tokens read from a cache, `cache_saved` what that saved."""
         key = {"model": "coalesce(model, '?')", "day": "date(created, 'unixepoch', 'localtime')"}.get(by)
         if key is None:
             raise UsageError(f"--by {by!r}: expected model or day")
+        only = "" if key_label is None else " AND key_label = ?"
         rows = self.conn.execute(
             f"SELECT {key} AS key, count(*) AS turns, coalesce(sum(prompt_tokens), 0) AS prompt_tokens,"
             " coalesce(sum(completion_tokens), 0) AS completion_tokens, coalesce(sum(cached_tokens), 0) AS cached_tokens,"
             " sum(cost) AS cost, count(cost) AS priced_turns, sum(cache_saved) AS cache_saved"
-            " FROM turns WHERE created >= ? GROUP BY key ORDER BY key", (since or 0.0,)).fetchall()
+            f" FROM turns WHERE created >= ?{only} GROUP BY key ORDER BY key",
+            (since or 0.0, *(() if key_label is None else (key_label,)))).fetchall()
         return [{by: row["key"], **{k: row[k] for k in row.keys() if k != "key"}} for row in rows]
+
+
+# A conversation (`c`) that has turns, each of them with the `serve` key label given twice as arguments.
+_OWNED = ("EXISTS (SELECT 1 FROM turns o WHERE o.conversation_id = c.id AND o.key_label = ?)"
+          " AND NOT EXISTS (SELECT 1 FROM turns x WHERE x.conversation_id = c.id AND x.key_label IS NOT ?)")
+
+
+def _conversations_where(key_label: str | None, words: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (and its arguments) of `conversations`' filters."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if key_label is not None:
+        clauses.append(_OWNED)
+        args += [key_label, key_label]
+    text = (words or "").strip()
+    if text:
+        # Each word as a quoted prefix: plain words, never FTS5 syntax (a hyphen, a lone quote).
+        match = " ".join('"' + term.replace('"', '""') + '"*' for term in text.split())
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append("(c.name LIKE ? ESCAPE '\\' OR c.id IN (SELECT t2.conversation_id FROM turns_fts"
+                       " JOIN turns t2 ON t2.id = turns_fts.rowid WHERE turns_fts MATCH ?))")
+        args += [pattern, match]
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
 
 
 def _is_id(ref: str) -> bool:

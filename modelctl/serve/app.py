@@ -33,7 +33,7 @@ from modelctl.errors import (
     UsageError,
 )
 from modelctl.redaction import redact
-from modelctl.serve import page, wire
+from modelctl.serve import data_routes, page, wire
 from modelctl.serve.answer import Answerer, Caller, Finished, Started
 from modelctl.serve.auth import RequestRefused
 from modelctl.serve.bridge import ThreadStream
@@ -318,6 +318,7 @@ class Server:
             Route("/api/ps", g(self.ps), methods=["GET"]),
             Route("/api/stop", g(self.stop), methods=["POST"]),
         ]
+        routes += data_routes.routes(self)
         routes += page.routes()
 
         async def http_error(request: Request, exc: Exception) -> Response:

@@ -98,6 +98,11 @@ class Keys:
     def labels(self) -> list[str]:
         return [key.label for _, key in self._keys]
 
+    @property
+    def entries(self) -> list[ApiKey]:
+        """The keys as the server knows them (labels and budgets; never a key)."""
+        return [key for _, key in self._keys]
+
     def __repr__(self) -> str:
         return f"Keys(labels={self.labels!r})"
 
