@@ -29,7 +29,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 START_TIMEOUT_S = 60.0  # chromium's first start on a busy 2-core host
@@ -182,6 +182,7 @@ class Browser:
         self._session = ""
         self._next_id = 0
         self._stderr: list[str] = []
+        self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -287,7 +288,13 @@ class Browser:
             if "method" in message:
                 self._on_event(message["method"], message.get("params", {}))
 
+    def listen(self, method: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call `callback(params)` on each event `method` (e.g. "Network.dataReceived") from now on."""
+        self._listeners.setdefault(method, []).append(callback)
+
     def _on_event(self, method: str, params: dict[str, Any]) -> None:
+        for callback in self._listeners.get(method, ()):
+            callback(params)
         if method == "Fetch.requestPaused":
             self._route(params)
         elif method == "Network.requestWillBeSent":
