@@ -280,11 +280,12 @@ class Browser:
         wanted = self._send(method, params or {}, self._session if session == "" else session)
         self._ws.sock.settimeout(timeout)
         while True:
-            message = json.loads(self._ws.receive())
+            message: dict[str, Any] = json.loads(self._ws.receive())
             if message.get("id") == wanted:
                 if "error" in message:
                     raise CDPError(f"{method}: {message['error'].get('message')}")
-                return message.get("result", {})
+                result: dict[str, Any] = message.get("result", {})
+                return result
             if "method" in message:
                 self._on_event(message["method"], message.get("params", {}))
 
