@@ -309,7 +309,9 @@ class Browser:
             details = params["exceptionDetails"]
             self.log.exceptions.append(details.get("exception", {}).get("description") or details.get("text", ""))
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
-            self.log.log_errors.append(f"{params['entry'].get('source')}: {params['entry'].get('text')}")
+            entry = params["entry"]
+            where = f" ({entry['url']})" if entry.get("url") else ""
+            self.log.log_errors.append(f"{entry.get('source')}: {entry.get('text')}{where}")
         elif method == "Page.javascriptDialogOpening":
             self.log.dialogs.append(f"{params.get('type')}: {params.get('message')}")
             self._send("Page.handleJavaScriptDialog", {"accept": False}, self._session)

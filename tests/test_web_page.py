@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(chromium_path() is None,
                                 reason="no chromium on PATH (Debian: apt-get install chromium)")
 
 HOSTED = "gpt-4o-mini"
-LOCAL = "gemma-3-270m"
+LOCAL = "google/gemma-3-270m"  # its id in /v1/models
 KEY = "web-page-test-key-0123456789"
 WAIT_S = 120.0  # a guard against a page that never gets there, not a measurement
 
