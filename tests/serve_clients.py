@@ -4,6 +4,7 @@ home, and raw sockets for what an HTTP library would not send."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -14,11 +15,24 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
+import pytest
 from serve_process import ServeProcess
 
 from modelctl.config import get_paths
+from modelctl.store.default_model import GEMMA, SMOLLM2
 
 HANG_S = 60.0  # a read that waits this long is a hang: a guard, never what a test measures
+GEMMA_NAME = "gemma-3-270m"
+HOSTED = "gpt-4o-mini"  # the registry's OpenAI model, its API moved to the loopback server by config
+HOSTED_WORDS = ["Hosted ", "answer."]
+
+
+def skip_module_without_packaged_models() -> None:
+    """Skip the calling test module where the two packaged GGUFs are not installed (only their
+    files are used)."""
+    if not all(importlib.util.find_spec(m.package) for m in (GEMMA, SMOLLM2)):
+        pytest.skip(f"the packaged models are not installed ({GEMMA.install}; {SMOLLM2.install})",
+                    allow_module_level=True)
 
 
 @dataclass

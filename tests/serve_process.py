@@ -10,7 +10,9 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from modelctl.transport.serve_state import state_path
 
@@ -75,6 +77,15 @@ class ServeProcess:
     @property
     def stderr(self) -> str:
         return "".join(self.lines)
+
+    @contextmanager
+    def serving(self) -> Iterator["ServeProcess"]:
+        """Started for the `with` block, then stopped with SIGTERM, which it must take cleanly (exit 0)."""
+        self.start()
+        try:
+            yield self
+        finally:
+            assert self.stop() == 0, self.stderr
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         assert self.proc is not None

@@ -50,11 +50,8 @@ def upstream():
 def served(tmp_path_factory, upstream):
     """One server for the module, with a hosted model (gpt-4o-mini at the loopback upstream)."""
     home = _home(tmp_path_factory, "serve-home", f'[api_base]\nopenai = "{upstream.url}/v1"\n')
-    proc = ServeProcess(home, "--keep-alive", "10m", env={"OPENAI_API_KEY": FAKE_KEY}).start()
-    try:
+    with ServeProcess(home, "--keep-alive", "10m", env={"OPENAI_API_KEY": FAKE_KEY}).serving() as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0, proc.stderr
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ bodies); a bind beyond loopback without keys is refused at start."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import socket
@@ -23,7 +22,10 @@ from providers import openai_wire
 from providers.kits import FAKE_KEY
 from providers.server import FakeServer
 from serve_clients import (
+    GEMMA_NAME,
     HANG_S,
+    HOSTED,
+    HOSTED_WORDS,
     Held,
     answering,
     connect,
@@ -35,6 +37,7 @@ from serve_clients import (
     read_until_closed,
     response_of,
     serve_warm,
+    skip_module_without_packaged_models,
     stream,
     write_config,
 )
@@ -42,13 +45,7 @@ from serve_process import ServeProcess, serve_env
 
 from modelctl.store.default_model import GEMMA, SMOLLM2
 
-if not all(importlib.util.find_spec(m.package) for m in (GEMMA, SMOLLM2)):  # (only their files are used)
-    pytest.skip(f"the packaged models are not installed ({GEMMA.install}; {SMOLLM2.install})",
-                allow_module_level=True)
-
-GEMMA_NAME = "gemma-3-270m"
-HOSTED = "gpt-4o-mini"  # the registry's OpenAI model, its API moved to the loopback server by config
-HOSTED_WORDS = ["Hosted ", "answer."]
+skip_module_without_packaged_models()
 CHAT = "/v1/chat/completions"
 # Gemma, a base model, repeats itself greedily: this answer runs until it is cut.
 ENDLESS = {"model": GEMMA_NAME, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4000, "temperature": 0}

@@ -4,7 +4,6 @@ local models (Gemma 3 270M and SmolLM2-135M-Instruct, one slot and one line each
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -16,18 +15,26 @@ import pytest
 from providers import openai_wire
 from providers.kits import FAKE_KEY
 from providers.server import FakeServer
-from serve_clients import HANG_S, Held, Streamed, history_db, hosted_home, post, ps, serve_warm, stream
+from serve_clients import (
+    GEMMA_NAME,
+    HANG_S,
+    HOSTED,
+    HOSTED_WORDS,
+    Held,
+    Streamed,
+    history_db,
+    hosted_home,
+    post,
+    ps,
+    serve_warm,
+    skip_module_without_packaged_models,
+    stream,
+)
 from serve_process import ServeProcess
 
 from modelctl.store.default_model import GEMMA, SMOLLM2
 
-if not all(importlib.util.find_spec(m.package) for m in (GEMMA, SMOLLM2)):  # (only their files are used)
-    pytest.skip(f"the packaged models are not installed ({GEMMA.install}; {SMOLLM2.install})",
-                allow_module_level=True)
-
-GEMMA_NAME = "gemma-3-270m"
-HOSTED = "gpt-4o-mini"  # the registry's OpenAI model, its API moved to the loopback server by config
-HOSTED_WORDS = ["Hosted ", "answer."]
+skip_module_without_packaged_models()
 GREEDY = {"temperature": 0, "seed": 7, "max_tokens": 8, "stream_options": {"include_usage": True}}
 
 Request = tuple[str, dict[str, Any]]

@@ -79,11 +79,8 @@ def upstream() -> Iterator[FakeServer]:
 def served(tmp_path_factory, upstream, model_path) -> Iterator[ServeProcess]:
     """One keyless loopback server for the module: the hosted model at `upstream`, Gemma local."""
     home = hosted_home(tmp_path_factory, "web-home", upstream.url)
-    proc = ServeProcess(home, "--keep-alive", "10m", env={"OPENAI_API_KEY": FAKE_KEY}).start()
-    try:
+    with ServeProcess(home, "--keep-alive", "10m", env={"OPENAI_API_KEY": FAKE_KEY}).serving() as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0, proc.stderr
 
 
 @pytest.fixture
@@ -244,11 +241,8 @@ def test_a_megabyte_of_markdown_streams_in_and_the_page_stays_responsive(page, u
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory, upstream) -> Iterator[ServeProcess]:
     home = hosted_home(tmp_path_factory, "web-keyed", upstream.url)
-    proc = ServeProcess(home, "--api-key", KEY, env={"OPENAI_API_KEY": FAKE_KEY}).start()
-    try:
+    with ServeProcess(home, "--api-key", KEY, env={"OPENAI_API_KEY": FAKE_KEY}).serving() as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0, proc.stderr
 
 
 def test_a_server_with_keys_asks_for_one_and_the_page_keeps_it_for_the_tab(keyed):

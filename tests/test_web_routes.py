@@ -28,11 +28,8 @@ PAGE_BUDGET = 200 * 1024  # HTML + JS + CSS, the issue's target
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    proc = ServeProcess(tmp_path_factory.mktemp("web-home"), "--api-key", KEY).start()
-    try:
+    with ServeProcess(tmp_path_factory.mktemp("web-home"), "--api-key", KEY).serving() as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0, proc.stderr
 
 
 @pytest.fixture(scope="module")
