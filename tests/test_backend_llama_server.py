@@ -5,7 +5,6 @@ Streaming, one-shot answers with usage, rejected keys and the served-model list,
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
