@@ -18,7 +18,7 @@ from conftest import REPO
 PACKAGE = REPO / "modelctl"
 RANKS = {"cli": 4, "__main__": 4, "serve": 3.5, "chat": 3, "doctor": 3, "tasks": 3, "backends": 2, "templates": 2, "store": 2,
          "history": 2, "tools": 2, "registry": 1, "gguf": 1, "transport": 0.5, "config": 0, "config_edit": 0, "errors": 0, "keys": 0, "keyfile": 0, "redaction": 0, "files": 0, "units": 0,
-         "numbers": 0, "version": 0, "refs": 0, "resolver": 2.5,
+         "numbers": 0, "version": 0, "refs": 0, "resolver": 2.5, "engines": 2,
          "terminal_text": 0}
 
 

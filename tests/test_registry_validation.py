@@ -97,6 +97,8 @@ CASES = [
     ("price-tiers-falling", [("access = { free_tier = false, local_capable = false }", "access = { free_tier = false, local_capable = false, cost_input = 1.0, price_tiers = [{ above_input_tokens = 200000, cost_input = 3.0 }, { above_input_tokens = 128000, cost_input = 2.0 }] }")], "tiers must have rising above_input_tokens", 29),
     ("unit-price-unknown-unit", [("access = { free_tier = false, local_capable = false }", "access = { free_tier = false, local_capable = false, unit_prices = { images = 0.04 } }")], "'images' is not one of: request, image, audio_minute, million_characters (did you mean 'image'?)", 29),
     ("unit-price-negative", [('model = "m2"', 'model = "m2"\nunit_prices = { audio_minute = -1 }')], "unit_prices: audio_minute: expected a number >= 0", 34),
+    ("engine-unknown", [('kind = "openai"\nmodel = "m2"', 'kind = "openai-compatible"\nmodel = "m2"\napi_base = "http://gpu-box:8000/v1"\nengine = "vllm2"')], "engine: 'vllm2' is not one of", 35),
+    ("engine-on-hosted-kind", [('model = "m2"', 'model = "m2"\nengine = "vllm"')], "engine: unknown key", 34),
     ("deployments-missing", [('[[models.deployments]]\nkind = "openai"\nmodel = "m2"\n', "")], "deployments: missing (required)", None),
 ]
 
@@ -190,3 +192,14 @@ def test_broken_user_registry_fails_in_a_subprocess(modelctl_home, run_modelctl)
     assert proc.stderr.count("\n") == 1
     assert f"{user}:8: model 'acme/m1': category: '3' is not one of" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_engine_deployment_loads_with_its_engine(tmp_path):
+    text = VALID.replace('kind = "openai"\nmodel = "m2"',
+                         'kind = "openai-compatible"\nmodel = "m2"\napi_base = "http://gpu-box:8000/v1"\nengine = "vllm"')
+    path = tmp_path / "engine.toml"
+    path.write_text(text)
+    check_file(path)
+    dep = load_registry(path).get("acme/m2").deployments[0]
+    assert (dep.kind, dep.engine) == ("openai-compatible", "vllm")
+    assert dep.service_metadata()["engine"] == "vllm"

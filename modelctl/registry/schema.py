@@ -20,6 +20,7 @@ from modelctl.registry.vocab import (
     CAPABILITIES,
     CATEGORIES,
     DEPLOYMENT_KINDS,
+    ENGINES,
     LINK_KINDS,
     LOCAL_KINDS,
     STATUSES,
@@ -269,7 +270,7 @@ DEPLOYMENT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "openai": (("model",), ("api_base", "organization")),
     "azure-openai": (("model", "api_version"), ("deployment", "endpoint")),
     "azure-ai": (("model",), ("deployment", "endpoint", "api_version")),
-    "openai-compatible": (("model", "api_base"), ()),
+    "openai-compatible": (("model", "api_base"), ("engine",)),
     "hf-inference": (("model",), ("api_base", "provider", "task")),
     "mistral": (("model",), ("api_base",)),
     "gemini": (("model",), ("api_base",)),
@@ -278,6 +279,7 @@ DEPLOYMENT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 _DEPLOYMENT_CHECKERS: dict[str, Checker] = {
     "model": _str,
+    "engine": _enum(ENGINES),
     "api_base": url_problem,
     "endpoint": url_problem,
     "api_version": _str,

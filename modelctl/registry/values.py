@@ -121,6 +121,7 @@ class Deployment:
     provider: str | None = None
     task: str | None = None
     key_env: str | None = None
+    engine: str | None = None  # the serving engine at api_base (vocab.ENGINES), for openai-compatible
     tag: str | None = None
     host: str | None = None
     repo: str | None = None
@@ -169,6 +170,7 @@ class Deployment:
             "deployment_name": self.deployment or (self.model if self.kind == "azure-openai" else None),
             "key_env": self.key_env or default_key_env(self.kind),
             "organization": self.organization,
+            "engine": self.engine,
             "inference_provider": self.provider,
             "repo": self.repo,
             "package": self.package,

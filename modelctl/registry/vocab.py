@@ -29,6 +29,9 @@ DEPLOYMENT_KINDS = (
     "llama.cpp", "ollama", "openai", "azure-openai", "openai-compatible", "hf-inference",
     "mistral", "gemini", "anthropic", "azure-ai",
 )
+# Serving engines an `openai-compatible` deployment may name (`engine = …`): what answers at its
+# api_base, so modelctl knows how to probe it, read its load and launch it (modelctl/engines/).
+ENGINES = ("vllm", "sglang", "llama-server", "llama-cpp-python", "llm-d", "kserve", "ray-serve")
 STATUSES = ("active", "preview", "legacy", "deprecated")
 # What a chat model can do beyond plain text (as the maintained catalogues record it).
 CAPABILITIES = ("tools", "reasoning", "structured_output")
