@@ -178,6 +178,49 @@ def test_the_local_model_streams_into_the_page_and_stop_ends_it(page):
     clean(page)
 
 
+def test_a_past_conversation_opens_from_the_history_and_goes_on(page, upstream):
+    upstream.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["Blue ", "whales."], usage=(20, 2)))
+    pick(page, HOSTED)
+    ask(page, "Name the largest animal, kestrel-7.")
+    finished(page)
+    page.click("#new-chat")
+    assert page.evaluate("document.querySelectorAll('#messages .message').length") == 0
+    open_tab(page, "models")
+    open_tab(page, "chat")  # the chat view lists the history again when shown
+    button = "[...document.querySelectorAll('#sessions button')].find(b => b.textContent.includes('kestrel-7'))"
+    page.wait_for(f"!!{button}", timeout=WAIT_S, what="the conversation in the history list")
+    page.evaluate(f"{button}.click()")
+    page.wait_for(f"{LAST_TEXT}.includes('Blue whales.')", timeout=WAIT_S, what="the past answer shown again")
+
+    upstream.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["Yes."], usage=(30, 1)))
+    ask(page, "Are they mammals?")
+    finished(page)
+    sent = upstream.calls("/v1/chat/completions")[-1].body["messages"]
+    assert [(m["role"], m["content"]) for m in sent[-3:]] == [
+        ("user", "Name the largest animal, kestrel-7."), ("assistant", "Blue whales."), ("user", "Are they mammals?")]
+    clean(page)
+
+
+def test_the_models_view_filters_the_registry_and_unloads_a_loaded_model(page):
+    pick(page, LOCAL)
+    ask(page, "Hi")
+    page.wait_for(f"{LAST_TEXT}.trim().length > 0 || {IDLE}", timeout=WAIT_S, what="Gemma answering")
+    page.click("#stop")
+    page.wait_for(IDLE, timeout=WAIT_S, what="the page ready again")
+
+    open_tab(page, "models")
+    loaded = "document.getElementById('loaded-table').tBodies[0].textContent"
+    page.wait_for(f"{loaded}.includes({json.dumps(LOCAL)})", timeout=WAIT_S, what="Gemma among the loaded models")
+    rows = "[...document.querySelectorAll('#models-table tbody tr')]"
+    page.wait_for(f"{rows}.length > 1", timeout=WAIT_S, what="the registry's models")
+    page.click("#filter-local")
+    page.wait_for(f"{rows}.length > 0 && {rows}.every(r => r.cells[5]?.textContent === 'yes')",
+                  timeout=WAIT_S, what="only local models once 'local' is ticked")
+    page.evaluate(f"document.querySelector('#loaded-table button.unload[data-model=\"' + {json.dumps(LOCAL)} + '\"]').click()")
+    page.wait_for(f"{loaded}.includes('no local model is loaded')", timeout=WAIT_S, what="the table empty after Unload")
+    clean(page)
+
+
 # --- hostile answers ---------------------------------------------------------------------------------
 
 
