@@ -121,7 +121,7 @@ def routed(registry: "Registry", plan: EnginePlan) -> "Registry":
     if entry is None:
         new: dict[str, Any] = {"id": plan.model_id, "name": plan.model_id, "provider": "local", "category": "foundation",
                "tasks": ["chat", "completion"], "license": {"name": "unknown", "open_weights": True},
-               "access": {"free_tier": True}, "deployments": []}
+               "access": {"free_tier": True, "local_capable": True}, "deployments": []}
         entry = Model(new, "serve --engine")
     raw: dict[str, Any] = entry._raw  # noqa: SLF001 (an entry's table, copied with one more deployment)
     kept = [d for d in raw["deployments"] if d["kind"] != "llama.cpp"]

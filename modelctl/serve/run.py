@@ -210,10 +210,12 @@ def _engine_plan(request: "EngineRequest | None", registry: "Registry") -> "Engi
     if request is None:
         return None
     from modelctl.engines.launch import check_installed  # noqa: PLC0415 (engines: only for --engine)
+    from modelctl.engines.process import check_port  # noqa: PLC0415 (engines: only for --engine)
     from modelctl.serve.engine_session import plan  # noqa: PLC0415 (engines: only for --engine)
 
     planned = plan(request, registry)
     check_installed(request.engine)
+    check_port(planned.spec.host, planned.spec.port)
     return planned
 
 
