@@ -132,9 +132,7 @@ def _say(line: str) -> None:
 def register(app: typer.Typer) -> None:
     app.command("serve", rich_help_panel=panel.GENERATE, epilog=examples(
         ("Serve on 127.0.0.1:8741", "modelctl serve"),
-        ("On any free port (printed when it listens)", "modelctl serve --port 0"),
         ("On the network, with keys and budgets", "modelctl serve --host 0.0.0.0 --keys-file ~/.config/modelctl/serve-keys.toml"),
-        ("Keep models loaded for an hour", "modelctl serve --keep-alive 1h --max-models 3"),
         ("Start vLLM for a registry model and route it", "modelctl serve --engine vllm qwen2.5-7b-instruct"),
         ("The command it would run", "modelctl serve --engine llama-server smollm2-135m --dry-run"),
     ))(serve)
