@@ -30,11 +30,15 @@ ASK = {"model": "smollm2-135m", "messages": [{"role": "user", "content": "Say he
 HANG_S = 120.0  # a guard on one request: never what a test measures
 
 
-def _ps(home: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "modelctl", "ps", "--json"], capture_output=True, text=True,
+def _modelctl(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run([sys.executable, "-m", "modelctl", *args], capture_output=True, text=True,
                          env=serve_env(home), timeout=HANG_S)
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return out
+
+
+def _ps(home: Path) -> dict:
+    return json.loads(_modelctl(home, "ps", "--json").stdout)
 
 
 def _stream_text(client: httpx.Client, url: str, headers: dict[str, str]) -> str:
@@ -74,6 +78,14 @@ def test_launched_healthy_chatted_with_and_stopped(tmp_path_factory):
         assert _stream_text(client, f"{engine['url']}/chat/completions", auth)
         models = client.get(f"{engine['url']}/models", headers=auth).json()
         assert [m["id"] for m in models["data"]] == [MODEL_ID]
+
+        # the CLI's own chat with the local model goes through modelctl's server to the engine:
+        # nothing is loaded in modelctl's server itself
+        chat = _modelctl(home, "chat", "-m", "smollm2-135m", "--max-tokens", "4", "--temperature", "0", "Hi")
+        assert chat.stdout.strip()
+        assert _ps(home)["models"] == []
+        table = _modelctl(home, "ps").stdout
+        assert "llama-cpp-python" in table and MODEL_ID in table and engine["url"] in table
     assert "stopped llama-cpp-python server" in server.stderr
     assert not Path(f"/proc/{engine['pid']}").exists()  # reaped by modelctl's server, which has ended
     with pytest.raises(httpx.ConnectError):
