@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import shlex
+import signal
 import socket
+import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -284,7 +287,7 @@ def test_a_child_deaf_to_sigterm_and_its_own_children_are_killed(tmp_path):
     spec = LaunchSpec("llama-cpp-python", "x", "x.gguf", port=process.free_port(), api_key=KEY)
     command = EngineCommand((sys.executable, str(script), str(pids)))
     with pytest.raises(BackendError) as caught:
-        process.start(spec, command, timeout=1.0, log_dir=tmp_path)
+        process.start(spec, command, timeout=1.0, log_dir=tmp_path, grace=0.5)
     assert "was not healthy within 1 s, so it was stopped: stand-in: deaf to SIGTERM" in str(caught.value)
     for pid in map(int, pids.read_text().split()):
         assert _wait_gone(pid), pid
@@ -327,3 +330,26 @@ def test_the_log_s_last_line_is_bounded(tmp_path):
     assert process.last_line(log) == "x" * 300
     assert process.last_line(tmp_path / "none") == ""
 
+
+
+@pytestmark_linux
+def test_sigterm_while_the_engine_starts_stops_the_engine(modelctl_home, tmp_path):
+    """The stand-in names itself through a FIFO, which the test reads (blocking: no polling)."""
+    _smollm2_gguf()
+    env = _stand_in(tmp_path, NEVER_HEALTHY)
+    os.mkfifo(tmp_path / "pid")
+    proc = subprocess.Popen([sys.executable, "-m", "modelctl", "serve", "--port", "0", "--engine", "llama-server",
+                             "smollm2-135m"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "MODELCTL_HOME": str(modelctl_home), "NO_COLOR": "1", **env})
+    guard = threading.Timer(GONE_S * 4, proc.kill)
+    guard.start()
+    try:
+        engine_pid = int((tmp_path / "pid").read_text())  # the engine runs; modelctl waits for its health
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=GONE_S * 4)
+    finally:
+        guard.cancel()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "modelctl: interrupted"
+    assert _wait_gone(engine_pid)

@@ -62,6 +62,7 @@ class EngineProcess:
     log_path: Path
     started: float
     ready_s: float | None = None  # seconds from start to healthy
+    grace: float = STOP_GRACE_S  # seconds from SIGTERM to SIGKILL when stopped
 
     @property
     def label(self) -> str:
@@ -100,8 +101,9 @@ class EngineProcess:
                 self.proc.wait(max(0.0, min(step, deadline - time.monotonic())))
             step = min(step * 1.5, _MAX_STEP_S)
 
-    def stop(self, grace: float = STOP_GRACE_S) -> int | None:
+    def stop(self) -> int | None:
         """Stop the engine and everything it started (its process group); its exit status."""
+        grace = self.grace
         if self.proc.poll() is None or _group_alive(self.proc.pid):
             _signal_group(self.proc, signal.SIGTERM)
             try:
@@ -119,8 +121,8 @@ class EngineProcess:
         return BackendError(f"{self.label} for {self.spec.served_name} {what}{said}", hint=f"its log: {self.log_path}")
 
 
-def start(spec: LaunchSpec, command: EngineCommand, *, timeout: float,
-          log_dir: Path | None = None) -> EngineProcess:
+def start(spec: LaunchSpec, command: EngineCommand, *, timeout: float, log_dir: Path | None = None,
+          grace: float = STOP_GRACE_S) -> EngineProcess:
     """Start `command` (the engine of `spec`) and wait until it is healthy (see EngineProcess)."""
     check_port(spec.host, spec.port)
     folder = log_dir or get_paths().data_dir / "engines"
@@ -129,7 +131,7 @@ def start(spec: LaunchSpec, command: EngineCommand, *, timeout: float,
     with open(log_path, "wb") as log:  # the child holds its own copy of the descriptor
         proc = subprocess.Popen(list(command.argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **command.env}, **_own_group())
-    engine = EngineProcess(spec, proc, log_path, time.time())
+    engine = EngineProcess(spec, proc, log_path, time.time(), grace=grace)
     try:
         with _terminated_as_interrupt():
             engine.wait_healthy(timeout)
