@@ -114,7 +114,7 @@ def test_tool_parsers_follow_the_template_family():
 
 @pytest.mark.parametrize(("args", "code", "words"), [
     (("--engine", "vllm", "gpt-4o-mini"), 2, "has no open weights"),
-    (("--engine", "kserve", "qwen2.5-7b-instruct"), 2, "runs on a cluster"),
+    (("--engine", "kserve", "qwen2.5-7b-instruct"), 2, "does not start KServe"),
     (("--engine", "tgi", "qwen2.5-7b-instruct"), 2, "unknown engine 'tgi'"),
     (("--engine", "vllm"), 2, "needs the MODEL"),
     (("qwen2.5-7b-instruct",), 2, "go with --engine"),

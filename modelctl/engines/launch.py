@@ -88,8 +88,8 @@ def engine_command(spec: LaunchSpec) -> EngineCommand:
     """The command line that starts `spec.engine` serving `spec`."""
     build = _BUILDERS.get(spec.engine)
     if build is None:
-        raise UsageError(f"{engine_facts(spec.engine).label} runs on a cluster: `serve --engine` starts only "
-                         f"{', '.join(LOCAL_ENGINES)}",
+        raise UsageError(f"`serve --engine` does not start {engine_facts(spec.engine).label} (it starts "
+                         f"{', '.join(LOCAL_ENGINES)})",
                          hint="add a running one with `modelctl registry add-endpoint URL --engine ENGINE`")
     return build(spec)
 
