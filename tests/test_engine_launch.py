@@ -18,7 +18,9 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from serve_process import ServeProcess
 
 from modelctl.config import get_paths
 from modelctl.engines import process
@@ -293,21 +295,27 @@ def test_a_child_deaf_to_sigterm_and_its_own_children_are_killed(tmp_path):
         assert _wait_gone(pid), pid
 
 
+HEALTHY = """\
+import http.server, os, sys
+# answers the health probes (llama-server's /health, llama-cpp-python's model list, with the key)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        key = os.environ.get("API_KEY") or os.environ.get("LLAMA_API_KEY")
+        ok = self.path in ("/health", "/v1/models") and self.headers.get("authorization") == "Bearer " + key
+        self.send_response(200 if ok else 401)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+if os.environ.get("STANDIN_PID_FILE"):
+    open(os.environ["STANDIN_PID_FILE"], "w").write(str(os.getpid()))
+port = int(sys.argv[sys.argv.index("--port") + 1])
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
 def test_a_healthy_engine_is_seen_and_stopped(tmp_path):
-    """A stand-in that answers the health probe (llama-cpp-python's: the model list, with the key)."""
     script = tmp_path / "ok.py"
-    script.write_text(textwrap.dedent("""
-        import http.server, os, sys
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                ok = self.path == "/v1/models" and self.headers.get("authorization") == "Bearer " + os.environ["API_KEY"]
-                self.send_response(200 if ok else 401)
-                self.end_headers()
-            def log_message(self, *a):
-                pass
-        port = int(sys.argv[sys.argv.index("--port") + 1])
-        http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
-    """))
+    script.write_text(HEALTHY)
     spec = LaunchSpec("llama-cpp-python", "x", "x.gguf", port=process.free_port(), api_key=KEY)
     built = engine_command(spec)
     command = EngineCommand((sys.executable, str(script), "--port", str(spec.port)), built.env, built.secrets)
@@ -353,3 +361,24 @@ def test_sigterm_while_the_engine_starts_stops_the_engine(modelctl_home, tmp_pat
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "modelctl: interrupted"
     assert _wait_gone(engine_pid)
+
+
+@pytestmark_linux
+def test_an_engine_that_dies_while_serving_is_reported_and_its_model_fails(modelctl_home, tmp_path):
+    _smollm2_gguf()
+    env = _stand_in(tmp_path, HEALTHY)
+    server = ServeProcess(modelctl_home, "--engine", "llama-server", "smollm2-135m", env=env)
+    with server.serving():
+        engine_pid = int((tmp_path / "pid").read_text())
+        os.kill(engine_pid, signal.SIGKILL)
+        auth = {"authorization": f"Bearer {server.token}"}
+        for _ in range(int(GONE_S * 10)):  # each round is a request to the server
+            [engine] = httpx.get(f"{server.url}/api/ps", headers=auth, timeout=GONE_S).json()["engines"]
+            if not engine["alive"]:
+                break
+        assert engine["alive"] is False
+        answer = httpx.post(f"{server.base}/chat/completions", headers=auth, timeout=GONE_S,
+                            json={"model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}]})
+        assert answer.status_code >= 500 and "error" in answer.json()
+    assert "llama.cpp server exited with status -9; requests for HuggingFaceTB/SmolLM2-135M-Instruct fail" \
+        in server.stderr

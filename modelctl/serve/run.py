@@ -192,6 +192,9 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
 
     try:
         sweeper.start()
+        if engine is not None:
+            threading.Thread(target=_watch, args=(engine, stopping, say), name="modelctl-serve-engine",
+                             daemon=True).start()
         asyncio.run(_Uvicorn(config, ready, cut_later).serve(sockets=[sock]))
     finally:
         stopping.set()
@@ -239,6 +242,14 @@ def _route(registry: "Registry", engine_plan: "EnginePlan | None") -> "Registry"
     remember_secret(engine_plan.spec.api_key)
     os.environ[ENGINE_KEY_ENV] = engine_plan.spec.api_key
     return routed(registry, engine_plan)
+
+
+def _watch(engine: "EngineProcess", stopping: threading.Event, say: Callable[[str], None]) -> None:
+    """Say so when the engine ends while the server still runs (its model's requests fail then)."""
+    code = engine.proc.wait()
+    if not stopping.is_set():
+        say(f"modelctl serve: {engine.label} exited with status {code}; requests for {engine.spec.served_name} "
+            f"fail until serve is restarted (its log: {engine.log_path})")
 
 
 def _sweep(answerer: Answerer, stopping: threading.Event) -> None:
