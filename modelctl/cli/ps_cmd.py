@@ -16,7 +16,7 @@ from modelctl.errors import UsageError
 from modelctl.terminal_text import safe
 
 if TYPE_CHECKING:
-    from modelctl.transport.serve_client import LoadedModel
+    from modelctl.transport.serve_client import LoadedModel, RunningEngine
 
 _COLUMNS = ["MODEL", "SIZE", "LOADED", "IDLE", "UNTIL", "QUEUE", "BUSY"]
 
@@ -26,17 +26,23 @@ def ps(
 ) -> None:
     """The models the running `modelctl serve` keeps loaded: file size, how long ago each was
     loaded, how long it has been idle, how long until it is unloaded if no request comes (its
-    keep-alive), the requests waiting for it and whether it is answering one now."""
-    from modelctl.transport.serve_client import loaded_models, running_server  # noqa: PLC0415 (modelctl.transport: not on the --help path)
+    keep-alive), the requests waiting for it and whether it is answering one now; and the
+    serving engines it started (`serve --engine`)."""
+    from modelctl.transport.serve_client import running_server, server_status  # noqa: PLC0415 (modelctl.transport: not on the --help path)
 
     server = running_server()
-    models = loaded_models(server)
+    models, engines = server_status(server)
     if as_json:
         output.print_records({"server": {"url": server.url, "pid": server.pid, "version": server.version,
                                          "started": server.started},
-                              "models": [m.to_dict() for m in models]})
+                              "models": [m.to_dict() for m in models], "engines": [e.to_dict() for e in engines]})
         return
     where = f"the modelctl server at {server.url} (pid {server.pid})"
+    if engines:
+        output.table(_ENGINE_COLUMNS, [_engine_row(e) for e in engines], f"Engines started by {where}",
+                     right=("UP",), no_wrap=("MODEL", "URL"))
+    if not models and engines:
+        return
     if not models:
         sys.stderr.write(safe(f"modelctl: no model is loaded in {where}") + "\n")
         return
@@ -50,6 +56,14 @@ def _row(m: "LoadedModel") -> list[str]:
     until = "never" if m.expires_in_s is None else _duration(m.expires_in_s)
     return [m.model, human_bytes(m.size_bytes), _duration(m.loaded_s, " ago"), _duration(m.idle_s), until,
             str(m.queue), "yes" if m.busy else "no"]
+
+
+_ENGINE_COLUMNS = ["ENGINE", "MODEL", "URL", "PID", "UP"]
+
+
+def _engine_row(e: "RunningEngine") -> list[str]:
+    return [e.engine, e.model, e.url, "-" if e.pid is None else str(e.pid),
+            _duration(e.running_s) if e.alive else "exited"]
 
 
 def _duration(seconds: float | None, suffix: str = "") -> str:

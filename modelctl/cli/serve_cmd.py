@@ -5,15 +5,25 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli.help import examples
 
+if TYPE_CHECKING:
+    from modelctl.serve.engine_session import EngineRequest
+
 
 def serve(
+    model: Optional[str] = typer.Argument(None, metavar="[MODEL]", show_default=False, help="With --engine: the model the engine serves (any name -m takes)."),
+    engine: Optional[str] = typer.Option(None, "--engine", metavar="ENGINE", help="Start this serving engine for MODEL and send MODEL's requests to it: vllm, sglang, llama-server, llama-cpp-python.", rich_help_panel=panel.SERVER),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --engine: print the engine's command line (its key as \"$MODELCTL_ENGINE_API_KEY\") and start nothing.", rich_help_panel=panel.SERVER),
+    engine_port: Optional[int] = typer.Option(None, "--engine-port", min=1, max=65535, help="The engine's port on 127.0.0.1 (default: a free one).", rich_help_panel=panel.SERVER),
+    weights: Optional[str] = typer.Option(None, "--weights", metavar="REPO", help="The repository of the original weights (vLLM, SGLang), where the registry names none.", rich_help_panel=panel.SERVER),
+    engine_ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="The engine's context window in tokens (default: the model's; 4096 for a GGUF engine), at most the model's.", rich_help_panel=panel.SERVER),
+    engine_timeout: float = typer.Option(600.0, "--engine-timeout", min=0.1, max=86400, help="Seconds the engine has to become healthy before it is stopped.", rich_help_panel=panel.SERVER),
     host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1; any other needs API keys).", rich_help_panel=panel.SERVER),
     port: Optional[int] = typer.Option(None, "--port", "-p", min=0, max=65535, help="Port to listen on (default 8741; 0: any free port).", rich_help_panel=panel.SERVER),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="Keys clients must send (Authorization: Bearer KEY), separated by commas; also MODELCTL_SERVE_API_KEY.", rich_help_panel=panel.SERVER),
@@ -35,7 +45,11 @@ def serve(
     /v1/completions, /v1/embeddings, /v1/models), with /health and /metrics. A request's `model`
     takes whatever -m takes: a registry id, an alias, auto, a fallback group of config.toml's serve.fallback.
     Local models load on first use and stay loaded (--keep-alive); the CLI's chats with a local
-    model go through a running server. Stop it with Ctrl-C or SIGTERM."""
+    model go through a running server. Stop it with Ctrl-C or SIGTERM.
+
+    With --engine ENGINE MODEL, it first starts that engine (vLLM, SGLang, llama.cpp's server,
+    llama-cpp-python's server) for MODEL with flags from the registry, waits until it is healthy,
+    sends MODEL's requests to it, and stops it when the server stops."""
     from modelctl.serve.answer import ServeSettings  # noqa: PLC0415 (the server: only for `serve`)
     from modelctl.serve.app import Limits  # noqa: PLC0415 (the server: only for `serve`)
     from modelctl.serve.run import ServeOptions  # noqa: PLC0415 (the server: only for `serve`)
@@ -43,6 +57,10 @@ def serve(
     from modelctl.serve.settings import parse_duration, parse_size, serve_config  # noqa: PLC0415 (the server: only for `serve`)
     from modelctl.transport.serve_state import DEFAULT_PORT  # noqa: PLC0415 (the server: only for `serve`)
 
+    engine_request = _engine_request(model, engine, engine_port, weights, engine_ctx, engine_timeout, api_key)
+    if dry_run:
+        _dry_run(engine_request)
+        return
     cfg = serve_config()
     alive = keep_alive if keep_alive is not None else cfg.get("keep_alive", "5m")
     memory = max_memory if max_memory is not None else cfg.get("max_memory")
@@ -62,9 +80,38 @@ def serve(
         port=port if port is not None else cfg.get("port", DEFAULT_PORT),
         settings=settings, api_keys=_keys(api_key or os.environ.get("MODELCTL_SERVE_API_KEY", "")), keys_file=file,
         cors=tuple(cors or cfg.get("cors", ())), limits=Limits(max_body=max_body * 2**20, body_timeout=body_timeout),
-        grace=grace, header_timeout=header_timeout,
+        grace=grace, header_timeout=header_timeout, engine=engine_request,
     )
     raise typer.Exit(run_server(options, say=_say))
+
+
+def _engine_request(model: str | None, engine: str | None, port: int | None, weights: str | None,
+                    ctx: int | None, timeout: float, api_key: str | None) -> "EngineRequest | None":
+    """`--engine`'s request; None without it. The engine's key is serve's first one, when given."""
+    from modelctl.errors import UsageError  # noqa: PLC0415 (errors: only for --engine)
+
+    if engine is None:
+        if model is not None or port is not None or weights is not None or ctx is not None:
+            raise UsageError("MODEL, --engine-port, --weights and --ctx go with --engine ENGINE",
+                             hint="modelctl serve --engine llama-cpp-python MODEL")
+        return None
+    if model is None or not model.strip():
+        raise UsageError(f"--engine {engine} needs the MODEL it is to serve")
+    from modelctl.serve.engine_session import EngineRequest  # noqa: PLC0415 (the server: only for `serve`)
+
+    keys = _keys(api_key or os.environ.get("MODELCTL_SERVE_API_KEY", ""))
+    return EngineRequest(engine=engine.strip(), model=model, port=port, weights=weights, ctx=ctx,
+                         api_key=keys[0] if keys else None, timeout=timeout)
+
+
+def _dry_run(request: "EngineRequest | None") -> None:
+    from modelctl.errors import UsageError  # noqa: PLC0415 (errors: only for --dry-run)
+    from modelctl.registry import get_registry  # noqa: PLC0415 (the registry: only for --dry-run)
+    from modelctl.serve.engine_session import plan  # noqa: PLC0415 (the server: only for `serve`)
+
+    if request is None:
+        raise UsageError("--dry-run shows the command --engine would run: give --engine ENGINE MODEL")
+    sys.stdout.write(plan(request, get_registry(None)).command.shell_line() + "\n")
 
 
 def _kv_cache(text: str) -> int:
@@ -85,7 +132,7 @@ def _say(line: str) -> None:
 def register(app: typer.Typer) -> None:
     app.command("serve", rich_help_panel=panel.GENERATE, epilog=examples(
         ("Serve on 127.0.0.1:8741", "modelctl serve"),
-        ("On any free port (printed when it listens)", "modelctl serve --port 0"),
         ("On the network, with keys and budgets", "modelctl serve --host 0.0.0.0 --keys-file ~/.config/modelctl/serve-keys.toml"),
-        ("Keep models loaded for an hour", "modelctl serve --keep-alive 1h --max-models 3"),
+        ("Start vLLM for a registry model and route it", "modelctl serve --engine vllm qwen2.5-7b-instruct"),
+        ("The command it would run", "modelctl serve --engine llama-server smollm2-135m --dry-run"),
     ))(serve)

@@ -40,6 +40,7 @@ from modelctl.serve.bridge import ThreadStream
 from modelctl.serve.wire import ApiError
 
 if TYPE_CHECKING:
+    from modelctl.engines.process import EngineProcess
     from modelctl.serve.auth import Keys
     from modelctl.serve.metrics import Metrics
 
@@ -99,8 +100,9 @@ class Server:
     """The routes, over one Answerer; `token` is the local token of this user's own CLI."""
 
     def __init__(self, answerer: Answerer, keys: "Keys", metrics: "Metrics", *, token: str,
-                 limits: Limits = Limits(), cors: tuple[str, ...] = ()) -> None:
+                 limits: Limits = Limits(), cors: tuple[str, ...] = (), engines: tuple["EngineProcess", ...] = ()) -> None:
         self.answerer = answerer
+        self.engines = engines  # engines started for this run (`serve --engine`)
         self.keys = keys
         self.metrics = metrics
         self.token = token
@@ -288,7 +290,7 @@ class Server:
         return JSONResponse({"object": "list", "data": data})
 
     async def ps(self, request: Request, caller: Caller) -> Response:
-        return JSONResponse({"models": self.answerer.pool.snapshot()})
+        return JSONResponse({"models": self.answerer.pool.snapshot(), "engines": [e.describe() for e in self.engines]})
 
     async def stop(self, request: Request, caller: Caller) -> Response:
         name = _stop_name(await self.body(request))

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import h11
 import uvicorn
@@ -29,6 +29,11 @@ from modelctl.serve.answer import Answerer, ServeSettings
 from modelctl.serve.app import Limits, Server
 from modelctl.transport.serve_state import ServerInfo, remove_state, write_state
 from modelctl.version import __version__
+
+if TYPE_CHECKING:
+    from modelctl.engines.process import EngineProcess
+    from modelctl.registry import Registry
+    from modelctl.serve.engine_session import EnginePlan, EngineRequest
 
 log = logging.getLogger("modelctl.serve")
 
@@ -50,6 +55,7 @@ class ServeOptions:
     limits: Limits = field(default_factory=Limits)
     grace: float = 10.0  # seconds answers in progress get to finish at shutdown
     header_timeout: float = HEADER_TIMEOUT_S
+    engine: "EngineRequest | None" = None  # an engine to start and route its model to (`--engine`)
 
 
 def is_loopback(host: str) -> bool:
@@ -151,12 +157,21 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
                          hint="give --api-key KEY or --keys-file FILE, or bind 127.0.0.1")
     os.environ["MODELCTL_NO_SERVER"] = "1"  # this process's own chats never go to a server: it is the server
     registry = get_registry(None)
+    engine_plan = _engine_plan(options.engine, registry)
     sock = bind(options.host, options.port)
+    try:
+        engine = _start_engine(engine_plan, say) if engine_plan else None
+    except BaseException:
+        sock.close()
+        raise
+    if engine is not None:
+        registry = _route(registry, engine_plan)
     host, port = sock.getsockname()[:2]
     metrics = Metrics()
     answerer = Answerer(options.settings, registry, metrics, Budgets())
     token = secrets.token_hex(24)
-    server = Server(answerer, keys, metrics, token=token, limits=options.limits, cors=options.cors)
+    server = Server(answerer, keys, metrics, token=token, limits=options.limits, cors=options.cors,
+                    engines=(engine,) if engine else ())
     shown_host = f"[{host}]" if ":" in host else host
     info = ServerInfo(pid=os.getpid(), url=f"http://{shown_host}:{port}", host=host, port=port, token=token,
                       started=time.time(), version=__version__)
@@ -177,14 +192,64 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> int:
 
     try:
         sweeper.start()
+        if engine is not None:
+            threading.Thread(target=_watch, args=(engine, stopping, say), name="modelctl-serve-engine",
+                             daemon=True).start()
         asyncio.run(_Uvicorn(config, ready, cut_later).serve(sockets=[sock]))
     finally:
         stopping.set()
         remove_state(info.pid)
         server.close()
         sock.close()
+        if engine is not None:
+            engine.stop()
+            say(f"modelctl serve: stopped {engine.label}")
     say("modelctl serve: stopped")
     return 0
+
+
+def _engine_plan(request: "EngineRequest | None", registry: "Registry") -> "EnginePlan | None":
+    """The engine `--engine` asks for, planned and found installed (nothing started yet)."""
+    if request is None:
+        return None
+    from modelctl.engines.launch import check_installed  # noqa: PLC0415 (engines: only for --engine)
+    from modelctl.engines.process import check_port  # noqa: PLC0415 (engines: only for --engine)
+    from modelctl.serve.engine_session import plan  # noqa: PLC0415 (engines: only for --engine)
+
+    planned = plan(request, registry)
+    check_installed(request.engine)
+    check_port(planned.spec.host, planned.spec.port)
+    return planned
+
+
+def _start_engine(engine_plan: "EnginePlan", say: Callable[[str], None]) -> "EngineProcess":
+    from modelctl.engines.process import start  # noqa: PLC0415 (engines: only for --engine)
+
+    spec = engine_plan.spec
+    say(f"modelctl serve: starting {spec.engine} for {spec.served_name} at {spec.base_url}")
+    engine = start(spec, engine_plan.command, timeout=engine_plan.timeout)
+    say(f"modelctl serve: {engine.label} is ready at {engine.api_base} (pid {engine.proc.pid}, "
+        f"{engine.ready_s or 0:.1f} s); {spec.served_name} goes to it")
+    return engine
+
+
+def _route(registry: "Registry", engine_plan: "EnginePlan | None") -> "Registry":
+    """`registry` with the engine's model sent to it; the engine's key where its deployment looks."""
+    from modelctl.redaction import remember_secret  # noqa: PLC0415 (engines: only for --engine)
+    from modelctl.serve.engine_session import ENGINE_KEY_ENV, routed  # noqa: PLC0415 (engines: only for --engine)
+
+    assert engine_plan is not None and engine_plan.spec.api_key
+    remember_secret(engine_plan.spec.api_key)
+    os.environ[ENGINE_KEY_ENV] = engine_plan.spec.api_key
+    return routed(registry, engine_plan)
+
+
+def _watch(engine: "EngineProcess", stopping: threading.Event, say: Callable[[str], None]) -> None:
+    """Say so when the engine ends while the server still runs (its model's requests fail then)."""
+    code = engine.proc.wait()
+    if not stopping.is_set():
+        say(f"modelctl serve: {engine.label} exited with status {code}; requests for {engine.spec.served_name} "
+            f"fail until serve is restarted (its log: {engine.log_path})")
 
 
 def _sweep(answerer: Answerer, stopping: threading.Event) -> None:

@@ -41,6 +41,21 @@ class LoadedModel:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class RunningEngine:
+    """A serving engine the server started (`serve --engine`) and sends its model to."""
+
+    engine: str
+    model: str
+    url: str
+    pid: int | None
+    running_s: float | None
+    alive: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def running_server() -> ServerInfo:
     """The server the state file names; OfflineError (exit 9) when none runs."""
     server = read_state()
@@ -51,14 +66,22 @@ def running_server() -> ServerInfo:
 
 def loaded_models(server: ServerInfo) -> list[LoadedModel]:
     """What `server` holds loaded now."""
+    return server_status(server)[0]
+
+
+def server_status(server: ServerInfo) -> tuple[list[LoadedModel], list[RunningEngine]]:
+    """What `server` holds loaded now, and the engines it started."""
     client = _client(server)
     try:
         data = client.request_json("GET", f"{server.url}/api/ps")
     finally:
         client.close()
     wire = Wire(client.ctx.provider)
-    rows = wire.items(wire.obj(data, "the answer", optional=False).get("models"), "models")
-    return [_loaded(wire, wire.obj(row, "a model", optional=False)) for row in rows]
+    answer = wire.obj(data, "the answer", optional=False)
+    rows = wire.items(answer.get("models"), "models")
+    engines = wire.items(answer.get("engines"), "engines") if answer.get("engines") is not None else []
+    return ([_loaded(wire, wire.obj(row, "a model", optional=False)) for row in rows],
+            [_engine(wire, wire.obj(row, "an engine", optional=False)) for row in engines])
 
 
 def stop_models(server: ServerInfo, name: str) -> list[str]:
@@ -88,6 +111,16 @@ def _client(server: ServerInfo) -> HttpClient:
     where = f"the modelctl server at {server.url} (pid {server.pid})"
     return HttpClient(ErrorContext(where, key_hint="is another server listening at that address?"),
                       headers={"authorization": f"Bearer {server.token}"}, timeout=_TIMEOUT, retry=NO_RETRY)
+
+
+def _engine(wire: Wire, row: dict[str, Any]) -> RunningEngine:
+    alive = row.get("alive", True)
+    if not isinstance(alive, bool):
+        raise wire.wrong("alive", alive, "true or false")
+    pid = wire.number(row.get("pid"), "pid")
+    return RunningEngine(engine=wire.text(row.get("engine"), "engine") or "?", model=wire.text(row.get("model"), "model") or "?",
+                         url=wire.text(row.get("url"), "url") or "?", pid=None if pid is None else int(pid),
+                         running_s=wire.number(row.get("running_s"), "running_s"), alive=alive)
 
 
 def _loaded(wire: Wire, row: dict[str, Any]) -> LoadedModel:
