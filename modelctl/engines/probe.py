@@ -87,7 +87,7 @@ class Load:
 
 
 def _count(value: float) -> str:
-    return str(int(value)) if value.is_integer() else f"{value:g}"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -148,12 +148,14 @@ def parse_metrics(text: str, wanted: Iterable[str] | None = None) -> list[Sample
 
 
 def _family_type(name: str, types: Mapping[str, str]) -> str:
-    """The TYPE of the family `name` belongs to (a counter's `_total` sample: its family's)."""
-    for suffix in ("", "_total", "_bucket", "_sum", "_count", "_created"):
-        if suffix and name.endswith(suffix) and name[: -len(suffix)] in types:
-            return types[name[: -len(suffix)]]
-        if not suffix and name in types:
-            return types[name]
+    """The TYPE of the family `name` belongs to (a counter's `_total` sample: its family's); a
+    typed family's `_created` sample (when it began counting) is of no type kept."""
+    if name in types:
+        return types[name]
+    for suffix in ("_total", "_bucket", "_sum", "_count", "_created"):
+        family = name[: -len(suffix)]
+        if name.endswith(suffix) and family in types:
+            return "created" if suffix == "_created" else types[family]
     return "untyped"
 
 
