@@ -29,15 +29,11 @@ from modelctl.config import api_base_for
 from modelctl.engines.probe import READY, EngineStatus, Load, probe_engine
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.keys import find_key
-from modelctl.redaction import strip_credentials
 from modelctl.registry.vocab import default_key_env
 from modelctl.store.locate import locate
 from modelctl.transport import wire
-from modelctl.transport.deadline import within
-from modelctl.transport.http_client import transport_reason
-from modelctl.transport.httpx_import import import_httpx
 from modelctl.transport.ollama_server import normalize_tag, ollama_host
-from modelctl.transport.response_limits import LimitExceeded, Limits, bounded_hooks
+from modelctl.transport.probe_get import probe_get
 from modelctl.transport.server_text import one_line
 from modelctl.transport.urls import redact_url
 
@@ -127,31 +123,14 @@ def _engine_service(model: "Model", dep: "Deployment", status: EngineStatus) -> 
 def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
     """GET `url` without credentials (those written into it are left out too): (answered, what
     happened, its JSON body or None), all within `timeout` seconds (see the module docstring)."""
-    shown = one_line(redact_url(url), 200)
-    done, result = within(timeout, lambda: _get(url, shown, timeout), name=f"probe {shown}")
-    if not done or result is None:
-        return False, f"no complete answer from {shown} within {timeout:g} s", None
-    return result
-
-
-def _get(url: str, shown: str, timeout: float) -> tuple[bool, str, Any]:
-    httpx = import_httpx()
-    bounds = Limits(max_bytes=PROBE_BYTES, read_timeout=timeout, deadline=timeout)
+    answer = probe_get(url, timeout, PROBE_BYTES)
+    if answer.status is None:
+        return False, answer.why, None
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
-                          event_hooks=bounded_hooks(httpx, bounds, shown=redact_url)) as client:
-            response = client.get(strip_credentials(url))
-    except LimitExceeded as exc:
-        return False, f"no usable answer from {shown}: it {exc.why}", None
-    except httpx.HTTPError as exc:
-        return False, f"no answer from {shown}: {transport_reason(exc)}", None
-    except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a host name IDNA refuses
-        return False, f"cannot probe {shown}: not a usable address ({one_line(str(exc), 120)})", None
-    try:
-        body = wire.loads(response.content) if response.status_code == 200 else None
+        body = wire.loads(answer.body) if answer.status == 200 else None
     except ValueError:  # not JSON, nested too deep, too many values
         body = None
-    return True, f"server answered at {shown} (HTTP {response.status_code})", body
+    return True, f"server answered at {answer.why}", body
 
 
 def _ollama_has(body: Any, tag: str | None) -> bool:

@@ -27,14 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from modelctl.engines.catalog import Engine, engine_facts
-from modelctl.redaction import strip_credentials
 from modelctl.transport import wire
-from modelctl.transport.deadline import within
-from modelctl.transport.http_client import transport_reason
-from modelctl.transport.httpx_import import import_httpx
-from modelctl.transport.response_limits import LimitExceeded, Limits, bounded_hooks
-from modelctl.transport.server_text import one_line
-from modelctl.transport.urls import redact_url
+from modelctl.transport.probe_get import Answer, probe_get
 
 READY, LOADING, DOWN = "ready", "loading", "down"
 PROBE_TIMEOUT = 1.5
@@ -230,42 +224,6 @@ def _first(samples: list[Sample], series: tuple[str, ...], combine: Callable[[li
     return None
 
 
-# --- HTTP -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int | None  # None: no answer
-    body: bytes
-    why: str
-
-
-def _get(url: str, timeout: float, max_bytes: int, key: str | None = None) -> _Answer:
-    """GET `url`, bounded in time (all of it) and size; what happened, never an exception for
-    anything the server does."""
-    shown = one_line(redact_url(url), 200)
-    done, answer = within(timeout, lambda: _exchange(url, shown, timeout, max_bytes, key), name=f"probe {shown}")
-    if not done or answer is None:
-        return _Answer(None, b"", f"no complete answer from {shown} within {timeout:.3g} s")
-    return answer
-
-
-def _exchange(url: str, shown: str, timeout: float, max_bytes: int, key: str | None) -> _Answer:
-    httpx = import_httpx()
-    bounds = Limits(max_bytes=max_bytes, read_timeout=timeout, deadline=timeout)
-    headers = {"authorization": f"Bearer {key}"} if key else {}
-    try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
-                          event_hooks=bounded_hooks(httpx, bounds, shown=redact_url)) as client:
-            response = client.get(strip_credentials(url), headers=headers)
-            return _Answer(response.status_code, response.content, f"{shown} (HTTP {response.status_code})")
-    except LimitExceeded as exc:
-        return _Answer(None, b"", f"no usable answer from {shown}: it {exc.why}")
-    except httpx.HTTPError as exc:
-        return _Answer(None, b"", f"no answer from {shown}: {transport_reason(exc)}")
-    except (httpx.InvalidURL, UnicodeError) as exc:
-        return _Answer(None, b"", f"cannot probe {shown}: not a usable address ({one_line(str(exc), 120)})")
-
-
 def server_root(api_base: str) -> str:
     """The address an engine's health and metrics routes hang from: `api_base` without `/v1`."""
     base = api_base.rstrip("/")
@@ -297,16 +255,16 @@ def probe_engine(engine: str, api_base: str, *, key: str | None = None, timeout:
     root = server_root(api_base)
     models_url = f"{api_base.rstrip('/')}/models"
     if facts.health_path is not None:
-        health = _get(root + facts.health_path, left(), HEALTH_BYTES)
+        health = probe_get(root + facts.health_path, left(), HEALTH_BYTES)
         state = _state(health.status)
         if state != READY:
             return EngineStatus(engine, state, _said(facts, state, health))
-    listing = _get(models_url, left(), LIST_BYTES, key)
+    listing = probe_get(models_url, left(), LIST_BYTES, key)
     served = served_ids(listing.body) if listing.status == 200 else None
     if facts.health_path is None:  # the model list is the health probe
         state = _state(listing.status)
         if state == READY and served is None:
-            state, listing = DOWN, _Answer(listing.status, b"", f"{listing.why}, not a model list")
+            state, listing = DOWN, Answer(listing.status, b"", f"{listing.why}, not a model list")
         if state != READY:
             return EngineStatus(engine, state, _said(facts, state, listing))
     why = _said(facts, READY, listing)
@@ -314,7 +272,7 @@ def probe_engine(engine: str, api_base: str, *, key: str | None = None, timeout:
         why += "; its model list was not read"
     samples: tuple[Sample, ...] = ()
     if facts.metrics_path is not None:
-        page = _get(root + facts.metrics_path, left(), METRICS_BYTES)
+        page = probe_get(root + facts.metrics_path, left(), METRICS_BYTES)
         if page.status == 200:
             wanted = (*facts.waiting, *facts.running, *facts.kv_cache)
             samples = tuple(parse_metrics(page.body.decode("utf-8", "replace"), wanted))
@@ -325,7 +283,7 @@ def _state(status: int | None) -> str:
     return READY if status == 200 else LOADING if status == 503 else DOWN
 
 
-def _said(facts: Engine, state: str, answer: _Answer) -> str:
+def _said(facts: Engine, state: str, answer: Answer) -> str:
     if answer.status is None:
         return f"{facts.label} {state}: {answer.why}"
     return f"{facts.label} {state} at {answer.why}"
