@@ -131,8 +131,11 @@ def parse_metrics(text: str, wanted: Iterable[str] | None = None) -> list[Sample
             if len(parts) == 4 and parts[1] == "TYPE":
                 types[parts[2]] = parts[3].strip().lower()
             continue
-        sample = _sample(line)
-        if sample is None or (names is not None and sample.name not in names):
+        name = _NAME.match(line)
+        if name is None or (names is not None and name.group() not in names):
+            continue  # most of an engine's page: histograms' buckets, other series
+        sample = _sample(line, name)
+        if sample is None:
             continue
         if _family_type(sample.name, types) in _KEPT_TYPES:
             samples.append(sample)
@@ -153,11 +156,8 @@ def _family_type(name: str, types: Mapping[str, str]) -> str:
     return "untyped"
 
 
-def _sample(line: str) -> Sample | None:
-    match = _NAME.match(line.lstrip())
-    if match is None:
-        return None
-    rest = line.lstrip()[match.end():]
+def _sample(line: str, name: "re.Match[str]") -> Sample | None:
+    rest = line[name.end():]
     labels: list[tuple[str, str]] = []
     if rest.startswith("{"):
         end = _labels(rest, labels)
@@ -168,7 +168,7 @@ def _sample(line: str) -> Sample | None:
     if not fields or len(fields) > 2:  # the value, and an optional timestamp
         return None
     value = _number(fields[0])
-    return None if value is None else Sample(match.group(), tuple(labels), value)
+    return None if value is None else Sample(name.group(), tuple(labels), value)
 
 
 def _labels(text: str, into: list[tuple[str, str]]) -> int | None:
@@ -254,6 +254,7 @@ def probe_engine(engine: str, api_base: str, *, key: str | None = None, timeout:
 
     root = server_root(api_base)
     models_url = f"{api_base.rstrip('/')}/models"
+    health = listing = Answer(None, b"", "not asked")
     if facts.health_path is not None:
         health = probe_get(root + facts.health_path, left(), HEALTH_BYTES)
         state = _state(health.status)
@@ -267,9 +268,9 @@ def probe_engine(engine: str, api_base: str, *, key: str | None = None, timeout:
             state, listing = DOWN, Answer(listing.status, b"", f"{listing.why}, not a model list")
         if state != READY:
             return EngineStatus(engine, state, _said(facts, state, listing))
-    why = _said(facts, READY, listing)
+    why = _said(facts, READY, health if facts.health_path is not None else listing)
     if served is None:
-        why += "; its model list was not read"
+        why += f"; its model list was not read ({listing.why})"
     samples: tuple[Sample, ...] = ()
     if facts.metrics_path is not None:
         page = probe_get(root + facts.metrics_path, left(), METRICS_BYTES)

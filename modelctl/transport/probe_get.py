@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from modelctl.redaction import strip_credentials
 from modelctl.transport.deadline import within
-from modelctl.transport.http_client import transport_reason
+from modelctl.transport.http_client import _lazy_tls_transport, transport_reason
 from modelctl.transport.httpx_import import import_httpx
 from modelctl.transport.response_limits import LimitExceeded, Limits, bounded_hooks
 from modelctl.transport.server_text import one_line
@@ -44,7 +44,8 @@ def _exchange(url: str, shown: str, timeout: float, max_bytes: int, key: str | N
     bounds = Limits(max_bytes=max_bytes, read_timeout=timeout, deadline=timeout)
     headers = {"authorization": f"Bearer {key}"} if key else {}
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
+        # The client's own transport loads the CA bundle (tens of ms) even for plain http.
+        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, transport=_lazy_tls_transport(),
                           event_hooks=bounded_hooks(httpx, bounds, shown=redact_url)) as client:
             response = client.get(strip_credentials(url), headers=headers)
             return Answer(response.status_code, response.content, f"{shown} (HTTP {response.status_code})")
