@@ -8,7 +8,7 @@
 What is asked, in order (each engine's paths are in `catalog`): its health route at the server's
 root (the address without its `/v1`); where that is 200, `GET {api_base}/models`, then its
 Prometheus `/metrics`. An engine without a health route is probed by its model list alone. Each
-request gets what is left of `timeout` and at most a few MiB; an answer that is too slow, too
+request gets `timeout` (a probe of an engine that is up makes three) and reads at most a few MiB; an answer that is too slow, too
 large or malformed counts as none, never as a hang or a crash. No key is sent, except to the
 model list of a deployment that names its own key variable (`key_env`): vLLM's `--api-key`
 guards `/v1/*` but not `/health` or `/metrics`.
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
@@ -244,23 +243,18 @@ def served_ids(body: bytes) -> tuple[str, ...] | None:
 
 
 def probe_engine(engine: str, api_base: str, *, key: str | None = None, timeout: float = PROBE_TIMEOUT) -> EngineStatus:
-    """Probe the `engine` serving at `api_base` (see the module docstring); all of it within
-    about `timeout` seconds. `key` goes to the model list only."""
+    """Probe the `engine` serving at `api_base` (see the module docstring): at most three
+    requests, each within `timeout` seconds. `key` goes to the model list only."""
     facts = engine_facts(engine)
-    deadline = time.monotonic() + timeout
-
-    def left() -> float:
-        return max(deadline - time.monotonic(), 0.05)
-
     root = server_root(api_base)
     models_url = f"{api_base.rstrip('/')}/models"
     health = listing = Answer(None, b"", "not asked")
     if facts.health_path is not None:
-        health = probe_get(root + facts.health_path, left(), HEALTH_BYTES)
+        health = probe_get(root + facts.health_path, timeout, HEALTH_BYTES)
         state = _state(health.status)
         if state != READY:
             return EngineStatus(engine, state, _said(facts, state, health))
-    listing = probe_get(models_url, left(), LIST_BYTES, key)
+    listing = probe_get(models_url, timeout, LIST_BYTES, key)
     served = served_ids(listing.body) if listing.status == 200 else None
     if facts.health_path is None:  # the model list is the health probe
         state = _state(listing.status)
@@ -273,7 +267,7 @@ def probe_engine(engine: str, api_base: str, *, key: str | None = None, timeout:
         why += f"; its model list was not read ({listing.why})"
     samples: tuple[Sample, ...] = ()
     if facts.metrics_path is not None:
-        page = probe_get(root + facts.metrics_path, left(), METRICS_BYTES)
+        page = probe_get(root + facts.metrics_path, timeout, METRICS_BYTES)
         if page.status == 200:
             wanted = (*facts.waiting, *facts.running, *facts.kv_cache)
             samples = tuple(parse_metrics(page.body.decode("utf-8", "replace"), wanted))
