@@ -133,7 +133,9 @@ def test_llama_server_loading_then_ready_and_without_metrics(server):
     assert server.calls("/v1/models") == []  # nothing more is asked of a server still loading
     ready = probe_engine("llama-server", f"{server.url}/v1")
     assert ready.state == READY and ready.served == ("qwen",) and ready.load_for("qwen") is None
-    server.route("GET", "/metrics", ew.metrics(ew.llama_server_metrics(1, 2, 0.5)))
+    server.route("GET", "/metrics", ew.metrics(ew.llama_server_metrics(1, 2)))
+    assert probe_engine("llama-server", f"{server.url}/v1").load_for("qwen") == Load(1.0, 2.0, None)
+    server.route("GET", "/metrics", ew.metrics(ew.llama_server_metrics(1, 2, kv_ratio=0.5)))  # an older build
     assert probe_engine("llama-server", f"{server.url}/v1").load_for("qwen") == Load(1.0, 2.0, 0.5)
 
 

@@ -77,18 +77,23 @@ def sglang_metrics(waiting: float, running: float, token_usage: float, *, model:
     )
 
 
-def llama_server_metrics(deferred: int, processing: int, kv_ratio: float) -> str:
+def llama_server_metrics(deferred: int, processing: int, kv_ratio: float | None = None) -> str:
+    """llama.cpp server's page (with --metrics); only older builds export the KV cache's ratio."""
+    kv = ("# HELP llamacpp:kv_cache_usage_ratio KV-cache usage. 1 means 100 percent usage.\n"
+          "# TYPE llamacpp:kv_cache_usage_ratio gauge\n"
+          f"llamacpp:kv_cache_usage_ratio {kv_ratio}\n") if kv_ratio is not None else ""
     return (
         "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n"
         "# TYPE llamacpp:prompt_tokens_total counter\n"
         "llamacpp:prompt_tokens_total 16\n"
-        "# HELP llamacpp:prompt_seconds_total Prompt process time\n"
-        "# TYPE llamacpp:prompt_seconds_total counter\n"
-        "llamacpp:prompt_seconds_total 0.021\n"
-        "# HELP llamacpp:kv_cache_usage_ratio KV-cache usage. 1 means 100 percent usage.\n"
-        "# TYPE llamacpp:kv_cache_usage_ratio gauge\n"
-        f"llamacpp:kv_cache_usage_ratio {kv_ratio}\n"
-        "# HELP llamacpp:requests_processing Number of requests processing.\n"
+        "# HELP llamacpp:predicted_tokens_seconds Average generation throughput in tokens/s.\n"
+        "# TYPE llamacpp:predicted_tokens_seconds gauge\n"
+        "llamacpp:predicted_tokens_seconds nan\n"
+        "# HELP llamacpp:n_busy_slots_per_decode Average number of busy slots per llama_decode() call\n"
+        "# TYPE llamacpp:n_busy_slots_per_decode gauge\n"
+        "llamacpp:n_busy_slots_per_decode 1.5\n"
+        + kv
+        + "# HELP llamacpp:requests_processing Number of requests processing.\n"
         "# TYPE llamacpp:requests_processing gauge\n"
         f"llamacpp:requests_processing {processing}\n"
         "# HELP llamacpp:requests_deferred Number of requests deferred.\n"
