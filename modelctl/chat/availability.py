@@ -7,6 +7,10 @@ machine, an API's key (environment or keys file; Azure also an endpoint), a serv
 OpenAI-compatible or Hugging Face endpoint) that answers. Servers are probed in parallel and
 without credentials: any HTTP answer, even 401, means the server is there.
 
+A deployment that names its serving engine (`engine = "vllm"`, …) is probed as that engine
+(`engines/probe.py`): usable when its health route says ready and its model list has the
+deployment's `model`; its state (ready, loading, down) and load (queue, KV cache) come with it.
+
 A probe (`reach`) is bounded whatever the server does: the whole exchange (name lookup,
 connection, the answer to its last byte) ends within its timeout, at most PROBE_BYTES of the
 answer are read, and JSON that is too deep or too large to build counts as no JSON. A server
@@ -17,22 +21,19 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from modelctl.config import api_base_for
+from modelctl.engines.probe import READY, EngineStatus, Load, probe_engine
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.keys import find_key
-from modelctl.redaction import strip_credentials
 from modelctl.registry.vocab import default_key_env
 from modelctl.store.locate import locate
 from modelctl.transport import wire
-from modelctl.transport.http_client import transport_reason
-from modelctl.transport.httpx_import import import_httpx
 from modelctl.transport.ollama_server import normalize_tag, ollama_host
-from modelctl.transport.response_limits import LimitExceeded, Limits, bounded_hooks
+from modelctl.transport.probe_get import probe_get
 from modelctl.transport.server_text import one_line
 from modelctl.transport.urls import redact_url
 
@@ -56,6 +57,12 @@ class Service:
     deployment: "Deployment"
     usable: bool
     reason: str  # why it is (not) usable: "key from env OPENAI_API_KEY", "no GGUF file here", …
+    engine: EngineStatus | None = None  # what a probe of its serving engine found
+
+    @property
+    def load(self) -> Load | None:
+        """Its engine's load, where the engine reports one (`engines.probe.Load`)."""
+        return self.engine.load_for(self.deployment.model) if self.engine else None
 
     @property
     def id(self) -> str:
@@ -68,6 +75,8 @@ class Service:
         endpoint = api_base_for(self.deployment.kind) or meta.get("endpoint")
         if endpoint:
             meta["endpoint"] = redact_url(endpoint)
+        if self.engine is not None:
+            meta.update(self.engine.to_dict(self.deployment.model))
         return {"service": self.id, "model": self.model.id, "deployment": self.deployment.id, **meta,
                 "context_window": self.model.context_window, "usable": self.usable, "reason": self.reason}
 
@@ -80,7 +89,10 @@ def _key_reason(kind: str, dep: "Deployment") -> tuple[bool, str]:
 
 
 def probe_url(dep: "Deployment") -> str | None:
-    """The address that shows whether `dep`'s server is up, for kinds that run on a server."""
+    """The address that shows whether `dep`'s server is up, for kinds that run on a server
+    (an engine deployment's: `engine_base`)."""
+    if dep.engine is not None:
+        return None
     if dep.kind == "ollama":
         return f"{ollama_host(dep.host)}/api/tags"
     base = api_base_for(dep.kind) or dep.api_base
@@ -89,48 +101,36 @@ def probe_url(dep: "Deployment") -> str | None:
     return None
 
 
+def engine_base(dep: "Deployment") -> str | None:
+    """The api_base of a deployment that names its serving engine, where it has one."""
+    return (api_base_for(dep.kind) or dep.api_base) if dep.engine is not None else None
+
+
+def engine_key(dep: "Deployment") -> str | None:
+    """The key an engine's model list is sent: only that of a deployment's own `key_env`."""
+    return find_key(dep.kind, key_env=dep.key_env).value if dep.key_env else None
+
+
+def _engine_service(model: "Model", dep: "Deployment", status: EngineStatus) -> Service:
+    if status.state != READY:
+        return Service(model, dep, False, status.why, status)
+    if not status.serves(dep.model):
+        listed = ", ".join(status.served or ()) or "nothing"
+        return Service(model, dep, False, f"{status.why}, but it serves {one_line(listed, 200)}, not '{dep.model}'", status)
+    return Service(model, dep, True, status.why, status)
+
+
 def reach(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, Any]:
     """GET `url` without credentials (those written into it are left out too): (answered, what
     happened, its JSON body or None), all within `timeout` seconds (see the module docstring)."""
-    shown = one_line(redact_url(url), 200)
-    outcome: list[tuple[bool, str, Any] | BaseException] = []
-
-    def probe() -> None:
-        try:
-            outcome.append(_get(url, shown, timeout))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            outcome.append(exc)
-
-    # A thread of its own, left behind at the deadline: nothing else bounds a server that
-    # sends its headers a byte at a time (each read is quick), nor a slow name lookup.
-    worker = threading.Thread(target=probe, name=f"probe {shown}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not outcome:
-        return False, f"no complete answer from {shown} within {timeout:g} s", None
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
-
-
-def _get(url: str, shown: str, timeout: float) -> tuple[bool, str, Any]:
-    httpx = import_httpx()
-    bounds = Limits(max_bytes=PROBE_BYTES, read_timeout=timeout, deadline=timeout)
+    answer = probe_get(url, timeout, PROBE_BYTES)
+    if answer.status is None:
+        return False, answer.why, None
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
-                          event_hooks=bounded_hooks(httpx, bounds, shown=redact_url)) as client:
-            response = client.get(strip_credentials(url))
-    except LimitExceeded as exc:
-        return False, f"no usable answer from {shown}: it {exc.why}", None
-    except httpx.HTTPError as exc:
-        return False, f"no answer from {shown}: {transport_reason(exc)}", None
-    except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a host name IDNA refuses
-        return False, f"cannot probe {shown}: not a usable address ({one_line(str(exc), 120)})", None
-    try:
-        body = wire.loads(response.content) if response.status_code == 200 else None
+        body = wire.loads(answer.body) if answer.status == 200 else None
     except ValueError:  # not JSON, nested too deep, too many values
         body = None
-    return True, f"server answered at {shown} (HTTP {response.status_code})", body
+    return True, f"server answered at {answer.why}", body
 
 
 def _ollama_has(body: Any, tag: str | None) -> bool:
@@ -141,9 +141,13 @@ def _ollama_has(body: Any, tag: str | None) -> bool:
     return normalize_tag(tag) in names
 
 
-def check(model: "Model", dep: "Deployment", probes: dict[str, tuple[bool, str, Any]]) -> Service:
-    """Whether `dep` of `model` is usable, given the answers to the server probes (by URL)."""
+def check(model: "Model", dep: "Deployment", probes: dict[str, tuple[bool, str, Any]],
+          engines: dict[str, EngineStatus] | None = None) -> Service:
+    """Whether `dep` of `model` is usable, given the answers to the server probes (by URL) and
+    to the engine probes (by api_base)."""
     kind = dep.kind
+    if dep.engine is not None and engines is not None and engine_base(dep) in engines:
+        return _engine_service(model, dep, engines[engine_base(dep) or ""])
     if kind == "llama.cpp":
         try:
             path = locate(model)
@@ -174,23 +178,31 @@ def services(models: Iterable["Model"], *, timeout: float = PROBE_TIMEOUT,
         raise UsageError(f"a probe's timeout is a positive number of seconds, not {timeout}")
     pairs = [(m, d) for m in models for d in m.deployments]
     urls: list[str] = []
+    engine_jobs: dict[str, tuple[str, str | None]] = {}  # api_base -> (engine, key): one probe per address
     problems: dict[str, str] = {}
     for model, dep in pairs:
         try:
             url = probe_url(dep)
+            base = engine_base(dep)
+            if base is not None and dep.engine is not None and base not in engine_jobs:
+                engine_jobs[base] = (dep.engine, engine_key(dep))
         except ModelctlError as exc:  # an OLLAMA_HOST that cannot be used
             problems[f"{model.id}@{dep.id}"] = str(exc)
             continue
         if url is not None and url not in urls:
             urls.append(url)
     probes: dict[str, tuple[bool, str, Any]] = {}
-    if urls:
-        with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
+    engines: dict[str, EngineStatus] = {}
+    if urls or engine_jobs:
+        with ThreadPoolExecutor(max_workers=min(16, len(urls) + len(engine_jobs))) as pool:
+            engine_answers = [pool.submit(probe_engine, engine, base, key=key, timeout=timeout)
+                              for base, (engine, key) in engine_jobs.items()]
             probes = dict(zip(urls, pool.map(lambda u: reach_url(u, timeout), urls)))
+            engines = dict(zip(engine_jobs, (f.result() for f in engine_answers)))
     found = []
     for model, dep in pairs:
         problem = problems.get(f"{model.id}@{dep.id}")
-        found.append(Service(model, dep, False, problem) if problem else check(model, dep, probes))
+        found.append(Service(model, dep, False, problem) if problem else check(model, dep, probes, engines))
     return found
 
 

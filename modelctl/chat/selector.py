@@ -187,6 +187,32 @@ RANKINGS: dict[str, Callable[[Candidate], RankKey]] = {
 }
 
 
+def _load_rank(c: Candidate) -> tuple[float, float]:
+    load = c.service.load
+    return load.rank() if load is not None else (math.inf, math.inf)
+
+
+def least_loaded_first(ranked: list[Candidate], key: Callable[[Candidate], RankKey]) -> list[Candidate]:
+    """`ranked` with each set of equivalent deployments of one model (the same model, the same
+    rank key) reordered among its places, least loaded first: the shorter queue of waiting
+    requests, then the emptier KV cache, as their serving engines report them; a deployment
+    whose load is unknown comes after those that report one, ties keep their order."""
+    places: dict[tuple[str, RankKey], list[int]] = {}
+    for i, c in enumerate(ranked):
+        places.setdefault((c.model.id, key(c)), []).append(i)
+    out = list(ranked)
+    for group in places.values():
+        if len(group) < 2:
+            continue
+        by_load = sorted((ranked[i] for i in group), key=_load_rank)
+        for i, c in zip(group, by_load):
+            out[i] = c
+        load = by_load[0].service.load
+        if load is not None:
+            by_load[0].reasons.append(f"least loaded of {len(group)} deployments of {by_load[0].model.id} ({load.text()})")
+    return out
+
+
 def _why_chosen(c: Candidate) -> list[str]:
     reasons = [f"usable: {c.service.reason}"]
     window = f"of {c.context_window}" if c.context_window else "(context window unknown)"
@@ -270,6 +296,7 @@ def select_services(
             candidate.reasons = [refusal]
             rejected.append(candidate)
     accepted.sort(key=RANKINGS[k.prefer])  # stable: ties keep registry order
+    accepted = least_loaded_first(accepted, RANKINGS[k.prefer])
     if accepted:
         others = len(accepted) - 1
         accepted[0].reasons.append(f"first by --prefer {k.prefer}" + (f" of {others + 1} candidates" if others else ""))

@@ -161,11 +161,15 @@ def _print_plan(plan: Plan, sources: bool) -> None:
 @registry_app.command("add-endpoint", epilog=examples(
     ('Every model a local vLLM or llama.cpp server lists', 'modelctl registry add-endpoint http://localhost:8000/v1 --yes'),
     ('What an Ollama server would add, under a prefix', 'modelctl registry add-endpoint http://gpu:11434 --kind ollama --prefix gpu/ --dry-run'),
+    ('A vLLM server\'s models, joining the registry models they are', 'modelctl registry add-endpoint http://gpu1:8000/v1 --engine vllm'),
 ))
 def add_endpoint(
     url: Annotated[str, typer.Argument(metavar="URL", help="The server's address (http://localhost:8000/v1; Ollama's http://host:11434); no password or key in it.")],
     kind: str = typer.Option("openai-compatible", "--kind", metavar="KIND",
                              help="How the server lists its models: openai-compatible (GET URL/models) or ollama (GET URL/api/tags)."),
+    engine: Optional[str] = typer.Option(None, "--engine", metavar="E",
+                                         help="The serving engine there (vllm, sglang, llama-server, llama-cpp-python, llm-d, kserve, ray-serve): "
+                                              "written into each deployment; a served name that is a registry model's joins that model."),
     prefix: Optional[str] = typer.Option(None, "--prefix", metavar="P", help="Put before each name to make its registry id (gpu/)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be added; write nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before adding."),
@@ -181,7 +185,8 @@ def add_endpoint(
             _report(plan)
             output.confirm(f"Add {counted(len(new), 'model')} to your registry?", "nothing added")
 
-    outcomes = add_all(url, kind=kind, prefix=prefix or "", dry_run=dry_run, registry=state.get_registry, confirm=ask)
+    outcomes = add_all(url, kind=kind, prefix=prefix or "", dry_run=dry_run, registry=state.get_registry, confirm=ask,
+                       engine=engine)
     if as_json:
         output.print_records([o.record() for o in outcomes])
     elif not outcomes:
@@ -196,7 +201,8 @@ def _report(outcomes: "list[Outcome]") -> None:
     verbs = {"new": "would add", "added": "added", "skipped": "skipped"}
     for o in outcomes:
         why = f": {o.why}" if o.why else ""
-        sys.stderr.write(safe(f"{verbs[o.status]} {o.id}{why}") + "\n")
+        what = f"{o.served} as a deployment of {o.id}" if o.joins else o.id
+        sys.stderr.write(safe(f"{verbs[o.status]} {what}{why}") + "\n")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -10,6 +10,9 @@ from modelctl.cli import help as panel
 from modelctl.cli import options as opt
 from modelctl.cli import output, state
 from modelctl.cli.help import examples
+
+if TYPE_CHECKING:
+    from modelctl.chat.availability import Service
 
 
 def services(
@@ -20,7 +23,7 @@ def services(
 ) -> None:
     """The deployments usable right now (key present, local file present, server reachable;
     servers are probed in parallel), with their service metadata: model id, endpoint, api
-    version, deployment name."""
+    version, deployment name; for a serving engine, its state and load."""
     from modelctl.chat.availability import services as check_services  # noqa: PLC0415 (modelctl.chat.availability: not on the --help path)
     from modelctl.resolver import Resolver  # noqa: PLC0415 (modelctl.resolver: not on the --help path)
 
@@ -33,12 +36,20 @@ def services(
     rows = []
     for s in found:
         meta = s.metadata()
-        rows.append([s.id, meta["kind"], meta.get("model_id") or "", meta.get("endpoint") or "",
+        rows.append([s.id, meta["kind"], _engine_cell(s), meta.get("model_id") or "", meta.get("endpoint") or "",
                      meta.get("api_version") or "", meta.get("deployment_name") or "",
                      ("" if s.usable else "no: ") + s.reason])
-    output.table(["SERVICE", "KIND", "MODEL ID", "ENDPOINT", "API VERSION", "DEPLOYMENT", "USABLE"], rows,
+    output.table(["SERVICE", "KIND", "ENGINE", "MODEL ID", "ENDPOINT", "API VERSION", "DEPLOYMENT", "USABLE"], rows,
                  f"{sum(s.usable for s in found)} usable services", no_wrap=("SERVICE",), wrap=("USABLE",),
-                 drop=("API VERSION", "DEPLOYMENT", "MODEL ID", "KIND", "ENDPOINT"))
+                 drop=("API VERSION", "DEPLOYMENT", "MODEL ID", "KIND", "ENDPOINT", "ENGINE"))
+
+
+def _engine_cell(s: "Service") -> str:
+    """A serving engine's name, state and load: "vllm ready, 2 waiting, 8 running, KV cache 41%"."""
+    if s.engine is None:
+        return ""
+    load = s.load
+    return f"{s.engine.engine} {s.engine.state}" + (f", {load.text()}" if load else "")
 
 
 def register(app: typer.Typer) -> None:

@@ -33,7 +33,7 @@ ENGINE_FACTS: dict[str, Engine] = {e.name: e for e in (
            install="pip install 'sglang[all]' (Linux, a CUDA GPU; see docs.sglang.io)"),
     Engine("llama-server", "llama.cpp server", "/health", "/metrics",
            waiting=("llamacpp:requests_deferred",), running=("llamacpp:requests_processing",),
-           kv_cache=("llamacpp:kv_cache_usage_ratio",),
+           kv_cache=("llamacpp:kv_cache_usage_ratio",),  # older builds only; newer ones export none
            install="install llama.cpp (its release archives, brew install llama.cpp, or a source build) "
                    "so that llama-server is on PATH",
            local_weights="gguf"),

@@ -7,6 +7,7 @@ kinds, which of them run locally) is in `vocab.py`.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from modelctl.errors import NotFoundError
@@ -186,6 +187,10 @@ class Model:
                 return d
         known = ", ".join(d.id for d in self.deployments)
         raise NotFoundError(f"model '{self.id}' has no deployment '{ref}' (it has: {known})")
+
+    def entry(self) -> dict[str, Any]:
+        """The model's `[[models]]` table as its layers made it, a copy to change and write."""
+        return copy.deepcopy(self._raw)
 
     def to_dict(self) -> dict[str, Any]:
         """The full entry, JSON-ready, with the derived flags the list contract promises."""

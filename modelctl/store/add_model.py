@@ -61,6 +61,7 @@ class NewModel:
     name: str | None = None
     aliases: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ("chat",)
+    engine: str | None = None  # the serving engine at api_base (vocab.ENGINES)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Added:
 _FLAGS = {
     "id": "ID", "name": "--name", "aliases": "--alias", "tasks": "--task", "context_window": "--context",
     "max_output_tokens": "--max-output", "access.cost_input": "--price-in", "access.cost_output": "--price-out",
-    "deployments[0].kind": "--kind",
+    "deployments[0].kind": "--kind", "deployments[0].engine": "--engine",
     **{f"deployments[0].{k}": "--api-base" for k in _URL_KEYS},
     **{f"deployments[0].{k}": "--model" for k in _NAME_KEYS},
 }
@@ -102,6 +103,8 @@ def entry_for(spec: NewModel, today: str) -> dict[str, Any]:
     name_key = next((k for k in _NAME_KEYS if k in keys), "model")
     dep[name_key] = spec.model if spec.model is not None else spec.id.rsplit("/", 1)[-1]
     dep[next((k for k in _URL_KEYS if k in keys), "api_base")] = spec.api_base
+    if spec.engine is not None:
+        dep["engine"] = spec.engine
     local = is_local(dep)
     priced = spec.cost_input is not None or spec.cost_output is not None
     access: dict[str, Any] = {"free_tier": local and not priced, "local_capable": local}
