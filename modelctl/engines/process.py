@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import http.client
 import os
 import signal
 import socket
@@ -28,6 +27,7 @@ from modelctl.config import get_paths
 from modelctl.engines.catalog import engine_facts
 from modelctl.engines.launch import EngineCommand, LaunchSpec
 from modelctl.errors import BackendError, UsageError
+from modelctl.transport.probe_get import probe_get
 
 PROBE_TIMEOUT_S = 2.0  # one health request; a server that takes longer is not ready
 STOP_GRACE_S = 10.0  # after SIGTERM, before SIGKILL
@@ -154,17 +154,9 @@ def running(spec: LaunchSpec, command: EngineCommand, *, timeout: float) -> Iter
 def healthy(spec: LaunchSpec, *, timeout: float = PROBE_TIMEOUT_S) -> bool:
     """Whether the engine answers 200 at its health path (its model list where it has none)."""
     path = engine_facts(spec.engine).health_path or "/v1/models"
-    headers = {"authorization": f"Bearer {spec.api_key}"} if spec.api_key else {}
-    conn = http.client.HTTPConnection(spec.host, spec.port, timeout=max(timeout, 0.01))
-    try:
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        response.read(64 * 1024)
-        return response.status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
+    host = f"[{spec.host}]" if ":" in spec.host else spec.host
+    answer = probe_get(f"http://{host}:{spec.port}{path}", max(timeout, 0.01), 64 * 1024, spec.api_key or None)
+    return answer.status == 200
 
 
 def last_line(path: Path) -> str:
