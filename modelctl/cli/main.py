@@ -52,6 +52,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "doctor_cmd": ("doctor",),
     "tokens_cmd": ("tokens",),
     "services_cmd": ("services",),
+    "deploy_cmd": ("deploy",),  # manifests for vLLM elsewhere
 }
 
 
