@@ -18,6 +18,7 @@ from manifest_checks import ManifestError, api_object, compose_file, kserve_mode
 
 from modelctl import load_registry
 from modelctl.engines import manifests, yamltext
+from modelctl.engines.launch import tool_format_of, tool_parser
 from modelctl.errors import UsageError
 
 kubernetes = pytest.importorskip("kubernetes", reason="the `test` extra installs kubernetes")
@@ -65,6 +66,13 @@ def test_kubernetes_objects_validate_and_carry_the_size(registry, model_id, weig
     served = container["args"].index("--served-model-name") + 1
     assert container["args"][served:served + 1 + len(plan.aliases)] == [model_id, *registry.get(model_id).aliases]
     assert ("--tensor-parallel-size" in container["args"]) == (gpus > 1)
+    parser = tool_parser("vllm", tool_format_of(registry.get(model_id).template))
+    if "Qwen2.5" in model_id:
+        assert parser == "hermes"  # Qwen 2.5 writes Hermes-style calls
+    if parser:
+        assert container["args"][-3:] == ["--enable-auto-tool-choice", "--tool-call-parser", parser]
+    else:
+        assert "--tool-call-parser" not in container["args"]
     (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     (expr,) = term["matchExpressions"]
     assert expr["key"] == "nvidia.com/gpu.memory" and expr["operator"] == "Gt"

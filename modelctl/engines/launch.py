@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 KEY_VARIABLE = "MODELCTL_ENGINE_API_KEY"
 LOCAL_ENGINES = ("vllm", "sglang", "llama-server", "llama-cpp-python")
 
+_HF_HOSTS = ("huggingface.co", "www.huggingface.co", "hf.co")
+
 # A template family's tool-call format (templates/tool_calls.py) → each engine's parser for it.
 # Formats an engine has no parser for get none: the engine answers without parsing calls.
 TOOL_PARSERS: dict[str, dict[str, str]] = {
@@ -185,15 +187,17 @@ def _importable(module: str) -> bool:
 
 
 def original_weights(model: "Model") -> str | None:
-    """The Hugging Face repository of `model`'s original weights (not a GGUF conversion): a
-    Hugging Face inference deployment's model, else the repository its model card is on."""
+    """The Hugging Face repository of `model`'s original weights (not a GGUF conversion), as the
+    registry gives it: a Hugging Face inference deployment's model, else the repository its model
+    card or repository link is on. vLLM and SGLang load these, here and in `deploy`'s manifests."""
     for dep in model.deployments:
-        if dep.kind == "hf-inference" and dep.model and not _is_gguf_repo(dep.model):
+        if dep.kind == "hf-inference" and dep.model and "/" in dep.model and not _is_gguf_repo(dep.model):
             return dep.model
-    card = urlsplit(model.links.get("model_card", ""))
-    parts = [p for p in card.path.split("/") if p]
-    if card.hostname in ("huggingface.co", "www.huggingface.co") and len(parts) == 2 and not _is_gguf_repo(parts[1]):
-        return "/".join(parts)
+    for kind in ("model_card", "repo"):
+        link = urlsplit(model.links.get(kind, ""))
+        parts = [p for p in link.path.split("/") if p]
+        if link.hostname in _HF_HOSTS and len(parts) == 2 and not _is_gguf_repo(parts[1]):
+            return "/".join(parts)
     return None
 
 

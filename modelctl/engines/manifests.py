@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from modelctl.engines import yamltext
+from modelctl.engines.launch import original_weights, tool_format_of, tool_parser
 from modelctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ _PRECISION = ((re.compile(r"awq|gptq|int4|4bit|w4a16|nf4", re.I), 0.5), (re.comp
 # SkyPilot's accelerator names and their memory (GiB): the candidates a service may run on.
 SKY_ACCELERATORS = (("L4", 24), ("A10G", 24), ("L40S", 48), ("A100", 40), ("A100-80GB", 80), ("H100", 80),
                     ("H200", 141))
-_HF_HOSTS = ("huggingface.co", "hf.co")
 _HF_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 
 
@@ -68,6 +67,7 @@ class Plan:
     sizing: Sizing
     image: str = VLLM_IMAGE
     aliases: tuple[str, ...] = ()  # the registry's other names for it, served too
+    tool_parser: str | None = None  # vLLM's parser for the template family's tool calls
 
     @property
     def served_names(self) -> tuple[str, ...]:
@@ -79,20 +79,6 @@ class Plan:
     def key_secret(self) -> str:
         """The Secret (key `api-key`) holding the server's API key, which the user creates."""
         return f"{self.name}-api-key"
-
-
-def weights_repo(model: Model) -> str | None:
-    """The Hugging Face repository of the model's original weights, as the registry gives it: an
-    hf-inference deployment's model, else a model card or repository link on the Hub."""
-    for d in model.deployments:
-        if d.kind == "hf-inference" and d.model and "/" in d.model:
-            return d.model
-    for kind in ("model_card", "repo"):
-        url = urlsplit(model.links.get(kind, ""))
-        parts = [p for p in url.path.split("/") if p]
-        if url.hostname in _HF_HOSTS and len(parts) == 2:
-            return "/".join(parts)
-    return None
 
 
 def bytes_per_parameter(repo: str) -> float:
@@ -132,7 +118,7 @@ def plan(model: Model, *, weights: str | None = None, name: str | None = None, g
         raise UsageError(f"'{model.id}' has no open weights: only its provider serves it")
     if weights is not None and not _HF_REPO.fullmatch(weights):
         raise UsageError(f"--weights '{weights}' is not a Hugging Face repository (OWNER/NAME)")
-    repo = weights or weights_repo(model)
+    repo = weights or original_weights(model)
     if repo is None:
         raise UsageError(f"the registry gives no weights repository for '{model.id}'",
                          hint="give one with --weights OWNER/NAME, a Hugging Face repository vLLM can load")
@@ -143,7 +129,8 @@ def plan(model: Model, *, weights: str | None = None, name: str | None = None, g
                          "at most 63 characters)")
     return Plan(model_id=model.id, aliases=model.aliases, name=name or object_name(model.id), weights=repo,
                 max_model_len=max_model_len or model.context_window,
-                sizing=size(model.parameters, repo, gpu_memory_gib), image=image)
+                sizing=size(model.parameters, repo, gpu_memory_gib), image=image,
+                tool_parser=tool_parser("vllm", tool_format_of(model.template)))
 
 
 def vllm_args(p: Plan) -> list[str]:
@@ -153,6 +140,8 @@ def vllm_args(p: Plan) -> list[str]:
         args += ["--max-model-len", str(p.max_model_len)]
     if p.sizing.gpus > 1:
         args += ["--tensor-parallel-size", str(p.sizing.gpus)]
+    if p.tool_parser:
+        args += ["--enable-auto-tool-choice", "--tool-call-parser", p.tool_parser]
     return args
 
 
