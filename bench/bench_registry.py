@@ -1,15 +1,17 @@
 """Start-up and scale of the catalog commands, measured side by side in one run.
 
 1. `modelctl list --json` against `python -c "import typer, tomllib"` (the floor any Typer CLI
-   reading TOML pays), runs interleaved; prints the ratio of medians (target: <= 1.5).
+   reading TOML pays), runs interleaved; prints the ratio of medians (target: <= 1.5): with the
+   built-in registry alone, and with a user registry of 250 and of 2,500 more models
+   (`--user-models`), every registry's cache warm.
 2. A generated registry of 10,000 models: `list --json`, `list --free --local`, `search` as whole
    processes (target: < 0.5 s each once the registry's parse cache is warm), plus the first,
    cold run that parses and validates the TOML.
 
 With `--compare DIR` (a checkout of another commit, e.g. from `git archive`), the start-up runs
-interleave a third side, that checkout's `python -m modelctl list --json`, and print its ratio.
+interleave that checkout's `python -m modelctl list --json` with each registry, and print its ratios.
 
-Usage: python bench/bench_registry.py [--runs N] [--models N] [--compare DIR]
+Usage: python bench/bench_registry.py [--runs N] [--models N] [--user-models N,N] [--compare DIR]
 """
 
 from __future__ import annotations
@@ -71,35 +73,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--models", type=int, default=10_000)
+    parser.add_argument("--user-models", default="250,2500", metavar="N,N",
+                        help="start-up also with a user registry of this many models (comma-separated; '' for none)")
     parser.add_argument("--compare", metavar="DIR", help="also time the modelctl of this checkout")
     args = parser.parse_args()
     compared = str(Path(args.compare).resolve()) if args.compare else None
+    user_sizes = [int(n) for n in args.user_models.split(",") if n.strip()]
 
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, MODELCTL_HOME=tmp, NO_COLOR="1")
         env.pop("MODELCTL_REGISTRY", None)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # compiling every module on every run is no start-up a user sees
         py = sys.executable
         modelctl = [py, "-m", "modelctl"]
 
-        timed(modelctl + ["list", "--json"], env)  # warm the registry cache and the OS page cache
-        if compared:  # its own cache (another registry), in another home
-            other_env = dict(env, MODELCTL_HOME=str(Path(tmp) / "compared"))
-            timed(modelctl + ["list", "--json"], other_env, cwd=compared)
-        ours, floor, theirs = [], [], []
+        # One home per user registry size, its config/registry.toml generated; the compared
+        # checkout gets homes of its own (its cache may have another format).
+        sides = {"": (None, "")} | ({"compared": (compared, "compared-")} if compared else {})
+        homes: dict[tuple[str, int], dict[str, str]] = {}
+        for side, (_cwd, prefix) in sides.items():
+            for n in [0, *user_sizes]:
+                home = Path(tmp) / f"{prefix}user-{n}"
+                (home / "config").mkdir(parents=True)
+                if n:
+                    generate(home / "config" / "registry.toml", n)
+                homes[side, n] = dict(env, MODELCTL_HOME=str(home))
+        for (side, _n), home_env in homes.items():  # warm the registry caches, the bytecode and the OS page cache
+            timed(modelctl + ["list", "--json"], home_env, cwd=sides[side][0])
+        times: dict[tuple[str, int], list[float]] = {key: [] for key in homes}
+        floor = []
         for _ in range(args.runs):
-            ours.append(timed(modelctl + ["list", "--json"], env))
             floor.append(timed([py, "-c", "import typer, tomllib"], env))
-            if compared:
-                theirs.append(timed(modelctl + ["list", "--json"], other_env, cwd=compared))
-        m_ours, m_floor = statistics.median(ours), statistics.median(floor)
-        print(f"start-up: modelctl list --json {m_ours * 1000:.0f} ms, "
-              f"python -c 'import typer, tomllib' {m_floor * 1000:.0f} ms, "
-              f"ratio {m_ours / m_floor:.2f} (target <= 1.5), median of {args.runs}; "
-              f"best runs {min(ours) * 1000:.0f} / {min(floor) * 1000:.0f} ms, ratio {min(ours) / min(floor):.2f}")
-        if compared:
-            m_theirs = statistics.median(theirs)
-            print(f"start-up: {compared}'s modelctl list --json {m_theirs * 1000:.0f} ms, "
-                  f"ratio {m_theirs / m_floor:.2f}; this checkout against it {m_ours / m_theirs:.2f}")
+            for (side, n), home_env in homes.items():
+                times[side, n].append(timed(modelctl + ["list", "--json"], home_env, cwd=sides[side][0]))
+        m_floor = statistics.median(floor)
+        print(f"start-up: python -c 'import typer, tomllib' {m_floor * 1000:.0f} ms (median of {args.runs})")
+        for (side, n), runs in times.items():
+            m = statistics.median(runs)
+            what = f"+ {n:,} user models" if n else "built-in registry"
+            label = f"{compared}'s " if side else ""
+            print(f"start-up: {label}modelctl list --json, {what:<22} {m * 1000:4.0f} ms, "
+                  f"ratio {m / m_floor:.2f} (target <= 1.5); "
+                  f"best runs {min(runs) * 1000:.0f} / {min(floor) * 1000:.0f} ms, ratio {min(runs) / min(floor):.2f}"
+                  + (f"; this checkout against it {statistics.median(times['', n]) / m:.2f}" if side else ""))
 
         big = Path(tmp) / "big.toml"
         generate(big, args.models)
