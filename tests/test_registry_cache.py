@@ -12,7 +12,7 @@ from registries import model, write_registry
 
 from modelctl.config import get_paths
 from modelctl.redaction import may_hold_secrets, redact_data
-from modelctl.registry.loader import generated_registry, registry_layers, validate_files
+from modelctl.registry.loader import generated_registry, load_registry, registry_layers, validate_files
 from modelctl.registry.query import ModelFilter, filter_models, search_models
 from modelctl.registry.registry import Registry
 from modelctl.registry.vocab import today_iso
@@ -136,12 +136,12 @@ def test_a_damaged_cache_is_parsed_again(big_registry, run_modelctl, damage):
 
 
 def test_a_model_from_the_cache_reads_its_table_on_demand(big_registry, modelctl_home):
-    from modelctl.registry.loader import load_registry
-
     load_registry()  # writes the cache
     registry = load_registry()
     stored = registry.get("alias-7")
     assert stored is not None and stored.source == str(Path(get_paths().user_registry))
+    assert (stored.id, stored.aliases, stored.retired(), stored.replacement) == ("test/m-7", ("alias-7",), False, None)
+    assert stored._table is None  # what a listing reads needs no parsing
     fresh = big_registry.get("test/m-7")
     assert fresh is not None
     assert stored.to_dict() == fresh.to_dict()

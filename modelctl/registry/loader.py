@@ -142,7 +142,7 @@ def _cache_header(line: bytes, fingerprint: str) -> dict[str, Any] | None:
 def _write_cache(path: Path, fingerprint: str, loaded: _Loaded) -> None:
     models = loaded.models
     body = "\n".join([*(json.dumps(m._raw, separators=(",", ":")) for m in models),
-                       *(m.summary_json() for m in models)]).encode("utf-8")
+                       *(m.unretired_summary_json() for m in models)]).encode("utf-8")
     header = {"fingerprint": fingerprint, "crc": zlib.crc32(body), "updates": loaded.updates,
               "heads": [{k: m._raw[k] for k in HEAD_KEYS if k in m._raw} for m in models],
               "places": loaded.places}

@@ -276,11 +276,16 @@ class Model:
         }
 
     def summary_json(self, today: str | None = None) -> str:
-        """`summary(today)` as `json_text` writes it, made once (or kept by the loader's cache):
-        a long `list --json` joins these instead of encoding every object again."""
-        text = self._summary_text
-        if text is None:
-            item = self.summary(today)
-            item["retired"] = False
-            text = self._summary_text = json_text(item)
+        """`summary(today)` as `json_text` writes it: a long `list --json` joins these instead of
+        encoding every object again."""
+        text = self.unretired_summary_json()
         return text.replace(_NOT_RETIRED, _RETIRED, 1) if self.retired(today) else text
+
+    def unretired_summary_json(self) -> str:
+        """`summary_json()` with `retired` false whatever the date, made once (or kept by the
+        loader's cache, which must not depend on the day it was written)."""
+        if self._summary_text is None:
+            item = self.summary()
+            item["retired"] = False
+            self._summary_text = json_text(item)
+        return self._summary_text
