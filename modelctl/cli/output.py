@@ -162,7 +162,8 @@ def _write_records(records: Callable[[], Any], texts: list[str] | None = None) -
 
     if may_hold_secrets(text):
         text = json_text(redact_data(records()), indent)
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(text)  # not `text + "\n"`: a long listing is not copied once more
+    sys.stdout.write("\n")
 
 
 # The longest message printed whole: a server's 5 MB error page is not a message.

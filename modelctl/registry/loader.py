@@ -10,9 +10,10 @@ RegistryError listing every problem, never a silently skipped entry.
 Parsing TOML is the slow part of start-up, so each file that validated is cached in the cache
 dir, keyed by its path, size and modification time. The cache is lines of JSON: a header (the
 fingerprint, a checksum of the rest, the layer's updates, each model's HEAD_KEYS and the secret
-places of its deployments), each model's table, then each model's `list --json` object as printed.
-A loaded model parses its table only when asked for more than its head, so `list --json` on a
-registry of thousands of models joins texts instead of building and encoding objects.
+places of its deployments), each model's `list --json` object as printed, then each model's
+table. The tables are split and parsed only when a model is asked for more than its head, so
+`list --json` on a registry of thousands of models joins texts instead of building and encoding
+objects.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from modelctl.config import MAX_TOML_BYTES, get_paths, parse_toml
 from modelctl.errors import ModelctlError, NotFoundError, RegistryError
 from modelctl.files import atomic_write, load_json, read_user_file, read_user_text
 from modelctl.redaction import add_source
-from modelctl.registry.model import HEAD_KEYS, Model
+from modelctl.registry.model import HEAD_KEYS, Model, Tables
 from modelctl.registry.registry import Registry, replacement_problems
 from modelctl.version import __version__
 
@@ -105,6 +106,20 @@ def _tables(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(m, dict) for m in value)
 
 
+class _CachedTables(Tables):
+    """The tables of a cached file, one JSON line each: split when the first is asked for."""
+
+    def __init__(self, block: memoryview) -> None:
+        self._block: memoryview | None = block
+        self._lines: list[bytes] = []
+
+    def table(self, index: int) -> dict[str, Any]:
+        if self._block is not None:
+            self._lines, self._block = bytes(self._block).split(b"\n"), None
+        table: dict[str, Any] = json.loads(self._lines[index])
+        return table
+
+
 def _read_cache(path: Path, fingerprint: str) -> _Loaded | None:
     try:
         data = read_user_file(_cache_file(path), "registry cache", limit=8 * MAX_TOML_BYTES)
@@ -112,14 +127,15 @@ def _read_cache(path: Path, fingerprint: str) -> _Loaded | None:
         return None
     end = data.find(b"\n")
     header = _cache_header(data[:end] if end >= 0 else data, fingerprint)
-    if header is None or end < 0 or header["crc"] != zlib.crc32(memoryview(data)[end + 1:]):
+    body = memoryview(data)[end + 1:]
+    if header is None or end < 0 or header["crc"] != zlib.crc32(body) or not 0 < header["tables_at"] <= len(body):
         return None
-    lines = data[end + 1:].decode("utf-8").split("\n")
-    heads, source = header["heads"], str(path)
-    if len(lines) != 2 * len(heads):
+    heads, at, source = header["heads"], header["tables_at"], str(path)
+    summaries = str(body[:at - 1], "utf-8").split("\n") if heads else []
+    if len(summaries) != len(heads):
         return None
-    texts, summaries = lines[:len(heads)], lines[len(heads):]
-    models = [Model.stored(h, t, s, source) for h, t, s in zip(heads, texts, summaries)]
+    tables = _CachedTables(body[at:])
+    models = [Model.stored(h, tables, i, s, source) for i, (h, s) in enumerate(zip(heads, summaries))]
     variables, addresses = header["places"]
     return _Loaded(models, header["updates"], (variables, addresses))
 
@@ -133,7 +149,7 @@ def _cache_header(line: bytes, fingerprint: str) -> dict[str, Any] | None:
     if not isinstance(header, dict) or header.get("fingerprint") != fingerprint:
         return None
     places = header.get("places")
-    if (isinstance(header.get("crc"), int) and _tables(header.get("heads")) and _tables(header.get("updates"))
+    if (isinstance(header.get("crc"), int) and isinstance(header.get("tables_at"), int) and _tables(header.get("heads")) and _tables(header.get("updates"))
             and isinstance(places, list) and len(places) == 2 and all(isinstance(p, list) for p in places)):
         return header
     return None
@@ -141,9 +157,10 @@ def _cache_header(line: bytes, fingerprint: str) -> dict[str, Any] | None:
 
 def _write_cache(path: Path, fingerprint: str, loaded: _Loaded) -> None:
     models = loaded.models
-    body = "\n".join([*(json.dumps(m._raw, separators=(",", ":")) for m in models),
-                       *(m.unretired_summary_json() for m in models)]).encode("utf-8")
-    header = {"fingerprint": fingerprint, "crc": zlib.crc32(body), "updates": loaded.updates,
+    summaries = "\n".join(m.unretired_summary_json() for m in models).encode("utf-8")
+    body = summaries + b"\n" + "\n".join(json.dumps(m._raw, separators=(",", ":")) for m in models).encode("utf-8")
+    header = {"fingerprint": fingerprint, "crc": zlib.crc32(body), "tables_at": len(summaries) + 1,
+              "updates": loaded.updates,
               "heads": [{k: m._raw[k] for k in HEAD_KEYS if k in m._raw} for m in models],
               "places": loaded.places}
     try:

@@ -2,15 +2,14 @@
 
 The nested values (licence, access, defaults, deployments; `values.py`) are made on first use,
 so listing a large registry builds almost nothing. A model from the loader's cache starts as
-less: the few fields every load reads (HEAD_KEYS), its table as JSON text parsed on first use, and
-its `list --json` object as JSON text. The vocabulary (categories, tasks, deployment kinds, which
+less: the few fields every load reads (HEAD_KEYS), where to read its table on first use, and its
+`list --json` object as JSON text. The vocabulary (categories, tasks, deployment kinds, which
 of them run locally) is in `vocab.py`.
 """
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from modelctl.errors import NotFoundError
 from modelctl.registry.vocab import is_local, today_iso
@@ -20,6 +19,13 @@ if TYPE_CHECKING:
     from modelctl.registry.values import Access, Defaults, Deployment, License
 
 T = TypeVar("T")
+
+
+class Tables(Protocol):
+    """Where models kept by the loader's cache read their tables: the n-th validated table."""
+
+    def table(self, index: int) -> dict[str, Any]: ...
+
 
 # The fields read for every model of a loaded registry (its index, replacement chains, the
 # retirement filter): a cached model has them without parsing its table.
@@ -72,14 +78,15 @@ class Model:
     parses its table only when a field outside HEAD_KEYS is read.
     """
 
-    __slots__ = ("id", "_table", "_head", "_text", "_summary_text", "source",
+    __slots__ = ("id", "_table", "_head", "_tables", "_index", "_summary_text", "source",
                  "_license", "_access", "_defaults", "_deployments")
 
     def __init__(self, raw: dict[str, Any], source: str = "") -> None:
         self.id: str = raw["id"]  # read for every model of every load: a plain attribute
         self._table: dict[str, Any] | None = raw
         self._head: dict[str, Any] = raw  # HEAD_KEYS' values (here the whole table)
-        self._text = ""  # the table as JSON, when it is not parsed yet
+        self._tables: Tables | None = None  # where the table is, when it is not read yet
+        self._index = 0
         self._summary_text: str | None = None  # summary() as JSON, `retired` false
         self.source = source  # the file the entry came from (not part of the export)
         self._license: "License | None" = None
@@ -88,21 +95,22 @@ class Model:
         self._deployments: "tuple[Deployment, ...] | None" = None
 
     @classmethod
-    def stored(cls, head: dict[str, Any], text: str, summary_text: str, source: str) -> Model:
-        """A model kept by the loader's cache: its HEAD_KEYS values, its table as JSON text, and
-        `summary_json()`'s text with `retired` false."""
+    def stored(cls, head: dict[str, Any], tables: Tables, index: int, summary_text: str, source: str) -> Model:
+        """A model kept by the loader's cache: its HEAD_KEYS values, where its table is (the
+        `index`-th of `tables`), and `summary_json()`'s text with `retired` false."""
         model = cls.__new__(cls)
         model.id = head["id"]
-        model._table, model._head, model._text, model._summary_text = None, head, text, summary_text
-        model.source = source
+        model._table, model._head, model._tables, model._index = None, head, tables, index
+        model._summary_text, model.source = summary_text, source
         model._license = model._access = model._defaults = model._deployments = None
         return model
 
     @property
     def _raw(self) -> dict[str, Any]:
-        """The validated `[[models]]` table (parsed from the cache's text on first use)."""
+        """The validated `[[models]]` table (from the cache's tables on first use)."""
         if self._table is None:
-            self._table = json.loads(self._text)
+            assert self._tables is not None  # a model has its table or where to read it
+            self._table = self._tables.table(self._index)
         return self._table
 
     name = _Field[str]()
