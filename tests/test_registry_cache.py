@@ -95,11 +95,14 @@ def test_list_and_search_json_print_the_same_bytes_cold_and_warm(big_registry, r
     }
     hits = search_models(big_registry, "model zürich", limit=40)
     expected["search", "model", "zürich", "--json", "--limit", "40"] = _before([h.model for h in hits], [h.score for h in hits])
+    written: dict = {}
     for run in ("cold", "warm"):
         if run == "cold":
             assert not cache.exists()
         outputs = {args: run_modelctl(*args) for args in expected}
-        assert len(list(cache.iterdir())) == 3  # built-in, generated, user
+        stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+        assert len(stamps) == 3 and written in ({}, stamps)  # built-in, generated (updates only), user: read warm
+        written = stamps
         for args, result in outputs.items():
             assert result.returncode == 0, result.stderr
             if expected[args] is not None:
