@@ -149,3 +149,5 @@ def test_a_model_from_the_cache_reads_its_table_on_demand(big_registry, modelctl
     assert fresh is not None
     assert stored.to_dict() == fresh.to_dict()
     assert stored.summary_json(today_iso()) == json_text(fresh.summary(today_iso()))
+    # The first few tables are parsed one by one, the rest all at once: the same tables either way.
+    assert [m.to_dict() for m in registry] == [m.to_dict() for m in big_registry]
