@@ -15,14 +15,18 @@ is the one table of those characters; every place that shows, escapes or refuses
     escape_controls(t)  a server's words or a --debug line: tabs and line breaks kept
     inline_escaped(t)   controls and reordering characters escaped, all else as it was
     char_class(...)     a regular expression matching any character of the groups given
+    json_text(data)     data as JSON text with those characters escaped (what modelctl prints)
 
 Standard library only: importing this costs nothing.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from typing import Iterable
+from datetime import date, time
+from typing import Any, Iterable
 
 C0 = tuple(range(0x20))
 DEL_C1 = (0x7F, *range(0x80, 0xA0))
@@ -93,3 +97,38 @@ def char_class(*groups: Iterable[int]) -> re.Pattern[str]:
 
 def _code(c: int) -> str:
     return f"\\x{c:02x}" if c <= 0xFF else f"\\u{c:04x}"
+
+
+def _finite(data: Any) -> Any:
+    """`data` with NaN and the infinities replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
+# DEL, C1 controls, line separators and bidirectional overrides are valid unescaped in JSON
+# strings; escaped, no terminal or line-based tool reading the output acts on them. Lone
+# surrogates (a file name that is not UTF-8) are escaped too: no encoding can write them.
+_JSON_UNSAFE = char_class(DEL_C1, REORDERING, SURROGATES)
+
+
+def _iso(value: Any) -> str:
+    """A TOML date, time or date-time (config.toml may hold them; JSON has none) as ISO 8601."""
+
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def json_text(data: Any, indent: int | None = None) -> str:
+    """`data` as JSON text: NaN and Infinity (which JSON lacks) as null; dates and times as ISO
+    8601 strings; the characters of _JSON_UNSAFE escaped."""
+    try:
+        text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False, default=_iso)
+    except ValueError:
+        text = json.dumps(_finite(data), indent=indent, ensure_ascii=False, allow_nan=False, default=_iso)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)

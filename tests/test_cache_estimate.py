@@ -11,12 +11,15 @@ from providers import openai_wire
 from registries import model, write_registry
 
 from modelctl.chat.cache_estimate import CACHE_RULES, cached_tokens
+from modelctl.chat.selector import Constraints, select_services
 from modelctl.chat.tokens import token_report
 from modelctl.config import get_paths
 from modelctl.history import History, Turn
 from modelctl.history.schema import connect
 from modelctl.history.store import prefix_hashes
 from modelctl.registry import load_registry
+from modelctl.registry.loader import build_model_list, load_file
+from modelctl.registry.registry import Registry
 
 CHAT = "/v1/chat/completions"
 SYSTEM = "You answer questions about the attached manual. " + "The manual says many things. " * 300
@@ -125,3 +128,27 @@ def test_the_history_keeps_each_request_hash_and_migrates_old_databases(tmp_path
         h.add_turn(Turn(messages=FIRST, answer="x", model="m"))
         stored = h.conn.execute("SELECT prompt_hash FROM turns").fetchone()[0]
     assert stored == prefix_hashes(FIRST)[-1] and prefix_hashes(CONVERSATION)[:2] == prefix_hashes(FIRST)
+
+
+def test_auto_max_cost_prices_each_candidate_with_its_cached_start(registry, provider_env):
+    provider_env.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    provider_env.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789abcdef")
+    reg = Registry(build_model_list(load_file(registry), str(registry)))  # the file's models only
+
+    def select(**k):
+        return select_services(CONVERSATION, Constraints(max_tokens=1, **k), registry=reg)
+
+    full = {c.id: c.cost for c in select().candidates}
+    _log("t/cached", "openai", "openai", FIRST)
+    cached = {c.id: c.cost for c in select().candidates}
+    hit = cached["t/cached@openai"]
+    assert hit.cached_tokens >= 1024 and hit.total_usd < full["t/cached@openai"].total_usd
+    assert cached["t/claude@anthropic"] == full["t/claude@anthropic"]  # no request of its own in the history
+    limit = (hit.total_usd + full["t/cached@openai"].total_usd) / 2  # within it only with the cache
+    within = select(max_cost=limit).candidates
+    assert [c.id for c in within] == ["t/cached@openai"]
+    assert f"({hit.cached_tokens} prompt tokens at the cache-read price)" in within[0].reasons[-2]
+    _age_turns(CACHE_RULES["openai"].lifetime_s + 1)
+    outside = select(max_cost=limit)
+    assert not outside.candidates
+    assert "--max-cost" in next(c for c in outside.rejected if c.id == "t/cached@openai").reasons[-1]

@@ -23,6 +23,7 @@ from modelctl.chat.tokens import (
     Message,
     TokenCount,
     answer_tokens,
+    cache_reads,
     count_for,
     deployment_cost,
     run_window,
@@ -156,6 +157,13 @@ def _refusal(c: Candidate, k: Constraints) -> str | None:
     return None
 
 
+def _cached_tokens(service: "Service", messages: Sequence[Message], prompt_tokens: int) -> int:
+    """The prompt tokens `service`'s prompt cache is expected to serve (priced at the cache-read
+    price, as `tokens` and a named model's --max-cost do)."""
+    dep = service.deployment
+    return cache_reads(service.model.id, service.model, [dep], messages, prompt_tokens).get(dep.id, 0)
+
+
 def _more_with_ctx(c: Candidate) -> str:
     """For a local model that runs with less than its own window: how to have more."""
     used, trained = c.window.used, c.window.trained
@@ -220,7 +228,8 @@ def _why_chosen(c: Candidate) -> list[str]:
     if c.cost.total_usd is None:
         reasons.append("cost unknown (no price in the registry)")
     else:
-        reasons.append(f"estimated cost {_usd(c.cost.total_usd)}")
+        cached = f" ({c.cost.cached_tokens} prompt tokens at the cache-read price)" if c.cost.cached_tokens else ""
+        reasons.append(f"estimated cost {_usd(c.cost.total_usd)}{cached}")
     return reasons
 
 
@@ -286,8 +295,9 @@ def select_services(
         room = answer_tokens(service.model, k.max_tokens)
         local = local_file(service.model, service.deployment) if service.usable else None
         window = run_window(service.model, service.deployment, n_ctx=n_ctx, options=options, local=local)
+        cached = _cached_tokens(service, messages, tokens.tokens) if service.usable else 0
         candidate = Candidate(service, tokens, window,
-                              deployment_cost(service.model, service.deployment, tokens.tokens, room), room)
+                              deployment_cost(service.model, service.deployment, tokens.tokens, room, cached), room)
         refusal = _refusal(candidate, k)
         if refusal is None:
             candidate.reasons = _why_chosen(candidate)

@@ -6,15 +6,12 @@ so scripts and pipes see exactly the data. The CLI and the REPL share these cons
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
-from datetime import date, time
 from functools import lru_cache
 from typing import IO, TYPE_CHECKING, Any
 
-from modelctl.terminal_text import DEL_C1, REORDERING, SURROGATES, char_class
+from modelctl.terminal_text import json_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,41 +59,6 @@ def err() -> "Console":
 def reset_consoles() -> None:
     """Forget cached consoles (streams change under test runners)."""
     _console.cache_clear()
-
-
-def _finite(data: Any) -> Any:
-    """`data` with NaN and the infinities replaced by None."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
-    return data
-
-
-# DEL, C1 controls, line separators and bidirectional overrides are valid unescaped in JSON
-# strings; escaped, no terminal or line-based tool reading the output acts on them. Lone
-# surrogates (a file name that is not UTF-8) are escaped too: no encoding can write them.
-_JSON_UNSAFE = char_class(DEL_C1, REORDERING, SURROGATES)
-
-
-def _iso(value: Any) -> str:
-    """A TOML date, time or date-time (config.toml may hold them; JSON has none) as ISO 8601."""
-
-    if isinstance(value, (date, time)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def json_text(data: Any, indent: int | None = None) -> str:
-    """`data` as JSON text: NaN and Infinity (which JSON lacks) as null; dates and times as ISO
-    8601 strings; the characters of _JSON_UNSAFE escaped."""
-    try:
-        text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False, default=_iso)
-    except ValueError:
-        text = json.dumps(_finite(data), indent=indent, ensure_ascii=False, allow_nan=False, default=_iso)
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
 def write_json(stream: IO[str], data: Any) -> None:

@@ -15,7 +15,7 @@ from modelctl.cli.format import human_count, human_tokens, money
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
 from modelctl.registry.vocab import TOKEN_PRICES
-from modelctl.terminal_text import safe
+from modelctl.terminal_text import json_text, safe
 from modelctl.units import counted, human_bytes
 
 if TYPE_CHECKING:
@@ -47,11 +47,17 @@ def _print_models(models: list["Model"], *, as_json: bool, title: str, scores: l
 
     today = today_iso()
     if as_json:
-        items = [m.summary(today) for m in models]
-        if scores is not None:
-            for item, score in zip(items, scores):
+        texts = [m.summary_json(today) for m in models]
+        if scores is not None:  # the score is the object's last key
+            texts = [f'{t[:-1]}, "score": {json_text(round(s, 2))}}}' for t, s in zip(texts, scores)]
+
+        def items() -> list[dict[str, Any]]:
+            objects = [m.summary(today) for m in models]
+            for item, score in zip(objects, scores or ()):
                 item["score"] = round(score, 2)
-        output.print_records(items)
+            return objects
+
+        output.print_record_texts(texts, items)
         return
     output.table(_COLUMNS, [_row(m, today) for m in models], title, no_wrap=("ID",), drop=_NARROW_DROPS)
     if sys.stdout.isatty():

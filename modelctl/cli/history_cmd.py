@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 import typer
 
 from modelctl.chat.render import is_terminal, preview
-from modelctl.chat.terminal import json_text
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
 from modelctl.cli import output
@@ -18,7 +17,7 @@ from modelctl.cli.flags import command_group
 from modelctl.cli.format import cost_cell
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
-from modelctl.terminal_text import for_terminal, safe
+from modelctl.terminal_text import for_terminal, json_text, safe
 from modelctl.units import counted
 
 if TYPE_CHECKING:

@@ -20,8 +20,8 @@ from typing import Any, Callable, TextIO, TypeVar
 import typer
 
 # The consoles and the JSON writer are the chat's too; the commands use them from here.
-from modelctl.chat.terminal import json_text, out, styled, write_json
-from modelctl.terminal_text import printable, safe
+from modelctl.chat.terminal import out, styled, write_json
+from modelctl.terminal_text import json_text, printable, safe
 
 T = TypeVar("T")
 
@@ -144,13 +144,26 @@ def print_records(data: Any) -> None:
     credentials of the URLs in them are hidden. (A prompt or an answer is printed as it is.)
     Records are walked only when their JSON text may hold a credential: most hold none, and a
     10,000-model listing would pay for the walk on every `list --json`."""
+    _write_records(lambda: data)
+
+
+def print_record_texts(texts: list[str], records: Callable[[], list[Any]]) -> None:
+    """`print_records` of a list whose records are already JSON text (each as `json_text` writes
+    it), joined as one JSON array when piped: a long listing is not encoded again. `records`
+    gives the records themselves, asked for only when indenting for a terminal or redacting."""
+    _write_records(records, texts)
+
+
+def _write_records(records: Callable[[], Any], texts: list[str] | None = None) -> None:
     indent = 2 if sys.stdout.isatty() else None
-    text = json_text(data, indent)
+    # json.dumps writes a list's items as it writes each alone, joined by ", ".
+    text = f"[{', '.join(texts)}]" if texts is not None and indent is None else json_text(records(), indent)
     from modelctl.redaction import may_hold_secrets  # noqa: PLC0415 (modelctl.redaction: not on the --help path)
 
     if may_hold_secrets(text):
-        text = json_text(redact_data(data), indent)
-    sys.stdout.write(text + "\n")
+        text = json_text(redact_data(records()), indent)
+    sys.stdout.write(text)  # not `text + "\n"`: a long listing is not copied once more
+    sys.stdout.write("\n")
 
 
 # The longest message printed whole: a server's 5 MB error page is not a message.

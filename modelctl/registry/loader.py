@@ -7,8 +7,13 @@ whole; the generated layer's `[[updates]]` change a few facts (prices, limits, l
 model below it and keep the rest. Any problem in any layer is fatal: the caller gets a
 RegistryError listing every problem, never a silently skipped entry.
 
-Parsing TOML is the slow part of start-up, so each file that validated is cached as JSON in the
-cache dir, keyed by its path, size and modification time.
+Parsing TOML is the slow part of start-up, so each file that validated is cached in the cache
+dir, keyed by its path, size and modification time. The cache is lines of JSON: a header (the
+fingerprint, a checksum of the rest, the layer's updates, each model's HEAD_KEYS and the secret
+places of its deployments), each model's `list --json` object as printed, then each model's
+table. The tables are split and parsed only when a model is asked for more than its head, so
+`list --json` on a registry of thousands of models joins texts instead of building and encoding
+objects.
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ import os
 import re
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Union
 
 from modelctl.config import MAX_TOML_BYTES, get_paths, parse_toml
 from modelctl.errors import ModelctlError, NotFoundError, RegistryError
 from modelctl.files import atomic_write, load_json, read_user_file, read_user_text
 from modelctl.redaction import add_source
-from modelctl.registry.model import Model
+from modelctl.registry.model import HEAD_KEYS, Model, Tables
 from modelctl.registry.registry import Registry, replacement_problems
 from modelctl.version import __version__
 
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
     from modelctl.registry.schema import Problem
 
 # Bump when the cached form of a file changes; the schema module is only imported on a cache miss.
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 
 # The generated layer's own top-level keys, besides schema_version and [[models]].
 _GENERATED_KEYS = ("updates", "sources", "provenance")
@@ -86,29 +91,92 @@ def _fingerprint(path: Path, st: os.stat_result) -> str:
 
 
 Layer = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # a file's raw models and updates
+Places = tuple[list[str], list[str]]  # the variables a file's deployments read keys from, its secret addresses
+
+
+class _Loaded(NamedTuple):
+    """One validated file: its models, the generated layer's updates, its secret places."""
+
+    models: list[Model]
+    updates: list[dict[str, Any]]
+    places: Places
 
 
 def _tables(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(m, dict) for m in value)
 
 
-def _read_cache(path: Path, fingerprint: str) -> Layer | None:
+class _CachedTables(Tables):
+    """The tables of a cached file, one JSON line each, parsed when asked for: one by one for the
+    first few (`show` reads one), then all at once, which costs less than as many calls (a
+    filter or a search reads every model's)."""
+
+    ONE_BY_ONE = 16
+
+    def __init__(self, block: memoryview) -> None:
+        self._block = block
+        self._lines: list[bytes] | None = None
+        self._all: list[dict[str, Any]] | None = None
+        self._asked = 0
+
+    def table(self, index: int) -> dict[str, Any]:
+        if self._all is None:
+            self._asked += 1
+            if self._asked <= self.ONE_BY_ONE:
+                if self._lines is None:
+                    self._lines = bytes(self._block).split(b"\n")
+                one: dict[str, Any] = json.loads(self._lines[index])
+                return one
+            # A JSON line holds no line break: the lines joined by commas are one array.
+            self._all = json.loads(b"".join((b"[", bytes(self._block).replace(b"\n", b","), b"]")))
+        return self._all[index]
+
+
+def _read_cache(path: Path, fingerprint: str) -> _Loaded | None:
     try:
-        data = load_json(read_user_file(_cache_file(path), "registry cache", limit=4 * MAX_TOML_BYTES), "the cache")
+        data = read_user_file(_cache_file(path), "registry cache", limit=8 * MAX_TOML_BYTES)
     except ModelctlError:  # absent or damaged (even a FIFO): parse the registry again
         return None
-    if isinstance(data, dict) and data.get("fingerprint") == fingerprint:
-        models, updates = data.get("models"), data.get("updates", [])
-        if isinstance(models, list) and isinstance(updates, list) and _tables(models) and _tables(updates):
-            return models, updates
+    end = data.find(b"\n")
+    header = _cache_header(data[:end] if end >= 0 else data, fingerprint)
+    body = memoryview(data)[end + 1:]
+    if header is None or end < 0 or header["crc"] != zlib.crc32(body) or not 0 < header["tables_at"] <= len(body):
+        return None
+    heads, at, source = header["heads"], header["tables_at"], str(path)
+    summaries = str(body[:at - 1], "utf-8").split("\n") if heads else []
+    if len(summaries) != len(heads):
+        return None
+    tables = _CachedTables(body[at:])
+    models = [Model.stored(h, tables, i, s, source) for i, (h, s) in enumerate(zip(heads, summaries))]
+    variables, addresses = header["places"]
+    return _Loaded(models, header["updates"], (variables, addresses))
+
+
+def _cache_header(line: bytes, fingerprint: str) -> dict[str, Any] | None:
+    """The cache's first line, when it is the header of this `fingerprint`, in its shape."""
+    try:
+        header = load_json(line, "the cache")
+    except ModelctlError:
+        return None
+    if not isinstance(header, dict) or header.get("fingerprint") != fingerprint:
+        return None
+    places = header.get("places")
+    if (isinstance(header.get("crc"), int) and isinstance(header.get("tables_at"), int) and _tables(header.get("heads")) and _tables(header.get("updates"))
+            and isinstance(places, list) and len(places) == 2 and all(isinstance(p, list) for p in places)):
+        return header
     return None
 
 
-def _write_cache(path: Path, fingerprint: str, layer: Layer) -> None:
+def _write_cache(path: Path, fingerprint: str, loaded: _Loaded) -> None:
+    models = loaded.models
+    summaries = "\n".join(m.unretired_summary_json() for m in models).encode("utf-8")
+    body = summaries + b"\n" + "\n".join(json.dumps(m._raw, separators=(",", ":")) for m in models).encode("utf-8")
+    header = {"fingerprint": fingerprint, "crc": zlib.crc32(body), "tables_at": len(summaries) + 1,
+              "updates": loaded.updates,
+              "heads": [{k: m._raw[k] for k in HEAD_KEYS if k in m._raw} for m in models],
+              "places": loaded.places}
     try:
-        models, updates = layer
-        payload = json.dumps({"fingerprint": fingerprint, "models": models, "updates": updates}, separators=(",", ":"))
-        atomic_write(_cache_file(path), payload.encode("utf-8"))
+        atomic_write(_cache_file(path), json.dumps(header, separators=(",", ":")).encode("utf-8") + b"\n" + body)
     except OSError:
         pass  # a read-only cache dir only costs speed
 
@@ -205,6 +273,12 @@ def load_file(path: Path) -> list[dict[str, Any]]:
 def load_layer(path: Path) -> Layer:
     """The validated raw models and updates of one file, from the cache when it is fresh (each
     file, the generated layer too, is cached under its own path, size and modification time)."""
+    loaded = _load(path)
+    return [m._raw for m in loaded.models], loaded.updates
+
+
+def _load(path: Path) -> _Loaded:
+    """One file's models (as the cache keeps them when it is fresh), updates and secret places."""
     try:
         st = path.stat()
     except OSError:
@@ -217,9 +291,10 @@ def load_layer(path: Path) -> Layer:
     models, updates, problems = check_layer(path)
     if problems:
         raise RegistryError(_summary(problems), problems=problems)
+    loaded = _Loaded(build_model_list(models, str(path)), updates, _secret_places(models))
     if st:
-        _write_cache(path, fingerprint, (models, updates))
-    return models, updates
+        _write_cache(path, fingerprint, loaded)
+    return loaded
 
 
 def _summary(problems: "list[Problem]") -> str:
@@ -288,22 +363,22 @@ def apply_update(raw: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return patched
 
 
-def _secret_places(deployments: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
-    """For redaction (asked only when something is redacted): the variables the deployments
-    read keys from, and the addresses they hold, whose passwords are secrets too."""
+def _secret_places(models: list[dict[str, Any]]) -> Places:
+    """For redaction: the variables the models' deployments read keys from, and the addresses
+    they hold whose passwords are secrets too."""
+    deployments = [d for m in models for d in m.get("deployments", ())]
     variables = {d["key_env"] for d in deployments if d.get("key_env")}
     addresses = {str(d[k]) for d in deployments for k in ("api_base", "endpoint", "host") if d.get(k)}
-    return variables, {a for a in addresses if "@" in a or "?" in a}
+    return sorted(variables), sorted(a for a in addresses if "@" in a or "?" in a)
 
 
 def load_registry(extra: str | os.PathLike[str] | None = None) -> "Registry":
     """The merged registry. Raises RegistryError listing every problem of any layer."""
 
     layers = registry_layers(extra)
-    raws = [(path, load_layer(path)) for path in layers]
-    stack = [(build_model_list(models, str(path)), updates) for path, (models, updates) in raws]
-    add_source("registry", lambda: _secret_places([d for _, (raw, _u) in raws for m in raw for d in m.get("deployments", ())]))
-    return Registry(merge_stack(stack), [str(p) for p in layers])
+    loaded = [_load(path) for path in layers]
+    add_source("registry", lambda: ([v for f in loaded for v in f.places[0]], [a for f in loaded for a in f.places[1]]))
+    return Registry(merge_stack([(f.models, f.updates) for f in loaded]), [str(p) for p in layers])
 
 
 # Where a library function gets the registry it looks names up in (its keyword argument

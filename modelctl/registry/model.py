@@ -1,22 +1,40 @@
 """A registry model: a read-only view over one validated `[[models]]` table.
 
 The nested values (licence, access, defaults, deployments; `values.py`) are made on first use,
-so listing a large registry builds almost nothing. The vocabulary (categories, tasks, deployment
-kinds, which of them run locally) is in `vocab.py`.
+so listing a large registry builds almost nothing. A model from the loader's cache starts as
+less: the few fields every load reads (HEAD_KEYS), where to read its table on first use, and its
+`list --json` object as JSON text. The vocabulary (categories, tasks, deployment kinds, which
+of them run locally) is in `vocab.py`.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from modelctl.errors import NotFoundError
 from modelctl.registry.vocab import is_local, today_iso
+from modelctl.terminal_text import json_text
 
 if TYPE_CHECKING:
     from modelctl.registry.values import Access, Defaults, Deployment, License
 
 T = TypeVar("T")
+
+
+class Tables(Protocol):
+    """Where models kept by the loader's cache read their tables: the n-th validated table."""
+
+    def table(self, index: int) -> dict[str, Any]: ...
+
+
+# The fields read for every model of a loaded registry (its index, replacement chains, the
+# retirement filter): a cached model has them without parsing its table.
+HEAD_KEYS = ("id", "aliases", "retires", "replacement")
+
+# How `retired` reads in a summary's JSON text. A `"` inside a JSON string is always escaped, so
+# the unescaped text can only be the key itself.
+_NOT_RETIRED, _RETIRED = ', "retired": false, ', ', "retired": true, '
 
 
 class _Field(Generic[T]):
@@ -25,6 +43,7 @@ class _Field(Generic[T]):
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.key = name
+        self.in_head = name in HEAD_KEYS
         self.__doc__ = f"The entry's `{name}`."
 
     @overload
@@ -32,10 +51,12 @@ class _Field(Generic[T]):
     @overload
     def __get__(self, model: Model, owner: type | None = None) -> T: ...
     def __get__(self, model: Model | None, owner: type | None = None) -> T | _Field[T]:
-        return self if model is None else self.read(model._raw)
+        if model is None:
+            return self
+        return self.read(model._head if self.in_head else model._raw)
 
     def read(self, raw: dict[str, Any]) -> T:
-        return cast(T, raw.get(self.key))
+        return raw.get(self.key)  # type: ignore[return-value] # (validated: a T)
 
 
 class _Items(_Field[tuple[str, ...]]):
@@ -54,20 +75,45 @@ class Model:
 
     Building 10,000 of these must cost next to nothing (`list` on a large registry answers in
     well under half a second), so the table is kept as parsed and the nested values (licence,
-    access, defaults, deployments) are made on first use.
+    access, defaults, deployments) are made on first use; a model from the cache (`stored`)
+    parses its table only when a field outside HEAD_KEYS is read.
     """
 
-    __slots__ = ("_raw", "source", "_license", "_access", "_defaults", "_deployments")
+    __slots__ = ("id", "_table", "_head", "_tables", "_index", "_summary_text", "source",
+                 "_license", "_access", "_defaults", "_deployments")
 
     def __init__(self, raw: dict[str, Any], source: str = "") -> None:
-        self._raw = raw
+        self.id: str = raw["id"]  # read for every model of every load: a plain attribute
+        self._table: dict[str, Any] | None = raw
+        self._head: dict[str, Any] = raw  # HEAD_KEYS' values (here the whole table)
+        self._tables: Tables | None = None  # where the table is, when it is not read yet
+        self._index = 0
+        self._summary_text: str | None = None  # summary() as JSON, `retired` false
         self.source = source  # the file the entry came from (not part of the export)
         self._license: "License | None" = None
         self._access: "Access | None" = None
         self._defaults: "Defaults | None" = None
         self._deployments: "tuple[Deployment, ...] | None" = None
 
-    id = _Field[str]()
+    @classmethod
+    def stored(cls, head: dict[str, Any], tables: Tables, index: int, summary_text: str, source: str) -> Model:
+        """A model kept by the loader's cache: its HEAD_KEYS values, where its table is (the
+        `index`-th of `tables`), and `summary_json()`'s text with `retired` false."""
+        model = cls.__new__(cls)
+        model.id = head["id"]
+        model._table, model._head, model._tables, model._index = None, head, tables, index
+        model._summary_text, model.source = summary_text, source
+        model._license = model._access = model._defaults = model._deployments = None
+        return model
+
+    @property
+    def _raw(self) -> dict[str, Any]:
+        """The validated `[[models]]` table (from the cache's tables on first use)."""
+        if self._table is None:
+            assert self._tables is not None  # a model has its table or where to read it
+            self._table = self._tables.table(self._index)
+        return self._table
+
     name = _Field[str]()
     provider = _Field[str]()
     category = _Field[str]()
@@ -101,7 +147,7 @@ class Model:
     def retired(self, today: str | None = None) -> bool:
         """Whether the retirement date has come (`today` is YYYY-MM-DD; the real date by default).
         A retired model is no longer served by its provider; `list` hides it unless `--all`."""
-        retires = self._raw.get("retires")
+        retires = self._head.get("retires")
         return retires is not None and retires <= (today or today_iso())
 
     @property
@@ -242,3 +288,17 @@ class Model:
             ],
         }
 
+    def summary_json(self, today: str | None = None) -> str:
+        """`summary(today)` as `json_text` writes it: a long `list --json` joins these instead of
+        encoding every object again."""
+        text = self.unretired_summary_json()
+        return text.replace(_NOT_RETIRED, _RETIRED, 1) if self.retired(today) else text
+
+    def unretired_summary_json(self) -> str:
+        """`summary_json()` with `retired` false whatever the date, made once (or kept by the
+        loader's cache, which must not depend on the day it was written)."""
+        if self._summary_text is None:
+            item = self.summary()
+            item["retired"] = False
+            self._summary_text = json_text(item)
+        return self._summary_text
