@@ -1,0 +1,265 @@
+"""A Ray Serve application hosting replicas of a local GGUF (llama-cpp-python) behind
+OpenAI-compatible routes, and the command line that launches it.
+
+    ray_serve_command(model_id, gguf_path, port, replicas) -> list[str]
+    python -m modelctl.engines.ray_app --model GGUF --model-id ID --port P --replicas N
+
+The launched process starts a one-node Ray cluster of its own (`ray.init(address="local")`),
+Serve's HTTP proxy on HOST:PORT, and one application of two deployments:
+
+- `LlamaReplica` x N: each loads the GGUF once and answers one request at a time
+  (`max_ongoing_requests=1`: llama.cpp's context is not shared between threads); Serve queues
+  the rest and spreads them over the replicas, and replaces a replica that dies.
+- `OpenAIRouter`, the ingress: `GET /v1/models`, `POST /v1/chat/completions` (streamed as
+  server-sent events, or not), `GET /health` (200 once the application is deployed, that is,
+  once every replica has loaded the model). Serve's own `/-/healthz` answers 200 as soon as the
+  proxy is up, before the model is loaded.
+
+A replica that dies mid-stream ends the stream with an `error` event (OpenAI's error object)
+and no `[DONE]`; one that dies before answering gives a 503. The process prints one line
+`modelctl-ray-serve: ready http://HOST:PORT/v1` when it can be used and stops Serve and the
+cluster on SIGTERM or SIGINT.
+
+Ray is optional (`pip install 'modelctl[ray]'`): this module imports it only in the launched
+process, so that `ray_serve_command` can be called where Ray is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Sequence
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+MODULE = "modelctl.engines.ray_app"
+READY_LINE = "modelctl-ray-serve: ready"
+HEALTH_PATH = "/health"
+MAX_BODY = 4 * 1024 * 1024  # a chat request larger than this is refused (413)
+# What a request may pass on to llama-cpp-python's create_chat_completion; the rest is ignored.
+CHAT_PARAMETERS = ("temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
+                   "frequency_penalty", "response_format", "tools", "tool_choice")
+
+
+def ray_serve_command(model_id: str, gguf_path: str | Path, port: int, replicas: int = 1, *,
+                      host: str = "127.0.0.1", n_ctx: int | None = None, api_key_env: str | None = None,
+                      num_cpus: int | None = None, temp_dir: str | Path | None = None,
+                      python: str = sys.executable) -> list[str]:
+    """The command line that serves `gguf_path` as `model_id` with `replicas` Ray Serve replicas
+    on http://HOST:PORT/v1. `api_key_env` names the variable holding the key clients must send
+    (the key itself never appears on a command line); `num_cpus` is the CPUs the Ray cluster
+    offers (default: the machine's); `temp_dir` is Ray's session directory (default: Ray's)."""
+    cmd = [python, "-m", MODULE, "--model", str(gguf_path), "--model-id", model_id,
+           "--host", host, "--port", str(port), "--replicas", str(replicas)]
+    for flag, value in (("--n-ctx", n_ctx), ("--api-key-env", api_key_env), ("--num-cpus", num_cpus),
+                        ("--temp-dir", temp_dir)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    return cmd
+
+
+# --- the replicas ---------------------------------------------------------------------------------
+
+
+class LlamaReplica:
+    """One copy of the model: chat completions, whole or chunk by chunk."""
+
+    def __init__(self, gguf_path: str, model_id: str, n_ctx: int) -> None:
+        self.model_id = model_id
+        self.llm = _load_llama(gguf_path, n_ctx)
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        answer = self.llm.create_chat_completion(**_chat_arguments(body), stream=False)
+        return dict(answer, model=self.model_id)
+
+    def chat_stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        for chunk in self.llm.create_chat_completion(**_chat_arguments(body), stream=True):
+            yield dict(chunk, model=self.model_id)
+
+
+def _load_llama(gguf_path: str, n_ctx: int) -> Any:
+    """llama-cpp-python's Llama for the file, on the buffer path modelctl chooses for this CPU
+    (llama.cpp's AMX path crashes on some hosts: see backends/extra_buffers)."""
+    import llama_cpp  # noqa: PLC0415 (in the replica's process only)
+
+    from modelctl.backends import extra_buffers  # noqa: PLC0415 (in the replica's process only)
+    from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (in the replica's process only)
+
+    choice = LlamaCppBackend(Path(gguf_path)).buffer_choice()
+    with extra_buffers.model_params(llama_cpp, use_extra_bufts=choice.enabled):
+        return llama_cpp.Llama(gguf_path, n_ctx=n_ctx, verbose=False)
+
+
+def _chat_arguments(body: dict[str, Any]) -> dict[str, Any]:
+    args = {name: body[name] for name in CHAT_PARAMETERS if body.get(name) is not None}
+    return dict(args, messages=body["messages"])
+
+
+# --- the OpenAI-compatible routes -----------------------------------------------------------------
+
+
+class OpenAIRouter:
+    """The application's HTTP face: checks the request, hands it to a replica, writes the answer."""
+
+    def __init__(self, replicas: Any, model_id: str, api_key_env: str | None) -> None:
+        self.replicas = replicas  # a DeploymentHandle of LlamaReplica
+        self.model_id = model_id
+        self.api_key = os.environ.get(api_key_env) if api_key_env else None
+        self.created = int(time.time())
+
+    async def __call__(self, request: Request) -> Response:
+        from starlette.responses import JSONResponse, PlainTextResponse  # noqa: PLC0415 (Serve's process)
+
+        route = (request.method, request.url.path.rstrip("/"))
+        if route == ("GET", HEALTH_PATH):
+            return PlainTextResponse("ok")
+        if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "a valid API key is required (Authorization: Bearer KEY)", "invalid_api_key")
+        if route == ("GET", "/v1/models"):
+            return JSONResponse({"object": "list", "data": [
+                {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "modelctl"}]})
+        if route == ("POST", "/v1/chat/completions"):
+            return await self._chat(request)
+        return _error(404, f"no route {request.method} {request.url.path}", "not_found")
+
+    async def _chat(self, request: Request) -> Response:
+        from starlette.responses import JSONResponse, StreamingResponse  # noqa: PLC0415 (Serve's process)
+
+        body, problem = await _read_chat_body(request)
+        if problem is not None:
+            return problem
+        assert body is not None
+        if body.get("model") not in (None, self.model_id):
+            return _error(404, f"the model {body['model']!r} does not exist; this server serves {self.model_id!r}",
+                          "model_not_found")
+        if body.get("stream"):
+            chunks = self.replicas.options(stream=True).chat_stream.remote(body)
+            return StreamingResponse(_events(chunks), media_type="text/event-stream")
+        try:
+            answer = await self.replicas.chat.remote(body)
+        except Exception as exc:  # noqa: BLE001 - a replica that died or failed: the client gets a 503, not a hang
+            return _error(503, f"the replica failed: {_reason(exc)}", "replica_failed")
+        return JSONResponse(answer)
+
+
+async def _read_chat_body(request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        return None, _error(413, f"the request is over {MAX_BODY} bytes", "request_too_large")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None, _error(400, "the request body is not JSON", "invalid_request_error")
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+        return None, _error(400, "'messages' must be a non-empty list", "invalid_request_error")
+    return body, None
+
+
+async def _events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    """Server-sent events of the replica's chunks, `[DONE]` at the end; a replica that fails
+    mid-stream ends it with an error event instead."""
+    try:
+        async for chunk in chunks:
+            yield f"data: {json.dumps(chunk)}\n\n"
+    except Exception as exc:  # noqa: BLE001 - the replica died or failed: say so and end the stream
+        error = {"message": f"the replica failed mid-stream: {_reason(exc)}", "type": "replica_failed",
+                 "code": 503}
+        yield f"data: {json.dumps({'error': error})}\n\n"
+        return
+    yield "data: [DONE]\n\n"
+
+
+def _reason(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
+def _error(status: int, message: str, kind: str) -> Response:
+    from starlette.responses import JSONResponse  # noqa: PLC0415 (Serve's process)
+
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+
+
+# --- the launched process -------------------------------------------------------------------------
+
+
+def build_app(gguf_path: str, model_id: str, replicas: int, n_ctx: int, api_key_env: str | None) -> Any:
+    """The Serve application: `replicas` LlamaReplicas behind one OpenAIRouter."""
+    from ray import serve  # noqa: PLC0415 (Ray is optional)
+
+    # num_cpus=0: the replicas and the router are placed whatever the cluster's CPU count (llama.cpp
+    # uses its own threads); Serve's scheduler would otherwise refuse a second replica on 2 cores.
+    llama = serve.deployment(name="LlamaReplica", num_replicas=replicas, max_ongoing_requests=1,
+                             ray_actor_options={"num_cpus": 0})(LlamaReplica)
+    router = serve.deployment(name="OpenAIRouter", ray_actor_options={"num_cpus": 0})(OpenAIRouter)
+    return router.bind(llama.bind(gguf_path, model_id, n_ctx), model_id, api_key_env)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}",
+                                     description="Serve a GGUF with Ray Serve behind OpenAI-compatible routes.")
+    parser.add_argument("--model", required=True, help="the GGUF file")
+    parser.add_argument("--model-id", required=True, help="the name it is served under")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--n-ctx", type=int, default=2048)
+    parser.add_argument("--api-key-env", help="the variable holding the key clients must send")
+    parser.add_argument("--num-cpus", type=int, help="CPUs the Ray cluster offers (default: all)")
+    parser.add_argument("--temp-dir", help="Ray's session directory")
+    args = parser.parse_args(argv)
+    if not Path(args.model).is_file():
+        parser.error(f"no such file: {args.model}")
+    if not 1 <= args.replicas <= 64 or not 0 < args.port < 65536:
+        parser.error("--replicas takes 1 to 64, --port 1 to 65535")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    try:
+        import ray  # noqa: PLC0415 (Ray is optional)
+        from ray import serve  # noqa: PLC0415 (Ray is optional)
+    except ImportError:
+        print("modelctl-ray-serve: error: Ray Serve is not installed: pip install 'ray[serve]'", file=sys.stderr)
+        return 3
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report sent from a local cluster
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False,
+             _temp_dir=args.temp_dir or os.path.join(tempfile.gettempdir(), "ray"))
+    for stop in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which sets its own
+        signal.signal(stop, _stop)
+    try:
+        serve.start(http_options={"host": args.host, "port": args.port})
+        serve.run(build_app(os.path.abspath(args.model), args.model_id, args.replicas, args.n_ctx,
+                            args.api_key_env), route_prefix="/")
+        print(f"{READY_LINE} http://{args.host}:{args.port}/v1", flush=True)
+        while True:
+            signal.pause()
+    except _Stopped:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return 0
+
+
+class _Stopped(Exception):
+    """SIGTERM or SIGINT: stop Serve and the cluster, whether starting or serving."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop at a time: the cleanup is not interrupted
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise _Stopped
+
+
+if __name__ == "__main__":
+    sys.exit(main())

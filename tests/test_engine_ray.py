@@ -1,0 +1,228 @@
+"""A real distributed engine on this machine: a one-node Ray cluster whose Serve application
+(modelctl/engines/ray_app.py) hosts two replicas of SmolLM2 behind OpenAI-compatible routes,
+launched from `ray_serve_command` as a child process: healthy, its served model discovered by
+`modelctl registry add-endpoint`, chat through modelctl and through the OpenAI client (streamed
+and not), a replica killed mid-stream (an error event, no hang), stopped with every process of
+the cluster gone.
+
+One cluster serves the whole module (its start-up is 15-25 s on 2 cores); the module takes
+about a minute. Skipped where Ray Serve or the SmolLM2 package is not installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import openai
+import pytest
+from llama_server_process import free_port
+
+from modelctl.engines.ray_app import READY_LINE, ray_serve_command
+from modelctl.store.default_model import SMOLLM2
+
+pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'modelctl[ray]')")
+if importlib.util.find_spec(SMOLLM2.package) is None:
+    pytest.skip(f"the SmolLM2 model is not installed ({SMOLLM2.install})", allow_module_level=True)
+
+START_DEADLINE_S = 240.0  # a cluster that has not said it is ready by then is killed
+STOP_DEADLINE_S = 60.0
+
+
+def smollm2_file() -> Path:
+    locations = importlib.util.find_spec(SMOLLM2.package).submodule_search_locations
+    return Path(locations[0]) / SMOLLM2.filename
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid`, read from /proc (Ray's daemons, workers and replicas)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def proc_title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def wait_gone(pids: set[int], deadline_s: float) -> set[int]:
+    """Wait (on pidfds, no polling) until these processes have ended; returns those still alive."""
+    fds = {}
+    for pid in pids:
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            pass
+    try:
+        waiting = set(fds)
+        while waiting:
+            ready, _, _ = select.select(list(waiting), [], [], deadline_s)
+            if not ready:
+                break
+            waiting -= set(ready)
+        return {fds[fd] for fd in waiting}
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+class RayEngine:
+    """The launched engine: its process, base URL, and a bounded, checked stop."""
+
+    def __init__(self, proc: subprocess.Popen[str], base_url: str) -> None:
+        self.proc = proc
+        self.base_url = base_url
+        self.root = base_url.removesuffix("/v1")
+
+    def replicas(self) -> list[int]:
+        return [p for p in descendants(self.proc.pid) if "ServeReplica:default:LlamaReplica" in proc_title(p)]
+
+    def stop(self) -> tuple[int | None, set[int]]:
+        """SIGTERM, as `serve --engine` stops it: the exit status and any process left behind."""
+        cluster = descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code: int | None = self.proc.wait(timeout=STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        left = wait_gone(cluster, STOP_DEADLINE_S)
+        for pid in left | ({self.proc.pid} if code is None else set()):
+            os.kill(pid, signal.SIGKILL)
+        return code, left
+
+
+def wait_ready(proc: subprocess.Popen[str]) -> str:
+    """Read the engine's log until it says it is ready (a watchdog kills one that never does)."""
+    watchdog = threading.Timer(START_DEADLINE_S, proc.kill)
+    watchdog.start()
+    log: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.append(line)
+            if line.startswith(READY_LINE):
+                threading.Thread(target=proc.stdout.read, daemon=True).start()  # never block on a full pipe
+                return line.split()[-1]
+    finally:
+        watchdog.cancel()
+    proc.kill()
+    raise RuntimeError("the Ray Serve engine did not start:\n" + "".join(log[-40:]))
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[RayEngine]:
+    with tempfile.TemporaryDirectory(prefix="ray-") as ray_dir, \
+            tempfile.TemporaryDirectory(prefix="modelctl-home-") as home:
+        # Ray's socket paths must stay short (a Unix socket path takes at most 107 bytes).
+        cmd = ray_serve_command(SMOLLM2.id, smollm2_file(), free_port(), replicas=2, num_cpus=2, temp_dir=ray_dir)
+        env = dict(os.environ, MODELCTL_HOME=home, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                start_new_session=True)
+        started = RayEngine(proc, wait_ready(proc))
+        yield started
+        started.stop()
+
+
+def chat_body(stream: bool, max_tokens: int = 12) -> dict[str, object]:
+    return {"model": SMOLLM2.id, "messages": [{"role": "user", "content": "Say hello to the sea."}],
+            "max_tokens": max_tokens, "stream": stream, "temperature": 0}
+
+
+def test_healthy_with_its_replicas_and_model_listed(engine):
+    assert httpx.get(f"{engine.root}/-/healthz", timeout=30).status_code == 200  # Serve's proxy
+    assert httpx.get(f"{engine.root}/health", timeout=30).text == "ok"  # the application, deployed
+    assert len(engine.replicas()) == 2
+    models = httpx.get(f"{engine.base_url}/models", timeout=30).json()
+    assert [m["id"] for m in models["data"]] == [SMOLLM2.id]
+
+
+def test_served_model_discovered_and_chatted_with_through_modelctl(engine, run_modelctl):
+    added = run_modelctl("registry", "add-endpoint", engine.base_url, "--prefix", "ray/", "--yes")
+    assert added.returncode == 0, added.stderr
+    assert f"added ray/{SMOLLM2.id}" in added.stderr
+    for mode in ("--no-stream", None):  # whole, then streamed
+        done = run_modelctl("chat", "-m", f"ray/{SMOLLM2.id}", "-n", "12", *([mode] if mode else []),
+                            "Say hello to the sea.")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip(), done.stderr
+
+
+def test_chat_with_the_openai_client_streamed_and_not(engine):
+    client = openai.OpenAI(base_url=engine.base_url, api_key="unused", timeout=120, max_retries=0)
+    whole = client.chat.completions.create(**chat_body(stream=False))
+    assert whole.model == SMOLLM2.id and whole.choices[0].message.content
+    assert whole.usage is not None and 0 < whole.usage.completion_tokens <= 12
+    pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(**chat_body(stream=True))
+              if c.choices]
+    assert "".join(pieces).strip()
+
+
+def test_bad_requests_get_openai_errors(engine):
+    cases = [
+        (httpx.post(f"{engine.base_url}/chat/completions", content=b"{not json", timeout=30), 400),
+        (httpx.post(f"{engine.base_url}/chat/completions", json={"messages": []}, timeout=30), 400),
+        (httpx.post(f"{engine.base_url}/chat/completions", json=dict(chat_body(False), model="other"), timeout=30), 404),
+        (httpx.get(f"{engine.base_url}/nothing", timeout=30), 404),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, response.text
+        assert set(response.json()["error"]) >= {"message", "type"}
+
+
+def test_a_replica_killed_mid_stream_ends_it_with_an_error(engine):
+    events: list[str] = []
+    killed: list[int] = []
+    with httpx.stream("POST", f"{engine.base_url}/chat/completions", json=chat_body(True, max_tokens=400),
+                      timeout=httpx.Timeout(30, read=60)) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            events.append(line.removeprefix("data: "))
+            if len(events) == 3:  # answering: the replica streaming it dies (every replica, to be sure of it)
+                killed = engine.replicas()
+                for pid in killed:
+                    os.kill(pid, signal.SIGKILL)
+    assert len(killed) == 2
+    assert events[-1] != "[DONE]"
+    error = json.loads(events[-1])["error"]
+    assert error["type"] == "replica_failed" and "mid-stream" in error["message"]
+    # Serve replaces the dead replicas: the next request is answered.
+    again = httpx.post(f"{engine.base_url}/chat/completions", json=chat_body(False, max_tokens=4), timeout=180)
+    assert again.status_code == 200, again.text
+
+
+def test_stopped_cleanly_with_every_process_of_the_cluster_gone(engine):
+    """Last in the module: SIGTERM stops Serve and the cluster; nothing is left running."""
+    assert len(descendants(engine.proc.pid)) >= 6  # GCS, raylet, controller, proxy, router, replicas
+    code, left = engine.stop()
+    assert code == 0
+    assert not left, [proc_title(p) for p in left]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{engine.root}/-/healthz", timeout=5)
