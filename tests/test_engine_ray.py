@@ -16,6 +16,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -216,6 +217,33 @@ def test_a_replica_killed_mid_stream_ends_it_with_an_error(engine):
     # Serve replaces the dead replicas: the next request is answered.
     again = httpx.post(f"{engine.base_url}/chat/completions", json=chat_body(False, max_tokens=4), timeout=180)
     assert again.status_code == 200, again.text
+
+
+def test_modelctl_reports_a_replica_killed_mid_answer_and_exits(engine, run_modelctl, modelctl_home):
+    """Through the CLI: the partial answer stands, one error line, exit 7 (a backend error), no
+    hang. (No fallback once text has arrived: --fallback moves on only before an answer begins.)"""
+    assert run_modelctl("registry", "add-endpoint", engine.base_url, "--prefix", "ray/", "--yes").returncode == 0
+    env = dict(os.environ, MODELCTL_HOME=str(modelctl_home), NO_COLOR="1")
+    chat = subprocess.Popen([sys.executable, "-m", "modelctl", "chat", "-m", f"ray/{SMOLLM2.id}", "-n", "400",
+                             "--fallback", "Write a long story about the sea."],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    watchdog = threading.Timer(180, chat.kill)
+    watchdog.start()
+    try:
+        assert chat.stdout is not None
+        first = chat.stdout.read(8)  # the answer has begun
+        killed = engine.replicas()
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        rest, err = chat.communicate()
+    finally:
+        watchdog.cancel()
+    assert killed and first.strip()
+    stderr = err.decode()
+    assert chat.returncode == 7, stderr
+    assert "cut off after" in stderr and "the replica failed mid-stream" in stderr, stderr
+    assert [line for line in stderr.splitlines() if line.startswith("modelctl: error:")], stderr
+    assert "Traceback" not in stderr
 
 
 def test_stopped_cleanly_with_every_process_of_the_cluster_gone(engine):
