@@ -19,15 +19,16 @@ import subprocess
 import sys
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import httpx
 import openai
 import pytest
 from llama_server_process import free_port
 
-from modelctl.engines.ray_app import READY_LINE, ray_serve_command
+from modelctl.engines.ray_app import METRICS, READY_LINE, ray_serve_command
 from modelctl.store.default_model import SMOLLM2
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'modelctl[ray]')")
@@ -136,23 +137,38 @@ def wait_ready(proc: subprocess.Popen[str]) -> str:
     raise RuntimeError("the Ray Serve engine did not start:\n" + "".join(log[-40:]))
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[RayEngine]:
+@contextmanager
+def launched(replicas: int, env: dict[str, str] | None = None, **options: Any) -> Iterator[RayEngine]:
+    """The engine for SmolLM2 from `ray_serve_command(..., **options)`, running while the context lasts."""
     with tempfile.TemporaryDirectory(prefix="ray-") as ray_dir, \
             tempfile.TemporaryDirectory(prefix="modelctl-home-") as home:
         # Ray's socket paths must stay short (a Unix socket path takes at most 107 bytes).
-        cmd = ray_serve_command(SMOLLM2.id, smollm2_file(), free_port(), replicas=2, num_cpus=2, temp_dir=ray_dir)
-        env = dict(os.environ, MODELCTL_HOME=home, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
+        cmd = ray_serve_command(SMOLLM2.id, smollm2_file(), free_port(), replicas, num_cpus=2, temp_dir=ray_dir,
+                                **options)
+        env = dict(os.environ, MODELCTL_HOME=home, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0", **(env or {}))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 start_new_session=True)
         started = RayEngine(proc, wait_ready(proc))
+        try:
+            yield started
+        finally:
+            started.stop()
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[RayEngine]:
+    with launched(replicas=2) as started:
         yield started
-        started.stop()
 
 
-def chat_body(stream: bool, max_tokens: int = 12) -> dict[str, object]:
-    return {"model": SMOLLM2.id, "messages": [{"role": "user", "content": "Say hello to the sea."}],
+def chat_body(stream: bool, max_tokens: int = 12, prompt: str = "Say hello to the sea.") -> dict[str, object]:
+    return {"model": SMOLLM2.id, "messages": [{"role": "user", "content": prompt}],
             "max_tokens": max_tokens, "stream": stream, "temperature": 0}
+
+
+def long_answer() -> dict[str, object]:
+    """A streamed answer that lasts seconds (hundreds of tokens): time to look at it, or kill it, mid-way."""
+    return chat_body(True, max_tokens=400, prompt="Write a long story about the sea.")
 
 
 def test_healthy_with_its_replicas_and_model_listed(engine):
@@ -196,10 +212,43 @@ def test_bad_requests_get_openai_errors(engine):
         assert set(response.json()["error"]) >= {"message", "type"}
 
 
+def metrics(engine: RayEngine) -> dict[str, float]:
+    text = httpx.get(f"{engine.root}/metrics", timeout=30).text
+    samples = [line.split() for line in text.splitlines() if line and not line.startswith("#")]
+    return {name.split("{")[0]: float(value) for name, value in samples}
+
+
+def test_metrics_of_an_idle_engine(engine):
+    running, waiting, replicas = METRICS
+    assert metrics(engine) == {running: 0, waiting: 0, replicas: 2}
+
+
+def stream_events(engine: RayEngine, body: dict[str, object], keep: int | None = None) -> list[str]:
+    """The data of a streamed answer's events; with `keep`, the client leaves after that many."""
+    events: list[str] = []
+    with httpx.stream("POST", f"{engine.base_url}/chat/completions", json=body, timeout=60) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(line.removeprefix("data: "))
+                if len(events) == keep:
+                    break
+    return events
+
+
+def test_clients_leaving_mid_stream_leave_the_replicas_answering(engine):
+    """A stream cancelled by its client frees the replica for the next request while its generation
+    winds down: the next one waits for it instead of decoding alongside (which aborts llama.cpp)."""
+    replicas = set(engine.replicas())
+    for _ in range(3):
+        assert len(stream_events(engine, long_answer(), keep=2)) == 2
+    assert stream_events(engine, long_answer())[-1] == "[DONE]"
+    assert set(engine.replicas()) == replicas  # none died and was replaced
+
+
 def test_a_replica_killed_mid_stream_ends_it_with_an_error(engine):
     events: list[str] = []
     killed: list[int] = []
-    with httpx.stream("POST", f"{engine.base_url}/chat/completions", json=chat_body(True, max_tokens=400),
+    with httpx.stream("POST", f"{engine.base_url}/chat/completions", json=long_answer(),
                       timeout=httpx.Timeout(30, read=60)) as response:
         assert response.status_code == 200
         for line in response.iter_lines():
@@ -244,6 +293,19 @@ def test_modelctl_reports_a_replica_killed_mid_answer_and_exits(engine, run_mode
     assert "cut off after" in stderr and "the replica failed mid-stream" in stderr, stderr
     assert [line for line in stderr.splitlines() if line.startswith("modelctl: error:")], stderr
     assert "Traceback" not in stderr
+
+
+def test_a_key_is_required_where_one_is_set():
+    """--api-key-env: the key is read from the variable (never on the command line); every route
+    but /health wants it."""
+    with launched(replicas=1, env={"RAY_ENGINE_TEST_KEY": "k-123"}, api_key_env="RAY_ENGINE_TEST_KEY") as engine:
+        assert "k-123" not in " ".join(engine.proc.args)
+        assert httpx.get(f"{engine.root}/health", timeout=30).status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            refused = httpx.get(f"{engine.base_url}/models", headers=headers, timeout=30)
+            assert refused.status_code == 401 and refused.json()["error"]["type"] == "invalid_api_key"
+        client = openai.OpenAI(base_url=engine.base_url, api_key="k-123", timeout=120, max_retries=0)
+        assert client.chat.completions.create(**chat_body(stream=False)).choices[0].message.content
 
 
 def test_stopped_cleanly_with_every_process_of_the_cluster_gone(engine):

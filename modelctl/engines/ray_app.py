@@ -11,9 +11,10 @@ Serve's HTTP proxy on HOST:PORT, and one application of two deployments:
   (`max_ongoing_requests=1`: llama.cpp's context is not shared between threads); Serve queues
   the rest and spreads them over the replicas, and replaces a replica that dies.
 - `OpenAIRouter`, the ingress: `GET /v1/models`, `POST /v1/chat/completions` (streamed as
-  server-sent events, or not), `GET /health` (200 once the application is deployed, that is,
-  once every replica has loaded the model). Serve's own `/-/healthz` answers 200 as soon as the
-  proxy is up, before the model is loaded.
+  server-sent events, or not), `GET /health` (200 once the application's routes are deployed;
+  Serve's own `/-/healthz` answers 503 while Serve starts, then 200), `GET /metrics` (Prometheus
+  text: the chat requests being answered and those waiting for a replica, from the router's
+  own count; `METRICS` names the series).
 
 A replica that dies mid-stream ends the stream with an `error` event (OpenAI's error object)
 and no `[DONE]`; one that dies before answering gives a 503. The process prints one line
@@ -27,14 +28,16 @@ process, so that `ray_serve_command` can be called where Ray is not installed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -45,6 +48,8 @@ READY_LINE = "modelctl-ray-serve: ready"
 HEALTH_PATH = "/health"
 MAX_BODY = 4 * 1024 * 1024  # a chat request larger than this is refused (413)
 # What a request may pass on to llama-cpp-python's create_chat_completion; the rest is ignored.
+# The series of GET /metrics: requests a replica is answering, requests queued for one, replicas.
+METRICS = ("modelctl_ray:requests_running", "modelctl_ray:requests_waiting", "modelctl_ray:replicas")
 CHAT_PARAMETERS = ("temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
                    "frequency_penalty", "response_format", "tools", "tool_choice")
 
@@ -70,19 +75,47 @@ def ray_serve_command(model_id: str, gguf_path: str | Path, port: int, replicas:
 
 
 class LlamaReplica:
-    """One copy of the model: chat completions, whole or chunk by chunk."""
+    """One copy of the model: chat completions, whole or chunk by chunk.
+
+    One generation at a time (llama.cpp aborts the process when two threads decode in one
+    context): each holds the lock in a thread of its own. A stream whose client has gone is
+    cancelled by Serve, which takes the replica's next request at once; the cancelled
+    generation stops at its next token and only then lets the next one start."""
 
     def __init__(self, gguf_path: str, model_id: str, n_ctx: int) -> None:
         self.model_id = model_id
         self.llm = _load_llama(gguf_path, n_ctx)
+        self.lock = threading.Lock()
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        answer = self.llm.create_chat_completion(**_chat_arguments(body), stream=False)
+        with self.lock:  # Serve runs this method in a thread of its pool
+            answer = self.llm.create_chat_completion(**_chat_arguments(body), stream=False)
         return dict(answer, model=self.model_id)
 
-    def chat_stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        for chunk in self.llm.create_chat_completion(**_chat_arguments(body), stream=True):
-            yield dict(chunk, model=self.model_id)
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def generate() -> None:
+            with self.lock:
+                try:
+                    for chunk in self.llm.create_chat_completion(**_chat_arguments(body), stream=True):
+                        if stop.is_set():
+                            break
+                        loop.call_soon_threadsafe(chunks.put_nowait, dict(chunk, model=self.model_id))
+                    loop.call_soon_threadsafe(chunks.put_nowait, None)
+                except Exception as exc:  # noqa: BLE001 - handed to the stream, which raises it
+                    loop.call_soon_threadsafe(chunks.put_nowait, exc)
+
+        threading.Thread(target=generate, name="generate", daemon=True).start()
+        try:
+            while (item := await chunks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()  # cancelled, or done: the thread ends at its next token
 
 
 def _load_llama(gguf_path: str, n_ctx: int) -> Any:
@@ -109,8 +142,10 @@ def _chat_arguments(body: dict[str, Any]) -> dict[str, Any]:
 class OpenAIRouter:
     """The application's HTTP face: checks the request, hands it to a replica, writes the answer."""
 
-    def __init__(self, replicas: Any, model_id: str, api_key_env: str | None) -> None:
+    def __init__(self, replicas: Any, model_id: str, api_key_env: str | None, replica_count: int) -> None:
         self.replicas = replicas  # a DeploymentHandle of LlamaReplica
+        self.replica_count = replica_count
+        self.in_flight = 0  # chat requests received and not yet answered (one router: an exact count)
         self.model_id = model_id
         self.api_key = os.environ.get(api_key_env) if api_key_env else None
         self.created = int(time.time())
@@ -123,6 +158,8 @@ class OpenAIRouter:
             return PlainTextResponse("ok")
         if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
             return _error(401, "a valid API key is required (Authorization: Bearer KEY)", "invalid_api_key")
+        if route == ("GET", "/metrics"):
+            return PlainTextResponse(self._metrics(), media_type="text/plain; version=0.0.4")
         if route == ("GET", "/v1/models"):
             return JSONResponse({"object": "list", "data": [
                 {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "modelctl"}]})
@@ -142,12 +179,31 @@ class OpenAIRouter:
                           "model_not_found")
         if body.get("stream"):
             chunks = self.replicas.options(stream=True).chat_stream.remote(body)
-            return StreamingResponse(_events(chunks), media_type="text/event-stream")
+            return StreamingResponse(self._counted(_events(chunks)), media_type="text/event-stream")
+        self.in_flight += 1
         try:
             answer = await self.replicas.chat.remote(body)
         except Exception as exc:  # noqa: BLE001 - a replica that died or failed: the client gets a 503, not a hang
             return _error(503, f"the replica failed: {_reason(exc)}", "replica_failed")
+        finally:
+            self.in_flight -= 1
         return JSONResponse(answer)
+
+    async def _counted(self, events: AsyncIterator[str]) -> AsyncIterator[str]:
+        """The stream's events, the request counted in flight until it ends or the client leaves."""
+        self.in_flight += 1
+        try:
+            async for event in events:
+                yield event
+        finally:
+            self.in_flight -= 1
+
+    def _metrics(self) -> str:
+        """Prometheus text of the load: each replica answers one request at a time, the rest wait."""
+        running = min(self.in_flight, self.replica_count)
+        label = '{model_name="%s"}' % self.model_id.replace("\\", "\\\\").replace('"', '\\"')
+        values = (running, self.in_flight - running, self.replica_count)
+        return "".join(f"# TYPE {name} gauge\n{name}{label} {value}\n" for name, value in zip(METRICS, values))
 
 
 async def _read_chat_body(request: Request) -> tuple[dict[str, Any] | None, Response | None]:
@@ -200,7 +256,7 @@ def build_app(gguf_path: str, model_id: str, replicas: int, n_ctx: int, api_key_
     llama = serve.deployment(name="LlamaReplica", num_replicas=replicas, max_ongoing_requests=1,
                              ray_actor_options={"num_cpus": 0})(LlamaReplica)
     router = serve.deployment(name="OpenAIRouter", ray_actor_options={"num_cpus": 0})(OpenAIRouter)
-    return router.bind(llama.bind(gguf_path, model_id, n_ctx), model_id, api_key_env)
+    return router.bind(llama.bind(gguf_path, model_id, n_ctx), model_id, api_key_env, replicas)
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
