@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -218,9 +218,17 @@ def metrics(engine: RayEngine) -> dict[str, float]:
     return {name.split("{")[0]: float(value) for name, value in samples}
 
 
-def test_metrics_of_an_idle_engine(engine):
+def test_metrics_count_the_requests_being_answered(engine):
     running, waiting, replicas = METRICS
     assert metrics(engine) == {running: 0, waiting: 0, replicas: 2}
+    with ExitStack() as streams:
+        lines = []  # kept: an iterator dropped closes its response, and Serve cancels the request
+        for answering in (1, 2):  # the second answer begins while the first goes on: on the other replica
+            response = streams.enter_context(
+                httpx.stream("POST", f"{engine.base_url}/chat/completions", json=long_answer(), timeout=60))
+            lines.append(response.iter_lines())
+            assert next(lines[-1]).startswith("data: ")
+            assert metrics(engine) == {running: answering, waiting: 0, replicas: 2}
 
 
 def stream_events(engine: RayEngine, body: dict[str, object], keep: int | None = None) -> list[str]:
