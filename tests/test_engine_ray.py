@@ -15,6 +15,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -314,6 +315,25 @@ def test_a_key_is_required_where_one_is_set():
             assert refused.status_code == 401 and refused.json()["error"]["type"] == "invalid_api_key"
         client = openai.OpenAI(base_url=engine.base_url, api_key="k-123", timeout=120, max_retries=0)
         assert client.chat.completions.create(**chat_body(stream=False)).choices[0].message.content
+
+
+def refused(gguf: Path, port: int) -> str:
+    """The one line the engine's command writes when it cannot start (before a cluster starts)."""
+    done = subprocess.run(ray_serve_command(SMOLLM2.id, gguf, port), capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("modelctl-ray-serve: error: "), done.stderr
+    return f"{done.returncode} {done.stderr.strip()}"
+
+
+def test_a_port_in_use_is_refused_at_once():
+    """Checked first: Serve's proxy would fail to bind only after the cluster had started."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert refused(smollm2_file(), port).startswith(f"1 modelctl-ray-serve: error: cannot listen on 127.0.0.1:{port}")
+
+
+def test_a_missing_model_file_is_refused(tmp_path):
+    assert refused(tmp_path / "missing.gguf", free_port()).startswith("2 modelctl-ray-serve: error: no such file")
 
 
 def test_stopped_cleanly_with_every_process_of_the_cluster_gone(engine):

@@ -19,7 +19,9 @@ Serve's HTTP proxy on HOST:PORT, and one application of two deployments:
 A replica that dies mid-stream ends the stream with an `error` event (OpenAI's error object)
 and no `[DONE]`; one that dies before answering gives a 503. The process prints one line
 `modelctl-ray-serve: ready http://HOST:PORT/v1` when it can be used and stops Serve and the
-cluster on SIGTERM or SIGINT.
+cluster on SIGTERM or SIGINT (exit 0). What keeps it from starting is one line on stderr,
+`modelctl-ray-serve: error: ...`: exit 2 for bad arguments (no such file), 1 otherwise (the port
+in use, checked before Ray starts; Ray not installed; Serve failing to start).
 
 Ray is optional (`pip install 'modelctl[ray]'`): this module imports it only in the launched
 process, so that `ray_serve_command` can be called where Ray is not installed.
@@ -31,7 +33,9 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -259,6 +263,14 @@ def build_app(gguf_path: str, model_id: str, replicas: int, n_ctx: int, api_key_
     return router.bind(llama.bind(gguf_path, model_id, n_ctx), model_id, api_key_env, replicas)
 
 
+class _Refused(Exception):
+    """Why the engine cannot start: one line on stderr, exit 2 (bad input) or 1 (what it met)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}",
                                      description="Serve a GGUF with Ray Serve behind OpenAI-compatible routes.")
@@ -273,20 +285,37 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--temp-dir", help="Ray's session directory")
     args = parser.parse_args(argv)
     if not Path(args.model).is_file():
-        parser.error(f"no such file: {args.model}")
+        raise _Refused(f"no such file: {args.model}", 2)
     if not 1 <= args.replicas <= 64 or not 0 < args.port < 65536:
-        parser.error("--replicas takes 1 to 64, --port 1 to 65535")
+        raise _Refused("--replicas takes 1 to 64, --port 1 to 65535", 2)
     return args
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port in use before starting a cluster (whose proxy would fail after seconds)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise _Refused(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse(argv)
+    try:
+        args = _parse(argv)
+        _check_port(args.host, args.port)
+        return _serve(args)
+    except _Refused as exc:
+        print(f"modelctl-ray-serve: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _serve(args: argparse.Namespace) -> int:
     try:
         import ray  # noqa: PLC0415 (Ray is optional)
         from ray import serve  # noqa: PLC0415 (Ray is optional)
     except ImportError:
-        print("modelctl-ray-serve: error: Ray Serve is not installed: pip install 'ray[serve]'", file=sys.stderr)
-        return 3
+        raise _Refused("Ray Serve is not installed: pip install 'ray[serve]'", 1) from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report sent from a local cluster
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False,
              _temp_dir=args.temp_dir or os.path.join(tempfile.gettempdir(), "ray"))
@@ -301,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.pause()
     except _Stopped:
         pass
+    except Exception as exc:  # noqa: BLE001 - Serve failed to start (its log above says more): one line, exit 1
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()  # Ray colours its tracebacks
+        raise _Refused(f"Ray Serve did not start: {lines[-1][:300] if lines else type(exc).__name__}", 1) from None
     finally:
         serve.shutdown()
         ray.shutdown()
