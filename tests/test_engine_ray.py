@@ -2,11 +2,13 @@
 (modelctl/engines/ray_app.py) hosts two replicas of SmolLM2 behind OpenAI-compatible routes,
 launched from `ray_serve_command` as a child process: healthy, its served model discovered by
 `modelctl registry add-endpoint`, chat through modelctl and through the OpenAI client (streamed
-and not), a replica killed mid-stream (an error event, no hang), stopped with every process of
-the cluster gone.
+and not), its load in /metrics, clients leaving mid-stream, a replica killed mid-stream (an
+error event, no hang), a key, what keeps it from starting, and stopped (SIGTERM, or SIGKILL to
+its process group) with every process of the cluster gone.
 
-One cluster serves the whole module (its start-up is 15-25 s on 2 cores); the module takes
-about a minute. Skipped where Ray Serve or the SmolLM2 package is not installed."""
+One cluster serves most of the module; two tests start one of their own (a start is 10-25 s on
+2 cores). The module takes about 75 s on 2 cores. Skipped where Ray Serve or the SmolLM2 package
+is not installed."""
 
 from __future__ import annotations
 
@@ -315,6 +317,17 @@ def test_a_key_is_required_where_one_is_set():
             assert refused.status_code == 401 and refused.json()["error"]["type"] == "invalid_api_key"
         client = openai.OpenAI(base_url=engine.base_url, api_key="k-123", timeout=120, max_retries=0)
         assert client.chat.completions.create(**chat_body(stream=False)).choices[0].message.content
+
+
+def test_killing_its_process_group_takes_the_whole_cluster_down():
+    """The forced stop (a launcher's last resort): SIGKILL to the group the command was started in.
+    Ray's workers run in process groups of their own, but end with the raylet, which is in it."""
+    with launched(replicas=1) as engine:
+        cluster = descendants(engine.proc.pid)
+        os.killpg(engine.proc.pid, signal.SIGKILL)
+        assert engine.proc.wait(timeout=STOP_DEADLINE_S) == -signal.SIGKILL
+        left = wait_gone(cluster, STOP_DEADLINE_S)
+        assert not left, [proc_title(p) for p in left]
 
 
 def refused(gguf: Path, port: int) -> str:
