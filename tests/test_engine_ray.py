@@ -34,7 +34,8 @@ from llama_server_process import free_port
 from modelctl.engines.ray_app import METRICS, READY_LINE, ray_serve_command
 from modelctl.store.default_model import SMOLLM2
 
-pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'modelctl[ray]')")
+pytest.importorskip("ray.serve", reason="Ray Serve is not importable (pip install 'modelctl[ray]')",
+                    exc_type=ImportError)
 if importlib.util.find_spec(SMOLLM2.package) is None:
     pytest.skip(f"the SmolLM2 model is not installed ({SMOLLM2.install})", allow_module_level=True)
 
