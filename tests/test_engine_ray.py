@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -225,14 +225,10 @@ def metrics(engine: RayEngine) -> dict[str, float]:
 def test_metrics_count_the_requests_being_answered(engine):
     running, waiting, replicas = METRICS
     assert metrics(engine) == {running: 0, waiting: 0, replicas: 2}
-    with ExitStack() as streams:
-        lines = []  # kept: an iterator dropped closes its response, and Serve cancels the request
-        for answering in (1, 2):  # the second answer begins while the first goes on: on the other replica
-            response = streams.enter_context(
-                httpx.stream("POST", f"{engine.base_url}/chat/completions", json=long_answer(), timeout=60))
-            lines.append(response.iter_lines())
-            assert next(lines[-1]).startswith("data: ")
-            assert metrics(engine) == {running: answering, waiting: 0, replicas: 2}
+    with httpx.stream("POST", f"{engine.base_url}/chat/completions", json=long_answer(), timeout=60) as response:
+        lines = response.iter_lines()  # kept: an iterator dropped closes its response, and Serve cancels the request
+        assert next(lines).startswith("data: ")  # the answer has begun
+        assert metrics(engine) == {running: 1, waiting: 0, replicas: 2}
 
 
 def stream_events(engine: RayEngine, body: dict[str, object], keep: int | None = None) -> list[str]:
@@ -245,6 +241,16 @@ def stream_events(engine: RayEngine, body: dict[str, object], keep: int | None =
                 if len(events) == keep:
                     break
     return events
+
+
+def test_a_prompt_over_the_context_window_is_a_400_streamed_or_not(engine):
+    """llama-cpp-python's refusal is the request's fault: a 400 before any event, no fallback."""
+    too_long = chat_body(False, prompt="sea " * 3000)  # over the replicas' 2048-token window
+    for stream in (False, True):
+        response = httpx.post(f"{engine.base_url}/chat/completions", json=dict(too_long, stream=stream), timeout=60)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error" and "exceed context window" in error["message"], error
 
 
 def test_clients_leaving_mid_stream_leave_the_replicas_answering(engine):

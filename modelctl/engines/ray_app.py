@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator, Sequence, cast
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -182,23 +182,48 @@ class OpenAIRouter:
             return _error(404, f"the model {body['model']!r} does not exist; this server serves {self.model_id!r}",
                           "model_not_found")
         if body.get("stream"):
-            chunks = self.replicas.options(stream=True).chat_stream.remote(body)
-            return StreamingResponse(self._counted(_events(chunks)), media_type="text/event-stream")
+            events = self._events(self.replicas.options(stream=True).chat_stream.remote(body))
+            head = await anext(events)  # None once the answer has begun
+            if head is not None and not isinstance(head, str):
+                await events.aclose()
+                return head
+            # After its head the generator yields only the events' text.
+            return StreamingResponse(cast("AsyncIterator[str]", events), media_type="text/event-stream")
         self.in_flight += 1
         try:
             answer = await self.replicas.chat.remote(body)
-        except Exception as exc:  # noqa: BLE001 - a replica that died or failed: the client gets a 503, not a hang
-            return _error(503, f"the replica failed: {_reason(exc)}", "replica_failed")
+        except Exception as exc:  # noqa: BLE001 - the replica refused, failed or died: an error, not a hang
+            return _error(*_failure(exc))
         finally:
             self.in_flight -= 1
         return JSONResponse(answer)
 
-    async def _counted(self, events: AsyncIterator[str]) -> AsyncIterator[str]:
-        """The stream's events, the request counted in flight until it ends or the client leaves."""
+    async def _events(self, chunks: AsyncIterator[dict[str, Any]]) -> AsyncGenerator[Response | str | None, None]:
+        """First the error response of a request that fails before its answer begins, or None;
+        then the answer's server-sent events, `[DONE]` at the end, or an error event where the
+        replica fails mid-stream. The request counts as in flight until the stream ends, fails,
+        or its client leaves (Serve cancels it)."""
         self.in_flight += 1
         try:
-            async for event in events:
-                yield event
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:
+                first = None
+            except Exception as exc:  # noqa: BLE001 - before the answer: an HTTP status a client can act on
+                yield _error(*_failure(exc))
+                return
+            yield None
+            try:
+                if first is not None:
+                    yield f"data: {json.dumps(first)}\n\n"
+                async for chunk in chunks:
+                    yield f"data: {json.dumps(chunk)}\n\n"
+            except Exception as exc:  # noqa: BLE001 - mid-stream: say so in the stream and end it
+                code, message, kind = _failure(exc, " mid-stream")
+                error = {"message": message, "type": kind, "code": code}
+                yield f"data: {json.dumps({'error': error})}\n\n"
+                return
+            yield "data: [DONE]\n\n"
         finally:
             self.in_flight -= 1
 
@@ -223,21 +248,20 @@ async def _read_chat_body(request: Request) -> tuple[dict[str, Any] | None, Resp
     return body, None
 
 
-async def _events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
-    """Server-sent events of the replica's chunks, `[DONE]` at the end; a replica that fails
-    mid-stream ends it with an error event instead."""
-    try:
-        async for chunk in chunks:
-            yield f"data: {json.dumps(chunk)}\n\n"
-    except Exception as exc:  # noqa: BLE001 - the replica died or failed: say so and end the stream
-        error = {"message": f"the replica failed mid-stream: {_reason(exc)}", "type": "replica_failed",
-                 "code": 503}
-        yield f"data: {json.dumps({'error': error})}\n\n"
-        return
-    yield "data: [DONE]\n\n"
+def _failure(exc: BaseException, when: str = "") -> tuple[int, str, str]:
+    """Status, message and type of a replica's failure: llama-cpp-python's ValueError is the
+    request's fault (a prompt over the context window, a bad parameter); anything else, the
+    replica's (it died, or failed)."""
+    if isinstance(exc, ValueError):  # Ray's error for a task's exception is an instance of its type
+        return 400, f"the request was refused{when}: {_reason(exc)}", "invalid_request_error"
+    return 503, f"the replica failed{when}: {_reason(exc)}", "replica_failed"
 
 
 def _reason(exc: BaseException) -> str:
+    """`Type: first line` of what went wrong: for a task's exception that Ray wraps (its text
+    starts with where the task ran), the exception the task raised."""
+    cause = getattr(exc, "cause", None)
+    exc = cause if isinstance(cause, BaseException) else exc
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
 
