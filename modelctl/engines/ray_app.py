@@ -16,8 +16,11 @@ Serve's HTTP proxy on HOST:PORT, and one application of two deployments:
   text: the chat requests being answered and those waiting for a replica, from the router's
   own count; `METRICS` names the series).
 
-A replica that dies mid-stream ends the stream with an `error` event (OpenAI's error object)
-and no `[DONE]`; one that dies before answering gives a 503. The process prints one line
+A request that fails before its answer begins, streamed or not, gets an HTTP status: 400 where
+llama-cpp-python refuses it (a prompt over the context window), 503 where the replica failed
+or died (a client's fallback may move on). One that fails mid-stream ends the stream with an
+`error` event (OpenAI's error object) and no `[DONE]`. A stream whose client leaves is
+cancelled; its generation stops at the next token. The process prints one line
 `modelctl-ray-serve: ready http://HOST:PORT/v1` when it can be used and stops Serve and the
 cluster on SIGTERM or SIGINT (exit 0). What keeps it from starting is one line on stderr,
 `modelctl-ray-serve: error: ...`: exit 2 for bad arguments (no such file), 1 otherwise (the port
