@@ -2,13 +2,14 @@
 (modelctl/engines/ray_app.py) hosts two replicas of SmolLM2 behind OpenAI-compatible routes,
 launched from `ray_serve_command` as a child process: healthy, its served model discovered by
 `modelctl registry add-endpoint`, chat through modelctl and through the OpenAI client (streamed
-and not), its load in /metrics, a prompt over the context window (400), clients leaving mid-stream, a replica killed mid-stream (an
-error event, no hang), a key, what keeps it from starting, and stopped (SIGTERM, or SIGKILL to
-its process group) with every process of the cluster gone.
+and not), its load in /metrics, a prompt over the context window (400), clients leaving
+mid-stream, a replica killed mid-stream (an error event, no hang), a key, what keeps it from
+starting, and stopped (SIGTERM, or SIGKILL to its process group) with every process of the
+cluster gone.
 
 One cluster serves most of the module; two tests start one of their own (a start is 10-25 s on
-2 cores). The module takes 65-90 s on 2 shared cores. Skipped where Ray Serve or the SmolLM2 package
-is not installed."""
+2 cores). The module takes 65-90 s on 2 shared cores. Skipped where Ray Serve or the SmolLM2
+package is not installed."""
 
 from __future__ import annotations
 
