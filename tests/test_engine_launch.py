@@ -87,6 +87,9 @@ def _smollm2_gguf() -> Path:
                      "--host 127.0.0.1 --port 8080 -c {ctx} --jinja --metrics"),
     ("llama-cpp-python", "API_KEY={ref} {py} -m llama_cpp.server --model {gguf} --model_alias "
                          "HuggingFaceTB/SmolLM2-135M-Instruct --host 127.0.0.1 --port 8080 --n_ctx {ctx}"),
+    ("ray-serve", "MODELCTL_RAY_API_KEY={ref} {py} -m modelctl.engines.ray_app --model {gguf} --model-id "
+                  "HuggingFaceTB/SmolLM2-135M-Instruct --host 127.0.0.1 --port 8080 --replicas 1 --n-ctx {ctx} "
+                  "--api-key-env MODELCTL_RAY_API_KEY"),
 ])
 @pytest.mark.parametrize(("flags", "ctx"), [((), 4096), (("--ctx", "2048"), 2048), (("--ctx", "100000"), 8192)])
 def test_gguf_engines_command_lines_load_the_local_file(cli, engine, expected, flags, ctx):
@@ -94,6 +97,14 @@ def test_gguf_engines_command_lines_load_the_local_file(cli, engine, expected, f
     result = cli("serve", "--engine", engine, "smollm2-135m", "--engine-port", "8080", *flags, "--dry-run")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == expected.format(ref=KEY_REF, gguf=shlex.quote(str(gguf)), py=PY, ctx=ctx)
+
+
+def test_replicas_go_to_ray_serve_only(cli):
+    result = cli("serve", "--engine", "ray-serve", "smollm2-135m", "--replicas", "3", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert " --replicas 3 " in result.stdout
+    refused = cli("serve", "--engine", "llama-cpp-python", "smollm2-135m", "--replicas", "3", "--dry-run")
+    assert refused.exit_code == 2 and "--replicas is for ray-serve" in refused.stderr
 
 
 def test_weights_flag_names_the_repository_and_the_served_name_stays_the_registry_id(cli):

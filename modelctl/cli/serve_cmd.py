@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 
 def serve(
     model: Optional[str] = typer.Argument(None, metavar="[MODEL]", show_default=False, help="With --engine: the model the engine serves (any name -m takes)."),
-    engine: Optional[str] = typer.Option(None, "--engine", metavar="ENGINE", help="Start this serving engine for MODEL and send MODEL's requests to it: vllm, sglang, llama-server, llama-cpp-python.", rich_help_panel=panel.SERVER),
+    engine: Optional[str] = typer.Option(None, "--engine", metavar="ENGINE", help="Start this serving engine for MODEL and send MODEL's requests to it: vllm, sglang, llama-server, llama-cpp-python, ray-serve.", rich_help_panel=panel.SERVER),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --engine: print the engine's command line (its key as \"$MODELCTL_ENGINE_API_KEY\") and start nothing.", rich_help_panel=panel.SERVER),
     engine_port: Optional[int] = typer.Option(None, "--engine-port", min=1, max=65535, help="The engine's port on 127.0.0.1 (default: a free one).", rich_help_panel=panel.SERVER),
     weights: Optional[str] = typer.Option(None, "--weights", metavar="REPO", help="The repository of the original weights (vLLM, SGLang), where the registry names none.", rich_help_panel=panel.SERVER),
     engine_ctx: Optional[int] = typer.Option(None, "--ctx", min=16, help="The engine's context window in tokens (default: the model's; 4096 for a GGUF engine), at most the model's.", rich_help_panel=panel.SERVER),
+    replicas: int = typer.Option(1, "--replicas", min=1, max=64, help="With --engine ray-serve: copies of the model to serve.", rich_help_panel=panel.SERVER),
     engine_timeout: float = typer.Option(600.0, "--engine-timeout", min=0.1, max=86400, help="Seconds the engine has to become healthy before it is stopped.", rich_help_panel=panel.SERVER),
     host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1; any other needs API keys).", rich_help_panel=panel.SERVER),
     port: Optional[int] = typer.Option(None, "--port", "-p", min=0, max=65535, help="Port to listen on (default 8741; 0: any free port).", rich_help_panel=panel.SERVER),
@@ -57,7 +58,7 @@ def serve(
     from modelctl.serve.settings import parse_duration, parse_size, serve_config  # noqa: PLC0415 (the server: only for `serve`)
     from modelctl.transport.serve_state import DEFAULT_PORT  # noqa: PLC0415 (the server: only for `serve`)
 
-    engine_request = _engine_request(model, engine, engine_port, weights, engine_ctx, engine_timeout, api_key)
+    engine_request = _engine_request(model, engine, engine_port, weights, engine_ctx, engine_timeout, api_key, replicas)
     if dry_run:
         _dry_run(engine_request)
         return
@@ -86,13 +87,13 @@ def serve(
 
 
 def _engine_request(model: str | None, engine: str | None, port: int | None, weights: str | None,
-                    ctx: int | None, timeout: float, api_key: str | None) -> "EngineRequest | None":
+                    ctx: int | None, timeout: float, api_key: str | None, replicas: int = 1) -> "EngineRequest | None":
     """`--engine`'s request; None without it. The engine's key is serve's first one, when given."""
     from modelctl.errors import UsageError  # noqa: PLC0415 (errors: only for --engine)
 
     if engine is None:
-        if model is not None or port is not None or weights is not None or ctx is not None:
-            raise UsageError("MODEL, --engine-port, --weights and --ctx go with --engine ENGINE",
+        if model is not None or port is not None or weights is not None or ctx is not None or replicas != 1:
+            raise UsageError("MODEL, --engine-port, --weights, --ctx and --replicas go with --engine ENGINE",
                              hint="modelctl serve --engine llama-cpp-python MODEL")
         return None
     if model is None or not model.strip():
@@ -101,7 +102,7 @@ def _engine_request(model: str | None, engine: str | None, port: int | None, wei
 
     keys = _keys(api_key or os.environ.get("MODELCTL_SERVE_API_KEY", ""))
     return EngineRequest(engine=engine.strip(), model=model, port=port, weights=weights, ctx=ctx,
-                         api_key=keys[0] if keys else None, timeout=timeout)
+                         api_key=keys[0] if keys else None, timeout=timeout, replicas=replicas)
 
 
 def _dry_run(request: "EngineRequest | None") -> None:

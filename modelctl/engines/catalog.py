@@ -41,8 +41,11 @@ ENGINE_FACTS: dict[str, Engine] = {e.name: e for e in (
            install="pip install 'llama-cpp-python[server]'", local_weights="gguf"),
     Engine("llm-d", "llm-d", None, None, install="a Kubernetes cluster with llm-d's Helm charts (llm-d.ai)"),
     Engine("kserve", "KServe", None, None, install="a Kubernetes cluster with KServe (kserve.github.io)"),
-    Engine("ray-serve", "Ray Serve", "/-/healthz", None, install="pip install 'ray[serve]'",
-           local_weights="gguf"),
+    # /metrics and its series: modelctl's own Ray Serve application (engines/ray_app.py); another
+    # Ray Serve app publishes its metrics elsewhere, and its load reads as unknown.
+    Engine("ray-serve", "Ray Serve", "/-/healthz", "/metrics",
+           waiting=("modelctl_ray:requests_waiting",), running=("modelctl_ray:requests_running",),
+           install="pip install 'modelctl[ray]' (ray[serve])", local_weights="gguf"),
 )}
 assert tuple(ENGINE_FACTS) == ENGINES, "every engine of the registry's vocabulary has its facts here"
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 # The variable a shown command line reads its key from (`--dry-run` never prints a key).
 KEY_VARIABLE = "MODELCTL_ENGINE_API_KEY"
-LOCAL_ENGINES = ("vllm", "sglang", "llama-server", "llama-cpp-python")
+LOCAL_ENGINES = ("vllm", "sglang", "llama-server", "llama-cpp-python", "ray-serve")
 
 _HF_HOSTS = ("huggingface.co", "www.huggingface.co", "hf.co")
 
@@ -62,6 +62,7 @@ class LaunchSpec:
     context: int | None = None
     tool_format: str | None = None  # the template family's call format
     api_key: str | None = None
+    replicas: int = 1  # copies of the model (Ray Serve)
 
     @property
     def base_url(self) -> str:
@@ -151,8 +152,19 @@ def _keyed(argv: list[str], spec: LaunchSpec, *, env_name: str | None = None, fl
     return EngineCommand((*argv, flag, spec.api_key), {}, secrets)
 
 
+def _ray_serve(spec: LaunchSpec) -> EngineCommand:
+    from modelctl.engines.ray_app import ray_serve_command  # noqa: PLC0415 (only for this engine)
+
+    argv = ray_serve_command(spec.served_name, spec.weights, spec.port, spec.replicas, host=spec.host,
+                             n_ctx=spec.context, api_key_env=RAY_KEY_ENV if spec.api_key else None)
+    return _keyed(argv, spec, env_name=RAY_KEY_ENV)
+
+
+RAY_KEY_ENV = "MODELCTL_RAY_API_KEY"  # the variable ray_app reads its clients' key from
+
 _BUILDERS: dict[str, Callable[[LaunchSpec], EngineCommand]] = {
     "vllm": _vllm, "sglang": _sglang, "llama-server": _llama_server, "llama-cpp-python": _llama_cpp_python,
+    "ray-serve": _ray_serve,
 }
 assert tuple(_BUILDERS) == LOCAL_ENGINES
 
@@ -166,6 +178,7 @@ _NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "llama-server": ("program", ("llama-server",)),
     "llama-cpp-python": ("modules", ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic_settings",
                                      "starlette_context")),
+    "ray-serve": ("modules", ("ray", "llama_cpp", "starlette")),
 }
 
 

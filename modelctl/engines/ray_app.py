@@ -14,7 +14,7 @@ Serve's HTTP proxy on HOST:PORT, and one application of two deployments:
   server-sent events, or not), `GET /health` (200 once the application's routes are deployed;
   Serve's own `/-/healthz` answers 503 while Serve starts, then 200), `GET /metrics` (Prometheus
   text: the chat requests being answered and those waiting for a replica, from the router's
-  own count; `METRICS` names the series).
+  own count; `METRICS` names the series; open without the key, as health is).
 
 A request that fails before its answer begins, streamed or not, gets an HTTP status: 400 where
 llama-cpp-python refuses it (a prompt over the context window), 503 where the replica failed
@@ -163,10 +163,10 @@ class OpenAIRouter:
         route = (request.method, request.url.path.rstrip("/"))
         if route == ("GET", HEALTH_PATH):
             return PlainTextResponse("ok")
+        if route == ("GET", "/metrics"):  # counts only, open without the key as vLLM's are
+            return PlainTextResponse(self._metrics(), media_type="text/plain; version=0.0.4")
         if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
             return _error(401, "a valid API key is required (Authorization: Bearer KEY)", "invalid_api_key")
-        if route == ("GET", "/metrics"):
-            return PlainTextResponse(self._metrics(), media_type="text/plain; version=0.0.4")
         if route == ("GET", "/v1/models"):
             return JSONResponse({"object": "list", "data": [
                 {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "modelctl"}]})

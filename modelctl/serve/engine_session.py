@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 ENGINE_DEPLOYMENT = "engine"  # the id of the deployment added for the running engine
 # The serve process's variable for the engine's key: the added deployment's key_env.
 ENGINE_KEY_ENV = "MODELCTL_ENGINE_API_KEY"
+REPLICATED = ("ray-serve",)  # the engines --replicas applies to
 LOCAL_CTX = 4096  # a GGUF engine's context by default (as a local model's), at most the model's
 
 
@@ -36,6 +37,7 @@ class EngineRequest:
     ctx: int | None = None
     api_key: str | None = None  # None: one made for this run
     timeout: float = 600.0  # seconds the engine has to become healthy
+    replicas: int = 1  # copies of the model, for an engine that runs several (Ray Serve)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ def plan(request: EngineRequest, registry: "Registry") -> EnginePlan:
 
     if request.engine not in _engines():
         raise UsageError(f"unknown engine {request.engine!r}", hint=f"one of: {', '.join(_engines())}")
+    if request.replicas != 1 and request.engine not in REPLICATED:
+        raise UsageError(f"--replicas is for {', '.join(REPLICATED)}; {request.engine} runs one copy")
     gguf_engine = engine_facts(request.engine).local_weights == "gguf"
     target = Resolver(registry, check=gguf_engine, locate=gguf_engine).resolve(request.model)
     if target.entry is None and request.weights is None and not gguf_engine:
@@ -62,7 +66,7 @@ def plan(request: EngineRequest, registry: "Registry") -> EnginePlan:
         weights=_gguf(target, request.engine) if gguf_engine else _repo(target, request),
         port=request.port or free_port(), context=_context(target, request.ctx, gguf_engine),
         tool_format=tool_format_of(target.entry.template if target.entry else None),
-        api_key=request.api_key or secrets.token_urlsafe(24),
+        api_key=request.api_key or secrets.token_urlsafe(24), replicas=request.replicas,
     )
     return EnginePlan(target.model_id, spec, engine_command(spec), request.timeout)
 
