@@ -241,3 +241,19 @@ def test_model_for_file_matches_a_listed_file_name(small):
     assert small.model_for_file("/somewhere/TINY-CHAT.q8_0.gguf").id == "acme/tiny-chat"
     assert small.model_for_file("tiny-chat.Q4_K_M.gguf").id == "acme/tiny-chat"
     assert small.model_for_file("/models/other.gguf") is None
+
+
+def test_search_puts_models_in_service_first_then_legacy_then_deprecated_and_retired(tmp_path):
+    from registries import model, write_registry
+
+    dep = {"kind": "openai", "model": "m"}
+    path = write_registry(tmp_path / "standing.toml",
+                          model("acme/zeta-chat-old", dep, status="deprecated", deprecated="2020-01-01"),
+                          model("acme/zeta-chat-gone", dep, deprecated="2019-01-01", retires="2020-01-01"),
+                          model("acme/zeta-chat-legacy", dep, status="legacy"),
+                          model("acme/zeta-chat-preview", dep, status="preview"),
+                          model("acme/zeta-chat", dep, status="active", description="a zeta chat model"))
+    hits = search_models(load_registry(str(path)), "zeta chat", today="2026-12-07")
+    # the exact id scores highest, yet a legacy model follows every one in service, whatever its score
+    assert ids(h.model for h in hits) == ["acme/zeta-chat", "acme/zeta-chat-preview", "acme/zeta-chat-legacy",
+                                          "acme/zeta-chat-gone", "acme/zeta-chat-old"]

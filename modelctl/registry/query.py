@@ -121,9 +121,10 @@ def search_models(models: Iterable[Model], query: str, limit: int | None = None,
 
     Each query word must appear (as a whole word, a word prefix, or inside an id) somewhere in
     the model; its score is the weight of the best field it hits, whole words counting more
-    than prefixes. An exact id or alias match of the whole query comes first among models in
-    service; deprecated and retired models (on `today`, YYYY-MM-DD: the real date by default)
-    follow all of those, in the same order among themselves.
+    than prefixes. An exact id or alias match of the whole query comes first among models of its
+    standing: active and preview models first, then legacy ones (served, superseded), then
+    deprecated and retired ones (on `today`, YYYY-MM-DD: the real date by default), each group
+    in score order.
     """
     q = query.strip().lower()
     terms = _words(q)
@@ -157,8 +158,11 @@ def search_models(models: Iterable[Model], query: str, limit: int | None = None,
 
     day = today or today_iso()
 
-    def fading(m: Model) -> bool:
-        return m.status == "deprecated" or m.retired(day)
+    def standing(m: Model) -> int:
+        """0: active or preview; 1: legacy (served, superseded); 2: deprecated or retired."""
+        if m.status == "deprecated" or m.retired(day):
+            return 2
+        return 1 if m.status == "legacy" else 0
 
-    hits.sort(key=lambda h: (fading(h.model), -h.score, h.model.id.lower()))
+    hits.sort(key=lambda h: (standing(h.model), -h.score, h.model.id.lower()))
     return hits[:limit] if limit else hits
