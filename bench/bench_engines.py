@@ -1,9 +1,11 @@
 """A serving engine started by modelctl, measured side by side in one run.
 
-    .venv/bin/python bench/bench_engines.py [--model smollm2-135m] [--runs 9] [--tokens 16]
+    .venv/bin/python bench/bench_engines.py [--engine llama-cpp-python|ray-serve] [--model smollm2-135m]
+                                            [--runs 9] [--tokens 16]
 
-`modelctl serve --engine llama-cpp-python MODEL` (llama-cpp-python's own server, a child of
-modelctl's server) on loopback, in a home of its own:
+`modelctl serve --engine ENGINE MODEL` (llama-cpp-python's own server, or modelctl's Ray Serve
+application on a one-node Ray cluster; a child of modelctl's server) on loopback, in a home of
+its own:
 
 1. start     from the `serve --engine` command to: the engine healthy (as modelctl's server says),
              modelctl's server listening, and the first token of a streamed chat through it;
@@ -41,11 +43,11 @@ START_GUARD_S = 300.0
 class Served:
     """`modelctl serve --engine …` running; the moments its lines arrived."""
 
-    def __init__(self, home: Path, model: str) -> None:
+    def __init__(self, home: Path, model: str, engine: str) -> None:
         env = dict(os.environ, MODELCTL_HOME=str(home), NO_COLOR="1", PYTHONPATH=str(ROOT))
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-m", "modelctl", "serve", "--port", "0", "--engine",
-                                      "llama-cpp-python", model, "--api-key", KEY],
+                                      engine, model, "--api-key", KEY],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True, env=env)
         self.engine_url = self.url = ""
@@ -96,13 +98,14 @@ def stream(client: httpx.Client, base: str, model: str, tokens: int) -> tuple[fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engine", default="llama-cpp-python", choices=("llama-cpp-python", "ray-serve"))
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--tokens", type=int, default=16)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as home:
-        served = Served(Path(home), args.model)
+        served = Served(Path(home), args.model, args.engine)
         try:
             with httpx.Client(timeout=120) as client:
                 first, _, _ = stream(client, served.url, args.model, args.tokens)
@@ -120,7 +123,7 @@ def main() -> None:
         finally:
             status = served.stop()
 
-    print(f"serve --engine llama-cpp-python {args.model}  (exit {status} on SIGTERM)")
+    print(f"serve --engine {args.engine} {args.model}  (exit {status} on SIGTERM)")
     print(f"  engine healthy         {served.engine_ready:7.2f} s")
     print(f"  modelctl listening     {served.listening:7.2f} s")
     print(f"  first token via serve  {to_first_token:7.2f} s   (that request's own first token: {first * 1000:.0f} ms)")
