@@ -15,6 +15,7 @@ from modelctl.cli import state
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
 from modelctl.terminal_text import safe
+from modelctl.units import counted
 
 if TYPE_CHECKING:
     from modelctl.engines.manifests import Manifest, Plan
@@ -76,7 +77,7 @@ def deploy(
     manifest = manifests.emit(plan, emit)
     s = plan.sizing
     summary = (f"{safe(plan.model_id)}: {s.weights_gib} GiB of weights ({safe(plan.weights)}), "
-               f"{s.gpus} GPU(s) with at least {s.gpu_memory_mib / 1024:.0f} GiB each")
+               f"{counted(s.gpus, 'GPU')} with at least {s.gpu_memory_mib / 1024:.0f} GiB each")
     if out_dir is None:
         sys.stdout.write(manifest.text)
         print(f"# {summary}", file=sys.stderr)
