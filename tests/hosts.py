@@ -41,3 +41,11 @@ NATIVE_BUILDS = {
 def system_info(features: str, *, extra: str = "LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1") -> str:
     """A system-info line as llama.cpp prints it for a CPU build with `features`."""
     return "CPU : " + " | ".join(f"{name} = 1" for name in features.split()) + f" | {extra} | "
+
+
+def amx_host(verdict: str) -> dict[str, str]:
+    """The environment in which modelctl, on any host, decides as on a Sapphire Rapids with a native
+    (AMX) llama.cpp build whose AMX probe gave `verdict` ("ok" or "crash")."""
+    return {"MODELCTL_CPUINFO": str(HOSTS / "sapphire-rapids.cpuinfo"),
+            "MODELCTL_LLAMA_SYSTEM_INFO": system_info(NATIVE_BUILDS["sapphire-rapids.cpuinfo"]),
+            "MODELCTL_CPU_VERDICT": verdict}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hosts import amx_host
 from serve_process import ServeProcess
 
 from modelctl.config import get_paths
@@ -92,11 +93,25 @@ def _smollm2_gguf() -> Path:
                   "--api-key-env MODELCTL_RAY_API_KEY"),
 ])
 @pytest.mark.parametrize(("flags", "ctx"), [((), 4096), (("--ctx", "2048"), 2048), (("--ctx", "100000"), 8192)])
-def test_gguf_engines_command_lines_load_the_local_file(cli, engine, expected, flags, ctx):
+def test_gguf_engines_command_lines_load_the_local_file(cli, engine, expected, flags, ctx, monkeypatch):
+    # the fast CPU path, whatever this host's own verdict (the other is tested below)
+    monkeypatch.setenv("MODELCTL_CPU_VERDICT", "ok")
     gguf = _smollm2_gguf()
     result = cli("serve", "--engine", engine, "smollm2-135m", "--engine-port", "8080", *flags, "--dry-run")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == expected.format(ref=KEY_REF, gguf=shlex.quote(str(gguf)), py=PY, ctx=ctx)
+
+
+@pytest.mark.parametrize(("verdict", "module"), [("crash", "modelctl.engines.llama_cpp_safe"),
+                                                 ("ok", "llama_cpp.server")])
+def test_llama_cpp_python_s_server_takes_the_cpu_path_a_local_chat_takes(run_modelctl, verdict, module):
+    """On an AMX build and CPU (a recorded Sapphire Rapids, on any host) the engine loads as a local
+    chat would: where the AMX path crashed, through the wrapper that turns extra buffers off."""
+    _smollm2_gguf()
+    done = run_modelctl("serve", "--engine", "llama-cpp-python", "smollm2-135m", "--engine-port", "8080",
+                        "--dry-run", env=amx_host(verdict))
+    assert done.returncode == 0, done.stderr
+    assert f" -m {module} --model " in done.stdout
 
 
 def test_replicas_go_to_ray_serve_only(cli):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hosts import amx_host
 from serve_process import ServeProcess, serve_env
 
 from modelctl.store.default_model import SMOLLM2
@@ -90,3 +91,20 @@ def test_launched_healthy_chatted_with_and_stopped(tmp_path_factory):
     assert not Path(f"/proc/{engine['pid']}").exists()  # reaped by modelctl's server, which has ended
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{engine['url']}/models", headers={"authorization": f"Bearer {KEY}"}, timeout=HANG_S)
+
+
+def test_on_an_amx_host_whose_amx_path_crashed_the_engine_loads_without_extra_buffers(tmp_path_factory):
+    """A recorded Sapphire Rapids whose AMX probe crashed (on any host): the engine is llama-cpp-python's
+    server run through modelctl's wrapper, which loads without llama.cpp's extra buffer types, as a
+    local chat there would: its log never mentions CPU_REPACK (the fast path's log does), and it answers."""
+    home = tmp_path_factory.mktemp("engine-amx-home")
+    server = ServeProcess(home, "--engine", "llama-cpp-python", "smollm2-135m", "--api-key", KEY, env=amx_host("crash"))
+    with server.serving(), httpx.Client(timeout=HANG_S) as client:
+        [engine] = _ps(home)["engines"]
+        port = engine["url"].rsplit(":", 1)[1].split("/")[0]
+        [log_file] = home.rglob(f"llama-cpp-python-{port}.log")  # <data>/engines/ENGINE-PORT.log
+        whole = client.post(f"{server.base}/chat/completions", json=ASK, headers={"authorization": f"Bearer {KEY}"})
+        assert whole.status_code == 200, whole.text
+        assert whole.json()["choices"][0]["message"]["content"]
+        log = log_file.read_text(errors="replace")
+        assert "llama_model_loader" in log and "CPU_REPACK" not in log

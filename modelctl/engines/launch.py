@@ -63,6 +63,9 @@ class LaunchSpec:
     tool_format: str | None = None  # the template family's call format
     api_key: str | None = None
     replicas: int = 1  # copies of the model (Ray Serve)
+    # False: load without llama.cpp's extra buffer types, the safe path modelctl's CPU check chose
+    # for this llama-cpp-python build (llama-cpp-python's server runs through engines/llama_cpp_safe)
+    extra_buffers: bool = True
 
     @property
     def base_url(self) -> str:
@@ -134,7 +137,8 @@ def _llama_server(spec: LaunchSpec) -> EngineCommand:
 
 
 def _llama_cpp_python(spec: LaunchSpec) -> EngineCommand:
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", spec.weights, "--model_alias", spec.served_name,
+    module = "llama_cpp.server" if spec.extra_buffers else "modelctl.engines.llama_cpp_safe"
+    argv = [sys.executable, "-m", module, "--model", spec.weights, "--model_alias", spec.served_name,
             "--host", spec.host, "--port", str(spec.port)]
     if spec.context:
         argv += ["--n_ctx", str(spec.context)]

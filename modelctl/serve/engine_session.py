@@ -67,8 +67,21 @@ def plan(request: EngineRequest, registry: "Registry") -> EnginePlan:
         port=request.port or free_port(), context=_context(target, request.ctx, gguf_engine),
         tool_format=tool_format_of(target.entry.template if target.entry else None),
         api_key=request.api_key or secrets.token_urlsafe(24), replicas=request.replicas,
+        extra_buffers=_extra_buffers(request.engine, target),
     )
     return EnginePlan(target.model_id, spec, engine_command(spec), request.timeout)
+
+
+def _extra_buffers(engine: str, target: "Target") -> bool:
+    """Whether llama-cpp-python's server may load the GGUF with llama.cpp's extra buffer types: the
+    choice a local chat makes for this build and CPU (on an AMX build and CPU, a remembered or
+    given verdict, else a one-time probe). Ray Serve's replicas make it themselves; the other
+    engines are builds of their own, which this build's verdict says nothing about."""
+    if engine != "llama-cpp-python" or target.path is None:
+        return True
+    from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (llama-cpp-python: only for this engine)
+
+    return LlamaCppBackend(target.path).buffer_choice().enabled
 
 
 def _engines() -> tuple[str, ...]:
