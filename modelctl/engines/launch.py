@@ -9,6 +9,9 @@ of it (`modelctl serve --engine E MODEL`).
                                                                               key: LLAMA_API_KEY
     llama-cpp-python  python -m llama_cpp.server --model GGUF --model_alias ID --host H --port P
                         --n_ctx N                                             key: API_KEY
+                      (-m modelctl.engines.llama_cpp_safe where the CPU check chose the safe path)
+    ray-serve         python -m modelctl.engines.ray_app --model GGUF --model-id ID --host H
+                        --port P --replicas R --n-ctx N       key: MODELCTL_RAY_API_KEY
 
 vLLM and SGLang load the original weights (a Hugging Face repository, never the GGUF: `weights`
 below); the llama.cpp engines load the GGUF file on this machine. The tool-call parser follows the
