@@ -11,7 +11,7 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
-from modelctl.cli import state
+from modelctl.cli import shell_complete, state
 from modelctl.cli.help import examples
 from modelctl.errors import UsageError
 from modelctl.terminal_text import safe
@@ -49,7 +49,7 @@ def _write(manifest: Manifest, out_dir: str) -> Path:
 
 def deploy(
     model: Annotated[str, opt.reworded(opt.ModelArgument, "A registry model (id or alias) with open weights.")],
-    emit: str = typer.Option(..., "--emit", "-e", metavar="k8s|kserve|compose|skypilot",
+    emit: str = typer.Option(..., "--emit", "-e", metavar="k8s|kserve|compose|skypilot", autocompletion=shell_complete.emit_targets,
                              help="What to write: a Kubernetes Deployment, Service and PVC; a KServe InferenceService; "
                                   "a Compose file; a SkyPilot service."),
     out_dir: Optional[str] = typer.Option(None, "--output", "-o", metavar="DIR",

@@ -10,7 +10,7 @@ import typer
 
 from modelctl.cli import help as panel
 from modelctl.cli import options as opt
-from modelctl.cli import output, state
+from modelctl.cli import output, shell_complete, state
 from modelctl.cli.help import examples
 from modelctl.terminal_text import safe
 from modelctl.units import counted
@@ -167,7 +167,7 @@ def add_endpoint(
     url: Annotated[str, typer.Argument(metavar="URL", help="The server's address (http://localhost:8000/v1; Ollama's http://host:11434); no password or key in it.")],
     kind: str = typer.Option("openai-compatible", "--kind", metavar="KIND",
                              help="How the server lists its models: openai-compatible (GET URL/models) or ollama (GET URL/api/tags)."),
-    engine: Optional[str] = typer.Option(None, "--engine", metavar="E",
+    engine: Optional[str] = typer.Option(None, "--engine", metavar="E", autocompletion=shell_complete.engines,
                                          help="The serving engine there (vllm, sglang, llama-server, llama-cpp-python, llm-d, kserve, ray-serve): "
                                               "written into each deployment; a served name that is a registry model's joins that model."),
     prefix: Optional[str] = typer.Option(None, "--prefix", metavar="P", help="Put before each name to make its registry id (gpu/)."),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from modelctl.cli import help as panel
+from modelctl.cli import shell_complete
 from modelctl.cli.help import examples
 
 if TYPE_CHECKING:
@@ -17,8 +18,8 @@ if TYPE_CHECKING:
 
 
 def serve(
-    model: Optional[str] = typer.Argument(None, metavar="[MODEL]", show_default=False, help="With --engine: the model the engine serves (any name -m takes)."),
-    engine: Optional[str] = typer.Option(None, "--engine", metavar="ENGINE", help="Start this serving engine for MODEL and send MODEL's requests to it: vllm, sglang, llama-server, llama-cpp-python, ray-serve.", rich_help_panel=panel.SERVER),
+    model: Optional[str] = typer.Argument(None, metavar="[MODEL]", show_default=False, help="With --engine: the model the engine serves (any name -m takes).", autocompletion=shell_complete.models),
+    engine: Optional[str] = typer.Option(None, "--engine", metavar="ENGINE", help="Start this serving engine for MODEL and send MODEL's requests to it: vllm, sglang, llama-server, llama-cpp-python, ray-serve.", autocompletion=shell_complete.engines, rich_help_panel=panel.SERVER),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --engine: print the engine's command line (its key as \"$MODELCTL_ENGINE_API_KEY\") and start nothing.", rich_help_panel=panel.SERVER),
     engine_port: Optional[int] = typer.Option(None, "--engine-port", min=1, max=65535, help="The engine's port on 127.0.0.1 (default: a free one).", rich_help_panel=panel.SERVER),
     weights: Optional[str] = typer.Option(None, "--weights", metavar="REPO", help="The repository of the original weights (vLLM, SGLang), where the registry names none.", rich_help_panel=panel.SERVER),

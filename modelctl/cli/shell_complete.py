@@ -34,6 +34,8 @@ _FORMAT = 1
 MAX_CANDIDATES = 500
 # The cache of a 10,000-model registry is about 1 MiB.
 CACHE_LIMIT = 32 * 2**20
+# The shape of the cached registry part: raised when a group is added, so that older caches are rebuilt.
+REGISTRY_PART = 2
 # C0 and C1 controls (newline, tab, escape, …), line/paragraph separators, bidirectional
 # overrides, lone surrogates.
 _UNOFFERABLE = char_class(CONTROLS, REORDERING, SURROGATES)
@@ -74,9 +76,10 @@ def _fingerprint(files: list[Path]) -> list[Any]:
 def _from_registry(layers: list[Path]) -> dict[str, Any]:
     """The candidates that come with the registry and with modelctl itself."""
     from modelctl.chat.settings import known_keys  # noqa: PLC0415 (modelctl.chat.settings: not on the --help path)
+    from modelctl.engines.manifests import TARGETS  # noqa: PLC0415 (modelctl.engines: not on the --help path)
     from modelctl.registry.loader import load_file, registry_layers  # noqa: PLC0415 (modelctl.registry: not on the --help path)
     from modelctl.registry.query import SORT_KEYS  # noqa: PLC0415 (modelctl.registry: not on the --help path)
-    from modelctl.registry.vocab import CATEGORIES, DEPLOYMENT_KINDS, TASKS  # noqa: PLC0415 (modelctl.registry: not on the --help path)
+    from modelctl.registry.vocab import CATEGORIES, DEPLOYMENT_KINDS, ENGINES, TASKS  # noqa: PLC0415 (modelctl.registry: not on the --help path)
     from modelctl.store.quant import QUALITY_ORDER  # noqa: PLC0415 (modelctl.store: not on the --help path)
     from modelctl.templates import list_templates  # noqa: PLC0415 (modelctl.templates: not on the --help path)
 
@@ -92,7 +95,7 @@ def _from_registry(layers: list[Path]) -> dict[str, Any]:
         "templates": sorted({t.name for t in list_templates()}),
         "sort": [*SORT_KEYS, *(f"-{k}" for k in SORT_KEYS)],
         "kinds": list(DEPLOYMENT_KINDS), "tasks": list(TASKS), "categories": list(CATEGORIES),
-        "quants": list(QUALITY_ORDER),
+        "quants": list(QUALITY_ORDER), "engines": list(ENGINES), "emit": list(TARGETS),
         "known_keys": [k for k in known_keys() if "MODEL" not in k and not k.endswith(".KEY")],
     }
 
@@ -127,7 +130,7 @@ def candidates(ctx: Any = None) -> dict[str, Any]:
     from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
 
     layers, user_files = _sources(ctx)
-    keys = {"registry": _fingerprint(layers), "user": _fingerprint(user_files)}
+    keys = {"registry": [REGISTRY_PART, *_fingerprint(layers)], "user": _fingerprint(user_files)}
     cache = get_paths().cache_dir / "completion.json"
     data = _read_cache(cache)
     stale = [part for part in keys if data.get(f"{part}_key") != keys[part] or not _is_part(data.get(part))]
@@ -202,6 +205,8 @@ tasks = _offer("tasks")
 categories = _offer("categories")
 providers = _offer("providers")
 quants = _offer("quants")
+engines = _offer("engines")
+emit_targets = _offer("emit")
 aliases = _offer("aliases")
 config_keys = _offer("config", "known_keys")  # those set in config.toml, then every known key
 
