@@ -20,6 +20,10 @@ class Engine:
     kv_cache: tuple[str, ...] = ()  # series of the KV cache's use, a fraction 0 to 1
     install: str = ""  # one line: how to get it
     local_weights: str = "repo"  # what it loads: "repo" (the original weights) or "gguf"
+    # Started by `serve --engine`: seconds from SIGTERM to SIGKILL when stopped, and whether its
+    # first process stops the rest itself (SIGTERM to it alone, then SIGKILL to the group).
+    stop_grace_s: float = 10.0
+    leader_stops: bool = False
 
 
 ENGINE_FACTS: dict[str, Engine] = {e.name: e for e in (
@@ -45,7 +49,10 @@ ENGINE_FACTS: dict[str, Engine] = {e.name: e for e in (
     # Ray Serve app publishes its metrics elsewhere, and its load reads as unknown.
     Engine("ray-serve", "Ray Serve", "/-/healthz", "/metrics",
            waiting=("modelctl_ray:requests_waiting",), running=("modelctl_ray:requests_running",),
-           install="pip install 'modelctl[ray]' (ray[serve])", local_weights="gguf"),
+           install="pip install 'modelctl[ray]' (ray[serve])", local_weights="gguf",
+           # Ray stops its cluster in 6 to 9 s on 2 cores; its workers sit in process groups of
+           # their own and outlive a raylet signalled with them
+           stop_grace_s=20.0, leader_stops=True),
 )}
 assert tuple(ENGINE_FACTS) == ENGINES, "every engine of the registry's vocabulary has its facts here"
 

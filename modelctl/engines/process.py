@@ -30,13 +30,6 @@ from modelctl.errors import BackendError, UsageError
 from modelctl.transport.probe_get import probe_get
 
 PROBE_TIMEOUT_S = 2.0  # one health request; a server that takes longer is not ready
-STOP_GRACE_S = 10.0  # after SIGTERM, before SIGKILL
-# Engines whose clean stop takes longer (Ray stops its cluster: 6 to 9 s on 2 cores).
-STOP_GRACES = {"ray-serve": 20.0}
-# Engines whose first process stops the rest itself when asked (Ray's cluster, whose workers sit in
-# process groups of their own and outlive a raylet that was signalled with them): SIGTERM goes to
-# it alone, the group gets SIGKILL after the grace.
-LEADER_STOPS = frozenset({"ray-serve"})
 _FIRST_STEP_S, _MAX_STEP_S = 0.05, 1.0  # between probes: growing, so a fast engine is seen fast
 _TAIL_BYTES = 4096
 
@@ -68,7 +61,7 @@ class EngineProcess:
     log_path: Path
     started: float
     ready_s: float | None = None  # seconds from start to healthy
-    grace: float = STOP_GRACE_S  # seconds from SIGTERM to SIGKILL when stopped
+    grace: float = 10.0  # seconds from SIGTERM to SIGKILL when stopped (the engine's, at start)
 
     @property
     def label(self) -> str:
@@ -111,7 +104,7 @@ class EngineProcess:
         """Stop the engine and everything it started (its process group); its exit status."""
         grace = self.grace
         if self.proc.poll() is None or _group_alive(self.proc.pid):
-            if self.spec.engine in LEADER_STOPS:
+            if engine_facts(self.spec.engine).leader_stops:
                 with contextlib.suppress(OSError):
                     self.proc.terminate()
             else:
@@ -142,7 +135,7 @@ def start(spec: LaunchSpec, command: EngineCommand, *, timeout: float, log_dir: 
         proc = subprocess.Popen(list(command.argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **command.env}, **_own_group())
     engine = EngineProcess(spec, proc, log_path, time.time(),
-                           grace=STOP_GRACES.get(spec.engine, STOP_GRACE_S) if grace is None else grace)
+                           grace=engine_facts(spec.engine).stop_grace_s if grace is None else grace)
     try:
         with _terminated_as_interrupt():
             engine.wait_healthy(timeout)
@@ -165,8 +158,7 @@ def running(spec: LaunchSpec, command: EngineCommand, *, timeout: float) -> Iter
 def healthy(spec: LaunchSpec, *, timeout: float = PROBE_TIMEOUT_S) -> bool:
     """Whether the engine answers 200 at its health path (its model list where it has none)."""
     path = engine_facts(spec.engine).health_path or "/v1/models"
-    host = f"[{spec.host}]" if ":" in spec.host else spec.host
-    answer = probe_get(f"http://{host}:{spec.port}{path}", max(timeout, 0.01), 64 * 1024, spec.api_key or None)
+    answer = probe_get(spec.base_url + path, max(timeout, 0.01), 64 * 1024, spec.api_key or None)
     return answer.status == 200
 
 
