@@ -24,6 +24,7 @@ class Engine:
     # first process stops the rest itself (SIGTERM to it alone, then SIGKILL to the group).
     stop_grace_s: float = 10.0
     leader_stops: bool = False
+    replicas: bool = False  # runs several copies of the model (`serve --engine … --replicas N`)
 
 
 ENGINE_FACTS: dict[str, Engine] = {e.name: e for e in (
@@ -52,7 +53,7 @@ ENGINE_FACTS: dict[str, Engine] = {e.name: e for e in (
            install="pip install 'modelctl[ray]' (ray[serve])", local_weights="gguf",
            # Ray stops its cluster in 6 to 9 s on 2 cores; its workers sit in process groups of
            # their own and outlive a raylet signalled with them
-           stop_grace_s=20.0, leader_stops=True),
+           stop_grace_s=20.0, leader_stops=True, replicas=True),
 )}
 assert tuple(ENGINE_FACTS) == ENGINES, "every engine of the registry's vocabulary has its facts here"
 

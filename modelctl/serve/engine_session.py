@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelctl.engines.catalog import engine_facts
+from modelctl.engines.catalog import ENGINE_FACTS, engine_facts
 from modelctl.engines.launch import EngineCommand, LaunchSpec, engine_command, original_weights, tool_format_of
 from modelctl.engines.process import free_port
 from modelctl.errors import NotFoundError, UsageError
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 ENGINE_DEPLOYMENT = "engine"  # the id of the deployment added for the running engine
 # The serve process's variable for the engine's key: the added deployment's key_env.
 ENGINE_KEY_ENV = "MODELCTL_ENGINE_API_KEY"
-REPLICATED = ("ray-serve",)  # the engines --replicas applies to
 LOCAL_CTX = 4096  # a GGUF engine's context by default (as a local model's), at most the model's
 
 
@@ -52,10 +51,11 @@ def plan(request: EngineRequest, registry: "Registry") -> EnginePlan:
     """What `serve --engine` runs for `request` (nothing is started)."""
     from modelctl.resolver import Resolver  # noqa: PLC0415 (the resolver: only for an engine)
 
-    if request.engine not in _engines():
-        raise UsageError(f"unknown engine {request.engine!r}", hint=f"one of: {', '.join(_engines())}")
-    if request.replicas != 1 and request.engine not in REPLICATED:
-        raise UsageError(f"--replicas is for {', '.join(REPLICATED)}; {request.engine} runs one copy")
+    if request.engine not in ENGINE_FACTS:
+        raise UsageError(f"unknown engine {request.engine!r}", hint=f"one of: {', '.join(ENGINE_FACTS)}")
+    if request.replicas != 1 and not engine_facts(request.engine).replicas:
+        replicated = [e.name for e in ENGINE_FACTS.values() if e.replicas]
+        raise UsageError(f"--replicas is for {', '.join(replicated)}; {request.engine} runs one copy")
     gguf_engine = engine_facts(request.engine).local_weights == "gguf"
     target = Resolver(registry, check=gguf_engine, locate=gguf_engine).resolve(request.model)
     if target.entry is None and request.weights is None and not gguf_engine:
@@ -82,12 +82,6 @@ def _extra_buffers(engine: str, target: "Target") -> bool:
     from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (llama-cpp-python: only for this engine)
 
     return LlamaCppBackend(target.path).buffer_choice().enabled
-
-
-def _engines() -> tuple[str, ...]:
-    from modelctl.registry.vocab import ENGINES  # noqa: PLC0415 (the vocabulary: only for an engine)
-
-    return ENGINES
 
 
 def _gguf(target: "Target", engine: str) -> str:
