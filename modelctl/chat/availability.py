@@ -146,8 +146,9 @@ def check(model: "Model", dep: "Deployment", probes: dict[str, tuple[bool, str, 
     """Whether `dep` of `model` is usable, given the answers to the server probes (by URL) and
     to the engine probes (by api_base)."""
     kind = dep.kind
-    if dep.engine is not None and engines is not None and engine_base(dep) in engines:
-        return _engine_service(model, dep, engines[engine_base(dep) or ""])
+    base = engine_base(dep)
+    if base is not None and engines is not None and base in engines:
+        return _engine_service(model, dep, engines[base])
     if kind == "llama.cpp":
         try:
             path = locate(model)
