@@ -157,11 +157,17 @@ def _refusal(c: Candidate, k: Constraints) -> str | None:
     return None
 
 
-def _cached_tokens(service: "Service", messages: Sequence[Message], prompt_tokens: int) -> int:
+def _cached_tokens(service: "Service", messages: Sequence[Message], prompt_tokens: int,
+                   seen: dict[str, dict[str, int]]) -> int:
     """The prompt tokens `service`'s prompt cache is expected to serve (priced at the cache-read
-    price, as `tokens` and a named model's --max-cost do)."""
-    dep = service.deployment
-    return cache_reads(service.model.id, service.model, [dep], messages, prompt_tokens).get(dep.id, 0)
+    price, as `tokens` and a named model's --max-cost do). `seen` keeps what the history said of
+    each model, for all its deployments: one look per model, not one per candidate."""
+    from modelctl.chat.cache_estimate import cached_messages  # noqa: PLC0415 (sqlite3 and the history: only for a candidate that is usable)
+
+    model, dep = service.model, service.deployment
+    if model.id not in seen:
+        seen[model.id] = cached_messages(model.id, [(d.id, d.kind) for d in model.deployments], messages)
+    return cache_reads(model.id, model, [dep], messages, prompt_tokens, hits=seen[model.id]).get(dep.id, 0)
 
 
 def _more_with_ctx(c: Candidate) -> str:
@@ -286,6 +292,7 @@ def select_services(
             models = [m for m in reg if does_task(m, k.task) and m.status != "deprecated" and not m.retired(today)]
         services = check_services(models)
     count = counter or local_counter()
+    cache_seen: dict[str, dict[str, int]] = {}
     accepted: list[Candidate] = []
     rejected: list[Candidate] = []
     for service in services:
@@ -295,7 +302,7 @@ def select_services(
         room = answer_tokens(service.model, k.max_tokens)
         local = local_file(service.model, service.deployment) if service.usable else None
         window = run_window(service.model, service.deployment, n_ctx=n_ctx, options=options, local=local)
-        cached = _cached_tokens(service, messages, tokens.tokens) if service.usable else 0
+        cached = _cached_tokens(service, messages, tokens.tokens, cache_seen) if service.usable else 0
         candidate = Candidate(service, tokens, window,
                               deployment_cost(service.model, service.deployment, tokens.tokens, room, cached), room)
         refusal = _refusal(candidate, k)

@@ -224,13 +224,16 @@ def deployment_cost(entry: "Model", dep: "Deployment", tokens: int, max_tokens: 
 
 
 def cache_reads(model_id: str, entry: "Model", deps: Sequence["Deployment"], messages: Sequence[Message],
-                prompt_tokens: int) -> dict[str, int]:
+                prompt_tokens: int, *, hits: Mapping[str, int] | None = None) -> dict[str, int]:
     """{deployment id: the prompt tokens its prompt cache is expected to serve}, for the
-    deployments where the history shows this conversation's prefix sent recently (`cache_estimate`)."""
+    deployments where the history shows this conversation's prefix sent recently (`cache_estimate`;
+    `hits`: what it found already, {deployment id: messages cached})."""
     from modelctl.chat.cache_estimate import cached_messages, cached_tokens  # noqa: PLC0415 (sqlite3 and the history: only for a conversation priced on a cached provider)
 
     by_id = {d.id: d for d in deps}
-    hits = cached_messages(model_id, [(d.id, d.kind) for d in deps], messages)
+    if hits is None:
+        hits = cached_messages(model_id, [(d.id, d.kind) for d in deps], messages)
+    hits = {dep: n for dep, n in hits.items() if dep in by_id}
     return {dep: cached_tokens(by_id[dep].kind, count_for(entry, by_id[dep], messages[:n], ask_provider=False).tokens,
                                prompt_tokens) for dep, n in hits.items()}
 
