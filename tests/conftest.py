@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -95,8 +96,23 @@ def cpu_verdict(tmp_path_factory) -> Iterator[str | None]:
             os.environ[name] = value
 
 
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
 @pytest.fixture(autouse=True)
-def modelctl_home(tmp_path_factory, monkeypatch):
+def modelctl_home(tmp_path_factory, monkeypatch, request):
+    """The test's own MODELCTL_HOME, removed after a test that passed (a home where the packaged
+    Gemma was assembled holds 242 MB: kept for every test, one run of the suite would fill ~20 GB).
+    A failed test's home stays for inspection, as pytest's `failed` retention policy keeps
+    `tmp_path`."""
     home = tmp_path_factory.mktemp("modelctl-home")
     monkeypatch.setenv("MODELCTL_HOME", str(home))
     monkeypatch.delenv("MODELCTL_REGISTRY", raising=False)
@@ -110,6 +126,8 @@ def modelctl_home(tmp_path_factory, monkeypatch):
     _load_user_config.cache_clear()
     yield home
     state.set_registry_path(None)
+    if not request.node.stash.get(_FAILED, False):
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
