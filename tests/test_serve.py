@@ -286,6 +286,29 @@ def test_a_spent_budget_is_429_and_a_free_model_still_answers(tmp_path_factory, 
         assert proc.stop() == 0
 
 
+def test_a_budget_holds_the_cost_of_the_tools_a_request_sends(tmp_path_factory, upstream):
+    """The definitions of a request's tools are prompt tokens too: a budget that covers the
+    question alone refuses the same question sent with tools."""
+    home = _home(tmp_path_factory, "serve-budget-tools", f'[api_base]\nopenai = "{upstream.url}/v1"\n')
+    keys = home / "keys.toml"
+    keys.write_text(f'[keys.alice]\nkey = "{KEY}"\nbudget_day = 0.00001\n')  # ~60 prompt tokens of gpt-4o-mini
+    keys.chmod(0o600)
+    tools = [{"type": "function", "function": {"name": f"tool_{i}", "description": "Looks a thing up. " * 8,
+                                               "parameters": {"type": "object", "properties": {}}}} for i in range(4)]
+    question = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    upstream.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["Hi"], usage=(9, 1)))
+    sent = len(upstream.calls("/v1/chat/completions"))
+    with ServeProcess(home, "--keys-file", str(keys), env={"OPENAI_API_KEY": FAKE_KEY}) as proc:
+        headers = {"authorization": f"Bearer {KEY}"}
+        with_tools = httpx.post(f"{proc.base}/chat/completions", json={**question, "tools": tools}, headers=headers,
+                                timeout=120)
+        assert with_tools.status_code == 429 and with_tools.json()["error"]["code"] == "budget_exceeded"
+        assert len(upstream.calls("/v1/chat/completions")) == sent
+        alone = httpx.post(f"{proc.base}/chat/completions", json=question, headers=headers, timeout=120)
+        assert alone.status_code == 200, alone.text
+        assert proc.stop() == 0
+
+
 def test_a_non_loopback_bind_needs_a_key(tmp_path_factory):
     home = _home(tmp_path_factory, "serve-open")
     done = subprocess.run([sys.executable, "-m", "modelctl", "serve", "--host", "0.0.0.0", "--port", "0"],

@@ -270,3 +270,94 @@ def test_a_local_model_whose_file_is_absent_is_estimated_over_its_rendered_promp
                              template="chatml").text
     assert data["tokens"] == math.ceil(len(rendered) / 4) and data["exact"] is False
     assert "not on this machine" in data["note"] and "template chatml" in data["note"]
+
+
+# --- tools: their definitions are part of what a request costs ------------------------------------
+
+def _builtin_specs():
+    from modelctl.tools.builtins import builtin_functions
+
+    return tuple(f.spec for f in builtin_functions())
+
+
+def test_a_local_count_with_tools_is_the_prompt_the_chat_evaluates(model_path, loaded_gemma):
+    """The template renders the tools into the prompt: the count is that prompt, token for token,
+    as a chat offering the same tools evaluates it."""
+    from modelctl.backends.base import GenerationParams
+
+    tools = _builtin_specs()
+    bare = token_report(str(model_path), HELLO)
+    report = token_report(str(model_path), HELLO, tools=tools)
+    next(iter(loaded_gemma.chat(HELLO, GenerationParams(max_tokens=1, temperature=0, tools=tools))), None)
+    assert report.count.exact and report.tools == 2
+    assert report.count.tokens == len(loaded_gemma.last_prompt_tokens) > bare.count.tokens
+
+
+def test_a_service_counts_the_tool_definitions_sent_beside_the_messages(cli, registry_file):
+    from modelctl.chat.tokens import tool_definitions
+
+    text = "What time is it in Paris?"
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "-T", "builtin", "--json",
+            "--max-tokens", "10", text)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    definitions = len(encoding("o200k_base").encode(tool_definitions(_builtin_specs())))
+    tokens = count_openai("gpt-4o-mini", [{"role": "user", "content": text}]).tokens + definitions
+    assert (data["tokens"], data["tools"], data["exact"]) == (tokens, 2, False)
+    assert "2 tool definitions" in data["note"]
+    costs = {c["deployment"]: c for c in data["costs"]}
+    assert costs["openai"]["input_usd"] == pytest.approx(tokens * 0.15 / 1e6)
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "-T", "builtin", text)
+    assert "2 tool definitions included" in r.stdout
+    r = cli("--registry", str(registry_file), "tokens", "-m", "test/gpt", "-T", "builtin", "--text", text)
+    assert r.exit_code == 2 and "--text" in r.stderr
+
+
+def test_max_cost_prices_the_tool_definitions_it_sends(cli, registry_file, monkeypatch):
+    """A cap the messages alone stay under, but the messages with the tools' definitions do not."""
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    text = "What time is it?"
+    messages = count_openai("gpt-4o-mini", [{"role": "user", "content": text}]).tokens
+    cap = f"{(messages + 20) * 0.15 / 1e6 + 1 * 0.6 / 1e6:.10f}"
+    args = ("--registry", str(registry_file), "chat", "-m", "test/gpt", "-n", "1", "--max-cost", cap, "--dry-run")
+    r = cli(*args, "--json", text)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["tokens"]["tokens"] == messages
+    r = cli(*args, "-T", "builtin", text)
+    assert r.exit_code == 2 and "--max-cost" in r.stderr and "prompt tokens estimated" in r.stderr
+
+
+def test_dry_run_shows_a_local_prompt_as_the_chat_renders_it(cli, model_path):
+    """Reasoning switches and tools reach the template in --dry-run as in the chat itself."""
+    args = ("chat", "-m", str(model_path), "-t", "qwen3", "--dry-run", "--json")
+    bare = json.loads(cli(*args, "hi").stdout)
+    assert "<think>" not in bare["prompt"]
+    no_think = json.loads(cli(*args, "--no-think", "hi").stdout)
+    assert no_think["prompt"].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    with_tools = json.loads(cli(*args, "-T", "builtin", "hi").stdout)
+    assert "modelctl_version" in with_tools["prompt"] and "<tools>" in with_tools["prompt"]
+    assert with_tools["tokens"]["tokens"] > bare["tokens"]["tokens"]
+
+
+def test_auto_selection_prices_the_tools_offered(registry_file, monkeypatch):
+    """`-m auto --max-cost` judges each service with the tools' definitions counted in: a cap the
+    question alone stays under refuses the same question with tools."""
+    from modelctl.chat.selector import Constraints, select_services
+    from modelctl.registry.loader import load_registry
+
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    registry = load_registry(registry_file)
+    question = [{"role": "user", "content": "What time is it?"}]
+    messages = count_openai("gpt-4o-mini", question).tokens
+    cap = (messages + 20) * 0.15 / 1e6 + 1 * 0.6 / 1e6
+    k = Constraints(max_cost=cap, max_tokens=1)
+
+    def judged(**kw):
+        selection = select_services(question, k, registry=registry, **kw)
+        return ({c.id: c for c in selection.candidates}, {c.id: c for c in selection.rejected})
+
+    accepted, _ = judged()
+    assert accepted["test/gpt@openai"].tokens.tokens == messages
+    accepted, rejected = judged(tools=_builtin_specs())
+    assert "test/gpt@openai" not in accepted and "--max-cost" in rejected["test/gpt@openai"].reasons[0]
+    assert rejected["test/gpt@openai"].tokens.tokens > messages + 20

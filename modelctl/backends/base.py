@@ -335,13 +335,16 @@ class LocalBackend(Backend, Protocol):
 
 
 def template_variables(params: GenerationParams) -> dict[str, Any]:
-    """The reasoning switches as a local model's template takes them: Qwen3's `enable_thinking`,
-    Granite's `thinking`, gpt-oss's `reasoning_effort` (a template ignores those it does not read)."""
+    """What `params` tell a local model's template: the reasoning switches (Qwen3's
+    `enable_thinking`, Granite's `thinking`, gpt-oss's `reasoning_effort`; a template ignores those
+    it does not read) and, unless the tool choice is none, the tools' definitions (`tools`)."""
     variables: dict[str, Any] = {}
     if params.think is not None:
         variables["enable_thinking"] = variables["thinking"] = params.think
     if params.reasoning_effort is not None:
         variables["reasoning_effort"] = params.reasoning_effort
+    if params.tools and params.tool_choice != "none":
+        variables["tools"] = [tool.openai() for tool in params.tools]
     return variables
 
 

@@ -747,9 +747,7 @@ class LlamaCppBackend(BaseBackend):
         self.load()
         t0 = time.perf_counter()
         tools = self._tool_use(params)
-        variables = template_variables(params)
-        if tools is not None:
-            variables["tools"] = [tool.openai() for tool in params.tools]
+        variables = template_variables(params)  # (with the tools' definitions where `tools` is not None)
         if any(images_of(m) for m in messages):
             rendered, prompt = self._with_images(messages, variables)
         else:

@@ -26,7 +26,16 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from modelctl.backends.api import pop_stream_flag
-from modelctl.backends.base import Chunk, GenerationParams, Message, RoutingBackend, is_local, serving
+from modelctl.backends.base import (
+    Chunk,
+    GenerationParams,
+    Message,
+    RoutingBackend,
+    ToolSpec,
+    is_local,
+    serving,
+    template_variables,
+)
 from modelctl.chat.opening import Chat, ChatOptions, open_chat
 from modelctl.errors import BackendError, ModelctlError, OfflineError, UsageError
 from modelctl.refs import Auto, parse_ref
@@ -96,7 +105,8 @@ def open_routed(
         k = constraints or Constraints()
         if max_cost is not None:
             k = Constraints(**{**k.__dict__, "max_cost": max_cost})
-        selection = select_services(messages, k, registry=registry, n_ctx=n_ctx, options=window_options)
+        selection = select_services(messages, k, registry=registry, n_ctx=n_ctx, options=window_options,
+                                    tools=opts.flags.tools)
         best = selection.best
         say(f"--model auto chose {best.id}: {'; '.join(best.reasons)}")
         chat = opener(best.model.id, best.deployment.id)()
@@ -112,7 +122,7 @@ def open_routed(
 
         same = Constraints(task=None, model=entry.id, max_tokens=chat.params.max_tokens, max_cost=max_cost)
         others = [c for c in select_services(messages, same, registry=registry, n_ctx=n_ctx,
-                                                 options=window_options).candidates
+                                                 options=window_options, tools=opts.flags.tools).candidates
                   if c.deployment.id != dep.id]
         chat = _with_fallback(chat, f"{entry.id}@{dep.id}", others, opener, say)
     return _capped(chat, max_cost)
@@ -144,18 +154,19 @@ class CostCapped(RoutingBackend):
         self.setup, self.current, self.max_cost = setup, setup.backend, max_cost
 
     def chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
-        check_cost(self.setup, messages, self.max_cost)
+        check_cost(self.setup, messages, self.max_cost, params.tools)
         return self.current.chat(messages, params)
 
 
 
-def check_cost(setup: Chat, messages: Sequence[Message], max_cost: float) -> None:
+def check_cost(setup: Chat, messages: Sequence[Message], max_cost: float, tools: Sequence[ToolSpec] = ()) -> None:
     """Refuse (UsageError) a request whose estimated cost is above `max_cost`, or unknown. The
-    prompt is counted without asking a provider; the answer is priced at its most tokens."""
+    prompt (with the definitions of the `tools` sent beside it) is counted without asking a
+    provider; the answer is priced at its most tokens."""
     entry, dep = setup.entry, setup.deployment  # after a fallback switch: the service now used
     if entry is None or dep is None:
         raise UsageError(f"--max-cost: the registry has no price for '{setup.model_id}', so its cost is unknown")
-    usd, tokens, room, cached = _estimate(setup, entry, dep, messages)
+    usd, tokens, room, cached = _estimate(setup, entry, dep, messages, tools)
     if usd is None:
         raise UsageError(f"--max-cost: the registry has no price for {entry.id}@{dep.id}, so its cost is unknown")
     if usd > max_cost:
@@ -167,22 +178,22 @@ def check_cost(setup: Chat, messages: Sequence[Message], max_cost: float) -> Non
         )
 
 
-def estimated_cost(setup: Chat, messages: Sequence[Message]) -> float | None:
-    """The most USD sending `messages` to `setup`'s service may cost (the answer at its most
-    tokens); 0 for a model in this process; None where the registry has no price."""
+def estimated_cost(setup: Chat, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> float | None:
+    """The most USD sending `messages` (and `tools`) to `setup`'s service may cost (the answer at
+    its most tokens); 0 for a model in this process; None where the registry has no price."""
     if setup.local is not None:
         return 0.0
     entry, dep = setup.entry, setup.deployment
     if entry is None or dep is None:
         return None
-    return _estimate(setup, entry, dep, messages)[0]
+    return _estimate(setup, entry, dep, messages, tools)[0]
 
 
-def _estimate(setup: Chat, entry: "Model", dep: "Deployment",
-              messages: Sequence[Message]) -> "tuple[float | None, TokenCount, int, int]":
+def _estimate(setup: Chat, entry: "Model", dep: "Deployment", messages: Sequence[Message],
+              tools: Sequence[ToolSpec]) -> "tuple[float | None, TokenCount, int, int]":
     from modelctl.chat.tokens import cache_reads, count_for, deployment_cost  # noqa: PLC0415 (modelctl.chat.tokens: not on the chat --api-base path)
 
-    tokens = count_for(entry, dep, messages, ask_provider=False)
+    tokens = count_for(entry, dep, messages, ask_provider=False, tools=tools)
     room = answer_room(setup, entry)
     cached = cache_reads(setup.model_id, entry, [dep], messages, tokens.tokens).get(dep.id, 0)
     return deployment_cost(entry, dep, tokens.tokens, room, cached).total_usd, tokens, room, cached
@@ -209,15 +220,18 @@ def dry_run(setup: Chat, messages: Sequence[Message]) -> dict[str, Any]:
     shown), the prompt's tokens and the estimated cost."""
     from modelctl.chat.tokens import count_for, deployment_cost  # noqa: PLC0415 (modelctl.chat.tokens: not on the chat --api-base path)
 
+    tools = setup.params.tools
     if isinstance(setup.backend, CostCapped):  # what --max-cost would refuse, it refuses here
-        check_cost(setup, messages, setup.backend.max_cost)
+        check_cost(setup, messages, setup.backend.max_cost, tools)
     backend = serving(setup.backend)  # the service that would be asked first
     entry, dep = setup.entry, setup.deployment
     data: dict[str, Any] = {"id": setup.model_id, "deployment": dep.id if dep else None, **setup.route}
     room = answer_room(setup, entry)
-    if is_local(backend):
-        data.update(prompt=backend.render(messages).text,
-                    tokens={"tokens": backend.count_tokens(messages), "method": "llama.cpp vocabulary", "exact": True},
+    if is_local(backend):  # rendered as the chat renders it: reasoning switches and tools included
+        rendered = backend.render(messages, template_variables(setup.params))
+        data.update(prompt=rendered.text,
+                    tokens={"tokens": len(backend.tokenize_rendered(rendered)), "method": "llama.cpp vocabulary",
+                            "exact": True},
                     max_tokens=room, cost_usd=0.0)
         return data
     request = _request(backend, messages, setup)
@@ -226,7 +240,7 @@ def dry_run(setup: Chat, messages: Sequence[Message]) -> dict[str, Any]:
     else:  # a backend whose client library writes the request (Hugging Face, Ollama)
         data["messages"] = [dict(m) for m in messages]
     if entry is not None and dep is not None:
-        count = count_for(entry, dep, messages, ask_provider=False)
+        count = count_for(entry, dep, messages, ask_provider=False, tools=tools)
         data.update(tokens=count.to_dict(), max_tokens=room,
                     cost_usd=deployment_cost(entry, dep, count.tokens, room).total_usd)
     return data

@@ -34,6 +34,7 @@ from modelctl.registry.vocab import TASK_COMMANDS, today_iso
 from modelctl.resolver import registry_target
 
 if TYPE_CHECKING:
+    from modelctl.backends.base import ToolSpec
     from modelctl.chat.availability import Service
     from modelctl.registry import Deployment, Model
     from modelctl.registry.loader import RegistrySource
@@ -251,16 +252,17 @@ def local_file(model: "Model", dep: "Deployment") -> "Target | None":
     return target if target.is_local else None
 
 
-def local_counter() -> Counter:
+def local_counter(tools: Sequence["ToolSpec"] = ()) -> Counter:
     """Counts with the tokenizers here, never asking a provider: a local GGUF model with its
     vocabulary, OpenAI ids with tiktoken, the rest estimated; each conversation counted once per
-    deployment."""
+    deployment, with the definitions of the `tools` it offers."""
     done: dict[tuple[str, str, tuple[tuple[tuple[str, str], ...], ...]], TokenCount] = {}
 
     def count(model: "Model", dep: "Deployment", messages: Sequence[Message]) -> TokenCount:
         key = (model.id, dep.id, tuple(tuple(sorted(m.items())) for m in messages))
         if key not in done:
-            done[key] = count_for(model, dep, messages, ask_provider=False, local_file=local_file(model, dep))
+            done[key] = count_for(model, dep, messages, ask_provider=False, local_file=local_file(model, dep),
+                                  tools=tools)
         return done[key]
 
     return count
@@ -275,10 +277,11 @@ def select_services(
     counter: Counter | None = None,
     n_ctx: int | None = None,
     options: Mapping[str, Any] | None = None,
+    tools: Sequence["ToolSpec"] = (),
 ) -> Selection:
     """Rank every deployment of the registry (or the given `services`, checked for availability)
-    for `messages` under `constraints`. `counter` counts a prompt for a deployment (default:
-    `local_counter`). What fits is judged against the context window a chat with each would
+    for `messages` (offering `tools`) under `constraints`. `counter` counts a prompt for a
+    deployment (default: `local_counter`). What fits is judged against the context window a chat with each would
     use (`run_window`: a local model's `n_ctx`, as chat's --ctx, or its `options`' n_ctx, else the
     config's, else 4096). Deployments of models for another task are left out of `rejected`."""
 
@@ -291,7 +294,7 @@ def select_services(
             today = today_iso()  # a model without a deprecation may still carry a passed retirement date
             models = [m for m in reg if does_task(m, k.task) and m.status != "deprecated" and not m.retired(today)]
         services = check_services(models)
-    count = counter or local_counter()
+    count = counter or local_counter(tools)
     cache_seen: dict[str, dict[str, int]] = {}
     accepted: list[Candidate] = []
     rejected: list[Candidate] = []

@@ -12,10 +12,16 @@ actually receives (template included):
   the model, plus the chat format's few tokens per message;
 - Anthropic and Gemini, with a key: the provider's own count endpoint;
 - anything else: an estimate, marked as one (`ESTIMATE_METHOD`).
+
+Tools the model is told of (`tools=`) are counted too: a local model's template renders them
+into the prompt, which is counted as it stands; a service is sent their definitions beside the
+messages, and formats them its own way, so their JSON is counted with the service's tokenizer
+(tiktoken, else the estimate) and the whole count is marked as not exact.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -26,6 +32,7 @@ from modelctl.errors import ModelctlError, UsageError
 from modelctl.keys import find_key
 
 if TYPE_CHECKING:
+    from modelctl.backends.base import ToolSpec
     from modelctl.registry import Deployment, Model, RegistrySource
     from modelctl.resolver import Target
 
@@ -138,19 +145,39 @@ def count_openai(model_id: str, messages: Sequence[Message]) -> TokenCount:
     return TokenCount(tokens, f"tiktoken {name}", True)
 
 
-def count_local(local: "Target", messages: Sequence[Message], template: str | None = None) -> TokenCount:
-    """Tokens of the prompt a local GGUF model receives for `messages`: its template's rendering,
-    tokenized with the file's vocabulary as a chat tokenizes it (the weights are not loaded)."""
+def count_local(local: "Target", messages: Sequence[Message], template: str | None = None,
+                tools: Sequence["ToolSpec"] = ()) -> TokenCount:
+    """Tokens of the prompt a local GGUF model receives for `messages` (and `tools`): its
+    template's rendering, tokenized with the file's vocabulary as a chat tokenizes it (the
+    weights are not loaded)."""
+    from modelctl.backends.base import GenerationParams, template_variables  # noqa: PLC0415 (modelctl.backends.base: not on the chat --api-base path)
     from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (modelctl.backends.llamacpp: not on the chat --api-base path)
 
     assert local.path is not None and local.gguf is not None
     tpl = choose_template(local, template or target_defaults(local).get("template"))
     backend = LlamaCppBackend(local.path, template=tpl, model_id=local.model_id, gguf=local.gguf)
     try:
-        tokens = backend.count_tokens(messages)
+        rendered = backend.render(messages, template_variables(GenerationParams(tools=tuple(tools))))
+        tokens = len(backend.tokenize_rendered(rendered))
     finally:
         backend.close()
     return TokenCount(tokens, f"llama.cpp vocabulary of {local.path.name} (template {tpl.name})", True)
+
+
+def tool_definitions(tools: Sequence["ToolSpec"]) -> str:
+    """The tools' definitions as a service is sent them (OpenAI's JSON form), for counting."""
+    return json.dumps([tool.openai() for tool in tools], ensure_ascii=False, separators=(",", ":"))
+
+
+def _with_tools(count: TokenCount, entry: "Model | None", dep: "Deployment", tools: Sequence["ToolSpec"]) -> TokenCount:
+    """`count` of a request's messages, plus the tokens of the `tools` sent beside them."""
+    if not tools:
+        return count
+    text = tool_definitions(tools)
+    enc = _tiktoken(dep.model or (entry.id if entry else ""))[0] if dep.kind in OPENAI_KINDS else None
+    added = len(enc.encode(text, disallowed_special=())) if enc is not None else math.ceil(len(text) / CHARS_PER_TOKEN)
+    why = f"{len(tools)} tool definition{'s' if len(tools) != 1 else ''} counted from their JSON"
+    return TokenCount(count.tokens + added, count.method, False, f"{count.note}; {why}" if count.note else why)
 
 
 def _provider_count(entry: "Model", dep: "Deployment", messages: Sequence[Message],
@@ -167,11 +194,18 @@ def _provider_count(entry: "Model", dep: "Deployment", messages: Sequence[Messag
 
 
 def count_for(entry: "Model", dep: "Deployment", messages: Sequence[Message], *, api_key: str | None = None,
-              ask_provider: bool = True, local_file: "Target | None" = None) -> TokenCount:
-    """Tokens of `messages` for `dep` of `entry`, by the best means at hand (the module's list).
-    `ask_provider=False` never sends a request (Anthropic and Gemini are estimated then)."""
+              ask_provider: bool = True, local_file: "Target | None" = None,
+              tools: Sequence["ToolSpec"] = ()) -> TokenCount:
+    """Tokens of `messages` (and `tools`) for `dep` of `entry`, by the best means at hand (the
+    module's list). `ask_provider=False` never sends a request (Anthropic and Gemini are
+    estimated then)."""
     if local_file is not None:
-        return count_local(local_file, messages)
+        return count_local(local_file, messages, tools=tools)
+    return _with_tools(_count_messages(entry, dep, messages, api_key, ask_provider), entry, dep, tools)
+
+
+def _count_messages(entry: "Model", dep: "Deployment", messages: Sequence[Message], api_key: str | None,
+                    ask_provider: bool) -> TokenCount:
     if dep.kind in OPENAI_KINDS:
         return count_openai(dep.model or entry.id, messages)
     if dep.kind in COUNTING_KINDS:
@@ -250,6 +284,7 @@ class TokenReport:
     costs: list[DeploymentCost] = field(default_factory=list)
     counted: str = "conversation"  # or "text": the bare text, no chat format (`--text`, embedding models)
     trained_window: int | None = None  # the model's own window, where it differs
+    tools: int = 0  # tools whose definitions are counted in
 
     @property
     def fits(self) -> bool | None:
@@ -260,7 +295,7 @@ class TokenReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.model_id, "deployment": self.deployment, **self.count.to_dict(),
-                "counted": self.counted, "max_tokens": self.max_tokens, "context_window": self.context_window,
+                "counted": self.counted, "tools": self.tools, "max_tokens": self.max_tokens, "context_window": self.context_window,
                 "context_window_trained": self.trained_window or self.context_window, "fits": self.fits,
                 "costs": [c.to_dict() for c in self.costs]}
 
@@ -322,13 +357,14 @@ def run_window(entry: "Model | None", dep: "Deployment | None", *, local: "Targe
 def token_report(model: str | None, messages: Sequence[Message], *, deployment: str | None = None,
                  template: str | None = None, max_tokens: int | None = None, api_key: str | None = None,
                  registry: "RegistrySource" = None, text_only: bool | None = None,
-                 notify: Callable[[str], None] | None = None, n_ctx: int | None = None) -> TokenReport:
+                 notify: Callable[[str], None] | None = None, n_ctx: int | None = None,
+                 tools: Sequence["ToolSpec"] = ()) -> TokenReport:
     """Count `messages` for MODEL (as `chat --model MODEL [--deployment D]` would send them) and
     price them on each of the model's deployments. `max_tokens` is the room kept for the answer
     (default: `answer_tokens`); the prompt and it must fit the context window the chat would use
     (`run_window`; `n_ctx` as chat's --ctx). With `text_only` (default: for embedding models) the
     one user message is counted as bare text, as `complete` and `embed` send it; an embedding
-    keeps no room for an answer."""
+    keeps no room for an answer. `tools`: the tools the chat would offer (`-T`)."""
 
     # no MODEL: the default of the command that would send it (bare text: complete's)
     target = resolve_model(model, deployment, registry=registry, check=False,
@@ -337,25 +373,29 @@ def token_report(model: str | None, messages: Sequence[Message], *, deployment: 
         text_only = reads_text_only(target.entry)
     window = _target_window(target, n_ctx)
     if text_only:
+        if tools:
+            raise UsageError("tools are offered to a conversation: a text counted alone (--text) has none")
         return _text_report(target, messages, template, max_tokens, window)
     entry: "Model | None"
     entry, model_id = target.entry, target.model_id
     if target.is_local:
-        count = count_local(target, messages, template)
+        count = count_local(target, messages, template, tools)
         dep_id = entry.deployment("llama.cpp").id if entry else None
     else:
         assert target.deployment is not None
         if template is not None and target.deployment.kind != "llama.cpp":
             raise UsageError(f"--template: only for local (llama.cpp) models; '{model_id}' runs on a server or API")
         if entry is None:  # a model an Ollama server has and the registry does not know
-            count = estimate(messages, "no tokenizer for 'ollama' deployments is available here")
+            count = _with_tools(estimate(messages, "no tokenizer for 'ollama' deployments is available here"),
+                                None, target.deployment, tools)
         else:
-            count = _count_served(entry, target.deployment, messages, api_key, notify)
+            count = _count_served(entry, target.deployment, messages, api_key, notify, tools)
         dep_id = target.deployment.id
     room = answer_tokens(entry, max_tokens)
     cached = cache_reads(model_id, entry, entry.deployments, messages, count.tokens) if entry else {}
     costs = [deployment_cost(entry, d, count.tokens, room, cached.get(d.id, 0)) for d in entry.deployments] if entry else []
-    return TokenReport(model_id, dep_id, count, room, window.used, costs, trained_window=window.trained)
+    return TokenReport(model_id, dep_id, count, room, window.used, costs, trained_window=window.trained,
+                       tools=len(tools))
 
 
 def _target_window(target: "Target", n_ctx: int | None) -> ContextWindow:
@@ -385,13 +425,13 @@ def _text_report(target: "Target", messages: Sequence[Message], template: str | 
 
 
 def _count_served(entry: "Model", dep: "Deployment", messages: Sequence[Message], api_key: str | None,
-                  notify: Callable[[str], None] | None) -> TokenCount:
+                  notify: Callable[[str], None] | None, tools: Sequence["ToolSpec"]) -> TokenCount:
     """`count_for`, where a provider's count endpoint that fails gives way to the estimate (said)."""
     try:
-        return count_for(entry, dep, messages, api_key=api_key)
+        return count_for(entry, dep, messages, api_key=api_key, tools=tools)
     except ModelctlError as exc:
         if dep.kind not in COUNTING_KINDS:
             raise
         if notify is not None:
             notify(f"{COUNTING_KINDS[dep.kind]} failed ({exc}); estimating instead")
-        return estimate(messages, f"{COUNTING_KINDS[dep.kind]} failed: {exc}")
+        return _with_tools(estimate(messages, f"{COUNTING_KINDS[dep.kind]} failed: {exc}"), entry, dep, tools)

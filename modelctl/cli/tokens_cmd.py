@@ -3,6 +3,7 @@ model's deployments, and whether it fits the context window."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
@@ -18,6 +19,7 @@ from modelctl.terminal_text import safe
 from modelctl.units import counted
 
 if TYPE_CHECKING:
+    from modelctl.backends.base import ToolSpec
     from modelctl.chat.tokens import TokenReport
 
 
@@ -41,6 +43,20 @@ def _messages(text: Optional[List[str]], messages_file: Optional[str], system: O
     if system is not None:
         msgs.insert(0, {"role": "system", "content": clean_text(system)})
     return msgs
+
+
+def _tool_specs(tool: Optional[List[str]], functions: Optional[List[Path]]) -> "tuple[ToolSpec, ...]":
+    """The definitions of the tools -T and --functions name, as chat would offer them (MCP
+    servers are started to list theirs, then stopped)."""
+    if not (tool or functions):
+        return ()
+    from modelctl.tools.toolbox import Toolbox  # noqa: PLC0415 (modelctl.tools: only with tools)
+
+    toolbox = Toolbox.open(tool or [], [f.expanduser() for f in functions or []])
+    try:
+        return toolbox.specs()
+    finally:
+        toolbox.close()
 
 
 def _trained(report: TokenReport) -> str:
@@ -69,6 +85,8 @@ def tokens(
         None, "--text/--conversation",
         help="Count TEXT as it stands, with no chat format, as `complete` and `embed` send it "
              "(default for embedding models), or as a chat's user message (default otherwise)."),
+    tool: Annotated[Optional[List[str]], opt.reworded(opt.Tools, "Count the definitions of a tool the chat would offer (repeatable): its name, an MCP server's name (all its tools), or builtin.")] = None,
+    functions: opt.Functions = None,
     as_json: Annotated[bool, opt.reworded(opt.Json, "Print one JSON object.")] = False,
 ) -> None:
     """Count a prompt's tokens with the model's tokenizer (the rendered prompt, template
@@ -78,13 +96,15 @@ def tokens(
 
     report = token_report(model, _messages(text, messages, system), deployment=deployment, template=template,
                           max_tokens=max_tokens, api_key=api_key, registry=state.get_registry, text_only=text_only,
-                          notify=output.warn, n_ctx=ctx)
+                          notify=output.warn, n_ctx=ctx, tools=_tool_specs(tool, functions))
     if as_json:
         output.print_records(report.to_dict())
         return
     count = report.count
     how = count.method if count.exact else f"{count.method}: {count.note}" if count.note else count.method
     what = ", the text alone" if report.counted == "text" else ""
+    if report.tools:
+        what = f", {counted(report.tools, 'tool definition')} included"
     print(safe(f"{report.model_id}: {counted(count.tokens, 'token')}{what} "
                       f"({'exact' if count.exact else 'estimated'}, {how})"))  # an id, a file name: data
     room = f" with {counted(report.max_tokens, 'token')} for the answer" if report.max_tokens else ""

@@ -27,7 +27,7 @@ from modelctl.refs import Auto, FileRef, Name, parse_ref
 from modelctl.serve.pool import ModelPool
 
 if TYPE_CHECKING:
-    from modelctl.backends.base import Message, ResponseFormat
+    from modelctl.backends.base import Message, ResponseFormat, ToolSpec
     from modelctl.registry import Registry
     from modelctl.serve.auth import ApiKey
     from modelctl.serve.budgets import Budgets
@@ -162,7 +162,8 @@ class Answerer:
         if isinstance(parse_ref(name), Auto):
             from modelctl.chat.selector import Constraints, select_services  # noqa: PLC0415 (the selector: only for auto)
 
-            selection = select_services(messages, Constraints(max_tokens=flags.max_tokens), registry=self.registry)
+            selection = select_services(messages, Constraints(max_tokens=flags.max_tokens), registry=self.registry,
+                                        tools=flags.tools)
             return [(c.id, c.model.id, c.deployment.id) for c in selection.candidates]
         return [(name, name, None)]
 
@@ -175,7 +176,7 @@ class Answerer:
         setup = self.open_routed(model, messages, flags, local_caller=caller.local)
         turn_log = None
         try:
-            with self._budget(caller, setup, messages):
+            with self._budget(caller, setup, messages, flags.tools):
                 turn_log = self._turn_log(setup, caller)
                 # open_chat layers the sampling flags; the answer's format is the request's own
                 params = setup.params.overlay(response_format=flags.response_format)
@@ -210,11 +211,13 @@ class Answerer:
         finally:
             setup.close()
 
-    def _budget(self, caller: Caller, setup: Chat, messages: "Sequence[Message]") -> ContextManager[None]:
-        """The caller's budget, checked and holding this request's most cost until it is logged."""
+    def _budget(self, caller: Caller, setup: Chat, messages: "Sequence[Message]",
+                tools: "Sequence[ToolSpec]" = ()) -> ContextManager[None]:
+        """The caller's budget, checked and holding this request's most cost (its `tools`' definitions
+        counted) until it is logged."""
         if self.budgets is None or caller.key is None:
             return nullcontext()
-        return self.budgets.hold(caller.key, estimated_cost(setup, messages))
+        return self.budgets.hold(caller.key, estimated_cost(setup, messages, tools))
 
     def _turn_log(self, setup: Chat, caller: Caller) -> TurnLog | None:
         if not self.settings.log or (caller.local and caller.client_logs):
