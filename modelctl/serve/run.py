@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import json
 import logging
 import math
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -27,6 +30,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from modelctl.errors import UsageError
 from modelctl.serve.answer import Answerer, ServeSettings
 from modelctl.serve.app import Limits, Server
+from modelctl.serve.wire import ApiError
 from modelctl.transport.serve_state import ServerInfo, remove_state, write_state
 from modelctl.version import __version__
 
@@ -67,13 +71,56 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class _HeadLimited(h11.Connection):
+    """h11's connection, refusing a request whose head (request line and headers) is larger than
+    MAX_HEADER_BYTES however it arrived: h11's own limit holds only for a head still incomplete,
+    so one that arrived in a single read of up to 256 KiB would pass."""
+
+    def next_event(self) -> Any:
+        event = super().next_event()
+        if isinstance(event, h11.Request) and _head_bytes(event) > MAX_HEADER_BYTES:
+            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+        return event
+
+
+def _head_bytes(request: h11.Request) -> int:
+    """The size of a request's head as sent: 'METHOD TARGET HTTP/1.1\r\n', 'NAME: VALUE\r\n' each."""
+    return (len(request.method) + len(request.target) + 11
+            + sum(len(name) + len(value) + 4 for name, value in request.headers))
+
+
+def _protocol_error(exc: BaseException | None) -> ApiError:
+    """The OpenAI-shaped answer to a request h11 could not read."""
+    if isinstance(exc, h11.RemoteProtocolError) and exc.error_status_hint == 431:
+        return ApiError(431, f"the request's headers are larger than {MAX_HEADER_BYTES} bytes",
+                        code="request_header_fields_too_large")
+    return ApiError(400, "malformed HTTP request", code="malformed_request")
+
+
 class _GuardedH11(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers: a client that
     opens a connection and sends nothing, or drips its headers, is cut off; and so is one that
     goes on sending a body refused unread (413, 408), which uvicorn would read for as long as
-    it comes."""
+    it comes. A head over MAX_HEADER_BYTES is refused (431) however it arrives, and what cannot be
+    read as HTTP is answered with an OpenAI-shaped error body, as every other refusal is."""
 
     header_timeout = HEADER_TIMEOUT_S
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn = _HeadLimited(h11.SERVER, MAX_HEADER_BYTES)
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn calls this inside its `except h11.RemoteProtocolError`: the error is the one in hand
+        error = _protocol_error(sys.exc_info()[1])
+        body = json.dumps(error.body()).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]
+        reason = HTTPStatus(error.status).phrase.encode()
+        for event in (h11.Response(status_code=error.status, headers=headers, reason=reason), h11.Data(data=body),
+                      h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
