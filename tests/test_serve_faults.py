@@ -319,3 +319,78 @@ def test_a_bind_beyond_loopback_without_keys_is_refused_at_start(tmp_path, where
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=HANG_S).close()
     assert not ServeProcess(tmp_path).state_path.exists()
+
+
+class SilentUpstream:
+    """An OpenAI-compatible service that begins a streamed answer, then sends nothing more, and
+    notes when the connection it holds is closed by the other end."""
+
+    FIRST = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": HOSTED,
+             "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": None}]}
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.asked = threading.Event()
+        self.closed = threading.Event()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(HANG_S)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(65536)
+                if not head.startswith(b"POST /v1/chat/completions"):
+                    conn.sendall(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    continue
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n"
+                             + b"data: " + json.dumps(self.FIRST).encode() + b"\n\n")
+                self.asked.set()
+                try:
+                    while conn.recv(65536):  # what the client still sends (nothing), until it closes
+                        pass
+                    self.closed.set()
+                except OSError:  # the guard ran out: nobody closed it
+                    pass
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "whole"])
+def test_a_client_that_leaves_frees_a_worker_reading_a_silent_upstream(tmp_path_factory, streamed):
+    """The worker blocked reading an upstream that went silent is woken when its client leaves
+    (its connection to the upstream is shut), not left waiting out the read timeout."""
+    upstream = SilentUpstream()
+    home = hosted_home(tmp_path_factory, "serve-silent", upstream.url)
+    running = ServeProcess(home, "--keep-alive", "-1", env={"OPENAI_API_KEY": FAKE_KEY, "MODELCTL_READ_TIMEOUT": "3600"})
+    body = {**ask(HOSTED, "Say hello."), "stream": streamed}
+    try:
+        with running, httpx.Client(timeout=HANG_S) as client:
+            if streamed:
+                with client.stream("POST", running.url + CHAT, json=body) as answer:
+                    assert answer.status_code == 200
+                    for line in answer.iter_lines():
+                        if '"Hel"' in line:
+                            break  # the first words came; the client leaves, the upstream says no more
+            else:
+                with connect(running.url) as sock:  # asks, and leaves while the answer is awaited
+                    data = json.dumps(body).encode()
+                    sock.sendall(b"POST %s HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n%s" % (CHAT.encode(), len(data), data))
+                    assert upstream.asked.wait(HANG_S)
+            assert upstream.asked.is_set()
+            assert upstream.closed.wait(HANG_S), "the upstream connection was still open"
+            assert running.stop() == 0
+    finally:
+        upstream.stop()
+    assert "Traceback" not in running.stderr, running.stderr

@@ -39,6 +39,7 @@ from modelctl.backends.base import (
 from modelctl.chat.opening import Chat, ChatOptions, open_chat
 from modelctl.errors import BackendError, ModelctlError, OfflineError, UsageError
 from modelctl.refs import Auto, parse_ref
+from modelctl.transport.abandon import abandoned
 from modelctl.transport.http_client import StreamInterrupted
 from modelctl.transport.urls import redact_url
 
@@ -326,7 +327,8 @@ class FallbackBackend(RoutingBackend):
                         break
             except BackendError as exc:
                 _close(chunks)
-                if not retryable(exc) or not self._switch(exc):
+                # work given up on (its reads ended from outside) asks no other service
+                if not retryable(exc) or abandoned() or not self._switch(exc):
                     raise
                 continue
             except BaseException:

@@ -4,7 +4,9 @@ llama.cpp and the providers' clients block, so each request's work runs in a thr
 and hands what it makes to the event loop, which writes it to the client. The reader stopping
 (the client went away, the server shuts down) sets the request's cancel event: the worker's next
 `emit` raises `Cancelled`, which closes the generation (a local model's slot is freed at once),
-and a worker waiting for a busy model sees it through `CANCEL`.
+and a worker waiting for a busy model sees it through `CANCEL`. A worker blocked reading a
+service that has gone silent is woken too: the streams it opened are abandoned
+(transport/abandon), so it does not wait out the read timeout for a reader that left.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import contextvars
 import threading
 from concurrent.futures import Executor
 from typing import Any, AsyncIterator, Callable
+
+from modelctl.transport.abandon import ABANDONMENT, Abandonment
 
 # The cancel event of the request the current worker thread serves (None outside a request).
 CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("modelctl_serve_cancel", default=None)
@@ -41,8 +45,10 @@ class ThreadStream:
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self.cancel = threading.Event()
+        self._streams = Abandonment()
         context = contextvars.copy_context()
         context.run(CANCEL.set, self.cancel)
+        context.run(ABANDONMENT.set, self._streams)
         self._future = self._loop.run_in_executor(executor, context.run, self._run, work)
 
     def _run(self, work: Callable[[Emit], None]) -> None:
@@ -92,11 +98,12 @@ class ThreadStream:
 
     def stop(self) -> None:
         self.cancel.set()
+        self._streams.abandon()
 
     def fail(self, exc: BaseException) -> None:
         """End the reading now with `exc` (raised by the next read, before anything still
         queued) and cancel the work. Called on the event loop."""
-        self.cancel.set()
+        self.stop()
         while not self._queue.empty():
             self._queue.get_nowait()
         self._queue.put_nowait(_Failure(exc))

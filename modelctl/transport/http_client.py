@@ -21,6 +21,7 @@ from modelctl.errors import AuthError, BackendError, ModelctlError, NotFoundErro
 from modelctl.redaction import redact
 from modelctl.transport import response_limits as _limits
 from modelctl.transport import wire
+from modelctl.transport.abandon import on_abandon
 from modelctl.transport.debug_log import DebugLog
 from modelctl.transport.httpx_import import import_httpx
 from modelctl.transport.retry import (
@@ -386,6 +387,7 @@ class LineStream:
     def __init__(self, client: HttpClient, response: Response) -> None:
         self.client = client
         self.response = response
+        self._forget = on_abandon(response)  # a caller that gives up ends a blocked read (transport/abandon)
         self.received = 0  # characters of answer text the backend reported (for messages)
         self.events_read = 0
         self.head = ""  # the first characters of the body, to say what came back if it was no stream
@@ -432,6 +434,7 @@ class LineStream:
                                 + (f", not events: {body}" if body else " with no events"))
 
     def close(self) -> None:
+        self._forget()
         self.response.close()
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
 from email.errors import MultipartInvariantViolationDefect, StartBoundaryNotFoundDefect
 from typing import TYPE_CHECKING, Iterator, NoReturn
 
@@ -72,6 +73,7 @@ class PlainHTTPTransport(httpx.BaseTransport):
         if request.url.scheme != "http":
             raise httpx.UnsupportedProtocol(f"{request.url.scheme!r} is not plain http", request=request)
         conn = _connect(request)
+        sock = conn.sock  # (http.client lets go of it once a response that ends with the connection begins)
         try:
             sent = _send(conn, request)
             response = _receive(conn, request, sent)
@@ -83,8 +85,20 @@ class PlainHTTPTransport(httpx.BaseTransport):
             headers=_headers(response),
             stream=_Body(conn, response, request),
             extensions={"http_version": b"HTTP/1.1" if response.version == 11 else b"HTTP/1.0",
-                        "reason_phrase": response.reason.encode("latin-1", "replace")},
+                        "reason_phrase": response.reason.encode("latin-1", "replace"),
+                        "network_stream": _NetworkStream(sock)},
         )
+
+
+class _NetworkStream:
+    """What httpcore calls a response's network stream, as far as it is used here: its socket
+    (`get_extra_info("socket")`, for ending a blocked read from another thread)."""
+
+    def __init__(self, sock: socket.socket | None) -> None:
+        self._sock = sock
+
+    def get_extra_info(self, name: str) -> object:
+        return self._sock if name == "socket" else None
 
 
 def _connect(request: httpx.Request) -> _Connection:

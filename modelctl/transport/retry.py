@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 
+from modelctl.transport.abandon import abandoned
+
 if TYPE_CHECKING:
     from modelctl.transport.debug_log import DebugLog
 
@@ -122,7 +124,7 @@ def run_with_retries(call: Callable[[], T], classify: Callable[[BaseException], 
             return call()
         except Exception as exc:
             verdict = classify(exc)
-            if verdict is None or not verdict.retryable or unreachable(exc):
+            if verdict is None or not verdict.retryable or unreachable(exc) or abandoned():
                 raise
             wait = policy.delay(attempt, verdict.retry_after)
             if wait is None:
@@ -132,4 +134,6 @@ def run_with_retries(call: Callable[[], T], classify: Callable[[BaseException], 
                            f"of {policy.retries + 1} in {wait:g} s")
             if wait > 0:
                 policy.sleep(wait)
+                if abandoned():  # given up on while it waited: no request for a caller gone
+                    raise
             attempt += 1
