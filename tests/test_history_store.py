@@ -305,3 +305,37 @@ def test_prices_from_the_registry(tmp_path):
     assert deployment_price(None, None) is None
     assert cost(Price(2.0, 8.0), 1_000_000, 500_000) == pytest.approx(6.0)
     assert cost(Price(2.0, 8.0), 1200, 300) == pytest.approx(0.0048)
+
+
+def _asked(system: str | None, *texts: str) -> list[dict]:
+    """A request: the system message, then user and assistant messages in turn."""
+    messages = [{"role": "system", "content": system}] if system else []
+    return messages + [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(texts)]
+
+
+def test_a_request_that_goes_on_from_a_conversation_is_found_in_it(db):
+    first = _asked("Be brief.", "Hi")
+    conv, _ = db.add_turn(Turn(messages=first, answer="Hello.", model="m", key_label="alice"))
+    other, _ = db.add_turn(Turn(messages=_asked(None, "Hi"), answer="Hello.", model="m", key_label="alice"))
+    since = time.time() - 60
+    going_on = _asked("Be brief.", "Hi", "Hello.", "And then?")
+    assert db.continued(going_on, "alice", since) == conv
+    assert db.continued(_asked(None, "Hi", "Hello.", "And then?"), "alice", since) == other  # no system: the other
+    db.add_turn(Turn(messages=going_on, answer="Then this.", model="m", key_label="alice"), conv)
+    assert db.continued(going_on + [{"role": "assistant", "content": "Then this."},
+                                    {"role": "user", "content": "More."}], "alice", since) == conv
+    # what does not go on from it: a changed answer or system, the same messages and no more
+    assert db.continued(_asked("Be brief.", "Hi", "Hullo.", "And then?"), "alice", since) is None
+    assert db.continued(_asked("Be long.", "Hi", "Hello.", "And then?"), "alice", since) is None
+    assert db.continued(going_on[:-1] + [{"role": "assistant", "content": "Then this."}], "alice", since) is None
+    # another key's, or no key's, or one from before `since`
+    assert db.continued(going_on, "bob", since) is None and db.continued(going_on, None, since) is None
+    assert db.continued(going_on, "alice", time.time() + 60) is None
+    assert db.continued([], "alice", since) is None
+
+
+def test_a_conversation_without_keys_is_continued_by_a_request_without_one(db):
+    conv, _ = db.add_turn(Turn(messages=_asked(None, "Hi"), answer="Hello.", model="m"))
+    db.add_turn(Turn(messages=_asked(None, "Other"), answer="Yes.", model="m", key_label="alice"))
+    assert db.continued(_asked(None, "Hi", "Hello.", "Go on."), None, time.time() - 60) == conv
+    assert db.continued(_asked(None, "Other", "Yes.", "Go on."), None, time.time() - 60) is None

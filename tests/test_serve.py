@@ -60,7 +60,10 @@ def client(served):
 
 
 def turns(home: Path) -> list[sqlite3.Row]:
-    db = sqlite3.connect(home / "data" / "history.sqlite3")
+    path = home / "data" / "history.sqlite3"
+    if not path.exists():  # nothing logged yet
+        return []
+    db = sqlite3.connect(path)
     db.row_factory = sqlite3.Row
     try:
         return db.execute("SELECT * FROM turns ORDER BY id").fetchall()
@@ -225,6 +228,23 @@ def test_each_request_is_a_history_turn_and_the_cli_as_client_logs_its_own(serve
     kinds = sorted(row["deployment_kind"] for row in rows)
     assert kinds == ["llama.cpp", "openai-compatible"]  # the server's turn and the client's
     assert rows[0]["answer"] == rows[1]["answer"] == done.stdout.strip()
+
+
+def test_a_conversation_sent_whole_each_turn_is_one_conversation_in_the_history(served, client):
+    """A client sends the whole conversation with each request: the turns that go on from one
+    land in it; a new conversation, or one whose earlier answer was changed, starts another."""
+    before = len(turns(served.home))
+    messages: list = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name a river."}]
+    for follow_up in ("And a lake?", "And a sea?"):
+        answer = client.chat.completions.create(model=LOCAL, messages=messages, **GREEDY)
+        messages += [answer.choices[0].message, {"role": "user", "content": follow_up}]  # as the SDK's users do
+    client.chat.completions.create(model=LOCAL, messages=messages, **GREEDY)
+    edited = [*messages[:2], {"role": "assistant", "content": "Not what it said."}, messages[3]]
+    client.chat.completions.create(model=LOCAL, messages=edited, **GREEDY)
+    client.chat.completions.create(model=LOCAL, messages=[{"role": "user", "content": "Name a tree."}], **GREEDY)
+    rows = turns(served.home)[before:]
+    ids = [row["conversation_id"] for row in rows]
+    assert ids[0] == ids[1] == ids[2] and len(set(ids)) == 3, ids
 
 
 def test_ps_and_stop(served):

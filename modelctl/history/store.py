@@ -284,6 +284,31 @@ class History:
         return out
 
     @_reading
+    def continued(self, messages: Sequence[Any], key_label: str | None, since: float) -> int | None:
+        """The conversation `messages` go on from, if any: one updated since `since` (a Unix time)
+        whose every turn came with the `serve` key `key_label` (None: with none), and whose system
+        message and messages so far are a leading part of `messages`, shorter than all of them.
+        The most recently updated of those; at most CONTINUED_LOOKS conversations are looked at."""
+        wanted = set(prefix_hashes(messages)[:-1])
+        if not wanted:
+            return None
+        rows = self.conn.execute(
+            "SELECT c.id, c.system, c.messages FROM conversations c WHERE c.updated >= ?"
+            " AND EXISTS (SELECT 1 FROM turns o WHERE o.conversation_id = c.id AND o.key_label IS ?)"
+            " AND NOT EXISTS (SELECT 1 FROM turns x WHERE x.conversation_id = c.id AND x.key_label IS NOT ?)"
+            " ORDER BY c.updated DESC LIMIT ?", (since, key_label, key_label, CONTINUED_LOOKS)).fetchall()
+        for row in rows:
+            try:
+                state = json.loads(row["messages"])
+            except ValueError:
+                continue
+            system = [{"role": "system", "content": row["system"]}] if row["system"] is not None else []
+            hashes = prefix_hashes(system + state) if isinstance(state, list) else []
+            if hashes and hashes[-1] in wanted:
+                return int(row["id"])
+        return None
+
+    @_reading
     def owned(self, conversation: int, key_label: str) -> bool:
         """Whether `conversation` has turns and every one came with the `serve` key `key_label`."""
         row = self.conn.execute(f"SELECT 1 FROM conversations c WHERE c.id = ? AND {_OWNED}",
@@ -376,6 +401,8 @@ class History:
 
 
 # A conversation (`c`) that has turns, each of them with the `serve` key label given twice as arguments.
+CONTINUED_LOOKS = 50  # the recent conversations `continued` compares a request with
+
 _OWNED = ("EXISTS (SELECT 1 FROM turns o WHERE o.conversation_id = c.id AND o.key_label = ?)"
           " AND NOT EXISTS (SELECT 1 FROM turns x WHERE x.conversation_id = c.id AND x.key_label IS NOT ?)")
 

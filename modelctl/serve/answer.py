@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from modelctl.serve.metrics import Metrics
 
 log = logging.getLogger("modelctl.serve")
+
+# A request that goes on from a conversation logged this recently (the same messages, then more)
+# is logged in it: clients send the whole conversation each time, and the OpenAI wire has no id for it.
+CONTINUE_WITHIN_S = 7 * 24 * 3600.0
 Emit = Callable[[Any], None]
 
 
@@ -177,7 +181,7 @@ class Answerer:
         turn_log = None
         try:
             with self._budget(caller, setup, messages, flags.tools):
-                turn_log = self._turn_log(setup, caller)
+                turn_log = self._turn_log(setup, caller, messages)
                 # open_chat layers the sampling flags; the answer's format is the request's own
                 params = setup.params.overlay(response_format=flags.response_format)
                 session = ChatSession(setup.backend, params, model=setup.model_id, on_turn=turn_log)
@@ -219,7 +223,9 @@ class Answerer:
             return nullcontext()
         return self.budgets.hold(caller.key, estimated_cost(setup, messages, tools))
 
-    def _turn_log(self, setup: Chat, caller: Caller) -> TurnLog | None:
+    def _turn_log(self, setup: Chat, caller: Caller, messages: "Sequence[Message] | None" = None) -> TurnLog | None:
+        """Where the request's turn is logged: the caller's recent conversation that `messages`
+        go on from (a client sends the whole conversation each time), else a new one."""
         if not self.settings.log or (caller.local and caller.client_logs):
             return None
         from modelctl.history import History  # noqa: PLC0415 (sqlite3: imported only where used)
@@ -229,7 +235,12 @@ class Answerer:
         except ModelctlError as exc:
             log.warning("%s; this request is not logged", exc)
             return None
-        return TurnLog(setup, history, log.warning, key_label=caller.label)
+        try:
+            conversation = history.continued(messages, caller.label, time.time() - CONTINUE_WITHIN_S) if messages else None
+        except ModelctlError as exc:
+            log.warning("%s; this request is logged as a conversation of its own", exc)
+            conversation = None
+        return TurnLog(setup, history, log.warning, conversation=conversation, key_label=caller.label)
 
     def _run(self, setup: Chat, reply: Reply, t0: float, emit: Emit, *, fmt: "ResponseFormat | None" = None) -> None:
         """Stream `reply` through `emit`; a structured answer is held until it is validated."""
