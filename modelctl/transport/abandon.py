@@ -92,6 +92,8 @@ def response_socket(response: Any) -> socket.socket | None:
 
 def _shut(sock: socket.socket) -> None:
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        # the plain socket's shutdown, also under TLS: SSLSocket's own would drop its TLS state
+        # under the reading thread's feet
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:  # already closed, or never connected
         pass
