@@ -70,6 +70,26 @@ def test_json_is_one_object_with_the_calls(upstream, modelctl_home):
                                    "result": __version__, "is_error": False, "seconds": data["tool_calls"][0]["seconds"]}]
 
 
+def test_each_round_trip_of_a_chain_is_priced_before_it_is_sent(upstream, modelctl_home):
+    """--max-cost checks every request of a chain: a cap the question (with the tools' definitions)
+    stays under, but the question resent with the call and its result does not, stops the chain
+    before the second request, with the first answer and the call kept."""
+    ask = ("chat", "-m", "gpt-4o-mini", "-T", "builtin", "-n", "5", "Which version?")
+    first = json.loads(run(modelctl_home, *ask, "--dry-run", "--json").stdout)["cost_usd"]
+    call_then_answer(upstream, "modelctl_version", "{}", "You run it.")
+    done = run(modelctl_home, *ask, "--max-cost", f"{first * 1.001:.12f}")
+    assert done.returncode == 2, done.stderr
+    assert "--max-cost" in done.stderr.splitlines()[-1] and "Traceback" not in done.stderr
+    assert f"tool result: modelctl_version: {__version__}" in done.stderr
+    assert len(upstream.calls(CHAT)) == 1  # the second round trip was never sent
+    (kept,) = json.loads(run(modelctl_home, "history", "list", "--json").stdout)
+    assert kept["turns"] == 1
+    call_then_answer(upstream, "modelctl_version", "{}", "You run it.")
+    done = run(modelctl_home, *ask, "--max-cost", f"{first * 2:.12f}")  # room for both: the chain ends
+    assert done.returncode == 0 and done.stdout == "Let me check. \nYou run it.\n", done.stderr
+    assert len(upstream.calls(CHAT)) == 3
+
+
 def test_a_call_needing_approval_without_a_terminal_is_refused(upstream, modelctl_home, tmp_path):
     (tmp_path / "f.py").write_text(FUNCTIONS)
     call_then_answer(upstream, "add", '{"a": 2, "b": 3}', "5")
