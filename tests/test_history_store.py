@@ -339,3 +339,15 @@ def test_a_conversation_without_keys_is_continued_by_a_request_without_one(db):
     db.add_turn(Turn(messages=_asked(None, "Other"), answer="Yes.", model="m", key_label="alice"))
     assert db.continued(_asked(None, "Hi", "Hello.", "Go on."), None, time.time() - 60) == conv
     assert db.continued(_asked(None, "Other", "Yes.", "Go on."), None, time.time() - 60) is None
+
+
+def test_a_conversation_named_by_the_client_is_continued_however_old(db):
+    conv, _ = db.add_turn(Turn(messages=_asked(None, "Hi"), answer="Hello.", model="m", key_label="alice"))
+    other, _ = db.add_turn(Turn(messages=_asked(None, "Hi"), answer="Hello.", model="m", key_label="alice"))
+    going_on = _asked(None, "Hi", "Hello.", "Go on.")
+    later = time.time() + 3600  # both are older than the window
+    assert db.continued(going_on, "alice", later) is None
+    assert db.continued(going_on, "alice", later, conversation=conv) == conv
+    assert db.continued(going_on, "alice", later, conversation=other) == other
+    assert db.continued(going_on, "bob", later, conversation=conv) is None  # not bob's
+    assert db.continued(_asked(None, "Bye", "Hello.", "Go on."), "alice", later, conversation=conv) is None

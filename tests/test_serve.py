@@ -247,6 +247,26 @@ def test_a_conversation_sent_whole_each_turn_is_one_conversation_in_the_history(
     assert ids[0] == ids[1] == ids[2] and len(set(ids)) == 3, ids
 
 
+def test_a_client_may_name_the_conversation_it_goes_on(served, client):
+    """`x-modelctl-conversation` names the logged conversation a request goes on (the page sends
+    it for a session continued from the history): checked, never trusted."""
+    before = len(turns(served.home))
+    river = [{"role": "user", "content": "Name a river."}]
+    answer = client.chat.completions.create(model=LOCAL, messages=river, **GREEDY).choices[0].message.content
+    client.chat.completions.create(model=LOCAL, messages=[{"role": "user", "content": "Name a tree."}], **GREEDY)
+    first, tree = (row["conversation_id"] for row in turns(served.home)[before:])
+    going_on = [*river, {"role": "assistant", "content": answer}, {"role": "user", "content": "And a lake?"}]
+    for named in (first, tree):
+        client.chat.completions.create(model=LOCAL, messages=going_on, **GREEDY,
+                                       extra_headers={"x-modelctl-conversation": str(named)})
+    rows = turns(served.home)[before + 2:]
+    assert rows[0]["conversation_id"] == first  # it goes on from it
+    assert rows[1]["conversation_id"] not in (first, tree)  # it does not go on from the tree: a new one
+    bad = httpx.post(f"{served.base}/chat/completions", timeout=60, json={"model": LOCAL, "messages": river},
+                     headers={"x-modelctl-conversation": "twelve"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "x-modelctl-conversation"
+
+
 def test_ps_and_stop(served):
     httpx.post(f"{served.base}/completions", timeout=120, json={"model": LOCAL, "prompt": "a", "max_tokens": 1})
     auth = {"authorization": f"Bearer {served.token}"}

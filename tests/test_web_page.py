@@ -13,6 +13,7 @@ import json
 import threading
 from typing import Iterator
 
+import httpx
 import pytest
 from browser import Browser, chromium_path, png_colours, png_pixels
 from providers import openai_wire
@@ -178,7 +179,7 @@ def test_the_local_model_streams_into_the_page_and_stop_ends_it(page):
     clean(page)
 
 
-def test_a_past_conversation_opens_from_the_history_and_goes_on(page, upstream):
+def test_a_past_conversation_opens_from_the_history_and_goes_on(page, upstream, served):
     upstream.route("POST", "/v1/chat/completions", openai_wire.chat_stream(["Blue ", "whales."], usage=(20, 2)))
     pick(page, HOSTED)
     ask(page, "Name the largest animal, kestrel-7.")
@@ -198,6 +199,10 @@ def test_a_past_conversation_opens_from_the_history_and_goes_on(page, upstream):
     sent = upstream.calls("/v1/chat/completions")[-1].body["messages"]
     assert [(m["role"], m["content"]) for m in sent[-3:]] == [
         ("user", "Name the largest animal, kestrel-7."), ("assistant", "Blue whales."), ("user", "Are they mammals?")]
+    # the history has one conversation of two turns, not a second one
+    listed = httpx.get(f"{served.url}/api/history", params={"q": "kestrel"}, timeout=WAIT_S,
+                       headers={"authorization": f"Bearer {served.token}"}).json()["conversations"]
+    assert [c["turns"] for c in listed] == [2]
     clean(page)
 
 

@@ -284,19 +284,22 @@ class History:
         return out
 
     @_reading
-    def continued(self, messages: Sequence[Any], key_label: str | None, since: float) -> int | None:
+    def continued(self, messages: Sequence[Any], key_label: str | None, since: float, *,
+                  conversation: int | None = None) -> int | None:
         """The conversation `messages` go on from, if any: one updated since `since` (a Unix time)
         whose every turn came with the `serve` key `key_label` (None: with none), and whose system
         message and messages so far are a leading part of `messages`, shorter than all of them.
-        The most recently updated of those; at most CONTINUED_LOOKS conversations are looked at."""
+        The most recently updated of those; at most CONTINUED_LOOKS conversations are looked at.
+        With `conversation`, only that one is, however long ago it was updated."""
         wanted = set(prefix_hashes(messages)[:-1])
         if not wanted:
             return None
+        which, args = ("c.id = ?", (conversation,)) if conversation is not None else ("c.updated >= ?", (since,))
         rows = self.conn.execute(
-            "SELECT c.id, c.system, c.messages FROM conversations c WHERE c.updated >= ?"
+            f"SELECT c.id, c.system, c.messages FROM conversations c WHERE {which}"
             " AND EXISTS (SELECT 1 FROM turns o WHERE o.conversation_id = c.id AND o.key_label IS ?)"
             " AND NOT EXISTS (SELECT 1 FROM turns x WHERE x.conversation_id = c.id AND x.key_label IS NOT ?)"
-            " ORDER BY c.updated DESC LIMIT ?", (since, key_label, key_label, CONTINUED_LOOKS)).fetchall()
+            " ORDER BY c.updated DESC LIMIT ?", (*args, key_label, key_label, CONTINUED_LOOKS)).fetchall()
         for row in rows:
             try:
                 state = json.loads(row["messages"])

@@ -67,6 +67,7 @@ class Caller:
     key: "ApiKey | None" = None
     local: bool = False
     client_logs: bool = False
+    continues: int | None = None  # the logged conversation the request says it goes on (a hint, checked)
 
     @property
     def label(self) -> str | None:
@@ -236,7 +237,8 @@ class Answerer:
             log.warning("%s; this request is not logged", exc)
             return None
         try:
-            conversation = history.continued(messages, caller.label, time.time() - CONTINUE_WITHIN_S) if messages else None
+            conversation = history.continued(messages, caller.label, time.time() - CONTINUE_WITHIN_S,
+                                             conversation=caller.continues) if messages else None
         except ModelctlError as exc:
             log.warning("%s; this request is logged as a conversation of its own", exc)
             conversation = None

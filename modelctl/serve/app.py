@@ -115,12 +115,15 @@ class Server:
     # --- the request's envelope ------------------------------------------------------------------------
 
     def caller(self, request: Request) -> Caller:
-        """Who the request comes from; ApiError 401 when keys are required and none fits."""
+        """Who the request comes from, and the logged conversation it says it goes on
+        (`x-modelctl-conversation`); ApiError 401 when keys are required and none fits."""
         authorization = request.headers.get("authorization")
         scheme, _, presented = (authorization or "").partition(" ")
+        continues = _conversation_header(request.headers.get("x-modelctl-conversation"))
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), self.token.encode()):
-            return Caller(local=True, client_logs=request.headers.get("x-modelctl-client-logs") == "1")
-        return Caller(key=self.keys.check(authorization, request.headers.get("x-api-key")))
+            return Caller(local=True, client_logs=request.headers.get("x-modelctl-client-logs") == "1",
+                          continues=continues)
+        return Caller(key=self.keys.check(authorization, request.headers.get("x-api-key")), continues=continues)
 
     async def body(self, request: Request) -> bytes:
         """The request's body, at most `max_body` bytes, arrived within `body_timeout` seconds."""
@@ -339,6 +342,17 @@ class Server:
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.answerer.close()
+
+
+def _conversation_header(value: str | None) -> int | None:
+    """The conversation id an `x-modelctl-conversation` header gives (None: no header)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not (value.isascii() and value.isdigit() and 0 < len(value) <= 18):
+        raise ApiError(400, "the x-modelctl-conversation header: expected a conversation id (a whole number)",
+                       param="x-modelctl-conversation")
+    return int(value)
 
 
 async def _until_disconnect(request: Request, stream: ThreadStream) -> None:

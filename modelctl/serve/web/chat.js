@@ -7,6 +7,7 @@ import { MarkdownView, renderInto } from "./markdown.js";
 
 let models = []; // /v1/models' rows
 let messages = []; // the conversation the next question is added to
+let continuing = null; // the id of the history's conversation it goes on, sent as a hint for the log
 let running = null; // the AbortController of the answer being streamed
 
 function describe(model) {
@@ -98,8 +99,10 @@ async function stream(model, signal, shown) {
   const read = {text: "", usage: null, extra: null, error: null, first: null};
   const view = new MarkdownView(shown.content);
   try {
+    const headers = {"content-type": "application/json"};
+    if (continuing !== null) headers["x-modelctl-conversation"] = String(continuing);
     const response = await send("/v1/chat/completions", {
-      method: "POST", signal, headers: {"content-type": "application/json"},
+      method: "POST", signal, headers,
       body: JSON.stringify({model, messages, stream: true, stream_options: {include_usage: true}}),
     });
     if (!response.ok) throw await failure(response);
@@ -191,8 +194,12 @@ async function openSession(id) {
     shown.node.dataset.state = "done";
   }
   const last = turns[turns.length - 1];
-  messages = Array.isArray(conversation.messages) ? conversation.messages.slice()
+  // the conversation as it was sent, its system message first: the server then logs the next
+  // turns into it
+  const system = conversation.system ? [{role: "system", content: conversation.system}] : [];
+  messages = Array.isArray(conversation.messages) ? [...system, ...conversation.messages]
     : last ? [...last.messages, {role: "assistant", content: last.answer}] : [];
+  continuing = conversation.id;
   if (last && models.some((m) => m.id === last.model)) {
     $("model-select").value = last.model;
     showModel();
@@ -204,6 +211,7 @@ async function openSession(id) {
 function newChat() {
   if (running) running.abort();
   messages = [];
+  continuing = null;
   $("messages").replaceChildren();
   status("");
 }
