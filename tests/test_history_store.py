@@ -209,10 +209,9 @@ def test_migration_7_keeps_the_tools_an_answer_called(tmp_path):
     old.execute("INSERT INTO conversations (id, created, updated) VALUES (1, 1.0, 1.0)")
     old.execute("INSERT INTO turns (conversation_id, created, prompt, answer, messages) VALUES (1, 1.0, 'q', 'a', '[]')")
     old.close()
-    assert SCHEMA_VERSION == 7
     calls = [{"id": "call_1", "name": "now", "arguments": '{"tz": "UTC"}'}]
     with History(path) as history:
-        assert history.conn.execute("PRAGMA user_version").fetchone()[0] == 7
+        assert history.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 7
         conversation, _ = history.add_turn(Turn(messages=[{"role": "user", "content": "time?"}], answer="",
                                                 tool_calls=calls))
         records = history.turns()
@@ -351,3 +350,22 @@ def test_a_conversation_named_by_the_client_is_continued_however_old(db):
     assert db.continued(going_on, "alice", later, conversation=other) == other
     assert db.continued(going_on, "bob", later, conversation=conv) is None  # not bob's
     assert db.continued(_asked(None, "Bye", "Hello.", "Go on."), "alice", later, conversation=conv) is None
+
+
+def test_migration_8_hashes_the_state_of_conversations_written_from_then_on(tmp_path):
+    """A conversation from before is found only when named; one written after, by its hash."""
+    path = tmp_path / "history.sqlite3"
+    old = connect(path, steps=7)
+    old.execute("INSERT INTO conversations (id, created, updated, messages) VALUES (1, ?, ?, ?)",
+                (time.time(), time.time(), json.dumps(_asked(None, "Hi", "Hello."))))
+    old.execute("INSERT INTO turns (conversation_id, created, prompt, answer, messages) VALUES (1, 1.0, 'Hi', 'Hello.',"
+                " '[]')")
+    old.close()
+    going_on = _asked(None, "Hi", "Hello.", "Go on.")
+    with History(path) as history:
+        assert history.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 8
+        assert history.continued(going_on, None, 0.0) is None
+        assert history.continued(going_on, None, 0.0, conversation=1) == 1
+        history.add_turn(Turn(messages=going_on, answer="Gone.", model="m"), 1)
+        assert history.continued(going_on + [{"role": "assistant", "content": "Gone."},
+                                             {"role": "user", "content": "On."}], None, 0.0) == 1

@@ -102,6 +102,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE turns ADD COLUMN tool_calls TEXT;
     """,
+    # 8: a hash of each conversation's state (its system message, messages and last answer, as
+    # `store.prefix_hashes` chains them), to find the conversation a served request goes on from.
+    # Conversations from before it have none and are found only when a client names them.
+    """
+    ALTER TABLE conversations ADD COLUMN state_hash TEXT;
+    CREATE INDEX conversations_by_state ON conversations(state_hash) WHERE state_hash IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

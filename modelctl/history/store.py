@@ -81,6 +81,21 @@ class Turn:
         return hashes[-1] if hashes else None
 
 
+def state_hash(system: str | None, messages: Sequence[Any]) -> str | None:
+    """The hash of a conversation's state: its system message, then its messages (`prefix_hashes`'
+    last); None for an empty one."""
+    hashes = prefix_hashes(([{"role": "system", "content": system}] if system is not None else []) + list(messages))
+    return hashes[-1] if hashes else None
+
+
+def _hash_of_row(row: sqlite3.Row) -> str | None:
+    try:
+        messages = json.loads(row["messages"])
+    except ValueError:
+        return None
+    return state_hash(row["system"], messages) if isinstance(messages, list) else None
+
+
 def prefix_hashes(messages: Sequence[Any]) -> list[str]:
     """A hash of each leading part of `messages` (the first message, the first two, ... all),
     each chained on the one before, of the messages as the history keeps them (credentials
@@ -173,7 +188,8 @@ class History:
         answer: dict[str, Any] = {"role": "assistant", "content": turn.answer}
         if turn.tool_calls:
             answer["tool_calls"] = turn.tool_calls
-        state = json.dumps(history + [answer], ensure_ascii=False)
+        state_messages = history + [answer]
+        state = json.dumps(state_messages, ensure_ascii=False)
         with self._transaction() as conn:
             if conversation is None:
                 conversation = self._session(conn, name, now) if name is not None else self._create(conn, None, now)
@@ -189,8 +205,8 @@ class History:
                  None if turn.route is None else _dumps(turn.route),
                  turn.cached_tokens, turn.cache_write_tokens, turn.cache_saved, turn.prompt_hash, turn.key_label,
                  _dumps(turn.tool_calls) if turn.tool_calls else None))
-            conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ? WHERE id = ?",
-                         (now, turn.system, state, conversation))
+            conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ?, state_hash = ? WHERE id = ?",
+                         (now, turn.system, state, state_hash(turn.system, state_messages), conversation))
             if retention_days is not None:
                 _prune(conn, now - retention_days * DAY_S)
         assert cur.lastrowid is not None
@@ -211,8 +227,8 @@ class History:
                 conversation = self._create(conn, name, now)
             elif name is not None:
                 conn.execute("UPDATE conversations SET name = ? WHERE id = ?", (name, conversation))
-            conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ? WHERE id = ?",
-                         (now, system, _dumps(messages), conversation))
+            conn.execute("UPDATE conversations SET updated = ?, system = ?, messages = ?, state_hash = ? WHERE id = ?",
+                         (now, system, _dumps(messages), state_hash(system, messages), conversation))
         return conversation
 
     @staticmethod
@@ -288,28 +304,22 @@ class History:
                   conversation: int | None = None) -> int | None:
         """The conversation `messages` go on from, if any: one updated since `since` (a Unix time)
         whose every turn came with the `serve` key `key_label` (None: with none), and whose system
-        message and messages so far are a leading part of `messages`, shorter than all of them.
-        The most recently updated of those; at most CONTINUED_LOOKS conversations are looked at.
-        With `conversation`, only that one is, however long ago it was updated."""
-        wanted = set(prefix_hashes(messages)[:-1])
+        message and messages so far are a leading part of `messages`, shorter than all of them
+        (its `state_hash` is one of theirs); the most recently updated of those. With
+        `conversation`, only that one is considered, however long ago it was updated."""
+        wanted = prefix_hashes(messages)[:-1][-MAX_CONTINUED_HASHES:]
         if not wanted:
             return None
-        which, args = ("c.id = ?", (conversation,)) if conversation is not None else ("c.updated >= ?", (since,))
-        rows = self.conn.execute(
-            f"SELECT c.id, c.system, c.messages FROM conversations c WHERE {which}"
-            " AND EXISTS (SELECT 1 FROM turns o WHERE o.conversation_id = c.id AND o.key_label IS ?)"
-            " AND NOT EXISTS (SELECT 1 FROM turns x WHERE x.conversation_id = c.id AND x.key_label IS NOT ?)"
-            " ORDER BY c.updated DESC LIMIT ?", (*args, key_label, key_label, CONTINUED_LOOKS)).fetchall()
-        for row in rows:
-            try:
-                state = json.loads(row["messages"])
-            except ValueError:
-                continue
-            system = [{"role": "system", "content": row["system"]}] if row["system"] is not None else []
-            hashes = prefix_hashes(system + state) if isinstance(state, list) else []
-            if hashes and hashes[-1] in wanted:
-                return int(row["id"])
-        return None
+        owned = f" AND {_OWNED}"
+        if conversation is not None:  # a conversation from before state_hash was kept is hashed here
+            row = self.conn.execute(f"SELECT c.system, c.messages FROM conversations c WHERE c.id = ?{owned}",
+                                    (conversation, key_label, key_label)).fetchone()
+            return conversation if row is not None and _hash_of_row(row) in wanted else None
+        marks = ",".join("?" * len(wanted))
+        row = self.conn.execute(
+            f"SELECT c.id FROM conversations c WHERE c.state_hash IN ({marks}) AND c.updated >= ?{owned}"
+            " ORDER BY c.updated DESC LIMIT 1", (*wanted, since, key_label, key_label)).fetchone()
+        return int(row["id"]) if row is not None else None
 
     @_reading
     def owned(self, conversation: int, key_label: str) -> bool:
@@ -403,10 +413,13 @@ class History:
         return [{by: row["key"], **{k: row[k] for k in row.keys() if k != "key"}} for row in rows]
 
 
-# A conversation (`c`) that has turns, each of them with the `serve` key label given twice as arguments.
-CONTINUED_LOOKS = 50  # the recent conversations `continued` compares a request with
+# The most leading parts of a request `continued` looks for (its longest): a client sends the whole
+# conversation, so the one it goes on from ends just before its last few messages.
+MAX_CONTINUED_HASHES = 500
 
-_OWNED = ("EXISTS (SELECT 1 FROM turns o WHERE o.conversation_id = c.id AND o.key_label = ?)"
+# A conversation (`c`) that has turns, each of them with the `serve` key label given twice as
+# arguments (None: each without one).
+_OWNED = ("EXISTS (SELECT 1 FROM turns o WHERE o.conversation_id = c.id AND o.key_label IS ?)"
           " AND NOT EXISTS (SELECT 1 FROM turns x WHERE x.conversation_id = c.id AND x.key_label IS NOT ?)")
 
 
