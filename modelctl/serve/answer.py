@@ -38,6 +38,7 @@ log = logging.getLogger("modelctl.serve")
 # A request that goes on from a conversation logged this recently (the same messages, then more)
 # is logged in it: clients send the whole conversation each time, and the OpenAI wire has no id for it.
 CONTINUE_WITHIN_S = 7 * 24 * 3600.0
+
 Emit = Callable[[Any], None]
 
 

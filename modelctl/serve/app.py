@@ -12,7 +12,7 @@ import logging
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -119,11 +119,11 @@ class Server:
         (`x-modelctl-conversation`); ApiError 401 when keys are required and none fits."""
         authorization = request.headers.get("authorization")
         scheme, _, presented = (authorization or "").partition(" ")
-        continues = _conversation_header(request.headers.get("x-modelctl-conversation"))
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), self.token.encode()):
-            return Caller(local=True, client_logs=request.headers.get("x-modelctl-client-logs") == "1",
-                          continues=continues)
-        return Caller(key=self.keys.check(authorization, request.headers.get("x-api-key")), continues=continues)
+            who = Caller(local=True, client_logs=request.headers.get("x-modelctl-client-logs") == "1")
+        else:
+            who = Caller(key=self.keys.check(authorization, request.headers.get("x-api-key")))
+        return replace(who, continues=_conversation_header(request.headers.get("x-modelctl-conversation")))
 
     async def body(self, request: Request) -> bytes:
         """The request's body, at most `max_body` bytes, arrived within `body_timeout` seconds."""
