@@ -22,7 +22,7 @@ from tool_calls import call, call_at_once  # noqa: E402
 
 from modelctl.backends.base import ToolCall  # noqa: E402
 from modelctl.errors import BackendError, NotFoundError, UsageError  # noqa: E402
-from modelctl.tools.mcp_client import CHILD_VARIABLES  # noqa: E402
+from modelctl.tools.mcp_client import CHILD_VARIABLES, MAX_RESTARTS  # noqa: E402
 from modelctl.tools.mcp_config import ServerConfig, check_server  # noqa: E402
 from modelctl.tools.toolbox import MAX_RESULT_BYTES, Toolbox, available_tools  # noqa: E402
 
@@ -153,13 +153,22 @@ def test_a_variable_the_config_names_but_the_environment_lacks_is_an_error_namin
         Toolbox.open(["demo"], servers={"demo": stdio(env={"KEY": "${NOT_SET_ANYWHERE}"})})
 
 
-def test_a_server_that_crashes_mid_call_is_an_error_result_with_its_last_words():
+def test_a_server_that_crashes_mid_call_is_an_error_result_and_is_started_again_for_the_next():
     with Toolbox.open(["demo"], servers={"demo": stdio()}) as box:
+        first_pid = json.loads(call(box, "demo_environment", name="PATH").content)["pid"]
         result = call(box, "demo_crash")
         assert result.is_error
         assert "MCP server 'demo'" in result.content and "giving up: the disk is on fire" in result.content
-        after = call(box, "demo_echo", text="anyone?")
-        assert after.is_error and "MCP server 'demo'" in after.content
+        after = call(box, "demo_echo", text="anyone?")  # a new child answers
+        assert not after.is_error and after.content == "anyone?"
+        assert json.loads(call(box, "demo_environment", name="PATH").content)["pid"] != first_pid
+        for _ in range(MAX_RESTARTS - 1):  # it crashes again: started again, MAX_RESTARTS times in all
+            assert call(box, "demo_crash").is_error
+            assert call(box, "demo_echo", text="again").content == "again"
+        assert call(box, "demo_crash").is_error
+        gone = call(box, "demo_echo", text="and now?")
+        assert gone.is_error and f"is not running (started again {MAX_RESTARTS} times)" in gone.content
+        assert "the disk is on fire" in gone.content
 
 
 def test_a_call_that_hangs_is_an_error_result_after_the_timeout_and_the_server_goes_on():

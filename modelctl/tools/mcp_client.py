@@ -8,7 +8,9 @@ called from any thread and wait for the loop, each for a bounded time:
 - `start` connects, lists the server's tools and returns them, within the server's timeout (at
   least a minute);
 - `call` waits at most the server's timeout (60 s unless its config says), then gives up on the
-  call (the SDK tells the server it was cancelled);
+  call (the SDK tells the server it was cancelled); a call that fails otherwise (the server
+  stopped, the connection broke) ends the session, and the next call starts the server again
+  (at most MAX_RESTARTS times a session);
 - `close` ends the session: a child is asked to stop (its stdin closed), then killed.
 
 A local server (stdio) is a child process in a session of its own, with a minimal environment:
@@ -51,6 +53,8 @@ MIN_START_SECONDS = 60.0
 # How long the SDK's shutdown of one server may take (its own waits are bounded: 2 s for the
 # child to exit once its stdin is closed, 2 s more after SIGTERM, then SIGKILL).
 CLOSE_SECONDS = 10.0
+# How many times a server that stopped during a session is started again for a later call.
+MAX_RESTARTS = 2
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,9 @@ class McpConnection:
         self._task: Future[Any] | None = None
         self._ready: Future[list[RemoteTool]] = Future()
         self._stderr: _StderrTail | None = None
+        self._closed = False  # by close(): not started again
+        self._restart_lock = threading.Lock()
+        self.restarts = 0
 
     @property
     def name(self) -> str:
@@ -210,10 +217,9 @@ class McpConnection:
 
     def call(self, tool: str, arguments: dict[str, Any]) -> tuple[str, bool]:
         """(the result's text, whether the server marked it an error); McpFailure when the call
-        got no answer within the timeout, or the server stopped."""
-        client = self._client
-        if client is None:
-            raise McpFailure(f"MCP server '{self.name}' is not running{self._last_words()}")
+        got no answer within the timeout, or the server stopped (a server that stopped before
+        the call is started again first, MAX_RESTARTS times at most)."""
+        client = self._client or self._started_again()
         future = _background().submit(client.call_tool(tool, arguments))
         try:
             result = future.result(self.timeout)
@@ -225,12 +231,41 @@ class McpConnection:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):  # Ctrl-C stops the call, and the chat
                 future.cancel()
                 raise
-            raise McpFailure(f"MCP server '{self.name}' failed during the call of {tool}: "
-                             f"{self._describe(exc)}{self._last_words()}") from None
+            failure = McpFailure(f"MCP server '{self.name}' failed during the call of {tool}: "
+                                 f"{self._describe(exc)}{self._last_words()}")
+            self._end()  # a session a call broke in is not used again: the next call starts anew
+            raise failure from None
         return result_text(result), bool(result.is_error)
 
+    def _started_again(self) -> Any:
+        """The session of the server started again, for a call after it stopped; McpFailure when
+        it was closed, has been started again MAX_RESTARTS times, or does not start."""
+        with self._restart_lock:
+            if self._client is not None:  # another thread's call started it
+                return self._client
+            last = self._last_words()
+            if self._closed or self.restarts >= MAX_RESTARTS:
+                again = f" (started again {self.restarts} times)" if self.restarts else ""
+                raise McpFailure(f"MCP server '{self.name}' is not running{again}{last}")
+            self.restarts += 1
+            self._end()
+            self._closing, self._ready, self._stderr = asyncio.Event(), Future(), None
+            self._finished.clear()
+            try:
+                self.begin()
+                self.wait_started()
+            except (UsageError, BackendError) as exc:
+                raise McpFailure(f"MCP server '{self.name}' stopped{last}, and could not be started again: "
+                                 f"{exc}") from None
+            return self._client
+
     def close(self) -> None:
-        """End the session (a child stops, or is killed), waiting a bounded time."""
+        """End the session (a child stops, or is killed), waiting a bounded time; the server is
+        not started again."""
+        self._closed = True
+        self._end()
+
+    def _end(self) -> None:
         task, self._task = self._task, None
         _live.discard(self)
         if task is None:
