@@ -152,3 +152,14 @@ def test_auto_max_cost_prices_each_candidate_with_its_cached_start(registry, pro
     outside = select(max_cost=limit)
     assert not outside.candidates
     assert "--max-cost" in next(c for c in outside.rejected if c.id == "t/cached@openai").reasons[-1]
+
+
+def test_a_history_that_cannot_be_read_prices_in_full_and_selection_goes_on(registry, provider_env):
+    """The estimate may miss a saving, never fail the request: a damaged history knows of no cache."""
+    provider_env.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    reg = Registry(build_model_list(load_file(registry), str(registry)))
+    get_paths().history_db.parent.mkdir(parents=True, exist_ok=True)
+    get_paths().history_db.write_bytes(b"not a database " * 100)
+    assert all(c.cached_tokens == 0 for c in _costs(registry).values())
+    chosen = select_services(CONVERSATION, Constraints(max_tokens=1), registry=reg).candidates
+    assert "t/cached@openai" in [c.id for c in chosen] and all(c.cost.cached_tokens == 0 for c in chosen)

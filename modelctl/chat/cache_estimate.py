@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from modelctl.errors import ModelctlError
 from modelctl.history.store import History, prefix_hashes
 
 
@@ -59,7 +60,11 @@ def cached_messages(model_id: str, deployments: Sequence[tuple[str, str]], messa
     length = {h: i + 1 for i, h in enumerate(hashes)}
     found: dict[str, int] = {}
     try:
-        for row in history.recent_requests(model_id, now - max(r.lifetime_s for r in rules.values())):
+        rows = history.recent_requests(model_id, now - max(r.lifetime_s for r in rules.values()))
+    except ModelctlError:  # a history that cannot be read knows of nothing cached: priced in full
+        rows = []
+    try:
+        for row in rows:
             rule = rules.get(row["deployment"])
             n = length.get(row["prompt_hash"], 0)
             if rule is None or n <= found.get(row["deployment"], 0) or row["created"] < now - rule.lifetime_s:

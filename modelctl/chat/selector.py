@@ -36,6 +36,7 @@ from modelctl.resolver import registry_target
 if TYPE_CHECKING:
     from modelctl.backends.base import ToolSpec
     from modelctl.chat.availability import Service
+    from modelctl.history import History
     from modelctl.registry import Deployment, Model
     from modelctl.registry.loader import RegistrySource
     from modelctl.resolver import Target
@@ -158,17 +159,32 @@ def _refusal(c: Candidate, k: Constraints) -> str | None:
     return None
 
 
-def _cached_tokens(service: "Service", messages: Sequence[Message], prompt_tokens: int,
-                   seen: dict[str, dict[str, int]]) -> int:
-    """The prompt tokens `service`'s prompt cache is expected to serve (priced at the cache-read
-    price, as `tokens` and a named model's --max-cost do). `seen` keeps what the history said of
-    each model, for all its deployments: one look per model, not one per candidate."""
-    from modelctl.chat.cache_estimate import cached_messages  # noqa: PLC0415 (sqlite3 and the history: only for a candidate that is usable)
+class _PromptCaches:
+    """The prompt tokens each service's prompt cache is expected to serve (priced at the cache-read
+    price, as `tokens` and a named model's --max-cost do), from one history opened for the whole
+    selection (when there is one) and looked in once per model, for all its deployments."""
 
-    model, dep = service.model, service.deployment
-    if model.id not in seen:
-        seen[model.id] = cached_messages(model.id, [(d.id, d.kind) for d in model.deployments], messages)
-    return cache_reads(model.id, model, [dep], messages, prompt_tokens, hits=seen[model.id]).get(dep.id, 0)
+    def __init__(self, messages: Sequence[Message]) -> None:
+        self.messages = messages
+        self.seen: dict[str, dict[str, int]] = {}
+        self.history: "History | None" = None
+
+    def tokens(self, service: "Service", prompt_tokens: int) -> int:
+        from modelctl.chat.cache_estimate import cached_messages  # noqa: PLC0415 (sqlite3 and the history: only for a candidate that is usable)
+        from modelctl.history import History  # noqa: PLC0415 (sqlite3: only for a candidate that is usable)
+
+        model, dep = service.model, service.deployment
+        if model.id not in self.seen:
+            if self.history is None:
+                self.history = History()  # (connected on first use: not where no cache rule applies)
+            self.seen[model.id] = cached_messages(model.id, [(d.id, d.kind) for d in model.deployments],
+                                                  self.messages, history=self.history) \
+                if self.history.path.exists() else {}
+        return cache_reads(model.id, model, [dep], self.messages, prompt_tokens, hits=self.seen[model.id]).get(dep.id, 0)
+
+    def close(self) -> None:
+        if self.history is not None:
+            self.history.close()
 
 
 def _more_with_ctx(c: Candidate) -> str:
@@ -295,26 +311,29 @@ def select_services(
             models = [m for m in reg if does_task(m, k.task) and m.status != "deprecated" and not m.retired(today)]
         services = check_services(models)
     count = counter or local_counter(tools)
-    cache_seen: dict[str, dict[str, int]] = {}
+    caches = _PromptCaches(messages)
     accepted: list[Candidate] = []
     rejected: list[Candidate] = []
-    for service in services:
-        if k.model is not None and service.model.id != k.model and k.model not in service.model.aliases:
-            continue
-        tokens = count(service.model, service.deployment, messages) if service.usable else TokenCount(0, "not counted", False)
-        room = answer_tokens(service.model, k.max_tokens)
-        local = local_file(service.model, service.deployment) if service.usable else None
-        window = run_window(service.model, service.deployment, n_ctx=n_ctx, options=options, local=local)
-        cached = _cached_tokens(service, messages, tokens.tokens, cache_seen) if service.usable else 0
-        candidate = Candidate(service, tokens, window,
-                              deployment_cost(service.model, service.deployment, tokens.tokens, room, cached), room)
-        refusal = _refusal(candidate, k)
-        if refusal is None:
-            candidate.reasons = _why_chosen(candidate)
-            accepted.append(candidate)
-        else:
-            candidate.reasons = [refusal]
-            rejected.append(candidate)
+    try:
+        for service in services:
+            if k.model is not None and service.model.id != k.model and k.model not in service.model.aliases:
+                continue
+            tokens = count(service.model, service.deployment, messages) if service.usable else TokenCount(0, "not counted", False)
+            room = answer_tokens(service.model, k.max_tokens)
+            local = local_file(service.model, service.deployment) if service.usable else None
+            window = run_window(service.model, service.deployment, n_ctx=n_ctx, options=options, local=local)
+            cached = caches.tokens(service, tokens.tokens) if service.usable else 0
+            candidate = Candidate(service, tokens, window,
+                                  deployment_cost(service.model, service.deployment, tokens.tokens, room, cached), room)
+            refusal = _refusal(candidate, k)
+            if refusal is None:
+                candidate.reasons = _why_chosen(candidate)
+                accepted.append(candidate)
+            else:
+                candidate.reasons = [refusal]
+                rejected.append(candidate)
+    finally:
+        caches.close()
     accepted.sort(key=RANKINGS[k.prefer])  # stable: ties keep registry order
     accepted = least_loaded_first(accepted, RANKINGS[k.prefer])
     if accepted:
