@@ -80,6 +80,37 @@ def test_a_served_alias_or_repository_names_the_model(add, server, cli):
     assert "# my models" in path.read_text()
 
 
+def test_a_model_served_under_several_names_joins_once_and_keeps_its_deployment(add, server, cli):
+    """An engine lists one model under its id and aliases (`deploy` serves it so): the first name
+    joins the model, the others are skipped as its other names, and nothing is lost asked again."""
+    import tomli_w
+
+    path = get_paths().user_registry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mine = model("team/coder", {"kind": "openai-compatible", "model": "c", "api_base": "https://api.example.com/v1"},
+                 tasks=["chat"], links={"repo": "https://hf.co/Org/Coder-32B"},  # a repository link, on hf.co
+                 access={"free_tier": False, "local_capable": False})
+    path.write_text(tomli_w.dumps({"schema_version": 1, "models": [mine]}))
+    server.route("GET", "/v1/models", ew.model_list(QWEN, "qwen2.5-7b", "Org/Coder-32B"))
+    for _ in range(2):
+        r = add("--engine", "vllm", "--yes", "--json")
+        assert r.exit_code == 0, r.output
+    first = {o["model"]: o for o in json.loads(add("--engine", "vllm", "--dry-run", "--json").stdout)}
+    assert all(o["status"] == "skipped" for o in first.values())
+    reg = load_registry()
+    served = [d for d in reg.get(QWEN).deployments if d.engine == "vllm"]
+    assert [(d.id, d.model) for d in served] == [(f"vllm-127.0.0.1-{_port(server)}", QWEN)]
+    assert [d.model for d in reg.get("team/coder").deployments if d.engine == "vllm"] == ["Org/Coder-32B"]
+
+
+def test_other_names_of_a_model_joined_in_the_same_run_are_said(add, server):
+    server.route("GET", "/v1/models", ew.model_list(QWEN, "qwen2.5-7b"))
+    outcomes = {o["model"]: o for o in json.loads(add("--engine", "vllm", "--dry-run", "--json").stdout)}
+    assert outcomes[QWEN]["status"] == "new" and outcomes[QWEN]["joins"]
+    assert outcomes["qwen2.5-7b"]["status"] == "skipped"
+    assert outcomes["qwen2.5-7b"]["why"] == f"another name of {QWEN}, which joins as {QWEN}"
+
+
 def test_without_engine_nothing_is_joined(add, server):
     server.route("GET", "/v1/models", ew.model_list(QWEN))
     r = add("--yes", "--json")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
 from modelctl.config import get_paths
+from modelctl.engines.launch import original_weights
 from modelctl.errors import BackendError, RegistryError, UsageError
 from modelctl.redaction import refuse_credentials
 from modelctl.registry import BUILTIN_REGISTRY, get_registry
@@ -103,7 +104,8 @@ def add_endpoint(url: str, *, kind: str = DEFAULT_KIND, prefix: str = "", dry_ru
     check_url(url, "URL")
     known = get_registry(registry)
     target = _Target(url, kind, engine)
-    plan = [_plan(prefix, served, target, registry, known) for served in served_names(url, kind, transport=transport)]
+    plan = _one_join_each([_plan(prefix, served, target, registry, known)
+                           for served in served_names(url, kind, transport=transport)])
     if dry_run or not any(o.status == NEW for o in plan):
         return plan
     if confirm is not None:
@@ -139,9 +141,9 @@ def match_served(served: str, known: "Registry") -> "list[Model]":
     named = known.get(served)
     if named is not None:
         return [named]
-    card = f"https://huggingface.co/{served}".lower()
-    return [m for m in known if str(m.links.get("model_card", "")).lower().rstrip("/") == card
-            or any((d.kind == "hf-inference" and d.model == served) or d.repo == served for d in m.deployments)]
+    repo = served.lower()
+    return [m for m in known if (original_weights(m) or "").lower() == repo
+            or any(d.repo == served for d in m.deployments)]
 
 
 def _plan(prefix: str, served: str, target: _Target, registry: "RegistrySource", known: "Registry") -> Outcome:
@@ -154,12 +156,28 @@ def _plan(prefix: str, served: str, target: _Target, registry: "RegistrySource",
     if not matches:
         return _check(prefix + served, served, target, registry, known.get(prefix + served) is not None)
     model = matches[0]
-    if any(d.kind == target.kind and d.model == served and (d.api_base or "").rstrip("/") == target.url.rstrip("/")
-           for d in model.deployments):
+    if any(d.kind == target.kind and (d.api_base or "").rstrip("/") == target.url.rstrip("/")
+           for d in model.deployments):  # (under this name or another the server lists for it)
         return Outcome(model.id, served, SKIPPED, "already a deployment of it")
     if Path(model.source) not in (get_paths().user_registry, generated_registry(), BUILTIN_REGISTRY):
         return Outcome(model.id, served, SKIPPED, f"the model is defined in {model.source}: add the deployment there")
     return Outcome(model.id, served, NEW, joins=True)
+
+
+def _one_join_each(plan: list[Outcome]) -> list[Outcome]:
+    """The plan with one new deployment per registry model: a server may list one model under
+    several names (its id, aliases, repository); the first listed joins, the others are skipped."""
+    joined: dict[str, str] = {}
+    kept = []
+    for outcome in plan:
+        if outcome.joins and outcome.status == NEW:
+            if outcome.id in joined:
+                outcome = replace(outcome, status=SKIPPED, joins=False,
+                                  why=f"another name of {outcome.id}, which joins as {joined[outcome.id]}")
+            else:
+                joined[outcome.id] = outcome.served
+        kept.append(outcome)
+    return kept
 
 
 def _spec(model_id: str, served: str, target: _Target) -> NewModel:
