@@ -39,6 +39,11 @@ class Paths:
         return self.config_dir / "registry.toml"
 
     @property
+    def generated_registry(self) -> Path:
+        """The layer `modelctl registry update` writes: between the built-in registry and the user's."""
+        return self.data_dir / "registry" / "generated.toml"
+
+    @property
     def keys_file(self) -> Path:
         return self.config_dir / "keys.toml"
 

@@ -454,3 +454,18 @@ def test_session_names_come_from_the_history_database(modelctl_home):
     assert shell_complete.sessions("wo") == ["work-notes", "workshop"]
     db.write_bytes(b"not a database at all" * 100)
     assert shell_complete.sessions("wo") == []
+
+
+def test_a_model_registry_update_added_is_completed_after_a_warm_cache(run_modelctl, modelctl_home, monkeypatch):
+    """The generated layer (`registry update`) is one of the files the cached candidates are
+    checked against: a model it adds is offered without waiting for another change."""
+    from registries import model, write_registry
+
+    monkeypatch.setenv("MODELCTL_HOME", str(modelctl_home))
+    from modelctl.config import get_paths
+
+    assert _values(run_modelctl, "modelctl show zz-gen") == []  # the cache is warm now
+    layer = get_paths().generated_registry
+    layer.parent.mkdir(parents=True, exist_ok=True)
+    write_registry(layer, model("zz-generated-model", {"id": "api", "kind": "openai", "model": "zz"}))
+    assert _values(run_modelctl, "modelctl show zz-gen") == ["zz-generated-model"]

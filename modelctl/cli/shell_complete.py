@@ -29,13 +29,11 @@ from modelctl.errors import ModelctlError
 from modelctl.terminal_text import CONTROLS, REORDERING, SURROGATES, char_class
 from modelctl.version import __version__
 
-_FORMAT = 1
+_FORMAT = 2  # raised when the cache's shape changes (a group added), so that older caches are rebuilt
 # Shown values are a prefix match of what was typed; a 10,000-model registry would flood the shell.
 MAX_CANDIDATES = 500
 # The cache of a 10,000-model registry is about 1 MiB.
 CACHE_LIMIT = 32 * 2**20
-# The shape of the cached registry part: raised when a group is added, so that older caches are rebuilt.
-REGISTRY_PART = 2
 # C0 and C1 controls (newline, tab, escape, …), line/paragraph separators, bidirectional
 # overrides, lone surrogates.
 _UNOFFERABLE = char_class(CONTROLS, REORDERING, SURROGATES)
@@ -47,7 +45,8 @@ def offerable(value: str) -> bool:
 
 
 def _sources(ctx: Any) -> tuple[list[Path], list[Path]]:
-    """The files the candidates come from: (the registry layers, the user's own files)."""
+    """The files the candidates come from: (the registry layers, lowest first, as
+    `registry.loader.registry_layers` lists them, and the user's own files)."""
     from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
 
     paths = get_paths()
@@ -58,7 +57,7 @@ def _sources(ctx: Any) -> tuple[list[Path], list[Path]]:
         pass
     extra = extra or os.environ.get("MODELCTL_REGISTRY")
     builtin = Path(__file__).resolve().parent.parent / "registry.toml"
-    layers = [builtin, paths.user_registry] + ([Path(extra).expanduser()] if extra else [])
+    layers = [builtin, paths.generated_registry, paths.user_registry] + ([Path(extra).expanduser()] if extra else [])
     return layers, [paths.config_file, paths.data_dir / "store.json"]
 
 
@@ -77,7 +76,7 @@ def _from_registry(layers: list[Path]) -> dict[str, Any]:
     """The candidates that come with the registry and with modelctl itself."""
     from modelctl.chat.settings import known_keys  # noqa: PLC0415 (modelctl.chat.settings: not on the --help path)
     from modelctl.engines.manifests import TARGETS  # noqa: PLC0415 (modelctl.engines: not on the --help path)
-    from modelctl.registry.loader import load_file, registry_layers  # noqa: PLC0415 (modelctl.registry: not on the --help path)
+    from modelctl.registry.loader import load_file  # noqa: PLC0415 (modelctl.registry: not on the --help path)
     from modelctl.registry.query import SORT_KEYS  # noqa: PLC0415 (modelctl.registry: not on the --help path)
     from modelctl.registry.vocab import CATEGORIES, DEPLOYMENT_KINDS, ENGINES, TASKS  # noqa: PLC0415 (modelctl.registry: not on the --help path)
     from modelctl.store.quant import QUALITY_ORDER  # noqa: PLC0415 (modelctl.store: not on the --help path)
@@ -85,7 +84,7 @@ def _from_registry(layers: list[Path]) -> dict[str, Any]:
 
     models: dict[str, list[str]] = {}
     providers: set[str] = set()
-    for layer in registry_layers(layers[2] if len(layers) > 2 else None):
+    for layer in (path for path in layers if path.is_file()):  # the layers `registry_layers` gives
         for raw in load_file(layer):  # the loader's cache of the parsed file, when fresh
             models[str(raw["id"]).lower()] = [raw["id"], *raw.get("aliases", [])]
             providers.add(str(raw.get("provider", "")))
@@ -130,7 +129,7 @@ def candidates(ctx: Any = None) -> dict[str, Any]:
     from modelctl.config import get_paths  # noqa: PLC0415 (modelctl.config: not on the --help path)
 
     layers, user_files = _sources(ctx)
-    keys = {"registry": [REGISTRY_PART, *_fingerprint(layers)], "user": _fingerprint(user_files)}
+    keys = {"registry": _fingerprint(layers), "user": _fingerprint(user_files)}
     cache = get_paths().cache_dir / "completion.json"
     data = _read_cache(cache)
     stale = [part for part in keys if data.get(f"{part}_key") != keys[part] or not _is_part(data.get(part))]

@@ -329,8 +329,8 @@ def registry_layers(extra: str | os.PathLike[str] | None = None) -> list[Path]:
 
 
 def generated_registry() -> Path:
-    """The layer `modelctl registry update` writes: between the built-in registry and the user's."""
-    return get_paths().data_dir / "registry" / "generated.toml"
+    """The layer `modelctl registry update` writes (`Paths.generated_registry`)."""
+    return get_paths().generated_registry
 
 
 def merge_layers(models: list[Model], updates: list[dict[str, Any]] | None = None) -> list[Model]:
