@@ -114,6 +114,17 @@ def test_llama_cpp_python_s_server_takes_the_cpu_path_a_local_chat_takes(run_mod
     assert f" -m {module} --model " in done.stdout
 
 
+def test_a_dry_run_on_an_undecided_amx_host_runs_no_cpu_check_and_shows_the_safe_path(run_modelctl, modelctl_home):
+    """--dry-run starts nothing, the CPU check's test child included: where no verdict is known
+    (a recorded Sapphire Rapids never probed), it shows the safe path and remembers nothing."""
+    _smollm2_gguf()
+    done = run_modelctl("serve", "--engine", "llama-cpp-python", "smollm2-135m", "--engine-port", "8080",
+                        "--dry-run", env=amx_host("probe"))
+    assert done.returncode == 0, done.stderr
+    assert " -m modelctl.engines.llama_cpp_safe --model " in done.stdout
+    assert not list(modelctl_home.rglob("llama-cpu-verdicts.json"))  # no probe ran, no verdict kept
+
+
 def test_replicas_go_to_ray_serve_only(cli):
     result = cli("serve", "--engine", "ray-serve", "smollm2-135m", "--replicas", "3", "--dry-run")
     assert result.exit_code == 0, result.output

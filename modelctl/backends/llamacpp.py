@@ -36,7 +36,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from modelctl.backends import extra_buffers, kv_states, llama_vision
 from modelctl.backends.base import (
@@ -262,15 +262,17 @@ class LlamaCppBackend(BaseBackend):
             self._apply_adapter(llama_cpp, llm, adapter, kwargs.get("lora_scale", 1.0))
         return llm
 
-    def buffer_choice(self) -> extra_buffers.BufferChoice:
+    def buffer_choice(self, probe: Callable[[list[str]], extra_buffers.ProbeResult] = extra_buffers.run_probe,
+                      ) -> extra_buffers.BufferChoice:
         """Whether this model loads with llama.cpp's extra buffer types (AMX, repacking): decided
-        once, by probing in a child process where the AMX path might crash (see extra_buffers)."""
+        once, by probing in a child process where the AMX path might crash (see extra_buffers;
+        `probe` runs that child)."""
         if self.buffers is None:
             llama_cpp = import_llama_cpp()
             build = llama_build(llama_cpp)
             choice = extra_buffers.choose(
                 self.path, build=build, cpu=host_cpu(), build_id=extra_buffers.build_identity(llama_cpp),
-                cache_dir=get_paths().cache_dir, override=self.extra_buffers_override,
+                cache_dir=get_paths().cache_dir, override=self.extra_buffers_override, probe=probe,
             )
             if not choice.enabled and not extra_buffers.supports_choice(llama_cpp):
                 raise BackendError(

@@ -113,7 +113,7 @@ def _dry_run(request: "EngineRequest | None") -> None:
 
     if request is None:
         raise UsageError("--dry-run shows the command --engine would run: give --engine ENGINE MODEL")
-    sys.stdout.write(plan(request, get_registry(None)).command.shell_line() + "\n")
+    sys.stdout.write(plan(request, get_registry(None), dry_run=True).command.shell_line() + "\n")
 
 
 def _kv_cache(text: str) -> int:

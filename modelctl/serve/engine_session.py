@@ -47,8 +47,9 @@ class EnginePlan:
     timeout: float
 
 
-def plan(request: EngineRequest, registry: "Registry") -> EnginePlan:
-    """What `serve --engine` runs for `request` (nothing is started)."""
+def plan(request: EngineRequest, registry: "Registry", *, dry_run: bool = False) -> EnginePlan:
+    """What `serve --engine` runs for `request` (nothing is started; for a `dry_run`, not even
+    the CPU check's test child: an undecided AMX host is shown the safe path)."""
     from modelctl.resolver import Resolver  # noqa: PLC0415 (the resolver: only for an engine)
 
     if request.engine not in ENGINE_FACTS:
@@ -67,21 +68,25 @@ def plan(request: EngineRequest, registry: "Registry") -> EnginePlan:
         port=request.port or free_port(), context=_context(target, request.ctx, gguf_engine),
         tool_format=tool_format_of(target.entry.template if target.entry else None),
         api_key=request.api_key or secrets.token_urlsafe(24), replicas=request.replicas,
-        extra_buffers=_extra_buffers(request.engine, target),
+        extra_buffers=_extra_buffers(request.engine, target, dry_run),
     )
     return EnginePlan(target.model_id, spec, engine_command(spec), request.timeout)
 
 
-def _extra_buffers(engine: str, target: "Target") -> bool:
+def _extra_buffers(engine: str, target: "Target", dry_run: bool) -> bool:
     """Whether llama-cpp-python's server may load the GGUF with llama.cpp's extra buffer types: the
     choice a local chat makes for this build and CPU (on an AMX build and CPU, a remembered or
     given verdict, else a one-time probe). Ray Serve's replicas make it themselves; the other
     engines are builds of their own, which this build's verdict says nothing about."""
     if engine != "llama-cpp-python" or target.path is None:
         return True
+    from modelctl.backends.extra_buffers import ProbeResult, run_probe  # noqa: PLC0415 (llama-cpp-python: only for this engine)
     from modelctl.backends.llamacpp import LlamaCppBackend  # noqa: PLC0415 (llama-cpp-python: only for this engine)
 
-    return LlamaCppBackend(target.path).buffer_choice().enabled
+    def not_run(command: list[str]) -> ProbeResult:
+        return ProbeResult(False, detail="not run for --dry-run")
+
+    return LlamaCppBackend(target.path).buffer_choice(probe=not_run if dry_run else run_probe).enabled
 
 
 def _gguf(target: "Target", engine: str) -> str:
