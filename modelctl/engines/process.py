@@ -41,15 +41,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def check_port(host: str, port: int) -> None:
-    """UsageError (exit 2) when `host:port` cannot be listened on (another server has it)."""
+def listen_error(host: str, port: int) -> OSError | None:
+    """Why `host:port` (an IPv4 or IPv6 address) cannot be listened on now; None when it can."""
     try:
         socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET).close()
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise UsageError(f"{host}:{port} is in use (another server listens there)",
-                             hint="stop it, or give another --engine-port") from None
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        return exc
+    return None
+
+
+def check_port(host: str, port: int) -> None:
+    """UsageError (exit 2) when `host:port` cannot be listened on (another server has it)."""
+    exc = listen_error(host, port)
+    if exc is None:
+        return
+    if exc.errno == errno.EADDRINUSE:
+        raise UsageError(f"{host}:{port} is in use (another server listens there)",
+                         hint="stop it, or give another --engine-port")
+    raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 @dataclass

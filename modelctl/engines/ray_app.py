@@ -38,7 +38,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -320,11 +319,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _check_port(host: str, port: int) -> None:
     """Refuse a port in use before starting a cluster (whose proxy would fail after seconds)."""
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError as exc:
-        raise _Refused(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None
+    from modelctl.engines.process import listen_error  # noqa: PLC0415 (modelctl.engines.process: only where the app is started, not in its replicas)
+
+    exc = listen_error(host, port)
+    if exc is not None:
+        raise _Refused(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
