@@ -246,6 +246,16 @@ def test_sizes_follow_gpu_memory_and_precision(registry):
         manifests.plan(model, gpu_memory_gib=16)
 
 
+def test_the_context_length_is_at_most_the_model_s(registry):
+    """vLLM refuses a --max-model-len past what the model was trained for, after downloading the
+    weights: the manifest asks for at most the model's window, as `serve --engine --ctx` does."""
+    model = registry.get("Qwen/Qwen2.5-7B-Instruct")
+    assert model.context_window
+    assert manifests.plan(model).max_model_len == model.context_window
+    assert manifests.plan(model, max_model_len=4096).max_model_len == 4096
+    assert manifests.plan(model, max_model_len=99_999_999).max_model_len == model.context_window
+
+
 def test_object_names_are_dns_labels():
     assert manifests.object_name("Qwen/Qwen2.5-7B-Instruct") == "qwen-qwen2-5-7b-instruct"
     assert manifests.object_name("01-ai/Yi-34B") == "m-01-ai-yi-34b"

@@ -221,6 +221,14 @@ def original_weights(model: "Model") -> str | None:
     return None
 
 
+def context_length(asked: int | None, window: int | None) -> int | None:
+    """The context length an engine is started with: the one `asked` for, at most the model's
+    `window` (an engine refuses more than the model was trained for), else the window."""
+    if asked is None:
+        return window
+    return min(asked, window) if window else asked
+
+
 def _is_gguf_repo(name: str) -> bool:
     return name.lower().endswith("gguf")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelctl.engines import yamltext
-from modelctl.engines.launch import original_weights, tool_format_of, tool_parser
+from modelctl.engines.launch import context_length, original_weights, tool_format_of, tool_parser
 from modelctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def plan(model: Model, *, weights: str | None = None, name: str | None = None, g
         raise UsageError(f"--name '{name}' is not a DNS label (lower-case letters, digits and '-', a letter first, "
                          "at most 63 characters)")
     return Plan(model_id=model.id, aliases=model.aliases, name=name or object_name(model.id), weights=repo,
-                max_model_len=max_model_len or model.context_window,
+                max_model_len=context_length(max_model_len, model.context_window),
                 sizing=size(model.parameters, repo, gpu_memory_gib), image=image,
                 tool_parser=tool_parser("vllm", tool_format_of(model.template)))
 

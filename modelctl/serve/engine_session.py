@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelctl.engines.catalog import ENGINE_FACTS, engine_facts
-from modelctl.engines.launch import EngineCommand, LaunchSpec, engine_command, original_weights, tool_format_of
+from modelctl.engines.launch import (
+    EngineCommand,
+    LaunchSpec,
+    context_length,
+    engine_command,
+    original_weights,
+    tool_format_of,
+)
 from modelctl.engines.process import free_port
 from modelctl.errors import NotFoundError, UsageError
 
@@ -111,11 +118,7 @@ def _repo(target: "Target", request: EngineRequest) -> str:
 
 def _context(target: "Target", ctx: int | None, gguf_engine: bool) -> int | None:
     window = target.entry.context_window if target.entry else _gguf_context(target)
-    if ctx is not None:
-        return min(ctx, window) if window else ctx
-    if gguf_engine:
-        return min(LOCAL_CTX, window) if window else LOCAL_CTX
-    return window
+    return context_length(LOCAL_CTX if ctx is None and gguf_engine else ctx, window)
 
 
 def _gguf_context(target: "Target") -> int | None:
