@@ -49,9 +49,12 @@ export async function failure(response) {
 /** fetch() with the key; a 401 asks for one and tries again. */
 export async function send(path, init = {}) {
   for (;;) {
+    const used = sessionStorage.getItem(STORE);
     const response = await fetch(path, {...init, headers: headers(init.headers)});
     if (response.status !== 401) return response;
-    await askKey(sessionStorage.getItem(STORE) !== null);
+    // a request sent with an older key while another key was given: send it again with that one
+    if (sessionStorage.getItem(STORE) !== used) continue;
+    await askKey(used !== null);
   }
 }
 
