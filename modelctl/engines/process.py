@@ -26,6 +26,7 @@ from typing import Any, Iterator
 from modelctl.config import get_paths
 from modelctl.engines.catalog import engine_facts
 from modelctl.engines.launch import EngineCommand, LaunchSpec
+from modelctl.engines.ports import listen_error
 from modelctl.errors import BackendError, UsageError
 from modelctl.transport.probe_get import probe_get
 
@@ -39,15 +40,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def listen_error(host: str, port: int) -> OSError | None:
-    """Why `host:port` (an IPv4 or IPv6 address) cannot be listened on now; None when it can."""
-    try:
-        socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET).close()
-    except OSError as exc:
-        return exc
-    return None
 
 
 def check_port(host: str, port: int) -> None:

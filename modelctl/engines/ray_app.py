@@ -45,6 +45,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator, Sequence, cast
 
+from modelctl.engines.ports import listen_error
+
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
@@ -319,8 +321,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _check_port(host: str, port: int) -> None:
     """Refuse a port in use before starting a cluster (whose proxy would fail after seconds)."""
-    from modelctl.engines.process import listen_error  # noqa: PLC0415 (modelctl.engines.process: only where the app is started, not in its replicas)
-
     exc = listen_error(host, port)
     if exc is not None:
         raise _Refused(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1)
